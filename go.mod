@@ -1,6 +1,7 @@
 module github.com/licensekit/licensekit-go
 
-go 1.26
+go 1.26.0
+
 require (
 	github.com/hashicorp/go-retryablehttp v0.7.8
 	github.com/jaypipes/ghw v0.27.0

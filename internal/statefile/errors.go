@@ -1,0 +1,73 @@
+package statefile
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"strings"
+)
+
+// Sentinel errors. Match them with errors.Is; the errors returned carry
+// them inside an [*Error].
+var (
+	// ErrNotExist means no state has been saved in the slot yet.
+	ErrNotExist = errors.New("statefile: no state")
+	// ErrCorrupt means the state cannot be used: truncated, altered, sealed
+	// under another key or aad, of an unknown version, or too large.
+	ErrCorrupt = errors.New("statefile: state corrupt")
+	// ErrLocked means every slot [Acquire] may use is held by another File,
+	// in this process or another.
+	ErrLocked = errors.New("statefile: all state slots are in use")
+)
+
+// Error describes a failed operation. It never contains a directory path,
+// key or state contents.
+type Error struct {
+	// Op is the operation: "acquire", "read", "write", "quarantine",
+	// "release", "seal" or "open".
+	Op string
+	// Path is the file name of the slot or lock file involved, without its
+	// directory; empty for Seal and Open.
+	Path string
+	// Err is the cause: a sentinel of this package, an operating-system
+	// error, or a detail wrapping either.
+	Err error
+}
+
+// Error returns "statefile: <op> [<file>]: <cause>".
+func (e *Error) Error() string {
+	var b strings.Builder
+	b.WriteString("statefile: ")
+	b.WriteString(e.Op)
+	if e.Path != "" {
+		b.WriteString(" ")
+		b.WriteString(e.Path)
+	}
+	if e.Err != nil {
+		b.WriteString(": ")
+		b.WriteString(strings.TrimPrefix(e.Err.Error(), "statefile: "))
+	}
+	return b.String()
+}
+
+// Unwrap returns the cause.
+func (e *Error) Unwrap() error { return e.Err }
+
+// wrap builds an *Error. It replaces an *fs.PathError or *os.LinkError by
+// its operation and cause, so that the message names no directory while
+// errors.Is still sees the operating-system error.
+func wrap(op, name string, err error) error {
+	switch e := err.(type) {
+	case *fs.PathError:
+		err = fmt.Errorf("%s: %w", e.Op, e.Err)
+	case *os.LinkError:
+		err = fmt.Errorf("%s: %w", e.Op, e.Err)
+	}
+	return &Error{Op: op, Path: name, Err: err}
+}
+
+// corrupt returns an error matching ErrCorrupt with a detail.
+func corrupt(format string, args ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{ErrCorrupt}, args...)...)
+}

@@ -1,0 +1,366 @@
+package statefile
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// MaxSize is the largest state, in bytes, that [File.Write] accepts and
+// [File.Read] returns. A larger file on disk reads as [ErrCorrupt].
+const MaxSize = 1 << 20
+
+// keepCorrupt is how many quarantined copies Quarantine keeps per slot.
+const keepCorrupt = 3
+
+// Slot is a store for one sealed state blob. [*File] and [*Memory]
+// implement it.
+type Slot interface {
+	// Read returns the stored bytes, or an error matching ErrNotExist when
+	// nothing is stored.
+	Read() ([]byte, error)
+	// Write replaces the stored bytes atomically.
+	Write(data []byte) error
+	// Quarantine moves the stored bytes aside and returns a name for them;
+	// it returns "" and nil when nothing is stored.
+	Quarantine() (string, error)
+	// Release gives the store up. It is idempotent.
+	Release() error
+}
+
+var (
+	_ Slot = (*File)(nil)
+	_ Slot = (*Memory)(nil)
+)
+
+// errBusy is returned by lockFile when another open file holds the lock.
+var errBusy = errors.New("lock held elsewhere")
+
+// File is one locked slot of a state directory, from [Acquire]. Its methods
+// are safe for concurrent use; they serialise on the File. The slot stays
+// locked until [File.Release]. After Release, Read, Write and Quarantine
+// return an error matching fs.ErrClosed.
+type File struct {
+	dir  string
+	name string
+	slot int
+
+	mu       sync.Mutex
+	lock     *os.File // nil once released
+	released bool
+
+	// beforeRename, when set by a test, runs after the temporary file is
+	// written and closed and before it is renamed over the slot.
+	beforeRename func(tmp string) error
+}
+
+// Acquire creates dir (mode 0700, parents included) if needed and locks the
+// first free slot among base, base-1, ..., base-(slots-1). slots <= 0 means
+// 1. The lock is an exclusive OS lock on the companion file "<slot>.lock",
+// held until [File.Release] or the end of the process; two Files never share
+// a slot, whether they live in one process or two. It then removes temporary
+// files that a crash between write and rename left in that slot.
+//
+// It returns an error matching [ErrLocked] when every slot is held. base
+// must be a plain file name, not a path.
+func Acquire(dir, base string, slots int) (*File, error) {
+	if err := checkBase(base); err != nil {
+		return nil, &Error{Op: "acquire", Err: err}
+	}
+	if dir == "" {
+		return nil, &Error{Op: "acquire", Path: base, Err: errors.New("empty state directory")}
+	}
+	if slots <= 0 {
+		slots = 1
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, wrap("acquire", base, err)
+	}
+	for i := range slots {
+		name := slotName(base, i)
+		lf, err := openLock(filepath.Join(dir, name+".lock"))
+		if err != nil {
+			return nil, wrap("acquire", name+".lock", err)
+		}
+		if err := lockFile(lf); err != nil {
+			_ = lf.Close()
+			if errors.Is(err, errBusy) {
+				continue
+			}
+			return nil, wrap("acquire", name+".lock", err)
+		}
+		f := &File{dir: dir, name: name, slot: i, lock: lf}
+		f.removeTemps()
+		return f, nil
+	}
+	return nil, &Error{Op: "acquire", Path: base, Err: ErrLocked}
+}
+
+// checkBase rejects a base that is not a plain file name.
+func checkBase(base string) error {
+	switch {
+	case base == "", base == ".", base == "..":
+		return fmt.Errorf("invalid base name %q", base)
+	case strings.ContainsAny(base, `/\`+"\x00"), strings.ContainsRune(base, os.PathSeparator):
+		return fmt.Errorf("base name %q is not a plain file name", base)
+	}
+	return nil
+}
+
+// slotName returns base for slot 0 and base-i for slot i.
+func slotName(base string, i int) string {
+	if i == 0 {
+		return base
+	}
+	return base + "-" + strconv.Itoa(i)
+}
+
+// openLock opens or creates a lock file. In a directory the process cannot
+// write, an existing lock file is opened read-only, which is enough to lock
+// it, so that saved state can still be read.
+func openLock(path string) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if errors.Is(err, fs.ErrPermission) {
+		if rf, rerr := os.Open(path); rerr == nil {
+			return rf, nil
+		}
+	}
+	return f, err
+}
+
+// tempPrefix is the name prefix of the slot's temporary files.
+func (f *File) tempPrefix() string { return f.name + ".tmp-" }
+
+// corruptPrefix is the name prefix of the slot's quarantined files.
+func (f *File) corruptPrefix() string { return f.name + ".corrupt-" }
+
+// removeTemps removes the slot's leftover temporary files, best effort.
+// Only the holder of the slot's lock writes them, so any found now are from
+// a writer that died.
+func (f *File) removeTemps() {
+	entries, err := os.ReadDir(f.dir)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		if e.Type().IsRegular() && strings.HasPrefix(e.Name(), f.tempPrefix()) {
+			_ = os.Remove(filepath.Join(f.dir, e.Name()))
+		}
+	}
+}
+
+// Slot returns the slot index: 0 for base, i for base-i.
+func (f *File) Slot() int { return f.slot }
+
+// Path returns the full path of the slot's state file.
+func (f *File) Path() string { return filepath.Join(f.dir, f.name) }
+
+// Read returns the slot's raw contents. It returns an error matching
+// [ErrNotExist] when nothing has been written, and one matching [ErrCorrupt]
+// when the file is larger than [MaxSize] or not a regular file.
+func (f *File) Read() ([]byte, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.released {
+		return nil, &Error{Op: "read", Path: f.name, Err: fs.ErrClosed}
+	}
+	r, err := os.Open(f.Path())
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, &Error{Op: "read", Path: f.name, Err: ErrNotExist}
+	}
+	if err != nil {
+		return nil, wrap("read", f.name, err)
+	}
+	defer r.Close()
+	st, err := r.Stat()
+	if err != nil {
+		return nil, wrap("read", f.name, err)
+	}
+	if !st.Mode().IsRegular() {
+		return nil, &Error{Op: "read", Path: f.name, Err: corrupt("not a regular file")}
+	}
+	if st.Size() > MaxSize {
+		return nil, &Error{Op: "read", Path: f.name, Err: corrupt("over %d bytes", MaxSize)}
+	}
+	data, err := io.ReadAll(io.LimitReader(r, MaxSize+1))
+	if err != nil {
+		return nil, wrap("read", f.name, err)
+	}
+	if len(data) > MaxSize {
+		return nil, &Error{Op: "read", Path: f.name, Err: corrupt("over %d bytes", MaxSize)}
+	}
+	return data, nil
+}
+
+// Write replaces the slot's contents atomically: it writes data to a
+// temporary file in the same directory (mode 0600), syncs and closes it,
+// renames it over the slot and syncs the directory (not on Windows). Data
+// over [MaxSize] bytes is refused.
+//
+// If any step before the rename fails, the previous contents stay intact
+// and the temporary file is removed. If only the final directory sync fails,
+// the new contents are in place but might not survive a power cut; the
+// error says "sync directory".
+func (f *File) Write(data []byte) error {
+	if len(data) > MaxSize {
+		return &Error{Op: "write", Path: f.name, Err: fmt.Errorf("state of %d bytes is over the %d-byte limit", len(data), MaxSize)}
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.released {
+		return &Error{Op: "write", Path: f.name, Err: fs.ErrClosed}
+	}
+	if err := f.replace(data); err != nil {
+		return wrap("write", f.name, err)
+	}
+	if err := syncDir(f.dir); err != nil {
+		return &Error{Op: "write", Path: f.name, Err: fmt.Errorf("sync directory: %w", unwrapPath(err))}
+	}
+	return nil
+}
+
+// replace does the part of Write that leaves the old contents intact on
+// failure.
+func (f *File) replace(data []byte) (err error) {
+	tmp, err := os.CreateTemp(f.dir, f.tempPrefix()+"*")
+	if err != nil {
+		return err
+	}
+	tmpPath := tmp.Name()
+	closed := false
+	defer func() {
+		if err != nil {
+			if !closed {
+				_ = tmp.Close()
+			}
+			_ = os.Remove(tmpPath)
+		}
+	}()
+	if _, err := tmp.Write(data); err != nil {
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		return err
+	}
+	closed = true
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if f.beforeRename != nil {
+		if err := f.beforeRename(tmpPath); err != nil {
+			return err
+		}
+	}
+	return os.Rename(tmpPath, f.Path())
+}
+
+// unwrapPath drops the path from an *fs.PathError.
+func unwrapPath(err error) error {
+	if pe, ok := err.(*fs.PathError); ok {
+		return fmt.Errorf("%s: %w", pe.Op, pe.Err)
+	}
+	return err
+}
+
+// Quarantine moves the slot's file aside to "<slot>.corrupt-<unix nanos>"
+// in the same directory and returns that file name. It keeps the three
+// newest quarantined files of the slot and deletes older ones, best effort.
+// When there is no file to move it returns "" and nil. After Quarantine,
+// Read reports [ErrNotExist].
+func (f *File) Quarantine() (string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.released {
+		return "", &Error{Op: "quarantine", Path: f.name, Err: fs.ErrClosed}
+	}
+	if _, err := os.Lstat(f.Path()); errors.Is(err, fs.ErrNotExist) {
+		return "", nil
+	}
+	// Pick a free name. Coarse clocks (Windows) can repeat a timestamp.
+	ns := time.Now().UnixNano()
+	var target string
+	for tries := 0; ; tries++ {
+		target = f.corruptPrefix() + strconv.FormatInt(ns, 10)
+		_, err := os.Lstat(filepath.Join(f.dir, target))
+		if errors.Is(err, fs.ErrNotExist) {
+			break
+		}
+		if err != nil {
+			return "", wrap("quarantine", f.name, err)
+		}
+		if tries == 1000 {
+			return "", &Error{Op: "quarantine", Path: f.name, Err: errors.New("no free quarantine name")}
+		}
+		ns++
+	}
+	if err := os.Rename(f.Path(), filepath.Join(f.dir, target)); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return "", nil
+		}
+		return "", wrap("quarantine", f.name, err)
+	}
+	f.pruneCorrupt()
+	return target, nil
+}
+
+// pruneCorrupt deletes all but the newest keepCorrupt quarantined files of
+// the slot, best effort.
+func (f *File) pruneCorrupt() {
+	entries, err := os.ReadDir(f.dir)
+	if err != nil {
+		return
+	}
+	type aside struct {
+		name string
+		ns   int64
+	}
+	var found []aside
+	for _, e := range entries {
+		suffix, ok := strings.CutPrefix(e.Name(), f.corruptPrefix())
+		if !ok {
+			continue
+		}
+		ns, err := strconv.ParseInt(suffix, 10, 64)
+		if err != nil {
+			continue
+		}
+		found = append(found, aside{e.Name(), ns})
+	}
+	if len(found) <= keepCorrupt {
+		return
+	}
+	slices.SortFunc(found, func(a, b aside) int { return cmp.Compare(a.ns, b.ns) })
+	for _, a := range found[:len(found)-keepCorrupt] {
+		_ = os.RemoveAll(filepath.Join(f.dir, a.name))
+	}
+}
+
+// Release unlocks the slot and closes the lock file. It is idempotent: later
+// calls return nil.
+func (f *File) Release() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.released {
+		return nil
+	}
+	f.released = true
+	lf := f.lock
+	f.lock = nil
+	err := unlockFile(lf)
+	if cerr := lf.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return wrap("release", f.name+".lock", err)
+	}
+	return nil
+}

@@ -1,0 +1,54 @@
+//go:build windows
+
+package statefile
+
+import (
+	"errors"
+	"os"
+
+	"golang.org/x/sys/windows"
+)
+
+// lockFile takes an exclusive LockFileEx lock on the first byte of f without
+// waiting. Such locks belong to the file handle, so two opens of one file in
+// one process exclude each other. It returns errBusy when the lock is held.
+func lockFile(f *os.File) error {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var lerr error
+	if err := rc.Control(func(fd uintptr) {
+		lerr = windows.LockFileEx(windows.Handle(fd),
+			windows.LOCKFILE_EXCLUSIVE_LOCK|windows.LOCKFILE_FAIL_IMMEDIATELY,
+			0, 1, 0, new(windows.Overlapped))
+	}); err != nil {
+		return err
+	}
+	if errors.Is(lerr, windows.ERROR_LOCK_VIOLATION) {
+		return errBusy
+	}
+	if lerr != nil {
+		return &os.SyscallError{Syscall: "LockFileEx", Err: lerr}
+	}
+	return nil
+}
+
+// unlockFile releases the lock taken by lockFile. Closing f would release it
+// too, eventually.
+func unlockFile(f *os.File) error {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var lerr error
+	if err := rc.Control(func(fd uintptr) {
+		lerr = windows.UnlockFileEx(windows.Handle(fd), 0, 1, 0, new(windows.Overlapped))
+	}); err != nil {
+		return err
+	}
+	if lerr != nil {
+		return &os.SyscallError{Syscall: "UnlockFileEx", Err: lerr}
+	}
+	return nil
+}

@@ -1,0 +1,156 @@
+package statefile
+
+import (
+	"bytes"
+	"errors"
+	"io/fs"
+	"strconv"
+	"sync"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// TestSlotConformance runs the same behaviour checks against File and
+// Memory through the Slot interface.
+func TestSlotConformance(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		open func(t *testing.T) Slot
+	}{
+		{"File", func(t *testing.T) Slot {
+			f, err := Acquire(t.TempDir(), "state", 1)
+			require.NoError(t, err)
+			return f
+		}},
+		{"Memory", func(*testing.T) Slot { return NewMemory() }},
+		{"Memory zero value", func(*testing.T) Slot { return new(Memory) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			s := tc.open(t)
+			t.Cleanup(func() { _ = s.Release() })
+
+			_, err := s.Read()
+			requireStateErr(t, err, "read", ErrNotExist)
+			name, err := s.Quarantine()
+			require.NoError(t, err)
+			assert.Empty(t, name, "Quarantine() with nothing stored")
+
+			in := []byte("contents")
+			require.NoError(t, s.Write(in))
+			in[0] = 'X' // the store keeps its own copy
+			got, err := s.Read()
+			require.NoError(t, err)
+			assert.Equal(t, "contents", string(got))
+			got[0] = 'Y'
+			got, err = s.Read()
+			require.NoError(t, err)
+			assert.Equal(t, "contents", string(got), "Read returned shared memory")
+
+			requireStateErr(t, s.Write(make([]byte, MaxSize+1)), "write", nil)
+			got, err = s.Read()
+			require.NoError(t, err)
+			assert.Equal(t, "contents", string(got), "contents after a refused write")
+
+			require.NoError(t, s.Write(nil))
+			got, err = s.Read()
+			require.NoError(t, err)
+			assert.Empty(t, got)
+
+			names := map[string]bool{}
+			for i := range 5 {
+				require.NoError(t, s.Write([]byte("v"+strconv.Itoa(i))))
+				name, err := s.Quarantine()
+				require.NoError(t, err)
+				assert.Contains(t, name, ".corrupt-")
+				assert.False(t, names[name], "Quarantine name %q reused", name)
+				names[name] = true
+				_, err = s.Read()
+				requireStateErr(t, err, "read", ErrNotExist)
+			}
+
+			require.NoError(t, s.Release())
+			require.NoError(t, s.Release(), "second Release")
+			_, err = s.Read()
+			requireStateErr(t, err, "read", fs.ErrClosed)
+			requireStateErr(t, s.Write([]byte("x")), "write", fs.ErrClosed)
+			_, err = s.Quarantine()
+			requireStateErr(t, err, "quarantine", fs.ErrClosed)
+		})
+	}
+}
+
+func TestMemoryQuarantineKeepsThree(t *testing.T) {
+	t.Parallel()
+	m := NewMemory()
+	for i := range 5 {
+		require.NoError(t, m.Write([]byte("v"+strconv.Itoa(i))))
+		_, err := m.Quarantine()
+		require.NoError(t, err)
+	}
+	assert.Equal(t, [][]byte{[]byte("v2"), []byte("v3"), []byte("v4")}, m.Quarantined())
+}
+
+func TestMemoryConcurrent(t *testing.T) {
+	t.Parallel()
+	m := NewMemory()
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			for i := range 200 {
+				want := bytes.Repeat([]byte{byte(g)}, 1+i%7)
+				if err := m.Write(want); err != nil {
+					t.Errorf("Write: %v", err)
+					return
+				}
+				got, err := m.Read()
+				if err != nil && !errors.Is(err, ErrNotExist) {
+					t.Errorf("Read: %v", err)
+					return
+				}
+				if len(got) > 0 && bytes.Count(got, got[:1]) != len(got) {
+					t.Errorf("Read() = %v: a torn write", got)
+					return
+				}
+				if i%50 == 0 {
+					if _, err := m.Quarantine(); err != nil {
+						t.Errorf("Quarantine: %v", err)
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+	assert.LessOrEqual(t, len(m.Quarantined()), 3)
+}
+
+// TestFileConcurrent checks a File serialises its own callers.
+func TestFileConcurrent(t *testing.T) {
+	t.Parallel()
+	f := acquire(t, t.TempDir(), 1)
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Go(func() {
+			for i := range 20 {
+				want := bytes.Repeat([]byte{byte('a' + g)}, 1+i)
+				if err := f.Write(want); err != nil {
+					t.Errorf("Write: %v", err)
+					return
+				}
+				got, err := f.Read()
+				if err != nil {
+					t.Errorf("Read: %v", err)
+					return
+				}
+				if bytes.Count(got, got[:1]) != len(got) {
+					t.Errorf("Read() = %q: a torn write", got)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
