@@ -1,0 +1,195 @@
+package envelope_test
+
+import (
+	"crypto/ecdh"
+	"crypto/hpke"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/licensekit/licensekit-go/envelope"
+)
+
+// The figure that matters is the ratio BenchmarkSealOpen_1KiB /
+// BenchmarkBareHPKE_1KiB for the same KEM, measured in the same run.
+
+var benchKEMs = []struct {
+	name string
+	kem  envelope.KEM
+	hpke hpke.KEM
+}{
+	{"x25519", envelope.KEMX25519, hpke.DHKEM(ecdh.X25519())},
+	{"mlkem768x25519", envelope.KEMMLKEM768X25519, hpke.MLKEM768X25519()},
+}
+
+func benchPayload() []byte {
+	p := make([]byte, 1024)
+	for i := range p {
+		p[i] = byte('a' + i%26)
+	}
+	return p
+}
+
+// BenchmarkSealOpen_1KiB measures this package's Seal plus Open of 1 KiB
+// (public-key mode, no sealed reply).
+func BenchmarkSealOpen_1KiB(b *testing.B) {
+	for _, k := range benchKEMs {
+		b.Run(k.name, func(b *testing.B) {
+			priv, err := envelope.GenerateKey(k.kem)
+			if err != nil {
+				b.Fatal(err)
+			}
+			s, _ := envelope.NewSealer(priv.Public())
+			o, _ := envelope.NewOpener(priv)
+			pt := benchPayload()
+			b.ReportAllocs()
+			b.SetBytes(int64(len(pt)))
+			for b.Loop() {
+				data, _, err := s.Seal(apiKey, pt)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, _, err := o.Open(apiKey, data); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkBareHPKE_1KiB is the baseline: crypto/hpke single-shot Seal plus
+// Open of the same bytes with the same suite and an info of the same length.
+func BenchmarkBareHPKE_1KiB(b *testing.B) {
+	for _, k := range benchKEMs {
+		b.Run(k.name, func(b *testing.B) {
+			sk, err := k.hpke.GenerateKey()
+			if err != nil {
+				b.Fatal(err)
+			}
+			pk := sk.PublicKey()
+			kdf, aead := hpke.HKDFSHA256(), hpke.AES256GCM()
+			info := []byte("licensekit-envelope v1 request\x00" + apiKey)
+			pt := benchPayload()
+			b.ReportAllocs()
+			b.SetBytes(int64(len(pt)))
+			for b.Loop() {
+				ct, err := hpke.Seal(pk, kdf, aead, info, pt)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := hpke.Open(sk, kdf, aead, info, ct); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkSealOpenVsBare_1KiB alternates this package's Seal+Open and bare
+// crypto/hpke Seal+Open of the same bytes in every iteration, and reports
+// the ratio of their median per-iteration times as the "x_bare" metric.
+// Interleaving and the median keep the ratio meaningful on a shared machine
+// whose load changes during the run.
+func BenchmarkSealOpenVsBare_1KiB(b *testing.B) {
+	for _, k := range benchKEMs {
+		b.Run(k.name, func(b *testing.B) {
+			priv, err := envelope.GenerateKey(k.kem)
+			if err != nil {
+				b.Fatal(err)
+			}
+			s, _ := envelope.NewSealer(priv.Public())
+			o, _ := envelope.NewOpener(priv)
+			sk, err := k.hpke.GenerateKey()
+			if err != nil {
+				b.Fatal(err)
+			}
+			pk := sk.PublicKey()
+			kdf, aead := hpke.HKDFSHA256(), hpke.AES256GCM()
+			info := []byte("licensekit-envelope v1 request\x00" + apiKey)
+			pt := benchPayload()
+			var ours, bare []time.Duration
+			for b.Loop() {
+				t0 := time.Now()
+				data, _, err := s.Seal(apiKey, pt)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, _, err := o.Open(apiKey, data); err != nil {
+					b.Fatal(err)
+				}
+				t1 := time.Now()
+				ct, err := hpke.Seal(pk, kdf, aead, info, pt)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := hpke.Open(sk, kdf, aead, info, ct); err != nil {
+					b.Fatal(err)
+				}
+				t2 := time.Now()
+				ours = append(ours, t1.Sub(t0))
+				bare = append(bare, t2.Sub(t1))
+			}
+			if m := median(bare); m > 0 {
+				b.ReportMetric(float64(median(ours))/float64(m), "x_bare")
+			}
+		})
+	}
+}
+
+func median(d []time.Duration) time.Duration {
+	if len(d) == 0 {
+		return 0
+	}
+	slices.Sort(d)
+	return d[len(d)/2]
+}
+
+// BenchmarkSealedRoundTrip_1KiB measures a full exchange with a sealed reply:
+// Seal, Open, SealReply, OpenReply, with 1 KiB each way.
+func BenchmarkSealedRoundTrip_1KiB(b *testing.B) {
+	priv, err := envelope.GenerateKey(envelope.KEMX25519)
+	if err != nil {
+		b.Fatal(err)
+	}
+	s, _ := envelope.NewSealer(priv.Public(), envelope.WithSealedReplies())
+	o, _ := envelope.NewOpener(priv)
+	pt := benchPayload()
+	b.ReportAllocs()
+	for b.Loop() {
+		data, ro, err := s.Seal(apiKey, pt)
+		if err != nil {
+			b.Fatal(err)
+		}
+		_, rs, err := o.Open(apiKey, data)
+		if err != nil {
+			b.Fatal(err)
+		}
+		body, err := rs.SealReply(pt)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := ro.OpenReply(body); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkSharedSecretSealOpen_1KiB measures shared-secret mode Seal plus
+// Open of 1 KiB.
+func BenchmarkSharedSecretSealOpen_1KiB(b *testing.B) {
+	secret, _ := envelope.GenerateSecret()
+	s, _ := envelope.NewSharedSecretSealer(secret)
+	o, _ := envelope.NewSharedSecretOpener(secret)
+	pt := benchPayload()
+	b.ReportAllocs()
+	b.SetBytes(int64(len(pt)))
+	for b.Loop() {
+		data, _, err := s.Seal(apiKey, pt)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, _, err := o.Open(apiKey, data); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

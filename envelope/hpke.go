@@ -1,0 +1,224 @@
+package envelope
+
+import (
+	"bytes"
+	"crypto/hpke"
+	"encoding/binary"
+)
+
+// Public-key mode request layout (all integers big endian):
+//
+//	offset  size  field
+//	0       1     version = 0x01
+//	1       1     flags: 0x01 = sealed reply requested, other bits zero
+//	2       2     KEM id (0x0020 or 0x647a)
+//	4       2     KDF id (0x0001, HKDF-SHA256)
+//	6       2     AEAD id (0x0002, AES-256-GCM)
+//	8       8     key id
+//	16      Nenc  enc (32 or 1120 bytes)
+//	16+Nenc rest  ciphertext = HPKE Seal(aad = bytes 0..15, plaintext)
+const (
+	versionHPKE     byte = 0x01
+	versionSecret   byte = 0x02
+	flagSealedReply byte = 0x01
+
+	hpkeHeaderLen = 16
+	labelRequest  = "licensekit-envelope v1 request"
+)
+
+// requestInfo returns the HPKE info: "licensekit-envelope v1 request" || 0x00 || apiKey.
+func requestInfo(apiKey string) []byte {
+	info := make([]byte, 0, len(labelRequest)+1+len(apiKey))
+	info = append(info, labelRequest...)
+	info = append(info, 0)
+	return append(info, apiKey...)
+}
+
+func hpkeHeader(kem KEM, keyID [keyIDLen]byte, sealedReply bool) [hpkeHeaderLen]byte {
+	var h [hpkeHeaderLen]byte
+	h[0] = versionHPKE
+	if sealedReply {
+		h[1] = flagSealedReply
+	}
+	binary.BigEndian.PutUint16(h[2:4], uint16(kem))
+	binary.BigEndian.PutUint16(h[4:6], kdfHKDFSHA256)
+	binary.BigEndian.PutUint16(h[6:8], aeadAES256GCM)
+	copy(h[8:16], keyID[:])
+	return h
+}
+
+type hpkeSealer struct {
+	pub    *PublicKey
+	encLen int
+	header [hpkeHeaderLen]byte
+	sealed bool
+}
+
+// NewSealer returns the client side of public-key mode: requests are sealed
+// with HPKE (RFC 9180, base mode) to pub, using pub's KEM with HKDF-SHA256 and
+// AES-256-GCM. Only the holder of the private key can open them. The Sealer is
+// safe for concurrent use. See WithSealedReplies for authenticated replies.
+func NewSealer(pub *PublicKey, opts ...Option) (Sealer, error) {
+	if pub == nil || pub.pk == nil {
+		return nil, newError("new", "nil public key", ErrMalformed)
+	}
+	p, ok := pub.kem.params()
+	if !ok {
+		return nil, newError("new", "unsupported kem", ErrUnsupportedVersion)
+	}
+	o := buildOptions(opts)
+	return &hpkeSealer{
+		pub:    pub,
+		encLen: p.encLen,
+		header: hpkeHeader(pub.kem, pub.keyID, o.sealedReplies),
+		sealed: o.sealedReplies,
+	}, nil
+}
+
+func (s *hpkeSealer) Seal(apiKey string, plaintext []byte) (string, ReplyOpener, error) {
+	const op = "seal"
+	n := hpkeHeaderLen + s.encLen + len(plaintext) + gcmTagLen
+	if len(plaintext) > MaxDataSize || !encodedFits(n) {
+		return "", nil, newError(op, "plaintext too large", ErrTooLarge)
+	}
+	enc, sender, err := hpke.NewSender(s.pub.pk, hpke.HKDFSHA256(), hpke.AES256GCM(), requestInfo(apiKey))
+	if err != nil {
+		return "", nil, newError(op, "hpke setup failed", err)
+	}
+	ct, err := sender.Seal(s.header[:], plaintext)
+	if err != nil {
+		return "", nil, newError(op, "hpke seal failed", err)
+	}
+	var reply ReplyOpener = plainReply{}
+	if s.sealed {
+		secret, err := sender.Export(labelResponse, replySecretLen)
+		if err != nil {
+			return "", nil, newError(op, "hpke export failed", err)
+		}
+		reply = &replyOpener{keys: replyKeys{version: versionReplyHPKE, secret: secret, binding: enc}}
+	}
+	raw := make([]byte, 0, n)
+	raw = append(raw, s.header[:]...)
+	raw = append(raw, enc...)
+	raw = append(raw, ct...)
+	return b64.EncodeToString(raw), reply, nil
+}
+
+type hpkeOpener struct {
+	priv          *PrivateKey
+	encLen        int
+	requireSealed bool
+}
+
+// NewOpener returns the server side of public-key mode for priv. The Opener is
+// safe for concurrent use.
+func NewOpener(priv *PrivateKey, opts ...Option) (Opener, error) {
+	if priv == nil || priv.sk == nil || priv.pub == nil {
+		return nil, newError("new", "nil private key", ErrMalformed)
+	}
+	p, ok := priv.kem.params()
+	if !ok {
+		return nil, newError("new", "unsupported kem", ErrUnsupportedVersion)
+	}
+	o := buildOptions(opts)
+	return &hpkeOpener{priv: priv, encLen: p.encLen, requireSealed: o.sealedReplies}, nil
+}
+
+func (o *hpkeOpener) Open(apiKey string, data string) ([]byte, ReplySealer, error) {
+	raw, err := decodeRequest(data)
+	if err != nil {
+		return nil, nil, err
+	}
+	return o.openRaw(apiKey, raw)
+}
+
+// precheck validates the header of raw and reports whether it is addressed to
+// this opener's key, without any cryptography.
+func (o *hpkeOpener) precheck(raw []byte) error {
+	const op = "open"
+	if err := checkVersion(raw, versionHPKE); err != nil {
+		return err
+	}
+	if len(raw) < hpkeHeaderLen {
+		return newError(op, "truncated header", ErrMalformed)
+	}
+	if raw[1]&^flagSealedReply != 0 {
+		return newError(op, "reserved flag bits set", ErrMalformed)
+	}
+	kem := KEM(binary.BigEndian.Uint16(raw[2:4]))
+	if binary.BigEndian.Uint16(raw[4:6]) != kdfHKDFSHA256 || binary.BigEndian.Uint16(raw[6:8]) != aeadAES256GCM {
+		return newError(op, "unsupported cipher suite", ErrUnsupportedVersion)
+	}
+	if _, ok := kem.params(); !ok {
+		return newError(op, "unsupported kem", ErrUnsupportedVersion)
+	}
+	if kem != o.priv.kem || [keyIDLen]byte(raw[8:16]) != o.priv.pub.keyID {
+		return &Error{Op: op, Reason: "unknown key id", Err: ErrUnauthentic, miss: missKey}
+	}
+	if len(raw) < hpkeHeaderLen+o.encLen+gcmTagLen {
+		return newError(op, "truncated data", ErrMalformed)
+	}
+	if o.requireSealed && raw[1]&flagSealedReply == 0 {
+		return newError(op, "request does not ask for a sealed reply", ErrMalformed)
+	}
+	return nil
+}
+
+func (o *hpkeOpener) openRaw(apiKey string, raw []byte) ([]byte, ReplySealer, error) {
+	const op = "open"
+	if err := o.precheck(raw); err != nil {
+		return nil, nil, err
+	}
+	header, rest := raw[:hpkeHeaderLen], raw[hpkeHeaderLen:]
+	sealed := header[1]&flagSealedReply != 0
+	enc, ct := rest[:o.encLen], rest[o.encLen:]
+	r, err := hpke.NewRecipient(enc, o.priv.sk, hpke.HKDFSHA256(), hpke.AES256GCM(), requestInfo(apiKey))
+	if err != nil {
+		return nil, nil, newError(op, "decapsulation failed", ErrUnauthentic)
+	}
+	pt, err := r.Open(header, ct)
+	if err != nil {
+		return nil, nil, newError(op, "authentication failed", ErrUnauthentic)
+	}
+	if !sealed {
+		return pt, notRequested{}, nil
+	}
+	secret, err := r.Export(labelResponse, replySecretLen)
+	if err != nil {
+		return nil, nil, newError(op, "hpke export failed", ErrUnauthentic)
+	}
+	// Copy enc so the reply sealer does not keep the whole request alive.
+	return pt, &replySealer{keys: replyKeys{version: versionReplyHPKE, secret: secret, binding: bytes.Clone(enc)}}, nil
+}
+
+// decodeRequest decodes a request's data string for Open.
+func decodeRequest(data string) ([]byte, error) {
+	if len(data) > MaxDataSize {
+		return nil, newError("open", "data too large", ErrMalformed)
+	}
+	if len(data) == 0 {
+		return nil, newError("open", "empty data", ErrMalformed)
+	}
+	raw, ok := decodeData(data)
+	if !ok {
+		return nil, newError("open", "invalid base64", ErrMalformed)
+	}
+	return raw, nil
+}
+
+// checkVersion reports an error unless raw starts with want.
+func checkVersion(raw []byte, want byte) error {
+	if len(raw) == 0 {
+		return newError("open", "empty data", ErrMalformed)
+	}
+	reason := "unsupported version"
+	switch v := raw[0]; {
+	case v == want:
+		return nil
+	case v == versionHPKE:
+		reason = "public-key mode data given to a shared-secret opener"
+	case v == versionSecret:
+		reason = "shared-secret mode data given to a public-key opener"
+	}
+	return &Error{Op: "open", Reason: reason, Err: ErrUnsupportedVersion, miss: missMode}
+}

@@ -1,0 +1,189 @@
+package envelope
+
+import (
+	"bytes"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/hkdf"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/json"
+)
+
+// Sealed replies follow Oblivious HTTP (RFC 9458, section 4.4):
+//
+//	secret   = HPKE Export("licensekit-envelope v1 response", 32)     (public-key mode)
+//	         | HKDF-Expand(prk, "response" || 0x00 || api_key, 32)     (shared-secret mode)
+//	nonce_r  = random(32)
+//	salt     = enc || nonce_r                                         (public-key mode)
+//	         | request_nonce || nonce_r                               (shared-secret mode)
+//	prk_r    = HKDF-Extract(SHA-256, salt, secret)
+//	key      = HKDF-Expand(prk_r, "key", 32)
+//	iv       = HKDF-Expand(prk_r, "nonce", 12)
+//	ct       = AES-256-GCM(key, iv, aad = version byte, plaintext)
+//	data     = version || nonce_r || ct
+const (
+	versionReplyHPKE   byte = 0x81
+	versionReplySecret byte = 0x82
+
+	labelResponse    = "licensekit-envelope v1 response"
+	replySecretLen   = 32
+	replyNonceLen    = 32
+	gcmNonceLen      = 12
+	gcmTagLen        = 16
+	replyOverhead    = 1 + replyNonceLen + gcmTagLen
+	replyBodyPrefix  = `{"data":"`
+	replyBodySuffix  = `"}`
+	replyBodyWrapLen = len(replyBodyPrefix) + len(replyBodySuffix)
+)
+
+// replyKeys holds what both ends of one request know about its reply: the
+// exported secret and the request's binding value (enc or request nonce).
+type replyKeys struct {
+	version byte
+	secret  []byte
+	binding []byte
+}
+
+func (k *replyKeys) aead(replyNonce []byte) (cipher.AEAD, []byte, error) {
+	salt := make([]byte, 0, len(k.binding)+len(replyNonce))
+	salt = append(salt, k.binding...)
+	salt = append(salt, replyNonce...)
+	prk, err := hkdf.Extract(sha256.New, k.secret, salt)
+	if err != nil {
+		return nil, nil, err
+	}
+	key, err := hkdf.Expand(sha256.New, prk, "key", 32)
+	if err != nil {
+		return nil, nil, err
+	}
+	iv, err := hkdf.Expand(sha256.New, prk, "nonce", gcmNonceLen)
+	if err != nil {
+		return nil, nil, err
+	}
+	a, err := newGCM(key)
+	if err != nil {
+		return nil, nil, err
+	}
+	return a, iv, nil
+}
+
+func newGCM(key []byte) (cipher.AEAD, error) {
+	block, err := aes.NewCipher(key)
+	if err != nil {
+		return nil, err
+	}
+	return cipher.NewGCM(block)
+}
+
+// replySealer is the server side of a sealed reply.
+type replySealer struct {
+	keys replyKeys
+}
+
+var _ ReplySealer = (*replySealer)(nil)
+
+func (s *replySealer) Requested() bool { return true }
+
+func (s *replySealer) SealReply(plaintext []byte) ([]byte, error) {
+	const op = "seal reply"
+	n := replyOverhead + len(plaintext)
+	if len(plaintext) > MaxDataSize || !encodedFits(n) || b64.EncodedLen(n)+replyBodyWrapLen > MaxDataSize {
+		return nil, newError(op, "plaintext too large", ErrTooLarge)
+	}
+	raw := make([]byte, 1+replyNonceLen, n)
+	raw[0] = s.keys.version
+	if _, err := rand.Read(raw[1:]); err != nil {
+		return nil, newError(op, "random source failed", err)
+	}
+	a, iv, err := s.keys.aead(raw[1:])
+	if err != nil {
+		return nil, newError(op, "key derivation failed", err)
+	}
+	raw = a.Seal(raw, iv, plaintext, raw[:1])
+	body := make([]byte, 0, b64.EncodedLen(len(raw))+replyBodyWrapLen)
+	body = append(body, replyBodyPrefix...)
+	body = b64.AppendEncode(body, raw)
+	body = append(body, replyBodySuffix...)
+	return body, nil
+}
+
+// notRequested is the ReplySealer of a request that did not ask for a sealed
+// reply.
+type notRequested struct{}
+
+func (notRequested) Requested() bool { return false }
+
+func (notRequested) SealReply([]byte) ([]byte, error) {
+	return nil, newError("seal reply", "the client did not ask for a sealed reply", ErrNotRequested)
+}
+
+// plainReply is the ReplyOpener of a request that did not ask for a sealed
+// reply: it returns the body unchanged.
+type plainReply struct{}
+
+func (plainReply) OpenReply(body []byte) ([]byte, error) { return body, nil }
+
+// replyOpener is the client side of a sealed reply. It fails closed: anything
+// other than a valid sealed reply to this request matches ErrUnauthentic.
+type replyOpener struct {
+	keys replyKeys
+}
+
+var _ ReplyOpener = (*replyOpener)(nil)
+
+func (o *replyOpener) OpenReply(body []byte) ([]byte, error) {
+	const op = "open reply"
+	if len(body) > MaxDataSize {
+		return nil, newError(op, "reply too large", errReplyMalformed)
+	}
+	data, ok := replyData(body)
+	if !ok {
+		return nil, newError(op, "reply is not sealed", errReplyMalformed)
+	}
+	raw, ok := decodeData(data)
+	if !ok {
+		return nil, newError(op, "invalid base64 in reply", errReplyMalformed)
+	}
+	switch {
+	case raw[0] == o.keys.version:
+	case raw[0] == versionReplyHPKE || raw[0] == versionReplySecret:
+		return nil, newError(op, "reply sealed in the other mode", errReplyUnsupported)
+	default:
+		return nil, newError(op, "unsupported reply version", errReplyUnsupported)
+	}
+	if len(raw) < replyOverhead {
+		return nil, newError(op, "truncated reply", errReplyMalformed)
+	}
+	a, iv, err := o.keys.aead(raw[1 : 1+replyNonceLen])
+	if err != nil {
+		return nil, newError(op, "key derivation failed", ErrUnauthentic)
+	}
+	pt, err := a.Open(nil, iv, raw[1+replyNonceLen:], raw[:1])
+	if err != nil {
+		return nil, newError(op, "reply authentication failed", ErrUnauthentic)
+	}
+	return pt, nil
+}
+
+// replyData extracts the "data" string of a sealed reply body, which must be a
+// JSON object with exactly that one member (exact case).
+func replyData(body []byte) (string, bool) {
+	body = bytes.TrimSpace(body)
+	if len(body) == 0 || body[0] != '{' {
+		return "", false
+	}
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(body, &m); err != nil || len(m) != 1 {
+		return "", false
+	}
+	v, ok := m["data"]
+	if !ok || len(v) == 0 || v[0] != '"' {
+		return "", false
+	}
+	var s string
+	if err := json.Unmarshal(v, &s); err != nil {
+		return "", false
+	}
+	return s, true
+}
