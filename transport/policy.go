@@ -1,0 +1,253 @@
+package transport
+
+import (
+	"encoding/json"
+	"errors"
+	"net"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+	"unicode"
+	"unicode/utf8"
+)
+
+// Retry selects which failures Do retries for one Request. The zero value
+// is RetryIdempotent.
+type Retry int
+
+const (
+	// RetryIdempotent retries network errors (except TLS certificate
+	// errors), timeouts of a single attempt, and HTTP 408, 429, 502, 503 and
+	// 504. Use it for requests the server may safely see twice.
+	RetryIdempotent Retry = iota
+
+	// RetryUnsent retries only when the request cannot have reached the
+	// server (the dial failed: connection refused, DNS failure, no route) or
+	// when the server said it did not process it (HTTP 429 or 503). A reset,
+	// an EOF or a timeout after the request was sent is not retried. Use it
+	// for requests that must not run twice, such as one that takes a seat.
+	RetryUnsent
+)
+
+// String returns "idempotent", "unsent" or "Retry(n)".
+func (r Retry) String() string {
+	switch r {
+	case RetryIdempotent:
+		return "idempotent"
+	case RetryUnsent:
+		return "unsent"
+	}
+	return "Retry(" + strconv.Itoa(int(r)) + ")"
+}
+
+// retryable reports whether an attempt that ended with status (0 when no
+// reply arrived) and err may be sent again under class r. It does not look
+// at the context or the attempt budget.
+func retryable(r Retry, status int, err error) bool {
+	if err != nil {
+		if isCertError(err) {
+			return false
+		}
+		if r == RetryUnsent {
+			return unsent(err)
+		}
+		return true
+	}
+	switch status {
+	case http.StatusTooManyRequests, http.StatusServiceUnavailable:
+		return true
+	case http.StatusRequestTimeout, http.StatusBadGateway, http.StatusGatewayTimeout:
+		return r == RetryIdempotent
+	}
+	return false
+}
+
+// unsent reports whether err proves the request never reached the server:
+// a DNS failure, or any failure while dialing (which includes connection
+// refused). Errors after the connection was up (reset, EOF, timeouts while
+// waiting for the reply) do not qualify.
+func unsent(err error) bool {
+	if _, ok := errors.AsType[*net.DNSError](err); ok {
+		return true
+	}
+	if op, ok := errors.AsType[*net.OpError](err); ok && op.Op == "dial" {
+		return true
+	}
+	return errors.Is(err, syscall.ECONNREFUSED)
+}
+
+// backoff returns the wait before retry number n+1 (n counts from 0): full
+// jitter over an exponential ceiling, u·min(max, min·2ⁿ) with u drawn from
+// [0.5, 1). It never returns less than 1ns, so a retry never fires in the
+// same instant as the failure. u outside [0, 1) is treated as 0.
+func backoff(lo, hi time.Duration, n int, u float64) time.Duration {
+	if lo <= 0 {
+		lo = 1
+	}
+	if hi < lo {
+		hi = lo
+	}
+	ceil := lo
+	for i := 0; i < n && ceil < hi; i++ {
+		ceil *= 2
+		if ceil <= 0 { // overflow
+			ceil = hi
+		}
+	}
+	if ceil > hi {
+		ceil = hi
+	}
+	if !(u >= 0 && u < 1) {
+		u = 0
+	}
+	// ceil/2 + u·ceil/2 stays within [ceil/2, ceil] without float overflow.
+	wait := ceil/2 + time.Duration(float64(ceil/2)*u)
+	if wait <= 0 {
+		wait = 1
+	}
+	return wait
+}
+
+// retryAfter parses a Retry-After header value, either delay seconds
+// ("120") or an HTTP date, relative to now, and caps the result at limit
+// (a negative limit counts as 0). A date in the past gives 0. ok is false
+// when the value is empty or malformed. A delay too large for an int64
+// counts as the cap.
+func retryAfter(value string, now time.Time, limit time.Duration) (d time.Duration, ok bool) {
+	if limit < 0 {
+		limit = 0
+	}
+	value = strings.TrimSpace(value)
+	if value == "" {
+		return 0, false
+	}
+	if isDigits(value) {
+		secs, err := strconv.ParseInt(value, 10, 64)
+		if err != nil || secs > int64(limit/time.Second) {
+			return limit, true // overflow or above the cap
+		}
+		return min(time.Duration(secs)*time.Second, limit), true
+	}
+	t, err := http.ParseTime(value)
+	if err != nil {
+		return 0, false
+	}
+	d = t.Sub(now)
+	if d < 0 {
+		return 0, true
+	}
+	return min(d, limit), true
+}
+
+func isDigits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return s != ""
+}
+
+// serverMessage returns the "error" string of a JSON object body, with any
+// request-body string the server echoed redacted, control characters turned
+// into spaces, and cut to maxMessageLen bytes on a rune boundary (after
+// redaction, so a cut can never expose part of a secret). It returns "" for
+// anything else: not JSON, not an object, "error" absent or not a string.
+func serverMessage(body, reqBody []byte) string {
+	if !startsWithObject(body) {
+		return ""
+	}
+	var v struct {
+		Error json.RawMessage `json:"error"`
+	}
+	if json.Unmarshal(body, &v) != nil || len(v.Error) == 0 || v.Error[0] != '"' {
+		return ""
+	}
+	var msg string
+	if json.Unmarshal(v.Error, &msg) != nil {
+		return ""
+	}
+	return cleanText(redact(msg, reqBody), maxMessageLen)
+}
+
+// startsWithObject reports whether the first non-space byte is '{'.
+func startsWithObject(b []byte) bool {
+	for _, c := range b {
+		switch c {
+		case ' ', '\t', '\r', '\n':
+			continue
+		case '{':
+			return true
+		}
+		return false
+	}
+	return false
+}
+
+// cleanText maps control and invalid characters to spaces, trims the
+// result and cuts it to at most n bytes on a rune boundary.
+func cleanText(s string, n int) string {
+	var b strings.Builder
+	for _, r := range s {
+		if b.Len()+utf8.RuneLen(r) > n {
+			break
+		}
+		if r == utf8.RuneError || unicode.IsControl(r) {
+			r = ' '
+		}
+		b.WriteRune(r)
+	}
+	return strings.TrimSpace(b.String())
+}
+
+// minSecretLen is the shortest request-body string that redact hides.
+// Shorter strings ("v2", "true") are too common to be secrets and would
+// mangle messages.
+const minSecretLen = 8
+
+// redact replaces in msg every string value of at least minSecretLen bytes
+// found anywhere in the JSON request body with "[redacted]". It defends
+// against a server that echoes the caller's key or token in its error text.
+// A body that is not JSON leaves msg unchanged.
+func redact(msg string, reqBody []byte) string {
+	if msg == "" || len(reqBody) == 0 {
+		return msg
+	}
+	var v any
+	if json.Unmarshal(reqBody, &v) != nil {
+		return msg
+	}
+	var secrets []string
+	collectStrings(v, &secrets, 0)
+	// Longest first, so a secret that contains another is hidden whole.
+	slices.SortFunc(secrets, func(a, b string) int { return len(b) - len(a) })
+	for _, s := range secrets {
+		msg = strings.ReplaceAll(msg, s, "[redacted]")
+	}
+	return msg
+}
+
+// collectStrings appends every string value of at least minSecretLen bytes
+// in v to out (object keys are field names, not secrets, and are skipped). depth bounds recursion on hostile input.
+func collectStrings(v any, out *[]string, depth int) {
+	if depth > 32 {
+		return
+	}
+	switch x := v.(type) {
+	case string:
+		if len(x) >= minSecretLen {
+			*out = append(*out, x)
+		}
+	case []any:
+		for _, e := range x {
+			collectStrings(e, out, depth+1)
+		}
+	case map[string]any:
+		for _, e := range x {
+			collectStrings(e, out, depth+1)
+		}
+	}
+}

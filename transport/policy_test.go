@@ -1,0 +1,520 @@
+package transport
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+	"unicode/utf8"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestBackoff(t *testing.T) {
+	t.Parallel()
+	const lo, hi = 100 * time.Millisecond, 1 * time.Second
+	tests := []struct {
+		n    int
+		u    float64
+		want time.Duration
+	}{
+		{0, 0, 50 * time.Millisecond},
+		{0, 0.5, 75 * time.Millisecond},
+		{1, 0, 100 * time.Millisecond},
+		{2, 0, 200 * time.Millisecond},
+		{3, 0, 400 * time.Millisecond},
+		{4, 0, 500 * time.Millisecond}, // ceiling capped at hi
+		{100, 0, 500 * time.Millisecond},
+		{1 << 30, 0, 500 * time.Millisecond},
+		{0, -1, 50 * time.Millisecond},  // out of range u counts as 0
+		{0, 1, 50 * time.Millisecond},   // 1 is outside [0, 1)
+		{0, 2.5, 50 * time.Millisecond}, // so is anything larger
+	}
+	for _, tt := range tests {
+		if got := backoff(lo, hi, tt.n, tt.u); got != tt.want {
+			t.Errorf("backoff(%v, %v, %d, %v) = %v; want %v", lo, hi, tt.n, tt.u, got, tt.want)
+		}
+	}
+}
+
+// TestBackoffProperties checks, over many draws, that the wait is never 0,
+// never below half the exponential ceiling and never above the ceiling.
+func TestBackoffProperties(t *testing.T) {
+	t.Parallel()
+	bounds := [][2]time.Duration{
+		{1, 1}, {1, 10}, {time.Millisecond, time.Second},
+		{DefaultBackoffMin, DefaultBackoffMax}, {time.Hour, 1 << 62},
+	}
+	us := []float64{0, 1e-12, 0.25, 0.5, 0.999999999, 0.9999999999999999}
+	for _, b := range bounds {
+		for n := range 80 {
+			ceil := b[0]
+			for range n {
+				if ceil >= b[1] || ceil > b[1]/2 {
+					ceil = b[1]
+					break
+				}
+				ceil *= 2
+			}
+			ceil = min(ceil, b[1])
+			for _, u := range us {
+				got := backoff(b[0], b[1], n, u)
+				if got <= 0 || got > ceil || got < ceil/2 {
+					t.Fatalf("backoff(%v, %v, %d, %v) = %v; want in [%v, %v] and > 0",
+						b[0], b[1], n, u, got, ceil/2, ceil)
+				}
+			}
+		}
+	}
+}
+
+func TestRetryAfter(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
+	const limit = 60 * time.Second
+	tests := []struct {
+		in     string
+		limit  time.Duration
+		want   time.Duration
+		wantOK bool
+	}{
+		{"", limit, 0, false},
+		{"   ", limit, 0, false},
+		{"0", limit, 0, true},
+		{"7", limit, 7 * time.Second, true},
+		{" 7 ", limit, 7 * time.Second, true},
+		{"60", limit, 60 * time.Second, true},
+		{"61", limit, limit, true},
+		{"86400", limit, limit, true},
+		{"99999999999999999999999999", limit, limit, true}, // overflows int64: cap
+		{"9223372036854775807", limit, limit, true},
+		{"-5", limit, 0, false},
+		{"+5", limit, 0, false},
+		{"1.5", limit, 0, false},
+		{"soon", limit, 0, false},
+		{"Sun, 01 Jun 2025 12:00:30 GMT", limit, 30 * time.Second, true},  // RFC 1123
+		{"Sunday, 01-Jun-25 12:00:30 GMT", limit, 30 * time.Second, true}, // RFC 850
+		{"Sun Jun  1 12:00:30 2025", limit, 30 * time.Second, true},       // ANSI C
+		{"Sun, 01 Jun 2025 13:00:00 GMT", limit, limit, true},
+		{"Sun, 01 Jun 2025 11:00:00 GMT", limit, 0, true}, // in the past
+		{"Sun, 01 Jun 2025 12:00:30 +0200", limit, 0, false},
+		{"30", 0, 0, true},            // cap 0: Retry-After never waits
+		{"30", -time.Second, 0, true}, // a negative cap counts as 0
+		{"30", 24 * time.Hour, 30 * time.Second, true},
+	}
+	for _, tt := range tests {
+		got, ok := retryAfter(tt.in, now, tt.limit)
+		if got != tt.want || ok != tt.wantOK {
+			t.Errorf("retryAfter(%q, now, %v) = %v, %v; want %v, %v", tt.in, tt.limit, got, ok, tt.want, tt.wantOK)
+		}
+	}
+}
+
+func TestRetryable(t *testing.T) {
+	t.Parallel()
+	type want struct{ idempotent, unsent bool }
+	statuses := map[int]want{
+		200: {}, 201: {}, 204: {}, 301: {}, 307: {}, 308: {},
+		400: {}, 401: {}, 403: {}, 404: {}, 409: {}, 410: {}, 422: {},
+		408: {true, false},
+		429: {true, true},
+		500: {}, 501: {},
+		502: {true, false},
+		503: {true, true},
+		504: {true, false},
+		505: {}, 599: {},
+	}
+	for status, w := range statuses {
+		if got := retryable(RetryIdempotent, status, nil); got != w.idempotent {
+			t.Errorf("retryable(idempotent, %d, nil) = %v; want %v", status, got, w.idempotent)
+		}
+		if got := retryable(RetryUnsent, status, nil); got != w.unsent {
+			t.Errorf("retryable(unsent, %d, nil) = %v; want %v", status, got, w.unsent)
+		}
+	}
+
+	errs := []struct {
+		name string
+		err  error
+		want want
+	}{
+		{"dial refused", &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}, want{true, true}},
+		{"dial timeout", &net.OpError{Op: "dial", Net: "tcp", Err: errTimeout{}}, want{true, true}},
+		{"dns", &net.DNSError{Err: "no such host", Name: "licensing.invalid", IsNotFound: true}, want{true, true}},
+		{"wrapped refused", fmt.Errorf("post: %w", syscall.ECONNREFUSED), want{true, true}},
+		{"read reset", &net.OpError{Op: "read", Net: "tcp", Err: os.NewSyscallError("read", syscall.ECONNRESET)}, want{true, false}},
+		{"write broken pipe", &net.OpError{Op: "write", Net: "tcp", Err: syscall.EPIPE}, want{true, false}},
+		{"eof", io.EOF, want{true, false}},
+		{"unexpected eof", io.ErrUnexpectedEOF, want{true, false}},
+		{"attempt timeout", errTimeout{}, want{true, false}},
+		{"unknown authority", &tls.CertificateVerificationError{Err: x509.UnknownAuthorityError{}}, want{false, false}},
+		{"bare hostname error", x509.HostnameError{Host: "x"}, want{false, false}},
+		{"expired", fmt.Errorf("tls: %w", x509.CertificateInvalidError{Reason: x509.Expired}), want{false, false}},
+	}
+	for _, tt := range errs {
+		if got := retryable(RetryIdempotent, 0, tt.err); got != tt.want.idempotent {
+			t.Errorf("retryable(idempotent, 0, %s) = %v; want %v", tt.name, got, tt.want.idempotent)
+		}
+		if got := retryable(RetryUnsent, 0, tt.err); got != tt.want.unsent {
+			t.Errorf("retryable(unsent, 0, %s) = %v; want %v", tt.name, got, tt.want.unsent)
+		}
+	}
+}
+
+type errTimeout struct{}
+
+func (errTimeout) Error() string   { return "i/o timeout" }
+func (errTimeout) Timeout() bool   { return true }
+func (errTimeout) Temporary() bool { return true }
+
+func TestErrorClass(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name        string
+		e           Error
+		unreachable bool
+	}{
+		{"zero", Error{}, true},
+		{"network", Error{Err: io.ErrUnexpectedEOF}, true},
+		{"canceled", Error{Err: context.Canceled}, true},
+		{"deadline", Error{Err: fmt.Errorf("x: %w", context.DeadlineExceeded)}, true},
+		{"canceled beats 403", Error{Status: 403, Err: context.Canceled}, true},
+		{"408", Error{Status: 408}, true},
+		{"429", Error{Status: 429}, true},
+		{"500", Error{Status: 500}, true},
+		{"501", Error{Status: 501}, true},
+		{"503", Error{Status: 503}, true},
+		{"503 too large", Error{Status: 503, Err: ErrResponseTooLarge}, true},
+		{"200 too large", Error{Status: 200, Err: ErrResponseTooLarge}, false},
+		{"200 body cut", Error{Status: 200, Err: io.ErrUnexpectedEOF}, true},
+		{"307", Error{Status: 307, Err: ErrRedirect}, false},
+		{"400", Error{Status: 400}, false},
+		{"401", Error{Status: 401}, false},
+		{"403", Error{Status: 403}, false},
+		{"404", Error{Status: 404}, false},
+		{"409", Error{Status: 409}, false},
+		{"422", Error{Status: 422}, false},
+		{"cert", Error{Err: &tls.CertificateVerificationError{Err: x509.UnknownAuthorityError{}}}, false},
+		{"invalid request", Error{Err: fmt.Errorf("%w: bad", ErrInvalidRequest)}, false},
+	}
+	for _, tt := range tests {
+		e := tt.e
+		if got := e.Temporary(); got != tt.unreachable {
+			t.Errorf("%s: Temporary() = %v; want %v", tt.name, got, tt.unreachable)
+		}
+		if got := errors.Is(&e, ErrUnreachable); got != tt.unreachable {
+			t.Errorf("%s: errors.Is(err, ErrUnreachable) = %v; want %v", tt.name, got, tt.unreachable)
+		}
+		if got := errors.Is(&e, ErrRefused); got == tt.unreachable {
+			t.Errorf("%s: errors.Is(err, ErrRefused) = %v; want %v", tt.name, got, !tt.unreachable)
+		}
+	}
+}
+
+func TestErrorString(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		e    Error
+		want string
+	}{
+		{Error{Endpoint: "begin_session", Status: 503, Attempts: 3, Message: "maintenance"},
+			"transport: begin_session: HTTP 503 after 3 attempts: maintenance"},
+		{Error{Endpoint: "end_session", Status: 422, Attempts: 1},
+			"transport: end_session: HTTP 422 after 1 attempt"},
+		{Error{Endpoint: "register_instance", Status: 307, Attempts: 1, Err: ErrRedirect},
+			"transport: register_instance: HTTP 307 after 1 attempt: redirect refused"},
+		{Error{Err: fmt.Errorf("%w: negative max attempts", ErrInvalidRequest)},
+			"transport: invalid request: negative max attempts"},
+		{Error{Endpoint: "extend_session", Attempts: 2, Err: io.ErrUnexpectedEOF},
+			"transport: extend_session: after 2 attempts: unexpected EOF"},
+		{Error{Endpoint: "extend_session", Err: context.Canceled},
+			"transport: extend_session: context canceled"},
+		{Error{Endpoint: "x"}, "transport: x: failed"},
+		{Error{Status: 500}, "transport: HTTP 500"},
+		{Error{Status: 500, Message: "boom"}, "transport: HTTP 500: boom"},
+	}
+	for _, tt := range tests {
+		if got := tt.e.Error(); got != tt.want {
+			t.Errorf("(%+v).Error() = %q; want %q", tt.e, got, tt.want)
+		}
+	}
+}
+
+type messageCase struct {
+	Name    string `json:"name"`
+	Body    string `json:"body"`
+	Request string `json:"request"`
+	Want    string `json:"want"`
+}
+
+func loadMessageCases(tb testing.TB) []messageCase {
+	tb.Helper()
+	raw, err := os.ReadFile(filepath.Join("..", "testdata", "transport", "messages.json"))
+	require.NoError(tb, err)
+	var file struct {
+		Cases []messageCase `json:"cases"`
+	}
+	require.NoError(tb, json.Unmarshal(raw, &file))
+	require.NotEmpty(tb, file.Cases)
+	return file.Cases
+}
+
+func TestServerMessage(t *testing.T) {
+	t.Parallel()
+	for _, tc := range loadMessageCases(t) {
+		t.Run(tc.Name, func(t *testing.T) {
+			t.Parallel()
+			got := serverMessage([]byte(tc.Body), []byte(tc.Request))
+			if got != tc.Want {
+				t.Errorf("serverMessage(%q, %q) = %q; want %q", tc.Body, tc.Request, got, tc.Want)
+			}
+		})
+	}
+}
+
+func TestServerMessageTruncates(t *testing.T) {
+	t.Parallel()
+	long := strings.Repeat("ü", 400) // 800 bytes
+	body, err := json.Marshal(map[string]string{"error": long})
+	require.NoError(t, err)
+	got := serverMessage(body, nil)
+	assert.LessOrEqual(t, len(got), maxMessageLen)
+	assert.True(t, utf8.ValidString(got), "cut inside a rune")
+	assert.Equal(t, strings.Repeat("ü", maxMessageLen/2), got)
+
+	// A secret straddling the cut is redacted before the cut, so no
+	// prefix of it survives.
+	secret := "SECRET-" + strings.Repeat("k", 40)
+	msg := strings.Repeat("x", maxMessageLen-20) + secret
+	body, err = json.Marshal(map[string]string{"error": msg})
+	require.NoError(t, err)
+	req, err := json.Marshal(map[string]string{"key": secret})
+	require.NoError(t, err)
+	got = serverMessage(body, req)
+	assert.NotContains(t, got, "SECRET")
+}
+
+func TestRedactLongestFirst(t *testing.T) {
+	t.Parallel()
+	req := []byte(`{"a":"abcdefgh","b":"abcdefgh-1234"}`)
+	got := redact("saw abcdefgh-1234 and abcdefgh", req)
+	assert.Equal(t, "saw [redacted] and [redacted]", got)
+}
+
+func FuzzServerMessage(f *testing.F) {
+	for _, tc := range loadMessageCases(f) {
+		f.Add([]byte(tc.Body), []byte(tc.Request))
+	}
+	f.Fuzz(func(t *testing.T, body, req []byte) {
+		got := serverMessage(body, req)
+		if len(got) > maxMessageLen {
+			t.Fatalf("serverMessage: len %d > %d", len(got), maxMessageLen)
+		}
+		if !utf8.ValidString(got) {
+			t.Fatalf("serverMessage: invalid UTF-8 %q", got)
+		}
+		for _, r := range got {
+			if r < 0x20 || r == 0x7f {
+				t.Fatalf("serverMessage: control character in %q", got)
+			}
+		}
+	})
+}
+
+func FuzzRetryAfter(f *testing.F) {
+	for _, s := range []string{"", "0", "120", "-1", "99999999999999999999", "Sun, 01 Jun 2025 12:00:30 GMT",
+		"Sunday, 01-Jun-25 12:00:30 GMT", "Sun Jun  1 12:00:30 2025", "garbage"} {
+		f.Add(s, int64(time.Minute))
+	}
+	now := time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
+	f.Fuzz(func(t *testing.T, s string, limit int64) {
+		d, ok := retryAfter(s, now, time.Duration(limit))
+		if d < 0 || d > max(time.Duration(limit), 0) {
+			t.Fatalf("retryAfter(%q, %d) = %v, %v; out of [0, cap]", s, limit, d, ok)
+		}
+		if !ok && d != 0 {
+			t.Fatalf("retryAfter(%q, %d) = %v, false; want 0 when not ok", s, limit, d)
+		}
+	})
+}
+
+func TestParseBase(t *testing.T) {
+	t.Parallel()
+	good := map[string]string{
+		"https://licensing.example.com/api/v2":  "https://licensing.example.com/api/v2",
+		"https://licensing.example.com/api/v2/": "https://licensing.example.com/api/v2",
+		"HTTPS://licensing.example.com/api/v2":  "https://licensing.example.com/api/v2",
+		"http://127.0.0.1:8080/api/v2":          "http://127.0.0.1:8080/api/v2",
+		"http://[::1]:8080":                     "http://[::1]:8080",
+	}
+	for in, want := range good {
+		got, err := parseBase(in)
+		if err != nil || got != want {
+			t.Errorf("parseBase(%q) = %q, %v; want %q, nil", in, got, err, want)
+		}
+	}
+	bad := []string{
+		"",
+		"licensing.example.com/api/v2",
+		"ftp://licensing.example.com/api/v2",
+		"https:///api/v2",
+		"https://user:hunter2@licensing.example.com/api/v2",
+		"https://licensing.example.com/api/v2?key=s3cr3t",
+		"https://licensing.example.com/api/v2?",
+		"https://licensing.example.com/api/v2#frag",
+		"https://licensing.example.com/api/v2#",
+		"mailto:ops@example.com",
+		"https://licensing.example.com/%zz",
+	}
+	for _, in := range bad {
+		_, err := parseBase(in)
+		if err == nil {
+			t.Errorf("parseBase(%q) = nil error; want an error", in)
+			continue
+		}
+		for _, secret := range []string{"hunter2", "s3cr3t"} {
+			assert.NotContains(t, err.Error(), secret, "parseBase(%q) error echoes a secret", in)
+		}
+	}
+}
+
+func TestValidEndpoint(t *testing.T) {
+	t.Parallel()
+	for _, s := range []string{"begin_session", "register_instance", "v3/sessions", "a-b.c~d"} {
+		assert.True(t, validEndpoint(s), "validEndpoint(%q)", s)
+	}
+	for _, s := range []string{"", "/begin_session", "begin_session/", "a//b", ".", "..", "a/../b",
+		"begin_session?key=x", "begin session", "a%2fb", "a#b", "é"} {
+		assert.False(t, validEndpoint(s), "validEndpoint(%q)", s)
+	}
+}
+
+func TestDefaultTransportHardened(t *testing.T) {
+	t.Parallel()
+	c, err := New("https://licensing.example.com/api/v2")
+	require.NoError(t, err)
+	tr, ok := c.rt.(*http.Transport)
+	require.True(t, ok, "default transport is %T", c.rt)
+	require.NotNil(t, tr.TLSClientConfig)
+	assert.Equal(t, uint16(tls.VersionTLS12), tr.TLSClientConfig.MinVersion)
+	assert.NotNil(t, tr.Proxy, "proxy from environment")
+	assert.True(t, tr.ForceAttemptHTTP2)
+	assert.Equal(t, DefaultAttemptTimeout, c.hc.Timeout)
+	assert.NotNil(t, c.hc.CheckRedirect)
+}
+
+func TestHardenCallerTransport(t *testing.T) {
+	t.Parallel()
+	pool := x509.NewCertPool()
+	tests := []struct {
+		name    string
+		in      func() *http.Transport
+		pool    *x509.CertPool
+		wantMin uint16
+		wantH2  bool
+	}{
+		{"plain", func() *http.Transport { return &http.Transport{} }, nil, tls.VersionTLS12, true},
+		{"plain, already used", func() *http.Transport { tr := &http.Transport{}; tr.Clone(); return tr }, pool, tls.VersionTLS12, true},
+		{"custom dialer keeps h2 off", func() *http.Transport { return &http.Transport{DialContext: (&net.Dialer{}).DialContext} }, nil, tls.VersionTLS12, false},
+		{"h2 disabled stays off", func() *http.Transport {
+			return &http.Transport{TLSNextProto: map[string]func(string, *tls.Conn) http.RoundTripper{}}
+		}, nil, tls.VersionTLS12, false},
+		{"tls 1.0 raised", func() *http.Transport {
+			return &http.Transport{TLSClientConfig: &tls.Config{MinVersion: tls.VersionTLS10}}
+		}, pool, tls.VersionTLS12, false},
+		{"tls 1.3 kept", func() *http.Transport {
+			return &http.Transport{TLSClientConfig: &tls.Config{MinVersion: tls.VersionTLS13}, ForceAttemptHTTP2: true}
+		}, nil, tls.VersionTLS13, true},
+	}
+	for _, tt := range tests {
+		orig := tt.in()
+		var beforeMin uint16
+		if orig.TLSClientConfig != nil {
+			beforeMin = orig.TLSClientConfig.MinVersion
+		}
+		got := hardenTransport(orig, tt.pool)
+		assert.NotSame(t, orig, got, tt.name)
+		assert.Equal(t, tt.wantMin, got.TLSClientConfig.MinVersion, tt.name)
+		_, nextH2 := got.TLSNextProto["h2"]
+		assert.Equal(t, tt.wantH2, got.ForceAttemptHTTP2 || nextH2, tt.name)
+		if tt.pool != nil {
+			assert.Same(t, tt.pool, got.TLSClientConfig.RootCAs, tt.name)
+		}
+		// The original's TLS settings are untouched (Clone may have run
+		// its own one-time HTTP/2 set-up, which adds NextProtos).
+		if orig.TLSClientConfig != nil {
+			assert.NotSame(t, orig.TLSClientConfig, got.TLSClientConfig, tt.name)
+			assert.Equal(t, beforeMin, orig.TLSClientConfig.MinVersion, tt.name)
+			assert.Nil(t, orig.TLSClientConfig.RootCAs, tt.name)
+		}
+	}
+}
+
+func TestNewOptionErrors(t *testing.T) {
+	t.Parallel()
+	_, err := New("ftp://user:pw@x/?q=1",
+		WithAttemptTimeout(0),
+		WithMaxAttempts(0),
+		WithBackoff(time.Second, time.Millisecond),
+		WithRetryAfterCap(-1),
+		WithMaxResponseBytes(0),
+		WithUserAgent("evil\r\nX-Injected: 1"),
+		WithRootCAs(x509.NewCertPool()),
+		WithRoundTripper(http.NewFileTransport(http.Dir("."))),
+	)
+	require.Error(t, err)
+	for _, want := range []string{"scheme", "user info", "query", "attempt timeout", "max attempts",
+		"backoff", "retry-after cap", "max response bytes", "user agent", "WithRootCAs"} {
+		assert.Contains(t, err.Error(), want)
+	}
+	assert.NotContains(t, err.Error(), "pw")
+
+	_, err = New("https://x/api/v2", WithRootCAs(x509.NewCertPool()),
+		WithHTTPClient(&http.Client{Transport: http.NewFileTransport(http.Dir("."))}))
+	require.ErrorContains(t, err, "WithRootCAs needs an *http.Transport")
+}
+
+func TestNewDefaults(t *testing.T) {
+	t.Parallel()
+	c, err := New("https://x/api/v2", nil, WithLogger(nil), WithRand(nil), WithHTTPClient(nil))
+	require.NoError(t, err)
+	assert.NotNil(t, c.log)
+	assert.NotNil(t, c.rand)
+	assert.Equal(t, DefaultMaxAttempts, c.maxAttempts)
+	assert.Equal(t, DefaultBackoffMin, c.backoffMin)
+	assert.Equal(t, DefaultBackoffMax, c.backoffMax)
+	assert.Equal(t, DefaultRetryAfterCap, c.retryAfterCap)
+	assert.Equal(t, int64(DefaultMaxResponseBytes), c.maxBytes)
+
+	c, err = New("https://x/api/v2", WithRetryAfterCap(0))
+	require.NoError(t, err)
+	assert.Equal(t, time.Duration(0), c.retryAfterCap, "an explicit 0 cap is kept")
+
+	c, err = New("https://x/api/v2", WithHTTPClient(&http.Client{Timeout: 3 * time.Second}))
+	require.NoError(t, err)
+	assert.Equal(t, 3*time.Second, c.hc.Timeout, "caller timeout kept without WithAttemptTimeout")
+
+	c, err = New("https://x/api/v2", WithHTTPClient(&http.Client{Timeout: 3 * time.Second}),
+		WithAttemptTimeout(time.Second))
+	require.NoError(t, err)
+	assert.Equal(t, time.Second, c.hc.Timeout)
+}
+
+func TestRetryString(t *testing.T) {
+	t.Parallel()
+	assert.Equal(t, "idempotent", RetryIdempotent.String())
+	assert.Equal(t, "unsent", RetryUnsent.String())
+	assert.Equal(t, "Retry(9)", Retry(9).String())
+}
