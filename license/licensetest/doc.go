@@ -1,0 +1,104 @@
+// Package licensetest provides a mock v2 licence server for tests, built
+// like net/http/httptest.
+//
+// # Overview
+//
+// A Server implements the four v2 endpoints for real: it opens each request's
+// envelope with its private key (public-key mode) or its secret
+// (shared-secret mode; both are accepted at once), checks licences, registers
+// instances, issues, extends and ends sessions, enforces seat limits and
+// reaps lapsed sessions. It answers in the spec's shapes, sealing the reply
+// whenever the client asks for a sealed reply.
+//
+//	s := licensetest.NewServer()
+//	t.Cleanup(s.Close)
+//	err := s.AddLicense(licensetest.License{ProductGUID: "app", Key: "K-1", Seats: 2,
+//		SessionDuration: 10 * time.Minute, GracePeriod: time.Hour})
+//
+// A client is configured with s.URL, s.APIKey() and either s.PublicKey() or
+// s.Secret(), and sends its requests with s.Client() (or s.Transport()).
+//
+// # Endpoints
+//
+// Every endpoint takes POST {"key":...,"data":...} at URL + "/" + endpoint.
+// A failure is always {"success":false,"time":...,"error":...} with these
+// HTTP statuses; the error texts contain the words shown in quotes, which a
+// client may classify on:
+//
+//   - 400: the body or the payload is malformed, a required field is
+//     missing or has the wrong JSON type ("malformed");
+//   - 401: an unknown API key ("unknown api key"), data that does not open
+//     ("cannot decrypt data"), or, with WithSealedReplies, a request that does
+//     not ask for a sealed reply ("sealed replies required");
+//   - 403: the licence is unknown ("unknown license"), revoked ("revoked") or
+//     expired ("expired");
+//   - 404: begin_session names an unknown instance ("unknown instance"), or
+//     extend_session an unknown or ended token ("unknown token") or a lapsed
+//     one ("session lapsed");
+//   - 409: begin_session would exceed the seat limit ("seat limit");
+//   - 422: every end_session failure, as the spec says.
+//
+// register_instance returns the same instance (same guid and
+// first_registered_at) for the same hardware and user; see Match for what
+// "same" means. begin_session needs an instance registered under the same
+// licence, takes a seat, and returns status 1 (SessionStatus), a random
+// session_key and token, the licence's features and its control options.
+// extend_session extends a live session and returns its token (a new one
+// with WithTokenRotation). end_session ends it and frees the seat. A
+// requested duration is clamped to the licence's MaxDuration, and the reply's
+// control_options.session_duration is the effective duration.
+//
+// Sessions lapse at the time of their last begin or extend plus that
+// duration. They are reaped lazily, on each request and on each observation
+// call, so the server needs no background goroutine.
+//
+// # Faults
+//
+// Faults make the mock worth using. Every fault targets one endpoint
+// (Register, Begin, Extend, End) or all four (""):
+//
+//   - SetDown and SetDownMode: refuse connections (the listening socket is
+//     closed and later rebound on the same address) or reset them;
+//   - FailNext, with SetRetryAfter: fail requests with a chosen status;
+//   - SetLatency: delay requests (on a timer, so fake time works);
+//   - TruncateNext, GarbageNext, DropNext: spoil or lose replies of
+//     processed requests;
+//   - SetContentType: send a wrong Content-Type;
+//   - SetClockSkew: skew the times the server reports;
+//   - ReplayNext, BadSealNext: replay an old sealed reply or break a seal;
+//   - Revoke, ExpireLicense and SetControlOptions: change licences on the fly.
+//
+// Inject queues any of them as a Fault; ClearFaults removes them all.
+//
+// # Observation
+//
+// Requests returns the decrypted requests with their status, Count counts
+// them per endpoint, and Sessions, SeatsInUse and Instances show the
+// server's state.
+//
+// # Testing with synctest
+//
+// Loopback sockets never count as durably blocked inside a testing/synctest
+// bubble, so a client tested there must use Transport, which calls the
+// handler in memory. Create the server inside the bubble with
+// NewUnstartedServer (no listener, no goroutine) and Close it there:
+//
+//	synctest.Test(t, func(t *testing.T) {
+//		s := licensetest.NewUnstartedServer()
+//		defer s.Close()
+//		client := &http.Client{Transport: s.Transport()}
+//		// ... time.Sleep moves the bubble's clock; sessions lapse on it.
+//	})
+//
+// The server's default clock is time.Now, which follows the bubble of the
+// goroutine making the request. A server built outside a bubble also serves
+// in-memory requests from inside it, but then Close it only when no request
+// from the bubble is in flight. Use WithClock for tests that must move the
+// wall clock by hand.
+//
+// # Secrets
+//
+// This is a test server: Sessions includes tokens. It never writes an API
+// key, licence key, token, session key or payload to its logger or into an
+// error.
+package licensetest

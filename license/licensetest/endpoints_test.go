@@ -1,0 +1,732 @@
+package licensetest_test
+
+import (
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"maps"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/licensekit/licensekit-go/envelope"
+	"github.com/licensekit/licensekit-go/internal/wire"
+	"github.com/licensekit/licensekit-go/license/licensetest"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+const goldenDir = "../../testdata/licensetest"
+
+// fakeClock is a settable clock for WithClock.
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func newFakeClock() *fakeClock {
+	return &fakeClock{t: time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)}
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+func keysOf(tb testing.TB, body []byte) []string {
+	tb.Helper()
+	var m map[string]json.RawMessage
+	require.NoError(tb, json.Unmarshal(body, &m), "body %q", body)
+	return slices.Sorted(maps.Keys(m))
+}
+
+func regFor(p, k string, n int) wire.RegisterRequest {
+	r := registerReq(n)
+	r.ProductGUID, r.LicenseKey = p, k
+	return r
+}
+
+func beginFor(p, k, guid string, n int) wire.BeginRequest {
+	return wire.BeginRequest{ProductGUID: p, LicenseKey: k, InstanceGUID: guid, Machine: machine(n)}
+}
+
+// patch marshals v, then sets (or, for a nil value, deletes) one member.
+func patch(v any, name string, value any) []byte {
+	b, _ := json.Marshal(v)
+	var m map[string]any
+	_ = json.Unmarshal(b, &m)
+	if value == nil {
+		delete(m, name)
+	} else {
+		if raw, ok := value.(json.RawMessage); ok {
+			value = raw
+		}
+		m[name] = value
+	}
+	out, _ := json.Marshal(m)
+	return out
+}
+
+// fixture is a server with licences in every state and tokens in every
+// state, for the failure table.
+type fixture struct {
+	s                                       *licensetest.Server
+	c                                       *client
+	clock                                   *fakeClock
+	guid1, guid2                            string
+	live, ended, lapsed, revoked, rotatedTk string
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	fx := &fixture{clock: newFakeClock()}
+	fx.s = licensetest.NewServer(licensetest.WithClock(fx.clock.Now))
+	t.Cleanup(fx.s.Close)
+	for _, l := range []licensetest.License{
+		{ProductGUID: "p1", Key: "k1", Seats: 1, SessionDuration: time.Minute},
+		{ProductGUID: "p2", Key: "k2", SessionDuration: time.Minute},
+		{ProductGUID: "p3", Key: "k3", SessionDuration: 10 * time.Second},
+		{ProductGUID: "p4", Key: "k4", SessionDuration: time.Minute},
+		{ProductGUID: "p5", Key: "k5", State: licensetest.Expired},
+	} {
+		require.NoError(t, fx.s.AddLicense(l))
+	}
+	fx.c = newClient(t, fx.s, nil)
+	fx.guid1 = fx.c.registerFor(t, "p1", "k1", 1)
+	fx.live = fx.c.beginFor(t, "p1", "k1", fx.guid1)
+	fx.guid2 = fx.c.registerFor(t, "p2", "k2", 2)
+	fx.ended = fx.c.beginFor(t, "p2", "k2", fx.guid2)
+	fx.c.end(t, fx.ended)
+	g3 := fx.c.registerFor(t, "p3", "k3", 3)
+	fx.lapsed = fx.c.beginFor(t, "p3", "k3", g3)
+	g4 := fx.c.registerFor(t, "p4", "k4", 4)
+	fx.revoked = fx.c.beginFor(t, "p4", "k4", g4)
+	require.NoError(t, fx.s.Revoke("p4", "k4"))
+	fx.clock.Advance(11 * time.Second)
+	return fx
+}
+
+func (c *client) registerFor(tb testing.TB, p, k string, n int) string {
+	tb.Helper()
+	r := c.mustPost(tb, licensetest.Register, regFor(p, k, n))
+	require.Equal(tb, http.StatusOK, r.status, "%s", r.body)
+	rep, err := wire.DecodeRegister(r.body)
+	require.NoError(tb, err)
+	return rep.GUID
+}
+
+func (c *client) beginFor(tb testing.TB, p, k, guid string) string {
+	tb.Helper()
+	r := c.mustPost(tb, licensetest.Begin, beginFor(p, k, guid, 0))
+	require.Equal(tb, http.StatusOK, r.status, "%s", r.body)
+	rep, err := wire.DecodeBegin(r.body)
+	require.NoError(tb, err)
+	return rep.Token
+}
+
+// TestFailures covers every failure shape of every endpoint. The statuses and
+// error texts are also a golden file: clients classify on them.
+func TestFailures(t *testing.T) {
+	type tc struct {
+		endpoint string
+		name     string
+		payload  func(fx *fixture) any // sealed and sent; nil when raw is set
+		raw      func(fx *fixture) []byte
+		status   int
+		word     string
+	}
+	var cases []tc
+	for _, ep := range []string{licensetest.Register, licensetest.Begin, licensetest.Extend, licensetest.End} {
+		cases = append(cases,
+			tc{ep, "body is not JSON", nil, func(*fixture) []byte { return []byte("not json") }, 400, "malformed request"},
+			tc{ep, "body is a JSON array", nil, func(*fixture) []byte { return []byte(`["key","data"]`) }, 400, "malformed request"},
+			tc{ep, "data missing", nil, func(fx *fixture) []byte { return []byte(`{"key":"` + fx.s.APIKey() + `"}`) }, 400, "missing field data"},
+			tc{ep, "key is a number", nil, func(*fixture) []byte { return []byte(`{"key":1,"data":"AAAA"}`) }, 400, "key must be a string"},
+			tc{ep, "unknown api key", nil, func(fx *fixture) []byte {
+				data, _, _ := fx.c.sealer.Seal("other", []byte(`{}`))
+				b, _ := json.Marshal(wire.Request{Key: "other", Data: data})
+				return b
+			}, 401, "unknown api key"},
+			tc{ep, "data does not open", nil, func(fx *fixture) []byte {
+				b, _ := json.Marshal(wire.Request{Key: fx.s.APIKey(), Data: "AAAAAAAAAAAAAAAAAAAAAAAA"})
+				return b
+			}, 401, "cannot decrypt data"},
+			tc{ep, "data sealed to another key", nil, func(fx *fixture) []byte {
+				other, _ := envelope.GenerateKey(envelope.KEMX25519)
+				sealer, _ := envelope.NewSealer(other.Public())
+				data, _, _ := sealer.Seal(fx.s.APIKey(), []byte(`{}`))
+				b, _ := json.Marshal(wire.Request{Key: fx.s.APIKey(), Data: data})
+				return b
+			}, 401, "cannot decrypt data"},
+			tc{ep, "payload is an array", func(*fixture) any { return []byte(`[1]`) }, nil, 400, "not a JSON object"},
+			tc{ep, "payload is invalid JSON", func(*fixture) any { return []byte(`{"token":`) }, nil, 400, "invalid JSON"},
+		)
+	}
+	reg := func(p, k string) func(*fixture) any { return func(*fixture) any { return regFor(p, k, 9) } }
+	regPatch := func(name string, v any) func(*fixture) any {
+		return func(*fixture) any { return patch(regFor("p1", "k1", 9), name, v) }
+	}
+	cases = append(cases,
+		tc{licensetest.Register, "product_guid missing", regPatch("product_guid", nil), nil, 400, "missing field product_guid"},
+		tc{licensetest.Register, "license_key empty", regPatch("license_key", ""), nil, 400, "field license_key is empty"},
+		tc{licensetest.Register, "cpu_id is a number", regPatch("cpu_id", 7), nil, 400, "field cpu_id must be a string"},
+		tc{licensetest.Register, "host_name missing", regPatch("host_name", nil), nil, 400, "missing field host_name"},
+		tc{licensetest.Register, "mac_addresses is a string", regPatch("mac_addresses", "aa"), nil, 400, "mac_addresses must be an array of strings"},
+		tc{licensetest.Register, "mac_addresses holds a number", regPatch("mac_addresses", []int{1}), nil, 400, "mac_addresses must be an array of strings"},
+		tc{licensetest.Register, "user_hash is an array", regPatch("user_hash", []string{}), nil, 400, "user_hash must be an object of strings"},
+		tc{licensetest.Register, "name is null", regPatch("name", json.RawMessage("null")), nil, 400, "field name must be a string"},
+		tc{licensetest.Register, "unknown license", reg("p1", "nope"), nil, 403, "unknown license"},
+		tc{licensetest.Register, "revoked license", reg("p4", "k4"), nil, 403, "revoked"},
+		tc{licensetest.Register, "expired license", reg("p5", "k5"), nil, 403, "expired"},
+	)
+	begin := func(p, k string, guid func(fx *fixture) string) func(*fixture) any {
+		return func(fx *fixture) any { return beginFor(p, k, guid(fx), 9) }
+	}
+	g1 := func(fx *fixture) string { return fx.guid1 }
+	g2 := func(fx *fixture) string { return fx.guid2 }
+	beginPatch := func(name string, v any) func(*fixture) any {
+		return func(fx *fixture) any { return patch(beginFor("p2", "k2", fx.guid2, 9), name, v) }
+	}
+	cases = append(cases,
+		tc{licensetest.Begin, "instance_guid missing", beginPatch("instance_guid", nil), nil, 400, "missing field instance_guid"},
+		tc{licensetest.Begin, "mb_serial missing", beginPatch("mb_serial", nil), nil, 400, "missing field mb_serial"},
+		tc{licensetest.Begin, "duration is a string", beginPatch("duration", "60"), nil, 400, "duration must be a non-negative number"},
+		tc{licensetest.Begin, "duration is negative", beginPatch("duration", -5), nil, 400, "duration must be a non-negative number"},
+		tc{licensetest.Begin, "unknown instance", begin("p2", "k2", func(*fixture) string { return "nope" }), nil, 404, "unknown instance"},
+		tc{licensetest.Begin, "instance of another license", begin("p2", "k2", g1), nil, 404, "unknown instance"},
+		tc{licensetest.Begin, "seat limit", begin("p1", "k1", g1), nil, 409, "seat limit"},
+		tc{licensetest.Begin, "unknown license", begin("p2", "nope", g2), nil, 403, "unknown license"},
+		tc{licensetest.Begin, "revoked license", begin("p4", "k4", g2), nil, 403, "revoked"},
+		tc{licensetest.Begin, "expired license", begin("p5", "k5", g2), nil, 403, "expired"},
+	)
+	tok := func(ep string, f func(fx *fixture) string) func(*fixture) any {
+		return func(fx *fixture) any {
+			if ep == licensetest.End {
+				return wire.EndRequest{Token: f(fx)}
+			}
+			return wire.ExtendRequest{Token: f(fx)}
+		}
+	}
+	for _, ep := range []string{licensetest.Extend, licensetest.End} {
+		cases = append(cases,
+			tc{ep, "token missing", func(*fixture) any { return []byte(`{}`) }, nil, 400, "missing field token"},
+			tc{ep, "token is a number", func(*fixture) any { return []byte(`{"token":5}`) }, nil, 400, "field token must be a string"},
+			tc{ep, "token empty", tok(ep, func(*fixture) string { return "" }), nil, 400, "field token is empty"},
+			tc{ep, "unknown token", tok(ep, func(*fixture) string { return "nope" }), nil, 404, "unknown token"},
+			tc{ep, "ended token", tok(ep, func(fx *fixture) string { return fx.ended }), nil, 404, "unknown token"},
+			tc{ep, "lapsed token", tok(ep, func(fx *fixture) string { return fx.lapsed }), nil, 404, "session lapsed"},
+		)
+	}
+	cases = append(cases,
+		tc{licensetest.Extend, "duration is a bool", func(fx *fixture) any { return patch(wire.ExtendRequest{Token: fx.live}, "duration", true) }, nil, 400, "duration must be a non-negative number"},
+		tc{licensetest.Extend, "revoked license", tok(licensetest.Extend, func(fx *fixture) string { return fx.revoked }), nil, 403, "revoked"},
+	)
+
+	// Every case is a refusal, which changes nothing, so they share one
+	// fixture.
+	fx := newFixture(t)
+	var mu sync.Mutex
+	lines := make([]string, len(cases))
+	for i, c := range cases {
+		t.Run(c.endpoint+"/"+c.name, func(t *testing.T) {
+			t.Parallel()
+			var r *reply
+			var err error
+			if c.raw != nil {
+				r, err = fx.c.raw(c.endpoint, c.raw(fx), nil)
+			} else {
+				r, err = fx.c.post(c.endpoint, c.payload(fx))
+			}
+			require.NoError(t, err)
+			want := c.status
+			if c.endpoint == licensetest.End {
+				want = http.StatusUnprocessableEntity
+			}
+			assert.Equal(t, want, r.status, "body %s", r.body)
+			assert.Equal(t, "application/json", r.header.Get("Content-Type"))
+			assert.Equal(t, []string{"error", "success", "time"}, keysOf(t, r.body))
+			f := wire.DecodeFailure(c.endpoint, r.body)
+			require.NotNil(t, f, "body %s", r.body)
+			assert.False(t, f.Success)
+			assert.Contains(t, f.Message, c.word)
+			assert.Equal(t, fx.clock.Now(), f.Time.Time, "time %q", f.Time.Raw)
+			mu.Lock()
+			lines[i] = fmt.Sprintf("%-17s %-32s %d %s", c.endpoint, c.name, r.status, f.Message)
+			mu.Unlock()
+		})
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			return
+		}
+		golden(t, "failures.golden", []byte(strings.Join(lines, "\n")+"\n"))
+	})
+}
+
+// golden compares got with testdata/licensetest/name, or rewrites it with
+// -update.
+func golden(t *testing.T, name string, got []byte) {
+	t.Helper()
+	path := filepath.Join(goldenDir, name)
+	if *update {
+		require.NoError(t, os.MkdirAll(goldenDir, 0o755))
+		require.NoError(t, os.WriteFile(path, got, 0o644))
+		return
+	}
+	want, err := os.ReadFile(path)
+	require.NoError(t, err, "run go test -update to create %s", path)
+	assert.Equal(t, string(want), string(got), "golden file %s differs; rerun with -update if intended", path)
+}
+
+func TestRoutingFailures(t *testing.T) {
+	t.Parallel()
+	s := newServer(t, licensetest.License{})
+	for _, c := range []struct {
+		method, path string
+		status       int
+		word         string
+	}{
+		{http.MethodGet, licensetest.BasePath + "/begin_session", http.StatusMethodNotAllowed, "method not allowed"},
+		{http.MethodPost, licensetest.BasePath + "/nope", http.StatusNotFound, "unknown endpoint"},
+		{http.MethodPost, "/begin_session", http.StatusNotFound, "unknown endpoint"},
+	} {
+		req, err := http.NewRequest(c.method, strings.TrimSuffix(s.URL, licensetest.BasePath)+c.path, strings.NewReader("{}"))
+		require.NoError(t, err)
+		resp, err := s.Client().Do(req)
+		require.NoError(t, err)
+		var f wire.Failure
+		require.NoError(t, json.NewDecoder(resp.Body).Decode(&f))
+		resp.Body.Close()
+		assert.Equal(t, c.status, resp.StatusCode, "%s %s", c.method, c.path)
+		assert.Contains(t, f.Message, c.word)
+	}
+	assert.Zero(t, s.Count(""))
+}
+
+func TestSuccessShapes(t *testing.T) {
+	t.Parallel()
+	clock := newFakeClock()
+	s := newServer(t, licensetest.License{Seats: 3, SessionDuration: time.Minute, GracePeriod: time.Hour, Features: `{"pro":true}`},
+		licensetest.WithClock(clock.Now))
+	c := newClient(t, s, nil)
+
+	r := c.mustPost(t, licensetest.Register, registerReq(1))
+	assert.Equal(t, http.StatusOK, r.status)
+	assert.Equal(t, "application/json", r.header.Get("Content-Type"))
+	assert.Equal(t, []string{"control_options", "first_registered_at", "guid", "success", "time"}, keysOf(t, r.body))
+	reg, err := wire.DecodeRegister(r.body)
+	require.NoError(t, err)
+	assert.True(t, reg.Success)
+	assert.Equal(t, clock.Now(), reg.Time.Time)
+	assert.Equal(t, clock.Now(), reg.FirstRegisteredAt.Time)
+	assert.Regexp(t, `^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`, reg.GUID)
+	assert.Equal(t, wire.ControlOptions{SessionDuration: 60, ValidationGracePeriod: 3600}, reg.ControlOptions)
+
+	r = c.mustPost(t, licensetest.Begin, beginFor(product, key, reg.GUID, 1))
+	assert.Equal(t, []string{"control_options", "features", "session_key", "status", "time", "token"}, keysOf(t, r.body))
+	b, err := wire.DecodeBegin(r.body)
+	require.NoError(t, err)
+	assert.EqualValues(t, licensetest.SessionStatus, b.Status)
+	assert.NotEmpty(t, b.SessionKey)
+	assert.NotEmpty(t, b.Token)
+	assert.NotEqual(t, b.SessionKey, b.Token)
+	assert.Equal(t, `{"pro":true}`, b.Features)
+	assert.Equal(t, wire.ControlOptions{SessionDuration: 60, ValidationGracePeriod: 3600}, b.ControlOptions)
+
+	r = c.mustPost(t, licensetest.Extend, wire.ExtendRequest{Token: b.Token})
+	assert.Equal(t, []string{"control_options", "status", "time", "token"}, keysOf(t, r.body))
+	e, err := wire.DecodeExtend(r.body)
+	require.NoError(t, err)
+	assert.EqualValues(t, 1, e.Status)
+	assert.Equal(t, b.Token, e.Token)
+
+	r = c.mustPost(t, licensetest.End, wire.EndRequest{Token: b.Token})
+	assert.Equal(t, http.StatusOK, r.status)
+	assert.Equal(t, []string{"time"}, keysOf(t, r.body))
+	end, err := wire.DecodeEnd(r.body)
+	require.NoError(t, err)
+	assert.Equal(t, clock.Now(), end.Time.Time)
+}
+
+func TestModes(t *testing.T) {
+	t.Parallel()
+	mlkem, err := envelope.GenerateKey(envelope.KEMMLKEM768X25519)
+	require.NoError(t, err)
+	for _, c := range []struct {
+		name   string
+		opts   []licensetest.Option
+		secret bool
+		sealed bool
+	}{
+		{"hpke", nil, false, false},
+		{"hpke sealed", nil, false, true},
+		{"shared secret", nil, true, false},
+		{"shared secret sealed", nil, true, true},
+		{"mlkem", []licensetest.Option{licensetest.WithKEM(envelope.KEMMLKEM768X25519)}, false, true},
+		{"private key", []licensetest.Option{licensetest.WithPrivateKey(mlkem)}, false, false},
+		{"require sealed", []licensetest.Option{licensetest.WithSealedReplies()}, false, true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			s := newServer(t, licensetestLicense(), c.opts...)
+			var opts []envelope.Option
+			if c.sealed {
+				opts = append(opts, envelope.WithSealedReplies())
+			}
+			cl := newClient(t, s, nil, opts...)
+			if c.secret {
+				cl = newSecretClient(t, s, nil, opts...)
+			}
+			require.NoError(t, cl.lifecycle(1))
+			reqs := s.Requests()
+			require.Len(t, reqs, 4)
+			for _, r := range reqs {
+				assert.Equal(t, c.sealed, r.Sealed, r.Endpoint)
+				assert.Equal(t, http.StatusOK, r.Status, r.Endpoint)
+			}
+			if c.sealed {
+				r, err := cl.post(licensetest.Extend, wire.ExtendRequest{Token: "nope"})
+				require.NoError(t, err)
+				require.NoError(t, r.err)
+				assert.Equal(t, []string{"data"}, keysOf(t, r.raw), "a sealed failure")
+				assert.Equal(t, "unknown token", r.failure().Message)
+			}
+		})
+	}
+	t.Run("private key is used", func(t *testing.T) {
+		t.Parallel()
+		s := newServer(t, licensetest.License{}, licensetest.WithPrivateKey(mlkem),
+			licensetest.WithSecret(make([]byte, 32)), licensetest.WithAPIKey("api-key"))
+		assert.Equal(t, mlkem.KeyID(), s.KeyID())
+		assert.True(t, mlkem.Public().Equal(s.PublicKey()))
+		assert.Equal(t, make([]byte, 32), s.Secret())
+		assert.Equal(t, "api-key", s.APIKey())
+	})
+	t.Run("sealed replies required", func(t *testing.T) {
+		t.Parallel()
+		s := newServer(t, licensetest.License{}, licensetest.WithSealedReplies())
+		r, err := newClient(t, s, nil).post(licensetest.Register, registerReq(1))
+		require.NoError(t, err)
+		assert.Equal(t, http.StatusUnauthorized, r.status)
+		assert.Equal(t, "sealed replies required", r.failure().Message)
+	})
+}
+
+func TestRegisterIdempotent(t *testing.T) {
+	t.Parallel()
+	clock := newFakeClock()
+	s := newServer(t, licensetest.License{}, licensetest.WithClock(clock.Now))
+	c := newClient(t, s, nil)
+	first := c.register(t, 1)
+	clock.Advance(time.Hour)
+
+	again := registerReq(1)
+	again.IPAddress = "192.168.1.9"                                         // ignored
+	again.MACAddresses = []string{"00:11:22:33:44:01", "00:11:22:33:44:01"} // same set
+	again.UserHash = map[string]string{"other": "x"}                        // not identity
+	r := c.mustPost(t, licensetest.Register, again)
+	rep, err := wire.DecodeRegister(r.body)
+	require.NoError(t, err)
+	assert.Equal(t, first.GUID, rep.GUID)
+	assert.Equal(t, first.FirstRegisteredAt, rep.FirstRegisteredAt)
+	assert.Equal(t, clock.Now(), rep.Time.Time)
+
+	for name, mut := range map[string]func(*wire.RegisterRequest){
+		"email":    func(r *wire.RegisterRequest) { r.Email = "bob@example.com" },
+		"name":     func(r *wire.RegisterRequest) { r.Name = "Bob" },
+		"cpu":      func(r *wire.RegisterRequest) { r.CPUID = "other" },
+		"mac":      func(r *wire.RegisterRequest) { r.MACAddresses = append(r.MACAddresses, "ff:ff:ff:ff:ff:ff") },
+		"hostname": func(r *wire.RegisterRequest) { r.HostName = "other" },
+	} {
+		req := registerReq(1)
+		mut(&req)
+		rep, err := wire.DecodeRegister(c.mustPost(t, licensetest.Register, req).body)
+		require.NoError(t, err)
+		assert.NotEqual(t, first.GUID, rep.GUID, name)
+	}
+	assert.Len(t, s.Instances(), 6)
+	inst := s.Instances()[0]
+	assert.Equal(t, licensetest.Instance{
+		GUID: first.GUID, ProductGUID: product, LicenseKey: key,
+		Machine: licensetest.Machine{
+			IPAddress: "10.0.0.1", CPUID: "cpu-1", MBSerial: "mb-1",
+			MACAddresses: []string{"00:11:22:33:44:01"}, VolumeHash: "vol-1", HostName: "host-1",
+		},
+		Name: "Ada", Email: "ada@example.com", UserHash: map[string]string{"k": "v"},
+		FirstRegisteredAt: first.FirstRegisteredAt.Time,
+	}, inst)
+}
+
+func TestRegisterKOfN(t *testing.T) {
+	t.Parallel()
+	s := newServer(t, licensetest.License{}, licensetest.WithMatch(licensetest.KOfN(3)))
+	c := newClient(t, s, nil)
+	first := c.register(t, 1)
+	for _, tt := range []struct {
+		name string
+		mut  func(*wire.RegisterRequest)
+		same bool
+	}{
+		{"two changed", func(r *wire.RegisterRequest) { r.CPUID, r.HostName = "x", "y" }, true},
+		{"one mac in common", func(r *wire.RegisterRequest) {
+			r.MACAddresses = []string{"AA:BB:CC:DD:EE:FF", "00:11:22:33:44:01"}
+			r.CPUID, r.HostName = "x", "y"
+		}, true},
+		{"three changed", func(r *wire.RegisterRequest) { r.CPUID, r.HostName, r.VolumeHash = "x", "y", "z" }, false},
+		{"empty fields do not count", func(r *wire.RegisterRequest) { r.CPUID, r.HostName, r.VolumeHash = "", "", "" }, false},
+		{"other user", func(r *wire.RegisterRequest) { r.Email = "eve@example.com" }, false},
+	} {
+		req := registerReq(1)
+		tt.mut(&req)
+		rep, err := wire.DecodeRegister(c.mustPost(t, licensetest.Register, req).body)
+		require.NoError(t, err)
+		assert.Equal(t, tt.same, rep.GUID == first.GUID, tt.name)
+	}
+	assert.Equal(t, "3-of-5", licensetest.KOfN(3).String())
+	assert.Equal(t, licensetest.KOfN(5), licensetest.KOfN(9))
+	assert.Equal(t, licensetest.KOfN(1), licensetest.KOfN(-1))
+	assert.Equal(t, "exact", licensetest.Exact.String())
+}
+
+func TestSeats(t *testing.T) {
+	t.Parallel()
+	s := newServer(t, licensetest.License{Seats: 2})
+	c := newClient(t, s, nil)
+	g := c.register(t, 1).GUID
+	t1 := c.begin(t, g, 1).Token
+	c.begin(t, g, 1)
+	assert.Equal(t, 2, s.SeatsInUse(product, key))
+	r := c.mustPost(t, licensetest.Begin, beginFor(product, key, g, 1))
+	assert.Equal(t, http.StatusConflict, r.status)
+	assert.Equal(t, "seat limit reached: 2 of 2 seats in use", r.failure().Message)
+	c.end(t, t1)
+	assert.Equal(t, 1, s.SeatsInUse(product, key))
+	c.begin(t, g, 1)
+	assert.Equal(t, 2, s.SeatsInUse(product, key))
+	assert.Zero(t, s.SeatsInUse(product, "nope"))
+
+	unlimited := newServer(t, licensetest.License{})
+	uc := newClient(t, unlimited, nil)
+	g = uc.register(t, 1).GUID
+	for range 20 {
+		uc.begin(t, g, 1)
+	}
+	assert.Equal(t, 20, unlimited.SeatsInUse(product, key))
+}
+
+func TestDurations(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		name             string
+		session, maxDur  time.Duration
+		requested, wantD int64
+	}{
+		{"none requested", time.Minute, 0, 0, 60},
+		{"shorter requested", time.Minute, 0, 30, 30},
+		{"clamped to session", time.Minute, 0, 500, 60},
+		{"clamped to max", time.Minute, 2 * time.Minute, 500, 120},
+		{"under max", time.Minute, 2 * time.Minute, 90, 90},
+		{"huge", time.Minute, 0, 1 << 60, 60},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			clock := newFakeClock()
+			s := newServer(t, licensetest.License{SessionDuration: tt.session, MaxDuration: tt.maxDur, GracePeriod: 5 * time.Second},
+				licensetest.WithClock(clock.Now))
+			c := newClient(t, s, nil)
+			g := c.register(t, 1).GUID
+			req := beginFor(product, key, g, 1)
+			req.Duration = tt.requested
+			b, err := wire.DecodeBegin(c.mustPost(t, licensetest.Begin, req).body)
+			require.NoError(t, err)
+			assert.Equal(t, wire.ControlOptions{SessionDuration: tt.wantD, ValidationGracePeriod: 5}, b.ControlOptions)
+			sess := s.Sessions()
+			require.Len(t, sess, 1)
+			assert.Equal(t, clock.Now().Add(time.Duration(tt.wantD)*time.Second), sess[0].Expires)
+
+			e, err := wire.DecodeExtend(c.mustPost(t, licensetest.Extend, wire.ExtendRequest{Token: b.Token, Duration: tt.requested}).body)
+			require.NoError(t, err)
+			assert.Equal(t, tt.wantD, e.ControlOptions.SessionDuration)
+		})
+	}
+}
+
+func TestReapingWithClock(t *testing.T) {
+	t.Parallel()
+	clock := newFakeClock()
+	s := newServer(t, licensetest.License{Seats: 1, SessionDuration: time.Minute}, licensetest.WithClock(clock.Now))
+	c := newClient(t, s, nil)
+	g := c.register(t, 1).GUID
+	tok := c.begin(t, g, 1).Token
+
+	clock.Advance(59 * time.Second)
+	c.extend(t, tok) // now expires at +119 s
+	clock.Advance(59 * time.Second)
+	require.Len(t, s.Sessions(), 1)
+	assert.Equal(t, 1, s.Sessions()[0].Extensions)
+	clock.Advance(time.Second) // exactly at expiry: lapsed
+	assert.Empty(t, s.Sessions())
+	assert.Zero(t, s.SeatsInUse(product, key))
+
+	r := c.mustPost(t, licensetest.Extend, wire.ExtendRequest{Token: tok})
+	assert.Equal(t, http.StatusNotFound, r.status)
+	assert.Equal(t, "session lapsed", r.failure().Message)
+	r = c.mustPost(t, licensetest.End, wire.EndRequest{Token: tok})
+	assert.Equal(t, http.StatusUnprocessableEntity, r.status)
+	assert.Equal(t, "session lapsed", r.failure().Message)
+
+	// The reaped seat is free for a new session.
+	c.begin(t, g, 1)
+}
+
+func TestTokenRotation(t *testing.T) {
+	t.Parallel()
+	s := newServer(t, licensetest.License{}, licensetest.WithTokenRotation())
+	c := newClient(t, s, nil)
+	g := c.register(t, 1).GUID
+	t0 := c.begin(t, g, 1).Token
+	t1 := c.extend(t, t0).Token
+	assert.NotEqual(t, t0, t1)
+	r := c.mustPost(t, licensetest.Extend, wire.ExtendRequest{Token: t0})
+	assert.Equal(t, http.StatusNotFound, r.status)
+	assert.Equal(t, "unknown token", r.failure().Message)
+	t2 := c.extend(t, t1).Token
+	require.Len(t, s.Sessions(), 1)
+	assert.Equal(t, t2, s.Sessions()[0].Token)
+	c.end(t, t2)
+	assert.Empty(t, s.Sessions())
+}
+
+func TestLicenseChanges(t *testing.T) {
+	t.Parallel()
+	s := newServer(t, licensetest.License{SessionDuration: time.Minute, GracePeriod: time.Hour})
+	c := newClient(t, s, nil)
+	g := c.register(t, 1).GUID
+	tok := c.begin(t, g, 1).Token
+
+	require.NoError(t, s.SetControlOptions(product, key, 30*time.Second, 2*time.Minute))
+	want := wire.ControlOptions{SessionDuration: 30, ValidationGracePeriod: 120}
+	assert.Equal(t, want, c.extend(t, tok).ControlOptions)
+	assert.Equal(t, want, c.begin(t, g, 1).ControlOptions)
+	assert.Equal(t, want, c.register(t, 1).ControlOptions)
+	l, ok := s.License(product, key)
+	require.True(t, ok)
+	assert.Equal(t, 30*time.Second, l.SessionDuration)
+
+	require.NoError(t, s.Revoke(product, key))
+	r := c.mustPost(t, licensetest.Extend, wire.ExtendRequest{Token: tok})
+	assert.Equal(t, http.StatusForbidden, r.status)
+	assert.Equal(t, "license revoked", r.failure().Message)
+	require.NoError(t, s.ExpireLicense(product, key))
+	r = c.mustPost(t, licensetest.Begin, beginFor(product, key, g, 1))
+	assert.Equal(t, "license expired", r.failure().Message)
+	require.NoError(t, s.SetLicenseState(product, key, licensetest.Active))
+	c.extend(t, tok)
+	// A revoked licence's session can still be ended.
+	require.NoError(t, s.Revoke(product, key))
+	c.end(t, tok)
+
+	assert.ErrorIs(t, s.Revoke(product, "nope"), licensetest.ErrUnknownLicense)
+	assert.ErrorIs(t, s.SetControlOptions(product, "nope", time.Minute, 0), licensetest.ErrUnknownLicense)
+	assert.Error(t, s.SetControlOptions(product, key, 1500*time.Millisecond, 0))
+	assert.Error(t, s.SetLicenseState(product, key, licensetest.LicenseState(9)))
+	_, ok = s.License(product, "nope")
+	assert.False(t, ok)
+}
+
+func TestAddLicenseValidation(t *testing.T) {
+	t.Parallel()
+	s := licensetest.NewUnstartedServer()
+	defer s.Close()
+	err := s.AddLicense(licensetest.License{Seats: -1, SessionDuration: 1500 * time.Millisecond, GracePeriod: -time.Second, MaxDuration: time.Millisecond, State: 7})
+	require.Error(t, err)
+	for _, want := range []string{"product GUID is empty", "key is empty", "seats is negative", "unknown state",
+		"session duration is not a whole number of seconds", "grace period is negative", "max duration is not a whole number"} {
+		assert.Contains(t, err.Error(), want)
+	}
+	assert.True(t, strings.HasPrefix(err.Error(), "licensetest: "))
+
+	require.NoError(t, s.AddLicense(licensetest.License{ProductGUID: "p", Key: "k"}))
+	l, _ := s.License("p", "k")
+	assert.Equal(t, licensetest.DefaultSessionDuration, l.SessionDuration)
+	// Adding again replaces the terms.
+	require.NoError(t, s.AddLicense(licensetest.License{ProductGUID: "p", Key: "k", Seats: 3}))
+	l, _ = s.License("p", "k")
+	assert.Equal(t, 3, l.Seats)
+	assert.Equal(t, "revoked", licensetest.Revoked.String())
+	assert.Equal(t, "active", licensetest.Active.String())
+	assert.Equal(t, "expired", licensetest.Expired.String())
+}
+
+func TestObservation(t *testing.T) {
+	t.Parallel()
+	clock := newFakeClock()
+	s := newServer(t, licensetest.License{SessionDuration: time.Minute}, licensetest.WithClock(clock.Now), licensetest.WithMaxRequests(3))
+	c := newClient(t, s, nil)
+	reg := registerReq(1)
+	g := c.register(t, 1).GUID
+	clock.Advance(time.Second)
+	tok := c.begin(t, g, 1).Token
+	c.extend(t, tok)
+	c.mustPost(t, licensetest.End, wire.EndRequest{Token: "nope"})
+
+	reqs := s.Requests()
+	require.Len(t, reqs, 3, "WithMaxRequests(3) keeps the last three")
+	assert.Equal(t, licensetest.Begin, reqs[0].Endpoint)
+	assert.Equal(t, clock.Now(), reqs[0].Time)
+	var got wire.BeginRequest
+	require.NoError(t, json.Unmarshal(reqs[0].Payload, &got))
+	assert.Equal(t, g, got.InstanceGUID)
+	assert.Equal(t, http.StatusUnprocessableEntity, reqs[2].Status)
+	assert.Equal(t, 1, s.Count(licensetest.Register))
+	assert.Equal(t, 1, s.Count(licensetest.End))
+	assert.Equal(t, 4, s.Count(""))
+	_ = reg
+
+	sess := s.Sessions()
+	require.Len(t, sess, 1)
+	assert.Equal(t, licensetest.Session{
+		Token: tok, InstanceGUID: g, ProductGUID: product, LicenseKey: key,
+		Started: clock.Now(), Expires: clock.Now().Add(time.Minute), Duration: time.Minute, Extensions: 1,
+	}, sess[0])
+
+	none := newServer(t, licensetest.License{}, licensetest.WithMaxRequests(-1))
+	newClient(t, none, nil).register(t, 1)
+	assert.Empty(t, none.Requests())
+	assert.Equal(t, 1, none.Count(licensetest.Register))
+}
+
+func TestRequestsKeepsPayload(t *testing.T) {
+	t.Parallel()
+	s := newServer(t, licensetest.License{})
+	c := newClient(t, s, nil)
+	c.mustPost(t, licensetest.Register, []byte(`{"not":"valid"}`))
+	reqs := s.Requests()
+	require.Len(t, reqs, 1)
+	assert.JSONEq(t, `{"not":"valid"}`, string(reqs[0].Payload))
+	assert.Equal(t, http.StatusBadRequest, reqs[0].Status)
+	reqs[0].Payload[0] = 'X' // a copy
+	assert.JSONEq(t, `{"not":"valid"}`, string(s.Requests()[0].Payload))
+
+	r, err := c.raw(licensetest.Register, []byte("junk"), nil)
+	require.NoError(t, err)
+	assert.Equal(t, http.StatusBadRequest, r.status)
+	assert.Nil(t, s.Requests()[1].Payload)
+	assert.True(t, errors.Is(nil, nil))
+}

@@ -1,0 +1,409 @@
+package licensetest
+
+import (
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+)
+
+// DownMode says how a server that is down (SetDown) treats connections. The
+// zero value is DownRefuse.
+type DownMode int
+
+const (
+	// DownRefuse refuses connections: the listening socket is closed, so a
+	// client's dial fails with ECONNREFUSED, as when the server process is
+	// gone. Through Transport, RoundTrip fails with a *net.OpError whose Op is
+	// "dial" and which matches syscall.ECONNREFUSED (WSAECONNREFUSED on
+	// Windows). Match on the Op rather than the errno for portable code.
+	DownRefuse DownMode = iota
+	// DownReset accepts connections and resets them without reading the
+	// request or replying, as a crashing server or a broken proxy does. The
+	// client sees a connection reset (or EOF). Through Transport, RoundTrip
+	// fails with a *net.OpError whose Op is "read" and which matches
+	// syscall.ECONNRESET (WSAECONNRESET on Windows).
+	DownReset
+)
+
+// String returns "refuse" or "reset".
+func (m DownMode) String() string {
+	switch m {
+	case DownRefuse:
+		return "refuse"
+	case DownReset:
+		return "reset"
+	}
+	return fmt.Sprintf("DownMode(%d)", int(m))
+}
+
+// FaultKind is a kind of injected fault. The zero value is not a valid kind.
+type FaultKind int
+
+const (
+	// FaultFail answers with Fault.Status and the spec's failure body
+	// {"success":false,"time":...,"error":...} without processing the request.
+	// The body is sealed when the reply would have been.
+	FaultFail FaultKind = iota + 1
+	// FaultTruncate processes the request and sends the first half of the
+	// reply body. The HTTP response itself is complete (its Content-Length
+	// matches), so the client reads JSON that ends early.
+	FaultTruncate
+	// FaultGarbage processes the request and replaces the reply body with
+	// bytes that are not JSON, keeping the status.
+	FaultGarbage
+	// FaultDrop processes the request, then resets the connection before any
+	// reply byte: the reply is lost although the server acted on the request.
+	FaultDrop
+	// FaultCutBody processes the request, sends the status line, the headers
+	// (with the full Content-Length) and half the body, then closes the
+	// connection, so reading the body fails with io.ErrUnexpectedEOF.
+	FaultCutBody
+	// FaultReplay answers with an earlier sealed reply of the same endpoint
+	// (or, if it has none, of any endpoint) instead of processing the
+	// request, as an attacker replaying a captured reply would. While the
+	// server has sent no sealed reply at all, the fault waits and requests
+	// are served normally.
+	FaultReplay
+	// FaultBadSeal processes the request and corrupts the sealed reply so it
+	// no longer authenticates. A reply that was not sealed is replaced by a
+	// sealed-looking body {"data":"..."} that does not open.
+	FaultBadSeal
+)
+
+var faultNames = [...]string{
+	FaultFail:     "fail",
+	FaultTruncate: "truncate",
+	FaultGarbage:  "garbage",
+	FaultDrop:     "drop",
+	FaultCutBody:  "cut_body",
+	FaultReplay:   "replay",
+	FaultBadSeal:  "bad_seal",
+}
+
+// String returns the fault's name: "fail", "truncate", "garbage", "drop",
+// "cut_body", "replay" or "bad_seal".
+func (k FaultKind) String() string {
+	if k > 0 && int(k) < len(faultNames) {
+		return faultNames[k]
+	}
+	return fmt.Sprintf("FaultKind(%d)", int(k))
+}
+
+// ParseFaultKind returns the FaultKind whose String is name.
+func ParseFaultKind(name string) (FaultKind, bool) {
+	for k, n := range faultNames {
+		if n != "" && n == name {
+			return FaultKind(k), true
+		}
+	}
+	return 0, false
+}
+
+// Fault is a fault to inject with Server.Inject. It is plain data.
+type Fault struct {
+	// Endpoint is the endpoint the fault targets (Register, Begin, Extend or
+	// End); "" targets all four.
+	Endpoint string
+	// Kind is what happens.
+	Kind FaultKind
+	// Count is how many matching requests the fault applies to. Zero means
+	// one; a negative Count applies it to every matching request until
+	// ClearFaults.
+	Count int
+	// Status is the HTTP status of a FaultFail (default 503).
+	Status int
+	// Message is the "error" text of a FaultFail (default: the status text
+	// in lower case, such as "service unavailable").
+	Message string
+	// RetryAfter, when positive, sets the Retry-After header of a FaultFail,
+	// in whole seconds rounded up. It overrides SetRetryAfter.
+	RetryAfter time.Duration
+}
+
+// pending is a queued fault with its remaining uses (-1 = forever).
+type pending struct {
+	Fault
+	left int
+}
+
+// settings are the persistent per-endpoint faults in effect for a request.
+type settings struct {
+	latency     time.Duration
+	retryAfter  time.Duration
+	contentType string
+	skew        time.Duration
+}
+
+// faultState holds every injected fault. All fields are guarded by mu.
+type faultState struct {
+	mu          sync.Mutex
+	down        bool
+	mode        DownMode
+	queue       []*pending
+	latency     map[string]time.Duration
+	retryAfter  map[string]time.Duration
+	contentType map[string]string
+	skew        time.Duration
+	lastSealed  map[string][]byte
+	lastAny     []byte
+}
+
+func newFaultState() *faultState {
+	f := &faultState{lastSealed: make(map[string][]byte)}
+	f.reset()
+	return f
+}
+
+// reset clears every fault but the remembered sealed replies. The caller
+// holds mu (or owns f).
+func (f *faultState) reset() {
+	f.down = false
+	f.queue = nil
+	f.latency = make(map[string]time.Duration)
+	f.retryAfter = make(map[string]time.Duration)
+	f.contentType = make(map[string]string)
+	f.skew = 0
+}
+
+// checkEndpoint panics unless ep is "" or a v2 endpoint name: a typo would
+// otherwise make a test silently inject nothing.
+func checkEndpoint(ep string) {
+	if ep != "" && !isEndpoint(ep) {
+		panic(fmt.Sprintf("licensetest: unknown endpoint %q (want %q, %q, %q, %q or \"\")", ep, Register, Begin, Extend, End))
+	}
+}
+
+func isEndpoint(ep string) bool {
+	return ep == Register || ep == Begin || ep == Extend || ep == End
+}
+
+// targets returns the endpoints ep names.
+func targets(ep string) []string {
+	if ep == "" {
+		return []string{Register, Begin, Extend, End}
+	}
+	return []string{ep}
+}
+
+func (f *faultState) settingsFor(ep string) settings {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return settings{
+		latency:     f.latency[ep],
+		retryAfter:  f.retryAfter[ep],
+		contentType: f.contentType[ep],
+		skew:        f.skew,
+	}
+}
+
+func (f *faultState) isDown() (bool, DownMode) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.down, f.mode
+}
+
+// take consumes one use of the first queued fault for ep. For a FaultReplay
+// it also returns the body to replay; a replay fault with nothing to replay
+// is skipped and kept.
+func (f *faultState) take(ep string) (Fault, []byte, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for i, p := range f.queue {
+		if p.Endpoint != "" && p.Endpoint != ep {
+			continue
+		}
+		var body []byte
+		if p.Kind == FaultReplay {
+			body = f.lastSealed[ep]
+			if body == nil {
+				body = f.lastAny
+			}
+			if body == nil {
+				continue
+			}
+		}
+		if p.left > 0 {
+			p.left--
+			if p.left == 0 {
+				f.queue = slices.Delete(f.queue, i, i+1)
+			}
+		}
+		return p.Fault, body, true
+	}
+	return Fault{}, nil, false
+}
+
+// remember keeps a sealed reply body for FaultReplay.
+func (f *faultState) remember(ep string, body []byte) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.lastSealed[ep] = body
+	f.lastAny = body
+}
+
+// Inject queues a fault. A request takes the first queued fault that targets
+// its endpoint; queued faults apply to requests that reached the handler
+// (not to those refused while the server is down), whatever their outcome
+// would have been. Inject panics if f.Endpoint is not "" or a v2 endpoint
+// name, or if f.Kind is not a FaultKind. It is safe for concurrent use.
+func (s *Server) Inject(f Fault) {
+	checkEndpoint(f.Endpoint)
+	if f.Kind < FaultFail || f.Kind > FaultBadSeal {
+		panic(fmt.Sprintf("licensetest: invalid fault kind %d", int(f.Kind)))
+	}
+	p := &pending{Fault: f, left: f.Count}
+	switch {
+	case f.Count == 0:
+		p.left = 1
+	case f.Count < 0:
+		p.left = -1
+	}
+	if f.Kind == FaultFail && f.Status == 0 {
+		p.Status = http.StatusServiceUnavailable
+	}
+	if f.Kind == FaultFail && p.Message == "" {
+		p.Message = strings.ToLower(http.StatusText(p.Status))
+		if p.Message == "" {
+			p.Message = "injected failure"
+		}
+	}
+	s.faults.mu.Lock()
+	s.faults.queue = append(s.faults.queue, p)
+	s.faults.mu.Unlock()
+}
+
+// ClearFaults removes every queued fault and every persistent fault: it
+// brings the server up (see SetDown) and clears latency, Retry-After,
+// Content-Type overrides and clock skew. Licences, instances and sessions are
+// untouched.
+func (s *Server) ClearFaults() {
+	s.faults.mu.Lock()
+	s.faults.reset()
+	s.faults.mu.Unlock()
+	s.applyDown()
+}
+
+// FailNext makes the next n requests to endpoint ("" = any of the four) fail
+// with HTTP status and the spec's failure body, without being processed. A
+// status of 0 means 503. n <= 0 does nothing. See Inject.
+func (s *Server) FailNext(endpoint string, n, status int) {
+	checkEndpoint(endpoint)
+	if n > 0 {
+		s.Inject(Fault{Endpoint: endpoint, Kind: FaultFail, Count: n, Status: status})
+	}
+}
+
+// TruncateNext makes the next n replies of endpoint ("" = any) end half way
+// (FaultTruncate). n <= 0 does nothing.
+func (s *Server) TruncateNext(endpoint string, n int) {
+	checkEndpoint(endpoint)
+	if n > 0 {
+		s.Inject(Fault{Endpoint: endpoint, Kind: FaultTruncate, Count: n})
+	}
+}
+
+// GarbageNext makes the next n replies of endpoint ("" = any) carry a body
+// that is not JSON (FaultGarbage). n <= 0 does nothing.
+func (s *Server) GarbageNext(endpoint string, n int) {
+	checkEndpoint(endpoint)
+	if n > 0 {
+		s.Inject(Fault{Endpoint: endpoint, Kind: FaultGarbage, Count: n})
+	}
+}
+
+// DropNext makes the server process the next n requests to endpoint ("" =
+// any) and then lose the reply by resetting the connection (FaultDrop). n <= 0
+// does nothing.
+func (s *Server) DropNext(endpoint string, n int) {
+	checkEndpoint(endpoint)
+	if n > 0 {
+		s.Inject(Fault{Endpoint: endpoint, Kind: FaultDrop, Count: n})
+	}
+}
+
+// ReplayNext makes the next request to endpoint ("" = any) receive an earlier
+// sealed reply instead of its own (FaultReplay). A client that requires
+// sealed replies must reject it.
+func (s *Server) ReplayNext(endpoint string) {
+	checkEndpoint(endpoint)
+	s.Inject(Fault{Endpoint: endpoint, Kind: FaultReplay})
+}
+
+// BadSealNext makes the next reply of endpoint ("" = any) a sealed reply that
+// does not authenticate (FaultBadSeal).
+func (s *Server) BadSealNext(endpoint string) {
+	checkEndpoint(endpoint)
+	s.Inject(Fault{Endpoint: endpoint, Kind: FaultBadSeal})
+}
+
+// SetRetryAfter sets the Retry-After header that injected failures
+// (FaultFail) at endpoint ("" = all four) carry, in whole seconds rounded
+// up. Zero removes it.
+func (s *Server) SetRetryAfter(endpoint string, d time.Duration) {
+	checkEndpoint(endpoint)
+	s.faults.mu.Lock()
+	defer s.faults.mu.Unlock()
+	for _, ep := range targets(endpoint) {
+		s.faults.retryAfter[ep] = d
+	}
+}
+
+// SetLatency delays every request to endpoint ("" = all four) by d before it
+// is processed. The wait uses a timer, so it runs on fake time under
+// testing/synctest; it ends early, without processing, when the request's
+// context is done, and it is cut short by Close. Zero removes the delay.
+func (s *Server) SetLatency(endpoint string, d time.Duration) {
+	checkEndpoint(endpoint)
+	s.faults.mu.Lock()
+	defer s.faults.mu.Unlock()
+	for _, ep := range targets(endpoint) {
+		s.faults.latency[ep] = d
+	}
+}
+
+// SetContentType makes replies of endpoint ("" = all four) carry the
+// Content-Type ct instead of "application/json". "" restores the default.
+func (s *Server) SetContentType(endpoint, ct string) {
+	checkEndpoint(endpoint)
+	s.faults.mu.Lock()
+	defer s.faults.mu.Unlock()
+	for _, ep := range targets(endpoint) {
+		s.faults.contentType[ep] = ct
+	}
+}
+
+// SetClockSkew shifts every time the server reports (time and
+// first_registered_at) by d, as if its clock were off. Session expiry is not
+// affected. Zero removes the skew.
+func (s *Server) SetClockSkew(d time.Duration) {
+	s.faults.mu.Lock()
+	defer s.faults.mu.Unlock()
+	s.faults.skew = d
+}
+
+// SetDown takes the server down (true) or brings it back up (false); see
+// SetDownMode for what down means. While down, requests are not processed,
+// recorded or counted. Taking a started server down also closes its idle
+// keep-alive connections and those of Client, so that the next request
+// dials afresh. It is safe for concurrent use.
+func (s *Server) SetDown(down bool) {
+	s.faults.mu.Lock()
+	s.faults.down = down
+	s.faults.mu.Unlock()
+	s.applyDown()
+}
+
+// SetDownMode sets how the server is down: DownRefuse (the default) or
+// DownReset. It takes effect at once if the server is down.
+func (s *Server) SetDownMode(m DownMode) {
+	if m != DownRefuse && m != DownReset {
+		panic(fmt.Sprintf("licensetest: invalid down mode %d", int(m)))
+	}
+	s.faults.mu.Lock()
+	s.faults.mode = m
+	s.faults.mu.Unlock()
+	s.applyDown()
+}

@@ -1,0 +1,427 @@
+package licensetest_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"runtime"
+	"syscall"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/licensekit/licensekit-go/envelope"
+	"github.com/licensekit/licensekit-go/internal/wire"
+	"github.com/licensekit/licensekit-go/license/licensetest"
+)
+
+func TestFailNext(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		name     string
+		endpoint string // target
+		hit      []string
+		miss     []string
+	}{
+		{"one endpoint", licensetest.Begin, []string{licensetest.Begin}, []string{licensetest.Register, licensetest.Extend, licensetest.End}},
+		{"all endpoints", "", []string{licensetest.Register, licensetest.Begin, licensetest.Extend, licensetest.End}, nil},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			clock := newFakeClock()
+			s := newServer(t, licensetest.License{}, licensetest.WithClock(clock.Now))
+			c := newClient(t, s, nil)
+			g := c.register(t, 1).GUID
+			tok := c.begin(t, g, 1).Token
+			s.SetRetryAfter(tt.endpoint, 1500*time.Millisecond)
+			payloads := map[string]any{
+				licensetest.Register: registerReq(1),
+				licensetest.Begin:    beginFor(product, key, g, 1),
+				licensetest.Extend:   wire.ExtendRequest{Token: tok},
+				licensetest.End:      wire.EndRequest{Token: "nope"},
+			}
+			for _, ep := range tt.hit {
+				s.ClearFaults()
+				s.SetRetryAfter(tt.endpoint, 1500*time.Millisecond)
+				s.FailNext(tt.endpoint, 2, http.StatusServiceUnavailable)
+				for i := range 2 {
+					r := c.mustPost(t, ep, payloads[ep])
+					assert.Equal(t, http.StatusServiceUnavailable, r.status, "%s #%d", ep, i)
+					assert.Equal(t, "2", r.header.Get("Retry-After"))
+					f := wire.DecodeFailure(ep, r.body)
+					require.NotNil(t, f)
+					assert.Equal(t, "service unavailable", f.Message)
+					assert.Equal(t, clock.Now(), f.Time.Time)
+				}
+				r := c.mustPost(t, ep, payloads[ep])
+				assert.NotEqual(t, http.StatusServiceUnavailable, r.status, "%s after the faults", ep)
+			}
+			s.FailNext(tt.endpoint, 1, 0)
+			for _, ep := range tt.miss {
+				r := c.mustPost(t, ep, payloads[ep])
+				assert.NotEqual(t, http.StatusServiceUnavailable, r.status, ep)
+			}
+			// Injected failures are not processed: the first session and the
+			// one begun after the faults.
+			assert.Len(t, s.Sessions(), 2)
+		})
+	}
+}
+
+func TestInjectFail(t *testing.T) {
+	t.Parallel()
+	s := newServer(t, licensetest.License{})
+	c := newClient(t, s, nil, envelope.WithSealedReplies())
+	s.SetRetryAfter("", time.Minute)
+	s.Inject(licensetest.Fault{Endpoint: licensetest.Register, Kind: licensetest.FaultFail, Count: -1,
+		Status: http.StatusForbidden, Message: "license revoked by test", RetryAfter: 3 * time.Second})
+	for range 3 {
+		r := c.mustPost(t, licensetest.Register, registerReq(1))
+		assert.Equal(t, http.StatusForbidden, r.status)
+		assert.Equal(t, "3", r.header.Get("Retry-After"))
+		assert.Equal(t, []string{"data"}, keysOf(t, r.raw), "the injected failure is sealed")
+		assert.Equal(t, "license revoked by test", r.failure().Message)
+	}
+	// An injected end_session failure keeps its status.
+	s.FailNext(licensetest.End, 1, http.StatusBadGateway)
+	r := c.mustPost(t, licensetest.End, wire.EndRequest{Token: "x"})
+	assert.Equal(t, http.StatusBadGateway, r.status)
+	assert.Equal(t, "1m0s", (time.Duration(mustAtoi(t, r.header.Get("Retry-After"))) * time.Second).String())
+
+	reqs := s.Requests()
+	require.Len(t, reqs, 4)
+	assert.Equal(t, licensetest.FaultFail, reqs[0].Fault)
+	assert.True(t, reqs[0].Sealed)
+	s.ClearFaults()
+	c.register(t, 1)
+	s.FailNext(licensetest.Begin, 0, 500) // n <= 0: nothing
+	assert.Empty(t, s.Instances()[0].UserHash["missing"])
+}
+
+func mustAtoi(t *testing.T, s string) int {
+	t.Helper()
+	var n int
+	require.NoError(t, json.Unmarshal([]byte(s), &n))
+	return n
+}
+
+func TestReplyFaults(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		name  string
+		apply func(s *licensetest.Server)
+		check func(t *testing.T, r *reply, err error)
+	}{
+		{"truncate", func(s *licensetest.Server) { s.TruncateNext(licensetest.Begin, 1) }, func(t *testing.T, r *reply, err error) {
+			require.NoError(t, err)
+			assert.Equal(t, http.StatusOK, r.status)
+			assert.False(t, json.Valid(r.body))
+			assert.True(t, bytes.HasPrefix(r.body, []byte(`{"status":1,`)), "%s", r.body)
+			_, derr := wire.DecodeBegin(r.body)
+			assert.ErrorIs(t, derr, wire.ErrProtocol)
+		}},
+		{"garbage", func(s *licensetest.Server) { s.GarbageNext("", 1) }, func(t *testing.T, r *reply, err error) {
+			require.NoError(t, err)
+			assert.Equal(t, http.StatusOK, r.status)
+			assert.False(t, json.Valid(r.body))
+			_, derr := wire.DecodeBegin(r.body)
+			assert.ErrorIs(t, derr, wire.ErrProtocol)
+		}},
+		{"drop", func(s *licensetest.Server) { s.DropNext(licensetest.Begin, 1) }, func(t *testing.T, r *reply, err error) {
+			require.Error(t, err)
+			assert.True(t, isReset(err), "err = %v", err)
+		}},
+		{"cut body", func(s *licensetest.Server) { s.Inject(licensetest.Fault{Kind: licensetest.FaultCutBody}) }, func(t *testing.T, r *reply, err error) {
+			require.ErrorIs(t, err, io.ErrUnexpectedEOF)
+		}},
+		{"content type", func(s *licensetest.Server) { s.SetContentType(licensetest.Begin, "text/html") }, func(t *testing.T, r *reply, err error) {
+			require.NoError(t, err)
+			assert.Equal(t, "text/html", r.header.Get("Content-Type"))
+			_, derr := wire.DecodeBegin(r.body)
+			assert.NoError(t, derr)
+		}},
+		{"bad seal on a plain reply", func(s *licensetest.Server) { s.BadSealNext(licensetest.Begin) }, func(t *testing.T, r *reply, err error) {
+			require.NoError(t, err)
+			assert.Equal(t, []string{"data"}, keysOf(t, r.body))
+			_, derr := wire.DecodeBegin(r.body)
+			assert.ErrorIs(t, derr, wire.ErrProtocol)
+		}},
+	} {
+		for _, transport := range []string{"loopback", "memory"} {
+			t.Run(tt.name+"/"+transport, func(t *testing.T) {
+				t.Parallel()
+				s := newServer(t, licensetest.License{})
+				var hc *http.Client
+				if transport == "memory" {
+					hc = &http.Client{Transport: s.Transport()}
+				}
+				c := newClient(t, s, hc)
+				g := c.register(t, 1).GUID
+				tt.apply(s)
+				r, err := c.post(licensetest.Begin, beginFor(product, key, g, 1))
+				tt.check(t, r, err)
+				// Every one of these faults spoils a processed request.
+				assert.Equal(t, 1, s.SeatsInUse(product, key))
+				reqs := s.Requests()
+				assert.Equal(t, http.StatusOK, reqs[len(reqs)-1].Status)
+				// The fault is spent, except the persistent Content-Type.
+				s.SetContentType(licensetest.Begin, "")
+				c.begin(t, g, 1)
+			})
+		}
+	}
+}
+
+func TestSealFaults(t *testing.T) {
+	t.Parallel()
+	s := newServer(t, licensetest.License{})
+	c := newClient(t, s, nil, envelope.WithSealedReplies())
+	g := c.register(t, 1).GUID
+
+	// Nothing sealed was sent for begin_session yet: the replay uses the
+	// register reply.
+	s.ReplayNext(licensetest.Begin)
+	r, err := c.post(licensetest.Begin, beginFor(product, key, g, 1))
+	require.NoError(t, err)
+	assert.ErrorIs(t, r.err, envelope.ErrUnauthentic)
+	assert.Zero(t, s.SeatsInUse(product, key), "a replayed reply means the request was not processed")
+
+	tok := c.begin(t, g, 1).Token
+	first, err := c.post(licensetest.Extend, wire.ExtendRequest{Token: tok})
+	require.NoError(t, err)
+	require.NoError(t, first.err)
+	s.ReplayNext(licensetest.Extend)
+	r, err = c.post(licensetest.Extend, wire.ExtendRequest{Token: tok})
+	require.NoError(t, err)
+	assert.Equal(t, first.raw, r.raw, "the earlier sealed reply, byte for byte")
+	assert.ErrorIs(t, r.err, envelope.ErrUnauthentic)
+	assert.Equal(t, 1, s.Sessions()[0].Extensions)
+
+	s.BadSealNext("")
+	r, err = c.post(licensetest.Extend, wire.ExtendRequest{Token: tok})
+	require.NoError(t, err)
+	assert.ErrorIs(t, r.err, envelope.ErrUnauthentic)
+	assert.Equal(t, 2, s.Sessions()[0].Extensions, "a bad seal spoils a processed request")
+	reqs := s.Requests()
+	assert.Equal(t, licensetest.FaultBadSeal, reqs[len(reqs)-1].Fault)
+	assert.Equal(t, licensetest.FaultReplay, reqs[len(reqs)-2].Fault)
+
+	// A replay with nothing sealed to replay waits.
+	plain := newServer(t, licensetest.License{})
+	pc := newClient(t, plain, nil)
+	plain.ReplayNext("")
+	pc.register(t, 1)
+	sc := newClient(t, plain, nil, envelope.WithSealedReplies())
+	sc.register(t, 1) // sealed reply, remembered
+	r, err = sc.post(licensetest.Register, registerReq(1))
+	require.NoError(t, err)
+	assert.ErrorIs(t, r.err, envelope.ErrUnauthentic)
+}
+
+func TestClockSkew(t *testing.T) {
+	t.Parallel()
+	clock := newFakeClock()
+	s := newServer(t, licensetest.License{}, licensetest.WithClock(clock.Now))
+	c := newClient(t, s, nil)
+	first := c.register(t, 1)
+	s.SetClockSkew(-2 * time.Hour)
+	again := c.register(t, 1)
+	assert.Equal(t, clock.Now().Add(-2*time.Hour), again.Time.Time)
+	assert.Equal(t, first.FirstRegisteredAt.Time.Add(-2*time.Hour), again.FirstRegisteredAt.Time)
+	r := c.mustPost(t, licensetest.Extend, wire.ExtendRequest{Token: "nope"})
+	assert.Equal(t, clock.Now().Add(-2*time.Hour), r.failure().Time.Time)
+	assert.Equal(t, clock.Now(), s.Requests()[1].Time, "Requests records the true time")
+	s.ClearFaults()
+	assert.Equal(t, clock.Now(), c.register(t, 1).Time.Time)
+}
+
+func TestLatency(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		s := licensetest.NewUnstartedServer()
+		defer s.Close()
+		require.NoError(t, s.AddLicense(licensetest.License{ProductGUID: product, Key: key}))
+		c := newClient(t, s, &http.Client{Transport: s.Transport()})
+		s.SetLatency("", 3*time.Second)
+		s.SetLatency(licensetest.Register, 10*time.Second)
+		start := time.Now()
+		g := c.register(t, 1).GUID
+		assert.Equal(t, 10*time.Second, time.Since(start))
+		start = time.Now()
+		c.begin(t, g, 1)
+		assert.Equal(t, 3*time.Second, time.Since(start))
+
+		// A client that gives up during the latency: not processed.
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		data, _, err := c.sealer.Seal(c.apiKey, []byte(`{}`))
+		require.NoError(t, err)
+		body, _ := json.Marshal(wire.Request{Key: c.apiKey, Data: data})
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, s.URL+"/"+licensetest.Begin, bytes.NewReader(body))
+		_, err = c.hc.Do(req)
+		assert.ErrorIs(t, err, context.DeadlineExceeded)
+		assert.Equal(t, 1, s.Count(licensetest.Begin))
+		assert.Equal(t, 1, s.SeatsInUse(product, key))
+	})
+}
+
+func TestLatencyLoopback(t *testing.T) {
+	t.Parallel()
+	s := newServer(t, licensetest.License{})
+	c := newClient(t, s, nil)
+	s.SetLatency(licensetest.Register, time.Hour)
+	ctx, cancel := context.WithCancel(context.Background())
+	data, _, err := c.sealer.Seal(c.apiKey, []byte(`{}`))
+	require.NoError(t, err)
+	body, _ := json.Marshal(wire.Request{Key: c.apiKey, Data: data})
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, s.URL+"/"+licensetest.Register, bytes.NewReader(body))
+	errc := make(chan error, 1)
+	go func() {
+		resp, err := c.hc.Do(req)
+		if err == nil {
+			resp.Body.Close()
+		}
+		errc <- err
+	}()
+	cancel()
+	assert.ErrorIs(t, <-errc, context.Canceled)
+	assert.Zero(t, s.Count(""))
+}
+
+// isRefused reports whether err is a refused dial: a *net.OpError with Op
+// "dial" and, where the errno is portable, ECONNREFUSED.
+func isRefused(err error) bool {
+	var op *net.OpError
+	if !errors.As(err, &op) || op.Op != "dial" {
+		return false
+	}
+	return runtime.GOOS == "windows" || errors.Is(err, syscall.ECONNREFUSED)
+}
+
+// isReset reports whether err is a connection dropped by the server: a reset,
+// a broken pipe or an early EOF.
+func isReset(err error) bool {
+	if err == nil || isRefused(err) {
+		return false
+	}
+	return runtime.GOOS == "windows" || errors.Is(err, syscall.ECONNRESET) ||
+		errors.Is(err, syscall.EPIPE) || errors.Is(err, io.EOF)
+}
+
+func TestDownLoopback(t *testing.T) {
+	t.Parallel()
+	s := newServer(t, licensetest.License{})
+	c := newClient(t, s, nil)
+	g := c.register(t, 1).GUID // leaves a keep-alive connection in the pool
+
+	s.SetDown(true)
+	_, err := c.post(licensetest.Begin, beginFor(product, key, g, 1))
+	require.Error(t, err)
+	assert.True(t, isRefused(err), "pooled client: err = %v", err)
+	fresh := newClient(t, s, &http.Client{Transport: &http.Transport{}})
+	_, err = fresh.post(licensetest.Begin, beginFor(product, key, g, 1))
+	assert.True(t, isRefused(err), "fresh client: err = %v", err)
+	conn, err := net.Dial("tcp", s.Addr())
+	if err == nil {
+		conn.Close()
+	}
+	assert.True(t, isRefused(err), "err = %v", err)
+
+	s.SetDown(false)
+	c.begin(t, g, 1) // same URL
+	s.SetDownMode(licensetest.DownReset)
+	s.SetDown(true)
+	_, err = c.post(licensetest.Begin, beginFor(product, key, g, 1))
+	require.Error(t, err)
+	assert.False(t, isRefused(err), "reset, not refused: err = %v", err)
+	assert.True(t, isReset(err), "err = %v", err)
+	s.SetDownMode(licensetest.DownRefuse) // switches while down
+	_, err = c.post(licensetest.Begin, beginFor(product, key, g, 1))
+	assert.True(t, isRefused(err), "err = %v", err)
+	s.ClearFaults() // brings it up
+	c.begin(t, g, 1)
+	assert.Equal(t, 2, s.Count(licensetest.Begin), "requests refused while down are not counted")
+}
+
+func TestDownMemory(t *testing.T) {
+	t.Parallel()
+	s := licensetest.NewUnstartedServer()
+	defer s.Close()
+	require.NoError(t, s.AddLicense(licensetest.License{ProductGUID: product, Key: key}))
+	c := newClient(t, s, &http.Client{Transport: s.Transport()})
+	s.SetDown(true)
+	_, err := c.post(licensetest.Register, registerReq(1))
+	var op *net.OpError
+	require.ErrorAs(t, err, &op)
+	assert.Equal(t, "dial", op.Op)
+	assert.True(t, isRefused(err), "err = %v", err)
+
+	s.SetDownMode(licensetest.DownReset)
+	_, err = c.post(licensetest.Register, registerReq(1))
+	require.ErrorAs(t, err, &op)
+	assert.Equal(t, "read", op.Op)
+	assert.True(t, isReset(err), "err = %v", err)
+	s.SetDown(false)
+	c.register(t, 1)
+	assert.Equal(t, 1, s.Count(""))
+}
+
+func TestDownBeforeStart(t *testing.T) {
+	t.Parallel()
+	s := licensetest.NewUnstartedServer()
+	defer s.Close()
+	s.SetDown(true)
+	s.Start()
+	_, err := net.Dial("tcp", s.Addr())
+	assert.True(t, isRefused(err), "err = %v", err)
+	s.SetDown(false)
+	conn, err := net.Dial("tcp", s.Addr())
+	require.NoError(t, err)
+	conn.Close()
+}
+
+func TestHandlerMounted(t *testing.T) {
+	t.Parallel()
+	s := licensetest.NewUnstartedServer()
+	defer s.Close()
+	require.NoError(t, s.AddLicense(licensetest.License{ProductGUID: product, Key: key}))
+	hs := httptest.NewServer(s.Handler())
+	defer hs.Close()
+	c := newClient(t, s, hs.Client())
+	c.url = hs.URL + licensetest.BasePath
+	require.NoError(t, c.lifecycle(1))
+	s.SetDown(true)
+	_, err := c.post(licensetest.Register, registerReq(1))
+	assert.Error(t, err)
+	s.DropNext("", 1)
+	s.SetDown(false)
+	_, err = c.post(licensetest.Register, registerReq(1))
+	assert.Error(t, err)
+}
+
+func TestInvalidFaultsPanic(t *testing.T) {
+	t.Parallel()
+	s := licensetest.NewUnstartedServer()
+	defer s.Close()
+	assert.PanicsWithValue(t, `licensetest: unknown endpoint "begin" (want "register_instance", "begin_session", "extend_session", "end_session" or "")`,
+		func() { s.FailNext("begin", 1, 500) })
+	assert.Panics(t, func() { s.Inject(licensetest.Fault{}) })
+	assert.Panics(t, func() { s.SetLatency("nope", time.Second) })
+	assert.Panics(t, func() { s.SetDownMode(7) })
+	for k := licensetest.FaultFail; k <= licensetest.FaultBadSeal; k++ {
+		got, ok := licensetest.ParseFaultKind(k.String())
+		assert.True(t, ok)
+		assert.Equal(t, k, got)
+	}
+	_, ok := licensetest.ParseFaultKind("nope")
+	assert.False(t, ok)
+	assert.Equal(t, "reset", licensetest.DownReset.String())
+}

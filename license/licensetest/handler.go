@@ -1,0 +1,323 @@
+package licensetest
+
+import (
+	"bytes"
+	"context"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/licensekit/licensekit-go/envelope"
+	"github.com/licensekit/licensekit-go/internal/wire"
+)
+
+// maxRequestBody bounds a request body: the largest data string plus room
+// for the key and the JSON around them.
+const maxRequestBody = envelope.MaxDataSize + 64<<10
+
+// action says how an outcome is delivered.
+type action int
+
+const (
+	actReply   action = iota // send the reply
+	actDrop                  // reset the connection without a reply
+	actCut                   // send the headers and half the body, then close
+	actAbandon               // the client gave up during latency: send nothing
+)
+
+// outcome is the server's answer to one request, whatever carries it (a real
+// connection or Transport).
+type outcome struct {
+	status int
+	header http.Header
+	body   []byte
+	action action
+}
+
+// garbage is the body of a FaultGarbage reply: not JSON, not UTF-8.
+var garbage = []byte("\x1f\x8b\x08\x00<html>502 Bad Gateway</html>\xff\xfe")
+
+func jsonHeader() http.Header {
+	return http.Header{"Content-Type": {"application/json"}}
+}
+
+// endpointOf returns the endpoint a URL path names.
+func endpointOf(path string) (string, bool) {
+	ep, ok := strings.CutPrefix(path, BasePath+"/")
+	return ep, ok && isEndpoint(ep)
+}
+
+// handle answers one request. ctx comes from inflight.begin.
+func (s *Server) handle(ctx context.Context, method, path string, body io.Reader) outcome {
+	ep, ok := endpointOf(path)
+	if !ok {
+		return s.plainFailure(http.StatusNotFound, "unknown endpoint")
+	}
+	if method != http.MethodPost {
+		o := s.plainFailure(http.StatusMethodNotAllowed, "method not allowed")
+		o.header.Set("Allow", http.MethodPost)
+		return o
+	}
+	set := s.faults.settingsFor(ep)
+	if set.latency > 0 && !wait(ctx, set.latency) {
+		s.logger.Debug("licensetest: request abandoned", slog.String("endpoint", ep))
+		return outcome{action: actAbandon}
+	}
+	now := s.cfg.clock()
+	ts := wire.Timestamp{Raw: wire.FormatTime(now.Add(set.skew))}
+
+	pt, sealer, aerr := s.open(body)
+	fault, replay, hasFault := s.faults.take(ep)
+	rec := Request{Endpoint: ep, Payload: pt, Time: now}
+
+	var o outcome
+	switch {
+	case hasFault && fault.Kind == FaultFail:
+		o = s.reply(ep, ts, nil, refuse(fault.Status, fault.Message), sealer, true)
+		ra := set.retryAfter
+		if fault.RetryAfter > 0 {
+			ra = fault.RetryAfter
+		}
+		if ra > 0 {
+			o.header.Set("Retry-After", strconv.FormatInt(int64((ra+time.Second-1)/time.Second), 10))
+		}
+	case hasFault && fault.Kind == FaultReplay:
+		o = outcome{status: http.StatusOK, header: jsonHeader(), body: bytes.Clone(replay)}
+	default:
+		var reply any
+		if aerr == nil {
+			reply, aerr = s.process(ep, now, ts, set.skew, pt)
+		}
+		o = s.reply(ep, ts, reply, aerr, sealer, false)
+		if sealer != nil && o.status != http.StatusInternalServerError {
+			s.faults.remember(ep, o.body)
+		}
+		if hasFault {
+			o = corrupt(o, fault.Kind, sealer != nil)
+		}
+	}
+	rec.Sealed = (sealer != nil && o.status != http.StatusInternalServerError) || (hasFault && fault.Kind == FaultReplay)
+	if hasFault {
+		rec.Fault = fault.Kind
+	}
+	if set.contentType != "" {
+		o.header.Set("Content-Type", set.contentType)
+	}
+	rec.Status = o.status
+	s.reqlog.add(rec)
+	s.logger.Debug("licensetest: request",
+		slog.String("endpoint", ep), slog.Int("status", o.status),
+		slog.Bool("sealed", rec.Sealed), slog.String("fault", faultName(rec.Fault)))
+	return o
+}
+
+func faultName(k FaultKind) string {
+	if k == 0 {
+		return ""
+	}
+	return k.String()
+}
+
+// open reads and opens a request. On success sealer is nil unless the reply
+// must be sealed. The plaintext is returned whenever the data opened, even if
+// the request is then refused.
+func (s *Server) open(body io.Reader) ([]byte, envelope.ReplySealer, *apiError) {
+	raw, err := io.ReadAll(io.LimitReader(body, maxRequestBody+1))
+	if err != nil {
+		return nil, nil, badRequest("malformed request: cannot read body")
+	}
+	if len(raw) > maxRequestBody {
+		return nil, nil, badRequest("malformed request: body too large")
+	}
+	req, aerr := decodeOuter(raw)
+	if aerr != nil {
+		return nil, nil, aerr
+	}
+	if subtle.ConstantTimeCompare([]byte(req.Key), []byte(s.apiKey)) != 1 {
+		return nil, nil, refuse(http.StatusUnauthorized, "unknown api key")
+	}
+	pt, sealer, err := s.opener.Open(req.Key, req.Data)
+	if err != nil {
+		return nil, nil, refuse(http.StatusUnauthorized, "cannot decrypt data")
+	}
+	if !sealer.Requested() {
+		if s.cfg.sealedReplies {
+			return pt, nil, refuse(http.StatusUnauthorized, "sealed replies required")
+		}
+		sealer = nil
+	}
+	return pt, sealer, nil
+}
+
+// process runs an opened request against the store.
+func (s *Server) process(ep string, now time.Time, ts wire.Timestamp, skew time.Duration, pt []byte) (any, *apiError) {
+	switch ep {
+	case Register:
+		req, err := decodeRegister(pt)
+		if err != nil {
+			return nil, err
+		}
+		return nilIfErr(s.store.register(now, ts, skew, req, newGUID()))
+	case Begin:
+		req, err := decodeBegin(pt)
+		if err != nil {
+			return nil, err
+		}
+		return nilIfErr(s.store.begin(now, ts, req, randomToken(32), randomToken(32)))
+	case Extend:
+		req, err := decodeExtend(pt)
+		if err != nil {
+			return nil, err
+		}
+		next := ""
+		if s.cfg.rotate {
+			next = randomToken(32)
+		}
+		return nilIfErr(s.store.extend(now, ts, req, next))
+	default:
+		req, err := decodeEnd(pt)
+		if err != nil {
+			return nil, err
+		}
+		return nilIfErr(s.store.end(now, ts, req))
+	}
+}
+
+// nilIfErr turns a typed nil reply into an untyped nil.
+func nilIfErr[T any](r *T, err *apiError) (any, *apiError) {
+	if err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// reply builds the reply to a request: reply on success or the failure
+// shape for aerr, sealed when sealer is not nil. An end_session refusal is
+// 422 unless injected.
+func (s *Server) reply(ep string, ts wire.Timestamp, reply any, aerr *apiError, sealer envelope.ReplySealer, injected bool) outcome {
+	status := http.StatusOK
+	if aerr != nil {
+		status = aerr.status
+		if ep == End && !injected {
+			status = http.StatusUnprocessableEntity
+		}
+		reply = &wire.Failure{Success: false, Time: ts, Message: aerr.msg}
+	}
+	body, err := json.Marshal(reply)
+	if err == nil && sealer != nil {
+		body, err = sealer.SealReply(body)
+	}
+	if err != nil {
+		s.logger.Error("licensetest: cannot encode reply", slog.String("endpoint", ep), slog.Any("error", err))
+		return s.plainFailure(http.StatusInternalServerError, "internal error")
+	}
+	return outcome{status: status, header: jsonHeader(), body: body}
+}
+
+// plainFailure is a failure reply that is never sealed.
+func (s *Server) plainFailure(status int, msg string) outcome {
+	skew := s.faults.settingsFor("").skew
+	f := &wire.Failure{Success: false, Time: wire.Timestamp{Raw: wire.FormatTime(s.cfg.clock().Add(skew))}, Message: msg}
+	body, _ := json.Marshal(f)
+	return outcome{status: status, header: jsonHeader(), body: body}
+}
+
+// corrupt applies a fault that spoils a processed reply.
+func corrupt(o outcome, kind FaultKind, sealed bool) outcome {
+	switch kind {
+	case FaultTruncate:
+		o.body = o.body[:len(o.body)/2]
+	case FaultGarbage:
+		o.body = bytes.Clone(garbage)
+	case FaultDrop:
+		o.action = actDrop
+	case FaultCutBody:
+		o.action = actCut
+	case FaultBadSeal:
+		o.body = badSeal(o.body, sealed)
+	}
+	return o
+}
+
+// badSeal returns a sealed-looking body that does not authenticate: the
+// sealed reply with its last ciphertext byte flipped, or, for a plain reply,
+// random bytes of a plausible length.
+func badSeal(body []byte, sealed bool) []byte {
+	var raw []byte
+	if sealed {
+		var v struct {
+			Data string `json:"data"`
+		}
+		if json.Unmarshal(body, &v) == nil {
+			raw, _ = base64.StdEncoding.DecodeString(v.Data)
+		}
+	}
+	if len(raw) == 0 {
+		raw = []byte(randomToken(49 + len(body)))
+	} else {
+		raw[len(raw)-1] ^= 0x01
+	}
+	out, _ := json.Marshal(struct {
+		Data string `json:"data"`
+	}{base64.StdEncoding.EncodeToString(raw)})
+	return out
+}
+
+// serveHTTP is the handler of the real server and of Handler.
+func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	if down, _ := s.faults.isDown(); down {
+		abortRequest(w)
+		return
+	}
+	ctx, done, ok := s.flight.begin(r.Context())
+	if !ok {
+		abortRequest(w)
+		return
+	}
+	defer done()
+	o := s.handle(ctx, r.Method, r.URL.Path, r.Body)
+	switch o.action {
+	case actAbandon:
+		return
+	case actDrop:
+		abortRequest(w)
+		return
+	}
+	h := w.Header()
+	for k, v := range o.header {
+		h[k] = v
+	}
+	h.Set("Content-Length", strconv.Itoa(len(o.body)))
+	if o.action == actCut {
+		h.Set("Connection", "close")
+	}
+	w.WriteHeader(o.status)
+	if o.action != actCut {
+		_, _ = w.Write(o.body)
+		return
+	}
+	_, _ = w.Write(o.body[:len(o.body)/2])
+	rc := http.NewResponseController(w)
+	_ = rc.Flush()
+	if c, _, err := rc.Hijack(); err == nil {
+		_ = c.Close()
+		return
+	}
+	panic(http.ErrAbortHandler)
+}
+
+// abortRequest drops the request's connection without a reply, with a reset
+// where possible.
+func abortRequest(w http.ResponseWriter) {
+	if c, _, err := http.NewResponseController(w).Hijack(); err == nil {
+		abort(c)
+		return
+	}
+	panic(http.ErrAbortHandler)
+}

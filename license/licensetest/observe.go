@@ -1,0 +1,169 @@
+package licensetest
+
+import (
+	"bytes"
+	"encoding/json"
+	"slices"
+	"sync"
+	"time"
+)
+
+// Request is a request the server handled, as returned by Requests.
+type Request struct {
+	// Endpoint is the v2 endpoint, such as Register.
+	Endpoint string
+	// Payload is the decrypted data, exactly as the client sent it, or nil
+	// when the request could not be opened. It may be invalid JSON when the
+	// request was refused as malformed.
+	Payload json.RawMessage
+	// Time is the server's clock when it processed the request (without
+	// SetClockSkew).
+	Time time.Time
+	// Status is the HTTP status the server answered, or would have answered
+	// for FaultDrop.
+	Status int
+	// Sealed reports whether the reply was sealed.
+	Sealed bool
+	// Fault is the queued fault the request met, or zero.
+	Fault FaultKind
+}
+
+// requestLog keeps the most recent requests and counts them all.
+type requestLog struct {
+	mu     sync.Mutex
+	max    int
+	buf    []Request
+	counts map[string]int
+}
+
+func newRequestLog(maxRequests int) *requestLog {
+	return &requestLog{max: maxRequests, counts: make(map[string]int)}
+}
+
+func (l *requestLog) add(r Request) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.counts[r.Endpoint]++
+	if l.max <= 0 {
+		return
+	}
+	if len(l.buf) >= 2*l.max {
+		l.buf = append(l.buf[:0], l.buf[len(l.buf)-l.max+1:]...)
+	}
+	l.buf = append(l.buf, r)
+}
+
+// Requests returns the requests the server handled, oldest first: at most
+// the most recent WithMaxRequests (default 10,000). It counts requests that
+// reached an endpoint and were answered (or dropped by a fault); requests
+// refused while the server was down, abandoned during latency, or sent to an
+// unknown path are not included. The result is a copy.
+func (s *Server) Requests() []Request {
+	l := s.reqlog
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.max <= 0 {
+		return nil
+	}
+	start := max(0, len(l.buf)-l.max)
+	out := slices.Clone(l.buf[start:])
+	for i := range out {
+		out[i].Payload = bytes.Clone(out[i].Payload)
+	}
+	return out
+}
+
+// Count returns how many requests endpoint ("" = all four) has handled since
+// the server was made, counted as Requests counts them but without limit.
+func (s *Server) Count(endpoint string) int {
+	l := s.reqlog
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if endpoint == "" {
+		n := 0
+		for _, c := range l.counts {
+			n += c
+		}
+		return n
+	}
+	return l.counts[endpoint]
+}
+
+// Sessions returns the live sessions, in the order they began. Lapsed
+// sessions are reaped first, at the server's clock.
+func (s *Server) Sessions() []Session {
+	return s.store.sessionList(s.cfg.clock())
+}
+
+// SeatsInUse returns the number of live sessions of a licence (0 for an
+// unknown one), after reaping lapsed sessions.
+func (s *Server) SeatsInUse(product, key string) int {
+	return s.store.seatsInUse(s.cfg.clock(), product, key)
+}
+
+// Instances returns the registered instances, in registration order.
+func (s *Server) Instances() []Instance {
+	return s.store.instanceList()
+}
+
+// AddLicense adds a licence, or replaces the terms of an existing one with
+// the same ProductGUID and Key (its instances and sessions stay). It reports
+// every invalid field at once: an empty ProductGUID or Key, negative Seats,
+// an unknown State, or a duration that is negative or not whole seconds.
+func (s *Server) AddLicense(l License) error {
+	return s.store.addLicense(l)
+}
+
+// License returns the licence for product and key, with defaults applied.
+func (s *Server) License(product, key string) (License, bool) {
+	return s.store.license(product, key)
+}
+
+// Licenses returns every licence, with defaults applied, ordered by product
+// GUID and key.
+func (s *Server) Licenses() []License {
+	return s.store.licenseList()
+}
+
+// SetLicenseState sets a licence's state. Live sessions are kept, but a
+// revoked or expired licence's sessions can no longer be extended (403);
+// they can still be ended. It returns ErrUnknownLicense for a licence never
+// added.
+func (s *Server) SetLicenseState(product, key string, st LicenseState) error {
+	if st < Active || st > Expired {
+		return errInvalidLicense
+	}
+	return s.store.update(product, key, func(l *licenseRec) error {
+		l.State = st
+		return nil
+	})
+}
+
+// Revoke revokes a licence: every endpoint but end_session then refuses it
+// with 403 "license revoked". See SetLicenseState.
+func (s *Server) Revoke(product, key string) error {
+	return s.SetLicenseState(product, key, Revoked)
+}
+
+// ExpireLicense expires a licence: every endpoint but end_session then
+// refuses it with 403 "license expired". See SetLicenseState.
+func (s *Server) ExpireLicense(product, key string) error {
+	return s.SetLicenseState(product, key, Expired)
+}
+
+// SetControlOptions changes a licence's session duration (zero means
+// DefaultSessionDuration) and grace period on the fly. Replies to later
+// register, begin and extend requests carry them; sessions keep their
+// current expiry until extended. Durations must be whole, non-negative
+// seconds.
+func (s *Server) SetControlOptions(product, key string, session, grace time.Duration) error {
+	l := License{ProductGUID: product, Key: key, SessionDuration: session, GracePeriod: grace}
+	if err := l.normalise(); err != nil {
+		return err
+	}
+	return s.store.update(product, key, func(rec *licenseRec) error {
+		rec.SessionDuration = l.SessionDuration
+		rec.GracePeriod = l.GracePeriod
+		return nil
+	})
+}

@@ -1,0 +1,478 @@
+package licensetest
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/big"
+	"net"
+	"net/http"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/licensekit/licensekit-go/envelope"
+)
+
+// Server is a mock v2 licence server. It is safe for concurrent use: tests
+// may inject faults and observe state while clients call it.
+//
+// Build one with NewServer, NewTLSServer or NewUnstartedServer, and Close it
+// when done (t.Cleanup(s.Close)).
+type Server struct {
+	// URL is the base URL of the v2 API, of the form
+	// http://127.0.0.1:PORT/api/v2 (https for a TLS server); the endpoints
+	// are URL + "/register_instance" and so on. Before Start it is
+	// "http://licensetest.invalid/api/v2", which only Transport serves. Do
+	// not change it.
+	URL string
+
+	cfg    config
+	priv   *envelope.PrivateKey
+	secret []byte
+	apiKey string
+	opener envelope.Opener
+	store  *store
+	faults *faultState
+	reqlog *requestLog
+	flight inflight
+	logger *slog.Logger
+
+	mu        sync.Mutex // guards the fields below
+	started   bool
+	closed    bool
+	gate      *gate
+	srv       *http.Server
+	serveDone chan struct{}
+	cert      *x509.Certificate
+	client    *http.Client
+
+	downMu  sync.Mutex // serialises applyDown and guards applied
+	applied downState  // the state applyDown last logged
+
+	connMu  sync.Mutex // guards conns and closing
+	conns   map[net.Conn]http.ConnState
+	connWG  sync.WaitGroup
+	closing bool
+}
+
+// downState is the up/down state of the listener.
+type downState struct {
+	down bool
+	mode DownMode
+}
+
+// unstartedURL is the URL of a server that is not listening.
+const unstartedURL = "http://licensetest.invalid" + BasePath
+
+// NewServer starts and returns a new Server listening on a loopback port
+// (see WithAddr). The caller should Close it. Like httptest.NewServer, it
+// panics if it cannot listen or if an option is invalid (a secret shorter
+// than envelope.SecretSize, an unsupported KEM).
+func NewServer(opts ...Option) *Server {
+	s := NewUnstartedServer(opts...)
+	s.Start()
+	return s
+}
+
+// NewTLSServer starts and returns a new Server using TLS with a self-signed
+// certificate that Client trusts. It panics as NewServer does.
+func NewTLSServer(opts ...Option) *Server {
+	s := NewUnstartedServer(opts...)
+	s.StartTLS()
+	return s
+}
+
+// NewUnstartedServer returns a new Server that is not listening. Call Start
+// or StartTLS to listen, or use it as it is through Transport or Handler, for
+// instance inside a testing/synctest bubble where loopback sockets would
+// never let fake time advance. The caller should Close it. It panics if an
+// option is invalid.
+func NewUnstartedServer(opts ...Option) *Server {
+	cfg := buildConfig(opts)
+	s := &Server{
+		URL:    unstartedURL,
+		cfg:    cfg,
+		store:  newStore(cfg.match, cfg.rotate),
+		faults: newFaultState(),
+		reqlog: newRequestLog(cfg.maxRequests),
+		logger: cfg.logger,
+		conns:  make(map[net.Conn]http.ConnState),
+	}
+	s.flight.init()
+	var err error
+	if s.priv = cfg.priv; s.priv == nil {
+		if s.priv, err = envelope.GenerateKey(cfg.kem); err != nil {
+			panic("licensetest: " + err.Error())
+		}
+	}
+	if s.secret = cfg.secret; s.secret == nil {
+		if s.secret, err = envelope.GenerateSecret(); err != nil {
+			panic("licensetest: " + err.Error())
+		}
+	}
+	if s.apiKey = cfg.apiKey; s.apiKey == "" {
+		s.apiKey = "lt_" + randomToken(24)
+	}
+	hpkeOpener, err := envelope.NewOpener(s.priv)
+	if err != nil {
+		panic("licensetest: " + err.Error())
+	}
+	secretOpener, err := envelope.NewSharedSecretOpener(s.secret)
+	if err != nil {
+		panic("licensetest: " + err.Error())
+	}
+	s.opener = envelope.MultiOpener(hpkeOpener, secretOpener)
+	return s
+}
+
+// Start starts a server from NewUnstartedServer on its address (WithAddr,
+// default a loopback port) and sets URL. It panics if the server was already
+// started or closed, or if it cannot listen.
+func (s *Server) Start() { s.start(false) }
+
+// StartTLS starts a server from NewUnstartedServer with TLS, using a fresh
+// self-signed ECDSA certificate for 127.0.0.1, ::1, localhost and the
+// listening host, and sets URL. Client trusts the certificate; Certificate
+// returns it for other clients. It panics as Start does.
+func (s *Server) StartTLS() { s.start(true) }
+
+func (s *Server) start(useTLS bool) {
+	s.startLocked(useTLS)
+	if down, _ := s.faults.isDown(); down {
+		s.applyDown() // SetDown was called before Start
+	}
+}
+
+func (s *Server) startLocked(useTLS bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.started || s.closed {
+		panic("licensetest: Server already started or closed")
+	}
+	g, err := newGate(s.cfg.addr)
+	if err != nil {
+		panic(fmt.Sprintf("licensetest: failed to listen on %s: %v", s.cfg.addr, err))
+	}
+	s.started = true
+	s.gate = g
+	s.srv = &http.Server{
+		Handler:           http.HandlerFunc(s.serveHTTP),
+		ConnState:         s.trackConn,
+		ReadHeaderTimeout: time.Minute,
+		ErrorLog:          slog.NewLogLogger(s.logger.Handler(), slog.LevelDebug),
+	}
+	var ln net.Listener = g
+	scheme := "http"
+	if useTLS {
+		scheme = "https"
+		cert, tlsCert, err := selfSigned(g.Addr())
+		if err != nil {
+			g.Close()
+			panic("licensetest: " + err.Error())
+		}
+		s.cert = cert
+		if s.client != nil { // Client was called before StartTLS
+			s.client.Transport = s.clientTransport()
+		}
+		ln = tls.NewListener(g, &tls.Config{
+			Certificates: []tls.Certificate{tlsCert},
+			NextProtos:   []string{"http/1.1"},
+			MinVersion:   tls.VersionTLS12,
+		})
+	}
+	s.URL = scheme + "://" + g.Addr().String() + BasePath
+	s.serveDone = make(chan struct{})
+	go func(srv *http.Server, done chan struct{}) {
+		defer close(done)
+		_ = srv.Serve(ln)
+	}(s.srv, s.serveDone)
+	s.logger.Info("licensetest: server started", slog.String("url", s.URL))
+}
+
+// selfSigned makes a certificate for the loopback names and addr's host.
+func selfSigned(addr net.Addr) (*x509.Certificate, tls.Certificate, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, tls.Certificate{}, err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{Organization: []string{"licensetest"}},
+		NotBefore:             time.Date(1970, 1, 1, 0, 0, 0, 0, time.UTC),
+		NotAfter:              time.Date(2084, 1, 29, 16, 0, 0, 0, time.UTC),
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+		DNSNames:              []string{"localhost"},
+		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
+	}
+	if ta, ok := addr.(*net.TCPAddr); ok && !ta.IP.IsUnspecified() && !slices.ContainsFunc(tmpl.IPAddresses, ta.IP.Equal) {
+		tmpl.IPAddresses = append(tmpl.IPAddresses, ta.IP)
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return nil, tls.Certificate{}, err
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, tls.Certificate{}, err
+	}
+	return cert, tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: cert}, nil
+}
+
+// Close shuts the server down and blocks until every request in flight has
+// been answered. Added latency (SetLatency) is cut short so that Close does
+// not wait for it; those requests are processed and answered normally. After
+// Close, connections are refused and Transport fails as a refused dial.
+// Close is idempotent and safe for concurrent use.
+func (s *Server) Close() {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	s.closed = true
+	g, srv, serveDone, client := s.gate, s.srv, s.serveDone, s.client
+	s.mu.Unlock()
+
+	s.connMu.Lock()
+	s.closing = true
+	s.connMu.Unlock()
+	if g != nil {
+		g.Close()
+		<-serveDone // no new connections from here on
+		s.connMu.Lock()
+		for c, st := range s.conns {
+			if st == http.StateIdle || st == http.StateNew {
+				c.Close()
+			}
+		}
+		s.connMu.Unlock()
+	}
+	s.flight.close()
+	if g != nil {
+		s.connWG.Wait()
+		_ = srv.Close()
+	}
+	if client != nil {
+		client.CloseIdleConnections()
+	}
+	s.logger.Info("licensetest: server closed")
+}
+
+// trackConn follows connections so that Close can wait for them and SetDown
+// can drop idle ones.
+func (s *Server) trackConn(c net.Conn, st http.ConnState) {
+	s.connMu.Lock()
+	defer s.connMu.Unlock()
+	switch st {
+	case http.StateNew:
+		s.conns[c] = st
+		s.connWG.Add(1)
+	case http.StateActive:
+		s.conns[c] = st
+	case http.StateIdle:
+		s.conns[c] = st
+		if s.closing {
+			c.Close()
+		}
+	case http.StateHijacked, http.StateClosed:
+		if _, ok := s.conns[c]; ok {
+			delete(s.conns, c)
+			s.connWG.Done()
+		}
+	}
+}
+
+// dropIdle resets every idle connection.
+func (s *Server) dropIdle() {
+	s.connMu.Lock()
+	defer s.connMu.Unlock()
+	for c, st := range s.conns {
+		if st == http.StateIdle {
+			abort(c)
+		}
+	}
+}
+
+// applyDown makes the listener match the down state and mode.
+func (s *Server) applyDown() {
+	s.downMu.Lock()
+	defer s.downMu.Unlock()
+	down, mode := s.faults.isDown()
+	s.mu.Lock()
+	g, client, closed := s.gate, s.client, s.closed
+	s.mu.Unlock()
+	if g == nil || closed {
+		return
+	}
+	g.reset.Store(down && mode == DownReset)
+	if err := g.setOpen(!down || mode != DownRefuse); err != nil {
+		s.logger.Error("licensetest: cannot bring the server back up", slog.Any("error", err))
+	}
+	if down {
+		s.dropIdle()
+		if client != nil {
+			client.CloseIdleConnections()
+		}
+	}
+	if now := (downState{down, mode}); now != s.applied {
+		s.applied = now
+		s.logger.Info("licensetest: server state", slog.Bool("down", down), slog.String("mode", mode.String()))
+	}
+}
+
+// Client returns an HTTP client for the server: it trusts the certificate of
+// a TLS server and uses no proxy. Close closes its idle connections. The
+// same client is returned on every call; do not change it.
+func (s *Server) Client() *http.Client {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.client == nil {
+		s.client = &http.Client{Transport: s.clientTransport()}
+	}
+	return s.client
+}
+
+// clientTransport returns a transport for Client that trusts the server's
+// certificate, if any. The caller holds mu.
+func (s *Server) clientTransport() *http.Transport {
+	tr := &http.Transport{
+		Proxy:               nil,
+		MaxIdleConnsPerHost: 256,
+		IdleConnTimeout:     90 * time.Second,
+	}
+	if s.cert != nil {
+		pool := x509.NewCertPool()
+		pool.AddCert(s.cert)
+		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	}
+	return tr
+}
+
+// Addr returns the host:port the server listens on, or "" before Start. It
+// stays the same while the server is down.
+func (s *Server) Addr() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.gate == nil {
+		return ""
+	}
+	return s.gate.Addr().String()
+}
+
+// InFlight returns the number of requests being handled right now, through
+// the listener, Handler or Transport: for instance those waiting out added
+// latency. Tests use it to know a request has reached the server.
+func (s *Server) InFlight() int { return s.flight.count() }
+
+// Certificate returns the certificate of a TLS server, or nil.
+func (s *Server) Certificate() *x509.Certificate {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cert
+}
+
+// Handler returns the server's HTTP handler, for mounting the mock elsewhere.
+// It serves the API below BasePath and honours every fault; while the server
+// is down it aborts each request's connection (it cannot refuse the dial of
+// a listener it does not own).
+func (s *Server) Handler() http.Handler { return http.HandlerFunc(s.serveHTTP) }
+
+// APIKey returns the API key clients must send (see WithAPIKey).
+func (s *Server) APIKey() string { return s.apiKey }
+
+// PublicKey returns the server's public key for public-key (HPKE) mode.
+func (s *Server) PublicKey() *envelope.PublicKey { return s.priv.Public() }
+
+// KeyID returns the key id of the server's public key, as hex.
+func (s *Server) KeyID() string { return s.priv.KeyID() }
+
+// Secret returns a copy of the server's secret for shared-secret mode.
+func (s *Server) Secret() []byte { return slices.Clone(s.secret) }
+
+// errClosing cancels the latency waits of requests in flight at Close.
+var errClosing = errors.New("licensetest: server closing")
+
+// inflight tracks the requests being handled, real or in memory, so that
+// Close can cut their latency short and wait for them. It uses no
+// sync.WaitGroup: a WaitGroup used inside a testing/synctest bubble belongs
+// to it, and the server may be built and closed outside the bubble its
+// in-memory requests come from.
+type inflight struct {
+	mu      sync.Mutex
+	closed  bool
+	idle    chan struct{} // made by close when it must wait; closed by the last request
+	cancels map[*context.CancelCauseFunc]struct{}
+}
+
+func (f *inflight) init() { f.cancels = make(map[*context.CancelCauseFunc]struct{}) }
+
+// begin registers a request. It reports false once Close has begun.
+func (f *inflight) begin(parent context.Context) (context.Context, func(), bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.closed {
+		return nil, nil, false
+	}
+	ctx, cancel := context.WithCancelCause(parent)
+	key := &cancel
+	f.cancels[key] = struct{}{}
+	return ctx, func() {
+		cancel(nil)
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		delete(f.cancels, key)
+		if f.closed && len(f.cancels) == 0 && f.idle != nil {
+			close(f.idle)
+			f.idle = nil
+		}
+	}, true
+}
+
+// count returns the number of requests in flight.
+func (f *inflight) count() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.cancels)
+}
+
+// close refuses new requests, cuts latency short and waits for the rest. It
+// must be called once.
+func (f *inflight) close() {
+	f.mu.Lock()
+	f.closed = true
+	if len(f.cancels) == 0 {
+		f.mu.Unlock()
+		return
+	}
+	idle := make(chan struct{})
+	f.idle = idle
+	for c := range f.cancels {
+		(*c)(errClosing)
+	}
+	f.mu.Unlock()
+	<-idle
+}
+
+// wait sleeps d on a timer. It reports false if ctx ended first for any
+// reason but Close, in which case the request is abandoned.
+func wait(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return errors.Is(context.Cause(ctx), errClosing)
+	}
+}

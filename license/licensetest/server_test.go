@@ -1,0 +1,344 @@
+package licensetest_test
+
+import (
+	"bytes"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/base64"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/licensekit/licensekit-go/envelope"
+	"github.com/licensekit/licensekit-go/internal/wire"
+	"github.com/licensekit/licensekit-go/license/licensetest"
+)
+
+func TestURLAndKeys(t *testing.T) {
+	t.Parallel()
+	u := licensetest.NewUnstartedServer()
+	defer u.Close()
+	assert.Equal(t, "http://licensetest.invalid/api/v2", u.URL)
+	assert.Empty(t, u.Addr())
+	assert.Regexp(t, `^lt_`, u.APIKey())
+	assert.Len(t, u.Secret(), 32)
+	assert.Len(t, u.KeyID(), 16)
+	assert.Equal(t, u.KeyID(), u.PublicKey().KeyID())
+	u.Secret()[0] ^= 0xff // a copy
+	assert.NotEqual(t, u.Secret(), make([]byte, 32))
+
+	s := licensetest.NewServer()
+	defer s.Close()
+	assert.Equal(t, "http://"+s.Addr()+"/api/v2", s.URL)
+	assert.True(t, strings.HasPrefix(s.Addr(), "127.0.0.1:"))
+	assert.Nil(t, s.Certificate())
+	assert.Same(t, s.Client(), s.Client())
+	assert.Panics(t, s.Start, "a second Start")
+}
+
+func TestTLS(t *testing.T) {
+	t.Parallel()
+	s := licensetest.NewUnstartedServer()
+	defer s.Close()
+	_ = s.Client() // before StartTLS: it must still trust the certificate
+	s.StartTLS()
+	require.NoError(t, s.AddLicense(licensetestLicense()))
+	assert.True(t, strings.HasPrefix(s.URL, "https://127.0.0.1:"))
+	require.NoError(t, newClient(t, s, nil).lifecycle(1))
+
+	_, err := newClient(t, s, &http.Client{Transport: &http.Transport{}}).post(licensetest.Register, registerReq(1))
+	var unknown x509.UnknownAuthorityError
+	assert.ErrorAs(t, err, &unknown, "an untrusting client")
+
+	pool := x509.NewCertPool()
+	pool.AddCert(s.Certificate())
+	other := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	defer other.CloseIdleConnections()
+	require.NoError(t, newClient(t, s, other).lifecycle(2))
+
+	s.SetDownMode(licensetest.DownReset)
+	s.SetDown(true)
+	_, err = newClient(t, s, nil).post(licensetest.Register, registerReq(1))
+	assert.Error(t, err)
+	s.SetDown(false)
+	s.DropNext("", 1)
+	_, err = newClient(t, s, nil).post(licensetest.Register, registerReq(1))
+	assert.Error(t, err)
+	s.Inject(licensetest.Fault{Kind: licensetest.FaultCutBody})
+	_, err = newClient(t, s, nil).post(licensetest.Register, registerReq(1))
+	assert.Error(t, err)
+
+	n := licensetest.NewTLSServer()
+	defer n.Close()
+	require.NoError(t, n.AddLicense(licensetestLicense()))
+	require.NoError(t, newClient(t, n, nil).lifecycle(1))
+}
+
+func TestCloseIdempotent(t *testing.T) {
+	t.Parallel()
+	s := licensetest.NewServer()
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(s.Close)
+	}
+	wg.Wait()
+	s.Close()
+	_, err := net.Dial("tcp", s.Addr())
+	assert.True(t, isRefused(err), "err = %v", err)
+	_, err = (&http.Client{Transport: s.Transport()}).Get(s.URL + "/register_instance")
+	assert.True(t, isRefused(err), "err = %v", err)
+	// Fault setters and observation still work on a closed server.
+	s.SetDown(true)
+	s.SetDown(false)
+	assert.Zero(t, s.Count(""))
+
+	u := licensetest.NewUnstartedServer()
+	u.Close()
+	u.Close()
+	assert.Panics(t, u.Start, "Start after Close")
+}
+
+// blockingClock blocks the server's first clock read inside a handler until
+// released, so a test can hold a request in flight.
+type blockingClock struct {
+	armed    atomic.Bool
+	entered  chan struct{}
+	released chan struct{}
+}
+
+func (c *blockingClock) Now() time.Time {
+	if c.armed.CompareAndSwap(true, false) {
+		close(c.entered)
+		<-c.released
+	}
+	return time.Now()
+}
+
+func TestCloseWaitsForInFlight(t *testing.T) {
+	t.Parallel()
+	clock := &blockingClock{entered: make(chan struct{}), released: make(chan struct{})}
+	s := licensetest.NewServer(licensetest.WithClock(clock.Now))
+	require.NoError(t, s.AddLicense(licensetestLicense()))
+	c := newClient(t, s, nil)
+	clock.armed.Store(true)
+	type result struct {
+		r   *reply
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		r, err := c.post(licensetest.Register, registerReq(1))
+		done <- result{r, err}
+	}()
+	<-clock.entered
+	closed := make(chan struct{})
+	go func() {
+		s.Close()
+		close(closed)
+	}()
+	select {
+	case <-closed:
+		t.Fatal("Close returned while a request was in flight")
+	case <-time.After(50 * time.Millisecond):
+	}
+	close(clock.released)
+	res := <-done
+	<-closed
+	require.NoError(t, res.err)
+	assert.Equal(t, http.StatusOK, res.r.status)
+	assert.Equal(t, 1, s.Count(licensetest.Register))
+	_, err := net.Dial("tcp", s.Addr())
+	assert.True(t, isRefused(err), "err = %v", err)
+}
+
+func TestCloseCutsLatency(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		s := licensetest.NewUnstartedServer()
+		require.NoError(t, s.AddLicense(licensetestLicense()))
+		c := newClient(t, s, &http.Client{Transport: s.Transport()})
+		s.SetLatency("", 24*time.Hour)
+		var res *reply
+		var err error
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			res, err = c.post(licensetest.Register, registerReq(1))
+		}()
+		synctest.Wait() // the request is waiting out its latency
+		start := time.Now()
+		s.Close()
+		<-done
+		assert.Zero(t, time.Since(start), "Close did not wait for the latency")
+		require.NoError(t, err)
+		assert.Equal(t, http.StatusOK, res.status)
+		assert.Equal(t, 1, s.Count(licensetest.Register))
+	})
+}
+
+func TestCloseCutsLatencyLoopback(t *testing.T) {
+	t.Parallel()
+	s := licensetest.NewServer()
+	require.NoError(t, s.AddLicense(licensetestLicense()))
+	c := newClient(t, s, nil)
+	s.SetLatency("", 24*time.Hour)
+	done := make(chan error, 1)
+	go func() {
+		r, err := c.post(licensetest.Register, registerReq(1))
+		if err == nil && r.status != http.StatusOK {
+			err = errors.New(string(r.body))
+		}
+		done <- err
+	}()
+	// Wait until the request is in flight: Close must then answer it.
+	require.Eventually(t, func() bool { return s.InFlight() == 1 }, 10*time.Second, time.Millisecond)
+	s.Close()
+	require.NoError(t, <-done)
+}
+
+func TestReapingSynctest(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		s := licensetest.NewUnstartedServer()
+		defer s.Close()
+		require.NoError(t, s.AddLicense(licensetest.License{ProductGUID: product, Key: key, Seats: 1, SessionDuration: 10 * time.Minute}))
+		c := newClient(t, s, &http.Client{Transport: s.Transport()})
+		g := c.register(t, 1).GUID
+		tok := c.begin(t, g, 1).Token
+		for range 6 { // an hour of renewals
+			time.Sleep(9 * time.Minute)
+			c.extend(t, tok)
+		}
+		assert.Equal(t, 1, s.SeatsInUse(product, key))
+		assert.Equal(t, time.Now().Add(10*time.Minute), s.Sessions()[0].Expires)
+		r := c.mustPost(t, licensetest.Begin, beginFor(product, key, g, 1))
+		assert.Equal(t, http.StatusConflict, r.status)
+
+		time.Sleep(10 * time.Minute)
+		assert.Zero(t, s.SeatsInUse(product, key))
+		r = c.mustPost(t, licensetest.Extend, wire.ExtendRequest{Token: tok})
+		assert.Equal(t, "session lapsed", r.failure().Message)
+		c.begin(t, g, 1)
+	})
+}
+
+func TestConcurrentClients(t *testing.T) {
+	t.Parallel()
+	const n = 1000
+	s := licensetest.NewUnstartedServer()
+	defer s.Close()
+	require.NoError(t, s.AddLicense(licensetest.License{ProductGUID: product, Key: key, Seats: n}))
+	hc := &http.Client{Transport: s.Transport()}
+	// Shared-secret mode keeps the race-detector run fast; the public-key
+	// mode is covered by the benchmark.
+	c := newSecretClient(t, s, hc)
+	errs := make(chan error, n)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			errs <- c.lifecycle(i)
+		})
+	}
+	// Observe and inject while the clients run.
+	wg.Go(func() {
+		<-start
+		for range 50 {
+			_ = s.Sessions()
+			_ = s.SeatsInUse(product, key)
+			_ = s.Requests()
+			s.SetClockSkew(0)
+		}
+	})
+	close(start)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		require.NoError(t, err)
+	}
+	assert.Equal(t, 4*n, s.Count(""))
+	assert.Len(t, s.Instances(), n)
+	assert.Zero(t, s.SeatsInUse(product, key))
+	assert.Empty(t, s.Sessions())
+}
+
+func TestLoggingKeepsSecrets(t *testing.T) {
+	t.Parallel()
+	var buf lockedBuffer
+	logger := slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	l := licensetestLicense()
+	l.Key = "LICENCE-KEY-SECRET"
+	s := licensetest.NewServer(licensetest.WithLogger(logger), licensetest.WithAddr("127.0.0.1:0"))
+	require.NoError(t, s.AddLicense(l))
+	c := newClient(t, s, nil, envelope.WithSealedReplies())
+	g := c.registerFor(t, product, l.Key, 1)
+	r := c.mustPost(t, licensetest.Begin, beginFor(product, l.Key, g, 1))
+	b, err := wire.DecodeBegin(r.body)
+	require.NoError(t, err)
+	s.FailNext("", 1, 503)
+	c.mustPost(t, licensetest.Extend, wire.ExtendRequest{Token: b.Token})
+	s.SetDown(true)
+	s.SetDown(false)
+	c.mustPost(t, licensetest.Extend, wire.ExtendRequest{Token: "bogus-token-value"})
+	s.Close()
+
+	logs := buf.String()
+	assert.Contains(t, logs, `"endpoint":"begin_session"`)
+	assert.Contains(t, logs, `"down":true`)
+	for name, secret := range map[string]string{
+		"api key": s.APIKey(), "licence key": l.Key, "token": b.Token, "session key": b.SessionKey,
+		"secret": base64.StdEncoding.EncodeToString(s.Secret()), "bogus token": "bogus-token-value",
+		"guid in payload": g,
+	} {
+		assert.NotContains(t, logs, secret, name)
+	}
+	assert.Equal(t, []licensetest.License{{ProductGUID: product, Key: l.Key, Seats: 2, SessionDuration: time.Minute,
+		GracePeriod: time.Hour, Features: "a,b"}}, s.Licenses())
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// A server built outside a bubble can serve in-memory requests from inside
+// it, on the bubble's fake time.
+func TestServerFromOutsideBubble(t *testing.T) {
+	s := licensetest.NewUnstartedServer()
+	defer s.Close()
+	require.NoError(t, s.AddLicense(licensetestLicense()))
+	synctest.Test(t, func(t *testing.T) {
+		c := newClient(t, s, &http.Client{Transport: s.Transport()})
+		s.SetLatency("", time.Minute)
+		start := time.Now()
+		g := c.register(t, 1).GUID
+		c.begin(t, g, 1)
+		assert.Equal(t, 2*time.Minute, time.Since(start))
+		assert.Len(t, s.Sessions(), 1)
+		time.Sleep(2 * time.Minute) // past the one-minute session
+		assert.Empty(t, s.Sessions())
+	})
+}

@@ -1,0 +1,476 @@
+package licensetest
+
+import (
+	"cmp"
+	"container/heap"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
+	"fmt"
+	"maps"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/licensekit/licensekit-go/internal/wire"
+)
+
+// apiError is a refusal the server sends in the spec's failure shape.
+type apiError struct {
+	status int
+	msg    string
+}
+
+func (e *apiError) Error() string { return e.msg }
+
+func refuse(status int, msg string) *apiError { return &apiError{status: status, msg: msg} }
+
+// The server's refusal texts. The client classifies on the words in them.
+var (
+	errUnknownLicense  = refuse(http.StatusForbidden, "unknown license")
+	errRevoked         = refuse(http.StatusForbidden, "license revoked")
+	errExpired         = refuse(http.StatusForbidden, "license expired")
+	errUnknownInstance = refuse(http.StatusNotFound, "unknown instance")
+	errUnknownToken    = refuse(http.StatusNotFound, "unknown token")
+	errLapsed          = refuse(http.StatusNotFound, "session lapsed")
+)
+
+type licenseID struct{ product, key string }
+
+type licenseRec struct {
+	License
+	id        licenseID
+	live      int // live sessions
+	instances []*instanceRec
+	exact     map[string]*instanceRec
+}
+
+// effective returns the duration of a session for a request that asked for
+// reqSeconds (0 = nothing asked).
+func (l *licenseRec) effective(reqSeconds int64) time.Duration {
+	if reqSeconds <= 0 {
+		return l.SessionDuration
+	}
+	limit := l.MaxDuration
+	if limit == 0 {
+		limit = l.SessionDuration
+	}
+	if reqSeconds >= int64(limit/time.Second) {
+		return limit
+	}
+	return time.Duration(reqSeconds) * time.Second
+}
+
+func (l *licenseRec) control(d time.Duration) wire.ControlOptions {
+	return wire.ControlOptions{
+		SessionDuration:       int64(d / time.Second),
+		ValidationGracePeriod: int64(l.GracePeriod / time.Second),
+	}
+}
+
+func (l *licenseRec) usable() *apiError {
+	switch l.State {
+	case Revoked:
+		return errRevoked
+	case Expired:
+		return errExpired
+	}
+	return nil
+}
+
+type instanceRec struct {
+	Instance
+	lic *licenseRec
+	seq uint64 // registration order
+}
+
+type sessionRec struct {
+	token      string
+	sessionKey string
+	inst       *instanceRec
+	lic        *licenseRec
+	started    time.Time
+	expires    time.Time
+	duration   time.Duration
+	extensions int
+	index      int    // in the expiry heap
+	seq        uint64 // issue order
+}
+
+// expiryHeap orders live sessions by expiry, so reaping is O(log n) per
+// lapsed session.
+type expiryHeap []*sessionRec
+
+func (h expiryHeap) Len() int           { return len(h) }
+func (h expiryHeap) Less(i, j int) bool { return h[i].expires.Before(h[j].expires) }
+func (h expiryHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].index = i
+	h[j].index = j
+}
+func (h *expiryHeap) Push(x any) {
+	s := x.(*sessionRec)
+	s.index = len(*h)
+	*h = append(*h, s)
+}
+func (h *expiryHeap) Pop() any {
+	old := *h
+	n := len(old)
+	s := old[n-1]
+	old[n-1] = nil
+	s.index = -1
+	*h = old[:n-1]
+	return s
+}
+
+// maxLapsed bounds the memory of lapsed tokens; beyond it they are forgotten
+// and reported as unknown.
+const maxLapsed = 100000
+
+// store holds the licences, instances and sessions. All methods lock mu.
+type store struct {
+	mu        sync.Mutex
+	match     Match
+	rotate    bool
+	licenses  map[licenseID]*licenseRec
+	instances map[string]*instanceRec
+	sessions  map[string]*sessionRec
+	lapsed    map[string]struct{}
+	expiry    expiryHeap
+	seq       uint64
+}
+
+func newStore(match Match, rotate bool) *store {
+	return &store{
+		match:     match,
+		rotate:    rotate,
+		licenses:  make(map[licenseID]*licenseRec),
+		instances: make(map[string]*instanceRec),
+		sessions:  make(map[string]*sessionRec),
+		lapsed:    make(map[string]struct{}),
+	}
+}
+
+// reap ends every session that lapsed at or before now. The caller holds mu.
+func (st *store) reap(now time.Time) {
+	for len(st.expiry) > 0 && !now.Before(st.expiry[0].expires) {
+		s := heap.Pop(&st.expiry).(*sessionRec)
+		delete(st.sessions, s.token)
+		s.lic.live--
+		if len(st.lapsed) >= maxLapsed {
+			clear(st.lapsed)
+		}
+		st.lapsed[s.token] = struct{}{}
+	}
+}
+
+func (st *store) addLicense(l License) error {
+	if err := l.normalise(); err != nil {
+		return err
+	}
+	id := licenseID{l.ProductGUID, l.Key}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if rec := st.licenses[id]; rec != nil {
+		rec.License = l
+		return nil
+	}
+	st.licenses[id] = &licenseRec{License: l, id: id, exact: make(map[string]*instanceRec)}
+	return nil
+}
+
+func (st *store) update(product, key string, f func(*licenseRec) error) error {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	rec := st.licenses[licenseID{product, key}]
+	if rec == nil {
+		return ErrUnknownLicense
+	}
+	return f(rec)
+}
+
+func (st *store) license(product, key string) (License, bool) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	rec := st.licenses[licenseID{product, key}]
+	if rec == nil {
+		return License{}, false
+	}
+	return rec.License, true
+}
+
+func (st *store) licenseList() []License {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	out := make([]License, 0, len(st.licenses))
+	for _, rec := range st.licenses {
+		out = append(out, rec.License)
+	}
+	slices.SortFunc(out, func(a, b License) int {
+		return cmp.Or(strings.Compare(a.ProductGUID, b.ProductGUID), strings.Compare(a.Key, b.Key))
+	})
+	return out
+}
+
+func (st *store) activeLicense(product, key string) (*licenseRec, *apiError) {
+	rec := st.licenses[licenseID{product, key}]
+	if rec == nil {
+		return nil, errUnknownLicense
+	}
+	if err := rec.usable(); err != nil {
+		return nil, err
+	}
+	return rec, nil
+}
+
+// exactKey is the identity of a machine and user under Exact matching.
+func exactKey(m wire.Machine, name, email string) string {
+	macs := make([]string, 0, len(m.MACAddresses))
+	for _, a := range m.MACAddresses {
+		macs = append(macs, strings.ToLower(a))
+	}
+	slices.Sort(macs)
+	macs = slices.Compact(macs)
+	var b strings.Builder
+	for _, s := range []string{m.CPUID, m.MBSerial, m.VolumeHash, m.HostName, name, email} {
+		b.WriteString(strconv.Quote(s))
+	}
+	for _, s := range macs {
+		b.WriteString(strconv.Quote(s))
+	}
+	return b.String()
+}
+
+// score counts the KOfN components of a and b that are present and equal.
+func score(a Machine, b wire.Machine) int {
+	n := 0
+	for _, p := range [][2]string{
+		{a.CPUID, b.CPUID}, {a.MBSerial, b.MBSerial}, {a.VolumeHash, b.VolumeHash}, {a.HostName, b.HostName},
+	} {
+		if p[0] != "" && p[0] == p[1] {
+			n++
+		}
+	}
+	for _, x := range a.MACAddresses {
+		if x != "" && slices.ContainsFunc(b.MACAddresses, func(y string) bool { return strings.EqualFold(x, y) }) {
+			n++
+			break
+		}
+	}
+	return n
+}
+
+func (st *store) register(now time.Time, ts wire.Timestamp, skew time.Duration, req *wire.RegisterRequest, guid string) (*wire.RegisterReply, *apiError) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	st.reap(now)
+	lic, err := st.activeLicense(req.ProductGUID, req.LicenseKey)
+	if err != nil {
+		return nil, err
+	}
+	key := exactKey(req.Machine, req.Name, req.Email)
+	var inst *instanceRec
+	if st.match == Exact {
+		inst = lic.exact[key]
+	} else {
+		best := 0
+		for _, c := range lic.instances {
+			if c.Name != req.Name || c.Email != req.Email {
+				continue
+			}
+			if sc := score(c.Machine, req.Machine); sc >= int(st.match) && sc > best {
+				inst, best = c, sc
+			}
+		}
+	}
+	if inst == nil {
+		inst = &instanceRec{
+			Instance: Instance{
+				GUID:              guid,
+				ProductGUID:       req.ProductGUID,
+				LicenseKey:        req.LicenseKey,
+				Machine:           machineFrom(req.Machine),
+				Name:              req.Name,
+				Email:             req.Email,
+				UserHash:          maps.Clone(req.UserHash),
+				FirstRegisteredAt: now,
+			},
+			lic: lic,
+			seq: st.next(),
+		}
+		lic.instances = append(lic.instances, inst)
+		if _, dup := lic.exact[key]; !dup {
+			lic.exact[key] = inst
+		}
+		st.instances[guid] = inst
+	}
+	return &wire.RegisterReply{
+		Success:           true,
+		Time:              ts,
+		GUID:              inst.GUID,
+		ControlOptions:    lic.control(lic.SessionDuration),
+		FirstRegisteredAt: wire.Timestamp{Raw: wire.FormatTime(inst.FirstRegisteredAt.Add(skew))},
+	}, nil
+}
+
+func (st *store) begin(now time.Time, ts wire.Timestamp, req *wire.BeginRequest, token, sessionKey string) (*wire.BeginReply, *apiError) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	st.reap(now)
+	lic, err := st.activeLicense(req.ProductGUID, req.LicenseKey)
+	if err != nil {
+		return nil, err
+	}
+	inst := st.instances[req.InstanceGUID]
+	if inst == nil || inst.lic != lic {
+		return nil, errUnknownInstance
+	}
+	if lic.Seats > 0 && lic.live >= lic.Seats {
+		return nil, refuse(http.StatusConflict, fmt.Sprintf("seat limit reached: %d of %d seats in use", lic.live, lic.Seats))
+	}
+	d := lic.effective(req.Duration)
+	s := &sessionRec{
+		token:      token,
+		sessionKey: sessionKey,
+		inst:       inst,
+		lic:        lic,
+		started:    now,
+		expires:    now.Add(d),
+		duration:   d,
+		seq:        st.next(),
+	}
+	st.sessions[token] = s
+	heap.Push(&st.expiry, s)
+	lic.live++
+	return &wire.BeginReply{
+		Status:         SessionStatus,
+		Time:           ts,
+		SessionKey:     sessionKey,
+		Token:          token,
+		Features:       lic.Features,
+		ControlOptions: lic.control(d),
+	}, nil
+}
+
+// lookup finds a live session by token. The caller holds mu and has reaped.
+func (st *store) lookup(token string) (*sessionRec, *apiError) {
+	s := st.sessions[token]
+	if s != nil {
+		return s, nil
+	}
+	if _, ok := st.lapsed[token]; ok {
+		return nil, errLapsed
+	}
+	return nil, errUnknownToken
+}
+
+func (st *store) extend(now time.Time, ts wire.Timestamp, req *wire.ExtendRequest, newToken string) (*wire.ExtendReply, *apiError) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	st.reap(now)
+	s, err := st.lookup(req.Token)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.lic.usable(); err != nil {
+		return nil, err
+	}
+	d := s.lic.effective(req.Duration)
+	s.duration = d
+	s.expires = now.Add(d)
+	s.extensions++
+	heap.Fix(&st.expiry, s.index)
+	if st.rotate {
+		delete(st.sessions, s.token)
+		s.token = newToken
+		st.sessions[newToken] = s
+	}
+	return &wire.ExtendReply{
+		Status:         SessionStatus,
+		Time:           ts,
+		Token:          s.token,
+		ControlOptions: s.lic.control(d),
+	}, nil
+}
+
+func (st *store) end(now time.Time, ts wire.Timestamp, req *wire.EndRequest) (*wire.EndReply, *apiError) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	st.reap(now)
+	s, err := st.lookup(req.Token)
+	if err != nil {
+		return nil, err
+	}
+	heap.Remove(&st.expiry, s.index)
+	delete(st.sessions, s.token)
+	s.lic.live--
+	return &wire.EndReply{Time: ts}, nil
+}
+
+// next returns the next sequence number. The caller holds mu.
+func (st *store) next() uint64 {
+	st.seq++
+	return st.seq
+}
+
+func (st *store) sessionList(now time.Time) []Session {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	st.reap(now)
+	recs := slices.SortedFunc(maps.Values(st.sessions), func(a, b *sessionRec) int { return cmp.Compare(a.seq, b.seq) })
+	out := make([]Session, 0, len(recs))
+	for _, s := range recs {
+		out = append(out, Session{
+			Token:        s.token,
+			InstanceGUID: s.inst.GUID,
+			ProductGUID:  s.lic.ProductGUID,
+			LicenseKey:   s.lic.Key,
+			Started:      s.started,
+			Expires:      s.expires,
+			Duration:     s.duration,
+			Extensions:   s.extensions,
+		})
+	}
+	return out
+}
+
+func (st *store) seatsInUse(now time.Time, product, key string) int {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	st.reap(now)
+	if rec := st.licenses[licenseID{product, key}]; rec != nil {
+		return rec.live
+	}
+	return 0
+}
+
+func (st *store) instanceList() []Instance {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	recs := slices.SortedFunc(maps.Values(st.instances), func(a, b *instanceRec) int { return cmp.Compare(a.seq, b.seq) })
+	out := make([]Instance, 0, len(recs))
+	for _, i := range recs {
+		out = append(out, i.Instance.clone())
+	}
+	return out
+}
+
+// randomToken returns n random bytes, unpadded base64url.
+func randomToken(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b) // crypto/rand.Read never fails (Go 1.24+)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// newGUID returns a random RFC 9562 version 4 UUID.
+func newGUID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	h := hex.EncodeToString(b[:])
+	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
+}
