@@ -1,0 +1,47 @@
+package fingerprint
+
+// macOS helpers that need no macOS API, so their tests run everywhere.
+
+import (
+	"errors"
+	"slices"
+	"strings"
+
+	psnet "github.com/shirou/gopsutil/v3/net"
+)
+
+// ioregResult builds board_serial, product_uuid and mb_serial from parsed IOPlatformExpertDevice
+// properties, and the firmware strings for the hypervisor signal.
+func ioregResult(props map[string]string) taskResult {
+	get := func(key, name, src string, uuid bool) Component {
+		v, ok := props[key]
+		if !ok {
+			return missing(name, src, Strong, NotPresent, errors.New("no "+key+" property"))
+		}
+		if uuid {
+			return fromUUID(name, src, Strong, v, nil)
+		}
+		return fromString(name, src, Strong, v, nil)
+	}
+	board := get("IOPlatformSerialNumber", NameBoardSerial, "ioreg IOPlatformSerialNumber", false)
+	prod := get("IOPlatformUUID", NameProductUUID, "ioreg IOPlatformUUID", true)
+	res := taskResult{comps: []Component{mbSerial(board, prod), prod, board}}
+	for _, k := range [...]string{"manufacturer", "model"} {
+		if v := cleanValue(props[k]); !isPlaceholder(v) {
+			res.env.firmware = append(res.env.firmware, v)
+		}
+	}
+	return res
+}
+
+// darwinNICs turns gopsutil interfaces into filter input. Only en* links (Ethernet, Wi-Fi,
+// Thunderbolt) can be physical on macOS; loopback and point-to-point links are virtual.
+func darwinNICs(ifs []psnet.InterfaceStat) []nic {
+	out := make([]nic, 0, len(ifs))
+	for _, i := range ifs {
+		virtual := !strings.HasPrefix(i.Name, "en") ||
+			slices.Contains(i.Flags, "loopback") || slices.Contains(i.Flags, "pointtopoint")
+		out = append(out, nic{name: i.Name, mac: i.HardwareAddr, assign: addrUnknown, virtual: virtual})
+	}
+	return out
+}

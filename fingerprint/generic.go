@@ -1,0 +1,28 @@
+package fingerprint
+
+import (
+	"context"
+	"os"
+)
+
+// genericTasks are the sources every OS has: host_name from os.Hostname and ip_address. Collect
+// reports the other wire fields as Unsupported where nothing more is implemented.
+func genericTasks(o *options) []task {
+	return []task{hostTask(), ipTask(o)}
+}
+
+// hostTask reads host_name with os.Hostname (uname(2) on Unix, GetComputerNameEx on Windows).
+func hostTask() task {
+	return task{name: "host", inline: true, fills: []Component{{Name: NameHostName, Source: "os.Hostname", Strength: Weak}},
+		run: func(context.Context) taskResult { return taskResult{comps: []Component{hostComponent(os.Hostname())}} }}
+}
+
+// unsupported returns a component that this OS cannot provide.
+func unsupported(name, why string, s Strength) Component {
+	return missing(name, "", s, Unsupported, errorString(why))
+}
+
+// errorString is a constant-text error.
+type errorString string
+
+func (e errorString) Error() string { return string(e) }

@@ -1,0 +1,89 @@
+package fingerprint
+
+import "slices"
+
+// MatchThreshold is the score at or above which a licence check would treat two fingerprints as the
+// same machine, in the spirit of Keygen's MATCH_MOST. Match itself only scores; the caller decides.
+const MatchThreshold = 0.6
+
+// Weight returns the weight of a component in Match: product_uuid, board_serial and machine_id 3,
+// mb_serial 3 (only when it is not already counted through board_serial or product_uuid),
+// volume_hash 2, mac_addresses 2 (1 when either side is weak), cpu_id 1, host_name 0.5, ip_address
+// 0, anything else 0.
+func Weight(name string) float64 {
+	switch name {
+	case NameProductUUID, NameBoardSerial, NameMachineID, NameMBSerial:
+		return 3
+	case NameVolumeHash, NameMACAddresses:
+		return 2
+	case NameCPUID:
+		return 1
+	case NameHostName:
+		return 0.5
+	}
+	return 0
+}
+
+// Match compares two fingerprints as a weighted k-of-n vote. Only components present on both sides
+// are compared; score is the weight of the equal ones divided by the weight of all compared ones
+// (0 when nothing can be compared). mac_addresses count as equal when the two sets share at least
+// one address. changed lists, in Components order, every compared component whose value differs,
+// including weightless ones such as ip_address and MAC sets that merely grew. Fingerprints of
+// different modes (one hashed, one raw) compare as entirely changed. Nil arguments score 0.
+func Match(a, b *Fingerprint) (score float64, changed []string) {
+	if a == nil || b == nil {
+		return 0, nil
+	}
+	counted := func(f *Fingerprint) bool {
+		for _, n := range [...]string{NameBoardSerial, NameProductUUID} {
+			if c, ok := f.Component(n); ok && c.Present() {
+				return true
+			}
+		}
+		return false
+	}
+	mbCounted := counted(a) && counted(b)
+	var total, same float64
+	for _, ca := range a.Components() {
+		cb, ok := b.Component(ca.Name)
+		if !ok || !ca.Present() || !cb.Present() {
+			continue
+		}
+		w := Weight(ca.Name)
+		switch {
+		case ca.Name == NameMBSerial && mbCounted:
+			w = 0
+		case ca.Name == NameMACAddresses && (ca.Weak || cb.Weak):
+			w = 1
+		}
+		equal, matched := ca.text() == cb.text(), false
+		if a.Hashed != b.Hashed {
+			equal = false
+		} else if ca.Name == NameMACAddresses {
+			matched = overlap(ca.Values, cb.Values)
+		} else {
+			matched = equal
+		}
+		total += w
+		if matched {
+			same += w
+		}
+		if !equal {
+			changed = append(changed, ca.Name)
+		}
+	}
+	if total == 0 {
+		return 0, changed
+	}
+	return same / total, changed
+}
+
+// overlap reports whether two sorted or unsorted string sets share an element.
+func overlap(a, b []string) bool {
+	for _, x := range a {
+		if slices.Contains(b, x) {
+			return true
+		}
+	}
+	return false
+}

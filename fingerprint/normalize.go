@@ -1,0 +1,177 @@
+package fingerprint
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"strings"
+)
+
+// cleanValue trims spaces, tabs, newlines and NUL bytes (firmware strings and devicetree properties
+// end in NUL) from both ends of s.
+func cleanValue(s string) string {
+	return strings.Trim(s, " \t\r\n\x00")
+}
+
+// isPlaceholder reports whether a cleaned firmware or OS string is a vendor placeholder that identifies
+// nothing. The list follows what OEM firmware, hypervisors and ghw ("unknown") are known to write.
+func isPlaceholder(s string) bool {
+	if s == "" {
+		return true
+	}
+	l := strings.ToLower(s)
+	switch l {
+	case "unknown", "none", "null", "n/a", "na", "not applicable", "not available", "not specified",
+		"not present", "to be filled by o.e.m.", "to be filled by oem", "default string", "default",
+		"system serial number", "base board serial number", "chassis serial number", "serial number",
+		"serial", "0123456789", "123456789", "1234567890", "oem", "o.e.m.", "invalid", "empty",
+		"uninitialized", "xxxxxxxxxxxx", "03000200-0400-0500-0006-000700080009":
+		return true
+	}
+	// A single repeated character ("00000000", "FFFFFFFF", "........", "          ") is filler, and so
+	// is an all-zero or all-F UUID (dashes ignored).
+	var first rune = -1
+	same := true
+	for _, r := range l {
+		if r == '-' {
+			continue
+		}
+		if first == -1 {
+			first = r
+		} else if r != first {
+			same = false
+			break
+		}
+	}
+	// Only dashes, or one character repeated (including a single character), is filler.
+	return first == -1 || same
+}
+
+// normalizeUUID returns s as a lowercase 8-4-4-4-12 UUID when s is one (with or without dashes or
+// braces), and ok=false otherwise.
+func normalizeUUID(s string) (string, bool) {
+	t := strings.ToLower(strings.Trim(cleanValue(s), "{}"))
+	t = strings.ReplaceAll(t, "-", "")
+	if len(t) != 32 {
+		return "", false
+	}
+	if _, err := hex.DecodeString(t); err != nil {
+		return "", false
+	}
+	return t[0:8] + "-" + t[8:12] + "-" + t[12:16] + "-" + t[16:20] + "-" + t[20:32], true
+}
+
+// volumeLabel prefixes the input of volume_hash, so the hash cannot be confused with another SHA-256.
+const volumeLabel = "licensekit fp1 volume"
+
+// volumeHash returns the hex SHA-256 of volumeLabel, a 0x00 byte and the volume identifier id.
+func volumeHash(id string) string {
+	h := sha256.New()
+	h.Write([]byte(volumeLabel))
+	h.Write([]byte{0})
+	h.Write([]byte(id))
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// hmacHex returns hex HMAC-SHA256(key, "fp1" 0x00 name 0x00 value), the hashed form of one component
+// value under WithHashedIdentifiers.
+func hmacHex(key []byte, name, value string) string {
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte("fp1\x00"))
+	m.Write([]byte(name))
+	m.Write([]byte{0})
+	m.Write([]byte(value))
+	return hex.EncodeToString(m.Sum(nil))
+}
+
+// present returns a present component.
+func present(name, value, source string, s Strength) Component {
+	return Component{Name: name, Value: value, Source: source, Strength: s}
+}
+
+// missing returns a component that is missing for reason r.
+func missing(name, source string, s Strength, r Reason, err error) Component {
+	return Component{Name: name, Source: source, Strength: s,
+		Missing: &MissingError{Component: name, Reason: r, Err: err}}
+}
+
+// errPlaceholder describes a placeholder value; placeholders identify nothing, so quoting them is safe.
+func errPlaceholder(v string) error {
+	if v == "" {
+		return errors.New("empty value")
+	}
+	return fmt.Errorf("placeholder value %q", v)
+}
+
+// reasonFor maps a read error to a missing reason: fs.ErrPermission means the source exists but needs
+// privilege, anything else (ENOENT, ENODEV, EIO, ...) means the machine does not offer it.
+func reasonFor(err error) Reason {
+	switch {
+	case errors.Is(err, fs.ErrPermission):
+		return NeedsPrivilege
+	case errors.Is(err, errors.ErrUnsupported):
+		return Unsupported
+	}
+	return NotPresent
+}
+
+// fromString builds a component from a raw read of a single-valued source: a read error maps through
+// reasonFor, a placeholder to Placeholder, anything else is the cleaned value.
+func fromString(name, source string, s Strength, raw string, err error) Component {
+	if err != nil {
+		return missing(name, source, s, reasonFor(err), err)
+	}
+	v := cleanValue(raw)
+	if isPlaceholder(v) {
+		return missing(name, source, s, Placeholder, errPlaceholder(v))
+	}
+	return present(name, v, source, s)
+}
+
+// fromUUID is fromString for a UUID-valued source: the value is normalised to lowercase 8-4-4-4-12
+// when it parses as a UUID, and kept as cleaned text otherwise.
+func fromUUID(name, source string, s Strength, raw string, err error) Component {
+	c := fromString(name, source, s, raw, err)
+	if c.Present() {
+		if u, ok := normalizeUUID(c.Value); ok {
+			if isPlaceholder(u) {
+				return missing(name, source, s, Placeholder, errPlaceholder(u))
+			}
+			c.Value = u
+		}
+	}
+	return c
+}
+
+// mbSerial derives mb_serial: the board serial when present, else the system (product) UUID; the
+// source of the chosen value is kept. When both are missing the more actionable reason wins:
+// NeedsPrivilege, then Placeholder, then the board serial's own reason.
+func mbSerial(board, product Component) Component {
+	switch {
+	case board.Present():
+		return Component{Name: NameMBSerial, Value: board.Value, Source: board.Source, Strength: Strong}
+	case product.Present():
+		return Component{Name: NameMBSerial, Value: product.Value, Source: product.Source, Strength: Strong}
+	}
+	pick := board
+	for _, r := range []Reason{NeedsPrivilege, Placeholder} {
+		if board.Missing != nil && board.Missing.Reason == r {
+			pick = board
+			break
+		}
+		if product.Missing != nil && product.Missing.Reason == r {
+			pick = product
+			break
+		}
+	}
+	out := Component{Name: NameMBSerial, Source: pick.Source, Strength: Strong}
+	if pick.Missing != nil {
+		out.Missing = &MissingError{Component: NameMBSerial, Reason: pick.Missing.Reason, Err: pick.Missing.Err}
+	} else {
+		out.Missing = &MissingError{Component: NameMBSerial, Reason: NotPresent}
+	}
+	return out
+}
