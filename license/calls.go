@@ -1,0 +1,364 @@
+package license
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"time"
+
+	"github.com/licensekit/licensekit-go/internal/wire"
+	"github.com/licensekit/licensekit-go/transport"
+)
+
+// Registration is the result of register_instance.
+type Registration struct {
+	// InstanceGUID identifies this product instance on the server.
+	InstanceGUID string
+	// FirstRegisteredAt is when the server first saw this instance.
+	FirstRegisteredAt time.Time
+	// SessionDuration and GracePeriod are the server's control options.
+	SessionDuration, GracePeriod time.Duration
+}
+
+// Register sends register_instance for this machine and stores the
+// instance. The server returns the same instance for the same hardware and
+// user, so Register is safe to repeat. Start calls it when needed; products
+// that drive the lifecycle by hand call it first.
+func (c *Client) Register(ctx context.Context) (Registration, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := c.manualLocked(ctx); err != nil {
+		return Registration{}, err
+	}
+	if err := c.registerLocked(ctx); err != nil {
+		return Registration{}, err
+	}
+	c.saveLocked(ctx)
+	c.publishLocked()
+	return Registration{
+		InstanceGUID:      c.st.InstanceGUID,
+		FirstRegisteredAt: wire.ParseTimestamp(c.st.FirstRegisteredAt).Time,
+		SessionDuration:   c.session(),
+		GracePeriod:       c.grace(),
+	}, nil
+}
+
+// BeginSession sends begin_session (registering first if this machine has
+// no instance yet) and makes the new session current. It does not start
+// background renewal; Start does.
+func (c *Client) BeginSession(ctx context.Context) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := c.manualLocked(ctx); err != nil {
+		return err
+	}
+	_, err := c.beginLocked(ctx)
+	return c.afterManualLocked(err)
+}
+
+// ExtendSession sends extend_session for the current session and adopts
+// the reply's token and control options.
+func (c *Client) ExtendSession(ctx context.Context) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := c.manualLocked(ctx); err != nil {
+		return err
+	}
+	if c.st.Token == "" {
+		return ErrNotStarted
+	}
+	_, err := c.extendLocked(ctx)
+	return c.afterManualLocked(err)
+}
+
+// EndSession sends end_session for the current session. An unknown token
+// counts as already ended. Background renewal, if running, begins a new
+// session at its next attempt; to stop for good, use Close.
+func (c *Client) EndSession(ctx context.Context) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := c.manualLocked(ctx); err != nil {
+		return err
+	}
+	if c.st.Token == "" {
+		return nil
+	}
+	return c.endLocked(ctx)
+}
+
+func (c *Client) manualLocked(ctx context.Context) error {
+	if c.closing.Load() {
+		return ErrClosed
+	}
+	return c.loadLocked(ctx)
+}
+
+func (c *Client) afterManualLocked(err error) error {
+	switch {
+	case err == nil:
+		c.enterLocked(Active, nil)
+	case refused(err):
+		c.lastErr = err
+		c.enterLocked(Refused, err)
+	default:
+		c.lastErr = err
+		c.publishLocked()
+	}
+	return err
+}
+
+// beginLocked registers if needed, then begins a session. It returns the
+// send time of the successful begin.
+func (c *Client) beginLocked(ctx context.Context) (time.Time, error) {
+	if err := c.machineLocked(ctx); err != nil {
+		return time.Time{}, err
+	}
+	if c.st.InstanceGUID == "" || c.st.FingerprintDigest != machineDigest(c.machine) {
+		if err := c.registerLocked(ctx); err != nil {
+			return time.Time{}, err
+		}
+	}
+	req := wire.BeginRequest{
+		ProductGUID:  c.cfg.ProductGUID,
+		LicenseKey:   c.cfg.LicenseKey,
+		InstanceGUID: c.st.InstanceGUID,
+		Machine:      c.machine,
+		UserHash:     c.cfg.UserAttributes,
+		Duration:     int64(c.cfg.SessionDuration / time.Second),
+	}
+	sent := time.Now()
+	body, err := c.call(ctx, wire.Begin, transport.RetryUnsent, req)
+	if err != nil {
+		return time.Time{}, &Error{Op: "begin session", Err: err}
+	}
+	reply, err := wire.DecodeBegin(body)
+	if err != nil {
+		return time.Time{}, &Error{Op: "begin session", Err: c.replyError(err)}
+	}
+	c.st.Token = reply.Token
+	c.st.Features = reply.Features
+	c.adoptLocked(sent, reply.Time, reply.ControlOptions)
+	return sent, nil
+}
+
+// extendLocked extends the current session and adopts the reply.
+func (c *Client) extendLocked(ctx context.Context) (time.Time, error) {
+	req := wire.ExtendRequest{Token: c.st.Token, Duration: int64(c.cfg.SessionDuration / time.Second)}
+	sent := time.Now()
+	body, err := c.call(ctx, wire.Extend, transport.RetryIdempotent, req)
+	if err != nil {
+		return time.Time{}, &Error{Op: "extend session", Err: err}
+	}
+	reply, err := wire.DecodeExtend(body)
+	if err != nil {
+		return time.Time{}, &Error{Op: "extend session", Err: c.replyError(err)}
+	}
+	if reply.Token != "" {
+		c.st.Token = reply.Token // the server may rotate it
+	}
+	c.adoptLocked(sent, reply.Time, reply.ControlOptions)
+	return sent, nil
+}
+
+// endLocked ends the current session. A refusal means the server no longer
+// knows the token, so it counts as ended.
+func (c *Client) endLocked(ctx context.Context) error {
+	body, err := c.call(ctx, wire.End, transport.RetryIdempotent, wire.EndRequest{Token: c.st.Token})
+	if err == nil {
+		_, err = wire.DecodeEnd(body)
+		err = c.replyError(err)
+	}
+	if err != nil && !refused(err) {
+		return &Error{Op: "end session", Err: err}
+	}
+	c.st.Token = ""
+	c.saveLocked(context.WithoutCancel(ctx))
+	return nil
+}
+
+// endOrphanLocked ends a session a previous run left live, best effort and
+// bounded, so that crashed runs do not leak seats.
+func (c *Client) endOrphanLocked(ctx context.Context) {
+	octx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	err := c.endLocked(octx)
+	if err != nil {
+		// Keep the token: the next start tries again.
+		c.log.Warn("could not end orphaned session", "error", err)
+	} else {
+		c.log.Info("ended session orphaned by a previous run")
+	}
+	c.emit(Event{Type: EventOrphanEnded, Reason: err})
+}
+
+// registerLocked sends register_instance and stores the instance.
+func (c *Client) registerLocked(ctx context.Context) error {
+	if err := c.machineLocked(ctx); err != nil {
+		return err
+	}
+	req := wire.RegisterRequest{
+		ProductGUID: c.cfg.ProductGUID,
+		LicenseKey:  c.cfg.LicenseKey,
+		Machine:     c.machine,
+		Name:        c.cfg.UserName,
+		Email:       c.cfg.UserEmail,
+		UserHash:    c.cfg.UserAttributes,
+	}
+	body, err := c.call(ctx, wire.Register, transport.RetryIdempotent, req)
+	if err != nil {
+		return &Error{Op: "register instance", Err: err}
+	}
+	reply, err := wire.DecodeRegister(body)
+	if err != nil {
+		return &Error{Op: "register instance", Err: c.replyError(err)}
+	}
+	c.st.InstanceGUID = reply.GUID
+	c.st.FirstRegisteredAt = reply.FirstRegisteredAt.Raw
+	c.st.FingerprintDigest = machineDigest(c.machine)
+	if c.st.Sent.IsZero() {
+		c.st.SessionSeconds = reply.ControlOptions.SessionDuration
+		c.st.GraceSeconds = reply.ControlOptions.ValidationGracePeriod
+	}
+	return nil
+}
+
+// machineLocked fills c.machine from the fingerprint. With fewer than two
+// strong components (containers, cloned VMs) the persisted install ID
+// replaces mb_serial, so that the instance stays stable and distinct.
+func (c *Client) machineLocked(ctx context.Context) error {
+	fp, err := c.fp(ctx)
+	if fp == nil {
+		if err == nil {
+			err = errors.New("no fingerprint")
+		}
+		return &Error{Op: "fingerprint", Err: err}
+	}
+	m := wire.Machine{
+		IPAddress:    fp.IPAddress.Value,
+		CPUID:        fp.CPUID.Value,
+		MBSerial:     fp.MBSerial.Value,
+		MACAddresses: fp.MACAddresses.Values,
+		VolumeHash:   fp.VolumeHash.Value,
+		HostName:     fp.HostName.Value,
+	}
+	if fp.StrongCount() < 2 {
+		if c.st.InstallID == "" {
+			c.st.InstallID = newInstallID()
+		}
+		m.MBSerial = "install-" + c.st.InstallID
+	}
+	c.machine = m
+	return nil
+}
+
+// machineDigest identifies the registered hardware. The IP address is left
+// out: it changes with the network, not the machine.
+func machineDigest(m wire.Machine) string {
+	m.IPAddress = ""
+	b, _ := json.Marshal(m)
+	sum := sha256.Sum256(append([]byte("licensekit machine v1\x00"), b...))
+	return hex.EncodeToString(sum[:])
+}
+
+// adoptLocked records a successful begin or extend sent at sent.
+func (c *Client) adoptLocked(sent time.Time, serverTime wire.Timestamp, co wire.ControlOptions) {
+	now := time.Now()
+	changed := !c.st.Sent.IsZero() &&
+		(co.SessionDuration != c.st.SessionSeconds || co.ValidationGracePeriod != c.st.GraceSeconds)
+	c.anchor = sent
+	c.st.Sent = c.wallNow().Add(-now.Sub(sent)) // the same instant on the wall clock
+	c.st.SessionSeconds = co.SessionDuration
+	c.st.GraceSeconds = co.ValidationGracePeriod
+	c.st.LastContact = c.wallNow()
+	c.failures, c.retryAfter, c.lastErr = 0, 0, nil
+	c.rolledBack = false
+	c.st.HighWater = c.wallNow() // the server vouched for the time: forget a rollback
+	if serverTime.Valid() {
+		c.skew = serverTime.Time.Sub(c.st.Sent.Add(now.Sub(sent) / 2))
+	}
+	c.saveLocked(context.Background())
+	if changed {
+		c.emit(Event{Type: EventControlOptionsChanged, SessionDuration: c.session(), GracePeriod: c.grace()})
+	}
+}
+
+// call seals payload, posts it and returns the opened reply. A refusal is
+// an *APIError; anything else keeps its transport or envelope error.
+func (c *Client) call(ctx context.Context, endpoint string, retry transport.Retry, payload any) ([]byte, error) {
+	plain, err := json.Marshal(payload)
+	if err != nil {
+		return nil, err
+	}
+	data, opener, err := c.sealer.Seal(c.cfg.APIKey, plain)
+	clear(plain)
+	if err != nil {
+		return nil, err
+	}
+	body, err := json.Marshal(wire.Request{Key: c.cfg.APIKey, Data: data})
+	if err != nil {
+		return nil, err
+	}
+	resp, err := c.tr.Do(ctx, transport.Request{Endpoint: endpoint, Body: body, Retry: retry})
+	if resp != nil {
+		c.noteDeprecation(resp)
+	}
+	if err != nil {
+		var te *transport.Error
+		if errors.As(err, &te) && resp != nil && errors.Is(err, transport.ErrRefused) && te.Status >= 400 {
+			return nil, c.refusal(endpoint, te.Status, resp.Body, opener)
+		}
+		return nil, err
+	}
+	reply, err := opener.OpenReply(resp.Body)
+	if err != nil {
+		return nil, err
+	}
+	return reply, nil
+}
+
+// refusal builds the *APIError for an HTTP 4xx reply. With sealed replies a
+// refusal must open like any reply; one that does not is marked
+// unauthenticated and counts as unreachable, so that nobody on the path can
+// refuse a licence.
+type replyOpener interface{ OpenReply([]byte) ([]byte, error) }
+
+func (c *Client) refusal(endpoint string, status int, body []byte, opener replyOpener) error {
+	api := &APIError{Endpoint: endpoint, Status: status}
+	plain, err := opener.OpenReply(body)
+	if err != nil {
+		api.Unauthenticated = true
+		plain = body
+	}
+	if f := wire.DecodeFailure(endpoint, plain); f != nil {
+		api.Message = wire.Sanitize(f.Message)
+		api.Time = f.Time.Raw
+	}
+	return api
+}
+
+// replyError turns a decoded *wire.Failure into an *APIError; other errors
+// pass through.
+func (c *Client) replyError(err error) error {
+	var f *wire.Failure
+	if errors.As(err, &f) {
+		return &APIError{Endpoint: f.Endpoint, Status: 200, Message: wire.Sanitize(f.Message), Time: f.Time.Raw}
+	}
+	return err
+}
+
+func (c *Client) noteDeprecation(resp *transport.Response) {
+	note := resp.Deprecation
+	if resp.Sunset != "" {
+		if note != "" {
+			note += "; "
+		}
+		note += "sunset " + resp.Sunset
+	}
+	if note == "" || note == c.deprec {
+		return
+	}
+	c.deprec = note
+	c.emit(Event{Type: EventDeprecated, Detail: wire.Sanitize(note)})
+}

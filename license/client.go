@@ -1,0 +1,590 @@
+package license
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/licensekit/licensekit-go/envelope"
+	"github.com/licensekit/licensekit-go/fingerprint"
+	"github.com/licensekit/licensekit-go/internal/statefile"
+	"github.com/licensekit/licensekit-go/internal/wire"
+	"github.com/licensekit/licensekit-go/transport"
+)
+
+// Client holds one product instance's licence session. Create it with New,
+// then call Start. All methods are safe for concurrent use; Status is
+// lock-free and allocation-free.
+type Client struct {
+	cfg    Config
+	opts   options
+	log    *slog.Logger
+	tr     *transport.Client
+	sealer envelope.Sealer
+	events *dispatcher
+	fp     FingerprintSource
+
+	// snap is what Status reads.
+	snap atomic.Pointer[snapshot]
+	// done is the current Done channel and the reason it closed.
+	done atomic.Pointer[doneSignal]
+
+	// life guards the lifecycle fields.
+	life     sync.Mutex
+	started  bool
+	closed   bool
+	closing  atomic.Bool
+	cancel   context.CancelFunc
+	loopDone chan struct{}
+
+	// mu serialises protocol calls and guards the session below.
+	mu         sync.Mutex
+	loaded     bool
+	store      StateStore
+	slot       *statefile.File
+	key        []byte
+	st         persisted
+	machine    wire.Machine
+	anchor     time.Time // time.Now at the last successful send; zero after a restart
+	state      State
+	reason     error
+	rolledBack bool
+	failures   int
+	retryAfter time.Duration
+	lastErr    error
+	skew       time.Duration
+	deprec     string
+	nextTry    time.Time
+	savedHW    time.Time
+	corrupt    error
+}
+
+// doneSignal is one Done channel and why it closed.
+type doneSignal struct {
+	ch   chan struct{}
+	once sync.Once
+	err  error
+}
+
+func (d *doneSignal) close(err error) {
+	d.once.Do(func() {
+		d.err = err
+		close(d.ch)
+	})
+}
+
+// New validates cfg and returns a client. It does no I/O and starts no
+// goroutine. Every config problem is reported at once; the error matches
+// ErrInvalidConfig.
+func New(cfg Config, opts ...Option) (*Client, error) {
+	o := defaultOptions()
+	for _, opt := range opts {
+		if opt == nil {
+			return nil, &configError{errs: []error{errNilOption}}
+		}
+		opt(&o)
+	}
+	if err := cfg.validate(o.sealer != nil); err != nil {
+		return nil, err
+	}
+	if cfg.UserAttributes != nil {
+		m := make(map[string]string, len(cfg.UserAttributes))
+		for k, v := range cfg.UserAttributes {
+			m[k] = v
+		}
+		cfg.UserAttributes = m
+	}
+	cfg.SharedSecret = append([]byte(nil), cfg.SharedSecret...)
+	if o.logger == nil {
+		o.logger = slog.New(slog.DiscardHandler)
+	}
+	if o.rnd == nil {
+		o.rnd = defaultOptions().rnd
+	}
+	o.retry = o.retry.withDefaults()
+
+	sealer := o.sealer
+	var err error
+	if sealer == nil {
+		sealer, err = newSealer(&cfg)
+		if err != nil {
+			return nil, &configError{errs: []error{err}}
+		}
+	}
+	topts := []transport.Option{
+		transport.WithLogger(o.logger),
+		transport.WithMaxAttempts(o.retry.Attempts),
+		transport.WithAttemptTimeout(o.retry.AttemptTimeout),
+		transport.WithBackoff(o.retry.MinBackoff, o.retry.MaxBackoff),
+		transport.WithRand(o.rnd),
+	}
+	if o.httpClient != nil {
+		topts = append(topts, transport.WithHTTPClient(o.httpClient))
+	}
+	if o.roundTrip != nil {
+		topts = append(topts, transport.WithRoundTripper(o.roundTrip))
+	}
+	if o.rootCAs != nil {
+		topts = append(topts, transport.WithRootCAs(o.rootCAs))
+	}
+	if o.userAgent != "" {
+		topts = append(topts, transport.WithUserAgent(o.userAgent))
+	}
+	tr, err := transport.New(cfg.ServerURL, topts...)
+	if err != nil {
+		return nil, &configError{errs: []error{err}}
+	}
+	c := &Client{
+		cfg:    cfg,
+		opts:   o,
+		log:    o.logger,
+		tr:     tr,
+		sealer: sealer,
+		events: newDispatcher(o.onEvent),
+		fp:     o.fingerprint,
+	}
+	if c.fp == nil {
+		fopts := append([]fingerprint.Option{fingerprint.WithServerAddress(serverAddress(cfg.ServerURL))}, o.fpOpts...)
+		cached := fingerprint.NewCached(10*time.Minute, fopts...)
+		c.fp = cached.Collect
+	}
+	c.snap.Store(&snapshot{})
+	c.done.Store(&doneSignal{ch: make(chan struct{})})
+	return c, nil
+}
+
+func newSealer(cfg *Config) (envelope.Sealer, error) {
+	var eo []envelope.Option
+	if cfg.SealedReplies {
+		eo = append(eo, envelope.WithSealedReplies())
+	}
+	if len(cfg.SharedSecret) > 0 {
+		return envelope.NewSharedSecretSealer(cfg.SharedSecret, eo...)
+	}
+	pub, err := envelope.ParsePublicKey([]byte(cfg.ServerPublicKey))
+	if err != nil {
+		return nil, err
+	}
+	return envelope.NewSealer(pub, eo...)
+}
+
+// serverAddress is the host:port the fingerprint's ip_address probe aims
+// at: the route to the licence server.
+func serverAddress(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return ""
+	}
+	if u.Port() != "" {
+		return u.Host
+	}
+	port := "443"
+	if u.Scheme == "http" {
+		port = "80"
+	}
+	return net.JoinHostPort(u.Hostname(), port)
+}
+
+// Status returns a snapshot of the client. It is lock-free and does not
+// allocate: one atomic load and one clock read. The state is computed from
+// the stored deadlines at the time of the call, so it is right even while
+// the renewal goroutine waits on the network.
+func (c *Client) Status() Status {
+	s := c.snap.Load()
+	now := time.Now()
+	wall := now
+	if c.opts.wall != nil {
+		wall = c.opts.wall()
+	}
+	st := s.status
+	st.State, st.Reason = s.at(now, wall)
+	return st
+}
+
+// Valid reports whether the licence may be used now (Active or Grace).
+func (c *Client) Valid() bool {
+	s := c.Status()
+	return s.Valid()
+}
+
+// HasFeature reports whether the licence may be used now and its session
+// grants feature name.
+func (c *Client) HasFeature(name string) bool {
+	s := c.Status()
+	return s.Valid() && s.HasFeature(name)
+}
+
+// Done returns a channel that is closed when the licence can no longer be
+// used: grace expired, the server refused, or Close. Err then says why. If
+// an expired client later reaches the server and returns to Active, Done
+// returns a fresh channel from then on.
+func (c *Client) Done() <-chan struct{} { return c.done.Load().ch }
+
+// Err returns nil while Done is open, and then the reason it closed: an
+// error matching ErrGraceExpired, ErrClockRollback, ErrRefused or ErrClosed.
+func (c *Client) Err() error {
+	d := c.done.Load()
+	select {
+	case <-d.ch:
+		return d.err
+	default:
+		return nil
+	}
+}
+
+// Start loads the persisted state, ends a session orphaned by a previous
+// run, registers this machine if it is new or its hardware changed, begins
+// a session and starts background renewal.
+//
+// A refusal is returned as an error matching ErrRefused. If the server is
+// unreachable but the persisted state still grants offline time, Start
+// returns nil in Grace and keeps trying in the background; otherwise the
+// error matches ErrUnreachable. A failed Start may be retried. ctx bounds
+// only Start itself; the background loop lives until Close.
+func (c *Client) Start(ctx context.Context) error {
+	c.life.Lock()
+	defer c.life.Unlock()
+	if c.closed {
+		return ErrClosed
+	}
+	if c.started {
+		return errors.New("license: already started")
+	}
+
+	c.mu.Lock()
+	err := c.startLocked(ctx)
+	c.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	c.started = true
+	loopCtx, cancel := context.WithCancel(context.Background())
+	c.cancel = cancel
+	c.loopDone = make(chan struct{})
+	go c.run(loopCtx)
+	return nil
+}
+
+func (c *Client) startLocked(ctx context.Context) error {
+	if err := c.loadLocked(ctx); err != nil {
+		return err
+	}
+	if c.st.Token != "" {
+		c.endOrphanLocked(ctx)
+	}
+	sent, err := c.beginLocked(ctx)
+	if err == nil {
+		c.enterLocked(Active, nil)
+		c.log.Info("licence session started", "state", Active, "session_expiry", sent.Add(c.session()))
+		return nil
+	}
+	if refused(err) {
+		c.enterLocked(Refused, err)
+		return err
+	}
+	if ok, why := c.offlineAllowanceLocked(); ok {
+		c.lastErr = err
+		c.failures = 1
+		c.enterLocked(Grace, err)
+		c.log.Warn("server unreachable at start; continuing offline", "state", Grace,
+			"grace_deadline", c.st.Sent.Add(c.session()+c.grace()))
+		return nil
+	} else if why != nil {
+		err = errors.Join(err, why)
+	}
+	if c.corrupt != nil {
+		err = errors.Join(err, c.corrupt)
+	}
+	c.lastErr = err
+	c.publishLocked()
+	return err
+}
+
+// loadLocked opens the state slot and reads the sealed state once.
+func (c *Client) loadLocked(ctx context.Context) error {
+	if c.loaded {
+		return nil
+	}
+	fp, err := c.fp(ctx)
+	if fp == nil {
+		if err == nil {
+			err = errors.New("no fingerprint")
+		}
+		return &Error{Op: "fingerprint", Err: err}
+	}
+	c.key = sealKey(&c.cfg, fp)
+
+	switch {
+	case c.opts.store != nil:
+		c.store = c.opts.store
+	case c.cfg.StateDir != "":
+		f, err := statefile.Acquire(c.cfg.StateDir, "state", c.opts.slots)
+		if errors.Is(err, statefile.ErrLocked) {
+			return &stateError{kind: ErrStateLocked, msg: "all state slots are held by running clients", err: err}
+		}
+		if err != nil {
+			// A read-only or broken directory must not lock the customer
+			// out: run on memory, and say so.
+			c.log.Warn("state directory unusable; state kept in memory only", "error", err)
+			c.emit(Event{Type: EventStateDiscarded, Reason: err, Detail: "state directory unusable; in memory only"})
+			c.store = &MemoryStateStore{}
+		} else {
+			c.slot = f
+			c.store = fileStore{f: f}
+		}
+	default:
+		c.store = &MemoryStateStore{}
+	}
+
+	blob, err := c.store.Load(ctx)
+	switch {
+	case errors.Is(err, ErrNoState):
+	case err != nil:
+		c.discardLocked(ctx, &stateError{kind: ErrStateCorrupt, msg: "unreadable", err: err})
+	default:
+		p, err := openState(c.key, blob)
+		if err != nil {
+			c.discardLocked(ctx, err)
+		} else {
+			c.st = *p
+			c.savedHW = p.HighWater
+		}
+	}
+	c.loaded = true
+	return nil
+}
+
+func (c *Client) discardLocked(ctx context.Context, err error) {
+	c.corrupt = err
+	c.log.Warn("persisted state discarded", "error", err)
+	if derr := c.store.Discard(ctx); derr != nil {
+		c.log.Warn("could not move corrupt state aside", "error", derr)
+	}
+	c.emit(Event{Type: EventStateDiscarded, Reason: err, Detail: "corrupt state moved aside"})
+}
+
+// offlineAllowanceLocked reports whether the persisted deadlines still
+// grant time without the server. A restart never resets or extends them.
+func (c *Client) offlineAllowanceLocked() (bool, error) {
+	if c.st.Sent.IsZero() || c.st.SessionSeconds <= 0 {
+		return false, nil
+	}
+	wall := c.wallNow()
+	if c.clockRolledBack(wall) || wall.Before(c.st.Sent) {
+		c.rolledBack = true
+		return false, ErrClockRollback
+	}
+	c.anchor = time.Time{} // no monotonic reading survives a restart: wall only
+	if wall.Sub(c.st.Sent) >= c.session()+c.grace() {
+		return false, ErrGraceExpired
+	}
+	return true, nil
+}
+
+func (c *Client) clockRolledBack(wall time.Time) bool {
+	return !c.st.HighWater.IsZero() && wall.Before(c.st.HighWater.Add(-rollbackSlack))
+}
+
+func (c *Client) wallNow() time.Time {
+	if c.opts.wall != nil {
+		return c.opts.wall().Round(0)
+	}
+	return time.Now().Round(0)
+}
+
+func (c *Client) session() time.Duration { return time.Duration(c.st.SessionSeconds) * time.Second }
+func (c *Client) grace() time.Duration   { return time.Duration(c.st.GraceSeconds) * time.Second }
+
+// Close stops renewal, cancelling any request in flight, then ends the
+// session with end_session within ctx (at most 10 s, and never past the
+// session's lapse). An unknown token counts as already ended. Close is
+// idempotent, waits for the client's goroutines to exit, and leaves no idle
+// connection behind. The event handler is never called after Close
+// returns. It returns the end_session error, if any; the client is closed
+// either way. Do not call Close from the event handler.
+func (c *Client) Close(ctx context.Context) error {
+	c.life.Lock()
+	if c.closed {
+		c.life.Unlock()
+		return nil
+	}
+	c.closed = true
+	c.closing.Store(true)
+	cancel, loopDone := c.cancel, c.loopDone
+	c.life.Unlock()
+	if cancel != nil {
+		cancel()
+		<-loopDone
+	}
+
+	c.mu.Lock()
+	var err error
+	if c.st.Token != "" {
+		if left := c.anchorDeadline(c.session()); left > 0 {
+			ectx, stop := context.WithTimeout(ctx, min(10*time.Second, left))
+			err = c.endLocked(ectx)
+			stop()
+		} else {
+			// The session has lapsed on the server too.
+			c.st.Token = ""
+		}
+	}
+	prev := c.state
+	c.state, c.reason = Ended, ErrClosed
+	c.saveLocked(context.WithoutCancel(ctx))
+	c.publishLocked()
+	if prev != Ended {
+		c.emit(Event{Type: EventStateChanged, State: Ended, Previous: prev, Reason: ErrClosed})
+	}
+	c.emit(Event{Type: EventEnded, State: Ended, Reason: err})
+	if c.slot != nil {
+		_ = c.slot.Release()
+	}
+	c.mu.Unlock()
+
+	c.events.close()
+	c.done.Load().close(ErrClosed)
+	c.tr.CloseIdleConnections()
+	if err != nil {
+		c.log.Warn("end_session failed; the next start ends the orphaned session", "error", err)
+	} else {
+		c.log.Info("licence session ended", "state", Ended)
+	}
+	return err
+}
+
+// anchorDeadline is the time left until anchor+d, measured as Status does.
+func (c *Client) anchorDeadline(d time.Duration) time.Duration {
+	if c.st.Sent.IsZero() {
+		return 0
+	}
+	return d - c.elapsed(time.Now(), c.wallNow())
+}
+
+func (c *Client) elapsed(mono, wall time.Time) time.Duration {
+	return elapsedSince(c.anchor, c.st.Sent, mono, wall)
+}
+
+// enterLocked moves to state st with reason, emitting a StateChanged event
+// and maintaining Done.
+func (c *Client) enterLocked(st State, reason error) {
+	prev := c.state
+	c.state, c.reason = st, reason
+	c.publishLocked()
+	if prev == st {
+		return
+	}
+	c.emit(Event{Type: EventStateChanged, State: st, Previous: prev, Reason: reason,
+		GraceLeft: c.graceLeft()})
+	switch {
+	case st == Expired || st == Refused:
+		c.done.Load().close(reason)
+	case st.Usable():
+		if d := c.done.Load(); isClosed(d.ch) && !c.closing.Load() {
+			c.done.Store(&doneSignal{ch: make(chan struct{})})
+		}
+	}
+	lvl := slog.LevelInfo
+	if st != Active {
+		lvl = slog.LevelWarn
+	}
+	c.log.Log(context.Background(), lvl, "licence state changed", "state", st, "previous", prev, "reason", reason)
+}
+
+func isClosed(ch chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
+}
+
+// graceLeft is the offline allowance left now.
+func (c *Client) graceLeft() time.Duration {
+	return max(0, c.anchorDeadline(c.session()+c.grace()))
+}
+
+// publishLocked stores a fresh snapshot for Status.
+func (c *Client) publishLocked() {
+	s := &snapshot{
+		anchorMono: c.anchor,
+		anchorWall: c.st.Sent,
+		session:    c.session(),
+		grace:      c.grace(),
+		rolledBack: c.rolledBack,
+		timed:      (c.state == Active || c.state == Grace || c.state == Expired) && !c.st.Sent.IsZero(),
+	}
+	s.status = Status{
+		State:           c.state,
+		Reason:          c.reason,
+		Features:        c.st.Features,
+		FeatureSet:      wire.ParseFeatures(c.st.Features),
+		SessionDuration: c.session(),
+		GracePeriod:     c.grace(),
+		LastContact:     c.st.LastContact,
+		LastError:       c.lastErr,
+		InstanceGUID:    c.st.InstanceGUID,
+		ServerSkew:      c.skew,
+		Deprecation:     c.deprec,
+	}
+	if !c.st.Sent.IsZero() {
+		s.status.SessionExpiry = c.st.Sent.Add(c.session())
+		s.status.GraceDeadline = s.status.SessionExpiry.Add(c.grace())
+	}
+	if c.st.FirstRegisteredAt != "" {
+		s.status.FirstRegisteredAt = wire.ParseTimestamp(c.st.FirstRegisteredAt).Time
+	}
+	if prev := c.snap.Load(); prev != nil {
+		s.status.Renewing = prev.status.Renewing
+	}
+	c.snap.Store(s)
+}
+
+func (c *Client) setRenewing(on bool) {
+	s := *c.snap.Load()
+	s.status.Renewing = on
+	c.snap.Store(&s)
+}
+
+// saveLocked seals and stores the state; a failure is reported, never fatal.
+func (c *Client) saveLocked(ctx context.Context) {
+	if c.store == nil {
+		return
+	}
+	wall := c.wallNow()
+	if !c.rolledBack && wall.After(c.st.HighWater) {
+		c.st.HighWater = wall
+	}
+	blob, err := sealState(c.key, &c.st)
+	if err == nil {
+		err = c.store.Save(ctx, blob)
+	}
+	if err != nil {
+		c.log.Warn("could not save licence state", "error", err)
+		c.emit(Event{Type: EventStateDiscarded, Reason: err, Detail: "state not saved"})
+		return
+	}
+	c.savedHW = c.st.HighWater
+}
+
+func (c *Client) emit(e Event) {
+	if e.Time.IsZero() {
+		e.Time = c.wallNow()
+	}
+	if e.State == 0 {
+		e.State = c.state
+	}
+	c.events.emit(e)
+}
+
+// String describes the client without secrets.
+func (c *Client) String() string {
+	return fmt.Sprintf("license.Client{product=%s state=%s}", c.cfg.ProductGUID, c.Status().State)
+}

@@ -1,0 +1,298 @@
+package license
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/licensekit/licensekit-go/envelope"
+	"github.com/licensekit/licensekit-go/fingerprint"
+)
+
+// Config is the plain data a client needs. It can be copied freely; New
+// keeps its own copy. Required fields are ServerURL, APIKey, ProductGUID,
+// LicenseKey, and one of ServerPublicKey or SharedSecret (unless WithSealer
+// supplies the envelope scheme).
+type Config struct {
+	// ServerURL is the API base URL including its version path, such as
+	// "https://licensing.example.com/api/v2".
+	ServerURL string
+	// APIKey is sent as the request's "key" and binds every envelope.
+	APIKey string
+	// ServerPublicKey is the server's HPKE public key, PEM or base64, for the
+	// default public-key envelope mode.
+	ServerPublicKey string
+	// SharedSecret selects the shared-secret envelope mode. At least 32
+	// bytes.
+	SharedSecret []byte
+	// SealedReplies asks the server to seal its replies and refuses replies
+	// that are not sealed (fail closed).
+	SealedReplies bool
+
+	// ProductGUID identifies the product.
+	ProductGUID string
+	// LicenseKey is the customer's licence key.
+	LicenseKey string
+
+	// UserName and UserEmail are sent with register_instance.
+	UserName  string
+	UserEmail string
+	// UserAttributes is sent as user_hash. The client never modifies it.
+	UserAttributes map[string]string
+
+	// SessionDuration optionally asks the server for this session length.
+	// The server may ignore it. Zero leaves it to the server. Whole seconds.
+	SessionDuration time.Duration
+
+	// StateDir is where the sealed state file lives. Empty keeps state in
+	// memory only: no offline restart and no orphan cleanup across runs.
+	StateDir string
+}
+
+// LogValue renders the config for logs with every secret redacted.
+func (c Config) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.String("server_url", redactURL(c.ServerURL)),
+		slog.String("api_key", redact(c.APIKey)),
+		slog.Bool("public_key", c.ServerPublicKey != ""),
+		slog.String("shared_secret", redact(string(c.SharedSecret))),
+		slog.Bool("sealed_replies", c.SealedReplies),
+		slog.String("product_guid", c.ProductGUID),
+		slog.String("license_key", redact(c.LicenseKey)),
+		slog.Bool("user_name", c.UserName != ""),
+		slog.Bool("user_email", c.UserEmail != ""),
+		slog.Int("user_attributes", len(c.UserAttributes)),
+		slog.Duration("session_duration", c.SessionDuration),
+		slog.String("state_dir", c.StateDir),
+	)
+}
+
+// String renders the config like LogValue, with secrets redacted, so that
+// printing a Config by accident leaks nothing.
+func (c Config) String() string { return c.LogValue().String() }
+
+// GoString redacts as String does, for %#v.
+func (c Config) GoString() string { return "license.Config" + c.String() }
+
+func redact(s string) string {
+	if s == "" {
+		return ""
+	}
+	return "[redacted]"
+}
+
+func redactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		return "[unparsable]"
+	}
+	u.User = nil
+	u.RawQuery = ""
+	u.Fragment = ""
+	return u.String()
+}
+
+// validate reports every problem at once.
+func (c *Config) validate(haveSealer bool) error {
+	var errs []error
+	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
+	if c.ServerURL == "" {
+		bad("ServerURL is empty")
+	} else if u, err := url.Parse(c.ServerURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		bad("ServerURL must be an absolute http or https URL")
+	} else if u.User != nil || u.RawQuery != "" {
+		bad("ServerURL must not carry credentials or a query")
+	}
+	if c.APIKey == "" {
+		bad("APIKey is empty")
+	}
+	if c.ProductGUID == "" {
+		bad("ProductGUID is empty")
+	}
+	if c.LicenseKey == "" {
+		bad("LicenseKey is empty")
+	}
+	if !haveSealer {
+		switch {
+		case c.ServerPublicKey == "" && len(c.SharedSecret) == 0:
+			bad("one of ServerPublicKey or SharedSecret is required")
+		case c.ServerPublicKey != "" && len(c.SharedSecret) > 0:
+			bad("ServerPublicKey and SharedSecret are exclusive")
+		case c.ServerPublicKey != "":
+			if _, err := envelope.ParsePublicKey([]byte(c.ServerPublicKey)); err != nil {
+				bad("ServerPublicKey does not parse")
+			}
+		case len(c.SharedSecret) < envelope.SecretSize:
+			bad("SharedSecret must be at least %d bytes", envelope.SecretSize)
+		}
+	}
+	if c.SessionDuration < 0 {
+		bad("SessionDuration is negative")
+	} else if c.SessionDuration%time.Second != 0 {
+		bad("SessionDuration must be whole seconds")
+	}
+	for k := range c.UserAttributes {
+		if k == "" {
+			bad("UserAttributes has an empty key")
+			break
+		}
+	}
+	if len(errs) == 0 {
+		return nil
+	}
+	return &configError{errs: errs}
+}
+
+// configError joins every config problem and matches ErrInvalidConfig.
+type configError struct{ errs []error }
+
+func (e *configError) Error() string {
+	parts := make([]string, len(e.errs))
+	for i, err := range e.errs {
+		parts[i] = err.Error()
+	}
+	return "license: invalid config: " + strings.Join(parts, "; ")
+}
+func (e *configError) Unwrap() []error      { return e.errs }
+func (e *configError) Is(target error) bool { return target == ErrInvalidConfig }
+
+// Option tunes a Client. Options never carry required values; those belong
+// in Config.
+type Option func(*options)
+
+// FingerprintSource returns this machine's fingerprint. It is called at
+// Start and before each register or begin, so it should cache.
+type FingerprintSource func(ctx context.Context) (*fingerprint.Fingerprint, error)
+
+// EventHandler receives events. Calls are serial, in order, never
+// concurrent, and never after Close returns. A slow handler never delays
+// renewal: events beyond a buffer of 64 are dropped and counted.
+type EventHandler func(Event)
+
+// Retry tunes retries. Zero fields keep their defaults.
+type Retry struct {
+	// Attempts is how many HTTP attempts one call makes (default 3).
+	Attempts int
+	// AttemptTimeout bounds one HTTP attempt (default 10 s).
+	AttemptTimeout time.Duration
+	// MinBackoff and MaxBackoff bound the waits between HTTP attempts of one
+	// call (defaults 500 ms and 10 s).
+	MinBackoff, MaxBackoff time.Duration
+	// RenewBackoff is the first wait of the renewal loop after a failed
+	// renewal; it doubles per failure with full jitter (default 2 s).
+	RenewBackoff time.Duration
+	// MaxRenewInterval caps the wait between successful renewals
+	// (default none).
+	MaxRenewInterval time.Duration
+}
+
+type options struct {
+	logger      *slog.Logger
+	httpClient  *http.Client
+	roundTrip   http.RoundTripper
+	rootCAs     *x509.CertPool
+	userAgent   string
+	wall        func() time.Time
+	rnd         func() float64
+	onEvent     EventHandler
+	fingerprint FingerprintSource
+	store       StateStore
+	sealer      envelope.Sealer
+	retry       Retry
+	slots       int
+	fpOpts      []fingerprint.Option
+}
+
+// WithLogger sends the client's logs, and its transport's, to l. The
+// default is silent.
+func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
+
+// WithHTTPClient bases the transport on a copy of c; c is never modified.
+func WithHTTPClient(c *http.Client) Option { return func(o *options) { o.httpClient = c } }
+
+// WithRoundTripper sends every request through rt, such as
+// licensetest.Server.Transport for tests under testing/synctest.
+func WithRoundTripper(rt http.RoundTripper) Option { return func(o *options) { o.roundTrip = rt } }
+
+// WithRootCAs trusts pool in addition to the system roots.
+func WithRootCAs(pool *x509.CertPool) Option { return func(o *options) { o.rootCAs = pool } }
+
+// WithUserAgent sets the User-Agent header.
+func WithUserAgent(ua string) Option { return func(o *options) { o.userAgent = ua } }
+
+// WithWallClock replaces the wall-clock source used to measure elapsed time
+// alongside the monotonic clock. Tests use it to simulate a suspend or a
+// clock set back; products never need it.
+func WithWallClock(now func() time.Time) Option { return func(o *options) { o.wall = now } }
+
+// WithRand replaces the source of jitter, a function returning values in
+// [0, 1). Tests use it for reproducible schedules.
+func WithRand(f func() float64) Option { return func(o *options) { o.rnd = f } }
+
+// WithEventHandler receives the client's events.
+func WithEventHandler(h EventHandler) Option { return func(o *options) { o.onEvent = h } }
+
+// WithFingerprintSource replaces fingerprint collection.
+func WithFingerprintSource(f FingerprintSource) Option {
+	return func(o *options) { o.fingerprint = f }
+}
+
+// WithFingerprintOptions passes options to the default fingerprint source,
+// such as fingerprint.WithHashedIdentifiers.
+func WithFingerprintOptions(opts ...fingerprint.Option) Option {
+	return func(o *options) { o.fpOpts = append(o.fpOpts, opts...) }
+}
+
+// WithStateStore keeps state in s instead of a file in Config.StateDir.
+// The state is sealed before it reaches s.
+func WithStateStore(s StateStore) Option { return func(o *options) { o.store = s } }
+
+// WithStateSlots sets how many clients of one product may share a state
+// directory at once, each in its own slot (default 4).
+func WithStateSlots(n int) Option { return func(o *options) { o.slots = n } }
+
+// WithSealer plugs in the envelope scheme of an existing server. Config's
+// key fields are then not needed.
+func WithSealer(s envelope.Sealer) Option { return func(o *options) { o.sealer = s } }
+
+// WithRetry tunes retries and renewal backoff.
+func WithRetry(r Retry) Option { return func(o *options) { o.retry = r } }
+
+func defaultOptions() options {
+	return options{
+		logger: slog.New(slog.DiscardHandler),
+		rnd:    rand.Float64,
+		slots:  4,
+	}
+}
+
+func (r Retry) withDefaults() Retry {
+	if r.Attempts <= 0 {
+		r.Attempts = 3
+	}
+	if r.AttemptTimeout <= 0 {
+		r.AttemptTimeout = 10 * time.Second
+	}
+	if r.MinBackoff <= 0 {
+		r.MinBackoff = 500 * time.Millisecond
+	}
+	if r.MaxBackoff <= 0 {
+		r.MaxBackoff = 10 * time.Second
+	}
+	if r.MaxBackoff < r.MinBackoff {
+		r.MaxBackoff = r.MinBackoff
+	}
+	if r.RenewBackoff <= 0 {
+		r.RenewBackoff = 2 * time.Second
+	}
+	return r
+}
+
+var errNilOption = errors.New("nil option")

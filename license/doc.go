@@ -1,0 +1,132 @@
+// Package license is the licensing client: it registers this machine's
+// product instance with the licence server (API v2), holds a licence
+// session, renews it in the background, keeps the product running offline
+// for the grace period the server grants, and ends the session at shutdown.
+//
+// # Overview
+//
+// Create a client with New, which validates the Config and does no I/O,
+// then call Start. Gate features on Status, Valid or HasFeature, which are
+// lock-free and allocation-free, so they are cheap enough for every request
+// a product serves. Call Close at shutdown.
+//
+//	c, err := license.New(license.Config{
+//		ServerURL:       "https://licensing.example.com/api/v2",
+//		APIKey:          apiKey,
+//		ServerPublicKey: serverPublicKeyPEM,
+//		ProductGUID:     productGUID,
+//		LicenseKey:      licenseKey,
+//		StateDir:        stateDir,
+//	})
+//	if err != nil { ... }
+//	if err := c.Start(ctx); err != nil { ... }
+//	defer c.Close(context.Background())
+//	if c.HasFeature("export") { ... }
+//
+// Several clients can live in one process; there is no package-level state.
+//
+// # Lifecycle
+//
+// Start does, in order: load the sealed state; end a session that a
+// previous run left live (orphan cleanup, best effort); register_instance
+// if this machine has no stored instance or its hardware changed; then
+// begin_session; then it starts the renewal goroutine. Products that drive
+// the lifecycle by hand use Register, BeginSession, ExtendSession and
+// EndSession instead.
+//
+// The states are Idle, Active, Grace, Expired, Refused and Ended:
+//
+//	Idle --Start ok--> Active --session lapses, server unreachable--> Grace
+//	Grace --grace period spent--> Expired
+//	Grace, Expired --server answers--> Active
+//	any --server refuses (no grace)--> Refused
+//	any --Close--> Ended
+//
+// Renewing is a flag on Status, not a state. Done is closed on Expired,
+// Refused and Close; Err says why.
+//
+// # Renewal and grace
+//
+// The exact semantics, with D = session_duration and G =
+// validation_grace_period from the latest reply:
+//   - A session is valid until sent + D, where sent is the time the
+//     successful begin_session or extend_session request was sent (not the
+//     time the reply arrived).
+//   - Renewal is due at a uniformly random point between 50 % and 70 % of D
+//     after sent (D/3 for sessions under 15 s). The next renewal always uses
+//     the latest reply's D: the server may change control_options.
+//   - extend_session may return a new token; the client always uses and
+//     persists the latest one.
+//   - When the server is unreachable (network error, timeout, 5xx, 429, 408,
+//     or a reply that cannot be trusted), the client retries with full
+//     jitter: U[0.5, 1) × min(cap, 2 s × 2^(n-1)), never less than 100 ms,
+//     never past the next deadline; cap is min(60 s, max(D/10, 5 s)) while
+//     the session is live, 60 s in Grace and 5 min in Expired. Retry-After
+//     counts, capped the same way. The state stays Active until sent + D,
+//     then Grace until sent + D + G, then Expired. The client keeps trying
+//     throughout; an extend of the old token, or else a fresh begin, returns
+//     it to Active.
+//   - When the server refuses extend_session, the client tries one
+//     begin_session. If that is refused too, the state becomes Refused at
+//     once, with no grace, and the server's message is in the error.
+//   - Elapsed time is max(monotonic elapsed, wall elapsed). The monotonic
+//     clock stops during suspend on Linux and macOS, so the wall clock counts
+//     a suspend; setting the wall clock back never extends a deadline.
+//   - The highest wall time seen is persisted. A wall clock more than five
+//     minutes before it means the clock was rolled back: offline allowance
+//     is refused (ErrClockRollback) until the server is reached again.
+//
+// Worked example: D = 1 h, G = 24 h, session begun at 00:00, renewal due
+// between 00:30 and 00:42. If the network goes down at 00:40 before the
+// renewal, the client stays Active until 01:00, is in Grace from 01:00 and
+// Expired at 25:00 (01:00 the next day), unless the server answers first.
+//
+// # Persisted state
+//
+// The state file (in Config.StateDir) holds the instance guid,
+// first_registered_at, a digest of the registered hardware, the current
+// token and its times, the control options, the last contact and the
+// wall-time high-water mark. It is sealed with AES-256-GCM under a key
+// derived from the product, the licence key and this machine's strong
+// hardware components, so that a copied or hand-edited file does not open.
+// This stops casual tampering and copying, not a determined reverse
+// engineer who can read the key derivation out of the binary. Writes are
+// atomic (temp file, fsync, rename). An OS file lock gives each live client
+// its own slot, so two processes of one product never corrupt each other's
+// state. A corrupt file is moved aside, reported with an error matching
+// ErrStateCorrupt, and never crashes anything; the client then needs the
+// server.
+//
+// A product restarted while offline continues the grace window it had:
+// Start returns nil in Grace with the old deadline, never a fresh one.
+//
+// On a machine with fewer than two strong hardware components (containers,
+// cloned VMs), the client generates a random install ID, keeps it in the
+// state, and sends "install-<id>" as mb_serial, so the instance stays
+// stable across restarts and distinct from its clones.
+//
+// # Errors
+//
+// Sentinels name categories (errors.Is): ErrInvalidConfig, ErrUnreachable,
+// ErrRefused, ErrRevoked, ErrSeatLimit, ErrExpired, ErrGraceExpired,
+// ErrClockRollback, ErrStateCorrupt, ErrStateLocked, ErrClosed. A refusal is
+// an *APIError (errors.As) with the endpoint, HTTP status and the server's
+// message and time; its Is method maps it onto ErrRefused and, by message,
+// onto ErrRevoked, ErrSeatLimit or ErrExpired. Unreachable and refused are
+// always told apart; grace applies only to unreachable. No error or log line
+// ever contains the API key, the licence key, a token, the session key or a
+// payload.
+//
+// # Events
+//
+// WithEventHandler receives state changes, renewals, failed attempts,
+// orphan cleanup and more, serially and in order, from one goroutine, never
+// after Close returns. The schedule never waits for the handler.
+//
+// # Testing
+//
+// Package licensetest is a real mock server with fault injection. Its
+// Transport method returns an in-memory http.RoundTripper, which, passed
+// with WithRoundTripper, lets a test run a client under testing/synctest
+// and cover a day of renewals in milliseconds.
+package license

@@ -1,0 +1,174 @@
+package license
+
+import (
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// EventType says what happened.
+type EventType uint8
+
+// The event types.
+const (
+	// EventStateChanged: the state moved from Previous to State.
+	EventStateChanged EventType = iota + 1
+	// EventRenewed: a renewal (extend, or a fresh begin) succeeded.
+	EventRenewed
+	// EventRenewFailed: a renewal attempt failed; NextTry says when the
+	// next one is due and GraceLeft how much offline allowance remains.
+	EventRenewFailed
+	// EventControlOptionsChanged: the server changed session_duration or
+	// validation_grace_period.
+	EventControlOptionsChanged
+	// EventOrphanEnded: Start ended a session left live by a previous run
+	// that did not close cleanly (Err is set if that failed).
+	EventOrphanEnded
+	// EventResumeDetected: the wall clock jumped ahead of the monotonic
+	// clock, as after a suspend; renewal runs at once.
+	EventResumeDetected
+	// EventStateDiscarded: the persisted state was corrupt and was moved
+	// aside, or could not be written.
+	EventStateDiscarded
+	// EventDeprecated: the server sent a Deprecation or Sunset header.
+	EventDeprecated
+	// EventEnded: Close ended the session.
+	EventEnded
+)
+
+var eventNames = [...]string{"", "StateChanged", "Renewed", "RenewFailed", "ControlOptionsChanged",
+	"OrphanEnded", "ResumeDetected", "StateDiscarded", "Deprecated", "Ended"}
+
+// String returns the event type's name.
+func (t EventType) String() string {
+	if int(t) < len(eventNames) && t != 0 {
+		return eventNames[t]
+	}
+	return "EventType(" + strconv.Itoa(int(t)) + ")"
+}
+
+// Event is one thing that happened to a client. Fields not relevant to the
+// type are zero.
+type Event struct {
+	Type EventType
+	// Time is when it happened (the wall clock).
+	Time time.Time
+	// State is the state after the event; Previous the state before a
+	// StateChanged.
+	State, Previous State
+	// Reason is the typed reason for a state change or failure; it matches
+	// the sentinels (ErrUnreachable, ErrRevoked, ErrGraceExpired, ...).
+	Reason error
+	// Attempt counts consecutive failed renewals, from 1.
+	Attempt int
+	// NextTry is when the next renewal attempt is due.
+	NextTry time.Time
+	// GraceLeft is the offline allowance left at the time of the event.
+	GraceLeft time.Duration
+	// SessionExpiry is the session's lapse time after a renewal.
+	SessionExpiry time.Time
+	// SessionDuration and GracePeriod are the control options after a
+	// renewal or a change.
+	SessionDuration, GracePeriod time.Duration
+	// Detail is a short human-readable note, such as a Sunset header.
+	Detail string
+}
+
+// eventQueueSize bounds the events waiting for a slow handler.
+const eventQueueSize = 64
+
+// dispatcher delivers events to one handler, serially, from its own
+// goroutine, so that the renewal schedule never waits for the handler.
+type dispatcher struct {
+	handler EventHandler
+	mu      sync.Mutex
+	queue   []Event
+	wake    chan struct{}
+	stop    chan struct{}
+	done    chan struct{}
+	started bool
+	closed  bool
+	dropped atomic.Int64
+}
+
+func newDispatcher(h EventHandler) *dispatcher {
+	return &dispatcher{handler: h, wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
+}
+
+// emit queues e. It never blocks; when the queue is full the event is
+// dropped and counted.
+func (d *dispatcher) emit(e Event) {
+	if d == nil || d.handler == nil {
+		return
+	}
+	d.mu.Lock()
+	if d.closed {
+		d.mu.Unlock()
+		return
+	}
+	if len(d.queue) >= eventQueueSize {
+		d.mu.Unlock()
+		d.dropped.Add(1)
+		return
+	}
+	d.queue = append(d.queue, e)
+	if !d.started {
+		d.started = true
+		go d.run()
+	}
+	d.mu.Unlock()
+	select {
+	case d.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (d *dispatcher) run() {
+	defer close(d.done)
+	for {
+		d.mu.Lock()
+		batch := d.queue
+		d.queue = nil
+		d.mu.Unlock()
+		for _, e := range batch {
+			d.handler(e)
+		}
+		if len(batch) > 0 {
+			continue
+		}
+		select {
+		case <-d.wake:
+		case <-d.stop:
+			d.mu.Lock()
+			rest := d.queue
+			d.queue = nil
+			d.mu.Unlock()
+			for _, e := range rest {
+				d.handler(e)
+			}
+			return
+		}
+	}
+}
+
+// close delivers what is queued, then stops. After it returns the handler
+// is never called again. Idempotent.
+func (d *dispatcher) close() {
+	if d == nil || d.handler == nil {
+		return
+	}
+	d.mu.Lock()
+	if d.closed {
+		d.mu.Unlock()
+		return
+	}
+	d.closed = true
+	started := d.started
+	d.mu.Unlock()
+	if !started {
+		return
+	}
+	close(d.stop)
+	<-d.done
+}

@@ -1,0 +1,106 @@
+package license_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log"
+	"os"
+	"time"
+
+	"github.com/licensekit/licensekit-go/license"
+	"github.com/licensekit/licensekit-go/license/licensetest"
+)
+
+// Example is the README's integration snippet: start a client against a
+// server, gate features on it, and close it at shutdown. Here the server
+// is the in-process mock.
+func Example() {
+	srv := licensetest.NewServer()
+	defer srv.Close()
+	_ = srv.AddLicense(licensetest.License{ProductGUID: "my-product", Key: "LIC-123",
+		Features: "export,pro", SessionDuration: time.Hour, GracePeriod: 24 * time.Hour})
+	stateDir, _ := os.MkdirTemp("", "example-state")
+	defer os.RemoveAll(stateDir)
+
+	client, err := license.New(license.Config{
+		ServerURL:       srv.URL,
+		APIKey:          srv.APIKey(),
+		ServerPublicKey: srv.PublicKey().EncodeBase64(),
+		ProductGUID:     "my-product",
+		LicenseKey:      "LIC-123",
+		StateDir:        stateDir,
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := client.Start(ctx); err != nil {
+		log.Fatal(err)
+	}
+	defer client.Close(ctx)
+
+	status := client.Status()
+	fmt.Println("state:", status.State)
+	fmt.Println("pro:", client.HasFeature("pro"), "enterprise:", client.HasFeature("enterprise"))
+	fmt.Println("session:", status.SessionDuration, "grace:", status.GracePeriod)
+	// Output:
+	// state: Active
+	// pro: true enterprise: false
+	// session: 1h0m0s grace: 24h0m0s
+}
+
+// ExampleClient_Close shows a clean shutdown: the session is ended on the
+// server and its seat freed.
+func ExampleClient_Close() {
+	srv := licensetest.NewServer()
+	defer srv.Close()
+	_ = srv.AddLicense(licensetest.License{ProductGUID: "p", Key: "k", Seats: 1})
+
+	client, err := license.New(license.Config{ServerURL: srv.URL, APIKey: srv.APIKey(),
+		ServerPublicKey: srv.PublicKey().EncodeBase64(), ProductGUID: "p", LicenseKey: "k"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	if err := client.Start(context.Background()); err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("seats in use:", srv.SeatsInUse("p", "k"))
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := client.Close(ctx); err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("state:", client.Status().State, "seats in use:", srv.SeatsInUse("p", "k"))
+	<-client.Done()
+	fmt.Println("done:", errors.Is(client.Err(), license.ErrClosed))
+	// Output:
+	// seats in use: 1
+	// state: Ended seats in use: 0
+	// done: true
+}
+
+// ExampleClient_Start_refused shows how a refusal is told apart from an
+// unreachable server.
+func ExampleClient_Start_refused() {
+	srv := licensetest.NewServer()
+	defer srv.Close()
+	_ = srv.AddLicense(licensetest.License{ProductGUID: "p", Key: "k"})
+	_ = srv.Revoke("p", "k")
+
+	client, _ := license.New(license.Config{ServerURL: srv.URL, APIKey: srv.APIKey(),
+		ServerPublicKey: srv.PublicKey().EncodeBase64(), ProductGUID: "p", LicenseKey: "k"})
+	defer client.Close(context.Background())
+	err := client.Start(context.Background())
+	switch {
+	case errors.Is(err, license.ErrRevoked):
+		fmt.Println("revoked; refused:", errors.Is(err, license.ErrRefused))
+	case errors.Is(err, license.ErrUnreachable):
+		fmt.Println("offline")
+	}
+	fmt.Println("state:", client.Status().State)
+	// Output:
+	// revoked; refused: true
+	// state: Refused
+}

@@ -1,0 +1,202 @@
+package license
+
+import (
+	"context"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+
+	"github.com/licensekit/licensekit-go/fingerprint"
+	"github.com/licensekit/licensekit-go/license/licensetest"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+const (
+	testProduct = "prod-7d1c"
+	testLicense = "LK-TEST-4242"
+)
+
+// testFingerprint is a fixed machine with two strong components.
+func testFingerprint() *fingerprint.Fingerprint {
+	return &fingerprint.Fingerprint{
+		CPUID:        fingerprint.Component{Name: fingerprint.NameCPUID, Value: "genuineintel-000906ea", Strength: fingerprint.Weak},
+		MBSerial:     fingerprint.Component{Name: fingerprint.NameMBSerial, Value: "board-0001", Strength: fingerprint.Strong},
+		MACAddresses: fingerprint.Component{Name: fingerprint.NameMACAddresses, Values: []string{"00:1b:21:3a:4f:5c"}, Strength: fingerprint.Medium},
+		VolumeHash:   fingerprint.Component{Name: fingerprint.NameVolumeHash, Value: "9f2c5b0e", Strength: fingerprint.Medium},
+		HostName:     fingerprint.Component{Name: fingerprint.NameHostName, Value: "build-box", Strength: fingerprint.Weak},
+		IPAddress:    fingerprint.Component{Name: fingerprint.NameIPAddress, Value: "192.0.2.10", Strength: fingerprint.Weak},
+		Extra: []fingerprint.Component{
+			{Name: fingerprint.NameBoardSerial, Value: "board-0001", Strength: fingerprint.Strong},
+			{Name: fingerprint.NameMachineID, Value: "5e1f00d1", Strength: fingerprint.Strong},
+		},
+	}
+}
+
+func fixedFingerprint(fp *fingerprint.Fingerprint) Option {
+	return WithFingerprintSource(func(context.Context) (*fingerprint.Fingerprint, error) { return fp, nil })
+}
+
+// wallClock is an injectable wall clock: the bubble's time plus an offset
+// a test can move, to simulate a suspend or a clock set back.
+type wallClock struct{ offset atomic.Int64 }
+
+func (w *wallClock) now() time.Time       { return time.Now().Add(time.Duration(w.offset.Load())) }
+func (w *wallClock) jump(d time.Duration) { w.offset.Add(int64(d)) }
+func (w *wallClock) option() Option       { return WithWallClock(w.now) }
+
+// recorder collects events in order.
+type recorder struct {
+	mu     sync.Mutex
+	events []Event
+}
+
+func (r *recorder) handle(e Event) {
+	r.mu.Lock()
+	r.events = append(r.events, e)
+	r.mu.Unlock()
+}
+
+func (r *recorder) all() []Event {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]Event(nil), r.events...)
+}
+
+// transitions returns the StateChanged events.
+func (r *recorder) transitions() []Event {
+	var out []Event
+	for _, e := range r.all() {
+		if e.Type == EventStateChanged {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+func (r *recorder) states() []State {
+	var out []State
+	for _, e := range r.transitions() {
+		out = append(out, e.State)
+	}
+	return out
+}
+
+func (r *recorder) count(t EventType) int {
+	n := 0
+	for _, e := range r.all() {
+		if e.Type == t {
+			n++
+		}
+	}
+	return n
+}
+
+// env is a mock server and what a client needs to talk to it in memory.
+type env struct {
+	t     *testing.T
+	srv   *licensetest.Server
+	store *MemoryStateStore
+	wall  *wallClock
+	rec   *recorder
+	fp    *fingerprint.Fingerprint
+	seed  uint64
+}
+
+type envConfig struct {
+	session, grace time.Duration
+	seats          int
+	features       string
+	serverOpts     []licensetest.Option
+}
+
+// newEnv builds a server that is never started (in-memory only), so that
+// it works inside a synctest bubble.
+func newEnv(t *testing.T, ec envConfig) *env {
+	t.Helper()
+	if ec.session == 0 {
+		ec.session = 10 * time.Minute
+	}
+	srv := licensetest.NewUnstartedServer(ec.serverOpts...)
+	t.Cleanup(srv.Close)
+	require.NoError(t, srv.AddLicense(licensetest.License{
+		ProductGUID: testProduct, Key: testLicense, Seats: ec.seats,
+		SessionDuration: ec.session, GracePeriod: ec.grace, Features: ec.features,
+	}))
+	return &env{t: t, srv: srv, store: &MemoryStateStore{}, wall: &wallClock{}, rec: &recorder{}, fp: testFingerprint(), seed: 1}
+}
+
+func (e *env) config() Config {
+	return Config{
+		ServerURL:       e.srv.URL,
+		APIKey:          e.srv.APIKey(),
+		ServerPublicKey: e.srv.PublicKey().EncodeBase64(),
+		ProductGUID:     testProduct,
+		LicenseKey:      testLicense,
+		UserName:        "Ada",
+		UserEmail:       "ada@example.com",
+		UserAttributes:  map[string]string{"team": "core"},
+	}
+}
+
+// options are the in-memory defaults; extra options come last and win.
+func (e *env) options(extra ...Option) []Option {
+	rng := rand.New(rand.NewPCG(e.seed, 2))
+	e.seed++
+	return append([]Option{
+		WithRoundTripper(e.srv.Transport()),
+		WithStateStore(e.store),
+		WithEventHandler(e.rec.handle),
+		WithRand(rng.Float64),
+		e.wall.option(),
+		fixedFingerprint(e.fp),
+		WithRetry(Retry{MinBackoff: 200 * time.Millisecond, MaxBackoff: time.Second}),
+	}, extra...)
+}
+
+func (e *env) newClient(cfg Config, extra ...Option) *Client {
+	e.t.Helper()
+	c, err := New(cfg, e.options(extra...)...)
+	require.NoError(e.t, err)
+	return c
+}
+
+// start creates and starts a client, closing it at cleanup.
+func (e *env) start(extra ...Option) *Client {
+	e.t.Helper()
+	c := e.newClient(e.config(), extra...)
+	require.NoError(e.t, c.Start(context.Background()))
+	e.t.Cleanup(func() { _ = c.Close(context.Background()) })
+	return c
+}
+
+// crash stops a client's renewal without ending its session, as a process
+// crash would. The state store keeps the live token.
+func crash(c *Client) {
+	c.life.Lock()
+	c.closed = true
+	c.closing.Store(true)
+	cancel, done := c.cancel, c.loopDone
+	c.life.Unlock()
+	if cancel != nil {
+		cancel()
+		<-done
+	}
+	c.events.close()
+	c.tr.CloseIdleConnections()
+	if c.slot != nil {
+		_ = c.slot.Release() // the OS drops a dead process's locks
+	}
+}
+
+// sleepUntil sleeps until bubble time reaches start+at.
+func sleepUntil(start time.Time, at time.Duration) {
+	time.Sleep(time.Until(start.Add(at)))
+}

@@ -1,0 +1,193 @@
+package license
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/licensekit/licensekit-go/transport"
+)
+
+// callBudget bounds one renewal call, retries included.
+const callBudget = 60 * time.Second
+
+// highWaterEvery is how often the wall-time high-water mark is saved when
+// nothing else changes.
+const highWaterEvery = 10 * time.Minute
+
+// run is the renewal goroutine. It owns its context, which Close cancels.
+// Each pass updates the state from the deadlines, renews when due, and
+// sleeps until the next attempt, the next deadline or maxSleep, whichever
+// comes first. It never sleeps less than minSleep between attempts.
+func (c *Client) run(ctx context.Context) {
+	defer close(c.loopDone)
+	timer := time.NewTimer(maxSleep)
+	defer timer.Stop()
+
+	c.mu.Lock()
+	c.scheduleLocked(time.Now())
+	c.mu.Unlock()
+	lastMono, lastWall := time.Now(), c.wallNow()
+	for {
+		now, wall := time.Now(), c.wallNow()
+		// A wall clock that ran well ahead of the monotonic clock since the
+		// last wake means the machine slept: renew at once.
+		resumed := wall.Sub(lastWall)-now.Sub(lastMono) > 2*maxSleep
+		lastMono, lastWall = now, wall
+
+		c.mu.Lock()
+		if resumed {
+			c.log.Info("resume from suspend detected; renewing now")
+			c.emit(Event{Type: EventResumeDetected})
+			c.nextTry = now
+		}
+		c.observeLocked(now, wall)
+		if c.state == Refused {
+			c.mu.Unlock()
+			return
+		}
+		if !now.Before(c.nextTry) {
+			if stop := c.renewLocked(ctx); stop {
+				c.mu.Unlock()
+				return
+			}
+			now = time.Now()
+			c.observeLocked(now, c.wallNow())
+		}
+		wait := c.wakeLocked(now)
+		c.mu.Unlock()
+
+		timer.Reset(wait)
+		select {
+		case <-ctx.Done():
+			return
+		case <-timer.C:
+		}
+	}
+}
+
+// observeLocked moves the state along the deadlines, watches for a clock
+// rollback and keeps the high-water mark.
+func (c *Client) observeLocked(mono, wall time.Time) {
+	if c.clockRolledBack(wall) && !c.rolledBack {
+		c.rolledBack = true
+		c.log.Warn("wall clock set back; offline grace refused until the server answers",
+			"high_water", c.st.HighWater, "now", wall)
+		c.publishLocked()
+	}
+	if !c.rolledBack && wall.After(c.st.HighWater) {
+		c.st.HighWater = wall
+		if wall.Sub(c.savedHW) >= highWaterEvery {
+			c.saveLocked(context.Background())
+		}
+	}
+	if c.st.Sent.IsZero() || !(c.state == Active || c.state == Grace || c.state == Expired) {
+		return
+	}
+	st, reason := c.snap.Load().at(mono, wall)
+	if st != c.state {
+		if st == Grace && c.lastErr != nil {
+			reason = c.lastErr
+		}
+		c.enterLocked(st, reason)
+		c.saveLocked(context.Background())
+	}
+}
+
+// renewLocked makes one renewal attempt: extend the session, or, when that
+// is refused or there is no session, begin a new one. It reports whether
+// the loop must stop (refused, or the context ended).
+func (c *Client) renewLocked(ctx context.Context) (stop bool) {
+	cctx, cancel := context.WithTimeout(ctx, callBudget)
+	defer cancel()
+	c.setRenewing(true)
+	var err error
+	if c.st.Token != "" {
+		_, err = c.extendLocked(cctx)
+		if refused(err) {
+			// The server no longer knows the session: end it, best effort,
+			// so that it cannot hold a seat, then try one fresh begin.
+			c.log.Info("extend refused; beginning a new session", "error", err)
+			if eerr := c.endLocked(cctx); eerr != nil {
+				c.st.Token = ""
+			}
+			_, err = c.beginLocked(cctx)
+		}
+	} else {
+		_, err = c.beginLocked(cctx)
+	}
+	c.setRenewing(false)
+	now := time.Now()
+
+	switch {
+	case err == nil:
+		c.enterLocked(Active, nil)
+		c.scheduleLocked(now)
+		c.emit(Event{Type: EventRenewed, SessionExpiry: c.st.Sent.Add(c.session()),
+			SessionDuration: c.session(), GracePeriod: c.grace(), NextTry: c.wallAt(c.nextTry)})
+		return false
+	case ctx.Err() != nil:
+		return true
+	case refused(err):
+		c.lastErr = err
+		c.st.Token = ""
+		c.saveLocked(context.Background())
+		c.enterLocked(Refused, err)
+		c.log.Warn("licence refused by the server", "state", Refused, "error", err)
+		return true
+	}
+	c.failures++
+	c.lastErr = err
+	c.retryAfter = 0
+	var te *transport.Error
+	if errors.As(err, &te) {
+		c.retryAfter = te.RetryAfter
+	}
+	c.scheduleLocked(now)
+	c.publishLocked()
+	left := c.graceLeft()
+	c.log.Warn("licence renewal failed", "state", c.state, "attempt", c.failures,
+		"retry_in", c.nextTry.Sub(now).Round(time.Millisecond), "grace_left", left.Round(time.Second), "error", err)
+	c.emit(Event{Type: EventRenewFailed, Reason: err, Attempt: c.failures, NextTry: c.wallAt(c.nextTry),
+		GraceLeft: left})
+	return false
+}
+
+// scheduleLocked sets nextTry from the pure schedule.
+func (c *Client) scheduleLocked(now time.Time) {
+	p := plan{
+		elapsed:     c.elapsed(now, c.wallNow()),
+		session:     c.session(),
+		grace:       c.grace(),
+		failures:    c.failures,
+		retryAfter:  c.retryAfter,
+		base:        c.opts.retry.RenewBackoff,
+		maxInterval: c.opts.retry.MaxRenewInterval,
+		u:           c.opts.rnd(),
+	}
+	if c.st.Sent.IsZero() {
+		// No session at all yet: retry on the failure schedule.
+		p.elapsed = p.session + p.grace
+	}
+	c.nextTry = now.Add(nextAttempt(p))
+}
+
+// wakeLocked returns how long to sleep: until the next attempt, the next
+// deadline, or maxSleep.
+func (c *Client) wakeLocked(now time.Time) time.Duration {
+	wait := min(c.nextTry.Sub(now), maxSleep)
+	if !c.st.Sent.IsZero() {
+		e := c.elapsed(now, c.wallNow())
+		for _, d := range [...]time.Duration{c.session(), c.session() + c.grace()} {
+			if left := d - e; left > 0 && left < wait {
+				wait = left
+			}
+		}
+	}
+	return max(wait, time.Millisecond)
+}
+
+// wallAt converts a monotonic-clock instant to the wall clock for events.
+func (c *Client) wallAt(t time.Time) time.Time {
+	return c.wallNow().Add(time.Until(t))
+}

@@ -1,0 +1,394 @@
+package license
+
+import (
+	"context"
+	"encoding/json"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/licensekit/licensekit-go/internal/wire"
+	"github.com/licensekit/licensekit-go/license/licensetest"
+)
+
+// TestDayOfRenewals runs 24 hours of renewals with two outages, one inside
+// the grace period and one that outlasts it, in bubble time.
+func TestDayOfRenewals(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const D, G = 10 * time.Minute, time.Hour
+		e := newEnv(t, envConfig{session: D, grace: G})
+		t0 := time.Now()
+		c := e.start()
+
+		type outage struct{ from, to time.Duration }
+		outages := []outage{{6 * time.Hour, 6*time.Hour + 40*time.Minute}, {12 * time.Hour, 14 * time.Hour}}
+		for _, o := range outages {
+			sleepUntil(t0, o.from)
+			e.srv.SetDown(true)
+			sleepUntil(t0, o.to)
+			e.srv.SetDown(false)
+		}
+		sleepUntil(t0, 24*time.Hour)
+		synctest.Wait()
+		require.Equal(t, Active, c.Status().State)
+
+		// The state sequence: two trips into grace, the second to expiry.
+		assert.Equal(t, []State{Active, Grace, Active, Grace, Expired, Active}, e.rec.states())
+
+		// Each lapse happened at exactly the expiry of the last renewal
+		// before it, and expiry exactly one grace period later.
+		var lastExpiry time.Time
+		var graceAt time.Time
+		for _, ev := range e.rec.all() {
+			switch {
+			case ev.Type == EventRenewed:
+				lastExpiry = ev.SessionExpiry
+			case ev.Type == EventStateChanged && ev.State == Grace:
+				assert.Equal(t, lastExpiry, ev.Time, "Grace must start exactly at the session expiry")
+				assert.ErrorIs(t, ev.Reason, ErrUnreachable)
+				graceAt = ev.Time
+			case ev.Type == EventStateChanged && ev.State == Expired:
+				assert.Equal(t, graceAt.Add(G), ev.Time, "Expired must come exactly one grace period after the lapse")
+				assert.ErrorIs(t, ev.Reason, ErrGraceExpired)
+			}
+		}
+
+		// Recovery: back to Active within the retry cap of the outage end.
+		trans := e.rec.transitions()
+		back1 := trans[2].Time.Sub(t0)
+		assert.GreaterOrEqual(t, back1, outages[0].to)
+		assert.LessOrEqual(t, back1, outages[0].to+graceCap, "recovery from Grace within the 60 s cap")
+		back2 := trans[5].Time.Sub(t0)
+		assert.GreaterOrEqual(t, back2, outages[1].to)
+		assert.LessOrEqual(t, back2, outages[1].to+expiredCap, "recovery from Expired within the 5 min cap")
+
+		// Steady state: at most 2 calls per session, and no fewer than one
+		// per 70 % of a session. Count extends in the quiet hours 1h-5h.
+		var extends int
+		for _, r := range e.srv.Requests() {
+			at := r.Time.Sub(t0)
+			if r.Endpoint == wire.Extend && at >= time.Hour && at < 5*time.Hour {
+				extends++
+			}
+		}
+		quiet := 4 * time.Hour
+		assert.LessOrEqual(t, extends, 2*int(quiet/D))
+		assert.GreaterOrEqual(t, extends, int(quiet/(7*D/10)))
+
+		// The gaps between attempts never go below the floor. A refused
+		// extend is followed at once by an end and a begin: one attempt.
+		var prev time.Time
+		refusedExtend := false
+		for _, r := range e.srv.Requests() {
+			if r.Endpoint != wire.Extend && r.Endpoint != wire.Begin {
+				continue
+			}
+			if !prev.IsZero() && !(r.Endpoint == wire.Begin && refusedExtend) {
+				assert.GreaterOrEqual(t, r.Time.Sub(prev), minSleep, "busy loop at %v", r.Time.Sub(t0))
+			}
+			refusedExtend = r.Endpoint == wire.Extend && r.Status >= 400 && r.Status < 500
+			prev = r.Time
+		}
+		assert.Equal(t, 1, e.srv.Count(wire.Register))
+	})
+}
+
+func TestRefusalSkipsGrace(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := newEnv(t, envConfig{session: 10 * time.Minute, grace: time.Hour})
+		c := e.start()
+		time.Sleep(2 * time.Minute)
+		require.NoError(t, e.srv.Revoke(testProduct, testLicense))
+		time.Sleep(10 * time.Minute)
+		synctest.Wait()
+
+		st := c.Status()
+		assert.Equal(t, Refused, st.State)
+		assert.ErrorIs(t, st.Reason, ErrRevoked)
+		assert.ErrorIs(t, st.Reason, ErrRefused)
+		var api *APIError
+		require.ErrorAs(t, st.Reason, &api)
+		assert.Contains(t, api.Message, "revoked")
+		assert.Equal(t, []State{Active, Refused}, e.rec.states(), "no Grace on refusal")
+		select {
+		case <-c.Done():
+		default:
+			t.Fatal("Done() must be closed on refusal")
+		}
+		assert.ErrorIs(t, c.Err(), ErrRevoked)
+		// One extend refused, one begin refused, then nothing.
+		assert.Equal(t, 1, e.srv.Count(wire.Extend))
+		assert.Equal(t, 2, e.srv.Count(wire.Begin))
+		time.Sleep(time.Hour)
+		assert.Equal(t, 2, e.srv.Count(wire.Begin), "the loop stops after a refusal")
+	})
+}
+
+func TestExtendRefusedThenBeginSucceeds(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := newEnv(t, envConfig{session: 10 * time.Minute, grace: time.Hour})
+		c := e.start()
+		e.srv.FailNext(wire.Extend, 1, 404)
+		time.Sleep(8 * time.Minute)
+		synctest.Wait()
+		assert.Equal(t, Active, c.Status().State)
+		assert.Equal(t, 2, e.srv.Count(wire.Begin))
+		assert.Equal(t, []State{Active}, e.rec.states())
+		assert.Equal(t, 1, e.srv.SeatsInUse(testProduct, testLicense))
+	})
+}
+
+func TestControlOptionsChange(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := newEnv(t, envConfig{session: time.Hour, grace: time.Hour})
+		c := e.start()
+		require.NoError(t, e.srv.SetControlOptions(testProduct, testLicense, 2*time.Minute, 5*time.Minute))
+		time.Sleep(45 * time.Minute) // one renewal at 30-42 min picks up the new options
+		synctest.Wait()
+		st := c.Status()
+		assert.Equal(t, 2*time.Minute, st.SessionDuration)
+		assert.Equal(t, 5*time.Minute, st.GracePeriod)
+		assert.Equal(t, 1, e.rec.count(EventControlOptionsChanged))
+		before := e.srv.Count(wire.Extend)
+		time.Sleep(20 * time.Minute)
+		n := e.srv.Count(wire.Extend) - before
+		// Renewing at 50-70 % of 2 minutes: 15-20 calls in 20 minutes.
+		assert.GreaterOrEqual(t, n, 14)
+		assert.LessOrEqual(t, n, 21)
+		assert.Equal(t, Active, c.Status().State)
+	})
+}
+
+func TestTokenRotationIsFollowed(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := newEnv(t, envConfig{session: 10 * time.Minute, serverOpts: []licensetest.Option{licensetest.WithTokenRotation()}})
+		c := e.start()
+		time.Sleep(time.Hour)
+		synctest.Wait()
+		assert.Equal(t, Active, c.Status().State)
+		tokens := map[string]bool{}
+		extends := 0
+		for _, r := range e.srv.Requests() {
+			if r.Endpoint == wire.Extend {
+				var req wire.ExtendRequest
+				require.NoError(t, json.Unmarshal(r.Payload, &req))
+				tokens[req.Token] = true
+				extends++
+			}
+		}
+		assert.GreaterOrEqual(t, extends, 5)
+		assert.Len(t, tokens, extends, "each extend uses the token the previous reply rotated to")
+		assert.Equal(t, 1, e.srv.Count(wire.Begin), "a stale token would have been refused and forced a begin")
+	})
+}
+
+func TestOfflineRestartKeepsDeadline(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const D, G = 10 * time.Minute, time.Hour
+		e := newEnv(t, envConfig{session: D, grace: G})
+		c1 := e.start()
+		time.Sleep(3 * time.Minute)
+		want := c1.Status().GraceDeadline
+		e.srv.SetDown(true)
+		crash(c1)
+
+		time.Sleep(20 * time.Minute) // lapsed, in grace
+		c2 := e.newClient(e.config())
+		defer c2.Close(context.Background())
+		require.NoError(t, c2.Start(context.Background()), "offline start within grace succeeds")
+		st := c2.Status()
+		assert.Equal(t, Grace, st.State)
+		assert.ErrorIs(t, st.Reason, ErrUnreachable)
+		assert.True(t, want.Equal(st.GraceDeadline), "a restart never resets or extends grace: %v, want %v", st.GraceDeadline, want)
+		assert.True(t, c2.Valid())
+
+		sleepUntil(want, -time.Second)
+		assert.Equal(t, Grace, c2.Status().State)
+		sleepUntil(want, 0)
+		synctest.Wait()
+		assert.Equal(t, Expired, c2.Status().State)
+		assert.ErrorIs(t, c2.Err(), ErrGraceExpired)
+
+		// A further restart after the deadline gets nothing offline.
+		c3 := e.newClient(e.config())
+		defer c3.Close(context.Background())
+		err := c3.Start(context.Background())
+		assert.ErrorIs(t, err, ErrUnreachable)
+		assert.ErrorIs(t, err, ErrGraceExpired)
+	})
+}
+
+func TestOrphanCleanup(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := newEnv(t, envConfig{session: 10 * time.Minute, seats: 1})
+		c1 := e.start()
+		time.Sleep(time.Minute)
+		crash(c1)
+		assert.Equal(t, 1, e.srv.SeatsInUse(testProduct, testLicense), "the crashed run holds the only seat")
+
+		c2 := e.start()
+		assert.Equal(t, Active, c2.Status().State, "the seat was freed by orphan cleanup")
+		assert.Equal(t, 1, e.srv.Count(wire.End))
+		assert.Equal(t, 1, e.rec.count(EventOrphanEnded))
+		assert.Equal(t, 1, e.srv.SeatsInUse(testProduct, testLicense))
+	})
+}
+
+func TestCloseDuringRenewal(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := newEnv(t, envConfig{session: 10 * time.Minute})
+		c := e.start()
+		e.srv.SetLatency(wire.Extend, time.Hour)
+		waitRenewing(t, c)
+		before := time.Now()
+		require.NoError(t, c.Close(context.Background()))
+		assert.Less(t, time.Since(before), time.Second, "Close cancels the extend in flight")
+		assert.Equal(t, Ended, c.Status().State)
+		assert.Equal(t, 1, e.srv.Count(wire.End))
+		assert.Equal(t, 0, e.srv.SeatsInUse(testProduct, testLicense))
+	})
+}
+
+func TestContextCancelledDuringStartBackoff(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := newEnv(t, envConfig{})
+		e.srv.FailNext("", 100, 503)
+		e.srv.SetRetryAfter("", 30*time.Second)
+		c := e.newClient(e.config())
+		defer c.Close(context.Background())
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		before := time.Now()
+		err := c.Start(ctx)
+		assert.ErrorIs(t, err, ErrUnreachable)
+		assert.LessOrEqual(t, time.Since(before), 5*time.Second)
+	})
+}
+
+func TestClockRollbackRefusesGrace(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := newEnv(t, envConfig{session: 10 * time.Minute, grace: 24 * time.Hour})
+		c := e.start()
+		time.Sleep(time.Minute)
+		e.srv.SetDown(true)
+		e.wall.jump(-2 * time.Hour)
+		time.Sleep(time.Minute)
+		synctest.Wait()
+		// Still inside the session: the monotonic clock keeps it honest.
+		assert.Equal(t, Active, c.Status().State)
+		time.Sleep(9 * time.Minute)
+		synctest.Wait()
+		st := c.Status()
+		assert.Equal(t, Expired, st.State, "no offline grace after a rollback")
+		assert.ErrorIs(t, st.Reason, ErrClockRollback)
+		assert.ErrorIs(t, c.Err(), ErrClockRollback)
+
+		// Reaching the server again clears it.
+		e.srv.SetDown(false)
+		time.Sleep(expiredCap + time.Second)
+		synctest.Wait()
+		assert.Equal(t, Active, c.Status().State)
+		select {
+		case <-c.Done():
+			t.Fatal("Done() must be fresh after recovery")
+		default:
+		}
+	})
+}
+
+func TestClockRollbackCaughtAtOfflineRestart(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := newEnv(t, envConfig{session: 10 * time.Minute, grace: 24 * time.Hour})
+		c1 := e.start()
+		time.Sleep(2 * time.Hour) // high-water mark advances with renewals
+		e.srv.SetDown(true)
+		crash(c1)
+		e.wall.jump(-2 * time.Hour)
+		c2 := e.newClient(e.config())
+		defer c2.Close(context.Background())
+		err := c2.Start(context.Background())
+		assert.ErrorIs(t, err, ErrClockRollback)
+		assert.ErrorIs(t, err, ErrUnreachable)
+		assert.False(t, c2.Valid())
+	})
+}
+
+func TestSuspendCounts(t *testing.T) {
+	t.Run("online: renew at once", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			e := newEnv(t, envConfig{session: time.Hour, grace: time.Hour})
+			c := e.start()
+			time.Sleep(10 * time.Minute)
+			before := e.srv.Count(wire.Extend) + e.srv.Count(wire.Begin)
+			e.wall.jump(3 * time.Hour) // the laptop slept 3 h
+			time.Sleep(maxSleep + time.Second)
+			synctest.Wait()
+			assert.Equal(t, 1, e.rec.count(EventResumeDetected))
+			assert.Greater(t, e.srv.Count(wire.Extend)+e.srv.Count(wire.Begin), before)
+			assert.Equal(t, Active, c.Status().State)
+		})
+	})
+	t.Run("offline: the jump counts against grace", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			e := newEnv(t, envConfig{session: time.Hour, grace: time.Hour})
+			c := e.start()
+			time.Sleep(10 * time.Minute)
+			e.srv.SetDown(true)
+			e.wall.jump(3 * time.Hour)
+			// Status is right at once, before the loop even wakes.
+			assert.Equal(t, Expired, c.Status().State)
+			time.Sleep(maxSleep + time.Second)
+			synctest.Wait()
+			assert.Equal(t, Expired, c.Status().State)
+			assert.ErrorIs(t, c.Err(), ErrGraceExpired)
+		})
+	})
+}
+
+func TestSlowEventHandlerDoesNotMoveSchedule(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := newEnv(t, envConfig{session: 10 * time.Minute})
+		block := make(chan struct{})
+		slow := func(Event) { <-block }
+		c := e.start(WithEventHandler(slow))
+		time.Sleep(2 * time.Hour)
+		synctest.Wait()
+		n := e.srv.Count(wire.Extend)
+		assert.GreaterOrEqual(t, n, int(2*time.Hour/(7*time.Minute)))
+		assert.LessOrEqual(t, n, int(2*time.Hour/(5*time.Minute)))
+		assert.Equal(t, Active, c.Status().State)
+		close(block)
+	})
+}
+
+func TestEventsInOrder(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := newEnv(t, envConfig{session: 10 * time.Minute, grace: 10 * time.Minute})
+		c := e.start()
+		time.Sleep(8 * time.Minute)
+		e.srv.SetDown(true)
+		time.Sleep(15 * time.Minute)
+		e.srv.SetDown(false)
+		time.Sleep(2 * time.Minute)
+		require.NoError(t, c.Close(context.Background()))
+		all := e.rec.all()
+		for i := 1; i < len(all); i++ {
+			assert.False(t, all[i].Time.Before(all[i-1].Time), "event %d (%v) before event %d", i, all[i].Type, i-1)
+		}
+		var kinds []EventType
+		for _, ev := range all {
+			if len(kinds) == 0 || kinds[len(kinds)-1] != ev.Type {
+				kinds = append(kinds, ev.Type)
+			}
+		}
+		assert.Equal(t, []EventType{EventStateChanged, EventRenewed, EventRenewFailed, EventStateChanged,
+			EventRenewFailed, EventStateChanged, EventRenewed, EventStateChanged, EventEnded}, kinds)
+		assert.Equal(t, []State{Active, Grace, Active, Ended}, e.rec.states())
+		n := len(all)
+		time.Sleep(time.Hour)
+		assert.Equal(t, n, len(e.rec.all()), "no event after Close")
+	})
+}

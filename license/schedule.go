@@ -1,0 +1,100 @@
+package license
+
+import "time"
+
+// Schedule constants. See doc.go, "Renewal and grace".
+const (
+	// renewFrom and renewSpan place a renewal at a uniform random point in
+	// [50 %, 70 %) of the session after the send time.
+	renewFrom = 0.50
+	renewSpan = 0.20
+	// minSleep is the shortest wait the loop ever takes: never a busy loop.
+	minSleep = 100 * time.Millisecond
+	// maxSleep bounds every wait, so that the loop notices a suspend, a
+	// deadline or a clock change within a minute.
+	maxSleep = 60 * time.Second
+	// graceCap and expiredCap bound the retry wait in Grace and Expired.
+	graceCap   = 60 * time.Second
+	expiredCap = 5 * time.Minute
+	// rollbackSlack is how far the wall clock may fall behind the latest
+	// time seen before it counts as rolled back.
+	rollbackSlack = 5 * time.Minute
+)
+
+// plan is the input of nextAttempt: everything the schedule depends on.
+type plan struct {
+	// elapsed is the time since the anchor (the last successful send).
+	elapsed time.Duration
+	// session and grace are the server's control options.
+	session, grace time.Duration
+	// failures counts consecutive failed renewals; 0 after a success.
+	failures int
+	// retryAfter is the server's Retry-After on the last failure, if any.
+	retryAfter time.Duration
+	// base is the first retry wait; it doubles per failure.
+	base time.Duration
+	// maxInterval caps the wait between successful renewals (0 = none).
+	maxInterval time.Duration
+	// u is a uniform random number in [0, 1).
+	u float64
+}
+
+// nextAttempt returns how long to wait before the next renewal attempt. It
+// is a pure function of p. The result is always at least minSleep, and,
+// while a deadline (lapse, then grace expiry) lies ahead, the attempt never
+// falls after it.
+//
+// After a success the attempt falls at 50–70 % of the session. After a
+// failure it waits U[0.5, 1) × min(cap, base × 2^(failures-1)), where cap is
+// min(60 s, max(session/10, 5 s)) while the session is live, 60 s in grace
+// and 5 min once grace is spent; a Retry-After counts up to that cap.
+func nextAttempt(p plan) time.Duration {
+	u := p.u
+	if u < 0 || u >= 1 || u != u {
+		u = 0.5
+	}
+	var wait time.Duration
+	if p.failures == 0 {
+		at := time.Duration(float64(p.session) * (renewFrom + renewSpan*u))
+		if p.session < 15*time.Second {
+			at = p.session / 3
+		}
+		if p.maxInterval > 0 && at > p.maxInterval {
+			at = p.maxInterval
+		}
+		wait = at - p.elapsed
+	} else {
+		limit := capFor(p)
+		back := p.base
+		if back <= 0 {
+			back = 2 * time.Second
+		}
+		for i := 1; i < p.failures && back < limit; i++ {
+			back *= 2
+		}
+		back = min(back, limit)
+		wait = time.Duration(float64(back) * (0.5 + 0.5*u))
+		if ra := min(p.retryAfter, limit); ra > wait {
+			wait = ra
+		}
+	}
+	// Never past a deadline that is still ahead.
+	for _, deadline := range [...]time.Duration{p.session, p.session + p.grace} {
+		if left := deadline - p.elapsed; left > 0 && wait > left {
+			wait = left
+		}
+	}
+	return max(wait, minSleep)
+}
+
+// capFor is the retry cap for the phase p.elapsed falls in.
+func capFor(p plan) time.Duration {
+	switch {
+	case p.elapsed < p.session:
+		return min(graceCap, max(p.session/10, 5*time.Second))
+	case p.elapsed < p.session+p.grace:
+		return graceCap
+	default:
+		return expiredCap
+	}
+}

@@ -1,0 +1,180 @@
+package license
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/licensekit/licensekit-go/fingerprint"
+	"github.com/licensekit/licensekit-go/internal/statefile"
+)
+
+// StateStore keeps the client's sealed state between runs. The client
+// seals everything before Save and opens it after Load, so a store only
+// keeps bytes. Implementations must make Save atomic: a crash leaves either
+// the old bytes or the new ones.
+type StateStore interface {
+	// Load returns the saved bytes, or an error matching ErrNoState when
+	// nothing was saved.
+	Load(ctx context.Context) ([]byte, error)
+	// Save replaces the saved bytes atomically.
+	Save(ctx context.Context, data []byte) error
+	// Discard moves the saved bytes aside (or deletes them) after they
+	// failed to open.
+	Discard(ctx context.Context) error
+}
+
+// ErrNoState is what StateStore.Load returns when nothing was saved.
+var ErrNoState = errors.New("license: no saved state")
+
+// MemoryStateStore is a StateStore in memory, safe for concurrent use. It
+// lets tests restart a client "offline" by handing the same store to a new
+// client. The zero value is ready to use.
+type MemoryStateStore struct {
+	mu   sync.Mutex
+	data []byte
+}
+
+// Load implements StateStore.
+func (s *MemoryStateStore) Load(context.Context) ([]byte, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.data == nil {
+		return nil, ErrNoState
+	}
+	return bytes.Clone(s.data), nil
+}
+
+// Save implements StateStore.
+func (s *MemoryStateStore) Save(_ context.Context, data []byte) error {
+	s.SetBytes(data)
+	return nil
+}
+
+// Discard implements StateStore.
+func (s *MemoryStateStore) Discard(context.Context) error {
+	s.SetBytes(nil)
+	return nil
+}
+
+// Bytes returns a copy of the sealed bytes, for tests that tamper with them.
+func (s *MemoryStateStore) Bytes() []byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return bytes.Clone(s.data)
+}
+
+// SetBytes replaces the sealed bytes; nil forgets them.
+func (s *MemoryStateStore) SetBytes(b []byte) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.data = bytes.Clone(b)
+}
+
+// fileStore is the default StateStore: a locked slot in Config.StateDir.
+type fileStore struct{ f *statefile.File }
+
+func (s fileStore) Load(context.Context) ([]byte, error) {
+	b, err := s.f.Read()
+	if errors.Is(err, statefile.ErrNotExist) {
+		return nil, ErrNoState
+	}
+	return b, err
+}
+func (s fileStore) Save(_ context.Context, data []byte) error { return s.f.Write(data) }
+func (s fileStore) Discard(context.Context) error {
+	_, err := s.f.Quarantine()
+	return err
+}
+
+// persisted is the plaintext of the state file.
+type persisted struct {
+	Version           int    `json:"v"`
+	InstanceGUID      string `json:"instance_guid,omitempty"`
+	FirstRegisteredAt string `json:"first_registered_at,omitempty"`
+	// FingerprintDigest is fingerprint.Digest of the registered hardware.
+	FingerprintDigest string `json:"fingerprint_digest,omitempty"`
+	// InstallID is the random identity used when the machine has fewer than
+	// two strong components.
+	InstallID string `json:"install_id,omitempty"`
+	// Token is the live session token; empty after a clean end.
+	Token string `json:"token,omitempty"`
+	// Sent is the wall time the last successful begin or extend was sent.
+	Sent time.Time `json:"sent"`
+	// SessionSeconds and GraceSeconds are the control options.
+	SessionSeconds int64  `json:"session_duration"`
+	GraceSeconds   int64  `json:"validation_grace_period"`
+	Features       string `json:"features,omitempty"`
+	// LastContact is the wall time the server last answered.
+	LastContact time.Time `json:"last_contact"`
+	// HighWater is the latest wall time this machine has seen.
+	HighWater time.Time `json:"high_water"`
+}
+
+const stateVersion = 1
+
+// stateAAD binds the sealed state to its purpose.
+var stateAAD = []byte("licensekit state v1")
+
+// sealKey derives the state key from the product and licence identity and
+// this machine's stable components, so that a copied or hand-edited file
+// does not open. This stops casual tampering and copying, not a determined
+// reverse engineer who can run the product under a debugger.
+func sealKey(cfg *Config, fp *fingerprint.Fingerprint) []byte {
+	parts := [][]byte{[]byte(cfg.ProductGUID), []byte(cfg.LicenseKey)}
+	for _, c := range fp.Components() {
+		if c.Strength == fingerprint.Strong && c.Value != "" && c.Missing == nil {
+			parts = append(parts, []byte(c.Name), []byte(c.Value))
+		}
+	}
+	if len(parts) == 2 {
+		// No strong component: fall back to the weak but present ones.
+		parts = append(parts, []byte(fp.CPUID.Value), []byte(fp.HostName.Value))
+	}
+	return statefile.DeriveKey(parts...)
+}
+
+func sealState(key []byte, p *persisted) ([]byte, error) {
+	p.Version = stateVersion
+	plain, err := json.Marshal(p)
+	if err != nil {
+		return nil, err
+	}
+	return statefile.Seal(key, stateAAD, plain)
+}
+
+// openState opens and validates sealed state. Every failure matches
+// ErrStateCorrupt.
+func openState(key, blob []byte) (*persisted, error) {
+	plain, err := statefile.Open(key, stateAAD, blob)
+	if err != nil {
+		return nil, &stateError{kind: ErrStateCorrupt, msg: "does not open (tampered, truncated or from another machine)", err: err}
+	}
+	var p persisted
+	if err := json.Unmarshal(plain, &p); err != nil {
+		return nil, &stateError{kind: ErrStateCorrupt, msg: "bad contents"}
+	}
+	if p.Version != stateVersion {
+		return nil, &stateError{kind: ErrStateCorrupt, msg: fmt.Sprintf("unknown version %d", p.Version)}
+	}
+	if p.SessionSeconds < 0 || p.GraceSeconds < 0 || p.SessionSeconds > 1<<40 || p.GraceSeconds > 1<<40 {
+		return nil, &stateError{kind: ErrStateCorrupt, msg: "control options out of range"}
+	}
+	return &p, nil
+}
+
+// newInstallID returns a random UUIDv4.
+func newInstallID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	h := hex.EncodeToString(b[:])
+	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
+}

@@ -1,0 +1,150 @@
+package license
+
+import (
+	"slices"
+	"strconv"
+	"time"
+)
+
+// State is where a client stands. Renewing is a flag on Status, not a state.
+type State uint8
+
+// The states. The zero value is Idle.
+const (
+	// Idle: no session yet (before Start, or after a failed Start).
+	Idle State = iota
+	// Active: the session is valid.
+	Active
+	// Grace: the session lapsed while the server was unreachable; the
+	// licence stays usable until the grace deadline.
+	Grace
+	// Expired: the grace period ran out (or was refused after a clock
+	// rollback). The client keeps trying and returns to Active when the
+	// server answers.
+	Expired
+	// Refused: the server said no. No grace applies; the client stops.
+	Refused
+	// Ended: Close ended the session.
+	Ended
+)
+
+var stateNames = [...]string{"Idle", "Active", "Grace", "Expired", "Refused", "Ended"}
+
+// String returns the state's name, such as "Active".
+func (s State) String() string {
+	if int(s) < len(stateNames) {
+		return stateNames[s]
+	}
+	return "State(" + strconv.Itoa(int(s)) + ")"
+}
+
+// Usable reports whether the licence may be used in this state: Active or
+// Grace.
+func (s State) Usable() bool { return s == Active || s == Grace }
+
+// Status is an immutable snapshot of a client. Its slices are shared and
+// must not be modified.
+type Status struct {
+	// State is the current state, computed from the deadlines at the time
+	// Status was called, so it is right even while the renewal goroutine
+	// waits on the network.
+	State State
+	// Reason says why the client is in State: nil when Active and healthy,
+	// otherwise an error matching one of the sentinels (ErrUnreachable,
+	// ErrGraceExpired, ErrClockRollback, ErrRevoked, ...).
+	Reason error
+	// Renewing is set while a renewal request is in flight.
+	Renewing bool
+
+	// Features is the server's raw features string.
+	Features string
+	// FeatureSet is Features parsed into sorted, unique names.
+	FeatureSet []string
+
+	// SessionExpiry is when the current session lapses: the send time of the
+	// last successful begin or extend plus session_duration.
+	SessionExpiry time.Time
+	// GraceDeadline is SessionExpiry plus validation_grace_period.
+	GraceDeadline time.Time
+	// SessionDuration and GracePeriod are the server's control options.
+	SessionDuration time.Duration
+	GracePeriod     time.Duration
+	// LastContact is when the server last answered successfully.
+	LastContact time.Time
+	// LastError is the latest failed call's error, nil after a success.
+	LastError error
+
+	// InstanceGUID and FirstRegisteredAt come from register_instance.
+	InstanceGUID      string
+	FirstRegisteredAt time.Time
+	// ServerSkew is the server's clock minus this machine's, estimated at
+	// the last contact.
+	ServerSkew time.Duration
+	// Deprecation holds the server's Deprecation or Sunset header, if any.
+	Deprecation string
+}
+
+// Valid reports whether the licence may be used now: Active or Grace.
+func (s *Status) Valid() bool { return s.State.Usable() }
+
+// HasFeature reports whether the session grants feature name.
+func (s *Status) HasFeature(name string) bool {
+	_, found := slices.BinarySearch(s.FeatureSet, name)
+	return found
+}
+
+// snapshot is what Status reads: the stored status plus what it needs to
+// recompute the state from the clock.
+type snapshot struct {
+	status Status
+	// anchorMono is time.Now at the send of the last successful begin or
+	// extend in this process (zero after a restart); anchorWall is the same
+	// instant on the wall clock.
+	anchorMono, anchorWall time.Time
+	// session and grace measure from anchor.
+	session, grace time.Duration
+	// timed is set when State follows the deadlines (Active, Grace,
+	// Expired after grace ran out).
+	timed bool
+	// rolledBack is set when the wall clock was found set back: grace is
+	// then refused.
+	rolledBack bool
+}
+
+// at computes the state at mono (a time.Now reading) and wall (the wall
+// clock). Elapsed time is max(monotonic elapsed, wall elapsed): a suspend
+// counts on every OS, and setting the clock back never stretches a
+// deadline.
+func (s *snapshot) at(mono, wall time.Time) (State, error) {
+	st := s.status.State
+	if !s.timed {
+		return st, s.status.Reason
+	}
+	elapsed := elapsedSince(s.anchorMono, s.anchorWall, mono, wall)
+	switch {
+	case elapsed < s.session:
+		return st, s.status.Reason
+	case s.rolledBack:
+		return Expired, ErrClockRollback
+	case elapsed < s.session+s.grace:
+		if st == Active {
+			return Grace, ErrUnreachable
+		}
+		return st, s.status.Reason
+	default:
+		return Expired, ErrGraceExpired
+	}
+}
+
+// elapsedSince measures time since an anchor as max(monotonic elapsed, wall
+// elapsed). The monotonic part is skipped when there is no monotonic
+// anchor (after a restart).
+func elapsedSince(anchorMono, anchorWall, mono, wall time.Time) time.Duration {
+	e := wall.Round(0).Sub(anchorWall.Round(0))
+	if !anchorMono.IsZero() {
+		if m := mono.Sub(anchorMono); m > e {
+			e = m
+		}
+	}
+	return e
+}
