@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"log"
 	"os"
+	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/licensekit/licensekit-go/license"
@@ -103,4 +105,33 @@ func ExampleClient_Start_refused() {
 	// Output:
 	// revoked; refused: true
 	// state: Refused
+}
+
+// TestReadmeOutageSnippet keeps the README's licensetest snippet honest: it
+// is the same code, with the default fingerprint source.
+func TestReadmeOutageSnippet(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		srv := licensetest.NewUnstartedServer() // in memory: no sockets in the bubble
+		defer srv.Close()
+		srv.AddLicense(licensetest.License{ProductGUID: "p", Key: "k",
+			SessionDuration: 10 * time.Minute, GracePeriod: time.Hour})
+		c, _ := license.New(license.Config{ServerURL: srv.URL, APIKey: srv.APIKey(),
+			ServerPublicKey: srv.PublicKey().EncodeBase64(), ProductGUID: "p", LicenseKey: "k"},
+			license.WithRoundTripper(srv.Transport()))
+		if err := c.Start(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close(context.Background())
+
+		srv.SetDown(true)
+		time.Sleep(30 * time.Minute) // fake time: returns at once
+		if got := c.Status().State; got != license.Grace {
+			t.Fatalf("state = %v; want Grace", got)
+		}
+		srv.SetDown(false)
+		time.Sleep(2 * time.Minute)
+		if got := c.Status().State; got != license.Active {
+			t.Fatalf("state = %v; want Active", got)
+		}
+	})
 }

@@ -90,7 +90,7 @@ type fixture struct {
 	c                                       *client
 	clock                                   *fakeClock
 	guid1, guid2                            string
-	live, ended, lapsed, revoked, rotatedTk string
+	live, ended, lapsed, revoked string
 }
 
 func newFixture(t *testing.T) *fixture {
