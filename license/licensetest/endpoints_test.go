@@ -86,10 +86,10 @@ func patch(v any, name string, value any) []byte {
 // fixture is a server with licences in every state and tokens in every
 // state, for the failure table.
 type fixture struct {
-	s                                       *licensetest.Server
-	c                                       *client
-	clock                                   *fakeClock
-	guid1, guid2                            string
+	s                            *licensetest.Server
+	c                            *client
+	clock                        *fakeClock
+	guid1, guid2                 string
 	live, ended, lapsed, revoked string
 }
 
