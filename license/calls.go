@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"strings"
 	"time"
 
 	"github.com/licensekit/licensekit-go/internal/wire"
@@ -128,19 +129,43 @@ func (c *Client) beginLocked(ctx context.Context) (time.Time, error) {
 		UserHash:     c.cfg.UserAttributes,
 		Duration:     int64(c.cfg.SessionDuration / time.Second),
 	}
-	sent := time.Now()
-	body, err := c.call(ctx, wire.Begin, transport.RetryUnsent, req)
-	if err != nil {
-		return time.Time{}, &Error{Op: "begin session", Err: err}
+	sent, reply, err := c.sendBeginLocked(ctx, req)
+	if err != nil && refused(err) && unknownInstance(err) {
+		// The server lost the stored instance (a reset database, another
+		// server): register again, once, rather than refuse for good.
+		c.log.Info("server does not know the stored instance; registering again")
+		if rerr := c.registerLocked(ctx); rerr != nil {
+			return time.Time{}, rerr
+		}
+		req.InstanceGUID = c.st.InstanceGUID
+		sent, reply, err = c.sendBeginLocked(ctx, req)
 	}
-	reply, err := wire.DecodeBegin(body)
 	if err != nil {
-		return time.Time{}, &Error{Op: "begin session", Err: c.replyError(err)}
+		return time.Time{}, err
 	}
 	c.st.Token = reply.Token
 	c.st.Features = reply.Features
 	c.adoptLocked(sent, reply.Time, reply.ControlOptions)
 	return sent, nil
+}
+
+func (c *Client) sendBeginLocked(ctx context.Context, req wire.BeginRequest) (time.Time, *wire.BeginReply, error) {
+	sent := time.Now()
+	body, err := c.call(ctx, wire.Begin, transport.RetryUnsent, req)
+	if err != nil {
+		return sent, nil, &Error{Op: "begin session", Err: err}
+	}
+	reply, err := wire.DecodeBegin(body)
+	if err != nil {
+		return sent, nil, &Error{Op: "begin session", Err: c.replyError(err)}
+	}
+	return sent, reply, nil
+}
+
+// unknownInstance reports a refusal because the instance is not known.
+func unknownInstance(err error) bool {
+	var api *APIError
+	return errors.As(err, &api) && strings.Contains(strings.ToLower(api.Message), "unknown instance")
 }
 
 // extendLocked extends the current session and adopts the reply.

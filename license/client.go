@@ -425,11 +425,13 @@ func (c *Client) Close(ctx context.Context) error {
 
 	c.mu.Lock()
 	var err error
+	ended := false
 	if c.st.Token != "" {
 		if left := c.anchorDeadline(c.session()); left > 0 {
 			ectx, stop := context.WithTimeout(ctx, min(10*time.Second, left))
 			err = c.endLocked(ectx)
 			stop()
+			ended = err == nil
 		} else {
 			// The session has lapsed on the server too.
 			c.st.Token = ""
@@ -451,10 +453,13 @@ func (c *Client) Close(ctx context.Context) error {
 	c.events.close()
 	c.done.Load().close(ErrClosed)
 	c.tr.CloseIdleConnections()
-	if err != nil {
+	switch {
+	case err != nil:
 		c.log.Warn("end_session failed; the next start ends the orphaned session", "error", err)
-	} else {
+	case ended:
 		c.log.Info("licence session ended", "state", Ended)
+	default:
+		c.log.Info("client closed; no live session to end", "state", Ended)
 	}
 	return err
 }
@@ -480,8 +485,8 @@ func (c *Client) enterLocked(st State, reason error) {
 	if prev == st {
 		return
 	}
-	c.emit(Event{Type: EventStateChanged, State: st, Previous: prev, Reason: reason,
-		GraceLeft: c.graceLeft()})
+	// Done changes before the event goes out, so that a handler reacting
+	// to the event sees Err and Done agree with it.
 	switch {
 	case st == Expired || st == Refused:
 		c.done.Load().close(reason)
@@ -490,6 +495,8 @@ func (c *Client) enterLocked(st State, reason error) {
 			c.done.Store(&doneSignal{ch: make(chan struct{})})
 		}
 	}
+	c.emit(Event{Type: EventStateChanged, State: st, Previous: prev, Reason: reason,
+		GraceLeft: c.graceLeft()})
 	lvl := slog.LevelInfo
 	if st != Active {
 		lvl = slog.LevelWarn

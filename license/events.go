@@ -40,6 +40,9 @@ const (
 var eventNames = [...]string{"", "StateChanged", "Renewed", "RenewFailed", "ControlOptionsChanged",
 	"OrphanEnded", "ResumeDetected", "StateDiscarded", "Deprecated", "Ended"}
 
+// MarshalText renders the event type's name.
+func (t EventType) MarshalText() ([]byte, error) { return []byte(t.String()), nil }
+
 // String returns the event type's name.
 func (t EventType) String() string {
 	if int(t) < len(eventNames) && t != 0 {

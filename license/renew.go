@@ -98,7 +98,7 @@ func (c *Client) observeLocked(mono, wall time.Time) {
 // is refused or there is no session, begin a new one. It reports whether
 // the loop must stop (refused, or the context ended).
 func (c *Client) renewLocked(ctx context.Context) (stop bool) {
-	cctx, cancel := context.WithTimeout(ctx, callBudget)
+	cctx, cancel := context.WithTimeout(ctx, c.callTimeoutLocked())
 	defer cancel()
 	c.setRenewing(true)
 	var err error
@@ -147,10 +147,27 @@ func (c *Client) renewLocked(ctx context.Context) (stop bool) {
 	c.publishLocked()
 	left := c.graceLeft()
 	c.log.Warn("licence renewal failed", "state", c.state, "attempt", c.failures,
-		"retry_in", c.nextTry.Sub(now).Round(time.Millisecond), "grace_left", left.Round(time.Second), "error", err)
+		"retry_in", c.nextTry.Sub(now).Round(time.Millisecond).String(), "grace_left", left.Round(time.Second).String(),
+		"error", err)
 	c.emit(Event{Type: EventRenewFailed, Reason: err, Attempt: c.failures, NextTry: c.wallAt(c.nextTry),
 		GraceLeft: left})
 	return false
+}
+
+// callTimeoutLocked bounds one renewal call: callBudget, but no later than
+// the next deadline (lapse or grace expiry) when that is more than a
+// second away, so that a hung request cannot delay a state change.
+func (c *Client) callTimeoutLocked() time.Duration {
+	budget := callBudget
+	if !c.st.Sent.IsZero() {
+		e := c.elapsed(time.Now(), c.wallNow())
+		for _, d := range [...]time.Duration{c.session(), c.session() + c.grace()} {
+			if left := d - e; left > time.Second && left < budget {
+				budget = left
+			}
+		}
+	}
+	return budget
 }
 
 // scheduleLocked sets nextTry from the pure schedule.

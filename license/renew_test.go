@@ -3,6 +3,8 @@ package license
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -391,4 +393,64 @@ func TestEventsInOrder(t *testing.T) {
 		time.Sleep(time.Hour)
 		assert.Equal(t, n, len(e.rec.all()), "no event after Close")
 	})
+}
+
+func TestStaleInstanceIsRegisteredAgain(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := newEnv(t, envConfig{session: 10 * time.Minute})
+		c1 := e.start()
+		require.NoError(t, c1.Close(context.Background()))
+
+		// A fresh server (a reset database) does not know the stored instance.
+		e2 := newEnv(t, envConfig{session: 10 * time.Minute})
+		e2.store = e.store
+		c2 := e2.start()
+		assert.Equal(t, Active, c2.Status().State)
+		assert.Equal(t, 1, e2.srv.Count(wire.Register), "registered again once")
+		assert.Equal(t, 2, e2.srv.Count(wire.Begin))
+		assert.NotEqual(t, c1.Status().InstanceGUID, c2.Status().InstanceGUID)
+	})
+}
+
+func TestDoneClosesBeforeTheExpiredEvent(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := newEnv(t, envConfig{session: time.Minute, grace: time.Minute})
+		var c *Client
+		var errAtEvent atomic.Value
+		c = e.start(WithEventHandler(func(ev Event) {
+			if ev.Type == EventStateChanged && ev.State == Expired {
+				errAtEvent.Store(fmt.Sprint(c.Err()))
+			}
+		}))
+		e.srv.SetDown(true)
+		time.Sleep(3 * time.Minute)
+		synctest.Wait()
+		assert.Equal(t, Expired, c.Status().State)
+		assert.Equal(t, ErrGraceExpired.Error(), errAtEvent.Load(), "Err must be set when the event arrives")
+	})
+}
+
+func TestShortGraceRetriesOften(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		// With G = 8 s the retry cap in grace is 5 s, so a server back in
+		// the middle of grace is found before grace runs out.
+		e := newEnv(t, envConfig{session: 4 * time.Second, grace: 8 * time.Second})
+		c := e.start()
+		e.srv.SetDown(true)
+		time.Sleep(4*time.Second + time.Millisecond)
+		synctest.Wait()
+		require.Equal(t, Grace, c.Status().State)
+		time.Sleep(2 * time.Second)
+		e.srv.SetDown(false)
+		time.Sleep(5*time.Second + 100*time.Millisecond)
+		synctest.Wait()
+		assert.Equal(t, Active, c.Status().State)
+		assert.NotContains(t, e.rec.states(), Expired)
+	})
+}
+
+func TestStateMarshalsByName(t *testing.T) {
+	b, err := json.Marshal(map[string]any{"state": Grace, "event": EventRenewed})
+	require.NoError(t, err)
+	assert.JSONEq(t, `{"state":"Grace","event":"Renewed"}`, string(b))
 }

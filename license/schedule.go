@@ -13,7 +13,8 @@ const (
 	// maxSleep bounds every wait, so that the loop notices a suspend, a
 	// deadline or a clock change within a minute.
 	maxSleep = 60 * time.Second
-	// graceCap and expiredCap bound the retry wait in Grace and Expired.
+	// graceCap and expiredCap bound the retry wait in Grace (together with
+	// a tenth of the grace period) and Expired.
 	graceCap   = 60 * time.Second
 	expiredCap = 5 * time.Minute
 	// rollbackSlack is how far the wall clock may fall behind the latest
@@ -46,8 +47,9 @@ type plan struct {
 //
 // After a success the attempt falls at 50–70 % of the session. After a
 // failure it waits U[0.5, 1) × min(cap, base × 2^(failures-1)), where cap is
-// min(60 s, max(session/10, 5 s)) while the session is live, 60 s in grace
-// and 5 min once grace is spent; a Retry-After counts up to that cap.
+// min(60 s, max(session/10, 5 s)) while the session is live,
+// min(60 s, max(grace/10, 5 s)) in grace and 5 min once grace is spent; a
+// Retry-After counts up to that cap.
 func nextAttempt(p plan) time.Duration {
 	u := p.u
 	if u < 0 || u >= 1 || u != u {
@@ -93,7 +95,7 @@ func capFor(p plan) time.Duration {
 	case p.elapsed < p.session:
 		return min(graceCap, max(p.session/10, 5*time.Second))
 	case p.elapsed < p.session+p.grace:
-		return graceCap
+		return min(graceCap, max(p.grace/10, 5*time.Second))
 	default:
 		return expiredCap
 	}

@@ -38,6 +38,10 @@ func (s State) String() string {
 	return "State(" + strconv.Itoa(int(s)) + ")"
 }
 
+// MarshalText renders the state's name, so that JSON logs and encodings
+// show "Active" rather than a number.
+func (s State) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
 // Usable reports whether the licence may be used in this state: Active or
 // Grace.
 func (s State) Usable() bool { return s == Active || s == Grace }
