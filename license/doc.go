@@ -61,14 +61,17 @@
 //     or a reply that cannot be trusted), the client retries with full
 //     jitter: U[0.5, 1) × min(cap, 2 s × 2^(n-1)), never less than 100 ms,
 //     never past the next deadline; cap is min(60 s, max(D/10, 5 s)) while
-//     the session is live, 60 s in Grace and 5 min in Expired. Retry-After
-//     counts, capped the same way. The state stays Active until sent + D,
+//     the session is live, min(60 s, max(G/10, 5 s)) in Grace and 5 min in
+//     Expired. Retry-After counts, capped the same way. No renewal call runs
+//     past the next deadline, so state changes are never late. The state stays Active until sent + D,
 //     then Grace until sent + D + G, then Expired. The client keeps trying
 //     throughout; an extend of the old token, or else a fresh begin, returns
 //     it to Active.
-//   - When the server refuses extend_session, the client tries one
-//     begin_session. If that is refused too, the state becomes Refused at
-//     once, with no grace, and the server's message is in the error.
+//   - When the server refuses extend_session, the client ends the old token
+//     (so that it cannot hold a seat) and tries one begin_session. If that
+//     is refused too, the state becomes Refused at once, with no grace, and
+//     the server's message is in the error. A begin_session refused because
+//     the server no longer knows the stored instance registers again once.
 //   - Elapsed time is max(monotonic elapsed, wall elapsed). The monotonic
 //     clock stops during suspend on Linux and macOS, so the wall clock counts
 //     a suspend; setting the wall clock back never extends a deadline.
