@@ -36,12 +36,14 @@ type Client struct {
 	done atomic.Pointer[doneSignal]
 
 	// life guards the lifecycle fields.
-	life     sync.Mutex
-	started  bool
-	closed   bool
-	closing  atomic.Bool
-	cancel   context.CancelFunc
-	loopDone chan struct{}
+	life    sync.Mutex
+	started bool
+	closed  bool
+	closing atomic.Bool
+	// startCancel cancels a Start in progress; cancel stops the loop.
+	startCancel context.CancelFunc
+	cancel      context.CancelFunc
+	loopDone    chan struct{}
 
 	// mu serialises protocol calls and guards the session below.
 	mu         sync.Mutex
@@ -246,26 +248,40 @@ func (c *Client) Err() error {
 // unreachable but the persisted state still grants offline time, Start
 // returns nil in Grace and keeps trying in the background; otherwise the
 // error matches ErrUnreachable. A failed Start may be retried. ctx bounds
-// only Start itself; the background loop lives until Close.
+// only Start itself; the background loop lives until Close. Close cancels a
+// Start in progress, which then returns ErrClosed.
 func (c *Client) Start(ctx context.Context) error {
 	c.life.Lock()
-	defer c.life.Unlock()
-	if c.closed {
+	switch {
+	case c.closed:
+		c.life.Unlock()
 		return ErrClosed
-	}
-	if c.started {
+	case c.started || c.startCancel != nil:
+		c.life.Unlock()
 		return errors.New("license: already started")
 	}
+	// Close may cancel a Start in progress.
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	c.startCancel = cancel
+	c.life.Unlock()
 
 	c.mu.Lock()
-	err := c.startLocked(ctx)
+	err := c.startLocked(sctx)
 	c.mu.Unlock()
+
+	c.life.Lock()
+	defer c.life.Unlock()
+	c.startCancel = nil
+	if c.closed {
+		return ErrClosed // Close ran meanwhile and ended what Start began
+	}
 	if err != nil {
 		return err
 	}
 	c.started = true
-	loopCtx, cancel := context.WithCancel(context.Background())
-	c.cancel = cancel
+	loopCtx, stop := context.WithCancel(context.Background())
+	c.cancel = stop
 	c.loopDone = make(chan struct{})
 	go c.run(loopCtx)
 	return nil
@@ -416,6 +432,9 @@ func (c *Client) Close(ctx context.Context) error {
 	}
 	c.closed = true
 	c.closing.Store(true)
+	if c.startCancel != nil {
+		c.startCancel()
+	}
 	cancel, loopDone := c.cancel, c.loopDone
 	c.life.Unlock()
 	if cancel != nil {

@@ -233,3 +233,20 @@ func TestAPIErrorCategories(t *testing.T) {
 	assert.NotErrorIs(t, forged, ErrRefused)
 	assert.NotErrorIs(t, forged, ErrRevoked)
 }
+
+func TestCloseCancelsStart(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := newEnv(t, envConfig{})
+		e.srv.SetLatency("", time.Hour)
+		c := e.newClient(e.config(), WithRetry(Retry{AttemptTimeout: 2 * time.Hour}))
+		started := make(chan error)
+		go func() { started <- c.Start(context.Background()) }()
+		time.Sleep(time.Second)
+		synctest.Wait()
+		before := time.Now()
+		require.NoError(t, c.Close(context.Background()))
+		assert.ErrorIs(t, <-started, ErrClosed)
+		assert.Less(t, time.Since(before), time.Second, "Close cancels a Start in progress")
+		assert.Equal(t, Ended, c.Status().State)
+	})
+}
