@@ -95,9 +95,9 @@ func benchLifecycle(b *testing.B, shared bool) {
 	ctx := context.Background()
 	b.ReportAllocs()
 	for b.Loop() {
-		c.mu.Lock()
+		_ = c.lock(ctx)
 		c.st.InstanceGUID = "" // force a register each time
-		c.mu.Unlock()
+		c.unlock()
 		if _, err := c.Register(ctx); err != nil {
 			b.Fatal(err)
 		}

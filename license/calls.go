@@ -28,72 +28,70 @@ type Registration struct {
 // user, so Register is safe to repeat. Start calls it when needed; products
 // that drive the lifecycle by hand call it first.
 func (c *Client) Register(ctx context.Context) (Registration, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if err := c.manualLocked(ctx); err != nil {
-		return Registration{}, err
-	}
-	if err := c.registerLocked(ctx); err != nil {
-		return Registration{}, err
-	}
-	c.saveLocked(ctx)
-	c.publishLocked()
-	return Registration{
-		InstanceGUID:      c.st.InstanceGUID,
-		FirstRegisteredAt: wire.ParseTimestamp(c.st.FirstRegisteredAt).Time,
-		SessionDuration:   c.session(),
-		GracePeriod:       c.grace(),
-	}, nil
+	var reg Registration
+	err := c.manual(ctx, func(ctx context.Context) error {
+		if err := c.registerLocked(ctx); err != nil {
+			return err
+		}
+		c.saveLocked(ctx)
+		c.publishLocked()
+		reg = Registration{
+			InstanceGUID:      c.st.InstanceGUID,
+			FirstRegisteredAt: wire.ParseTimestamp(c.st.FirstRegisteredAt).Time,
+			SessionDuration:   c.session(),
+			GracePeriod:       c.grace(),
+		}
+		return nil
+	})
+	return reg, err
 }
 
 // BeginSession sends begin_session (registering first if this machine has
 // no instance yet) and makes the new session current. It does not start
 // background renewal; Start does.
 func (c *Client) BeginSession(ctx context.Context) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if err := c.manualLocked(ctx); err != nil {
-		return err
-	}
-	_, err := c.beginLocked(ctx)
-	return c.afterManualLocked(err)
+	return c.manual(ctx, func(ctx context.Context) error {
+		_, err := c.beginLocked(ctx)
+		return c.afterManualLocked(err)
+	})
 }
 
 // ExtendSession sends extend_session for the current session and adopts
 // the reply's token and control options.
 func (c *Client) ExtendSession(ctx context.Context) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if err := c.manualLocked(ctx); err != nil {
-		return err
-	}
-	if c.st.Token == "" {
-		return ErrNotStarted
-	}
-	_, err := c.extendLocked(ctx)
-	return c.afterManualLocked(err)
+	return c.manual(ctx, func(ctx context.Context) error {
+		if c.st.Token == "" {
+			return ErrNotStarted
+		}
+		_, err := c.extendLocked(ctx)
+		return c.afterManualLocked(err)
+	})
 }
 
 // EndSession sends end_session for the current session. An unknown token
 // counts as already ended. Background renewal, if running, begins a new
 // session at its next attempt; to stop for good, use Close.
 func (c *Client) EndSession(ctx context.Context) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if err := c.manualLocked(ctx); err != nil {
-		return err
-	}
-	if c.st.Token == "" {
-		return nil
-	}
-	return c.endLocked(ctx)
+	return c.manual(ctx, func(ctx context.Context) error {
+		if c.st.Token == "" {
+			return nil
+		}
+		return c.endLocked(ctx)
+	})
 }
 
-func (c *Client) manualLocked(ctx context.Context) error {
+// manual runs an explicit call: under the client's lock, cancelled by
+// Close, after loading the state.
+func (c *Client) manual(ctx context.Context, f func(context.Context) error) error {
 	if c.closing.Load() {
 		return ErrClosed
 	}
-	return c.loadLocked(ctx)
+	return c.locked(ctx, func(ctx context.Context) error {
+		if err := c.loadLocked(ctx); err != nil {
+			return err
+		}
+		return f(ctx)
+	})
 }
 
 func (c *Client) afterManualLocked(err error) error {

@@ -36,17 +36,21 @@ type Client struct {
 	done atomic.Pointer[doneSignal]
 
 	// life guards the lifecycle fields.
-	life    sync.Mutex
-	started bool
-	closed  bool
-	closing atomic.Bool
-	// startCancel cancels a Start in progress; cancel stops the loop.
-	startCancel context.CancelFunc
-	cancel      context.CancelFunc
-	loopDone    chan struct{}
+	life     sync.Mutex
+	started  bool
+	starting bool
+	closed   bool
+	closing  atomic.Bool
+	// closeCtx is cancelled by Close: it stops the loop and cancels a Start
+	// or an explicit call in progress.
+	closeCtx context.Context
+	closeNow context.CancelFunc
+	loopDone chan struct{}
 
-	// mu serialises protocol calls and guards the session below.
-	mu         sync.Mutex
+	// sem is a one-slot lock that serialises protocol calls and guards the
+	// session below. Unlike a mutex, waiting on it can be cancelled, and it
+	// counts as durably blocked under testing/synctest.
+	sem        chan struct{}
 	loaded     bool
 	store      StateStore
 	slot       *statefile.File
@@ -158,6 +162,8 @@ func New(cfg Config, opts ...Option) (*Client, error) {
 	}
 	c.snap.Store(&snapshot{})
 	c.done.Store(&doneSignal{ch: make(chan struct{})})
+	c.sem = make(chan struct{}, 1)
+	c.closeCtx, c.closeNow = context.WithCancel(context.Background())
 	return c, nil
 }
 
@@ -256,23 +262,18 @@ func (c *Client) Start(ctx context.Context) error {
 	case c.closed:
 		c.life.Unlock()
 		return ErrClosed
-	case c.started || c.startCancel != nil:
+	case c.started || c.starting:
 		c.life.Unlock()
 		return errors.New("license: already started")
 	}
-	// Close may cancel a Start in progress.
-	sctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	c.startCancel = cancel
+	c.starting = true
 	c.life.Unlock()
 
-	c.mu.Lock()
-	err := c.startLocked(sctx)
-	c.mu.Unlock()
+	err := c.locked(ctx, c.startLocked)
 
 	c.life.Lock()
 	defer c.life.Unlock()
-	c.startCancel = nil
+	c.starting = false
 	if c.closed {
 		return ErrClosed // Close ran meanwhile and ended what Start began
 	}
@@ -280,12 +281,43 @@ func (c *Client) Start(ctx context.Context) error {
 		return err
 	}
 	c.started = true
-	loopCtx, stop := context.WithCancel(context.Background())
-	c.cancel = stop
+	loopCtx, stop := context.WithCancel(c.closeCtx)
 	c.loopDone = make(chan struct{})
-	go c.run(loopCtx)
+	go func() {
+		defer stop()
+		c.run(loopCtx)
+	}()
 	return nil
 }
+
+// locked runs f holding the client's lock, with a context that Close
+// cancels. Waiting for the lock ends with ctx or Close.
+func (c *Client) locked(ctx context.Context, f func(context.Context) error) error {
+	cctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := context.AfterFunc(c.closeCtx, cancel)
+	defer stop()
+	if err := c.lock(cctx); err != nil {
+		if c.closing.Load() {
+			return ErrClosed
+		}
+		return err
+	}
+	defer c.unlock()
+	return f(cctx)
+}
+
+// lock takes the client's lock unless ctx ends first.
+func (c *Client) lock(ctx context.Context) error {
+	select {
+	case c.sem <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (c *Client) unlock() { <-c.sem }
 
 func (c *Client) startLocked(ctx context.Context) error {
 	if err := c.loadLocked(ctx); err != nil {
@@ -432,17 +464,15 @@ func (c *Client) Close(ctx context.Context) error {
 	}
 	c.closed = true
 	c.closing.Store(true)
-	if c.startCancel != nil {
-		c.startCancel()
-	}
-	cancel, loopDone := c.cancel, c.loopDone
+	loopDone := c.loopDone
 	c.life.Unlock()
-	if cancel != nil {
-		cancel()
+	// Stop the loop, and cancel a Start or explicit call in progress.
+	c.closeNow()
+	if loopDone != nil {
 		<-loopDone
 	}
 
-	c.mu.Lock()
+	_ = c.lock(context.Background()) // every holder was cancelled: this is quick
 	var err error
 	ended := false
 	if c.st.Token != "" {
@@ -467,7 +497,7 @@ func (c *Client) Close(ctx context.Context) error {
 	if c.slot != nil {
 		_ = c.slot.Release()
 	}
-	c.mu.Unlock()
+	c.unlock()
 
 	c.events.close()
 	c.done.Load().close(ErrClosed)

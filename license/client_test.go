@@ -250,3 +250,24 @@ func TestCloseCancelsStart(t *testing.T) {
 		assert.Equal(t, Ended, c.Status().State)
 	})
 }
+
+// TestExplicitCallInBackoff checks that an explicit call waiting out its
+// retries neither freezes the renewal loop (the lock is a channel, durable
+// under synctest) nor delays Close, which cancels it.
+func TestExplicitCallInBackoff(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := newEnv(t, envConfig{session: 10 * time.Minute, grace: time.Hour})
+		c := e.start(WithRetry(Retry{Attempts: 3, MinBackoff: 2 * time.Minute, MaxBackoff: 2 * time.Minute}))
+		e.srv.SetDown(true)
+		done := make(chan error)
+		go func() { done <- c.ExtendSession(context.Background()) }()
+		time.Sleep(30 * time.Second)
+		synctest.Wait()
+		before := time.Now()
+		err := c.Close(context.Background())
+		assert.ErrorIs(t, err, ErrUnreachable, "end_session cannot reach the server")
+		assert.Less(t, time.Since(before), time.Second)
+		assert.Error(t, <-done)
+		assert.ErrorIs(t, c.ExtendSession(context.Background()), ErrClosed)
+	})
+}

@@ -53,8 +53,9 @@
 //     successful begin_session or extend_session request was sent (not the
 //     time the reply arrived).
 //   - Renewal is due at a uniformly random point between 50 % and 70 % of D
-//     after sent (D/3 for sessions under 15 s). The next renewal always uses
-//     the latest reply's D: the server may change control_options.
+//     after sent, so at most two calls fall in one session. The next renewal
+//     always uses the latest reply's D: the server may change
+//     control_options.
 //   - extend_session may return a new token; the client always uses and
 //     persists the latest one.
 //   - When the server is unreachable (network error, timeout, 5xx, 429, 408,

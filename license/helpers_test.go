@@ -183,10 +183,10 @@ func crash(c *Client) {
 	c.life.Lock()
 	c.closed = true
 	c.closing.Store(true)
-	cancel, done := c.cancel, c.loopDone
+	done := c.loopDone
 	c.life.Unlock()
-	if cancel != nil {
-		cancel()
+	c.closeNow()
+	if done != nil {
 		<-done
 	}
 	c.events.close()

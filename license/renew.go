@@ -24,9 +24,11 @@ func (c *Client) run(ctx context.Context) {
 	timer := time.NewTimer(maxSleep)
 	defer timer.Stop()
 
-	c.mu.Lock()
+	if c.lock(ctx) != nil {
+		return
+	}
 	c.scheduleLocked(time.Now())
-	c.mu.Unlock()
+	c.unlock()
 	lastMono, lastWall := time.Now(), c.wallNow()
 	for {
 		now, wall := time.Now(), c.wallNow()
@@ -35,7 +37,9 @@ func (c *Client) run(ctx context.Context) {
 		resumed := wall.Sub(lastWall)-now.Sub(lastMono) > 2*maxSleep
 		lastMono, lastWall = now, wall
 
-		c.mu.Lock()
+		if c.lock(ctx) != nil {
+			return
+		}
 		if resumed {
 			c.log.Info("resume from suspend detected; renewing now")
 			c.emit(Event{Type: EventResumeDetected})
@@ -43,19 +47,19 @@ func (c *Client) run(ctx context.Context) {
 		}
 		c.observeLocked(now, wall)
 		if c.state == Refused {
-			c.mu.Unlock()
+			c.unlock()
 			return
 		}
 		if !now.Before(c.nextTry) {
 			if stop := c.renewLocked(ctx); stop {
-				c.mu.Unlock()
+				c.unlock()
 				return
 			}
 			now = time.Now()
 			c.observeLocked(now, c.wallNow())
 		}
 		wait := c.wakeLocked(now)
-		c.mu.Unlock()
+		c.unlock()
 
 		timer.Reset(wait)
 		select {

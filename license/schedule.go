@@ -58,9 +58,6 @@ func nextAttempt(p plan) time.Duration {
 	var wait time.Duration
 	if p.failures == 0 {
 		at := time.Duration(float64(p.session) * (renewFrom + renewSpan*u))
-		if p.session < 15*time.Second {
-			at = p.session / 3
-		}
 		if p.maxInterval > 0 && at > p.maxInterval {
 			at = p.maxInterval
 		}

@@ -60,8 +60,9 @@ func TestNextAttemptRenewalWindow(t *testing.T) {
 	}
 	// Counted from the anchor, not from now.
 	assert.Equal(t, 20*time.Minute, nextAttempt(plan{session: time.Hour, elapsed: 10 * time.Minute, u: 0}))
-	// Short sessions renew at a third.
-	assert.Equal(t, 4*time.Second/3, nextAttempt(plan{session: 4 * time.Second, u: 0.9}))
+	// Short sessions keep the 50-70 % window: at most two calls a session.
+	assert.Equal(t, 2*time.Second, nextAttempt(plan{session: 4 * time.Second, u: 0}))
+	assert.Equal(t, 2800*time.Millisecond, nextAttempt(plan{session: 4 * time.Second, u: 1 - 1e-12}).Round(time.Millisecond))
 	// MaxRenewInterval caps the wait.
 	assert.Equal(t, time.Hour, nextAttempt(plan{session: 24 * time.Hour, maxInterval: time.Hour}))
 	// Out-of-range randomness cannot break the window.

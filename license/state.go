@@ -119,6 +119,10 @@ type persisted struct {
 
 const stateVersion = 1
 
+// maxStateSeconds bounds persisted control options to a century, as the
+// wire decoder does; two of them still fit a time.Duration.
+const maxStateSeconds = 100 * 366 * 24 * 3600
+
 // stateAAD binds the sealed state to its purpose.
 var stateAAD = []byte("licensekit state v1")
 
@@ -163,7 +167,7 @@ func openState(key, blob []byte) (*persisted, error) {
 	if p.Version != stateVersion {
 		return nil, &stateError{kind: ErrStateCorrupt, msg: fmt.Sprintf("unknown version %d", p.Version)}
 	}
-	if p.SessionSeconds < 0 || p.GraceSeconds < 0 || p.SessionSeconds > 1<<40 || p.GraceSeconds > 1<<40 {
+	if p.SessionSeconds < 0 || p.GraceSeconds < 0 || p.SessionSeconds > maxStateSeconds || p.GraceSeconds > maxStateSeconds {
 		return nil, &stateError{kind: ErrStateCorrupt, msg: "control options out of range"}
 	}
 	return &p, nil
