@@ -1,0 +1,416 @@
+package license
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/licensekit/licensekit-go/fingerprint"
+	"github.com/licensekit/licensekit-go/internal/wire"
+	"github.com/licensekit/licensekit-go/license/licensetest"
+)
+
+// TestSecretsNeverLeak runs a full lifecycle with failures of every kind,
+// with Debug logging on and every error and event collected, in both
+// envelope modes, and checks that no secret appears in any of them: not
+// the API key, the licence key, a session token or session key the server
+// issued, the shared secret, nor any plaintext payload or a distinctive
+// value from one.
+func TestSecretsNeverLeak(t *testing.T) {
+	for _, mode := range []string{"public-key", "shared-secret"} {
+		t.Run(mode, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) { secretLifecycle(t, mode == "shared-secret") })
+		})
+	}
+}
+
+// randomHex returns n random bytes in hex: distinctive values, so that a
+// substring check cannot pass or fail by accident.
+func randomHex(t *testing.T, n int) string {
+	t.Helper()
+	b := make([]byte, n)
+	_, err := rand.Read(b)
+	require.NoError(t, err)
+	return hex.EncodeToString(b)
+}
+
+// lockedBuffer is a bytes.Buffer safe for the concurrent writes of several
+// loggers.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// replyRecorder wraps a RoundTripper and keeps every response body, so the
+// test learns every token and session key the server handed out.
+type replyRecorder struct {
+	next   http.RoundTripper
+	mu     sync.Mutex
+	bodies [][]byte
+}
+
+func (r *replyRecorder) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := r.next.RoundTrip(req)
+	if err != nil {
+		return resp, err
+	}
+	body, rerr := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	r.mu.Lock()
+	r.bodies = append(r.bodies, body)
+	r.mu.Unlock()
+	var rest io.Reader = bytes.NewReader(body)
+	if rerr != nil {
+		rest = io.MultiReader(rest, errReader{rerr})
+	}
+	resp.Body = io.NopCloser(rest)
+	return resp, nil
+}
+
+func (r *replyRecorder) all() [][]byte {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([][]byte(nil), r.bodies...)
+}
+
+type errReader struct{ err error }
+
+func (e errReader) Read([]byte) (int, error) { return 0, e.err }
+
+// collectStrings adds every string value stored under one of keys anywhere
+// in a JSON document to out.
+func collectStrings(doc []byte, keys map[string]bool, out map[string]bool) {
+	var v any
+	if json.Unmarshal(doc, &v) != nil {
+		return
+	}
+	var walk func(any)
+	walk = func(v any) {
+		switch v := v.(type) {
+		case map[string]any:
+			for k, x := range v {
+				if s, ok := x.(string); ok && keys[k] && s != "" {
+					out[s] = true
+				}
+				walk(x)
+			}
+		case []any:
+			for _, x := range v {
+				walk(x)
+			}
+		}
+	}
+	walk(v)
+}
+
+// secretSink gathers everything the client said: logs, events and errors.
+type secretSink struct {
+	logs   lockedBuffer
+	mu     sync.Mutex
+	events []string
+	errs   []string
+	types  map[EventType]int
+	states map[State]int
+}
+
+func (s *secretSink) event(e Event) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.types[e.Type]++
+	if e.Type == EventStateChanged {
+		s.states[e.State]++
+	}
+	txt := fmt.Sprintf("%+v %v %s", e, e, e.Detail)
+	if e.Reason != nil {
+		txt += " " + e.Reason.Error()
+	}
+	s.events = append(s.events, txt)
+}
+
+func (s *secretSink) err(err error) {
+	if err == nil {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.errs = append(s.errs, err.Error(), fmt.Sprintf("%+v %#v", err, err))
+}
+
+// status records what a snapshot of c says, including its errors.
+func (s *secretSink) status(c *Client) {
+	st := c.Status()
+	s.err(st.Reason)
+	s.err(st.LastError)
+	s.err(c.Err())
+	s.mu.Lock()
+	s.events = append(s.events, fmt.Sprintf("%+v %v", st, c))
+	s.mu.Unlock()
+}
+
+func secretLifecycle(t *testing.T, shared bool) {
+	const D, G = 10 * time.Minute, time.Hour
+	apiKey := "APIKEY-" + randomHex(t, 16)
+	licKey := "LICKEY-" + randomHex(t, 16)
+	srv := licensetest.NewUnstartedServer(licensetest.WithAPIKey(apiKey), licensetest.WithTokenRotation())
+	defer srv.Close()
+	require.NoError(t, srv.AddLicense(licensetest.License{ProductGUID: testProduct, Key: licKey,
+		SessionDuration: D, GracePeriod: G, Features: "export,pro"}))
+
+	fp := testFingerprint()
+	fp.MBSerial.Value = "MBSERIAL-" + randomHex(t, 12)
+	fp.VolumeHash.Value = "VOLHASH-" + randomHex(t, 12)
+	fp.CPUID.Value = "CPUID-" + randomHex(t, 12)
+	fp.HostName.Value = "HOST-" + randomHex(t, 12)
+	fp.Extra[0].Value = fp.MBSerial.Value
+	email := "user-" + randomHex(t, 8) + "@example.com"
+	attr := "ATTR-" + randomHex(t, 12)
+
+	cfg := Config{ServerURL: srv.URL, APIKey: apiKey, ProductGUID: testProduct, LicenseKey: licKey,
+		UserName: "Ada", UserEmail: email, UserAttributes: map[string]string{"team": attr}}
+	if shared {
+		cfg.SharedSecret = srv.Secret()
+	} else {
+		cfg.ServerPublicKey = srv.PublicKey().EncodeBase64()
+	}
+
+	sink := &secretSink{types: map[EventType]int{}, states: map[State]int{}}
+	logger := slog.New(slog.NewJSONHandler(&sink.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	rec := &replyRecorder{next: srv.Transport()}
+	wall := &wallClock{}
+	newClient := func(store StateStore, fp *fingerprint.Fingerprint) *Client {
+		c, err := New(cfg, WithRoundTripper(rec), WithStateStore(store), WithEventHandler(sink.event),
+			WithLogger(logger), fixedFingerprint(fp), WithWallClock(wall.now),
+			WithRetry(Retry{MinBackoff: 200 * time.Millisecond, MaxBackoff: time.Second}))
+		require.NoError(t, err)
+		return c
+	}
+	tokens := map[string]bool{}
+	snapTokens := func() {
+		for _, s := range srv.Sessions() {
+			tokens[s.Token] = true
+		}
+	}
+	ctx := context.Background()
+	store := &MemoryStateStore{}
+
+	// A start while the server is down, with no state: unreachable.
+	srv.SetDown(true)
+	early := newClient(&MemoryStateStore{}, fp)
+	sink.err(early.Start(ctx))
+	sink.status(early)
+	sink.err(early.Close(ctx))
+	srv.SetDown(false)
+
+	// Register, begin, and a few quiet renewals.
+	c := newClient(store, fp)
+	require.NoError(t, c.Start(ctx))
+	snapTokens()
+	time.Sleep(25 * time.Minute)
+	snapTokens()
+	sink.status(c)
+
+	// Renewals that fail: 503s beyond the transport's retries, a 429 with
+	// Retry-After, a refused extend (404: end, then a fresh begin), a
+	// garbage reply, a truncated one, a reply that looks sealed.
+	steps := []func(){
+		func() { srv.FailNext(wire.Extend, 3, http.StatusServiceUnavailable) },
+		func() {
+			srv.Inject(licensetest.Fault{Endpoint: wire.Extend, Kind: licensetest.FaultFail, Count: 3,
+				Status: http.StatusTooManyRequests, RetryAfter: 30 * time.Second})
+		},
+		func() { srv.FailNext(wire.Extend, 1, http.StatusNotFound) },
+		func() { srv.GarbageNext(wire.Extend, 3) },
+		func() { srv.TruncateNext(wire.Extend, 3) },
+		func() { srv.BadSealNext(wire.Extend) },
+		func() { srv.FailNext(wire.Extend, 3, http.StatusBadGateway) },
+	}
+	for _, step := range steps {
+		step()
+		time.Sleep(D)
+		snapTokens()
+		sink.status(c)
+	}
+
+	// An outage longer than the session: Grace. Manual calls fail too;
+	// they go through a client without a renewal loop (see manual below).
+	srv.SetDown(true)
+	time.Sleep(D + 5*time.Minute)
+	sink.status(c)
+	manual := newClient(&MemoryStateStore{}, fp)
+	_, err := manual.Register(ctx)
+	sink.err(err)
+	sink.err(manual.BeginSession(ctx))
+	srv.SetDown(false)
+	time.Sleep(2 * time.Minute)
+	snapTokens()
+	sink.status(c)
+
+	// Connections reset instead of refused, briefly.
+	srv.SetDownMode(licensetest.DownReset)
+	srv.SetDown(true)
+	time.Sleep(3 * time.Minute)
+	srv.SetDown(false)
+	srv.SetDownMode(licensetest.DownRefuse)
+	time.Sleep(D)
+	snapTokens()
+
+	// Manual calls, failing with a 5xx and a 4xx. They use a client that
+	// was never started: a manual call that waits out a retry backoff
+	// holds the client's mutex, and a renewal loop blocked on a
+	// sync.Mutex does not count as durably blocked, so the bubble's clock
+	// would stop.
+	require.NoError(t, manual.BeginSession(ctx))
+	snapTokens()
+	srv.FailNext(wire.End, 3, http.StatusInternalServerError)
+	sink.err(manual.EndSession(ctx))
+	sink.err(manual.EndSession(ctx))
+	require.NoError(t, manual.ExtendSession(ctx))
+	srv.FailNext(wire.Extend, 1, http.StatusBadRequest)
+	sink.err(manual.ExtendSession(ctx))
+	sink.status(manual)
+	sink.err(manual.Close(ctx))
+	time.Sleep(D)
+	snapTokens()
+	sink.status(c)
+
+	// A second client on a tampered state, started offline then online.
+	bad := store.Bytes()
+	bad[len(bad)/2] ^= 0x40
+	other := &MemoryStateStore{}
+	other.SetBytes(bad)
+	srv.SetDown(true)
+	c2 := newClient(other, fp)
+	sink.err(c2.Start(ctx))
+	srv.SetDown(false)
+	sink.err(c2.Start(ctx))
+	snapTokens()
+	sink.status(c2)
+	sink.err(c2.Close(ctx))
+
+	// A wall clock set back two hours while the server is down.
+	srv.SetDown(true)
+	wall.jump(-2 * time.Hour)
+	time.Sleep(D)
+	sink.status(c)
+	wall.jump(2 * time.Hour)
+	srv.SetDown(false)
+	time.Sleep(D)
+	snapTokens()
+
+	// Revocation: the renewal is refused, and so is a new start.
+	require.Equal(t, Active, c.Status().State, "the client survived every failure so far")
+	require.NoError(t, srv.Revoke(testProduct, licKey))
+	time.Sleep(D)
+	sink.status(c)
+	require.Equal(t, Refused, c.Status().State)
+	require.ErrorIs(t, c.Status().Reason, ErrRevoked)
+	c3 := newClient(&MemoryStateStore{}, fp)
+	sink.err(c3.Start(ctx))
+	sink.err(c3.Close(ctx))
+	sink.err(c.Close(ctx))
+	sink.status(c)
+	synctest.Wait()
+
+	// Everything the server issued or was sent.
+	sessionKeys := map[string]bool{}
+	for _, body := range rec.all() {
+		collectStrings(body, map[string]bool{"token": true}, tokens)
+		collectStrings(body, map[string]bool{"session_key": true}, sessionKeys)
+	}
+	var payloads [][]byte
+	for _, r := range srv.Requests() {
+		if len(r.Payload) > 0 {
+			payloads = append(payloads, r.Payload)
+			collectStrings(r.Payload, map[string]bool{"token": true}, tokens)
+		}
+	}
+
+	// The test is not vacuous.
+	logs := sink.logs.String()
+	require.NotEmpty(t, logs)
+	assert.Regexp(t, `"level":"DEBUG","msg":"transport attempt"`, logs, "no Debug request line")
+	assert.Contains(t, logs, `"level":"WARN"`, "no Warn line")
+	assert.GreaterOrEqual(t, len(tokens), 5, "tokens seen")
+	assert.GreaterOrEqual(t, len(sessionKeys), 3, "session keys seen")
+	assert.GreaterOrEqual(t, len(payloads), 20, "payloads seen")
+	assert.Positive(t, sink.types[EventRenewFailed], "renewal failures")
+	assert.Positive(t, sink.types[EventStateDiscarded], "state discarded")
+	assert.Positive(t, sink.states[Grace], "Grace entered")
+	assert.Positive(t, sink.states[Refused], "Refused entered")
+	assert.GreaterOrEqual(t, len(sink.errs), 10, "errors collected")
+	t.Logf("checked %d log bytes, %d event texts, %d error texts against %d tokens, %d session keys, %d payloads",
+		len(logs), len(sink.events), len(sink.errs), len(tokens), len(sessionKeys), len(payloads))
+
+	// The secrets, each in the forms it might be printed in.
+	type secret struct{ name, value string }
+	var secrets []secret
+	add := func(name, v string) {
+		if len(v) >= 8 {
+			secrets = append(secrets, secret{name, v})
+		}
+	}
+	add("api key", apiKey)
+	add("licence key", licKey)
+	for tok := range tokens {
+		add("session token", tok)
+	}
+	for k := range sessionKeys {
+		add("session key", k)
+	}
+	sec := srv.Secret()
+	add("shared secret (raw)", string(sec))
+	add("shared secret (hex)", hex.EncodeToString(sec))
+	add("shared secret (base64)", base64.StdEncoding.EncodeToString(sec))
+	add("shared secret (raw base64)", base64.RawStdEncoding.EncodeToString(sec))
+	add("shared secret (base64url)", base64.RawURLEncoding.EncodeToString(sec))
+	for _, v := range []string{fp.MBSerial.Value, fp.VolumeHash.Value, fp.CPUID.Value, fp.HostName.Value, email, attr} {
+		add("payload value", v)
+	}
+	for _, p := range payloads {
+		add("payload", string(p))
+		quoted, _ := json.Marshal(string(p))
+		add("payload (quoted)", strings.Trim(string(quoted), `"`))
+	}
+
+	texts := map[string]string{
+		"logs":   logs,
+		"events": strings.Join(sink.events, "\n"),
+		"errors": strings.Join(sink.errs, "\n"),
+	}
+	for where, text := range texts {
+		for _, s := range secrets {
+			if strings.Contains(text, s.value) {
+				i := strings.Index(text, s.value)
+				lo, hi := max(0, i-120), min(len(text), i+len(s.value)+40)
+				t.Errorf("%s contain a %s: ...%s...", where, s.name, text[lo:hi])
+			}
+		}
+	}
+}
