@@ -30,7 +30,6 @@ package main
 
 import (
 	"context"
-	"encoding/base64"
 	"errors"
 	"flag"
 	"fmt"
@@ -38,10 +37,10 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 	"time"
 
+	"github.com/licensekit/licensekit-go/examples/internal/serverflags"
 	"github.com/licensekit/licensekit-go/license"
 	"github.com/licensekit/licensekit-go/license/licensetest"
 )
@@ -82,8 +81,8 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	every := fs.Duration("work", 500*time.Millisecond, "interval between units of work")
 	outage := fs.Duration("mock-outage", 0, "take the in-process mock server down after this long (0 = never)")
 	verbose := fs.Bool("v", false, "log at debug level, including each request of the client")
-	var sf serverFlags
-	sf.register(fs)
+	var sf serverflags.Flags
+	sf.Register(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -93,7 +92,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	if *every <= 0 {
 		return errors.New("-work must be positive")
 	}
-	sf.fromEnv()
+	sf.FromEnv()
 
 	// SIGINT and SIGTERM cancel ctx; context.Cause names the signal.
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
@@ -112,7 +111,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 
 	var cfg license.Config
 	var srv *licensetest.Server // the in-process mock, or nil
-	if sf.server == "" {
+	if sf.Server == "" {
 		srv = licensetest.NewServer()
 		defer srv.Close()
 		err := srv.AddLicense(licensetest.License{ProductGUID: mockProduct, Key: mockLicense,
@@ -126,7 +125,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 			"grace", mockGrace.String())
 	} else {
 		var err error
-		if cfg, err = sf.config(); err != nil {
+		if cfg, err = sf.Config(); err != nil {
 			return err
 		}
 	}
@@ -233,70 +232,4 @@ func logEvent(log *slog.Logger, e license.Event) {
 		attrs = append(attrs, slog.String("detail", e.Detail))
 	}
 	log.LogAttrs(context.Background(), level, "licence event", attrs...)
-}
-
-// serverFlags point the service at a real licence server.
-type serverFlags struct {
-	server, apiKey, publicKey, sharedSecret, product, license, stateDir string
-}
-
-// register defines the server flags on fs.
-func (sf *serverFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&sf.server, "server", "", "licence server API base URL (env LICENSEKIT_SERVER; empty: in-process mock)")
-	fs.StringVar(&sf.apiKey, "api-key", "", "API key (env LICENSEKIT_API_KEY)")
-	fs.StringVar(&sf.publicKey, "public-key", "", "server public key, PEM or base64, or @file (env LICENSEKIT_PUBLIC_KEY)")
-	fs.StringVar(&sf.sharedSecret, "shared-secret", "", "shared secret, standard base64, or @file (env LICENSEKIT_SHARED_SECRET)")
-	fs.StringVar(&sf.product, "product", "", "product GUID (env LICENSEKIT_PRODUCT)")
-	fs.StringVar(&sf.license, "license", "", "licence key (env LICENSEKIT_LICENSE)")
-	fs.StringVar(&sf.stateDir, "state-dir", "", "state directory (env LICENSEKIT_STATE_DIR; default: a temporary one)")
-}
-
-// fromEnv fills the flags that were not given from the environment.
-func (sf *serverFlags) fromEnv() {
-	for _, v := range []struct {
-		p   *string
-		env string
-	}{
-		{&sf.server, "LICENSEKIT_SERVER"}, {&sf.apiKey, "LICENSEKIT_API_KEY"},
-		{&sf.publicKey, "LICENSEKIT_PUBLIC_KEY"}, {&sf.sharedSecret, "LICENSEKIT_SHARED_SECRET"},
-		{&sf.product, "LICENSEKIT_PRODUCT"}, {&sf.license, "LICENSEKIT_LICENSE"},
-		{&sf.stateDir, "LICENSEKIT_STATE_DIR"},
-	} {
-		if *v.p == "" {
-			*v.p = os.Getenv(v.env)
-		}
-	}
-}
-
-// config builds the client configuration for a real server. license.New
-// checks the rest.
-func (sf *serverFlags) config() (license.Config, error) {
-	cfg := license.Config{ServerURL: sf.server, APIKey: sf.apiKey, ProductGUID: sf.product,
-		LicenseKey: sf.license, StateDir: sf.stateDir}
-	pub, err := readValue(sf.publicKey)
-	if err != nil {
-		return cfg, fmt.Errorf("-public-key: %w", err)
-	}
-	cfg.ServerPublicKey = pub
-	if sf.sharedSecret != "" {
-		text, err := readValue(sf.sharedSecret)
-		if err != nil {
-			return cfg, fmt.Errorf("-shared-secret: %w", err)
-		}
-		if cfg.SharedSecret, err = base64.StdEncoding.DecodeString(strings.TrimSpace(text)); err != nil {
-			return cfg, errors.New("-shared-secret: not standard base64")
-		}
-	}
-	return cfg, nil
-}
-
-// readValue returns v, or the contents of the file named after a leading
-// "@".
-func readValue(v string) (string, error) {
-	name, ok := strings.CutPrefix(v, "@")
-	if !ok {
-		return v, nil
-	}
-	b, err := os.ReadFile(name)
-	return string(b), err
 }

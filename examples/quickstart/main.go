@@ -40,7 +40,6 @@ package main
 
 import (
 	"context"
-	"encoding/base64"
 	"errors"
 	"flag"
 	"fmt"
@@ -52,6 +51,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/licensekit/licensekit-go/examples/internal/serverflags"
 	"github.com/licensekit/licensekit-go/license"
 	"github.com/licensekit/licensekit-go/license/licensetest"
 )
@@ -85,20 +85,20 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("quickstart", flag.ContinueOnError)
 	fs.SetOutput(stdout)
 	runFor := fs.Duration("for", 10*time.Second, "stop after this long (0 = until interrupted)")
-	var sf serverFlags
-	sf.register(fs)
+	var sf serverflags.Flags
+	sf.Register(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments: %q", fs.Args())
 	}
-	sf.fromEnv()
+	sf.FromEnv()
 
 	tl := newTimeline(stdout)
 	var cfg license.Config
 	var srv *licensetest.Server // the in-process mock, or nil
-	if sf.server == "" {
+	if sf.Server == "" {
 		srv = licensetest.NewServer()
 		defer srv.Close()
 		err := srv.AddLicense(licensetest.License{ProductGUID: mockProduct, Key: mockLicense,
@@ -118,13 +118,13 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 			mockLicense, mockProduct, mockSession, mockGrace, mockFeatures)
 	} else {
 		var err error
-		if cfg, err = sf.config(); err != nil {
+		if cfg, err = sf.Config(); err != nil {
 			return err
 		}
 		tl.note("licence server %s, product %s", cfg.ServerURL, cfg.ProductGUID)
 	}
 	cfg.UserName, cfg.UserEmail = "Quickstart User", "quickstart@example.com"
-	if sf.server == "" || sf.stateDir == "" {
+	if sf.Server == "" || sf.StateDir == "" {
 		dir, err := os.MkdirTemp("", "licensekit-quickstart-")
 		if err != nil {
 			return err
@@ -289,70 +289,4 @@ func (tl *timeline) renewals() int {
 	tl.mu.Lock()
 	defer tl.mu.Unlock()
 	return tl.renewed
-}
-
-// serverFlags point the example at a real licence server.
-type serverFlags struct {
-	server, apiKey, publicKey, sharedSecret, product, license, stateDir string
-}
-
-// register defines the server flags on fs.
-func (sf *serverFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&sf.server, "server", "", "licence server API base URL, such as https://licensing.example.com/api/v2 (env LICENSEKIT_SERVER; empty: in-process mock)")
-	fs.StringVar(&sf.apiKey, "api-key", "", "API key (env LICENSEKIT_API_KEY)")
-	fs.StringVar(&sf.publicKey, "public-key", "", "server public key, PEM or base64, or @file (env LICENSEKIT_PUBLIC_KEY)")
-	fs.StringVar(&sf.sharedSecret, "shared-secret", "", "shared secret, standard base64, or @file; selects shared-secret mode (env LICENSEKIT_SHARED_SECRET)")
-	fs.StringVar(&sf.product, "product", "", "product GUID (env LICENSEKIT_PRODUCT)")
-	fs.StringVar(&sf.license, "license", "", "licence key (env LICENSEKIT_LICENSE)")
-	fs.StringVar(&sf.stateDir, "state-dir", "", "state directory for a real server (env LICENSEKIT_STATE_DIR; default: a temporary one)")
-}
-
-// fromEnv fills the flags that were not given from the environment.
-func (sf *serverFlags) fromEnv() {
-	for _, v := range []struct {
-		p   *string
-		env string
-	}{
-		{&sf.server, "LICENSEKIT_SERVER"}, {&sf.apiKey, "LICENSEKIT_API_KEY"},
-		{&sf.publicKey, "LICENSEKIT_PUBLIC_KEY"}, {&sf.sharedSecret, "LICENSEKIT_SHARED_SECRET"},
-		{&sf.product, "LICENSEKIT_PRODUCT"}, {&sf.license, "LICENSEKIT_LICENSE"},
-		{&sf.stateDir, "LICENSEKIT_STATE_DIR"},
-	} {
-		if *v.p == "" {
-			*v.p = os.Getenv(v.env)
-		}
-	}
-}
-
-// config builds the client configuration for a real server. license.New
-// checks the rest.
-func (sf *serverFlags) config() (license.Config, error) {
-	cfg := license.Config{ServerURL: sf.server, APIKey: sf.apiKey, ProductGUID: sf.product,
-		LicenseKey: sf.license, StateDir: sf.stateDir}
-	pub, err := readValue(sf.publicKey)
-	if err != nil {
-		return cfg, fmt.Errorf("-public-key: %w", err)
-	}
-	cfg.ServerPublicKey = pub
-	if sf.sharedSecret != "" {
-		text, err := readValue(sf.sharedSecret)
-		if err != nil {
-			return cfg, fmt.Errorf("-shared-secret: %w", err)
-		}
-		if cfg.SharedSecret, err = base64.StdEncoding.DecodeString(strings.TrimSpace(text)); err != nil {
-			return cfg, errors.New("-shared-secret: not standard base64")
-		}
-	}
-	return cfg, nil
-}
-
-// readValue returns v, or the contents of the file named after a leading
-// "@".
-func readValue(v string) (string, error) {
-	name, ok := strings.CutPrefix(v, "@")
-	if !ok {
-		return v, nil
-	}
-	b, err := os.ReadFile(name)
-	return string(b), err
 }
