@@ -255,7 +255,8 @@ func (c *Client) Err() error {
 // returns nil in Grace and keeps trying in the background; otherwise the
 // error matches ErrUnreachable. A failed Start may be retried. ctx bounds
 // only Start itself; the background loop lives until Close. Close cancels a
-// Start in progress, which then returns ErrClosed.
+// Start in progress, which then returns ErrClosed. Call Close even after a
+// failed Start: it releases the state slot.
 func (c *Client) Start(ctx context.Context) error {
 	c.life.Lock()
 	switch {
@@ -326,10 +327,10 @@ func (c *Client) startLocked(ctx context.Context) error {
 	if c.st.Token != "" {
 		c.endOrphanLocked(ctx)
 	}
-	sent, err := c.beginLocked(ctx)
+	_, err := c.beginLocked(ctx)
 	if err == nil {
 		c.enterLocked(Active, nil)
-		c.log.Info("licence session started", "state", Active, "session_expiry", sent.Add(c.session()))
+		c.log.Info("licence session started", "state", Active, "session_expiry", c.st.Sent.Add(c.session()))
 		return nil
 	}
 	if refused(err) {

@@ -477,3 +477,22 @@ func waitRenewing(t *testing.T, c *Client) {
 	}
 	t.Fatal("no renewal started within an hour")
 }
+
+// TestDeprecationHeaderSurfaces checks that a server's Deprecation and
+// Sunset headers reach the caller as an event and in Status.
+func TestDeprecationHeaderSurfaces(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := newEnv(t, envConfig{})
+		rw := &rewrite{next: e.srv.Transport(), fn: func(r *http.Response) *http.Response {
+			r.Header.Set("Deprecation", "true")
+			r.Header.Set("Sunset", "Wed, 01 Jul 2026 00:00:00 GMT")
+			return r
+		}}
+		rw.armed.Store(true)
+		c := e.start(WithRoundTripper(rw))
+		assert.Equal(t, "true; sunset Wed, 01 Jul 2026 00:00:00 GMT", c.Status().Deprecation)
+		assert.Equal(t, 1, e.rec.count(EventDeprecated), "reported once, not per request")
+		time.Sleep(time.Hour)
+		assert.Equal(t, 1, e.rec.count(EventDeprecated))
+	})
+}
