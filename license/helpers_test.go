@@ -6,6 +6,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/stretchr/testify/require"
@@ -64,7 +65,11 @@ func (r *recorder) handle(e Event) {
 	r.mu.Unlock()
 }
 
+// all returns the events so far. It first lets the bubble settle, so that
+// the dispatcher has delivered what was emitted; it must be called from
+// inside the synctest bubble.
 func (r *recorder) all() []Event {
+	synctest.Wait()
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return append([]Event(nil), r.events...)

@@ -30,8 +30,9 @@ type Server struct {
 	// URL is the base URL of the v2 API, of the form
 	// http://127.0.0.1:PORT/api/v2 (https for a TLS server); the endpoints
 	// are URL + "/register_instance" and so on. Before Start it is
-	// "http://licensetest.invalid/api/v2", which only Transport serves. Do
-	// not change it.
+	// "http://127.0.0.1:9/api/v2", which only Transport serves: an IP
+	// literal, so that a client inside a testing/synctest bubble never
+	// resolves a host name. Do not change it.
 	URL string
 
 	cfg    config
@@ -69,8 +70,13 @@ type downState struct {
 	mode DownMode
 }
 
-// unstartedURL is the URL of a server that is not listening.
-const unstartedURL = "http://licensetest.invalid" + BasePath
+// unstartedURL is the URL of a server that is not listening. It is an IP
+// literal so that nothing resolves it: a DNS lookup inside a
+// testing/synctest bubble touches the resolver's process-wide state and can
+// crash the runtime ("send on synctest channel from outside bubble"). Port 9
+// (discard) is closed on almost every machine, so a client that bypasses
+// Transport fails fast with "connection refused".
+const unstartedURL = "http://127.0.0.1:9" + BasePath
 
 // NewServer starts and returns a new Server listening on a loopback port
 // (see WithAddr). The caller should Close it. Like httptest.NewServer, it
