@@ -382,13 +382,19 @@ func (c *Client) loadLocked(ctx context.Context) error {
 			// out: run on memory, and say so.
 			c.log.Warn("state directory unusable; state kept in memory only", "error", err)
 			c.emit(Event{Type: EventStateDiscarded, Reason: err, Detail: "state directory unusable; in memory only"})
-			c.store = &MemoryStateStore{}
+			c.store = nil
 		} else {
 			c.slot = f
 			c.store = fileStore{f: f}
 		}
 	default:
-		c.store = &MemoryStateStore{}
+		// No persistence: the state lives in c.st alone, and nothing is
+		// sealed or saved.
+		c.store = nil
+	}
+	if c.store == nil {
+		c.loaded = true
+		return nil
 	}
 
 	blob, err := c.store.Load(ctx)
