@@ -30,6 +30,9 @@ type Registration struct {
 func (c *Client) Register(ctx context.Context) (Registration, error) {
 	var reg Registration
 	err := c.manual(ctx, func(ctx context.Context) error {
+		if err := c.machineLocked(ctx); err != nil {
+			return err
+		}
 		if err := c.registerLocked(ctx); err != nil {
 			return err
 		}
@@ -51,8 +54,7 @@ func (c *Client) Register(ctx context.Context) (Registration, error) {
 // background renewal; Start does.
 func (c *Client) BeginSession(ctx context.Context) error {
 	return c.manual(ctx, func(ctx context.Context) error {
-		_, err := c.beginLocked(ctx)
-		return c.afterManualLocked(err)
+		return c.afterManualLocked(c.beginLocked(ctx))
 	})
 }
 
@@ -63,20 +65,24 @@ func (c *Client) ExtendSession(ctx context.Context) error {
 		if c.st.Token == "" {
 			return ErrNotStarted
 		}
-		_, err := c.extendLocked(ctx)
-		return c.afterManualLocked(err)
+		return c.afterManualLocked(c.extendLocked(ctx))
 	})
 }
 
-// EndSession sends end_session for the current session. An unknown token
-// counts as already ended. Background renewal, if running, begins a new
-// session at its next attempt; to stop for good, use Close.
+// EndSession sends end_session for the current session and returns the
+// client to Idle. An unknown token counts as already ended. Background
+// renewal, if running, begins a new session at its next attempt; to stop
+// for good, use Close.
 func (c *Client) EndSession(ctx context.Context) error {
 	return c.manual(ctx, func(ctx context.Context) error {
 		if c.st.Token == "" {
 			return nil
 		}
-		return c.endLocked(ctx)
+		if err := c.endLocked(ctx); err != nil {
+			return err
+		}
+		c.enterLocked(Idle, nil)
+		return nil
 	})
 }
 
@@ -108,15 +114,14 @@ func (c *Client) afterManualLocked(err error) error {
 	return err
 }
 
-// beginLocked registers if needed, then begins a session. It returns the
-// send time of the successful begin.
-func (c *Client) beginLocked(ctx context.Context) (time.Time, error) {
+// beginLocked registers if needed, then begins a session and adopts it.
+func (c *Client) beginLocked(ctx context.Context) error {
 	if err := c.machineLocked(ctx); err != nil {
-		return time.Time{}, err
+		return err
 	}
 	if c.st.InstanceGUID == "" || c.st.FingerprintDigest != machineDigest(c.machine) {
 		if err := c.registerLocked(ctx); err != nil {
-			return time.Time{}, err
+			return err
 		}
 	}
 	req := wire.BeginRequest{
@@ -127,37 +132,41 @@ func (c *Client) beginLocked(ctx context.Context) (time.Time, error) {
 		UserHash:     c.cfg.UserAttributes,
 		Duration:     int64(c.cfg.SessionDuration / time.Second),
 	}
-	sent, reply, err := c.sendBeginLocked(ctx, req)
+	sent := time.Now()
+	reply, err := exchange(c, ctx, "begin session", wire.Begin, transport.RetryUnsent, req, wire.DecodeBegin)
 	if err != nil && refused(err) && unknownInstance(err) {
 		// The server lost the stored instance (a reset database, another
 		// server): register again, once, rather than refuse for good.
 		c.log.Info("server does not know the stored instance; registering again")
-		if rerr := c.registerLocked(ctx); rerr != nil {
-			return time.Time{}, rerr
+		if err := c.registerLocked(ctx); err != nil {
+			return err
 		}
 		req.InstanceGUID = c.st.InstanceGUID
-		sent, reply, err = c.sendBeginLocked(ctx, req)
+		sent = time.Now()
+		reply, err = exchange(c, ctx, "begin session", wire.Begin, transport.RetryUnsent, req, wire.DecodeBegin)
 	}
 	if err != nil {
-		return time.Time{}, err
+		return err
 	}
 	c.st.Token = reply.Token
 	c.st.Features = reply.Features
 	c.adoptLocked(sent, reply.Time, reply.ControlOptions)
-	return sent, nil
+	return nil
 }
 
-func (c *Client) sendBeginLocked(ctx context.Context, req wire.BeginRequest) (time.Time, *wire.BeginReply, error) {
-	sent := time.Now()
-	body, err := c.call(ctx, wire.Begin, transport.RetryUnsent, req)
+// exchange sends one v2 call and decodes its reply. Every failure comes
+// back as an *Error named op; a refusal inside it is an *APIError.
+func exchange[R any](c *Client, ctx context.Context, op, endpoint string, retry transport.Retry, payload any,
+	decode func([]byte) (*R, error)) (*R, error) {
+	body, err := c.call(ctx, endpoint, retry, payload)
 	if err != nil {
-		return sent, nil, &Error{Op: "begin session", Err: err}
+		return nil, &Error{Op: op, Err: err}
 	}
-	reply, err := wire.DecodeBegin(body)
+	reply, err := decode(body)
 	if err != nil {
-		return sent, nil, &Error{Op: "begin session", Err: c.replyError(err)}
+		return nil, &Error{Op: op, Err: c.replyError(err)}
 	}
-	return sent, reply, nil
+	return reply, nil
 }
 
 // unknownInstance reports a refusal because the instance is not known.
@@ -167,34 +176,26 @@ func unknownInstance(err error) bool {
 }
 
 // extendLocked extends the current session and adopts the reply.
-func (c *Client) extendLocked(ctx context.Context) (time.Time, error) {
+func (c *Client) extendLocked(ctx context.Context) error {
 	req := wire.ExtendRequest{Token: c.st.Token, Duration: int64(c.cfg.SessionDuration / time.Second)}
 	sent := time.Now()
-	body, err := c.call(ctx, wire.Extend, transport.RetryIdempotent, req)
+	reply, err := exchange(c, ctx, "extend session", wire.Extend, transport.RetryIdempotent, req, wire.DecodeExtend)
 	if err != nil {
-		return time.Time{}, &Error{Op: "extend session", Err: err}
-	}
-	reply, err := wire.DecodeExtend(body)
-	if err != nil {
-		return time.Time{}, &Error{Op: "extend session", Err: c.replyError(err)}
+		return err
 	}
 	if reply.Token != "" {
 		c.st.Token = reply.Token // the server may rotate it
 	}
 	c.adoptLocked(sent, reply.Time, reply.ControlOptions)
-	return sent, nil
+	return nil
 }
 
 // endLocked ends the current session. A refusal means the server no longer
 // knows the token, so it counts as ended.
 func (c *Client) endLocked(ctx context.Context) error {
-	body, err := c.call(ctx, wire.End, transport.RetryIdempotent, wire.EndRequest{Token: c.st.Token})
-	if err == nil {
-		_, err = wire.DecodeEnd(body)
-		err = c.replyError(err)
-	}
+	_, err := exchange(c, ctx, "end session", wire.End, transport.RetryIdempotent, wire.EndRequest{Token: c.st.Token}, wire.DecodeEnd)
 	if err != nil && !refused(err) {
-		return &Error{Op: "end session", Err: err}
+		return err
 	}
 	c.st.Token = ""
 	c.saveLocked(context.WithoutCancel(ctx))
@@ -216,11 +217,9 @@ func (c *Client) endOrphanLocked(ctx context.Context) {
 	c.emit(Event{Type: EventOrphanEnded, Reason: err})
 }
 
-// registerLocked sends register_instance and stores the instance.
+// registerLocked sends register_instance for c.machine, which the caller
+// has just filled, and stores the instance.
 func (c *Client) registerLocked(ctx context.Context) error {
-	if err := c.machineLocked(ctx); err != nil {
-		return err
-	}
 	req := wire.RegisterRequest{
 		ProductGUID: c.cfg.ProductGUID,
 		LicenseKey:  c.cfg.LicenseKey,
@@ -229,13 +228,9 @@ func (c *Client) registerLocked(ctx context.Context) error {
 		Email:       c.cfg.UserEmail,
 		UserHash:    c.cfg.UserAttributes,
 	}
-	body, err := c.call(ctx, wire.Register, transport.RetryIdempotent, req)
+	reply, err := exchange(c, ctx, "register instance", wire.Register, transport.RetryIdempotent, req, wire.DecodeRegister)
 	if err != nil {
-		return &Error{Op: "register instance", Err: err}
-	}
-	reply, err := wire.DecodeRegister(body)
-	if err != nil {
-		return &Error{Op: "register instance", Err: c.replyError(err)}
+		return err
 	}
 	c.st.InstanceGUID = reply.GUID
 	c.st.FirstRegisteredAt = reply.FirstRegisteredAt.Raw

@@ -68,7 +68,9 @@ type Client struct {
 	deprec     string
 	nextTry    time.Time
 	savedHW    time.Time
-	corrupt    error
+	// firstRegRaw is the FirstRegisteredAt text the snapshot last parsed.
+	firstRegRaw string
+	corrupt     error
 }
 
 // doneSignal is one Done channel and why it closed.
@@ -327,7 +329,7 @@ func (c *Client) startLocked(ctx context.Context) error {
 	if c.st.Token != "" {
 		c.endOrphanLocked(ctx)
 	}
-	_, err := c.beginLocked(ctx)
+	err := c.beginLocked(ctx)
 	if err == nil {
 		c.enterLocked(Active, nil)
 		c.log.Info("licence session started", "state", Active, "session_expiry", c.st.Sent.Add(c.session()))
@@ -576,6 +578,7 @@ func (c *Client) graceLeft() time.Duration {
 
 // publishLocked stores a fresh snapshot for Status.
 func (c *Client) publishLocked() {
+	prev := c.snap.Load()
 	s := &snapshot{
 		anchorMono: c.anchor,
 		anchorWall: c.st.Sent,
@@ -587,8 +590,9 @@ func (c *Client) publishLocked() {
 	s.status = Status{
 		State:           c.state,
 		Reason:          c.reason,
+		Renewing:        prev.status.Renewing,
 		Features:        c.st.Features,
-		FeatureSet:      wire.ParseFeatures(c.st.Features),
+		FeatureSet:      prev.status.FeatureSet,
 		SessionDuration: c.session(),
 		GracePeriod:     c.grace(),
 		LastContact:     c.st.LastContact,
@@ -597,15 +601,22 @@ func (c *Client) publishLocked() {
 		ServerSkew:      c.skew,
 		Deprecation:     c.deprec,
 	}
+	// Parse only what changed: features and the registration time change
+	// far less often than the snapshot is published.
+	if c.st.Features != prev.status.Features {
+		s.status.FeatureSet = wire.ParseFeatures(c.st.Features)
+	}
+	if c.st.FirstRegisteredAt != "" {
+		if c.st.FirstRegisteredAt == c.firstRegRaw {
+			s.status.FirstRegisteredAt = prev.status.FirstRegisteredAt
+		} else {
+			s.status.FirstRegisteredAt = wire.ParseTimestamp(c.st.FirstRegisteredAt).Time
+			c.firstRegRaw = c.st.FirstRegisteredAt
+		}
+	}
 	if !c.st.Sent.IsZero() {
 		s.status.SessionExpiry = c.st.Sent.Add(c.session())
 		s.status.GraceDeadline = s.status.SessionExpiry.Add(c.grace())
-	}
-	if c.st.FirstRegisteredAt != "" {
-		s.status.FirstRegisteredAt = wire.ParseTimestamp(c.st.FirstRegisteredAt).Time
-	}
-	if prev := c.snap.Load(); prev != nil {
-		s.status.Renewing = prev.status.Renewing
 	}
 	c.snap.Store(s)
 }

@@ -203,6 +203,8 @@ func TestManualLifecycle(t *testing.T) {
 		assert.Equal(t, time.Now().Add(time.Hour), c.Status().SessionExpiry)
 		require.NoError(t, c.EndSession(ctx))
 		assert.Equal(t, 0, e.srv.SeatsInUse(testProduct, testLicense))
+		assert.Equal(t, Idle, c.Status().State, "an ended session is no longer Active")
+		assert.False(t, c.Valid())
 		assert.Equal(t, 2, e.srv.Count(wire.Register))
 	})
 }

@@ -130,29 +130,29 @@ func (d *dispatcher) emit(e Event) {
 func (d *dispatcher) run() {
 	defer close(d.done)
 	for {
-		d.mu.Lock()
-		batch := d.queue
-		d.queue = nil
-		d.mu.Unlock()
-		for _, e := range batch {
-			d.handler(e)
-		}
-		if len(batch) > 0 {
+		if d.deliver() > 0 {
 			continue
 		}
 		select {
 		case <-d.wake:
 		case <-d.stop:
-			d.mu.Lock()
-			rest := d.queue
-			d.queue = nil
-			d.mu.Unlock()
-			for _, e := range rest {
-				d.handler(e)
-			}
+			d.deliver() // what was queued before close
 			return
 		}
 	}
+}
+
+// deliver hands the queued events to the handler, in order, and reports
+// how many there were.
+func (d *dispatcher) deliver() int {
+	d.mu.Lock()
+	batch := d.queue
+	d.queue = nil
+	d.mu.Unlock()
+	for _, e := range batch {
+		d.handler(e)
+	}
+	return len(batch)
 }
 
 // close delivers what is queued, then stops. After it returns the handler

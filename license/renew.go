@@ -107,7 +107,7 @@ func (c *Client) renewLocked(ctx context.Context) (stop bool) {
 	c.setRenewing(true)
 	var err error
 	if c.st.Token != "" {
-		_, err = c.extendLocked(cctx)
+		err = c.extendLocked(cctx)
 		if refused(err) {
 			// The server no longer knows the session: end it, best effort,
 			// so that it cannot hold a seat, then try one fresh begin.
@@ -115,10 +115,10 @@ func (c *Client) renewLocked(ctx context.Context) (stop bool) {
 			if eerr := c.endLocked(cctx); eerr != nil {
 				c.st.Token = ""
 			}
-			_, err = c.beginLocked(cctx)
+			err = c.beginLocked(cctx)
 		}
 	} else {
-		_, err = c.beginLocked(cctx)
+		err = c.beginLocked(cctx)
 	}
 	c.setRenewing(false)
 	now := time.Now()
