@@ -318,7 +318,7 @@ func (c *Client) call(ctx context.Context, endpoint string, retry transport.Retr
 	if err != nil {
 		return nil, err
 	}
-	resp, err := c.tr.Do(ctx, transport.Request{Endpoint: endpoint, Body: body, Retry: retry})
+	resp, err := c.tr.Do(ctx, transport.Request{Endpoint: endpoint, Body: body, Retry: retry, MaxAttempts: c.attemptCap})
 	if resp != nil {
 		c.noteDeprecation(resp)
 	}

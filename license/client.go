@@ -71,6 +71,12 @@ type Client struct {
 	// firstRegRaw is the FirstRegisteredAt text the snapshot last parsed.
 	firstRegRaw string
 	corrupt     error
+	// orphan is set while c.st.Token is a session a previous run left
+	// live: the next successful contact ends it before beginning anew.
+	orphan bool
+	// attemptCap, when positive, caps the HTTP attempts of each call (1
+	// during a Start bounded by the offline budget).
+	attemptCap int
 }
 
 // doneSignal is one Done channel and why it closed.
@@ -116,6 +122,7 @@ func New(cfg Config, opts ...Option) (*Client, error) {
 		o.rnd = defaultOptions().rnd
 	}
 	o.retry = o.retry.withDefaults()
+	o.start = o.start.withDefaults()
 
 	sealer := o.sealer
 	var err error
@@ -322,41 +329,6 @@ func (c *Client) lock(ctx context.Context) error {
 
 func (c *Client) unlock() { <-c.sem }
 
-func (c *Client) startLocked(ctx context.Context) error {
-	if err := c.loadLocked(ctx); err != nil {
-		return err
-	}
-	if c.st.Token != "" {
-		c.endOrphanLocked(ctx)
-	}
-	err := c.beginLocked(ctx)
-	if err == nil {
-		c.enterLocked(Active, nil)
-		c.log.Info("licence session started", "state", Active, "session_expiry", c.st.Sent.Add(c.session()))
-		return nil
-	}
-	if refused(err) {
-		c.enterLocked(Refused, err)
-		return err
-	}
-	if ok, why := c.offlineAllowanceLocked(); ok {
-		c.lastErr = err
-		c.failures = 1
-		c.enterLocked(Grace, err)
-		c.log.Warn("server unreachable at start; continuing offline", "state", Grace,
-			"grace_deadline", c.st.Sent.Add(c.session()+c.grace()))
-		return nil
-	} else if why != nil {
-		err = errors.Join(err, why)
-	}
-	if c.corrupt != nil {
-		err = errors.Join(err, c.corrupt)
-	}
-	c.lastErr = err
-	c.publishLocked()
-	return err
-}
-
 // loadLocked opens the state slot and reads the sealed state once.
 func (c *Client) loadLocked(ctx context.Context) error {
 	if c.loaded {
@@ -411,6 +383,7 @@ func (c *Client) loadLocked(ctx context.Context) error {
 		} else {
 			c.st = *p
 			c.savedHW = p.HighWater
+			c.orphan = p.Token != ""
 		}
 	}
 	c.loaded = true

@@ -206,6 +206,7 @@ type options struct {
 	store       StateStore
 	sealer      envelope.Sealer
 	retry       Retry
+	start       StartBudget
 	slots       int
 	fpOpts      []fingerprint.Option
 }

@@ -2,10 +2,7 @@ package license
 
 import (
 	"context"
-	"errors"
 	"time"
-
-	"github.com/licensekit/licensekit-go/transport"
 )
 
 // callBudget bounds one renewal call, retries included.
@@ -106,7 +103,9 @@ func (c *Client) renewLocked(ctx context.Context) (stop bool) {
 	defer cancel()
 	c.setRenewing(true)
 	var err error
-	if c.st.Token != "" {
+	if c.orphan {
+		err = c.connectLocked(cctx, false)
+	} else if c.st.Token != "" {
 		err = c.extendLocked(cctx)
 		if refused(err) {
 			// The server no longer knows the session: end it, best effort,
@@ -140,13 +139,7 @@ func (c *Client) renewLocked(ctx context.Context) (stop bool) {
 		c.log.Warn("licence refused by the server", "state", Refused, "error", err)
 		return true
 	}
-	c.failures++
-	c.lastErr = err
-	c.retryAfter = 0
-	var te *transport.Error
-	if errors.As(err, &te) {
-		c.retryAfter = te.RetryAfter
-	}
+	c.noteFailureLocked(err)
 	c.scheduleLocked(now)
 	c.publishLocked()
 	left := c.graceLeft()

@@ -53,7 +53,8 @@ func TestStateFilePersistsAcrossRuns(t *testing.T) {
 		c2, err := e.startIn(dir)
 		require.NoError(t, err)
 		st := c2.Status()
-		assert.Equal(t, Grace, st.State)
+		assert.Equal(t, Active, st.State, "the old session has not lapsed yet")
+		assert.ErrorIs(t, st.LastError, ErrUnreachable)
 		assert.Equal(t, guid, st.InstanceGUID)
 		assert.True(t, deadline.Equal(st.GraceDeadline))
 
@@ -143,7 +144,7 @@ func TestCrashBetweenTempWriteAndRename(t *testing.T) {
 
 		c2, err := e.startIn(dir)
 		require.NoError(t, err, "the old state is intact")
-		assert.Equal(t, Grace, c2.Status().State)
+		assert.Equal(t, Active, c2.Status().State, "the old session has not lapsed yet")
 		assert.True(t, deadline.Equal(c2.Status().GraceDeadline))
 		left, _ := filepath.Glob(filepath.Join(dir, "state.tmp-*"))
 		assert.Empty(t, left, "stale temp files are removed")
