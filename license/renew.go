@@ -121,6 +121,11 @@ func (c *Client) renewLocked(ctx context.Context) (stop bool) {
 	}
 	c.setRenewing(false)
 	now := time.Now()
+	if err != nil {
+		// A deadline the call ran into changes the state before the call's
+		// own events, so that they carry the new state.
+		c.observeLocked(now, c.wallNow())
+	}
 
 	switch {
 	case err == nil:
@@ -151,15 +156,15 @@ func (c *Client) renewLocked(ctx context.Context) (stop bool) {
 	return false
 }
 
-// callTimeoutLocked bounds one renewal call: callBudget, but no later than
-// the next deadline (lapse or grace expiry) when that is more than a
-// second away, so that a hung request cannot delay a state change.
+// callTimeoutLocked bounds one renewal call: callBudget, but never past the
+// next deadline (lapse or grace expiry), so that a slow or hung request
+// cannot delay a state change, its event or Done.
 func (c *Client) callTimeoutLocked() time.Duration {
 	budget := callBudget
 	if !c.st.Sent.IsZero() {
 		e := c.elapsed(time.Now(), c.wallNow())
 		for _, d := range [...]time.Duration{c.session(), c.session() + c.grace()} {
-			if left := d - e; left > time.Second && left < budget {
+			if left := d - e; left > 0 && left < budget {
 				budget = left
 			}
 		}
