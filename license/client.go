@@ -46,6 +46,10 @@ type Client struct {
 	closeCtx context.Context
 	closeNow context.CancelFunc
 	loopDone chan struct{}
+	// closeDone is closed when the first Close has finished; closeErr is
+	// its result, which every Close returns.
+	closeDone chan struct{}
+	closeErr  error
 
 	// sem is a one-slot lock that serialises protocol calls and guards the
 	// session below. Unlike a mutex, waiting on it can be cancelled, and it
@@ -173,6 +177,7 @@ func New(cfg Config, opts ...Option) (*Client, error) {
 	c.done.Store(&doneSignal{ch: make(chan struct{})})
 	c.sem = make(chan struct{}, 1)
 	c.closeCtx, c.closeNow = context.WithCancel(context.Background())
+	c.closeDone = make(chan struct{})
 	return c, nil
 }
 
@@ -437,17 +442,30 @@ func (c *Client) grace() time.Duration   { return time.Duration(c.st.GraceSecond
 // idempotent, waits for the client's goroutines to exit, and leaves no idle
 // connection behind. The event handler is never called after Close
 // returns. It returns the end_session error, if any; the client is closed
-// either way. Do not call Close from the event handler.
+// either way. Close is one operation: every call, concurrent or later,
+// returns only after the first has finished (session ended or given up,
+// goroutines gone, event handler done) and returns the same result; the
+// ctx of a later call is not used. Do not call Close from the event
+// handler.
 func (c *Client) Close(ctx context.Context) error {
 	c.life.Lock()
 	if c.closed {
 		c.life.Unlock()
-		return nil
+		<-c.closeDone
+		return c.closeErr
 	}
 	c.closed = true
 	c.closing.Store(true)
 	loopDone := c.loopDone
 	c.life.Unlock()
+	err := c.closeFirst(ctx, loopDone)
+	c.closeErr = err
+	close(c.closeDone)
+	return err
+}
+
+// closeFirst is the work of the first Close.
+func (c *Client) closeFirst(ctx context.Context, loopDone chan struct{}) error {
 	// Stop the loop, and cancel a Start or explicit call in progress.
 	c.closeNow()
 	if loopDone != nil {

@@ -203,6 +203,7 @@ func crash(c *Client) {
 	if c.slot != nil {
 		_ = c.slot.Release() // the OS drops a dead process's locks
 	}
+	close(c.closeDone) // a later Close returns at once
 }
 
 // sleepUntil sleeps until bubble time reaches start+at.

@@ -49,6 +49,7 @@ type Server struct {
 	mu        sync.Mutex // guards the fields below
 	started   bool
 	closed    bool
+	closeDone chan struct{} // closed when the first Close has finished
 	gate      *gate
 	srv       *http.Server
 	serveDone chan struct{}
@@ -239,14 +240,19 @@ func selfSigned(addr net.Addr) (*x509.Certificate, tls.Certificate, error) {
 // been answered. Added latency (SetLatency) is cut short so that Close does
 // not wait for it; those requests are processed and answered normally. After
 // Close, connections are refused and Transport fails as a refused dial.
-// Close is idempotent and safe for concurrent use.
+// Close is idempotent and safe for concurrent use: every call, concurrent
+// or later, returns only after the first has finished.
 func (s *Server) Close() {
 	s.mu.Lock()
 	if s.closed {
+		done := s.closeDone
 		s.mu.Unlock()
+		<-done // every Close returns only after the first has finished
 		return
 	}
 	s.closed = true
+	s.closeDone = make(chan struct{})
+	defer close(s.closeDone)
 	g, srv, serveDone, client := s.gate, s.srv, s.serveDone, s.client
 	s.mu.Unlock()
 
