@@ -346,13 +346,17 @@ func (c *Client) loadLocked(ctx context.Context) error {
 		}
 		return &Error{Op: "fingerprint", Err: err}
 	}
-	c.key = sealKey(&c.cfg, fp)
+	keys := sealKeys(&c.cfg, fp)
+	c.key = keys[0]
 
 	switch {
 	case c.opts.store != nil:
 		c.store = c.opts.store
 	case c.cfg.StateDir != "":
-		f, err := statefile.Acquire(c.cfg.StateDir, "state", c.opts.slots)
+		f, err := acquireSlot(ctx, c.cfg.StateDir, statefile.BaseName(c.cfg.ProductGUID, c.cfg.LicenseKey), c.opts.slots)
+		if cerr := ctx.Err(); cerr != nil {
+			return &Error{Op: "open state", Err: cerr}
+		}
 		if errors.Is(err, statefile.ErrLocked) {
 			return &stateError{kind: ErrStateLocked, msg: "all state slots are held by running clients", err: err}
 		}
@@ -379,10 +383,14 @@ func (c *Client) loadLocked(ctx context.Context) error {
 	blob, err := c.store.Load(ctx)
 	switch {
 	case errors.Is(err, ErrNoState):
+	case ctx.Err() != nil:
+		// The caller gave up while the state was read: nothing is known
+		// about it, so nothing is discarded. A later Start reads it again.
+		return &Error{Op: "read state", Err: ctx.Err()}
 	case err != nil:
 		c.discardLocked(ctx, &stateError{kind: ErrStateCorrupt, msg: "unreadable", err: err})
 	default:
-		p, err := openState(c.key, blob)
+		p, err := openStateWith(keys, blob)
 		if err != nil {
 			c.discardLocked(ctx, err)
 		} else {

@@ -91,13 +91,20 @@
 // first_registered_at, a digest of the registered hardware, the current
 // token and its times, the control options, the last contact and the
 // wall-time high-water mark. It is sealed with AES-256-GCM under a key
-// derived from the product, the licence key and this machine's strong
-// hardware components, so that a copied or hand-edited file does not open.
-// This stops casual tampering and copying, not a determined reverse
-// engineer who can read the key derivation out of the binary. Writes are
-// atomic (temp file, fsync, rename). An OS file lock gives each live client
-// its own slot, so two processes of one product never corrupt each other's
-// state. A corrupt file is moved aside, reported with an error matching
+// derived from the product, the licence key and one machine identifier that
+// any user can read and that does not come and go: machine_id, else (macOS,
+// Windows) product_uuid, else cpu_id with volume_hash. Root-only components
+// (board_serial, product_uuid on Linux, mb_serial) are left out, so a run
+// as another user of the same machine opens the state too. A copied or
+// hand-edited file does not open. This stops casual tampering and copying,
+// not a determined reverse engineer who can read the key derivation out of
+// the binary. Writes are atomic (temp file, fsync, rename). The files are
+// named by product and licence (statefile.BaseName), so licences sharing a
+// StateDir never touch each other's files, and an OS file lock gives each
+// live client of one licence its own slot. Only regular files are opened:
+// a FIFO, device or symlink in the state file's place is moved aside as
+// corrupt, never followed or waited on, and every state I/O honours the
+// context of the call that makes it. A corrupt file is moved aside, reported with an error matching
 // ErrStateCorrupt, and never crashes anything; the client then needs the
 // server.
 //

@@ -334,7 +334,7 @@ var faultCases = []faultCase{
 		c1, err := e.startIn(dir)
 		require.NoError(t, err)
 		crash(c1)
-		require.NoError(t, os.WriteFile(filepath.Join(dir, "state.tmp-9"), []byte("half"), 0o600))
+		require.NoError(t, os.WriteFile(filepath.Join(dir, stateBase+".tmp-9"), []byte("half"), 0o600))
 		e.srv.SetDown(true)
 		c, err := e.startIn(dir)
 		require.NoError(t, err, "the last complete state is intact")
