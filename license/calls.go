@@ -92,6 +92,9 @@ func (c *Client) manual(ctx context.Context, f func(context.Context) error) erro
 	if c.closing.Load() {
 		return ErrClosed
 	}
+	if err := c.Err(); err != nil {
+		return err // finished for good: refused while running
+	}
 	return c.locked(ctx, func(ctx context.Context) error {
 		if err := c.loadLocked(ctx); err != nil {
 			return err

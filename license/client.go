@@ -81,6 +81,9 @@ type Client struct {
 	// attemptCap, when positive, caps the HTTP attempts of each call (1
 	// during a Start bounded by the offline budget).
 	attemptCap int
+	// running is set once the renewal loop runs: from then on a refusal
+	// closes Done for good.
+	running bool
 }
 
 // doneSignal is one Done channel and why it closed.
@@ -242,14 +245,22 @@ func (c *Client) HasFeature(name string) bool {
 	return s.Valid() && s.HasFeature(name)
 }
 
-// Done returns a channel that is closed when the licence can no longer be
-// used: grace expired, the server refused, or Close. Err then says why. If
-// an expired client later reaches the server and returns to Active, Done
-// returns a fresh channel from then on.
+// Done returns a channel that is closed when the client is finished for
+// good, like context.Done: the server refused the licence while the client
+// was running (after a successful Start), or Close was called. It closes
+// once and never reopens, and Done always returns the same channel. Err
+// then says why.
+//
+// Expired is not an end: the client keeps trying and returns to Active when
+// the server answers, so Expired shows in Status, Valid and events, never
+// in Done. A failed Start does not close Done either: its error says why,
+// and Start may be retried. Once Done has closed, only a new Client can use
+// the licence again.
 func (c *Client) Done() <-chan struct{} { return c.done.Load().ch }
 
 // Err returns nil while Done is open, and then the reason it closed: an
-// error matching ErrGraceExpired, ErrClockRollback, ErrRefused or ErrClosed.
+// error matching ErrRefused (and ErrRevoked, ErrSeatLimit or ErrExpired by
+// the server's message), or ErrClosed. It never changes once set.
 func (c *Client) Err() error {
 	d := c.done.Load()
 	select {
@@ -500,8 +511,16 @@ func (c *Client) closeFirst(ctx context.Context, loopDone chan struct{}) error {
 	c.publishLocked()
 	if prev != Ended {
 		c.emit(Event{Type: EventStateChanged, State: Ended, Previous: prev, Reason: ErrClosed})
+		c.log.Info("licence state changed", "state", Ended, "previous", prev)
 	}
-	c.emit(Event{Type: EventEnded, State: Ended, Reason: err})
+	detail := "no live session to end"
+	switch {
+	case err != nil:
+		detail = "end_session failed; the next start ends the session"
+	case ended:
+		detail = "session ended"
+	}
+	c.emit(Event{Type: EventEnded, State: Ended, Reason: err, Detail: detail})
 	if c.slot != nil {
 		_ = c.slot.Release()
 	}
@@ -542,15 +561,11 @@ func (c *Client) enterLocked(st State, reason error) {
 	if prev == st {
 		return
 	}
-	// Done changes before the event goes out, so that a handler reacting
-	// to the event sees Err and Done agree with it.
-	switch {
-	case st == Expired || st == Refused:
+	// Done closes before the event goes out, so that a handler reacting
+	// to the event sees Err and Done agree with it. Only a refusal of a
+	// running client is final; Expired can recover.
+	if st == Refused && c.running {
 		c.done.Load().close(reason)
-	case st.Usable():
-		if d := c.done.Load(); isClosed(d.ch) && !c.closing.Load() {
-			c.done.Store(&doneSignal{ch: make(chan struct{})})
-		}
 	}
 	c.emit(Event{Type: EventStateChanged, State: st, Previous: prev, Reason: reason,
 		GraceLeft: c.graceLeft()})
@@ -559,15 +574,6 @@ func (c *Client) enterLocked(st State, reason error) {
 		lvl = slog.LevelWarn
 	}
 	c.log.Log(context.Background(), lvl, "licence state changed", "state", st, "previous", prev, "reason", reason)
-}
-
-func isClosed(ch chan struct{}) bool {
-	select {
-	case <-ch:
-		return true
-	default:
-		return false
-	}
 }
 
 // graceLeft is the offline allowance left now.

@@ -42,8 +42,11 @@
 //	any --server refuses (no grace)--> Refused
 //	any --Close--> Ended
 //
-// Renewing is a flag on Status, not a state. Done is closed on Expired,
-// Refused and Close; Err says why.
+// Renewing is a flag on Status, not a state. Done is terminal, like
+// context.Done: it closes once, when the server refuses a running client or
+// on Close, and never reopens; Err says why. Expired, which recovers when the
+// server answers, shows in Status, Valid and events, not in Done. See
+// docs/lifecycle.md for the start-up budget and the deadline margin.
 //
 // # Renewal and grace
 //

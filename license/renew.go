@@ -24,6 +24,7 @@ func (c *Client) run(ctx context.Context) {
 	if c.lock(ctx) != nil {
 		return
 	}
+	c.running = true
 	c.scheduleLocked(time.Now())
 	c.unlock()
 	lastMono, lastWall := time.Now(), c.wallNow()
@@ -120,6 +121,12 @@ func (c *Client) renewLocked(ctx context.Context) (stop bool) {
 		err = c.beginLocked(cctx)
 	}
 	c.setRenewing(false)
+	if ctx.Err() != nil {
+		// Close began: the outcome is Close's to report, and an event now
+		// ("renewed, next renewal at ...") would describe a future that
+		// will not happen.
+		return true
+	}
 	now := time.Now()
 	if err != nil {
 		// A deadline the call ran into changes the state before the call's
@@ -134,8 +141,6 @@ func (c *Client) renewLocked(ctx context.Context) (stop bool) {
 		c.emit(Event{Type: EventRenewed, SessionExpiry: c.st.Sent.Add(c.session()),
 			SessionDuration: c.session(), GracePeriod: c.grace(), NextTry: c.wallAt(c.nextTry)})
 		return false
-	case ctx.Err() != nil:
-		return true
 	case refused(err):
 		c.lastErr = err
 		c.st.Token = ""
