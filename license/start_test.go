@@ -30,6 +30,20 @@ func newHangingServer(t *testing.T) *hangingServer {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
+	return startHanging(t, ln)
+}
+
+// newHangingServerB is newHangingServer for benchmarks.
+func newHangingServerB(b *testing.B) *hangingServer {
+	b.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	return startHanging(b, ln)
+}
+
+func startHanging(t testing.TB, ln net.Listener) *hangingServer {
 	h := &hangingServer{ln: ln}
 	h.wg.Add(1)
 	go func() {
