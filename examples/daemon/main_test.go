@@ -73,7 +73,7 @@ func stateChanges(t *testing.T, lines []logLine) []string {
 func TestRunHealthy(t *testing.T) {
 	t.Parallel()
 	var out bytes.Buffer
-	require.NoError(t, run(context.Background(), []string{"-for", "1500ms", "-work", "200ms"}, &out))
+	require.NoError(t, run(context.Background(), []string{"-for", "2500ms", "-work", "200ms"}, &out))
 	lines := parseLog(t, out.String())
 	require.NotEmpty(t, lines)
 	assert.Equal(t, []string{"Idle → Active", "Active → Ended"}, stateChanges(t, lines), out.String())
