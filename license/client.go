@@ -275,11 +275,19 @@ func (c *Client) Err() error {
 // run, registers this machine if it is new or its hardware changed, begins
 // a session and starts background renewal.
 //
-// A refusal is returned as an error matching ErrRefused. If the server is
-// unreachable but the persisted state still grants offline time, Start
-// returns nil in Grace and keeps trying in the background; otherwise the
-// error matches ErrUnreachable. A failed Start may be retried. ctx bounds
-// only Start itself; the background loop lives until Close. Close cancels a
+// Start is bounded. When the persisted state still grants time without the
+// server (a session the previous run left live, or grace), Start makes one
+// HTTP attempt per call within StartBudget.Offline (2 s by default) and, if
+// the server has not answered, returns nil in the state the persisted
+// deadlines give (Active until the old session lapses, then Grace) and
+// keeps trying in the background. Otherwise it is bounded by
+// StartBudget.Online (15 s by default), retries and Retry-After included,
+// and an unreachable server fails it with an error matching
+// ErrUnreachable. ctx bounds Start too; the earlier limit wins.
+//
+// A refusal is returned as an error matching ErrRefused. A failed Start
+// may be retried. ctx bounds only Start itself; the background loop lives
+// until Close. Close cancels a
 // Start in progress, which then returns ErrClosed. Call Close even after a
 // failed Start: it releases the state slot.
 func (c *Client) Start(ctx context.Context) error {

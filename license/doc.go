@@ -111,8 +111,13 @@
 // ErrStateCorrupt, and never crashes anything; the client then needs the
 // server.
 //
-// A product restarted while offline continues the grace window it had:
-// Start returns nil in Grace with the old deadline, never a fresh one.
+// A product restarted while offline continues the deadlines it had, never
+// fresh ones: Start makes one attempt per call within a 2 s budget
+// (WithStartBudget) and returns nil in Active while the previous run's
+// session has not lapsed, then in Grace until the old grace deadline. The
+// loop keeps trying; once the server answers it ends the previous run's
+// session and begins a new one. Without such an allowance Start gives up
+// after 15 s, retries and Retry-After included.
 //
 // On a machine with fewer than two strong hardware components (containers,
 // cloned VMs), the client generates a random install ID, keeps it in the
