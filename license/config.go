@@ -279,8 +279,9 @@ func WithFingerprintOptions(opts ...fingerprint.Option) Option {
 // The state is sealed before it reaches s.
 func WithStateStore(s StateStore) Option { return func(o *options) { o.store = s } }
 
-// WithStateSlots sets how many clients of one product may share a state
-// directory at once, each in its own slot (default 4).
+// WithStateSlots sets how many live clients of one licence may share a
+// state directory at once, each in its own slot (default 4). Clients of
+// other licences or products use files of their own and do not count.
 func WithStateSlots(n int) Option { return func(o *options) { o.slots = n } }
 
 // WithSealer plugs in the envelope scheme of an existing server. Config's
