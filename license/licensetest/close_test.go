@@ -24,8 +24,10 @@ func TestCloseIsOneOperation(t *testing.T) {
 	require.NoError(t, err)
 	_, err = conn.Write([]byte("POST /api/v2/begin_session HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{"))
 	require.NoError(t, err)
-	// Let the server read the headers, so the request is in flight.
-	time.Sleep(100 * time.Millisecond)
+	// Wait until the server has read the headers: the request is in flight.
+	for srv.InFlight() == 0 {
+		time.Sleep(5 * time.Millisecond)
+	}
 
 	var released atomic.Bool
 	var wg sync.WaitGroup
