@@ -205,21 +205,35 @@ func (l *lifecycleBench) checkNoLiveSessions(b *testing.B) {
 // Compare with BenchmarkLifecycleBaseline, or read the interleaved ratio
 // of BenchmarkLifecycleVsBaseline.
 func BenchmarkLifecycle(b *testing.B) {
+	eachLifecycle(b, func(b *testing.B, l *lifecycleBench, stateDir bool) {
+		loopLifecycle(b, l, l.sdkLifecycle)
+	})
+}
+
+// eachLifecycle runs f as a sub-benchmark per envelope mode and state
+// store, on a fresh lifecycleBench (whose SDK client has a state directory
+// in the "statedir" runs).
+func eachLifecycle(b *testing.B, f func(b *testing.B, l *lifecycleBench, stateDir bool)) {
 	for _, m := range benchModes {
 		for _, st := range benchStores {
 			b.Run(m.name+"/"+st.name, func(b *testing.B) {
-				l := newLifecycleBench(b, m.shared, st.dir)
-				ctx := context.Background()
-				b.ReportAllocs()
-				for b.Loop() {
-					if err := l.sdkLifecycle(ctx); err != nil {
-						b.Fatal(err)
-					}
-				}
-				l.checkNoLiveSessions(b)
+				f(b, newLifecycleBench(b, m.shared, st.dir), st.dir)
 			})
 		}
 	}
+}
+
+// loopLifecycle times lifecycle, then checks that no session was left
+// live.
+func loopLifecycle(b *testing.B, l *lifecycleBench, lifecycle func(context.Context) error) {
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := lifecycle(ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
+	l.checkNoLiveSessions(b)
 }
 
 // BenchmarkLifecycleBaseline is the same lifecycle by the baseline client
@@ -228,25 +242,13 @@ func BenchmarkLifecycle(b *testing.B) {
 // decoded into a minimal struct, the real token used, the session ended.
 // With "statedir" it also writes its state durably after each call.
 func BenchmarkLifecycleBaseline(b *testing.B) {
-	for _, m := range benchModes {
-		for _, st := range benchStores {
-			b.Run(m.name+"/"+st.name, func(b *testing.B) {
-				l := newLifecycleBench(b, m.shared, false)
-				base := l.base
-				if st.dir {
-					base = l.durable
-				}
-				ctx := context.Background()
-				b.ReportAllocs()
-				for b.Loop() {
-					if err := base.lifecycle(ctx, l.m); err != nil {
-						b.Fatal(err)
-					}
-				}
-				l.checkNoLiveSessions(b)
-			})
+	eachLifecycle(b, func(b *testing.B, l *lifecycleBench, stateDir bool) {
+		base := l.base
+		if stateDir {
+			base = l.durable
 		}
-	}
+		loopLifecycle(b, l, func(ctx context.Context) error { return base.lifecycle(ctx, l.m) })
+	})
 }
 
 // BenchmarkLifecycleVsBaseline alternates the SDK's lifecycle and the
@@ -257,41 +259,36 @@ func BenchmarkLifecycleBaseline(b *testing.B) {
 // reports "x_durable_baseline": the SDK against a client that writes the
 // same state changes durably.
 func BenchmarkLifecycleVsBaseline(b *testing.B) {
-	for _, m := range benchModes {
-		for _, st := range benchStores {
-			b.Run(m.name+"/"+st.name, func(b *testing.B) {
-				l := newLifecycleBench(b, m.shared, st.dir)
-				ctx := context.Background()
-				var sdk, base, durable []time.Duration
-				for b.Loop() {
-					t0 := time.Now()
-					if err := l.sdkLifecycle(ctx); err != nil {
-						b.Fatal(err)
-					}
-					t1 := time.Now()
-					if err := l.base.lifecycle(ctx, l.m); err != nil {
-						b.Fatal(err)
-					}
-					t2 := time.Now()
-					sdk, base = append(sdk, t1.Sub(t0)), append(base, t2.Sub(t1))
-					if st.dir {
-						if err := l.durable.lifecycle(ctx, l.m); err != nil {
-							b.Fatal(err)
-						}
-						durable = append(durable, time.Since(t2))
-					}
+	eachLifecycle(b, func(b *testing.B, l *lifecycleBench, stateDir bool) {
+		ctx := context.Background()
+		var sdk, base, durable []time.Duration
+		for b.Loop() {
+			t0 := time.Now()
+			if err := l.sdkLifecycle(ctx); err != nil {
+				b.Fatal(err)
+			}
+			t1 := time.Now()
+			if err := l.base.lifecycle(ctx, l.m); err != nil {
+				b.Fatal(err)
+			}
+			t2 := time.Now()
+			sdk, base = append(sdk, t1.Sub(t0)), append(base, t2.Sub(t1))
+			if stateDir {
+				if err := l.durable.lifecycle(ctx, l.m); err != nil {
+					b.Fatal(err)
 				}
-				l.checkNoLiveSessions(b)
-				ms := float64(medianDuration(sdk))
-				if mb := medianDuration(base); mb > 0 {
-					b.ReportMetric(ms/float64(mb), "x_baseline")
-				}
-				if md := medianDuration(durable); md > 0 {
-					b.ReportMetric(ms/float64(md), "x_durable_baseline")
-				}
-			})
+				durable = append(durable, time.Since(t2))
+			}
 		}
-	}
+		l.checkNoLiveSessions(b)
+		ms := float64(medianDuration(sdk))
+		if mb := medianDuration(base); mb > 0 {
+			b.ReportMetric(ms/float64(mb), "x_baseline")
+		}
+		if md := medianDuration(durable); md > 0 {
+			b.ReportMetric(ms/float64(md), "x_durable_baseline")
+		}
+	})
 }
 
 // medianDuration returns the median of d (sorting d).
