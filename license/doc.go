@@ -147,5 +147,12 @@
 // Package licensetest is a real mock server with fault injection. Its
 // Transport method returns an in-memory http.RoundTripper, which, passed
 // with WithRoundTripper, lets a test run a client under testing/synctest
-// and cover a day of renewals in milliseconds.
+// and cover a day of renewals in milliseconds. Package
+// license/licensetest/testclient builds the Config and options for a licence
+// on a licensetest server in one call:
+//
+//	srv := licensetest.NewUnstartedServer()
+//	t.Cleanup(srv.Close)
+//	srv.AddLicense(lic)
+//	c := testclient.New(t, srv, lic) // in-memory transport, closed on cleanup
 package license

@@ -76,7 +76,9 @@ type downState struct {
 // testing/synctest bubble touches the resolver's process-wide state and can
 // crash the runtime ("send on synctest channel from outside bubble"). Port 9
 // (discard) is closed on almost every machine, so a client that bypasses
-// Transport fails fast with "connection refused".
+// Transport fails fast with "connection refused", and package transport adds
+// a hint that names Transport (transport/placeholder.go holds the same
+// address; the testclient tests keep the two in step).
 const unstartedURL = "http://127.0.0.1:9" + BasePath
 
 // NewServer starts and returns a new Server listening on a loopback port
