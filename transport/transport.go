@@ -16,6 +16,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/hashicorp/go-retryablehttp"
 )
@@ -80,6 +82,7 @@ type Client struct {
 	retryAfterCap time.Duration
 	maxBytes      int64
 	rand          func() float64
+	redactor      func(string) string
 
 	mu     sync.Mutex
 	warned map[string]struct{} // "<header>\x00<value>" already logged
@@ -111,6 +114,7 @@ func New(baseURL string, opts ...Option) (*Client, error) {
 		retryAfterCap: o.retryAfterCap,
 		maxBytes:      o.maxBytes,
 		rand:          o.rand,
+		redactor:      o.redactor,
 		warned:        make(map[string]struct{}),
 	}
 	if c.log == nil {
@@ -325,7 +329,7 @@ func (c *Client) Do(ctx context.Context, req Request) (*Response, error) {
 		}
 		return nil, cl.failure(ctx, err)
 	}
-	return cl.finish(ctx, resp, req.Body)
+	return cl.finish(ctx, resp)
 }
 
 // checkRequest validates the parts of a Request that Do cannot repair.
@@ -410,7 +414,7 @@ func (cl *call) checkRetry(ctx context.Context, resp *http.Response, err error) 
 			slog.Int("status", cl.status),
 		}
 		if err != nil {
-			attrs = append(attrs, slog.String("error", errText(err)))
+			attrs = append(attrs, slog.String("error", c.redact(errText(err))))
 		}
 		if retry {
 			attrs = append(attrs, slog.Duration("retry_in", cl.wait))
@@ -455,7 +459,7 @@ func withCtx(ctx context.Context, err error) error {
 }
 
 // finish reads the capped body of the final reply and builds the result.
-func (cl *call) finish(ctx context.Context, resp *http.Response, reqBody []byte) (*Response, error) {
+func (cl *call) finish(ctx context.Context, resp *http.Response) (*Response, error) {
 	defer resp.Body.Close()
 	r := &Response{
 		Status:      resp.StatusCode,
@@ -482,7 +486,6 @@ func (cl *call) finish(ctx context.Context, resp *http.Response, reqBody []byte)
 	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
 		return r, nil
 	}
-	e.Message = serverMessage(body, reqBody)
 	if resp.StatusCode >= 300 && resp.StatusCode < 400 {
 		e.Err = ErrRedirect
 	}
@@ -523,7 +526,7 @@ func (c *Client) noteDeprecation(ctx context.Context, endpoint string, h http.He
 		c.log.LogAttrs(ctx, slog.LevelWarn, "server announces deprecation",
 			slog.String("endpoint", endpoint),
 			slog.String("header", name),
-			slog.String("value", cleanText(v, maxMessageLen)))
+			slog.String("value", cleanText(c.redact(v), maxHeaderLen)))
 	}
 }
 
@@ -537,6 +540,33 @@ func (c *Client) firstSighting(key string) bool {
 	}
 	c.warned[key] = struct{}{}
 	return true
+}
+
+// maxHeaderLen bounds a logged header value, in bytes.
+const maxHeaderLen = 128
+
+// cleanText maps control and invalid characters to spaces, trims the
+// result and cuts it to at most n bytes on a rune boundary.
+func cleanText(s string, n int) string {
+	var b strings.Builder
+	for _, r := range s {
+		if b.Len()+utf8.RuneLen(r) > n {
+			break
+		}
+		if r == utf8.RuneError || unicode.IsControl(r) {
+			r = ' '
+		}
+		b.WriteRune(r)
+	}
+	return strings.TrimSpace(b.String())
+}
+
+// redact passes a network text through the WithRedactor function.
+func (c *Client) redact(s string) string {
+	if c.redactor == nil {
+		return s
+	}
+	return c.redactor(s)
 }
 
 // errText is err's message for a log record.

@@ -425,6 +425,7 @@ func (st *store) sessionList(now time.Time) []Session {
 	for _, s := range recs {
 		out = append(out, Session{
 			Token:        s.token,
+			SessionKey:   s.sessionKey,
 			InstanceGUID: s.inst.GUID,
 			ProductGUID:  s.lic.ProductGUID,
 			LicenseKey:   s.lic.Key,
