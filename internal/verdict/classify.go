@@ -79,7 +79,7 @@ func Classify(in Input) Outcome {
 	}
 	status := in.Resp.Status
 	e.Status = status
-	if in.Err != nil && (te == nil || te.Err != nil) {
+	if in.Err != nil && (te == nil || (te.Err != nil && !errors.Is(te.Err, transport.ErrRedirect))) {
 		// The reply started but its body could not be taken.
 		switch {
 		case errors.Is(in.Err, transport.ErrResponseTooLarge):
@@ -338,11 +338,10 @@ func describe(in Input, body []byte) string {
 	case startsJSON(t):
 		return "JSON that is not a v2 reply"
 	}
-	lower := bytes.ToLower(t)
-	if bytes.HasPrefix(lower, []byte("<")) || bytes.Contains(lower, []byte("<html")) {
-		if i := bytes.Index(lower, []byte("<title>")); i >= 0 {
+	if t[0] == '<' || indexFold(t, "<html") >= 0 {
+		if i := indexFold(t, "<title>"); i >= 0 {
 			rest := t[i+len("<title>"):]
-			if j := bytes.Index(bytes.ToLower(rest), []byte("</title>")); j >= 0 {
+			if j := indexFold(rest, "</title>"); j >= 0 {
 				if title := in.Redactor.Text(string(rest[:j]), MaxExcerpt, in.Extra...); title != "" {
 					return "HTML page: " + title
 				}
@@ -351,6 +350,28 @@ func describe(in Input, body []byte) string {
 		return "HTML page"
 	}
 	return "non-JSON body: " + in.Redactor.Text(string(t[:min(len(t), 4*MaxExcerpt)]), MaxExcerpt/2, in.Extra...)
+}
+
+// indexFold is the index of the ASCII pattern pat in b, ignoring ASCII
+// case, or -1. Unlike bytes.ToLower it never changes lengths, so the index
+// is valid in b whatever bytes b holds.
+func indexFold(b []byte, pat string) int {
+	for i := 0; i+len(pat) <= len(b); i++ {
+		j := 0
+		for ; j < len(pat); j++ {
+			c := b[i+j]
+			if 'A' <= c && c <= 'Z' {
+				c += 'a' - 'A'
+			}
+			if c != pat[j] {
+				break
+			}
+		}
+		if j == len(pat) {
+			return i
+		}
+	}
+	return -1
 }
 
 // reasonOf is a decode error's redacted text, without package prefixes.
