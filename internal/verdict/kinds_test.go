@@ -66,24 +66,24 @@ func TestDefaultRulesWholeWords(t *testing.T) {
 	t.Parallel()
 	rules := verdict.DefaultRules()
 	cases := map[string]verdict.Kind{
-		"license expired; session not created":  verdict.KindExpired,
-		"LICENCE HAS EXPIRED":                   verdict.KindExpired,
-		"Your licence expired on 2025-01-01":    verdict.KindExpired,
-		"session expired":                       verdict.KindOther,
-		"token expired, begin a new session":    verdict.KindOther,
-		"no seats for you?":                     verdict.KindOther,
-		"seatbelt required":                     verdict.KindOther,
-		"loveseat limits apply":                 verdict.KindOther,
-		"Seat-limit reached":                    verdict.KindSeatLimit,
-		"no free seats":                         verdict.KindSeatLimit,
-		"too many sessions for this licence":    verdict.KindSeatLimit,
-		"Licence REVOKED by vendor":             verdict.KindRevoked,
-		"unrevoked licence required":            verdict.KindOther,
-		"irrevocable: unknown license":          verdict.KindOther,
-		"instance not found":                    verdict.KindUnknownInstance,
-		"unknown instance-id 42":                verdict.KindUnknownInstance,
-		"":                                      verdict.KindOther,
-		"revoked expired seat limit":            verdict.KindRevoked, // first rule wins
+		"license expired; session not created":   verdict.KindExpired,
+		"LICENCE HAS EXPIRED":                    verdict.KindExpired,
+		"Your licence expired on 2025-01-01":     verdict.KindExpired,
+		"session expired":                        verdict.KindOther,
+		"token expired, begin a new session":     verdict.KindOther,
+		"no seats for you?":                      verdict.KindOther,
+		"seatbelt required":                      verdict.KindOther,
+		"loveseat limits apply":                  verdict.KindOther,
+		"Seat-limit reached":                     verdict.KindSeatLimit,
+		"no free seats":                          verdict.KindSeatLimit,
+		"too many sessions for this licence":     verdict.KindSeatLimit,
+		"Licence REVOKED by vendor":              verdict.KindRevoked,
+		"unrevoked licence required":             verdict.KindOther,
+		"irrevocable: unknown license":           verdict.KindOther,
+		"instance not found":                     verdict.KindUnknownInstance,
+		"unknown instance-id 42":                 verdict.KindUnknownInstance,
+		"":                                       verdict.KindOther,
+		"revoked expired seat limit":             verdict.KindRevoked, // first rule wins
 		"license\u00a0expired (non-breaking sp)": verdict.KindExpired,
 	}
 	for msg, want := range cases {

@@ -28,7 +28,6 @@ func (e *apiError) Error() string { return e.msg }
 
 func refuse(status int, msg string) *apiError { return &apiError{status: status, msg: msg} }
 
-
 type licenseID struct{ product, key string }
 
 type licenseRec struct {
