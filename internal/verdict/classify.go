@@ -95,10 +95,9 @@ func Classify(in Input) Outcome {
 	switch {
 	case status >= 500, status == http.StatusTooManyRequests, status == http.StatusRequestTimeout:
 		e.Detail = DetailTransient
+		// Any text in the body is left out: whoever sent it, it is not a
+		// verdict, and "HTTP 503: license revoked" would read like one.
 		e.Reason = strings.ToLower(http.StatusText(status))
-		if msg := failureText(in, body); msg != "" {
-			e.Reason = msg
-		}
 		return Outcome{Category: Unreachable, Err: e}
 	case status == http.StatusProxyAuthRequired:
 		e.Detail, e.Reason = DetailIntercepted, "proxy authentication required"
@@ -124,10 +123,10 @@ func Classify(in Input) Outcome {
 		if err != nil {
 			e.Cause = errors.Join(in.Err, err)
 			switch {
-			case isObject(body):
+			case looksV2(body):
 				e.Detail = DetailUnauthenticated
 				e.Reason = "did not open as a sealed reply to this request"
-			case startsJSON(body):
+			case startsJSON(body) && !isObject(body):
 				e.Detail, e.Reason = DetailMalformed, "truncated or invalid JSON"
 			default:
 				e.Detail, e.Reason = DetailIntercepted, describe(in, body)
@@ -299,25 +298,32 @@ func parseFailure(b []byte) (failure, bool) {
 	return failure{msg: msg, time: v.Time.Raw}, true
 }
 
-// failureText is the redacted error text of a failure-shaped body (opened
-// first when it opens), or "".
-func failureText(in Input, body []byte) string {
-	plain := body
-	if in.Opener != nil {
-		if p, err := in.Opener.OpenReply(body); err == nil {
-			plain = p
-		}
-	}
-	if f, ok := parseFailure(plain); ok && f.msg != "" {
-		return in.Redactor.Text(f.msg, MaxExcerpt, in.Extra...)
-	}
-	return ""
-}
-
 // isObject reports whether b is one JSON object.
 func isObject(b []byte) bool {
 	b = bytes.TrimSpace(b)
 	return len(b) > 0 && b[0] == '{' && json.Valid(b)
+}
+
+// v2Keys are the members of v2 replies and of sealed replies.
+var v2Keys = [...]string{"data", "success", "status", "token", "guid", "session_key", "control_options", "time"}
+
+// looksV2 reports whether b is a JSON object with a v2 or sealed-reply
+// member: a reply that claims to be the licence server's. Other JSON
+// objects are some proxy's or gateway's.
+func looksV2(b []byte) bool {
+	if !isObject(b) {
+		return false
+	}
+	var m map[string]json.RawMessage
+	if json.Unmarshal(b, &m) != nil {
+		return false
+	}
+	for _, k := range v2Keys {
+		if _, ok := m[k]; ok {
+			return true
+		}
+	}
+	return false
 }
 
 // startsJSON reports whether b starts like a JSON object or array.

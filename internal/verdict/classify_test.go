@@ -347,7 +347,7 @@ func TestMessages(t *testing.T) {
 			resp, err := reply(503, []byte(`{"success":false,"error":"down for maintenance"}`), nil)
 			err.(*transport.Error).Attempts = 3
 			return verdict.Input{Endpoint: wire.Extend, Resp: resp, Err: err, Opener: plainOpener{}}
-		}(), "license: extend_session: server unreachable after 3 attempts (HTTP 503: down for maintenance); will retry"},
+		}(), "license: extend_session: server unreachable after 3 attempts (HTTP 503: service unavailable); will retry"},
 	}
 	for _, tc := range cases {
 		tc.in.Redactor = red
