@@ -26,8 +26,10 @@ const (
 	minSecret = 4
 	// minPayload is the shortest request value removed.
 	minPayload = 8
-	// maxLive bounds the remembered live values (tokens, session keys).
-	maxLive = 16
+	// maxLive bounds the remembered live values (tokens, session keys): a
+	// long run hands out many, and an ended session's token is worthless,
+	// but the last few dozen are kept in case a server echoes an old one.
+	maxLive = 64
 )
 
 // Redactor removes the client's secrets from text that came from the
