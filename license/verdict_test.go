@@ -346,7 +346,7 @@ type echoServer struct {
 	opener  envelope.Opener
 	fixed   []string
 	mu      sync.Mutex
-	fail    map[string]int // endpoint -> status
+	fail    map[string]int  // endpoint -> status
 	before  map[string]bool // tokens of other clients, issued before this one
 	tokens  map[string]bool
 	keys    map[string]bool
