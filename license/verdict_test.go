@@ -34,17 +34,9 @@ type scripted struct {
 }
 
 func (s *scripted) RoundTrip(req *http.Request) (*http.Response, error) {
-	raw, err := io.ReadAll(req.Body)
-	req.Body.Close()
+	_, plain, rs, err := openRequest(req, s.opener)
 	if err != nil {
 		return nil, err
-	}
-	var outer wire.Request
-	_ = json.Unmarshal(raw, &outer)
-	var plain []byte
-	var rs envelope.ReplySealer
-	if s.opener != nil {
-		plain, rs, _ = s.opener.Open(outer.Key, outer.Data)
 	}
 	status, reply := s.answer(path.Base(req.URL.Path), plain)
 	if rs != nil && rs.Requested() {
@@ -52,9 +44,32 @@ func (s *scripted) RoundTrip(req *http.Request) (*http.Response, error) {
 			reply = sealed
 		}
 	}
-	return &http.Response{StatusCode: status, Status: http.StatusText(status), Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
-		Header: http.Header{"Content-Type": {"application/json"}}, Body: io.NopCloser(bytes.NewReader(reply)),
-		ContentLength: int64(len(reply)), Request: req}, nil
+	return jsonResponse(req, status, nil, reply), nil
+}
+
+// jsonResponse is an HTTP reply with a JSON body.
+func jsonResponse(req *http.Request, status int, h http.Header, body []byte) *http.Response {
+	if h == nil {
+		h = http.Header{}
+	}
+	h.Set("Content-Type", "application/json")
+	return &http.Response{StatusCode: status, Status: http.StatusText(status), Proto: "HTTP/1.1", ProtoMajor: 1,
+		ProtoMinor: 1, Header: h, Body: io.NopCloser(bytes.NewReader(body)), ContentLength: int64(len(body)),
+		Request: req}
+}
+
+// openRequest reads a v2 request and opens its data with opener (nil: it
+// cannot). It returns the raw body too, to pass the request on.
+func openRequest(req *http.Request, opener envelope.Opener) (raw, plain []byte, rs envelope.ReplySealer, err error) {
+	raw, err = io.ReadAll(req.Body)
+	req.Body.Close()
+	if err != nil || opener == nil {
+		return raw, nil, nil, err
+	}
+	var outer wire.Request
+	_ = json.Unmarshal(raw, &outer)
+	plain, rs, _ = opener.Open(outer.Key, outer.Data)
+	return raw, plain, rs, nil
 }
 
 // specSuccess answers every endpoint with the spec's success shape.
@@ -376,14 +391,10 @@ func (s *echoServer) learn() {
 }
 
 func (s *echoServer) RoundTrip(req *http.Request) (*http.Response, error) {
-	raw, err := io.ReadAll(req.Body)
-	req.Body.Close()
+	raw, plain, rs, err := openRequest(req, s.opener)
 	if err != nil {
 		return nil, err
 	}
-	var outer wire.Request
-	_ = json.Unmarshal(raw, &outer)
-	plain, rs, _ := s.opener.Open(outer.Key, outer.Data)
 	ep := path.Base(req.URL.Path)
 	s.mu.Lock()
 	status := s.fail[ep]
@@ -419,11 +430,10 @@ func (s *echoServer) RoundTrip(req *http.Request) (*http.Response, error) {
 	if rs != nil && rs.Requested() {
 		reply, _ = rs.SealReply(reply)
 	}
-	h := http.Header{"Content-Type": {"application/json"}}
+	h := http.Header{}
 	h.Set("Deprecation", "echo "+strings.Join(echo, " "))
 	h.Set("Sunset", strings.Join(echo, ","))
-	return &http.Response{StatusCode: status, Status: http.StatusText(status), Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
-		Header: h, Body: io.NopCloser(bytes.NewReader(reply)), ContentLength: int64(len(reply)), Request: req}, nil
+	return jsonResponse(req, status, h, reply), nil
 }
 
 // TestEchoingServerLeaksNothing: a server that repeats every secret the

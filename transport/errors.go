@@ -162,9 +162,10 @@ func unreachable(status int, err error) bool {
 	return err != nil && err != ErrRedirect
 }
 
-// isCertError reports whether err comes from verifying the server's
-// certificate. Such errors are never retried.
-func isCertError(err error) bool {
+// IsCertificateError reports whether err comes from verifying the server's
+// certificate (an unknown authority, an invalid or expired certificate, a
+// host name mismatch, unusable system roots). Do never retries such errors.
+func IsCertificateError(err error) bool {
 	if err == nil {
 		return false
 	}

@@ -44,7 +44,7 @@ func (r Retry) String() string {
 // at the context or the attempt budget.
 func retryable(r Retry, status int, err error) bool {
 	if err != nil {
-		if isCertError(err) {
+		if IsCertificateError(err) {
 			return false
 		}
 		if r == RetryUnsent {

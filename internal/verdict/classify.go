@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"io"
@@ -181,7 +180,7 @@ func noReply(in Input, e *Error) error {
 		e.Category, e.Detail, e.Reason, e.Next = ClientFault, DetailUnsealable, "invalid request", ""
 	case isCtx(err):
 		ctxReason(e, err)
-	case isCertError(err):
+	case transport.IsCertificateError(err):
 		e.Detail = DetailTLS
 		e.Reason = "TLS certificate not trusted: " + in.Redactor.Text(certText(err), MaxExcerpt, in.Extra...)
 	default:
@@ -230,24 +229,6 @@ func netReason(in Input, err error) string {
 		err = ue.Err
 	}
 	return in.Redactor.Text(err.Error(), MaxExcerpt, in.Extra...)
-}
-
-// isCertError reports whether err comes from verifying the certificate.
-func isCertError(err error) bool {
-	if _, ok := errors.AsType[*tls.CertificateVerificationError](err); ok {
-		return true
-	}
-	if _, ok := errors.AsType[x509.UnknownAuthorityError](err); ok {
-		return true
-	}
-	if _, ok := errors.AsType[x509.CertificateInvalidError](err); ok {
-		return true
-	}
-	if _, ok := errors.AsType[x509.HostnameError](err); ok {
-		return true
-	}
-	_, ok := errors.AsType[x509.SystemRootsError](err)
-	return ok
 }
 
 func certText(err error) string {

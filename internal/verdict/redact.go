@@ -39,8 +39,8 @@ const (
 // use; the zero value removes nothing until values are added.
 type Redactor struct {
 	mu    sync.RWMutex
-	fixed []string
-	live  []string
+	fixed []string // forms of the fixed secrets
+	live  []string // the last maxLive live values, oldest first
 	all   []string // fixed and live forms, longest first
 }
 
@@ -84,9 +84,9 @@ func (r *Redactor) AddLive(s string) {
 	if slices.Contains(r.live, s) {
 		return
 	}
-	r.live = appendForms(r.live, s)
-	if over := len(r.live) - maxLive*3; over > 0 {
-		r.live = r.live[over:]
+	r.live = append(r.live, s)
+	if over := len(r.live) - maxLive; over > 0 {
+		r.live = slices.Delete(r.live, 0, over)
 	}
 	r.rebuild()
 }
@@ -112,9 +112,11 @@ func appendForms(out []string, s string) []string {
 }
 
 func (r *Redactor) rebuild() {
-	all := make([]string, 0, len(r.fixed)+len(r.live))
+	all := make([]string, 0, len(r.fixed)+2*len(r.live))
 	all = append(all, r.fixed...)
-	all = append(all, r.live...)
+	for _, v := range r.live {
+		all = appendForms(all, v)
+	}
 	// Longest first, so that a secret containing another is hidden whole.
 	slices.SortStableFunc(all, func(a, b string) int { return len(b) - len(a) })
 	r.all = slices.Compact(all)
