@@ -92,12 +92,12 @@ func (c *Client) manual(ctx context.Context, f func(context.Context) error) erro
 	if c.closing.Load() {
 		return ErrClosed
 	}
-	return c.locked(ctx, func(ctx context.Context) error {
+	return toCaller(c.locked(ctx, func(ctx context.Context) error {
 		if err := c.loadLocked(ctx); err != nil {
 			return err
 		}
 		return f(ctx)
-	})
+	}))
 }
 
 func (c *Client) afterManualLocked(err error) error {

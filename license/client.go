@@ -288,7 +288,7 @@ func (c *Client) Start(ctx context.Context) error {
 		return ErrClosed // Close ran meanwhile and ended what Start began
 	}
 	if err != nil {
-		return err
+		return toCaller(err) // no loop runs: nothing retries it
 	}
 	c.started = true
 	loopCtx, stop := context.WithCancel(c.closeCtx)

@@ -82,6 +82,18 @@ func fingerprintError(err error) error {
 		Next: "will retry", Cause: err}
 }
 
+// toCaller returns the error of an explicit call or a failed Start: no
+// background loop retries it, so its text must not promise a retry. The
+// *Error is copied, never changed: Status may hold the same one.
+func toCaller(err error) error {
+	if e, ok := err.(*Error); ok && e.Next != "" {
+		cp := *e
+		cp.Next = ""
+		return &cp
+	}
+	return err
+}
+
 // lastPart is an error's text without its chain of prefixes
 // ("envelope: seal: plaintext too large" gives "plaintext too large").
 func lastPart(err error) string {
