@@ -120,7 +120,7 @@ func New(baseURL string, opts ...Option) (*Client, error) {
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
 	}
-	c.libLog = slog.New(debugHandler{c.log.Handler()}).With("component", "go-retryablehttp")
+	c.libLog = slog.New(debugHandler{c.log.Handler(), c.redactor}).With("component", "go-retryablehttp")
 	if c.userAgent == "" {
 		c.userAgent = "licensekit-go/" + Version + " (" + runtime.GOOS + "/" + runtime.GOARCH + ")"
 	}
@@ -579,22 +579,64 @@ func errText(err error) string {
 
 // debugHandler caps every record at Debug level. go-retryablehttp logs each
 // failed attempt at Error level; Do already logs every attempt at Debug, and
-// whether a failure matters is for the caller to judge and log.
-type debugHandler struct{ h slog.Handler }
+// whether a failure matters is for the caller to judge and log. Its records
+// carry error texts that can quote the server's bytes (a malformed HTTP
+// reply), so every string and error value passes redact first.
+type debugHandler struct {
+	h      slog.Handler
+	redact func(string) string
+}
 
 func (d debugHandler) Enabled(ctx context.Context, _ slog.Level) bool {
 	return d.h.Enabled(ctx, slog.LevelDebug)
 }
 
 func (d debugHandler) Handle(ctx context.Context, r slog.Record) error {
-	r.Level = slog.LevelDebug
-	return d.h.Handle(ctx, r)
+	out := slog.NewRecord(r.Time, slog.LevelDebug, r.Message, r.PC)
+	r.Attrs(func(a slog.Attr) bool {
+		out.AddAttrs(d.clean(a))
+		return true
+	})
+	return d.h.Handle(ctx, out)
+}
+
+// clean redacts and bounds the text of one attribute.
+func (d debugHandler) clean(a slog.Attr) slog.Attr {
+	v := a.Value.Resolve()
+	switch v.Kind() {
+	case slog.KindString:
+		return slog.String(a.Key, cleanText(d.text(v.String()), maxHeaderLen*2))
+	case slog.KindAny:
+		if err, ok := v.Any().(error); ok {
+			return slog.String(a.Key, cleanText(d.text(errText(err)), maxHeaderLen*2))
+		}
+		return slog.String(a.Key, cleanText(d.text(fmt.Sprint(v.Any())), maxHeaderLen*2))
+	case slog.KindGroup:
+		attrs := v.Group()
+		cleaned := make([]any, len(attrs))
+		for i, g := range attrs {
+			cleaned[i] = d.clean(g)
+		}
+		return slog.Group(a.Key, cleaned...)
+	}
+	return slog.Attr{Key: a.Key, Value: v}
+}
+
+func (d debugHandler) text(s string) string {
+	if d.redact == nil {
+		return s
+	}
+	return d.redact(s)
 }
 
 func (d debugHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
-	return debugHandler{d.h.WithAttrs(attrs)}
+	cleaned := make([]slog.Attr, len(attrs))
+	for i, a := range attrs {
+		cleaned[i] = d.clean(a)
+	}
+	return debugHandler{d.h.WithAttrs(cleaned), d.redact}
 }
 
 func (d debugHandler) WithGroup(name string) slog.Handler {
-	return debugHandler{d.h.WithGroup(name)}
+	return debugHandler{d.h.WithGroup(name), d.redact}
 }

@@ -933,3 +933,49 @@ func TestLibraryLogsDemoted(t *testing.T) {
 	assert.True(t, msgs["request failed"], "go-retryablehttp's record is kept, at Debug: %v", msgs)
 	assert.True(t, msgs["transport attempt"])
 }
+
+// TestRedactorCoversEveryLogLine: a server that answers with a malformed
+// HTTP reply quoting a secret gets the secret into Go's error text; every
+// record, the transport's and go-retryablehttp's, passes WithRedactor.
+func TestRedactorCoversEveryLogLine(t *testing.T) {
+	t.Parallel()
+	const secret = "LK-SECRET-0af31c"
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			buf := make([]byte, 4096)
+			_, _ = conn.Read(buf)
+			_, _ = io.WriteString(conn, "HTTP/1.1 "+secret+"\r\n\r\n")
+			conn.Close()
+		}
+	}()
+	for _, redacted := range []bool{false, true} {
+		var logs bytes.Buffer
+		var mu sync.Mutex
+		logger := slog.New(slog.NewJSONHandler(&lockedWriter{w: &logs, mu: &mu}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		opts := []transport.Option{transport.WithLogger(logger), transport.WithMaxAttempts(2),
+			transport.WithBackoff(time.Millisecond, time.Millisecond)}
+		if redacted {
+			opts = append(opts, transport.WithRedactor(func(s string) string { return strings.ReplaceAll(s, secret, "[redacted]") }))
+		}
+		c := newClient(t, "http://"+ln.Addr().String()+"/api/v2", opts...)
+		_, err := c.Do(t.Context(), transport.Request{Endpoint: "begin_session"})
+		require.Error(t, err)
+		mu.Lock()
+		out := logs.String()
+		mu.Unlock()
+		require.Contains(t, out, "go-retryablehttp")
+		if redacted {
+			assert.NotContains(t, out, secret)
+			assert.Contains(t, out, "[redacted]")
+		} else {
+			assert.Contains(t, out, secret, "without a redactor the echo shows: the test can fail")
+		}
+	}
+}
