@@ -442,10 +442,12 @@ func checkCategory(t *testing.T, cat, err error) {
 		require.Error(t, err)
 		assert.ErrorIs(t, err, ErrUnreachable)
 		assert.NotErrorIs(t, err, ErrRefused)
+		assert.NotErrorIs(t, err, ErrClientFault)
 	case ErrRefused:
 		require.Error(t, err)
 		assert.ErrorIs(t, err, ErrRefused)
 		assert.NotErrorIs(t, err, ErrUnreachable)
+		assert.NotErrorIs(t, err, ErrClientFault)
 	}
 }
 
