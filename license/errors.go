@@ -161,7 +161,7 @@ func (e *stateError) Error() string {
 	}
 	return s
 }
-func (e *stateError) Unwrap() error        { return e.err }
+func (e *stateError) Unwrap() error { return e.err }
 func (e *stateError) Is(target error) bool {
 	// Every state slot held by another client is a fault on this machine.
 	return target == e.kind || (e.kind == ErrStateLocked && target == ErrClientFault)
