@@ -273,7 +273,7 @@ func (c *Client) machineLocked(ctx context.Context) error {
 		if err == nil {
 			err = errors.New("no fingerprint")
 		}
-		return fingerprintError(err)
+		return localFault("fingerprint", err)
 	}
 	m := wire.Machine{
 		IPAddress:    fp.IPAddress.Value,

@@ -374,7 +374,7 @@ func (c *Client) loadLocked(ctx context.Context) error {
 		if err == nil {
 			err = errors.New("no fingerprint")
 		}
-		return fingerprintError(err)
+		return localFault("fingerprint", err)
 	}
 	c.key = sealKey(&c.cfg, fp)
 

@@ -1,6 +1,7 @@
 package license
 
 import (
+	"context"
 	"errors"
 	"strings"
 
@@ -75,11 +76,19 @@ func clientFault(endpoint, reason string, cause error) verdict.Outcome {
 		Category: verdict.ClientFault, Detail: verdict.DetailUnsealable, Reason: reason, Cause: cause}}
 }
 
-// fingerprintError is the client fault of a fingerprint that could not be
-// read.
-func fingerprintError(err error) error {
-	return &Error{Endpoint: "fingerprint", Category: verdict.ClientFault, Reason: verdict.Clean(lastPart(err), 120),
+// localFault is the error of a local step that failed before or instead
+// of a call ("fingerprint", "open state"): a client fault, or, when the
+// step was cut short by its context, unreachable like a cancelled call.
+func localFault(step string, err error) error {
+	e := &Error{Endpoint: step, Category: verdict.ClientFault, Reason: verdict.Clean(lastPart(err), 120),
 		Next: "will retry", Cause: err}
+	switch {
+	case errors.Is(err, context.Canceled):
+		e.Category, e.Detail, e.Reason, e.Next = verdict.Unreachable, verdict.DetailTimeout, "cancelled", ""
+	case errors.Is(err, context.DeadlineExceeded):
+		e.Category, e.Detail, e.Reason = verdict.Unreachable, verdict.DetailTimeout, "timed out"
+	}
+	return e
 }
 
 // toCaller returns the error of an explicit call or a failed Start: no

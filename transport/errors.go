@@ -29,13 +29,6 @@ var (
 	// not who answered or what it means.
 	ErrStatus = errors.New("transport: unexpected status")
 
-	// ErrRefused is the old name of ErrStatus.
-	//
-	// Deprecated: transport no longer decides whether a reply is a
-	// refusal. Use ErrStatus, and classify replies with the caller's
-	// protocol knowledge.
-	ErrRefused = ErrStatus
-
 	// ErrResponseTooLarge is the Err of an *Error when the reply body is
 	// larger than the response cap (see WithMaxResponseBytes). The body is
 	// never read past the cap. It is classed ErrUnreachable: no usable
