@@ -105,7 +105,6 @@ func benchClientMode(b *testing.B, srv *licensetest.Server, rt http.RoundTripper
 	cfg := Config{ServerURL: srv.URL, APIKey: srv.APIKey(), ServerPublicKey: srv.PublicKey().EncodeBase64(),
 		ProductGUID: testProduct, LicenseKey: testLicense, StateDir: stateDir}
 	// Sealed replies are the default configuration the benchmarks measure.
-	cfg.SealedReplies = true
 	if shared {
 		cfg.ServerPublicKey, cfg.SharedSecret = "", srv.Secret()
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/licensekit/licensekit-go/envelope"
 	"github.com/licensekit/licensekit-go/fingerprint"
 	"github.com/licensekit/licensekit-go/internal/statefile"
+	"github.com/licensekit/licensekit-go/internal/verdict"
 	"github.com/licensekit/licensekit-go/internal/wire"
 	"github.com/licensekit/licensekit-go/transport"
 )
@@ -29,6 +30,14 @@ type Client struct {
 	sealer envelope.Sealer
 	events *dispatcher
 	fp     FingerprintSource
+
+	// sealed is true when replies must open as sealed replies. redact
+	// knows the client's secrets; kinds names refusals. See verdicts.go.
+	sealed           bool
+	redact           *verdict.Redactor
+	kinds            func(endpoint, msg string) RefusalKind
+	warnedInsecure   atomic.Bool
+	warnedUnsealable atomic.Bool
 
 	// snap is what Status reads.
 	snap atomic.Pointer[snapshot]
@@ -139,8 +148,13 @@ func New(cfg Config, opts ...Option) (*Client, error) {
 			return nil, &configError{errs: []error{err}}
 		}
 	}
+	c := &Client{cfg: cfg, opts: o, sealer: sealer}
+	if err := c.setupVerdicts(o.sealer != nil); err != nil {
+		return nil, &configError{errs: []error{err}}
+	}
 	topts := []transport.Option{
 		transport.WithLogger(o.logger),
+		transport.WithRedactor(func(s string) string { return c.redact.Redact(s) }),
 		transport.WithMaxAttempts(o.retry.Attempts),
 		transport.WithAttemptTimeout(o.retry.AttemptTimeout),
 		transport.WithBackoff(o.retry.MinBackoff, o.retry.MaxBackoff),
@@ -162,15 +176,10 @@ func New(cfg Config, opts ...Option) (*Client, error) {
 	if err != nil {
 		return nil, &configError{errs: []error{err}}
 	}
-	c := &Client{
-		cfg:    cfg,
-		opts:   o,
-		log:    o.logger,
-		tr:     tr,
-		sealer: sealer,
-		events: newDispatcher(o.onEvent),
-		fp:     o.fingerprint,
-	}
+	c.log = o.logger
+	c.tr = tr
+	c.events = newDispatcher(o.onEvent)
+	c.fp = o.fingerprint
 	if c.fp == nil {
 		fopts := append([]fingerprint.Option{fingerprint.WithServerAddress(serverAddress(cfg.ServerURL))}, o.fpOpts...)
 		cached := fingerprint.NewCached(10*time.Minute, fopts...)
@@ -185,10 +194,7 @@ func New(cfg Config, opts ...Option) (*Client, error) {
 }
 
 func newSealer(cfg *Config) (envelope.Sealer, error) {
-	var eo []envelope.Option
-	if cfg.SealedReplies {
-		eo = append(eo, envelope.WithSealedReplies())
-	}
+	eo := builtinSealerOptions(cfg)
 	if len(cfg.SharedSecret) > 0 {
 		return envelope.NewSharedSecretSealer(cfg.SharedSecret, eo...)
 	}
@@ -302,6 +308,7 @@ func (c *Client) Start(ctx context.Context) error {
 	}
 	c.starting = true
 	c.life.Unlock()
+	c.warnInsecure()
 
 	err := c.locked(ctx, c.startLocked)
 
@@ -312,7 +319,7 @@ func (c *Client) Start(ctx context.Context) error {
 		return ErrClosed // Close ran meanwhile and ended what Start began
 	}
 	if err != nil {
-		return err
+		return toCaller(err) // no loop runs: nothing retries it
 	}
 	c.started = true
 	loopCtx, stop := context.WithCancel(c.closeCtx)
@@ -363,7 +370,7 @@ func (c *Client) loadLocked(ctx context.Context) error {
 		if err == nil {
 			err = errors.New("no fingerprint")
 		}
-		return &Error{Op: "fingerprint", Err: err}
+		return localFault("fingerprint", err)
 	}
 	keys := sealKeys(&c.cfg, fp)
 	c.key = keys[0]
@@ -374,7 +381,7 @@ func (c *Client) loadLocked(ctx context.Context) error {
 	case c.cfg.StateDir != "":
 		f, err := acquireSlot(ctx, c.cfg.StateDir, statefile.BaseName(c.cfg.ProductGUID, c.cfg.LicenseKey), c.opts.slots)
 		if cerr := ctx.Err(); cerr != nil {
-			return &Error{Op: "open state", Err: cerr}
+			return localFault("open state", cerr)
 		}
 		if errors.Is(err, statefile.ErrLocked) {
 			return &stateError{kind: ErrStateLocked, msg: "all state slots are held by running clients", err: err}
@@ -412,7 +419,7 @@ func (c *Client) loadLocked(ctx context.Context) error {
 	case ctx.Err() != nil:
 		// The caller gave up while the state was read: nothing is known
 		// about it, so nothing is discarded. A later Start reads it again.
-		return &Error{Op: "read state", Err: ctx.Err()}
+		return localFault("read state", ctx.Err())
 	case err != nil:
 		c.discardLocked(ctx, &stateError{kind: ErrStateCorrupt, msg: "unreadable", err: err})
 	default:

@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 	"unicode"
@@ -33,9 +34,17 @@ type Config struct {
 	// SharedSecret selects the shared-secret envelope mode. At least 32
 	// bytes.
 	SharedSecret []byte
-	// SealedReplies asks the server to seal its replies and refuses replies
-	// that are not sealed (fail closed).
-	SealedReplies bool
+	// InsecureUnsealedReplies accepts replies the server did not seal, for
+	// a server that cannot seal them. Do not set it unless you must: with
+	// it, anyone who can redirect the client's traffic (a hosts-file entry,
+	// a DNS answer, a proxy) can grant licences with a home-made server,
+	// and refusals can be forged by anything on the path that sends the
+	// spec's failure shape. By default every reply must open as a sealed
+	// reply to its own request (an authenticated answer from the holder of
+	// the server's private key or the shared secret); a reply that does
+	// not is never a success and never a refusal but "unreachable". The
+	// client warns about this setting once, at Start.
+	InsecureUnsealedReplies bool
 
 	// ProductGUID identifies the product.
 	ProductGUID string
@@ -64,7 +73,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String("api_key", redact(c.APIKey)),
 		slog.Bool("public_key", c.ServerPublicKey != ""),
 		slog.String("shared_secret", redact(string(c.SharedSecret))),
-		slog.Bool("sealed_replies", c.SealedReplies),
+		slog.Bool("insecure_unsealed_replies", c.InsecureUnsealedReplies),
 		slog.String("product_guid", c.ProductGUID),
 		slog.String("license_key", redact(c.LicenseKey)),
 		slog.Bool("user_name", c.UserName != ""),
@@ -141,6 +150,7 @@ func (c *Config) validate(haveSealer bool) error {
 			break
 		}
 	}
+	errs = append(errs, c.checkSizes()...)
 	if len(errs) == 0 {
 		return nil
 	}
@@ -233,6 +243,7 @@ type options struct {
 	start       StartBudget
 	slots       int
 	fpOpts      []fingerprint.Option
+	kinds       RefusalClassifier
 }
 
 // WithLogger sends the client's logs, and its transport's, to l. The
@@ -287,6 +298,26 @@ func WithStateSlots(n int) Option { return func(o *options) { o.slots = n } }
 // WithSealer plugs in the envelope scheme of an existing server. Config's
 // key fields are then not needed.
 func WithSealer(s envelope.Sealer) Option { return func(o *options) { o.sealer = s } }
+
+// WithRefusalRules replaces the rules that name a refusal's kind (and so
+// decide whether it matches ErrRevoked, ErrSeatLimit, ErrExpired or
+// ErrUnknownInstance) from the server's error text. Every refusal matches
+// ErrRefused whatever the rules say. Use it when your server words its
+// refusals otherwise than DefaultRefusalRules expects; to keep the defaults
+// too, append to DefaultRefusalRules(). Nil restores the defaults.
+func WithRefusalRules(rules RefusalRules) Option {
+	return func(o *options) {
+		o.kinds = nil
+		if rules != nil {
+			o.kinds = slices.Clone(rules).Classify
+		}
+	}
+}
+
+// WithRefusalClassifier names refusal kinds with f instead of rules, for
+// servers whose texts need more than phrases (codes, other languages). f
+// must be safe for concurrent use. Nil restores the default rules.
+func WithRefusalClassifier(f RefusalClassifier) Option { return func(o *options) { o.kinds = f } }
 
 // WithRetry tunes retries and renewal backoff.
 func WithRetry(r Retry) Option { return func(o *options) { o.retry = r } }

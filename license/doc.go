@@ -126,15 +126,31 @@
 //
 // # Errors
 //
-// Sentinels name categories (errors.Is): ErrInvalidConfig, ErrUnreachable,
-// ErrRefused, ErrRevoked, ErrSeatLimit, ErrExpired, ErrGraceExpired,
-// ErrClockRollback, ErrStateCorrupt, ErrStateLocked, ErrClosed. A refusal is
-// an *APIError (errors.As) with the endpoint, HTTP status and the server's
-// message and time; its Is method maps it onto ErrRefused and, by message,
-// onto ErrRevoked, ErrSeatLimit or ErrExpired. Unreachable and refused are
-// always told apart; grace applies only to unreachable. No error or log line
-// ever contains the API key, the licence key, a token, the session key or a
-// payload.
+// Every failed call matches exactly one category: ErrUnreachable (no word
+// from the licence server; grace applies), ErrRefused (the licence server
+// said no; no grace) or ErrClientFault (the call failed on this machine;
+// grace applies). New's errors match ErrInvalidConfig. One classifier
+// decides, from the transport's outcome and the reply opener:
+//   - replies are sealed by default, and only a reply that opens as a sealed
+//     reply to its own request is the licence server's word; a plain JSON
+//     reply (a fake server), a broken or replayed seal, a proxy page, a 407
+//     or a redirect is unreachable (details ErrUnauthenticated,
+//     ErrIntercepted, ErrMalformedReply);
+//   - 5xx, 429, 408 and 407 are never refusals, whatever the body;
+//   - with Config.InsecureUnsealedReplies, a refusal is the spec's failure
+//     shape at 2xx or a 4xx other than 407 and 408.
+//
+// A refusal is an *APIError (errors.As) with the endpoint, HTTP status, the
+// server's message and time (redacted), its Kind and whether it was sealed;
+// its Is method maps it onto ErrRefused and the sentinel of its kind
+// (ErrRevoked, ErrSeatLimit, ErrExpired, ErrUnknownInstance), which
+// whole-word rules on the server's text decide (see DefaultRefusalRules and
+// WithRefusalRules). Any other failure is an *Error that reads as one line,
+// such as "license: register_instance: server unreachable after 3 attempts
+// (connection refused); will retry". Every network text passes one redactor
+// that knows the client's secrets, so no error, log line or event contains
+// the API key, the licence key, the shared secret, a token, the session key
+// or a payload. The full outcome table is in docs/errors.md.
 //
 // # Events
 //

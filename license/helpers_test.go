@@ -121,6 +121,8 @@ type env struct {
 	rec   *recorder
 	fp    *fingerprint.Fingerprint
 	seed  uint64
+	// insecure sets InsecureUnsealedReplies in config.
+	insecure bool
 }
 
 type envConfig struct {
@@ -156,6 +158,8 @@ func (e *env) config() Config {
 		UserName:        "Ada",
 		UserEmail:       "ada@example.com",
 		UserAttributes:  map[string]string{"team": "core"},
+
+		InsecureUnsealedReplies: e.insecure,
 	}
 }
 

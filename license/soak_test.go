@@ -82,7 +82,6 @@ func soak(t *testing.T, mode string, defaultMode bool) {
 	stateRoot := ""
 	if defaultMode {
 		cfg.SharedSecret, cfg.ServerPublicKey = nil, srv.PublicKey().EncodeBase64()
-		cfg.SealedReplies = true // the default once sealed replies are on by default
 		stateRoot = t.TempDir()
 	}
 

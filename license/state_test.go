@@ -179,6 +179,7 @@ func TestTwoClientsShareStateDir(t *testing.T) {
 
 		_, err = e.startIn(dir, WithStateSlots(2))
 		assert.ErrorIs(t, err, ErrStateLocked)
+		assert.ErrorIs(t, err, ErrClientFault, "a fault on this machine")
 
 		require.NoError(t, a.Close(context.Background()))
 		c, err := e.startIn(dir, WithStateSlots(2))

@@ -34,3 +34,13 @@ func withPlaceholderHint(err error) error {
 	}
 	return &hintError{err: err}
 }
+
+// Hint returns the advice a transport error carries for the person reading
+// it (today only the placeholder-address hint), or "" when it has none.
+// Classifiers that shorten a network error to a few words keep it with this.
+func Hint(err error) string {
+	if _, ok := errors.AsType[*hintError](err); ok {
+		return placeholderHint
+	}
+	return ""
+}

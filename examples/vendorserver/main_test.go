@@ -79,7 +79,8 @@ func config(url string, pub *envelope.PublicKey, sealed bool) license.Config {
 		ServerPublicKey: pub.EncodeBase64(),
 		ProductGUID:     lic.ProductGUID,
 		LicenseKey:      lic.Key,
-		SealedReplies:   sealed,
+		// Sealed replies are the default; the plain case opts out loudly.
+		InsecureUnsealedReplies: !sealed,
 	}
 }
 

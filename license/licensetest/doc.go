@@ -26,8 +26,9 @@
 //
 // Every endpoint takes POST {"key":...,"data":...} at URL + "/" + endpoint.
 // A failure is always {"success":false,"time":...,"error":...} with these
-// HTTP statuses; the error texts contain the words shown in quotes, which a
-// client may classify on:
+// HTTP statuses; by default the error texts contain the words shown in
+// quotes. WithRefusalTexts words the licence refusals (403, 404, 409) like
+// another server does, to test a client's refusal rules against them:
 //
 //   - 400: the body or the payload is malformed, a required field is
 //     missing or has the wrong JSON type ("malformed");
@@ -41,6 +42,10 @@
 //     one ("session lapsed");
 //   - 409: begin_session would exceed the seat limit ("seat limit");
 //   - 422: every end_session failure, as the spec says.
+//
+// A failure is sealed, like a success, whenever the request asked for a
+// sealed reply and could be opened; the 401s of requests that could not be
+// opened are plain, since the server cannot seal them.
 //
 // register_instance returns the same instance (same guid and
 // first_registered_at) for the same hardware and user; see Match for what

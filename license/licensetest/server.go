@@ -109,7 +109,7 @@ func NewUnstartedServer(opts ...Option) *Server {
 	s := &Server{
 		URL:    unstartedURL,
 		cfg:    cfg,
-		store:  newStore(cfg.match, cfg.rotate),
+		store:  newStore(cfg.match, cfg.rotate, cfg.texts),
 		faults: newFaultState(),
 		reqlog: newRequestLog(cfg.maxRequests),
 		logger: cfg.logger,
