@@ -26,6 +26,12 @@ type Request struct {
 	Sealed bool
 	// Fault is the queued fault the request met, or zero.
 	Fault FaultKind
+	// Down reports that the server was down in DownUnavailable mode and
+	// answered 503 without processing the request.
+	Down bool
+	// Latency is how long the server took to answer, added latency
+	// included.
+	Latency time.Duration
 }
 
 // requestLog keeps the most recent requests and counts them all.

@@ -24,6 +24,7 @@ type config struct {
 	rotate        bool
 	addr          string
 	maxRequests   int
+	timeouts      Timeouts
 }
 
 // defaultMaxRequests is how many requests Requests retains by default.
