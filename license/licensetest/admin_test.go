@@ -250,7 +250,7 @@ func TestAdminStrictParsing(t *testing.T) {
 		{"fail?status=42", 400, []string{`status: "42" is not an integer in 100..599`}},
 		{"fail?n=0", 400, []string{"n: 0 fails nothing"}},
 		{"fault?kind=nope", 400, []string{`kind: unknown value "nope" (accepted: fail, truncate, garbage, drop, cut_body, replay, bad_seal)`}},
-		{"fault", 400, []string{"kind is required", "accepted: fail, truncate"}},
+		{"fault", 400, []string{"fault: kind is required (accepted: fail, truncate, garbage, drop, cut_body, replay, bad_seal)"}},
 		{"latency?d=soon", 400, []string{`d: "soon" is not a duration`}},
 		{"latency", 400, []string{"d is required"}},
 		{"latency?d=-1s", 400, []string{"d: -1s is negative"}},

@@ -20,8 +20,14 @@ import (
 // or value. The admin API answers it with 400.
 var errBadParam = errors.New("licensetest: bad parameter")
 
+// paramError is a bad parameter; it matches errBadParam.
+type paramError struct{ msg string }
+
+func (e *paramError) Error() string        { return e.msg }
+func (e *paramError) Is(target error) bool { return target == errBadParam }
+
 func badParam(format string, args ...any) error {
-	return fmt.Errorf("%w: %s", errBadParam, fmt.Sprintf(format, args...))
+	return &paramError{fmt.Sprintf(format, args...)}
 }
 
 // params are a command's name=value arguments.
@@ -305,16 +311,13 @@ var faultKindNames = faultNames[1:]
 
 func parseFault(p params) (func(*controller) error, error) {
 	ep, err1 := p.endpoint()
-	kindName, err2 := p.required("kind")
-	if err2 == nil {
-		_, err2 = p.choice("kind", "", faultKindNames...)
+	kindName, err2 := p.choice("kind", "", faultKindNames...)
+	if err2 == nil && kindName == "" {
+		err2 = badParam("kind is required (accepted: %s)", strings.Join(faultKindNames, ", "))
 	}
 	n, err3 := p.integer("n", 1, -1, 1<<30)
 	status, err4 := p.integer("status", 0, 0, 599)
 	if err := errors.Join(err1, err2, err3, err4); err != nil {
-		if err2 != nil && p["kind"] == "" {
-			err = errors.Join(err, badParam("kind: accepted: %s", strings.Join(faultKindNames, ", ")))
-		}
 		return nil, err
 	}
 	if n == 0 {

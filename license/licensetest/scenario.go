@@ -75,7 +75,8 @@ type ScenarioError struct {
 }
 
 func (e *ScenarioError) Error() string {
-	return fmt.Sprintf("licensetest: scenario %s line %d: %s", e.Name, e.Line, strings.TrimPrefix(e.Err.Error(), "licensetest: "))
+	msg := strings.ReplaceAll(strings.TrimPrefix(e.Err.Error(), "licensetest: "), "\n", "; ")
+	return fmt.Sprintf("licensetest: scenario %s line %d: %s", e.Name, e.Line, msg)
 }
 
 func (e *ScenarioError) Unwrap() error { return e.Err }
