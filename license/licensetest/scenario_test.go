@@ -5,8 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"net/http"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -23,7 +23,6 @@ import (
 	"github.com/licensekit/licensekit-go/license"
 	"github.com/licensekit/licensekit-go/license/licensetest"
 )
-
 
 func TestParseScenario(t *testing.T) {
 	t.Parallel()
