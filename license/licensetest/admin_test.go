@@ -2,7 +2,6 @@ package licensetest_test
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -10,7 +9,6 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -22,35 +20,17 @@ import (
 
 const adminToken = "t0ken-s3cret-Zq9"
 
-// syncBuffer is a log sink safe for concurrent writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // adminEnv is a mock server with its admin API on a real loopback listener.
 type adminEnv struct {
 	s    *licensetest.Server
 	adm  *licensetest.Admin
 	base string // http://127.0.0.1:PORT
-	logs *syncBuffer
+	logs *lockedBuffer
 }
 
 func newAdminEnv(t *testing.T, opts licensetest.AdminOptions) *adminEnv {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &lockedBuffer{}
 	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	s := newServer(t, licensetestLicense(), licensetest.WithLogger(logger))
 	if opts.Token == "" {
@@ -454,47 +434,62 @@ func TestAdminConfigHasSecretsWithToken(t *testing.T) {
 	assert.Equal(t, e.s.Info().SharedSecret, in.SharedSecret)
 }
 
+// eventStream reads the data lines of the admin API's live stream.
+type eventStream struct {
+	sc *bufio.Scanner
+}
+
+// openEvents opens base/admin/events with the token; the stream is closed
+// at cleanup.
+func openEvents(t *testing.T, base string) *eventStream {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, base+"/admin/events", nil)
+	require.NoError(t, err)
+	bearer(req)
+	tr := &http.Transport{}
+	resp, err := (&http.Client{Transport: tr}).Do(req)
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		resp.Body.Close()
+		tr.CloseIdleConnections()
+	})
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.Equal(t, "text/event-stream", resp.Header.Get("Content-Type"))
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(nil, 1<<20)
+	return &eventStream{sc: sc}
+}
+
+// next returns the data of the next event, failing the test if the stream
+// ends first.
+func (s *eventStream) next(t *testing.T) string {
+	t.Helper()
+	for s.sc.Scan() {
+		if data, ok := strings.CutPrefix(s.sc.Text(), "data: "); ok {
+			return data
+		}
+	}
+	t.Fatalf("the event stream ended: %v", s.sc.Err())
+	return ""
+}
+
 // TestAdminEvents reads the live stream: a state at once, and another when
 // something changes.
 func TestAdminEvents(t *testing.T) {
 	t.Parallel()
 	e := newAdminEnv(t, licensetest.AdminOptions{})
-	req, err := http.NewRequest(http.MethodGet, e.base+"/admin/events", nil)
-	require.NoError(t, err)
-	bearer(req)
-	tr := &http.Transport{}
-	defer tr.CloseIdleConnections()
-	resp, err := (&http.Client{Transport: tr}).Do(req)
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	require.Equal(t, http.StatusOK, resp.StatusCode)
-	assert.Equal(t, "text/event-stream", resp.Header.Get("Content-Type"))
-	events := make(chan adminState, 16)
-	go func() {
-		defer close(events)
-		sc := bufio.NewScanner(resp.Body)
-		sc.Buffer(nil, 1<<20)
-		for sc.Scan() {
-			if data, ok := strings.CutPrefix(sc.Text(), "data: "); ok {
-				var st adminState
-				if json.Unmarshal([]byte(data), &st) == nil {
-					events <- st
-				}
-			}
-		}
-	}()
-	first := <-events
+	events := openEvents(t, e.base)
+	var first adminState
+	require.NoError(t, json.Unmarshal([]byte(events.next(t)), &first))
 	assert.Equal(t, "active", first.Licenses[0].State)
 	e.command(t, "revoke", url.Values{"product": {product}, "key": {key}})
-	for st := range events {
+	for {
+		var st adminState
+		require.NoError(t, json.Unmarshal([]byte(events.next(t)), &st))
 		if st.Licenses[0].State == "revoked" {
-			resp.Body.Close()
-			for range events {
-			}
 			return
 		}
 	}
-	t.Fatal("the stream ended without showing the revocation")
 }
 
 func TestAdminCloseIsIdempotent(t *testing.T) {

@@ -2,7 +2,6 @@ package licensetest_test
 
 import (
 	"bufio"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -131,42 +130,21 @@ func TestLiveStreamOutlivesTimeouts(t *testing.T) {
 	defer hs.Close()
 	defer adm.Close()
 
-	req, err := http.NewRequest(http.MethodGet, hs.URL+"/admin/events", nil)
-	require.NoError(t, err)
-	bearer(req)
-	tr := &http.Transport{}
-	defer tr.CloseIdleConnections()
-	resp, err := (&http.Client{Transport: tr}).Do(req)
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(nil, 1<<20)
-	next := func() string {
-		for sc.Scan() {
-			if data, ok := strings.CutPrefix(sc.Text(), "data: "); ok {
-				return data
-			}
-		}
-		t.Fatalf("stream ended: %v", sc.Err())
-		return ""
-	}
+	events := openEvents(t, hs.URL)
+	next := func() string { return events.next(t) }
 	first := next()
 	assert.Contains(t, first, `"state":"active"`)
 	time.Sleep(2 * shortTimeouts.Write) // past both timeouts
 	post, err := http.NewRequest(http.MethodPost, hs.URL+"/admin/revoke?"+url.Values{"product": {product}, "key": {key}}.Encode(), nil)
 	require.NoError(t, err)
 	bearer(post)
+	tr := &http.Transport{}
+	defer tr.CloseIdleConnections()
 	presp, err := (&http.Client{Transport: tr}).Do(post)
 	require.NoError(t, err)
 	presp.Body.Close()
-	for {
-		data := next()
-		if strings.Contains(data, `"state":"revoked"`) {
-			break
-		}
-	}
-	resp.Body.Close()
-	if err := sc.Err(); err != nil && !errors.Is(err, net.ErrClosed) {
-		t.Logf("stream: %v", err)
+	revoked := false
+	for !revoked {
+		revoked = strings.Contains(next(), `"state":"revoked"`)
 	}
 }
