@@ -172,14 +172,16 @@ func (a *Admin) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusForbidden, errorReply("licensetest admin: cross-origin request refused"))
 		return
 	}
-	if fromQuery && r.Method == http.MethodGet && r.URL.Path == AdminPath {
+	if r.Method == http.MethodGet && r.URL.Path == AdminPath && r.URL.Query().Has("token") {
 		// The console URL: keep the token in a cookie, for the page's own
 		// requests (EventSource cannot send headers), and take it out of
 		// the address bar and the history.
-		http.SetCookie(w, &http.Cookie{
-			Name: cookieName(r), Value: a.token, Path: AdminPath,
-			HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteStrictMode,
-		})
+		if fromQuery {
+			http.SetCookie(w, &http.Cookie{
+				Name: cookieName(r), Value: a.token, Path: AdminPath,
+				HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteStrictMode,
+			})
+		}
 		http.Redirect(w, r, AdminPath, http.StatusSeeOther)
 		return
 	}
@@ -201,11 +203,11 @@ func (a *Admin) authorised(r *http.Request) (fromQuery, ok bool) {
 	if v, found := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); found && a.tokenIs(strings.TrimSpace(v)) {
 		return false, true
 	}
-	if c, err := r.Cookie(cookieName(r)); err == nil && a.tokenIs(c.Value) {
-		return false, true
-	}
 	if vs := r.URL.Query()["token"]; len(vs) == 1 && a.tokenIs(vs[0]) {
 		return true, true
+	}
+	if c, err := r.Cookie(cookieName(r)); err == nil && a.tokenIs(c.Value) {
+		return false, true
 	}
 	return false, false
 }
