@@ -24,6 +24,14 @@ var shortTimeouts = licensetest.Timeouts{
 	Write: 300 * time.Millisecond, Idle: 300 * time.Millisecond, MaxHeaderBytes: 4 << 10,
 }
 
+// roomyHeaders are shortTimeouts with time to send the headers, for the
+// tests of what comes after them: on a loaded machine a client can stall
+// for 200 ms between its dial and its first write.
+var roomyHeaders = licensetest.Timeouts{
+	ReadHeader: 10 * time.Second, Read: shortTimeouts.Read,
+	Write: shortTimeouts.Write, Idle: shortTimeouts.Idle, MaxHeaderBytes: shortTimeouts.MaxHeaderBytes,
+}
+
 // drip sends prefix at once, then the bytes of msg one at a time, 20 ms
 // apart, and reports how many of them it wrote before the server closed
 // the connection.
@@ -76,22 +84,23 @@ func TestSlowClientsAreCut(t *testing.T) {
 		n := drip(t, host, head, long)
 		assert.Less(t, n, len(long), "the server must cut a client that drips its body")
 	})
+	roomy := newServer(t, licensetestLicense(), licensetest.WithTimeouts(roomyHeaders))
 	t.Run("header size", func(t *testing.T) {
 		t.Parallel()
-		req, err := http.NewRequest(http.MethodPost, s.URL+"/"+licensetest.Register, strings.NewReader("{}"))
+		req, err := http.NewRequest(http.MethodPost, roomy.URL+"/"+licensetest.Register, strings.NewReader("{}"))
 		require.NoError(t, err)
 		req.Header.Set("X-Big", strings.Repeat("y", 16<<10))
-		resp, err := s.Client().Do(req)
+		resp, err := roomy.Client().Do(req)
 		require.NoError(t, err)
 		resp.Body.Close()
 		assert.Equal(t, http.StatusRequestHeaderFieldsTooLarge, resp.StatusCode)
 	})
 	t.Run("idle", func(t *testing.T) {
 		t.Parallel()
-		c, err := net.Dial("tcp", host)
+		c, err := net.Dial("tcp", roomy.Addr())
 		require.NoError(t, err)
 		defer c.Close()
-		_, err = io.WriteString(c, "POST /api/v2/nothing HTTP/1.1\r\nHost: "+host+"\r\nContent-Length: 0\r\n\r\n")
+		_, err = io.WriteString(c, "POST /api/v2/nothing HTTP/1.1\r\nHost: "+roomy.Addr()+"\r\nContent-Length: 0\r\n\r\n")
 		require.NoError(t, err)
 		br := bufio.NewReader(c)
 		resp, err := http.ReadResponse(br, nil)
@@ -108,7 +117,7 @@ func TestSlowClientsAreCut(t *testing.T) {
 // than the read and write timeouts, and still arrives.
 func TestDelayedRepliesOutliveTimeouts(t *testing.T) {
 	t.Parallel()
-	s := newServer(t, licensetestLicense(), licensetest.WithTimeouts(shortTimeouts))
+	s := newServer(t, licensetestLicense(), licensetest.WithTimeouts(roomyHeaders))
 	s.SetLatency(licensetest.Register, time.Second)
 	c := newClient(t, s, nil)
 	reg := c.register(t, 1)
@@ -125,7 +134,7 @@ func TestLiveStreamOutlivesTimeouts(t *testing.T) {
 	s := newServer(t, licensetestLicense())
 	adm := s.AdminHandler(licensetest.AdminOptions{Token: adminToken})
 	hs := httptest.NewUnstartedServer(adm)
-	shortTimeouts.Apply(hs.Config)
+	roomyHeaders.Apply(hs.Config)
 	hs.Start()
 	defer hs.Close()
 	defer adm.Close()
@@ -134,7 +143,7 @@ func TestLiveStreamOutlivesTimeouts(t *testing.T) {
 	next := func() string { return events.next(t) }
 	first := next()
 	assert.Contains(t, first, `"state":"active"`)
-	time.Sleep(2 * shortTimeouts.Write) // past both timeouts
+	time.Sleep(2 * roomyHeaders.Write) // past the read and write timeouts
 	post, err := http.NewRequest(http.MethodPost, hs.URL+"/admin/revoke?"+url.Values{"product": {product}, "key": {key}}.Encode(), nil)
 	require.NoError(t, err)
 	bearer(post)
