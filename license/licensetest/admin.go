@@ -50,7 +50,7 @@ type AdminOptions struct {
 // (Origin and Sec-Fetch-Site are checked), and no CORS header is ever sent.
 // The token is never logged and never appears in a reply.
 //
-// Endpoints (the README's mock-server section has a curl example for each):
+// Endpoints (docs/mockserver.md has a curl example for each):
 //
 //	GET  /admin/            the console (HTML, no external fetches)
 //	GET  /admin/state       licences, instances, sessions, faults, request log, scenario
@@ -434,7 +434,7 @@ func (a *Admin) serveEvents(w http.ResponseWriter, r *http.Request) {
 // defaultLogLines is how many requests the console shows.
 const defaultLogLines = 100
 
-// AdminState is what GET /admin/state and the console's live stream report.
+// adminState is what GET /admin/state and the console's live stream report.
 type adminState struct {
 	Time      time.Time         `json:"time"`
 	Down      bool              `json:"down"`
