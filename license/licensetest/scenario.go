@@ -151,7 +151,7 @@ func ParseScenario(name string, r io.Reader) (*Scenario, error) {
 		return nil, errors.Join(errs...)
 	}
 	if len(sc.Steps) == 0 {
-		return nil, &ScenarioError{Name: name, Line: line, Err: errors.New("no steps")}
+		return nil, &ScenarioError{Name: name, Line: max(line, 1), Err: errors.New("no steps")}
 	}
 	sc.Steps = append(sc.Steps, ends...)
 	slices.SortStableFunc(sc.Steps, func(a, b Step) int { return cmp.Compare(a.At, b.At) })

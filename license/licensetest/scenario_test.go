@@ -323,3 +323,34 @@ func runScenario(t *testing.T, file string) string {
 	})
 	return out
 }
+
+// FuzzParseScenario: any text parses or fails with line-numbered errors,
+// never a panic, and a parsed scenario's steps are in time order.
+func FuzzParseScenario(f *testing.F) {
+	for _, seed := range []string{
+		"at 0s license product=app key=K-1 session=2m grace=10m seats=1\nat 5m down refuse\nat 5m30s up\n",
+		"at 1m down 503 for=30s\nat 2m fault drop endpoint=extend n=-1\n",
+		`at 0s license product="a b" key=k features="x \"y\""`,
+		"at 5m dwn\nat 1m up\nat -1s skew -1h\n# comment\n\tat 1h clear # trailing\n",
+		"at 0s fail endpoint=begin n=3 status=503 retry_after=10s message=\"x\"\n",
+	} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, text string) {
+		sc, err := licensetest.ParseScenario("fuzz", strings.NewReader(text))
+		if err != nil {
+			var se *licensetest.ScenarioError
+			if !errors.As(err, &se) || se.Line < 1 {
+				t.Fatalf("ParseScenario error %v is not a *ScenarioError with a line", err)
+			}
+			return
+		}
+		require.NotEmpty(t, sc.Steps)
+		for i, st := range sc.Steps {
+			require.GreaterOrEqual(t, st.At, time.Duration(0))
+			if i > 0 {
+				require.GreaterOrEqual(t, st.At, sc.Steps[i-1].At)
+			}
+		}
+	})
+}
