@@ -110,6 +110,23 @@
 // from the bubble is in flight. Use WithClock for tests that must move the
 // wall clock by hand.
 //
+// # Admin API, console and scenarios
+//
+// AdminHandler returns an http.Handler with the admin API (every fault and
+// licence change as POST /admin/COMMAND, the state, the request log, the
+// configuration) and a live web console at AdminPath, protected by a token
+// and by Host and Origin checks; examples/mockserver serves it. A Scenario
+// ("at 5m down refuse") is a script of timed steps that RunScenario plays
+// against the server's clock, so it also runs on fake time under
+// testing/synctest. docs/mockserver.md describes both, with a curl example
+// per endpoint.
+//
+// # Timeouts
+//
+// The listener of Start and StartTLS bounds slow clients (DefaultTimeouts,
+// WithTimeouts); requests with added latency get it added to their
+// deadlines.
+//
 // # Secrets
 //
 // This is a test server: Sessions includes tokens. It never writes an API

@@ -25,6 +25,7 @@ type config struct {
 	addr          string
 	maxRequests   int
 	texts         RefusalTexts
+	timeouts      Timeouts
 }
 
 // defaultMaxRequests is how many requests Requests retains by default.

@@ -45,6 +45,7 @@ type Server struct {
 	reqlog *requestLog
 	flight inflight
 	logger *slog.Logger
+	scen   scenarioTracker
 
 	mu        sync.Mutex // guards the fields below
 	started   bool
@@ -173,11 +174,11 @@ func (s *Server) startLocked(useTLS bool) {
 	s.started = true
 	s.gate = g
 	s.srv = &http.Server{
-		Handler:           http.HandlerFunc(s.serveHTTP),
-		ConnState:         s.trackConn,
-		ReadHeaderTimeout: time.Minute,
-		ErrorLog:          slog.NewLogLogger(s.logger.Handler(), slog.LevelDebug),
+		Handler:   http.HandlerFunc(s.serveHTTP),
+		ConnState: s.trackConn,
+		ErrorLog:  slog.NewLogLogger(s.logger.Handler(), slog.LevelDebug),
 	}
+	s.cfg.timeouts.Apply(s.srv)
 	var ln net.Listener = g
 	scheme := "http"
 	if useTLS {
