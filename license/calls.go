@@ -92,6 +92,9 @@ func (c *Client) manual(ctx context.Context, f func(context.Context) error) erro
 	if c.closing.Load() {
 		return ErrClosed
 	}
+	if c.sh != nil {
+		return errSharedManual // shared.go
+	}
 	return c.locked(ctx, func(ctx context.Context) error {
 		if err := c.loadLocked(ctx); err != nil {
 			return err

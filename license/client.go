@@ -71,6 +71,9 @@ type Client struct {
 	// firstRegRaw is the FirstRegisteredAt text the snapshot last parsed.
 	firstRegRaw string
 	corrupt     error
+
+	// sh is the shared-mode state (shared.go); nil in normal mode.
+	sh *shared
 }
 
 // doneSignal is one Done channel and why it closed.
@@ -166,6 +169,11 @@ func New(cfg Config, opts ...Option) (*Client, error) {
 	c.done.Store(&doneSignal{ch: make(chan struct{})})
 	c.sem = make(chan struct{}, 1)
 	c.closeCtx, c.closeNow = context.WithCancel(context.Background())
+	if o.shared != nil { // shared mode: shared.go
+		if err := c.initShared(); err != nil {
+			return nil, err
+		}
+	}
 	return c, nil
 }
 
@@ -326,12 +334,19 @@ func (c *Client) startLocked(ctx context.Context) error {
 	if err := c.loadLocked(ctx); err != nil {
 		return err
 	}
-	if c.st.Token != "" {
+	// Shared mode (shared.go) follows or resumes a live shared session
+	// without a network call, and never ends it as an orphan.
+	if c.sharedOn() {
+		if done, err := c.joinSharedLocked(ctx); done {
+			return err
+		}
+	} else if c.st.Token != "" {
 		c.endOrphanLocked(ctx)
 	}
 	err := c.beginLocked(ctx)
 	if err == nil {
 		c.enterLocked(Active, nil)
+		c.noteSharedStart(StartBegan)
 		c.log.Info("licence session started", "state", Active, "session_expiry", c.st.Sent.Add(c.session()))
 		return nil
 	}
@@ -343,6 +358,7 @@ func (c *Client) startLocked(ctx context.Context) error {
 		c.lastErr = err
 		c.failures = 1
 		c.enterLocked(Grace, err)
+		c.noteSharedStart(StartOffline)
 		c.log.Warn("server unreachable at start; continuing offline", "state", Grace,
 			"grace_deadline", c.st.Sent.Add(c.session()+c.grace()))
 		return nil
@@ -374,6 +390,12 @@ func (c *Client) loadLocked(ctx context.Context) error {
 	switch {
 	case c.opts.store != nil:
 		c.store = c.opts.store
+	case c.sh != nil:
+		// Shared mode: the shared file of this product and licence
+		// (shared.go).
+		if err := c.openSharedLocked(ctx); err != nil {
+			return err
+		}
 	case c.cfg.StateDir != "":
 		f, err := statefile.Acquire(c.cfg.StateDir, "state", c.opts.slots)
 		if errors.Is(err, statefile.ErrLocked) {
@@ -484,7 +506,9 @@ func (c *Client) Close(ctx context.Context) error {
 	_ = c.lock(context.Background()) // every holder was cancelled: this is quick
 	var err error
 	ended := false
-	if c.st.Token != "" {
+	// In shared mode (shared.go) the session is handed over or left to
+	// lapse unless this is the last process and it was asked to end it.
+	if c.sharedMayEndLocked() && c.st.Token != "" {
 		if left := c.anchorDeadline(c.session()); left > 0 {
 			ectx, stop := context.WithTimeout(ctx, min(10*time.Second, left))
 			err = c.endLocked(ectx)
@@ -506,6 +530,7 @@ func (c *Client) Close(ctx context.Context) error {
 	if c.slot != nil {
 		_ = c.slot.Release()
 	}
+	c.releaseSharedLocked()
 	c.unlock()
 
 	c.events.close()

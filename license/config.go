@@ -208,6 +208,7 @@ type options struct {
 	retry       Retry
 	slots       int
 	fpOpts      []fingerprint.Option
+	shared      *SharedSession // WithSharedSession (shared.go)
 }
 
 // WithLogger sends the client's logs, and its transport's, to l. The
