@@ -1,7 +1,9 @@
 package license
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"sync/atomic"
 	"time"
@@ -136,6 +138,13 @@ type shared struct {
 	role  atomic.Uint32
 	start atomic.Uint32
 	path  atomic.Value // string
+
+	// saved is the state as last read from or written to the shared file,
+	// so that the renewer skips writes that would change nothing but the
+	// high-water mark (under highWaterEvery): a run that resumes the
+	// session and exits writes nothing.
+	saved      persisted
+	savedValid bool
 }
 
 const (
@@ -208,7 +217,7 @@ func (c *Client) openSharedLocked(ctx context.Context) error {
 	}
 	c.sh.file = f
 	c.sh.path.Store(f.Path())
-	c.store = sharedStore{f: f}
+	c.store = sharedStore{f: f, c: c}
 	c.tryLeadLocked()
 	return nil
 }
@@ -242,6 +251,9 @@ func (c *Client) joinSharedLocked(ctx context.Context) (done bool, err error) {
 		if lead {
 			// Read again: a renewer that left just now may have written.
 			c.refreshSharedLocked(false)
+		}
+		if !c.sh.savedValid && !c.st.Sent.IsZero() {
+			c.sh.saved, c.sh.savedValid = c.st, true // as loadLocked read it
 		}
 		wall := c.wallNow()
 		switch {
@@ -361,6 +373,7 @@ func (c *Client) refreshSharedLocked(force bool) {
 	}
 	prev := c.st
 	c.st = *p
+	c.sh.saved, c.sh.savedValid = *p, true
 	if c.st.HighWater.Before(prev.HighWater) {
 		c.st.HighWater = prev.HighWater
 	}
@@ -417,8 +430,12 @@ func (c *Client) releaseSharedLocked() {
 }
 
 // sharedStore is the StateStore of shared mode: everyone reads the shared
-// file, only the renewer writes it.
-type sharedStore struct{ f *statefile.Shared }
+// file, only the renewer writes it. Its Save is called under the client's
+// lock, like every saveLocked.
+type sharedStore struct {
+	f *statefile.Shared
+	c *Client
+}
 
 func (s sharedStore) Load(context.Context) ([]byte, error) {
 	b, err := s.f.Read()
@@ -434,7 +451,28 @@ func (s sharedStore) Save(_ context.Context, data []byte) error {
 	if !s.f.Leading() {
 		return nil
 	}
-	return s.f.Write(data)
+	sh := s.c.sh
+	if sh.savedValid && sameState(&sh.saved, &s.c.st) {
+		return nil
+	}
+	if err := s.f.Write(data); err != nil {
+		return err
+	}
+	sh.saved, sh.savedValid = s.c.st, true
+	return nil
+}
+
+// sameState reports whether a and b differ at most by a high-water mark
+// that moved less than highWaterEvery.
+func sameState(a, b *persisted) bool {
+	if d := b.HighWater.Sub(a.HighWater); d >= highWaterEvery || d < 0 {
+		return false
+	}
+	x, y := *a, *b
+	x.HighWater, y.HighWater = time.Time{}, time.Time{}
+	xb, err1 := json.Marshal(&x)
+	yb, err2 := json.Marshal(&y)
+	return err1 == nil && err2 == nil && bytes.Equal(xb, yb)
 }
 
 // Discard moves a corrupt shared state aside, if this is the renewer; a

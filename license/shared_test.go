@@ -130,7 +130,9 @@ func spawnProc(t *testing.T, mode string, srv *licensetest.Server, dir, lic stri
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), sharedChildEnv+"="+mode, childURL+"="+srv.URL, childKey+"="+srv.APIKey(),
-		childPub+"="+srv.PublicKey().EncodeBase64(), childState+"="+dir, sharedChildLicense+"="+lic)
+		childPub+"="+srv.PublicKey().EncodeBase64(), childState+"="+dir, sharedChildLicense+"="+lic,
+		// The race detector otherwise sleeps a second at every exit.
+		"GORACE="+os.Getenv("GORACE")+" atexit_sleep_ms=0")
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()
 	require.NoError(t, err)
