@@ -389,3 +389,43 @@ func TestSharedOffline(t *testing.T) {
 		p.close()
 	}
 }
+
+// TestSharedConfig checks New's checks of shared mode and that explicit
+// session calls are refused in it.
+func TestSharedConfig(t *testing.T) {
+	t.Parallel()
+	srv := sharedServer(t)
+	cfg := Config{ServerURL: srv.URL, APIKey: srv.APIKey(), ServerPublicKey: srv.PublicKey().EncodeBase64(),
+		ProductGUID: testProduct, LicenseKey: testLicense}
+	_, err := New(cfg, WithSharedSession(SharedSession{}))
+	assert.ErrorIs(t, err, ErrInvalidConfig)
+	assert.ErrorContains(t, err, "requires StateDir")
+	cfg.StateDir = t.TempDir()
+	_, err = New(cfg, WithSharedSession(SharedSession{RefreshInterval: -1}), WithStateStore(&MemoryStateStore{}))
+	assert.ErrorIs(t, err, ErrInvalidConfig)
+	assert.ErrorContains(t, err, "WithStateStore")
+	assert.ErrorContains(t, err, "RefreshInterval is negative")
+
+	c, err := New(cfg, WithSharedSession(SharedSession{}))
+	require.NoError(t, err)
+	assert.Equal(t, SharedStatus{}, c.Shared(), "before Start")
+	ctx := context.Background()
+	assert.ErrorIs(t, c.BeginSession(ctx), errSharedManual)
+	assert.ErrorIs(t, c.EndSession(ctx), errSharedManual)
+	require.NoError(t, c.Close(ctx))
+	assert.Equal(t, 0, srv.Count(""))
+}
+
+func TestSharedRefreshInterval(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ set, session, want time.Duration }{
+		{0, time.Hour, time.Second},
+		{0, 3 * time.Second, 300 * time.Millisecond},
+		{5 * time.Second, time.Hour, 5 * time.Second},
+		{0, 50 * time.Millisecond, 10 * time.Millisecond},
+		{time.Millisecond, time.Hour, 10 * time.Millisecond},
+	} {
+		s := &shared{cfg: SharedSession{RefreshInterval: tc.set}}
+		assert.Equal(t, tc.want, s.refresh(tc.session), "refresh(%s) with %s", tc.session, tc.set)
+	}
+}
