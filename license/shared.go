@@ -264,8 +264,7 @@ func (c *Client) joinSharedLocked(ctx context.Context) (done bool, err error) {
 				"session_expiry", c.st.Sent.Add(c.session()))
 			return true, nil
 		case lead:
-			c.sh.start.Store(uint32(StartBegan))
-			return false, nil
+			return false, nil // Start begins; noteSharedStart records how it went
 		case c.sharedLiveLocked(wall):
 			c.enterLocked(Active, nil)
 			c.sh.start.Store(uint32(StartFollowed))
@@ -409,6 +408,9 @@ func (c *Client) sharedMayEndLocked() bool {
 	if err != nil || !alone {
 		return false
 	}
+	if c.sh.file.Leading() {
+		return true // this client's state is the latest
+	}
 	// A renewer that is leaving may still hold its lock for a moment.
 	deadline := time.Now().Add(sharedLeadWait)
 	for !c.tryLeadLocked() {
@@ -417,7 +419,7 @@ func (c *Client) sharedMayEndLocked() bool {
 		}
 		time.Sleep(sharedMinRefresh)
 	}
-	c.refreshSharedLocked(true)
+	c.refreshSharedLocked(true) // the last renewer's final state
 	return true
 }
 
