@@ -263,7 +263,8 @@ func TestSharedTenProcesses(t *testing.T) {
 }
 
 // TestSharedRenewerKilled kills the renewer with SIGKILL: a follower takes
-// over, extends continue, no session begins again and nobody lapses.
+// over, extends continue, no session begins again and nobody lapses. Then
+// the new renewer exits cleanly and hands over to the last process.
 func TestSharedRenewerKilled(t *testing.T) {
 	srv := sharedServer(t, licensetest.License{ProductGUID: testProduct, Key: testLicense,
 		SessionDuration: 3 * time.Second, GracePeriod: time.Minute})
@@ -297,8 +298,20 @@ func TestSharedRenewerKilled(t *testing.T) {
 	assert.Equal(t, 1, srv.SeatsInUse(testProduct, testLicense))
 	for _, f := range followers {
 		assert.Empty(t, f.states(), "a follower never left Active")
-		f.close()
 	}
+
+	// The new renewer exits cleanly: it hands over to the last process.
+	next, last := followers[0], followers[1]
+	if !slices.Contains(next.all(), "role Renewer") {
+		next, last = last, next
+	}
+	next.close()
+	last.waitFor("role Renewer", 10*time.Second)
+	extends = srv.Count(wire.Extend)
+	waitUntil(t, 10*time.Second, func() bool { return srv.Count(wire.Extend) > extends }, "extends continue after the hand-over")
+	assert.Empty(t, last.states(), "the last process never left Active")
+	last.close()
+	assert.Equal(t, 1, srv.Count(wire.Begin), "no second begin_session")
 	assert.Equal(t, 0, srv.Count(wire.End), "the session is left to lapse by default")
 }
 
