@@ -361,15 +361,24 @@ func TestSharedAndPlainCoexist(t *testing.T) {
 }
 
 // TestSharedOffline takes the server down while three processes run: all
-// reach Grace at the same deadline and Expired at the same deadline; when
+// reach Grace at the same deadline and Expired at the same deadline; a
+// fourth process started meanwhile is usable on the shared allowance; when
 // the server returns, the renewer brings all back to Active.
 func TestSharedOffline(t *testing.T) {
 	srv := sharedServer(t, licensetest.License{ProductGUID: testProduct, Key: testLicense,
-		SessionDuration: 2 * time.Second, GracePeriod: 2 * time.Second})
+		SessionDuration: 2 * time.Second, GracePeriod: 4 * time.Second})
 	dir := t.TempDir()
 	procs := []*proc{startProc(t, "shared", srv, dir, "")}
 	procs = append(procs, startProc(t, "shared", srv, dir, ""), startProc(t, "shared", srv, dir, ""))
 	srv.SetDown(true)
+
+	for _, p := range procs {
+		p.waitFor("state Grace", 15*time.Second)
+	}
+	late := startProc(t, "shared", srv, dir, "")
+	assert.Contains(t, late.waitFor("started ", 0), "role=Follower start=Offline state=Grace",
+		"a process started offline uses the shared allowance")
+	lateGrace, _ := strings.CutPrefix(procs[0].waitFor("state Grace", 0), "state Grace ")
 
 	deadlines := map[string]map[string]int{} // state -> deadlines line -> processes
 	for _, want := range []string{"Grace", "Expired"} {
@@ -382,9 +391,11 @@ func TestSharedOffline(t *testing.T) {
 	for st, m := range deadlines {
 		assert.Len(t, m, 1, "all three follow the same deadlines into %s: %v", st, m)
 	}
+	late.waitFor("state Expired "+lateGrace, 15*time.Second)
 	begins := srv.Count(wire.Begin)
 
 	srv.SetDown(false)
+	late.waitFor("state Active", 15*time.Second)
 	for _, p := range procs {
 		var got []string
 		waitUntil(t, 15*time.Second, func() bool {
@@ -398,7 +409,7 @@ func TestSharedOffline(t *testing.T) {
 	}
 	assert.LessOrEqual(t, srv.Count(wire.Begin)-begins, 1, "one renewer brings everyone back")
 	assert.Equal(t, 1, srv.SeatsInUse(testProduct, testLicense))
-	for _, p := range procs {
+	for _, p := range append(procs, late) {
 		p.close()
 	}
 }
