@@ -95,6 +95,9 @@ func (c *Client) manual(ctx context.Context, f func(context.Context) error) erro
 	if c.sh != nil {
 		return errSharedManual // shared.go
 	}
+	if err := c.Err(); err != nil {
+		return err // finished for good: refused while running
+	}
 	return c.locked(ctx, func(ctx context.Context) error {
 		if err := c.loadLocked(ctx); err != nil {
 			return err
@@ -321,7 +324,7 @@ func (c *Client) call(ctx context.Context, endpoint string, retry transport.Retr
 	if err != nil {
 		return nil, err
 	}
-	resp, err := c.tr.Do(ctx, transport.Request{Endpoint: endpoint, Body: body, Retry: retry})
+	resp, err := c.tr.Do(ctx, transport.Request{Endpoint: endpoint, Body: body, Retry: retry, MaxAttempts: c.attemptCap})
 	if resp != nil {
 		c.noteDeprecation(resp)
 	}

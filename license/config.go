@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/licensekit/licensekit-go/envelope"
 	"github.com/licensekit/licensekit-go/fingerprint"
@@ -103,12 +104,8 @@ func redactURL(s string) string {
 func (c *Config) validate(haveSealer bool) error {
 	var errs []error
 	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
-	if c.ServerURL == "" {
-		bad("ServerURL is empty")
-	} else if u, err := url.Parse(c.ServerURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		bad("ServerURL must be an absolute http or https URL")
-	} else if u.User != nil || u.RawQuery != "" {
-		bad("ServerURL must not carry credentials or a query")
+	if err := checkServerURL(c.ServerURL); err != nil {
+		errs = append(errs, err)
 	}
 	if c.APIKey == "" {
 		bad("APIKey is empty")
@@ -148,6 +145,33 @@ func (c *Config) validate(haveSealer bool) error {
 		return nil
 	}
 	return &configError{errs: errs}
+}
+
+// checkServerURL accepts an absolute http or https URL with a host, kept
+// exactly as given (its path included), and nothing a copy and paste can
+// slip in unseen: spaces, tabs, newlines and other control or invisible
+// characters anywhere, credentials, a query or a fragment.
+func checkServerURL(raw string) error {
+	if raw == "" {
+		return errors.New("ServerURL is empty")
+	}
+	if i := strings.IndexFunc(raw, func(r rune) bool {
+		return unicode.IsSpace(r) || unicode.IsControl(r) || !unicode.IsPrint(r)
+	}); i >= 0 {
+		return fmt.Errorf("ServerURL has a stray space or invisible character at byte %d", i)
+	}
+	u, err := url.Parse(raw)
+	switch {
+	case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Opaque != "":
+		return errors.New("ServerURL must be an absolute http or https URL with a host")
+	case u.Port() == "" && strings.HasSuffix(u.Host, ":"):
+		return errors.New("ServerURL has an empty port")
+	case u.User != nil || u.RawQuery != "" || u.ForceQuery:
+		return errors.New("ServerURL must not carry credentials or a query")
+	case u.Fragment != "" || strings.Contains(raw, "#"):
+		return errors.New("ServerURL must not carry a fragment")
+	}
+	return nil
 }
 
 // configError joins every config problem and matches ErrInvalidConfig.
@@ -206,6 +230,7 @@ type options struct {
 	store       StateStore
 	sealer      envelope.Sealer
 	retry       Retry
+	start       StartBudget
 	slots       int
 	fpOpts      []fingerprint.Option
 	shared      *SharedSession // WithSharedSession (shared.go)
@@ -255,8 +280,9 @@ func WithFingerprintOptions(opts ...fingerprint.Option) Option {
 // The state is sealed before it reaches s.
 func WithStateStore(s StateStore) Option { return func(o *options) { o.store = s } }
 
-// WithStateSlots sets how many clients of one product may share a state
-// directory at once, each in its own slot (default 4).
+// WithStateSlots sets how many live clients of one licence may share a
+// state directory at once, each in its own slot (default 4). Clients of
+// other licences or products use files of their own and do not count.
 func WithStateSlots(n int) Option { return func(o *options) { o.slots = n } }
 
 // WithSealer plugs in the envelope scheme of an existing server. Config's

@@ -42,8 +42,11 @@
 //	any --server refuses (no grace)--> Refused
 //	any --Close--> Ended
 //
-// Renewing is a flag on Status, not a state. Done is closed on Expired,
-// Refused and Close; Err says why.
+// Renewing is a flag on Status, not a state. Done is terminal, like
+// context.Done: it closes once, when the server refuses a running client or
+// on Close, and never reopens; Err says why. Expired, which recovers when the
+// server answers, shows in Status, Valid and events, not in Done. See
+// docs/lifecycle.md for the start-up budget and the deadline margin.
 //
 // # Renewal and grace
 //
@@ -91,18 +94,30 @@
 // first_registered_at, a digest of the registered hardware, the current
 // token and its times, the control options, the last contact and the
 // wall-time high-water mark. It is sealed with AES-256-GCM under a key
-// derived from the product, the licence key and this machine's strong
-// hardware components, so that a copied or hand-edited file does not open.
-// This stops casual tampering and copying, not a determined reverse
-// engineer who can read the key derivation out of the binary. Writes are
-// atomic (temp file, fsync, rename). An OS file lock gives each live client
-// its own slot, so two processes of one product never corrupt each other's
-// state. A corrupt file is moved aside, reported with an error matching
+// derived from the product, the licence key and one machine identifier that
+// any user can read and that does not come and go: machine_id, else (macOS,
+// Windows) product_uuid, else cpu_id with volume_hash. Root-only components
+// (board_serial, product_uuid on Linux, mb_serial) are left out, so a run
+// as another user of the same machine opens the state too. A copied or
+// hand-edited file does not open. This stops casual tampering and copying,
+// not a determined reverse engineer who can read the key derivation out of
+// the binary. Writes are atomic (temp file, fsync, rename). The files are
+// named by product and licence (statefile.BaseName), so licences sharing a
+// StateDir never touch each other's files, and an OS file lock gives each
+// live client of one licence its own slot. Only regular files are opened:
+// a FIFO, device or symlink in the state file's place is moved aside as
+// corrupt, never followed or waited on, and every state I/O honours the
+// context of the call that makes it. A corrupt file is moved aside, reported with an error matching
 // ErrStateCorrupt, and never crashes anything; the client then needs the
 // server.
 //
-// A product restarted while offline continues the grace window it had:
-// Start returns nil in Grace with the old deadline, never a fresh one.
+// A product restarted while offline continues the deadlines it had, never
+// fresh ones: Start makes one attempt per call within a 2 s budget
+// (WithStartBudget) and returns nil in Active while the previous run's
+// session has not lapsed, then in Grace until the old grace deadline. The
+// loop keeps trying; once the server answers it ends the previous run's
+// session and begins a new one. Without such an allowance Start gives up
+// after 15 s, retries and Retry-After included.
 //
 // On a machine with fewer than two strong hardware components (containers,
 // cloned VMs), the client generates a random install ID, keeps it in the
@@ -132,5 +147,12 @@
 // Package licensetest is a real mock server with fault injection. Its
 // Transport method returns an in-memory http.RoundTripper, which, passed
 // with WithRoundTripper, lets a test run a client under testing/synctest
-// and cover a day of renewals in milliseconds.
+// and cover a day of renewals in milliseconds. Package
+// license/licensetest/testclient builds the Config and options for a licence
+// on a licensetest server in one call:
+//
+//	srv := licensetest.NewUnstartedServer()
+//	t.Cleanup(srv.Close)
+//	srv.AddLicense(lic)
+//	c := testclient.New(t, srv, lic) // in-memory transport, closed on cleanup
 package license

@@ -129,9 +129,18 @@ var faultCases = []faultCase{
 		t.Cleanup(func() { _ = c.Close(context.Background()) })
 		return c, c.Start(context.Background())
 	}, want: Idle, cat: ErrUnreachable},
-	{name: "server down at start, saved state within grace", run: func(t *testing.T, e *env) (*Client, error) {
+	{name: "server down at start, persisted session still live", run: func(t *testing.T, e *env) (*Client, error) {
 		crash(e.start())
 		time.Sleep(time.Minute)
+		e.srv.SetDown(true)
+		c := e.newClient(e.config())
+		t.Cleanup(func() { _ = c.Close(context.Background()) })
+		require.NoError(t, c.Start(context.Background()))
+		return c, c.Status().LastError
+	}, want: Active, cat: ErrUnreachable},
+	{name: "server down at start, saved state within grace", run: func(t *testing.T, e *env) (*Client, error) {
+		crash(e.start())
+		time.Sleep(11 * time.Minute)
 		e.srv.SetDown(true)
 		c := e.newClient(e.config())
 		t.Cleanup(func() { _ = c.Close(context.Background()) })
@@ -325,12 +334,12 @@ var faultCases = []faultCase{
 		c1, err := e.startIn(dir)
 		require.NoError(t, err)
 		crash(c1)
-		require.NoError(t, os.WriteFile(filepath.Join(dir, "state.tmp-9"), []byte("half"), 0o600))
+		require.NoError(t, os.WriteFile(filepath.Join(dir, stateBase+".tmp-9"), []byte("half"), 0o600))
 		e.srv.SetDown(true)
 		c, err := e.startIn(dir)
 		require.NoError(t, err, "the last complete state is intact")
-		return c, c.Status().Reason
-	}, want: Grace, cat: ErrUnreachable},
+		return c, c.Status().LastError
+	}, want: Active, cat: ErrUnreachable},
 
 	// Process faults.
 	{name: "two processes sharing a state directory", run: func(t *testing.T, e *env) (*Client, error) {

@@ -243,6 +243,7 @@ func (c *Client) tryLeadLocked() bool {
 // without a live session, and Start goes on to begin one as in normal mode
 // (no orphan is ended: a lapsed shared session needs no end_session).
 func (c *Client) joinSharedLocked(ctx context.Context) (done bool, err error) {
+	c.orphan = false // a persisted live session is the shared session
 	deadline := time.Now().Add(sharedJoinWait)
 	timer := time.NewTimer(sharedJoinPoll)
 	defer timer.Stop()

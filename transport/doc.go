@@ -1,6 +1,8 @@
 // Package transport posts JSON requests to a licensing server reliably. It
 // knows nothing about licences: it sends bytes to an endpoint, retries what
-// is safe to retry, and sorts every failure into one of two classes.
+// is safe to retry, and sorts every failure into one of two classes. The
+// license package uses it for every call; a product rarely needs it directly,
+// except to inspect a *transport.Error behind a license error (errors.As).
 //
 // # Overview
 //

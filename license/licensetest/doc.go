@@ -17,6 +17,10 @@
 //
 // A client is configured with s.URL, s.APIKey() and either s.PublicKey() or
 // s.Secret(), and sends its requests with s.Client() (or s.Transport()).
+// Package testclient (license/licensetest/testclient) does that in one call
+// for a license.Client:
+//
+//	c := testclient.New(t, s, lic) // Config, the right transport, Close on cleanup
 //
 // # Endpoints
 //
@@ -89,6 +93,11 @@
 //		client := &http.Client{Transport: s.Transport()}
 //		// ... time.Sleep moves the bubble's clock; sessions lapse on it.
 //	})
+//
+// A license.Client gets the same with license.WithRoundTripper(s.Transport()),
+// which testclient.Options adds for a server that is not listening. A client
+// built without it dials the placeholder address of URL and fails with
+// "connection refused" and a hint to use Transport.
 //
 // The server's default clock is time.Now, which follows the bubble of the
 // goroutine making the request. A server built outside a bubble also serves
