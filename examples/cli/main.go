@@ -14,7 +14,7 @@
 //	licence: Active
 //	feature pro: enabled
 //	how: resumed (the live shared session a previous run left; no network call)
-//	state: /home/ada/.config/licensekit-cli/demo-product/shared-3f1c...
+//	state: /home/ada/.config/licensekit-cli/demo-product/lk-4c1f...-shared
 //
 // "how" is one of:
 //

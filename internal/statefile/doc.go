@@ -106,7 +106,8 @@
 // # Shared files
 //
 // [JoinShared] opens a state file that several processes share (shared
-// sessions): [SharedName] names it after the product and licence. Every
+// sessions): [SharedName] names it "<BaseName>-shared", after the
+// product and licence. Every
 // member holds a shared lock on "<name>.members"; one member at a time, the
 // leader, holds an exclusive lock on "<name>.lock" ([Shared.TryLead]) and
 // is the only writer. Writes are atomic as for [File.Write];

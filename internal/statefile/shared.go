@@ -2,9 +2,6 @@ package statefile
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/binary"
-	"encoding/hex"
 	"errors"
 	"io/fs"
 	"os"
@@ -17,25 +14,12 @@ import (
 // caller does not hold the shared file's leader lock.
 var ErrNotLeader = errors.New("statefile: not the leader of the shared state")
 
-// sharedLabel separates shared-file names from every other hash.
-const sharedLabel = "licensekit shared state v1"
-
 // SharedName returns the file name of the state that the processes of one
-// product and licence share: "shared-" and 24 hex digits of a SHA-256 over
-// the length-prefixed parts. The parts (normally the product GUID and the
-// licence key) never appear in the name, and different parts give different
-// names, so two licences never share a file.
-func SharedName(parts ...string) string {
-	h := sha256.New()
-	h.Write([]byte(sharedLabel))
-	var n [8]byte
-	for _, p := range parts {
-		binary.BigEndian.PutUint64(n[:], uint64(len(p)))
-		h.Write(n[:])
-		h.Write([]byte(p))
-	}
-	return "shared-" + hex.EncodeToString(h.Sum(nil))[:24]
-}
+// licence of one product share (shared sessions): [BaseName] followed by
+// "-shared", next to the licence's per-process slots (base, base-1, ...)
+// and never confused with them. The licence key never appears in the name,
+// and two licences never share a file.
+func SharedName(product, licence string) string { return BaseName(product, licence) + "-shared" }
 
 // Shared is one state file that several processes use together: any of
 // them reads it, and one at a time, the leader, writes it. Leadership is an
