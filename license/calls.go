@@ -92,6 +92,9 @@ func (c *Client) manual(ctx context.Context, f func(context.Context) error) erro
 	if c.closing.Load() {
 		return ErrClosed
 	}
+	if c.sh != nil {
+		return errSharedManual // shared.go
+	}
 	if err := c.Err(); err != nil {
 		return err // finished for good: refused while running
 	}

@@ -244,6 +244,7 @@ type options struct {
 	slots       int
 	fpOpts      []fingerprint.Option
 	kinds       RefusalClassifier
+	shared      *SharedSession // WithSharedSession (shared.go)
 }
 
 // WithLogger sends the client's logs, and its transport's, to l. The

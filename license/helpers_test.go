@@ -22,6 +22,9 @@ func TestMain(m *testing.M) {
 	if os.Getenv(childEnv) != "" {
 		os.Exit(childMain())
 	}
+	if os.Getenv(sharedChildEnv) != "" {
+		os.Exit(sharedChildMain())
+	}
 	goleak.VerifyTestMain(m)
 }
 
