@@ -295,8 +295,9 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer done()
-	s.extendDeadlines(w, r)
+	replyReady := s.extendDeadlines(w, r)
 	o := s.handle(ctx, r.Method, r.URL.Path, r.Body)
+	replyReady()
 	switch o.action {
 	case actAbandon:
 		return
