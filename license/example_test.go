@@ -14,9 +14,9 @@ import (
 	"github.com/licensekit/licensekit-go/license/licensetest"
 )
 
-// Example is the README's integration snippet: start a client against a
-// server, gate features on it, and close it at shutdown. Here the server
-// is the in-process mock.
+// Example is the README's integration program (examples/snippet) in short:
+// start a client against a server, gate features on it, and close it at
+// shutdown. Here the server is the in-process mock.
 func Example() {
 	srv := licensetest.NewServer()
 	defer srv.Close()
@@ -107,8 +107,9 @@ func ExampleClient_Start_refused() {
 	// state: Refused
 }
 
-// TestReadmeOutageSnippet keeps the README's licensetest snippet honest: it
-// is the same code, with the default fingerprint source.
+// TestReadmeOutageSnippet keeps the "Without testclient" snippet of
+// docs/mockserver.md honest: it is the same client set-up, with the default
+// fingerprint source.
 func TestReadmeOutageSnippet(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		srv := licensetest.NewUnstartedServer() // in memory: no sockets in the bubble

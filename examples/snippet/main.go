@@ -12,24 +12,17 @@ import (
 	"github.com/licensekit/licensekit-go/license"
 )
 
-// Built into the product. None of these is secret (docs/server.md says why).
-const (
-	serverURL       = "https://licensing.example.com/api/v2"
-	apiKey          = "ak_live_example"
-	serverPublicKey = "AQAgslljoiAekogFLXME/+YVc76/syIFwSawadiA/zZPxA4=" // printed by examples/keygen
-	productGUID     = "my-product"
-)
-
 func main() {
 	configDir, err := os.UserConfigDir()
 	if err != nil {
 		log.Fatal(err)
 	}
 	client, err := license.New(license.Config{
-		ServerURL:       serverURL,
-		APIKey:          apiKey,
-		ServerPublicKey: serverPublicKey,
-		ProductGUID:     productGUID,
+		// Built into the product; none of these three is secret (docs/server.md says why).
+		ServerURL:       "https://licensing.example.com/api/v2",
+		APIKey:          "ak_live_example",
+		ServerPublicKey: "AQAgslljoiAekogFLXME/+YVc76/syIFwSawadiA/zZPxA4=", // printed by examples/keygen
+		ProductGUID:     "my-product",
 		LicenseKey:      os.Getenv("MY_PRODUCT_LICENSE_KEY"), // the customer's
 		StateDir:        filepath.Join(configDir, "my-product"),
 	})
