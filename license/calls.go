@@ -303,57 +303,15 @@ func (c *Client) adoptLocked(sent time.Time, serverTime wire.Timestamp, co wire.
 }
 
 // call seals payload, posts it and returns the opened reply. A refusal is
-// an *APIError; anything else keeps its transport or envelope error.
+// an *APIError; anything else keeps its transport or envelope error. The
+// decision is judgeReply's.
 func (c *Client) call(ctx context.Context, endpoint string, retry transport.Retry, payload any) ([]byte, error) {
 	plain, err := json.Marshal(payload)
 	if err != nil {
 		return nil, err
 	}
-	data, opener, err := c.sealer.Seal(c.cfg.APIKey, plain)
-	clear(plain)
-	if err != nil {
-		return nil, err
-	}
-	body, err := json.Marshal(wire.Request{Key: c.cfg.APIKey, Data: data})
-	if err != nil {
-		return nil, err
-	}
-	resp, err := c.tr.Do(ctx, transport.Request{Endpoint: endpoint, Body: body, Retry: retry})
-	if resp != nil {
-		c.noteDeprecation(resp)
-	}
-	if err != nil {
-		var te *transport.Error
-		if errors.As(err, &te) && resp != nil && errors.Is(err, transport.ErrRefused) && te.Status >= 400 {
-			return nil, c.refusal(endpoint, te.Status, resp.Body, opener)
-		}
-		return nil, err
-	}
-	reply, err := opener.OpenReply(resp.Body)
-	if err != nil {
-		return nil, err
-	}
-	return reply, nil
-}
-
-// refusal builds the *APIError for an HTTP 4xx reply. With sealed replies a
-// refusal must open like any reply; one that does not is marked
-// unauthenticated and counts as unreachable, so that nobody on the path can
-// refuse a licence.
-type replyOpener interface{ OpenReply([]byte) ([]byte, error) }
-
-func (c *Client) refusal(endpoint string, status int, body []byte, opener replyOpener) error {
-	api := &APIError{Endpoint: endpoint, Status: status}
-	plain, err := opener.OpenReply(body)
-	if err != nil {
-		api.Unauthenticated = true
-		plain = body
-	}
-	if f := wire.DecodeFailure(endpoint, plain); f != nil {
-		api.Message = wire.Sanitize(f.Message)
-		api.Time = f.Time.Raw
-	}
-	return api
+	defer clear(plain) // best effort only: see docs/security.md
+	return c.sealAndPost(ctx, endpoint, retry, plain)
 }
 
 // replyError turns a decoded *wire.Failure into an *APIError; other errors

@@ -65,6 +65,7 @@ type Client struct {
 	retryAfter time.Duration
 	lastErr    error
 	skew       time.Duration
+	integ      integrity
 	deprec     string
 	nextTry    time.Time
 	savedHW    time.Time

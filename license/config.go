@@ -259,7 +259,11 @@ func WithStateStore(s StateStore) Option { return func(o *options) { o.store = s
 func WithStateSlots(n int) Option { return func(o *options) { o.slots = n } }
 
 // WithSealer plugs in the envelope scheme of an existing server. Config's
-// key fields are then not needed.
+// key fields are then not needed. The sealer owns the request's "key"
+// field (Sealed.Key), is told the endpoint and the timestamp of every
+// request, and says through RepliesAuthenticated whether its replies are
+// authenticated; only then does the sealed plaintext decide success or
+// refusal whatever the HTTP status.
 func WithSealer(s envelope.Sealer) Option { return func(o *options) { o.sealer = s } }
 
 // WithRetry tunes retries and renewal backoff.

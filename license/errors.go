@@ -156,6 +156,7 @@ func unreachable(err error) bool {
 		errors.Is(err, envelope.ErrUnauthentic) ||
 		errors.Is(err, envelope.ErrMalformed) ||
 		errors.Is(err, envelope.ErrUnsupportedVersion) ||
+		errors.Is(err, errEnvelopeLevel) ||
 		errors.Is(err, transport.ErrResponseTooLarge) ||
 		errors.Is(err, context.DeadlineExceeded) ||
 		errors.Is(err, context.Canceled)

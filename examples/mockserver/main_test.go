@@ -121,9 +121,9 @@ func v2(t *testing.T, s *licensetest.Server, endpoint string, payload any) (int,
 	sealer, err := envelope.NewSealer(s.PublicKey())
 	require.NoError(t, err)
 	pt, _ := json.Marshal(payload)
-	data, _, err := sealer.Seal(s.APIKey(), pt)
+	sd, err := sealer.Seal(envelope.Request{APIKey: s.APIKey(), Endpoint: endpoint, Time: s.Now()}, pt)
 	require.NoError(t, err)
-	body, _ := json.Marshal(wire.Request{Key: s.APIKey(), Data: data})
+	body, _ := json.Marshal(wire.Request{Key: sd.Key, Data: sd.Data})
 	resp, err := s.Client().Post(s.URL+"/"+endpoint, "application/json", bytes.NewReader(body))
 	if err != nil {
 		return 0, nil, err

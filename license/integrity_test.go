@@ -1,0 +1,269 @@
+package license
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/licensekit/licensekit-go/envelope"
+	"github.com/licensekit/licensekit-go/internal/wire"
+	"github.com/licensekit/licensekit-go/license/licensetest"
+	"github.com/licensekit/licensekit-go/transport"
+)
+
+// roundTripFunc adapts a function to http.RoundTripper.
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+func sealedConfig(e *env) Config {
+	cfg := e.config()
+	cfg.SealedReplies = true
+	return cfg
+}
+
+// TestRelabelledSealedSuccessDoesNotRefuse: the path rewrites the status of
+// a sealed 200 to 403. The sealed plaintext is a success, so this is a
+// protocol error (unreachable), never a refusal, at Start and in renewal.
+func TestRelabelledSealedSuccessDoesNotRefuse(t *testing.T) {
+	for _, status := range []int{403, 404, 409, 422} {
+		t.Run(http.StatusText(status), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				e := newEnv(t, envConfig{session: 10 * time.Minute, grace: time.Hour})
+				rw := &rewrite{next: e.srv.Transport(), fn: func(r *http.Response) *http.Response {
+					if r.StatusCode != http.StatusOK {
+						return r
+					}
+					r.StatusCode, r.Status = status, http.StatusText(status)
+					return r
+				}}
+				// At Start: begin_session's sealed 200 relabelled.
+				rw.armed.Store(true)
+				rw.endpoint = wire.Begin
+				c := e.newClient(sealedConfig(e), WithRoundTripper(rw))
+				err := c.Start(context.Background())
+				require.Error(t, err)
+				assert.ErrorIs(t, err, ErrUnreachable)
+				assert.NotErrorIs(t, err, ErrRefused)
+				assert.ErrorIs(t, err, wire.ErrProtocol)
+				assert.NotEqual(t, Refused, c.Status().State)
+				require.NoError(t, c.Close(context.Background()))
+
+				// In renewal: extend_session's sealed 200 relabelled.
+				rw.armed.Store(false)
+				c = e.newClient(sealedConfig(e), WithRoundTripper(rw))
+				require.NoError(t, c.Start(context.Background()))
+				t.Cleanup(func() { _ = c.Close(context.Background()) })
+				rw.endpoint = wire.Extend
+				rw.armed.Store(true)
+				_, err = lapse(e, c)
+				assert.Equal(t, Grace, c.Status().State)
+				assert.ErrorIs(t, err, ErrUnreachable)
+				assert.NotErrorIs(t, err, ErrRefused)
+			})
+		})
+	}
+}
+
+// TestSealedFailureRefusesAtAnyStatus: a sealed failure in the spec's shape
+// is the server's word whether it comes with 200 or a 4xx; the same sealed
+// failure under 5xx, 429, 408 or 407 is unreachable.
+func TestSealedFailureRefusesAtAnyStatus(t *testing.T) {
+	for _, tc := range []struct {
+		status int
+		cat    error
+	}{
+		{200, ErrRefused}, {400, ErrRefused}, {403, ErrRefused}, {404, ErrRefused}, {409, ErrRefused},
+		{500, ErrUnreachable}, {503, ErrUnreachable}, {429, ErrUnreachable}, {408, ErrUnreachable}, {407, ErrUnreachable},
+	} {
+		t.Run(http.StatusText(tc.status), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				e := newEnv(t, envConfig{session: 10 * time.Minute, grace: time.Hour})
+				e.srv.Inject(licensetest.Fault{Endpoint: wire.Begin, Kind: licensetest.FaultFail, Count: -1,
+					Status: tc.status, Message: "license revoked"})
+				c := e.newClient(sealedConfig(e))
+				t.Cleanup(func() { _ = c.Close(context.Background()) })
+				err := c.Start(context.Background())
+				checkCategory(t, tc.cat, err)
+				if tc.cat == ErrRefused {
+					assert.ErrorIs(t, err, ErrRevoked)
+					assert.Equal(t, Refused, c.Status().State)
+				} else {
+					assert.NotEqual(t, Refused, c.Status().State)
+				}
+				for _, r := range e.srv.Requests() {
+					if r.Endpoint == wire.Begin && tc.status != 500 {
+						assert.True(t, r.Sealed, "the failure was sealed")
+					}
+				}
+			})
+		})
+	}
+}
+
+// TestEnvelopeAtAnotherEndpointIsUnreachable: the path posts the client's
+// extend_session envelope to /end_session. The server rejects it as
+// unauthentic and ends nothing; the client stays in grace, never Refused.
+func TestEnvelopeAtAnotherEndpointIsUnreachable(t *testing.T) {
+	for _, sealed := range []bool{false, true} {
+		synctest.Test(t, func(t *testing.T) {
+			e := newEnv(t, envConfig{session: 10 * time.Minute, grace: time.Hour, seats: 1})
+			next := e.srv.Transport()
+			var armed bool
+			rt := roundTripFunc(func(r *http.Request) (*http.Response, error) {
+				if armed && strings.HasSuffix(r.URL.Path, "/"+wire.Extend) {
+					r = r.Clone(r.Context())
+					r.URL.Path = strings.TrimSuffix(r.URL.Path, wire.Extend) + wire.End
+				}
+				return next.RoundTrip(r)
+			})
+			cfg := e.config()
+			cfg.SealedReplies = sealed
+			c := e.newClient(cfg, WithRoundTripper(rt))
+			require.NoError(t, c.Start(context.Background()))
+			t.Cleanup(func() { _ = c.Close(context.Background()) })
+			armed = true
+			_, err := lapse(e, c)
+			assert.Equal(t, Grace, c.Status().State)
+			assert.ErrorIs(t, err, ErrUnreachable)
+			assert.NotErrorIs(t, err, ErrRefused)
+			var ee *EnvelopeError
+			require.ErrorAs(t, err, &ee)
+			assert.Equal(t, envelope.CodeUnauthentic, ee.Code)
+			require.Positive(t, countRejected(e.srv, wire.End))
+			assert.Equal(t, e.srv.Count(wire.End), countRejected(e.srv, wire.End), "a moved envelope was processed")
+		})
+	}
+}
+
+func countRejected(s *licensetest.Server, ep string) int {
+	n := 0
+	for _, r := range s.Requests() {
+		if r.Endpoint == ep && r.Rejected != "" {
+			n++
+		}
+	}
+	return n
+}
+
+// TestClockOffsetCorrected: a machine whose clock is an hour slow gets a
+// stale-timestamp rejection, learns the offset from the server's time,
+// retries once and starts; later calls carry the corrected time.
+func TestClockOffsetCorrected(t *testing.T) {
+	for _, skew := range []time.Duration{-time.Hour, 3 * time.Hour} {
+		synctest.Test(t, func(t *testing.T) {
+			e := newEnv(t, envConfig{session: 10 * time.Minute, grace: time.Hour})
+			e.wall.jump(skew)
+			c := e.start(WithRoundTripper(e.srv.Transport()))
+			assert.Equal(t, Active, c.Status().State)
+			assert.Equal(t, 1, countRejected(e.srv, wire.Register), "one stale rejection, then the corrected retry")
+			assert.Zero(t, countRejected(e.srv, wire.Begin), "the offset is kept")
+			time.Sleep(30 * time.Minute)
+			synctest.Wait()
+			assert.Equal(t, Active, c.Status().State)
+			assert.Zero(t, countRejected(e.srv, wire.Extend))
+		})
+	}
+}
+
+// TestClockSkewError: a server that keeps rejecting the timestamp (here a
+// path that always answers stale) ends in a typed ErrClockSkew, in the
+// unreachable category: grace applies and nothing is refused.
+func TestClockSkewError(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := newEnv(t, envConfig{session: 10 * time.Minute, grace: time.Hour})
+		var stale bool
+		next := e.srv.Transport()
+		rt := roundTripFunc(func(r *http.Request) (*http.Response, error) {
+			if !stale {
+				return next.RoundTrip(r)
+			}
+			status, body := envelope.RejectionReply(&envelope.Error{Op: "admit", Err: envelope.ErrStale}, time.Now().Add(2*time.Hour))
+			return replaceBody(&http.Response{Body: http.NoBody, Request: r}, status, body, nil), nil
+		})
+		c := e.start(WithRoundTripper(rt))
+		stale = true
+		_, err := lapse(e, c)
+		assert.Equal(t, Grace, c.Status().State)
+		assert.ErrorIs(t, err, ErrClockSkew)
+		assert.ErrorIs(t, err, ErrUnreachable)
+		assert.NotErrorIs(t, err, ErrRefused)
+		var cs *ClockSkewError
+		require.ErrorAs(t, err, &cs)
+		assert.InDelta(t, float64(2*time.Hour), float64(cs.Offset), float64(2*time.Second))
+		assert.Contains(t, err.Error(), "check this machine's clock")
+	})
+}
+
+// TestJudgeReply covers the reply rule directly, with bodies sealed by a
+// real server side.
+func TestJudgeReply(t *testing.T) {
+	t.Parallel()
+	priv, err := envelope.GenerateKey(envelope.KEMX25519)
+	require.NoError(t, err)
+	o, err := envelope.NewOpener(priv)
+	require.NoError(t, err)
+	s, err := envelope.NewSealer(priv.Public(), envelope.WithSealedReplies())
+	require.NoError(t, err)
+	sd, err := s.Seal(envelope.Request{APIKey: "k", Endpoint: wire.Extend}, []byte(`{}`))
+	require.NoError(t, err)
+	op, err := o.Open(envelope.Incoming{Key: "k", Data: sd.Data, Endpoint: wire.Extend})
+	require.NoError(t, err)
+	success, _ := op.Reply.SealReply([]byte(`{"status":1,"time":"2026-01-01T00:00:00Z","token":"t","control_options":{"session_duration":60,"validation_grace_period":60}}`))
+	failure, _ := op.Reply.SealReply([]byte(`{"success":false,"time":"2026-01-01T00:00:00Z","error":"unknown token"}`))
+	_, rejection := envelope.RejectionReply(envelope.ErrUnauthentic, time.Now())
+	for _, tc := range []struct {
+		name   string
+		status int
+		body   []byte
+		want   string // ok, refused, unreachable, envelope
+	}{
+		{"sealed success 200", 200, success, "ok"},
+		{"sealed success relabelled 403", 403, success, "unreachable"},
+		{"sealed success relabelled 422", 422, success, "unreachable"},
+		{"sealed failure 200", 200, failure, "refused"},
+		{"sealed failure 404", 404, failure, "refused"},
+		{"sealed failure 503", 503, failure, "unreachable"},
+		{"sealed failure 407", 407, failure, "unreachable"},
+		{"envelope rejection 401", 401, rejection, "envelope"},
+		{"plain refusal 403", 403, []byte(`{"success":false,"error":"license revoked"}`), "unreachable"},
+		{"plain success 200", 200, []byte(`{"status":1}`), "unreachable"},
+	} {
+		reply, err := judgeReply(wire.Extend, transportResponse(tc.status, tc.body), transportErr(tc.status), sd.Reply, true)
+		got := "ok"
+		var ee *EnvelopeError
+		switch {
+		case err == nil:
+			require.NotNil(t, reply)
+		case errorsAs(err, &ee):
+			got = "envelope"
+			assert.ErrorIs(t, err, ErrUnreachable)
+		case refused(err):
+			got = "refused"
+		case unreachable(err):
+			got = "unreachable"
+		}
+		assert.Equal(t, tc.want, got, "%s: %v", tc.name, err)
+	}
+}
+
+func errorsAs(err error, target **EnvelopeError) bool { return errors.As(err, target) }
+
+func transportResponse(status int, body []byte) *transport.Response {
+	return &transport.Response{Status: status, Body: body}
+}
+
+// transportErr is what transport.Do returns alongside a non-2xx reply.
+func transportErr(status int) error {
+	if status >= 200 && status < 300 {
+		return nil
+	}
+	return &transport.Error{Endpoint: wire.Extend, Status: status, Attempts: 1}
+}
