@@ -54,7 +54,11 @@ func (c *Client) Register(ctx context.Context) (Registration, error) {
 // background renewal; Start does.
 func (c *Client) BeginSession(ctx context.Context) error {
 	return c.manual(ctx, func(ctx context.Context) error {
-		return c.afterManualLocked(c.beginLocked(ctx))
+		err := c.beginLocked(ctx)
+		if refused(err) {
+			c.persistRefusalLocked(err) // a refused begin is final
+		}
+		return c.afterManualLocked(err)
 	})
 }
 
@@ -282,6 +286,7 @@ func machineDigest(m wire.Machine) string {
 
 // adoptLocked records a successful begin or extend sent at sent.
 func (c *Client) adoptLocked(sent time.Time, serverTime wire.Timestamp, co wire.ControlOptions) {
+	c.clearRefusalLocked()
 	now := time.Now()
 	changed := !c.st.Sent.IsZero() &&
 		(co.SessionDuration != c.st.SessionSeconds || co.ValidationGracePeriod != c.st.GraceSeconds)

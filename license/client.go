@@ -337,6 +337,7 @@ func (c *Client) startLocked(ctx context.Context) error {
 		return nil
 	}
 	if refused(err) {
+		c.persistRefusalLocked(err)
 		c.enterLocked(Refused, err)
 		return err
 	}
@@ -430,6 +431,9 @@ func (c *Client) discardLocked(ctx context.Context, err error) {
 // offlineAllowanceLocked reports whether the persisted deadlines still
 // grant time without the server. A restart never resets or extends them.
 func (c *Client) offlineAllowanceLocked() (bool, error) {
+	if err := c.persistedRefusal(); err != nil {
+		return false, err
+	}
 	if c.st.Sent.IsZero() || c.st.SessionSeconds <= 0 {
 		return false, nil
 	}
