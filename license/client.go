@@ -66,6 +66,8 @@ type Client struct {
 	lastErr    error
 	skew       time.Duration
 	integ      integrity
+	rb         *rollbackGuard // the anti-rollback record, nil when unavailable
+	restored   bool           // the state is older than its record
 	deprec     string
 	nextTry    time.Time
 	savedHW    time.Time
@@ -415,6 +417,7 @@ func (c *Client) loadLocked(ctx context.Context) error {
 			c.savedHW = p.HighWater
 		}
 	}
+	c.loadRollbackLocked()
 	c.loaded = true
 	return nil
 }
@@ -432,6 +435,9 @@ func (c *Client) discardLocked(ctx context.Context, err error) {
 // grant time without the server. A restart never resets or extends them.
 func (c *Client) offlineAllowanceLocked() (bool, error) {
 	if err := c.persistedRefusal(); err != nil {
+		return false, err
+	}
+	if err := c.restoredErr(); err != nil {
 		return false, err
 	}
 	if c.st.Sent.IsZero() || c.st.SessionSeconds <= 0 {
@@ -511,6 +517,7 @@ func (c *Client) Close(ctx context.Context) error {
 	if c.slot != nil {
 		_ = c.slot.Release()
 	}
+	c.releaseRollback()
 	c.unlock()
 
 	c.events.close()
@@ -641,6 +648,7 @@ func (c *Client) saveLocked(ctx context.Context) {
 	if !c.rolledBack && wall.After(c.st.HighWater) {
 		c.st.HighWater = wall
 	}
+	c.st.Generation++
 	blob, err := sealState(c.key, &c.st)
 	if err == nil {
 		err = c.store.Save(ctx, blob)
@@ -651,6 +659,7 @@ func (c *Client) saveLocked(ctx context.Context) {
 		return
 	}
 	c.savedHW = c.st.HighWater
+	c.writeRollbackLocked()
 }
 
 func (c *Client) emit(e Event) {

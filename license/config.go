@@ -208,6 +208,7 @@ type options struct {
 	retry       Retry
 	slots       int
 	fpOpts      []fingerprint.Option
+	rollbackDir string
 }
 
 // WithLogger sends the client's logs, and its transport's, to l. The

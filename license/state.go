@@ -117,6 +117,8 @@ type persisted struct {
 	HighWater time.Time `json:"high_water"`
 	// Refusal is the last final refusal; while set, no offline time.
 	Refusal *refusalRecord `json:"refusal,omitempty"`
+	// Generation counts saves; the anti-rollback record keeps the latest.
+	Generation uint64 `json:"generation,omitempty"`
 }
 
 const stateVersion = 1
