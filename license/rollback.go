@@ -182,4 +182,3 @@ func (c *Client) releaseRollback() {
 		_ = c.rb.f.Release()
 	}
 }
-
