@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -116,9 +117,9 @@ func TestEnvelopeAtAnotherEndpointIsUnreachable(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			e := newEnv(t, envConfig{session: 10 * time.Minute, grace: time.Hour, seats: 1})
 			next := e.srv.Transport()
-			var armed bool
+			var armed atomic.Bool
 			rt := roundTripFunc(func(r *http.Request) (*http.Response, error) {
-				if armed && strings.HasSuffix(r.URL.Path, "/"+wire.Extend) {
+				if armed.Load() && strings.HasSuffix(r.URL.Path, "/"+wire.Extend) {
 					r = r.Clone(r.Context())
 					r.URL.Path = strings.TrimSuffix(r.URL.Path, wire.Extend) + wire.End
 				}
@@ -129,7 +130,7 @@ func TestEnvelopeAtAnotherEndpointIsUnreachable(t *testing.T) {
 			c := e.newClient(cfg, WithRoundTripper(rt))
 			require.NoError(t, c.Start(context.Background()))
 			t.Cleanup(func() { _ = c.Close(context.Background()) })
-			armed = true
+			armed.Store(true)
 			_, err := lapse(e, c)
 			assert.Equal(t, Grace, c.Status().State)
 			assert.ErrorIs(t, err, ErrUnreachable)
@@ -179,17 +180,17 @@ func TestClockOffsetCorrected(t *testing.T) {
 func TestClockSkewError(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		e := newEnv(t, envConfig{session: 10 * time.Minute, grace: time.Hour})
-		var stale bool
+		var stale atomic.Bool
 		next := e.srv.Transport()
 		rt := roundTripFunc(func(r *http.Request) (*http.Response, error) {
-			if !stale {
+			if !stale.Load() {
 				return next.RoundTrip(r)
 			}
 			status, body := envelope.RejectionReply(&envelope.Error{Op: "admit", Err: envelope.ErrStale}, time.Now().Add(2*time.Hour))
 			return replaceBody(&http.Response{Body: http.NoBody, Request: r}, status, body, nil), nil
 		})
 		c := e.start(WithRoundTripper(rt))
-		stale = true
+		stale.Store(true)
 		_, err := lapse(e, c)
 		assert.Equal(t, Grace, c.Status().State)
 		assert.ErrorIs(t, err, ErrClockSkew)
