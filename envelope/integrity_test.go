@@ -249,3 +249,18 @@ func TestParseRejection(t *testing.T) {
 		require.False(t, ok, "ParseRejection(%q)", body)
 	}
 }
+
+// FuzzParseRejection: any body either is not a rejection or yields a code;
+// it never panics.
+func FuzzParseRejection(f *testing.F) {
+	_, body := envelope.RejectionReply(envelope.ErrStale, time.Unix(0, 0))
+	f.Add(401, body)
+	f.Add(400, []byte(`{"envelope_error":"x","time":5}`))
+	f.Add(200, []byte(`{"data":"AAAA"}`))
+	f.Fuzz(func(t *testing.T, status int, body []byte) {
+		rej, ok := envelope.ParseRejection(status, body)
+		if ok && (rej.Code == "" || rej.Status != status) {
+			t.Fatalf("ParseRejection(%d, %q) = %+v", status, body, rej)
+		}
+	})
+}
