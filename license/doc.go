@@ -104,6 +104,16 @@
 // A product restarted while offline continues the grace window it had:
 // Start returns nil in Grace with the old deadline, never a fresh one.
 //
+// A final refusal (a refused begin, or the fresh begin after a refused
+// extend) zeroes the persisted offline allowance and is saved at once: an
+// offline restart after it is not usable (its error matches ErrRefused).
+// Only an authenticated (sealed) success restores the allowance. Every save
+// also advances a generation counter kept, with the high-water mark, in a
+// small anti-rollback record outside StateDir (see WithRollbackRecordDir);
+// a state restored from a copy is behind it and grants no offline time
+// (ErrStateRollback) until the server answers. docs/security.md says what
+// these measures stop and what they cannot.
+//
 // On a machine with fewer than two strong hardware components (containers,
 // cloned VMs), the client generates a random install ID, keeps it in the
 // state, and sends "install-<id>" as mb_serial, so the instance stays
@@ -113,7 +123,13 @@
 //
 // Sentinels name categories (errors.Is): ErrInvalidConfig, ErrUnreachable,
 // ErrRefused, ErrRevoked, ErrSeatLimit, ErrExpired, ErrGraceExpired,
-// ErrClockRollback, ErrStateCorrupt, ErrStateLocked, ErrClosed. A refusal is
+// ErrClockRollback, ErrClockSkew, ErrStateRollback, ErrStateCorrupt,
+// ErrStateLocked, ErrClosed. An envelope-level rejection from the server (an
+// envelope sealed for another endpoint, a stale timestamp, a replayed
+// request id) is an *EnvelopeError in the unreachable category, never a
+// refusal; after a stale-timestamp rejection the client corrects its clock
+// offset from the server's time and retries once, and a second one is a
+// *ClockSkewError matching ErrClockSkew (grace applies). A refusal is
 // an *APIError (errors.As) with the endpoint, HTTP status and the server's
 // message and time; its Is method maps it onto ErrRefused and, by message,
 // onto ErrRevoked, ErrSeatLimit or ErrExpired. Unreachable and refused are

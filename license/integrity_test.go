@@ -1,8 +1,11 @@
 package license
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -267,4 +270,58 @@ func transportErr(status int) error {
 		return nil
 	}
 	return &transport.Error{Endpoint: wire.Extend, Status: status, Attempts: 1}
+}
+
+// customSealer is a vendor scheme: it owns the request's key field and sees
+// every request's endpoint and timestamp.
+type customSealer struct {
+	inner envelope.Sealer
+	seen  chan envelope.Request
+}
+
+func (s *customSealer) Seal(req envelope.Request, plaintext []byte) (envelope.Sealed, error) {
+	s.seen <- req
+	sd, err := s.inner.Seal(req, plaintext)
+	sd.Key = "wrapped-content-key"
+	return sd, err
+}
+
+func (s *customSealer) RepliesAuthenticated() bool { return s.inner.RepliesAuthenticated() }
+
+// TestCustomSealerOwnsKey: WithSealer's scheme chooses the request's "key"
+// and is told the endpoint and the (offset-corrected) timestamp.
+func TestCustomSealerOwnsKey(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := newEnv(t, envConfig{})
+		inner, err := envelope.NewSealer(e.srv.PublicKey(), envelope.WithSealedReplies())
+		require.NoError(t, err)
+		cs := &customSealer{inner: inner, seen: make(chan envelope.Request, 16)}
+		keys := make(chan string, 16)
+		next := e.srv.Transport()
+		rt := roundTripFunc(func(r *http.Request) (*http.Response, error) {
+			var body wire.Request
+			b, _ := io.ReadAll(r.Body)
+			_ = json.Unmarshal(b, &body)
+			keys <- body.Key
+			r.Body = io.NopCloser(bytes.NewReader(b))
+			return next.RoundTrip(r)
+		})
+		cfg := e.config()
+		cfg.ServerPublicKey = ""
+		c := e.newClient(cfg, WithSealer(cs), WithRoundTripper(rt))
+		defer c.Close(context.Background())
+		err = c.Start(context.Background())
+		// licensetest knows only its API key: the custom key is rejected
+		// at the envelope level, which is unreachable, not a refusal.
+		require.Error(t, err)
+		assert.ErrorIs(t, err, ErrUnreachable)
+		var ee *EnvelopeError
+		require.ErrorAs(t, err, &ee)
+		assert.Equal(t, envelope.CodeUnauthentic, ee.Code)
+		assert.Equal(t, "wrapped-content-key", <-keys)
+		req := <-cs.seen
+		assert.Equal(t, wire.Register, req.Endpoint)
+		assert.Equal(t, e.srv.APIKey(), req.APIKey)
+		assert.WithinDuration(t, e.wall.now(), req.Time, time.Second)
+	})
 }
