@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"io"
 	"net/http"
 	"strings"
@@ -19,7 +18,6 @@ import (
 	"github.com/licensekit/licensekit-go/envelope"
 	"github.com/licensekit/licensekit-go/internal/wire"
 	"github.com/licensekit/licensekit-go/license/licensetest"
-	"github.com/licensekit/licensekit-go/transport"
 )
 
 // roundTripFunc adapts a function to http.RoundTripper.
@@ -29,7 +27,7 @@ func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { retu
 
 func sealedConfig(e *env) Config {
 	cfg := e.config()
-	cfg.SealedReplies = true
+	cfg.InsecureUnsealedReplies = false
 	return cfg
 }
 
@@ -56,7 +54,7 @@ func TestRelabelledSealedSuccessDoesNotRefuse(t *testing.T) {
 				require.Error(t, err)
 				assert.ErrorIs(t, err, ErrUnreachable)
 				assert.NotErrorIs(t, err, ErrRefused)
-				assert.ErrorIs(t, err, wire.ErrProtocol)
+				assert.ErrorIs(t, err, ErrMalformedReply)
 				assert.NotEqual(t, Refused, c.Status().State)
 				require.NoError(t, c.Close(context.Background()))
 
@@ -129,7 +127,7 @@ func TestEnvelopeAtAnotherEndpointIsUnreachable(t *testing.T) {
 				return next.RoundTrip(r)
 			})
 			cfg := e.config()
-			cfg.SealedReplies = sealed
+			cfg.InsecureUnsealedReplies = !sealed
 			c := e.newClient(cfg, WithRoundTripper(rt))
 			require.NoError(t, c.Start(context.Background()))
 			t.Cleanup(func() { _ = c.Close(context.Background()) })
@@ -204,72 +202,6 @@ func TestClockSkewError(t *testing.T) {
 		assert.InDelta(t, float64(2*time.Hour), float64(cs.Offset), float64(2*time.Second))
 		assert.Contains(t, err.Error(), "check this machine's clock")
 	})
-}
-
-// TestJudgeReply covers the reply rule directly, with bodies sealed by a
-// real server side.
-func TestJudgeReply(t *testing.T) {
-	t.Parallel()
-	priv, err := envelope.GenerateKey(envelope.KEMX25519)
-	require.NoError(t, err)
-	o, err := envelope.NewOpener(priv)
-	require.NoError(t, err)
-	s, err := envelope.NewSealer(priv.Public(), envelope.WithSealedReplies())
-	require.NoError(t, err)
-	sd, err := s.Seal(envelope.Request{APIKey: "k", Endpoint: wire.Extend}, []byte(`{}`))
-	require.NoError(t, err)
-	op, err := o.Open(envelope.Incoming{Key: "k", Data: sd.Data, Endpoint: wire.Extend})
-	require.NoError(t, err)
-	success, _ := op.Reply.SealReply([]byte(`{"status":1,"time":"2026-01-01T00:00:00Z","token":"t","control_options":{"session_duration":60,"validation_grace_period":60}}`))
-	failure, _ := op.Reply.SealReply([]byte(`{"success":false,"time":"2026-01-01T00:00:00Z","error":"unknown token"}`))
-	_, rejection := envelope.RejectionReply(envelope.ErrUnauthentic, time.Now())
-	for _, tc := range []struct {
-		name   string
-		status int
-		body   []byte
-		want   string // ok, refused, unreachable, envelope
-	}{
-		{"sealed success 200", 200, success, "ok"},
-		{"sealed success relabelled 403", 403, success, "unreachable"},
-		{"sealed success relabelled 422", 422, success, "unreachable"},
-		{"sealed failure 200", 200, failure, "refused"},
-		{"sealed failure 404", 404, failure, "refused"},
-		{"sealed failure 503", 503, failure, "unreachable"},
-		{"sealed failure 407", 407, failure, "unreachable"},
-		{"envelope rejection 401", 401, rejection, "envelope"},
-		{"plain refusal 403", 403, []byte(`{"success":false,"error":"license revoked"}`), "unreachable"},
-		{"plain success 200", 200, []byte(`{"status":1}`), "unreachable"},
-	} {
-		reply, err := judgeReply(wire.Extend, transportResponse(tc.status, tc.body), transportErr(tc.status), sd.Reply, true)
-		got := "ok"
-		var ee *EnvelopeError
-		switch {
-		case err == nil:
-			require.NotNil(t, reply)
-		case errorsAs(err, &ee):
-			got = "envelope"
-			assert.ErrorIs(t, err, ErrUnreachable)
-		case refused(err):
-			got = "refused"
-		case unreachable(err):
-			got = "unreachable"
-		}
-		assert.Equal(t, tc.want, got, "%s: %v", tc.name, err)
-	}
-}
-
-func errorsAs(err error, target **EnvelopeError) bool { return errors.As(err, target) }
-
-func transportResponse(status int, body []byte) *transport.Response {
-	return &transport.Response{Status: status, Body: body}
-}
-
-// transportErr is what transport.Do returns alongside a non-2xx reply.
-func transportErr(status int) error {
-	if status >= 200 && status < 300 {
-		return nil
-	}
-	return &transport.Error{Endpoint: wire.Extend, Status: status, Attempts: 1}
 }
 
 // customSealer is a vendor scheme: it owns the request's key field and sees

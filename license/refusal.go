@@ -43,7 +43,7 @@ func (c *Client) persistRefusalLocked(err error) {
 // allowance: an unauthenticated one is used for this run, but the state keeps
 // granting nothing offline.
 func (c *Client) clearRefusalLocked() {
-	if c.st.Refusal != nil && c.sealer.RepliesAuthenticated() {
+	if c.st.Refusal != nil && c.sealed {
 		c.st.Refusal = nil
 	}
 }

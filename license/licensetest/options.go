@@ -26,6 +26,8 @@ type config struct {
 	maxRequests   int
 	window        time.Duration
 	replayEntries int
+	texts         RefusalTexts
+	timeouts      Timeouts
 }
 
 // defaultMaxRequests is how many requests Requests retains by default.
