@@ -78,6 +78,9 @@ type Client struct {
 	retryAfter time.Duration
 	lastErr    error
 	skew       time.Duration
+	integ      integrity
+	rb         *rollbackGuard // the anti-rollback record, nil when unavailable
+	restored   bool           // the state is older than its record
 	deprec     string
 	nextTry    time.Time
 	savedHW    time.Time
@@ -446,6 +449,7 @@ func (c *Client) loadLocked(ctx context.Context) error {
 			c.orphan = p.Token != ""
 		}
 	}
+	c.loadRollbackLocked()
 	c.loaded = true
 	return nil
 }
@@ -462,6 +466,12 @@ func (c *Client) discardLocked(ctx context.Context, err error) {
 // offlineAllowanceLocked reports whether the persisted deadlines still
 // grant time without the server. A restart never resets or extends them.
 func (c *Client) offlineAllowanceLocked() (bool, error) {
+	if err := c.persistedRefusal(); err != nil {
+		return false, err
+	}
+	if err := c.restoredErr(); err != nil {
+		return false, err
+	}
 	if c.st.Sent.IsZero() || c.st.SessionSeconds <= 0 {
 		return false, nil
 	}
@@ -563,6 +573,7 @@ func (c *Client) closeFirst(ctx context.Context, loopDone chan struct{}) error {
 		_ = c.slot.Release()
 	}
 	c.releaseSharedLocked()
+	c.releaseRollback()
 	c.unlock()
 
 	c.events.close()
@@ -680,6 +691,7 @@ func (c *Client) saveLocked(ctx context.Context) {
 	if !c.rolledBack && wall.After(c.st.HighWater) {
 		c.st.HighWater = wall
 	}
+	c.st.Generation++
 	blob, err := sealState(c.key, &c.st)
 	if err == nil {
 		err = c.store.Save(ctx, blob)
@@ -690,6 +702,7 @@ func (c *Client) saveLocked(ctx context.Context) {
 		return
 	}
 	c.savedHW = c.st.HighWater
+	c.writeRollbackLocked()
 }
 
 func (c *Client) emit(e Event) {

@@ -148,8 +148,7 @@ func (c *Client) renewLocked(ctx context.Context) (stop bool) {
 		return false
 	case refused(err):
 		c.lastErr = err
-		c.st.Token = ""
-		c.saveLocked(context.Background())
+		c.persistRefusalLocked(err)
 		c.enterLocked(Refused, err)
 		c.log.Warn("licence refused by the server", "state", Refused, "error", err)
 		return true

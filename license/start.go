@@ -79,6 +79,7 @@ func (c *Client) startLocked(ctx context.Context) error {
 		return nil
 	}
 	if refused(err) {
+		c.persistRefusalLocked(err)
 		c.enterLocked(Refused, err)
 		return err
 	}
@@ -107,6 +108,7 @@ func (c *Client) startWithAllowanceLocked(ctx context.Context) error {
 		c.startedLocked()
 		return nil
 	case refused(err):
+		c.persistRefusalLocked(err)
 		c.enterLocked(Refused, err)
 		return err
 	case errors.Is(ctx.Err(), context.Canceled):
