@@ -94,10 +94,12 @@ func packageErrors(t *testing.T, dir string) []string {
 							types[s.Name.Name] = true
 						}
 						// An alias of another package's error type (type Error =
-						// verdict.Error) is an error type of this package too; the
-						// internal packages it points at use pointer receivers.
-						if sel, ok := s.Type.(*ast.SelectorExpr); ok && s.Assign.IsValid() &&
-							s.Name.IsExported() && strings.HasSuffix(sel.Sel.Name, "Error") {
+						// verdict.Error, type EnvelopeError =
+						// verdict.EnvelopeRejection) is an error type of this
+						// package too; the internal packages it points at use
+						// pointer receivers.
+						if sel, ok := s.Type.(*ast.SelectorExpr); ok && s.Assign.IsValid() && s.Name.IsExported() &&
+							(strings.HasSuffix(sel.Sel.Name, "Error") || strings.HasSuffix(s.Name.Name, "Error")) {
 							errType[s.Name.Name] = "*"
 						}
 					}

@@ -1,0 +1,238 @@
+package legacyscheme_test
+
+// A licence server written from the description of the scheme in
+// docs/server.md (section 6) with only the standard library: it does not
+// call package legacyscheme or envelope, so the tests check the client
+// against the description, not against the example's own server code.
+
+import (
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/hkdf"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+)
+
+// From docs/server.md, section 6.
+const (
+	docKeyLabel     = "legacyscheme v1 content key"
+	docRequestLabel = "legacyscheme v1 request"
+	docReplyLabel   = "legacyscheme v1 reply"
+)
+
+type seenRequest struct {
+	digest [32]byte
+	status int
+	body   []byte
+}
+
+// docServer is the independent server. Its licence logic is the least that
+// lets a client run a lifecycle: one licence, sessions in a map.
+type docServer struct {
+	priv   *rsa.PrivateKey
+	now    func() time.Time
+	window time.Duration
+
+	mu         sync.Mutex
+	forgePlain bool // answer in plain JSON, as a fake server would
+	revoked    bool
+	seen       map[string]seenRequest // by hex request id
+	sessions   map[string]bool
+	processed  map[string]int // requests acted on, by endpoint
+	rejected   map[string]int // envelope-level rejections, by code
+}
+
+func newDocServer(priv *rsa.PrivateKey) *docServer {
+	return &docServer{priv: priv, now: time.Now, window: 5 * time.Minute,
+		seen: map[string]seenRequest{}, sessions: map[string]bool{}, processed: map[string]int{},
+		rejected: map[string]int{}}
+}
+
+// reject writes an envelope-level rejection: never sealed.
+func (s *docServer) reject(w http.ResponseWriter, status int, code string) {
+	s.mu.Lock()
+	s.rejected[code]++
+	s.mu.Unlock()
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(map[string]any{"success": false, "time": s.now().UTC().Format(time.RFC3339),
+		"error": "request rejected: " + code, "envelope_error": code})
+}
+
+func (s *docServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	endpoint, ok := strings.CutPrefix(r.URL.Path, "/api/v2/")
+	if !ok || r.Method != http.MethodPost {
+		http.NotFound(w, r)
+		return
+	}
+	var in struct{ Key, Data string }
+	body, err := io.ReadAll(io.LimitReader(r.Body, 2<<20))
+	if err != nil || json.Unmarshal(body, &in) != nil {
+		s.reject(w, http.StatusBadRequest, "malformed")
+		return
+	}
+	// 1. Unwrap the content key.
+	wrapped, err := base64.StdEncoding.DecodeString(in.Key)
+	if err != nil {
+		s.reject(w, http.StatusBadRequest, "malformed")
+		return
+	}
+	k, err := rsa.DecryptOAEP(sha256.New(), nil, s.priv, wrapped, []byte(docKeyLabel))
+	if err != nil || len(k) != 32 {
+		s.reject(w, http.StatusUnauthorized, "unauthentic")
+		return
+	}
+	// 2. Open the data for the endpoint it was posted to.
+	data, err := base64.StdEncoding.DecodeString(in.Data)
+	if err != nil || len(data) < 25+12+16 {
+		s.reject(w, http.StatusBadRequest, "malformed")
+		return
+	}
+	if data[0] != 0x01 {
+		s.reject(w, http.StatusBadRequest, "unsupported_version")
+		return
+	}
+	aad := []byte(docRequestLabel + "\x00" + endpoint + "\x00")
+	aad = append(aad, data[:25]...)
+	block, _ := aes.NewCipher(k)
+	gcm, _ := cipher.NewGCM(block)
+	payload, err := gcm.Open(nil, data[25:37], data[37:], aad)
+	if err != nil {
+		s.reject(w, http.StatusUnauthorized, "unauthentic")
+		return
+	}
+	// 3. Freshness: the timestamp window, then the request id.
+	sent := time.Unix(int64(binary.BigEndian.Uint64(data[1:9])), 0)
+	if d := s.now().Sub(sent); d > s.window || d < -s.window {
+		s.reject(w, http.StatusUnauthorized, "stale_timestamp")
+		return
+	}
+	id := data[9:25]
+	digest := sha256.Sum256([]byte(in.Data))
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if prev, ok := s.seen[hex.EncodeToString(id)]; ok {
+		if prev.digest != digest {
+			s.reject(w, http.StatusUnauthorized, "replayed")
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(prev.status)
+		_, _ = w.Write(prev.body)
+		return
+	}
+	// 4. Act, then seal the answer under a key derived from the content key.
+	status, answer := s.dispatch(endpoint, payload)
+	plain, _ := json.Marshal(answer)
+	out := plain
+	if !s.forgePlain {
+		out = sealReply(k, id, endpoint, plain)
+	}
+	s.seen[hex.EncodeToString(id)] = seenRequest{digest: digest, status: status, body: out}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(out)
+}
+
+// sealReply follows the description: 0x81 ‖ response nonce ‖ AES-256-GCM
+// under HKDF-SHA256(K, request id ‖ response nonce, label ‖ 0 ‖ endpoint).
+func sealReply(k, id []byte, endpoint string, plain []byte) []byte {
+	rn := make([]byte, 32)
+	_, _ = rand.Read(rn)
+	okm, _ := hkdf.Key(sha256.New, k, append(append([]byte{}, id...), rn...), docReplyLabel+"\x00"+endpoint, 44)
+	block, _ := aes.NewCipher(okm[:32])
+	gcm, _ := cipher.NewGCM(block)
+	r := append([]byte{0x81}, rn...)
+	r = gcm.Seal(r, okm[32:], plain, []byte{0x81})
+	out, _ := json.Marshal(map[string]string{"data": base64.StdEncoding.EncodeToString(r)})
+	return out
+}
+
+func (s *docServer) dispatch(endpoint string, payload []byte) (int, map[string]any) {
+	s.processed[endpoint]++
+	now := s.now().UTC().Format(time.RFC3339)
+	refuse := func(status int, msg string) (int, map[string]any) {
+		return status, map[string]any{"success": false, "time": now, "error": msg}
+	}
+	opts := map[string]int{"session_duration": 600, "validation_grace_period": 3600}
+	var p struct {
+		LicenseKey string `json:"license_key"`
+		Token      string `json:"token"`
+	}
+	if json.Unmarshal(payload, &p) != nil {
+		return refuse(http.StatusBadRequest, "bad payload")
+	}
+	switch endpoint {
+	case "register_instance":
+		if s.revoked {
+			return refuse(http.StatusForbidden, "license revoked")
+		}
+		return http.StatusOK, map[string]any{"success": true, "time": now, "guid": "inst-1", "control_options": opts}
+	case "begin_session":
+		if s.revoked {
+			return refuse(http.StatusForbidden, "license revoked")
+		}
+		tok := rand.Text()
+		s.sessions[tok] = true
+		return http.StatusOK, map[string]any{"status": 1, "time": now, "token": tok, "session_key": "sk",
+			"features": "pro", "control_options": opts}
+	case "extend_session":
+		if s.revoked {
+			return refuse(http.StatusForbidden, "license revoked")
+		}
+		if !s.sessions[p.Token] {
+			return refuse(http.StatusNotFound, "no such session")
+		}
+		return http.StatusOK, map[string]any{"status": 1, "time": now, "token": p.Token, "control_options": opts}
+	case "end_session":
+		if !s.sessions[p.Token] {
+			return refuse(http.StatusUnprocessableEntity, "no such session")
+		}
+		delete(s.sessions, p.Token)
+		return http.StatusOK, map[string]any{"time": now}
+	}
+	return refuse(http.StatusNotFound, "no such endpoint")
+}
+
+func (s *docServer) set(f func(*docServer)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	f(s)
+}
+
+func (s *docServer) count(endpoint string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.processed[endpoint]
+}
+
+func (s *docServer) liveSessions() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.sessions)
+}
+
+// act is the licence logic alone, for the example's handler.
+func (s *docServer) act(endpoint string, payload []byte) (int, []byte) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	status, answer := s.dispatch(endpoint, payload)
+	out, _ := json.Marshal(answer)
+	return status, out
+}
+
+func (s *docServer) rejections(code string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.rejected[code]
+}
