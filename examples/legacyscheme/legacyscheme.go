@@ -235,6 +235,9 @@ func (o *Opener) Open(in envelope.Incoming) (*envelope.Opened, error) {
 	if raw[0] != Version {
 		return nil, fail("open", "unknown version", envelope.ErrUnsupportedVersion)
 	}
+	if binary.BigEndian.Uint64(raw[1:9]) > 1<<62 {
+		return nil, fail("open", "timestamp out of range", envelope.ErrMalformed)
+	}
 	if !validEndpoint(in.Endpoint) {
 		return nil, fail("open", "request does not authenticate", envelope.ErrUnauthentic)
 	}
@@ -288,7 +291,7 @@ func (r *replyKey) SealReply(plaintext []byte) ([]byte, error) {
 	if err != nil {
 		return nil, fail("seal reply", "cannot derive the reply key", err)
 	}
-	out = aead.Seal(out, nonce, plaintext, out[:1])
+	out = aead.Seal(out, nonce, plaintext, []byte{ReplyVersion})
 	return json.Marshal(struct {
 		Data string `json:"data"`
 	}{b64.EncodeToString(out)})
