@@ -318,6 +318,39 @@ func TestReplyBoundToItsRequest(t *testing.T) {
 	}
 }
 
+// Requests built by hand from the description open with the example's
+// Opener, and an id reused by a different request is "replayed" on both
+// servers.
+func TestHandBuiltRequests(t *testing.T) {
+	priv, _ := testKeys(t)
+	o, _ := legacyscheme.NewOpener(priv)
+	payload := []byte(`{"product_guid":"my-product","license_key":"K-1"}`)
+	id := bytes.Repeat([]byte{0x5a}, 16)
+	key, data := handSeal(&priv.PublicKey, "register_instance", time.Now(), id, payload)
+	opened, err := o.Open(envelope.Incoming{Key: key, Data: data, Endpoint: "register_instance"})
+	if err != nil || !bytes.Equal(opened.Plaintext, payload) || !bytes.Equal(opened.ID[:], id) {
+		t.Fatalf("Opener on a hand-built request: %v, %v", opened, err)
+	}
+	for name, srv := range servers(t) {
+		t.Run(name, func(t *testing.T) {
+			id := make([]byte, 16)
+			_, _ = rand.Read(id)
+			k1, d1 := handSeal(&priv.PublicKey, "register_instance", time.Now(), id, payload)
+			k2, d2 := handSeal(&priv.PublicKey, "register_instance", time.Now(), id, payload)
+			if status, body := post(t, srv.url, "register_instance", envelope.Sealed{Key: k1, Data: d1}); status != http.StatusOK {
+				t.Fatalf("first request: HTTP %d %s; want 200", status, body)
+			}
+			status, body := post(t, srv.url, "register_instance", envelope.Sealed{Key: k2, Data: d2})
+			if status != http.StatusUnauthorized || rejectionCode(body) != "replayed" {
+				t.Errorf("same id, other data: HTTP %d, code %q; want 401, \"replayed\"", status, rejectionCode(body))
+			}
+			if n := srv.doc.count("register_instance"); n != 1 {
+				t.Errorf("register_instance processed %d times; want 1", n)
+			}
+		})
+	}
+}
+
 func TestKeysAndInputs(t *testing.T) {
 	small, err := rsa.GenerateKey(rand.Reader, 1024)
 	if err != nil {

@@ -49,7 +49,9 @@ type docServer struct {
 	seen       map[string]seenRequest // by hex request id
 	sessions   map[string]bool
 	processed  map[string]int // requests acted on, by endpoint
-	rejected   map[string]int // envelope-level rejections, by code
+
+	rmu      sync.Mutex     // guards rejected: reject runs with or without mu held
+	rejected map[string]int // envelope-level rejections, by code
 }
 
 func newDocServer(priv *rsa.PrivateKey) *docServer {
@@ -60,9 +62,9 @@ func newDocServer(priv *rsa.PrivateKey) *docServer {
 
 // reject writes an envelope-level rejection: never sealed.
 func (s *docServer) reject(w http.ResponseWriter, status int, code string) {
-	s.mu.Lock()
+	s.rmu.Lock()
 	s.rejected[code]++
-	s.mu.Unlock()
+	s.rmu.Unlock()
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(map[string]any{"success": false, "time": s.now().UTC().Format(time.RFC3339),
@@ -232,7 +234,28 @@ func (s *docServer) act(endpoint string, payload []byte) (int, []byte) {
 }
 
 func (s *docServer) rejections(code string) int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.rmu.Lock()
+	defer s.rmu.Unlock()
 	return s.rejected[code]
+}
+
+// handSeal builds a request from the description alone, with a chosen
+// timestamp and request id, so that tests can make what the Sealer never
+// does (the same id for two different requests).
+func handSeal(pub *rsa.PublicKey, endpoint string, ts time.Time, id, payload []byte) (key, data string) {
+	k := make([]byte, 32)
+	_, _ = rand.Read(k)
+	wrapped, err := rsa.EncryptOAEP(sha256.New(), rand.Reader, pub, k, []byte(docKeyLabel))
+	if err != nil {
+		panic(err)
+	}
+	header := binary.BigEndian.AppendUint64([]byte{0x01}, uint64(ts.Unix()))
+	header = append(header, id...)
+	nonce := make([]byte, 12)
+	_, _ = rand.Read(nonce)
+	block, _ := aes.NewCipher(k)
+	gcm, _ := cipher.NewGCM(block)
+	aad := append([]byte(docRequestLabel+"\x00"+endpoint+"\x00"), header...)
+	raw := append(append(header, nonce...), gcm.Seal(nil, nonce, payload, aad)...)
+	return base64.StdEncoding.EncodeToString(wrapped), base64.StdEncoding.EncodeToString(raw)
 }
