@@ -141,7 +141,7 @@ func (d *doctor) judgeSlots(c *Check, slots []license.SavedState) {
 		c.Finding = fmt.Sprintf("the saved state in %s does not open: damaged, edited, or sealed for other hardware or another licence", strings.Join(corrupt, ", "))
 		c.Fix = "the next start moves it aside and registers again; offline grace is lost until the server is reached. If the hardware changed, see the fingerprint check"
 		return
-	case len(slots) > 1 && held == len(slots):
+	case len(slots) > 0 && held == len(slots):
 		c.Verdict = Fail
 		c.Finding = fmt.Sprintf("all %d state slots are held by running products: another start fails with ErrStateLocked", len(slots))
 		c.Fix = "stop a running copy of the product, or allow more copies with license.WithStateSlots"

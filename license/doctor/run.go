@@ -401,7 +401,12 @@ func (d *doctor) checkClock() {
 // skew = server minus local: "1h0m0s behind", "2m0s ahead of" or "within
 // a second of".
 func skewText(skew time.Duration) string {
-	switch s := skew.Round(time.Second); {
+	s := skew.Round(time.Second)
+	if s.Abs() >= time.Minute {
+		// A reply's time has whole seconds: do not pretend to more.
+		s = skew.Round(10 * time.Second)
+	}
+	switch {
 	case s > time.Second:
 		return s.String() + " behind"
 	case s < -time.Second:
