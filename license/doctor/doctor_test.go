@@ -90,7 +90,9 @@ func TestConfigEveryProblem(t *testing.T) {
 	t.Parallel()
 	cfg := license.Config{ServerURL: "ftp://licensing.example.com/api/v2", SharedSecret: []byte("short")}
 	rep, err := doctor.Run(context.Background(), cfg, doctor.WithClientOptions(fpSource(strongFP(rawMAC))),
-		doctor.WithResolver(func(context.Context, string) ([]string, error) { return nil, &net.DNSError{Err: "no such host", IsNotFound: true} }))
+		doctor.WithResolver(func(context.Context, string) ([]string, error) {
+			return nil, &net.DNSError{Err: "no such host", IsNotFound: true}
+		}))
 	require.NoError(t, err)
 	c := check(t, rep, doctor.CheckConfig)
 	assert.Equal(t, doctor.Fail, c.Verdict)
