@@ -161,3 +161,25 @@ func TestWriteText(t *testing.T) {
 	assert.Contains(t, s, "→ turn on automatic time (NTP)")
 	assert.Regexp(t, `\d+ ok, \d+ warn, 1 fail, 2 skipped\n$`, s)
 }
+
+// FuzzReadBundle: a bundle is untrusted input for the tools that read it.
+func FuzzReadBundle(f *testing.F) {
+	f.Add([]byte(`{"format":"` + doctor.BundleFormat + `","salt":"00112233445566778899aabbccddeeff","report":{"checks":[]}}`))
+	f.Add([]byte(`{"format":"` + doctor.BundleFormat + `","salt":"00","identifiers":{"a":["b"]}}`))
+	f.Add([]byte(`{}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		b, err := doctor.ReadBundle(bytes.NewReader(data))
+		if err != nil {
+			return
+		}
+		if b.Format != doctor.BundleFormat {
+			t.Fatalf("ReadBundle accepted format %q", b.Format)
+		}
+		if b.Report != nil {
+			var buf bytes.Buffer
+			if err := b.Report.WriteBundle(&buf); err != nil {
+				t.Fatalf("WriteBundle of a read report: %v", err)
+			}
+		}
+	})
+}
