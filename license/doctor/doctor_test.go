@@ -52,7 +52,7 @@ func TestHealthy(t *testing.T) {
 	assert.Equal(t, "unknown token", evidence(check(t, rep, doctor.CheckHTTP), "server_message"))
 	st := check(t, rep, doctor.CheckState)
 	assert.Contains(t, st.Finding, "the saved state opens")
-	assert.Equal(t, "saved state, not in use", evidence(st, "slot state"))
+	assert.Equal(t, "saved state, not in use", evidence(st, "slot 0"))
 	assert.Equal(t, "none open", evidence(st, "session"))
 	assert.Contains(t, check(t, rep, doctor.CheckFingerprint).Finding, "2 strong identifiers")
 
@@ -327,7 +327,7 @@ func TestStateCorrupt(t *testing.T) {
 	e := setup(t, false)
 	fp := strongFP(rawMAC)
 	e.runProduct(t, fpSource(fp))
-	path := filepath.Join(e.cfg.StateDir, "state")
+	path := stateFile(t, e.cfg.StateDir)
 	b, err := os.ReadFile(path)
 	require.NoError(t, err)
 	b[len(b)-1] ^= 0xff
@@ -335,8 +335,8 @@ func TestStateCorrupt(t *testing.T) {
 
 	c := check(t, e.run(t, fp), doctor.CheckState)
 	assert.Equal(t, doctor.Fail, c.Verdict)
-	assert.Equal(t, "the saved state in state does not open: damaged, edited, or sealed for other hardware or another licence", c.Finding)
-	assert.Contains(t, evidence(c, "slot state"), "does not open")
+	assert.Equal(t, "the saved state in slot 0 does not open: damaged, edited, or sealed for other hardware or another licence", c.Finding)
+	assert.Contains(t, evidence(c, "slot 0"), "does not open")
 	after, err := os.ReadFile(path)
 	require.NoError(t, err)
 	assert.Equal(t, b, after, "the doctor changed the state file")
@@ -367,7 +367,7 @@ func TestStateHeldByRunningProduct(t *testing.T) {
 
 	st := check(t, e.run(t, fp), doctor.CheckState)
 	assert.Equal(t, doctor.OK, st.Verdict, st.Finding)
-	assert.Equal(t, "held by a running product", evidence(st, "slot state"))
+	assert.Equal(t, "held by a running product", evidence(st, "slot 0"))
 	assert.Equal(t, "1 of 4", evidence(st, "slots_in_use"))
 	assert.Equal(t, "begun and not ended", evidence(st, "session"))
 
@@ -417,4 +417,19 @@ func TestFingerprintChangedSinceRegistration(t *testing.T) {
 	assert.Equal(t, doctor.Warn, c.Verdict)
 	assert.Equal(t, "the hardware identity changed since this machine registered (mac_addresses): the next start registers it again, which may take a new seat", c.Finding)
 	assert.Equal(t, "mac_addresses", evidence(c, "changed_since_registration"))
+}
+
+// stateFile returns the path of the one saved state file in dir.
+func stateFile(t *testing.T, dir string) string {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	require.NoError(t, err)
+	var found []string
+	for _, e := range entries {
+		if !strings.Contains(e.Name(), ".") && e.Type().IsRegular() {
+			found = append(found, filepath.Join(dir, e.Name()))
+		}
+	}
+	require.Len(t, found, 1, "state files in %s", dir)
+	return found[0]
 }

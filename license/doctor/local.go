@@ -104,9 +104,11 @@ func (d *doctor) judgeSlots(c *Check, slots []license.SavedState) {
 	var best *license.SavedState
 	for i := range slots {
 		s := &slots[i]
-		name := s.File
-		if name == "" {
-			name = "store"
+		// Slots by index: a slot's file name is derived from the product
+		// and licence key, so it stays out of the report.
+		name := fmt.Sprintf("slot %d", s.Slot)
+		if d.state != nil && d.state.Store {
+			name = "the state store"
 		}
 		desc := "free"
 		switch {
@@ -129,7 +131,7 @@ func (d *doctor) judgeSlots(c *Check, slots []license.SavedState) {
 				best = s
 			}
 		}
-		c.Evidence = append(c.Evidence, Fact{"slot " + name, desc})
+		c.Evidence = append(c.Evidence, Fact{name, desc})
 	}
 	c.Evidence = append(c.Evidence, Fact{"slots_in_use", fmt.Sprintf("%d of %d", held, len(slots))})
 	if best != nil {
