@@ -6,6 +6,19 @@
 // envelope/FORMAT.md carries the same text and testdata/envelope/*.json the
 // test vectors.
 //
+// A product never calls this package itself: license.Config.ServerPublicKey
+// (or SharedSecret) is all a client needs. A vendor's Go server uses it to
+// open requests and seal replies (docs/server.md walks through it):
+//
+//	priv, err := envelope.GenerateKey(envelope.KEMX25519)   // once; keep it secret
+//	pubText := priv.Public().EncodeBase64()                 // ship this in the product
+//	opener, err := envelope.NewOpener(priv)                 // server start-up
+//	plaintext, reply, err := opener.Open(req.Key, req.Data) // each request
+//	body, err := reply.SealReply(answer)                    // when reply.Requested()
+//
+// examples/keygen makes and stores a key pair; examples/vendorserver is a
+// complete server handler.
+//
 // # Overview
 //
 // A request body is {"key": <API key>, "data": <data>}. This package produces

@@ -4,6 +4,11 @@
 // hypervisor signal. It works on Linux, macOS and Windows without cgo, and imports nothing else from
 // this module, so a product can use it on its own.
 //
+// A product using package license does not call it: the client collects (and caches) the
+// fingerprint itself, and license.WithFingerprintOptions passes options such as
+// WithHashedIdentifiers through. Call it directly for a support tool (examples/fingerprint), to
+// show a customer what identifies their machine, or in a server to compare two machines.
+//
 // # Overview
 //
 //	fp, err := fingerprint.Collect(ctx)            // partial results are normal
@@ -11,11 +16,15 @@
 //	for _, c := range fp.Components() {
 //		if c.Missing != nil { log.Print(c.Missing) } // typed reason, never a silent ""
 //	}
+//	cache := fingerprint.NewCached(10 * time.Minute) // warm reads are an atomic load
+//	score, changed := fingerprint.Match(registered, fp) // same machine if score >= MatchThreshold
 //
 // Each Component carries its value, the Source it came from, its Strength and, when missing, a
 // *MissingError with a Reason: NeedsPrivilege, NotPresent, Placeholder, Unsupported or TimedOut.
 // Collect returns the Fingerprint with an error matching ErrNoUsableComponent only when no component
-// other than ip_address has a value.
+// other than ip_address has a value. The package's Examples run against machines captured in
+// testdata/fingerprint (WithRoot), so their output is exact. docs/fingerprint.md has the sources
+// per OS as one table.
 //
 // # Fields
 //

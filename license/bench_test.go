@@ -1,22 +1,18 @@
 package license
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
-	"io"
 	"net/http"
 	"runtime"
+	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/licensekit/licensekit-go/envelope"
 	"github.com/licensekit/licensekit-go/internal/wire"
 	"github.com/licensekit/licensekit-go/license/licensetest"
 )
 
-var sinkStatus Status
 var sinkBool bool
 
 // BenchmarkStatus measures the hot path. Compare with
@@ -33,7 +29,11 @@ func BenchmarkStatus(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for b.Loop() {
-		sinkStatus = c.Status()
+		// The sink is a bool, like the baseline's: storing the whole
+		// Status in a global would add write barriers the caller does not
+		// pay when it uses the Status it got.
+		st := c.Status()
+		sinkBool = st.State == Active
 	}
 }
 
@@ -50,18 +50,61 @@ func BenchmarkStatusBaseline(b *testing.B) {
 	}
 }
 
-func benchClient(b *testing.B, srv *licensetest.Server, rt http.RoundTripper) *Client {
-	return benchClientMode(b, srv, rt, false)
+// BenchmarkStatusVsBaseline alternates batches of 1,000 Status calls and
+// 1,000 baseline reads (BenchmarkStatusBaseline's atomic load plus
+// time.Now) and reports the ratio of the median batch times as
+// "x_baseline", so that a change of load hits both alike. One op is one
+// batch of each.
+func BenchmarkStatusVsBaseline(b *testing.B) {
+	srv := licensetest.NewUnstartedServer()
+	defer srv.Close()
+	_ = srv.AddLicense(licensetest.License{ProductGUID: testProduct, Key: testLicense, Features: "a,b,c", SessionDuration: time.Hour})
+	c := benchClient(b, srv, srv.Transport())
+	defer c.Close(context.Background())
+	if err := c.Start(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	var p atomic.Pointer[Status]
+	p.Store(&Status{State: Active})
+	const batch = 1000
+	var ours, base []time.Duration
+	b.ReportAllocs()
+	for b.Loop() {
+		t0 := time.Now()
+		for range batch {
+			st := c.Status()
+			sinkBool = st.State == Active
+		}
+		t1 := time.Now()
+		for range batch {
+			s := p.Load()
+			t := time.Now()
+			sinkBool = s.State == Active && !t.IsZero()
+		}
+		t2 := time.Now()
+		ours, base = append(ours, t1.Sub(t0)), append(base, t2.Sub(t1))
+	}
+	if m := medianDuration(base); m > 0 {
+		b.ReportMetric(float64(medianDuration(ours))/float64(m), "x_baseline")
+	}
 }
 
-func benchClientMode(b *testing.B, srv *licensetest.Server, rt http.RoundTripper, shared bool) *Client {
+func benchClient(b *testing.B, srv *licensetest.Server, rt http.RoundTripper) *Client {
+	return benchClientMode(b, srv, rt, false, "")
+}
+
+// benchClientMode returns a client of srv in the SDK's default
+// configuration (sealed replies) with a fixed fingerprint, in shared-secret
+// mode if shared, keeping its state in stateDir ("" = in memory).
+func benchClientMode(b *testing.B, srv *licensetest.Server, rt http.RoundTripper, shared bool, stateDir string) *Client {
 	b.Helper()
 	opts := []Option{fixedFingerprint(testFingerprint())}
 	if rt != nil {
 		opts = append(opts, WithRoundTripper(rt))
 	}
 	cfg := Config{ServerURL: srv.URL, APIKey: srv.APIKey(), ServerPublicKey: srv.PublicKey().EncodeBase64(),
-		ProductGUID: testProduct, LicenseKey: testLicense}
+		ProductGUID: testProduct, LicenseKey: testLicense, StateDir: stateDir}
+	// Sealed replies are the default configuration the benchmarks measure.
 	if shared {
 		cfg.ServerPublicKey, cfg.SharedSecret = "", srv.Secret()
 	}
@@ -78,104 +121,182 @@ var benchModes = []struct {
 	shared bool
 }{{"hpke", false}, {"shared-secret", true}}
 
-// BenchmarkLifecycle is register, begin, extend and end through the client
-// over loopback HTTP. Compare with BenchmarkLifecycleBaseline.
-func BenchmarkLifecycle(b *testing.B) {
-	for _, m := range benchModes {
-		b.Run(m.name, func(b *testing.B) { benchLifecycle(b, m.shared) })
-	}
+// benchStores are the two ways the SDK keeps state: in memory (no
+// Config.StateDir) and in a state directory (an fsync'd atomic write per
+// state change).
+var benchStores = []struct {
+	name string
+	dir  bool
+}{{"memory", false}, {"statedir", true}}
+
+// lifecycleBench holds one loopback server with two clients: the SDK's
+// and the baseline's (baseline_bench_test.go).
+type lifecycleBench struct {
+	srv  *licensetest.Server
+	sdk  *Client
+	base *baseClient
+	// durable is the baseline with a state directory of its own.
+	durable *baseClient
+	m       wire.Machine
 }
 
-func benchLifecycle(b *testing.B, shared bool) {
-	srv := licensetest.NewServer()
-	defer srv.Close()
-	_ = srv.AddLicense(licensetest.License{ProductGUID: testProduct, Key: testLicense, SessionDuration: time.Hour})
-	c := benchClientMode(b, srv, nil, shared)
-	defer c.Close(context.Background())
-	ctx := context.Background()
-	b.ReportAllocs()
-	for b.Loop() {
-		_ = c.lock(ctx)
-		c.st.InstanceGUID = "" // force a register each time
-		c.unlock()
-		if _, err := c.Register(ctx); err != nil {
-			b.Fatal(err)
-		}
-		if err := c.BeginSession(ctx); err != nil {
-			b.Fatal(err)
-		}
-		if err := c.ExtendSession(ctx); err != nil {
-			b.Fatal(err)
-		}
-		if err := c.EndSession(ctx); err != nil {
-			b.Fatal(err)
-		}
+func newLifecycleBench(b *testing.B, shared, stateDir bool) *lifecycleBench {
+	b.Helper()
+	srv := licensetest.NewServer(licensetest.WithMaxRequests(-1))
+	b.Cleanup(srv.Close)
+	if err := srv.AddLicense(licensetest.License{ProductGUID: testProduct, Key: testLicense, SessionDuration: time.Hour}); err != nil {
+		b.Fatal(err)
 	}
-}
-
-// BenchmarkLifecycleBaseline posts four pre-sealed JSON bodies (register,
-// begin, extend, end) to the same loopback server with a bare http.Client:
-// the same server work and HTTP, none of the client's.
-func BenchmarkLifecycleBaseline(b *testing.B) {
-	for _, m := range benchModes {
-		b.Run(m.name, func(b *testing.B) { benchLifecycleBaseline(b, m.shared) })
+	dir := ""
+	if stateDir {
+		dir = b.TempDir()
 	}
-}
-
-func benchLifecycleBaseline(b *testing.B, shared bool) {
-	srv := licensetest.NewServer()
-	defer srv.Close()
-	_ = srv.AddLicense(licensetest.License{ProductGUID: testProduct, Key: testLicense, SessionDuration: time.Hour})
-	sealer, err := envelope.NewSealer(srv.PublicKey())
+	c := benchClientMode(b, srv, nil, shared, dir)
+	b.Cleanup(func() { _ = c.Close(context.Background()) })
+	pub, secret := srv.PublicKey(), []byte(nil)
 	if shared {
-		sealer, err = envelope.NewSharedSecretSealer(srv.Secret())
+		pub, secret = nil, srv.Secret()
 	}
+	env, err := newBaseEnvelope(srv.APIKey(), pub, secret)
 	if err != nil {
 		b.Fatal(err)
 	}
-	seal := func(v any) []byte {
-		plain, _ := json.Marshal(v)
-		data, _, err := sealer.Seal(srv.APIKey(), plain)
-		if err != nil {
-			b.Fatal(err)
-		}
-		body, _ := json.Marshal(wire.Request{Key: srv.APIKey(), Data: data})
-		return body
-	}
 	hc := &http.Client{}
-	defer hc.CloseIdleConnections()
-	post := func(ep string, body []byte) []byte {
-		resp, err := hc.Post(srv.URL+"/"+ep, "application/json", bytes.NewReader(body))
-		if err != nil {
-			b.Fatal(err)
-		}
-		out, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		return out
-	}
+	b.Cleanup(hc.CloseIdleConnections)
 	fp := testFingerprint()
 	m := wire.Machine{CPUID: fp.CPUID.Value, MBSerial: fp.MBSerial.Value, MACAddresses: fp.MACAddresses.Values,
 		VolumeHash: fp.VolumeHash.Value, HostName: fp.HostName.Value, IPAddress: fp.IPAddress.Value}
-	reg := seal(wire.RegisterRequest{ProductGUID: testProduct, LicenseKey: testLicense, Machine: m})
-	r, err := wire.DecodeRegister(post(wire.Register, reg))
-	if err != nil {
-		b.Fatal(err)
+	return &lifecycleBench{srv: srv, sdk: c, m: m,
+		base:    &baseClient{url: srv.URL, env: env, hc: hc},
+		durable: &baseClient{url: srv.URL, env: env, hc: hc, stateDir: b.TempDir()}}
+}
+
+// sdkLifecycle is register, begin, extend and end through the client.
+func (l *lifecycleBench) sdkLifecycle(ctx context.Context) error {
+	c := l.sdk
+	if err := c.lock(ctx); err != nil {
+		return err
 	}
-	begin := seal(wire.BeginRequest{ProductGUID: testProduct, LicenseKey: testLicense, InstanceGUID: r.GUID, Machine: m})
-	br, err := wire.DecodeBegin(post(wire.Begin, begin))
-	if err != nil {
-		b.Fatal(err)
+	c.st.InstanceGUID = "" // force a register each time
+	c.unlock()
+	if _, err := c.Register(ctx); err != nil {
+		return err
 	}
-	extend := seal(wire.ExtendRequest{Token: br.Token})
-	end := seal(wire.EndRequest{Token: "already-ended"})
+	if err := c.BeginSession(ctx); err != nil {
+		return err
+	}
+	if err := c.ExtendSession(ctx); err != nil {
+		return err
+	}
+	return c.EndSession(ctx)
+}
+
+// checkNoLiveSessions fails if a lifecycle left a session open.
+func (l *lifecycleBench) checkNoLiveSessions(b *testing.B) {
+	b.Helper()
+	if n := len(l.srv.Sessions()); n != 0 {
+		b.Fatalf("%d sessions left live; want 0", n)
+	}
+}
+
+// BenchmarkLifecycle is register, begin, extend and end through the client
+// over loopback HTTP, with state in memory and in a state directory.
+// Compare with BenchmarkLifecycleBaseline, or read the interleaved ratio
+// of BenchmarkLifecycleVsBaseline.
+func BenchmarkLifecycle(b *testing.B) {
+	eachLifecycle(b, func(b *testing.B, l *lifecycleBench, stateDir bool) {
+		loopLifecycle(b, l, l.sdkLifecycle)
+	})
+}
+
+// eachLifecycle runs f as a sub-benchmark per envelope mode and state
+// store, on a fresh lifecycleBench (whose SDK client has a state directory
+// in the "statedir" runs).
+func eachLifecycle(b *testing.B, f func(b *testing.B, l *lifecycleBench, stateDir bool)) {
+	for _, m := range benchModes {
+		for _, st := range benchStores {
+			b.Run(m.name+"/"+st.name, func(b *testing.B) {
+				f(b, newLifecycleBench(b, m.shared, st.dir), st.dir)
+			})
+		}
+	}
+}
+
+// loopLifecycle times lifecycle, then checks that no session was left
+// live.
+func loopLifecycle(b *testing.B, l *lifecycleBench, lifecycle func(context.Context) error) {
+	ctx := context.Background()
 	b.ReportAllocs()
-	b.ResetTimer()
 	for b.Loop() {
-		post(wire.Register, reg)
-		post(wire.Begin, begin)
-		post(wire.Extend, extend)
-		post(wire.End, end)
+		if err := lifecycle(ctx); err != nil {
+			b.Fatal(err)
+		}
 	}
+	l.checkNoLiveSessions(b)
+}
+
+// BenchmarkLifecycleBaseline is the same lifecycle by the baseline client
+// of baseline_bench_test.go: each request sealed afresh with bare
+// crypto/hpke (or AES-GCM), posted, status checked, sealed reply opened,
+// decoded into a minimal struct, the real token used, the session ended.
+// With "statedir" it also writes its state durably after each call.
+func BenchmarkLifecycleBaseline(b *testing.B) {
+	eachLifecycle(b, func(b *testing.B, l *lifecycleBench, stateDir bool) {
+		base := l.base
+		if stateDir {
+			base = l.durable
+		}
+		loopLifecycle(b, l, func(ctx context.Context) error { return base.lifecycle(ctx, l.m) })
+	})
+}
+
+// BenchmarkLifecycleVsBaseline alternates the SDK's lifecycle and the
+// baseline's against the same server in every iteration and reports the
+// ratio of their median times as "x_baseline" (the goal's ratio: the
+// baseline keeps no state), which a change of load on a shared machine hits
+// alike. With a state directory it also runs the durable baseline and
+// reports "x_durable_baseline": the SDK against a client that writes the
+// same state changes durably.
+func BenchmarkLifecycleVsBaseline(b *testing.B) {
+	eachLifecycle(b, func(b *testing.B, l *lifecycleBench, stateDir bool) {
+		ctx := context.Background()
+		var sdk, base, durable []time.Duration
+		for b.Loop() {
+			t0 := time.Now()
+			if err := l.sdkLifecycle(ctx); err != nil {
+				b.Fatal(err)
+			}
+			t1 := time.Now()
+			if err := l.base.lifecycle(ctx, l.m); err != nil {
+				b.Fatal(err)
+			}
+			t2 := time.Now()
+			sdk, base = append(sdk, t1.Sub(t0)), append(base, t2.Sub(t1))
+			if stateDir {
+				if err := l.durable.lifecycle(ctx, l.m); err != nil {
+					b.Fatal(err)
+				}
+				durable = append(durable, time.Since(t2))
+			}
+		}
+		l.checkNoLiveSessions(b)
+		ms := float64(medianDuration(sdk))
+		if mb := medianDuration(base); mb > 0 {
+			b.ReportMetric(ms/float64(mb), "x_baseline")
+		}
+		if md := medianDuration(durable); md > 0 {
+			b.ReportMetric(ms/float64(md), "x_durable_baseline")
+		}
+	})
+}
+
+// medianDuration returns the median of d (sorting d).
+func medianDuration(d []time.Duration) time.Duration {
+	if len(d) == 0 {
+		return 0
+	}
+	slices.Sort(d)
+	return d[len(d)/2]
 }
 
 // BenchmarkIdleClient reports the heap and goroutines one started, idle

@@ -6,9 +6,9 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"strings"
 	"time"
 
+	"github.com/licensekit/licensekit-go/internal/verdict"
 	"github.com/licensekit/licensekit-go/internal/wire"
 	"github.com/licensekit/licensekit-go/transport"
 )
@@ -92,12 +92,15 @@ func (c *Client) manual(ctx context.Context, f func(context.Context) error) erro
 	if c.closing.Load() {
 		return ErrClosed
 	}
-	return c.locked(ctx, func(ctx context.Context) error {
+	if err := c.Err(); err != nil {
+		return err // finished for good: refused while running
+	}
+	return toCaller(c.locked(ctx, func(ctx context.Context) error {
 		if err := c.loadLocked(ctx); err != nil {
 			return err
 		}
 		return f(ctx)
-	})
+	}))
 }
 
 func (c *Client) afterManualLocked(err error) error {
@@ -133,8 +136,8 @@ func (c *Client) beginLocked(ctx context.Context) error {
 		Duration:     int64(c.cfg.SessionDuration / time.Second),
 	}
 	sent := time.Now()
-	reply, err := exchange(c, ctx, "begin session", wire.Begin, transport.RetryUnsent, req, wire.DecodeBegin)
-	if err != nil && refused(err) && unknownInstance(err) {
+	reply, err := exchange(c, ctx, wire.Begin, transport.RetryUnsent, req, wire.DecodeBegin, beginNext)
+	if err != nil && errors.Is(err, ErrUnknownInstance) {
 		// The server lost the stored instance (a reset database, another
 		// server): register again, once, rather than refuse for good.
 		c.log.Info("server does not know the stored instance; registering again")
@@ -143,57 +146,79 @@ func (c *Client) beginLocked(ctx context.Context) error {
 		}
 		req.InstanceGUID = c.st.InstanceGUID
 		sent = time.Now()
-		reply, err = exchange(c, ctx, "begin session", wire.Begin, transport.RetryUnsent, req, wire.DecodeBegin)
+		reply, err = exchange(c, ctx, wire.Begin, transport.RetryUnsent, req, wire.DecodeBegin, beginNext)
 	}
 	if err != nil {
 		return err
 	}
+	c.noteLive(reply.Token, reply.SessionKey)
 	c.st.Token = reply.Token
 	c.st.Features = reply.Features
 	c.adoptLocked(sent, reply.Time, reply.ControlOptions)
 	return nil
 }
 
-// exchange sends one v2 call and decodes its reply. Every failure comes
-// back as an *Error named op; a refusal inside it is an *APIError.
-func exchange[R any](c *Client, ctx context.Context, op, endpoint string, retry transport.Retry, payload any,
-	decode func([]byte) (*R, error)) (*R, error) {
-	body, err := c.call(ctx, endpoint, retry, payload)
-	if err != nil {
-		return nil, &Error{Op: op, Err: err}
-	}
-	reply, err := decode(body)
-	if err != nil {
-		return nil, &Error{Op: op, Err: c.replyError(err)}
+// exchange sends one v2 call and returns its decoded reply. next checks
+// that the request the reply leads to can still be sealed. Every failure is
+// an *Error or an *APIError from the one classifier; an end_session that
+// finds the session already ended returns nil, nil.
+func exchange[R any](c *Client, ctx context.Context, endpoint string, retry transport.Retry, payload any,
+	decode func([]byte) (*R, error), next func(*R) error) (*R, error) {
+	var reply *R
+	out := c.call(ctx, endpoint, retry, payload, func(plain []byte) error {
+		r, err := decode(plain)
+		if err != nil {
+			return err
+		}
+		if next != nil {
+			if err := next(r); err != nil {
+				c.noteUnsealable(endpoint, err)
+				return err
+			}
+		}
+		reply = r
+		return nil
+	})
+	if out.Err != nil {
+		return nil, out.Err
 	}
 	return reply, nil
 }
 
-// unknownInstance reports a refusal because the instance is not known.
-func unknownInstance(err error) bool {
-	var api *APIError
-	return errors.As(err, &api) && strings.Contains(strings.ToLower(api.Message), "unknown instance")
+// The checks that a reply's values fit the request they lead to.
+func registerNext(r *wire.RegisterReply) error {
+	return fitsNext(wire.Register, "guid", wire.BeginRequest{InstanceGUID: r.GUID})
+}
+
+func beginNext(r *wire.BeginReply) error {
+	return fitsNext(wire.Begin, "token", wire.ExtendRequest{Token: r.Token})
+}
+
+func extendNext(r *wire.ExtendReply) error {
+	return fitsNext(wire.Extend, "token", wire.ExtendRequest{Token: r.Token})
 }
 
 // extendLocked extends the current session and adopts the reply.
 func (c *Client) extendLocked(ctx context.Context) error {
 	req := wire.ExtendRequest{Token: c.st.Token, Duration: int64(c.cfg.SessionDuration / time.Second)}
 	sent := time.Now()
-	reply, err := exchange(c, ctx, "extend session", wire.Extend, transport.RetryIdempotent, req, wire.DecodeExtend)
+	reply, err := exchange(c, ctx, wire.Extend, transport.RetryIdempotent, req, wire.DecodeExtend, extendNext)
 	if err != nil {
 		return err
 	}
 	if reply.Token != "" {
+		c.noteLive(reply.Token)
 		c.st.Token = reply.Token // the server may rotate it
 	}
 	c.adoptLocked(sent, reply.Time, reply.ControlOptions)
 	return nil
 }
 
-// endLocked ends the current session. A refusal means the server no longer
-// knows the token, so it counts as ended.
+// endLocked ends the current session. The spec's bare 422 means the session
+// is already over, and so does a refusal: the server no longer knows the
+// token. Neither changes the licence's state.
 func (c *Client) endLocked(ctx context.Context) error {
-	_, err := exchange(c, ctx, "end session", wire.End, transport.RetryIdempotent, wire.EndRequest{Token: c.st.Token}, wire.DecodeEnd)
+	_, err := exchange(c, ctx, wire.End, transport.RetryIdempotent, wire.EndRequest{Token: c.st.Token}, wire.DecodeEnd, nil)
 	if err != nil && !refused(err) {
 		return err
 	}
@@ -228,7 +253,7 @@ func (c *Client) registerLocked(ctx context.Context) error {
 		Email:       c.cfg.UserEmail,
 		UserHash:    c.cfg.UserAttributes,
 	}
-	reply, err := exchange(c, ctx, "register instance", wire.Register, transport.RetryIdempotent, req, wire.DecodeRegister)
+	reply, err := exchange(c, ctx, wire.Register, transport.RetryIdempotent, req, wire.DecodeRegister, registerNext)
 	if err != nil {
 		return err
 	}
@@ -252,7 +277,7 @@ func (c *Client) machineLocked(ctx context.Context) error {
 		if err == nil {
 			err = errors.New("no fingerprint")
 		}
-		return &Error{Op: "fingerprint", Err: err}
+		return localFault("fingerprint", err)
 	}
 	if fp.StrongCount() < 2 && c.st.InstallID == "" {
 		c.st.InstallID = newInstallID()
@@ -292,71 +317,44 @@ func (c *Client) adoptLocked(sent time.Time, serverTime wire.Timestamp, co wire.
 	}
 }
 
-// call seals payload, posts it and returns the opened reply. A refusal is
-// an *APIError; anything else keeps its transport or envelope error.
-func (c *Client) call(ctx context.Context, endpoint string, retry transport.Retry, payload any) ([]byte, error) {
+// call seals payload, posts it and hands the outcome to the one classifier.
+// decode checks and decodes a success plaintext.
+func (c *Client) call(ctx context.Context, endpoint string, retry transport.Retry, payload any,
+	decode func([]byte) error) verdict.Outcome {
 	plain, err := json.Marshal(payload)
 	if err != nil {
-		return nil, err
+		return clientFault(endpoint, "cannot encode the request", err)
 	}
+	extra := verdict.PayloadValues(plain)
+	c.noteLive(c.st.Token) // a token restored from the state file
 	data, opener, err := c.sealer.Seal(c.cfg.APIKey, plain)
 	clear(plain)
 	if err != nil {
-		return nil, err
+		return clientFault(endpoint, c.redact.Text(lastPart(err), verdict.MaxExcerpt, extra...), err)
 	}
 	body, err := json.Marshal(wire.Request{Key: c.cfg.APIKey, Data: data})
 	if err != nil {
-		return nil, err
+		return clientFault(endpoint, "cannot encode the request", err)
 	}
-	resp, err := c.tr.Do(ctx, transport.Request{Endpoint: endpoint, Body: body, Retry: retry})
+	resp, err := c.tr.Do(ctx, transport.Request{Endpoint: endpoint, Body: body, Retry: retry, MaxAttempts: c.attemptCap})
 	if resp != nil {
-		c.noteDeprecation(resp)
+		c.noteDeprecation(resp, extra)
 	}
-	if err != nil {
-		var te *transport.Error
-		if errors.As(err, &te) && resp != nil && errors.Is(err, transport.ErrRefused) && te.Status >= 400 {
-			return nil, c.refusal(endpoint, te.Status, resp.Body, opener)
-		}
-		return nil, err
-	}
-	reply, err := opener.OpenReply(resp.Body)
-	if err != nil {
-		return nil, err
-	}
-	return reply, nil
+	out := verdict.Classify(verdict.Input{
+		Endpoint: endpoint,
+		Resp:     resp,
+		Err:      err,
+		Opener:   opener,
+		Sealed:   c.sealed,
+		Decode:   decode,
+		Kinds:    c.kinds,
+		Redactor: c.redact,
+		Extra:    extra,
+	})
+	return out
 }
 
-// refusal builds the *APIError for an HTTP 4xx reply. With sealed replies a
-// refusal must open like any reply; one that does not is marked
-// unauthenticated and counts as unreachable, so that nobody on the path can
-// refuse a licence.
-type replyOpener interface{ OpenReply([]byte) ([]byte, error) }
-
-func (c *Client) refusal(endpoint string, status int, body []byte, opener replyOpener) error {
-	api := &APIError{Endpoint: endpoint, Status: status}
-	plain, err := opener.OpenReply(body)
-	if err != nil {
-		api.Unauthenticated = true
-		plain = body
-	}
-	if f := wire.DecodeFailure(endpoint, plain); f != nil {
-		api.Message = wire.Sanitize(f.Message)
-		api.Time = f.Time.Raw
-	}
-	return api
-}
-
-// replyError turns a decoded *wire.Failure into an *APIError; other errors
-// pass through.
-func (c *Client) replyError(err error) error {
-	var f *wire.Failure
-	if errors.As(err, &f) {
-		return &APIError{Endpoint: f.Endpoint, Status: 200, Message: wire.Sanitize(f.Message), Time: f.Time.Raw}
-	}
-	return err
-}
-
-func (c *Client) noteDeprecation(resp *transport.Response) {
+func (c *Client) noteDeprecation(resp *transport.Response, extra []string) {
 	note := resp.Deprecation
 	if resp.Sunset != "" {
 		if note != "" {
@@ -364,9 +362,13 @@ func (c *Client) noteDeprecation(resp *transport.Response) {
 		}
 		note += "sunset " + resp.Sunset
 	}
-	if note == "" || note == c.deprec {
+	if note == "" {
+		return
+	}
+	note = c.redact.Text(note, 2*verdict.MaxExcerpt, extra...)
+	if note == c.deprec {
 		return
 	}
 	c.deprec = note
-	c.emit(Event{Type: EventDeprecated, Detail: wire.Sanitize(note)})
+	c.emit(Event{Type: EventDeprecated, Detail: note})
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/licensekit/licensekit-go/envelope"
 	"github.com/licensekit/licensekit-go/fingerprint"
 	"github.com/licensekit/licensekit-go/internal/statefile"
+	"github.com/licensekit/licensekit-go/internal/verdict"
 	"github.com/licensekit/licensekit-go/internal/wire"
 	"github.com/licensekit/licensekit-go/transport"
 )
@@ -29,6 +30,14 @@ type Client struct {
 	sealer envelope.Sealer
 	events *dispatcher
 	fp     FingerprintSource
+
+	// sealed is true when replies must open as sealed replies. redact
+	// knows the client's secrets; kinds names refusals. See verdicts.go.
+	sealed           bool
+	redact           *verdict.Redactor
+	kinds            func(endpoint, msg string) RefusalKind
+	warnedInsecure   atomic.Bool
+	warnedUnsealable atomic.Bool
 
 	// snap is what Status reads.
 	snap atomic.Pointer[snapshot]
@@ -46,6 +55,10 @@ type Client struct {
 	closeCtx context.Context
 	closeNow context.CancelFunc
 	loopDone chan struct{}
+	// closeDone is closed when the first Close has finished; closeErr is
+	// its result, which every Close returns.
+	closeDone chan struct{}
+	closeErr  error
 
 	// sem is a one-slot lock that serialises protocol calls and guards the
 	// session below. Unlike a mutex, waiting on it can be cancelled, and it
@@ -71,6 +84,15 @@ type Client struct {
 	// firstRegRaw is the FirstRegisteredAt text the snapshot last parsed.
 	firstRegRaw string
 	corrupt     error
+	// orphan is set while c.st.Token is a session a previous run left
+	// live: the next successful contact ends it before beginning anew.
+	orphan bool
+	// attemptCap, when positive, caps the HTTP attempts of each call (1
+	// during a Start bounded by the offline budget).
+	attemptCap int
+	// running is set once the renewal loop runs: from then on a refusal
+	// closes Done for good.
+	running bool
 }
 
 // doneSignal is one Done channel and why it closed.
@@ -116,6 +138,7 @@ func New(cfg Config, opts ...Option) (*Client, error) {
 		o.rnd = defaultOptions().rnd
 	}
 	o.retry = o.retry.withDefaults()
+	o.start = o.start.withDefaults()
 
 	sealer := o.sealer
 	var err error
@@ -125,8 +148,13 @@ func New(cfg Config, opts ...Option) (*Client, error) {
 			return nil, &configError{errs: []error{err}}
 		}
 	}
+	c := &Client{cfg: cfg, opts: o, sealer: sealer}
+	if err := c.setupVerdicts(o.sealer != nil); err != nil {
+		return nil, &configError{errs: []error{err}}
+	}
 	topts := []transport.Option{
 		transport.WithLogger(o.logger),
+		transport.WithRedactor(func(s string) string { return c.redact.Redact(s) }),
 		transport.WithMaxAttempts(o.retry.Attempts),
 		transport.WithAttemptTimeout(o.retry.AttemptTimeout),
 		transport.WithBackoff(o.retry.MinBackoff, o.retry.MaxBackoff),
@@ -148,15 +176,10 @@ func New(cfg Config, opts ...Option) (*Client, error) {
 	if err != nil {
 		return nil, &configError{errs: []error{err}}
 	}
-	c := &Client{
-		cfg:    cfg,
-		opts:   o,
-		log:    o.logger,
-		tr:     tr,
-		sealer: sealer,
-		events: newDispatcher(o.onEvent),
-		fp:     o.fingerprint,
-	}
+	c.log = o.logger
+	c.tr = tr
+	c.events = newDispatcher(o.onEvent)
+	c.fp = o.fingerprint
 	if c.fp == nil {
 		fopts := append([]fingerprint.Option{fingerprint.WithServerAddress(serverAddress(cfg.ServerURL))}, o.fpOpts...)
 		cached := fingerprint.NewCached(10*time.Minute, fopts...)
@@ -166,14 +189,12 @@ func New(cfg Config, opts ...Option) (*Client, error) {
 	c.done.Store(&doneSignal{ch: make(chan struct{})})
 	c.sem = make(chan struct{}, 1)
 	c.closeCtx, c.closeNow = context.WithCancel(context.Background())
+	c.closeDone = make(chan struct{})
 	return c, nil
 }
 
 func newSealer(cfg *Config) (envelope.Sealer, error) {
-	var eo []envelope.Option
-	if cfg.SealedReplies {
-		eo = append(eo, envelope.WithSealedReplies())
-	}
+	eo := builtinSealerOptions(cfg)
 	if len(cfg.SharedSecret) > 0 {
 		return envelope.NewSharedSecretSealer(cfg.SharedSecret, eo...)
 	}
@@ -230,14 +251,22 @@ func (c *Client) HasFeature(name string) bool {
 	return s.Valid() && s.HasFeature(name)
 }
 
-// Done returns a channel that is closed when the licence can no longer be
-// used: grace expired, the server refused, or Close. Err then says why. If
-// an expired client later reaches the server and returns to Active, Done
-// returns a fresh channel from then on.
+// Done returns a channel that is closed when the client is finished for
+// good, like context.Done: the server refused the licence while the client
+// was running (after a successful Start), or Close was called. It closes
+// once and never reopens, and Done always returns the same channel. Err
+// then says why.
+//
+// Expired is not an end: the client keeps trying and returns to Active when
+// the server answers, so Expired shows in Status, Valid and events, never
+// in Done. A failed Start does not close Done either: its error says why,
+// and Start may be retried. Once Done has closed, only a new Client can use
+// the licence again.
 func (c *Client) Done() <-chan struct{} { return c.done.Load().ch }
 
 // Err returns nil while Done is open, and then the reason it closed: an
-// error matching ErrGraceExpired, ErrClockRollback, ErrRefused or ErrClosed.
+// error matching ErrRefused (and ErrRevoked, ErrSeatLimit or ErrExpired by
+// the server's message), or ErrClosed. It never changes once set.
 func (c *Client) Err() error {
 	d := c.done.Load()
 	select {
@@ -252,11 +281,19 @@ func (c *Client) Err() error {
 // run, registers this machine if it is new or its hardware changed, begins
 // a session and starts background renewal.
 //
-// A refusal is returned as an error matching ErrRefused. If the server is
-// unreachable but the persisted state still grants offline time, Start
-// returns nil in Grace and keeps trying in the background; otherwise the
-// error matches ErrUnreachable. A failed Start may be retried. ctx bounds
-// only Start itself; the background loop lives until Close. Close cancels a
+// Start is bounded. When the persisted state still grants time without the
+// server (a session the previous run left live, or grace), Start makes one
+// HTTP attempt per call within StartBudget.Offline (2 s by default) and, if
+// the server has not answered, returns nil in the state the persisted
+// deadlines give (Active until the old session lapses, then Grace) and
+// keeps trying in the background. Otherwise it is bounded by
+// StartBudget.Online (15 s by default), retries and Retry-After included,
+// and an unreachable server fails it with an error matching
+// ErrUnreachable. ctx bounds Start too; the earlier limit wins.
+//
+// A refusal is returned as an error matching ErrRefused. A failed Start
+// may be retried. ctx bounds only Start itself; the background loop lives
+// until Close. Close cancels a
 // Start in progress, which then returns ErrClosed. Call Close even after a
 // failed Start: it releases the state slot.
 func (c *Client) Start(ctx context.Context) error {
@@ -271,6 +308,7 @@ func (c *Client) Start(ctx context.Context) error {
 	}
 	c.starting = true
 	c.life.Unlock()
+	c.warnInsecure()
 
 	err := c.locked(ctx, c.startLocked)
 
@@ -281,7 +319,7 @@ func (c *Client) Start(ctx context.Context) error {
 		return ErrClosed // Close ran meanwhile and ended what Start began
 	}
 	if err != nil {
-		return err
+		return toCaller(err) // no loop runs: nothing retries it
 	}
 	c.started = true
 	loopCtx, stop := context.WithCancel(c.closeCtx)
@@ -322,41 +360,6 @@ func (c *Client) lock(ctx context.Context) error {
 
 func (c *Client) unlock() { <-c.sem }
 
-func (c *Client) startLocked(ctx context.Context) error {
-	if err := c.loadLocked(ctx); err != nil {
-		return err
-	}
-	if c.st.Token != "" {
-		c.endOrphanLocked(ctx)
-	}
-	err := c.beginLocked(ctx)
-	if err == nil {
-		c.enterLocked(Active, nil)
-		c.log.Info("licence session started", "state", Active, "session_expiry", c.st.Sent.Add(c.session()))
-		return nil
-	}
-	if refused(err) {
-		c.enterLocked(Refused, err)
-		return err
-	}
-	if ok, why := c.offlineAllowanceLocked(); ok {
-		c.lastErr = err
-		c.failures = 1
-		c.enterLocked(Grace, err)
-		c.log.Warn("server unreachable at start; continuing offline", "state", Grace,
-			"grace_deadline", c.st.Sent.Add(c.session()+c.grace()))
-		return nil
-	} else if why != nil {
-		err = errors.Join(err, why)
-	}
-	if c.corrupt != nil {
-		err = errors.Join(err, c.corrupt)
-	}
-	c.lastErr = err
-	c.publishLocked()
-	return err
-}
-
 // loadLocked opens the state slot and reads the sealed state once.
 func (c *Client) loadLocked(ctx context.Context) error {
 	if c.loaded {
@@ -367,15 +370,19 @@ func (c *Client) loadLocked(ctx context.Context) error {
 		if err == nil {
 			err = errors.New("no fingerprint")
 		}
-		return &Error{Op: "fingerprint", Err: err}
+		return localFault("fingerprint", err)
 	}
-	c.key = sealKey(&c.cfg, fp)
+	keys := sealKeys(&c.cfg, fp)
+	c.key = keys[0]
 
 	switch {
 	case c.opts.store != nil:
 		c.store = c.opts.store
 	case c.cfg.StateDir != "":
-		f, err := statefile.Acquire(c.cfg.StateDir, "state", c.opts.slots)
+		f, err := acquireSlot(ctx, c.cfg.StateDir, statefile.BaseName(c.cfg.ProductGUID, c.cfg.LicenseKey), c.opts.slots)
+		if cerr := ctx.Err(); cerr != nil {
+			return localFault("open state", cerr)
+		}
 		if errors.Is(err, statefile.ErrLocked) {
 			return &stateError{kind: ErrStateLocked, msg: "all state slots are held by running clients", err: err}
 		}
@@ -402,15 +409,27 @@ func (c *Client) loadLocked(ctx context.Context) error {
 	blob, err := c.store.Load(ctx)
 	switch {
 	case errors.Is(err, ErrNoState):
+		if c.slot != nil {
+			if p := c.adoptLegacyLocked(ctx, keys, fp); p != nil {
+				c.st = *p
+				c.savedHW = p.HighWater
+				c.orphan = p.Token != ""
+			}
+		}
+	case ctx.Err() != nil:
+		// The caller gave up while the state was read: nothing is known
+		// about it, so nothing is discarded. A later Start reads it again.
+		return localFault("read state", ctx.Err())
 	case err != nil:
 		c.discardLocked(ctx, &stateError{kind: ErrStateCorrupt, msg: "unreadable", err: err})
 	default:
-		p, err := openState(c.key, blob)
+		p, err := openStateWith(keys, blob)
 		if err != nil {
 			c.discardLocked(ctx, err)
 		} else {
 			c.st = *p
 			c.savedHW = p.HighWater
+			c.orphan = p.Token != ""
 		}
 	}
 	c.loaded = true
@@ -464,17 +483,30 @@ func (c *Client) grace() time.Duration   { return time.Duration(c.st.GraceSecond
 // idempotent, waits for the client's goroutines to exit, and leaves no idle
 // connection behind. The event handler is never called after Close
 // returns. It returns the end_session error, if any; the client is closed
-// either way. Do not call Close from the event handler.
+// either way. Close is one operation: every call, concurrent or later,
+// returns only after the first has finished (session ended or given up,
+// goroutines gone, event handler done) and returns the same result; the
+// ctx of a later call is not used. Do not call Close from the event
+// handler.
 func (c *Client) Close(ctx context.Context) error {
 	c.life.Lock()
 	if c.closed {
 		c.life.Unlock()
-		return nil
+		<-c.closeDone
+		return c.closeErr
 	}
 	c.closed = true
 	c.closing.Store(true)
 	loopDone := c.loopDone
 	c.life.Unlock()
+	err := c.closeFirst(ctx, loopDone)
+	c.closeErr = err
+	close(c.closeDone)
+	return err
+}
+
+// closeFirst is the work of the first Close.
+func (c *Client) closeFirst(ctx context.Context, loopDone chan struct{}) error {
 	// Stop the loop, and cancel a Start or explicit call in progress.
 	c.closeNow()
 	if loopDone != nil {
@@ -501,8 +533,16 @@ func (c *Client) Close(ctx context.Context) error {
 	c.publishLocked()
 	if prev != Ended {
 		c.emit(Event{Type: EventStateChanged, State: Ended, Previous: prev, Reason: ErrClosed})
+		c.log.Info("licence state changed", "state", Ended, "previous", prev)
 	}
-	c.emit(Event{Type: EventEnded, State: Ended, Reason: err})
+	detail := "no live session to end"
+	switch {
+	case err != nil:
+		detail = "end_session failed; the next start ends the session"
+	case ended:
+		detail = "session ended"
+	}
+	c.emit(Event{Type: EventEnded, State: Ended, Reason: err, Detail: detail})
 	if c.slot != nil {
 		_ = c.slot.Release()
 	}
@@ -543,15 +583,11 @@ func (c *Client) enterLocked(st State, reason error) {
 	if prev == st {
 		return
 	}
-	// Done changes before the event goes out, so that a handler reacting
-	// to the event sees Err and Done agree with it.
-	switch {
-	case st == Expired || st == Refused:
+	// Done closes before the event goes out, so that a handler reacting
+	// to the event sees Err and Done agree with it. Only a refusal of a
+	// running client is final; Expired can recover.
+	if st == Refused && c.running {
 		c.done.Load().close(reason)
-	case st.Usable():
-		if d := c.done.Load(); isClosed(d.ch) && !c.closing.Load() {
-			c.done.Store(&doneSignal{ch: make(chan struct{})})
-		}
 	}
 	c.emit(Event{Type: EventStateChanged, State: st, Previous: prev, Reason: reason,
 		GraceLeft: c.graceLeft()})
@@ -560,15 +596,6 @@ func (c *Client) enterLocked(st State, reason error) {
 		lvl = slog.LevelWarn
 	}
 	c.log.Log(context.Background(), lvl, "licence state changed", "state", st, "previous", prev, "reason", reason)
-}
-
-func isClosed(ch chan struct{}) bool {
-	select {
-	case <-ch:
-		return true
-	default:
-		return false
-	}
 }
 
 // graceLeft is the offline allowance left now.

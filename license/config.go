@@ -9,8 +9,10 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/licensekit/licensekit-go/envelope"
 	"github.com/licensekit/licensekit-go/fingerprint"
@@ -32,9 +34,17 @@ type Config struct {
 	// SharedSecret selects the shared-secret envelope mode. At least 32
 	// bytes.
 	SharedSecret []byte
-	// SealedReplies asks the server to seal its replies and refuses replies
-	// that are not sealed (fail closed).
-	SealedReplies bool
+	// InsecureUnsealedReplies accepts replies the server did not seal, for
+	// a server that cannot seal them. Do not set it unless you must: with
+	// it, anyone who can redirect the client's traffic (a hosts-file entry,
+	// a DNS answer, a proxy) can grant licences with a home-made server,
+	// and refusals can be forged by anything on the path that sends the
+	// spec's failure shape. By default every reply must open as a sealed
+	// reply to its own request (an authenticated answer from the holder of
+	// the server's private key or the shared secret); a reply that does
+	// not is never a success and never a refusal but "unreachable". The
+	// client warns about this setting once, at Start.
+	InsecureUnsealedReplies bool
 
 	// ProductGUID identifies the product.
 	ProductGUID string
@@ -63,7 +73,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String("api_key", redact(c.APIKey)),
 		slog.Bool("public_key", c.ServerPublicKey != ""),
 		slog.String("shared_secret", redact(string(c.SharedSecret))),
-		slog.Bool("sealed_replies", c.SealedReplies),
+		slog.Bool("insecure_unsealed_replies", c.InsecureUnsealedReplies),
 		slog.String("product_guid", c.ProductGUID),
 		slog.String("license_key", redact(c.LicenseKey)),
 		slog.Bool("user_name", c.UserName != ""),
@@ -103,12 +113,8 @@ func redactURL(s string) string {
 func (c *Config) validate(haveSealer bool) error {
 	var errs []error
 	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
-	if c.ServerURL == "" {
-		bad("ServerURL is empty")
-	} else if u, err := url.Parse(c.ServerURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		bad("ServerURL must be an absolute http or https URL")
-	} else if u.User != nil || u.RawQuery != "" {
-		bad("ServerURL must not carry credentials or a query")
+	if err := checkServerURL(c.ServerURL); err != nil {
+		errs = append(errs, err)
 	}
 	if c.APIKey == "" {
 		bad("APIKey is empty")
@@ -144,10 +150,38 @@ func (c *Config) validate(haveSealer bool) error {
 			break
 		}
 	}
+	errs = append(errs, c.checkSizes()...)
 	if len(errs) == 0 {
 		return nil
 	}
 	return &configError{errs: errs}
+}
+
+// checkServerURL accepts an absolute http or https URL with a host, kept
+// exactly as given (its path included), and nothing a copy and paste can
+// slip in unseen: spaces, tabs, newlines and other control or invisible
+// characters anywhere, credentials, a query or a fragment.
+func checkServerURL(raw string) error {
+	if raw == "" {
+		return errors.New("ServerURL is empty")
+	}
+	if i := strings.IndexFunc(raw, func(r rune) bool {
+		return unicode.IsSpace(r) || unicode.IsControl(r) || !unicode.IsPrint(r)
+	}); i >= 0 {
+		return fmt.Errorf("ServerURL has a stray space or invisible character at byte %d", i)
+	}
+	u, err := url.Parse(raw)
+	switch {
+	case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Opaque != "":
+		return errors.New("ServerURL must be an absolute http or https URL with a host")
+	case u.Port() == "" && strings.HasSuffix(u.Host, ":"):
+		return errors.New("ServerURL has an empty port")
+	case u.User != nil || u.RawQuery != "" || u.ForceQuery:
+		return errors.New("ServerURL must not carry credentials or a query")
+	case u.Fragment != "" || strings.Contains(raw, "#"):
+		return errors.New("ServerURL must not carry a fragment")
+	}
+	return nil
 }
 
 // configError joins every config problem and matches ErrInvalidConfig.
@@ -206,8 +240,10 @@ type options struct {
 	store       StateStore
 	sealer      envelope.Sealer
 	retry       Retry
+	start       StartBudget
 	slots       int
 	fpOpts      []fingerprint.Option
+	kinds       RefusalClassifier
 }
 
 // WithLogger sends the client's logs, and its transport's, to l. The
@@ -254,13 +290,34 @@ func WithFingerprintOptions(opts ...fingerprint.Option) Option {
 // The state is sealed before it reaches s.
 func WithStateStore(s StateStore) Option { return func(o *options) { o.store = s } }
 
-// WithStateSlots sets how many clients of one product may share a state
-// directory at once, each in its own slot (default 4).
+// WithStateSlots sets how many live clients of one licence may share a
+// state directory at once, each in its own slot (default 4). Clients of
+// other licences or products use files of their own and do not count.
 func WithStateSlots(n int) Option { return func(o *options) { o.slots = n } }
 
 // WithSealer plugs in the envelope scheme of an existing server. Config's
 // key fields are then not needed.
 func WithSealer(s envelope.Sealer) Option { return func(o *options) { o.sealer = s } }
+
+// WithRefusalRules replaces the rules that name a refusal's kind (and so
+// decide whether it matches ErrRevoked, ErrSeatLimit, ErrExpired or
+// ErrUnknownInstance) from the server's error text. Every refusal matches
+// ErrRefused whatever the rules say. Use it when your server words its
+// refusals otherwise than DefaultRefusalRules expects; to keep the defaults
+// too, append to DefaultRefusalRules(). Nil restores the defaults.
+func WithRefusalRules(rules RefusalRules) Option {
+	return func(o *options) {
+		o.kinds = nil
+		if rules != nil {
+			o.kinds = slices.Clone(rules).Classify
+		}
+	}
+}
+
+// WithRefusalClassifier names refusal kinds with f instead of rules, for
+// servers whose texts need more than phrases (codes, other languages). f
+// must be safe for concurrent use. Nil restores the default rules.
+func WithRefusalClassifier(f RefusalClassifier) Option { return func(o *options) { o.kinds = f } }
 
 // WithRetry tunes retries and renewal backoff.
 func WithRetry(r Retry) Option { return func(o *options) { o.retry = r } }

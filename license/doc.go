@@ -42,8 +42,11 @@
 //	any --server refuses (no grace)--> Refused
 //	any --Close--> Ended
 //
-// Renewing is a flag on Status, not a state. Done is closed on Expired,
-// Refused and Close; Err says why.
+// Renewing is a flag on Status, not a state. Done is terminal, like
+// context.Done: it closes once, when the server refuses a running client or
+// on Close, and never reopens; Err says why. Expired, which recovers when the
+// server answers, shows in Status, Valid and events, not in Done. See
+// docs/lifecycle.md for the start-up budget and the deadline margin.
 //
 // # Renewal and grace
 //
@@ -91,18 +94,30 @@
 // first_registered_at, a digest of the registered hardware, the current
 // token and its times, the control options, the last contact and the
 // wall-time high-water mark. It is sealed with AES-256-GCM under a key
-// derived from the product, the licence key and this machine's strong
-// hardware components, so that a copied or hand-edited file does not open.
-// This stops casual tampering and copying, not a determined reverse
-// engineer who can read the key derivation out of the binary. Writes are
-// atomic (temp file, fsync, rename). An OS file lock gives each live client
-// its own slot, so two processes of one product never corrupt each other's
-// state. A corrupt file is moved aside, reported with an error matching
+// derived from the product, the licence key and one machine identifier that
+// any user can read and that does not come and go: machine_id, else (macOS,
+// Windows) product_uuid, else cpu_id with volume_hash. Root-only components
+// (board_serial, product_uuid on Linux, mb_serial) are left out, so a run
+// as another user of the same machine opens the state too. A copied or
+// hand-edited file does not open. This stops casual tampering and copying,
+// not a determined reverse engineer who can read the key derivation out of
+// the binary. Writes are atomic (temp file, fsync, rename). The files are
+// named by product and licence (statefile.BaseName), so licences sharing a
+// StateDir never touch each other's files, and an OS file lock gives each
+// live client of one licence its own slot. Only regular files are opened:
+// a FIFO, device or symlink in the state file's place is moved aside as
+// corrupt, never followed or waited on, and every state I/O honours the
+// context of the call that makes it. A corrupt file is moved aside, reported with an error matching
 // ErrStateCorrupt, and never crashes anything; the client then needs the
 // server.
 //
-// A product restarted while offline continues the grace window it had:
-// Start returns nil in Grace with the old deadline, never a fresh one.
+// A product restarted while offline continues the deadlines it had, never
+// fresh ones: Start makes one attempt per call within a 2 s budget
+// (WithStartBudget) and returns nil in Active while the previous run's
+// session has not lapsed, then in Grace until the old grace deadline. The
+// loop keeps trying; once the server answers it ends the previous run's
+// session and begins a new one. Without such an allowance Start gives up
+// after 15 s, retries and Retry-After included.
 //
 // On a machine with fewer than two strong hardware components (containers,
 // cloned VMs), the client generates a random install ID, keeps it in the
@@ -111,15 +126,31 @@
 //
 // # Errors
 //
-// Sentinels name categories (errors.Is): ErrInvalidConfig, ErrUnreachable,
-// ErrRefused, ErrRevoked, ErrSeatLimit, ErrExpired, ErrGraceExpired,
-// ErrClockRollback, ErrStateCorrupt, ErrStateLocked, ErrClosed. A refusal is
-// an *APIError (errors.As) with the endpoint, HTTP status and the server's
-// message and time; its Is method maps it onto ErrRefused and, by message,
-// onto ErrRevoked, ErrSeatLimit or ErrExpired. Unreachable and refused are
-// always told apart; grace applies only to unreachable. No error or log line
-// ever contains the API key, the licence key, a token, the session key or a
-// payload.
+// Every failed call matches exactly one category: ErrUnreachable (no word
+// from the licence server; grace applies), ErrRefused (the licence server
+// said no; no grace) or ErrClientFault (the call failed on this machine;
+// grace applies). New's errors match ErrInvalidConfig. One classifier
+// decides, from the transport's outcome and the reply opener:
+//   - replies are sealed by default, and only a reply that opens as a sealed
+//     reply to its own request is the licence server's word; a plain JSON
+//     reply (a fake server), a broken or replayed seal, a proxy page, a 407
+//     or a redirect is unreachable (details ErrUnauthenticated,
+//     ErrIntercepted, ErrMalformedReply);
+//   - 5xx, 429, 408 and 407 are never refusals, whatever the body;
+//   - with Config.InsecureUnsealedReplies, a refusal is the spec's failure
+//     shape at 2xx or a 4xx other than 407 and 408.
+//
+// A refusal is an *APIError (errors.As) with the endpoint, HTTP status, the
+// server's message and time (redacted), its Kind and whether it was sealed;
+// its Is method maps it onto ErrRefused and the sentinel of its kind
+// (ErrRevoked, ErrSeatLimit, ErrExpired, ErrUnknownInstance), which
+// whole-word rules on the server's text decide (see DefaultRefusalRules and
+// WithRefusalRules). Any other failure is an *Error that reads as one line,
+// such as "license: register_instance: server unreachable after 3 attempts
+// (connection refused); will retry". Every network text passes one redactor
+// that knows the client's secrets, so no error, log line or event contains
+// the API key, the licence key, the shared secret, a token, the session key
+// or a payload. The full outcome table is in docs/errors.md.
 //
 // # Events
 //
@@ -132,5 +163,12 @@
 // Package licensetest is a real mock server with fault injection. Its
 // Transport method returns an in-memory http.RoundTripper, which, passed
 // with WithRoundTripper, lets a test run a client under testing/synctest
-// and cover a day of renewals in milliseconds.
+// and cover a day of renewals in milliseconds. Package
+// license/licensetest/testclient builds the Config and options for a licence
+// on a licensetest server in one call:
+//
+//	srv := licensetest.NewUnstartedServer()
+//	t.Cleanup(srv.Close)
+//	srv.AddLicense(lic)
+//	c := testclient.New(t, srv, lic) // in-memory transport, closed on cleanup
 package license

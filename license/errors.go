@@ -1,35 +1,68 @@
 package license
 
 import (
-	"context"
 	"errors"
-	"strconv"
-	"strings"
 
-	"github.com/licensekit/licensekit-go/envelope"
-	"github.com/licensekit/licensekit-go/internal/wire"
-	"github.com/licensekit/licensekit-go/transport"
+	"github.com/licensekit/licensekit-go/internal/verdict"
 )
 
 // Sentinel errors name the categories a caller acts on. Match them with
 // errors.Is; the typed errors below carry the detail.
+//
+// Every failed call (Start, Register, BeginSession, ExtendSession,
+// EndSession, and each renewal reported in events and Status) matches
+// exactly one of ErrUnreachable, ErrRefused and ErrClientFault; New's
+// errors match ErrInvalidConfig. docs/errors.md has the full table of
+// outcomes, categories and state effects.
 var (
 	// ErrInvalidConfig matches every problem New finds in a Config.
 	ErrInvalidConfig = errors.New("license: invalid config")
-	// ErrUnreachable matches failures to get an answer from the server:
-	// network errors, timeouts, 5xx, 429 and 408, and replies that cannot
-	// be trusted (malformed, or failing the sealed-reply check). Offline
-	// grace applies to these only.
-	ErrUnreachable = errors.New("license: server unreachable")
-	// ErrRefused matches a definitive no from the server. No grace applies.
-	ErrRefused = errors.New("license: server refused")
-	// ErrRevoked matches a refusal whose message says the licence was
-	// revoked.
-	ErrRevoked = errors.New("license: licence revoked")
-	// ErrSeatLimit matches a refusal whose message says every seat is in use.
-	ErrSeatLimit = errors.New("license: seat limit reached")
-	// ErrExpired matches a refusal whose message says the licence expired.
-	ErrExpired = errors.New("license: licence expired")
+	// ErrUnreachable matches every outcome that is not the licence server's
+	// own word: network errors, timeouts, 5xx, 429, 408, 407, redirects,
+	// proxy and gateway pages, replies that are not authenticated (with
+	// sealed replies, the default), malformed or oversized replies. Offline
+	// grace applies to these only. The details ErrIntercepted,
+	// ErrUnauthenticated and ErrMalformedReply say more.
+	ErrUnreachable = verdict.ErrUnreachable
+	// ErrRefused matches a definitive no from the licence server: a sealed
+	// failure reply that opened or, with InsecureUnsealedReplies, the spec's
+	// failure shape at 2xx or a 4xx other than 407 and 408. No grace
+	// applies. The error is an *APIError.
+	ErrRefused = verdict.ErrRefused
+	// ErrClientFault matches a call that failed on this machine: the
+	// fingerprint could not be read, or the request could not be built or
+	// sealed (a custom sealer's error). The server said nothing, so offline
+	// grace applies as for ErrUnreachable.
+	ErrClientFault = verdict.ErrClientFault
+
+	// ErrIntercepted matches an unreachable outcome where a proxy, gateway,
+	// captive portal or firewall answered instead of the licence server: a
+	// 407, a redirect, or an HTML page, empty body or JSON of another shape
+	// at 2xx or 4xx. It also matches ErrUnreachable.
+	ErrIntercepted = verdict.ErrIntercepted
+	// ErrUnauthenticated matches a reply that did not open although sealed
+	// replies are required (the default): a plain JSON reply, as a fake
+	// server sends, or a broken or replayed seal. It also matches
+	// ErrUnreachable.
+	ErrUnauthenticated = verdict.ErrUnauthenticated
+	// ErrMalformedReply matches a reply that does not follow the v2 spec,
+	// including one whose token or fields would make the next request too
+	// large to seal. It also matches ErrUnreachable.
+	ErrMalformedReply = verdict.ErrMalformedReply
+
+	// ErrRevoked matches a refusal of kind RefusalRevoked. It also matches
+	// ErrRefused.
+	ErrRevoked = verdict.ErrRevoked
+	// ErrSeatLimit matches a refusal of kind RefusalSeatLimit. It also
+	// matches ErrRefused.
+	ErrSeatLimit = verdict.ErrSeatLimit
+	// ErrExpired matches a refusal of kind RefusalExpired. It also matches
+	// ErrRefused.
+	ErrExpired = verdict.ErrExpired
+	// ErrUnknownInstance matches a refusal of kind RefusalUnknownInstance.
+	// It also matches ErrRefused.
+	ErrUnknownInstance = verdict.ErrUnknownInstance
+
 	// ErrGraceExpired reports that the session lapsed and the offline grace
 	// period ran out before the server could be reached.
 	ErrGraceExpired = errors.New("license: offline grace period expired")
@@ -49,123 +82,70 @@ var (
 	ErrNotStarted = errors.New("license: no session")
 )
 
-// APIError is a refusal from the server: an HTTP 4xx status, or a reply of
-// the spec's failure shape (success:false with an error text). Its Is method
-// maps it onto ErrRefused and, by the server's message, onto ErrRevoked,
-// ErrSeatLimit or ErrExpired.
-type APIError struct {
-	// Endpoint is the v2 endpoint, such as "begin_session".
-	Endpoint string
-	// Status is the HTTP status, 200 when a success status carried a
-	// failure body.
-	Status int
-	// Message is the server's error text, bounded and sanitised.
-	Message string
-	// Time is the server's time text from the reply, if any.
-	Time string
-	// Unauthenticated is set when the client asked for sealed replies but
-	// the refusal did not open: anyone on the path could have forged it, so
-	// it counts as unreachable, not refused.
-	Unauthenticated bool
-}
+// APIError is a refusal by the licence server. Its fields are Endpoint,
+// Status, Message (the server's text, redacted and bounded), Time, Kind
+// (what the refusal rules made of Message) and Sealed (whether the refusal
+// came in a sealed reply, which nobody on the path can forge). Its Is
+// method matches ErrRefused and the sentinel of its Kind.
+type APIError = verdict.APIError
 
-// Error implements error.
-func (e *APIError) Error() string {
-	var b strings.Builder
-	b.WriteString("license: ")
-	b.WriteString(e.Endpoint)
-	if e.Unauthenticated {
-		b.WriteString(": unauthenticated refusal")
-	} else {
-		b.WriteString(": server refused")
-	}
-	if e.Status != 0 && e.Status != 200 {
-		b.WriteString(" (HTTP ")
-		b.WriteString(strconv.Itoa(e.Status))
-		b.WriteString(")")
-	}
-	if e.Message != "" {
-		b.WriteString(": ")
-		b.WriteString(e.Message)
-	}
-	return b.String()
-}
+// Error is a failed call that is not a refusal: its Category is
+// verdict.Unreachable or verdict.ClientFault, and it matches ErrUnreachable
+// or ErrClientFault (and a detail such as ErrIntercepted) accordingly. Its
+// fields are Endpoint, Category, Detail, Status, Attempts, RetryAfter,
+// Reason (short and redacted), Next and Cause (for errors.Is and errors.As;
+// its text is never printed). Error() is one line, such as
+// "license: register_instance: server unreachable after 3 attempts
+// (connection refused); will retry".
+type Error = verdict.Error
 
-// Is maps the refusal onto the sentinel categories.
-func (e *APIError) Is(target error) bool {
-	if e.Unauthenticated {
-		return target == ErrUnreachable
-	}
-	msg := strings.ToLower(e.Message)
-	switch target {
-	case ErrRefused:
-		return true
-	case ErrRevoked:
-		return strings.Contains(msg, "revoked")
-	case ErrSeatLimit:
-		return strings.Contains(msg, "seat")
-	case ErrExpired:
-		return strings.Contains(msg, "expired") && !strings.Contains(msg, "session")
-	}
-	return false
-}
+// RefusalKind is what a refusal means beyond "no", decided by refusal rules
+// on the server's text (see WithRefusalRules).
+type RefusalKind = verdict.Kind
 
-// Error wraps a failed operation with its name. Its category comes from the
-// cause: errors.Is(err, ErrUnreachable) holds for transport failures and
-// untrustworthy replies.
-type Error struct {
-	// Op is the operation, such as "begin session".
-	Op string
-	// Err is the cause: a *transport.Error, *APIError, protocol error or
-	// context error.
-	Err error
-}
+// The refusal kinds.
+const (
+	RefusalOther           = verdict.KindOther
+	RefusalRevoked         = verdict.KindRevoked
+	RefusalSeatLimit       = verdict.KindSeatLimit
+	RefusalExpired         = verdict.KindExpired
+	RefusalUnknownInstance = verdict.KindUnknownInstance
+)
 
-// Error implements error.
-func (e *Error) Error() string { return "license: " + e.Op + ": " + trimPrefix(e.Err.Error()) }
+// RefusalRule maps refusal texts to a kind: Phrase matches whole words in
+// order, ignoring case and punctuation, optionally only on one Endpoint.
+type RefusalRule = verdict.Rule
 
-// Unwrap returns the cause.
-func (e *Error) Unwrap() error { return e.Err }
+// RefusalRules is an ordered table of refusal rules; the first match wins
+// and no match is RefusalOther. Its Classify method is a RefusalClassifier.
+type RefusalRules = verdict.Rules
 
-// Is reports ErrUnreachable for causes in the unreachable class.
-func (e *Error) Is(target error) bool {
-	return target == ErrUnreachable && unreachable(e.Err)
-}
+// RefusalClassifier names the kind of a refusal from the endpoint and the
+// server's error text. It must be safe for concurrent use.
+type RefusalClassifier func(endpoint, message string) RefusalKind
 
-// trimPrefix drops a repeated "license: " so wrapped messages read once.
-func trimPrefix(s string) string { return strings.TrimPrefix(s, "license: ") }
-
-// unreachable reports whether err means no trustworthy answer arrived:
-// every transport failure that is not a refusal (network, timeout, 5xx,
-// 429, 408, TLS certificate errors, redirects), malformed or oversized
-// replies, replies that fail the envelope's checks, unauthenticated
-// refusals and context errors. TLS and redirect failures count here because
-// the licence server itself was never reached.
-func unreachable(err error) bool {
-	if err == nil {
-		return false
-	}
-	var api *APIError
-	if errors.As(err, &api) {
-		return api.Unauthenticated
-	}
-	var te *transport.Error
-	return errors.As(err, &te) ||
-		errors.Is(err, transport.ErrUnreachable) ||
-		errors.Is(err, wire.ErrProtocol) ||
-		errors.Is(err, envelope.ErrUnauthentic) ||
-		errors.Is(err, envelope.ErrMalformed) ||
-		errors.Is(err, envelope.ErrUnsupportedVersion) ||
-		errors.Is(err, transport.ErrResponseTooLarge) ||
-		errors.Is(err, context.DeadlineExceeded) ||
-		errors.Is(err, context.Canceled)
-}
+// DefaultRefusalRules returns a fresh copy of the default refusal rules.
+// They match these phrases, whole words, case-insensitively:
+//
+//	revoked           "revoked", "revocation"
+//	seat limit        "seat limit", "seats in use", "no seats available",
+//	                  "no free seats", "all seats", "too many seats",
+//	                  "too many sessions", "session limit"
+//	expired           "license expired", "licence expired", "license has
+//	                  expired", "licence has expired", "license is expired",
+//	                  "licence is expired", "expired license", "expired
+//	                  licence"
+//	unknown instance  "unknown instance", "instance not found", "no such
+//	                  instance", "instance unknown"
+//
+// So "license expired; session not created" is RefusalExpired, "session
+// expired" is RefusalOther, and "no seats for you?" is RefusalOther. A
+// vendor whose server words its refusals otherwise passes its own table to
+// WithRefusalRules, possibly appended to these.
+func DefaultRefusalRules() RefusalRules { return verdict.DefaultRules() }
 
 // refused reports whether err is a definitive answer from the server.
-func refused(err error) bool {
-	var api *APIError
-	return errors.As(err, &api) && !api.Unauthenticated
-}
+func refused(err error) bool { return errors.Is(err, ErrRefused) }
 
 // stateError carries a state-category sentinel with its cause.
 type stateError struct {
@@ -181,5 +161,8 @@ func (e *stateError) Error() string {
 	}
 	return s
 }
-func (e *stateError) Unwrap() error        { return e.err }
-func (e *stateError) Is(target error) bool { return target == e.kind }
+func (e *stateError) Unwrap() error { return e.err }
+func (e *stateError) Is(target error) bool {
+	// Every state slot held by another client is a fault on this machine.
+	return target == e.kind || (e.kind == ErrStateLocked && target == ErrClientFault)
+}

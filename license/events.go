@@ -33,7 +33,9 @@ const (
 	EventStateDiscarded
 	// EventDeprecated: the server sent a Deprecation or Sunset header.
 	EventDeprecated
-	// EventEnded: Close ended the session.
+	// EventEnded: Close finished. Reason is the end_session error, if any;
+	// Detail says whether a live session was ended ("session ended") or
+	// there was none ("no live session to end").
 	EventEnded
 )
 

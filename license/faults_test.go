@@ -108,14 +108,21 @@ func withRewrite(endpoint string, fn func(*http.Response) *http.Response) func(t
 	}
 }
 
+// insecure runs a fault case with InsecureUnsealedReplies, for faults that
+// rewrite plain replies.
+func insecure(run func(t *testing.T, e *env) (*Client, error)) func(t *testing.T, e *env) (*Client, error) {
+	return func(t *testing.T, e *env) (*Client, error) {
+		e.insecure = true
+		return run(t, e)
+	}
+}
+
 func sealedEnv() envConfig {
 	return envConfig{session: 10 * time.Minute, grace: time.Hour}
 }
 
 func sealedStart(t *testing.T, e *env) *Client {
-	cfg := e.config()
-	cfg.SealedReplies = true
-	c := e.newClient(cfg)
+	c := e.newClient(e.config())
 	require.NoError(t, c.Start(context.Background()))
 	t.Cleanup(func() { _ = c.Close(context.Background()) })
 	return c
@@ -129,9 +136,18 @@ var faultCases = []faultCase{
 		t.Cleanup(func() { _ = c.Close(context.Background()) })
 		return c, c.Start(context.Background())
 	}, want: Idle, cat: ErrUnreachable},
-	{name: "server down at start, saved state within grace", run: func(t *testing.T, e *env) (*Client, error) {
+	{name: "server down at start, persisted session still live", run: func(t *testing.T, e *env) (*Client, error) {
 		crash(e.start())
 		time.Sleep(time.Minute)
+		e.srv.SetDown(true)
+		c := e.newClient(e.config())
+		t.Cleanup(func() { _ = c.Close(context.Background()) })
+		require.NoError(t, c.Start(context.Background()))
+		return c, c.Status().LastError
+	}, want: Active, cat: ErrUnreachable},
+	{name: "server down at start, saved state within grace", run: func(t *testing.T, e *env) (*Client, error) {
+		crash(e.start())
+		time.Sleep(11 * time.Minute)
 		e.srv.SetDown(true)
 		c := e.newClient(e.config())
 		t.Cleanup(func() { _ = c.Close(context.Background()) })
@@ -187,14 +203,19 @@ var faultCases = []faultCase{
 	}, want: Grace, cat: ErrUnreachable, also: []error{context.DeadlineExceeded}},
 	{name: "connection reset mid-body", run: faultWith(licensetest.FaultCutBody), want: Grace, cat: ErrUnreachable},
 	{name: "reply lost after processing", run: faultWith(licensetest.FaultDrop), want: Grace, cat: ErrUnreachable},
-	{name: "truncated body", run: faultWith(licensetest.FaultTruncate), want: Grace, cat: ErrUnreachable, also: []error{wire.ErrProtocol}},
-	{name: "garbage body", run: faultWith(licensetest.FaultGarbage), want: Grace, cat: ErrUnreachable, also: []error{wire.ErrProtocol}},
-	{name: "valid JSON of the wrong shape", run: withRewrite(wire.Extend, func(r *http.Response) *http.Response {
+	{name: "truncated body", run: faultWith(licensetest.FaultTruncate), want: Grace, cat: ErrUnreachable, also: []error{ErrMalformedReply}},
+	{name: "truncated body, unsealed", run: insecure(faultWith(licensetest.FaultTruncate)), want: Grace, cat: ErrUnreachable,
+		also: []error{ErrMalformedReply}},
+	{name: "garbage body", run: faultWith(licensetest.FaultGarbage), want: Grace, cat: ErrUnreachable, also: []error{ErrIntercepted}},
+	{name: "plain JSON success with sealed replies", run: withRewrite(wire.Extend, func(r *http.Response) *http.Response {
+		return replaceBody(r, 200, []byte(`{"status":1,"token":"t","control_options":{"session_duration":600}}`), nil)
+	}), want: Grace, cat: ErrUnreachable, also: []error{ErrUnauthenticated}},
+	{name: "valid JSON of the wrong shape, unsealed", run: insecure(withRewrite(wire.Extend, func(r *http.Response) *http.Response {
 		return replaceBody(r, 200, []byte(`{"status":1,"token":["x"],"control_options":{"session_duration":"soon"}}`), nil)
-	}), want: Grace, cat: ErrUnreachable, also: []error{wire.ErrProtocol}},
-	{name: "zero session_duration", run: withRewrite(wire.Extend, func(r *http.Response) *http.Response {
+	})), want: Grace, cat: ErrUnreachable, also: []error{wire.ErrProtocol, ErrMalformedReply}},
+	{name: "zero session_duration, unsealed", run: insecure(withRewrite(wire.Extend, func(r *http.Response) *http.Response {
 		return replaceBody(r, 200, []byte(`{"status":1,"token":"t","control_options":{"session_duration":0}}`), nil)
-	}), want: Grace, cat: ErrUnreachable, also: []error{wire.ErrProtocol}},
+	})), want: Grace, cat: ErrUnreachable, also: []error{wire.ErrProtocol, ErrMalformedReply}},
 	{name: "wrong Content-Type, valid body: accepted", run: func(t *testing.T, e *env) (*Client, error) {
 		c := e.start()
 		e.srv.SetContentType("", "text/html; charset=utf-8")
@@ -226,9 +247,7 @@ var faultCases = []faultCase{
 		rw := &rewrite{next: e.srv.Transport(), endpoint: "", fn: func(r *http.Response) *http.Response {
 			return replaceBody(r, 403, []byte(`{"success":false,"error":"license revoked"}`), nil)
 		}}
-		cfg := e.config()
-		cfg.SealedReplies = true
-		c := e.newClient(cfg, WithRoundTripper(rw))
+		c := e.newClient(e.config(), WithRoundTripper(rw))
 		require.NoError(t, c.Start(context.Background()))
 		t.Cleanup(func() { _ = c.Close(context.Background()) })
 		rw.armed.Store(true)
@@ -325,12 +344,12 @@ var faultCases = []faultCase{
 		c1, err := e.startIn(dir)
 		require.NoError(t, err)
 		crash(c1)
-		require.NoError(t, os.WriteFile(filepath.Join(dir, "state.tmp-9"), []byte("half"), 0o600))
+		require.NoError(t, os.WriteFile(filepath.Join(dir, stateBase+".tmp-9"), []byte("half"), 0o600))
 		e.srv.SetDown(true)
 		c, err := e.startIn(dir)
 		require.NoError(t, err, "the last complete state is intact")
-		return c, c.Status().Reason
-	}, want: Grace, cat: ErrUnreachable},
+		return c, c.Status().LastError
+	}, want: Active, cat: ErrUnreachable},
 
 	// Process faults.
 	{name: "two processes sharing a state directory", run: func(t *testing.T, e *env) (*Client, error) {
@@ -432,10 +451,12 @@ func checkCategory(t *testing.T, cat, err error) {
 		require.Error(t, err)
 		assert.ErrorIs(t, err, ErrUnreachable)
 		assert.NotErrorIs(t, err, ErrRefused)
+		assert.NotErrorIs(t, err, ErrClientFault)
 	case ErrRefused:
 		require.Error(t, err)
 		assert.ErrorIs(t, err, ErrRefused)
 		assert.NotErrorIs(t, err, ErrUnreachable)
+		assert.NotErrorIs(t, err, ErrClientFault)
 	}
 }
 

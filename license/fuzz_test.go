@@ -212,11 +212,17 @@ func FuzzStartState(f *testing.F) {
 		st := c.Status()
 		switch {
 		case startErr == nil && down:
-			if st.State != Grace {
-				t.Fatalf("Start with the server down = nil in %v; want Grace", st.State)
-			}
-			if !st.GraceDeadline.After(time.Now()) {
-				t.Fatalf("Start granted Grace with its deadline %v already past", st.GraceDeadline)
+			switch st.State {
+			case Active:
+				if !st.SessionExpiry.After(time.Now()) {
+					t.Fatalf("Start stayed Active offline with the session lapsed at %v", st.SessionExpiry)
+				}
+			case Grace:
+				if !st.GraceDeadline.After(time.Now()) {
+					t.Fatalf("Start granted Grace with its deadline %v already past", st.GraceDeadline)
+				}
+			default:
+				t.Fatalf("Start with the server down = nil in %v; want Active or Grace", st.State)
 			}
 		case startErr == nil:
 			if st.State != Active {

@@ -14,6 +14,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/licensekit/licensekit-go/fingerprint"
+	"github.com/licensekit/licensekit-go/internal/statefile"
 	"github.com/licensekit/licensekit-go/license/licensetest"
 )
 
@@ -28,6 +29,9 @@ const (
 	testProduct = "prod-7d1c"
 	testLicense = "LK-TEST-4242"
 )
+
+// stateBase is the state file name of the test licence.
+var stateBase = statefile.BaseName(testProduct, testLicense)
 
 // testFingerprint is a fixed machine with two strong components.
 func testFingerprint() *fingerprint.Fingerprint {
@@ -117,6 +121,8 @@ type env struct {
 	rec   *recorder
 	fp    *fingerprint.Fingerprint
 	seed  uint64
+	// insecure sets InsecureUnsealedReplies in config.
+	insecure bool
 }
 
 type envConfig struct {
@@ -152,6 +158,8 @@ func (e *env) config() Config {
 		UserName:        "Ada",
 		UserEmail:       "ada@example.com",
 		UserAttributes:  map[string]string{"team": "core"},
+
+		InsecureUnsealedReplies: e.insecure,
 	}
 }
 
@@ -203,6 +211,7 @@ func crash(c *Client) {
 	if c.slot != nil {
 		_ = c.slot.Release() // the OS drops a dead process's locks
 	}
+	close(c.closeDone) // a later Close returns at once
 }
 
 // sleepUntil sleeps until bubble time reaches start+at.

@@ -27,9 +27,9 @@ import (
 // one makes deadlines disagree by as much.
 const RollbackSlack = rollbackSlack
 
-// stateBase is the base file name of the state slots in Config.StateDir,
+// stateFileBase is the base file name of the state slots in Config.StateDir,
 // as Start acquires them.
-func stateBase(*Config) string { return "state" }
+func stateFileBase(cfg *Config) string { return statefile.BaseName(cfg.ProductGUID, cfg.LicenseKey) }
 
 // Fingerprint returns this machine's fingerprint from the client's source:
 // the one given with WithFingerprintSource, or the default collector with
@@ -76,14 +76,14 @@ func (c *Client) Probe(ctx context.Context) ProbeResult {
 	err := c.locked(ctx, func(ctx context.Context) error {
 		sentWall := c.wallNow()
 		sent := time.Now()
-		reply, err := exchange(c, ctx, "probe", wire.Extend, transport.RetryIdempotent, req, wire.DecodeExtend)
+		reply, err := exchange(c, ctx, wire.Extend, transport.RetryIdempotent, req, wire.DecodeExtend, nil)
 		res.RTT = time.Since(sent)
 		var ts wire.Timestamp
 		var api *APIError
 		switch {
 		case err == nil:
 			ts = reply.Time
-		case errors.As(err, &api) && !api.Unauthenticated:
+		case errors.As(err, &api):
 			ts = wire.ParseTimestamp(api.Time)
 		}
 		if ts.Valid() {
@@ -162,7 +162,7 @@ func (c *Client) InspectState(ctx context.Context, fp *fingerprint.Fingerprint) 
 	if fp == nil {
 		return nil, errors.New("license: inspect state: no fingerprint")
 	}
-	key := sealKey(&c.cfg, fp)
+	keys := sealKeys(&c.cfg, fp)
 	insp := &StateInspection{Dir: c.cfg.StateDir}
 	switch {
 	case c.opts.store != nil:
@@ -175,14 +175,14 @@ func (c *Client) InspectState(ctx context.Context, fp *fingerprint.Fingerprint) 
 			s.Saved, s.Err = true, &stateError{kind: ErrStateCorrupt, msg: "unreadable", err: err}
 		default:
 			s.Saved = true
-			c.describeState(&s, key, blob, fp)
+			c.describeState(&s, keys, blob, fp)
 		}
 		insp.Slots = []SavedState{s}
 		return insp, nil
 	case c.cfg.StateDir == "":
 		return insp, nil
 	}
-	infos, err := statefile.Probe(c.cfg.StateDir, stateBase(&c.cfg), c.opts.slots)
+	infos, err := statefile.Probe(c.cfg.StateDir, stateFileBase(&c.cfg), c.opts.slots)
 	if err != nil {
 		return insp, err
 	}
@@ -196,7 +196,7 @@ func (c *Client) InspectState(ctx context.Context, fp *fingerprint.Fingerprint) 
 			s.Saved, s.Err = !errors.Is(in.ReadErr, fs.ErrNotExist), in.ReadErr
 		default:
 			s.Saved = true
-			c.describeState(&s, key, in.Data, fp)
+			c.describeState(&s, keys, in.Data, fp)
 		}
 		insp.Slots = append(insp.Slots, s)
 	}
@@ -204,8 +204,8 @@ func (c *Client) InspectState(ctx context.Context, fp *fingerprint.Fingerprint) 
 }
 
 // describeState opens blob and fills s from it.
-func (c *Client) describeState(s *SavedState, key, blob []byte, fp *fingerprint.Fingerprint) {
-	p, err := openState(key, blob)
+func (c *Client) describeState(s *SavedState, keys [][]byte, blob []byte, fp *fingerprint.Fingerprint) {
+	p, err := openStateWith(keys, blob)
 	if err != nil {
 		s.Err = err
 		return

@@ -26,14 +26,19 @@ const (
 	childKey   = "LICENSEKIT_TEST_CHILD_KEY"
 	childPub   = "LICENSEKIT_TEST_CHILD_PUB"
 	childState = "LICENSEKIT_TEST_CHILD_DIR"
+	childLic   = "LICENSEKIT_TEST_CHILD_LICENSE" // default testLicense
 )
 
 // childMain starts a client on the state directory it is given, reports
 // its slot, waits for its standard input to close, then either closes the
 // client or exits at once, as a crashed process would.
 func childMain() int {
+	lic := os.Getenv(childLic)
+	if lic == "" {
+		lic = testLicense
+	}
 	c, err := New(Config{ServerURL: os.Getenv(childURL), APIKey: os.Getenv(childKey),
-		ServerPublicKey: os.Getenv(childPub), ProductGUID: testProduct, LicenseKey: testLicense,
+		ServerPublicKey: os.Getenv(childPub), ProductGUID: testProduct, LicenseKey: lic,
 		StateDir: os.Getenv(childState)}, fixedFingerprint(testFingerprint()))
 	if err == nil {
 		err = c.Start(context.Background())
@@ -54,11 +59,12 @@ func childMain() int {
 }
 
 // child starts the test binary as a second process running childMain.
-func child(t *testing.T, mode string, srv *licensetest.Server, dir string) (slot string, stop func() error) {
+func child(t *testing.T, mode string, srv *licensetest.Server, dir string, env ...string) (slot string, stop func() error) {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), childEnv+"="+mode, childURL+"="+srv.URL, childKey+"="+srv.APIKey(),
 		childPub+"="+srv.PublicKey().EncodeBase64(), childState+"="+dir)
+	cmd.Env = append(cmd.Env, env...)
 	stdin, err := cmd.StdinPipe()
 	require.NoError(t, err)
 	stdout, err := cmd.StdoutPipe()
@@ -90,22 +96,22 @@ func TestTwoProcessesShareStateDir(t *testing.T) {
 		return c
 	}
 
-	// A live child holds slot "state"; this process gets "state-1".
+	// A live child holds the first slot; this process gets the second.
 	slot, stop := child(t, "close", srv, dir)
-	assert.Equal(t, "state", slot)
+	assert.Equal(t, stateBase, slot)
 	c := newClient()
 	require.NoError(t, c.Start(context.Background()))
-	assert.Equal(t, "state-1", filepath.Base(c.slot.Path()))
+	assert.Equal(t, stateBase+"-1", filepath.Base(c.slot.Path()))
 	assert.Equal(t, 2, srv.SeatsInUse(testProduct, testLicense), "two processes, two sessions")
 	require.NoError(t, stop())
 	require.NoError(t, c.Close(context.Background()))
 	assert.Equal(t, 0, srv.SeatsInUse(testProduct, testLicense))
-	for _, name := range []string{"state", "state-1"} {
+	for _, name := range []string{stateBase, stateBase + "-1"} {
 		_, err := os.Stat(filepath.Join(dir, name))
 		assert.NoError(t, err, "both slots keep their state")
 	}
 
-	// A child that crashes leaves a live session in slot "state"; the next
+	// A child that crashes leaves a live session in the first slot; the next
 	// client takes the slot over and ends the orphan.
 	_, stop = child(t, "crash", srv, dir)
 	require.NoError(t, stop())
@@ -113,7 +119,7 @@ func TestTwoProcessesShareStateDir(t *testing.T) {
 	ends := srv.Count(wire.End)
 	c = newClient()
 	require.NoError(t, c.Start(context.Background()))
-	assert.Equal(t, "state", filepath.Base(c.slot.Path()), "a dead process's lock is gone")
+	assert.Equal(t, stateBase, filepath.Base(c.slot.Path()), "a dead process's lock is gone")
 	assert.Equal(t, ends+1, srv.Count(wire.End), "the orphan was ended")
 	assert.Equal(t, 1, srv.SeatsInUse(testProduct, testLicense))
 	require.NoError(t, c.Close(context.Background()))

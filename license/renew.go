@@ -2,10 +2,7 @@ package license
 
 import (
 	"context"
-	"errors"
 	"time"
-
-	"github.com/licensekit/licensekit-go/transport"
 )
 
 // callBudget bounds one renewal call, retries included.
@@ -27,6 +24,7 @@ func (c *Client) run(ctx context.Context) {
 	if c.lock(ctx) != nil {
 		return
 	}
+	c.running = true
 	c.scheduleLocked(time.Now())
 	c.unlock()
 	lastMono, lastWall := time.Now(), c.wallNow()
@@ -106,7 +104,9 @@ func (c *Client) renewLocked(ctx context.Context) (stop bool) {
 	defer cancel()
 	c.setRenewing(true)
 	var err error
-	if c.st.Token != "" {
+	if c.orphan {
+		err = c.connectLocked(cctx, false)
+	} else if c.st.Token != "" {
 		err = c.extendLocked(cctx)
 		if refused(err) {
 			// The server no longer knows the session: end it, best effort,
@@ -121,7 +121,18 @@ func (c *Client) renewLocked(ctx context.Context) (stop bool) {
 		err = c.beginLocked(cctx)
 	}
 	c.setRenewing(false)
+	if ctx.Err() != nil {
+		// Close began: the outcome is Close's to report, and an event now
+		// ("renewed, next renewal at ...") would describe a future that
+		// will not happen.
+		return true
+	}
 	now := time.Now()
+	if err != nil {
+		// A deadline the call ran into changes the state before the call's
+		// own events, so that they carry the new state.
+		c.observeLocked(now, c.wallNow())
+	}
 
 	switch {
 	case err == nil:
@@ -130,8 +141,6 @@ func (c *Client) renewLocked(ctx context.Context) (stop bool) {
 		c.emit(Event{Type: EventRenewed, SessionExpiry: c.st.Sent.Add(c.session()),
 			SessionDuration: c.session(), GracePeriod: c.grace(), NextTry: c.wallAt(c.nextTry)})
 		return false
-	case ctx.Err() != nil:
-		return true
 	case refused(err):
 		c.lastErr = err
 		c.st.Token = ""
@@ -140,13 +149,7 @@ func (c *Client) renewLocked(ctx context.Context) (stop bool) {
 		c.log.Warn("licence refused by the server", "state", Refused, "error", err)
 		return true
 	}
-	c.failures++
-	c.lastErr = err
-	c.retryAfter = 0
-	var te *transport.Error
-	if errors.As(err, &te) {
-		c.retryAfter = te.RetryAfter
-	}
+	c.noteFailureLocked(err)
 	c.scheduleLocked(now)
 	c.publishLocked()
 	left := c.graceLeft()
@@ -158,15 +161,15 @@ func (c *Client) renewLocked(ctx context.Context) (stop bool) {
 	return false
 }
 
-// callTimeoutLocked bounds one renewal call: callBudget, but no later than
-// the next deadline (lapse or grace expiry) when that is more than a
-// second away, so that a hung request cannot delay a state change.
+// callTimeoutLocked bounds one renewal call: callBudget, but never past the
+// next deadline (lapse or grace expiry), so that a slow or hung request
+// cannot delay a state change, its event or Done.
 func (c *Client) callTimeoutLocked() time.Duration {
 	budget := callBudget
 	if !c.st.Sent.IsZero() {
 		e := c.elapsed(time.Now(), c.wallNow())
 		for _, d := range [...]time.Duration{c.session(), c.session() + c.grace()} {
-			if left := d - e; left > time.Second && left < budget {
+			if left := d - e; left > 0 && left < budget {
 				budget = left
 			}
 		}

@@ -20,7 +20,16 @@ const (
 	// rollbackSlack is how far the wall clock may fall behind the latest
 	// time seen before it counts as rolled back.
 	rollbackSlack = 5 * time.Minute
+	// deadlineMargin is how far ahead of a deadline (lapse, grace expiry)
+	// the last attempt before it is placed: room for one attempt, which is
+	// cut at the deadline. A phase shorter than four margins uses a quarter
+	// of itself.
+	deadlineMargin = time.Second
 )
+
+// marginFor is the deadline margin of a phase (the session before the
+// lapse, the grace period before expiry).
+func marginFor(phase time.Duration) time.Duration { return min(deadlineMargin, phase/4) }
 
 // plan is the input of nextAttempt: everything the schedule depends on.
 type plan struct {
@@ -41,9 +50,14 @@ type plan struct {
 }
 
 // nextAttempt returns how long to wait before the next renewal attempt. It
-// is a pure function of p. The result is always at least minSleep, and,
-// while a deadline (lapse, then grace expiry) lies ahead, the attempt never
-// falls after it.
+// is a pure function of p. The result is always at least minSleep. While a
+// deadline (lapse, then grace expiry) lies ahead, an attempt that would land
+// on or after it is moved ahead of it by the deadline margin (one second,
+// or a quarter of a short phase), so that a server answering before the
+// deadline prevents the state change. When there is no room left for that
+// (the last attempt before the deadline has just failed), the wait is left
+// as it is and the attempt falls after the deadline: the state changes at
+// the deadline first, on time.
 //
 // After a success the attempt falls at 50–70 % of the session. After a
 // failure it waits U[0.5, 1) × min(cap, base × 2^(failures-1)), where cap is
@@ -77,10 +91,18 @@ func nextAttempt(p plan) time.Duration {
 			wait = ra
 		}
 	}
-	// Never past a deadline that is still ahead.
-	for _, deadline := range [...]time.Duration{p.session, p.session + p.grace} {
-		if left := deadline - p.elapsed; left > 0 && wait > left {
-			wait = left
+	// Keep the deadlines: the last attempt before each falls a margin
+	// ahead of it, when there is room.
+	for _, d := range [...]struct{ at, margin time.Duration }{
+		{p.session, marginFor(p.session)},
+		{p.session + p.grace, marginFor(p.grace)},
+	} {
+		if d.margin <= 0 {
+			continue // no grace: expiry is the lapse
+		}
+		last := d.at - d.margin - p.elapsed
+		if d.at-p.elapsed > 0 && wait > last && last >= minSleep {
+			wait = last
 		}
 	}
 	return max(wait, minSleep)

@@ -36,10 +36,29 @@ func TestNextAttemptProperties(t *testing.T) {
 		if got < minSleep {
 			t.Fatalf("nextAttempt(%+v) = %v; want >= %v", p, got, minSleep)
 		}
-		for _, deadline := range []time.Duration{p.session, p.session + p.grace} {
-			left := deadline - p.elapsed
-			if left > minSleep && got > left {
-				t.Fatalf("nextAttempt(%+v) = %v; past the deadline %v away", p, got, left)
+		for _, d := range []struct{ at, margin time.Duration }{
+			{p.session, marginFor(p.session)}, {p.session + p.grace, marginFor(p.grace)},
+		} {
+			left := d.at - p.elapsed
+			if left <= 0 || d.margin <= 0 {
+				continue
+			}
+			// Kept, not crossed: with room for one attempt before the
+			// deadline, the attempt lands at least the margin ahead of it,
+			// never on it or in the margin (where the state would change
+			// before the attempt could finish).
+			if last := left - d.margin; last >= minSleep && got > last {
+				t.Fatalf("nextAttempt(%+v) = %v; within the %v margin of the deadline %v away", p, got, d.margin, left)
+			}
+			if p.failures > 0 && got == left {
+				t.Fatalf("nextAttempt(%+v) = %v; a retry lands exactly on the deadline", p, got)
+			}
+		}
+		// Without room before the next deadline (the last attempt just
+		// failed), the retry still backs off: no burst at the deadline.
+		if p.failures > 0 {
+			if left := p.session - p.elapsed; left > 0 && left-marginFor(p.session) < minSleep && got < minSleep {
+				t.Fatalf("nextAttempt(%+v) = %v; a burst before the lapse", p, got)
 			}
 		}
 		if p.failures > 0 {
@@ -92,7 +111,39 @@ func TestNextAttemptBackoff(t *testing.T) {
 	assert.InDelta(t, float64(graceCap), float64(nextAttempt(p)), float64(time.Millisecond))
 	p.elapsed = 2 * time.Hour
 	assert.InDelta(t, float64(expiredCap), float64(nextAttempt(p)), float64(time.Millisecond))
-	// Never past the lapse.
+	// Never past the lapse: the last attempt falls a margin ahead of it.
 	p = plan{session: time.Hour, grace: time.Hour, failures: 5, base: 2 * time.Second, elapsed: time.Hour - 3*time.Second, u: 0.9}
-	assert.Equal(t, 3*time.Second, nextAttempt(p))
+	assert.Equal(t, 2*time.Second, nextAttempt(p))
+}
+
+// TestNextAttemptKeepsDeadlines walks the retries of a long outage through
+// the schedule and checks that the last attempt before each deadline has
+// room to finish before it, and that none lands on a deadline.
+func TestNextAttemptKeepsDeadlines(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ session, grace time.Duration }{
+		{10 * time.Minute, time.Hour}, {4 * time.Second, 8 * time.Second}, {2 * time.Second, 2 * time.Second},
+		{time.Minute, 0},
+	} {
+		rng := rand.New(rand.NewPCG(3, 5))
+		p := plan{session: tc.session, grace: tc.grace, base: 2 * time.Second, elapsed: tc.session / 2}
+		var lastBeforeLapse, lastBeforeExpiry time.Duration = -1, -1
+		for p.elapsed < tc.session+tc.grace+time.Minute {
+			p.failures++
+			p.u = rng.Float64()
+			p.elapsed += nextAttempt(p)
+			switch {
+			case p.elapsed < tc.session:
+				lastBeforeLapse = p.elapsed
+			case p.elapsed < tc.session+tc.grace:
+				lastBeforeExpiry = p.elapsed
+			}
+			assert.NotEqual(t, tc.session, p.elapsed, "an attempt on the lapse")
+			assert.NotEqual(t, tc.session+tc.grace, p.elapsed, "an attempt on the expiry")
+		}
+		assert.Equal(t, tc.session-marginFor(tc.session), lastBeforeLapse, "%v: the last attempt before the lapse", tc)
+		if tc.grace > 0 {
+			assert.Equal(t, tc.session+tc.grace-marginFor(tc.grace), lastBeforeExpiry, "%v: the last attempt before expiry", tc)
+		}
+	}
 }

@@ -212,9 +212,11 @@ func secretLifecycle(t *testing.T, shared bool) {
 		return c
 	}
 	tokens := map[string]bool{}
+	sessionKeys := map[string]bool{}
 	snapTokens := func() {
 		for _, s := range srv.Sessions() {
 			tokens[s.Token] = true
+			sessionKeys[s.SessionKey] = true
 		}
 	}
 	ctx := context.Background()
@@ -339,7 +341,6 @@ func secretLifecycle(t *testing.T, shared bool) {
 	synctest.Wait()
 
 	// Everything the server issued or was sent.
-	sessionKeys := map[string]bool{}
 	for _, body := range rec.all() {
 		collectStrings(body, map[string]bool{"token": true}, tokens)
 		collectStrings(body, map[string]bool{"session_key": true}, sessionKeys)

@@ -11,7 +11,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/licensekit/licensekit-go/fingerprint"
 	"github.com/licensekit/licensekit-go/internal/statefile"
 )
 
@@ -77,22 +76,6 @@ func (s *MemoryStateStore) SetBytes(b []byte) {
 	s.data = bytes.Clone(b)
 }
 
-// fileStore is the default StateStore: a locked slot in Config.StateDir.
-type fileStore struct{ f *statefile.File }
-
-func (s fileStore) Load(context.Context) ([]byte, error) {
-	b, err := s.f.Read()
-	if errors.Is(err, statefile.ErrNotExist) {
-		return nil, ErrNoState
-	}
-	return b, err
-}
-func (s fileStore) Save(_ context.Context, data []byte) error { return s.f.Write(data) }
-func (s fileStore) Discard(context.Context) error {
-	_, err := s.f.Quarantine()
-	return err
-}
-
 // persisted is the plaintext of the state file.
 type persisted struct {
 	Version           int    `json:"v"`
@@ -128,24 +111,6 @@ const maxStateSeconds = 100 * 366 * 24 * 3600
 
 // stateAAD binds the sealed state to its purpose.
 var stateAAD = []byte("licensekit state v1")
-
-// sealKey derives the state key from the product and licence identity and
-// this machine's stable components, so that a copied or hand-edited file
-// does not open. This stops casual tampering and copying, not a determined
-// reverse engineer who can run the product under a debugger.
-func sealKey(cfg *Config, fp *fingerprint.Fingerprint) []byte {
-	parts := [][]byte{[]byte(cfg.ProductGUID), []byte(cfg.LicenseKey)}
-	for _, c := range fp.Components() {
-		if c.Strength == fingerprint.Strong && c.Value != "" && c.Missing == nil {
-			parts = append(parts, []byte(c.Name), []byte(c.Value))
-		}
-	}
-	if len(parts) == 2 {
-		// No strong component: fall back to the weak but present ones.
-		parts = append(parts, []byte(fp.CPUID.Value), []byte(fp.HostName.Value))
-	}
-	return statefile.DeriveKey(parts...)
-}
 
 func sealState(key []byte, p *persisted) ([]byte, error) {
 	p.Version = stateVersion

@@ -43,7 +43,7 @@ func TestStateFilePersistsAcrossRuns(t *testing.T) {
 		e.srv.SetDown(true)
 		require.Error(t, c1.Close(context.Background()), "end_session cannot reach the server")
 
-		raw, err := os.ReadFile(filepath.Join(dir, "state"))
+		raw, err := os.ReadFile(filepath.Join(dir, stateBase))
 		require.NoError(t, err)
 		for _, secret := range []string{testLicense, e.srv.APIKey(), guid} {
 			assert.NotContains(t, string(raw), secret, "the state file is sealed")
@@ -53,7 +53,8 @@ func TestStateFilePersistsAcrossRuns(t *testing.T) {
 		c2, err := e.startIn(dir)
 		require.NoError(t, err)
 		st := c2.Status()
-		assert.Equal(t, Grace, st.State)
+		assert.Equal(t, Active, st.State, "the old session has not lapsed yet")
+		assert.ErrorIs(t, st.LastError, ErrUnreachable)
 		assert.Equal(t, guid, st.InstanceGUID)
 		assert.True(t, deadline.Equal(st.GraceDeadline))
 
@@ -119,12 +120,12 @@ func TestCorruptStateIsMovedAside(t *testing.T) {
 func TestCorruptStateFileQuarantined(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		dir := t.TempDir()
-		require.NoError(t, os.WriteFile(filepath.Join(dir, "state"), []byte("LKST\x01garbage"), 0o600))
+		require.NoError(t, os.WriteFile(filepath.Join(dir, stateBase), []byte("LKST\x01garbage"), 0o600))
 		e := newEnv(t, envConfig{})
 		c, err := e.startIn(dir)
 		require.NoError(t, err)
 		assert.Equal(t, Active, c.Status().State)
-		aside, _ := filepath.Glob(filepath.Join(dir, "state.corrupt-*"))
+		aside, _ := filepath.Glob(filepath.Join(dir, stateBase+".corrupt-*"))
 		assert.Len(t, aside, 1, "the corrupt file is moved aside, not deleted")
 	})
 }
@@ -139,13 +140,13 @@ func TestCrashBetweenTempWriteAndRename(t *testing.T) {
 		e.srv.SetDown(true)
 		_ = c1.Close(context.Background())
 		// A crash mid-write leaves a half-written temp file beside the state.
-		require.NoError(t, os.WriteFile(filepath.Join(dir, "state.tmp-123"), []byte("LKST\x01half"), 0o600))
+		require.NoError(t, os.WriteFile(filepath.Join(dir, stateBase+".tmp-123"), []byte("LKST\x01half"), 0o600))
 
 		c2, err := e.startIn(dir)
 		require.NoError(t, err, "the old state is intact")
-		assert.Equal(t, Grace, c2.Status().State)
+		assert.Equal(t, Active, c2.Status().State, "the old session has not lapsed yet")
 		assert.True(t, deadline.Equal(c2.Status().GraceDeadline))
-		left, _ := filepath.Glob(filepath.Join(dir, "state.tmp-*"))
+		left, _ := filepath.Glob(filepath.Join(dir, stateBase+".tmp-*"))
 		assert.Empty(t, left, "stale temp files are removed")
 	})
 }
@@ -172,12 +173,13 @@ func TestTwoClientsShareStateDir(t *testing.T) {
 		require.NoError(t, err)
 		assert.Equal(t, Active, a.Status().State)
 		assert.Equal(t, Active, b.Status().State)
-		assert.FileExists(t, filepath.Join(dir, "state"))
-		assert.FileExists(t, filepath.Join(dir, "state-1"))
+		assert.FileExists(t, filepath.Join(dir, stateBase))
+		assert.FileExists(t, filepath.Join(dir, stateBase+"-1"))
 		assert.Equal(t, 2, e.srv.SeatsInUse(testProduct, testLicense))
 
 		_, err = e.startIn(dir, WithStateSlots(2))
 		assert.ErrorIs(t, err, ErrStateLocked)
+		assert.ErrorIs(t, err, ErrClientFault, "a fault on this machine")
 
 		require.NoError(t, a.Close(context.Background()))
 		c, err := e.startIn(dir, WithStateSlots(2))

@@ -1,6 +1,8 @@
 // Package transport posts JSON requests to a licensing server reliably. It
 // knows nothing about licences: it sends bytes to an endpoint, retries what
-// is safe to retry, and sorts every failure into one of two classes.
+// is safe to retry, and sorts every failure into one of two classes. The
+// license package uses it for every call; a product rarely needs it directly,
+// except to inspect a *transport.Error behind a license error (errors.As).
 //
 // # Overview
 //
@@ -56,28 +58,29 @@
 // # Errors
 //
 // Every failure is a *Error carrying the endpoint, the last HTTP status (0
-// without a reply), the number of attempts, the capped Retry-After and the
-// server's "error" text when the reply was a JSON object with one. Its Is
-// method puts it in exactly one class:
+// without a reply), the number of attempts and the capped Retry-After; when
+// a reply arrived, Do also returns the *Response with its status, headers
+// and body. Its Is method puts it in at most one class:
 //
-//   - ErrUnreachable (Temporary() is true): network errors, timeouts, a
-//     cancelled or expired ctx (the error also matches context.Canceled or
-//     context.DeadlineExceeded), 408, 429 and 5xx.
-//   - ErrRefused: any other 4xx, a 3xx (ErrRedirect), a TLS certificate
-//     that does not verify, ErrInvalidRequest, and a 2xx reply over the
-//     response cap (ErrResponseTooLarge).
+//   - ErrUnreachable (Temporary() is true): no final reply could be taken:
+//     network errors, TLS failures (a certificate that does not verify
+//     included), timeouts, a cancelled or expired ctx (the error also
+//     matches context.Canceled or context.DeadlineExceeded), a body that
+//     could not be read or was over the cap (ErrResponseTooLarge), and the
+//     transient statuses 408, 429 and 5xx.
+//   - ErrStatus: a reply with a final status outside 2xx: 1xx, 3xx
+//     (ErrRedirect) and 4xx other than 408 and 429.
 //
-// Redirects are never followed: a POST body goes only where the caller
-// sent it. An oversized 2xx reply counts as refused because the server did
-// answer, in a shape the protocol does not allow, and asking again will not
-// change that; on an error status the status decides the class.
+// ErrInvalidRequest (nothing sent) is in neither class. The package never
+// decides that a reply is a refusal and never parses a body: what a status
+// and body mean is protocol knowledge, for the caller (the license package
+// classifies replies in internal/verdict). Redirects are never followed: a
+// POST body goes only where the caller sent it.
 //
 // No error or log record holds a request or reply body, an API key, a
 // token or a URL query (New rejects base URLs with a query or user info).
-// The server's "error" text is the one piece of reply text carried: control
-// characters are replaced, it is cut to 256 bytes, and any string of 8 bytes
-// or more from the JSON request body that the server echoed back is
-// replaced by "[redacted]".
+// The only network texts logged, an attempt's error text and a Deprecation
+// or Sunset value, pass the caller's WithRedactor function first.
 //
 // # Limits
 //

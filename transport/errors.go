@@ -10,43 +10,41 @@ import (
 	"time"
 )
 
-// Sentinel errors. Match them with errors.Is, never with ==: Do returns a
-// *Error whose Is method maps each outcome onto exactly one of ErrUnreachable
-// and ErrRefused.
+// Sentinel errors. Match them with errors.Is, never with ==. Do returns a
+// *Error whose Is method puts each outcome in at most one of two classes,
+// ErrUnreachable and ErrStatus. Neither means "refused": transport knows
+// nothing of licences, and whether a reply is the licence server's word is
+// for the caller to decide from the Response (see internal/verdict).
 var (
-	// ErrUnreachable matches an *Error when the server could not give a
-	// definitive answer: a network failure, a timeout, a cancelled or expired
-	// context, HTTP 408, 429 or any 5xx status. Retrying later may succeed,
-	// so offline grace applies.
+	// ErrUnreachable matches an *Error when no final reply could be taken:
+	// a network failure, a TLS failure (including a certificate that does
+	// not verify), a timeout, a cancelled or expired context, a reply body
+	// that could not be read or was over the response cap, or a transient
+	// status (HTTP 408, 429 or any 5xx).
 	ErrUnreachable = errors.New("transport: server unreachable")
 
-	// ErrRefused matches an *Error when the exchange failed in a way that
-	// retrying cannot fix: any other 4xx status, a 3xx redirect (never
-	// followed), a TLS certificate that does not verify, a reply larger than
-	// the response cap on a 2xx status, or an invalid Request.
-	ErrRefused = errors.New("transport: request refused")
+	// ErrStatus matches an *Error when a reply arrived, its body was read,
+	// and its status is final and outside 2xx: 1xx, 3xx (see ErrRedirect),
+	// or a 4xx other than 408 and 429. It says what happened on the wire,
+	// not who answered or what it means.
+	ErrStatus = errors.New("transport: unexpected status")
 
 	// ErrResponseTooLarge is the Err of an *Error when the reply body is
 	// larger than the response cap (see WithMaxResponseBytes). The body is
-	// never read past the cap. On a 2xx status the error is classed
-	// ErrRefused: the server answered, but not in a shape the protocol
-	// allows, and asking again will not change that. On an error status
-	// (say a 503 with a large HTML page) the status decides the class.
+	// never read past the cap. It is classed ErrUnreachable: no usable
+	// reply was taken.
 	ErrResponseTooLarge = errors.New("transport: response too large")
 
 	// ErrRedirect is the Err of an *Error when the server answered with a
 	// 3xx status. Redirects are never followed, because a POST body must not
-	// be sent somewhere the caller did not choose. It is classed ErrRefused.
-	ErrRedirect = errors.New("transport: redirect refused")
+	// be sent somewhere the caller did not choose. It is classed ErrStatus.
+	ErrRedirect = errors.New("transport: redirect not followed")
 
 	// ErrInvalidRequest is the Err of an *Error when a Request is malformed
 	// (bad endpoint, negative MaxAttempts, unknown Retry). Nothing is sent.
-	// It is classed ErrRefused.
+	// It matches neither class: it is the caller's fault.
 	ErrInvalidRequest = errors.New("transport: invalid request")
 )
-
-// maxMessageLen bounds Error.Message, in bytes.
-const maxMessageLen = 256
 
 // Error describes a failed Do call. Do returns it (as error) for every
 // outcome that is not a 2xx reply with a body within the cap. The fields
@@ -54,9 +52,8 @@ const maxMessageLen = 256
 // returned by Do.
 //
 // Neither the fields nor Error() ever hold a request or reply body, an API
-// key, token or URL query. Message is the one piece of server text carried,
-// and Do strips control characters from it, truncates it and redacts any
-// string from the request body that the server echoed back.
+// key, token or URL query: no server text is carried. The reply itself, if
+// one arrived, is in the *Response that Do returns with the error.
 type Error struct {
 	// Endpoint is the Request.Endpoint of the call, e.g. "begin_session",
 	// or "" when the endpoint was invalid.
@@ -70,9 +67,6 @@ type Error struct {
 	// RetryAfter is the server's Retry-After from the last reply, capped by
 	// the client's Retry-After cap, or 0 when there was none.
 	RetryAfter time.Duration
-	// Message is the server's "error" text when the last reply body was
-	// a JSON object with an "error" string field, else "".
-	Message string
 	// Err is the underlying cause, such as a net error, a context error,
 	// ErrRedirect or ErrResponseTooLarge. It is nil when the status alone
 	// says what went wrong. It never contains a body.
@@ -80,9 +74,9 @@ type Error struct {
 }
 
 // Error formats the failure as
-// "transport: <endpoint>: HTTP <status> after <n> attempts: <detail>", where
-// the status part is left out when no reply arrived, and the detail is the
-// server's message, else the cause (without a second "transport: ").
+// "transport: <endpoint>: HTTP <status> after <n> attempts: <cause>", where
+// the status part is left out when no reply arrived (the cause loses a
+// second "transport: ").
 func (e *Error) Error() string {
 	var b strings.Builder
 	b.WriteString("transport: ")
@@ -109,8 +103,8 @@ func (e *Error) Error() string {
 	} else if sep != "" {
 		sep = ": "
 	}
-	detail := e.Message
-	if detail == "" && e.Err != nil {
+	detail := ""
+	if e.Err != nil {
 		detail = strings.TrimPrefix(e.Err.Error(), "transport: ")
 	}
 	switch {
@@ -132,43 +126,39 @@ func (e *Error) Unwrap() error { return e.Err }
 // context counts as unreachable.
 func (e *Error) Temporary() bool { return unreachable(e.Status, e.Err) }
 
-// Is reports whether target is ErrUnreachable or ErrRefused and e belongs to
+// Is reports whether target is ErrUnreachable or ErrStatus and e belongs to
 // that class. Other targets are matched through Unwrap.
 func (e *Error) Is(target error) bool {
 	switch target {
 	case ErrUnreachable:
 		return e.Temporary()
-	case ErrRefused:
-		return !e.Temporary()
+	case ErrStatus:
+		return !e.Temporary() && e.Status != 0 && (e.Err == nil || e.Err == ErrRedirect)
 	}
 	return false
 }
 
 // unreachable is the single classification rule behind Temporary and Is.
 func unreachable(status int, err error) bool {
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		return true
-	}
 	switch {
+	case errors.Is(err, ErrInvalidRequest):
+		return false
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return true
 	case status == 408, status == 429, status >= 500:
 		return true
-	case status >= 300, status > 0 && status < 200:
-		return false
+	case status == 0:
+		return true // no reply: network, TLS
 	}
-	// No reply (status 0), or a 2xx whose body could not be taken.
-	switch {
-	case errors.Is(err, ErrResponseTooLarge),
-		errors.Is(err, ErrRedirect),
-		errors.Is(err, ErrInvalidRequest),
-		isCertError(err):
-		return false
-	}
-	return true
+	// A reply with a final status: unreachable only when its body could
+	// not be taken.
+	return err != nil && err != ErrRedirect
 }
 
-// isCertError reports whether err comes from verifying the server's
-// certificate. Such errors are never retried and class as refused.
-func isCertError(err error) bool {
+// IsCertificateError reports whether err comes from verifying the server's
+// certificate (an unknown authority, an invalid or expired certificate, a
+// host name mismatch, unusable system roots). Do never retries such errors.
+func IsCertificateError(err error) bool {
 	if err == nil {
 		return false
 	}

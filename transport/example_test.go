@@ -47,19 +47,19 @@ func ExampleError() {
 	}
 	defer c.CloseIdleConnections()
 
-	_, err = c.Do(context.Background(), transport.Request{
+	resp, err := c.Do(context.Background(), transport.Request{
 		Endpoint: "begin_session",
 		Retry:    transport.RetryUnsent,
 	})
 	fmt.Println(err)
-	fmt.Println("refused:", errors.Is(err, transport.ErrRefused))
+	fmt.Println("status error:", errors.Is(err, transport.ErrStatus))
 	fmt.Println("unreachable:", errors.Is(err, transport.ErrUnreachable))
 	if te, ok := errors.AsType[*transport.Error](err); ok {
-		fmt.Println(te.Status, te.Message)
+		fmt.Println(te.Status, string(resp.Body))
 	}
 	// Output:
-	// transport: begin_session: HTTP 403 after 1 attempt: license revoked
-	// refused: true
+	// transport: begin_session: HTTP 403 after 1 attempt
+	// status error: true
 	// unreachable: false
-	// 403 license revoked
+	// 403 {"success":false,"error":"license revoked"}
 }

@@ -46,6 +46,7 @@ type options struct {
 	retryAfterCapSet bool
 	maxBytes         int64
 	rand             func() float64
+	redactor         func(string) string
 	errs             []error
 }
 
@@ -171,6 +172,15 @@ func WithMaxResponseBytes(n int64) Option {
 // Out-of-range values count as 0. Nil restores the default.
 func WithRand(f func() float64) Option {
 	return func(o *options) { o.rand = f }
+}
+
+// WithRedactor passes every text from the network that the Client logs
+// (a Deprecation or Sunset value, an attempt's error text) through f before
+// it is logged, so that a caller who knows its secrets can remove them. f
+// must be safe for concurrent use. Nil (the default) logs them as they are,
+// cleaned of control characters and bounded.
+func WithRedactor(f func(string) string) Option {
+	return func(o *options) { o.redactor = f }
 }
 
 func (o *options) validate() error {

@@ -1,17 +1,13 @@
 package transport
 
 import (
-	"encoding/json"
 	"errors"
 	"net"
 	"net/http"
-	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
-	"unicode"
-	"unicode/utf8"
 )
 
 // Retry selects which failures Do retries for one Request. The zero value
@@ -48,7 +44,7 @@ func (r Retry) String() string {
 // at the context or the attempt budget.
 func retryable(r Retry, status int, err error) bool {
 	if err != nil {
-		if isCertError(err) {
+		if IsCertificateError(err) {
 			return false
 		}
 		if r == RetryUnsent {
@@ -149,105 +145,4 @@ func isDigits(s string) bool {
 		}
 	}
 	return s != ""
-}
-
-// serverMessage returns the "error" string of a JSON object body, with any
-// request-body string the server echoed redacted, control characters turned
-// into spaces, and cut to maxMessageLen bytes on a rune boundary (after
-// redaction, so a cut can never expose part of a secret). It returns "" for
-// anything else: not JSON, not an object, "error" absent or not a string.
-func serverMessage(body, reqBody []byte) string {
-	if !startsWithObject(body) {
-		return ""
-	}
-	var v struct {
-		Error json.RawMessage `json:"error"`
-	}
-	if json.Unmarshal(body, &v) != nil || len(v.Error) == 0 || v.Error[0] != '"' {
-		return ""
-	}
-	var msg string
-	if json.Unmarshal(v.Error, &msg) != nil {
-		return ""
-	}
-	return cleanText(redact(msg, reqBody), maxMessageLen)
-}
-
-// startsWithObject reports whether the first non-space byte is '{'.
-func startsWithObject(b []byte) bool {
-	for _, c := range b {
-		switch c {
-		case ' ', '\t', '\r', '\n':
-			continue
-		case '{':
-			return true
-		}
-		return false
-	}
-	return false
-}
-
-// cleanText maps control and invalid characters to spaces, trims the
-// result and cuts it to at most n bytes on a rune boundary.
-func cleanText(s string, n int) string {
-	var b strings.Builder
-	for _, r := range s {
-		if b.Len()+utf8.RuneLen(r) > n {
-			break
-		}
-		if r == utf8.RuneError || unicode.IsControl(r) {
-			r = ' '
-		}
-		b.WriteRune(r)
-	}
-	return strings.TrimSpace(b.String())
-}
-
-// minSecretLen is the shortest request-body string that redact hides.
-// Shorter strings ("v2", "true") are too common to be secrets and would
-// mangle messages.
-const minSecretLen = 8
-
-// redact replaces in msg every string value of at least minSecretLen bytes
-// found anywhere in the JSON request body with "[redacted]". It defends
-// against a server that echoes the caller's key or token in its error text.
-// A body that is not JSON leaves msg unchanged.
-func redact(msg string, reqBody []byte) string {
-	if msg == "" || len(reqBody) == 0 {
-		return msg
-	}
-	var v any
-	if json.Unmarshal(reqBody, &v) != nil {
-		return msg
-	}
-	var secrets []string
-	collectStrings(v, &secrets, 0)
-	// Longest first, so a secret that contains another is hidden whole.
-	slices.SortFunc(secrets, func(a, b string) int { return len(b) - len(a) })
-	for _, s := range secrets {
-		msg = strings.ReplaceAll(msg, s, "[redacted]")
-	}
-	return msg
-}
-
-// collectStrings appends every string value of at least minSecretLen bytes
-// in v to out (object keys are field names, not secrets, and are skipped). depth bounds recursion on hostile input.
-func collectStrings(v any, out *[]string, depth int) {
-	if depth > 32 {
-		return
-	}
-	switch x := v.(type) {
-	case string:
-		if len(x) >= minSecretLen {
-			*out = append(*out, x)
-		}
-	case []any:
-		for _, e := range x {
-			collectStrings(e, out, depth+1)
-		}
-	case map[string]any:
-		for _, e := range x {
-			collectStrings(e, out, depth+1)
-		}
-	}
 }

@@ -16,6 +16,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/hashicorp/go-retryablehttp"
 )
@@ -80,6 +82,7 @@ type Client struct {
 	retryAfterCap time.Duration
 	maxBytes      int64
 	rand          func() float64
+	redactor      func(string) string
 
 	mu     sync.Mutex
 	warned map[string]struct{} // "<header>\x00<value>" already logged
@@ -111,12 +114,13 @@ func New(baseURL string, opts ...Option) (*Client, error) {
 		retryAfterCap: o.retryAfterCap,
 		maxBytes:      o.maxBytes,
 		rand:          o.rand,
+		redactor:      o.redactor,
 		warned:        make(map[string]struct{}),
 	}
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
 	}
-	c.libLog = slog.New(debugHandler{c.log.Handler()}).With("component", "go-retryablehttp")
+	c.libLog = slog.New(debugHandler{c.log.Handler(), c.redactor}).With("component", "go-retryablehttp")
 	if c.userAgent == "" {
 		c.userAgent = "licensekit-go/" + Version + " (" + runtime.GOOS + "/" + runtime.GOARCH + ")"
 	}
@@ -325,7 +329,7 @@ func (c *Client) Do(ctx context.Context, req Request) (*Response, error) {
 		}
 		return nil, cl.failure(ctx, err)
 	}
-	return cl.finish(ctx, resp, req.Body)
+	return cl.finish(ctx, resp)
 }
 
 // checkRequest validates the parts of a Request that Do cannot repair.
@@ -410,7 +414,7 @@ func (cl *call) checkRetry(ctx context.Context, resp *http.Response, err error) 
 			slog.Int("status", cl.status),
 		}
 		if err != nil {
-			attrs = append(attrs, slog.String("error", errText(err)))
+			attrs = append(attrs, slog.String("error", c.redact(errText(err))))
 		}
 		if retry {
 			attrs = append(attrs, slog.Duration("retry_in", cl.wait))
@@ -441,7 +445,7 @@ func (cl *call) failure(ctx context.Context, err error) *Error {
 		Status:     cl.status,
 		Attempts:   cl.attempts,
 		RetryAfter: cl.retryAfter,
-		Err:        withCtx(ctx, cause),
+		Err:        withCtx(ctx, withPlaceholderHint(cause)),
 	}
 }
 
@@ -455,7 +459,7 @@ func withCtx(ctx context.Context, err error) error {
 }
 
 // finish reads the capped body of the final reply and builds the result.
-func (cl *call) finish(ctx context.Context, resp *http.Response, reqBody []byte) (*Response, error) {
+func (cl *call) finish(ctx context.Context, resp *http.Response) (*Response, error) {
 	defer resp.Body.Close()
 	r := &Response{
 		Status:      resp.StatusCode,
@@ -482,7 +486,6 @@ func (cl *call) finish(ctx context.Context, resp *http.Response, reqBody []byte)
 	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
 		return r, nil
 	}
-	e.Message = serverMessage(body, reqBody)
 	if resp.StatusCode >= 300 && resp.StatusCode < 400 {
 		e.Err = ErrRedirect
 	}
@@ -523,7 +526,7 @@ func (c *Client) noteDeprecation(ctx context.Context, endpoint string, h http.He
 		c.log.LogAttrs(ctx, slog.LevelWarn, "server announces deprecation",
 			slog.String("endpoint", endpoint),
 			slog.String("header", name),
-			slog.String("value", cleanText(v, maxMessageLen)))
+			slog.String("value", cleanText(c.redact(v), maxHeaderLen)))
 	}
 }
 
@@ -539,6 +542,33 @@ func (c *Client) firstSighting(key string) bool {
 	return true
 }
 
+// maxHeaderLen bounds a logged header value, in bytes.
+const maxHeaderLen = 128
+
+// cleanText maps control and invalid characters to spaces, trims the
+// result and cuts it to at most n bytes on a rune boundary.
+func cleanText(s string, n int) string {
+	var b strings.Builder
+	for _, r := range s {
+		if b.Len()+utf8.RuneLen(r) > n {
+			break
+		}
+		if r == utf8.RuneError || unicode.IsControl(r) {
+			r = ' '
+		}
+		b.WriteRune(r)
+	}
+	return strings.TrimSpace(b.String())
+}
+
+// redact passes a network text through the WithRedactor function.
+func (c *Client) redact(s string) string {
+	if c.redactor == nil {
+		return s
+	}
+	return c.redactor(s)
+}
+
 // errText is err's message for a log record.
 func errText(err error) string {
 	if ue, ok := err.(*url.Error); ok {
@@ -549,22 +579,64 @@ func errText(err error) string {
 
 // debugHandler caps every record at Debug level. go-retryablehttp logs each
 // failed attempt at Error level; Do already logs every attempt at Debug, and
-// whether a failure matters is for the caller to judge and log.
-type debugHandler struct{ h slog.Handler }
+// whether a failure matters is for the caller to judge and log. Its records
+// carry error texts that can quote the server's bytes (a malformed HTTP
+// reply), so every string and error value passes redact first.
+type debugHandler struct {
+	h      slog.Handler
+	redact func(string) string
+}
 
 func (d debugHandler) Enabled(ctx context.Context, _ slog.Level) bool {
 	return d.h.Enabled(ctx, slog.LevelDebug)
 }
 
 func (d debugHandler) Handle(ctx context.Context, r slog.Record) error {
-	r.Level = slog.LevelDebug
-	return d.h.Handle(ctx, r)
+	out := slog.NewRecord(r.Time, slog.LevelDebug, r.Message, r.PC)
+	r.Attrs(func(a slog.Attr) bool {
+		out.AddAttrs(d.clean(a))
+		return true
+	})
+	return d.h.Handle(ctx, out)
+}
+
+// clean redacts and bounds the text of one attribute.
+func (d debugHandler) clean(a slog.Attr) slog.Attr {
+	v := a.Value.Resolve()
+	switch v.Kind() {
+	case slog.KindString:
+		return slog.String(a.Key, cleanText(d.text(v.String()), maxHeaderLen*2))
+	case slog.KindAny:
+		if err, ok := v.Any().(error); ok {
+			return slog.String(a.Key, cleanText(d.text(errText(err)), maxHeaderLen*2))
+		}
+		return slog.String(a.Key, cleanText(d.text(fmt.Sprint(v.Any())), maxHeaderLen*2))
+	case slog.KindGroup:
+		attrs := v.Group()
+		cleaned := make([]any, len(attrs))
+		for i, g := range attrs {
+			cleaned[i] = d.clean(g)
+		}
+		return slog.Group(a.Key, cleaned...)
+	}
+	return slog.Attr{Key: a.Key, Value: v}
+}
+
+func (d debugHandler) text(s string) string {
+	if d.redact == nil {
+		return s
+	}
+	return d.redact(s)
 }
 
 func (d debugHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
-	return debugHandler{d.h.WithAttrs(attrs)}
+	cleaned := make([]slog.Attr, len(attrs))
+	for i, a := range attrs {
+		cleaned[i] = d.clean(a)
+	}
+	return debugHandler{d.h.WithAttrs(cleaned), d.redact}
 }
 
 func (d debugHandler) WithGroup(name string) slog.Handler {
-	return debugHandler{d.h.WithGroup(name)}
+	return debugHandler{d.h.WithGroup(name), d.redact}
 }

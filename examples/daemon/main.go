@@ -8,10 +8,12 @@
 //	go run ./examples/daemon -for 8s -mock-outage 1s
 //
 // Every log line is one JSON object on stdout. The client's own logs (state
-// changes at Info, failures within grace at Warn, requests at Debug with -v)
-// carry "component":"license"; the service logs each client event as
-// "licence event" and each unit of work as "work unit done" or, when the
-// licence may not be used, "skipping work".
+// changes as "licence state changed" at Info or Warn, failed renewals at
+// Warn, requests at Debug with -v) carry "component":"license"; the service
+// logs the client's other events as "licence event" (each state change and
+// failed renewal appears once, from the client's own log, in order) and each
+// unit of work as "work unit done" or, when the licence may not be used,
+// "skipping work".
 //
 // With no server flags it runs against an in-process mock server (package
 // licensetest) whose licence has a 2 s session and a 3 s grace period.
@@ -208,22 +210,21 @@ func work(ctx context.Context, log *slog.Logger, c *license.Client, every time.D
 	}
 }
 
-// logEvent logs one client event as a JSON line.
+// logEvent logs one client event as a JSON line. State changes and failed
+// renewals are left out: the client logs those itself, synchronously,
+// through WithLogger, and logging them here too would print each twice,
+// the second copy late (events are delivered from their own goroutine).
 func logEvent(log *slog.Logger, e license.Event) {
+	if e.Type == license.EventStateChanged || e.Type == license.EventRenewFailed {
+		return
+	}
 	level := slog.LevelInfo
 	attrs := []slog.Attr{slog.String("event", e.Type.String()), slog.String("state", e.State.String())}
 	switch e.Type {
-	case license.EventStateChanged:
-		attrs = append(attrs, slog.String("previous", e.Previous.String()))
-		if e.State != license.Active && e.State != license.Ended {
-			level = slog.LevelWarn
-		}
 	case license.EventRenewed:
 		attrs = append(attrs, slog.Time("session_expiry", e.SessionExpiry), slog.Time("next_try", e.NextTry))
-	case license.EventRenewFailed:
+	case license.EventStateDiscarded, license.EventDeprecated:
 		level = slog.LevelWarn
-		attrs = append(attrs, slog.Int("attempt", e.Attempt), slog.Time("next_try", e.NextTry),
-			slog.String("grace_left", e.GraceLeft.Round(time.Millisecond).String()))
 	}
 	if e.Reason != nil {
 		attrs = append(attrs, slog.String("reason", e.Reason.Error()))

@@ -8,6 +8,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -23,14 +24,15 @@ func TestMain(m *testing.M) {
 
 // logLine is the part of a JSON log line the tests look at.
 type logLine struct {
-	Msg       string `json:"msg"`
-	Level     string `json:"level"`
-	Event     string `json:"event"`
-	State     any    `json:"state"`
-	Previous  any    `json:"previous"`
-	Component string `json:"component"`
-	Cause     string `json:"cause"`
-	Unit      int    `json:"unit"`
+	Msg       string    `json:"msg"`
+	Level     string    `json:"level"`
+	Event     string    `json:"event"`
+	State     any       `json:"state"`
+	Previous  any       `json:"previous"`
+	Component string    `json:"component"`
+	Cause     string    `json:"cause"`
+	Unit      int       `json:"unit"`
+	Time      time.Time `json:"time"`
 }
 
 // parseLog parses every line of out as JSON, failing the test on any that
@@ -47,13 +49,20 @@ func parseLog(t *testing.T, out string) []logLine {
 	return lines
 }
 
-// stateChanges returns the states of the service's "licence event" lines
-// for StateChanged, in order.
-func stateChanges(lines []logLine) []string {
+// stateChanges returns the state changes the client logged, in order. It
+// fails the test if a state change is logged by the service's event
+// handler too (each must appear once) or if the lines are out of
+// timestamp order.
+func stateChanges(t *testing.T, lines []logLine) []string {
+	t.Helper()
 	var got []string
+	var last time.Time
 	for _, l := range lines {
-		if l.Msg == "licence event" && l.Event == "StateChanged" {
+		assert.False(t, l.Msg == "licence event" && l.Event == "StateChanged", "a state change logged twice")
+		if l.Msg == "licence state changed" && l.Component == "license" {
 			got = append(got, l.Previous.(string)+" → "+l.State.(string))
+			assert.False(t, l.Time.Before(last), "state changes out of timestamp order")
+			last = l.Time
 		}
 	}
 	return got
@@ -64,10 +73,10 @@ func stateChanges(lines []logLine) []string {
 func TestRunHealthy(t *testing.T) {
 	t.Parallel()
 	var out bytes.Buffer
-	require.NoError(t, run(context.Background(), []string{"-for", "1500ms", "-work", "200ms"}, &out))
+	require.NoError(t, run(context.Background(), []string{"-for", "2500ms", "-work", "200ms"}, &out))
 	lines := parseLog(t, out.String())
 	require.NotEmpty(t, lines)
-	assert.Equal(t, []string{"Idle → Active", "Active → Ended"}, stateChanges(lines), out.String())
+	assert.Equal(t, []string{"Idle → Active", "Active → Ended"}, stateChanges(t, lines), out.String())
 
 	var worked, skipped, renewed int
 	for _, l := range lines {
@@ -101,7 +110,7 @@ func TestRunOutage(t *testing.T) {
 	require.NoError(t, run(context.Background(), []string{"-for", "6500ms", "-work", "250ms", "-mock-outage", "300ms"}, &out))
 	lines := parseLog(t, out.String())
 	assert.Equal(t, []string{"Idle → Active", "Active → Grace", "Grace → Expired", "Expired → Ended"},
-		stateChanges(lines), out.String())
+		stateChanges(t, lines), out.String())
 
 	// Work runs while the licence is usable, and is skipped once it expired.
 	var states []string

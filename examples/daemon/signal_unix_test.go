@@ -33,7 +33,7 @@ func TestRunClosesOnSIGTERM(t *testing.T) {
 		t.Fatal("run did not return after SIGTERM")
 	}
 	lines := parseLog(t, out.String())
-	assert.Equal(t, []string{"Idle → Active", "Active → Ended"}, stateChanges(lines), out.String())
+	assert.Equal(t, []string{"Idle → Active", "Active → Ended"}, stateChanges(t, lines), out.String())
 	assert.Regexp(t, `"msg":"shutting down","cause":"[^"]*terminated[^"]*"`, out.String())
 }
 

@@ -15,34 +15,25 @@
 // rest of the value, commas included. Without -license a demo licence
 // (product=demo-product, key=DEMO-KEY) is added.
 //
-// An admin API on a separate listener (-admin, default 127.0.0.1:8081) lets
-// a tester change the server while it runs. It is separate because taking
-// the API down closes the API's listening socket. All admin calls are POST
-// with query parameters, except the GET ones:
+// The admin API and the live console are on a separate listener (-admin,
+// default 127.0.0.1:8081), because taking the API down closes the API's
+// listening socket. Every admin request needs the admin token (random unless
+// -admin-token sets one); the banner prints the console URL with the token,
+// and opening it in a browser shows the console. From a script, send the
+// token as a bearer header:
 //
-//	GET  /admin/stats                          counts, sessions, seats, state
-//	GET  /admin/config                         what was printed at start
-//	POST /admin/down?on=1&mode=refuse|reset&for=30s
-//	POST /admin/revoke?product=P&key=K         also /admin/expire, /admin/reinstate
-//	POST /admin/license?product=P&key=K&seats=&session=&grace=&max=&features=
-//	POST /admin/control?product=P&key=K&session=30s&grace=5m
-//	POST /admin/fail?endpoint=begin&n=3&status=503&retry_after=10s
-//	POST /admin/fault?endpoint=extend&kind=drop&n=1
-//	     (kind: truncate, garbage, drop, cut_body, replay, bad_seal; n=-1 forever)
-//	POST /admin/latency?endpoint=all&d=2s      also /admin/retry_after?endpoint=&d=
-//	POST /admin/content_type?endpoint=&ct=text/html
-//	POST /admin/skew?d=-1h
-//	POST /admin/clear                          remove every fault
+//	curl -H "Authorization: Bearer $TOKEN" http://127.0.0.1:8081/admin/state
+//	curl -H "Authorization: Bearer $TOKEN" -X POST 'http://127.0.0.1:8081/admin/down?mode=refuse&for=30s'
 //
-// endpoint is register, begin, extend, end (or the full v2 names), or all.
-// The admin API has no authentication: keep it on loopback.
+// docs/mockserver.md lists every admin endpoint with a curl example, and the
+// scenario format. -scenario FILE plays a scenario (timed steps such as
+// "at 5m down refuse") in real time from the start.
 package main
 
 import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"flag"
 	"fmt"
@@ -88,6 +79,8 @@ type options struct {
 	rotate          bool
 	runFor          time.Duration
 	jsonOut, debug  bool
+	adminToken      string
+	scenario        *licensetest.Scenario
 	defaultSeats    int
 	defaultSession  time.Duration
 	defaultGrace    time.Duration
@@ -115,7 +108,9 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs := flag.NewFlagSet("mockserver", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&o.listen, "listen", "127.0.0.1:8080", "address of the v2 API")
-	fs.StringVar(&o.admin, "admin", "127.0.0.1:8081", "address of the admin API")
+	fs.StringVar(&o.admin, "admin", "127.0.0.1:8081", "address of the admin API and console")
+	fs.StringVar(&o.adminToken, "admin-token", "", "token the admin API requires (default: random, printed in the console URL)")
+	scenario := fs.String("scenario", "", "play the scenario in this file from the start (see docs/mockserver.md)")
 	fs.Var(licenseFlag{&o.licenseSpecsRaw}, "license", "a licence: product=P,key=K[,seats=N][,session=D][,grace=D][,max=D][,state=S][,features=F] (repeatable)")
 	fs.IntVar(&o.defaultSeats, "seats", 0, "seat limit of licences that name none (0 = unlimited)")
 	fs.DurationVar(&o.defaultSession, "session", licensetest.DefaultSessionDuration, "session duration of licences that name none")
@@ -164,6 +159,18 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 			errs = append(errs, fmt.Errorf("-match: want exact or 1..5, got %q", *match))
 		}
 		o.match = licensetest.KOfN(k)
+	}
+	if *scenario != "" {
+		f, err := os.Open(*scenario)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("-scenario: %w", err))
+		} else {
+			o.scenario, err = licensetest.ParseScenario(*scenario, f)
+			f.Close()
+			if err != nil {
+				errs = append(errs, fmt.Errorf("-scenario: %w", err))
+			}
+		}
 	}
 	if o.runFor < 0 {
 		errs = append(errs, errors.New("-for: negative duration"))
@@ -262,20 +269,12 @@ func loadKey(path string, kem envelope.KEM) (*envelope.PrivateKey, error) {
 	return priv, nil
 }
 
-// info is what a client needs, as printed at start and served at
-// /admin/config.
+// info is what a client needs, as printed at start: GET /admin/config
+// reports the same but for the token.
 type info struct {
-	URL            string          `json:"url"`
-	AdminURL       string          `json:"admin_url"`
-	APIKey         string          `json:"api_key"`
-	KeyID          string          `json:"key_id"`
-	KEM            string          `json:"kem"`
-	PublicKey      string          `json:"public_key"`
-	PublicKeyPEM   string          `json:"public_key_pem"`
-	SharedSecret   string          `json:"shared_secret"`
-	SealedReplies  string          `json:"sealed_replies"`
-	TLSCertificate string          `json:"tls_certificate_pem,omitempty"`
-	Licenses       []licenseStatus `json:"licenses"`
+	licensetest.ServerInfo
+	ConsoleURL string `json:"console_url"`
+	AdminToken string `json:"admin_token"`
 }
 
 // newServer builds and starts the mock server from o.
@@ -327,28 +326,6 @@ func newServer(o *options, logger *slog.Logger) (s *licensetest.Server, err erro
 	return s, nil
 }
 
-func describe(s *licensetest.Server, o *options, adminURL string) info {
-	in := info{
-		URL:           s.URL,
-		AdminURL:      adminURL,
-		APIKey:        s.APIKey(),
-		KeyID:         s.KeyID(),
-		KEM:           s.PublicKey().KEM().String(),
-		PublicKey:     s.PublicKey().EncodeBase64(),
-		PublicKeyPEM:  string(s.PublicKey().EncodePEM()),
-		SharedSecret:  base64.StdEncoding.EncodeToString(s.Secret()),
-		SealedReplies: "on request",
-		Licenses:      licenseStatuses(s),
-	}
-	if o.sealed {
-		in.SealedReplies = "required"
-	}
-	if cert := s.Certificate(); cert != nil {
-		in.TLSCertificate = string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw}))
-	}
-	return in
-}
-
 func printInfo(w io.Writer, in info, asJSON bool) error {
 	if asJSON {
 		b, err := json.MarshalIndent(in, "", "  ")
@@ -361,7 +338,8 @@ func printInfo(w io.Writer, in info, asJSON bool) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "licensekit mock licence server (API v2)\n")
 	fmt.Fprintf(&b, "url:            %s\n", in.URL)
-	fmt.Fprintf(&b, "admin:          %s (try: curl %sstats)\n", in.AdminURL, in.AdminURL)
+	fmt.Fprintf(&b, "console:        %s\n", in.ConsoleURL)
+	fmt.Fprintf(&b, "admin:          %s (try: curl -H 'Authorization: Bearer %s' %sstate)\n", in.AdminURL, in.AdminToken, in.AdminURL)
 	fmt.Fprintf(&b, "api key:        %s\n", in.APIKey)
 	fmt.Fprintf(&b, "key id:         %s (%s)\n", in.KeyID, in.KEM)
 	fmt.Fprintf(&b, "public key:     %s\n", in.PublicKey)
@@ -399,16 +377,19 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("admin listener: %w", err)
 	}
-	adminURL := "http://" + adminLn.Addr().String() + "/admin/"
-	in := describe(s, o, adminURL)
-	adm := newAdmin(s, in)
+	adminBase := "http://" + adminLn.Addr().String()
+	adm := s.AdminHandler(licensetest.AdminOptions{Token: o.adminToken})
 	defer adm.Close()
-	adminSrv := &http.Server{Handler: adm, ReadHeaderTimeout: 10 * time.Second}
+	in := info{ServerInfo: s.Info(), ConsoleURL: adm.ConsoleURL(adminBase), AdminToken: adm.Token()}
+	in.AdminURL = adminBase + licensetest.AdminPath
+	adminSrv := &http.Server{Handler: adm, ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelDebug)}
+	licensetest.DefaultTimeouts().Apply(adminSrv)
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- adminSrv.Serve(adminLn) }()
 	defer func() {
 		shutCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
+		adm.Close() // ends the live streams, so that Shutdown need not wait for them
 		_ = adminSrv.Shutdown(shutCtx)
 		<-serveErr
 	}()
@@ -422,20 +403,41 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 
+	scenarioDone := make(chan error, 1)
+	if o.scenario != nil {
+		scenCtx, cancel := context.WithCancel(ctx)
+		defer func() {
+			cancel()
+			<-scenarioDone
+		}()
+		go func() { scenarioDone <- s.RunScenario(scenCtx, o.scenario) }()
+	}
+
 	var timeout <-chan time.Time
 	if o.runFor > 0 {
 		t := time.NewTimer(o.runFor)
 		defer t.Stop()
 		timeout = t.C
 	}
-	select {
-	case <-ctx.Done():
-		logger.Info("mockserver: shutting down", slog.String("reason", "signal"))
-	case <-timeout:
-		logger.Info("mockserver: shutting down", slog.String("reason", "-for elapsed"))
-	case err := <-serveErr:
-		serveErr <- err // for the deferred shutdown
-		return fmt.Errorf("admin server: %w", err)
+	scenarioEnded := scenarioDone
+	for {
+		select {
+		case <-ctx.Done():
+			logger.Info("mockserver: shutting down", slog.String("reason", "signal"))
+			return nil
+		case <-timeout:
+			logger.Info("mockserver: shutting down", slog.String("reason", "-for elapsed"))
+			return nil
+		case err := <-serveErr:
+			serveErr <- err // for the deferred shutdown
+			return fmt.Errorf("admin server: %w", err)
+		case err := <-scenarioEnded:
+			scenarioDone <- err // for the deferred wait
+			if err != nil && ctx.Err() == nil {
+				return err
+			}
+			logger.Info("mockserver: scenario done; still serving")
+			scenarioEnded = nil
+		}
 	}
-	return nil
 }

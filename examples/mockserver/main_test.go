@@ -8,15 +8,10 @@ import (
 	"errors"
 	"flag"
 	"io"
-	"net"
 	"net/http"
-	"net/http/httptest"
-	"net/url"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -25,7 +20,6 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/licensekit/licensekit-go/envelope"
-	"github.com/licensekit/licensekit-go/internal/wire"
 	"github.com/licensekit/licensekit-go/license/licensetest"
 )
 
@@ -105,174 +99,6 @@ func TestParseFlags(t *testing.T) {
 	assert.ErrorIs(t, err, flag.ErrHelp)
 }
 
-// post sends an admin request and decodes the reply.
-func post(t *testing.T, h http.Handler, path string, q url.Values) (int, map[string]any) {
-	t.Helper()
-	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/admin/"+path+"?"+q.Encode(), nil))
-	var body map[string]any
-	require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &body), rec.Body.String())
-	return rec.Code, body
-}
-
-// v2 makes one sealed v2 call.
-func v2(t *testing.T, s *licensetest.Server, endpoint string, payload any) (int, []byte, error) {
-	t.Helper()
-	sealer, err := envelope.NewSealer(s.PublicKey())
-	require.NoError(t, err)
-	pt, _ := json.Marshal(payload)
-	data, _, err := sealer.Seal(s.APIKey(), pt)
-	require.NoError(t, err)
-	body, _ := json.Marshal(wire.Request{Key: s.APIKey(), Data: data})
-	resp, err := s.Client().Post(s.URL+"/"+endpoint, "application/json", bytes.NewReader(body))
-	if err != nil {
-		return 0, nil, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	return resp.StatusCode, b, err
-}
-
-func TestAdmin(t *testing.T) {
-	t.Parallel()
-	s := licensetest.NewServer()
-	defer s.Close()
-	require.NoError(t, s.AddLicense(licensetest.License{ProductGUID: "p", Key: "k", Seats: 2}))
-	a := newAdmin(s, info{URL: s.URL})
-	defer a.Close()
-	reg := wire.RegisterRequest{ProductGUID: "p", LicenseKey: "k"}
-
-	for _, tt := range []struct {
-		path   string
-		q      url.Values
-		status int
-		errMsg string
-	}{
-		{"fail", url.Values{"endpoint": {"nope"}}, 400, `unknown endpoint "nope"`},
-		{"fail", url.Values{"n": {"x"}}, 400, "n: not an integer"},
-		{"fail", url.Values{"status": {"42"}}, 400, "status: want 100..599"},
-		{"fault", url.Values{"kind": {"nope"}}, 400, "kind: want"},
-		{"latency", url.Values{"d": {"soon"}}, 400, "d: time: invalid duration"},
-		{"latency", url.Values{}, 400, "d is required"},
-		{"latency", url.Values{"d": {"-1s"}}, 400, "d: negative"},
-		{"down", url.Values{"on": {"maybe"}}, 400, "on: want 1 or 0"},
-		{"down", url.Values{"mode": {"explode"}}, 400, "mode: want refuse or reset"},
-		{"revoke", url.Values{"product": {"p"}, "key": {"nope"}}, 404, "unknown license"},
-		{"license", url.Values{"product": {"p"}}, 400, "key is empty"},
-		{"license", url.Values{"product": {"p"}, "key": {"x"}, "state": {"zombie"}}, 400, "unknown state"},
-		{"control", url.Values{"product": {"p"}, "key": {"k"}}, 400, "session is required"},
-	} {
-		code, body := post(t, a, tt.path, tt.q)
-		assert.Equal(t, tt.status, code, "%s %v", tt.path, tt.q)
-		assert.Equal(t, false, body["ok"])
-		assert.Contains(t, body["error"], tt.errMsg)
-	}
-
-	// fail: the next register gets 503 with Retry-After.
-	code, body := post(t, a, "fail", url.Values{"endpoint": {"register"}, "n": {"1"}, "status": {"503"}, "retry_after": {"7s"}})
-	require.Equal(t, http.StatusOK, code, body)
-	assert.Equal(t, true, body["ok"])
-	status, _, err := v2(t, s, licensetest.Register, reg)
-	require.NoError(t, err)
-	assert.Equal(t, http.StatusServiceUnavailable, status)
-	status, b, err := v2(t, s, licensetest.Register, reg)
-	require.NoError(t, err)
-	require.Equal(t, http.StatusOK, status)
-	guid, err := wire.DecodeRegister(b)
-	require.NoError(t, err)
-
-	// fault: garbage.
-	post(t, a, "fault", url.Values{"endpoint": {licensetest.Register}, "kind": {"garbage"}})
-	_, b, err = v2(t, s, licensetest.Register, reg)
-	require.NoError(t, err)
-	assert.False(t, json.Valid(b))
-
-	// down and up.
-	code, _ = post(t, a, "down", url.Values{"on": {"1"}})
-	require.Equal(t, http.StatusOK, code)
-	_, _, err = v2(t, s, licensetest.Register, reg)
-	assert.True(t, isRefused(err), "err = %v", err)
-	post(t, a, "down", url.Values{"on": {"0"}})
-	status, _, err = v2(t, s, licensetest.Register, reg)
-	require.NoError(t, err)
-	assert.Equal(t, http.StatusOK, status)
-
-	// A timed outage ends by itself.
-	post(t, a, "down", url.Values{"on": {"1"}, "mode": {"reset"}, "for": {"10ms"}})
-	require.Eventually(t, func() bool {
-		status, _, err := v2(t, s, licensetest.Register, reg)
-		return err == nil && status == http.StatusOK
-	}, 10*time.Second, 5*time.Millisecond)
-
-	// Sessions and stats.
-	status, _, err = v2(t, s, licensetest.Begin, wire.BeginRequest{ProductGUID: "p", LicenseKey: "k", InstanceGUID: guid.GUID})
-	require.NoError(t, err)
-	require.Equal(t, http.StatusOK, status)
-	rec := httptest.NewRecorder()
-	a.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/admin/stats", nil))
-	require.Equal(t, http.StatusOK, rec.Code)
-	var st stats
-	require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &st))
-	assert.False(t, st.Down)
-	assert.Equal(t, 1, st.Instances)
-	assert.Len(t, st.Sessions, 1)
-	assert.Equal(t, 1, st.Requests[licensetest.Begin])
-	assert.Equal(t, []licenseStatus{{ProductGUID: "p", Key: "k", Seats: 2, SeatsInUse: 1, Session: "10m0s", Grace: "0s", State: "active"}}, st.Licenses)
-	assert.NotContains(t, rec.Body.String(), s.Sessions()[0].Token, "stats never show tokens")
-
-	// Licences.
-	code, _ = post(t, a, "control", url.Values{"product": {"p"}, "key": {"k"}, "session": {"30s"}, "grace": {"1m"}})
-	require.Equal(t, http.StatusOK, code)
-	l, _ := s.License("p", "k")
-	assert.Equal(t, 30*time.Second, l.SessionDuration)
-	post(t, a, "revoke", url.Values{"product": {"p"}, "key": {"k"}})
-	l, _ = s.License("p", "k")
-	assert.Equal(t, licensetest.Revoked, l.State)
-	post(t, a, "reinstate", url.Values{"product": {"p"}, "key": {"k"}})
-	post(t, a, "expire", url.Values{"product": {"p"}, "key": {"k"}})
-	l, _ = s.License("p", "k")
-	assert.Equal(t, licensetest.Expired, l.State)
-	code, _ = post(t, a, "license", url.Values{"product": {"q"}, "key": {"k2"}, "seats": {"4"}, "session": {"2m"}, "features": {"x"}})
-	require.Equal(t, http.StatusOK, code)
-	l, ok := s.License("q", "k2")
-	require.True(t, ok)
-	assert.Equal(t, 4, l.Seats)
-
-	// Persistent faults and clear.
-	for _, c := range []struct {
-		path string
-		q    url.Values
-	}{
-		{"latency", url.Values{"endpoint": {"end"}, "d": {"1ms"}}},
-		{"retry_after", url.Values{"endpoint": {"all"}, "d": {"3s"}}},
-		{"content_type", url.Values{"endpoint": {"extend"}, "ct": {"text/plain"}}},
-		{"skew", url.Values{"d": {"-1h"}}},
-		{"clear", nil},
-	} {
-		code, body := post(t, a, c.path, c.q)
-		assert.Equal(t, http.StatusOK, code, "%s: %v", c.path, body)
-	}
-	rec = httptest.NewRecorder()
-	a.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/admin/config", nil))
-	var in info
-	require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &in))
-	assert.Equal(t, s.URL, in.URL)
-	assert.Len(t, in.Licenses, 2)
-
-	rec = httptest.NewRecorder()
-	a.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/admin/down", nil))
-	assert.Equal(t, http.StatusMethodNotAllowed, rec.Code)
-}
-
-// isRefused reports whether err is a refused dial.
-func isRefused(err error) bool {
-	var op *net.OpError
-	if !errors.As(err, &op) || op.Op != "dial" {
-		return false
-	}
-	return runtime.GOOS == "windows" || errors.Is(err, syscall.ECONNREFUSED)
-}
-
 // lineWriter is an io.Writer safe for the test and run to share.
 type lineWriter struct{ ch chan []byte }
 
@@ -291,7 +117,7 @@ func TestRun(t *testing.T) {
 	done := make(chan error, 1)
 	go func() {
 		done <- run(ctx, []string{"-listen", "127.0.0.1:0", "-admin", "127.0.0.1:0", "-json", "-tls",
-			"-cert-out", certFile, "-key-file", keyFile, "-sealed",
+			"-cert-out", certFile, "-key-file", keyFile, "-sealed", "-admin-token", "tok-123",
 			"-license", "product=app,key=K,seats=1,session=1m,grace=1h,features=pro"}, out, io.Discard)
 	}()
 	var in info
@@ -324,18 +150,31 @@ func TestRun(t *testing.T) {
 	require.NoError(t, err)
 	assert.Len(t, secret, 32)
 
-	// The admin API answers and can take the API down.
+	// The admin API needs the token, answers with it and can take the API
+	// down.
+	assert.Equal(t, "tok-123", in.AdminToken)
+	assert.Equal(t, in.AdminURL+"?token=tok-123", in.ConsoleURL)
 	resp, err := http.Post(in.AdminURL+"down?on=1", "", nil)
 	require.NoError(t, err)
 	resp.Body.Close()
-	assert.Equal(t, http.StatusOK, resp.StatusCode)
-	resp, err = http.Get(in.AdminURL + "stats")
+	assert.Equal(t, http.StatusUnauthorized, resp.StatusCode)
+	resp, err = http.Post(in.AdminURL+"down?on=1&token=tok-123", "", nil)
 	require.NoError(t, err)
-	var st stats
+	resp.Body.Close()
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+	req, err := http.NewRequest(http.MethodGet, in.AdminURL+"state", nil)
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer tok-123")
+	resp, err = http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	var st struct {
+		Down     bool                      `json:"down"`
+		Licenses []licensetest.LicenseInfo `json:"licenses"`
+	}
 	require.NoError(t, json.NewDecoder(resp.Body).Decode(&st))
 	resp.Body.Close()
 	assert.True(t, st.Down)
-	assert.Equal(t, []licenseStatus{{ProductGUID: "app", Key: "K", Seats: 1, Session: "1m0s", Grace: "1h0m0s", State: "active", Features: "pro"}}, st.Licenses)
+	assert.Equal(t, []licensetest.LicenseInfo{{ProductGUID: "app", Key: "K", Seats: 1, Session: "1m0s", Grace: "1h0m0s", State: "active", Features: "pro"}}, st.Licenses)
 
 	cancel()
 	require.NoError(t, <-done)
@@ -348,6 +187,51 @@ func TestRun(t *testing.T) {
 	text2 := string(<-out2.ch)
 	assert.Contains(t, text2, "key id:         "+in.KeyID)
 	assert.Contains(t, text2, "license:        product=demo-product key=DEMO-KEY")
+	assert.Regexp(t, `console:        http://127\.0\.0\.1:\d+/admin/\?token=[A-Za-z0-9_-]{32}\n`, text2)
+}
+
+// TestRunScenario plays a scenario in real time: the server goes down at
+// once and comes back up 50 ms later.
+func TestRunScenario(t *testing.T) {
+	t.Parallel()
+	file := filepath.Join(t.TempDir(), "s.txt")
+	require.NoError(t, os.WriteFile(file, []byte("at 0s license product=app key=K\nat 0s down 503 for=50ms\n"), 0o600))
+	out := lineWriter{make(chan []byte, 1)}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"-listen", "127.0.0.1:0", "-admin", "127.0.0.1:0", "-json", "-scenario", file}, out, io.Discard)
+	}()
+	var in info
+	require.NoError(t, json.Unmarshal(<-out.ch, &in))
+	state := func() (bool, *licensetest.ScenarioProgress) {
+		req, _ := http.NewRequest(http.MethodGet, in.AdminURL+"state", nil)
+		req.Header.Set("Authorization", "Bearer "+in.AdminToken)
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		var st struct {
+			Down     bool                          `json:"down"`
+			Scenario *licensetest.ScenarioProgress `json:"scenario"`
+		}
+		require.NoError(t, json.NewDecoder(resp.Body).Decode(&st))
+		return st.Down, st.Scenario
+	}
+	require.Eventually(t, func() bool {
+		down, sc := state()
+		return !down && sc != nil && !sc.Running && sc.Next == 3
+	}, 10*time.Second, 10*time.Millisecond)
+	_, sc := state()
+	assert.Equal(t, file, sc.Name)
+	assert.Empty(t, sc.Error)
+	cancel()
+	require.NoError(t, <-done)
+	http.DefaultClient.CloseIdleConnections()
+
+	bad := filepath.Join(t.TempDir(), "bad.txt")
+	require.NoError(t, os.WriteFile(bad, []byte("at 0s up\nat 1m dwn\n"), 0o600))
+	err := run(context.Background(), []string{"-scenario", bad}, io.Discard, io.Discard)
+	assert.ErrorContains(t, err, "line 2: unknown command \"dwn\"")
 }
 
 func TestRunErrors(t *testing.T) {

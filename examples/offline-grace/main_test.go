@@ -62,7 +62,7 @@ func TestRunWithRestart(t *testing.T) {
 	require.Positive(t, expired)
 	assert.NotContains(t, s[:expired], "CLOSED")
 	assert.Contains(t, s[expired:], `HasFeature("pro")=false Valid()=false: CLOSED`)
-	assert.Contains(t, s[expired:], "Err() = "+license.ErrGraceExpired.Error())
+	assert.Contains(t, s[expired:], "Done() stays open (Expired can recover); Status().Reason = "+license.ErrGraceExpired.Error())
 
 	// Piped output is plain: no carriage returns.
 	assert.NotContains(t, s, "\r")

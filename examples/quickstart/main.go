@@ -165,8 +165,11 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		tl.line("stop", "interrupted; closing the client")
 	case <-timeUp:
 		tl.line("stop", "-for %s has passed; closing the client", *runFor)
-	case <-c.Done():
+	case <-c.Done(): // closed only when the server refused the licence
 		lost = c.Err()
+		tl.line("stop", "the licence can no longer be used: %v", lost)
+	case <-tl.expired: // grace spent offline; the client would keep trying
+		lost = c.Status().Reason
 		tl.line("stop", "the licence can no longer be used: %v", lost)
 	}
 
@@ -190,11 +193,12 @@ type timeline struct {
 	w       io.Writer
 	renewed int
 	active  chan struct{} // closed at the first change to Active
+	expired chan struct{} // closed at the first change to Expired
 }
 
 // newTimeline starts a timeline at the current time.
 func newTimeline(w io.Writer) *timeline {
-	return &timeline{start: time.Now(), w: w, active: make(chan struct{})}
+	return &timeline{start: time.Now(), w: w, active: make(chan struct{}), expired: make(chan struct{})}
 }
 
 // rel renders t relative to the start, such as "+4.05s".
@@ -233,14 +237,11 @@ func (tl *timeline) event(e license.Event) {
 			msg += " (" + e.Reason.Error() + ")"
 		}
 		tl.at(e.Time, "state", "%s", msg)
-		if e.State == license.Active {
-			tl.mu.Lock()
-			select {
-			case <-tl.active:
-			default:
-				close(tl.active)
-			}
-			tl.mu.Unlock()
+		switch e.State {
+		case license.Active:
+			tl.signal(tl.active)
+		case license.Expired:
+			tl.signal(tl.expired)
 		}
 	case license.EventRenewed:
 		tl.mu.Lock()
@@ -262,7 +263,7 @@ func (tl *timeline) event(e license.Event) {
 		if e.Reason != nil {
 			tl.at(e.Time, "closed", "end_session failed: %v (the next start ends it)", e.Reason)
 		} else {
-			tl.at(e.Time, "closed", "client closed; the session is ended")
+			tl.at(e.Time, "closed", "client closed; %s", e.Detail)
 		}
 	default:
 		msg := e.Detail
@@ -270,6 +271,17 @@ func (tl *timeline) event(e license.Event) {
 			msg += " (" + e.Reason.Error() + ")"
 		}
 		tl.at(e.Time, strings.ToLower(e.Type.String()), "%s", msg)
+	}
+}
+
+// signal closes ch once.
+func (tl *timeline) signal(ch chan struct{}) {
+	tl.mu.Lock()
+	defer tl.mu.Unlock()
+	select {
+	case <-ch:
+	default:
+		close(ch)
 	}
 }
 

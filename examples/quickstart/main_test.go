@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"testing"
 	"time"
 
@@ -49,7 +50,10 @@ func TestRunAgainstMock(t *testing.T) {
 	assert.Contains(t, s, `HasFeature("export")=true  HasFeature("pro")=true  HasFeature("enterprise")=false  Valid()=true`)
 	assert.Contains(t, s, `"export,pro", parsed as [export pro]`)
 	assert.Contains(t, s, "-for 3s has passed")
-	assert.Contains(t, s, "client closed; the session is ended")
+	assert.Contains(t, s, "client closed; session ended")
+	stop := strings.Index(s, "closing the client")
+	require.Positive(t, stop)
+	assert.NotContains(t, s[stop:], "renewed", "no renewal is reported after closing began")
 	assert.Contains(t, s, "0 live sessions after Close")
 	assert.Regexp(t, `final state Ended\n$`, s)
 }
@@ -127,6 +131,24 @@ func TestRunStopsWhenRefused(t *testing.T) {
 	s := out.String()
 	assert.Equal(t, []string{"Idle → Active", "Active → Refused", "Refused → Ended"}, transitions(s), s)
 	assert.Contains(t, s, "the licence can no longer be used")
+	assert.NotContains(t, s, "session ended", "the refused session was not ended by Close")
+}
+
+// TestRunRefusedAtStart starts with a revoked licence: the quickstart says
+// so and does not claim to have ended a session.
+func TestRunRefusedAtStart(t *testing.T) {
+	t.Parallel()
+	srv := licensetest.NewServer()
+	t.Cleanup(srv.Close)
+	require.NoError(t, srv.AddLicense(licensetest.License{ProductGUID: "p-3", Key: "K-3"}))
+	require.NoError(t, srv.Revoke("p-3", "K-3"))
+	var out bytes.Buffer
+	err := run(context.Background(), []string{"-server", srv.URL, "-api-key", srv.APIKey(),
+		"-shared-secret", base64.StdEncoding.EncodeToString(srv.Secret()), "-product", "p-3", "-license", "K-3"}, &out)
+	require.ErrorIs(t, err, license.ErrRevoked)
+	s := out.String()
+	assert.NotContains(t, s, "session ended", s)
+	assert.Contains(t, s, "client closed; no live session to end", s)
 }
 
 // TestRunRejectsBadInput checks that bad flags fail before any I/O.

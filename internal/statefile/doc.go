@@ -11,9 +11,43 @@
 // the same behaviour, and [Slot] is the interface both satisfy. The package
 // does not know what the state means: that is the license package's job.
 //
+// # File names
+//
+// Every file of one licence of one product starts with the same base name,
+// [BaseName](product, licence):
+//
+//	"lk-" + hex(SHA-256("licensekit state name v1" 0x00 be64(len(product)) product licence)[:16])
+//
+// for example "lk-cba2203c05d2021802137a97228dfeed". The licence key is a
+// secret, so it is hashed, never written. Clients of different licences or
+// products sharing one state directory therefore never open, lock or move
+// each other's files. In a directory:
+//
+//	<base>               slot 0's sealed state (the first live client of the licence)
+//	<base>-<i>           slot i's sealed state, i = 1, 2, ... (further live clients of the licence)
+//	<slot>.lock          the slot's lock file (never deleted)
+//	<slot>.tmp-<random>  a write in progress (removed by the next Acquire after a crash)
+//	<slot>.corrupt-<ns>  a state moved aside by Quarantine (three kept)
+//
+// Files that belong to a licence rather than to one client take the base
+// name plus a suffix of their own (a shared session: "<base>.shared");
+// files that belong to one state file take that slot's name plus a suffix
+// (an anti-rollback record: "<slot>.anchor"). Suffixes start with a dot,
+// so they never collide with a slot name.
+//
+// The first release named slots "state", "state-1", ... for every licence;
+// the license package adopts such a file once (see its legacy.go) and
+// removes it.
+//
+// Only regular files are opened. A symlink, FIFO, socket, device or
+// directory where a state file belongs is reported as corrupt without being
+// followed or opened for reading (opens use O_NOFOLLOW and O_NONBLOCK on
+// Unix), so a planted FIFO cannot block a read, and Quarantine moves it
+// aside. A lock file that is not a regular file makes Acquire fail.
+//
 // # Slots and locking
 //
-// Several processes of one product may share a state directory. Each takes
+// Several processes of one licence may share a state directory. Each takes
 // its own slot: base, base-1, base-2 and so on, up to the number of slots the
 // caller allows. A slot is held by an exclusive, non-blocking OS lock on a
 // companion "<slot>.lock" file: flock(2) on Linux, macOS and the BSDs,

@@ -126,15 +126,39 @@ func slotName(base string, i int) string {
 
 // openLock opens or creates a lock file. In a directory the process cannot
 // write, an existing lock file is opened read-only, which is enough to lock
-// it, so that saved state can still be read.
+// it, so that saved state can still be read. Only a regular file is
+// accepted: a FIFO, device or symlink in its place is an error, never a
+// hang.
 func openLock(path string) (*os.File, error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|openFlags, 0o600)
 	if errors.Is(err, fs.ErrPermission) {
-		if rf, rerr := os.Open(path); rerr == nil {
-			return rf, nil
-		}
+		f, err = os.OpenFile(path, os.O_RDONLY|openFlags, 0)
 	}
-	return f, err
+	if err != nil {
+		return nil, err
+	}
+	if err := checkRegular(f, nil); err != nil {
+		_ = f.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
+// errNotRegular reports a state or lock path that is not a regular file.
+var errNotRegular = errors.New("not a regular file")
+
+// checkRegular checks that the open file f is a regular file and, when
+// before is given (an Lstat of its path taken before the open), that it is
+// that same file, so that nothing was swapped in between.
+func checkRegular(f *os.File, before fs.FileInfo) error {
+	st, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if !st.Mode().IsRegular() || (before != nil && !os.SameFile(before, st)) {
+		return fmt.Errorf("%w (%s)", errNotRegular, st.Mode().Type())
+	}
+	return nil
 }
 
 // tempPrefix is the name prefix of the slot's temporary files.
@@ -166,14 +190,28 @@ func (f *File) Path() string { return filepath.Join(f.dir, f.name) }
 
 // Read returns the slot's raw contents. It returns an error matching
 // [ErrNotExist] when nothing has been written, and one matching [ErrCorrupt]
-// when the file is larger than [MaxSize] or not a regular file.
+// when the file is larger than [MaxSize] or not a regular file. Only a
+// regular file is opened: a symlink, FIFO, socket or device at the slot's
+// path is reported as corrupt without being followed or opened for
+// reading, so Read never blocks on one, and [File.Quarantine] moves it
+// aside like any corrupt state.
 func (f *File) Read() ([]byte, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.released {
 		return nil, &Error{Op: "read", Path: f.name, Err: fs.ErrClosed}
 	}
-	r, err := os.Open(f.Path())
+	before, err := os.Lstat(f.Path())
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, &Error{Op: "read", Path: f.name, Err: ErrNotExist}
+	}
+	if err != nil {
+		return nil, wrap("read", f.name, err)
+	}
+	if !before.Mode().IsRegular() {
+		return nil, &Error{Op: "read", Path: f.name, Err: corrupt("not a regular file (%s)", before.Mode().Type())}
+	}
+	r, err := os.OpenFile(f.Path(), os.O_RDONLY|openFlags, 0)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, &Error{Op: "read", Path: f.name, Err: ErrNotExist}
 	}
@@ -181,12 +219,12 @@ func (f *File) Read() ([]byte, error) {
 		return nil, wrap("read", f.name, err)
 	}
 	defer r.Close()
+	if err := checkRegular(r, before); err != nil {
+		return nil, &Error{Op: "read", Path: f.name, Err: corrupt("%v", err)}
+	}
 	st, err := r.Stat()
 	if err != nil {
 		return nil, wrap("read", f.name, err)
-	}
-	if !st.Mode().IsRegular() {
-		return nil, &Error{Op: "read", Path: f.name, Err: corrupt("not a regular file")}
 	}
 	if st.Size() > MaxSize {
 		return nil, &Error{Op: "read", Path: f.name, Err: corrupt("over %d bytes", MaxSize)}

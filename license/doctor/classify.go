@@ -1,16 +1,11 @@
 package doctor
 
 import (
-	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 
-	"github.com/licensekit/licensekit-go/envelope"
-	"github.com/licensekit/licensekit-go/internal/wire"
+	"github.com/licensekit/licensekit-go/internal/verdict"
 	"github.com/licensekit/licensekit-go/license"
-	"github.com/licensekit/licensekit-go/transport"
 )
 
 // replyKind is who answered a request, as the doctor reports it.
@@ -20,7 +15,7 @@ const (
 	// replyNone: no answer (network error, timeout).
 	replyNone replyKind = iota
 	// replyServer: the licence server itself answered, with a success or a
-	// refusal in the spec's failure shape (or a sealed one).
+	// refusal.
 	replyServer
 	// replyGateway: something else on the path answered: a proxy's 407, a
 	// redirect, an HTML page, any body without the spec's shape.
@@ -29,72 +24,66 @@ const (
 	replyServerError
 	// replyUnauthentic: a reply that does not open with the client's keys.
 	replyUnauthentic
+	// replyMalformed: a reply that opened but does not follow the v2 spec.
+	replyMalformed
 	// replyTLS: the server's certificate did not verify.
 	replyTLS
+	// replyLocal: the request failed on this machine (a client fault).
+	replyLocal
 )
 
 // reading is the doctor's reading of one outcome.
 type reading struct {
 	kind    replyKind
 	status  int    // HTTP status, 0 when none arrived
-	message string // the server's refusal text, already sanitised by the SDK
+	message string // the server's refusal text, already redacted by the SDK
 	detail  string // one phrase for a finding
 }
 
-// classify is the one place where the doctor reads the SDK's verdict on a
-// reply, so that it never decides on its own who answered. It relies on the
-// license package's classification (ErrRefused for the licence server's
-// own word, ErrUnreachable for everything else) and only adds the detail a
-// diagnosis needs: which kind of "unreachable" it was.
-//
-// When the SDK's reply classifier (internal/verdict) is on main, re-point
-// this function to it; nothing else in the package inspects replies.
+// classify is the one place where the doctor reads a verdict on a reply.
+// It decides nothing itself: the SDK's classifier (internal/verdict, which
+// every call of the client goes through) has already said whether the
+// licence server answered (an *APIError), and if not, why (the Detail and
+// Reason of its *Error). classify only turns that into the doctor's words.
 func classify(err error) reading {
 	if err == nil {
 		return reading{kind: replyServer, detail: "the server accepted the request"}
 	}
-	r := reading{kind: replyNone, detail: errText(err)}
 	var api *license.APIError
-	var te *transport.Error
-	if errors.As(err, &te) {
-		r.status = te.Status
-	}
 	if errors.As(err, &api) {
-		r.status, r.message = api.Status, api.Message
+		return reading{kind: replyServer, status: api.Status, message: api.Message,
+			detail: "the licence server refused: " + api.Message}
 	}
-	switch {
-	case r.status == 407:
-		// Never the licence server's word, whatever the SDK's category.
-		r.kind, r.detail = replyGateway, "the proxy requires authentication (HTTP 407)"
-	case errors.Is(err, transport.ErrRedirect) || (r.status >= 300 && r.status < 400):
-		r.kind, r.detail = replyGateway, fmt.Sprintf("a redirect (HTTP %d) instead of a reply", r.status)
-	case api != nil && api.Unauthenticated:
-		r.kind, r.detail = replyUnauthentic, "a refusal that is not sealed by the server"
-	case api != nil && api.Message == "":
-		// A 4xx without the spec's failure shape: a proxy's or gateway's
-		// page, not the licence server's word.
-		r.kind, r.detail = replyGateway, fmt.Sprintf("HTTP %d with a body that is not a licence server reply", r.status)
-	case errors.Is(err, license.ErrRefused):
-		r.kind, r.detail = replyServer, "the licence server refused: "+r.message
-	case r.status == 408 || r.status == 429 || r.status >= 500:
+	r := reading{kind: replyNone, detail: errText(err)}
+	var ve *license.Error
+	if !errors.As(err, &ve) {
+		return r
+	}
+	r.status = ve.Status
+	if ve.Reason != "" {
+		r.detail = ve.Reason
+	}
+	if ve.Category == verdict.ClientFault {
+		r.kind = replyLocal
+		return r
+	}
+	switch ve.Detail {
+	case verdict.DetailIntercepted:
+		r.kind = replyGateway
+		switch {
+		case r.status == 407:
+			r.detail = "the proxy requires authentication (HTTP 407)"
+		case r.status != 0:
+			r.detail = fmt.Sprintf("HTTP %d, %s", r.status, ve.Reason)
+		}
+	case verdict.DetailTransient:
 		r.kind, r.detail = replyServerError, "HTTP "+statusText(r.status)
-	case errors.Is(err, envelope.ErrUnauthentic):
-		r.kind, r.detail = replyUnauthentic, "the reply's seal does not verify"
-	case errors.Is(err, envelope.ErrMalformed) || errors.Is(err, envelope.ErrUnsupportedVersion) ||
-		errors.Is(err, transport.ErrResponseTooLarge) || errors.Is(err, wire.ErrProtocol):
-		r.kind, r.detail = replyGateway, "the reply is not in the licence server's shape (an HTML or other page)"
-	case isCert(err):
+	case verdict.DetailUnauthenticated:
+		r.kind = replyUnauthentic
+	case verdict.DetailMalformed, verdict.DetailTooLarge:
+		r.kind = replyMalformed
+	case verdict.DetailTLS:
 		r.kind = replyTLS
-	case errors.Is(err, context.DeadlineExceeded):
-		r.detail = "timed out"
 	}
 	return r
-}
-
-func isCert(err error) bool {
-	var cv *tls.CertificateVerificationError
-	var ua x509.UnknownAuthorityError
-	var ci x509.CertificateInvalidError
-	var hn x509.HostnameError
-	return errors.As(err, &cv) || errors.As(err, &ua) || errors.As(err, &ci) || errors.As(err, &hn)
 }

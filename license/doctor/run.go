@@ -334,6 +334,14 @@ func (d *doctor) checkHTTP(ctx context.Context) {
 		c.Verdict = Fail
 		c.Finding = "the server, or a gateway in front of it, failed: " + cl.detail
 		c.Fix = "retry later; if it persists, the vendor's server or gateway needs attention (offline grace covers the outage)"
+	case replyMalformed:
+		c.Verdict = Fail
+		c.Finding = "a reply came back that does not follow the v2 spec: " + cl.detail
+		c.Fix = "the server, or something answering in its place, is not a v2 licence server at this URL: check the URL's version path"
+	case replyLocal:
+		c.Verdict = Fail
+		c.Finding = "the request failed on this machine: " + cl.detail
+		c.Fix = "check the server key (ServerPublicKey or SharedSecret) and any custom sealer"
 	case replyTLS:
 		c.Verdict = Fail
 		c.Finding = "the TLS connection to the server is not trusted: " + cl.detail

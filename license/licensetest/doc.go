@@ -17,13 +17,18 @@
 //
 // A client is configured with s.URL, s.APIKey() and either s.PublicKey() or
 // s.Secret(), and sends its requests with s.Client() (or s.Transport()).
+// Package testclient (license/licensetest/testclient) does that in one call
+// for a license.Client:
+//
+//	c := testclient.New(t, s, lic) // Config, the right transport, Close on cleanup
 //
 // # Endpoints
 //
 // Every endpoint takes POST {"key":...,"data":...} at URL + "/" + endpoint.
 // A failure is always {"success":false,"time":...,"error":...} with these
-// HTTP statuses; the error texts contain the words shown in quotes, which a
-// client may classify on:
+// HTTP statuses; by default the error texts contain the words shown in
+// quotes. WithRefusalTexts words the licence refusals (403, 404, 409) like
+// another server does, to test a client's refusal rules against them:
 //
 //   - 400: the body or the payload is malformed, a required field is
 //     missing or has the wrong JSON type ("malformed");
@@ -37,6 +42,10 @@
 //     one ("session lapsed");
 //   - 409: begin_session would exceed the seat limit ("seat limit");
 //   - 422: every end_session failure, as the spec says.
+//
+// A failure is sealed, like a success, whenever the request asked for a
+// sealed reply and could be opened; the 401s of requests that could not be
+// opened are plain, since the server cannot seal them.
 //
 // register_instance returns the same instance (same guid and
 // first_registered_at) for the same hardware and user; see Match for what
@@ -90,11 +99,33 @@
 //		// ... time.Sleep moves the bubble's clock; sessions lapse on it.
 //	})
 //
+// A license.Client gets the same with license.WithRoundTripper(s.Transport()),
+// which testclient.Options adds for a server that is not listening. A client
+// built without it dials the placeholder address of URL and fails with
+// "connection refused" and a hint to use Transport.
+//
 // The server's default clock is time.Now, which follows the bubble of the
 // goroutine making the request. A server built outside a bubble also serves
 // in-memory requests from inside it, but then Close it only when no request
 // from the bubble is in flight. Use WithClock for tests that must move the
 // wall clock by hand.
+//
+// # Admin API, console and scenarios
+//
+// AdminHandler returns an http.Handler with the admin API (every fault and
+// licence change as POST /admin/COMMAND, the state, the request log, the
+// configuration) and a live web console at AdminPath, protected by a token
+// and by Host and Origin checks; examples/mockserver serves it. A Scenario
+// ("at 5m down refuse") is a script of timed steps that RunScenario plays
+// against the server's clock, so it also runs on fake time under
+// testing/synctest. docs/mockserver.md describes both, with a curl example
+// per endpoint.
+//
+// # Timeouts
+//
+// The listener of Start and StartTLS bounds slow clients (DefaultTimeouts,
+// WithTimeouts); requests with added latency get it added to their
+// deadlines.
 //
 // # Secrets
 //

@@ -682,7 +682,8 @@ func TestObservation(t *testing.T) {
 	reg := registerReq(1)
 	g := c.register(t, 1).GUID
 	clock.Advance(time.Second)
-	tok := c.begin(t, g, 1).Token
+	began := c.begin(t, g, 1)
+	tok := began.Token
 	c.extend(t, tok)
 	c.mustPost(t, licensetest.End, wire.EndRequest{Token: "nope"})
 
@@ -702,7 +703,7 @@ func TestObservation(t *testing.T) {
 	sess := s.Sessions()
 	require.Len(t, sess, 1)
 	assert.Equal(t, licensetest.Session{
-		Token: tok, InstanceGUID: g, ProductGUID: product, LicenseKey: key,
+		Token: tok, SessionKey: began.SessionKey, InstanceGUID: g, ProductGUID: product, LicenseKey: key,
 		Started: clock.Now(), Expires: clock.Now().Add(time.Minute), Duration: time.Minute, Extensions: 1,
 	}, sess[0])
 

@@ -26,15 +26,22 @@ const (
 	// fails with a *net.OpError whose Op is "read" and which matches
 	// syscall.ECONNRESET (WSAECONNRESET on Windows).
 	DownReset
+	// DownUnavailable accepts connections and answers every request with
+	// 503 and the spec's failure body "service unavailable", without
+	// processing it, as a load balancer in front of a dead backend does.
+	// These requests are recorded (Request.Down is set) and counted.
+	DownUnavailable
 )
 
-// String returns "refuse" or "reset".
+// String returns "refuse", "reset" or "503".
 func (m DownMode) String() string {
 	switch m {
 	case DownRefuse:
 		return "refuse"
 	case DownReset:
 		return "reset"
+	case DownUnavailable:
+		return "503"
 	}
 	return fmt.Sprintf("DownMode(%d)", int(m))
 }
@@ -386,7 +393,7 @@ func (s *Server) SetClockSkew(d time.Duration) {
 
 // SetDown takes the server down (true) or brings it back up (false); see
 // SetDownMode for what down means. While down, requests are not processed,
-// recorded or counted. Taking a started server down also closes its idle
+// and, but for DownUnavailable, not recorded or counted. Taking a started server down also closes its idle
 // keep-alive connections and those of Client, so that the next request
 // dials afresh. It is safe for concurrent use.
 func (s *Server) SetDown(down bool) {
@@ -396,10 +403,11 @@ func (s *Server) SetDown(down bool) {
 	s.applyDown()
 }
 
-// SetDownMode sets how the server is down: DownRefuse (the default) or
-// DownReset. It takes effect at once if the server is down.
+// SetDownMode sets how the server is down: DownRefuse (the default),
+// DownReset or DownUnavailable. It takes effect at once if the server is
+// down.
 func (s *Server) SetDownMode(m DownMode) {
-	if m != DownRefuse && m != DownReset {
+	if m != DownRefuse && m != DownReset && m != DownUnavailable {
 		panic(fmt.Sprintf("licensetest: invalid down mode %d", int(m)))
 	}
 	s.faults.mu.Lock()

@@ -64,6 +64,10 @@ func (s *Server) handle(ctx context.Context, method, path string, body io.Reader
 		o.header.Set("Allow", http.MethodPost)
 		return o
 	}
+	start := time.Now()
+	if down, mode := s.faults.isDown(); down && mode == DownUnavailable {
+		return s.unavailable(ep, start)
+	}
 	set := s.faults.settingsFor(ep)
 	if set.latency > 0 && !wait(ctx, set.latency) {
 		s.logger.Debug("licensetest: request abandoned", slog.String("endpoint", ep))
@@ -110,10 +114,20 @@ func (s *Server) handle(ctx context.Context, method, path string, body io.Reader
 		o.header.Set("Content-Type", set.contentType)
 	}
 	rec.Status = o.status
+	rec.Latency = time.Since(start)
 	s.reqlog.add(rec)
 	s.logger.Debug("licensetest: request",
 		slog.String("endpoint", ep), slog.Int("status", o.status),
 		slog.Bool("sealed", rec.Sealed), slog.String("fault", faultName(rec.Fault)))
+	return o
+}
+
+// unavailable answers a request while the server is down in
+// DownUnavailable mode.
+func (s *Server) unavailable(ep string, start time.Time) outcome {
+	o := s.plainFailure(http.StatusServiceUnavailable, "service unavailable")
+	s.reqlog.add(Request{Endpoint: ep, Time: s.cfg.clock(), Status: o.status, Down: true, Latency: time.Since(start)})
+	s.logger.Debug("licensetest: request", slog.String("endpoint", ep), slog.Int("status", o.status), slog.Bool("down", true))
 	return o
 }
 
@@ -271,7 +285,7 @@ func badSeal(body []byte, sealed bool) []byte {
 
 // serveHTTP is the handler of the real server and of Handler.
 func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
-	if down, _ := s.faults.isDown(); down {
+	if down, mode := s.faults.isDown(); down && mode != DownUnavailable {
 		abortRequest(w)
 		return
 	}
@@ -281,6 +295,7 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer done()
+	s.extendDeadlines(w, r)
 	o := s.handle(ctx, r.Method, r.URL.Path, r.Body)
 	switch o.action {
 	case actAbandon:

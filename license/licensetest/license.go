@@ -170,7 +170,9 @@ func (i Instance) clone() Instance {
 // The Token is included because this is a test server; the server never logs
 // it.
 type Session struct {
-	Token        string
+	Token string
+	// SessionKey is the session_key begin_session issued.
+	SessionKey   string
 	InstanceGUID string
 	ProductGUID  string
 	LicenseKey   string

@@ -26,6 +26,12 @@ type Request struct {
 	Sealed bool
 	// Fault is the queued fault the request met, or zero.
 	Fault FaultKind
+	// Down reports that the server was down in DownUnavailable mode and
+	// answered 503 without processing the request.
+	Down bool
+	// Latency is how long the server took to answer, added latency
+	// included.
+	Latency time.Duration
 }
 
 // requestLog keeps the most recent requests and counts them all.
@@ -55,9 +61,10 @@ func (l *requestLog) add(r Request) {
 
 // Requests returns the requests the server handled, oldest first: at most
 // the most recent WithMaxRequests (default 10,000). It counts requests that
-// reached an endpoint and were answered (or dropped by a fault); requests
-// refused while the server was down, abandoned during latency, or sent to an
-// unknown path are not included. The result is a copy.
+// reached an endpoint and were answered (or dropped by a fault), including
+// the 503s of DownUnavailable; requests refused or reset while the server
+// was down, abandoned during latency, or sent to an unknown path are not
+// included. The result is a copy.
 func (s *Server) Requests() []Request {
 	l := s.reqlog
 	l.mu.Lock()

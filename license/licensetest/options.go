@@ -24,6 +24,8 @@ type config struct {
 	rotate        bool
 	addr          string
 	maxRequests   int
+	texts         RefusalTexts
+	timeouts      Timeouts
 }
 
 // defaultMaxRequests is how many requests Requests retains by default.

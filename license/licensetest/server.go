@@ -45,10 +45,12 @@ type Server struct {
 	reqlog *requestLog
 	flight inflight
 	logger *slog.Logger
+	scen   scenarioTracker
 
 	mu        sync.Mutex // guards the fields below
 	started   bool
 	closed    bool
+	closeDone chan struct{} // closed when the first Close has finished
 	gate      *gate
 	srv       *http.Server
 	serveDone chan struct{}
@@ -75,7 +77,9 @@ type downState struct {
 // testing/synctest bubble touches the resolver's process-wide state and can
 // crash the runtime ("send on synctest channel from outside bubble"). Port 9
 // (discard) is closed on almost every machine, so a client that bypasses
-// Transport fails fast with "connection refused".
+// Transport fails fast with "connection refused", and package transport adds
+// a hint that names Transport (transport/placeholder.go holds the same
+// address; the testclient tests keep the two in step).
 const unstartedURL = "http://127.0.0.1:9" + BasePath
 
 // NewServer starts and returns a new Server listening on a loopback port
@@ -106,7 +110,7 @@ func NewUnstartedServer(opts ...Option) *Server {
 	s := &Server{
 		URL:    unstartedURL,
 		cfg:    cfg,
-		store:  newStore(cfg.match, cfg.rotate),
+		store:  newStore(cfg.match, cfg.rotate, cfg.texts),
 		faults: newFaultState(),
 		reqlog: newRequestLog(cfg.maxRequests),
 		logger: cfg.logger,
@@ -170,11 +174,11 @@ func (s *Server) startLocked(useTLS bool) {
 	s.started = true
 	s.gate = g
 	s.srv = &http.Server{
-		Handler:           http.HandlerFunc(s.serveHTTP),
-		ConnState:         s.trackConn,
-		ReadHeaderTimeout: time.Minute,
-		ErrorLog:          slog.NewLogLogger(s.logger.Handler(), slog.LevelDebug),
+		Handler:   http.HandlerFunc(s.serveHTTP),
+		ConnState: s.trackConn,
+		ErrorLog:  slog.NewLogLogger(s.logger.Handler(), slog.LevelDebug),
 	}
+	s.cfg.timeouts.Apply(s.srv)
 	var ln net.Listener = g
 	scheme := "http"
 	if useTLS {
@@ -239,14 +243,19 @@ func selfSigned(addr net.Addr) (*x509.Certificate, tls.Certificate, error) {
 // been answered. Added latency (SetLatency) is cut short so that Close does
 // not wait for it; those requests are processed and answered normally. After
 // Close, connections are refused and Transport fails as a refused dial.
-// Close is idempotent and safe for concurrent use.
+// Close is idempotent and safe for concurrent use: every call, concurrent
+// or later, returns only after the first has finished.
 func (s *Server) Close() {
 	s.mu.Lock()
 	if s.closed {
+		done := s.closeDone
 		s.mu.Unlock()
+		<-done // every Close returns only after the first has finished
 		return
 	}
 	s.closed = true
+	s.closeDone = make(chan struct{})
+	defer close(s.closeDone)
 	g, srv, serveDone, client := s.gate, s.srv, s.serveDone, s.client
 	s.mu.Unlock()
 

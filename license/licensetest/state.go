@@ -28,16 +28,6 @@ func (e *apiError) Error() string { return e.msg }
 
 func refuse(status int, msg string) *apiError { return &apiError{status: status, msg: msg} }
 
-// The server's refusal texts. The client classifies on the words in them.
-var (
-	errUnknownLicense  = refuse(http.StatusForbidden, "unknown license")
-	errRevoked         = refuse(http.StatusForbidden, "license revoked")
-	errExpired         = refuse(http.StatusForbidden, "license expired")
-	errUnknownInstance = refuse(http.StatusNotFound, "unknown instance")
-	errUnknownToken    = refuse(http.StatusNotFound, "unknown token")
-	errLapsed          = refuse(http.StatusNotFound, "session lapsed")
-)
-
 type licenseID struct{ product, key string }
 
 type licenseRec struct {
@@ -71,12 +61,12 @@ func (l *licenseRec) control(d time.Duration) wire.ControlOptions {
 	}
 }
 
-func (l *licenseRec) usable() *apiError {
+func (l *licenseRec) usable(r *refusals) *apiError {
 	switch l.State {
 	case Revoked:
-		return errRevoked
+		return r.revoked
 	case Expired:
-		return errExpired
+		return r.expired
 	}
 	return nil
 }
@@ -141,12 +131,14 @@ type store struct {
 	lapsed    map[string]struct{}
 	expiry    expiryHeap
 	seq       uint64
+	refuse    refusals
 }
 
-func newStore(match Match, rotate bool) *store {
+func newStore(match Match, rotate bool, texts RefusalTexts) *store {
 	return &store{
 		match:     match,
 		rotate:    rotate,
+		refuse:    newRefusals(texts),
 		licenses:  make(map[licenseID]*licenseRec),
 		instances: make(map[string]*instanceRec),
 		sessions:  make(map[string]*sessionRec),
@@ -218,9 +210,9 @@ func (st *store) licenseList() []License {
 func (st *store) activeLicense(product, key string) (*licenseRec, *apiError) {
 	rec := st.licenses[licenseID{product, key}]
 	if rec == nil {
-		return nil, errUnknownLicense
+		return nil, st.refuse.unknownLicense
 	}
-	if err := rec.usable(); err != nil {
+	if err := rec.usable(&st.refuse); err != nil {
 		return nil, err
 	}
 	return rec, nil
@@ -326,10 +318,14 @@ func (st *store) begin(now time.Time, ts wire.Timestamp, req *wire.BeginRequest,
 	}
 	inst := st.instances[req.InstanceGUID]
 	if inst == nil || inst.lic != lic {
-		return nil, errUnknownInstance
+		return nil, st.refuse.unknownInstance
 	}
 	if lic.Seats > 0 && lic.live >= lic.Seats {
-		return nil, refuse(http.StatusConflict, fmt.Sprintf("seat limit reached: %d of %d seats in use", lic.live, lic.Seats))
+		msg := st.refuse.seatLimit
+		if msg == "" {
+			msg = fmt.Sprintf("seat limit reached: %d of %d seats in use", lic.live, lic.Seats)
+		}
+		return nil, refuse(http.StatusConflict, msg)
 	}
 	d := lic.effective(req.Duration)
 	s := &sessionRec{
@@ -362,9 +358,9 @@ func (st *store) lookup(token string) (*sessionRec, *apiError) {
 		return s, nil
 	}
 	if _, ok := st.lapsed[token]; ok {
-		return nil, errLapsed
+		return nil, st.refuse.lapsed
 	}
-	return nil, errUnknownToken
+	return nil, st.refuse.unknownToken
 }
 
 func (st *store) extend(now time.Time, ts wire.Timestamp, req *wire.ExtendRequest, newToken string) (*wire.ExtendReply, *apiError) {
@@ -375,7 +371,7 @@ func (st *store) extend(now time.Time, ts wire.Timestamp, req *wire.ExtendReques
 	if err != nil {
 		return nil, err
 	}
-	if err := s.lic.usable(); err != nil {
+	if err := s.lic.usable(&st.refuse); err != nil {
 		return nil, err
 	}
 	d := s.lic.effective(req.Duration)
@@ -425,6 +421,7 @@ func (st *store) sessionList(now time.Time) []Session {
 	for _, s := range recs {
 		out = append(out, Session{
 			Token:        s.token,
+			SessionKey:   s.sessionKey,
 			InstanceGUID: s.inst.GUID,
 			ProductGUID:  s.lic.ProductGUID,
 			LicenseKey:   s.lic.Key,

@@ -60,7 +60,7 @@ func (t memTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if readErr != nil {
 		return nil, readErr
 	}
-	if down, mode := t.s.faults.isDown(); down {
+	if down, mode := t.s.faults.isDown(); down && mode != DownUnavailable {
 		if mode == DownReset {
 			return nil, opError("read", errnoReset)
 		}

@@ -1,0 +1,385 @@
+package verdict
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"syscall"
+
+	"github.com/licensekit/licensekit-go/internal/wire"
+	"github.com/licensekit/licensekit-go/transport"
+)
+
+// ReplyOpener opens the reply to one request (envelope.ReplyOpener).
+type ReplyOpener interface {
+	OpenReply(body []byte) ([]byte, error)
+}
+
+// Input is everything known about one call once the transport is done.
+type Input struct {
+	// Endpoint is the v2 endpoint called.
+	Endpoint string
+	// Resp and Err are what transport.Client.Do returned. Resp is nil when
+	// no reply arrived.
+	Resp *transport.Response
+	Err  error
+	// Opener opens the reply of this request. Nil means the body is used as
+	// it is (which only makes sense with Sealed false).
+	Opener ReplyOpener
+	// Sealed is true when replies must open as sealed replies: the secure
+	// default. False only when the vendor opted out of sealed replies.
+	Sealed bool
+	// Decode checks and decodes a success plaintext; an error makes the
+	// reply malformed. Nil accepts any JSON object.
+	Decode func(plain []byte) error
+	// Kinds names a refusal's kind from its endpoint and text. Nil uses
+	// DefaultRules.
+	Kinds func(endpoint, msg string) Kind
+	// Redactor removes the client's secrets from every network text.
+	Redactor *Redactor
+	// Extra are request values (see PayloadValues) also removed.
+	Extra []string
+}
+
+// Outcome is the verdict on one call.
+type Outcome struct {
+	// Category is the verdict.
+	Category Category
+	// Plain is the opened reply of a Success.
+	Plain []byte
+	// Err is nil for Success and AlreadyEnded, an *APIError for Refused and
+	// an *Error otherwise.
+	Err error
+}
+
+// next is what an unreachable outcome tells the reader.
+const next = "will retry"
+
+// Classify turns one call's outcome into exactly one category and one typed
+// error. It is the only place that decides whether a reply is the licence
+// server's word. See the package documentation for the full table.
+func Classify(in Input) Outcome {
+	e := &Error{Endpoint: in.Endpoint, Category: Unreachable, Next: next, Cause: in.Err}
+	var te *transport.Error
+	if errors.As(in.Err, &te) {
+		e.Attempts, e.RetryAfter = te.Attempts, te.RetryAfter
+	} else if in.Resp != nil {
+		e.Attempts = in.Resp.Attempts
+	}
+	if in.Resp == nil {
+		return Outcome{Category: e.Category, Err: noReply(in, e)}
+	}
+	status := in.Resp.Status
+	e.Status = status
+	if in.Err != nil && (te == nil || (te.Err != nil && !errors.Is(te.Err, transport.ErrRedirect))) {
+		// The reply started but its body could not be taken.
+		switch {
+		case errors.Is(in.Err, transport.ErrResponseTooLarge):
+			e.Detail, e.Reason = DetailTooLarge, "over the response cap"
+		case isCtx(in.Err):
+			ctxReason(e, in.Err)
+		default:
+			e.Detail, e.Reason = DetailNetwork, "reply cut short"
+		}
+		return Outcome{Category: Unreachable, Err: e}
+	}
+	body := in.Resp.Body
+	switch {
+	case status >= 500, status == http.StatusTooManyRequests, status == http.StatusRequestTimeout:
+		e.Detail = DetailTransient
+		// Any text in the body is left out: whoever sent it, it is not a
+		// verdict, and "HTTP 503: license revoked" would read like one.
+		e.Reason = strings.ToLower(http.StatusText(status))
+		return Outcome{Category: Unreachable, Err: e}
+	case status == http.StatusProxyAuthRequired:
+		e.Detail, e.Reason = DetailIntercepted, "proxy authentication required"
+		return Outcome{Category: Unreachable, Err: e}
+	case status >= 300 && status < 400:
+		e.Detail, e.Reason = DetailIntercepted, "redirect"
+		if loc := location(in.Resp.Header.Get("Location")); loc != "" {
+			e.Reason = "redirect to " + in.Redactor.Text(loc, MaxExcerpt, in.Extra...)
+		}
+		return Outcome{Category: Unreachable, Err: e}
+	case status < 200:
+		e.Detail, e.Reason = DetailIntercepted, "unexpected status"
+		return Outcome{Category: Unreachable, Err: e}
+	case in.Endpoint == wire.End && status == http.StatusUnprocessableEntity:
+		// The spec's only failure form for end_session: the token is gone.
+		return Outcome{Category: AlreadyEnded}
+	}
+	// A 2xx or a 4xx (other than 407, 408, 429): the licence server's word,
+	// if it is authentic and has the spec's shape.
+	plain := body
+	if in.Opener != nil {
+		p, err := in.Opener.OpenReply(body)
+		if err != nil {
+			e.Cause = errors.Join(in.Err, err)
+			switch {
+			case looksV2(body):
+				e.Detail = DetailUnauthenticated
+				e.Reason = "did not open as a sealed reply to this request"
+			case startsJSON(body) && !isObject(body):
+				e.Detail, e.Reason = DetailMalformed, "truncated or invalid JSON"
+			default:
+				e.Detail, e.Reason = DetailIntercepted, describe(in, body)
+			}
+			return Outcome{Category: Unreachable, Err: e}
+		}
+		plain = p
+	}
+	if f, ok := parseFailure(plain); ok {
+		kinds := in.Kinds
+		if kinds == nil {
+			kinds = DefaultRules().Classify
+		}
+		return Outcome{Category: Refused, Err: &APIError{
+			Endpoint: in.Endpoint,
+			Status:   status,
+			Message:  in.Redactor.Text(f.msg, MaxMessage, in.Extra...),
+			Time:     in.Redactor.Text(f.time, 64, in.Extra...),
+			Kind:     kinds(in.Endpoint, f.msg),
+			Sealed:   in.Sealed,
+		}}
+	}
+	if !isObject(plain) || status >= 400 {
+		if in.Sealed || (startsJSON(plain) && !isObject(plain)) {
+			// It opened, so the licence server sent it: malformed.
+			e.Detail, e.Reason = DetailMalformed, "not a v2 reply"
+			if !isObject(plain) {
+				e.Reason = "truncated or invalid JSON"
+			}
+		} else {
+			e.Detail, e.Reason = DetailIntercepted, describe(in, plain)
+		}
+		return Outcome{Category: Unreachable, Err: e}
+	}
+	if in.Decode != nil {
+		if err := in.Decode(plain); err != nil {
+			e.Cause = errors.Join(in.Err, err)
+			e.Detail, e.Reason = DetailMalformed, reasonOf(in, err)
+			return Outcome{Category: Unreachable, Err: e}
+		}
+	}
+	return Outcome{Category: Success, Plain: plain}
+}
+
+// noReply classifies an outcome without a reply.
+func noReply(in Input, e *Error) error {
+	err := in.Err
+	switch {
+	case err == nil:
+		e.Category, e.Detail, e.Reason, e.Next = ClientFault, DetailNone, "no reply and no error", ""
+	case errors.Is(err, transport.ErrInvalidRequest):
+		e.Category, e.Detail, e.Reason, e.Next = ClientFault, DetailUnsealable, "invalid request", ""
+	case isCtx(err):
+		ctxReason(e, err)
+	case transport.IsCertificateError(err):
+		e.Detail = DetailTLS
+		e.Reason = "TLS certificate not trusted: " + in.Redactor.Text(certText(err), MaxExcerpt, in.Extra...)
+	default:
+		e.Detail, e.Reason = DetailNetwork, netReason(in, err)
+		if ne, ok := errors.AsType[net.Error](err); ok && ne.Timeout() {
+			e.Detail, e.Reason = DetailTimeout, "timed out"
+		}
+	}
+	return e
+}
+
+func isCtx(err error) bool {
+	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
+}
+
+func ctxReason(e *Error, err error) {
+	e.Detail = DetailTimeout
+	if errors.Is(err, context.Canceled) {
+		e.Reason, e.Next = "cancelled", ""
+		return
+	}
+	e.Reason = "timed out"
+}
+
+// netReason names a network failure in a few words, keeping any advice the
+// transport attached for the reader (transport.Hint).
+func netReason(in Input, err error) string {
+	if hint := transport.Hint(err); hint != "" {
+		return netWords(in, err) + "; " + hint
+	}
+	return netWords(in, err)
+}
+
+func netWords(in Input, err error) string {
+	switch {
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "connection refused"
+	case errors.Is(err, syscall.ECONNRESET):
+		return "connection reset"
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return "connection closed"
+	}
+	if _, ok := errors.AsType[*net.DNSError](err); ok {
+		return "host name not found"
+	}
+	if op, ok := errors.AsType[*net.OpError](err); ok && op.Op == "dial" {
+		return "cannot connect"
+	}
+	var te *transport.Error
+	if errors.As(err, &te) && te.Err != nil {
+		err = te.Err
+	}
+	if ue, ok := err.(*url.Error); ok {
+		err = ue.Err
+	}
+	return in.Redactor.Text(err.Error(), MaxExcerpt, in.Extra...)
+}
+
+func certText(err error) string {
+	if ce, ok := errors.AsType[*tls.CertificateVerificationError](err); ok && ce.Err != nil {
+		return ce.Err.Error()
+	}
+	var te *transport.Error
+	if errors.As(err, &te) && te.Err != nil {
+		return te.Err.Error()
+	}
+	return err.Error()
+}
+
+// location returns the scheme and host of a redirect target: enough to say
+// where the path leads, without the path or query.
+func location(raw string) string {
+	u, err := url.Parse(strings.TrimSpace(raw))
+	if err != nil || u.Host == "" {
+		return ""
+	}
+	return u.Scheme + "://" + u.Host
+}
+
+// failure is the spec's failure shape.
+type failure struct {
+	msg, time string
+}
+
+// parseFailure reports whether b is the spec's failure shape: a JSON object
+// with "success" exactly false and "error" a string. This is the one
+// failure-body parser of the client.
+func parseFailure(b []byte) (failure, bool) {
+	if !isObject(b) {
+		return failure{}, false
+	}
+	var v struct {
+		Success json.RawMessage `json:"success"`
+		Error   json.RawMessage `json:"error"`
+		Time    wire.Timestamp  `json:"time"`
+	}
+	if json.Unmarshal(b, &v) != nil || string(v.Success) != "false" {
+		return failure{}, false
+	}
+	var msg string
+	if len(v.Error) == 0 || v.Error[0] != '"' || json.Unmarshal(v.Error, &msg) != nil {
+		return failure{}, false
+	}
+	return failure{msg: msg, time: v.Time.Raw}, true
+}
+
+// isObject reports whether b is one JSON object.
+func isObject(b []byte) bool {
+	b = bytes.TrimSpace(b)
+	return len(b) > 0 && b[0] == '{' && json.Valid(b)
+}
+
+// v2Keys are the members of v2 replies and of sealed replies.
+var v2Keys = [...]string{"data", "success", "status", "token", "guid", "session_key", "control_options", "time"}
+
+// looksV2 reports whether b is a JSON object with a v2 or sealed-reply
+// member: a reply that claims to be the licence server's. Other JSON
+// objects are some proxy's or gateway's.
+func looksV2(b []byte) bool {
+	if !isObject(b) {
+		return false
+	}
+	var m map[string]json.RawMessage
+	if json.Unmarshal(b, &m) != nil {
+		return false
+	}
+	for _, k := range v2Keys {
+		if _, ok := m[k]; ok {
+			return true
+		}
+	}
+	return false
+}
+
+// startsJSON reports whether b starts like a JSON object or array.
+func startsJSON(b []byte) bool {
+	b = bytes.TrimSpace(b)
+	return len(b) > 0 && (b[0] == '{' || b[0] == '[')
+}
+
+// describe says what a body that is not a v2 reply looks like, with a short
+// redacted excerpt.
+func describe(in Input, body []byte) string {
+	t := bytes.TrimSpace(body)
+	switch {
+	case len(t) == 0:
+		return "empty body"
+	case isObject(t):
+		return "JSON of another shape"
+	case startsJSON(t):
+		return "JSON that is not a v2 reply"
+	}
+	if t[0] == '<' || indexFold(t, "<html") >= 0 {
+		if i := indexFold(t, "<title>"); i >= 0 {
+			rest := t[i+len("<title>"):]
+			if j := indexFold(rest, "</title>"); j >= 0 {
+				if title := in.Redactor.Text(string(rest[:j]), MaxExcerpt, in.Extra...); title != "" {
+					return "HTML page: " + title
+				}
+			}
+		}
+		return "HTML page"
+	}
+	return "non-JSON body: " + in.Redactor.Text(string(t[:min(len(t), 4*MaxExcerpt)]), MaxExcerpt/2, in.Extra...)
+}
+
+// indexFold is the index of the ASCII pattern pat in b, ignoring ASCII
+// case, or -1. Unlike bytes.ToLower it never changes lengths, so the index
+// is valid in b whatever bytes b holds.
+func indexFold(b []byte, pat string) int {
+	for i := 0; i+len(pat) <= len(b); i++ {
+		j := 0
+		for ; j < len(pat); j++ {
+			c := b[i+j]
+			if 'A' <= c && c <= 'Z' {
+				c += 'a' - 'A'
+			}
+			if c != pat[j] {
+				break
+			}
+		}
+		if j == len(pat) {
+			return i
+		}
+	}
+	return -1
+}
+
+// reasonOf is a decode error's redacted text, without package prefixes.
+func reasonOf(in Input, err error) string {
+	if pe, ok := errors.AsType[*wire.ProtocolError](err); ok {
+		return in.Redactor.Text(pe.Reason, MaxExcerpt, in.Extra...)
+	}
+	if _, ok := errors.AsType[*wire.Failure](err); ok {
+		return "failure without an error text"
+	}
+	s := err.Error()
+	if i := strings.LastIndex(s, ": "); i >= 0 {
+		s = s[i+2:]
+	}
+	return in.Redactor.Text(s, MaxExcerpt, in.Extra...)
+}

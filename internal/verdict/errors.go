@@ -1,0 +1,285 @@
+package verdict
+
+import (
+	"errors"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// The categories. Every outcome of a call that is not a success matches
+// exactly one of ErrUnreachable, ErrRefused and ErrClientFault. The license
+// package re-exports them under the same names.
+var (
+	// ErrUnreachable matches every outcome that is not the licence server's
+	// own word: network errors, timeouts, 5xx, 429, 408, 407, redirects,
+	// pages a proxy or gateway sent, replies that do not open or do not
+	// parse. Offline grace applies.
+	ErrUnreachable = errors.New("license: server unreachable")
+	// ErrRefused matches a refusal by the licence server: a sealed failure
+	// reply that opened, or (with unsealed replies) the spec's failure shape
+	// at 2xx or a 4xx other than 407 and 408. No grace applies.
+	ErrRefused = errors.New("license: server refused")
+	// ErrClientFault matches a call that failed on this machine before
+	// anything trustworthy could happen: the request could not be built or
+	// sealed, the fingerprint could not be read, or a custom sealer failed.
+	// The server said nothing, so offline grace applies as for
+	// ErrUnreachable, but the cause is local and retrying alone rarely
+	// fixes it.
+	ErrClientFault = errors.New("license: client-side failure")
+)
+
+// Details of ErrUnreachable. Each also matches ErrUnreachable.
+var (
+	// ErrIntercepted matches a reply that a proxy, gateway, captive portal
+	// or firewall sent instead of the licence server: 407, a redirect, or a
+	// 2xx or 4xx body that is not a v2 reply at all (HTML, empty, JSON of
+	// another shape).
+	ErrIntercepted error = &sentinel{"license: a proxy or gateway answered instead of the licence server", ErrUnreachable}
+	// ErrUnauthenticated matches a reply that did not open although sealed
+	// replies are required: a plain JSON reply (what a fake server sends),
+	// a broken or replayed seal, or a reply sealed for another request.
+	ErrUnauthenticated error = &sentinel{"license: unauthenticated reply", ErrUnreachable}
+	// ErrMalformedReply matches a reply that opened (or, unsealed, was
+	// JSON) but does not follow the v2 spec, including a reply whose token
+	// or fields are too large for the next request to be sealed.
+	ErrMalformedReply error = &sentinel{"license: malformed reply", ErrUnreachable}
+)
+
+// Kinds of ErrRefused. Each also matches ErrRefused. Which refusal is which
+// kind is decided by refusal rules (see Rules) on the server's text.
+var (
+	// ErrRevoked matches a refusal whose text says the licence was revoked.
+	ErrRevoked error = &sentinel{"license: licence revoked", ErrRefused}
+	// ErrSeatLimit matches a refusal whose text says every seat is in use.
+	ErrSeatLimit error = &sentinel{"license: seat limit reached", ErrRefused}
+	// ErrExpired matches a refusal whose text says the licence expired.
+	ErrExpired error = &sentinel{"license: licence expired", ErrRefused}
+	// ErrUnknownInstance matches a refusal whose text says the server does
+	// not know the product instance (the client registers again, once).
+	ErrUnknownInstance error = &sentinel{"license: instance unknown to the server", ErrRefused}
+)
+
+// sentinel is a detail error that also matches its category, so that
+// errors.Is(ErrIntercepted, ErrUnreachable) holds.
+type sentinel struct {
+	msg    string
+	parent error
+}
+
+func (s *sentinel) Error() string        { return s.msg }
+func (s *sentinel) Is(target error) bool { return target == s.parent }
+
+// Category is the verdict on one call.
+type Category uint8
+
+// The categories of Outcome.
+const (
+	// Success: the licence server's word, yes. The reply decoded.
+	Success Category = iota
+	// Refused: the licence server's word, no.
+	Refused
+	// Unreachable: no trustworthy answer. Grace applies.
+	Unreachable
+	// ClientFault: the call failed on this machine.
+	ClientFault
+	// AlreadyEnded: end_session answered with the spec's bare 422, so the
+	// session is over either way. It never changes a licence verdict.
+	AlreadyEnded
+)
+
+var categoryNames = [...]string{"success", "refused", "unreachable", "client fault", "already ended"}
+
+// String returns the category's name, such as "unreachable".
+func (c Category) String() string {
+	if int(c) < len(categoryNames) {
+		return categoryNames[c]
+	}
+	return "Category(" + strconv.Itoa(int(c)) + ")"
+}
+
+// Detail refines the Unreachable and ClientFault categories.
+type Detail uint8
+
+// The details of an *Error.
+const (
+	// DetailNone: no finer reason.
+	DetailNone Detail = iota
+	// DetailNetwork: no reply arrived (dial, reset, DNS, cut body).
+	DetailNetwork
+	// DetailTimeout: an attempt timed out or the caller's context ended.
+	DetailTimeout
+	// DetailTLS: the server's certificate did not verify.
+	DetailTLS
+	// DetailTransient: 5xx, 429 or 408, whatever the body.
+	DetailTransient
+	// DetailIntercepted: a proxy or gateway answered (see ErrIntercepted).
+	DetailIntercepted
+	// DetailUnauthenticated: a reply did not open (see ErrUnauthenticated).
+	DetailUnauthenticated
+	// DetailMalformed: a reply that does not follow the spec.
+	DetailMalformed
+	// DetailTooLarge: a reply over the response cap.
+	DetailTooLarge
+	// DetailUnsealable: the request could not be built or sealed.
+	DetailUnsealable
+)
+
+var detailNames = [...]string{"", "network", "timeout", "tls", "transient status", "intercepted",
+	"unauthenticated reply", "malformed reply", "reply too large", "unsealable request"}
+
+// String returns the detail's name, such as "intercepted".
+func (d Detail) String() string {
+	if int(d) < len(detailNames) {
+		return detailNames[d]
+	}
+	return "Detail(" + strconv.Itoa(int(d)) + ")"
+}
+
+// Error is a failed call that is not a refusal: its Category is Unreachable
+// or ClientFault. Every text in it went through the client's Redactor.
+type Error struct {
+	// Endpoint is the v2 endpoint, such as "register_instance", or the
+	// local step ("fingerprint") for a client fault.
+	Endpoint string
+	// Category is Unreachable or ClientFault.
+	Category Category
+	// Detail is the finer reason.
+	Detail Detail
+	// Status is the HTTP status of the last reply, 0 when none arrived.
+	Status int
+	// Attempts is the number of HTTP attempts made.
+	Attempts int
+	// RetryAfter is the server's Retry-After, capped, or 0.
+	RetryAfter time.Duration
+	// Reason is a short, redacted description of the cause, such as
+	// "connection refused" or "HTML page".
+	Reason string
+	// Next says what the SDK does next, such as "will retry"; "" to omit.
+	Next string
+	// Cause is the underlying error (a context, transport, envelope or
+	// wire error) for errors.Is and errors.As. Its text is never printed:
+	// it may hold unredacted network text.
+	Cause error
+}
+
+// Error renders one line: what failed, why, and what happens next, such as
+// "license: register_instance: server unreachable after 3 attempts
+// (connection refused); will retry".
+func (e *Error) Error() string {
+	var b strings.Builder
+	b.WriteString("license: ")
+	if e.Endpoint != "" {
+		b.WriteString(e.Endpoint)
+		b.WriteString(": ")
+	}
+	switch {
+	case e.Category == ClientFault && e.Detail == DetailUnsealable:
+		b.WriteString("request cannot be sealed")
+	case e.Category == ClientFault:
+		b.WriteString("client-side failure")
+	case e.Detail == DetailIntercepted:
+		b.WriteString("a proxy or gateway answered instead of the licence server")
+	case e.Detail == DetailUnauthenticated:
+		b.WriteString("unauthenticated reply, not from the licence server")
+	case e.Detail == DetailMalformed:
+		b.WriteString("malformed reply")
+	case e.Detail == DetailTooLarge:
+		b.WriteString("reply too large")
+	default:
+		b.WriteString("server unreachable")
+	}
+	if e.Attempts > 1 {
+		b.WriteString(" after ")
+		b.WriteString(strconv.Itoa(e.Attempts))
+		b.WriteString(" attempts")
+	}
+	var paren []string
+	if e.Status != 0 {
+		paren = append(paren, "HTTP "+strconv.Itoa(e.Status))
+	}
+	if e.Reason != "" {
+		paren = append(paren, e.Reason)
+	}
+	if len(paren) > 0 {
+		b.WriteString(" (")
+		b.WriteString(strings.Join(paren, ": "))
+		b.WriteString(")")
+	}
+	if e.Next != "" {
+		b.WriteString("; ")
+		b.WriteString(e.Next)
+	}
+	return b.String()
+}
+
+// Unwrap returns the cause.
+func (e *Error) Unwrap() error { return e.Cause }
+
+// Is matches the category and the detail sentinels.
+func (e *Error) Is(target error) bool {
+	switch target {
+	case ErrUnreachable:
+		return e.Category == Unreachable
+	case ErrClientFault:
+		return e.Category == ClientFault
+	case ErrIntercepted:
+		return e.Category == Unreachable && e.Detail == DetailIntercepted
+	case ErrUnauthenticated:
+		return e.Category == Unreachable && e.Detail == DetailUnauthenticated
+	case ErrMalformedReply:
+		return e.Category == Unreachable && (e.Detail == DetailMalformed || e.Detail == DetailTooLarge)
+	}
+	return false
+}
+
+// APIError is a refusal by the licence server: a failure reply that opened
+// (sealed mode) or the spec's failure shape (unsealed mode). Its Is method
+// matches ErrRefused and the sentinel of its Kind.
+type APIError struct {
+	// Endpoint is the v2 endpoint, such as "begin_session".
+	Endpoint string
+	// Status is the HTTP status the refusal came with (200 is possible).
+	Status int
+	// Message is the server's error text, redacted, bounded and printable.
+	Message string
+	// Time is the server's time text, redacted and bounded.
+	Time string
+	// Kind is what the refusal rules made of Message.
+	Kind Kind
+	// Sealed reports whether the refusal came in a sealed reply, which
+	// nobody on the path can forge.
+	Sealed bool
+}
+
+// Error renders "license: <endpoint>: refused by the licence server (HTTP
+// <status>): <message>".
+func (e *APIError) Error() string {
+	var b strings.Builder
+	b.WriteString("license: ")
+	if e.Endpoint != "" {
+		b.WriteString(e.Endpoint)
+		b.WriteString(": ")
+	}
+	b.WriteString("refused by the licence server")
+	if e.Status != 0 && e.Status != 200 {
+		b.WriteString(" (HTTP ")
+		b.WriteString(strconv.Itoa(e.Status))
+		b.WriteString(")")
+	}
+	msg := e.Message
+	if msg == "" {
+		msg = "no reason given"
+	}
+	b.WriteString(": ")
+	b.WriteString(msg)
+	return b.String()
+}
+
+// Is matches ErrRefused, and the kind's sentinel.
+func (e *APIError) Is(target error) bool {
+	if target == ErrRefused {
+		return true
+	}
+	return target != nil && target == e.Kind.sentinel()
+}

@@ -1,0 +1,143 @@
+package verdict
+
+import (
+	"strconv"
+	"strings"
+	"unicode"
+)
+
+// Kind is what a refusal means, beyond "no". The spec's error is free text,
+// so the kind comes from rules on that text that a vendor can replace.
+type Kind uint8
+
+// The refusal kinds.
+const (
+	// KindOther is a refusal no rule recognised. It still matches ErrRefused.
+	KindOther Kind = iota
+	// KindRevoked matches ErrRevoked.
+	KindRevoked
+	// KindSeatLimit matches ErrSeatLimit.
+	KindSeatLimit
+	// KindExpired matches ErrExpired.
+	KindExpired
+	// KindUnknownInstance matches ErrUnknownInstance. On begin_session the
+	// client registers again, once, before it accepts the refusal.
+	KindUnknownInstance
+)
+
+var kindNames = [...]string{"other", "revoked", "seat limit", "expired", "unknown instance"}
+
+// String returns the kind's name, such as "seat limit".
+func (k Kind) String() string {
+	if int(k) < len(kindNames) {
+		return kindNames[k]
+	}
+	return "Kind(" + strconv.Itoa(int(k)) + ")"
+}
+
+func (k Kind) sentinel() error {
+	switch k {
+	case KindRevoked:
+		return ErrRevoked
+	case KindSeatLimit:
+		return ErrSeatLimit
+	case KindExpired:
+		return ErrExpired
+	case KindUnknownInstance:
+		return ErrUnknownInstance
+	}
+	return nil
+}
+
+// Rule maps refusal texts to a Kind. Phrase matches whole words, in order,
+// ignoring case and punctuation: "seat limit" matches "Seat-limit reached"
+// and "seat limit: 3 of 3", but not "seatlimit" or "loveseat limits".
+type Rule struct {
+	// Kind is the kind a match gives.
+	Kind Kind
+	// Endpoint restricts the rule to one v2 endpoint; "" applies it to all.
+	Endpoint string
+	// Phrase is one or more words.
+	Phrase string
+}
+
+// Rules is an ordered table of refusal rules: the first match wins, no
+// match is KindOther.
+type Rules []Rule
+
+// Classify returns the kind of a refusal of endpoint with text msg.
+func (r Rules) Classify(endpoint, msg string) Kind {
+	words := Words(msg)
+	for _, rule := range r {
+		if rule.Endpoint != "" && rule.Endpoint != endpoint {
+			continue
+		}
+		if containsPhrase(words, Words(rule.Phrase)) {
+			return rule.Kind
+		}
+	}
+	return KindOther
+}
+
+// DefaultRules returns a fresh copy of the default table. Its phrases are
+// the common English wordings (both "license" and "licence"); a vendor whose
+// server words refusals otherwise supplies its own table or function.
+//
+//	revoked           "revoked", "revocation"
+//	seat limit        "seat limit", "seats in use", "no seats available",
+//	                  "no free seats", "all seats", "too many seats",
+//	                  "too many sessions", "session limit"
+//	expired           "license expired", "licence expired", "license has
+//	                  expired", "licence has expired", "license is expired",
+//	                  "licence is expired", "expired license", "expired
+//	                  licence"
+//	unknown instance  "unknown instance", "instance not found", "no such
+//	                  instance", "instance unknown"
+//
+// "session expired" or "session lapsed" is not an expired licence: it is
+// the session the server forgot, a refusal of kind KindOther.
+func DefaultRules() Rules {
+	r := Rules{
+		{Kind: KindRevoked, Phrase: "revoked"},
+		{Kind: KindRevoked, Phrase: "revocation"},
+	}
+	for _, p := range []string{"seat limit", "seats in use", "no seats available", "no free seats",
+		"all seats", "too many seats", "too many sessions", "session limit"} {
+		r = append(r, Rule{Kind: KindSeatLimit, Phrase: p})
+	}
+	for _, l := range []string{"license", "licence"} {
+		for _, p := range []string{l + " expired", l + " has expired", l + " is expired", "expired " + l} {
+			r = append(r, Rule{Kind: KindExpired, Phrase: p})
+		}
+	}
+	for _, p := range []string{"unknown instance", "instance not found", "no such instance", "instance unknown"} {
+		r = append(r, Rule{Kind: KindUnknownInstance, Phrase: p})
+	}
+	return r
+}
+
+// Words splits s into lower-case words of letters and digits; everything
+// else separates words.
+func Words(s string) []string {
+	return strings.FieldsFunc(strings.ToLower(s), func(r rune) bool {
+		return !unicode.IsLetter(r) && !unicode.IsDigit(r)
+	})
+}
+
+// containsPhrase reports whether phrase occurs in words as a contiguous run.
+// An empty phrase never matches.
+func containsPhrase(words, phrase []string) bool {
+	if len(phrase) == 0 {
+		return false
+	}
+outer:
+	for i := 0; i+len(phrase) <= len(words); i++ {
+		for j, p := range phrase {
+			if words[i+j] != p {
+				continue outer
+			}
+		}
+		return true
+	}
+	return false
+}

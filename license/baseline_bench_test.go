@@ -1,0 +1,310 @@
+package license
+
+import (
+	"bytes"
+	"context"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/ecdh"
+	"crypto/hkdf"
+	"crypto/hpke"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+
+	"github.com/licensekit/licensekit-go/envelope"
+	"github.com/licensekit/licensekit-go/internal/wire"
+)
+
+// The lifecycle baseline: the least work any correct client must do for
+// register, begin, extend and end in the SDK's default configuration. Per
+// call it seals the request afresh, posts it, checks the HTTP status, opens
+// the sealed reply (the default), decodes it into a minimal struct and checks
+// the verdict; it uses the real token for extend and end, and ends the
+// session it began. It logs nothing, has no retry policy, no events and no
+// state machine: what the SDK does on top of that is what the ratio
+// measures. It keeps no state on disk unless given a stateDir; then it
+// writes its instance and token durably after each of the four calls, as the
+// SDK does with Config.StateDir.
+
+// baseEnvelope is the baseline's whole envelope, and the only place the
+// baseline knows the envelope format. It follows envelope/FORMAT.md
+// (version 1) with bare crypto/hpke, crypto/hkdf and AES-256-GCM, and asks
+// for a sealed reply like the SDK's default. When FORMAT.md changes, change
+// this type (and nothing else) to follow it.
+type baseEnvelope struct {
+	apiKey string
+	// Public-key mode (version 0x01): the server's HPKE key and the 16-byte
+	// header (version, flags, KEM, KDF, AEAD, key id), which is also the AAD.
+	pk hpke.PublicKey
+	// Shared-secret mode (version 0x02): the request key and the header
+	// without its nonce (version, flags, key id); secret is the reply secret
+	// HKDF-Expand(prk, "response" || 0x00 || api_key, 32).
+	gcm    cipher.AEAD
+	header []byte
+	secret []byte
+}
+
+const (
+	baseFlagSealedReply = 0x01
+	baseReplyOverhead   = 1 + 32 + 16 // version, response_nonce, GCM tag
+)
+
+// newBaseEnvelope derives what FORMAT.md lets a client derive once: the
+// public-key header and key id, or the shared-secret keys. Exactly one of
+// pub and secret is set.
+func newBaseEnvelope(apiKey string, pub *envelope.PublicKey, secret []byte) (*baseEnvelope, error) {
+	e := &baseEnvelope{apiKey: apiKey}
+	if pub == nil {
+		prk, err := hkdf.Extract(sha256.New, secret, []byte("licensekit-envelope v1 shared secret"))
+		if err != nil {
+			return nil, err
+		}
+		key, _ := hkdf.Expand(sha256.New, prk, "request key", 32)
+		keyID, _ := hkdf.Expand(sha256.New, prk, "key id", 8)
+		if e.secret, err = hkdf.Expand(sha256.New, prk, "response\x00"+apiKey, 32); err != nil {
+			return nil, err
+		}
+		if e.gcm, err = baseGCM(key); err != nil {
+			return nil, err
+		}
+		e.header = append([]byte{0x02, baseFlagSealedReply}, keyID...)
+		return e, nil
+	}
+	if pub.KEM() != envelope.KEMX25519 {
+		return nil, errors.New("baseline: only DHKEM(X25519) is implemented")
+	}
+	raw := pub.Bytes()
+	pk, err := hpke.DHKEM(ecdh.X25519()).NewPublicKey(raw)
+	if err != nil {
+		return nil, err
+	}
+	e.pk = pk
+	h := sha256.New()
+	h.Write([]byte("licensekit-envelope v1 key id\x00"))
+	h.Write([]byte{0x00, 0x20}) // KEM id
+	h.Write(raw)
+	e.header = []byte{0x01, baseFlagSealedReply, 0x00, 0x20, 0x00, 0x01, 0x00, 0x02}
+	e.header = append(e.header, h.Sum(nil)[:8]...)
+	return e, nil
+}
+
+// seal seals one request for endpoint (format 1 does not bind the
+// endpoint) and returns its data field and a function that opens the sealed
+// reply body to exactly this request.
+func (e *baseEnvelope) seal(endpoint string, plain []byte) (string, func([]byte) ([]byte, error), error) {
+	if e.pk != nil {
+		info := append([]byte("licensekit-envelope v1 request\x00"), e.apiKey...)
+		enc, sender, err := hpke.NewSender(e.pk, hpke.HKDFSHA256(), hpke.AES256GCM(), info)
+		if err != nil {
+			return "", nil, err
+		}
+		ct, err := sender.Seal(e.header, plain)
+		if err != nil {
+			return "", nil, err
+		}
+		secret, err := sender.Export("licensekit-envelope v1 response", 32)
+		if err != nil {
+			return "", nil, err
+		}
+		raw := append(append(append(make([]byte, 0, len(e.header)+len(enc)+len(ct)), e.header...), enc...), ct...)
+		return base64.StdEncoding.EncodeToString(raw), func(body []byte) ([]byte, error) {
+			return baseOpenReply(body, 0x81, secret, enc)
+		}, nil
+	}
+	raw := make([]byte, len(e.header)+12, len(e.header)+12+len(plain)+16)
+	copy(raw, e.header)
+	nonce := raw[len(e.header):]
+	if _, err := rand.Read(nonce); err != nil {
+		return "", nil, err
+	}
+	aad := append(bytes.Clone(raw), e.apiKey...)
+	raw = e.gcm.Seal(raw, nonce, plain, aad)
+	binding := bytes.Clone(nonce)
+	return base64.StdEncoding.EncodeToString(raw), func(body []byte) ([]byte, error) {
+		return baseOpenReply(body, 0x82, e.secret, binding)
+	}, nil
+}
+
+// baseOpenReply opens a sealed reply body {"data":"<base64>"}: prk_r =
+// HKDF-Extract(binding || response_nonce, secret), then AES-256-GCM with
+// the derived key and nonce and the version byte as AAD.
+func baseOpenReply(body []byte, version byte, secret, binding []byte) ([]byte, error) {
+	var r struct{ Data string }
+	if err := json.Unmarshal(body, &r); err != nil {
+		return nil, err
+	}
+	raw, err := base64.StdEncoding.DecodeString(r.Data)
+	if err != nil {
+		return nil, err
+	}
+	if len(raw) < baseReplyOverhead || raw[0] != version {
+		return nil, errors.New("baseline: not a sealed reply")
+	}
+	prk, err := hkdf.Extract(sha256.New, secret, append(bytes.Clone(binding), raw[1:33]...))
+	if err != nil {
+		return nil, err
+	}
+	key, _ := hkdf.Expand(sha256.New, prk, "key", 32)
+	iv, _ := hkdf.Expand(sha256.New, prk, "nonce", 12)
+	a, err := baseGCM(key)
+	if err != nil {
+		return nil, err
+	}
+	return a.Open(nil, iv, raw[33:], raw[:1])
+}
+
+func baseGCM(key []byte) (cipher.AEAD, error) {
+	block, err := aes.NewCipher(key)
+	if err != nil {
+		return nil, err
+	}
+	return cipher.NewGCM(block)
+}
+
+// baseClient is the baseline client: one envelope, one http.Client.
+type baseClient struct {
+	url string
+	env *baseEnvelope
+	hc  *http.Client
+	// stateDir, when set, makes the baseline durable: after every call that
+	// changes its state (instance, token) it writes that state atomically,
+	// the least a client must do to lose nothing (see persist).
+	stateDir string
+}
+
+// persist writes the instance and token to stateDir atomically: a
+// temporary file, fsync, rename, fsync of the directory. It does nothing
+// without a stateDir.
+func (c *baseClient) persist(guid, token string) error {
+	if c.stateDir == "" {
+		return nil
+	}
+	b, _ := json.Marshal(struct{ GUID, Token string }{guid, token})
+	tmp, err := os.CreateTemp(c.stateDir, "state-*")
+	if err != nil {
+		return err
+	}
+	_, err = tmp.Write(b)
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), filepath.Join(c.stateDir, "state"))
+	}
+	if err != nil {
+		_ = os.Remove(tmp.Name())
+		return err
+	}
+	d, err := os.Open(c.stateDir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// baseReply is the minimal reply: the verdict and the two values the
+// lifecycle needs.
+type baseReply struct {
+	Success *bool  `json:"success"`
+	Status  int64  `json:"status"`
+	GUID    string `json:"guid"`
+	Token   string `json:"token"`
+}
+
+// call seals payload, posts it, checks the status, opens the sealed reply
+// and decodes it.
+func (c *baseClient) call(ctx context.Context, endpoint string, payload any) (*baseReply, error) {
+	plain, err := json.Marshal(payload)
+	if err != nil {
+		return nil, err
+	}
+	data, open, err := c.env.seal(endpoint, plain)
+	if err != nil {
+		return nil, err
+	}
+	body, err := json.Marshal(wire.Request{Key: c.env.apiKey, Data: data})
+	if err != nil {
+		return nil, err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.url+"/"+endpoint, bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	sealed, err := io.ReadAll(io.LimitReader(resp.Body, wire.MaxBody))
+	resp.Body.Close()
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("baseline: %s: HTTP %d", endpoint, resp.StatusCode)
+	}
+	pt, err := open(sealed)
+	if err != nil {
+		return nil, fmt.Errorf("baseline: %s: %w", endpoint, err)
+	}
+	var r baseReply
+	if err := json.Unmarshal(pt, &r); err != nil {
+		return nil, err
+	}
+	if r.Success != nil && !*r.Success {
+		return nil, fmt.Errorf("baseline: %s: refused", endpoint)
+	}
+	return &r, nil
+}
+
+// lifecycle registers, begins, extends and ends one session.
+func (c *baseClient) lifecycle(ctx context.Context, m wire.Machine) error {
+	r, err := c.call(ctx, wire.Register, wire.RegisterRequest{ProductGUID: testProduct, LicenseKey: testLicense, Machine: m})
+	if err != nil {
+		return err
+	}
+	guid := r.GUID
+	if guid == "" {
+		return errors.New("baseline: no guid")
+	}
+	if err := c.persist(guid, ""); err != nil {
+		return err
+	}
+	r, err = c.call(ctx, wire.Begin, wire.BeginRequest{ProductGUID: testProduct, LicenseKey: testLicense,
+		InstanceGUID: guid, Machine: m})
+	if err != nil {
+		return err
+	}
+	token := r.Token
+	if token == "" {
+		return errors.New("baseline: no token")
+	}
+	if err := c.persist(guid, token); err != nil {
+		return err
+	}
+	if r, err = c.call(ctx, wire.Extend, wire.ExtendRequest{Token: token}); err != nil {
+		return err
+	}
+	if r.Token != "" {
+		token = r.Token
+	}
+	if err := c.persist(guid, token); err != nil {
+		return err
+	}
+	if _, err = c.call(ctx, wire.End, wire.EndRequest{Token: token}); err != nil {
+		return err
+	}
+	return c.persist(guid, "")
+}

@@ -1,0 +1,54 @@
+package license
+
+import (
+	"encoding/json"
+	"fmt"
+
+	"github.com/licensekit/licensekit-go/envelope"
+	"github.com/licensekit/licensekit-go/internal/wire"
+)
+
+// Size guards. A request's payload is sealed into a data string of at most
+// envelope.MaxDataSize (1 MiB) bytes of base64, so at most three quarters
+// of that, less the envelope's header and tag, can be plaintext. New keeps
+// the config's share of a request well inside that, and a reply whose
+// values would push the next request over it is malformed.
+const (
+	// maxPlaintext is the largest payload every built-in sealer seals, with
+	// room for the largest header (ML-KEM's encapsulated key).
+	maxPlaintext = envelope.MaxDataSize/4*3 - 4<<10
+	// machineAllowance is what New leaves for the machine facts, the
+	// instance GUID and the duration.
+	machineAllowance = 64 << 10
+	// maxAPIKey bounds the API key, which travels beside the data string.
+	maxAPIKey = 16 << 10
+)
+
+// checkSizes reports config values that cannot fit a request.
+func (c *Config) checkSizes() []error {
+	var errs []error
+	if len(c.APIKey) > maxAPIKey {
+		errs = append(errs, fmt.Errorf("APIKey is %d bytes; at most %d fit beside the envelope", len(c.APIKey), maxAPIKey))
+	}
+	reg, _ := json.Marshal(wire.RegisterRequest{ProductGUID: c.ProductGUID, LicenseKey: c.LicenseKey,
+		Name: c.UserName, Email: c.UserEmail, UserHash: c.UserAttributes})
+	begin, _ := json.Marshal(wire.BeginRequest{ProductGUID: c.ProductGUID, LicenseKey: c.LicenseKey,
+		UserHash: c.UserAttributes})
+	if n, limit := max(len(reg), len(begin)), maxPlaintext-machineAllowance; n > limit {
+		errs = append(errs, fmt.Errorf("ProductGUID, LicenseKey, UserName, UserEmail and UserAttributes take %d bytes "+
+			"in a request; at most %d fit in the 1 MiB envelope", n, limit))
+	}
+	return errs
+}
+
+// fitsNext returns a *wire.ProtocolError when the request a reply leads to
+// (next) could not be sealed: a server that hands out a huge token or
+// instance GUID would otherwise make every later call fail on this machine.
+func fitsNext(endpoint, field string, next any) error {
+	b, err := json.Marshal(next)
+	if err == nil && len(b) <= maxPlaintext {
+		return nil
+	}
+	return &wire.ProtocolError{Endpoint: endpoint,
+		Reason: field + " too large: the next request could not be sealed"}
+}

@@ -1,0 +1,240 @@
+package licensetest_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/licensekit/licensekit-go/fingerprint"
+	"github.com/licensekit/licensekit-go/license"
+	"github.com/licensekit/licensekit-go/license/licensetest"
+)
+
+// findBrowser returns the path of a Chromium or Chrome, or "". The
+// LICENSETEST_BROWSER environment variable names one explicitly.
+func findBrowser() string {
+	if p := os.Getenv("LICENSETEST_BROWSER"); p != "" {
+		return p
+	}
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "headless-shell", "chrome"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	return ""
+}
+
+// consoleErrors collects what the page reports as errors: uncaught
+// exceptions, console.error calls and failed loads.
+type consoleErrors struct {
+	mu   sync.Mutex
+	msgs []string
+}
+
+func (c *consoleErrors) add(format string, args ...any) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.msgs = append(c.msgs, fmt.Sprintf(format, args...))
+}
+
+func (c *consoleErrors) all() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]string(nil), c.msgs...)
+}
+
+func css(sel string) chromedp.CSS { return chromedp.CSS(sel) }
+
+// text waits for an element that sel matches and returns its visible text.
+// It finds and reads the element in one step in the page, because the
+// console re-renders its tables on every live update, which would make a
+// node found by one command stale for the next.
+func text(t *testing.T, ctx context.Context, sel string) string {
+	t.Helper()
+	q, _ := json.Marshal(sel)
+	expr := fmt.Sprintf(`(() => { const e = document.querySelector(%s); return e ? e.innerText : null; })()`, q)
+	s, err := chromedp.Run(ctx, chromedp.Poll[string](expr,
+		chromedp.WithPollingInterval(50*time.Millisecond), chromedp.WithPollingTimeout(20*time.Second)))
+	require.NoError(t, err, sel)
+	return s
+}
+
+// waitState waits for the client to reach want.
+func waitState(t *testing.T, c *license.Client, want license.State, within time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for time.Now().Before(deadline) {
+		if c.Status().State == want {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("client state = %s after %s; want %s", c.Status().State, within, want)
+}
+
+// TestConsoleInBrowser drives the console in headless Chromium: it opens
+// the console URL with the token, sees a real client's session appear,
+// clicks "Down", sees the failed requests in the log while the client goes
+// to Grace, clicks "Up" and sees the client return to Active. It saves a
+// screenshot and checks that the page logged no error. With CI set it fails
+// when no browser is installed; otherwise it skips.
+//
+// LICENSETEST_CONSOLE_SCREENSHOT=path also writes the screenshot there (the
+// one in docs/ was made so).
+func TestConsoleInBrowser(t *testing.T) {
+	browser := findBrowser()
+	if browser == "" {
+		if os.Getenv("CI") != "" {
+			t.Fatal("CI is set and no Chromium was found: install it (apt-get install -y chromium) or set LICENSETEST_BROWSER")
+		}
+		t.Skip("no Chromium found (install chromium or set LICENSETEST_BROWSER)")
+	}
+	t.Parallel()
+
+	s := licensetest.NewServer()
+	defer s.Close()
+	require.NoError(t, s.AddLicense(licensetest.License{ProductGUID: "app", Key: "K-1", Seats: 1,
+		SessionDuration: 2 * time.Second, GracePeriod: 40 * time.Second, Features: "pro"}))
+	adm := s.AdminHandler(licensetest.AdminOptions{})
+	hs := httptest.NewUnstartedServer(adm)
+	licensetest.DefaultTimeouts().Apply(hs.Config)
+	hs.Start()
+	defer hs.Close()
+	defer adm.Close()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Second)
+	defer cancel()
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(browser),
+		chromedp.NoSandbox, // CI runs as root
+		chromedp.Headless,
+		chromedp.DisableGPU,
+		chromedp.WindowSize(1280, 800),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-extensions", true),
+		chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.Flag("no-first-run", true),
+		chromedp.UserDataDir(t.TempDir()),
+	)
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(ctx, opts...)
+	defer cancelAlloc()
+	bctx, cancelBrowser := chromedp.NewContext(allocCtx)
+	defer cancelBrowser()
+
+	// Collect the page's errors: uncaught exceptions, console.error and
+	// failed loads from the browser log.
+	errs := &consoleErrors{}
+	consoleDone := make(chan struct{})
+	messages := chromedp.Console(bctx)
+	go func() {
+		defer close(consoleDone)
+		for m, err := range messages {
+			if err != nil {
+				return
+			}
+			if m.IsException() || m.Type == chromedp.ConsoleError {
+				errs.add("%s", m.String())
+			}
+		}
+	}()
+	defer func() {
+		_ = chromedp.Cancel(bctx)
+		<-consoleDone
+	}()
+
+	// Open the console URL: the token goes into a cookie and out of the
+	// address bar.
+	require.NoError(t, chromedp.Do(bctx,
+		chromedp.Navigate(adm.ConsoleURL(hs.URL)),
+	))
+	assert.Equal(t, "live", text(t, bctx, "#live.on"))
+	location, err := chromedp.Run(bctx, chromedp.Location())
+	require.NoError(t, err)
+	assert.Equal(t, hs.URL+"/admin/", location)
+	assert.NotContains(t, location, adm.Token())
+
+	// A real client, over real loopback HTTP.
+	c, err := license.New(license.Config{
+		ServerURL: s.URL, APIKey: s.APIKey(), ServerPublicKey: s.PublicKey().EncodeBase64(),
+		ProductGUID: "app", LicenseKey: "K-1", StateDir: t.TempDir(),
+	},
+		license.WithFingerprintSource(func(context.Context) (*fingerprint.Fingerprint, error) { return scenarioFingerprint(), nil }),
+		license.WithRetry(license.Retry{MinBackoff: 100 * time.Millisecond, MaxBackoff: 500 * time.Millisecond}),
+	)
+	require.NoError(t, err)
+	require.NoError(t, c.Start(ctx))
+	defer func() { _ = c.Close(context.Background()) }()
+	require.Equal(t, license.Active, c.Status().State)
+
+	// The session appears in the console.
+	sessionRow := text(t, bctx, "#sessions tbody tr")
+	assert.Contains(t, sessionRow, c.Status().InstanceGUID[:8])
+	assert.Equal(t, "1 / 1", text(t, bctx, "#licences tbody tr td:nth-child(4)"))
+
+	// Down (answer 503): the log shows failed requests and the client goes
+	// to Grace.
+	require.NoError(t, chromedp.Do(bctx,
+		chromedp.SetValue(css("#down-mode"), "503"),
+		chromedp.Click(css("#down-btn")),
+	))
+	assert.Equal(t, "down (503)", text(t, bctx, "#server-status.down"))
+	assert.Equal(t, "curl -X POST -H 'Authorization: Bearer $TOKEN' '"+hs.URL+"/admin/down?mode=503'", text(t, bctx, "#down-form .curl"))
+	waitState(t, c, license.Grace, 20*time.Second)
+	failed := text(t, bctx, "#log tbody tr.bad")
+	assert.Contains(t, failed, "503")
+	assert.Contains(t, failed, "down (503)")
+
+	// Up: the client returns to Active.
+	require.NoError(t, chromedp.Do(bctx,
+		chromedp.Click(css("#up-btn")),
+	))
+	assert.Equal(t, "up", text(t, bctx, "#server-status.up"))
+	waitState(t, c, license.Active, 20*time.Second)
+
+	// A scenario started from the console shows as a timeline with its
+	// current step.
+	require.NoError(t, chromedp.Do(bctx,
+		chromedp.SetValue(css("#scenario-text"), "at 0s   latency 5ms endpoint=extend\nat 1h   revoke product=app key=K-1\n"),
+		chromedp.Click(css("#scenario-run")),
+	))
+	assert.Equal(t, "at 1h0m0srevoke product=app key=K-1", text(t, bctx, "#timeline li.current"))
+	assert.Contains(t, text(t, bctx, "#timeline li.done"), "latency 5ms endpoint=extend")
+	require.NoError(t, chromedp.Do(bctx, chromedp.Sleep(600*time.Millisecond))) // one more live update
+
+	// Readable without sideways scrolling at 1280x800 and in a narrow
+	// window.
+	noOverflow := "document.documentElement.scrollWidth <= document.documentElement.clientWidth"
+	fits, err := chromedp.Run(bctx, chromedp.Evaluate[bool](noOverflow))
+	require.NoError(t, err)
+	assert.True(t, fits, "the page scrolls sideways at 1280x800")
+
+	shot, err := chromedp.Run(bctx, chromedp.FullScreenshot(100))
+	require.NoError(t, err)
+	path := filepath.Join(t.TempDir(), "console.png")
+	require.NoError(t, os.WriteFile(path, shot, 0o644))
+	if p := os.Getenv("LICENSETEST_CONSOLE_SCREENSHOT"); p != "" {
+		require.NoError(t, os.WriteFile(p, shot, 0o644))
+	}
+	assert.Greater(t, len(shot), 10000, "a screenshot of the page")
+	require.NoError(t, chromedp.Do(bctx, chromedp.EmulateViewport(400, 800), chromedp.Sleep(100*time.Millisecond)))
+	fits, err = chromedp.Run(bctx, chromedp.Evaluate[bool](noOverflow))
+	require.NoError(t, err)
+	assert.True(t, fits, "the page scrolls sideways in a 400 px window")
+	if p := os.Getenv("LICENSETEST_CONSOLE_SCREENSHOT_NARROW"); p != "" {
+		narrow, err := chromedp.Run(bctx, chromedp.FullScreenshot(100))
+		require.NoError(t, err)
+		require.NoError(t, os.WriteFile(p, narrow, 0o644))
+	}
+	assert.Empty(t, errs.all(), "the console page logged errors")
+}

@@ -1,0 +1,418 @@
+package licensetest
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// This file holds the commands that change a running server. The admin API
+// (POST /admin/NAME?param=value) and scenarios ("at 5m NAME param=value")
+// share them, so both accept exactly the same names and values.
+
+// errBadParam marks a command that was given a missing or unknown parameter
+// or value. The admin API answers it with 400.
+var errBadParam = errors.New("licensetest: bad parameter")
+
+// paramError is a bad parameter; it matches errBadParam.
+type paramError struct{ msg string }
+
+func (e *paramError) Error() string        { return e.msg }
+func (e *paramError) Is(target error) bool { return target == errBadParam }
+
+func badParam(format string, args ...any) error {
+	return &paramError{fmt.Sprintf(format, args...)}
+}
+
+// params are a command's name=value arguments.
+type params map[string]string
+
+// command is one thing a tester can do to the server.
+type command struct {
+	name string
+	// accepted lists the parameter names, in the order they are documented.
+	accepted []string
+	// bare is the parameter a scenario's bare word sets ("down refuse").
+	bare string
+	// parse checks the parameters and returns the change to make.
+	parse func(p params) (func(c *controller) error, error)
+}
+
+// commands are every command, by name. It is never changed.
+var commands = buildCommands()
+
+func buildCommands() map[string]*command {
+	m := make(map[string]*command)
+	for _, c := range []*command{
+		{name: "down", accepted: []string{"on", "mode", "for"}, bare: "mode", parse: parseDown},
+		{name: "up", parse: func(params) (func(*controller) error, error) {
+			return func(c *controller) error { c.setDown(false, 0, 0); return nil }, nil
+		}},
+		{name: "revoke", accepted: []string{"product", "key"}, parse: parseLicenseState(Revoked)},
+		{name: "expire", accepted: []string{"product", "key"}, parse: parseLicenseState(Expired)},
+		{name: "reinstate", accepted: []string{"product", "key"}, parse: parseLicenseState(Active)},
+		{name: "license", accepted: []string{"product", "key", "seats", "session", "grace", "max", "state", "features"}, parse: parseAddLicense},
+		{name: "control", accepted: []string{"product", "key", "session", "grace"}, parse: parseControl},
+		{name: "fail", accepted: []string{"endpoint", "n", "status", "retry_after", "message"}, parse: parseFail},
+		{name: "fault", accepted: []string{"endpoint", "kind", "n", "status", "message"}, bare: "kind", parse: parseFault},
+		{name: "latency", accepted: []string{"endpoint", "d"}, bare: "d", parse: parsePerEndpoint(func(s *Server) func(string, time.Duration) { return s.SetLatency })},
+		{name: "retry_after", accepted: []string{"endpoint", "d"}, bare: "d", parse: parsePerEndpoint(func(s *Server) func(string, time.Duration) { return s.SetRetryAfter })},
+		{name: "content_type", accepted: []string{"endpoint", "ct"}, bare: "ct", parse: parseContentType},
+		{name: "skew", accepted: []string{"d"}, bare: "d", parse: parseSkew},
+		{name: "clear", parse: func(params) (func(*controller) error, error) {
+			return func(c *controller) error { c.clear(); return nil }, nil
+		}},
+	} {
+		m[c.name] = c
+	}
+	return m
+}
+
+// commandNames returns the command names, sorted.
+func commandNames() []string {
+	names := make([]string, 0, len(commands))
+	for n := range commands {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return names
+}
+
+// check rejects parameters the command does not accept.
+func (cmd *command) check(p params) error {
+	var errs []error
+	for _, name := range slices.Sorted(maps.Keys(p)) {
+		if !slices.Contains(cmd.accepted, name) {
+			if len(cmd.accepted) == 0 {
+				errs = append(errs, badParam("%s: unknown parameter %q (it takes none)", cmd.name, name))
+			} else {
+				errs = append(errs, badParam("%s: unknown parameter %q (accepted: %s)", cmd.name, name, strings.Join(cmd.accepted, ", ")))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// prepare checks p and parses it into the change to make.
+func (cmd *command) prepare(p params) (func(*controller) error, error) {
+	if err := cmd.check(p); err != nil {
+		return nil, err
+	}
+	apply, err := cmd.parse(p)
+	if err != nil {
+		return nil, prefixErr(cmd.name, err)
+	}
+	return apply, nil
+}
+
+// prefixErr puts the command's name before each message of err.
+func prefixErr(name string, err error) error {
+	var errs []error
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		errs = j.Unwrap()
+	} else {
+		errs = []error{err}
+	}
+	out := make([]error, 0, len(errs))
+	for _, e := range errs {
+		out = append(out, fmt.Errorf("%s: %w", name, e))
+	}
+	return errors.Join(out...)
+}
+
+// choice returns p[name], which must be one of accepted (def when absent).
+func (p params) choice(name, def string, accepted ...string) (string, error) {
+	v, ok := p[name]
+	if !ok {
+		return def, nil
+	}
+	if !slices.Contains(accepted, v) {
+		return "", badParam("%s: unknown value %q (accepted: %s)", name, v, strings.Join(accepted, ", "))
+	}
+	return v, nil
+}
+
+// duration parses p[name]. A required parameter must be present.
+func (p params) duration(name string, required, negativeOK bool) (time.Duration, error) {
+	v, ok := p[name]
+	if !ok {
+		if required {
+			return 0, badParam("%s is required (a duration such as 30s, 5m or 1h30m)", name)
+		}
+		return 0, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		return 0, badParam("%s: %q is not a duration (such as 30s, 5m or 1h30m)", name, v)
+	}
+	if d < 0 && !negativeOK {
+		return 0, badParam("%s: %s is negative", name, v)
+	}
+	return d, nil
+}
+
+// integer parses p[name] within lo..hi (def when absent).
+func (p params) integer(name string, def, lo, hi int) (int, error) {
+	v, ok := p[name]
+	if !ok {
+		return def, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < lo || n > hi {
+		return 0, badParam("%s: %q is not an integer in %d..%d", name, v, lo, hi)
+	}
+	return n, nil
+}
+
+// required returns p[name], which must be present and not empty.
+func (p params) required(name string) (string, error) {
+	if p[name] == "" {
+		return "", badParam("%s is required", name)
+	}
+	return p[name], nil
+}
+
+// endpointNames are the accepted values of an endpoint parameter.
+var endpointNames = []string{"all", "register", "begin", "extend", "end", Register, Begin, Extend, End}
+
+// endpoint returns the v2 endpoint p["endpoint"] names ("" = all four).
+func (p params) endpoint() (string, error) {
+	v, err := p.choice("endpoint", "all", endpointNames...)
+	if err != nil {
+		return "", err
+	}
+	switch v {
+	case "all":
+		return "", nil
+	case "register":
+		return Register, nil
+	case "begin":
+		return Begin, nil
+	case "extend":
+		return Extend, nil
+	case "end":
+		return End, nil
+	}
+	return v, nil
+}
+
+// licenseID returns the product and key a licence command names.
+func (p params) licenseID() (string, string, error) {
+	product, err1 := p.required("product")
+	key, err2 := p.required("key")
+	return product, key, errors.Join(err1, err2)
+}
+
+// downModes are the accepted values of down's mode.
+var downModes = []string{"refuse", "reset", "503"}
+
+func parseDownMode(v string) DownMode {
+	switch v {
+	case "reset":
+		return DownReset
+	case "503":
+		return DownUnavailable
+	}
+	return DownRefuse
+}
+
+func parseDown(p params) (func(*controller) error, error) {
+	on, err1 := p.choice("on", "1", "1", "0", "true", "false")
+	mode, err2 := p.choice("mode", "refuse", downModes...)
+	d, err3 := p.duration("for", false, false)
+	if err := errors.Join(err1, err2, err3); err != nil {
+		return nil, err
+	}
+	down := on == "1" || on == "true"
+	return func(c *controller) error { c.setDown(down, parseDownMode(mode), d); return nil }, nil
+}
+
+func parseLicenseState(st LicenseState) func(params) (func(*controller) error, error) {
+	return func(p params) (func(*controller) error, error) {
+		product, key, err := p.licenseID()
+		if err != nil {
+			return nil, err
+		}
+		return func(c *controller) error { return c.s.SetLicenseState(product, key, st) }, nil
+	}
+}
+
+// licenseStates are the accepted values of a licence's state.
+var licenseStates = []string{"active", "revoked", "expired"}
+
+func parseLicenseStateName(v string) LicenseState {
+	switch v {
+	case "revoked":
+		return Revoked
+	case "expired":
+		return Expired
+	}
+	return Active
+}
+
+func parseAddLicense(p params) (func(*controller) error, error) {
+	product, key, err0 := p.licenseID()
+	l := License{ProductGUID: product, Key: key, Features: p["features"]}
+	var errs [6]error
+	errs[0] = err0
+	l.Seats, errs[1] = p.integer("seats", 0, 0, 1<<30)
+	l.SessionDuration, errs[2] = p.duration("session", false, false)
+	l.GracePeriod, errs[3] = p.duration("grace", false, false)
+	l.MaxDuration, errs[4] = p.duration("max", false, false)
+	var st string
+	st, errs[5] = p.choice("state", "active", licenseStates...)
+	if err := errors.Join(errs[:]...); err != nil {
+		return nil, err
+	}
+	l.State = parseLicenseStateName(st)
+	if err := (&License{ProductGUID: product, Key: key, SessionDuration: l.SessionDuration,
+		GracePeriod: l.GracePeriod, MaxDuration: l.MaxDuration}).normalise(); err != nil {
+		return nil, badParam("%v", err)
+	}
+	return func(c *controller) error { return c.s.AddLicense(l) }, nil
+}
+
+func parseControl(p params) (func(*controller) error, error) {
+	product, key, err0 := p.licenseID()
+	session, err1 := p.duration("session", true, false)
+	grace, err2 := p.duration("grace", false, false)
+	if err := errors.Join(err0, err1, err2); err != nil {
+		return nil, err
+	}
+	if err := (&License{ProductGUID: product, Key: key, SessionDuration: session, GracePeriod: grace}).normalise(); err != nil {
+		return nil, badParam("%v", err)
+	}
+	return func(c *controller) error { return c.s.SetControlOptions(product, key, session, grace) }, nil
+}
+
+func parseFail(p params) (func(*controller) error, error) {
+	ep, err1 := p.endpoint()
+	n, err2 := p.integer("n", 1, -1, 1<<30)
+	status, err3 := p.integer("status", http.StatusServiceUnavailable, 100, 599)
+	ra, err4 := p.duration("retry_after", false, false)
+	if err := errors.Join(err1, err2, err3, err4); err != nil {
+		return nil, err
+	}
+	if n == 0 {
+		return nil, badParam("n: 0 fails nothing (want a count, or -1 for every request)")
+	}
+	f := Fault{Endpoint: ep, Kind: FaultFail, Count: n, Status: status, Message: p["message"], RetryAfter: ra}
+	return func(c *controller) error { c.s.Inject(f); return nil }, nil
+}
+
+// faultKindNames are the accepted values of fault's kind.
+var faultKindNames = faultNames[1:]
+
+func parseFault(p params) (func(*controller) error, error) {
+	ep, err1 := p.endpoint()
+	kindName, err2 := p.choice("kind", "", faultKindNames...)
+	if err2 == nil && kindName == "" {
+		err2 = badParam("kind is required (accepted: %s)", strings.Join(faultKindNames, ", "))
+	}
+	n, err3 := p.integer("n", 1, -1, 1<<30)
+	status, err4 := p.integer("status", 0, 0, 599)
+	if err := errors.Join(err1, err2, err3, err4); err != nil {
+		return nil, err
+	}
+	if n == 0 {
+		return nil, badParam("n: 0 injects nothing (want a count, or -1 for every request)")
+	}
+	if status != 0 && status < 100 {
+		return nil, badParam("status: %d is not an HTTP status (100..599)", status)
+	}
+	kind, _ := ParseFaultKind(kindName)
+	f := Fault{Endpoint: ep, Kind: kind, Count: n, Status: status, Message: p["message"]}
+	return func(c *controller) error { c.s.Inject(f); return nil }, nil
+}
+
+func parsePerEndpoint(set func(*Server) func(string, time.Duration)) func(params) (func(*controller) error, error) {
+	return func(p params) (func(*controller) error, error) {
+		ep, err1 := p.endpoint()
+		d, err2 := p.duration("d", true, false)
+		if err := errors.Join(err1, err2); err != nil {
+			return nil, err
+		}
+		return func(c *controller) error { set(c.s)(ep, d); return nil }, nil
+	}
+}
+
+func parseContentType(p params) (func(*controller) error, error) {
+	ep, err := p.endpoint()
+	if err != nil {
+		return nil, err
+	}
+	ct := p["ct"]
+	return func(c *controller) error { c.s.SetContentType(ep, ct); return nil }, nil
+}
+
+func parseSkew(p params) (func(*controller) error, error) {
+	d, err := p.duration("d", true, true)
+	if err != nil {
+		return nil, err
+	}
+	return func(c *controller) error { c.s.SetClockSkew(d); return nil }, nil
+}
+
+// controller applies commands to a server. It owns the timer of a timed
+// outage ("down for=30s"); stop cancels it.
+type controller struct {
+	s *Server
+
+	mu      sync.Mutex // guards the fields below
+	timer   *time.Timer
+	stopped bool
+}
+
+// setDown takes the server down in mode, for d if d > 0, or brings it up.
+func (c *controller) setDown(down bool, mode DownMode, d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.stopTimerLocked()
+	if down {
+		c.s.SetDownMode(mode)
+	}
+	c.s.SetDown(down)
+	if !down || d <= 0 || c.stopped {
+		return
+	}
+	var t *time.Timer
+	t = time.AfterFunc(d, func() {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if c.timer != t || c.stopped {
+			return // cancelled or replaced
+		}
+		c.timer = nil
+		c.s.SetDown(false)
+	})
+	c.timer = t
+}
+
+// clear removes every fault and cancels a timed outage.
+func (c *controller) clear() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.stopTimerLocked()
+	c.s.ClearFaults()
+}
+
+// stop cancels a pending timed outage for good. It is idempotent.
+func (c *controller) stop() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.stopped = true
+	c.stopTimerLocked()
+}
+
+func (c *controller) stopTimerLocked() {
+	if c.timer != nil {
+		c.timer.Stop()
+		c.timer = nil
+	}
+}

@@ -1,0 +1,436 @@
+package licensetest
+
+import (
+	"bufio"
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+)
+
+// A scenario is a script of timed steps that a Server plays against its own
+// clock, such as:
+//
+//	# Outage within grace: the client rides it out in Grace.
+//	at 0s    license product=app key=K-1 session=2m grace=10m seats=1
+//	at 5m    down refuse
+//	at 5m30s up
+//	at 2h    revoke product=app key=K-1
+//
+// Each line is "at DURATION COMMAND [name=value ...]", where DURATION (Go
+// syntax: 90s, 5m30s, 2h) is counted from the start of the run and never
+// goes down from one line to the next. Blank lines and lines starting with #
+// are ignored; a # that starts a word begins a comment. A value with spaces
+// is written in double quotes (features="pro export"). The commands are
+// those of the admin API, with the same parameters and values:
+//
+//	license product= key= [seats=] [session=] [grace=] [max=] [state=] [features=]
+//	revoke|expire|reinstate product= key=
+//	control product= key= session= [grace=]
+//	down [refuse|reset|503] [for=D]   (for=D adds an "up" at D later)
+//	up
+//	fail [endpoint=] [n=] [status=] [retry_after=] [message=]
+//	fault KIND [endpoint=] [n=] [status=] [message=]
+//	latency D [endpoint=]    retry_after D [endpoint=]    content_type CT [endpoint=]
+//	skew D
+//	clear
+//
+// A bare word fills the command's main parameter (down's mode, fault's
+// kind, latency's d). endpoint is register, begin, extend, end (or the full
+// v2 names) or all.
+type Scenario struct {
+	// Name names the scenario in errors, logs and the console.
+	Name string
+	// Steps are the steps in the order they run.
+	Steps []Step
+}
+
+// Step is one step of a Scenario.
+type Step struct {
+	// Line is the line of the scenario text the step comes from.
+	Line int
+	// At is when the step runs, from the start of the run.
+	At time.Duration
+	// Command is the command's name, such as "down".
+	Command string
+	// Text is the step as written, without "at DURATION".
+	Text string
+
+	apply func(*controller) error
+}
+
+// ScenarioError is a problem with one line of a scenario: a parse error
+// from ParseScenario, or a step that failed when it ran.
+type ScenarioError struct {
+	Name string
+	Line int
+	Err  error
+}
+
+func (e *ScenarioError) Error() string {
+	msg := strings.ReplaceAll(strings.TrimPrefix(e.Err.Error(), "licensetest: "), "\n", "; ")
+	return fmt.Sprintf("licensetest: scenario %s line %d: %s", e.Name, e.Line, msg)
+}
+
+func (e *ScenarioError) Unwrap() error { return e.Err }
+
+// maxScenarioLines bounds a scenario's length.
+const maxScenarioLines = 10000
+
+// ParseScenario reads a scenario (see Scenario for the format). It reports
+// every bad line at once, each as a *ScenarioError with its line number,
+// joined with errors.Join. name names the scenario (a file name, say).
+func ParseScenario(name string, r io.Reader) (*Scenario, error) {
+	sc := &Scenario{Name: name}
+	var errs []error
+	lineErr := func(line int, err error) {
+		if len(errs) < 100 {
+			errs = append(errs, &ScenarioError{Name: name, Line: line, Err: err})
+		}
+	}
+	var last time.Duration
+	var ends []Step
+	in := bufio.NewScanner(r)
+	in.Buffer(make([]byte, 0, 4096), 64<<10)
+	line := 0
+	for in.Scan() {
+		line++
+		if line > maxScenarioLines {
+			lineErr(line, fmt.Errorf("more than %d lines", maxScenarioLines))
+			break
+		}
+		words, err := splitWords(in.Text())
+		if err != nil {
+			lineErr(line, err)
+			continue
+		}
+		if len(words) == 0 {
+			continue
+		}
+		if words[0] != "at" || len(words) < 3 {
+			lineErr(line, errors.New(`want "at DURATION COMMAND [name=value ...]"`))
+			continue
+		}
+		at, err := time.ParseDuration(words[1])
+		switch {
+		case err != nil:
+			lineErr(line, fmt.Errorf("%q is not a duration (such as 0s, 5m30s or 2h)", words[1]))
+			continue
+		case at < 0:
+			lineErr(line, fmt.Errorf("at %s is negative", words[1]))
+			continue
+		case at < last:
+			lineErr(line, fmt.Errorf("at %s comes before the previous step (at %s)", words[1], last))
+			continue
+		}
+		last = at
+		step, end, err := parseStep(words[2:])
+		if err != nil {
+			lineErr(line, err)
+			continue
+		}
+		step.Line, step.At = line, at
+		step.Text = strings.Join(words[2:], " ")
+		sc.Steps = append(sc.Steps, step)
+		if end > 0 {
+			ends = append(ends, Step{Line: line, At: at + end, Command: "up", Text: "up (end of down for=" + end.String() + ")",
+				apply: func(c *controller) error { c.setDown(false, 0, 0); return nil }})
+		}
+	}
+	if err := in.Err(); err != nil {
+		lineErr(line+1, fmt.Errorf("cannot read: %v", err))
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	if len(sc.Steps) == 0 {
+		return nil, &ScenarioError{Name: name, Line: max(line, 1), Err: errors.New("no steps")}
+	}
+	sc.Steps = append(sc.Steps, ends...)
+	slices.SortStableFunc(sc.Steps, func(a, b Step) int { return cmp.Compare(a.At, b.At) })
+	return sc, nil
+}
+
+// parseStep parses "COMMAND [word ...]". A down with for=D returns D, for
+// the caller to add the "up".
+func parseStep(words []string) (Step, time.Duration, error) {
+	cmd := commands[words[0]]
+	if cmd == nil {
+		return Step{}, 0, fmt.Errorf("unknown command %q (accepted: %s)", words[0], strings.Join(commandNames(), ", "))
+	}
+	p := params{}
+	for _, w := range words[1:] {
+		name, value, ok := strings.Cut(w, "=")
+		if !ok {
+			if cmd.bare == "" || p[cmd.bare] != "" {
+				return Step{}, 0, fmt.Errorf("%s: unexpected word %q (parameters are name=value)", cmd.name, w)
+			}
+			name, value = cmd.bare, w
+		}
+		if _, dup := p[name]; dup {
+			return Step{}, 0, fmt.Errorf("%s: %s given twice", cmd.name, name)
+		}
+		p[name] = value
+	}
+	var end time.Duration
+	if cmd.name == "down" && p["for"] != "" {
+		d, err := p.duration("for", false, false)
+		if err != nil {
+			return Step{}, 0, prefixErr(cmd.name, err)
+		}
+		end = d
+		delete(p, "for")
+	}
+	apply, err := cmd.prepare(p)
+	if err != nil {
+		return Step{}, 0, err
+	}
+	return Step{Command: cmd.name, apply: apply}, end, nil
+}
+
+// splitWords splits a line into words at spaces, honouring double quotes
+// (with backslash escapes) and dropping a comment that starts with #.
+func splitWords(line string) ([]string, error) {
+	var words []string
+	var cur strings.Builder
+	inWord, quoted, escaped := false, false, false
+	for _, r := range line {
+		switch {
+		case escaped:
+			cur.WriteRune(r)
+			escaped = false
+		case quoted && r == '\\':
+			escaped = true
+		case r == '"':
+			quoted = !quoted
+			inWord = true
+		case quoted:
+			cur.WriteRune(r)
+		case r == ' ' || r == '\t' || r == '\r':
+			if inWord {
+				words = append(words, cur.String())
+				cur.Reset()
+				inWord = false
+			}
+		case r == '#' && !inWord:
+			return words, nil
+		default:
+			cur.WriteRune(r)
+			inWord = true
+		}
+	}
+	if quoted {
+		return nil, errors.New("unterminated quote")
+	}
+	if inWord {
+		words = append(words, cur.String())
+	}
+	return words, nil
+}
+
+// ScenarioProgress is where a scenario run stands, as Server.ScenarioProgress
+// and the console report it.
+type ScenarioProgress struct {
+	Name string `json:"name"`
+	// Started is the server's clock at the start of the run.
+	Started time.Time `json:"started"`
+	// Running is true until the run ends (all steps done, a step failed,
+	// or the run was stopped).
+	Running bool `json:"running"`
+	// Next is the index in Steps of the step that runs next (len(Steps)
+	// once all have run).
+	Next  int            `json:"next"`
+	Steps []StepProgress `json:"steps"`
+	// Error says why the run ended early, if it did.
+	Error string `json:"error,omitempty"`
+}
+
+// StepProgress is a step of a ScenarioProgress.
+type StepProgress struct {
+	Line int    `json:"line"`
+	At   string `json:"at"`
+	Text string `json:"text"`
+	// Done is set once the step has run; Ran is the server's clock then.
+	Done  bool      `json:"done"`
+	Ran   time.Time `json:"ran,omitzero"`
+	Error string    `json:"error,omitempty"`
+}
+
+// scenarioTracker holds the progress of the latest run on a Server.
+type scenarioTracker struct {
+	mu   sync.Mutex
+	prog *ScenarioProgress
+}
+
+func (t *scenarioTracker) update(f func(p *ScenarioProgress)) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	f(t.prog)
+}
+
+// ScenarioProgress returns the progress of the latest scenario run (the
+// one running, or the last one), or nil if none has run. It is a copy.
+func (s *Server) ScenarioProgress() *ScenarioProgress {
+	t := &s.scen
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.prog == nil {
+		return nil
+	}
+	p := *t.prog
+	p.Steps = slices.Clone(p.Steps)
+	return &p
+}
+
+// RunScenario plays sc against the server's clock (WithClock, default
+// time.Now) and returns when every step has run, when a step fails (a
+// *ScenarioError naming its line), or when ctx ends (ctx's error). Step
+// times count from the call. It waits on timers of at most a second and
+// rereads the clock after each, so it follows a clock that jumps; inside a
+// testing/synctest bubble, with the server used through Transport, the
+// steps run on the bubble's fake time. A timed outage left pending is
+// cancelled when it returns; the faults the steps set stay. Runs may
+// overlap; ScenarioProgress reports the latest.
+func (s *Server) RunScenario(ctx context.Context, sc *Scenario) error {
+	ctl := &controller{s: s}
+	defer ctl.stop()
+	start := s.cfg.clock()
+	prog := &ScenarioProgress{Name: sc.Name, Started: start, Running: true, Steps: make([]StepProgress, len(sc.Steps))}
+	for i, st := range sc.Steps {
+		prog.Steps[i] = StepProgress{Line: st.Line, At: st.At.String(), Text: st.Text}
+	}
+	s.scen.mu.Lock()
+	s.scen.prog = prog
+	s.scen.mu.Unlock()
+	s.logger.Info("licensetest: scenario started", slog.String("scenario", sc.Name), slog.Int("steps", len(sc.Steps)))
+	finish := func(err error) error {
+		s.scen.update(func(p *ScenarioProgress) {
+			if p != prog {
+				return // a later run took over the display
+			}
+			p.Running = false
+			if err != nil {
+				p.Error = err.Error()
+			}
+		})
+		if err != nil {
+			s.logger.Info("licensetest: scenario ended", slog.String("scenario", sc.Name), slog.String("error", err.Error()))
+		} else {
+			s.logger.Info("licensetest: scenario done", slog.String("scenario", sc.Name))
+		}
+		return err
+	}
+	for i, st := range sc.Steps {
+		if err := waitUntil(ctx, s.cfg.clock, start.Add(st.At)); err != nil {
+			return finish(err)
+		}
+		err := st.apply(ctl)
+		ran := s.cfg.clock()
+		s.scen.update(func(p *ScenarioProgress) {
+			if p != prog {
+				return
+			}
+			p.Steps[i].Done, p.Steps[i].Ran, p.Next = true, ran, i+1
+			if err != nil {
+				p.Steps[i].Error = err.Error()
+			}
+		})
+		if err != nil {
+			return finish(&ScenarioError{Name: sc.Name, Line: st.Line, Err: err})
+		}
+		s.logger.Info("licensetest: scenario step", slog.String("scenario", sc.Name), slog.Int("line", st.Line),
+			slog.String("command", st.Command))
+	}
+	return finish(nil)
+}
+
+// waitUntil waits until clock reaches due, on timers of at most a second.
+func waitUntil(ctx context.Context, clock func() time.Time, due time.Time) error {
+	for {
+		d := due.Sub(clock())
+		if d <= 0 {
+			return nil
+		}
+		t := time.NewTimer(min(d, time.Second))
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		}
+	}
+}
+
+func (a *Admin) serveScenario(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, a.s.ScenarioProgress())
+}
+
+// startScenario runs the scenario in the body, replacing one started
+// earlier through the admin API.
+func (a *Admin) startScenario(w http.ResponseWriter, r *http.Request) {
+	text, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxAdminBody))
+	if err != nil {
+		writeJSON(w, http.StatusBadRequest, errorReply("licensetest admin: cannot read the scenario: "+err.Error()))
+		return
+	}
+	name := r.URL.Query().Get("name")
+	if name == "" {
+		name = "console"
+	}
+	sc, err := ParseScenario(name, strings.NewReader(string(text)))
+	if err != nil {
+		writeJSON(w, http.StatusBadRequest, errorReply(err.Error()))
+		return
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	run := &adminRun{cancel: cancel, done: make(chan struct{})}
+	a.mu.Lock()
+	if a.closed {
+		a.mu.Unlock()
+		cancel()
+		writeJSON(w, http.StatusServiceUnavailable, errorReply("licensetest admin: closed"))
+		return
+	}
+	old := a.run
+	a.run = run
+	a.mu.Unlock()
+	if old != nil {
+		old.cancel()
+		<-old.done
+	}
+	go func() {
+		defer close(run.done)
+		_ = a.s.RunScenario(ctx, sc)
+	}()
+	a.addAction("scenario "+name+" started", "admin")
+	writeJSON(w, http.StatusOK, adminReply{OK: true})
+}
+
+func (a *Admin) stopScenario(w http.ResponseWriter, _ *http.Request) {
+	if a.stopRun() {
+		a.addAction("scenario stopped", "admin")
+	}
+	writeJSON(w, http.StatusOK, adminReply{OK: true})
+}
+
+// stopRun stops the scenario the admin API started, if any, and waits for
+// it.
+func (a *Admin) stopRun() bool {
+	a.mu.Lock()
+	run := a.run
+	a.run = nil
+	a.mu.Unlock()
+	if run == nil {
+		return false
+	}
+	run.cancel()
+	<-run.done
+	return true
+}

@@ -1,0 +1,76 @@
+package licensetest
+
+import "net/http"
+
+// RefusalTexts are the "error" texts of the server's refusals, so that a
+// test can run a client against a server that words its refusals like the
+// vendor's real one (see license.WithRefusalRules). An empty field keeps
+// the default text.
+type RefusalTexts struct {
+	// UnknownLicense: register_instance or begin_session for a licence the
+	// server does not hold (403, default "unknown license").
+	UnknownLicense string
+	// Revoked: any call on a revoked licence (403, default "license
+	// revoked").
+	Revoked string
+	// Expired: any call on an expired licence (403, default "license
+	// expired").
+	Expired string
+	// UnknownInstance: begin_session for an instance the server does not
+	// know (404, default "unknown instance").
+	UnknownInstance string
+	// UnknownToken: extend_session or end_session for a token the server
+	// never issued (404, default "unknown token").
+	UnknownToken string
+	// Lapsed: extend_session or end_session for a session that lapsed (404,
+	// default "session lapsed").
+	Lapsed string
+	// SeatLimit: begin_session beyond the seat count (409, default "seat
+	// limit reached: N of M seats in use").
+	SeatLimit string
+}
+
+// DefaultRefusalTexts returns the texts the server uses unless
+// WithRefusalTexts says otherwise. SeatLimit is empty: by default its text
+// names the seat counts.
+func DefaultRefusalTexts() RefusalTexts {
+	return RefusalTexts{
+		UnknownLicense:  "unknown license",
+		Revoked:         "license revoked",
+		Expired:         "license expired",
+		UnknownInstance: "unknown instance",
+		UnknownToken:    "unknown token",
+		Lapsed:          "session lapsed",
+	}
+}
+
+// WithRefusalTexts makes the server word its refusals with t; empty fields
+// keep the defaults. Statuses do not change.
+func WithRefusalTexts(t RefusalTexts) Option {
+	return func(c *config) { c.texts = t }
+}
+
+// refusals are a server's refusal replies.
+type refusals struct {
+	unknownLicense, revoked, expired, unknownInstance, unknownToken, lapsed *apiError
+	seatLimit                                                               string
+}
+
+func newRefusals(t RefusalTexts) refusals {
+	d := DefaultRefusalTexts()
+	pick := func(custom, def string) string {
+		if custom != "" {
+			return custom
+		}
+		return def
+	}
+	return refusals{
+		unknownLicense:  refuse(http.StatusForbidden, pick(t.UnknownLicense, d.UnknownLicense)),
+		revoked:         refuse(http.StatusForbidden, pick(t.Revoked, d.Revoked)),
+		expired:         refuse(http.StatusForbidden, pick(t.Expired, d.Expired)),
+		unknownInstance: refuse(http.StatusNotFound, pick(t.UnknownInstance, d.UnknownInstance)),
+		unknownToken:    refuse(http.StatusNotFound, pick(t.UnknownToken, d.UnknownToken)),
+		lapsed:          refuse(http.StatusNotFound, pick(t.Lapsed, d.Lapsed)),
+		seatLimit:       t.SeatLimit,
+	}
+}

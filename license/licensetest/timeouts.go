@@ -1,0 +1,101 @@
+package licensetest
+
+import (
+	"net/http"
+	"time"
+)
+
+// Timeouts bound how long a client may take over a request on a listener of
+// the mock (the v2 API of Start and StartTLS, and whatever server mounts the
+// admin API), so that slow or stalled clients cannot hold connections open.
+// It is plain data; a zero field means its default (see DefaultTimeouts).
+//
+// Write deadlines are per handler: a request the server deliberately delays
+// (SetLatency) gets its latency added to both deadlines, and the admin API's
+// live stream sets a fresh write deadline before each event, so neither is
+// cut short by Write.
+type Timeouts struct {
+	// ReadHeader bounds reading the request line and headers.
+	ReadHeader time.Duration
+	// Read bounds reading the whole request, body included.
+	Read time.Duration
+	// Write bounds writing the reply, counted from the end of the headers.
+	Write time.Duration
+	// Idle bounds how long a keep-alive connection waits for its next
+	// request.
+	Idle time.Duration
+	// MaxHeaderBytes bounds the size of the request headers.
+	MaxHeaderBytes int
+}
+
+// DefaultTimeouts returns the timeouts a Server uses unless WithTimeouts
+// says otherwise: 10 s for the headers, 30 s for the whole request, 30 s to
+// write the reply, 60 s idle, and 64 KiB of headers.
+func DefaultTimeouts() Timeouts {
+	return Timeouts{
+		ReadHeader:     10 * time.Second,
+		Read:           30 * time.Second,
+		Write:          30 * time.Second,
+		Idle:           60 * time.Second,
+		MaxHeaderBytes: 64 << 10,
+	}
+}
+
+// withDefaults fills in the zero fields.
+func (t Timeouts) withDefaults() Timeouts {
+	d := DefaultTimeouts()
+	if t.ReadHeader <= 0 {
+		t.ReadHeader = d.ReadHeader
+	}
+	if t.Read <= 0 {
+		t.Read = d.Read
+	}
+	if t.Write <= 0 {
+		t.Write = d.Write
+	}
+	if t.Idle <= 0 {
+		t.Idle = d.Idle
+	}
+	if t.MaxHeaderBytes <= 0 {
+		t.MaxHeaderBytes = d.MaxHeaderBytes
+	}
+	return t
+}
+
+// Apply sets srv's ReadHeaderTimeout, ReadTimeout, WriteTimeout,
+// IdleTimeout and MaxHeaderBytes from t, defaults filled in. Use it for the
+// http.Server that serves AdminHandler.
+func (t Timeouts) Apply(srv *http.Server) {
+	t = t.withDefaults()
+	srv.ReadHeaderTimeout = t.ReadHeader
+	srv.ReadTimeout = t.Read
+	srv.WriteTimeout = t.Write
+	srv.IdleTimeout = t.Idle
+	srv.MaxHeaderBytes = t.MaxHeaderBytes
+}
+
+// WithTimeouts sets the timeouts of the listener Start and StartTLS open
+// (default DefaultTimeouts); zero fields keep their defaults. They do not
+// apply to Transport or to Handler mounted elsewhere.
+func WithTimeouts(t Timeouts) Option {
+	return func(c *config) { c.timeouts = t }
+}
+
+// extendDeadlines gives a request that will wait out added latency that
+// much longer to be read and answered. Without a real connection (Handler
+// in a recorder) it does nothing.
+func (s *Server) extendDeadlines(w http.ResponseWriter, r *http.Request) {
+	ep, ok := endpointOf(r.URL.Path)
+	if !ok {
+		return
+	}
+	lat := s.faults.settingsFor(ep).latency
+	if lat <= 0 {
+		return
+	}
+	t := s.cfg.timeouts.withDefaults()
+	now := time.Now()
+	rc := http.NewResponseController(w)
+	_ = rc.SetReadDeadline(now.Add(t.Read + lat))
+	_ = rc.SetWriteDeadline(now.Add(t.Write + lat))
+}

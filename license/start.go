@@ -1,0 +1,163 @@
+package license
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/licensekit/licensekit-go/transport"
+)
+
+// Start budgets. See WithStartBudget and docs/lifecycle.md.
+const (
+	// DefaultOfflineStartBudget bounds Start when the persisted state still
+	// grants time without the server (a live session or grace).
+	DefaultOfflineStartBudget = 2 * time.Second
+	// DefaultStartTimeout bounds Start when there is no such allowance:
+	// every HTTP attempt, backoff and Retry-After included.
+	DefaultStartTimeout = 15 * time.Second
+)
+
+// StartBudget bounds Start. Zero fields keep their defaults. The caller's
+// context bounds Start as well; the earlier limit wins.
+type StartBudget struct {
+	// Offline bounds Start when the persisted state still grants time
+	// without the server: a session a previous run left live, or offline
+	// grace. Start then makes one HTTP attempt per call and, if the server
+	// has not answered within Offline, returns nil in the state the
+	// persisted deadlines give (Active until the old session lapses, then
+	// Grace) and keeps trying in the background. Default
+	// DefaultOfflineStartBudget (2 s).
+	Offline time.Duration
+	// Online bounds Start when there is no such allowance, retries and
+	// Retry-After waits included: a server that hangs or asks to retry in a
+	// day fails Start with ErrUnreachable within Online. Default
+	// DefaultStartTimeout (15 s).
+	Online time.Duration
+}
+
+func (b StartBudget) withDefaults() StartBudget {
+	if b.Offline <= 0 {
+		b.Offline = DefaultOfflineStartBudget
+	}
+	if b.Online <= 0 {
+		b.Online = DefaultStartTimeout
+	}
+	return b
+}
+
+// WithStartBudget sets how long Start may wait for the server. See
+// StartBudget.
+func WithStartBudget(b StartBudget) Option { return func(o *options) { o.start = b } }
+
+// startLocked loads the state and connects: bounded by the offline budget
+// when the persisted deadlines still grant time, by the online budget
+// otherwise.
+func (c *Client) startLocked(ctx context.Context) error {
+	if err := c.loadLocked(ctx); err != nil {
+		return err
+	}
+	allowed, why := c.offlineAllowanceLocked()
+	if allowed {
+		return c.startWithAllowanceLocked(ctx)
+	}
+	sctx, cancel := context.WithTimeout(ctx, c.opts.start.Online)
+	defer cancel()
+	if c.st.Token != "" {
+		c.endOrphanLocked(sctx)
+	}
+	err := c.beginLocked(sctx)
+	if err == nil {
+		c.startedLocked()
+		return nil
+	}
+	if refused(err) {
+		c.enterLocked(Refused, err)
+		return err
+	}
+	if why != nil {
+		err = errors.Join(err, why)
+	}
+	if c.corrupt != nil {
+		err = errors.Join(err, c.corrupt)
+	}
+	c.lastErr = err
+	c.publishLocked()
+	return err
+}
+
+// startWithAllowanceLocked is Start when the persisted deadlines grant time
+// without the server: one HTTP attempt per call within the offline budget,
+// then the persisted state and the background loop take over.
+func (c *Client) startWithAllowanceLocked(ctx context.Context) error {
+	bctx, cancel := context.WithTimeout(ctx, c.opts.start.Offline)
+	defer cancel()
+	c.attemptCap = 1
+	err := c.connectLocked(bctx, true)
+	c.attemptCap = 0
+	switch {
+	case err == nil:
+		c.startedLocked()
+		return nil
+	case refused(err):
+		c.enterLocked(Refused, err)
+		return err
+	case errors.Is(ctx.Err(), context.Canceled):
+		return err // the caller gave up, or Close
+	}
+	// Unreachable, or out of budget: run on the persisted deadlines.
+	c.noteFailureLocked(err)
+	st := Active
+	if c.elapsed(time.Now(), c.wallNow()) >= c.session() {
+		st = Grace
+	}
+	reason := error(nil)
+	if st == Grace {
+		reason = err
+	}
+	c.enterLocked(st, reason)
+	c.log.Warn("server unreachable at start; continuing on the persisted deadlines", "state", st,
+		"session_expiry", c.st.Sent.Add(c.session()), "grace_deadline", c.st.Sent.Add(c.session()+c.grace()),
+		"error", err)
+	return nil
+}
+
+// startedLocked records a successful connection at Start.
+func (c *Client) startedLocked() {
+	c.orphan = false
+	c.enterLocked(Active, nil)
+	c.log.Info("licence session started", "state", Active, "session_expiry", c.st.Sent.Add(c.session()))
+}
+
+// connectLocked ends a session a previous run left live, then begins a
+// new one. At Start (atStart) the end is reported as an OrphanEnded event
+// either way; in the loop, only once it succeeded. A failed end that is
+// not a refusal stops here: the server is not answering.
+func (c *Client) connectLocked(ctx context.Context, atStart bool) error {
+	if c.orphan && c.st.Token != "" {
+		octx, stop := context.WithTimeout(ctx, 5*time.Second)
+		err := c.endLocked(octx)
+		stop()
+		if err == nil || atStart {
+			c.emit(Event{Type: EventOrphanEnded, Reason: err})
+		}
+		if err != nil {
+			c.log.Warn("could not end orphaned session", "error", err)
+			return err
+		}
+		c.log.Info("ended session orphaned by a previous run")
+	}
+	c.orphan = false
+	return c.beginLocked(ctx)
+}
+
+// noteFailureLocked counts a failed attempt and keeps its Retry-After.
+func (c *Client) noteFailureLocked(err error) {
+	c.failures++
+	c.lastErr = err
+	c.retryAfter = 0
+	var te *transport.Error
+	if errors.As(err, &te) {
+		c.retryAfter = te.RetryAfter
+	}
+}

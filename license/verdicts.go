@@ -1,0 +1,114 @@
+package license
+
+import (
+	"context"
+	"errors"
+	"strings"
+
+	"github.com/licensekit/licensekit-go/envelope"
+	"github.com/licensekit/licensekit-go/internal/verdict"
+)
+
+// replyAuthenticator is how a sealer says whether its reply openers
+// authenticate replies. A sealer without the method does not.
+type replyAuthenticator interface{ RepliesAuthenticated() bool }
+
+// setupVerdicts decides, in New, whether replies must be sealed, and builds
+// the redactor that knows the client's secrets.
+func (c *Client) setupVerdicts(custom bool) error {
+	if custom {
+		ra, ok := c.sealer.(replyAuthenticator)
+		authed := ok && ra.RepliesAuthenticated()
+		if !authed && !c.cfg.InsecureUnsealedReplies {
+			return errors.New("the WithSealer sealer does not authenticate replies (it has no RepliesAuthenticated " +
+				"method returning true); such a server needs InsecureUnsealedReplies")
+		}
+		c.sealed = authed && !c.cfg.InsecureUnsealedReplies
+	} else {
+		c.sealed = !c.cfg.InsecureUnsealedReplies
+	}
+	c.redact = verdict.NewRedactor(c.cfg.APIKey, c.cfg.LicenseKey)
+	c.redact.AddSecret(c.cfg.SharedSecret)
+	if c.opts.kinds != nil {
+		c.kinds = c.opts.kinds
+	} else {
+		c.kinds = verdict.DefaultRules().Classify
+	}
+	return nil
+}
+
+// builtinSealerOptions are the envelope options of the built-in sealers:
+// sealed replies unless the vendor opted out.
+func builtinSealerOptions(cfg *Config) []envelope.Option {
+	if cfg.InsecureUnsealedReplies {
+		return nil
+	}
+	return []envelope.Option{envelope.WithSealedReplies()}
+}
+
+// warnInsecure logs, once per client, that replies are not authenticated.
+func (c *Client) warnInsecure() {
+	if c.cfg.InsecureUnsealedReplies && c.warnedInsecure.CompareAndSwap(false, true) {
+		c.log.Warn("InsecureUnsealedReplies is set: replies are not authenticated, so anyone who can redirect " +
+			"this client's traffic can grant or refuse licences; use sealed replies if the server supports them")
+	}
+}
+
+// noteUnsealable logs, once per client, a reply whose values would make the
+// next request too large to seal.
+func (c *Client) noteUnsealable(endpoint string, err error) {
+	if c.warnedUnsealable.CompareAndSwap(false, true) {
+		c.log.Warn("malformed reply: the next request could not be sealed; treating the server as unreachable",
+			"endpoint", endpoint, "reason", c.redact.Text(lastPart(err), verdict.MaxExcerpt))
+	}
+}
+
+// noteLive tells the redactor about values the server issued.
+func (c *Client) noteLive(values ...string) {
+	for _, v := range values {
+		c.redact.AddLive(v)
+	}
+}
+
+// clientFault is the outcome of a call that failed before it was sent.
+func clientFault(endpoint, reason string, cause error) verdict.Outcome {
+	return verdict.Outcome{Category: verdict.ClientFault, Err: &Error{Endpoint: endpoint,
+		Category: verdict.ClientFault, Detail: verdict.DetailUnsealable, Reason: reason, Cause: cause}}
+}
+
+// localFault is the error of a local step that failed before or instead
+// of a call ("fingerprint", "open state"): a client fault, or, when the
+// step was cut short by its context, unreachable like a cancelled call.
+func localFault(step string, err error) error {
+	e := &Error{Endpoint: step, Category: verdict.ClientFault, Reason: verdict.Clean(lastPart(err), 120),
+		Next: "will retry", Cause: err}
+	switch {
+	case errors.Is(err, context.Canceled):
+		e.Category, e.Detail, e.Reason, e.Next = verdict.Unreachable, verdict.DetailTimeout, "cancelled", ""
+	case errors.Is(err, context.DeadlineExceeded):
+		e.Category, e.Detail, e.Reason = verdict.Unreachable, verdict.DetailTimeout, "timed out"
+	}
+	return e
+}
+
+// toCaller returns the error of an explicit call or a failed Start: no
+// background loop retries it, so its text must not promise a retry. The
+// *Error is copied, never changed: Status may hold the same one.
+func toCaller(err error) error {
+	if e, ok := err.(*Error); ok && e.Next != "" {
+		cp := *e
+		cp.Next = ""
+		return &cp
+	}
+	return err
+}
+
+// lastPart is an error's text without its chain of prefixes
+// ("envelope: seal: plaintext too large" gives "plaintext too large").
+func lastPart(err error) string {
+	s := err.Error()
+	if i := strings.LastIndex(s, ": "); i >= 0 {
+		return s[i+2:]
+	}
+	return s
+}
