@@ -3,7 +3,6 @@ package doctor
 import (
 	"crypto/hmac"
 	"crypto/sha256"
-	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -14,6 +13,7 @@ import (
 	"time"
 
 	"github.com/licensekit/licensekit-go/fingerprint"
+	"github.com/licensekit/licensekit-go/internal/verdict"
 	"github.com/licensekit/licensekit-go/license"
 	"github.com/licensekit/licensekit-go/transport"
 )
@@ -163,34 +163,16 @@ func componentNames(a, b map[string][]string) []string {
 	return uniq(out)
 }
 
-// secretsOf lists the strings that must never appear in a report.
-func secretsOf(cfg license.Config) []string {
-	var s []string
-	add := func(v string) {
-		if len(v) >= 4 {
-			s = append(s, v)
-		}
-	}
-	add(cfg.APIKey)
-	add(cfg.LicenseKey)
-	if len(cfg.SharedSecret) > 0 {
-		add(string(cfg.SharedSecret))
-		add(base64.StdEncoding.EncodeToString(cfg.SharedSecret))
-		add(base64.RawStdEncoding.EncodeToString(cfg.SharedSecret))
-		add(base64.URLEncoding.EncodeToString(cfg.SharedSecret))
-		add(hex.EncodeToString(cfg.SharedSecret))
-	}
-	return s
+// redactorFor is the SDK's one redactor, loaded with cfg's secrets.
+func redactorFor(cfg license.Config) *verdict.Redactor {
+	r := verdict.NewRedactor(cfg.APIKey, cfg.LicenseKey)
+	r.AddSecret(cfg.SharedSecret)
+	return r
 }
 
 // scrub removes every secret from s. It is the last step of every string
 // that enters a report, whatever its source.
-func (d *doctor) scrub(s string) string {
-	for _, sec := range d.secrets {
-		s = strings.ReplaceAll(s, sec, "[redacted]")
-	}
-	return s
-}
+func (d *doctor) scrub(s string) string { return d.redact.Redact(s) }
 
 // scrubReport passes every string of the report through scrub.
 func (d *doctor) scrubReport() {

@@ -43,8 +43,8 @@
 //
 // [Report.WriteBundle] writes one JSON document: the report, the SDK and Go
 // versions, OS and architecture. The API key, licence key, shared secret
-// and tokens never enter a report; every string of it passes a scrubber
-// that removes them anyway. Hardware identifiers appear only as
+// and tokens never enter a report; every string of it passes the SDK's
+// redactor, which removes them anyway. Hardware identifiers appear only as
 // HMAC-SHA256 digests keyed with a salt that is fresh for each report and
 // written into the bundle. Bundles made independently therefore cannot be
 // linked to each other or to a machine. To compare two bundles from one

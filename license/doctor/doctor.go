@@ -246,7 +246,7 @@ func Run(ctx context.Context, cfg license.Config, opts ...Option) (*Report, erro
 		salt = make([]byte, 16)
 		_, _ = rand.Read(salt)
 	}
-	d := &doctor{o: o, cfg: cfg, secrets: secretsOf(cfg)}
+	d := &doctor{o: o, cfg: cfg, redact: redactorFor(cfg)}
 	d.rep = &Report{Time: o.clock().UTC(), Server: cleanURL(cfg.ServerURL), Full: o.full, salt: salt}
 	d.run(ctx)
 	d.scrubReport()

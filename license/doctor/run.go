@@ -11,16 +11,17 @@ import (
 	"time"
 
 	"github.com/licensekit/licensekit-go/fingerprint"
+	"github.com/licensekit/licensekit-go/internal/verdict"
 	"github.com/licensekit/licensekit-go/license"
 )
 
 // doctor is the state of one Run.
 type doctor struct {
-	o       options
-	cfg     license.Config
-	secrets []string
-	rep     *Report
-	checks  map[string]Check
+	o      options
+	cfg    license.Config
+	redact *verdict.Redactor
+	rep    *Report
+	checks map[string]Check
 
 	client *license.Client
 	target *url.URL // the parsed ServerURL, nil when it does not parse
