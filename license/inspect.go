@@ -61,7 +61,8 @@ type ProbeResult struct {
 }
 
 // Probe sends one extend_session for a random token that names no
-// session, in one HTTP attempt, and reports how the server answered. No
+// session, with the client's retry settings (package doctor builds its
+// client with one attempt), and reports how the server answered. No
 // server acts on such a request: the expected answer is a refusal in the
 // spec's failure shape ("unknown token"), which shows that the licence
 // server itself is reached, opens this client's envelope, accepts its API
