@@ -45,11 +45,11 @@ func BenchmarkSealOpen_1KiB(b *testing.B) {
 			b.ReportAllocs()
 			b.SetBytes(int64(len(pt)))
 			for b.Loop() {
-				data, _, err := s.Seal(apiKey, pt)
+				data, _, err := sealV(s, apiKey, pt)
 				if err != nil {
 					b.Fatal(err)
 				}
-				if _, _, err := o.Open(apiKey, data); err != nil {
+				if _, _, err := openV(o, apiKey, data); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -68,7 +68,7 @@ func BenchmarkBareHPKE_1KiB(b *testing.B) {
 			}
 			pk := sk.PublicKey()
 			kdf, aead := hpke.HKDFSHA256(), hpke.AES256GCM()
-			info := []byte("licensekit-envelope v1 request\x00" + apiKey)
+			info := []byte("licensekit-envelope v2 request\x00" + apiKey)
 			pt := benchPayload()
 			b.ReportAllocs()
 			b.SetBytes(int64(len(pt)))
@@ -105,16 +105,16 @@ func BenchmarkSealOpenVsBare_1KiB(b *testing.B) {
 			}
 			pk := sk.PublicKey()
 			kdf, aead := hpke.HKDFSHA256(), hpke.AES256GCM()
-			info := []byte("licensekit-envelope v1 request\x00" + apiKey)
+			info := []byte("licensekit-envelope v2 request\x00" + apiKey)
 			pt := benchPayload()
 			var ours, bare []time.Duration
 			for b.Loop() {
 				t0 := time.Now()
-				data, _, err := s.Seal(apiKey, pt)
+				data, _, err := sealV(s, apiKey, pt)
 				if err != nil {
 					b.Fatal(err)
 				}
-				if _, _, err := o.Open(apiKey, data); err != nil {
+				if _, _, err := openV(o, apiKey, data); err != nil {
 					b.Fatal(err)
 				}
 				t1 := time.Now()
@@ -156,11 +156,11 @@ func BenchmarkSealedRoundTrip_1KiB(b *testing.B) {
 	pt := benchPayload()
 	b.ReportAllocs()
 	for b.Loop() {
-		data, ro, err := s.Seal(apiKey, pt)
+		data, ro, err := sealV(s, apiKey, pt)
 		if err != nil {
 			b.Fatal(err)
 		}
-		_, rs, err := o.Open(apiKey, data)
+		_, rs, err := openV(o, apiKey, data)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -184,11 +184,11 @@ func BenchmarkSharedSecretSealOpen_1KiB(b *testing.B) {
 	b.ReportAllocs()
 	b.SetBytes(int64(len(pt)))
 	for b.Loop() {
-		data, _, err := s.Seal(apiKey, pt)
+		data, _, err := sealV(s, apiKey, pt)
 		if err != nil {
 			b.Fatal(err)
 		}
-		if _, _, err := o.Open(apiKey, data); err != nil {
+		if _, _, err := openV(o, apiKey, data); err != nil {
 			b.Fatal(err)
 		}
 	}

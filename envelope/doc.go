@@ -1,10 +1,10 @@
-// Package envelope seals the "data" field of licensing requests and,
-// optionally, the server's replies. It is pure cryptography with no I/O: the
-// client side seals requests and opens replies; the server side opens
-// requests and seals replies. This comment is the normative description of
-// the byte format, so that a server in any language can implement it;
-// envelope/FORMAT.md carries the same text and testdata/envelope/*.json the
-// test vectors.
+// Package envelope seals the "data" field of licensing requests and the
+// server's replies. It is pure cryptography with no I/O: the client side
+// seals requests and opens replies; the server side opens requests, checks
+// their freshness and seals replies. envelope/FORMAT.md is the normative,
+// byte-exact description of the format (version 2) and of the server-side
+// checks, so that a server in any language can implement it;
+// testdata/envelope/*.json holds the test vectors.
 //
 // A product never calls this package itself: license.Config.ServerPublicKey
 // (or SharedSecret) is all a client needs. A vendor's Go server uses it to
@@ -21,153 +21,96 @@
 //
 // # Overview
 //
-// A request body is {"key": <API key>, "data": <data>}. This package produces
-// and consumes <data>: the standard base64 encoding (RFC 4648 section 4,
-// with padding) of a binary envelope whose first byte is its version:
+// A request body is {"key": <key>, "data": <data>}. A [Sealer] turns a
+// [Request] (API key, endpoint, timestamp) and a plaintext into a [Sealed]
+// value: the "key" and "data" strings and a [ReplyOpener] for this one
+// request's reply. An [Opener] turns an [Incoming] request (key, data and the
+// endpoint it was posted to) back into an [Opened] one. The built-in modes
+// send the API key as "key" and bind the envelope to it; a custom scheme may
+// own the "key" field (a wrapped content key, for example).
 //
-//	0x01  public-key mode request (HPKE, the default)
-//	0x02  shared-secret mode request (AES-256-GCM)
-//	0x81  public-key mode sealed reply
-//	0x82  shared-secret mode sealed reply
+// Format 2 envelopes start with a version byte whose high nibble is the
+// format: 0x21 (public-key request), 0x22 (shared-secret request), 0xA1 and
+// 0xA2 (their sealed replies). Every request header carries, authenticated
+// as associated data, the endpoint name, the client's timestamp and a
+// 16-byte random request id:
 //
-// Every other first byte is an unsupported version. All integers are big
-// endian. Strings are UTF-8 bytes without terminator. || is concatenation.
-// HKDF is HKDF-SHA256 (RFC 5869). AES-256-GCM uses 12-byte nonces and
-// 16-byte tags, appended to the ciphertext.
-//
-// Both modes bind the API key: data sealed under one API key does not open
-// under another.
+//   - an envelope posted to another endpoint than the one it was sealed for
+//     does not open (ErrUnauthentic);
+//   - a [Guard] on the server rejects timestamps outside a window (default
+//     ±5 minutes) and answers a repeated request id with the stored reply of
+//     the first copy, so retries stay idempotent and captured requests cannot
+//     be replayed.
 //
 // # Public-key mode
 //
-// The client seals with HPKE (RFC 9180) in base mode to the server's public
-// key, so the public key built into a product gives an attacker nothing. The
-// suite is KEM (one of the two below) + KDF HKDF-SHA256 (0x0001) + AEAD
-// AES-256-GCM (0x0002):
-//
-//	KEM id  name                          Npk   Nsk  Nenc
-//	0x0020  DHKEM(X25519, HKDF-SHA256)      32    32    32
-//	0x647a  MLKEM768-X25519 (X-Wing)      1216    32  1120
-//
-// The request envelope is:
-//
-//	offset   size  field
-//	0        1     version = 0x01
-//	1        1     flags: bit 0 (0x01) = sealed reply requested; bits 1-7 must be 0
-//	2        2     KEM id (0x0020 or 0x647a)
-//	4        2     KDF id = 0x0001
-//	6        2     AEAD id = 0x0002
-//	8        8     key id (see Keys)
-//	16       Nenc  enc, the HPKE encapsulated key
-//	16+Nenc  n+16  ct = context.Seal(aad = bytes 0..15 (the header), plaintext)
-//
-// where the HPKE context is SetupBaseS(pkR, info) with
-//
-//	info = "licensekit-envelope v1 request" || 0x00 || api_key
-//
-// so the header (including the sealed-reply flag) is authenticated as
-// associated data and the API key through info. The server checks, in order:
-// size, base64, version, header length, flags, KDF and AEAD ids, KEM id,
-// that KEM id and key id name its key, the total length (at least
-// 16 + Nenc + 16), and then opens with SetupBaseR(enc, skR, info).
+// The default. The client seals with HPKE (RFC 9180, base mode) to the
+// server's public key: DHKEM(X25519) or the hybrid post-quantum
+// MLKEM768-X25519, with HKDF-SHA256 and AES-256-GCM. The public key built
+// into a product gives an attacker nothing but the ability to send requests;
+// only the private key's holder can read them or seal replies.
 //
 // # Shared-secret mode
 //
-// For servers with symmetric keys. Both sides hold a secret of at least 32
-// bytes and derive
-//
-//	prk         = HKDF-Extract(salt = "licensekit-envelope v1 shared secret", ikm = secret)
-//	request_key = HKDF-Expand(prk, "request key", 32)
-//	key_id      = HKDF-Expand(prk, "key id", 8)
-//
-// The request envelope is:
-//
-//	offset  size  field
-//	0       1     version = 0x02
-//	1       1     flags: bit 0 (0x01) = sealed reply requested; bits 1-7 must be 0
-//	2       8     key id
-//	10      12    nonce, fresh random bytes
-//	22      n+16  ct = AES-256-GCM(request_key, nonce, aad = bytes 0..21 || api_key, plaintext)
-//
-// Random 96-bit nonces limit one secret to about 2^32 requests.
+// For servers with symmetric keys. Each request derives its own AES-256-GCM
+// key and nonce from the secret and a random 32-byte salt, so there is no
+// nonce limit per secret. Every install holds the secret: whoever extracts
+// it from one install can read every customer's requests and seal replies
+// that every install accepts. It protects against the path, not against
+// the licensee. See docs/security.md.
 //
 // # Sealed replies
 //
-// Sealed replies are an opt-in extension (WithSealedReplies): the client sets
-// flag bit 0 and the server answers with the HTTP body
+// With WithSealedReplies the client asks for, and requires, sealed replies
+// (following Oblivious HTTP, RFC 9458 section 4.4): the reply is encrypted
+// and authenticated under keys only the two ends of this one request know,
+// and cannot be moved to another request. [Sealer.RepliesAuthenticated]
+// says whether a client may trust the opened plaintext's verdict whatever
+// the HTTP status said.
 //
-//	{"data":"<standard base64 of the reply envelope>"}
+// # Envelope-level rejections
 //
-// which must be a JSON object with exactly that one member. The construction
-// follows Oblivious HTTP (RFC 9458, section 4.4). Both ends derive a 32-byte
-// reply secret from the request and a request binding:
-//
-//	public-key mode:    secret  = context.Export("licensekit-envelope v1 response", 32)
-//	                    binding = enc
-//	shared-secret mode: secret  = HKDF-Expand(prk, "response" || 0x00 || api_key, 32)
-//	                    binding = the request's 12-byte nonce
-//
-// The server draws a fresh 32-byte response_nonce and computes
-//
-//	prk_r = HKDF-Extract(salt = binding || response_nonce, ikm = secret)
-//	key   = HKDF-Expand(prk_r, "key", 32)
-//	iv    = HKDF-Expand(prk_r, "nonce", 12)
-//
-// The reply envelope is:
-//
-//	offset  size  field
-//	0       1     version = 0x81 (public-key) or 0x82 (shared-secret)
-//	1       32    response_nonce
-//	33      n+16  ct = AES-256-GCM(key, iv, aad = byte 0 (the version), reply plaintext)
-//
-// Because the salt contains the request's enc or nonce, a reply cannot be
-// replayed onto another request; in public-key mode it cannot be forged
-// without the server's private key. A client that asked for a sealed reply
-// treats any other body (plain JSON, a server error, a reply to another
-// request) as an error matching ErrUnauthentic: it fails closed. A server
-// that cannot open a request cannot seal its refusal, so such refusals
-// arrive plain and are rejected the same way.
-//
-// # Keys
-//
-// Keys serialize as kind (1 byte) || KEM id (2 bytes) || the KEM's own
-// serialization (RFC 9180 SerializePublicKey / SerializePrivateKey; for
-// MLKEM768-X25519 the private key is the 32-byte seed). The kind is 0x01 for
-// a public key and 0x02 for a private key, so one is never mistaken for the
-// other. The text forms are the standard base64 of these bytes, or PEM blocks
-// of type "LICENSEKIT HPKE PUBLIC KEY" and "LICENSEKIT HPKE PRIVATE KEY"
-// whose headers (KEM, Key-Id) are informational.
-//
-// The public-key mode key id is the first 8 bytes of
-//
-//	SHA-256("licensekit-envelope v1 key id" || 0x00 || KEM id || pkR)
-//
-// The key id only routes a request to a key (see MultiOpener); it is not a
-// secret and not an authenticator.
+// A request that does not open, or fails the Guard, is not a licence
+// verdict. [RejectionReply] builds the server's plain answer (the spec's
+// failure shape plus "envelope_error" and the server's time) and
+// [ParseRejection] recognises it on the client, which treats it as
+// "unreachable" and, for a stale timestamp, corrects its clock offset.
 //
 // # Errors
 //
 // Every error is an [*Error] with the operation and a short reason. Open
 // errors match exactly one of ErrMalformed, ErrUnauthentic and
-// ErrUnsupportedVersion; every OpenReply error matches ErrUnauthentic (and
+// ErrUnsupportedVersion; Guard.Admit errors match ErrStale, ErrReplayed or
+// ErrInProgress; every OpenReply error matches ErrUnauthentic (and
 // ErrMalformed or ErrUnsupportedVersion where that applies). Seal and
 // SealReply return ErrTooLarge when the envelope would exceed MaxDataSize.
 // Error texts never contain key material, API keys or payloads. Untrusted
 // input never panics: every length is checked before slicing, input is
 // bounded by MaxDataSize, and the parsers are fuzzed.
 //
+// # Keys
+//
+// Keys serialize as kind (1 byte) || KEM id (2 bytes) || the KEM's own
+// serialization, as base64 or as PEM blocks of type "LICENSEKIT HPKE PUBLIC
+// KEY" and "LICENSEKIT HPKE PRIVATE KEY". The key id (8 bytes, shown as hex)
+// only routes a request to a key (see MultiOpener); it is not a secret and
+// not an authenticator.
+//
 // # Custom schemes
 //
 // Sealer, ReplyOpener, Opener and ReplySealer are small interfaces. A vendor
 // whose server already uses another scheme implements them and plugs them
-// into the client without forking; MultiOpener accepts such openers too.
+// into the client without forking; MultiOpener accepts such openers too, and
+// a Guard works with any Opener that fills Opened.Time and Opened.ID.
 //
 // # Test vectors
 //
 // testdata/envelope/public_key_x25519.json, public_key_mlkem768x25519.json
-// and shared_secret.json hold keys, key ids, API keys, plaintexts, data
-// values, sealed reply bodies and the expected results, including negative
-// cases (wrong key, wrong API key, flipped bits, truncation, unknown
-// version, bad base64). They are compatibility fixtures: they must keep
-// opening forever.
+// and shared_secret.json hold keys, key ids, API keys, endpoints, plaintexts,
+// data values, sealed reply bodies and the expected results, with negative
+// cases for every check (wrong key, wrong API key, another endpoint, altered
+// timestamp, request id or endpoint, stale timestamps, flipped bits,
+// truncation, format 1 and unknown versions, bad base64). From the first
+// release on they are compatibility fixtures: they must keep opening
+// forever.
 package envelope

@@ -3,6 +3,7 @@ package envelope
 import (
 	"encoding/base64"
 	"errors"
+	"time"
 )
 
 // MaxDataSize is the largest input, in bytes, that [Opener.Open] accepts as a
@@ -11,12 +12,58 @@ import (
 // output of this package can be opened again.
 const MaxDataSize = 1 << 20
 
+// RequestIDSize is the size of the random request id in every format 2
+// request header.
+const RequestIDSize = 16
+
+// MaxEndpointLen is the longest endpoint name a request header can carry.
+const MaxEndpointLen = 64
+
+// Request names the call a Sealer seals: who sends it, to which endpoint and
+// when. Its fields are authenticated by the built-in formats.
+type Request struct {
+	// APIKey is the client's API key. The built-in modes send it as the
+	// request's "key" and bind the envelope to it; a custom scheme may
+	// ignore it and put something else in Sealed.Key.
+	APIKey string
+	// Endpoint is the v2 endpoint the request is posted to, such as
+	// "begin_session": 1 to MaxEndpointLen bytes of printable ASCII without
+	// spaces. The server rejects the envelope at any other endpoint.
+	Endpoint string
+	// Time is the client's timestamp, already corrected by any clock offset
+	// the client has learned. The zero value means time.Now().
+	Time time.Time
+}
+
+// Sealed is one sealed request: the two members of the request body and the
+// opener for its reply.
+type Sealed struct {
+	// Key is the request's "key" value. The built-in modes set it to
+	// Request.APIKey; a custom scheme owns it (a wrapped content key, say).
+	Key string
+	// Data is the request's "data" value.
+	Data string
+	// ID is the request's random id, zero for schemes that have none.
+	ID [RequestIDSize]byte
+	// Reply opens the HTTP reply to this one request.
+	Reply ReplyOpener
+}
+
 // Sealer seals request payloads (client side). Implementations are safe for
 // concurrent use.
 type Sealer interface {
-	// Seal encrypts plaintext for a request authenticated by apiKey. It returns
-	// the request's "data" value and a ReplyOpener bound to this one request.
-	Seal(apiKey string, plaintext []byte) (data string, reply ReplyOpener, err error)
+	// Seal encrypts plaintext for req. The result carries the request's
+	// "key" and "data" values and a ReplyOpener bound to this one request.
+	// Each call draws fresh randomness, so sealing the same input twice
+	// gives two different requests; a client retrying one request resends
+	// the same Sealed body.
+	Seal(req Request, plaintext []byte) (Sealed, error)
+	// RepliesAuthenticated reports whether every ReplyOpener of this Sealer
+	// authenticates replies: it accepts only a reply that the holder of the
+	// server's key sealed for that very request, and rejects everything else
+	// with an error matching ErrUnauthentic. A client may then trust the
+	// opened plaintext's verdict whatever the HTTP status said.
+	RepliesAuthenticated() bool
 }
 
 // ReplyOpener turns the HTTP reply body of one request into plaintext JSON.
@@ -28,14 +75,43 @@ type ReplyOpener interface {
 	OpenReply(body []byte) ([]byte, error)
 }
 
+// Incoming is one request as a server received it.
+type Incoming struct {
+	// Key is the request's "key" value.
+	Key string
+	// Data is the request's "data" value.
+	Data string
+	// Endpoint is the endpoint the request was posted to, taken from the
+	// URL path (such as "extend_session"), never from the request body.
+	Endpoint string
+}
+
+// Opened is an opened request.
+type Opened struct {
+	// Plaintext is the request's payload.
+	Plaintext []byte
+	// Endpoint is the endpoint the client sealed the request for; Open has
+	// checked that it equals Incoming.Endpoint.
+	Endpoint string
+	// Time is the client's authenticated timestamp (whole seconds). A Guard
+	// checks it against the server's clock; Open does not.
+	Time time.Time
+	// ID is the client's authenticated random request id. A Guard uses it to
+	// answer repeats from its cache.
+	ID [RequestIDSize]byte
+	// Reply seals the reply to this one request.
+	Reply ReplySealer
+}
+
 // Opener opens request payloads (server side). Implementations are safe for
 // concurrent use.
 type Opener interface {
-	// Open decrypts the "data" value of a request that carried apiKey. It
-	// returns the plaintext and a ReplySealer bound to this one request. The
-	// openers of this package return errors that are an [*Error] matching
-	// exactly one of ErrMalformed, ErrUnauthentic and ErrUnsupportedVersion.
-	Open(apiKey string, data string) (plaintext []byte, reply ReplySealer, err error)
+	// Open decrypts and authenticates one request, including the endpoint
+	// it was sealed for. The openers of this package return errors that are
+	// an [*Error] matching exactly one of ErrMalformed, ErrUnauthentic and
+	// ErrUnsupportedVersion. Open does not judge freshness: pass the result
+	// to a Guard.
+	Open(in Incoming) (*Opened, error)
 }
 
 // ReplySealer seals the reply to one opened request. Implementations are safe
@@ -107,8 +183,9 @@ var (
 // Error describes a failure of this package. Its text never contains key
 // material, API keys or payloads.
 type Error struct {
-	// Op is the operation that failed: "seal", "open", "seal reply",
-	// "open reply", "parse key", "generate key" or "new" (a constructor).
+	// Op is the operation that failed: "seal", "open", "admit" (a Guard),
+	// "seal reply", "open reply", "parse key", "generate key" or "new" (a
+	// constructor).
 	Op string
 	// Reason is a short fixed description, such as "truncated data".
 	Reason string
@@ -145,7 +222,8 @@ func (e *Error) Unwrap() error { return e.Err }
 func isCategory(err error) bool {
 	switch err {
 	case ErrMalformed, ErrUnauthentic, ErrUnsupportedVersion, ErrTooLarge,
-		ErrNotRequested, errReplyMalformed, errReplyUnsupported:
+		ErrNotRequested, errReplyMalformed, errReplyUnsupported,
+		ErrStale, ErrReplayed, ErrInProgress:
 		return true
 	}
 	return false

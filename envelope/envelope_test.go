@@ -79,11 +79,11 @@ func TestRoundTrip(t *testing.T) {
 				}
 				s, o := p.sealer(opts...), p.opener()
 				for _, msg := range []string{plaintext, "", "x", strings.Repeat("a", 4096)} {
-					data, ro, err := s.Seal(apiKey, []byte(msg))
+					data, ro, err := sealV(s, apiKey, []byte(msg))
 					require.NoError(t, err)
 					_, err = base64.StdEncoding.DecodeString(data)
 					require.NoError(t, err, "data is standard base64")
-					got, rs, err := o.Open(apiKey, data)
+					got, rs, err := openV(o, apiKey, data)
 					require.NoError(t, err)
 					assert.Equal(t, msg, string(got))
 					assert.Equal(t, sealed, rs.Requested())
@@ -119,9 +119,9 @@ func TestSealIsRandomized(t *testing.T) {
 	t.Parallel()
 	for _, p := range pairs(t) {
 		s := p.sealer()
-		a, _, err := s.Seal(apiKey, []byte(plaintext))
+		a, _, err := sealV(s, apiKey, []byte(plaintext))
 		require.NoError(t, err)
-		b, _, err := s.Seal(apiKey, []byte(plaintext))
+		b, _, err := sealV(s, apiKey, []byte(plaintext))
 		require.NoError(t, err)
 		assert.NotEqual(t, a, b, p.name)
 	}
@@ -130,10 +130,10 @@ func TestSealIsRandomized(t *testing.T) {
 func TestWrongAPIKeyRejected(t *testing.T) {
 	t.Parallel()
 	for _, p := range pairs(t) {
-		data, _, err := p.sealer().Seal(apiKey, []byte(plaintext))
+		data, _, err := sealV(p.sealer(), apiKey, []byte(plaintext))
 		require.NoError(t, err)
 		for _, k := range []string{"", apiKey + "x", strings.ToUpper(apiKey), apiKey[:len(apiKey)-1]} {
-			_, _, err := p.opener().Open(k, data)
+			_, _, err := openV(p.opener(), k, data)
 			require.ErrorIs(t, err, envelope.ErrUnauthentic, "%s: Open(%q)", p.name, k)
 		}
 	}
@@ -143,9 +143,9 @@ func TestWrongKeyRejected(t *testing.T) {
 	t.Parallel()
 	a, b := pairs(t), pairs(t)
 	for i := range a {
-		data, _, err := a[i].sealer().Seal(apiKey, []byte(plaintext))
+		data, _, err := sealV(a[i].sealer(), apiKey, []byte(plaintext))
 		require.NoError(t, err)
-		_, _, err = b[i].opener().Open(apiKey, data)
+		_, _, err = openV(b[i].opener(), apiKey, data)
 		require.ErrorIs(t, err, envelope.ErrUnauthentic, a[i].name)
 	}
 }
@@ -158,19 +158,19 @@ func TestTamper(t *testing.T) {
 		t.Run(p.name, func(t *testing.T) {
 			t.Parallel()
 			s, o := p.sealer(envelope.WithSealedReplies()), p.opener()
-			data, _, err := s.Seal(apiKey, []byte(plaintext))
+			data, _, err := sealV(s, apiKey, []byte(plaintext))
 			require.NoError(t, err)
 			raw, err := base64.StdEncoding.DecodeString(data)
 			require.NoError(t, err)
 			for i := range raw {
 				c := bytes.Clone(raw)
 				c[i] ^= 1 << (i % 8)
-				_, _, err := o.Open(apiKey, base64.StdEncoding.EncodeToString(c))
+				_, _, err := openV(o, apiKey, base64.StdEncoding.EncodeToString(c))
 				require.Error(t, err, "flip in byte %d went unnoticed", i)
 				requireCategory(t, err)
 			}
 			for n := range raw {
-				_, _, err := o.Open(apiKey, base64.StdEncoding.EncodeToString(raw[:n]))
+				_, _, err := openV(o, apiKey, base64.StdEncoding.EncodeToString(raw[:n]))
 				require.Error(t, err, "truncation to %d bytes went unnoticed", n)
 				requireCategory(t, err)
 			}
@@ -198,13 +198,13 @@ func TestReplyTamperAndReplay(t *testing.T) {
 		t.Run(p.name, func(t *testing.T) {
 			t.Parallel()
 			s, o := p.sealer(envelope.WithSealedReplies()), p.opener()
-			data1, ro1, err := s.Seal(apiKey, []byte(plaintext))
+			data1, ro1, err := sealV(s, apiKey, []byte(plaintext))
 			require.NoError(t, err)
-			data2, ro2, err := s.Seal(apiKey, []byte(plaintext))
+			data2, ro2, err := sealV(s, apiKey, []byte(plaintext))
 			require.NoError(t, err)
-			_, rs1, err := o.Open(apiKey, data1)
+			_, rs1, err := openV(o, apiKey, data1)
 			require.NoError(t, err)
-			_, rs2, err := o.Open(apiKey, data2)
+			_, rs2, err := openV(o, apiKey, data2)
 			require.NoError(t, err)
 			body1, err := rs1.SealReply([]byte(replyText))
 			require.NoError(t, err)
@@ -237,9 +237,9 @@ func TestReplyFailsClosed(t *testing.T) {
 	t.Parallel()
 	for _, p := range pairs(t) {
 		s, o := p.sealer(envelope.WithSealedReplies()), p.opener()
-		data, ro, err := s.Seal(apiKey, []byte(plaintext))
+		data, ro, err := sealV(s, apiKey, []byte(plaintext))
 		require.NoError(t, err)
-		_, rs, err := o.Open(apiKey, data)
+		_, rs, err := openV(o, apiKey, data)
 		require.NoError(t, err)
 		good, err := rs.SealReply([]byte(replyText))
 		require.NoError(t, err)
@@ -279,9 +279,9 @@ func TestCrossModeReplyRejected(t *testing.T) {
 	var bodies [][]byte
 	var openers []envelope.ReplyOpener
 	for _, p := range ps {
-		data, ro, err := p.sealer(envelope.WithSealedReplies()).Seal(apiKey, []byte(plaintext))
+		data, ro, err := sealV(p.sealer(envelope.WithSealedReplies()), apiKey, []byte(plaintext))
 		require.NoError(t, err)
-		_, rs, err := p.opener().Open(apiKey, data)
+		_, rs, err := openV(p.opener(), apiKey, data)
 		require.NoError(t, err)
 		b, err := rs.SealReply([]byte(replyText))
 		require.NoError(t, err)
@@ -303,13 +303,13 @@ func TestOpenerRequiringSealedReplies(t *testing.T) {
 	t.Parallel()
 	for _, p := range pairs(t) {
 		o := p.opener(envelope.WithSealedReplies())
-		data, _, err := p.sealer().Seal(apiKey, []byte(plaintext))
+		data, _, err := sealV(p.sealer(), apiKey, []byte(plaintext))
 		require.NoError(t, err)
-		_, _, err = o.Open(apiKey, data)
+		_, _, err = openV(o, apiKey, data)
 		require.ErrorIs(t, err, envelope.ErrMalformed, p.name)
-		data, _, err = p.sealer(envelope.WithSealedReplies()).Seal(apiKey, []byte(plaintext))
+		data, _, err = sealV(p.sealer(envelope.WithSealedReplies()), apiKey, []byte(plaintext))
 		require.NoError(t, err)
-		_, rs, err := o.Open(apiKey, data)
+		_, rs, err := openV(o, apiKey, data)
 		require.NoError(t, err, p.name)
 		require.True(t, rs.Requested())
 	}
@@ -321,26 +321,29 @@ func maxPlaintext(overhead int) int { return envelope.MaxDataSize/4*3 - overhead
 
 func TestSizeLimits(t *testing.T) {
 	t.Parallel()
+	// Header: fixed part, timestamp (8), request id (16), endpoint length
+	// (1) and the endpoint; then enc or salt, then the tag.
+	hdr := 8 + 16 + 1 + len(testEndpoint)
 	overheads := map[string]int{
-		envelope.KEMX25519.String():         16 + 32 + 16,
-		envelope.KEMMLKEM768X25519.String(): 16 + 1120 + 16,
-		"shared secret":                     22 + 16,
+		envelope.KEMX25519.String():         16 + hdr + 32 + 16,
+		envelope.KEMMLKEM768X25519.String(): 16 + hdr + 1120 + 16,
+		"shared secret":                     10 + hdr + 32 + 16,
 	}
 	for _, p := range pairs(t) {
 		t.Run(p.name, func(t *testing.T) {
 			t.Parallel()
 			s, o := p.sealer(envelope.WithSealedReplies()), p.opener()
 			n := maxPlaintext(overheads[p.name])
-			_, _, err := s.Seal(apiKey, make([]byte, n+1))
+			_, _, err := sealV(s, apiKey, make([]byte, n+1))
 			require.ErrorIs(t, err, envelope.ErrTooLarge)
-			data, ro, err := s.Seal(apiKey, make([]byte, n))
+			data, ro, err := sealV(s, apiKey, make([]byte, n))
 			require.NoError(t, err)
 			require.LessOrEqual(t, len(data), envelope.MaxDataSize)
-			got, rs, err := o.Open(apiKey, data)
+			got, rs, err := openV(o, apiKey, data)
 			require.NoError(t, err)
 			require.Len(t, got, n)
 
-			_, _, err = o.Open(apiKey, data+"AAAA")
+			_, _, err = openV(o, apiKey, data+"AAAA")
 			require.ErrorIs(t, err, envelope.ErrMalformed, "data over MaxDataSize")
 
 			// Largest sealed reply: 9+2 bytes of JSON around the base64 of
@@ -368,12 +371,12 @@ func TestConcurrentUse(t *testing.T) {
 			wg.Go(func() {
 				for i := range 10 {
 					msg := fmt.Sprintf(`{"g":%d,"i":%d}`, g, i)
-					data, ro, err := s.Seal(apiKey, []byte(msg))
+					data, ro, err := sealV(s, apiKey, []byte(msg))
 					if err != nil {
 						errs <- err
 						return
 					}
-					got, rs, err := o.Open(apiKey, data)
+					got, rs, err := openV(o, apiKey, data)
 					if err != nil || string(got) != msg {
 						errs <- fmt.Errorf("open: %v (plaintext match %v)", err, string(got) == msg)
 						return
@@ -406,14 +409,14 @@ func TestErrorsCarryNoSecrets(t *testing.T) {
 	secrets := []string{apiKey, "SECRET"}
 	for _, p := range pairs(t) {
 		s, o := p.sealer(envelope.WithSealedReplies()), p.opener()
-		data, ro, err := s.Seal(apiKey, []byte(plaintext))
+		data, ro, err := sealV(s, apiKey, []byte(plaintext))
 		require.NoError(t, err)
 		var errs []error
-		_, _, err = o.Open(apiKey+"SECRET", data)
+		_, _, err = openV(o, apiKey+"SECRET", data)
 		errs = append(errs, err)
-		_, _, err = o.Open(apiKey, data[:len(data)-4])
+		_, _, err = openV(o, apiKey, data[:len(data)-4])
 		errs = append(errs, err)
-		_, _, err = o.Open(apiKey, "SECRET"+data)
+		_, _, err = openV(o, apiKey, "SECRET"+data)
 		errs = append(errs, err)
 		_, err = ro.OpenReply([]byte(replyText))
 		errs = append(errs, err)
@@ -460,9 +463,9 @@ func TestSharedSecretIsCopied(t *testing.T) {
 	o, err := envelope.NewSharedSecretOpener(bytes.Clone(secret))
 	require.NoError(t, err)
 	clear(secret)
-	data, _, err := s.Seal(apiKey, []byte(plaintext))
+	data, _, err := sealV(s, apiKey, []byte(plaintext))
 	require.NoError(t, err)
-	got, _, err := o.Open(apiKey, data)
+	got, _, err := openV(o, apiKey, data)
 	require.NoError(t, err)
 	require.Equal(t, plaintext, string(got))
 }
@@ -470,12 +473,12 @@ func TestSharedSecretIsCopied(t *testing.T) {
 // foreign is an Opener from "another package": a custom scheme.
 type foreign struct{ calls int }
 
-func (f *foreign) Open(apiKey, data string) ([]byte, envelope.ReplySealer, error) {
+func (f *foreign) Open(in envelope.Incoming) (*envelope.Opened, error) {
 	f.calls++
-	if data == "custom:"+apiKey {
-		return []byte("custom"), nil, nil
+	if in.Data == "custom:"+in.Key {
+		return &envelope.Opened{Plaintext: []byte("custom"), Endpoint: in.Endpoint}, nil
 	}
-	return nil, nil, errors.New("custom: no")
+	return nil, errors.New("custom: no")
 }
 
 func TestMultiOpener(t *testing.T) {
@@ -488,24 +491,24 @@ func TestMultiOpener(t *testing.T) {
 	}
 	m := envelope.MultiOpener(nil, envelope.MultiOpener(openers[:2]...), openers[2], old.opener())
 	for _, p := range append(ps, old) {
-		data, _, err := p.sealer(envelope.WithSealedReplies()).Seal(apiKey, []byte(plaintext))
+		data, _, err := sealV(p.sealer(envelope.WithSealedReplies()), apiKey, []byte(plaintext))
 		require.NoError(t, err)
-		got, rs, err := m.Open(apiKey, data)
+		got, rs, err := openV(m, apiKey, data)
 		require.NoError(t, err, p.name)
 		require.Equal(t, plaintext, string(got))
 		require.True(t, rs.Requested())
-		_, _, err = m.Open("wrong", data)
+		_, _, err = openV(m, "wrong", data)
 		require.ErrorIs(t, err, envelope.ErrUnauthentic, p.name)
 	}
 	stranger := pairs(t)
 	for _, p := range stranger {
-		data, _, err := p.sealer().Seal(apiKey, []byte(plaintext))
+		data, _, err := sealV(p.sealer(), apiKey, []byte(plaintext))
 		require.NoError(t, err)
-		_, _, err = m.Open(apiKey, data)
+		_, _, err = openV(m, apiKey, data)
 		require.ErrorIs(t, err, envelope.ErrUnauthentic, "unknown %s key", p.name)
 		require.Contains(t, err.Error(), "unknown key id")
 	}
-	data, _, err := ps[0].sealer().Seal(apiKey, []byte(plaintext))
+	data, _, err := sealV(ps[0].sealer(), apiKey, []byte(plaintext))
 	require.NoError(t, err)
 	raw, _ := base64.StdEncoding.DecodeString(data)
 	for _, tc := range []struct {
@@ -518,21 +521,21 @@ func TestMultiOpener(t *testing.T) {
 		{base64.StdEncoding.EncodeToString(raw[:20]), envelope.ErrMalformed},
 		{base64.StdEncoding.EncodeToString(raw[:5]), envelope.ErrMalformed},
 	} {
-		_, _, err := m.Open(apiKey, tc.data)
+		_, _, err := openV(m, apiKey, tc.data)
 		require.ErrorIs(t, err, tc.want, "Open(%q)", tc.data)
 	}
 
 	// Custom openers are tried after no key id matched.
 	f := &foreign{}
 	mf := envelope.MultiOpener(openers[0], f)
-	got, _, err := mf.Open(apiKey, "custom:"+apiKey)
+	got, _, err := openV(mf, apiKey, "custom:"+apiKey)
 	require.NoError(t, err)
 	require.Equal(t, "custom", string(got))
-	_, _, err = mf.Open(apiKey, data)
+	_, _, err = openV(mf, apiKey, data)
 	require.NoError(t, err)
 	require.Equal(t, 1, f.calls, "custom opener not consulted when a key id matches")
 
-	_, _, err = envelope.MultiOpener().Open(apiKey, data)
+	_, _, err = openV(envelope.MultiOpener(), apiKey, data)
 	require.Error(t, err)
 }
 

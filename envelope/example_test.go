@@ -3,6 +3,7 @@ package envelope_test
 import (
 	"fmt"
 	"log"
+	"time"
 
 	"github.com/licensekit/licensekit-go/envelope"
 )
@@ -26,22 +27,30 @@ func Example() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	data, _, err := sealer.Seal("ak_live_123", []byte(`{"license_key":"LK-1"}`))
+	req := envelope.Request{APIKey: "ak_live_123", Endpoint: "register_instance"}
+	sealed, err := sealer.Seal(req, []byte(`{"license_key":"LK-1"}`))
 	if err != nil {
 		log.Fatal(err)
 	}
+	// The request body is {"key": sealed.Key, "data": sealed.Data}.
 
-	// Server: open the request's data field.
+	// Server: open the request's data field, as posted to its endpoint.
 	opener, err := envelope.NewOpener(priv)
 	if err != nil {
 		log.Fatal(err)
 	}
-	plaintext, _, err := opener.Open("ak_live_123", data)
+	opened, err := opener.Open(envelope.Incoming{Key: sealed.Key, Data: sealed.Data, Endpoint: "register_instance"})
 	if err != nil {
 		log.Fatal(err)
 	}
-	fmt.Println(string(plaintext))
-	// Output: {"license_key":"LK-1"}
+	fmt.Println(string(opened.Plaintext))
+
+	// The same envelope posted to another endpoint does not open.
+	_, err = opener.Open(envelope.Incoming{Key: sealed.Key, Data: sealed.Data, Endpoint: "begin_session"})
+	fmt.Println(err)
+	// Output:
+	// {"license_key":"LK-1"}
+	// envelope: open: sealed for another endpoint
 }
 
 // With sealed replies the server's answer is encrypted and authenticated, and
@@ -60,19 +69,21 @@ func ExampleWithSealedReplies() {
 		log.Fatal(err)
 	}
 
-	// Client seals; it keeps reply for this request's answer.
-	data, reply, err := sealer.Seal("ak_live_123", []byte(`{"token":"t1"}`))
+	// Client seals; it keeps sealed.Reply for this request's answer.
+	sealed, err := sealer.Seal(envelope.Request{APIKey: "ak_live_123", Endpoint: "extend_session"}, []byte(`{"token":"t1"}`))
 	if err != nil {
 		log.Fatal(err)
 	}
+	reply := sealed.Reply
+	fmt.Println("replies authenticated:", sealer.RepliesAuthenticated())
 
 	// Server opens and seals its answer.
-	_, replySealer, err := opener.Open("ak_live_123", data)
+	opened, err := opener.Open(envelope.Incoming{Key: sealed.Key, Data: sealed.Data, Endpoint: "extend_session"})
 	if err != nil {
 		log.Fatal(err)
 	}
-	fmt.Println("sealed reply requested:", replySealer.Requested())
-	body, err := replySealer.SealReply([]byte(`{"success":true}`))
+	fmt.Println("sealed reply requested:", opened.Reply.Requested())
+	body, err := opened.Reply.SealReply([]byte(`{"success":true}`))
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -88,6 +99,7 @@ func ExampleWithSealedReplies() {
 	_, err = reply.OpenReply([]byte(`{"success":true}`))
 	fmt.Println(err)
 	// Output:
+	// replies authenticated: true
 	// sealed reply requested: true
 	// {"success":true}
 	// envelope: open reply: reply is not sealed
@@ -108,18 +120,18 @@ func ExampleNewSharedSecretSealer() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	data, _, err := sealer.Seal("ak_live_123", []byte(`{"token":"t1"}`))
+	sealed, err := sealer.Seal(envelope.Request{APIKey: "ak_live_123", Endpoint: "extend_session"}, []byte(`{"token":"t1"}`))
 	if err != nil {
 		log.Fatal(err)
 	}
-	plaintext, _, err := opener.Open("ak_live_123", data)
+	opened, err := opener.Open(envelope.Incoming{Key: sealed.Key, Data: sealed.Data, Endpoint: "extend_session"})
 	if err != nil {
 		log.Fatal(err)
 	}
-	fmt.Println(string(plaintext))
+	fmt.Println(string(opened.Plaintext))
 
 	// The API key is authenticated: data cannot be replayed under another one.
-	_, _, err = opener.Open("ak_live_456", data)
+	_, err = opener.Open(envelope.Incoming{Key: "ak_live_456", Data: sealed.Data, Endpoint: "extend_session"})
 	fmt.Println(err)
 	// Output:
 	// {"token":"t1"}
@@ -137,11 +149,47 @@ func ExampleMultiOpener() {
 
 	for _, k := range []*envelope.PrivateKey{oldKey, newKey} {
 		sealer, _ := envelope.NewSealer(k.Public())
-		data, _, _ := sealer.Seal("ak_live_123", []byte("hello "+k.KEM().String()))
-		plaintext, _, err := opener.Open("ak_live_123", data)
-		fmt.Println(string(plaintext), err)
+		req := envelope.Request{APIKey: "ak_live_123", Endpoint: "begin_session"}
+		sealed, _ := sealer.Seal(req, []byte("hello "+k.KEM().String()))
+		opened, err := opener.Open(envelope.Incoming{Key: sealed.Key, Data: sealed.Data, Endpoint: "begin_session"})
+		fmt.Println(string(opened.Plaintext), err)
 	}
 	// Output:
 	// hello DHKEM(X25519, HKDF-SHA256) <nil>
 	// hello MLKEM768-X25519 <nil>
+}
+
+// A server checks freshness after Open: a Guard rejects stale timestamps and
+// answers a repeated request id with the stored reply instead of processing
+// it twice.
+func ExampleGuard() {
+	secret, _ := envelope.GenerateSecret()
+	sealer, _ := envelope.NewSharedSecretSealer(secret)
+	opener, _ := envelope.NewSharedSecretOpener(secret)
+	guard := envelope.NewGuard(5*time.Minute, 0)
+	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+
+	sealed, _ := sealer.Seal(envelope.Request{APIKey: "ak", Endpoint: "begin_session", Time: now}, []byte(`{}`))
+	in := envelope.Incoming{Key: sealed.Key, Data: sealed.Data, Endpoint: "begin_session"}
+	for _, at := range []time.Time{now, now.Add(time.Second), now.Add(10 * time.Minute)} {
+		opened, err := opener.Open(in)
+		if err != nil {
+			log.Fatal(err)
+		}
+		ticket, cached, err := guard.Admit(opened, in.Data, at)
+		switch {
+		case ticket != nil:
+			fmt.Println("new request: process it")
+			ticket.Done(200, []byte(`{"token":"t1"}`))
+		case cached != nil:
+			fmt.Println("repeat: send the stored reply", string(cached.Body))
+		default:
+			status, body := envelope.RejectionReply(err, at)
+			fmt.Println(status, string(body))
+		}
+	}
+	// Output:
+	// new request: process it
+	// repeat: send the stored reply {"token":"t1"}
+	// 401 {"success":false,"time":"2026-01-01T12:10:00Z","error":"envelope: timestamp outside the accepted window","envelope_error":"stale_timestamp"}
 }

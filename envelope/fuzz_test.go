@@ -43,18 +43,18 @@ func checkError(t *testing.T, err error) {
 func FuzzOpen(f *testing.F) {
 	o, seeds := fuzzOpener(f)
 	for _, v := range seeds {
-		f.Add(v.APIKey, []byte(v.Data))
+		f.Add(v.APIKey, v.PostedTo, []byte(v.Data))
 		if raw, ok := decodeData(v.Data); ok {
-			f.Add(v.APIKey, raw)
+			f.Add(v.APIKey, v.PostedTo, raw)
 		}
 	}
-	f.Fuzz(func(t *testing.T, apiKey string, in []byte) {
+	f.Fuzz(func(t *testing.T, apiKey, endpoint string, in []byte) {
 		for _, data := range []string{string(in), b64.EncodeToString(in)} {
-			pt, rs, err := o.Open(apiKey, data)
+			op, err := o.Open(Incoming{Key: apiKey, Data: data, Endpoint: endpoint})
 			if err != nil {
 				checkError(t, err)
-				if pt != nil || rs != nil {
-					t.Fatalf("Open failed but returned plaintext or a reply sealer")
+				if op != nil {
+					t.Fatalf("Open failed but returned a result")
 				}
 				continue
 			}
@@ -62,8 +62,11 @@ func FuzzOpen(f *testing.F) {
 			if !ok {
 				t.Fatalf("Open accepted non-canonical data %q", data)
 			}
-			if rs == nil || rs.Requested() != (raw[1]&flagSealedReply != 0) {
+			if op.Reply == nil || op.Reply.Requested() != (raw[1]&flagSealedReply != 0) {
 				t.Fatalf("Requested() disagrees with the header flag")
+			}
+			if op.Endpoint != endpoint {
+				t.Fatalf("Open accepted a request sealed for %q at %q", op.Endpoint, endpoint)
 			}
 		}
 	})

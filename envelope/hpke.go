@@ -6,36 +6,36 @@ import (
 	"encoding/binary"
 )
 
-// Public-key mode request layout (all integers big endian):
+// Public-key mode request layout, format 2 (all integers big endian):
 //
-//	offset  size  field
-//	0       1     version = 0x01
-//	1       1     flags: 0x01 = sealed reply requested, other bits zero
-//	2       2     KEM id (0x0020 or 0x647a)
-//	4       2     KDF id (0x0001, HKDF-SHA256)
-//	6       2     AEAD id (0x0002, AES-256-GCM)
-//	8       8     key id
-//	16      Nenc  enc (32 or 1120 bytes)
-//	16+Nenc rest  ciphertext = HPKE Seal(aad = bytes 0..15, plaintext)
+//	offset   size  field
+//	0        1     version = 0x21
+//	1        1     flags: 0x01 = sealed reply requested, other bits zero
+//	2        2     KEM id (0x0020 or 0x647a)
+//	4        2     KDF id (0x0001, HKDF-SHA256)
+//	6        2     AEAD id (0x0002, AES-256-GCM)
+//	8        8     key id
+//	16       8     timestamp, Unix seconds
+//	24       16    request id
+//	40       1     L, endpoint length
+//	41       L     endpoint
+//	41+L     Nenc  enc (32 or 1120 bytes)
+//	41+L+Nenc rest ciphertext = HPKE Seal(aad = bytes 0..40+L, plaintext)
 const (
-	versionHPKE     byte = 0x01
-	versionSecret   byte = 0x02
-	flagSealedReply byte = 0x01
-
-	hpkeHeaderLen = 16
-	labelRequest  = "licensekit-envelope v1 request"
+	hpkeFixedLen = 16
+	labelRequest = "licensekit-envelope v2 request"
 )
 
-// requestInfo returns the HPKE info: "licensekit-envelope v1 request" || 0x00 || apiKey.
-func requestInfo(apiKey string) []byte {
-	info := make([]byte, 0, len(labelRequest)+1+len(apiKey))
+// requestInfo returns the HPKE info: "licensekit-envelope v2 request" || 0x00 || key.
+func requestInfo(key string) []byte {
+	info := make([]byte, 0, len(labelRequest)+1+len(key))
 	info = append(info, labelRequest...)
 	info = append(info, 0)
-	return append(info, apiKey...)
+	return append(info, key...)
 }
 
-func hpkeHeader(kem KEM, keyID [keyIDLen]byte, sealedReply bool) [hpkeHeaderLen]byte {
-	var h [hpkeHeaderLen]byte
+func hpkeFixed(kem KEM, keyID [keyIDLen]byte, sealedReply bool) [hpkeFixedLen]byte {
+	var h [hpkeFixedLen]byte
 	h[0] = versionHPKE
 	if sealedReply {
 		h[1] = flagSealedReply
@@ -50,7 +50,7 @@ func hpkeHeader(kem KEM, keyID [keyIDLen]byte, sealedReply bool) [hpkeHeaderLen]
 type hpkeSealer struct {
 	pub    *PublicKey
 	encLen int
-	header [hpkeHeaderLen]byte
+	fixed  [hpkeFixedLen]byte
 	sealed bool
 }
 
@@ -70,38 +70,48 @@ func NewSealer(pub *PublicKey, opts ...Option) (Sealer, error) {
 	return &hpkeSealer{
 		pub:    pub,
 		encLen: p.encLen,
-		header: hpkeHeader(pub.kem, pub.keyID, o.sealedReplies),
+		fixed:  hpkeFixed(pub.kem, pub.keyID, o.sealedReplies),
 		sealed: o.sealedReplies,
 	}, nil
 }
 
-func (s *hpkeSealer) Seal(apiKey string, plaintext []byte) (string, ReplyOpener, error) {
+// RepliesAuthenticated reports whether the Sealer was built with
+// WithSealedReplies.
+func (s *hpkeSealer) RepliesAuthenticated() bool { return s.sealed }
+
+func (s *hpkeSealer) Seal(req Request, plaintext []byte) (Sealed, error) {
 	const op = "seal"
-	n := hpkeHeaderLen + s.encLen + len(plaintext) + gcmTagLen
+	tail, err := newTail(req)
+	if err != nil {
+		return Sealed{}, err
+	}
+	hlen := hpkeFixedLen + tail.len()
+	n := hlen + s.encLen + len(plaintext) + gcmTagLen
 	if len(plaintext) > MaxDataSize || !encodedFits(n) {
-		return "", nil, newError(op, "plaintext too large", ErrTooLarge)
+		return Sealed{}, newError(op, "plaintext too large", ErrTooLarge)
 	}
-	enc, sender, err := hpke.NewSender(s.pub.pk, hpke.HKDFSHA256(), hpke.AES256GCM(), requestInfo(apiKey))
+	raw := make([]byte, 0, n)
+	raw = append(raw, s.fixed[:]...)
+	raw = tail.appendTo(raw)
+	enc, sender, err := hpke.NewSender(s.pub.pk, hpke.HKDFSHA256(), hpke.AES256GCM(), requestInfo(req.APIKey))
 	if err != nil {
-		return "", nil, newError(op, "hpke setup failed", err)
+		return Sealed{}, newError(op, "hpke setup failed", err)
 	}
-	ct, err := sender.Seal(s.header[:], plaintext)
+	ct, err := sender.Seal(raw[:hlen], plaintext)
 	if err != nil {
-		return "", nil, newError(op, "hpke seal failed", err)
+		return Sealed{}, newError(op, "hpke seal failed", err)
 	}
 	var reply ReplyOpener = plainReply{}
 	if s.sealed {
 		secret, err := sender.Export(labelResponse, replySecretLen)
 		if err != nil {
-			return "", nil, newError(op, "hpke export failed", err)
+			return Sealed{}, newError(op, "hpke export failed", err)
 		}
 		reply = &replyOpener{keys: replyKeys{version: versionReplyHPKE, secret: secret, binding: enc}}
 	}
-	raw := make([]byte, 0, n)
-	raw = append(raw, s.header[:]...)
 	raw = append(raw, enc...)
 	raw = append(raw, ct...)
-	return b64.EncodeToString(raw), reply, nil
+	return Sealed{Key: req.APIKey, Data: b64.EncodeToString(raw), ID: tail.id, Reply: reply}, nil
 }
 
 type hpkeOpener struct {
@@ -124,22 +134,22 @@ func NewOpener(priv *PrivateKey, opts ...Option) (Opener, error) {
 	return &hpkeOpener{priv: priv, encLen: p.encLen, requireSealed: o.sealedReplies}, nil
 }
 
-func (o *hpkeOpener) Open(apiKey string, data string) ([]byte, ReplySealer, error) {
-	raw, err := decodeRequest(data)
+func (o *hpkeOpener) Open(in Incoming) (*Opened, error) {
+	raw, err := decodeRequest(in.Data)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	return o.openRaw(apiKey, raw)
+	return o.openRaw(in, raw)
 }
 
-// precheck validates the header of raw and reports whether it is addressed to
-// this opener's key, without any cryptography.
+// precheck validates the fixed header of raw and reports whether it is
+// addressed to this opener's key, without any cryptography.
 func (o *hpkeOpener) precheck(raw []byte) error {
 	const op = "open"
 	if err := checkVersion(raw, versionHPKE); err != nil {
 		return err
 	}
-	if len(raw) < hpkeHeaderLen {
+	if len(raw) < hpkeFixedLen {
 		return newError(op, "truncated header", ErrMalformed)
 	}
 	if raw[1]&^flagSealedReply != 0 {
@@ -155,40 +165,48 @@ func (o *hpkeOpener) precheck(raw []byte) error {
 	if kem != o.priv.kem || [keyIDLen]byte(raw[8:16]) != o.priv.pub.keyID {
 		return &Error{Op: op, Reason: "unknown key id", Err: ErrUnauthentic, miss: missKey}
 	}
-	if len(raw) < hpkeHeaderLen+o.encLen+gcmTagLen {
-		return newError(op, "truncated data", ErrMalformed)
-	}
-	if o.requireSealed && raw[1]&flagSealedReply == 0 {
-		return newError(op, "request does not ask for a sealed reply", ErrMalformed)
-	}
 	return nil
 }
 
-func (o *hpkeOpener) openRaw(apiKey string, raw []byte) ([]byte, ReplySealer, error) {
+func (o *hpkeOpener) openRaw(in Incoming, raw []byte) (*Opened, error) {
 	const op = "open"
 	if err := o.precheck(raw); err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	header, rest := raw[:hpkeHeaderLen], raw[hpkeHeaderLen:]
-	sealed := header[1]&flagSealedReply != 0
-	enc, ct := rest[:o.encLen], rest[o.encLen:]
-	r, err := hpke.NewRecipient(enc, o.priv.sk, hpke.HKDFSHA256(), hpke.AES256GCM(), requestInfo(apiKey))
+	tail, tlen, err := parseTail(raw[hpkeFixedLen:])
 	if err != nil {
-		return nil, nil, newError(op, "decapsulation failed", ErrUnauthentic)
+		return nil, err
+	}
+	hlen := hpkeFixedLen + tlen
+	if len(raw) < hlen+o.encLen+gcmTagLen {
+		return nil, newError(op, "truncated data", ErrMalformed)
+	}
+	sealed := raw[1]&flagSealedReply != 0
+	if o.requireSealed && !sealed {
+		return nil, newError(op, "request does not ask for a sealed reply", ErrMalformed)
+	}
+	if err := checkEndpoint(&tail, in); err != nil {
+		return nil, err
+	}
+	header, rest := raw[:hlen], raw[hlen:]
+	enc, ct := rest[:o.encLen], rest[o.encLen:]
+	r, err := hpke.NewRecipient(enc, o.priv.sk, hpke.HKDFSHA256(), hpke.AES256GCM(), requestInfo(in.Key))
+	if err != nil {
+		return nil, newError(op, "decapsulation failed", ErrUnauthentic)
 	}
 	pt, err := r.Open(header, ct)
 	if err != nil {
-		return nil, nil, newError(op, "authentication failed", ErrUnauthentic)
+		return nil, newError(op, "authentication failed", ErrUnauthentic)
 	}
 	if !sealed {
-		return pt, notRequested{}, nil
+		return tail.opened(pt, notRequested{}), nil
 	}
 	secret, err := r.Export(labelResponse, replySecretLen)
 	if err != nil {
-		return nil, nil, newError(op, "hpke export failed", ErrUnauthentic)
+		return nil, newError(op, "hpke export failed", ErrUnauthentic)
 	}
 	// Copy enc so the reply sealer does not keep the whole request alive.
-	return pt, &replySealer{keys: replyKeys{version: versionReplyHPKE, secret: secret, binding: bytes.Clone(enc)}}, nil
+	return tail.opened(pt, &replySealer{keys: replyKeys{version: versionReplyHPKE, secret: secret, binding: bytes.Clone(enc)}}), nil
 }
 
 // decodeRequest decodes a request's data string for Open.

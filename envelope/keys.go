@@ -80,7 +80,7 @@ const (
 	pemPrivate = "LICENSEKIT HPKE PRIVATE KEY"
 
 	keyIDLen   = 8
-	labelKeyID = "licensekit-envelope v1 key id"
+	labelKeyID = "licensekit-envelope v2 key id"
 )
 
 // PublicKey is a server's HPKE public key (the encapsulation key). It is
@@ -167,7 +167,7 @@ func newPrivate(kem KEM, sk hpke.PrivateKey) (*PrivateKey, error) {
 }
 
 // hpkeKeyID is the first 8 bytes of
-// SHA-256("licensekit-envelope v1 key id" || 0x00 || kem_id || pkR).
+// SHA-256("licensekit-envelope v2 key id" || 0x00 || kem_id || pkR).
 func hpkeKeyID(kem KEM, raw []byte) [keyIDLen]byte {
 	h := sha256.New()
 	h.Write([]byte(labelKeyID))

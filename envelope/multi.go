@@ -9,7 +9,7 @@ type rawOpener interface {
 	// precheck validates raw's header without cryptography; nil means raw is
 	// addressed to this opener.
 	precheck(raw []byte) error
-	openRaw(apiKey string, raw []byte) ([]byte, ReplySealer, error)
+	openRaw(in Incoming, raw []byte) (*Opened, error)
 }
 
 type multiOpener struct {
@@ -44,27 +44,26 @@ func MultiOpener(openers ...Opener) Opener {
 	return m
 }
 
-func (m *multiOpener) Open(apiKey string, data string) ([]byte, ReplySealer, error) {
+func (m *multiOpener) Open(in Incoming) (*Opened, error) {
 	var err error
 	if len(m.own) > 0 || len(m.foreign) == 0 {
 		var raw []byte
-		raw, err = decodeRequest(data)
+		raw, err = decodeRequest(in.Data)
 		if err == nil {
-			return m.openRaw(apiKey, raw)
+			return m.openRaw(in, raw)
 		}
 		if len(m.foreign) == 0 {
-			return nil, nil, err
+			return nil, err
 		}
 	}
 	for _, o := range m.foreign {
-		var pt []byte
-		var reply ReplySealer
-		pt, reply, err = o.Open(apiKey, data)
+		var op *Opened
+		op, err = o.Open(in)
 		if err == nil {
-			return pt, reply, nil
+			return op, nil
 		}
 	}
-	return nil, nil, err
+	return nil, err
 }
 
 func (m *multiOpener) precheck(raw []byte) error {
@@ -72,12 +71,12 @@ func (m *multiOpener) precheck(raw []byte) error {
 	return err
 }
 
-func (m *multiOpener) openRaw(apiKey string, raw []byte) ([]byte, ReplySealer, error) {
+func (m *multiOpener) openRaw(in Incoming, raw []byte) (*Opened, error) {
 	o, err := m.pick(raw)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	return o.openRaw(apiKey, raw)
+	return o.openRaw(in, raw)
 }
 
 // pick returns the opener raw is addressed to or, failing that, the most

@@ -12,21 +12,18 @@ import (
 
 // Sealed replies follow Oblivious HTTP (RFC 9458, section 4.4):
 //
-//	secret   = HPKE Export("licensekit-envelope v1 response", 32)     (public-key mode)
-//	         | HKDF-Expand(prk, "response" || 0x00 || api_key, 32)     (shared-secret mode)
+//	secret   = HPKE Export("licensekit-envelope v2 response", 32)     (public-key mode)
+//	         | HKDF-Expand(prk_q, "response" || 0x00 || api_key, 32)   (shared-secret mode)
 //	nonce_r  = random(32)
 //	salt     = enc || nonce_r                                         (public-key mode)
-//	         | request_nonce || nonce_r                               (shared-secret mode)
+//	         | request_salt || nonce_r                                (shared-secret mode)
 //	prk_r    = HKDF-Extract(SHA-256, salt, secret)
 //	key      = HKDF-Expand(prk_r, "key", 32)
 //	iv       = HKDF-Expand(prk_r, "nonce", 12)
-//	ct       = AES-256-GCM(key, iv, aad = version byte, plaintext)
+//	ct       = AES-256-GCM(key, iv, aad = the version byte (0xA1 or 0xA2), plaintext)
 //	data     = version || nonce_r || ct
 const (
-	versionReplyHPKE   byte = 0x81
-	versionReplySecret byte = 0x82
-
-	labelResponse    = "licensekit-envelope v1 response"
+	labelResponse    = "licensekit-envelope v2 response"
 	replySecretLen   = 32
 	replyNonceLen    = 32
 	gcmNonceLen      = 12

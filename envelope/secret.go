@@ -8,29 +8,40 @@ import (
 	"crypto/sha256"
 )
 
-// Shared-secret mode request layout:
+// Shared-secret mode request layout, format 2:
 //
 //	offset  size  field
-//	0       1     version = 0x02
+//	0       1     version = 0x22
 //	1       1     flags: 0x01 = sealed reply requested, other bits zero
 //	2       8     key id = HKDF-Expand(prk, "key id", 8)
-//	10      12    nonce (random)
-//	22      rest  ciphertext = AES-256-GCM(request key, nonce,
-//	                  aad = bytes 0..21 || api_key, plaintext)
+//	10      8     timestamp, Unix seconds
+//	18      16    request id
+//	34      1     L, endpoint length
+//	35      L     endpoint
+//	35+L    32    salt (random)
+//	67+L    rest  ciphertext = AES-256-GCM(key_q, iv_q,
+//	                  aad = bytes 0..66+L || api_key, plaintext)
 //
-// where prk = HKDF-Extract(SHA-256, salt = "licensekit-envelope v1 shared secret",
-// ikm = secret) and request key = HKDF-Expand(prk, "request key", 32).
+// where
+//
+//	prk     = HKDF-Extract(salt = "licensekit-envelope v2 shared secret", ikm = secret)
+//	prk_q   = HKDF-Extract(salt = salt, ikm = HKDF-Expand(prk, "request", 32))
+//	key_q   = HKDF-Expand(prk_q, "key", 32)
+//	iv_q    = HKDF-Expand(prk_q, "nonce", 12)
+//
+// so every request has its own key and the nonce limit of one key does not
+// apply to the secret.
 const (
-	secretHeaderLen = 22
-	labelSecretSalt = "licensekit-envelope v1 shared secret"
+	secretFixedLen  = 10
+	secretSaltLen   = 32
+	labelSecretSalt = "licensekit-envelope v2 shared secret"
 )
 
 // secretKeys is what both sides derive from a shared secret. The secret itself
 // is not kept.
 type secretKeys struct {
-	prk   []byte
-	aead  cipher.AEAD
-	keyID [keyIDLen]byte
+	requestSecret []byte
+	keyID         [keyIDLen]byte
 }
 
 func deriveSecretKeys(secret []byte) (*secretKeys, error) {
@@ -41,7 +52,7 @@ func deriveSecretKeys(secret []byte) (*secretKeys, error) {
 	if err != nil {
 		return nil, newError("new", "key derivation failed", err)
 	}
-	key, err := hkdf.Expand(sha256.New, prk, "request key", 32)
+	rs, err := hkdf.Expand(sha256.New, prk, "request", 32)
 	if err != nil {
 		return nil, newError("new", "key derivation failed", err)
 	}
@@ -49,16 +60,32 @@ func deriveSecretKeys(secret []byte) (*secretKeys, error) {
 	if err != nil {
 		return nil, newError("new", "key derivation failed", err)
 	}
-	a, err := newGCM(key)
-	if err != nil {
-		return nil, newError("new", "key derivation failed", err)
-	}
-	return &secretKeys{prk: prk, aead: a, keyID: [keyIDLen]byte(id)}, nil
+	return &secretKeys{requestSecret: rs, keyID: [keyIDLen]byte(id)}, nil
 }
 
-// replySecret is HKDF-Expand(prk, "response" || 0x00 || apiKey, 32).
-func (k *secretKeys) replySecret(apiKey string) ([]byte, error) {
-	return hkdf.Expand(sha256.New, k.prk, "response\x00"+apiKey, replySecretLen)
+// perRequest derives one request's AEAD, nonce and reply secret from its salt.
+func (k *secretKeys) perRequest(salt []byte, apiKey string) (cipher.AEAD, []byte, []byte, error) {
+	prk, err := hkdf.Extract(sha256.New, k.requestSecret, salt)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	key, err := hkdf.Expand(sha256.New, prk, "key", 32)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	iv, err := hkdf.Expand(sha256.New, prk, "nonce", gcmNonceLen)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	reply, err := hkdf.Expand(sha256.New, prk, "response\x00"+apiKey, replySecretLen)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	a, err := newGCM(key)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return a, iv, reply, nil
 }
 
 func secretAAD(header []byte, apiKey string) []byte {
@@ -73,12 +100,14 @@ type secretSealer struct {
 }
 
 // NewSharedSecretSealer returns the client side of shared-secret mode:
-// AES-256-GCM under a key derived with HKDF-SHA256 from secret, which must be
-// at least 32 bytes (see GenerateSecret). The secret is not retained. The
-// Sealer is safe for concurrent use.
+// AES-256-GCM under a fresh per-request key derived with HKDF-SHA256 from
+// secret and a random 32-byte salt. secret must be at least 32 bytes (see
+// GenerateSecret) and is not retained. The Sealer is safe for concurrent
+// use.
 //
-// Each request draws a random 96-bit nonce, so one secret should seal no more
-// than 2^32 requests; rotate it long before that.
+// Every install holding the secret can open every request sealed with it
+// and seal replies that other installs accept: the secret gives the power to
+// answer as the server. See docs/security.md.
 func NewSharedSecretSealer(secret []byte, opts ...Option) (Sealer, error) {
 	keys, err := deriveSecretKeys(secret)
 	if err != nil {
@@ -87,31 +116,44 @@ func NewSharedSecretSealer(secret []byte, opts ...Option) (Sealer, error) {
 	return &secretSealer{keys: keys, sealed: buildOptions(opts).sealedReplies}, nil
 }
 
-func (s *secretSealer) Seal(apiKey string, plaintext []byte) (string, ReplyOpener, error) {
+// RepliesAuthenticated reports whether the Sealer was built with
+// WithSealedReplies. In this mode a sealed reply proves that the holder of
+// the shared secret sealed it, which includes every install.
+func (s *secretSealer) RepliesAuthenticated() bool { return s.sealed }
+
+func (s *secretSealer) Seal(req Request, plaintext []byte) (Sealed, error) {
 	const op = "seal"
-	n := secretHeaderLen + len(plaintext) + gcmTagLen
-	if len(plaintext) > MaxDataSize || !encodedFits(n) {
-		return "", nil, newError(op, "plaintext too large", ErrTooLarge)
+	tail, err := newTail(req)
+	if err != nil {
+		return Sealed{}, err
 	}
-	raw := make([]byte, secretHeaderLen, n)
+	hlen := secretFixedLen + tail.len() + secretSaltLen
+	n := hlen + len(plaintext) + gcmTagLen
+	if len(plaintext) > MaxDataSize || !encodedFits(n) {
+		return Sealed{}, newError(op, "plaintext too large", ErrTooLarge)
+	}
+	raw := make([]byte, secretFixedLen, n)
 	raw[0] = versionSecret
 	if s.sealed {
 		raw[1] = flagSealedReply
 	}
 	copy(raw[2:10], s.keys.keyID[:])
-	if _, err := rand.Read(raw[10:22]); err != nil {
-		return "", nil, newError(op, "random source failed", err)
+	raw = tail.appendTo(raw)
+	raw = raw[:hlen]
+	salt := raw[hlen-secretSaltLen:]
+	if _, err := rand.Read(salt); err != nil {
+		return Sealed{}, newError(op, "random source failed", err)
 	}
-	raw = s.keys.aead.Seal(raw, raw[10:22], plaintext, secretAAD(raw[:secretHeaderLen], apiKey))
+	a, iv, replySecret, err := s.keys.perRequest(salt, req.APIKey)
+	if err != nil {
+		return Sealed{}, newError(op, "key derivation failed", err)
+	}
+	raw = a.Seal(raw, iv, plaintext, secretAAD(raw[:hlen], req.APIKey))
 	var reply ReplyOpener = plainReply{}
 	if s.sealed {
-		secret, err := s.keys.replySecret(apiKey)
-		if err != nil {
-			return "", nil, newError(op, "key derivation failed", err)
-		}
-		reply = &replyOpener{keys: replyKeys{version: versionReplySecret, secret: secret, binding: bytes.Clone(raw[10:22])}}
+		reply = &replyOpener{keys: replyKeys{version: versionReplySecret, secret: replySecret, binding: bytes.Clone(salt)}}
 	}
-	return b64.EncodeToString(raw), reply, nil
+	return Sealed{Key: req.APIKey, Data: b64.EncodeToString(raw), ID: tail.id, Reply: reply}, nil
 }
 
 type secretOpener struct {
@@ -130,22 +172,22 @@ func NewSharedSecretOpener(secret []byte, opts ...Option) (Opener, error) {
 	return &secretOpener{keys: keys, requireSealed: buildOptions(opts).sealedReplies}, nil
 }
 
-func (o *secretOpener) Open(apiKey string, data string) ([]byte, ReplySealer, error) {
-	raw, err := decodeRequest(data)
+func (o *secretOpener) Open(in Incoming) (*Opened, error) {
+	raw, err := decodeRequest(in.Data)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	return o.openRaw(apiKey, raw)
+	return o.openRaw(in, raw)
 }
 
-// precheck validates the header of raw and reports whether it is addressed to
-// this opener's secret, without any cryptography.
+// precheck validates the fixed header of raw and reports whether it is
+// addressed to this opener's secret, without any cryptography.
 func (o *secretOpener) precheck(raw []byte) error {
 	const op = "open"
 	if err := checkVersion(raw, versionSecret); err != nil {
 		return err
 	}
-	if len(raw) < secretHeaderLen {
+	if len(raw) < secretFixedLen {
 		return newError(op, "truncated header", ErrMalformed)
 	}
 	if raw[1]&^flagSealedReply != 0 {
@@ -154,33 +196,41 @@ func (o *secretOpener) precheck(raw []byte) error {
 	if [keyIDLen]byte(raw[2:10]) != o.keys.keyID {
 		return &Error{Op: op, Reason: "unknown key id", Err: ErrUnauthentic, miss: missKey}
 	}
-	if len(raw) < secretHeaderLen+gcmTagLen {
-		return newError(op, "truncated data", ErrMalformed)
-	}
-	if o.requireSealed && raw[1]&flagSealedReply == 0 {
-		return newError(op, "request does not ask for a sealed reply", ErrMalformed)
-	}
 	return nil
 }
 
-func (o *secretOpener) openRaw(apiKey string, raw []byte) ([]byte, ReplySealer, error) {
+func (o *secretOpener) openRaw(in Incoming, raw []byte) (*Opened, error) {
 	const op = "open"
 	if err := o.precheck(raw); err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	header := raw[:secretHeaderLen]
-	sealed := header[1]&flagSealedReply != 0
-	nonce := header[10:22]
-	pt, err := o.keys.aead.Open(nil, nonce, raw[secretHeaderLen:], secretAAD(header, apiKey))
+	tail, tlen, err := parseTail(raw[secretFixedLen:])
 	if err != nil {
-		return nil, nil, newError(op, "authentication failed", ErrUnauthentic)
+		return nil, err
+	}
+	hlen := secretFixedLen + tlen + secretSaltLen
+	if len(raw) < hlen+gcmTagLen {
+		return nil, newError(op, "truncated data", ErrMalformed)
+	}
+	sealed := raw[1]&flagSealedReply != 0
+	if o.requireSealed && !sealed {
+		return nil, newError(op, "request does not ask for a sealed reply", ErrMalformed)
+	}
+	if err := checkEndpoint(&tail, in); err != nil {
+		return nil, err
+	}
+	header := raw[:hlen]
+	salt := header[hlen-secretSaltLen:]
+	a, iv, replySecret, err := o.keys.perRequest(salt, in.Key)
+	if err != nil {
+		return nil, newError(op, "key derivation failed", ErrUnauthentic)
+	}
+	pt, err := a.Open(nil, iv, raw[hlen:], secretAAD(header, in.Key))
+	if err != nil {
+		return nil, newError(op, "authentication failed", ErrUnauthentic)
 	}
 	if !sealed {
-		return pt, notRequested{}, nil
+		return tail.opened(pt, notRequested{}), nil
 	}
-	secret, err := o.keys.replySecret(apiKey)
-	if err != nil {
-		return nil, nil, newError(op, "key derivation failed", ErrUnauthentic)
-	}
-	return pt, &replySealer{keys: replyKeys{version: versionReplySecret, secret: secret, binding: bytes.Clone(nonce)}}, nil
+	return tail.opened(pt, &replySealer{keys: replyKeys{version: versionReplySecret, secret: replySecret, binding: bytes.Clone(salt)}}), nil
 }

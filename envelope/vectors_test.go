@@ -2,14 +2,17 @@ package envelope
 
 import (
 	"bytes"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"testing/cryptotest"
+	"time"
 
 	"github.com/stretchr/testify/require"
 )
@@ -38,13 +41,25 @@ type vectorFile struct {
 
 // vector is one request "data" value and the expected result of Open.
 type vector struct {
-	Name        string        `json:"name"`
-	APIKey      string        `json:"api_key"`
-	Data        string        `json:"data"`
-	Result      string        `json:"result"` // ok, malformed, unauthentic, unsupported_version
-	Plaintext   string        `json:"plaintext,omitempty"`
-	SealedReply bool          `json:"sealed_reply,omitempty"` // Open's ReplySealer.Requested()
-	Replies     []replyVector `json:"replies,omitempty"`
+	Name   string `json:"name"`
+	APIKey string `json:"api_key"`
+	// PostedTo is the endpoint the request is posted to (Incoming.Endpoint).
+	PostedTo string `json:"posted_to"`
+	Data     string `json:"data"`
+	Result   string `json:"result"` // ok, malformed, unauthentic, unsupported_version
+	// For requests that open: the authenticated header fields.
+	Endpoint  string `json:"endpoint,omitempty"`
+	Time      string `json:"time,omitempty"`       // RFC 3339 UTC
+	RequestID string `json:"request_id,omitempty"` // hex
+	Plaintext string `json:"plaintext,omitempty"`
+	// SealedReply is Open's ReplySealer.Requested().
+	SealedReply bool `json:"sealed_reply,omitempty"`
+	// ServerTime and Admit, when set: the result of a fresh Guard with the
+	// default window (300 s) admitting the opened request at ServerTime:
+	// "ok" or "stale".
+	ServerTime string        `json:"server_time,omitempty"`
+	Admit      string        `json:"admit,omitempty"`
+	Replies    []replyVector `json:"replies,omitempty"`
 }
 
 // replyVector is a reply body to the request of its vector and the expected
@@ -61,7 +76,12 @@ const (
 	resMalformed   = "malformed"
 	resUnauthentic = "unauthentic"
 	resUnsupported = "unsupported_version"
+	resStale       = "stale"
 )
+
+func (v *vector) incoming() Incoming {
+	return Incoming{Key: v.APIKey, Data: v.Data, Endpoint: v.PostedTo}
+}
 
 var vectorFiles = []string{"public_key_x25519.json", "public_key_mlkem768x25519.json", "shared_secret.json"}
 
@@ -95,9 +115,9 @@ func (vf *vectorFile) opener(tb testing.TB) Opener {
 // from the server side: both ends derive the same reply keys.
 func clientReply(tb testing.TB, o Opener, v vector) ReplyOpener {
 	tb.Helper()
-	_, rs, err := o.Open(v.APIKey, v.Data)
+	op, err := o.Open(v.incoming())
 	require.NoError(tb, err)
-	s, ok := rs.(*replySealer)
+	s, ok := op.Reply.(*replySealer)
 	require.True(tb, ok, "request %q did not ask for a sealed reply", v.Name)
 	return &replyOpener{keys: s.keys}
 }
@@ -128,16 +148,31 @@ func TestVectors(t *testing.T) {
 			checkVectorKeys(t, vf)
 			require.GreaterOrEqual(t, len(vf.Vectors), 10)
 			for _, v := range vf.Vectors {
-				pt, rs, err := o.Open(v.APIKey, v.Data)
+				op, err := o.Open(v.incoming())
 				require.Equal(t, v.Result, resultOf(err), "Open(%q) result", v.Name)
 				if err != nil {
 					var e *Error
 					require.ErrorAs(t, err, &e, "Open(%q)", v.Name)
-					require.Nil(t, pt)
+					require.Nil(t, op)
 					continue
 				}
-				require.Equal(t, v.Plaintext, string(pt), "Open(%q) plaintext", v.Name)
-				require.Equal(t, v.SealedReply, rs.Requested(), "Open(%q) Requested()", v.Name)
+				require.Equal(t, v.Plaintext, string(op.Plaintext), "Open(%q) plaintext", v.Name)
+				require.Equal(t, v.SealedReply, op.Reply.Requested(), "Open(%q) Requested()", v.Name)
+				require.Equal(t, v.Endpoint, op.Endpoint, "Open(%q) endpoint", v.Name)
+				require.Equal(t, v.Time, op.Time.UTC().Format(time.RFC3339), "Open(%q) time", v.Name)
+				require.Equal(t, v.RequestID, hex.EncodeToString(op.ID[:]), "Open(%q) request id", v.Name)
+				if v.Admit != "" {
+					now, err := time.Parse(time.RFC3339, v.ServerTime)
+					require.NoError(t, err)
+					_, _, err = NewGuard(0, 0).Admit(op, v.Data, now)
+					got := resOK
+					if errors.Is(err, ErrStale) {
+						got = resStale
+					} else {
+						require.NoError(t, err)
+					}
+					require.Equal(t, v.Admit, got, "Admit(%q) at %s", v.Name, v.ServerTime)
+				}
 				checkStableHeader(t, vf, v)
 				if len(v.Replies) == 0 {
 					continue
@@ -190,31 +225,30 @@ func checkVectorKeys(t *testing.T, vf *vectorFile) {
 }
 
 // checkStableHeader checks that a valid stored request starts with exactly the
-// header today's Sealer writes, so sealing stays compatible too.
+// fixed header today's Sealer writes and has the same length, so sealing
+// stays compatible too.
 func checkStableHeader(t *testing.T, vf *vectorFile, v vector) {
 	t.Helper()
 	raw, ok := decodeData(v.Data)
 	require.True(t, ok)
+	var s Sealer
+	fixed := hpkeFixedLen
 	if vf.Mode == "shared-secret" {
 		secret, err := b64.DecodeString(vf.Secret)
 		require.NoError(t, err)
-		s, err := NewSharedSecretSealer(secret, sealedOpt(v.SealedReply)...)
+		s, err = NewSharedSecretSealer(secret, sealedOpt(v.SealedReply)...)
 		require.NoError(t, err)
-		data, _, err := s.Seal(v.APIKey, []byte(v.Plaintext))
+		fixed = secretFixedLen
+	} else {
+		pub, err := ParsePublicKey([]byte(vf.PublicKey))
 		require.NoError(t, err)
-		fresh, _ := decodeData(data)
-		require.Equal(t, fresh[:10], raw[:10], "header of %q", v.Name)
-		require.Len(t, raw, len(fresh))
-		return
+		s, err = NewSealer(pub, sealedOpt(v.SealedReply)...)
+		require.NoError(t, err)
 	}
-	pub, err := ParsePublicKey([]byte(vf.PublicKey))
+	sd, err := s.Seal(Request{APIKey: v.APIKey, Endpoint: v.Endpoint, Time: vecTime}, []byte(v.Plaintext))
 	require.NoError(t, err)
-	s, err := NewSealer(pub, sealedOpt(v.SealedReply)...)
-	require.NoError(t, err)
-	data, _, err := s.Seal(v.APIKey, []byte(v.Plaintext))
-	require.NoError(t, err)
-	fresh, _ := decodeData(data)
-	require.Equal(t, fresh[:hpkeHeaderLen], raw[:hpkeHeaderLen], "header of %q", v.Name)
+	fresh, _ := decodeData(sd.Data)
+	require.Equal(t, fresh[:fixed+8], raw[:fixed+8], "header of %q", v.Name)
 	require.Len(t, raw, len(fresh))
 }
 
@@ -230,27 +264,43 @@ func sealedOpt(sealed bool) []Option {
 const (
 	vecAPIKey      = "ak_test_7Qm2vN4xR9pL3sK8"
 	vecOtherAPIKey = "ak_test_other_key_000001"
+	vecEndpoint    = "begin_session"
+	vecOther       = "extend_session"
 	vecPlaintext   = `{"license_key":"LK-TEST-0001-ABCD","cpu_id":"BFEBFBFF000906EA","mb_serial":"MB-123456","mac_addresses":["02:42:ac:11:00:02"],"volume_hash":"9f86d081884c7d65","host_name":"build-01","ip_address":"192.0.2.10"}`
-	vecReply       = `{"success":true,"time":"2025-01-01T00:00:00Z","instance_id":"inst_0001","token":"tok_0001","control_options":{"session_duration":3600,"validation_grace_period":86400}}`
+	vecReply       = `{"status":1,"time":"2026-01-01T00:00:00Z","session_key":"sk_0001","token":"tok_0001","features":"","control_options":{"session_duration":3600,"validation_grace_period":86400}}`
 )
+
+// vecTime is the timestamp every generated request carries.
+var vecTime = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 
 // layout locates the fields that negative vectors alter.
 type layout struct {
-	keyIDOff  int // key id (8 bytes)
-	bindOff   int // request binding: enc (public-key) or nonce (shared-secret)
-	bindLen   int
-	headerLen int // bytes before the binding (public-key) or the ciphertext (shared-secret)
+	keyIDOff int // key id (8 bytes)
+	tailOff  int // timestamp, request id, endpoint length, endpoint
+	bindLen  int // enc (public-key) or salt (shared-secret), right after the endpoint
 }
 
-// sealFunc seals pt under apiKey to this file's key, or to another key of the
-// same kind when other is set. It returns the data and its decoded bytes.
-type sealFunc func(other, sealedReply bool, apiKey, pt string) (string, []byte)
+func (l layout) endpointOff() int { return l.tailOff + tailFixedLen }
+func (l layout) bindOff() int     { return l.endpointOff() + len(vecEndpoint) }
+
+// sealFunc seals pt under apiKey for endpoint to this file's key, or to
+// another key of the same kind when other is set. It returns the data and
+// its decoded bytes.
+type sealFunc func(other, sealedReply bool, apiKey, endpoint, pt string) (string, []byte)
+
+func sealWith(t *testing.T, s Sealer, apiKey, endpoint, pt string) (string, []byte) {
+	t.Helper()
+	sd, err := s.Seal(Request{APIKey: apiKey, Endpoint: endpoint, Time: vecTime}, []byte(pt))
+	require.NoError(t, err)
+	raw, _ := decodeData(sd.Data)
+	return sd.Data, raw
+}
 
 // generateVectors writes the three vector files. It uses a fixed random seed
 // so that regenerating with an unchanged format and Go version gives the same
 // files.
 func generateVectors(t *testing.T) {
-	cryptotest.SetGlobalRandom(t, 20250101)
+	cryptotest.SetGlobalRandom(t, 20260101)
 	require.NoError(t, os.MkdirAll(vectorDir, 0o755))
 	for i, kem := range []KEM{KEMX25519, KEMMLKEM768X25519} {
 		priv, err := GenerateKey(kem)
@@ -258,9 +308,9 @@ func generateVectors(t *testing.T) {
 		other, err := GenerateKey(kem)
 		require.NoError(t, err)
 		vf := &vectorFile{
-			Comment: "Public-key mode (HPKE " + kem.String() + ", HKDF-SHA256, AES-256-GCM) test vectors for " +
+			Comment: "Public-key mode (HPKE " + kem.String() + ", HKDF-SHA256, AES-256-GCM), envelope format 2, test vectors for " +
 				"github.com/licensekit/licensekit-go/envelope. Format: envelope/FORMAT.md. Generated by " +
-				"`go test ./envelope -run TestVectors -update`; they must keep opening forever.",
+				"`go test ./envelope -run TestVectors -update`; from the first release on they must keep opening forever.",
 			Mode:          "public-key",
 			KEM:           fmt.Sprintf("%#04x", uint16(kem)),
 			PrivateKey:    priv.EncodeBase64(),
@@ -270,17 +320,14 @@ func generateVectors(t *testing.T) {
 			PublicKeyRaw:  fmt.Sprintf("%x", priv.Public().Bytes()),
 			KeyID:         priv.KeyID(),
 		}
-		seal := func(toOther, sealed bool, apiKey, pt string) (string, []byte) {
+		seal := func(toOther, sealed bool, apiKey, endpoint, pt string) (string, []byte) {
 			pub := priv.Public()
 			if toOther {
 				pub = other.Public()
 			}
 			s, err := NewSealer(pub, sealedOpt(sealed)...)
 			require.NoError(t, err)
-			data, _, err := s.Seal(apiKey, []byte(pt))
-			require.NoError(t, err)
-			raw, _ := decodeData(data)
-			return data, raw
+			return sealWith(t, s, apiKey, endpoint, pt)
 		}
 		o, err := NewOpener(priv)
 		require.NoError(t, err)
@@ -288,16 +335,16 @@ func generateVectors(t *testing.T) {
 		require.NoError(t, err)
 		ss, err := NewSharedSecretSealer(secret)
 		require.NoError(t, err)
-		otherMode, _, err := ss.Seal(vecAPIKey, []byte(vecPlaintext))
-		require.NoError(t, err)
+		otherMode, _ := sealWith(t, ss, vecAPIKey, vecEndpoint, vecPlaintext)
 		p, _ := kem.params()
-		vf.Vectors = commonVectors(t, o, seal, layout{keyIDOff: 8, bindOff: 16, bindLen: p.encLen, headerLen: hpkeHeaderLen}, otherMode)
-		_, raw := seal(false, false, vecAPIKey, vecPlaintext)
+		vf.Vectors = commonVectors(t, o, seal, layout{keyIDOff: 8, tailOff: hpkeFixedLen, bindLen: p.encLen}, otherMode)
+		_, raw := seal(false, false, vecAPIKey, vecEndpoint, vecPlaintext)
 		vf.Vectors = append(vf.Vectors,
-			vector{Name: "unsupported kdf id", APIKey: vecAPIKey, Data: encode(with(raw, 5, 0x02)), Result: resUnsupported},
-			vector{Name: "unsupported aead id", APIKey: vecAPIKey, Data: encode(with(raw, 7, 0x01)), Result: resUnsupported},
-			vector{Name: "unsupported kem id", APIKey: vecAPIKey, Data: encode(with(raw, 2, 0x00, 0x21)), Result: resUnsupported},
+			vector{Name: "unsupported kdf id", Data: encode(with(raw, 5, 0x02)), Result: resUnsupported},
+			vector{Name: "unsupported aead id", Data: encode(with(raw, 7, 0x01)), Result: resUnsupported},
+			vector{Name: "unsupported kem id", Data: encode(with(raw, 2, 0x00, 0x21)), Result: resUnsupported},
 		)
+		fillDefaults(vf.Vectors)
 		writeVectors(t, vectorFiles[i], vf)
 	}
 
@@ -308,24 +355,21 @@ func generateVectors(t *testing.T) {
 	keys, err := deriveSecretKeys(secret)
 	require.NoError(t, err)
 	vf := &vectorFile{
-		Comment: "Shared-secret mode (HKDF-SHA256, AES-256-GCM) test vectors for " +
+		Comment: "Shared-secret mode (HKDF-SHA256, AES-256-GCM), envelope format 2, test vectors for " +
 			"github.com/licensekit/licensekit-go/envelope. Format: envelope/FORMAT.md. Generated by " +
-			"`go test ./envelope -run TestVectors -update`; they must keep opening forever.",
+			"`go test ./envelope -run TestVectors -update`; from the first release on they must keep opening forever.",
 		Mode:   "shared-secret",
 		Secret: b64.EncodeToString(secret),
 		KeyID:  fmt.Sprintf("%x", keys.keyID),
 	}
-	seal := func(toOther, sealed bool, apiKey, pt string) (string, []byte) {
+	seal := func(toOther, sealed bool, apiKey, endpoint, pt string) (string, []byte) {
 		k := secret
 		if toOther {
 			k = otherSecret
 		}
 		s, err := NewSharedSecretSealer(k, sealedOpt(sealed)...)
 		require.NoError(t, err)
-		data, _, err := s.Seal(apiKey, []byte(pt))
-		require.NoError(t, err)
-		raw, _ := decodeData(data)
-		return data, raw
+		return sealWith(t, s, apiKey, endpoint, pt)
 	}
 	o, err := NewSharedSecretOpener(secret)
 	require.NoError(t, err)
@@ -333,31 +377,58 @@ func generateVectors(t *testing.T) {
 	require.NoError(t, err)
 	ps, err := NewSealer(priv.Public())
 	require.NoError(t, err)
-	otherMode, _, err := ps.Seal(vecAPIKey, []byte(vecPlaintext))
-	require.NoError(t, err)
-	vf.Vectors = commonVectors(t, o, seal, layout{keyIDOff: 2, bindOff: 10, bindLen: 12, headerLen: secretHeaderLen}, otherMode)
+	otherMode, _ := sealWith(t, ps, vecAPIKey, vecEndpoint, vecPlaintext)
+	vf.Vectors = commonVectors(t, o, seal, layout{keyIDOff: 2, tailOff: secretFixedLen, bindLen: secretSaltLen}, otherMode)
+	fillDefaults(vf.Vectors)
 	writeVectors(t, vectorFiles[2], vf)
+}
+
+// fillDefaults gives every vector the API key and endpoint of the valid
+// request unless it names its own, and the header fields of those that open.
+func fillDefaults(vs []vector) {
+	for i := range vs {
+		v := &vs[i]
+		if v.APIKey == "" && !strings.HasPrefix(v.Name, "empty api key") {
+			v.APIKey = vecAPIKey
+		}
+		if v.PostedTo == "" {
+			v.PostedTo = vecEndpoint
+		}
+		if v.Result != resOK {
+			continue
+		}
+		raw, _ := decodeData(v.Data)
+		off := hpkeFixedLen
+		if raw[0] == versionSecret {
+			off = secretFixedLen
+		}
+		tail, _, _ := parseTail(raw[off:])
+		v.Endpoint = tail.endpoint
+		v.Time = tail.time.UTC().Format(time.RFC3339)
+		v.RequestID = hex.EncodeToString(tail.id[:])
+	}
 }
 
 // commonVectors builds the vectors both modes share.
 func commonVectors(t *testing.T, o Opener, seal sealFunc, l layout, otherMode string) []vector {
 	t.Helper()
-	plainData, raw := seal(false, false, vecAPIKey, vecPlaintext)
-	sealedData, sealedRaw := seal(false, true, vecAPIKey, vecPlaintext)
-	emptyData, _ := seal(false, false, vecAPIKey, "")
-	otherKeyData, otherKeyRaw := seal(true, false, vecAPIKey, vecPlaintext)
+	plainData, raw := seal(false, false, vecAPIKey, vecEndpoint, vecPlaintext)
+	sealedData, sealedRaw := seal(false, true, vecAPIKey, vecEndpoint, vecPlaintext)
+	emptyData, _ := seal(false, false, vecAPIKey, vecEndpoint, "")
+	otherKeyData, otherKeyRaw := seal(true, false, vecAPIKey, vecEndpoint, vecPlaintext)
 	forged := bytes.Clone(otherKeyRaw)
 	copy(forged[l.keyIDOff:l.keyIDOff+keyIDLen], raw[l.keyIDOff:l.keyIDOff+keyIDLen])
 
 	// Replies to the sealed-reply request, plus one sealed for another request.
-	_, rs, err := o.Open(vecAPIKey, sealedData)
+	in := Incoming{Key: vecAPIKey, Data: sealedData, Endpoint: vecEndpoint}
+	op, err := o.Open(in)
 	require.NoError(t, err)
-	good, err := rs.SealReply([]byte(vecReply))
+	good, err := op.Reply.SealReply([]byte(vecReply))
 	require.NoError(t, err)
-	anotherData, _ := seal(false, true, vecAPIKey, vecPlaintext)
-	_, rs2, err := o.Open(vecAPIKey, anotherData)
+	anotherData, _ := seal(false, true, vecAPIKey, vecEndpoint, vecPlaintext)
+	op2, err := o.Open(Incoming{Key: vecAPIKey, Data: anotherData, Endpoint: vecEndpoint})
 	require.NoError(t, err)
-	replayed, err := rs2.SealReply([]byte(vecReply))
+	replayed, err := op2.Reply.SealReply([]byte(vecReply))
 	require.NoError(t, err)
 	goodRaw, ok := decodeData(string(good[len(replyBodyPrefix) : len(good)-len(replyBodySuffix)]))
 	require.True(t, ok)
@@ -366,44 +437,69 @@ func commonVectors(t *testing.T, o Opener, seal sealFunc, l layout, otherMode st
 		{Name: "valid sealed reply", Body: string(good), Result: resOK, Plaintext: vecReply},
 		{Name: "reply sealed for another request (replayed)", Body: string(replayed), Result: resUnauthentic},
 		{Name: "plain reply", Body: vecReply, Result: resMalformed},
-		{Name: "plain failure reply", Body: `{"success":false,"time":"2025-01-01T00:00:00Z","error":"revoked"}`, Result: resMalformed},
+		{Name: "plain failure reply", Body: `{"success":false,"time":"2026-01-01T00:00:00Z","error":"revoked"}`, Result: resMalformed},
+		{Name: "envelope-level rejection", Body: `{"success":false,"time":"2026-01-01T00:00:00Z","error":"envelope: timestamp outside the accepted window","envelope_error":"stale_timestamp"}`, Result: resMalformed},
 		{Name: "empty body", Body: "", Result: resMalformed},
 		{Name: "flipped bit in reply ciphertext", Body: body(flip(goodRaw, len(goodRaw)-20, 1)), Result: resUnauthentic},
 		{Name: "flipped bit in response nonce", Body: body(flip(goodRaw, 5, 6)), Result: resUnauthentic},
 		{Name: "truncated reply", Body: body(goodRaw[:40]), Result: resMalformed},
 		{Name: "reply truncated by one byte", Body: body(goodRaw[:len(goodRaw)-1]), Result: resUnauthentic},
-		{Name: "unknown reply version", Body: body(with(goodRaw, 0, 0x8f)), Result: resUnsupported},
+		{Name: "unknown reply version", Body: body(with(goodRaw, 0, 0xaf)), Result: resUnsupported},
+		{Name: "format 1 reply version byte", Body: body(with(goodRaw, 0, goodRaw[0]&0x0f|0x80)), Result: resUnsupported},
+		{Name: "other mode's reply version byte", Body: body(with(goodRaw, 0, goodRaw[0]^0x03)), Result: resUnsupported},
 		{Name: "request version byte in reply", Body: body(with(goodRaw, 0, raw[0])), Result: resUnsupported},
 		{Name: "bad base64 in reply", Body: `{"data":"not base64!"}`, Result: resMalformed},
 		{Name: "extra member in reply", Body: `{"data":"` + encode(goodRaw) + `","success":true}`, Result: resMalformed},
 	}
 
-	b := l.bindOff + l.bindLen/2
+	b := l.bindOff() + l.bindLen/2
+	ep := l.endpointOff()
+	ts := l.tailOff + 7 // last byte of the timestamp
+	id := l.tailOff + 8 // first byte of the request id
+	// The endpoint rewritten in the header and in the URL alike: the
+	// server's check passes, the AEAD fails.
+	rewritten := with(raw, ep, 'c')
 	return []vector{
-		{Name: "valid", APIKey: vecAPIKey, Data: plainData, Result: resOK, Plaintext: vecPlaintext},
-		{Name: "valid, sealed reply requested", APIKey: vecAPIKey, Data: sealedData, Result: resOK, Plaintext: vecPlaintext, SealedReply: true, Replies: replies},
-		{Name: "valid, empty plaintext", APIKey: vecAPIKey, Data: emptyData, Result: resOK},
-		{Name: "wrong key", APIKey: vecAPIKey, Data: otherKeyData, Result: resUnauthentic},
-		{Name: "wrong key carrying this key's id", APIKey: vecAPIKey, Data: encode(forged), Result: resUnauthentic},
+		{Name: "valid", Data: plainData, Result: resOK, Plaintext: vecPlaintext,
+			ServerTime: "2026-01-01T00:05:00Z", Admit: resOK},
+		{Name: "valid, sealed reply requested", Data: sealedData, Result: resOK, Plaintext: vecPlaintext, SealedReply: true, Replies: replies},
+		{Name: "valid, empty plaintext", Data: emptyData, Result: resOK},
+		{Name: "valid, server clock 300 s behind (edge of the window)", Data: plainData, Result: resOK, Plaintext: vecPlaintext,
+			ServerTime: "2025-12-31T23:55:00Z", Admit: resOK},
+		{Name: "stale: timestamp 301 s behind the server", Data: plainData, Result: resOK, Plaintext: vecPlaintext,
+			ServerTime: "2026-01-01T00:05:01Z", Admit: resStale},
+		{Name: "stale: timestamp 301 s ahead of the server", Data: plainData, Result: resOK, Plaintext: vecPlaintext,
+			ServerTime: "2025-12-31T23:54:59Z", Admit: resStale},
+		{Name: "posted to another endpoint", PostedTo: vecOther, Data: plainData, Result: resUnauthentic},
+		{Name: "endpoint rewritten in header and URL", PostedTo: "cegin_session", Data: encode(rewritten), Result: resUnauthentic},
+		{Name: "timestamp altered", Data: encode(flip(raw, ts, 0)), Result: resUnauthentic},
+		{Name: "request id altered", Data: encode(flip(raw, id, 2)), Result: resUnauthentic},
+		{Name: "endpoint length zero", Data: encode(with(raw, ep-1, 0)), Result: resMalformed},
+		{Name: "endpoint length past the end", Data: encode(with(raw[:ep+4], ep-1, 13)), Result: resMalformed},
+		{Name: "endpoint with a space", PostedTo: "begin session", Data: encode(with(raw, ep+5, ' ')), Result: resMalformed},
+		{Name: "wrong key", Data: otherKeyData, Result: resUnauthentic},
+		{Name: "wrong key carrying this key's id", Data: encode(forged), Result: resUnauthentic},
 		{Name: "wrong api key", APIKey: vecOtherAPIKey, Data: plainData, Result: resUnauthentic},
-		{Name: "empty api key", APIKey: "", Data: plainData, Result: resUnauthentic},
-		{Name: "flipped bit in ciphertext", APIKey: vecAPIKey, Data: encode(flip(raw, len(raw)-30, 2)), Result: resUnauthentic},
-		{Name: "flipped bit in tag", APIKey: vecAPIKey, Data: encode(flip(raw, len(raw)-1, 7)), Result: resUnauthentic},
-		{Name: "flipped bit in enc or nonce", APIKey: vecAPIKey, Data: encode(flip(raw, b, 3)), Result: resUnauthentic},
-		{Name: "flipped bit in key id", APIKey: vecAPIKey, Data: encode(flip(raw, l.keyIDOff+3, 5)), Result: resUnauthentic},
-		{Name: "sealed-reply flag cleared (header is associated data)", APIKey: vecAPIKey, Data: encode(flip(sealedRaw, 1, 0)), Result: resUnauthentic},
-		{Name: "sealed-reply flag set (header is associated data)", APIKey: vecAPIKey, Data: encode(flip(raw, 1, 0)), Result: resUnauthentic},
-		{Name: "reserved flag bit set", APIKey: vecAPIKey, Data: encode(flip(raw, 1, 4)), Result: resMalformed},
-		{Name: "unknown version", APIKey: vecAPIKey, Data: encode(with(raw, 0, 0x07)), Result: resUnsupported},
-		{Name: "other mode", APIKey: vecAPIKey, Data: otherMode, Result: resUnsupported},
-		{Name: "truncated data", APIKey: vecAPIKey, Data: encode(raw[:b]), Result: resMalformed},
-		{Name: "truncated header", APIKey: vecAPIKey, Data: encode(raw[:l.keyIDOff+4]), Result: resMalformed},
-		{Name: "truncated by one byte", APIKey: vecAPIKey, Data: encode(raw[:len(raw)-1]), Result: resUnauthentic},
-		{Name: "version byte only", APIKey: vecAPIKey, Data: encode(raw[:1]), Result: resMalformed},
-		{Name: "bad base64", APIKey: vecAPIKey, Data: "not base64!", Result: resMalformed},
-		{Name: "base64 with line break", APIKey: vecAPIKey, Data: plainData[:8] + "\n" + plainData[8:], Result: resMalformed},
-		{Name: "unpadded base64", APIKey: vecAPIKey, Data: unpad(encode(raw[:padded(len(raw))])), Result: resMalformed},
-		{Name: "empty data", APIKey: vecAPIKey, Data: "", Result: resMalformed},
+		{Name: "empty api key", Data: plainData, Result: resUnauthentic},
+		{Name: "flipped bit in ciphertext", Data: encode(flip(raw, len(raw)-30, 2)), Result: resUnauthentic},
+		{Name: "flipped bit in tag", Data: encode(flip(raw, len(raw)-1, 7)), Result: resUnauthentic},
+		{Name: "flipped bit in enc or salt", Data: encode(flip(raw, b, 3)), Result: resUnauthentic},
+		{Name: "flipped bit in key id", Data: encode(flip(raw, l.keyIDOff+3, 5)), Result: resUnauthentic},
+		{Name: "sealed-reply flag cleared (header is associated data)", Data: encode(flip(sealedRaw, 1, 0)), Result: resUnauthentic},
+		{Name: "sealed-reply flag set (header is associated data)", Data: encode(flip(raw, 1, 0)), Result: resUnauthentic},
+		{Name: "reserved flag bit set", Data: encode(flip(raw, 1, 4)), Result: resMalformed},
+		{Name: "unknown version", Data: encode(with(raw, 0, 0x07)), Result: resUnsupported},
+		{Name: "format 1 version byte", Data: encode(with(raw, 0, raw[0]&0x0f)), Result: resUnsupported},
+		{Name: "other mode", Data: otherMode, Result: resUnsupported},
+		{Name: "truncated data", Data: encode(raw[:b]), Result: resMalformed},
+		{Name: "truncated header", Data: encode(raw[:l.keyIDOff+4]), Result: resMalformed},
+		{Name: "truncated in the timestamp", Data: encode(raw[:l.tailOff+4]), Result: resMalformed},
+		{Name: "truncated by one byte", Data: encode(raw[:len(raw)-1]), Result: resUnauthentic},
+		{Name: "version byte only", Data: encode(raw[:1]), Result: resMalformed},
+		{Name: "bad base64", Data: "not base64!", Result: resMalformed},
+		{Name: "base64 with line break", Data: plainData[:8] + "\n" + plainData[8:], Result: resMalformed},
+		{Name: "unpadded base64", Data: unpad(encode(raw[:padded(len(raw))])), Result: resMalformed},
+		{Name: "empty data", Data: "", Result: resMalformed},
 	}
 }
 

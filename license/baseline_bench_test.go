@@ -11,6 +11,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,6 +19,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/licensekit/licensekit-go/envelope"
 	"github.com/licensekit/licensekit-go/internal/wire"
@@ -36,20 +38,18 @@ import (
 
 // baseEnvelope is the baseline's whole envelope, and the only place the
 // baseline knows the envelope format. It follows envelope/FORMAT.md
-// (version 1) with bare crypto/hpke, crypto/hkdf and AES-256-GCM, and asks
+// (version 2) with bare crypto/hpke, crypto/hkdf and AES-256-GCM, and asks
 // for a sealed reply like the SDK's default. When FORMAT.md changes, change
 // this type (and nothing else) to follow it.
 type baseEnvelope struct {
 	apiKey string
-	// Public-key mode (version 0x01): the server's HPKE key and the 16-byte
-	// header (version, flags, KEM, KDF, AEAD, key id), which is also the AAD.
+	// Public-key mode (version 0x21): the server's HPKE key and the fixed
+	// 16-byte header (version, flags, KEM, KDF, AEAD, key id).
 	pk hpke.PublicKey
-	// Shared-secret mode (version 0x02): the request key and the header
-	// without its nonce (version, flags, key id); secret is the reply secret
-	// HKDF-Expand(prk, "response" || 0x00 || api_key, 32).
-	gcm    cipher.AEAD
-	header []byte
-	secret []byte
+	// Shared-secret mode (version 0x22): request_secret and the fixed
+	// 10-byte header (version, flags, key id).
+	reqSecret []byte
+	header    []byte
 }
 
 const (
@@ -63,19 +63,15 @@ const (
 func newBaseEnvelope(apiKey string, pub *envelope.PublicKey, secret []byte) (*baseEnvelope, error) {
 	e := &baseEnvelope{apiKey: apiKey}
 	if pub == nil {
-		prk, err := hkdf.Extract(sha256.New, secret, []byte("licensekit-envelope v1 shared secret"))
+		prk, err := hkdf.Extract(sha256.New, secret, []byte("licensekit-envelope v2 shared secret"))
 		if err != nil {
 			return nil, err
 		}
-		key, _ := hkdf.Expand(sha256.New, prk, "request key", 32)
 		keyID, _ := hkdf.Expand(sha256.New, prk, "key id", 8)
-		if e.secret, err = hkdf.Expand(sha256.New, prk, "response\x00"+apiKey, 32); err != nil {
+		if e.reqSecret, err = hkdf.Expand(sha256.New, prk, "request", 32); err != nil {
 			return nil, err
 		}
-		if e.gcm, err = baseGCM(key); err != nil {
-			return nil, err
-		}
-		e.header = append([]byte{0x02, baseFlagSealedReply}, keyID...)
+		e.header = append([]byte{0x22, baseFlagSealedReply}, keyID...)
 		return e, nil
 	}
 	if pub.KEM() != envelope.KEMX25519 {
@@ -88,48 +84,73 @@ func newBaseEnvelope(apiKey string, pub *envelope.PublicKey, secret []byte) (*ba
 	}
 	e.pk = pk
 	h := sha256.New()
-	h.Write([]byte("licensekit-envelope v1 key id\x00"))
+	h.Write([]byte("licensekit-envelope v2 key id\x00"))
 	h.Write([]byte{0x00, 0x20}) // KEM id
 	h.Write(raw)
-	e.header = []byte{0x01, baseFlagSealedReply, 0x00, 0x20, 0x00, 0x01, 0x00, 0x02}
+	e.header = []byte{0x21, baseFlagSealedReply, 0x00, 0x20, 0x00, 0x01, 0x00, 0x02}
 	e.header = append(e.header, h.Sum(nil)[:8]...)
 	return e, nil
 }
 
-// seal seals one request for endpoint (format 1 does not bind the
-// endpoint) and returns its data field and a function that opens the sealed
-// reply body to exactly this request.
+// tail appends the timestamp, a random request id and the endpoint.
+func (e *baseEnvelope) tail(endpoint string) ([]byte, error) {
+	raw := bytes.Clone(e.header)
+	raw = binary.BigEndian.AppendUint64(raw, uint64(time.Now().Unix()))
+	id := make([]byte, 16)
+	if _, err := rand.Read(id); err != nil {
+		return nil, err
+	}
+	raw = append(raw, id...)
+	raw = append(raw, byte(len(endpoint)))
+	return append(raw, endpoint...), nil
+}
+
+// seal seals one request for endpoint and returns its data field and a
+// function that opens the sealed reply body to exactly this request.
 func (e *baseEnvelope) seal(endpoint string, plain []byte) (string, func([]byte) ([]byte, error), error) {
+	hdr, err := e.tail(endpoint)
+	if err != nil {
+		return "", nil, err
+	}
 	if e.pk != nil {
-		info := append([]byte("licensekit-envelope v1 request\x00"), e.apiKey...)
+		info := append([]byte("licensekit-envelope v2 request\x00"), e.apiKey...)
 		enc, sender, err := hpke.NewSender(e.pk, hpke.HKDFSHA256(), hpke.AES256GCM(), info)
 		if err != nil {
 			return "", nil, err
 		}
-		ct, err := sender.Seal(e.header, plain)
+		ct, err := sender.Seal(hdr, plain)
 		if err != nil {
 			return "", nil, err
 		}
-		secret, err := sender.Export("licensekit-envelope v1 response", 32)
+		secret, err := sender.Export("licensekit-envelope v2 response", 32)
 		if err != nil {
 			return "", nil, err
 		}
-		raw := append(append(append(make([]byte, 0, len(e.header)+len(enc)+len(ct)), e.header...), enc...), ct...)
+		raw := append(append(hdr, enc...), ct...)
 		return base64.StdEncoding.EncodeToString(raw), func(body []byte) ([]byte, error) {
-			return baseOpenReply(body, 0x81, secret, enc)
+			return baseOpenReply(body, 0xA1, secret, enc)
 		}, nil
 	}
-	raw := make([]byte, len(e.header)+12, len(e.header)+12+len(plain)+16)
-	copy(raw, e.header)
-	nonce := raw[len(e.header):]
-	if _, err := rand.Read(nonce); err != nil {
+	salt := make([]byte, 32)
+	if _, err := rand.Read(salt); err != nil {
 		return "", nil, err
 	}
-	aad := append(bytes.Clone(raw), e.apiKey...)
-	raw = e.gcm.Seal(raw, nonce, plain, aad)
-	binding := bytes.Clone(nonce)
+	hdr = append(hdr, salt...)
+	prk, err := hkdf.Extract(sha256.New, e.reqSecret, salt)
+	if err != nil {
+		return "", nil, err
+	}
+	key, _ := hkdf.Expand(sha256.New, prk, "key", 32)
+	iv, _ := hkdf.Expand(sha256.New, prk, "nonce", 12)
+	secret, _ := hkdf.Expand(sha256.New, prk, "response\x00"+e.apiKey, 32)
+	a, err := baseGCM(key)
+	if err != nil {
+		return "", nil, err
+	}
+	aad := append(bytes.Clone(hdr), e.apiKey...)
+	raw := a.Seal(hdr, iv, plain, aad)
 	return base64.StdEncoding.EncodeToString(raw), func(body []byte) ([]byte, error) {
-		return baseOpenReply(body, 0x82, e.secret, binding)
+		return baseOpenReply(body, 0xA2, secret, salt)
 	}, nil
 }
 

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/licensekit/licensekit-go/envelope"
 	"github.com/licensekit/licensekit-go/internal/verdict"
 	"github.com/licensekit/licensekit-go/internal/wire"
 	"github.com/licensekit/licensekit-go/transport"
@@ -54,7 +55,11 @@ func (c *Client) Register(ctx context.Context) (Registration, error) {
 // background renewal; Start does.
 func (c *Client) BeginSession(ctx context.Context) error {
 	return c.manual(ctx, func(ctx context.Context) error {
-		return c.afterManualLocked(c.beginLocked(ctx))
+		err := c.beginLocked(ctx)
+		if refused(err) {
+			c.persistRefusalLocked(err) // a refused begin is final
+		}
+		return c.afterManualLocked(err)
 	})
 }
 
@@ -91,6 +96,9 @@ func (c *Client) EndSession(ctx context.Context) error {
 func (c *Client) manual(ctx context.Context, f func(context.Context) error) error {
 	if c.closing.Load() {
 		return ErrClosed
+	}
+	if c.sh != nil {
+		return errSharedManual // shared.go
 	}
 	if err := c.Err(); err != nil {
 		return err // finished for good: refused while running
@@ -297,6 +305,7 @@ func machineDigest(m wire.Machine) string {
 
 // adoptLocked records a successful begin or extend sent at sent.
 func (c *Client) adoptLocked(sent time.Time, serverTime wire.Timestamp, co wire.ControlOptions) {
+	c.clearRefusalLocked()
 	now := time.Now()
 	changed := !c.st.Sent.IsZero() &&
 		(co.SessionDuration != c.st.SessionSeconds || co.ValidationGracePeriod != c.st.GraceSeconds)
@@ -307,6 +316,7 @@ func (c *Client) adoptLocked(sent time.Time, serverTime wire.Timestamp, co wire.
 	c.st.LastContact = c.wallNow()
 	c.failures, c.retryAfter, c.lastErr = 0, 0, nil
 	c.rolledBack = false
+	c.restored = false           // the server answered: the restored state is current again
 	c.st.HighWater = c.wallNow() // the server vouched for the time: forget a rollback
 	if serverTime.Valid() {
 		c.skew = serverTime.Time.Sub(c.st.Sent.Add(now.Sub(sent) / 2))
@@ -327,31 +337,37 @@ func (c *Client) call(ctx context.Context, endpoint string, retry transport.Retr
 	}
 	extra := verdict.PayloadValues(plain)
 	c.noteLive(c.st.Token) // a token restored from the state file
-	data, opener, err := c.sealer.Seal(c.cfg.APIKey, plain)
-	clear(plain)
-	if err != nil {
-		return clientFault(endpoint, c.redact.Text(lastPart(err), verdict.MaxExcerpt, extra...), err)
+	defer clear(plain)     // best effort only: see docs/security.md
+	var offset time.Duration
+	for attempt := 0; ; attempt++ {
+		sd, err := c.sealer.Seal(envelope.Request{APIKey: c.cfg.APIKey, Endpoint: endpoint, Time: c.requestTime()}, plain)
+		if err != nil {
+			return clientFault(endpoint, c.redact.Text(lastPart(err), verdict.MaxExcerpt, extra...), err)
+		}
+		body, err := json.Marshal(wire.Request{Key: sd.Key, Data: sd.Data})
+		if err != nil {
+			return clientFault(endpoint, "cannot encode the request", err)
+		}
+		resp, err := c.tr.Do(ctx, transport.Request{Endpoint: endpoint, Body: body, Retry: retry, MaxAttempts: c.attemptCap})
+		if resp != nil {
+			c.noteDeprecation(resp, extra)
+		}
+		out := verdict.Classify(verdict.Input{
+			Endpoint: endpoint,
+			Resp:     resp,
+			Err:      err,
+			Opener:   sd.Reply,
+			Sealed:   c.sealed,
+			Decode:   decode,
+			Kinds:    c.kinds,
+			Redactor: c.redact,
+			Extra:    extra,
+		})
+		next, again := c.afterStaleLocked(endpoint, out, attempt, &offset)
+		if !again {
+			return next
+		}
 	}
-	body, err := json.Marshal(wire.Request{Key: c.cfg.APIKey, Data: data})
-	if err != nil {
-		return clientFault(endpoint, "cannot encode the request", err)
-	}
-	resp, err := c.tr.Do(ctx, transport.Request{Endpoint: endpoint, Body: body, Retry: retry, MaxAttempts: c.attemptCap})
-	if resp != nil {
-		c.noteDeprecation(resp, extra)
-	}
-	out := verdict.Classify(verdict.Input{
-		Endpoint: endpoint,
-		Resp:     resp,
-		Err:      err,
-		Opener:   opener,
-		Sealed:   c.sealed,
-		Decode:   decode,
-		Kinds:    c.kinds,
-		Redactor: c.redact,
-		Extra:    extra,
-	})
-	return out
 }
 
 func (c *Client) noteDeprecation(resp *transport.Response, extra []string) {

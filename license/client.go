@@ -78,12 +78,18 @@ type Client struct {
 	retryAfter time.Duration
 	lastErr    error
 	skew       time.Duration
+	integ      integrity
+	rb         *rollbackGuard // the anti-rollback record, nil when unavailable
+	restored   bool           // the state is older than its record
 	deprec     string
 	nextTry    time.Time
 	savedHW    time.Time
 	// firstRegRaw is the FirstRegisteredAt text the snapshot last parsed.
 	firstRegRaw string
 	corrupt     error
+
+	// sh is the shared-mode state (shared.go); nil in normal mode.
+	sh *shared
 	// orphan is set while c.st.Token is a session a previous run left
 	// live: the next successful contact ends it before beginning anew.
 	orphan bool
@@ -190,6 +196,11 @@ func New(cfg Config, opts ...Option) (*Client, error) {
 	c.sem = make(chan struct{}, 1)
 	c.closeCtx, c.closeNow = context.WithCancel(context.Background())
 	c.closeDone = make(chan struct{})
+	if o.shared != nil { // shared mode: shared.go
+		if err := c.initShared(); err != nil {
+			return nil, err
+		}
+	}
 	return c, nil
 }
 
@@ -378,6 +389,12 @@ func (c *Client) loadLocked(ctx context.Context) error {
 	switch {
 	case c.opts.store != nil:
 		c.store = c.opts.store
+	case c.sh != nil:
+		// Shared mode: the shared file of this product and licence
+		// (shared.go).
+		if err := c.openSharedLocked(ctx); err != nil {
+			return err
+		}
 	case c.cfg.StateDir != "":
 		f, err := acquireSlot(ctx, c.cfg.StateDir, statefile.BaseName(c.cfg.ProductGUID, c.cfg.LicenseKey), c.opts.slots)
 		if cerr := ctx.Err(); cerr != nil {
@@ -432,6 +449,7 @@ func (c *Client) loadLocked(ctx context.Context) error {
 			c.orphan = p.Token != ""
 		}
 	}
+	c.loadRollbackLocked()
 	c.loaded = true
 	return nil
 }
@@ -448,6 +466,12 @@ func (c *Client) discardLocked(ctx context.Context, err error) {
 // offlineAllowanceLocked reports whether the persisted deadlines still
 // grant time without the server. A restart never resets or extends them.
 func (c *Client) offlineAllowanceLocked() (bool, error) {
+	if err := c.persistedRefusal(); err != nil {
+		return false, err
+	}
+	if err := c.restoredErr(); err != nil {
+		return false, err
+	}
 	if c.st.Sent.IsZero() || c.st.SessionSeconds <= 0 {
 		return false, nil
 	}
@@ -516,7 +540,9 @@ func (c *Client) closeFirst(ctx context.Context, loopDone chan struct{}) error {
 	_ = c.lock(context.Background()) // every holder was cancelled: this is quick
 	var err error
 	ended := false
-	if c.st.Token != "" {
+	// In shared mode (shared.go) the session is handed over or left to
+	// lapse unless this is the last process and it was asked to end it.
+	if c.sharedMayEndLocked() && c.st.Token != "" {
 		if left := c.anchorDeadline(c.session()); left > 0 {
 			ectx, stop := context.WithTimeout(ctx, min(10*time.Second, left))
 			err = c.endLocked(ectx)
@@ -546,6 +572,8 @@ func (c *Client) closeFirst(ctx context.Context, loopDone chan struct{}) error {
 	if c.slot != nil {
 		_ = c.slot.Release()
 	}
+	c.releaseSharedLocked()
+	c.releaseRollback()
 	c.unlock()
 
 	c.events.close()
@@ -663,6 +691,7 @@ func (c *Client) saveLocked(ctx context.Context) {
 	if !c.rolledBack && wall.After(c.st.HighWater) {
 		c.st.HighWater = wall
 	}
+	c.st.Generation++
 	blob, err := sealState(c.key, &c.st)
 	if err == nil {
 		err = c.store.Save(ctx, blob)
@@ -673,6 +702,7 @@ func (c *Client) saveLocked(ctx context.Context) {
 		return
 	}
 	c.savedHW = c.st.HighWater
+	c.writeRollbackLocked()
 }
 
 func (c *Client) emit(e Event) {

@@ -243,7 +243,9 @@ type options struct {
 	start       StartBudget
 	slots       int
 	fpOpts      []fingerprint.Option
+	rollbackDir string
 	kinds       RefusalClassifier
+	shared      *SharedSession // WithSharedSession (shared.go)
 }
 
 // WithLogger sends the client's logs, and its transport's, to l. The
@@ -296,7 +298,10 @@ func WithStateStore(s StateStore) Option { return func(o *options) { o.store = s
 func WithStateSlots(n int) Option { return func(o *options) { o.slots = n } }
 
 // WithSealer plugs in the envelope scheme of an existing server. Config's
-// key fields are then not needed.
+// key fields are then not needed. The sealer owns the request's "key"
+// field (Sealed.Key), is told the endpoint and the timestamp of every
+// request, and says through RepliesAuthenticated whether its replies are
+// authenticated.
 func WithSealer(s envelope.Sealer) Option { return func(o *options) { o.sealer = s } }
 
 // WithRefusalRules replaces the rules that name a refusal's kind (and so

@@ -119,6 +119,21 @@
 // session and begins a new one. Without such an allowance Start gives up
 // after 15 s, retries and Retry-After included.
 //
+// A final refusal (a refused begin, or the fresh begin after a refused
+// extend) zeroes the persisted offline allowance and is saved at once: an
+// offline restart after it is not usable (its error matches ErrRefused).
+// Only an authenticated (sealed) success restores the allowance. Every save
+// also advances a generation counter kept, with the high-water mark, in a
+// small anti-rollback record outside StateDir (see WithRollbackRecordDir);
+// a state restored from a copy is behind it and grants no offline time
+// (ErrStateRollback) until the server answers. An envelope-level rejection
+// from the server (an envelope sealed for another endpoint, a stale
+// timestamp, a replayed request id) is unreachable with an *EnvelopeError
+// cause, never a refusal; after a stale-timestamp rejection the client
+// corrects its clock offset from the server's time and retries once, and a
+// second one carries a *ClockSkewError matching ErrClockSkew.
+// docs/security.md says what these measures stop and what they cannot.
+//
 // On a machine with fewer than two strong hardware components (containers,
 // cloned VMs), the client generates a random install ID, keeps it in the
 // state, and sends "install-<id>" as mb_serial, so the instance stays

@@ -22,7 +22,22 @@ func TestMain(m *testing.M) {
 	if os.Getenv(childEnv) != "" {
 		os.Exit(childMain())
 	}
-	goleak.VerifyTestMain(m)
+	if os.Getenv(sharedChildEnv) != "" {
+		os.Exit(sharedChildMain())
+	}
+	// Anti-rollback records default to the user's configuration directory:
+	// point it at a scratch directory so that tests never touch the real one.
+	dir, err := os.MkdirTemp("", "licensekit-config-")
+	if err != nil {
+		panic(err)
+	}
+	for _, k := range []string{"XDG_CONFIG_HOME", "HOME", "AppData"} {
+		_ = os.Setenv(k, dir)
+	}
+	goleak.VerifyTestMain(m, goleak.Cleanup(func(code int) {
+		_ = os.RemoveAll(dir)
+		os.Exit(code)
+	}))
 }
 
 const (

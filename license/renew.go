@@ -18,6 +18,11 @@ const highWaterEvery = 10 * time.Minute
 // comes first. It never sleeps less than minSleep between attempts.
 func (c *Client) run(ctx context.Context) {
 	defer close(c.loopDone)
+	// Shared mode (shared.go): a follower waits here until it becomes the
+	// renewer.
+	if c.sharedOn() && !c.sh.file.Leading() && !c.followLoop(ctx) {
+		return
+	}
 	timer := time.NewTimer(maxSleep)
 	defer timer.Stop()
 
@@ -143,8 +148,7 @@ func (c *Client) renewLocked(ctx context.Context) (stop bool) {
 		return false
 	case refused(err):
 		c.lastErr = err
-		c.st.Token = ""
-		c.saveLocked(context.Background())
+		c.persistRefusalLocked(err)
 		c.enterLocked(Refused, err)
 		c.log.Warn("licence refused by the server", "state", Refused, "error", err)
 		return true

@@ -57,13 +57,20 @@ func (c *Client) startLocked(ctx context.Context) error {
 	if err := c.loadLocked(ctx); err != nil {
 		return err
 	}
+	// Shared mode (shared.go) follows or resumes a live shared session
+	// without a network call, and never ends it as an orphan.
+	if c.sharedOn() {
+		if done, err := c.joinSharedLocked(ctx); done {
+			return err
+		}
+	}
 	allowed, why := c.offlineAllowanceLocked()
 	if allowed {
 		return c.startWithAllowanceLocked(ctx)
 	}
 	sctx, cancel := context.WithTimeout(ctx, c.opts.start.Online)
 	defer cancel()
-	if c.st.Token != "" {
+	if c.st.Token != "" && !c.sharedOn() {
 		c.endOrphanLocked(sctx)
 	}
 	err := c.beginLocked(sctx)
@@ -72,6 +79,7 @@ func (c *Client) startLocked(ctx context.Context) error {
 		return nil
 	}
 	if refused(err) {
+		c.persistRefusalLocked(err)
 		c.enterLocked(Refused, err)
 		return err
 	}
@@ -100,6 +108,7 @@ func (c *Client) startWithAllowanceLocked(ctx context.Context) error {
 		c.startedLocked()
 		return nil
 	case refused(err):
+		c.persistRefusalLocked(err)
 		c.enterLocked(Refused, err)
 		return err
 	case errors.Is(ctx.Err(), context.Canceled):
@@ -116,6 +125,7 @@ func (c *Client) startWithAllowanceLocked(ctx context.Context) error {
 		reason = err
 	}
 	c.enterLocked(st, reason)
+	c.noteSharedStart(StartOffline)
 	c.log.Warn("server unreachable at start; continuing on the persisted deadlines", "state", st,
 		"session_expiry", c.st.Sent.Add(c.session()), "grace_deadline", c.st.Sent.Add(c.session()+c.grace()),
 		"error", err)
@@ -126,6 +136,7 @@ func (c *Client) startWithAllowanceLocked(ctx context.Context) error {
 func (c *Client) startedLocked() {
 	c.orphan = false
 	c.enterLocked(Active, nil)
+	c.noteSharedStart(StartBegan)
 	c.log.Info("licence session started", "state", Active, "session_expiry", c.st.Sent.Add(c.session()))
 }
 

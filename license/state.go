@@ -101,6 +101,10 @@ type persisted struct {
 	LastContact time.Time `json:"last_contact"`
 	// HighWater is the latest wall time this machine has seen.
 	HighWater time.Time `json:"high_water"`
+	// Refusal is the last final refusal; while set, no offline time.
+	Refusal *refusalRecord `json:"refusal,omitempty"`
+	// Generation counts saves; the anti-rollback record keeps the latest.
+	Generation uint64 `json:"generation,omitempty"`
 }
 
 const stateVersion = 1

@@ -68,7 +68,10 @@ func openRequest(req *http.Request, opener envelope.Opener) (raw, plain []byte, 
 	}
 	var outer wire.Request
 	_ = json.Unmarshal(raw, &outer)
-	plain, rs, _ = opener.Open(outer.Key, outer.Data)
+	ep := req.URL.Path[strings.LastIndex(req.URL.Path, "/")+1:]
+	if op, err := opener.Open(envelope.Incoming{Key: outer.Key, Data: outer.Data, Endpoint: ep}); err == nil {
+		plain, rs = op.Plaintext, op.Reply
+	}
 	return raw, plain, rs, nil
 }
 
@@ -346,8 +349,8 @@ func TestUnsealableRequestIsClientFault(t *testing.T) {
 
 type failingSealer struct{}
 
-func (failingSealer) Seal(string, []byte) (string, envelope.ReplyOpener, error) {
-	return "", nil, fmt.Errorf("vendor sealer: hsm offline")
+func (failingSealer) Seal(envelope.Request, []byte) (envelope.Sealed, error) {
+	return envelope.Sealed{}, fmt.Errorf("vendor sealer: hsm offline")
 }
 func (failingSealer) RepliesAuthenticated() bool { return true }
 

@@ -25,6 +25,7 @@ const maxBody = envelope.MaxDataSize + 64<<10
 // (licences in a map, sessions in memory) stands in for the vendor's own.
 type Server struct {
 	opener  envelope.Opener
+	guard   *envelope.Guard
 	apiKeys map[string]bool
 	now     func() time.Time
 	log     *slog.Logger
@@ -58,6 +59,7 @@ type liveSess struct {
 func NewServer(opener envelope.Opener, apiKeys []string, licences []Licence) *Server {
 	s := &Server{
 		opener:    opener,
+		guard:     envelope.NewGuard(0, 0),
 		apiKeys:   map[string]bool{},
 		now:       time.Now,
 		log:       slog.New(slog.DiscardHandler),
@@ -104,12 +106,27 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// answer (there is no reply key), so it is refused in plain JSON; a
 	// client that asked for a sealed reply treats that as "unreachable",
 	// never as a refusal of its licence.
-	plaintext, reply, err := s.opener.Open(req.Key, req.Data)
+	// The envelope is bound to the endpoint it was posted to.
+	opened, err := s.opener.Open(envelope.Incoming{Key: req.Key, Data: req.Data, Endpoint: endpoint})
 	if err != nil {
 		s.log.Info("cannot open request", "endpoint", endpoint, "error", err) // envelope errors hold no secrets
-		s.writePlain(w, http.StatusUnauthorized, failure(s.now(), "cannot decrypt data"))
+		status, out := envelope.RejectionReply(err, s.now())
+		s.writeRaw(w, status, out)
 		return
 	}
+	// Freshness: a stale timestamp is rejected, a repeat gets the stored
+	// reply and is never processed twice.
+	ticket, cached, err := s.guard.Admit(opened, req.Data, s.now())
+	switch {
+	case err != nil:
+		status, out := envelope.RejectionReply(err, s.now())
+		s.writeRaw(w, status, out)
+		return
+	case cached != nil:
+		s.writeRaw(w, cached.Status, cached.Body)
+		return
+	}
+	plaintext, reply := opened.Plaintext, opened.Reply
 
 	// 3. The licence logic, on the plaintext payload.
 	status, answer := s.dispatch(endpoint, plaintext)
@@ -127,6 +144,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	ticket.Done(status, out)
+	s.writeRaw(w, status, out)
+}
+
+func (s *Server) writeRaw(w http.ResponseWriter, status int, out []byte) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_, _ = w.Write(out)

@@ -103,6 +103,16 @@
 // fs.ErrPermission) works. A File or Memory used after Release returns an
 // error matching fs.ErrClosed.
 //
+// # Shared files
+//
+// [JoinShared] opens a state file that several processes share (shared
+// sessions): [SharedName] names it "<BaseName>-shared", after the
+// product and licence. Every
+// member holds a shared lock on "<name>.members"; one member at a time, the
+// leader, holds an exclusive lock on "<name>.lock" ([Shared.TryLead]) and
+// is the only writer. Writes are atomic as for [File.Write];
+// [Shared.Changed] tells a reader from one stat whether to read again.
+//
 // # Testing
 //
 // Use [NewMemory] where a test needs a state store but not a disk. The

@@ -12,7 +12,14 @@ import (
 // lockFile takes an exclusive flock on f without waiting. flock locks
 // belong to the open file description, so two opens of one file in one
 // process exclude each other. It returns errBusy when the lock is held.
-func lockFile(f *os.File) error {
+func lockFile(f *os.File) error { return flockNB(f, unix.LOCK_EX) }
+
+// lockShared takes a shared flock on f without waiting. It returns errBusy
+// while another open file holds an exclusive lock.
+func lockShared(f *os.File) error { return flockNB(f, unix.LOCK_SH) }
+
+// flockNB takes a flock of kind how (LOCK_EX or LOCK_SH) without waiting.
+func flockNB(f *os.File, how int) error {
 	rc, err := f.SyscallConn()
 	if err != nil {
 		return err
@@ -20,7 +27,7 @@ func lockFile(f *os.File) error {
 	var lerr error
 	if err := rc.Control(func(fd uintptr) {
 		for {
-			lerr = unix.Flock(int(fd), unix.LOCK_EX|unix.LOCK_NB)
+			lerr = unix.Flock(int(fd), how|unix.LOCK_NB)
 			if lerr != unix.EINTR {
 				return
 			}

@@ -12,15 +12,21 @@ import (
 // lockFile takes an exclusive LockFileEx lock on the first byte of f without
 // waiting. Such locks belong to the file handle, so two opens of one file in
 // one process exclude each other. It returns errBusy when the lock is held.
-func lockFile(f *os.File) error {
+func lockFile(f *os.File) error { return lockFileEx(f, windows.LOCKFILE_EXCLUSIVE_LOCK) }
+
+// lockShared takes a shared LockFileEx lock on the first byte of f without
+// waiting. It returns errBusy while another handle holds an exclusive lock.
+func lockShared(f *os.File) error { return lockFileEx(f, 0) }
+
+// lockFileEx locks the first byte of f with flags, without waiting.
+func lockFileEx(f *os.File, flags uint32) error {
 	rc, err := f.SyscallConn()
 	if err != nil {
 		return err
 	}
 	var lerr error
 	if err := rc.Control(func(fd uintptr) {
-		lerr = windows.LockFileEx(windows.Handle(fd),
-			windows.LOCKFILE_EXCLUSIVE_LOCK|windows.LOCKFILE_FAIL_IMMEDIATELY,
+		lerr = windows.LockFileEx(windows.Handle(fd), flags|windows.LOCKFILE_FAIL_IMMEDIATELY,
 			0, 1, 0, new(windows.Overlapped))
 	}); err != nil {
 		return err

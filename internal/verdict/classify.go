@@ -13,6 +13,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/licensekit/licensekit-go/envelope"
 	"github.com/licensekit/licensekit-go/internal/wire"
 	"github.com/licensekit/licensekit-go/transport"
 )
@@ -113,6 +114,14 @@ func Classify(in Input) Outcome {
 	case in.Endpoint == wire.End && status == http.StatusUnprocessableEntity:
 		// The spec's only failure form for end_session: the token is gone.
 		return Outcome{Category: AlreadyEnded}
+	}
+	if rej, ok := envelope.ParseRejection(status, body); ok && status >= 400 {
+		// An envelope-level rejection: the server did not process the
+		// request. Plain and forgeable, so never a verdict.
+		e.Detail = DetailEnvelopeRejected
+		e.Reason = "server rejected the envelope: " + in.Redactor.Text(rej.Code, 64, in.Extra...)
+		e.Cause = &EnvelopeRejection{Endpoint: in.Endpoint, Status: status, Code: rej.Code, ServerTime: rej.ServerTime}
+		return Outcome{Category: Unreachable, Err: e}
 	}
 	// A 2xx or a 4xx (other than 407, 408, 429): the licence server's word,
 	// if it is authentic and has the spec's shape.

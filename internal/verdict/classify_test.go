@@ -39,11 +39,11 @@ func newPair(t testing.TB, priv *envelope.PrivateKey) sealPair {
 	require.NoError(t, err)
 	o, err := envelope.NewOpener(priv)
 	require.NoError(t, err)
-	data, opener, err := s.Seal("api-key", []byte(`{}`))
+	sd, err := s.Seal(envelope.Request{APIKey: "api-key", Endpoint: "begin_session"}, []byte(`{}`))
 	require.NoError(t, err)
-	_, rs, err := o.Open("api-key", data)
+	op, err := o.Open(envelope.Incoming{Key: "api-key", Data: sd.Data, Endpoint: "begin_session"})
 	require.NoError(t, err)
-	return sealPair{opener: opener, sealer: rs}
+	return sealPair{opener: sd.Reply, sealer: op.Reply}
 }
 
 func (p sealPair) seal(t testing.TB, plain string) []byte {

@@ -123,10 +123,33 @@ const (
 	DetailTooLarge
 	// DetailUnsealable: the request could not be built or sealed.
 	DetailUnsealable
+	// DetailEnvelopeRejected: the server rejected the request's envelope
+	// without processing it (see EnvelopeRejection).
+	DetailEnvelopeRejected
 )
 
 var detailNames = [...]string{"", "network", "timeout", "tls", "transient status", "intercepted",
-	"unauthenticated reply", "malformed reply", "reply too large", "unsealable request"}
+	"unauthenticated reply", "malformed reply", "reply too large", "unsealable request", "envelope rejected"}
+
+// EnvelopeRejection is the Cause of an unreachable *Error whose Detail is
+// DetailEnvelopeRejected: the server's plain envelope-level rejection (see
+// envelope/FORMAT.md). It is never a licence verdict: anyone on the path can
+// send one.
+type EnvelopeRejection struct {
+	// Endpoint is the v2 endpoint.
+	Endpoint string
+	// Status is the HTTP status.
+	Status int
+	// Code is the rejection code, such as envelope.CodeStale.
+	Code string
+	// ServerTime is the server's clock when it rejected the request, or zero.
+	ServerTime time.Time
+}
+
+// Error implements error.
+func (e *EnvelopeRejection) Error() string {
+	return "license: " + e.Endpoint + ": server rejected the envelope (HTTP " + strconv.Itoa(e.Status) + ", " + e.Code + ")"
+}
 
 // String returns the detail's name, such as "intercepted".
 func (d Detail) String() string {

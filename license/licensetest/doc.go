@@ -25,16 +25,29 @@
 // # Endpoints
 //
 // Every endpoint takes POST {"key":...,"data":...} at URL + "/" + endpoint.
-// A failure is always {"success":false,"time":...,"error":...} with these
-// HTTP statuses; by default the error texts contain the words shown in
-// quotes. WithRefusalTexts words the licence refusals (403, 404, 409) like
-// another server does, to test a client's refusal rules against them:
 //
-//   - 400: the body or the payload is malformed, a required field is
-//     missing or has the wrong JSON type ("malformed");
-//   - 401: an unknown API key ("unknown api key"), data that does not open
-//     ("cannot decrypt data"), or, with WithSealedReplies, a request that does
-//     not ask for a sealed reply ("sealed replies required");
+// The envelope is checked first, as envelope/FORMAT.md describes: a body
+// that is not a request, an unknown API key, data that does not open, data
+// sealed for another endpoint, a timestamp outside the freshness window
+// (WithFreshnessWindow, default ±5 minutes), a request id reused by other
+// data, or, with WithSealedReplies, a request that does not ask for a sealed
+// reply, all get an envelope-level rejection: a plain body
+// {"success":false,"time":...,"error":"envelope: ...","envelope_error":<code>}
+// with 400, 401 or 503 (see envelope.RejectionReply). These are not licence
+// verdicts: nothing is processed and a client treats them as "unreachable".
+// A repeat of a request the server already answered (the same data,
+// within the window) gets the stored reply again and is never processed
+// twice, so a client's retries are idempotent and captured requests cannot
+// be replayed (WithReplayCache bounds the memory).
+//
+// A licence failure is always {"success":false,"time":...,"error":...},
+// sealed when the client asked for it, with these HTTP statuses; by default
+// the error texts contain the words shown in quotes. WithRefusalTexts words
+// the licence refusals (403, 404, 409) like another server does, to test a
+// client's refusal rules against them:
+//
+//   - 400: the payload is malformed, a required field is missing or has the
+//     wrong JSON type ("malformed");
 //   - 403: the licence is unknown ("unknown license"), revoked ("revoked") or
 //     expired ("expired");
 //   - 404: begin_session names an unknown instance ("unknown instance"), or

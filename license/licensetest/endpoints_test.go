@@ -159,21 +159,31 @@ func TestFailures(t *testing.T) {
 			tc{ep, "data missing", nil, func(fx *fixture) []byte { return []byte(`{"key":"` + fx.s.APIKey() + `"}`) }, 400, "missing field data"},
 			tc{ep, "key is a number", nil, func(*fixture) []byte { return []byte(`{"key":1,"data":"AAAA"}`) }, 400, "key must be a string"},
 			tc{ep, "unknown api key", nil, func(fx *fixture) []byte {
-				data, _, _ := fx.c.sealer.Seal("other", []byte(`{}`))
-				b, _ := json.Marshal(wire.Request{Key: "other", Data: data})
+				sd, _ := fx.c.sealer.Seal(envelope.Request{APIKey: "other", Endpoint: ep}, []byte(`{}`))
+				b, _ := json.Marshal(wire.Request{Key: "other", Data: sd.Data})
 				return b
-			}, 401, "unknown api key"},
+			}, 401, "envelope: request does not authenticate"},
 			tc{ep, "data does not open", nil, func(fx *fixture) []byte {
 				b, _ := json.Marshal(wire.Request{Key: fx.s.APIKey(), Data: "AAAAAAAAAAAAAAAAAAAAAAAA"})
 				return b
-			}, 401, "cannot decrypt data"},
+			}, 400, "envelope: unsupported version"},
 			tc{ep, "data sealed to another key", nil, func(fx *fixture) []byte {
 				other, _ := envelope.GenerateKey(envelope.KEMX25519)
 				sealer, _ := envelope.NewSealer(other.Public())
-				data, _, _ := sealer.Seal(fx.s.APIKey(), []byte(`{}`))
-				b, _ := json.Marshal(wire.Request{Key: fx.s.APIKey(), Data: data})
+				sd, _ := sealer.Seal(envelope.Request{APIKey: fx.s.APIKey(), Endpoint: ep}, []byte(`{}`))
+				b, _ := json.Marshal(wire.Request{Key: fx.s.APIKey(), Data: sd.Data})
 				return b
-			}, 401, "cannot decrypt data"},
+			}, 401, "envelope: request does not authenticate"},
+			tc{ep, "data sealed for another endpoint", nil, func(fx *fixture) []byte {
+				sd, _ := fx.c.sealer.Seal(envelope.Request{APIKey: fx.s.APIKey(), Endpoint: otherEndpoint(ep)}, []byte(`{}`))
+				b, _ := json.Marshal(wire.Request{Key: fx.s.APIKey(), Data: sd.Data})
+				return b
+			}, 401, "envelope: request does not authenticate"},
+			tc{ep, "stale timestamp", nil, func(fx *fixture) []byte {
+				sd, _ := fx.c.sealer.Seal(envelope.Request{APIKey: fx.s.APIKey(), Endpoint: ep, Time: time.Now().Add(-time.Hour)}, []byte(`{}`))
+				b, _ := json.Marshal(wire.Request{Key: fx.s.APIKey(), Data: sd.Data})
+				return b
+			}, 401, "envelope: timestamp outside the accepted window"},
 			tc{ep, "payload is an array", func(*fixture) any { return []byte(`[1]`) }, nil, 400, "not a JSON object"},
 			tc{ep, "payload is invalid JSON", func(*fixture) any { return []byte(`{"token":`) }, nil, 400, "invalid JSON"},
 		)
@@ -254,13 +264,23 @@ func TestFailures(t *testing.T) {
 				r, err = fx.c.post(c.endpoint, c.payload(fx))
 			}
 			require.NoError(t, err)
+			// Raw bodies fail at the envelope: those are envelope-level
+			// rejections (not licence verdicts), with their own status at
+			// every endpoint and the extra member envelope_error.
+			envelopeLevel := c.raw != nil
 			want := c.status
-			if c.endpoint == licensetest.End {
-				want = http.StatusUnprocessableEntity
+			keys := []string{"envelope_error", "error", "success", "time"}
+			if !envelopeLevel {
+				keys = keys[1:]
+				if c.endpoint == licensetest.End {
+					want = http.StatusUnprocessableEntity
+				}
 			}
+			_, isRejection := envelope.ParseRejection(r.status, r.body)
+			assert.Equal(t, envelopeLevel, isRejection, "envelope-level rejection")
 			assert.Equal(t, want, r.status, "body %s", r.body)
 			assert.Equal(t, "application/json", r.header.Get("Content-Type"))
-			assert.Equal(t, []string{"error", "success", "time"}, keysOf(t, r.body))
+			assert.Equal(t, keys, keysOf(t, r.body))
 			f := wire.DecodeFailure(c.endpoint, r.body)
 			require.NotNil(t, f, "body %s", r.body)
 			assert.False(t, f.Success)
@@ -423,8 +443,11 @@ func TestModes(t *testing.T) {
 		s := newServer(t, licensetest.License{}, licensetest.WithSealedReplies())
 		r, err := newClient(t, s, nil).post(licensetest.Register, registerReq(1))
 		require.NoError(t, err)
-		assert.Equal(t, http.StatusUnauthorized, r.status)
-		assert.Equal(t, "sealed replies required", r.failure().Message)
+		assert.Equal(t, http.StatusBadRequest, r.status)
+		assert.Equal(t, "envelope: malformed request", r.failure().Message)
+		rej, ok := envelope.ParseRejection(r.status, r.raw)
+		require.True(t, ok)
+		assert.Equal(t, envelope.CodeMalformed, rej.Code)
 	})
 }
 
@@ -730,4 +753,12 @@ func TestRequestsKeepsPayload(t *testing.T) {
 	assert.Equal(t, http.StatusBadRequest, r.status)
 	assert.Nil(t, s.Requests()[1].Payload)
 	assert.True(t, errors.Is(nil, nil))
+}
+
+// otherEndpoint returns an endpoint other than ep.
+func otherEndpoint(ep string) string {
+	if ep == licensetest.Extend {
+		return licensetest.End
+	}
+	return licensetest.Extend
 }

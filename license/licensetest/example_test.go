@@ -39,18 +39,18 @@ func Example() {
 			VolumeHash: "vol", HostName: "build-01"},
 		Name: "Ada", Email: "ada@example.com",
 	})
-	data, replyOpener, err := sealer.Seal(s.APIKey(), payload)
+	sealed, err := sealer.Seal(envelope.Request{APIKey: s.APIKey(), Endpoint: licensetest.Register}, payload)
 	if err != nil {
 		panic(err)
 	}
-	body, _ := json.Marshal(wire.Request{Key: s.APIKey(), Data: data})
+	body, _ := json.Marshal(wire.Request{Key: sealed.Key, Data: sealed.Data})
 	resp, err := s.Client().Post(s.URL+"/"+licensetest.Register, "application/json", bytes.NewReader(body))
 	if err != nil {
 		panic(err)
 	}
-	sealed, _ := io.ReadAll(resp.Body)
+	raw, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	plain, err := replyOpener.OpenReply(sealed)
+	plain, err := sealed.Reply.OpenReply(raw)
 	if err != nil {
 		panic(err)
 	}
@@ -72,11 +72,12 @@ func call(s *licensetest.Server, hc *http.Client, endpoint string, payload any) 
 		return 0, nil, err
 	}
 	pt, _ := json.Marshal(payload)
-	data, replyOpener, err := sealer.Seal(s.APIKey(), pt)
+	// The request carries the server's clock, which WithClock may fake.
+	sealed, err := sealer.Seal(envelope.Request{APIKey: s.APIKey(), Endpoint: endpoint, Time: s.Now()}, pt)
 	if err != nil {
 		return 0, nil, err
 	}
-	body, _ := json.Marshal(wire.Request{Key: s.APIKey(), Data: data})
+	body, _ := json.Marshal(wire.Request{Key: sealed.Key, Data: sealed.Data})
 	resp, err := hc.Post(s.URL+"/"+endpoint, "application/json", bytes.NewReader(body))
 	if err != nil {
 		return 0, nil, err
@@ -86,7 +87,7 @@ func call(s *licensetest.Server, hc *http.Client, endpoint string, payload any) 
 	if err != nil {
 		return resp.StatusCode, nil, err
 	}
-	plain, err := replyOpener.OpenReply(raw)
+	plain, err := sealed.Reply.OpenReply(raw)
 	return resp.StatusCode, plain, err
 }
 

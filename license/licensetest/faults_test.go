@@ -262,9 +262,9 @@ func TestLatency(t *testing.T) {
 		// A client that gives up during the latency: not processed.
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
-		data, _, err := c.sealer.Seal(c.apiKey, []byte(`{}`))
+		sd, err := c.seal(licensetest.Begin, []byte(`{}`))
 		require.NoError(t, err)
-		body, _ := json.Marshal(wire.Request{Key: c.apiKey, Data: data})
+		body, _ := json.Marshal(wire.Request{Key: sd.Key, Data: sd.Data})
 		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, s.URL+"/"+licensetest.Begin, bytes.NewReader(body))
 		_, err = c.hc.Do(req)
 		assert.ErrorIs(t, err, context.DeadlineExceeded)
@@ -279,9 +279,9 @@ func TestLatencyLoopback(t *testing.T) {
 	c := newClient(t, s, nil)
 	s.SetLatency(licensetest.Register, time.Hour)
 	ctx, cancel := context.WithCancel(context.Background())
-	data, _, err := c.sealer.Seal(c.apiKey, []byte(`{}`))
+	sd, err := c.seal(licensetest.Register, []byte(`{}`))
 	require.NoError(t, err)
-	body, _ := json.Marshal(wire.Request{Key: c.apiKey, Data: data})
+	body, _ := json.Marshal(wire.Request{Key: sd.Key, Data: sd.Data})
 	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, s.URL+"/"+licensetest.Register, bytes.NewReader(body))
 	errc := make(chan error, 1)
 	go func() {

@@ -76,13 +76,31 @@ func (s *Server) handle(ctx context.Context, method, path string, body io.Reader
 	now := s.cfg.clock()
 	ts := wire.Timestamp{Raw: wire.FormatTime(now.Add(set.skew))}
 
-	pt, sealer, aerr := s.open(body)
+	pt, sealer, ticket, early := s.admit(ep, body, now)
+	if early != nil && !early.rec.Repeat {
+		// Envelope-level rejections: nothing is processed and no queued
+		// fault is consumed.
+		early.rec.Endpoint, early.rec.Time, early.rec.Status = ep, now, early.o.status
+		s.reqlog.add(early.rec)
+		s.logger.Debug("licensetest: request rejected",
+			slog.String("endpoint", ep), slog.Int("status", early.o.status), slog.String("rejected", early.rec.Rejected))
+		return early.o
+	}
 	fault, replay, hasFault := s.faults.take(ep)
 	rec := Request{Endpoint: ep, Payload: pt, Time: now}
+	if early != nil {
+		// A repeat of an answered request gets the stored reply; faults on
+		// the path still apply to it.
+		rec = early.rec
+		rec.Endpoint, rec.Time = ep, now
+	}
 
 	var o outcome
 	switch {
 	case hasFault && fault.Kind == FaultFail:
+		// An injected failure instead of processing: a retry of the same
+		// request is processed as new.
+		ticket.Forget()
 		o = s.reply(ep, ts, nil, refuse(fault.Status, fault.Message), sealer, true)
 		ra := set.retryAfter
 		if fault.RetryAfter > 0 {
@@ -92,13 +110,24 @@ func (s *Server) handle(ctx context.Context, method, path string, body io.Reader
 			o.header.Set("Retry-After", strconv.FormatInt(int64((ra+time.Second-1)/time.Second), 10))
 		}
 	case hasFault && fault.Kind == FaultReplay:
+		// An attacker's old reply: the server processed nothing.
+		ticket.Forget()
 		o = outcome{status: http.StatusOK, header: jsonHeader(), body: bytes.Clone(replay)}
-	default:
-		var reply any
-		if aerr == nil {
-			reply, aerr = s.process(ep, now, ts, set.skew, pt)
+	case early != nil:
+		o = early.o
+		if hasFault {
+			o = corrupt(o, fault.Kind, rec.Sealed)
 		}
+	default:
+		reply, aerr := s.process(ep, now, ts, set.skew, pt)
 		o = s.reply(ep, ts, reply, aerr, sealer, false)
+		if o.status == http.StatusInternalServerError {
+			ticket.Forget()
+		} else {
+			// The reply as the server sent it: a retry of this request gets
+			// it again, whatever a fault does to it on the way.
+			ticket.Done(o.status, o.body)
+		}
 		if sealer != nil && o.status != http.StatusInternalServerError {
 			s.faults.remember(ep, o.body)
 		}
@@ -106,7 +135,7 @@ func (s *Server) handle(ctx context.Context, method, path string, body io.Reader
 			o = corrupt(o, fault.Kind, sealer != nil)
 		}
 	}
-	rec.Sealed = (sealer != nil && o.status != http.StatusInternalServerError) || (hasFault && fault.Kind == FaultReplay)
+	rec.Sealed = rec.Sealed || (sealer != nil && o.status != http.StatusInternalServerError) || (hasFault && fault.Kind == FaultReplay)
 	if hasFault {
 		rec.Fault = fault.Kind
 	}
@@ -138,35 +167,74 @@ func faultName(k FaultKind) string {
 	return k.String()
 }
 
-// open reads and opens a request. On success sealer is nil unless the reply
-// must be sealed. The plaintext is returned whenever the data opened, even if
-// the request is then refused.
-func (s *Server) open(body io.Reader) ([]byte, envelope.ReplySealer, *apiError) {
+// early is the answer to a request the server does not process: an
+// envelope-level rejection or a repeat answered from the replay cache.
+type early struct {
+	o   outcome
+	rec Request
+}
+
+// admit reads and opens a request posted to ep and checks its freshness. It
+// returns the opened plaintext, the reply sealer (nil unless the reply must
+// be sealed) and the Guard's ticket, or early when the request is not to be
+// processed.
+func (s *Server) admit(ep string, body io.Reader, now time.Time) ([]byte, envelope.ReplySealer, *envelope.Ticket, *early) {
 	raw, err := io.ReadAll(io.LimitReader(body, maxRequestBody+1))
-	if err != nil {
-		return nil, nil, badRequest("malformed request: cannot read body")
-	}
-	if len(raw) > maxRequestBody {
-		return nil, nil, badRequest("malformed request: body too large")
+	if err != nil || len(raw) > maxRequestBody {
+		return nil, nil, nil, s.rejection(envelope.ErrMalformed, now)
 	}
 	req, aerr := decodeOuter(raw)
 	if aerr != nil {
-		return nil, nil, aerr
+		// Not a request body at all: an envelope-level rejection too, with
+		// the decoder's text (it names the field, never a value).
+		e := s.rejection(envelope.ErrMalformed, now)
+		e.o.body, _ = json.Marshal(struct {
+			Success bool   `json:"success"`
+			Time    string `json:"time"`
+			Error   string `json:"error"`
+			Code    string `json:"envelope_error"`
+		}{false, now.UTC().Format(time.RFC3339), aerr.msg, envelope.CodeMalformed})
+		return nil, nil, nil, e
 	}
+	in := envelope.Incoming{Key: req.Key, Data: req.Data, Endpoint: ep}
 	if subtle.ConstantTimeCompare([]byte(req.Key), []byte(s.apiKey)) != 1 {
-		return nil, nil, refuse(http.StatusUnauthorized, "unknown api key")
+		return nil, nil, nil, s.rejection(envelope.ErrUnauthentic, now)
 	}
-	pt, sealer, err := s.opener.Open(req.Key, req.Data)
+	op, err := s.opener.Open(in)
 	if err != nil {
-		return nil, nil, refuse(http.StatusUnauthorized, "cannot decrypt data")
+		return nil, nil, nil, s.rejection(err, now)
 	}
+	sealer := op.Reply
 	if !sealer.Requested() {
 		if s.cfg.sealedReplies {
-			return pt, nil, refuse(http.StatusUnauthorized, "sealed replies required")
+			e := s.rejection(envelope.ErrMalformed, now)
+			e.rec.Payload = op.Plaintext
+			return nil, nil, nil, e
 		}
 		sealer = nil
 	}
-	return pt, sealer, nil
+	ticket, cached, err := s.guard.Admit(op, in.Data, now)
+	switch {
+	case err != nil:
+		e := s.rejection(err, now)
+		e.rec.Payload = op.Plaintext
+		return nil, nil, nil, e
+	case cached != nil:
+		o := outcome{status: cached.Status, header: jsonHeader(), body: cached.Body}
+		return nil, nil, nil, &early{o: o, rec: Request{Payload: op.Plaintext, Repeat: true, Sealed: sealer != nil}}
+	}
+	return op.Plaintext, sealer, ticket, nil
+}
+
+// rejection is the plain envelope-level rejection for err.
+func (s *Server) rejection(err error, now time.Time) *early {
+	status, body := envelope.RejectionReply(err, now)
+	r, _ := envelope.ParseRejection(status, body)
+	o := outcome{status: status, header: jsonHeader(), body: body}
+	if status == http.StatusServiceUnavailable {
+		o.header.Set("Retry-After", "1")
+	}
+	return &early{o: o, rec: Request{Rejected: r.Code}}
 }
 
 // process runs an opened request against the store.
@@ -295,8 +363,9 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer done()
-	s.extendDeadlines(w, r)
+	replyReady := s.extendDeadlines(w, r)
 	o := s.handle(ctx, r.Method, r.URL.Path, r.Body)
+	replyReady()
 	switch o.action {
 	case actAbandon:
 		return

@@ -28,6 +28,7 @@ type client struct {
 	apiKey string
 	hc     *http.Client
 	sealer envelope.Sealer
+	now    func() time.Time // the server's clock: requests carry its time
 }
 
 // reply is one HTTP answer, with the body opened when it was sealed.
@@ -54,7 +55,7 @@ func newClient(tb testing.TB, s *licensetest.Server, hc *http.Client, opts ...en
 	if hc == nil {
 		hc = s.Client()
 	}
-	return &client{url: s.URL, apiKey: s.APIKey(), hc: hc, sealer: sealer}
+	return &client{url: s.URL, apiKey: s.APIKey(), hc: hc, sealer: sealer, now: s.Now}
 }
 
 func newSecretClient(tb testing.TB, s *licensetest.Server, hc *http.Client, opts ...envelope.Option) *client {
@@ -75,12 +76,17 @@ func (c *client) post(endpoint string, payload any) (*reply, error) {
 			return nil, err
 		}
 	}
-	data, ro, err := c.sealer.Seal(c.apiKey, pt)
+	sd, err := c.seal(endpoint, pt)
 	if err != nil {
 		return nil, err
 	}
-	body, _ := json.Marshal(wire.Request{Key: c.apiKey, Data: data})
-	return c.raw(endpoint, body, ro)
+	body, _ := json.Marshal(wire.Request{Key: sd.Key, Data: sd.Data})
+	return c.raw(endpoint, body, sd.Reply)
+}
+
+// seal seals pt for endpoint at the server's time.
+func (c *client) seal(endpoint string, pt []byte) (envelope.Sealed, error) {
+	return c.sealer.Seal(envelope.Request{APIKey: c.apiKey, Endpoint: endpoint, Time: c.now()}, pt)
 }
 
 // raw posts body as it is.

@@ -26,6 +26,14 @@ type Request struct {
 	Sealed bool
 	// Fault is the queued fault the request met, or zero.
 	Fault FaultKind
+	// Rejected is the envelope-level rejection code (such as
+	// envelope.CodeStale) when the server did not process the request
+	// because its envelope failed, or "".
+	Rejected string
+	// Repeat reports a repeat of a request the server had already answered
+	// (a retry or a replay): it got the stored reply and was not processed
+	// again.
+	Repeat bool
 	// Down reports that the server was down in DownUnavailable mode and
 	// answered 503 without processing the request.
 	Down bool

@@ -24,6 +24,8 @@ type config struct {
 	rotate        bool
 	addr          string
 	maxRequests   int
+	window        time.Duration
+	replayEntries int
 	texts         RefusalTexts
 	timeouts      Timeouts
 }
@@ -86,16 +88,16 @@ func WithSecret(secret []byte) Option {
 }
 
 // WithAPIKey sets the API key clients must send in the request's "key" field
-// (default: a random key). Requests carrying another key are refused with
-// 401 "unknown api key".
+// (default: a random key). Requests carrying another key get the
+// envelope-level rejection "unauthentic" (HTTP 401).
 func WithAPIKey(key string) Option {
 	return func(c *config) { c.apiKey = key }
 }
 
 // WithSealedReplies makes the server insist on sealed replies: a request that
 // does not ask for a sealed reply (the flag in the envelope's authenticated
-// header) is refused with 401 "sealed replies required", in plain text since
-// such a client could not open a sealed one.
+// header) gets the envelope-level rejection "malformed" (HTTP 400), in plain
+// text since such a client could not open a sealed one.
 //
 // Without this option the server seals the reply, success or failure, to
 // every request that asks for it and answers the others in plain JSON. A
@@ -140,4 +142,20 @@ func WithMaxRequests(n int) Option {
 			c.maxRequests = n
 		}
 	}
+}
+
+// WithFreshnessWindow sets how far a request's timestamp may be from the
+// server's clock, either way (default envelope.DefaultWindow, ±5 minutes).
+// Requests outside it get the envelope-level rejection "stale_timestamp"
+// (HTTP 401) carrying the server's time. Zero keeps the default.
+func WithFreshnessWindow(d time.Duration) Option {
+	return func(c *config) { c.window = d }
+}
+
+// WithReplayCache sets how many request ids the server remembers within the
+// freshness window (default envelope.DefaultGuardEntries). A repeated
+// request is answered with the stored reply and never processed twice.
+// Zero keeps the default.
+func WithReplayCache(n int) Option {
+	return func(c *config) { c.replayEntries = n }
 }

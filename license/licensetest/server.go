@@ -40,6 +40,7 @@ type Server struct {
 	secret []byte
 	apiKey string
 	opener envelope.Opener
+	guard  *envelope.Guard
 	store  *store
 	faults *faultState
 	reqlog *requestLog
@@ -140,8 +141,14 @@ func NewUnstartedServer(opts ...Option) *Server {
 		panic("licensetest: " + err.Error())
 	}
 	s.opener = envelope.MultiOpener(hpkeOpener, secretOpener)
+	s.guard = envelope.NewGuard(cfg.window, cfg.replayEntries)
 	return s
 }
+
+// Now returns the server's clock (see WithClock). Test clients that seal
+// requests by hand use it as the request's timestamp when the server runs
+// on a fake clock.
+func (s *Server) Now() time.Time { return s.cfg.clock() }
 
 // Start starts a server from NewUnstartedServer on its address (WithAddr,
 // default a loopback port) and sets URL. It panics if the server was already

@@ -130,6 +130,7 @@ func TestCloseWaitsForInFlight(t *testing.T) {
 	s := licensetest.NewServer(licensetest.WithClock(clock.Now))
 	require.NoError(t, s.AddLicense(licensetestLicense()))
 	c := newClient(t, s, nil)
+	c.now = time.Now // the server's clock blocks: do not read it here
 	clock.armed.Store(true)
 	type result struct {
 		r   *reply

@@ -82,20 +82,23 @@ func WithTimeouts(t Timeouts) Option {
 }
 
 // extendDeadlines gives a request that will wait out added latency that
-// much longer to be read and answered. Without a real connection (Handler
-// in a recorder) it does nothing.
-func (s *Server) extendDeadlines(w http.ResponseWriter, r *http.Request) {
+// much longer to be read and answered, and returns what to call once its
+// reply is ready: the write timeout then counts again from that moment, so
+// that time spent opening and sealing on a busy machine never eats into it.
+// Without a real connection (Handler in a recorder) it does nothing.
+func (s *Server) extendDeadlines(w http.ResponseWriter, r *http.Request) (replyReady func()) {
 	ep, ok := endpointOf(r.URL.Path)
 	if !ok {
-		return
+		return func() {}
 	}
 	lat := s.faults.settingsFor(ep).latency
 	if lat <= 0 {
-		return
+		return func() {}
 	}
 	t := s.cfg.timeouts.withDefaults()
 	now := time.Now()
 	rc := http.NewResponseController(w)
 	_ = rc.SetReadDeadline(now.Add(t.Read + lat))
 	_ = rc.SetWriteDeadline(now.Add(t.Write + lat))
+	return func() { _ = rc.SetWriteDeadline(time.Now().Add(t.Write)) }
 }

@@ -1,0 +1,110 @@
+package envelope
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"time"
+)
+
+// Envelope-level rejections are the server's answers to requests that it did
+// not process because the envelope failed: it did not open, was sealed for
+// another endpoint, was stale, or reused a request id. They are not licence
+// verdicts. They are never sealed (a server that cannot open a request has no
+// key to seal with), so a client must treat them as "server unreachable",
+// never as a refusal, and must never persist them.
+//
+// The body is the spec's failure shape with one extra member:
+//
+//	{"success":false,"time":"<server time, RFC 3339 UTC>","error":"<text>","envelope_error":"<code>"}
+
+// Rejection codes, the value of "envelope_error".
+const (
+	CodeMalformed   = "malformed"
+	CodeUnsupported = "unsupported_version"
+	CodeUnauthentic = "unauthentic"
+	CodeStale       = "stale_timestamp"
+	CodeReplayed    = "replayed"
+	CodeInProgress  = "in_progress"
+)
+
+// Freshness categories, returned by Guard.Admit.
+var (
+	// ErrStale means the request's timestamp is outside the server's window.
+	ErrStale = errors.New("envelope: stale timestamp")
+	// ErrReplayed means the request id was already used by another request.
+	ErrReplayed = errors.New("envelope: request id replayed")
+	// ErrInProgress means an identical request is still being processed.
+	ErrInProgress = errors.New("envelope: request in progress")
+)
+
+// Rejection is a parsed envelope-level rejection.
+type Rejection struct {
+	// Status is the HTTP status it came with.
+	Status int
+	// Code is one of the Code constants (or an unknown code from a newer
+	// server).
+	Code string
+	// ServerTime is the server's clock when it rejected the request; zero if
+	// the body carried none. For CodeStale it lets a client correct its
+	// clock offset.
+	ServerTime time.Time
+}
+
+// rejectionOf maps an Open or Admit error onto its code, HTTP status and
+// fixed text.
+func rejectionOf(err error) (code string, status int, text string) {
+	switch {
+	case errors.Is(err, ErrStale):
+		return CodeStale, http.StatusUnauthorized, "envelope: timestamp outside the accepted window"
+	case errors.Is(err, ErrReplayed):
+		return CodeReplayed, http.StatusUnauthorized, "envelope: request id replayed"
+	case errors.Is(err, ErrInProgress):
+		return CodeInProgress, http.StatusServiceUnavailable, "envelope: request in progress"
+	case errors.Is(err, ErrUnsupportedVersion):
+		return CodeUnsupported, http.StatusBadRequest, "envelope: unsupported version"
+	case errors.Is(err, ErrMalformed):
+		return CodeMalformed, http.StatusBadRequest, "envelope: malformed request"
+	}
+	return CodeUnauthentic, http.StatusUnauthorized, "envelope: request does not authenticate"
+}
+
+// RejectionReply returns the HTTP status and body a server sends for an
+// error from Open or Guard.Admit, stamped with the server's time now: 400
+// for malformed and unsupported envelopes, 401 for unauthentic ones (wrong
+// key, wrong API key, another endpoint, altered), stale timestamps and
+// replayed ids, 503 for a request still in progress. The body never
+// contains the error's detail.
+func RejectionReply(err error, now time.Time) (status int, body []byte) {
+	code, status, text := rejectionOf(err)
+	body, _ = json.Marshal(struct {
+		Success bool   `json:"success"`
+		Time    string `json:"time"`
+		Error   string `json:"error"`
+		Code    string `json:"envelope_error"`
+	}{false, now.UTC().Format(time.RFC3339), text, code})
+	return status, body
+}
+
+// ParseRejection recognises an envelope-level rejection: a JSON object with a
+// non-empty string member "envelope_error". It returns false for anything
+// else, including sealed replies and licence refusals.
+func ParseRejection(status int, body []byte) (*Rejection, bool) {
+	body = bytes.TrimSpace(body)
+	if len(body) == 0 || len(body) > 64<<10 || body[0] != '{' {
+		return nil, false
+	}
+	var v struct {
+		Code *string `json:"envelope_error"`
+		Time string  `json:"time"`
+	}
+	if json.Unmarshal(body, &v) != nil || v.Code == nil || *v.Code == "" || len(*v.Code) > 64 {
+		return nil, false
+	}
+	r := &Rejection{Status: status, Code: *v.Code}
+	if t, err := time.Parse(time.RFC3339, v.Time); err == nil {
+		r.ServerTime = t
+	}
+	return r, true
+}

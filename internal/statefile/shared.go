@@ -1,0 +1,252 @@
+package statefile
+
+import (
+	"context"
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+)
+
+// ErrNotLeader is returned by [Shared.Write] and [Shared.Quarantine] when the
+// caller does not hold the shared file's leader lock.
+var ErrNotLeader = errors.New("statefile: not the leader of the shared state")
+
+// SharedName returns the file name of the state that the processes of one
+// licence of one product share (shared sessions): [BaseName] followed by
+// "-shared", next to the licence's per-process slots (base, base-1, ...)
+// and never confused with them. The licence key never appears in the name,
+// and two licences never share a file.
+func SharedName(product, licence string) string { return BaseName(product, licence) + "-shared" }
+
+// Shared is one state file that several processes use together: any of
+// them reads it, and one at a time, the leader, writes it. Leadership is an
+// exclusive, non-blocking OS lock on "<name>.lock"; membership is a shared
+// OS lock on "<name>.members" that every member holds until Release, so
+// that a member can tell whether it is the last one ([Shared.Alone]). The
+// OS drops both locks when a process dies, so a crashed leader is replaced
+// at the next [Shared.TryLead] of another member.
+//
+// Writes are atomic as for [File.Write]: readers see the old contents or
+// the new ones. A Shared is safe for concurrent use.
+type Shared struct {
+	view File // dir and name; reads and writes without a lock of its own
+
+	mu       sync.Mutex
+	lead     *os.File
+	member   *os.File
+	leading  bool
+	released bool
+	seen     fs.FileInfo // the file as of the last Read
+}
+
+// joinPoll is how often JoinShared retries while the last member of the
+// shared file holds the membership lock exclusively.
+const joinPoll = 10 * time.Millisecond
+
+// JoinShared creates dir (mode 0700) if needed, opens the lock files of the
+// shared state name and takes a shared membership lock. While the last
+// member is ending the shared session (it holds the membership lock
+// exclusively, see [Shared.Alone]) it waits, until ctx ends. The new member
+// is not the leader; call [Shared.TryLead].
+func JoinShared(ctx context.Context, dir, name string) (*Shared, error) {
+	if err := checkBase(name); err != nil {
+		return nil, &Error{Op: "join", Err: err}
+	}
+	if dir == "" {
+		return nil, &Error{Op: "join", Path: name, Err: errors.New("empty state directory")}
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, wrap("join", name, err)
+	}
+	lead, err := openLock(filepath.Join(dir, name+".lock"))
+	if err != nil {
+		return nil, wrap("join", name+".lock", err)
+	}
+	member, err := openLock(filepath.Join(dir, name+".members"))
+	if err != nil {
+		_ = lead.Close()
+		return nil, wrap("join", name+".members", err)
+	}
+	fail := func(err error) (*Shared, error) {
+		_ = lead.Close()
+		_ = member.Close()
+		return nil, err
+	}
+	var timer *time.Timer
+	for {
+		err := lockShared(member)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, errBusy) {
+			return fail(wrap("join", name+".members", err))
+		}
+		if timer == nil {
+			timer = time.NewTimer(joinPoll)
+			defer timer.Stop()
+		} else {
+			timer.Reset(joinPoll)
+		}
+		select {
+		case <-ctx.Done():
+			return fail(&Error{Op: "join", Path: name, Err: ctx.Err()})
+		case <-timer.C:
+		}
+	}
+	return &Shared{view: File{dir: dir, name: name}, lead: lead, member: member}, nil
+}
+
+// TryLead takes the leader lock unless another member holds it, without
+// waiting. It reports whether this member leads now. A leader that took
+// over removes temporary files a dead leader left.
+func (s *Shared) TryLead() (bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.released {
+		return false, &Error{Op: "lead", Path: s.view.name, Err: fs.ErrClosed}
+	}
+	if s.leading {
+		return true, nil
+	}
+	switch err := lockFile(s.lead); {
+	case errors.Is(err, errBusy):
+		return false, nil
+	case err != nil:
+		return false, wrap("lead", s.view.name+".lock", err)
+	}
+	s.leading = true
+	s.view.removeTemps()
+	return true, nil
+}
+
+// Leading reports whether this member holds the leader lock.
+func (s *Shared) Leading() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.leading
+}
+
+// Path returns the full path of the shared state file.
+func (s *Shared) Path() string { return s.view.Path() }
+
+// Read returns the shared file's contents, as [File.Read] does, and
+// remembers the file's identity for [Shared.Changed].
+func (s *Shared) Read() ([]byte, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.released {
+		return nil, &Error{Op: "read", Path: s.view.name, Err: fs.ErrClosed}
+	}
+	// Stat first: a write between the stat and the read only makes the next
+	// Changed report a change that was already read.
+	st, _ := os.Stat(s.view.Path())
+	data, err := s.view.Read()
+	if err == nil {
+		s.seen = st
+	}
+	return data, err
+}
+
+// Changed reports, from one stat of the file, whether it was replaced or
+// modified since the last successful Read (or whether it appeared or
+// vanished). Every Write renames a new file into place, so a write shows as
+// another file even when size and time match.
+func (s *Shared) Changed() bool {
+	s.mu.Lock()
+	seen := s.seen
+	s.mu.Unlock()
+	st, err := os.Stat(s.view.Path())
+	switch {
+	case err != nil:
+		return seen != nil
+	case seen == nil:
+		return true
+	}
+	return !os.SameFile(seen, st) || !st.ModTime().Equal(seen.ModTime()) || st.Size() != seen.Size()
+}
+
+// Write replaces the shared file atomically, as [File.Write] does. Only the
+// leader writes: others get an error matching [ErrNotLeader].
+func (s *Shared) Write(data []byte) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.leaderLocked("write"); err != nil {
+		return err
+	}
+	return s.view.Write(data)
+}
+
+// Quarantine moves the shared file aside, as [File.Quarantine] does. Only
+// the leader does that.
+func (s *Shared) Quarantine() (string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.leaderLocked("quarantine"); err != nil {
+		return "", err
+	}
+	return s.view.Quarantine()
+}
+
+func (s *Shared) leaderLocked(op string) error {
+	switch {
+	case s.released:
+		return &Error{Op: op, Path: s.view.name, Err: fs.ErrClosed}
+	case !s.leading:
+		return &Error{Op: op, Path: s.view.name, Err: ErrNotLeader}
+	}
+	return nil
+}
+
+// Alone gives up this member's shared membership lock and tries, without
+// waiting, to take it exclusively. It reports true when no other member
+// remains; the exclusive lock then keeps new members waiting in JoinShared
+// until Release, so that the caller can end the shared session without a
+// newcomer adopting it meanwhile. When it reports false, other members
+// remain and this one is no longer counted as a member. Of several members
+// calling Alone at once, at least one gets true only if all of them leave.
+func (s *Shared) Alone() (bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.released {
+		return false, &Error{Op: "alone", Path: s.view.name, Err: fs.ErrClosed}
+	}
+	if err := unlockFile(s.member); err != nil {
+		return false, wrap("alone", s.view.name+".members", err)
+	}
+	switch err := lockFile(s.member); {
+	case errors.Is(err, errBusy):
+		return false, nil
+	case err != nil:
+		return false, wrap("alone", s.view.name+".members", err)
+	}
+	return true, nil
+}
+
+// Release gives up leadership first, then membership, and closes the lock
+// files. It is idempotent.
+func (s *Shared) Release() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.released {
+		return nil
+	}
+	s.released = true
+	var errs []error
+	if s.leading {
+		s.leading = false
+		if err := unlockFile(s.lead); err != nil {
+			errs = append(errs, wrap("release", s.view.name+".lock", err))
+		}
+	}
+	if err := s.lead.Close(); err != nil {
+		errs = append(errs, wrap("release", s.view.name+".lock", err))
+	}
+	// Closing drops the membership lock, shared or exclusive.
+	if err := s.member.Close(); err != nil {
+		errs = append(errs, wrap("release", s.view.name+".members", err))
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,91 @@
+package statefile
+
+import (
+	"context"
+	"errors"
+	"io/fs"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func join(t *testing.T, dir string) *Shared {
+	t.Helper()
+	s, err := JoinShared(context.Background(), dir, "shared-x")
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = s.Release() })
+	return s
+}
+
+func TestSharedName(t *testing.T) {
+	t.Parallel()
+	a := SharedName("prod", "KEY-1")
+	assert.Equal(t, BaseName("prod", "KEY-1")+"-shared", a)
+	assert.NotEqual(t, a, SharedName("prod", "KEY-2"))
+	assert.NotEqual(t, a, SharedName("prod2", "KEY-1"))
+	assert.NotContains(t, a, "KEY")
+}
+
+// TestSharedLeadership checks that one member leads at a time, only the
+// leader writes, and leadership passes on at Release.
+func TestSharedLeadership(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	a, b := join(t, dir), join(t, dir)
+	ok, err := a.TryLead()
+	require.NoError(t, err)
+	assert.True(t, ok)
+	ok, err = b.TryLead()
+	require.NoError(t, err)
+	assert.False(t, ok, "two leaders")
+	assert.ErrorIs(t, b.Write([]byte("x")), ErrNotLeader)
+	_, err = b.Quarantine()
+	assert.ErrorIs(t, err, ErrNotLeader)
+
+	require.NoError(t, a.Write([]byte("one")))
+	got, err := b.Read()
+	require.NoError(t, err)
+	assert.Equal(t, "one", string(got))
+	assert.False(t, b.Changed())
+	require.NoError(t, a.Write([]byte("two")))
+	assert.True(t, b.Changed(), "a write shows in a stat")
+
+	require.NoError(t, a.Release())
+	require.NoError(t, a.Release(), "idempotent")
+	ok, err = b.TryLead()
+	require.NoError(t, err)
+	assert.True(t, ok, "leadership passes on")
+	_, err = a.Read()
+	assert.ErrorIs(t, err, fs.ErrClosed)
+}
+
+// TestSharedAlone checks the last-member test and that a newcomer waits
+// while the last member holds membership exclusively.
+func TestSharedAlone(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	a, b := join(t, dir), join(t, dir)
+	alone, err := a.Alone()
+	require.NoError(t, err)
+	assert.False(t, alone, "b is still a member")
+	alone, err = b.Alone()
+	require.NoError(t, err)
+	assert.True(t, alone, "a left")
+
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	_, err = JoinShared(ctx, dir, "shared-x")
+	assert.True(t, errors.Is(err, context.DeadlineExceeded), "a newcomer waits for the last member: %v", err)
+	require.NoError(t, b.Release())
+	join(t, dir)
+}
+
+func TestSharedInvalid(t *testing.T) {
+	t.Parallel()
+	_, err := JoinShared(context.Background(), t.TempDir(), "a/b")
+	assert.Error(t, err)
+	_, err = JoinShared(context.Background(), "", "shared-x")
+	assert.Error(t, err)
+}

@@ -1,0 +1,507 @@
+package license
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/licensekit/licensekit-go/internal/statefile"
+)
+
+// SharedSession turns on shared mode with WithSharedSession: every process
+// of the same product and licence that uses the same Config.StateDir shares
+// one licence session, one seat, on the server. See docs/shared-sessions.md.
+//
+// One process at a time is the renewer, chosen by an OS file lock. It
+// renews exactly as a client in normal mode does and writes the sealed
+// shared state (token, deadlines, features, control options) atomically to
+// one file per product and licence in the state directory. The others are
+// followers: they never call the server, and their Status, Valid and
+// HasFeature are the same lock-free reads as ever, refreshed from the shared
+// state when a stat of its file shows a change. A follower also tries the
+// renewer lock at each check, so that when the renewer exits or dies a
+// follower takes over within one check, long before the next renewal is
+// due. Start in a process that finds a live shared session returns Active
+// with no network call, whether it becomes a follower or, when no other
+// process runs, the renewer that resumes the persisted session.
+//
+// The zero value leaves the session to lapse when the last process closes
+// and checks the shared state once a second (at most).
+type SharedSession struct {
+	// EndOnLastClose makes the last process to Close end the session with
+	// end_session, freeing the seat at once. The default leaves the session
+	// to lapse on its own at the end of the session duration, so that the
+	// next run of a command-line tool resumes it without a round trip; the
+	// seat then stays taken until the session lapses.
+	EndOnLastClose bool
+	// RefreshInterval is how often a follower checks the shared state file
+	// (one stat) and whether the renewer is still alive (one non-blocking
+	// lock attempt). Zero means one second. Whatever is set, the interval is
+	// at most a tenth of the session duration and at least 10 ms, so that a
+	// hand-over happens well before the renewal is due (at half the session
+	// duration at the earliest).
+	RefreshInterval time.Duration
+}
+
+// WithSharedSession turns on shared mode (see SharedSession). It requires
+// Config.StateDir and cannot be combined with WithStateStore. In shared mode
+// Register, BeginSession, ExtendSession and EndSession are not available:
+// Start and Close manage the shared session.
+func WithSharedSession(s SharedSession) Option { return func(o *options) { o.shared = &s } }
+
+// SharedRole is the part a client plays in a shared session.
+type SharedRole uint8
+
+// The roles.
+const (
+	// NotShared: shared mode is off, or Start has not run yet.
+	NotShared SharedRole = iota
+	// Renewer: this process holds the renewer lock, talks to the server and
+	// writes the shared state.
+	Renewer
+	// Follower: another process renews; this one reads the shared state.
+	Follower
+)
+
+var roleNames = [...]string{"NotShared", "Renewer", "Follower"}
+
+// String returns the role's name.
+func (r SharedRole) String() string {
+	if int(r) < len(roleNames) {
+		return roleNames[r]
+	}
+	return "SharedRole(?)"
+}
+
+// SharedStart says how Start obtained a usable licence in shared mode.
+type SharedStart uint8
+
+// How Start obtained the licence.
+const (
+	// StartNone: shared mode is off, or Start has not succeeded.
+	StartNone SharedStart = iota
+	// StartBegan: no live shared session existed; this process began one
+	// (a network call).
+	StartBegan
+	// StartResumed: no other process ran; this one found the live session a
+	// previous run left and became its renewer, with no network call.
+	StartResumed
+	// StartFollowed: another process renews the live shared session; this
+	// one follows it, with no network call.
+	StartFollowed
+	// StartOffline: the server was unreachable and the persisted shared
+	// session still granted offline time (Grace).
+	StartOffline
+)
+
+var startNames = [...]string{"None", "Began", "Resumed", "Followed", "Offline"}
+
+// String returns the name, such as "Resumed".
+func (s SharedStart) String() string {
+	if int(s) < len(startNames) {
+		return startNames[s]
+	}
+	return "SharedStart(?)"
+}
+
+// SharedStatus describes a client's place in a shared session.
+type SharedStatus struct {
+	// Role is the part the client plays now; a follower becomes the renewer
+	// when the renewer leaves.
+	Role SharedRole
+	// Start is how Start obtained the licence.
+	Start SharedStart
+	// Path is the shared state file; empty when shared mode is off.
+	Path string
+}
+
+// Shared reports the client's place in a shared session. It is lock-free.
+// Without WithSharedSession it returns the zero SharedStatus.
+func (c *Client) Shared() SharedStatus {
+	if c.sh == nil {
+		return SharedStatus{}
+	}
+	return SharedStatus{Role: SharedRole(c.sh.role.Load()), Start: SharedStart(c.sh.start.Load()),
+		Path: c.sh.path.Load().(string)}
+}
+
+// shared is a client's shared-mode state. The file is set at the first
+// load and used under the client's lock; role, start and path are atomic
+// for Shared.
+type shared struct {
+	cfg   SharedSession
+	name  string
+	file  *statefile.Shared // nil until loaded, or when the directory is unusable
+	role  atomic.Uint32
+	start atomic.Uint32
+	path  atomic.Value // string
+
+	// saved is the state as last read from or written to the shared file,
+	// so that the renewer skips writes that would change nothing but the
+	// high-water mark (under highWaterEvery): a run that resumes the
+	// session and exits writes nothing.
+	saved      persisted
+	savedValid bool
+}
+
+const (
+	// sharedMinRefresh and sharedMaxRefresh bound the follower's check.
+	sharedMinRefresh = 10 * time.Millisecond
+	sharedMaxRefresh = time.Second
+	// sharedJoinPoll is how often Start looks again while the renewer is
+	// still beginning the first session.
+	sharedJoinPoll = 20 * time.Millisecond
+	// sharedJoinWait bounds that wait: a renewer that has no session after
+	// this long is failing, and Start says so.
+	sharedJoinWait = 30 * time.Second
+	// sharedLeadWait bounds how long the last process waits for a leaving
+	// renewer's lock before it ends the session.
+	sharedLeadWait = time.Second
+)
+
+// errSharedManual is what explicit session calls return in shared mode.
+var errSharedManual = errors.New("license: Register, BeginSession, ExtendSession and EndSession are not available in shared mode; Start and Close manage the shared session")
+
+// initShared checks the shared-mode options; New calls it last.
+func (c *Client) initShared() error {
+	var errs []error
+	if c.cfg.StateDir == "" {
+		errs = append(errs, errors.New("WithSharedSession requires StateDir"))
+	}
+	if c.opts.store != nil {
+		errs = append(errs, errors.New("WithSharedSession cannot be combined with WithStateStore"))
+	}
+	if c.opts.shared.RefreshInterval < 0 {
+		errs = append(errs, errors.New("SharedSession.RefreshInterval is negative"))
+	}
+	if len(errs) > 0 {
+		return &configError{errs: errs}
+	}
+	c.sh = &shared{cfg: *c.opts.shared, name: statefile.SharedName(c.cfg.ProductGUID, c.cfg.LicenseKey)}
+	c.sh.path.Store("")
+	return nil
+}
+
+// sharedOn reports whether this client runs in shared mode with a usable
+// shared file.
+func (c *Client) sharedOn() bool { return c.sh != nil && c.sh.file != nil }
+
+// refresh is the follower's check interval for a session of length d.
+func (s *shared) refresh(d time.Duration) time.Duration {
+	iv := s.cfg.RefreshInterval
+	if iv <= 0 {
+		iv = sharedMaxRefresh
+	}
+	if d > 0 {
+		iv = min(iv, d/10)
+	}
+	return max(iv, sharedMinRefresh)
+}
+
+// openSharedLocked joins the shared file of this product and licence and
+// tries to become the renewer. An unusable directory does not lock the
+// customer out: the client then runs unshared, on memory, and says so.
+func (c *Client) openSharedLocked(ctx context.Context) error {
+	f, err := statefile.JoinShared(ctx, c.cfg.StateDir, c.sh.name)
+	if err != nil {
+		if ctx.Err() != nil {
+			return localFault("join shared session", ctx.Err())
+		}
+		c.log.Warn("shared state unusable; running unshared with state in memory only", "error", err)
+		c.emit(Event{Type: EventStateDiscarded, Reason: err, Detail: "shared state unusable; unshared, in memory only"})
+		c.store = nil
+		return nil
+	}
+	c.sh.file = f
+	c.sh.path.Store(f.Path())
+	c.store = sharedStore{f: f, c: c}
+	c.tryLeadLocked()
+	return nil
+}
+
+// tryLeadLocked takes the renewer lock if it is free and reports whether
+// this client is the renewer.
+func (c *Client) tryLeadLocked() bool {
+	lead, err := c.sh.file.TryLead()
+	if err != nil {
+		c.log.Warn("shared session: renewer lock failed", "error", err)
+	}
+	if lead {
+		c.sh.role.Store(uint32(Renewer))
+	} else {
+		c.sh.role.Store(uint32(Follower))
+	}
+	return lead
+}
+
+// joinSharedLocked is Start in shared mode, after loadLocked. It reports
+// done when Start is decided: a live session was resumed or followed, a
+// follower is in grace, or an error. Otherwise this client is the renewer
+// without a live session, and Start goes on to begin one as in normal mode
+// (no orphan is ended: a lapsed shared session needs no end_session).
+func (c *Client) joinSharedLocked(ctx context.Context) (done bool, err error) {
+	c.orphan = false // a persisted live session is the shared session
+	deadline := time.Now().Add(sharedJoinWait)
+	timer := time.NewTimer(sharedJoinPoll)
+	defer timer.Stop()
+	for {
+		lead := c.tryLeadLocked()
+		if lead {
+			// Read again: a renewer that left just now may have written.
+			c.refreshSharedLocked(false)
+		}
+		if !c.sh.savedValid && !c.st.Sent.IsZero() {
+			c.sh.saved, c.sh.savedValid = c.st, true // as loadLocked read it
+		}
+		wall := c.wallNow()
+		switch {
+		case c.sharedLiveLocked(wall) && lead:
+			c.enterLocked(Active, nil)
+			c.sh.start.Store(uint32(StartResumed))
+			c.log.Info("shared session resumed; this process renews it", "state", Active,
+				"session_expiry", c.st.Sent.Add(c.session()))
+			return true, nil
+		case lead:
+			return false, nil // Start begins; noteSharedStart records how it went
+		case c.sharedLiveLocked(wall):
+			c.enterLocked(Active, nil)
+			c.sh.start.Store(uint32(StartFollowed))
+			c.log.Info("following the shared session", "state", Active,
+				"session_expiry", c.st.Sent.Add(c.session()))
+			return true, nil
+		case c.st.Token != "":
+			// The renewer has a session but cannot renew it: the same
+			// offline rules as the renewer's.
+			if ok, why := c.offlineAllowanceLocked(); ok {
+				c.enterLocked(Grace, ErrUnreachable)
+				c.sh.start.Store(uint32(StartOffline))
+				c.log.Warn("following the shared session offline", "state", Grace,
+					"grace_deadline", c.st.Sent.Add(c.session()+c.grace()))
+				return true, nil
+			} else if why != nil {
+				return true, &sharedError{msg: "the renewer cannot reach the server", err: why}
+			}
+		}
+		// No session yet: the renewer is beginning one. Wait for it.
+		if !time.Now().Before(deadline) {
+			return true, &sharedError{msg: "the renewer has had no live session for " + sharedJoinWait.String()}
+		}
+		select {
+		case <-ctx.Done():
+			if c.closing.Load() {
+				return true, ErrClosed
+			}
+			return true, localFault("join shared session", ctx.Err())
+		case <-timer.C:
+			timer.Reset(sharedJoinPoll)
+		}
+		c.refreshSharedLocked(false)
+	}
+}
+
+// sharedLiveLocked reports whether the shared state holds a session that
+// is live now on a clock that was not set back.
+func (c *Client) sharedLiveLocked(wall time.Time) bool {
+	return c.st.Token != "" && !c.st.Sent.IsZero() && c.st.SessionSeconds > 0 &&
+		!c.clockRolledBack(wall) && !wall.Before(c.st.Sent) && wall.Sub(c.st.Sent) < c.session()
+}
+
+// noteSharedStart records how Start obtained the licence, after a begin or
+// an offline start in shared mode.
+func (c *Client) noteSharedStart(s SharedStart) {
+	if c.sh != nil {
+		c.sh.start.Store(uint32(s))
+	}
+}
+
+// followLoop is the follower's part of the renewal goroutine: at each
+// check it tries the renewer lock, reloads the shared state when its file
+// changed and moves along the deadlines. It returns true when this client
+// has become the renewer (run then renews as in normal mode), false when
+// ctx ended.
+func (c *Client) followLoop(ctx context.Context) bool {
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		if c.lock(ctx) != nil {
+			return false
+		}
+		if c.sh.file.Leading() || c.tryLeadLocked() {
+			c.refreshSharedLocked(true)
+			c.log.Info("shared session: this process is now the renewer", "state", c.state)
+			c.unlock()
+			return true
+		}
+		c.refreshSharedLocked(false)
+		now := time.Now()
+		c.observeLocked(now, c.wallNow())
+		c.nextTry = now.Add(c.sh.refresh(c.session()))
+		wait := c.wakeLocked(now)
+		c.unlock()
+
+		timer.Reset(wait)
+		select {
+		case <-ctx.Done():
+			return false
+		case <-timer.C:
+		}
+	}
+}
+
+// refreshSharedLocked reloads the shared state when its file changed (or
+// always, with force). A newer send time means the renewer reached the
+// server: the client returns to Active if the session is live.
+func (c *Client) refreshSharedLocked(force bool) {
+	f := c.sh.file
+	if !force && !f.Changed() {
+		return
+	}
+	blob, err := f.Read()
+	if err != nil {
+		if !errors.Is(err, statefile.ErrNotExist) {
+			c.log.Debug("shared state not readable; keeping the last one", "error", err)
+		}
+		return
+	}
+	p, err := openState(c.key, blob)
+	if err != nil {
+		c.log.Warn("shared state does not open; keeping the last one", "error", err)
+		return
+	}
+	prev := c.st
+	c.st = *p
+	c.sh.saved, c.sh.savedValid = *p, true
+	if c.st.HighWater.Before(prev.HighWater) {
+		c.st.HighWater = prev.HighWater
+	}
+	c.anchor = time.Time{} // another process's send: wall clock only
+	if !c.st.Sent.After(prev.Sent) {
+		c.publishLocked()
+		return
+	}
+	c.failures, c.retryAfter, c.lastErr, c.rolledBack = 0, 0, nil, false
+	if !prev.Sent.IsZero() && (prev.SessionSeconds != c.st.SessionSeconds || prev.GraceSeconds != c.st.GraceSeconds) {
+		c.emit(Event{Type: EventControlOptionsChanged, SessionDuration: c.session(), GracePeriod: c.grace()})
+	}
+	if c.sharedLiveLocked(c.wallNow()) && c.state != Active && c.state != Idle && c.state != Ended {
+		c.enterLocked(Active, nil)
+		return
+	}
+	c.publishLocked()
+}
+
+// sharedMayEndLocked is asked by Close before it ends the session. In
+// normal mode it always says yes. In shared mode it says yes only when
+// EndOnLastClose is set, no other process remains and this one holds the
+// renewer lock (a follower that is last takes it over); otherwise the
+// session is handed over or left to lapse.
+func (c *Client) sharedMayEndLocked() bool {
+	if !c.sharedOn() {
+		return true
+	}
+	if !c.sh.cfg.EndOnLastClose {
+		return false
+	}
+	alone, err := c.sh.file.Alone()
+	if err != nil || !alone {
+		return false
+	}
+	if c.sh.file.Leading() {
+		return true // this client's state is the latest
+	}
+	// A renewer that is leaving may still hold its lock for a moment.
+	deadline := time.Now().Add(sharedLeadWait)
+	for !c.tryLeadLocked() {
+		if !time.Now().Before(deadline) {
+			return false
+		}
+		time.Sleep(sharedMinRefresh)
+	}
+	c.refreshSharedLocked(true) // the last renewer's final state
+	return true
+}
+
+// releaseSharedLocked gives up the renewer lock, then the membership;
+// Close calls it after the last save.
+func (c *Client) releaseSharedLocked() {
+	if c.sharedOn() {
+		_ = c.sh.file.Release()
+	}
+}
+
+// sharedStore is the StateStore of shared mode: everyone reads the shared
+// file, only the renewer writes it. Its Save is called under the client's
+// lock, like every saveLocked.
+type sharedStore struct {
+	f *statefile.Shared
+	c *Client
+}
+
+func (s sharedStore) Load(context.Context) ([]byte, error) {
+	b, err := s.f.Read()
+	if errors.Is(err, statefile.ErrNotExist) {
+		return nil, ErrNoState
+	}
+	return b, err
+}
+
+// Save writes for the renewer and does nothing for a follower: a follower's
+// view of the state is never worth keeping over the renewer's.
+func (s sharedStore) Save(_ context.Context, data []byte) error {
+	if !s.f.Leading() {
+		return nil
+	}
+	sh := s.c.sh
+	if sh.savedValid && sameState(&sh.saved, &s.c.st) {
+		return nil
+	}
+	if err := s.f.Write(data); err != nil {
+		return err
+	}
+	sh.saved, sh.savedValid = s.c.st, true
+	return nil
+}
+
+// sameState reports whether a and b differ at most by a high-water mark
+// that moved less than highWaterEvery.
+func sameState(a, b *persisted) bool {
+	if d := b.HighWater.Sub(a.HighWater); d >= highWaterEvery || d < 0 {
+		return false
+	}
+	x, y := *a, *b
+	x.HighWater, y.HighWater = time.Time{}, time.Time{}
+	xb, err1 := json.Marshal(&x)
+	yb, err2 := json.Marshal(&y)
+	return err1 == nil && err2 == nil && bytes.Equal(xb, yb)
+}
+
+// Discard moves a corrupt shared state aside, if this is the renewer; a
+// follower leaves it for the renewer to replace.
+func (s sharedStore) Discard(context.Context) error {
+	if !s.f.Leading() {
+		return nil
+	}
+	_, err := s.f.Quarantine()
+	return err
+}
+
+// sharedError is Start's error when a follower cannot use the shared
+// session. It matches ErrUnreachable: the renewer has not reached the
+// server.
+type sharedError struct {
+	msg string
+	err error
+}
+
+func (e *sharedError) Error() string {
+	if e.err != nil {
+		return "license: shared session: " + e.msg + ": " + strings.TrimPrefix(e.err.Error(), "license: ")
+	}
+	return "license: shared session: " + e.msg
+}
+func (e *sharedError) Unwrap() error        { return e.err }
+func (e *sharedError) Is(target error) bool { return target == ErrUnreachable }
