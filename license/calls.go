@@ -268,6 +268,7 @@ func (c *Client) registerLocked(ctx context.Context) error {
 	c.st.InstanceGUID = reply.GUID
 	c.st.FirstRegisteredAt = reply.FirstRegisteredAt.Raw
 	c.st.FingerprintDigest = machineDigest(c.machine)
+	c.st.Components = componentDigests(c.machine)
 	if c.st.Sent.IsZero() {
 		c.st.SessionSeconds = reply.ControlOptions.SessionDuration
 		c.st.GraceSeconds = reply.ControlOptions.ValidationGracePeriod
@@ -286,21 +287,10 @@ func (c *Client) machineLocked(ctx context.Context) error {
 		}
 		return localFault("fingerprint", err)
 	}
-	m := wire.Machine{
-		IPAddress:    fp.IPAddress.Value,
-		CPUID:        fp.CPUID.Value,
-		MBSerial:     fp.MBSerial.Value,
-		MACAddresses: fp.MACAddresses.Values,
-		VolumeHash:   fp.VolumeHash.Value,
-		HostName:     fp.HostName.Value,
+	if fp.StrongCount() < 2 && c.st.InstallID == "" {
+		c.st.InstallID = newInstallID()
 	}
-	if fp.StrongCount() < 2 {
-		if c.st.InstallID == "" {
-			c.st.InstallID = newInstallID()
-		}
-		m.MBSerial = "install-" + c.st.InstallID
-	}
-	c.machine = m
+	c.machine = machineOf(fp, c.st.InstallID)
 	return nil
 }
 

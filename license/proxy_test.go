@@ -175,13 +175,18 @@ func TestProxyNeverRefuses(t *testing.T) {
 			states, reasons := log.snapshot()
 			assert.NotContains(t, states, Refused)
 			require.NotEmpty(t, reasons)
+			// Every reason is unreachable. On a loaded machine a renewal of the
+			// one-second session may also time out at its deadline, so the
+			// proxy's own detail must show in at least one reason, not all.
+			seen := pc.also == nil
 			for _, r := range reasons {
 				assert.ErrorIs(t, r, ErrUnreachable)
 				assert.NotErrorIs(t, r, ErrRefused)
-				if pc.also != nil {
-					assert.ErrorIs(t, r, pc.also)
+				if pc.also != nil && errors.Is(r, pc.also) {
+					seen = true
 				}
 			}
+			assert.True(t, seen, "no reason matches %v: %v", pc.also, reasons)
 			t.Logf("%s: %v", pc.name, reasons[0])
 		})
 	}

@@ -83,6 +83,9 @@ type persisted struct {
 	FirstRegisteredAt string `json:"first_registered_at,omitempty"`
 	// FingerprintDigest is fingerprint.Digest of the registered hardware.
 	FingerprintDigest string `json:"fingerprint_digest,omitempty"`
+	// Components holds a digest per registered wire component (see
+	// componentDigests), so that a diagnosis can say which one changed.
+	Components map[string]string `json:"components,omitempty"`
 	// InstallID is the random identity used when the machine has fewer than
 	// two strong components.
 	InstallID string `json:"install_id,omitempty"`

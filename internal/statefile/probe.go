@@ -1,0 +1,94 @@
+package statefile
+
+import (
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+)
+
+// SlotInfo is what [Probe] found for one slot of a state directory.
+type SlotInfo struct {
+	// Slot is the slot index: 0 for base, i for base-i.
+	Slot int
+	// Name is the slot's file name, without its directory.
+	Name string
+	// Held is true when another open file held the slot's lock at the
+	// moment of the probe: a running client owns the slot.
+	Held bool
+	// LockErr is set when the lock could not be tried for another reason
+	// (permissions, a platform without file locks).
+	LockErr error
+	// Data is the slot's raw contents, nil when nothing is saved or it
+	// could not be read.
+	Data []byte
+	// ReadErr is why Data could not be read; it matches [ErrNotExist] when
+	// the slot has never been written.
+	ReadErr error
+}
+
+// Probe looks at every slot of base in dir for a diagnosis, changing
+// nothing. It creates no directory and no file. For each slot whose lock
+// file exists it tries the lock once, without waiting, and releases it at
+// once; a lock held by a running client is reported (SlotInfo.Held), never
+// waited for or taken over. It reads each slot's state file whether or not
+// the lock is held: writes are atomic renames, so a concurrent writer never
+// shows a torn file.
+//
+// It returns an error matching fs.ErrNotExist when dir does not exist, and
+// one matching [ErrNotDir] when dir is not a directory.
+func Probe(dir, base string, slots int) ([]SlotInfo, error) {
+	if err := checkBase(base); err != nil {
+		return nil, &Error{Op: "probe", Err: err}
+	}
+	st, err := os.Stat(dir)
+	if err != nil {
+		return nil, wrap("probe", base, err)
+	}
+	if !st.IsDir() {
+		return nil, &Error{Op: "probe", Path: base, Err: ErrNotDir}
+	}
+	if slots <= 0 {
+		slots = 1
+	}
+	out := make([]SlotInfo, 0, slots)
+	for i := range slots {
+		name := slotName(base, i)
+		info := SlotInfo{Slot: i, Name: name}
+		info.Held, info.LockErr = probeLock(filepath.Join(dir, name+".lock"))
+		f := &File{dir: dir, name: name, slot: i}
+		info.Data, info.ReadErr = f.Read()
+		out = append(out, info)
+	}
+	return out, nil
+}
+
+// ErrNotDir is matched by the error of [Probe] when the state directory's
+// path names a file or something else that is not a directory.
+var ErrNotDir = errors.New("statefile: state directory is not a directory")
+
+// probeLock tries the lock at path once and releases it at once. A missing
+// lock file means the slot was never used: not held.
+func probeLock(path string) (held bool, err error) {
+	lf, err := os.OpenFile(path, os.O_RDWR, 0)
+	if errors.Is(err, fs.ErrPermission) {
+		lf, err = os.Open(path)
+	}
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, wrap("probe", filepath.Base(path), err)
+	}
+	defer lf.Close()
+	switch err := lockFile(lf); {
+	case errors.Is(err, errBusy):
+		return true, nil
+	case err != nil:
+		return false, wrap("probe", filepath.Base(path), err)
+	}
+	if err := unlockFile(lf); err != nil {
+		return false, wrap("probe", filepath.Base(path), err)
+	}
+	return false, nil
+}

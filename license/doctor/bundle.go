@@ -1,0 +1,189 @@
+package doctor
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/licensekit/licensekit-go/fingerprint"
+	"github.com/licensekit/licensekit-go/internal/verdict"
+	"github.com/licensekit/licensekit-go/license"
+	"github.com/licensekit/licensekit-go/transport"
+)
+
+// BundleFormat names the layout of a support bundle.
+const BundleFormat = "licensekit-doctor-bundle/1"
+
+// Bundle is the support bundle WriteBundle writes: one JSON document a
+// customer can send to the vendor's support.
+type Bundle struct {
+	// Format is BundleFormat.
+	Format string `json:"format"`
+	// Created is when the bundle was written.
+	Created time.Time `json:"created"`
+	// SDKVersion, GoVersion, OS and Arch describe the product's build.
+	SDKVersion string `json:"sdk_version"`
+	GoVersion  string `json:"go_version"`
+	OS         string `json:"os"`
+	Arch       string `json:"arch"`
+	// Salt keys every identifier digest in the report (hex). It is no
+	// secret: it lets a later run use the same salt (WithBaseline), so
+	// that support can compare two bundles from one machine.
+	Salt string `json:"salt"`
+	// Identifiers maps each fingerprint component to the salted digests
+	// of its values (one per MAC address).
+	Identifiers map[string][]string `json:"identifiers,omitempty"`
+	// Summary counts the verdicts.
+	Summary map[Verdict]int `json:"summary"`
+	// Failed is true when any check failed.
+	Failed bool `json:"failed"`
+	// Report is the full report.
+	Report *Report `json:"report"`
+}
+
+// WriteBundle writes the support bundle: the report, the SDK and Go
+// versions, OS and architecture, as one indented JSON document. It holds no
+// secret: the API key, licence key, shared secret and tokens never enter a
+// report, and hardware identifiers appear only as digests, HMAC-SHA256
+// keyed with the report's salt. A fresh salt per report means two bundles
+// cannot be linked, nor an identifier looked up in a table, by anyone who
+// merely holds them; support compares two bundles from one machine by
+// having the second made with WithBaseline(first), which reuses the
+// first's salt. See docs/doctor.md.
+func (r *Report) WriteBundle(w io.Writer) error {
+	b := Bundle{
+		Format:      BundleFormat,
+		Created:     time.Now().UTC(),
+		SDKVersion:  transport.Version,
+		GoVersion:   runtime.Version(),
+		OS:          runtime.GOOS,
+		Arch:        runtime.GOARCH,
+		Salt:        hex.EncodeToString(r.salt),
+		Identifiers: r.identifiers,
+		Summary:     map[Verdict]int{},
+		Failed:      r.Failed(),
+		Report:      r,
+	}
+	for _, c := range r.Checks {
+		b.Summary[c.Verdict]++
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(&b); err != nil {
+		return fmt.Errorf("doctor: write bundle: %w", err)
+	}
+	return nil
+}
+
+// ReadBundle reads a bundle WriteBundle wrote, for WithBaseline.
+func ReadBundle(rd io.Reader) (*Bundle, error) {
+	var b Bundle
+	dec := json.NewDecoder(io.LimitReader(rd, 8<<20))
+	if err := dec.Decode(&b); err != nil {
+		return nil, fmt.Errorf("doctor: read bundle: %w", err)
+	}
+	if b.Format != BundleFormat {
+		return nil, fmt.Errorf("doctor: read bundle: unknown format %q", b.Format)
+	}
+	salt, err := hex.DecodeString(b.Salt)
+	if err != nil || len(salt) < 8 {
+		return nil, errors.New("doctor: read bundle: bad salt")
+	}
+	if b.Report != nil {
+		b.Report.salt = salt
+	}
+	return &b, nil
+}
+
+func (b *Bundle) salt() []byte {
+	s, _ := hex.DecodeString(b.Salt)
+	return s
+}
+
+// digest is an identifier's salted digest: the first 12 bytes of
+// HMAC-SHA256(salt, label 0x00 component 0x00 value), hex.
+func (r *Report) digest(component, value string) string {
+	m := hmac.New(sha256.New, r.salt)
+	m.Write([]byte("licensekit doctor id v1\x00" + component + "\x00" + value))
+	return hex.EncodeToString(m.Sum(nil)[:12])
+}
+
+// idDigests records a component's digests in the report and returns them
+// for display.
+func (r *Report) idDigests(c fingerprint.Component) string {
+	vals := c.Values
+	if len(vals) == 0 {
+		vals = []string{c.Value}
+	}
+	out := make([]string, len(vals))
+	for i, v := range vals {
+		out[i] = r.digest(c.Name, v)
+	}
+	if r.identifiers == nil {
+		r.identifiers = map[string][]string{}
+	}
+	r.identifiers[c.Name] = out
+	return strings.Join(out, ",")
+}
+
+// changedSince names the components whose digests differ from the
+// baseline's. It is meaningful because the report uses the baseline's salt.
+func (d *doctor) changedSince(b *Bundle) []string {
+	var out []string
+	now := d.rep.identifiers
+	for _, name := range componentNames(now, b.Identifiers) {
+		if name == fingerprint.NameIPAddress {
+			continue
+		}
+		if strings.Join(now[name], ",") != strings.Join(b.Identifiers[name], ",") {
+			out = append(out, name)
+		}
+	}
+	return out
+}
+
+func componentNames(a, b map[string][]string) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, m := range []map[string][]string{a, b} {
+		for k := range m {
+			if !seen[k] {
+				seen[k] = true
+				out = append(out, k)
+			}
+		}
+	}
+	return uniq(out)
+}
+
+// redactorFor is the SDK's one redactor, loaded with cfg's secrets.
+func redactorFor(cfg license.Config) *verdict.Redactor {
+	r := verdict.NewRedactor(cfg.APIKey, cfg.LicenseKey)
+	r.AddSecret(cfg.SharedSecret)
+	return r
+}
+
+// scrub removes every secret from s. It is the last step of every string
+// that enters a report, whatever its source.
+func (d *doctor) scrub(s string) string { return d.redact.Redact(s) }
+
+// scrubReport passes every string of the report through scrub.
+func (d *doctor) scrubReport() {
+	for i := range d.rep.Checks {
+		c := &d.rep.Checks[i]
+		c.Finding = d.scrub(c.Finding)
+		c.Fix = d.scrub(c.Fix)
+		for j := range c.Evidence {
+			c.Evidence[j].Name = d.scrub(c.Evidence[j].Name)
+			c.Evidence[j].Value = d.scrub(c.Evidence[j].Value)
+		}
+	}
+	d.rep.Server = d.scrub(d.rep.Server)
+}

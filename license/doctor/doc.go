@@ -1,0 +1,62 @@
+// Package doctor diagnoses a licence client on a customer's machine in one
+// call and writes a redacted support bundle, so that a vendor's support
+// team can tell a network path problem from a clock, state, hardware or
+// licence problem without a remote session.
+//
+// # Overview
+//
+// [Run] builds the client the product would build from the same
+// [license.Config] (pass the product's options with [WithClientOptions],
+// [WithHTTPClient] and [WithRootCAs]) and runs every check in a fixed
+// order, each with a [Verdict] (ok, warn, fail, skipped), a one-line
+// finding in plain words, redacted evidence and a suggested fix:
+//
+//   - config: every problem license.New finds, at once;
+//   - dns: the server host resolves ([WithResolver] replaces the lookup);
+//   - proxy: which proxy the product's transport selects for the server URL
+//     (its HTTP client's, else HTTPS_PROXY, HTTP_PROXY and NO_PROXY) and
+//     whether it passes requests on; a 407, an HTML page or a redirect is
+//     "a proxy or gateway answered instead of the licence server";
+//   - tcp: a connection to the server, or through the proxy;
+//   - tls: handshake, chain against the configured roots, expiry, host
+//     name, and interception when [WithExpectedIssuer] or [WithPinnedKeys]
+//     is given (or the issuer is a known TLS-inspection product);
+//   - http: one harmless request (extend_session for a token that names no
+//     session, see license.Client.Probe) and its round-trip time, judged by
+//     the SDK's own reply classification;
+//   - clock: the server's time from that reply: warn past a minute, fail
+//     past license.RollbackSlack;
+//   - state: the state directory exists and is writable, a non-blocking
+//     lock probe per slot (a slot held by a running product is reported,
+//     never waited for or taken over), whether the saved state opens, last
+//     contact, session and grace deadlines, and the saved high-water mark
+//     against the wall clock;
+//   - fingerprint: every component with its source, strength and missing
+//     reason, what changed since the machine registered, and container or
+//     VM advice;
+//   - roundtrip: only with [Full], a real register, begin and end.
+//
+// Without [Full] no check has a side effect on the server or takes a seat,
+// and none changes the saved state.
+//
+// # Support bundle
+//
+// [Report.WriteBundle] writes one JSON document: the report, the SDK and Go
+// versions, OS and architecture. The API key, licence key, shared secret
+// and tokens never enter a report; every string of it passes the SDK's
+// redactor, which removes them anyway. Hardware identifiers appear only as
+// HMAC-SHA256 digests keyed with a salt that is fresh for each report and
+// written into the bundle. Bundles made independently therefore cannot be
+// linked to each other or to a machine. To compare two bundles from one
+// machine, make the second with [WithBaseline] (the example's -compare
+// flag): it reuses the first bundle's salt, so equal identifiers get equal
+// digests, and the fingerprint check names every component that differs.
+//
+// # Testing
+//
+// Every check is tested against a real fault: a proxy that answers 407, an
+// untrusted and an expired certificate, a server clock an hour off, a
+// corrupt state file, a state directory that is a file, a fingerprint
+// fixture with weak components and a name that does not resolve (through
+// the resolver hook, never the real network). See docs/doctor.md.
+package doctor

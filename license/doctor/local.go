@@ -1,0 +1,411 @@
+package doctor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/licensekit/licensekit-go/fingerprint"
+	"github.com/licensekit/licensekit-go/internal/statefile"
+	"github.com/licensekit/licensekit-go/license"
+)
+
+// collectFingerprint reads this machine's fingerprint through the client's
+// source, or the default collector when the configuration is rejected.
+func (d *doctor) collectFingerprint(ctx context.Context) {
+	if d.client != nil {
+		d.fp, d.fpErr = d.client.Fingerprint(ctx)
+		return
+	}
+	d.fp, d.fpErr = fingerprint.Collect(ctx)
+}
+
+// checkState examines the state directory and every slot in it.
+func (d *doctor) checkState(ctx context.Context) {
+	c := Check{ID: CheckState}
+	dir := d.cfg.StateDir
+	if dir != "" {
+		c.Evidence = append(c.Evidence, Fact{"dir", dir})
+		st, err := os.Stat(dir)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			c.Verdict = Warn
+			c.Finding = "the state directory does not exist yet; the first start creates it"
+			c.Fix = "nothing, unless this machine has run the product before: then its state was lost, and with it the offline grace"
+			d.set(c)
+			return
+		case err != nil:
+			c.Verdict, c.Finding = Fail, "the state directory cannot be examined: "+errText(err)
+			c.Fix = "give the product's user access to " + dir
+			d.set(c)
+			return
+		case !st.IsDir():
+			c.Verdict = Fail
+			c.Finding = "the state directory path is a file, not a directory: the product runs on memory-only state (no offline restart)"
+			c.Fix = "move the file away or point StateDir at a directory"
+			d.set(c)
+			return
+		}
+		if err := probeWritable(dir); err != nil {
+			c.Verdict = Fail
+			c.Finding = "the state directory is not writable: the product runs on memory-only state (no offline restart)"
+			c.Evidence = append(c.Evidence, Fact{"error", errText(err)})
+			c.Fix = "give the product's user write access to " + dir
+			d.set(c)
+			return
+		}
+		c.Evidence = append(c.Evidence, Fact{"writable", "yes"})
+	}
+	switch {
+	case d.client == nil:
+		c.Verdict, c.Finding = Skipped, "the configuration is rejected: the saved state cannot be opened without it"
+		d.set(c)
+		return
+	case d.fp == nil:
+		c.Verdict, c.Finding = Skipped, "no fingerprint: the saved state's key cannot be derived"
+		d.set(c)
+		return
+	}
+	insp, err := d.client.InspectState(ctx, d.fp)
+	if err != nil {
+		c.Verdict = Fail
+		c.Finding = "the state directory cannot be examined: " + errText(err)
+		if errors.Is(err, statefile.ErrNotDir) {
+			c.Finding = "the state directory path is not a directory"
+		}
+		d.set(c)
+		return
+	}
+	d.state = insp
+	if insp.Dir == "" && !insp.Store {
+		c.Verdict = Warn
+		c.Finding = "no state directory: state lives in memory only, so a restart without the server gets no offline grace"
+		c.Fix = "set Config.StateDir to a directory the product can write, such as os.UserConfigDir()/<vendor>/<product>"
+		d.set(c)
+		return
+	}
+	if insp.Store {
+		c.Evidence = append(c.Evidence, Fact{"store", "custom StateStore"})
+	}
+	d.judgeSlots(&c, insp.Slots)
+	d.set(c)
+}
+
+// judgeSlots fills c from the slots found.
+func (d *doctor) judgeSlots(c *Check, slots []license.SavedState) {
+	now := d.o.clock()
+	held, saved := 0, 0
+	var corrupt []string
+	var best *license.SavedState
+	for i := range slots {
+		s := &slots[i]
+		// Slots by index: a slot's file name is derived from the product
+		// and licence key, so it stays out of the report.
+		name := fmt.Sprintf("slot %d", s.Slot)
+		if d.state != nil && d.state.Store {
+			name = "the state store"
+		}
+		desc := "free"
+		switch {
+		case s.Held && s.Saved:
+			desc = "held by a running product"
+		case s.Held:
+			desc = "held by a running product, nothing saved yet"
+		case s.Saved:
+			desc = "saved state, not in use"
+		}
+		if s.Held {
+			held++
+		}
+		if s.Saved {
+			saved++
+			if s.Err != nil {
+				desc += "; does not open: " + errText(s.Err)
+				corrupt = append(corrupt, name)
+			} else if best == nil || s.LastContact.After(best.LastContact) {
+				best = s
+			}
+		}
+		c.Evidence = append(c.Evidence, Fact{name, desc})
+	}
+	c.Evidence = append(c.Evidence, Fact{"slots_in_use", fmt.Sprintf("%d of %d", held, len(slots))})
+	if best != nil {
+		c.Evidence = append(c.Evidence, stateFacts(best, now)...)
+	}
+	switch {
+	case len(corrupt) > 0:
+		c.Verdict = Fail
+		c.Finding = fmt.Sprintf("the saved state in %s does not open: damaged, edited, or sealed for other hardware or another licence", strings.Join(corrupt, ", "))
+		c.Fix = "the next start moves it aside and registers again; offline grace is lost until the server is reached. If the hardware changed, see the fingerprint check"
+		return
+	case len(slots) > 0 && held == len(slots):
+		c.Verdict = Fail
+		c.Finding = fmt.Sprintf("all %d state slots are held by running products: another start fails with ErrStateLocked", len(slots))
+		c.Fix = "stop a running copy of the product, or allow more copies with license.WithStateSlots"
+		return
+	case best != nil && !best.HighWater.IsZero() && now.Before(best.HighWater.Add(-license.RollbackSlack)):
+		c.Verdict = Fail
+		c.Finding = fmt.Sprintf("the clock is %s behind the latest time this machine had seen: it was set back, and offline grace is refused until the server is reached",
+			best.HighWater.Sub(now).Round(time.Second))
+		c.Fix = "set the clock right (turn on automatic time), then let the product reach the server"
+		return
+	case best != nil && best.SessionLive && !best.GraceDeadline.IsZero() && now.After(best.GraceDeadline) && held == 0:
+		c.Verdict = Warn
+		c.Finding = "the saved session and its offline grace have run out: the product needs the server at its next start"
+		c.Fix = "make sure the product can reach the server (see the network checks)"
+		return
+	case saved == 0:
+		c.Verdict, c.Finding = OK, "the state directory is usable; no state saved yet (the product has not run here)"
+		return
+	}
+	c.Verdict = OK
+	c.Finding = fmt.Sprintf("the state directory is usable and the saved state opens (%d of %d slots in use)", held, len(slots))
+}
+
+// stateFacts describes the most recent saved state.
+func stateFacts(s *license.SavedState, now time.Time) []Fact {
+	f := []Fact{{"instance", orNone(s.InstanceGUID)}}
+	at := func(name string, t time.Time) {
+		if t.IsZero() {
+			f = append(f, Fact{name, "none"})
+			return
+		}
+		f = append(f, Fact{name, t.UTC().Format(time.RFC3339) + " (" + relative(t, now) + ")"})
+	}
+	at("last_contact", s.LastContact)
+	if s.SessionLive {
+		f = append(f, Fact{"session", "begun and not ended"})
+	} else {
+		f = append(f, Fact{"session", "none open"})
+	}
+	at("session_expiry", s.SessionExpiry)
+	at("grace_deadline", s.GraceDeadline)
+	at("high_water", s.HighWater)
+	if s.InstallID {
+		f = append(f, Fact{"install_id", "in use (weak hardware identity)"})
+	}
+	return f
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return s
+}
+
+// relative renders t against now as "3m0s ago" or "in 2h0m0s".
+func relative(t, now time.Time) string {
+	d := t.Sub(now).Round(time.Second)
+	if d == 0 {
+		return "now"
+	}
+	if d < 0 {
+		return (-d).String() + " ago"
+	}
+	return "in " + d.String()
+}
+
+// probeWritable creates and removes a file in dir.
+func probeWritable(dir string) error {
+	f, err := os.CreateTemp(dir, ".licensekit-doctor-*")
+	if err != nil {
+		return err
+	}
+	name := f.Name()
+	f.Close()
+	return os.Remove(name)
+}
+
+// checkFingerprint reports every component and how well this machine can
+// be told apart.
+func (d *doctor) checkFingerprint() {
+	c := Check{ID: CheckFingerprint}
+	if d.fp == nil {
+		c.Verdict = Fail
+		c.Finding = "the fingerprint cannot be collected"
+		if d.fpErr != nil {
+			c.Finding += ": " + errText(d.fpErr)
+		}
+		c.Fix = "run the product with access to the machine's hardware facts (see docs/fingerprint)"
+		d.set(c)
+		return
+	}
+	fp := d.fp
+	for _, comp := range fp.Components() {
+		c.Evidence = append(c.Evidence, Fact{comp.Name, d.componentText(comp)})
+	}
+	env := fp.Environment
+	if env.Container {
+		c.Evidence = append(c.Evidence, Fact{"container", strings.Join(env.ContainerHints, ", ")})
+	}
+	if env.Hypervisor {
+		vendor := env.HypervisorVendor
+		if vendor == "" {
+			vendor = "vendor unknown"
+		}
+		c.Evidence = append(c.Evidence, Fact{"hypervisor", vendor})
+	}
+	strong := fp.StrongCount()
+	c.Evidence = append(c.Evidence, Fact{"strong_identifiers", fmt.Sprint(strong)})
+	var changed []string
+	regChanged := false
+	if d.state != nil {
+		for _, s := range d.state.Slots {
+			if s.Err == nil && s.HardwareChanged {
+				regChanged = true
+				changed = append(changed, s.Changed...)
+			}
+		}
+	}
+	changed = uniq(changed)
+	if regChanged {
+		what := "unknown components"
+		if len(changed) > 0 {
+			what = strings.Join(changed, ", ")
+		}
+		c.Evidence = append(c.Evidence, Fact{"changed_since_registration", what})
+	}
+	var sinceBaseline []string
+	if b := d.o.baseline; b != nil {
+		sinceBaseline = d.changedSince(b)
+		c.Evidence = append(c.Evidence, Fact{"changed_since_baseline", strings.Join(append([]string{}, orList(sinceBaseline)...), ", ") + " (baseline bundle of " + b.Created.UTC().Format(time.RFC3339) + ")"})
+	}
+	advice := ""
+	switch {
+	case env.Container:
+		advice = "This runs in a container: keep the state directory on a persistent volume, or every new container is a new machine and takes a new seat"
+	case env.Hypervisor:
+		advice = "This is a virtual machine: cloned VMs share identifiers, so give each clone its own machine id (and state directory)"
+	}
+	switch {
+	case regChanged:
+		c.Verdict = Warn
+		c.Finding = "the hardware identity changed since this machine registered (" + orText(changed) + "): the next start registers it again, which may take a new seat"
+		c.Fix = "expected after a hardware change; otherwise see the changed components. " + advice
+	case strong < 2:
+		c.Verdict = Warn
+		c.Finding = fmt.Sprintf("fewer than two strong identifiers (%d): the SDK identifies this machine by an install id kept in the state directory", strong)
+		c.Fix = "keep the state directory: losing it makes this a new machine. " + advice
+	default:
+		c.Verdict = OK
+		c.Finding = fmt.Sprintf("%d strong identifiers; this machine is told apart reliably", strong)
+		c.Fix = advice
+	}
+	c.Fix = strings.TrimSpace(c.Fix)
+	d.set(c)
+}
+
+func orText(s []string) string {
+	if len(s) == 0 {
+		return "which components is not recorded"
+	}
+	return strings.Join(s, ", ")
+}
+
+func orList(s []string) []string {
+	if len(s) == 0 {
+		return []string{"nothing"}
+	}
+	return s
+}
+
+func uniq(s []string) []string {
+	sort.Strings(s)
+	out := s[:0]
+	for i, v := range s {
+		if i == 0 || v != s[i-1] {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// componentText describes a component without its value: strength, source
+// and either the value's salted digest or why it is missing.
+func (d *doctor) componentText(c fingerprint.Component) string {
+	parts := []string{c.Strength.String()}
+	if c.Weak {
+		parts[0] += " (weak fallback)"
+	}
+	if c.Source != "" {
+		parts = append(parts, "from "+c.Source)
+	}
+	switch {
+	case c.Missing != nil:
+		parts = append(parts, "missing: "+c.Missing.Reason.String())
+	case c.Present():
+		parts = append(parts, "id "+d.rep.idDigests(c))
+	default:
+		parts = append(parts, "empty")
+	}
+	return strings.Join(parts, "; ")
+}
+
+// checkRoundTrip registers, begins and ends a session when Full is set.
+func (d *doctor) checkRoundTrip(ctx context.Context) {
+	switch {
+	case !d.o.full:
+		d.set(skipped(CheckRoundTrip, "not asked for: Full registers, begins and ends a real session (a seat for a moment)"))
+		return
+	case d.client == nil:
+		d.set(skipped(CheckRoundTrip, "the configuration is rejected; fix it first"))
+		return
+	}
+	if h, ok := d.checks[CheckHTTP]; ok && h.Verdict == Fail {
+		d.set(skipped(CheckRoundTrip, "the server cannot be reached as it should: see the http check"))
+		return
+	}
+	c := Check{ID: CheckRoundTrip}
+	rctx, cancel := context.WithTimeout(ctx, 3*d.o.timeout)
+	defer cancel()
+	start := time.Now()
+	reg, err := d.client.Register(rctx)
+	if err != nil {
+		d.set(roundTripFailure("register_instance", err))
+		return
+	}
+	c.Evidence = append(c.Evidence, Fact{"instance", reg.InstanceGUID},
+		Fact{"session_duration", reg.SessionDuration.String()}, Fact{"grace_period", reg.GracePeriod.String()})
+	if err := d.client.BeginSession(rctx); err != nil {
+		d.set(roundTripFailure("begin_session", err))
+		return
+	}
+	st := d.client.Status()
+	c.Evidence = append(c.Evidence, Fact{"features", orNone(st.Features)})
+	if err := d.client.EndSession(rctx); err != nil {
+		c.Verdict = Fail
+		c.Finding = "the session began but end_session failed: " + errText(err)
+		c.Fix = "the seat frees itself when the session lapses (" + st.SessionDuration.String() + "); check the http check"
+		d.set(c)
+		return
+	}
+	c.Evidence = append(c.Evidence, Fact{"took", roundDur(time.Since(start))})
+	c.Verdict = OK
+	c.Finding = "registered, began and ended a session: the server opens this client's envelope and grants a seat"
+	d.set(c)
+}
+
+func roundTripFailure(step string, err error) Check {
+	c := Check{ID: CheckRoundTrip, Verdict: Fail}
+	switch {
+	case errors.Is(err, license.ErrRevoked):
+		c.Finding, c.Fix = step+": the licence is revoked", "contact the vendor about the licence"
+	case errors.Is(err, license.ErrExpired):
+		c.Finding, c.Fix = step+": the licence has expired", "renew the licence with the vendor"
+	case errors.Is(err, license.ErrSeatLimit):
+		c.Finding, c.Fix = step+": every seat of the licence is in use", "close the product on another machine, or wait for its session to lapse"
+	case errors.Is(err, license.ErrStateLocked):
+		c.Finding, c.Fix = step+": every state slot is held by a running product", "run the full check while the product is stopped"
+	case errors.Is(err, license.ErrRefused):
+		c.Finding, c.Fix = step+": the server refused: "+errText(err), "check the product GUID and licence key with the vendor"
+	default:
+		c.Finding, c.Fix = step+": "+errText(err), "see the network checks"
+	}
+	return c
+}

@@ -1,0 +1,393 @@
+package doctor
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+)
+
+// proxyFailure is a proxy that would not tunnel to the server.
+type proxyFailure struct {
+	status int
+	err    error
+}
+
+func (e *proxyFailure) Error() string {
+	if e.err != nil {
+		return e.err.Error()
+	}
+	return "proxy answered CONNECT with " + statusText(e.status)
+}
+
+// dialAddrs connects to the first of addrs that answers.
+func (d *doctor) dialAddrs(ctx context.Context, addrs []string, port string) (net.Conn, error) {
+	var dialer net.Dialer
+	var errs []error
+	for _, a := range addrs {
+		conn, err := dialer.DialContext(ctx, "tcp", net.JoinHostPort(a, port))
+		if err == nil {
+			return conn, nil
+		}
+		errs = append(errs, err)
+	}
+	if len(errs) == 0 {
+		return nil, errors.New("no address to connect to")
+	}
+	return nil, errs[0]
+}
+
+// dialProxy connects to the proxy, resolving its name with the resolver.
+func (d *doctor) dialProxy(ctx context.Context) (net.Conn, error) {
+	host, port := d.proxy.Hostname(), d.proxy.Port()
+	if port == "" {
+		port = map[string]string{"https": "443", "socks5": "1080"}[d.proxy.Scheme]
+		if port == "" {
+			port = "80"
+		}
+	}
+	addrs := []string{host}
+	if net.ParseIP(host) == nil {
+		var err error
+		if addrs, err = d.o.resolver(ctx, host); err != nil {
+			return nil, fmt.Errorf("the proxy name %s does not resolve: %w", host, err)
+		}
+	}
+	conn, err := d.dialAddrs(ctx, addrs, port)
+	if err != nil {
+		return nil, err
+	}
+	if d.proxy.Scheme == "https" {
+		tc := tls.Client(conn, &tls.Config{ServerName: host, RootCAs: d.roots(), MinVersion: tls.VersionTLS12})
+		if err := tc.HandshakeContext(ctx); err != nil {
+			conn.Close()
+			return nil, fmt.Errorf("TLS to the proxy: %w", err)
+		}
+		return tc, nil
+	}
+	return conn, nil
+}
+
+// tunnel asks the proxy on conn for a tunnel to the server (CONNECT).
+func (d *doctor) tunnel(ctx context.Context, conn net.Conn) error {
+	if dl, ok := ctx.Deadline(); ok {
+		_ = conn.SetDeadline(dl)
+		defer conn.SetDeadline(time.Time{})
+	}
+	hostport := net.JoinHostPort(d.host, d.port)
+	req := "CONNECT " + hostport + " HTTP/1.1\r\nHost: " + hostport + "\r\n"
+	if u := d.proxy.User; u != nil {
+		pw, _ := u.Password()
+		req += "Proxy-Authorization: Basic " + base64.StdEncoding.EncodeToString([]byte(u.Username()+":"+pw)) + "\r\n"
+	}
+	if _, err := conn.Write([]byte(req + "\r\n")); err != nil {
+		return &proxyFailure{err: err}
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(conn), &http.Request{Method: http.MethodConnect})
+	if err != nil {
+		return &proxyFailure{err: fmt.Errorf("no valid answer to CONNECT: %w", err)}
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return &proxyFailure{status: resp.StatusCode}
+	}
+	return nil
+}
+
+// connect opens the first hop to the server: a TCP connection, or a
+// tunnel through the proxy for https. The string says how.
+func (d *doctor) connect(ctx context.Context) (net.Conn, string, error) {
+	if d.proxy == nil {
+		conn, err := d.dialAddrs(ctx, d.addrs, d.port)
+		if err != nil {
+			return nil, "", err
+		}
+		return conn, "direct to " + conn.RemoteAddr().String(), nil
+	}
+	conn, err := d.dialProxy(ctx)
+	if err != nil {
+		return nil, "", &proxyFailure{err: err}
+	}
+	if d.target.Scheme == "https" {
+		if err := d.tunnel(ctx, conn); err != nil {
+			conn.Close()
+			return nil, "", err
+		}
+		return conn, "tunnel through proxy " + d.proxy.Host, nil
+	}
+	return conn, "to proxy " + d.proxy.Host, nil
+}
+
+// setProxyFailure records a proxy that failed the TCP or TLS step, for the
+// proxy check.
+func (d *doctor) setProxyFailure(pf *proxyFailure) {
+	c := Check{ID: CheckProxy, Verdict: Fail}
+	if pf.status != 0 {
+		c.Finding = gatewayFinding + ": the proxy answered CONNECT with " + statusText(pf.status)
+		c.Evidence = []Fact{{"status", statusText(pf.status)}}
+		c.Fix = gatewayFix(pf.status)
+	} else {
+		c.Finding = "the proxy " + d.proxy.Host + " does not answer: " + errText(pf.err)
+		c.Fix = "check the proxy settings (" + d.proxySource + ") and that the proxy is up"
+	}
+	d.proxyCheck = &c
+}
+
+// checkTCP opens a TCP connection to the server, or to its proxy.
+func (d *doctor) checkTCP(ctx context.Context) {
+	switch {
+	case d.target == nil:
+		d.set(skipped(CheckTCP, "the server URL does not parse"))
+		return
+	case !d.dnsOK && d.proxy == nil:
+		d.set(skipped(CheckTCP, "the server name does not resolve"))
+		return
+	}
+	cctx, cancel := context.WithTimeout(ctx, d.o.timeout)
+	defer cancel()
+	start := time.Now()
+	conn, how, err := d.connect(cctx)
+	took := time.Since(start)
+	c := Check{ID: CheckTCP, Evidence: []Fact{{"target", net.JoinHostPort(d.host, d.port)}, {"connect_time", roundDur(took)}}}
+	var pf *proxyFailure
+	switch {
+	case errors.As(err, &pf):
+		d.setProxyFailure(pf)
+		c.Verdict, c.Finding = Fail, "cannot reach the server through the proxy: see the proxy check"
+		c.Fix = "see the proxy check"
+	case err != nil:
+		c.Verdict = Fail
+		c.Finding = fmt.Sprintf("cannot connect to %s: %s", net.JoinHostPort(d.host, d.port), errText(err))
+		c.Evidence = append(c.Evidence, Fact{"error", errText(err)})
+		c.Fix = "check that the server is up and that no firewall blocks this machine from its port " + d.port
+	default:
+		conn.Close()
+		c.Verdict, c.Finding = OK, "connected "+how+" in "+roundDur(took)
+	}
+	d.set(c)
+}
+
+// roots is the pool the client verifies the server with; nil means the
+// system roots.
+func (d *doctor) roots() *x509.CertPool {
+	if d.o.roots != nil {
+		return d.o.roots
+	}
+	if hc := d.o.httpClient; hc != nil {
+		if t, ok := hc.Transport.(*http.Transport); ok && t.TLSClientConfig != nil {
+			return t.TLSClientConfig.RootCAs
+		}
+	}
+	return nil
+}
+
+// checkTLS shakes hands with the server and examines its chain.
+func (d *doctor) checkTLS(ctx context.Context) {
+	switch {
+	case d.target == nil:
+		d.set(skipped(CheckTLS, "the server URL does not parse"))
+		return
+	case d.target.Scheme != "https":
+		d.set(skipped(CheckTLS, "the server URL is http: no TLS"))
+		return
+	}
+	if tc, ok := d.checks[CheckTCP]; ok && tc.Verdict != OK {
+		d.set(skipped(CheckTLS, "no TCP connection: see the tcp check"))
+		return
+	}
+	cctx, cancel := context.WithTimeout(ctx, d.o.timeout)
+	defer cancel()
+	conn, _, err := d.connect(cctx)
+	if err != nil {
+		d.set(Check{ID: CheckTLS, Verdict: Fail, Finding: "cannot connect for the handshake: " + errText(err)})
+		return
+	}
+	defer conn.Close()
+	// Verification is done below, step by step, so that the report can
+	// say which part failed; this connection carries no request.
+	tc := tls.Client(conn, &tls.Config{ServerName: d.host, InsecureSkipVerify: true, MinVersion: tls.VersionTLS12}) //nolint:gosec
+	if err := tc.HandshakeContext(cctx); err != nil {
+		d.set(Check{ID: CheckTLS, Verdict: Fail, Finding: "the TLS handshake failed: " + errText(err),
+			Fix: "a server that speaks TLS 1.2 or later must answer on this port; a gateway that does not suggests interception"})
+		return
+	}
+	st := tc.ConnectionState()
+	d.set(d.judgeChain(st.PeerCertificates, tls.VersionName(st.Version)))
+}
+
+// judgeChain examines the server's chain against the configured roots,
+// the clock, the host name and any expected issuer or pin.
+func (d *doctor) judgeChain(certs []*x509.Certificate, version string) Check {
+	c := Check{ID: CheckTLS}
+	if len(certs) == 0 {
+		c.Verdict, c.Finding = Fail, "the server sent no certificate"
+		return c
+	}
+	now := d.o.clock()
+	leaf := certs[0]
+	issuer := issuerName(leaf)
+	c.Evidence = []Fact{
+		{"tls_version", version},
+		{"subject", leaf.Subject.CommonName},
+		{"names", strings.Join(limit(leaf.DNSNames, 4), ", ")},
+		{"issuer", issuer},
+		{"valid_from", leaf.NotBefore.UTC().Format(time.RFC3339)},
+		{"valid_until", leaf.NotAfter.UTC().Format(time.RFC3339)},
+		{"chain_length", fmt.Sprint(len(certs))},
+	}
+	roots := "system roots"
+	if d.roots() != nil {
+		roots = "configured roots (WithRootCAs)"
+	}
+	c.Evidence = append(c.Evidence, Fact{"verified_against", roots})
+	for i, cert := range certs {
+		what := "the server's certificate"
+		if i > 0 {
+			what = "an intermediate certificate (" + cert.Subject.CommonName + ")"
+		}
+		switch {
+		case now.After(cert.NotAfter):
+			c.Verdict = Fail
+			c.Finding = fmt.Sprintf("%s expired on %s", what, cert.NotAfter.UTC().Format("2006-01-02 15:04 MST"))
+			c.Fix = "the vendor must renew the server's certificate; if this machine's clock is wrong, correct it"
+			return c
+		case now.Before(cert.NotBefore):
+			c.Verdict = Fail
+			c.Finding = fmt.Sprintf("%s is not valid until %s: this machine's clock may be wrong", what, cert.NotBefore.UTC().Format("2006-01-02 15:04 MST"))
+			c.Fix = "turn on automatic time (NTP) on this machine"
+			return c
+		}
+	}
+	if err := leaf.VerifyHostname(d.host); err != nil {
+		c.Verdict = Fail
+		c.Finding = fmt.Sprintf("the certificate is for %s, not for %s", certNames(leaf), d.host)
+		c.Fix = "use the host name the certificate names in the server URL; a certificate for another name suggests interception or a wrong address"
+		return c
+	}
+	inter := x509.NewCertPool()
+	for _, ic := range certs[1:] {
+		inter.AddCert(ic)
+	}
+	_, verr := leaf.Verify(x509.VerifyOptions{Roots: d.roots(), Intermediates: inter, CurrentTime: now})
+	intercepted, why := d.intercepted(certs)
+	switch {
+	case verr != nil && intercepted:
+		c.Verdict = Fail
+		c.Finding = "the chain is not trusted and looks intercepted: " + why
+		c.Fix = interceptFix
+		return c
+	case verr != nil:
+		c.Verdict = Fail
+		c.Finding = "the certificate chain is not trusted by the " + roots + ": issued by " + issuer
+		c.Evidence = append(c.Evidence, Fact{"error", errText(verr)})
+		c.Fix = "if the vendor uses a private CA, pass it with WithRootCAs; otherwise something on the path presents its own certificate"
+		return c
+	case intercepted:
+		c.Verdict = Fail
+		c.Finding = "the chain looks intercepted: " + why
+		c.Fix = interceptFix
+		return c
+	}
+	if left := leaf.NotAfter.Sub(now); left < 14*24*time.Hour {
+		c.Verdict = Warn
+		c.Finding = fmt.Sprintf("the certificate is valid but expires in %s", left.Round(time.Hour))
+		c.Fix = "tell the vendor: the server's certificate needs renewing"
+		return c
+	}
+	c.Verdict = OK
+	c.Finding = fmt.Sprintf("verified: issued by %s for %s, valid until %s", issuer, d.host, leaf.NotAfter.UTC().Format("2006-01-02"))
+	return c
+}
+
+const interceptFix = "a TLS-inspecting firewall or antivirus re-signs the server's certificate: ask IT to exempt the licence server's host from TLS inspection"
+
+// intercepted reports whether the chain misses every expected issuer or
+// pin, or names a known TLS-inspection product.
+func (d *doctor) intercepted(certs []*x509.Certificate) (bool, string) {
+	issuer := issuerName(certs[0])
+	if len(d.o.pins) > 0 {
+		want := map[string]bool{}
+		for _, p := range d.o.pins {
+			want[strings.TrimPrefix(p, "sha256/")] = true
+		}
+		found := false
+		for _, cert := range certs {
+			sum := sha256.Sum256(cert.RawSubjectPublicKeyInfo)
+			if want[base64.StdEncoding.EncodeToString(sum[:])] {
+				found = true
+			}
+		}
+		if !found {
+			return true, "no certificate in the chain has a pinned key (issued by " + issuer + ")"
+		}
+	}
+	if len(d.o.issuers) > 0 {
+		found := false
+		for _, cert := range certs {
+			names := strings.ToLower(cert.Issuer.CommonName + " " + strings.Join(cert.Issuer.Organization, " "))
+			for _, want := range d.o.issuers {
+				if strings.Contains(names, strings.ToLower(want)) {
+					found = true
+				}
+			}
+		}
+		if !found {
+			return true, fmt.Sprintf("issued by %s, not by the expected %s", issuer, strings.Join(d.o.issuers, " or "))
+		}
+	}
+	lower := strings.ToLower(issuer)
+	for _, m := range inspectors {
+		if strings.Contains(lower, m) {
+			return true, "issued by " + issuer + ", a TLS-inspection product"
+		}
+	}
+	return false, ""
+}
+
+// inspectors are name fragments of CAs that TLS-inspecting firewalls and
+// antivirus products sign with.
+var inspectors = []string{"zscaler", "fortinet", "fortigate", "palo alto", "blue coat", "bluecoat", "netskope",
+	"sophos", "forcepoint", "websense", "mcafee web gateway", "check point", "checkpoint", "barracuda",
+	"watchguard", "cisco umbrella", "kaspersky", "avast", "eset ssl", "bitdefender", "mitmproxy",
+	"charles proxy", "fiddler", "untangle", "lightspeed", "securly"}
+
+func issuerName(c *x509.Certificate) string {
+	name := c.Issuer.CommonName
+	if len(c.Issuer.Organization) > 0 && !strings.Contains(name, c.Issuer.Organization[0]) {
+		if name != "" {
+			name += ", "
+		}
+		name += c.Issuer.Organization[0]
+	}
+	if name == "" {
+		name = "an unnamed issuer"
+	}
+	return name
+}
+
+func certNames(c *x509.Certificate) string {
+	names := append(append([]string(nil), c.DNSNames...), ipStrings(c.IPAddresses)...)
+	if len(names) == 0 && c.Subject.CommonName != "" {
+		names = []string{c.Subject.CommonName}
+	}
+	if len(names) == 0 {
+		return "no name"
+	}
+	return strings.Join(limit(names, 4), ", ")
+}
+
+func ipStrings(ips []net.IP) []string {
+	out := make([]string, len(ips))
+	for i, ip := range ips {
+		out[i] = ip.String()
+	}
+	return out
+}

@@ -1,0 +1,458 @@
+package doctor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/licensekit/licensekit-go/fingerprint"
+	"github.com/licensekit/licensekit-go/internal/verdict"
+	"github.com/licensekit/licensekit-go/license"
+)
+
+// doctor is the state of one Run.
+type doctor struct {
+	o      options
+	cfg    license.Config
+	redact *verdict.Redactor
+	rep    *Report
+	checks map[string]Check
+
+	client *license.Client
+	target *url.URL // the parsed ServerURL, nil when it does not parse
+	host   string
+	port   string
+	addrs  []string // the server host's addresses, from the resolver
+	dnsOK  bool
+
+	proxy       *url.URL // the proxy selected for the server, nil for none
+	proxySource string
+	proxyCheck  *Check // set by the TCP/TLS step when the proxy itself failed
+
+	probe *license.ProbeResult
+	fp    *fingerprint.Fingerprint
+	fpErr error
+	state *license.StateInspection
+}
+
+var checkOrder = []string{CheckConfig, CheckDNS, CheckProxy, CheckTCP, CheckTLS, CheckHTTP,
+	CheckClock, CheckState, CheckFingerprint, CheckRoundTrip}
+
+func (d *doctor) set(c Check) { d.checks[c.ID] = c }
+
+func skipped(id, why string) Check { return Check{ID: id, Verdict: Skipped, Finding: why} }
+
+// run runs every check and fills the report in order.
+func (d *doctor) run(ctx context.Context) {
+	d.checks = make(map[string]Check, len(checkOrder))
+	d.checkConfig()
+	d.checkDNS(ctx)
+	d.selectProxy()
+	d.checkTCP(ctx)
+	d.checkTLS(ctx)
+	d.checkHTTP(ctx)
+	d.checkProxy()
+	d.checkClock()
+	d.collectFingerprint(ctx)
+	d.checkState(ctx)
+	d.checkFingerprint()
+	d.checkRoundTrip(ctx)
+	if d.client != nil {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d.o.timeout)
+		_ = d.client.Close(cctx)
+		cancel()
+	}
+	for _, id := range checkOrder {
+		c, ok := d.checks[id]
+		if !ok {
+			c = skipped(id, "not run")
+		}
+		d.rep.Checks = append(d.rep.Checks, c)
+	}
+}
+
+// checkConfig builds the licence client as the product would and reports
+// every problem license.New finds.
+func (d *doctor) checkConfig() {
+	c := Check{ID: CheckConfig}
+	c.Evidence = append(c.Evidence, configFacts(d.cfg)...)
+	if u, err := url.Parse(d.cfg.ServerURL); err == nil && u.Host != "" && (u.Scheme == "http" || u.Scheme == "https") {
+		d.target = u
+		d.host = u.Hostname()
+		d.port = u.Port()
+		if d.port == "" {
+			d.port = map[string]string{"http": "80", "https": "443"}[u.Scheme]
+		}
+	}
+	client, err := license.New(d.cfg, d.clientOptions()...)
+	if err != nil {
+		problems := configProblems(err)
+		c.Verdict = Fail
+		c.Finding = fmt.Sprintf("license.New rejects the configuration: %s", strings.Join(problems, "; "))
+		for _, p := range problems {
+			c.Evidence = append(c.Evidence, Fact{"problem", p})
+		}
+		c.Fix = "correct every problem listed; the product cannot start a licence session until then"
+		d.set(c)
+		return
+	}
+	d.client = client
+	c.Verdict, c.Finding = OK, "license.New accepts the configuration"
+	if d.target != nil && d.target.Scheme == "http" && !isLoopback(d.host) {
+		c.Verdict = Warn
+		c.Finding = "the server URL is plain http: anyone on the path can read and alter the exchange"
+		c.Fix = "use the server's https URL"
+	}
+	d.set(c)
+}
+
+// clientOptions are the options of the doctor's licence client: the
+// caller's, then the doctor's own.
+func (d *doctor) clientOptions() []license.Option {
+	opts := append([]license.Option(nil), d.o.client...)
+	if d.o.httpClient != nil {
+		opts = append(opts, license.WithHTTPClient(d.o.httpClient))
+	}
+	if d.o.roots != nil {
+		opts = append(opts, license.WithRootCAs(d.o.roots))
+	}
+	if d.o.clock != nil {
+		opts = append(opts, license.WithWallClock(d.o.clock))
+	}
+	// One HTTP attempt per call: a diagnosis reports what happens, it does
+	// not retry it away.
+	return append(opts, license.WithRetry(license.Retry{Attempts: 1, AttemptTimeout: d.o.timeout}))
+}
+
+// configProblems lists the problems in a license.New error, one each.
+func configProblems(err error) []string {
+	var out []string
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		for _, e := range j.Unwrap() {
+			out = append(out, strings.TrimPrefix(e.Error(), "license: "))
+		}
+	}
+	if len(out) == 0 {
+		out = []string{strings.TrimPrefix(err.Error(), "license: invalid config: ")}
+	}
+	return out
+}
+
+// configFacts is the configuration as evidence, secrets redacted: the
+// same view as Config.LogValue.
+func configFacts(cfg license.Config) []Fact {
+	var out []Fact
+	for _, a := range cfg.LogValue().Group() {
+		if v := a.Value.Resolve().String(); v != "" && v != "false" && v != "0" && v != "0s" {
+			out = append(out, Fact{a.Key, v})
+		}
+	}
+	return out
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// defaultResolver is the system resolver.
+func defaultResolver(ctx context.Context, host string) ([]string, error) {
+	return net.DefaultResolver.LookupHost(ctx, host)
+}
+
+// checkDNS resolves the server's host through the resolver.
+func (d *doctor) checkDNS(ctx context.Context) {
+	if d.target == nil {
+		d.set(skipped(CheckDNS, "the server URL does not parse"))
+		return
+	}
+	c := Check{ID: CheckDNS, Evidence: []Fact{{"host", d.host}}}
+	if ip := net.ParseIP(d.host); ip != nil {
+		d.addrs, d.dnsOK = []string{d.host}, true
+		c.Verdict, c.Finding = OK, d.host+" is an IP address; no lookup needed"
+		d.set(c)
+		return
+	}
+	rctx, cancel := context.WithTimeout(ctx, d.o.timeout)
+	start := time.Now()
+	addrs, err := d.o.resolver(rctx, d.host)
+	cancel()
+	c.Evidence = append(c.Evidence, Fact{"lookup_time", roundDur(time.Since(start))})
+	if err != nil || len(addrs) == 0 {
+		if err == nil {
+			err = errors.New("no addresses")
+		}
+		c.Verdict = Fail
+		c.Finding = fmt.Sprintf("the server name %s does not resolve", d.host)
+		c.Evidence = append(c.Evidence, Fact{"error", errText(err)})
+		c.Fix = "check the server URL for typos, and this machine's DNS settings (or hosts file); on a network that allows only a proxy, set HTTPS_PROXY"
+		d.set(c)
+		return
+	}
+	d.addrs, d.dnsOK = addrs, true
+	c.Verdict = OK
+	c.Finding = fmt.Sprintf("%s resolves to %s", d.host, strings.Join(limit(addrs, 4), ", "))
+	d.set(c)
+}
+
+// selectProxy finds the proxy the client's transport selects for the
+// server URL, as the transport itself will.
+func (d *doctor) selectProxy() {
+	if d.target == nil {
+		return
+	}
+	req := &http.Request{Method: http.MethodPost, URL: d.target.JoinPath("extend_session"), Header: http.Header{}}
+	req.Host = d.target.Host
+	pick := http.ProxyFromEnvironment
+	d.proxySource = "environment (HTTPS_PROXY, HTTP_PROXY, NO_PROXY)"
+	if hc := d.o.httpClient; hc != nil && hc.Transport != nil {
+		t, ok := hc.Transport.(*http.Transport)
+		if !ok {
+			d.proxySource = fmt.Sprintf("a custom %T; not inspected", hc.Transport)
+			return
+		}
+		d.proxySource = "the product's HTTP client"
+		pick = t.Proxy
+	}
+	if pick == nil {
+		return
+	}
+	p, err := pick(req)
+	if err == nil && p != nil {
+		d.proxy = p
+	}
+}
+
+// checkProxy reports the proxy selected and whether it passed the
+// request on to the licence server. It runs after the TLS and HTTP checks,
+// which go through the proxy.
+func (d *doctor) checkProxy() {
+	if d.target == nil {
+		d.set(skipped(CheckProxy, "the server URL does not parse"))
+		return
+	}
+	c := Check{ID: CheckProxy, Evidence: []Fact{{"selected_by", d.proxySource}}}
+	if d.proxy == nil {
+		c.Verdict, c.Finding = OK, "no proxy: the client connects to the server directly"
+		if isLoopback(d.host) {
+			c.Evidence = append(c.Evidence, Fact{"note", "environment proxies never apply to loopback addresses"})
+		}
+		d.set(c)
+		return
+	}
+	c.Evidence = append(c.Evidence, proxyFacts(d.proxy)...)
+	switch {
+	case d.proxyCheck != nil:
+		pc := *d.proxyCheck
+		pc.Evidence = append(c.Evidence, pc.Evidence...)
+		d.set(pc)
+		return
+	case d.probe != nil:
+		cl := classify(d.probe.Err)
+		if cl.kind == replyGateway {
+			c.Verdict = Fail
+			c.Finding = gatewayFinding + ": " + cl.detail
+			c.Evidence = append(c.Evidence, Fact{"status", statusText(cl.status)})
+			c.Fix = gatewayFix(cl.status)
+			d.set(c)
+			return
+		}
+		if cl.kind == replyServer {
+			c.Verdict, c.Finding = OK, "proxy "+d.proxy.Host+" passes requests on to the licence server"
+			d.set(c)
+			return
+		}
+		c.Verdict = Warn
+		c.Finding = "proxy " + d.proxy.Host + " answers, but no reply from the licence server came through it"
+		c.Fix = "see the http check"
+		d.set(c)
+		return
+	}
+	c.Verdict, c.Finding = OK, "proxy "+d.proxy.Host+" answers"
+	d.set(c)
+}
+
+// proxyFacts describes a proxy URL without its credentials.
+func proxyFacts(p *url.URL) []Fact {
+	f := []Fact{{"proxy", p.Scheme + "://" + p.Host}}
+	if p.User != nil {
+		f = append(f, Fact{"proxy_credentials", "set (not shown)"})
+	}
+	return f
+}
+
+// checkHTTP sends the harmless probe and reads the SDK's verdict on it.
+func (d *doctor) checkHTTP(ctx context.Context) {
+	switch {
+	case d.client == nil:
+		d.set(skipped(CheckHTTP, "the configuration is rejected; fix it first"))
+		return
+	case !d.dnsOK && d.proxy == nil:
+		d.set(skipped(CheckHTTP, "the server name does not resolve"))
+		return
+	}
+	pctx, cancel := context.WithTimeout(ctx, d.o.timeout)
+	res := d.client.Probe(pctx)
+	cancel()
+	d.probe = &res
+	c := Check{ID: CheckHTTP, Evidence: []Fact{
+		{"request", "extend_session for a token that names no session (no server effect)"},
+		{"round_trip", roundDur(res.RTT)},
+	}}
+	cl := classify(res.Err)
+	if cl.status != 0 {
+		c.Evidence = append(c.Evidence, Fact{"status", statusText(cl.status)})
+	}
+	if cl.message != "" {
+		c.Evidence = append(c.Evidence, Fact{"server_message", cl.message})
+	}
+	switch cl.kind {
+	case replyServer:
+		c.Verdict = OK
+		c.Finding = fmt.Sprintf("the licence server answered in %s", roundDur(res.RTT))
+		if res.Err != nil && !expectedRefusal(cl.message) {
+			c.Verdict = Fail
+			c.Finding = fmt.Sprintf("the licence server answered but refused this client: %q", cl.message)
+			c.Fix = "check APIKey and the server key (ServerPublicKey or SharedSecret) against the vendor's settings"
+		}
+	case replyGateway:
+		c.Verdict = Fail
+		c.Finding = gatewayFinding + ": " + cl.detail
+		c.Fix = gatewayFix(cl.status)
+	case replyUnauthentic:
+		c.Verdict = Fail
+		c.Finding = "a reply came back that does not open with this client's keys: " + cl.detail
+		c.Fix = "check the server key (ServerPublicKey or SharedSecret); if the keys are right, something on the path answers in the server's place"
+	case replyServerError:
+		c.Verdict = Fail
+		c.Finding = "the server, or a gateway in front of it, failed: " + cl.detail
+		c.Fix = "retry later; if it persists, the vendor's server or gateway needs attention (offline grace covers the outage)"
+	case replyMalformed:
+		c.Verdict = Fail
+		c.Finding = "a reply came back that does not follow the v2 spec: " + cl.detail
+		c.Fix = "the server, or something answering in its place, is not a v2 licence server at this URL: check the URL's version path"
+	case replyLocal:
+		c.Verdict = Fail
+		c.Finding = "the request failed on this machine: " + cl.detail
+		c.Fix = "check the server key (ServerPublicKey or SharedSecret) and any custom sealer"
+	case replyTLS:
+		c.Verdict = Fail
+		c.Finding = "the TLS connection to the server is not trusted: " + cl.detail
+		c.Fix = "see the tls check"
+	default:
+		c.Verdict = Fail
+		c.Finding = "no answer from the server: " + cl.detail
+		c.Fix = "check that the server is up and that a firewall lets this machine reach it"
+	}
+	d.set(c)
+}
+
+// expectedRefusal reports whether a refusal of the probe is the expected
+// one: the server looked at the token, so it opened the envelope and
+// accepted the key.
+func expectedRefusal(msg string) bool {
+	m := strings.ToLower(msg)
+	return strings.Contains(m, "token") || strings.Contains(m, "session")
+}
+
+const gatewayFinding = "a proxy or gateway answered instead of the licence server"
+
+func gatewayFix(status int) string {
+	switch {
+	case status == http.StatusProxyAuthRequired:
+		return "the proxy requires authentication: give the product a proxy URL with credentials (HTTPS_PROXY=http://user:password@proxy:port) or ask IT to allow the licence server without authentication"
+	case status >= 300 && status < 400:
+		return "the server URL is redirected: use the URL the redirect points to, or ask IT why a gateway redirects it (captive portal, web filter)"
+	}
+	return "ask IT to let this machine reach the licence server unfiltered (allow-list its host), or configure the proxy that does"
+}
+
+// checkClock compares the server's time in the probe's reply with this
+// machine's.
+func (d *doctor) checkClock() {
+	if d.probe == nil || d.probe.ServerTime.IsZero() {
+		d.set(skipped(CheckClock, "no reply from the licence server carried its time"))
+		return
+	}
+	skew := d.probe.Skew
+	abs := skew.Abs()
+	c := Check{ID: CheckClock, Evidence: []Fact{
+		{"server_time", d.probe.ServerTime.UTC().Format(time.RFC3339)},
+		{"local_time", d.o.clock().UTC().Format(time.RFC3339)},
+		{"skew", skew.Round(time.Second).String() + " (server minus local)"},
+		{"rollback_slack", license.RollbackSlack.String()},
+	}}
+	switch {
+	case abs > license.RollbackSlack:
+		c.Verdict = Fail
+		c.Finding = fmt.Sprintf("this machine's clock is %s the server's, more than the %s the SDK tolerates", skewText(skew), license.RollbackSlack)
+		c.Fix = "turn on automatic time (NTP) on this machine; setting the clock back also voids offline grace until the server is reached"
+	case abs > time.Minute:
+		c.Verdict = Warn
+		c.Finding = fmt.Sprintf("this machine's clock is %s the server's", skewText(skew))
+		c.Fix = "turn on automatic time (NTP) on this machine"
+	default:
+		c.Verdict = OK
+		c.Finding = fmt.Sprintf("this machine's clock is %s the server's", skewText(skew))
+	}
+	d.set(c)
+}
+
+// skewText renders how the local clock stands against the server's, from
+// skew = server minus local: "1h0m0s behind", "2m0s ahead of" or "within
+// a second of".
+func skewText(skew time.Duration) string {
+	s := skew.Round(time.Second)
+	if s.Abs() >= time.Minute {
+		// A reply's time has whole seconds: do not pretend to more.
+		s = skew.Round(10 * time.Second)
+	}
+	switch {
+	case s > time.Second:
+		return s.String() + " behind"
+	case s < -time.Second:
+		return (-s).String() + " ahead of"
+	}
+	return "within a second of"
+}
+
+func roundDur(d time.Duration) string {
+	switch {
+	case d >= time.Second:
+		return d.Round(10 * time.Millisecond).String()
+	case d >= time.Millisecond:
+		return d.Round(100 * time.Microsecond).String()
+	}
+	return d.Round(time.Microsecond).String()
+}
+
+func statusText(status int) string {
+	if t := http.StatusText(status); t != "" {
+		return fmt.Sprintf("%d %s", status, t)
+	}
+	return fmt.Sprint(status)
+}
+
+// errText is an error's text for evidence, without repeated prefixes.
+func errText(err error) string {
+	s := err.Error()
+	for _, p := range []string{"license: ", "transport: ", "doctor: "} {
+		s = strings.TrimPrefix(s, p)
+	}
+	return s
+}
+
+func limit(s []string, n int) []string {
+	if len(s) <= n {
+		return s
+	}
+	return append(append([]string(nil), s[:n]...), fmt.Sprintf("(+%d more)", len(s)-n))
+}
