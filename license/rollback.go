@@ -156,7 +156,7 @@ func (c *Client) markRestoredLocked(gen uint64) {
 	c.restored = true
 	c.log.Warn("persisted state is older than its anti-rollback record (restored from a copy); no offline time until the server answers",
 		"state_generation", c.st.Generation, "record_generation", gen)
-	c.st.Generation = gen  // the next save moves past the record
+	c.st.Generation = gen   // the next save moves past the record
 	c.st.Sent = time.Time{} // the restored deadlines grant nothing, now or after a save
 }
 
