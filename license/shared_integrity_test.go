@@ -220,3 +220,71 @@ func TestSharedRefusalReachesEveryProcess(t *testing.T) {
 		}
 	})
 }
+
+// TestRestoredStateStaysRestoredAfterSave: a copy from before a refusal is
+// restored (the clock is not touched). It is found behind its record and
+// then saved again (Close saves, moving the generation past the record),
+// yet the next offline start still grants nothing: the restored deadlines
+// were not kept.
+func TestRestoredStateStaysRestoredAfterSave(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		dir, backup, records := t.TempDir(), t.TempDir(), t.TempDir()
+		e := newEnv(t, envConfig{session: 10 * time.Minute, grace: time.Hour})
+		opt := WithRollbackRecordDir(records)
+		c, err := e.startIn(dir, opt)
+		require.NoError(t, err)
+		e.srv.SetDown(true)
+		_ = c.Close(ctx)
+		copyDir(t, dir, backup)
+		e.srv.SetDown(false)
+		require.NoError(t, e.srv.Revoke(testProduct, testLicense))
+		c, err = e.startIn(dir, opt)
+		require.ErrorIs(t, err, ErrRevoked)
+		_ = c.Close(ctx)
+
+		copyDir(t, backup, dir)
+		e.srv.SetDown(true)
+		c, err = e.startIn(dir, opt)
+		require.ErrorIs(t, err, ErrStateRollback)
+		_ = c.Close(ctx) // saves
+		c, err = e.startIn(dir, opt)
+		require.Error(t, err, "the restored copy became current through a save")
+		assert.False(t, c.Valid())
+		_ = c.Close(ctx)
+	})
+}
+
+// TestSharedClockSetBack: the shared state's high-water mark guards every
+// process: with the clock set back, neither the process that would renew
+// nor a follower resumes the session or gets grace.
+func TestSharedClockSetBack(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		dir, records := t.TempDir(), t.TempDir()
+		e := newEnv(t, envConfig{session: 10 * time.Minute, grace: time.Hour})
+		opts := sharedIn(records)
+		r, err := e.startIn(dir, opts...)
+		require.NoError(t, err)
+		time.Sleep(20 * time.Minute) // extends, and high-water saves
+		e.srv.SetDown(true)
+		_ = r.Close(ctx)
+		e.wall.jump(-30 * time.Minute)
+
+		holder, err := statefile.JoinShared(ctx, dir, statefile.SharedName(testProduct, testLicense))
+		require.NoError(t, err)
+		lead, err := holder.TryLead()
+		require.NoError(t, err)
+		require.True(t, lead)
+		f, err := e.startIn(dir, opts...)
+		assert.ErrorIs(t, err, ErrClockRollback, "follower")
+		assert.False(t, f.Valid())
+		_ = f.Close(ctx)
+		require.NoError(t, holder.Release())
+
+		r, err = e.startIn(dir, opts...)
+		assert.ErrorIs(t, err, ErrClockRollback, "renewer")
+		assert.False(t, r.Valid())
+		_ = r.Close(ctx)
+	})
+}
