@@ -29,6 +29,13 @@ import (
 // with no network call, whether it becomes a follower or, when no other
 // process runs, the renewer that resumes the persisted session.
 //
+// The integrity rules apply to every process: the shared file has its own
+// anti-rollback record (written by the renewer, read by all), a clock set
+// back or a restored shared file grants no process a session or grace, and
+// a final refusal of the renewer is written to the shared state, brings
+// every follower to Refused at its next check and frees the renewer lock,
+// so that the next process to start asks the server itself.
+//
 // The zero value leaves the session to lapse when the last process closes
 // and checks the shared state once a second (at most).
 type SharedSession struct {
