@@ -48,10 +48,12 @@ type rollbackGuard struct {
 	f *statefile.File
 	// In shared mode, where the record is: every process reads it without
 	// the lock; seen is the latest generation read from the record or the
-	// shared state, and warned notes that a failure to lock was logged.
+	// shared state, sent the latest send time read from the shared state,
+	// and warned notes that a failure to lock was logged.
 	shared    bool
 	dir, name string
 	seen      uint64
+	sent      time.Time
 	warned    bool
 }
 

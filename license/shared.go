@@ -397,7 +397,7 @@ func (c *Client) refreshSharedLocked(force bool) {
 		c.log.Warn("shared state does not open; keeping the last one", "error", err)
 		return
 	}
-	if c.sharedStateBehindLocked(p.Generation) { // sharedrecord.go
+	if c.sharedStateBehindLocked(p) { // sharedrecord.go
 		return
 	}
 	prev := c.st

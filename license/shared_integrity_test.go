@@ -93,6 +93,14 @@ func sharedRestoredStateAndClockSetBack(t *testing.T, recordDir bool) {
 		assert.ErrorIs(t, err, ErrStateRollback)
 		assert.False(t, f.Valid())
 		assert.Equal(t, Follower, f.Shared().Role)
+		// The same copy written again (a new file): still restored.
+		copyDir(t, backup, dir)
+		require.NoError(t, f.lock(ctx))
+		f.refreshSharedLocked(false)
+		allowed, why := f.offlineAllowanceLocked()
+		f.unlock()
+		assert.False(t, allowed, "a re-read of the restored copy made it current")
+		assert.ErrorIs(t, why, ErrStateRollback)
 		_ = f.Close(ctx)
 		require.NoError(t, holder.Release())
 

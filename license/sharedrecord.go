@@ -50,7 +50,7 @@ func (c *Client) loadSharedRollbackLocked() {
 			}
 			c.writeRollbackLocked()
 		}
-		c.rb.seen = c.st.Generation
+		c.rb.seen, c.rb.sent = c.st.Generation, c.st.Sent
 		return
 	}
 	if c.st.Generation < rec.Generation {
@@ -62,26 +62,36 @@ func (c *Client) loadSharedRollbackLocked() {
 		c.st.HighWater = rec.HighWater // the clock check sees the latest time too
 	}
 	c.rb.seen = max(rec.Generation, c.st.Generation)
+	if c.st.Sent.After(c.rb.sent) {
+		c.rb.sent = c.st.Sent
+	}
 	if c.st.Generation < rec.Generation {
 		c.markRestoredLocked(rec.Generation)
 	}
 }
 
-// sharedStateBehindLocked reports whether a shared state read at
-// generation gen is older than one this client has already seen (a copy
-// restored under running processes), and otherwise notes it as seen. A
-// state at or past the record's generation is current again.
-func (c *Client) sharedStateBehindLocked(gen uint64) bool {
+// sharedStateBehindLocked reports whether a shared state p just read is
+// older than one this client has already seen (a copy restored under
+// running processes), and otherwise notes it as seen. Older means a lower
+// generation with no newer send time and no newer refusal: a renewer that
+// had to start its state afresh (a corrupt file and no record) still
+// reaches its followers with each contact with the server. A state taken
+// is current: it ends a restored client's restriction.
+func (c *Client) sharedStateBehindLocked(p *persisted) bool {
 	rb := c.rb
 	if rb == nil {
 		return false
 	}
-	if gen < rb.seen {
+	newerRefusal := p.Refusal != nil && (c.st.Refusal == nil || p.Refusal.At.After(c.st.Refusal.At))
+	if p.Generation < rb.seen && !p.Sent.After(rb.sent) && !newerRefusal {
 		c.log.Warn("shared state is older than one already read (restored from a copy); keeping the newer one",
-			"state_generation", gen, "seen_generation", rb.seen)
+			"state_generation", p.Generation, "seen_generation", rb.seen)
 		return true
 	}
-	rb.seen = gen
+	rb.seen = max(rb.seen, p.Generation)
+	if p.Sent.After(rb.sent) {
+		rb.sent = p.Sent
+	}
 	c.restored = false
 	return false
 }
