@@ -21,8 +21,8 @@ var ErrStateRollback = errors.New("license: persisted state is older than its an
 
 // The anti-rollback record is a second, small sealed file kept outside
 // StateDir, one per state file (keyed by product, licence, state directory
-// and slot), holding the latest state generation and wall-time high-water
-// mark. Restoring the state directory from a backup leaves it ahead of the
+// and slot, or the shared file's name in shared mode: sharedrecord.go),
+// holding the latest state generation and wall-time high-water mark. Restoring the state directory from a backup leaves it ahead of the
 // restored state, which then grants no offline time.
 //
 // By default it lives under os.UserConfigDir()/licensekit/rollback, so it
