@@ -691,6 +691,9 @@ func (c *Client) saveLocked(ctx context.Context) {
 	if !c.rolledBack && wall.After(c.st.HighWater) {
 		c.st.HighWater = wall
 	}
+	if c.sharedOn() && !c.sharedSaveLocked() {
+		return
+	}
 	c.st.Generation++
 	blob, err := sealState(c.key, &c.st)
 	if err == nil {

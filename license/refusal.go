@@ -36,6 +36,9 @@ func (c *Client) persistRefusalLocked(err error) {
 	c.st.Sent = time.Time{} // no deadline left to run offline on
 	c.anchor = time.Time{}
 	c.saveLocked(context.Background())
+	// Shared mode: the verdict is in the shared state for every process;
+	// this one stops renewing, so it lets another ask the server.
+	c.resignSharedLocked()
 }
 
 // clearRefusalLocked forgets a persisted refusal after a success. Only a

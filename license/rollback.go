@@ -21,8 +21,8 @@ var ErrStateRollback = errors.New("license: persisted state is older than its an
 
 // The anti-rollback record is a second, small sealed file kept outside
 // StateDir, one per state file (keyed by product, licence, state directory
-// and slot), holding the latest state generation and wall-time high-water
-// mark. Restoring the state directory from a backup leaves it ahead of the
+// and slot, or the shared file's name in shared mode: sharedrecord.go),
+// holding the latest state generation and wall-time high-water mark. Restoring the state directory from a backup leaves it ahead of the
 // restored state, which then grants no offline time.
 //
 // By default it lives under os.UserConfigDir()/licensekit/rollback, so it
@@ -43,7 +43,18 @@ var rollbackAAD = []byte("licensekit rollback record v1")
 
 // rollbackGuard is the client's handle on its record.
 type rollbackGuard struct {
+	// f is the record's file, locked. In shared mode it is held only by
+	// the renewer, acquired at its first write (sharedrecord.go).
 	f *statefile.File
+	// In shared mode, where the record is: every process reads it without
+	// the lock; seen is the latest generation read from the record or the
+	// shared state, sent the latest send time read from the shared state,
+	// and warned notes that a failure to lock was logged.
+	shared    bool
+	dir, name string
+	seen      uint64
+	sent      time.Time
+	warned    bool
 }
 
 // WithRollbackRecordDir keeps the anti-rollback record in dir instead of
@@ -82,6 +93,10 @@ func (c *Client) rollbackName(where string, slot int) string {
 // compares. It runs only for persisted state (a file in StateDir, or a
 // custom store when WithRollbackRecordDir is given).
 func (c *Client) loadRollbackLocked() {
+	if c.sharedOn() {
+		c.loadSharedRollbackLocked() // sharedrecord.go
+		return
+	}
 	var where string
 	slot := 0
 	switch {
@@ -131,11 +146,20 @@ func (c *Client) loadRollbackLocked() {
 		c.st.HighWater = rec.HighWater // the clock check sees the latest time too
 	}
 	if c.st.Generation < rec.Generation {
-		c.restored = true
-		c.log.Warn("persisted state is older than its anti-rollback record (restored from a copy); no offline time until the server answers",
-			"state_generation", c.st.Generation, "record_generation", rec.Generation)
-		c.st.Generation = rec.Generation // the next save moves past the record
+		c.markRestoredLocked(rec.Generation)
 	}
+}
+
+// markRestoredLocked handles a state behind its record (at generation
+// gen): no offline time, and none in what is saved next either, so that a
+// save (which moves the state past the record) cannot turn the restored
+// copy into a current one.
+func (c *Client) markRestoredLocked(gen uint64) {
+	c.restored = true
+	c.log.Warn("persisted state is older than its anti-rollback record (restored from a copy); no offline time until the server answers",
+		"state_generation", c.st.Generation, "record_generation", gen)
+	c.st.Generation = gen   // the next save moves past the record
+	c.st.Sent = time.Time{} // the restored deadlines grant nothing, now or after a save
 }
 
 func openRollbackRecord(key, blob []byte) *rollbackRecord {
@@ -157,10 +181,16 @@ func (c *Client) writeRollbackLocked() {
 	if c.rb == nil {
 		return
 	}
+	f := c.rb.f
+	if c.rb.shared {
+		if f = c.sharedRecordLocked(); f == nil {
+			return // a follower, or no lock on the record
+		}
+	}
 	plain, _ := json.Marshal(rollbackRecord{Version: rollbackRecordVersion, Generation: c.st.Generation, HighWater: c.st.HighWater})
 	blob, err := statefile.Seal(c.key, rollbackAAD, plain)
 	if err == nil {
-		err = c.rb.f.Write(blob)
+		err = f.Write(blob)
 	}
 	if err != nil {
 		c.log.Warn("could not save the anti-rollback record", "error", err)
@@ -178,7 +208,7 @@ func (c *Client) restoredErr() error {
 
 // releaseRollback drops the record's lock.
 func (c *Client) releaseRollback() {
-	if c.rb != nil {
+	if c.rb != nil && c.rb.f != nil {
 		_ = c.rb.f.Release()
 	}
 }

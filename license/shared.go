@@ -29,6 +29,13 @@ import (
 // with no network call, whether it becomes a follower or, when no other
 // process runs, the renewer that resumes the persisted session.
 //
+// The integrity rules apply to every process: the shared file has its own
+// anti-rollback record (written by the renewer, read by all), a clock set
+// back or a restored shared file grants no process a session or grace, and
+// a final refusal of the renewer is written to the shared state, brings
+// every follower to Refused at its next check and frees the renewer lock,
+// so that the next process to start asks the server itself.
+//
 // The zero value leaves the session to lapse when the last process closes
 // and checks the shared state once a second (at most).
 type SharedSession struct {
@@ -254,6 +261,11 @@ func (c *Client) joinSharedLocked(ctx context.Context) (done bool, err error) {
 			// Read again: a renewer that left just now may have written.
 			c.refreshSharedLocked(false)
 		}
+		if c.state == Refused {
+			// The renewer was refused while this process waited: the
+			// persisted verdict, without asking again.
+			return true, c.reason
+		}
 		if !c.sh.savedValid && !c.st.Sent.IsZero() {
 			c.sh.saved, c.sh.savedValid = c.st, true // as loadLocked read it
 		}
@@ -326,17 +338,30 @@ func (c *Client) noteSharedStart(s SharedStart) {
 func (c *Client) followLoop(ctx context.Context) bool {
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
+	if c.lock(ctx) != nil {
+		return false
+	}
+	c.running = true // a refusal from now on closes Done
+	c.unlock()
 	for {
 		if c.lock(ctx) != nil {
 			return false
 		}
 		if c.sh.file.Leading() || c.tryLeadLocked() {
 			c.refreshSharedLocked(true)
+			if c.state == Refused {
+				c.unlock()
+				return false
+			}
 			c.log.Info("shared session: this process is now the renewer", "state", c.state)
 			c.unlock()
 			return true
 		}
 		c.refreshSharedLocked(false)
+		if c.state == Refused {
+			c.unlock()
+			return false
+		}
 		now := time.Now()
 		c.observeLocked(now, c.wallNow())
 		c.nextTry = now.Add(c.sh.refresh(c.session()))
@@ -372,6 +397,9 @@ func (c *Client) refreshSharedLocked(force bool) {
 		c.log.Warn("shared state does not open; keeping the last one", "error", err)
 		return
 	}
+	if c.sharedStateBehindLocked(p) { // sharedrecord.go
+		return
+	}
 	prev := c.st
 	c.st = *p
 	c.sh.saved, c.sh.savedValid = *p, true
@@ -379,6 +407,15 @@ func (c *Client) refreshSharedLocked(force bool) {
 		c.st.HighWater = prev.HighWater
 	}
 	c.anchor = time.Time{} // another process's send: wall clock only
+	if r := c.st.Refusal; r != nil && (prev.Refusal == nil || !r.At.Equal(prev.Refusal.At)) &&
+		c.state != Refused && c.state != Ended {
+		// The renewer was finally refused and saved the verdict: this
+		// process is refused too, and never renews.
+		c.resignSharedLocked()
+		c.enterLocked(Refused, c.persistedRefusal())
+		c.log.Warn("licence refused by the server (shared session)", "state", Refused, "error", c.reason)
+		return
+	}
 	if !c.st.Sent.After(prev.Sent) {
 		c.publishLocked()
 		return
@@ -429,6 +466,7 @@ func (c *Client) sharedMayEndLocked() bool {
 // Close calls it after the last save.
 func (c *Client) releaseSharedLocked() {
 	if c.sharedOn() {
+		c.releaseSharedRecord() // first, so that the next renewer can take it
 		_ = c.sh.file.Release()
 	}
 }
@@ -451,19 +489,28 @@ func (s sharedStore) Load(context.Context) ([]byte, error) {
 
 // Save writes for the renewer and does nothing for a follower: a follower's
 // view of the state is never worth keeping over the renewer's.
+// sharedSaveLocked has already skipped saves that change nothing.
 func (s sharedStore) Save(_ context.Context, data []byte) error {
 	if !s.f.Leading() {
-		return nil
-	}
-	sh := s.c.sh
-	if sh.savedValid && sameState(&sh.saved, &s.c.st) {
 		return nil
 	}
 	if err := s.f.Write(data); err != nil {
 		return err
 	}
-	sh.saved, sh.savedValid = s.c.st, true
+	s.c.sh.saved, s.c.sh.savedValid = s.c.st, true
 	return nil
+}
+
+// sharedSaveLocked tells saveLocked whether to save in shared mode: only
+// the renewer saves, and only a state that changed beyond a high-water
+// mark that moved less than highWaterEvery (a run that resumes the session
+// and exits writes nothing). A skipped save bumps no generation and writes
+// no anti-rollback record.
+func (c *Client) sharedSaveLocked() bool {
+	if !c.sh.file.Leading() {
+		return false
+	}
+	return !c.sh.savedValid || !sameState(&c.sh.saved, &c.st)
 }
 
 // sameState reports whether a and b differ at most by a high-water mark

@@ -453,3 +453,29 @@ func TestSharedRefreshInterval(t *testing.T) {
 		assert.Equal(t, tc.want, s.refresh(tc.session), "refresh(%s) with %s", tc.session, tc.set)
 	}
 }
+
+// TestSharedRefusalProcesses revokes the licence while three processes
+// share its session: the renewer's extend and its one fresh begin are
+// refused, and every process reaches Refused; a process started afterwards,
+// with the server down, is not usable.
+func TestSharedRefusalProcesses(t *testing.T) {
+	srv := sharedServer(t, licensetest.License{ProductGUID: testProduct, Key: testLicense,
+		SessionDuration: 2 * time.Second, GracePeriod: time.Minute})
+	dir := t.TempDir()
+	procs := []*proc{startProc(t, "shared", srv, dir, "")}
+	procs = append(procs, startProc(t, "shared", srv, dir, ""), startProc(t, "shared", srv, dir, ""))
+	require.NoError(t, srv.Revoke(testProduct, testLicense))
+	for _, p := range procs {
+		p.waitFor("state Refused", 15*time.Second)
+	}
+	assert.Equal(t, 2, srv.Count(wire.Begin), "the first begin and the renewer's fresh begin only")
+	for _, p := range procs {
+		p.close()
+	}
+
+	srv.SetDown(true)
+	late := spawnProc(t, "shared", srv, dir, "")
+	<-late.eof
+	require.Error(t, late.cmd.Wait(), "an offline start after the refusal succeeded: %q", late.all())
+	assert.Contains(t, strings.Join(late.all(), "\n"), "refused this licence", "the error says why")
+}

@@ -53,7 +53,12 @@ func WithStartBudget(b StartBudget) Option { return func(o *options) { o.start =
 // startLocked loads the state and connects: bounded by the offline budget
 // when the persisted deadlines still grant time, by the online budget
 // otherwise.
-func (c *Client) startLocked(ctx context.Context) error {
+func (c *Client) startLocked(ctx context.Context) (err error) {
+	defer func() {
+		if err != nil {
+			c.resignSharedLocked() // shared mode: a client that does not run does not renew
+		}
+	}()
 	if err := c.loadLocked(ctx); err != nil {
 		return err
 	}
@@ -73,7 +78,7 @@ func (c *Client) startLocked(ctx context.Context) error {
 	if c.st.Token != "" && !c.sharedOn() {
 		c.endOrphanLocked(sctx)
 	}
-	err := c.beginLocked(sctx)
+	err = c.beginLocked(sctx)
 	if err == nil {
 		c.startedLocked()
 		return nil

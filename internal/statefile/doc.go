@@ -111,7 +111,11 @@
 // member holds a shared lock on "<name>.members"; one member at a time, the
 // leader, holds an exclusive lock on "<name>.lock" ([Shared.TryLead]) and
 // is the only writer. Writes are atomic as for [File.Write];
-// [Shared.Changed] tells a reader from one stat whether to read again.
+// [Shared.Changed] tells a reader from one stat whether to read again. A
+// leader that stops writing for good gives the lock up with
+// [Shared.Resign] and stays a member. [ReadUnlocked] reads a file that
+// one lock holder writes (the shared state's anti-rollback record) without
+// taking its lock.
 //
 // # Testing
 //

@@ -239,6 +239,18 @@ func (f *File) Read() ([]byte, error) {
 	return data, nil
 }
 
+// ReadUnlocked reads the file name in dir as [File.Read] does (the same
+// checks, the same errors), without taking or needing its lock. It is for
+// a file that one holder of the lock writes and others only read: a write
+// renames a complete file into place, so a reader sees the old contents or
+// the new ones, never a mix.
+func ReadUnlocked(dir, name string) ([]byte, error) {
+	if err := checkBase(name); err != nil {
+		return nil, &Error{Op: "read", Err: err}
+	}
+	return (&File{dir: dir, name: name}).Read()
+}
+
 // Write replaces the slot's contents atomically: it writes data to a
 // temporary file in the same directory (mode 0600), syncs and closes it,
 // renames it over the slot and syncs the directory (not on Windows). Data

@@ -122,6 +122,22 @@ func (s *Shared) TryLead() (bool, error) {
 	return true, nil
 }
 
+// Resign gives up the leader lock and stays a member, so that another
+// member's [Shared.TryLead] can take over. It does nothing when this member
+// does not lead.
+func (s *Shared) Resign() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.leading || s.released {
+		return nil
+	}
+	s.leading = false
+	if err := unlockFile(s.lead); err != nil {
+		return wrap("resign", s.view.name+".lock", err)
+	}
+	return nil
+}
+
 // Leading reports whether this member holds the leader lock.
 func (s *Shared) Leading() bool {
 	s.mu.Lock()

@@ -89,3 +89,43 @@ func TestSharedInvalid(t *testing.T) {
 	_, err = JoinShared(context.Background(), "", "shared-x")
 	assert.Error(t, err)
 }
+
+// TestSharedResign checks that a leader that resigns stays a member, can no
+// longer write, and lets another member lead.
+func TestSharedResign(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	a, b := join(t, dir), join(t, dir)
+	require.NoError(t, a.Resign(), "not leading: nothing to do")
+	ok, err := a.TryLead()
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.NoError(t, a.Resign())
+	assert.False(t, a.Leading())
+	assert.ErrorIs(t, a.Write([]byte("x")), ErrNotLeader)
+	ok, err = b.TryLead()
+	require.NoError(t, err)
+	assert.True(t, ok, "another member leads after a resignation")
+	alone, err := b.Alone()
+	require.NoError(t, err)
+	assert.False(t, alone, "the resigned leader is still a member")
+	require.NoError(t, a.Release())
+}
+
+// TestReadUnlocked reads a file whose lock another holder keeps, with the
+// checks of File.Read.
+func TestReadUnlocked(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	f, err := Acquire(dir, "rec", 1)
+	require.NoError(t, err)
+	defer f.Release()
+	_, err = ReadUnlocked(dir, "rec")
+	assert.ErrorIs(t, err, ErrNotExist)
+	require.NoError(t, f.Write([]byte("one")))
+	got, err := ReadUnlocked(dir, "rec")
+	require.NoError(t, err)
+	assert.Equal(t, "one", string(got))
+	_, err = ReadUnlocked(dir, "../rec")
+	assert.Error(t, err, "a path is not a name")
+}
