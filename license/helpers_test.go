@@ -2,6 +2,7 @@ package license
 
 import (
 	"context"
+	"github.com/licensekit/licensekit-go/internal/testhome"
 	"math/rand/v2"
 	"os"
 	"sync"
@@ -27,17 +28,7 @@ func TestMain(m *testing.M) {
 	}
 	// Anti-rollback records default to the user's configuration directory:
 	// point it at a scratch directory so that tests never touch the real one.
-	dir, err := os.MkdirTemp("", "licensekit-config-")
-	if err != nil {
-		panic(err)
-	}
-	for _, k := range []string{"XDG_CONFIG_HOME", "HOME", "AppData"} {
-		_ = os.Setenv(k, dir)
-	}
-	goleak.VerifyTestMain(m, goleak.Cleanup(func(code int) {
-		_ = os.RemoveAll(dir)
-		os.Exit(code)
-	}))
+	goleak.VerifyTestMain(testhome.M(m))
 }
 
 const (

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"github.com/licensekit/licensekit-go/internal/testhome"
 	"os"
 	"os/exec"
 	"strings"
@@ -25,7 +26,9 @@ func TestMain(m *testing.M) {
 	if os.Getenv(childEnv) != "" {
 		os.Exit(run(context.Background(), nil, os.Stdout, os.Stderr))
 	}
-	goleak.VerifyTestMain(m)
+	// State files and anti-rollback records stay out of the real user's
+	// configuration directory.
+	goleak.VerifyTestMain(testhome.M(m))
 }
 
 const (

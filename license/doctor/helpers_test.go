@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/json"
+	"github.com/licensekit/licensekit-go/internal/testhome"
 	"math/big"
 	"net"
 	"os"
@@ -29,7 +30,9 @@ func TestMain(m *testing.M) {
 	for _, v := range []string{"HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"} {
 		os.Unsetenv(v)
 	}
-	goleak.VerifyTestMain(m)
+	// State files and anti-rollback records stay out of the real user's
+	// configuration directory.
+	goleak.VerifyTestMain(testhome.M(m))
 }
 
 // Raw identifiers of the test machine: none may appear in a report.
