@@ -26,7 +26,9 @@ type Config struct {
 	// ServerURL is the API base URL including its version path, such as
 	// "https://licensing.example.com/api/v2".
 	ServerURL string
-	// APIKey is sent as the request's "key" and binds every envelope.
+	// APIKey is sent as the request's "key" and binds every envelope. With
+	// WithSealer it is optional: the sealer owns the "key" field and is
+	// handed APIKey as it is.
 	APIKey string
 	// ServerPublicKey is the server's HPKE public key, PEM or base64, for the
 	// default public-key envelope mode.
@@ -116,7 +118,7 @@ func (c *Config) validate(haveSealer bool) error {
 	if err := checkServerURL(c.ServerURL); err != nil {
 		errs = append(errs, err)
 	}
-	if c.APIKey == "" {
+	if c.APIKey == "" && !haveSealer {
 		bad("APIKey is empty")
 	}
 	if c.ProductGUID == "" {
@@ -298,7 +300,7 @@ func WithStateStore(s StateStore) Option { return func(o *options) { o.store = s
 func WithStateSlots(n int) Option { return func(o *options) { o.slots = n } }
 
 // WithSealer plugs in the envelope scheme of an existing server. Config's
-// key fields are then not needed. The sealer owns the request's "key"
+// key fields (ServerPublicKey, SharedSecret, and APIKey) are then optional. The sealer owns the request's "key"
 // field (Sealed.Key), is told the endpoint and the timestamp of every
 // request, and says through RepliesAuthenticated whether its replies are
 // authenticated.

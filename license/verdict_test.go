@@ -582,3 +582,23 @@ func echoLifecycle(t *testing.T, shared bool) {
 		}
 	}
 }
+
+// TestAPIKeyOptionalWithSealer: a custom sealer owns the request's "key"
+// field, so APIKey is required only for the built-in modes.
+func TestAPIKeyOptionalWithSealer(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := newEnv(t, envConfig{})
+		sealed, err := envelope.NewSealer(e.srv.PublicKey(), envelope.WithSealedReplies())
+		require.NoError(t, err)
+		cfg := e.config()
+		cfg.APIKey = ""
+
+		_, err = New(cfg, e.options()...)
+		assert.ErrorIs(t, err, ErrInvalidConfig)
+		assert.ErrorContains(t, err, "APIKey is empty")
+
+		cfg.ServerPublicKey = ""
+		_, err = New(cfg, e.options(WithSealer(authSealer{sealed}))...)
+		assert.NoError(t, err)
+	})
+}
