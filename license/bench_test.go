@@ -173,7 +173,7 @@ func newLifecycleBench(b *testing.B, shared, stateDir bool) *lifecycleBench {
 	m := wire.Machine{CPUID: fp.CPUID.Value, MBSerial: fp.MBSerial.Value, MACAddresses: fp.MACAddresses.Values,
 		VolumeHash: fp.VolumeHash.Value, HostName: fp.HostName.Value, IPAddress: fp.IPAddress.Value}
 	return &lifecycleBench{srv: srv, sdk: c, m: m,
-		base:    &baseClient{url: srv.URL, env: env, hc: hc},
+		base: &baseClient{url: srv.URL, env: env, hc: hc},
 		durable: &baseClient{url: srv.URL, env: env, hc: hc, stateDir: b.TempDir(), recordDir: b.TempDir(),
 			key: make([]byte, 32)}}
 }
