@@ -44,7 +44,7 @@ type Redactor struct {
 	// liveForms[i] are live[i]'s forms (appendForms), computed once when
 	// the value is added rather than at every rebuild.
 	liveForms [][]string
-	all   []string // fixed and live forms, longest first
+	all       []string // fixed and live forms, longest first
 }
 
 // NewRedactor returns a Redactor that removes each secret (in its plain,
