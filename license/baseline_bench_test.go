@@ -32,9 +32,10 @@ import (
 // the verdict; it uses the real token for extend and end, and ends the
 // session it began. It logs nothing, has no retry policy, no events and no
 // state machine: what the SDK does on top of that is what the ratio
-// measures. It keeps no state on disk unless given a stateDir; then it
-// writes its instance and token durably after each of the four calls, as the
-// SDK does with Config.StateDir.
+// measures. It keeps no state on disk unless given a stateDir; then, after
+// each of the four calls, it writes its state and its anti-rollback record
+// durably, as the SDK does with Config.StateDir (two atomic, fsync'd writes
+// per state change).
 
 // baseEnvelope is the baseline's whole envelope, and the only place the
 // baseline knows the envelope format. It follows envelope/FORMAT.md
@@ -154,17 +155,23 @@ func (e *baseEnvelope) seal(endpoint string, plain []byte) (string, func([]byte)
 	}, nil
 }
 
-// baseOpenReply opens a sealed reply body {"data":"<base64>"}: prk_r =
-// HKDF-Extract(binding || response_nonce, secret), then AES-256-GCM with
-// the derived key and nonce and the version byte as AAD.
+// baseOpenReply opens a sealed reply body {"data":"<base64>"} as
+// FORMAT.md's client steps 1-4 say: at most 1 MiB, a JSON object with exactly
+// the one member "data", canonical base64; then prk_r =
+// HKDF-Extract(binding || response_nonce, secret), and AES-256-GCM with the
+// derived key and nonce and the version byte as AAD.
 func baseOpenReply(body []byte, version byte, secret, binding []byte) ([]byte, error) {
-	var r struct{ Data string }
-	if err := json.Unmarshal(body, &r); err != nil {
-		return nil, err
+	var m map[string]json.RawMessage
+	if len(body) > wire.MaxBody || json.Unmarshal(body, &m) != nil || len(m) != 1 {
+		return nil, errors.New("baseline: not a sealed reply")
 	}
-	raw, err := base64.StdEncoding.DecodeString(r.Data)
-	if err != nil {
-		return nil, err
+	var data string
+	if err := json.Unmarshal(m["data"], &data); err != nil {
+		return nil, errors.New("baseline: not a sealed reply")
+	}
+	raw, err := base64.StdEncoding.Strict().DecodeString(data)
+	if err != nil || base64.StdEncoding.EncodedLen(len(raw)) != len(data) {
+		return nil, errors.New("baseline: reply data is not canonical base64")
 	}
 	if len(raw) < baseReplyOverhead || raw[0] != version {
 		return nil, errors.New("baseline: not a sealed reply")
@@ -195,25 +202,61 @@ type baseClient struct {
 	url string
 	env *baseEnvelope
 	hc  *http.Client
-	// stateDir, when set, makes the baseline durable: after every call that
-	// changes its state (instance, token) it writes that state atomically,
-	// the least a client must do to lose nothing (see persist).
-	stateDir string
+	// stateDir and recordDir, when set, make the baseline durable with
+	// rollback protection: after every call that changes its state
+	// (instance, token, deadline) it writes that state and then its
+	// anti-rollback record, each atomically, the least a client that loses
+	// nothing and notices a restored state directory must do (see persist).
+	stateDir, recordDir string
+	// key seals the state and the record (AES-256-GCM), gen is the state's
+	// generation.
+	key []byte
+	gen uint64
 }
 
-// persist writes the instance and token to stateDir atomically: a
-// temporary file, fsync, rename, fsync of the directory. It does nothing
-// without a stateDir.
+// persist writes the instance, token and deadline anchor to stateDir, then
+// the generation and wall-time high-water mark to recordDir (outside
+// stateDir, as the SDK's anti-rollback record), both sealed with AES-GCM and
+// each written atomically: a temporary file, fsync, rename, fsync of the
+// directory. It does nothing without a stateDir.
 func (c *baseClient) persist(guid, token string) error {
 	if c.stateDir == "" {
 		return nil
 	}
-	b, _ := json.Marshal(struct{ GUID, Token string }{guid, token})
-	tmp, err := os.CreateTemp(c.stateDir, "state-*")
+	c.gen++
+	now := time.Now()
+	state, _ := json.Marshal(struct {
+		GUID, Token string
+		Sent        time.Time
+		Generation  uint64
+	}{guid, token, now, c.gen})
+	if err := baseWriteSealed(c.key, c.stateDir, "state", state); err != nil {
+		return err
+	}
+	record, _ := json.Marshal(struct {
+		Generation uint64
+		HighWater  time.Time
+	}{c.gen, now})
+	return baseWriteSealed(c.key, c.recordDir, "record", record)
+}
+
+// baseWriteSealed seals plain with AES-256-GCM under key and replaces
+// dir/name with it atomically and durably.
+func baseWriteSealed(key []byte, dir, name string, plain []byte) error {
+	a, err := baseGCM(key)
 	if err != nil {
 		return err
 	}
-	_, err = tmp.Write(b)
+	nonce := make([]byte, a.NonceSize())
+	if _, err := rand.Read(nonce); err != nil {
+		return err
+	}
+	blob := a.Seal(nonce, nonce, plain, []byte(name))
+	tmp, err := os.CreateTemp(dir, name+".tmp-*")
+	if err != nil {
+		return err
+	}
+	_, err = tmp.Write(blob)
 	if err == nil {
 		err = tmp.Sync()
 	}
@@ -221,13 +264,13 @@ func (c *baseClient) persist(guid, token string) error {
 		err = cerr
 	}
 	if err == nil {
-		err = os.Rename(tmp.Name(), filepath.Join(c.stateDir, "state"))
+		err = os.Rename(tmp.Name(), filepath.Join(dir, name))
 	}
 	if err != nil {
 		_ = os.Remove(tmp.Name())
 		return err
 	}
-	d, err := os.Open(c.stateDir)
+	d, err := os.Open(dir)
 	if err != nil {
 		return err
 	}

@@ -102,6 +102,11 @@ func benchClientMode(b *testing.B, srv *licensetest.Server, rt http.RoundTripper
 	if rt != nil {
 		opts = append(opts, WithRoundTripper(rt))
 	}
+	if stateDir != "" {
+		// The anti-rollback record, in a directory of the benchmark's own
+		// rather than the user's configuration directory.
+		opts = append(opts, WithRollbackRecordDir(b.TempDir()))
+	}
 	cfg := Config{ServerURL: srv.URL, APIKey: srv.APIKey(), ServerPublicKey: srv.PublicKey().EncodeBase64(),
 		ProductGUID: testProduct, LicenseKey: testLicense, StateDir: stateDir}
 	// Sealed replies are the default configuration the benchmarks measure.
@@ -135,7 +140,8 @@ type lifecycleBench struct {
 	srv  *licensetest.Server
 	sdk  *Client
 	base *baseClient
-	// durable is the baseline with a state directory of its own.
+	// durable is the baseline with a state directory and an anti-rollback
+	// record directory of its own.
 	durable *baseClient
 	m       wire.Machine
 }
@@ -167,8 +173,9 @@ func newLifecycleBench(b *testing.B, shared, stateDir bool) *lifecycleBench {
 	m := wire.Machine{CPUID: fp.CPUID.Value, MBSerial: fp.MBSerial.Value, MACAddresses: fp.MACAddresses.Values,
 		VolumeHash: fp.VolumeHash.Value, HostName: fp.HostName.Value, IPAddress: fp.IPAddress.Value}
 	return &lifecycleBench{srv: srv, sdk: c, m: m,
-		base:    &baseClient{url: srv.URL, env: env, hc: hc},
-		durable: &baseClient{url: srv.URL, env: env, hc: hc, stateDir: b.TempDir()}}
+		base: &baseClient{url: srv.URL, env: env, hc: hc},
+		durable: &baseClient{url: srv.URL, env: env, hc: hc, stateDir: b.TempDir(), recordDir: b.TempDir(),
+			key: make([]byte, 32)}}
 }
 
 // sdkLifecycle is register, begin, extend and end through the client.
@@ -256,7 +263,8 @@ func BenchmarkLifecycleBaseline(b *testing.B) {
 // baseline keeps no state), which a change of load on a shared machine hits
 // alike. With a state directory it also runs the durable baseline and
 // reports "x_durable_baseline": the SDK against a client that writes the
-// same state changes durably.
+// same state changes durably, each as a state file and an anti-rollback
+// record.
 func BenchmarkLifecycleVsBaseline(b *testing.B) {
 	eachLifecycle(b, func(b *testing.B, l *lifecycleBench, stateDir bool) {
 		ctx := context.Background()

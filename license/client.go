@@ -555,7 +555,11 @@ func (c *Client) closeFirst(ctx context.Context, loopDone chan struct{}) error {
 	}
 	prev := c.state
 	c.state, c.reason = Ended, ErrClosed
-	c.saveLocked(context.WithoutCancel(ctx))
+	if !ended {
+		// A successful end_session has just saved the only change (the
+		// token gone); saving again would write the same state twice.
+		c.saveLocked(context.WithoutCancel(ctx))
+	}
 	c.publishLocked()
 	if prev != Ended {
 		c.emit(Event{Type: EventStateChanged, State: Ended, Previous: prev, Reason: ErrClosed})

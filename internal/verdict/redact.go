@@ -41,7 +41,10 @@ type Redactor struct {
 	mu    sync.RWMutex
 	fixed []string // forms of the fixed secrets
 	live  []string // the last maxLive live values, oldest first
-	all   []string // fixed and live forms, longest first
+	// liveForms[i] are live[i]'s forms (appendForms), computed once when
+	// the value is added rather than at every rebuild.
+	liveForms [][]string
+	all       []string // fixed and live forms, longest first
 }
 
 // NewRedactor returns a Redactor that removes each secret (in its plain,
@@ -85,8 +88,10 @@ func (r *Redactor) AddLive(s string) {
 		return
 	}
 	r.live = append(r.live, s)
+	r.liveForms = append(r.liveForms, appendForms(nil, s))
 	if over := len(r.live) - maxLive; over > 0 {
 		r.live = slices.Delete(r.live, 0, over)
+		r.liveForms = slices.Delete(r.liveForms, 0, over)
 	}
 	r.rebuild()
 }
@@ -114,8 +119,8 @@ func appendForms(out []string, s string) []string {
 func (r *Redactor) rebuild() {
 	all := make([]string, 0, len(r.fixed)+2*len(r.live))
 	all = append(all, r.fixed...)
-	for _, v := range r.live {
-		all = appendForms(all, v)
+	for _, forms := range r.liveForms {
+		all = append(all, forms...)
 	}
 	// Longest first, so that a secret containing another is hidden whole.
 	slices.SortStableFunc(all, func(a, b string) int { return len(b) - len(a) })

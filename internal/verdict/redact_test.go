@@ -43,6 +43,12 @@ func TestRedactorLiveValues(t *testing.T) {
 		r.AddLive(strings.Repeat("x", 10) + string(rune('A'+i%26)) + strings.Repeat("y", i))
 	}
 	assert.Equal(t, "tok-5678", r.Redact("tok-5678"), "only the last few live values are kept")
+	// The escaped forms of a value stay with it as older values drop out.
+	r.AddLive("tok/with+slash")
+	for i := range 10 {
+		r.AddLive("later-token-" + strings.Repeat("z", i))
+	}
+	assert.Equal(t, "[redacted] [redacted] [redacted]", r.Redact(`tok/with+slash tok\/with+slash tok%2Fwith%2Bslash`))
 }
 
 func TestRedactorLongestFirstAndExtras(t *testing.T) {
