@@ -48,6 +48,7 @@ type Client struct {
 	life     sync.Mutex
 	started  bool
 	starting bool
+	startAt  time.Time // when the running Start was called: its budgets count from here
 	closed   bool
 	closing  atomic.Bool
 	// closeCtx is cancelled by Close: it stops the loop and cancels a Start
@@ -318,6 +319,7 @@ func (c *Client) Start(ctx context.Context) error {
 		return errors.New("license: already started")
 	}
 	c.starting = true
+	c.startAt = time.Now()
 	c.life.Unlock()
 	c.warnInsecure()
 

@@ -50,6 +50,13 @@ func (b StartBudget) withDefaults() StartBudget {
 // StartBudget.
 func WithStartBudget(b StartBudget) Option { return func(o *options) { o.start = b } }
 
+// startCut is when, after Start was called, it stops waiting for the server
+// within budget b: 2 % of b (at most 25 ms) early, so that cancelling the
+// request in flight and settling the state still end within b.
+func startCut(b time.Duration) time.Duration {
+	return b - min(b/50, 25*time.Millisecond)
+}
+
 // startLocked loads the state and connects: bounded by the offline budget
 // when the persisted deadlines still grant time, by the online budget
 // otherwise.
@@ -73,7 +80,7 @@ func (c *Client) startLocked(ctx context.Context) (err error) {
 	if allowed {
 		return c.startWithAllowanceLocked(ctx)
 	}
-	sctx, cancel := context.WithTimeout(ctx, c.opts.start.Online)
+	sctx, cancel := context.WithDeadline(ctx, c.startAt.Add(startCut(c.opts.start.Online)))
 	defer cancel()
 	if c.st.Token != "" && !c.sharedOn() {
 		c.endOrphanLocked(sctx)
@@ -103,7 +110,7 @@ func (c *Client) startLocked(ctx context.Context) (err error) {
 // without the server: one HTTP attempt per call within the offline budget,
 // then the persisted state and the background loop take over.
 func (c *Client) startWithAllowanceLocked(ctx context.Context) error {
-	bctx, cancel := context.WithTimeout(ctx, c.opts.start.Offline)
+	bctx, cancel := context.WithDeadline(ctx, c.startAt.Add(startCut(c.opts.start.Offline)))
 	defer cancel()
 	c.attemptCap = 1
 	err := c.connectLocked(bctx, true)
