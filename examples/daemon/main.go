@@ -85,16 +85,12 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	verbose := fs.Bool("v", false, "log at debug level, including each request of the client")
 	var sf serverflags.Flags
 	sf.Register(fs)
-	if err := fs.Parse(args); err != nil {
+	if err := sf.Parse(fs, args); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected arguments: %q", fs.Args())
 	}
 	if *every <= 0 {
 		return errors.New("-work must be positive")
 	}
-	sf.FromEnv()
 
 	// SIGINT and SIGTERM cancel ctx; context.Cause names the signal.
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)

@@ -95,13 +95,9 @@ func diagnose(ctx context.Context, args []string, stdout io.Writer) error {
 	timeout := fs.Duration("timeout", 10*time.Second, "bound for each network check")
 	var sf serverflags.Flags
 	sf.Register(fs)
-	if err := fs.Parse(args); err != nil {
+	if err := sf.Parse(fs, args); err != nil {
 		return err
 	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected arguments: %q", fs.Args())
-	}
-	sf.FromEnv()
 
 	opts := []doctor.Option{doctor.WithTimeout(*timeout)}
 	if *full {

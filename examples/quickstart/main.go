@@ -87,13 +87,9 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	runFor := fs.Duration("for", 10*time.Second, "stop after this long (0 = until interrupted)")
 	var sf serverflags.Flags
 	sf.Register(fs)
-	if err := fs.Parse(args); err != nil {
+	if err := sf.Parse(fs, args); err != nil {
 		return err
 	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected arguments: %q", fs.Args())
-	}
-	sf.FromEnv()
 
 	tl := newTimeline(stdout)
 	var cfg license.Config

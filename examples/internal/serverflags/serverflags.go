@@ -30,6 +30,20 @@ func (f *Flags) Register(fs *flag.FlagSet) {
 	fs.StringVar(&f.StateDir, "state-dir", "", "state directory (env LICENSEKIT_STATE_DIR; default: a temporary one)")
 }
 
+// Parse parses args into fs (on which Register was called), refuses
+// positional arguments, and fills the server flags not given from the
+// environment (FromEnv).
+func (f *Flags) Parse(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments: %q", fs.Args())
+	}
+	f.FromEnv()
+	return nil
+}
+
 // FromEnv fills the flags that were not given from the environment, so
 // that secrets need not appear on a command line or as defaults in -h.
 func (f *Flags) FromEnv() {
