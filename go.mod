@@ -3,7 +3,6 @@ module github.com/licensekit/licensekit-go
 go 1.26.0
 
 require (
-	github.com/chromedp/chromedp v0.23.0
 	github.com/hashicorp/go-retryablehttp v0.7.8
 	github.com/jaypipes/ghw v0.27.0
 	github.com/shirou/gopsutil/v3 v3.24.5
@@ -13,8 +12,6 @@ require (
 )
 
 require (
-	github.com/chromedp/cdproto v0.160.3 // indirect
-	github.com/go-json-experiment/json v0.0.0-20260213210345-44df1a37e875 // indirect
 	github.com/go-ole/go-ole v1.2.6 // indirect
 	github.com/hashicorp/go-cleanhttp v0.5.2 // indirect
 	github.com/jaypipes/pcidb v1.1.1 // indirect

@@ -1,4 +1,4 @@
-package licensetest_test
+package consoletest_test
 
 import (
 	"context"
@@ -237,4 +237,18 @@ func TestConsoleInBrowser(t *testing.T) {
 		require.NoError(t, os.WriteFile(p, narrow, 0o644))
 	}
 	assert.Empty(t, errs.all(), "the console page logged errors")
+}
+
+// scenarioFingerprint is a fixed machine with two strong components.
+func scenarioFingerprint() *fingerprint.Fingerprint {
+	return &fingerprint.Fingerprint{
+		CPUID:        fingerprint.Component{Name: fingerprint.NameCPUID, Value: "cpu-0001", Strength: fingerprint.Weak},
+		MBSerial:     fingerprint.Component{Name: fingerprint.NameMBSerial, Value: "board-0001", Strength: fingerprint.Strong},
+		MACAddresses: fingerprint.Component{Name: fingerprint.NameMACAddresses, Values: []string{"00:1b:21:3a:4f:5c"}, Strength: fingerprint.Medium},
+		VolumeHash:   fingerprint.Component{Name: fingerprint.NameVolumeHash, Value: "9f2c5b0e", Strength: fingerprint.Medium},
+		HostName:     fingerprint.Component{Name: fingerprint.NameHostName, Value: "scenario-box", Strength: fingerprint.Weak},
+		Extra: []fingerprint.Component{
+			{Name: fingerprint.NameMachineID, Value: "5e1f00d1", Strength: fingerprint.Strong},
+		},
+	}
 }
