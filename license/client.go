@@ -185,7 +185,7 @@ func New(cfg Config, opts ...Option) (*Client, error) {
 	}
 	c.log = o.logger
 	c.tr = tr
-	c.events = newDispatcher(o.onEvent)
+	c.events = newDispatcher(o.onEvent, o.logger)
 	c.fp = o.fingerprint
 	if c.fp == nil {
 		fopts := append([]fingerprint.Option{fingerprint.WithServerAddress(serverAddress(cfg.ServerURL))}, o.fpOpts...)

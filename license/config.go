@@ -209,7 +209,8 @@ type FingerprintSource func(ctx context.Context) (*fingerprint.Fingerprint, erro
 
 // EventHandler receives events. Calls are serial, in order, never
 // concurrent, and never after Close returns. A slow handler never delays
-// renewal: events beyond a buffer of 64 are dropped and counted.
+// renewal: events beyond a buffer of 64 are dropped, and the drops are
+// logged at Warn level with their running count.
 type EventHandler func(Event)
 
 // Retry tunes retries. Zero fields keep their defaults.
@@ -222,7 +223,8 @@ type Retry struct {
 	// call (defaults 500 ms and 10 s).
 	MinBackoff, MaxBackoff time.Duration
 	// RenewBackoff is the first wait of the renewal loop after a failed
-	// renewal; it doubles per failure with full jitter (default 2 s).
+	// renewal; it doubles per failure with equal jitter (a
+	// uniform factor in [0.5, 1)) (default 2 s).
 	RenewBackoff time.Duration
 	// MaxRenewInterval caps the wait between successful renewals
 	// (default none).
@@ -261,7 +263,9 @@ func WithHTTPClient(c *http.Client) Option { return func(o *options) { o.httpCli
 // licensetest.Server.Transport for tests under testing/synctest.
 func WithRoundTripper(rt http.RoundTripper) Option { return func(o *options) { o.roundTrip = rt } }
 
-// WithRootCAs trusts pool in addition to the system roots.
+// WithRootCAs sets the certificate authorities that verify the server,
+// replacing the system roots (as tls.Config.RootCAs does). To trust a private
+// CA in addition to them, pass x509.SystemCertPool() with it appended.
 func WithRootCAs(pool *x509.CertPool) Option { return func(o *options) { o.rootCAs = pool } }
 
 // WithUserAgent sets the User-Agent header.
@@ -297,7 +301,18 @@ func WithStateStore(s StateStore) Option { return func(o *options) { o.store = s
 // WithStateSlots sets how many live clients of one licence may share a
 // state directory at once, each in its own slot (default 4). Clients of
 // other licences or products use files of their own and do not count.
-func WithStateSlots(n int) Option { return func(o *options) { o.slots = n } }
+// n <= 0 keeps the default.
+func WithStateSlots(n int) Option {
+	return func(o *options) {
+		if n <= 0 {
+			n = defaultSlots
+		}
+		o.slots = n
+	}
+}
+
+// defaultSlots is WithStateSlots' default.
+const defaultSlots = 4
 
 // WithSealer plugs in the envelope scheme of an existing server. Config's
 // key fields (ServerPublicKey, SharedSecret, and APIKey) are then optional. The sealer owns the request's "key"
@@ -333,7 +348,7 @@ func defaultOptions() options {
 	return options{
 		logger: slog.New(slog.DiscardHandler),
 		rnd:    rand.Float64,
-		slots:  4,
+		slots:  defaultSlots,
 	}
 }
 

@@ -1,6 +1,7 @@
 package license
 
 import (
+	"log/slog"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -22,8 +23,10 @@ const (
 	// EventControlOptionsChanged: the server changed session_duration or
 	// validation_grace_period.
 	EventControlOptionsChanged
-	// EventOrphanEnded: Start ended a session left live by a previous run
-	// that did not close cleanly (Err is set if that failed).
+	// EventOrphanEnded: Start, or the renewal loop before it begins a new
+	// session, ended a session left live by a previous run that did not
+	// close cleanly (Reason is set if that failed; in the loop the event
+	// is sent only once the end succeeded).
 	EventOrphanEnded
 	// EventResumeDetected: the wall clock jumped ahead of the monotonic
 	// clock, as after a suspend; renewal runs at once.
@@ -95,14 +98,16 @@ type dispatcher struct {
 	started bool
 	closed  bool
 	dropped atomic.Int64
+	log     *slog.Logger
 }
 
-func newDispatcher(h EventHandler) *dispatcher {
-	return &dispatcher{handler: h, wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
+func newDispatcher(h EventHandler, log *slog.Logger) *dispatcher {
+	return &dispatcher{handler: h, log: log, wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
 }
 
 // emit queues e. It never blocks; when the queue is full the event is
-// dropped and counted.
+// dropped and logged at Warn level with the running count (at the 1st,
+// 2nd, 4th, 8th… drop, so that a storm of drops is not a storm of lines).
 func (d *dispatcher) emit(e Event) {
 	if d == nil || d.handler == nil {
 		return
@@ -114,7 +119,9 @@ func (d *dispatcher) emit(e Event) {
 	}
 	if len(d.queue) >= eventQueueSize {
 		d.mu.Unlock()
-		d.dropped.Add(1)
+		if n := d.dropped.Add(1); n&(n-1) == 0 && d.log != nil {
+			d.log.Warn("event handler too slow: event dropped", "event", e.Type.String(), "dropped_so_far", n)
+		}
 		return
 	}
 	d.queue = append(d.queue, e)

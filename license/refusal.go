@@ -14,8 +14,9 @@ import (
 type refusalRecord struct {
 	// At is the wall time of the refusal.
 	At time.Time `json:"at"`
-	// Endpoint and Message are the refusal's, sanitised (never a secret:
-	// the server's error text passed wire.Sanitize).
+	// Endpoint and Message are the refusal's. Message is the APIError's,
+	// which the verdict redactor already cleaned of secrets; wire.Sanitize
+	// only trims it and replaces control characters.
 	Endpoint string `json:"endpoint,omitempty"`
 	Message  string `json:"message,omitempty"`
 }

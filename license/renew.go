@@ -15,7 +15,8 @@ const highWaterEvery = 10 * time.Minute
 // run is the renewal goroutine. It owns its context, which Close cancels.
 // Each pass updates the state from the deadlines, renews when due, and
 // sleeps until the next attempt, the next deadline or maxSleep, whichever
-// comes first. It never sleeps less than minSleep between attempts.
+// comes first. Attempts are at least minSleep apart (nextAttempt); a sleep
+// may be as short as 1 ms when it ends at a session or grace deadline.
 func (c *Client) run(ctx context.Context) {
 	defer close(c.loopDone)
 	// Shared mode (shared.go): a follower waits here until it becomes the

@@ -89,10 +89,10 @@ type Status struct {
 }
 
 // Valid reports whether the licence may be used now: Active or Grace.
-func (s *Status) Valid() bool { return s.State.Usable() }
+func (s Status) Valid() bool { return s.State.Usable() }
 
 // HasFeature reports whether the session grants feature name.
-func (s *Status) HasFeature(name string) bool {
+func (s Status) HasFeature(name string) bool {
 	_, found := slices.BinarySearch(s.FeatureSet, name)
 	return found
 }

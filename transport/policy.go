@@ -75,7 +75,7 @@ func unsent(err error) bool {
 	return errors.Is(err, syscall.ECONNREFUSED)
 }
 
-// backoff returns the wait before retry number n+1 (n counts from 0): full
+// backoff returns the wait before retry number n+1 (n counts from 0): equal
 // jitter over an exponential ceiling, u·min(max, min·2ⁿ) with u drawn from
 // [0.5, 1). It never returns less than 1ns, so a retry never fires in the
 // same instant as the failure. u outside [0, 1) is treated as 0.

@@ -1,0 +1,28 @@
+package license
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// WithStateSlots' zero value means the default, as every other zero value
+// in the configuration does; a positive value is taken as is.
+func TestWithStateSlotsZeroIsDefault(t *testing.T) {
+	for n, want := range map[int]int{0: defaultSlots, -3: defaultSlots, 1: 1, 9: 9} {
+		o := defaultOptions()
+		WithStateSlots(n)(&o)
+		assert.Equal(t, want, o.slots, "WithStateSlots(%d)", n)
+	}
+}
+
+// Status is a snapshot value: its methods have value receivers, so they
+// can be called on the result of Client.Status directly.
+func TestStatusMethodsOnValue(t *testing.T) {
+	c, err := New(Config{ServerURL: "https://licensing.example.com/api/v2", APIKey: "ak", SharedSecret: []byte("0123456789abcdef0123456789abcdef"),
+		ProductGUID: "p", LicenseKey: "K"})
+	require.NoError(t, err)
+	assert.False(t, c.Status().Valid())
+	assert.False(t, c.Status().HasFeature("x"))
+}
