@@ -85,6 +85,7 @@ type Guard struct {
 	max, perPart int
 
 	mu      sync.Mutex
+	seq     uint64 // admissions so far
 	entries map[[RequestIDSize]byte]*guardEntry
 	byTime  timeHeap // every entry, oldest timestamp first
 	parts   map[string]*partition
@@ -97,6 +98,7 @@ type guardEntry struct {
 	digest [sha256.Size]byte
 	done   bool
 	reply  Reply
+	seq    uint64     // admission order, across partitions
 	tidx   int        // in byTime; -1 once removed
 	part   *partition // owner
 	prev   *guardEntry
@@ -216,7 +218,8 @@ func (g *Guard) Admit(o *Opened, data string, now time.Time, scope Scope) (*Tick
 		g.parts[p.name] = p
 		heap.Push(&g.bySize, p)
 	}
-	e := &guardEntry{id: o.ID, ts: ts, digest: digest, part: p}
+	g.seq++
+	e := &guardEntry{id: o.ID, ts: ts, digest: digest, part: p, seq: g.seq}
 	g.entries[o.ID] = e
 	heap.Push(&g.byTime, e)
 	p.push(e)
@@ -339,11 +342,18 @@ func (h *timeHeap) Pop() any {
 	return e
 }
 
-// sizeHeap orders partitions by size, largest first.
+// sizeHeap orders partitions by size, largest first; among equals, the one
+// whose oldest entry was admitted first.
 type sizeHeap []*partition
 
-func (h sizeHeap) Len() int           { return len(h) }
-func (h sizeHeap) Less(i, j int) bool { return h[i].n > h[j].n }
+func (h sizeHeap) Len() int { return len(h) }
+func (h sizeHeap) Less(i, j int) bool {
+	a, b := h[i], h[j]
+	if a.n != b.n {
+		return a.n > b.n
+	}
+	return a.n > 0 && a.oldest.seq < b.oldest.seq
+}
 func (h sizeHeap) Swap(i, j int) {
 	h[i], h[j] = h[j], h[i]
 	h[i].sidx, h[j].sidx = i, j
