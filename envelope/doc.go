@@ -38,9 +38,12 @@
 //   - an envelope posted to another endpoint than the one it was sealed for
 //     does not open (ErrUnauthentic);
 //   - a [Guard] on the server rejects timestamps outside a window (default
-//     ±5 minutes) and answers a repeated request id with the stored reply of
-//     the first copy, so retries stay idempotent and captured requests cannot
-//     be replayed.
+//     5 minutes behind, 30 seconds ahead) and answers a repeated request id
+//     with the stored reply of the first copy, so retries stay idempotent and
+//     captured requests cannot be replayed. It remembers only requests that
+//     proved a licence or a session ([Scope]), within per-partition and
+//     global bounds, and makes room by forgetting, never by rejecting: no
+//     flood from others makes a fresh request stale.
 //
 // # Public-key mode
 //

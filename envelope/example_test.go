@@ -161,12 +161,13 @@ func ExampleMultiOpener() {
 
 // A server checks freshness after Open: a Guard rejects stale timestamps and
 // answers a repeated request id with the stored reply instead of processing
-// it twice.
+// it twice. The server names what the request proved (here: the licence it
+// names exists) so that only such requests take room in the Guard.
 func ExampleGuard() {
 	secret, _ := envelope.GenerateSecret()
 	sealer, _ := envelope.NewSharedSecretSealer(secret)
 	opener, _ := envelope.NewSharedSecretOpener(secret)
-	guard := envelope.NewGuard(5*time.Minute, 0)
+	guard := envelope.NewGuard(envelope.GuardConfig{}) // 5 minutes behind, 30 s ahead
 	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
 
 	sealed, _ := sealer.Seal(envelope.Request{APIKey: "ak", Endpoint: "begin_session", Time: now}, []byte(`{}`))
@@ -176,7 +177,7 @@ func ExampleGuard() {
 		if err != nil {
 			log.Fatal(err)
 		}
-		ticket, cached, err := guard.Admit(opened, in.Data, at)
+		ticket, cached, err := guard.Admit(opened, in.Data, at, envelope.Scope{Partition: "licence K-1"})
 		switch {
 		case ticket != nil:
 			fmt.Println("new request: process it")

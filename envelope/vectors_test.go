@@ -55,7 +55,7 @@ type vector struct {
 	// SealedReply is Open's ReplySealer.Requested().
 	SealedReply bool `json:"sealed_reply,omitempty"`
 	// ServerTime and Admit, when set: the result of a fresh Guard with the
-	// default window (300 s) admitting the opened request at ServerTime:
+	// default window (300 s behind, 30 s ahead) admitting the opened request at ServerTime:
 	// "ok" or "stale".
 	ServerTime string        `json:"server_time,omitempty"`
 	Admit      string        `json:"admit,omitempty"`
@@ -164,7 +164,7 @@ func TestVectors(t *testing.T) {
 				if v.Admit != "" {
 					now, err := time.Parse(time.RFC3339, v.ServerTime)
 					require.NoError(t, err)
-					_, _, err = NewGuard(0, 0).Admit(op, v.Data, now)
+					_, _, err = NewGuard(GuardConfig{}).Admit(op, v.Data, now, Scope{})
 					got := resOK
 					if errors.Is(err, ErrStale) {
 						got = resStale
@@ -464,12 +464,12 @@ func commonVectors(t *testing.T, o Opener, seal sealFunc, l layout, otherMode st
 			ServerTime: "2026-01-01T00:05:00Z", Admit: resOK},
 		{Name: "valid, sealed reply requested", Data: sealedData, Result: resOK, Plaintext: vecPlaintext, SealedReply: true, Replies: replies},
 		{Name: "valid, empty plaintext", Data: emptyData, Result: resOK},
-		{Name: "valid, server clock 300 s behind (edge of the window)", Data: plainData, Result: resOK, Plaintext: vecPlaintext,
-			ServerTime: "2025-12-31T23:55:00Z", Admit: resOK},
+		{Name: "valid, server clock 30 s behind (edge of the future side)", Data: plainData, Result: resOK, Plaintext: vecPlaintext,
+			ServerTime: "2025-12-31T23:59:30Z", Admit: resOK},
 		{Name: "stale: timestamp 301 s behind the server", Data: plainData, Result: resOK, Plaintext: vecPlaintext,
 			ServerTime: "2026-01-01T00:05:01Z", Admit: resStale},
-		{Name: "stale: timestamp 301 s ahead of the server", Data: plainData, Result: resOK, Plaintext: vecPlaintext,
-			ServerTime: "2025-12-31T23:54:59Z", Admit: resStale},
+		{Name: "stale: timestamp 31 s ahead of the server", Data: plainData, Result: resOK, Plaintext: vecPlaintext,
+			ServerTime: "2025-12-31T23:59:29Z", Admit: resStale},
 		{Name: "posted to another endpoint", PostedTo: vecOther, Data: plainData, Result: resUnauthentic},
 		{Name: "endpoint rewritten in header and URL", PostedTo: "cegin_session", Data: encode(rewritten), Result: resUnauthentic},
 		{Name: "timestamp altered", Data: encode(flip(raw, ts, 0)), Result: resUnauthentic},

@@ -40,13 +40,15 @@ func newLegacyClient(serverURL string, publicKeyPEM []byte, licenseKey string) (
 // newLegacyHandler is the server side of docs/server.md, section 6, as the
 // page prints it: open with the RSA private key, check freshness and replay
 // with an envelope.Guard, act, and seal every answer, refusals included.
-// act stands in for the vendor's licence logic.
-func newLegacyHandler(priv *rsa.PrivateKey, act func(endpoint string, payload []byte) (int, []byte)) http.Handler {
+// act stands in for the vendor's licence logic; scope names the licence or
+// session a request proved, so that only those take room in the Guard.
+func newLegacyHandler(priv *rsa.PrivateKey, act func(endpoint string, payload []byte) (int, []byte),
+	scope func(endpoint string, payload []byte) envelope.Scope) http.Handler {
 	opener, err := legacyscheme.NewOpener(priv)
 	if err != nil {
 		log.Fatal(err)
 	}
-	guard := envelope.NewGuard(0, 0) // ±5 minutes; remembers up to 65,536 request ids
+	guard := envelope.NewGuard(envelope.GuardConfig{}) // 5 min behind, 30 s ahead; up to 65,536 request ids
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		endpoint, _ := strings.CutPrefix(r.URL.Path, "/api/v2/")
 		var req struct{ Key, Data string }
@@ -64,7 +66,7 @@ func newLegacyHandler(priv *rsa.PrivateKey, act func(endpoint string, payload []
 			write(envelope.RejectionReply(err, time.Now()))
 			return
 		}
-		ticket, cached, err := guard.Admit(opened, req.Data, time.Now())
+		ticket, cached, err := guard.Admit(opened, req.Data, time.Now(), scope(endpoint, opened.Plaintext))
 		switch {
 		case err != nil: // stale timestamp or reused request id
 			write(envelope.RejectionReply(err, time.Now()))
@@ -93,7 +95,7 @@ func Example() {
 		log.Fatal(err)
 	}
 	licences := newDocServer(priv) // only its licence logic (act) is used here
-	srv := httptest.NewServer(newLegacyHandler(priv, licences.act))
+	srv := httptest.NewServer(newLegacyHandler(priv, licences.act, licences.scope))
 	defer srv.Close()
 
 	client, err := newLegacyClient(srv.URL+"/api/v2", mustRead("testdata/server-rsa.pub"), "K-1")

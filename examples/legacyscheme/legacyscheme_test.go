@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -40,7 +41,7 @@ func servers(t *testing.T) map[string]target {
 	s1 := httptest.NewServer(d1)
 	t.Cleanup(s1.Close)
 	d2 := newDocServer(priv)
-	s2 := httptest.NewServer(newLegacyHandler(priv, d2.act))
+	s2 := httptest.NewServer(newLegacyHandler(priv, d2.act, d2.scope))
 	t.Cleanup(s2.Close)
 	return map[string]target{
 		"described":       {s1.URL + "/api/v2", d1},
@@ -439,4 +440,53 @@ func FuzzOpenReply(f *testing.F) {
 			t.Fatalf("OpenReply(%q) error %v; want ErrUnauthentic", body, err)
 		}
 	})
+}
+
+// scope is the described server's proof in the terms of envelope.Guard, for
+// the example's handler: the licence, or the live session's token.
+func (s *docServer) scope(endpoint string, payload []byte) envelope.Scope {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.proves(endpoint, payload) {
+		return envelope.Scope{}
+	}
+	if endpoint == "register_instance" || endpoint == "begin_session" {
+		return envelope.Scope{Partition: "licence " + docLicence}
+	}
+	var p struct {
+		Token string `json:"token"`
+	}
+	_ = json.Unmarshal(payload, &p)
+	return envelope.Scope{Partition: "session " + p.Token}
+}
+
+// A flood of valid envelopes for licences and sessions that do not exist
+// (anyone holding the product's public key can seal them) is refused
+// without being remembered, and a client still runs its lifecycle.
+func TestFloodTakesNoRoom(t *testing.T) {
+	for name, srv := range servers(t) {
+		t.Run(name, func(t *testing.T) {
+			s := sealer(t)
+			for i := range 300 {
+				ep := []string{"register_instance", "begin_session", "extend_session"}[i%3]
+				payload := fmt.Appendf(nil, `{"product_guid":"my-product","license_key":"JUNK-%d","token":"t-%d"}`, i, i)
+				sd, err := s.Seal(envelope.Request{Endpoint: ep, Time: time.Now().Add(30 * time.Second)}, payload)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if status, _ := post(t, srv.url, ep, sd); status == http.StatusOK {
+					t.Fatalf("junk %s granted", ep)
+				}
+			}
+			srv.doc.set(func(d *docServer) {
+				if len(d.seen) != 0 {
+					t.Errorf("the described server remembered %d junk requests", len(d.seen))
+				}
+			})
+			c := newClient(t, srv.url)
+			if err := c.Start(context.Background()); err != nil {
+				t.Fatalf("Start after the flood: %v", err)
+			}
+		})
+	}
 }

@@ -32,16 +32,21 @@ const (
 
 type seenRequest struct {
 	digest [32]byte
+	ts     int64 // the request's timestamp, to forget it once stale
 	status int
 	body   []byte
 }
+
+// docLicence is the one licence the described server grants.
+const docLicence = "K-1"
 
 // docServer is the independent server. Its licence logic is the least that
 // lets a client run a lifecycle: one licence, sessions in a map.
 type docServer struct {
 	priv   *rsa.PrivateKey
 	now    func() time.Time
-	window time.Duration
+	window time.Duration // behind the server's clock
+	future time.Duration // ahead of it
 
 	mu         sync.Mutex
 	forgePlain bool // answer in plain JSON, as a fake server would
@@ -55,7 +60,7 @@ type docServer struct {
 }
 
 func newDocServer(priv *rsa.PrivateKey) *docServer {
-	return &docServer{priv: priv, now: time.Now, window: 5 * time.Minute,
+	return &docServer{priv: priv, now: time.Now, window: 5 * time.Minute, future: 30 * time.Second,
 		seen: map[string]seenRequest{}, sessions: map[string]bool{}, processed: map[string]int{},
 		rejected: map[string]int{}}
 }
@@ -113,9 +118,10 @@ func (s *docServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.reject(w, http.StatusUnauthorized, "unauthentic")
 		return
 	}
-	// 3. Freshness: the timestamp window, then the request id.
-	sent := time.Unix(int64(binary.BigEndian.Uint64(data[1:9])), 0)
-	if d := s.now().Sub(sent); d > s.window || d < -s.window {
+	// 3. Freshness: the timestamp window (whole seconds, both ends
+	// included), then the request id.
+	ts, now := int64(binary.BigEndian.Uint64(data[1:9])), s.now().Unix()
+	if ts < now-int64(s.window/time.Second) || ts > now+int64(s.future/time.Second) {
 		s.reject(w, http.StatusUnauthorized, "stale_timestamp")
 		return
 	}
@@ -123,6 +129,11 @@ func (s *docServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	digest := sha256.Sum256([]byte(in.Data))
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	for k, e := range s.seen {
+		if e.ts < now-int64(s.window/time.Second) {
+			delete(s.seen, k)
+		}
+	}
 	if prev, ok := s.seen[hex.EncodeToString(id)]; ok {
 		if prev.digest != digest {
 			s.reject(w, http.StatusUnauthorized, "replayed")
@@ -134,13 +145,18 @@ func (s *docServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// 4. Act, then seal the answer under a key derived from the content key.
+	// Only a request that proved a licence or a session is remembered: one
+	// sealed by anyone else is refused without a change and takes no room.
+	proven := s.proves(endpoint, payload)
 	status, answer := s.dispatch(endpoint, payload)
 	plain, _ := json.Marshal(answer)
 	out := plain
 	if !s.forgePlain {
 		out = sealReply(k, id, endpoint, plain)
 	}
-	s.seen[hex.EncodeToString(id)] = seenRequest{digest: digest, status: status, body: out}
+	if proven {
+		s.seen[hex.EncodeToString(id)] = seenRequest{digest: digest, ts: ts, status: status, body: out}
+	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_, _ = w.Write(out)
@@ -175,6 +191,12 @@ func (s *docServer) dispatch(endpoint string, payload []byte) (int, map[string]a
 		return refuse(http.StatusBadRequest, "bad payload")
 	}
 	switch endpoint {
+	case "register_instance", "begin_session":
+		if p.LicenseKey != docLicence {
+			return refuse(http.StatusNotFound, "unknown license")
+		}
+	}
+	switch endpoint {
 	case "register_instance":
 		if s.revoked {
 			return refuse(http.StatusForbidden, "license revoked")
@@ -204,6 +226,22 @@ func (s *docServer) dispatch(endpoint string, payload []byte) (int, map[string]a
 		return http.StatusOK, map[string]any{"time": now}
 	}
 	return refuse(http.StatusNotFound, "no such endpoint")
+}
+
+// proves reports whether payload names the licence (register, begin) or a
+// live session (extend, end). The caller holds mu.
+func (s *docServer) proves(endpoint string, payload []byte) bool {
+	var p struct {
+		LicenseKey string `json:"license_key"`
+		Token      string `json:"token"`
+	}
+	if json.Unmarshal(payload, &p) != nil {
+		return false
+	}
+	if endpoint == "register_instance" || endpoint == "begin_session" {
+		return p.LicenseKey == docLicence
+	}
+	return s.sessions[p.Token]
 }
 
 func (s *docServer) set(f func(*docServer)) {

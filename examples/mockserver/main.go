@@ -18,7 +18,8 @@
 // The admin API and the live console are on a separate listener (-admin,
 // default 127.0.0.1:8081), because taking the API down closes the API's
 // listening socket. Every admin request needs the admin token (random unless
-// -admin-token sets one); the banner prints the console URL with the token,
+// -admin-token or the environment variable LICENSEKIT_ADMIN_TOKEN sets one;
+// prefer the variable, which other users cannot read in the process list); the banner prints the console URL with the token,
 // and opening it in a browser shows the console. From a script, send the
 // token as a bearer header:
 //
@@ -102,6 +103,11 @@ func (f licenseFlag) Set(v string) error {
 	return nil
 }
 
+// adminTokenEnv is the environment variable that sets the admin token when
+// -admin-token is not given: a flag shows in the process list to every user
+// of the machine, the environment does not.
+const adminTokenEnv = "LICENSEKIT_ADMIN_TOKEN"
+
 // parseFlags parses args. Usage and errors go to stderr.
 func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	o := &options{}
@@ -109,7 +115,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.SetOutput(stderr)
 	fs.StringVar(&o.listen, "listen", "127.0.0.1:8080", "address of the v2 API")
 	fs.StringVar(&o.admin, "admin", "127.0.0.1:8081", "address of the admin API and console")
-	fs.StringVar(&o.adminToken, "admin-token", "", "token the admin API requires (default: random, printed in the console URL)")
+	fs.StringVar(&o.adminToken, "admin-token", "", "token the admin API requires (env "+adminTokenEnv+", which keeps it out of the process list; default: random, printed in the console URL)")
 	scenario := fs.String("scenario", "", "play the scenario in this file from the start (see docs/mockserver.md)")
 	fs.Var(licenseFlag{&o.licenseSpecsRaw}, "license", "a licence: product=P,key=K[,seats=N][,session=D][,grace=D][,max=D][,state=S][,features=F] (repeatable)")
 	fs.IntVar(&o.defaultSeats, "seats", 0, "seat limit of licences that name none (0 = unlimited)")
@@ -129,6 +135,9 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.BoolVar(&o.debug, "v", false, "log each request to stderr (never keys, tokens or payloads)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
+	}
+	if o.adminToken == "" {
+		o.adminToken = os.Getenv(adminTokenEnv)
 	}
 	var errs []error
 	if fs.NArg() > 0 {

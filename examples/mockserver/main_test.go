@@ -252,3 +252,19 @@ func TestRunErrors(t *testing.T) {
 	assert.ErrorContains(t, err, "-key-file")
 	assert.False(t, errors.Is(err, flag.ErrHelp))
 }
+
+// TestAdminTokenFromEnvironment: the admin token can come from the
+// environment, out of the process list; the flag wins when both are given.
+func TestAdminTokenFromEnvironment(t *testing.T) {
+	t.Setenv(adminTokenEnv, "env-token")
+	o, err := parseFlags(nil, io.Discard)
+	require.NoError(t, err)
+	assert.Equal(t, "env-token", o.adminToken)
+	o, err = parseFlags([]string{"-admin-token", "flag-token"}, io.Discard)
+	require.NoError(t, err)
+	assert.Equal(t, "flag-token", o.adminToken)
+	t.Setenv(adminTokenEnv, "")
+	o, err = parseFlags(nil, io.Discard)
+	require.NoError(t, err)
+	assert.Empty(t, o.adminToken, "random at start-up")
+}

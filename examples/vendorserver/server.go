@@ -59,7 +59,7 @@ type liveSess struct {
 func NewServer(opener envelope.Opener, apiKeys []string, licences []Licence) *Server {
 	s := &Server{
 		opener:    opener,
-		guard:     envelope.NewGuard(0, 0),
+		guard:     envelope.NewGuard(envelope.GuardConfig{}),
 		apiKeys:   map[string]bool{},
 		now:       time.Now,
 		log:       slog.New(slog.DiscardHandler),
@@ -94,11 +94,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
 	if err != nil || len(body) > maxBody || json.Unmarshal(body, &req) != nil {
-		s.writePlain(w, http.StatusBadRequest, failure(s.now(), "malformed request"))
+		status, out := envelope.RejectionReply(envelope.ErrMalformed, s.now())
+		s.writeRaw(w, status, out)
 		return
 	}
 	if !s.apiKeys[req.Key] {
-		s.writePlain(w, http.StatusUnauthorized, failure(s.now(), "unknown api key"))
+		status, out := envelope.RejectionReply(envelope.ErrUnauthentic, s.now())
+		s.writeRaw(w, status, out)
 		return
 	}
 
@@ -115,8 +117,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// Freshness: a stale timestamp is rejected, a repeat gets the stored
-	// reply and is never processed twice.
-	ticket, cached, err := s.guard.Admit(opened, req.Data, s.now())
+	// reply and is never processed twice. Only a request that names a
+	// licence or a session the server knows is remembered (its scope), so
+	// envelopes sealed by anyone holding a copy of the product take no room
+	// from customers.
+	ticket, cached, err := s.guard.Admit(opened, req.Data, s.now(), s.scope(endpoint, opened.Plaintext))
 	switch {
 	case err != nil:
 		status, out := envelope.RejectionReply(err, s.now())
@@ -275,6 +280,34 @@ func (s *Server) dispatch(endpoint string, payload []byte) (int, any) {
 		return http.StatusOK, map[string]any{"time": stamp(now)}
 	}
 	return http.StatusNotFound, failure(now, "unknown endpoint")
+}
+
+// scope names what a request proved for the replay cache: a licence that
+// exists (register, begin) or a live session token (extend, end). It decodes
+// the payload as dispatch does. Anything else gets the empty scope and is
+// refused by dispatch without any change.
+func (s *Server) scope(endpoint string, payload []byte) envelope.Scope {
+	var d struct {
+		ProductGUID string `json:"product_guid"`
+		LicenseKey  string `json:"license_key"`
+		Token       string `json:"token"`
+	}
+	if json.Unmarshal(payload, &d) != nil {
+		return envelope.Scope{}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch endpoint {
+	case "register_instance", "begin_session":
+		if s.licences[d.ProductGUID+"\x00"+d.LicenseKey] != nil {
+			return envelope.Scope{Partition: "licence\x00" + d.ProductGUID + "\x00" + d.LicenseKey}
+		}
+	case "extend_session", "end_session":
+		if _, ok := s.sessions[d.Token]; ok {
+			return envelope.Scope{Partition: "session\x00" + d.Token}
+		}
+	}
+	return envelope.Scope{}
 }
 
 // checkLicence returns a refusal for an unknown or revoked licence.

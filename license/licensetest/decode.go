@@ -3,10 +3,10 @@ package licensetest
 import (
 	"bytes"
 	"encoding/json"
+	"io"
 	"math"
 	"net/http"
 	"strconv"
-	"strings"
 
 	"github.com/licensekit/licensekit-go/internal/wire"
 )
@@ -190,18 +190,46 @@ func decodeEnd(pt []byte) (*wire.EndRequest, *apiError) {
 	return &r, nil
 }
 
-// decodeOuter decodes the outer {"key","data"} object of a request.
-func decodeOuter(body []byte) (*wire.Request, *apiError) {
-	o, err := parseObject(body)
-	if err != nil {
-		return nil, badRequest("malformed request: body must be a JSON object with key and data")
+// decodeOuter decodes the outer {"key","data"} object of a request
+// (FORMAT.md, Conventions): a JSON object with exactly the two string
+// members key and data, each once. Anything else is not a request body.
+func decodeOuter(body []byte) (*wire.Request, bool) {
+	d := json.NewDecoder(bytes.NewReader(body))
+	if t, err := d.Token(); err != nil || t != json.Delim('{') {
+		return nil, false
 	}
 	var r wire.Request
-	var e [2]*apiError
-	r.Key, e[0] = o.str("key", true)
-	r.Data, e[1] = o.str("data", true)
-	if err := firstErr(e[:]...); err != nil {
-		return nil, badRequest("malformed request: " + strings.TrimPrefix(err.msg, "malformed data: "))
+	var seen [2]bool
+	for d.More() {
+		name, err := d.Token()
+		if err != nil {
+			return nil, false
+		}
+		val, err := d.Token()
+		v, isStr := val.(string)
+		if err != nil || !isStr {
+			return nil, false
+		}
+		switch name {
+		case "key":
+			if seen[0] {
+				return nil, false
+			}
+			r.Key, seen[0] = v, true
+		case "data":
+			if seen[1] {
+				return nil, false
+			}
+			r.Data, seen[1] = v, true
+		default:
+			return nil, false
+		}
 	}
-	return &r, nil
+	if t, err := d.Token(); err != nil || t != json.Delim('}') || !seen[0] || !seen[1] {
+		return nil, false
+	}
+	if _, err := d.Token(); err != io.EOF {
+		return nil, false
+	}
+	return &r, true
 }

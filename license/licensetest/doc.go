@@ -29,7 +29,8 @@
 // The envelope is checked first, as envelope/FORMAT.md describes: a body
 // that is not a request, an unknown API key, data that does not open, data
 // sealed for another endpoint, a timestamp outside the freshness window
-// (WithFreshnessWindow, default ±5 minutes), a request id reused by other
+// (WithFreshnessWindow, default 5 minutes behind and 30 seconds ahead of the
+// server's clock), a request id reused by other
 // data, or, with WithSealedReplies, a request that does not ask for a sealed
 // reply, all get an envelope-level rejection: a plain body
 // {"success":false,"time":...,"error":"envelope: ...","envelope_error":<code>}
@@ -38,7 +39,11 @@
 // A repeat of a request the server already answered (the same data,
 // within the window) gets the stored reply again and is never processed
 // twice, so a client's retries are idempotent and captured requests cannot
-// be replayed (WithReplayCache bounds the memory).
+// be replayed. Only requests that name an existing licence (register, begin)
+// or a live session token (extend, end) are remembered, each licence and
+// session within its own quota, so a flood of envelopes sealed by anyone
+// holding a copy of the product never takes room from a customer
+// (WithReplayCache bounds the memory).
 //
 // A licence failure is always {"success":false,"time":...,"error":...},
 // sealed when the client asked for it, with these HTTP statuses; by default

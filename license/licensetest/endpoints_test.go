@@ -154,10 +154,12 @@ func TestFailures(t *testing.T) {
 	var cases []tc
 	for _, ep := range []string{licensetest.Register, licensetest.Begin, licensetest.Extend, licensetest.End} {
 		cases = append(cases,
-			tc{ep, "body is not JSON", nil, func(*fixture) []byte { return []byte("not json") }, 400, "malformed request"},
-			tc{ep, "body is a JSON array", nil, func(*fixture) []byte { return []byte(`["key","data"]`) }, 400, "malformed request"},
-			tc{ep, "data missing", nil, func(fx *fixture) []byte { return []byte(`{"key":"` + fx.s.APIKey() + `"}`) }, 400, "missing field data"},
-			tc{ep, "key is a number", nil, func(*fixture) []byte { return []byte(`{"key":1,"data":"AAAA"}`) }, 400, "key must be a string"},
+			tc{ep, "body is not JSON", nil, func(*fixture) []byte { return []byte("not json") }, 400, "envelope: malformed request"},
+			tc{ep, "body is a JSON array", nil, func(*fixture) []byte { return []byte(`["key","data"]`) }, 400, "envelope: malformed request"},
+			tc{ep, "data missing", nil, func(fx *fixture) []byte { return []byte(`{"key":"` + fx.s.APIKey() + `"}`) }, 400, "envelope: malformed request"},
+			tc{ep, "key is a number", nil, func(*fixture) []byte { return []byte(`{"key":1,"data":"AAAA"}`) }, 400, "envelope: malformed request"},
+			tc{ep, "extra member", nil, func(fx *fixture) []byte { return []byte(`{"key":"` + fx.s.APIKey() + `","data":"AAAA","x":""}`) }, 400, "envelope: malformed request"},
+			tc{ep, "member twice", nil, func(fx *fixture) []byte { return []byte(`{"key":"` + fx.s.APIKey() + `","data":"AAAA","data":"AAAA"}`) }, 400, "envelope: malformed request"},
 			tc{ep, "unknown api key", nil, func(fx *fixture) []byte {
 				sd, _ := fx.c.sealer.Seal(envelope.Request{APIKey: "other", Endpoint: ep}, []byte(`{}`))
 				b, _ := json.Marshal(wire.Request{Key: "other", Data: sd.Data})

@@ -183,18 +183,10 @@ func (s *Server) admit(ep string, body io.Reader, now time.Time) ([]byte, envelo
 	if err != nil || len(raw) > maxRequestBody {
 		return nil, nil, nil, s.rejection(envelope.ErrMalformed, now)
 	}
-	req, aerr := decodeOuter(raw)
-	if aerr != nil {
-		// Not a request body at all: an envelope-level rejection too, with
-		// the decoder's text (it names the field, never a value).
-		e := s.rejection(envelope.ErrMalformed, now)
-		e.o.body, _ = json.Marshal(struct {
-			Success bool   `json:"success"`
-			Time    string `json:"time"`
-			Error   string `json:"error"`
-			Code    string `json:"envelope_error"`
-		}{false, now.UTC().Format(time.RFC3339), aerr.msg, envelope.CodeMalformed})
-		return nil, nil, nil, e
+	req, ok := decodeOuter(raw)
+	if !ok {
+		// Not a request body at all: an envelope-level rejection too.
+		return nil, nil, nil, s.rejection(envelope.ErrMalformed, now)
 	}
 	in := envelope.Incoming{Key: req.Key, Data: req.Data, Endpoint: ep}
 	if subtle.ConstantTimeCompare([]byte(req.Key), []byte(s.apiKey)) != 1 {
@@ -213,7 +205,7 @@ func (s *Server) admit(ep string, body io.Reader, now time.Time) ([]byte, envelo
 		}
 		sealer = nil
 	}
-	ticket, cached, err := s.guard.Admit(op, in.Data, now)
+	ticket, cached, err := s.guard.Admit(op, in.Data, now, s.store.scope(ep, op.Plaintext))
 	switch {
 	case err != nil:
 		e := s.rejection(err, now)

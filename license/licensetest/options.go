@@ -144,18 +144,22 @@ func WithMaxRequests(n int) Option {
 	}
 }
 
-// WithFreshnessWindow sets how far a request's timestamp may be from the
-// server's clock, either way (default envelope.DefaultWindow, ±5 minutes).
-// Requests outside it get the envelope-level rejection "stale_timestamp"
+// WithFreshnessWindow sets how far a request's timestamp may be behind the
+// server's clock (default envelope.DefaultWindow, 5 minutes); the future
+// side stays envelope.DefaultFuture (30 seconds), or d if shorter. Requests
+// outside the window get the envelope-level rejection "stale_timestamp"
 // (HTTP 401) carrying the server's time. Zero keeps the default.
 func WithFreshnessWindow(d time.Duration) Option {
 	return func(c *config) { c.window = d }
 }
 
 // WithReplayCache sets how many request ids the server remembers within the
-// freshness window (default envelope.DefaultGuardEntries). A repeated
-// request is answered with the stored reply and never processed twice.
-// Zero keeps the default.
+// freshness window (default envelope.DefaultGuardEntries), of which at most
+// envelope.DefaultPartitionEntries for one licence or one session. A
+// repeated request is answered with the stored reply and never processed
+// twice. A full cache forgets the oldest answered id of its largest
+// licence or session, never rejects a fresh request. Zero keeps the
+// default.
 func WithReplayCache(n int) Option {
 	return func(c *config) { c.replayEntries = n }
 }

@@ -141,7 +141,7 @@ func NewUnstartedServer(opts ...Option) *Server {
 		panic("licensetest: " + err.Error())
 	}
 	s.opener = envelope.MultiOpener(hpkeOpener, secretOpener)
-	s.guard = envelope.NewGuard(cfg.window, cfg.replayEntries)
+	s.guard = envelope.NewGuard(envelope.GuardConfig{Window: cfg.window, MaxEntries: cfg.replayEntries})
 	return s
 }
 

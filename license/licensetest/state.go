@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/licensekit/licensekit-go/envelope"
 	"github.com/licensekit/licensekit-go/internal/wire"
 )
 
@@ -470,4 +471,35 @@ func newGUID() string {
 	b[8] = b[8]&0x3f | 0x80
 	h := hex.EncodeToString(b[:])
 	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
+}
+
+// scope is what an opened request proved before the replay cache admits it
+// (envelope.Scope): a register or begin names a licence that exists, an
+// extend or end a live session token. A request that proves neither (anyone
+// holding a copy of the product can seal one) gets the empty scope: it is
+// refused without any change and never remembered, so no flood of them takes
+// room from a customer.
+func (st *store) scope(ep string, pt []byte) envelope.Scope {
+	// The same decoding as processing uses, so that the proof and the
+	// request processed are the same.
+	o, err := parseObject(pt)
+	if err != nil {
+		return envelope.Scope{}
+	}
+	product, _ := o.str("product_guid", true)
+	key, _ := o.str("license_key", true)
+	token, _ := o.str("token", true)
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	switch ep {
+	case Register, Begin:
+		if product != "" && key != "" && st.licenses[licenseID{product, key}] != nil {
+			return envelope.Scope{Partition: "licence\x00" + product + "\x00" + key}
+		}
+	case Extend, End:
+		if s := st.sessions[token]; token != "" && s != nil {
+			return envelope.Scope{Partition: "session\x00" + strconv.FormatUint(s.seq, 10)}
+		}
+	}
+	return envelope.Scope{}
 }
