@@ -336,11 +336,16 @@ func (c *Client) call(ctx context.Context, endpoint string, retry transport.Retr
 		return clientFault(endpoint, "cannot encode the request", err)
 	}
 	extra := verdict.PayloadValues(plain)
-	c.noteLive(c.st.Token) // a token restored from the state file
-	defer clear(plain)     // best effort only: see docs/security.md
-	var offset time.Duration
+	c.noteLive(c.st.Token)   // a token restored from the state file
+	defer clear(plain)       // best effort only: see docs/security.md
+	offset := c.integ.offset // the kept offset; a stale rejection may propose another for one retry
 	for attempt := 0; ; attempt++ {
-		sd, err := c.sealer.Seal(envelope.Request{APIKey: c.cfg.APIKey, Endpoint: endpoint, Time: c.requestTime()}, plain)
+		sd, err := c.sealer.Seal(envelope.Request{APIKey: c.cfg.APIKey, Endpoint: endpoint, Time: c.stamp(&offset)}, plain)
+		if err != nil && offset != 0 {
+			// A sealing failure caused by an offset resets it.
+			c.integ.offset, offset = 0, 0
+			sd, err = c.sealer.Seal(envelope.Request{APIKey: c.cfg.APIKey, Endpoint: endpoint, Time: c.wallNow()}, plain)
+		}
 		if err != nil {
 			return clientFault(endpoint, c.redact.Text(lastPart(err), verdict.MaxExcerpt, extra...), err)
 		}
@@ -363,6 +368,7 @@ func (c *Client) call(ctx context.Context, endpoint string, retry transport.Retr
 			Redactor: c.redact,
 			Extra:    extra,
 		})
+		c.acceptedLocked(out, offset)
 		next, again := c.afterStaleLocked(endpoint, out, attempt, &offset)
 		if !again {
 			return next
