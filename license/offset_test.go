@@ -153,4 +153,3 @@ func TestRequestTimeBounded(t *testing.T) {
 		assert.WithinDuration(t, e.wall.now().Add(time.Hour), c.requestTime(), time.Second)
 	})
 }
-
