@@ -339,21 +339,20 @@ func (c *Client) call(ctx context.Context, endpoint string, retry transport.Retr
 	c.noteLive(c.st.Token)   // a token restored from the state file
 	defer clear(plain)       // best effort only: see docs/security.md
 	offset := c.integ.offset // the kept offset; a stale rejection may propose another for one retry
+	digest := sha256.Sum256(plain)
 	for attempt := 0; ; attempt++ {
-		sd, err := c.sealer.Seal(envelope.Request{APIKey: c.cfg.APIKey, Endpoint: endpoint, Time: c.stamp(&offset)}, plain)
-		if err != nil && offset != 0 {
-			// A sealing failure caused by an offset resets it.
-			c.integ.offset, offset = 0, 0
-			sd, err = c.sealer.Seal(envelope.Request{APIKey: c.cfg.APIKey, Endpoint: endpoint, Time: c.wallNow()}, plain)
+		req := c.resendLocked(endpoint, digest)
+		if req == nil || attempt > 0 {
+			var err error
+			if req, err = c.sealLocked(endpoint, plain, digest, &offset); err != nil {
+				return clientFault(endpoint, c.redact.Text(lastPart(err), verdict.MaxExcerpt, extra...), err)
+			}
+		} else {
+			offset = req.offset
+			c.log.Debug("resending the request whose reply was lost", "endpoint", endpoint)
 		}
-		if err != nil {
-			return clientFault(endpoint, c.redact.Text(lastPart(err), verdict.MaxExcerpt, extra...), err)
-		}
-		body, err := json.Marshal(wire.Request{Key: sd.Key, Data: sd.Data})
-		if err != nil {
-			return clientFault(endpoint, "cannot encode the request", err)
-		}
-		resp, err := c.tr.Do(ctx, transport.Request{Endpoint: endpoint, Body: body, Retry: retry, MaxAttempts: c.attemptCap})
+		sd := req.sealed
+		resp, err := c.tr.Do(ctx, transport.Request{Endpoint: endpoint, Body: req.body, Retry: retry, MaxAttempts: c.attemptCap})
 		if resp != nil {
 			c.noteDeprecation(resp, extra)
 		}
@@ -369,11 +368,31 @@ func (c *Client) call(ctx context.Context, endpoint string, retry transport.Retr
 			Extra:    extra,
 		})
 		c.acceptedLocked(out, offset)
+		c.noteLostLocked(endpoint, req, out)
 		next, again := c.afterStaleLocked(endpoint, out, attempt, &offset)
 		if !again {
 			return next
 		}
 	}
+}
+
+// sealLocked seals plain for endpoint with *offset, ready to send.
+func (c *Client) sealLocked(endpoint string, plain []byte, digest [sha256.Size]byte, offset *time.Duration) (*lostRequest, error) {
+	at := time.Now()
+	sd, err := c.sealer.Seal(envelope.Request{APIKey: c.cfg.APIKey, Endpoint: endpoint, Time: c.stamp(offset)}, plain)
+	if err != nil && *offset != 0 {
+		// A sealing failure caused by an offset resets it.
+		c.integ.offset, *offset = 0, 0
+		sd, err = c.sealer.Seal(envelope.Request{APIKey: c.cfg.APIKey, Endpoint: endpoint, Time: c.wallNow()}, plain)
+	}
+	if err != nil {
+		return nil, err
+	}
+	body, err := json.Marshal(wire.Request{Key: sd.Key, Data: sd.Data})
+	if err != nil {
+		return nil, err
+	}
+	return &lostRequest{digest: digest, sealed: sd, body: body, offset: *offset, at: at}, nil
 }
 
 func (c *Client) noteDeprecation(resp *transport.Response, extra []string) {

@@ -1,6 +1,7 @@
 package license
 
 import (
+	"crypto/sha256"
 	"errors"
 	"time"
 
@@ -62,6 +63,53 @@ type integrity struct {
 	// path can forge, only proposes an offset for one retry. It never moves
 	// a deadline: grace is measured on this machine's clocks alone.
 	offset time.Duration
+	// lost holds, per endpoint, the last sealed request whose reply was
+	// lost (see resendLocked).
+	lost map[string]*lostRequest
+}
+
+// lostRequest is a sealed request that may have reached the server although
+// no answer came back.
+type lostRequest struct {
+	digest [sha256.Size]byte // of the plaintext
+	sealed envelope.Sealed
+	body   []byte
+	offset time.Duration
+	at     time.Time // monotonic: when it was sealed
+}
+
+// resendWithin is how long a lost request is resent rather than sealed
+// again: well inside the servers' freshness window (FORMAT.md), so that
+// the resend is still answered from the replay cache.
+const resendWithin = envelope.DefaultWindow / 2
+
+// resendLocked returns the request to send again for endpoint and the
+// plaintext with digest, if the last one's reply was lost: the server's
+// replay cache answers the same bytes with the stored reply, so a retry
+// after a lost begin_session takes no second seat.
+func (c *Client) resendLocked(endpoint string, digest [sha256.Size]byte) *lostRequest {
+	r := c.integ.lost[endpoint]
+	if r == nil || r.digest != digest || time.Since(r.at) >= resendWithin {
+		return nil
+	}
+	return r
+}
+
+// noteLostLocked remembers a request for resendLocked when its outcome
+// says the server may have processed it without the client learning the
+// answer (any unreachable outcome other than an envelope rejection, which
+// says the server processed nothing), and forgets it otherwise. Requests
+// without a request id (a custom scheme) are never resent.
+func (c *Client) noteLostLocked(endpoint string, r *lostRequest, out verdict.Outcome) {
+	var rej *EnvelopeError
+	if out.Category != verdict.Unreachable || errors.As(out.Err, &rej) || r.sealed.ID == ([envelope.RequestIDSize]byte{}) {
+		delete(c.integ.lost, endpoint)
+		return
+	}
+	if c.integ.lost == nil {
+		c.integ.lost = make(map[string]*lostRequest)
+	}
+	c.integ.lost[endpoint] = r
 }
 
 // plausible reports whether t may stamp a request: not before the

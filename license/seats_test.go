@@ -64,3 +64,34 @@ func TestSealedEndSession422Ends(t *testing.T) {
 	})
 }
 
+// TestLostBeginReplyResent: the path lets begin_session through and drops
+// the reply. The retried Start resends the same sealed request, which the
+// server's replay cache answers with the stored reply: one seat, no
+// refusal.
+func TestLostBeginReplyResent(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := newEnv(t, envConfig{session: 10 * time.Minute, grace: time.Hour, seats: 1})
+		e.srv.Inject(licensetest.Fault{Endpoint: wire.Begin, Kind: licensetest.FaultDrop})
+		c := e.newClient(e.config())
+		t.Cleanup(func() { _ = c.Close(context.Background()) })
+		err := c.Start(context.Background())
+		require.ErrorIs(t, err, ErrUnreachable)
+		require.Equal(t, 1, e.srv.SeatsInUse(testProduct, testLicense))
+
+		require.NoError(t, c.Start(context.Background()), "the retried Start burned a seat")
+		assert.Equal(t, Active, c.Status().State)
+		assert.Equal(t, 1, e.srv.SeatsInUse(testProduct, testLicense))
+		var begins, repeats int
+		for _, r := range e.srv.Requests() {
+			if r.Endpoint == wire.Begin {
+				begins++
+				if r.Repeat {
+					repeats++
+				}
+			}
+		}
+		assert.Equal(t, 2, begins)
+		assert.Equal(t, 1, repeats, "the retry was not the same request")
+		assert.Nil(t, c.st.Refusal)
+	})
+}
