@@ -57,7 +57,7 @@ func (c *Client) BeginSession(ctx context.Context) error {
 	return c.manual(ctx, func(ctx context.Context) error {
 		err := c.beginLocked(ctx)
 		if refused(err) {
-			c.persistRefusalLocked(err) // a refused begin is final
+			c.refusedLocked(err) // final unless about capacity
 		}
 		return c.afterManualLocked(err)
 	})

@@ -95,3 +95,121 @@ func TestLostBeginReplyResent(t *testing.T) {
 		assert.Nil(t, c.st.Refusal)
 	})
 }
+
+// TestCapacityRefusalNotPersisted: a refusal about capacity (the server's
+// "seat limit", a bare "no seats", a vendor's own wording mapped to
+// RefusalSeatLimit) refuses now but is never saved as final: the grace of a
+// still-live persisted session stays, and the next start asks again.
+func TestCapacityRefusalNotPersisted(t *testing.T) {
+	for _, tc := range []struct {
+		name, msg string
+		opts      []Option
+	}{
+		{"seat-limit", "seat limit", nil},
+		{"no-seats", "No seats left on this licence", nil},
+		{"vendor-capacity", "Concurrent user maximum reached (5/5)", []Option{WithRefusalRules(append(DefaultRefusalRules(),
+			RefusalRule{Kind: RefusalSeatLimit, Phrase: "concurrent user maximum"}))}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				e := newEnv(t, envConfig{session: 10 * time.Minute, grace: time.Hour})
+				c := e.newClient(e.config(), tc.opts...)
+				require.NoError(t, c.Start(context.Background()))
+				crash(c) // a live session persisted
+
+				e.srv.Inject(licensetest.Fault{Endpoint: wire.Begin, Kind: licensetest.FaultFail, Status: 409, Message: tc.msg})
+				c2 := e.newClient(e.config(), tc.opts...)
+				err := c2.Start(context.Background())
+				require.ErrorIs(t, err, ErrRefused, "it refuses now")
+				assert.ErrorIs(t, err, ErrSeatLimit)
+				assert.False(t, c2.Valid())
+				require.NoError(t, c2.Close(context.Background()))
+
+				e.srv.SetDown(true)
+				c3 := e.newClient(e.config(), tc.opts...)
+				require.NoError(t, c3.Start(context.Background()), "the capacity refusal took the grace away")
+				assert.True(t, c3.Valid())
+				require.NoError(t, c3.Close(context.Background()))
+
+				e.srv.SetDown(false)
+				begins := e.srv.Count(wire.Begin)
+				c4 := e.newClient(e.config(), tc.opts...)
+				defer c4.Close(context.Background())
+				require.NoError(t, c4.Start(context.Background()))
+				assert.Equal(t, Active, c4.Status().State)
+				assert.Equal(t, begins+1, e.srv.Count(wire.Begin), "the next start asks again")
+			})
+		})
+	}
+}
+
+// TestCapacityRefusalWithoutAllowance: with no persisted allowance, the
+// server's genuine seat-limit refusal fails Start and saves nothing; once
+// the seat is free, the next Start is Active.
+func TestCapacityRefusalWithoutAllowance(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := newEnv(t, envConfig{session: 10 * time.Minute, grace: time.Hour, seats: 1})
+		other := e.newClient(e.config(), WithStateStore(&MemoryStateStore{}),
+			fixedFingerprint(otherMachine()))
+		require.NoError(t, other.Start(context.Background()))
+
+		c := e.newClient(e.config())
+		require.ErrorIs(t, c.Start(context.Background()), ErrSeatLimit)
+		assert.Nil(t, c.st.Refusal, "a capacity refusal was saved as final")
+		require.NoError(t, c.Close(context.Background()))
+
+		require.NoError(t, other.Close(context.Background()))
+		c2 := e.newClient(e.config())
+		defer c2.Close(context.Background())
+		require.NoError(t, c2.Start(context.Background()))
+	})
+}
+
+// TestCapacityRefusalInRenewal: in renewal, a refused extend and a fresh
+// begin refused for capacity stop this run (Refused, Done closes) but save
+// nothing: an offline restart still has the grace the last session granted.
+func TestCapacityRefusalInRenewal(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := newEnv(t, envConfig{session: 10 * time.Minute, grace: time.Hour})
+		c := e.start()
+		e.srv.Inject(licensetest.Fault{Endpoint: wire.Extend, Kind: licensetest.FaultFail, Status: 404, Message: "unknown token"})
+		e.srv.Inject(licensetest.Fault{Endpoint: wire.Begin, Kind: licensetest.FaultFail, Status: 409, Message: "seat limit"})
+		time.Sleep(9 * time.Minute)
+		synctest.Wait()
+		require.Equal(t, Refused, c.Status().State)
+		assert.ErrorIs(t, c.Err(), ErrSeatLimit)
+		assert.Nil(t, c.st.Refusal)
+		crash(c)
+
+		e.srv.SetDown(true)
+		c2 := e.newClient(e.config())
+		defer c2.Close(context.Background())
+		require.NoError(t, c2.Start(context.Background()))
+		assert.True(t, c2.Valid())
+	})
+}
+
+// TestLostBeginReplyTooOldToResend: a begin whose reply was lost is resent
+// only while the server still remembers it. Later the client seals afresh;
+// the lost session still holds the only seat, so the server says "seat
+// limit", which is not saved; once that session lapses, Start succeeds.
+func TestLostBeginReplyTooOldToResend(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := newEnv(t, envConfig{session: 10 * time.Minute, grace: time.Hour, seats: 1})
+		e.srv.Inject(licensetest.Fault{Endpoint: wire.Begin, Kind: licensetest.FaultDrop})
+		c := e.newClient(e.config())
+		t.Cleanup(func() { _ = c.Close(context.Background()) })
+		require.ErrorIs(t, c.Start(context.Background()), ErrUnreachable)
+
+		time.Sleep(resendWithin)
+		err := c.Start(context.Background())
+		require.ErrorIs(t, err, ErrSeatLimit)
+		assert.Nil(t, c.st.Refusal)
+		assert.Zero(t, countRejected(e.srv, wire.Begin), "an expired request was resent")
+
+		time.Sleep(10 * time.Minute)
+		c2 := e.newClient(e.config())
+		defer c2.Close(context.Background())
+		require.NoError(t, c2.Start(context.Background()))
+	})
+}

@@ -64,7 +64,9 @@
 // decided by Rules: ordered phrases matched as whole words, case and
 // punctuation ignored, first match wins. DefaultRules covers common
 // English wordings; a vendor replaces them with its own table or function.
-// Every refusal matches ErrRefused whatever its kind.
+// Every refusal matches ErrRefused whatever its kind. Kind.Final says
+// which kinds are saved as the licence's final verdict: all but
+// KindSeatLimit, the capacity kind.
 //
 // # Redaction
 //
