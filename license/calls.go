@@ -353,9 +353,6 @@ func (c *Client) call(ctx context.Context, endpoint string, retry transport.Retr
 		}
 		sd := req.sealed
 		resp, err := c.tr.Do(ctx, transport.Request{Endpoint: endpoint, Body: req.body, Retry: retry, MaxAttempts: c.attemptCap})
-		if resp != nil {
-			c.noteDeprecation(resp, extra)
-		}
 		out := verdict.Classify(verdict.Input{
 			Endpoint: endpoint,
 			Resp:     resp,
@@ -368,6 +365,7 @@ func (c *Client) call(ctx context.Context, endpoint string, retry transport.Retr
 			Extra:    extra,
 		})
 		c.acceptedLocked(out, offset)
+		c.noteDeprecation(resp, out)
 		c.noteLostLocked(endpoint, req, out)
 		next, again := c.afterStaleLocked(endpoint, out, attempt, &offset)
 		if !again {
@@ -395,21 +393,22 @@ func (c *Client) sealLocked(endpoint string, plain []byte, digest [sha256.Size]b
 	return &lostRequest{digest: digest, sealed: sd, body: body, offset: *offset, at: at}, nil
 }
 
-func (c *Client) noteDeprecation(resp *transport.Response, extra []string) {
-	note := resp.Deprecation
-	if resp.Sunset != "" {
-		if note != "" {
-			note += "; "
-		}
-		note += "sunset " + resp.Sunset
-	}
-	if note == "" {
+// deprecationNote is EventDeprecated's Detail.
+const deprecationNote = "the licence server announced that the API this client speaks is deprecated; update the product"
+
+// noteDeprecation records, once, that a reply of the licence server (an
+// outcome that is its word) carried a Deprecation or Sunset header. The
+// header is not authenticated, so only the fact is kept, never its text:
+// anyone on the path could have written it (docs/security.md).
+func (c *Client) noteDeprecation(resp *transport.Response, out verdict.Outcome) {
+	if resp == nil || c.deprec || (resp.Deprecation == "" && resp.Sunset == "") {
 		return
 	}
-	note = c.redact.Text(note, 2*verdict.MaxExcerpt, extra...)
-	if note == c.deprec {
+	switch out.Category {
+	case verdict.Success, verdict.Refused, verdict.AlreadyEnded:
+	default:
 		return
 	}
-	c.deprec = note
-	c.emit(Event{Type: EventDeprecated, Detail: note})
+	c.deprec = true
+	c.emit(Event{Type: EventDeprecated, Detail: deprecationNote})
 }
