@@ -57,7 +57,7 @@ func (c *Client) BeginSession(ctx context.Context) error {
 	return c.manual(ctx, func(ctx context.Context) error {
 		err := c.beginLocked(ctx)
 		if refused(err) {
-			c.persistRefusalLocked(err) // a refused begin is final
+			c.refusedLocked(err) // final unless about capacity
 		}
 		return c.afterManualLocked(err)
 	})
@@ -336,22 +336,23 @@ func (c *Client) call(ctx context.Context, endpoint string, retry transport.Retr
 		return clientFault(endpoint, "cannot encode the request", err)
 	}
 	extra := verdict.PayloadValues(plain)
-	c.noteLive(c.st.Token) // a token restored from the state file
-	defer clear(plain)     // best effort only: see docs/security.md
-	var offset time.Duration
+	c.noteLive(c.st.Token)   // a token restored from the state file
+	defer clear(plain)       // best effort only: see docs/security.md
+	offset := c.integ.offset // the kept offset; a stale rejection may propose another for one retry
+	digest := sha256.Sum256(plain)
 	for attempt := 0; ; attempt++ {
-		sd, err := c.sealer.Seal(envelope.Request{APIKey: c.cfg.APIKey, Endpoint: endpoint, Time: c.requestTime()}, plain)
-		if err != nil {
-			return clientFault(endpoint, c.redact.Text(lastPart(err), verdict.MaxExcerpt, extra...), err)
+		req := c.resendLocked(endpoint, digest)
+		if req == nil || attempt > 0 {
+			var err error
+			if req, err = c.sealLocked(endpoint, plain, digest, &offset); err != nil {
+				return clientFault(endpoint, c.redact.Text(lastPart(err), verdict.MaxExcerpt, extra...), err)
+			}
+		} else {
+			offset = req.offset
+			c.log.Debug("resending the request whose reply was lost", "endpoint", endpoint)
 		}
-		body, err := json.Marshal(wire.Request{Key: sd.Key, Data: sd.Data})
-		if err != nil {
-			return clientFault(endpoint, "cannot encode the request", err)
-		}
-		resp, err := c.tr.Do(ctx, transport.Request{Endpoint: endpoint, Body: body, Retry: retry, MaxAttempts: c.attemptCap})
-		if resp != nil {
-			c.noteDeprecation(resp, extra)
-		}
+		sd := req.sealed
+		resp, err := c.tr.Do(ctx, transport.Request{Endpoint: endpoint, Body: req.body, Retry: retry, MaxAttempts: c.attemptCap})
 		out := verdict.Classify(verdict.Input{
 			Endpoint: endpoint,
 			Resp:     resp,
@@ -363,6 +364,9 @@ func (c *Client) call(ctx context.Context, endpoint string, retry transport.Retr
 			Redactor: c.redact,
 			Extra:    extra,
 		})
+		c.acceptedLocked(out, offset)
+		c.noteDeprecation(resp, out)
+		c.noteLostLocked(endpoint, req, out)
 		next, again := c.afterStaleLocked(endpoint, out, attempt, &offset)
 		if !again {
 			return next
@@ -370,21 +374,41 @@ func (c *Client) call(ctx context.Context, endpoint string, retry transport.Retr
 	}
 }
 
-func (c *Client) noteDeprecation(resp *transport.Response, extra []string) {
-	note := resp.Deprecation
-	if resp.Sunset != "" {
-		if note != "" {
-			note += "; "
-		}
-		note += "sunset " + resp.Sunset
+// sealLocked seals plain for endpoint with *offset, ready to send.
+func (c *Client) sealLocked(endpoint string, plain []byte, digest [sha256.Size]byte, offset *time.Duration) (*lostRequest, error) {
+	at := time.Now()
+	sd, err := c.sealer.Seal(envelope.Request{APIKey: c.cfg.APIKey, Endpoint: endpoint, Time: c.stamp(offset)}, plain)
+	if err != nil && *offset != 0 {
+		// A sealing failure caused by an offset resets it.
+		c.integ.offset, *offset = 0, 0
+		sd, err = c.sealer.Seal(envelope.Request{APIKey: c.cfg.APIKey, Endpoint: endpoint, Time: c.wallNow()}, plain)
 	}
-	if note == "" {
+	if err != nil {
+		return nil, err
+	}
+	body, err := json.Marshal(wire.Request{Key: sd.Key, Data: sd.Data})
+	if err != nil {
+		return nil, err
+	}
+	return &lostRequest{digest: digest, sealed: sd, body: body, offset: *offset, at: at}, nil
+}
+
+// deprecationNote is EventDeprecated's Detail.
+const deprecationNote = "the licence server announced that the API this client speaks is deprecated; update the product"
+
+// noteDeprecation records, once, that a reply of the licence server (an
+// outcome that is its word) carried a Deprecation or Sunset header. The
+// header is not authenticated, so only the fact is kept, never its text:
+// anyone on the path could have written it (docs/security.md).
+func (c *Client) noteDeprecation(resp *transport.Response, out verdict.Outcome) {
+	if resp == nil || c.deprec || (resp.Deprecation == "" && resp.Sunset == "") {
 		return
 	}
-	note = c.redact.Text(note, 2*verdict.MaxExcerpt, extra...)
-	if note == c.deprec {
+	switch out.Category {
+	case verdict.Success, verdict.Refused, verdict.AlreadyEnded:
+	default:
 		return
 	}
-	c.deprec = note
-	c.emit(Event{Type: EventDeprecated, Detail: note})
+	c.deprec = true
+	c.emit(Event{Type: EventDeprecated, Detail: deprecationNote})
 }

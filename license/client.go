@@ -82,7 +82,7 @@ type Client struct {
 	integ      integrity
 	rb         *rollbackGuard // the anti-rollback record, nil when unavailable
 	restored   bool           // the state is older than its record
-	deprec     string
+	deprec     bool
 	nextTry    time.Time
 	savedHW    time.Time
 	// firstRegRaw is the FirstRegisteredAt text the snapshot last parsed.
@@ -660,7 +660,7 @@ func (c *Client) publishLocked() {
 		LastError:       c.lastErr,
 		InstanceGUID:    c.st.InstanceGUID,
 		ServerSkew:      c.skew,
-		Deprecation:     c.deprec,
+		Deprecated:      c.deprec,
 	}
 	// Parse only what changed: features and the registration time change
 	// far less often than the snapshot is published.

@@ -221,7 +221,7 @@ func TestAPIErrorCategories(t *testing.T) {
 		{"seat limit reached (1 of 1)", []error{ErrRefused, ErrSeatLimit}, []error{ErrRevoked}},
 		{"license expired", []error{ErrRefused, ErrExpired}, []error{ErrRevoked}},
 		{"license expired; session not created", []error{ErrRefused, ErrExpired}, []error{ErrRevoked}},
-		{"no seats for you?", []error{ErrRefused}, []error{ErrSeatLimit}},
+		{"seatbelt required", []error{ErrRefused}, []error{ErrSeatLimit}},
 		{"unknown token or session lapsed", []error{ErrRefused}, []error{ErrExpired, ErrRevoked}},
 		{"session expired", []error{ErrRefused}, []error{ErrExpired}},
 	}

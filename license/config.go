@@ -250,6 +250,9 @@ type options struct {
 	rollbackDir string
 	kinds       RefusalClassifier
 	shared      *SharedSession // WithSharedSession (shared.go)
+	// timeFloor replaces releaseFloor (integrity.go) for tests, whose
+	// synctest bubble starts in 2000; products cannot set it.
+	timeFloor time.Time
 }
 
 // WithLogger sends the client's logs, and its transport's, to l. The

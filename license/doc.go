@@ -122,6 +122,8 @@
 // A final refusal (a refused begin, or the fresh begin after a refused
 // extend) zeroes the persisted offline allowance and is saved at once: an
 // offline restart after it is not usable (its error matches ErrRefused).
+// A refusal about capacity (RefusalSeatLimit; see RefusalKind.Final)
+// refuses the call but is not saved: the next start asks again.
 // Only an authenticated (sealed) success restores the allowance. Every save
 // also advances a generation counter kept, with the high-water mark, in a
 // small anti-rollback record outside StateDir (see WithRollbackRecordDir);

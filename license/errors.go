@@ -128,8 +128,8 @@ type RefusalClassifier func(endpoint, message string) RefusalKind
 // They match these phrases, whole words, case-insensitively:
 //
 //	revoked           "revoked", "revocation"
-//	seat limit        "seat limit", "seats in use", "no seats available",
-//	                  "no free seats", "all seats", "too many seats",
+//	seat limit        "seat limit", "seats in use", "no seats", "no free
+//	                  seats", "all seats", "too many seats",
 //	                  "too many sessions", "session limit"
 //	expired           "license expired", "licence expired", "license has
 //	                  expired", "licence has expired", "license is expired",
@@ -139,7 +139,7 @@ type RefusalClassifier func(endpoint, message string) RefusalKind
 //	                  instance", "instance unknown"
 //
 // So "license expired; session not created" is RefusalExpired, "session
-// expired" is RefusalOther, and "no seats for you?" is RefusalOther. A
+// expired" is RefusalOther, and "seatbelt required" is RefusalOther. A
 // vendor whose server words its refusals otherwise passes its own table to
 // WithRefusalRules, possibly appended to these.
 func DefaultRefusalRules() RefusalRules { return verdict.DefaultRules() }

@@ -34,7 +34,9 @@ const (
 	// EventStateDiscarded: the persisted state was corrupt and was moved
 	// aside, or could not be written.
 	EventStateDiscarded
-	// EventDeprecated: the server sent a Deprecation or Sunset header.
+	// EventDeprecated: a reply from the licence server carried a
+	// Deprecation or Sunset header, reported once per client. Detail is a
+	// fixed text, never the header's (see Status.Deprecated).
 	EventDeprecated
 	// EventEnded: Close finished. Reason is the end_session error, if any;
 	// Detail says whether a live session was ended ("session ended") or

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -500,7 +501,7 @@ func waitRenewing(t *testing.T, c *Client) {
 }
 
 // TestDeprecationHeaderSurfaces checks that a server's Deprecation and
-// Sunset headers reach the caller as an event and in Status.
+// Sunset headers reach the caller as a fact, in an event and in Status.
 func TestDeprecationHeaderSurfaces(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		e := newEnv(t, envConfig{})
@@ -511,9 +512,55 @@ func TestDeprecationHeaderSurfaces(t *testing.T) {
 		}}
 		rw.armed.Store(true)
 		c := e.start(WithRoundTripper(rw))
-		assert.Equal(t, "true; sunset Wed, 01 Jul 2026 00:00:00 GMT", c.Status().Deprecation)
+		assert.True(t, c.Status().Deprecated)
 		assert.Equal(t, 1, e.rec.count(EventDeprecated), "reported once, not per request")
 		time.Sleep(time.Hour)
 		assert.Equal(t, 1, e.rec.count(EventDeprecated))
+	})
+}
+
+// TestDeprecationHeaderTextNotShown: the path adds a Deprecation header
+// with its own words. Only the fact reaches Status and events: the
+// product never shows the path's text to its user.
+func TestDeprecationHeaderTextNotShown(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := newEnv(t, envConfig{session: 10 * time.Minute, grace: time.Hour})
+		rw := &rewrite{next: e.srv.Transport(), fn: func(r *http.Response) *http.Response {
+			r.Header.Set("Deprecation", "Your licence was revoked. Call +1-555-0100")
+			r.Header.Set("Sunset", "now; call +1-555-0100")
+			return r
+		}}
+		rw.armed.Store(true)
+		c := e.start(WithRoundTripper(rw))
+		assert.True(t, c.Status().Deprecated, "the fact is kept")
+		assert.NotContains(t, fmt.Sprintf("%+v", c.Status()), "555")
+		assert.NotContains(t, fmt.Sprintf("%+v", c.Status()), "revoked")
+		n := 0
+		for _, ev := range e.rec.all() {
+			if ev.Type == EventDeprecated {
+				n++
+			}
+			assert.NotContains(t, ev.Detail, "555")
+			assert.NotContains(t, ev.Detail, "revoked")
+		}
+		assert.Equal(t, 1, n, "the fact is still reported, once")
+	})
+}
+
+// TestDeprecationNeedsTheServersWord: a Deprecation header on a page that
+// is not the licence server's word (a proxy's 407) sets nothing.
+func TestDeprecationNeedsTheServersWord(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := newEnv(t, envConfig{session: 10 * time.Minute, grace: time.Hour})
+		rw := &rewrite{next: e.srv.Transport(), endpoint: wire.Extend, fn: func(r *http.Response) *http.Response {
+			return replaceBody(r, http.StatusProxyAuthRequired, []byte("<html>proxy</html>"),
+				http.Header{"Deprecation": {"true"}, "Content-Type": {"text/html"}})
+		}}
+		c := e.start(WithRoundTripper(rw))
+		rw.armed.Store(true)
+		_, err := lapse(e, c)
+		require.ErrorIs(t, err, ErrIntercepted)
+		assert.False(t, c.Status().Deprecated)
+		assert.Zero(t, e.rec.count(EventDeprecated))
 	})
 }

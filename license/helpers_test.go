@@ -181,6 +181,7 @@ func (e *env) options(extra ...Option) []Option {
 		e.wall.option(),
 		fixedFingerprint(e.fp),
 		WithRetry(Retry{MinBackoff: 200 * time.Millisecond, MaxBackoff: time.Second}),
+		bubbleFloor,
 	}, extra...)
 }
 
@@ -224,3 +225,7 @@ func crash(c *Client) {
 func sleepUntil(start time.Time, at time.Duration) {
 	time.Sleep(time.Until(start.Add(at)))
 }
+
+// bubbleFloor lowers the earliest plausible request time to the year
+// before a synctest bubble's clock starts (2000-01-01).
+func bubbleFloor(o *options) { o.timeFloor = time.Date(1999, time.January, 1, 0, 0, 0, 0, time.UTC) }

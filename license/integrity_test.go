@@ -159,7 +159,7 @@ func countRejected(s *licensetest.Server, ep string) int {
 // stale-timestamp rejection, learns the offset from the server's time,
 // retries once and starts; later calls carry the corrected time.
 func TestClockOffsetCorrected(t *testing.T) {
-	for _, skew := range []time.Duration{-time.Hour, 3 * time.Hour} {
+	for _, skew := range []time.Duration{-time.Hour, time.Hour, 3 * time.Hour} {
 		synctest.Test(t, func(t *testing.T) {
 			e := newEnv(t, envConfig{session: 10 * time.Minute, grace: time.Hour})
 			e.wall.jump(skew)

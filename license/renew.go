@@ -149,7 +149,7 @@ func (c *Client) renewLocked(ctx context.Context) (stop bool) {
 		return false
 	case refused(err):
 		c.lastErr = err
-		c.persistRefusalLocked(err)
+		c.refusedLocked(err)
 		c.enterLocked(Refused, err)
 		c.log.Warn("licence refused by the server", "state", Refused, "error", err)
 		return true

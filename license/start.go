@@ -91,7 +91,7 @@ func (c *Client) startLocked(ctx context.Context) (err error) {
 		return nil
 	}
 	if refused(err) {
-		c.persistRefusalLocked(err)
+		c.refusedLocked(err)
 		c.enterLocked(Refused, err)
 		return err
 	}
@@ -120,7 +120,7 @@ func (c *Client) startWithAllowanceLocked(ctx context.Context) error {
 		c.startedLocked()
 		return nil
 	case refused(err):
-		c.persistRefusalLocked(err)
+		c.refusedLocked(err)
 		c.enterLocked(Refused, err)
 		return err
 	case errors.Is(ctx.Err(), context.Canceled):

@@ -84,8 +84,12 @@ type Status struct {
 	// ServerSkew is the server's clock minus this machine's, estimated at
 	// the last contact.
 	ServerSkew time.Duration
-	// Deprecation holds the server's Deprecation or Sunset header, if any.
-	Deprecation string
+	// Deprecated reports that a reply from the licence server carried a
+	// Deprecation or Sunset header: the API this client speaks is to be
+	// retired, so update the product. Only the fact is kept: a header is not
+	// authenticated, so its text (anyone on the path can write it) never
+	// reaches what a product shows its user.
+	Deprecated bool
 }
 
 // Valid reports whether the licence may be used now: Active or Grace.

@@ -112,3 +112,25 @@ func lastPart(err error) string {
 	}
 	return s
 }
+
+// finalRefusal reports whether err is a refusal to save as the licence's
+// final verdict: every refusal but a capacity one (RefusalKind.Final). A
+// refusal without an *APIError counts as final.
+func finalRefusal(err error) bool {
+	var api *APIError
+	return !errors.As(err, &api) || api.Kind.Final()
+}
+
+// refusedLocked records the refusal of a begin_session. A final one goes to
+// persistRefusalLocked, the one place that saves a refusal. A capacity
+// refusal saves nothing: the persisted deadlines keep whatever grace they
+// grant and the next start asks the server again. Either way a shared
+// session's renewer stops renewing, so that another process may ask.
+func (c *Client) refusedLocked(err error) {
+	if finalRefusal(err) {
+		c.persistRefusalLocked(err)
+		return
+	}
+	c.log.Info("capacity refusal; not saved, the next start asks the server again", "error", err)
+	c.resignSharedLocked()
+}

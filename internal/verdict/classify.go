@@ -111,8 +111,11 @@ func Classify(in Input) Outcome {
 	case status < 200:
 		e.Detail, e.Reason = DetailIntercepted, "unexpected status"
 		return Outcome{Category: Unreachable, Err: e}
-	case in.Endpoint == wire.End && status == http.StatusUnprocessableEntity:
+	case in.Endpoint == wire.End && status == http.StatusUnprocessableEntity && (!in.Sealed || in.Opener == nil):
 		// The spec's only failure form for end_session: the token is gone.
+		// With sealed replies it counts only once it opens (below): a
+		// plain 422 from the path would drop a token whose session still
+		// holds a seat.
 		return Outcome{Category: AlreadyEnded}
 	}
 	if rej, ok := envelope.ParseRejection(status, body); ok && status >= 400 {
@@ -142,6 +145,9 @@ func Classify(in Input) Outcome {
 			return Outcome{Category: Unreachable, Err: e}
 		}
 		plain = p
+		if in.Endpoint == wire.End && status == http.StatusUnprocessableEntity {
+			return Outcome{Category: AlreadyEnded} // the server's own 422, whatever it sealed
+		}
 	}
 	if f, ok := parseFailure(plain); ok {
 		kinds := in.Kinds

@@ -160,7 +160,8 @@ func rows(t *testing.T) []row {
 		// end_session.
 		{name: "end_session bare 422", endpoint: wire.End, status: 422, want: verdict.AlreadyEnded},
 		{name: "end_session 422 with failure body", endpoint: wire.End, status: 422, body: b(specFailure), want: verdict.AlreadyEnded},
-		{name: "end_session 422, sealed mode", endpoint: wire.End, sealed: true, status: 422, body: b("Unprocessable Entity"), want: verdict.AlreadyEnded},
+		{name: "end_session plain 422, sealed mode (forged)", endpoint: wire.End, sealed: true, status: 422, body: b("Unprocessable Entity"), want: U, also: []error{ic}},
+		{name: "end_session plain 422 failure, sealed mode (forged)", endpoint: wire.End, sealed: true, status: 422, body: b(specFailure), want: U, also: []error{ua}},
 		{name: "end_session success", endpoint: wire.End, status: 200, body: b(successEnd), want: verdict.Success},
 
 		// Transport failures without a reply.
@@ -197,6 +198,8 @@ func rows(t *testing.T) []row {
 		row{name: "sealed plaintext not JSON", sealed: true, status: 200, body: p.seal(t, "hello"), want: U, also: []error{mf}},
 		row{name: "sealed JSON of another shape", sealed: true, status: 200, body: p.seal(t, otherJSON), want: U, also: []error{mf}},
 		row{name: "sealed success at 403", sealed: true, status: 403, body: p.seal(t, successBegin), want: U, also: []error{mf}},
+		row{name: "end_session sealed 422", endpoint: wire.End, sealed: true, status: 422, body: p.seal(t, specFailure), want: verdict.AlreadyEnded},
+		row{name: "end_session sealed 422, empty plaintext", endpoint: wire.End, sealed: true, status: 422, body: p.seal(t, ""), want: verdict.AlreadyEnded},
 	)
 	// Oversize and cut bodies, as transport reports them.
 	out = append(out,
@@ -421,8 +424,8 @@ func FuzzClassify(f *testing.F) {
 			if out.Err != nil {
 				t.Fatalf("success with error %v", out.Err)
 			}
-			if sealed && out.Category == verdict.Success {
-				t.Fatalf("a reply that never was sealed opened: %q", body)
+			if sealed {
+				t.Fatalf("a reply that never was sealed opened (%v): %q", out.Category, body)
 			}
 			return
 		}

@@ -34,11 +34,12 @@
 //	5xx, 429, 408, whatever the body               Unreachable   DetailTransient            grace; Retry-After honoured
 //	407 Proxy Authentication Required              Unreachable   ErrIntercepted             grace
 //	1xx, every 3xx (redirects are never followed)  Unreachable   ErrIntercepted             grace
-//	end_session 422, whatever the body             AlreadyEnded  (no error)                 token forgotten; verdict unchanged
+//	end_session 422, unsealed opt-out, any body    AlreadyEnded  (no error)                 token forgotten; verdict unchanged
 //	2xx/4xx that does not open:
 //	  JSON object with v2 or sealed-reply members  Unreachable   ErrUnauthenticated         grace
 //	  truncated or invalid JSON                    Unreachable   ErrMalformedReply          grace
 //	  HTML, text, empty, JSON of another shape     Unreachable   ErrIntercepted             grace
+//	end_session 422 that opens, whatever it holds  AlreadyEnded  (no error)                 token forgotten; verdict unchanged
 //	2xx/4xx that opens, spec failure shape         Refused       *APIError, Kind by rules   Refused at once, no grace (1)
 //	2xx that opens, decodes, next request fits     Success       (no error)                 Active; deadlines reset
 //	2xx that opens but does not decode (2)         Unreachable   ErrMalformedReply          grace
@@ -63,7 +64,9 @@
 // decided by Rules: ordered phrases matched as whole words, case and
 // punctuation ignored, first match wins. DefaultRules covers common
 // English wordings; a vendor replaces them with its own table or function.
-// Every refusal matches ErrRefused whatever its kind.
+// Every refusal matches ErrRefused whatever its kind. Kind.Final says
+// which kinds are saved as the licence's final verdict: all but
+// KindSeatLimit, the capacity kind.
 //
 // # Redaction
 //

@@ -35,6 +35,23 @@ func (k Kind) String() string {
 	return "Kind(" + strconv.Itoa(int(k)) + ")"
 }
 
+// Final reports whether a refusal of this kind is the licence's final
+// verdict, saved so that it outlives a restart and grants no offline time
+// until the server says otherwise. Every kind is final but KindSeatLimit,
+// the capacity kind: the licence is good but its seats are taken now, which
+// changes as other sessions end, and which anyone who can burn a seat (the
+// network path dropping a reply) can bring about. A capacity refusal refuses
+// the call and saves nothing: the next start asks again. A vendor maps its
+// own capacity wordings to KindSeatLimit with its rules.
+//
+//	kind              final
+//	other             yes
+//	revoked           yes
+//	seat limit        no (capacity)
+//	expired           yes
+//	unknown instance  yes (after one fresh registration)
+func (k Kind) Final() bool { return k != KindSeatLimit }
+
 func (k Kind) sentinel() error {
 	switch k {
 	case KindRevoked:
@@ -84,8 +101,8 @@ func (r Rules) Classify(endpoint, msg string) Kind {
 // server words refusals otherwise supplies its own table or function.
 //
 //	revoked           "revoked", "revocation"
-//	seat limit        "seat limit", "seats in use", "no seats available",
-//	                  "no free seats", "all seats", "too many seats",
+//	seat limit        "seat limit", "seats in use", "no seats", "no free
+//	                  seats", "all seats", "too many seats",
 //	                  "too many sessions", "session limit"
 //	expired           "license expired", "licence expired", "license has
 //	                  expired", "licence has expired", "license is expired",
@@ -101,7 +118,7 @@ func DefaultRules() Rules {
 		{Kind: KindRevoked, Phrase: "revoked"},
 		{Kind: KindRevoked, Phrase: "revocation"},
 	}
-	for _, p := range []string{"seat limit", "seats in use", "no seats available", "no free seats",
+	for _, p := range []string{"seat limit", "seats in use", "no seats", "no free seats",
 		"all seats", "too many seats", "too many sessions", "session limit"} {
 		r = append(r, Rule{Kind: KindSeatLimit, Phrase: p})
 	}

@@ -71,7 +71,8 @@ func TestDefaultRulesWholeWords(t *testing.T) {
 		"Your licence expired on 2025-01-01":     verdict.KindExpired,
 		"session expired":                        verdict.KindOther,
 		"token expired, begin a new session":     verdict.KindOther,
-		"no seats for you?":                      verdict.KindOther,
+		"no seats for you?":                      verdict.KindSeatLimit,
+		"No seats left on this licence":          verdict.KindSeatLimit,
 		"seatbelt required":                      verdict.KindOther,
 		"loveseat limits apply":                  verdict.KindOther,
 		"Seat-limit reached":                     verdict.KindSeatLimit,
@@ -131,5 +132,17 @@ func TestAPIErrorKinds(t *testing.T) {
 	for _, s := range []error{verdict.ErrIntercepted, verdict.ErrUnauthenticated, verdict.ErrMalformedReply} {
 		assert.ErrorIs(t, s, verdict.ErrUnreachable)
 		assert.NotErrorIs(t, s, verdict.ErrRefused)
+	}
+}
+
+// TestKindFinal pins which refusal kinds are final: every kind but the
+// capacity kind.
+func TestKindFinal(t *testing.T) {
+	t.Parallel()
+	for k, final := range map[verdict.Kind]bool{
+		verdict.KindOther: true, verdict.KindRevoked: true, verdict.KindSeatLimit: false,
+		verdict.KindExpired: true, verdict.KindUnknownInstance: true,
+	} {
+		assert.Equal(t, final, k.Final(), k.String())
 	}
 }
