@@ -365,6 +365,7 @@ func (c *Client) call(ctx context.Context, endpoint string, retry transport.Retr
 		})
 		next, again := c.afterStaleLocked(endpoint, out, attempt, &offset)
 		if !again {
+			c.noteConfigFaultLocked(next)
 			return next
 		}
 	}

@@ -100,6 +100,9 @@ type Client struct {
 	// running is set once the renewal loop runs: from then on a refusal
 	// closes Done for good.
 	running bool
+
+	// configFault is Status.ConfigFault (configfault.go).
+	configFault error
 }
 
 // doneSignal is one Done channel and why it closed.
@@ -658,6 +661,7 @@ func (c *Client) publishLocked() {
 		GracePeriod:     c.grace(),
 		LastContact:     c.st.LastContact,
 		LastError:       c.lastErr,
+		ConfigFault:     c.configFault,
 		InstanceGUID:    c.st.InstanceGUID,
 		ServerSkew:      c.skew,
 		Deprecation:     c.deprec,
