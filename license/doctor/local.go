@@ -357,8 +357,8 @@ func (d *doctor) checkRoundTrip(ctx context.Context) {
 		d.set(skipped(CheckRoundTrip, "the configuration is rejected; fix it first"))
 		return
 	}
-	if h, ok := d.checks[CheckHTTP]; ok && h.Verdict == Fail {
-		d.set(skipped(CheckRoundTrip, "the server cannot be reached as it should: see the http check"))
+	if why := d.serverNotReached(); why != "" {
+		d.set(skipped(CheckRoundTrip, why))
 		return
 	}
 	c := Check{ID: CheckRoundTrip}
