@@ -559,14 +559,18 @@ func (c *Client) closeFirst(ctx context.Context, loopDone chan struct{}) error {
 		}
 	}
 	prev := c.state
-	c.state, c.reason = Ended, ErrClosed
+	if prev != Refused {
+		// Refused is the server's verdict and stays: Close ends the client,
+		// not the verdict (docs/lifecycle.md).
+		c.state, c.reason = Ended, ErrClosed
+	}
 	if !ended {
 		// A successful end_session has just saved the only change (the
 		// token gone); saving again would write the same state twice.
 		c.saveLocked(context.WithoutCancel(ctx))
 	}
 	c.publishLocked()
-	if prev != Ended {
+	if prev != Ended && prev != Refused {
 		c.emit(Event{Type: EventStateChanged, State: Ended, Previous: prev, Reason: ErrClosed})
 		c.log.Info("licence state changed", "state", Ended, "previous", prev)
 	}
@@ -577,7 +581,7 @@ func (c *Client) closeFirst(ctx context.Context, loopDone chan struct{}) error {
 	case ended:
 		detail = "session ended"
 	}
-	c.emit(Event{Type: EventEnded, State: Ended, Reason: err, Detail: detail})
+	c.emit(Event{Type: EventEnded, State: c.state, Reason: err, Detail: detail})
 	if c.slot != nil {
 		_ = c.slot.Release()
 	}

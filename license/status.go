@@ -23,8 +23,9 @@ const (
 	// server answers.
 	Expired
 	// Refused: the server said no. No grace applies; the client stops.
+	// Refused is final: Close leaves it as it is.
 	Refused
-	// Ended: Close ended the session.
+	// Ended: Close ended the client (from any state but Refused).
 	Ended
 )
 

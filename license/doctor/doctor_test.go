@@ -507,7 +507,7 @@ func TestStateHeldByRunningProduct(t *testing.T) {
 	assert.Equal(t, doctor.OK, st.Verdict, st.Finding)
 	assert.Equal(t, "held by a running product", evidence(st, "slot 0"))
 	assert.Equal(t, "1 of 4", evidence(st, "slots_in_use"))
-	assert.Equal(t, "begun and not ended", evidence(st, "session"))
+	assert.Equal(t, "open on the server (begun, not ended)", evidence(st, "session"))
 
 	// With one slot, the running product holds them all.
 	st = check(t, e.run(t, fp, doctor.WithClientOptions(license.WithStateSlots(1))), doctor.CheckState)
@@ -570,4 +570,43 @@ func stateFile(t *testing.T, dir string) string {
 	}
 	require.Len(t, found, 1, "state files in %s", dir)
 	return found[0]
+}
+
+// TestStateAfterCloseOffline: after a Close whose end_session could not
+// reach the server, the state check says the session is still open on the
+// server, and that an offline start runs Active on the saved deadlines,
+// which is what the client then does; after a clean Close, no session is
+// open, and an offline start still resumes the same deadlines.
+func TestStateAfterCloseOffline(t *testing.T) {
+	t.Parallel()
+	for _, endReached := range []bool{true, false} {
+		t.Run(fmt.Sprint("end_session reached: ", endReached), func(t *testing.T) {
+			t.Parallel()
+			e := setup(t, false)
+			fp := strongFP(rawMAC)
+			c, err := license.New(e.cfg, fpSource(fp))
+			require.NoError(t, err)
+			require.NoError(t, c.Start(context.Background()))
+			if !endReached {
+				e.srv.FailNext(licensetest.End, 100, 503)
+			}
+			_ = c.Close(context.Background())
+			e.srv.FailNext("", 1000, 503) // offline from here on
+
+			st := check(t, e.run(t, fp), doctor.CheckState)
+			wantSession := "none open"
+			if !endReached {
+				wantSession = "open on the server (begun, not ended)"
+			}
+			assert.Equal(t, wantSession, evidence(st, "session"))
+			assert.True(t, strings.HasPrefix(evidence(st, "offline_start"), "Active until "), evidence(st, "offline_start"))
+
+			next, err := license.New(e.cfg, fpSource(fp))
+			require.NoError(t, err)
+			require.NoError(t, next.Start(context.Background()))
+			t.Cleanup(func() { _ = next.Close(context.Background()) })
+			assert.Equal(t, license.Active, next.Status().State, "the client does what the doctor said")
+			assert.Contains(t, evidence(st, "offline_start"), next.Status().SessionExpiry.UTC().Format(time.RFC3339))
+		})
+	}
 }
