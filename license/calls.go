@@ -369,6 +369,7 @@ func (c *Client) call(ctx context.Context, endpoint string, retry transport.Retr
 		c.noteLostLocked(endpoint, req, out)
 		next, again := c.afterStaleLocked(endpoint, out, attempt, &offset)
 		if !again {
+			c.noteConfigFaultLocked(next)
 			return next
 		}
 	}

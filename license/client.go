@@ -100,6 +100,9 @@ type Client struct {
 	// running is set once the renewal loop runs: from then on a refusal
 	// closes Done for good.
 	running bool
+
+	// configFault is Status.ConfigFault (configfault.go).
+	configFault error
 }
 
 // doneSignal is one Done channel and why it closed.
@@ -556,14 +559,18 @@ func (c *Client) closeFirst(ctx context.Context, loopDone chan struct{}) error {
 		}
 	}
 	prev := c.state
-	c.state, c.reason = Ended, ErrClosed
+	if prev != Refused {
+		// Refused is the server's verdict and stays: Close ends the client,
+		// not the verdict (docs/lifecycle.md).
+		c.state, c.reason = Ended, ErrClosed
+	}
 	if !ended {
 		// A successful end_session has just saved the only change (the
 		// token gone); saving again would write the same state twice.
 		c.saveLocked(context.WithoutCancel(ctx))
 	}
 	c.publishLocked()
-	if prev != Ended {
+	if prev != Ended && prev != Refused {
 		c.emit(Event{Type: EventStateChanged, State: Ended, Previous: prev, Reason: ErrClosed})
 		c.log.Info("licence state changed", "state", Ended, "previous", prev)
 	}
@@ -574,7 +581,7 @@ func (c *Client) closeFirst(ctx context.Context, loopDone chan struct{}) error {
 	case ended:
 		detail = "session ended"
 	}
-	c.emit(Event{Type: EventEnded, State: Ended, Reason: err, Detail: detail})
+	c.emit(Event{Type: EventEnded, State: c.state, Reason: err, Detail: detail})
 	if c.slot != nil {
 		_ = c.slot.Release()
 	}
@@ -658,6 +665,7 @@ func (c *Client) publishLocked() {
 		GracePeriod:     c.grace(),
 		LastContact:     c.st.LastContact,
 		LastError:       c.lastErr,
+		ConfigFault:     c.configFault,
 		InstanceGUID:    c.st.InstanceGUID,
 		ServerSkew:      c.skew,
 		Deprecated:      c.deprec,

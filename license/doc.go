@@ -39,8 +39,13 @@
 //	Idle --Start ok--> Active --session lapses, server unreachable--> Grace
 //	Grace --grace period spent--> Expired
 //	Grace, Expired --server answers--> Active
-//	any --server refuses (no grace)--> Refused
-//	any --Close--> Ended
+//	any --server refuses (no grace)--> Refused (final: Close keeps it)
+//	Idle, Active, Grace, Expired --Close--> Ended
+//
+// An offline Start resumes the deadlines the server last granted: Active
+// until the saved session's lapse, then Grace, whether or not the previous
+// run's end_session reached the server. Active then means "within the last
+// granted session", not "a session is open on the server".
 //
 // Renewing is a flag on Status, not a state. Done is terminal, like
 // context.Done: it closes once, when the server refuses a running client or

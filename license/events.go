@@ -42,10 +42,15 @@ const (
 	// Detail says whether a live session was ended ("session ended") or
 	// there was none ("no live session to end").
 	EventEnded
+	// EventConfigFault: the server answered but did not authenticate this
+	// client (Reason matches ErrCredentialsRejected; Detail names what to
+	// check). It fires at the first such reply, and again only after a
+	// reply that opened cleared the fault. See Status.ConfigFault.
+	EventConfigFault
 )
 
 var eventNames = [...]string{"", "StateChanged", "Renewed", "RenewFailed", "ControlOptionsChanged",
-	"OrphanEnded", "ResumeDetected", "StateDiscarded", "Deprecated", "Ended"}
+	"OrphanEnded", "ResumeDetected", "StateDiscarded", "Deprecated", "Ended", "ConfigFault"}
 
 // MarshalText renders the event type's name.
 func (t EventType) MarshalText() ([]byte, error) { return []byte(t.String()), nil }

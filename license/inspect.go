@@ -25,7 +25,7 @@ import (
 // counts the clock as rolled back and refuses offline allowance
 // (ErrClockRollback). A server clock further off than this from the local
 // one makes deadlines disagree by as much.
-const RollbackSlack = rollbackSlack
+const RollbackSlack time.Duration = 5 * time.Minute
 
 // stateFileBase is the base file name of the state slots in Config.StateDir,
 // as Start acquires them.

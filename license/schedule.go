@@ -19,7 +19,7 @@ const (
 	expiredCap = 5 * time.Minute
 	// rollbackSlack is how far the wall clock may fall behind the latest
 	// time seen before it counts as rolled back.
-	rollbackSlack = 5 * time.Minute
+	rollbackSlack = RollbackSlack
 	// deadlineMargin is how far ahead of a deadline (lapse, grace expiry)
 	// the last attempt before it is placed: room for one attempt, which is
 	// cut at the deadline. A phase shorter than four margins uses a quarter

@@ -23,8 +23,9 @@ const (
 	// server answers.
 	Expired
 	// Refused: the server said no. No grace applies; the client stops.
+	// Refused is final: Close leaves it as it is.
 	Refused
-	// Ended: Close ended the session.
+	// Ended: Close ended the client (from any state but Refused).
 	Ended
 )
 
@@ -77,6 +78,13 @@ type Status struct {
 	LastContact time.Time
 	// LastError is the latest failed call's error, nil after a success.
 	LastError error
+	// ConfigFault is set while the server answers but does not
+	// authenticate this client (it matches ErrCredentialsRejected and
+	// names the likely causes: API key, public key, shared secret, key
+	// id). It is a fault for the vendor or the product's configuration, not
+	// a licence verdict: State still follows the offline grace. It is
+	// cleared by the next reply that opens.
+	ConfigFault error
 
 	// InstanceGUID and FirstRegisteredAt come from register_instance.
 	InstanceGUID      string

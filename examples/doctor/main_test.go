@@ -44,7 +44,7 @@ func TestMockReport(t *testing.T) {
 		ids = append(ids, m[1])
 		assert.NotEqual(t, "fail", m[2], m[0])
 	}
-	assert.Equal(t, []string{"config", "dns", "proxy", "tcp", "tls", "http", "clock", "state", "fingerprint", "roundtrip"}, ids)
+	assert.Equal(t, []string{"config", "dns", "proxy", "tcp", "tls", "http", "clock", "state", "fingerprint", "license", "roundtrip"}, ids)
 	assert.Contains(t, s, "diagnosing a run against the in-process mock server")
 	assert.Regexp(t, `(?m)^http\s+ok\s+the licence server answered in `, s)
 	assert.Regexp(t, `(?m)^state\s+ok\s+the state directory is usable and the saved state opens`, s)
@@ -55,7 +55,7 @@ func TestMockReport(t *testing.T) {
 	defer f.Close()
 	b, err := doctor.ReadBundle(f)
 	require.NoError(t, err)
-	assert.Len(t, b.Report.Checks, 10)
+	assert.Len(t, b.Report.Checks, 11)
 	assert.NotContains(t, mustRead(t, bundle), "DEMO-KEY")
 }
 

@@ -63,10 +63,8 @@ type Outcome struct {
 // next is what an unreachable outcome tells the reader.
 const next = "will retry"
 
-// Classify turns one call's outcome into exactly one category and one typed
-// error. It is the only place that decides whether a reply is the licence
-// server's word. See the package documentation for the full table.
-func Classify(in Input) Outcome {
+// classify is Classify before the credentials mark (credentials.go).
+func classify(in Input) Outcome {
 	e := &Error{Endpoint: in.Endpoint, Category: Unreachable, Next: next, Cause: in.Err}
 	var te *transport.Error
 	if errors.As(in.Err, &te) {

@@ -184,6 +184,10 @@ type Error struct {
 	// wire error) for errors.Is and errors.As. Its text is never printed:
 	// it may hold unredacted network text.
 	Cause error
+	// Credentials is set when the server answered but did not
+	// authenticate this client (see ErrCredentialsRejected): the error
+	// then names the likely causes. The category stays Unreachable.
+	Credentials bool
 }
 
 // Error renders one line: what failed, why, and what happens next, such as
@@ -197,6 +201,8 @@ func (e *Error) Error() string {
 		b.WriteString(": ")
 	}
 	switch {
+	case e.Credentials && e.Category == Unreachable:
+		b.WriteString(credentialsHead)
 	case e.Category == ClientFault && e.Detail == DetailUnsealable:
 		b.WriteString("request cannot be sealed")
 	case e.Category == ClientFault:
@@ -229,6 +235,10 @@ func (e *Error) Error() string {
 		b.WriteString(strings.Join(paren, ": "))
 		b.WriteString(")")
 	}
+	if e.Credentials && e.Category == Unreachable {
+		b.WriteString(": ")
+		b.WriteString(CredentialsCauses)
+	}
 	if e.Next != "" {
 		b.WriteString("; ")
 		b.WriteString(e.Next)
@@ -252,6 +262,8 @@ func (e *Error) Is(target error) bool {
 		return e.Category == Unreachable && e.Detail == DetailUnauthenticated
 	case ErrMalformedReply:
 		return e.Category == Unreachable && (e.Detail == DetailMalformed || e.Detail == DetailTooLarge)
+	case ErrCredentialsRejected:
+		return e.Category == Unreachable && e.Credentials
 	}
 	return false
 }

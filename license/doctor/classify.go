@@ -30,6 +30,9 @@ const (
 	replyTLS
 	// replyLocal: the request failed on this machine (a client fault).
 	replyLocal
+	// replyCredentials: the server answered but did not authenticate this
+	// client (license.ErrCredentialsRejected): a configuration fault.
+	replyCredentials
 )
 
 // reading is the doctor's reading of one outcome.
@@ -65,6 +68,10 @@ func classify(err error) reading {
 	}
 	if ve.Category == verdict.ClientFault {
 		r.kind = replyLocal
+		return r
+	}
+	if errors.Is(err, license.ErrCredentialsRejected) {
+		r.kind = replyCredentials
 		return r
 	}
 	switch ve.Detail {

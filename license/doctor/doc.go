@@ -34,9 +34,15 @@
 //   - fingerprint: every component with its source, strength and missing
 //     reason, what changed since the machine registered, and container or
 //     VM advice;
+//   - license: without [Full], license.Client.CheckLicense: one
+//     register_instance, only for a machine the server already registered
+//     (the spec makes it return the existing instance); otherwise the
+//     licence is reported as not checked;
 //   - roundtrip: only with [Full], a real register, begin and end.
 //
-// Without [Full] no check has a side effect on the server or takes a seat,
+// One root cause gives one failing check: when the proxy refuses, the
+// checks that need it are skipped with "not checked: proxy refused".
+// Without [Full] no check takes a seat or creates anything on the server,
 // and none changes the saved state.
 //
 // # Support bundle

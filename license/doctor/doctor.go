@@ -38,6 +38,7 @@ const (
 	CheckClock       = "clock"
 	CheckState       = "state"
 	CheckFingerprint = "fingerprint"
+	CheckLicense     = "license"
 	CheckRoundTrip   = "roundtrip"
 )
 

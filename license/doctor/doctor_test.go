@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -32,20 +33,22 @@ func verdicts(rep *doctor.Report) map[string]doctor.Verdict {
 }
 
 // TestHealthy diagnoses a machine where everything works, and shows that
-// the default checks take no seat and register nothing.
+// the default checks take no seat and create nothing on the server: the
+// licence check's register_instance returns the instance the product
+// registered.
 func TestHealthy(t *testing.T) {
 	t.Parallel()
 	e := setup(t, false)
 	fp := strongFP(rawMAC)
 	e.runProduct(t, fpSource(fp))
-	before := e.srv.Count(licensetest.Register) + e.srv.Count(licensetest.Begin)
+	registers, begins, instances := e.srv.Count(licensetest.Register), e.srv.Count(licensetest.Begin), e.srv.Instances()
 
 	rep := e.run(t, fp)
 	assert.Equal(t, map[string]doctor.Verdict{
 		doctor.CheckConfig: doctor.OK, doctor.CheckDNS: doctor.OK, doctor.CheckProxy: doctor.OK,
 		doctor.CheckTCP: doctor.OK, doctor.CheckTLS: doctor.Skipped, doctor.CheckHTTP: doctor.OK,
 		doctor.CheckClock: doctor.OK, doctor.CheckState: doctor.OK, doctor.CheckFingerprint: doctor.OK,
-		doctor.CheckRoundTrip: doctor.Skipped,
+		doctor.CheckLicense: doctor.OK, doctor.CheckRoundTrip: doctor.Skipped,
 	}, verdicts(rep))
 	assert.False(t, rep.Failed())
 	assert.Contains(t, check(t, rep, doctor.CheckHTTP).Finding, "the licence server answered")
@@ -56,7 +59,10 @@ func TestHealthy(t *testing.T) {
 	assert.Equal(t, "none open", evidence(st, "session"))
 	assert.Contains(t, check(t, rep, doctor.CheckFingerprint).Finding, "2 strong identifiers")
 
-	assert.Equal(t, before, e.srv.Count(licensetest.Register)+e.srv.Count(licensetest.Begin), "the doctor registered or began")
+	assert.Contains(t, check(t, rep, doctor.CheckLicense).Finding, "the server knows the licence")
+	assert.Equal(t, registers+1, e.srv.Count(licensetest.Register), "the licence check sends one register_instance")
+	assert.Equal(t, begins, e.srv.Count(licensetest.Begin), "the doctor began a session")
+	assert.Equal(t, instances, e.srv.Instances(), "the doctor created or changed an instance")
 	assert.Equal(t, 0, e.srv.SeatsInUse(product, key))
 }
 
@@ -149,9 +155,10 @@ func TestProxy407(t *testing.T) {
 	assert.Equal(t, "the product's HTTP client", evidence(p, "selected_by"))
 	assert.Contains(t, p.Fix, "HTTPS_PROXY=http://user:password@proxy:port")
 	h := check(t, rep, doctor.CheckHTTP)
-	assert.Equal(t, doctor.Fail, h.Verdict)
-	assert.True(t, strings.HasPrefix(h.Finding, "a proxy or gateway answered instead of the licence server"), h.Finding)
+	assert.Equal(t, doctor.Skipped, h.Verdict, "one root cause, one failing check")
+	assert.Equal(t, "not checked: proxy refused (see the proxy check)", h.Finding)
 	assert.Equal(t, doctor.Skipped, check(t, rep, doctor.CheckClock).Verdict, "a proxy page's time must not count")
+	assert.Equal(t, 1, rep.Count(doctor.Fail), "one root cause, one failing check")
 }
 
 // TestProxy407OnConnect: an https server behind a proxy that refuses to
@@ -172,9 +179,140 @@ func TestProxy407OnConnect(t *testing.T) {
 	p := check(t, rep, doctor.CheckProxy)
 	assert.Equal(t, doctor.Fail, p.Verdict)
 	assert.Equal(t, "a proxy or gateway answered instead of the licence server: the proxy answered CONNECT with 407 Proxy Authentication Required", p.Finding)
-	assert.Equal(t, doctor.Fail, check(t, rep, doctor.CheckTCP).Verdict)
-	assert.Equal(t, doctor.Skipped, check(t, rep, doctor.CheckTLS).Verdict)
-	assert.Equal(t, doctor.Fail, check(t, rep, doctor.CheckHTTP).Verdict)
+	for _, id := range []string{doctor.CheckTCP, doctor.CheckTLS, doctor.CheckHTTP, doctor.CheckClock, doctor.CheckLicense} {
+		c := check(t, rep, id)
+		assert.Equal(t, doctor.Skipped, c.Verdict, id)
+		assert.Equal(t, "not checked: proxy refused (see the proxy check)", c.Finding, id)
+	}
+	assert.Equal(t, 1, rep.Count(doctor.Fail), "one root cause, one failing check")
+}
+
+// TestProxy407OnConnectProxyOnlyNetwork: on a network where only the proxy
+// resolves names, an https server behind a loopback proxy that answers 407
+// to CONNECT gives one failing check (the proxy, with the advice for 407);
+// the server's name not resolving locally is no failure, and the checks
+// that need the proxy say so instead of failing again.
+func TestProxy407OnConnectProxyOnlyNetwork(t *testing.T) {
+	t.Parallel()
+	e := setup(t, true)
+	connects := make(chan string, 16)
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodConnect {
+			select {
+			case connects <- r.Host:
+			default:
+			}
+		}
+		w.Header().Set("Proxy-Authenticate", `Basic realm="corp"`)
+		w.WriteHeader(http.StatusProxyAuthRequired)
+	}))
+	t.Cleanup(proxy.Close)
+	pu, _ := url.Parse(proxy.URL)
+	su, _ := url.Parse(e.srv.URL)
+	port := su.Port()
+	e.cfg.ServerURL = "https://licensing.doctor-test.invalid:" + port + "/api/v2"
+	hc := &http.Client{Transport: &http.Transport{Proxy: http.ProxyURL(pu)}}
+	t.Cleanup(hc.CloseIdleConnections)
+	rep := e.run(t, strongFP(rawMAC), doctor.WithHTTPClient(hc), doctor.WithResolver(func(_ context.Context, host string) ([]string, error) {
+		if host == "licensing.doctor-test.invalid" {
+			return nil, &net.DNSError{Err: "no such host", Name: host, IsNotFound: true}
+		}
+		return []string{"127.0.0.1"}, nil
+	}))
+	d := check(t, rep, doctor.CheckDNS)
+	assert.Equal(t, doctor.OK, d.Verdict, d.Finding)
+	assert.NotContains(t, d.Fix, "set HTTPS_PROXY")
+	p := check(t, rep, doctor.CheckProxy)
+	assert.Equal(t, doctor.Fail, p.Verdict)
+	assert.Contains(t, p.Finding, "CONNECT with 407")
+	assert.Contains(t, p.Fix, "HTTPS_PROXY=http://user:password@proxy:port")
+	for _, id := range []string{doctor.CheckTCP, doctor.CheckTLS, doctor.CheckHTTP, doctor.CheckClock, doctor.CheckLicense} {
+		assert.Equal(t, "not checked: proxy refused (see the proxy check)", check(t, rep, id).Finding, id)
+	}
+	assert.Equal(t, 1, rep.Count(doctor.Fail), "one root cause, one failing check")
+	require.NotEmpty(t, connects, "the proxy was never asked to tunnel")
+	assert.Equal(t, "licensing.doctor-test.invalid:"+port, <-connects)
+}
+
+// TestLicenceUnknown: the default run never reports a licence as fine
+// when the server does not know it. On a machine the server has not
+// registered, the licence is reported as not checked (register_instance
+// would create an instance there), and nothing is sent; on a machine it
+// registered, the licence check asks and fails with the server's words.
+func TestLicenceUnknown(t *testing.T) {
+	t.Parallel()
+	t.Run("fresh machine", func(t *testing.T) {
+		t.Parallel()
+		e := setup(t, false)
+		e.cfg.LicenseKey = "NOT-A-LICENCE-0000"
+		rep := e.run(t, strongFP(rawMAC))
+		c := check(t, rep, doctor.CheckLicense)
+		assert.Equal(t, doctor.Skipped, c.Verdict)
+		assert.True(t, strings.HasPrefix(c.Finding, "licence not checked: this machine is not registered"), c.Finding)
+		assert.Equal(t, 0, e.srv.Count(licensetest.Register), "register_instance would have created an instance")
+		var out strings.Builder
+		require.NoError(t, rep.WriteText(&out, false))
+		assert.True(t, strings.HasSuffix(out.String(), "; the licence was not checked\n"), out.String())
+	})
+	t.Run("known machine, server no longer knows the licence", func(t *testing.T) {
+		t.Parallel()
+		e := setup(t, false)
+		fp := strongFP(rawMAC)
+		e.runProduct(t, fpSource(fp))
+		// The vendor's database was reset: same keys, no licence.
+		reset := licensetest.NewServer(licensetest.WithSecret(e.srv.Secret()), licensetest.WithAPIKey(e.srv.APIKey()))
+		t.Cleanup(reset.Close)
+		e.cfg.ServerURL = reset.URL
+		rep := e.run(t, fp)
+		c := check(t, rep, doctor.CheckLicense)
+		assert.Equal(t, doctor.Fail, c.Verdict)
+		assert.Contains(t, c.Finding, "unknown license")
+		assert.Contains(t, c.Fix, "licence key")
+		assert.Equal(t, "unknown license", evidence(c, "server_message"))
+		assert.True(t, rep.Failed())
+		assert.Equal(t, 0, reset.SeatsInUse(product, key))
+		assert.Empty(t, reset.Instances())
+	})
+}
+
+// TestWrongCredentials: a server that answers but does not authenticate
+// the client is the doctor's verdict, in the words of a configuration
+// fault that names the likely causes, for the mock and for a server that
+// words its rejection otherwise.
+func TestWrongCredentials(t *testing.T) {
+	t.Parallel()
+	for name, tc := range map[string]struct {
+		cfg    func(*env)
+		status int
+	}{
+		"mock, wrong API key": {func(e *env) { e.cfg.APIKey = "nope" }, 401},
+		"mock, wrong shared secret": {func(e *env) {
+			e.cfg.SharedSecret = []byte(strings.Repeat("x", 32))
+		}, 401},
+		"other server, 403 plain failure": {func(e *env) {
+			gw := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", "application/json")
+				w.WriteHeader(http.StatusForbidden)
+				_, _ = w.Write([]byte(`{"success":false,"error":"API key not accepted"}`))
+			}))
+			t.Cleanup(gw.Close)
+			e.cfg.ServerURL = gw.URL + "/api/v2"
+		}, 403},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			e := setup(t, false)
+			tc.cfg(e)
+			rep := e.run(t, strongFP(rawMAC))
+			h := check(t, rep, doctor.CheckHTTP)
+			assert.Equal(t, doctor.Fail, h.Verdict)
+			assert.Equal(t, fmt.Sprintf("configuration fault: the server answered (HTTP %d) but did not authenticate this client", tc.status), h.Finding)
+			for _, cause := range []string{"API key", "public key", "shared secret", "key id"} {
+				assert.Contains(t, h.Fix, cause)
+			}
+			assert.Equal(t, doctor.Skipped, check(t, rep, doctor.CheckLicense).Verdict)
+		})
+	}
 }
 
 // TestGatewayPages: pages on the path that are not the licence server.
@@ -369,7 +507,7 @@ func TestStateHeldByRunningProduct(t *testing.T) {
 	assert.Equal(t, doctor.OK, st.Verdict, st.Finding)
 	assert.Equal(t, "held by a running product", evidence(st, "slot 0"))
 	assert.Equal(t, "1 of 4", evidence(st, "slots_in_use"))
-	assert.Equal(t, "begun and not ended", evidence(st, "session"))
+	assert.Equal(t, "open on the server (begun, not ended)", evidence(st, "session"))
 
 	// With one slot, the running product holds them all.
 	st = check(t, e.run(t, fp, doctor.WithClientOptions(license.WithStateSlots(1))), doctor.CheckState)
@@ -432,4 +570,43 @@ func stateFile(t *testing.T, dir string) string {
 	}
 	require.Len(t, found, 1, "state files in %s", dir)
 	return found[0]
+}
+
+// TestStateAfterCloseOffline: after a Close whose end_session could not
+// reach the server, the state check says the session is still open on the
+// server, and that an offline start runs Active on the saved deadlines,
+// which is what the client then does; after a clean Close, no session is
+// open, and an offline start still resumes the same deadlines.
+func TestStateAfterCloseOffline(t *testing.T) {
+	t.Parallel()
+	for _, endReached := range []bool{true, false} {
+		t.Run(fmt.Sprint("end_session reached: ", endReached), func(t *testing.T) {
+			t.Parallel()
+			e := setup(t, false)
+			fp := strongFP(rawMAC)
+			c, err := license.New(e.cfg, fpSource(fp))
+			require.NoError(t, err)
+			require.NoError(t, c.Start(context.Background()))
+			if !endReached {
+				e.srv.FailNext(licensetest.End, 100, 503)
+			}
+			_ = c.Close(context.Background())
+			e.srv.FailNext("", 1000, 503) // offline from here on
+
+			st := check(t, e.run(t, fp), doctor.CheckState)
+			wantSession := "none open"
+			if !endReached {
+				wantSession = "open on the server (begun, not ended)"
+			}
+			assert.Equal(t, wantSession, evidence(st, "session"))
+			assert.True(t, strings.HasPrefix(evidence(st, "offline_start"), "Active until "), evidence(st, "offline_start"))
+
+			next, err := license.New(e.cfg, fpSource(fp))
+			require.NoError(t, err)
+			require.NoError(t, next.Start(context.Background()))
+			t.Cleanup(func() { _ = next.Close(context.Background()) })
+			assert.Equal(t, license.Active, next.Status().State, "the client does what the doctor said")
+			assert.Contains(t, evidence(st, "offline_start"), next.Status().SessionExpiry.UTC().Format(time.RFC3339))
+		})
+	}
 }

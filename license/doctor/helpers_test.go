@@ -132,7 +132,7 @@ func (e *env) run(t *testing.T, fp *fingerprint.Fingerprint, opts ...doctor.Opti
 	opts = append([]doctor.Option{doctor.WithClientOptions(fpSource(fp)), doctor.WithTimeout(5 * time.Second)}, opts...)
 	rep, err := doctor.Run(context.Background(), e.cfg, opts...)
 	require.NoError(t, err)
-	require.Len(t, rep.Checks, 10)
+	require.Len(t, rep.Checks, 11)
 	return rep
 }
 

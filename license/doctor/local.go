@@ -178,11 +178,15 @@ func stateFacts(s *license.SavedState, now time.Time) []Fact {
 		f = append(f, Fact{name, t.UTC().Format(time.RFC3339) + " (" + relative(t, now) + ")"})
 	}
 	at("last_contact", s.LastContact)
-	if s.SessionLive {
-		f = append(f, Fact{"session", "begun and not ended"})
-	} else {
+	switch {
+	case s.SessionLive && !s.SessionExpiry.IsZero() && now.Before(s.SessionExpiry):
+		f = append(f, Fact{"session", "open on the server (begun, not ended)"})
+	case s.SessionLive:
+		f = append(f, Fact{"session", "lapsed without end_session; the server has freed it"})
+	default:
 		f = append(f, Fact{"session", "none open"})
 	}
+	f = append(f, Fact{"offline_start", offlineStart(s, now)})
 	at("session_expiry", s.SessionExpiry)
 	at("grace_deadline", s.GraceDeadline)
 	at("high_water", s.HighWater)
@@ -190,6 +194,22 @@ func stateFacts(s *license.SavedState, now time.Time) []Fact {
 		f = append(f, Fact{"install_id", "in use (weak hardware identity)"})
 	}
 	return f
+}
+
+// offlineStart says what a Start without the server does now, by the rule
+// the client applies: the saved deadlines, never fresh ones.
+func offlineStart(s *license.SavedState, now time.Time) string {
+	switch {
+	case s.Sent.IsZero() || s.SessionDuration <= 0:
+		return "needs the server (no saved session)"
+	case !s.HighWater.IsZero() && now.Before(s.HighWater.Add(-license.RollbackSlack)), now.Before(s.Sent):
+		return "needs the server (the clock was set back)"
+	case now.Before(s.SessionExpiry):
+		return "Active until " + s.SessionExpiry.UTC().Format(time.RFC3339) + ", then Grace until " + s.GraceDeadline.UTC().Format(time.RFC3339)
+	case now.Before(s.GraceDeadline):
+		return "Grace until " + s.GraceDeadline.UTC().Format(time.RFC3339)
+	}
+	return "needs the server (grace spent)"
 }
 
 func orNone(s string) string {
@@ -357,8 +377,8 @@ func (d *doctor) checkRoundTrip(ctx context.Context) {
 		d.set(skipped(CheckRoundTrip, "the configuration is rejected; fix it first"))
 		return
 	}
-	if h, ok := d.checks[CheckHTTP]; ok && h.Verdict == Fail {
-		d.set(skipped(CheckRoundTrip, "the server cannot be reached as it should: see the http check"))
+	if why := d.serverNotReached(); why != "" {
+		d.set(skipped(CheckRoundTrip, why))
 		return
 	}
 	c := Check{ID: CheckRoundTrip}

@@ -161,8 +161,7 @@ func (d *doctor) checkTCP(ctx context.Context) {
 	switch {
 	case errors.As(err, &pf):
 		d.setProxyFailure(pf)
-		c.Verdict, c.Finding = Fail, "cannot reach the server through the proxy: see the proxy check"
-		c.Fix = "see the proxy check"
+		c.Verdict, c.Finding = Skipped, notCheckedProxy
 	case err != nil:
 		c.Verdict = Fail
 		c.Finding = fmt.Sprintf("cannot connect to %s: %s", net.JoinHostPort(d.host, d.port), errText(err))
@@ -197,6 +196,10 @@ func (d *doctor) checkTLS(ctx context.Context) {
 		return
 	case d.target.Scheme != "https":
 		d.set(skipped(CheckTLS, "the server URL is http: no TLS"))
+		return
+	}
+	if d.proxyCheck != nil {
+		d.set(skipped(CheckTLS, notCheckedProxy))
 		return
 	}
 	if tc, ok := d.checks[CheckTCP]; ok && tc.Verdict != OK {

@@ -41,7 +41,7 @@ type doctor struct {
 }
 
 var checkOrder = []string{CheckConfig, CheckDNS, CheckProxy, CheckTCP, CheckTLS, CheckHTTP,
-	CheckClock, CheckState, CheckFingerprint, CheckRoundTrip}
+	CheckClock, CheckState, CheckFingerprint, CheckLicense, CheckRoundTrip}
 
 func (d *doctor) set(c Check) { d.checks[c.ID] = c }
 
@@ -51,8 +51,8 @@ func skipped(id, why string) Check { return Check{ID: id, Verdict: Skipped, Find
 func (d *doctor) run(ctx context.Context) {
 	d.checks = make(map[string]Check, len(checkOrder))
 	d.checkConfig()
-	d.checkDNS(ctx)
 	d.selectProxy()
+	d.checkDNS(ctx)
 	d.checkTCP(ctx)
 	d.checkTLS(ctx)
 	d.checkHTTP(ctx)
@@ -61,6 +61,7 @@ func (d *doctor) run(ctx context.Context) {
 	d.collectFingerprint(ctx)
 	d.checkState(ctx)
 	d.checkFingerprint()
+	d.checkLicense(ctx)
 	d.checkRoundTrip(ctx)
 	if d.client != nil {
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d.o.timeout)
@@ -186,6 +187,17 @@ func (d *doctor) checkDNS(ctx context.Context) {
 	addrs, err := d.o.resolver(rctx, d.host)
 	cancel()
 	c.Evidence = append(c.Evidence, Fact{"lookup_time", roundDur(time.Since(start))})
+	if (err != nil || len(addrs) == 0) && d.proxy != nil {
+		// The proxy resolves the server's name, not this machine: on a
+		// network that allows only a proxy the name need not resolve here.
+		c.Verdict = OK
+		c.Finding = fmt.Sprintf("%s does not resolve here, which does not matter: requests go through the proxy %s, which resolves it", d.host, d.proxy.Host)
+		if err != nil {
+			c.Evidence = append(c.Evidence, Fact{"error", errText(err)})
+		}
+		d.set(c)
+		return
+	}
 	if err != nil || len(addrs) == 0 {
 		if err == nil {
 			err = errors.New("no addresses")
@@ -263,6 +275,11 @@ func (d *doctor) checkProxy() {
 			c.Evidence = append(c.Evidence, Fact{"status", statusText(cl.status)})
 			c.Fix = gatewayFix(cl.status)
 			d.set(c)
+			// One root cause, one failure: the http check saw the proxy's
+			// answer, not the server's.
+			h := skipped(CheckHTTP, notCheckedProxy)
+			h.Evidence = d.checks[CheckHTTP].Evidence
+			d.set(h)
 			return
 		}
 		if cl.kind == replyServer {
@@ -298,6 +315,9 @@ func (d *doctor) checkHTTP(ctx context.Context) {
 	case !d.dnsOK && d.proxy == nil:
 		d.set(skipped(CheckHTTP, "the server name does not resolve"))
 		return
+	case d.proxyCheck != nil:
+		d.set(skipped(CheckHTTP, notCheckedProxy))
+		return
 	}
 	pctx, cancel := context.WithTimeout(ctx, d.o.timeout)
 	res := d.client.Probe(pctx)
@@ -327,6 +347,10 @@ func (d *doctor) checkHTTP(ctx context.Context) {
 		c.Verdict = Fail
 		c.Finding = gatewayFinding + ": " + cl.detail
 		c.Fix = gatewayFix(cl.status)
+	case replyCredentials:
+		c.Verdict = Fail
+		c.Finding = fmt.Sprintf("configuration fault: the server answered (HTTP %d) but did not authenticate this client", cl.status)
+		c.Fix = verdict.CredentialsCauses + "; until then the product runs on its offline grace and then stops"
 	case replyUnauthentic:
 		c.Verdict = Fail
 		c.Finding = "a reply came back that does not open with this client's keys: " + cl.detail
@@ -365,6 +389,10 @@ func expectedRefusal(msg string) bool {
 
 const gatewayFinding = "a proxy or gateway answered instead of the licence server"
 
+// notCheckedProxy is the finding of a check that depends on a proxy that
+// failed: the proxy check reports the one failure.
+const notCheckedProxy = "not checked: proxy refused (see the proxy check)"
+
 func gatewayFix(status int) string {
 	switch {
 	case status == http.StatusProxyAuthRequired:
@@ -378,6 +406,10 @@ func gatewayFix(status int) string {
 // checkClock compares the server's time in the probe's reply with this
 // machine's.
 func (d *doctor) checkClock() {
+	if pc, ok := d.checks[CheckProxy]; ok && pc.Verdict == Fail {
+		d.set(skipped(CheckClock, notCheckedProxy))
+		return
+	}
 	if d.probe == nil || d.probe.ServerTime.IsZero() {
 		d.set(skipped(CheckClock, "no reply from the licence server carried its time"))
 		return

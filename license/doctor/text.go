@@ -27,6 +27,12 @@ func (r *Report) WriteText(w io.Writer, evidence bool) error {
 			fmt.Fprintf(bw, "%-21s → %s\n", "", c.Fix)
 		}
 	}
-	fmt.Fprintf(bw, "\n%d ok, %d warn, %d fail, %d skipped\n", r.Count(OK), r.Count(Warn), r.Count(Fail), r.Count(Skipped))
+	fmt.Fprintf(bw, "\n%d ok, %d warn, %d fail, %d skipped", r.Count(OK), r.Count(Warn), r.Count(Fail), r.Count(Skipped))
+	if c, ok := r.Check(CheckLicense); ok && c.Verdict == Skipped && !r.Full {
+		// A run that did not ask the server about the licence never reads
+		// as if the licence were fine.
+		bw.WriteString("; the licence was not checked")
+	}
+	bw.WriteString("\n")
 	return bw.Flush()
 }

@@ -104,7 +104,7 @@ func TestConsoleInBrowser(t *testing.T) {
 
 	s := licensetest.NewServer()
 	defer s.Close()
-	require.NoError(t, s.AddLicense(licensetest.License{ProductGUID: "app", Key: "K-1", Seats: 1,
+	require.NoError(t, s.AddLicense(licensetest.License{ProductGUID: product, Key: "K-1", Seats: 1,
 		SessionDuration: 2 * time.Second, GracePeriod: 40 * time.Second, Features: "pro"}))
 	adm := s.AdminHandler(licensetest.AdminOptions{})
 	hs := httptest.NewUnstartedServer(adm)
@@ -120,7 +120,7 @@ func TestConsoleInBrowser(t *testing.T) {
 		chromedp.NoSandbox, // CI runs as root
 		chromedp.Headless,
 		chromedp.DisableGPU,
-		chromedp.WindowSize(1280, 800),
+		chromedp.WindowSize(1280, 900),
 		chromedp.Flag("disable-background-networking", true),
 		chromedp.Flag("disable-extensions", true),
 		chromedp.Flag("disable-dev-shm-usage", true),
@@ -167,7 +167,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	// A real client, over real loopback HTTP.
 	c, err := license.New(license.Config{
 		ServerURL: s.URL, APIKey: s.APIKey(), ServerPublicKey: s.PublicKey().EncodeBase64(),
-		ProductGUID: "app", LicenseKey: "K-1", StateDir: t.TempDir(),
+		ProductGUID: product, LicenseKey: "K-1", StateDir: t.TempDir(),
 	},
 		license.WithFingerprintSource(func(context.Context) (*fingerprint.Fingerprint, error) { return scenarioFingerprint(), nil }),
 		license.WithRetry(license.Retry{MinBackoff: 100 * time.Millisecond, MaxBackoff: 500 * time.Millisecond}),
@@ -181,6 +181,57 @@ func TestConsoleInBrowser(t *testing.T) {
 	sessionRow := text(t, bctx, "#sessions tbody tr")
 	assert.Contains(t, sessionRow, c.Status().InstanceGUID[:8])
 	assert.Equal(t, "1 / 1", text(t, bctx, "#licences tbody tr td:nth-child(4)"))
+
+	// At 1280 px the live sessions table does not scroll sideways, and no
+	// column is cut off by its container.
+	type fitT struct {
+		ScrollWidth, ClientWidth int
+		Clipped                  []string
+	}
+	require.NoError(t, chromedp.Do(bctx, chromedp.EmulateViewport(1280, 900)))
+	fit, err := chromedp.Run(bctx, chromedp.Evaluate[fitT](`(() => {
+		const box = document.querySelector("#sessions").closest(".scroll");
+		const edge = box.getBoundingClientRect().right;
+		const clipped = [...document.querySelectorAll("#sessions th, #sessions tbody tr:first-child td")]
+			.filter((c) => c.getBoundingClientRect().right > edge + 0.5).map((c) => c.innerText);
+		return {ScrollWidth: box.scrollWidth, ClientWidth: box.clientWidth, Clipped: clipped};
+	})()`))
+	require.NoError(t, err)
+	assert.LessOrEqual(t, fit.ScrollWidth, fit.ClientWidth, "the live sessions table scrolls sideways at 1280 px")
+	assert.Empty(t, fit.Clipped, "columns of the live sessions table are cut off at 1280 px")
+
+	// Inputs hold no value that reads like a current setting: examples are
+	// placeholders.
+	type inputT struct{ ID, Value, Placeholder string }
+	inputs, err := chromedp.Run(bctx, chromedp.Evaluate[[]inputT](`["lat-d", "skew-d", "ra-d", "ct-ct"].map((id) => {
+		const e = document.getElementById(id);
+		return {ID: id, Value: e.value, Placeholder: e.placeholder};
+	})`))
+	require.NoError(t, err)
+	require.Len(t, inputs, 4)
+	for _, in := range inputs {
+		assert.Empty(t, in.Value, "#%s is pre-filled", in.ID)
+		assert.NotEmpty(t, in.Placeholder, "#%s has no placeholder", in.ID)
+	}
+
+	// A fault set from its form shows at the top, above the fold at
+	// 1280x900.
+	require.NoError(t, chromedp.Do(bctx,
+		chromedp.SetValue(css("#lat-d"), "2s"),
+		chromedp.Click(css("#lat-d ~ button")),
+	))
+	assert.Contains(t, text(t, bctx, "#faults li.active"), "latency 2s")
+	type whereT struct{ Top, Bottom, ScrollY float64 }
+	where, err := chromedp.Run(bctx, chromedp.Evaluate[whereT](`(() => {
+		const r = document.querySelector("#faults").getBoundingClientRect();
+		return {Top: r.top, Bottom: r.bottom, ScrollY: window.scrollY};
+	})()`))
+	require.NoError(t, err)
+	assert.Zero(t, where.ScrollY)
+	assert.GreaterOrEqual(t, where.Top, 0.0)
+	assert.LessOrEqual(t, where.Bottom, 900.0, "the faults in effect are below the fold at 1280x900")
+	require.NoError(t, chromedp.Do(bctx, chromedp.Click(css("#clear-btn"))))
+	assert.Equal(t, "none", text(t, bctx, "#faults li:not(.active)"))
 
 	// Down (answer 503): the log shows failed requests and the client goes
 	// to Grace.
@@ -205,10 +256,10 @@ func TestConsoleInBrowser(t *testing.T) {
 	// A scenario started from the console shows as a timeline with its
 	// current step.
 	require.NoError(t, chromedp.Do(bctx,
-		chromedp.SetValue(css("#scenario-text"), "at 0s   latency 5ms endpoint=extend\nat 1h   revoke product=app key=K-1\n"),
+		chromedp.SetValue(css("#scenario-text"), "at 0s   latency 5ms endpoint=extend\nat 1h   revoke product="+product+" key=K-1\n"),
 		chromedp.Click(css("#scenario-run")),
 	))
-	assert.Equal(t, "at 1h0m0srevoke product=app key=K-1", text(t, bctx, "#timeline li.current"))
+	assert.Equal(t, "at 1h0m0srevoke product="+product+" key=K-1", text(t, bctx, "#timeline li.current"))
 	assert.Contains(t, text(t, bctx, "#timeline li.done"), "latency 5ms endpoint=extend")
 	require.NoError(t, chromedp.Do(bctx, chromedp.Sleep(600*time.Millisecond))) // one more live update
 
@@ -238,6 +289,10 @@ func TestConsoleInBrowser(t *testing.T) {
 	}
 	assert.Empty(t, errs.all(), "the console page logged errors")
 }
+
+// product is a product GUID as long as a real one: a short name would hide
+// a table too narrow for real data.
+const product = "com.example.photo-editor-pro"
 
 // scenarioFingerprint is a fixed machine with two strong components.
 func scenarioFingerprint() *fingerprint.Fingerprint {

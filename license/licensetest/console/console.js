@@ -220,8 +220,12 @@
     for (const q of st.faults.queued) {
       items.push(q.kind + (q.status ? " " + q.status : "") + " at " + q.endpoint + " × " + (q.left < 0 ? "∞" : q.left));
     }
-    if (items.length === 0) items.push("none");
-    $("#faults").replaceChildren(...items.map((t) => el("li", t)));
+    $("#faults-bar").classList.toggle("has-faults", items.length > 0);
+    if (items.length === 0) {
+      $("#faults").replaceChildren(el("li", "none"));
+      return;
+    }
+    $("#faults").replaceChildren(...items.map((t) => el("li", t, "active")));
   }
 
   function renderScenario(sc) {

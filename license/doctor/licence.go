@@ -1,0 +1,79 @@
+package doctor
+
+import (
+	"context"
+	"errors"
+
+	"github.com/licensekit/licensekit-go/license"
+)
+
+// serverNotReached says why the checks that need the licence server
+// cannot run, or "" when the http check reached it.
+func (d *doctor) serverNotReached() string {
+	if pc, ok := d.checks[CheckProxy]; ok && pc.Verdict == Fail {
+		return notCheckedProxy
+	}
+	if h, ok := d.checks[CheckHTTP]; ok && h.Verdict != OK && h.Verdict != Warn {
+		return "not checked: the server cannot be reached as it should (see the http check)"
+	}
+	return ""
+}
+
+// checkLicense asks the server about the licence without taking a seat
+// (license.Client.CheckLicense): register_instance for a machine the
+// server already knows, which returns its saved instance. On a machine it
+// does not know, nothing is sent and the licence is reported as not
+// checked: the default run never claims a licence it did not check.
+func (d *doctor) checkLicense(ctx context.Context) {
+	switch {
+	case d.client == nil:
+		d.set(skipped(CheckLicense, "the configuration is rejected; fix it first"))
+		return
+	case d.o.full:
+		d.set(skipped(CheckLicense, "the roundtrip check checks the licence"))
+		return
+	case d.fp == nil:
+		d.set(skipped(CheckLicense, "licence not checked: no fingerprint, so this machine's registration is unknown"))
+		return
+	}
+	if why := d.serverNotReached(); why != "" {
+		d.set(skipped(CheckLicense, why))
+		return
+	}
+	cctx, cancel := context.WithTimeout(ctx, d.o.timeout)
+	res := d.client.CheckLicense(cctx, d.fp)
+	cancel()
+	c := Check{ID: CheckLicense}
+	if !res.Checked {
+		c.Verdict = Skipped
+		c.Finding = "licence not checked: " + res.NotChecked + "; the full check (Full, -full) checks it and takes a seat for a moment"
+		d.set(c)
+		return
+	}
+	c.Evidence = []Fact{
+		{"request", "register_instance for this machine's saved instance (no seat; the server returns the existing instance)"},
+		{"instance", res.SavedInstance},
+	}
+	var api *license.APIError
+	switch {
+	case res.Err == nil && res.InstanceGUID != res.SavedInstance:
+		c.Verdict = Warn
+		c.Evidence = append(c.Evidence, Fact{"server_instance", res.InstanceGUID})
+		c.Finding = "the server knows the licence but no longer matches this machine to its saved instance: the next start uses the instance the server returns"
+		c.Fix = "nothing, unless this repeats: then the server's machine matching or this machine's identity changes between runs (see the fingerprint check)"
+	case res.Err == nil:
+		c.Verdict = OK
+		c.Evidence = append(c.Evidence, Fact{"session_duration", res.SessionDuration.String()}, Fact{"grace_period", res.GracePeriod.String()})
+		c.Finding = "the server knows the licence and this machine's instance (checked with register_instance; no seat taken)"
+	case errors.As(res.Err, &api):
+		c.Verdict = Fail
+		c.Evidence = append(c.Evidence, Fact{"server_message", api.Message})
+		rt := roundTripFailure("register_instance", res.Err)
+		c.Finding, c.Fix = rt.Finding, rt.Fix
+	default:
+		c.Verdict = Fail
+		c.Finding = "the licence could not be checked: " + errText(res.Err)
+		c.Fix = "see the network checks"
+	}
+	d.set(c)
+}
