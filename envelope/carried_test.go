@@ -34,12 +34,12 @@ type carriedVector struct {
 	Data     string `json:"data"`
 	Result   string `json:"result"`
 	// For requests that open.
-	Carried     bool   `json:"carried,omitempty"`
-	Endpoint    string `json:"endpoint,omitempty"`
-	Time        string `json:"time,omitempty"`
-	RequestID   string `json:"request_id,omitempty"`
-	Plaintext   string `json:"plaintext,omitempty"`
-	ReplyOpener string `json:"reply_opener_hex,omitempty"` // ExportReplyOpener of the client's side
+	Carried     bool          `json:"carried,omitempty"`
+	Endpoint    string        `json:"endpoint,omitempty"`
+	Time        string        `json:"time,omitempty"`
+	RequestID   string        `json:"request_id,omitempty"`
+	Plaintext   string        `json:"plaintext,omitempty"`
+	ReplyOpener string        `json:"reply_opener_hex,omitempty"` // ExportReplyOpener of the client's side
 	Replies     []replyVector `json:"replies,omitempty"`
 }
 
