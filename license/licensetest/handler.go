@@ -213,7 +213,7 @@ func (s *Server) admit(ep string, body io.Reader, now time.Time) ([]byte, envelo
 		}
 		sealer = nil
 	}
-	ticket, cached, err := s.guard.Admit(op, in.Data, now)
+	ticket, cached, err := s.admitFresh(ep, op, in.Data, now)
 	switch {
 	case err != nil:
 		e := s.rejection(err, now)

@@ -41,7 +41,9 @@ type Server struct {
 	apiKey string
 	opener envelope.Opener
 	guard  *envelope.Guard
-	store  *store
+	// carried remembers carried (offline) request ids: carried.go.
+	carried *carriedMemory
+	store   *store
 	faults *faultState
 	reqlog *requestLog
 	flight inflight
@@ -142,6 +144,7 @@ func NewUnstartedServer(opts ...Option) *Server {
 	}
 	s.opener = envelope.MultiOpener(hpkeOpener, secretOpener)
 	s.guard = envelope.NewGuard(cfg.window, cfg.replayEntries)
+	s.carried = newCarriedMemory()
 	return s
 }
 
