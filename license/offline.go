@@ -64,7 +64,9 @@ func (e *OfflineError) Error() string { return "license: offline " + e.Op + ": "
 // Unwrap returns the category or cause.
 func (e *OfflineError) Unwrap() error { return e.Err }
 
-func offlineErr(op, reason string, err error) error { return &OfflineError{Op: op, Reason: reason, Err: err} }
+func offlineErr(op, reason string, err error) error {
+	return &OfflineError{Op: op, Reason: reason, Err: err}
+}
 
 // offlinePending is what the state keeps of the request file this machine
 // wrote last: the sealed requests (so the same file can be written again and

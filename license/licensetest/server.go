@@ -44,11 +44,11 @@ type Server struct {
 	// carried remembers carried (offline) request ids: carried.go.
 	carried *carriedMemory
 	store   *store
-	faults *faultState
-	reqlog *requestLog
-	flight inflight
-	logger *slog.Logger
-	scen   scenarioTracker
+	faults  *faultState
+	reqlog  *requestLog
+	flight  inflight
+	logger  *slog.Logger
+	scen    scenarioTracker
 
 	mu        sync.Mutex // guards the fields below
 	started   bool
