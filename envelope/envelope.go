@@ -33,6 +33,12 @@ type Request struct {
 	// Time is the client's timestamp, already corrected by any clock offset
 	// the client has learned. The zero value means time.Now().
 	Time time.Time
+	// Carried marks a request that a person carries to the server by file
+	// (offline activation): the built-in formats set the "carried" flag in
+	// the authenticated header, and a server applies the longer carried
+	// window to it (see CarriedWindow). A carried request needs a Sealer
+	// built with WithSealedReplies.
+	Carried bool
 }
 
 // Sealed is one sealed request: the two members of the request body and the
@@ -99,6 +105,9 @@ type Opened struct {
 	// ID is the client's authenticated random request id. A Guard uses it to
 	// answer repeats from its cache.
 	ID [RequestIDSize]byte
+	// Carried reports the authenticated "carried" flag: the request was
+	// sealed to be carried by file (see Request.Carried and CarriedWindow).
+	Carried bool
 	// Reply seals the reply to this one request.
 	Reply ReplySealer
 }

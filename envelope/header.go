@@ -35,6 +35,7 @@ type requestTail struct {
 	time     time.Time
 	id       [RequestIDSize]byte
 	endpoint string
+	carried  bool // the carried flag, set by the opener from the fixed header
 }
 
 // validEndpoint reports whether s can be carried in a request header.
@@ -113,5 +114,5 @@ func checkEndpoint(t *requestTail, in Incoming) error {
 }
 
 func (t *requestTail) opened(pt []byte, rs ReplySealer) *Opened {
-	return &Opened{Plaintext: pt, Endpoint: t.endpoint, Time: t.time, ID: t.id, Reply: rs}
+	return &Opened{Plaintext: pt, Endpoint: t.endpoint, Time: t.time, ID: t.id, Carried: t.carried, Reply: rs}
 }

@@ -10,7 +10,7 @@ import (
 //
 //	offset   size  field
 //	0        1     version = 0x21
-//	1        1     flags: 0x01 = sealed reply requested, other bits zero
+//	1        1     flags: 0x01 = sealed reply requested, 0x02 = carried, other bits zero
 //	2        2     KEM id (0x0020 or 0x647a)
 //	4        2     KDF id (0x0001, HKDF-SHA256)
 //	6        2     AEAD id (0x0002, AES-256-GCM)
@@ -90,8 +90,14 @@ func (s *hpkeSealer) Seal(req Request, plaintext []byte) (Sealed, error) {
 	if len(plaintext) > MaxDataSize || !encodedFits(n) {
 		return Sealed{}, newError(op, "plaintext too large", ErrTooLarge)
 	}
+	if req.Carried && !s.sealed {
+		return Sealed{}, newError(op, "a carried request needs sealed replies", ErrNotRequested)
+	}
 	raw := make([]byte, 0, n)
 	raw = append(raw, s.fixed[:]...)
+	if req.Carried {
+		raw[1] |= flagCarried
+	}
 	raw = tail.appendTo(raw)
 	enc, sender, err := hpke.NewSender(s.pub.pk, hpke.HKDFSHA256(), hpke.AES256GCM(), requestInfo(req.APIKey))
 	if err != nil {
@@ -152,8 +158,8 @@ func (o *hpkeOpener) precheck(raw []byte) error {
 	if len(raw) < hpkeFixedLen {
 		return newError(op, "truncated header", ErrMalformed)
 	}
-	if raw[1]&^flagSealedReply != 0 {
-		return newError(op, "reserved flag bits set", ErrMalformed)
+	if err := checkFlags(raw[1]); err != nil {
+		return err
 	}
 	kem := KEM(binary.BigEndian.Uint16(raw[2:4]))
 	if binary.BigEndian.Uint16(raw[4:6]) != kdfHKDFSHA256 || binary.BigEndian.Uint16(raw[6:8]) != aeadAES256GCM {
@@ -198,6 +204,7 @@ func (o *hpkeOpener) openRaw(in Incoming, raw []byte) (*Opened, error) {
 	if err != nil {
 		return nil, newError(op, "authentication failed", ErrUnauthentic)
 	}
+	tail.carried = raw[1]&flagCarried != 0
 	if !sealed {
 		return tail.opened(pt, notRequested{}), nil
 	}

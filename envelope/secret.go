@@ -12,7 +12,7 @@ import (
 //
 //	offset  size  field
 //	0       1     version = 0x22
-//	1       1     flags: 0x01 = sealed reply requested, other bits zero
+//	1       1     flags: 0x01 = sealed reply requested, 0x02 = carried, other bits zero
 //	2       8     key id = HKDF-Expand(prk, "key id", 8)
 //	10      8     timestamp, Unix seconds
 //	18      16    request id
@@ -132,10 +132,16 @@ func (s *secretSealer) Seal(req Request, plaintext []byte) (Sealed, error) {
 	if len(plaintext) > MaxDataSize || !encodedFits(n) {
 		return Sealed{}, newError(op, "plaintext too large", ErrTooLarge)
 	}
+	if req.Carried && !s.sealed {
+		return Sealed{}, newError(op, "a carried request needs sealed replies", ErrNotRequested)
+	}
 	raw := make([]byte, secretFixedLen, n)
 	raw[0] = versionSecret
 	if s.sealed {
 		raw[1] = flagSealedReply
+	}
+	if req.Carried {
+		raw[1] |= flagCarried
 	}
 	copy(raw[2:10], s.keys.keyID[:])
 	raw = tail.appendTo(raw)
@@ -190,8 +196,8 @@ func (o *secretOpener) precheck(raw []byte) error {
 	if len(raw) < secretFixedLen {
 		return newError(op, "truncated header", ErrMalformed)
 	}
-	if raw[1]&^flagSealedReply != 0 {
-		return newError(op, "reserved flag bits set", ErrMalformed)
+	if err := checkFlags(raw[1]); err != nil {
+		return err
 	}
 	if [keyIDLen]byte(raw[2:10]) != o.keys.keyID {
 		return &Error{Op: op, Reason: "unknown key id", Err: ErrUnauthentic, miss: missKey}
@@ -229,6 +235,7 @@ func (o *secretOpener) openRaw(in Incoming, raw []byte) (*Opened, error) {
 	if err != nil {
 		return nil, newError(op, "authentication failed", ErrUnauthentic)
 	}
+	tail.carried = raw[1]&flagCarried != 0
 	if !sealed {
 		return tail.opened(pt, notRequested{}), nil
 	}

@@ -105,6 +105,10 @@ type persisted struct {
 	Refusal *refusalRecord `json:"refusal,omitempty"`
 	// Generation counts saves; the anti-rollback record keeps the latest.
 	Generation uint64 `json:"generation,omitempty"`
+
+	// Offline is the pending carried request file (offline.go), nil when
+	// none. It holds the reply keys of its requests: secret.
+	Offline *offlinePending `json:"offline,omitempty"`
 }
 
 const stateVersion = 1

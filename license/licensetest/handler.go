@@ -205,7 +205,7 @@ func (s *Server) admit(ep string, body io.Reader, now time.Time) ([]byte, envelo
 		}
 		sealer = nil
 	}
-	ticket, cached, err := s.guard.Admit(op, in.Data, now, s.store.scope(ep, op.Plaintext))
+	ticket, cached, err := s.admitFresh(ep, op, in.Data, now)
 	switch {
 	case err != nil:
 		e := s.rejection(err, now)

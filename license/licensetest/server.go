@@ -41,12 +41,14 @@ type Server struct {
 	apiKey string
 	opener envelope.Opener
 	guard  *envelope.Guard
-	store  *store
-	faults *faultState
-	reqlog *requestLog
-	flight inflight
-	logger *slog.Logger
-	scen   scenarioTracker
+	// carried remembers carried (offline) request ids: carried.go.
+	carried *envelope.Guard
+	store   *store
+	faults  *faultState
+	reqlog  *requestLog
+	flight  inflight
+	logger  *slog.Logger
+	scen    scenarioTracker
 
 	mu        sync.Mutex // guards the fields below
 	started   bool
@@ -142,6 +144,7 @@ func NewUnstartedServer(opts ...Option) *Server {
 	}
 	s.opener = envelope.MultiOpener(hpkeOpener, secretOpener)
 	s.guard = envelope.NewGuard(envelope.GuardConfig{Window: cfg.window, MaxEntries: cfg.replayEntries})
+	s.carried = newCarriedGuard()
 	return s
 }
 

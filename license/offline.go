@@ -1,0 +1,480 @@
+package license
+
+import (
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/licensekit/licensekit-go/envelope"
+	"github.com/licensekit/licensekit-go/internal/carried"
+	"github.com/licensekit/licensekit-go/internal/verdict"
+	"github.com/licensekit/licensekit-go/internal/wire"
+	"github.com/licensekit/licensekit-go/transport"
+)
+
+// Offline activation (docs/offline-activation.md): a machine that never
+// reaches the server writes a request file (OfflineRequest), a person carries
+// it to an online machine that posts it unchanged (ExchangeOffline, or the
+// vendor's console) and carries the reply file back (ActivateOffline).
+// OfflineDeactivate ends the licence on this machine and writes the
+// end_session file that frees the seat.
+
+// Offline activation errors. Each failure of ActivateOffline, OfflineRequest
+// and OfflineDeactivate that is not the server's verdict is an
+// *OfflineError matching one of these; a failed ActivateOffline changes
+// nothing.
+var (
+	// ErrOfflineFile matches a file that is not a well-formed licensekit
+	// offline file of the expected kind: truncated, damaged, or a request
+	// file given where a reply file is expected.
+	ErrOfflineFile = errors.New("license: offline: not a valid offline file")
+	// ErrOfflineMismatch matches a reply file that does not answer this
+	// machine's pending request: written for another machine, for an older
+	// request file (one already applied, or replaced by a refresh), or
+	// after the licence was deactivated here.
+	ErrOfflineMismatch = errors.New("license: offline: reply file does not answer this machine's pending request")
+	// ErrOfflineUnauthentic matches a reply that names this machine's
+	// pending request but does not open as the server's sealed reply to it:
+	// altered on the way.
+	ErrOfflineUnauthentic = errors.New("license: offline: reply does not authenticate")
+	// ErrOfflineUnsupported matches a client that cannot carry requests:
+	// unsealed replies (InsecureUnsealedReplies), a custom Sealer whose
+	// reply keys cannot be kept, or shared mode.
+	ErrOfflineUnsupported = errors.New("license: offline: not supported by this configuration")
+)
+
+// OfflineError is a failure of the offline ceremony. Its text never carries
+// file content, keys or tokens.
+type OfflineError struct {
+	// Op is "request", "activate", "deactivate" or "exchange".
+	Op string
+	// Reason says what went wrong and what to do.
+	Reason string
+	// Err is the category (one of the ErrOffline sentinels) or the cause.
+	Err error
+}
+
+func (e *OfflineError) Error() string { return "license: offline " + e.Op + ": " + e.Reason }
+
+// Unwrap returns the category or cause.
+func (e *OfflineError) Unwrap() error { return e.Err }
+
+func offlineErr(op, reason string, err error) error {
+	return &OfflineError{Op: op, Reason: reason, Err: err}
+}
+
+// offlinePending is what the state keeps of the request file this machine
+// wrote last: the sealed requests (so the same file can be written again and
+// the server answers a copy from its memory) and, for each, the reply keys
+// that open its reply. It lives only in the sealed state.
+type offlinePending struct {
+	Kind     string           `json:"kind"`
+	Created  time.Time        `json:"created"`
+	Requests []pendingRequest `json:"requests"`
+}
+
+type pendingRequest struct {
+	Endpoint string `json:"endpoint"`
+	ID       string `json:"id"` // hex
+	Data     string `json:"data"`
+	// Opener is envelope.ExportReplyOpener of the request: secret.
+	Opener []byte `json:"opener"`
+}
+
+// OfflineRequest writes to w the request file this machine needs next, for
+// a person to carry to the vendor: begin_session when the machine is
+// registered (register_instance first, the very first time: the v2
+// begin_session names the instance the server assigns, so a new machine
+// carries two files), or extend_session when an offline session is live
+// (a refresh). The requests are sealed for the vendor's key with the carried
+// flag and ask for sealed replies; their reply keys stay in this machine's
+// sealed state. While a request file is pending (written, its reply not yet
+// applied, younger than envelope.CarriedWindow), OfflineRequest writes that
+// same file again, so a lost file never takes a second seat. It needs a
+// state that persists (StateDir or WithStateStore).
+func (c *Client) OfflineRequest(ctx context.Context, w io.Writer) error {
+	return c.offline(ctx, func(ctx context.Context) error {
+		p := c.st.Offline
+		if p == nil || p.Kind == carried.KindDeactivation || c.wallNow().Sub(p.Created) >= envelope.CarriedWindow {
+			np, err := c.newPendingLocked(ctx)
+			if err != nil {
+				return err
+			}
+			c.st.Offline = np
+			c.saveLocked(context.WithoutCancel(ctx))
+			p = np
+		}
+		return c.writeRequestFile(w, p)
+	})
+}
+
+// offline runs an offline call like the explicit calls (calls.go): under the
+// client's lock, after loading the state, refusing shared mode.
+func (c *Client) offline(ctx context.Context, f func(context.Context) error) error {
+	if c.closing.Load() {
+		return ErrClosed
+	}
+	if c.sh != nil || !c.sealed {
+		return offlineErr("request", "needs sealed replies and a client not in shared mode", ErrOfflineUnsupported)
+	}
+	return toCaller(c.locked(ctx, func(ctx context.Context) error {
+		if err := c.loadLocked(ctx); err != nil {
+			return err
+		}
+		if c.store == nil {
+			return offlineErr("request", "needs a persisted state (StateDir or WithStateStore) to keep the request's reply keys", ErrOfflineUnsupported)
+		}
+		return f(ctx)
+	}))
+}
+
+// newPendingLocked seals the request this machine needs next.
+func (c *Client) newPendingLocked(ctx context.Context) (*offlinePending, error) {
+	kind := carried.KindActivation
+	var ep string
+	var payload any
+	switch {
+	case c.st.Token != "" && c.offlineLive():
+		kind, ep = carried.KindRefresh, wire.Extend
+		payload = wire.ExtendRequest{Token: c.st.Token, Duration: int64(c.cfg.SessionDuration / time.Second)}
+	default:
+		if err := c.machineLocked(ctx); err != nil {
+			return nil, err
+		}
+		if c.st.InstanceGUID == "" || c.st.FingerprintDigest != machineDigest(c.machine) {
+			ep = wire.Register
+			payload = wire.RegisterRequest{ProductGUID: c.cfg.ProductGUID, LicenseKey: c.cfg.LicenseKey, Machine: c.machine,
+				Name: c.cfg.UserName, Email: c.cfg.UserEmail, UserHash: c.cfg.UserAttributes}
+		} else {
+			ep = wire.Begin
+			payload = wire.BeginRequest{ProductGUID: c.cfg.ProductGUID, LicenseKey: c.cfg.LicenseKey, InstanceGUID: c.st.InstanceGUID,
+				Machine: c.machine, UserHash: c.cfg.UserAttributes, Duration: int64(c.cfg.SessionDuration / time.Second)}
+		}
+	}
+	pr, err := c.sealCarried(ep, payload)
+	if err != nil {
+		return nil, err
+	}
+	return &offlinePending{Kind: kind, Created: c.wallNow().UTC(), Requests: []pendingRequest{pr}}, nil
+}
+
+// offlineLive reports whether the persisted session still grants time.
+func (c *Client) offlineLive() bool {
+	return !c.st.Sent.IsZero() && c.wallNow().Sub(c.st.Sent) < c.session()+c.grace()
+}
+
+// sealCarried seals one carried request and keeps its reply keys.
+func (c *Client) sealCarried(ep string, payload any) (pendingRequest, error) {
+	plain, err := json.Marshal(payload)
+	if err != nil {
+		return pendingRequest{}, offlineErr("request", "cannot encode the request", err)
+	}
+	defer clear(plain)
+	sd, err := c.sealer.Seal(envelope.Request{APIKey: c.cfg.APIKey, Endpoint: ep, Time: c.requestTime(), Carried: true}, plain)
+	if err != nil {
+		return pendingRequest{}, offlineErr("request", "the request cannot be sealed for carrying", errors.Join(ErrOfflineUnsupported, err))
+	}
+	opener, err := envelope.ExportReplyOpener(sd.Reply)
+	if err != nil {
+		return pendingRequest{}, offlineErr("request", "this sealer's reply keys cannot be kept", errors.Join(ErrOfflineUnsupported, err))
+	}
+	return pendingRequest{Endpoint: ep, ID: hex.EncodeToString(sd.ID[:]), Data: sd.Data, Opener: opener}, nil
+}
+
+func (c *Client) writeRequestFile(w io.Writer, p *offlinePending) error {
+	f := carried.RequestFile{Product: c.cfg.ProductGUID, Licence: carried.MaskLicence(c.cfg.LicenseKey), Created: p.Created, Kind: p.Kind}
+	for _, r := range p.Requests {
+		var id [carried.IDSize]byte
+		_, _ = hex.Decode(id[:], []byte(r.ID))
+		f.Requests = append(f.Requests, carried.Request{Endpoint: r.Endpoint, ID: id, Data: r.Data})
+	}
+	text, err := f.Marshal()
+	if err != nil {
+		return offlineErr("request", "cannot write the request file", err)
+	}
+	if _, err := w.Write(text); err != nil {
+		return offlineErr("request", "cannot write the request file", err)
+	}
+	return nil
+}
+
+// ActivateOffline applies a reply file that the vendor's server wrote for
+// this machine's pending request file. Each reply must open as the server's
+// sealed reply to exactly that request; anything else (a file for another
+// machine or an older request, altered or truncated, or one already applied)
+// is an *OfflineError and changes nothing. A sealed refusal is the server's
+// word: it is returned as an *APIError and, for begin_session, kept as the
+// persisted refusal, as online.
+//
+// After a begin_session or extend_session reply the licence holds for the
+// session duration and grace the server granted, counted from the server's
+// authenticated reply time (never later than this machine's clock), and
+// Start, Status, events, features and Done behave as for an online session
+// run offline. more is true after a register_instance reply: the machine is
+// registered, and the next OfflineRequest file begins the session.
+func (c *Client) ActivateOffline(ctx context.Context, r io.Reader) (more bool, err error) {
+	text, err := io.ReadAll(io.LimitReader(r, carried.MaxFileSize+1))
+	if err != nil {
+		return false, offlineErr("activate", "cannot read the reply file", err)
+	}
+	rf, err := carried.ParseReplyFile(text)
+	if err != nil {
+		return false, offlineErr("activate", lastPart(err), errors.Join(ErrOfflineFile, err))
+	}
+	err = c.offline(ctx, func(ctx context.Context) error {
+		if err := c.restoredErr(); err != nil {
+			return offlineErr("activate", "the state was restored from a copy; write a new request file", err)
+		}
+		p := c.st.Offline
+		if p == nil || p.Kind == carried.KindDeactivation {
+			return offlineErr("activate", "no request file is pending on this machine (already applied, deactivated, or never written here)", ErrOfflineMismatch)
+		}
+		if len(rf.Replies) != len(p.Requests) {
+			return offlineErr("activate", "the reply file answers another request file", ErrOfflineMismatch)
+		}
+		for i, pr := range p.Requests {
+			rp := rf.Replies[i]
+			if hex.EncodeToString(rp.ID[:]) != pr.ID || rp.Endpoint != pr.Endpoint {
+				return offlineErr("activate", "the reply file answers another request (another machine, or an older request file)", ErrOfflineMismatch)
+			}
+			ro, err := envelope.ImportReplyOpener(pr.Opener)
+			if err != nil {
+				return offlineErr("activate", "the kept reply keys do not open", err)
+			}
+			if _, err := ro.OpenReply(rp.Body); err != nil {
+				return offlineErr("activate", "the reply does not open as the server's sealed reply to this request (altered or truncated)", ErrOfflineUnauthentic)
+			}
+		}
+		for i, pr := range p.Requests {
+			var err error
+			more, err = c.applyCarriedLocked(ctx, pr, rf.Replies[i])
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return more, err
+}
+
+// applyCarriedLocked classifies one reply with the one classifier and
+// adopts it.
+func (c *Client) applyCarriedLocked(ctx context.Context, pr pendingRequest, rp carried.Reply) (more bool, err error) {
+	ro, _ := envelope.ImportReplyOpener(pr.Opener)
+	var apply func()
+	decode := func(plain []byte) error {
+		switch pr.Endpoint {
+		case wire.Register:
+			r, err := wire.DecodeRegister(plain)
+			if err == nil {
+				err = registerNext(r)
+			}
+			if err == nil {
+				apply = func() { c.adoptCarriedRegister(r) }
+			}
+			return err
+		case wire.Begin:
+			r, err := wire.DecodeBegin(plain)
+			if err == nil {
+				err = beginNext(r)
+			}
+			if err == nil {
+				apply = func() {
+					c.noteLive(r.Token, r.SessionKey)
+					c.st.Token, c.st.Features = r.Token, r.Features
+					c.adoptCarriedSession(r.Time, r.ControlOptions)
+				}
+			}
+			return err
+		case wire.Extend:
+			r, err := wire.DecodeExtend(plain)
+			if err == nil {
+				err = extendNext(r)
+			}
+			if err == nil {
+				apply = func() {
+					if r.Token != "" {
+						c.noteLive(r.Token)
+						c.st.Token = r.Token
+					}
+					c.adoptCarriedSession(r.Time, r.ControlOptions)
+				}
+			}
+			return err
+		}
+		return fmt.Errorf("unexpected endpoint")
+	}
+	out := verdict.Classify(verdict.Input{
+		Endpoint: pr.Endpoint,
+		Resp:     &transport.Response{Status: rp.Status, Body: rp.Body, Attempts: 1},
+		Opener:   ro,
+		Sealed:   true,
+		Decode:   decode,
+		Kinds:    c.kinds,
+		Redactor: c.redact,
+	})
+	switch out.Category {
+	case verdict.Success:
+		c.st.Offline = nil
+		apply()
+		c.saveLocked(context.WithoutCancel(ctx))
+		if pr.Endpoint == wire.Register {
+			c.publishLocked()
+			return true, nil
+		}
+		c.orphan = true // a later online contact ends this session before beginning anew
+		c.enterLocked(Active, nil)
+		return false, nil
+	case verdict.Refused:
+		// The server's word. A refused begin is final, as online; a
+		// refused register or extend leaves the licence as it was.
+		c.st.Offline = nil
+		if pr.Endpoint == wire.Begin {
+			c.persistRefusalLocked(out.Err)
+		}
+		c.saveLocked(context.WithoutCancel(ctx))
+		c.lastErr = out.Err
+		if pr.Endpoint == wire.Begin {
+			c.enterLocked(Refused, out.Err)
+		} else {
+			c.publishLocked()
+		}
+		return false, out.Err
+	}
+	return false, offlineErr("activate", "the server did not process the request (see the cause); write a new request file", out.Err)
+}
+
+func (c *Client) adoptCarriedRegister(r *wire.RegisterReply) {
+	c.st.InstanceGUID = r.GUID
+	c.st.FirstRegisteredAt = r.FirstRegisteredAt.Raw
+	c.st.FingerprintDigest = machineDigest(c.machine)
+	c.st.Components = componentDigests(c.machine)
+	if c.st.Sent.IsZero() {
+		c.st.SessionSeconds = r.ControlOptions.SessionDuration
+		c.st.GraceSeconds = r.ControlOptions.ValidationGracePeriod
+	}
+}
+
+// adoptCarriedSession records a session the server began or extended when
+// the carried request reached it: its time is the server's, from the sealed
+// reply, but never later than this machine's clock.
+func (c *Client) adoptCarriedSession(serverTime wire.Timestamp, co wire.ControlOptions) {
+	c.clearRefusalLocked()
+	wall := c.wallNow()
+	sent := wall
+	if serverTime.Valid() && serverTime.Time.Before(wall) {
+		sent = serverTime.Time.Round(0)
+	}
+	c.anchor = time.Time{} // no monotonic reading: the session began elsewhere
+	c.st.Sent = sent
+	c.st.SessionSeconds = co.SessionDuration
+	c.st.GraceSeconds = co.ValidationGracePeriod
+	c.st.LastContact = sent
+	c.failures, c.retryAfter, c.lastErr = 0, 0, nil
+	c.rolledBack = false
+}
+
+// OfflineDeactivate ends the licence on this machine and writes to w the
+// end_session request file that a person carries to the vendor to free the
+// seat. Once the file is written the licence is no longer usable here: the
+// session token, its deadlines and any pending request are gone from the
+// state (a copy of the old state restored later is caught by the
+// anti-rollback record), and no reply file applies any more. If writing
+// fails, nothing changes. With no session, it returns ErrNotStarted.
+func (c *Client) OfflineDeactivate(ctx context.Context, w io.Writer) error {
+	return c.offline(ctx, func(ctx context.Context) error {
+		if c.st.Token == "" {
+			return ErrNotStarted
+		}
+		pr, err := c.sealCarried(wire.End, wire.EndRequest{Token: c.st.Token})
+		if err != nil {
+			return err
+		}
+		pr.Opener = nil // nothing comes back: the reply keys are not kept
+		p := &offlinePending{Kind: carried.KindDeactivation, Created: c.wallNow().UTC(), Requests: []pendingRequest{pr}}
+		if err := c.writeRequestFile(w, p); err != nil {
+			return err
+		}
+		c.st.Token, c.st.Features = "", ""
+		c.st.Sent = time.Time{}
+		c.st.Offline = p
+		c.orphan = false
+		c.saveLocked(context.WithoutCancel(ctx))
+		c.enterLocked(Idle, nil)
+		return nil
+	})
+}
+
+// ExchangeConfig is what ExchangeOffline needs to post carried requests.
+type ExchangeConfig struct {
+	// ServerURL is the licence server's v2 base URL, as in Config.
+	ServerURL string
+	// APIKey is the request's "key" value, as in Config. The carried file
+	// does not contain it.
+	APIKey string
+	// HTTPClient, when set, sends the requests.
+	HTTPClient *http.Client
+}
+
+// ExchangeOffline reads a request file from r, posts each carried request to
+// the server exactly as the offline machine sealed it, and writes the reply
+// file to w. It runs on any online machine and knows nothing of the
+// licence: the requests and replies are sealed end to end. A request file
+// posted twice gets the same reply file (the server answers a copy from its
+// memory). An envelope-level rejection (a request older than the carried
+// window, say) or an unreachable server is an error, and nothing is
+// written.
+func ExchangeOffline(ctx context.Context, cfg ExchangeConfig, r io.Reader, w io.Writer) error {
+	const op = "exchange"
+	text, err := io.ReadAll(io.LimitReader(r, carried.MaxFileSize+1))
+	if err != nil {
+		return offlineErr(op, "cannot read the request file", err)
+	}
+	rf, err := carried.ParseRequestFile(text)
+	if err != nil {
+		return offlineErr(op, lastPart(err), errors.Join(ErrOfflineFile, err))
+	}
+	var topts []transport.Option
+	if cfg.HTTPClient != nil {
+		topts = append(topts, transport.WithHTTPClient(cfg.HTTPClient))
+	}
+	tr, err := transport.New(cfg.ServerURL, topts...)
+	if err != nil {
+		return offlineErr(op, "invalid server URL", err)
+	}
+	defer tr.CloseIdleConnections()
+	out := carried.ReplyFile{Product: rf.Product, Created: time.Now().UTC()}
+	for _, q := range rf.Requests {
+		body, err := json.Marshal(wire.Request{Key: cfg.APIKey, Data: q.Data})
+		if err != nil {
+			return offlineErr(op, "cannot encode the request", err)
+		}
+		resp, err := tr.Do(ctx, transport.Request{Endpoint: q.Endpoint, Body: body, Retry: transport.RetryIdempotent})
+		if resp == nil || resp.Body == nil {
+			if err == nil {
+				err = errors.New("no reply body")
+			}
+			return offlineErr(op, q.Endpoint+": server unreachable ("+lastPart(err)+")", errors.Join(ErrUnreachable, err))
+		}
+		if rej, ok := envelope.ParseRejection(resp.Status, resp.Body); ok {
+			return offlineErr(op, q.Endpoint+": the server rejected the carried request ("+rej.Code+"); write a new request file on the offline machine", ErrUnreachable)
+		}
+		if resp.Status >= 500 || resp.Status == http.StatusTooManyRequests || len(resp.Body) == 0 {
+			return offlineErr(op, fmt.Sprintf("%s: the server did not answer (status %d)", q.Endpoint, resp.Status), ErrUnreachable)
+		}
+		out.Replies = append(out.Replies, carried.Reply{Endpoint: q.Endpoint, ID: q.ID, Status: resp.Status, Body: resp.Body})
+	}
+	text, err = out.Marshal()
+	if err != nil {
+		return offlineErr(op, "cannot write the reply file", err)
+	}
+	if _, err := w.Write(text); err != nil {
+		return offlineErr(op, "cannot write the reply file", err)
+	}
+	return nil
+}
