@@ -24,6 +24,13 @@ const (
 	// minSecret is the shortest configured secret removed; shorter values
 	// ("a", "ok") would mangle every text without protecting anything.
 	minSecret = 4
+	// minRun is the shortest run of a secret's characters removed wherever
+	// it appears, whatever its case and separators. A secret whose
+	// normalised form is shorter is removed only as typed (and escaped):
+	// matched loosely, a 4- to 7-character value would hit ordinary words.
+	// Eight characters of a random key do not occur in prose by chance
+	// (36^8, about 2.8e12, values).
+	minRun = 8
 	// minPayload is the shortest request value removed.
 	minPayload = 8
 	// maxLive bounds the remembered live values (tokens, session keys): a
@@ -37,22 +44,33 @@ const (
 // (API key, licence key, shared secret) and the live values added with
 // AddLive (the last few tokens and session keys). It is safe for concurrent
 // use; the zero value removes nothing until values are added.
+//
+// A secret is removed in its exact, JSON-escaped and URL-escaped forms and,
+// when its normalised form (ASCII letters and digits, lower-cased, every
+// other character dropped) has at least 8 characters, wherever a run of 8
+// or more of its normalised characters appears in the text's normalised
+// form: upper- or lower-cased, with its dashes stripped or changed to
+// spaces, cut short, embedded in other text, or \u00XX-escaped. The cost
+// is one table lookup per letter or digit of the text; a text holding no
+// secret is returned as it is, without allocating.
 type Redactor struct {
 	mu    sync.RWMutex
-	fixed []string // forms of the fixed secrets
+	fixed []string // the fixed secrets, and each printed form of a binary one
 	live  []string // the last maxLive live values, oldest first
-	// liveForms[i] are live[i]'s forms (appendForms), computed once when
-	// the value is added rather than at every rebuild.
-	liveForms [][]string
-	all       []string // fixed and live forms, longest first
+	// fixedRuns and liveRuns[i] are the 8-character windows of fixed's and
+	// live[i]'s normalised forms, computed once per value.
+	fixedRuns []uint64
+	liveRuns  [][]uint64
+	short     []string // exact forms too short for windows, longest first
+	long      []string // the other exact forms, longest first
+	runs      runSet   // every window of fixed and live values
 }
 
-// NewRedactor returns a Redactor that removes each secret (in its plain,
-// JSON-escaped and URL-escaped forms).
+// NewRedactor returns a Redactor that removes each secret.
 func NewRedactor(secrets ...string) *Redactor {
 	r := &Redactor{}
 	for _, s := range secrets {
-		r.fixed = appendForms(r.fixed, s)
+		r.addFixed(s)
 	}
 	r.rebuild()
 	return r
@@ -71,9 +89,17 @@ func (r *Redactor) AddSecret(b []byte) {
 		base64.StdEncoding.EncodeToString(b), base64.RawStdEncoding.EncodeToString(b),
 		base64.URLEncoding.EncodeToString(b), base64.RawURLEncoding.EncodeToString(b),
 	} {
-		r.fixed = appendForms(r.fixed, s)
+		r.addFixed(s)
 	}
 	r.rebuild()
+}
+
+func (r *Redactor) addFixed(s string) {
+	if len(s) < minSecret || slices.Contains(r.fixed, s) {
+		return
+	}
+	r.fixed = append(r.fixed, s)
+	r.fixedRuns = appendRuns(r.fixedRuns, s)
 }
 
 // AddLive adds a value the server issued (a token, a session key). The last
@@ -88,10 +114,10 @@ func (r *Redactor) AddLive(s string) {
 		return
 	}
 	r.live = append(r.live, s)
-	r.liveForms = append(r.liveForms, appendForms(nil, s))
+	r.liveRuns = append(r.liveRuns, appendRuns(nil, s))
 	if over := len(r.live) - maxLive; over > 0 {
 		r.live = slices.Delete(r.live, 0, over)
-		r.liveForms = slices.Delete(r.liveForms, 0, over)
+		r.liveRuns = slices.Delete(r.liveRuns, 0, over)
 	}
 	r.rebuild()
 }
@@ -116,20 +142,82 @@ func appendForms(out []string, s string) []string {
 	return out
 }
 
+// appendRuns appends the windows of each of s's forms whose normalised
+// form has at least minRun characters. An escaped form has windows of its
+// own where its escapes put letters or digits between the secret's
+// ("%2F", "\u003c").
+func appendRuns(out []uint64, s string) []uint64 {
+	for _, f := range appendForms(nil, s) {
+		n := normalise(f)
+		var w uint64
+		for i := range len(n) {
+			w = w<<8 | uint64(n[i])
+			if i >= minRun-1 {
+				out = append(out, w)
+			}
+		}
+	}
+	return out
+}
+
+// normalise returns s's ASCII letters and digits, lower-cased.
+func normalise(s string) []byte {
+	out := make([]byte, 0, len(s))
+	for i := range len(s) {
+		if c, ok := fold(s[i]); ok {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// fold lower-cases an ASCII letter; ok is false for anything but a letter
+// or a digit.
+func fold(c byte) (byte, bool) {
+	f := foldTable[c]
+	return f, f != 0
+}
+
+// foldTable maps each ASCII letter or digit to its lower case, and every
+// other byte to 0. It is never written after initialisation.
+var foldTable = func() (t [256]byte) {
+	for c := range 256 {
+		switch {
+		case 'a' <= c && c <= 'z', '0' <= c && c <= '9':
+			t[c] = byte(c)
+		case 'A' <= c && c <= 'Z':
+			t[c] = byte(c + 'a' - 'A')
+		}
+	}
+	return t
+}()
+
 func (r *Redactor) rebuild() {
-	all := make([]string, 0, len(r.fixed)+2*len(r.live))
-	all = append(all, r.fixed...)
-	for _, forms := range r.liveForms {
-		all = append(all, forms...)
+	var forms []string
+	for _, s := range slices.Concat(r.fixed, r.live) {
+		forms = appendForms(forms, s)
 	}
 	// Longest first, so that a secret containing another is hidden whole.
-	slices.SortStableFunc(all, func(a, b string) int { return len(b) - len(a) })
-	r.all = slices.Compact(all)
+	slices.SortStableFunc(forms, func(a, b string) int { return len(b) - len(a) })
+	forms = slices.Compact(forms)
+	r.short, r.long = nil, nil
+	for _, f := range forms {
+		if len(normalise(f)) < minRun {
+			r.short = append(r.short, f)
+		} else {
+			r.long = append(r.long, f)
+		}
+	}
+	runs := slices.Clone(r.fixedRuns)
+	for _, w := range r.liveRuns {
+		runs = append(runs, w...)
+	}
+	r.runs = newRunSet(runs)
 }
 
 // Redact returns s with every known secret, and every extra value of at
 // least 8 bytes, replaced by "[redacted]". A nil Redactor removes only the
-// extras.
+// extras (exactly as given).
 func (r *Redactor) Redact(s string, extra ...string) string {
 	if s == "" {
 		return s
@@ -148,10 +236,183 @@ func (r *Redactor) Redact(s string, extra ...string) string {
 	}
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	for _, x := range r.all {
+	s = r.redactRuns(s)
+	for _, x := range r.short {
 		s = strings.ReplaceAll(s, x, Redacted)
 	}
 	return s
+}
+
+// redactRuns removes the secrets long enough to have windows: their exact
+// forms, then every run of their windows.
+func (r *Redactor) redactRuns(s string) string {
+	if !r.runs.find(s, nil) {
+		return s
+	}
+	// A secret is there. Its exact forms go first, so that one marker
+	// replaces a whole form (base64 padding and all); then every
+	// remaining run of a secret.
+	for _, x := range r.long {
+		s = strings.ReplaceAll(s, x, Redacted)
+	}
+	var spans [][2]int
+	r.runs.find(s, &spans)
+	if len(spans) == 0 {
+		return s
+	}
+	var b strings.Builder
+	b.Grow(len(s))
+	at := 0
+	for _, sp := range spans {
+		b.WriteString(s[at:sp[0]])
+		b.WriteString(Redacted)
+		at = sp[1]
+	}
+	b.WriteString(s[at:])
+	return b.String()
+}
+
+// runSet holds 8-character windows of normalised secrets, each packed in a
+// uint64 (letters and digits are never 0, so neither is a window): a
+// sorted slice, and a bitmap of their hashes that turns most misses away
+// before the binary search.
+type runSet struct {
+	sorted []uint64
+	bits   []uint64
+	shift  uint
+}
+
+func newRunSet(runs []uint64) runSet {
+	if len(runs) == 0 {
+		return runSet{}
+	}
+	slices.Sort(runs)
+	runs = slices.Clip(slices.Compact(runs))
+	// About 8 bits per window: a miss passes the bitmap one time in 8 or
+	// less.
+	shift := uint(64 - 9)
+	for 1<<(64-shift) < 8*len(runs) {
+		shift--
+	}
+	set := runSet{sorted: runs, bits: make([]uint64, 1<<(64-shift)/64), shift: shift}
+	for _, w := range runs {
+		h := set.hash(w)
+		set.bits[h/64] |= 1 << (h % 64)
+	}
+	return set
+}
+
+func (set *runSet) hash(w uint64) uint64 { return (w * 0x9e3779b97f4a7c15) >> set.shift }
+
+func (set *runSet) has(w uint64) bool {
+	h := set.hash(w)
+	if set.bits[h/64]&(1<<(h%64)) == 0 {
+		return false
+	}
+	return set.search(w)
+}
+
+func (set *runSet) search(w uint64) bool {
+	_, ok := slices.BinarySearch(set.sorted, w)
+	return ok
+}
+
+// find reports whether s holds a run of a secret. With spans non-nil it
+// sets them to the byte ranges of s to replace, in order and disjoint: each
+// from the first to the last character of a run of windows, as s reads
+// and with \u00XX escapes decoded.
+func (set *runSet) find(s string, spans *[][2]int) bool {
+	if len(set.sorted) == 0 {
+		return false
+	}
+	found := set.scan(s, false, spans)
+	if (found && spans == nil) || !strings.Contains(s, `\u00`) {
+		return found
+	}
+	if spans == nil {
+		return set.scan(s, true, nil)
+	}
+	var decoded [][2]int
+	if !set.scan(s, true, &decoded) {
+		return found
+	}
+	*spans = mergeSpans(*spans, decoded)
+	return true
+}
+
+// scan is one pass of find; decode reads a \u00XX escape as the byte it
+// encodes.
+func (set *runSet) scan(s string, decode bool, spans *[][2]int) bool {
+	var (
+		w      uint64
+		starts [minRun]int // where each of the last minRun characters began
+		n      uint        // characters seen
+		found  bool
+	)
+	for i := 0; i < len(s); i++ {
+		start, c := i, s[i]
+		if decode && c == '\\' && i+5 < len(s) && s[i+1] == 'u' && s[i+2] == '0' && s[i+3] == '0' {
+			if v, ok := unhex(s[i+4], s[i+5]); ok {
+				c = v
+				i += 5
+			}
+		}
+		c = foldTable[c]
+		if c == 0 {
+			continue
+		}
+		w = w<<8 | uint64(c)
+		starts[n%minRun] = start
+		n++
+		if n < minRun || !set.has(w) {
+			continue
+		}
+		found = true
+		if spans == nil {
+			return true
+		}
+		from := starts[n%minRun] // the window's first character
+		if k := len(*spans); k > 0 && (*spans)[k-1][1] >= from {
+			(*spans)[k-1][1] = i + 1
+		} else {
+			*spans = append(*spans, [2]int{from, i + 1})
+		}
+	}
+	return found
+}
+
+// unhex decodes two hex digits.
+func unhex(a, b byte) (byte, bool) {
+	hi, ok1 := hexVal(a)
+	lo, ok2 := hexVal(b)
+	return hi<<4 | lo, ok1 && ok2
+}
+
+func hexVal(c byte) (byte, bool) {
+	switch {
+	case '0' <= c && c <= '9':
+		return c - '0', true
+	case 'a' <= c && c <= 'f':
+		return c - 'a' + 10, true
+	case 'A' <= c && c <= 'F':
+		return c - 'A' + 10, true
+	}
+	return 0, false
+}
+
+// mergeSpans merges two ordered lists of disjoint spans into one.
+func mergeSpans(a, b [][2]int) [][2]int {
+	all := append(slices.Clone(a), b...)
+	slices.SortFunc(all, func(x, y [2]int) int { return x[0] - y[0] })
+	out := all[:0]
+	for _, sp := range all {
+		if k := len(out); k > 0 && out[k-1][1] >= sp[0] {
+			out[k-1][1] = max(out[k-1][1], sp[1])
+			continue
+		}
+		out = append(out, sp)
+	}
+	return out
 }
 
 // Text redacts s, then makes it one printable line of at most n bytes:
