@@ -50,9 +50,10 @@ func randomKey(t *testing.T, prefix, sep string, groups, size int, alphabet stri
 // case, separators stripped or swapped, cut to 8 or more characters,
 // glued into other text, escaped.
 func echoVariants(s string) []string {
-	var esc strings.Builder
+	var esc, pct strings.Builder
 	for i := range len(s) {
 		fmt.Fprintf(&esc, `\u%04x`, s[i])
+		fmt.Fprintf(&pct, "%%%02X", s[i])
 	}
 	q, _ := json.Marshal(`{"key":"` + s + `"}`)
 	mid := len(s) / 2
@@ -70,6 +71,7 @@ func echoVariants(s string) []string {
 		string(q),
 		esc.String(),
 		url.QueryEscape(strings.ToLower(s)),
+		pct.String(),
 	}
 }
 
@@ -145,10 +147,10 @@ func (e *variantEcho) learn() {
 	}
 }
 
-// pick returns the variant to echo in one place: over len(secrets) x 13
+// pick returns the variant to echo in one place: over len(secrets) x 14
 // consecutive calls, every secret meets every variant in every place.
 func (e *variantEcho) pick(secrets []string, call, place int) string {
-	v := echoVariants(secrets[(call/13+place)%len(secrets)])
+	v := echoVariants(secrets[(call/14+place)%len(secrets)])
 	return v[call%len(v)]
 }
 
@@ -219,7 +221,7 @@ func (e *variantEcho) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 // TestEchoedVariantsNeverLeak: a licence server on loopback that repeats
 // the API key, the licence key, the session tokens and session keys
 // upper- or lower-cased, with separators stripped or swapped, cut to 8 or
-// more characters, glued into other text, or JSON-, \u00XX- or
+// more characters, glued into other text, or JSON-, \u00XX-, %XX- or
 // URL-escaped, at 200, 400, 403, 404, 422, 500 and 503 on every endpoint,
 // to explicit calls and to Start, with a Debug logger: no run of 8 of a
 // secret's characters reaches a log line, an error, an event or Status.
@@ -274,10 +276,9 @@ func echoVariantsLifecycle(t *testing.T, shared bool) {
 	}
 	ctx := context.Background()
 	statuses := []int{200, 400, 403, 404, 422, 500, 503}
-	// Each failing call echoes one variant (of 13) of every secret (4 or 5)
-	// in some place: 3 rounds of the 28 explicit calls and the 14 starts
-	// are over 13 x 5 calls, so every secret meets every variant in every
-	// place.
+	// Each failing call echoes one variant (of 14) of a secret (of 2 to 5)
+	// in each place, cycling (pick): 3 rounds of the 28 explicit calls and
+	// the 14 starts make over 14 x 5 failing calls.
 	const rounds = 3
 
 	// Explicit calls: each endpoint fails in turn, at each status.
@@ -334,7 +335,7 @@ func echoVariantsLifecycle(t *testing.T, shared bool) {
 	calls := echo.calls
 	echo.mu.Unlock()
 	require.GreaterOrEqual(t, len(secrets), 6, "tokens and session keys seen")
-	require.Greater(t, calls, 13*len(keys)+2)
+	require.Greater(t, calls, 14*(len(keys)+2))
 	require.Positive(t, sink.states[Refused], "refusals seen")
 	require.Contains(t, logs, `"level":"DEBUG"`)
 	require.Contains(t, logs, "[redacted]", "the echo reached the client")

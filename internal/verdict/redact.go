@@ -1,7 +1,9 @@
 package verdict
 
 import (
+	"bytes"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"net/url"
@@ -50,20 +52,16 @@ const (
 // other character dropped) has at least 8 characters, wherever a run of 8
 // or more of its normalised characters appears in the text's normalised
 // form: upper- or lower-cased, with its dashes stripped or changed to
-// spaces, cut short, embedded in other text, or \u00XX-escaped. The cost
-// is one table lookup per letter or digit of the text; a text holding no
-// secret is returned as it is, without allocating.
+// spaces, cut short, glued into other text, or \u00XX- or %XX-escaped.
+// The cost is about one bitmap test per letter or digit of the text; a text
+// holding no secret is returned as it is, without allocating.
 type Redactor struct {
 	mu    sync.RWMutex
 	fixed []string // the fixed secrets, and each printed form of a binary one
 	live  []string // the last maxLive live values, oldest first
-	// fixedRuns and liveRuns[i] are the 8-character windows of fixed's and
-	// live[i]'s normalised forms, computed once per value.
-	fixedRuns []uint64
-	liveRuns  [][]uint64
-	short     []string // exact forms too short for windows, longest first
-	long      []string // the other exact forms, longest first
-	runs      runSet   // every window of fixed and live values
+	// Derived by rebuild from fixed and live:
+	short []string // forms of values too short for runs, longest first
+	runs  runSet   // the 8-character windows of the others
 }
 
 // NewRedactor returns a Redactor that removes each secret.
@@ -95,11 +93,9 @@ func (r *Redactor) AddSecret(b []byte) {
 }
 
 func (r *Redactor) addFixed(s string) {
-	if len(s) < minSecret || slices.Contains(r.fixed, s) {
-		return
+	if len(s) >= minSecret && !slices.Contains(r.fixed, s) {
+		r.fixed = append(r.fixed, s)
 	}
-	r.fixed = append(r.fixed, s)
-	r.fixedRuns = appendRuns(r.fixedRuns, s)
 }
 
 // AddLive adds a value the server issued (a token, a session key). The last
@@ -114,10 +110,8 @@ func (r *Redactor) AddLive(s string) {
 		return
 	}
 	r.live = append(r.live, s)
-	r.liveRuns = append(r.liveRuns, appendRuns(nil, s))
 	if over := len(r.live) - maxLive; over > 0 {
 		r.live = slices.Delete(r.live, 0, over)
-		r.liveRuns = slices.Delete(r.liveRuns, 0, over)
 	}
 	r.rebuild()
 }
@@ -142,40 +136,14 @@ func appendForms(out []string, s string) []string {
 	return out
 }
 
-// appendRuns appends the windows of each of s's forms whose normalised
-// form has at least minRun characters. An escaped form has windows of its
-// own where its escapes put letters or digits between the secret's
-// ("%2F", "\u003c").
-func appendRuns(out []uint64, s string) []uint64 {
-	for _, f := range appendForms(nil, s) {
-		n := normalise(f)
-		var w uint64
-		for i := range len(n) {
-			w = w<<8 | uint64(n[i])
-			if i >= minRun-1 {
-				out = append(out, w)
-			}
-		}
-	}
-	return out
-}
-
-// normalise returns s's ASCII letters and digits, lower-cased.
-func normalise(s string) []byte {
-	out := make([]byte, 0, len(s))
+// normalise appends s's ASCII letters and digits, lower-cased, to out.
+func normalise(out []byte, s string) []byte {
 	for i := range len(s) {
-		if c, ok := fold(s[i]); ok {
+		if c := foldTable[s[i]]; c != 0 {
 			out = append(out, c)
 		}
 	}
 	return out
-}
-
-// fold lower-cases an ASCII letter; ok is false for anything but a letter
-// or a digit.
-func fold(c byte) (byte, bool) {
-	f := foldTable[c]
-	return f, f != 0
 }
 
 // foldTable maps each ASCII letter or digit to its lower case, and every
@@ -193,26 +161,31 @@ var foldTable = func() (t [256]byte) {
 }()
 
 func (r *Redactor) rebuild() {
-	var forms []string
+	var short []string
+	var norm []byte // the long values normalised, each followed by a space
 	for _, s := range slices.Concat(r.fixed, r.live) {
-		forms = appendForms(forms, s)
+		if !long(s) {
+			short = appendForms(short, s)
+			continue
+		}
+		norm = append(normalise(norm, s), ' ')
 	}
 	// Longest first, so that a secret containing another is hidden whole.
-	slices.SortStableFunc(forms, func(a, b string) int { return len(b) - len(a) })
-	forms = slices.Compact(forms)
-	r.short, r.long = nil, nil
-	for _, f := range forms {
-		if len(normalise(f)) < minRun {
-			r.short = append(r.short, f)
-		} else {
-			r.long = append(r.long, f)
+	slices.SortStableFunc(short, func(a, b string) int { return len(b) - len(a) })
+	r.short = slices.Clip(slices.Compact(short))
+	r.runs = newRunSet(slices.Clip(norm))
+}
+
+// long reports whether s has at least minRun letters and digits, and so
+// windows.
+func long(s string) bool {
+	n := 0
+	for i := 0; i < len(s) && n < minRun; i++ {
+		if foldTable[s[i]] != 0 {
+			n++
 		}
 	}
-	runs := slices.Clone(r.fixedRuns)
-	for _, w := range r.liveRuns {
-		runs = append(runs, w...)
-	}
-	r.runs = newRunSet(runs)
+	return n >= minRun
 }
 
 // Redact returns s with every known secret, and every extra value of at
@@ -243,17 +216,20 @@ func (r *Redactor) Redact(s string, extra ...string) string {
 	return s
 }
 
-// redactRuns removes the secrets long enough to have windows: their exact
-// forms, then every run of their windows.
+// redactRuns removes the secrets long enough to have windows: first as
+// they are, so that one marker replaces a whole value (base64 padding and
+// all), then every remaining run of their windows. (A value that contains
+// another may so get two markers; its windows still remove all of it.)
 func (r *Redactor) redactRuns(s string) string {
 	if !r.runs.find(s, nil) {
 		return s
 	}
-	// A secret is there. Its exact forms go first, so that one marker
-	// replaces a whole form (base64 padding and all); then every
-	// remaining run of a secret.
-	for _, x := range r.long {
-		s = strings.ReplaceAll(s, x, Redacted)
+	for _, vals := range [][]string{r.fixed, r.live} {
+		for _, x := range vals {
+			if long(x) {
+				s = strings.ReplaceAll(s, x, Redacted)
+			}
+		}
 	}
 	var spans [][2]int
 	r.runs.find(s, &spans)
@@ -272,61 +248,70 @@ func (r *Redactor) redactRuns(s string) string {
 	return b.String()
 }
 
-// runSet holds 8-character windows of normalised secrets, each packed in a
-// uint64 (letters and digits are never 0, so neither is a window): a
-// sorted slice, and a bitmap of their hashes that turns most misses away
-// before the binary search.
+// runSet finds the 8-character windows of normalised secrets in a text.
+// A window is 8 letters or digits packed in a uint64. A Bloom filter of the
+// secrets' windows (16 bits and two hashes per window: about 1.5 % of other
+// windows pass) turns most windows away; one that passes is confirmed by
+// searching the normalised secrets. Memory is about 3 bytes per character
+// of secret.
 type runSet struct {
-	sorted []uint64
-	bits   []uint64
-	shift  uint
+	norm []byte   // the normalised secrets, each followed by a space
+	bits []uint64 // the Bloom filter
+	n    uint64   // its size in bits
 }
 
-func newRunSet(runs []uint64) runSet {
-	if len(runs) == 0 {
+func newRunSet(norm []byte) runSet {
+	windows := 0
+	for f := range bytes.FieldsSeq(norm) {
+		windows += len(f) - minRun + 1
+	}
+	if windows == 0 {
 		return runSet{}
 	}
-	slices.Sort(runs)
-	runs = slices.Clip(slices.Compact(runs))
-	// About 8 bits per window: a miss passes the bitmap one time in 8 or
-	// less.
-	shift := uint(64 - 9)
-	for 1<<(64-shift) < 8*len(runs) {
-		shift--
-	}
-	set := runSet{sorted: runs, bits: make([]uint64, 1<<(64-shift)/64), shift: shift}
-	for _, w := range runs {
-		h := set.hash(w)
-		set.bits[h/64] |= 1 << (h % 64)
+	words := (16*windows + 63) / 64
+	set := runSet{norm: norm, bits: make([]uint64, words), n: uint64(words * 64)}
+	for f := range bytes.FieldsSeq(norm) {
+		var w uint64
+		for i, c := range f {
+			w = w<<8 | uint64(c)
+			if i >= minRun-1 {
+				a, b := set.index(w)
+				set.bits[a/64] |= 1 << (a % 64)
+				set.bits[b/64] |= 1 << (b % 64)
+			}
+		}
 	}
 	return set
 }
 
-func (set *runSet) hash(w uint64) uint64 { return (w * 0x9e3779b97f4a7c15) >> set.shift }
-
-func (set *runSet) has(w uint64) bool {
-	h := set.hash(w)
-	if set.bits[h/64]&(1<<(h%64)) == 0 {
-		return false
-	}
-	return set.search(w)
+// index returns a window's two bit positions.
+func (set *runSet) index(w uint64) (uint64, uint64) {
+	h1 := (w * 0x9e3779b97f4a7c15) >> 32
+	h2 := ((w ^ w>>29) * 0xbf58476d1ce4e5b9) >> 32
+	return h1 * set.n >> 32, h2 * set.n >> 32
 }
 
-func (set *runSet) search(w uint64) bool {
-	_, ok := slices.BinarySearch(set.sorted, w)
-	return ok
+func (set *runSet) has(w uint64) bool {
+	a, b := set.index(w)
+	if set.bits[a/64]&(1<<(a%64)) == 0 || set.bits[b/64]&(1<<(b%64)) == 0 {
+		return false
+	}
+	var win [minRun]byte
+	binary.BigEndian.PutUint64(win[:], w)
+	return bytes.Contains(set.norm, win[:])
 }
 
 // find reports whether s holds a run of a secret. With spans non-nil it
 // sets them to the byte ranges of s to replace, in order and disjoint: each
-// from the first to the last character of a run of windows, as s reads
-// and with \u00XX escapes decoded.
+// from the first to the last character of a run of windows. It reads s as
+// it is and, when s holds an escape, again with \u00XX and %XX escapes
+// decoded.
 func (set *runSet) find(s string, spans *[][2]int) bool {
-	if len(set.sorted) == 0 {
+	if len(set.norm) == 0 {
 		return false
 	}
 	found := set.scan(s, false, spans)
-	if (found && spans == nil) || !strings.Contains(s, `\u00`) {
+	if (found && spans == nil) || (!strings.Contains(s, `\u00`) && !strings.Contains(s, "%")) {
 		return found
 	}
 	if spans == nil {
@@ -340,8 +325,8 @@ func (set *runSet) find(s string, spans *[][2]int) bool {
 	return true
 }
 
-// scan is one pass of find; decode reads a \u00XX escape as the byte it
-// encodes.
+// scan is one pass of find; decode reads a \u00XX or %XX escape as the
+// byte it encodes.
 func (set *runSet) scan(s string, decode bool, spans *[][2]int) bool {
 	var (
 		w      uint64
@@ -351,10 +336,16 @@ func (set *runSet) scan(s string, decode bool, spans *[][2]int) bool {
 	)
 	for i := 0; i < len(s); i++ {
 		start, c := i, s[i]
-		if decode && c == '\\' && i+5 < len(s) && s[i+1] == 'u' && s[i+2] == '0' && s[i+3] == '0' {
-			if v, ok := unhex(s[i+4], s[i+5]); ok {
-				c = v
-				i += 5
+		if decode {
+			switch {
+			case c == '\\' && i+5 < len(s) && s[i+1] == 'u' && s[i+2] == '0' && s[i+3] == '0':
+				if v, ok := unhex(s[i+4], s[i+5]); ok {
+					c, i = v, i+5
+				}
+			case c == '%' && i+2 < len(s):
+				if v, ok := unhex(s[i+1], s[i+2]); ok {
+					c, i = v, i+2
+				}
 			}
 		}
 		c = foldTable[c]
@@ -418,7 +409,8 @@ func mergeSpans(a, b [][2]int) [][2]int {
 // Text redacts s, then makes it one printable line of at most n bytes:
 // control characters and invalid UTF-8 become spaces, runs of spaces
 // collapse, and a longer text is cut on a rune boundary and ends in "…".
-// Redaction comes first, so a cut can never expose part of a secret.
+// Redaction comes first, so a cut can never leave a piece of a secret the
+// redactor would not have recognised.
 func (r *Redactor) Text(s string, n int, extra ...string) string {
 	return Clean(r.Redact(s, extra...), n)
 }

@@ -178,6 +178,15 @@ func unicodeEscape(s string) string {
 	return b.String()
 }
 
+// percentEscape writes every byte of s as a %XX escape.
+func percentEscape(s string) string {
+	var b strings.Builder
+	for i := range len(s) {
+		fmt.Fprintf(&b, "%%%02X", s[i])
+	}
+	return b.String()
+}
+
 // variants are the ways a server was seen to echo a key changed.
 func variants(s string) map[string]string {
 	q, _ := json.Marshal(`{"license_key":"` + s + `"}`)
@@ -197,12 +206,13 @@ func variants(s string) map[string]string {
 		"json-escaped":   string(q),
 		"unicode-escape": "key " + unicodeEscape(strings.ToUpper(s)) + " bad",
 		"url-escaped":    url.QueryEscape("k=" + s),
+		"percent-all":    "k=" + percentEscape(s),
 	}
 }
 
 // TestRedactorVariants: a key echoed upper- or lower-cased, with its
 // separators stripped or changed, cut to 8 or more characters, glued into
-// other text, or JSON-, \u00XX- or URL-escaped leaves no run of 8 of its
+// other text, or JSON-, \u00XX-, %XX- or URL-escaped leaves no run of 8 of its
 // characters behind; the text around it survives.
 func TestRedactorVariants(t *testing.T) {
 	t.Parallel()
