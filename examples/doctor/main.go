@@ -22,8 +22,8 @@
 //	-json         print the report as JSON instead
 //	-v            list each check's evidence too
 //	-bundle FILE  also write a support bundle (JSON, no secrets) to FILE
-//	-compare FILE make the report comparable with an earlier bundle FILE
-//	              (same salt; the fingerprint check names what changed)
+//	-compare FILE compare the report with an earlier bundle FILE
+//	              (the fingerprint check names what changed)
 //	-full         also register, begin and end a real session (takes a seat
 //	              for a moment)
 //	-timeout D    bound each network check (default 10s)
@@ -90,7 +90,7 @@ func diagnose(ctx context.Context, args []string, stdout io.Writer) error {
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	verbose := fs.Bool("v", false, "list each check's evidence")
 	bundle := fs.String("bundle", "", "write a support bundle to this file")
-	compare := fs.String("compare", "", "an earlier bundle to compare with (reuses its salt)")
+	compare := fs.String("compare", "", "an earlier bundle to compare with (the fingerprint check names what changed)")
 	full := fs.Bool("full", false, "also register, begin and end a real session")
 	timeout := fs.Duration("timeout", 10*time.Second, "bound for each network check")
 	var sf serverflags.Flags

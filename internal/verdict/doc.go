@@ -73,7 +73,10 @@
 // A Redactor knows the client's fixed secrets (API key, licence key, the
 // shared secret raw, hex and base64) and its live values (the last tokens
 // and session keys), and Classify also removes the request's own payload
-// values of 8 bytes or more. Redaction runs before texts are cut to
-// MaxMessage or MaxExcerpt, so a cut never exposes part of a secret. Texts
-// from a transient status are left out of errors altogether.
+// values of 8 bytes or more. A secret is removed exactly and, when it has
+// 8 letters or digits or more, wherever 8 or more of them appear in a row,
+// in any case and with any separators (see Redactor). Redaction runs
+// before texts are cut to MaxMessage or MaxExcerpt, so a cut never exposes
+// more than 7 characters of a secret. Texts from a transient status are
+// left out of errors altogether.
 package verdict

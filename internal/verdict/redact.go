@@ -1,7 +1,9 @@
 package verdict
 
 import (
+	"bytes"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"net/url"
@@ -24,6 +26,13 @@ const (
 	// minSecret is the shortest configured secret removed; shorter values
 	// ("a", "ok") would mangle every text without protecting anything.
 	minSecret = 4
+	// minRun is the shortest run of a secret's characters removed wherever
+	// it appears, whatever its case and separators. A secret whose
+	// normalised form is shorter is removed only as typed (and escaped):
+	// matched loosely, a 4- to 7-character value would hit ordinary words.
+	// Eight characters of a random key do not occur in prose by chance
+	// (36^8, about 2.8e12, values).
+	minRun = 8
 	// minPayload is the shortest request value removed.
 	minPayload = 8
 	// maxLive bounds the remembered live values (tokens, session keys): a
@@ -37,22 +46,29 @@ const (
 // (API key, licence key, shared secret) and the live values added with
 // AddLive (the last few tokens and session keys). It is safe for concurrent
 // use; the zero value removes nothing until values are added.
+//
+// A secret is removed in its exact, JSON-escaped and URL-escaped forms and,
+// when its normalised form (ASCII letters and digits, lower-cased, every
+// other character dropped) has at least 8 characters, wherever a run of 8
+// or more of its normalised characters appears in the text's normalised
+// form: upper- or lower-cased, with its dashes stripped or changed to
+// spaces, cut short, glued into other text, or \u00XX- or %XX-escaped.
+// The cost is about one bitmap test per letter or digit of the text; a text
+// holding no secret is returned as it is, without allocating.
 type Redactor struct {
 	mu    sync.RWMutex
-	fixed []string // forms of the fixed secrets
+	fixed []string // the fixed secrets, and each printed form of a binary one
 	live  []string // the last maxLive live values, oldest first
-	// liveForms[i] are live[i]'s forms (appendForms), computed once when
-	// the value is added rather than at every rebuild.
-	liveForms [][]string
-	all       []string // fixed and live forms, longest first
+	// Derived by rebuild from fixed and live:
+	short []string // forms of values too short for runs, longest first
+	runs  runSet   // the 8-character windows of the others
 }
 
-// NewRedactor returns a Redactor that removes each secret (in its plain,
-// JSON-escaped and URL-escaped forms).
+// NewRedactor returns a Redactor that removes each secret.
 func NewRedactor(secrets ...string) *Redactor {
 	r := &Redactor{}
 	for _, s := range secrets {
-		r.fixed = appendForms(r.fixed, s)
+		r.addFixed(s)
 	}
 	r.rebuild()
 	return r
@@ -71,9 +87,15 @@ func (r *Redactor) AddSecret(b []byte) {
 		base64.StdEncoding.EncodeToString(b), base64.RawStdEncoding.EncodeToString(b),
 		base64.URLEncoding.EncodeToString(b), base64.RawURLEncoding.EncodeToString(b),
 	} {
-		r.fixed = appendForms(r.fixed, s)
+		r.addFixed(s)
 	}
 	r.rebuild()
+}
+
+func (r *Redactor) addFixed(s string) {
+	if len(s) >= minSecret && !slices.Contains(r.fixed, s) {
+		r.fixed = append(r.fixed, s)
+	}
 }
 
 // AddLive adds a value the server issued (a token, a session key). The last
@@ -88,10 +110,8 @@ func (r *Redactor) AddLive(s string) {
 		return
 	}
 	r.live = append(r.live, s)
-	r.liveForms = append(r.liveForms, appendForms(nil, s))
 	if over := len(r.live) - maxLive; over > 0 {
 		r.live = slices.Delete(r.live, 0, over)
-		r.liveForms = slices.Delete(r.liveForms, 0, over)
 	}
 	r.rebuild()
 }
@@ -116,20 +136,61 @@ func appendForms(out []string, s string) []string {
 	return out
 }
 
+// normalise appends s's ASCII letters and digits, lower-cased, to out.
+func normalise(out []byte, s string) []byte {
+	for i := range len(s) {
+		if c := foldTable[s[i]]; c != 0 {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// foldTable maps each ASCII letter or digit to its lower case, and every
+// other byte to 0. It is never written after initialisation.
+var foldTable = func() (t [256]byte) {
+	for c := range 256 {
+		switch {
+		case 'a' <= c && c <= 'z', '0' <= c && c <= '9':
+			t[c] = byte(c)
+		case 'A' <= c && c <= 'Z':
+			t[c] = byte(c + 'a' - 'A')
+		}
+	}
+	return t
+}()
+
 func (r *Redactor) rebuild() {
-	all := make([]string, 0, len(r.fixed)+2*len(r.live))
-	all = append(all, r.fixed...)
-	for _, forms := range r.liveForms {
-		all = append(all, forms...)
+	var short []string
+	var norm []byte // the long values normalised, each followed by a space
+	for _, s := range slices.Concat(r.fixed, r.live) {
+		if !long(s) {
+			short = appendForms(short, s)
+			continue
+		}
+		norm = append(normalise(norm, s), ' ')
 	}
 	// Longest first, so that a secret containing another is hidden whole.
-	slices.SortStableFunc(all, func(a, b string) int { return len(b) - len(a) })
-	r.all = slices.Compact(all)
+	slices.SortStableFunc(short, func(a, b string) int { return len(b) - len(a) })
+	r.short = slices.Clip(slices.Compact(short))
+	r.runs = newRunSet(slices.Clip(norm))
+}
+
+// long reports whether s has at least minRun letters and digits, and so
+// windows.
+func long(s string) bool {
+	n := 0
+	for i := 0; i < len(s) && n < minRun; i++ {
+		if foldTable[s[i]] != 0 {
+			n++
+		}
+	}
+	return n >= minRun
 }
 
 // Redact returns s with every known secret, and every extra value of at
 // least 8 bytes, replaced by "[redacted]". A nil Redactor removes only the
-// extras.
+// extras (exactly as given).
 func (r *Redactor) Redact(s string, extra ...string) string {
 	if s == "" {
 		return s
@@ -148,16 +209,208 @@ func (r *Redactor) Redact(s string, extra ...string) string {
 	}
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	for _, x := range r.all {
+	s = r.redactRuns(s)
+	for _, x := range r.short {
 		s = strings.ReplaceAll(s, x, Redacted)
 	}
 	return s
 }
 
+// redactRuns removes the secrets long enough to have windows: first as
+// they are, so that one marker replaces a whole value (base64 padding and
+// all), then every remaining run of their windows. (A value that contains
+// another may so get two markers; its windows still remove all of it.)
+func (r *Redactor) redactRuns(s string) string {
+	if !r.runs.find(s, nil) {
+		return s
+	}
+	for _, vals := range [][]string{r.fixed, r.live} {
+		for _, x := range vals {
+			if long(x) {
+				s = strings.ReplaceAll(s, x, Redacted)
+			}
+		}
+	}
+	var spans [][2]int
+	r.runs.find(s, &spans)
+	if len(spans) == 0 {
+		return s
+	}
+	var b strings.Builder
+	b.Grow(len(s))
+	at := 0
+	for _, sp := range spans {
+		b.WriteString(s[at:sp[0]])
+		b.WriteString(Redacted)
+		at = sp[1]
+	}
+	b.WriteString(s[at:])
+	return b.String()
+}
+
+// runSet finds the 8-character windows of normalised secrets in a text.
+// A window is 8 letters or digits packed in a uint64. A Bloom filter of the
+// secrets' windows (16 bits and two hashes per window: about 1.5 % of other
+// windows pass) turns most windows away; one that passes is confirmed by
+// searching the normalised secrets. Memory is about 3 bytes per character
+// of secret.
+type runSet struct {
+	norm []byte   // the normalised secrets, each followed by a space
+	bits []uint64 // the Bloom filter
+	n    uint64   // its size in bits
+}
+
+func newRunSet(norm []byte) runSet {
+	windows := 0
+	for f := range bytes.FieldsSeq(norm) {
+		windows += len(f) - minRun + 1
+	}
+	if windows == 0 {
+		return runSet{}
+	}
+	words := (16*windows + 63) / 64
+	set := runSet{norm: norm, bits: make([]uint64, words), n: uint64(words * 64)}
+	for f := range bytes.FieldsSeq(norm) {
+		var w uint64
+		for i, c := range f {
+			w = w<<8 | uint64(c)
+			if i >= minRun-1 {
+				a, b := set.index(w)
+				set.bits[a/64] |= 1 << (a % 64)
+				set.bits[b/64] |= 1 << (b % 64)
+			}
+		}
+	}
+	return set
+}
+
+// index returns a window's two bit positions.
+func (set *runSet) index(w uint64) (uint64, uint64) {
+	h1 := (w * 0x9e3779b97f4a7c15) >> 32
+	h2 := ((w ^ w>>29) * 0xbf58476d1ce4e5b9) >> 32
+	return h1 * set.n >> 32, h2 * set.n >> 32
+}
+
+func (set *runSet) has(w uint64) bool {
+	a, b := set.index(w)
+	if set.bits[a/64]&(1<<(a%64)) == 0 || set.bits[b/64]&(1<<(b%64)) == 0 {
+		return false
+	}
+	var win [minRun]byte
+	binary.BigEndian.PutUint64(win[:], w)
+	return bytes.Contains(set.norm, win[:])
+}
+
+// find reports whether s holds a run of a secret. With spans non-nil it
+// sets them to the byte ranges of s to replace, in order and disjoint: each
+// from the first to the last character of a run of windows. It reads s as
+// it is and, when s holds an escape, again with \u00XX and %XX escapes
+// decoded.
+func (set *runSet) find(s string, spans *[][2]int) bool {
+	if len(set.norm) == 0 {
+		return false
+	}
+	found := set.scan(s, false, spans)
+	if (found && spans == nil) || (!strings.Contains(s, `\u00`) && !strings.Contains(s, "%")) {
+		return found
+	}
+	if spans == nil {
+		return set.scan(s, true, nil)
+	}
+	var decoded [][2]int
+	if !set.scan(s, true, &decoded) {
+		return found
+	}
+	*spans = mergeSpans(*spans, decoded)
+	return true
+}
+
+// scan is one pass of find; decode reads a \u00XX or %XX escape as the
+// byte it encodes.
+func (set *runSet) scan(s string, decode bool, spans *[][2]int) bool {
+	var (
+		w      uint64
+		starts [minRun]int // where each of the last minRun characters began
+		n      uint        // characters seen
+		found  bool
+	)
+	for i := 0; i < len(s); i++ {
+		start, c := i, s[i]
+		if decode {
+			switch {
+			case c == '\\' && i+5 < len(s) && s[i+1] == 'u' && s[i+2] == '0' && s[i+3] == '0':
+				if v, ok := unhex(s[i+4], s[i+5]); ok {
+					c, i = v, i+5
+				}
+			case c == '%' && i+2 < len(s):
+				if v, ok := unhex(s[i+1], s[i+2]); ok {
+					c, i = v, i+2
+				}
+			}
+		}
+		c = foldTable[c]
+		if c == 0 {
+			continue
+		}
+		w = w<<8 | uint64(c)
+		starts[n%minRun] = start
+		n++
+		if n < minRun || !set.has(w) {
+			continue
+		}
+		found = true
+		if spans == nil {
+			return true
+		}
+		from := starts[n%minRun] // the window's first character
+		if k := len(*spans); k > 0 && (*spans)[k-1][1] >= from {
+			(*spans)[k-1][1] = i + 1
+		} else {
+			*spans = append(*spans, [2]int{from, i + 1})
+		}
+	}
+	return found
+}
+
+// unhex decodes two hex digits.
+func unhex(a, b byte) (byte, bool) {
+	hi, ok1 := hexVal(a)
+	lo, ok2 := hexVal(b)
+	return hi<<4 | lo, ok1 && ok2
+}
+
+func hexVal(c byte) (byte, bool) {
+	switch {
+	case '0' <= c && c <= '9':
+		return c - '0', true
+	case 'a' <= c && c <= 'f':
+		return c - 'a' + 10, true
+	case 'A' <= c && c <= 'F':
+		return c - 'A' + 10, true
+	}
+	return 0, false
+}
+
+// mergeSpans merges two ordered lists of disjoint spans into one.
+func mergeSpans(a, b [][2]int) [][2]int {
+	all := append(slices.Clone(a), b...)
+	slices.SortFunc(all, func(x, y [2]int) int { return x[0] - y[0] })
+	out := all[:0]
+	for _, sp := range all {
+		if k := len(out); k > 0 && out[k-1][1] >= sp[0] {
+			out[k-1][1] = max(out[k-1][1], sp[1])
+			continue
+		}
+		out = append(out, sp)
+	}
+	return out
+}
+
 // Text redacts s, then makes it one printable line of at most n bytes:
 // control characters and invalid UTF-8 become spaces, runs of spaces
 // collapse, and a longer text is cut on a rune boundary and ends in "…".
-// Redaction comes first, so a cut can never expose part of a secret.
+// Redaction comes first, so a cut can never leave a piece of a secret the
+// redactor would not have recognised.
 func (r *Redactor) Text(s string, n int, extra ...string) string {
 	return Clean(r.Redact(s, extra...), n)
 }

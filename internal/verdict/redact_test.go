@@ -3,6 +3,10 @@ package verdict_test
 import (
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -118,6 +122,161 @@ func FuzzRedactText(f *testing.F) {
 		}
 		if strings.Contains(got, secret) {
 			t.Fatalf("Text(%q) kept the secret: %q", s, got)
+		}
+	})
+}
+
+// leakedRun returns a run of at least 8 of secret's letters and digits
+// (case and every other character ignored) left in text outside the
+// "[redacted]" markers, reading text as it is and with \u00XX escapes
+// decoded; "" when there is none. It is written apart from the redactor,
+// so that the two do not share a mistake.
+func leakedRun(text, secret string) string {
+	norm := func(s string, decode bool) string {
+		var b strings.Builder
+		for i := 0; i < len(s); i++ {
+			c := s[i]
+			if decode && c == '\\' && i+5 < len(s) && s[i+1:i+4] == "u00" {
+				if v, err := strconv.ParseUint(s[i+4:i+6], 16, 8); err == nil {
+					c = byte(v)
+					i += 5
+				}
+			}
+			if ('0' <= c && c <= '9') || ('a' <= c && c <= 'z') || ('A' <= c && c <= 'Z') {
+				b.WriteByte(c | 0x20*byte(boolInt(c >= 'A')))
+			}
+		}
+		return b.String()
+	}
+	sec := norm(secret, false)
+	for piece := range strings.SplitSeq(text, verdict.Redacted) {
+		for _, decode := range []bool{false, true} {
+			p := norm(piece, decode)
+			for i := 0; i+8 <= len(sec); i++ {
+				if strings.Contains(p, sec[i:i+8]) {
+					return sec[i : i+8]
+				}
+			}
+		}
+	}
+	return ""
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// unicodeEscape writes every byte of s as a \u00XX escape.
+func unicodeEscape(s string) string {
+	var b strings.Builder
+	for i := range len(s) {
+		fmt.Fprintf(&b, `\u%04x`, s[i])
+	}
+	return b.String()
+}
+
+// percentEscape writes every byte of s as a %XX escape.
+func percentEscape(s string) string {
+	var b strings.Builder
+	for i := range len(s) {
+		fmt.Fprintf(&b, "%%%02X", s[i])
+	}
+	return b.String()
+}
+
+// variants are the ways a server was seen to echo a key changed.
+func variants(s string) map[string]string {
+	q, _ := json.Marshal(`{"license_key":"` + s + `"}`)
+	return map[string]string{
+		"exact":          s,
+		"upper":          strings.ToUpper(s),
+		"lower":          strings.ToLower(s),
+		"dash-stripped":  strings.ReplaceAll(s, "-", ""),
+		"spaces":         strings.ReplaceAll(s, "-", " "),
+		"underscores":    strings.ReplaceAll(strings.ToLower(s), "-", "_"),
+		"dots":           strings.ReplaceAll(s, "-", "."),
+		"first 11":       s[:11],
+		"last 9":         s[len(s)-9:],
+		"middle 10":      s[len(s)/2-5 : len(s)/2+5],
+		"embedded":       "key=" + strings.ToUpper(s) + "&x=1",
+		"glued":          "abc" + strings.ReplaceAll(s, "-", "") + "xyz",
+		"json-escaped":   string(q),
+		"unicode-escape": "key " + unicodeEscape(strings.ToUpper(s)) + " bad",
+		"url-escaped":    url.QueryEscape("k=" + s),
+		"percent-all":    "k=" + percentEscape(s),
+	}
+}
+
+// TestRedactorVariants: a key echoed upper- or lower-cased, with its
+// separators stripped or changed, cut to 8 or more characters, glued into
+// other text, or JSON-, \u00XX-, %XX- or URL-escaped leaves no run of 8 of its
+// characters behind; the text around it survives.
+func TestRedactorVariants(t *testing.T) {
+	t.Parallel()
+	lic := "LK-7Q2M-X9RB-4TZC-H8WN-5YJD"
+	api := "ak_live_3vN8pQ2wZ7kR4mT9"
+	r := verdict.NewRedactor(api, lic)
+	r.AddLive("tOk3n-Wq9Zr4Xk8Lm2Pv7")
+	for _, secret := range []string{lic, api, "tOk3n-Wq9Zr4Xk8Lm2Pv7"} {
+		for name, v := range variants(secret) {
+			text := "server said: " + v + " (code 7)."
+			got := r.Redact(text)
+			if leak := leakedRun(got, secret); leak != "" {
+				t.Errorf("%s of %s: %q kept %q", name, secret, got, leak)
+			}
+			assert.True(t, strings.HasPrefix(got, "server said: "), "%s: %q", name, got)
+			assert.True(t, strings.HasSuffix(got, " (code 7)."), "%s: %q", name, got)
+			assert.Contains(t, got, verdict.Redacted, "%s", name)
+		}
+	}
+	assert.Equal(t, "a [redacted] b", r.Redact("a "+lic+" b"), "an exact form is one marker")
+	assert.Equal(t, "a [redacted] b", r.Redact("a "+strings.ToLower(lic)+" b"))
+	assert.Equal(t, "[redacted], [redacted]", r.Redact(strings.ToUpper(api)+", "+lic[:10]))
+}
+
+// TestRedactorLeavesProse: the loose match costs nothing to ordinary text:
+// words, numbers, dates and a key's own short pieces (under 8 characters)
+// stay, and a secret of under 8 characters is matched only exactly as
+// typed, so that "TEST" does not remove every "test".
+func TestRedactorLeavesProse(t *testing.T) {
+	t.Parallel()
+	r := verdict.NewRedactor("LK-7Q2M-X9RB-4TZC-H8WN-5YJD", "Test1")
+	for _, s := range []string{
+		"The licence was not found for this product; check the key and try again.",
+		"Proxy authentication required: contact your administrator (ref 2026-12-07T14:13:52Z).",
+		"seat limit reached: 5 of 5 seats in use since 12/07/2026",
+		"pieces under eight: LK-7Q2M and 4TZC-H8W, or eight: H8WN-5YJD",
+		"a test1 and TEST1 and test-1",
+	} {
+		want := s
+		if strings.HasPrefix(s, "pieces") {
+			want = "pieces under eight: LK-7Q2M and 4TZC-H8W, or eight: [redacted]"
+		}
+		assert.Equal(t, want, r.Redact(s))
+	}
+	assert.Equal(t, "exact [redacted] only", r.Redact("exact Test1 only"))
+}
+
+// FuzzRedactRuns: whatever the text and the secret, Redact does not panic,
+// and no run of 8 of the secret's characters (case and separators
+// ignored, \u00XX escapes decoded) survives outside its markers.
+func FuzzRedactRuns(f *testing.F) {
+	const lic = "LK-7Q2M-X9RB-4TZC-H8WN-5YJD"
+	for _, v := range variants(lic) {
+		f.Add("x "+v+" y", lic)
+	}
+	f.Add(`\u004c\u004b-7q2m`+"X9RB", lic)
+	f.Add("redacted[redacted]redacted", "REDACTED-REDACTED")
+	f.Add("abcdefgh%2Fijkl", "abcdefgh/ijkl")
+	f.Fuzz(func(t *testing.T, text, secret string) {
+		r := verdict.NewRedactor(secret)
+		r.AddLive(strings.ToLower(secret) + "-live")
+		got := r.Redact(text)
+		if leak := leakedRun(got, secret); leak != "" {
+			t.Fatalf("Redact(%q) with secret %q = %q: kept %q", text, secret, got, leak)
 		}
 	})
 }

@@ -34,8 +34,9 @@ type Bundle struct {
 	OS         string `json:"os"`
 	Arch       string `json:"arch"`
 	// Salt keys every identifier digest in the report (hex). It is no
-	// secret: it lets a later run use the same salt (WithBaseline), so
-	// that support can compare two bundles from one machine.
+	// secret, and it is fresh for each report (unless the product chose one
+	// with WithSalt): a bundle handed to WithBaseline never makes a later
+	// report use its salt.
 	Salt string `json:"salt"`
 	// Identifiers maps each fingerprint component to the salted digests
 	// of its values (one per MAC address).
@@ -55,8 +56,8 @@ type Bundle struct {
 // keyed with the report's salt. A fresh salt per report means two bundles
 // cannot be linked, nor an identifier looked up in a table, by anyone who
 // merely holds them; support compares two bundles from one machine by
-// having the second made with WithBaseline(first), which reuses the
-// first's salt. See docs/doctor.md.
+// having the second made with WithBaseline(first), which names the
+// components that changed since the first. See docs/doctor.md.
 func (r *Report) WriteBundle(w io.Writer) error {
 	b := Bundle{
 		Format:      BundleFormat,
@@ -107,37 +108,50 @@ func (b *Bundle) salt() []byte {
 	return s
 }
 
-// digest is an identifier's salted digest: the first 12 bytes of
-// HMAC-SHA256(salt, label 0x00 component 0x00 value), hex.
-func (r *Report) digest(component, value string) string {
-	m := hmac.New(sha256.New, r.salt)
-	m.Write([]byte("licensekit doctor id v1\x00" + component + "\x00" + value))
-	return hex.EncodeToString(m.Sum(nil)[:12])
+// digests returns the salted digests of a component's values: the first 12
+// bytes of HMAC-SHA256(salt, label 0x00 component 0x00 value), hex.
+func digests(salt []byte, component string, values []string) []string {
+	out := make([]string, len(values))
+	for i, v := range values {
+		m := hmac.New(sha256.New, salt)
+		m.Write([]byte("licensekit doctor id v1\x00" + component + "\x00" + v))
+		out[i] = hex.EncodeToString(m.Sum(nil)[:12])
+	}
+	return out
 }
 
-// idDigests records a component's digests in the report and returns them
-// for display.
-func (r *Report) idDigests(c fingerprint.Component) string {
+// idDigests records a component's digests in the report, and its values
+// in the doctor alone for changedSince, and returns the digests for
+// display.
+func (d *doctor) idDigests(c fingerprint.Component) string {
 	vals := c.Values
 	if len(vals) == 0 {
 		vals = []string{c.Value}
 	}
-	out := make([]string, len(vals))
-	for i, v := range vals {
-		out[i] = r.digest(c.Name, v)
+	out := digests(d.rep.salt, c.Name, vals)
+	if d.rep.identifiers == nil {
+		d.rep.identifiers = map[string][]string{}
+		d.idValues = map[string][]string{}
 	}
-	if r.identifiers == nil {
-		r.identifiers = map[string][]string{}
-	}
-	r.identifiers[c.Name] = out
+	d.rep.identifiers[c.Name] = out
+	d.idValues[c.Name] = vals
 	return strings.Join(out, ",")
 }
 
 // changedSince names the components whose digests differ from the
-// baseline's. It is meaningful because the report uses the baseline's salt.
+// baseline's. It digests this machine's values under the baseline's salt
+// for the comparison only: those digests are dropped, and the report keeps
+// its own salt, so a bundle from elsewhere cannot make this machine publish
+// digests under a salt it chose (one precomputed for a table, or shared by
+// many bundles to link them). What the bundle learns is the comparison
+// itself: one equal-or-not per component, the purpose of the comparison.
 func (d *doctor) changedSince(b *Bundle) []string {
+	salt := b.salt()
+	now := map[string][]string{}
+	for name, vals := range d.idValues {
+		now[name] = digests(salt, name, vals)
+	}
 	var out []string
-	now := d.rep.identifiers
 	for _, name := range componentNames(now, b.Identifiers) {
 		if name == fingerprint.NameIPAddress {
 			continue

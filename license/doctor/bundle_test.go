@@ -2,6 +2,8 @@ package doctor_test
 
 import (
 	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -85,8 +87,9 @@ func mustJSON(t *testing.T, v any) []byte {
 	return bytes.Trim(b, `"`)
 }
 
-// TestBundlesCompare: two bundles from one machine are unlinkable unless
-// the second is made against the first, which then names what changed.
+// TestBundlesCompare: two bundles from one machine are unlinkable, and
+// stay so when the second is made against the first, which then names
+// what changed.
 func TestBundlesCompare(t *testing.T) {
 	t.Parallel()
 	e := setup(t, false)
@@ -97,20 +100,75 @@ func TestBundlesCompare(t *testing.T) {
 	assert.NotEqual(t, first.Salt, second.Salt)
 	assert.NotEqual(t, first.Identifiers["machine_id"], second.Identifiers["machine_id"])
 
-	// Against the first: same salt, equal digests, nothing changed.
+	// Against the first: nothing changed, and still a salt of its own.
 	base, err := doctor.ReadBundle(bytes.NewReader(mustBundle(t, first)))
 	require.NoError(t, err)
 	same := e.run(t, strongFP(rawMAC), doctor.WithBaseline(base))
 	third := bundleOf(t, same)
-	assert.Equal(t, first.Salt, third.Salt)
-	assert.Equal(t, first.Identifiers, third.Identifiers)
+	assert.NotEqual(t, first.Salt, third.Salt)
+	assert.NotEqual(t, first.Identifiers["machine_id"], third.Identifiers["machine_id"])
 	assert.True(t, strings.HasPrefix(evidence(check(t, same, doctor.CheckFingerprint), "changed_since_baseline"), "nothing"))
 
 	// A new network card since the first bundle.
 	changed := e.run(t, strongFP("3c:22:fb:aa:bb:cc"), doctor.WithBaseline(base))
 	got := evidence(check(t, changed, doctor.CheckFingerprint), "changed_since_baseline")
 	assert.True(t, strings.HasPrefix(got, "mac_addresses (baseline bundle of "), got)
-	assert.Equal(t, first.Identifiers["machine_id"], bundleOf(t, changed).Identifiers["machine_id"])
+}
+
+// digestUnder is the bundle's identifier digest (doctor.WriteBundle's
+// doc), written out here so that the test does not share the code's
+// mistakes.
+func digestUnder(salt []byte, component, value string) string {
+	m := hmac.New(sha256.New, salt)
+	m.Write([]byte("licensekit doctor id v1\x00" + component + "\x00" + value))
+	return hex.EncodeToString(m.Sum(nil)[:12])
+}
+
+// TestBaselineCannotChooseSalt: a bundle handed in with a salt its maker
+// chose (all zeros, as for a precomputed table, with the digests a table
+// would hold) does not make this machine's report or bundle use that salt:
+// no digest under it appears anywhere in the output, and the report's salt
+// is fresh. The comparison still answers, and answers only, what it is
+// for: which components differ.
+func TestBaselineCannotChooseSalt(t *testing.T) {
+	t.Parallel()
+	e := setup(t, false)
+	chosen := make([]byte, 16)
+	values := map[string]string{"machine_id": rawMachineID, "mb_serial": rawBoard, "board_serial": rawBoard,
+		"volume_hash": rawVolume, "mac_addresses": rawMAC, "cpu_id": rawCPU, "host_name": rawHost}
+	ids := map[string][]string{}
+	for name, v := range values {
+		ids[name] = []string{digestUnder(chosen, name, v)}
+	}
+	ids["host_name"] = []string{digestUnder(chosen, "host_name", "guessed-host")} // one guess wrong
+	planted, err := json.Marshal(map[string]any{"format": doctor.BundleFormat, "salt": hex.EncodeToString(chosen),
+		"created": "2026-01-01T00:00:00Z", "identifiers": ids})
+	require.NoError(t, err)
+	base, err := doctor.ReadBundle(bytes.NewReader(planted))
+	require.NoError(t, err)
+
+	rep := e.run(t, strongFP(rawMAC), doctor.WithBaseline(base))
+	out := mustBundleOf(t, rep)
+	var text bytes.Buffer
+	require.NoError(t, rep.WriteText(&text, true))
+	b := bundleOf(t, rep)
+	assert.NotEqual(t, hex.EncodeToString(chosen), b.Salt)
+	assert.Len(t, b.Salt, 32)
+	seen := 0
+	for name, v := range values {
+		d := digestUnder(chosen, name, v)
+		assert.NotContains(t, string(out), d, "the bundle holds %s digested under the chosen salt", name)
+		assert.NotContains(t, text.String(), d, "the text holds %s digested under the chosen salt", name)
+		salt, err := hex.DecodeString(b.Salt)
+		require.NoError(t, err)
+		if got, ok := b.Identifiers[name]; ok {
+			assert.Equal(t, []string{digestUnder(salt, name, v)}, got, "%s under the report's own salt", name)
+			seen++
+		}
+	}
+	assert.GreaterOrEqual(t, seen, 6, "identifiers in the bundle")
+	got := evidence(check(t, rep, doctor.CheckFingerprint), "changed_since_baseline")
+	assert.True(t, strings.HasPrefix(got, "host_name (baseline bundle of "), got)
 }
 
 // TestReadBundleRejectsGarbage: bad input gets an error, never a panic.

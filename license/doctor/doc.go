@@ -55,8 +55,11 @@
 // written into the bundle. Bundles made independently therefore cannot be
 // linked to each other or to a machine. To compare two bundles from one
 // machine, make the second with [WithBaseline] (the example's -compare
-// flag): it reuses the first bundle's salt, so equal identifiers get equal
-// digests, and the fingerprint check names every component that differs.
+// flag): the fingerprint check names every component that differs. The
+// comparison digests this machine's identifiers under the first bundle's
+// salt in memory only; the second bundle has a fresh salt of its own, so
+// that a bundle handed in from elsewhere cannot choose the salt this
+// machine's identifiers are published under.
 //
 // # Testing
 //

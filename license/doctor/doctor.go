@@ -194,10 +194,12 @@ func WithSalt(salt []byte) Option {
 	return func(o *options) { o.salt = append([]byte(nil), salt...) }
 }
 
-// WithBaseline makes the report comparable with an earlier bundle, such as
-// one the customer sent before: it reuses the bundle's salt, so equal
-// identifiers get equal digests, and the fingerprint check names every
-// component that differs from the baseline. It overrides WithSalt.
+// WithBaseline compares the report with an earlier bundle, such as one the
+// customer sent before: the fingerprint check names every component that
+// differs from the baseline. This machine's identifiers are digested under
+// the baseline's salt for the comparison only; the report and its bundle
+// keep their own salt, so that a bundle from elsewhere cannot choose the
+// salt this machine's identifiers are published under.
 func WithBaseline(b *Bundle) Option { return func(o *options) { o.baseline = b } }
 
 // WithTimeout bounds each network check (default 10 s). Run's ctx bounds
@@ -240,9 +242,6 @@ func Run(ctx context.Context, cfg license.Config, opts ...Option) (*Report, erro
 		o.resolver = defaultResolver
 	}
 	salt := o.salt
-	if o.baseline != nil {
-		salt = o.baseline.salt()
-	}
 	if len(salt) == 0 {
 		salt = make([]byte, 16)
 		_, _ = rand.Read(salt)

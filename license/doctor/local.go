@@ -360,7 +360,7 @@ func (d *doctor) componentText(c fingerprint.Component) string {
 	case c.Missing != nil:
 		parts = append(parts, "missing: "+c.Missing.Reason.String())
 	case c.Present():
-		parts = append(parts, "id "+d.rep.idDigests(c))
+		parts = append(parts, "id "+d.idDigests(c))
 	default:
 		parts = append(parts, "empty")
 	}

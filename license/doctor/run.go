@@ -22,6 +22,9 @@ type doctor struct {
 	redact *verdict.Redactor
 	rep    *Report
 	checks map[string]Check
+	// idValues maps each fingerprint component to its raw values, for
+	// changedSince; they never enter the report.
+	idValues map[string][]string
 
 	client *license.Client
 	target *url.URL // the parsed ServerURL, nil when it does not parse
