@@ -51,8 +51,12 @@ type freeJSON struct {
 }
 
 // NewAdmin returns the admin API's handler. Requests without the token get
-// 401; the token is compared in constant time and never logged.
+// 401; the token is compared in constant time and never logged. A nil
+// log logs nothing.
 func NewAdmin(store *Store, token string, now func() time.Time, log *slog.Logger) http.Handler {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	a := &admin{store: store, now: now, log: log}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /admin/licences", a.licences)
