@@ -3,9 +3,14 @@
 // prints the public key, which the vendor builds into the product as
 // license.Config.ServerPublicKey.
 //
-//	go run ./examples/keygen -out server.key                       # X25519 (the default)
-//	go run ./examples/keygen -out server.key -kem mlkem768x25519   # hybrid post-quantum
-//	go run ./examples/keygen -show server.key                      # print the public key again
+//	go run ./examples/keygen                                   # X25519, to the default path
+//	go run ./examples/keygen -out "$DIR/server.key" -kem mlkem768x25519   # hybrid post-quantum
+//	go run ./examples/keygen -show "$DIR/server.key"           # print the public key again
+//
+// Without -out it writes to server.key in the vendor directory of the user's
+// configuration directory (on Linux ~/.config/licensekit-vendor/server.key,
+// where examples/vendorserver looks by default), never into the current
+// directory: a private key does not belong in a source tree.
 //
 // The public key is printed twice, as a "LICENSEKIT HPKE PUBLIC KEY" PEM block
 // and as one line of base64; license.Config accepts either. The key id printed
@@ -32,6 +37,7 @@ import (
 	"strings"
 
 	"github.com/licensekit/licensekit-go/envelope"
+	"github.com/licensekit/licensekit-go/examples/internal/vendorfiles"
 )
 
 func main() {
@@ -53,7 +59,8 @@ var kems = map[string]envelope.KEM{
 func run(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("keygen", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	out := fs.String("out", "", "write a new private key to this file (mode 0600)")
+	defaultOut, _ := vendorfiles.Path("server.key")
+	out := fs.String("out", defaultOut, "write a new private key to this file (mode 0600; its directory is created with mode 0700)")
 	kemName := fs.String("kem", "x25519", "KEM of the new key: x25519 or mlkem768x25519")
 	force := fs.Bool("force", false, "with -out, replace an existing file")
 	show := fs.String("show", "", "read this private key file and print its public key; writes nothing")
@@ -64,7 +71,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
 	switch {
-	case *show != "" && *out != "":
+	case *show != "" && setOut(fs):
 		return errors.New("give -out or -show, not both")
 	case *show != "":
 		text, err := os.ReadFile(*show)
@@ -79,7 +86,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return nil
 	case *out == "":
 		fs.Usage()
-		return errors.New("-out is required: where to write the private key")
+		return errors.New("-out is required: where to write the private key (there is no default location here)")
 	}
 	kem, ok := kems[strings.ToLower(*kemName)]
 	if !ok {
@@ -95,6 +102,13 @@ func run(args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stdout, "Wrote the private key to %s (mode 0600). Keep it secret and backed up; never ship it.\n\n", *out)
 	printPublic(stdout, priv.Public())
 	return nil
+}
+
+// setOut reports whether -out was given.
+func setOut(fs *flag.FlagSet) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == "out" })
+	return set
 }
 
 // printPublic prints what a vendor builds into the product.
@@ -115,6 +129,9 @@ func writeSecretFile(path string, data []byte, force bool) (err error) {
 		}
 	}
 	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
 	tmp, err := os.CreateTemp(dir, ".keygen-*") // mode 0600
 	if err != nil {
 		return err

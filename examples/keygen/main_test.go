@@ -12,12 +12,47 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
 
 	"github.com/licensekit/licensekit-go/envelope"
+	"github.com/licensekit/licensekit-go/examples/internal/vendorfiles"
+	"github.com/licensekit/licensekit-go/internal/testhome"
 	"github.com/licensekit/licensekit-go/license"
 	"github.com/licensekit/licensekit-go/license/licensetest"
 	"github.com/licensekit/licensekit-go/license/licensetest/testclient"
 )
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(testhome.M(m)) }
+
+// TestDefaultOutsideTheTree: without -out the key goes to the user's
+// configuration directory, never into the current directory (a source
+// tree), and -show reads it back.
+func TestDefaultOutsideTheTree(t *testing.T) {
+	wd, err := os.Getwd()
+	require.NoError(t, err)
+	before, err := os.ReadDir(wd)
+	require.NoError(t, err)
+	out, _, err := runMain(t)
+	require.NoError(t, err)
+	want, err := vendorfiles.Path("server.key")
+	require.NoError(t, err)
+	assert.Contains(t, out, "Wrote the private key to "+want)
+	home, err := os.UserConfigDir()
+	require.NoError(t, err)
+	assert.True(t, strings.HasPrefix(want, home), "%s is not in the configuration directory %s", want, home)
+	after, err := os.ReadDir(wd)
+	require.NoError(t, err)
+	assert.Equal(t, len(before), len(after), "keygen wrote into the current directory")
+	shown, _, err := runMain(t, "-show", want)
+	require.NoError(t, err)
+	assert.True(t, printed(t, out).Equal(printed(t, shown)))
+	info, err := os.Stat(filepath.Dir(want))
+	require.NoError(t, err)
+	if runtime.GOOS != "windows" {
+		assert.Equal(t, os.FileMode(0o700), info.Mode().Perm())
+	}
+	t.Cleanup(func() { _ = os.Remove(want) })
+}
 
 func runMain(t *testing.T, args ...string) (stdout, stderr string, err error) {
 	t.Helper()
@@ -132,7 +167,7 @@ func TestBadUsage(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	for _, args := range [][]string{
-		{},
+		{"-out", "", "-kem", "x25519"},
 		{"-out", filepath.Join(dir, "k"), "-kem", "rsa"},
 		{"-out", filepath.Join(dir, "k"), "-show", filepath.Join(dir, "k")},
 		{"-out", filepath.Join(dir, "k"), "extra"},

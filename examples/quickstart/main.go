@@ -1,5 +1,6 @@
-// Command quickstart runs the whole licensing lifecycle of one product
-// instance and prints it as a timeline.
+// Command quickstart runs one product instance's licensing from start to
+// Close and prints it as a timeline. It shows a healthy run, with no outage;
+// examples/offline-grace shows an outage and the grace period.
 //
 //	go run ./examples/quickstart
 //
@@ -197,12 +198,25 @@ func newTimeline(w io.Writer) *timeline {
 	return &timeline{start: time.Now(), w: w, active: make(chan struct{}), expired: make(chan struct{})}
 }
 
-// rel renders t relative to the start, such as "+4.05s".
+// rel renders t relative to the start: "+4.05s" under a minute, else a
+// duration to the second, such as "+24h10m0s".
 func (tl *timeline) rel(t time.Time) string {
 	if t.IsZero() {
 		return "-"
 	}
-	return fmt.Sprintf("%+.2fs", t.Sub(tl.start).Seconds())
+	return relative(t.Sub(tl.start))
+}
+
+// relative renders an offset from the start for people.
+func relative(d time.Duration) string {
+	sign := "+"
+	if d < 0 {
+		sign, d = "-", -d
+	}
+	if d < time.Minute {
+		return fmt.Sprintf("%s%.2fs", sign, d.Seconds())
+	}
+	return sign + d.Round(time.Second).String()
 }
 
 // note prints an untimed header line.

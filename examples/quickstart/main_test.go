@@ -27,6 +27,18 @@ func TestMain(m *testing.M) {
 }
 
 // stateLine matches a state change in the timeline.
+// TestRelative: offsets read as durations, never as thousands of seconds.
+func TestRelative(t *testing.T) {
+	for d, want := range map[time.Duration]string{
+		4050 * time.Millisecond:                  "+4.05s",
+		-1500 * time.Millisecond:                 "-1.50s",
+		600*time.Second + 120*time.Millisecond:   "+10m0s",
+		87000*time.Second + 120*time.Millisecond: "+24h10m0s",
+	} {
+		assert.Equal(t, want, relative(d), "%v", d)
+	}
+}
+
 var stateLine = regexp.MustCompile(`(?m)^\S+\s+state\s+(\w+) → (\w+)`)
 
 // transitions returns the state changes printed in out, as "From → To".

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -11,33 +12,47 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
+	"github.com/licensekit/licensekit-go/internal/testhome"
+
 	"github.com/licensekit/licensekit-go/envelope"
 	"github.com/licensekit/licensekit-go/license"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) { goleak.VerifyTestMain(testhome.M(m)) }
 
-const apiKey = "ak_test_vendor"
+const (
+	apiKey     = "ak_test_vendor"
+	adminToken = "test-admin-token-0123456789"
+)
 
 var lic = Licence{ProductGUID: "my-product", Key: "ABCD-1234", Features: "pro,export"}
 
-// recorder keeps the raw reply bodies, to check what went over the wire.
+// recorder keeps the raw request and reply bodies, to check what went over
+// the wire and to replay requests.
 type recorder struct {
-	mu     sync.Mutex
-	bodies []string
+	mu       sync.Mutex
+	requests []recorded
+}
+
+type recorded struct {
+	path, request, reply string
+	status               int
 }
 
 func (r *recorder) wrap(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		body, _ := io.ReadAll(req.Body)
+		req.Body = io.NopCloser(bytes.NewReader(body))
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, req)
 		r.mu.Lock()
-		r.bodies = append(r.bodies, rec.Body.String())
+		r.requests = append(r.requests, recorded{req.URL.Path, string(body), rec.Body.String(), rec.Code})
 		r.mu.Unlock()
 		for k, v := range rec.Header() {
 			w.Header()[k] = v
@@ -47,20 +62,57 @@ func (r *recorder) wrap(h http.Handler) http.Handler {
 	})
 }
 
-func (r *recorder) all() []string {
+func (r *recorder) all() []recorded {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return append([]string(nil), r.bodies...)
+	return append([]recorded(nil), r.requests...)
 }
 
-// serve runs a vendor server for opener on loopback.
-func serve(t *testing.T, opener envelope.Opener) (*Server, string, *recorder) {
+func (r *recorder) replies() []string {
+	var out []string
+	for _, x := range r.all() {
+		out = append(out, x.reply)
+	}
+	return out
+}
+
+// openStore opens a store in path (a new one in a temporary directory when
+// path is empty), closed at the end of the test.
+func openStore(t *testing.T, path string) *Store {
 	t.Helper()
-	s := NewServer(opener, []string{apiKey}, []Licence{lic})
+	if path == "" {
+		path = filepath.Join(t.TempDir(), "vendorserver.db")
+	}
+	st, err := OpenStore(path)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = st.Close() })
+	return st
+}
+
+// serveWith runs a vendor server for opener and store on loopback.
+func serveWith(t *testing.T, opener envelope.Opener, st *Store) (*Server, string, *recorder) {
+	t.Helper()
+	s := NewServer(opener, []string{apiKey}, st)
 	rec := &recorder{}
 	ts := httptest.NewServer(rec.wrap(s))
 	t.Cleanup(ts.Close)
 	return s, ts.URL + "/api/v2", rec
+}
+
+// serveLic runs a vendor server for opener, with lic issued, on loopback.
+func serveLic(t *testing.T, opener envelope.Opener) (*Server, string, *recorder) {
+	t.Helper()
+	st := openStore(t, "")
+	require.NoError(t, st.Issue(context.Background(), lic, time.Now()))
+	return serveWith(t, opener, st)
+}
+
+// liveSessions returns the number of sessions not ended or lapsed.
+func liveSessions(t *testing.T, s *Server) int {
+	t.Helper()
+	ss, err := s.store.Sessions(context.Background(), time.Now())
+	require.NoError(t, err)
+	return len(ss)
 }
 
 func newKey(t *testing.T, kem envelope.KEM) (*envelope.PrivateKey, envelope.Opener) {
@@ -91,7 +143,7 @@ func TestSDKClient(t *testing.T) {
 		for _, sealed := range []bool{true, false} {
 			t.Run(kem.String()+map[bool]string{true: " sealed", false: " plain"}[sealed], func(t *testing.T) {
 				priv, opener := newKey(t, kem)
-				srv, url, rec := serve(t, opener)
+				srv, url, rec := serveLic(t, opener)
 				c, err := license.New(config(url, priv.Public(), sealed))
 				require.NoError(t, err)
 				ctx := context.Background()
@@ -100,11 +152,11 @@ func TestSDKClient(t *testing.T) {
 				assert.True(t, c.HasFeature("pro"))
 				assert.True(t, c.HasFeature("export"))
 				require.NoError(t, c.ExtendSession(ctx))
-				assert.Equal(t, 1, srv.LiveSessions())
+				assert.Equal(t, 1, liveSessions(t, srv))
 				require.NoError(t, c.Close(ctx))
-				assert.Equal(t, 0, srv.LiveSessions(), "Close ended the session on the vendor server")
+				assert.Equal(t, 0, liveSessions(t, srv), "Close ended the session on the vendor server")
 
-				bodies := rec.all()
+				bodies := rec.replies()
 				require.GreaterOrEqual(t, len(bodies), 4)
 				for _, b := range bodies {
 					var m map[string]any
@@ -126,7 +178,7 @@ func TestSDKClient(t *testing.T) {
 // word.
 func TestRefusals(t *testing.T) {
 	priv, opener := newKey(t, envelope.KEMX25519)
-	srv, url, _ := serve(t, opener)
+	srv, url, _ := serveLic(t, opener)
 	ctx := context.Background()
 
 	t.Run("wrong public key", func(t *testing.T) {
@@ -140,7 +192,8 @@ func TestRefusals(t *testing.T) {
 	})
 
 	t.Run("revoked", func(t *testing.T) {
-		srv.Revoke(lic.ProductGUID, lic.Key)
+		yes := true
+		require.NoError(t, srv.store.Set(ctx, lic.ProductGUID, lic.Key, Change{Revoked: &yes}))
 		c, err := license.New(config(url, priv.Public(), true))
 		require.NoError(t, err)
 		err = c.Start(ctx)
@@ -155,7 +208,7 @@ func TestRefusals(t *testing.T) {
 func TestKeyRotation(t *testing.T) {
 	oldKey, oldOpener := newKey(t, envelope.KEMX25519)
 	newKey, newOpener := newKey(t, envelope.KEMMLKEM768X25519)
-	srv, url, _ := serve(t, envelope.MultiOpener(newOpener, oldOpener))
+	srv, url, _ := serveLic(t, envelope.MultiOpener(newOpener, oldOpener))
 	ctx := context.Background()
 	for _, k := range []*envelope.PrivateKey{oldKey, newKey} {
 		c, err := license.New(config(url, k.Public(), true))
@@ -163,29 +216,44 @@ func TestKeyRotation(t *testing.T) {
 		require.NoError(t, c.Start(ctx), "client of key %s", k.KeyID())
 		require.NoError(t, c.Close(ctx))
 	}
-	assert.Equal(t, 0, srv.LiveSessions())
+	assert.Equal(t, 0, liveSessions(t, srv))
 }
 
 // TestCommand runs the command as a user would, briefly.
 func TestCommand(t *testing.T) {
 	priv, _ := newKey(t, envelope.KEMX25519)
-	keyFile := filepath.Join(t.TempDir(), "server.key")
+	dir := t.TempDir()
+	keyFile := filepath.Join(dir, "server.key")
+	db := filepath.Join(dir, "vendorserver.db")
 	require.NoError(t, os.WriteFile(keyFile, priv.EncodePEM(), 0o600))
+	t.Setenv(AdminTokenEnv, adminToken)
 	var out, errOut bytes.Buffer
-	err := run(context.Background(), []string{"-listen", "127.0.0.1:0", "-key-file", keyFile, "-api-key", apiKey,
-		"-license", "app:K-1:pro", "-for", "300ms"}, &out, &errOut)
+	err := run(context.Background(), []string{"-listen", "127.0.0.1:0", "-admin", "127.0.0.1:0", "-key-file", keyFile,
+		"-db", db, "-api-key", apiKey, "-license", "app:K-1:pro", "-for", "300ms"}, &out, &errOut)
 	require.NoError(t, err, errOut.String())
 	assert.Contains(t, out.String(), "at http://127.0.0.1:")
+	assert.Contains(t, out.String(), "admin API at http://127.0.0.1:")
+	assert.Contains(t, out.String(), "1 licences")
 	assert.Contains(t, out.String(), priv.Public().EncodeBase64())
 	assert.Contains(t, out.String(), "stopped")
 	assert.NotContains(t, out.String(), "PRIVATE")
+	assert.NotContains(t, out.String()+errOut.String(), adminToken, "the admin token is never printed")
 
 	for _, args := range [][]string{
-		{"-api-key", apiKey},
-		{"-key-file", keyFile},
-		{"-key-file", keyFile, "-api-key", apiKey, "-license", "nokey"},
+		{"-api-key", apiKey, "-db", db, "-key-file", ""},
+		{"-key-file", keyFile, "-db", db},
+		{"-key-file", keyFile, "-db", db, "-api-key", apiKey, "-license", "nokey"},
+		{"-key-file", keyFile, "-db", db, "-api-key", apiKey, "-admin-token", "short"},
+		{"nosuchcommand"},
+		{"revoke", "-admin", "http://127.0.0.1:1", "-product", "p", "-key", "k", "extra"},
 	} {
 		err := run(context.Background(), args, &out, &errOut)
 		assert.Error(t, err, "run %s", strings.Join(args, " "))
 	}
+
+	t.Setenv(AdminTokenEnv, "")
+	err = run(context.Background(), []string{"-key-file", keyFile, "-db", db, "-api-key", apiKey}, &out, &errOut)
+	assert.ErrorContains(t, err, AdminTokenEnv, "no admin API without a token")
+	err = run(context.Background(), []string{"licences", "-admin", "http://127.0.0.1:1"}, &out, &errOut)
+	assert.ErrorContains(t, err, AdminTokenEnv)
 }

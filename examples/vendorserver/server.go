@@ -1,15 +1,15 @@
 package main
 
 import (
-	"crypto/rand"
-	"encoding/hex"
+	"context"
+	"crypto/sha256"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
 	"net/http"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/licensekit/licensekit-go/envelope"
@@ -20,60 +20,39 @@ import (
 const maxBody = envelope.MaxDataSize + 64<<10
 
 // Server is a small licence server for API v2. Its HTTP handling is the part
-// a vendor adapts: Open the request's data with the private key, act on the
-// plaintext, Seal the reply when the client asked for it. Its licence logic
-// (licences in a map, sessions in memory) stands in for the vendor's own.
+// a vendor adapts: Open the request's data with the private key, check its
+// freshness, act on the plaintext, Seal the reply when the client asked for
+// it. Its licence logic (a Store: licences, instances, sessions and replies in
+// SQLite) stands in for the vendor's own.
 type Server struct {
 	opener  envelope.Opener
 	guard   *envelope.Guard
 	apiKeys map[string]bool
+	store   *Store
+	replies ReplyStore
 	now     func() time.Time
 	log     *slog.Logger
 
-	session time.Duration // session_duration sent to clients
-	grace   time.Duration // validation_grace_period sent to clients
-
-	mu        sync.Mutex
-	licences  map[string]*Licence  // by product_guid + "\x00" + license_key
-	instances map[string]string    // hardware and user digest -> instance guid
-	sessions  map[string]*liveSess // by token
-}
-
-// Licence is one product licence the server grants.
-type Licence struct {
-	ProductGUID string
-	Key         string
-	Features    string
-	Revoked     bool
-}
-
-type liveSess struct {
-	licence  string
-	instance string
-	lapses   time.Time
+	grace time.Duration // validation_grace_period sent to clients
 }
 
 // NewServer returns a server that opens requests with opener (for instance
 // envelope.NewOpener(priv), or envelope.MultiOpener of an old and a new key
-// during a rotation) and accepts the given API keys.
-func NewServer(opener envelope.Opener, apiKeys []string, licences []Licence) *Server {
+// during a rotation), accepts the given API keys, and keeps its state in
+// store.
+func NewServer(opener envelope.Opener, apiKeys []string, store *Store) *Server {
 	s := &Server{
-		opener:    opener,
-		guard:     envelope.NewGuard(envelope.GuardConfig{}),
-		apiKeys:   map[string]bool{},
-		now:       time.Now,
-		log:       slog.New(slog.DiscardHandler),
-		session:   10 * time.Minute,
-		grace:     24 * time.Hour,
-		licences:  map[string]*Licence{},
-		instances: map[string]string{},
-		sessions:  map[string]*liveSess{},
+		opener:  opener,
+		guard:   envelope.NewGuard(envelope.GuardConfig{}),
+		apiKeys: map[string]bool{},
+		store:   store,
+		replies: sqlReplies{},
+		now:     time.Now,
+		log:     slog.New(slog.DiscardHandler),
+		grace:   DefaultGrace,
 	}
 	for _, k := range apiKeys {
 		s.apiKeys[k] = true
-	}
-	for _, l := range licences {
-		s.licences[l.ProductGUID+"\x00"+l.Key] = &l
 	}
 	return s
 }
@@ -94,13 +73,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
 	if err != nil || len(body) > maxBody || json.Unmarshal(body, &req) != nil {
-		status, out := envelope.RejectionReply(envelope.ErrMalformed, s.now())
-		s.writeRaw(w, status, out)
+		s.writePlain(w, http.StatusBadRequest, failure(s.now(), "malformed request"))
 		return
 	}
 	if !s.apiKeys[req.Key] {
-		status, out := envelope.RejectionReply(envelope.ErrUnauthentic, s.now())
-		s.writeRaw(w, status, out)
+		s.writePlain(w, http.StatusUnauthorized, failure(s.now(), "unknown api key"))
 		return
 	}
 
@@ -117,40 +94,91 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// Freshness: a stale timestamp is rejected, a repeat gets the stored
-	// reply and is never processed twice. Only a request that names a
-	// licence or a session the server knows is remembered (its scope), so
-	// envelopes sealed by anyone holding a copy of the product take no room
-	// from customers.
-	ticket, cached, err := s.guard.Admit(opened, req.Data, s.now(), s.scope(endpoint, opened.Plaintext))
+	// reply and is never processed twice. The Guard remembers what this
+	// process answered; the store (step 3) what was answered before a
+	// restart or by another instance sharing it. Only a request that names
+	// a licence or a session the server knows is remembered, in either (its
+	// scope), so envelopes sealed by anyone holding a copy of the product
+	// take no room from customers: they are refused without any change.
+	now := s.now()
+	scope := s.scope(r.Context(), endpoint, opened.Plaintext)
+	ticket, cached, err := s.guard.Admit(opened, req.Data, now, scope)
 	switch {
 	case err != nil:
-		status, out := envelope.RejectionReply(err, s.now())
+		status, out := envelope.RejectionReply(err, now)
 		s.writeRaw(w, status, out)
 		return
 	case cached != nil:
 		s.writeRaw(w, cached.Status, cached.Body)
 		return
 	}
-	plaintext, reply := opened.Plaintext, opened.Reply
 
-	// 3. The licence logic, on the plaintext payload.
-	status, answer := s.dispatch(endpoint, plaintext)
-
-	// 4. The reply: sealed when the client asked (reply.Requested() reads a
-	// flag from the authenticated header), success and failure alike.
-	out, err := json.Marshal(answer)
+	// 3. The licence logic, on the plaintext payload, and 4. the reply:
+	// sealed when the client asked (reply.Requested() reads a flag from the
+	// authenticated header), success and failure alike. Both happen in one
+	// transaction that keeps the reply with the request's effects.
+	status, out, err := s.store.answer(r.Context(), s.replies, opened, sha256.Sum256([]byte(req.Data)),
+		now.Add(-s.guard.Window()), scope.Partition != "", func(tx *sql.Tx) (int, []byte, error) {
+			status, answer, err := s.dispatch(r.Context(), tx, endpoint, opened.Plaintext, now)
+			if err != nil {
+				return 0, nil, err
+			}
+			out, err := json.Marshal(answer)
+			if err != nil {
+				return 0, nil, err
+			}
+			if opened.Reply.Requested() {
+				if out, err = opened.Reply.SealReply(out); err != nil {
+					return 0, nil, err
+				}
+			}
+			return status, out, nil
+		})
 	if err != nil {
-		s.writePlain(w, http.StatusInternalServerError, failure(s.now(), "internal error"))
-		return
-	}
-	if reply.Requested() {
-		if out, err = reply.SealReply(out); err != nil {
-			s.writePlain(w, http.StatusInternalServerError, failure(s.now(), "internal error"))
+		ticket.Forget() // nothing was kept: a retry is processed as new
+		if errors.Is(err, envelope.ErrReplayed) {
+			status, out := envelope.RejectionReply(err, now)
+			s.writeRaw(w, status, out)
 			return
 		}
+		s.log.Error("cannot answer", "endpoint", endpoint, "error", err) // database errors hold no payload
+		s.writePlain(w, http.StatusInternalServerError, failure(now, "internal error"))
+		return
 	}
 	ticket.Done(status, out)
 	s.writeRaw(w, status, out)
+}
+
+// scope names what a request proved for the replay cache: a licence that
+// exists (register, begin) or a live session token (extend, end). It decodes
+// the payload as dispatch does. Anything else gets the empty scope and is
+// refused by dispatch without any change.
+func (s *Server) scope(ctx context.Context, endpoint string, payload []byte) envelope.Scope {
+	var d struct {
+		ProductGUID string `json:"product_guid"`
+		LicenseKey  string `json:"license_key"`
+		Token       string `json:"token"`
+	}
+	if json.Unmarshal(payload, &d) != nil {
+		return envelope.Scope{}
+	}
+	var sc envelope.Scope
+	_ = s.store.tx(ctx, func(tx *sql.Tx) error {
+		switch endpoint {
+		case "register_instance", "begin_session":
+			if _, err := licenceTx(ctx, tx, d.ProductGUID, d.LicenseKey); err == nil {
+				sc.Partition = "licence\x00" + d.ProductGUID + "\x00" + d.LicenseKey
+			}
+		case "extend_session", "end_session":
+			h := tokenHash(d.Token)
+			var one int
+			if d.Token != "" && tx.QueryRowContext(ctx, `SELECT 1 FROM sessions WHERE token_hash = ?`, h).Scan(&one) == nil {
+				sc.Partition = "session\x00" + string(h)
+			}
+		}
+		return nil
+	})
+	return sc
 }
 
 func (s *Server) writeRaw(w http.ResponseWriter, status int, out []byte) {
@@ -214,134 +242,153 @@ func stamp(t time.Time) string { return t.UTC().Format(time.RFC3339) }
 
 var errMalformed = errors.New("malformed payload")
 
-// dispatch runs one endpoint on an opened payload and returns the HTTP
-// status and the reply object.
-func (s *Server) dispatch(endpoint string, payload []byte) (int, any) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	now := s.now()
-	opts := controlOptions{int64(s.session / time.Second), int64(s.grace / time.Second)}
+// options are the control options of a reply: the session length granted
+// and the grace period.
+func (s *Server) options(session time.Duration) controlOptions {
+	return controlOptions{int64(session / time.Second), int64(s.grace / time.Second)}
+}
+
+// grant is the session length a client gets: what it asked for (duration,
+// in seconds; the spec lets a server honour it) when that is shorter than
+// the licence's longest, else the longest.
+func grant(requested int64, longest time.Duration) time.Duration {
+	if requested > 0 && time.Duration(requested)*time.Second < longest {
+		return time.Duration(requested) * time.Second
+	}
+	return longest
+}
+
+// dispatch runs one endpoint on an opened payload, in tx, and returns the
+// HTTP status and the reply object. An error is the database's: the request
+// is then answered 500, which a client counts as "unreachable", and nothing
+// is kept.
+func (s *Server) dispatch(ctx context.Context, tx *sql.Tx, endpoint string, payload []byte, now time.Time) (int, any, error) {
 	switch endpoint {
 	case "register_instance":
 		var d registerData
 		if json.Unmarshal(payload, &d) != nil || d.ProductGUID == "" || d.LicenseKey == "" {
-			return http.StatusBadRequest, failure(now, errMalformed.Error())
+			return http.StatusBadRequest, failure(now, errMalformed.Error()), nil
 		}
-		if st, f := s.checkLicence(now, d.ProductGUID, d.LicenseKey); f != nil {
-			return st, f
+		l, refusal, err := usable(ctx, tx, now, d.ProductGUID, d.LicenseKey)
+		if err != nil || refusal != nil {
+			return http.StatusForbidden, refusal, err
 		}
-		id := strings.Join([]string{d.ProductGUID, d.LicenseKey, d.CPUID, d.MBSerial, d.VolumeHash, d.HostName, d.Name, d.Email}, "\x00")
-		guid, ok := s.instances[id]
-		if !ok {
-			guid = randomHex(16)
-			s.instances[id] = guid
+		// The spec: the same hardware and user get the same instance.
+		identity := sha256.Sum256([]byte(strings.Join([]string{d.ProductGUID, d.LicenseKey, d.CPUID, d.MBSerial,
+			d.VolumeHash, d.HostName, d.Name, d.Email}, "\x00")))
+		var guid string
+		var registered int64
+		err = tx.QueryRowContext(ctx, `SELECT guid, registered FROM instances WHERE identity = ?`, identity[:]).
+			Scan(&guid, &registered)
+		if errors.Is(err, sql.ErrNoRows) {
+			guid, registered = randomHex(16), now.Unix()
+			_, err = tx.ExecContext(ctx, `INSERT INTO instances VALUES (?, ?, ?, ?, ?, ?)`,
+				guid, identity[:], d.ProductGUID, d.LicenseKey, d.HostName, registered)
+		}
+		if err != nil {
+			return 0, nil, err
 		}
 		return http.StatusOK, map[string]any{"success": true, "time": stamp(now), "guid": guid,
-			"control_options": opts, "first_registered_at": stamp(now)}
+			"control_options": s.options(l.Session), "first_registered_at": stamp(time.Unix(registered, 0))}, nil
 
 	case "begin_session":
 		var d beginData
 		if json.Unmarshal(payload, &d) != nil || d.InstanceGUID == "" {
-			return http.StatusBadRequest, failure(now, errMalformed.Error())
+			return http.StatusBadRequest, failure(now, errMalformed.Error()), nil
 		}
-		if st, f := s.checkLicence(now, d.ProductGUID, d.LicenseKey); f != nil {
-			return st, f
+		l, refusal, err := usable(ctx, tx, now, d.ProductGUID, d.LicenseKey)
+		if err != nil || refusal != nil {
+			return http.StatusForbidden, refusal, err
 		}
+		var known int
+		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM instances WHERE guid = ? AND product = ? AND key = ?`,
+			d.InstanceGUID, d.ProductGUID, d.LicenseKey).Scan(&known); err != nil {
+			return 0, nil, err
+		}
+		if known == 0 {
+			return http.StatusNotFound, failure(now, "unknown instance"), nil
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM sessions WHERE lapses <= ?`, now.Unix()); err != nil {
+			return 0, nil, err
+		}
+		if l.Seats > 0 {
+			// A seat is a machine with a live session: this machine's own
+			// sessions (another process, or one that crashed) take none.
+			var used int
+			if err := tx.QueryRowContext(ctx, `SELECT COUNT(DISTINCT instance) FROM sessions
+				WHERE product = ? AND key = ? AND instance != ?`, d.ProductGUID, d.LicenseKey, d.InstanceGUID).
+				Scan(&used); err != nil {
+				return 0, nil, err
+			}
+			if used >= l.Seats {
+				return http.StatusForbidden, failure(now, "no seats available"), nil
+			}
+		}
+		session := grant(d.Duration, l.Session)
 		token := randomHex(24)
-		s.sessions[token] = &liveSess{licence: d.ProductGUID + "\x00" + d.LicenseKey, instance: d.InstanceGUID,
-			lapses: now.Add(s.session)}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO sessions VALUES (?, ?, ?, ?, ?, ?, ?)`, tokenHash(token),
+			randomHex(6), d.ProductGUID, d.LicenseKey, d.InstanceGUID, now.Unix(), now.Add(session).Unix()); err != nil {
+			return 0, nil, err
+		}
 		return http.StatusOK, map[string]any{"status": 1, "time": stamp(now), "session_key": randomHex(16),
-			"token": token, "features": s.licences[d.ProductGUID+"\x00"+d.LicenseKey].Features, "control_options": opts}
+			"token": token, "features": l.Features, "control_options": s.options(session)}, nil
 
 	case "extend_session":
 		var d tokenData
 		if json.Unmarshal(payload, &d) != nil || d.Token == "" {
-			return http.StatusBadRequest, failure(now, errMalformed.Error())
+			return http.StatusBadRequest, failure(now, errMalformed.Error()), nil
 		}
-		sess, ok := s.sessions[d.Token]
-		if !ok || now.After(sess.lapses) {
-			return http.StatusNotFound, failure(now, "unknown token")
+		var product, key string
+		var lapses int64
+		err := tx.QueryRowContext(ctx, `SELECT product, key, lapses FROM sessions WHERE token_hash = ?`,
+			tokenHash(d.Token)).Scan(&product, &key, &lapses)
+		if errors.Is(err, sql.ErrNoRows) || (err == nil && lapses <= now.Unix()) {
+			return http.StatusNotFound, failure(now, "unknown token"), nil
 		}
-		if l := s.licences[sess.licence]; l == nil || l.Revoked {
-			return http.StatusForbidden, failure(now, "license revoked")
+		if err != nil {
+			return 0, nil, err
 		}
-		sess.lapses = now.Add(s.session)
-		return http.StatusOK, map[string]any{"status": 1, "time": stamp(now), "token": d.Token, "control_options": opts}
+		l, refusal, err := usable(ctx, tx, now, product, key)
+		if err != nil || refusal != nil {
+			return http.StatusForbidden, refusal, err
+		}
+		session := grant(d.Duration, l.Session)
+		if _, err := tx.ExecContext(ctx, `UPDATE sessions SET lapses = ? WHERE token_hash = ?`,
+			now.Add(session).Unix(), tokenHash(d.Token)); err != nil {
+			return 0, nil, err
+		}
+		return http.StatusOK, map[string]any{"status": 1, "time": stamp(now), "token": d.Token,
+			"control_options": s.options(session)}, nil
 
 	case "end_session":
 		var d tokenData
 		if json.Unmarshal(payload, &d) != nil {
-			return http.StatusUnprocessableEntity, failure(now, errMalformed.Error())
+			return http.StatusUnprocessableEntity, failure(now, errMalformed.Error()), nil
 		}
-		if _, ok := s.sessions[d.Token]; !ok {
-			return http.StatusUnprocessableEntity, failure(now, "unknown token")
+		res, err := tx.ExecContext(ctx, `DELETE FROM sessions WHERE token_hash = ?`, tokenHash(d.Token))
+		if err != nil {
+			return 0, nil, err
 		}
-		delete(s.sessions, d.Token)
-		return http.StatusOK, map[string]any{"time": stamp(now)}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return http.StatusUnprocessableEntity, failure(now, "unknown token"), nil
+		}
+		return http.StatusOK, map[string]any{"time": stamp(now)}, nil
 	}
-	return http.StatusNotFound, failure(now, "unknown endpoint")
+	return http.StatusNotFound, failure(now, "unknown endpoint"), nil
 }
 
-// scope names what a request proved for the replay cache: a licence that
-// exists (register, begin) or a live session token (extend, end). It decodes
-// the payload as dispatch does. Anything else gets the empty scope and is
-// refused by dispatch without any change.
-func (s *Server) scope(endpoint string, payload []byte) envelope.Scope {
-	var d struct {
-		ProductGUID string `json:"product_guid"`
-		LicenseKey  string `json:"license_key"`
-		Token       string `json:"token"`
-	}
-	if json.Unmarshal(payload, &d) != nil {
-		return envelope.Scope{}
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	switch endpoint {
-	case "register_instance", "begin_session":
-		if s.licences[d.ProductGUID+"\x00"+d.LicenseKey] != nil {
-			return envelope.Scope{Partition: "licence\x00" + d.ProductGUID + "\x00" + d.LicenseKey}
-		}
-	case "extend_session", "end_session":
-		if _, ok := s.sessions[d.Token]; ok {
-			return envelope.Scope{Partition: "session\x00" + d.Token}
-		}
-	}
-	return envelope.Scope{}
-}
-
-// checkLicence returns a refusal for an unknown or revoked licence.
-func (s *Server) checkLicence(now time.Time, product, key string) (int, *failureReply) {
-	l := s.licences[product+"\x00"+key]
+// usable returns the licence, or the refusal of an unknown or revoked one.
+func usable(ctx context.Context, tx *sql.Tx, now time.Time, product, key string) (*Licence, *failureReply, error) {
+	l, err := licenceTx(ctx, tx, product, key)
 	switch {
-	case l == nil:
+	case errors.Is(err, ErrNoLicence):
 		f := failure(now, "unknown license")
-		return http.StatusForbidden, &f
+		return nil, &f, nil
+	case err != nil:
+		return nil, nil, err
 	case l.Revoked:
 		f := failure(now, "license revoked")
-		return http.StatusForbidden, &f
+		return nil, &f, nil
 	}
-	return 0, nil
-}
-
-// Revoke marks a licence revoked; the next extend or begin is refused.
-func (s *Server) Revoke(product, key string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if l := s.licences[product+"\x00"+key]; l != nil {
-		l.Revoked = true
-	}
-}
-
-// LiveSessions returns the number of sessions that have not been ended.
-func (s *Server) LiveSessions() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.sessions)
-}
-
-func randomHex(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
+	return l, nil, nil
 }
