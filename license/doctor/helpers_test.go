@@ -85,7 +85,7 @@ func fpSource(fp *fingerprint.Fingerprint) license.Option {
 
 const (
 	product = "p-doctor"
-	key     = "LICENCE-KEY-SECRET-42"
+	key     = "ZQ7T-9KPA-X4M2-42" // random-looking: the redactor removes any 8-character run of it, so a key built from words would redact the words
 )
 
 // env is a mock server with a licence and a configuration for it.
