@@ -250,6 +250,11 @@ func (c *Client) ActivateOffline(ctx context.Context, r io.Reader) (more bool, e
 				return offlineErr("activate", "the reply does not open as the server's sealed reply to this request (altered or truncated)", ErrOfflineUnauthentic)
 			}
 		}
+		// The machine as registered: this client may not be the one that
+		// wrote the request (a product's "activate" command runs anew).
+		if err := c.machineLocked(ctx); err != nil {
+			return err
+		}
 		for i, pr := range p.Requests {
 			var err error
 			more, err = c.applyCarriedLocked(ctx, pr, rf.Replies[i])

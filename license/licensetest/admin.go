@@ -59,6 +59,8 @@ type AdminOptions struct {
 //	GET  /admin/config      what a client needs, secrets included
 //	GET  /admin/scenario    the running scenario's timeline
 //	POST /admin/scenario    run the scenario in the body (text); POST /admin/scenario/stop
+//	GET  /admin/offline     the offline activation page; POST /admin/offline/exchange
+//	                        answers the request file in the body with its reply file
 //	POST /admin/COMMAND     down, up, revoke, expire, reinstate, license, control,
 //	                        fail, fault, latency, retry_after, content_type, skew, clear
 //
@@ -122,6 +124,7 @@ func (s *Server) AdminHandler(opts AdminOptions) *Admin {
 	a.mux.HandleFunc("POST /admin/scenario", a.startScenario)
 	a.mux.HandleFunc("POST /admin/scenario/stop", a.stopScenario)
 	a.mux.HandleFunc("POST /admin/{command}", a.serveCommand)
+	a.registerOffline() // console_offline.go
 	return a
 }
 
