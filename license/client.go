@@ -428,13 +428,6 @@ func (c *Client) loadLocked(ctx context.Context) error {
 	blob, err := c.store.Load(ctx)
 	switch {
 	case errors.Is(err, ErrNoState):
-		if c.slot != nil {
-			if p := c.adoptLegacyLocked(ctx, keys, fp); p != nil {
-				c.st = *p
-				c.savedHW = p.HighWater
-				c.orphan = p.Token != ""
-			}
-		}
 	case ctx.Err() != nil:
 		// The caller gave up while the state was read: nothing is known
 		// about it, so nothing is discarded. A later Start reads it again.
