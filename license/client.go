@@ -373,91 +373,6 @@ func (c *Client) lock(ctx context.Context) error {
 
 func (c *Client) unlock() { <-c.sem }
 
-// loadLocked opens the state slot and reads the sealed state once.
-func (c *Client) loadLocked(ctx context.Context) error {
-	if c.loaded {
-		return nil
-	}
-	fp, err := c.fp(ctx)
-	if fp == nil {
-		if err == nil {
-			err = errors.New("no fingerprint")
-		}
-		return localFault("fingerprint", err)
-	}
-	keys := sealKeys(&c.cfg, fp)
-	c.key = keys[0]
-
-	switch {
-	case c.opts.store != nil:
-		c.store = c.opts.store
-	case c.sh != nil:
-		// Shared mode: the shared file of this product and licence
-		// (shared.go).
-		if err := c.openSharedLocked(ctx); err != nil {
-			return err
-		}
-	case c.cfg.StateDir != "":
-		f, err := acquireSlot(ctx, c.cfg.StateDir, statefile.BaseName(c.cfg.ProductGUID, c.cfg.LicenseKey), c.opts.slots)
-		if cerr := ctx.Err(); cerr != nil {
-			return localFault("open state", cerr)
-		}
-		if errors.Is(err, statefile.ErrLocked) {
-			return &stateError{kind: ErrStateLocked, msg: "all state slots are held by running clients", err: err}
-		}
-		if err != nil {
-			// A read-only or broken directory must not lock the customer
-			// out: run on memory, and say so.
-			c.log.Warn("state directory unusable; state kept in memory only", "error", err)
-			c.emit(Event{Type: EventStateDiscarded, Reason: err, Detail: "state directory unusable; in memory only"})
-			c.store = nil
-		} else {
-			c.slot = f
-			c.store = fileStore{f: f}
-		}
-	default:
-		// No persistence: the state lives in c.st alone, and nothing is
-		// sealed or saved.
-		c.store = nil
-	}
-	if c.store == nil {
-		c.loaded = true
-		return nil
-	}
-
-	blob, err := c.store.Load(ctx)
-	switch {
-	case errors.Is(err, ErrNoState):
-	case ctx.Err() != nil:
-		// The caller gave up while the state was read: nothing is known
-		// about it, so nothing is discarded. A later Start reads it again.
-		return localFault("read state", ctx.Err())
-	case err != nil:
-		c.discardLocked(ctx, &stateError{kind: ErrStateCorrupt, msg: "unreadable", err: err})
-	default:
-		p, err := openStateWith(keys, blob)
-		if err != nil {
-			c.discardLocked(ctx, err)
-		} else {
-			c.st = *p
-			c.savedHW = p.HighWater
-			c.orphan = p.Token != ""
-		}
-	}
-	c.loadRollbackLocked()
-	c.loaded = true
-	return nil
-}
-
-func (c *Client) discardLocked(ctx context.Context, err error) {
-	c.corrupt = err
-	c.log.Warn("persisted state discarded", "error", err)
-	if derr := c.store.Discard(ctx); derr != nil {
-		c.log.Warn("could not move corrupt state aside", "error", derr)
-	}
-	c.emit(Event{Type: EventStateDiscarded, Reason: err, Detail: "corrupt state moved aside"})
-}
-
 // offlineAllowanceLocked reports whether the persisted deadlines still
 // grant time without the server. A restart never resets or extends them.
 func (c *Client) offlineAllowanceLocked() (bool, error) {
@@ -679,32 +594,6 @@ func (c *Client) setRenewing(on bool) {
 	s := *c.snap.Load()
 	s.status.Renewing = on
 	c.snap.Store(&s)
-}
-
-// saveLocked seals and stores the state; a failure is reported, never fatal.
-func (c *Client) saveLocked(ctx context.Context) {
-	if c.store == nil {
-		return
-	}
-	wall := c.wallNow()
-	if !c.rolledBack && wall.After(c.st.HighWater) {
-		c.st.HighWater = wall
-	}
-	if c.sharedOn() && !c.sharedSaveLocked() {
-		return
-	}
-	c.st.Generation++
-	blob, err := sealState(c.key, &c.st)
-	if err == nil {
-		err = c.store.Save(ctx, blob)
-	}
-	if err != nil {
-		c.log.Warn("could not save licence state", "error", err)
-		c.emit(Event{Type: EventStateDiscarded, Reason: err, Detail: "state not saved"})
-		return
-	}
-	c.savedHW = c.st.HighWater
-	c.writeRollbackLocked()
 }
 
 func (c *Client) emit(e Event) {
