@@ -13,7 +13,6 @@ import (
 
 	"github.com/licensekit/licensekit-go/envelope"
 	"github.com/licensekit/licensekit-go/fingerprint"
-	"github.com/licensekit/licensekit-go/internal/statefile"
 	"github.com/licensekit/licensekit-go/internal/verdict"
 	"github.com/licensekit/licensekit-go/internal/wire"
 	"github.com/licensekit/licensekit-go/transport"
@@ -64,14 +63,16 @@ type Client struct {
 	// sem is a one-slot lock that serialises protocol calls and guards the
 	// session below. Unlike a mutex, waiting on it can be cancelled, and it
 	// counts as durably blocked under testing/synctest.
-	sem        chan struct{}
-	loaded     bool
-	store      StateStore
-	slot       *statefile.File
-	key        []byte
-	st         persisted
-	machine    wire.Machine
-	anchor     time.Time // time.Now at the last successful send; zero after a restart
+	sem     chan struct{}
+	loaded  bool
+	store   *store // everything kept between runs (store.go)
+	st      persisted
+	machine wire.Machine
+	// anchor is the time.Now reading from which elapsed offline time is
+	// measured: the send of the last successful begin or extend, or the
+	// load of the persisted state; base is the budget already used then.
+	anchor     time.Time
+	base       time.Duration
 	state      State
 	reason     error
 	rolledBack bool
@@ -80,14 +81,10 @@ type Client struct {
 	lastErr    error
 	skew       time.Duration
 	integ      integrity
-	rb         *rollbackGuard // the anti-rollback record, nil when unavailable
-	restored   bool           // the state is older than its record
 	deprec     string
 	nextTry    time.Time
-	savedHW    time.Time
 	// firstRegRaw is the FirstRegisteredAt text the snapshot last parsed.
 	firstRegRaw string
-	corrupt     error
 
 	// sh is the shared-mode state (shared.go); nil in normal mode.
 	sh *shared
@@ -197,6 +194,7 @@ func New(cfg Config, opts ...Option) (*Client, error) {
 	c.sem = make(chan struct{}, 1)
 	c.closeCtx, c.closeNow = context.WithCancel(context.Background())
 	c.closeDone = make(chan struct{})
+	c.store = newStore(c)
 	if o.shared != nil { // shared mode: shared.go
 		if err := c.initShared(); err != nil {
 			return nil, err
@@ -318,6 +316,10 @@ func (c *Client) Start(ctx context.Context) error {
 		c.life.Unlock()
 		return errors.New("license: already started")
 	}
+	if err := ctx.Err(); err != nil {
+		c.life.Unlock()
+		return &notSentError{op: "start", err: context.Cause(ctx)}
+	}
 	c.starting = true
 	c.startAt = time.Now()
 	c.life.Unlock()
@@ -373,13 +375,42 @@ func (c *Client) lock(ctx context.Context) error {
 
 func (c *Client) unlock() { <-c.sem }
 
+// loadLocked reads the persisted state once, through the store. Offline
+// time from then on is measured on the monotonic clock, from the budget
+// the state had already used.
+func (c *Client) loadLocked(ctx context.Context) error {
+	if c.loaded {
+		return nil
+	}
+	fp, err := c.fp(ctx)
+	if fp == nil {
+		if err == nil {
+			err = errors.New("no fingerprint")
+		}
+		return localFault("fingerprint", err)
+	}
+	p, used, err := c.store.open(ctx, fp)
+	if err != nil {
+		return err
+	}
+	c.st = p
+	c.orphan = p.Token != ""
+	c.anchor, c.base = time.Now(), used
+	if c.sh != nil && c.store.shared != nil {
+		c.sh.path.Store(c.store.sharedPath())
+		c.noteRole(c.store.leading())
+	}
+	c.loaded = true
+	return nil
+}
+
 // offlineAllowanceLocked reports whether the persisted deadlines still
 // grant time without the server. A restart never resets or extends them.
 func (c *Client) offlineAllowanceLocked() (bool, error) {
 	if err := c.persistedRefusal(); err != nil {
 		return false, err
 	}
-	if err := c.restoredErr(); err != nil {
+	if err := c.store.offlineErr(&c.st); err != nil {
 		return false, err
 	}
 	if c.st.Sent.IsZero() || c.st.SessionSeconds <= 0 {
@@ -390,8 +421,7 @@ func (c *Client) offlineAllowanceLocked() (bool, error) {
 		c.rolledBack = true
 		return false, ErrClockRollback
 	}
-	c.anchor = time.Time{} // no monotonic reading survives a restart: wall only
-	if wall.Sub(c.st.Sent) >= c.session()+c.grace() {
+	if c.elapsed(time.Now(), wall) >= c.session()+c.grace() {
 		return false, ErrGraceExpired
 	}
 	return true, nil
@@ -464,7 +494,7 @@ func (c *Client) closeFirst(ctx context.Context, loopDone chan struct{}) error {
 		}
 	}
 	prev := c.state
-	c.state, c.reason = Ended, ErrClosed
+	c.state, c.reason = Ended, ErrClosed // saved as closed: no OfflineOpen
 	if !ended {
 		// A successful end_session has just saved the only change (the
 		// token gone); saving again would write the same state twice.
@@ -483,11 +513,7 @@ func (c *Client) closeFirst(ctx context.Context, loopDone chan struct{}) error {
 		detail = "session ended"
 	}
 	c.emit(Event{Type: EventEnded, State: Ended, Reason: err, Detail: detail})
-	if c.slot != nil {
-		_ = c.slot.Release()
-	}
-	c.releaseSharedLocked()
-	c.releaseRollback()
+	c.store.release()
 	c.unlock()
 
 	c.events.close()
@@ -513,7 +539,7 @@ func (c *Client) anchorDeadline(d time.Duration) time.Duration {
 }
 
 func (c *Client) elapsed(mono, wall time.Time) time.Duration {
-	return elapsedSince(c.anchor, c.st.Sent, mono, wall)
+	return elapsedSince(c.anchor, c.st.Sent, c.base, mono, wall)
 }
 
 // enterLocked moves to state st with reason, emitting a StateChanged event
@@ -551,6 +577,7 @@ func (c *Client) publishLocked() {
 	s := &snapshot{
 		anchorMono: c.anchor,
 		anchorWall: c.st.Sent,
+		base:       c.base,
 		session:    c.session(),
 		grace:      c.grace(),
 		rolledBack: c.rolledBack,
@@ -594,6 +621,20 @@ func (c *Client) setRenewing(on bool) {
 	s := *c.snap.Load()
 	s.status.Renewing = on
 	c.snap.Store(&s)
+}
+
+// saveLocked saves the state through the store's one save path, with the
+// offline budget used so far. A failure is reported, never fatal.
+func (c *Client) saveLocked(ctx context.Context) {
+	now, wall := time.Now(), c.wallNow()
+	c.st.Used = 0
+	if !c.st.Sent.IsZero() {
+		c.st.Used = c.elapsed(now, wall)
+	}
+	// A running client that is not reaching the server marks the state, so
+	// that a restart after a crash charges what it may not have saved.
+	c.st.OfflineOpen = c.failures > 0 && c.state != Ended
+	c.store.save(ctx, &c.st, c.rolledBack, wall)
 }
 
 func (c *Client) emit(e Event) {
