@@ -214,7 +214,7 @@ func crash(c *Client) {
 	}
 	c.events.close()
 	c.tr.CloseIdleConnections()
-	c.store.release() // the OS drops a dead process's locks
+	c.store.release()  // the OS drops a dead process's locks
 	close(c.closeDone) // a later Close returns at once
 }
 
