@@ -633,7 +633,7 @@ func (c *Client) saveLocked(ctx context.Context) {
 	}
 	// A running client that is not reaching the server marks the state, so
 	// that a restart after a crash charges what it may not have saved.
-	c.st.OfflineOpen = c.failures > 0 && c.state != Ended
+	c.st.OfflineOpen = c.failures > 0 && c.state != Ended && !c.closing.Load()
 	c.store.save(ctx, &c.st, c.rolledBack, wall)
 }
 

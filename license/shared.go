@@ -252,7 +252,13 @@ func (c *Client) joinSharedLocked(ctx context.Context) (done bool, err error) {
 			return true, c.reason
 		}
 		wall := c.wallNow()
+		refusal := c.persistedRefusal() // the licence's refusal, whichever client saved it
 		switch {
+		case refusal != nil && lead:
+			return false, nil // ask the server: only its word ends a refusal
+		case refusal != nil:
+			c.enterLocked(Refused, refusal)
+			return true, refusal
 		case c.sharedLiveLocked(wall) && lead:
 			c.enterLocked(Active, nil)
 			c.sh.start.Store(uint32(StartResumed))

@@ -202,10 +202,10 @@ func (s *store) save(ctx context.Context, p *persisted, rolledBack bool, wall ti
 	if s.shared != nil && (!s.shared.Leading() || s.savedValid && sameState(&s.saved, p)) {
 		return
 	}
-	if s.recordErr != nil || s.restored {
-		// Saved without a usable record, or from a restored copy: offline
-		// time returns only after the server has answered (vouched).
-		p.Unanchored = p.Unanchored || s.recordErr != nil
+	if s.recordErr != nil {
+		// Saved without a usable record: offline time returns only after
+		// the server has answered (vouched).
+		p.Unanchored = true
 	}
 	p.Generation++
 	blob, err := sealState(s.keys[0], p)
