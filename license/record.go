@@ -310,6 +310,39 @@ func (s *store) releaseSharedRecord() {
 	}
 }
 
+// inspectRecords looks at the records of the state files named by wheres
+// and slots without creating, locking or moving anything. It returns why
+// their location exists but cannot be used, or nil when it works or has
+// not been made yet.
+func inspectRecords(cfg *Config, o *options, keys [][]byte, where string, slots int) error {
+	dir, ok := recordLocation(o, false)
+	if !ok {
+		return nil
+	}
+	st, err := os.Stat(dir)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return nil // made at the first start
+	case err != nil:
+		return err
+	case !st.IsDir():
+		return errors.New("a file is where the record directory belongs")
+	}
+	for i := range max(slots, 1) {
+		blob, err := statefile.ReadUnlocked(dir, recordName(cfg, where, i))
+		switch {
+		case errors.Is(err, statefile.ErrNotExist):
+			continue
+		case err != nil && !errors.Is(err, statefile.ErrCorrupt):
+			return err
+		}
+		if openRecord(keys, blob) == nil {
+			return errors.New("a record does not open")
+		}
+	}
+	return nil
+}
+
 // The licence's refusal file: the latest final refusal of this product
 // and licence on this machine, seen by every slot and every process
 // whatever state file it reads. It lives in the record directory (or

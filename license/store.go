@@ -481,15 +481,20 @@ func openStateWith(keys [][]byte, blob []byte) (p *persisted, err error) {
 // directory that exists or can be made (no home directory). A directory
 // that exists but refuses is returned: using it then fails, and the store
 // says so (recordErr).
-func (s *store) recordLocation() (dir string, ok bool) {
-	if s.opts.rollbackDir != "" {
-		return s.opts.rollbackDir, true
+func (s *store) recordLocation() (dir string, ok bool) { return recordLocation(s.opts, true) }
+
+// recordLocation is store.recordLocation; with create false it makes no
+// directory (InspectState), and a missing configuration directory counts
+// as a location not made yet.
+func recordLocation(o *options, create bool) (dir string, ok bool) {
+	if o.rollbackDir != "" {
+		return o.rollbackDir, true
 	}
 	base, err := os.UserConfigDir()
 	if err != nil {
 		return "", false
 	}
-	if _, err := os.Stat(base); errors.Is(err, os.ErrNotExist) {
+	if _, err := os.Stat(base); create && errors.Is(err, os.ErrNotExist) {
 		if os.MkdirAll(base, 0o700) != nil {
 			return "", false
 		}
