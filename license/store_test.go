@@ -371,3 +371,42 @@ func readSealed(t *testing.T, dir, name string, aad []byte) []byte {
 	require.NoError(t, err)
 	return plain
 }
+
+// TestSnapshotRestoreGainsTimeLeft documents the limit of everything kept
+// on the machine: a VM snapshot restore brings back the state, the record
+// and the clock together, and with them the offline time left at the
+// snapshot, every time. Only contact with the server bounds it.
+func TestSnapshotRestoreGainsTimeLeft(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		dir, records := t.TempDir(), t.TempDir()
+		snapDir, snapRecords := t.TempDir(), t.TempDir()
+		e := newEnv(t, envConfig{session: 10 * time.Minute, grace: time.Hour})
+		opt := WithRollbackRecordDir(records)
+		c, err := e.startIn(dir, opt)
+		require.NoError(t, err)
+		e.srv.SetDown(true)
+		_ = c.Close(context.Background())
+		copyDir(t, dir, snapDir) // the snapshot
+		copyDir(t, records, snapRecords)
+		snapAt := time.Now()
+
+		for range 2 {
+			time.Sleep(2 * time.Hour)
+			c, err = e.startIn(dir, opt)
+			require.ErrorIs(t, err, ErrGraceExpired)
+			_ = c.Close(context.Background())
+
+			// Restore the snapshot: files and clock.
+			copyDir(t, snapDir, dir)
+			copyDir(t, snapRecords, records)
+			e.wall.jump(-time.Since(snapAt))
+			snapAt = time.Now()
+			c, err = e.startIn(dir, opt)
+			require.NoError(t, err)
+			assert.True(t, c.Valid(), "the snapshot's offline time is back")
+			_ = c.Close(context.Background())
+			copyDir(t, snapDir, dir) // as the snapshot had it, for the next round
+			copyDir(t, snapRecords, records)
+		}
+	})
+}
