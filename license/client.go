@@ -396,7 +396,7 @@ func (c *Client) loadLocked(ctx context.Context) error {
 	c.st = p
 	c.orphan = p.Token != ""
 	c.anchor, c.base = time.Now(), used
-	if c.sh != nil && c.store.shared != nil {
+	if c.sh != nil && c.store.sharedMode() {
 		c.sh.path.Store(c.store.sharedPath())
 		c.noteRole(c.store.leading())
 	}

@@ -89,7 +89,7 @@ func (c *Client) observeLocked(mono, wall time.Time) {
 	}
 	if !c.rolledBack && wall.After(c.st.HighWater) {
 		c.st.HighWater = wall
-		if wall.Sub(c.store.savedHW) >= highWaterEvery {
+		if wall.Sub(c.store.highWaterSaved()) >= highWaterEvery {
 			c.saveLocked(context.Background())
 		}
 	}

@@ -184,7 +184,7 @@ func (c *Client) initShared() error {
 
 // sharedOn reports whether this client runs in shared mode with a usable
 // shared file.
-func (c *Client) sharedOn() bool { return c.sh != nil && c.store.shared != nil }
+func (c *Client) sharedOn() bool { return c.sh != nil && c.store.sharedMode() }
 
 // refresh is the follower's check interval for a session of length d.
 func (s *shared) refresh(d time.Duration) time.Duration {

@@ -98,8 +98,8 @@ func (c *Client) startLocked(ctx context.Context) (err error) {
 	if why != nil {
 		err = errors.Join(err, why)
 	}
-	if c.store.corrupt != nil {
-		err = errors.Join(err, c.store.corrupt)
+	if corrupt := c.store.corruptErr(); corrupt != nil {
+		err = errors.Join(err, corrupt)
 	}
 	c.lastErr = err
 	c.publishLocked()

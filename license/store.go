@@ -287,6 +287,16 @@ func (s *store) tryLead() bool {
 	return lead
 }
 
+// sharedMode reports whether the state is the shared file (shared mode
+// with a usable directory).
+func (s *store) sharedMode() bool { return s.shared != nil }
+
+// highWaterSaved is the high-water mark last saved.
+func (s *store) highWaterSaved() time.Time { return s.savedHW }
+
+// corruptErr says why the state found at open was moved aside, if it was.
+func (s *store) corruptErr() error { return s.corrupt }
+
 // leading reports whether this client renews the shared file.
 func (s *store) leading() bool { return s.shared != nil && s.shared.Leading() }
 
