@@ -167,6 +167,15 @@ func breakRecord(t *testing.T, how, records string) (restore func()) {
 	case "unreadable":
 		require.NoError(t, os.Chmod(records, 0))
 		return func() { require.NoError(t, os.Chmod(records, 0o700)) }
+	case "record-is-dir":
+		// Unreadable even for root: a directory where the record belongs.
+		files, _ := filepath.Glob(filepath.Join(records, "rb-*[0-9a-f]"))
+		require.NotEmpty(t, files)
+		for _, f := range files {
+			require.NoError(t, os.Remove(f))
+			require.NoError(t, os.Mkdir(f, 0o700))
+		}
+		return nil
 	case "corrupt":
 		files, _ := filepath.Glob(filepath.Join(records, "rb-*[0-9a-f]"))
 		require.NotEmpty(t, files)
@@ -186,7 +195,7 @@ func breakRecord(t *testing.T, how, records string) (restore func()) {
 // after the next online success. (The doctor's finding is tested in
 // license/doctor: TestRecordLocationUnusable there.)
 func TestRecordLocationUnusable(t *testing.T) {
-	for _, how := range []string{"file-for-dir", "unreadable", "corrupt"} {
+	for _, how := range []string{"file-for-dir", "unreadable", "record-is-dir", "corrupt"} {
 		t.Run(how, func(t *testing.T) {
 			if how == "unreadable" && os.Geteuid() == 0 {
 				t.Skip("root reads a directory without permission")
