@@ -350,7 +350,10 @@ func inspectRecords(cfg *Config, o *options, keys [][]byte, where string, slots 
 // another slot nor a restored state directory forgets it.
 type refusalFile struct {
 	Version int            `json:"v"`
-	Refusal *refusalRecord `json:"refusal"`
+	Refusal *refusalRecord `json:"refusal,omitempty"`
+	// ClearedAt is when a sealed success last cleared the refusal: a slot's
+	// own copy of a refusal from before then is cleared too.
+	ClearedAt time.Time `json:"cleared_at,omitzero"`
 }
 
 const refusalFileVersion = 1
@@ -395,7 +398,7 @@ func (s *store) loadRefusal(p *persisted) {
 	for _, k := range s.keys {
 		if plain, err := statefile.Open(k, refusalAAD, blob); err == nil {
 			var f refusalFile
-			if json.Unmarshal(plain, &f) == nil && f.Version == refusalFileVersion && f.Refusal != nil {
+			if json.Unmarshal(plain, &f) == nil && f.Version == refusalFileVersion {
 				rf = &f
 			}
 			break
@@ -409,6 +412,12 @@ func (s *store) loadRefusal(p *persisted) {
 		p.Unanchored = true
 		return
 	}
+	if rf.Refusal == nil {
+		if p.Refusal != nil && !p.Refusal.At.After(rf.ClearedAt) {
+			p.Refusal = nil // cleared since, by a sealed success in another slot or process
+		}
+		return
+	}
 	s.refusal = rf.Refusal
 	if p.Refusal == nil || rf.Refusal.At.After(p.Refusal.At) {
 		p.Refusal = rf.Refusal
@@ -417,37 +426,31 @@ func (s *store) loadRefusal(p *persisted) {
 
 // writeRefusal keeps the licence's refusal file in step with p after a
 // save: a new refusal is written; a refusal this client read or wrote and
-// that a sealed success has since cleared is removed.
+// that a sealed success has since cleared is replaced by the time it was
+// cleared.
 func (s *store) writeRefusal(p *persisted) {
 	if s.refusalDir == "" {
 		return
 	}
+	var f refusalFile
 	switch {
 	case p.Refusal != nil && (s.refusal == nil || p.Refusal.At.After(s.refusal.At)):
-		plain, _ := json.Marshal(refusalFile{Version: refusalFileVersion, Refusal: p.Refusal})
-		blob, err := statefile.Seal(s.keys[0], refusalAAD, plain)
-		if err == nil {
-			err = s.withRefusalFile(func(f *statefile.File) error { return f.Write(blob) })
-		}
-		if err != nil {
-			s.log.Warn("could not save the licence's refusal", "error", err)
-			return
-		}
-		s.refusal = p.Refusal
+		f = refusalFile{Version: refusalFileVersion, Refusal: p.Refusal}
 	case p.Refusal == nil && s.refusal != nil:
-		err := s.withRefusalFile(func(f *statefile.File) error {
-			err := os.Remove(f.Path())
-			if errors.Is(err, os.ErrNotExist) {
-				return nil
-			}
-			return err
-		})
-		if err != nil {
-			s.log.Warn("could not clear the licence's refusal", "error", err)
-			return
-		}
-		s.refusal = nil
+		f = refusalFile{Version: refusalFileVersion, ClearedAt: p.LastContact}
+	default:
+		return
 	}
+	plain, _ := json.Marshal(f)
+	blob, err := statefile.Seal(s.keys[0], refusalAAD, plain)
+	if err == nil {
+		err = s.withRefusalFile(func(file *statefile.File) error { return file.Write(blob) })
+	}
+	if err != nil {
+		s.log.Warn("could not save the licence's refusal", "error", err)
+		return
+	}
+	s.refusal = p.Refusal
 }
 
 // withRefusalFile runs f on the refusal file under its lock, waiting a

@@ -283,16 +283,18 @@ func TestRefusalSeenByEverySlot(t *testing.T) {
 		_ = c.Close(ctx)
 		_ = held.Close(ctx)
 
-		// A sealed success clears it for every slot.
+		// A sealed success in slot 0 clears it for every slot: slot 1's own
+		// copy of the refusal is older than the success.
 		e.srv.SetDown(false)
 		require.NoError(t, e.srv.SetLicenseState(testProduct, testLicense, licensetest.Active))
 		c, err = e.startIn(dir, opts...)
 		require.NoError(t, err)
+		require.Equal(t, 0, c.store.slot.Slot())
 		e.srv.SetDown(true)
-		_ = c.Close(ctx)
-		c, err = e.startIn(dir, opts...)
-		require.NoError(t, err)
-		assert.True(t, c.Valid())
+		c1, err := e.startIn(dir, opts...)
+		require.Equal(t, 1, c1.store.slot.Slot())
+		require.NoError(t, err, "slot 1 after the licence was cleared")
+		assert.True(t, c1.Valid())
 	})
 }
 
