@@ -394,16 +394,7 @@ func (s *store) loadRefusal(p *persisted) {
 		}
 		return
 	}
-	var rf *refusalFile
-	for _, k := range s.keys {
-		if plain, err := statefile.Open(k, refusalAAD, blob); err == nil {
-			var f refusalFile
-			if json.Unmarshal(plain, &f) == nil && f.Version == refusalFileVersion {
-				rf = &f
-			}
-			break
-		}
-	}
+	rf := openRefusal(s.keys, blob)
 	if rf == nil {
 		// Planted or damaged: a refusal may have been erased. No offline
 		// time until the server answers; the next refusal or success
@@ -422,6 +413,21 @@ func (s *store) loadRefusal(p *persisted) {
 	if p.Refusal == nil || rf.Refusal.At.After(p.Refusal.At) {
 		p.Refusal = rf.Refusal
 	}
+}
+
+// openRefusal opens a licence refusal file; nil when it does not open or
+// is not the current version.
+func openRefusal(keys [][]byte, blob []byte) *refusalFile {
+	for _, k := range keys {
+		if plain, err := statefile.Open(k, refusalAAD, blob); err == nil {
+			var f refusalFile
+			if json.Unmarshal(plain, &f) != nil || f.Version != refusalFileVersion {
+				return nil
+			}
+			return &f
+		}
+	}
+	return nil
 }
 
 // writeRefusal keeps the licence's refusal file in step with p after a
