@@ -316,7 +316,8 @@ func (c *Client) adoptLocked(sent time.Time, serverTime wire.Timestamp, co wire.
 	c.st.LastContact = c.wallNow()
 	c.failures, c.retryAfter, c.lastErr = 0, 0, nil
 	c.rolledBack = false
-	c.restored = false           // the server answered: the restored state is current again
+	c.base = 0
+	c.store.vouched(&c.st)       // the server answered: a restored or unanchored state is current again
 	c.st.HighWater = c.wallNow() // the server vouched for the time: forget a rollback
 	if serverTime.Valid() {
 		c.skew = serverTime.Time.Sub(c.st.Sent.Add(now.Sub(sent) / 2))

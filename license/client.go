@@ -13,7 +13,6 @@ import (
 
 	"github.com/licensekit/licensekit-go/envelope"
 	"github.com/licensekit/licensekit-go/fingerprint"
-	"github.com/licensekit/licensekit-go/internal/statefile"
 	"github.com/licensekit/licensekit-go/internal/verdict"
 	"github.com/licensekit/licensekit-go/internal/wire"
 	"github.com/licensekit/licensekit-go/transport"
@@ -64,14 +63,16 @@ type Client struct {
 	// sem is a one-slot lock that serialises protocol calls and guards the
 	// session below. Unlike a mutex, waiting on it can be cancelled, and it
 	// counts as durably blocked under testing/synctest.
-	sem        chan struct{}
-	loaded     bool
-	store      StateStore
-	slot       *statefile.File
-	key        []byte
-	st         persisted
-	machine    wire.Machine
-	anchor     time.Time // time.Now at the last successful send; zero after a restart
+	sem     chan struct{}
+	loaded  bool
+	store   *store // everything kept between runs (store.go)
+	st      persisted
+	machine wire.Machine
+	// anchor is the time.Now reading from which elapsed offline time is
+	// measured: the send of the last successful begin or extend, or the
+	// load of the persisted state; base is the budget already used then.
+	anchor     time.Time
+	base       time.Duration
 	state      State
 	reason     error
 	rolledBack bool
@@ -80,14 +81,10 @@ type Client struct {
 	lastErr    error
 	skew       time.Duration
 	integ      integrity
-	rb         *rollbackGuard // the anti-rollback record, nil when unavailable
-	restored   bool           // the state is older than its record
 	deprec     bool
 	nextTry    time.Time
-	savedHW    time.Time
 	// firstRegRaw is the FirstRegisteredAt text the snapshot last parsed.
 	firstRegRaw string
-	corrupt     error
 
 	// sh is the shared-mode state (shared.go); nil in normal mode.
 	sh *shared
@@ -200,6 +197,7 @@ func New(cfg Config, opts ...Option) (*Client, error) {
 	c.sem = make(chan struct{}, 1)
 	c.closeCtx, c.closeNow = context.WithCancel(context.Background())
 	c.closeDone = make(chan struct{})
+	c.store = newStore(c)
 	if o.shared != nil { // shared mode: shared.go
 		if err := c.initShared(); err != nil {
 			return nil, err
@@ -321,6 +319,10 @@ func (c *Client) Start(ctx context.Context) error {
 		c.life.Unlock()
 		return errors.New("license: already started")
 	}
+	if err := ctx.Err(); err != nil {
+		c.life.Unlock()
+		return &notSentError{op: "start", err: context.Cause(ctx)}
+	}
 	c.starting = true
 	c.startAt = time.Now()
 	c.life.Unlock()
@@ -376,7 +378,9 @@ func (c *Client) lock(ctx context.Context) error {
 
 func (c *Client) unlock() { <-c.sem }
 
-// loadLocked opens the state slot and reads the sealed state once.
+// loadLocked reads the persisted state once, through the store. Offline
+// time from then on is measured on the monotonic clock, from the budget
+// the state had already used.
 func (c *Client) loadLocked(ctx context.Context) error {
 	if c.loaded {
 		return nil
@@ -388,84 +392,19 @@ func (c *Client) loadLocked(ctx context.Context) error {
 		}
 		return localFault("fingerprint", err)
 	}
-	keys := sealKeys(&c.cfg, fp)
-	c.key = keys[0]
-
-	switch {
-	case c.opts.store != nil:
-		c.store = c.opts.store
-	case c.sh != nil:
-		// Shared mode: the shared file of this product and licence
-		// (shared.go).
-		if err := c.openSharedLocked(ctx); err != nil {
-			return err
-		}
-	case c.cfg.StateDir != "":
-		f, err := acquireSlot(ctx, c.cfg.StateDir, statefile.BaseName(c.cfg.ProductGUID, c.cfg.LicenseKey), c.opts.slots)
-		if cerr := ctx.Err(); cerr != nil {
-			return localFault("open state", cerr)
-		}
-		if errors.Is(err, statefile.ErrLocked) {
-			return &stateError{kind: ErrStateLocked, msg: "all state slots are held by running clients", err: err}
-		}
-		if err != nil {
-			// A read-only or broken directory must not lock the customer
-			// out: run on memory, and say so.
-			c.log.Warn("state directory unusable; state kept in memory only", "error", err)
-			c.emit(Event{Type: EventStateDiscarded, Reason: err, Detail: "state directory unusable; in memory only"})
-			c.store = nil
-		} else {
-			c.slot = f
-			c.store = fileStore{f: f}
-		}
-	default:
-		// No persistence: the state lives in c.st alone, and nothing is
-		// sealed or saved.
-		c.store = nil
+	p, used, err := c.store.open(ctx, fp)
+	if err != nil {
+		return err
 	}
-	if c.store == nil {
-		c.loaded = true
-		return nil
+	c.st = p
+	c.orphan = p.Token != ""
+	c.anchor, c.base = time.Now(), used
+	if c.sh != nil && c.store.sharedMode() {
+		c.sh.path.Store(c.store.sharedPath())
+		c.noteRole(c.store.leading())
 	}
-
-	blob, err := c.store.Load(ctx)
-	switch {
-	case errors.Is(err, ErrNoState):
-		if c.slot != nil {
-			if p := c.adoptLegacyLocked(ctx, keys, fp); p != nil {
-				c.st = *p
-				c.savedHW = p.HighWater
-				c.orphan = p.Token != ""
-			}
-		}
-	case ctx.Err() != nil:
-		// The caller gave up while the state was read: nothing is known
-		// about it, so nothing is discarded. A later Start reads it again.
-		return localFault("read state", ctx.Err())
-	case err != nil:
-		c.discardLocked(ctx, &stateError{kind: ErrStateCorrupt, msg: "unreadable", err: err})
-	default:
-		p, err := openStateWith(keys, blob)
-		if err != nil {
-			c.discardLocked(ctx, err)
-		} else {
-			c.st = *p
-			c.savedHW = p.HighWater
-			c.orphan = p.Token != ""
-		}
-	}
-	c.loadRollbackLocked()
 	c.loaded = true
 	return nil
-}
-
-func (c *Client) discardLocked(ctx context.Context, err error) {
-	c.corrupt = err
-	c.log.Warn("persisted state discarded", "error", err)
-	if derr := c.store.Discard(ctx); derr != nil {
-		c.log.Warn("could not move corrupt state aside", "error", derr)
-	}
-	c.emit(Event{Type: EventStateDiscarded, Reason: err, Detail: "corrupt state moved aside"})
 }
 
 // offlineAllowanceLocked reports whether the persisted deadlines still
@@ -474,7 +413,7 @@ func (c *Client) offlineAllowanceLocked() (bool, error) {
 	if err := c.persistedRefusal(); err != nil {
 		return false, err
 	}
-	if err := c.restoredErr(); err != nil {
+	if err := c.store.offlineErr(&c.st); err != nil {
 		return false, err
 	}
 	if c.st.Sent.IsZero() || c.st.SessionSeconds <= 0 {
@@ -485,8 +424,7 @@ func (c *Client) offlineAllowanceLocked() (bool, error) {
 		c.rolledBack = true
 		return false, ErrClockRollback
 	}
-	c.anchor = time.Time{} // no monotonic reading survives a restart: wall only
-	if wall.Sub(c.st.Sent) >= c.session()+c.grace() {
+	if c.elapsed(time.Now(), wall) >= c.session()+c.grace() {
 		return false, ErrGraceExpired
 	}
 	return true, nil
@@ -561,7 +499,8 @@ func (c *Client) closeFirst(ctx context.Context, loopDone chan struct{}) error {
 	prev := c.state
 	if prev != Refused {
 		// Refused is the server's verdict and stays: Close ends the client,
-		// not the verdict (docs/lifecycle.md).
+		// not the verdict (docs/lifecycle.md). Either way it is saved as
+		// closed: no OfflineOpen.
 		c.state, c.reason = Ended, ErrClosed
 	}
 	if !ended {
@@ -582,11 +521,7 @@ func (c *Client) closeFirst(ctx context.Context, loopDone chan struct{}) error {
 		detail = "session ended"
 	}
 	c.emit(Event{Type: EventEnded, State: c.state, Reason: err, Detail: detail})
-	if c.slot != nil {
-		_ = c.slot.Release()
-	}
-	c.releaseSharedLocked()
-	c.releaseRollback()
+	c.store.release()
 	c.unlock()
 
 	c.events.close()
@@ -612,7 +547,7 @@ func (c *Client) anchorDeadline(d time.Duration) time.Duration {
 }
 
 func (c *Client) elapsed(mono, wall time.Time) time.Duration {
-	return elapsedSince(c.anchor, c.st.Sent, mono, wall)
+	return elapsedSince(c.anchor, c.st.Sent, c.base, mono, wall)
 }
 
 // enterLocked moves to state st with reason, emitting a StateChanged event
@@ -650,6 +585,7 @@ func (c *Client) publishLocked() {
 	s := &snapshot{
 		anchorMono: c.anchor,
 		anchorWall: c.st.Sent,
+		base:       c.base,
 		session:    c.session(),
 		grace:      c.grace(),
 		rolledBack: c.rolledBack,
@@ -696,30 +632,18 @@ func (c *Client) setRenewing(on bool) {
 	c.snap.Store(&s)
 }
 
-// saveLocked seals and stores the state; a failure is reported, never fatal.
+// saveLocked saves the state through the store's one save path, with the
+// offline budget used so far. A failure is reported, never fatal.
 func (c *Client) saveLocked(ctx context.Context) {
-	if c.store == nil {
-		return
+	now, wall := time.Now(), c.wallNow()
+	c.st.Used = 0
+	if !c.st.Sent.IsZero() {
+		c.st.Used = c.elapsed(now, wall)
 	}
-	wall := c.wallNow()
-	if !c.rolledBack && wall.After(c.st.HighWater) {
-		c.st.HighWater = wall
-	}
-	if c.sharedOn() && !c.sharedSaveLocked() {
-		return
-	}
-	c.st.Generation++
-	blob, err := sealState(c.key, &c.st)
-	if err == nil {
-		err = c.store.Save(ctx, blob)
-	}
-	if err != nil {
-		c.log.Warn("could not save licence state", "error", err)
-		c.emit(Event{Type: EventStateDiscarded, Reason: err, Detail: "state not saved"})
-		return
-	}
-	c.savedHW = c.st.HighWater
-	c.writeRollbackLocked()
+	// A running client that is not reaching the server marks the state, so
+	// that a restart after a crash charges what it may not have saved.
+	c.st.OfflineOpen = c.failures > 0 && c.state != Ended && !c.closing.Load()
+	c.store.save(ctx, &c.st, c.rolledBack, wall)
 }
 
 func (c *Client) emit(e Event) {

@@ -81,9 +81,12 @@
 //     is refused too, the state becomes Refused at once, with no grace, and
 //     the server's message is in the error. A begin_session refused because
 //     the server no longer knows the stored instance registers again once.
-//   - Elapsed time is max(monotonic elapsed, wall elapsed). The monotonic
-//     clock stops during suspend on Linux and macOS, so the wall clock counts
-//     a suspend; setting the wall clock back never extends a deadline.
+//   - Elapsed time is a budget: the budget used before plus monotonic
+//     elapsed time, or wall elapsed time if that is more. It is saved at
+//     every state change and every minute offline, so a restart continues
+//     it. The monotonic clock stops during suspend on Linux and macOS, so
+//     the wall clock counts a suspend; setting the wall clock back never
+//     extends a deadline, within a run or across restarts.
 //   - The highest wall time seen is persisted. A wall clock more than five
 //     minutes before it means the clock was rolled back: offline allowance
 //     is refused (ErrClockRollback) until the server is reached again.

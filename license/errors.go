@@ -166,3 +166,16 @@ func (e *stateError) Is(target error) bool {
 	// Every state slot held by another client is a fault on this machine.
 	return target == e.kind || (e.kind == ErrStateLocked && target == ErrClientFault)
 }
+
+// notSentError reports a call given a context that had already ended:
+// nothing was sent to the server. It matches the context's error
+// (context.Canceled or context.DeadlineExceeded).
+type notSentError struct {
+	op  string
+	err error
+}
+
+func (e *notSentError) Error() string {
+	return "license: " + e.op + ": nothing was sent: the context had already ended (" + e.err.Error() + ")"
+}
+func (e *notSentError) Unwrap() error { return e.err }

@@ -359,7 +359,7 @@ var faultCases = []faultCase{
 		require.NoError(t, err)
 		b, err := e.startIn(dir)
 		require.NoError(t, err)
-		assert.NotEqual(t, a.slot.Path(), b.slot.Path(), "each live client gets its own slot")
+		assert.NotEqual(t, a.store.slot.Path(), b.store.slot.Path(), "each live client gets its own slot")
 		time.Sleep(time.Hour)
 		synctest.Wait()
 		assert.Equal(t, Active, a.Status().State)
@@ -432,8 +432,8 @@ func TestFaultSuite(t *testing.T) {
 				// The state, whatever happened, is intact or atomically
 				// replaced: it opens with the client's key.
 				_ = c.Close(context.Background())
-				if blob := e.store.Bytes(); len(blob) > 0 && c.key != nil && c.corrupt == nil {
-					_, oerr := openState(c.key, blob)
+				if blob := e.store.Bytes(); len(blob) > 0 && c.store.keys != nil && c.store.corrupt == nil {
+					_, oerr := openState(c.store.keys[0], blob)
 					assert.NoError(t, oerr, "saved state must open")
 				}
 			})

@@ -60,22 +60,25 @@ func fuzzStates(tb testing.TB) (key []byte, sealed, plain [][]byte) {
 func stateVariants(tb testing.TB) [][]byte {
 	now := time.Now().UTC()
 	out := [][]byte{
-		[]byte(`{"v":1}`),
 		[]byte(`{"v":2}`),
+		[]byte(`{"v":1}`),
+		[]byte(`{"v":3}`),
+		[]byte(`{"v":2,"used":-1}`),
+		[]byte(`{"v":2,"used":9223372036854775807,"offline_open":true,"unanchored":true}`),
 		[]byte(`{"v":0,"token":"t"}`),
-		[]byte(`{"v":1,"session_duration":-1}`),
-		[]byte(`{"v":1,"validation_grace_period":-1}`),
-		[]byte(`{"v":1,"session_duration":1099511627776,"validation_grace_period":1099511627776}`),
-		[]byte(`{"v":1,"session_duration":1099511627777}`),
-		[]byte(`{"v":1,"sent":"not a time"}`),
-		[]byte(`{"v":1,"sent":"9999-12-31T23:59:59.999999999Z","high_water":"0000-01-01T00:00:00Z"}`),
-		[]byte(`{"v":1,"sent":"2026-01-01T00:00:00+23:59"}`),
+		[]byte(`{"v":2,"session_duration":-1}`),
+		[]byte(`{"v":2,"validation_grace_period":-1}`),
+		[]byte(`{"v":2,"session_duration":1099511627776,"validation_grace_period":1099511627776}`),
+		[]byte(`{"v":2,"session_duration":1099511627777}`),
+		[]byte(`{"v":2,"sent":"not a time"}`),
+		[]byte(`{"v":2,"sent":"9999-12-31T23:59:59.999999999Z","high_water":"0000-01-01T00:00:00Z"}`),
+		[]byte(`{"v":2,"sent":"2026-01-01T00:00:00+23:59"}`),
 		[]byte(`{"v":1.5}`),
 		[]byte(`{"v":"1"}`),
 		[]byte(`null`),
 		[]byte(`[]`),
 		[]byte(``),
-		[]byte(`{"v":1,"v":2}`),
+		[]byte(`{"v":2,"v":2}`),
 		[]byte("{\"v\":1,\"token\":\"\xff\xfe\"}"),
 	}
 	// Realistic states relative to now: live, in grace, long expired.
@@ -262,4 +265,34 @@ func TestOpenStateSecondsFitDuration(t *testing.T) {
 				s, time.Duration(p.SessionSeconds)*time.Second+time.Duration(p.GraceSeconds)*time.Second)
 		}
 	}
+}
+
+// FuzzOpenRecord feeds the anti-rollback record's and the licence refusal
+// file's readers plaintexts behind a valid seal, and raw blobs: they never
+// panic, and a record they accept has the current version.
+func FuzzOpenRecord(f *testing.F) {
+	key := sealKey(&Config{ProductGUID: testProduct, LicenseKey: testLicense}, testFingerprint())
+	for _, p := range []string{
+		`{"v":2,"generation":3,"high_water":"2026-01-01T00:00:00Z","sent":"2026-01-01T00:00:00Z","used":1000}`,
+		`{"v":1,"generation":3}`, `{"v":2,"used":-5}`, `{"v":1,"refusal":{"at":"2026-01-01T00:00:00Z"}}`,
+		`{"v":1,"cleared_at":"2026-01-01T00:00:00Z"}`, `{}`, `null`, `[`,
+	} {
+		f.Add([]byte(p))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		for _, aad := range [][]byte{rollbackAAD, refusalAAD} {
+			blob, err := statefile.Seal(key, aad, data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r := openRecord([][]byte{key}, blob); r != nil && r.Version != rollbackRecordVersion {
+				t.Fatalf("openRecord accepted version %d", r.Version)
+			}
+			_ = openRecord([][]byte{key}, data)
+			if rf := openRefusal([][]byte{key}, blob); rf != nil && rf.Version != refusalFileVersion {
+				t.Fatalf("openRefusal accepted version %d", rf.Version)
+			}
+			_ = openRefusal([][]byte{key}, data)
+		}
+	})
 }

@@ -215,9 +215,7 @@ func crash(c *Client) {
 	}
 	c.events.close()
 	c.tr.CloseIdleConnections()
-	if c.slot != nil {
-		_ = c.slot.Release() // the OS drops a dead process's locks
-	}
+	c.store.release()  // the OS drops a dead process's locks
 	close(c.closeDone) // a later Close returns at once
 }
 

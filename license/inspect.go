@@ -12,6 +12,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"io/fs"
+	"path/filepath"
 	"time"
 
 	"github.com/licensekit/licensekit-go/fingerprint"
@@ -133,6 +134,10 @@ type SavedState struct {
 	// InstallID is true when an install id stands in for weak hardware
 	// (fewer than two strong components). The id itself is not exposed.
 	InstallID bool
+	// Unanchored is true when the state was saved while its anti-rollback
+	// record could not be used: it grants no offline time until the server
+	// answers again.
+	Unanchored bool
 	// HardwareChanged is true when this machine's hardware identity differs
 	// from the one registered; Changed then names the wire components that
 	// differ, or is nil when the state predates per-component records.
@@ -149,6 +154,12 @@ type StateInspection struct {
 	Store bool
 	// Slots lists every slot the client may use, in order.
 	Slots []SavedState
+	// RecordErr says why the anti-rollback records' location exists but
+	// cannot be used (a file where the directory belongs, no permission, a
+	// record that does not open): the saved state then grants no offline
+	// time (ErrRollbackRecordUnusable). Nil when it works, has not been
+	// made yet, or there is none.
+	RecordErr error
 }
 
 // InspectState looks at the saved state without changing it: it creates
@@ -179,6 +190,9 @@ func (c *Client) InspectState(ctx context.Context, fp *fingerprint.Fingerprint) 
 			c.describeState(&s, keys, blob, fp)
 		}
 		insp.Slots = []SavedState{s}
+		if c.opts.rollbackDir != "" {
+			insp.RecordErr = inspectRecords(&c.cfg, &c.opts, keys, "store", 1)
+		}
 		return insp, nil
 	case c.cfg.StateDir == "":
 		return insp, nil
@@ -186,6 +200,14 @@ func (c *Client) InspectState(ctx context.Context, fp *fingerprint.Fingerprint) 
 	infos, err := statefile.Probe(c.cfg.StateDir, stateFileBase(&c.cfg), c.opts.slots)
 	if err != nil {
 		return insp, err
+	}
+	if abs, err := filepath.Abs(c.cfg.StateDir); err == nil {
+		if c.opts.shared != nil {
+			insp.RecordErr = inspectRecords(&c.cfg, &c.opts, keys,
+				filepath.Join(abs, statefile.SharedName(c.cfg.ProductGUID, c.cfg.LicenseKey)), 1)
+		} else {
+			insp.RecordErr = inspectRecords(&c.cfg, &c.opts, keys, abs, c.opts.slots)
+		}
 	}
 	for _, in := range infos {
 		s := SavedState{Slot: in.Slot, File: in.Name, Held: in.Held}
@@ -223,6 +245,7 @@ func (c *Client) describeState(s *SavedState, keys [][]byte, blob []byte, fp *fi
 	}
 	s.LastContact, s.HighWater = p.LastContact, p.HighWater
 	s.InstallID = p.InstallID != ""
+	s.Unanchored = p.Unanchored
 	if p.FingerprintDigest == "" {
 		return // never registered
 	}

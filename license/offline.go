@@ -126,7 +126,7 @@ func (c *Client) offline(ctx context.Context, f func(context.Context) error) err
 		if err := c.loadLocked(ctx); err != nil {
 			return err
 		}
-		if c.store == nil {
+		if !c.store.persistent() {
 			return offlineErr("request", "needs a persisted state (StateDir or WithStateStore) to keep the request's reply keys", ErrOfflineUnsupported)
 		}
 		return f(ctx)
@@ -227,8 +227,8 @@ func (c *Client) ActivateOffline(ctx context.Context, r io.Reader) (more bool, e
 		return false, offlineErr("activate", lastPart(err), errors.Join(ErrOfflineFile, err))
 	}
 	err = c.offline(ctx, func(ctx context.Context) error {
-		if err := c.restoredErr(); err != nil {
-			return offlineErr("activate", "the state was restored from a copy; write a new request file", err)
+		if err := c.store.anchorErr(); err != nil {
+			return offlineErr("activate", "the saved state cannot be trusted against its anti-rollback record ("+lastPart(err)+"); write a new request file", err)
 		}
 		p := c.st.Offline
 		if p == nil || p.Kind == carried.KindDeactivation {
@@ -375,7 +375,13 @@ func (c *Client) adoptCarriedSession(serverTime wire.Timestamp, co wire.ControlO
 	if serverTime.Valid() && serverTime.Time.Before(wall) {
 		sent = serverTime.Time.Round(0)
 	}
-	c.anchor = time.Time{} // no monotonic reading: the session began elsewhere
+	// The session began on the server at sent. From here on its time is a
+	// budget (persistence: offline time): what the wall clock says had
+	// passed at activation, then the monotonic clock; the wall clock can
+	// only shorten it. A clock set back before activation gains at most
+	// the time the file was carried, once (docs/security.md).
+	c.anchor, c.base = time.Now(), wall.Sub(sent)
+	c.store.vouched(&c.st) // the server's sealed word, as online
 	c.st.Sent = sent
 	c.st.SessionSeconds = co.SessionDuration
 	c.st.GraceSeconds = co.ValidationGracePeriod

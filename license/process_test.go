@@ -47,7 +47,7 @@ func childMain() int {
 		fmt.Println("error", err)
 		return 1
 	}
-	fmt.Println("started", filepath.Base(c.slot.Path()))
+	fmt.Println("started", filepath.Base(c.store.slot.Path()))
 	_, _ = io.Copy(io.Discard, os.Stdin)
 	if os.Getenv(childEnv) == "crash" {
 		return 0 // no Close: the session stays live, the OS drops the lock
@@ -101,7 +101,7 @@ func TestTwoProcessesShareStateDir(t *testing.T) {
 	assert.Equal(t, stateBase, slot)
 	c := newClient()
 	require.NoError(t, c.Start(context.Background()))
-	assert.Equal(t, stateBase+"-1", filepath.Base(c.slot.Path()))
+	assert.Equal(t, stateBase+"-1", filepath.Base(c.store.slot.Path()))
 	assert.Equal(t, 2, srv.SeatsInUse(testProduct, testLicense), "two processes, two sessions")
 	require.NoError(t, stop())
 	require.NoError(t, c.Close(context.Background()))
@@ -119,7 +119,7 @@ func TestTwoProcessesShareStateDir(t *testing.T) {
 	ends := srv.Count(wire.End)
 	c = newClient()
 	require.NoError(t, c.Start(context.Background()))
-	assert.Equal(t, stateBase, filepath.Base(c.slot.Path()), "a dead process's lock is gone")
+	assert.Equal(t, stateBase, filepath.Base(c.store.slot.Path()), "a dead process's lock is gone")
 	assert.Equal(t, ends+1, srv.Count(wire.End), "the orphan was ended")
 	assert.Equal(t, 1, srv.SeatsInUse(testProduct, testLicense))
 	require.NoError(t, c.Close(context.Background()))

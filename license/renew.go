@@ -12,6 +12,11 @@ const callBudget = 60 * time.Second
 // nothing else changes.
 const highWaterEvery = 10 * time.Minute
 
+// offlineSaveEvery is how often the offline budget used is saved while the
+// server does not answer: a restart after a crash charges this much, so
+// that a crash, a clock set back and a restart gain nothing.
+const offlineSaveEvery = time.Minute
+
 // run is the renewal goroutine. It owns its context, which Close cancels.
 // Each pass updates the state from the deadlines, renews when due, and
 // sleeps until the next attempt, the next deadline or maxSleep, whichever
@@ -21,7 +26,7 @@ func (c *Client) run(ctx context.Context) {
 	defer close(c.loopDone)
 	// Shared mode (shared.go): a follower waits here until it becomes the
 	// renewer.
-	if c.sharedOn() && !c.sh.file.Leading() && !c.followLoop(ctx) {
+	if c.sharedOn() && !c.store.leading() && !c.followLoop(ctx) {
 		return
 	}
 	timer := time.NewTimer(maxSleep)
@@ -85,9 +90,12 @@ func (c *Client) observeLocked(mono, wall time.Time) {
 	}
 	if !c.rolledBack && wall.After(c.st.HighWater) {
 		c.st.HighWater = wall
-		if wall.Sub(c.savedHW) >= highWaterEvery {
+		if wall.Sub(c.store.highWaterSaved()) >= highWaterEvery {
 			c.saveLocked(context.Background())
 		}
+	}
+	if c.offlineSaveDue(mono, wall) <= 0 {
+		c.saveLocked(context.Background())
 	}
 	if c.st.Sent.IsZero() || !(c.state == Active || c.state == Grace || c.state == Expired) {
 		return
@@ -155,6 +163,9 @@ func (c *Client) renewLocked(ctx context.Context) (stop bool) {
 		return true
 	}
 	c.noteFailureLocked(err)
+	if c.failures == 1 {
+		c.saveLocked(context.Background()) // the run is now offline: say so, with its budget
+	}
 	c.scheduleLocked(now)
 	c.publishLocked()
 	left := c.graceLeft()
@@ -205,6 +216,9 @@ func (c *Client) scheduleLocked(now time.Time) {
 // deadline, or maxSleep.
 func (c *Client) wakeLocked(now time.Time) time.Duration {
 	wait := min(c.nextTry.Sub(now), maxSleep)
+	if due := c.offlineSaveDue(now, c.wallNow()); due < wait {
+		wait = due
+	}
 	if !c.st.Sent.IsZero() {
 		e := c.elapsed(now, c.wallNow())
 		for _, d := range [...]time.Duration{c.session(), c.session() + c.grace()} {
@@ -214,6 +228,16 @@ func (c *Client) wakeLocked(now time.Time) time.Duration {
 		}
 	}
 	return max(wait, time.Millisecond)
+}
+
+// offlineSaveDue is how long until the offline budget must be saved again:
+// every offlineSaveEvery of budget used while the server does not answer.
+// It is maxSleep when the client is not offline.
+func (c *Client) offlineSaveDue(mono, wall time.Time) time.Duration {
+	if c.failures == 0 || c.st.Sent.IsZero() || c.state == Ended {
+		return maxSleep
+	}
+	return offlineSaveEvery - (c.elapsed(mono, wall) - c.st.Used)
 }
 
 // wallAt converts a monotonic-clock instant to the wall clock for events.

@@ -25,12 +25,11 @@ func benchSaveClient(b *testing.B) *Client {
 	if err := c.loadLocked(context.Background()); err != nil {
 		b.Fatal(err)
 	}
-	if c.rb == nil {
+	if c.store.rb == nil {
 		b.Fatal("no anti-rollback record")
 	}
 	b.Cleanup(func() {
-		_ = c.slot.Release()
-		c.releaseRollback()
+		c.store.release()
 		c.events.close()
 	})
 	return c
@@ -51,15 +50,15 @@ func BenchmarkStateSave(b *testing.B) {
 		}
 		b.Run(name, func(b *testing.B) {
 			c := benchSaveClient(b)
-			rb := c.rb
+			rb := c.store.rb
 			if !withRecord {
-				c.rb = nil
+				c.store.rb = nil
 			}
 			b.ReportAllocs()
 			for b.Loop() {
 				c.saveLocked(context.Background())
 			}
-			c.rb = rb
+			c.store.rb = rb
 		})
 	}
 }

@@ -18,16 +18,16 @@ import (
 //	go test ./license -run '^$' -bench BenchmarkRollbackRecordCost -benchtime 100x
 func BenchmarkRollbackRecordCost(b *testing.B) {
 	c := benchSaveClient(b)
-	rb := c.rb
-	defer func() { c.rb = rb }()
+	rb := c.store.rb
+	defer func() { c.store.rb = rb }()
 	ctx := context.Background()
 	var plain, with []time.Duration
 	for b.Loop() {
-		c.rb = nil
+		c.store.rb = nil
 		t0 := time.Now()
 		c.saveLocked(ctx)
 		t1 := time.Now()
-		c.rb = rb
+		c.store.rb = rb
 		c.saveLocked(ctx)
 		plain, with = append(plain, t1.Sub(t0)), append(with, time.Since(t1))
 	}

@@ -8,8 +8,6 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
-
-	"github.com/licensekit/licensekit-go/internal/statefile"
 )
 
 // SharedSession turns on shared mode with WithSharedSession: every process
@@ -136,23 +134,14 @@ func (c *Client) Shared() SharedStatus {
 		Path: c.sh.path.Load().(string)}
 }
 
-// shared is a client's shared-mode state. The file is set at the first
-// load and used under the client's lock; role, start and path are atomic
-// for Shared.
+// shared is a client's shared-mode state: its options and, atomic for
+// Shared, its role, how it started and the shared file's path. The shared
+// file itself belongs to the store.
 type shared struct {
 	cfg   SharedSession
-	name  string
-	file  *statefile.Shared // nil until loaded, or when the directory is unusable
 	role  atomic.Uint32
 	start atomic.Uint32
 	path  atomic.Value // string
-
-	// saved is the state as last read from or written to the shared file,
-	// so that the renewer skips writes that would change nothing but the
-	// high-water mark (under highWaterEvery): a run that resumes the
-	// session and exits writes nothing.
-	saved      persisted
-	savedValid bool
 }
 
 const (
@@ -188,14 +177,14 @@ func (c *Client) initShared() error {
 	if len(errs) > 0 {
 		return &configError{errs: errs}
 	}
-	c.sh = &shared{cfg: *c.opts.shared, name: statefile.SharedName(c.cfg.ProductGUID, c.cfg.LicenseKey)}
+	c.sh = &shared{cfg: *c.opts.shared}
 	c.sh.path.Store("")
 	return nil
 }
 
 // sharedOn reports whether this client runs in shared mode with a usable
 // shared file.
-func (c *Client) sharedOn() bool { return c.sh != nil && c.sh.file != nil }
+func (c *Client) sharedOn() bool { return c.sh != nil && c.store.sharedMode() }
 
 // refresh is the follower's check interval for a session of length d.
 func (s *shared) refresh(d time.Duration) time.Duration {
@@ -209,40 +198,36 @@ func (s *shared) refresh(d time.Duration) time.Duration {
 	return max(iv, sharedMinRefresh)
 }
 
-// openSharedLocked joins the shared file of this product and licence and
-// tries to become the renewer. An unusable directory does not lock the
-// customer out: the client then runs unshared, on memory, and says so.
-func (c *Client) openSharedLocked(ctx context.Context) error {
-	f, err := statefile.JoinShared(ctx, c.cfg.StateDir, c.sh.name)
-	if err != nil {
-		if ctx.Err() != nil {
-			return localFault("join shared session", ctx.Err())
-		}
-		c.log.Warn("shared state unusable; running unshared with state in memory only", "error", err)
-		c.emit(Event{Type: EventStateDiscarded, Reason: err, Detail: "shared state unusable; unshared, in memory only"})
-		c.store = nil
-		return nil
-	}
-	c.sh.file = f
-	c.sh.path.Store(f.Path())
-	c.store = sharedStore{f: f, c: c}
-	c.tryLeadLocked()
-	return nil
-}
-
 // tryLeadLocked takes the renewer lock if it is free and reports whether
 // this client is the renewer.
 func (c *Client) tryLeadLocked() bool {
-	lead, err := c.sh.file.TryLead()
-	if err != nil {
-		c.log.Warn("shared session: renewer lock failed", "error", err)
-	}
+	lead := c.store.tryLead()
+	c.noteRole(lead)
+	return lead
+}
+
+// noteRole publishes the client's role for Shared.
+func (c *Client) noteRole(lead bool) {
 	if lead {
 		c.sh.role.Store(uint32(Renewer))
 	} else {
 		c.sh.role.Store(uint32(Follower))
 	}
-	return lead
+}
+
+// resignSharedLocked gives up the renewer lock, and the record's lock
+// before it, when this client stops renewing for good (a final refusal, a
+// failed Start): another process may then renew, and ask the server itself.
+func (c *Client) resignSharedLocked() {
+	if !c.sharedOn() || !c.store.leading() {
+		return
+	}
+	c.saveLocked(context.Background()) // its last state and high-water mark, with the record
+	if err := c.store.resign(); err != nil {
+		c.log.Warn("shared session: could not give up the renewer lock", "error", err)
+		return
+	}
+	c.sh.role.Store(uint32(Follower))
 }
 
 // joinSharedLocked is Start in shared mode, after loadLocked. It reports
@@ -266,11 +251,14 @@ func (c *Client) joinSharedLocked(ctx context.Context) (done bool, err error) {
 			// persisted verdict, without asking again.
 			return true, c.reason
 		}
-		if !c.sh.savedValid && !c.st.Sent.IsZero() {
-			c.sh.saved, c.sh.savedValid = c.st, true // as loadLocked read it
-		}
 		wall := c.wallNow()
+		refusal := c.persistedRefusal() // the licence's refusal, whichever client saved it
 		switch {
+		case refusal != nil && lead:
+			return false, nil // ask the server: only its word ends a refusal
+		case refusal != nil:
+			c.enterLocked(Refused, refusal)
+			return true, refusal
 		case c.sharedLiveLocked(wall) && lead:
 			c.enterLocked(Active, nil)
 			c.sh.start.Store(uint32(StartResumed))
@@ -347,7 +335,7 @@ func (c *Client) followLoop(ctx context.Context) bool {
 		if c.lock(ctx) != nil {
 			return false
 		}
-		if c.sh.file.Leading() || c.tryLeadLocked() {
+		if c.store.leading() || c.tryLeadLocked() {
 			c.refreshSharedLocked(true)
 			if c.state == Refused {
 				c.unlock()
@@ -381,32 +369,18 @@ func (c *Client) followLoop(ctx context.Context) bool {
 // always, with force). A newer send time means the renewer reached the
 // server: the client returns to Active if the session is live.
 func (c *Client) refreshSharedLocked(force bool) {
-	f := c.sh.file
-	if !force && !f.Changed() {
-		return
-	}
-	blob, err := f.Read()
-	if err != nil {
-		if !errors.Is(err, statefile.ErrNotExist) {
-			c.log.Debug("shared state not readable; keeping the last one", "error", err)
-		}
-		return
-	}
-	p, err := openState(c.key, blob)
-	if err != nil {
-		c.log.Warn("shared state does not open; keeping the last one", "error", err)
-		return
-	}
-	if c.sharedStateBehindLocked(p) { // sharedrecord.go
+	p := c.store.reload(force, &c.st)
+	if p == nil {
 		return
 	}
 	prev := c.st
 	c.st = *p
-	c.sh.saved, c.sh.savedValid = *p, true
 	if c.st.HighWater.Before(prev.HighWater) {
 		c.st.HighWater = prev.HighWater
 	}
-	c.anchor = time.Time{} // another process's send: wall clock only
+	// Another process's budget, measured on this one's monotonic clock
+	// from now.
+	c.anchor, c.base = time.Now(), p.Used
 	if r := c.st.Refusal; r != nil && (prev.Refusal == nil || !r.At.Equal(prev.Refusal.At)) &&
 		c.state != Refused && c.state != Ended {
 		// The renewer was finally refused and saved the verdict: this
@@ -443,11 +417,11 @@ func (c *Client) sharedMayEndLocked() bool {
 	if !c.sh.cfg.EndOnLastClose {
 		return false
 	}
-	alone, err := c.sh.file.Alone()
+	alone, err := c.store.alone()
 	if err != nil || !alone {
 		return false
 	}
-	if c.sh.file.Leading() {
+	if c.store.leading() {
 		return true // this client's state is the latest
 	}
 	// A renewer that is leaving may still hold its lock for a moment.
@@ -462,78 +436,23 @@ func (c *Client) sharedMayEndLocked() bool {
 	return true
 }
 
-// releaseSharedLocked gives up the renewer lock, then the membership;
-// Close calls it after the last save.
-func (c *Client) releaseSharedLocked() {
-	if c.sharedOn() {
-		c.releaseSharedRecord() // first, so that the next renewer can take it
-		_ = c.sh.file.Release()
-	}
-}
-
-// sharedStore is the StateStore of shared mode: everyone reads the shared
-// file, only the renewer writes it. Its Save is called under the client's
-// lock, like every saveLocked.
-type sharedStore struct {
-	f *statefile.Shared
-	c *Client
-}
-
-func (s sharedStore) Load(context.Context) ([]byte, error) {
-	b, err := s.f.Read()
-	if errors.Is(err, statefile.ErrNotExist) {
-		return nil, ErrNoState
-	}
-	return b, err
-}
-
-// Save writes for the renewer and does nothing for a follower: a follower's
-// view of the state is never worth keeping over the renewer's.
-// sharedSaveLocked has already skipped saves that change nothing.
-func (s sharedStore) Save(_ context.Context, data []byte) error {
-	if !s.f.Leading() {
-		return nil
-	}
-	if err := s.f.Write(data); err != nil {
-		return err
-	}
-	s.c.sh.saved, s.c.sh.savedValid = s.c.st, true
-	return nil
-}
-
-// sharedSaveLocked tells saveLocked whether to save in shared mode: only
-// the renewer saves, and only a state that changed beyond a high-water
-// mark that moved less than highWaterEvery (a run that resumes the session
-// and exits writes nothing). A skipped save bumps no generation and writes
-// no anti-rollback record.
-func (c *Client) sharedSaveLocked() bool {
-	if !c.sh.file.Leading() {
-		return false
-	}
-	return !c.sh.savedValid || !sameState(&c.sh.saved, &c.st)
-}
-
 // sameState reports whether a and b differ at most by a high-water mark
-// that moved less than highWaterEvery.
+// that moved less than highWaterEvery and an offline budget that moved less
+// than offlineSaveEvery: the renewer skips such saves (a run that resumes
+// the session and exits writes nothing).
 func sameState(a, b *persisted) bool {
 	if d := b.HighWater.Sub(a.HighWater); d >= highWaterEvery || d < 0 {
 		return false
 	}
+	if d := b.Used - a.Used; d >= offlineSaveEvery || d < 0 {
+		return false
+	}
 	x, y := *a, *b
 	x.HighWater, y.HighWater = time.Time{}, time.Time{}
+	x.Used, y.Used = 0, 0
 	xb, err1 := json.Marshal(&x)
 	yb, err2 := json.Marshal(&y)
 	return err1 == nil && err2 == nil && bytes.Equal(xb, yb)
-}
-
-// Discard moves a corrupt shared state aside, if this is the renewer; a
-// follower leaves it for the renewer to replace.
-func (s sharedStore) Discard(context.Context) error {
-	if !s.f.Leading() {
-		return nil
-	}
-	_, err := s.f.Quarantine()
-	return err
 }
 
 // sharedError is Start's error when a follower cannot use the shared

@@ -98,8 +98,8 @@ func (c *Client) startLocked(ctx context.Context) (err error) {
 	if why != nil {
 		err = errors.Join(err, why)
 	}
-	if c.corrupt != nil {
-		err = errors.Join(err, c.corrupt)
+	if corrupt := c.store.corruptErr(); corrupt != nil {
+		err = errors.Join(err, corrupt)
 	}
 	c.lastErr = err
 	c.publishLocked()
@@ -126,8 +126,10 @@ func (c *Client) startWithAllowanceLocked(ctx context.Context) error {
 	case errors.Is(ctx.Err(), context.Canceled):
 		return err // the caller gave up, or Close
 	}
-	// Unreachable, or out of budget: run on the persisted deadlines.
+	// Unreachable, or out of budget: run on the persisted deadlines, and
+	// save at once that this run is offline (see persisted.OfflineOpen).
 	c.noteFailureLocked(err)
+	c.saveLocked(context.Background())
 	st := Active
 	if c.elapsed(time.Now(), c.wallNow()) >= c.session() {
 		st = Grace

@@ -105,13 +105,29 @@ type persisted struct {
 	Refusal *refusalRecord `json:"refusal,omitempty"`
 	// Generation counts saves; the anti-rollback record keeps the latest.
 	Generation uint64 `json:"generation,omitempty"`
+	// Used is the offline budget spent since Sent, as the client measured
+	// it (monotonic clock within a run, never less than the wall clock
+	// says) at this save. A restart continues from it, so that a clock set
+	// back cannot give the time back.
+	Used time.Duration `json:"used,omitempty"`
+	// OfflineOpen is set when a running client saved while the server was
+	// not answering, and cleared by Close: a restart that finds it set
+	// charges one save interval (offlineSaveEvery), the most the last run
+	// may have used without saving.
+	OfflineOpen bool `json:"offline_open,omitempty"`
+	// Unanchored is set when the state was saved or loaded while the
+	// anti-rollback record could not be used: it grants no offline time
+	// until the server answers again.
+	Unanchored bool `json:"unanchored,omitempty"`
 
 	// Offline is the pending carried request file (offline.go), nil when
 	// none. It holds the reply keys of its requests: secret.
 	Offline *offlinePending `json:"offline,omitempty"`
 }
 
-const stateVersion = 1
+// stateVersion is the plaintext format version ("v"). See
+// docs/versioning.md for the rule once a release is tagged.
+const stateVersion = 2
 
 // maxStateSeconds bounds persisted control options to a century, as the
 // wire decoder does; two of them still fit a time.Duration.
@@ -145,6 +161,9 @@ func openState(key, blob []byte) (*persisted, error) {
 	}
 	if p.SessionSeconds < 0 || p.GraceSeconds < 0 || p.SessionSeconds > maxStateSeconds || p.GraceSeconds > maxStateSeconds {
 		return nil, &stateError{kind: ErrStateCorrupt, msg: "control options out of range"}
+	}
+	if p.Used < 0 || p.Used > 2*maxStateSeconds*time.Second {
+		return nil, &stateError{kind: ErrStateCorrupt, msg: "offline time out of range"}
 	}
 	return &p, nil
 }

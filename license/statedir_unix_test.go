@@ -102,7 +102,7 @@ func TestSharedFIFOs(t *testing.T) {
 			case "record":
 				abs, err := filepath.Abs(dir)
 				require.NoError(t, err)
-				path = filepath.Join(records, c.rollbackName(filepath.Join(abs, name), 0))
+				path = filepath.Join(records, recordName(&c.cfg, filepath.Join(abs, name), 0))
 			default:
 				path = filepath.Join(dir, name+which)
 			}

@@ -113,10 +113,12 @@ func (s Status) HasFeature(name string) bool {
 // recompute the state from the clock.
 type snapshot struct {
 	status Status
-	// anchorMono is time.Now at the send of the last successful begin or
-	// extend in this process (zero after a restart); anchorWall is the same
-	// instant on the wall clock.
+	// anchorMono is the time.Now reading elapsed time is measured from (the
+	// send of the last successful begin or extend, or the load of the
+	// persisted state) and base the budget used by then; anchorWall is the
+	// wall time of the send.
 	anchorMono, anchorWall time.Time
+	base                   time.Duration
 	// session and grace measure from anchor.
 	session, grace time.Duration
 	// timed is set when State follows the deadlines (Active, Grace,
@@ -128,15 +130,16 @@ type snapshot struct {
 }
 
 // at computes the state at mono (a time.Now reading) and wall (the wall
-// clock). Elapsed time is max(monotonic elapsed, wall elapsed): a suspend
-// counts on every OS, and setting the clock back never stretches a
-// deadline.
+// clock). Elapsed time is the budget measured on the monotonic clock, or
+// the wall clock's elapsed time if that is more: the wall clock can only
+// shorten what is left. A suspend counts on every OS (the wall clock
+// moves), and setting the clock back never stretches a deadline.
 func (s *snapshot) at(mono, wall time.Time) (State, error) {
 	st := s.status.State
 	if !s.timed {
 		return st, s.status.Reason
 	}
-	elapsed := elapsedSince(s.anchorMono, s.anchorWall, mono, wall)
+	elapsed := elapsedSince(s.anchorMono, s.anchorWall, s.base, mono, wall)
 	switch {
 	case elapsed < s.session:
 		return st, s.status.Reason
@@ -152,15 +155,15 @@ func (s *snapshot) at(mono, wall time.Time) (State, error) {
 	}
 }
 
-// elapsedSince measures time since an anchor as max(monotonic elapsed, wall
-// elapsed). The monotonic part is skipped when there is no monotonic
-// anchor (after a restart).
-func elapsedSince(anchorMono, anchorWall, mono, wall time.Time) time.Duration {
+// elapsedSince measures the time used since the send at anchorWall as
+// max(base + monotonic time since anchorMono, wall time since anchorWall):
+// base is what was used when the monotonic anchor was taken (zero at a
+// send, the persisted budget at a load).
+func elapsedSince(anchorMono, anchorWall time.Time, base time.Duration, mono, wall time.Time) time.Duration {
 	e := wall.Round(0).Sub(anchorWall.Round(0))
+	m := base
 	if !anchorMono.IsZero() {
-		if m := mono.Sub(anchorMono); m > e {
-			e = m
-		}
+		m += mono.Sub(anchorMono)
 	}
-	return e
+	return max(e, m)
 }

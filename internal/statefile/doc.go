@@ -35,10 +35,6 @@
 // (an anti-rollback record: "<slot>.anchor"). Suffixes start with a dot,
 // so they never collide with a slot name.
 //
-// The first release named slots "state", "state-1", ... for every licence;
-// the license package adopts such a file once (see its legacy.go) and
-// removes it.
-//
 // Only regular files are opened. A symlink, FIFO, socket, device or
 // directory where a state file belongs is reported as corrupt without being
 // followed or opened for reading (opens use O_NOFOLLOW and O_NONBLOCK on

@@ -610,3 +610,28 @@ func TestStateAfterCloseOffline(t *testing.T) {
 		})
 	}
 }
+
+// TestRecordLocationUnusable: a file where the anti-rollback record's
+// directory belongs is named as the problem, with what it costs (no offline
+// grace from the saved state) and what to do; the doctor changes nothing.
+func TestRecordLocationUnusable(t *testing.T) {
+	t.Parallel()
+	e := setup(t, false)
+	fp := strongFP(rawMAC)
+	records := filepath.Join(t.TempDir(), "records")
+	opt := license.WithRollbackRecordDir(records)
+	e.runProduct(t, fpSource(fp), opt)
+
+	c := check(t, e.run(t, fp, doctor.WithClientOptions(opt)), doctor.CheckState)
+	assert.Equal(t, doctor.OK, c.Verdict, c.Finding)
+
+	require.NoError(t, os.Rename(records, records+".aside"))
+	require.NoError(t, os.WriteFile(records, []byte("x"), 0o600))
+	c = check(t, e.run(t, fp, doctor.WithClientOptions(opt)), doctor.CheckState)
+	assert.Equal(t, doctor.Fail, c.Verdict)
+	assert.Equal(t, "the anti-rollback record's location exists but cannot be used (a file is where the record directory belongs): the saved state grants no offline grace; an online start works", c.Finding)
+	assert.Contains(t, c.Fix, "WithRollbackRecordDir")
+	b, err := os.ReadFile(records)
+	require.NoError(t, err)
+	assert.Equal(t, "x", string(b), "the doctor changed the record location")
+}

@@ -143,6 +143,18 @@ func (d *doctor) judgeSlots(c *Check, slots []license.SavedState) {
 		c.Finding = fmt.Sprintf("the saved state in %s does not open: damaged, edited, or sealed for other hardware or another licence", strings.Join(corrupt, ", "))
 		c.Fix = "the next start moves it aside and registers again; offline grace is lost until the server is reached. If the hardware changed, see the fingerprint check"
 		return
+	case d.state != nil && d.state.RecordErr != nil:
+		c.Verdict = Fail
+		c.Evidence = append(c.Evidence, Fact{"rollback_record", "unusable: " + errText(d.state.RecordErr)})
+		c.Finding = "the anti-rollback record's location exists but cannot be used (" + errText(d.state.RecordErr) +
+			"): the saved state grants no offline grace; an online start works"
+		c.Fix = "remove what blocks it (a file where its directory belongs, missing permissions) or point license.WithRollbackRecordDir at a usable directory; offline grace returns after the next contact with the server"
+		return
+	case best != nil && best.Unanchored:
+		c.Verdict = Warn
+		c.Finding = "the saved state was written while the anti-rollback record could not be used: no offline grace until the product reaches the server"
+		c.Fix = "let the product reach the server once"
+		return
 	case len(slots) > 0 && held == len(slots):
 		c.Verdict = Fail
 		c.Finding = fmt.Sprintf("all %d state slots are held by running products: another start fails with ErrStateLocked", len(slots))

@@ -1,0 +1,480 @@
+package license
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/licensekit/licensekit-go/internal/statefile"
+)
+
+// ErrStateRollback reports a persisted state older than its anti-rollback
+// record: the state file (or the whole state directory) was restored from
+// a copy. It grants no offline time until the server answers again; an
+// online start works as usual.
+var ErrStateRollback = errors.New("license: persisted state is older than its anti-rollback record")
+
+// ErrRollbackRecordUnusable reports that the anti-rollback record's
+// location exists but cannot be used (a file where its directory belongs,
+// no permission, a record that does not open), or that the state was saved
+// while it could not be. The persisted state then grants no offline time
+// until the server answers again; an online start works as usual.
+var ErrRollbackRecordUnusable = errors.New("license: anti-rollback record unusable")
+
+// The anti-rollback record is a second, small sealed file kept outside
+// StateDir, one per state file (see store for the layout), holding the
+// latest state generation, the wall-time high-water mark and the offline
+// time used since the last send. Restoring the state directory from a
+// backup leaves it ahead of the restored state, which then grants no
+// offline time.
+type rollbackRecord struct {
+	Version    int       `json:"v"`
+	Generation uint64    `json:"generation"`
+	HighWater  time.Time `json:"high_water"`
+	// Sent and Used are the state's: the offline time used since Sent.
+	Sent time.Time     `json:"sent"`
+	Used time.Duration `json:"used"`
+}
+
+const rollbackRecordVersion = 2
+
+var rollbackAAD = []byte("licensekit rollback record v1")
+
+// rollbackGuard is the store's handle on its record.
+type rollbackGuard struct {
+	// f is the record's file, locked. In shared mode it is held only by
+	// the renewer, acquired at its first write.
+	f *statefile.File
+	// In shared mode, where the record is: every process reads it without
+	// the lock; seen is the latest generation read from the record or the
+	// shared state, sent the latest send time read from the shared state,
+	// and warned notes that a failure to lock was logged.
+	shared    bool
+	dir, name string
+	seen      uint64
+	sent      time.Time
+	warned    bool
+}
+
+// WithRollbackRecordDir keeps the anti-rollback record in dir instead of
+// os.UserConfigDir()/licensekit/rollback: for containers, where the user's
+// configuration directory is not persistent or not writable, and for
+// tests. Choose a directory outside StateDir that a restore of StateDir
+// does not touch. An empty dir keeps the default. A dir that cannot be
+// used grants no offline time from the persisted state
+// (ErrRollbackRecordUnusable).
+func WithRollbackRecordDir(dir string) Option {
+	return func(o *options) { o.rollbackDir = dir }
+}
+
+// hasRecord reports whether this state has a record: a file in StateDir,
+// the shared file, or a custom store when WithRollbackRecordDir is given.
+func (s *store) hasRecord() bool {
+	return s.slot != nil || s.shared != nil || s.opts.rollbackDir != ""
+}
+
+// recordName names the record of one state file: a digest of product,
+// licence, state location and slot, so that no identity shows in the name.
+func (s *store) recordName() string {
+	where, slot := "store", 0
+	if s.slot != nil || s.shared != nil {
+		abs, err := filepath.Abs(s.cfg.StateDir)
+		if err != nil {
+			abs = s.cfg.StateDir
+		}
+		where = abs
+		if s.shared != nil {
+			where = filepath.Join(abs, s.sharedName)
+		} else {
+			slot = s.slot.Slot()
+		}
+	}
+	return recordName(s.cfg, where, slot)
+}
+
+func recordName(cfg *Config, where string, slot int) string {
+	h := sha256.New()
+	for _, p := range []string{"licensekit rollback v1", cfg.ProductGUID, cfg.LicenseKey, where, strconv.Itoa(slot)} {
+		h.Write([]byte(p))
+		h.Write([]byte{0})
+	}
+	return "rb-" + hex.EncodeToString(h.Sum(nil)[:16])
+}
+
+// unusable notes that the record's location refuses: no offline time from
+// the persisted state, and the state saved from now on says so.
+func (s *store) unusable(p *persisted, err error) {
+	if s.recordErr == nil {
+		s.log.Warn("anti-rollback record unusable; no offline time from the saved state until the server answers",
+			"error", err)
+	}
+	s.recordErr = err
+	p.Unanchored = true
+}
+
+// loadRecord opens the record after the state was loaded (loaded: a state
+// opened), and compares.
+func (s *store) loadRecord(p *persisted, loaded bool) {
+	dir, ok := s.recordLocation()
+	if !ok {
+		s.log.Warn("no place for the anti-rollback record (no user configuration directory); a restored state directory will not be detected")
+		return
+	}
+	s.rb = &rollbackGuard{dir: dir, name: s.recordName(), shared: s.shared != nil}
+	var blob []byte
+	var err error
+	if s.shared != nil {
+		// Every process reads without the lock; the renewer writes. The
+		// directory must be there or be made.
+		if err = os.MkdirAll(dir, 0o700); err == nil {
+			blob, err = statefile.ReadUnlocked(dir, s.rb.name)
+		}
+	} else {
+		if s.rb.f, err = statefile.Acquire(dir, s.rb.name, 1); err != nil {
+			s.rb = nil
+			s.unusable(p, err)
+			return
+		}
+		blob, err = s.rb.f.Read()
+	}
+	var rec *rollbackRecord
+	switch {
+	case errors.Is(err, statefile.ErrNotExist):
+		// Never had a record here (or it was deleted): create it from the
+		// state.
+		if loaded {
+			s.log.Info("anti-rollback record missing; re-created from the state")
+		}
+	case err != nil && !errors.Is(err, statefile.ErrCorrupt):
+		s.unusable(p, err)
+		return
+	default:
+		if rec = openRecord(s.keys, blob); rec == nil {
+			// Corrupt beyond repair: say so, grant nothing offline until
+			// the server answers, and write a fresh record.
+			s.unusable(p, errors.New("the record does not open"))
+			if s.rb.f != nil {
+				_, _ = s.rb.f.Quarantine()
+			}
+			s.recordErr = nil // the location itself works: the next save repairs it
+		}
+	}
+	if rec == nil {
+		if !s.rb.shared || s.shared.Leading() {
+			s.writeRecord(p)
+		}
+		s.rb.seen, s.rb.sent = p.Generation, p.Sent
+		return
+	}
+	if s.rb.shared && p.Generation < rec.Generation {
+		// The renewer may have written the state and the record since the
+		// state was read: read it again before judging.
+		if blob, err := s.shared.Read(); err == nil {
+			if q, err := openStateWith(s.keys, blob); err == nil && q.Generation > p.Generation {
+				*p, loaded = *q, true
+				s.saved, s.savedValid = *q, true
+			}
+		}
+	}
+	if rec.HighWater.After(p.HighWater) {
+		p.HighWater = rec.HighWater // the clock check sees the latest time too
+	}
+	if rec.Sent.Equal(p.Sent) && rec.Used > p.Used {
+		p.Used = rec.Used
+	}
+	s.rb.seen, s.rb.sent = max(rec.Generation, p.Generation), p.Sent
+	if p.Generation >= rec.Generation {
+		return
+	}
+	if !loaded {
+		// No state (missing or corrupt, said elsewhere): nothing to grant,
+		// nothing restored. The next save moves past the record.
+		p.Generation = rec.Generation
+		return
+	}
+	s.markRestored(p, rec.Generation)
+}
+
+// markRestored handles a state behind its record (at generation gen): no
+// offline time, and none in what is saved next either, so that a save
+// (which moves the state past the record) cannot turn the restored copy
+// into a current one.
+func (s *store) markRestored(p *persisted, gen uint64) {
+	s.restored = true
+	s.log.Warn("persisted state is older than its anti-rollback record (restored from a copy); no offline time until the server answers",
+		"state_generation", p.Generation, "record_generation", gen)
+	p.Generation = gen   // the next save moves past the record
+	p.Sent = time.Time{} // the restored deadlines grant nothing, now or after a save
+}
+
+func openRecord(keys [][]byte, blob []byte) *rollbackRecord {
+	for _, k := range keys {
+		plain, err := statefile.Open(k, rollbackAAD, blob)
+		if err != nil {
+			continue
+		}
+		var r rollbackRecord
+		if json.Unmarshal(plain, &r) != nil || r.Version != rollbackRecordVersion {
+			return nil
+		}
+		return &r
+	}
+	return nil
+}
+
+// writeRecord stores the state's generation, high-water mark and offline
+// time in the record, after the state itself was saved (a crash between
+// the two leaves the state ahead of its record, which is harmless).
+func (s *store) writeRecord(p *persisted) {
+	if s.rb == nil {
+		return
+	}
+	f := s.rb.f
+	if s.rb.shared {
+		if f = s.sharedRecord(p); f == nil {
+			return // a follower, or no lock on the record
+		}
+		s.rb.seen = max(s.rb.seen, p.Generation)
+	}
+	plain, _ := json.Marshal(rollbackRecord{Version: rollbackRecordVersion, Generation: p.Generation,
+		HighWater: p.HighWater, Sent: p.Sent, Used: p.Used})
+	blob, err := statefile.Seal(s.keys[0], rollbackAAD, plain)
+	if err == nil {
+		err = f.Write(blob)
+	}
+	if err != nil {
+		s.unusable(p, err)
+	}
+}
+
+// sharedStateBehind reports whether a shared state p just read is older
+// than one this client has already seen (a copy restored under running
+// processes), and otherwise notes it as seen. Older means a lower
+// generation with no newer send time and no newer refusal: a renewer that
+// had to start its state afresh (a corrupt file and no record) still
+// reaches its followers with each contact with the server. A state taken
+// is current: it ends a restored client's restriction.
+func (s *store) sharedStateBehind(p, cur *persisted) bool {
+	rb := s.rb
+	if rb == nil {
+		return false
+	}
+	newerRefusal := p.Refusal != nil && (cur.Refusal == nil || p.Refusal.At.After(cur.Refusal.At))
+	if p.Generation < rb.seen && !p.Sent.After(rb.sent) && !newerRefusal {
+		s.log.Warn("shared state is older than one already read (restored from a copy); keeping the newer one",
+			"state_generation", p.Generation, "seen_generation", rb.seen)
+		return true
+	}
+	rb.seen = max(rb.seen, p.Generation)
+	if p.Sent.After(rb.sent) {
+		rb.sent = p.Sent
+	}
+	s.restored = false
+	return false
+}
+
+// sharedRecord returns the record's locked file for a write, taking the
+// lock at the renewer's first write; nil for a follower or when the lock
+// cannot be had (then the location refuses: said once, and the state saved
+// from now on grants no offline time until the server answers).
+func (s *store) sharedRecord(p *persisted) *statefile.File {
+	rb := s.rb
+	if !s.shared.Leading() {
+		return nil
+	}
+	if rb.f == nil {
+		f, err := statefile.Acquire(rb.dir, rb.name, 1)
+		if err != nil {
+			if !rb.warned {
+				rb.warned = true
+				s.unusable(p, err)
+			}
+			return nil
+		}
+		rb.f = f
+	}
+	return rb.f
+}
+
+// releaseSharedRecord drops the lock on the shared file's record, so that
+// the next renewer can take it.
+func (s *store) releaseSharedRecord() {
+	if s.rb != nil && s.rb.shared && s.rb.f != nil {
+		_ = s.rb.f.Release()
+		s.rb.f = nil
+	}
+}
+
+// inspectRecords looks at the records of the state files named by wheres
+// and slots without creating, locking or moving anything. It returns why
+// their location exists but cannot be used, or nil when it works or has
+// not been made yet.
+func inspectRecords(cfg *Config, o *options, keys [][]byte, where string, slots int) error {
+	dir, ok := recordLocation(o, false)
+	if !ok {
+		return nil
+	}
+	st, err := os.Stat(dir)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return nil // made at the first start
+	case err != nil:
+		return err
+	case !st.IsDir():
+		return errors.New("a file is where the record directory belongs")
+	}
+	for i := range max(slots, 1) {
+		blob, err := statefile.ReadUnlocked(dir, recordName(cfg, where, i))
+		switch {
+		case errors.Is(err, statefile.ErrNotExist):
+			continue
+		case err != nil && !errors.Is(err, statefile.ErrCorrupt):
+			return err
+		}
+		if openRecord(keys, blob) == nil {
+			return errors.New("a record does not open")
+		}
+	}
+	return nil
+}
+
+// The licence's refusal file: the latest final refusal of this product
+// and licence on this machine, seen by every slot and every process
+// whatever state file it reads. It lives in the record directory (or
+// StateDir when there is none), outside the state files, so that neither
+// another slot nor a restored state directory forgets it.
+type refusalFile struct {
+	Version int            `json:"v"`
+	Refusal *refusalRecord `json:"refusal,omitempty"`
+	// ClearedAt is when a sealed success last cleared the refusal: a slot's
+	// own copy of a refusal from before then is cleared too.
+	ClearedAt time.Time `json:"cleared_at,omitzero"`
+}
+
+const refusalFileVersion = 1
+
+var refusalAAD = []byte("licensekit licence refusal v1")
+
+// refusalName names the licence's refusal file.
+func refusalName(cfg *Config) string {
+	h := sha256.New()
+	for _, p := range []string{"licensekit refusal v1", cfg.ProductGUID, cfg.LicenseKey} {
+		h.Write([]byte(p))
+		h.Write([]byte{0})
+	}
+	return "rf-" + hex.EncodeToString(h.Sum(nil)[:16])
+}
+
+// loadRefusal reads the licence's refusal and takes it into p when it is
+// newer than p's own.
+func (s *store) loadRefusal(p *persisted) {
+	if s.back == nil {
+		return
+	}
+	if dir, ok := s.recordLocation(); ok && s.hasRecord() {
+		s.refusalDir = dir
+	} else {
+		s.refusalDir = s.cfg.StateDir
+	}
+	if s.refusalDir == "" {
+		return
+	}
+	blob, err := statefile.ReadUnlocked(s.refusalDir, refusalName(s.cfg))
+	switch {
+	case errors.Is(err, statefile.ErrNotExist):
+		return
+	case err != nil:
+		if s.recordErr == nil {
+			s.unusable(p, err)
+		}
+		return
+	}
+	rf := openRefusal(s.keys, blob)
+	if rf == nil {
+		// Planted or damaged: a refusal may have been erased. No offline
+		// time until the server answers; the next refusal or success
+		// rewrites it.
+		s.log.Warn("the licence's refusal file does not open; no offline time until the server answers")
+		p.Unanchored = true
+		return
+	}
+	if rf.Refusal == nil {
+		if p.Refusal != nil && !p.Refusal.At.After(rf.ClearedAt) {
+			p.Refusal = nil // cleared since, by a sealed success in another slot or process
+		}
+		return
+	}
+	s.refusal = rf.Refusal
+	if p.Refusal == nil || rf.Refusal.At.After(p.Refusal.At) {
+		p.Refusal = rf.Refusal
+	}
+}
+
+// openRefusal opens a licence refusal file; nil when it does not open or
+// is not the current version.
+func openRefusal(keys [][]byte, blob []byte) *refusalFile {
+	for _, k := range keys {
+		if plain, err := statefile.Open(k, refusalAAD, blob); err == nil {
+			var f refusalFile
+			if json.Unmarshal(plain, &f) != nil || f.Version != refusalFileVersion {
+				return nil
+			}
+			return &f
+		}
+	}
+	return nil
+}
+
+// writeRefusal keeps the licence's refusal file in step with p after a
+// save: a new refusal is written; a refusal this client read or wrote and
+// that a sealed success has since cleared is replaced by the time it was
+// cleared.
+func (s *store) writeRefusal(p *persisted) {
+	if s.refusalDir == "" {
+		return
+	}
+	var f refusalFile
+	switch {
+	case p.Refusal != nil && (s.refusal == nil || p.Refusal.At.After(s.refusal.At)):
+		f = refusalFile{Version: refusalFileVersion, Refusal: p.Refusal}
+	case p.Refusal == nil && s.refusal != nil:
+		f = refusalFile{Version: refusalFileVersion, ClearedAt: p.LastContact}
+	default:
+		return
+	}
+	plain, _ := json.Marshal(f)
+	blob, err := statefile.Seal(s.keys[0], refusalAAD, plain)
+	if err == nil {
+		err = s.withRefusalFile(func(file *statefile.File) error { return file.Write(blob) })
+	}
+	if err != nil {
+		s.log.Warn("could not save the licence's refusal", "error", err)
+		return
+	}
+	s.refusal = p.Refusal
+}
+
+// withRefusalFile runs f on the refusal file under its lock, waiting a
+// little for another client of the licence that holds it.
+func (s *store) withRefusalFile(f func(*statefile.File) error) error {
+	var err error
+	for range 20 {
+		var file *statefile.File
+		file, err = statefile.Acquire(s.refusalDir, refusalName(s.cfg), 1)
+		if errors.Is(err, statefile.ErrLocked) {
+			time.Sleep(10 * time.Millisecond)
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		defer file.Release()
+		return f(file)
+	}
+	return err
+}
