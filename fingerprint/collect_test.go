@@ -25,10 +25,15 @@ func blockUntilDone(name string) func(string, taskFunc) taskFunc {
 	}
 }
 
+// unblockedRoom is the deadline in tests that block one task and want the others to finish: far
+// above a fixture read, which takes tens of milliseconds on a loaded machine or under Wine. A test
+// using it lasts that long.
+const unblockedRoom = time.Second
+
 func TestComponentTimeout(t *testing.T) {
 	t.Parallel()
 	fp, err := Collect(context.Background(), withFS(loadFixture(t, "baremetal")), withoutNetwork(),
-		WithComponentTimeout(20*time.Millisecond), withWrap(blockUntilDone("volume")))
+		WithComponentTimeout(unblockedRoom), withWrap(blockUntilDone("volume")))
 	require.NoError(t, err, "a partial fingerprint is not an error")
 	require.NotNil(t, fp.VolumeHash.Missing)
 	assert.Equal(t, TimedOut, fp.VolumeHash.Missing.Reason)
@@ -49,7 +54,7 @@ func TestOverallTimeoutAndCallerDeadline(t *testing.T) {
 	}
 
 	// So does the caller's deadline; the result is still returned.
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), unblockedRoom)
 	defer cancel()
 	fp, err = Collect(ctx, withFS(loadFixture(t, "vm")), withoutNetwork(), withWrap(blockUntilDone("mac")))
 	require.NoError(t, err)

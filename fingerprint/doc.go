@@ -151,7 +151,9 @@
 //
 // # Testing
 //
-// WithRoot points the Linux sources at a directory tree, on any OS. The package's tests use the
+// WithRoot points the Linux sources at a directory tree, on any OS, and gives the same fingerprint
+// from the same tree on every OS (volume_hash is then Unsupported: the tree's device and fsid would be
+// the host's). The package's tests use the
 // fixtures in testdata/fingerprint (bare metal, VM, container, unprivileged user, placeholder
 // values, ARM devicetree) and simulate mode-0400 files, device numbers and symlinks without root.
 package fingerprint

@@ -40,6 +40,8 @@ func ExampleCollect() {
 // A missing component is never a silent "": it carries a typed reason. In a
 // container most strong components are missing, which is why a licence client
 // falls back to a persisted install id when StrongCount is below two.
+// volume_hash is unsupported below a root on every OS: the tree's device and
+// fsid would be those of the host holding it.
 func ExampleCollect_missing() {
 	fp, err := fingerprint.Collect(context.Background(), fingerprint.WithRoot(container))
 	if err != nil {
@@ -55,6 +57,7 @@ func ExampleCollect_missing() {
 	// Output:
 	// mb_serial     not present
 	// mac_addresses not present
+	// volume_hash   unsupported
 	// product_uuid  not present
 	// board_serial  not present
 	// machine_id    not present
@@ -102,7 +105,7 @@ func ExampleMatch() {
 	score, _ = fingerprint.Match(registered, other)
 	fmt.Printf("another machine: same machine: %v\n", score >= fingerprint.MatchThreshold)
 	// Output:
-	// renamed host: 0.96 [host_name] same machine: true
+	// renamed host: 0.95 [host_name] same machine: true
 	// another machine: same machine: false
 }
 

@@ -1,6 +1,10 @@
 package fingerprint
 
 import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -114,4 +118,61 @@ func TestMatchEdgeCases(t *testing.T) {
 	assert.Zero(t, score, "raw and hashed never match")
 	require.NotEmpty(t, changed)
 	assert.Contains(t, changed, NameCPUID)
+}
+
+// TestMatchSameOnEveryOS scores fixture pairs the way a product and a vendor's server meet them, and
+// wants the same exact score on every OS: the server may run Linux while the client runs Windows.
+// The pairs come from the public paths, a tree read through WithRoot (as the examples do) and
+// want.json decoded as a server decodes a request, so nothing of the host running the test may leak
+// in. It once did: below a root, volume_hash came from stat/statfs of the checkout, present on Linux
+// and Unsupported on Windows, and ExampleMatch printed 0.96 on one and 0.95 on the other.
+func TestMatchSameOnEveryOS(t *testing.T) {
+	t.Parallel()
+	tree := func(name string) *Fingerprint {
+		t.Helper()
+		fp, err := Collect(context.Background(), WithRoot(fixtureDir+"/"+name+"/root"), withoutNetwork())
+		require.NoError(t, err, "Collect(WithRoot(%s))", name)
+		return fp
+	}
+	decoded := func(name string) *Fingerprint {
+		t.Helper()
+		b, err := os.ReadFile(filepath.Join(fixtureDir, name, "want.json"))
+		require.NoError(t, err)
+		var fp Fingerprint
+		require.NoError(t, json.Unmarshal(b, &fp), name)
+		return &fp
+	}
+	renamed := func(fp *Fingerprint) *Fingerprint {
+		return mutate(t, fp, NameHostName, func(c *Component) { c.Value = "workstation-02" })
+	}
+
+	bare := tree("baremetal")
+	require.NotNil(t, bare.VolumeHash.Missing, "volume_hash below a root")
+	assert.Equal(t, Unsupported, bare.VolumeHash.Missing.Reason, "volume_hash below a root")
+	// The whole fingerprint of a tree is the same on every OS, not only its score.
+	assert.Equal(t, "f0b5aea2a60a57fdf8996c356c33c8404b01d41418dbab4d4ce2886c2502ea9b", bare.Digest(),
+		"Digest() of the baremetal tree")
+
+	tests := []struct {
+		name    string
+		a, b    *Fingerprint
+		score   float64
+		changed []string
+	}{
+		// cpu 1, mb_serial 0 (counted through board_serial and product_uuid), host 0.5, product_uuid 3,
+		// board_serial 3, machine_id 3; no MACs without the fixture's device links, no volume below a root.
+		{"tree, host renamed", bare, renamed(bare), 10 / 10.5, []string{NameHostName}},
+		// The same plus MACs 2 and volume 2.
+		{"decoded, host renamed", decoded("baremetal"), renamed(decoded("baremetal")), 14 / 14.5, []string{NameHostName}},
+		{"tree against decoded, same machine", bare, decoded("baremetal"), 1, nil},
+		{"two machines", bare, tree("vm"), 0,
+			[]string{NameCPUID, NameMBSerial, NameHostName, NameProductUUID, NameMachineID}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			score, changed := Match(tt.a, tt.b)
+			assert.Equal(t, tt.score, score, "Match() score")
+			assert.Equal(t, tt.changed, changed, "Match() changed")
+		})
+	}
 }

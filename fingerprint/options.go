@@ -55,7 +55,9 @@ func WithHashedIdentifiers(productKey []byte) Option {
 // WithRoot makes Collect read the Linux sources (/proc, /sys, /etc, /dev/disk, container markers)
 // below dir instead of "/", on any OS. It exists for fixtures and for inspecting a mounted Linux
 // image. host_name is then read from dir/proc/sys/kernel/hostname; ip_address still comes from the
-// live network stack. "" means "/".
+// live network stack. volume_hash is Unsupported below a root other than "/": stat and statfs of dir
+// would describe the host filesystem holding the tree, not the captured machine, so the same tree
+// would give different fingerprints (and Match scores) on different hosts and OSes. "" means "/".
 func WithRoot(dir string) Option {
 	return func(o *options) { o.root = dir }
 }

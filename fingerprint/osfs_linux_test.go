@@ -1,6 +1,7 @@
 package fingerprint
 
 import (
+	"errors"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -11,7 +12,7 @@ import (
 )
 
 // TestOSFS exercises the production filesystem on a temporary tree: symlinks, heads, and the root
-// device and fsid of a real filesystem.
+// device and fsid of the live root.
 func TestOSFS(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
@@ -41,13 +42,20 @@ func TestOSFS(t *testing.T) {
 	_, err = o.ReadHead("missing", 4)
 	assert.ErrorIs(t, err, fs.ErrNotExist)
 
+	// Below a root, the device and fsid would be those of the host filesystem holding the tree.
 	_, _, err = o.DevOf("")
+	assert.ErrorIs(t, err, errors.ErrUnsupported, "DevOf below a root")
+	_, _, err = o.Statfs("")
+	assert.ErrorIs(t, err, errors.ErrUnsupported, "Statfs below a root")
+
+	live := newOSFS("")
+	_, _, err = live.DevOf("")
 	require.NoError(t, err)
-	fsid, fstype, err := o.Statfs("")
+	fsid, fstype, err := live.Statfs("")
 	require.NoError(t, err)
 	assert.Len(t, fsid, 16)
 	assert.NotEmpty(t, fstype)
-	_, _, err = o.Statfs("missing")
+	_, _, err = live.Statfs("licensekit-no-such-directory")
 	assert.ErrorIs(t, err, fs.ErrNotExist)
 
 	assert.Equal(t, "ext4", linuxFSType(0xEF53))

@@ -2,6 +2,7 @@ package fingerprint
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"os"
@@ -79,9 +80,26 @@ func (o osFS) Readlink(name string) (string, error) { return os.Readlink(o.path(
 
 func (o osFS) Lstat(name string) (fs.FileInfo, error) { return os.Lstat(o.path(name)) }
 
-func (o osFS) DevOf(name string) (uint32, uint32, error) { return devOf(o.path(name)) }
+// DevOf and Statfs ask the running kernel about the filesystem holding a path. Below a root other
+// than "/" they report ErrUnsupported: the answer would describe the host filesystem that holds the
+// tree (the checkout of a fixture, on whatever OS runs it), not the machine the tree captures, and
+// would make a fingerprint read from the same tree differ from host to host and OS to OS.
+func (o osFS) DevOf(name string) (uint32, uint32, error) {
+	if !o.Live() {
+		return 0, 0, &fs.PathError{Op: "stat", Path: o.path(name), Err: errRootHostFact}
+	}
+	return devOf(o.path(name))
+}
 
-func (o osFS) Statfs(name string) (string, string, error) { return statfsID(o.path(name)) }
+func (o osFS) Statfs(name string) (string, string, error) {
+	if !o.Live() {
+		return "", "", &fs.PathError{Op: "statfs", Path: o.path(name), Err: errRootHostFact}
+	}
+	return statfsID(o.path(name))
+}
+
+// errRootHostFact is why DevOf and Statfs fail below a root.
+var errRootHostFact = fmt.Errorf("%w below a root: the device and fsid would be the host's", errors.ErrUnsupported)
 
 // uuidBackedFS reports whether a filesystem type derives statfs f_fsid from its on-disk UUID, which
 // makes the fsid as stable as the filesystem itself.

@@ -135,7 +135,7 @@ func TestForgedPlainReplyIsUnreachable(t *testing.T) {
 		d := newDocServer(priv)
 		d.forgePlain, d.revoked = true, revoked
 		srv := httptest.NewServer(d)
-		c := newClient(t, srv.URL+"/api/v2", license.WithStartBudget(license.StartBudget{Online: 300 * time.Millisecond}))
+		c := newClient(t, srv.URL+"/api/v2", license.WithStartBudget(license.StartBudget{Online: 2 * time.Second})) // room for a loaded machine or Wine
 		err := c.Start(context.Background())
 		if !errors.Is(err, license.ErrUnreachable) || !errors.Is(err, license.ErrUnauthenticated) || errors.Is(err, license.ErrRefused) {
 			t.Errorf("revoked=%v: Start = %v; want unreachable (unauthenticated), not refused", revoked, err)

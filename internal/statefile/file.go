@@ -389,8 +389,11 @@ func (f *File) pruneCorrupt() {
 		return
 	}
 	slices.SortFunc(found, func(a, b aside) int { return cmp.Compare(a.ns, b.ns) })
+	// os.Remove, not RemoveAll: a quarantined copy is a file (Quarantine renames the slot's file),
+	// and Remove deletes through DeleteFileW on Windows, which every Windows (and Wine) supports,
+	// where RemoveAll needs FileDispositionInformationEx.
 	for _, a := range found[:len(found)-keepCorrupt] {
-		_ = os.RemoveAll(filepath.Join(f.dir, a.name))
+		_ = os.Remove(filepath.Join(f.dir, a.name))
 	}
 }
 
