@@ -3,6 +3,7 @@ package license
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -303,6 +304,27 @@ func machineDigest(m wire.Machine) string {
 	return hex.EncodeToString(sum[:])
 }
 
+// credentialsDigest names the credentials a request is made with (the API
+// key, the server's public key, the shared secret) without holding them: a
+// truncated, domain-separated SHA-256, kept in the sealed state.
+func credentialsDigest(cfg *Config) string {
+	h := sha256.New()
+	for _, part := range [][]byte{[]byte("licensekit credentials v1"), []byte(cfg.APIKey), []byte(cfg.ServerPublicKey), cfg.SharedSecret} {
+		var n [8]byte
+		binary.BigEndian.PutUint64(n[:], uint64(len(part)))
+		h.Write(n[:])
+		h.Write(part)
+	}
+	return hex.EncodeToString(h.Sum(nil)[:12])
+}
+
+// credentialsChangedLocked reports whether the persisted session was last
+// answered under other credentials than this client's: resuming it without
+// a network call would hide a wrong API key, key or secret.
+func (c *Client) credentialsChangedLocked() bool {
+	return c.st.Creds != "" && c.st.Creds != credentialsDigest(&c.cfg)
+}
+
 // adoptLocked records a successful begin or extend sent at sent.
 func (c *Client) adoptLocked(sent time.Time, serverTime wire.Timestamp, co wire.ControlOptions) {
 	c.clearRefusalLocked()
@@ -317,6 +339,7 @@ func (c *Client) adoptLocked(sent time.Time, serverTime wire.Timestamp, co wire.
 	c.failures, c.retryAfter, c.lastErr = 0, 0, nil
 	c.rolledBack = false
 	c.base = 0
+	c.st.Creds = credentialsDigest(&c.cfg)
 	c.store.vouched(&c.st)       // the server answered: a restored or unanchored state is current again
 	c.st.HighWater = c.wallNow() // the server vouched for the time: forget a rollback
 	if serverTime.Valid() {

@@ -259,6 +259,14 @@ func (c *Client) joinSharedLocked(ctx context.Context) (done bool, err error) {
 		case refusal != nil:
 			c.enterLocked(Refused, refusal)
 			return true, refusal
+		case c.sharedLiveLocked(wall) && lead && c.credentialsChangedLocked():
+			// Other credentials than the ones the server last answered: ask
+			// the server (ending the live session first, so that a changed
+			// key takes no second seat) rather than resume in silence; a
+			// wrong key then shows as Status.ConfigFault, and the persisted
+			// deadlines still apply.
+			c.orphan = true
+			return false, nil
 		case c.sharedLiveLocked(wall) && lead:
 			c.enterLocked(Active, nil)
 			c.sh.start.Store(uint32(StartResumed))

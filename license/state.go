@@ -81,6 +81,10 @@ type persisted struct {
 	Version           int    `json:"v"`
 	InstanceGUID      string `json:"instance_guid,omitempty"`
 	FirstRegisteredAt string `json:"first_registered_at,omitempty"`
+	// Creds is credentialsDigest of the configuration whose requests the
+	// server last answered: a session resumed later under other credentials
+	// (a wrong API key, key or secret) is checked with the server first.
+	Creds string `json:"creds,omitempty"`
 	// FingerprintDigest is fingerprint.Digest of the registered hardware.
 	FingerprintDigest string `json:"fingerprint_digest,omitempty"`
 	// Components holds a digest per registered wire component (see

@@ -138,6 +138,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintf(stdout, "feature %s: %s\n", *feature, enabled)
 	fmt.Fprintf(stdout, "how: %s\n", how(c.Shared().Start))
 	fmt.Fprintf(stdout, "state: %s\n", c.Shared().Path)
+	if st.ConfigFault != nil {
+		// The server answered but did not authenticate this client: a
+		// configuration fault for the vendor, while the customer keeps the
+		// grace the saved session grants.
+		fmt.Fprintln(stderr, "cli: configuration fault:", st.ConfigFault)
+	}
 	if !st.Valid() {
 		return exitInvalid
 	}

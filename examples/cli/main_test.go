@@ -48,7 +48,7 @@ func cliServer(t *testing.T, session time.Duration) *licensetest.Server {
 
 // runCLI runs the command once as a process, configured the way a user
 // would: through LICENSEKIT_* variables.
-func runCLI(t *testing.T, srv *licensetest.Server, dir string) (string, int) {
+func runCLI(t *testing.T, srv *licensetest.Server, dir string, env ...string) (string, int) {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), childEnv+"=1",
@@ -58,6 +58,7 @@ func runCLI(t *testing.T, srv *licensetest.Server, dir string) (string, int) {
 		"LICENSEKIT_STATE_DIR="+dir,
 		// The race detector otherwise sleeps a second at every exit.
 		"GORACE="+os.Getenv("GORACE")+" atexit_sleep_ms=0")
+	cmd.Env = append(cmd.Env, env...) // later entries win
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	err := cmd.Run()
@@ -116,4 +117,23 @@ func TestNeedsServer(t *testing.T) {
 	var out, errOut bytes.Buffer
 	assert.Equal(t, exitUsage, run(context.Background(), nil, &out, &errOut))
 	assert.Contains(t, errOut.String(), "a licence server is required")
+}
+
+// TestWrongAPIKeyIsLoud: after one good run, a run with a wrong API key
+// (the vendor's or the product's configuration fault) still may use the
+// licence on the saved session, but says so: the server was asked, and the
+// fault and its likely causes are printed.
+func TestWrongAPIKeyIsLoud(t *testing.T) {
+	srv := cliServer(t, 10*time.Minute)
+	dir := t.TempDir()
+	out, code := runCLI(t, srv, dir)
+	require.Equal(t, exitValid, code, out)
+	assert.NotContains(t, out, "configuration fault")
+
+	out, code = runCLI(t, srv, dir, "LICENSEKIT_API_KEY=nope")
+	assert.Equal(t, exitValid, code, "the customer keeps the saved session: %s", out)
+	assert.Contains(t, out, "licence: Active")
+	assert.Contains(t, out, "cli: configuration fault:")
+	assert.Contains(t, out, "API key")
+	assert.NotContains(t, out, "resumed", "a session answered under other credentials is not resumed in silence")
 }
