@@ -31,6 +31,8 @@ const minTokenLen = 16
 //	GET  /admin/sessions                       the live sessions
 //	GET  /admin/instances                      the registered instances
 //	POST /admin/free                           end one instance's sessions: {"instance"}
+//	GET  /admin/offline                        the offline activation upload page (no token: it holds no data)
+//	POST /admin/offline/exchange               body: a carried request file; reply: the reply file
 //
 // session is a Go duration ("10m"); seats 0 means no limit.
 
@@ -54,10 +56,16 @@ type freeJSON struct {
 // 401; the token is compared in constant time and never logged. A nil
 // log logs nothing.
 func NewAdmin(store *Store, token string, now func() time.Time, log *slog.Logger) http.Handler {
+	return newAdmin(store, token, now, log, nil)
+}
+
+// newAdmin is NewAdmin, with the offline activation routes when srv is set
+// (Server.AdminHandler).
+func newAdmin(store *Store, token string, now func() time.Time, log *slog.Logger, srv *Server) http.Handler {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	a := &admin{store: store, now: now, log: log}
+	a := &admin{store: store, now: now, log: log, srv: srv}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /admin/licences", a.licences)
 	mux.HandleFunc("POST /admin/licences", a.issue)
@@ -65,8 +73,17 @@ func NewAdmin(store *Store, token string, now func() time.Time, log *slog.Logger
 	mux.HandleFunc("GET /admin/sessions", a.sessions)
 	mux.HandleFunc("GET /admin/instances", a.instances)
 	mux.HandleFunc("POST /admin/free", a.free)
+	if srv != nil {
+		mux.HandleFunc("POST /admin/offline/exchange", a.exchange)
+	}
 	want := sha256.Sum256([]byte(token))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if srv != nil && servesOfflinePage(r) {
+			w.Header().Set("Content-Type", "text/html; charset=utf-8")
+			w.Header().Set("Content-Security-Policy", "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'")
+			_, _ = io.WriteString(w, offlinePage)
+			return
+		}
 		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 		sum := sha256.Sum256([]byte(got)) // equal lengths, so the compare is constant-time
 		if !ok || subtle.ConstantTimeCompare(sum[:], want[:]) != 1 {
@@ -82,6 +99,7 @@ type admin struct {
 	store *Store
 	now   func() time.Time
 	log   *slog.Logger
+	srv   *Server // nil: no offline activation routes
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

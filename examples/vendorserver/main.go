@@ -168,7 +168,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			_ = ln.Close()
 			return err
 		}
-		servers = append(servers, &http.Server{Handler: NewAdmin(store, *adminToken, time.Now, srv.log),
+		servers = append(servers, &http.Server{Handler: srv.AdminHandler(*adminToken),
 			ReadHeaderTimeout: 10 * time.Second})
 		listeners = append(listeners, aln)
 		fmt.Fprintf(stdout, "admin API at http://%s/admin/ (token from %s)\n", aln.Addr(), AdminTokenEnv)

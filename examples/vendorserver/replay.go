@@ -24,11 +24,14 @@ type ReplyStore interface {
 	// none. An id stored for other data (digest) is an error matching
 	// envelope.ErrReplayed.
 	Lookup(ctx context.Context, tx *sql.Tx, id [envelope.RequestIDSize]byte, digest [32]byte) (*envelope.Reply, error)
-	// Keep stores the reply to request id, whose timestamp is t.
-	Keep(ctx context.Context, tx *sql.Tx, id [envelope.RequestIDSize]byte, t time.Time, digest [32]byte, r envelope.Reply) error
-	// Prune forgets the replies to requests with timestamps before t: a
-	// repeat of one of them is stale anyway.
-	Prune(ctx context.Context, tx *sql.Tx, before time.Time) error
+	// Keep stores the reply to request id, whose timestamp is t; carried
+	// marks a carried (offline) request, remembered for the longer carried
+	// window (FORMAT.md "Carried requests").
+	Keep(ctx context.Context, tx *sql.Tx, id [envelope.RequestIDSize]byte, t time.Time, carried bool, digest [32]byte, r envelope.Reply) error
+	// Prune forgets the replies to ordinary requests with timestamps before
+	// before, and to carried ones before beforeCarried: a repeat of one of
+	// them is stale anyway.
+	Prune(ctx context.Context, tx *sql.Tx, before, beforeCarried time.Time) error
 }
 
 // sqlReplies is the ReplyStore in the replies table.
@@ -52,14 +55,19 @@ func (sqlReplies) Lookup(ctx context.Context, tx *sql.Tx, id [envelope.RequestID
 	return &r, nil
 }
 
-func (sqlReplies) Keep(ctx context.Context, tx *sql.Tx, id [envelope.RequestIDSize]byte, t time.Time, digest [32]byte, r envelope.Reply) error {
-	_, err := tx.ExecContext(ctx, `INSERT INTO replies (id, ts, digest, status, body) VALUES (?, ?, ?, ?, ?)`,
-		id[:], t.Unix(), digest[:], r.Status, r.Body)
+func (sqlReplies) Keep(ctx context.Context, tx *sql.Tx, id [envelope.RequestIDSize]byte, t time.Time, carried bool, digest [32]byte, r envelope.Reply) error {
+	c := 0
+	if carried {
+		c = 1
+	}
+	_, err := tx.ExecContext(ctx, `INSERT INTO replies (id, ts, digest, status, body, carried) VALUES (?, ?, ?, ?, ?, ?)`,
+		id[:], t.Unix(), digest[:], r.Status, r.Body, c)
 	return err
 }
 
-func (sqlReplies) Prune(ctx context.Context, tx *sql.Tx, before time.Time) error {
-	_, err := tx.ExecContext(ctx, `DELETE FROM replies WHERE ts < ?`, before.Unix())
+func (sqlReplies) Prune(ctx context.Context, tx *sql.Tx, before, beforeCarried time.Time) error {
+	_, err := tx.ExecContext(ctx, `DELETE FROM replies WHERE (carried = 0 AND ts < ?) OR (carried = 1 AND ts < ?)`,
+		before.Unix(), beforeCarried.Unix())
 	return err
 }
 
@@ -70,9 +78,9 @@ func (sqlReplies) Prune(ctx context.Context, tx *sql.Tx, before time.Time) error
 // or a session: its scope), keeps its reply with its effects. A request that
 // proved nothing is refused without a change and leaves nothing behind.
 func (st *Store) answer(ctx context.Context, replies ReplyStore, o *envelope.Opened, digest [32]byte,
-	oldest time.Time, keep bool, process func(*sql.Tx) (int, []byte, error)) (status int, body []byte, err error) {
+	oldest, oldestCarried time.Time, keep bool, process func(*sql.Tx) (int, []byte, error)) (status int, body []byte, err error) {
 	err = st.tx(ctx, func(tx *sql.Tx) error {
-		if err := replies.Prune(ctx, tx, oldest); err != nil {
+		if err := replies.Prune(ctx, tx, oldest, oldestCarried); err != nil {
 			return err
 		}
 		r, err := replies.Lookup(ctx, tx, o.ID, digest)
@@ -86,7 +94,7 @@ func (st *Store) answer(ctx context.Context, replies ReplyStore, o *envelope.Ope
 		if status, body, err = process(tx); err != nil || !keep {
 			return err
 		}
-		return replies.Keep(ctx, tx, o.ID, o.Time, digest, envelope.Reply{Status: status, Body: body})
+		return replies.Keep(ctx, tx, o.ID, o.Time, o.Carried, digest, envelope.Reply{Status: status, Body: body})
 	})
 	return status, body, err
 }

@@ -27,6 +27,7 @@ const maxBody = envelope.MaxDataSize + 64<<10
 type Server struct {
 	opener  envelope.Opener
 	guard   *envelope.Guard
+	carried *envelope.Guard // carried (offline) requests: FORMAT.md "Carried requests"
 	apiKeys map[string]bool
 	store   *Store
 	replies ReplyStore
@@ -44,6 +45,7 @@ func NewServer(opener envelope.Opener, apiKeys []string, store *Store) *Server {
 	s := &Server{
 		opener:  opener,
 		guard:   envelope.NewGuard(envelope.GuardConfig{}),
+		carried: envelope.NewGuard(envelope.GuardConfig{Window: envelope.CarriedWindow, PartitionEntries: 256}),
 		apiKeys: map[string]bool{},
 		store:   store,
 		replies: sqlReplies{},
@@ -102,7 +104,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// take no room from customers: they are refused without any change.
 	now := s.now()
 	scope := s.scope(r.Context(), endpoint, opened.Plaintext)
-	ticket, cached, err := s.guard.Admit(opened, req.Data, now, scope)
+	// A carried (offline) request, marked in its authenticated header, is
+	// accepted up to envelope.CarriedWindow old and remembered that long,
+	// in memory and in the database, by the same rules.
+	guard := s.guard
+	if opened.Carried {
+		guard = s.carried
+	}
+	ticket, cached, err := guard.Admit(opened, req.Data, now, scope)
 	switch {
 	case err != nil:
 		status, out := envelope.RejectionReply(err, now)
@@ -118,7 +127,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// authenticated header), success and failure alike. Both happen in one
 	// transaction that keeps the reply with the request's effects.
 	status, out, err := s.store.answer(r.Context(), s.replies, opened, sha256.Sum256([]byte(req.Data)),
-		now.Add(-s.guard.Window()), scope.Partition != "", func(tx *sql.Tx) (int, []byte, error) {
+		now.Add(-s.guard.Window()), now.Add(-s.carried.Window()), scope.Partition != "", func(tx *sql.Tx) (int, []byte, error) {
 			status, answer, err := s.dispatch(r.Context(), tx, endpoint, opened.Plaintext, now)
 			if err != nil {
 				return 0, nil, err

@@ -73,7 +73,8 @@ CREATE TABLE IF NOT EXISTS replies (
 	ts     INTEGER NOT NULL, -- the request's timestamp, Unix seconds
 	digest BLOB NOT NULL,    -- SHA-256 of the request's data
 	status INTEGER NOT NULL,
-	body   BLOB NOT NULL     -- the reply exactly as sent (sealed when it was)
+	body   BLOB NOT NULL,    -- the reply exactly as sent (sealed when it was)
+	carried INTEGER NOT NULL DEFAULT 0 -- 1: a carried (offline) request, kept for envelope.CarriedWindow
 );
 CREATE INDEX IF NOT EXISTS replies_by_time ON replies (ts);
 `

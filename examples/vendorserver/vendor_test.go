@@ -157,18 +157,18 @@ func TestReplayedIDAfterRestart(t *testing.T) {
 	o := &envelope.Opened{ID: id, Time: time.Now()}
 	calls := 0
 	process := func(*sql.Tx) (int, []byte, error) { calls++; return 200, []byte(`{"n":1}`), nil }
-	status, body, err := st.answer(ctx, sqlReplies{}, o, [32]byte{1}, time.Now().Add(-time.Minute), true, process)
+	status, body, err := st.answer(ctx, sqlReplies{}, o, [32]byte{1}, time.Now().Add(-time.Minute), time.Now().Add(-time.Hour), true, process)
 	require.NoError(t, err)
 	assert.Equal(t, 200, status)
-	status2, body2, err := st.answer(ctx, sqlReplies{}, o, [32]byte{1}, time.Now().Add(-time.Minute), true, process)
+	status2, body2, err := st.answer(ctx, sqlReplies{}, o, [32]byte{1}, time.Now().Add(-time.Minute), time.Now().Add(-time.Hour), true, process)
 	require.NoError(t, err)
 	assert.Equal(t, []any{status, body}, []any{status2, body2})
-	_, _, err = st.answer(ctx, sqlReplies{}, o, [32]byte{2}, time.Now().Add(-time.Minute), true, process)
+	_, _, err = st.answer(ctx, sqlReplies{}, o, [32]byte{2}, time.Now().Add(-time.Minute), time.Now().Add(-time.Hour), true, process)
 	assert.ErrorIs(t, err, envelope.ErrReplayed)
 	assert.Equal(t, 1, calls, "processed once")
 	// Pruned once its timestamp is out of the window.
 	_, _, err = st.answer(ctx, sqlReplies{}, &envelope.Opened{ID: [16]byte{8}, Time: time.Now()}, [32]byte{3},
-		time.Now().Add(time.Minute), true, process)
+		time.Now().Add(time.Minute), time.Now().Add(time.Minute), true, process)
 	require.NoError(t, err)
 	counts, err := st.Counts(ctx)
 	require.NoError(t, err)
