@@ -396,9 +396,14 @@ func (c *Client) adoptCarriedSession(serverTime wire.Timestamp, co wire.ControlO
 // session token, its deadlines and any pending request are gone from the
 // state (a copy of the old state restored later is caught by the
 // anti-rollback record), and no reply file applies any more. If writing
-// fails, nothing changes. With no session, it returns ErrNotStarted.
+// fails, nothing changes. Called again after a deactivation (the file was
+// lost), it writes the same end_session request file again, until a new
+// request file is written. With no session, it returns ErrNotStarted.
 func (c *Client) OfflineDeactivate(ctx context.Context, w io.Writer) error {
 	return c.offline(ctx, func(ctx context.Context) error {
+		if c.st.Token == "" && c.st.Offline != nil && c.st.Offline.Kind == carried.KindDeactivation {
+			return c.writeRequestFile(w, c.st.Offline) // the same sealed request: the server frees the seat once
+		}
 		if c.st.Token == "" {
 			return ErrNotStarted
 		}

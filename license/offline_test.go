@@ -153,6 +153,9 @@ func TestOfflineCeremony(t *testing.T) {
 		require.NoError(t, c.OfflineDeactivate(context.Background(), &end))
 		assert.False(t, c.Valid())
 		assert.Contains(t, end.String(), "Endpoint: end_session")
+		var lost bytes.Buffer // the file was lost: the same one is written again
+		require.NoError(t, c.OfflineDeactivate(context.Background(), &lost))
+		assert.Equal(t, end.String(), lost.String())
 		e.exchange(end.Bytes())
 		assert.Equal(t, 0, e.srv.SeatsInUse(testProduct, testLicense), "the carried end_session frees the seat")
 		for _, old := range [][]byte{reply2, reply3} {
