@@ -450,6 +450,7 @@ func commonVectors(t *testing.T, o Opener, seal sealFunc, l layout, otherMode st
 		{Name: "request version byte in reply", Body: body(with(goodRaw, 0, raw[0])), Result: resUnsupported},
 		{Name: "bad base64 in reply", Body: `{"data":"not base64!"}`, Result: resMalformed},
 		{Name: "extra member in reply", Body: `{"data":"` + encode(goodRaw) + `","success":true}`, Result: resMalformed},
+		{Name: "empty data in reply", Body: `{"data":""}`, Result: resMalformed},
 	}
 
 	b := l.bindOff() + l.bindLen/2
@@ -500,6 +501,11 @@ func commonVectors(t *testing.T, o Opener, seal sealFunc, l layout, otherMode st
 		{Name: "base64 with line break", Data: plainData[:8] + "\n" + plainData[8:], Result: resMalformed},
 		{Name: "unpadded base64", Data: unpad(encode(raw[:padded(len(raw))])), Result: resMalformed},
 		{Name: "empty data", Data: "", Result: resMalformed},
+		// The 2^62 boundary: 2^62 itself is a well-formed timestamp (so the
+		// altered header fails the AEAD), 2^62+1 is malformed before any
+		// key is used.
+		{Name: "timestamp set to 2^62 (well formed; header altered)", Data: encode(with(raw, l.tailOff, 0x40, 0, 0, 0, 0, 0, 0, 0)), Result: resUnauthentic},
+		{Name: "timestamp set to 2^62+1 (malformed)", Data: encode(with(raw, l.tailOff, 0x40, 0, 0, 0, 0, 0, 0, 1)), Result: resMalformed},
 	}
 }
 
