@@ -445,7 +445,7 @@ func (cl *call) failure(ctx context.Context, err error) *Error {
 		Status:     cl.status,
 		Attempts:   cl.attempts,
 		RetryAfter: cl.retryAfter,
-		Err:        withCtx(ctx, withPlaceholderHint(cause)),
+		Err:        withCtx(ctx, cause),
 	}
 }
 

@@ -3,9 +3,7 @@ package testclient_test
 import (
 	"context"
 	"fmt"
-	"net/url"
 	"runtime"
-	"strings"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -112,17 +110,13 @@ func TestConfig(t *testing.T) {
 }
 
 // TestPlaceholderAddressHint builds a client by hand, as a test that forgot
-// the in-memory transport would, and checks that its error names the fix.
-// It also keeps transport's copy of the placeholder address in step with
-// licensetest's.
+// the in-memory transport would, and checks that its error names the fix:
+// the placeholder address says it, and the SDK's error shows the address.
 func TestPlaceholderAddressHint(t *testing.T) {
 	t.Parallel()
 	srv := licensetest.NewUnstartedServer()
 	t.Cleanup(srv.Close)
 	require.NoError(t, srv.AddLicense(lic))
-	u, err := url.Parse(srv.URL)
-	require.NoError(t, err)
-	require.Equal(t, "127.0.0.1:9", u.Host, "licensetest's placeholder address changed: update transport/placeholder.go")
 
 	c, err := license.New(testclient.Config(srv, lic),
 		license.WithRetry(license.Retry{Attempts: 1})) // no WithRoundTripper: the mistake
@@ -130,12 +124,8 @@ func TestPlaceholderAddressHint(t *testing.T) {
 	t.Cleanup(func() { _ = c.Close(context.Background()) })
 	err = c.Start(t.Context())
 	require.Error(t, err)
-	if !strings.Contains(err.Error(), "connection refused") && !strings.Contains(err.Error(), "actively refused") {
-		t.Skipf("dialling 127.0.0.1:9 did not fail as refused on this machine: %v", err)
-	}
 	assert.ErrorIs(t, err, license.ErrUnreachable)
-	assert.Contains(t, err.Error(), "placeholder address of an unstarted licensetest.Server")
-	assert.Contains(t, err.Error(), "license.WithRoundTripper(srv.Transport())")
+	assert.Contains(t, err.Error(), "dialling [::1%unstarted-licensetest.Server-use-its-Transport]:9")
 }
 
 // fatalTB records Fatalf and stops its goroutine, as testing.T does.
