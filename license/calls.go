@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/licensekit/licensekit-go/envelope"
+	"github.com/licensekit/licensekit-go/internal/uuid"
 	"github.com/licensekit/licensekit-go/internal/verdict"
 	"github.com/licensekit/licensekit-go/internal/wire"
 	"github.com/licensekit/licensekit-go/transport"
@@ -289,7 +290,7 @@ func (c *Client) machineLocked(ctx context.Context) error {
 		return localFault("fingerprint", err)
 	}
 	if fp.StrongCount() < 2 && c.st.InstallID == "" {
-		c.st.InstallID = newInstallID()
+		c.st.InstallID = uuid.New()
 	}
 	c.machine = machineOf(fp, c.st.InstallID)
 	return nil

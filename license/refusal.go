@@ -5,7 +5,7 @@ import (
 	"errors"
 	"time"
 
-	"github.com/licensekit/licensekit-go/internal/wire"
+	"github.com/licensekit/licensekit-go/internal/text"
 )
 
 // refusalRecord is the persisted final refusal: while it is set, the state
@@ -15,8 +15,8 @@ type refusalRecord struct {
 	// At is the wall time of the refusal.
 	At time.Time `json:"at"`
 	// Endpoint and Message are the refusal's. Message is the APIError's,
-	// which the verdict redactor already cleaned of secrets; wire.Sanitize
-	// only trims it and replaces control characters.
+	// which the verdict redactor already cleaned of secrets; text.Clean
+	// only bounds it to one printable line.
 	Endpoint string `json:"endpoint,omitempty"`
 	Message  string `json:"message,omitempty"`
 }
@@ -30,7 +30,7 @@ func (c *Client) persistRefusalLocked(err error) {
 	rec := &refusalRecord{At: c.wallNow()}
 	var api *APIError
 	if errors.As(err, &api) {
-		rec.Endpoint, rec.Message = api.Endpoint, wire.Sanitize(api.Message)
+		rec.Endpoint, rec.Message = api.Endpoint, text.Clean(api.Message, 200)
 	}
 	c.st.Refusal = rec
 	c.st.Token = ""

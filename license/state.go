@@ -3,8 +3,6 @@ package license
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -170,14 +168,4 @@ func openState(key, blob []byte) (*persisted, error) {
 		return nil, &stateError{kind: ErrStateCorrupt, msg: "offline time out of range"}
 	}
 	return &p, nil
-}
-
-// newInstallID returns a random UUIDv4.
-func newInstallID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	h := hex.EncodeToString(b[:])
-	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
 }

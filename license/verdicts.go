@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/licensekit/licensekit-go/envelope"
+	"github.com/licensekit/licensekit-go/internal/text"
 	"github.com/licensekit/licensekit-go/internal/verdict"
 )
 
@@ -80,7 +81,7 @@ func clientFault(endpoint, reason string, cause error) verdict.Outcome {
 // of a call ("fingerprint", "open state"): a client fault, or, when the
 // step was cut short by its context, unreachable like a cancelled call.
 func localFault(step string, err error) error {
-	e := &Error{Endpoint: step, Category: verdict.ClientFault, Reason: verdict.Clean(lastPart(err), 120),
+	e := &Error{Endpoint: step, Category: verdict.ClientFault, Reason: text.Clean(lastPart(err), 120),
 		Next: "will retry", Cause: err}
 	switch {
 	case errors.Is(err, context.Canceled):

@@ -16,10 +16,10 @@ import (
 	"strings"
 	"sync"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/hashicorp/go-retryablehttp"
+
+	"github.com/licensekit/licensekit-go/internal/text"
 )
 
 // Version is the SDK version reported in the default User-Agent.
@@ -445,7 +445,7 @@ func (cl *call) failure(ctx context.Context, err error) *Error {
 		Status:     cl.status,
 		Attempts:   cl.attempts,
 		RetryAfter: cl.retryAfter,
-		Err:        withCtx(ctx, withPlaceholderHint(cause)),
+		Err:        withCtx(ctx, cause),
 	}
 }
 
@@ -526,7 +526,7 @@ func (c *Client) noteDeprecation(ctx context.Context, endpoint string, h http.He
 		c.log.LogAttrs(ctx, slog.LevelWarn, "server announces deprecation",
 			slog.String("endpoint", endpoint),
 			slog.String("header", name),
-			slog.String("value", cleanText(c.redact(v), maxHeaderLen)))
+			slog.String("value", text.Clean(c.redact(v), maxHeaderLen)))
 	}
 }
 
@@ -544,22 +544,6 @@ func (c *Client) firstSighting(key string) bool {
 
 // maxHeaderLen bounds a logged header value, in bytes.
 const maxHeaderLen = 128
-
-// cleanText maps control and invalid characters to spaces, trims the
-// result and cuts it to at most n bytes on a rune boundary.
-func cleanText(s string, n int) string {
-	var b strings.Builder
-	for _, r := range s {
-		if b.Len()+utf8.RuneLen(r) > n {
-			break
-		}
-		if r == utf8.RuneError || unicode.IsControl(r) {
-			r = ' '
-		}
-		b.WriteRune(r)
-	}
-	return strings.TrimSpace(b.String())
-}
 
 // redact passes a network text through the WithRedactor function.
 func (c *Client) redact(s string) string {
@@ -605,12 +589,12 @@ func (d debugHandler) clean(a slog.Attr) slog.Attr {
 	v := a.Value.Resolve()
 	switch v.Kind() {
 	case slog.KindString:
-		return slog.String(a.Key, cleanText(d.text(v.String()), maxHeaderLen*2))
+		return slog.String(a.Key, text.Clean(d.text(v.String()), maxHeaderLen*2))
 	case slog.KindAny:
 		if err, ok := v.Any().(error); ok {
-			return slog.String(a.Key, cleanText(d.text(errText(err)), maxHeaderLen*2))
+			return slog.String(a.Key, text.Clean(d.text(errText(err)), maxHeaderLen*2))
 		}
-		return slog.String(a.Key, cleanText(d.text(fmt.Sprint(v.Any())), maxHeaderLen*2))
+		return slog.String(a.Key, text.Clean(d.text(fmt.Sprint(v.Any())), maxHeaderLen*2))
 	case slog.KindGroup:
 		attrs := v.Group()
 		cleaned := make([]any, len(attrs))

@@ -218,13 +218,15 @@ func ctxReason(e *Error, err error) {
 	e.Reason = "timed out"
 }
 
-// netReason names a network failure in a few words, keeping any advice the
-// transport attached for the reader (transport.Hint).
+// netReason names a network failure in a few words and, for a failed dial,
+// the address dialled: a wrong host or port, or a placeholder address that
+// says what to do (licensetest's unstarted server), shows in the error.
 func netReason(in Input, err error) string {
-	if hint := transport.Hint(err); hint != "" {
-		return netWords(in, err) + "; " + hint
+	words := netWords(in, err)
+	if op, ok := errors.AsType[*net.OpError](err); ok && op.Op == "dial" && op.Addr != nil {
+		return words + " dialling " + op.Addr.String()
 	}
-	return netWords(in, err)
+	return words
 }
 
 func netWords(in Input, err error) string {

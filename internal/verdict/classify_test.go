@@ -328,6 +328,9 @@ func TestMessages(t *testing.T) {
 		{verdict.Input{Endpoint: wire.Register, Err: &transport.Error{Attempts: 3,
 			Err: &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}}},
 			"license: register_instance: server unreachable after 3 attempts (connection refused); will retry"},
+		{verdict.Input{Endpoint: wire.Register, Err: &transport.Error{Attempts: 1,
+			Err: &net.OpError{Op: "dial", Net: "tcp", Addr: &net.TCPAddr{IP: net.IPv4(192, 0, 2, 1), Port: 8443}, Err: syscall.ECONNREFUSED}}},
+			"license: register_instance: server unreachable (connection refused dialling 192.0.2.1:8443); will retry"},
 		{verdict.Input{Endpoint: wire.Extend, Err: &transport.Error{Attempts: 1, Err: context.Canceled}},
 			"license: extend_session: server unreachable (cancelled)"},
 		{func() verdict.Input {

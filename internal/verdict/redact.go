@@ -10,8 +10,8 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"unicode"
-	"unicode/utf8"
+
+	"github.com/licensekit/licensekit-go/internal/text"
 )
 
 // Redacted replaces every secret the Redactor removes.
@@ -412,46 +412,7 @@ func mergeSpans(a, b [][2]int) [][2]int {
 // Redaction comes first, so a cut can never leave a piece of a secret the
 // redactor would not have recognised.
 func (r *Redactor) Text(s string, n int, extra ...string) string {
-	return Clean(r.Redact(s, extra...), n)
-}
-
-// Clean makes s one printable line of at most n bytes, as Text does, without
-// redacting.
-func Clean(s string, n int) string {
-	var b strings.Builder
-	pending := false
-	for _, c := range s {
-		if c == utf8.RuneError || unicode.IsControl(c) || unicode.IsSpace(c) {
-			pending = b.Len() > 0
-			continue
-		}
-		add := utf8.RuneLen(c)
-		if pending {
-			add++
-		}
-		if b.Len()+add > n {
-			return truncate(b.String(), n) + "…"
-		}
-		if pending {
-			b.WriteByte(' ')
-			pending = false
-		}
-		b.WriteRune(c)
-	}
-	return b.String()
-}
-
-// truncate leaves room for the ellipsis.
-func truncate(s string, n int) string {
-	limit := n - len("…")
-	if limit < 0 {
-		limit = 0
-	}
-	for len(s) > limit {
-		_, size := utf8.DecodeLastRuneInString(s)
-		s = s[:len(s)-size]
-	}
-	return s
+	return text.Clean(r.Redact(s, extra...), n)
 }
 
 // PayloadValues returns the string values of at least 8 bytes in a JSON

@@ -72,14 +72,7 @@ func TestTextRedactsBeforeCutting(t *testing.T) {
 	got := r.Text(msg, 80)
 	assert.NotContains(t, got, "SECRET")
 	assert.LessOrEqual(t, len(got), 80)
-
-	long := strings.Repeat("ü", 400)
-	got = verdict.Clean(long, 200)
-	assert.LessOrEqual(t, len(got), 200)
-	assert.True(t, utf8.ValidString(got))
-	assert.True(t, strings.HasSuffix(got, "…"))
-	assert.Equal(t, "line one line two [31m", verdict.Clean("line one\nline two\x00\x1b[31m", 200))
-	assert.Equal(t, "a b", verdict.Clean("  a \xff\xfe  b  ", 200))
+	assert.Equal(t, "line one [redacted]…", r.Text("line one\n"+secret+" and more", 22))
 }
 
 func TestRedactorConcurrent(t *testing.T) {

@@ -31,6 +31,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/licensekit/licensekit-go/internal/text"
 )
 
 // The four v2 endpoints, as path segments below the server's base URL.
@@ -235,7 +237,7 @@ func (f *Failure) Error() string {
 	if msg == "" {
 		msg = "no reason given"
 	}
-	return "wire: " + f.Endpoint + ": server refused: " + Sanitize(msg)
+	return "wire: " + f.Endpoint + ": server refused: " + text.Clean(msg, 200)
 }
 
 // ErrProtocol matches every *ProtocolError.
@@ -254,24 +256,6 @@ func (e *ProtocolError) Error() string {
 
 // Is makes errors.Is(err, ErrProtocol) hold.
 func (e *ProtocolError) Is(target error) bool { return target == ErrProtocol }
-
-// Sanitize bounds a server-supplied text for use in an error string: at most
-// 200 bytes, printable characters only.
-func Sanitize(s string) string {
-	const limit = 200
-	var b strings.Builder
-	for _, r := range s {
-		if b.Len() >= limit {
-			b.WriteString("…")
-			break
-		}
-		if r < 0x20 || r == 0x7f || r == 0xfffd {
-			r = ' '
-		}
-		b.WriteRune(r)
-	}
-	return b.String()
-}
 
 // probe reads the fields that tell success from failure.
 type probe struct {

@@ -8,39 +8,30 @@ import (
 	"github.com/licensekit/licensekit-go/license"
 )
 
-// replyKind is who answered a request, as the doctor reports it.
-type replyKind int
-
-const (
-	// replyNone: no answer (network error, timeout).
-	replyNone replyKind = iota
-	// replyServer: the licence server itself answered, with a success or a
-	// refusal.
-	replyServer
-	// replyGateway: something else on the path answered: a proxy's 407, a
-	// redirect, an HTML page, any body without the spec's shape.
-	replyGateway
-	// replyServerError: 5xx, 429 or 408: the server or a gateway failed.
-	replyServerError
-	// replyUnauthentic: a reply that does not open with the client's keys.
-	replyUnauthentic
-	// replyMalformed: a reply that opened but does not follow the v2 spec.
-	replyMalformed
-	// replyTLS: the server's certificate did not verify.
-	replyTLS
-	// replyLocal: the request failed on this machine (a client fault).
-	replyLocal
-	// replyCredentials: the server answered but did not authenticate this
-	// client (license.ErrCredentialsRejected): a configuration fault.
-	replyCredentials
-)
-
-// reading is the doctor's reading of one outcome.
+// reading is the doctor's reading of one outcome. It holds the SDK's own
+// classification (internal/verdict): who answered and, when the licence
+// server did not, the verdict.Detail that says why. The doctor keeps no set
+// of reply kinds of its own.
 type reading struct {
-	kind    replyKind
+	// answered: the licence server itself answered, with a success or a
+	// refusal (an *APIError).
+	answered bool
+	// fault: the request failed on this machine (verdict.ClientFault).
+	fault bool
+	// credentials: the server answered but did not authenticate this
+	// client (license.ErrCredentialsRejected): a configuration fault.
+	credentials bool
+	// why is the SDK's Detail of an unreachable outcome; DetailNone when
+	// there is none (no *license.Error, or no finer reason).
+	why     verdict.Detail
 	status  int    // HTTP status, 0 when none arrived
 	message string // the server's refusal text, already redacted by the SDK
 	detail  string // one phrase for a finding
+}
+
+// gateway reports whether a proxy or gateway answered in the server's place.
+func (r reading) gateway() bool {
+	return !r.answered && !r.fault && !r.credentials && r.why == verdict.DetailIntercepted
 }
 
 // classify is the one place where the doctor reads a verdict on a reply.
@@ -50,47 +41,33 @@ type reading struct {
 // Reason of its *Error). classify only turns that into the doctor's words.
 func classify(err error) reading {
 	if err == nil {
-		return reading{kind: replyServer, detail: "the server accepted the request"}
+		return reading{answered: true, detail: "the server accepted the request"}
 	}
 	var api *license.APIError
 	if errors.As(err, &api) {
-		return reading{kind: replyServer, status: api.Status, message: api.Message,
+		return reading{answered: true, status: api.Status, message: api.Message,
 			detail: "the licence server refused: " + api.Message}
 	}
-	r := reading{kind: replyNone, detail: errText(err)}
+	r := reading{detail: errText(err)}
 	var ve *license.Error
 	if !errors.As(err, &ve) {
 		return r
 	}
-	r.status = ve.Status
+	r.status, r.why = ve.Status, ve.Detail
 	if ve.Reason != "" {
 		r.detail = ve.Reason
 	}
-	if ve.Category == verdict.ClientFault {
-		r.kind = replyLocal
-		return r
-	}
-	if errors.Is(err, license.ErrCredentialsRejected) {
-		r.kind = replyCredentials
-		return r
-	}
-	switch ve.Detail {
-	case verdict.DetailIntercepted:
-		r.kind = replyGateway
-		switch {
-		case r.status == 407:
-			r.detail = "the proxy requires authentication (HTTP 407)"
-		case r.status != 0:
-			r.detail = fmt.Sprintf("HTTP %d, %s", r.status, ve.Reason)
-		}
-	case verdict.DetailTransient:
-		r.kind, r.detail = replyServerError, "HTTP "+statusText(r.status)
-	case verdict.DetailUnauthenticated:
-		r.kind = replyUnauthentic
-	case verdict.DetailMalformed, verdict.DetailTooLarge:
-		r.kind = replyMalformed
-	case verdict.DetailTLS:
-		r.kind = replyTLS
+	switch {
+	case ve.Category == verdict.ClientFault:
+		r.fault = true
+	case errors.Is(err, license.ErrCredentialsRejected):
+		r.credentials = true
+	case ve.Detail == verdict.DetailIntercepted && r.status == 407:
+		r.detail = "the proxy requires authentication (HTTP 407)"
+	case ve.Detail == verdict.DetailIntercepted && r.status != 0:
+		r.detail = fmt.Sprintf("HTTP %d, %s", r.status, ve.Reason)
+	case ve.Detail == verdict.DetailTransient:
+		r.detail = "HTTP " + statusText(r.status)
 	}
 	return r
 }

@@ -272,7 +272,7 @@ func (d *doctor) checkProxy() {
 		return
 	case d.probe != nil:
 		cl := classify(d.probe.Err)
-		if cl.kind == replyGateway {
+		if cl.gateway() {
 			c.Verdict = Fail
 			c.Finding = gatewayFinding + ": " + cl.detail
 			c.Evidence = append(c.Evidence, Fact{"status", statusText(cl.status)})
@@ -285,7 +285,7 @@ func (d *doctor) checkProxy() {
 			d.set(h)
 			return
 		}
-		if cl.kind == replyServer {
+		if cl.answered {
 			c.Verdict, c.Finding = OK, "proxy "+d.proxy.Host+" passes requests on to the licence server"
 			d.set(c)
 			return
@@ -337,8 +337,8 @@ func (d *doctor) checkHTTP(ctx context.Context) {
 	if cl.message != "" {
 		c.Evidence = append(c.Evidence, Fact{"server_message", cl.message})
 	}
-	switch cl.kind {
-	case replyServer:
+	switch {
+	case cl.answered:
 		c.Verdict = OK
 		c.Finding = fmt.Sprintf("the licence server answered in %s", roundDur(res.RTT))
 		if res.Err != nil && !expectedRefusal(cl.message) {
@@ -346,31 +346,31 @@ func (d *doctor) checkHTTP(ctx context.Context) {
 			c.Finding = fmt.Sprintf("the licence server answered but refused this client: %q", cl.message)
 			c.Fix = "check APIKey and the server key (ServerPublicKey or SharedSecret) against the vendor's settings"
 		}
-	case replyGateway:
-		c.Verdict = Fail
-		c.Finding = gatewayFinding + ": " + cl.detail
-		c.Fix = gatewayFix(cl.status)
-	case replyCredentials:
-		c.Verdict = Fail
-		c.Finding = fmt.Sprintf("configuration fault: the server answered (HTTP %d) but did not authenticate this client", cl.status)
-		c.Fix = verdict.CredentialsCauses + "; until then the product runs on its offline grace and then stops"
-	case replyUnauthentic:
-		c.Verdict = Fail
-		c.Finding = "a reply came back that does not open with this client's keys: " + cl.detail
-		c.Fix = "check the server key (ServerPublicKey or SharedSecret); if the keys are right, something on the path answers in the server's place"
-	case replyServerError:
-		c.Verdict = Fail
-		c.Finding = "the server, or a gateway in front of it, failed: " + cl.detail
-		c.Fix = "retry later; if it persists, the vendor's server or gateway needs attention (offline grace covers the outage)"
-	case replyMalformed:
-		c.Verdict = Fail
-		c.Finding = "a reply came back that does not follow the v2 spec: " + cl.detail
-		c.Fix = "the server, or something answering in its place, is not a v2 licence server at this URL: check the URL's version path"
-	case replyLocal:
+	case cl.fault:
 		c.Verdict = Fail
 		c.Finding = "the request failed on this machine: " + cl.detail
 		c.Fix = "check the server key (ServerPublicKey or SharedSecret) and any custom sealer"
-	case replyTLS:
+	case cl.credentials:
+		c.Verdict = Fail
+		c.Finding = fmt.Sprintf("configuration fault: the server answered (HTTP %d) but did not authenticate this client", cl.status)
+		c.Fix = verdict.CredentialsCauses + "; until then the product runs on its offline grace and then stops"
+	case cl.gateway():
+		c.Verdict = Fail
+		c.Finding = gatewayFinding + ": " + cl.detail
+		c.Fix = gatewayFix(cl.status)
+	case cl.why == verdict.DetailUnauthenticated:
+		c.Verdict = Fail
+		c.Finding = "a reply came back that does not open with this client's keys: " + cl.detail
+		c.Fix = "check the server key (ServerPublicKey or SharedSecret); if the keys are right, something on the path answers in the server's place"
+	case cl.why == verdict.DetailTransient:
+		c.Verdict = Fail
+		c.Finding = "the server, or a gateway in front of it, failed: " + cl.detail
+		c.Fix = "retry later; if it persists, the vendor's server or gateway needs attention (offline grace covers the outage)"
+	case cl.why == verdict.DetailMalformed, cl.why == verdict.DetailTooLarge:
+		c.Verdict = Fail
+		c.Finding = "a reply came back that does not follow the v2 spec: " + cl.detail
+		c.Fix = "the server, or something answering in its place, is not a v2 licence server at this URL: check the URL's version path"
+	case cl.why == verdict.DetailTLS:
 		c.Verdict = Fail
 		c.Finding = "the TLS connection to the server is not trusted: " + cl.detail
 		c.Fix = "see the tls check"

@@ -119,8 +119,8 @@
 //
 // A license.Client gets the same with license.WithRoundTripper(s.Transport()),
 // which testclient.Options adds for a server that is not listening. A client
-// built without it dials the placeholder address of URL and fails with
-// "connection refused" and a hint to use Transport.
+// built without it dials the placeholder address of URL, whose name says to
+// use Transport, and its error shows that address.
 //
 // The server's default clock is time.Now, which follows the bubble of the
 // goroutine making the request. A server built outside a bubble also serves

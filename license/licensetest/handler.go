@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/licensekit/licensekit-go/envelope"
+	"github.com/licensekit/licensekit-go/internal/uuid"
 	"github.com/licensekit/licensekit-go/internal/wire"
 )
 
@@ -237,7 +238,7 @@ func (s *Server) process(ep string, now time.Time, ts wire.Timestamp, skew time.
 		if err != nil {
 			return nil, err
 		}
-		return nilIfErr(s.store.register(now, ts, skew, req, newGUID()))
+		return nilIfErr(s.store.register(now, ts, skew, req, uuid.New()))
 	case Begin:
 		req, err := decodeBegin(pt)
 		if err != nil {

@@ -30,9 +30,10 @@ type Server struct {
 	// URL is the base URL of the v2 API, of the form
 	// http://127.0.0.1:PORT/api/v2 (https for a TLS server); the endpoints
 	// are URL + "/register_instance" and so on. Before Start it is
-	// "http://127.0.0.1:9/api/v2", which only Transport serves: an IP
-	// literal, so that a client inside a testing/synctest bubble never
-	// resolves a host name. Do not change it.
+	// "http://[::1%25unstarted-licensetest.Server-use-its-Transport]:9/api/v2",
+	// which only Transport serves: an IP literal, so that a client inside a
+	// testing/synctest bubble never resolves a host name, and an address
+	// whose dial error says what to do. Do not change it.
 	URL string
 
 	cfg    config
@@ -75,15 +76,19 @@ type downState struct {
 	mode DownMode
 }
 
-// unstartedURL is the URL of a server that is not listening. It is an IP
-// literal so that nothing resolves it: a DNS lookup inside a
-// testing/synctest bubble touches the resolver's process-wide state and can
-// crash the runtime ("send on synctest channel from outside bubble"). Port 9
-// (discard) is closed on almost every machine, so a client that bypasses
-// Transport fails fast with "connection refused", and package transport adds
-// a hint that names Transport (transport/placeholder.go holds the same
-// address; the testclient tests keep the two in step).
-const unstartedURL = "http://127.0.0.1:9" + BasePath
+// unstartedURL is the URL of a server that is not listening. Its host is
+// the IPv6 loopback address, an IP literal so that nothing resolves it: a
+// DNS lookup inside a testing/synctest bubble touches the resolver's
+// process-wide state and can crash the runtime ("send on synctest channel
+// from outside bubble"). Port 9 (discard) is closed on almost every machine,
+// so a client that bypasses Transport fails fast, and the address carries
+// its own advice in the zone: the SDK's errors name the address a failed
+// dial aimed at ("connection refused dialling
+// [::1%unstarted-licensetest.Server-use-its-Transport]:9").
+const unstartedURL = "http://[::1%25" + unstartedZone + "]:9" + BasePath
+
+// unstartedZone is the advice unstartedURL carries.
+const unstartedZone = "unstarted-licensetest.Server-use-its-Transport"
 
 // NewServer starts and returns a new Server listening on a loopback port
 // (see WithAddr). The caller should Close it. Like httptest.NewServer, it

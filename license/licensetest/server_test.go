@@ -28,7 +28,7 @@ func TestURLAndKeys(t *testing.T) {
 	t.Parallel()
 	u := licensetest.NewUnstartedServer()
 	defer u.Close()
-	assert.Equal(t, "http://127.0.0.1:9/api/v2", u.URL)
+	assert.Equal(t, "http://[::1%25unstarted-licensetest.Server-use-its-Transport]:9/api/v2", u.URL)
 	assert.Empty(t, u.Addr())
 	assert.Regexp(t, `^lt_`, u.APIKey())
 	assert.Len(t, u.Secret(), 32)

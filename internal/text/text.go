@@ -1,0 +1,49 @@
+// Package text holds the SDK's one sanitiser: every text from the network,
+// or from another program, passes Clean before it reaches an error string,
+// a log line or an event. Clean removes nothing secret; that is the
+// redactor's job (internal/verdict), which runs first.
+package text
+
+import (
+	"strings"
+	"unicode"
+	"unicode/utf8"
+)
+
+// Clean makes s one printable line of at most n bytes: control characters,
+// invalid UTF-8 and runs of white space become one space, leading and
+// trailing space is dropped, and a longer text is cut on a rune boundary and
+// ends in "…" (counted in the n bytes when n is at least 3).
+func Clean(s string, n int) string {
+	var b strings.Builder
+	pending := false
+	for _, c := range s {
+		if c == utf8.RuneError || unicode.IsControl(c) || unicode.IsSpace(c) {
+			pending = b.Len() > 0
+			continue
+		}
+		add := utf8.RuneLen(c)
+		if pending {
+			add++
+		}
+		if b.Len()+add > n {
+			return truncate(b.String(), n) + "…"
+		}
+		if pending {
+			b.WriteByte(' ')
+			pending = false
+		}
+		b.WriteRune(c)
+	}
+	return b.String()
+}
+
+// truncate cuts s on a rune boundary to leave room for the ellipsis.
+func truncate(s string, n int) string {
+	limit := max(n-len("…"), 0)
+	for len(s) > limit {
+		_, size := utf8.DecodeLastRuneInString(s)
+		s = s[:len(s)-size]
+	}
+	return s
+}
