@@ -18,7 +18,7 @@ var sinkBool bool
 // BenchmarkStatus measures the hot path. Compare with
 // BenchmarkStatusBaseline, the least a clock-correct answer costs.
 func BenchmarkStatus(b *testing.B) {
-	srv := licensetest.NewUnstartedServer()
+	srv := licensetest.NewUnstartedServer(nil)
 	defer srv.Close()
 	_ = srv.AddLicense(licensetest.License{ProductGUID: testProduct, Key: testLicense, Features: "a,b,c", SessionDuration: time.Hour})
 	c := benchClient(b, srv, srv.Transport())
@@ -56,7 +56,7 @@ func BenchmarkStatusBaseline(b *testing.B) {
 // "x_baseline", so that a change of load hits both alike. One op is one
 // batch of each.
 func BenchmarkStatusVsBaseline(b *testing.B) {
-	srv := licensetest.NewUnstartedServer()
+	srv := licensetest.NewUnstartedServer(nil)
 	defer srv.Close()
 	_ = srv.AddLicense(licensetest.License{ProductGUID: testProduct, Key: testLicense, Features: "a,b,c", SessionDuration: time.Hour})
 	c := benchClient(b, srv, srv.Transport())
@@ -107,11 +107,11 @@ func benchClientMode(b *testing.B, srv *licensetest.Server, rt http.RoundTripper
 		// rather than the user's configuration directory.
 		opts = append(opts, WithRollbackRecordDir(b.TempDir()))
 	}
-	cfg := Config{ServerURL: srv.URL, APIKey: srv.APIKey(), ServerPublicKey: srv.PublicKey().EncodeBase64(),
+	cfg := Config{ServerURL: srv.URL, APIKey: srv.Info().APIKey, ServerPublicKey: srv.Info().PublicKey.EncodeBase64(),
 		ProductGUID: testProduct, LicenseKey: testLicense, StateDir: stateDir}
 	// Sealed replies are the default configuration the benchmarks measure.
 	if shared {
-		cfg.ServerPublicKey, cfg.SharedSecret = "", srv.Secret()
+		cfg.ServerPublicKey, cfg.SharedSecret = "", srv.Info().Secret
 	}
 	c, err := New(cfg, opts...)
 	if err != nil {
@@ -148,7 +148,7 @@ type lifecycleBench struct {
 
 func newLifecycleBench(b *testing.B, shared, stateDir bool) *lifecycleBench {
 	b.Helper()
-	srv := licensetest.NewServer(licensetest.WithMaxRequests(-1))
+	srv := licensetest.NewServer(&licensetest.Config{MaxRequests: -1})
 	b.Cleanup(srv.Close)
 	if err := srv.AddLicense(licensetest.License{ProductGUID: testProduct, Key: testLicense, SessionDuration: time.Hour}); err != nil {
 		b.Fatal(err)
@@ -159,11 +159,11 @@ func newLifecycleBench(b *testing.B, shared, stateDir bool) *lifecycleBench {
 	}
 	c := benchClientMode(b, srv, nil, shared, dir)
 	b.Cleanup(func() { _ = c.Close(context.Background()) })
-	pub, secret := srv.PublicKey(), []byte(nil)
+	pub, secret := srv.Info().PublicKey, []byte(nil)
 	if shared {
-		pub, secret = nil, srv.Secret()
+		pub, secret = nil, srv.Info().Secret
 	}
-	env, err := newBaseEnvelope(srv.APIKey(), pub, secret)
+	env, err := newBaseEnvelope(srv.Info().APIKey, pub, secret)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -310,7 +310,7 @@ func medianDuration(d []time.Duration) time.Duration {
 // BenchmarkIdleClient reports the heap and goroutines one started, idle
 // client holds.
 func BenchmarkIdleClient(b *testing.B) {
-	srv := licensetest.NewUnstartedServer()
+	srv := licensetest.NewUnstartedServer(nil)
 	defer srv.Close()
 	_ = srv.AddLicense(licensetest.License{ProductGUID: testProduct, Key: testLicense, SessionDuration: time.Hour})
 	const n = 200
@@ -342,13 +342,13 @@ func BenchmarkIdleClient(b *testing.B) {
 // difference between 20 and 40 clients, so goroutines other tests leave
 // winding down do not count.
 func TestIdleClientGoroutines(t *testing.T) {
-	srv := licensetest.NewUnstartedServer()
+	srv := licensetest.NewUnstartedServer(nil)
 	defer srv.Close()
 	_ = srv.AddLicense(licensetest.License{ProductGUID: testProduct, Key: testLicense, SessionDuration: time.Hour})
 	var clients []*Client
 	startN := func(n int) {
 		for range n {
-			c, err := New(Config{ServerURL: srv.URL, APIKey: srv.APIKey(), ServerPublicKey: srv.PublicKey().EncodeBase64(),
+			c, err := New(Config{ServerURL: srv.URL, APIKey: srv.Info().APIKey, ServerPublicKey: srv.Info().PublicKey.EncodeBase64(),
 				ProductGUID: testProduct, LicenseKey: testLicense},
 				fixedFingerprint(testFingerprint()), WithRoundTripper(srv.Transport()), WithEventHandler(func(Event) {}))
 			if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/licensekit/licensekit-go/license/licensetest"
 	"log/slog"
 	"strings"
 	"testing"
@@ -109,8 +110,8 @@ func TestStartRefused(t *testing.T) {
 		setup func(e *env)
 		want  error
 	}{
-		{"unknown licence", func(e *env) { e.srv.Revoke(testProduct, testLicense) }, ErrRevoked},
-		{"expired licence", func(e *env) { _ = e.srv.ExpireLicense(testProduct, testLicense) }, ErrExpired},
+		{"unknown licence", func(e *env) { e.srv.SetLicenseState(testProduct, testLicense, licensetest.Revoked) }, ErrRevoked},
+		{"expired licence", func(e *env) { _ = e.srv.SetLicenseState(testProduct, testLicense, licensetest.Expired) }, ErrExpired},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -2,6 +2,7 @@ package license
 
 import (
 	"context"
+	"github.com/licensekit/licensekit-go/license/licensetest"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -30,7 +31,7 @@ func TestConcurrentCloseIsOneOperation(t *testing.T) {
 				c := e.start(WithEventHandler(func(Event) { handled.Add(1) }))
 				e.srv.SetLatency(wire.End, time.Second)
 				if tc.down {
-					e.srv.FailNext(wire.End, 100, 503)
+					e.srv.Inject(licensetest.Fault{Endpoint: wire.End, Kind: licensetest.FaultFail, Count: 100, Status: 503})
 				}
 
 				began := time.Now()

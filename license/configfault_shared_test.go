@@ -19,7 +19,7 @@ import (
 // session is not touched on the server. With the right credentials again
 // the session resumes with no call at all.
 func TestWrongCredentialsResumingASharedSession(t *testing.T) {
-	srv := licensetest.NewServer()
+	srv := licensetest.NewServer(nil)
 	t.Cleanup(srv.Close)
 	require.NoError(t, srv.AddLicense(licensetest.License{ProductGUID: testProduct, Key: testLicense,
 		SessionDuration: 10 * time.Minute, GracePeriod: time.Hour}))
@@ -27,7 +27,7 @@ func TestWrongCredentialsResumingASharedSession(t *testing.T) {
 	ctx := context.Background()
 	run := func(apiKey string) (Status, SharedStart) {
 		t.Helper()
-		cfg := Config{ServerURL: srv.URL, APIKey: apiKey, ServerPublicKey: srv.PublicKey().EncodeBase64(),
+		cfg := Config{ServerURL: srv.URL, APIKey: apiKey, ServerPublicKey: srv.Info().PublicKey.EncodeBase64(),
 			ProductGUID: testProduct, LicenseKey: testLicense, StateDir: dir}
 		c, err := New(cfg, fixedFingerprint(testFingerprint()), WithSharedSession(SharedSession{}),
 			WithRetry(Retry{Attempts: 1, MinBackoff: 50 * time.Millisecond, MaxBackoff: 100 * time.Millisecond}))
@@ -42,12 +42,12 @@ func TestWrongCredentialsResumingASharedSession(t *testing.T) {
 			srv.Count(licensetest.Extend) + srv.Count(licensetest.End)
 	}
 
-	st, how := run(srv.APIKey())
+	st, how := run(srv.Info().APIKey)
 	require.Equal(t, StartBegan, how)
 	require.Nil(t, st.ConfigFault)
 	before := calls()
 
-	st, how = run(srv.APIKey())
+	st, how = run(srv.Info().APIKey)
 	assert.Equal(t, StartResumed, how, "the same credentials resume without a call")
 	assert.Equal(t, before, calls())
 
@@ -59,7 +59,7 @@ func TestWrongCredentialsResumingASharedSession(t *testing.T) {
 	assert.Equal(t, 1, srv.SeatsInUse(testProduct, testLicense), "the live session was not ended")
 
 	after := calls()
-	st, how = run(srv.APIKey())
+	st, how = run(srv.Info().APIKey)
 	assert.Equal(t, StartResumed, how, "the right credentials again: resumed without a call")
 	assert.Nil(t, st.ConfigFault)
 	assert.Equal(t, after, calls())

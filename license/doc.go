@@ -192,7 +192,7 @@
 // license/licensetest/testclient builds the Config and options for a licence
 // on a licensetest server in one call:
 //
-//	srv := licensetest.NewUnstartedServer()
+//	srv := licensetest.NewUnstartedServer(nil)
 //	t.Cleanup(srv.Close)
 //	srv.AddLicense(lic)
 //	c := testclient.New(t, srv, lic) // in-memory transport, closed on cleanup

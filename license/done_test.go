@@ -51,7 +51,7 @@ func TestDoneIsTerminal(t *testing.T) {
 			e := newEnv(t, envConfig{session: time.Minute, grace: time.Minute})
 			c := e.start()
 			done := c.Done()
-			require.NoError(t, e.srv.Revoke(testProduct, testLicense))
+			require.NoError(t, e.srv.SetLicenseState(testProduct, testLicense, licensetest.Revoked))
 			time.Sleep(time.Minute)
 			synctest.Wait()
 			require.True(t, isDone(c))

@@ -241,8 +241,7 @@ func echoVariantsLifecycle(t *testing.T, shared bool) {
 	secret := []byte(randomKey(t, "SS", "-", 4, 8, mixed))
 	priv, err := envelope.GenerateKey(envelope.KEMX25519)
 	require.NoError(t, err)
-	mock := licensetest.NewUnstartedServer(licensetest.WithAPIKey(apiKey), licensetest.WithPrivateKey(priv),
-		licensetest.WithSecret(secret), licensetest.WithTokenRotation())
+	mock := licensetest.NewUnstartedServer(&licensetest.Config{APIKey: apiKey, PrivateKey: priv, Secret: secret, TokenRotation: true})
 	defer mock.Close()
 	require.NoError(t, mock.AddLicense(licensetest.License{ProductGUID: testProduct, Key: licKey,
 		SessionDuration: 10 * time.Minute, GracePeriod: time.Hour, Features: "pro"}))

@@ -18,7 +18,7 @@ import (
 // start a client against a server, gate features on it, and close it at
 // shutdown. Here the server is the in-process mock.
 func Example() {
-	srv := licensetest.NewServer()
+	srv := licensetest.NewServer(nil)
 	defer srv.Close()
 	_ = srv.AddLicense(licensetest.License{ProductGUID: "my-product", Key: "LIC-123",
 		Features: "export,pro", SessionDuration: time.Hour, GracePeriod: 24 * time.Hour})
@@ -27,8 +27,8 @@ func Example() {
 
 	client, err := license.New(license.Config{
 		ServerURL:       srv.URL,
-		APIKey:          srv.APIKey(),
-		ServerPublicKey: srv.PublicKey().EncodeBase64(),
+		APIKey:          srv.Info().APIKey,
+		ServerPublicKey: srv.Info().PublicKey.EncodeBase64(),
 		ProductGUID:     "my-product",
 		LicenseKey:      "LIC-123",
 		StateDir:        stateDir,
@@ -55,12 +55,12 @@ func Example() {
 // ExampleClient_Close shows a clean shutdown: the session is ended on the
 // server and its seat freed.
 func ExampleClient_Close() {
-	srv := licensetest.NewServer()
+	srv := licensetest.NewServer(nil)
 	defer srv.Close()
 	_ = srv.AddLicense(licensetest.License{ProductGUID: "p", Key: "k", Seats: 1})
 
-	client, err := license.New(license.Config{ServerURL: srv.URL, APIKey: srv.APIKey(),
-		ServerPublicKey: srv.PublicKey().EncodeBase64(), ProductGUID: "p", LicenseKey: "k"})
+	client, err := license.New(license.Config{ServerURL: srv.URL, APIKey: srv.Info().APIKey,
+		ServerPublicKey: srv.Info().PublicKey.EncodeBase64(), ProductGUID: "p", LicenseKey: "k"})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -86,13 +86,13 @@ func ExampleClient_Close() {
 // ExampleClient_Start_refused shows how a refusal is told apart from an
 // unreachable server.
 func ExampleClient_Start_refused() {
-	srv := licensetest.NewServer()
+	srv := licensetest.NewServer(nil)
 	defer srv.Close()
 	_ = srv.AddLicense(licensetest.License{ProductGUID: "p", Key: "k"})
-	_ = srv.Revoke("p", "k")
+	_ = srv.SetLicenseState("p", "k", licensetest.Revoked)
 
-	client, _ := license.New(license.Config{ServerURL: srv.URL, APIKey: srv.APIKey(),
-		ServerPublicKey: srv.PublicKey().EncodeBase64(), ProductGUID: "p", LicenseKey: "k"})
+	client, _ := license.New(license.Config{ServerURL: srv.URL, APIKey: srv.Info().APIKey,
+		ServerPublicKey: srv.Info().PublicKey.EncodeBase64(), ProductGUID: "p", LicenseKey: "k"})
 	defer client.Close(context.Background())
 	err := client.Start(context.Background())
 	switch {
@@ -112,12 +112,12 @@ func ExampleClient_Start_refused() {
 // fingerprint source.
 func TestReadmeOutageSnippet(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		srv := licensetest.NewUnstartedServer() // in memory: no sockets in the bubble
+		srv := licensetest.NewUnstartedServer(nil) // in memory: no sockets in the bubble
 		defer srv.Close()
 		srv.AddLicense(licensetest.License{ProductGUID: "p", Key: "k",
 			SessionDuration: 10 * time.Minute, GracePeriod: time.Hour})
-		c, _ := license.New(license.Config{ServerURL: srv.URL, APIKey: srv.APIKey(),
-			ServerPublicKey: srv.PublicKey().EncodeBase64(), ProductGUID: "p", LicenseKey: "k"},
+		c, _ := license.New(license.Config{ServerURL: srv.URL, APIKey: srv.Info().APIKey,
+			ServerPublicKey: srv.Info().PublicKey.EncodeBase64(), ProductGUID: "p", LicenseKey: "k"},
 			license.WithRoundTripper(srv.Transport()))
 		if err := c.Start(context.Background()); err != nil {
 			t.Fatal(err)

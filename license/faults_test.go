@@ -261,7 +261,7 @@ var faultCases = []faultCase{
 	// Session faults.
 	{name: "licence revoked mid-session", run: func(t *testing.T, e *env) (*Client, error) {
 		c := e.start()
-		require.NoError(t, e.srv.Revoke(testProduct, testLicense))
+		require.NoError(t, e.srv.SetLicenseState(testProduct, testLicense, licensetest.Revoked))
 		c2, err := lapse(e, c)
 		assert.NotContains(t, e.rec.states(), Grace, "refusal skips grace")
 		return c2, err
@@ -274,7 +274,7 @@ var faultCases = []faultCase{
 	}, want: Refused, cat: ErrRefused, also: []error{ErrSeatLimit}},
 	{name: "extend refused, then begin succeeds", run: func(t *testing.T, e *env) (*Client, error) {
 		c := e.start()
-		e.srv.FailNext(wire.Extend, 1, 404)
+		e.srv.Inject(licensetest.Fault{Endpoint: wire.Extend, Kind: licensetest.FaultFail, Count: 1, Status: 404})
 		time.Sleep(e.sessionLeft(c))
 		synctest.Wait()
 		assert.Equal(t, 2, e.srv.Count(wire.Begin))
@@ -464,10 +464,10 @@ func checkCategory(t *testing.T, cat, err error) {
 // TestTLSCertificateFailure uses a real TLS server (outside synctest): a
 // certificate the client does not trust is a clear error, not retried.
 func TestTLSCertificateFailure(t *testing.T) {
-	srv := licensetest.NewTLSServer()
+	srv := licensetest.NewTLSServer(nil)
 	defer srv.Close()
 	require.NoError(t, srv.AddLicense(licensetest.License{ProductGUID: testProduct, Key: testLicense}))
-	c, err := New(Config{ServerURL: srv.URL, APIKey: srv.APIKey(), ServerPublicKey: srv.PublicKey().EncodeBase64(),
+	c, err := New(Config{ServerURL: srv.URL, APIKey: srv.Info().APIKey, ServerPublicKey: srv.Info().PublicKey.EncodeBase64(),
 		ProductGUID: testProduct, LicenseKey: testLicense}, fixedFingerprint(testFingerprint()))
 	require.NoError(t, err)
 	defer c.Close(context.Background())
@@ -480,7 +480,7 @@ func TestTLSCertificateFailure(t *testing.T) {
 
 	// Trusting the server's certificate fixes it.
 	pool := srv.Client().Transport.(*http.Transport).TLSClientConfig.RootCAs
-	ok, err := New(Config{ServerURL: srv.URL, APIKey: srv.APIKey(), ServerPublicKey: srv.PublicKey().EncodeBase64(),
+	ok, err := New(Config{ServerURL: srv.URL, APIKey: srv.Info().APIKey, ServerPublicKey: srv.Info().PublicKey.EncodeBase64(),
 		ProductGUID: testProduct, LicenseKey: testLicense}, fixedFingerprint(testFingerprint()), WithRootCAs(pool))
 	require.NoError(t, err)
 	require.NoError(t, ok.Start(context.Background()))

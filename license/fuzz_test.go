@@ -22,13 +22,13 @@ import (
 // plaintext half of the fuzz targets.
 func fuzzStates(tb testing.TB) (key []byte, sealed, plain [][]byte) {
 	tb.Helper()
-	srv := licensetest.NewUnstartedServer(licensetest.WithMaxRequests(-1))
+	srv := licensetest.NewUnstartedServer(&licensetest.Config{MaxRequests: -1})
 	defer srv.Close()
 	if err := srv.AddLicense(licensetest.License{ProductGUID: testProduct, Key: testLicense,
 		SessionDuration: 10 * time.Minute, GracePeriod: time.Hour, Features: "export,pro"}); err != nil {
 		tb.Fatal(err)
 	}
-	cfg := Config{ServerURL: srv.URL, APIKey: srv.APIKey(), SharedSecret: srv.Secret(),
+	cfg := Config{ServerURL: srv.URL, APIKey: srv.Info().APIKey, SharedSecret: srv.Info().Secret,
 		ProductGUID: testProduct, LicenseKey: testLicense, UserName: "Ada", UserEmail: "ada@example.com"}
 	store := &MemoryStateStore{}
 	c, err := New(cfg, WithRoundTripper(srv.Transport()), WithStateStore(store), fixedFingerprint(testFingerprint()))
@@ -190,13 +190,13 @@ func FuzzStartState(f *testing.F) {
 	f.Add([]byte("not json"), true)
 
 	f.Fuzz(func(t *testing.T, data []byte, down bool) {
-		srv := licensetest.NewUnstartedServer(licensetest.WithMaxRequests(-1))
+		srv := licensetest.NewUnstartedServer(&licensetest.Config{MaxRequests: -1})
 		defer srv.Close()
 		if err := srv.AddLicense(licensetest.License{ProductGUID: testProduct, Key: testLicense,
 			SessionDuration: 10 * time.Minute, GracePeriod: time.Hour}); err != nil {
 			t.Fatal(err)
 		}
-		cfg := Config{ServerURL: srv.URL, APIKey: srv.APIKey(), SharedSecret: srv.Secret(),
+		cfg := Config{ServerURL: srv.URL, APIKey: srv.Info().APIKey, SharedSecret: srv.Info().Secret,
 			ProductGUID: testProduct, LicenseKey: testLicense}
 		blob, err := statefile.Seal(sealKey(&cfg, testFingerprint()), stateAAD, data)
 		if err != nil {

@@ -135,7 +135,7 @@ type envConfig struct {
 	session, grace time.Duration
 	seats          int
 	features       string
-	serverOpts     []licensetest.Option
+	serverCfg      *licensetest.Config
 }
 
 // newEnv builds a server that is never started (in-memory only), so that
@@ -145,7 +145,7 @@ func newEnv(t *testing.T, ec envConfig) *env {
 	if ec.session == 0 {
 		ec.session = 10 * time.Minute
 	}
-	srv := licensetest.NewUnstartedServer(ec.serverOpts...)
+	srv := licensetest.NewUnstartedServer(ec.serverCfg)
 	t.Cleanup(srv.Close)
 	require.NoError(t, srv.AddLicense(licensetest.License{
 		ProductGUID: testProduct, Key: testLicense, Seats: ec.seats,
@@ -157,8 +157,8 @@ func newEnv(t *testing.T, ec envConfig) *env {
 func (e *env) config() Config {
 	return Config{
 		ServerURL:       e.srv.URL,
-		APIKey:          e.srv.APIKey(),
-		ServerPublicKey: e.srv.PublicKey().EncodeBase64(),
+		APIKey:          e.srv.Info().APIKey,
+		ServerPublicKey: e.srv.Info().PublicKey.EncodeBase64(),
 		ProductGUID:     testProduct,
 		LicenseKey:      testLicense,
 		UserName:        "Ada",

@@ -225,7 +225,7 @@ func (s *customSealer) RepliesAuthenticated() bool { return s.inner.RepliesAuthe
 func TestCustomSealerOwnsKey(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		e := newEnv(t, envConfig{})
-		inner, err := envelope.NewSealer(e.srv.PublicKey(), envelope.WithSealedReplies())
+		inner, err := envelope.NewSealer(e.srv.Info().PublicKey, envelope.WithSealedReplies())
 		require.NoError(t, err)
 		cs := &customSealer{inner: inner, seen: make(chan envelope.Request, 16)}
 		keys := make(chan string, 16)
@@ -253,7 +253,7 @@ func TestCustomSealerOwnsKey(t *testing.T) {
 		assert.Equal(t, "wrapped-content-key", <-keys)
 		req := <-cs.seen
 		assert.Equal(t, wire.Register, req.Endpoint)
-		assert.Equal(t, e.srv.APIKey(), req.APIKey)
+		assert.Equal(t, e.srv.Info().APIKey, req.APIKey)
 		assert.WithinDuration(t, e.wall.now(), req.Time, time.Second)
 	})
 }

@@ -25,14 +25,14 @@ import (
 //
 //	go test ./license -run '^$' -bench BenchmarkStart -benchtime 20x
 func BenchmarkStart(b *testing.B) {
-	srv := licensetest.NewServer()
+	srv := licensetest.NewServer(nil)
 	b.Cleanup(srv.Close)
 	if err := srv.AddLicense(licensetest.License{ProductGUID: testProduct, Key: testLicense,
 		SessionDuration: time.Hour, GracePeriod: time.Hour}); err != nil {
 		b.Fatal(err)
 	}
 	config := func(url, dir string) Config {
-		return Config{ServerURL: url, APIKey: srv.APIKey(), ServerPublicKey: srv.PublicKey().EncodeBase64(),
+		return Config{ServerURL: url, APIKey: srv.Info().APIKey, ServerPublicKey: srv.Info().PublicKey.EncodeBase64(),
 			ProductGUID: testProduct, LicenseKey: testLicense, StateDir: dir}
 	}
 	fixed := fixedFingerprint(testFingerprint())
@@ -114,7 +114,7 @@ func BenchmarkStart(b *testing.B) {
 		})
 	}
 	refusing := func(b *testing.B) string {
-		down := licensetest.NewServer()
+		down := licensetest.NewServer(nil)
 		url := down.URL
 		down.Close() // nothing listens there any more: connections are refused
 		return url

@@ -2,6 +2,7 @@ package license
 
 import (
 	"context"
+	"github.com/licensekit/licensekit-go/license/licensetest"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -17,7 +18,7 @@ func TestRefusedStaysRefusedAtClose(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		e := newEnv(t, envConfig{session: 10 * time.Minute, grace: time.Hour})
 		c := e.start()
-		require.NoError(t, e.srv.Revoke(testProduct, testLicense))
+		require.NoError(t, e.srv.SetLicenseState(testProduct, testLicense, licensetest.Revoked))
 		<-c.Done()
 		require.Equal(t, Refused, c.Status().State)
 		require.NoError(t, c.Close(context.Background()))
@@ -45,10 +46,10 @@ func TestOfflineRestartAfterClose(t *testing.T) {
 				c := e.newClient(e.config())
 				require.NoError(t, c.Start(context.Background()))
 				if !tc.endReached {
-					e.srv.FailNext("", 1000, 503)
+					e.srv.Inject(licensetest.Fault{Endpoint: "", Kind: licensetest.FaultFail, Count: 1000, Status: 503})
 				}
 				_ = c.Close(context.Background())
-				e.srv.FailNext("", 1000, 503)
+				e.srv.Inject(licensetest.Fault{Endpoint: "", Kind: licensetest.FaultFail, Count: 1000, Status: 503})
 
 				insp, err := c.InspectState(context.Background(), e.fp)
 				require.NoError(t, err)

@@ -16,7 +16,7 @@ import (
 // (ExchangeOffline), the reply file comes back. A new machine carries two
 // files: register_instance, then begin_session.
 func ExampleClient_ActivateOffline() {
-	srv := licensetest.NewServer()
+	srv := licensetest.NewServer(nil)
 	defer srv.Close()
 	_ = srv.AddLicense(licensetest.License{ProductGUID: "my-product", Key: "LIC-0000-1234",
 		Features: "pro", SessionDuration: 90 * 24 * time.Hour, GracePeriod: 14 * 24 * time.Hour})
@@ -25,8 +25,8 @@ func ExampleClient_ActivateOffline() {
 	// The offline machine: its ServerURL is never reached.
 	offline, err := license.New(license.Config{
 		ServerURL:       "https://licensing.invalid/api/v2",
-		APIKey:          srv.APIKey(),
-		ServerPublicKey: srv.PublicKey().EncodeBase64(),
+		APIKey:          srv.Info().APIKey,
+		ServerPublicKey: srv.Info().PublicKey.EncodeBase64(),
 		ProductGUID:     "my-product",
 		LicenseKey:      "LIC-0000-1234",
 	}, license.WithStateStore(&license.MemoryStateStore{}))
@@ -37,7 +37,7 @@ func ExampleClient_ActivateOffline() {
 	// The online machine, or the vendor's portal.
 	exchange := func(req []byte) []byte {
 		var reply bytes.Buffer
-		cfg := license.ExchangeConfig{ServerURL: srv.URL, APIKey: srv.APIKey()}
+		cfg := license.ExchangeConfig{ServerURL: srv.URL, APIKey: srv.Info().APIKey}
 		if err := license.ExchangeOffline(ctx, cfg, bytes.NewReader(req), &reply); err != nil {
 			log.Fatal(err)
 		}

@@ -41,7 +41,7 @@ func (e *env) offlineMachine(fp *fingerprint.Fingerprint, store *MemoryStateStor
 func (e *env) exchange(req []byte) []byte {
 	e.t.Helper()
 	var out bytes.Buffer
-	cfg := ExchangeConfig{ServerURL: e.srv.URL, APIKey: e.srv.APIKey(), HTTPClient: &http.Client{Transport: e.srv.Transport()}}
+	cfg := ExchangeConfig{ServerURL: e.srv.URL, APIKey: e.srv.Info().APIKey, HTTPClient: &http.Client{Transport: e.srv.Transport()}}
 	require.NoError(e.t, ExchangeOffline(context.Background(), cfg, bytes.NewReader(req), &out))
 	return out.Bytes()
 }
@@ -85,7 +85,7 @@ func TestOfflineCeremony(t *testing.T) {
 		assert.Contains(t, head, "Licence: LK-T...4242")
 		assert.Contains(t, head, "Kind: activation")
 		assert.NotContains(t, string(file1), testLicense)
-		assert.NotContains(t, string(file1), e.srv.APIKey())
+		assert.NotContains(t, string(file1), e.srv.Info().APIKey)
 		assert.Equal(t, file1, request(t, c), "a pending request is written again, unchanged")
 
 		time.Sleep(2 * day) // carried for days

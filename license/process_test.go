@@ -62,8 +62,8 @@ func childMain() int {
 func child(t *testing.T, mode string, srv *licensetest.Server, dir string, env ...string) (slot string, stop func() error) {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), childEnv+"="+mode, childURL+"="+srv.URL, childKey+"="+srv.APIKey(),
-		childPub+"="+srv.PublicKey().EncodeBase64(), childState+"="+dir)
+	cmd.Env = append(os.Environ(), childEnv+"="+mode, childURL+"="+srv.URL, childKey+"="+srv.Info().APIKey,
+		childPub+"="+srv.Info().PublicKey.EncodeBase64(), childState+"="+dir)
 	cmd.Env = append(cmd.Env, env...)
 	stdin, err := cmd.StdinPipe()
 	require.NoError(t, err)
@@ -84,13 +84,13 @@ func child(t *testing.T, mode string, srv *licensetest.Server, dir string, env .
 // the other's state, and a crashed process's slot and session are taken
 // over and cleaned up by the next client.
 func TestTwoProcessesShareStateDir(t *testing.T) {
-	srv := licensetest.NewServer()
+	srv := licensetest.NewServer(nil)
 	defer srv.Close()
 	require.NoError(t, srv.AddLicense(licensetest.License{ProductGUID: testProduct, Key: testLicense,
 		SessionDuration: time.Hour, GracePeriod: time.Hour}))
 	dir := t.TempDir()
 	newClient := func() *Client {
-		c, err := New(Config{ServerURL: srv.URL, APIKey: srv.APIKey(), ServerPublicKey: srv.PublicKey().EncodeBase64(),
+		c, err := New(Config{ServerURL: srv.URL, APIKey: srv.Info().APIKey, ServerPublicKey: srv.Info().PublicKey.EncodeBase64(),
 			ProductGUID: testProduct, LicenseKey: testLicense, StateDir: dir}, fixedFingerprint(testFingerprint()))
 		require.NoError(t, err)
 		return c

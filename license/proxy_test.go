@@ -130,8 +130,8 @@ func proxiedClient(t *testing.T, srv *licensetest.Server, log *stateLog) (*Clien
 	require.NoError(t, srv.AddLicense(licensetest.License{ProductGUID: testProduct, Key: testLicense,
 		SessionDuration: time.Second, GracePeriod: time.Hour, Features: "pro"}))
 	ic := newInterceptor(t, srv.URL)
-	c, err := New(Config{ServerURL: ic.srv.URL + licensetest.BasePath, APIKey: srv.APIKey(),
-		ServerPublicKey: srv.PublicKey().EncodeBase64(), ProductGUID: testProduct, LicenseKey: testLicense},
+	c, err := New(Config{ServerURL: ic.srv.URL + licensetest.BasePath, APIKey: srv.Info().APIKey,
+		ServerPublicKey: srv.Info().PublicKey.EncodeBase64(), ProductGUID: testProduct, LicenseKey: testLicense},
 		fixedFingerprint(testFingerprint()), WithEventHandler(log.handle),
 		WithRetry(Retry{Attempts: 2, AttemptTimeout: 2 * time.Second, MinBackoff: 10 * time.Millisecond,
 			MaxBackoff: 20 * time.Millisecond, RenewBackoff: 50 * time.Millisecond}))
@@ -150,7 +150,7 @@ func TestProxyNeverRefuses(t *testing.T) {
 	for _, pc := range proxyCases {
 		t.Run(pc.name, func(t *testing.T) {
 			t.Parallel()
-			srv := licensetest.NewServer()
+			srv := licensetest.NewServer(nil)
 			t.Cleanup(srv.Close)
 			log := &stateLog{}
 			c, ic := proxiedClient(t, srv, log)
@@ -197,11 +197,11 @@ func TestProxyNeverRefuses(t *testing.T) {
 // in Refused, without grace.
 func TestProxyPassesRefusal(t *testing.T) {
 	t.Parallel()
-	srv := licensetest.NewServer()
+	srv := licensetest.NewServer(nil)
 	t.Cleanup(srv.Close)
 	log := &stateLog{}
 	c, _ := proxiedClient(t, srv, log)
-	require.NoError(t, srv.Revoke(testProduct, testLicense))
+	require.NoError(t, srv.SetLicenseState(testProduct, testLicense, licensetest.Revoked))
 	waitState(t, c, Refused, 10*time.Second)
 	<-c.Done()
 	assert.ErrorIs(t, c.Err(), ErrRevoked)

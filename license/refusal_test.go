@@ -21,7 +21,7 @@ func TestRefusalSurvivesOfflineRestart(t *testing.T) {
 			e := newEnv(t, envConfig{session: 10 * time.Minute, grace: time.Hour})
 			c := e.newClient(sealedConfig(e))
 			require.NoError(t, c.Start(context.Background()))
-			require.NoError(t, e.srv.Revoke(testProduct, testLicense))
+			require.NoError(t, e.srv.SetLicenseState(testProduct, testLicense, licensetest.Revoked))
 			_, err := lapse(e, c)
 			require.Equal(t, Refused, c.Status().State)
 			require.ErrorIs(t, c.Err(), ErrRevoked)
@@ -51,7 +51,7 @@ func TestRefusedStartPersists(t *testing.T) {
 		e := newEnv(t, envConfig{session: 10 * time.Minute, grace: time.Hour})
 		c := e.start()
 		require.NoError(t, c.Close(context.Background()))
-		require.NoError(t, e.srv.Revoke(testProduct, testLicense))
+		require.NoError(t, e.srv.SetLicenseState(testProduct, testLicense, licensetest.Revoked))
 		c2 := e.newClient(e.config())
 		require.ErrorIs(t, c2.Start(context.Background()), ErrRevoked)
 		require.NoError(t, c2.Close(context.Background()))
@@ -91,7 +91,7 @@ func TestIntermediateRefusalPersistsNothing(t *testing.T) {
 func TestOnlyAuthenticatedSuccessRestores(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		e := newEnv(t, envConfig{session: 10 * time.Minute, grace: time.Hour})
-		require.NoError(t, e.srv.Revoke(testProduct, testLicense))
+		require.NoError(t, e.srv.SetLicenseState(testProduct, testLicense, licensetest.Revoked))
 		c := e.newClient(sealedConfig(e))
 		require.ErrorIs(t, c.Start(context.Background()), ErrRefused)
 		require.NoError(t, c.Close(context.Background()))

@@ -103,7 +103,7 @@ func TestRefusalSkipsGrace(t *testing.T) {
 		e := newEnv(t, envConfig{session: 10 * time.Minute, grace: time.Hour})
 		c := e.start()
 		time.Sleep(2 * time.Minute)
-		require.NoError(t, e.srv.Revoke(testProduct, testLicense))
+		require.NoError(t, e.srv.SetLicenseState(testProduct, testLicense, licensetest.Revoked))
 		time.Sleep(10 * time.Minute)
 		synctest.Wait()
 
@@ -133,7 +133,7 @@ func TestExtendRefusedThenBeginSucceeds(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		e := newEnv(t, envConfig{session: 10 * time.Minute, grace: time.Hour})
 		c := e.start()
-		e.srv.FailNext(wire.Extend, 1, 404)
+		e.srv.Inject(licensetest.Fault{Endpoint: wire.Extend, Kind: licensetest.FaultFail, Count: 1, Status: 404})
 		time.Sleep(8 * time.Minute)
 		synctest.Wait()
 		assert.Equal(t, Active, c.Status().State)
@@ -166,7 +166,7 @@ func TestControlOptionsChange(t *testing.T) {
 
 func TestTokenRotationIsFollowed(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		e := newEnv(t, envConfig{session: 10 * time.Minute, serverOpts: []licensetest.Option{licensetest.WithTokenRotation()}})
+		e := newEnv(t, envConfig{session: 10 * time.Minute, serverCfg: &licensetest.Config{TokenRotation: true}})
 		c := e.start()
 		time.Sleep(time.Hour)
 		synctest.Wait()
@@ -257,7 +257,7 @@ func TestCloseDuringRenewal(t *testing.T) {
 func TestContextCancelledDuringStartBackoff(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		e := newEnv(t, envConfig{})
-		e.srv.FailNext("", 100, 503)
+		e.srv.Inject(licensetest.Fault{Endpoint: "", Kind: licensetest.FaultFail, Count: 100, Status: 503})
 		e.srv.SetRetryAfter("", 30*time.Second)
 		c := e.newClient(e.config())
 		defer c.Close(context.Background())
@@ -422,7 +422,7 @@ func TestDoneClosesBeforeTheRefusedEvent(t *testing.T) {
 				errAtEvent.Store(fmt.Sprint(c.Err()))
 			}
 		}))
-		require.NoError(t, e.srv.Revoke(testProduct, testLicense))
+		require.NoError(t, e.srv.SetLicenseState(testProduct, testLicense, licensetest.Revoked))
 		time.Sleep(3 * time.Minute)
 		synctest.Wait()
 		assert.Equal(t, Refused, c.Status().State)

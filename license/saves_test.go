@@ -26,7 +26,7 @@ func (s *countingStore) Save(ctx context.Context, data []byte) error {
 // every change is saved before the call that made it returns.
 func TestOneSavePerStateChange(t *testing.T) {
 	t.Parallel()
-	srv := licensetest.NewServer()
+	srv := licensetest.NewServer(nil)
 	t.Cleanup(srv.Close)
 	if err := srv.AddLicense(licensetest.License{ProductGUID: testProduct, Key: testLicense, SessionDuration: time.Hour}); err != nil {
 		t.Fatal(err)
@@ -34,7 +34,7 @@ func TestOneSavePerStateChange(t *testing.T) {
 	ctx := context.Background()
 	newClient := func(store *countingStore) *Client {
 		t.Helper()
-		c, err := New(Config{ServerURL: srv.URL, APIKey: srv.APIKey(), ServerPublicKey: srv.PublicKey().EncodeBase64(),
+		c, err := New(Config{ServerURL: srv.URL, APIKey: srv.Info().APIKey, ServerPublicKey: srv.Info().PublicKey.EncodeBase64(),
 			ProductGUID: testProduct, LicenseKey: testLicense}, fixedFingerprint(testFingerprint()),
 			WithStateStore(store), WithRollbackRecordDir(t.TempDir()))
 		if err != nil {

@@ -178,7 +178,7 @@ func secretLifecycle(t *testing.T, shared bool) {
 	const D, G = 10 * time.Minute, time.Hour
 	apiKey := "APIKEY-" + randomHex(t, 16)
 	licKey := "LICKEY-" + randomHex(t, 16)
-	srv := licensetest.NewUnstartedServer(licensetest.WithAPIKey(apiKey), licensetest.WithTokenRotation())
+	srv := licensetest.NewUnstartedServer(&licensetest.Config{APIKey: apiKey, TokenRotation: true})
 	defer srv.Close()
 	require.NoError(t, srv.AddLicense(licensetest.License{ProductGUID: testProduct, Key: licKey,
 		SessionDuration: D, GracePeriod: G, Features: "export,pro"}))
@@ -195,9 +195,9 @@ func secretLifecycle(t *testing.T, shared bool) {
 	cfg := Config{ServerURL: srv.URL, APIKey: apiKey, ProductGUID: testProduct, LicenseKey: licKey,
 		UserName: "Ada", UserEmail: email, UserAttributes: map[string]string{"team": attr}}
 	if shared {
-		cfg.SharedSecret = srv.Secret()
+		cfg.SharedSecret = srv.Info().Secret
 	} else {
-		cfg.ServerPublicKey = srv.PublicKey().EncodeBase64()
+		cfg.ServerPublicKey = srv.Info().PublicKey.EncodeBase64()
 	}
 
 	sink := &secretSink{types: map[EventType]int{}, states: map[State]int{}}
@@ -242,16 +242,24 @@ func secretLifecycle(t *testing.T, shared bool) {
 	// Retry-After, a refused extend (404: end, then a fresh begin), a
 	// garbage reply, a truncated one, a reply that looks sealed.
 	steps := []func(){
-		func() { srv.FailNext(wire.Extend, 3, http.StatusServiceUnavailable) },
+		func() {
+			srv.Inject(licensetest.Fault{Endpoint: wire.Extend, Kind: licensetest.FaultFail, Count: 3, Status: http.StatusServiceUnavailable})
+		},
 		func() {
 			srv.Inject(licensetest.Fault{Endpoint: wire.Extend, Kind: licensetest.FaultFail, Count: 3,
 				Status: http.StatusTooManyRequests, RetryAfter: 30 * time.Second})
 		},
-		func() { srv.FailNext(wire.Extend, 1, http.StatusNotFound) },
-		func() { srv.GarbageNext(wire.Extend, 3) },
-		func() { srv.TruncateNext(wire.Extend, 3) },
-		func() { srv.BadSealNext(wire.Extend) },
-		func() { srv.FailNext(wire.Extend, 3, http.StatusBadGateway) },
+		func() {
+			srv.Inject(licensetest.Fault{Endpoint: wire.Extend, Kind: licensetest.FaultFail, Count: 1, Status: http.StatusNotFound})
+		},
+		func() { srv.Inject(licensetest.Fault{Endpoint: wire.Extend, Kind: licensetest.FaultGarbage, Count: 3}) },
+		func() {
+			srv.Inject(licensetest.Fault{Endpoint: wire.Extend, Kind: licensetest.FaultTruncate, Count: 3})
+		},
+		func() { srv.Inject(licensetest.Fault{Endpoint: wire.Extend, Kind: licensetest.FaultBadSeal}) },
+		func() {
+			srv.Inject(licensetest.Fault{Endpoint: wire.Extend, Kind: licensetest.FaultFail, Count: 3, Status: http.StatusBadGateway})
+		},
 	}
 	for _, step := range steps {
 		step()
@@ -290,11 +298,11 @@ func secretLifecycle(t *testing.T, shared bool) {
 	// would stop.
 	require.NoError(t, manual.BeginSession(ctx))
 	snapTokens()
-	srv.FailNext(wire.End, 3, http.StatusInternalServerError)
+	srv.Inject(licensetest.Fault{Endpoint: wire.End, Kind: licensetest.FaultFail, Count: 3, Status: http.StatusInternalServerError})
 	sink.err(manual.EndSession(ctx))
 	sink.err(manual.EndSession(ctx))
 	require.NoError(t, manual.ExtendSession(ctx))
-	srv.FailNext(wire.Extend, 1, http.StatusBadRequest)
+	srv.Inject(licensetest.Fault{Endpoint: wire.Extend, Kind: licensetest.FaultFail, Count: 1, Status: http.StatusBadRequest})
 	sink.err(manual.ExtendSession(ctx))
 	sink.status(manual)
 	sink.err(manual.Close(ctx))
@@ -328,7 +336,7 @@ func secretLifecycle(t *testing.T, shared bool) {
 
 	// Revocation: the renewal is refused, and so is a new start.
 	require.Equal(t, Active, c.Status().State, "the client survived every failure so far")
-	require.NoError(t, srv.Revoke(testProduct, licKey))
+	require.NoError(t, srv.SetLicenseState(testProduct, licKey, licensetest.Revoked))
 	time.Sleep(D)
 	sink.status(c)
 	require.Equal(t, Refused, c.Status().State)
@@ -385,7 +393,7 @@ func secretLifecycle(t *testing.T, shared bool) {
 	for k := range sessionKeys {
 		add("session key", k)
 	}
-	sec := srv.Secret()
+	sec := srv.Info().Secret
 	add("shared secret (raw)", string(sec))
 	add("shared secret (hex)", hex.EncodeToString(sec))
 	add("shared secret (base64)", base64.StdEncoding.EncodeToString(sec))

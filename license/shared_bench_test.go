@@ -25,14 +25,14 @@ import (
 //
 //	go test ./license -run '^$' -bench BenchmarkSharedStart -benchtime 200x
 func BenchmarkSharedStart(b *testing.B) {
-	srv := licensetest.NewServer()
+	srv := licensetest.NewServer(nil)
 	defer srv.Close()
 	if err := srv.AddLicense(licensetest.License{ProductGUID: testProduct, Key: testLicense,
 		SessionDuration: time.Hour, GracePeriod: time.Hour}); err != nil {
 		b.Fatal(err)
 	}
 	dir := b.TempDir()
-	cfg := Config{ServerURL: srv.URL, APIKey: srv.APIKey(), ServerPublicKey: srv.PublicKey().EncodeBase64(),
+	cfg := Config{ServerURL: srv.URL, APIKey: srv.Info().APIKey, ServerPublicKey: srv.Info().PublicKey.EncodeBase64(),
 		ProductGUID: testProduct, LicenseKey: testLicense, StateDir: dir}
 	shared := WithSharedSession(SharedSession{})
 	fp := fixedFingerprint(testFingerprint())

@@ -17,7 +17,7 @@ import (
 // first runs follows it, and a third started after both exited resumes it.
 // Only the first makes requests.
 func ExampleWithSharedSession() {
-	srv := licensetest.NewServer()
+	srv := licensetest.NewServer(nil)
 	defer srv.Close()
 	_ = srv.AddLicense(licensetest.License{ProductGUID: "my-tool", Key: "LIC-123",
 		Features: "pro", SessionDuration: time.Hour, GracePeriod: 24 * time.Hour})
@@ -26,8 +26,8 @@ func ExampleWithSharedSession() {
 
 	cfg := license.Config{
 		ServerURL:       srv.URL,
-		APIKey:          srv.APIKey(),
-		ServerPublicKey: srv.PublicKey().EncodeBase64(),
+		APIKey:          srv.Info().APIKey,
+		ServerPublicKey: srv.Info().PublicKey.EncodeBase64(),
 		ProductGUID:     "my-tool",
 		LicenseKey:      "LIC-123",
 		StateDir:        stateDir, // required: the processes share it

@@ -2,6 +2,7 @@ package license
 
 import (
 	"context"
+	"github.com/licensekit/licensekit-go/license/licensetest"
 	"os"
 	"path/filepath"
 	"testing"
@@ -188,7 +189,7 @@ func TestSharedRefusalReachesEveryProcess(t *testing.T) {
 			require.Equal(t, Follower, followers[i].Shared().Role)
 		}
 
-		require.NoError(t, e.srv.Revoke(testProduct, testLicense))
+		require.NoError(t, e.srv.SetLicenseState(testProduct, testLicense, licensetest.Revoked))
 		<-r.Done()
 		require.ErrorIs(t, r.Err(), ErrRevoked)
 		require.Equal(t, Refused, r.Status().State)
@@ -246,7 +247,7 @@ func TestRestoredStateStaysRestoredAfterSave(t *testing.T) {
 		_ = c.Close(ctx)
 		copyDir(t, dir, backup)
 		e.srv.SetDown(false)
-		require.NoError(t, e.srv.Revoke(testProduct, testLicense))
+		require.NoError(t, e.srv.SetLicenseState(testProduct, testLicense, licensetest.Revoked))
 		c, err = e.startIn(dir, opt)
 		require.ErrorIs(t, err, ErrRevoked)
 		_ = c.Close(ctx)

@@ -129,8 +129,8 @@ func startProc(t *testing.T, mode string, srv *licensetest.Server, dir, lic stri
 func spawnProc(t *testing.T, mode string, srv *licensetest.Server, dir, lic string) *proc {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), sharedChildEnv+"="+mode, childURL+"="+srv.URL, childKey+"="+srv.APIKey(),
-		childPub+"="+srv.PublicKey().EncodeBase64(), childState+"="+dir, sharedChildLicense+"="+lic,
+	cmd.Env = append(os.Environ(), sharedChildEnv+"="+mode, childURL+"="+srv.URL, childKey+"="+srv.Info().APIKey,
+		childPub+"="+srv.Info().PublicKey.EncodeBase64(), childState+"="+dir, sharedChildLicense+"="+lic,
 		// The race detector otherwise sleeps a second at every exit.
 		"GORACE="+os.Getenv("GORACE")+" atexit_sleep_ms=0")
 	cmd.Stderr = os.Stderr
@@ -217,7 +217,7 @@ func (p *proc) close() {
 
 func sharedServer(t *testing.T, ls ...licensetest.License) *licensetest.Server {
 	t.Helper()
-	srv := licensetest.NewServer()
+	srv := licensetest.NewServer(nil)
 	t.Cleanup(srv.Close)
 	for _, l := range ls {
 		require.NoError(t, srv.AddLicense(l))
@@ -419,7 +419,7 @@ func TestSharedOffline(t *testing.T) {
 func TestSharedConfig(t *testing.T) {
 	t.Parallel()
 	srv := sharedServer(t)
-	cfg := Config{ServerURL: srv.URL, APIKey: srv.APIKey(), ServerPublicKey: srv.PublicKey().EncodeBase64(),
+	cfg := Config{ServerURL: srv.URL, APIKey: srv.Info().APIKey, ServerPublicKey: srv.Info().PublicKey.EncodeBase64(),
 		ProductGUID: testProduct, LicenseKey: testLicense}
 	_, err := New(cfg, WithSharedSession(SharedSession{}))
 	assert.ErrorIs(t, err, ErrInvalidConfig)
@@ -464,7 +464,7 @@ func TestSharedRefusalProcesses(t *testing.T) {
 	dir := t.TempDir()
 	procs := []*proc{startProc(t, "shared", srv, dir, "")}
 	procs = append(procs, startProc(t, "shared", srv, dir, ""), startProc(t, "shared", srv, dir, ""))
-	require.NoError(t, srv.Revoke(testProduct, testLicense))
+	require.NoError(t, srv.SetLicenseState(testProduct, testLicense, licensetest.Revoked))
 	for _, p := range procs {
 		p.waitFor("state Refused", 15*time.Second)
 	}

@@ -71,17 +71,17 @@ func soak(t *testing.T, mode string, defaultMode bool) {
 	duration := soakEnv(t, "LICENSEKIT_SOAK_DURATION", 30*time.Second, time.ParseDuration)
 	const heapLimit = 512 << 20
 
-	srv := licensetest.NewServer(licensetest.WithMaxRequests(-1))
+	srv := licensetest.NewServer(&licensetest.Config{MaxRequests: -1})
 	defer srv.Close()
 	if err := srv.AddLicense(licensetest.License{ProductGUID: testProduct, Key: testLicense, Seats: 0,
 		SessionDuration: session, GracePeriod: time.Minute, Features: "pro"}); err != nil {
 		t.Fatal(err)
 	}
-	cfg := Config{ServerURL: srv.URL, APIKey: srv.APIKey(), SharedSecret: srv.Secret(),
+	cfg := Config{ServerURL: srv.URL, APIKey: srv.Info().APIKey, SharedSecret: srv.Info().Secret,
 		ProductGUID: testProduct, LicenseKey: testLicense}
 	stateRoot := ""
 	if defaultMode {
-		cfg.SharedSecret, cfg.ServerPublicKey = nil, srv.PublicKey().EncodeBase64()
+		cfg.SharedSecret, cfg.ServerPublicKey = nil, srv.Info().PublicKey.EncodeBase64()
 		stateRoot = t.TempDir()
 	}
 

@@ -108,13 +108,13 @@ func TestOfflineStartAfterCrashIsBounded(t *testing.T) {
 			return srv.URL, nil
 		}},
 		{"503 with Retry-After of a day", func(t *testing.T, srv *licensetest.Server) (string, func() int) {
-			srv.FailNext("", 1000, 503)
+			srv.Inject(licensetest.Fault{Endpoint: "", Kind: licensetest.FaultFail, Count: 1000, Status: 503})
 			srv.SetRetryAfter("", 24*time.Hour)
 			n := srv.Count("")
 			return srv.URL, func() int { return srv.Count("") - n }
 		}},
 		{"429 with Retry-After of a day", func(t *testing.T, srv *licensetest.Server) (string, func() int) {
-			srv.FailNext("", 1000, 429)
+			srv.Inject(licensetest.Fault{Endpoint: "", Kind: licensetest.FaultFail, Count: 1000, Status: 429})
 			srv.SetRetryAfter("", 24*time.Hour)
 			n := srv.Count("")
 			return srv.URL, func() int { return srv.Count("") - n }
@@ -126,7 +126,7 @@ func TestOfflineStartAfterCrashIsBounded(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			srv := licensetest.NewServer()
+			srv := licensetest.NewServer(nil)
 			defer srv.Close()
 			require.NoError(t, srv.AddLicense(licensetest.License{ProductGUID: testProduct, Key: testLicense,
 				SessionDuration: time.Hour, GracePeriod: time.Hour}))
@@ -135,7 +135,7 @@ func TestOfflineStartAfterCrashIsBounded(t *testing.T) {
 			require.NoError(t, stop())
 
 			url, calls := tc.outage(t, srv)
-			c, err := New(Config{ServerURL: url, APIKey: srv.APIKey(), ServerPublicKey: srv.PublicKey().EncodeBase64(),
+			c, err := New(Config{ServerURL: url, APIKey: srv.Info().APIKey, ServerPublicKey: srv.Info().PublicKey.EncodeBase64(),
 				ProductGUID: testProduct, LicenseKey: testLicense, StateDir: dir}, fixedFingerprint(testFingerprint()))
 			require.NoError(t, err)
 			defer func() {
@@ -227,7 +227,7 @@ func TestStartBoundInBubble(t *testing.T) {
 	t.Run("no state, Retry-After of a day: at once", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			e := newEnv(t, envConfig{session: time.Hour, grace: time.Hour})
-			e.srv.FailNext("", 1000, 429)
+			e.srv.Inject(licensetest.Fault{Endpoint: "", Kind: licensetest.FaultFail, Count: 1000, Status: 429})
 			e.srv.SetRetryAfter("", 24*time.Hour)
 			c := e.newClient(e.config())
 			defer c.Close(context.Background())

@@ -45,7 +45,7 @@ func TestStateFilePersistsAcrossRuns(t *testing.T) {
 
 		raw, err := os.ReadFile(filepath.Join(dir, stateBase))
 		require.NoError(t, err)
-		for _, secret := range []string{testLicense, e.srv.APIKey(), guid} {
+		for _, secret := range []string{testLicense, e.srv.Info().APIKey, guid} {
 			assert.NotContains(t, string(raw), secret, "the state file is sealed")
 		}
 

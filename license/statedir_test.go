@@ -22,7 +22,7 @@ import (
 // aside as corrupt.
 func TestTwoLicencesShareStateDirAcrossOfflineRestart(t *testing.T) {
 	const otherLicense = "LK-TEST-9999"
-	srv := licensetest.NewServer()
+	srv := licensetest.NewServer(nil)
 	defer srv.Close()
 	for _, key := range []string{testLicense, otherLicense} {
 		require.NoError(t, srv.AddLicense(licensetest.License{ProductGUID: testProduct, Key: key,
@@ -36,7 +36,7 @@ func TestTwoLicencesShareStateDirAcrossOfflineRestart(t *testing.T) {
 	srv.SetDown(true)
 
 	start := func(key string) *Client {
-		c, err := New(Config{ServerURL: srv.URL, APIKey: srv.APIKey(), ServerPublicKey: srv.PublicKey().EncodeBase64(),
+		c, err := New(Config{ServerURL: srv.URL, APIKey: srv.Info().APIKey, ServerPublicKey: srv.Info().PublicKey.EncodeBase64(),
 			ProductGUID: testProduct, LicenseKey: key, StateDir: dir}, fixedFingerprint(testFingerprint()))
 		require.NoError(t, err)
 		t.Cleanup(func() {

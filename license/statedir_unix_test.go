@@ -33,7 +33,7 @@ func TestFIFOAtStatePath(t *testing.T) {
 		require.NoError(t, syscall.Mkfifo(path, 0o600))
 		fifos = append(fifos, path)
 	}
-	c, err := New(Config{ServerURL: srv.URL, APIKey: srv.APIKey(), ServerPublicKey: srv.PublicKey().EncodeBase64(),
+	c, err := New(Config{ServerURL: srv.URL, APIKey: srv.Info().APIKey, ServerPublicKey: srv.Info().PublicKey.EncodeBase64(),
 		ProductGUID: testProduct, LicenseKey: testLicense, StateDir: dir}, fixedFingerprint(testFingerprint()))
 	require.NoError(t, err)
 
@@ -66,7 +66,7 @@ func TestFIFOAtStatePath(t *testing.T) {
 // sessions and an hour of grace.
 func hourServer(t *testing.T) *licensetest.Server {
 	t.Helper()
-	srv := licensetest.NewServer()
+	srv := licensetest.NewServer(nil)
 	t.Cleanup(srv.Close)
 	require.NoError(t, srv.AddLicense(licensetest.License{ProductGUID: testProduct, Key: testLicense,
 		SessionDuration: time.Hour, GracePeriod: time.Hour}))
@@ -85,7 +85,7 @@ func TestSharedFIFOs(t *testing.T) {
 	for _, which := range []string{"state", ".lock", ".members", "record"} {
 		t.Run(which, func(t *testing.T) {
 			dir, records := t.TempDir(), t.TempDir()
-			cfg := Config{ServerURL: srv.URL, APIKey: srv.APIKey(), ServerPublicKey: srv.PublicKey().EncodeBase64(),
+			cfg := Config{ServerURL: srv.URL, APIKey: srv.Info().APIKey, ServerPublicKey: srv.Info().PublicKey.EncodeBase64(),
 				ProductGUID: testProduct, LicenseKey: testLicense, StateDir: dir}
 			var discarded []string
 			c, err := New(cfg, fixedFingerprint(testFingerprint()), WithSharedSession(SharedSession{}),

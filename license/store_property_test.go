@@ -91,7 +91,7 @@ func saveProperty(t *testing.T, seed uint64) {
 		{"offline", func() { e.srv.SetDown(true); time.Sleep(150 * time.Second) }},
 		{"refuse", func() {
 			e.srv.SetDown(false)
-			require.NoError(t, e.srv.Revoke(testProduct, testLicense))
+			require.NoError(t, e.srv.SetLicenseState(testProduct, testLicense, licensetest.Revoked))
 			if c == nil {
 				c, _ = e.startIn(dir, opts()...)
 			} else {

@@ -269,7 +269,7 @@ func TestRefusalSeenByEverySlot(t *testing.T) {
 		_ = b.Close(ctx) // both slots keep a live session and grace
 
 		e.srv.SetDown(false)
-		require.NoError(t, e.srv.Revoke(testProduct, testLicense))
+		require.NoError(t, e.srv.SetLicenseState(testProduct, testLicense, licensetest.Revoked))
 		held, err := e.startIn(dir, opts...)
 		require.ErrorIs(t, err, ErrRevoked)
 		require.Equal(t, 0, held.store.slot.Slot())
@@ -313,7 +313,7 @@ func TestRefusalSeenBySharedFollower(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, Follower, f.Shared().Role)
 
-		require.NoError(t, e.srv.Revoke(testProduct, testLicense))
+		require.NoError(t, e.srv.SetLicenseState(testProduct, testLicense, licensetest.Revoked))
 		other, err := e.startIn(dir, WithRollbackRecordDir(records))
 		require.ErrorIs(t, err, ErrRevoked)
 		_ = other.Close(ctx)

@@ -153,9 +153,9 @@ func (authSealer) RepliesAuthenticated() bool { return true }
 func TestCustomSealerMustAuthenticateReplies(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		e := newEnv(t, envConfig{features: "pro"})
-		plain, err := envelope.NewSealer(e.srv.PublicKey())
+		plain, err := envelope.NewSealer(e.srv.Info().PublicKey)
 		require.NoError(t, err)
-		sealed, err := envelope.NewSealer(e.srv.PublicKey(), envelope.WithSealedReplies())
+		sealed, err := envelope.NewSealer(e.srv.Info().PublicKey, envelope.WithSealedReplies())
 		require.NoError(t, err)
 		cfg := e.config()
 		cfg.ServerPublicKey = ""
@@ -186,7 +186,7 @@ func TestSealedByDefault(t *testing.T) {
 			e := newEnv(t, envConfig{})
 			cfg := e.config()
 			if shared {
-				cfg.ServerPublicKey, cfg.SharedSecret = "", e.srv.Secret()
+				cfg.ServerPublicKey, cfg.SharedSecret = "", e.srv.Info().Secret
 			}
 			c, err := New(cfg, e.options()...)
 			require.NoError(t, err)
@@ -222,14 +222,14 @@ func TestRefusalTextsOfAnotherServer(t *testing.T) {
 		setup func(e *env)
 		want  error
 	}{
-		{"revoked", func(e *env) { require.NoError(t, e.srv.Revoke(testProduct, testLicense)) }, ErrRevoked},
-		{"expired", func(e *env) { require.NoError(t, e.srv.ExpireLicense(testProduct, testLicense)) }, ErrExpired},
+		{"revoked", func(e *env) { require.NoError(t, e.srv.SetLicenseState(testProduct, testLicense, licensetest.Revoked)) }, ErrRevoked},
+		{"expired", func(e *env) { require.NoError(t, e.srv.SetLicenseState(testProduct, testLicense, licensetest.Expired)) }, ErrExpired},
 		{"seat limit", func(e *env) { e.start(WithStateStore(&MemoryStateStore{})) }, ErrSeatLimit},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				e := newEnv(t, envConfig{seats: 1, serverOpts: []licensetest.Option{licensetest.WithRefusalTexts(texts)}})
+				e := newEnv(t, envConfig{seats: 1, serverCfg: &licensetest.Config{RefusalTexts: texts}})
 				tc.setup(e)
 				for _, vendor := range []bool{false, true} {
 					var opts []Option
@@ -259,7 +259,7 @@ func TestRefusalTextsOfAnotherServer(t *testing.T) {
 func TestUnknownInstanceWithVendorWording(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		texts := licensetest.RefusalTexts{UnknownInstance: "Device not registered"}
-		e := newEnv(t, envConfig{serverOpts: []licensetest.Option{licensetest.WithRefusalTexts(texts)}})
+		e := newEnv(t, envConfig{serverCfg: &licensetest.Config{RefusalTexts: texts}})
 		rules := append(DefaultRefusalRules(), RefusalRule{Kind: RefusalUnknownInstance, Endpoint: wire.Begin, Phrase: "device not registered"})
 		c := e.newClient(e.config(), WithRefusalClassifier(rules.Classify))
 		// A state that names an instance the server never saw.
@@ -460,8 +460,7 @@ func echoLifecycle(t *testing.T, shared bool) {
 	secret := []byte("SHARED-SECRET-" + randomHex(t, 16)) // printable, so JSON carries it raw
 	priv, err := envelope.GenerateKey(envelope.KEMX25519)
 	require.NoError(t, err)
-	srv := licensetest.NewUnstartedServer(licensetest.WithAPIKey(apiKey), licensetest.WithPrivateKey(priv),
-		licensetest.WithSecret(secret), licensetest.WithTokenRotation())
+	srv := licensetest.NewUnstartedServer(&licensetest.Config{APIKey: apiKey, PrivateKey: priv, Secret: secret, TokenRotation: true})
 	defer srv.Close()
 	require.NoError(t, srv.AddLicense(licensetest.License{ProductGUID: testProduct, Key: licKey,
 		SessionDuration: D, GracePeriod: time.Hour, Features: "pro"}))
@@ -588,7 +587,7 @@ func echoLifecycle(t *testing.T, shared bool) {
 func TestAPIKeyOptionalWithSealer(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		e := newEnv(t, envConfig{})
-		sealed, err := envelope.NewSealer(e.srv.PublicKey(), envelope.WithSealedReplies())
+		sealed, err := envelope.NewSealer(e.srv.Info().PublicKey, envelope.WithSealedReplies())
 		require.NoError(t, err)
 		cfg := e.config()
 		cfg.APIKey = ""

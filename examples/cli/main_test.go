@@ -39,7 +39,7 @@ const (
 // cliServer starts a mock server with the example's licence.
 func cliServer(t *testing.T, session time.Duration) *licensetest.Server {
 	t.Helper()
-	srv := licensetest.NewServer()
+	srv := licensetest.NewServer(nil)
 	t.Cleanup(srv.Close)
 	require.NoError(t, srv.AddLicense(licensetest.License{ProductGUID: testProduct, Key: testLicense,
 		SessionDuration: session, GracePeriod: time.Hour, Features: "pro,export"}))
@@ -52,8 +52,8 @@ func runCLI(t *testing.T, srv *licensetest.Server, dir string, env ...string) (s
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), childEnv+"=1",
-		"LICENSEKIT_SERVER="+srv.URL, "LICENSEKIT_API_KEY="+srv.APIKey(),
-		"LICENSEKIT_PUBLIC_KEY="+srv.PublicKey().EncodeBase64(),
+		"LICENSEKIT_SERVER="+srv.URL, "LICENSEKIT_API_KEY="+srv.Info().APIKey,
+		"LICENSEKIT_PUBLIC_KEY="+srv.Info().PublicKey.EncodeBase64(),
 		"LICENSEKIT_PRODUCT="+testProduct, "LICENSEKIT_LICENSE="+testLicense,
 		"LICENSEKIT_STATE_DIR="+dir,
 		// The race detector otherwise sleeps a second at every exit.

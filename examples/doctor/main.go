@@ -164,7 +164,7 @@ func diagnose(ctx context.Context, args []string, stdout io.Writer) error {
 // that a state directory with saved state exists, and returns the
 // configuration to diagnose. cleanup stops the mock and removes the state.
 func mockRun(ctx context.Context) (license.Config, func(), error) {
-	srv := licensetest.NewServer()
+	srv := licensetest.NewServer(nil)
 	dir, err := os.MkdirTemp("", "licensekit-doctor-")
 	if err != nil {
 		srv.Close()
@@ -178,8 +178,8 @@ func mockRun(ctx context.Context) (license.Config, func(), error) {
 	}
 	cfg := license.Config{
 		ServerURL:       srv.URL,
-		APIKey:          srv.APIKey(),
-		ServerPublicKey: srv.PublicKey().EncodeBase64(),
+		APIKey:          srv.Info().APIKey,
+		ServerPublicKey: srv.Info().PublicKey.EncodeBase64(),
 		ProductGUID:     mockProduct,
 		LicenseKey:      mockLicense,
 		StateDir:        dir,

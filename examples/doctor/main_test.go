@@ -84,17 +84,17 @@ func TestJSONAndFull(t *testing.T) {
 // exit code says a check failed.
 func TestExitCodeOnFailure(t *testing.T) {
 	t.Parallel()
-	srv := licensetest.NewServer()
+	srv := licensetest.NewServer(nil)
 	t.Cleanup(srv.Close)
 	require.NoError(t, srv.AddLicense(licensetest.License{ProductGUID: "p-1", Key: "K-1"}))
 	srv.SetClockSkew(-time.Hour)
 	var out bytes.Buffer
-	code := run(context.Background(), []string{"-server", srv.URL, "-api-key", srv.APIKey(),
-		"-shared-secret", base64.StdEncoding.EncodeToString(srv.Secret()), "-product", "p-1", "-license", "K-1",
+	code := run(context.Background(), []string{"-server", srv.URL, "-api-key", srv.Info().APIKey,
+		"-shared-secret", base64.StdEncoding.EncodeToString(srv.Info().Secret), "-product", "p-1", "-license", "K-1",
 		"-state-dir", t.TempDir()}, &out, &bytes.Buffer{})
 	assert.Equal(t, 1, code, out.String())
 	assert.Regexp(t, `(?m)^clock\s+fail\s+this machine's clock is 1h0m0s ahead of the server's`, out.String())
-	assert.NotContains(t, out.String(), srv.APIKey())
+	assert.NotContains(t, out.String(), srv.Info().APIKey)
 }
 
 // TestBadFlags: exit code 2 and a message.

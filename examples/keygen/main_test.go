@@ -192,7 +192,7 @@ func TestKeysWorkEndToEnd(t *testing.T) {
 	priv, err := envelope.ParsePrivateKey(text)
 	require.NoError(t, err)
 
-	srv := licensetest.NewUnstartedServer(licensetest.WithPrivateKey(priv))
+	srv := licensetest.NewUnstartedServer(&licensetest.Config{PrivateKey: priv})
 	t.Cleanup(srv.Close)
 	lic := licensetest.License{ProductGUID: "app", Key: "K-1"}
 	require.NoError(t, srv.AddLicense(lic))

@@ -52,6 +52,7 @@ import (
 
 	"github.com/licensekit/licensekit-go/envelope"
 	"github.com/licensekit/licensekit-go/license/licensetest"
+	"github.com/licensekit/licensekit-go/license/licensetest/admin"
 )
 
 func main() {
@@ -81,7 +82,7 @@ type options struct {
 	runFor          time.Duration
 	jsonOut, debug  bool
 	adminToken      string
-	scenario        *licensetest.Scenario
+	scenario        *admin.Scenario
 	defaultSeats    int
 	defaultSession  time.Duration
 	defaultGrace    time.Duration
@@ -174,7 +175,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		if err != nil {
 			errs = append(errs, fmt.Errorf("-scenario: %w", err))
 		} else {
-			o.scenario, err = licensetest.ParseScenario(*scenario, f)
+			o.scenario, err = admin.ParseScenario(*scenario, f)
 			f.Close()
 			if err != nil {
 				errs = append(errs, fmt.Errorf("-scenario: %w", err))
@@ -281,39 +282,34 @@ func loadKey(path string, kem envelope.KEM) (*envelope.PrivateKey, error) {
 // info is what a client needs, as printed at start: GET /admin/config
 // reports the same but for the token.
 type info struct {
-	licensetest.ServerInfo
+	admin.ClientConfig
 	ConsoleURL string `json:"console_url"`
 	AdminToken string `json:"admin_token"`
 }
 
 // newServer builds and starts the mock server from o.
 func newServer(o *options, logger *slog.Logger) (s *licensetest.Server, err error) {
-	srvOpts := []licensetest.Option{
-		licensetest.WithAddr(o.listen),
-		licensetest.WithKEM(o.kem),
-		licensetest.WithMatch(o.match),
-		licensetest.WithLogger(logger),
-	}
+	cfg := &licensetest.Config{Addr: o.listen, KEM: o.kem, Match: o.match, Logger: logger}
 	if o.keyFile != "" {
 		priv, err := loadKey(o.keyFile, o.kem)
 		if err != nil {
 			return nil, err
 		}
-		srvOpts = append(srvOpts, licensetest.WithPrivateKey(priv))
+		cfg.PrivateKey = priv
 	}
 	if o.secret != nil {
-		srvOpts = append(srvOpts, licensetest.WithSecret(o.secret))
+		cfg.Secret = o.secret
 	}
 	if o.apiKey != "" {
-		srvOpts = append(srvOpts, licensetest.WithAPIKey(o.apiKey))
+		cfg.APIKey = o.apiKey
 	}
 	if o.sealed {
-		srvOpts = append(srvOpts, licensetest.WithSealedReplies())
+		cfg.SealedReplies = true
 	}
 	if o.rotate {
-		srvOpts = append(srvOpts, licensetest.WithTokenRotation())
+		cfg.TokenRotation = true
 	}
-	s = licensetest.NewUnstartedServer(srvOpts...)
+	s = licensetest.NewUnstartedServer(cfg)
 	for _, l := range o.licenses {
 		if err := s.AddLicense(l); err != nil {
 			s.Close()
@@ -387,10 +383,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("admin listener: %w", err)
 	}
 	adminBase := "http://" + adminLn.Addr().String()
-	adm := s.AdminHandler(licensetest.AdminOptions{Token: o.adminToken})
+	adm := admin.NewHandler(s, admin.Options{Token: o.adminToken})
 	defer adm.Close()
-	in := info{ServerInfo: s.Info(), ConsoleURL: adm.ConsoleURL(adminBase), AdminToken: adm.Token()}
-	in.AdminURL = adminBase + licensetest.AdminPath
+	in := info{ClientConfig: admin.ClientConfigOf(s), ConsoleURL: adm.ConsoleURL(adminBase), AdminToken: adm.Token()}
+	in.AdminURL = adminBase + admin.Path
 	adminSrv := &http.Server{Handler: adm, ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelDebug)}
 	licensetest.DefaultTimeouts().Apply(adminSrv)
 	serveErr := make(chan error, 1)
@@ -419,7 +415,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			cancel()
 			<-scenarioDone
 		}()
-		go func() { scenarioDone <- s.RunScenario(scenCtx, o.scenario) }()
+		go func() { scenarioDone <- admin.RunScenario(scenCtx, s, o.scenario) }()
 	}
 
 	var timeout <-chan time.Time

@@ -21,6 +21,7 @@ import (
 
 	"github.com/licensekit/licensekit-go/envelope"
 	"github.com/licensekit/licensekit-go/license/licensetest"
+	"github.com/licensekit/licensekit-go/license/licensetest/admin"
 )
 
 func TestMain(m *testing.M) {
@@ -168,13 +169,13 @@ func TestRun(t *testing.T) {
 	resp, err = http.DefaultClient.Do(req)
 	require.NoError(t, err)
 	var st struct {
-		Down     bool                      `json:"down"`
-		Licenses []licensetest.LicenseInfo `json:"licenses"`
+		Down     bool                `json:"down"`
+		Licenses []admin.LicenseInfo `json:"licenses"`
 	}
 	require.NoError(t, json.NewDecoder(resp.Body).Decode(&st))
 	resp.Body.Close()
 	assert.True(t, st.Down)
-	assert.Equal(t, []licensetest.LicenseInfo{{ProductGUID: "app", Key: "K", Seats: 1, Session: "1m0s", Grace: "1h0m0s", State: "active", Features: "pro"}}, st.Licenses)
+	assert.Equal(t, []admin.LicenseInfo{{ProductGUID: "app", Key: "K", Seats: 1, Session: "1m0s", Grace: "1h0m0s", State: "active", Features: "pro"}}, st.Licenses)
 
 	cancel()
 	require.NoError(t, <-done)
@@ -204,15 +205,15 @@ func TestRunScenario(t *testing.T) {
 	}()
 	var in info
 	require.NoError(t, json.Unmarshal(<-out.ch, &in))
-	state := func() (bool, *licensetest.ScenarioProgress) {
+	state := func() (bool, *admin.ScenarioProgress) {
 		req, _ := http.NewRequest(http.MethodGet, in.AdminURL+"state", nil)
 		req.Header.Set("Authorization", "Bearer "+in.AdminToken)
 		resp, err := http.DefaultClient.Do(req)
 		require.NoError(t, err)
 		defer resp.Body.Close()
 		var st struct {
-			Down     bool                          `json:"down"`
-			Scenario *licensetest.ScenarioProgress `json:"scenario"`
+			Down     bool                    `json:"down"`
+			Scenario *admin.ScenarioProgress `json:"scenario"`
 		}
 		require.NoError(t, json.NewDecoder(resp.Body).Decode(&st))
 		return st.Down, st.Scenario
@@ -239,11 +240,11 @@ func TestRunErrors(t *testing.T) {
 	err := run(context.Background(), []string{"-kem", "nope"}, io.Discard, io.Discard)
 	assert.ErrorContains(t, err, "unknown KEM")
 
-	s := licensetest.NewServer()
+	s := licensetest.NewServer(nil)
 	defer s.Close()
-	err = run(context.Background(), []string{"-listen", s.Addr(), "-admin", "127.0.0.1:0"}, io.Discard, io.Discard)
+	err = run(context.Background(), []string{"-listen", s.Info().Addr, "-admin", "127.0.0.1:0"}, io.Discard, io.Discard)
 	assert.ErrorContains(t, err, "failed to listen")
-	err = run(context.Background(), []string{"-listen", "127.0.0.1:0", "-admin", s.Addr()}, io.Discard, io.Discard)
+	err = run(context.Background(), []string{"-listen", "127.0.0.1:0", "-admin", s.Info().Addr}, io.Discard, io.Discard)
 	assert.ErrorContains(t, err, "admin listener")
 
 	bad := filepath.Join(t.TempDir(), "bad.key")

@@ -53,7 +53,7 @@ func runDemo(ctx context.Context, args []string, io ios) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	srv := licensetest.NewServer()
+	srv := licensetest.NewServer(nil)
 	defer srv.Close()
 	if err := srv.AddLicense(licensetest.License{ProductGUID: demoProduct, Key: demoLicense, Seats: 1,
 		SessionDuration: demoSession, GracePeriod: demoGrace, Features: demoFeatures}); err != nil {
@@ -61,8 +61,8 @@ func runDemo(ctx context.Context, args []string, io ios) error {
 	}
 	c, err := license.New(license.Config{
 		ServerURL:       offlineURL,
-		APIKey:          srv.APIKey(),
-		ServerPublicKey: srv.PublicKey().EncodeBase64(),
+		APIKey:          srv.Info().APIKey,
+		ServerPublicKey: srv.Info().PublicKey.EncodeBase64(),
 		ProductGUID:     demoProduct,
 		LicenseKey:      demoLicense,
 		StateDir:        dir + "/state",
@@ -187,7 +187,7 @@ func (d *demo) request(ctx context.Context) ([]byte, error) {
 func (d *demo) exchange(ctx context.Context, req []byte) ([]byte, error) {
 	var b bytes.Buffer
 	t := time.Now()
-	err := license.ExchangeOffline(ctx, license.ExchangeConfig{ServerURL: d.srv.URL, APIKey: d.srv.APIKey()}, bytes.NewReader(req), &b)
+	err := license.ExchangeOffline(ctx, license.ExchangeConfig{ServerURL: d.srv.URL, APIKey: d.srv.Info().APIKey}, bytes.NewReader(req), &b)
 	if err != nil {
 		return nil, err
 	}

@@ -66,14 +66,14 @@ func TestDemo(t *testing.T) {
 func offlineSide(t *testing.T, srv *licensetest.Server, dir string, args ...string) (int, string, string) {
 	t.Helper()
 	args = append(args, "-product", "offline-product", "-license", "LIC-OFFLINE-42",
-		"-api-key", srv.APIKey(), "-public-key", srv.PublicKey().EncodeBase64(), "-state-dir", dir)
+		"-api-key", srv.Info().APIKey, "-public-key", srv.Info().PublicKey.EncodeBase64(), "-state-dir", dir)
 	return runCmd(t, "", args...)
 }
 
 // exchange runs the online half on in and returns the reply file.
 func exchange(t *testing.T, srv *licensetest.Server, in, out string) []byte {
 	t.Helper()
-	code, stdout, stderr := runCmd(t, "", "exchange", "-in", in, "-out", out, "-server", srv.URL, "-api-key", srv.APIKey())
+	code, stdout, stderr := runCmd(t, "", "exchange", "-in", in, "-out", out, "-server", srv.URL, "-api-key", srv.Info().APIKey)
 	require.Equal(t, exitOK, code, stdout+stderr)
 	assert.Contains(t, stdout, "reply file: "+out)
 	b, err := os.ReadFile(out)
@@ -87,7 +87,7 @@ func exchange(t *testing.T, srv *licensetest.Server, in, out string) []byte {
 // machine), status, refresh, deactivate.
 func TestHalves(t *testing.T) {
 	t.Parallel()
-	srv := licensetest.NewServer()
+	srv := licensetest.NewServer(nil)
 	defer srv.Close()
 	require.NoError(t, srv.AddLicense(licensetest.License{ProductGUID: "offline-product", Key: "LIC-OFFLINE-42", Seats: 1,
 		SessionDuration: 30 * 24 * time.Hour, GracePeriod: 7 * 24 * time.Hour, Features: "pro"}))
@@ -164,7 +164,7 @@ func TestHalves(t *testing.T) {
 // nothing changes: the licence stays usable.
 func TestDeactivateUnwritable(t *testing.T) {
 	t.Parallel()
-	srv := licensetest.NewServer()
+	srv := licensetest.NewServer(nil)
 	defer srv.Close()
 	require.NoError(t, srv.AddLicense(licensetest.License{ProductGUID: "offline-product", Key: "LIC-OFFLINE-42", Seats: 1,
 		SessionDuration: 24 * time.Hour, GracePeriod: time.Hour}))

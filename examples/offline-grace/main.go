@@ -100,7 +100,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	srv := licensetest.NewServer()
+	srv := licensetest.NewServer(nil)
 	defer srv.Close()
 	d := &demo{
 		tl:      newTimeline(stdout),
@@ -137,8 +137,8 @@ type demo struct {
 func (d *demo) newClient(n int) (*license.Client, error) {
 	return license.New(license.Config{
 		ServerURL:       d.srv.URL,
-		APIKey:          d.srv.APIKey(),
-		ServerPublicKey: d.srv.PublicKey().EncodeBase64(),
+		APIKey:          d.srv.Info().APIKey,
+		ServerPublicKey: d.srv.Info().PublicKey.EncodeBase64(),
 		ProductGUID:     product,
 		LicenseKey:      licenseKey,
 		StateDir:        d.dir,

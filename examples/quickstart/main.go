@@ -96,7 +96,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	var cfg license.Config
 	var srv *licensetest.Server // the in-process mock, or nil
 	if sf.Server == "" {
-		srv = licensetest.NewServer()
+		srv = licensetest.NewServer(nil)
 		defer srv.Close()
 		err := srv.AddLicense(licensetest.License{ProductGUID: mockProduct, Key: mockLicense,
 			SessionDuration: mockSession, GracePeriod: mockGrace, Features: mockFeatures})
@@ -105,8 +105,8 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 		cfg = license.Config{
 			ServerURL:       srv.URL,
-			APIKey:          srv.APIKey(),
-			ServerPublicKey: srv.PublicKey().EncodeBase64(),
+			APIKey:          srv.Info().APIKey,
+			ServerPublicKey: srv.Info().PublicKey.EncodeBase64(),
 			ProductGUID:     mockProduct,
 			LicenseKey:      mockLicense,
 		}

@@ -87,20 +87,20 @@ func TestRunStopsOnInterrupt(t *testing.T) {
 // real-server flags, in both envelope modes, with the key given as @file.
 func TestRunAgainstServerFlags(t *testing.T) {
 	t.Parallel()
-	srv := licensetest.NewServer()
+	srv := licensetest.NewServer(nil)
 	t.Cleanup(srv.Close)
 	require.NoError(t, srv.AddLicense(licensetest.License{ProductGUID: "p-1", Key: "K-1", Features: "sso"}))
 	keyFile := filepath.Join(t.TempDir(), "server.pem")
-	require.NoError(t, os.WriteFile(keyFile, srv.PublicKey().EncodePEM(), 0o600))
+	require.NoError(t, os.WriteFile(keyFile, srv.Info().PublicKey.EncodePEM(), 0o600))
 	stateDir := t.TempDir()
 
 	for name, key := range map[string][]string{
 		"public key file": {"-public-key", "@" + keyFile, "-state-dir", stateDir},
-		"shared secret":   {"-shared-secret", base64.StdEncoding.EncodeToString(srv.Secret())},
+		"shared secret":   {"-shared-secret", base64.StdEncoding.EncodeToString(srv.Info().Secret)},
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			args := append([]string{"-for", "300ms", "-server", srv.URL, "-api-key", srv.APIKey(),
+			args := append([]string{"-for", "300ms", "-server", srv.URL, "-api-key", srv.Info().APIKey,
 				"-product", "p-1", "-license", "K-1"}, key...)
 			var out bytes.Buffer
 			require.NoError(t, run(context.Background(), args, &out))
@@ -109,7 +109,7 @@ func TestRunAgainstServerFlags(t *testing.T) {
 			assert.Contains(t, s, "licence server "+srv.URL+", product p-1")
 			assert.NotContains(t, s, "in-process mock")
 			assert.Contains(t, s, `"sso", parsed as [sso]`)
-			assert.NotContains(t, s, srv.APIKey())
+			assert.NotContains(t, s, srv.Info().APIKey)
 		})
 	}
 }
@@ -118,7 +118,7 @@ func TestRunAgainstServerFlags(t *testing.T) {
 // the next renewal is refused, Done closes, and run reports why.
 func TestRunStopsWhenRefused(t *testing.T) {
 	t.Parallel()
-	srv := licensetest.NewServer()
+	srv := licensetest.NewServer(nil)
 	t.Cleanup(srv.Close)
 	require.NoError(t, srv.AddLicense(licensetest.License{ProductGUID: "p-2", Key: "K-2",
 		SessionDuration: time.Second, GracePeriod: time.Hour}))
@@ -133,12 +133,12 @@ func TestRunStopsWhenRefused(t *testing.T) {
 			case <-time.After(5 * time.Millisecond):
 			}
 		}
-		_ = srv.Revoke("p-2", "K-2")
+		_ = srv.SetLicenseState("p-2", "K-2", licensetest.Revoked)
 	}()
 	t.Cleanup(func() { close(stop); <-revoked })
 	var out bytes.Buffer
-	err := run(context.Background(), []string{"-for", "5s", "-server", srv.URL, "-api-key", srv.APIKey(),
-		"-shared-secret", base64.StdEncoding.EncodeToString(srv.Secret()), "-product", "p-2", "-license", "K-2"}, &out)
+	err := run(context.Background(), []string{"-for", "5s", "-server", srv.URL, "-api-key", srv.Info().APIKey,
+		"-shared-secret", base64.StdEncoding.EncodeToString(srv.Info().Secret), "-product", "p-2", "-license", "K-2"}, &out)
 	require.ErrorIs(t, err, license.ErrRevoked)
 	s := out.String()
 	assert.Equal(t, []string{"Idle → Active", "Active → Refused"}, transitions(s), s, "Close keeps Refused")
@@ -150,13 +150,13 @@ func TestRunStopsWhenRefused(t *testing.T) {
 // so and does not claim to have ended a session.
 func TestRunRefusedAtStart(t *testing.T) {
 	t.Parallel()
-	srv := licensetest.NewServer()
+	srv := licensetest.NewServer(nil)
 	t.Cleanup(srv.Close)
 	require.NoError(t, srv.AddLicense(licensetest.License{ProductGUID: "p-3", Key: "K-3"}))
-	require.NoError(t, srv.Revoke("p-3", "K-3"))
+	require.NoError(t, srv.SetLicenseState("p-3", "K-3", licensetest.Revoked))
 	var out bytes.Buffer
-	err := run(context.Background(), []string{"-server", srv.URL, "-api-key", srv.APIKey(),
-		"-shared-secret", base64.StdEncoding.EncodeToString(srv.Secret()), "-product", "p-3", "-license", "K-3"}, &out)
+	err := run(context.Background(), []string{"-server", srv.URL, "-api-key", srv.Info().APIKey,
+		"-shared-secret", base64.StdEncoding.EncodeToString(srv.Info().Secret), "-product", "p-3", "-license", "K-3"}, &out)
 	require.ErrorIs(t, err, license.ErrRevoked)
 	s := out.String()
 	assert.NotContains(t, s, "session ended", s)

@@ -85,7 +85,7 @@ func TestFullRoundTrip(t *testing.T) {
 func TestFullRoundTripRevoked(t *testing.T) {
 	t.Parallel()
 	e := setup(t, false)
-	require.NoError(t, e.srv.Revoke(product, key))
+	require.NoError(t, e.srv.SetLicenseState(product, key, licensetest.Revoked))
 	rt := check(t, e.run(t, strongFP(rawMAC), doctor.Full()), doctor.CheckRoundTrip)
 	assert.Equal(t, doctor.Fail, rt.Verdict)
 	assert.Contains(t, rt.Finding, "revoked")
@@ -172,7 +172,7 @@ func TestProxy407OnConnect(t *testing.T) {
 	t.Cleanup(proxy.Close)
 	pu, _ := url.Parse(proxy.URL)
 	pool := x509.NewCertPool()
-	pool.AddCert(e.srv.Certificate())
+	pool.AddCert(e.srv.Info().Certificate)
 	hc := &http.Client{Transport: &http.Transport{Proxy: http.ProxyURL(pu)}}
 	t.Cleanup(hc.CloseIdleConnections)
 	rep := e.run(t, strongFP(rawMAC), doctor.WithHTTPClient(hc), doctor.WithRootCAs(pool))
@@ -260,7 +260,7 @@ func TestLicenceUnknown(t *testing.T) {
 		fp := strongFP(rawMAC)
 		e.runProduct(t, fpSource(fp))
 		// The vendor's database was reset: same keys, no licence.
-		reset := licensetest.NewServer(licensetest.WithSecret(e.srv.Secret()), licensetest.WithAPIKey(e.srv.APIKey()))
+		reset := licensetest.NewServer(&licensetest.Config{Secret: e.srv.Info().Secret, APIKey: e.srv.Info().APIKey})
 		t.Cleanup(reset.Close)
 		e.cfg.ServerURL = reset.URL
 		rep := e.run(t, fp)
@@ -367,7 +367,7 @@ func TestTLSTrusted(t *testing.T) {
 	t.Parallel()
 	e := setup(t, true)
 	pool := x509.NewCertPool()
-	pool.AddCert(e.srv.Certificate())
+	pool.AddCert(e.srv.Info().Certificate)
 	rep := e.run(t, strongFP(rawMAC), doctor.WithRootCAs(pool))
 	c := check(t, rep, doctor.CheckTLS)
 	assert.Equal(t, doctor.OK, c.Verdict, c.Finding)
@@ -417,7 +417,7 @@ func TestTLSIntercepted(t *testing.T) {
 	t.Parallel()
 	e := setup(t, true)
 	pool := x509.NewCertPool()
-	pool.AddCert(e.srv.Certificate())
+	pool.AddCert(e.srv.Info().Certificate)
 	rep := e.run(t, strongFP(rawMAC), doctor.WithRootCAs(pool), doctor.WithExpectedIssuer("DigiCert"))
 	c := check(t, rep, doctor.CheckTLS)
 	assert.Equal(t, doctor.Fail, c.Verdict)
@@ -588,10 +588,10 @@ func TestStateAfterCloseOffline(t *testing.T) {
 			require.NoError(t, err)
 			require.NoError(t, c.Start(context.Background()))
 			if !endReached {
-				e.srv.FailNext(licensetest.End, 100, 503)
+				e.srv.Inject(licensetest.Fault{Endpoint: licensetest.End, Kind: licensetest.FaultFail, Count: 100, Status: 503})
 			}
 			_ = c.Close(context.Background())
-			e.srv.FailNext("", 1000, 503) // offline from here on
+			e.srv.Inject(licensetest.Fault{Endpoint: "", Kind: licensetest.FaultFail, Count: 1000, Status: 503}) // offline from here on
 
 			st := check(t, e.run(t, fp), doctor.CheckState)
 			wantSession := "none open"

@@ -13,7 +13,7 @@ import (
 // Run diagnoses a client against the mock server. Without Full the
 // doctor takes no seat: the server answers its probe with "unknown token".
 func ExampleRun() {
-	srv := licensetest.NewServer()
+	srv := licensetest.NewServer(nil)
 	defer srv.Close()
 	_ = srv.AddLicense(licensetest.License{ProductGUID: "my-app", Key: "ABCD-1234"})
 	dir, _ := os.MkdirTemp("", "doctor-example-")
@@ -21,8 +21,8 @@ func ExampleRun() {
 
 	cfg := license.Config{
 		ServerURL:       srv.URL,
-		APIKey:          srv.APIKey(),
-		ServerPublicKey: srv.PublicKey().EncodeBase64(),
+		APIKey:          srv.Info().APIKey,
+		ServerPublicKey: srv.Info().PublicKey.EncodeBase64(),
 		ProductGUID:     "my-app",
 		LicenseKey:      "ABCD-1234",
 		StateDir:        dir,

@@ -94,23 +94,31 @@ type env struct {
 	cfg license.Config
 }
 
+// firstConfig returns the first of cfg, or nil.
+func firstConfig(cfg []*licensetest.Config) *licensetest.Config {
+	if len(cfg) == 0 {
+		return nil
+	}
+	return cfg[0]
+}
+
 // setup starts a mock server (TLS when tlsOn) with a licence, and a state
 // directory.
-func setup(t *testing.T, tlsOn bool, opts ...licensetest.Option) *env {
+func setup(t *testing.T, tlsOn bool, cfg ...*licensetest.Config) *env {
 	t.Helper()
 	var srv *licensetest.Server
 	if tlsOn {
-		srv = licensetest.NewTLSServer(opts...)
+		srv = licensetest.NewTLSServer(firstConfig(cfg))
 	} else {
-		srv = licensetest.NewServer(opts...)
+		srv = licensetest.NewServer(firstConfig(cfg))
 	}
 	t.Cleanup(srv.Close)
 	require.NoError(t, srv.AddLicense(licensetest.License{ProductGUID: product, Key: key,
 		SessionDuration: time.Hour, GracePeriod: 24 * time.Hour, Features: "pro"}))
 	return &env{srv: srv, cfg: license.Config{
 		ServerURL:    srv.URL,
-		APIKey:       srv.APIKey(),
-		SharedSecret: srv.Secret(),
+		APIKey:       srv.Info().APIKey,
+		SharedSecret: srv.Info().Secret,
 		ProductGUID:  product,
 		LicenseKey:   key,
 		StateDir:     t.TempDir(),

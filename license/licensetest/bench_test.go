@@ -45,7 +45,7 @@ func BenchmarkLifecycle(b *testing.B) {
 	})
 	for _, mode := range []string{"hpke", "shared_secret"} {
 		b.Run(mode, func(b *testing.B) {
-			s := licensetest.NewServer(licensetest.WithMaxRequests(-1))
+			s := licensetest.NewServer(&licensetest.Config{MaxRequests: -1})
 			defer s.Close()
 			if err := s.AddLicense(licensetest.License{ProductGUID: product, Key: key}); err != nil {
 				b.Fatal(err)

@@ -19,8 +19,8 @@ import (
 // gone.
 func TestCloseIsOneOperation(t *testing.T) {
 	t.Parallel()
-	srv := licensetest.NewServer()
-	conn, err := net.Dial("tcp", srv.Addr())
+	srv := licensetest.NewServer(nil)
+	conn, err := net.Dial("tcp", srv.Info().Addr)
 	require.NoError(t, err)
 	_, err = conn.Write([]byte("POST /api/v2/begin_session HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{"))
 	require.NoError(t, err)

@@ -29,9 +29,9 @@
 // The envelope is checked first, as envelope/FORMAT.md describes: a body
 // that is not a request, an unknown API key, data that does not open, data
 // sealed for another endpoint, a timestamp outside the freshness window
-// (WithFreshnessWindow, default 5 minutes behind and 30 seconds ahead of the
+// (Config.FreshnessWindow, default 5 minutes behind and 30 seconds ahead of the
 // server's clock), a request id reused by other
-// data, or, with WithSealedReplies, a request that does not ask for a sealed
+// data, or, with Config.SealedReplies, a request that does not ask for a sealed
 // reply, all get an envelope-level rejection: a plain body
 // {"success":false,"time":...,"error":"envelope: ...","envelope_error":<code>}
 // with 400, 401 or 503 (see envelope.RejectionReply). These are not licence
@@ -43,11 +43,11 @@
 // or a live session token (extend, end) are remembered, each licence and
 // session within its own quota, so a flood of envelopes sealed by anyone
 // holding a copy of the product never takes room from a customer
-// (WithReplayCache bounds the memory).
+// (Config.ReplayCache bounds the memory).
 //
 // A licence failure is always {"success":false,"time":...,"error":...},
 // sealed when the client asked for it, with these HTTP statuses; by default
-// the error texts contain the words shown in quotes. WithRefusalTexts words
+// the error texts contain the words shown in quotes. Config.RefusalTexts words
 // the licence refusals (403, 404, 409) like another server does, to test a
 // client's refusal rules against them:
 //
@@ -71,7 +71,7 @@
 // licence, takes a seat, and returns status 1 (SessionStatus), a random
 // session_key and token, the licence's features and its control options.
 // extend_session extends a live session and returns its token (a new one
-// with WithTokenRotation). end_session ends it and frees the seat. A
+// with Config.TokenRotation). end_session ends it and frees the seat. A
 // requested duration is clamped to the licence's MaxDuration, and the reply's
 // control_options.session_duration is the effective duration.
 //
@@ -81,27 +81,35 @@
 //
 // # Faults
 //
-// Faults make the mock worth using. Every fault targets one endpoint
-// (Register, Begin, Extend, End) or all four (""):
+// Faults make the mock worth using. Inject queues a Fault for one endpoint
+// (Register, Begin, Extend, End) or all four (""): fail with a chosen status
+// (FaultFail), spoil or lose the reply of a processed request
+// (FaultTruncate, FaultGarbage, FaultDrop, FaultCutBody), replay an old
+// sealed reply (FaultReplay) or break a seal (FaultBadSeal). Standing
+// settings change how every request is served until changed back:
 //
 //   - SetDown and SetDownMode: refuse connections (the listening socket is
-//     closed and later rebound on the same address) or reset them;
-//   - FailNext, with SetRetryAfter: fail requests with a chosen status;
+//     closed and later rebound on the same address), reset them, or answer
+//     503;
 //   - SetLatency: delay requests (on a timer, so fake time works);
-//   - TruncateNext, GarbageNext, DropNext: spoil or lose replies of
-//     processed requests;
+//   - SetRetryAfter: add a Retry-After header to failures;
 //   - SetContentType: send a wrong Content-Type;
-//   - SetClockSkew: skew the times the server reports;
-//   - ReplayNext, BadSealNext: replay an old sealed reply or break a seal;
-//   - Revoke, ExpireLicense and SetControlOptions: change licences on the fly.
+//   - SetClockSkew: skew the times the server reports.
 //
-// Inject queues any of them as a Fault; ClearFaults removes them all.
+// ClearFaults removes them all.
+//
+// # Licences
+//
+// AddLicense adds a licence; SetLicenseState revokes, expires or
+// reinstates one, and SetControlOptions changes its session and grace
+// durations, on the fly.
 //
 // # Observation
 //
 // Requests returns the decrypted requests with their status, Count counts
-// them per endpoint, and Sessions, SeatsInUse and Instances show the
-// server's state.
+// them per endpoint, and Sessions, SeatsInUse, Instances, License and
+// Licenses show the server's state. Info returns the server's identity
+// (API key, public key, secret, address, certificate).
 //
 // # Testing with synctest
 //
@@ -111,7 +119,7 @@
 // NewUnstartedServer (no listener, no goroutine) and Close it there:
 //
 //	synctest.Test(t, func(t *testing.T) {
-//		s := licensetest.NewUnstartedServer()
+//		s := licensetest.NewUnstartedServer(nil)
 //		defer s.Close()
 //		client := &http.Client{Transport: s.Transport()}
 //		// ... time.Sleep moves the bubble's clock; sessions lapse on it.
@@ -125,24 +133,22 @@
 // The server's default clock is time.Now, which follows the bubble of the
 // goroutine making the request. A server built outside a bubble also serves
 // in-memory requests from inside it, but then Close it only when no request
-// from the bubble is in flight. Use WithClock for tests that must move the
+// from the bubble is in flight. Use Config.Clock for tests that must move the
 // wall clock by hand.
 //
 // # Admin API, console and scenarios
 //
-// AdminHandler returns an http.Handler with the admin API (every fault and
-// licence change as POST /admin/COMMAND, the state, the request log, the
-// configuration) and a live web console at AdminPath, protected by a token
-// and by Host and Origin checks; examples/mockserver serves it. A Scenario
-// ("at 5m down refuse") is a script of timed steps that RunScenario plays
-// against the server's clock, so it also runs on fake time under
-// testing/synctest. docs/mockserver.md describes both, with a curl example
-// per endpoint.
+// Package licensetest/admin serves the admin API (every fault and licence
+// change as POST /admin/COMMAND, the state, the request log, the
+// configuration) and a live web console for a Server, and plays scenarios
+// ("at 5m down refuse"): scripts of timed steps run against the server's
+// clock, so they also run on fake time under testing/synctest.
+// examples/mockserver serves both; docs/mockserver.md describes them.
 //
 // # Timeouts
 //
 // The listener of Start and StartTLS bounds slow clients (DefaultTimeouts,
-// WithTimeouts); requests with added latency get it added to their
+// Config.Timeouts); requests with added latency get it added to their
 // deadlines.
 //
 // # Secrets

@@ -96,7 +96,7 @@ type fixture struct {
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	fx := &fixture{clock: newFakeClock()}
-	fx.s = licensetest.NewServer(licensetest.WithClock(fx.clock.Now))
+	fx.s = licensetest.NewServer(&licensetest.Config{Clock: fx.clock.Now})
 	t.Cleanup(fx.s.Close)
 	for _, l := range []licensetest.License{
 		{ProductGUID: "p1", Key: "k1", Seats: 1, SessionDuration: time.Minute},
@@ -117,7 +117,7 @@ func newFixture(t *testing.T) *fixture {
 	fx.lapsed = fx.c.beginFor(t, "p3", "k3", g3)
 	g4 := fx.c.registerFor(t, "p4", "k4", 4)
 	fx.revoked = fx.c.beginFor(t, "p4", "k4", g4)
-	require.NoError(t, fx.s.Revoke("p4", "k4"))
+	require.NoError(t, fx.s.SetLicenseState("p4", "k4", licensetest.Revoked))
 	fx.clock.Advance(11 * time.Second)
 	return fx
 }
@@ -156,34 +156,36 @@ func TestFailures(t *testing.T) {
 		cases = append(cases,
 			tc{ep, "body is not JSON", nil, func(*fixture) []byte { return []byte("not json") }, 400, "envelope: malformed request"},
 			tc{ep, "body is a JSON array", nil, func(*fixture) []byte { return []byte(`["key","data"]`) }, 400, "envelope: malformed request"},
-			tc{ep, "data missing", nil, func(fx *fixture) []byte { return []byte(`{"key":"` + fx.s.APIKey() + `"}`) }, 400, "envelope: malformed request"},
+			tc{ep, "data missing", nil, func(fx *fixture) []byte { return []byte(`{"key":"` + fx.s.Info().APIKey + `"}`) }, 400, "envelope: malformed request"},
 			tc{ep, "key is a number", nil, func(*fixture) []byte { return []byte(`{"key":1,"data":"AAAA"}`) }, 400, "envelope: malformed request"},
-			tc{ep, "extra member", nil, func(fx *fixture) []byte { return []byte(`{"key":"` + fx.s.APIKey() + `","data":"AAAA","x":""}`) }, 400, "envelope: malformed request"},
-			tc{ep, "member twice", nil, func(fx *fixture) []byte { return []byte(`{"key":"` + fx.s.APIKey() + `","data":"AAAA","data":"AAAA"}`) }, 400, "envelope: malformed request"},
+			tc{ep, "extra member", nil, func(fx *fixture) []byte { return []byte(`{"key":"` + fx.s.Info().APIKey + `","data":"AAAA","x":""}`) }, 400, "envelope: malformed request"},
+			tc{ep, "member twice", nil, func(fx *fixture) []byte {
+				return []byte(`{"key":"` + fx.s.Info().APIKey + `","data":"AAAA","data":"AAAA"}`)
+			}, 400, "envelope: malformed request"},
 			tc{ep, "unknown api key", nil, func(fx *fixture) []byte {
 				sd, _ := fx.c.sealer.Seal(envelope.Request{APIKey: "other", Endpoint: ep}, []byte(`{}`))
 				b, _ := json.Marshal(wire.Request{Key: "other", Data: sd.Data})
 				return b
 			}, 401, "envelope: request does not authenticate"},
 			tc{ep, "data does not open", nil, func(fx *fixture) []byte {
-				b, _ := json.Marshal(wire.Request{Key: fx.s.APIKey(), Data: "AAAAAAAAAAAAAAAAAAAAAAAA"})
+				b, _ := json.Marshal(wire.Request{Key: fx.s.Info().APIKey, Data: "AAAAAAAAAAAAAAAAAAAAAAAA"})
 				return b
 			}, 400, "envelope: unsupported version"},
 			tc{ep, "data sealed to another key", nil, func(fx *fixture) []byte {
 				other, _ := envelope.GenerateKey(envelope.KEMX25519)
 				sealer, _ := envelope.NewSealer(other.Public())
-				sd, _ := sealer.Seal(envelope.Request{APIKey: fx.s.APIKey(), Endpoint: ep}, []byte(`{}`))
-				b, _ := json.Marshal(wire.Request{Key: fx.s.APIKey(), Data: sd.Data})
+				sd, _ := sealer.Seal(envelope.Request{APIKey: fx.s.Info().APIKey, Endpoint: ep}, []byte(`{}`))
+				b, _ := json.Marshal(wire.Request{Key: fx.s.Info().APIKey, Data: sd.Data})
 				return b
 			}, 401, "envelope: request does not authenticate"},
 			tc{ep, "data sealed for another endpoint", nil, func(fx *fixture) []byte {
-				sd, _ := fx.c.sealer.Seal(envelope.Request{APIKey: fx.s.APIKey(), Endpoint: otherEndpoint(ep)}, []byte(`{}`))
-				b, _ := json.Marshal(wire.Request{Key: fx.s.APIKey(), Data: sd.Data})
+				sd, _ := fx.c.sealer.Seal(envelope.Request{APIKey: fx.s.Info().APIKey, Endpoint: otherEndpoint(ep)}, []byte(`{}`))
+				b, _ := json.Marshal(wire.Request{Key: fx.s.Info().APIKey, Data: sd.Data})
 				return b
 			}, 401, "envelope: request does not authenticate"},
 			tc{ep, "stale timestamp", nil, func(fx *fixture) []byte {
-				sd, _ := fx.c.sealer.Seal(envelope.Request{APIKey: fx.s.APIKey(), Endpoint: ep, Time: time.Now().Add(-time.Hour)}, []byte(`{}`))
-				b, _ := json.Marshal(wire.Request{Key: fx.s.APIKey(), Data: sd.Data})
+				sd, _ := fx.c.sealer.Seal(envelope.Request{APIKey: fx.s.Info().APIKey, Endpoint: ep, Time: time.Now().Add(-time.Hour)}, []byte(`{}`))
+				b, _ := json.Marshal(wire.Request{Key: fx.s.Info().APIKey, Data: sd.Data})
 				return b
 			}, 401, "envelope: timestamp outside the accepted window"},
 			tc{ep, "payload is an array", func(*fixture) any { return []byte(`[1]`) }, nil, 400, "not a JSON object"},
@@ -344,8 +346,7 @@ func TestRoutingFailures(t *testing.T) {
 func TestSuccessShapes(t *testing.T) {
 	t.Parallel()
 	clock := newFakeClock()
-	s := newServer(t, licensetest.License{Seats: 3, SessionDuration: time.Minute, GracePeriod: time.Hour, Features: `{"pro":true}`},
-		licensetest.WithClock(clock.Now))
+	s := newServer(t, licensetest.License{Seats: 3, SessionDuration: time.Minute, GracePeriod: time.Hour, Features: `{"pro":true}`}, &licensetest.Config{Clock: clock.Now})
 	c := newClient(t, s, nil)
 
 	r := c.mustPost(t, licensetest.Register, registerReq(1))
@@ -392,7 +393,7 @@ func TestModes(t *testing.T) {
 	require.NoError(t, err)
 	for _, c := range []struct {
 		name   string
-		opts   []licensetest.Option
+		cfg    *licensetest.Config
 		secret bool
 		sealed bool
 	}{
@@ -400,13 +401,13 @@ func TestModes(t *testing.T) {
 		{"hpke sealed", nil, false, true},
 		{"shared secret", nil, true, false},
 		{"shared secret sealed", nil, true, true},
-		{"mlkem", []licensetest.Option{licensetest.WithKEM(envelope.KEMMLKEM768X25519)}, false, true},
-		{"private key", []licensetest.Option{licensetest.WithPrivateKey(mlkem)}, false, false},
-		{"require sealed", []licensetest.Option{licensetest.WithSealedReplies()}, false, true},
+		{"mlkem", &licensetest.Config{KEM: envelope.KEMMLKEM768X25519}, false, true},
+		{"private key", &licensetest.Config{PrivateKey: mlkem}, false, false},
+		{"require sealed", &licensetest.Config{SealedReplies: true}, false, true},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
-			s := newServer(t, licensetestLicense(), c.opts...)
+			s := newServer(t, licensetestLicense(), c.cfg)
 			var opts []envelope.Option
 			if c.sealed {
 				opts = append(opts, envelope.WithSealedReplies())
@@ -433,16 +434,15 @@ func TestModes(t *testing.T) {
 	}
 	t.Run("private key is used", func(t *testing.T) {
 		t.Parallel()
-		s := newServer(t, licensetest.License{}, licensetest.WithPrivateKey(mlkem),
-			licensetest.WithSecret(make([]byte, 32)), licensetest.WithAPIKey("api-key"))
-		assert.Equal(t, mlkem.KeyID(), s.KeyID())
-		assert.True(t, mlkem.Public().Equal(s.PublicKey()))
-		assert.Equal(t, make([]byte, 32), s.Secret())
-		assert.Equal(t, "api-key", s.APIKey())
+		s := newServer(t, licensetest.License{}, &licensetest.Config{PrivateKey: mlkem, Secret: make([]byte, 32), APIKey: "api-key"})
+		assert.Equal(t, mlkem.KeyID(), s.Info().PublicKey.KeyID())
+		assert.True(t, mlkem.Public().Equal(s.Info().PublicKey))
+		assert.Equal(t, make([]byte, 32), s.Info().Secret)
+		assert.Equal(t, "api-key", s.Info().APIKey)
 	})
 	t.Run("sealed replies required", func(t *testing.T) {
 		t.Parallel()
-		s := newServer(t, licensetest.License{}, licensetest.WithSealedReplies())
+		s := newServer(t, licensetest.License{}, &licensetest.Config{SealedReplies: true})
 		r, err := newClient(t, s, nil).post(licensetest.Register, registerReq(1))
 		require.NoError(t, err)
 		assert.Equal(t, http.StatusBadRequest, r.status)
@@ -456,7 +456,7 @@ func TestModes(t *testing.T) {
 func TestRegisterIdempotent(t *testing.T) {
 	t.Parallel()
 	clock := newFakeClock()
-	s := newServer(t, licensetest.License{}, licensetest.WithClock(clock.Now))
+	s := newServer(t, licensetest.License{}, &licensetest.Config{Clock: clock.Now})
 	c := newClient(t, s, nil)
 	first := c.register(t, 1)
 	clock.Advance(time.Hour)
@@ -500,7 +500,7 @@ func TestRegisterIdempotent(t *testing.T) {
 
 func TestRegisterKOfN(t *testing.T) {
 	t.Parallel()
-	s := newServer(t, licensetest.License{}, licensetest.WithMatch(licensetest.KOfN(3)))
+	s := newServer(t, licensetest.License{}, &licensetest.Config{Match: licensetest.KOfN(3)})
 	c := newClient(t, s, nil)
 	first := c.register(t, 1)
 	for _, tt := range []struct {
@@ -572,8 +572,7 @@ func TestDurations(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			clock := newFakeClock()
-			s := newServer(t, licensetest.License{SessionDuration: tt.session, MaxDuration: tt.maxDur, GracePeriod: 5 * time.Second},
-				licensetest.WithClock(clock.Now))
+			s := newServer(t, licensetest.License{SessionDuration: tt.session, MaxDuration: tt.maxDur, GracePeriod: 5 * time.Second}, &licensetest.Config{Clock: clock.Now})
 			c := newClient(t, s, nil)
 			g := c.register(t, 1).GUID
 			req := beginFor(product, key, g, 1)
@@ -595,7 +594,7 @@ func TestDurations(t *testing.T) {
 func TestReapingWithClock(t *testing.T) {
 	t.Parallel()
 	clock := newFakeClock()
-	s := newServer(t, licensetest.License{Seats: 1, SessionDuration: time.Minute}, licensetest.WithClock(clock.Now))
+	s := newServer(t, licensetest.License{Seats: 1, SessionDuration: time.Minute}, &licensetest.Config{Clock: clock.Now})
 	c := newClient(t, s, nil)
 	g := c.register(t, 1).GUID
 	tok := c.begin(t, g, 1).Token
@@ -622,7 +621,7 @@ func TestReapingWithClock(t *testing.T) {
 
 func TestTokenRotation(t *testing.T) {
 	t.Parallel()
-	s := newServer(t, licensetest.License{}, licensetest.WithTokenRotation())
+	s := newServer(t, licensetest.License{}, &licensetest.Config{TokenRotation: true})
 	c := newClient(t, s, nil)
 	g := c.register(t, 1).GUID
 	t0 := c.begin(t, g, 1).Token
@@ -654,20 +653,20 @@ func TestLicenseChanges(t *testing.T) {
 	require.True(t, ok)
 	assert.Equal(t, 30*time.Second, l.SessionDuration)
 
-	require.NoError(t, s.Revoke(product, key))
+	require.NoError(t, s.SetLicenseState(product, key, licensetest.Revoked))
 	r := c.mustPost(t, licensetest.Extend, wire.ExtendRequest{Token: tok})
 	assert.Equal(t, http.StatusForbidden, r.status)
 	assert.Equal(t, "license revoked", r.failure().Message)
-	require.NoError(t, s.ExpireLicense(product, key))
+	require.NoError(t, s.SetLicenseState(product, key, licensetest.Expired))
 	r = c.mustPost(t, licensetest.Begin, beginFor(product, key, g, 1))
 	assert.Equal(t, "license expired", r.failure().Message)
 	require.NoError(t, s.SetLicenseState(product, key, licensetest.Active))
 	c.extend(t, tok)
 	// A revoked licence's session can still be ended.
-	require.NoError(t, s.Revoke(product, key))
+	require.NoError(t, s.SetLicenseState(product, key, licensetest.Revoked))
 	c.end(t, tok)
 
-	assert.ErrorIs(t, s.Revoke(product, "nope"), licensetest.ErrUnknownLicense)
+	assert.ErrorIs(t, s.SetLicenseState(product, "nope", licensetest.Revoked), licensetest.ErrUnknownLicense)
 	assert.ErrorIs(t, s.SetControlOptions(product, "nope", time.Minute, 0), licensetest.ErrUnknownLicense)
 	assert.Error(t, s.SetControlOptions(product, key, 1500*time.Millisecond, 0))
 	assert.Error(t, s.SetLicenseState(product, key, licensetest.LicenseState(9)))
@@ -677,7 +676,7 @@ func TestLicenseChanges(t *testing.T) {
 
 func TestAddLicenseValidation(t *testing.T) {
 	t.Parallel()
-	s := licensetest.NewUnstartedServer()
+	s := licensetest.NewUnstartedServer(nil)
 	defer s.Close()
 	err := s.AddLicense(licensetest.License{Seats: -1, SessionDuration: 1500 * time.Millisecond, GracePeriod: -time.Second, MaxDuration: time.Millisecond, State: 7})
 	require.Error(t, err)
@@ -702,7 +701,7 @@ func TestAddLicenseValidation(t *testing.T) {
 func TestObservation(t *testing.T) {
 	t.Parallel()
 	clock := newFakeClock()
-	s := newServer(t, licensetest.License{SessionDuration: time.Minute}, licensetest.WithClock(clock.Now), licensetest.WithMaxRequests(3))
+	s := newServer(t, licensetest.License{SessionDuration: time.Minute}, &licensetest.Config{Clock: clock.Now, MaxRequests: 3})
 	c := newClient(t, s, nil)
 	reg := registerReq(1)
 	g := c.register(t, 1).GUID
@@ -732,7 +731,7 @@ func TestObservation(t *testing.T) {
 		Started: clock.Now(), Expires: clock.Now().Add(time.Minute), Duration: time.Minute, Extensions: 1,
 	}, sess[0])
 
-	none := newServer(t, licensetest.License{}, licensetest.WithMaxRequests(-1))
+	none := newServer(t, licensetest.License{}, &licensetest.Config{MaxRequests: -1})
 	newClient(t, none, nil).register(t, 1)
 	assert.Empty(t, none.Requests())
 	assert.Equal(t, 1, none.Count(licensetest.Register))

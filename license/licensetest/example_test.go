@@ -8,7 +8,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/licensekit/licensekit-go/envelope"
@@ -19,7 +18,7 @@ import (
 // Start a server, add a licence and register an instance with a raw v2
 // call: seal the payload with envelope, post it, open the sealed reply.
 func Example() {
-	s := licensetest.NewServer()
+	s := licensetest.NewServer(nil)
 	defer s.Close()
 	err := s.AddLicense(licensetest.License{
 		ProductGUID: "my-app", Key: "ABCD-1234", Seats: 1,
@@ -29,7 +28,7 @@ func Example() {
 		panic(err)
 	}
 
-	sealer, err := envelope.NewSealer(s.PublicKey(), envelope.WithSealedReplies())
+	sealer, err := envelope.NewSealer(s.Info().PublicKey, envelope.WithSealedReplies())
 	if err != nil {
 		panic(err)
 	}
@@ -39,7 +38,7 @@ func Example() {
 			VolumeHash: "vol", HostName: "build-01"},
 		Name: "Ada", Email: "ada@example.com",
 	})
-	sealed, err := sealer.Seal(envelope.Request{APIKey: s.APIKey(), Endpoint: licensetest.Register}, payload)
+	sealed, err := sealer.Seal(envelope.Request{APIKey: s.Info().APIKey, Endpoint: licensetest.Register}, payload)
 	if err != nil {
 		panic(err)
 	}
@@ -67,13 +66,13 @@ func Example() {
 
 // call posts one sealed v2 request and returns the status and reply body.
 func call(s *licensetest.Server, hc *http.Client, endpoint string, payload any) (int, []byte, error) {
-	sealer, err := envelope.NewSharedSecretSealer(s.Secret())
+	sealer, err := envelope.NewSharedSecretSealer(s.Info().Secret)
 	if err != nil {
 		return 0, nil, err
 	}
 	pt, _ := json.Marshal(payload)
 	// The request carries the server's clock, which WithClock may fake.
-	sealed, err := sealer.Seal(envelope.Request{APIKey: s.APIKey(), Endpoint: endpoint, Time: s.Now()}, pt)
+	sealed, err := sealer.Seal(envelope.Request{APIKey: s.Info().APIKey, Endpoint: endpoint, Time: s.Now()}, pt)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -93,13 +92,13 @@ func call(s *licensetest.Server, hc *http.Client, endpoint string, payload any) 
 
 // Inject failures: a 503 with Retry-After, a refused connection, a revoked
 // licence.
-func ExampleServer_FailNext() {
-	s := licensetest.NewServer()
+func ExampleServer_Inject() {
+	s := licensetest.NewServer(nil)
 	defer s.Close()
 	_ = s.AddLicense(licensetest.License{ProductGUID: "my-app", Key: "ABCD-1234"})
 	register := wire.RegisterRequest{ProductGUID: "my-app", LicenseKey: "ABCD-1234"}
 
-	s.FailNext(licensetest.Register, 1, http.StatusServiceUnavailable)
+	s.Inject(licensetest.Fault{Endpoint: licensetest.Register, Kind: licensetest.FaultFail, Count: 1, Status: http.StatusServiceUnavailable})
 	status, body, _ := call(s, s.Client(), licensetest.Register, register)
 	fmt.Println(status, wire.DecodeFailure(licensetest.Register, body).Message)
 
@@ -112,7 +111,7 @@ func ExampleServer_FailNext() {
 	status, _, _ = call(s, s.Client(), licensetest.Register, register)
 	fmt.Println(status)
 
-	_ = s.Revoke("my-app", "ABCD-1234")
+	_ = s.SetLicenseState("my-app", "ABCD-1234", licensetest.Revoked)
 	status, body, _ = call(s, s.Client(), licensetest.Register, register)
 	fmt.Println(status, wire.DecodeFailure(licensetest.Register, body).Message)
 	fmt.Println("requests handled:", s.Count(""))
@@ -128,7 +127,7 @@ func ExampleServer_FailNext() {
 // testing/synctest bubble. Sessions lapse on the server's clock.
 func ExampleServer_Transport() {
 	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
-	s := licensetest.NewUnstartedServer(licensetest.WithClock(func() time.Time { return now }))
+	s := licensetest.NewUnstartedServer(&licensetest.Config{Clock: func() time.Time { return now }})
 	defer s.Close()
 	_ = s.AddLicense(licensetest.License{ProductGUID: "my-app", Key: "ABCD-1234", Seats: 1, SessionDuration: time.Minute})
 	hc := &http.Client{Transport: s.Transport()}
@@ -151,66 +150,4 @@ func ExampleServer_Transport() {
 	// second seat: 409
 	// seats in use: 0
 	// 404 session lapsed
-}
-
-// A scenario is a script of timed steps that the server plays against its
-// own clock; parse errors name their line.
-func ExampleParseScenario() {
-	sc, err := licensetest.ParseScenario("outage.txt", strings.NewReader(`
-# Outage within grace.
-at 0s    license product=app key=K-1 session=2m grace=10m seats=1
-at 5m    down refuse for=30s
-at 2h    revoke product=app key=K-1
-`))
-	if err != nil {
-		panic(err)
-	}
-	for _, st := range sc.Steps {
-		fmt.Printf("line %d at %-6s %s\n", st.Line, st.At, st.Text)
-	}
-
-	_, err = licensetest.ParseScenario("typo.txt", strings.NewReader("at 5m down on=yes\n"))
-	fmt.Println(err)
-	// Output:
-	// line 3 at 0s     license product=app key=K-1 session=2m grace=10m seats=1
-	// line 4 at 5m0s   down refuse for=30s
-	// line 4 at 5m30s  up (end of down for=30s)
-	// line 5 at 2h0m0s revoke product=app key=K-1
-	// licensetest: scenario typo.txt line 1: down: on: unknown value "yes" (accepted: 1, 0, true, false)
-}
-
-// AdminHandler mounts the admin API and the console on any server. Every
-// request carries the token; here, as a bearer header.
-func ExampleServer_AdminHandler() {
-	s := licensetest.NewServer()
-	defer s.Close()
-	adm := s.AdminHandler(licensetest.AdminOptions{Token: "example-token"})
-	defer adm.Close()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		panic(err)
-	}
-	srv := &http.Server{Handler: adm}
-	licensetest.DefaultTimeouts().Apply(srv)
-	go func() { _ = srv.Serve(ln) }()
-	defer srv.Close()
-	base := "http://" + ln.Addr().String()
-
-	req, _ := http.NewRequest(http.MethodPost, base+"/admin/down?mode=503&for=30s", nil)
-	req.Header.Set("Authorization", "Bearer "+adm.Token())
-	tr := &http.Transport{}
-	defer tr.CloseIdleConnections()
-	resp, err := (&http.Client{Transport: tr}).Do(req)
-	if err != nil {
-		panic(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	fmt.Println(resp.StatusCode, strings.TrimSpace(string(body)))
-	fmt.Println(strings.TrimPrefix(adm.ConsoleURL(base), base))
-	// Output:
-	// 200 {
-	//   "ok": true
-	// }
-	// /admin/?token=example-token
 }

@@ -99,16 +99,6 @@ func (k FaultKind) String() string {
 	return fmt.Sprintf("FaultKind(%d)", int(k))
 }
 
-// ParseFaultKind returns the FaultKind whose String is name.
-func ParseFaultKind(name string) (FaultKind, bool) {
-	for k, n := range faultNames {
-		if n != "" && n == name {
-			return FaultKind(k), true
-		}
-	}
-	return 0, false
-}
-
 // Fault is a fault to inject with Server.Inject. It is plain data.
 type Fault struct {
 	// Endpoint is the endpoint the fault targets (Register, Begin, Extend or
@@ -291,59 +281,6 @@ func (s *Server) ClearFaults() {
 	s.faults.reset()
 	s.faults.mu.Unlock()
 	s.applyDown()
-}
-
-// FailNext makes the next n requests to endpoint ("" = any of the four) fail
-// with HTTP status and the spec's failure body, without being processed. A
-// status of 0 means 503. n <= 0 does nothing. See Inject.
-func (s *Server) FailNext(endpoint string, n, status int) {
-	checkEndpoint(endpoint)
-	if n > 0 {
-		s.Inject(Fault{Endpoint: endpoint, Kind: FaultFail, Count: n, Status: status})
-	}
-}
-
-// TruncateNext makes the next n replies of endpoint ("" = any) end half way
-// (FaultTruncate). n <= 0 does nothing.
-func (s *Server) TruncateNext(endpoint string, n int) {
-	checkEndpoint(endpoint)
-	if n > 0 {
-		s.Inject(Fault{Endpoint: endpoint, Kind: FaultTruncate, Count: n})
-	}
-}
-
-// GarbageNext makes the next n replies of endpoint ("" = any) carry a body
-// that is not JSON (FaultGarbage). n <= 0 does nothing.
-func (s *Server) GarbageNext(endpoint string, n int) {
-	checkEndpoint(endpoint)
-	if n > 0 {
-		s.Inject(Fault{Endpoint: endpoint, Kind: FaultGarbage, Count: n})
-	}
-}
-
-// DropNext makes the server process the next n requests to endpoint ("" =
-// any) and then lose the reply by resetting the connection (FaultDrop). n <= 0
-// does nothing.
-func (s *Server) DropNext(endpoint string, n int) {
-	checkEndpoint(endpoint)
-	if n > 0 {
-		s.Inject(Fault{Endpoint: endpoint, Kind: FaultDrop, Count: n})
-	}
-}
-
-// ReplayNext makes the next request to endpoint ("" = any) receive an earlier
-// sealed reply instead of its own (FaultReplay). A client that requires
-// sealed replies must reject it.
-func (s *Server) ReplayNext(endpoint string) {
-	checkEndpoint(endpoint)
-	s.Inject(Fault{Endpoint: endpoint, Kind: FaultReplay})
-}
-
-// BadSealNext makes the next reply of endpoint ("" = any) a sealed reply that
-// does not authenticate (FaultBadSeal).
-func (s *Server) BadSealNext(endpoint string) {
-	checkEndpoint(endpoint)
-	s.Inject(Fault{Endpoint: endpoint, Kind: FaultBadSeal})
 }
 
 // SetRetryAfter sets the Retry-After header that injected failures

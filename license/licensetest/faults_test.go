@@ -37,7 +37,7 @@ func TestFailNext(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			clock := newFakeClock()
-			s := newServer(t, licensetest.License{}, licensetest.WithClock(clock.Now))
+			s := newServer(t, licensetest.License{}, &licensetest.Config{Clock: clock.Now})
 			c := newClient(t, s, nil)
 			g := c.register(t, 1).GUID
 			tok := c.begin(t, g, 1).Token
@@ -51,7 +51,7 @@ func TestFailNext(t *testing.T) {
 			for _, ep := range tt.hit {
 				s.ClearFaults()
 				s.SetRetryAfter(tt.endpoint, 1500*time.Millisecond)
-				s.FailNext(tt.endpoint, 2, http.StatusServiceUnavailable)
+				s.Inject(licensetest.Fault{Endpoint: tt.endpoint, Kind: licensetest.FaultFail, Count: 2, Status: http.StatusServiceUnavailable})
 				for i := range 2 {
 					r := c.mustPost(t, ep, payloads[ep])
 					assert.Equal(t, http.StatusServiceUnavailable, r.status, "%s #%d", ep, i)
@@ -64,7 +64,7 @@ func TestFailNext(t *testing.T) {
 				r := c.mustPost(t, ep, payloads[ep])
 				assert.NotEqual(t, http.StatusServiceUnavailable, r.status, "%s after the faults", ep)
 			}
-			s.FailNext(tt.endpoint, 1, 0)
+			s.Inject(licensetest.Fault{Endpoint: tt.endpoint, Kind: licensetest.FaultFail, Count: 1, Status: 0})
 			for _, ep := range tt.miss {
 				r := c.mustPost(t, ep, payloads[ep])
 				assert.NotEqual(t, http.StatusServiceUnavailable, r.status, ep)
@@ -91,7 +91,7 @@ func TestInjectFail(t *testing.T) {
 		assert.Equal(t, "license revoked by test", r.failure().Message)
 	}
 	// An injected end_session failure keeps its status.
-	s.FailNext(licensetest.End, 1, http.StatusBadGateway)
+	s.Inject(licensetest.Fault{Endpoint: licensetest.End, Kind: licensetest.FaultFail, Count: 1, Status: http.StatusBadGateway})
 	r := c.mustPost(t, licensetest.End, wire.EndRequest{Token: "x"})
 	assert.Equal(t, http.StatusBadGateway, r.status)
 	assert.Equal(t, "1m0s", (time.Duration(mustAtoi(t, r.header.Get("Retry-After"))) * time.Second).String())
@@ -102,7 +102,7 @@ func TestInjectFail(t *testing.T) {
 	assert.True(t, reqs[0].Sealed)
 	s.ClearFaults()
 	c.register(t, 1)
-	s.FailNext(licensetest.Begin, 0, 500) // n <= 0: nothing
+	s.Inject(licensetest.Fault{Endpoint: licensetest.Begin, Kind: licensetest.FaultFail, Count: 0, Status: 500}) // n <= 0: nothing
 	assert.Empty(t, s.Instances()[0].UserHash["missing"])
 }
 
@@ -120,7 +120,9 @@ func TestReplyFaults(t *testing.T) {
 		apply func(s *licensetest.Server)
 		check func(t *testing.T, r *reply, err error)
 	}{
-		{"truncate", func(s *licensetest.Server) { s.TruncateNext(licensetest.Begin, 1) }, func(t *testing.T, r *reply, err error) {
+		{"truncate", func(s *licensetest.Server) {
+			s.Inject(licensetest.Fault{Endpoint: licensetest.Begin, Kind: licensetest.FaultTruncate, Count: 1})
+		}, func(t *testing.T, r *reply, err error) {
 			require.NoError(t, err)
 			assert.Equal(t, http.StatusOK, r.status)
 			assert.False(t, json.Valid(r.body))
@@ -128,14 +130,18 @@ func TestReplyFaults(t *testing.T) {
 			_, derr := wire.DecodeBegin(r.body)
 			assert.ErrorIs(t, derr, wire.ErrProtocol)
 		}},
-		{"garbage", func(s *licensetest.Server) { s.GarbageNext("", 1) }, func(t *testing.T, r *reply, err error) {
+		{"garbage", func(s *licensetest.Server) {
+			s.Inject(licensetest.Fault{Endpoint: "", Kind: licensetest.FaultGarbage, Count: 1})
+		}, func(t *testing.T, r *reply, err error) {
 			require.NoError(t, err)
 			assert.Equal(t, http.StatusOK, r.status)
 			assert.False(t, json.Valid(r.body))
 			_, derr := wire.DecodeBegin(r.body)
 			assert.ErrorIs(t, derr, wire.ErrProtocol)
 		}},
-		{"drop", func(s *licensetest.Server) { s.DropNext(licensetest.Begin, 1) }, func(t *testing.T, r *reply, err error) {
+		{"drop", func(s *licensetest.Server) {
+			s.Inject(licensetest.Fault{Endpoint: licensetest.Begin, Kind: licensetest.FaultDrop, Count: 1})
+		}, func(t *testing.T, r *reply, err error) {
 			require.Error(t, err)
 			assert.True(t, isReset(err), "err = %v", err)
 		}},
@@ -148,7 +154,9 @@ func TestReplyFaults(t *testing.T) {
 			_, derr := wire.DecodeBegin(r.body)
 			assert.NoError(t, derr)
 		}},
-		{"bad seal on a plain reply", func(s *licensetest.Server) { s.BadSealNext(licensetest.Begin) }, func(t *testing.T, r *reply, err error) {
+		{"bad seal on a plain reply", func(s *licensetest.Server) {
+			s.Inject(licensetest.Fault{Endpoint: licensetest.Begin, Kind: licensetest.FaultBadSeal})
+		}, func(t *testing.T, r *reply, err error) {
 			require.NoError(t, err)
 			assert.Equal(t, []string{"data"}, keysOf(t, r.body))
 			_, derr := wire.DecodeBegin(r.body)
@@ -188,7 +196,7 @@ func TestSealFaults(t *testing.T) {
 
 	// Nothing sealed was sent for begin_session yet: the replay uses the
 	// register reply.
-	s.ReplayNext(licensetest.Begin)
+	s.Inject(licensetest.Fault{Endpoint: licensetest.Begin, Kind: licensetest.FaultReplay})
 	r, err := c.post(licensetest.Begin, beginFor(product, key, g, 1))
 	require.NoError(t, err)
 	assert.ErrorIs(t, r.err, envelope.ErrUnauthentic)
@@ -198,14 +206,14 @@ func TestSealFaults(t *testing.T) {
 	first, err := c.post(licensetest.Extend, wire.ExtendRequest{Token: tok})
 	require.NoError(t, err)
 	require.NoError(t, first.err)
-	s.ReplayNext(licensetest.Extend)
+	s.Inject(licensetest.Fault{Endpoint: licensetest.Extend, Kind: licensetest.FaultReplay})
 	r, err = c.post(licensetest.Extend, wire.ExtendRequest{Token: tok})
 	require.NoError(t, err)
 	assert.Equal(t, first.raw, r.raw, "the earlier sealed reply, byte for byte")
 	assert.ErrorIs(t, r.err, envelope.ErrUnauthentic)
 	assert.Equal(t, 1, s.Sessions()[0].Extensions)
 
-	s.BadSealNext("")
+	s.Inject(licensetest.Fault{Endpoint: "", Kind: licensetest.FaultBadSeal})
 	r, err = c.post(licensetest.Extend, wire.ExtendRequest{Token: tok})
 	require.NoError(t, err)
 	assert.ErrorIs(t, r.err, envelope.ErrUnauthentic)
@@ -217,7 +225,7 @@ func TestSealFaults(t *testing.T) {
 	// A replay with nothing sealed to replay waits.
 	plain := newServer(t, licensetest.License{})
 	pc := newClient(t, plain, nil)
-	plain.ReplayNext("")
+	plain.Inject(licensetest.Fault{Endpoint: "", Kind: licensetest.FaultReplay})
 	pc.register(t, 1)
 	sc := newClient(t, plain, nil, envelope.WithSealedReplies())
 	sc.register(t, 1) // sealed reply, remembered
@@ -229,7 +237,7 @@ func TestSealFaults(t *testing.T) {
 func TestClockSkew(t *testing.T) {
 	t.Parallel()
 	clock := newFakeClock()
-	s := newServer(t, licensetest.License{}, licensetest.WithClock(clock.Now))
+	s := newServer(t, licensetest.License{}, &licensetest.Config{Clock: clock.Now})
 	c := newClient(t, s, nil)
 	first := c.register(t, 1)
 	s.SetClockSkew(-2 * time.Hour)
@@ -246,7 +254,7 @@ func TestClockSkew(t *testing.T) {
 func TestLatency(t *testing.T) {
 	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
-		s := licensetest.NewUnstartedServer()
+		s := licensetest.NewUnstartedServer(nil)
 		defer s.Close()
 		require.NoError(t, s.AddLicense(licensetest.License{ProductGUID: product, Key: key}))
 		c := newClient(t, s, &http.Client{Transport: s.Transport()})
@@ -329,7 +337,7 @@ func TestDownLoopback(t *testing.T) {
 	fresh := newClient(t, s, &http.Client{Transport: &http.Transport{}})
 	_, err = fresh.post(licensetest.Begin, beginFor(product, key, g, 1))
 	assert.True(t, isRefused(err), "fresh client: err = %v", err)
-	conn, err := net.Dial("tcp", s.Addr())
+	conn, err := net.Dial("tcp", s.Info().Addr)
 	if err == nil {
 		conn.Close()
 	}
@@ -353,7 +361,7 @@ func TestDownLoopback(t *testing.T) {
 
 func TestDownMemory(t *testing.T) {
 	t.Parallel()
-	s := licensetest.NewUnstartedServer()
+	s := licensetest.NewUnstartedServer(nil)
 	defer s.Close()
 	require.NoError(t, s.AddLicense(licensetest.License{ProductGUID: product, Key: key}))
 	c := newClient(t, s, &http.Client{Transport: s.Transport()})
@@ -376,21 +384,21 @@ func TestDownMemory(t *testing.T) {
 
 func TestDownBeforeStart(t *testing.T) {
 	t.Parallel()
-	s := licensetest.NewUnstartedServer()
+	s := licensetest.NewUnstartedServer(nil)
 	defer s.Close()
 	s.SetDown(true)
 	s.Start()
-	_, err := net.Dial("tcp", s.Addr())
+	_, err := net.Dial("tcp", s.Info().Addr)
 	assert.True(t, isRefused(err), "err = %v", err)
 	s.SetDown(false)
-	conn, err := net.Dial("tcp", s.Addr())
+	conn, err := net.Dial("tcp", s.Info().Addr)
 	require.NoError(t, err)
 	conn.Close()
 }
 
 func TestHandlerMounted(t *testing.T) {
 	t.Parallel()
-	s := licensetest.NewUnstartedServer()
+	s := licensetest.NewUnstartedServer(nil)
 	defer s.Close()
 	require.NoError(t, s.AddLicense(licensetest.License{ProductGUID: product, Key: key}))
 	hs := httptest.NewServer(s.Handler())
@@ -401,7 +409,7 @@ func TestHandlerMounted(t *testing.T) {
 	s.SetDown(true)
 	_, err := c.post(licensetest.Register, registerReq(1))
 	assert.Error(t, err)
-	s.DropNext("", 1)
+	s.Inject(licensetest.Fault{Endpoint: "", Kind: licensetest.FaultDrop, Count: 1})
 	s.SetDown(false)
 	_, err = c.post(licensetest.Register, registerReq(1))
 	assert.Error(t, err)
@@ -409,19 +417,14 @@ func TestHandlerMounted(t *testing.T) {
 
 func TestInvalidFaultsPanic(t *testing.T) {
 	t.Parallel()
-	s := licensetest.NewUnstartedServer()
+	s := licensetest.NewUnstartedServer(nil)
 	defer s.Close()
 	assert.PanicsWithValue(t, `licensetest: unknown endpoint "begin" (want "register_instance", "begin_session", "extend_session", "end_session" or "")`,
-		func() { s.FailNext("begin", 1, 500) })
+		func() {
+			s.Inject(licensetest.Fault{Endpoint: "begin", Kind: licensetest.FaultFail, Count: 1, Status: 500})
+		})
 	assert.Panics(t, func() { s.Inject(licensetest.Fault{}) })
 	assert.Panics(t, func() { s.SetLatency("nope", time.Second) })
 	assert.Panics(t, func() { s.SetDownMode(7) })
-	for k := licensetest.FaultFail; k <= licensetest.FaultBadSeal; k++ {
-		got, ok := licensetest.ParseFaultKind(k.String())
-		assert.True(t, ok)
-		assert.Equal(t, k, got)
-	}
-	_, ok := licensetest.ParseFaultKind("nope")
-	assert.False(t, ok)
 	assert.Equal(t, "reset", licensetest.DownReset.String())
 }

@@ -40,9 +40,9 @@ type junkSealer struct {
 
 func newJunkSealer(t testing.TB, s *licensetest.Server) *junkSealer {
 	t.Helper()
-	sealer, err := envelope.NewSharedSecretSealer(s.Secret(), envelope.WithSealedReplies())
+	sealer, err := envelope.NewSharedSecretSealer(s.Info().Secret, envelope.WithSealedReplies())
 	require.NoError(t, err)
-	return &junkSealer{sealer: sealer, apiKey: s.APIKey(), rnd: rand.New(rand.NewPCG(1, 2))}
+	return &junkSealer{sealer: sealer, apiKey: s.Info().APIKey, rnd: rand.New(rand.NewPCG(1, 2))}
 }
 
 // body returns the request body of the i-th junk request, stamped at ts:
@@ -80,7 +80,7 @@ func floodClient(t *testing.T, s *licensetest.Server, licenceKey string, n int) 
 		HostName:   fingerprint.Component{Name: fingerprint.NameHostName, Value: fmt.Sprintf("host-%d", n), Strength: fingerprint.Weak},
 	}
 	c, err := license.New(license.Config{
-		ServerURL: s.URL, APIKey: s.APIKey(), ServerPublicKey: s.PublicKey().EncodeBase64(),
+		ServerURL: s.URL, APIKey: s.Info().APIKey, ServerPublicKey: s.Info().PublicKey.EncodeBase64(),
 		ProductGUID: product, LicenseKey: licenceKey,
 	},
 		license.WithHTTPClient(s.Client()),
@@ -115,7 +115,7 @@ func TestFloodLocksOutNoCustomer(t *testing.T) {
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s := licensetest.NewServer(licensetest.WithReplayCache(floodCapacity), licensetest.WithSealedReplies())
+			s := licensetest.NewServer(&licensetest.Config{ReplayCache: floodCapacity, SealedReplies: true})
 			t.Cleanup(s.Close)
 			for k := range customers {
 				require.NoError(t, s.AddLicense(licensetest.License{ProductGUID: product, Key: fmt.Sprintf("K-%d", k), Seats: machines}))
@@ -202,7 +202,7 @@ func TestFloodLocksOutNoCustomer(t *testing.T) {
 // anything: the cache is consulted before the proof.
 func TestResendAfterLostReplyOutlivesTheToken(t *testing.T) {
 	t.Parallel()
-	s := newServer(t, licensetest.License{Seats: 1}, licensetest.WithTokenRotation(), licensetest.WithSealedReplies())
+	s := newServer(t, licensetest.License{Seats: 1}, &licensetest.Config{TokenRotation: true, SealedReplies: true})
 	c := newClient(t, s, nil, envelope.WithSealedReplies())
 	guid := c.register(t, 1).GUID
 	tok := c.begin(t, guid, 1).Token
@@ -217,7 +217,7 @@ func TestResendAfterLostReplyOutlivesTheToken(t *testing.T) {
 			step.payload = wire.EndRequest{Token: tok}
 		}
 		cp := capture(t, c, step.ep, step.payload)
-		s.DropNext(step.ep, 1)
+		s.Inject(licensetest.Fault{Endpoint: step.ep, Kind: licensetest.FaultDrop, Count: 1})
 		_, err := c.hc.Post(c.url+"/"+step.ep, "application/json", strings.NewReader(string(cp.body)))
 		require.Error(t, err, "the first reply is lost")
 		n := s.Count(step.ep)

@@ -50,18 +50,18 @@ func (r *reply) failure() *wire.Failure {
 
 func newClient(tb testing.TB, s *licensetest.Server, hc *http.Client, opts ...envelope.Option) *client {
 	tb.Helper()
-	sealer, err := envelope.NewSealer(s.PublicKey(), opts...)
+	sealer, err := envelope.NewSealer(s.Info().PublicKey, opts...)
 	require.NoError(tb, err)
 	if hc == nil {
 		hc = s.Client()
 	}
-	return &client{url: s.URL, apiKey: s.APIKey(), hc: hc, sealer: sealer, now: s.Now}
+	return &client{url: s.URL, apiKey: s.Info().APIKey, hc: hc, sealer: sealer, now: s.Now}
 }
 
 func newSecretClient(tb testing.TB, s *licensetest.Server, hc *http.Client, opts ...envelope.Option) *client {
 	tb.Helper()
 	c := newClient(tb, s, hc)
-	sealer, err := envelope.NewSharedSecretSealer(s.Secret(), opts...)
+	sealer, err := envelope.NewSharedSecretSealer(s.Info().Secret, opts...)
 	require.NoError(tb, err)
 	c.sealer = sealer
 	return c
@@ -214,9 +214,13 @@ func (c *client) lifecycle(n int) error {
 }
 
 // newServer starts a server with one licence and closes it at cleanup.
-func newServer(tb testing.TB, l licensetest.License, opts ...licensetest.Option) *licensetest.Server {
+func newServer(tb testing.TB, l licensetest.License, cfg ...*licensetest.Config) *licensetest.Server {
 	tb.Helper()
-	s := licensetest.NewServer(opts...)
+	var c *licensetest.Config
+	if len(cfg) > 0 {
+		c = cfg[0]
+	}
+	s := licensetest.NewServer(c)
 	tb.Cleanup(s.Close)
 	if l.ProductGUID == "" {
 		l.ProductGUID = product

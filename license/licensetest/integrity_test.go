@@ -53,7 +53,7 @@ func TestReplayedBeginTakesNoSecondSeat(t *testing.T) {
 	t.Parallel()
 	for _, sealed := range []bool{false, true} {
 		clock := newFakeClock()
-		s := newServer(t, licensetest.License{Seats: 5}, licensetest.WithClock(clock.Now))
+		s := newServer(t, licensetest.License{Seats: 5}, &licensetest.Config{Clock: clock.Now})
 		var opts []envelope.Option
 		if sealed {
 			opts = append(opts, envelope.WithSealedReplies())
@@ -92,7 +92,7 @@ func TestReplayedBeginTakesNoSecondSeat(t *testing.T) {
 func TestReplayedExtendChangesNothing(t *testing.T) {
 	t.Parallel()
 	clock := newFakeClock()
-	s := newServer(t, licensetest.License{SessionDuration: time.Hour}, licensetest.WithClock(clock.Now))
+	s := newServer(t, licensetest.License{SessionDuration: time.Hour}, &licensetest.Config{Clock: clock.Now})
 	c := newClient(t, s, nil)
 	guid := c.register(t, 1).GUID
 	tok := c.begin(t, guid, 1).Token
@@ -148,7 +148,7 @@ func TestRetryAfterDroppedReply(t *testing.T) {
 	c := newClient(t, s, nil, envelope.WithSealedReplies())
 	guid := c.register(t, 1).GUID
 	cp := capture(t, c, licensetest.Begin, wire.BeginRequest{ProductGUID: product, LicenseKey: key, InstanceGUID: guid, Machine: machine(1)})
-	s.DropNext(licensetest.Begin, 1)
+	s.Inject(licensetest.Fault{Endpoint: licensetest.Begin, Kind: licensetest.FaultDrop, Count: 1})
 	_, err := c.hc.Post(c.url+"/"+licensetest.Begin, "application/json", bytes.NewReader(cp.body))
 	require.Error(t, err)
 	r := cp.send(t, c, licensetest.Begin)
@@ -162,7 +162,7 @@ func TestRetryAfterDroppedReply(t *testing.T) {
 func TestFreshnessWindowOption(t *testing.T) {
 	t.Parallel()
 	clock := newFakeClock()
-	s := newServer(t, licensetest.License{}, licensetest.WithClock(clock.Now), licensetest.WithFreshnessWindow(time.Hour))
+	s := newServer(t, licensetest.License{}, &licensetest.Config{Clock: clock.Now, FreshnessWindow: time.Hour})
 	c := newClient(t, s, nil)
 	cp := capture(t, c, licensetest.Register, registerReq(1))
 	clock.Advance(59 * time.Minute)

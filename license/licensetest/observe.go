@@ -68,7 +68,7 @@ func (l *requestLog) add(r Request) {
 }
 
 // Requests returns the requests the server handled, oldest first: at most
-// the most recent WithMaxRequests (default 10,000). It counts requests that
+// the most recent Config.MaxRequests (default 10,000). It counts requests that
 // reached an endpoint and were answered (or dropped by a fault), including
 // the 503s of DownUnavailable; requests refused or reset while the server
 // was down, abandoned during latency, or sent to an unknown path are not
@@ -152,18 +152,6 @@ func (s *Server) SetLicenseState(product, key string, st LicenseState) error {
 		l.State = st
 		return nil
 	})
-}
-
-// Revoke revokes a licence: every endpoint but end_session then refuses it
-// with 403 "license revoked". See SetLicenseState.
-func (s *Server) Revoke(product, key string) error {
-	return s.SetLicenseState(product, key, Revoked)
-}
-
-// ExpireLicense expires a licence: every endpoint but end_session then
-// refuses it with 403 "license expired". See SetLicenseState.
-func (s *Server) ExpireLicense(product, key string) error {
-	return s.SetLicenseState(product, key, Expired)
 }
 
 // SetControlOptions changes a licence's session duration (zero means

@@ -7,11 +7,92 @@ import (
 	"github.com/licensekit/licensekit-go/envelope"
 )
 
-// Option configures a Server. Options are applied in order by NewServer,
-// NewTLSServer and NewUnstartedServer; a later option overrides an earlier one.
-type Option func(*config)
+// Config configures a Server. A nil *Config, like the zero value, gives a
+// server with fresh random keys, a random API key and the defaults below;
+// each zero field keeps its default. NewServer, NewTLSServer and
+// NewUnstartedServer copy it, so changing it later has no effect.
+type Config struct {
+	// Clock is the server's clock (default time.Now). It decides session
+	// expiry, reaping and every time the server reports. Under
+	// testing/synctest time.Now already follows the bubble's fake clock
+	// when the server is used through Transport; Clock is for tests that
+	// move the wall clock by hand (suspend, clock set back). It must be
+	// safe for concurrent use.
+	Clock func() time.Time
 
-// config is the plain data the options fill in.
+	// KEM is the KEM of the key pair the server generates (default
+	// envelope.KEMX25519). It has no effect together with PrivateKey.
+	KEM envelope.KEM
+	// PrivateKey makes the server use this key pair instead of a freshly
+	// generated one, so that its public key and key id stay the same
+	// across runs (the standalone mockserver uses it).
+	PrivateKey *envelope.PrivateKey
+	// Secret is the server's secret for shared-secret mode (at least
+	// envelope.SecretSize bytes; default a fresh random one). The server
+	// copies it; NewServer panics if it is too short.
+	//
+	// The server always accepts both envelope modes at once: public-key
+	// (HPKE) requests addressed to its key id and shared-secret requests
+	// addressed to its secret's key id. There is no setting to switch a
+	// mode off.
+	Secret []byte
+	// APIKey is the API key clients must send in the request's "key"
+	// field (default a random key). Requests carrying another key get the
+	// envelope-level rejection "unauthentic" (HTTP 401).
+	APIKey string
+
+	// SealedReplies makes the server insist on sealed replies: a request
+	// that does not ask for a sealed reply (the flag in the envelope's
+	// authenticated header) gets the envelope-level rejection "malformed"
+	// (HTTP 400), in plain text since such a client could not open a
+	// sealed one. Without it the server seals the reply, success or
+	// failure, to every request that asks for it and answers the others
+	// in plain JSON. A request the server cannot open always gets a plain
+	// reply.
+	SealedReplies bool
+	// TokenRotation makes extend_session issue a new token on every
+	// extension; the old token stops working at once. By default the token
+	// stays the same for the life of the session.
+	TokenRotation bool
+	// Match is how register_instance recognises a machine it has seen
+	// (default Exact).
+	Match Match
+	// RefusalTexts words the server's refusals; empty fields keep the
+	// defaults (DefaultRefusalTexts). Statuses do not change.
+	RefusalTexts RefusalTexts
+	// FreshnessWindow is how far a request's timestamp may be behind the
+	// server's clock (default envelope.DefaultWindow, 5 minutes); the
+	// future side stays envelope.DefaultFuture (30 seconds), or this if
+	// shorter. Requests outside the window get the envelope-level
+	// rejection "stale_timestamp" (HTTP 401) carrying the server's time.
+	FreshnessWindow time.Duration
+	// ReplayCache is how many request ids the server remembers within the
+	// freshness window (default envelope.DefaultGuardEntries), of which at
+	// most envelope.DefaultPartitionEntries for one licence or one
+	// session. A repeated request is answered with the stored reply and
+	// never processed twice. A full cache forgets the oldest answered id
+	// of its largest licence or session, never rejects a fresh request.
+	ReplayCache int
+
+	// Addr is the TCP address Start and StartTLS listen on (default
+	// "127.0.0.1:0", a free loopback port).
+	Addr string
+	// Timeouts are the timeouts of the listener Start and StartTLS open
+	// (default DefaultTimeouts); zero fields keep their defaults. They do
+	// not apply to Transport or to Handler mounted elsewhere.
+	Timeouts Timeouts
+	// MaxRequests is how many of the most recent requests Requests retains
+	// (default 10,000); a negative value retains none. Count is not
+	// affected: it counts every request.
+	MaxRequests int
+	// Logger receives the server's log (default: discard). The server
+	// logs each request at Debug (endpoint, status, fault) and changes of
+	// its up/down state at Info. It never logs API keys, licence keys,
+	// tokens, session keys or payloads.
+	Logger *slog.Logger
+}
+
+// config is the plain data the server runs on, with defaults filled in.
 type config struct {
 	clock         func() time.Time
 	kem           envelope.KEM
@@ -33,16 +114,37 @@ type config struct {
 // defaultMaxRequests is how many requests Requests retains by default.
 const defaultMaxRequests = 10000
 
-func buildConfig(opts []Option) config {
-	c := config{
-		kem:         envelope.KEMX25519,
-		addr:        "127.0.0.1:0",
-		maxRequests: defaultMaxRequests,
+func buildConfig(in *Config) config {
+	if in == nil {
+		in = &Config{}
 	}
-	for _, o := range opts {
-		if o != nil {
-			o(&c)
-		}
+	c := config{
+		clock:         in.Clock,
+		kem:           in.KEM,
+		priv:          in.PrivateKey,
+		apiKey:        in.APIKey,
+		sealedReplies: in.SealedReplies,
+		match:         in.Match,
+		logger:        in.Logger,
+		rotate:        in.TokenRotation,
+		addr:          in.Addr,
+		maxRequests:   in.MaxRequests,
+		window:        in.FreshnessWindow,
+		replayEntries: in.ReplayCache,
+		texts:         in.RefusalTexts,
+		timeouts:      in.Timeouts,
+	}
+	if in.Secret != nil {
+		c.secret = append([]byte(nil), in.Secret...)
+	}
+	if c.kem == 0 {
+		c.kem = envelope.KEMX25519
+	}
+	if c.addr == "" {
+		c.addr = "127.0.0.1:0"
+	}
+	if c.maxRequests == 0 {
+		c.maxRequests = defaultMaxRequests
 	}
 	if c.clock == nil {
 		c.clock = time.Now
@@ -51,115 +153,4 @@ func buildConfig(opts []Option) config {
 		c.logger = slog.New(slog.DiscardHandler)
 	}
 	return c
-}
-
-// WithClock makes the server read the time from clock instead of time.Now.
-// The clock decides session expiry, reaping and every time the server
-// reports. Under testing/synctest the default time.Now already follows the
-// bubble's fake clock when the server is used through Transport; WithClock
-// is for tests that move the wall clock by hand (suspend, clock set back). A
-// nil clock restores time.Now. clock must be safe for concurrent use.
-func WithClock(clock func() time.Time) Option {
-	return func(c *config) { c.clock = clock }
-}
-
-// WithKEM selects the KEM of the key pair the server generates (default
-// envelope.KEMX25519). It has no effect together with WithPrivateKey.
-func WithKEM(kem envelope.KEM) Option {
-	return func(c *config) { c.kem = kem }
-}
-
-// WithPrivateKey makes the server use priv instead of a freshly generated
-// key pair, so that its public key and key id stay the same across runs (the
-// standalone mockserver uses it). A nil priv restores key generation.
-func WithPrivateKey(priv *envelope.PrivateKey) Option {
-	return func(c *config) { c.priv = priv }
-}
-
-// WithSecret makes the server use secret (at least envelope.SecretSize bytes)
-// for shared-secret mode instead of a freshly generated one. The server
-// copies it. NewServer panics if it is shorter than envelope.SecretSize.
-//
-// The server always accepts both envelope modes at once: public-key (HPKE)
-// requests addressed to its key id and shared-secret requests addressed to
-// its secret's key id. There is no option to switch a mode off.
-func WithSecret(secret []byte) Option {
-	return func(c *config) { c.secret = append([]byte(nil), secret...) }
-}
-
-// WithAPIKey sets the API key clients must send in the request's "key" field
-// (default: a random key). Requests carrying another key get the
-// envelope-level rejection "unauthentic" (HTTP 401).
-func WithAPIKey(key string) Option {
-	return func(c *config) { c.apiKey = key }
-}
-
-// WithSealedReplies makes the server insist on sealed replies: a request that
-// does not ask for a sealed reply (the flag in the envelope's authenticated
-// header) gets the envelope-level rejection "malformed" (HTTP 400), in plain
-// text since such a client could not open a sealed one.
-//
-// Without this option the server seals the reply, success or failure, to
-// every request that asks for it and answers the others in plain JSON. A
-// request the server cannot open always gets a plain reply.
-func WithSealedReplies() Option {
-	return func(c *config) { c.sealedReplies = true }
-}
-
-// WithMatch sets how register_instance recognises a machine it has seen
-// (default Exact).
-func WithMatch(m Match) Option {
-	return func(c *config) { c.match = m }
-}
-
-// WithLogger sets the logger (default: discard). The server logs each request
-// at Debug (endpoint, status, fault) and changes of its up/down state at
-// Info. It never logs API keys, licence keys, tokens, session keys or
-// payloads.
-func WithLogger(l *slog.Logger) Option {
-	return func(c *config) { c.logger = l }
-}
-
-// WithTokenRotation makes extend_session issue a new token on every
-// extension; the old token stops working at once. By default the token stays
-// the same for the life of the session.
-func WithTokenRotation() Option {
-	return func(c *config) { c.rotate = true }
-}
-
-// WithAddr sets the TCP address Start and StartTLS listen on (default
-// "127.0.0.1:0", a free loopback port).
-func WithAddr(addr string) Option {
-	return func(c *config) { c.addr = addr }
-}
-
-// WithMaxRequests sets how many of the most recent requests Requests retains
-// (default 10,000). Zero keeps the default; a negative n retains none. Count
-// is not affected: it counts every request.
-func WithMaxRequests(n int) Option {
-	return func(c *config) {
-		if n != 0 {
-			c.maxRequests = n
-		}
-	}
-}
-
-// WithFreshnessWindow sets how far a request's timestamp may be behind the
-// server's clock (default envelope.DefaultWindow, 5 minutes); the future
-// side stays envelope.DefaultFuture (30 seconds), or d if shorter. Requests
-// outside the window get the envelope-level rejection "stale_timestamp"
-// (HTTP 401) carrying the server's time. Zero keeps the default.
-func WithFreshnessWindow(d time.Duration) Option {
-	return func(c *config) { c.window = d }
-}
-
-// WithReplayCache sets how many request ids the server remembers within the
-// freshness window (default envelope.DefaultGuardEntries), of which at most
-// envelope.DefaultPartitionEntries for one licence or one session. A
-// repeated request is answered with the stored reply and never processed
-// twice. A full cache forgets the oldest answered id of its largest
-// licence or session, never rejects a fresh request. Zero keeps the
-// default.
-func WithReplayCache(n int) Option {
-	return func(c *config) { c.replayEntries = n }
 }

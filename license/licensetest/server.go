@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/licensekit/licensekit-go/envelope"
+	"github.com/licensekit/licensekit-go/license/licensetest/internal/hook"
 )
 
 // Server is a mock v2 licence server. It is safe for concurrent use: tests
@@ -49,7 +50,7 @@ type Server struct {
 	reqlog  *requestLog
 	flight  inflight
 	logger  *slog.Logger
-	scen    scenarioTracker
+	slot    hook.Slot // the admin package's state (hook.go)
 
 	mu        sync.Mutex // guards the fields below
 	started   bool
@@ -91,19 +92,20 @@ const unstartedURL = "http://[::1%25" + unstartedZone + "]:9" + BasePath
 const unstartedZone = "unstarted-licensetest.Server-use-its-Transport"
 
 // NewServer starts and returns a new Server listening on a loopback port
-// (see WithAddr). The caller should Close it. Like httptest.NewServer, it
-// panics if it cannot listen or if an option is invalid (a secret shorter
-// than envelope.SecretSize, an unsupported KEM).
-func NewServer(opts ...Option) *Server {
-	s := NewUnstartedServer(opts...)
+// (see Config.Addr), configured by cfg (nil for the defaults). The caller
+// should Close it. Like httptest.NewServer, it panics if it cannot listen or
+// if cfg is invalid (a secret shorter than envelope.SecretSize, an
+// unsupported KEM).
+func NewServer(cfg *Config) *Server {
+	s := NewUnstartedServer(cfg)
 	s.Start()
 	return s
 }
 
 // NewTLSServer starts and returns a new Server using TLS with a self-signed
 // certificate that Client trusts. It panics as NewServer does.
-func NewTLSServer(opts ...Option) *Server {
-	s := NewUnstartedServer(opts...)
+func NewTLSServer(cfg *Config) *Server {
+	s := NewUnstartedServer(cfg)
 	s.StartTLS()
 	return s
 }
@@ -111,10 +113,13 @@ func NewTLSServer(opts ...Option) *Server {
 // NewUnstartedServer returns a new Server that is not listening. Call Start
 // or StartTLS to listen, or use it as it is through Transport or Handler, for
 // instance inside a testing/synctest bubble where loopback sockets would
-// never let fake time advance. The caller should Close it. It panics if an
-// option is invalid.
-func NewUnstartedServer(opts ...Option) *Server {
-	cfg := buildConfig(opts)
+// never let fake time advance. The caller should Close it. It panics if cfg
+// is invalid.
+func NewUnstartedServer(cfg *Config) *Server {
+	return newServer(buildConfig(cfg))
+}
+
+func newServer(cfg config) *Server {
 	s := &Server{
 		URL:    unstartedURL,
 		cfg:    cfg,
@@ -153,19 +158,19 @@ func NewUnstartedServer(opts ...Option) *Server {
 	return s
 }
 
-// Now returns the server's clock (see WithClock). Test clients that seal
+// Now returns the server's clock (see Config.Clock). Test clients that seal
 // requests by hand use it as the request's timestamp when the server runs
 // on a fake clock.
 func (s *Server) Now() time.Time { return s.cfg.clock() }
 
-// Start starts a server from NewUnstartedServer on its address (WithAddr,
+// Start starts a server from NewUnstartedServer on its address (Config.Addr,
 // default a loopback port) and sets URL. It panics if the server was already
 // started or closed, or if it cannot listen.
 func (s *Server) Start() { s.start(false) }
 
 // StartTLS starts a server from NewUnstartedServer with TLS, using a fresh
 // self-signed ECDSA certificate for 127.0.0.1, ::1, localhost and the
-// listening host, and sets URL. Client trusts the certificate; Certificate
+// listening host, and sets URL. Client trusts the certificate; Info
 // returns it for other clients. It panics as Start does.
 func (s *Server) StartTLS() { s.start(true) }
 
@@ -389,28 +394,10 @@ func (s *Server) clientTransport() *http.Transport {
 	return tr
 }
 
-// Addr returns the host:port the server listens on, or "" before Start. It
-// stays the same while the server is down.
-func (s *Server) Addr() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.gate == nil {
-		return ""
-	}
-	return s.gate.Addr().String()
-}
-
 // InFlight returns the number of requests being handled right now, through
 // the listener, Handler or Transport: for instance those waiting out added
 // latency. Tests use it to know a request has reached the server.
 func (s *Server) InFlight() int { return s.flight.count() }
-
-// Certificate returns the certificate of a TLS server, or nil.
-func (s *Server) Certificate() *x509.Certificate {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.cert
-}
 
 // Handler returns the server's HTTP handler, for mounting the mock elsewhere.
 // It serves the API below BasePath and honours every fault; while the server
@@ -418,17 +405,43 @@ func (s *Server) Certificate() *x509.Certificate {
 // a listener it does not own).
 func (s *Server) Handler() http.Handler { return http.HandlerFunc(s.serveHTTP) }
 
-// APIKey returns the API key clients must send (see WithAPIKey).
-func (s *Server) APIKey() string { return s.apiKey }
+// ServerInfo is what a client needs to talk to a Server, secrets included,
+// as Info returns it.
+type ServerInfo struct {
+	// Addr is the host:port the server listens on, or "" before Start. It
+	// stays the same while the server is down.
+	Addr string
+	// APIKey is the API key clients must send (Config.APIKey).
+	APIKey string
+	// PublicKey is the server's public key for public-key (HPKE) mode; its
+	// KeyID is the key id requests are addressed to.
+	PublicKey *envelope.PublicKey
+	// Secret is a copy of the server's secret for shared-secret mode.
+	Secret []byte
+	// SealedReplies reports Config.SealedReplies: every request must ask
+	// for a sealed reply.
+	SealedReplies bool
+	// Certificate is the certificate of a TLS server, or nil.
+	Certificate *x509.Certificate
+}
 
-// PublicKey returns the server's public key for public-key (HPKE) mode.
-func (s *Server) PublicKey() *envelope.PublicKey { return s.priv.Public() }
-
-// KeyID returns the key id of the server's public key, as hex.
-func (s *Server) KeyID() string { return s.priv.KeyID() }
-
-// Secret returns a copy of the server's secret for shared-secret mode.
-func (s *Server) Secret() []byte { return slices.Clone(s.secret) }
+// Info returns what a client needs to talk to s, secrets included. It is
+// the server's one source of its identity: the URL is s.URL.
+func (s *Server) Info() ServerInfo {
+	in := ServerInfo{
+		APIKey:        s.apiKey,
+		PublicKey:     s.priv.Public(),
+		Secret:        slices.Clone(s.secret),
+		SealedReplies: s.cfg.sealedReplies,
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.gate != nil {
+		in.Addr = s.gate.Addr().String()
+	}
+	in.Certificate = s.cert
+	return in
+}
 
 // errClosing cancels the latency waits of requests in flight at Close.
 var errClosing = errors.New("licensetest: server closing")

@@ -26,29 +26,29 @@ import (
 
 func TestURLAndKeys(t *testing.T) {
 	t.Parallel()
-	u := licensetest.NewUnstartedServer()
+	u := licensetest.NewUnstartedServer(nil)
 	defer u.Close()
 	assert.Equal(t, "http://[::1%25unstarted-licensetest.Server-use-its-Transport]:9/api/v2", u.URL)
-	assert.Empty(t, u.Addr())
-	assert.Regexp(t, `^lt_`, u.APIKey())
-	assert.Len(t, u.Secret(), 32)
-	assert.Len(t, u.KeyID(), 16)
-	assert.Equal(t, u.KeyID(), u.PublicKey().KeyID())
-	u.Secret()[0] ^= 0xff // a copy
-	assert.NotEqual(t, u.Secret(), make([]byte, 32))
+	assert.Empty(t, u.Info().Addr)
+	assert.Regexp(t, `^lt_`, u.Info().APIKey)
+	assert.Len(t, u.Info().Secret, 32)
+	assert.Len(t, u.Info().PublicKey.KeyID(), 16)
+	assert.Equal(t, u.Info().PublicKey.KeyID(), u.Info().PublicKey.KeyID())
+	u.Info().Secret[0] ^= 0xff // a copy
+	assert.NotEqual(t, u.Info().Secret, make([]byte, 32))
 
-	s := licensetest.NewServer()
+	s := licensetest.NewServer(nil)
 	defer s.Close()
-	assert.Equal(t, "http://"+s.Addr()+"/api/v2", s.URL)
-	assert.True(t, strings.HasPrefix(s.Addr(), "127.0.0.1:"))
-	assert.Nil(t, s.Certificate())
+	assert.Equal(t, "http://"+s.Info().Addr+"/api/v2", s.URL)
+	assert.True(t, strings.HasPrefix(s.Info().Addr, "127.0.0.1:"))
+	assert.Nil(t, s.Info().Certificate)
 	assert.Same(t, s.Client(), s.Client())
 	assert.Panics(t, s.Start, "a second Start")
 }
 
 func TestTLS(t *testing.T) {
 	t.Parallel()
-	s := licensetest.NewUnstartedServer()
+	s := licensetest.NewUnstartedServer(nil)
 	defer s.Close()
 	_ = s.Client() // before StartTLS: it must still trust the certificate
 	s.StartTLS()
@@ -61,7 +61,7 @@ func TestTLS(t *testing.T) {
 	assert.ErrorAs(t, err, &unknown, "an untrusting client")
 
 	pool := x509.NewCertPool()
-	pool.AddCert(s.Certificate())
+	pool.AddCert(s.Info().Certificate)
 	other := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
 	defer other.CloseIdleConnections()
 	require.NoError(t, newClient(t, s, other).lifecycle(2))
@@ -71,14 +71,14 @@ func TestTLS(t *testing.T) {
 	_, err = newClient(t, s, nil).post(licensetest.Register, registerReq(1))
 	assert.Error(t, err)
 	s.SetDown(false)
-	s.DropNext("", 1)
+	s.Inject(licensetest.Fault{Endpoint: "", Kind: licensetest.FaultDrop, Count: 1})
 	_, err = newClient(t, s, nil).post(licensetest.Register, registerReq(1))
 	assert.Error(t, err)
 	s.Inject(licensetest.Fault{Kind: licensetest.FaultCutBody})
 	_, err = newClient(t, s, nil).post(licensetest.Register, registerReq(1))
 	assert.Error(t, err)
 
-	n := licensetest.NewTLSServer()
+	n := licensetest.NewTLSServer(nil)
 	defer n.Close()
 	require.NoError(t, n.AddLicense(licensetestLicense()))
 	require.NoError(t, newClient(t, n, nil).lifecycle(1))
@@ -86,14 +86,14 @@ func TestTLS(t *testing.T) {
 
 func TestCloseIdempotent(t *testing.T) {
 	t.Parallel()
-	s := licensetest.NewServer()
+	s := licensetest.NewServer(nil)
 	var wg sync.WaitGroup
 	for range 4 {
 		wg.Go(s.Close)
 	}
 	wg.Wait()
 	s.Close()
-	_, err := net.Dial("tcp", s.Addr())
+	_, err := net.Dial("tcp", s.Info().Addr)
 	assert.True(t, isRefused(err), "err = %v", err)
 	_, err = (&http.Client{Transport: s.Transport()}).Get(s.URL + "/register_instance")
 	assert.True(t, isRefused(err), "err = %v", err)
@@ -102,7 +102,7 @@ func TestCloseIdempotent(t *testing.T) {
 	s.SetDown(false)
 	assert.Zero(t, s.Count(""))
 
-	u := licensetest.NewUnstartedServer()
+	u := licensetest.NewUnstartedServer(nil)
 	u.Close()
 	u.Close()
 	assert.Panics(t, u.Start, "Start after Close")
@@ -127,7 +127,7 @@ func (c *blockingClock) Now() time.Time {
 func TestCloseWaitsForInFlight(t *testing.T) {
 	t.Parallel()
 	clock := &blockingClock{entered: make(chan struct{}), released: make(chan struct{})}
-	s := licensetest.NewServer(licensetest.WithClock(clock.Now))
+	s := licensetest.NewServer(&licensetest.Config{Clock: clock.Now})
 	require.NoError(t, s.AddLicense(licensetestLicense()))
 	c := newClient(t, s, nil)
 	c.now = time.Now // the server's clock blocks: do not read it here
@@ -158,14 +158,14 @@ func TestCloseWaitsForInFlight(t *testing.T) {
 	require.NoError(t, res.err)
 	assert.Equal(t, http.StatusOK, res.r.status)
 	assert.Equal(t, 1, s.Count(licensetest.Register))
-	_, err := net.Dial("tcp", s.Addr())
+	_, err := net.Dial("tcp", s.Info().Addr)
 	assert.True(t, isRefused(err), "err = %v", err)
 }
 
 func TestCloseCutsLatency(t *testing.T) {
 	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
-		s := licensetest.NewUnstartedServer()
+		s := licensetest.NewUnstartedServer(nil)
 		require.NoError(t, s.AddLicense(licensetestLicense()))
 		c := newClient(t, s, &http.Client{Transport: s.Transport()})
 		s.SetLatency("", 24*time.Hour)
@@ -189,7 +189,7 @@ func TestCloseCutsLatency(t *testing.T) {
 
 func TestCloseCutsLatencyLoopback(t *testing.T) {
 	t.Parallel()
-	s := licensetest.NewServer()
+	s := licensetest.NewServer(nil)
 	require.NoError(t, s.AddLicense(licensetestLicense()))
 	c := newClient(t, s, nil)
 	s.SetLatency("", 24*time.Hour)
@@ -210,7 +210,7 @@ func TestCloseCutsLatencyLoopback(t *testing.T) {
 func TestReapingSynctest(t *testing.T) {
 	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
-		s := licensetest.NewUnstartedServer()
+		s := licensetest.NewUnstartedServer(nil)
 		defer s.Close()
 		require.NoError(t, s.AddLicense(licensetest.License{ProductGUID: product, Key: key, Seats: 1, SessionDuration: 10 * time.Minute}))
 		c := newClient(t, s, &http.Client{Transport: s.Transport()})
@@ -236,7 +236,7 @@ func TestReapingSynctest(t *testing.T) {
 func TestConcurrentClients(t *testing.T) {
 	t.Parallel()
 	const n = 1000
-	s := licensetest.NewUnstartedServer()
+	s := licensetest.NewUnstartedServer(nil)
 	defer s.Close()
 	require.NoError(t, s.AddLicense(licensetest.License{ProductGUID: product, Key: key, Seats: n}))
 	hc := &http.Client{Transport: s.Transport()}
@@ -280,14 +280,14 @@ func TestLoggingKeepsSecrets(t *testing.T) {
 	logger := slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	l := licensetestLicense()
 	l.Key = "LICENCE-KEY-SECRET"
-	s := licensetest.NewServer(licensetest.WithLogger(logger), licensetest.WithAddr("127.0.0.1:0"))
+	s := licensetest.NewServer(&licensetest.Config{Logger: logger, Addr: "127.0.0.1:0"})
 	require.NoError(t, s.AddLicense(l))
 	c := newClient(t, s, nil, envelope.WithSealedReplies())
 	g := c.registerFor(t, product, l.Key, 1)
 	r := c.mustPost(t, licensetest.Begin, beginFor(product, l.Key, g, 1))
 	b, err := wire.DecodeBegin(r.body)
 	require.NoError(t, err)
-	s.FailNext("", 1, 503)
+	s.Inject(licensetest.Fault{Endpoint: "", Kind: licensetest.FaultFail, Count: 1, Status: 503})
 	c.mustPost(t, licensetest.Extend, wire.ExtendRequest{Token: b.Token})
 	s.SetDown(true)
 	s.SetDown(false)
@@ -298,8 +298,8 @@ func TestLoggingKeepsSecrets(t *testing.T) {
 	assert.Contains(t, logs, `"endpoint":"begin_session"`)
 	assert.Contains(t, logs, `"down":true`)
 	for name, secret := range map[string]string{
-		"api key": s.APIKey(), "licence key": l.Key, "token": b.Token, "session key": b.SessionKey,
-		"secret": base64.StdEncoding.EncodeToString(s.Secret()), "bogus token": "bogus-token-value",
+		"api key": s.Info().APIKey, "licence key": l.Key, "token": b.Token, "session key": b.SessionKey,
+		"secret": base64.StdEncoding.EncodeToString(s.Info().Secret), "bogus token": "bogus-token-value",
 		"guid in payload": g,
 	} {
 		assert.NotContains(t, logs, secret, name)
@@ -328,7 +328,7 @@ func (l *lockedBuffer) String() string {
 // A server built outside a bubble can serve in-memory requests from inside
 // it, on the bubble's fake time.
 func TestServerFromOutsideBubble(t *testing.T) {
-	s := licensetest.NewUnstartedServer()
+	s := licensetest.NewUnstartedServer(nil)
 	defer s.Close()
 	require.NoError(t, s.AddLicense(licensetestLicense()))
 	synctest.Test(t, func(t *testing.T) {

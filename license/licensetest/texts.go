@@ -31,7 +31,7 @@ type RefusalTexts struct {
 }
 
 // DefaultRefusalTexts returns the texts the server uses unless
-// WithRefusalTexts says otherwise. SeatLimit is empty: by default its text
+// Config.RefusalTexts says otherwise. SeatLimit is empty: by default its text
 // names the seat counts.
 func DefaultRefusalTexts() RefusalTexts {
 	return RefusalTexts{
@@ -42,12 +42,6 @@ func DefaultRefusalTexts() RefusalTexts {
 		UnknownToken:    "unknown token",
 		Lapsed:          "session lapsed",
 	}
-}
-
-// WithRefusalTexts makes the server word its refusals with t; empty fields
-// keep the defaults. Statuses do not change.
-func WithRefusalTexts(t RefusalTexts) Option {
-	return func(c *config) { c.texts = t }
 }
 
 // refusals are a server's refusal replies.

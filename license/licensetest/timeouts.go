@@ -28,7 +28,7 @@ type Timeouts struct {
 	MaxHeaderBytes int
 }
 
-// DefaultTimeouts returns the timeouts a Server uses unless WithTimeouts
+// DefaultTimeouts returns the timeouts a Server uses unless Config.Timeouts
 // says otherwise: 10 s for the headers, 30 s for the whole request, 30 s to
 // write the reply, 60 s idle, and 64 KiB of headers.
 func DefaultTimeouts() Timeouts {
@@ -72,13 +72,6 @@ func (t Timeouts) Apply(srv *http.Server) {
 	srv.WriteTimeout = t.Write
 	srv.IdleTimeout = t.Idle
 	srv.MaxHeaderBytes = t.MaxHeaderBytes
-}
-
-// WithTimeouts sets the timeouts of the listener Start and StartTLS open
-// (default DefaultTimeouts); zero fields keep their defaults. They do not
-// apply to Transport or to Handler mounted elsewhere.
-func WithTimeouts(t Timeouts) Option {
-	return func(c *config) { c.timeouts = t }
 }
 
 // extendDeadlines gives a request that will wait out added latency that

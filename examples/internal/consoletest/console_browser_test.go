@@ -19,6 +19,7 @@ import (
 	"github.com/licensekit/licensekit-go/fingerprint"
 	"github.com/licensekit/licensekit-go/license"
 	"github.com/licensekit/licensekit-go/license/licensetest"
+	"github.com/licensekit/licensekit-go/license/licensetest/admin"
 )
 
 // findBrowser returns the path of a Chromium or Chrome, or "". The
@@ -102,11 +103,11 @@ func TestConsoleInBrowser(t *testing.T) {
 	}
 	t.Parallel()
 
-	s := licensetest.NewServer()
+	s := licensetest.NewServer(nil)
 	defer s.Close()
 	require.NoError(t, s.AddLicense(licensetest.License{ProductGUID: product, Key: "K-1", Seats: 1,
 		SessionDuration: 2 * time.Second, GracePeriod: 40 * time.Second, Features: "pro"}))
-	adm := s.AdminHandler(licensetest.AdminOptions{})
+	adm := admin.NewHandler(s, admin.Options{})
 	hs := httptest.NewUnstartedServer(adm)
 	licensetest.DefaultTimeouts().Apply(hs.Config)
 	hs.Start()
@@ -166,7 +167,7 @@ func TestConsoleInBrowser(t *testing.T) {
 
 	// A real client, over real loopback HTTP.
 	c, err := license.New(license.Config{
-		ServerURL: s.URL, APIKey: s.APIKey(), ServerPublicKey: s.PublicKey().EncodeBase64(),
+		ServerURL: s.URL, APIKey: s.Info().APIKey, ServerPublicKey: s.Info().PublicKey.EncodeBase64(),
 		ProductGUID: product, LicenseKey: "K-1", StateDir: t.TempDir(),
 	},
 		license.WithFingerprintSource(func(context.Context) (*fingerprint.Fingerprint, error) { return scenarioFingerprint(), nil }),

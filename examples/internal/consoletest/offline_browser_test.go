@@ -19,6 +19,7 @@ import (
 	"github.com/licensekit/licensekit-go/fingerprint"
 	"github.com/licensekit/licensekit-go/license"
 	"github.com/licensekit/licensekit-go/license/licensetest"
+	"github.com/licensekit/licensekit-go/license/licensetest/admin"
 )
 
 // airGap is the network of an offline machine.
@@ -44,11 +45,11 @@ func TestConsoleOfflineInBrowser(t *testing.T) {
 	}
 	t.Parallel()
 
-	s := licensetest.NewServer()
+	s := licensetest.NewServer(nil)
 	defer s.Close()
 	require.NoError(t, s.AddLicense(licensetest.License{ProductGUID: product, Key: "K-OFFLINE-1", Seats: 1,
 		SessionDuration: 90 * 24 * time.Hour, GracePeriod: 14 * 24 * time.Hour, Features: "pro"}))
-	adm := s.AdminHandler(licensetest.AdminOptions{})
+	adm := admin.NewHandler(s, admin.Options{})
 	hs := httptest.NewUnstartedServer(adm)
 	licensetest.DefaultTimeouts().Apply(hs.Config)
 	hs.Start()
@@ -59,7 +60,7 @@ func TestConsoleOfflineInBrowser(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	c, err := license.New(license.Config{
-		ServerURL: s.URL, APIKey: s.APIKey(), ServerPublicKey: s.PublicKey().EncodeBase64(),
+		ServerURL: s.URL, APIKey: s.Info().APIKey, ServerPublicKey: s.Info().PublicKey.EncodeBase64(),
 		ProductGUID: product, LicenseKey: "K-OFFLINE-1", StateDir: t.TempDir(),
 	},
 		license.WithFingerprintSource(func(context.Context) (*fingerprint.Fingerprint, error) { return scenarioFingerprint(), nil }),

@@ -15,7 +15,7 @@ import (
 // and keys by hand. In a test, testclient.New(t, srv, lic) does the same and
 // closes the client when the test ends.
 func Example() {
-	srv := licensetest.NewUnstartedServer() // in memory; Options picks Transport()
+	srv := licensetest.NewUnstartedServer(nil) // in memory; Options picks Transport()
 	defer srv.Close()
 	lic := licensetest.License{ProductGUID: "app", Key: "K-1", Features: "pro", GracePeriod: time.Hour}
 	if err := srv.AddLicense(lic); err != nil {

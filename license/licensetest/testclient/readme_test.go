@@ -14,7 +14,7 @@ import (
 // test in internal/docscheck compares the two).
 func TestProductSurvivesAnOutage(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) { // fake time: the sleep returns at once
-		srv := licensetest.NewUnstartedServer() // in memory: no sockets inside the bubble
+		srv := licensetest.NewUnstartedServer(nil) // in memory: no sockets inside the bubble
 		t.Cleanup(srv.Close)
 		lic := licensetest.License{ProductGUID: "p", Key: "k", SessionDuration: 10 * time.Minute, GracePeriod: time.Hour}
 		if err := srv.AddLicense(lic); err != nil {

@@ -5,7 +5,7 @@
 //
 // # Overview
 //
-//	srv := licensetest.NewUnstartedServer() // in memory: fine inside synctest
+//	srv := licensetest.NewUnstartedServer(nil) // in memory: fine inside synctest
 //	t.Cleanup(srv.Close)
 //	lic := licensetest.License{ProductGUID: "app", Key: "K-1", GracePeriod: time.Hour}
 //	if err := srv.AddLicense(lic); err != nil {
@@ -42,8 +42,8 @@ import (
 func Config(srv *licensetest.Server, lic licensetest.License) license.Config {
 	return license.Config{
 		ServerURL:       srv.URL,
-		APIKey:          srv.APIKey(),
-		ServerPublicKey: srv.PublicKey().EncodeBase64(),
+		APIKey:          srv.Info().APIKey,
+		ServerPublicKey: srv.Info().PublicKey.EncodeBase64(),
 		ProductGUID:     lic.ProductGUID,
 		LicenseKey:      lic.Key,
 	}
@@ -54,7 +54,7 @@ func Config(srv *licensetest.Server, lic licensetest.License) license.Config {
 func SharedSecretConfig(srv *licensetest.Server, lic licensetest.License) license.Config {
 	cfg := Config(srv, lic)
 	cfg.ServerPublicKey = ""
-	cfg.SharedSecret = srv.Secret()
+	cfg.SharedSecret = srv.Info().Secret
 	return cfg
 }
 
@@ -71,7 +71,7 @@ func SharedSecretConfig(srv *licensetest.Server, lic licensetest.License) licens
 // Append more options after these; a later option overrides an earlier one.
 // Call Options after Start, since the choice depends on it.
 func Options(srv *licensetest.Server) []license.Option {
-	if srv.Addr() == "" {
+	if srv.Info().Addr == "" {
 		return []license.Option{license.WithRoundTripper(srv.Transport())}
 	}
 	return []license.Option{license.WithHTTPClient(srv.Client())}

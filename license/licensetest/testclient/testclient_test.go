@@ -22,7 +22,7 @@ var lic = licensetest.License{ProductGUID: "app", Key: "K-1", SessionDuration: 1
 // client that runs on fake time against an unstarted server.
 func TestNewInsideSynctest(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		srv := licensetest.NewUnstartedServer()
+		srv := licensetest.NewUnstartedServer(nil)
 		t.Cleanup(srv.Close)
 		require.NoError(t, srv.AddLicense(lic))
 		c := testclient.New(t, srv, lic)
@@ -42,7 +42,7 @@ func TestNewInsideSynctest(t *testing.T) {
 // TestNewClosesOnCleanup checks that the cleanup New registers ends the
 // session, freeing the seat.
 func TestNewClosesOnCleanup(t *testing.T) {
-	srv := licensetest.NewServer() // a started server: the client goes over loopback
+	srv := licensetest.NewServer(nil) // a started server: the client goes over loopback
 	t.Cleanup(srv.Close)
 	require.NoError(t, srv.AddLicense(lic))
 	t.Run("client", func(t *testing.T) {
@@ -59,7 +59,7 @@ func TestOptionsFollowStart(t *testing.T) {
 	for _, tls := range []bool{false, true} {
 		t.Run(fmt.Sprintf("tls=%v", tls), func(t *testing.T) {
 			t.Parallel()
-			srv := licensetest.NewUnstartedServer()
+			srv := licensetest.NewUnstartedServer(nil)
 			t.Cleanup(srv.Close)
 			require.NoError(t, srv.AddLicense(lic))
 			if tls {
@@ -81,12 +81,12 @@ func TestOptionsFollowStart(t *testing.T) {
 
 func TestSharedSecretConfig(t *testing.T) {
 	t.Parallel()
-	srv := licensetest.NewUnstartedServer()
+	srv := licensetest.NewUnstartedServer(nil)
 	t.Cleanup(srv.Close)
 	require.NoError(t, srv.AddLicense(lic))
 	cfg := testclient.SharedSecretConfig(srv, lic)
 	assert.Empty(t, cfg.ServerPublicKey)
-	assert.Equal(t, srv.Secret(), cfg.SharedSecret)
+	assert.Equal(t, srv.Info().Secret, cfg.SharedSecret)
 	c, err := license.New(cfg, testclient.Options(srv)...)
 	require.NoError(t, err)
 	require.NoError(t, c.Start(t.Context()))
@@ -96,13 +96,13 @@ func TestSharedSecretConfig(t *testing.T) {
 
 func TestConfig(t *testing.T) {
 	t.Parallel()
-	srv := licensetest.NewUnstartedServer()
+	srv := licensetest.NewUnstartedServer(nil)
 	t.Cleanup(srv.Close)
 	cfg := testclient.Config(srv, lic)
 	want := license.Config{
 		ServerURL:       srv.URL,
-		APIKey:          srv.APIKey(),
-		ServerPublicKey: srv.PublicKey().EncodeBase64(),
+		APIKey:          srv.Info().APIKey,
+		ServerPublicKey: srv.Info().PublicKey.EncodeBase64(),
 		ProductGUID:     "app",
 		LicenseKey:      "K-1",
 	}
@@ -114,7 +114,7 @@ func TestConfig(t *testing.T) {
 // the placeholder address says it, and the SDK's error shows the address.
 func TestPlaceholderAddressHint(t *testing.T) {
 	t.Parallel()
-	srv := licensetest.NewUnstartedServer()
+	srv := licensetest.NewUnstartedServer(nil)
 	t.Cleanup(srv.Close)
 	require.NoError(t, srv.AddLicense(lic))
 
@@ -146,7 +146,7 @@ func (f *fatalTB) Fatalf(format string, args ...any) {
 
 func TestNewFailsTheTestOnBadConfig(t *testing.T) {
 	t.Parallel()
-	srv := licensetest.NewUnstartedServer()
+	srv := licensetest.NewUnstartedServer(nil)
 	t.Cleanup(srv.Close)
 	tb := &fatalTB{TB: t}
 	done := make(chan *license.Client)

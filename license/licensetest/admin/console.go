@@ -1,4 +1,4 @@
-package licensetest
+package admin
 
 import (
 	"embed"
@@ -15,11 +15,11 @@ var consoleFiles embed.FS
 // consoleCSP keeps the console to its own origin.
 const consoleCSP = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 
-func (a *Admin) serveConsole(w http.ResponseWriter, _ *http.Request) {
+func (a *Handler) serveConsole(w http.ResponseWriter, _ *http.Request) {
 	a.serveFile(w, "index.html", "text/html; charset=utf-8")
 }
 
-func (a *Admin) serveAsset(w http.ResponseWriter, r *http.Request) {
+func (a *Handler) serveAsset(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("file")
 	switch path.Ext(name) {
 	case ".js":
@@ -31,7 +31,7 @@ func (a *Admin) serveAsset(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func (a *Admin) serveFile(w http.ResponseWriter, name, ct string) {
+func (a *Handler) serveFile(w http.ResponseWriter, name, ct string) {
 	b, err := consoleFiles.ReadFile("console/" + name)
 	if err != nil {
 		writeJSON(w, http.StatusNotFound, errorReply("licensetest admin: no such file"))

@@ -1,4 +1,4 @@
-package licensetest
+package admin
 
 import (
 	"bytes"
@@ -14,6 +14,7 @@ import (
 	"github.com/licensekit/licensekit-go/envelope"
 	"github.com/licensekit/licensekit-go/internal/carried"
 	"github.com/licensekit/licensekit-go/internal/wire"
+	"github.com/licensekit/licensekit-go/license/licensetest"
 )
 
 // The console's offline activation page (docs/offline-activation.md): a
@@ -32,30 +33,30 @@ import (
 const replyFileName = "licensekit-reply.txt"
 
 // registerOffline adds the page and its endpoint to the admin mux.
-func (a *Admin) registerOffline() {
+func (a *Handler) registerOffline() {
 	a.mux.HandleFunc("GET /admin/offline", a.serveOfflinePage)
 	a.mux.HandleFunc("POST /admin/offline/exchange", a.serveOfflineExchange)
 }
 
-func (a *Admin) serveOfflinePage(w http.ResponseWriter, _ *http.Request) {
+func (a *Handler) serveOfflinePage(w http.ResponseWriter, _ *http.Request) {
 	a.serveFile(w, "offline.html", "text/html; charset=utf-8")
 }
 
 // serveOfflineExchange answers an uploaded request file with its reply file,
 // or a JSON error naming what was wrong (nothing is answered in part).
-func (a *Admin) serveOfflineExchange(w http.ResponseWriter, r *http.Request) {
+func (a *Handler) serveOfflineExchange(w http.ResponseWriter, r *http.Request) {
 	text, err := io.ReadAll(http.MaxBytesReader(w, r.Body, carried.MaxFileSize))
 	if err != nil {
 		writeJSON(w, http.StatusRequestEntityTooLarge, errorReply(fmt.Sprintf("licensetest admin: offline: the file is larger than %d bytes", carried.MaxFileSize)))
 		return
 	}
-	reply, summary, err := a.s.exchangeCarried(r.Context(), text)
+	reply, summary, err := exchangeCarried(r.Context(), a.s, text)
 	if err != nil {
-		a.s.logger.Info("licensetest: offline exchange failed", slog.String("error", err.Error()))
+		a.in.Logger.Info("licensetest: offline exchange failed", slog.String("error", err.Error()))
 		writeJSON(w, http.StatusBadRequest, errorReply("licensetest admin: offline: "+err.Error()))
 		return
 	}
-	a.s.logger.Info("licensetest: offline exchange", slog.String("replies", summary))
+	a.in.Logger.Info("licensetest: offline exchange", slog.String("replies", summary))
 	a.addAction("offline exchange: "+summary, "console")
 	h := w.Header()
 	h.Set("Content-Type", "text/plain; charset=utf-8")
@@ -68,17 +69,20 @@ func (a *Admin) serveOfflineExchange(w http.ResponseWriter, r *http.Request) {
 // summary ("begin_session 200"). A file that does not parse, a request the
 // server rejects at the envelope level (too old, say) or does not answer
 // (down, a failure injected on the path) is an error: no reply file.
-func (s *Server) exchangeCarried(ctx context.Context, text []byte) ([]byte, string, error) {
+// maxReplyBody bounds a reply of the server's v2 handler.
+const maxReplyBody = envelope.MaxDataSize + 64<<10
+
+func exchangeCarried(ctx context.Context, s *licensetest.Server, text []byte) ([]byte, string, error) {
 	rf, err := carried.ParseRequestFile(text)
 	if err != nil {
 		return nil, "", fmt.Errorf("not a licensekit offline request file (%s)", strings.TrimPrefix(err.Error(), "carried: "))
 	}
 	hc := &http.Client{Transport: s.Transport()}
-	out := carried.ReplyFile{Product: rf.Product, Created: s.cfg.clock().UTC()}
+	out := carried.ReplyFile{Product: rf.Product, Created: s.Now().UTC()}
 	var summary []string
 	for _, q := range rf.Requests {
-		body, _ := json.Marshal(wire.Request{Key: s.apiKey, Data: q.Data})
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://licensetest"+BasePath+"/"+q.Endpoint, bytes.NewReader(body))
+		body, _ := json.Marshal(wire.Request{Key: s.Info().APIKey, Data: q.Data})
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://licensetest"+licensetest.BasePath+"/"+q.Endpoint, bytes.NewReader(body))
 		if err != nil {
 			return nil, "", err
 		}
@@ -87,7 +91,7 @@ func (s *Server) exchangeCarried(ctx context.Context, text []byte) ([]byte, stri
 		if err != nil {
 			return nil, "", fmt.Errorf("%s: the server did not answer (%v)", q.Endpoint, errors.Unwrap(err))
 		}
-		rb, err := io.ReadAll(io.LimitReader(resp.Body, maxRequestBody))
+		rb, err := io.ReadAll(io.LimitReader(resp.Body, maxReplyBody))
 		resp.Body.Close()
 		if err != nil {
 			return nil, "", fmt.Errorf("%s: the reply was cut off", q.Endpoint)

@@ -1,4 +1,4 @@
-package licensetest
+package admin
 
 import (
 	"errors"
@@ -10,6 +10,9 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/licensekit/licensekit-go/license/licensetest"
+	"github.com/licensekit/licensekit-go/license/licensetest/internal/hook"
 )
 
 // This file holds the commands that change a running server. The admin API
@@ -54,15 +57,15 @@ func buildCommands() map[string]*command {
 		{name: "up", parse: func(params) (func(*controller) error, error) {
 			return func(c *controller) error { c.setDown(false, 0, 0); return nil }, nil
 		}},
-		{name: "revoke", accepted: []string{"product", "key"}, parse: parseLicenseState(Revoked)},
-		{name: "expire", accepted: []string{"product", "key"}, parse: parseLicenseState(Expired)},
-		{name: "reinstate", accepted: []string{"product", "key"}, parse: parseLicenseState(Active)},
+		{name: "revoke", accepted: []string{"product", "key"}, parse: parseLicenseState(licensetest.Revoked)},
+		{name: "expire", accepted: []string{"product", "key"}, parse: parseLicenseState(licensetest.Expired)},
+		{name: "reinstate", accepted: []string{"product", "key"}, parse: parseLicenseState(licensetest.Active)},
 		{name: "license", accepted: []string{"product", "key", "seats", "session", "grace", "max", "state", "features"}, parse: parseAddLicense},
 		{name: "control", accepted: []string{"product", "key", "session", "grace"}, parse: parseControl},
 		{name: "fail", accepted: []string{"endpoint", "n", "status", "retry_after", "message"}, parse: parseFail},
 		{name: "fault", accepted: []string{"endpoint", "kind", "n", "status", "message"}, bare: "kind", parse: parseFault},
-		{name: "latency", accepted: []string{"endpoint", "d"}, bare: "d", parse: parsePerEndpoint(func(s *Server) func(string, time.Duration) { return s.SetLatency })},
-		{name: "retry_after", accepted: []string{"endpoint", "d"}, bare: "d", parse: parsePerEndpoint(func(s *Server) func(string, time.Duration) { return s.SetRetryAfter })},
+		{name: "latency", accepted: []string{"endpoint", "d"}, bare: "d", parse: parsePerEndpoint(func(s *licensetest.Server) func(string, time.Duration) { return s.SetLatency })},
+		{name: "retry_after", accepted: []string{"endpoint", "d"}, bare: "d", parse: parsePerEndpoint(func(s *licensetest.Server) func(string, time.Duration) { return s.SetRetryAfter })},
 		{name: "content_type", accepted: []string{"endpoint", "ct"}, bare: "ct", parse: parseContentType},
 		{name: "skew", accepted: []string{"d"}, bare: "d", parse: parseSkew},
 		{name: "clear", parse: func(params) (func(*controller) error, error) {
@@ -179,7 +182,7 @@ func (p params) required(name string) (string, error) {
 }
 
 // endpointNames are the accepted values of an endpoint parameter.
-var endpointNames = []string{"all", "register", "begin", "extend", "end", Register, Begin, Extend, End}
+var endpointNames = []string{"all", "register", "begin", "extend", "end", licensetest.Register, licensetest.Begin, licensetest.Extend, licensetest.End}
 
 // endpoint returns the v2 endpoint p["endpoint"] names ("" = all four).
 func (p params) endpoint() (string, error) {
@@ -191,13 +194,13 @@ func (p params) endpoint() (string, error) {
 	case "all":
 		return "", nil
 	case "register":
-		return Register, nil
+		return licensetest.Register, nil
 	case "begin":
-		return Begin, nil
+		return licensetest.Begin, nil
 	case "extend":
-		return Extend, nil
+		return licensetest.Extend, nil
 	case "end":
-		return End, nil
+		return licensetest.End, nil
 	}
 	return v, nil
 }
@@ -212,14 +215,14 @@ func (p params) licenseID() (string, string, error) {
 // downModes are the accepted values of down's mode.
 var downModes = []string{"refuse", "reset", "503"}
 
-func parseDownMode(v string) DownMode {
+func parseDownMode(v string) licensetest.DownMode {
 	switch v {
 	case "reset":
-		return DownReset
+		return licensetest.DownReset
 	case "503":
-		return DownUnavailable
+		return licensetest.DownUnavailable
 	}
-	return DownRefuse
+	return licensetest.DownRefuse
 }
 
 func parseDown(p params) (func(*controller) error, error) {
@@ -233,7 +236,7 @@ func parseDown(p params) (func(*controller) error, error) {
 	return func(c *controller) error { c.setDown(down, parseDownMode(mode), d); return nil }, nil
 }
 
-func parseLicenseState(st LicenseState) func(params) (func(*controller) error, error) {
+func parseLicenseState(st licensetest.LicenseState) func(params) (func(*controller) error, error) {
 	return func(p params) (func(*controller) error, error) {
 		product, key, err := p.licenseID()
 		if err != nil {
@@ -246,19 +249,19 @@ func parseLicenseState(st LicenseState) func(params) (func(*controller) error, e
 // licenseStates are the accepted values of a licence's state.
 var licenseStates = []string{"active", "revoked", "expired"}
 
-func parseLicenseStateName(v string) LicenseState {
+func parseLicenseStateName(v string) licensetest.LicenseState {
 	switch v {
 	case "revoked":
-		return Revoked
+		return licensetest.Revoked
 	case "expired":
-		return Expired
+		return licensetest.Expired
 	}
-	return Active
+	return licensetest.Active
 }
 
 func parseAddLicense(p params) (func(*controller) error, error) {
 	product, key, err0 := p.licenseID()
-	l := License{ProductGUID: product, Key: key, Features: p["features"]}
+	l := licensetest.License{ProductGUID: product, Key: key, Features: p["features"]}
 	var errs [6]error
 	errs[0] = err0
 	l.Seats, errs[1] = p.integer("seats", 0, 0, 1<<30)
@@ -271,8 +274,7 @@ func parseAddLicense(p params) (func(*controller) error, error) {
 		return nil, err
 	}
 	l.State = parseLicenseStateName(st)
-	if err := (&License{ProductGUID: product, Key: key, SessionDuration: l.SessionDuration,
-		GracePeriod: l.GracePeriod, MaxDuration: l.MaxDuration}).normalise(); err != nil {
+	if err := hook.CheckDurations(product, key, l.SessionDuration, l.GracePeriod, l.MaxDuration); err != nil {
 		return nil, badParam("%v", err)
 	}
 	return func(c *controller) error { return c.s.AddLicense(l) }, nil
@@ -285,7 +287,7 @@ func parseControl(p params) (func(*controller) error, error) {
 	if err := errors.Join(err0, err1, err2); err != nil {
 		return nil, err
 	}
-	if err := (&License{ProductGUID: product, Key: key, SessionDuration: session, GracePeriod: grace}).normalise(); err != nil {
+	if err := hook.CheckDurations(product, key, session, grace, 0); err != nil {
 		return nil, badParam("%v", err)
 	}
 	return func(c *controller) error { return c.s.SetControlOptions(product, key, session, grace) }, nil
@@ -302,12 +304,28 @@ func parseFail(p params) (func(*controller) error, error) {
 	if n == 0 {
 		return nil, badParam("n: 0 fails nothing (want a count, or -1 for every request)")
 	}
-	f := Fault{Endpoint: ep, Kind: FaultFail, Count: n, Status: status, Message: p["message"], RetryAfter: ra}
+	f := licensetest.Fault{Endpoint: ep, Kind: licensetest.FaultFail, Count: n, Status: status, Message: p["message"], RetryAfter: ra}
 	return func(c *controller) error { c.s.Inject(f); return nil }, nil
 }
 
 // faultKindNames are the accepted values of fault's kind.
-var faultKindNames = faultNames[1:]
+var faultKindNames = func() []string {
+	var names []string
+	for k := licensetest.FaultFail; k <= licensetest.FaultBadSeal; k++ {
+		names = append(names, k.String())
+	}
+	return names
+}()
+
+// parseFaultKind returns the fault kind named name.
+func parseFaultKind(name string) (licensetest.FaultKind, bool) {
+	for k := licensetest.FaultFail; k <= licensetest.FaultBadSeal; k++ {
+		if k.String() == name {
+			return k, true
+		}
+	}
+	return 0, false
+}
 
 func parseFault(p params) (func(*controller) error, error) {
 	ep, err1 := p.endpoint()
@@ -326,12 +344,12 @@ func parseFault(p params) (func(*controller) error, error) {
 	if status != 0 && status < 100 {
 		return nil, badParam("status: %d is not an HTTP status (100..599)", status)
 	}
-	kind, _ := ParseFaultKind(kindName)
-	f := Fault{Endpoint: ep, Kind: kind, Count: n, Status: status, Message: p["message"]}
+	kind, _ := parseFaultKind(kindName)
+	f := licensetest.Fault{Endpoint: ep, Kind: kind, Count: n, Status: status, Message: p["message"]}
 	return func(c *controller) error { c.s.Inject(f); return nil }, nil
 }
 
-func parsePerEndpoint(set func(*Server) func(string, time.Duration)) func(params) (func(*controller) error, error) {
+func parsePerEndpoint(set func(*licensetest.Server) func(string, time.Duration)) func(params) (func(*controller) error, error) {
 	return func(p params) (func(*controller) error, error) {
 		ep, err1 := p.endpoint()
 		d, err2 := p.duration("d", true, false)
@@ -362,7 +380,7 @@ func parseSkew(p params) (func(*controller) error, error) {
 // controller applies commands to a server. It owns the timer of a timed
 // outage ("down for=30s"); stop cancels it.
 type controller struct {
-	s *Server
+	s *licensetest.Server
 
 	mu      sync.Mutex // guards the fields below
 	timer   *time.Timer
@@ -370,7 +388,7 @@ type controller struct {
 }
 
 // setDown takes the server down in mode, for d if d > 0, or brings it up.
-func (c *controller) setDown(down bool, mode DownMode, d time.Duration) {
+func (c *controller) setDown(down bool, mode licensetest.DownMode, d time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.stopTimerLocked()

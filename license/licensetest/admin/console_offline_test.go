@@ -1,4 +1,4 @@
-package licensetest_test
+package admin_test
 
 import (
 	"bytes"
@@ -12,7 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/licensekit/licensekit-go/license"
-	"github.com/licensekit/licensekit-go/license/licensetest"
+	"github.com/licensekit/licensekit-go/license/licensetest/admin"
 )
 
 // noNetwork is the network of an air-gapped machine.
@@ -48,9 +48,9 @@ func readCloser(b []byte) bodyReader { return bodyReader{bytes.NewReader(b)} }
 // that activates that client; the server saw ordinary v2 requests; the same
 // file uploaded twice gets the same reply and takes one seat.
 func TestConsoleOfflineExchange(t *testing.T) {
-	e := newAdminEnv(t, licensetest.AdminOptions{})
+	e := newAdminEnv(t, admin.Options{})
 	ctx := context.Background()
-	c, err := license.New(license.Config{ServerURL: e.s.URL, APIKey: e.s.APIKey(), ServerPublicKey: e.s.PublicKey().EncodeBase64(),
+	c, err := license.New(license.Config{ServerURL: e.s.URL, APIKey: e.s.Info().APIKey, ServerPublicKey: e.s.Info().PublicKey.EncodeBase64(),
 		ProductGUID: product, LicenseKey: key},
 		license.WithRoundTripper(noNetwork{}), license.WithStateStore(&license.MemoryStateStore{}))
 	require.NoError(t, err)
@@ -104,7 +104,7 @@ func withoutCreated(s string) string {
 // TestConsoleOfflineGuarded: the page and its endpoint need the admin token,
 // refuse another origin, and answer a bad file with a clear error.
 func TestConsoleOfflineGuarded(t *testing.T) {
-	e := newAdminEnv(t, licensetest.AdminOptions{})
+	e := newAdminEnv(t, admin.Options{})
 	status, _, _ := e.do(t, http.MethodGet, "/admin/offline", nil)
 	assert.Equal(t, http.StatusUnauthorized, status)
 	status, _, _ = e.upload(t, []byte("x"), nil)

@@ -1,4 +1,4 @@
-package licensetest_test
+package admin_test
 
 import (
 	"bufio"
@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/licensekit/licensekit-go/license/licensetest"
+	"github.com/licensekit/licensekit-go/license/licensetest/admin"
 )
 
 const adminToken = "t0ken-s3cret-Zq9"
@@ -23,20 +24,20 @@ const adminToken = "t0ken-s3cret-Zq9"
 // adminEnv is a mock server with its admin API on a real loopback listener.
 type adminEnv struct {
 	s    *licensetest.Server
-	adm  *licensetest.Admin
+	adm  *admin.Handler
 	base string // http://127.0.0.1:PORT
 	logs *lockedBuffer
 }
 
-func newAdminEnv(t *testing.T, opts licensetest.AdminOptions) *adminEnv {
+func newAdminEnv(t *testing.T, opts admin.Options) *adminEnv {
 	t.Helper()
 	logs := &lockedBuffer{}
 	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	s := newServer(t, licensetestLicense(), licensetest.WithLogger(logger))
+	s := newServer(t, licensetestLicense(), &licensetest.Config{Logger: logger})
 	if opts.Token == "" {
 		opts.Token = adminToken
 	}
-	adm := s.AdminHandler(opts)
+	adm := admin.NewHandler(s, opts)
 	hs := httptest.NewUnstartedServer(adm)
 	licensetest.DefaultTimeouts().Apply(hs.Config)
 	hs.Start()
@@ -70,7 +71,7 @@ func bearer(r *http.Request) { r.Header.Set("Authorization", "Bearer "+adminToke
 
 func TestAdminTokenRequired(t *testing.T) {
 	t.Parallel()
-	e := newAdminEnv(t, licensetest.AdminOptions{})
+	e := newAdminEnv(t, admin.Options{})
 	for _, tc := range []struct {
 		name string
 		path string
@@ -92,7 +93,7 @@ func TestAdminTokenRequired(t *testing.T) {
 			if tc.want == http.StatusUnauthorized {
 				assert.Contains(t, body, "token required")
 				assert.Equal(t, `Bearer realm="licensetest admin"`, h.Get("WWW-Authenticate"))
-				assert.NotContains(t, body, e.s.APIKey())
+				assert.NotContains(t, body, e.s.Info().APIKey)
 			}
 		})
 	}
@@ -105,7 +106,7 @@ func TestAdminTokenRequired(t *testing.T) {
 
 func TestAdminConsoleURLSetsCookie(t *testing.T) {
 	t.Parallel()
-	e := newAdminEnv(t, licensetest.AdminOptions{})
+	e := newAdminEnv(t, admin.Options{})
 	u := e.adm.ConsoleURL(e.base)
 	assert.Equal(t, e.base+"/admin/?token="+adminToken, u)
 	code, h, _ := e.do(t, http.MethodGet, strings.TrimPrefix(u, e.base), nil)
@@ -142,7 +143,7 @@ func TestAdminConsoleURLSetsCookie(t *testing.T) {
 
 func TestAdminHostChecked(t *testing.T) {
 	t.Parallel()
-	e := newAdminEnv(t, licensetest.AdminOptions{AllowedHosts: []string{"mock.test"}})
+	e := newAdminEnv(t, admin.Options{AllowedHosts: []string{"mock.test"}})
 	_, port, _ := strings.Cut(strings.TrimPrefix(e.base, "http://"), ":")
 	for _, tc := range []struct {
 		host string
@@ -165,14 +166,14 @@ func TestAdminHostChecked(t *testing.T) {
 		assert.Equal(t, tc.want, code, "Host %s: %s", tc.host, body)
 		if code == http.StatusForbidden {
 			assert.Contains(t, body, "host not allowed")
-			assert.NotContains(t, body, e.s.APIKey(), "no secrets for a foreign host")
+			assert.NotContains(t, body, e.s.Info().APIKey, "no secrets for a foreign host")
 		}
 	}
 }
 
 func TestAdminOriginChecked(t *testing.T) {
 	t.Parallel()
-	e := newAdminEnv(t, licensetest.AdminOptions{})
+	e := newAdminEnv(t, admin.Options{})
 	revoke := "/admin/revoke?product=" + product + "&key=" + key
 	for _, tc := range []struct {
 		name string
@@ -213,7 +214,7 @@ func TestAdminOriginChecked(t *testing.T) {
 
 func TestAdminStrictParsing(t *testing.T) {
 	t.Parallel()
-	e := newAdminEnv(t, licensetest.AdminOptions{})
+	e := newAdminEnv(t, admin.Options{})
 	for _, tc := range []struct {
 		path string
 		want int
@@ -262,10 +263,10 @@ func TestAdminStrictParsing(t *testing.T) {
 
 // adminState is the part of GET /admin/state the tests read.
 type adminState struct {
-	Down      bool                      `json:"down"`
-	DownMode  string                    `json:"down_mode"`
-	Requests  map[string]int            `json:"requests"`
-	Licenses  []licensetest.LicenseInfo `json:"licenses"`
+	Down      bool                `json:"down"`
+	DownMode  string              `json:"down_mode"`
+	Requests  map[string]int      `json:"requests"`
+	Licenses  []admin.LicenseInfo `json:"licenses"`
 	Instances []struct {
 		GUID string `json:"guid"`
 	} `json:"instances"`
@@ -280,7 +281,7 @@ type adminState struct {
 		Latency map[string]string `json:"latency"`
 		Skew    string            `json:"skew"`
 	} `json:"faults"`
-	Log     []licensetest.RequestInfo `json:"log"`
+	Log     []admin.RequestInfo `json:"log"`
 	Actions []struct {
 		Command string `json:"command"`
 	} `json:"actions"`
@@ -303,7 +304,7 @@ func (e *adminEnv) command(t *testing.T, path string, q url.Values) {
 
 func TestAdminCommands(t *testing.T) {
 	t.Parallel()
-	e := newAdminEnv(t, licensetest.AdminOptions{})
+	e := newAdminEnv(t, admin.Options{})
 	c := newClient(t, e.s, nil)
 
 	// fail: the next register gets 503 with Retry-After.
@@ -347,11 +348,11 @@ func TestAdminCommands(t *testing.T) {
 	require.Len(t, st.Sessions, 1)
 	assert.Equal(t, reg.GUID, st.Sessions[0].InstanceGUID)
 	assert.Equal(t, 1, st.Requests[licensetest.Begin])
-	assert.Equal(t, []licensetest.LicenseInfo{{ProductGUID: product, Key: key, Seats: 2, SeatsInUse: 1, Session: "1m0s",
+	assert.Equal(t, []admin.LicenseInfo{{ProductGUID: product, Key: key, Seats: 2, SeatsInUse: 1, Session: "1m0s",
 		Grace: "1h0m0s", State: "active", Features: "a,b"}}, st.Licenses)
 	assert.NotContains(t, body, b.Token, "the state never shows tokens")
 	assert.NotContains(t, body, b.SessionKey)
-	assert.NotContains(t, body, e.s.APIKey())
+	assert.NotContains(t, body, e.s.Info().APIKey)
 
 	// The request log: endpoint, status, latency and fault; no payloads.
 	var statuses []int
@@ -368,7 +369,7 @@ func TestAdminCommands(t *testing.T) {
 	}
 	code, _, reqs := e.do(t, http.MethodGet, "/admin/requests?n=2", bearer)
 	require.Equal(t, http.StatusOK, code)
-	var last2 []licensetest.RequestInfo
+	var last2 []admin.RequestInfo
 	require.NoError(t, json.Unmarshal([]byte(reqs), &last2))
 	assert.Equal(t, st.Log[len(st.Log)-2:], last2)
 	assert.NotContains(t, reqs, key)
@@ -418,20 +419,20 @@ func TestAdminCommands(t *testing.T) {
 
 func TestAdminConfigHasSecretsWithToken(t *testing.T) {
 	t.Parallel()
-	e := newAdminEnv(t, licensetest.AdminOptions{})
+	e := newAdminEnv(t, admin.Options{})
 	code, _, body := e.do(t, http.MethodGet, "/admin/config", nil)
 	require.Equal(t, http.StatusUnauthorized, code)
-	assert.NotContains(t, body, e.s.APIKey())
+	assert.NotContains(t, body, e.s.Info().APIKey)
 	code, _, body = e.do(t, http.MethodGet, "/admin/config", bearer)
 	require.Equal(t, http.StatusOK, code)
-	var in licensetest.ServerInfo
+	var in admin.ClientConfig
 	require.NoError(t, json.Unmarshal([]byte(body), &in))
-	assert.Equal(t, e.s.APIKey(), in.APIKey)
+	assert.Equal(t, e.s.Info().APIKey, in.APIKey)
 	assert.Equal(t, e.s.URL, in.URL)
 	assert.Equal(t, e.base+"/admin/", in.AdminURL)
-	assert.Equal(t, e.s.KeyID(), in.KeyID)
+	assert.Equal(t, e.s.Info().PublicKey.KeyID(), in.KeyID)
 	assert.NotEmpty(t, in.SharedSecret)
-	assert.Equal(t, e.s.Info().SharedSecret, in.SharedSecret)
+	assert.Equal(t, admin.ClientConfigOf(e.s).SharedSecret, in.SharedSecret)
 }
 
 // eventStream reads the data lines of the admin API's live stream.
@@ -477,7 +478,7 @@ func (s *eventStream) next(t *testing.T) string {
 // something changes.
 func TestAdminEvents(t *testing.T) {
 	t.Parallel()
-	e := newAdminEnv(t, licensetest.AdminOptions{})
+	e := newAdminEnv(t, admin.Options{})
 	events := openEvents(t, e.base)
 	var first adminState
 	require.NoError(t, json.Unmarshal([]byte(events.next(t)), &first))
@@ -494,11 +495,11 @@ func TestAdminEvents(t *testing.T) {
 
 func TestAdminCloseIsIdempotent(t *testing.T) {
 	t.Parallel()
-	s := licensetest.NewUnstartedServer()
+	s := licensetest.NewUnstartedServer(nil)
 	defer s.Close()
-	adm := s.AdminHandler(licensetest.AdminOptions{})
+	adm := admin.NewHandler(s, admin.Options{})
 	assert.Len(t, adm.Token(), 32, "a random token by default")
-	assert.NotEqual(t, adm.Token(), s.AdminHandler(licensetest.AdminOptions{}).Token())
+	assert.NotEqual(t, adm.Token(), admin.NewHandler(s, admin.Options{}).Token())
 	adm.Close()
 	adm.Close()
 	rec := httptest.NewRecorder()

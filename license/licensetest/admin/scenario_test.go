@@ -1,4 +1,4 @@
-package licensetest_test
+package admin_test
 
 import (
 	"cmp"
@@ -22,6 +22,7 @@ import (
 	"github.com/licensekit/licensekit-go/fingerprint"
 	"github.com/licensekit/licensekit-go/license"
 	"github.com/licensekit/licensekit-go/license/licensetest"
+	"github.com/licensekit/licensekit-go/license/licensetest/admin"
 )
 
 func TestParseScenario(t *testing.T) {
@@ -33,7 +34,7 @@ at 5m    down refuse for=30s
 at 5m10s fault drop endpoint=extend n=2
 at 2h    revoke product=app key=K-1
 `
-	sc, err := licensetest.ParseScenario("t.txt", strings.NewReader(text))
+	sc, err := admin.ParseScenario("t.txt", strings.NewReader(text))
 	require.NoError(t, err)
 	assert.Equal(t, "t.txt", sc.Name)
 	type step struct {
@@ -70,7 +71,7 @@ at 6m license product="app
 at 6m revoke product=app
 at -1s up
 `
-	_, err := licensetest.ParseScenario("bad.txt", strings.NewReader(text))
+	_, err := admin.ParseScenario("bad.txt", strings.NewReader(text))
 	require.Error(t, err)
 	msg := err.Error()
 	for _, want := range []string{
@@ -88,11 +89,11 @@ at -1s up
 	} {
 		assert.Contains(t, msg, want)
 	}
-	var se *licensetest.ScenarioError
+	var se *admin.ScenarioError
 	require.ErrorAs(t, err, &se)
 	assert.Equal(t, 2, se.Line)
 
-	_, err = licensetest.ParseScenario("empty.txt", strings.NewReader("# nothing\n"))
+	_, err = admin.ParseScenario("empty.txt", strings.NewReader("# nothing\n"))
 	assert.ErrorContains(t, err, "no steps")
 }
 
@@ -102,14 +103,14 @@ func TestRunScenarioFollowsTheServerClock(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var offset atomic.Int64
 		clock := func() time.Time { return time.Now().Add(time.Duration(offset.Load())) }
-		s := licensetest.NewUnstartedServer(licensetest.WithClock(clock))
+		s := licensetest.NewUnstartedServer(&licensetest.Config{Clock: clock})
 		defer s.Close()
-		sc, err := licensetest.ParseScenario("jump", strings.NewReader("at 0s license product=p key=k\nat 1h down 503\nat 1h revoke product=p key=nope\n"))
+		sc, err := admin.ParseScenario("jump", strings.NewReader("at 0s license product=p key=k\nat 1h down 503\nat 1h revoke product=p key=nope\n"))
 		require.NoError(t, err)
 		done := make(chan error, 1)
-		go func() { done <- s.RunScenario(context.Background(), sc) }()
+		go func() { done <- admin.RunScenario(context.Background(), s, sc) }()
 		synctest.Wait()
-		p := s.ScenarioProgress()
+		p := admin.LatestScenario(s)
 		require.NotNil(t, p)
 		assert.True(t, p.Running)
 		assert.Equal(t, 1, p.Next)
@@ -117,16 +118,16 @@ func TestRunScenarioFollowsTheServerClock(t *testing.T) {
 		assert.True(t, ok)
 
 		time.Sleep(10 * time.Minute)
-		assert.Equal(t, 1, s.ScenarioProgress().Next, "the step at 1h has not run after 10 minutes")
+		assert.Equal(t, 1, admin.LatestScenario(s).Next, "the step at 1h has not run after 10 minutes")
 		offset.Store(int64(time.Hour)) // the machine slept, say
 		time.Sleep(time.Second)
 		synctest.Wait()
 		err = <-done
-		var se *licensetest.ScenarioError
+		var se *admin.ScenarioError
 		require.ErrorAs(t, err, &se)
 		assert.Equal(t, 3, se.Line)
 		assert.ErrorIs(t, err, licensetest.ErrUnknownLicense)
-		p = s.ScenarioProgress()
+		p = admin.LatestScenario(s)
 		assert.False(t, p.Running)
 		assert.Equal(t, 3, p.Next)
 		assert.True(t, p.Steps[1].Done)
@@ -143,14 +144,14 @@ func TestRunScenarioFollowsTheServerClock(t *testing.T) {
 		assert.True(t, reqs[0].Down)
 
 		// A run stops when its context ends.
-		sc2, err := licensetest.ParseScenario("stop", strings.NewReader("at 0s up\nat 1h down\n"))
+		sc2, err := admin.ParseScenario("stop", strings.NewReader("at 0s up\nat 1h down\n"))
 		require.NoError(t, err)
 		ctx, cancel := context.WithCancel(context.Background())
-		go func() { done <- s.RunScenario(ctx, sc2) }()
+		go func() { done <- admin.RunScenario(ctx, s, sc2) }()
 		time.Sleep(time.Minute)
 		cancel()
 		assert.ErrorIs(t, <-done, context.Canceled)
-		assert.False(t, s.ScenarioProgress().Running)
+		assert.False(t, admin.LatestScenario(s).Running)
 	})
 }
 
@@ -271,20 +272,20 @@ func TestScenarios(t *testing.T) {
 func runScenario(t *testing.T, file string) string {
 	f, err := os.Open(file)
 	require.NoError(t, err)
-	sc, err := licensetest.ParseScenario(filepath.Base(file), f)
+	sc, err := admin.ParseScenario(filepath.Base(file), f)
 	f.Close()
 	require.NoError(t, err)
 	var out string
 	synctest.Test(t, func(t *testing.T) {
-		s := licensetest.NewUnstartedServer()
+		s := licensetest.NewUnstartedServer(nil)
 		defer s.Close()
 		tl := &timeline{start: time.Now()}
 		done := make(chan error, 1)
-		go func() { done <- s.RunScenario(context.Background(), sc) }()
+		go func() { done <- admin.RunScenario(context.Background(), s, sc) }()
 		synctest.Wait() // the steps at 0s have run: the licence exists
 
 		c, err := license.New(license.Config{
-			ServerURL: s.URL, APIKey: s.APIKey(), ServerPublicKey: s.PublicKey().EncodeBase64(),
+			ServerURL: s.URL, APIKey: s.Info().APIKey, ServerPublicKey: s.Info().PublicKey.EncodeBase64(),
 			ProductGUID: "app", LicenseKey: "K-1",
 		},
 			license.WithRoundTripper(s.Transport()),
@@ -315,7 +316,7 @@ func runScenario(t *testing.T, file string) string {
 		synctest.Wait()
 
 		// Merge the steps, as the server ran them, into the timeline.
-		for _, st := range s.ScenarioProgress().Steps {
+		for _, st := range admin.LatestScenario(s).Steps {
 			tl.add(st.Ran, true, "step    line %d: %s", st.Line, st.Text)
 		}
 		out = "# " + sc.Name + ": the scenario's steps and the client's state changes\n" + tl.String()
@@ -337,9 +338,9 @@ func FuzzParseScenario(f *testing.F) {
 		f.Add(seed)
 	}
 	f.Fuzz(func(t *testing.T, text string) {
-		sc, err := licensetest.ParseScenario("fuzz", strings.NewReader(text))
+		sc, err := admin.ParseScenario("fuzz", strings.NewReader(text))
 		if err != nil {
-			var se *licensetest.ScenarioError
+			var se *admin.ScenarioError
 			if !errors.As(err, &se) || se.Line < 1 {
 				t.Fatalf("ParseScenario error %v is not a *ScenarioError with a line", err)
 			}

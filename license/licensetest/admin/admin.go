@@ -1,7 +1,8 @@
-package licensetest
+package admin
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
@@ -18,17 +19,20 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/licensekit/licensekit-go/license/licensetest"
+	"github.com/licensekit/licensekit-go/license/licensetest/internal/hook"
 )
 
-// AdminPath is the path below which AdminHandler serves the admin API and
-// the console.
-const AdminPath = "/admin/"
+// Path is the path below which a Handler serves the admin API and the
+// console.
+const Path = "/admin/"
 
-// AdminOptions configure AdminHandler. The zero value is ready to use: a
-// random token and loopback host names only.
-type AdminOptions struct {
+// Options configure NewHandler. The zero value is ready to use: a random
+// token and loopback host names only.
+type Options struct {
 	// Token is the secret every admin request must carry. Empty means a
-	// random token (Admin.Token returns it).
+	// random token (Handler.Token returns it).
 	Token string
 	// AllowedHosts are further host names (without port) the Host header of
 	// an admin request may carry, for an admin listener reached by a name
@@ -36,16 +40,16 @@ type AdminOptions struct {
 	AllowedHosts []string
 }
 
-// Admin is the admin API and live console of a Server, an http.Handler to
-// mount at AdminPath. Build it with Server.AdminHandler and Close it when
+// Handler is the admin API and live console of a licensetest.Server, an
+// http.Handler to mount at Path. Build it with NewHandler and Close it when
 // the listener serving it is shut down.
 //
 // Every request must carry the admin token: as "Authorization: Bearer
 // TOKEN" (scripts), as the cookie the console URL sets (ConsoleURL: opening
 // it stores the token in an HttpOnly, SameSite=Strict cookie and redirects to
-// AdminPath without it), or as the query parameter token=TOKEN. The Host
+// Path without it), or as the query parameter token=TOKEN. The Host
 // header must name localhost, a loopback address, the address the request
-// arrived on or one of AdminOptions.AllowedHosts, which defeats DNS
+// arrived on or one of Options.AllowedHosts, which defeats DNS
 // rebinding. State-changing requests (POST) from another origin are refused
 // (Origin and Sec-Fetch-Site are checked), and no CORS header is ever sent.
 // The token is never logged and never appears in a reply.
@@ -68,8 +72,9 @@ type AdminOptions struct {
 // strictly: an unknown parameter or value is answered 400 with a message
 // naming the accepted ones. Replies are JSON: {"ok":true} or
 // {"ok":false,"error":"..."}.
-type Admin struct {
-	s        *Server
+type Handler struct {
+	s        *licensetest.Server
+	in       hook.Internals
 	token    string
 	tokenSum [32]byte
 	hosts    []string
@@ -92,14 +97,22 @@ type adminRun struct {
 	done   chan struct{}
 }
 
+// randomToken returns n random bytes, unpadded base64url.
+func randomToken(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b) // crypto/rand.Read never fails (Go 1.24+)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
 // maxActions is how many admin actions the console lists.
 const maxActions = 50
 
-// AdminHandler returns the admin API and console of s. Each call returns a
+// NewHandler returns the admin API and console of s. Each call returns a
 // new, independent handler; Close it when done.
-func (s *Server) AdminHandler(opts AdminOptions) *Admin {
-	a := &Admin{
+func NewHandler(s *licensetest.Server, opts Options) *Handler {
+	a := &Handler{
 		s:     s,
+		in:    hook.Of(s),
 		token: opts.Token,
 		mux:   http.NewServeMux(),
 		ctl:   &controller{s: s},
@@ -129,20 +142,20 @@ func (s *Server) AdminHandler(opts AdminOptions) *Admin {
 }
 
 // Token returns the admin token.
-func (a *Admin) Token() string { return a.token }
+func (a *Handler) Token() string { return a.token }
 
 // ConsoleURL returns the URL that opens the console with the token, for a
 // listener whose base URL is base (such as "http://127.0.0.1:8081"). Treat
 // it as a secret: it carries the token.
-func (a *Admin) ConsoleURL(base string) string {
-	return strings.TrimSuffix(base, "/") + AdminPath + "?token=" + url.QueryEscape(a.token)
+func (a *Handler) ConsoleURL(base string) string {
+	return strings.TrimSuffix(base, "/") + Path + "?token=" + url.QueryEscape(a.token)
 }
 
 // Close stops a pending timed outage, ends the live streams and stops a
 // scenario started through the admin API, waiting for it. The server is
 // left as it is. Close is idempotent; after it, the handler still answers
 // but starts no scenario.
-func (a *Admin) Close() {
+func (a *Handler) Close() {
 	a.once.Do(func() { close(a.done) })
 	a.ctl.stop()
 	a.mu.Lock()
@@ -152,43 +165,43 @@ func (a *Admin) Close() {
 }
 
 // ServeHTTP implements http.Handler.
-func (a *Admin) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+func (a *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Referrer-Policy", "no-referrer")
 	h.Set("X-Frame-Options", "DENY")
 	if !a.hostAllowed(r) {
-		a.s.logger.Warn("licensetest: admin request refused", slog.String("reason", "host"), slog.String("path", r.URL.Path))
+		a.in.Logger.Warn("licensetest: admin request refused", slog.String("reason", "host"), slog.String("path", r.URL.Path))
 		writeJSON(w, http.StatusForbidden, errorReply("licensetest admin: host not allowed (use localhost, a loopback address or the listening address)"))
 		return
 	}
 	fromQuery, ok := a.authorised(r)
 	if !ok {
-		a.s.logger.Warn("licensetest: admin request refused", slog.String("reason", "token"), slog.String("path", r.URL.Path))
+		a.in.Logger.Warn("licensetest: admin request refused", slog.String("reason", "token"), slog.String("path", r.URL.Path))
 		h.Set("WWW-Authenticate", `Bearer realm="licensetest admin"`)
 		writeJSON(w, http.StatusUnauthorized, errorReply("licensetest admin: token required: send \"Authorization: Bearer TOKEN\", or open the console URL printed at start"))
 		return
 	}
 	if err := a.cop.Check(r); err != nil {
-		a.s.logger.Warn("licensetest: admin request refused", slog.String("reason", "origin"), slog.String("path", r.URL.Path))
+		a.in.Logger.Warn("licensetest: admin request refused", slog.String("reason", "origin"), slog.String("path", r.URL.Path))
 		writeJSON(w, http.StatusForbidden, errorReply("licensetest admin: cross-origin request refused"))
 		return
 	}
-	if r.Method == http.MethodGet && r.URL.Path == AdminPath && r.URL.Query().Has("token") {
+	if r.Method == http.MethodGet && r.URL.Path == Path && r.URL.Query().Has("token") {
 		// The console URL: keep the token in a cookie, for the page's own
 		// requests (EventSource cannot send headers), and take it out of
 		// the address bar and the history.
 		if fromQuery {
 			http.SetCookie(w, &http.Cookie{
-				Name: cookieName(r), Value: a.token, Path: AdminPath,
+				Name: cookieName(r), Value: a.token, Path: Path,
 				HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteStrictMode,
 			})
 		}
-		http.Redirect(w, r, AdminPath, http.StatusSeeOther)
+		http.Redirect(w, r, Path, http.StatusSeeOther)
 		return
 	}
-	a.s.logger.Debug("licensetest: admin request", slog.String("method", r.Method), slog.String("path", r.URL.Path))
+	a.in.Logger.Debug("licensetest: admin request", slog.String("method", r.Method), slog.String("path", r.URL.Path))
 	a.mux.ServeHTTP(w, r)
 }
 
@@ -202,7 +215,7 @@ func cookieName(r *http.Request) string {
 
 // authorised reports whether r carries the token, and whether it came in
 // the query.
-func (a *Admin) authorised(r *http.Request) (fromQuery, ok bool) {
+func (a *Handler) authorised(r *http.Request) (fromQuery, ok bool) {
 	if v, found := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); found && a.tokenIs(strings.TrimSpace(v)) {
 		return false, true
 	}
@@ -216,7 +229,7 @@ func (a *Admin) authorised(r *http.Request) (fromQuery, ok bool) {
 }
 
 // tokenIs compares in constant time, whatever the lengths.
-func (a *Admin) tokenIs(v string) bool {
+func (a *Handler) tokenIs(v string) bool {
 	sum := sha256.Sum256([]byte(v))
 	return subtle.ConstantTimeCompare(sum[:], a.tokenSum[:]) == 1
 }
@@ -231,7 +244,7 @@ func normaliseHost(h string) string {
 
 // hostAllowed checks the Host header against the loopback names, the
 // address the request arrived on and AllowedHosts.
-func (a *Admin) hostAllowed(r *http.Request) bool {
+func (a *Handler) hostAllowed(r *http.Request) bool {
 	host := normaliseHost(r.Host)
 	if host == "" {
 		return false
@@ -295,7 +308,7 @@ func formParams(w http.ResponseWriter, r *http.Request) (params, error) {
 	return p, errors.Join(errs...)
 }
 
-func (a *Admin) serveCommand(w http.ResponseWriter, r *http.Request) {
+func (a *Handler) serveCommand(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("command")
 	cmd := commands[name]
 	if cmd == nil {
@@ -312,13 +325,13 @@ func (a *Admin) serveCommand(w http.ResponseWriter, r *http.Request) {
 	}
 	if err != nil {
 		status := http.StatusBadRequest
-		if errors.Is(err, ErrUnknownLicense) {
+		if errors.Is(err, licensetest.ErrUnknownLicense) {
 			status = http.StatusNotFound
 		}
 		writeJSON(w, status, errorReply(err.Error()))
 		return
 	}
-	a.s.logger.Info("licensetest: admin command", slog.String("command", name))
+	a.in.Logger.Info("licensetest: admin command", slog.String("command", name))
 	a.record(name, p)
 	writeJSON(w, http.StatusOK, adminReply{OK: true})
 }
@@ -338,7 +351,7 @@ type adminAction struct {
 
 // record remembers a command for the console, with the licence key and the
 // message left out.
-func (a *Admin) record(name string, p params) {
+func (a *Handler) record(name string, p params) {
 	var b strings.Builder
 	b.WriteString(name)
 	for _, k := range slices.Sorted(maps.Keys(p)) {
@@ -351,21 +364,21 @@ func (a *Admin) record(name string, p params) {
 	a.addAction(b.String(), "admin")
 }
 
-func (a *Admin) addAction(text, source string) {
+func (a *Handler) addAction(text, source string) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.seq++
-	a.actions = append(a.actions, adminAction{Seq: a.seq, Time: a.s.cfg.clock(), Command: text, Source: source})
+	a.actions = append(a.actions, adminAction{Seq: a.seq, Time: a.s.Now(), Command: text, Source: source})
 	if len(a.actions) > maxActions {
 		a.actions = slices.Delete(a.actions, 0, len(a.actions)-maxActions)
 	}
 }
 
-func (a *Admin) serveState(w http.ResponseWriter, _ *http.Request) {
+func (a *Handler) serveState(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusOK, a.state(defaultLogLines))
 }
 
-func (a *Admin) serveRequests(w http.ResponseWriter, r *http.Request) {
+func (a *Handler) serveRequests(w http.ResponseWriter, r *http.Request) {
 	p, err := formParams(w, r)
 	n := 100
 	if err == nil {
@@ -378,23 +391,23 @@ func (a *Admin) serveRequests(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusBadRequest, errorReply(err.Error()))
 		return
 	}
-	writeJSON(w, http.StatusOK, a.s.recentRequests(n))
+	writeJSON(w, http.StatusOK, recentRequests(a.in, n))
 }
 
-func (a *Admin) serveConfig(w http.ResponseWriter, r *http.Request) {
-	in := a.s.Info()
+func (a *Handler) serveConfig(w http.ResponseWriter, r *http.Request) {
+	in := ClientConfigOf(a.s)
 	scheme := "http"
 	if r.TLS != nil {
 		scheme = "https"
 	}
-	in.AdminURL = scheme + "://" + r.Host + AdminPath
+	in.AdminURL = scheme + "://" + r.Host + Path
 	writeJSON(w, http.StatusOK, in)
 }
 
 // serveEvents streams the state as Server-Sent Events: a "state" event at
 // once, then whenever something changes (checked four times a second), and
 // at least every five seconds.
-func (a *Admin) serveEvents(w http.ResponseWriter, r *http.Request) {
+func (a *Handler) serveEvents(w http.ResponseWriter, r *http.Request) {
 	rc := http.NewResponseController(w)
 	// The stream outlives the listener's read and write timeouts: lift the
 	// read deadline (a GET has no body) and set a write deadline per event.
@@ -484,20 +497,20 @@ type adminFaults struct {
 	Skew        string            `json:"skew"`
 }
 
-func (a *Admin) state(logLines int) adminState {
+func (a *Handler) state(logLines int) adminState {
 	s := a.s
-	now := s.cfg.clock()
-	down, mode := s.faults.isDown()
+	now := s.Now()
+	f := a.in.Faults()
 	st := adminState{
-		Time: now, Down: down, DownMode: mode.String(),
+		Time: now, Down: f.Down, DownMode: licensetest.DownMode(f.Mode).String(),
 		Requests:  map[string]int{"all": s.Count("")},
-		Licenses:  s.licenseInfos(),
+		Licenses:  licenseInfos(s),
 		Instances: []adminInstance{},
 		Sessions:  []adminSession{},
-		Log:       s.recentRequests(logLines),
-		Scenario:  s.ScenarioProgress(),
+		Log:       recentRequests(a.in, logLines),
+		Scenario:  LatestScenario(s),
 	}
-	for _, ep := range []string{Register, Begin, Extend, End} {
+	for _, ep := range []string{licensetest.Register, licensetest.Begin, licensetest.Extend, licensetest.End} {
 		st.Requests[ep] = s.Count(ep)
 	}
 	for _, i := range s.Instances() {
@@ -508,7 +521,7 @@ func (a *Admin) state(logLines int) adminState {
 		st.Sessions = append(st.Sessions, adminSession{InstanceGUID: se.InstanceGUID, Product: se.ProductGUID,
 			Started: se.Started, Expires: se.Expires, Duration: se.Duration.String(), Extensions: se.Extensions})
 	}
-	st.Faults = s.faultInfo()
+	st.Faults = faultInfo(f)
 	a.mu.Lock()
 	st.Actions = slices.Clone(a.actions)
 	a.mu.Unlock()
@@ -519,30 +532,27 @@ func (a *Admin) state(logLines int) adminState {
 }
 
 // faultInfo describes the faults in effect.
-func (s *Server) faultInfo() adminFaults {
-	f := s.faults
-	f.mu.Lock()
-	defer f.mu.Unlock()
+func faultInfo(f hook.Faults) adminFaults {
 	out := adminFaults{Queued: []adminFault{}, Latency: map[string]string{}, RetryAfter: map[string]string{},
-		ContentType: map[string]string{}, Skew: f.skew.String()}
-	for _, p := range f.queue {
+		ContentType: map[string]string{}, Skew: f.Skew.String()}
+	for _, p := range f.Queued {
 		ep := p.Endpoint
 		if ep == "" {
 			ep = "all"
 		}
-		out.Queued = append(out.Queued, adminFault{Endpoint: ep, Kind: p.Kind.String(), Left: p.left, Status: p.Status})
+		out.Queued = append(out.Queued, adminFault{Endpoint: ep, Kind: licensetest.FaultKind(p.Kind).String(), Left: p.Left, Status: p.Status})
 	}
-	for ep, d := range f.latency {
+	for ep, d := range f.Latency {
 		if d > 0 {
 			out.Latency[ep] = d.String()
 		}
 	}
-	for ep, d := range f.retryAfter {
+	for ep, d := range f.RetryAfter {
 		if d > 0 {
 			out.RetryAfter[ep] = d.String()
 		}
 	}
-	for ep, ct := range f.contentType {
+	for ep, ct := range f.ContentType {
 		if ct != "" {
 			out.ContentType[ep] = ct
 		}
@@ -564,30 +574,28 @@ type RequestInfo struct {
 }
 
 // recentRequests returns the last n requests of the log, newest last.
-func (s *Server) recentRequests(n int) []RequestInfo {
-	l := s.reqlog
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	total := 0
-	for _, c := range l.counts {
-		total += c
-	}
-	if l.max <= 0 {
-		return []RequestInfo{}
-	}
-	start := max(0, len(l.buf)-min(n, l.max))
-	out := make([]RequestInfo, 0, len(l.buf)-start)
-	first := total - len(l.buf) + 1
-	for i, r := range l.buf[start:] {
+func recentRequests(in hook.Internals, n int) []RequestInfo {
+	v, first := in.Requests(n)
+	reqs := v.([]licensetest.Request)
+	out := make([]RequestInfo, 0, len(reqs))
+	for i, r := range reqs {
 		out = append(out, RequestInfo{
-			Seq: first + start + i, Time: r.Time, Endpoint: r.Endpoint, Status: r.Status,
+			Seq: first + i, Time: r.Time, Endpoint: r.Endpoint, Status: r.Status,
 			LatencyMS: float64(r.Latency.Microseconds()) / 1000, Fault: faultName(r.Fault), Down: r.Down, Sealed: r.Sealed,
 		})
 	}
 	return out
 }
 
-// LicenseInfo is a licence as the admin API and ServerInfo report it.
+// faultName is the name of a fault kind in the request log, or "".
+func faultName(k licensetest.FaultKind) string {
+	if k == 0 {
+		return ""
+	}
+	return k.String()
+}
+
+// LicenseInfo is a licence as the admin API and ClientConfig report it.
 type LicenseInfo struct {
 	ProductGUID string `json:"product"`
 	Key         string `json:"key"`
@@ -600,7 +608,7 @@ type LicenseInfo struct {
 	Features    string `json:"features"`
 }
 
-func (s *Server) licenseInfos() []LicenseInfo {
+func licenseInfos(s *licensetest.Server) []LicenseInfo {
 	out := []LicenseInfo{}
 	for _, l := range s.Licenses() {
 		li := LicenseInfo{
@@ -617,9 +625,9 @@ func (s *Server) licenseInfos() []LicenseInfo {
 	return out
 }
 
-// ServerInfo is what a client needs to talk to a Server, secrets included,
-// as GET /admin/config and the mockserver banner report it.
-type ServerInfo struct {
+// ClientConfig is what a client needs to talk to a Server, secrets
+// included, as GET /admin/config and the mockserver banner report it.
+type ClientConfig struct {
 	URL            string        `json:"url"`
 	AdminURL       string        `json:"admin_url,omitempty"`
 	APIKey         string        `json:"api_key"`
@@ -633,27 +641,25 @@ type ServerInfo struct {
 	Licenses       []LicenseInfo `json:"licenses"`
 }
 
-// Info returns what a client needs to talk to s, secrets included. AdminURL
-// is left empty.
-func (s *Server) Info() ServerInfo {
-	s.mu.Lock()
-	url := s.URL
-	s.mu.Unlock()
-	in := ServerInfo{
-		URL:           url,
-		APIKey:        s.APIKey(),
-		KeyID:         s.KeyID(),
-		KEM:           s.PublicKey().KEM().String(),
-		PublicKey:     s.PublicKey().EncodeBase64(),
-		PublicKeyPEM:  string(s.PublicKey().EncodePEM()),
-		SharedSecret:  base64.StdEncoding.EncodeToString(s.secret),
+// ClientConfigOf returns what a client needs to talk to s, secrets
+// included, in text form. AdminURL is left empty.
+func ClientConfigOf(s *licensetest.Server) ClientConfig {
+	info := s.Info()
+	in := ClientConfig{
+		URL:           s.URL,
+		APIKey:        info.APIKey,
+		KeyID:         info.PublicKey.KeyID(),
+		KEM:           info.PublicKey.KEM().String(),
+		PublicKey:     info.PublicKey.EncodeBase64(),
+		PublicKeyPEM:  string(info.PublicKey.EncodePEM()),
+		SharedSecret:  base64.StdEncoding.EncodeToString(info.Secret),
 		SealedReplies: "on request",
-		Licenses:      s.licenseInfos(),
+		Licenses:      licenseInfos(s),
 	}
-	if s.cfg.sealedReplies {
+	if info.SealedReplies {
 		in.SealedReplies = "required"
 	}
-	if cert := s.Certificate(); cert != nil {
+	if cert := info.Certificate; cert != nil {
 		in.TLSCertificate = string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw}))
 	}
 	return in

@@ -1,4 +1,4 @@
-package licensetest
+package admin
 
 import (
 	"bufio"
@@ -13,6 +13,9 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/licensekit/licensekit-go/license/licensetest"
+	"github.com/licensekit/licensekit-go/license/licensetest/internal/hook"
 )
 
 // A scenario is a script of timed steps that a Server plays against its own
@@ -275,10 +278,15 @@ func (t *scenarioTracker) update(f func(p *ScenarioProgress)) {
 	f(t.prog)
 }
 
-// ScenarioProgress returns the progress of the latest scenario run (the
+// trackerOf returns the scenario tracker of s.
+func trackerOf(s *licensetest.Server) *scenarioTracker {
+	return hook.Of(s).Slot.LoadOrStore(func() any { return &scenarioTracker{} }).(*scenarioTracker)
+}
+
+// LatestScenario returns the progress of the latest scenario run on s (the
 // one running, or the last one), or nil if none has run. It is a copy.
-func (s *Server) ScenarioProgress() *ScenarioProgress {
-	t := &s.scen
+func LatestScenario(s *licensetest.Server) *ScenarioProgress {
+	t := trackerOf(s)
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.prog == nil {
@@ -289,7 +297,7 @@ func (s *Server) ScenarioProgress() *ScenarioProgress {
 	return &p
 }
 
-// RunScenario plays sc against the server's clock (WithClock, default
+// RunScenario plays sc against the clock of s (Config.Clock, default
 // time.Now) and returns when every step has run, when a step fails (a
 // *ScenarioError naming its line), or when ctx ends (ctx's error). Step
 // times count from the call. It waits on timers of at most a second and
@@ -297,21 +305,23 @@ func (s *Server) ScenarioProgress() *ScenarioProgress {
 // testing/synctest bubble, with the server used through Transport, the
 // steps run on the bubble's fake time. A timed outage left pending is
 // cancelled when it returns; the faults the steps set stay. Runs may
-// overlap; ScenarioProgress reports the latest.
-func (s *Server) RunScenario(ctx context.Context, sc *Scenario) error {
+// overlap; LatestScenario reports the latest.
+func RunScenario(ctx context.Context, s *licensetest.Server, sc *Scenario) error {
 	ctl := &controller{s: s}
 	defer ctl.stop()
-	start := s.cfg.clock()
+	tr := trackerOf(s)
+	logger := hook.Of(s).Logger
+	start := s.Now()
 	prog := &ScenarioProgress{Name: sc.Name, Started: start, Running: true, Steps: make([]StepProgress, len(sc.Steps))}
 	for i, st := range sc.Steps {
 		prog.Steps[i] = StepProgress{Line: st.Line, At: st.At.String(), Text: st.Text}
 	}
-	s.scen.mu.Lock()
-	s.scen.prog = prog
-	s.scen.mu.Unlock()
-	s.logger.Info("licensetest: scenario started", slog.String("scenario", sc.Name), slog.Int("steps", len(sc.Steps)))
+	tr.mu.Lock()
+	tr.prog = prog
+	tr.mu.Unlock()
+	logger.Info("licensetest: scenario started", slog.String("scenario", sc.Name), slog.Int("steps", len(sc.Steps)))
 	finish := func(err error) error {
-		s.scen.update(func(p *ScenarioProgress) {
+		tr.update(func(p *ScenarioProgress) {
 			if p != prog {
 				return // a later run took over the display
 			}
@@ -321,19 +331,19 @@ func (s *Server) RunScenario(ctx context.Context, sc *Scenario) error {
 			}
 		})
 		if err != nil {
-			s.logger.Info("licensetest: scenario ended", slog.String("scenario", sc.Name), slog.String("error", err.Error()))
+			logger.Info("licensetest: scenario ended", slog.String("scenario", sc.Name), slog.String("error", err.Error()))
 		} else {
-			s.logger.Info("licensetest: scenario done", slog.String("scenario", sc.Name))
+			logger.Info("licensetest: scenario done", slog.String("scenario", sc.Name))
 		}
 		return err
 	}
 	for i, st := range sc.Steps {
-		if err := waitUntil(ctx, s.cfg.clock, start.Add(st.At)); err != nil {
+		if err := waitUntil(ctx, s.Now, start.Add(st.At)); err != nil {
 			return finish(err)
 		}
 		err := st.apply(ctl)
-		ran := s.cfg.clock()
-		s.scen.update(func(p *ScenarioProgress) {
+		ran := s.Now()
+		tr.update(func(p *ScenarioProgress) {
 			if p != prog {
 				return
 			}
@@ -345,7 +355,7 @@ func (s *Server) RunScenario(ctx context.Context, sc *Scenario) error {
 		if err != nil {
 			return finish(&ScenarioError{Name: sc.Name, Line: st.Line, Err: err})
 		}
-		s.logger.Info("licensetest: scenario step", slog.String("scenario", sc.Name), slog.Int("line", st.Line),
+		logger.Info("licensetest: scenario step", slog.String("scenario", sc.Name), slog.Int("line", st.Line),
 			slog.String("command", st.Command))
 	}
 	return finish(nil)
@@ -368,13 +378,13 @@ func waitUntil(ctx context.Context, clock func() time.Time, due time.Time) error
 	}
 }
 
-func (a *Admin) serveScenario(w http.ResponseWriter, _ *http.Request) {
-	writeJSON(w, http.StatusOK, a.s.ScenarioProgress())
+func (a *Handler) serveScenario(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, LatestScenario(a.s))
 }
 
 // startScenario runs the scenario in the body, replacing one started
 // earlier through the admin API.
-func (a *Admin) startScenario(w http.ResponseWriter, r *http.Request) {
+func (a *Handler) startScenario(w http.ResponseWriter, r *http.Request) {
 	text, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxAdminBody))
 	if err != nil {
 		writeJSON(w, http.StatusBadRequest, errorReply("licensetest admin: cannot read the scenario: "+err.Error()))
@@ -407,13 +417,13 @@ func (a *Admin) startScenario(w http.ResponseWriter, r *http.Request) {
 	}
 	go func() {
 		defer close(run.done)
-		_ = a.s.RunScenario(ctx, sc)
+		_ = RunScenario(ctx, a.s, sc)
 	}()
 	a.addAction("scenario "+name+" started", "admin")
 	writeJSON(w, http.StatusOK, adminReply{OK: true})
 }
 
-func (a *Admin) stopScenario(w http.ResponseWriter, _ *http.Request) {
+func (a *Handler) stopScenario(w http.ResponseWriter, _ *http.Request) {
 	if a.stopRun() {
 		a.addAction("scenario stopped", "admin")
 	}
@@ -422,7 +432,7 @@ func (a *Admin) stopScenario(w http.ResponseWriter, _ *http.Request) {
 
 // stopRun stops the scenario the admin API started, if any, and waits for
 // it.
-func (a *Admin) stopRun() bool {
+func (a *Handler) stopRun() bool {
 	a.mu.Lock()
 	run := a.run
 	a.run = nil

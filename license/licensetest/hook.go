@@ -1,0 +1,49 @@
+package licensetest
+
+import (
+	"maps"
+	"slices"
+	"time"
+
+	"github.com/licensekit/licensekit-go/license/licensetest/internal/hook"
+)
+
+func init() {
+	hook.Of = func(v any) hook.Internals {
+		s := v.(*Server)
+		return hook.Internals{Logger: s.logger, Faults: s.faultSnapshot, Requests: s.requestSnapshot, Slot: &s.slot}
+	}
+	hook.CheckDurations = func(product, key string, session, grace, maxDur time.Duration) error {
+		return (&License{ProductGUID: product, Key: key, SessionDuration: session, GracePeriod: grace, MaxDuration: maxDur}).normalise()
+	}
+}
+
+// faultSnapshot returns the faults in effect, for the admin package.
+func (s *Server) faultSnapshot() hook.Faults {
+	f := s.faults
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := hook.Faults{Down: f.down, Mode: int(f.mode), Latency: maps.Clone(f.latency), RetryAfter: maps.Clone(f.retryAfter),
+		ContentType: maps.Clone(f.contentType), Skew: f.skew}
+	for _, p := range f.queue {
+		out.Queued = append(out.Queued, hook.Queued{Endpoint: p.Endpoint, Kind: int(p.Kind), Left: p.left, Status: p.Status})
+	}
+	return out
+}
+
+// requestSnapshot returns the last n retained requests and the sequence
+// number of the first, for the admin package.
+func (s *Server) requestSnapshot(n int) (any, int) {
+	l := s.reqlog
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	total := 0
+	for _, c := range l.counts {
+		total += c
+	}
+	if l.max <= 0 {
+		return []Request{}, total + 1
+	}
+	start := max(0, len(l.buf)-min(n, l.max))
+	return slices.Clone(l.buf[start:]), total - len(l.buf) + 1 + start
+}

@@ -1,0 +1,69 @@
+// Package hook hands package licensetest/admin the parts of a
+// licensetest.Server that licensetest keeps unexported: its logger, the
+// faults in effect, its request log and a slot for the admin package's own
+// per-server state. Package licensetest sets Of in its init.
+package hook
+
+import (
+	"log/slog"
+	"sync"
+	"time"
+)
+
+// Of returns the internals of a *licensetest.Server.
+var Of func(server any) Internals
+
+// CheckDurations reports what is wrong with a licence with these
+// durations, as licensetest.Server.AddLicense would.
+var CheckDurations func(product, key string, session, grace, max time.Duration) error
+
+// Internals are a server's unexported parts.
+type Internals struct {
+	Logger *slog.Logger
+	// Faults returns a snapshot of the faults in effect.
+	Faults func() Faults
+	// Requests returns the last n retained requests (a
+	// []licensetest.Request, oldest first) and the sequence number (from
+	// 1) of the first of them.
+	Requests func(n int) (last any, first int)
+	// Slot holds the admin package's state for this server.
+	Slot *Slot
+}
+
+// Faults is a snapshot of a server's faults. Mode and Kind are
+// licensetest.DownMode and licensetest.FaultKind values.
+type Faults struct {
+	Down        bool
+	Mode        int
+	Queued      []Queued
+	Latency     map[string]time.Duration
+	RetryAfter  map[string]time.Duration
+	ContentType map[string]string
+	Skew        time.Duration
+}
+
+// Queued is a queued fault: Left is how many requests it still meets (-1
+// for all).
+type Queued struct {
+	Endpoint string
+	Kind     int
+	Left     int
+	Status   int
+}
+
+// Slot is a value kept with a server.
+type Slot struct {
+	mu sync.Mutex
+	v  any
+}
+
+// LoadOrStore returns the slot's value, storing make's result first if it
+// is empty.
+func (s *Slot) LoadOrStore(make func() any) any {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.v == nil {
+		s.v = make()
+	}
+	return s.v
+}
