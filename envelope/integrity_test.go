@@ -82,15 +82,6 @@ func TestRepliesAuthenticated(t *testing.T) {
 	}
 }
 
-func opened(t *testing.T, p pair, at time.Time) (*envelope.Opened, string) {
-	t.Helper()
-	sd, err := p.sealer(envelope.WithSealedReplies()).Seal(envelope.Request{APIKey: apiKey, Endpoint: "begin_session", Time: at}, []byte(plaintext))
-	require.NoError(t, err)
-	op, err := p.opener().Open(envelope.Incoming{Key: apiKey, Data: sd.Data, Endpoint: "begin_session"})
-	require.NoError(t, err)
-	return op, sd.Data
-}
-
 func TestParseRejection(t *testing.T) {
 	t.Parallel()
 	now := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)

@@ -57,19 +57,6 @@ func activate(c *Client, reply []byte) (bool, error) {
 	return c.ActivateOffline(context.Background(), bytes.NewReader(reply))
 }
 
-// activateFresh runs the first activation: register, then begin.
-func (e *env) activateFresh(c *Client) (beginReply []byte) {
-	e.t.Helper()
-	more, err := activate(c, e.exchange(request(e.t, c)))
-	require.NoError(e.t, err)
-	require.True(e.t, more, "a new machine registers first")
-	beginReply = e.exchange(request(e.t, c))
-	more, err = activate(c, beginReply)
-	require.NoError(e.t, err)
-	require.False(e.t, more)
-	return beginReply
-}
-
 // TestOfflineCeremony runs the whole ceremony over weeks: request, exchange,
 // activate (register, then begin), run offline, refresh by file, deactivate.
 func TestOfflineCeremony(t *testing.T) {

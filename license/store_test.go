@@ -343,7 +343,7 @@ func TestCorruptStateIsNotRestored(t *testing.T) {
 		_ = c.Close(context.Background())
 		require.NoError(t, os.WriteFile(filepath.Join(dir, stateBase), []byte("LKST\x01 damaged beyond use ........"), 0o600))
 
-		c, err = e.startIn(dir, opt)
+		_, err = e.startIn(dir, opt)
 		require.Error(t, err)
 		assert.ErrorIs(t, err, ErrStateCorrupt)
 		assert.NotErrorIs(t, err, ErrStateRollback)

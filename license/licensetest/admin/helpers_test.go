@@ -42,14 +42,6 @@ type reply struct {
 	err    error  // OpenReply's error
 }
 
-func (r *reply) failure() *wire.Failure {
-	var f wire.Failure
-	if err := json.Unmarshal(r.body, &f); err != nil {
-		return nil
-	}
-	return &f
-}
-
 func newClient(tb testing.TB, s *licensetest.Server, hc *http.Client, opts ...envelope.Option) *client {
 	tb.Helper()
 	sealer, err := envelope.NewSealer(s.Info().PublicKey, opts...)
@@ -58,15 +50,6 @@ func newClient(tb testing.TB, s *licensetest.Server, hc *http.Client, opts ...en
 		hc = s.Client()
 	}
 	return &client{url: s.URL, apiKey: s.Info().APIKey, hc: hc, sealer: sealer, now: s.Now}
-}
-
-func newSecretClient(tb testing.TB, s *licensetest.Server, hc *http.Client, opts ...envelope.Option) *client {
-	tb.Helper()
-	c := newClient(tb, s, hc)
-	sealer, err := envelope.NewSharedSecretSealer(s.Info().Secret, opts...)
-	require.NoError(tb, err)
-	c.sealer = sealer
-	return c
 }
 
 // post seals payload (marshalled unless it is []byte) and posts it.
@@ -153,66 +136,6 @@ func (c *client) begin(tb testing.TB, guid string, n int) *wire.BeginReply {
 	rep, err := wire.DecodeBegin(r.body)
 	require.NoError(tb, err)
 	return rep
-}
-
-func (c *client) extend(tb testing.TB, token string) *wire.ExtendReply {
-	tb.Helper()
-	r := c.mustPost(tb, licensetest.Extend, wire.ExtendRequest{Token: token})
-	require.Equal(tb, http.StatusOK, r.status, "extend: %s", r.body)
-	rep, err := wire.DecodeExtend(r.body)
-	require.NoError(tb, err)
-	return rep
-}
-
-func (c *client) end(tb testing.TB, token string) {
-	tb.Helper()
-	r := c.mustPost(tb, licensetest.End, wire.EndRequest{Token: token})
-	require.Equal(tb, http.StatusOK, r.status, "end: %s", r.body)
-	_, err := wire.DecodeEnd(r.body)
-	require.NoError(tb, err)
-}
-
-// lifecycle runs register, begin, extend and end, returning the first error.
-func (c *client) lifecycle(n int) error {
-	check := func(endpoint string, payload any) (*reply, error) {
-		r, err := c.post(endpoint, payload)
-		if err != nil {
-			return nil, err
-		}
-		if r.err != nil {
-			return nil, r.err
-		}
-		if r.status != http.StatusOK {
-			return nil, fmt.Errorf("%s: status %d: %s", endpoint, r.status, r.body)
-		}
-		return r, nil
-	}
-	r, err := check(licensetest.Register, registerReq(n))
-	if err != nil {
-		return err
-	}
-	reg, err := wire.DecodeRegister(r.body)
-	if err != nil {
-		return err
-	}
-	if r, err = check(licensetest.Begin, wire.BeginRequest{ProductGUID: product, LicenseKey: key, InstanceGUID: reg.GUID, Machine: machine(n)}); err != nil {
-		return err
-	}
-	b, err := wire.DecodeBegin(r.body)
-	if err != nil {
-		return err
-	}
-	if r, err = check(licensetest.Extend, wire.ExtendRequest{Token: b.Token}); err != nil {
-		return err
-	}
-	e, err := wire.DecodeExtend(r.body)
-	if err != nil {
-		return err
-	}
-	if _, err = check(licensetest.End, wire.EndRequest{Token: e.Token}); err != nil {
-		return err
-	}
-	return nil
 }
 
 // newServer starts a server with one licence and closes it at cleanup.
