@@ -50,7 +50,7 @@ func TestOfflineRestartAfterClose(t *testing.T) {
 				_ = c.Close(context.Background())
 				e.srv.FailNext("", 1000, 503)
 
-				insp, err := c.InspectState(context.Background(), e.fp)
+				insp, err := c.inspectState(context.Background(), e.fp)
 				require.NoError(t, err)
 				require.Len(t, insp.Slots, 1)
 				saved := insp.Slots[0]

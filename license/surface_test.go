@@ -1,10 +1,14 @@
 package license
 
 import (
+	"context"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/licensekit/licensekit-go/fingerprint"
+	"github.com/licensekit/licensekit-go/license/internal/diag"
 )
 
 // WithStateSlots' zero value means the default, as every other zero value
@@ -25,4 +29,18 @@ func TestStatusMethodsOnValue(t *testing.T) {
 	require.NoError(t, err)
 	assert.False(t, c.Status().Valid())
 	assert.False(t, c.Status().HasFeature("x"))
+}
+
+// Diagnostics hands its surface out only for a key made inside this module
+// (diag.NewKey): the zero key, all another module can make, gets nil.
+func TestDiagnosticsNeedsKey(t *testing.T) {
+	c, err := New(Config{ServerURL: "https://licensing.example.com/api/v2", APIKey: "ak", SharedSecret: []byte("0123456789abcdef0123456789abcdef"),
+		ProductGUID: "p", LicenseKey: "K"})
+	require.NoError(t, err)
+	assert.Nil(t, c.Diagnostics(diag.Key{}))
+	d := c.Diagnostics(diag.NewKey())
+	require.NotNil(t, d)
+	insp, err := d.InspectState(context.Background(), &fingerprint.Fingerprint{})
+	require.NoError(t, err)
+	assert.Empty(t, insp.Slots, "no StateDir, no store: nothing saved")
 }
