@@ -15,8 +15,10 @@ import (
 // in the configuration does; a positive value is taken as is.
 func TestWithStateSlotsZeroIsDefault(t *testing.T) {
 	for n, want := range map[int]int{0: defaultSlots, -3: defaultSlots, 1: 1, 9: 9} {
-		o := defaultOptions()
-		WithStateSlots(n)(&o)
+		cfg := validConfig()
+		cfg.StateDir = "/state"
+		o, err := newOptions(&cfg, []Option{WithStateSlots(n)})
+		require.NoError(t, err)
 		assert.Equal(t, want, o.slots, "WithStateSlots(%d)", n)
 	}
 }
@@ -24,8 +26,7 @@ func TestWithStateSlotsZeroIsDefault(t *testing.T) {
 // Status is a snapshot value: its methods have value receivers, so they
 // can be called on the result of Client.Status directly.
 func TestStatusMethodsOnValue(t *testing.T) {
-	c, err := New(Config{ServerURL: "https://licensing.example.com/api/v2", APIKey: "ak", SharedSecret: []byte("0123456789abcdef0123456789abcdef"),
-		ProductGUID: "p", LicenseKey: "K"})
+	c, err := New(validConfig())
 	require.NoError(t, err)
 	assert.False(t, c.Status().Valid())
 	assert.False(t, c.Status().HasFeature("x"))
@@ -34,8 +35,7 @@ func TestStatusMethodsOnValue(t *testing.T) {
 // Diagnostics hands its surface out only for a key made inside this module
 // (diag.NewKey): the zero key, all another module can make, gets nil.
 func TestDiagnosticsNeedsKey(t *testing.T) {
-	c, err := New(Config{ServerURL: "https://licensing.example.com/api/v2", APIKey: "ak", SharedSecret: []byte("0123456789abcdef0123456789abcdef"),
-		ProductGUID: "p", LicenseKey: "K"})
+	c, err := New(validConfig())
 	require.NoError(t, err)
 	assert.Nil(t, c.Diagnostics(diag.Key{}))
 	d := c.Diagnostics(diag.NewKey())
@@ -43,4 +43,10 @@ func TestDiagnosticsNeedsKey(t *testing.T) {
 	insp, err := d.InspectState(context.Background(), &fingerprint.Fingerprint{})
 	require.NoError(t, err)
 	assert.Empty(t, insp.Slots, "no StateDir, no store: nothing saved")
+}
+
+// validConfig is a Config that New accepts, for tests of the options.
+func validConfig() Config {
+	return Config{ServerURL: "https://licensing.example.com/api/v2", APIKey: "ak",
+		SharedSecret: []byte("0123456789abcdef0123456789abcdef"), ProductGUID: "p", LicenseKey: "K"}
 }

@@ -129,7 +129,7 @@ func (d *doctor) clientOptions() []license.Option {
 		opts = append(opts, license.WithRootCAs(d.o.roots))
 	}
 	if d.o.clock != nil {
-		opts = append(opts, license.WithWallClock(d.o.clock))
+		opts = append(opts, license.WithTestHooks(license.TestHooks{WallClock: d.o.clock}))
 	}
 	// One HTTP attempt per call: a diagnosis reports what happens, it does
 	// not retry it away.
