@@ -417,6 +417,10 @@ func (o *options) check(cfg *Config) []error {
 	if o.fingerprint != nil && len(o.fpOpts) > 0 {
 		bad("WithFingerprintOptions and WithFingerprintSource both set: the options tune the default source, which WithFingerprintSource replaces")
 	}
+	if o.sealer != nil && !cfg.InsecureUnsealedReplies && !authenticatesReplies(o.sealer) {
+		bad("the WithSealer sealer does not authenticate replies (it has no RepliesAuthenticated " +
+			"method returning true); such a server needs InsecureUnsealedReplies")
+	}
 	if o.rootCAs != nil && o.roundTrip != nil {
 		bad("WithRootCAs and WithRoundTripper both set: the roots cannot apply to a round tripper of your own")
 	}

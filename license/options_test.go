@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/licensekit/licensekit-go/envelope"
 	"github.com/licensekit/licensekit-go/fingerprint"
 )
 
@@ -112,6 +113,23 @@ func TestNewReportsEveryProblemAtOnce(t *testing.T) {
 	require.True(t, errors.As(err, &joined))
 	assert.Len(t, joined.Unwrap(), 5)
 }
+
+// A custom sealer that does not authenticate replies is reported with the
+// rest, not after them.
+func TestNewReportsSealerWithOtherProblems(t *testing.T) {
+	cfg := validConfig()
+	cfg.LicenseKey = ""
+	_, err := New(cfg, WithSealer(bareSealer{}))
+	require.ErrorIs(t, err, ErrInvalidConfig)
+	assert.ErrorContains(t, err, "LicenseKey is empty")
+	assert.ErrorContains(t, err, "RepliesAuthenticated")
+}
+
+// bareSealer is a sealer whose replies are not authenticated; New calls
+// nothing else of it.
+type bareSealer struct{ envelope.Sealer }
+
+func (bareSealer) RepliesAuthenticated() bool { return false }
 
 // Test hooks set by separate WithTestHooks calls add up: a helper that sets
 // the wall clock and another that sets the jitter both take effect.
