@@ -29,10 +29,10 @@ import (
 func stateFileBase(cfg *Config) string { return statefile.BaseName(cfg.ProductGUID, cfg.LicenseKey) }
 
 // Diagnostics is for package license/doctor, the SDK's diagnosis tool,
-// and is no part of the API a product uses: its argument can be made only
-// by packages of this module (as testing.MainStart's can only by the go
-// command), and with any other key it returns nil. The surface it returns
-// is described in package license/internal/diag.
+// and is no part of the API a product uses: a key that unlocks it can be
+// made only by the SDK's packages under license/ (as testing.MainStart's
+// argument only by the go command); with any other key it returns nil. The
+// surface it returns is described in package license/internal/diag.
 func (c *Client) Diagnostics(k diag.Key) diag.Client {
 	if !k.Valid() {
 		return nil

@@ -5,8 +5,8 @@
 // changes the saved state.
 //
 // A client hands these out only through license.Client.Diagnostics, whose
-// argument (a Key) only packages of this module can make, so they are no
-// part of the API a product uses and can change without notice.
+// argument (a Key) only the SDK's packages under license/ can make, so they
+// are no part of the API a product uses and can change without notice.
 package diag
 
 import (
@@ -24,10 +24,11 @@ import (
 const RollbackSlack time.Duration = 5 * time.Minute
 
 // Key unlocks license.Client.Diagnostics. Its zero value unlocks nothing;
-// only NewKey makes one that does, and only this module can call it.
+// only NewKey makes one that does.
 type Key struct{ ok bool }
 
-// NewKey returns a Key that unlocks license.Client.Diagnostics.
+// NewKey returns a Key that unlocks license.Client.Diagnostics. Being in an
+// internal package, it can be called only under license/.
 func NewKey() Key { return Key{ok: true} }
 
 // Valid reports whether k came from NewKey.
