@@ -13,47 +13,15 @@ import (
 	"github.com/licensekit/licensekit-go/fingerprint"
 	"github.com/licensekit/licensekit-go/internal/statefile"
 	"github.com/licensekit/licensekit-go/internal/wire"
+	"github.com/licensekit/licensekit-go/license/internal/diag"
 	"github.com/licensekit/licensekit-go/transport"
 )
 
-// LicenseCheck is what CheckLicense found.
-type LicenseCheck struct {
-	// Checked is true when register_instance was sent; NotChecked then is
-	// empty. Otherwise NotChecked says, in a few words, why it was not.
-	Checked    bool
-	NotChecked string
-	// SavedInstance is the instance the saved state names; InstanceGUID
-	// is the one the server returned. They differ when the server no
-	// longer matches this machine to its saved instance.
-	SavedInstance, InstanceGUID string
-	// SessionDuration and GracePeriod are the server's control options.
-	SessionDuration, GracePeriod time.Duration
-	// Err is register_instance's outcome, classified like every reply of
-	// the client: nil when the server knows the licence, an *APIError
-	// matching ErrRefused when it refused it (unknown, revoked or expired
-	// licence), or an error matching ErrUnreachable.
-	Err error
-}
-
-// CheckLicense asks the server whether it knows the licence, without
-// taking a seat and without creating anything on the server. It sends
-// register_instance only when the saved state shows that the server
-// already registered this machine, with the same hardware and user: the
-// spec then makes register_instance return the existing instance, so no
-// instance is created and no session begun. The request carries what the
-// product's own requests carry (the machine's facts, UserName, UserEmail,
-// UserAttributes); a server may refresh the instance's record with them
-// (such as the IP address last seen) and keeps the request in its replay
-// cache and logs, as for any request. On a machine the server does not
-// know, register_instance would create an instance, so CheckLicense sends
-// nothing and says so in NotChecked.
-//
-// fp is this machine's fingerprint (see Fingerprint). CheckLicense reads
-// the saved state without changing it, takes no state slot, and changes
-// nothing on this machine; it waits for a call of the client in progress,
-// and ctx bounds the wait and the exchange.
-func (c *Client) CheckLicense(ctx context.Context, fp *fingerprint.Fingerprint) LicenseCheck {
-	var res LicenseCheck
+// checkLicense asks the server whether it knows the licence, without
+// taking a seat and without creating anything on the server
+// (diag.Client.CheckLicense, which says when it sends register_instance).
+func (c *Client) checkLicense(ctx context.Context, fp *fingerprint.Fingerprint) diag.LicenseCheck {
+	var res diag.LicenseCheck
 	if fp == nil {
 		res.NotChecked = "no fingerprint"
 		return res

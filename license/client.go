@@ -120,14 +120,8 @@ func (d *doneSignal) close(err error) {
 // goroutine. Every config problem is reported at once; the error matches
 // ErrInvalidConfig.
 func New(cfg Config, opts ...Option) (*Client, error) {
-	o := defaultOptions()
-	for _, opt := range opts {
-		if opt == nil {
-			return nil, &configError{errs: []error{errNilOption}}
-		}
-		opt(&o)
-	}
-	if err := cfg.validate(o.sealer != nil); err != nil {
+	o, err := newOptions(&cfg, opts)
+	if err != nil {
 		return nil, err
 	}
 	if cfg.UserAttributes != nil {
@@ -148,7 +142,6 @@ func New(cfg Config, opts ...Option) (*Client, error) {
 	o.start = o.start.withDefaults()
 
 	sealer := o.sealer
-	var err error
 	if sealer == nil {
 		sealer, err = newSealer(&cfg)
 		if err != nil {

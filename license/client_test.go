@@ -169,7 +169,7 @@ func TestStartUnreachableWithoutState(t *testing.T) {
 func TestStatusDoesNotAllocate(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		e := newEnv(t, envConfig{features: "a,b"})
-		c := e.start(WithWallClock(nil))
+		c := e.start(WithTestHooks(TestHooks{}))
 		allocs := testing.AllocsPerRun(100, func() {
 			s := c.Status()
 			if !s.Valid() || !s.HasFeature("a") {

@@ -237,19 +237,27 @@ type options struct {
 	roundTrip   http.RoundTripper
 	rootCAs     *x509.CertPool
 	userAgent   string
-	wall        func() time.Time
-	rnd         func() float64
+	wall        func() time.Time // TestHooks.WallClock
+	rnd         func() float64   // TestHooks.Rand
 	onEvent     EventHandler
 	fingerprint FingerprintSource
 	store       StateStore
 	sealer      envelope.Sealer
 	retry       Retry
 	start       StartBudget
+	// slots is WithStateSlots' count, 0 until New resolves the default:
+	// a count given explicitly is checked against the other persistence
+	// settings, the default is not.
 	slots       int
 	fpOpts      []fingerprint.Option
 	rollbackDir string
-	kinds       RefusalClassifier
-	shared      *SharedSession // WithSharedSession (shared.go)
+	// rules and classifier are WithRefusalRules' and
+	// WithRefusalClassifier's; New rejects both together and resolves
+	// them into kinds.
+	rules      RefusalRules
+	classifier RefusalClassifier
+	kinds      RefusalClassifier
+	shared     *SharedSession // WithSharedSession (shared.go)
 	// timeFloor replaces releaseFloor (integrity.go) for tests, whose
 	// synctest bubble starts in 2000; products cannot set it.
 	timeFloor time.Time
@@ -274,44 +282,34 @@ func WithRootCAs(pool *x509.CertPool) Option { return func(o *options) { o.rootC
 // WithUserAgent sets the User-Agent header.
 func WithUserAgent(ua string) Option { return func(o *options) { o.userAgent = ua } }
 
-// WithWallClock replaces the wall-clock source used to measure elapsed time
-// alongside the monotonic clock. Tests use it to simulate a suspend or a
-// clock set back; products never need it.
-func WithWallClock(now func() time.Time) Option { return func(o *options) { o.wall = now } }
-
-// WithRand replaces the source of jitter, a function returning values in
-// [0, 1). Tests use it for reproducible schedules.
-func WithRand(f func() float64) Option { return func(o *options) { o.rnd = f } }
-
 // WithEventHandler receives the client's events.
 func WithEventHandler(h EventHandler) Option { return func(o *options) { o.onEvent = h } }
 
-// WithFingerprintSource replaces fingerprint collection.
+// WithFingerprintSource replaces fingerprint collection. It excludes
+// WithFingerprintOptions, which tunes the default collection.
 func WithFingerprintSource(f FingerprintSource) Option {
 	return func(o *options) { o.fingerprint = f }
 }
 
 // WithFingerprintOptions passes options to the default fingerprint source,
-// such as fingerprint.WithHashedIdentifiers.
+// such as fingerprint.WithHashedIdentifiers. It excludes
+// WithFingerprintSource, which replaces that source.
 func WithFingerprintOptions(opts ...fingerprint.Option) Option {
 	return func(o *options) { o.fpOpts = append(o.fpOpts, opts...) }
 }
 
-// WithStateStore keeps state in s instead of a file in Config.StateDir.
-// The state is sealed before it reaches s.
+// WithStateStore keeps state in s instead of a file in a state directory:
+// it excludes Config.StateDir, WithStateSlots and WithSharedSession. The
+// state is sealed before it reaches s. Nil keeps the default.
 func WithStateStore(s StateStore) Option { return func(o *options) { o.store = s } }
 
 // WithStateSlots sets how many live clients of one licence may share a
 // state directory at once, each in its own slot (default 4). Clients of
 // other licences or products use files of their own and do not count.
-// n <= 0 keeps the default.
+// n <= 0 keeps the default. A count of its own needs Config.StateDir, and
+// excludes WithStateStore and WithSharedSession (one state, no slots).
 func WithStateSlots(n int) Option {
-	return func(o *options) {
-		if n <= 0 {
-			n = defaultSlots
-		}
-		o.slots = n
-	}
+	return func(o *options) { o.slots = max(n, 0) }
 }
 
 // defaultSlots is WithStateSlots' default.
@@ -329,20 +327,19 @@ func WithSealer(s envelope.Sealer) Option { return func(o *options) { o.sealer =
 // ErrUnknownInstance) from the server's error text. Every refusal matches
 // ErrRefused whatever the rules say. Use it when your server words its
 // refusals otherwise than DefaultRefusalRules expects; to keep the defaults
-// too, append to DefaultRefusalRules(). Nil restores the defaults.
+// too, append to DefaultRefusalRules(). Nil restores the defaults. It
+// excludes WithRefusalClassifier.
 func WithRefusalRules(rules RefusalRules) Option {
-	return func(o *options) {
-		o.kinds = nil
-		if rules != nil {
-			o.kinds = slices.Clone(rules).Classify
-		}
-	}
+	return func(o *options) { o.rules = slices.Clone(rules) }
 }
 
 // WithRefusalClassifier names refusal kinds with f instead of rules, for
 // servers whose texts need more than phrases (codes, other languages). f
-// must be safe for concurrent use. Nil restores the default rules.
-func WithRefusalClassifier(f RefusalClassifier) Option { return func(o *options) { o.kinds = f } }
+// must be safe for concurrent use. Nil restores the default rules. It
+// excludes WithRefusalRules.
+func WithRefusalClassifier(f RefusalClassifier) Option {
+	return func(o *options) { o.classifier = f }
+}
 
 // WithRetry tunes retries and renewal backoff.
 func WithRetry(r Retry) Option { return func(o *options) { o.retry = r } }
@@ -351,7 +348,6 @@ func defaultOptions() options {
 	return options{
 		logger: slog.New(slog.DiscardHandler),
 		rnd:    rand.Float64,
-		slots:  defaultSlots,
 	}
 }
 
@@ -377,4 +373,83 @@ func (r Retry) withDefaults() Retry {
 	return r
 }
 
-var errNilOption = errors.New("nil option")
+// newOptions applies opts over the defaults and checks them, with cfg,
+// together: every problem of cfg and of the options, each nil option and
+// each pair of settings that exclude each other, is in the one error,
+// which matches ErrInvalidConfig.
+func newOptions(cfg *Config, opts []Option) (options, error) {
+	o := defaultOptions()
+	var errs []error
+	for i, opt := range opts {
+		if opt == nil {
+			errs = append(errs, fmt.Errorf("option %d of %d is nil", i+1, len(opts)))
+			continue
+		}
+		opt(&o)
+	}
+	if err := cfg.validate(o.sealer != nil); err != nil {
+		errs = append(errs, err.(*configError).errs...)
+	}
+	errs = append(errs, o.check(cfg)...)
+	if len(errs) > 0 {
+		return o, &configError{errs: errs}
+	}
+	if o.slots == 0 {
+		o.slots = defaultSlots
+	}
+	switch {
+	case o.rules != nil:
+		o.kinds = o.rules.Classify
+	case o.classifier != nil:
+		o.kinds = o.classifier
+	}
+	return o, nil
+}
+
+// check names every pair of options (or option and Config field) that
+// exclude each other, so that none silently overrides another.
+func (o *options) check(cfg *Config) []error {
+	var errs []error
+	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
+	if o.rules != nil && o.classifier != nil {
+		bad("WithRefusalRules and WithRefusalClassifier both set: choose one")
+	}
+	if o.fingerprint != nil && len(o.fpOpts) > 0 {
+		bad("WithFingerprintOptions and WithFingerprintSource both set: the options tune the default source, which WithFingerprintSource replaces")
+	}
+	if o.sealer != nil && !cfg.InsecureUnsealedReplies && !authenticatesReplies(o.sealer) {
+		bad("the WithSealer sealer does not authenticate replies (it has no RepliesAuthenticated " +
+			"method returning true); such a server needs InsecureUnsealedReplies")
+	}
+	if o.rootCAs != nil && o.roundTrip != nil {
+		bad("WithRootCAs and WithRoundTripper both set: the roots cannot apply to a round tripper of your own")
+	}
+	// Persistence: a StateDir (with slots, or shared), or a store.
+	if o.store != nil && cfg.StateDir != "" {
+		bad("StateDir and WithStateStore both set: the state lives in one place")
+	}
+	if o.shared != nil {
+		if o.store != nil {
+			bad("WithSharedSession cannot be combined with WithStateStore")
+		} else if cfg.StateDir == "" {
+			bad("WithSharedSession requires StateDir")
+		}
+		if o.shared.RefreshInterval < 0 {
+			bad("SharedSession.RefreshInterval is negative")
+		}
+	}
+	if o.slots > 0 {
+		switch {
+		case o.store != nil:
+			bad("WithStateSlots and WithStateStore both set: a store holds one state, with no slots")
+		case o.shared != nil:
+			bad("WithStateSlots and WithSharedSession both set: a shared session has one state, with no slots")
+		case cfg.StateDir == "":
+			bad("WithStateSlots requires StateDir")
+		}
+	}
+	if o.rollbackDir != "" && o.store == nil && cfg.StateDir == "" {
+		bad("WithRollbackRecordDir requires StateDir or WithStateStore: with state in memory only there is no record")
+	}
+	return errs
+}

@@ -393,7 +393,7 @@ var faultCases = []faultCase{
 func stateFault(mangle func([]byte) []byte) func(t *testing.T, e *env) (*Client, error) {
 	return func(t *testing.T, e *env) (*Client, error) {
 		crash(e.start())
-		e.store.SetBytes(mangle(e.store.Bytes()))
+		_ = e.store.Save(context.Background(), mangle(e.store.Bytes()))
 		e.srv.SetDown(true)
 		c := e.newClient(e.config())
 		t.Cleanup(func() { _ = c.Close(context.Background()) })

@@ -203,7 +203,7 @@ func FuzzStartState(f *testing.F) {
 			t.Fatal(err)
 		}
 		store := &MemoryStateStore{}
-		store.SetBytes(blob)
+		_ = store.Save(context.Background(), blob)
 		srv.SetDown(down)
 		c, err := New(cfg, WithRoundTripper(srv.Transport()), WithStateStore(store),
 			fixedFingerprint(testFingerprint()), WithRetry(Retry{Attempts: 1}))

@@ -65,7 +65,7 @@ type wallClock struct{ offset atomic.Int64 }
 
 func (w *wallClock) now() time.Time       { return time.Now().Add(time.Duration(w.offset.Load())) }
 func (w *wallClock) jump(d time.Duration) { w.offset.Add(int64(d)) }
-func (w *wallClock) option() Option       { return WithWallClock(w.now) }
+func (w *wallClock) option() Option       { return WithTestHooks(TestHooks{WallClock: w.now}) }
 
 // recorder collects events in order.
 type recorder struct {
@@ -177,7 +177,7 @@ func (e *env) options(extra ...Option) []Option {
 		WithRoundTripper(e.srv.Transport()),
 		WithStateStore(e.store),
 		WithEventHandler(e.rec.handle),
-		WithRand(rng.Float64),
+		WithTestHooks(TestHooks{Rand: rng.Float64}),
 		e.wall.option(),
 		fixedFingerprint(e.fp),
 		WithRetry(Retry{MinBackoff: 200 * time.Millisecond, MaxBackoff: time.Second}),

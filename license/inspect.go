@@ -1,9 +1,11 @@
 package license
 
-// This file is the read-only surface that diagnosis tools (package
-// license/doctor) use to look inside a client: its fingerprint, a harmless
-// probe of the server, and the saved state. None of it takes a seat, and
-// none of it changes the saved state.
+// This file is the read-only surface that the diagnosis tool (package
+// license/doctor) uses to look inside a client: its fingerprint, a harmless
+// probe of the server, and the saved state (checklicense.go adds the
+// licence check). None of it takes a seat, and none of it changes the saved
+// state. It reaches doctor through Diagnostics and package
+// license/internal/diag, so it is no part of the API a product uses.
 
 import (
 	"context"
@@ -18,25 +20,43 @@ import (
 	"github.com/licensekit/licensekit-go/fingerprint"
 	"github.com/licensekit/licensekit-go/internal/statefile"
 	"github.com/licensekit/licensekit-go/internal/wire"
+	"github.com/licensekit/licensekit-go/license/internal/diag"
 	"github.com/licensekit/licensekit-go/transport"
 )
-
-// RollbackSlack is how far the wall clock may fall behind the latest time
-// this machine has seen (the saved high-water mark) before the client
-// counts the clock as rolled back and refuses offline allowance
-// (ErrClockRollback). A server clock further off than this from the local
-// one makes deadlines disagree by as much.
-const RollbackSlack time.Duration = 5 * time.Minute
 
 // stateFileBase is the base file name of the state slots in Config.StateDir,
 // as Start acquires them.
 func stateFileBase(cfg *Config) string { return statefile.BaseName(cfg.ProductGUID, cfg.LicenseKey) }
 
-// Fingerprint returns this machine's fingerprint from the client's source:
-// the one given with WithFingerprintSource, or the default collector with
-// the options of WithFingerprintOptions. It may block while the hardware
-// is read, bounded by ctx. The result is shared: treat it as read-only.
-func (c *Client) Fingerprint(ctx context.Context) (*fingerprint.Fingerprint, error) {
+// Diagnostics is for package license/doctor, the SDK's diagnosis tool,
+// and is no part of the API a product uses: a key that unlocks it can be
+// made only by the SDK's packages under license/ (as testing.MainStart's
+// argument only by the go command); with any other key it returns nil. The
+// surface it returns is described in package license/internal/diag.
+func (c *Client) Diagnostics(k diag.Key) diag.Client {
+	if !k.Valid() {
+		return nil
+	}
+	return diagnostics{c}
+}
+
+// diagnostics is a client's diag.Client.
+type diagnostics struct{ c *Client }
+
+func (d diagnostics) Fingerprint(ctx context.Context) (*fingerprint.Fingerprint, error) {
+	return d.c.fingerprint(ctx)
+}
+func (d diagnostics) Probe(ctx context.Context) diag.ProbeResult { return d.c.probe(ctx) }
+func (d diagnostics) InspectState(ctx context.Context, fp *fingerprint.Fingerprint) (*diag.StateInspection, error) {
+	return d.c.inspectState(ctx, fp)
+}
+func (d diagnostics) CheckLicense(ctx context.Context, fp *fingerprint.Fingerprint) diag.LicenseCheck {
+	return d.c.checkLicense(ctx, fp)
+}
+
+// fingerprint returns this machine's fingerprint from the client's source
+// (diag.Client.Fingerprint).
+func (c *Client) fingerprint(ctx context.Context) (*fingerprint.Fingerprint, error) {
 	fp, err := c.fp(ctx)
 	if fp == nil && err == nil {
 		err = errors.New("license: fingerprint source returned nothing")
@@ -44,34 +64,10 @@ func (c *Client) Fingerprint(ctx context.Context) (*fingerprint.Fingerprint, err
 	return fp, err
 }
 
-// ProbeResult is how the server answered Probe.
-type ProbeResult struct {
-	// RTT is the time from sending the request to having the reply.
-	RTT time.Duration
-	// ServerTime is the time the reply carried, zero when it carried none.
-	ServerTime time.Time
-	// Skew is ServerTime minus the local wall clock at the middle of the
-	// exchange. It is meaningful only when ServerTime is not zero.
-	Skew time.Duration
-	// Err is the outcome, classified like every reply of the client: an
-	// *APIError matching ErrRefused when the licence server answered with a
-	// refusal (the expected answer: the token names no session), an error
-	// matching ErrUnreachable when no trustworthy answer arrived, or nil in
-	// the unlikely case that the server accepted the token.
-	Err error
-}
-
-// Probe sends one extend_session for a random token that names no
-// session, with the client's retry settings (package doctor builds its
-// client with one attempt), and reports how the server answered. No
-// server acts on such a request: the expected answer is a refusal in the
-// spec's failure shape ("unknown token"), which shows that the licence
-// server itself is reached, opens this client's envelope, accepts its API
-// key and reports its time. Probe takes no seat, does not load or change
-// the saved state, and works before Start. It waits for a call of the
-// client in progress; ctx bounds the wait and the exchange.
-func (c *Client) Probe(ctx context.Context) ProbeResult {
-	var res ProbeResult
+// probe sends one extend_session for a random token that names no session
+// and reports how the server answered (diag.Client.Probe).
+func (c *Client) probe(ctx context.Context) diag.ProbeResult {
+	var res diag.ProbeResult
 	var b [16]byte
 	_, _ = rand.Read(b[:])
 	req := wire.ExtendRequest{Token: "licensekit-doctor-probe-" + hex.EncodeToString(b[:])}
@@ -98,88 +94,18 @@ func (c *Client) Probe(ctx context.Context) ProbeResult {
 	return res
 }
 
-// SavedState is one state slot as InspectState found it. Times are wall
-// times as saved; zero means not recorded.
-type SavedState struct {
-	// Slot is the slot index, File the slot's file name (no directory);
-	// both are zero for a custom StateStore.
-	Slot int
-	File string
-	// Held is true when a running client held the slot's lock at the
-	// moment of the inspection. InspectState never waits for it or takes
-	// it over.
-	Held bool
-	// Saved is true when the slot holds saved state, whether or not it
-	// opens.
-	Saved bool
-	// Err says why the slot's state could not be read or does not open; it
-	// matches ErrStateCorrupt when the state is damaged, was edited, or was
-	// sealed for other hardware or another product or licence.
-	Err error
-	// InstanceGUID is the registered instance, and FirstRegisteredAt when
-	// the server first saw it.
-	InstanceGUID      string
-	FirstRegisteredAt time.Time
-	// SessionLive is true when a session was begun and not ended (a
-	// running client, or a crash: the next Start ends it).
-	SessionLive bool
-	// Sent is when the last successful begin or extend was sent;
-	// SessionExpiry and GraceDeadline follow from it and the control
-	// options SessionDuration and GracePeriod.
-	Sent, SessionExpiry, GraceDeadline time.Time
-	SessionDuration, GracePeriod       time.Duration
-	// LastContact is when the server last answered; HighWater is the
-	// latest wall time this machine had seen when the state was saved.
-	LastContact, HighWater time.Time
-	// InstallID is true when an install id stands in for weak hardware
-	// (fewer than two strong components). The id itself is not exposed.
-	InstallID bool
-	// Unanchored is true when the state was saved while its anti-rollback
-	// record could not be used: it grants no offline time until the server
-	// answers again.
-	Unanchored bool
-	// HardwareChanged is true when this machine's hardware identity differs
-	// from the one registered; Changed then names the wire components that
-	// differ, or is nil when the state predates per-component records.
-	HardwareChanged bool
-	Changed         []string
-}
-
-// StateInspection is what InspectState found.
-type StateInspection struct {
-	// Dir is Config.StateDir; empty for a custom store or memory-only state.
-	Dir string
-	// Store is true when a custom StateStore (WithStateStore) holds the
-	// state.
-	Store bool
-	// Slots lists every slot the client may use, in order.
-	Slots []SavedState
-	// RecordErr says why the anti-rollback records' location exists but
-	// cannot be used (a file where the directory belongs, no permission, a
-	// record that does not open): the saved state then grants no offline
-	// time (ErrRollbackRecordUnusable). Nil when it works, has not been
-	// made yet, or there is none.
-	RecordErr error
-}
-
-// InspectState looks at the saved state without changing it: it creates
-// nothing, takes no lock it keeps, moves no corrupt file aside and never
-// waits for a lock held by a running client. fp is this machine's
-// fingerprint (see Fingerprint); it derives the state's sealing key and is
-// compared with the registered hardware. The error is for a directory that
-// cannot be looked at (matching fs.ErrNotExist when it is missing, or
-// statefile's not-a-directory error); problems of one slot are in its
-// SavedState.Err.
-func (c *Client) InspectState(ctx context.Context, fp *fingerprint.Fingerprint) (*StateInspection, error) {
+// inspectState looks at the saved state without changing it
+// (diag.Client.InspectState).
+func (c *Client) inspectState(ctx context.Context, fp *fingerprint.Fingerprint) (*diag.StateInspection, error) {
 	if fp == nil {
 		return nil, errors.New("license: inspect state: no fingerprint")
 	}
 	keys := sealKeys(&c.cfg, fp)
-	insp := &StateInspection{Dir: c.cfg.StateDir}
+	insp := &diag.StateInspection{Dir: c.cfg.StateDir}
 	switch {
 	case c.opts.store != nil:
 		insp.Dir, insp.Store = "", true
-		s := SavedState{}
+		s := diag.SavedState{}
 		blob, err := c.opts.store.Load(ctx)
 		switch {
 		case errors.Is(err, ErrNoState):
@@ -189,7 +115,7 @@ func (c *Client) InspectState(ctx context.Context, fp *fingerprint.Fingerprint) 
 			s.Saved = true
 			c.describeState(&s, keys, blob, fp)
 		}
-		insp.Slots = []SavedState{s}
+		insp.Slots = []diag.SavedState{s}
 		if c.opts.rollbackDir != "" {
 			insp.RecordErr = inspectRecords(&c.cfg, &c.opts, keys, "store", 1)
 		}
@@ -210,7 +136,7 @@ func (c *Client) InspectState(ctx context.Context, fp *fingerprint.Fingerprint) 
 		}
 	}
 	for _, in := range infos {
-		s := SavedState{Slot: in.Slot, File: in.Name, Held: in.Held}
+		s := diag.SavedState{Slot: in.Slot, File: in.Name, Held: in.Held}
 		switch {
 		case errors.Is(in.ReadErr, statefile.ErrNotExist):
 		case in.ReadErr != nil && errors.Is(in.ReadErr, statefile.ErrCorrupt):
@@ -227,7 +153,7 @@ func (c *Client) InspectState(ctx context.Context, fp *fingerprint.Fingerprint) 
 }
 
 // describeState opens blob and fills s from it.
-func (c *Client) describeState(s *SavedState, keys [][]byte, blob []byte, fp *fingerprint.Fingerprint) {
+func (c *Client) describeState(s *diag.SavedState, keys [][]byte, blob []byte, fp *fingerprint.Fingerprint) {
 	p, err := openStateWith(keys, blob)
 	if err != nil {
 		s.Err = err

@@ -253,7 +253,7 @@ func TestOfflineRestoreAfterDeactivation(t *testing.T) {
 		require.NoError(t, c.Close(context.Background()), "nothing left to end")
 
 		for name, old := range map[string][]byte{"active": active, "pending": beforeActivation} {
-			store.SetBytes(old)
+			_ = store.Save(context.Background(), old)
 			c2 := e.offlineMachine(e.fp, store, WithRollbackRecordDir(recDir))
 			err := c2.Start(context.Background())
 			require.Error(t, err, name)

@@ -118,7 +118,7 @@ func TestRollbackRecordWithStore(t *testing.T) {
 		time.Sleep(2 * time.Minute)
 		e.srv.SetDown(true)
 		_ = c.Close(context.Background())
-		e.store.SetBytes(old)
+		_ = e.store.Save(context.Background(), old)
 		c2 := e.newClient(e.config(), WithRollbackRecordDir(records))
 		defer c2.Close(context.Background())
 		assert.ErrorIs(t, c2.Start(context.Background()), ErrStateRollback)

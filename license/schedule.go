@@ -1,6 +1,10 @@
 package license
 
-import "time"
+import (
+	"time"
+
+	"github.com/licensekit/licensekit-go/license/internal/diag"
+)
 
 // Schedule constants. See doc.go, "Renewal and grace".
 const (
@@ -19,7 +23,7 @@ const (
 	expiredCap = 5 * time.Minute
 	// rollbackSlack is how far the wall clock may fall behind the latest
 	// time seen before it counts as rolled back.
-	rollbackSlack = RollbackSlack
+	rollbackSlack = diag.RollbackSlack
 	// deadlineMargin is how far ahead of a deadline (lapse, grace expiry)
 	// the last attempt before it is placed: room for one attempt, which is
 	// cut at the deadline. A phase shorter than four margins uses a quarter

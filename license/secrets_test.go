@@ -206,7 +206,7 @@ func secretLifecycle(t *testing.T, shared bool) {
 	wall := &wallClock{}
 	newClient := func(store StateStore, fp *fingerprint.Fingerprint) *Client {
 		c, err := New(cfg, WithRoundTripper(rec), WithStateStore(store), WithEventHandler(sink.event),
-			WithLogger(logger), fixedFingerprint(fp), WithWallClock(wall.now),
+			WithLogger(logger), fixedFingerprint(fp), WithTestHooks(TestHooks{WallClock: wall.now}),
 			WithRetry(Retry{MinBackoff: 200 * time.Millisecond, MaxBackoff: time.Second}))
 		require.NoError(t, err)
 		return c
@@ -314,7 +314,7 @@ func secretLifecycle(t *testing.T, shared bool) {
 	bad := store.Bytes()
 	bad[len(bad)/2] ^= 0x40
 	other := &MemoryStateStore{}
-	other.SetBytes(bad)
+	_ = other.Save(context.Background(), bad)
 	srv.SetDown(true)
 	c2 := newClient(other, fp)
 	sink.err(c2.Start(ctx))

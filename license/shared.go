@@ -162,21 +162,9 @@ const (
 // errSharedManual is what explicit session calls return in shared mode.
 var errSharedManual = errors.New("license: Register, BeginSession, ExtendSession and EndSession are not available in shared mode; Start and Close manage the shared session")
 
-// initShared checks the shared-mode options; New calls it last.
+// initShared sets up shared mode; New calls it last, with the options
+// checked (options.check).
 func (c *Client) initShared() error {
-	var errs []error
-	if c.cfg.StateDir == "" {
-		errs = append(errs, errors.New("WithSharedSession requires StateDir"))
-	}
-	if c.opts.store != nil {
-		errs = append(errs, errors.New("WithSharedSession cannot be combined with WithStateStore"))
-	}
-	if c.opts.shared.RefreshInterval < 0 {
-		errs = append(errs, errors.New("SharedSession.RefreshInterval is negative"))
-	}
-	if len(errs) > 0 {
-		return &configError{errs: errs}
-	}
 	c.sh = &shared{cfg: *c.opts.shared}
 	c.sh.path.Store("")
 	return nil

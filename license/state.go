@@ -50,28 +50,26 @@ func (s *MemoryStateStore) Load(context.Context) ([]byte, error) {
 
 // Save implements StateStore.
 func (s *MemoryStateStore) Save(_ context.Context, data []byte) error {
-	s.SetBytes(data)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.data = bytes.Clone(data)
 	return nil
 }
 
 // Discard implements StateStore.
 func (s *MemoryStateStore) Discard(context.Context) error {
-	s.SetBytes(nil)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.data = nil
 	return nil
 }
 
-// Bytes returns a copy of the sealed bytes, for tests that tamper with them.
+// Bytes returns a copy of the sealed bytes, for tests that tamper with them
+// (and put them back with Save).
 func (s *MemoryStateStore) Bytes() []byte {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return bytes.Clone(s.data)
-}
-
-// SetBytes replaces the sealed bytes; nil forgets them.
-func (s *MemoryStateStore) SetBytes(b []byte) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.data = bytes.Clone(b)
 }
 
 // persisted is the plaintext of the state file.

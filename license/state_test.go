@@ -97,7 +97,7 @@ func TestCorruptStateIsMovedAside(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				e := newEnv(t, envConfig{})
-				e.store.SetBytes(tc.mangle(t, e))
+				_ = e.store.Save(context.Background(), tc.mangle(t, e))
 
 				// Offline: a typed error, no panic, nothing granted.
 				e.srv.SetDown(true)

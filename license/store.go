@@ -511,7 +511,7 @@ func openStateWith(keys [][]byte, blob []byte) (p *persisted, err error) {
 func (s *store) recordLocation() (dir string, ok bool) { return recordLocation(s.opts, true) }
 
 // recordLocation is store.recordLocation; with create false it makes no
-// directory (InspectState), and a missing configuration directory counts
+// directory (inspectState), and a missing configuration directory counts
 // as a location not made yet.
 func recordLocation(o *options, create bool) (dir string, ok bool) {
 	if o.rollbackDir != "" {

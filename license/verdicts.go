@@ -14,17 +14,19 @@ import (
 // authenticate replies. A sealer without the method does not.
 type replyAuthenticator interface{ RepliesAuthenticated() bool }
 
+// authenticatesReplies reports whether a WithSealer sealer's reply
+// openers authenticate replies; New rejects one that does not unless
+// InsecureUnsealedReplies is set (options.check).
+func authenticatesReplies(s envelope.Sealer) bool {
+	ra, ok := s.(replyAuthenticator)
+	return ok && ra.RepliesAuthenticated()
+}
+
 // setupVerdicts decides, in New, whether replies must be sealed, and builds
 // the redactor that knows the client's secrets.
 func (c *Client) setupVerdicts(custom bool) error {
 	if custom {
-		ra, ok := c.sealer.(replyAuthenticator)
-		authed := ok && ra.RepliesAuthenticated()
-		if !authed && !c.cfg.InsecureUnsealedReplies {
-			return errors.New("the WithSealer sealer does not authenticate replies (it has no RepliesAuthenticated " +
-				"method returning true); such a server needs InsecureUnsealedReplies")
-		}
-		c.sealed = authed && !c.cfg.InsecureUnsealedReplies
+		c.sealed = authenticatesReplies(c.sealer) && !c.cfg.InsecureUnsealedReplies
 	} else {
 		c.sealed = !c.cfg.InsecureUnsealedReplies
 	}

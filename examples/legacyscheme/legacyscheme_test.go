@@ -154,7 +154,7 @@ func TestForgedPlainReplyIsUnreachable(t *testing.T) {
 func TestClockOffsetCorrected(t *testing.T) {
 	for name, srv := range servers(t) {
 		t.Run(name, func(t *testing.T) {
-			c := newClient(t, srv.url, license.WithWallClock(func() time.Time { return time.Now().Add(-time.Hour) }))
+			c := newClient(t, srv.url, license.WithTestHooks(license.TestHooks{WallClock: func() time.Time { return time.Now().Add(-time.Hour) }}))
 			if err := c.Start(context.Background()); err != nil {
 				t.Fatalf("Start = %v; want nil after the offset correction", err)
 			}

@@ -145,7 +145,7 @@ func (d *demo) newClient(n int) (*license.Client, error) {
 	},
 		license.WithEventHandler(d.tl.handler(n)),
 		license.WithRetry(license.Retry{Attempts: 1, AttemptTimeout: time.Second, RenewBackoff: d.backoff}),
-		license.WithRand(func() float64 { return 0 }),
+		license.WithTestHooks(license.TestHooks{Rand: func() float64 { return 0 }}),
 	)
 }
 

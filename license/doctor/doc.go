@@ -22,10 +22,10 @@
 //     name, and interception when [WithExpectedIssuer] or [WithPinnedKeys]
 //     is given (or the issuer is a known TLS-inspection product);
 //   - http: one harmless request (extend_session for a token that names no
-//     session, see license.Client.Probe) and its round-trip time, judged by
+//     session, the licence client's probe) and its round-trip time, judged by
 //     the SDK's own reply classification;
 //   - clock: the server's time from that reply: warn past a minute, fail
-//     past license.RollbackSlack;
+//     past the 5 minutes the client tolerates (RollbackSlack);
 //   - state: the state directory exists and is writable, a non-blocking
 //     lock probe per slot (a slot held by a running product is reported,
 //     never waited for or taken over), whether the saved state opens, last
@@ -34,7 +34,7 @@
 //   - fingerprint: every component with its source, strength and missing
 //     reason, what changed since the machine registered, and container or
 //     VM advice;
-//   - license: without [Full], license.Client.CheckLicense: one
+//   - license: without [Full], the licence client's licence check: one
 //     register_instance, only for a machine the server already registered
 //     (the spec makes it return the existing instance); otherwise the
 //     licence is reported as not checked;

@@ -161,7 +161,7 @@ func WithResolver(r Resolver) Option { return func(o *options) { o.resolver = r 
 
 // WithClock replaces the wall clock the doctor compares certificates, the
 // server's time and the saved state with (default time.Now). It is handed
-// to the licence client as license.WithWallClock too.
+// to the licence client as its wall clock too (license.TestHooks).
 func WithClock(now func() time.Time) Option { return func(o *options) { o.clock = now } }
 
 // WithExpectedIssuer names the certificate authorities that should issue

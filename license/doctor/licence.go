@@ -20,7 +20,7 @@ func (d *doctor) serverNotReached() string {
 }
 
 // checkLicense asks the server about the licence without taking a seat
-// (license.Client.CheckLicense): register_instance for a machine the
+// (the licence client's licence check): register_instance for a machine the
 // server already knows, which returns its saved instance. On a machine it
 // does not know, nothing is sent and the licence is reported as not
 // checked: the default run never claims a licence it did not check.
@@ -41,7 +41,7 @@ func (d *doctor) checkLicense(ctx context.Context) {
 		return
 	}
 	cctx, cancel := context.WithTimeout(ctx, d.o.timeout)
-	res := d.client.CheckLicense(cctx, d.fp)
+	res := d.diag.CheckLicense(cctx, d.fp)
 	cancel()
 	c := Check{ID: CheckLicense}
 	if !res.Checked {

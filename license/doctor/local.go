@@ -13,13 +13,14 @@ import (
 	"github.com/licensekit/licensekit-go/fingerprint"
 	"github.com/licensekit/licensekit-go/internal/statefile"
 	"github.com/licensekit/licensekit-go/license"
+	"github.com/licensekit/licensekit-go/license/internal/diag"
 )
 
 // collectFingerprint reads this machine's fingerprint through the client's
 // source, or the default collector when the configuration is rejected.
 func (d *doctor) collectFingerprint(ctx context.Context) {
 	if d.client != nil {
-		d.fp, d.fpErr = d.client.Fingerprint(ctx)
+		d.fp, d.fpErr = d.diag.Fingerprint(ctx)
 		return
 	}
 	d.fp, d.fpErr = fingerprint.Collect(ctx)
@@ -71,7 +72,7 @@ func (d *doctor) checkState(ctx context.Context) {
 		d.set(c)
 		return
 	}
-	insp, err := d.client.InspectState(ctx, d.fp)
+	insp, err := d.diag.InspectState(ctx, d.fp)
 	if err != nil {
 		c.Verdict = Fail
 		c.Finding = "the state directory cannot be examined: " + errText(err)
@@ -97,11 +98,11 @@ func (d *doctor) checkState(ctx context.Context) {
 }
 
 // judgeSlots fills c from the slots found.
-func (d *doctor) judgeSlots(c *Check, slots []license.SavedState) {
+func (d *doctor) judgeSlots(c *Check, slots []diag.SavedState) {
 	now := d.o.clock()
 	held, saved := 0, 0
 	var corrupt []string
-	var best *license.SavedState
+	var best *diag.SavedState
 	for i := range slots {
 		s := &slots[i]
 		// Slots by index: a slot's file name is derived from the product
@@ -160,7 +161,7 @@ func (d *doctor) judgeSlots(c *Check, slots []license.SavedState) {
 		c.Finding = fmt.Sprintf("all %d state slots are held by running products: another start fails with ErrStateLocked", len(slots))
 		c.Fix = "stop a running copy of the product, or allow more copies with license.WithStateSlots"
 		return
-	case best != nil && !best.HighWater.IsZero() && now.Before(best.HighWater.Add(-license.RollbackSlack)):
+	case best != nil && !best.HighWater.IsZero() && now.Before(best.HighWater.Add(-diag.RollbackSlack)):
 		c.Verdict = Fail
 		c.Finding = fmt.Sprintf("the clock is %s behind the latest time this machine had seen: it was set back, and offline grace is refused until the server is reached",
 			best.HighWater.Sub(now).Round(time.Second))
@@ -180,7 +181,7 @@ func (d *doctor) judgeSlots(c *Check, slots []license.SavedState) {
 }
 
 // stateFacts describes the most recent saved state.
-func stateFacts(s *license.SavedState, now time.Time) []Fact {
+func stateFacts(s *diag.SavedState, now time.Time) []Fact {
 	f := []Fact{{"instance", orNone(s.InstanceGUID)}}
 	at := func(name string, t time.Time) {
 		if t.IsZero() {
@@ -210,11 +211,11 @@ func stateFacts(s *license.SavedState, now time.Time) []Fact {
 
 // offlineStart says what a Start without the server does now, by the rule
 // the client applies: the saved deadlines, never fresh ones.
-func offlineStart(s *license.SavedState, now time.Time) string {
+func offlineStart(s *diag.SavedState, now time.Time) string {
 	switch {
 	case s.Sent.IsZero() || s.SessionDuration <= 0:
 		return "needs the server (no saved session)"
-	case !s.HighWater.IsZero() && now.Before(s.HighWater.Add(-license.RollbackSlack)), now.Before(s.Sent):
+	case !s.HighWater.IsZero() && now.Before(s.HighWater.Add(-diag.RollbackSlack)), now.Before(s.Sent):
 		return "needs the server (the clock was set back)"
 	case now.Before(s.SessionExpiry):
 		return "Active until " + s.SessionExpiry.UTC().Format(time.RFC3339) + ", then Grace until " + s.GraceDeadline.UTC().Format(time.RFC3339)

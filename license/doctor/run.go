@@ -13,6 +13,7 @@ import (
 	"github.com/licensekit/licensekit-go/fingerprint"
 	"github.com/licensekit/licensekit-go/internal/verdict"
 	"github.com/licensekit/licensekit-go/license"
+	"github.com/licensekit/licensekit-go/license/internal/diag"
 )
 
 // doctor is the state of one Run.
@@ -27,7 +28,8 @@ type doctor struct {
 	idValues map[string][]string
 
 	client *license.Client
-	target *url.URL // the parsed ServerURL, nil when it does not parse
+	diag   diag.Client // client's diagnosis surface
+	target *url.URL    // the parsed ServerURL, nil when it does not parse
 	host   string
 	port   string
 	addrs  []string // the server host's addresses, from the resolver
@@ -37,10 +39,10 @@ type doctor struct {
 	proxySource string
 	proxyCheck  *Check // set by the TCP/TLS step when the proxy itself failed
 
-	probe *license.ProbeResult
+	probe *diag.ProbeResult
 	fp    *fingerprint.Fingerprint
 	fpErr error
-	state *license.StateInspection
+	state *diag.StateInspection
 }
 
 var checkOrder = []string{CheckConfig, CheckDNS, CheckProxy, CheckTCP, CheckTLS, CheckHTTP,
@@ -106,6 +108,7 @@ func (d *doctor) checkConfig() {
 		return
 	}
 	d.client = client
+	d.diag = client.Diagnostics(diag.NewKey())
 	c.Verdict, c.Finding = OK, "license.New accepts the configuration"
 	if d.target != nil && d.target.Scheme == "http" && !isLoopback(d.host) {
 		c.Verdict = Warn
@@ -126,7 +129,7 @@ func (d *doctor) clientOptions() []license.Option {
 		opts = append(opts, license.WithRootCAs(d.o.roots))
 	}
 	if d.o.clock != nil {
-		opts = append(opts, license.WithWallClock(d.o.clock))
+		opts = append(opts, license.WithTestHooks(license.TestHooks{WallClock: d.o.clock}))
 	}
 	// One HTTP attempt per call: a diagnosis reports what happens, it does
 	// not retry it away.
@@ -323,7 +326,7 @@ func (d *doctor) checkHTTP(ctx context.Context) {
 		return
 	}
 	pctx, cancel := context.WithTimeout(ctx, d.o.timeout)
-	res := d.client.Probe(pctx)
+	res := d.diag.Probe(pctx)
 	cancel()
 	d.probe = &res
 	c := Check{ID: CheckHTTP, Evidence: []Fact{
@@ -423,12 +426,12 @@ func (d *doctor) checkClock() {
 		{"server_time", d.probe.ServerTime.UTC().Format(time.RFC3339)},
 		{"local_time", d.o.clock().UTC().Format(time.RFC3339)},
 		{"skew", skew.Round(time.Second).String() + " (server minus local)"},
-		{"rollback_slack", license.RollbackSlack.String()},
+		{"rollback_slack", diag.RollbackSlack.String()},
 	}}
 	switch {
-	case abs > license.RollbackSlack:
+	case abs > diag.RollbackSlack:
 		c.Verdict = Fail
-		c.Finding = fmt.Sprintf("this machine's clock is %s the server's, more than the %s the SDK tolerates", skewText(skew), license.RollbackSlack)
+		c.Finding = fmt.Sprintf("this machine's clock is %s the server's, more than the %s the SDK tolerates", skewText(skew), diag.RollbackSlack)
 		c.Fix = "turn on automatic time (NTP) on this machine; setting the clock back also voids offline grace until the server is reached"
 	case abs > time.Minute:
 		c.Verdict = Warn

@@ -291,7 +291,7 @@ func runScenario(t *testing.T, file string) string {
 			license.WithRoundTripper(s.Transport()),
 			license.WithStateStore(&license.MemoryStateStore{}),
 			license.WithFingerprintSource(func(context.Context) (*fingerprint.Fingerprint, error) { return scenarioFingerprint(), nil }),
-			license.WithRand(func() float64 { return 0.5 }),
+			license.WithTestHooks(license.TestHooks{Rand: func() float64 { return 0.5 }}),
 			license.WithEventHandler(func(e license.Event) {
 				if e.Type != license.EventStateChanged {
 					return
