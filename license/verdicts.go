@@ -64,11 +64,7 @@ func (c *Client) noteUnsealable(endpoint string, err error) {
 }
 
 // noteLive tells the redactor about values the server issued.
-func (c *Client) noteLive(values ...string) {
-	for _, v := range values {
-		c.redact.AddLive(v)
-	}
-}
+func (c *Client) noteLive(values ...string) { c.redact.AddLive(values...) }
 
 // clientFault is the outcome of a call that failed before it was sent.
 func clientFault(endpoint, reason string, cause error) verdict.Outcome {
