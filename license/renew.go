@@ -181,16 +181,10 @@ func (c *Client) renewLocked(ctx context.Context) (stop bool) {
 // next deadline (lapse or grace expiry), so that a slow or hung request
 // cannot delay a state change, its event or Done.
 func (c *Client) callTimeoutLocked() time.Duration {
-	budget := callBudget
-	if !c.st.Sent.IsZero() {
-		e := c.elapsed(time.Now(), c.wallNow())
-		for _, d := range [...]time.Duration{c.session(), c.session() + c.grace()} {
-			if left := d - e; left > 0 && left < budget {
-				budget = left
-			}
-		}
+	if c.st.Sent.IsZero() {
+		return callBudget
 	}
-	return budget
+	return untilDeadline(c.elapsed(time.Now(), c.wallNow()), c.session(), c.grace(), callBudget)
 }
 
 // scheduleLocked sets nextTry from the pure schedule.
@@ -220,12 +214,7 @@ func (c *Client) wakeLocked(now time.Time) time.Duration {
 		wait = due
 	}
 	if !c.st.Sent.IsZero() {
-		e := c.elapsed(now, c.wallNow())
-		for _, d := range [...]time.Duration{c.session(), c.session() + c.grace()} {
-			if left := d - e; left > 0 && left < wait {
-				wait = left
-			}
-		}
+		wait = untilDeadline(c.elapsed(now, c.wallNow()), c.session(), c.grace(), wait)
 	}
 	return max(wait, time.Millisecond)
 }

@@ -1,6 +1,10 @@
 package license
 
-import "time"
+import (
+	"time"
+
+	"github.com/licensekit/licensekit-go/internal/backoff"
+)
 
 // Schedule constants. See doc.go, "Renewal and grace".
 const (
@@ -66,8 +70,8 @@ type plan struct {
 // Retry-After counts up to that cap.
 func nextAttempt(p plan) time.Duration {
 	u := p.u
-	if u < 0 || u >= 1 || u != u {
-		u = 0.5
+	if !(u >= 0 && u < 1) {
+		u = 0.5 // as backoff.Wait takes it
 	}
 	var wait time.Duration
 	if p.failures == 0 {
@@ -78,15 +82,11 @@ func nextAttempt(p plan) time.Duration {
 		wait = at - p.elapsed
 	} else {
 		limit := capFor(p)
-		back := p.base
-		if back <= 0 {
-			back = 2 * time.Second
+		base := p.base
+		if base <= 0 {
+			base = 2 * time.Second
 		}
-		for i := 1; i < p.failures && back < limit; i++ {
-			back *= 2
-		}
-		back = min(back, limit)
-		wait = time.Duration(float64(back) * (0.5 + 0.5*u))
+		wait = backoff.Wait(min(base, limit), limit, p.failures-1, u)
 		if ra := min(p.retryAfter, limit); ra > wait {
 			wait = ra
 		}
@@ -106,6 +106,20 @@ func nextAttempt(p plan) time.Duration {
 		}
 	}
 	return max(wait, minSleep)
+}
+
+// untilDeadline is the time from elapsed to the next deadline ahead (the
+// session's lapse, then grace expiry), or limit if that comes first or no
+// deadline lies ahead. It is the one clamp of every wait and call budget
+// that must not run past a state change: renewal calls (callTimeoutLocked)
+// and the loop's sleep (wakeLocked).
+func untilDeadline(elapsed, session, grace, limit time.Duration) time.Duration {
+	for _, d := range [...]time.Duration{session, session + grace} {
+		if left := d - elapsed; left > 0 && left < limit {
+			return left
+		}
+	}
+	return limit
 }
 
 // capFor is the retry cap for the phase p.elapsed falls in.

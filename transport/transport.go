@@ -20,6 +20,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/hashicorp/go-retryablehttp"
+
+	"github.com/licensekit/licensekit-go/internal/backoff"
 )
 
 // Version is the SDK version reported in the default User-Agent.
@@ -398,7 +400,7 @@ func (cl *call) checkRetry(ctx context.Context, resp *http.Response, err error) 
 	retry := ctx.Err() == nil && cl.attempts < cl.max && retryable(cl.retry, cl.status, err)
 	stopped := false
 	if retry {
-		wait := backoff(c.backoffMin, c.backoffMax, cl.attempts-1, c.rand())
+		wait := backoff.Wait(c.backoffMin, c.backoffMax, cl.attempts-1, c.rand())
 		if cl.status == http.StatusTooManyRequests || cl.status == http.StatusServiceUnavailable {
 			wait = max(wait, cl.retryAfter)
 		}
