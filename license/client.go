@@ -363,6 +363,11 @@ func (c *Client) locked(ctx context.Context, f func(context.Context) error) erro
 		return err
 	}
 	defer c.unlock()
+	if c.closing.Load() {
+		// Close may let the lock go while it waits (sharedMayEndLocked):
+		// nothing else runs once it has begun.
+		return ErrClosed
+	}
 	return f(cctx)
 }
 
@@ -544,6 +549,11 @@ func (c *Client) anchorDeadline(d time.Duration) time.Duration {
 		return 0
 	}
 	return d - c.elapsed(time.Now(), c.wallNow())
+}
+
+// phaseLocked is where the persisted session stands now (phaseOf).
+func (c *Client) phaseLocked() phase {
+	return phaseOf(c.elapsed(time.Now(), c.wallNow()), c.session(), c.grace())
 }
 
 func (c *Client) elapsed(mono, wall time.Time) time.Duration {

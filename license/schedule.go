@@ -133,3 +133,25 @@ func capFor(p plan) time.Duration {
 		return expiredCap
 	}
 }
+
+// phase is where elapsed time falls against a session's deadlines.
+type phase int
+
+const (
+	phaseLive  phase = iota // before the lapse: the session is live
+	phaseGrace              // after the lapse, before grace expiry
+	phaseSpent              // grace is spent
+)
+
+// phaseOf is the one answer to "is the session live": Status (snapshot.at),
+// an offline Start, Close's end_session and a shared follower all ask it.
+func phaseOf(elapsed, session, grace time.Duration) phase {
+	switch {
+	case elapsed < session:
+		return phaseLive
+	case elapsed < session+grace:
+		return phaseGrace
+	default:
+		return phaseSpent
+	}
+}

@@ -131,7 +131,7 @@ func (c *Client) startWithAllowanceLocked(ctx context.Context) error {
 	c.noteFailureLocked(err)
 	c.saveLocked(context.Background())
 	st := Active
-	if c.elapsed(time.Now(), c.wallNow()) >= c.session() {
+	if c.phaseLocked() != phaseLive {
 		st = Grace
 	}
 	reason := error(nil)
