@@ -1,0 +1,42 @@
+package license
+
+import (
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"strings"
+	"testing"
+)
+
+// TestClientFieldsNameTheirGuard keeps Client a few owned parts: at most 20
+// fields, each with a comment that names what protects it (a lock, an
+// atomic, or "immutable after New").
+func TestClientFieldsNameTheirGuard(t *testing.T) {
+	t.Parallel()
+	f, err := parser.ParseFile(token.NewFileSet(), "client.go", nil, parser.ParseComments)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fields *ast.FieldList
+	ast.Inspect(f, func(n ast.Node) bool {
+		if ts, ok := n.(*ast.TypeSpec); ok && ts.Name.Name == "Client" {
+			fields = ts.Type.(*ast.StructType).Fields
+		}
+		return fields == nil
+	})
+	if fields == nil {
+		t.Fatal("no Client struct in client.go")
+	}
+	n := 0
+	for _, fl := range fields.List {
+		n += max(1, len(fl.Names))
+		text := fl.Doc.Text() + fl.Comment.Text()
+		if !strings.Contains(text, "guarded by") && !strings.Contains(text, "immutable after New") &&
+			!strings.Contains(text, "atomic") {
+			t.Errorf("Client field %v names no guard: %q", fl.Names, text)
+		}
+	}
+	if n > 20 {
+		t.Errorf("Client has %d fields; want at most 20", n)
+	}
+}
