@@ -395,6 +395,39 @@ func (c *Client) sealLocked(endpoint string, plain []byte, digest [sha256.Size]b
 	return &lostRequest{digest: digest, sealed: sd, body: body, offset: *offset, at: at}, nil
 }
 
+// noteConfigFaultLocked records, from the outcome of one call, whether the
+// server authenticates this client. The first rejection is logged at error
+// level and announced with EventConfigFault; any reply that opened (a
+// success or a refusal) clears it.
+func (c *Client) noteConfigFaultLocked(out verdict.Outcome) {
+	switch {
+	case out.Category == verdict.Success || out.Category == verdict.Refused:
+		if c.configFault != nil {
+			c.configFault = nil
+			c.log.Info("the server authenticates this client again")
+			c.publishLocked()
+		}
+	case errors.Is(out.Err, ErrCredentialsRejected):
+		first := c.configFault == nil
+		c.configFault = out.Err
+		c.publishLocked()
+		if first {
+			c.log.Error("configuration fault: the licence server does not authenticate this client; "+
+				"offline grace still applies", "error", out.Err)
+			c.emit(Event{Type: EventConfigFault, Reason: out.Err, Detail: verdict.CredentialsCauses})
+		}
+	}
+}
+
+// noteLive tells the redactor about values the server issued.
+func (c *Client) noteLive(values ...string) { c.redact.AddLive(values...) }
+
+// clientFault is the outcome of a call that failed before it was sent.
+func clientFault(endpoint, reason string, cause error) verdict.Outcome {
+	return verdict.Outcome{Category: verdict.ClientFault, Err: &Error{Endpoint: endpoint,
+		Category: verdict.ClientFault, Detail: verdict.DetailUnsealable, Reason: reason, Cause: cause}}
+}
+
 // deprecationNote is EventDeprecated's Detail.
 const deprecationNote = "the licence server announced that the API this client speaks is deprecated; update the product"
 

@@ -2,7 +2,10 @@ package license
 
 import (
 	"context"
+	"errors"
 	"time"
+
+	"github.com/licensekit/licensekit-go/transport"
 )
 
 // callBudget bounds one renewal call, retries included.
@@ -177,6 +180,20 @@ func (c *Client) renewLocked(ctx context.Context) (stop bool) {
 	return false
 }
 
+// refusedLocked records the refusal of a begin_session. A final one goes to
+// persistRefusalLocked, the one place that saves a refusal. A capacity
+// refusal saves nothing: the persisted deadlines keep whatever grace they
+// grant and the next start asks the server again. Either way a shared
+// session's renewer stops renewing, so that another process may ask.
+func (c *Client) refusedLocked(err error) {
+	if finalRefusal(err) {
+		c.persistRefusalLocked(err)
+		return
+	}
+	c.log.Info("capacity refusal; not saved, the next start asks the server again", "error", err)
+	c.resignSharedLocked()
+}
+
 // callTimeoutLocked bounds one renewal call: callBudget, but never past the
 // next deadline (lapse or grace expiry), so that a slow or hung request
 // cannot delay a state change, its event or Done.
@@ -204,6 +221,17 @@ func (c *Client) scheduleLocked(now time.Time) {
 		p.elapsed = p.session + p.grace
 	}
 	c.nextTry = now.Add(nextAttempt(p))
+}
+
+// noteFailureLocked counts a failed attempt and keeps its Retry-After.
+func (c *Client) noteFailureLocked(err error) {
+	c.failures++
+	c.lastErr = err
+	c.retryAfter = 0
+	var te *transport.Error
+	if errors.As(err, &te) {
+		c.retryAfter = te.RetryAfter
+	}
 }
 
 // wakeLocked returns how long to sleep: until the next attempt, the next
