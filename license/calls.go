@@ -336,7 +336,6 @@ func (c *Client) call(ctx context.Context, endpoint string, retry transport.Retr
 	if err != nil {
 		return clientFault(endpoint, "cannot encode the request", err)
 	}
-	extra := verdict.PayloadValues(plain)
 	c.noteLive(c.st.Token)   // a token restored from the state file
 	defer clear(plain)       // best effort only: see docs/security.md
 	offset := c.integ.offset // the kept offset; a stale rejection may propose another for one retry
@@ -346,7 +345,7 @@ func (c *Client) call(ctx context.Context, endpoint string, retry transport.Retr
 		if req == nil || attempt > 0 {
 			var err error
 			if req, err = c.sealLocked(endpoint, plain, digest, &offset); err != nil {
-				return clientFault(endpoint, c.redact.Text(lastPart(err), verdict.MaxExcerpt, extra...), err)
+				return clientFault(endpoint, c.redact.Text(lastPart(err), verdict.MaxExcerpt, verdict.PayloadValues(plain)...), err)
 			}
 		} else {
 			offset = req.offset
@@ -363,7 +362,7 @@ func (c *Client) call(ctx context.Context, endpoint string, retry transport.Retr
 			Decode:   decode,
 			Kinds:    c.kinds,
 			Redactor: c.redact,
-			Extra:    extra,
+			Payload:  plain, // its values are extracted only if a text is kept
 		})
 		c.acceptedLocked(out, offset)
 		c.noteDeprecation(resp, out)
