@@ -1,11 +1,14 @@
 package license
 
 import (
+	"encoding/json"
 	"go/ast"
 	"go/parser"
 	"go/token"
 	"strings"
 	"testing"
+
+	"github.com/licensekit/licensekit-go/internal/wire"
 )
 
 // TestClientFieldsNameTheirGuard keeps Client a few owned parts: at most 20
@@ -38,5 +41,25 @@ func TestClientFieldsNameTheirGuard(t *testing.T) {
 	}
 	if n > 20 {
 		t.Errorf("Client has %d fields; want at most 20", n)
+	}
+}
+
+// TestRequestBodyAsJSONMarshal checks that the request body written
+// directly is json.Marshal's, byte for byte, for base64 values and for
+// values that need escaping.
+func TestRequestBodyAsJSONMarshal(t *testing.T) {
+	t.Parallel()
+	for _, kv := range [][2]string{
+		{"ak_live_3vN8pQ2wZ7kR4mT9", "AQIDBA+/=="}, {"", ""}, {"key-with.dots_", "a-b_c"},
+		{"<script>", "x"}, {"k", "a\"b\\c"}, {"ké", "\u2028"}, {"k", "\x00"}, {"a b", "&"},
+	} {
+		want, err := json.Marshal(wire.Request{Key: kv[0], Data: kv[1]})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := requestBody(kv[0], kv[1])
+		if err != nil || string(got) != string(want) {
+			t.Errorf("requestBody(%q, %q) = %s, %v; want %s", kv[0], kv[1], got, err, want)
+		}
 	}
 }
