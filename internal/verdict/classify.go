@@ -313,8 +313,9 @@ func parseFailure(b []byte, obj bool) (failure, bool) {
 		return failure{}, false
 	}
 	// Without an "error" member, in any case (encoding/json matches names
-	// case-insensitively) and unescaped, it is not a failure: most replies
-	// are successes, and this spares them a second decode.
+	// case-insensitively; no non-ASCII letter folds to one of "error"'s)
+	// and unescaped, it is not a failure: most replies are successes, and
+	// this spares them a second decode.
 	if bytes.IndexByte(b, '\\') < 0 && indexFold(b, `"error"`) < 0 {
 		return failure{}, false
 	}
