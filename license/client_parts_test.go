@@ -5,8 +5,10 @@ import (
 	"go/ast"
 	"go/parser"
 	"go/token"
+	"math/rand/v2"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/licensekit/licensekit-go/internal/wire"
 )
@@ -60,6 +62,32 @@ func TestRequestBodyAsJSONMarshal(t *testing.T) {
 		got, err := requestBody(kv[0], kv[1])
 		if err != nil || string(got) != string(want) {
 			t.Errorf("requestBody(%q, %q) = %s, %v; want %s", kv[0], kv[1], got, err, want)
+		}
+	}
+}
+
+// TestSleepForProperties checks the loop's sleep over random inputs: at
+// least 1 ms, at most maxSleep, never past the next attempt, save or
+// deadline ahead (unless that is under 1 ms away).
+func TestSleepForProperties(t *testing.T) {
+	t.Parallel()
+	rng := rand.New(rand.NewPCG(1, 2))
+	d := func(max time.Duration) time.Duration { return time.Duration(rng.Int64N(int64(2*max))) - max }
+	for range 100000 {
+		try, save := d(2*time.Minute), d(2*time.Minute)
+		session, grace := time.Duration(rng.Int64N(int64(time.Hour))), time.Duration(rng.Int64N(int64(time.Hour)))
+		elapsed := d(2 * time.Hour)
+		got := sleepFor(try, save, elapsed, session, grace)
+		bound := min(try, save, maxSleep)
+		if elapsed >= 0 {
+			for _, dl := range []time.Duration{session, session + grace} {
+				if left := dl - elapsed; left > 0 {
+					bound = min(bound, left)
+				}
+			}
+		}
+		if got < time.Millisecond || got > maxSleep || got > max(bound, time.Millisecond) {
+			t.Fatalf("sleepFor(%v, %v, %v, %v, %v) = %v; want in [1ms, %v]", try, save, elapsed, session, grace, got, max(bound, time.Millisecond))
 		}
 	}
 }

@@ -234,17 +234,15 @@ func (c *Client) noteFailureLocked(err error) {
 	}
 }
 
-// wakeLocked returns how long to sleep: until the next attempt, the next
-// deadline, or maxSleep.
+// wakeLocked returns how long to sleep (sleepFor): until the next attempt,
+// the next offline save, the next deadline, or maxSleep.
 func (c *Client) wakeLocked(now time.Time) time.Duration {
-	wait := min(c.nextTry.Sub(now), maxSleep)
-	if due := c.offlineSaveDue(now, c.wallNow()); due < wait {
-		wait = due
-	}
+	wall := c.wallNow()
+	elapsed := time.Duration(-1) // no session: no deadline
 	if !c.st.Sent.IsZero() {
-		wait = untilDeadline(c.elapsed(now, c.wallNow()), c.session(), c.grace(), wait)
+		elapsed = c.elapsed(now, wall)
 	}
-	return max(wait, time.Millisecond)
+	return sleepFor(c.nextTry.Sub(now), c.offlineSaveDue(now, wall), elapsed, c.session(), c.grace())
 }
 
 // offlineSaveDue is how long until the offline budget must be saved again:

@@ -134,6 +134,20 @@ func capFor(p plan) time.Duration {
 	}
 }
 
+// sleepFor is the renewal loop's sleep: until the next attempt (untilTry)
+// or the next offline save (untilSave), but never past maxSleep or the
+// next deadline (untilDeadline; elapsed < 0 means no session, so none),
+// and at least 1 ms. It may be shorter than minSleep only when it ends at
+// a deadline or a save: attempts themselves stay minSleep apart
+// (nextAttempt).
+func sleepFor(untilTry, untilSave, elapsed, session, grace time.Duration) time.Duration {
+	wait := min(untilTry, untilSave, maxSleep)
+	if elapsed >= 0 {
+		wait = untilDeadline(elapsed, session, grace, wait)
+	}
+	return max(wait, time.Millisecond)
+}
+
 // phase is where elapsed time falls against a session's deadlines.
 type phase int
 
