@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"strings"
 	"time"
 
 	"github.com/licensekit/licensekit-go/envelope"
@@ -447,15 +448,21 @@ func requestBody(key, data string) ([]byte, error) {
 // quotes: only letters, digits and base64's "+/=-_.".
 func jsonPlain(s string) bool {
 	for i := 0; i < len(s); i++ {
-		switch c := s[i]; {
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9',
-			c == '+', c == '/', c == '=', c == '-', c == '_', c == '.':
-		default:
+		if !plainByte[s[i]] {
 			return false
 		}
 	}
 	return true
 }
+
+// plainByte marks the bytes jsonPlain accepts. It is never written after
+// initialisation.
+var plainByte = func() (t [256]bool) {
+	for c := range 256 {
+		t[c] = 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("+/=-_.", byte(c)) >= 0
+	}
+	return t
+}()
 
 // deprecationNote is EventDeprecated's Detail.
 const deprecationNote = "the licence server announced that the API this client speaks is deprecated; update the product"
