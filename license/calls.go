@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"strings"
 	"time"
 
 	"github.com/licensekit/licensekit-go/envelope"
@@ -360,7 +361,6 @@ func (c *Client) call(ctx context.Context, endpoint string, retry transport.Retr
 	if err != nil {
 		return clientFault(endpoint, "cannot encode the request", err)
 	}
-	extra := verdict.PayloadValues(plain)
 	c.noteLive(c.st.Token)   // a token restored from the state file
 	defer clear(plain)       // best effort only: see docs/security.md
 	offset := c.integ.offset // the kept offset; a stale rejection may propose another for one retry
@@ -370,7 +370,7 @@ func (c *Client) call(ctx context.Context, endpoint string, retry transport.Retr
 		if req == nil || attempt > 0 {
 			var err error
 			if req, err = c.sealLocked(endpoint, plain, digest, &offset); err != nil {
-				return clientFault(endpoint, c.redact.Text(lastPart(err), verdict.MaxExcerpt, extra...), err)
+				return clientFault(endpoint, c.redact.Text(lastPart(err), verdict.MaxExcerpt, verdict.PayloadValues(plain)...), err)
 			}
 		} else {
 			offset = req.offset
@@ -387,7 +387,7 @@ func (c *Client) call(ctx context.Context, endpoint string, retry transport.Retr
 			Decode:   decode,
 			Kinds:    c.kinds,
 			Redactor: c.redact,
-			Extra:    extra,
+			Payload:  plain, // its values are extracted only if a text is kept
 		})
 		c.acceptedLocked(out, offset)
 		c.noteDeprecation(resp, out)
@@ -412,12 +412,81 @@ func (c *Client) sealLocked(endpoint string, plain []byte, digest [sha256.Size]b
 	if err != nil {
 		return nil, err
 	}
-	body, err := json.Marshal(wire.Request{Key: sd.Key, Data: sd.Data})
+	body, err := requestBody(sd.Key, sd.Data)
 	if err != nil {
 		return nil, err
 	}
 	return &lostRequest{digest: digest, sealed: sd, body: body, offset: *offset, at: at}, nil
 }
+
+// noteConfigFaultLocked records, from the outcome of one call, whether the
+// server authenticates this client. The first rejection is logged at error
+// level and announced with EventConfigFault; any reply that opened (a
+// success or a refusal) clears it.
+func (c *Client) noteConfigFaultLocked(out verdict.Outcome) {
+	switch {
+	case out.Category == verdict.Success || out.Category == verdict.Refused:
+		if c.configFault != nil {
+			c.configFault = nil
+			c.log.Info("the server authenticates this client again")
+			c.publishLocked()
+		}
+	case errors.Is(out.Err, ErrCredentialsRejected):
+		first := c.configFault == nil
+		c.configFault = out.Err
+		c.publishLocked()
+		if first {
+			c.log.Error("configuration fault: the licence server does not authenticate this client; "+
+				"offline grace still applies", "error", out.Err)
+			c.emit(Event{Type: EventConfigFault, Reason: out.Err, Detail: verdict.CredentialsCauses})
+		}
+	}
+}
+
+// noteLive tells the redactor about values the server issued.
+func (c *Client) noteLive(values ...string) { c.redact.AddLive(values...) }
+
+// clientFault is the outcome of a call that failed before it was sent.
+func clientFault(endpoint, reason string, cause error) verdict.Outcome {
+	return verdict.Outcome{Category: verdict.ClientFault, Err: &Error{Endpoint: endpoint,
+		Category: verdict.ClientFault, Detail: verdict.DetailUnsealable, Reason: reason, Cause: cause}}
+}
+
+// requestBody is the JSON of wire.Request{Key: key, Data: data}, byte for
+// byte as json.Marshal writes it. Built-in envelopes put base64 in both,
+// which needs no escaping: such a body is written directly, sparing
+// encoding/json's reflection on every call.
+func requestBody(key, data string) ([]byte, error) {
+	if !jsonPlain(key) || !jsonPlain(data) {
+		return json.Marshal(wire.Request{Key: key, Data: data})
+	}
+	b := make([]byte, 0, len(`{"key":"","data":""}`)+len(key)+len(data))
+	b = append(b, `{"key":"`...)
+	b = append(b, key...)
+	b = append(b, `","data":"`...)
+	b = append(b, data...)
+	return append(b, `"}`...), nil
+}
+
+// jsonPlain reports whether json.Marshal writes s unchanged between its
+// quotes: only letters, digits and base64's "+/=-_.".
+func jsonPlain(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if !plainByte[s[i]] {
+			return false
+		}
+	}
+	return true
+}
+
+// plainByte marks the bytes jsonPlain accepts. It is never written after
+// initialisation.
+var plainByte = func() (t [256]bool) {
+	for c := range 256 {
+		t[c] = 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("+/=-_.", byte(c)) >= 0
+	}
+	return t
+}()
 
 // deprecationNote is EventDeprecated's Detail.
 const deprecationNote = "the licence server announced that the API this client speaks is deprecated; update the product"

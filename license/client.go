@@ -21,52 +21,76 @@ import (
 // Client holds one product instance's licence session. Create it with New,
 // then call Start. All methods are safe for concurrent use; Status is
 // lock-free and allocation-free.
+//
+// A Client is a few owned parts: the store (store.go: everything kept
+// between runs), the schedule (schedule.go: every wait and deadline), the
+// event dispatcher (events.go) and the verdict setup (verdicts.go). Each
+// field names its guard.
 type Client struct {
-	cfg    Config
-	opts   options
-	log    *slog.Logger
-	tr     *transport.Client
-	sealer envelope.Sealer
-	events *dispatcher
-	fp     FingerprintSource
+	cfg    Config            // immutable after New
+	opts   options           // immutable after New
+	log    *slog.Logger      // immutable after New
+	tr     *transport.Client // immutable after New; safe for concurrent use
+	sealer envelope.Sealer   // immutable after New; safe for concurrent use
+	fp     FingerprintSource // immutable after New
+	events *dispatcher       // immutable after New; its own lock (events.go)
+	store  *store            // pointer immutable after New; its state guarded by sem (store.go)
+	sh     *shared           // nil in normal mode; pointer immutable after New; atomics inside (shared.go)
 
-	// sealed is true when replies must open as sealed replies. redact
-	// knows the client's secrets; kinds names refusals. See verdicts.go.
+	verdictSetup // immutable after New, except its once-flags (atomic); verdicts.go
+
+	snap atomic.Pointer[snapshot]   // atomic: what Status reads
+	done atomic.Pointer[doneSignal] // atomic: the current Done channel and why it closed
+
+	lifeState // guarded by the mutex life, except closing (atomic): Start and Close
+
+	// sem is a one-slot lock that serialises protocol calls and guards the
+	// session below. Unlike a mutex, waiting on it can be cancelled, and it
+	// counts as durably blocked under testing/synctest. The channel is
+	// immutable after New.
+	sem chan struct{}
+
+	sessionState // guarded by sem
+	retryState   // guarded by sem: the schedule's inputs and output
+}
+
+// verdictSetup is how replies are judged (verdicts.go). sealed is true when
+// replies must open as sealed replies; redact knows the client's secrets
+// (it has its own lock); kinds names refusals.
+type verdictSetup struct {
 	sealed           bool
 	redact           *verdict.Redactor
 	kinds            func(endpoint, msg string) RefusalKind
 	warnedInsecure   atomic.Bool
 	warnedUnsealable atomic.Bool
+}
 
-	// snap is what Status reads.
-	snap atomic.Pointer[snapshot]
-	// done is the current Done channel and the reason it closed.
-	done atomic.Pointer[doneSignal]
-
-	// life guards the lifecycle fields.
+// lifeState is Start's and Close's bookkeeping, guarded by life.
+type lifeState struct {
 	life     sync.Mutex
 	started  bool
 	starting bool
 	startAt  time.Time // when the running Start was called: its budgets count from here
 	closed   bool
-	closing  atomic.Bool
+	closing  atomic.Bool // atomic: set by Close before it cancels closeCtx
 	// closeCtx is cancelled by Close: it stops the loop and cancels a Start
-	// or an explicit call in progress.
+	// or an explicit call in progress. closeCtx and closeNow are immutable
+	// after New.
 	closeCtx context.Context
 	closeNow context.CancelFunc
 	loopDone chan struct{}
 	// closeDone is closed when the first Close has finished; closeErr is
-	// its result, which every Close returns.
+	// its result, which every Close returns (written before closeDone
+	// closes, read after).
 	closeDone chan struct{}
 	closeErr  error
+}
 
-	// sem is a one-slot lock that serialises protocol calls and guards the
-	// session below. Unlike a mutex, waiting on it can be cancelled, and it
-	// counts as durably blocked under testing/synctest.
-	sem     chan struct{}
+// sessionState is the licence session as this process knows it, guarded
+// by the client's sem.
+type sessionState struct {
 	loaded  bool
-	store   *store // everything kept between runs (store.go)
-	st      persisted
+	st      persisted // what the store saves and loads
 	machine wire.Machine
 	// anchor is the time.Now reading from which elapsed offline time is
 	// measured: the send of the last successful begin or extend, or the
@@ -76,20 +100,14 @@ type Client struct {
 	state      State
 	reason     error
 	rolledBack bool
-	failures   int
-	retryAfter time.Duration
 	lastErr    error
 	skew       time.Duration
 	integ      integrity
 	deprec     bool
-	nextTry    time.Time
 	// firstRegRaw is the FirstRegisteredAt text the snapshot last parsed.
 	firstRegRaw string
-
-	// sh is the shared-mode state (shared.go); nil in normal mode.
-	sh *shared
-	// orphan is set while c.st.Token is a session a previous run left
-	// live: the next successful contact ends it before beginning anew.
+	// orphan is set while st.Token is a session a previous run left live:
+	// the next successful contact ends it before beginning anew.
 	orphan bool
 	// attemptCap, when positive, caps the HTTP attempts of each call (1
 	// during a Start bounded by the offline budget).
@@ -97,9 +115,17 @@ type Client struct {
 	// running is set once the renewal loop runs: from then on a refusal
 	// closes Done for good.
 	running bool
-
 	// configFault is Status.ConfigFault (configfault.go).
 	configFault error
+}
+
+// retryState is what the schedule (schedule.go) reads and writes: the
+// failures since the last success, the server's Retry-After, and when the
+// next attempt is due. Guarded by sem.
+type retryState struct {
+	failures   int
+	retryAfter time.Duration
+	nextTry    time.Time
 }
 
 // doneSignal is one Done channel and why it closed.
@@ -356,6 +382,11 @@ func (c *Client) locked(ctx context.Context, f func(context.Context) error) erro
 		return err
 	}
 	defer c.unlock()
+	if c.closing.Load() {
+		// Close may let the lock go while it waits (sharedMayEndLocked):
+		// nothing else runs once it has begun.
+		return ErrClosed
+	}
 	return f(cctx)
 }
 
@@ -537,6 +568,11 @@ func (c *Client) anchorDeadline(d time.Duration) time.Duration {
 		return 0
 	}
 	return d - c.elapsed(time.Now(), c.wallNow())
+}
+
+// phaseLocked is where the persisted session stands now (phaseOf).
+func (c *Client) phaseLocked() phase {
+	return phaseOf(c.elapsed(time.Now(), c.wallNow()), c.session(), c.grace())
 }
 
 func (c *Client) elapsed(mono, wall time.Time) time.Duration {

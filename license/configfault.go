@@ -1,8 +1,6 @@
 package license
 
 import (
-	"errors"
-
 	"github.com/licensekit/licensekit-go/internal/verdict"
 )
 
@@ -17,27 +15,3 @@ import (
 // client reports it in Status.ConfigFault, with an EventConfigFault and an
 // error-level log line at its first occurrence.
 var ErrCredentialsRejected = verdict.ErrCredentialsRejected
-
-// noteConfigFaultLocked records, from the outcome of one call, whether the
-// server authenticates this client. The first rejection is logged at error
-// level and announced with EventConfigFault; any reply that opened (a
-// success or a refusal) clears it.
-func (c *Client) noteConfigFaultLocked(out verdict.Outcome) {
-	switch {
-	case out.Category == verdict.Success || out.Category == verdict.Refused:
-		if c.configFault != nil {
-			c.configFault = nil
-			c.log.Info("the server authenticates this client again")
-			c.publishLocked()
-		}
-	case errors.Is(out.Err, ErrCredentialsRejected):
-		first := c.configFault == nil
-		c.configFault = out.Err
-		c.publishLocked()
-		if first {
-			c.log.Error("configuration fault: the licence server does not authenticate this client; "+
-				"offline grace still applies", "error", out.Err)
-			c.emit(Event{Type: EventConfigFault, Reason: out.Err, Detail: verdict.CredentialsCauses})
-		}
-	}
-}

@@ -2,7 +2,10 @@ package license
 
 import (
 	"context"
+	"errors"
 	"time"
+
+	"github.com/licensekit/licensekit-go/transport"
 )
 
 // callBudget bounds one renewal call, retries included.
@@ -177,20 +180,28 @@ func (c *Client) renewLocked(ctx context.Context) (stop bool) {
 	return false
 }
 
+// refusedLocked records the refusal of a begin_session. A final one goes to
+// persistRefusalLocked, the one place that saves a refusal. A capacity
+// refusal saves nothing: the persisted deadlines keep whatever grace they
+// grant and the next start asks the server again. Either way a shared
+// session's renewer stops renewing, so that another process may ask.
+func (c *Client) refusedLocked(err error) {
+	if finalRefusal(err) {
+		c.persistRefusalLocked(err)
+		return
+	}
+	c.log.Info("capacity refusal; not saved, the next start asks the server again", "error", err)
+	c.resignSharedLocked()
+}
+
 // callTimeoutLocked bounds one renewal call: callBudget, but never past the
 // next deadline (lapse or grace expiry), so that a slow or hung request
 // cannot delay a state change, its event or Done.
 func (c *Client) callTimeoutLocked() time.Duration {
-	budget := callBudget
-	if !c.st.Sent.IsZero() {
-		e := c.elapsed(time.Now(), c.wallNow())
-		for _, d := range [...]time.Duration{c.session(), c.session() + c.grace()} {
-			if left := d - e; left > 0 && left < budget {
-				budget = left
-			}
-		}
+	if c.st.Sent.IsZero() {
+		return callBudget
 	}
-	return budget
+	return untilDeadline(c.elapsed(time.Now(), c.wallNow()), c.session(), c.grace(), callBudget)
 }
 
 // scheduleLocked sets nextTry from the pure schedule.
@@ -212,22 +223,26 @@ func (c *Client) scheduleLocked(now time.Time) {
 	c.nextTry = now.Add(nextAttempt(p))
 }
 
-// wakeLocked returns how long to sleep: until the next attempt, the next
-// deadline, or maxSleep.
+// noteFailureLocked counts a failed attempt and keeps its Retry-After.
+func (c *Client) noteFailureLocked(err error) {
+	c.failures++
+	c.lastErr = err
+	c.retryAfter = 0
+	var te *transport.Error
+	if errors.As(err, &te) {
+		c.retryAfter = te.RetryAfter
+	}
+}
+
+// wakeLocked returns how long to sleep (sleepFor): until the next attempt,
+// the next offline save, the next deadline, or maxSleep.
 func (c *Client) wakeLocked(now time.Time) time.Duration {
-	wait := min(c.nextTry.Sub(now), maxSleep)
-	if due := c.offlineSaveDue(now, c.wallNow()); due < wait {
-		wait = due
-	}
+	wall := c.wallNow()
+	elapsed := time.Duration(-1) // no session: no deadline
 	if !c.st.Sent.IsZero() {
-		e := c.elapsed(now, c.wallNow())
-		for _, d := range [...]time.Duration{c.session(), c.session() + c.grace()} {
-			if left := d - e; left > 0 && left < wait {
-				wait = left
-			}
-		}
+		elapsed = c.elapsed(now, wall)
 	}
-	return max(wait, time.Millisecond)
+	return sleepFor(c.nextTry.Sub(now), c.offlineSaveDue(now, wall), elapsed, c.session(), c.grace())
 }
 
 // offlineSaveDue is how long until the offline budget must be saved again:

@@ -3,6 +3,7 @@ package license
 import (
 	"time"
 
+	"github.com/licensekit/licensekit-go/internal/backoff"
 	"github.com/licensekit/licensekit-go/license/internal/diag"
 )
 
@@ -70,8 +71,8 @@ type plan struct {
 // Retry-After counts up to that cap.
 func nextAttempt(p plan) time.Duration {
 	u := p.u
-	if u < 0 || u >= 1 || u != u {
-		u = 0.5
+	if !(u >= 0 && u < 1) {
+		u = 0.5 // as backoff.Wait takes it
 	}
 	var wait time.Duration
 	if p.failures == 0 {
@@ -82,15 +83,11 @@ func nextAttempt(p plan) time.Duration {
 		wait = at - p.elapsed
 	} else {
 		limit := capFor(p)
-		back := p.base
-		if back <= 0 {
-			back = 2 * time.Second
+		base := p.base
+		if base <= 0 {
+			base = 2 * time.Second
 		}
-		for i := 1; i < p.failures && back < limit; i++ {
-			back *= 2
-		}
-		back = min(back, limit)
-		wait = time.Duration(float64(back) * (0.5 + 0.5*u))
+		wait = backoff.Wait(min(base, limit), limit, p.failures-1, u)
 		if ra := min(p.retryAfter, limit); ra > wait {
 			wait = ra
 		}
@@ -112,6 +109,20 @@ func nextAttempt(p plan) time.Duration {
 	return max(wait, minSleep)
 }
 
+// untilDeadline is the time from elapsed to the next deadline ahead (the
+// session's lapse, then grace expiry), or limit if that comes first or no
+// deadline lies ahead. It is the one clamp of every wait and call budget
+// that must not run past a state change: renewal calls (callTimeoutLocked)
+// and the loop's sleep (wakeLocked).
+func untilDeadline(elapsed, session, grace, limit time.Duration) time.Duration {
+	for _, d := range [...]time.Duration{session, session + grace} {
+		if left := d - elapsed; left > 0 && left < limit {
+			return left
+		}
+	}
+	return limit
+}
+
 // capFor is the retry cap for the phase p.elapsed falls in.
 func capFor(p plan) time.Duration {
 	switch {
@@ -121,5 +132,41 @@ func capFor(p plan) time.Duration {
 		return min(graceCap, max(p.grace/10, 5*time.Second))
 	default:
 		return expiredCap
+	}
+}
+
+// sleepFor is the renewal loop's sleep: until the next attempt (untilTry)
+// or the next offline save (untilSave), but never past maxSleep or the
+// next deadline (untilDeadline; elapsed < 0 means no session, so none),
+// and at least 1 ms. It may be shorter than minSleep only when it ends at
+// a deadline or a save: attempts themselves stay minSleep apart
+// (nextAttempt).
+func sleepFor(untilTry, untilSave, elapsed, session, grace time.Duration) time.Duration {
+	wait := min(untilTry, untilSave, maxSleep)
+	if elapsed >= 0 {
+		wait = untilDeadline(elapsed, session, grace, wait)
+	}
+	return max(wait, time.Millisecond)
+}
+
+// phase is where elapsed time falls against a session's deadlines.
+type phase int
+
+const (
+	phaseLive  phase = iota // before the lapse: the session is live
+	phaseGrace              // after the lapse, before grace expiry
+	phaseSpent              // grace is spent
+)
+
+// phaseOf is the one answer to "is the session live": Status (snapshot.at),
+// an offline Start, Close's end_session and a shared follower all ask it.
+func phaseOf(elapsed, session, grace time.Duration) phase {
+	switch {
+	case elapsed < session:
+		return phaseLive
+	case elapsed < session+grace:
+		return phaseGrace
+	default:
+		return phaseSpent
 	}
 }

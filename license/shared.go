@@ -303,7 +303,8 @@ func (c *Client) joinSharedLocked(ctx context.Context) (done bool, err error) {
 // is live now on a clock that was not set back.
 func (c *Client) sharedLiveLocked(wall time.Time) bool {
 	return c.st.Token != "" && !c.st.Sent.IsZero() && c.st.SessionSeconds > 0 &&
-		!c.clockRolledBack(wall) && !wall.Before(c.st.Sent) && wall.Sub(c.st.Sent) < c.session()
+		!c.clockRolledBack(wall) && !wall.Before(c.st.Sent) &&
+		phaseOf(wall.Sub(c.st.Sent), c.session(), c.grace()) == phaseLive
 }
 
 // noteSharedStart records how Start obtained the licence, after a begin or
@@ -421,12 +422,20 @@ func (c *Client) sharedMayEndLocked() bool {
 		return true // this client's state is the latest
 	}
 	// A renewer that is leaving may still hold its lock for a moment.
+	// The client's lock is let go while waiting for it, so that nothing
+	// sleeps holding it: the loop has exited, and a call that takes the
+	// lock meanwhile sees closing and returns ErrClosed (locked).
 	deadline := time.Now().Add(sharedLeadWait)
+	timer := time.NewTimer(sharedMinRefresh)
+	defer timer.Stop()
 	for !c.tryLeadLocked() {
 		if !time.Now().Before(deadline) {
 			return false
 		}
-		time.Sleep(sharedMinRefresh)
+		c.unlock()
+		timer.Reset(sharedMinRefresh)
+		<-timer.C
+		_ = c.lock(context.Background())
 	}
 	c.refreshSharedLocked(true) // the last renewer's final state
 	return true

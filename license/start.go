@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"time"
-
-	"github.com/licensekit/licensekit-go/transport"
 )
 
 // Start budgets. See WithStartBudget and docs/lifecycle.md.
@@ -131,7 +129,7 @@ func (c *Client) startWithAllowanceLocked(ctx context.Context) error {
 	c.noteFailureLocked(err)
 	c.saveLocked(context.Background())
 	st := Active
-	if c.elapsed(time.Now(), c.wallNow()) >= c.session() {
+	if c.phaseLocked() != phaseLive {
 		st = Grace
 	}
 	reason := error(nil)
@@ -174,15 +172,4 @@ func (c *Client) connectLocked(ctx context.Context, atStart bool) error {
 	}
 	c.orphan = false
 	return c.beginLocked(ctx)
-}
-
-// noteFailureLocked counts a failed attempt and keeps its Retry-After.
-func (c *Client) noteFailureLocked(err error) {
-	c.failures++
-	c.lastErr = err
-	c.retryAfter = 0
-	var te *transport.Error
-	if errors.As(err, &te) {
-		c.retryAfter = te.RetryAfter
-	}
 }

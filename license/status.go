@@ -139,13 +139,13 @@ func (s *snapshot) at(mono, wall time.Time) (State, error) {
 	if !s.timed {
 		return st, s.status.Reason
 	}
-	elapsed := elapsedSince(s.anchorMono, s.anchorWall, s.base, mono, wall)
+	ph := phaseOf(elapsedSince(s.anchorMono, s.anchorWall, s.base, mono, wall), s.session, s.grace)
 	switch {
-	case elapsed < s.session:
+	case ph == phaseLive:
 		return st, s.status.Reason
 	case s.rolledBack:
 		return Expired, ErrClockRollback
-	case elapsed < s.session+s.grace:
+	case ph == phaseGrace:
 		if st == Active {
 			return Grace, ErrUnreachable
 		}

@@ -66,19 +66,6 @@ func (c *Client) noteUnsealable(endpoint string, err error) {
 	}
 }
 
-// noteLive tells the redactor about values the server issued.
-func (c *Client) noteLive(values ...string) {
-	for _, v := range values {
-		c.redact.AddLive(v)
-	}
-}
-
-// clientFault is the outcome of a call that failed before it was sent.
-func clientFault(endpoint, reason string, cause error) verdict.Outcome {
-	return verdict.Outcome{Category: verdict.ClientFault, Err: &Error{Endpoint: endpoint,
-		Category: verdict.ClientFault, Detail: verdict.DetailUnsealable, Reason: reason, Cause: cause}}
-}
-
 // localFault is the error of a local step that failed before or instead
 // of a call ("fingerprint", "open state"): a client fault, or, when the
 // step was cut short by its context, unreachable like a cancelled call.
@@ -122,18 +109,4 @@ func lastPart(err error) string {
 func finalRefusal(err error) bool {
 	var api *APIError
 	return !errors.As(err, &api) || api.Kind.Final()
-}
-
-// refusedLocked records the refusal of a begin_session. A final one goes to
-// persistRefusalLocked, the one place that saves a refusal. A capacity
-// refusal saves nothing: the persisted deadlines keep whatever grace they
-// grant and the next start asks the server again. Either way a shared
-// session's renewer stops renewing, so that another process may ask.
-func (c *Client) refusedLocked(err error) {
-	if finalRefusal(err) {
-		c.persistRefusalLocked(err)
-		return
-	}
-	c.log.Info("capacity refusal; not saved, the next start asks the server again", "error", err)
-	c.resignSharedLocked()
 }

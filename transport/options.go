@@ -169,7 +169,8 @@ func WithMaxResponseBytes(n int64) Option {
 
 // WithRand sets the jitter source, a function returning values in [0, 1)
 // that must be safe for concurrent use (default math/rand/v2.Float64).
-// Out-of-range values count as 0. Nil restores the default.
+// Out-of-range values count as 0.5, as in the licence client's renewal
+// schedule (both use internal/backoff). Nil restores the default.
 func WithRand(f func() float64) Option {
 	return func(o *options) { o.rand = f }
 }

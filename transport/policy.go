@@ -75,38 +75,6 @@ func unsent(err error) bool {
 	return errors.Is(err, syscall.ECONNREFUSED)
 }
 
-// backoff returns the wait before retry number n+1 (n counts from 0): equal
-// jitter over an exponential ceiling, u·min(max, min·2ⁿ) with u drawn from
-// [0.5, 1). It never returns less than 1ns, so a retry never fires in the
-// same instant as the failure. u outside [0, 1) is treated as 0.
-func backoff(lo, hi time.Duration, n int, u float64) time.Duration {
-	if lo <= 0 {
-		lo = 1
-	}
-	if hi < lo {
-		hi = lo
-	}
-	ceil := lo
-	for i := 0; i < n && ceil < hi; i++ {
-		ceil *= 2
-		if ceil <= 0 { // overflow
-			ceil = hi
-		}
-	}
-	if ceil > hi {
-		ceil = hi
-	}
-	if !(u >= 0 && u < 1) {
-		u = 0
-	}
-	// ceil/2 + u·ceil/2 stays within [ceil/2, ceil] without float overflow.
-	wait := ceil/2 + time.Duration(float64(ceil/2)*u)
-	if wait <= 0 {
-		wait = 1
-	}
-	return wait
-}
-
 // retryAfter parses a Retry-After header value, either delay seconds
 // ("120") or an HTTP date, relative to now, and caps the result at limit
 // (a negative limit counts as 0). A date in the past gives 0. ok is false

@@ -19,6 +19,7 @@ import (
 
 	"github.com/hashicorp/go-retryablehttp"
 
+	"github.com/licensekit/licensekit-go/internal/backoff"
 	"github.com/licensekit/licensekit-go/internal/text"
 )
 
@@ -398,7 +399,7 @@ func (cl *call) checkRetry(ctx context.Context, resp *http.Response, err error) 
 	retry := ctx.Err() == nil && cl.attempts < cl.max && retryable(cl.retry, cl.status, err)
 	stopped := false
 	if retry {
-		wait := backoff(c.backoffMin, c.backoffMax, cl.attempts-1, c.rand())
+		wait := backoff.Wait(c.backoffMin, c.backoffMax, cl.attempts-1, c.rand())
 		if cl.status == http.StatusTooManyRequests || cl.status == http.StatusServiceUnavailable {
 			wait = max(wait, cl.retryAfter)
 		}

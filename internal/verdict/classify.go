@@ -47,6 +47,23 @@ type Input struct {
 	Redactor *Redactor
 	// Extra are request values (see PayloadValues) also removed.
 	Extra []string
+	// Payload is the request's plaintext. When Extra is nil, its values
+	// (PayloadValues) are removed too; they are extracted only when a text
+	// is kept, never on a success.
+	Payload []byte
+}
+
+// extra returns the request values to remove: Extra, or Payload's values,
+// extracted once.
+func (in *Input) extra() []string {
+	if in.Extra == nil && in.Payload != nil {
+		in.Extra = PayloadValues(in.Payload)
+		in.Payload = nil
+		if in.Extra == nil {
+			in.Extra = []string{}
+		}
+	}
+	return in.Extra
 }
 
 // Outcome is the verdict on one call.
@@ -103,7 +120,7 @@ func classify(in Input) Outcome {
 	case status >= 300 && status < 400:
 		e.Detail, e.Reason = DetailIntercepted, "redirect"
 		if loc := location(in.Resp.Header.Get("Location")); loc != "" {
-			e.Reason = "redirect to " + in.Redactor.Text(loc, MaxExcerpt, in.Extra...)
+			e.Reason = "redirect to " + in.Redactor.Text(loc, MaxExcerpt, in.extra()...)
 		}
 		return Outcome{Category: Unreachable, Err: e}
 	case status < 200:
@@ -116,11 +133,11 @@ func classify(in Input) Outcome {
 		// holds a seat.
 		return Outcome{Category: AlreadyEnded}
 	}
-	if rej, ok := envelope.ParseRejection(status, body); ok && status >= 400 {
+	if rej, ok := parseRejection(status, body); ok {
 		// An envelope-level rejection: the server did not process the
 		// request. Plain and forgeable, so never a verdict.
 		e.Detail = DetailEnvelopeRejected
-		e.Reason = "server rejected the envelope: " + in.Redactor.Text(rej.Code, 64, in.Extra...)
+		e.Reason = "server rejected the envelope: " + in.Redactor.Text(rej.Code, 64, in.extra()...)
 		e.Cause = &EnvelopeRejection{Endpoint: in.Endpoint, Status: status, Code: rej.Code, ServerTime: rej.ServerTime}
 		return Outcome{Category: Unreachable, Err: e}
 	}
@@ -147,7 +164,8 @@ func classify(in Input) Outcome {
 			return Outcome{Category: AlreadyEnded} // the server's own 422, whatever it sealed
 		}
 	}
-	if f, ok := parseFailure(plain); ok {
+	obj := isObject(plain)
+	if f, ok := parseFailure(plain, obj); ok {
 		kinds := in.Kinds
 		if kinds == nil {
 			kinds = DefaultRules().Classify
@@ -155,17 +173,17 @@ func classify(in Input) Outcome {
 		return Outcome{Category: Refused, Err: &APIError{
 			Endpoint: in.Endpoint,
 			Status:   status,
-			Message:  in.Redactor.Text(f.msg, MaxMessage, in.Extra...),
-			Time:     in.Redactor.Text(f.time, 64, in.Extra...),
+			Message:  in.Redactor.Text(f.msg, MaxMessage, in.extra()...),
+			Time:     in.Redactor.Text(f.time, 64, in.extra()...),
 			Kind:     kinds(in.Endpoint, f.msg),
 			Sealed:   in.Sealed,
 		}}
 	}
-	if !isObject(plain) || status >= 400 {
-		if in.Sealed || (startsJSON(plain) && !isObject(plain)) {
+	if !obj || status >= 400 {
+		if in.Sealed || (startsJSON(plain) && !obj) {
 			// It opened, so the licence server sent it: malformed.
 			e.Detail, e.Reason = DetailMalformed, "not a v2 reply"
-			if !isObject(plain) {
+			if !obj {
 				e.Reason = "truncated or invalid JSON"
 			}
 		} else {
@@ -195,7 +213,7 @@ func noReply(in Input, e *Error) error {
 		ctxReason(e, err)
 	case transport.IsCertificateError(err):
 		e.Detail = DetailTLS
-		e.Reason = "TLS certificate not trusted: " + in.Redactor.Text(certText(err), MaxExcerpt, in.Extra...)
+		e.Reason = "TLS certificate not trusted: " + in.Redactor.Text(certText(err), MaxExcerpt, in.extra()...)
 	default:
 		e.Detail, e.Reason = DetailNetwork, netReason(in, err)
 		if ne, ok := errors.AsType[net.Error](err); ok && ne.Timeout() {
@@ -251,7 +269,7 @@ func netWords(in Input, err error) string {
 	if ue, ok := err.(*url.Error); ok {
 		err = ue.Err
 	}
-	return in.Redactor.Text(err.Error(), MaxExcerpt, in.Extra...)
+	return in.Redactor.Text(err.Error(), MaxExcerpt, in.extra()...)
 }
 
 func certText(err error) string {
@@ -280,11 +298,27 @@ type failure struct {
 	msg, time string
 }
 
+// parseRejection is envelope.ParseRejection for a 4xx or 5xx reply: a 2xx
+// or 3xx is never an envelope-level rejection, and is not parsed for one.
+func parseRejection(status int, body []byte) (*envelope.Rejection, bool) {
+	if status < 400 {
+		return nil, false
+	}
+	return envelope.ParseRejection(status, body)
+}
+
 // parseFailure reports whether b is the spec's failure shape: a JSON object
-// with "success" exactly false and "error" a string. This is the one
-// failure-body parser of the client.
-func parseFailure(b []byte) (failure, bool) {
-	if !isObject(b) {
+// with "success" exactly false and "error" a string. obj is isObject(b).
+// This is the one failure-body parser of the client.
+func parseFailure(b []byte, obj bool) (failure, bool) {
+	if !obj {
+		return failure{}, false
+	}
+	// Without an "error" member, in any case (encoding/json matches names
+	// case-insensitively; no non-ASCII letter folds to one of "error"'s)
+	// and unescaped, it is not a failure: most replies are successes, and
+	// this spares them a second decode.
+	if bytes.IndexByte(b, '\\') < 0 && indexFold(b, `"error"`) < 0 {
 		return failure{}, false
 	}
 	var v struct {
@@ -352,14 +386,14 @@ func describe(in Input, body []byte) string {
 		if i := indexFold(t, "<title>"); i >= 0 {
 			rest := t[i+len("<title>"):]
 			if j := indexFold(rest, "</title>"); j >= 0 {
-				if title := in.Redactor.Text(string(rest[:j]), MaxExcerpt, in.Extra...); title != "" {
+				if title := in.Redactor.Text(string(rest[:j]), MaxExcerpt, in.extra()...); title != "" {
 					return "HTML page: " + title
 				}
 			}
 		}
 		return "HTML page"
 	}
-	return "non-JSON body: " + in.Redactor.Text(string(t[:min(len(t), 4*MaxExcerpt)]), MaxExcerpt/2, in.Extra...)
+	return "non-JSON body: " + in.Redactor.Text(string(t[:min(len(t), 4*MaxExcerpt)]), MaxExcerpt/2, in.extra()...)
 }
 
 // indexFold is the index of the ASCII pattern pat in b, ignoring ASCII
@@ -387,7 +421,7 @@ func indexFold(b []byte, pat string) int {
 // reasonOf is a decode error's redacted text, without package prefixes.
 func reasonOf(in Input, err error) string {
 	if pe, ok := errors.AsType[*wire.ProtocolError](err); ok {
-		return in.Redactor.Text(pe.Reason, MaxExcerpt, in.Extra...)
+		return in.Redactor.Text(pe.Reason, MaxExcerpt, in.extra()...)
 	}
 	if _, ok := errors.AsType[*wire.Failure](err); ok {
 		return "failure without an error text"
@@ -396,5 +430,5 @@ func reasonOf(in Input, err error) string {
 	if i := strings.LastIndex(s, ": "); i >= 0 {
 		s = s[i+2:]
 	}
-	return in.Redactor.Text(s, MaxExcerpt, in.Extra...)
+	return in.Redactor.Text(s, MaxExcerpt, in.extra()...)
 }

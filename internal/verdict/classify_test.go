@@ -460,3 +460,36 @@ func abs(n int) int {
 	}
 	return n
 }
+
+// TestFailureShapeSpellings checks that the quick check which spares a
+// success its failure decode misses no spelling encoding/json accepts for
+// the "error" member, and that a success stays a success.
+func TestFailureShapeSpellings(t *testing.T) {
+	t.Parallel()
+	for _, body := range []string{
+		`{"success":false,"error":"license revoked"}`,
+		`{"success":false,"ERROR":"license revoked"}`,
+		`{"success":false,"Error":"license revoked"}`,
+		`{"success":false,"\u0065rror":"license revoked"}`,
+		`{"success":false,"err\u006Fr":"license revoked"}`,
+	} {
+		resp, err := reply(403, []byte(body), nil)
+		out := verdict.Classify(verdict.Input{Endpoint: wire.Extend, Resp: resp, Err: err, Opener: plainOpener{}})
+		assert.Equal(t, verdict.Refused, out.Category, body)
+	}
+	resp, err := reply(200, []byte(`{"status":1,"time":"2026-12-07T10:00:00Z","token":"t"}`), nil)
+	out := verdict.Classify(verdict.Input{Endpoint: wire.Extend, Resp: resp, Err: err, Opener: plainOpener{}})
+	assert.Equal(t, verdict.Success, out.Category)
+}
+
+// TestPayloadValuesRemovedLazily checks that request values given as
+// Payload are removed from a refusal's message as Extra values are.
+func TestPayloadValuesRemovedLazily(t *testing.T) {
+	t.Parallel()
+	resp, err := reply(403, []byte(`{"success":false,"error":"no seat for machine-7f3a9c21 now"}`), nil)
+	out := verdict.Classify(verdict.Input{Endpoint: wire.Begin, Resp: resp, Err: err, Opener: plainOpener{},
+		Redactor: verdict.NewRedactor(), Payload: []byte(`{"cpu_id":"machine-7f3a9c21"}`)})
+	var api *verdict.APIError
+	require.ErrorAs(t, out.Err, &api)
+	assert.Equal(t, "no seat for [redacted] now", api.Message)
+}

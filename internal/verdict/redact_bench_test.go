@@ -1,6 +1,7 @@
 package verdict_test
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -38,5 +39,19 @@ func BenchmarkRedact(b *testing.B) {
 				_ = r.Redact(s)
 			}
 		})
+	}
+}
+
+// BenchmarkAddLive measures what a begin or extend costs the redactor: one
+// new token and session key added to a full window of live values.
+func BenchmarkAddLive(b *testing.B) {
+	r := benchRedactor()
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		i++
+		tok := fmt.Sprintf("tok-%08d-7c1e9b3a5d2f4086b1a2c3d4e5f60718", i)
+		r.AddLive(tok)
+		r.AddLive(tok + "-key")
 	}
 }

@@ -273,3 +273,33 @@ func FuzzRedactRuns(f *testing.F) {
 		}
 	})
 }
+
+// TestRedactorLiveWindow adds values one and two at a time, as begins and
+// extends do, and checks after each that the last 64 are all removed (the
+// ones extended in place as well as the ones a rebuild derived) while the
+// fixed secrets stay removed.
+func TestRedactorLiveWindow(t *testing.T) {
+	t.Parallel()
+	r := verdict.NewRedactor("APIKEY-4f1c9a0be27d4c65")
+	r.AddLive("first-QWERTYUIOPLKJH")
+	var added []string
+	for i := range 300 {
+		v := fmt.Sprintf("tok%d-%s", i, strings.Repeat(string(rune('a'+i%26)), 8+i%40))
+		if i%3 == 0 {
+			r.AddLive(v, v+"-key")
+			added = append(added, v, v+"-key")
+		} else {
+			r.AddLive(v)
+			added = append(added, v)
+		}
+		for _, old := range added[max(0, len(added)-64):] {
+			if got := r.Redact("x " + old + " y"); !strings.Contains(got, verdict.Redacted) || strings.Contains(got, old) {
+				t.Fatalf("after %d adds, %q gives %q", i, old, got)
+			}
+		}
+		if got := r.Redact("APIKEY-4f1c9a0be27d4c65"); got != "[redacted]" {
+			t.Fatalf("after %d adds, the fixed secret gives %q", i, got)
+		}
+	}
+	assert.Equal(t, "first-QWERTYUIOPLKJH", r.Redact("first-QWERTYUIOPLKJH"), "old values drop out")
+}

@@ -263,6 +263,34 @@ type probe struct {
 	Error   json.RawMessage `json:"error"`
 }
 
+// mayHaveMember reports whether body may hold the quoted member name key
+// (lower-case ASCII) as encoding/json matches names: it holds a backslash
+// (an escaped name), a non-ASCII byte (Unicode folding matches "ſuccess"
+// to "success"), or key in any ASCII case.
+func mayHaveMember(body []byte, key string) bool {
+	for _, c := range body {
+		if c == '\\' || c >= 0x80 {
+			return true
+		}
+	}
+	for i := 0; i+len(key) <= len(body); i++ {
+		j := 0
+		for ; j < len(key); j++ {
+			c := body[i+j]
+			if 'A' <= c && c <= 'Z' {
+				c += 'a' - 'A'
+			}
+			if c != key[j] {
+				break
+			}
+		}
+		if j == len(key) {
+			return true
+		}
+	}
+	return false
+}
+
 // decode checks body's outer shape and reports a *Failure for success:false.
 func decode(endpoint string, body []byte, v any) error {
 	if len(body) > MaxBody {
@@ -276,8 +304,14 @@ func decode(endpoint string, body []byte, v any) error {
 		return &ProtocolError{Endpoint: endpoint, Reason: "reply is not a JSON object"}
 	}
 	var p probe
-	if err := json.Unmarshal(body, &p); err != nil {
-		return &ProtocolError{Endpoint: endpoint, Reason: describeJSONError(err)}
+	// Without a "success" member (as encoding/json matches names) the
+	// probe would find nothing: most replies (begin, extend, end) are
+	// spared a decode. Invalid JSON fails the decode into v below with the
+	// same syntax error.
+	if mayHaveMember(body, `"success"`) {
+		if err := json.Unmarshal(body, &p); err != nil {
+			return &ProtocolError{Endpoint: endpoint, Reason: describeJSONError(err)}
+		}
 	}
 	if p.Success != nil && !*p.Success {
 		f := &Failure{Endpoint: endpoint}

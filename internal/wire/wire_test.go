@@ -276,3 +276,25 @@ func TestDecodeFailureRejectsOtherShapes(t *testing.T) {
 		assert.Nil(t, DecodeFailure(End, []byte(body)), "DecodeFailure(%q)", body)
 	}
 }
+
+// TestDecodeFailureSpellings checks that the quick check which spares a
+// success reply its probe misses no spelling of "success" that
+// encoding/json accepts: any case, an escape, a Unicode fold.
+func TestDecodeFailureSpellings(t *testing.T) {
+	t.Parallel()
+	for _, body := range []string{
+		`{"success":false,"error":"license revoked"}`,
+		`{"SUCCESS":false,"error":"license revoked"}`,
+		`{"\u0073uccess":false,"error":"license revoked"}`,
+		`{"ſuccess":false,"error":"license revoked"}`,
+	} {
+		_, err := DecodeExtend([]byte(body))
+		var f *Failure
+		if !errors.As(err, &f) {
+			t.Errorf("DecodeExtend(%s) = %v; want a *Failure", body, err)
+		}
+	}
+	if _, err := DecodeExtend([]byte(`{"status":1,"time":"2026-12-07T10:00:00Z"`)); err == nil {
+		t.Error("truncated JSON decoded")
+	}
+}
