@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/licensekit/licensekit-go/fingerprint"
-	"github.com/licensekit/licensekit-go/internal/statefile"
 	"github.com/licensekit/licensekit-go/internal/wire"
 	"github.com/licensekit/licensekit-go/license/internal/diag"
 	"github.com/licensekit/licensekit-go/transport"
@@ -58,31 +57,17 @@ func (c *Client) checkLicense(ctx context.Context, fp *fingerprint.Fingerprint) 
 // with the same hardware, read without changing anything, or nil and why
 // there is none.
 func (c *Client) registeredState(ctx context.Context, fp *fingerprint.Fingerprint) (*persisted, string) {
-	keys := sealKeys(&c.cfg, fp)
-	var blobs [][]byte
-	switch {
-	case c.opts.store != nil:
-		blob, err := c.opts.store.Load(ctx)
-		if err == nil {
-			blobs = append(blobs, blob)
-		}
-	case c.cfg.StateDir != "":
-		infos, err := statefile.Probe(c.cfg.StateDir, stateFileBase(&c.cfg), c.opts.slots)
-		if err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return nil, "the saved state cannot be read"
-		}
-		for _, in := range infos {
-			if in.ReadErr == nil && len(in.Data) > 0 {
-				blobs = append(blobs, in.Data)
-			}
-		}
-	default:
+	if c.opts.store == nil && c.cfg.StateDir == "" {
 		return nil, "no saved state (no state directory), so this machine's registration is unknown"
 	}
+	peeks, err := c.store.peek(ctx, fp)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, "the saved state cannot be read"
+	}
 	found := false
-	for _, blob := range blobs {
-		p, err := openStateWith(keys, blob)
-		if err != nil || p.InstanceGUID == "" {
+	for _, ps := range peeks {
+		p := ps.State
+		if p == nil || p.InstanceGUID == "" {
 			continue
 		}
 		found = true

@@ -13,7 +13,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
-	"io/fs"
 	"path/filepath"
 	"time"
 
@@ -23,10 +22,6 @@ import (
 	"github.com/licensekit/licensekit-go/license/internal/diag"
 	"github.com/licensekit/licensekit-go/transport"
 )
-
-// stateFileBase is the base file name of the state slots in Config.StateDir,
-// as Start acquires them.
-func stateFileBase(cfg *Config) string { return statefile.BaseName(cfg.ProductGUID, cfg.LicenseKey) }
 
 // Diagnostics is for package license/doctor, the SDK's diagnosis tool,
 // and is no part of the API a product uses: a key that unlocks it can be
@@ -102,32 +97,19 @@ func (c *Client) inspectState(ctx context.Context, fp *fingerprint.Fingerprint) 
 	}
 	keys := sealKeys(&c.cfg, fp)
 	insp := &diag.StateInspection{Dir: c.cfg.StateDir}
-	switch {
-	case c.opts.store != nil:
-		insp.Dir, insp.Store = "", true
-		s := diag.SavedState{}
-		blob, err := c.opts.store.Load(ctx)
-		switch {
-		case errors.Is(err, ErrNoState):
-		case err != nil:
-			s.Saved, s.Err = true, &stateError{kind: ErrStateCorrupt, msg: "unreadable", err: err}
-		default:
-			s.Saved = true
-			c.describeState(&s, keys, blob, fp)
-		}
-		insp.Slots = []diag.SavedState{s}
-		if c.opts.rollbackDir != "" {
-			insp.RecordErr = inspectRecords(&c.cfg, &c.opts, keys, "store", 1)
-		}
-		return insp, nil
-	case c.cfg.StateDir == "":
+	if c.opts.store == nil && c.cfg.StateDir == "" {
 		return insp, nil
 	}
-	infos, err := statefile.Probe(c.cfg.StateDir, stateFileBase(&c.cfg), c.opts.slots)
+	peeks, err := c.store.peek(ctx, fp)
 	if err != nil {
 		return insp, err
 	}
-	if abs, err := filepath.Abs(c.cfg.StateDir); err == nil {
+	if c.opts.store != nil {
+		insp.Dir, insp.Store = "", true
+		if c.opts.rollbackDir != "" {
+			insp.RecordErr = inspectRecords(&c.cfg, &c.opts, keys, "store", 1)
+		}
+	} else if abs, err := filepath.Abs(c.cfg.StateDir); err == nil {
 		if c.opts.shared != nil {
 			insp.RecordErr = inspectRecords(&c.cfg, &c.opts, keys,
 				filepath.Join(abs, statefile.SharedName(c.cfg.ProductGUID, c.cfg.LicenseKey)), 1)
@@ -135,26 +117,18 @@ func (c *Client) inspectState(ctx context.Context, fp *fingerprint.Fingerprint) 
 			insp.RecordErr = inspectRecords(&c.cfg, &c.opts, keys, abs, c.opts.slots)
 		}
 	}
-	for _, in := range infos {
-		s := diag.SavedState{Slot: in.Slot, File: in.Name, Held: in.Held}
-		switch {
-		case errors.Is(in.ReadErr, statefile.ErrNotExist):
-		case in.ReadErr != nil && errors.Is(in.ReadErr, statefile.ErrCorrupt):
-			s.Saved, s.Err = true, &stateError{kind: ErrStateCorrupt, msg: "not a state file", err: in.ReadErr}
-		case in.ReadErr != nil:
-			s.Saved, s.Err = !errors.Is(in.ReadErr, fs.ErrNotExist), in.ReadErr
-		default:
-			s.Saved = true
-			c.describeState(&s, keys, in.Data, fp)
+	for _, ps := range peeks {
+		s := diag.SavedState{Slot: ps.Slot, File: ps.File, Held: ps.Held, Saved: !ps.Missing, Err: ps.ReadErr}
+		if ps.ReadErr == nil && !ps.Missing {
+			c.describeState(&s, ps.State, ps.OpenErr, fp)
 		}
 		insp.Slots = append(insp.Slots, s)
 	}
 	return insp, nil
 }
 
-// describeState opens blob and fills s from it.
-func (c *Client) describeState(s *diag.SavedState, keys [][]byte, blob []byte, fp *fingerprint.Fingerprint) {
-	p, err := openStateWith(keys, blob)
+// describeState fills s from the opened state p (or its error).
+func (c *Client) describeState(s *diag.SavedState, p *persisted, err error, fp *fingerprint.Fingerprint) {
 	if err != nil {
 		s.Err = err
 		return

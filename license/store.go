@@ -3,6 +3,7 @@ package license
 import (
 	"context"
 	"errors"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -491,6 +492,66 @@ func sealKeys(cfg *Config, fp *fingerprint.Fingerprint) [][]byte {
 
 // sealKey is the key state is sealed with on this machine.
 func sealKey(cfg *Config, fp *fingerprint.Fingerprint) []byte { return sealKeys(cfg, fp)[0] }
+
+// peekedState is one saved copy of the state as peek found it, read
+// without taking it: where it is, whether a running client holds it, and
+// what opened.
+type peekedState struct {
+	Slot int
+	File string
+	Held bool
+	// Missing is set when nothing is saved there.
+	Missing bool
+	// ReadErr is why the copy could not be read, or is not a state file.
+	ReadErr error
+	// State is the opened state; OpenErr why it did not open.
+	State   *persisted
+	OpenErr error
+}
+
+// peek reads every saved copy of this licence's state (the vendor's store,
+// or each slot of StateDir) and opens it with the machine's keys, changing
+// nothing and taking no lock: the doctor's read. It is the only read of
+// the state besides open.
+func (s *store) peek(ctx context.Context, fp *fingerprint.Fingerprint) ([]peekedState, error) {
+	keys := sealKeys(s.cfg, fp)
+	if s.opts.store != nil {
+		ps := peekedState{}
+		blob, err := s.opts.store.Load(ctx)
+		switch {
+		case errors.Is(err, ErrNoState):
+			ps.Missing = true
+		case err != nil:
+			ps.ReadErr = &stateError{kind: ErrStateCorrupt, msg: "unreadable", err: err}
+		default:
+			ps.State, ps.OpenErr = openStateWith(keys, blob)
+		}
+		return []peekedState{ps}, nil
+	}
+	if s.cfg.StateDir == "" {
+		return nil, nil
+	}
+	infos, err := statefile.Probe(s.cfg.StateDir, statefile.BaseName(s.cfg.ProductGUID, s.cfg.LicenseKey), s.opts.slots)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]peekedState, 0, len(infos))
+	for _, in := range infos {
+		ps := peekedState{Slot: in.Slot, File: in.Name, Held: in.Held}
+		switch {
+		case errors.Is(in.ReadErr, statefile.ErrNotExist):
+			ps.Missing = true
+		case in.ReadErr != nil && errors.Is(in.ReadErr, statefile.ErrCorrupt):
+			ps.ReadErr = &stateError{kind: ErrStateCorrupt, msg: "not a state file", err: in.ReadErr}
+		case in.ReadErr != nil:
+			ps.ReadErr, ps.Missing = in.ReadErr, errors.Is(in.ReadErr, fs.ErrNotExist)
+		default:
+			ps.State, ps.OpenErr = openStateWith(keys, in.Data)
+		}
+		out = append(out, ps)
+	}
+	return out, nil
+}
 
 // openStateWith opens blob with the first of keys that fits. Every failure
 // matches ErrStateCorrupt.
