@@ -166,7 +166,8 @@ func WithSealedReplies() Option {
 
 // Error categories. Every error returned by this package is an [*Error] whose
 // Err field holds one of these (or, for OpenReply, a combination that also
-// matches ErrUnauthentic). Match them with errors.Is.
+// matches ErrUnauthentic; for Guard.Admit, ErrStale, ErrReplayed or
+// ErrInProgress). Match them with errors.Is.
 var (
 	// ErrMalformed means the input is not a well-formed envelope: bad base64,
 	// wrong length, reserved bits set, too large.
@@ -193,7 +194,8 @@ var (
 // material, API keys or payloads.
 type Error struct {
 	// Op is the operation that failed: "seal", "open", "admit" (a Guard),
-	// "seal reply", "open reply", "parse key", "generate key" or "new" (a
+	// "seal reply", "open reply", "export reply opener", "import reply
+	// opener", "parse key", "marshal key", "generate key" or "new" (a
 	// constructor).
 	Op string
 	// Reason is a short fixed description, such as "truncated data".

@@ -32,7 +32,8 @@ type GuardConfig struct {
 	// clock (DefaultWindow if <= 0). Whole seconds; a fraction is dropped.
 	Window time.Duration
 	// Future is how far a request's timestamp may be ahead of the server's
-	// clock (DefaultFuture if <= 0, and never more than Window).
+	// clock (DefaultFuture if <= 0, and never more than Window). Whole
+	// seconds; a fraction is dropped.
 	Future time.Duration
 	// MaxEntries bounds the ids remembered in all (DefaultGuardEntries if
 	// <= 0).
@@ -71,8 +72,9 @@ type Scope struct {
 // Only requests that proved a principal (Scope.Partition) are remembered,
 // each partition holds at most PartitionEntries ids, and all partitions
 // together at most MaxEntries. Room is made by forgetting, never by
-// rejecting: a full partition forgets its own oldest admitted id, and a full
-// Guard forgets the oldest admitted id of its largest partition. Whether a
+// rejecting: a full partition forgets its own oldest answered id (its oldest
+// id when none is answered yet), and a full Guard forgets the same way in its
+// largest partition. Whether a
 // request is admitted depends only on its own timestamp, the server's clock
 // and its own id, so no volume of requests from others can make a fresh
 // request stale or rejected. The cost is a bounded replay risk: a forgotten
@@ -242,7 +244,8 @@ func (t *Ticket) Done(status int, body []byte) {
 
 // Forget drops the admitted request id, for a server that processed
 // nothing (an internal error before any change): a repeat is then processed
-// as new. Forget on a nil Ticket does nothing.
+// as new. Forget on a nil Ticket, or on one whose request is not
+// remembered, does nothing.
 func (t *Ticket) Forget() {
 	if !t.Remembered() {
 		return

@@ -26,10 +26,10 @@ type taskResult struct {
 	env   envFacts
 }
 
-// Collect gathers the machine's fingerprint. Sources run concurrently, each under its own deadline
-// (WithComponentTimeout, default 1 s), and Collect never waits longer than WithTimeout (default 2 s)
-// or the caller's context. A source that misses its deadline is reported with reason TimedOut; a
-// source that is still running is abandoned, not waited for.
+// Collect gathers the machine's fingerprint. Sources run concurrently under one shared deadline, the
+// shorter of WithComponentTimeout (default 1 s) and WithTimeout (default 2 s), so 1 s by default,
+// and Collect never waits past it or the caller's context. A source that misses the deadline is
+// reported with reason TimedOut; a source that is still running is abandoned, not waited for.
 //
 // A partial fingerprint is normal: each missing component carries its reason. Collect returns the
 // fingerprint together with an error matching ErrNoUsableComponent only when no component other

@@ -143,8 +143,8 @@
 //
 // # Performance
 //
-// Sources run concurrently, each under a deadline (WithComponentTimeout, default 1 s) within an
-// overall budget (WithTimeout, default 2 s); a missed deadline yields TimedOut, never a hang. A cold
+// Sources run concurrently under one deadline, the shorter of WithComponentTimeout (default 1 s) and
+// WithTimeout (default 2 s); a missed deadline yields TimedOut, never a hang. A cold
 // Collect costs about as much as reading the same files in sequence (a few hundred microseconds);
 // Cached keeps the result for a TTL, and a warm read is an atomic load and a clock read (tens of
 // nanoseconds, no allocation).

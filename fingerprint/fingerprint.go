@@ -50,7 +50,7 @@ const (
 	Strong
 )
 
-// String returns "weak", "medium" or "strong".
+// String returns "weak", "medium" or "strong", or "strength(n)" for an invalid value.
 func (s Strength) String() string {
 	switch s {
 	case Weak:
@@ -92,16 +92,20 @@ type Reason int
 
 // Reasons a component can be missing.
 const (
-	// NeedsPrivilege: the source exists but the process may not read it (Linux DMI serials need root).
+	// NeedsPrivilege means the source exists but the process may not read it (Linux DMI serials need
+	// root).
 	NeedsPrivilege Reason = iota + 1
-	// NotPresent: the machine has no such source (no DMI in a microVM, no machine-id in a container).
+	// NotPresent means the machine has no such source (no DMI in a microVM, no machine-id in a
+	// container).
 	NotPresent
-	// Placeholder: the source holds a vendor placeholder such as "To be filled by O.E.M.", an all-zero
-	// UUID or ghw's "unknown", which identifies nothing.
+	// Placeholder means the source holds a vendor placeholder such as "To be filled by O.E.M.", an
+	// all-zero UUID or ghw's "unknown", which identifies nothing.
 	Placeholder
-	// Unsupported: this operating system offers no such source, or Collect does not implement it.
+	// Unsupported means this operating system offers no such source, or Collect does not implement it
+	// (or, below a WithRoot root, cannot answer for the captured machine).
 	Unsupported
-	// TimedOut: the source did not answer within its deadline or the caller's context ended first.
+	// TimedOut means the source did not answer within its deadline or the caller's context ended
+	// first.
 	TimedOut
 )
 
@@ -125,7 +129,7 @@ func (r Reason) text() (human, token string) {
 func (r Reason) valid() bool { return r >= NeedsPrivilege && r <= TimedOut }
 
 // String returns a short lower-case phrase: "needs privilege", "not present", "placeholder",
-// "unsupported" or "timed out".
+// "unsupported" or "timed out", or "reason(n)" for an invalid value.
 func (r Reason) String() string {
 	if !r.valid() {
 		return fmt.Sprintf("reason(%d)", int(r))
@@ -157,9 +161,12 @@ func (r *Reason) UnmarshalText(b []byte) error {
 // MissingError explains why a component has no value. It never contains an identifier's value; for a
 // Placeholder it may quote the placeholder text, which by definition identifies nothing.
 type MissingError struct {
-	Component string // component name, e.g. "board_serial"
-	Reason    Reason
-	Err       error // underlying cause, such as an *fs.PathError; may be nil
+	// Component is the component's name, e.g. "board_serial".
+	Component string
+	// Reason says why the component is missing.
+	Reason Reason
+	// Err is the underlying cause, such as an *fs.PathError, or nil.
+	Err error
 }
 
 // Error returns "fingerprint: <component>: <reason>[: <cause>]".
@@ -244,9 +251,11 @@ type Environment struct {
 	Container bool `json:"container"`
 	// ContainerHints lists the markers found, e.g. "/.dockerenv", "/run/.containerenv", "cgroup:docker".
 	ContainerHints []string `json:"container_hints,omitempty"`
-	// Hypervisor is true when the CPU reports the hypervisor bit or firmware names a hypervisor vendor.
+	// Hypervisor is true when the CPU reports the hypervisor bit (macOS: kern.hv_vmm_present),
+	// /sys/hypervisor/type names one, or firmware names a hypervisor vendor.
 	Hypervisor bool `json:"hypervisor"`
-	// HypervisorVendor names the hypervisor when known ("KVM", "VMware", "Hyper-V", ...), else "".
+	// HypervisorVendor names the hypervisor when known ("KVM", "VMware", "Hyper-V", ...), or the
+	// cloud the firmware names ("Amazon EC2", ...) when Hypervisor is set, else "".
 	HypervisorVendor string `json:"hypervisor_vendor,omitempty"`
 }
 

@@ -6,10 +6,10 @@ import "slices"
 // same machine, in the spirit of Keygen's MATCH_MOST. Match itself only scores; the caller decides.
 const MatchThreshold = 0.6
 
-// Weight returns the weight of a component in Match: product_uuid, board_serial and machine_id 3,
-// mb_serial 3 (only when it is not already counted through board_serial or product_uuid),
-// volume_hash 2, mac_addresses 2 (1 when either side is weak), cpu_id 1, host_name 0.5, ip_address
-// 0, anything else 0.
+// Weight returns the base weight of a component in Match: product_uuid, board_serial, machine_id and
+// mb_serial 3, volume_hash 2, mac_addresses 2, cpu_id 1, host_name 0.5, ip_address 0, anything else
+// 0. Match then lowers two of them: mb_serial to 0 when both sides have board_serial or
+// product_uuid (it repeats one of them), and mac_addresses to 1 when either side is weak.
 func Weight(name string) float64 {
 	switch name {
 	case NameProductUUID, NameBoardSerial, NameMachineID, NameMBSerial:

@@ -7,10 +7,11 @@ import (
 
 // Defaults for the collection deadlines.
 const (
-	// DefaultTimeout is the overall budget of one Collect. Windows SMBIOS and WMI paths can be slow
-	// on some machines; Collect itself avoids WMI.
+	// DefaultTimeout is the overall budget of one Collect. It only shortens the deadline when it is
+	// below the component timeout, since all sources run at once under the shorter of the two.
 	DefaultTimeout = 2 * time.Second
-	// DefaultComponentTimeout is the deadline of each component source.
+	// DefaultComponentTimeout is the deadline of each component source, and so, as all sources run
+	// at once, of a Collect with default options.
 	DefaultComponentTimeout = time.Second
 )
 
@@ -57,7 +58,8 @@ func WithHashedIdentifiers(productKey []byte) Option {
 // image. host_name is then read from dir/proc/sys/kernel/hostname; ip_address still comes from the
 // live network stack. volume_hash is Unsupported below a root other than "/": stat and statfs of dir
 // would describe the host filesystem holding the tree, not the captured machine, so the same tree
-// would give different fingerprints (and Match scores) on different hosts and OSes. "" means "/".
+// would give different fingerprints (and Match scores) on different hosts and OSes. "" restores the
+// default, the running system's own sources (on Linux the same as "/").
 func WithRoot(dir string) Option {
 	return func(o *options) { o.root = dir }
 }
@@ -72,7 +74,8 @@ func WithServerAddress(hostport string) Option {
 }
 
 // WithTimeout sets the overall budget of one Collect (default DefaultTimeout). d <= 0 keeps the default.
-// A caller's context deadline that comes earlier wins.
+// Collect waits for the shorter of d and the component timeout, and a caller's context deadline that
+// comes earlier wins.
 func WithTimeout(d time.Duration) Option {
 	return func(o *options) {
 		if d > 0 {

@@ -102,8 +102,8 @@
 // WithLogger takes a *slog.Logger, also handed to go-retryablehttp; by
 // default nothing is logged. Do logs each attempt at Debug (endpoint,
 // attempt, status, error, retry_in). A reply carrying a Deprecation or
-// Sunset header is logged at Warn once per Client and distinct value, and
-// the values are exposed on Response. go-retryablehttp adds its own records
+// Sunset header is logged at Warn once per Client and distinct value (up to
+// 32 distinct values), and the values are exposed on Response. go-retryablehttp adds its own records
 // ("performing request", "request failed", "retrying request") with the
 // attribute component=go-retryablehttp; they are all demoted to Debug, since
 // whether a failed attempt matters is for the caller to judge. They carry

@@ -74,9 +74,11 @@ type Error struct {
 }
 
 // Error formats the failure as
-// "transport: <endpoint>: HTTP <status> after <n> attempts: <cause>", where
-// the status part is left out when no reply arrived (the cause loses a
-// second "transport: ").
+// "transport: <endpoint>: HTTP <status> after <n> attempts: <cause>" ("1
+// attempt" for one), where each part is left out when it is empty: the
+// endpoint when invalid, the status when no reply arrived, the attempts when
+// none was made, the cause when Err is nil (it loses a second
+// "transport: "). With nothing to say it is "transport: failed".
 func (e *Error) Error() string {
 	var b strings.Builder
 	b.WriteString("transport: ")

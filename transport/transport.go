@@ -61,7 +61,8 @@ type Response struct {
 	Attempts int
 	// Deprecation and Sunset are the raw values of the reply's Deprecation
 	// and Sunset headers (RFC 9745, RFC 8594), or "" when absent. The
-	// Client also logs each distinct value once at Warn level.
+	// Client also logs each distinct value once at Warn level, for the first
+	// 32 distinct values it sees.
 	Deprecation, Sunset string
 }
 
