@@ -416,7 +416,7 @@ func (cl *call) checkRetry(ctx context.Context, resp *http.Response, err error) 
 			slog.Int("status", cl.status),
 		}
 		if err != nil {
-			attrs = append(attrs, slog.String("error", c.redact(errText(err))))
+			attrs = append(attrs, slog.String("error", text.Clean(c.redact(errText(err)), maxHeaderLen*2)))
 		}
 		if retry {
 			attrs = append(attrs, slog.Duration("retry_in", cl.wait))
