@@ -49,8 +49,6 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"path/filepath"
-	"strings"
 	"syscall"
 	"time"
 
@@ -103,7 +101,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	if cfg.StateDir == "" {
-		if cfg.StateDir, err = defaultStateDir(cfg.ProductGUID); err != nil {
+		if cfg.StateDir, err = serverflags.DefaultStateDir("licensekit-cli", cfg.ProductGUID); err != nil {
 			fmt.Fprintln(stderr, "cli:", err)
 			return exitError
 		}
@@ -165,21 +163,3 @@ func how(s license.SharedStart) string {
 	return "unknown"
 }
 
-// defaultStateDir is a directory for the product under the user's
-// configuration directory, so that it outlives a run.
-func defaultStateDir(product string) (string, error) {
-	base, err := os.UserConfigDir()
-	if err != nil {
-		return "", fmt.Errorf("no state directory: set -state-dir or LICENSEKIT_STATE_DIR (%w)", err)
-	}
-	name := strings.Map(func(r rune) rune {
-		if r == '/' || r == '\\' || r == os.PathSeparator || r == ':' || r < ' ' {
-			return '_'
-		}
-		return r
-	}, product)
-	if name == "" || name == "." || name == ".." {
-		name = "_"
-	}
-	return filepath.Join(base, "licensekit-cli", name), nil
-}

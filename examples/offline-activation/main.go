@@ -203,7 +203,7 @@ func runOffline(ctx context.Context, cmd string, args []string, io ios) error {
 		cfg.ServerURL = offlineURL
 	}
 	if cfg.StateDir == "" {
-		if cfg.StateDir, err = defaultStateDir(cfg.ProductGUID); err != nil {
+		if cfg.StateDir, err = serverflags.DefaultStateDir("licensekit-offline-activation", cfg.ProductGUID); err != nil {
 			return err
 		}
 	}
@@ -413,21 +413,3 @@ func (f *fileWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// defaultStateDir is a directory for the product under the user's
-// configuration directory, so that it outlives a run.
-func defaultStateDir(product string) (string, error) {
-	base, err := os.UserConfigDir()
-	if err != nil {
-		return "", fmt.Errorf("no state directory: set -state-dir or LICENSEKIT_STATE_DIR (%w)", err)
-	}
-	name := strings.Map(func(r rune) rune {
-		if r == '/' || r == '\\' || r == os.PathSeparator || r == ':' || r < ' ' {
-			return '_'
-		}
-		return r
-	}, product)
-	if name == "" || name == "." || name == ".." {
-		name = "_"
-	}
-	return filepath.Join(base, "licensekit-offline-activation", name), nil
-}

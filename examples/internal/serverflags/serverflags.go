@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/licensekit/licensekit-go/license"
@@ -93,4 +94,24 @@ func readValue(v string) (string, error) {
 	}
 	b, err := os.ReadFile(name)
 	return string(b), err
+}
+
+// DefaultStateDir is a state directory for product under the user's
+// configuration directory, in app's own folder, so that it outlives a run.
+// The product GUID is made safe as one path element.
+func DefaultStateDir(app, product string) (string, error) {
+	base, err := os.UserConfigDir()
+	if err != nil {
+		return "", fmt.Errorf("no state directory: set -state-dir or LICENSEKIT_STATE_DIR (%w)", err)
+	}
+	name := strings.Map(func(r rune) rune {
+		if r == '/' || r == '\\' || r == os.PathSeparator || r == ':' || r < ' ' {
+			return '_'
+		}
+		return r
+	}, product)
+	if name == "" || name == "." || name == ".." {
+		name = "_"
+	}
+	return filepath.Join(base, app, name), nil
 }

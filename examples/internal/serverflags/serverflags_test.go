@@ -39,3 +39,24 @@ func TestFlagsEnvAndFiles(t *testing.T) {
 	_, err = f.Config()
 	assert.ErrorContains(t, err, "-public-key")
 }
+
+// TestDefaultStateDir: the product GUID becomes one safe path element
+// under the user's configuration directory, in the app's own folder.
+func TestDefaultStateDir(t *testing.T) {
+	t.Setenv("XDG_CONFIG_HOME", t.TempDir())
+	t.Setenv("HOME", t.TempDir())
+	t.Setenv("AppData", t.TempDir())
+	base, err := os.UserConfigDir()
+	if err != nil {
+		t.Skip("no user configuration directory here")
+	}
+	for product, want := range map[string]string{"p-1": "p-1", "a/b\\c:d": "a_b_c_d", "..": "_", "": "_"} {
+		got, err := DefaultStateDir("app", product)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got != filepath.Join(base, "app", want) {
+			t.Errorf("DefaultStateDir(%q) = %q, want %q", product, got, filepath.Join(base, "app", want))
+		}
+	}
+}
