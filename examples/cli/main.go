@@ -162,4 +162,3 @@ func how(s license.SharedStart) string {
 	}
 	return "unknown"
 }
-

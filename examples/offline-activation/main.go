@@ -412,4 +412,3 @@ func (f *fileWriter) Write(p []byte) (int, error) {
 	}
 	return len(p), nil
 }
-
