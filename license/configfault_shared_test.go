@@ -64,3 +64,37 @@ func TestWrongCredentialsResumingASharedSession(t *testing.T) {
 	assert.Nil(t, st.ConfigFault)
 	assert.Equal(t, after, calls())
 }
+
+// TestChangedCredentialsTakeNoSecondSeat: the check after a credentials
+// change cannot be turned against a customer whose credentials changed
+// honestly (here the same public key, written as PEM instead of base64):
+// the live session is ended before a new one begins, so a one-seat licence
+// is not refused, and the run is Active on the new session.
+func TestChangedCredentialsTakeNoSecondSeat(t *testing.T) {
+	srv := licensetest.NewServer(nil)
+	t.Cleanup(srv.Close)
+	require.NoError(t, srv.AddLicense(licensetest.License{ProductGUID: testProduct, Key: testLicense, Seats: 1,
+		SessionDuration: 10 * time.Minute, GracePeriod: time.Hour}))
+	dir := t.TempDir()
+	ctx := context.Background()
+	run := func(pub string) (Status, SharedStart) {
+		t.Helper()
+		cfg := Config{ServerURL: srv.URL, APIKey: srv.Info().APIKey, ServerPublicKey: pub,
+			ProductGUID: testProduct, LicenseKey: testLicense, StateDir: dir}
+		c, err := New(cfg, fixedFingerprint(testFingerprint()), WithSharedSession(SharedSession{}))
+		require.NoError(t, err)
+		require.NoError(t, c.Start(ctx))
+		st, how := c.Status(), c.Shared().Start
+		require.NoError(t, c.Close(ctx))
+		return st, how
+	}
+	_, how := run(srv.Info().PublicKey.EncodeBase64())
+	require.Equal(t, StartBegan, how)
+
+	st, how := run(string(srv.Info().PublicKey.EncodePEM()))
+	assert.Equal(t, StartBegan, how, "other credentials: the server is asked")
+	assert.Equal(t, Active, st.State)
+	assert.Nil(t, st.ConfigFault)
+	assert.Equal(t, 1, srv.Count(licensetest.End), "the old session was ended first")
+	assert.Equal(t, 1, srv.SeatsInUse(testProduct, testLicense), "no second seat")
+}
