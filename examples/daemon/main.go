@@ -110,15 +110,13 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	var cfg license.Config
 	var srv *licensetest.Server // the in-process mock, or nil
 	if sf.Server == "" {
-		srv = licensetest.NewServer(nil)
-		defer srv.Close()
-		err := srv.AddLicense(licensetest.License{ProductGUID: mockProduct, Key: mockLicense,
+		var err error
+		srv, cfg, err = serverflags.StartMock(licensetest.License{ProductGUID: mockProduct, Key: mockLicense,
 			SessionDuration: mockSession, GracePeriod: mockGrace, Features: "pro"})
 		if err != nil {
 			return err
 		}
-		cfg = license.Config{ServerURL: srv.URL, APIKey: srv.Info().APIKey,
-			ServerPublicKey: srv.Info().PublicKey.EncodeBase64(), ProductGUID: mockProduct, LicenseKey: mockLicense}
+		defer srv.Close()
 		log.Info("using the in-process mock server", "url", srv.URL, "session", mockSession.String(),
 			"grace", mockGrace.String())
 	} else {

@@ -164,26 +164,18 @@ func diagnose(ctx context.Context, args []string, stdout io.Writer) error {
 // that a state directory with saved state exists, and returns the
 // configuration to diagnose. cleanup stops the mock and removes the state.
 func mockRun(ctx context.Context) (license.Config, func(), error) {
-	srv := licensetest.NewServer(nil)
 	dir, err := os.MkdirTemp("", "licensekit-doctor-")
 	if err != nil {
-		srv.Close()
+		return license.Config{}, nil, err
+	}
+	srv, cfg, err := serverflags.StartMock(licensetest.License{ProductGUID: mockProduct, Key: mockLicense,
+		SessionDuration: time.Hour, GracePeriod: 24 * time.Hour, Features: "export,pro"})
+	if err != nil {
+		os.RemoveAll(dir)
 		return license.Config{}, nil, err
 	}
 	cleanup := func() { srv.Close(); os.RemoveAll(dir) }
-	if err := srv.AddLicense(licensetest.License{ProductGUID: mockProduct, Key: mockLicense,
-		SessionDuration: time.Hour, GracePeriod: 24 * time.Hour, Features: "export,pro"}); err != nil {
-		cleanup()
-		return license.Config{}, nil, err
-	}
-	cfg := license.Config{
-		ServerURL:       srv.URL,
-		APIKey:          srv.Info().APIKey,
-		ServerPublicKey: srv.Info().PublicKey.EncodeBase64(),
-		ProductGUID:     mockProduct,
-		LicenseKey:      mockLicense,
-		StateDir:        dir,
-	}
+	cfg.StateDir = dir
 	c, err := license.New(cfg)
 	if err == nil {
 		if err = c.Start(ctx); err == nil {

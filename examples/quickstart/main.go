@@ -1,8 +1,9 @@
 // Command quickstart runs one product instance's licensing from start to
-// Close and prints it as a timeline. It shows a healthy run, with no outage;
-// examples/offline-grace shows an outage and the grace period.
+// Close and prints it as a timeline: a healthy run by default, or, with
+// -outage, a scripted outage that shows the grace period.
 //
-//	go run ./examples/quickstart
+//	go run ./examples/quickstart           # a healthy run
+//	go run ./examples/quickstart -outage   # an outage, in about 25 s
 //
 // With no server flags it starts an in-process mock licence server (package
 // licensetest) on a loopback port, with a licence whose session lasts 4 s and
@@ -37,6 +38,44 @@
 // from a file. Without -state-dir the state goes to a temporary directory.
 //
 // -for 0 runs until interrupted.
+//
+// # An outage (-outage)
+//
+// With -outage it shows, in about 25 seconds, how a licence client
+// behaves when its licence server goes away: the session stays valid until it
+// lapses, the grace period the server granted keeps the product running,
+// the client reconnects by itself when the server returns, and a long outage
+// ends in Expired, which closes the product's feature gate.
+//
+// It is scripted against an in-process mock server (package licensetest)
+// whose licence has a 4 s session and an 8 s grace period:
+//
+//  1. The client starts: Active.
+//  2. The server goes down. Renewals fail, but the state stays Active until
+//     the session lapses.
+//  3. Grace, with a live countdown to the grace deadline.
+//  4. The server comes back; at its next retry the client is Active again.
+//  5. A second outage outlasts the grace period: Expired, and
+//     HasFeature("pro") and Valid() turn false.
+//
+// During the second outage, once the client is in Grace, the program
+// simulates a process restart (on by default; -restart=false keeps one
+// client throughout): it closes the client and starts a new one on the same
+// state directory while the server is still down. Start succeeds offline, in
+// Grace, with the same grace deadline as before, read from the persisted
+// state; the two deadlines are printed side by side. A restart never buys
+// more offline time.
+//
+// The output is a timeline with times relative to the start. On a terminal
+// the countdown redraws one line; when the output is not a terminal (a pipe,
+// a file), it prints a plain status line every second instead. Lines from
+// the first and the restarted process are marked [1] and [2].
+//
+// -speed 2 or -speed 4 divides every timing (4: a 1 s session and a 2 s
+// grace period), for tests. The client is tuned for the demo: one HTTP
+// attempt per renewal, a short first retry wait, and retry jitter pinned to
+// its low end so that every run prints the same timeline. A product keeps
+// the defaults.
 package main
 
 import (
@@ -47,8 +86,6 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -61,8 +98,6 @@ import (
 const (
 	mockProduct  = "demo-product"
 	mockLicense  = "DEMO-KEY"
-	mockSession  = 4 * time.Second
-	mockGrace    = 8 * time.Second
 	mockFeatures = "export,pro"
 )
 
@@ -86,33 +121,33 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("quickstart", flag.ContinueOnError)
 	fs.SetOutput(stdout)
 	runFor := fs.Duration("for", 10*time.Second, "stop after this long (0 = until interrupted)")
+	outage := fs.Bool("outage", false, "run the scripted outage demo against the in-process mock instead")
+	speed := fs.Int("speed", 1, "with -outage: divide every timing by this factor: 1, 2 or 4")
+	restart := fs.Bool("restart", true, "with -outage: restart the process during the second outage")
 	var sf serverflags.Flags
 	sf.Register(fs)
 	if err := sf.Parse(fs, args); err != nil {
 		return err
 	}
-
+	if *speed != 1 && *speed != 2 && *speed != 4 {
+		return fmt.Errorf("-speed %d: want 1, 2 or 4 (durations must stay whole seconds)", *speed)
+	}
 	tl := newTimeline(stdout)
+	if *outage {
+		if sf.Server != "" {
+			return errors.New("-outage runs against the in-process mock only; drop -server")
+		}
+		return runOutage(ctx, tl, *speed, *restart)
+	}
+
 	var cfg license.Config
 	var srv *licensetest.Server // the in-process mock, or nil
 	if sf.Server == "" {
-		srv = licensetest.NewServer(nil)
-		defer srv.Close()
-		err := srv.AddLicense(licensetest.License{ProductGUID: mockProduct, Key: mockLicense,
-			SessionDuration: mockSession, GracePeriod: mockGrace, Features: mockFeatures})
-		if err != nil {
+		var err error
+		if srv, cfg, err = startMock(tl, baseSession, baseGrace); err != nil {
 			return err
 		}
-		cfg = license.Config{
-			ServerURL:       srv.URL,
-			APIKey:          srv.Info().APIKey,
-			ServerPublicKey: srv.Info().PublicKey.EncodeBase64(),
-			ProductGUID:     mockProduct,
-			LicenseKey:      mockLicense,
-		}
-		tl.note("in-process mock server at %s", srv.URL)
-		tl.note("licence %s of product %s: session %s, grace %s, features %q",
-			mockLicense, mockProduct, mockSession, mockGrace, mockFeatures)
+		defer srv.Close()
 	} else {
 		var err error
 		if cfg, err = sf.Config(); err != nil {
@@ -131,22 +166,24 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		tl.note("state in %s (removed at exit)", dir)
 	}
 
-	c, err := license.New(cfg, license.WithEventHandler(tl.event))
+	c, err := license.New(cfg, license.WithEventHandler(tl.handler(0)))
 	if err != nil {
 		return err
 	}
-	tl.line("start", "registering this machine and beginning a session")
+	tl.line(0, "start", "registering this machine and beginning a session")
 	if err := c.Start(ctx); err != nil {
 		_ = c.Close(context.Background())
 		return fmt.Errorf("start: %w", err)
 	}
-	tl.waitActive(time.Second)
+	// Wait for the change to Active to be printed, so that the lines after
+	// Start come after it.
+	_, _, _ = tl.await(ctx, 0, "Active", stateIs(license.Active), time.Second, nil)
 
 	st := c.Status()
-	tl.line("started", "instance %s; session until %s, grace until %s",
+	tl.line(0, "started", "instance %s; session until %s, grace until %s",
 		st.InstanceGUID, tl.rel(st.SessionExpiry), tl.rel(st.GraceDeadline))
-	tl.line("features", "%q, parsed as %v", st.Features, st.FeatureSet)
-	tl.line("gate", "HasFeature(%q)=%t  HasFeature(%q)=%t  HasFeature(%q)=%t  Valid()=%t",
+	tl.line(0, "features", "%q, parsed as %v", st.Features, st.FeatureSet)
+	tl.line(0, "gate", "HasFeature(%q)=%t  HasFeature(%q)=%t  HasFeature(%q)=%t  Valid()=%t",
 		"export", c.HasFeature("export"), "pro", c.HasFeature("pro"),
 		"enterprise", c.HasFeature("enterprise"), c.Valid())
 
@@ -159,156 +196,37 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	var lost error // why the licence became unusable, if it did
 	select {
 	case <-ctx.Done():
-		tl.line("stop", "interrupted; closing the client")
+		tl.line(0, "stop", "interrupted; closing the client")
 	case <-timeUp:
-		tl.line("stop", "-for %s has passed; closing the client", *runFor)
+		tl.line(0, "stop", "-for %s has passed; closing the client", *runFor)
 	case <-c.Done(): // closed only when the server refused the licence
 		lost = c.Err()
-		tl.line("stop", "the licence can no longer be used: %v", lost)
+		tl.line(0, "stop", "the licence can no longer be used: %v", lost)
 	case <-tl.expired: // grace spent offline; the client would keep trying
 		lost = c.Status().Reason
-		tl.line("stop", "the licence can no longer be used: %v", lost)
+		tl.line(0, "stop", "the licence can no longer be used: %v", lost)
 	}
 
 	closeCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	closeErr := c.Close(closeCtx)
 	if srv != nil {
-		tl.line("server", "%d live sessions after Close", srv.SeatsInUse(mockProduct, mockLicense))
+		tl.line(0, "server", "%d live sessions after Close", srv.SeatsInUse(mockProduct, mockLicense))
 	}
-	tl.line("done", "%d renewals; final state %s", tl.renewals(), c.Status().State)
+	tl.line(0, "done", "%d renewals; final state %s", tl.count(typeIs(license.EventRenewed)), c.Status().State)
 	return errors.Join(lost, closeErr)
 }
 
-// timeline prints a client's events, and the program's own notes, one line
-// each with the time since the start. It is safe for concurrent use: the
-// event handler and the main goroutine both print.
-type timeline struct {
-	start time.Time
-
-	mu      sync.Mutex
-	w       io.Writer
-	renewed int
-	active  chan struct{} // closed at the first change to Active
-	expired chan struct{} // closed at the first change to Expired
-}
-
-// newTimeline starts a timeline at the current time.
-func newTimeline(w io.Writer) *timeline {
-	return &timeline{start: time.Now(), w: w, active: make(chan struct{}), expired: make(chan struct{})}
-}
-
-// rel renders t relative to the start: "+4.05s" under a minute, else a
-// duration to the second, such as "+24h10m0s".
-func (tl *timeline) rel(t time.Time) string {
-	if t.IsZero() {
-		return "-"
+// startMock starts the in-process mock server with the demo licence and
+// prints where it is.
+func startMock(tl *timeline, session, grace time.Duration) (*licensetest.Server, license.Config, error) {
+	srv, cfg, err := serverflags.StartMock(licensetest.License{ProductGUID: mockProduct, Key: mockLicense,
+		SessionDuration: session, GracePeriod: grace, Features: mockFeatures})
+	if err != nil {
+		return nil, cfg, err
 	}
-	return relative(t.Sub(tl.start))
-}
-
-// relative renders an offset from the start for people.
-func relative(d time.Duration) string {
-	sign := "+"
-	if d < 0 {
-		sign, d = "-", -d
-	}
-	if d < time.Minute {
-		return fmt.Sprintf("%s%.2fs", sign, d.Seconds())
-	}
-	return sign + d.Round(time.Second).String()
-}
-
-// note prints an untimed header line.
-func (tl *timeline) note(format string, args ...any) {
-	tl.mu.Lock()
-	defer tl.mu.Unlock()
-	fmt.Fprintf(tl.w, "         "+format+"\n", args...)
-}
-
-// line prints a line timed now.
-func (tl *timeline) line(kind, format string, args ...any) {
-	tl.at(time.Now(), kind, format, args...)
-}
-
-// at prints a line timed at t.
-func (tl *timeline) at(t time.Time, kind, format string, args ...any) {
-	tl.mu.Lock()
-	defer tl.mu.Unlock()
-	fmt.Fprintf(tl.w, "%-8s %-8s %s\n", tl.rel(t), kind, fmt.Sprintf(format, args...))
-}
-
-// event is the client's license.EventHandler.
-func (tl *timeline) event(e license.Event) {
-	switch e.Type {
-	case license.EventStateChanged:
-		msg := e.Previous.String() + " → " + e.State.String()
-		if e.Reason != nil && e.State != license.Ended {
-			msg += " (" + e.Reason.Error() + ")"
-		}
-		tl.at(e.Time, "state", "%s", msg)
-		switch e.State {
-		case license.Active:
-			tl.signal(tl.active)
-		case license.Expired:
-			tl.signal(tl.expired)
-		}
-	case license.EventRenewed:
-		tl.mu.Lock()
-		tl.renewed++
-		tl.mu.Unlock()
-		tl.at(e.Time, "renewed", "session until %s, next renewal at %s", tl.rel(e.SessionExpiry), tl.rel(e.NextTry))
-	case license.EventRenewFailed:
-		tl.at(e.Time, "failed", "renewal attempt %d: %v; next try at %s, grace left %s",
-			e.Attempt, e.Reason, tl.rel(e.NextTry), e.GraceLeft.Round(10*time.Millisecond))
-	case license.EventControlOptionsChanged:
-		tl.at(e.Time, "options", "session %s, grace %s", e.SessionDuration, e.GracePeriod)
-	case license.EventOrphanEnded:
-		if e.Reason != nil {
-			tl.at(e.Time, "orphan", "could not end the session a previous run left: %v", e.Reason)
-		} else {
-			tl.at(e.Time, "orphan", "ended the session a previous run left open")
-		}
-	case license.EventEnded:
-		if e.Reason != nil {
-			tl.at(e.Time, "closed", "end_session failed: %v (the next start ends it)", e.Reason)
-		} else {
-			tl.at(e.Time, "closed", "client closed; %s", e.Detail)
-		}
-	default:
-		msg := e.Detail
-		if e.Reason != nil {
-			msg += " (" + e.Reason.Error() + ")"
-		}
-		tl.at(e.Time, strings.ToLower(e.Type.String()), "%s", msg)
-	}
-}
-
-// signal closes ch once.
-func (tl *timeline) signal(ch chan struct{}) {
-	tl.mu.Lock()
-	defer tl.mu.Unlock()
-	select {
-	case <-ch:
-	default:
-		close(ch)
-	}
-}
-
-// waitActive waits up to d for the event handler to print the change to
-// Active, so that the lines after Start come after it.
-func (tl *timeline) waitActive(d time.Duration) {
-	timer := time.NewTimer(d)
-	defer timer.Stop()
-	select {
-	case <-tl.active:
-	case <-timer.C:
-	}
-}
-
-// renewals returns how many renewals the timeline saw.
-func (tl *timeline) renewals() int {
-	tl.mu.Lock()
-	defer tl.mu.Unlock()
-	return tl.renewed
+	tl.note("in-process mock server at %s", srv.URL)
+	tl.note("licence %s of product %s: session %s, grace %s, features %q",
+		mockLicense, mockProduct, session, grace, mockFeatures)
+	return srv, cfg, nil
 }

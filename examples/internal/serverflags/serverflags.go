@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/licensekit/licensekit-go/license"
+	"github.com/licensekit/licensekit-go/license/licensetest"
 )
 
 // Flags holds the server settings. The zero value means "no real server":
@@ -83,6 +84,19 @@ func (f *Flags) Config() (license.Config, error) {
 		}
 	}
 	return cfg, nil
+}
+
+// StartMock starts an in-process mock licence server holding lic, for the
+// examples run without a real server, and returns it with the client
+// configuration for lic (no state directory). The caller closes the server.
+func StartMock(lic licensetest.License) (*licensetest.Server, license.Config, error) {
+	srv := licensetest.NewServer(nil)
+	if err := srv.AddLicense(lic); err != nil {
+		srv.Close()
+		return nil, license.Config{}, err
+	}
+	return srv, license.Config{ServerURL: srv.URL, APIKey: srv.Info().APIKey,
+		ServerPublicKey: srv.Info().PublicKey.EncodeBase64(), ProductGUID: lic.ProductGUID, LicenseKey: lic.Key}, nil
 }
 
 // readValue returns v, or the contents of the file named after a leading
