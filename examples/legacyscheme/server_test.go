@@ -1,4 +1,4 @@
-package legacyscheme_test
+package main
 
 // A licence server written from the description of the scheme in
 // docs/server.md (section 6) with only the standard library: it does not
@@ -37,32 +37,25 @@ type seenRequest struct {
 	body   []byte
 }
 
-// docLicence is the one licence the described server grants.
-const docLicence = "K-1"
-
-// docServer is the independent server. Its licence logic is the least that
-// lets a client run a lifecycle: one licence, sessions in a map.
+// docServer is the independent server, around the program's licence logic
+// (licences, whose mu also guards docServer's own fields).
 type docServer struct {
+	*licences
 	priv   *rsa.PrivateKey
 	now    func() time.Time
 	window time.Duration // behind the server's clock
 	future time.Duration // ahead of it
 
-	mu         sync.Mutex
-	forgePlain bool // answer in plain JSON, as a fake server would
-	revoked    bool
+	forgePlain bool                   // answer in plain JSON, as a fake server would
 	seen       map[string]seenRequest // by hex request id
-	sessions   map[string]bool
-	processed  map[string]int // requests acted on, by endpoint
 
 	rmu      sync.Mutex     // guards rejected: reject runs with or without mu held
 	rejected map[string]int // envelope-level rejections, by code
 }
 
 func newDocServer(priv *rsa.PrivateKey) *docServer {
-	return &docServer{priv: priv, now: time.Now, window: 5 * time.Minute, future: 30 * time.Second,
-		seen: map[string]seenRequest{}, sessions: map[string]bool{}, processed: map[string]int{},
-		rejected: map[string]int{}}
+	return &docServer{licences: newLicences(), priv: priv, now: time.Now, window: 5 * time.Minute,
+		future: 30 * time.Second, seen: map[string]seenRequest{}, rejected: map[string]int{}}
 }
 
 // reject writes an envelope-level rejection: never sealed.
@@ -176,99 +169,10 @@ func sealReply(k, id []byte, endpoint string, plain []byte) []byte {
 	return out
 }
 
-func (s *docServer) dispatch(endpoint string, payload []byte) (int, map[string]any) {
-	s.processed[endpoint]++
-	now := s.now().UTC().Format(time.RFC3339)
-	refuse := func(status int, msg string) (int, map[string]any) {
-		return status, map[string]any{"success": false, "time": now, "error": msg}
-	}
-	opts := map[string]int{"session_duration": 600, "validation_grace_period": 3600}
-	var p struct {
-		LicenseKey string `json:"license_key"`
-		Token      string `json:"token"`
-	}
-	if json.Unmarshal(payload, &p) != nil {
-		return refuse(http.StatusBadRequest, "bad payload")
-	}
-	switch endpoint {
-	case "register_instance", "begin_session":
-		if p.LicenseKey != docLicence {
-			return refuse(http.StatusNotFound, "unknown license")
-		}
-	}
-	switch endpoint {
-	case "register_instance":
-		if s.revoked {
-			return refuse(http.StatusForbidden, "license revoked")
-		}
-		return http.StatusOK, map[string]any{"success": true, "time": now, "guid": "inst-1", "control_options": opts}
-	case "begin_session":
-		if s.revoked {
-			return refuse(http.StatusForbidden, "license revoked")
-		}
-		tok := rand.Text()
-		s.sessions[tok] = true
-		return http.StatusOK, map[string]any{"status": 1, "time": now, "token": tok, "session_key": "sk",
-			"features": "pro", "control_options": opts}
-	case "extend_session":
-		if s.revoked {
-			return refuse(http.StatusForbidden, "license revoked")
-		}
-		if !s.sessions[p.Token] {
-			return refuse(http.StatusNotFound, "no such session")
-		}
-		return http.StatusOK, map[string]any{"status": 1, "time": now, "token": p.Token, "control_options": opts}
-	case "end_session":
-		if !s.sessions[p.Token] {
-			return refuse(http.StatusUnprocessableEntity, "no such session")
-		}
-		delete(s.sessions, p.Token)
-		return http.StatusOK, map[string]any{"time": now}
-	}
-	return refuse(http.StatusNotFound, "no such endpoint")
-}
-
-// proves reports whether payload names the licence (register, begin) or a
-// live session (extend, end). The caller holds mu.
-func (s *docServer) proves(endpoint string, payload []byte) bool {
-	var p struct {
-		LicenseKey string `json:"license_key"`
-		Token      string `json:"token"`
-	}
-	if json.Unmarshal(payload, &p) != nil {
-		return false
-	}
-	if endpoint == "register_instance" || endpoint == "begin_session" {
-		return p.LicenseKey == docLicence
-	}
-	return s.sessions[p.Token]
-}
-
 func (s *docServer) set(f func(*docServer)) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	f(s)
-}
-
-func (s *docServer) count(endpoint string) int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.processed[endpoint]
-}
-
-func (s *docServer) liveSessions() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.sessions)
-}
-
-// act is the licence logic alone, for the example's handler.
-func (s *docServer) act(endpoint string, payload []byte) (int, []byte) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	status, answer := s.dispatch(endpoint, payload)
-	out, _ := json.Marshal(answer)
-	return status, out
 }
 
 func (s *docServer) rejections(code string) int {

@@ -1,8 +1,10 @@
-// Package legacyscheme is a worked example of keeping an existing licence
-// server's own encryption: an RSA-OAEP envelope scheme, made up for the
-// example but shaped like the schemes such servers use, plugged into the SDK
-// with license.WithSealer on the client and served with an envelope.Opener
-// (and envelope.Guard) on the server.
+// Package scheme is the part of the legacyscheme example that a vendor
+// imports, in the product and in the server: an existing licence server's
+// own encryption, an RSA-OAEP envelope scheme made up for the example but
+// shaped like the schemes such servers use, plugged into the SDK with
+// license.WithSealer on the client and served with an envelope.Opener (and
+// envelope.Guard) on the server. The program one directory up shows both
+// sides.
 //
 // # The scheme
 //
@@ -36,7 +38,7 @@
 // docs/server.md, section 6.
 //
 // license.New still requires Config.APIKey; this scheme does not send it.
-package legacyscheme
+package scheme
 
 import (
 	"bytes"

@@ -1,4 +1,4 @@
-package legacyscheme_test
+package main
 
 import (
 	"bytes"
@@ -10,13 +10,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"testing"
 	"time"
 
 	"github.com/licensekit/licensekit-go/envelope"
-	"github.com/licensekit/licensekit-go/examples/legacyscheme"
+	"github.com/licensekit/licensekit-go/examples/legacyscheme/scheme"
 	"github.com/licensekit/licensekit-go/license"
 	"go.uber.org/goleak"
 )
@@ -25,7 +27,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 func testKeys(t testing.TB) (*rsa.PrivateKey, []byte) {
 	t.Helper()
-	priv, err := legacyscheme.ParsePrivateKey(mustRead("testdata/server-rsa.key"))
+	priv, err := scheme.ParsePrivateKey(mustRead("testdata/server-rsa.key"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,7 +36,7 @@ func testKeys(t testing.TB) (*rsa.PrivateKey, []byte) {
 
 // servers returns the two servers every end-to-end test runs against: the
 // one written from the description (docServer) and the example's handler
-// (legacyscheme.Opener with envelope.Guard) around the same licence logic.
+// (scheme.Opener with envelope.Guard) around the same licence logic.
 func servers(t *testing.T) map[string]target {
 	priv, _ := testKeys(t)
 	d1 := newDocServer(priv)
@@ -58,11 +60,11 @@ type target struct {
 func newClient(t *testing.T, url string, opts ...license.Option) *license.Client {
 	t.Helper()
 	_, pubPEM := testKeys(t)
-	pub, err := legacyscheme.ParsePublicKey(pubPEM)
+	pub, err := scheme.ParsePublicKey(pubPEM)
 	if err != nil {
 		t.Fatal(err)
 	}
-	sealer, err := legacyscheme.NewSealer(pub)
+	sealer, err := scheme.NewSealer(pub)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -186,11 +188,11 @@ func post(t *testing.T, url, endpoint string, sd envelope.Sealed) (int, []byte) 
 	return resp.StatusCode, out
 }
 
-func sealer(t testing.TB) *legacyscheme.Sealer {
+func sealer(t testing.TB) *scheme.Sealer {
 	t.Helper()
 	_, pubPEM := testKeys(t)
-	pub, _ := legacyscheme.ParsePublicKey(pubPEM)
-	s, err := legacyscheme.NewSealer(pub)
+	pub, _ := scheme.ParsePublicKey(pubPEM)
+	s, err := scheme.NewSealer(pub)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -324,7 +326,7 @@ func TestReplyBoundToItsRequest(t *testing.T) {
 // servers.
 func TestHandBuiltRequests(t *testing.T) {
 	priv, _ := testKeys(t)
-	o, _ := legacyscheme.NewOpener(priv)
+	o, _ := scheme.NewOpener(priv)
 	payload := []byte(`{"product_guid":"my-product","license_key":"K-1"}`)
 	id := bytes.Repeat([]byte{0x5a}, 16)
 	key, data := handSeal(&priv.PublicKey, "register_instance", time.Now(), id, payload)
@@ -357,21 +359,21 @@ func TestKeysAndInputs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := legacyscheme.NewSealer(&small.PublicKey); err == nil {
+	if _, err := scheme.NewSealer(&small.PublicKey); err == nil {
 		t.Error("NewSealer accepted a 1024-bit key")
 	}
-	if _, err := legacyscheme.NewOpener(small); err == nil {
+	if _, err := scheme.NewOpener(small); err == nil {
 		t.Error("NewOpener accepted a 1024-bit key")
 	}
-	if _, err := legacyscheme.ParsePublicKey(mustRead("testdata/server-rsa.key")); err == nil {
+	if _, err := scheme.ParsePublicKey(mustRead("testdata/server-rsa.key")); err == nil {
 		t.Error("ParsePublicKey accepted a private key block")
 	}
-	if _, err := legacyscheme.ParsePublicKey([]byte("not pem")); err == nil {
+	if _, err := scheme.ParsePublicKey([]byte("not pem")); err == nil {
 		t.Error("ParsePublicKey accepted garbage")
 	}
 
 	priv, _ := testKeys(t)
-	o, _ := legacyscheme.NewOpener(priv)
+	o, _ := scheme.NewOpener(priv)
 	s := sealer(t)
 	good, _ := s.Seal(envelope.Request{Endpoint: "begin_session"}, []byte(`{}`))
 	if _, err := s.Seal(envelope.Request{Endpoint: "begin session"}, nil); !errors.Is(err, envelope.ErrMalformed) {
@@ -407,9 +409,9 @@ func TestKeysAndInputs(t *testing.T) {
 
 func FuzzOpen(f *testing.F) {
 	priv, _ := testKeys(f)
-	o, _ := legacyscheme.NewOpener(priv)
+	o, _ := scheme.NewOpener(priv)
 	pub := &priv.PublicKey
-	s, _ := legacyscheme.NewSealer(pub)
+	s, _ := scheme.NewSealer(pub)
 	sd, _ := s.Seal(envelope.Request{Endpoint: "extend_session"}, []byte(`{"token":"t"}`))
 	f.Add(sd.Key, sd.Data, "extend_session")
 	f.Add(sd.Key, sd.Data[:60], "extend_session")
@@ -442,24 +444,6 @@ func FuzzOpenReply(f *testing.F) {
 	})
 }
 
-// scope is the described server's proof in the terms of envelope.Guard, for
-// the example's handler: the licence, or the live session's token.
-func (s *docServer) scope(endpoint string, payload []byte) envelope.Scope {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if !s.proves(endpoint, payload) {
-		return envelope.Scope{}
-	}
-	if endpoint == "register_instance" || endpoint == "begin_session" {
-		return envelope.Scope{Partition: "licence " + docLicence}
-	}
-	var p struct {
-		Token string `json:"token"`
-	}
-	_ = json.Unmarshal(payload, &p)
-	return envelope.Scope{Partition: "session " + p.Token}
-}
-
 // A flood of valid envelopes for licences and sessions that do not exist
 // (anyone holding the product's public key can seal them) is refused
 // without being remembered, and a client still runs its lifecycle.
@@ -489,4 +473,23 @@ func TestFloodTakesNoRoom(t *testing.T) {
 			}
 		})
 	}
+}
+
+// Example runs the program: a licence lifecycle through the scheme, the
+// client of newLegacyClient against the handler of newLegacyHandler.
+func Example() {
+	if err := run(context.Background(), os.Stdout); err != nil {
+		log.Fatal(err)
+	}
+	// Output:
+	// Active pro: true
+	// Ended sessions left: 0
+}
+
+func mustRead(name string) []byte {
+	b, err := os.ReadFile(name)
+	if err != nil {
+		log.Fatal(err)
+	}
+	return b
 }
