@@ -1,9 +1,12 @@
 package consoletest_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
@@ -12,15 +15,22 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/chromedp"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
 
 	"github.com/licensekit/licensekit-go/fingerprint"
+	"github.com/licensekit/licensekit-go/internal/testhome"
 	"github.com/licensekit/licensekit-go/license"
 	"github.com/licensekit/licensekit-go/license/licensetest"
 	"github.com/licensekit/licensekit-go/license/licensetest/admin"
 )
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(testhome.M(m))
+}
 
 // findBrowser returns the path of a Chromium or Chrome, or "". The
 // LICENSETEST_BROWSER environment variable names one explicitly.
@@ -84,40 +94,56 @@ func waitState(t *testing.T, c *license.Client, want license.State, within time.
 	t.Fatalf("client state = %s after %s; want %s", c.Status().State, within, want)
 }
 
-// TestConsoleInBrowser drives the console in headless Chromium: it opens
-// the console URL with the token, sees a real client's session appear,
-// clicks "Down", sees the failed requests in the log while the client goes
-// to Grace, clicks "Up" and sees the client return to Active. It saves a
-// screenshot and checks that the page logged no error. With CI set it fails
-// when no browser is installed; otherwise it skips.
-//
-// LICENSETEST_CONSOLE_SCREENSHOT=path also writes the screenshot there (the
-// one in docs/ was made so).
-func TestConsoleInBrowser(t *testing.T) {
-	browser := findBrowser()
-	if browser == "" {
+// needBrowser returns the path of the browser, or skips the test when there
+// is none; with CI set it fails instead.
+func needBrowser(t *testing.T) string {
+	t.Helper()
+	path := findBrowser()
+	if path == "" {
 		if os.Getenv("CI") != "" {
 			t.Fatal("CI is set and no Chromium was found: install it (apt-get install -y chromium) or set LICENSETEST_BROWSER")
 		}
 		t.Skip("no Chromium found (install chromium or set LICENSETEST_BROWSER)")
 	}
-	t.Parallel()
+	return path
+}
 
+// startConsole starts a mock server holding lic and its admin handler on
+// loopback; the test's cleanup stops them.
+func startConsole(t *testing.T, lic licensetest.License) (*licensetest.Server, *admin.Handler, *httptest.Server) {
+	t.Helper()
 	s := licensetest.NewServer(nil)
-	defer s.Close()
-	require.NoError(t, s.AddLicense(licensetest.License{ProductGUID: product, Key: "K-1", Seats: 1,
-		SessionDuration: 2 * time.Second, GracePeriod: 40 * time.Second, Features: "pro"}))
+	t.Cleanup(s.Close)
+	require.NoError(t, s.AddLicense(lic))
 	adm := admin.NewHandler(s, admin.Options{})
 	hs := httptest.NewUnstartedServer(adm)
 	licensetest.DefaultTimeouts().Apply(hs.Config)
 	hs.Start()
-	defer hs.Close()
-	defer adm.Close()
+	t.Cleanup(adm.Close)
+	t.Cleanup(hs.Close)
+	return s, adm, hs
+}
 
-	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Second)
-	defer cancel()
+// newClient is a real client of s for licence key, on the fixed machine of
+// scenarioFingerprint.
+func newClient(t *testing.T, s *licensetest.Server, key string, opts ...license.Option) *license.Client {
+	t.Helper()
+	c, err := license.New(license.Config{
+		ServerURL: s.URL, APIKey: s.Info().APIKey, ServerPublicKey: s.Info().PublicKey.EncodeBase64(),
+		ProductGUID: product, LicenseKey: key, StateDir: t.TempDir(),
+	}, append([]license.Option{license.WithFingerprintSource(
+		func(context.Context) (*fingerprint.Fingerprint, error) { return scenarioFingerprint(), nil })}, opts...)...)
+	require.NoError(t, err)
+	return c
+}
+
+// startBrowser starts headless Chromium at 1280x900 under ctx and collects
+// the page's errors: uncaught exceptions, console.error calls and failed
+// loads from the browser log. The test defers stop, which closes the
+// browser.
+func startBrowser(t *testing.T, ctx context.Context, path string) (bctx context.Context, errs *consoleErrors, stop func()) {
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(browser),
+		chromedp.ExecPath(path),
 		chromedp.NoSandbox, // CI runs as root
 		chromedp.Headless,
 		chromedp.DisableGPU,
@@ -129,13 +155,8 @@ func TestConsoleInBrowser(t *testing.T) {
 		chromedp.UserDataDir(t.TempDir()),
 	)
 	allocCtx, cancelAlloc := chromedp.NewExecAllocator(ctx, opts...)
-	defer cancelAlloc()
 	bctx, cancelBrowser := chromedp.NewContext(allocCtx)
-	defer cancelBrowser()
-
-	// Collect the page's errors: uncaught exceptions, console.error and
-	// failed loads from the browser log.
-	errs := &consoleErrors{}
+	errs = &consoleErrors{}
 	consoleDone := make(chan struct{})
 	messages := chromedp.Console(bctx)
 	go func() {
@@ -149,10 +170,33 @@ func TestConsoleInBrowser(t *testing.T) {
 			}
 		}
 	}()
-	defer func() {
+	return bctx, errs, func() {
 		_ = chromedp.Cancel(bctx)
 		<-consoleDone
-	}()
+		cancelBrowser()
+		cancelAlloc()
+	}
+}
+
+// TestConsoleInBrowser drives the console in headless Chromium: it opens
+// the console URL with the token, sees a real client's session appear,
+// clicks "Down", sees the failed requests in the log while the client goes
+// to Grace, clicks "Up" and sees the client return to Active. It saves a
+// screenshot and checks that the page logged no error. With CI set it fails
+// when no browser is installed; otherwise it skips.
+//
+// LICENSETEST_CONSOLE_SCREENSHOT=path also writes the screenshot there (the
+// one in docs/ was made so).
+func TestConsoleInBrowser(t *testing.T) {
+	browser := needBrowser(t)
+	t.Parallel()
+
+	s, adm, hs := startConsole(t, licensetest.License{ProductGUID: product, Key: "K-1", Seats: 1,
+		SessionDuration: 2 * time.Second, GracePeriod: 40 * time.Second, Features: "pro"})
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Second)
+	defer cancel()
+	bctx, errs, stop := startBrowser(t, ctx, browser)
+	defer stop()
 
 	// Open the console URL: the token goes into a cookie and out of the
 	// address bar.
@@ -166,14 +210,8 @@ func TestConsoleInBrowser(t *testing.T) {
 	assert.NotContains(t, location, adm.Token())
 
 	// A real client, over real loopback HTTP.
-	c, err := license.New(license.Config{
-		ServerURL: s.URL, APIKey: s.Info().APIKey, ServerPublicKey: s.Info().PublicKey.EncodeBase64(),
-		ProductGUID: product, LicenseKey: "K-1", StateDir: t.TempDir(),
-	},
-		license.WithFingerprintSource(func(context.Context) (*fingerprint.Fingerprint, error) { return scenarioFingerprint(), nil }),
-		license.WithRetry(license.Retry{MinBackoff: 100 * time.Millisecond, MaxBackoff: 500 * time.Millisecond}),
-	)
-	require.NoError(t, err)
+	c := newClient(t, s, "K-1",
+		license.WithRetry(license.Retry{MinBackoff: 100 * time.Millisecond, MaxBackoff: 500 * time.Millisecond}))
 	require.NoError(t, c.Start(ctx))
 	defer func() { _ = c.Close(context.Background()) }()
 	require.Equal(t, license.Active, c.Status().State)
@@ -307,4 +345,106 @@ func scenarioFingerprint() *fingerprint.Fingerprint {
 			{Name: fingerprint.NameMachineID, Value: "5e1f00d1", Strength: fingerprint.Strong},
 		},
 	}
+}
+
+// airGap is the network of an offline machine.
+type airGap struct{}
+
+func (airGap) RoundTrip(*http.Request) (*http.Response, error) {
+	return nil, errors.New("offline machine: no network")
+}
+
+// TestConsoleOfflineInBrowser drives the console's offline activation page
+// in headless Chromium: a real client on a machine without a network writes
+// its request file, the page uploads it and the browser downloads the reply
+// file, which activates the client. A new machine carries two files
+// (register, then begin), so the page is used twice. With CI set it fails
+// when no browser is installed; otherwise it skips.
+func TestConsoleOfflineInBrowser(t *testing.T) {
+	browserPath := needBrowser(t)
+	t.Parallel()
+
+	s, adm, hs := startConsole(t, licensetest.License{ProductGUID: product, Key: "K-OFFLINE-1", Seats: 1,
+		SessionDuration: 90 * 24 * time.Hour, GracePeriod: 14 * 24 * time.Hour, Features: "pro"})
+
+	// The offline machine.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c := newClient(t, s, "K-OFFLINE-1", license.WithRoundTripper(airGap{}), license.WithRetry(license.Retry{Attempts: 1}))
+	defer c.Close(context.Background()) //nolint:errcheck // offline: Close cannot end the session
+
+	bctx, errs, stop := startBrowser(t, ctx, browserPath)
+	defer stop()
+
+	// Open the console with its token, then follow the link to the
+	// offline activation page.
+	downloads := t.TempDir()
+	require.NoError(t, chromedp.Do(bctx,
+		chromedp.Navigate(adm.ConsoleURL(hs.URL)),
+		chromedp.Click(css("#offline-link")),
+		chromedp.WaitVisible(css("#offline-file")),
+		chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
+			_, err := chromedp.Call(ctx, browser.SetDownloadBehavior, browser.SetDownloadBehaviorParams{
+				Behavior: browser.SetDownloadBehaviorBehaviorAllowAndName, DownloadPath: downloads, EventsEnabled: new(true),
+			})
+			return err
+		}),
+	))
+	location, err := chromedp.Run(bctx, chromedp.Location())
+	require.NoError(t, err)
+	assert.Equal(t, hs.URL+"/admin/offline", location)
+
+	files := t.TempDir()
+	for trip := 1; ; trip++ {
+		// The offline machine writes its request file; a person uploads it.
+		var req bytes.Buffer
+		require.NoError(t, c.OfflineRequest(ctx, &req))
+		reqPath := filepath.Join(files, "request.txt")
+		require.NoError(t, os.WriteFile(reqPath, req.Bytes(), 0o600))
+		require.NoError(t, chromedp.Do(bctx,
+			chromedp.SetUploadFiles(css("#offline-file"), []string{reqPath}),
+			chromedp.Click(css("#offline-submit")),
+			chromedp.WaitVisible(css("#offline-download")),
+		))
+		assert.Contains(t, text(t, bctx, "#offline-status"), "Answered request.txt")
+		assert.Contains(t, text(t, bctx, "#offline-summary"), " 200")
+
+		// And downloads the reply file.
+		progress := chromedp.Events(bctx, browser.DownloadProgress)
+		require.NoError(t, chromedp.Do(bctx, chromedp.Click(css("#offline-download"))))
+		var guid string
+		for ev, err := range progress {
+			require.NoError(t, err)
+			if ev.State == browser.DownloadProgressStateCompleted {
+				guid = ev.GUID
+				break
+			}
+		}
+		reply, err := os.ReadFile(filepath.Join(downloads, guid))
+		require.NoError(t, err)
+		require.True(t, bytes.HasPrefix(reply, []byte("licensekit offline reply\n")), "%s", reply)
+
+		// Back on the offline machine.
+		more, err := c.ActivateOffline(ctx, bytes.NewReader(reply))
+		require.NoError(t, err, "trip %d", trip)
+		if !more {
+			break
+		}
+		require.Less(t, trip, 2, "a new machine carries two files")
+	}
+	assert.Equal(t, license.Active, c.Status().State)
+	assert.True(t, c.HasFeature("pro"))
+	assert.Equal(t, 1, s.SeatsInUse(product, "K-OFFLINE-1"))
+
+	assert.Empty(t, errs.all(), "the offline page logged errors")
+
+	// A file that is not a request file: the page says so (the browser
+	// logs the 400 it got).
+	bad := filepath.Join(files, "notes.txt")
+	require.NoError(t, os.WriteFile(bad, []byte("hello"), 0o600))
+	require.NoError(t, chromedp.Do(bctx,
+		chromedp.SetUploadFiles(css("#offline-file"), []string{bad}),
+		chromedp.Click(css("#offline-submit")),
+	))
+	assert.Contains(t, text(t, bctx, "#offline-status.bad-text"), "not a licensekit offline request file")
 }
