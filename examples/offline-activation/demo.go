@@ -5,8 +5,10 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
+	"github.com/licensekit/licensekit-go/examples/internal/serverflags"
 	"github.com/licensekit/licensekit-go/license"
 	"github.com/licensekit/licensekit-go/license/licensetest"
 )
@@ -53,20 +55,14 @@ func runDemo(ctx context.Context, args []string, io ios) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	srv := licensetest.NewServer(nil)
-	defer srv.Close()
-	if err := srv.AddLicense(licensetest.License{ProductGUID: demoProduct, Key: demoLicense, Seats: 1,
-		SessionDuration: demoSession, GracePeriod: demoGrace, Features: demoFeatures}); err != nil {
+	srv, cfg, err := serverflags.StartMock(licensetest.License{ProductGUID: demoProduct, Key: demoLicense, Seats: 1,
+		SessionDuration: demoSession, GracePeriod: demoGrace, Features: demoFeatures})
+	if err != nil {
 		return err
 	}
-	c, err := license.New(license.Config{
-		ServerURL:       offlineURL,
-		APIKey:          srv.Info().APIKey,
-		ServerPublicKey: srv.Info().PublicKey.EncodeBase64(),
-		ProductGUID:     demoProduct,
-		LicenseKey:      demoLicense,
-		StateDir:        dir + "/state",
-	}, offlineOptions(license.WithRollbackRecordDir(dir+"/rollback"))...)
+	defer srv.Close()
+	cfg.ServerURL, cfg.StateDir = offlineURL, dir+"/state"
+	c, err := license.New(cfg, offlineOptions(license.WithRollbackRecordDir(dir+"/rollback"))...)
 	if err != nil {
 		return err
 	}
@@ -82,16 +78,8 @@ func runDemo(ctx context.Context, args []string, io ios) error {
 func (d *demo) script(ctx context.Context) error {
 	// 1-3: request, exchange, activate; a new machine carries two files.
 	var begin []byte
-	for trip := 1; ; trip++ {
-		req, err := d.request(ctx)
-		if err != nil {
-			return err
-		}
-		reply, err := d.exchange(ctx, req)
-		if err != nil {
-			return err
-		}
-		more, err := d.activate(ctx, reply)
+	for {
+		req, _, more, err := d.trip(ctx)
 		if err != nil {
 			return err
 		}
@@ -125,15 +113,8 @@ func (d *demo) script(ctx context.Context) error {
 	d.step(time.Since(t), "start (offline): %s", d.c.Status().State)
 
 	// 4: refresh by file.
-	req, err := d.request(ctx)
+	_, reply, _, err := d.trip(ctx)
 	if err != nil {
-		return err
-	}
-	reply, err := d.exchange(ctx, req)
-	if err != nil {
-		return err
-	}
-	if _, err := d.activate(ctx, reply); err != nil {
 		return err
 	}
 	st = d.c.Status()
@@ -158,6 +139,20 @@ func (d *demo) script(ctx context.Context) error {
 	}
 	fmt.Fprintf(d.io.out, "done in %s\n", time.Since(d.t0).Round(time.Millisecond))
 	return nil
+}
+
+// trip carries one request file from the offline machine to the server and
+// its reply file back, and activates it: request, exchange, activate. more
+// reports that the machine needs another trip.
+func (d *demo) trip(ctx context.Context) (req, reply []byte, more bool, err error) {
+	if req, err = d.request(ctx); err != nil {
+		return nil, nil, false, err
+	}
+	if reply, err = d.exchange(ctx, req); err != nil {
+		return nil, nil, false, err
+	}
+	more, err = d.activate(ctx, reply)
+	return req, reply, more, err
 }
 
 // request writes the offline machine's next request file.
@@ -191,7 +186,7 @@ func (d *demo) exchange(ctx context.Context, req []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	d.step(time.Since(t), "exchange: reply file, %d bytes (%s)", b.Len(), joinHeaders(blockHeaders(b.Bytes())))
+	d.step(time.Since(t), "exchange: reply file, %d bytes (%s)", b.Len(), strings.Join(blockHeaders(b.Bytes()), ", "))
 	return b.Bytes(), nil
 }
 
@@ -214,17 +209,6 @@ func headerValue(text []byte, name string) string {
 		}
 	}
 	return ""
-}
-
-func joinHeaders(h []string) string {
-	var b bytes.Buffer
-	for i, l := range h {
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		b.WriteString(l)
-	}
-	return b.String()
 }
 
 // replyBodies returns a reply file without its Created line (the time of
