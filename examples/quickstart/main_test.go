@@ -114,14 +114,23 @@ func TestRunAgainstServerFlags(t *testing.T) {
 	}
 }
 
+// startServer starts a mock holding lic and returns it with the flags that
+// point the quickstart at it in shared-secret mode.
+func startServer(t *testing.T, lic licensetest.License) (*licensetest.Server, []string) {
+	t.Helper()
+	srv := licensetest.NewServer(nil)
+	t.Cleanup(srv.Close)
+	require.NoError(t, srv.AddLicense(lic))
+	return srv, []string{"-server", srv.URL, "-api-key", srv.Info().APIKey,
+		"-shared-secret", base64.StdEncoding.EncodeToString(srv.Info().Secret), "-product", lic.ProductGUID, "-license", lic.Key}
+}
+
 // TestRunStopsWhenRefused revokes the licence while the quickstart runs:
 // the next renewal is refused, Done closes, and run reports why.
 func TestRunStopsWhenRefused(t *testing.T) {
 	t.Parallel()
-	srv := licensetest.NewServer(nil)
-	t.Cleanup(srv.Close)
-	require.NoError(t, srv.AddLicense(licensetest.License{ProductGUID: "p-2", Key: "K-2",
-		SessionDuration: time.Second, GracePeriod: time.Hour}))
+	srv, args := startServer(t, licensetest.License{ProductGUID: "p-2", Key: "K-2",
+		SessionDuration: time.Second, GracePeriod: time.Hour})
 	stop := make(chan struct{})
 	revoked := make(chan struct{})
 	go func() { // revoke once the session has begun
@@ -137,8 +146,7 @@ func TestRunStopsWhenRefused(t *testing.T) {
 	}()
 	t.Cleanup(func() { close(stop); <-revoked })
 	var out bytes.Buffer
-	err := run(context.Background(), []string{"-for", "5s", "-server", srv.URL, "-api-key", srv.Info().APIKey,
-		"-shared-secret", base64.StdEncoding.EncodeToString(srv.Info().Secret), "-product", "p-2", "-license", "K-2"}, &out)
+	err := run(context.Background(), append([]string{"-for", "5s"}, args...), &out)
 	require.ErrorIs(t, err, license.ErrRevoked)
 	s := out.String()
 	assert.Equal(t, []string{"Idle → Active", "Active → Refused"}, transitions(s), s, "Close keeps Refused")
@@ -150,13 +158,10 @@ func TestRunStopsWhenRefused(t *testing.T) {
 // so and does not claim to have ended a session.
 func TestRunRefusedAtStart(t *testing.T) {
 	t.Parallel()
-	srv := licensetest.NewServer(nil)
-	t.Cleanup(srv.Close)
-	require.NoError(t, srv.AddLicense(licensetest.License{ProductGUID: "p-3", Key: "K-3"}))
+	srv, args := startServer(t, licensetest.License{ProductGUID: "p-3", Key: "K-3"})
 	require.NoError(t, srv.SetLicenseState("p-3", "K-3", licensetest.Revoked))
 	var out bytes.Buffer
-	err := run(context.Background(), []string{"-server", srv.URL, "-api-key", srv.Info().APIKey,
-		"-shared-secret", base64.StdEncoding.EncodeToString(srv.Info().Secret), "-product", "p-3", "-license", "K-3"}, &out)
+	err := run(context.Background(), args, &out)
 	require.ErrorIs(t, err, license.ErrRevoked)
 	s := out.String()
 	assert.NotContains(t, s, "session ended", s)
@@ -200,6 +205,10 @@ func taggedTransitions(out string) []string {
 	return got
 }
 
+// twoOutages are the state changes of the outage demo up to the second
+// outage's Grace.
+var twoOutages = []string{"[1] Idle → Active", "[1] Active → Grace", "[1] Grace → Active", "[1] Active → Grace"}
+
 // TestRunWithRestart runs the whole script at speed 4 and checks the
 // state sequence, the restart and the feature gate.
 func TestRunWithRestart(t *testing.T) {
@@ -207,16 +216,12 @@ func TestRunWithRestart(t *testing.T) {
 	var out bytes.Buffer
 	require.NoError(t, run(context.Background(), []string{"-outage", "-speed", "4"}, &out))
 	s := out.String()
-	assert.Equal(t, []string{
-		"[1] Idle → Active",
-		"[1] Active → Grace",
-		"[1] Grace → Active",
-		"[1] Active → Grace",
+	assert.Equal(t, append(twoOutages,
 		"[1] Grace → Ended", // the process stops while offline
 		"[2] Idle → Grace",  // and starts again, in Grace
 		"[2] Grace → Expired",
 		"[2] Expired → Ended",
-	}, taggedTransitions(s), s)
+	), taggedTransitions(s), s)
 
 	// The restarted process resumes the old grace deadline.
 	deadlines := regexp.MustCompile(`grace deadline (?:before|after) the restart:\s+(\S+)\s+\((\S+)\)`).FindAllStringSubmatch(s, -1)
@@ -241,14 +246,7 @@ func TestRunWithoutRestart(t *testing.T) {
 	var out bytes.Buffer
 	require.NoError(t, run(context.Background(), []string{"-outage", "-speed", "4", "-restart=false"}, &out))
 	s := out.String()
-	assert.Equal(t, []string{
-		"[1] Idle → Active",
-		"[1] Active → Grace",
-		"[1] Grace → Active",
-		"[1] Active → Grace",
-		"[1] Grace → Expired",
-		"[1] Expired → Ended",
-	}, taggedTransitions(s), s)
+	assert.Equal(t, append(twoOutages, "[1] Grace → Expired", "[1] Expired → Ended"), taggedTransitions(s), s)
 	assert.NotContains(t, s, "[2]")
 }
 
