@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/licensekit/licensekit-go/license/licensetest"
+	"github.com/licensekit/licensekit-go/license/licensetest/internal/wiretest"
 )
 
 // BenchmarkLifecycle measures register, begin, extend and end over loopback
@@ -50,9 +51,9 @@ func BenchmarkLifecycle(b *testing.B) {
 			if err := s.AddLicense(licensetest.License{ProductGUID: product, Key: key}); err != nil {
 				b.Fatal(err)
 			}
-			c := newClient(b, s, nil)
+			c := wiretest.NewClient(b, s, nil)
 			if mode == "shared_secret" {
-				c = newSecretClient(b, s, nil)
+				c = wiretest.NewSecretClient(b, s, nil)
 			}
 			var worker atomic.Int64
 			b.SetParallelism(4)
@@ -60,7 +61,7 @@ func BenchmarkLifecycle(b *testing.B) {
 			b.RunParallel(func(pb *testing.PB) {
 				n := int(worker.Add(1))
 				for pb.Next() {
-					if err := c.lifecycle(n); err != nil {
+					if err := c.Lifecycle(n); err != nil {
 						b.Error(err)
 						return
 					}

@@ -21,6 +21,7 @@ import (
 	"github.com/licensekit/licensekit-go/envelope"
 	"github.com/licensekit/licensekit-go/internal/wire"
 	"github.com/licensekit/licensekit-go/license/licensetest"
+	"github.com/licensekit/licensekit-go/license/licensetest/internal/wiretest"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -57,13 +58,13 @@ func keysOf(tb testing.TB, body []byte) []string {
 }
 
 func regFor(p, k string, n int) wire.RegisterRequest {
-	r := registerReq(n)
+	r := wiretest.RegisterReq(n)
 	r.ProductGUID, r.LicenseKey = p, k
 	return r
 }
 
 func beginFor(p, k, guid string, n int) wire.BeginRequest {
-	return wire.BeginRequest{ProductGUID: p, LicenseKey: k, InstanceGUID: guid, Machine: machine(n)}
+	return wire.BeginRequest{ProductGUID: p, LicenseKey: k, InstanceGUID: guid, Machine: wiretest.Machine(n)}
 }
 
 // patch marshals v, then sets (or, for a nil value, deletes) one member.
@@ -87,7 +88,7 @@ func patch(v any, name string, value any) []byte {
 // state, for the failure table.
 type fixture struct {
 	s                            *licensetest.Server
-	c                            *client
+	c                            *wiretest.Client
 	clock                        *fakeClock
 	guid1, guid2                 string
 	live, ended, lapsed, revoked string
@@ -107,35 +108,35 @@ func newFixture(t *testing.T) *fixture {
 	} {
 		require.NoError(t, fx.s.AddLicense(l))
 	}
-	fx.c = newClient(t, fx.s, nil)
-	fx.guid1 = fx.c.registerFor(t, "p1", "k1", 1)
-	fx.live = fx.c.beginFor(t, "p1", "k1", fx.guid1)
-	fx.guid2 = fx.c.registerFor(t, "p2", "k2", 2)
-	fx.ended = fx.c.beginFor(t, "p2", "k2", fx.guid2)
-	fx.c.end(t, fx.ended)
-	g3 := fx.c.registerFor(t, "p3", "k3", 3)
-	fx.lapsed = fx.c.beginFor(t, "p3", "k3", g3)
-	g4 := fx.c.registerFor(t, "p4", "k4", 4)
-	fx.revoked = fx.c.beginFor(t, "p4", "k4", g4)
+	fx.c = wiretest.NewClient(t, fx.s, nil)
+	fx.guid1 = registerFor(t, fx.c, "p1", "k1", 1)
+	fx.live = beginAs(t, fx.c, "p1", "k1", fx.guid1)
+	fx.guid2 = registerFor(t, fx.c, "p2", "k2", 2)
+	fx.ended = beginAs(t, fx.c, "p2", "k2", fx.guid2)
+	fx.c.End(t, fx.ended)
+	g3 := registerFor(t, fx.c, "p3", "k3", 3)
+	fx.lapsed = beginAs(t, fx.c, "p3", "k3", g3)
+	g4 := registerFor(t, fx.c, "p4", "k4", 4)
+	fx.revoked = beginAs(t, fx.c, "p4", "k4", g4)
 	require.NoError(t, fx.s.SetLicenseState("p4", "k4", licensetest.Revoked))
 	fx.clock.Advance(11 * time.Second)
 	return fx
 }
 
-func (c *client) registerFor(tb testing.TB, p, k string, n int) string {
+func registerFor(tb testing.TB, c *wiretest.Client, p, k string, n int) string {
 	tb.Helper()
-	r := c.mustPost(tb, licensetest.Register, regFor(p, k, n))
-	require.Equal(tb, http.StatusOK, r.status, "%s", r.body)
-	rep, err := wire.DecodeRegister(r.body)
+	r := c.MustPost(tb, licensetest.Register, regFor(p, k, n))
+	require.Equal(tb, http.StatusOK, r.Status, "%s", r.Body)
+	rep, err := wire.DecodeRegister(r.Body)
 	require.NoError(tb, err)
 	return rep.GUID
 }
 
-func (c *client) beginFor(tb testing.TB, p, k, guid string) string {
+func beginAs(tb testing.TB, c *wiretest.Client, p, k, guid string) string {
 	tb.Helper()
-	r := c.mustPost(tb, licensetest.Begin, beginFor(p, k, guid, 0))
-	require.Equal(tb, http.StatusOK, r.status, "%s", r.body)
-	rep, err := wire.DecodeBegin(r.body)
+	r := c.MustPost(tb, licensetest.Begin, beginFor(p, k, guid, 0))
+	require.Equal(tb, http.StatusOK, r.Status, "%s", r.Body)
+	rep, err := wire.DecodeBegin(r.Body)
 	require.NoError(tb, err)
 	return rep.Token
 }
@@ -163,7 +164,7 @@ func TestFailures(t *testing.T) {
 				return []byte(`{"key":"` + fx.s.Info().APIKey + `","data":"AAAA","data":"AAAA"}`)
 			}, 400, "envelope: malformed request"},
 			tc{ep, "unknown api key", nil, func(fx *fixture) []byte {
-				sd, _ := fx.c.sealer.Seal(envelope.Request{APIKey: "other", Endpoint: ep}, []byte(`{}`))
+				sd, _ := fx.c.Sealer.Seal(envelope.Request{APIKey: "other", Endpoint: ep}, []byte(`{}`))
 				b, _ := json.Marshal(wire.Request{Key: "other", Data: sd.Data})
 				return b
 			}, 401, "envelope: request does not authenticate"},
@@ -179,12 +180,12 @@ func TestFailures(t *testing.T) {
 				return b
 			}, 401, "envelope: request does not authenticate"},
 			tc{ep, "data sealed for another endpoint", nil, func(fx *fixture) []byte {
-				sd, _ := fx.c.sealer.Seal(envelope.Request{APIKey: fx.s.Info().APIKey, Endpoint: otherEndpoint(ep)}, []byte(`{}`))
+				sd, _ := fx.c.Sealer.Seal(envelope.Request{APIKey: fx.s.Info().APIKey, Endpoint: otherEndpoint(ep)}, []byte(`{}`))
 				b, _ := json.Marshal(wire.Request{Key: fx.s.Info().APIKey, Data: sd.Data})
 				return b
 			}, 401, "envelope: request does not authenticate"},
 			tc{ep, "stale timestamp", nil, func(fx *fixture) []byte {
-				sd, _ := fx.c.sealer.Seal(envelope.Request{APIKey: fx.s.Info().APIKey, Endpoint: ep, Time: time.Now().Add(-time.Hour)}, []byte(`{}`))
+				sd, _ := fx.c.Sealer.Seal(envelope.Request{APIKey: fx.s.Info().APIKey, Endpoint: ep, Time: time.Now().Add(-time.Hour)}, []byte(`{}`))
 				b, _ := json.Marshal(wire.Request{Key: fx.s.Info().APIKey, Data: sd.Data})
 				return b
 			}, 401, "envelope: timestamp outside the accepted window"},
@@ -260,12 +261,12 @@ func TestFailures(t *testing.T) {
 	for i, c := range cases {
 		t.Run(c.endpoint+"/"+c.name, func(t *testing.T) {
 			t.Parallel()
-			var r *reply
+			var r *wiretest.Reply
 			var err error
 			if c.raw != nil {
-				r, err = fx.c.raw(c.endpoint, c.raw(fx), nil)
+				r, err = fx.c.PostRaw(c.endpoint, c.raw(fx), nil)
 			} else {
-				r, err = fx.c.post(c.endpoint, c.payload(fx))
+				r, err = fx.c.Post(c.endpoint, c.payload(fx))
 			}
 			require.NoError(t, err)
 			// Raw bodies fail at the envelope: those are envelope-level
@@ -280,18 +281,18 @@ func TestFailures(t *testing.T) {
 					want = http.StatusUnprocessableEntity
 				}
 			}
-			_, isRejection := envelope.ParseRejection(r.status, r.body)
+			_, isRejection := envelope.ParseRejection(r.Status, r.Body)
 			assert.Equal(t, envelopeLevel, isRejection, "envelope-level rejection")
-			assert.Equal(t, want, r.status, "body %s", r.body)
-			assert.Equal(t, "application/json", r.header.Get("Content-Type"))
-			assert.Equal(t, keys, keysOf(t, r.body))
-			f := wire.DecodeFailure(c.endpoint, r.body)
-			require.NotNil(t, f, "body %s", r.body)
+			assert.Equal(t, want, r.Status, "body %s", r.Body)
+			assert.Equal(t, "application/json", r.Header.Get("Content-Type"))
+			assert.Equal(t, keys, keysOf(t, r.Body))
+			f := wire.DecodeFailure(c.endpoint, r.Body)
+			require.NotNil(t, f, "body %s", r.Body)
 			assert.False(t, f.Success)
 			assert.Contains(t, f.Message, c.word)
 			assert.Equal(t, fx.clock.Now(), f.Time.Time, "time %q", f.Time.Raw)
 			mu.Lock()
-			lines[i] = fmt.Sprintf("%-17s %-32s %d %s", c.endpoint, c.name, r.status, f.Message)
+			lines[i] = fmt.Sprintf("%-17s %-32s %d %s", c.endpoint, c.name, r.Status, f.Message)
 			mu.Unlock()
 		})
 	}
@@ -320,7 +321,7 @@ func golden(t *testing.T, name string, got []byte) {
 
 func TestRoutingFailures(t *testing.T) {
 	t.Parallel()
-	s := newServer(t, licensetest.License{})
+	s := wiretest.NewServer(t, licensetest.License{})
 	for _, c := range []struct {
 		method, path string
 		status       int
@@ -346,14 +347,14 @@ func TestRoutingFailures(t *testing.T) {
 func TestSuccessShapes(t *testing.T) {
 	t.Parallel()
 	clock := newFakeClock()
-	s := newServer(t, licensetest.License{Seats: 3, SessionDuration: time.Minute, GracePeriod: time.Hour, Features: `{"pro":true}`}, &licensetest.Config{Clock: clock.Now})
-	c := newClient(t, s, nil)
+	s := wiretest.NewServer(t, licensetest.License{Seats: 3, SessionDuration: time.Minute, GracePeriod: time.Hour, Features: `{"pro":true}`}, &licensetest.Config{Clock: clock.Now})
+	c := wiretest.NewClient(t, s, nil)
 
-	r := c.mustPost(t, licensetest.Register, registerReq(1))
-	assert.Equal(t, http.StatusOK, r.status)
-	assert.Equal(t, "application/json", r.header.Get("Content-Type"))
-	assert.Equal(t, []string{"control_options", "first_registered_at", "guid", "success", "time"}, keysOf(t, r.body))
-	reg, err := wire.DecodeRegister(r.body)
+	r := c.MustPost(t, licensetest.Register, wiretest.RegisterReq(1))
+	assert.Equal(t, http.StatusOK, r.Status)
+	assert.Equal(t, "application/json", r.Header.Get("Content-Type"))
+	assert.Equal(t, []string{"control_options", "first_registered_at", "guid", "success", "time"}, keysOf(t, r.Body))
+	reg, err := wire.DecodeRegister(r.Body)
 	require.NoError(t, err)
 	assert.True(t, reg.Success)
 	assert.Equal(t, clock.Now(), reg.Time.Time)
@@ -361,9 +362,9 @@ func TestSuccessShapes(t *testing.T) {
 	assert.Regexp(t, `^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`, reg.GUID)
 	assert.Equal(t, wire.ControlOptions{SessionDuration: 60, ValidationGracePeriod: 3600}, reg.ControlOptions)
 
-	r = c.mustPost(t, licensetest.Begin, beginFor(product, key, reg.GUID, 1))
-	assert.Equal(t, []string{"control_options", "features", "session_key", "status", "time", "token"}, keysOf(t, r.body))
-	b, err := wire.DecodeBegin(r.body)
+	r = c.MustPost(t, licensetest.Begin, beginFor(product, key, reg.GUID, 1))
+	assert.Equal(t, []string{"control_options", "features", "session_key", "status", "time", "token"}, keysOf(t, r.Body))
+	b, err := wire.DecodeBegin(r.Body)
 	require.NoError(t, err)
 	assert.EqualValues(t, licensetest.SessionStatus, b.Status)
 	assert.NotEmpty(t, b.SessionKey)
@@ -372,17 +373,17 @@ func TestSuccessShapes(t *testing.T) {
 	assert.Equal(t, `{"pro":true}`, b.Features)
 	assert.Equal(t, wire.ControlOptions{SessionDuration: 60, ValidationGracePeriod: 3600}, b.ControlOptions)
 
-	r = c.mustPost(t, licensetest.Extend, wire.ExtendRequest{Token: b.Token})
-	assert.Equal(t, []string{"control_options", "status", "time", "token"}, keysOf(t, r.body))
-	e, err := wire.DecodeExtend(r.body)
+	r = c.MustPost(t, licensetest.Extend, wire.ExtendRequest{Token: b.Token})
+	assert.Equal(t, []string{"control_options", "status", "time", "token"}, keysOf(t, r.Body))
+	e, err := wire.DecodeExtend(r.Body)
 	require.NoError(t, err)
 	assert.EqualValues(t, 1, e.Status)
 	assert.Equal(t, b.Token, e.Token)
 
-	r = c.mustPost(t, licensetest.End, wire.EndRequest{Token: b.Token})
-	assert.Equal(t, http.StatusOK, r.status)
-	assert.Equal(t, []string{"time"}, keysOf(t, r.body))
-	end, err := wire.DecodeEnd(r.body)
+	r = c.MustPost(t, licensetest.End, wire.EndRequest{Token: b.Token})
+	assert.Equal(t, http.StatusOK, r.Status)
+	assert.Equal(t, []string{"time"}, keysOf(t, r.Body))
+	end, err := wire.DecodeEnd(r.Body)
 	require.NoError(t, err)
 	assert.Equal(t, clock.Now(), end.Time.Time)
 }
@@ -407,16 +408,16 @@ func TestModes(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
-			s := newServer(t, licensetestLicense(), c.cfg)
+			s := wiretest.NewServer(t, wiretest.License(), c.cfg)
 			var opts []envelope.Option
 			if c.sealed {
 				opts = append(opts, envelope.WithSealedReplies())
 			}
-			cl := newClient(t, s, nil, opts...)
+			cl := wiretest.NewClient(t, s, nil, opts...)
 			if c.secret {
-				cl = newSecretClient(t, s, nil, opts...)
+				cl = wiretest.NewSecretClient(t, s, nil, opts...)
 			}
-			require.NoError(t, cl.lifecycle(1))
+			require.NoError(t, cl.Lifecycle(1))
 			reqs := s.Requests()
 			require.Len(t, reqs, 4)
 			for _, r := range reqs {
@@ -424,17 +425,17 @@ func TestModes(t *testing.T) {
 				assert.Equal(t, http.StatusOK, r.Status, r.Endpoint)
 			}
 			if c.sealed {
-				r, err := cl.post(licensetest.Extend, wire.ExtendRequest{Token: "nope"})
+				r, err := cl.Post(licensetest.Extend, wire.ExtendRequest{Token: "nope"})
 				require.NoError(t, err)
-				require.NoError(t, r.err)
-				assert.Equal(t, []string{"data"}, keysOf(t, r.raw), "a sealed failure")
-				assert.Equal(t, "unknown token", r.failure().Message)
+				require.NoError(t, r.Err)
+				assert.Equal(t, []string{"data"}, keysOf(t, r.Raw), "a sealed failure")
+				assert.Equal(t, "unknown token", r.Failure().Message)
 			}
 		})
 	}
 	t.Run("private key is used", func(t *testing.T) {
 		t.Parallel()
-		s := newServer(t, licensetest.License{}, &licensetest.Config{PrivateKey: mlkem, Secret: make([]byte, 32), APIKey: "api-key"})
+		s := wiretest.NewServer(t, licensetest.License{}, &licensetest.Config{PrivateKey: mlkem, Secret: make([]byte, 32), APIKey: "api-key"})
 		assert.Equal(t, mlkem.KeyID(), s.Info().PublicKey.KeyID())
 		assert.True(t, mlkem.Public().Equal(s.Info().PublicKey))
 		assert.Equal(t, make([]byte, 32), s.Info().Secret)
@@ -442,12 +443,12 @@ func TestModes(t *testing.T) {
 	})
 	t.Run("sealed replies required", func(t *testing.T) {
 		t.Parallel()
-		s := newServer(t, licensetest.License{}, &licensetest.Config{SealedReplies: true})
-		r, err := newClient(t, s, nil).post(licensetest.Register, registerReq(1))
+		s := wiretest.NewServer(t, licensetest.License{}, &licensetest.Config{SealedReplies: true})
+		r, err := wiretest.NewClient(t, s, nil).Post(licensetest.Register, wiretest.RegisterReq(1))
 		require.NoError(t, err)
-		assert.Equal(t, http.StatusBadRequest, r.status)
-		assert.Equal(t, "envelope: malformed request", r.failure().Message)
-		rej, ok := envelope.ParseRejection(r.status, r.raw)
+		assert.Equal(t, http.StatusBadRequest, r.Status)
+		assert.Equal(t, "envelope: malformed request", r.Failure().Message)
+		rej, ok := envelope.ParseRejection(r.Status, r.Raw)
 		require.True(t, ok)
 		assert.Equal(t, envelope.CodeMalformed, rej.Code)
 	})
@@ -456,17 +457,17 @@ func TestModes(t *testing.T) {
 func TestRegisterIdempotent(t *testing.T) {
 	t.Parallel()
 	clock := newFakeClock()
-	s := newServer(t, licensetest.License{}, &licensetest.Config{Clock: clock.Now})
-	c := newClient(t, s, nil)
-	first := c.register(t, 1)
+	s := wiretest.NewServer(t, licensetest.License{}, &licensetest.Config{Clock: clock.Now})
+	c := wiretest.NewClient(t, s, nil)
+	first := c.Register(t, 1)
 	clock.Advance(time.Hour)
 
-	again := registerReq(1)
+	again := wiretest.RegisterReq(1)
 	again.IPAddress = "192.168.1.9"                                         // ignored
 	again.MACAddresses = []string{"00:11:22:33:44:01", "00:11:22:33:44:01"} // same set
 	again.UserHash = map[string]string{"other": "x"}                        // not identity
-	r := c.mustPost(t, licensetest.Register, again)
-	rep, err := wire.DecodeRegister(r.body)
+	r := c.MustPost(t, licensetest.Register, again)
+	rep, err := wire.DecodeRegister(r.Body)
 	require.NoError(t, err)
 	assert.Equal(t, first.GUID, rep.GUID)
 	assert.Equal(t, first.FirstRegisteredAt, rep.FirstRegisteredAt)
@@ -479,9 +480,9 @@ func TestRegisterIdempotent(t *testing.T) {
 		"mac":      func(r *wire.RegisterRequest) { r.MACAddresses = append(r.MACAddresses, "ff:ff:ff:ff:ff:ff") },
 		"hostname": func(r *wire.RegisterRequest) { r.HostName = "other" },
 	} {
-		req := registerReq(1)
+		req := wiretest.RegisterReq(1)
 		mut(&req)
-		rep, err := wire.DecodeRegister(c.mustPost(t, licensetest.Register, req).body)
+		rep, err := wire.DecodeRegister(c.MustPost(t, licensetest.Register, req).Body)
 		require.NoError(t, err)
 		assert.NotEqual(t, first.GUID, rep.GUID, name)
 	}
@@ -500,9 +501,9 @@ func TestRegisterIdempotent(t *testing.T) {
 
 func TestRegisterKOfN(t *testing.T) {
 	t.Parallel()
-	s := newServer(t, licensetest.License{}, &licensetest.Config{Match: licensetest.KOfN(3)})
-	c := newClient(t, s, nil)
-	first := c.register(t, 1)
+	s := wiretest.NewServer(t, licensetest.License{}, &licensetest.Config{Match: licensetest.KOfN(3)})
+	c := wiretest.NewClient(t, s, nil)
+	first := c.Register(t, 1)
 	for _, tt := range []struct {
 		name string
 		mut  func(*wire.RegisterRequest)
@@ -517,9 +518,9 @@ func TestRegisterKOfN(t *testing.T) {
 		{"empty fields do not count", func(r *wire.RegisterRequest) { r.CPUID, r.HostName, r.VolumeHash = "", "", "" }, false},
 		{"other user", func(r *wire.RegisterRequest) { r.Email = "eve@example.com" }, false},
 	} {
-		req := registerReq(1)
+		req := wiretest.RegisterReq(1)
 		tt.mut(&req)
-		rep, err := wire.DecodeRegister(c.mustPost(t, licensetest.Register, req).body)
+		rep, err := wire.DecodeRegister(c.MustPost(t, licensetest.Register, req).Body)
 		require.NoError(t, err)
 		assert.Equal(t, tt.same, rep.GUID == first.GUID, tt.name)
 	}
@@ -531,26 +532,26 @@ func TestRegisterKOfN(t *testing.T) {
 
 func TestSeats(t *testing.T) {
 	t.Parallel()
-	s := newServer(t, licensetest.License{Seats: 2})
-	c := newClient(t, s, nil)
-	g := c.register(t, 1).GUID
-	t1 := c.begin(t, g, 1).Token
-	c.begin(t, g, 1)
+	s := wiretest.NewServer(t, licensetest.License{Seats: 2})
+	c := wiretest.NewClient(t, s, nil)
+	g := c.Register(t, 1).GUID
+	t1 := c.Begin(t, g, 1).Token
+	c.Begin(t, g, 1)
 	assert.Equal(t, 2, s.SeatsInUse(product, key))
-	r := c.mustPost(t, licensetest.Begin, beginFor(product, key, g, 1))
-	assert.Equal(t, http.StatusConflict, r.status)
-	assert.Equal(t, "seat limit reached: 2 of 2 seats in use", r.failure().Message)
-	c.end(t, t1)
+	r := c.MustPost(t, licensetest.Begin, beginFor(product, key, g, 1))
+	assert.Equal(t, http.StatusConflict, r.Status)
+	assert.Equal(t, "seat limit reached: 2 of 2 seats in use", r.Failure().Message)
+	c.End(t, t1)
 	assert.Equal(t, 1, s.SeatsInUse(product, key))
-	c.begin(t, g, 1)
+	c.Begin(t, g, 1)
 	assert.Equal(t, 2, s.SeatsInUse(product, key))
 	assert.Zero(t, s.SeatsInUse(product, "nope"))
 
-	unlimited := newServer(t, licensetest.License{})
-	uc := newClient(t, unlimited, nil)
-	g = uc.register(t, 1).GUID
+	unlimited := wiretest.NewServer(t, licensetest.License{})
+	uc := wiretest.NewClient(t, unlimited, nil)
+	g = uc.Register(t, 1).GUID
 	for range 20 {
-		uc.begin(t, g, 1)
+		uc.Begin(t, g, 1)
 	}
 	assert.Equal(t, 20, unlimited.SeatsInUse(product, key))
 }
@@ -572,19 +573,19 @@ func TestDurations(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			clock := newFakeClock()
-			s := newServer(t, licensetest.License{SessionDuration: tt.session, MaxDuration: tt.maxDur, GracePeriod: 5 * time.Second}, &licensetest.Config{Clock: clock.Now})
-			c := newClient(t, s, nil)
-			g := c.register(t, 1).GUID
+			s := wiretest.NewServer(t, licensetest.License{SessionDuration: tt.session, MaxDuration: tt.maxDur, GracePeriod: 5 * time.Second}, &licensetest.Config{Clock: clock.Now})
+			c := wiretest.NewClient(t, s, nil)
+			g := c.Register(t, 1).GUID
 			req := beginFor(product, key, g, 1)
 			req.Duration = tt.requested
-			b, err := wire.DecodeBegin(c.mustPost(t, licensetest.Begin, req).body)
+			b, err := wire.DecodeBegin(c.MustPost(t, licensetest.Begin, req).Body)
 			require.NoError(t, err)
 			assert.Equal(t, wire.ControlOptions{SessionDuration: tt.wantD, ValidationGracePeriod: 5}, b.ControlOptions)
 			sess := s.Sessions()
 			require.Len(t, sess, 1)
 			assert.Equal(t, clock.Now().Add(time.Duration(tt.wantD)*time.Second), sess[0].Expires)
 
-			e, err := wire.DecodeExtend(c.mustPost(t, licensetest.Extend, wire.ExtendRequest{Token: b.Token, Duration: tt.requested}).body)
+			e, err := wire.DecodeExtend(c.MustPost(t, licensetest.Extend, wire.ExtendRequest{Token: b.Token, Duration: tt.requested}).Body)
 			require.NoError(t, err)
 			assert.Equal(t, tt.wantD, e.ControlOptions.SessionDuration)
 		})
@@ -594,13 +595,13 @@ func TestDurations(t *testing.T) {
 func TestReapingWithClock(t *testing.T) {
 	t.Parallel()
 	clock := newFakeClock()
-	s := newServer(t, licensetest.License{Seats: 1, SessionDuration: time.Minute}, &licensetest.Config{Clock: clock.Now})
-	c := newClient(t, s, nil)
-	g := c.register(t, 1).GUID
-	tok := c.begin(t, g, 1).Token
+	s := wiretest.NewServer(t, licensetest.License{Seats: 1, SessionDuration: time.Minute}, &licensetest.Config{Clock: clock.Now})
+	c := wiretest.NewClient(t, s, nil)
+	g := c.Register(t, 1).GUID
+	tok := c.Begin(t, g, 1).Token
 
 	clock.Advance(59 * time.Second)
-	c.extend(t, tok) // now expires at +119 s
+	c.Extend(t, tok) // now expires at +119 s
 	clock.Advance(59 * time.Second)
 	require.Len(t, s.Sessions(), 1)
 	assert.Equal(t, 1, s.Sessions()[0].Extensions)
@@ -608,63 +609,63 @@ func TestReapingWithClock(t *testing.T) {
 	assert.Empty(t, s.Sessions())
 	assert.Zero(t, s.SeatsInUse(product, key))
 
-	r := c.mustPost(t, licensetest.Extend, wire.ExtendRequest{Token: tok})
-	assert.Equal(t, http.StatusNotFound, r.status)
-	assert.Equal(t, "session lapsed", r.failure().Message)
-	r = c.mustPost(t, licensetest.End, wire.EndRequest{Token: tok})
-	assert.Equal(t, http.StatusUnprocessableEntity, r.status)
-	assert.Equal(t, "session lapsed", r.failure().Message)
+	r := c.MustPost(t, licensetest.Extend, wire.ExtendRequest{Token: tok})
+	assert.Equal(t, http.StatusNotFound, r.Status)
+	assert.Equal(t, "session lapsed", r.Failure().Message)
+	r = c.MustPost(t, licensetest.End, wire.EndRequest{Token: tok})
+	assert.Equal(t, http.StatusUnprocessableEntity, r.Status)
+	assert.Equal(t, "session lapsed", r.Failure().Message)
 
 	// The reaped seat is free for a new session.
-	c.begin(t, g, 1)
+	c.Begin(t, g, 1)
 }
 
 func TestTokenRotation(t *testing.T) {
 	t.Parallel()
-	s := newServer(t, licensetest.License{}, &licensetest.Config{TokenRotation: true})
-	c := newClient(t, s, nil)
-	g := c.register(t, 1).GUID
-	t0 := c.begin(t, g, 1).Token
-	t1 := c.extend(t, t0).Token
+	s := wiretest.NewServer(t, licensetest.License{}, &licensetest.Config{TokenRotation: true})
+	c := wiretest.NewClient(t, s, nil)
+	g := c.Register(t, 1).GUID
+	t0 := c.Begin(t, g, 1).Token
+	t1 := c.Extend(t, t0).Token
 	assert.NotEqual(t, t0, t1)
-	r := c.mustPost(t, licensetest.Extend, wire.ExtendRequest{Token: t0})
-	assert.Equal(t, http.StatusNotFound, r.status)
-	assert.Equal(t, "unknown token", r.failure().Message)
-	t2 := c.extend(t, t1).Token
+	r := c.MustPost(t, licensetest.Extend, wire.ExtendRequest{Token: t0})
+	assert.Equal(t, http.StatusNotFound, r.Status)
+	assert.Equal(t, "unknown token", r.Failure().Message)
+	t2 := c.Extend(t, t1).Token
 	require.Len(t, s.Sessions(), 1)
 	assert.Equal(t, t2, s.Sessions()[0].Token)
-	c.end(t, t2)
+	c.End(t, t2)
 	assert.Empty(t, s.Sessions())
 }
 
 func TestLicenseChanges(t *testing.T) {
 	t.Parallel()
-	s := newServer(t, licensetest.License{SessionDuration: time.Minute, GracePeriod: time.Hour})
-	c := newClient(t, s, nil)
-	g := c.register(t, 1).GUID
-	tok := c.begin(t, g, 1).Token
+	s := wiretest.NewServer(t, licensetest.License{SessionDuration: time.Minute, GracePeriod: time.Hour})
+	c := wiretest.NewClient(t, s, nil)
+	g := c.Register(t, 1).GUID
+	tok := c.Begin(t, g, 1).Token
 
 	require.NoError(t, s.SetControlOptions(product, key, 30*time.Second, 2*time.Minute))
 	want := wire.ControlOptions{SessionDuration: 30, ValidationGracePeriod: 120}
-	assert.Equal(t, want, c.extend(t, tok).ControlOptions)
-	assert.Equal(t, want, c.begin(t, g, 1).ControlOptions)
-	assert.Equal(t, want, c.register(t, 1).ControlOptions)
+	assert.Equal(t, want, c.Extend(t, tok).ControlOptions)
+	assert.Equal(t, want, c.Begin(t, g, 1).ControlOptions)
+	assert.Equal(t, want, c.Register(t, 1).ControlOptions)
 	l, ok := s.License(product, key)
 	require.True(t, ok)
 	assert.Equal(t, 30*time.Second, l.SessionDuration)
 
 	require.NoError(t, s.SetLicenseState(product, key, licensetest.Revoked))
-	r := c.mustPost(t, licensetest.Extend, wire.ExtendRequest{Token: tok})
-	assert.Equal(t, http.StatusForbidden, r.status)
-	assert.Equal(t, "license revoked", r.failure().Message)
+	r := c.MustPost(t, licensetest.Extend, wire.ExtendRequest{Token: tok})
+	assert.Equal(t, http.StatusForbidden, r.Status)
+	assert.Equal(t, "license revoked", r.Failure().Message)
 	require.NoError(t, s.SetLicenseState(product, key, licensetest.Expired))
-	r = c.mustPost(t, licensetest.Begin, beginFor(product, key, g, 1))
-	assert.Equal(t, "license expired", r.failure().Message)
+	r = c.MustPost(t, licensetest.Begin, beginFor(product, key, g, 1))
+	assert.Equal(t, "license expired", r.Failure().Message)
 	require.NoError(t, s.SetLicenseState(product, key, licensetest.Active))
-	c.extend(t, tok)
+	c.Extend(t, tok)
 	// A revoked licence's session can still be ended.
 	require.NoError(t, s.SetLicenseState(product, key, licensetest.Revoked))
-	c.end(t, tok)
+	c.End(t, tok)
 
 	assert.ErrorIs(t, s.SetLicenseState(product, "nope", licensetest.Revoked), licensetest.ErrUnknownLicense)
 	assert.ErrorIs(t, s.SetControlOptions(product, "nope", time.Minute, 0), licensetest.ErrUnknownLicense)
@@ -701,15 +702,15 @@ func TestAddLicenseValidation(t *testing.T) {
 func TestObservation(t *testing.T) {
 	t.Parallel()
 	clock := newFakeClock()
-	s := newServer(t, licensetest.License{SessionDuration: time.Minute}, &licensetest.Config{Clock: clock.Now, MaxRequests: 3})
-	c := newClient(t, s, nil)
-	reg := registerReq(1)
-	g := c.register(t, 1).GUID
+	s := wiretest.NewServer(t, licensetest.License{SessionDuration: time.Minute}, &licensetest.Config{Clock: clock.Now, MaxRequests: 3})
+	c := wiretest.NewClient(t, s, nil)
+	reg := wiretest.RegisterReq(1)
+	g := c.Register(t, 1).GUID
 	clock.Advance(time.Second)
-	began := c.begin(t, g, 1)
+	began := c.Begin(t, g, 1)
 	tok := began.Token
-	c.extend(t, tok)
-	c.mustPost(t, licensetest.End, wire.EndRequest{Token: "nope"})
+	c.Extend(t, tok)
+	c.MustPost(t, licensetest.End, wire.EndRequest{Token: "nope"})
 
 	reqs := s.Requests()
 	require.Len(t, reqs, 3, "WithMaxRequests(3) keeps the last three")
@@ -731,17 +732,17 @@ func TestObservation(t *testing.T) {
 		Started: clock.Now(), Expires: clock.Now().Add(time.Minute), Duration: time.Minute, Extensions: 1,
 	}, sess[0])
 
-	none := newServer(t, licensetest.License{}, &licensetest.Config{MaxRequests: -1})
-	newClient(t, none, nil).register(t, 1)
+	none := wiretest.NewServer(t, licensetest.License{}, &licensetest.Config{MaxRequests: -1})
+	wiretest.NewClient(t, none, nil).Register(t, 1)
 	assert.Empty(t, none.Requests())
 	assert.Equal(t, 1, none.Count(licensetest.Register))
 }
 
 func TestRequestsKeepsPayload(t *testing.T) {
 	t.Parallel()
-	s := newServer(t, licensetest.License{})
-	c := newClient(t, s, nil)
-	c.mustPost(t, licensetest.Register, []byte(`{"not":"valid"}`))
+	s := wiretest.NewServer(t, licensetest.License{})
+	c := wiretest.NewClient(t, s, nil)
+	c.MustPost(t, licensetest.Register, []byte(`{"not":"valid"}`))
 	reqs := s.Requests()
 	require.Len(t, reqs, 1)
 	assert.JSONEq(t, `{"not":"valid"}`, string(reqs[0].Payload))
@@ -749,9 +750,9 @@ func TestRequestsKeepsPayload(t *testing.T) {
 	reqs[0].Payload[0] = 'X' // a copy
 	assert.JSONEq(t, `{"not":"valid"}`, string(s.Requests()[0].Payload))
 
-	r, err := c.raw(licensetest.Register, []byte("junk"), nil)
+	r, err := c.PostRaw(licensetest.Register, []byte("junk"), nil)
 	require.NoError(t, err)
-	assert.Equal(t, http.StatusBadRequest, r.status)
+	assert.Equal(t, http.StatusBadRequest, r.Status)
 	assert.Nil(t, s.Requests()[1].Payload)
 	assert.True(t, errors.Is(nil, nil))
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/licensekit/licensekit-go/internal/wire"
 	"github.com/licensekit/licensekit-go/license"
 	"github.com/licensekit/licensekit-go/license/licensetest"
+	"github.com/licensekit/licensekit-go/license/licensetest/internal/wiretest"
 )
 
 // floodCapacity is the replay cache the flood tests give the server; every
@@ -53,13 +54,13 @@ func (j *junkSealer) body(t testing.TB, i int, ts time.Time) (endpoint string, b
 	switch i % 4 {
 	case 0:
 		endpoint = licensetest.Begin
-		pt, _ = json.Marshal(wire.BeginRequest{ProductGUID: product, LicenseKey: fmt.Sprintf("JUNK-%d", i), InstanceGUID: "x", Machine: machine(i)})
+		pt, _ = json.Marshal(wire.BeginRequest{ProductGUID: product, LicenseKey: fmt.Sprintf("JUNK-%d", i), InstanceGUID: "x", Machine: wiretest.Machine(i)})
 	case 1:
 		endpoint = licensetest.Extend
 		pt, _ = json.Marshal(wire.ExtendRequest{Token: fmt.Sprintf("junk-token-%d", i)})
 	case 2:
 		endpoint = licensetest.Register
-		pt, _ = json.Marshal(wire.RegisterRequest{ProductGUID: product, LicenseKey: fmt.Sprintf("JUNK-%d", i), Machine: machine(i)})
+		pt, _ = json.Marshal(wire.RegisterRequest{ProductGUID: product, LicenseKey: fmt.Sprintf("JUNK-%d", i), Machine: wiretest.Machine(i)})
 	default:
 		endpoint = licensetest.End
 		pt = []byte(strings.Repeat("junk", 1+i%7))
@@ -182,15 +183,15 @@ func TestFloodLocksOutNoCustomer(t *testing.T) {
 
 			// After the flood, a captured honest begin replayed inside the
 			// window gets the stored reply, byte for byte, and no second seat.
-			hc := newClient(t, s, nil, envelope.WithSealedReplies())
-			reg := hc.register(t, 900)
-			cp := capture(t, hc, licensetest.Begin, wire.BeginRequest{ProductGUID: product, LicenseKey: key, InstanceGUID: reg.GUID, Machine: machine(900)})
+			hc := wiretest.NewClient(t, s, nil, envelope.WithSealedReplies())
+			reg := hc.Register(t, 900)
+			cp := capture(t, hc, licensetest.Begin, wire.BeginRequest{ProductGUID: product, LicenseKey: key, InstanceGUID: reg.GUID, Machine: wiretest.Machine(900)})
 			first := cp.send(t, hc, licensetest.Begin)
-			require.NoError(t, first.err)
-			require.Equal(t, http.StatusOK, first.status, "%s", first.body)
+			require.NoError(t, first.Err)
+			require.Equal(t, http.StatusOK, first.Status, "%s", first.Body)
 			again := cp.send(t, hc, licensetest.Begin)
-			require.NoError(t, again.err)
-			assert.Equal(t, first.raw, again.raw, "a replay gets the stored reply")
+			require.NoError(t, again.Err)
+			assert.Equal(t, first.Raw, again.Raw, "a replay gets the stored reply")
 			assert.Equal(t, 1, s.SeatsInUse(product, key))
 		})
 	}
@@ -202,10 +203,10 @@ func TestFloodLocksOutNoCustomer(t *testing.T) {
 // anything: the cache is consulted before the proof.
 func TestResendAfterLostReplyOutlivesTheToken(t *testing.T) {
 	t.Parallel()
-	s := newServer(t, licensetest.License{Seats: 1}, &licensetest.Config{TokenRotation: true, SealedReplies: true})
-	c := newClient(t, s, nil, envelope.WithSealedReplies())
-	guid := c.register(t, 1).GUID
-	tok := c.begin(t, guid, 1).Token
+	s := wiretest.NewServer(t, licensetest.License{Seats: 1}, &licensetest.Config{TokenRotation: true, SealedReplies: true})
+	c := wiretest.NewClient(t, s, nil, envelope.WithSealedReplies())
+	guid := c.Register(t, 1).GUID
+	tok := c.Begin(t, guid, 1).Token
 	for _, step := range []struct {
 		ep      string
 		payload any
@@ -218,15 +219,15 @@ func TestResendAfterLostReplyOutlivesTheToken(t *testing.T) {
 		}
 		cp := capture(t, c, step.ep, step.payload)
 		s.Inject(licensetest.Fault{Endpoint: step.ep, Kind: licensetest.FaultDrop, Count: 1})
-		_, err := c.hc.Post(c.url+"/"+step.ep, "application/json", strings.NewReader(string(cp.body)))
+		_, err := c.HC.Post(c.URL+"/"+step.ep, "application/json", strings.NewReader(string(cp.body)))
 		require.Error(t, err, "the first reply is lost")
 		n := s.Count(step.ep)
 		r := cp.send(t, c, step.ep)
-		require.NoError(t, r.err)
-		require.Equal(t, http.StatusOK, r.status, "%s: %s", step.ep, r.body)
+		require.NoError(t, r.Err)
+		require.Equal(t, http.StatusOK, r.Status, "%s: %s", step.ep, r.Body)
 		assert.Equal(t, n+1, s.Count(step.ep))
 		if step.ep == licensetest.Extend {
-			ext, err := wire.DecodeExtend(r.body)
+			ext, err := wire.DecodeExtend(r.Body)
 			require.NoError(t, err)
 			require.NotEqual(t, tok, ext.Token, "rotated")
 			tok = ext.Token

@@ -13,6 +13,7 @@ import (
 	"github.com/licensekit/licensekit-go/envelope"
 	"github.com/licensekit/licensekit-go/internal/wire"
 	"github.com/licensekit/licensekit-go/license/licensetest"
+	"github.com/licensekit/licensekit-go/license/licensetest/internal/wiretest"
 )
 
 // captured is one sealed request as an attacker on the path sees it.
@@ -22,27 +23,27 @@ type captured struct {
 	reply    envelope.ReplyOpener
 }
 
-func capture(t *testing.T, c *client, endpoint string, payload any) captured {
+func capture(t *testing.T, c *wiretest.Client, endpoint string, payload any) captured {
 	t.Helper()
 	pt, err := json.Marshal(payload)
 	require.NoError(t, err)
-	sd, err := c.seal(endpoint, pt)
+	sd, err := c.Seal(endpoint, pt)
 	require.NoError(t, err)
 	body, _ := json.Marshal(wire.Request{Key: sd.Key, Data: sd.Data})
 	return captured{endpoint, body, sd.Reply}
 }
 
-func (cp captured) send(t *testing.T, c *client, endpoint string) *reply {
+func (cp captured) send(t *testing.T, c *wiretest.Client, endpoint string) *wiretest.Reply {
 	t.Helper()
-	r, err := c.raw(endpoint, cp.body, cp.reply)
+	r, err := c.PostRaw(endpoint, cp.body, cp.reply)
 	require.NoError(t, err)
 	return r
 }
 
-func rejection(t *testing.T, r *reply) *envelope.Rejection {
+func rejection(t *testing.T, r *wiretest.Reply) *envelope.Rejection {
 	t.Helper()
-	rej, ok := envelope.ParseRejection(r.status, r.raw)
-	require.True(t, ok, "not an envelope-level rejection: %d %s", r.status, r.raw)
+	rej, ok := envelope.ParseRejection(r.Status, r.Raw)
+	require.True(t, ok, "not an envelope-level rejection: %d %s", r.Status, r.Raw)
 	return rej
 }
 
@@ -53,23 +54,23 @@ func TestReplayedBeginTakesNoSecondSeat(t *testing.T) {
 	t.Parallel()
 	for _, sealed := range []bool{false, true} {
 		clock := newFakeClock()
-		s := newServer(t, licensetest.License{Seats: 5}, &licensetest.Config{Clock: clock.Now})
+		s := wiretest.NewServer(t, licensetest.License{Seats: 5}, &licensetest.Config{Clock: clock.Now})
 		var opts []envelope.Option
 		if sealed {
 			opts = append(opts, envelope.WithSealedReplies())
 		}
-		c := newClient(t, s, nil, opts...)
-		guid := c.register(t, 1).GUID
-		cp := capture(t, c, licensetest.Begin, wire.BeginRequest{ProductGUID: product, LicenseKey: key, InstanceGUID: guid, Machine: machine(1)})
+		c := wiretest.NewClient(t, s, nil, opts...)
+		guid := c.Register(t, 1).GUID
+		cp := capture(t, c, licensetest.Begin, wire.BeginRequest{ProductGUID: product, LicenseKey: key, InstanceGUID: guid, Machine: wiretest.Machine(1)})
 		first := cp.send(t, c, licensetest.Begin)
-		require.Equal(t, http.StatusOK, first.status, "%s", first.body)
-		require.NoError(t, first.err)
+		require.Equal(t, http.StatusOK, first.Status, "%s", first.Body)
+		require.NoError(t, first.Err)
 		clock.Advance(time.Minute)
 		for range 3 {
 			again := cp.send(t, c, licensetest.Begin)
-			require.NoError(t, again.err, "the legitimate retry opens")
-			assert.Equal(t, first.status, again.status)
-			assert.Equal(t, first.raw, again.raw, "the stored reply, byte for byte")
+			require.NoError(t, again.Err, "the legitimate retry opens")
+			assert.Equal(t, first.Status, again.Status)
+			assert.Equal(t, first.Raw, again.Raw, "the stored reply, byte for byte")
 		}
 		assert.Equal(t, 1, s.SeatsInUse(product, key), "sealed=%v", sealed)
 		reqs := s.Requests()
@@ -79,7 +80,7 @@ func TestReplayedBeginTakesNoSecondSeat(t *testing.T) {
 		// After the window the capture is stale, and still takes no seat.
 		clock.Advance(5 * time.Minute)
 		late := cp.send(t, c, licensetest.Begin)
-		assert.Equal(t, http.StatusUnauthorized, late.status)
+		assert.Equal(t, http.StatusUnauthorized, late.Status)
 		rej := rejection(t, late)
 		assert.Equal(t, envelope.CodeStale, rej.Code)
 		assert.True(t, rej.ServerTime.Equal(clock.Now()), "the rejection carries the server's time")
@@ -92,12 +93,12 @@ func TestReplayedBeginTakesNoSecondSeat(t *testing.T) {
 func TestReplayedExtendChangesNothing(t *testing.T) {
 	t.Parallel()
 	clock := newFakeClock()
-	s := newServer(t, licensetest.License{SessionDuration: time.Hour}, &licensetest.Config{Clock: clock.Now})
-	c := newClient(t, s, nil)
-	guid := c.register(t, 1).GUID
-	tok := c.begin(t, guid, 1).Token
+	s := wiretest.NewServer(t, licensetest.License{SessionDuration: time.Hour}, &licensetest.Config{Clock: clock.Now})
+	c := wiretest.NewClient(t, s, nil)
+	guid := c.Register(t, 1).GUID
+	tok := c.Begin(t, guid, 1).Token
 	cp := capture(t, c, licensetest.Extend, wire.ExtendRequest{Token: tok})
-	require.Equal(t, http.StatusOK, cp.send(t, c, licensetest.Extend).status)
+	require.Equal(t, http.StatusOK, cp.send(t, c, licensetest.Extend).Status)
 	n := s.Count(licensetest.Extend)
 	clock.Advance(50 * time.Minute)
 	r := cp.send(t, c, licensetest.Extend)
@@ -113,29 +114,29 @@ func TestReplayedExtendChangesNothing(t *testing.T) {
 func TestEnvelopeAtAnotherEndpoint(t *testing.T) {
 	t.Parallel()
 	for _, sealed := range []bool{false, true} {
-		s := newServer(t, licensetest.License{Seats: 2})
+		s := wiretest.NewServer(t, licensetest.License{Seats: 2})
 		var opts []envelope.Option
 		if sealed {
 			opts = append(opts, envelope.WithSealedReplies())
 		}
-		c := newClient(t, s, nil, opts...)
-		guid := c.register(t, 1).GUID
-		tok := c.begin(t, guid, 1).Token
-		begin := capture(t, c, licensetest.Begin, wire.BeginRequest{ProductGUID: product, LicenseKey: key, InstanceGUID: guid, Machine: machine(1)})
+		c := wiretest.NewClient(t, s, nil, opts...)
+		guid := c.Register(t, 1).GUID
+		tok := c.Begin(t, guid, 1).Token
+		begin := capture(t, c, licensetest.Begin, wire.BeginRequest{ProductGUID: product, LicenseKey: key, InstanceGUID: guid, Machine: wiretest.Machine(1)})
 		extend := capture(t, c, licensetest.Extend, wire.ExtendRequest{Token: tok})
 		for _, tc := range []struct {
 			cp captured
 			to string
 		}{{begin, licensetest.Extend}, {begin, licensetest.End}, {begin, licensetest.Register}, {extend, licensetest.End}, {extend, licensetest.Begin}} {
 			r := tc.cp.send(t, c, tc.to)
-			assert.Equal(t, http.StatusUnauthorized, r.status, "%s at %s", tc.cp.endpoint, tc.to)
+			assert.Equal(t, http.StatusUnauthorized, r.Status, "%s at %s", tc.cp.endpoint, tc.to)
 			assert.Equal(t, envelope.CodeUnauthentic, rejection(t, r).Code)
 			if sealed {
-				assert.ErrorIs(t, r.err, envelope.ErrUnauthentic, "never sealed")
+				assert.ErrorIs(t, r.Err, envelope.ErrUnauthentic, "never sealed")
 			}
 		}
 		assert.Equal(t, 1, s.SeatsInUse(product, key), "a session was ended or begun")
-		c.extend(t, tok) // the session is intact
+		c.Extend(t, tok) // the session is intact
 	}
 }
 
@@ -144,17 +145,17 @@ func TestEnvelopeAtAnotherEndpoint(t *testing.T) {
 // not process the request twice.
 func TestRetryAfterDroppedReply(t *testing.T) {
 	t.Parallel()
-	s := newServer(t, licensetest.License{Seats: 5})
-	c := newClient(t, s, nil, envelope.WithSealedReplies())
-	guid := c.register(t, 1).GUID
-	cp := capture(t, c, licensetest.Begin, wire.BeginRequest{ProductGUID: product, LicenseKey: key, InstanceGUID: guid, Machine: machine(1)})
+	s := wiretest.NewServer(t, licensetest.License{Seats: 5})
+	c := wiretest.NewClient(t, s, nil, envelope.WithSealedReplies())
+	guid := c.Register(t, 1).GUID
+	cp := capture(t, c, licensetest.Begin, wire.BeginRequest{ProductGUID: product, LicenseKey: key, InstanceGUID: guid, Machine: wiretest.Machine(1)})
 	s.Inject(licensetest.Fault{Endpoint: licensetest.Begin, Kind: licensetest.FaultDrop, Count: 1})
-	_, err := c.hc.Post(c.url+"/"+licensetest.Begin, "application/json", bytes.NewReader(cp.body))
+	_, err := c.HC.Post(c.URL+"/"+licensetest.Begin, "application/json", bytes.NewReader(cp.body))
 	require.Error(t, err)
 	r := cp.send(t, c, licensetest.Begin)
-	require.NoError(t, r.err)
-	require.Equal(t, http.StatusOK, r.status)
-	_, err = wire.DecodeBegin(r.body)
+	require.NoError(t, r.Err)
+	require.Equal(t, http.StatusOK, r.Status)
+	_, err = wire.DecodeBegin(r.Body)
 	require.NoError(t, err)
 	assert.Equal(t, 1, s.SeatsInUse(product, key))
 }
@@ -162,12 +163,12 @@ func TestRetryAfterDroppedReply(t *testing.T) {
 func TestFreshnessWindowOption(t *testing.T) {
 	t.Parallel()
 	clock := newFakeClock()
-	s := newServer(t, licensetest.License{}, &licensetest.Config{Clock: clock.Now, FreshnessWindow: time.Hour})
-	c := newClient(t, s, nil)
-	cp := capture(t, c, licensetest.Register, registerReq(1))
+	s := wiretest.NewServer(t, licensetest.License{}, &licensetest.Config{Clock: clock.Now, FreshnessWindow: time.Hour})
+	c := wiretest.NewClient(t, s, nil)
+	cp := capture(t, c, licensetest.Register, wiretest.RegisterReq(1))
 	clock.Advance(59 * time.Minute)
 	r := cp.send(t, c, licensetest.Register)
-	assert.Equal(t, http.StatusOK, r.status, "%s", r.body)
+	assert.Equal(t, http.StatusOK, r.Status, "%s", r.Body)
 	clock.Advance(2 * time.Minute)
 	r = cp.send(t, c, licensetest.Register)
 	assert.Equal(t, envelope.CodeStale, rejection(t, r).Code)

@@ -1,7 +1,6 @@
 package licensetest_test
 
 import (
-	"bytes"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
@@ -22,6 +21,7 @@ import (
 	"github.com/licensekit/licensekit-go/envelope"
 	"github.com/licensekit/licensekit-go/internal/wire"
 	"github.com/licensekit/licensekit-go/license/licensetest"
+	"github.com/licensekit/licensekit-go/license/licensetest/internal/wiretest"
 )
 
 func TestURLAndKeys(t *testing.T) {
@@ -52,11 +52,11 @@ func TestTLS(t *testing.T) {
 	defer s.Close()
 	_ = s.Client() // before StartTLS: it must still trust the certificate
 	s.StartTLS()
-	require.NoError(t, s.AddLicense(licensetestLicense()))
+	require.NoError(t, s.AddLicense(wiretest.License()))
 	assert.True(t, strings.HasPrefix(s.URL, "https://127.0.0.1:"))
-	require.NoError(t, newClient(t, s, nil).lifecycle(1))
+	require.NoError(t, wiretest.NewClient(t, s, nil).Lifecycle(1))
 
-	_, err := newClient(t, s, &http.Client{Transport: &http.Transport{}}).post(licensetest.Register, registerReq(1))
+	_, err := wiretest.NewClient(t, s, &http.Client{Transport: &http.Transport{}}).Post(licensetest.Register, wiretest.RegisterReq(1))
 	var unknown x509.UnknownAuthorityError
 	assert.ErrorAs(t, err, &unknown, "an untrusting client")
 
@@ -64,24 +64,24 @@ func TestTLS(t *testing.T) {
 	pool.AddCert(s.Info().Certificate)
 	other := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
 	defer other.CloseIdleConnections()
-	require.NoError(t, newClient(t, s, other).lifecycle(2))
+	require.NoError(t, wiretest.NewClient(t, s, other).Lifecycle(2))
 
 	s.SetDownMode(licensetest.DownReset)
 	s.SetDown(true)
-	_, err = newClient(t, s, nil).post(licensetest.Register, registerReq(1))
+	_, err = wiretest.NewClient(t, s, nil).Post(licensetest.Register, wiretest.RegisterReq(1))
 	assert.Error(t, err)
 	s.SetDown(false)
 	s.Inject(licensetest.Fault{Endpoint: "", Kind: licensetest.FaultDrop, Count: 1})
-	_, err = newClient(t, s, nil).post(licensetest.Register, registerReq(1))
+	_, err = wiretest.NewClient(t, s, nil).Post(licensetest.Register, wiretest.RegisterReq(1))
 	assert.Error(t, err)
 	s.Inject(licensetest.Fault{Kind: licensetest.FaultCutBody})
-	_, err = newClient(t, s, nil).post(licensetest.Register, registerReq(1))
+	_, err = wiretest.NewClient(t, s, nil).Post(licensetest.Register, wiretest.RegisterReq(1))
 	assert.Error(t, err)
 
 	n := licensetest.NewTLSServer(nil)
 	defer n.Close()
-	require.NoError(t, n.AddLicense(licensetestLicense()))
-	require.NoError(t, newClient(t, n, nil).lifecycle(1))
+	require.NoError(t, n.AddLicense(wiretest.License()))
+	require.NoError(t, wiretest.NewClient(t, n, nil).Lifecycle(1))
 }
 
 func TestCloseIdempotent(t *testing.T) {
@@ -128,17 +128,17 @@ func TestCloseWaitsForInFlight(t *testing.T) {
 	t.Parallel()
 	clock := &blockingClock{entered: make(chan struct{}), released: make(chan struct{})}
 	s := licensetest.NewServer(&licensetest.Config{Clock: clock.Now})
-	require.NoError(t, s.AddLicense(licensetestLicense()))
-	c := newClient(t, s, nil)
-	c.now = time.Now // the server's clock blocks: do not read it here
+	require.NoError(t, s.AddLicense(wiretest.License()))
+	c := wiretest.NewClient(t, s, nil)
+	c.Now = time.Now // the server's clock blocks: do not read it here
 	clock.armed.Store(true)
 	type result struct {
-		r   *reply
+		r   *wiretest.Reply
 		err error
 	}
 	done := make(chan result, 1)
 	go func() {
-		r, err := c.post(licensetest.Register, registerReq(1))
+		r, err := c.Post(licensetest.Register, wiretest.RegisterReq(1))
 		done <- result{r, err}
 	}()
 	<-clock.entered
@@ -156,7 +156,7 @@ func TestCloseWaitsForInFlight(t *testing.T) {
 	res := <-done
 	<-closed
 	require.NoError(t, res.err)
-	assert.Equal(t, http.StatusOK, res.r.status)
+	assert.Equal(t, http.StatusOK, res.r.Status)
 	assert.Equal(t, 1, s.Count(licensetest.Register))
 	_, err := net.Dial("tcp", s.Info().Addr)
 	assert.True(t, isRefused(err), "err = %v", err)
@@ -166,15 +166,15 @@ func TestCloseCutsLatency(t *testing.T) {
 	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		s := licensetest.NewUnstartedServer(nil)
-		require.NoError(t, s.AddLicense(licensetestLicense()))
-		c := newClient(t, s, &http.Client{Transport: s.Transport()})
+		require.NoError(t, s.AddLicense(wiretest.License()))
+		c := wiretest.NewClient(t, s, &http.Client{Transport: s.Transport()})
 		s.SetLatency("", 24*time.Hour)
-		var res *reply
+		var res *wiretest.Reply
 		var err error
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
-			res, err = c.post(licensetest.Register, registerReq(1))
+			res, err = c.Post(licensetest.Register, wiretest.RegisterReq(1))
 		}()
 		synctest.Wait() // the request is waiting out its latency
 		start := time.Now()
@@ -182,7 +182,7 @@ func TestCloseCutsLatency(t *testing.T) {
 		<-done
 		assert.Zero(t, time.Since(start), "Close did not wait for the latency")
 		require.NoError(t, err)
-		assert.Equal(t, http.StatusOK, res.status)
+		assert.Equal(t, http.StatusOK, res.Status)
 		assert.Equal(t, 1, s.Count(licensetest.Register))
 	})
 }
@@ -190,14 +190,14 @@ func TestCloseCutsLatency(t *testing.T) {
 func TestCloseCutsLatencyLoopback(t *testing.T) {
 	t.Parallel()
 	s := licensetest.NewServer(nil)
-	require.NoError(t, s.AddLicense(licensetestLicense()))
-	c := newClient(t, s, nil)
+	require.NoError(t, s.AddLicense(wiretest.License()))
+	c := wiretest.NewClient(t, s, nil)
 	s.SetLatency("", 24*time.Hour)
 	done := make(chan error, 1)
 	go func() {
-		r, err := c.post(licensetest.Register, registerReq(1))
-		if err == nil && r.status != http.StatusOK {
-			err = errors.New(string(r.body))
+		r, err := c.Post(licensetest.Register, wiretest.RegisterReq(1))
+		if err == nil && r.Status != http.StatusOK {
+			err = errors.New(string(r.Body))
 		}
 		done <- err
 	}()
@@ -213,23 +213,23 @@ func TestReapingSynctest(t *testing.T) {
 		s := licensetest.NewUnstartedServer(nil)
 		defer s.Close()
 		require.NoError(t, s.AddLicense(licensetest.License{ProductGUID: product, Key: key, Seats: 1, SessionDuration: 10 * time.Minute}))
-		c := newClient(t, s, &http.Client{Transport: s.Transport()})
-		g := c.register(t, 1).GUID
-		tok := c.begin(t, g, 1).Token
+		c := wiretest.NewClient(t, s, &http.Client{Transport: s.Transport()})
+		g := c.Register(t, 1).GUID
+		tok := c.Begin(t, g, 1).Token
 		for range 6 { // an hour of renewals
 			time.Sleep(9 * time.Minute)
-			c.extend(t, tok)
+			c.Extend(t, tok)
 		}
 		assert.Equal(t, 1, s.SeatsInUse(product, key))
 		assert.Equal(t, time.Now().Add(10*time.Minute), s.Sessions()[0].Expires)
-		r := c.mustPost(t, licensetest.Begin, beginFor(product, key, g, 1))
-		assert.Equal(t, http.StatusConflict, r.status)
+		r := c.MustPost(t, licensetest.Begin, beginFor(product, key, g, 1))
+		assert.Equal(t, http.StatusConflict, r.Status)
 
 		time.Sleep(10 * time.Minute)
 		assert.Zero(t, s.SeatsInUse(product, key))
-		r = c.mustPost(t, licensetest.Extend, wire.ExtendRequest{Token: tok})
-		assert.Equal(t, "session lapsed", r.failure().Message)
-		c.begin(t, g, 1)
+		r = c.MustPost(t, licensetest.Extend, wire.ExtendRequest{Token: tok})
+		assert.Equal(t, "session lapsed", r.Failure().Message)
+		c.Begin(t, g, 1)
 	})
 }
 
@@ -242,14 +242,14 @@ func TestConcurrentClients(t *testing.T) {
 	hc := &http.Client{Transport: s.Transport()}
 	// Shared-secret mode keeps the race-detector run fast; the public-key
 	// mode is covered by the benchmark.
-	c := newSecretClient(t, s, hc)
+	c := wiretest.NewSecretClient(t, s, hc)
 	errs := make(chan error, n)
 	var wg sync.WaitGroup
 	start := make(chan struct{})
 	for i := range n {
 		wg.Go(func() {
 			<-start
-			errs <- c.lifecycle(i)
+			errs <- c.Lifecycle(i)
 		})
 	}
 	// Observe and inject while the clients run.
@@ -276,22 +276,22 @@ func TestConcurrentClients(t *testing.T) {
 
 func TestLoggingKeepsSecrets(t *testing.T) {
 	t.Parallel()
-	var buf lockedBuffer
+	var buf wiretest.LockedBuffer
 	logger := slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	l := licensetestLicense()
+	l := wiretest.License()
 	l.Key = "LICENCE-KEY-SECRET"
 	s := licensetest.NewServer(&licensetest.Config{Logger: logger, Addr: "127.0.0.1:0"})
 	require.NoError(t, s.AddLicense(l))
-	c := newClient(t, s, nil, envelope.WithSealedReplies())
-	g := c.registerFor(t, product, l.Key, 1)
-	r := c.mustPost(t, licensetest.Begin, beginFor(product, l.Key, g, 1))
-	b, err := wire.DecodeBegin(r.body)
+	c := wiretest.NewClient(t, s, nil, envelope.WithSealedReplies())
+	g := registerFor(t, c, product, l.Key, 1)
+	r := c.MustPost(t, licensetest.Begin, beginFor(product, l.Key, g, 1))
+	b, err := wire.DecodeBegin(r.Body)
 	require.NoError(t, err)
 	s.Inject(licensetest.Fault{Endpoint: "", Kind: licensetest.FaultFail, Count: 1, Status: 503})
-	c.mustPost(t, licensetest.Extend, wire.ExtendRequest{Token: b.Token})
+	c.MustPost(t, licensetest.Extend, wire.ExtendRequest{Token: b.Token})
 	s.SetDown(true)
 	s.SetDown(false)
-	c.mustPost(t, licensetest.Extend, wire.ExtendRequest{Token: "bogus-token-value"})
+	c.MustPost(t, licensetest.Extend, wire.ExtendRequest{Token: "bogus-token-value"})
 	s.Close()
 
 	logs := buf.String()
@@ -308,35 +308,18 @@ func TestLoggingKeepsSecrets(t *testing.T) {
 		GracePeriod: time.Hour, Features: "a,b"}}, s.Licenses())
 }
 
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // A server built outside a bubble can serve in-memory requests from inside
 // it, on the bubble's fake time.
 func TestServerFromOutsideBubble(t *testing.T) {
 	s := licensetest.NewUnstartedServer(nil)
 	defer s.Close()
-	require.NoError(t, s.AddLicense(licensetestLicense()))
+	require.NoError(t, s.AddLicense(wiretest.License()))
 	synctest.Test(t, func(t *testing.T) {
-		c := newClient(t, s, &http.Client{Transport: s.Transport()})
+		c := wiretest.NewClient(t, s, &http.Client{Transport: s.Transport()})
 		s.SetLatency("", time.Minute)
 		start := time.Now()
-		g := c.register(t, 1).GUID
-		c.begin(t, g, 1)
+		g := c.Register(t, 1).GUID
+		c.Begin(t, g, 1)
 		assert.Equal(t, 2*time.Minute, time.Since(start))
 		assert.Len(t, s.Sessions(), 1)
 		time.Sleep(2 * time.Minute) // past the one-minute session

@@ -14,21 +14,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/licensekit/licensekit-go/license/licensetest"
+	"github.com/licensekit/licensekit-go/license/licensetest/internal/wiretest"
 )
-
-// shortTimeouts make the slow-client tests quick.
-var shortTimeouts = licensetest.Timeouts{
-	ReadHeader: 200 * time.Millisecond, Read: 300 * time.Millisecond,
-	Write: 300 * time.Millisecond, Idle: 300 * time.Millisecond, MaxHeaderBytes: 4 << 10,
-}
-
-// roomyHeaders are shortTimeouts with time to send the headers, for the
-// tests of what comes after them: on a loaded machine a client can stall
-// for 200 ms between its dial and its first write.
-var roomyHeaders = licensetest.Timeouts{
-	ReadHeader: 10 * time.Second, Read: shortTimeouts.Read,
-	Write: shortTimeouts.Write, Idle: shortTimeouts.Idle, MaxHeaderBytes: shortTimeouts.MaxHeaderBytes,
-}
 
 // drip sends prefix at once, then the bytes of msg one at a time, 20 ms
 // apart, and reports how many of them it wrote before the server closed
@@ -66,7 +53,7 @@ func drip(t *testing.T, addr, prefix, msg string) int {
 
 func TestSlowClientsAreCut(t *testing.T) {
 	t.Parallel()
-	s := newServer(t, licensetestLicense(), &licensetest.Config{Timeouts: shortTimeouts})
+	s := wiretest.NewServer(t, wiretest.License(), &licensetest.Config{Timeouts: wiretest.ShortTimeouts})
 	host := s.Info().Addr
 	long := strings.Repeat("x", 1000)
 
@@ -82,7 +69,7 @@ func TestSlowClientsAreCut(t *testing.T) {
 		n := drip(t, host, head, long)
 		assert.Less(t, n, len(long), "the server must cut a client that drips its body")
 	})
-	roomy := newServer(t, licensetestLicense(), &licensetest.Config{Timeouts: roomyHeaders})
+	roomy := wiretest.NewServer(t, wiretest.License(), &licensetest.Config{Timeouts: wiretest.RoomyHeaders})
 	t.Run("header size", func(t *testing.T) {
 		t.Parallel()
 		req, err := http.NewRequest(http.MethodPost, roomy.URL+"/"+licensetest.Register, strings.NewReader("{}"))
@@ -115,10 +102,10 @@ func TestSlowClientsAreCut(t *testing.T) {
 // than the read and write timeouts, and still arrives.
 func TestDelayedRepliesOutliveTimeouts(t *testing.T) {
 	t.Parallel()
-	s := newServer(t, licensetestLicense(), &licensetest.Config{Timeouts: roomyHeaders})
+	s := wiretest.NewServer(t, wiretest.License(), &licensetest.Config{Timeouts: wiretest.RoomyHeaders})
 	s.SetLatency(licensetest.Register, time.Second)
-	c := newClient(t, s, nil)
-	reg := c.register(t, 1)
+	c := wiretest.NewClient(t, s, nil)
+	reg := c.Register(t, 1)
 	assert.NotEmpty(t, reg.GUID)
 	reqs := s.Requests()
 	require.Len(t, reqs, 1)

@@ -12,16 +12,17 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/licensekit/licensekit-go/license/licensetest/admin"
+	"github.com/licensekit/licensekit-go/license/licensetest/internal/wiretest"
 )
 
 // TestLiveStreamOutlivesTimeouts: the admin API's event stream keeps
 // delivering after the listener's read and write timeouts have passed.
 func TestLiveStreamOutlivesTimeouts(t *testing.T) {
 	t.Parallel()
-	s := newServer(t, licensetestLicense())
+	s := wiretest.NewServer(t, wiretest.License())
 	adm := admin.NewHandler(s, admin.Options{Token: adminToken})
 	hs := httptest.NewUnstartedServer(adm)
-	roomyHeaders.Apply(hs.Config)
+	wiretest.RoomyHeaders.Apply(hs.Config)
 	hs.Start()
 	defer hs.Close()
 	defer adm.Close()
@@ -30,7 +31,7 @@ func TestLiveStreamOutlivesTimeouts(t *testing.T) {
 	next := func() string { return events.next(t) }
 	first := next()
 	assert.Contains(t, first, `"state":"active"`)
-	time.Sleep(2 * roomyHeaders.Write) // past the read and write timeouts
+	time.Sleep(2 * wiretest.RoomyHeaders.Write) // past the read and write timeouts
 	post, err := http.NewRequest(http.MethodPost, hs.URL+"/admin/revoke?"+url.Values{"product": {product}, "key": {key}}.Encode(), nil)
 	require.NoError(t, err)
 	bearer(post)
