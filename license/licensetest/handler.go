@@ -74,7 +74,7 @@ func (s *Server) handle(ctx context.Context, method, path string, body io.Reader
 		s.logger.Debug("licensetest: request abandoned", slog.String("endpoint", ep))
 		return outcome{action: actAbandon}
 	}
-	now := s.cfg.clock()
+	now := s.cfg.Clock()
 	ts := wire.Timestamp{Raw: wire.FormatTime(now.Add(set.skew))}
 
 	pt, sealer, ticket, early := s.admit(ep, body, now)
@@ -156,7 +156,7 @@ func (s *Server) handle(ctx context.Context, method, path string, body io.Reader
 // DownUnavailable mode.
 func (s *Server) unavailable(ep string, start time.Time) outcome {
 	o := s.plainFailure(http.StatusServiceUnavailable, "service unavailable")
-	s.reqlog.add(Request{Endpoint: ep, Time: s.cfg.clock(), Status: o.status, Down: true, Latency: time.Since(start)})
+	s.reqlog.add(Request{Endpoint: ep, Time: s.cfg.Clock(), Status: o.status, Down: true, Latency: time.Since(start)})
 	s.logger.Debug("licensetest: request", slog.String("endpoint", ep), slog.Int("status", o.status), slog.Bool("down", true))
 	return o
 }
@@ -199,7 +199,7 @@ func (s *Server) admit(ep string, body io.Reader, now time.Time) ([]byte, envelo
 	}
 	sealer := op.Reply
 	if !sealer.Requested() {
-		if s.cfg.sealedReplies {
+		if s.cfg.SealedReplies {
 			e := s.rejection(envelope.ErrMalformed, now)
 			e.rec.Payload = op.Plaintext
 			return nil, nil, nil, e
@@ -230,37 +230,46 @@ func (s *Server) rejection(err error, now time.Time) *early {
 	return &early{o: o, rec: Request{Rejected: r.Code}}
 }
 
-// process runs an opened request against the store.
+// process decodes an opened request strictly and runs it against the
+// store. Every field the spec lists must be present with its JSON type
+// (duration is optional), so the mock catches a client that drifts from the
+// spec; unknown fields are ignored.
 func (s *Server) process(ep string, now time.Time, ts wire.Timestamp, skew time.Duration, pt []byte) (any, *apiError) {
+	o, err := parseObject(pt)
+	if err != nil {
+		return nil, err
+	}
 	switch ep {
 	case Register:
-		req, err := decodeRegister(pt)
-		if err != nil {
-			return nil, err
+		req := wire.RegisterRequest{ProductGUID: o.str("product_guid", true), LicenseKey: o.str("license_key", true),
+			Machine: o.machine(), Name: o.str("name", false), Email: o.str("email", false), UserHash: o.strMap("user_hash")}
+		if o.err != nil {
+			return nil, o.err
 		}
-		return nilIfErr(s.store.register(now, ts, skew, req, uuid.New()))
+		return nilIfErr(s.store.register(now, ts, skew, &req, uuid.New()))
 	case Begin:
-		req, err := decodeBegin(pt)
-		if err != nil {
-			return nil, err
+		req := wire.BeginRequest{ProductGUID: o.str("product_guid", true), LicenseKey: o.str("license_key", true),
+			InstanceGUID: o.str("instance_guid", true), Machine: o.machine(), UserHash: o.strMap("user_hash"), Duration: o.seconds("duration")}
+		if o.err != nil {
+			return nil, o.err
 		}
-		return nilIfErr(s.store.begin(now, ts, req, randomToken(32), randomToken(32)))
+		return nilIfErr(s.store.begin(now, ts, &req, randomToken(32), randomToken(32)))
 	case Extend:
-		req, err := decodeExtend(pt)
-		if err != nil {
-			return nil, err
+		req := wire.ExtendRequest{Token: o.str("token", true), Duration: o.seconds("duration")}
+		if o.err != nil {
+			return nil, o.err
 		}
 		next := ""
-		if s.cfg.rotate {
+		if s.cfg.TokenRotation {
 			next = randomToken(32)
 		}
-		return nilIfErr(s.store.extend(now, ts, req, next))
+		return nilIfErr(s.store.extend(now, ts, &req, next))
 	default:
-		req, err := decodeEnd(pt)
-		if err != nil {
-			return nil, err
+		req := wire.EndRequest{Token: o.str("token", true)}
+		if o.err != nil {
+			return nil, o.err
 		}
-		return nilIfErr(s.store.end(now, ts, req))
+		return nilIfErr(s.store.end(now, ts, &req))
 	}
 }
 
@@ -298,7 +307,7 @@ func (s *Server) reply(ep string, ts wire.Timestamp, reply any, aerr *apiError, 
 // plainFailure is a failure reply that is never sealed.
 func (s *Server) plainFailure(status int, msg string) outcome {
 	skew := s.faults.settingsFor("").skew
-	f := &wire.Failure{Success: false, Time: wire.Timestamp{Raw: wire.FormatTime(s.cfg.clock().Add(skew))}, Message: msg}
+	f := &wire.Failure{Success: false, Time: wire.Timestamp{Raw: wire.FormatTime(s.cfg.Clock().Add(skew))}, Message: msg}
 	body, _ := json.Marshal(f)
 	return outcome{status: status, header: jsonHeader(), body: body}
 }

@@ -107,13 +107,13 @@ func (s *Server) Count(endpoint string) int {
 // Sessions returns the live sessions, in the order they began. Lapsed
 // sessions are reaped first, at the server's clock.
 func (s *Server) Sessions() []Session {
-	return s.store.sessionList(s.cfg.clock())
+	return s.store.sessionList(s.cfg.Clock())
 }
 
 // SeatsInUse returns the number of live sessions of a licence (0 for an
 // unknown one), after reaping lapsed sessions.
 func (s *Server) SeatsInUse(product, key string) int {
-	return s.store.seatsInUse(s.cfg.clock(), product, key)
+	return s.store.seatsInUse(s.cfg.Clock(), product, key)
 }
 
 // Instances returns the registered instances, in registration order.

@@ -1,6 +1,7 @@
 package licensetest
 
 import (
+	"bytes"
 	"log/slog"
 	"time"
 
@@ -92,65 +93,31 @@ type Config struct {
 	Logger *slog.Logger
 }
 
-// config is the plain data the server runs on, with defaults filled in.
-type config struct {
-	clock         func() time.Time
-	kem           envelope.KEM
-	priv          *envelope.PrivateKey
-	secret        []byte
-	apiKey        string
-	sealedReplies bool
-	match         Match
-	logger        *slog.Logger
-	rotate        bool
-	addr          string
-	maxRequests   int
-	window        time.Duration
-	replayEntries int
-	texts         RefusalTexts
-	timeouts      Timeouts
-}
-
 // defaultMaxRequests is how many requests Requests retains by default.
 const defaultMaxRequests = 10000
 
-func buildConfig(in *Config) config {
-	if in == nil {
-		in = &Config{}
+// withDefaults returns a copy of in (nil for the zero Config) with the
+// defaults filled in and Secret copied.
+func withDefaults(in *Config) Config {
+	var c Config
+	if in != nil {
+		c = *in
 	}
-	c := config{
-		clock:         in.Clock,
-		kem:           in.KEM,
-		priv:          in.PrivateKey,
-		apiKey:        in.APIKey,
-		sealedReplies: in.SealedReplies,
-		match:         in.Match,
-		logger:        in.Logger,
-		rotate:        in.TokenRotation,
-		addr:          in.Addr,
-		maxRequests:   in.MaxRequests,
-		window:        in.FreshnessWindow,
-		replayEntries: in.ReplayCache,
-		texts:         in.RefusalTexts,
-		timeouts:      in.Timeouts,
+	c.Secret = bytes.Clone(c.Secret)
+	if c.KEM == 0 {
+		c.KEM = envelope.KEMX25519
 	}
-	if in.Secret != nil {
-		c.secret = append([]byte(nil), in.Secret...)
+	if c.Addr == "" {
+		c.Addr = "127.0.0.1:0"
 	}
-	if c.kem == 0 {
-		c.kem = envelope.KEMX25519
+	if c.MaxRequests == 0 {
+		c.MaxRequests = defaultMaxRequests
 	}
-	if c.addr == "" {
-		c.addr = "127.0.0.1:0"
+	if c.Clock == nil {
+		c.Clock = time.Now
 	}
-	if c.maxRequests == 0 {
-		c.maxRequests = defaultMaxRequests
-	}
-	if c.clock == nil {
-		c.clock = time.Now
-	}
-	if c.logger == nil {
-		c.logger = slog.New(slog.DiscardHandler)
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
 	}
 	return c
 }

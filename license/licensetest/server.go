@@ -37,7 +37,7 @@ type Server struct {
 	// whose dial error says what to do. Do not change it.
 	URL string
 
-	cfg    config
+	cfg    Config // defaults filled in
 	priv   *envelope.PrivateKey
 	secret []byte
 	apiKey string
@@ -115,53 +115,54 @@ func NewTLSServer(cfg *Config) *Server {
 // instance inside a testing/synctest bubble where loopback sockets would
 // never let fake time advance. The caller should Close it. It panics if cfg
 // is invalid.
-func NewUnstartedServer(cfg *Config) *Server {
-	return newServer(buildConfig(cfg))
-}
-
-func newServer(cfg config) *Server {
+func NewUnstartedServer(config *Config) *Server {
+	cfg := withDefaults(config)
 	s := &Server{
 		URL:    unstartedURL,
 		cfg:    cfg,
-		store:  newStore(cfg.match, cfg.rotate, cfg.texts),
+		priv:   cfg.PrivateKey,
+		secret: cfg.Secret,
+		apiKey: cfg.APIKey,
+		store:  newStore(cfg.Match, cfg.TokenRotation, cfg.RefusalTexts),
 		faults: newFaultState(),
-		reqlog: newRequestLog(cfg.maxRequests),
-		logger: cfg.logger,
+		reqlog: newRequestLog(cfg.MaxRequests),
+		logger: cfg.Logger,
 		conns:  make(map[net.Conn]http.ConnState),
 	}
 	s.flight.init()
 	var err error
-	if s.priv = cfg.priv; s.priv == nil {
-		if s.priv, err = envelope.GenerateKey(cfg.kem); err != nil {
-			panic("licensetest: " + err.Error())
-		}
+	if s.priv == nil {
+		s.priv, err = envelope.GenerateKey(cfg.KEM)
+		must(err)
 	}
-	if s.secret = cfg.secret; s.secret == nil {
-		if s.secret, err = envelope.GenerateSecret(); err != nil {
-			panic("licensetest: " + err.Error())
-		}
+	if len(s.secret) == 0 {
+		s.secret, err = envelope.GenerateSecret()
+		must(err)
 	}
-	if s.apiKey = cfg.apiKey; s.apiKey == "" {
+	if s.apiKey == "" {
 		s.apiKey = "lt_" + randomToken(24)
 	}
 	hpkeOpener, err := envelope.NewOpener(s.priv)
-	if err != nil {
-		panic("licensetest: " + err.Error())
-	}
+	must(err)
 	secretOpener, err := envelope.NewSharedSecretOpener(s.secret)
-	if err != nil {
-		panic("licensetest: " + err.Error())
-	}
+	must(err)
 	s.opener = envelope.MultiOpener(hpkeOpener, secretOpener)
-	s.guard = envelope.NewGuard(envelope.GuardConfig{Window: cfg.window, MaxEntries: cfg.replayEntries})
+	s.guard = envelope.NewGuard(envelope.GuardConfig{Window: cfg.FreshnessWindow, MaxEntries: cfg.ReplayCache})
 	s.carried = newCarriedGuard()
 	return s
+}
+
+// must panics with err, as the constructors document.
+func must(err error) {
+	if err != nil {
+		panic("licensetest: " + err.Error())
+	}
 }
 
 // Now returns the server's clock (see Config.Clock). Test clients that seal
 // requests by hand use it as the request's timestamp when the server runs
 // on a fake clock.
-func (s *Server) Now() time.Time { return s.cfg.clock() }
+func (s *Server) Now() time.Time { return s.cfg.Clock() }
 
 // Start starts a server from NewUnstartedServer on its address (Config.Addr,
 // default a loopback port) and sets URL. It panics if the server was already
@@ -187,9 +188,9 @@ func (s *Server) startLocked(useTLS bool) {
 	if s.started || s.closed {
 		panic("licensetest: Server already started or closed")
 	}
-	g, err := newGate(s.cfg.addr)
+	g, err := newGate(s.cfg.Addr)
 	if err != nil {
-		panic(fmt.Sprintf("licensetest: failed to listen on %s: %v", s.cfg.addr, err))
+		panic(fmt.Sprintf("licensetest: failed to listen on %s: %v", s.cfg.Addr, err))
 	}
 	s.started = true
 	s.gate = g
@@ -198,7 +199,7 @@ func (s *Server) startLocked(useTLS bool) {
 		ConnState: s.trackConn,
 		ErrorLog:  slog.NewLogLogger(s.logger.Handler(), slog.LevelDebug),
 	}
-	s.cfg.timeouts.Apply(s.srv)
+	s.cfg.Timeouts.Apply(s.srv)
 	var ln net.Listener = g
 	scheme := "http"
 	if useTLS {
@@ -206,7 +207,7 @@ func (s *Server) startLocked(useTLS bool) {
 		cert, tlsCert, err := selfSigned(g.Addr())
 		if err != nil {
 			g.Close()
-			panic("licensetest: " + err.Error())
+			must(err)
 		}
 		s.cert = cert
 		if s.client != nil { // Client was called before StartTLS
@@ -432,7 +433,7 @@ func (s *Server) Info() ServerInfo {
 		APIKey:        s.apiKey,
 		PublicKey:     s.priv.Public(),
 		Secret:        slices.Clone(s.secret),
-		SealedReplies: s.cfg.sealedReplies,
+		SealedReplies: s.cfg.SealedReplies,
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()

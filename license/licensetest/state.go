@@ -207,7 +207,10 @@ func (st *store) licenseList() []License {
 	return out
 }
 
-func (st *store) activeLicense(product, key string) (*licenseRec, *apiError) {
+// activeLicense reaps at now and finds a licence that is neither revoked
+// nor expired. The caller holds mu.
+func (st *store) activeLicense(now time.Time, product, key string) (*licenseRec, *apiError) {
+	st.reap(now)
 	rec := st.licenses[licenseID{product, key}]
 	if rec == nil {
 		return nil, st.refuse.unknownLicense
@@ -258,8 +261,7 @@ func score(a Machine, b wire.Machine) int {
 func (st *store) register(now time.Time, ts wire.Timestamp, skew time.Duration, req *wire.RegisterRequest, guid string) (*wire.RegisterReply, *apiError) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	st.reap(now)
-	lic, err := st.activeLicense(req.ProductGUID, req.LicenseKey)
+	lic, err := st.activeLicense(now, req.ProductGUID, req.LicenseKey)
 	if err != nil {
 		return nil, err
 	}
@@ -311,8 +313,7 @@ func (st *store) register(now time.Time, ts wire.Timestamp, skew time.Duration, 
 func (st *store) begin(now time.Time, ts wire.Timestamp, req *wire.BeginRequest, token, sessionKey string) (*wire.BeginReply, *apiError) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	st.reap(now)
-	lic, err := st.activeLicense(req.ProductGUID, req.LicenseKey)
+	lic, err := st.activeLicense(now, req.ProductGUID, req.LicenseKey)
 	if err != nil {
 		return nil, err
 	}
@@ -351,8 +352,10 @@ func (st *store) begin(now time.Time, ts wire.Timestamp, req *wire.BeginRequest,
 	}, nil
 }
 
-// lookup finds a live session by token. The caller holds mu and has reaped.
-func (st *store) lookup(token string) (*sessionRec, *apiError) {
+// lookup reaps at now and finds a live session by token. The caller holds
+// mu.
+func (st *store) lookup(now time.Time, token string) (*sessionRec, *apiError) {
+	st.reap(now)
 	s := st.sessions[token]
 	if s != nil {
 		return s, nil
@@ -366,8 +369,7 @@ func (st *store) lookup(token string) (*sessionRec, *apiError) {
 func (st *store) extend(now time.Time, ts wire.Timestamp, req *wire.ExtendRequest, newToken string) (*wire.ExtendReply, *apiError) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	st.reap(now)
-	s, err := st.lookup(req.Token)
+	s, err := st.lookup(now, req.Token)
 	if err != nil {
 		return nil, err
 	}
@@ -395,8 +397,7 @@ func (st *store) extend(now time.Time, ts wire.Timestamp, req *wire.ExtendReques
 func (st *store) end(now time.Time, ts wire.Timestamp, req *wire.EndRequest) (*wire.EndReply, *apiError) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	st.reap(now)
-	s, err := st.lookup(req.Token)
+	s, err := st.lookup(now, req.Token)
 	if err != nil {
 		return nil, err
 	}
@@ -475,9 +476,7 @@ func (st *store) scope(ep string, pt []byte) envelope.Scope {
 	if err != nil {
 		return envelope.Scope{}
 	}
-	product, _ := o.str("product_guid", true)
-	key, _ := o.str("license_key", true)
-	token, _ := o.str("token", true)
+	product, key, token := o.str("product_guid", true), o.str("license_key", true), o.str("token", true)
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	switch ep {

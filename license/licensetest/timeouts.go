@@ -88,7 +88,7 @@ func (s *Server) extendDeadlines(w http.ResponseWriter, r *http.Request) (replyR
 	if lat <= 0 {
 		return func() {}
 	}
-	t := s.cfg.timeouts.withDefaults()
+	t := s.cfg.Timeouts.withDefaults()
 	now := time.Now()
 	rc := http.NewResponseController(w)
 	_ = rc.SetReadDeadline(now.Add(t.Read + lat))
