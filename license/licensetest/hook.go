@@ -2,7 +2,6 @@ package licensetest
 
 import (
 	"maps"
-	"slices"
 	"time"
 
 	"github.com/licensekit/licensekit-go/license/licensetest/internal/hook"
@@ -34,16 +33,9 @@ func (s *Server) faultSnapshot() hook.Faults {
 // requestSnapshot returns the last n retained requests and the sequence
 // number of the first, for the admin package.
 func (s *Server) requestSnapshot(n int) (any, int) {
-	l := s.reqlog
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	total := 0
-	for _, c := range l.counts {
-		total += c
+	reqs, first := s.reqlog.last(n)
+	if reqs == nil {
+		reqs = []Request{}
 	}
-	if l.max <= 0 {
-		return []Request{}, total + 1
-	}
-	start := max(0, len(l.buf)-min(n, l.max))
-	return slices.Clone(l.buf[start:]), total - len(l.buf) + 1 + start
+	return reqs, first
 }

@@ -3,6 +3,7 @@ package licensetest
 import (
 	"bytes"
 	"encoding/json"
+	"math"
 	"slices"
 	"sync"
 	"time"
@@ -74,18 +75,27 @@ func (l *requestLog) add(r Request) {
 // was down, abandoned during latency, or sent to an unknown path are not
 // included. The result is a copy.
 func (s *Server) Requests() []Request {
-	l := s.reqlog
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.max <= 0 {
-		return nil
-	}
-	start := max(0, len(l.buf)-l.max)
-	out := slices.Clone(l.buf[start:])
+	out, _ := s.reqlog.last(math.MaxInt)
 	for i := range out {
 		out[i].Payload = bytes.Clone(out[i].Payload)
 	}
 	return out
+}
+
+// last returns a copy of the last n retained requests (nil when none are
+// retained) and the sequence number (from 1) of the first of them.
+func (l *requestLog) last(n int) ([]Request, int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	total := 0
+	for _, c := range l.counts {
+		total += c
+	}
+	if l.max <= 0 {
+		return nil, total + 1
+	}
+	start := max(0, len(l.buf)-min(n, l.max))
+	return slices.Clone(l.buf[start:]), total - len(l.buf) + 1 + start
 }
 
 // Count returns how many requests endpoint ("" = all four) has handled since
