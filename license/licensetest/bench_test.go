@@ -53,7 +53,7 @@ func BenchmarkLifecycle(b *testing.B) {
 			}
 			c := wiretest.NewClient(b, s, nil)
 			if mode == "shared_secret" {
-				c = wiretest.NewSecretClient(b, s, nil)
+				c = newSecretClient(b, s, nil)
 			}
 			var worker atomic.Int64
 			b.SetParallelism(4)
@@ -61,7 +61,7 @@ func BenchmarkLifecycle(b *testing.B) {
 			b.RunParallel(func(pb *testing.PB) {
 				n := int(worker.Add(1))
 				for pb.Next() {
-					if err := c.Lifecycle(n); err != nil {
+					if err := lifecycle(c, n); err != nil {
 						b.Error(err)
 						return
 					}

@@ -113,7 +113,7 @@ func newFixture(t *testing.T) *fixture {
 	fx.live = beginAs(t, fx.c, "p1", "k1", fx.guid1)
 	fx.guid2 = registerFor(t, fx.c, "p2", "k2", 2)
 	fx.ended = beginAs(t, fx.c, "p2", "k2", fx.guid2)
-	fx.c.End(t, fx.ended)
+	mustEnd(t, fx.c, fx.ended)
 	g3 := registerFor(t, fx.c, "p3", "k3", 3)
 	fx.lapsed = beginAs(t, fx.c, "p3", "k3", g3)
 	g4 := registerFor(t, fx.c, "p4", "k4", 4)
@@ -415,9 +415,9 @@ func TestModes(t *testing.T) {
 			}
 			cl := wiretest.NewClient(t, s, nil, opts...)
 			if c.secret {
-				cl = wiretest.NewSecretClient(t, s, nil, opts...)
+				cl = newSecretClient(t, s, nil, opts...)
 			}
-			require.NoError(t, cl.Lifecycle(1))
+			require.NoError(t, lifecycle(cl, 1))
 			reqs := s.Requests()
 			require.Len(t, reqs, 4)
 			for _, r := range reqs {
@@ -429,7 +429,7 @@ func TestModes(t *testing.T) {
 				require.NoError(t, err)
 				require.NoError(t, r.Err)
 				assert.Equal(t, []string{"data"}, keysOf(t, r.Raw), "a sealed failure")
-				assert.Equal(t, "unknown token", r.Failure().Message)
+				assert.Equal(t, "unknown token", failure(r).Message)
 			}
 		})
 	}
@@ -447,7 +447,7 @@ func TestModes(t *testing.T) {
 		r, err := wiretest.NewClient(t, s, nil).Post(licensetest.Register, wiretest.RegisterReq(1))
 		require.NoError(t, err)
 		assert.Equal(t, http.StatusBadRequest, r.Status)
-		assert.Equal(t, "envelope: malformed request", r.Failure().Message)
+		assert.Equal(t, "envelope: malformed request", failure(r).Message)
 		rej, ok := envelope.ParseRejection(r.Status, r.Raw)
 		require.True(t, ok)
 		assert.Equal(t, envelope.CodeMalformed, rej.Code)
@@ -540,8 +540,8 @@ func TestSeats(t *testing.T) {
 	assert.Equal(t, 2, s.SeatsInUse(product, key))
 	r := c.MustPost(t, licensetest.Begin, beginFor(product, key, g, 1))
 	assert.Equal(t, http.StatusConflict, r.Status)
-	assert.Equal(t, "seat limit reached: 2 of 2 seats in use", r.Failure().Message)
-	c.End(t, t1)
+	assert.Equal(t, "seat limit reached: 2 of 2 seats in use", failure(r).Message)
+	mustEnd(t, c, t1)
 	assert.Equal(t, 1, s.SeatsInUse(product, key))
 	c.Begin(t, g, 1)
 	assert.Equal(t, 2, s.SeatsInUse(product, key))
@@ -601,7 +601,7 @@ func TestReapingWithClock(t *testing.T) {
 	tok := c.Begin(t, g, 1).Token
 
 	clock.Advance(59 * time.Second)
-	c.Extend(t, tok) // now expires at +119 s
+	mustExtend(t, c, tok) // now expires at +119 s
 	clock.Advance(59 * time.Second)
 	require.Len(t, s.Sessions(), 1)
 	assert.Equal(t, 1, s.Sessions()[0].Extensions)
@@ -611,10 +611,10 @@ func TestReapingWithClock(t *testing.T) {
 
 	r := c.MustPost(t, licensetest.Extend, wire.ExtendRequest{Token: tok})
 	assert.Equal(t, http.StatusNotFound, r.Status)
-	assert.Equal(t, "session lapsed", r.Failure().Message)
+	assert.Equal(t, "session lapsed", failure(r).Message)
 	r = c.MustPost(t, licensetest.End, wire.EndRequest{Token: tok})
 	assert.Equal(t, http.StatusUnprocessableEntity, r.Status)
-	assert.Equal(t, "session lapsed", r.Failure().Message)
+	assert.Equal(t, "session lapsed", failure(r).Message)
 
 	// The reaped seat is free for a new session.
 	c.Begin(t, g, 1)
@@ -626,15 +626,15 @@ func TestTokenRotation(t *testing.T) {
 	c := wiretest.NewClient(t, s, nil)
 	g := c.Register(t, 1).GUID
 	t0 := c.Begin(t, g, 1).Token
-	t1 := c.Extend(t, t0).Token
+	t1 := mustExtend(t, c, t0).Token
 	assert.NotEqual(t, t0, t1)
 	r := c.MustPost(t, licensetest.Extend, wire.ExtendRequest{Token: t0})
 	assert.Equal(t, http.StatusNotFound, r.Status)
-	assert.Equal(t, "unknown token", r.Failure().Message)
-	t2 := c.Extend(t, t1).Token
+	assert.Equal(t, "unknown token", failure(r).Message)
+	t2 := mustExtend(t, c, t1).Token
 	require.Len(t, s.Sessions(), 1)
 	assert.Equal(t, t2, s.Sessions()[0].Token)
-	c.End(t, t2)
+	mustEnd(t, c, t2)
 	assert.Empty(t, s.Sessions())
 }
 
@@ -647,7 +647,7 @@ func TestLicenseChanges(t *testing.T) {
 
 	require.NoError(t, s.SetControlOptions(product, key, 30*time.Second, 2*time.Minute))
 	want := wire.ControlOptions{SessionDuration: 30, ValidationGracePeriod: 120}
-	assert.Equal(t, want, c.Extend(t, tok).ControlOptions)
+	assert.Equal(t, want, mustExtend(t, c, tok).ControlOptions)
 	assert.Equal(t, want, c.Begin(t, g, 1).ControlOptions)
 	assert.Equal(t, want, c.Register(t, 1).ControlOptions)
 	l, ok := s.License(product, key)
@@ -657,15 +657,15 @@ func TestLicenseChanges(t *testing.T) {
 	require.NoError(t, s.SetLicenseState(product, key, licensetest.Revoked))
 	r := c.MustPost(t, licensetest.Extend, wire.ExtendRequest{Token: tok})
 	assert.Equal(t, http.StatusForbidden, r.Status)
-	assert.Equal(t, "license revoked", r.Failure().Message)
+	assert.Equal(t, "license revoked", failure(r).Message)
 	require.NoError(t, s.SetLicenseState(product, key, licensetest.Expired))
 	r = c.MustPost(t, licensetest.Begin, beginFor(product, key, g, 1))
-	assert.Equal(t, "license expired", r.Failure().Message)
+	assert.Equal(t, "license expired", failure(r).Message)
 	require.NoError(t, s.SetLicenseState(product, key, licensetest.Active))
-	c.Extend(t, tok)
+	mustExtend(t, c, tok)
 	// A revoked licence's session can still be ended.
 	require.NoError(t, s.SetLicenseState(product, key, licensetest.Revoked))
-	c.End(t, tok)
+	mustEnd(t, c, tok)
 
 	assert.ErrorIs(t, s.SetLicenseState(product, "nope", licensetest.Revoked), licensetest.ErrUnknownLicense)
 	assert.ErrorIs(t, s.SetControlOptions(product, "nope", time.Minute, 0), licensetest.ErrUnknownLicense)
@@ -709,7 +709,7 @@ func TestObservation(t *testing.T) {
 	clock.Advance(time.Second)
 	began := c.Begin(t, g, 1)
 	tok := began.Token
-	c.Extend(t, tok)
+	mustExtend(t, c, tok)
 	c.MustPost(t, licensetest.End, wire.EndRequest{Token: "nope"})
 
 	reqs := s.Requests()

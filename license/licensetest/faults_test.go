@@ -89,7 +89,7 @@ func TestInjectFail(t *testing.T) {
 		assert.Equal(t, http.StatusForbidden, r.Status)
 		assert.Equal(t, "3", r.Header.Get("Retry-After"))
 		assert.Equal(t, []string{"data"}, keysOf(t, r.Raw), "the injected failure is sealed")
-		assert.Equal(t, "license revoked by test", r.Failure().Message)
+		assert.Equal(t, "license revoked by test", failure(r).Message)
 	}
 	// An injected end_session failure keeps its status.
 	s.Inject(licensetest.Fault{Endpoint: licensetest.End, Kind: licensetest.FaultFail, Count: 1, Status: http.StatusBadGateway})
@@ -246,7 +246,7 @@ func TestClockSkew(t *testing.T) {
 	assert.Equal(t, clock.Now().Add(-2*time.Hour), again.Time.Time)
 	assert.Equal(t, first.FirstRegisteredAt.Time.Add(-2*time.Hour), again.FirstRegisteredAt.Time)
 	r := c.MustPost(t, licensetest.Extend, wire.ExtendRequest{Token: "nope"})
-	assert.Equal(t, clock.Now().Add(-2*time.Hour), r.Failure().Time.Time)
+	assert.Equal(t, clock.Now().Add(-2*time.Hour), failure(r).Time.Time)
 	assert.Equal(t, clock.Now(), s.Requests()[1].Time, "Requests records the true time")
 	s.ClearFaults()
 	assert.Equal(t, clock.Now(), c.Register(t, 1).Time.Time)
@@ -406,7 +406,7 @@ func TestHandlerMounted(t *testing.T) {
 	defer hs.Close()
 	c := wiretest.NewClient(t, s, hs.Client())
 	c.URL = hs.URL + licensetest.BasePath
-	require.NoError(t, c.Lifecycle(1))
+	require.NoError(t, lifecycle(c, 1))
 	s.SetDown(true)
 	_, err := c.Post(licensetest.Register, wiretest.RegisterReq(1))
 	assert.Error(t, err)

@@ -54,7 +54,7 @@ func TestTLS(t *testing.T) {
 	s.StartTLS()
 	require.NoError(t, s.AddLicense(wiretest.License()))
 	assert.True(t, strings.HasPrefix(s.URL, "https://127.0.0.1:"))
-	require.NoError(t, wiretest.NewClient(t, s, nil).Lifecycle(1))
+	require.NoError(t, lifecycle(wiretest.NewClient(t, s, nil), 1))
 
 	_, err := wiretest.NewClient(t, s, &http.Client{Transport: &http.Transport{}}).Post(licensetest.Register, wiretest.RegisterReq(1))
 	var unknown x509.UnknownAuthorityError
@@ -64,7 +64,7 @@ func TestTLS(t *testing.T) {
 	pool.AddCert(s.Info().Certificate)
 	other := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
 	defer other.CloseIdleConnections()
-	require.NoError(t, wiretest.NewClient(t, s, other).Lifecycle(2))
+	require.NoError(t, lifecycle(wiretest.NewClient(t, s, other), 2))
 
 	s.SetDownMode(licensetest.DownReset)
 	s.SetDown(true)
@@ -81,7 +81,7 @@ func TestTLS(t *testing.T) {
 	n := licensetest.NewTLSServer(nil)
 	defer n.Close()
 	require.NoError(t, n.AddLicense(wiretest.License()))
-	require.NoError(t, wiretest.NewClient(t, n, nil).Lifecycle(1))
+	require.NoError(t, lifecycle(wiretest.NewClient(t, n, nil), 1))
 }
 
 func TestCloseIdempotent(t *testing.T) {
@@ -218,7 +218,7 @@ func TestReapingSynctest(t *testing.T) {
 		tok := c.Begin(t, g, 1).Token
 		for range 6 { // an hour of renewals
 			time.Sleep(9 * time.Minute)
-			c.Extend(t, tok)
+			mustExtend(t, c, tok)
 		}
 		assert.Equal(t, 1, s.SeatsInUse(product, key))
 		assert.Equal(t, time.Now().Add(10*time.Minute), s.Sessions()[0].Expires)
@@ -228,7 +228,7 @@ func TestReapingSynctest(t *testing.T) {
 		time.Sleep(10 * time.Minute)
 		assert.Zero(t, s.SeatsInUse(product, key))
 		r = c.MustPost(t, licensetest.Extend, wire.ExtendRequest{Token: tok})
-		assert.Equal(t, "session lapsed", r.Failure().Message)
+		assert.Equal(t, "session lapsed", failure(r).Message)
 		c.Begin(t, g, 1)
 	})
 }
@@ -242,14 +242,14 @@ func TestConcurrentClients(t *testing.T) {
 	hc := &http.Client{Transport: s.Transport()}
 	// Shared-secret mode keeps the race-detector run fast; the public-key
 	// mode is covered by the benchmark.
-	c := wiretest.NewSecretClient(t, s, hc)
+	c := newSecretClient(t, s, hc)
 	errs := make(chan error, n)
 	var wg sync.WaitGroup
 	start := make(chan struct{})
 	for i := range n {
 		wg.Go(func() {
 			<-start
-			errs <- c.Lifecycle(i)
+			errs <- lifecycle(c, i)
 		})
 	}
 	// Observe and inject while the clients run.

@@ -45,15 +45,6 @@ type Reply struct {
 	Err    error  // OpenReply's error
 }
 
-// Failure decodes the body as a spec failure, or returns nil.
-func (r *Reply) Failure() *wire.Failure {
-	var f wire.Failure
-	if err := json.Unmarshal(r.Body, &f); err != nil {
-		return nil
-	}
-	return &f
-}
-
 // NewClient returns a public-key client of s; a nil hc means s.Client().
 func NewClient(tb testing.TB, s *licensetest.Server, hc *http.Client, opts ...envelope.Option) *Client {
 	tb.Helper()
@@ -63,16 +54,6 @@ func NewClient(tb testing.TB, s *licensetest.Server, hc *http.Client, opts ...en
 		hc = s.Client()
 	}
 	return &Client{URL: s.URL, APIKey: s.Info().APIKey, HC: hc, Sealer: sealer, Now: s.Now}
-}
-
-// NewSecretClient is NewClient in shared-secret mode.
-func NewSecretClient(tb testing.TB, s *licensetest.Server, hc *http.Client, opts ...envelope.Option) *Client {
-	tb.Helper()
-	c := NewClient(tb, s, hc)
-	sealer, err := envelope.NewSharedSecretSealer(s.Info().Secret, opts...)
-	require.NoError(tb, err)
-	c.Sealer = sealer
-	return c
 }
 
 // Post seals payload (marshalled unless it is []byte) and posts it.
@@ -144,77 +125,28 @@ func RegisterReq(n int) wire.RegisterRequest {
 	}
 }
 
-// Register, Begin, Extend and End post one step and fail the test unless it
-// succeeds.
+// Register and Begin post one step and fail the test unless it succeeds.
 func (c *Client) Register(tb testing.TB, n int) *wire.RegisterReply {
 	tb.Helper()
-	return mustStep(tb, c, licensetest.Register, RegisterReq(n), wire.DecodeRegister)
+	return MustStep(tb, c, licensetest.Register, RegisterReq(n), wire.DecodeRegister)
 }
 
 func (c *Client) Begin(tb testing.TB, guid string, n int) *wire.BeginReply {
 	tb.Helper()
-	return mustStep(tb, c, licensetest.Begin, wire.BeginRequest{
+	return MustStep(tb, c, licensetest.Begin, wire.BeginRequest{
 		ProductGUID: Product, LicenseKey: Key, InstanceGUID: guid, Machine: Machine(n),
 	}, wire.DecodeBegin)
 }
 
-func (c *Client) Extend(tb testing.TB, token string) *wire.ExtendReply {
-	tb.Helper()
-	return mustStep(tb, c, licensetest.Extend, wire.ExtendRequest{Token: token}, wire.DecodeExtend)
-}
-
-func (c *Client) End(tb testing.TB, token string) {
-	tb.Helper()
-	mustStep(tb, c, licensetest.End, wire.EndRequest{Token: token}, wire.DecodeEnd)
-}
-
-func mustStep[T any](tb testing.TB, c *Client, endpoint string, payload any, decode func([]byte) (T, error)) T {
+// MustStep posts payload to endpoint, fails the test unless the reply is 200,
+// and decodes the reply.
+func MustStep[T any](tb testing.TB, c *Client, endpoint string, payload any, decode func([]byte) (T, error)) T {
 	tb.Helper()
 	r := c.MustPost(tb, endpoint, payload)
 	require.Equal(tb, http.StatusOK, r.Status, "%s: %s", endpoint, r.Body)
 	rep, err := decode(r.Body)
 	require.NoError(tb, err)
 	return rep
-}
-
-// Lifecycle runs register, begin, extend and end, returning the first error.
-func (c *Client) Lifecycle(n int) error {
-	step := func(endpoint string, payload any) ([]byte, error) {
-		r, err := c.Post(endpoint, payload)
-		switch {
-		case err != nil:
-			return nil, err
-		case r.Err != nil:
-			return nil, r.Err
-		case r.Status != http.StatusOK:
-			return nil, fmt.Errorf("%s: status %d: %s", endpoint, r.Status, r.Body)
-		}
-		return r.Body, nil
-	}
-	body, err := step(licensetest.Register, RegisterReq(n))
-	if err != nil {
-		return err
-	}
-	reg, err := wire.DecodeRegister(body)
-	if err != nil {
-		return err
-	}
-	if body, err = step(licensetest.Begin, wire.BeginRequest{ProductGUID: Product, LicenseKey: Key, InstanceGUID: reg.GUID, Machine: Machine(n)}); err != nil {
-		return err
-	}
-	b, err := wire.DecodeBegin(body)
-	if err != nil {
-		return err
-	}
-	if body, err = step(licensetest.Extend, wire.ExtendRequest{Token: b.Token}); err != nil {
-		return err
-	}
-	e, err := wire.DecodeExtend(body)
-	if err != nil {
-		return err
-	}
-	_, err = step(licensetest.End, wire.EndRequest{Token: e.Token})
-	return err
 }
 
 // NewServer starts a server with the licence l (Product and Key where l
