@@ -10,13 +10,14 @@
 // reaps lapsed sessions. It answers in the spec's shapes, sealing the reply
 // whenever the client asks for a sealed reply.
 //
-//	s := licensetest.NewServer()
+//	s := licensetest.NewServer(nil)
 //	t.Cleanup(s.Close)
 //	err := s.AddLicense(licensetest.License{ProductGUID: "app", Key: "K-1", Seats: 2,
 //		SessionDuration: 10 * time.Minute, GracePeriod: time.Hour})
 //
-// A client is configured with s.URL, s.APIKey() and either s.PublicKey() or
-// s.Secret(), and sends its requests with s.Client() (or s.Transport()).
+// A client is configured with s.URL and what s.Info() returns (the API key
+// and either the public key or the secret), and sends its requests with
+// s.Client() (or s.Transport()).
 // Package testclient (license/licensetest/testclient) does that in one call
 // for a license.Client:
 //

@@ -249,9 +249,9 @@ func (f *faultState) remember(ep string, body []byte) {
 }
 
 // Inject queues a fault. A request takes the first queued fault that targets
-// its endpoint; queued faults apply to requests that reached the handler
-// (not to those refused while the server is down), whatever their outcome
-// would have been. Inject panics if f.Endpoint is not "" or a v2 endpoint
+// its endpoint; queued faults apply to requests that reached the handler and
+// passed the envelope checks, whatever their outcome would have been, not to
+// those refused while the server is down or rejected at the envelope level. Inject panics if f.Endpoint is not "" or a v2 endpoint
 // name, or if f.Kind is not a FaultKind. It is safe for concurrent use.
 func (s *Server) Inject(f Fault) {
 	checkEndpoint(f.Endpoint)

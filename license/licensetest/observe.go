@@ -72,8 +72,8 @@ func (l *requestLog) add(r Request) {
 // the most recent Config.MaxRequests (default 10,000). It counts requests that
 // reached an endpoint and were answered (or dropped by a fault), including
 // the 503s of DownUnavailable; requests refused or reset while the server
-// was down, abandoned during latency, or sent to an unknown path are not
-// included. The result is a copy.
+// was down, abandoned during latency, or sent to an unknown path or with a
+// method other than POST are not included. The result is a copy.
 func (s *Server) Requests() []Request {
 	out, _ := s.reqlog.last(math.MaxInt)
 	for i := range out {
@@ -153,7 +153,7 @@ func (s *Server) Licenses() []License {
 // SetLicenseState sets a licence's state. Live sessions are kept, but a
 // revoked or expired licence's sessions can no longer be extended (403);
 // they can still be ended. It returns ErrUnknownLicense for a licence never
-// added.
+// added, and an error for a state other than Active, Revoked or Expired.
 func (s *Server) SetLicenseState(product, key string, st LicenseState) error {
 	if st < Active || st > Expired {
 		return errInvalidLicense

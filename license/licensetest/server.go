@@ -402,8 +402,8 @@ func (s *Server) InFlight() int { return s.flight.count() }
 
 // Handler returns the server's HTTP handler, for mounting the mock elsewhere.
 // It serves the API below BasePath and honours every fault; while the server
-// is down it aborts each request's connection (it cannot refuse the dial of
-// a listener it does not own).
+// is down in DownRefuse or DownReset mode it aborts each request's
+// connection (it cannot refuse the dial of a listener it does not own).
 func (s *Server) Handler() http.Handler { return http.HandlerFunc(s.serveHTTP) }
 
 // ServerInfo is what a client needs to talk to a Server, secrets included,

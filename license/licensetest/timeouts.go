@@ -64,7 +64,7 @@ func (t Timeouts) withDefaults() Timeouts {
 
 // Apply sets srv's ReadHeaderTimeout, ReadTimeout, WriteTimeout,
 // IdleTimeout and MaxHeaderBytes from t, defaults filled in. Use it for the
-// http.Server that serves AdminHandler.
+// http.Server that serves an admin.Handler.
 func (t Timeouts) Apply(srv *http.Server) {
 	t = t.withDefaults()
 	srv.ReadHeaderTimeout = t.ReadHeader
