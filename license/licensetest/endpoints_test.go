@@ -1,17 +1,22 @@
 package licensetest_test
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"maps"
+	"math/rand/v2"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -19,7 +24,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/licensekit/licensekit-go/envelope"
+	"github.com/licensekit/licensekit-go/fingerprint"
 	"github.com/licensekit/licensekit-go/internal/wire"
+	"github.com/licensekit/licensekit-go/license"
 	"github.com/licensekit/licensekit-go/license/licensetest"
 	"github.com/licensekit/licensekit-go/license/licensetest/internal/wiretest"
 )
@@ -346,9 +353,7 @@ func TestRoutingFailures(t *testing.T) {
 
 func TestSuccessShapes(t *testing.T) {
 	t.Parallel()
-	clock := newFakeClock()
-	s := wiretest.NewServer(t, licensetest.License{Seats: 3, SessionDuration: time.Minute, GracePeriod: time.Hour, Features: `{"pro":true}`}, &licensetest.Config{Clock: clock.Now})
-	c := wiretest.NewClient(t, s, nil)
+	clock, _, c := clocked(t, licensetest.License{Seats: 3, SessionDuration: time.Minute, GracePeriod: time.Hour, Features: `{"pro":true}`}, licensetest.Config{})
 
 	r := c.MustPost(t, licensetest.Register, wiretest.RegisterReq(1))
 	assert.Equal(t, http.StatusOK, r.Status)
@@ -456,9 +461,7 @@ func TestModes(t *testing.T) {
 
 func TestRegisterIdempotent(t *testing.T) {
 	t.Parallel()
-	clock := newFakeClock()
-	s := wiretest.NewServer(t, licensetest.License{}, &licensetest.Config{Clock: clock.Now})
-	c := wiretest.NewClient(t, s, nil)
+	clock, s, c := clocked(t, licensetest.License{}, licensetest.Config{})
 	first := c.Register(t, 1)
 	clock.Advance(time.Hour)
 
@@ -572,9 +575,7 @@ func TestDurations(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			clock := newFakeClock()
-			s := wiretest.NewServer(t, licensetest.License{SessionDuration: tt.session, MaxDuration: tt.maxDur, GracePeriod: 5 * time.Second}, &licensetest.Config{Clock: clock.Now})
-			c := wiretest.NewClient(t, s, nil)
+			clock, s, c := clocked(t, licensetest.License{SessionDuration: tt.session, MaxDuration: tt.maxDur, GracePeriod: 5 * time.Second}, licensetest.Config{})
 			g := c.Register(t, 1).GUID
 			req := beginFor(product, key, g, 1)
 			req.Duration = tt.requested
@@ -594,9 +595,7 @@ func TestDurations(t *testing.T) {
 
 func TestReapingWithClock(t *testing.T) {
 	t.Parallel()
-	clock := newFakeClock()
-	s := wiretest.NewServer(t, licensetest.License{Seats: 1, SessionDuration: time.Minute}, &licensetest.Config{Clock: clock.Now})
-	c := wiretest.NewClient(t, s, nil)
+	clock, s, c := clocked(t, licensetest.License{Seats: 1, SessionDuration: time.Minute}, licensetest.Config{})
 	g := c.Register(t, 1).GUID
 	tok := c.Begin(t, g, 1).Token
 
@@ -701,9 +700,7 @@ func TestAddLicenseValidation(t *testing.T) {
 
 func TestObservation(t *testing.T) {
 	t.Parallel()
-	clock := newFakeClock()
-	s := wiretest.NewServer(t, licensetest.License{SessionDuration: time.Minute}, &licensetest.Config{Clock: clock.Now, MaxRequests: 3})
-	c := wiretest.NewClient(t, s, nil)
+	clock, s, c := clocked(t, licensetest.License{SessionDuration: time.Minute}, licensetest.Config{MaxRequests: 3})
 	reg := wiretest.RegisterReq(1)
 	g := c.Register(t, 1).GUID
 	clock.Advance(time.Second)
@@ -763,4 +760,370 @@ func otherEndpoint(ep string) string {
 		return licensetest.End
 	}
 	return licensetest.Extend
+}
+
+// captured is one sealed request as an attacker on the path sees it.
+type captured struct {
+	endpoint string
+	body     []byte
+	reply    envelope.ReplyOpener
+}
+
+func capture(t *testing.T, c *wiretest.Client, endpoint string, payload any) captured {
+	t.Helper()
+	pt, err := json.Marshal(payload)
+	require.NoError(t, err)
+	sd, err := c.Seal(endpoint, pt)
+	require.NoError(t, err)
+	body, _ := json.Marshal(wire.Request{Key: sd.Key, Data: sd.Data})
+	return captured{endpoint, body, sd.Reply}
+}
+
+func (cp captured) send(t *testing.T, c *wiretest.Client, endpoint string) *wiretest.Reply {
+	t.Helper()
+	r, err := c.PostRaw(endpoint, cp.body, cp.reply)
+	require.NoError(t, err)
+	return r
+}
+
+func rejection(t *testing.T, r *wiretest.Reply) *envelope.Rejection {
+	t.Helper()
+	rej, ok := envelope.ParseRejection(r.Status, r.Raw)
+	require.True(t, ok, "not an envelope-level rejection: %d %s", r.Status, r.Raw)
+	return rej
+}
+
+// TestReplayedBeginTakesNoSecondSeat: a begin_session sent twice (a retry, or
+// a replay of a capture) is answered with the stored reply, takes one seat,
+// and the legitimate client can read the repeat.
+func TestReplayedBeginTakesNoSecondSeat(t *testing.T) {
+	t.Parallel()
+	for _, sealed := range []bool{false, true} {
+		clock := newFakeClock()
+		s := wiretest.NewServer(t, licensetest.License{Seats: 5}, &licensetest.Config{Clock: clock.Now})
+		var opts []envelope.Option
+		if sealed {
+			opts = append(opts, envelope.WithSealedReplies())
+		}
+		c := wiretest.NewClient(t, s, nil, opts...)
+		guid := c.Register(t, 1).GUID
+		cp := capture(t, c, licensetest.Begin, wire.BeginRequest{ProductGUID: product, LicenseKey: key, InstanceGUID: guid, Machine: wiretest.Machine(1)})
+		first := cp.send(t, c, licensetest.Begin)
+		require.Equal(t, http.StatusOK, first.Status, "%s", first.Body)
+		require.NoError(t, first.Err)
+		clock.Advance(time.Minute)
+		for range 3 {
+			again := cp.send(t, c, licensetest.Begin)
+			require.NoError(t, again.Err, "the legitimate retry opens")
+			assert.Equal(t, first.Status, again.Status)
+			assert.Equal(t, first.Raw, again.Raw, "the stored reply, byte for byte")
+		}
+		assert.Equal(t, 1, s.SeatsInUse(product, key), "sealed=%v", sealed)
+		reqs := s.Requests()
+		assert.True(t, reqs[len(reqs)-1].Repeat)
+		assert.False(t, reqs[len(reqs)-4].Repeat)
+
+		// After the window the capture is stale, and still takes no seat.
+		clock.Advance(5 * time.Minute)
+		late := cp.send(t, c, licensetest.Begin)
+		assert.Equal(t, http.StatusUnauthorized, late.Status)
+		rej := rejection(t, late)
+		assert.Equal(t, envelope.CodeStale, rej.Code)
+		assert.True(t, rej.ServerTime.Equal(clock.Now()), "the rejection carries the server's time")
+		assert.Equal(t, 1, s.SeatsInUse(product, key))
+	}
+}
+
+// TestReplayedExtendChangesNothing: a captured extend_session replayed after
+// the window is rejected and does not extend the session.
+func TestReplayedExtendChangesNothing(t *testing.T) {
+	t.Parallel()
+	clock, s, c := clocked(t, licensetest.License{SessionDuration: time.Hour}, licensetest.Config{})
+	guid := c.Register(t, 1).GUID
+	tok := c.Begin(t, guid, 1).Token
+	cp := capture(t, c, licensetest.Extend, wire.ExtendRequest{Token: tok})
+	require.Equal(t, http.StatusOK, cp.send(t, c, licensetest.Extend).Status)
+	n := s.Count(licensetest.Extend)
+	clock.Advance(50 * time.Minute)
+	r := cp.send(t, c, licensetest.Extend)
+	assert.Equal(t, envelope.CodeStale, rejection(t, r).Code)
+	clock.Advance(11 * time.Minute) // past the hour the original extend granted
+	assert.Equal(t, 0, s.SeatsInUse(product, key), "the replay extended the session")
+	assert.Equal(t, n+1, s.Count(licensetest.Extend))
+}
+
+// TestEnvelopeAtAnotherEndpoint: a begin_session envelope posted to
+// /extend_session, or an extend body to /end_session, is rejected as
+// unauthentic (401) and changes nothing.
+func TestEnvelopeAtAnotherEndpoint(t *testing.T) {
+	t.Parallel()
+	for _, sealed := range []bool{false, true} {
+		s := wiretest.NewServer(t, licensetest.License{Seats: 2})
+		var opts []envelope.Option
+		if sealed {
+			opts = append(opts, envelope.WithSealedReplies())
+		}
+		c := wiretest.NewClient(t, s, nil, opts...)
+		guid := c.Register(t, 1).GUID
+		tok := c.Begin(t, guid, 1).Token
+		begin := capture(t, c, licensetest.Begin, wire.BeginRequest{ProductGUID: product, LicenseKey: key, InstanceGUID: guid, Machine: wiretest.Machine(1)})
+		extend := capture(t, c, licensetest.Extend, wire.ExtendRequest{Token: tok})
+		for _, tc := range []struct {
+			cp captured
+			to string
+		}{{begin, licensetest.Extend}, {begin, licensetest.End}, {begin, licensetest.Register}, {extend, licensetest.End}, {extend, licensetest.Begin}} {
+			r := tc.cp.send(t, c, tc.to)
+			assert.Equal(t, http.StatusUnauthorized, r.Status, "%s at %s", tc.cp.endpoint, tc.to)
+			assert.Equal(t, envelope.CodeUnauthentic, rejection(t, r).Code)
+			if sealed {
+				assert.ErrorIs(t, r.Err, envelope.ErrUnauthentic, "never sealed")
+			}
+		}
+		assert.Equal(t, 1, s.SeatsInUse(product, key), "a session was ended or begun")
+		mustExtend(t, c, tok) // the session is intact
+	}
+}
+
+// TestRetryAfterDroppedReply: the reply of a processed request is lost on
+// the way; the client's retry of the same bytes gets it, and the server does
+// not process the request twice.
+func TestRetryAfterDroppedReply(t *testing.T) {
+	t.Parallel()
+	s := wiretest.NewServer(t, licensetest.License{Seats: 5})
+	c := wiretest.NewClient(t, s, nil, envelope.WithSealedReplies())
+	guid := c.Register(t, 1).GUID
+	cp := capture(t, c, licensetest.Begin, wire.BeginRequest{ProductGUID: product, LicenseKey: key, InstanceGUID: guid, Machine: wiretest.Machine(1)})
+	s.Inject(licensetest.Fault{Endpoint: licensetest.Begin, Kind: licensetest.FaultDrop, Count: 1})
+	_, err := c.HC.Post(c.URL+"/"+licensetest.Begin, "application/json", bytes.NewReader(cp.body))
+	require.Error(t, err)
+	r := cp.send(t, c, licensetest.Begin)
+	require.NoError(t, r.Err)
+	require.Equal(t, http.StatusOK, r.Status)
+	_, err = wire.DecodeBegin(r.Body)
+	require.NoError(t, err)
+	assert.Equal(t, 1, s.SeatsInUse(product, key))
+}
+
+func TestFreshnessWindowOption(t *testing.T) {
+	t.Parallel()
+	clock, _, c := clocked(t, licensetest.License{}, licensetest.Config{FreshnessWindow: time.Hour})
+	cp := capture(t, c, licensetest.Register, wiretest.RegisterReq(1))
+	clock.Advance(59 * time.Minute)
+	r := cp.send(t, c, licensetest.Register)
+	assert.Equal(t, http.StatusOK, r.Status, "%s", r.Body)
+	clock.Advance(2 * time.Minute)
+	r = cp.send(t, c, licensetest.Register)
+	assert.Equal(t, envelope.CodeStale, rejection(t, r).Code)
+}
+
+// floodCapacity is the replay cache the flood tests give the server; every
+// flood is several times larger, so that a cache that lets strangers fill it
+// (the format 2.0 rule: a full cache forgets its oldest id and rejects every
+// timestamp not after it) would lock the honest clients out.
+const floodCapacity = 1024
+
+// junkSealer seals the flood: anyone holding a copy of the product can seal
+// valid envelopes. Shared-secret mode keeps the test fast; the Guard sees
+// the same thing as from public-key envelopes.
+type junkSealer struct {
+	sealer envelope.Sealer
+	apiKey string
+	rnd    *rand.Rand
+}
+
+func newJunkSealer(t testing.TB, s *licensetest.Server) *junkSealer {
+	t.Helper()
+	sealer, err := envelope.NewSharedSecretSealer(s.Info().Secret, envelope.WithSealedReplies())
+	require.NoError(t, err)
+	return &junkSealer{sealer: sealer, apiKey: s.Info().APIKey, rnd: rand.New(rand.NewPCG(1, 2))}
+}
+
+// body returns the request body of the i-th junk request, stamped at ts:
+// begins for licences that do not exist, extends and ends of sessions that
+// do not exist, registrations, and payloads that are not JSON.
+func (j *junkSealer) body(t testing.TB, i int, ts time.Time) (endpoint string, body []byte) {
+	var pt []byte
+	switch i % 4 {
+	case 0:
+		endpoint = licensetest.Begin
+		pt, _ = json.Marshal(wire.BeginRequest{ProductGUID: product, LicenseKey: fmt.Sprintf("JUNK-%d", i), InstanceGUID: "x", Machine: wiretest.Machine(i)})
+	case 1:
+		endpoint = licensetest.Extend
+		pt, _ = json.Marshal(wire.ExtendRequest{Token: fmt.Sprintf("junk-token-%d", i)})
+	case 2:
+		endpoint = licensetest.Register
+		pt, _ = json.Marshal(wire.RegisterRequest{ProductGUID: product, LicenseKey: fmt.Sprintf("JUNK-%d", i), Machine: wiretest.Machine(i)})
+	default:
+		endpoint = licensetest.End
+		pt = []byte(strings.Repeat("junk", 1+i%7))
+	}
+	sd, err := j.sealer.Seal(envelope.Request{APIKey: j.apiKey, Endpoint: endpoint, Time: ts}, pt)
+	require.NoError(t, err)
+	body, _ = json.Marshal(wire.Request{Key: sd.Key, Data: sd.Data})
+	return endpoint, body
+}
+
+// floodClient is an honest product: a real license.Client on loopback.
+func floodClient(t *testing.T, s *licensetest.Server, licenceKey string, n int) *license.Client {
+	t.Helper()
+	fp := &fingerprint.Fingerprint{
+		CPUID:      fingerprint.Component{Name: fingerprint.NameCPUID, Value: fmt.Sprintf("cpu-%d", n), Strength: fingerprint.Weak},
+		MBSerial:   fingerprint.Component{Name: fingerprint.NameMBSerial, Value: fmt.Sprintf("board-%d", n), Strength: fingerprint.Strong},
+		VolumeHash: fingerprint.Component{Name: fingerprint.NameVolumeHash, Value: fmt.Sprintf("vol-%d", n), Strength: fingerprint.Medium},
+		HostName:   fingerprint.Component{Name: fingerprint.NameHostName, Value: fmt.Sprintf("host-%d", n), Strength: fingerprint.Weak},
+	}
+	c, err := license.New(license.Config{
+		ServerURL: s.URL, APIKey: s.Info().APIKey, ServerPublicKey: s.Info().PublicKey.EncodeBase64(),
+		ProductGUID: product, LicenseKey: licenceKey,
+	},
+		license.WithHTTPClient(s.Client()),
+		license.WithStateStore(&license.MemoryStateStore{}),
+		license.WithFingerprintSource(func(context.Context) (*fingerprint.Fingerprint, error) { return fp, nil }),
+	)
+	require.NoError(t, err)
+	return c
+}
+
+// TestFloodLocksOutNoCustomer: while strangers flood the server with valid
+// envelopes (several times the replay cache's capacity), honest clients
+// start, renew and close with no request rejected, the cache stays within
+// its bound, and a replay of an honest request inside the window is still
+// answered with its stored reply and takes no seat.
+func TestFloodLocksOutNoCustomer(t *testing.T) {
+	const (
+		flood     = 4 * floodCapacity
+		customers = 4
+		machines  = 2
+	)
+	for _, tc := range []struct {
+		name  string
+		stamp func(now time.Time, i int, rnd *rand.Rand) time.Time
+	}{
+		// The cheapest lockout on format 2.0: every junk id stamped at the
+		// far edge of the window, so that it outlives everything honest.
+		{"future-edge", func(now time.Time, _ int, _ *rand.Rand) time.Time { return now.Add(299 * time.Second) }},
+		// Valid-looking timestamps spread across the whole window.
+		{"across-window", func(now time.Time, _ int, rnd *rand.Rand) time.Time {
+			return now.Add(time.Duration(rnd.IntN(599)-299) * time.Second)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := licensetest.NewServer(&licensetest.Config{ReplayCache: floodCapacity, SealedReplies: true})
+			t.Cleanup(s.Close)
+			for k := range customers {
+				require.NoError(t, s.AddLicense(licensetest.License{ProductGUID: product, Key: fmt.Sprintf("K-%d", k), Seats: machines}))
+			}
+			require.NoError(t, s.AddLicense(licensetest.License{ProductGUID: product, Key: key, Seats: 5}))
+			js := newJunkSealer(t, s)
+			h := s.Handler()
+			var sent atomic.Int64
+			var maxLen atomic.Int64
+			primed := make(chan struct{})
+			floodDone := make(chan struct{})
+			go func() {
+				defer close(floodDone)
+				for i := range flood {
+					ep, body := js.body(t, i, tc.stamp(s.Now(), i, js.rnd))
+					req := httptest.NewRequest(http.MethodPost, licensetest.BasePath+"/"+ep, strings.NewReader(string(body)))
+					h.ServeHTTP(httptest.NewRecorder(), req)
+					if n := int64(licensetest.GuardLen(s)); n > maxLen.Load() {
+						maxLen.Store(n)
+					}
+					if sent.Add(1) == 2*floodCapacity {
+						close(primed)
+					}
+				}
+			}()
+			<-primed // the cache has seen twice its capacity of junk
+
+			var wg sync.WaitGroup
+			var rejected atomic.Int64
+			var mu sync.Mutex
+			var errs []string
+			for k := range customers {
+				for m := range machines {
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						c := floodClient(t, s, fmt.Sprintf("K-%d", k), k*machines+m)
+						fail := func(step string, err error) {
+							rejected.Add(1)
+							mu.Lock()
+							errs = append(errs, fmt.Sprintf("K-%d/%d %s: %v", k, m, step, err))
+							mu.Unlock()
+						}
+						ctx := context.Background()
+						if err := c.Start(ctx); err != nil {
+							fail("Start", err)
+						}
+						for range 3 {
+							if err := c.ExtendSession(ctx); err != nil {
+								fail("ExtendSession", err)
+							}
+						}
+						if err := c.Close(ctx); err != nil {
+							fail("Close", err)
+						}
+					}()
+				}
+			}
+			wg.Wait()
+			<-floodDone
+			assert.Zero(t, rejected.Load(), "honest requests rejected during the flood:\n%s", strings.Join(errs, "\n"))
+			assert.LessOrEqual(t, maxLen.Load(), int64(floodCapacity), "replay cache beyond its bound")
+			assert.LessOrEqual(t, licensetest.GuardLen(s), floodCapacity)
+
+			// After the flood, a captured honest begin replayed inside the
+			// window gets the stored reply, byte for byte, and no second seat.
+			hc := wiretest.NewClient(t, s, nil, envelope.WithSealedReplies())
+			reg := hc.Register(t, 900)
+			cp := capture(t, hc, licensetest.Begin, wire.BeginRequest{ProductGUID: product, LicenseKey: key, InstanceGUID: reg.GUID, Machine: wiretest.Machine(900)})
+			first := cp.send(t, hc, licensetest.Begin)
+			require.NoError(t, first.Err)
+			require.Equal(t, http.StatusOK, first.Status, "%s", first.Body)
+			again := cp.send(t, hc, licensetest.Begin)
+			require.NoError(t, again.Err)
+			assert.Equal(t, first.Raw, again.Raw, "a replay gets the stored reply")
+			assert.Equal(t, 1, s.SeatsInUse(product, key))
+		})
+	}
+}
+
+// TestResendAfterLostReplyOutlivesTheToken: a client that lost the reply to
+// an extend (with token rotation) or an end resends the same sealed request
+// and gets the stored reply, although the token it carries no longer proves
+// anything: the cache is consulted before the proof.
+func TestResendAfterLostReplyOutlivesTheToken(t *testing.T) {
+	t.Parallel()
+	s := wiretest.NewServer(t, licensetest.License{Seats: 1}, &licensetest.Config{TokenRotation: true, SealedReplies: true})
+	c := wiretest.NewClient(t, s, nil, envelope.WithSealedReplies())
+	guid := c.Register(t, 1).GUID
+	tok := c.Begin(t, guid, 1).Token
+	for _, step := range []struct {
+		ep      string
+		payload any
+	}{
+		{licensetest.Extend, wire.ExtendRequest{Token: tok}},
+		{licensetest.End, nil}, // filled in with the rotated token
+	} {
+		if step.ep == licensetest.End {
+			step.payload = wire.EndRequest{Token: tok}
+		}
+		cp := capture(t, c, step.ep, step.payload)
+		s.Inject(licensetest.Fault{Endpoint: step.ep, Kind: licensetest.FaultDrop, Count: 1})
+		_, err := c.HC.Post(c.URL+"/"+step.ep, "application/json", strings.NewReader(string(cp.body)))
+		require.Error(t, err, "the first reply is lost")
+		n := s.Count(step.ep)
+		r := cp.send(t, c, step.ep)
+		require.NoError(t, r.Err)
+		require.Equal(t, http.StatusOK, r.Status, "%s: %s", step.ep, r.Body)
+		assert.Equal(t, n+1, s.Count(step.ep))
+		if step.ep == licensetest.Extend {
+			ext, err := wire.DecodeExtend(r.Body)
+			require.NoError(t, err)
+			require.NotEqual(t, tok, ext.Token, "rotated")
+			tok = ext.Token
+		}
+	}
+	assert.Zero(t, s.SeatsInUse(product, key))
 }

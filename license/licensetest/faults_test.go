@@ -37,9 +37,7 @@ func TestFailNext(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			clock := newFakeClock()
-			s := wiretest.NewServer(t, licensetest.License{}, &licensetest.Config{Clock: clock.Now})
-			c := wiretest.NewClient(t, s, nil)
+			clock, s, c := clocked(t, licensetest.License{}, licensetest.Config{})
 			g := c.Register(t, 1).GUID
 			tok := c.Begin(t, g, 1).Token
 			s.SetRetryAfter(tt.endpoint, 1500*time.Millisecond)
@@ -237,9 +235,7 @@ func TestSealFaults(t *testing.T) {
 
 func TestClockSkew(t *testing.T) {
 	t.Parallel()
-	clock := newFakeClock()
-	s := wiretest.NewServer(t, licensetest.License{}, &licensetest.Config{Clock: clock.Now})
-	c := wiretest.NewClient(t, s, nil)
+	clock, s, c := clocked(t, licensetest.License{}, licensetest.Config{})
 	first := c.Register(t, 1)
 	s.SetClockSkew(-2 * time.Hour)
 	again := c.Register(t, 1)

@@ -89,3 +89,13 @@ func lifecycle(c *wiretest.Client, n int) error {
 	_, err = step(licensetest.End, wire.EndRequest{Token: e.Token})
 	return err
 }
+
+// clocked starts a server with the licence l on a fake clock (cfg's other
+// fields kept) and returns the clock, the server and a public-key client.
+func clocked(t *testing.T, l licensetest.License, cfg licensetest.Config) (*fakeClock, *licensetest.Server, *wiretest.Client) {
+	t.Helper()
+	clock := newFakeClock()
+	cfg.Clock = clock.Now
+	s := wiretest.NewServer(t, l, &cfg)
+	return clock, s, wiretest.NewClient(t, s, nil)
+}
