@@ -16,6 +16,7 @@ import (
 	"github.com/licensekit/licensekit-go/envelope"
 	"github.com/licensekit/licensekit-go/internal/uuid"
 	"github.com/licensekit/licensekit-go/internal/wire"
+	"github.com/licensekit/licensekit-go/license/licensetest/internal/hook"
 )
 
 // maxRequestBody bounds a request body: the largest data string plus room
@@ -253,7 +254,7 @@ func (s *Server) process(ep string, now time.Time, ts wire.Timestamp, skew time.
 		if o.err != nil {
 			return nil, o.err
 		}
-		return nilIfErr(s.store.begin(now, ts, &req, randomToken(32), randomToken(32)))
+		return nilIfErr(s.store.begin(now, ts, &req, hook.RandomToken(32), hook.RandomToken(32)))
 	case Extend:
 		req := wire.ExtendRequest{Token: o.str("token", true), Duration: o.seconds("duration")}
 		if o.err != nil {
@@ -261,7 +262,7 @@ func (s *Server) process(ep string, now time.Time, ts wire.Timestamp, skew time.
 		}
 		next := ""
 		if s.cfg.TokenRotation {
-			next = randomToken(32)
+			next = hook.RandomToken(32)
 		}
 		return nilIfErr(s.store.extend(now, ts, &req, next))
 	default:
@@ -343,7 +344,7 @@ func badSeal(body []byte, sealed bool) []byte {
 		}
 	}
 	if len(raw) == 0 {
-		raw = []byte(randomToken(49 + len(body)))
+		raw = []byte(hook.RandomToken(49 + len(body)))
 	} else {
 		raw[len(raw)-1] ^= 0x01
 	}

@@ -140,7 +140,7 @@ func NewUnstartedServer(config *Config) *Server {
 		must(err)
 	}
 	if s.apiKey == "" {
-		s.apiKey = "lt_" + randomToken(24)
+		s.apiKey = "lt_" + hook.RandomToken(24)
 	}
 	hpkeOpener, err := envelope.NewOpener(s.priv)
 	must(err)

@@ -3,11 +3,7 @@ package licensetest
 import (
 	"cmp"
 	"container/heap"
-	"crypto/rand"
-	"encoding/base64"
-	"fmt"
 	"maps"
-	"net/http"
 	"slices"
 	"strconv"
 	"strings"
@@ -322,11 +318,7 @@ func (st *store) begin(now time.Time, ts wire.Timestamp, req *wire.BeginRequest,
 		return nil, st.refuse.unknownInstance
 	}
 	if lic.Seats > 0 && lic.live >= lic.Seats {
-		msg := st.refuse.seatLimit
-		if msg == "" {
-			msg = fmt.Sprintf("seat limit reached: %d of %d seats in use", lic.live, lic.Seats)
-		}
-		return nil, refuse(http.StatusConflict, msg)
+		return nil, st.refuse.seatLimitFor(lic.live, lic.Seats)
 	}
 	d := lic.effective(req.Duration)
 	s := &sessionRec{
@@ -454,13 +446,6 @@ func (st *store) instanceList() []Instance {
 		out = append(out, i.Instance.clone())
 	}
 	return out
-}
-
-// randomToken returns n random bytes, unpadded base64url.
-func randomToken(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b) // crypto/rand.Read never fails (Go 1.24+)
-	return base64.RawURLEncoding.EncodeToString(b)
 }
 
 // scope is what an opened request proved before the replay cache admits it

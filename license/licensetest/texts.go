@@ -1,6 +1,9 @@
 package licensetest
 
-import "net/http"
+import (
+	"fmt"
+	"net/http"
+)
 
 // RefusalTexts are the "error" texts of the server's refusals, so that a
 // test can run a client against a server that words its refusals like the
@@ -49,6 +52,14 @@ func DefaultRefusalTexts() RefusalTexts {
 type refusals struct {
 	unknownLicense, revoked, expired, unknownInstance, unknownToken, lapsed *apiError
 	seatLimit                                                               string
+}
+
+// seatLimitFor is the refusal of a begin_session with live of seats in use.
+func (r *refusals) seatLimitFor(live, seats int) *apiError {
+	if r.seatLimit != "" {
+		return refuse(http.StatusConflict, r.seatLimit)
+	}
+	return refuse(http.StatusConflict, fmt.Sprintf("seat limit reached: %d of %d seats in use", live, seats))
 }
 
 func newRefusals(t RefusalTexts) refusals {

@@ -2,7 +2,6 @@ package admin
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
@@ -97,13 +96,6 @@ type adminRun struct {
 	done   chan struct{}
 }
 
-// randomToken returns n random bytes, unpadded base64url.
-func randomToken(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b) // crypto/rand.Read never fails (Go 1.24+)
-	return base64.RawURLEncoding.EncodeToString(b)
-}
-
 // maxActions is how many admin actions the console lists.
 const maxActions = 50
 
@@ -120,7 +112,7 @@ func NewHandler(s *licensetest.Server, opts Options) *Handler {
 		done:  make(chan struct{}),
 	}
 	if a.token == "" {
-		a.token = randomToken(24)
+		a.token = hook.RandomToken(24)
 	}
 	a.tokenSum = sha256.Sum256([]byte(a.token))
 	for _, h := range opts.AllowedHosts {

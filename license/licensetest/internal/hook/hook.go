@@ -1,10 +1,13 @@
 // Package hook hands package licensetest/admin the parts of a
 // licensetest.Server that licensetest keeps unexported: its logger, the
 // faults in effect, its request log and a slot for the admin package's own
-// per-server state. Package licensetest sets Of in its init.
+// per-server state, and the random tokens both packages make. Package
+// licensetest sets Of in its init.
 package hook
 
 import (
+	"crypto/rand"
+	"encoding/base64"
 	"log/slog"
 	"sync"
 	"time"
@@ -66,4 +69,12 @@ func (s *Slot) LoadOrStore(make func() any) any {
 		s.v = make()
 	}
 	return s.v
+}
+
+// RandomToken returns n random bytes, unpadded base64url: the server's API
+// keys, tokens and session keys, and the admin token.
+func RandomToken(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b) // crypto/rand.Read never fails (Go 1.24+)
+	return base64.RawURLEncoding.EncodeToString(b)
 }
