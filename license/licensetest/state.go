@@ -282,7 +282,7 @@ func (st *store) register(now time.Time, ts wire.Timestamp, skew time.Duration, 
 				GUID:              guid,
 				ProductGUID:       req.ProductGUID,
 				LicenseKey:        req.LicenseKey,
-				Machine:           machineFrom(req.Machine),
+				Machine:           Machine(req.Machine),
 				Name:              req.Name,
 				Email:             req.Email,
 				UserHash:          maps.Clone(req.UserHash),
@@ -291,6 +291,7 @@ func (st *store) register(now time.Time, ts wire.Timestamp, skew time.Duration, 
 			lic: lic,
 			seq: st.next(),
 		}
+		inst.Machine.MACAddresses = slices.Clone(inst.Machine.MACAddresses)
 		lic.instances = append(lic.instances, inst)
 		if _, dup := lic.exact[key]; !dup {
 			lic.exact[key] = inst

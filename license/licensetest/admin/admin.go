@@ -534,22 +534,28 @@ func faultInfo(f hook.Faults) adminFaults {
 		}
 		out.Queued = append(out.Queued, adminFault{Endpoint: ep, Kind: licensetest.FaultKind(p.Kind).String(), Left: p.Left, Status: p.Status})
 	}
-	for ep, d := range f.Latency {
-		if d > 0 {
-			out.Latency[ep] = d.String()
-		}
-	}
-	for ep, d := range f.RetryAfter {
-		if d > 0 {
-			out.RetryAfter[ep] = d.String()
-		}
-	}
-	for ep, ct := range f.ContentType {
-		if ct != "" {
-			out.ContentType[ep] = ct
-		}
-	}
+	setOnly(out.Latency, f.Latency, positive)
+	setOnly(out.RetryAfter, f.RetryAfter, positive)
+	setOnly(out.ContentType, f.ContentType, func(ct string) string { return ct })
 	return out
+}
+
+// positive is d as text, or "" unless d is positive.
+func positive(d time.Duration) string {
+	if d <= 0 {
+		return ""
+	}
+	return d.String()
+}
+
+// setOnly copies the entries of from into to as text, but for those whose
+// text is "".
+func setOnly[V any](to map[string]string, from map[string]V, text func(V) string) {
+	for ep, v := range from {
+		if t := text(v); t != "" {
+			to[ep] = t
+		}
+	}
 }
 
 // RequestInfo is a request in the admin API's request log: what happened,
