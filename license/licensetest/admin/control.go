@@ -64,8 +64,8 @@ func buildCommands() map[string]*command {
 		{name: "control", accepted: []string{"product", "key", "session", "grace"}, parse: parseControl},
 		{name: "fail", accepted: []string{"endpoint", "n", "status", "retry_after", "message"}, parse: parseFail},
 		{name: "fault", accepted: []string{"endpoint", "kind", "n", "status", "message"}, bare: "kind", parse: parseFault},
-		{name: "latency", accepted: []string{"endpoint", "d"}, bare: "d", parse: parsePerEndpoint(func(s *licensetest.Server) func(string, time.Duration) { return s.SetLatency })},
-		{name: "retry_after", accepted: []string{"endpoint", "d"}, bare: "d", parse: parsePerEndpoint(func(s *licensetest.Server) func(string, time.Duration) { return s.SetRetryAfter })},
+		{name: "latency", accepted: []string{"endpoint", "d"}, bare: "d", parse: parsePerEndpoint((*licensetest.Server).SetLatency)},
+		{name: "retry_after", accepted: []string{"endpoint", "d"}, bare: "d", parse: parsePerEndpoint((*licensetest.Server).SetRetryAfter)},
 		{name: "content_type", accepted: []string{"endpoint", "ct"}, bare: "ct", parse: parseContentType},
 		{name: "skew", accepted: []string{"d"}, bare: "d", parse: parseSkew},
 		{name: "clear", parse: func(params) (func(*controller) error, error) {
@@ -78,14 +78,7 @@ func buildCommands() map[string]*command {
 }
 
 // commandNames returns the command names, sorted.
-func commandNames() []string {
-	names := make([]string, 0, len(commands))
-	for n := range commands {
-		names = append(names, n)
-	}
-	slices.Sort(names)
-	return names
-}
+func commandNames() []string { return slices.Sorted(maps.Keys(commands)) }
 
 // check rejects parameters the command does not accept.
 func (cmd *command) check(p params) error {
@@ -318,14 +311,14 @@ func parseFault(p params) (func(*controller) error, error) {
 	return func(c *controller) error { c.s.Inject(f); return nil }, nil
 }
 
-func parsePerEndpoint(set func(*licensetest.Server) func(string, time.Duration)) func(params) (func(*controller) error, error) {
+func parsePerEndpoint(set func(*licensetest.Server, string, time.Duration)) func(params) (func(*controller) error, error) {
 	return func(p params) (func(*controller) error, error) {
 		ep, err1 := p.endpoint()
 		d, err2 := p.duration("d", true, false)
 		if err := errors.Join(err1, err2); err != nil {
 			return nil, err
 		}
-		return func(c *controller) error { set(c.s)(ep, d); return nil }, nil
+		return func(c *controller) error { set(c.s, ep, d); return nil }, nil
 	}
 }
 
