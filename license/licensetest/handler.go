@@ -191,7 +191,7 @@ func (s *Server) admit(ep string, body io.Reader, now time.Time) ([]byte, envelo
 		return nil, nil, nil, s.rejection(envelope.ErrMalformed, now)
 	}
 	in := envelope.Incoming{Key: req.Key, Data: req.Data, Endpoint: ep}
-	if subtle.ConstantTimeCompare([]byte(req.Key), []byte(s.apiKey)) != 1 {
+	if subtle.ConstantTimeCompare([]byte(req.Key), []byte(s.cfg.APIKey)) != 1 {
 		return nil, nil, nil, s.rejection(envelope.ErrUnauthentic, now)
 	}
 	op, err := s.opener.Open(in)

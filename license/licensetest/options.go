@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/licensekit/licensekit-go/envelope"
+	"github.com/licensekit/licensekit-go/license/licensetest/internal/hook"
 )
 
 // Config configures a Server. A nil *Config, like the zero value, gives a
@@ -97,15 +98,26 @@ type Config struct {
 const defaultMaxRequests = 10000
 
 // withDefaults returns a copy of in (nil for the zero Config) with the
-// defaults filled in and Secret copied.
+// defaults filled in, fresh keys included, and Secret copied.
 func withDefaults(in *Config) Config {
 	var c Config
 	if in != nil {
 		c = *in
 	}
-	c.Secret = bytes.Clone(c.Secret)
+	var err error
 	if c.KEM == 0 {
 		c.KEM = envelope.KEMX25519
+	}
+	if c.PrivateKey == nil {
+		c.PrivateKey, err = envelope.GenerateKey(c.KEM)
+		must(err)
+	}
+	if c.Secret = bytes.Clone(c.Secret); len(c.Secret) == 0 {
+		c.Secret, err = envelope.GenerateSecret()
+		must(err)
+	}
+	if c.APIKey == "" {
+		c.APIKey = "lt_" + hook.RandomToken(24)
 	}
 	if c.Addr == "" {
 		c.Addr = "127.0.0.1:0"

@@ -38,9 +38,6 @@ type Server struct {
 	URL string
 
 	cfg    Config // defaults filled in
-	priv   *envelope.PrivateKey
-	secret []byte
-	apiKey string
 	opener envelope.Opener
 	guard  *envelope.Guard
 	// carried remembers carried (offline) request ids: carried.go.
@@ -120,9 +117,6 @@ func NewUnstartedServer(config *Config) *Server {
 	s := &Server{
 		URL:    unstartedURL,
 		cfg:    cfg,
-		priv:   cfg.PrivateKey,
-		secret: cfg.Secret,
-		apiKey: cfg.APIKey,
 		store:  newStore(cfg.Match, cfg.TokenRotation, cfg.RefusalTexts),
 		faults: newFaultState(),
 		reqlog: newRequestLog(cfg.MaxRequests),
@@ -130,21 +124,9 @@ func NewUnstartedServer(config *Config) *Server {
 		conns:  make(map[net.Conn]http.ConnState),
 	}
 	s.flight.init()
-	var err error
-	if s.priv == nil {
-		s.priv, err = envelope.GenerateKey(cfg.KEM)
-		must(err)
-	}
-	if len(s.secret) == 0 {
-		s.secret, err = envelope.GenerateSecret()
-		must(err)
-	}
-	if s.apiKey == "" {
-		s.apiKey = "lt_" + hook.RandomToken(24)
-	}
-	hpkeOpener, err := envelope.NewOpener(s.priv)
+	hpkeOpener, err := envelope.NewOpener(cfg.PrivateKey)
 	must(err)
-	secretOpener, err := envelope.NewSharedSecretOpener(s.secret)
+	secretOpener, err := envelope.NewSharedSecretOpener(cfg.Secret)
 	must(err)
 	s.opener = envelope.MultiOpener(hpkeOpener, secretOpener)
 	s.guard = envelope.NewGuard(envelope.GuardConfig{Window: cfg.FreshnessWindow, MaxEntries: cfg.ReplayCache})
@@ -430,9 +412,9 @@ type ServerInfo struct {
 // the server's one source of its identity: the URL is s.URL.
 func (s *Server) Info() ServerInfo {
 	in := ServerInfo{
-		APIKey:        s.apiKey,
-		PublicKey:     s.priv.Public(),
-		Secret:        slices.Clone(s.secret),
+		APIKey:        s.cfg.APIKey,
+		PublicKey:     s.cfg.PrivateKey.Public(),
+		Secret:        slices.Clone(s.cfg.Secret),
 		SealedReplies: s.cfg.SealedReplies,
 	}
 	s.mu.Lock()
