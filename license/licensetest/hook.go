@@ -1,6 +1,7 @@
 package licensetest
 
 import (
+	"cmp"
 	"maps"
 	"time"
 
@@ -22,10 +23,22 @@ func (s *Server) faultSnapshot() hook.Faults {
 	f := s.faults
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	out := hook.Faults{Down: f.down, Mode: int(f.mode), Latency: maps.Clone(f.latency), RetryAfter: maps.Clone(f.retryAfter),
-		ContentType: maps.Clone(f.contentType), Skew: f.skew}
+	out := hook.Faults{Down: f.down, Mode: f.mode.String(), Queued: []hook.Queued{}, Latency: positive(f.latency),
+		RetryAfter: positive(f.retryAfter), ContentType: maps.Clone(f.contentType), Skew: f.skew.String()}
+	maps.DeleteFunc(out.ContentType, func(_, ct string) bool { return ct == "" })
 	for _, p := range f.queue {
-		out.Queued = append(out.Queued, hook.Queued{Endpoint: p.Endpoint, Kind: int(p.Kind), Left: p.left, Status: p.Status})
+		out.Queued = append(out.Queued, hook.Queued{Endpoint: cmp.Or(p.Endpoint, "all"), Kind: p.Kind.String(), Left: p.left, Status: p.Status})
+	}
+	return out
+}
+
+// positive returns the positive durations of m as text.
+func positive(m map[string]time.Duration) map[string]string {
+	out := map[string]string{}
+	for ep, d := range m {
+		if d > 0 {
+			out[ep] = d.String()
+		}
 	}
 	return out
 }

@@ -451,7 +451,7 @@ type adminState struct {
 	Licenses  []LicenseInfo     `json:"licenses"`
 	Instances []adminInstance   `json:"instances"`
 	Sessions  []adminSession    `json:"sessions"`
-	Faults    adminFaults       `json:"faults"`
+	Faults    hook.Faults       `json:"faults"`
 	Log       []RequestInfo     `json:"log"`
 	Actions   []adminAction     `json:"actions"`
 	Scenario  *ScenarioProgress `json:"scenario"`
@@ -474,27 +474,12 @@ type adminSession struct {
 	Extensions   int       `json:"extensions"`
 }
 
-type adminFault struct {
-	Endpoint string `json:"endpoint"`
-	Kind     string `json:"kind"`
-	Left     int    `json:"left"`
-	Status   int    `json:"status,omitempty"`
-}
-
-type adminFaults struct {
-	Queued      []adminFault      `json:"queued"`
-	Latency     map[string]string `json:"latency"`
-	RetryAfter  map[string]string `json:"retry_after"`
-	ContentType map[string]string `json:"content_type"`
-	Skew        string            `json:"skew"`
-}
-
 func (a *Handler) state(logLines int) adminState {
 	s := a.s
 	now := s.Now()
 	f := a.in.Faults()
 	st := adminState{
-		Time: now, Down: f.Down, DownMode: licensetest.DownMode(f.Mode).String(),
+		Time: now, Down: f.Down, DownMode: f.Mode, Faults: f,
 		Requests:  map[string]int{"all": s.Count("")},
 		Licenses:  licenseInfos(s),
 		Instances: []adminInstance{},
@@ -513,7 +498,6 @@ func (a *Handler) state(logLines int) adminState {
 		st.Sessions = append(st.Sessions, adminSession{InstanceGUID: se.InstanceGUID, Product: se.ProductGUID,
 			Started: se.Started, Expires: se.Expires, Duration: se.Duration.String(), Extensions: se.Extensions})
 	}
-	st.Faults = faultInfo(f)
 	a.mu.Lock()
 	st.Actions = slices.Clone(a.actions)
 	a.mu.Unlock()
@@ -521,41 +505,6 @@ func (a *Handler) state(logLines int) adminState {
 		st.Actions = []adminAction{}
 	}
 	return st
-}
-
-// faultInfo describes the faults in effect.
-func faultInfo(f hook.Faults) adminFaults {
-	out := adminFaults{Queued: []adminFault{}, Latency: map[string]string{}, RetryAfter: map[string]string{},
-		ContentType: map[string]string{}, Skew: f.Skew.String()}
-	for _, p := range f.Queued {
-		ep := p.Endpoint
-		if ep == "" {
-			ep = "all"
-		}
-		out.Queued = append(out.Queued, adminFault{Endpoint: ep, Kind: licensetest.FaultKind(p.Kind).String(), Left: p.Left, Status: p.Status})
-	}
-	setOnly(out.Latency, f.Latency, positive)
-	setOnly(out.RetryAfter, f.RetryAfter, positive)
-	setOnly(out.ContentType, f.ContentType, func(ct string) string { return ct })
-	return out
-}
-
-// positive is d as text, or "" unless d is positive.
-func positive(d time.Duration) string {
-	if d <= 0 {
-		return ""
-	}
-	return d.String()
-}
-
-// setOnly copies the entries of from into to as text, but for those whose
-// text is "".
-func setOnly[V any](to map[string]string, from map[string]V, text func(V) string) {
-	for ep, v := range from {
-		if t := text(v); t != "" {
-			to[ep] = t
-		}
-	}
 }
 
 // RequestInfo is a request in the admin API's request log: what happened,
