@@ -1,7 +1,6 @@
 package licensetest
 
 import (
-	"cmp"
 	"container/heap"
 	"maps"
 	"slices"
@@ -155,21 +154,6 @@ func (st *store) reap(now time.Time) {
 	}
 }
 
-func (st *store) addLicense(l License) error {
-	if err := l.normalise(); err != nil {
-		return err
-	}
-	id := licenseID{l.ProductGUID, l.Key}
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	if rec := st.licenses[id]; rec != nil {
-		rec.License = l
-		return nil
-	}
-	st.licenses[id] = &licenseRec{License: l, id: id, exact: make(map[string]*instanceRec)}
-	return nil
-}
-
 func (st *store) update(product, key string, f func(*licenseRec) error) error {
 	st.mu.Lock()
 	defer st.mu.Unlock()
@@ -178,29 +162,6 @@ func (st *store) update(product, key string, f func(*licenseRec) error) error {
 		return ErrUnknownLicense
 	}
 	return f(rec)
-}
-
-func (st *store) license(product, key string) (License, bool) {
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	rec := st.licenses[licenseID{product, key}]
-	if rec == nil {
-		return License{}, false
-	}
-	return rec.License, true
-}
-
-func (st *store) licenseList() []License {
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	out := make([]License, 0, len(st.licenses))
-	for _, rec := range st.licenses {
-		out = append(out, rec.License)
-	}
-	slices.SortFunc(out, func(a, b License) int {
-		return cmp.Or(strings.Compare(a.ProductGUID, b.ProductGUID), strings.Compare(a.Key, b.Key))
-	})
-	return out
 }
 
 // activeLicense reaps at now and finds a licence that is neither revoked
@@ -404,49 +365,6 @@ func (st *store) end(now time.Time, ts wire.Timestamp, req *wire.EndRequest) (*w
 func (st *store) next() uint64 {
 	st.seq++
 	return st.seq
-}
-
-func (st *store) sessionList(now time.Time) []Session {
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	st.reap(now)
-	recs := slices.SortedFunc(maps.Values(st.sessions), func(a, b *sessionRec) int { return cmp.Compare(a.seq, b.seq) })
-	out := make([]Session, 0, len(recs))
-	for _, s := range recs {
-		out = append(out, Session{
-			Token:        s.token,
-			SessionKey:   s.sessionKey,
-			InstanceGUID: s.inst.GUID,
-			ProductGUID:  s.lic.ProductGUID,
-			LicenseKey:   s.lic.Key,
-			Started:      s.started,
-			Expires:      s.expires,
-			Duration:     s.duration,
-			Extensions:   s.extensions,
-		})
-	}
-	return out
-}
-
-func (st *store) seatsInUse(now time.Time, product, key string) int {
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	st.reap(now)
-	if rec := st.licenses[licenseID{product, key}]; rec != nil {
-		return rec.live
-	}
-	return 0
-}
-
-func (st *store) instanceList() []Instance {
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	recs := slices.SortedFunc(maps.Values(st.instances), func(a, b *instanceRec) int { return cmp.Compare(a.seq, b.seq) })
-	out := make([]Instance, 0, len(recs))
-	for _, i := range recs {
-		out = append(out, i.Instance.clone())
-	}
-	return out
 }
 
 // scope is what an opened request proved before the replay cache admits it
