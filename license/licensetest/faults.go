@@ -306,14 +306,16 @@ func (s *Server) SetLatency(endpoint string, d time.Duration) {
 }
 
 // SetContentType makes replies of endpoint ("" = all four) carry the
-// Content-Type ct instead of "application/json". "" restores the default.
+// Content-Type ct instead of "application/json", but for envelope-level
+// rejections and the 503s of DownUnavailable. "" restores the default.
 func (s *Server) SetContentType(endpoint, ct string) {
 	s.setFor(endpoint, func(ep string) { s.faults.contentType[ep] = ct })
 }
 
-// SetClockSkew shifts every time the server reports (time and
-// first_registered_at) by d, as if its clock were off. Session expiry is not
-// affected. Zero removes the skew.
+// SetClockSkew shifts the times the server reports in its licence replies
+// and failures (time and first_registered_at) by d, as if its clock were
+// off. The server time of an envelope-level rejection and session expiry
+// are not affected. Zero removes the skew.
 func (s *Server) SetClockSkew(d time.Duration) {
 	s.faults.mu.Lock()
 	defer s.faults.mu.Unlock()
