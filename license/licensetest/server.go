@@ -112,24 +112,24 @@ func NewTLSServer(cfg *Config) *Server {
 // instance inside a testing/synctest bubble where loopback sockets would
 // never let fake time advance. The caller should Close it. It panics if cfg
 // is invalid.
-func NewUnstartedServer(config *Config) *Server {
-	cfg := withDefaults(config)
+func NewUnstartedServer(cfg *Config) *Server {
+	c := withDefaults(cfg)
 	s := &Server{
 		URL:    unstartedURL,
-		cfg:    cfg,
-		store:  newStore(cfg.Match, cfg.TokenRotation, cfg.RefusalTexts),
+		cfg:    c,
+		store:  newStore(c.Match, c.TokenRotation, c.RefusalTexts),
 		faults: newFaultState(),
-		reqlog: newRequestLog(cfg.MaxRequests),
-		logger: cfg.Logger,
+		reqlog: newRequestLog(c.MaxRequests),
+		logger: c.Logger,
 		conns:  make(map[net.Conn]http.ConnState),
 	}
 	s.flight.init()
-	hpkeOpener, err := envelope.NewOpener(cfg.PrivateKey)
+	hpkeOpener, err := envelope.NewOpener(c.PrivateKey)
 	must(err)
-	secretOpener, err := envelope.NewSharedSecretOpener(cfg.Secret)
+	secretOpener, err := envelope.NewSharedSecretOpener(c.Secret)
 	must(err)
 	s.opener = envelope.MultiOpener(hpkeOpener, secretOpener)
-	s.guard = envelope.NewGuard(envelope.GuardConfig{Window: cfg.FreshnessWindow, MaxEntries: cfg.ReplayCache})
+	s.guard = envelope.NewGuard(envelope.GuardConfig{Window: c.FreshnessWindow, MaxEntries: c.ReplayCache})
 	s.carried = newCarriedGuard()
 	return s
 }
