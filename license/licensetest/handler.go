@@ -68,7 +68,10 @@ func (s *Server) handle(ctx context.Context, method, path string, body io.Reader
 	}
 	start := time.Now()
 	if down, mode := s.faults.isDown(); down && mode == DownUnavailable {
-		return s.unavailable(ep, start)
+		o := s.plainFailure(http.StatusServiceUnavailable, "service unavailable")
+		s.reqlog.add(Request{Endpoint: ep, Time: s.cfg.Clock(), Status: o.status, Down: true, Latency: time.Since(start)})
+		s.logger.Debug("licensetest: request", slog.String("endpoint", ep), slog.Int("status", o.status), slog.Bool("down", true))
+		return o
 	}
 	set := s.faults.settingsFor(ep)
 	if set.latency > 0 && !wait(ctx, set.latency) {
@@ -150,15 +153,6 @@ func (s *Server) handle(ctx context.Context, method, path string, body io.Reader
 	s.logger.Debug("licensetest: request",
 		slog.String("endpoint", ep), slog.Int("status", o.status),
 		slog.Bool("sealed", rec.Sealed), slog.String("fault", faultName(rec.Fault)))
-	return o
-}
-
-// unavailable answers a request while the server is down in
-// DownUnavailable mode.
-func (s *Server) unavailable(ep string, start time.Time) outcome {
-	o := s.plainFailure(http.StatusServiceUnavailable, "service unavailable")
-	s.reqlog.add(Request{Endpoint: ep, Time: s.cfg.Clock(), Status: o.status, Down: true, Latency: time.Since(start)})
-	s.logger.Debug("licensetest: request", slog.String("endpoint", ep), slog.Int("status", o.status), slog.Bool("down", true))
 	return o
 }
 

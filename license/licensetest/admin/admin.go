@@ -60,7 +60,7 @@ type Options struct {
 //	GET  /admin/events      the same, live, as Server-Sent Events ("state" events)
 //	GET  /admin/requests    the request log (?n=100); never keys, tokens or payloads
 //	GET  /admin/config      what a client needs, secrets included
-//	GET  /admin/scenario    the running scenario's timeline
+//	GET  /admin/scenario    the latest scenario's timeline (running or ended)
 //	POST /admin/scenario    run the scenario in the body (text); POST /admin/scenario/stop
 //	GET  /admin/offline     the offline activation page; POST /admin/offline/exchange
 //	                        answers the request file in the body with its reply file
