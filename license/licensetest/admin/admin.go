@@ -163,21 +163,22 @@ func (a *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Referrer-Policy", "no-referrer")
 	h.Set("X-Frame-Options", "DENY")
+	refused := func(reason string, status int, msg string) {
+		a.in.Logger.Warn("licensetest: admin request refused", slog.String("reason", reason), slog.String("path", r.URL.Path))
+		writeJSON(w, status, errorReply("licensetest admin: "+msg))
+	}
 	if !a.hostAllowed(r) {
-		a.in.Logger.Warn("licensetest: admin request refused", slog.String("reason", "host"), slog.String("path", r.URL.Path))
-		writeJSON(w, http.StatusForbidden, errorReply("licensetest admin: host not allowed (use localhost, a loopback address or the listening address)"))
+		refused("host", http.StatusForbidden, "host not allowed (use localhost, a loopback address or the listening address)")
 		return
 	}
 	fromQuery, ok := a.authorised(r)
 	if !ok {
-		a.in.Logger.Warn("licensetest: admin request refused", slog.String("reason", "token"), slog.String("path", r.URL.Path))
 		h.Set("WWW-Authenticate", `Bearer realm="licensetest admin"`)
-		writeJSON(w, http.StatusUnauthorized, errorReply("licensetest admin: token required: send \"Authorization: Bearer TOKEN\", or open the console URL printed at start"))
+		refused("token", http.StatusUnauthorized, "token required: send \"Authorization: Bearer TOKEN\", or open the console URL printed at start")
 		return
 	}
-	if err := a.cop.Check(r); err != nil {
-		a.in.Logger.Warn("licensetest: admin request refused", slog.String("reason", "origin"), slog.String("path", r.URL.Path))
-		writeJSON(w, http.StatusForbidden, errorReply("licensetest admin: cross-origin request refused"))
+	if a.cop.Check(r) != nil {
+		refused("origin", http.StatusForbidden, "cross-origin request refused")
 		return
 	}
 	if r.Method == http.MethodGet && r.URL.Path == Path && r.URL.Query().Has("token") {
