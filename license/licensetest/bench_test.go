@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/licensekit/licensekit-go/license/licensetest"
+	"github.com/licensekit/licensekit-go/license/licensetest/internal/wiretest"
 )
 
 // BenchmarkLifecycle measures register, begin, extend and end over loopback
@@ -50,7 +51,7 @@ func BenchmarkLifecycle(b *testing.B) {
 			if err := s.AddLicense(licensetest.License{ProductGUID: product, Key: key}); err != nil {
 				b.Fatal(err)
 			}
-			c := newClient(b, s, nil)
+			c := wiretest.NewClient(b, s, nil)
 			if mode == "shared_secret" {
 				c = newSecretClient(b, s, nil)
 			}
@@ -60,7 +61,7 @@ func BenchmarkLifecycle(b *testing.B) {
 			b.RunParallel(func(pb *testing.PB) {
 				n := int(worker.Add(1))
 				for pb.Next() {
-					if err := c.lifecycle(n); err != nil {
+					if err := lifecycle(c, n); err != nil {
 						b.Error(err)
 						return
 					}

@@ -10,13 +10,14 @@
 // reaps lapsed sessions. It answers in the spec's shapes, sealing the reply
 // whenever the client asks for a sealed reply.
 //
-//	s := licensetest.NewServer()
+//	s := licensetest.NewServer(nil)
 //	t.Cleanup(s.Close)
 //	err := s.AddLicense(licensetest.License{ProductGUID: "app", Key: "K-1", Seats: 2,
 //		SessionDuration: 10 * time.Minute, GracePeriod: time.Hour})
 //
-// A client is configured with s.URL, s.APIKey() and either s.PublicKey() or
-// s.Secret(), and sends its requests with s.Client() (or s.Transport()).
+// A client is configured with s.URL and what s.Info() returns (the API key
+// and either the public key or the secret), and sends its requests with
+// s.Client() (or s.Transport()).
 // Package testclient (license/licensetest/testclient) does that in one call
 // for a license.Client:
 //
@@ -98,18 +99,12 @@
 //
 // ClearFaults removes them all.
 //
-// # Licences
+// # Licences and observation
 //
-// AddLicense adds a licence; SetLicenseState revokes, expires or
-// reinstates one, and SetControlOptions changes its session and grace
-// durations, on the fly.
-//
-// # Observation
-//
-// Requests returns the decrypted requests with their status, Count counts
-// them per endpoint, and Sessions, SeatsInUse, Instances, License and
-// Licenses show the server's state. Info returns the server's identity
-// (API key, public key, secret, address, certificate).
+// AddLicense adds a licence; SetLicenseState and SetControlOptions change
+// one on the fly. Requests returns the decrypted requests with their status,
+// Count counts them per endpoint, and Sessions, SeatsInUse, Instances,
+// License and Licenses show the server's state.
 //
 // # Testing with synctest
 //
@@ -144,12 +139,6 @@
 // ("at 5m down refuse"): scripts of timed steps run against the server's
 // clock, so they also run on fake time under testing/synctest.
 // examples/mockserver serves both; docs/mockserver.md describes them.
-//
-// # Timeouts
-//
-// The listener of Start and StartTLS bounds slow clients (DefaultTimeouts,
-// Config.Timeouts); requests with added latency get it added to their
-// deadlines.
 //
 // # Secrets
 //

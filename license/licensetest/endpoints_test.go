@@ -1,17 +1,22 @@
 package licensetest_test
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"maps"
+	"math/rand/v2"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -19,8 +24,11 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/licensekit/licensekit-go/envelope"
+	"github.com/licensekit/licensekit-go/fingerprint"
 	"github.com/licensekit/licensekit-go/internal/wire"
+	"github.com/licensekit/licensekit-go/license"
 	"github.com/licensekit/licensekit-go/license/licensetest"
+	"github.com/licensekit/licensekit-go/license/licensetest/internal/wiretest"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -57,13 +65,13 @@ func keysOf(tb testing.TB, body []byte) []string {
 }
 
 func regFor(p, k string, n int) wire.RegisterRequest {
-	r := registerReq(n)
+	r := wiretest.RegisterReq(n)
 	r.ProductGUID, r.LicenseKey = p, k
 	return r
 }
 
 func beginFor(p, k, guid string, n int) wire.BeginRequest {
-	return wire.BeginRequest{ProductGUID: p, LicenseKey: k, InstanceGUID: guid, Machine: machine(n)}
+	return wire.BeginRequest{ProductGUID: p, LicenseKey: k, InstanceGUID: guid, Machine: wiretest.Machine(n)}
 }
 
 // patch marshals v, then sets (or, for a nil value, deletes) one member.
@@ -87,7 +95,7 @@ func patch(v any, name string, value any) []byte {
 // state, for the failure table.
 type fixture struct {
 	s                            *licensetest.Server
-	c                            *client
+	c                            *wiretest.Client
 	clock                        *fakeClock
 	guid1, guid2                 string
 	live, ended, lapsed, revoked string
@@ -107,35 +115,35 @@ func newFixture(t *testing.T) *fixture {
 	} {
 		require.NoError(t, fx.s.AddLicense(l))
 	}
-	fx.c = newClient(t, fx.s, nil)
-	fx.guid1 = fx.c.registerFor(t, "p1", "k1", 1)
-	fx.live = fx.c.beginFor(t, "p1", "k1", fx.guid1)
-	fx.guid2 = fx.c.registerFor(t, "p2", "k2", 2)
-	fx.ended = fx.c.beginFor(t, "p2", "k2", fx.guid2)
-	fx.c.end(t, fx.ended)
-	g3 := fx.c.registerFor(t, "p3", "k3", 3)
-	fx.lapsed = fx.c.beginFor(t, "p3", "k3", g3)
-	g4 := fx.c.registerFor(t, "p4", "k4", 4)
-	fx.revoked = fx.c.beginFor(t, "p4", "k4", g4)
+	fx.c = wiretest.NewClient(t, fx.s, nil)
+	fx.guid1 = registerFor(t, fx.c, "p1", "k1", 1)
+	fx.live = beginAs(t, fx.c, "p1", "k1", fx.guid1)
+	fx.guid2 = registerFor(t, fx.c, "p2", "k2", 2)
+	fx.ended = beginAs(t, fx.c, "p2", "k2", fx.guid2)
+	mustEnd(t, fx.c, fx.ended)
+	g3 := registerFor(t, fx.c, "p3", "k3", 3)
+	fx.lapsed = beginAs(t, fx.c, "p3", "k3", g3)
+	g4 := registerFor(t, fx.c, "p4", "k4", 4)
+	fx.revoked = beginAs(t, fx.c, "p4", "k4", g4)
 	require.NoError(t, fx.s.SetLicenseState("p4", "k4", licensetest.Revoked))
 	fx.clock.Advance(11 * time.Second)
 	return fx
 }
 
-func (c *client) registerFor(tb testing.TB, p, k string, n int) string {
+func registerFor(tb testing.TB, c *wiretest.Client, p, k string, n int) string {
 	tb.Helper()
-	r := c.mustPost(tb, licensetest.Register, regFor(p, k, n))
-	require.Equal(tb, http.StatusOK, r.status, "%s", r.body)
-	rep, err := wire.DecodeRegister(r.body)
+	r := c.MustPost(tb, licensetest.Register, regFor(p, k, n))
+	require.Equal(tb, http.StatusOK, r.Status, "%s", r.Body)
+	rep, err := wire.DecodeRegister(r.Body)
 	require.NoError(tb, err)
 	return rep.GUID
 }
 
-func (c *client) beginFor(tb testing.TB, p, k, guid string) string {
+func beginAs(tb testing.TB, c *wiretest.Client, p, k, guid string) string {
 	tb.Helper()
-	r := c.mustPost(tb, licensetest.Begin, beginFor(p, k, guid, 0))
-	require.Equal(tb, http.StatusOK, r.status, "%s", r.body)
-	rep, err := wire.DecodeBegin(r.body)
+	r := c.MustPost(tb, licensetest.Begin, beginFor(p, k, guid, 0))
+	require.Equal(tb, http.StatusOK, r.Status, "%s", r.Body)
+	rep, err := wire.DecodeBegin(r.Body)
 	require.NoError(tb, err)
 	return rep.Token
 }
@@ -163,7 +171,7 @@ func TestFailures(t *testing.T) {
 				return []byte(`{"key":"` + fx.s.Info().APIKey + `","data":"AAAA","data":"AAAA"}`)
 			}, 400, "envelope: malformed request"},
 			tc{ep, "unknown api key", nil, func(fx *fixture) []byte {
-				sd, _ := fx.c.sealer.Seal(envelope.Request{APIKey: "other", Endpoint: ep}, []byte(`{}`))
+				sd, _ := fx.c.Sealer.Seal(envelope.Request{APIKey: "other", Endpoint: ep}, []byte(`{}`))
 				b, _ := json.Marshal(wire.Request{Key: "other", Data: sd.Data})
 				return b
 			}, 401, "envelope: request does not authenticate"},
@@ -179,12 +187,12 @@ func TestFailures(t *testing.T) {
 				return b
 			}, 401, "envelope: request does not authenticate"},
 			tc{ep, "data sealed for another endpoint", nil, func(fx *fixture) []byte {
-				sd, _ := fx.c.sealer.Seal(envelope.Request{APIKey: fx.s.Info().APIKey, Endpoint: otherEndpoint(ep)}, []byte(`{}`))
+				sd, _ := fx.c.Sealer.Seal(envelope.Request{APIKey: fx.s.Info().APIKey, Endpoint: otherEndpoint(ep)}, []byte(`{}`))
 				b, _ := json.Marshal(wire.Request{Key: fx.s.Info().APIKey, Data: sd.Data})
 				return b
 			}, 401, "envelope: request does not authenticate"},
 			tc{ep, "stale timestamp", nil, func(fx *fixture) []byte {
-				sd, _ := fx.c.sealer.Seal(envelope.Request{APIKey: fx.s.Info().APIKey, Endpoint: ep, Time: time.Now().Add(-time.Hour)}, []byte(`{}`))
+				sd, _ := fx.c.Sealer.Seal(envelope.Request{APIKey: fx.s.Info().APIKey, Endpoint: ep, Time: time.Now().Add(-time.Hour)}, []byte(`{}`))
 				b, _ := json.Marshal(wire.Request{Key: fx.s.Info().APIKey, Data: sd.Data})
 				return b
 			}, 401, "envelope: timestamp outside the accepted window"},
@@ -260,12 +268,12 @@ func TestFailures(t *testing.T) {
 	for i, c := range cases {
 		t.Run(c.endpoint+"/"+c.name, func(t *testing.T) {
 			t.Parallel()
-			var r *reply
+			var r *wiretest.Reply
 			var err error
 			if c.raw != nil {
-				r, err = fx.c.raw(c.endpoint, c.raw(fx), nil)
+				r, err = fx.c.PostRaw(c.endpoint, c.raw(fx), nil)
 			} else {
-				r, err = fx.c.post(c.endpoint, c.payload(fx))
+				r, err = fx.c.Post(c.endpoint, c.payload(fx))
 			}
 			require.NoError(t, err)
 			// Raw bodies fail at the envelope: those are envelope-level
@@ -280,18 +288,18 @@ func TestFailures(t *testing.T) {
 					want = http.StatusUnprocessableEntity
 				}
 			}
-			_, isRejection := envelope.ParseRejection(r.status, r.body)
+			_, isRejection := envelope.ParseRejection(r.Status, r.Body)
 			assert.Equal(t, envelopeLevel, isRejection, "envelope-level rejection")
-			assert.Equal(t, want, r.status, "body %s", r.body)
-			assert.Equal(t, "application/json", r.header.Get("Content-Type"))
-			assert.Equal(t, keys, keysOf(t, r.body))
-			f := wire.DecodeFailure(c.endpoint, r.body)
-			require.NotNil(t, f, "body %s", r.body)
+			assert.Equal(t, want, r.Status, "body %s", r.Body)
+			assert.Equal(t, "application/json", r.Header.Get("Content-Type"))
+			assert.Equal(t, keys, keysOf(t, r.Body))
+			f := wire.DecodeFailure(c.endpoint, r.Body)
+			require.NotNil(t, f, "body %s", r.Body)
 			assert.False(t, f.Success)
 			assert.Contains(t, f.Message, c.word)
 			assert.Equal(t, fx.clock.Now(), f.Time.Time, "time %q", f.Time.Raw)
 			mu.Lock()
-			lines[i] = fmt.Sprintf("%-17s %-32s %d %s", c.endpoint, c.name, r.status, f.Message)
+			lines[i] = fmt.Sprintf("%-17s %-32s %d %s", c.endpoint, c.name, r.Status, f.Message)
 			mu.Unlock()
 		})
 	}
@@ -320,7 +328,7 @@ func golden(t *testing.T, name string, got []byte) {
 
 func TestRoutingFailures(t *testing.T) {
 	t.Parallel()
-	s := newServer(t, licensetest.License{})
+	s := wiretest.NewServer(t, licensetest.License{})
 	for _, c := range []struct {
 		method, path string
 		status       int
@@ -345,15 +353,13 @@ func TestRoutingFailures(t *testing.T) {
 
 func TestSuccessShapes(t *testing.T) {
 	t.Parallel()
-	clock := newFakeClock()
-	s := newServer(t, licensetest.License{Seats: 3, SessionDuration: time.Minute, GracePeriod: time.Hour, Features: `{"pro":true}`}, &licensetest.Config{Clock: clock.Now})
-	c := newClient(t, s, nil)
+	clock, _, c := clocked(t, licensetest.License{Seats: 3, SessionDuration: time.Minute, GracePeriod: time.Hour, Features: `{"pro":true}`}, licensetest.Config{})
 
-	r := c.mustPost(t, licensetest.Register, registerReq(1))
-	assert.Equal(t, http.StatusOK, r.status)
-	assert.Equal(t, "application/json", r.header.Get("Content-Type"))
-	assert.Equal(t, []string{"control_options", "first_registered_at", "guid", "success", "time"}, keysOf(t, r.body))
-	reg, err := wire.DecodeRegister(r.body)
+	r := c.MustPost(t, licensetest.Register, wiretest.RegisterReq(1))
+	assert.Equal(t, http.StatusOK, r.Status)
+	assert.Equal(t, "application/json", r.Header.Get("Content-Type"))
+	assert.Equal(t, []string{"control_options", "first_registered_at", "guid", "success", "time"}, keysOf(t, r.Body))
+	reg, err := wire.DecodeRegister(r.Body)
 	require.NoError(t, err)
 	assert.True(t, reg.Success)
 	assert.Equal(t, clock.Now(), reg.Time.Time)
@@ -361,9 +367,9 @@ func TestSuccessShapes(t *testing.T) {
 	assert.Regexp(t, `^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`, reg.GUID)
 	assert.Equal(t, wire.ControlOptions{SessionDuration: 60, ValidationGracePeriod: 3600}, reg.ControlOptions)
 
-	r = c.mustPost(t, licensetest.Begin, beginFor(product, key, reg.GUID, 1))
-	assert.Equal(t, []string{"control_options", "features", "session_key", "status", "time", "token"}, keysOf(t, r.body))
-	b, err := wire.DecodeBegin(r.body)
+	r = c.MustPost(t, licensetest.Begin, beginFor(product, key, reg.GUID, 1))
+	assert.Equal(t, []string{"control_options", "features", "session_key", "status", "time", "token"}, keysOf(t, r.Body))
+	b, err := wire.DecodeBegin(r.Body)
 	require.NoError(t, err)
 	assert.EqualValues(t, licensetest.SessionStatus, b.Status)
 	assert.NotEmpty(t, b.SessionKey)
@@ -372,17 +378,17 @@ func TestSuccessShapes(t *testing.T) {
 	assert.Equal(t, `{"pro":true}`, b.Features)
 	assert.Equal(t, wire.ControlOptions{SessionDuration: 60, ValidationGracePeriod: 3600}, b.ControlOptions)
 
-	r = c.mustPost(t, licensetest.Extend, wire.ExtendRequest{Token: b.Token})
-	assert.Equal(t, []string{"control_options", "status", "time", "token"}, keysOf(t, r.body))
-	e, err := wire.DecodeExtend(r.body)
+	r = c.MustPost(t, licensetest.Extend, wire.ExtendRequest{Token: b.Token})
+	assert.Equal(t, []string{"control_options", "status", "time", "token"}, keysOf(t, r.Body))
+	e, err := wire.DecodeExtend(r.Body)
 	require.NoError(t, err)
 	assert.EqualValues(t, 1, e.Status)
 	assert.Equal(t, b.Token, e.Token)
 
-	r = c.mustPost(t, licensetest.End, wire.EndRequest{Token: b.Token})
-	assert.Equal(t, http.StatusOK, r.status)
-	assert.Equal(t, []string{"time"}, keysOf(t, r.body))
-	end, err := wire.DecodeEnd(r.body)
+	r = c.MustPost(t, licensetest.End, wire.EndRequest{Token: b.Token})
+	assert.Equal(t, http.StatusOK, r.Status)
+	assert.Equal(t, []string{"time"}, keysOf(t, r.Body))
+	end, err := wire.DecodeEnd(r.Body)
 	require.NoError(t, err)
 	assert.Equal(t, clock.Now(), end.Time.Time)
 }
@@ -407,16 +413,16 @@ func TestModes(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
-			s := newServer(t, licensetestLicense(), c.cfg)
+			s := wiretest.NewServer(t, wiretest.License(), c.cfg)
 			var opts []envelope.Option
 			if c.sealed {
 				opts = append(opts, envelope.WithSealedReplies())
 			}
-			cl := newClient(t, s, nil, opts...)
+			cl := wiretest.NewClient(t, s, nil, opts...)
 			if c.secret {
 				cl = newSecretClient(t, s, nil, opts...)
 			}
-			require.NoError(t, cl.lifecycle(1))
+			require.NoError(t, lifecycle(cl, 1))
 			reqs := s.Requests()
 			require.Len(t, reqs, 4)
 			for _, r := range reqs {
@@ -424,17 +430,17 @@ func TestModes(t *testing.T) {
 				assert.Equal(t, http.StatusOK, r.Status, r.Endpoint)
 			}
 			if c.sealed {
-				r, err := cl.post(licensetest.Extend, wire.ExtendRequest{Token: "nope"})
+				r, err := cl.Post(licensetest.Extend, wire.ExtendRequest{Token: "nope"})
 				require.NoError(t, err)
-				require.NoError(t, r.err)
-				assert.Equal(t, []string{"data"}, keysOf(t, r.raw), "a sealed failure")
-				assert.Equal(t, "unknown token", r.failure().Message)
+				require.NoError(t, r.Err)
+				assert.Equal(t, []string{"data"}, keysOf(t, r.Raw), "a sealed failure")
+				assert.Equal(t, "unknown token", failure(r).Message)
 			}
 		})
 	}
 	t.Run("private key is used", func(t *testing.T) {
 		t.Parallel()
-		s := newServer(t, licensetest.License{}, &licensetest.Config{PrivateKey: mlkem, Secret: make([]byte, 32), APIKey: "api-key"})
+		s := wiretest.NewServer(t, licensetest.License{}, &licensetest.Config{PrivateKey: mlkem, Secret: make([]byte, 32), APIKey: "api-key"})
 		assert.Equal(t, mlkem.KeyID(), s.Info().PublicKey.KeyID())
 		assert.True(t, mlkem.Public().Equal(s.Info().PublicKey))
 		assert.Equal(t, make([]byte, 32), s.Info().Secret)
@@ -442,12 +448,12 @@ func TestModes(t *testing.T) {
 	})
 	t.Run("sealed replies required", func(t *testing.T) {
 		t.Parallel()
-		s := newServer(t, licensetest.License{}, &licensetest.Config{SealedReplies: true})
-		r, err := newClient(t, s, nil).post(licensetest.Register, registerReq(1))
+		s := wiretest.NewServer(t, licensetest.License{}, &licensetest.Config{SealedReplies: true})
+		r, err := wiretest.NewClient(t, s, nil).Post(licensetest.Register, wiretest.RegisterReq(1))
 		require.NoError(t, err)
-		assert.Equal(t, http.StatusBadRequest, r.status)
-		assert.Equal(t, "envelope: malformed request", r.failure().Message)
-		rej, ok := envelope.ParseRejection(r.status, r.raw)
+		assert.Equal(t, http.StatusBadRequest, r.Status)
+		assert.Equal(t, "envelope: malformed request", failure(r).Message)
+		rej, ok := envelope.ParseRejection(r.Status, r.Raw)
 		require.True(t, ok)
 		assert.Equal(t, envelope.CodeMalformed, rej.Code)
 	})
@@ -455,18 +461,16 @@ func TestModes(t *testing.T) {
 
 func TestRegisterIdempotent(t *testing.T) {
 	t.Parallel()
-	clock := newFakeClock()
-	s := newServer(t, licensetest.License{}, &licensetest.Config{Clock: clock.Now})
-	c := newClient(t, s, nil)
-	first := c.register(t, 1)
+	clock, s, c := clocked(t, licensetest.License{}, licensetest.Config{})
+	first := c.Register(t, 1)
 	clock.Advance(time.Hour)
 
-	again := registerReq(1)
+	again := wiretest.RegisterReq(1)
 	again.IPAddress = "192.168.1.9"                                         // ignored
 	again.MACAddresses = []string{"00:11:22:33:44:01", "00:11:22:33:44:01"} // same set
 	again.UserHash = map[string]string{"other": "x"}                        // not identity
-	r := c.mustPost(t, licensetest.Register, again)
-	rep, err := wire.DecodeRegister(r.body)
+	r := c.MustPost(t, licensetest.Register, again)
+	rep, err := wire.DecodeRegister(r.Body)
 	require.NoError(t, err)
 	assert.Equal(t, first.GUID, rep.GUID)
 	assert.Equal(t, first.FirstRegisteredAt, rep.FirstRegisteredAt)
@@ -479,9 +483,9 @@ func TestRegisterIdempotent(t *testing.T) {
 		"mac":      func(r *wire.RegisterRequest) { r.MACAddresses = append(r.MACAddresses, "ff:ff:ff:ff:ff:ff") },
 		"hostname": func(r *wire.RegisterRequest) { r.HostName = "other" },
 	} {
-		req := registerReq(1)
+		req := wiretest.RegisterReq(1)
 		mut(&req)
-		rep, err := wire.DecodeRegister(c.mustPost(t, licensetest.Register, req).body)
+		rep, err := wire.DecodeRegister(c.MustPost(t, licensetest.Register, req).Body)
 		require.NoError(t, err)
 		assert.NotEqual(t, first.GUID, rep.GUID, name)
 	}
@@ -500,9 +504,9 @@ func TestRegisterIdempotent(t *testing.T) {
 
 func TestRegisterKOfN(t *testing.T) {
 	t.Parallel()
-	s := newServer(t, licensetest.License{}, &licensetest.Config{Match: licensetest.KOfN(3)})
-	c := newClient(t, s, nil)
-	first := c.register(t, 1)
+	s := wiretest.NewServer(t, licensetest.License{}, &licensetest.Config{Match: licensetest.KOfN(3)})
+	c := wiretest.NewClient(t, s, nil)
+	first := c.Register(t, 1)
 	for _, tt := range []struct {
 		name string
 		mut  func(*wire.RegisterRequest)
@@ -517,9 +521,9 @@ func TestRegisterKOfN(t *testing.T) {
 		{"empty fields do not count", func(r *wire.RegisterRequest) { r.CPUID, r.HostName, r.VolumeHash = "", "", "" }, false},
 		{"other user", func(r *wire.RegisterRequest) { r.Email = "eve@example.com" }, false},
 	} {
-		req := registerReq(1)
+		req := wiretest.RegisterReq(1)
 		tt.mut(&req)
-		rep, err := wire.DecodeRegister(c.mustPost(t, licensetest.Register, req).body)
+		rep, err := wire.DecodeRegister(c.MustPost(t, licensetest.Register, req).Body)
 		require.NoError(t, err)
 		assert.Equal(t, tt.same, rep.GUID == first.GUID, tt.name)
 	}
@@ -531,26 +535,26 @@ func TestRegisterKOfN(t *testing.T) {
 
 func TestSeats(t *testing.T) {
 	t.Parallel()
-	s := newServer(t, licensetest.License{Seats: 2})
-	c := newClient(t, s, nil)
-	g := c.register(t, 1).GUID
-	t1 := c.begin(t, g, 1).Token
-	c.begin(t, g, 1)
+	s := wiretest.NewServer(t, licensetest.License{Seats: 2})
+	c := wiretest.NewClient(t, s, nil)
+	g := c.Register(t, 1).GUID
+	t1 := c.Begin(t, g, 1).Token
+	c.Begin(t, g, 1)
 	assert.Equal(t, 2, s.SeatsInUse(product, key))
-	r := c.mustPost(t, licensetest.Begin, beginFor(product, key, g, 1))
-	assert.Equal(t, http.StatusConflict, r.status)
-	assert.Equal(t, "seat limit reached: 2 of 2 seats in use", r.failure().Message)
-	c.end(t, t1)
+	r := c.MustPost(t, licensetest.Begin, beginFor(product, key, g, 1))
+	assert.Equal(t, http.StatusConflict, r.Status)
+	assert.Equal(t, "seat limit reached: 2 of 2 seats in use", failure(r).Message)
+	mustEnd(t, c, t1)
 	assert.Equal(t, 1, s.SeatsInUse(product, key))
-	c.begin(t, g, 1)
+	c.Begin(t, g, 1)
 	assert.Equal(t, 2, s.SeatsInUse(product, key))
 	assert.Zero(t, s.SeatsInUse(product, "nope"))
 
-	unlimited := newServer(t, licensetest.License{})
-	uc := newClient(t, unlimited, nil)
-	g = uc.register(t, 1).GUID
+	unlimited := wiretest.NewServer(t, licensetest.License{})
+	uc := wiretest.NewClient(t, unlimited, nil)
+	g = uc.Register(t, 1).GUID
 	for range 20 {
-		uc.begin(t, g, 1)
+		uc.Begin(t, g, 1)
 	}
 	assert.Equal(t, 20, unlimited.SeatsInUse(product, key))
 }
@@ -571,20 +575,18 @@ func TestDurations(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			clock := newFakeClock()
-			s := newServer(t, licensetest.License{SessionDuration: tt.session, MaxDuration: tt.maxDur, GracePeriod: 5 * time.Second}, &licensetest.Config{Clock: clock.Now})
-			c := newClient(t, s, nil)
-			g := c.register(t, 1).GUID
+			clock, s, c := clocked(t, licensetest.License{SessionDuration: tt.session, MaxDuration: tt.maxDur, GracePeriod: 5 * time.Second}, licensetest.Config{})
+			g := c.Register(t, 1).GUID
 			req := beginFor(product, key, g, 1)
 			req.Duration = tt.requested
-			b, err := wire.DecodeBegin(c.mustPost(t, licensetest.Begin, req).body)
+			b, err := wire.DecodeBegin(c.MustPost(t, licensetest.Begin, req).Body)
 			require.NoError(t, err)
 			assert.Equal(t, wire.ControlOptions{SessionDuration: tt.wantD, ValidationGracePeriod: 5}, b.ControlOptions)
 			sess := s.Sessions()
 			require.Len(t, sess, 1)
 			assert.Equal(t, clock.Now().Add(time.Duration(tt.wantD)*time.Second), sess[0].Expires)
 
-			e, err := wire.DecodeExtend(c.mustPost(t, licensetest.Extend, wire.ExtendRequest{Token: b.Token, Duration: tt.requested}).body)
+			e, err := wire.DecodeExtend(c.MustPost(t, licensetest.Extend, wire.ExtendRequest{Token: b.Token, Duration: tt.requested}).Body)
 			require.NoError(t, err)
 			assert.Equal(t, tt.wantD, e.ControlOptions.SessionDuration)
 		})
@@ -593,14 +595,12 @@ func TestDurations(t *testing.T) {
 
 func TestReapingWithClock(t *testing.T) {
 	t.Parallel()
-	clock := newFakeClock()
-	s := newServer(t, licensetest.License{Seats: 1, SessionDuration: time.Minute}, &licensetest.Config{Clock: clock.Now})
-	c := newClient(t, s, nil)
-	g := c.register(t, 1).GUID
-	tok := c.begin(t, g, 1).Token
+	clock, s, c := clocked(t, licensetest.License{Seats: 1, SessionDuration: time.Minute}, licensetest.Config{})
+	g := c.Register(t, 1).GUID
+	tok := c.Begin(t, g, 1).Token
 
 	clock.Advance(59 * time.Second)
-	c.extend(t, tok) // now expires at +119 s
+	mustExtend(t, c, tok) // now expires at +119 s
 	clock.Advance(59 * time.Second)
 	require.Len(t, s.Sessions(), 1)
 	assert.Equal(t, 1, s.Sessions()[0].Extensions)
@@ -608,63 +608,63 @@ func TestReapingWithClock(t *testing.T) {
 	assert.Empty(t, s.Sessions())
 	assert.Zero(t, s.SeatsInUse(product, key))
 
-	r := c.mustPost(t, licensetest.Extend, wire.ExtendRequest{Token: tok})
-	assert.Equal(t, http.StatusNotFound, r.status)
-	assert.Equal(t, "session lapsed", r.failure().Message)
-	r = c.mustPost(t, licensetest.End, wire.EndRequest{Token: tok})
-	assert.Equal(t, http.StatusUnprocessableEntity, r.status)
-	assert.Equal(t, "session lapsed", r.failure().Message)
+	r := c.MustPost(t, licensetest.Extend, wire.ExtendRequest{Token: tok})
+	assert.Equal(t, http.StatusNotFound, r.Status)
+	assert.Equal(t, "session lapsed", failure(r).Message)
+	r = c.MustPost(t, licensetest.End, wire.EndRequest{Token: tok})
+	assert.Equal(t, http.StatusUnprocessableEntity, r.Status)
+	assert.Equal(t, "session lapsed", failure(r).Message)
 
 	// The reaped seat is free for a new session.
-	c.begin(t, g, 1)
+	c.Begin(t, g, 1)
 }
 
 func TestTokenRotation(t *testing.T) {
 	t.Parallel()
-	s := newServer(t, licensetest.License{}, &licensetest.Config{TokenRotation: true})
-	c := newClient(t, s, nil)
-	g := c.register(t, 1).GUID
-	t0 := c.begin(t, g, 1).Token
-	t1 := c.extend(t, t0).Token
+	s := wiretest.NewServer(t, licensetest.License{}, &licensetest.Config{TokenRotation: true})
+	c := wiretest.NewClient(t, s, nil)
+	g := c.Register(t, 1).GUID
+	t0 := c.Begin(t, g, 1).Token
+	t1 := mustExtend(t, c, t0).Token
 	assert.NotEqual(t, t0, t1)
-	r := c.mustPost(t, licensetest.Extend, wire.ExtendRequest{Token: t0})
-	assert.Equal(t, http.StatusNotFound, r.status)
-	assert.Equal(t, "unknown token", r.failure().Message)
-	t2 := c.extend(t, t1).Token
+	r := c.MustPost(t, licensetest.Extend, wire.ExtendRequest{Token: t0})
+	assert.Equal(t, http.StatusNotFound, r.Status)
+	assert.Equal(t, "unknown token", failure(r).Message)
+	t2 := mustExtend(t, c, t1).Token
 	require.Len(t, s.Sessions(), 1)
 	assert.Equal(t, t2, s.Sessions()[0].Token)
-	c.end(t, t2)
+	mustEnd(t, c, t2)
 	assert.Empty(t, s.Sessions())
 }
 
 func TestLicenseChanges(t *testing.T) {
 	t.Parallel()
-	s := newServer(t, licensetest.License{SessionDuration: time.Minute, GracePeriod: time.Hour})
-	c := newClient(t, s, nil)
-	g := c.register(t, 1).GUID
-	tok := c.begin(t, g, 1).Token
+	s := wiretest.NewServer(t, licensetest.License{SessionDuration: time.Minute, GracePeriod: time.Hour})
+	c := wiretest.NewClient(t, s, nil)
+	g := c.Register(t, 1).GUID
+	tok := c.Begin(t, g, 1).Token
 
 	require.NoError(t, s.SetControlOptions(product, key, 30*time.Second, 2*time.Minute))
 	want := wire.ControlOptions{SessionDuration: 30, ValidationGracePeriod: 120}
-	assert.Equal(t, want, c.extend(t, tok).ControlOptions)
-	assert.Equal(t, want, c.begin(t, g, 1).ControlOptions)
-	assert.Equal(t, want, c.register(t, 1).ControlOptions)
+	assert.Equal(t, want, mustExtend(t, c, tok).ControlOptions)
+	assert.Equal(t, want, c.Begin(t, g, 1).ControlOptions)
+	assert.Equal(t, want, c.Register(t, 1).ControlOptions)
 	l, ok := s.License(product, key)
 	require.True(t, ok)
 	assert.Equal(t, 30*time.Second, l.SessionDuration)
 
 	require.NoError(t, s.SetLicenseState(product, key, licensetest.Revoked))
-	r := c.mustPost(t, licensetest.Extend, wire.ExtendRequest{Token: tok})
-	assert.Equal(t, http.StatusForbidden, r.status)
-	assert.Equal(t, "license revoked", r.failure().Message)
+	r := c.MustPost(t, licensetest.Extend, wire.ExtendRequest{Token: tok})
+	assert.Equal(t, http.StatusForbidden, r.Status)
+	assert.Equal(t, "license revoked", failure(r).Message)
 	require.NoError(t, s.SetLicenseState(product, key, licensetest.Expired))
-	r = c.mustPost(t, licensetest.Begin, beginFor(product, key, g, 1))
-	assert.Equal(t, "license expired", r.failure().Message)
+	r = c.MustPost(t, licensetest.Begin, beginFor(product, key, g, 1))
+	assert.Equal(t, "license expired", failure(r).Message)
 	require.NoError(t, s.SetLicenseState(product, key, licensetest.Active))
-	c.extend(t, tok)
+	mustExtend(t, c, tok)
 	// A revoked licence's session can still be ended.
 	require.NoError(t, s.SetLicenseState(product, key, licensetest.Revoked))
-	c.end(t, tok)
+	mustEnd(t, c, tok)
 
 	assert.ErrorIs(t, s.SetLicenseState(product, "nope", licensetest.Revoked), licensetest.ErrUnknownLicense)
 	assert.ErrorIs(t, s.SetControlOptions(product, "nope", time.Minute, 0), licensetest.ErrUnknownLicense)
@@ -700,16 +700,14 @@ func TestAddLicenseValidation(t *testing.T) {
 
 func TestObservation(t *testing.T) {
 	t.Parallel()
-	clock := newFakeClock()
-	s := newServer(t, licensetest.License{SessionDuration: time.Minute}, &licensetest.Config{Clock: clock.Now, MaxRequests: 3})
-	c := newClient(t, s, nil)
-	reg := registerReq(1)
-	g := c.register(t, 1).GUID
+	clock, s, c := clocked(t, licensetest.License{SessionDuration: time.Minute}, licensetest.Config{MaxRequests: 3})
+	reg := wiretest.RegisterReq(1)
+	g := c.Register(t, 1).GUID
 	clock.Advance(time.Second)
-	began := c.begin(t, g, 1)
+	began := c.Begin(t, g, 1)
 	tok := began.Token
-	c.extend(t, tok)
-	c.mustPost(t, licensetest.End, wire.EndRequest{Token: "nope"})
+	mustExtend(t, c, tok)
+	c.MustPost(t, licensetest.End, wire.EndRequest{Token: "nope"})
 
 	reqs := s.Requests()
 	require.Len(t, reqs, 3, "WithMaxRequests(3) keeps the last three")
@@ -731,17 +729,17 @@ func TestObservation(t *testing.T) {
 		Started: clock.Now(), Expires: clock.Now().Add(time.Minute), Duration: time.Minute, Extensions: 1,
 	}, sess[0])
 
-	none := newServer(t, licensetest.License{}, &licensetest.Config{MaxRequests: -1})
-	newClient(t, none, nil).register(t, 1)
+	none := wiretest.NewServer(t, licensetest.License{}, &licensetest.Config{MaxRequests: -1})
+	wiretest.NewClient(t, none, nil).Register(t, 1)
 	assert.Empty(t, none.Requests())
 	assert.Equal(t, 1, none.Count(licensetest.Register))
 }
 
 func TestRequestsKeepsPayload(t *testing.T) {
 	t.Parallel()
-	s := newServer(t, licensetest.License{})
-	c := newClient(t, s, nil)
-	c.mustPost(t, licensetest.Register, []byte(`{"not":"valid"}`))
+	s := wiretest.NewServer(t, licensetest.License{})
+	c := wiretest.NewClient(t, s, nil)
+	c.MustPost(t, licensetest.Register, []byte(`{"not":"valid"}`))
 	reqs := s.Requests()
 	require.Len(t, reqs, 1)
 	assert.JSONEq(t, `{"not":"valid"}`, string(reqs[0].Payload))
@@ -749,9 +747,9 @@ func TestRequestsKeepsPayload(t *testing.T) {
 	reqs[0].Payload[0] = 'X' // a copy
 	assert.JSONEq(t, `{"not":"valid"}`, string(s.Requests()[0].Payload))
 
-	r, err := c.raw(licensetest.Register, []byte("junk"), nil)
+	r, err := c.PostRaw(licensetest.Register, []byte("junk"), nil)
 	require.NoError(t, err)
-	assert.Equal(t, http.StatusBadRequest, r.status)
+	assert.Equal(t, http.StatusBadRequest, r.Status)
 	assert.Nil(t, s.Requests()[1].Payload)
 	assert.True(t, errors.Is(nil, nil))
 }
@@ -762,4 +760,370 @@ func otherEndpoint(ep string) string {
 		return licensetest.End
 	}
 	return licensetest.Extend
+}
+
+// captured is one sealed request as an attacker on the path sees it.
+type captured struct {
+	endpoint string
+	body     []byte
+	reply    envelope.ReplyOpener
+}
+
+func capture(t *testing.T, c *wiretest.Client, endpoint string, payload any) captured {
+	t.Helper()
+	pt, err := json.Marshal(payload)
+	require.NoError(t, err)
+	sd, err := c.Seal(endpoint, pt)
+	require.NoError(t, err)
+	body, _ := json.Marshal(wire.Request{Key: sd.Key, Data: sd.Data})
+	return captured{endpoint, body, sd.Reply}
+}
+
+func (cp captured) send(t *testing.T, c *wiretest.Client, endpoint string) *wiretest.Reply {
+	t.Helper()
+	r, err := c.PostRaw(endpoint, cp.body, cp.reply)
+	require.NoError(t, err)
+	return r
+}
+
+func rejection(t *testing.T, r *wiretest.Reply) *envelope.Rejection {
+	t.Helper()
+	rej, ok := envelope.ParseRejection(r.Status, r.Raw)
+	require.True(t, ok, "not an envelope-level rejection: %d %s", r.Status, r.Raw)
+	return rej
+}
+
+// TestReplayedBeginTakesNoSecondSeat: a begin_session sent twice (a retry, or
+// a replay of a capture) is answered with the stored reply, takes one seat,
+// and the legitimate client can read the repeat.
+func TestReplayedBeginTakesNoSecondSeat(t *testing.T) {
+	t.Parallel()
+	for _, sealed := range []bool{false, true} {
+		clock := newFakeClock()
+		s := wiretest.NewServer(t, licensetest.License{Seats: 5}, &licensetest.Config{Clock: clock.Now})
+		var opts []envelope.Option
+		if sealed {
+			opts = append(opts, envelope.WithSealedReplies())
+		}
+		c := wiretest.NewClient(t, s, nil, opts...)
+		guid := c.Register(t, 1).GUID
+		cp := capture(t, c, licensetest.Begin, wire.BeginRequest{ProductGUID: product, LicenseKey: key, InstanceGUID: guid, Machine: wiretest.Machine(1)})
+		first := cp.send(t, c, licensetest.Begin)
+		require.Equal(t, http.StatusOK, first.Status, "%s", first.Body)
+		require.NoError(t, first.Err)
+		clock.Advance(time.Minute)
+		for range 3 {
+			again := cp.send(t, c, licensetest.Begin)
+			require.NoError(t, again.Err, "the legitimate retry opens")
+			assert.Equal(t, first.Status, again.Status)
+			assert.Equal(t, first.Raw, again.Raw, "the stored reply, byte for byte")
+		}
+		assert.Equal(t, 1, s.SeatsInUse(product, key), "sealed=%v", sealed)
+		reqs := s.Requests()
+		assert.True(t, reqs[len(reqs)-1].Repeat)
+		assert.False(t, reqs[len(reqs)-4].Repeat)
+
+		// After the window the capture is stale, and still takes no seat.
+		clock.Advance(5 * time.Minute)
+		late := cp.send(t, c, licensetest.Begin)
+		assert.Equal(t, http.StatusUnauthorized, late.Status)
+		rej := rejection(t, late)
+		assert.Equal(t, envelope.CodeStale, rej.Code)
+		assert.True(t, rej.ServerTime.Equal(clock.Now()), "the rejection carries the server's time")
+		assert.Equal(t, 1, s.SeatsInUse(product, key))
+	}
+}
+
+// TestReplayedExtendChangesNothing: a captured extend_session replayed after
+// the window is rejected and does not extend the session.
+func TestReplayedExtendChangesNothing(t *testing.T) {
+	t.Parallel()
+	clock, s, c := clocked(t, licensetest.License{SessionDuration: time.Hour}, licensetest.Config{})
+	guid := c.Register(t, 1).GUID
+	tok := c.Begin(t, guid, 1).Token
+	cp := capture(t, c, licensetest.Extend, wire.ExtendRequest{Token: tok})
+	require.Equal(t, http.StatusOK, cp.send(t, c, licensetest.Extend).Status)
+	n := s.Count(licensetest.Extend)
+	clock.Advance(50 * time.Minute)
+	r := cp.send(t, c, licensetest.Extend)
+	assert.Equal(t, envelope.CodeStale, rejection(t, r).Code)
+	clock.Advance(11 * time.Minute) // past the hour the original extend granted
+	assert.Equal(t, 0, s.SeatsInUse(product, key), "the replay extended the session")
+	assert.Equal(t, n+1, s.Count(licensetest.Extend))
+}
+
+// TestEnvelopeAtAnotherEndpoint: a begin_session envelope posted to
+// /extend_session, or an extend body to /end_session, is rejected as
+// unauthentic (401) and changes nothing.
+func TestEnvelopeAtAnotherEndpoint(t *testing.T) {
+	t.Parallel()
+	for _, sealed := range []bool{false, true} {
+		s := wiretest.NewServer(t, licensetest.License{Seats: 2})
+		var opts []envelope.Option
+		if sealed {
+			opts = append(opts, envelope.WithSealedReplies())
+		}
+		c := wiretest.NewClient(t, s, nil, opts...)
+		guid := c.Register(t, 1).GUID
+		tok := c.Begin(t, guid, 1).Token
+		begin := capture(t, c, licensetest.Begin, wire.BeginRequest{ProductGUID: product, LicenseKey: key, InstanceGUID: guid, Machine: wiretest.Machine(1)})
+		extend := capture(t, c, licensetest.Extend, wire.ExtendRequest{Token: tok})
+		for _, tc := range []struct {
+			cp captured
+			to string
+		}{{begin, licensetest.Extend}, {begin, licensetest.End}, {begin, licensetest.Register}, {extend, licensetest.End}, {extend, licensetest.Begin}} {
+			r := tc.cp.send(t, c, tc.to)
+			assert.Equal(t, http.StatusUnauthorized, r.Status, "%s at %s", tc.cp.endpoint, tc.to)
+			assert.Equal(t, envelope.CodeUnauthentic, rejection(t, r).Code)
+			if sealed {
+				assert.ErrorIs(t, r.Err, envelope.ErrUnauthentic, "never sealed")
+			}
+		}
+		assert.Equal(t, 1, s.SeatsInUse(product, key), "a session was ended or begun")
+		mustExtend(t, c, tok) // the session is intact
+	}
+}
+
+// TestRetryAfterDroppedReply: the reply of a processed request is lost on
+// the way; the client's retry of the same bytes gets it, and the server does
+// not process the request twice.
+func TestRetryAfterDroppedReply(t *testing.T) {
+	t.Parallel()
+	s := wiretest.NewServer(t, licensetest.License{Seats: 5})
+	c := wiretest.NewClient(t, s, nil, envelope.WithSealedReplies())
+	guid := c.Register(t, 1).GUID
+	cp := capture(t, c, licensetest.Begin, wire.BeginRequest{ProductGUID: product, LicenseKey: key, InstanceGUID: guid, Machine: wiretest.Machine(1)})
+	s.Inject(licensetest.Fault{Endpoint: licensetest.Begin, Kind: licensetest.FaultDrop, Count: 1})
+	_, err := c.HC.Post(c.URL+"/"+licensetest.Begin, "application/json", bytes.NewReader(cp.body))
+	require.Error(t, err)
+	r := cp.send(t, c, licensetest.Begin)
+	require.NoError(t, r.Err)
+	require.Equal(t, http.StatusOK, r.Status)
+	_, err = wire.DecodeBegin(r.Body)
+	require.NoError(t, err)
+	assert.Equal(t, 1, s.SeatsInUse(product, key))
+}
+
+func TestFreshnessWindowOption(t *testing.T) {
+	t.Parallel()
+	clock, _, c := clocked(t, licensetest.License{}, licensetest.Config{FreshnessWindow: time.Hour})
+	cp := capture(t, c, licensetest.Register, wiretest.RegisterReq(1))
+	clock.Advance(59 * time.Minute)
+	r := cp.send(t, c, licensetest.Register)
+	assert.Equal(t, http.StatusOK, r.Status, "%s", r.Body)
+	clock.Advance(2 * time.Minute)
+	r = cp.send(t, c, licensetest.Register)
+	assert.Equal(t, envelope.CodeStale, rejection(t, r).Code)
+}
+
+// floodCapacity is the replay cache the flood tests give the server; every
+// flood is several times larger, so that a cache that lets strangers fill it
+// (the format 2.0 rule: a full cache forgets its oldest id and rejects every
+// timestamp not after it) would lock the honest clients out.
+const floodCapacity = 1024
+
+// junkSealer seals the flood: anyone holding a copy of the product can seal
+// valid envelopes. Shared-secret mode keeps the test fast; the Guard sees
+// the same thing as from public-key envelopes.
+type junkSealer struct {
+	sealer envelope.Sealer
+	apiKey string
+	rnd    *rand.Rand
+}
+
+func newJunkSealer(t testing.TB, s *licensetest.Server) *junkSealer {
+	t.Helper()
+	sealer, err := envelope.NewSharedSecretSealer(s.Info().Secret, envelope.WithSealedReplies())
+	require.NoError(t, err)
+	return &junkSealer{sealer: sealer, apiKey: s.Info().APIKey, rnd: rand.New(rand.NewPCG(1, 2))}
+}
+
+// body returns the request body of the i-th junk request, stamped at ts:
+// begins for licences that do not exist, extends and ends of sessions that
+// do not exist, registrations, and payloads that are not JSON.
+func (j *junkSealer) body(t testing.TB, i int, ts time.Time) (endpoint string, body []byte) {
+	var pt []byte
+	switch i % 4 {
+	case 0:
+		endpoint = licensetest.Begin
+		pt, _ = json.Marshal(wire.BeginRequest{ProductGUID: product, LicenseKey: fmt.Sprintf("JUNK-%d", i), InstanceGUID: "x", Machine: wiretest.Machine(i)})
+	case 1:
+		endpoint = licensetest.Extend
+		pt, _ = json.Marshal(wire.ExtendRequest{Token: fmt.Sprintf("junk-token-%d", i)})
+	case 2:
+		endpoint = licensetest.Register
+		pt, _ = json.Marshal(wire.RegisterRequest{ProductGUID: product, LicenseKey: fmt.Sprintf("JUNK-%d", i), Machine: wiretest.Machine(i)})
+	default:
+		endpoint = licensetest.End
+		pt = []byte(strings.Repeat("junk", 1+i%7))
+	}
+	sd, err := j.sealer.Seal(envelope.Request{APIKey: j.apiKey, Endpoint: endpoint, Time: ts}, pt)
+	require.NoError(t, err)
+	body, _ = json.Marshal(wire.Request{Key: sd.Key, Data: sd.Data})
+	return endpoint, body
+}
+
+// floodClient is an honest product: a real license.Client on loopback.
+func floodClient(t *testing.T, s *licensetest.Server, licenceKey string, n int) *license.Client {
+	t.Helper()
+	fp := &fingerprint.Fingerprint{
+		CPUID:      fingerprint.Component{Name: fingerprint.NameCPUID, Value: fmt.Sprintf("cpu-%d", n), Strength: fingerprint.Weak},
+		MBSerial:   fingerprint.Component{Name: fingerprint.NameMBSerial, Value: fmt.Sprintf("board-%d", n), Strength: fingerprint.Strong},
+		VolumeHash: fingerprint.Component{Name: fingerprint.NameVolumeHash, Value: fmt.Sprintf("vol-%d", n), Strength: fingerprint.Medium},
+		HostName:   fingerprint.Component{Name: fingerprint.NameHostName, Value: fmt.Sprintf("host-%d", n), Strength: fingerprint.Weak},
+	}
+	c, err := license.New(license.Config{
+		ServerURL: s.URL, APIKey: s.Info().APIKey, ServerPublicKey: s.Info().PublicKey.EncodeBase64(),
+		ProductGUID: product, LicenseKey: licenceKey,
+	},
+		license.WithHTTPClient(s.Client()),
+		license.WithStateStore(&license.MemoryStateStore{}),
+		license.WithFingerprintSource(func(context.Context) (*fingerprint.Fingerprint, error) { return fp, nil }),
+	)
+	require.NoError(t, err)
+	return c
+}
+
+// TestFloodLocksOutNoCustomer: while strangers flood the server with valid
+// envelopes (several times the replay cache's capacity), honest clients
+// start, renew and close with no request rejected, the cache stays within
+// its bound, and a replay of an honest request inside the window is still
+// answered with its stored reply and takes no seat.
+func TestFloodLocksOutNoCustomer(t *testing.T) {
+	const (
+		flood     = 4 * floodCapacity
+		customers = 4
+		machines  = 2
+	)
+	for _, tc := range []struct {
+		name  string
+		stamp func(now time.Time, i int, rnd *rand.Rand) time.Time
+	}{
+		// The cheapest lockout on format 2.0: every junk id stamped at the
+		// far edge of the window, so that it outlives everything honest.
+		{"future-edge", func(now time.Time, _ int, _ *rand.Rand) time.Time { return now.Add(299 * time.Second) }},
+		// Valid-looking timestamps spread across the whole window.
+		{"across-window", func(now time.Time, _ int, rnd *rand.Rand) time.Time {
+			return now.Add(time.Duration(rnd.IntN(599)-299) * time.Second)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := licensetest.NewServer(&licensetest.Config{ReplayCache: floodCapacity, SealedReplies: true})
+			t.Cleanup(s.Close)
+			for k := range customers {
+				require.NoError(t, s.AddLicense(licensetest.License{ProductGUID: product, Key: fmt.Sprintf("K-%d", k), Seats: machines}))
+			}
+			require.NoError(t, s.AddLicense(licensetest.License{ProductGUID: product, Key: key, Seats: 5}))
+			js := newJunkSealer(t, s)
+			h := s.Handler()
+			var sent atomic.Int64
+			var maxLen atomic.Int64
+			primed := make(chan struct{})
+			floodDone := make(chan struct{})
+			go func() {
+				defer close(floodDone)
+				for i := range flood {
+					ep, body := js.body(t, i, tc.stamp(s.Now(), i, js.rnd))
+					req := httptest.NewRequest(http.MethodPost, licensetest.BasePath+"/"+ep, strings.NewReader(string(body)))
+					h.ServeHTTP(httptest.NewRecorder(), req)
+					if n := int64(licensetest.GuardLen(s)); n > maxLen.Load() {
+						maxLen.Store(n)
+					}
+					if sent.Add(1) == 2*floodCapacity {
+						close(primed)
+					}
+				}
+			}()
+			<-primed // the cache has seen twice its capacity of junk
+
+			var wg sync.WaitGroup
+			var rejected atomic.Int64
+			var mu sync.Mutex
+			var errs []string
+			for k := range customers {
+				for m := range machines {
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						c := floodClient(t, s, fmt.Sprintf("K-%d", k), k*machines+m)
+						fail := func(step string, err error) {
+							rejected.Add(1)
+							mu.Lock()
+							errs = append(errs, fmt.Sprintf("K-%d/%d %s: %v", k, m, step, err))
+							mu.Unlock()
+						}
+						ctx := context.Background()
+						if err := c.Start(ctx); err != nil {
+							fail("Start", err)
+						}
+						for range 3 {
+							if err := c.ExtendSession(ctx); err != nil {
+								fail("ExtendSession", err)
+							}
+						}
+						if err := c.Close(ctx); err != nil {
+							fail("Close", err)
+						}
+					}()
+				}
+			}
+			wg.Wait()
+			<-floodDone
+			assert.Zero(t, rejected.Load(), "honest requests rejected during the flood:\n%s", strings.Join(errs, "\n"))
+			assert.LessOrEqual(t, maxLen.Load(), int64(floodCapacity), "replay cache beyond its bound")
+			assert.LessOrEqual(t, licensetest.GuardLen(s), floodCapacity)
+
+			// After the flood, a captured honest begin replayed inside the
+			// window gets the stored reply, byte for byte, and no second seat.
+			hc := wiretest.NewClient(t, s, nil, envelope.WithSealedReplies())
+			reg := hc.Register(t, 900)
+			cp := capture(t, hc, licensetest.Begin, wire.BeginRequest{ProductGUID: product, LicenseKey: key, InstanceGUID: reg.GUID, Machine: wiretest.Machine(900)})
+			first := cp.send(t, hc, licensetest.Begin)
+			require.NoError(t, first.Err)
+			require.Equal(t, http.StatusOK, first.Status, "%s", first.Body)
+			again := cp.send(t, hc, licensetest.Begin)
+			require.NoError(t, again.Err)
+			assert.Equal(t, first.Raw, again.Raw, "a replay gets the stored reply")
+			assert.Equal(t, 1, s.SeatsInUse(product, key))
+		})
+	}
+}
+
+// TestResendAfterLostReplyOutlivesTheToken: a client that lost the reply to
+// an extend (with token rotation) or an end resends the same sealed request
+// and gets the stored reply, although the token it carries no longer proves
+// anything: the cache is consulted before the proof.
+func TestResendAfterLostReplyOutlivesTheToken(t *testing.T) {
+	t.Parallel()
+	s := wiretest.NewServer(t, licensetest.License{Seats: 1}, &licensetest.Config{TokenRotation: true, SealedReplies: true})
+	c := wiretest.NewClient(t, s, nil, envelope.WithSealedReplies())
+	guid := c.Register(t, 1).GUID
+	tok := c.Begin(t, guid, 1).Token
+	for _, step := range []struct {
+		ep      string
+		payload any
+	}{
+		{licensetest.Extend, wire.ExtendRequest{Token: tok}},
+		{licensetest.End, nil}, // filled in with the rotated token
+	} {
+		if step.ep == licensetest.End {
+			step.payload = wire.EndRequest{Token: tok}
+		}
+		cp := capture(t, c, step.ep, step.payload)
+		s.Inject(licensetest.Fault{Endpoint: step.ep, Kind: licensetest.FaultDrop, Count: 1})
+		_, err := c.HC.Post(c.URL+"/"+step.ep, "application/json", strings.NewReader(string(cp.body)))
+		require.Error(t, err, "the first reply is lost")
+		n := s.Count(step.ep)
+		r := cp.send(t, c, step.ep)
+		require.NoError(t, r.Err)
+		require.Equal(t, http.StatusOK, r.Status, "%s: %s", step.ep, r.Body)
+		assert.Equal(t, n+1, s.Count(step.ep))
+		if step.ep == licensetest.Extend {
+			ext, err := wire.DecodeExtend(r.Body)
+			require.NoError(t, err)
+			require.NotEqual(t, tok, ext.Token, "rotated")
+			tok = ext.Token
+		}
+	}
+	assert.Zero(t, s.SeatsInUse(product, key))
 }

@@ -177,12 +177,19 @@ func isEndpoint(ep string) bool {
 	return ep == Register || ep == Begin || ep == Extend || ep == End
 }
 
-// targets returns the endpoints ep names.
-func targets(ep string) []string {
-	if ep == "" {
-		return []string{Register, Begin, Extend, End}
+// setFor calls set, under the faults' lock, for each endpoint endpoint
+// names ("" = all four).
+func (s *Server) setFor(endpoint string, set func(ep string)) {
+	checkEndpoint(endpoint)
+	eps := []string{endpoint}
+	if endpoint == "" {
+		eps = []string{Register, Begin, Extend, End}
 	}
-	return []string{ep}
+	s.faults.mu.Lock()
+	defer s.faults.mu.Unlock()
+	for _, ep := range eps {
+		set(ep)
+	}
 }
 
 func (f *faultState) settingsFor(ep string) settings {
@@ -242,9 +249,9 @@ func (f *faultState) remember(ep string, body []byte) {
 }
 
 // Inject queues a fault. A request takes the first queued fault that targets
-// its endpoint; queued faults apply to requests that reached the handler
-// (not to those refused while the server is down), whatever their outcome
-// would have been. Inject panics if f.Endpoint is not "" or a v2 endpoint
+// its endpoint; queued faults apply to requests that reached the handler and
+// passed the envelope checks, whatever their outcome would have been, not to
+// those refused while the server is down or rejected at the envelope level. Inject panics if f.Endpoint is not "" or a v2 endpoint
 // name, or if f.Kind is not a FaultKind. It is safe for concurrent use.
 func (s *Server) Inject(f Fault) {
 	checkEndpoint(f.Endpoint)
@@ -287,12 +294,7 @@ func (s *Server) ClearFaults() {
 // (FaultFail) at endpoint ("" = all four) carry, in whole seconds rounded
 // up. Zero removes it.
 func (s *Server) SetRetryAfter(endpoint string, d time.Duration) {
-	checkEndpoint(endpoint)
-	s.faults.mu.Lock()
-	defer s.faults.mu.Unlock()
-	for _, ep := range targets(endpoint) {
-		s.faults.retryAfter[ep] = d
-	}
+	s.setFor(endpoint, func(ep string) { s.faults.retryAfter[ep] = d })
 }
 
 // SetLatency delays every request to endpoint ("" = all four) by d before it
@@ -300,28 +302,20 @@ func (s *Server) SetRetryAfter(endpoint string, d time.Duration) {
 // testing/synctest; it ends early, without processing, when the request's
 // context is done, and it is cut short by Close. Zero removes the delay.
 func (s *Server) SetLatency(endpoint string, d time.Duration) {
-	checkEndpoint(endpoint)
-	s.faults.mu.Lock()
-	defer s.faults.mu.Unlock()
-	for _, ep := range targets(endpoint) {
-		s.faults.latency[ep] = d
-	}
+	s.setFor(endpoint, func(ep string) { s.faults.latency[ep] = d })
 }
 
 // SetContentType makes replies of endpoint ("" = all four) carry the
-// Content-Type ct instead of "application/json". "" restores the default.
+// Content-Type ct instead of "application/json", but for envelope-level
+// rejections and the 503s of DownUnavailable. "" restores the default.
 func (s *Server) SetContentType(endpoint, ct string) {
-	checkEndpoint(endpoint)
-	s.faults.mu.Lock()
-	defer s.faults.mu.Unlock()
-	for _, ep := range targets(endpoint) {
-		s.faults.contentType[ep] = ct
-	}
+	s.setFor(endpoint, func(ep string) { s.faults.contentType[ep] = ct })
 }
 
-// SetClockSkew shifts every time the server reports (time and
-// first_registered_at) by d, as if its clock were off. Session expiry is not
-// affected. Zero removes the skew.
+// SetClockSkew shifts the times the server reports in its licence replies
+// and failures (time and first_registered_at) by d, as if its clock were
+// off. The server time of an envelope-level rejection and session expiry
+// are not affected. Zero removes the skew.
 func (s *Server) SetClockSkew(d time.Duration) {
 	s.faults.mu.Lock()
 	defer s.faults.mu.Unlock()

@@ -16,6 +16,7 @@ import (
 	"github.com/licensekit/licensekit-go/envelope"
 	"github.com/licensekit/licensekit-go/internal/uuid"
 	"github.com/licensekit/licensekit-go/internal/wire"
+	"github.com/licensekit/licensekit-go/license/licensetest/internal/hook"
 )
 
 // maxRequestBody bounds a request body: the largest data string plus room
@@ -67,14 +68,17 @@ func (s *Server) handle(ctx context.Context, method, path string, body io.Reader
 	}
 	start := time.Now()
 	if down, mode := s.faults.isDown(); down && mode == DownUnavailable {
-		return s.unavailable(ep, start)
+		o := s.plainFailure(http.StatusServiceUnavailable, "service unavailable")
+		s.reqlog.add(Request{Endpoint: ep, Time: s.cfg.Clock(), Status: o.status, Down: true, Latency: time.Since(start)})
+		s.logger.Debug("licensetest: request", slog.String("endpoint", ep), slog.Int("status", o.status), slog.Bool("down", true))
+		return o
 	}
 	set := s.faults.settingsFor(ep)
 	if set.latency > 0 && !wait(ctx, set.latency) {
 		s.logger.Debug("licensetest: request abandoned", slog.String("endpoint", ep))
 		return outcome{action: actAbandon}
 	}
-	now := s.cfg.clock()
+	now := s.cfg.Clock()
 	ts := wire.Timestamp{Raw: wire.FormatTime(now.Add(set.skew))}
 
 	pt, sealer, ticket, early := s.admit(ep, body, now)
@@ -152,15 +156,6 @@ func (s *Server) handle(ctx context.Context, method, path string, body io.Reader
 	return o
 }
 
-// unavailable answers a request while the server is down in
-// DownUnavailable mode.
-func (s *Server) unavailable(ep string, start time.Time) outcome {
-	o := s.plainFailure(http.StatusServiceUnavailable, "service unavailable")
-	s.reqlog.add(Request{Endpoint: ep, Time: s.cfg.clock(), Status: o.status, Down: true, Latency: time.Since(start)})
-	s.logger.Debug("licensetest: request", slog.String("endpoint", ep), slog.Int("status", o.status), slog.Bool("down", true))
-	return o
-}
-
 func faultName(k FaultKind) string {
 	if k == 0 {
 		return ""
@@ -190,7 +185,7 @@ func (s *Server) admit(ep string, body io.Reader, now time.Time) ([]byte, envelo
 		return nil, nil, nil, s.rejection(envelope.ErrMalformed, now)
 	}
 	in := envelope.Incoming{Key: req.Key, Data: req.Data, Endpoint: ep}
-	if subtle.ConstantTimeCompare([]byte(req.Key), []byte(s.apiKey)) != 1 {
+	if subtle.ConstantTimeCompare([]byte(req.Key), []byte(s.cfg.APIKey)) != 1 {
 		return nil, nil, nil, s.rejection(envelope.ErrUnauthentic, now)
 	}
 	op, err := s.opener.Open(in)
@@ -199,7 +194,7 @@ func (s *Server) admit(ep string, body io.Reader, now time.Time) ([]byte, envelo
 	}
 	sealer := op.Reply
 	if !sealer.Requested() {
-		if s.cfg.sealedReplies {
+		if s.cfg.SealedReplies {
 			e := s.rejection(envelope.ErrMalformed, now)
 			e.rec.Payload = op.Plaintext
 			return nil, nil, nil, e
@@ -230,37 +225,46 @@ func (s *Server) rejection(err error, now time.Time) *early {
 	return &early{o: o, rec: Request{Rejected: r.Code}}
 }
 
-// process runs an opened request against the store.
+// process decodes an opened request strictly and runs it against the
+// store. Every field the spec lists must be present with its JSON type
+// (duration is optional), so the mock catches a client that drifts from the
+// spec; unknown fields are ignored.
 func (s *Server) process(ep string, now time.Time, ts wire.Timestamp, skew time.Duration, pt []byte) (any, *apiError) {
+	o, err := parseObject(pt)
+	if err != nil {
+		return nil, err
+	}
 	switch ep {
 	case Register:
-		req, err := decodeRegister(pt)
-		if err != nil {
-			return nil, err
+		req := wire.RegisterRequest{ProductGUID: o.str("product_guid", true), LicenseKey: o.str("license_key", true),
+			Machine: o.machine(), Name: o.str("name", false), Email: o.str("email", false), UserHash: o.strMap("user_hash")}
+		if o.err != nil {
+			return nil, o.err
 		}
-		return nilIfErr(s.store.register(now, ts, skew, req, uuid.New()))
+		return nilIfErr(s.store.register(now, ts, skew, &req, uuid.New()))
 	case Begin:
-		req, err := decodeBegin(pt)
-		if err != nil {
-			return nil, err
+		req := wire.BeginRequest{ProductGUID: o.str("product_guid", true), LicenseKey: o.str("license_key", true),
+			InstanceGUID: o.str("instance_guid", true), Machine: o.machine(), UserHash: o.strMap("user_hash"), Duration: o.seconds("duration")}
+		if o.err != nil {
+			return nil, o.err
 		}
-		return nilIfErr(s.store.begin(now, ts, req, randomToken(32), randomToken(32)))
+		return nilIfErr(s.store.begin(now, ts, &req, hook.RandomToken(32), hook.RandomToken(32)))
 	case Extend:
-		req, err := decodeExtend(pt)
-		if err != nil {
-			return nil, err
+		req := wire.ExtendRequest{Token: o.str("token", true), Duration: o.seconds("duration")}
+		if o.err != nil {
+			return nil, o.err
 		}
 		next := ""
-		if s.cfg.rotate {
-			next = randomToken(32)
+		if s.cfg.TokenRotation {
+			next = hook.RandomToken(32)
 		}
-		return nilIfErr(s.store.extend(now, ts, req, next))
+		return nilIfErr(s.store.extend(now, ts, &req, next))
 	default:
-		req, err := decodeEnd(pt)
-		if err != nil {
-			return nil, err
+		req := wire.EndRequest{Token: o.str("token", true)}
+		if o.err != nil {
+			return nil, o.err
 		}
-		return nilIfErr(s.store.end(now, ts, req))
+		return nilIfErr(s.store.end(now, ts, &req))
 	}
 }
 
@@ -298,7 +302,7 @@ func (s *Server) reply(ep string, ts wire.Timestamp, reply any, aerr *apiError, 
 // plainFailure is a failure reply that is never sealed.
 func (s *Server) plainFailure(status int, msg string) outcome {
 	skew := s.faults.settingsFor("").skew
-	f := &wire.Failure{Success: false, Time: wire.Timestamp{Raw: wire.FormatTime(s.cfg.clock().Add(skew))}, Message: msg}
+	f := &wire.Failure{Success: false, Time: wire.Timestamp{Raw: wire.FormatTime(s.cfg.Clock().Add(skew))}, Message: msg}
 	body, _ := json.Marshal(f)
 	return outcome{status: status, header: jsonHeader(), body: body}
 }
@@ -334,7 +338,7 @@ func badSeal(body []byte, sealed bool) []byte {
 		}
 	}
 	if len(raw) == 0 {
-		raw = []byte(randomToken(49 + len(body)))
+		raw = []byte(hook.RandomToken(49 + len(body)))
 	} else {
 		raw[len(raw)-1] ^= 0x01
 	}

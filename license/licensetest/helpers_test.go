@@ -1,237 +1,101 @@
 package licensetest_test
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/licensekit/licensekit-go/envelope"
 	"github.com/licensekit/licensekit-go/internal/wire"
 	"github.com/licensekit/licensekit-go/license/licensetest"
+	"github.com/licensekit/licensekit-go/license/licensetest/internal/wiretest"
 )
 
+// The licence wiretest.NewServer adds.
 const (
-	product = "prod-1"
-	key     = "KEY-1"
+	product = wiretest.Product
+	key     = wiretest.Key
 )
 
-// client is a minimal v2 client built from envelope and net/http, the way
-// the examples use the server.
-type client struct {
-	url    string
-	apiKey string
-	hc     *http.Client
-	sealer envelope.Sealer
-	now    func() time.Time // the server's clock: requests carry its time
-}
-
-// reply is one HTTP answer, with the body opened when it was sealed.
-type reply struct {
-	status int
-	header http.Header
-	raw    []byte // body as received
-	body   []byte // opened body (raw when not sealed)
-	err    error  // OpenReply's error
-}
-
-func (r *reply) failure() *wire.Failure {
+// failure decodes the body as a spec failure, or returns nil.
+func failure(r *wiretest.Reply) *wire.Failure {
 	var f wire.Failure
-	if err := json.Unmarshal(r.body, &f); err != nil {
+	if err := json.Unmarshal(r.Body, &f); err != nil {
 		return nil
 	}
 	return &f
 }
 
-func newClient(tb testing.TB, s *licensetest.Server, hc *http.Client, opts ...envelope.Option) *client {
+// newSecretClient is wiretest.NewClient in shared-secret mode.
+func newSecretClient(tb testing.TB, s *licensetest.Server, hc *http.Client, opts ...envelope.Option) *wiretest.Client {
 	tb.Helper()
-	sealer, err := envelope.NewSealer(s.Info().PublicKey, opts...)
-	require.NoError(tb, err)
-	if hc == nil {
-		hc = s.Client()
-	}
-	return &client{url: s.URL, apiKey: s.Info().APIKey, hc: hc, sealer: sealer, now: s.Now}
-}
-
-func newSecretClient(tb testing.TB, s *licensetest.Server, hc *http.Client, opts ...envelope.Option) *client {
-	tb.Helper()
-	c := newClient(tb, s, hc)
+	c := wiretest.NewClient(tb, s, hc)
 	sealer, err := envelope.NewSharedSecretSealer(s.Info().Secret, opts...)
 	require.NoError(tb, err)
-	c.sealer = sealer
+	c.Sealer = sealer
 	return c
 }
 
-// post seals payload (marshalled unless it is []byte) and posts it.
-func (c *client) post(endpoint string, payload any) (*reply, error) {
-	pt, ok := payload.([]byte)
-	if !ok {
-		var err error
-		if pt, err = json.Marshal(payload); err != nil {
-			return nil, err
-		}
-	}
-	sd, err := c.seal(endpoint, pt)
-	if err != nil {
-		return nil, err
-	}
-	body, _ := json.Marshal(wire.Request{Key: sd.Key, Data: sd.Data})
-	return c.raw(endpoint, body, sd.Reply)
-}
-
-// seal seals pt for endpoint at the server's time.
-func (c *client) seal(endpoint string, pt []byte) (envelope.Sealed, error) {
-	return c.sealer.Seal(envelope.Request{APIKey: c.apiKey, Endpoint: endpoint, Time: c.now()}, pt)
-}
-
-// raw posts body as it is.
-func (c *client) raw(endpoint string, body []byte, ro envelope.ReplyOpener) (*reply, error) {
-	resp, err := c.hc.Post(c.url+"/"+endpoint, "application/json", bytes.NewReader(body))
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return nil, err
-	}
-	r := &reply{status: resp.StatusCode, header: resp.Header, raw: b, body: b}
-	if ro != nil {
-		r.body, r.err = ro.OpenReply(b)
-	}
-	return r, nil
-}
-
-func (c *client) mustPost(tb testing.TB, endpoint string, payload any) *reply {
+// mustExtend and mustEnd post one step and fail the test unless it succeeds.
+func mustExtend(tb testing.TB, c *wiretest.Client, token string) *wire.ExtendReply {
 	tb.Helper()
-	r, err := c.post(endpoint, payload)
-	require.NoError(tb, err)
-	require.NoError(tb, r.err)
-	return r
+	return wiretest.MustStep(tb, c, licensetest.Extend, wire.ExtendRequest{Token: token}, wire.DecodeExtend)
 }
 
-func machine(n int) wire.Machine {
-	return wire.Machine{
-		IPAddress:    "10.0.0.1",
-		CPUID:        fmt.Sprintf("cpu-%d", n),
-		MBSerial:     fmt.Sprintf("mb-%d", n),
-		MACAddresses: []string{fmt.Sprintf("00:11:22:33:44:%02x", n%256)},
-		VolumeHash:   fmt.Sprintf("vol-%d", n),
-		HostName:     fmt.Sprintf("host-%d", n),
-	}
-}
-
-func registerReq(n int) wire.RegisterRequest {
-	return wire.RegisterRequest{
-		ProductGUID: product, LicenseKey: key, Machine: machine(n),
-		Name: "Ada", Email: "ada@example.com", UserHash: map[string]string{"k": "v"},
-	}
-}
-
-func (c *client) register(tb testing.TB, n int) *wire.RegisterReply {
+func mustEnd(tb testing.TB, c *wiretest.Client, token string) {
 	tb.Helper()
-	r := c.mustPost(tb, licensetest.Register, registerReq(n))
-	require.Equal(tb, http.StatusOK, r.status, "register: %s", r.body)
-	rep, err := wire.DecodeRegister(r.body)
-	require.NoError(tb, err)
-	return rep
-}
-
-func (c *client) begin(tb testing.TB, guid string, n int) *wire.BeginReply {
-	tb.Helper()
-	r := c.mustPost(tb, licensetest.Begin, wire.BeginRequest{
-		ProductGUID: product, LicenseKey: key, InstanceGUID: guid, Machine: machine(n),
-	})
-	require.Equal(tb, http.StatusOK, r.status, "begin: %s", r.body)
-	rep, err := wire.DecodeBegin(r.body)
-	require.NoError(tb, err)
-	return rep
-}
-
-func (c *client) extend(tb testing.TB, token string) *wire.ExtendReply {
-	tb.Helper()
-	r := c.mustPost(tb, licensetest.Extend, wire.ExtendRequest{Token: token})
-	require.Equal(tb, http.StatusOK, r.status, "extend: %s", r.body)
-	rep, err := wire.DecodeExtend(r.body)
-	require.NoError(tb, err)
-	return rep
-}
-
-func (c *client) end(tb testing.TB, token string) {
-	tb.Helper()
-	r := c.mustPost(tb, licensetest.End, wire.EndRequest{Token: token})
-	require.Equal(tb, http.StatusOK, r.status, "end: %s", r.body)
-	_, err := wire.DecodeEnd(r.body)
-	require.NoError(tb, err)
+	wiretest.MustStep(tb, c, licensetest.End, wire.EndRequest{Token: token}, wire.DecodeEnd)
 }
 
 // lifecycle runs register, begin, extend and end, returning the first error.
-func (c *client) lifecycle(n int) error {
-	check := func(endpoint string, payload any) (*reply, error) {
-		r, err := c.post(endpoint, payload)
-		if err != nil {
+func lifecycle(c *wiretest.Client, n int) error {
+	step := func(endpoint string, payload any) ([]byte, error) {
+		r, err := c.Post(endpoint, payload)
+		switch {
+		case err != nil:
 			return nil, err
+		case r.Err != nil:
+			return nil, r.Err
+		case r.Status != http.StatusOK:
+			return nil, fmt.Errorf("%s: status %d: %s", endpoint, r.Status, r.Body)
 		}
-		if r.err != nil {
-			return nil, r.err
-		}
-		if r.status != http.StatusOK {
-			return nil, fmt.Errorf("%s: status %d: %s", endpoint, r.status, r.body)
-		}
-		return r, nil
+		return r.Body, nil
 	}
-	r, err := check(licensetest.Register, registerReq(n))
+	body, err := step(licensetest.Register, wiretest.RegisterReq(n))
 	if err != nil {
 		return err
 	}
-	reg, err := wire.DecodeRegister(r.body)
+	reg, err := wire.DecodeRegister(body)
 	if err != nil {
 		return err
 	}
-	if r, err = check(licensetest.Begin, wire.BeginRequest{ProductGUID: product, LicenseKey: key, InstanceGUID: reg.GUID, Machine: machine(n)}); err != nil {
+	if body, err = step(licensetest.Begin, wire.BeginRequest{ProductGUID: product, LicenseKey: key, InstanceGUID: reg.GUID, Machine: wiretest.Machine(n)}); err != nil {
 		return err
 	}
-	b, err := wire.DecodeBegin(r.body)
+	b, err := wire.DecodeBegin(body)
 	if err != nil {
 		return err
 	}
-	if r, err = check(licensetest.Extend, wire.ExtendRequest{Token: b.Token}); err != nil {
+	if body, err = step(licensetest.Extend, wire.ExtendRequest{Token: b.Token}); err != nil {
 		return err
 	}
-	e, err := wire.DecodeExtend(r.body)
+	e, err := wire.DecodeExtend(body)
 	if err != nil {
 		return err
 	}
-	if _, err = check(licensetest.End, wire.EndRequest{Token: e.Token}); err != nil {
-		return err
-	}
-	return nil
+	_, err = step(licensetest.End, wire.EndRequest{Token: e.Token})
+	return err
 }
 
-// newServer starts a server with one licence and closes it at cleanup.
-func newServer(tb testing.TB, l licensetest.License, cfg ...*licensetest.Config) *licensetest.Server {
-	tb.Helper()
-	var c *licensetest.Config
-	if len(cfg) > 0 {
-		c = cfg[0]
-	}
-	s := licensetest.NewServer(c)
-	tb.Cleanup(s.Close)
-	if l.ProductGUID == "" {
-		l.ProductGUID = product
-	}
-	if l.Key == "" {
-		l.Key = key
-	}
-	require.NoError(tb, s.AddLicense(l))
-	return s
-}
-
-func licensetestLicense() licensetest.License {
-	return licensetest.License{ProductGUID: product, Key: key, Seats: 2, SessionDuration: time.Minute, GracePeriod: time.Hour, Features: "a,b"}
+// clocked starts a server with the licence l on a fake clock (cfg's other
+// fields kept) and returns the clock, the server and a public-key client.
+func clocked(t *testing.T, l licensetest.License, cfg licensetest.Config) (*fakeClock, *licensetest.Server, *wiretest.Client) {
+	t.Helper()
+	clock := newFakeClock()
+	cfg.Clock = clock.Now
+	s := wiretest.NewServer(t, l, &cfg)
+	return clock, s, wiretest.NewClient(t, s, nil)
 }

@@ -1,8 +1,8 @@
 package licensetest
 
 import (
+	"cmp"
 	"maps"
-	"slices"
 	"time"
 
 	"github.com/licensekit/licensekit-go/license/licensetest/internal/hook"
@@ -23,10 +23,22 @@ func (s *Server) faultSnapshot() hook.Faults {
 	f := s.faults
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	out := hook.Faults{Down: f.down, Mode: int(f.mode), Latency: maps.Clone(f.latency), RetryAfter: maps.Clone(f.retryAfter),
-		ContentType: maps.Clone(f.contentType), Skew: f.skew}
+	out := hook.Faults{Down: f.down, Mode: f.mode.String(), Queued: []hook.Queued{}, Latency: positive(f.latency),
+		RetryAfter: positive(f.retryAfter), ContentType: maps.Clone(f.contentType), Skew: f.skew.String()}
+	maps.DeleteFunc(out.ContentType, func(_, ct string) bool { return ct == "" })
 	for _, p := range f.queue {
-		out.Queued = append(out.Queued, hook.Queued{Endpoint: p.Endpoint, Kind: int(p.Kind), Left: p.left, Status: p.Status})
+		out.Queued = append(out.Queued, hook.Queued{Endpoint: cmp.Or(p.Endpoint, "all"), Kind: p.Kind.String(), Left: p.left, Status: p.Status})
+	}
+	return out
+}
+
+// positive returns the positive durations of m as text.
+func positive(m map[string]time.Duration) map[string]string {
+	out := map[string]string{}
+	for ep, d := range m {
+		if d > 0 {
+			out[ep] = d.String()
+		}
 	}
 	return out
 }
@@ -34,16 +46,9 @@ func (s *Server) faultSnapshot() hook.Faults {
 // requestSnapshot returns the last n retained requests and the sequence
 // number of the first, for the admin package.
 func (s *Server) requestSnapshot(n int) (any, int) {
-	l := s.reqlog
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	total := 0
-	for _, c := range l.counts {
-		total += c
+	reqs, first := s.reqlog.last(n)
+	if reqs == nil {
+		reqs = []Request{}
 	}
-	if l.max <= 0 {
-		return []Request{}, total + 1
-	}
-	start := max(0, len(l.buf)-min(n, l.max))
-	return slices.Clone(l.buf[start:]), total - len(l.buf) + 1 + start
+	return reqs, first
 }

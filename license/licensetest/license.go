@@ -136,17 +136,6 @@ type Machine struct {
 	HostName     string
 }
 
-func machineFrom(m wire.Machine) Machine {
-	return Machine{
-		IPAddress:    m.IPAddress,
-		CPUID:        m.CPUID,
-		MBSerial:     m.MBSerial,
-		MACAddresses: slices.Clone(m.MACAddresses),
-		VolumeHash:   m.VolumeHash,
-		HostName:     m.HostName,
-	}
-}
-
 // Instance is a registered product instance and its user, as returned by
 // Server.Instances. It is a copy.
 type Instance struct {

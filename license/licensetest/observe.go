@@ -2,8 +2,12 @@ package licensetest
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
+	"maps"
+	"math"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 )
@@ -71,21 +75,30 @@ func (l *requestLog) add(r Request) {
 // the most recent Config.MaxRequests (default 10,000). It counts requests that
 // reached an endpoint and were answered (or dropped by a fault), including
 // the 503s of DownUnavailable; requests refused or reset while the server
-// was down, abandoned during latency, or sent to an unknown path are not
-// included. The result is a copy.
+// was down, abandoned during latency, or sent to an unknown path or with a
+// method other than POST are not included. The result is a copy.
 func (s *Server) Requests() []Request {
-	l := s.reqlog
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.max <= 0 {
-		return nil
-	}
-	start := max(0, len(l.buf)-l.max)
-	out := slices.Clone(l.buf[start:])
+	out, _ := s.reqlog.last(math.MaxInt)
 	for i := range out {
 		out[i].Payload = bytes.Clone(out[i].Payload)
 	}
 	return out
+}
+
+// last returns a copy of the last n retained requests (nil when none are
+// retained) and the sequence number (from 1) of the first of them.
+func (l *requestLog) last(n int) ([]Request, int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	total := 0
+	for _, c := range l.counts {
+		total += c
+	}
+	if l.max <= 0 {
+		return nil, total + 1
+	}
+	start := max(0, len(l.buf)-min(n, l.max))
+	return slices.Clone(l.buf[start:]), total - len(l.buf) + 1 + start
 }
 
 // Count returns how many requests endpoint ("" = all four) has handled since
@@ -107,18 +120,52 @@ func (s *Server) Count(endpoint string) int {
 // Sessions returns the live sessions, in the order they began. Lapsed
 // sessions are reaped first, at the server's clock.
 func (s *Server) Sessions() []Session {
-	return s.store.sessionList(s.cfg.clock())
+	st, now := s.store, s.cfg.Clock()
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	st.reap(now)
+	recs := slices.SortedFunc(maps.Values(st.sessions), func(a, b *sessionRec) int { return cmp.Compare(a.seq, b.seq) })
+	out := make([]Session, 0, len(recs))
+	for _, r := range recs {
+		out = append(out, Session{
+			Token:        r.token,
+			SessionKey:   r.sessionKey,
+			InstanceGUID: r.inst.GUID,
+			ProductGUID:  r.lic.ProductGUID,
+			LicenseKey:   r.lic.Key,
+			Started:      r.started,
+			Expires:      r.expires,
+			Duration:     r.duration,
+			Extensions:   r.extensions,
+		})
+	}
+	return out
 }
 
 // SeatsInUse returns the number of live sessions of a licence (0 for an
 // unknown one), after reaping lapsed sessions.
 func (s *Server) SeatsInUse(product, key string) int {
-	return s.store.seatsInUse(s.cfg.clock(), product, key)
+	st, now := s.store, s.cfg.Clock()
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	st.reap(now)
+	if rec := st.licenses[licenseID{product, key}]; rec != nil {
+		return rec.live
+	}
+	return 0
 }
 
 // Instances returns the registered instances, in registration order.
 func (s *Server) Instances() []Instance {
-	return s.store.instanceList()
+	st := s.store
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	recs := slices.SortedFunc(maps.Values(st.instances), func(a, b *instanceRec) int { return cmp.Compare(a.seq, b.seq) })
+	out := make([]Instance, 0, len(recs))
+	for _, i := range recs {
+		out = append(out, i.Instance.clone())
+	}
+	return out
 }
 
 // AddLicense adds a licence, or replaces the terms of an existing one with
@@ -126,24 +173,53 @@ func (s *Server) Instances() []Instance {
 // every invalid field at once: an empty ProductGUID or Key, negative Seats,
 // an unknown State, or a duration that is negative or not whole seconds.
 func (s *Server) AddLicense(l License) error {
-	return s.store.addLicense(l)
+	st := s.store
+	if err := l.normalise(); err != nil {
+		return err
+	}
+	id := licenseID{l.ProductGUID, l.Key}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if rec := st.licenses[id]; rec != nil {
+		rec.License = l
+		return nil
+	}
+	st.licenses[id] = &licenseRec{License: l, id: id, exact: make(map[string]*instanceRec)}
+	return nil
 }
 
 // License returns the licence for product and key, with defaults applied.
 func (s *Server) License(product, key string) (License, bool) {
-	return s.store.license(product, key)
+	st := s.store
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	rec := st.licenses[licenseID{product, key}]
+	if rec == nil {
+		return License{}, false
+	}
+	return rec.License, true
 }
 
 // Licenses returns every licence, with defaults applied, ordered by product
 // GUID and key.
 func (s *Server) Licenses() []License {
-	return s.store.licenseList()
+	st := s.store
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	out := make([]License, 0, len(st.licenses))
+	for _, rec := range st.licenses {
+		out = append(out, rec.License)
+	}
+	slices.SortFunc(out, func(a, b License) int {
+		return cmp.Or(strings.Compare(a.ProductGUID, b.ProductGUID), strings.Compare(a.Key, b.Key))
+	})
+	return out
 }
 
 // SetLicenseState sets a licence's state. Live sessions are kept, but a
 // revoked or expired licence's sessions can no longer be extended (403);
 // they can still be ended. It returns ErrUnknownLicense for a licence never
-// added.
+// added, and an error for a state other than Active, Revoked or Expired.
 func (s *Server) SetLicenseState(product, key string, st LicenseState) error {
 	if st < Active || st > Expired {
 		return errInvalidLicense

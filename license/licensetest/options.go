@@ -1,10 +1,12 @@
 package licensetest
 
 import (
+	"bytes"
 	"log/slog"
 	"time"
 
 	"github.com/licensekit/licensekit-go/envelope"
+	"github.com/licensekit/licensekit-go/license/licensetest/internal/hook"
 )
 
 // Config configures a Server. A nil *Config, like the zero value, gives a
@@ -92,65 +94,42 @@ type Config struct {
 	Logger *slog.Logger
 }
 
-// config is the plain data the server runs on, with defaults filled in.
-type config struct {
-	clock         func() time.Time
-	kem           envelope.KEM
-	priv          *envelope.PrivateKey
-	secret        []byte
-	apiKey        string
-	sealedReplies bool
-	match         Match
-	logger        *slog.Logger
-	rotate        bool
-	addr          string
-	maxRequests   int
-	window        time.Duration
-	replayEntries int
-	texts         RefusalTexts
-	timeouts      Timeouts
-}
-
 // defaultMaxRequests is how many requests Requests retains by default.
 const defaultMaxRequests = 10000
 
-func buildConfig(in *Config) config {
-	if in == nil {
-		in = &Config{}
+// withDefaults returns a copy of in (nil for the zero Config) with the
+// defaults filled in, fresh keys included, and Secret copied.
+func withDefaults(in *Config) Config {
+	var c Config
+	if in != nil {
+		c = *in
 	}
-	c := config{
-		clock:         in.Clock,
-		kem:           in.KEM,
-		priv:          in.PrivateKey,
-		apiKey:        in.APIKey,
-		sealedReplies: in.SealedReplies,
-		match:         in.Match,
-		logger:        in.Logger,
-		rotate:        in.TokenRotation,
-		addr:          in.Addr,
-		maxRequests:   in.MaxRequests,
-		window:        in.FreshnessWindow,
-		replayEntries: in.ReplayCache,
-		texts:         in.RefusalTexts,
-		timeouts:      in.Timeouts,
+	var err error
+	if c.KEM == 0 {
+		c.KEM = envelope.KEMX25519
 	}
-	if in.Secret != nil {
-		c.secret = append([]byte(nil), in.Secret...)
+	if c.PrivateKey == nil {
+		c.PrivateKey, err = envelope.GenerateKey(c.KEM)
+		must(err)
 	}
-	if c.kem == 0 {
-		c.kem = envelope.KEMX25519
+	if c.Secret = bytes.Clone(c.Secret); len(c.Secret) == 0 {
+		c.Secret, err = envelope.GenerateSecret()
+		must(err)
 	}
-	if c.addr == "" {
-		c.addr = "127.0.0.1:0"
+	if c.APIKey == "" {
+		c.APIKey = "lt_" + hook.RandomToken(24)
 	}
-	if c.maxRequests == 0 {
-		c.maxRequests = defaultMaxRequests
+	if c.Addr == "" {
+		c.Addr = "127.0.0.1:0"
 	}
-	if c.clock == nil {
-		c.clock = time.Now
+	if c.MaxRequests == 0 {
+		c.MaxRequests = defaultMaxRequests
 	}
-	if c.logger == nil {
-		c.logger = slog.New(slog.DiscardHandler)
+	if c.Clock == nil {
+		c.Clock = time.Now
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
 	}
 	return c
 }

@@ -37,10 +37,7 @@ type Server struct {
 	// whose dial error says what to do. Do not change it.
 	URL string
 
-	cfg    config
-	priv   *envelope.PrivateKey
-	secret []byte
-	apiKey string
+	cfg    Config // defaults filled in
 	opener envelope.Opener
 	guard  *envelope.Guard
 	// carried remembers carried (offline) request ids: carried.go.
@@ -116,52 +113,38 @@ func NewTLSServer(cfg *Config) *Server {
 // never let fake time advance. The caller should Close it. It panics if cfg
 // is invalid.
 func NewUnstartedServer(cfg *Config) *Server {
-	return newServer(buildConfig(cfg))
-}
-
-func newServer(cfg config) *Server {
+	c := withDefaults(cfg)
 	s := &Server{
 		URL:    unstartedURL,
-		cfg:    cfg,
-		store:  newStore(cfg.match, cfg.rotate, cfg.texts),
+		cfg:    c,
+		store:  newStore(c.Match, c.TokenRotation, c.RefusalTexts),
 		faults: newFaultState(),
-		reqlog: newRequestLog(cfg.maxRequests),
-		logger: cfg.logger,
+		reqlog: newRequestLog(c.MaxRequests),
+		logger: c.Logger,
 		conns:  make(map[net.Conn]http.ConnState),
 	}
 	s.flight.init()
-	var err error
-	if s.priv = cfg.priv; s.priv == nil {
-		if s.priv, err = envelope.GenerateKey(cfg.kem); err != nil {
-			panic("licensetest: " + err.Error())
-		}
-	}
-	if s.secret = cfg.secret; s.secret == nil {
-		if s.secret, err = envelope.GenerateSecret(); err != nil {
-			panic("licensetest: " + err.Error())
-		}
-	}
-	if s.apiKey = cfg.apiKey; s.apiKey == "" {
-		s.apiKey = "lt_" + randomToken(24)
-	}
-	hpkeOpener, err := envelope.NewOpener(s.priv)
-	if err != nil {
-		panic("licensetest: " + err.Error())
-	}
-	secretOpener, err := envelope.NewSharedSecretOpener(s.secret)
-	if err != nil {
-		panic("licensetest: " + err.Error())
-	}
+	hpkeOpener, err := envelope.NewOpener(c.PrivateKey)
+	must(err)
+	secretOpener, err := envelope.NewSharedSecretOpener(c.Secret)
+	must(err)
 	s.opener = envelope.MultiOpener(hpkeOpener, secretOpener)
-	s.guard = envelope.NewGuard(envelope.GuardConfig{Window: cfg.window, MaxEntries: cfg.replayEntries})
+	s.guard = envelope.NewGuard(envelope.GuardConfig{Window: c.FreshnessWindow, MaxEntries: c.ReplayCache})
 	s.carried = newCarriedGuard()
 	return s
+}
+
+// must panics with err, as the constructors document.
+func must(err error) {
+	if err != nil {
+		panic("licensetest: " + err.Error())
+	}
 }
 
 // Now returns the server's clock (see Config.Clock). Test clients that seal
 // requests by hand use it as the request's timestamp when the server runs
 // on a fake clock.
-func (s *Server) Now() time.Time { return s.cfg.clock() }
+func (s *Server) Now() time.Time { return s.cfg.Clock() }
 
 // Start starts a server from NewUnstartedServer on its address (Config.Addr,
 // default a loopback port) and sets URL. It panics if the server was already
@@ -187,9 +170,9 @@ func (s *Server) startLocked(useTLS bool) {
 	if s.started || s.closed {
 		panic("licensetest: Server already started or closed")
 	}
-	g, err := newGate(s.cfg.addr)
+	g, err := newGate(s.cfg.Addr)
 	if err != nil {
-		panic(fmt.Sprintf("licensetest: failed to listen on %s: %v", s.cfg.addr, err))
+		panic(fmt.Sprintf("licensetest: failed to listen on %s: %v", s.cfg.Addr, err))
 	}
 	s.started = true
 	s.gate = g
@@ -198,7 +181,7 @@ func (s *Server) startLocked(useTLS bool) {
 		ConnState: s.trackConn,
 		ErrorLog:  slog.NewLogLogger(s.logger.Handler(), slog.LevelDebug),
 	}
-	s.cfg.timeouts.Apply(s.srv)
+	s.cfg.Timeouts.Apply(s.srv)
 	var ln net.Listener = g
 	scheme := "http"
 	if useTLS {
@@ -206,7 +189,7 @@ func (s *Server) startLocked(useTLS bool) {
 		cert, tlsCert, err := selfSigned(g.Addr())
 		if err != nil {
 			g.Close()
-			panic("licensetest: " + err.Error())
+			must(err)
 		}
 		s.cert = cert
 		if s.client != nil { // Client was called before StartTLS
@@ -401,8 +384,8 @@ func (s *Server) InFlight() int { return s.flight.count() }
 
 // Handler returns the server's HTTP handler, for mounting the mock elsewhere.
 // It serves the API below BasePath and honours every fault; while the server
-// is down it aborts each request's connection (it cannot refuse the dial of
-// a listener it does not own).
+// is down in DownRefuse or DownReset mode it aborts each request's
+// connection (it cannot refuse the dial of a listener it does not own).
 func (s *Server) Handler() http.Handler { return http.HandlerFunc(s.serveHTTP) }
 
 // ServerInfo is what a client needs to talk to a Server, secrets included,
@@ -429,10 +412,10 @@ type ServerInfo struct {
 // the server's one source of its identity: the URL is s.URL.
 func (s *Server) Info() ServerInfo {
 	in := ServerInfo{
-		APIKey:        s.apiKey,
-		PublicKey:     s.priv.Public(),
-		Secret:        slices.Clone(s.secret),
-		SealedReplies: s.cfg.sealedReplies,
+		APIKey:        s.cfg.APIKey,
+		PublicKey:     s.cfg.PrivateKey.Public(),
+		Secret:        slices.Clone(s.cfg.Secret),
+		SealedReplies: s.cfg.SealedReplies,
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -1,13 +1,8 @@
 package licensetest
 
 import (
-	"cmp"
 	"container/heap"
-	"crypto/rand"
-	"encoding/base64"
-	"fmt"
 	"maps"
-	"net/http"
 	"slices"
 	"strconv"
 	"strings"
@@ -159,21 +154,6 @@ func (st *store) reap(now time.Time) {
 	}
 }
 
-func (st *store) addLicense(l License) error {
-	if err := l.normalise(); err != nil {
-		return err
-	}
-	id := licenseID{l.ProductGUID, l.Key}
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	if rec := st.licenses[id]; rec != nil {
-		rec.License = l
-		return nil
-	}
-	st.licenses[id] = &licenseRec{License: l, id: id, exact: make(map[string]*instanceRec)}
-	return nil
-}
-
 func (st *store) update(product, key string, f func(*licenseRec) error) error {
 	st.mu.Lock()
 	defer st.mu.Unlock()
@@ -184,30 +164,10 @@ func (st *store) update(product, key string, f func(*licenseRec) error) error {
 	return f(rec)
 }
 
-func (st *store) license(product, key string) (License, bool) {
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	rec := st.licenses[licenseID{product, key}]
-	if rec == nil {
-		return License{}, false
-	}
-	return rec.License, true
-}
-
-func (st *store) licenseList() []License {
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	out := make([]License, 0, len(st.licenses))
-	for _, rec := range st.licenses {
-		out = append(out, rec.License)
-	}
-	slices.SortFunc(out, func(a, b License) int {
-		return cmp.Or(strings.Compare(a.ProductGUID, b.ProductGUID), strings.Compare(a.Key, b.Key))
-	})
-	return out
-}
-
-func (st *store) activeLicense(product, key string) (*licenseRec, *apiError) {
+// activeLicense reaps at now and finds a licence that is neither revoked
+// nor expired. The caller holds mu.
+func (st *store) activeLicense(now time.Time, product, key string) (*licenseRec, *apiError) {
+	st.reap(now)
 	rec := st.licenses[licenseID{product, key}]
 	if rec == nil {
 		return nil, st.refuse.unknownLicense
@@ -258,8 +218,7 @@ func score(a Machine, b wire.Machine) int {
 func (st *store) register(now time.Time, ts wire.Timestamp, skew time.Duration, req *wire.RegisterRequest, guid string) (*wire.RegisterReply, *apiError) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	st.reap(now)
-	lic, err := st.activeLicense(req.ProductGUID, req.LicenseKey)
+	lic, err := st.activeLicense(now, req.ProductGUID, req.LicenseKey)
 	if err != nil {
 		return nil, err
 	}
@@ -284,7 +243,7 @@ func (st *store) register(now time.Time, ts wire.Timestamp, skew time.Duration, 
 				GUID:              guid,
 				ProductGUID:       req.ProductGUID,
 				LicenseKey:        req.LicenseKey,
-				Machine:           machineFrom(req.Machine),
+				Machine:           Machine(req.Machine),
 				Name:              req.Name,
 				Email:             req.Email,
 				UserHash:          maps.Clone(req.UserHash),
@@ -293,6 +252,7 @@ func (st *store) register(now time.Time, ts wire.Timestamp, skew time.Duration, 
 			lic: lic,
 			seq: st.next(),
 		}
+		inst.Machine.MACAddresses = slices.Clone(inst.Machine.MACAddresses)
 		lic.instances = append(lic.instances, inst)
 		if _, dup := lic.exact[key]; !dup {
 			lic.exact[key] = inst
@@ -311,8 +271,7 @@ func (st *store) register(now time.Time, ts wire.Timestamp, skew time.Duration, 
 func (st *store) begin(now time.Time, ts wire.Timestamp, req *wire.BeginRequest, token, sessionKey string) (*wire.BeginReply, *apiError) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	st.reap(now)
-	lic, err := st.activeLicense(req.ProductGUID, req.LicenseKey)
+	lic, err := st.activeLicense(now, req.ProductGUID, req.LicenseKey)
 	if err != nil {
 		return nil, err
 	}
@@ -321,11 +280,7 @@ func (st *store) begin(now time.Time, ts wire.Timestamp, req *wire.BeginRequest,
 		return nil, st.refuse.unknownInstance
 	}
 	if lic.Seats > 0 && lic.live >= lic.Seats {
-		msg := st.refuse.seatLimit
-		if msg == "" {
-			msg = fmt.Sprintf("seat limit reached: %d of %d seats in use", lic.live, lic.Seats)
-		}
-		return nil, refuse(http.StatusConflict, msg)
+		return nil, st.refuse.seatLimitFor(lic.live, lic.Seats)
 	}
 	d := lic.effective(req.Duration)
 	s := &sessionRec{
@@ -351,8 +306,10 @@ func (st *store) begin(now time.Time, ts wire.Timestamp, req *wire.BeginRequest,
 	}, nil
 }
 
-// lookup finds a live session by token. The caller holds mu and has reaped.
-func (st *store) lookup(token string) (*sessionRec, *apiError) {
+// lookup reaps at now and finds a live session by token. The caller holds
+// mu.
+func (st *store) lookup(now time.Time, token string) (*sessionRec, *apiError) {
+	st.reap(now)
 	s := st.sessions[token]
 	if s != nil {
 		return s, nil
@@ -366,8 +323,7 @@ func (st *store) lookup(token string) (*sessionRec, *apiError) {
 func (st *store) extend(now time.Time, ts wire.Timestamp, req *wire.ExtendRequest, newToken string) (*wire.ExtendReply, *apiError) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	st.reap(now)
-	s, err := st.lookup(req.Token)
+	s, err := st.lookup(now, req.Token)
 	if err != nil {
 		return nil, err
 	}
@@ -395,8 +351,7 @@ func (st *store) extend(now time.Time, ts wire.Timestamp, req *wire.ExtendReques
 func (st *store) end(now time.Time, ts wire.Timestamp, req *wire.EndRequest) (*wire.EndReply, *apiError) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	st.reap(now)
-	s, err := st.lookup(req.Token)
+	s, err := st.lookup(now, req.Token)
 	if err != nil {
 		return nil, err
 	}
@@ -412,56 +367,6 @@ func (st *store) next() uint64 {
 	return st.seq
 }
 
-func (st *store) sessionList(now time.Time) []Session {
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	st.reap(now)
-	recs := slices.SortedFunc(maps.Values(st.sessions), func(a, b *sessionRec) int { return cmp.Compare(a.seq, b.seq) })
-	out := make([]Session, 0, len(recs))
-	for _, s := range recs {
-		out = append(out, Session{
-			Token:        s.token,
-			SessionKey:   s.sessionKey,
-			InstanceGUID: s.inst.GUID,
-			ProductGUID:  s.lic.ProductGUID,
-			LicenseKey:   s.lic.Key,
-			Started:      s.started,
-			Expires:      s.expires,
-			Duration:     s.duration,
-			Extensions:   s.extensions,
-		})
-	}
-	return out
-}
-
-func (st *store) seatsInUse(now time.Time, product, key string) int {
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	st.reap(now)
-	if rec := st.licenses[licenseID{product, key}]; rec != nil {
-		return rec.live
-	}
-	return 0
-}
-
-func (st *store) instanceList() []Instance {
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	recs := slices.SortedFunc(maps.Values(st.instances), func(a, b *instanceRec) int { return cmp.Compare(a.seq, b.seq) })
-	out := make([]Instance, 0, len(recs))
-	for _, i := range recs {
-		out = append(out, i.Instance.clone())
-	}
-	return out
-}
-
-// randomToken returns n random bytes, unpadded base64url.
-func randomToken(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b) // crypto/rand.Read never fails (Go 1.24+)
-	return base64.RawURLEncoding.EncodeToString(b)
-}
-
 // scope is what an opened request proved before the replay cache admits it
 // (envelope.Scope): a register or begin names a licence that exists, an
 // extend or end a live session token. A request that proves neither (anyone
@@ -475,9 +380,7 @@ func (st *store) scope(ep string, pt []byte) envelope.Scope {
 	if err != nil {
 		return envelope.Scope{}
 	}
-	product, _ := o.str("product_guid", true)
-	key, _ := o.str("license_key", true)
-	token, _ := o.str("token", true)
+	product, key, token := o.str("product_guid", true), o.str("license_key", true), o.str("token", true)
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	switch ep {

@@ -1,6 +1,9 @@
 package licensetest
 
-import "net/http"
+import (
+	"fmt"
+	"net/http"
+)
 
 // RefusalTexts are the "error" texts of the server's refusals, so that a
 // test can run a client against a server that words its refusals like the
@@ -10,20 +13,21 @@ type RefusalTexts struct {
 	// UnknownLicense: register_instance or begin_session for a licence the
 	// server does not hold (403, default "unknown license").
 	UnknownLicense string
-	// Revoked: any call on a revoked licence (403, default "license
-	// revoked").
+	// Revoked: any call but end_session on a revoked licence (403,
+	// default "license revoked").
 	Revoked string
-	// Expired: any call on an expired licence (403, default "license
-	// expired").
+	// Expired: any call but end_session on an expired licence (403,
+	// default "license expired").
 	Expired string
 	// UnknownInstance: begin_session for an instance the server does not
 	// know (404, default "unknown instance").
 	UnknownInstance string
 	// UnknownToken: extend_session or end_session for a token the server
-	// never issued (404, default "unknown token").
+	// never issued or that was ended (404, or 422 from end_session; default
+	// "unknown token").
 	UnknownToken string
 	// Lapsed: extend_session or end_session for a session that lapsed (404,
-	// default "session lapsed").
+	// or 422 from end_session; default "session lapsed").
 	Lapsed string
 	// SeatLimit: begin_session beyond the seat count (409, default "seat
 	// limit reached: N of M seats in use").
@@ -48,6 +52,14 @@ func DefaultRefusalTexts() RefusalTexts {
 type refusals struct {
 	unknownLicense, revoked, expired, unknownInstance, unknownToken, lapsed *apiError
 	seatLimit                                                               string
+}
+
+// seatLimitFor is the refusal of a begin_session with live of seats in use.
+func (r *refusals) seatLimitFor(live, seats int) *apiError {
+	if r.seatLimit != "" {
+		return refuse(http.StatusConflict, r.seatLimit)
+	}
+	return refuse(http.StatusConflict, fmt.Sprintf("seat limit reached: %d of %d seats in use", live, seats))
 }
 
 func newRefusals(t RefusalTexts) refusals {

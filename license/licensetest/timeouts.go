@@ -64,7 +64,7 @@ func (t Timeouts) withDefaults() Timeouts {
 
 // Apply sets srv's ReadHeaderTimeout, ReadTimeout, WriteTimeout,
 // IdleTimeout and MaxHeaderBytes from t, defaults filled in. Use it for the
-// http.Server that serves AdminHandler.
+// http.Server that serves an admin.Handler.
 func (t Timeouts) Apply(srv *http.Server) {
 	t = t.withDefaults()
 	srv.ReadHeaderTimeout = t.ReadHeader
@@ -88,7 +88,7 @@ func (s *Server) extendDeadlines(w http.ResponseWriter, r *http.Request) (replyR
 	if lat <= 0 {
 		return func() {}
 	}
-	t := s.cfg.timeouts.withDefaults()
+	t := s.cfg.Timeouts.withDefaults()
 	now := time.Now()
 	rc := http.NewResponseController(w)
 	_ = rc.SetReadDeadline(now.Add(t.Read + lat))

@@ -2,7 +2,6 @@ package admin
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
@@ -61,7 +60,7 @@ type Options struct {
 //	GET  /admin/events      the same, live, as Server-Sent Events ("state" events)
 //	GET  /admin/requests    the request log (?n=100); never keys, tokens or payloads
 //	GET  /admin/config      what a client needs, secrets included
-//	GET  /admin/scenario    the running scenario's timeline
+//	GET  /admin/scenario    the latest scenario's timeline (running or ended)
 //	POST /admin/scenario    run the scenario in the body (text); POST /admin/scenario/stop
 //	GET  /admin/offline     the offline activation page; POST /admin/offline/exchange
 //	                        answers the request file in the body with its reply file
@@ -97,13 +96,6 @@ type adminRun struct {
 	done   chan struct{}
 }
 
-// randomToken returns n random bytes, unpadded base64url.
-func randomToken(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b) // crypto/rand.Read never fails (Go 1.24+)
-	return base64.RawURLEncoding.EncodeToString(b)
-}
-
 // maxActions is how many admin actions the console lists.
 const maxActions = 50
 
@@ -120,7 +112,7 @@ func NewHandler(s *licensetest.Server, opts Options) *Handler {
 		done:  make(chan struct{}),
 	}
 	if a.token == "" {
-		a.token = randomToken(24)
+		a.token = hook.RandomToken(24)
 	}
 	a.tokenSum = sha256.Sum256([]byte(a.token))
 	for _, h := range opts.AllowedHosts {
@@ -171,21 +163,22 @@ func (a *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Referrer-Policy", "no-referrer")
 	h.Set("X-Frame-Options", "DENY")
+	refused := func(reason string, status int, msg string) {
+		a.in.Logger.Warn("licensetest: admin request refused", slog.String("reason", reason), slog.String("path", r.URL.Path))
+		writeJSON(w, status, errorReply("licensetest admin: "+msg))
+	}
 	if !a.hostAllowed(r) {
-		a.in.Logger.Warn("licensetest: admin request refused", slog.String("reason", "host"), slog.String("path", r.URL.Path))
-		writeJSON(w, http.StatusForbidden, errorReply("licensetest admin: host not allowed (use localhost, a loopback address or the listening address)"))
+		refused("host", http.StatusForbidden, "host not allowed (use localhost, a loopback address or the listening address)")
 		return
 	}
 	fromQuery, ok := a.authorised(r)
 	if !ok {
-		a.in.Logger.Warn("licensetest: admin request refused", slog.String("reason", "token"), slog.String("path", r.URL.Path))
 		h.Set("WWW-Authenticate", `Bearer realm="licensetest admin"`)
-		writeJSON(w, http.StatusUnauthorized, errorReply("licensetest admin: token required: send \"Authorization: Bearer TOKEN\", or open the console URL printed at start"))
+		refused("token", http.StatusUnauthorized, "token required: send \"Authorization: Bearer TOKEN\", or open the console URL printed at start")
 		return
 	}
-	if err := a.cop.Check(r); err != nil {
-		a.in.Logger.Warn("licensetest: admin request refused", slog.String("reason", "origin"), slog.String("path", r.URL.Path))
-		writeJSON(w, http.StatusForbidden, errorReply("licensetest admin: cross-origin request refused"))
+	if a.cop.Check(r) != nil {
+		refused("origin", http.StatusForbidden, "cross-origin request refused")
 		return
 	}
 	if r.Method == http.MethodGet && r.URL.Path == Path && r.URL.Query().Has("token") {
@@ -459,7 +452,7 @@ type adminState struct {
 	Licenses  []LicenseInfo     `json:"licenses"`
 	Instances []adminInstance   `json:"instances"`
 	Sessions  []adminSession    `json:"sessions"`
-	Faults    adminFaults       `json:"faults"`
+	Faults    hook.Faults       `json:"faults"`
 	Log       []RequestInfo     `json:"log"`
 	Actions   []adminAction     `json:"actions"`
 	Scenario  *ScenarioProgress `json:"scenario"`
@@ -482,27 +475,12 @@ type adminSession struct {
 	Extensions   int       `json:"extensions"`
 }
 
-type adminFault struct {
-	Endpoint string `json:"endpoint"`
-	Kind     string `json:"kind"`
-	Left     int    `json:"left"`
-	Status   int    `json:"status,omitempty"`
-}
-
-type adminFaults struct {
-	Queued      []adminFault      `json:"queued"`
-	Latency     map[string]string `json:"latency"`
-	RetryAfter  map[string]string `json:"retry_after"`
-	ContentType map[string]string `json:"content_type"`
-	Skew        string            `json:"skew"`
-}
-
 func (a *Handler) state(logLines int) adminState {
 	s := a.s
 	now := s.Now()
 	f := a.in.Faults()
 	st := adminState{
-		Time: now, Down: f.Down, DownMode: licensetest.DownMode(f.Mode).String(),
+		Time: now, Down: f.Down, DownMode: f.Mode, Faults: f,
 		Requests:  map[string]int{"all": s.Count("")},
 		Licenses:  licenseInfos(s),
 		Instances: []adminInstance{},
@@ -521,7 +499,6 @@ func (a *Handler) state(logLines int) adminState {
 		st.Sessions = append(st.Sessions, adminSession{InstanceGUID: se.InstanceGUID, Product: se.ProductGUID,
 			Started: se.Started, Expires: se.Expires, Duration: se.Duration.String(), Extensions: se.Extensions})
 	}
-	st.Faults = faultInfo(f)
 	a.mu.Lock()
 	st.Actions = slices.Clone(a.actions)
 	a.mu.Unlock()
@@ -529,35 +506,6 @@ func (a *Handler) state(logLines int) adminState {
 		st.Actions = []adminAction{}
 	}
 	return st
-}
-
-// faultInfo describes the faults in effect.
-func faultInfo(f hook.Faults) adminFaults {
-	out := adminFaults{Queued: []adminFault{}, Latency: map[string]string{}, RetryAfter: map[string]string{},
-		ContentType: map[string]string{}, Skew: f.Skew.String()}
-	for _, p := range f.Queued {
-		ep := p.Endpoint
-		if ep == "" {
-			ep = "all"
-		}
-		out.Queued = append(out.Queued, adminFault{Endpoint: ep, Kind: licensetest.FaultKind(p.Kind).String(), Left: p.Left, Status: p.Status})
-	}
-	for ep, d := range f.Latency {
-		if d > 0 {
-			out.Latency[ep] = d.String()
-		}
-	}
-	for ep, d := range f.RetryAfter {
-		if d > 0 {
-			out.RetryAfter[ep] = d.String()
-		}
-	}
-	for ep, ct := range f.ContentType {
-		if ct != "" {
-			out.ContentType[ep] = ct
-		}
-	}
-	return out
 }
 
 // RequestInfo is a request in the admin API's request log: what happened,

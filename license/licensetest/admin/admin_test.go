@@ -17,6 +17,7 @@ import (
 
 	"github.com/licensekit/licensekit-go/license/licensetest"
 	"github.com/licensekit/licensekit-go/license/licensetest/admin"
+	"github.com/licensekit/licensekit-go/license/licensetest/internal/wiretest"
 )
 
 const adminToken = "t0ken-s3cret-Zq9"
@@ -26,14 +27,14 @@ type adminEnv struct {
 	s    *licensetest.Server
 	adm  *admin.Handler
 	base string // http://127.0.0.1:PORT
-	logs *lockedBuffer
+	logs *wiretest.LockedBuffer
 }
 
 func newAdminEnv(t *testing.T, opts admin.Options) *adminEnv {
 	t.Helper()
-	logs := &lockedBuffer{}
+	logs := &wiretest.LockedBuffer{}
 	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	s := newServer(t, licensetestLicense(), &licensetest.Config{Logger: logger})
+	s := wiretest.NewServer(t, wiretest.License(), &licensetest.Config{Logger: logger})
 	if opts.Token == "" {
 		opts.Token = adminToken
 	}
@@ -305,43 +306,43 @@ func (e *adminEnv) command(t *testing.T, path string, q url.Values) {
 func TestAdminCommands(t *testing.T) {
 	t.Parallel()
 	e := newAdminEnv(t, admin.Options{})
-	c := newClient(t, e.s, nil)
+	c := wiretest.NewClient(t, e.s, nil)
 
 	// fail: the next register gets 503 with Retry-After.
 	e.command(t, "fail", url.Values{"endpoint": {"register"}, "n": {"1"}, "status": {"503"}, "retry_after": {"7s"}})
-	r := c.mustPost(t, licensetest.Register, registerReq(1))
-	assert.Equal(t, http.StatusServiceUnavailable, r.status)
-	assert.Equal(t, "7", r.header.Get("Retry-After"))
-	reg := c.register(t, 1)
+	r := c.MustPost(t, licensetest.Register, wiretest.RegisterReq(1))
+	assert.Equal(t, http.StatusServiceUnavailable, r.Status)
+	assert.Equal(t, "7", r.Header.Get("Retry-After"))
+	reg := c.Register(t, 1)
 
 	// fault: garbage.
 	e.command(t, "fault", url.Values{"endpoint": {"register"}, "kind": {"garbage"}})
-	raw, err := c.post(licensetest.Register, registerReq(1))
+	raw, err := c.Post(licensetest.Register, wiretest.RegisterReq(1))
 	require.NoError(t, err)
-	assert.False(t, json.Valid(raw.raw))
+	assert.False(t, json.Valid(raw.Raw))
 
 	// down (503), up, down (refuse) and up again.
 	e.command(t, "down", url.Values{"mode": {"503"}})
-	r = c.mustPost(t, licensetest.Register, registerReq(1))
-	assert.Equal(t, http.StatusServiceUnavailable, r.status)
+	r = c.MustPost(t, licensetest.Register, wiretest.RegisterReq(1))
+	assert.Equal(t, http.StatusServiceUnavailable, r.Status)
 	e.command(t, "up", nil)
 	e.command(t, "down", url.Values{"on": {"true"}})
 	st, _ := e.state(t)
 	assert.True(t, st.Down)
 	assert.Equal(t, "refuse", st.DownMode)
-	_, err = c.post(licensetest.Register, registerReq(1))
+	_, err = c.Post(licensetest.Register, wiretest.RegisterReq(1))
 	assert.Error(t, err)
 	e.command(t, "down", url.Values{"on": {"0"}})
 
 	// A timed outage ends by itself.
 	e.command(t, "down", url.Values{"mode": {"reset"}, "for": {"10ms"}})
 	require.Eventually(t, func() bool {
-		r, err := c.post(licensetest.Register, registerReq(1))
-		return err == nil && r.status == http.StatusOK
+		r, err := c.Post(licensetest.Register, wiretest.RegisterReq(1))
+		return err == nil && r.Status == http.StatusOK
 	}, 10*time.Second, 5*time.Millisecond)
 
 	// Sessions and state.
-	b := c.begin(t, reg.GUID, 1)
+	b := c.Begin(t, reg.GUID, 1)
 	st, body := e.state(t)
 	assert.False(t, st.Down)
 	assert.Len(t, st.Instances, 1)
@@ -508,4 +509,35 @@ func TestAdminCloseIsIdempotent(t *testing.T) {
 	req.Header.Set("Authorization", "Bearer "+adm.Token())
 	adm.ServeHTTP(rec, req)
 	assert.Equal(t, http.StatusOK, rec.Code)
+}
+
+// TestLiveStreamOutlivesTimeouts: the admin API's event stream keeps
+// delivering after the listener's read and write timeouts have passed.
+func TestLiveStreamOutlivesTimeouts(t *testing.T) {
+	t.Parallel()
+	s := wiretest.NewServer(t, wiretest.License())
+	adm := admin.NewHandler(s, admin.Options{Token: adminToken})
+	hs := httptest.NewUnstartedServer(adm)
+	wiretest.RoomyHeaders.Apply(hs.Config)
+	hs.Start()
+	defer hs.Close()
+	defer adm.Close()
+
+	events := openEvents(t, hs.URL)
+	next := func() string { return events.next(t) }
+	first := next()
+	assert.Contains(t, first, `"state":"active"`)
+	time.Sleep(2 * wiretest.RoomyHeaders.Write) // past the read and write timeouts
+	post, err := http.NewRequest(http.MethodPost, hs.URL+"/admin/revoke?"+url.Values{"product": {product}, "key": {key}}.Encode(), nil)
+	require.NoError(t, err)
+	bearer(post)
+	tr := &http.Transport{}
+	defer tr.CloseIdleConnections()
+	presp, err := (&http.Client{Transport: tr}).Do(post)
+	require.NoError(t, err)
+	presp.Body.Close()
+	revoked := false
+	for !revoked {
+		revoked = strings.Contains(next(), `"state":"revoked"`)
+	}
 }

@@ -69,9 +69,6 @@ func (a *Handler) serveOfflineExchange(w http.ResponseWriter, r *http.Request) {
 // summary ("begin_session 200"). A file that does not parse, a request the
 // server rejects at the envelope level (too old, say) or does not answer
 // (down, a failure injected on the path) is an error: no reply file.
-// maxReplyBody bounds a reply of the server's v2 handler.
-const maxReplyBody = envelope.MaxDataSize + 64<<10
-
 func exchangeCarried(ctx context.Context, s *licensetest.Server, text []byte) ([]byte, string, error) {
 	rf, err := carried.ParseRequestFile(text)
 	if err != nil {
@@ -91,7 +88,7 @@ func exchangeCarried(ctx context.Context, s *licensetest.Server, text []byte) ([
 		if err != nil {
 			return nil, "", fmt.Errorf("%s: the server did not answer (%v)", q.Endpoint, errors.Unwrap(err))
 		}
-		rb, err := io.ReadAll(io.LimitReader(resp.Body, maxReplyBody))
+		rb, err := io.ReadAll(io.LimitReader(resp.Body, envelope.MaxDataSize+64<<10))
 		resp.Body.Close()
 		if err != nil {
 			return nil, "", fmt.Errorf("%s: the reply was cut off", q.Endpoint)

@@ -64,8 +64,8 @@ func buildCommands() map[string]*command {
 		{name: "control", accepted: []string{"product", "key", "session", "grace"}, parse: parseControl},
 		{name: "fail", accepted: []string{"endpoint", "n", "status", "retry_after", "message"}, parse: parseFail},
 		{name: "fault", accepted: []string{"endpoint", "kind", "n", "status", "message"}, bare: "kind", parse: parseFault},
-		{name: "latency", accepted: []string{"endpoint", "d"}, bare: "d", parse: parsePerEndpoint(func(s *licensetest.Server) func(string, time.Duration) { return s.SetLatency })},
-		{name: "retry_after", accepted: []string{"endpoint", "d"}, bare: "d", parse: parsePerEndpoint(func(s *licensetest.Server) func(string, time.Duration) { return s.SetRetryAfter })},
+		{name: "latency", accepted: []string{"endpoint", "d"}, bare: "d", parse: parsePerEndpoint((*licensetest.Server).SetLatency)},
+		{name: "retry_after", accepted: []string{"endpoint", "d"}, bare: "d", parse: parsePerEndpoint((*licensetest.Server).SetRetryAfter)},
 		{name: "content_type", accepted: []string{"endpoint", "ct"}, bare: "ct", parse: parseContentType},
 		{name: "skew", accepted: []string{"d"}, bare: "d", parse: parseSkew},
 		{name: "clear", parse: func(params) (func(*controller) error, error) {
@@ -78,14 +78,7 @@ func buildCommands() map[string]*command {
 }
 
 // commandNames returns the command names, sorted.
-func commandNames() []string {
-	names := make([]string, 0, len(commands))
-	for n := range commands {
-		names = append(names, n)
-	}
-	slices.Sort(names)
-	return names
-}
+func commandNames() []string { return slices.Sorted(maps.Keys(commands)) }
 
 // check rejects parameters the command does not accept.
 func (cmd *command) check(p params) error {
@@ -129,16 +122,38 @@ func prefixErr(name string, err error) error {
 	return errors.Join(out...)
 }
 
-// choice returns p[name], which must be one of accepted (def when absent).
-func (p params) choice(name, def string, accepted ...string) (string, error) {
-	v, ok := p[name]
-	if !ok {
-		return def, nil
+// option is an accepted value of a parameter and what it stands for.
+type option[T any] struct {
+	name string
+	v    T
+}
+
+// names lists the options' names, for messages.
+func names[T any](opts []option[T]) string {
+	var out []string
+	for _, o := range opts {
+		out = append(out, o.name)
 	}
-	if !slices.Contains(accepted, v) {
-		return "", badParam("%s: unknown value %q (accepted: %s)", name, v, strings.Join(accepted, ", "))
+	return strings.Join(out, ", ")
+}
+
+// pick returns what p[name] stands for among opts or, when p has no name,
+// what def stands for (the zero T when no option is named def).
+func pick[T any](p params, name, def string, opts []option[T]) (T, error) {
+	v, given := p[name]
+	if !given {
+		v = def
 	}
-	return v, nil
+	for _, o := range opts {
+		if o.name == v {
+			return o.v, nil
+		}
+	}
+	var zero T
+	if !given {
+		return zero, nil
+	}
+	return zero, badParam("%s: unknown value %q (accepted: %s)", name, v, names(opts))
 }
 
 // duration parses p[name]. A required parameter must be present.
@@ -181,29 +196,13 @@ func (p params) required(name string) (string, error) {
 	return p[name], nil
 }
 
-// endpointNames are the accepted values of an endpoint parameter.
-var endpointNames = []string{"all", "register", "begin", "extend", "end", licensetest.Register, licensetest.Begin, licensetest.Extend, licensetest.End}
+// endpoints are the accepted values of an endpoint parameter and the v2
+// endpoint each names ("" = all four).
+var endpoints = []option[string]{{"all", ""}, {"register", licensetest.Register}, {"begin", licensetest.Begin},
+	{"extend", licensetest.Extend}, {"end", licensetest.End}, {licensetest.Register, licensetest.Register},
+	{licensetest.Begin, licensetest.Begin}, {licensetest.Extend, licensetest.Extend}, {licensetest.End, licensetest.End}}
 
-// endpoint returns the v2 endpoint p["endpoint"] names ("" = all four).
-func (p params) endpoint() (string, error) {
-	v, err := p.choice("endpoint", "all", endpointNames...)
-	if err != nil {
-		return "", err
-	}
-	switch v {
-	case "all":
-		return "", nil
-	case "register":
-		return licensetest.Register, nil
-	case "begin":
-		return licensetest.Begin, nil
-	case "extend":
-		return licensetest.Extend, nil
-	case "end":
-		return licensetest.End, nil
-	}
-	return v, nil
-}
+func (p params) endpoint() (string, error) { return pick(p, "endpoint", "all", endpoints) }
 
 // licenseID returns the product and key a licence command names.
 func (p params) licenseID() (string, string, error) {
@@ -212,28 +211,26 @@ func (p params) licenseID() (string, string, error) {
 	return product, key, errors.Join(err1, err2)
 }
 
-// downModes are the accepted values of down's mode.
-var downModes = []string{"refuse", "reset", "503"}
-
-func parseDownMode(v string) licensetest.DownMode {
-	switch v {
-	case "reset":
-		return licensetest.DownReset
-	case "503":
-		return licensetest.DownUnavailable
-	}
-	return licensetest.DownRefuse
-}
+var (
+	onOff         = []option[bool]{{"1", true}, {"0", false}, {"true", true}, {"false", false}}
+	downModes     = []option[licensetest.DownMode]{{"refuse", licensetest.DownRefuse}, {"reset", licensetest.DownReset}, {"503", licensetest.DownUnavailable}}
+	licenseStates = []option[licensetest.LicenseState]{{"active", licensetest.Active}, {"revoked", licensetest.Revoked}, {"expired", licensetest.Expired}}
+	faultKinds    = func() (opts []option[licensetest.FaultKind]) {
+		for k := licensetest.FaultFail; k <= licensetest.FaultBadSeal; k++ {
+			opts = append(opts, option[licensetest.FaultKind]{k.String(), k})
+		}
+		return opts
+	}()
+)
 
 func parseDown(p params) (func(*controller) error, error) {
-	on, err1 := p.choice("on", "1", "1", "0", "true", "false")
-	mode, err2 := p.choice("mode", "refuse", downModes...)
+	down, err1 := pick(p, "on", "1", onOff)
+	mode, err2 := pick(p, "mode", "refuse", downModes)
 	d, err3 := p.duration("for", false, false)
 	if err := errors.Join(err1, err2, err3); err != nil {
 		return nil, err
 	}
-	down := on == "1" || on == "true"
-	return func(c *controller) error { c.setDown(down, parseDownMode(mode), d); return nil }, nil
+	return func(c *controller) error { c.setDown(down, mode, d); return nil }, nil
 }
 
 func parseLicenseState(st licensetest.LicenseState) func(params) (func(*controller) error, error) {
@@ -246,19 +243,6 @@ func parseLicenseState(st licensetest.LicenseState) func(params) (func(*controll
 	}
 }
 
-// licenseStates are the accepted values of a licence's state.
-var licenseStates = []string{"active", "revoked", "expired"}
-
-func parseLicenseStateName(v string) licensetest.LicenseState {
-	switch v {
-	case "revoked":
-		return licensetest.Revoked
-	case "expired":
-		return licensetest.Expired
-	}
-	return licensetest.Active
-}
-
 func parseAddLicense(p params) (func(*controller) error, error) {
 	product, key, err0 := p.licenseID()
 	l := licensetest.License{ProductGUID: product, Key: key, Features: p["features"]}
@@ -268,12 +252,10 @@ func parseAddLicense(p params) (func(*controller) error, error) {
 	l.SessionDuration, errs[2] = p.duration("session", false, false)
 	l.GracePeriod, errs[3] = p.duration("grace", false, false)
 	l.MaxDuration, errs[4] = p.duration("max", false, false)
-	var st string
-	st, errs[5] = p.choice("state", "active", licenseStates...)
+	l.State, errs[5] = pick(p, "state", "active", licenseStates)
 	if err := errors.Join(errs[:]...); err != nil {
 		return nil, err
 	}
-	l.State = parseLicenseStateName(st)
 	if err := hook.CheckDurations(product, key, l.SessionDuration, l.GracePeriod, l.MaxDuration); err != nil {
 		return nil, badParam("%v", err)
 	}
@@ -308,30 +290,11 @@ func parseFail(p params) (func(*controller) error, error) {
 	return func(c *controller) error { c.s.Inject(f); return nil }, nil
 }
 
-// faultKindNames are the accepted values of fault's kind.
-var faultKindNames = func() []string {
-	var names []string
-	for k := licensetest.FaultFail; k <= licensetest.FaultBadSeal; k++ {
-		names = append(names, k.String())
-	}
-	return names
-}()
-
-// parseFaultKind returns the fault kind named name.
-func parseFaultKind(name string) (licensetest.FaultKind, bool) {
-	for k := licensetest.FaultFail; k <= licensetest.FaultBadSeal; k++ {
-		if k.String() == name {
-			return k, true
-		}
-	}
-	return 0, false
-}
-
 func parseFault(p params) (func(*controller) error, error) {
 	ep, err1 := p.endpoint()
-	kindName, err2 := p.choice("kind", "", faultKindNames...)
-	if err2 == nil && kindName == "" {
-		err2 = badParam("kind is required (accepted: %s)", strings.Join(faultKindNames, ", "))
+	kind, err2 := pick(p, "kind", "", faultKinds)
+	if err2 == nil && kind == 0 {
+		err2 = badParam("kind is required (accepted: %s)", names(faultKinds))
 	}
 	n, err3 := p.integer("n", 1, -1, 1<<30)
 	status, err4 := p.integer("status", 0, 0, 599)
@@ -344,19 +307,18 @@ func parseFault(p params) (func(*controller) error, error) {
 	if status != 0 && status < 100 {
 		return nil, badParam("status: %d is not an HTTP status (100..599)", status)
 	}
-	kind, _ := parseFaultKind(kindName)
 	f := licensetest.Fault{Endpoint: ep, Kind: kind, Count: n, Status: status, Message: p["message"]}
 	return func(c *controller) error { c.s.Inject(f); return nil }, nil
 }
 
-func parsePerEndpoint(set func(*licensetest.Server) func(string, time.Duration)) func(params) (func(*controller) error, error) {
+func parsePerEndpoint(set func(*licensetest.Server, string, time.Duration)) func(params) (func(*controller) error, error) {
 	return func(p params) (func(*controller) error, error) {
 		ep, err1 := p.endpoint()
 		d, err2 := p.duration("d", true, false)
 		if err := errors.Join(err1, err2); err != nil {
 			return nil, err
 		}
-		return func(c *controller) error { set(c.s)(ep, d); return nil }, nil
+		return func(c *controller) error { set(c.s, ep, d); return nil }, nil
 	}
 }
 

@@ -63,7 +63,9 @@ type Step struct {
 	At time.Duration
 	// Command is the command's name, such as "down".
 	Command string
-	// Text is the step as written, without "at DURATION".
+	// Text is the step's words after "at DURATION", joined by single
+	// spaces, quotes removed; the "up" a down for=D adds reads
+	// "up (end of down for=D)".
 	Text string
 
 	apply func(*controller) error
@@ -88,8 +90,8 @@ func (e *ScenarioError) Unwrap() error { return e.Err }
 const maxScenarioLines = 10000
 
 // ParseScenario reads a scenario (see Scenario for the format). It reports
-// every bad line at once, each as a *ScenarioError with its line number,
-// joined with errors.Join. name names the scenario (a file name, say).
+// the bad lines at once (the first 100), each as a *ScenarioError with its
+// line number, joined with errors.Join. name names the scenario (a file name, say).
 func ParseScenario(name string, r io.Reader) (*Scenario, error) {
 	sc := &Scenario{Name: name}
 	var errs []error
@@ -238,8 +240,8 @@ func splitWords(line string) ([]string, error) {
 	return words, nil
 }
 
-// ScenarioProgress is where a scenario run stands, as Server.ScenarioProgress
-// and the console report it.
+// ScenarioProgress is where a scenario run stands, as LatestScenario and the
+// console report it.
 type ScenarioProgress struct {
 	Name string `json:"name"`
 	// Started is the server's clock at the start of the run.

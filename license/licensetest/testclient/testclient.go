@@ -68,7 +68,8 @@ func SharedSecretConfig(srv *licensetest.Server, lic licensetest.License) licens
 //   - for a started server, license.WithHTTPClient(srv.Client()), which
 //     trusts a TLS server's certificate and uses no proxy.
 //
-// Append more options after these; a later option overrides an earlier one.
+// Append more options after these; a later option of the same kind replaces
+// the earlier one.
 // Call Options after Start, since the choice depends on it.
 func Options(srv *licensetest.Server) []license.Option {
 	if srv.Info().Addr == "" {

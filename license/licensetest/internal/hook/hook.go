@@ -1,10 +1,13 @@
 // Package hook hands package licensetest/admin the parts of a
 // licensetest.Server that licensetest keeps unexported: its logger, the
 // faults in effect, its request log and a slot for the admin package's own
-// per-server state. Package licensetest sets Of in its init.
+// per-server state, and the random tokens both packages make. Package
+// licensetest sets Of in its init.
 package hook
 
 import (
+	"crypto/rand"
+	"encoding/base64"
 	"log/slog"
 	"sync"
 	"time"
@@ -30,25 +33,26 @@ type Internals struct {
 	Slot *Slot
 }
 
-// Faults is a snapshot of a server's faults. Mode and Kind are
-// licensetest.DownMode and licensetest.FaultKind values.
+// Faults is a snapshot of a server's faults, as the admin API reports
+// them: kinds and durations as text, "all" for a fault on every endpoint,
+// settings that are off left out.
 type Faults struct {
-	Down        bool
-	Mode        int
-	Queued      []Queued
-	Latency     map[string]time.Duration
-	RetryAfter  map[string]time.Duration
-	ContentType map[string]string
-	Skew        time.Duration
+	Down        bool              `json:"-"`
+	Mode        string            `json:"-"` // a licensetest.DownMode's String
+	Queued      []Queued          `json:"queued"`
+	Latency     map[string]string `json:"latency"`
+	RetryAfter  map[string]string `json:"retry_after"`
+	ContentType map[string]string `json:"content_type"`
+	Skew        string            `json:"skew"`
 }
 
 // Queued is a queued fault: Left is how many requests it still meets (-1
 // for all).
 type Queued struct {
-	Endpoint string
-	Kind     int
-	Left     int
-	Status   int
+	Endpoint string `json:"endpoint"`
+	Kind     string `json:"kind"`
+	Left     int    `json:"left"`
+	Status   int    `json:"status,omitempty"`
 }
 
 // Slot is a value kept with a server.
@@ -66,4 +70,12 @@ func (s *Slot) LoadOrStore(make func() any) any {
 		s.v = make()
 	}
 	return s.v
+}
+
+// RandomToken returns n random bytes, unpadded base64url: the server's API
+// keys, tokens and session keys, and the admin token.
+func RandomToken(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b) // crypto/rand.Read never fails (Go 1.24+)
+	return base64.RawURLEncoding.EncodeToString(b)
 }
