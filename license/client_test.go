@@ -1,12 +1,14 @@
 package license
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"github.com/licensekit/licensekit-go/license/licensetest"
 	"log/slog"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -14,7 +16,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/licensekit/licensekit-go/fingerprint"
 	"github.com/licensekit/licensekit-go/internal/wire"
+	"github.com/licensekit/licensekit-go/license/licensetest"
 )
 
 func TestNewValidatesEverythingAtOnce(t *testing.T) {
@@ -274,4 +278,252 @@ func TestExplicitCallInBackoff(t *testing.T) {
 		assert.Error(t, <-done)
 		assert.ErrorIs(t, c.ExtendSession(context.Background()), ErrClosed)
 	})
+}
+
+// TestConcurrentCloseIsOneOperation calls Close a second time while the
+// first is still ending the session. The second returns only when the
+// first has finished, with the same result: the state is Ended, Done is
+// closed and the event handler is never called again.
+func TestConcurrentCloseIsOneOperation(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		down bool // end_session fails: both calls return its error
+	}{{"session ended", false}, {"end_session fails", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				e := newEnv(t, envConfig{session: time.Hour, grace: time.Hour})
+				var handled atomic.Int64
+				c := e.start(WithEventHandler(func(Event) { handled.Add(1) }))
+				e.srv.SetLatency(wire.End, time.Second)
+				if tc.down {
+					e.srv.Inject(licensetest.Fault{Endpoint: wire.End, Kind: licensetest.FaultFail, Count: 100, Status: 503})
+				}
+
+				began := time.Now()
+				var wg sync.WaitGroup
+				var first error
+				wg.Go(func() { first = c.Close(context.Background()) })
+				time.Sleep(100 * time.Millisecond)
+				second := c.Close(context.Background())
+				returned := time.Since(began)
+
+				assert.Equal(t, Ended, c.Status().State, "the second Close returned before the client was closed")
+				select {
+				case <-c.Done():
+				default:
+					t.Error("the second Close returned with Done still open")
+				}
+				n := handled.Load()
+				wg.Wait()
+				assert.GreaterOrEqual(t, returned, time.Second, "the second Close returned while end_session was in flight")
+				assert.Equal(t, first, second, "both calls return the same result")
+				if tc.down {
+					assert.ErrorIs(t, second, ErrUnreachable)
+				} else {
+					assert.NoError(t, second)
+					assert.Equal(t, 0, e.srv.SeatsInUse(testProduct, testLicense))
+				}
+				time.Sleep(time.Hour)
+				synctest.Wait()
+				assert.Equal(t, n, handled.Load(), "the handler ran after Close returned")
+				require.NoError(t, nilIfSame(c.Close(context.Background()), second), "a later Close returns the same")
+			})
+		})
+	}
+}
+
+// nilIfSame returns nil when got is want, and got otherwise.
+func nilIfSame(got, want error) error {
+	if got == want {
+		return nil
+	}
+	return got
+}
+
+func isDone(c *Client) bool {
+	select {
+	case <-c.Done():
+		return true
+	default:
+		return false
+	}
+}
+
+// TestDoneIsTerminal checks Done's contract: like context.Done it closes
+// once, on a refusal of a running client or on Close, hands out the same
+// channel before and after, and never reopens; Expired, which can recover,
+// leaves it open.
+func TestDoneIsTerminal(t *testing.T) {
+	t.Run("expired and recovered: open throughout", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			e := newEnv(t, envConfig{session: time.Minute, grace: time.Minute})
+			c := e.start()
+			done := c.Done()
+			e.srv.SetDown(true)
+			time.Sleep(3 * time.Minute)
+			synctest.Wait()
+			require.Equal(t, Expired, c.Status().State)
+			assert.False(t, isDone(c), "Expired can recover: Done stays open")
+			assert.NoError(t, c.Err())
+			e.srv.SetDown(false)
+			time.Sleep(expiredCap + time.Second)
+			synctest.Wait()
+			require.Equal(t, Active, c.Status().State)
+			assert.Equal(t, done, c.Done(), "always the same channel")
+			assert.False(t, isDone(c))
+		})
+	})
+	t.Run("refused while running: closed for good", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			e := newEnv(t, envConfig{session: time.Minute, grace: time.Minute})
+			c := e.start()
+			done := c.Done()
+			require.NoError(t, e.srv.SetLicenseState(testProduct, testLicense, licensetest.Revoked))
+			time.Sleep(time.Minute)
+			synctest.Wait()
+			require.True(t, isDone(c))
+			assert.ErrorIs(t, c.Err(), ErrRevoked)
+			assert.Equal(t, done, c.Done())
+			// Nothing reopens it: not the server relenting, not an explicit
+			// call, not Close.
+			require.NoError(t, e.srv.SetLicenseState(testProduct, testLicense, licensetest.Active))
+			assert.ErrorIs(t, c.BeginSession(context.Background()), ErrRevoked)
+			require.NoError(t, c.Close(context.Background()))
+			assert.Equal(t, done, c.Done())
+			assert.ErrorIs(t, c.Err(), ErrRevoked, "Err never changes once set")
+		})
+	})
+	t.Run("refused at Start: open, Start may be retried", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			e := newEnv(t, envConfig{session: time.Minute, grace: time.Minute, seats: 1})
+			other := e.start()
+			c := e.newClient(e.config(), fixedFingerprint(otherMachine()))
+			defer c.Close(context.Background())
+			require.ErrorIs(t, c.Start(context.Background()), ErrSeatLimit)
+			assert.False(t, isDone(c), "a failed Start is reported by its error")
+			require.NoError(t, other.Close(context.Background()))
+			require.NoError(t, c.Start(context.Background()), "the seat is free now")
+			assert.Equal(t, Active, c.Status().State)
+		})
+	})
+	t.Run("Close", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			e := newEnv(t, envConfig{session: time.Minute, grace: time.Minute})
+			c := e.start()
+			done := c.Done()
+			require.NoError(t, c.Close(context.Background()))
+			assert.True(t, isDone(c))
+			assert.ErrorIs(t, c.Err(), ErrClosed)
+			assert.Equal(t, done, c.Done())
+		})
+	})
+}
+
+// otherMachine is a second machine, distinct from testFingerprint.
+func otherMachine() *fingerprint.Fingerprint {
+	fp := testFingerprint()
+	fp.MBSerial.Value = "board-0002"
+	fp.Extra[0].Value = "board-0002"
+	fp.Extra[1].Value = "7a2b00e2"
+	return fp
+}
+
+// TestRefusedStaysRefusedAtClose: Refused is terminal, as the README's
+// diagram draws it: Close ends the client but keeps the server's verdict
+// in Status, emits no Refused -> Ended change, and still reports Ended.
+func TestRefusedStaysRefusedAtClose(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := newEnv(t, envConfig{session: 10 * time.Minute, grace: time.Hour})
+		c := e.start()
+		require.NoError(t, e.srv.SetLicenseState(testProduct, testLicense, licensetest.Revoked))
+		<-c.Done()
+		require.Equal(t, Refused, c.Status().State)
+		require.NoError(t, c.Close(context.Background()))
+		st := c.Status()
+		assert.Equal(t, Refused, st.State, "Close turned the server's refusal into Ended")
+		assert.ErrorIs(t, st.Reason, ErrRevoked)
+		assert.Equal(t, []State{Active, Refused}, e.rec.states())
+		assert.Equal(t, 1, e.rec.count(EventEnded))
+	})
+}
+
+// TestOfflineRestartAfterClose: an offline restart resumes the deadlines the
+// server last granted, whether or not the previous run's end_session
+// reached the server: Active until sent + D, then Grace. The saved state
+// says whether a session is still open on the server (what the doctor's
+// state check reports), and the server agrees.
+func TestOfflineRestartAfterClose(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		endReached bool
+	}{{"end_session reached the server", true}, {"end_session did not reach the server", false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				e := newEnv(t, envConfig{session: time.Hour, grace: time.Hour})
+				c := e.newClient(e.config())
+				require.NoError(t, c.Start(context.Background()))
+				if !tc.endReached {
+					e.srv.Inject(licensetest.Fault{Endpoint: "", Kind: licensetest.FaultFail, Count: 1000, Status: 503})
+				}
+				_ = c.Close(context.Background())
+				e.srv.Inject(licensetest.Fault{Endpoint: "", Kind: licensetest.FaultFail, Count: 1000, Status: 503})
+
+				insp, err := c.inspectState(context.Background(), e.fp)
+				require.NoError(t, err)
+				require.Len(t, insp.Slots, 1)
+				saved := insp.Slots[0]
+				assert.Equal(t, !tc.endReached, saved.SessionLive, "the saved state's open session")
+				assert.Equal(t, 1-boolToInt(tc.endReached), e.srv.SeatsInUse(testProduct, testLicense), "the server's open session")
+
+				next := e.newClient(e.config())
+				require.NoError(t, next.Start(context.Background()))
+				t.Cleanup(func() { _ = next.Close(context.Background()) })
+				assert.Equal(t, Active, next.Status().State)
+				assert.Equal(t, saved.SessionExpiry, next.Status().SessionExpiry, "an offline restart resumes the last deadlines")
+				time.Sleep(time.Until(saved.SessionExpiry) + time.Second)
+				assert.Equal(t, Grace, next.Status().State)
+			})
+		})
+	}
+}
+
+func boolToInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// A handler that blocks makes the queue overflow: the drops are logged with
+// their running count at the 1st, 2nd, 4th … drop, and every event that was
+// queued is still delivered, in order, before close returns.
+func TestDispatcherLogsDrops(t *testing.T) {
+	var buf bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	release, entered := make(chan struct{}), make(chan struct{}, 1)
+	var got []EventType
+	d := newDispatcher(func(e Event) {
+		select {
+		case entered <- struct{}{}:
+		default:
+		}
+		<-release
+		got = append(got, e.Type)
+	}, log)
+	const extra = 10
+	// The first event is taken by the goroutine, which blocks in the
+	// handler; the next eventQueueSize fill the queue; the rest are dropped.
+	d.emit(Event{Type: EventRenewed})
+	<-entered
+	for i := 0; i < eventQueueSize+extra; i++ {
+		d.emit(Event{Type: EventRenewed})
+	}
+	close(release)
+	d.close()
+	assert.Equal(t, int64(extra), d.dropped.Load())
+	assert.Equal(t, 1+eventQueueSize, len(got), "every queued event is delivered")
+	lines := strings.Count(buf.String(), "event dropped")
+	// Drops 1, 2, 4, 8 are logged (and 16 would be, but there are ≤ 11).
+	assert.Equal(t, 4, lines, buf.String())
+	assert.Contains(t, buf.String(), "dropped_so_far=8")
 }

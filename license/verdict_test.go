@@ -6,13 +6,18 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"path"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -600,4 +605,574 @@ func TestAPIKeyOptionalWithSealer(t *testing.T) {
 		_, err = New(cfg, e.options(WithSealer(authSealer{sealed}))...)
 		assert.NoError(t, err)
 	})
+}
+
+// roundTripFunc adapts a function to http.RoundTripper.
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+func sealedConfig(e *env) Config {
+	cfg := e.config()
+	cfg.InsecureUnsealedReplies = false
+	return cfg
+}
+
+// TestRelabelledSealedSuccessDoesNotRefuse: the path rewrites the status of
+// a sealed 200 to 403. The sealed plaintext is a success, so this is a
+// protocol error (unreachable), never a refusal, at Start and in renewal.
+func TestRelabelledSealedSuccessDoesNotRefuse(t *testing.T) {
+	for _, status := range []int{403, 404, 409, 422} {
+		t.Run(http.StatusText(status), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				e := newEnv(t, envConfig{session: 10 * time.Minute, grace: time.Hour})
+				rw := &rewrite{next: e.srv.Transport(), fn: func(r *http.Response) *http.Response {
+					if r.StatusCode != http.StatusOK {
+						return r
+					}
+					r.StatusCode, r.Status = status, http.StatusText(status)
+					return r
+				}}
+				// At Start: begin_session's sealed 200 relabelled.
+				rw.armed.Store(true)
+				rw.endpoint = wire.Begin
+				c := e.newClient(sealedConfig(e), WithRoundTripper(rw))
+				err := c.Start(context.Background())
+				require.Error(t, err)
+				assert.ErrorIs(t, err, ErrUnreachable)
+				assert.NotErrorIs(t, err, ErrRefused)
+				assert.ErrorIs(t, err, ErrMalformedReply)
+				assert.NotEqual(t, Refused, c.Status().State)
+				require.NoError(t, c.Close(context.Background()))
+
+				// In renewal: extend_session's sealed 200 relabelled.
+				rw.armed.Store(false)
+				c = e.newClient(sealedConfig(e), WithRoundTripper(rw))
+				require.NoError(t, c.Start(context.Background()))
+				t.Cleanup(func() { _ = c.Close(context.Background()) })
+				rw.endpoint = wire.Extend
+				rw.armed.Store(true)
+				_, err = lapse(e, c)
+				assert.Equal(t, Grace, c.Status().State)
+				assert.ErrorIs(t, err, ErrUnreachable)
+				assert.NotErrorIs(t, err, ErrRefused)
+			})
+		})
+	}
+}
+
+// TestSealedFailureRefusesAtAnyStatus: a sealed failure in the spec's shape
+// is the server's word whether it comes with 200 or a 4xx; the same sealed
+// failure under 5xx, 429, 408 or 407 is unreachable.
+func TestSealedFailureRefusesAtAnyStatus(t *testing.T) {
+	for _, tc := range []struct {
+		status int
+		cat    error
+	}{
+		{200, ErrRefused}, {400, ErrRefused}, {403, ErrRefused}, {404, ErrRefused}, {409, ErrRefused},
+		{500, ErrUnreachable}, {503, ErrUnreachable}, {429, ErrUnreachable}, {408, ErrUnreachable}, {407, ErrUnreachable},
+	} {
+		t.Run(http.StatusText(tc.status), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				e := newEnv(t, envConfig{session: 10 * time.Minute, grace: time.Hour})
+				e.srv.Inject(licensetest.Fault{Endpoint: wire.Begin, Kind: licensetest.FaultFail, Count: -1,
+					Status: tc.status, Message: "license revoked"})
+				c := e.newClient(sealedConfig(e))
+				t.Cleanup(func() { _ = c.Close(context.Background()) })
+				err := c.Start(context.Background())
+				checkCategory(t, tc.cat, err)
+				if tc.cat == ErrRefused {
+					assert.ErrorIs(t, err, ErrRevoked)
+					assert.Equal(t, Refused, c.Status().State)
+				} else {
+					assert.NotEqual(t, Refused, c.Status().State)
+				}
+				for _, r := range e.srv.Requests() {
+					if r.Endpoint == wire.Begin && tc.status != 500 {
+						assert.True(t, r.Sealed, "the failure was sealed")
+					}
+				}
+			})
+		})
+	}
+}
+
+// TestEnvelopeAtAnotherEndpointIsUnreachable: the path posts the client's
+// extend_session envelope to /end_session. The server rejects it as
+// unauthentic and ends nothing; the client stays in grace, never Refused.
+func TestEnvelopeAtAnotherEndpointIsUnreachable(t *testing.T) {
+	for _, sealed := range []bool{false, true} {
+		synctest.Test(t, func(t *testing.T) {
+			e := newEnv(t, envConfig{session: 10 * time.Minute, grace: time.Hour, seats: 1})
+			next := e.srv.Transport()
+			var armed atomic.Bool
+			rt := roundTripFunc(func(r *http.Request) (*http.Response, error) {
+				if armed.Load() && strings.HasSuffix(r.URL.Path, "/"+wire.Extend) {
+					r = r.Clone(r.Context())
+					r.URL.Path = strings.TrimSuffix(r.URL.Path, wire.Extend) + wire.End
+				}
+				return next.RoundTrip(r)
+			})
+			cfg := e.config()
+			cfg.InsecureUnsealedReplies = !sealed
+			c := e.newClient(cfg, WithRoundTripper(rt))
+			require.NoError(t, c.Start(context.Background()))
+			t.Cleanup(func() { _ = c.Close(context.Background()) })
+			armed.Store(true)
+			_, err := lapse(e, c)
+			assert.Equal(t, Grace, c.Status().State)
+			assert.ErrorIs(t, err, ErrUnreachable)
+			assert.NotErrorIs(t, err, ErrRefused)
+			var ee *EnvelopeError
+			require.ErrorAs(t, err, &ee)
+			assert.Equal(t, envelope.CodeUnauthentic, ee.Code)
+			require.Positive(t, countRejected(e.srv, wire.End))
+			assert.Equal(t, e.srv.Count(wire.End), countRejected(e.srv, wire.End), "a moved envelope was processed")
+		})
+	}
+}
+
+func countRejected(s *licensetest.Server, ep string) int {
+	n := 0
+	for _, r := range s.Requests() {
+		if r.Endpoint == ep && r.Rejected != "" {
+			n++
+		}
+	}
+	return n
+}
+
+// TestClockOffsetCorrected: a machine whose clock is an hour slow gets a
+// stale-timestamp rejection, learns the offset from the server's time,
+// retries once and starts; later calls carry the corrected time.
+func TestClockOffsetCorrected(t *testing.T) {
+	for _, skew := range []time.Duration{-time.Hour, time.Hour, 3 * time.Hour} {
+		synctest.Test(t, func(t *testing.T) {
+			e := newEnv(t, envConfig{session: 10 * time.Minute, grace: time.Hour})
+			e.wall.jump(skew)
+			c := e.start(WithRoundTripper(e.srv.Transport()))
+			assert.Equal(t, Active, c.Status().State)
+			assert.Equal(t, 1, countRejected(e.srv, wire.Register), "one stale rejection, then the corrected retry")
+			assert.Zero(t, countRejected(e.srv, wire.Begin), "the offset is kept")
+			time.Sleep(30 * time.Minute)
+			synctest.Wait()
+			assert.Equal(t, Active, c.Status().State)
+			assert.Zero(t, countRejected(e.srv, wire.Extend))
+		})
+	}
+}
+
+// TestClockSkewError: a server that keeps rejecting the timestamp (here a
+// path that always answers stale) ends in a typed ErrClockSkew, in the
+// unreachable category: grace applies and nothing is refused.
+func TestClockSkewError(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := newEnv(t, envConfig{session: 10 * time.Minute, grace: time.Hour})
+		var stale atomic.Bool
+		next := e.srv.Transport()
+		rt := roundTripFunc(func(r *http.Request) (*http.Response, error) {
+			if !stale.Load() {
+				return next.RoundTrip(r)
+			}
+			status, body := envelope.RejectionReply(&envelope.Error{Op: "admit", Err: envelope.ErrStale}, time.Now().Add(2*time.Hour))
+			return replaceBody(&http.Response{Body: http.NoBody, Request: r}, status, body, nil), nil
+		})
+		c := e.start(WithRoundTripper(rt))
+		stale.Store(true)
+		_, err := lapse(e, c)
+		assert.Equal(t, Grace, c.Status().State)
+		assert.ErrorIs(t, err, ErrClockSkew)
+		assert.ErrorIs(t, err, ErrUnreachable)
+		assert.NotErrorIs(t, err, ErrRefused)
+		var cs *ClockSkewError
+		require.ErrorAs(t, err, &cs)
+		assert.InDelta(t, float64(2*time.Hour), float64(cs.Offset), float64(2*time.Second))
+		assert.Contains(t, err.Error(), "check this machine's clock")
+	})
+}
+
+// customSealer is a vendor scheme: it owns the request's key field and sees
+// every request's endpoint and timestamp.
+type customSealer struct {
+	inner envelope.Sealer
+	seen  chan envelope.Request
+}
+
+func (s *customSealer) Seal(req envelope.Request, plaintext []byte) (envelope.Sealed, error) {
+	s.seen <- req
+	sd, err := s.inner.Seal(req, plaintext)
+	sd.Key = "wrapped-content-key"
+	return sd, err
+}
+
+func (s *customSealer) RepliesAuthenticated() bool { return s.inner.RepliesAuthenticated() }
+
+// TestCustomSealerOwnsKey: WithSealer's scheme chooses the request's "key"
+// and is told the endpoint and the (offset-corrected) timestamp.
+func TestCustomSealerOwnsKey(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := newEnv(t, envConfig{})
+		inner, err := envelope.NewSealer(e.srv.Info().PublicKey, envelope.WithSealedReplies())
+		require.NoError(t, err)
+		cs := &customSealer{inner: inner, seen: make(chan envelope.Request, 16)}
+		keys := make(chan string, 16)
+		next := e.srv.Transport()
+		rt := roundTripFunc(func(r *http.Request) (*http.Response, error) {
+			var body wire.Request
+			b, _ := io.ReadAll(r.Body)
+			_ = json.Unmarshal(b, &body)
+			keys <- body.Key
+			r.Body = io.NopCloser(bytes.NewReader(b))
+			return next.RoundTrip(r)
+		})
+		cfg := e.config()
+		cfg.ServerPublicKey = ""
+		c := e.newClient(cfg, WithSealer(cs), WithRoundTripper(rt))
+		defer c.Close(context.Background())
+		err = c.Start(context.Background())
+		// licensetest knows only its API key: the custom key is rejected
+		// at the envelope level, which is unreachable, not a refusal.
+		require.Error(t, err)
+		assert.ErrorIs(t, err, ErrUnreachable)
+		var ee *EnvelopeError
+		require.ErrorAs(t, err, &ee)
+		assert.Equal(t, envelope.CodeUnauthentic, ee.Code)
+		assert.Equal(t, "wrapped-content-key", <-keys)
+		req := <-cs.seen
+		assert.Equal(t, wire.Register, req.Endpoint)
+		assert.Equal(t, e.srv.Info().APIKey, req.APIKey)
+		assert.WithinDuration(t, e.wall.now(), req.Time, time.Second)
+	})
+}
+
+// Defences that must not be turned against a paying customer (issue 21,
+// sections 1, 3 and 5): a forged stale rejection, a forged end_session
+// answer, a lost begin reply, a capacity refusal and a Deprecation header.
+
+// forger is the network path: while armed > 0 it answers requests to
+// endpoint ("" for all) itself, without forwarding them, with answer; each
+// answer uses one of armed.
+type forger struct {
+	next     http.RoundTripper
+	endpoint string
+	armed    atomic.Int32
+	answer   func(*http.Request) *http.Response
+}
+
+func (f *forger) RoundTrip(r *http.Request) (*http.Response, error) {
+	if (f.endpoint == "" || strings.HasSuffix(r.URL.Path, "/"+f.endpoint)) && f.armed.Add(-1) >= 0 {
+		return f.answer(r), nil
+	}
+	return f.next.RoundTrip(r)
+}
+
+func plainReply(r *http.Request, status int, body []byte) *http.Response {
+	return replaceBody(&http.Response{Body: http.NoBody, Request: r}, status, body, nil)
+}
+
+// staleAt answers with a plain stale-timestamp rejection carrying t as the
+// server's time: what anyone on the path can send.
+func staleAt(t time.Time) func(*http.Request) *http.Response {
+	return func(r *http.Request) *http.Response {
+		status, body := envelope.RejectionReply(&envelope.Error{Op: "admit", Err: envelope.ErrStale}, t)
+		return plainReply(r, status, body)
+	}
+}
+
+var forgedTimes = []struct {
+	name string
+	at   func() time.Time
+}{
+	{"past-1969", func() time.Time { return time.Date(1969, 7, 20, 20, 17, 0, 0, time.UTC) }},
+	{"far-future", func() time.Time { return time.Now().AddDate(80, 0, 0) }},
+	{"future-5y", func() time.Time { return time.Now().AddDate(5, 0, 0) }},
+}
+
+// TestForgedStaleRejectionInRenewal: the path answers one extend_session
+// with a plain stale rejection in 1969 or far in the future. It costs at
+// most one retry: the forged offset is never kept, every later renewal
+// reaches the server with the machine's own time, and the client stays
+// Active for hours.
+func TestForgedStaleRejectionInRenewal(t *testing.T) {
+	for _, ft := range forgedTimes {
+		t.Run(ft.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				e := newEnv(t, envConfig{session: 10 * time.Minute, grace: time.Hour})
+				path := &forger{next: e.srv.Transport(), endpoint: wire.Extend, answer: staleAt(ft.at())}
+				c := e.start(WithRoundTripper(path))
+				path.armed.Store(1)
+				extends := e.srv.Count(wire.Extend)
+				time.Sleep(3 * time.Hour)
+				synctest.Wait()
+				assert.Equal(t, Active, c.Status().State)
+				assert.Greater(t, e.srv.Count(wire.Extend)-extends, 10, "renewals reach the server")
+				assert.LessOrEqual(t, countRejected(e.srv, wire.Extend), 1,
+					"the forged offset reached the server more than once")
+				c.lock(context.Background())
+				assert.Zero(t, c.integ.offset, "a forged offset was kept")
+				c.unlock()
+			})
+		})
+	}
+}
+
+// TestForgedStaleRejectionAtStart: the same forgery answers the first
+// register_instance of Start. Start (retried once at most, by the caller)
+// reaches the server and the client is Active.
+func TestForgedStaleRejectionAtStart(t *testing.T) {
+	for _, ft := range forgedTimes {
+		t.Run(ft.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				e := newEnv(t, envConfig{session: 10 * time.Minute, grace: time.Hour})
+				path := &forger{next: e.srv.Transport(), endpoint: wire.Register, answer: staleAt(ft.at())}
+				path.armed.Store(1)
+				c := e.newClient(e.config(), WithRoundTripper(path))
+				t.Cleanup(func() { _ = c.Close(context.Background()) })
+				err := c.Start(context.Background())
+				if err != nil {
+					assert.ErrorIs(t, err, ErrUnreachable)
+					err = c.Start(context.Background())
+				}
+				require.NoError(t, err, "a forged rejection cost more than one retry")
+				assert.Equal(t, Active, c.Status().State)
+				time.Sleep(time.Hour)
+				synctest.Wait()
+				assert.Equal(t, Active, c.Status().State)
+			})
+		})
+	}
+}
+
+// TestForgedStaleRejectionShared: in shared mode the path forges one
+// rejection for the renewer. The renewer is not stuck, so neither it nor
+// the follower that depends on it loses the licence.
+func TestForgedStaleRejectionShared(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		dir, records := t.TempDir(), t.TempDir()
+		e := newEnv(t, envConfig{session: 10 * time.Minute, grace: time.Hour})
+		path := &forger{next: e.srv.Transport(), endpoint: wire.Extend,
+			answer: staleAt(time.Date(1969, 7, 20, 0, 0, 0, 0, time.UTC))}
+		r, err := e.startIn(dir, append(sharedIn(records), WithRoundTripper(path))...)
+		require.NoError(t, err)
+		f, err := e.startIn(dir, sharedIn(records)...)
+		require.NoError(t, err)
+		require.Equal(t, Renewer, r.Shared().Role)
+		require.Equal(t, Follower, f.Shared().Role)
+		path.armed.Store(1)
+		time.Sleep(3 * time.Hour)
+		synctest.Wait()
+		assert.Equal(t, Active, r.Status().State)
+		assert.Equal(t, Active, f.Status().State, "the stuck renewer held the follower hostage")
+	})
+}
+
+// TestRequestTimeBounded: an offset that would stamp requests before the
+// release year or absurdly far ahead is not used.
+func TestRequestTimeBounded(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := newEnv(t, envConfig{})
+		c := e.newClient(e.config())
+		c.opts.timeFloor = time.Time{} // the release floor
+		e.wall.jump(time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC).Sub(e.wall.now()))
+		for _, off := range []time.Duration{-60 * 365 * 24 * time.Hour, 200 * 365 * 24 * time.Hour} {
+			c.integ.offset = off
+			assert.WithinDuration(t, e.wall.now(), c.requestTime(), time.Second)
+		}
+		c.integ.offset = time.Hour
+		assert.WithinDuration(t, e.wall.now().Add(time.Hour), c.requestTime(), time.Second)
+	})
+}
+
+// proxyCase is what a real reverse proxy in front of the licence server
+// answers instead of passing a request on.
+type proxyCase struct {
+	name    string
+	handler http.HandlerFunc
+	// also is a detail the failures must match besides ErrUnreachable.
+	also error
+}
+
+func page(status int, ctype, body string, hdr ...string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		for i := 0; i+1 < len(hdr); i += 2 {
+			w.Header().Set(hdr[i], hdr[i+1])
+		}
+		if ctype != "" {
+			w.Header().Set("Content-Type", ctype)
+		}
+		w.WriteHeader(status)
+		_, _ = io.WriteString(w, body)
+	}
+}
+
+const blockPage = `<!DOCTYPE html><html><head><title>Access Denied</title></head><body>The requested URL was rejected by policy.</body></html>`
+
+var proxyCases = []proxyCase{
+	{"403 HTML page", page(403, "text/html", blockPage), ErrIntercepted},
+	{"404 empty body", page(404, "", ""), ErrIntercepted},
+	{"407 with Proxy-Authenticate", page(407, "text/html", blockPage, "Proxy-Authenticate", `Basic realm="corp"`), ErrIntercepted},
+	{"413 HTML page", page(413, "text/html", blockPage), ErrIntercepted},
+	{"403 JSON of another shape", page(403, "application/json", `{"message":"Forbidden","code":"DENIED"}`), ErrIntercepted},
+	{"401 JSON of another shape", page(401, "application/json", `{"error":{"code":401,"message":"login"}}`), ErrIntercepted},
+	{"502 HTML page", page(502, "text/html", `<html>502 Bad Gateway</html>`), nil},
+	{"503 spec failure with Retry-After", page(503, "application/json", `{"success":false,"error":"license revoked"}`, "Retry-After", "1"), nil},
+	{"200 captive portal", page(200, "text/html", `<html><head><title>Hotel WiFi</title></head><body>Sign in</body></html>`), ErrIntercepted},
+	{"302 redirect to a login page", page(302, "", "", "Location", "https://login.corp.example/sso"), ErrIntercepted},
+	{"forged plain spec refusal at 403", page(403, "application/json", `{"success":false,"time":"2025-01-01T00:00:00Z","error":"license revoked"}`), ErrUnauthenticated},
+	{"forged plain spec refusal at 200", page(200, "application/json", `{"success":false,"error":"seat limit reached"}`), ErrUnauthenticated},
+}
+
+// interceptor is a real reverse proxy on loopback that passes traffic to the
+// licence server until blocked, then answers with its own page.
+type interceptor struct {
+	srv     *httptest.Server
+	blocked atomic.Pointer[http.HandlerFunc]
+}
+
+func newInterceptor(t *testing.T, target string) *interceptor {
+	t.Helper()
+	u, err := url.Parse(target)
+	require.NoError(t, err)
+	u.Path = ""
+	rp := httputil.NewSingleHostReverseProxy(u)
+	ic := &interceptor{}
+	ic.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if h := ic.blocked.Load(); h != nil {
+			_, _ = io.Copy(io.Discard, r.Body)
+			(*h)(w, r)
+			return
+		}
+		rp.ServeHTTP(w, r)
+	}))
+	t.Cleanup(ic.srv.Close)
+	return ic
+}
+
+func (ic *interceptor) block(h http.HandlerFunc) { ic.blocked.Store(&h) }
+func (ic *interceptor) pass()                    { ic.blocked.Store(nil) }
+
+// stateLog records every state a client entered and its failure reasons.
+type stateLog struct {
+	mu      sync.Mutex
+	states  []State
+	reasons []error
+}
+
+func (l *stateLog) handle(e Event) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if e.Type == EventStateChanged {
+		l.states = append(l.states, e.State)
+	}
+	if e.Type == EventRenewFailed {
+		l.reasons = append(l.reasons, e.Reason)
+	}
+}
+
+func (l *stateLog) snapshot() ([]State, []error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]State(nil), l.states...), append([]error(nil), l.reasons...)
+}
+
+func waitState(t *testing.T, c *Client, want State, within time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for time.Now().Before(deadline) {
+		if c.Status().State == want {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("state = %v after %v; want %v (last error: %v)", c.Status().State, within, want, c.Status().LastError)
+}
+
+// proxiedClient starts a client that reaches srv through a real reverse
+// proxy, with a one-second session and an hour of grace.
+func proxiedClient(t *testing.T, srv *licensetest.Server, log *stateLog) (*Client, *interceptor) {
+	t.Helper()
+	require.NoError(t, srv.AddLicense(licensetest.License{ProductGUID: testProduct, Key: testLicense,
+		SessionDuration: time.Second, GracePeriod: time.Hour, Features: "pro"}))
+	ic := newInterceptor(t, srv.URL)
+	c, err := New(Config{ServerURL: ic.srv.URL + licensetest.BasePath, APIKey: srv.Info().APIKey,
+		ServerPublicKey: srv.Info().PublicKey.EncodeBase64(), ProductGUID: testProduct, LicenseKey: testLicense},
+		fixedFingerprint(testFingerprint()), WithEventHandler(log.handle),
+		WithRetry(Retry{Attempts: 2, AttemptTimeout: 2 * time.Second, MinBackoff: 10 * time.Millisecond,
+			MaxBackoff: 20 * time.Millisecond, RenewBackoff: 50 * time.Millisecond}))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = c.Close(context.Background()) })
+	require.NoError(t, c.Start(context.Background()))
+	return c, ic
+}
+
+// TestProxyNeverRefuses puts a real reverse proxy between the client and
+// licensetest. For every page a proxy, gateway, captive portal or forger on
+// the path can send, the client goes to Grace, never to Refused, keeps its
+// features, and returns to Active once the proxy passes traffic again.
+func TestProxyNeverRefuses(t *testing.T) {
+	t.Parallel()
+	for _, pc := range proxyCases {
+		t.Run(pc.name, func(t *testing.T) {
+			t.Parallel()
+			srv := licensetest.NewServer(nil)
+			t.Cleanup(srv.Close)
+			log := &stateLog{}
+			c, ic := proxiedClient(t, srv, log)
+
+			ic.block(pc.handler)
+			waitState(t, c, Grace, 10*time.Second)
+			for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); {
+				if _, reasons := log.snapshot(); len(reasons) > 0 {
+					break
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			assert.True(t, c.HasFeature("pro"), "grace keeps the licence usable")
+			assert.NoError(t, c.Err(), "Done stays open")
+			extends := srv.Count("extend_session")
+			time.Sleep(300 * time.Millisecond)
+			assert.Equal(t, extends, srv.Count("extend_session"), "the proxy answered, not the server")
+
+			ic.pass()
+			waitState(t, c, Active, 10*time.Second)
+
+			states, reasons := log.snapshot()
+			assert.NotContains(t, states, Refused)
+			require.NotEmpty(t, reasons)
+			// Every reason is unreachable. On a loaded machine a renewal of the
+			// one-second session may also time out at its deadline, so the
+			// proxy's own detail must show in at least one reason, not all.
+			seen := pc.also == nil
+			for _, r := range reasons {
+				assert.ErrorIs(t, r, ErrUnreachable)
+				assert.NotErrorIs(t, r, ErrRefused)
+				if pc.also != nil && errors.Is(r, pc.also) {
+					seen = true
+				}
+			}
+			assert.True(t, seen, "no reason matches %v: %v", pc.also, reasons)
+			t.Logf("%s: %v", pc.name, reasons[0])
+		})
+	}
+}
+
+// TestProxyPassesRefusal checks the other side: a revocation that the
+// licence server itself sends (sealed) through the same proxy still ends
+// in Refused, without grace.
+func TestProxyPassesRefusal(t *testing.T) {
+	t.Parallel()
+	srv := licensetest.NewServer(nil)
+	t.Cleanup(srv.Close)
+	log := &stateLog{}
+	c, _ := proxiedClient(t, srv, log)
+	require.NoError(t, srv.SetLicenseState(testProduct, testLicense, licensetest.Revoked))
+	waitState(t, c, Refused, 10*time.Second)
+	<-c.Done()
+	assert.ErrorIs(t, c.Err(), ErrRevoked)
+	var api *APIError
+	require.True(t, errors.As(c.Err(), &api))
+	assert.True(t, api.Sealed, "the refusal came sealed")
+	states, _ := log.snapshot()
+	assert.NotContains(t, states, Grace, "a refusal skips grace")
+	assert.False(t, c.Valid())
 }
