@@ -180,6 +180,53 @@ func (s *secretSink) status(c *Client) {
 	s.mu.Unlock()
 }
 
+// newSecretSink returns an empty sink and a Debug JSON logger that writes
+// into it.
+func newSecretSink() (*secretSink, *slog.Logger) {
+	sink := &secretSink{types: map[EventType]int{}, states: map[State]int{}}
+	return sink, slog.New(slog.NewJSONHandler(&sink.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+// keyAndSecretOpener opens requests sealed to priv or with secret.
+func keyAndSecretOpener(t *testing.T, priv *envelope.PrivateKey, secret []byte) envelope.Opener {
+	t.Helper()
+	hpke, err := envelope.NewOpener(priv)
+	require.NoError(t, err)
+	sso, err := envelope.NewSharedSecretOpener(secret)
+	require.NoError(t, err)
+	return envelope.MultiOpener(hpke, sso)
+}
+
+// failEachCall has each endpoint fail in turn at each status, through m's
+// explicit call for it (a session is begun first for extend and end):
+// fail(endpoint, status) arms the failure and fail(endpoint, 0) clears it.
+// sink records each call's error and m's status after it.
+func failEachCall(t *testing.T, ctx context.Context, m *Client, fail func(endpoint string, status int), statuses []int, sink *secretSink) {
+	t.Helper()
+	for _, status := range statuses {
+		for _, ep := range wire.Endpoints {
+			if ep == wire.Extend || ep == wire.End {
+				require.NoError(t, m.BeginSession(ctx), "%d at %s", status, ep)
+			}
+			fail(ep, status)
+			var err error
+			switch ep {
+			case wire.Register:
+				_, err = m.Register(ctx)
+			case wire.Begin:
+				err = m.BeginSession(ctx)
+			case wire.Extend:
+				err = m.ExtendSession(ctx)
+			default:
+				err = m.EndSession(ctx)
+			}
+			sink.err(err)
+			sink.status(m)
+			fail(ep, 0)
+		}
+	}
+}
+
 func secretLifecycle(t *testing.T, shared bool) {
 	const D, G = 10 * time.Minute, time.Hour
 	apiKey := "APIKEY-" + randomHex(t, 16)
@@ -206,8 +253,7 @@ func secretLifecycle(t *testing.T, shared bool) {
 		cfg.ServerPublicKey = srv.Info().PublicKey.EncodeBase64()
 	}
 
-	sink := &secretSink{types: map[EventType]int{}, states: map[State]int{}}
-	logger := slog.New(slog.NewJSONHandler(&sink.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	sink, logger := newSecretSink()
 	rec := &replyRecorder{next: srv.Transport()}
 	wall := &wallClock{}
 	newClient := func(store StateStore, fp *fingerprint.Fingerprint) *Client {
@@ -648,15 +694,11 @@ func echoVariantsLifecycle(t *testing.T, shared bool) {
 	defer mock.Close()
 	require.NoError(t, mock.AddLicense(licensetest.License{ProductGUID: testProduct, Key: licKey,
 		SessionDuration: 10 * time.Minute, GracePeriod: time.Hour, Features: "pro"}))
-	hpke, err := envelope.NewOpener(priv)
-	require.NoError(t, err)
-	sso, err := envelope.NewSharedSecretOpener(secret)
-	require.NoError(t, err)
 	keys := []string{licKey, apiKey}
 	if shared {
 		keys = append(keys, string(secret))
 	}
-	echo := &variantEcho{mock: mock.Handler(), srv: mock, opener: envelope.MultiOpener(hpke, sso), keys: keys,
+	echo := &variantEcho{mock: mock.Handler(), srv: mock, opener: keyAndSecretOpener(t, priv, secret), keys: keys,
 		fail: map[string]int{}, echoed: map[string]bool{}}
 	front := httptest.NewServer(echo)
 	defer front.Close()
@@ -667,8 +709,7 @@ func echoVariantsLifecycle(t *testing.T, shared bool) {
 	} else {
 		cfg.ServerPublicKey = priv.Public().EncodeBase64()
 	}
-	sink := &secretSink{types: map[EventType]int{}, states: map[State]int{}}
-	logger := slog.New(slog.NewJSONHandler(&sink.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	sink, logger := newSecretSink()
 	newClient := func() *Client {
 		c, err := New(cfg, WithStateStore(&MemoryStateStore{}), WithEventHandler(sink.event), WithLogger(logger),
 			fixedFingerprint(testFingerprint()),
@@ -687,28 +728,8 @@ func echoVariantsLifecycle(t *testing.T, shared bool) {
 	m := newClient()
 	_, err = m.Register(ctx)
 	require.NoError(t, err)
-	for round := range rounds {
-		for _, status := range statuses {
-			for _, ep := range wire.Endpoints {
-				if ep == wire.Extend || ep == wire.End {
-					require.NoError(t, m.BeginSession(ctx), "round %d, %d at %s", round, status, ep)
-				}
-				echo.set(ep, status)
-				switch ep {
-				case wire.Register:
-					_, err = m.Register(ctx)
-				case wire.Begin:
-					err = m.BeginSession(ctx)
-				case wire.Extend:
-					err = m.ExtendSession(ctx)
-				default:
-					err = m.EndSession(ctx)
-				}
-				sink.err(err)
-				sink.status(m)
-				echo.set(ep, 0)
-			}
-		}
+	for range rounds {
+		failEachCall(t, ctx, m, echo.set, statuses, sink)
 	}
 	sink.err(m.Close(ctx))
 

@@ -469,15 +469,11 @@ func echoLifecycle(t *testing.T, shared bool) {
 	defer srv.Close()
 	require.NoError(t, srv.AddLicense(licensetest.License{ProductGUID: testProduct, Key: licKey,
 		SessionDuration: D, GracePeriod: time.Hour, Features: "pro"}))
-	hpke, err := envelope.NewOpener(priv)
-	require.NoError(t, err)
-	sso, err := envelope.NewSharedSecretOpener(secret)
-	require.NoError(t, err)
 	fixed := []string{apiKey, licKey}
 	if shared {
 		fixed = append(fixed, string(secret), base64.StdEncoding.EncodeToString(secret), hex.EncodeToString(secret))
 	}
-	opener := envelope.MultiOpener(hpke, sso)
+	opener := keyAndSecretOpener(t, priv, secret)
 	// One echo server per client: it echoes that client's tokens and
 	// session keys, the secrets the client knows.
 	var echoes []*echoServer
@@ -500,8 +496,7 @@ func echoLifecycle(t *testing.T, shared bool) {
 	} else {
 		cfg.ServerPublicKey = priv.Public().EncodeBase64()
 	}
-	sink := &secretSink{types: map[EventType]int{}, states: map[State]int{}}
-	logger := slog.New(slog.NewJSONHandler(&sink.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	sink, logger := newSecretSink()
 	newClient := func(echo *echoServer) *Client {
 		c, err := New(cfg, WithRoundTripper(echo), WithStateStore(&MemoryStateStore{}), WithEventHandler(sink.event),
 			WithLogger(logger), fixedFingerprint(fp),
@@ -517,27 +512,7 @@ func echoLifecycle(t *testing.T, shared bool) {
 	m := newClient(echo)
 	_, err = m.Register(ctx)
 	require.NoError(t, err)
-	for _, status := range statuses {
-		for _, ep := range wire.Endpoints {
-			if ep == wire.Extend || ep == wire.End {
-				require.NoError(t, m.BeginSession(ctx))
-			}
-			echo.set(ep, status)
-			switch ep {
-			case wire.Register:
-				_, err = m.Register(ctx)
-			case wire.Begin:
-				err = m.BeginSession(ctx)
-			case wire.Extend:
-				err = m.ExtendSession(ctx)
-			default:
-				err = m.EndSession(ctx)
-			}
-			sink.err(err)
-			sink.status(m)
-			echo.set(ep, 0)
-		}
-	}
+	failEachCall(t, ctx, m, echo.set, statuses, sink)
 	sink.err(m.Close(ctx))
 
 	// The renewal loop: every call fails at each status in turn.
