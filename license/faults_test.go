@@ -314,8 +314,7 @@ var faultCases = []faultCase{
 		want: Idle, cat: ErrUnreachable, also: []error{ErrStateCorrupt}},
 	{name: "state file from another machine", run: func(t *testing.T, e *env) (*Client, error) {
 		dir := t.TempDir()
-		c1, err := e.startIn(dir)
-		require.NoError(t, err)
+		c1 := e.mustStartIn(dir)
 		crash(c1)
 		e.fp = testFingerprint()
 		e.fp.Extra[1].Value = "a-different-machine"
@@ -342,8 +341,7 @@ var faultCases = []faultCase{
 	}, want: Active, cat: nil},
 	{name: "crash between temp write and rename", run: func(t *testing.T, e *env) (*Client, error) {
 		dir := t.TempDir()
-		c1, err := e.startIn(dir)
-		require.NoError(t, err)
+		c1 := e.mustStartIn(dir)
 		crash(c1)
 		require.NoError(t, os.WriteFile(filepath.Join(dir, stateBase+".tmp-9"), []byte("half"), 0o600))
 		e.srv.SetDown(true)
@@ -355,10 +353,8 @@ var faultCases = []faultCase{
 	// Process faults.
 	{name: "two processes sharing a state directory", run: func(t *testing.T, e *env) (*Client, error) {
 		dir := t.TempDir()
-		a, err := e.startIn(dir)
-		require.NoError(t, err)
-		b, err := e.startIn(dir)
-		require.NoError(t, err)
+		a := e.mustStartIn(dir)
+		b := e.mustStartIn(dir)
 		assert.NotEqual(t, a.store.slot.Path(), b.store.slot.Path(), "each live client gets its own slot")
 		time.Sleep(time.Hour)
 		synctest.Wait()

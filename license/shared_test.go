@@ -514,10 +514,8 @@ func sharedRestoredStateAndClockSetBack(t *testing.T, recordDir bool) {
 			opts = []Option{WithSharedSession(SharedSession{})} // under os.UserConfigDir, which TestMain sets
 		}
 
-		r, err := e.startIn(dir, opts...)
-		require.NoError(t, err)
-		f, err := e.startIn(dir, opts...)
-		require.NoError(t, err)
+		r := e.mustStartIn(dir, opts...)
+		f := e.mustStartIn(dir, opts...)
 		require.Equal(t, Renewer, r.Shared().Role)
 		require.Equal(t, Follower, f.Shared().Role)
 		time.Sleep(time.Minute)
@@ -583,12 +581,10 @@ func sharedRestoredStateAndClockSetBack(t *testing.T, recordDir bool) {
 		// Online start still works; afterwards the state is current again.
 		e.wall.jump(2 * time.Hour)
 		e.srv.SetDown(false)
-		r, err = e.startIn(dir, opts...)
-		require.NoError(t, err)
+		r = e.mustStartIn(dir, opts...)
 		assert.Equal(t, Active, r.Status().State)
 		assert.Equal(t, StartBegan, r.Shared().Start)
-		f, err = e.startIn(dir, opts...)
-		require.NoError(t, err)
+		f = e.mustStartIn(dir, opts...)
 		assert.Equal(t, StartFollowed, f.Shared().Start)
 		time.Sleep(time.Minute)
 		e.srv.SetDown(true)
@@ -610,10 +606,8 @@ func TestSharedStateRestoredWhileFollowing(t *testing.T) {
 		dir, records := t.TempDir(), t.TempDir()
 		e := newEnv(t, envConfig{session: 10 * time.Minute, grace: time.Hour})
 		opts := sharedIn(records)
-		r, err := e.startIn(dir, opts...)
-		require.NoError(t, err)
-		f, err := e.startIn(dir, opts...)
-		require.NoError(t, err)
+		r := e.mustStartIn(dir, opts...)
+		f := e.mustStartIn(dir, opts...)
 		path := r.Shared().Path
 		old, err := os.ReadFile(path)
 		require.NoError(t, err)
@@ -647,12 +641,10 @@ func TestSharedRefusalReachesEveryProcess(t *testing.T) {
 		dir, records := t.TempDir(), t.TempDir()
 		e := newEnv(t, envConfig{session: 10 * time.Minute, grace: time.Hour})
 		opts := append(sharedIn(records), WithSharedSession(SharedSession{RefreshInterval: 2 * time.Second}))
-		r, err := e.startIn(dir, opts...)
-		require.NoError(t, err)
+		r := e.mustStartIn(dir, opts...)
 		followers := make([]*Client, 3)
 		for i := range followers {
-			followers[i], err = e.startIn(dir, opts...)
-			require.NoError(t, err)
+			followers[i] = e.mustStartIn(dir, opts...)
 			require.Equal(t, Follower, followers[i].Shared().Role)
 		}
 
@@ -708,14 +700,13 @@ func TestRestoredStateStaysRestoredAfterSave(t *testing.T) {
 		dir, backup, records := t.TempDir(), t.TempDir(), t.TempDir()
 		e := newEnv(t, envConfig{session: 10 * time.Minute, grace: time.Hour})
 		opt := WithRollbackRecordDir(records)
-		c, err := e.startIn(dir, opt)
-		require.NoError(t, err)
+		c := e.mustStartIn(dir, opt)
 		e.srv.SetDown(true)
 		_ = c.Close(ctx)
 		copyDir(t, dir, backup)
 		e.srv.SetDown(false)
 		require.NoError(t, e.srv.SetLicenseState(testProduct, testLicense, licensetest.Revoked))
-		c, err = e.startIn(dir, opt)
+		c, err := e.startIn(dir, opt)
 		require.ErrorIs(t, err, ErrRevoked)
 		_ = c.Close(ctx)
 
@@ -744,8 +735,7 @@ func TestSharedClockSetBack(t *testing.T) {
 		dir, records := t.TempDir(), t.TempDir()
 		e := newEnv(t, envConfig{session: 10 * time.Minute, grace: time.Hour})
 		opts := sharedIn(records)
-		r, err := e.startIn(dir, opts...)
-		require.NoError(t, err)
+		r := e.mustStartIn(dir, opts...)
 		time.Sleep(20 * time.Minute) // extends, and high-water saves
 		e.srv.SetDown(true)
 		_ = r.Close(ctx)

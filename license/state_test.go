@@ -38,12 +38,19 @@ func (e *env) startIn(dir string, extra ...Option) (*Client, error) {
 	return c, c.Start(context.Background())
 }
 
+// mustStartIn is startIn for a start that must succeed.
+func (e *env) mustStartIn(dir string, extra ...Option) *Client {
+	e.t.Helper()
+	c, err := e.startIn(dir, extra...)
+	require.NoError(e.t, err)
+	return c
+}
+
 func TestStateFilePersistsAcrossRuns(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		dir := t.TempDir()
 		e := newEnv(t, envConfig{session: 10 * time.Minute, grace: time.Hour})
-		c1, err := e.startIn(dir)
-		require.NoError(t, err)
+		c1 := e.mustStartIn(dir)
 		guid := c1.Status().InstanceGUID
 		time.Sleep(time.Minute)
 		deadline := c1.Status().GraceDeadline
@@ -57,8 +64,7 @@ func TestStateFilePersistsAcrossRuns(t *testing.T) {
 		}
 
 		time.Sleep(5 * time.Minute)
-		c2, err := e.startIn(dir)
-		require.NoError(t, err)
+		c2 := e.mustStartIn(dir)
 		st := c2.Status()
 		assert.Equal(t, Active, st.State, "the old session has not lapsed yet")
 		assert.ErrorIs(t, st.LastError, ErrUnreachable)
@@ -129,8 +135,7 @@ func TestCorruptStateFileQuarantined(t *testing.T) {
 		dir := t.TempDir()
 		require.NoError(t, os.WriteFile(filepath.Join(dir, stateBase), []byte("LKST\x01garbage"), 0o600))
 		e := newEnv(t, envConfig{})
-		c, err := e.startIn(dir)
-		require.NoError(t, err)
+		c := e.mustStartIn(dir)
 		assert.Equal(t, Active, c.Status().State)
 		aside, _ := filepath.Glob(filepath.Join(dir, stateBase+".corrupt-*"))
 		assert.Len(t, aside, 1, "the corrupt file is moved aside, not deleted")
@@ -141,8 +146,7 @@ func TestCrashBetweenTempWriteAndRename(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		dir := t.TempDir()
 		e := newEnv(t, envConfig{session: 10 * time.Minute, grace: time.Hour})
-		c1, err := e.startIn(dir)
-		require.NoError(t, err)
+		c1 := e.mustStartIn(dir)
 		deadline := c1.Status().GraceDeadline
 		e.srv.SetDown(true)
 		_ = c1.Close(context.Background())
@@ -174,17 +178,15 @@ func TestTwoClientsShareStateDir(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		dir := t.TempDir()
 		e := newEnv(t, envConfig{})
-		a, err := e.startIn(dir)
-		require.NoError(t, err)
-		b, err := e.startIn(dir)
-		require.NoError(t, err)
+		a := e.mustStartIn(dir)
+		b := e.mustStartIn(dir)
 		assert.Equal(t, Active, a.Status().State)
 		assert.Equal(t, Active, b.Status().State)
 		assert.FileExists(t, filepath.Join(dir, stateBase))
 		assert.FileExists(t, filepath.Join(dir, stateBase+"-1"))
 		assert.Equal(t, 2, e.srv.SeatsInUse(testProduct, testLicense))
 
-		_, err = e.startIn(dir, WithStateSlots(2))
+		_, err := e.startIn(dir, WithStateSlots(2))
 		assert.ErrorIs(t, err, ErrStateLocked)
 		assert.ErrorIs(t, err, ErrClientFault, "a fault on this machine")
 

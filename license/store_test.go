@@ -38,14 +38,12 @@ func TestOfflineClockSawtoothWithinRun(t *testing.T) {
 		dir, records := t.TempDir(), t.TempDir()
 		e := newEnv(t, envConfig{session: sawtoothSession, grace: sawtoothGrace})
 		opt := WithRollbackRecordDir(records)
-		c, err := e.startIn(dir, opt)
-		require.NoError(t, err)
+		c := e.mustStartIn(dir, opt)
 		word := time.Now() // the server's last word
 		e.srv.SetDown(true)
 		crash(c) // keep the live session in the state
 
-		c, err = e.startIn(dir, opt)
-		require.NoError(t, err)
+		c = e.mustStartIn(dir, opt)
 		require.True(t, c.Valid(), "the persisted session is live")
 		for range 10 {
 			time.Sleep(time.Second)
@@ -78,15 +76,14 @@ func TestOfflineClockSawtoothAcrossRestarts(t *testing.T) {
 				dir, records := t.TempDir(), t.TempDir()
 				e := newEnv(t, envConfig{session: sawtoothSession, grace: sawtoothGrace})
 				opt := WithRollbackRecordDir(records)
-				c, err := e.startIn(dir, opt)
-				require.NoError(t, err)
+				c := e.mustStartIn(dir, opt)
 				word := time.Now()
 				e.srv.SetDown(true)
 				crash(c)
 
 				valid := 0
 				for i := range 10 {
-					c, err = e.startIn(dir, opt)
+					c, err := e.startIn(dir, opt)
 					if c.Valid() {
 						valid++
 						assert.NoError(t, err)
@@ -134,8 +131,7 @@ func TestSuspendResume(t *testing.T) {
 			dir, records := t.TempDir(), t.TempDir()
 			e := newEnv(t, envConfig{session: 10 * time.Minute, grace: time.Hour})
 			opt := WithRollbackRecordDir(records)
-			c, err := e.startIn(dir, opt)
-			require.NoError(t, err)
+			c := e.mustStartIn(dir, opt)
 			e.srv.SetDown(true)
 			e.wall.jump(30 * time.Minute) // suspended offline
 			assert.Equal(t, Grace, c.Status().State, "the suspend counts as offline time")
@@ -143,8 +139,7 @@ func TestSuspendResume(t *testing.T) {
 			assert.InDelta(t, float64(40*time.Minute), float64(left), float64(time.Second))
 			// The budget survives a restart.
 			_ = c.Close(context.Background())
-			c, err = e.startIn(dir, opt)
-			require.NoError(t, err)
+			c = e.mustStartIn(dir, opt)
 			assert.Equal(t, Grace, c.Status().State)
 			e.wall.jump(time.Hour) // suspended past the grace
 			assert.Equal(t, Expired, c.Status().State)
@@ -209,13 +204,12 @@ func TestRecordLocationUnusable(t *testing.T) {
 				dir, records := t.TempDir(), filepath.Join(t.TempDir(), "records")
 				e := newEnv(t, envConfig{session: 10 * time.Minute, grace: time.Hour})
 				opt := WithRollbackRecordDir(records)
-				c, err := e.startIn(dir, opt)
-				require.NoError(t, err)
+				c := e.mustStartIn(dir, opt)
 				e.srv.SetDown(true)
 				_ = c.Close(ctx)
 
 				restore := breakRecord(t, how, records)
-				c, err = e.startIn(dir, opt)
+				c, err := e.startIn(dir, opt)
 				require.Error(t, err, "offline start from persisted state without a usable record")
 				assert.ErrorIs(t, err, ErrRollbackRecordUnusable)
 				assert.False(t, c.Valid())
@@ -224,8 +218,7 @@ func TestRecordLocationUnusable(t *testing.T) {
 				if restore != nil {
 					// Online start works while the location refuses.
 					e.srv.SetDown(false)
-					c, err = e.startIn(dir, opt)
-					require.NoError(t, err)
+					c = e.mustStartIn(dir, opt)
 					assert.Equal(t, Active, c.Status().State)
 					e.srv.SetDown(true)
 					_ = c.Close(ctx)
@@ -242,12 +235,10 @@ func TestRecordLocationUnusable(t *testing.T) {
 
 				// The next online success brings it back.
 				e.srv.SetDown(false)
-				c, err = e.startIn(dir, opt)
-				require.NoError(t, err)
+				c = e.mustStartIn(dir, opt)
 				e.srv.SetDown(true)
 				_ = c.Close(ctx)
-				c, err = e.startIn(dir, opt)
-				require.NoError(t, err)
+				c = e.mustStartIn(dir, opt)
 				assert.True(t, c.Valid(), "offline grace after an online success")
 			})
 		})
@@ -263,10 +254,8 @@ func TestRefusalSeenByEverySlot(t *testing.T) {
 		dir, records := t.TempDir(), t.TempDir()
 		e := newEnv(t, envConfig{session: 10 * time.Minute, grace: time.Hour})
 		opts := []Option{WithRollbackRecordDir(records), WithStateSlots(2)}
-		a, err := e.startIn(dir, opts...)
-		require.NoError(t, err)
-		b, err := e.startIn(dir, opts...)
-		require.NoError(t, err)
+		a := e.mustStartIn(dir, opts...)
+		b := e.mustStartIn(dir, opts...)
 		require.NotEqual(t, a.store.slot.Slot(), b.store.slot.Slot())
 		e.srv.SetDown(true)
 		_ = a.Close(ctx)
@@ -291,8 +280,7 @@ func TestRefusalSeenByEverySlot(t *testing.T) {
 		// copy of the refusal is older than the success.
 		e.srv.SetDown(false)
 		require.NoError(t, e.srv.SetLicenseState(testProduct, testLicense, licensetest.Active))
-		c, err = e.startIn(dir, opts...)
-		require.NoError(t, err)
+		c = e.mustStartIn(dir, opts...)
 		require.Equal(t, 0, c.store.slot.Slot())
 		e.srv.SetDown(true)
 		c1, err := e.startIn(dir, opts...)
@@ -311,10 +299,8 @@ func TestRefusalSeenBySharedFollower(t *testing.T) {
 		ctx := context.Background()
 		dir, records := t.TempDir(), t.TempDir()
 		e := newEnv(t, envConfig{session: 10 * time.Minute, grace: time.Hour})
-		r, err := e.startIn(dir, sharedIn(records)...)
-		require.NoError(t, err)
-		f, err := e.startIn(dir, sharedIn(records)...)
-		require.NoError(t, err)
+		r := e.mustStartIn(dir, sharedIn(records)...)
+		f := e.mustStartIn(dir, sharedIn(records)...)
 		require.Equal(t, Follower, f.Shared().Role)
 
 		require.NoError(t, e.srv.SetLicenseState(testProduct, testLicense, licensetest.Revoked))
@@ -341,13 +327,12 @@ func TestCorruptStateIsNotRestored(t *testing.T) {
 		dir, records := t.TempDir(), t.TempDir()
 		e := newEnv(t, envConfig{session: 10 * time.Minute, grace: time.Hour})
 		opt := WithRollbackRecordDir(records)
-		c, err := e.startIn(dir, opt)
-		require.NoError(t, err)
+		c := e.mustStartIn(dir, opt)
 		e.srv.SetDown(true)
 		_ = c.Close(context.Background())
 		require.NoError(t, os.WriteFile(filepath.Join(dir, stateBase), []byte("LKST\x01 damaged beyond use ........"), 0o600))
 
-		_, err = e.startIn(dir, opt)
+		_, err := e.startIn(dir, opt)
 		require.Error(t, err)
 		assert.ErrorIs(t, err, ErrStateCorrupt)
 		assert.NotErrorIs(t, err, ErrStateRollback)
@@ -397,8 +382,7 @@ func TestSnapshotRestoreGainsTimeLeft(t *testing.T) {
 		snapDir, snapRecords := t.TempDir(), t.TempDir()
 		e := newEnv(t, envConfig{session: 10 * time.Minute, grace: time.Hour})
 		opt := WithRollbackRecordDir(records)
-		c, err := e.startIn(dir, opt)
-		require.NoError(t, err)
+		c := e.mustStartIn(dir, opt)
 		e.srv.SetDown(true)
 		_ = c.Close(context.Background())
 		copyDir(t, dir, snapDir) // the snapshot
@@ -407,7 +391,7 @@ func TestSnapshotRestoreGainsTimeLeft(t *testing.T) {
 
 		for range 2 {
 			time.Sleep(2 * time.Hour)
-			c, err = e.startIn(dir, opt)
+			c, err := e.startIn(dir, opt)
 			require.ErrorIs(t, err, ErrGraceExpired)
 			_ = c.Close(context.Background())
 
@@ -416,8 +400,7 @@ func TestSnapshotRestoreGainsTimeLeft(t *testing.T) {
 			copyDir(t, snapRecords, records)
 			e.wall.jump(-time.Since(snapAt))
 			snapAt = time.Now()
-			c, err = e.startIn(dir, opt)
-			require.NoError(t, err)
+			c = e.mustStartIn(dir, opt)
 			assert.True(t, c.Valid(), "the snapshot's offline time is back")
 			_ = c.Close(context.Background())
 			copyDir(t, snapDir, dir) // as the snapshot had it, for the next round
@@ -452,8 +435,7 @@ func TestRestoredStateAndClockSetBackGrantNoGrace(t *testing.T) {
 		e := newEnv(t, envConfig{session: 10 * time.Minute, grace: time.Hour})
 		opt := WithRollbackRecordDir(records)
 
-		c, err := e.startIn(dir, opt)
-		require.NoError(t, err)
+		c := e.mustStartIn(dir, opt)
 		time.Sleep(time.Minute)
 		e.srv.SetDown(true)
 		_ = c.Close(context.Background())
@@ -461,7 +443,7 @@ func TestRestoredStateAndClockSetBackGrantNoGrace(t *testing.T) {
 
 		// Offline until grace is used up.
 		time.Sleep(2 * time.Hour)
-		c, err = e.startIn(dir, opt)
+		c, err := e.startIn(dir, opt)
 		require.ErrorIs(t, err, ErrGraceExpired)
 		_ = c.Close(context.Background())
 
@@ -484,8 +466,7 @@ func TestRestoredStateAndClockSetBackGrantNoGrace(t *testing.T) {
 		// Online start still works, and re-syncs the record.
 		e.wall.jump(2 * time.Hour)
 		e.srv.SetDown(false)
-		c, err = e.startIn(dir, opt)
-		require.NoError(t, err)
+		c = e.mustStartIn(dir, opt)
 		assert.Equal(t, Active, c.Status().State)
 		time.Sleep(time.Minute)
 		e.srv.SetDown(true)
@@ -503,8 +484,7 @@ func TestRollbackRecordRecreated(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		dir, records := t.TempDir(), t.TempDir()
 		e := newEnv(t, envConfig{session: 10 * time.Minute, grace: time.Hour})
-		c, err := e.startIn(dir, WithRollbackRecordDir(records))
-		require.NoError(t, err)
+		c := e.mustStartIn(dir, WithRollbackRecordDir(records))
 		e.srv.SetDown(true)
 		_ = c.Close(context.Background())
 		files, _ := filepath.Glob(filepath.Join(records, "rb-*"))
@@ -512,8 +492,7 @@ func TestRollbackRecordRecreated(t *testing.T) {
 		for _, f := range files {
 			require.NoError(t, os.Remove(f))
 		}
-		c, err = e.startIn(dir, WithRollbackRecordDir(records))
-		require.NoError(t, err)
+		c = e.mustStartIn(dir, WithRollbackRecordDir(records))
 		assert.True(t, c.Valid(), "offline time granted")
 		_ = c.Close(context.Background())
 		files, _ = filepath.Glob(filepath.Join(records, "rb-*"))

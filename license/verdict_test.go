@@ -927,10 +927,8 @@ func TestForgedStaleRejectionShared(t *testing.T) {
 		e := newEnv(t, envConfig{session: 10 * time.Minute, grace: time.Hour})
 		path := &forger{next: e.srv.Transport(), endpoint: wire.Extend,
 			answer: staleAt(time.Date(1969, 7, 20, 0, 0, 0, 0, time.UTC))}
-		r, err := e.startIn(dir, append(sharedIn(records), WithRoundTripper(path))...)
-		require.NoError(t, err)
-		f, err := e.startIn(dir, sharedIn(records)...)
-		require.NoError(t, err)
+		r := e.mustStartIn(dir, append(sharedIn(records), WithRoundTripper(path))...)
+		f := e.mustStartIn(dir, sharedIn(records)...)
 		require.Equal(t, Renewer, r.Shared().Role)
 		require.Equal(t, Follower, f.Shared().Role)
 		path.armed.Store(1)
