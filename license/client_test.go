@@ -122,9 +122,7 @@ func TestStartRefused(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				e := newEnv(t, envConfig{})
 				tc.setup(e)
-				c := e.newClient(e.config())
-				defer c.Close(context.Background())
-				err := c.Start(context.Background())
+				c, err := e.tryStart()
 				require.Error(t, err)
 				assert.ErrorIs(t, err, ErrRefused)
 				assert.ErrorIs(t, err, tc.want)
@@ -154,9 +152,7 @@ func TestStartUnreachableWithoutState(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		e := newEnv(t, envConfig{})
 		e.srv.SetDown(true)
-		c := e.newClient(e.config())
-		defer c.Close(context.Background())
-		err := c.Start(context.Background())
+		c, err := e.tryStart()
 		require.Error(t, err)
 		assert.ErrorIs(t, err, ErrUnreachable)
 		assert.NotErrorIs(t, err, ErrRefused)

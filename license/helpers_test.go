@@ -201,6 +201,15 @@ func (e *env) start(extra ...Option) *Client {
 	return c
 }
 
+// tryStart starts a new client, as the next run of the program would, and
+// returns it with Start's error. The client is closed at cleanup.
+func (e *env) tryStart(extra ...Option) (*Client, error) {
+	e.t.Helper()
+	c := e.newClient(e.config(), extra...)
+	e.t.Cleanup(func() { _ = c.Close(context.Background()) })
+	return c, c.Start(context.Background())
+}
+
 // crash stops a client's renewal without ending its session, as a process
 // crash would. The state store keeps the live token.
 func crash(c *Client) {

@@ -56,9 +56,8 @@ func TestRefusedStartPersists(t *testing.T) {
 		require.ErrorIs(t, c2.Start(context.Background()), ErrRevoked)
 		require.NoError(t, c2.Close(context.Background()))
 		e.srv.SetDown(true)
-		c3 := e.newClient(e.config())
-		defer c3.Close(context.Background())
-		require.ErrorIs(t, c3.Start(context.Background()), ErrRefused)
+		c3, err := e.tryStart()
+		require.ErrorIs(t, err, ErrRefused)
 		assert.False(t, c3.Valid())
 	})
 }

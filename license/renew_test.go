@@ -199,9 +199,8 @@ func TestOfflineRestartKeepsDeadline(t *testing.T) {
 		crash(c1)
 
 		time.Sleep(20 * time.Minute) // lapsed, in grace
-		c2 := e.newClient(e.config())
-		defer c2.Close(context.Background())
-		require.NoError(t, c2.Start(context.Background()), "offline start within grace succeeds")
+		c2, err := e.tryStart()
+		require.NoError(t, err, "offline start within grace succeeds")
 		st := c2.Status()
 		assert.Equal(t, Grace, st.State)
 		assert.ErrorIs(t, st.Reason, ErrUnreachable)
@@ -216,9 +215,7 @@ func TestOfflineRestartKeepsDeadline(t *testing.T) {
 		assert.ErrorIs(t, c2.Status().Reason, ErrGraceExpired)
 
 		// A further restart after the deadline gets nothing offline.
-		c3 := e.newClient(e.config())
-		defer c3.Close(context.Background())
-		err := c3.Start(context.Background())
+		_, err = e.tryStart()
 		assert.ErrorIs(t, err, ErrUnreachable)
 		assert.ErrorIs(t, err, ErrGraceExpired)
 	})
@@ -310,9 +307,7 @@ func TestClockRollbackCaughtAtOfflineRestart(t *testing.T) {
 		e.srv.SetDown(true)
 		crash(c1)
 		e.wall.jump(-2 * time.Hour)
-		c2 := e.newClient(e.config())
-		defer c2.Close(context.Background())
-		err := c2.Start(context.Background())
+		c2, err := e.tryStart()
 		assert.ErrorIs(t, err, ErrClockRollback)
 		assert.ErrorIs(t, err, ErrUnreachable)
 		assert.False(t, c2.Valid())
@@ -462,40 +457,37 @@ func TestStateMarshalsByName(t *testing.T) {
 // the lapse, no Expired for a moment at the end of grace.
 func TestNoFlickerWhenServerAnswersBeforeDeadline(t *testing.T) {
 	const back = -time.Second - time.Millisecond // the server is back 1 s before the deadline
-	t.Run("lapse", func(t *testing.T) {
-		synctest.Test(t, func(t *testing.T) {
-			e := newEnv(t, envConfig{session: 10 * time.Minute, grace: time.Hour})
-			c := e.start()
-			lapse := c.Status().SessionExpiry
-			time.Sleep(time.Minute)
-			e.srv.SetDown(true)
-			sleepUntil(lapse, back)
-			e.srv.SetDown(false)
-			time.Sleep(time.Minute)
-			synctest.Wait()
-			assert.Equal(t, []State{Active}, e.rec.states(), "no Grace flicker at the lapse")
-			assert.Equal(t, Active, c.Status().State)
+	for _, tc := range []struct {
+		name     string
+		deadline func(Status) time.Time
+		want     []State
+		msg      string
+	}{
+		{"lapse", func(st Status) time.Time { return st.SessionExpiry }, []State{Active}, "no Grace flicker at the lapse"},
+		{"grace expiry", func(st Status) time.Time { return st.GraceDeadline }, []State{Active, Grace, Active},
+			"no Expired flicker at the end of grace"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				e := newEnv(t, envConfig{session: 10 * time.Minute, grace: time.Hour})
+				c := e.start()
+				deadline := tc.deadline(c.Status())
+				time.Sleep(time.Minute)
+				e.srv.SetDown(true)
+				sleepUntil(deadline, back)
+				e.srv.SetDown(false)
+				time.Sleep(time.Minute)
+				synctest.Wait()
+				assert.Equal(t, tc.want, e.rec.states(), tc.msg)
+				assert.Equal(t, Active, c.Status().State)
+				select {
+				case <-c.Done():
+					t.Fatal("Done closed although the licence never became unusable")
+				default:
+				}
+			})
 		})
-	})
-	t.Run("grace expiry", func(t *testing.T) {
-		synctest.Test(t, func(t *testing.T) {
-			e := newEnv(t, envConfig{session: 10 * time.Minute, grace: time.Hour})
-			c := e.start()
-			expiry := c.Status().GraceDeadline
-			time.Sleep(time.Minute)
-			e.srv.SetDown(true)
-			sleepUntil(expiry, back)
-			e.srv.SetDown(false)
-			time.Sleep(time.Minute)
-			synctest.Wait()
-			assert.Equal(t, []State{Active, Grace, Active}, e.rec.states(), "no Expired flicker at the end of grace")
-			select {
-			case <-c.Done():
-				t.Fatal("Done closed although the licence never became unusable")
-			default:
-			}
-		})
-	})
+	}
 }
 
 // TestDeadlineEventsOnTimeWithSlowCallInFlight makes every call slower than

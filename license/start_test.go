@@ -244,9 +244,7 @@ func TestStartBoundInBubble(t *testing.T) {
 			e := newEnv(t, envConfig{session: time.Hour, grace: time.Hour, seats: 1})
 			crash(e.start())
 			e.srv.SetDown(true)
-			c := e.newClient(e.config())
-			defer c.Close(context.Background())
-			require.NoError(t, c.Start(context.Background()))
+			c := e.start()
 			assert.Equal(t, Active, c.Status().State)
 			e.srv.SetDown(false)
 			time.Sleep(time.Minute)
@@ -299,9 +297,7 @@ func TestUnsealedEndSessionNotBelieved(t *testing.T) {
 
 		time.Sleep(time.Minute)
 		e.srv.SetDown(true)
-		c3 := e.newClient(e.config())
-		defer c3.Close(context.Background())
-		require.NoError(t, c3.Start(context.Background()))
+		c3 := e.start()
 		assert.True(t, c3.Valid())
 	})
 }
@@ -414,9 +410,7 @@ func TestCapacityRefusalWithoutAllowance(t *testing.T) {
 		require.NoError(t, c.Close(context.Background()))
 
 		require.NoError(t, other.Close(context.Background()))
-		c2 := e.newClient(e.config())
-		defer c2.Close(context.Background())
-		require.NoError(t, c2.Start(context.Background()))
+		e.start()
 	})
 }
 
@@ -437,9 +431,7 @@ func TestCapacityRefusalInRenewal(t *testing.T) {
 		crash(c)
 
 		e.srv.SetDown(true)
-		c2 := e.newClient(e.config())
-		defer c2.Close(context.Background())
-		require.NoError(t, c2.Start(context.Background()))
+		c2 := e.start()
 		assert.True(t, c2.Valid())
 	})
 }
@@ -463,8 +455,6 @@ func TestLostBeginReplyTooOldToResend(t *testing.T) {
 		assert.Zero(t, countRejected(e.srv, wire.Begin), "an expired request was resent")
 
 		time.Sleep(10 * time.Minute)
-		c2 := e.newClient(e.config())
-		defer c2.Close(context.Background())
-		require.NoError(t, c2.Start(context.Background()))
+		e.start()
 	})
 }

@@ -291,9 +291,7 @@ func TestStateKeyIgnoresPrivilegedComponents(t *testing.T) {
 				crash(e.start())
 				e.srv.SetDown(true)
 				e.fp = tc.then
-				c := e.newClient(e.config())
-				defer c.Close(context.Background())
-				require.NoError(t, c.Start(context.Background()))
+				c := e.start()
 				assert.Equal(t, Active, c.Status().State)
 				assert.Zero(t, e.rec.count(EventStateDiscarded), "the state opened")
 			})
