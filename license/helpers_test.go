@@ -205,9 +205,18 @@ func (e *env) start(extra ...Option) *Client {
 // returns it with Start's error. The client is closed at cleanup.
 func (e *env) tryStart(extra ...Option) (*Client, error) {
 	e.t.Helper()
+	c, _, err := e.timedStart(context.Background(), extra...)
+	return c, err
+}
+
+// timedStart is tryStart under ctx; it also returns how long Start took.
+func (e *env) timedStart(ctx context.Context, extra ...Option) (*Client, time.Duration, error) {
+	e.t.Helper()
 	c := e.newClient(e.config(), extra...)
 	e.t.Cleanup(func() { _ = c.Close(context.Background()) })
-	return c, c.Start(context.Background())
+	begun := time.Now()
+	err := c.Start(ctx)
+	return c, time.Since(begun), err
 }
 
 // crash stops a client's renewal without ending its session, as a process

@@ -494,6 +494,14 @@ func sharedIn(records string) []Option {
 	return []Option{WithSharedSession(SharedSession{}), WithRollbackRecordDir(records)}
 }
 
+// newSharedEnv returns an env (10-minute sessions, an hour of grace), a new
+// state directory and the options of a client sharing its session there
+// (sharedIn a new record directory, then extra).
+func newSharedEnv(t *testing.T, extra ...Option) (*env, string, []Option) {
+	e := newEnv(t, envConfig{session: 10 * time.Minute, grace: time.Hour})
+	return e, t.TempDir(), append(sharedIn(t.TempDir()), extra...)
+}
+
 // TestSharedRestoredStateAndClockSetBack: with grace used up, restoring an
 // older copy of the state directory (shared file included) and setting the
 // clock back grants nothing, neither to the process that would renew nor to
@@ -603,9 +611,7 @@ func sharedRestoredStateAndClockSetBack(t *testing.T, recordDir bool) {
 func TestSharedStateRestoredWhileFollowing(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ctx := context.Background()
-		dir, records := t.TempDir(), t.TempDir()
-		e := newEnv(t, envConfig{session: 10 * time.Minute, grace: time.Hour})
-		opts := sharedIn(records)
+		e, dir, opts := newSharedEnv(t)
 		r := e.mustStartIn(dir, opts...)
 		f := e.mustStartIn(dir, opts...)
 		path := r.Shared().Path
@@ -638,9 +644,7 @@ func TestSharedStateRestoredWhileFollowing(t *testing.T) {
 func TestSharedRefusalReachesEveryProcess(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ctx := context.Background()
-		dir, records := t.TempDir(), t.TempDir()
-		e := newEnv(t, envConfig{session: 10 * time.Minute, grace: time.Hour})
-		opts := append(sharedIn(records), WithSharedSession(SharedSession{RefreshInterval: 2 * time.Second}))
+		e, dir, opts := newSharedEnv(t, WithSharedSession(SharedSession{RefreshInterval: 2 * time.Second}))
 		r := e.mustStartIn(dir, opts...)
 		followers := make([]*Client, 3)
 		for i := range followers {
@@ -732,9 +736,7 @@ func TestRestoredStateStaysRestoredAfterSave(t *testing.T) {
 func TestSharedClockSetBack(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ctx := context.Background()
-		dir, records := t.TempDir(), t.TempDir()
-		e := newEnv(t, envConfig{session: 10 * time.Minute, grace: time.Hour})
-		opts := sharedIn(records)
+		e, dir, opts := newSharedEnv(t)
 		r := e.mustStartIn(dir, opts...)
 		time.Sleep(20 * time.Minute) // extends, and high-water saves
 		e.srv.SetDown(true)
