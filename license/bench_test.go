@@ -35,14 +35,7 @@ var sinkBool bool
 // BenchmarkStatus measures the hot path. Compare with
 // BenchmarkStatusBaseline, the least a clock-correct answer costs.
 func BenchmarkStatus(b *testing.B) {
-	srv := licensetest.NewUnstartedServer(nil)
-	defer srv.Close()
-	_ = srv.AddLicense(licensetest.License{ProductGUID: testProduct, Key: testLicense, Features: "a,b,c", SessionDuration: time.Hour})
-	c := benchClient(b, srv, srv.Transport())
-	defer c.Close(context.Background())
-	if err := c.Start(context.Background()); err != nil {
-		b.Fatal(err)
-	}
+	c := startedStatusClient(b)
 	b.ReportAllocs()
 	b.ResetTimer()
 	for b.Loop() {
@@ -73,14 +66,7 @@ func BenchmarkStatusBaseline(b *testing.B) {
 // "x_baseline", so that a change of load hits both alike. One op is one
 // batch of each.
 func BenchmarkStatusVsBaseline(b *testing.B) {
-	srv := licensetest.NewUnstartedServer(nil)
-	defer srv.Close()
-	_ = srv.AddLicense(licensetest.License{ProductGUID: testProduct, Key: testLicense, Features: "a,b,c", SessionDuration: time.Hour})
-	c := benchClient(b, srv, srv.Transport())
-	defer c.Close(context.Background())
-	if err := c.Start(context.Background()); err != nil {
-		b.Fatal(err)
-	}
+	c := startedStatusClient(b)
 	var p atomic.Pointer[Status]
 	p.Store(&Status{State: Active})
 	const batch = 1000
@@ -104,6 +90,22 @@ func BenchmarkStatusVsBaseline(b *testing.B) {
 	if m := medianDuration(base); m > 0 {
 		b.ReportMetric(float64(medianDuration(ours))/float64(m), "x_baseline")
 	}
+}
+
+// startedStatusClient returns a started client of an in-memory server
+// (licence with features "a,b,c", hour-long sessions), for the Status
+// benchmarks. The client and the server are closed at cleanup.
+func startedStatusClient(b *testing.B) *Client {
+	b.Helper()
+	srv := licensetest.NewUnstartedServer(nil)
+	b.Cleanup(srv.Close)
+	_ = srv.AddLicense(licensetest.License{ProductGUID: testProduct, Key: testLicense, Features: "a,b,c", SessionDuration: time.Hour})
+	c := benchClient(b, srv, srv.Transport())
+	b.Cleanup(func() { _ = c.Close(context.Background()) })
+	if err := c.Start(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	return c
 }
 
 func benchClient(b *testing.B, srv *licensetest.Server, rt http.RoundTripper) *Client {

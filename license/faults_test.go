@@ -48,10 +48,16 @@ type rewrite struct {
 
 func (r *rewrite) RoundTrip(req *http.Request) (*http.Response, error) {
 	resp, err := r.next.RoundTrip(req)
-	if err != nil || !r.armed.Load() || (r.endpoint != "" && !strings.HasSuffix(req.URL.Path, "/"+r.endpoint)) {
+	if err != nil || !r.armed.Load() || !toEndpoint(req, r.endpoint) {
 		return resp, err
 	}
 	return r.fn(resp), nil
+}
+
+// toEndpoint reports whether req is a call of endpoint ("" matches every
+// endpoint).
+func toEndpoint(req *http.Request, endpoint string) bool {
+	return endpoint == "" || strings.HasSuffix(req.URL.Path, "/"+endpoint)
 }
 
 func replaceBody(resp *http.Response, status int, body []byte, header http.Header) *http.Response {

@@ -38,6 +38,12 @@ func (e *env) startIn(dir string, extra ...Option) (*Client, error) {
 	return c, c.Start(context.Background())
 }
 
+// newDirEnv returns an env, a new state directory and the option that
+// keeps anti-rollback records in another new directory.
+func newDirEnv(t *testing.T, ec envConfig) (*env, string, Option) {
+	return newEnv(t, ec), t.TempDir(), WithRollbackRecordDir(t.TempDir())
+}
+
 // mustStartIn is startIn for a start that must succeed.
 func (e *env) mustStartIn(dir string, extra ...Option) *Client {
 	e.t.Helper()

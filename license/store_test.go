@@ -35,9 +35,7 @@ const (
 // for ever.
 func TestOfflineClockSawtoothWithinRun(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		dir, records := t.TempDir(), t.TempDir()
-		e := newEnv(t, envConfig{session: sawtoothSession, grace: sawtoothGrace})
-		opt := WithRollbackRecordDir(records)
+		e, dir, opt := newDirEnv(t, envConfig{session: sawtoothSession, grace: sawtoothGrace})
 		c := e.mustStartIn(dir, opt)
 		word := time.Now() // the server's last word
 		e.srv.SetDown(true)
@@ -73,9 +71,7 @@ func TestOfflineClockSawtoothAcrossRestarts(t *testing.T) {
 		}
 		t.Run(name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				dir, records := t.TempDir(), t.TempDir()
-				e := newEnv(t, envConfig{session: sawtoothSession, grace: sawtoothGrace})
-				opt := WithRollbackRecordDir(records)
+				e, dir, opt := newDirEnv(t, envConfig{session: sawtoothSession, grace: sawtoothGrace})
 				c := e.mustStartIn(dir, opt)
 				word := time.Now()
 				e.srv.SetDown(true)
@@ -128,9 +124,7 @@ func TestSuspendResume(t *testing.T) {
 	})
 	t.Run("offline", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
-			dir, records := t.TempDir(), t.TempDir()
-			e := newEnv(t, envConfig{session: 10 * time.Minute, grace: time.Hour})
-			opt := WithRollbackRecordDir(records)
+			e, dir, opt := newDirEnv(t, envConfig{session: 10 * time.Minute, grace: time.Hour})
 			c := e.mustStartIn(dir, opt)
 			e.srv.SetDown(true)
 			e.wall.jump(30 * time.Minute) // suspended offline
@@ -324,9 +318,7 @@ func TestRefusalSeenBySharedFollower(t *testing.T) {
 // copy.
 func TestCorruptStateIsNotRestored(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		dir, records := t.TempDir(), t.TempDir()
-		e := newEnv(t, envConfig{session: 10 * time.Minute, grace: time.Hour})
-		opt := WithRollbackRecordDir(records)
+		e, dir, opt := newDirEnv(t, envConfig{session: 10 * time.Minute, grace: time.Hour})
 		c := e.mustStartIn(dir, opt)
 		e.srv.SetDown(true)
 		_ = c.Close(context.Background())

@@ -682,7 +682,7 @@ func TestEnvelopeAtAnotherEndpointIsUnreachable(t *testing.T) {
 			next := e.srv.Transport()
 			var armed atomic.Bool
 			rt := roundTripFunc(func(r *http.Request) (*http.Response, error) {
-				if armed.Load() && strings.HasSuffix(r.URL.Path, "/"+wire.Extend) {
+				if armed.Load() && toEndpoint(r, wire.Extend) {
 					r = r.Clone(r.Context())
 					r.URL.Path = strings.TrimSuffix(r.URL.Path, wire.Extend) + wire.End
 				}
@@ -835,7 +835,7 @@ type forger struct {
 }
 
 func (f *forger) RoundTrip(r *http.Request) (*http.Response, error) {
-	if (f.endpoint == "" || strings.HasSuffix(r.URL.Path, "/"+f.endpoint)) && f.armed.Add(-1) >= 0 {
+	if toEndpoint(r, f.endpoint) && f.armed.Add(-1) >= 0 {
 		return f.answer(r), nil
 	}
 	return f.next.RoundTrip(r)
