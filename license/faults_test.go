@@ -139,26 +139,20 @@ var faultCases = []faultCase{
 	// Server faults.
 	{name: "server down at start, no saved state", run: func(t *testing.T, e *env) (*Client, error) {
 		e.srv.SetDown(true)
-		c := e.newClient(e.config())
-		t.Cleanup(func() { _ = c.Close(context.Background()) })
-		return c, c.Start(context.Background())
+		return e.tryStart()
 	}, want: Idle, cat: ErrUnreachable},
 	{name: "server down at start, persisted session still live", run: func(t *testing.T, e *env) (*Client, error) {
 		crash(e.start())
 		time.Sleep(time.Minute)
 		e.srv.SetDown(true)
-		c := e.newClient(e.config())
-		t.Cleanup(func() { _ = c.Close(context.Background()) })
-		require.NoError(t, c.Start(context.Background()))
+		c := e.start()
 		return c, c.Status().LastError
 	}, want: Active, cat: ErrUnreachable},
 	{name: "server down at start, saved state within grace", run: func(t *testing.T, e *env) (*Client, error) {
 		crash(e.start())
 		time.Sleep(11 * time.Minute)
 		e.srv.SetDown(true)
-		c := e.newClient(e.config())
-		t.Cleanup(func() { _ = c.Close(context.Background()) })
-		require.NoError(t, c.Start(context.Background()))
+		c := e.start()
 		return c, c.Status().Reason
 	}, want: Grace, cat: ErrUnreachable},
 	{name: "server down mid-session", run: func(t *testing.T, e *env) (*Client, error) {
@@ -274,9 +268,7 @@ var faultCases = []faultCase{
 	}, want: Refused, cat: ErrRefused, also: []error{ErrRevoked}},
 	{name: "seat limit reached", env: envConfig{seats: 1}, run: func(t *testing.T, e *env) (*Client, error) {
 		e.start(WithStateStore(&MemoryStateStore{}))
-		c := e.newClient(e.config())
-		t.Cleanup(func() { _ = c.Close(context.Background()) })
-		return c, c.Start(context.Background())
+		return e.tryStart()
 	}, want: Refused, cat: ErrRefused, also: []error{ErrSeatLimit}},
 	{name: "extend refused, then begin succeeds", run: func(t *testing.T, e *env) (*Client, error) {
 		c := e.start()
@@ -397,9 +389,7 @@ func stateFault(mangle func([]byte) []byte) func(t *testing.T, e *env) (*Client,
 		crash(e.start())
 		_ = e.store.Save(context.Background(), mangle(e.store.Bytes()))
 		e.srv.SetDown(true)
-		c := e.newClient(e.config())
-		t.Cleanup(func() { _ = c.Close(context.Background()) })
-		return c, c.Start(context.Background())
+		return e.tryStart()
 	}
 }
 

@@ -972,9 +972,7 @@ func TestLostBeginReplyResent(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		e := newEnv(t, envConfig{session: 10 * time.Minute, grace: time.Hour, seats: 1})
 		e.srv.Inject(licensetest.Fault{Endpoint: wire.Begin, Kind: licensetest.FaultDrop})
-		c := e.newClient(e.config())
-		t.Cleanup(func() { _ = c.Close(context.Background()) })
-		err := c.Start(context.Background())
+		c, err := e.tryStart()
 		require.ErrorIs(t, err, ErrUnreachable)
 		require.Equal(t, 1, e.srv.SeatsInUse(testProduct, testLicense))
 

@@ -863,59 +863,62 @@ var forgedTimes = []struct {
 	{"future-5y", func() time.Time { return time.Now().AddDate(5, 0, 0) }},
 }
 
+// forgeStale runs test once per forged time, as a subtest in a synctest
+// bubble, with an env (10-minute sessions, an hour of grace) and a path
+// that answers endpoint with a plain stale rejection at that time (once
+// armed).
+func forgeStale(t *testing.T, endpoint string, test func(t *testing.T, e *env, path *forger)) {
+	for _, ft := range forgedTimes {
+		t.Run(ft.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				e := newEnv(t, envConfig{session: 10 * time.Minute, grace: time.Hour})
+				test(t, e, &forger{next: e.srv.Transport(), endpoint: endpoint, answer: staleAt(ft.at())})
+			})
+		})
+	}
+}
+
 // TestForgedStaleRejectionInRenewal: the path answers one extend_session
 // with a plain stale rejection in 1969 or far in the future. It costs at
 // most one retry: the forged offset is never kept, every later renewal
 // reaches the server with the machine's own time, and the client stays
 // Active for hours.
 func TestForgedStaleRejectionInRenewal(t *testing.T) {
-	for _, ft := range forgedTimes {
-		t.Run(ft.name, func(t *testing.T) {
-			synctest.Test(t, func(t *testing.T) {
-				e := newEnv(t, envConfig{session: 10 * time.Minute, grace: time.Hour})
-				path := &forger{next: e.srv.Transport(), endpoint: wire.Extend, answer: staleAt(ft.at())}
-				c := e.start(WithRoundTripper(path))
-				path.armed.Store(1)
-				extends := e.srv.Count(wire.Extend)
-				time.Sleep(3 * time.Hour)
-				synctest.Wait()
-				assert.Equal(t, Active, c.Status().State)
-				assert.Greater(t, e.srv.Count(wire.Extend)-extends, 10, "renewals reach the server")
-				assert.LessOrEqual(t, countRejected(e.srv, wire.Extend), 1,
-					"the forged offset reached the server more than once")
-				c.lock(context.Background())
-				assert.Zero(t, c.integ.offset, "a forged offset was kept")
-				c.unlock()
-			})
-		})
-	}
+	forgeStale(t, wire.Extend, func(t *testing.T, e *env, path *forger) {
+		c := e.start(WithRoundTripper(path))
+		path.armed.Store(1)
+		extends := e.srv.Count(wire.Extend)
+		time.Sleep(3 * time.Hour)
+		synctest.Wait()
+		assert.Equal(t, Active, c.Status().State)
+		assert.Greater(t, e.srv.Count(wire.Extend)-extends, 10, "renewals reach the server")
+		assert.LessOrEqual(t, countRejected(e.srv, wire.Extend), 1,
+			"the forged offset reached the server more than once")
+		c.lock(context.Background())
+		assert.Zero(t, c.integ.offset, "a forged offset was kept")
+		c.unlock()
+	})
 }
 
 // TestForgedStaleRejectionAtStart: the same forgery answers the first
 // register_instance of Start. Start (retried once at most, by the caller)
 // reaches the server and the client is Active.
 func TestForgedStaleRejectionAtStart(t *testing.T) {
-	for _, ft := range forgedTimes {
-		t.Run(ft.name, func(t *testing.T) {
-			synctest.Test(t, func(t *testing.T) {
-				e := newEnv(t, envConfig{session: 10 * time.Minute, grace: time.Hour})
-				path := &forger{next: e.srv.Transport(), endpoint: wire.Register, answer: staleAt(ft.at())}
-				path.armed.Store(1)
-				c := e.newClient(e.config(), WithRoundTripper(path))
-				t.Cleanup(func() { _ = c.Close(context.Background()) })
-				err := c.Start(context.Background())
-				if err != nil {
-					assert.ErrorIs(t, err, ErrUnreachable)
-					err = c.Start(context.Background())
-				}
-				require.NoError(t, err, "a forged rejection cost more than one retry")
-				assert.Equal(t, Active, c.Status().State)
-				time.Sleep(time.Hour)
-				synctest.Wait()
-				assert.Equal(t, Active, c.Status().State)
-			})
-		})
-	}
+	forgeStale(t, wire.Register, func(t *testing.T, e *env, path *forger) {
+		path.armed.Store(1)
+		c := e.newClient(e.config(), WithRoundTripper(path))
+		t.Cleanup(func() { _ = c.Close(context.Background()) })
+		err := c.Start(context.Background())
+		if err != nil {
+			assert.ErrorIs(t, err, ErrUnreachable)
+			err = c.Start(context.Background())
+		}
+		require.NoError(t, err, "a forged rejection cost more than one retry")
+		assert.Equal(t, Active, c.Status().State)
+		time.Sleep(time.Hour)
+		synctest.Wait()
+		assert.Equal(t, Active, c.Status().State)
+	})
 }
 
 // TestForgedStaleRejectionShared: in shared mode the path forges one
