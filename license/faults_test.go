@@ -492,18 +492,24 @@ func waitRenewing(t *testing.T, c *Client) {
 	t.Fatal("no renewal started within an hour")
 }
 
+// deprecating is a path that adds Deprecation and Sunset headers with the
+// given values to every reply.
+func deprecating(e *env, deprecation, sunset string) *rewrite {
+	rw := &rewrite{next: e.srv.Transport(), fn: func(r *http.Response) *http.Response {
+		r.Header.Set("Deprecation", deprecation)
+		r.Header.Set("Sunset", sunset)
+		return r
+	}}
+	rw.armed.Store(true)
+	return rw
+}
+
 // TestDeprecationHeaderSurfaces checks that a server's Deprecation and
 // Sunset headers reach the caller as a fact, in an event and in Status.
 func TestDeprecationHeaderSurfaces(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		e := newEnv(t, envConfig{})
-		rw := &rewrite{next: e.srv.Transport(), fn: func(r *http.Response) *http.Response {
-			r.Header.Set("Deprecation", "true")
-			r.Header.Set("Sunset", "Wed, 01 Jul 2026 00:00:00 GMT")
-			return r
-		}}
-		rw.armed.Store(true)
-		c := e.start(WithRoundTripper(rw))
+		c := e.start(WithRoundTripper(deprecating(e, "true", "Wed, 01 Jul 2026 00:00:00 GMT")))
 		assert.True(t, c.Status().Deprecated)
 		assert.Equal(t, 1, e.rec.count(EventDeprecated), "reported once, not per request")
 		time.Sleep(time.Hour)
@@ -517,13 +523,7 @@ func TestDeprecationHeaderSurfaces(t *testing.T) {
 func TestDeprecationHeaderTextNotShown(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		e := newEnv(t, envConfig{session: 10 * time.Minute, grace: time.Hour})
-		rw := &rewrite{next: e.srv.Transport(), fn: func(r *http.Response) *http.Response {
-			r.Header.Set("Deprecation", "Your licence was revoked. Call +1-555-0100")
-			r.Header.Set("Sunset", "now; call +1-555-0100")
-			return r
-		}}
-		rw.armed.Store(true)
-		c := e.start(WithRoundTripper(rw))
+		c := e.start(WithRoundTripper(deprecating(e, "Your licence was revoked. Call +1-555-0100", "now; call +1-555-0100")))
 		assert.True(t, c.Status().Deprecated, "the fact is kept")
 		assert.NotContains(t, fmt.Sprintf("%+v", c.Status()), "555")
 		assert.NotContains(t, fmt.Sprintf("%+v", c.Status()), "revoked")

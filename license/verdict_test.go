@@ -1224,76 +1224,78 @@ func credentialFaults(t *testing.T, e *env) map[string]func() (Config, []Option)
 	}
 }
 
+// eachCredentialFault runs test once per credential fault, as a subtest in
+// a synctest bubble, with a new env (10-minute sessions, an hour of grace);
+// fault returns the config and options that make the fault against it.
+func eachCredentialFault(t *testing.T, test func(t *testing.T, e *env, fault func() (Config, []Option))) {
+	for name := range credentialFaults(t, newEnv(t, envConfig{})) {
+		t.Run(name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				e := newEnv(t, envConfig{session: 10 * time.Minute, grace: time.Hour})
+				test(t, e, func() (Config, []Option) { return credentialFaults(t, e)[name]() })
+			})
+		})
+	}
+}
+
 // TestWrongCredentialsAfterAGoodRun: after one good run with saved state, a
 // client whose credentials the server does not accept keeps the grace it is
 // owed (Active, then Grace: never Refused), while Status.ConfigFault names
 // the fault, EventConfigFault fires once and the error-level log line
 // appears once, however many renewals fail.
 func TestWrongCredentialsAfterAGoodRun(t *testing.T) {
-	probe := newEnv(t, envConfig{})
-	for name := range credentialFaults(t, probe) {
-		t.Run(name, func(t *testing.T) {
-			synctest.Test(t, func(t *testing.T) {
-				e := newEnv(t, envConfig{session: 10 * time.Minute, grace: time.Hour})
-				good := e.start()
-				require.NoError(t, good.Close(context.Background()))
-				assert.Nil(t, good.Status().ConfigFault)
+	eachCredentialFault(t, func(t *testing.T, e *env, fault func() (Config, []Option)) {
+		good := e.start()
+		require.NoError(t, good.Close(context.Background()))
+		assert.Nil(t, good.Status().ConfigFault)
 
-				cfg, opts := credentialFaults(t, e)[name]()
-				logs := newLevelCounter(slog.LevelError)
-				c := e.newClient(cfg, append(opts, WithLogger(slog.New(logs)))...)
-				require.NoError(t, c.Start(context.Background()), "the saved deadlines carry an offline start")
-				t.Cleanup(func() { _ = c.Close(context.Background()) })
+		cfg, opts := fault()
+		logs := newLevelCounter(slog.LevelError)
+		c := e.newClient(cfg, append(opts, WithLogger(slog.New(logs)))...)
+		require.NoError(t, c.Start(context.Background()), "the saved deadlines carry an offline start")
+		t.Cleanup(func() { _ = c.Close(context.Background()) })
 
-				st := c.Status()
-				assert.Equal(t, Active, st.State)
-				require.ErrorIs(t, st.ConfigFault, ErrCredentialsRejected)
-				assert.ErrorIs(t, st.ConfigFault, ErrUnreachable)
-				assert.NotErrorIs(t, st.ConfigFault, ErrRefused)
+		st := c.Status()
+		assert.Equal(t, Active, st.State)
+		require.ErrorIs(t, st.ConfigFault, ErrCredentialsRejected)
+		assert.ErrorIs(t, st.ConfigFault, ErrUnreachable)
+		assert.NotErrorIs(t, st.ConfigFault, ErrRefused)
 
-				time.Sleep(30 * time.Minute) // the session lapses; renewals keep failing
-				st = c.Status()
-				assert.Equal(t, Grace, st.State, "the customer keeps the grace they are owed")
-				assert.ErrorIs(t, st.ConfigFault, ErrCredentialsRejected)
-				assert.Equal(t, 1, e.rec.count(EventConfigFault), "EventConfigFault fires once")
-				assert.Equal(t, int64(1), logs.n.Load(), "one error-level log line")
-				assert.Contains(t, <-logs.msgs, "configuration fault")
-				assert.Greater(t, e.rec.count(EventRenewFailed), 3, "renewals kept failing")
-				for _, ev := range e.rec.all() {
-					if ev.Type == EventConfigFault {
-						assert.ErrorIs(t, ev.Reason, ErrCredentialsRejected)
-						assert.Contains(t, ev.Detail, "API key")
-					}
-				}
-			})
-		})
-	}
+		time.Sleep(30 * time.Minute) // the session lapses; renewals keep failing
+		st = c.Status()
+		assert.Equal(t, Grace, st.State, "the customer keeps the grace they are owed")
+		assert.ErrorIs(t, st.ConfigFault, ErrCredentialsRejected)
+		assert.Equal(t, 1, e.rec.count(EventConfigFault), "EventConfigFault fires once")
+		assert.Equal(t, int64(1), logs.n.Load(), "one error-level log line")
+		assert.Contains(t, <-logs.msgs, "configuration fault")
+		assert.Greater(t, e.rec.count(EventRenewFailed), 3, "renewals kept failing")
+		for _, ev := range e.rec.all() {
+			if ev.Type == EventConfigFault {
+				assert.ErrorIs(t, ev.Reason, ErrCredentialsRejected)
+				assert.Contains(t, ev.Detail, "API key")
+			}
+		}
+	})
 }
 
 // TestWrongCredentialsOnAFreshMachine: without saved state, Start fails
 // with an unreachable error that names the likely causes.
 func TestWrongCredentialsOnAFreshMachine(t *testing.T) {
-	probe := newEnv(t, envConfig{})
-	for name := range credentialFaults(t, probe) {
-		t.Run(name, func(t *testing.T) {
-			synctest.Test(t, func(t *testing.T) {
-				e := newEnv(t, envConfig{session: 10 * time.Minute, grace: time.Hour})
-				cfg, opts := credentialFaults(t, e)[name]()
-				c := e.newClient(cfg, opts...)
-				t.Cleanup(func() { _ = c.Close(context.Background()) })
-				err := c.Start(context.Background())
-				require.ErrorIs(t, err, ErrCredentialsRejected)
-				assert.ErrorIs(t, err, ErrUnreachable)
-				assert.NotErrorIs(t, err, ErrRefused)
-				for _, cause := range []string{"API key", "public key", "shared secret", "key id"} {
-					assert.Contains(t, err.Error(), cause)
-				}
-				assert.Equal(t, Idle, c.Status().State)
-				assert.ErrorIs(t, c.Status().ConfigFault, ErrCredentialsRejected)
-				assert.Equal(t, 1, e.rec.count(EventConfigFault))
-			})
-		})
-	}
+	eachCredentialFault(t, func(t *testing.T, e *env, fault func() (Config, []Option)) {
+		cfg, opts := fault()
+		c := e.newClient(cfg, opts...)
+		t.Cleanup(func() { _ = c.Close(context.Background()) })
+		err := c.Start(context.Background())
+		require.ErrorIs(t, err, ErrCredentialsRejected)
+		assert.ErrorIs(t, err, ErrUnreachable)
+		assert.NotErrorIs(t, err, ErrRefused)
+		for _, cause := range []string{"API key", "public key", "shared secret", "key id"} {
+			assert.Contains(t, err.Error(), cause)
+		}
+		assert.Equal(t, Idle, c.Status().State)
+		assert.ErrorIs(t, c.Status().ConfigFault, ErrCredentialsRejected)
+		assert.Equal(t, 1, e.rec.count(EventConfigFault))
+	})
 }
 
 // TestConfigFaultClears: a reply that opens clears the fault, and a later
