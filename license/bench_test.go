@@ -154,7 +154,7 @@ var benchStores = []struct {
 }{{"memory", false}, {"statedir", true}}
 
 // lifecycleBench holds one loopback server with two clients: the SDK's
-// and the baseline's (baseline_bench_test.go).
+// and the baseline's ("The lifecycle baseline", below).
 type lifecycleBench struct {
 	srv  *licensetest.Server
 	sdk  *Client
@@ -262,7 +262,7 @@ func loopLifecycle(b *testing.B, l *lifecycleBench, lifecycle func(context.Conte
 }
 
 // BenchmarkLifecycleBaseline is the same lifecycle by the baseline client
-// of baseline_bench_test.go: each request sealed afresh with bare
+// ("The lifecycle baseline", below): each request sealed afresh with bare
 // crypto/hpke (or AES-GCM), posted, status checked, sealed reply opened,
 // decoded into a minimal struct, the real token used, the session ended.
 // With "statedir" it also writes its state durably after each call.
