@@ -336,15 +336,6 @@ func nilIfSame(got, want error) error {
 	return got
 }
 
-func isDone(c *Client) bool {
-	select {
-	case <-c.Done():
-		return true
-	default:
-		return false
-	}
-}
-
 // TestDoneIsTerminal checks Done's contract: like context.Done it closes
 // once, on a refusal of a running client or on Close, hands out the same
 // channel before and after, and never reopens; Expired, which can recover,

@@ -486,21 +486,7 @@ func TestSharedRefusalProcesses(t *testing.T) {
 // Shared mode with the integrity features of the state: the anti-rollback
 // record, persisted refusals and clock-rollback detection. The clients are
 // in-process (one synctest bubble, real files and real OS locks), so that
-// hours pass in milliseconds; shared_test.go runs real processes.
-
-// sharedIn returns the options of a shared-mode client whose
-// anti-rollback records live in records.
-func sharedIn(records string) []Option {
-	return []Option{WithSharedSession(SharedSession{}), WithRollbackRecordDir(records)}
-}
-
-// newSharedEnv returns an env (10-minute sessions, an hour of grace), a new
-// state directory and the options of a client sharing its session there
-// (sharedIn a new record directory, then extra).
-func newSharedEnv(t *testing.T, extra ...Option) (*env, string, []Option) {
-	e := newEnv(t, envConfig{session: 10 * time.Minute, grace: time.Hour})
-	return e, t.TempDir(), append(sharedIn(t.TempDir()), extra...)
-}
+// hours pass in milliseconds; the tests above run real processes.
 
 // TestSharedRestoredStateAndClockSetBack: with grace used up, restoring an
 // older copy of the state directory (shared file included) and setting the

@@ -25,35 +25,6 @@ import (
 	"github.com/licensekit/licensekit-go/license/licensetest"
 )
 
-// withDir returns a config using a real state directory.
-func (e *env) withDir(dir string) Config {
-	cfg := e.config()
-	cfg.StateDir = dir
-	return cfg
-}
-
-// startIn starts a client on a state directory (no memory store).
-func (e *env) startIn(dir string, extra ...Option) (*Client, error) {
-	c, err := New(e.withDir(dir), append(e.options(), append([]Option{WithStateStore(nil)}, extra...)...)...)
-	require.NoError(e.t, err)
-	e.t.Cleanup(func() { _ = c.Close(context.Background()) })
-	return c, c.Start(context.Background())
-}
-
-// newDirEnv returns an env, a new state directory and the option that
-// keeps anti-rollback records in another new directory.
-func newDirEnv(t *testing.T, ec envConfig) (*env, string, Option) {
-	return newEnv(t, ec), t.TempDir(), WithRollbackRecordDir(t.TempDir())
-}
-
-// mustStartIn is startIn for a start that must succeed.
-func (e *env) mustStartIn(dir string, extra ...Option) *Client {
-	e.t.Helper()
-	c, err := e.startIn(dir, extra...)
-	require.NoError(e.t, err)
-	return c
-}
-
 func TestStateFilePersistsAcrossRuns(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		dir := t.TempDir()
