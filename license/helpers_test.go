@@ -201,6 +201,77 @@ func (e *env) start(extra ...Option) *Client {
 	return c
 }
 
+// tryStart starts a new client, as the next run of the program would, and
+// returns it with Start's error. The client is closed at cleanup.
+func (e *env) tryStart(extra ...Option) (*Client, error) {
+	e.t.Helper()
+	c, _, err := e.timedStart(context.Background(), extra...)
+	return c, err
+}
+
+// timedStart is tryStart under ctx; it also returns how long Start took.
+func (e *env) timedStart(ctx context.Context, extra ...Option) (*Client, time.Duration, error) {
+	e.t.Helper()
+	c := e.newClient(e.config(), extra...)
+	e.t.Cleanup(func() { _ = c.Close(context.Background()) })
+	begun := time.Now()
+	err := c.Start(ctx)
+	return c, time.Since(begun), err
+}
+
+// withDir returns a config using a real state directory.
+func (e *env) withDir(dir string) Config {
+	cfg := e.config()
+	cfg.StateDir = dir
+	return cfg
+}
+
+// startIn starts a client on a state directory (no memory store).
+func (e *env) startIn(dir string, extra ...Option) (*Client, error) {
+	c, err := New(e.withDir(dir), append(e.options(), append([]Option{WithStateStore(nil)}, extra...)...)...)
+	require.NoError(e.t, err)
+	e.t.Cleanup(func() { _ = c.Close(context.Background()) })
+	return c, c.Start(context.Background())
+}
+
+// newDirEnv returns an env, a new state directory and the option that
+// keeps anti-rollback records in another new directory.
+func newDirEnv(t *testing.T, ec envConfig) (*env, string, Option) {
+	return newEnv(t, ec), t.TempDir(), WithRollbackRecordDir(t.TempDir())
+}
+
+// mustStartIn is startIn for a start that must succeed.
+func (e *env) mustStartIn(dir string, extra ...Option) *Client {
+	e.t.Helper()
+	c, err := e.startIn(dir, extra...)
+	require.NoError(e.t, err)
+	return c
+}
+
+// sharedIn returns the options of a shared-mode client whose
+// anti-rollback records live in records.
+func sharedIn(records string) []Option {
+	return []Option{WithSharedSession(SharedSession{}), WithRollbackRecordDir(records)}
+}
+
+// newSharedEnv returns an env (10-minute sessions, an hour of grace), a new
+// state directory and the options of a client sharing its session there
+// (sharedIn a new record directory, then extra).
+func newSharedEnv(t *testing.T, extra ...Option) (*env, string, []Option) {
+	e := newEnv(t, envConfig{session: 10 * time.Minute, grace: time.Hour})
+	return e, t.TempDir(), append(sharedIn(t.TempDir()), extra...)
+}
+
+// isDone reports whether c's Done channel is closed.
+func isDone(c *Client) bool {
+	select {
+	case <-c.Done():
+		return true
+	default:
+		return false
+	}
+}
+
 // crash stops a client's renewal without ending its session, as a process
 // crash would. The state store keeps the live token.
 func crash(c *Client) {

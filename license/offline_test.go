@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"flag"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"testing/synctest"
@@ -283,4 +286,134 @@ func TestOfflineUnsupported(t *testing.T) {
 	require.NoError(t, err)
 	defer c2.Close(context.Background())
 	require.ErrorIs(t, c2.OfflineRequest(context.Background(), &bytes.Buffer{}), ErrOfflineUnsupported)
+}
+
+// TestOfflineActivationClockSetBack: a licence activated by file counts its
+// time as every offline session does (docs/security.md, "Offline time is a
+// budget"): the wall clock set back again and again, within one run and
+// across restarts, never lengthens it. With a 2-day session and a day of
+// grace, the licence is over 3 days after the server began the session,
+// however the clock was moved.
+func TestOfflineActivationClockSetBack(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const day = 24 * time.Hour
+		e := newEnv(t, envConfig{session: 2 * day, grace: day, seats: 1})
+		store := &MemoryStateStore{}
+		c := e.offlineMachine(e.fp, store)
+		more, err := activate(c, e.exchange(request(t, c)))
+		require.NoError(t, err)
+		require.True(t, more)
+		reply := e.exchange(request(t, c))
+		time.Sleep(time.Hour) // carried back
+		_, err = activate(c, reply)
+		require.NoError(t, err)
+		require.NoError(t, c.Start(context.Background()))
+		require.Equal(t, Active, c.Status().State)
+
+		// Within the run: set the clock back by 4.5 minutes (under the
+		// rollback slack) every half hour, for 2 days: 7.2 hours of wall
+		// time "regained", were the wall clock believed.
+		for range 96 {
+			time.Sleep(30 * time.Minute)
+			e.wall.jump(-270 * time.Second)
+		}
+		synctest.Wait()
+		assert.Equal(t, Grace, c.Status().State, "the 2-day session is spent after 2 days and an hour of real time")
+		require.NoError(t, c.Close(context.Background()))
+
+		// Across restarts: each restart with the clock set back by a day.
+		for range 3 {
+			e.wall.jump(-day)
+			c = e.offlineMachine(e.fp, store)
+			_ = c.Start(context.Background())
+			time.Sleep(6 * time.Hour)
+			require.NoError(t, c.Close(context.Background()))
+		}
+		// 2 days and 19 hours have passed since the server began the
+		// session: its 3 days of session and grace end within the next 6
+		// hours, whatever the clock says.
+		c = e.offlineMachine(e.fp, store)
+		_ = c.Start(context.Background())
+		time.Sleep(6*time.Hour + time.Minute)
+		synctest.Wait()
+		assert.False(t, c.Valid(), "the licence outlived its budget: %v", c.Status().State)
+		require.NoError(t, c.Close(context.Background()))
+	})
+}
+
+// TestOfflineEachStepANewProcess runs each step of the ceremony in a new
+// client on the same state, as a product's "request" and "activate"
+// commands do: the register reply applied by a client that did not write
+// the request must leave the machine registered, so that the next request
+// file begins the session.
+func TestOfflineEachStepANewProcess(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := newEnv(t, envConfig{session: 24 * time.Hour, grace: time.Hour, seats: 1, features: "pro"})
+		store := &MemoryStateStore{}
+		step := func() *Client {
+			c := e.offlineMachine(e.fp, store)
+			return c
+		}
+		reply1 := e.exchange(request(t, step()))
+		more, err := activate(step(), reply1)
+		require.NoError(t, err)
+		require.True(t, more)
+
+		file2 := request(t, step())
+		assert.Contains(t, string(file2), "Endpoint: begin_session", "the machine registered in another process begins its session")
+		more, err = activate(step(), e.exchange(file2))
+		require.NoError(t, err)
+		require.False(t, more)
+		c := step()
+		require.NoError(t, c.Start(context.Background()))
+		assert.Equal(t, Active, c.Status().State)
+		assert.Equal(t, 1, e.srv.SeatsInUse(testProduct, testLicense))
+	})
+}
+
+var updateOffline = flag.Bool("update-offline", false, "regenerate testdata/offline/*.txt")
+
+// TestOfflineVectorFiles writes (with -update-offline) and then applies the
+// carried-file vectors in testdata/offline: every kind of file the ceremony
+// produces. internal/carried opens them with the standard library alone.
+func TestOfflineVectorFiles(t *testing.T) {
+	dir := filepath.Join("..", "testdata", "offline")
+	if *updateOffline {
+		synctest.Test(t, func(t *testing.T) {
+			e := newEnv(t, envConfig{session: 90 * 24 * time.Hour, grace: 14 * 24 * time.Hour, seats: 1, features: "pro"})
+			c := e.offlineMachine(e.fp, &MemoryStateStore{})
+			write := func(name string, b []byte) {
+				require.NoError(t, os.WriteFile(filepath.Join(dir, name), b, 0o644))
+			}
+			reg := request(t, c)
+			regReply := e.exchange(reg)
+			_, err := activate(c, regReply)
+			require.NoError(t, err)
+			begin := request(t, c)
+			beginReply := e.exchange(begin)
+			_, err = activate(c, beginReply)
+			require.NoError(t, err)
+			time.Sleep(80 * 24 * time.Hour)
+			refresh := request(t, c)
+			refreshReply := e.exchange(refresh)
+			_, err = activate(c, refreshReply)
+			require.NoError(t, err)
+			var end bytes.Buffer
+			require.NoError(t, c.OfflineDeactivate(context.Background(), &end))
+			write("register-request.txt", reg)
+			write("register-reply.txt", regReply)
+			write("begin-request.txt", begin)
+			write("begin-reply.txt", beginReply)
+			write("refresh-request.txt", refresh)
+			write("refresh-reply.txt", refreshReply)
+			write("deactivation-request.txt", end.Bytes())
+			write("begin-reply-truncated.txt", beginReply[:len(beginReply)*2/3])
+		})
+	}
+	for _, name := range []string{"register-request.txt", "begin-request.txt", "refresh-request.txt", "deactivation-request.txt"} {
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		require.NoError(t, err)
+		_, err = activate(&Client{}, b) // a request file is never a reply file
+		require.ErrorIs(t, err, ErrOfflineFile, name)
+	}
 }
