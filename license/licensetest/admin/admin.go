@@ -121,7 +121,6 @@ func NewHandler(s *licensetest.Server, opts Options) *Handler {
 	a.mux.HandleFunc("GET /admin/{$}", a.serveConsole)
 	a.mux.HandleFunc("GET /admin/console/{file}", a.serveAsset)
 	a.mux.HandleFunc("GET /admin/state", a.serveState)
-	a.mux.HandleFunc("GET /admin/stats", a.serveState) // the name of earlier releases
 	a.mux.HandleFunc("GET /admin/events", a.serveEvents)
 	a.mux.HandleFunc("GET /admin/requests", a.serveRequests)
 	a.mux.HandleFunc("GET /admin/config", a.serveConfig)
