@@ -30,6 +30,34 @@ func benchPayload() []byte {
 	return p
 }
 
+// sealOpen seals pt with s and opens it with o once, returning the reply
+// opener and sealer of the exchange.
+func sealOpen(b *testing.B, s envelope.Sealer, o envelope.Opener, pt []byte) (envelope.ReplyOpener, envelope.ReplySealer) {
+	data, ro, err := sealV(s, apiKey, pt)
+	if err != nil {
+		b.Fatal(err)
+	}
+	_, rs, err := openV(o, apiKey, data)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return ro, rs
+}
+
+// bareSealOpen is sealOpen with bare crypto/hpke, the same suite and an info
+// of the same length.
+func bareSealOpen(b *testing.B, sk hpke.PrivateKey, pt []byte) {
+	kdf, aead := hpke.HKDFSHA256(), hpke.AES256GCM()
+	info := []byte("licensekit-envelope v2 request\x00" + apiKey)
+	ct, err := hpke.Seal(sk.PublicKey(), kdf, aead, info, pt)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := hpke.Open(sk, kdf, aead, info, ct); err != nil {
+		b.Fatal(err)
+	}
+}
+
 // BenchmarkSealOpen_1KiB measures this package's Seal plus Open of 1 KiB
 // (public-key mode, no sealed reply).
 func BenchmarkSealOpen_1KiB(b *testing.B) {
@@ -45,13 +73,7 @@ func BenchmarkSealOpen_1KiB(b *testing.B) {
 			b.ReportAllocs()
 			b.SetBytes(int64(len(pt)))
 			for b.Loop() {
-				data, _, err := sealV(s, apiKey, pt)
-				if err != nil {
-					b.Fatal(err)
-				}
-				if _, _, err := openV(o, apiKey, data); err != nil {
-					b.Fatal(err)
-				}
+				sealOpen(b, s, o, pt)
 			}
 		})
 	}
@@ -66,20 +88,11 @@ func BenchmarkBareHPKE_1KiB(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			pk := sk.PublicKey()
-			kdf, aead := hpke.HKDFSHA256(), hpke.AES256GCM()
-			info := []byte("licensekit-envelope v2 request\x00" + apiKey)
 			pt := benchPayload()
 			b.ReportAllocs()
 			b.SetBytes(int64(len(pt)))
 			for b.Loop() {
-				ct, err := hpke.Seal(pk, kdf, aead, info, pt)
-				if err != nil {
-					b.Fatal(err)
-				}
-				if _, err := hpke.Open(sk, kdf, aead, info, ct); err != nil {
-					b.Fatal(err)
-				}
+				bareSealOpen(b, sk, pt)
 			}
 		})
 	}
@@ -103,28 +116,13 @@ func BenchmarkSealOpenVsBare_1KiB(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			pk := sk.PublicKey()
-			kdf, aead := hpke.HKDFSHA256(), hpke.AES256GCM()
-			info := []byte("licensekit-envelope v2 request\x00" + apiKey)
 			pt := benchPayload()
 			var ours, bare []time.Duration
 			for b.Loop() {
 				t0 := time.Now()
-				data, _, err := sealV(s, apiKey, pt)
-				if err != nil {
-					b.Fatal(err)
-				}
-				if _, _, err := openV(o, apiKey, data); err != nil {
-					b.Fatal(err)
-				}
+				sealOpen(b, s, o, pt)
 				t1 := time.Now()
-				ct, err := hpke.Seal(pk, kdf, aead, info, pt)
-				if err != nil {
-					b.Fatal(err)
-				}
-				if _, err := hpke.Open(sk, kdf, aead, info, ct); err != nil {
-					b.Fatal(err)
-				}
+				bareSealOpen(b, sk, pt)
 				t2 := time.Now()
 				ours = append(ours, t1.Sub(t0))
 				bare = append(bare, t2.Sub(t1))
@@ -156,14 +154,7 @@ func BenchmarkSealedRoundTrip_1KiB(b *testing.B) {
 	pt := benchPayload()
 	b.ReportAllocs()
 	for b.Loop() {
-		data, ro, err := sealV(s, apiKey, pt)
-		if err != nil {
-			b.Fatal(err)
-		}
-		_, rs, err := openV(o, apiKey, data)
-		if err != nil {
-			b.Fatal(err)
-		}
+		ro, rs := sealOpen(b, s, o, pt)
 		body, err := rs.SealReply(pt)
 		if err != nil {
 			b.Fatal(err)
@@ -184,12 +175,6 @@ func BenchmarkSharedSecretSealOpen_1KiB(b *testing.B) {
 	b.ReportAllocs()
 	b.SetBytes(int64(len(pt)))
 	for b.Loop() {
-		data, _, err := sealV(s, apiKey, pt)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if _, _, err := openV(o, apiKey, data); err != nil {
-			b.Fatal(err)
-		}
+		sealOpen(b, s, o, pt)
 	}
 }
