@@ -1,7 +1,6 @@
 package verdict
 
 import (
-	"strconv"
 	"strings"
 	"unicode"
 )
@@ -28,12 +27,7 @@ const (
 var kindNames = [...]string{"other", "revoked", "seat limit", "expired", "unknown instance"}
 
 // String returns the kind's name, such as "seat limit".
-func (k Kind) String() string {
-	if int(k) < len(kindNames) {
-		return kindNames[k]
-	}
-	return "Kind(" + strconv.Itoa(int(k)) + ")"
-}
+func (k Kind) String() string { return enumName(kindNames[:], k, "Kind") }
 
 // Final reports whether a refusal of this kind is the licence's final
 // verdict, saved so that it outlives a restart and grants no offline time
