@@ -287,19 +287,8 @@ func (f *Fingerprint) Components() []Component {
 
 // Component returns the component with the given name, and whether it exists in f.
 func (f *Fingerprint) Component(name string) (Component, bool) {
-	switch name {
-	case NameCPUID:
-		return f.CPUID, true
-	case NameMBSerial:
-		return f.MBSerial, true
-	case NameMACAddresses:
-		return f.MACAddresses, true
-	case NameVolumeHash:
-		return f.VolumeHash, true
-	case NameHostName:
-		return f.HostName, true
-	case NameIPAddress:
-		return f.IPAddress, true
+	if p := f.field(name); p != nil {
+		return *p, true
 	}
 	for _, c := range f.Extra {
 		if c.Name == name {
@@ -307,6 +296,32 @@ func (f *Fingerprint) Component(name string) (Component, bool) {
 		}
 	}
 	return Component{}, false
+}
+
+// wireFields are the names of the six wire fields, in Components order, with their strengths.
+var wireFields = [...]struct {
+	name string
+	s    Strength
+}{{NameCPUID, Weak}, {NameMBSerial, Strong}, {NameMACAddresses, Medium}, {NameVolumeHash, Medium},
+	{NameHostName, Weak}, {NameIPAddress, Weak}}
+
+// field returns the wire field called name, or nil when name is not one.
+func (f *Fingerprint) field(name string) *Component {
+	switch name {
+	case NameCPUID:
+		return &f.CPUID
+	case NameMBSerial:
+		return &f.MBSerial
+	case NameMACAddresses:
+		return &f.MACAddresses
+	case NameVolumeHash:
+		return &f.VolumeHash
+	case NameHostName:
+		return &f.HostName
+	case NameIPAddress:
+		return &f.IPAddress
+	}
+	return nil
 }
 
 // StrongCount returns the number of distinct strong identifiers present. mb_serial is counted only
