@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -50,40 +51,31 @@ const (
 	Strong
 )
 
+var strengthNames = [...]string{"weak", "medium", "strong"}
+
 // String returns "weak", "medium" or "strong", or "strength(n)" for an invalid value.
 func (s Strength) String() string {
-	switch s {
-	case Weak:
-		return "weak"
-	case Medium:
-		return "medium"
-	case Strong:
-		return "strong"
+	if s < Weak || s > Strong {
+		return fmt.Sprintf("strength(%d)", int(s))
 	}
-	return fmt.Sprintf("strength(%d)", int(s))
+	return strengthNames[s]
 }
 
 // MarshalText encodes s as its String form.
 func (s Strength) MarshalText() ([]byte, error) {
-	switch s {
-	case Weak, Medium, Strong:
-		return []byte(s.String()), nil
+	if s < Weak || s > Strong {
+		return nil, fmt.Errorf("fingerprint: invalid strength %d", int(s))
 	}
-	return nil, fmt.Errorf("fingerprint: invalid strength %d", int(s))
+	return []byte(s.String()), nil
 }
 
 // UnmarshalText decodes the String form of a Strength.
 func (s *Strength) UnmarshalText(b []byte) error {
-	switch string(b) {
-	case "weak":
-		*s = Weak
-	case "medium":
-		*s = Medium
-	case "strong":
-		*s = Strong
-	default:
+	i := slices.Index(strengthNames[:], string(b))
+	if i < 0 {
 		return fmt.Errorf("fingerprint: invalid strength %q", b)
 	}
+	*s = Strength(i)
 	return nil
 }
 
@@ -109,21 +101,14 @@ const (
 	TimedOut
 )
 
+// reasonTexts holds the human phrase and the JSON token of each valid reason, from NeedsPrivilege on.
+var reasonTexts = [...][2]string{{"needs privilege", "needs_privilege"}, {"not present", "not_present"},
+	{"placeholder", "placeholder"}, {"unsupported", "unsupported"}, {"timed out", "timed_out"}}
+
 // text returns the human phrase and the JSON token of a valid reason.
 func (r Reason) text() (human, token string) {
-	switch r {
-	case NeedsPrivilege:
-		return "needs privilege", "needs_privilege"
-	case NotPresent:
-		return "not present", "not_present"
-	case Placeholder:
-		return "placeholder", "placeholder"
-	case Unsupported:
-		return "unsupported", "unsupported"
-	case TimedOut:
-		return "timed out", "timed_out"
-	}
-	return "", ""
+	t := reasonTexts[r-NeedsPrivilege]
+	return t[0], t[1]
 }
 
 func (r Reason) valid() bool { return r >= NeedsPrivilege && r <= TimedOut }

@@ -17,6 +17,14 @@ func hostTask() task {
 		run: func(context.Context) taskResult { return taskResult{comps: []Component{hostComponent(os.Hostname())}} }}
 }
 
+// firmwareFills are the components of a firmware task, all strong: mb_serial, product_uuid and
+// board_serial, with their sources.
+func firmwareFills(mb, product, board string) []Component {
+	return []Component{{Name: NameMBSerial, Source: mb, Strength: Strong},
+		{Name: NameProductUUID, Source: product, Strength: Strong},
+		{Name: NameBoardSerial, Source: board, Strength: Strong}}
+}
+
 // unsupported returns a component that this OS cannot provide.
 func unsupported(name, why string, s Strength) Component {
 	return missing(name, "", s, Unsupported, errorString(why))

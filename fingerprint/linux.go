@@ -36,10 +36,7 @@ func linuxTasks(fsys sysFS, o *options) []task {
 	return []task{
 		{name: "cpu", fills: []Component{{Name: NameCPUID, Source: "/" + srcCPUInfo, Strength: Weak}},
 			run: func(context.Context) taskResult { return linuxCPU(fsys) }},
-		{name: "dmi", fills: []Component{
-			{Name: NameMBSerial, Source: "/" + srcDMI + "/board_serial", Strength: Strong},
-			{Name: NameProductUUID, Source: "/" + srcDMI + "/product_uuid", Strength: Strong},
-			{Name: NameBoardSerial, Source: "/" + srcDMI + "/board_serial", Strength: Strong}},
+		{name: "dmi", fills: firmwareFills("/"+srcDMI+"/board_serial", "/"+srcDMI+"/product_uuid", "/"+srcDMI+"/board_serial"),
 			run: func(context.Context) taskResult { return linuxDMI(fsys) }},
 		{name: "machine_id", fills: []Component{{Name: NameMachineID, Source: "/etc/machine-id", Strength: Strong}},
 			run: func(context.Context) taskResult { return taskResult{comps: []Component{linuxMachineID(fsys)}} }},

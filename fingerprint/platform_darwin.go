@@ -17,10 +17,7 @@ func platformTasks(o *options) []task {
 	return []task{
 		{name: "cpu", fills: []Component{{Name: NameCPUID, Source: "gopsutil cpu.Info", Strength: Weak}},
 			run: darwinCPU},
-		{name: "ioreg", fills: []Component{
-			{Name: NameMBSerial, Source: srcIoreg, Strength: Strong},
-			{Name: NameProductUUID, Source: srcIoreg, Strength: Strong},
-			{Name: NameBoardSerial, Source: srcIoreg, Strength: Strong}},
+		{name: "ioreg", fills: firmwareFills(srcIoreg, srcIoreg, srcIoreg),
 			run: darwinPlatform},
 		{name: "machine_id", run: func(context.Context) taskResult {
 			return taskResult{comps: []Component{unsupported(NameMachineID,

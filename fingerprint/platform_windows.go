@@ -18,10 +18,7 @@ func platformTasks(o *options) []task {
 	return []task{
 		{name: "cpu", fills: []Component{{Name: NameCPUID, Source: srcWinCPU, Strength: Weak}},
 			run: windowsCPU},
-		{name: "smbios", fills: []Component{
-			{Name: NameMBSerial, Source: srcRSMB, Strength: Strong},
-			{Name: NameProductUUID, Source: srcRSMB, Strength: Strong},
-			{Name: NameBoardSerial, Source: srcRSMB, Strength: Strong}},
+		{name: "smbios", fills: firmwareFills(srcRSMB, srcRSMB, srcRSMB),
 			run: windowsSMBIOS},
 		{name: "machine_id", fills: []Component{{Name: NameMachineID, Source: srcMachineGUID, Strength: Strong}},
 			run: windowsMachineID},
