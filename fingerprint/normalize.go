@@ -146,6 +146,12 @@ func fromUUID(name, source string, s Strength, raw string, err error) Component 
 	return c
 }
 
+// firmwareResult is the result of a firmware task: mb_serial derived from board and product, then
+// product and board, with the firmware strings fw for the hypervisor signal.
+func firmwareResult(board, product Component, fw []string) taskResult {
+	return taskResult{comps: []Component{mbSerial(board, product), product, board}, env: envFacts{firmware: fw}}
+}
+
 // mbSerial derives mb_serial: the board serial when present, else the system (product) UUID; the
 // source of the chosen value is kept. When both are missing the more actionable reason wins:
 // NeedsPrivilege, then Placeholder, then the board serial's own reason.
