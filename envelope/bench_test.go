@@ -30,6 +30,17 @@ func benchPayload() []byte {
 	return p
 }
 
+// benchPair returns a Sealer and an Opener for a new key pair of kem.
+func benchPair(b *testing.B, kem envelope.KEM, opts ...envelope.Option) (envelope.Sealer, envelope.Opener) {
+	priv, err := envelope.GenerateKey(kem)
+	if err != nil {
+		b.Fatal(err)
+	}
+	s, _ := envelope.NewSealer(priv.Public(), opts...)
+	o, _ := envelope.NewOpener(priv)
+	return s, o
+}
+
 // sealOpen seals pt with s and opens it with o once, returning the reply
 // opener and sealer of the exchange.
 func sealOpen(b *testing.B, s envelope.Sealer, o envelope.Opener, pt []byte) (envelope.ReplyOpener, envelope.ReplySealer) {
@@ -63,12 +74,7 @@ func bareSealOpen(b *testing.B, sk hpke.PrivateKey, pt []byte) {
 func BenchmarkSealOpen_1KiB(b *testing.B) {
 	for _, k := range benchKEMs {
 		b.Run(k.name, func(b *testing.B) {
-			priv, err := envelope.GenerateKey(k.kem)
-			if err != nil {
-				b.Fatal(err)
-			}
-			s, _ := envelope.NewSealer(priv.Public())
-			o, _ := envelope.NewOpener(priv)
+			s, o := benchPair(b, k.kem)
 			pt := benchPayload()
 			b.ReportAllocs()
 			b.SetBytes(int64(len(pt)))
@@ -106,12 +112,7 @@ func BenchmarkBareHPKE_1KiB(b *testing.B) {
 func BenchmarkSealOpenVsBare_1KiB(b *testing.B) {
 	for _, k := range benchKEMs {
 		b.Run(k.name, func(b *testing.B) {
-			priv, err := envelope.GenerateKey(k.kem)
-			if err != nil {
-				b.Fatal(err)
-			}
-			s, _ := envelope.NewSealer(priv.Public())
-			o, _ := envelope.NewOpener(priv)
+			s, o := benchPair(b, k.kem)
 			sk, err := k.hpke.GenerateKey()
 			if err != nil {
 				b.Fatal(err)
@@ -145,12 +146,7 @@ func median(d []time.Duration) time.Duration {
 // BenchmarkSealedRoundTrip_1KiB measures a full exchange with a sealed reply:
 // Seal, Open, SealReply, OpenReply, with 1 KiB each way.
 func BenchmarkSealedRoundTrip_1KiB(b *testing.B) {
-	priv, err := envelope.GenerateKey(envelope.KEMX25519)
-	if err != nil {
-		b.Fatal(err)
-	}
-	s, _ := envelope.NewSealer(priv.Public(), envelope.WithSealedReplies())
-	o, _ := envelope.NewOpener(priv)
+	s, o := benchPair(b, envelope.KEMX25519, envelope.WithSealedReplies())
 	pt := benchPayload()
 	b.ReportAllocs()
 	for b.Loop() {
