@@ -1,6 +1,7 @@
 package verdict
 
 import (
+	"slices"
 	"strings"
 	"unicode"
 )
@@ -138,17 +139,10 @@ func Words(s string) []string {
 // containsPhrase reports whether phrase occurs in words as a contiguous run.
 // An empty phrase never matches.
 func containsPhrase(words, phrase []string) bool {
-	if len(phrase) == 0 {
-		return false
-	}
-outer:
-	for i := 0; i+len(phrase) <= len(words); i++ {
-		for j, p := range phrase {
-			if words[i+j] != p {
-				continue outer
-			}
+	for i := 0; len(phrase) > 0 && i+len(phrase) <= len(words); i++ {
+		if slices.Equal(words[i:i+len(phrase)], phrase) {
+			return true
 		}
-		return true
 	}
 	return false
 }
