@@ -210,11 +210,13 @@ func (k *PublicKey) EncodeBase64() string {
 // EncodePEM returns a "LICENSEKIT HPKE PUBLIC KEY" PEM block holding
 // MarshalBinary, with informational KEM and Key-Id headers.
 func (k *PublicKey) EncodePEM() []byte {
-	return pem.EncodeToMemory(&pem.Block{
-		Type:    pemPublic,
-		Headers: map[string]string{"KEM": k.kem.String(), "Key-Id": k.KeyID()},
-		Bytes:   marshalKey(kindPublic, k.kem, k.raw),
-	})
+	return encodePEM(pemPublic, k, marshalKey(kindPublic, k.kem, k.raw))
+}
+
+// encodePEM returns a PEM block of type typ holding b, with the
+// informational KEM and Key-Id headers of k.
+func encodePEM(typ string, k *PublicKey, b []byte) []byte {
+	return pem.EncodeToMemory(&pem.Block{Type: typ, Headers: map[string]string{"KEM": k.kem.String(), "Key-Id": k.KeyID()}, Bytes: b})
 }
 
 // String returns a short description: KEM and key id.
@@ -259,11 +261,7 @@ func (k *PrivateKey) EncodePEM() []byte {
 	if err != nil {
 		return nil
 	}
-	return pem.EncodeToMemory(&pem.Block{
-		Type:    pemPrivate,
-		Headers: map[string]string{"KEM": k.kem.String(), "Key-Id": k.KeyID()},
-		Bytes:   b,
-	})
+	return encodePEM(pemPrivate, k.pub, b)
 }
 
 // String returns a description that names the KEM and key id and redacts the
