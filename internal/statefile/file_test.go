@@ -380,9 +380,7 @@ func TestFileQuarantine(t *testing.T) {
 func TestProbe(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	held, err := Acquire(dir, "state", 3)
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = held.Release() })
+	held := acquire(t, dir, 3)
 	require.NoError(t, held.Write([]byte("sealed-bytes")))
 	free, err := Acquire(dir, "state", 3)
 	require.NoError(t, err)
@@ -410,10 +408,7 @@ func TestProbe(t *testing.T) {
 
 	// The holder keeps its slot; the probed free slot is free again.
 	require.NoError(t, held.Write([]byte("still mine")))
-	again, err := Acquire(dir, "state", 3)
-	require.NoError(t, err)
-	assert.Equal(t, 1, again.Slot())
-	require.NoError(t, again.Release())
+	assert.Equal(t, 1, acquire(t, dir, 3).Slot())
 }
 
 // TestProbeBadDir: a missing directory and a file in its place.
