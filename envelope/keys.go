@@ -169,14 +169,8 @@ func newPrivate(kem KEM, sk hpke.PrivateKey) (*PrivateKey, error) {
 // hpkeKeyID is the first 8 bytes of
 // SHA-256("licensekit-envelope v2 key id" || 0x00 || kem_id || pkR).
 func hpkeKeyID(kem KEM, raw []byte) [keyIDLen]byte {
-	h := sha256.New()
-	h.Write([]byte(labelKeyID))
-	h.Write([]byte{0})
-	h.Write(binary.BigEndian.AppendUint16(nil, uint16(kem)))
-	h.Write(raw)
-	var id [keyIDLen]byte
-	copy(id[:], h.Sum(nil))
-	return id
+	sum := sha256.Sum256(append(binary.BigEndian.AppendUint16([]byte(labelKeyID+"\x00"), uint16(kem)), raw...))
+	return [keyIDLen]byte(sum[:keyIDLen])
 }
 
 // KEM returns the key's KEM.

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"strings"
 )
@@ -338,23 +339,16 @@ const digestLabel = "licensekit fp1 digest"
 // list value is joined by ",". Missing components are skipped, so a reason change alone does not
 // change the digest.
 func (f *Fingerprint) Digest() string {
-	h := sha256.New()
-	h.Write([]byte(digestLabel))
-	h.Write([]byte{0})
-	h.Write([]byte("hashed\x00"))
+	hashed := "0"
 	if f.Hashed {
-		h.Write([]byte("1\x00"))
-	} else {
-		h.Write([]byte("0\x00"))
+		hashed = "1"
 	}
+	h := sha256.New()
+	io.WriteString(h, digestLabel+"\x00hashed\x00"+hashed+"\x00")
 	for _, c := range f.Components() {
-		if c.Name == NameIPAddress || !c.Present() {
-			continue
+		if c.Name != NameIPAddress && c.Present() {
+			io.WriteString(h, c.Name+"\x00"+c.text()+"\x00")
 		}
-		h.Write([]byte(c.Name))
-		h.Write([]byte{0})
-		h.Write([]byte(c.text()))
-		h.Write([]byte{0})
 	}
 	return hex.EncodeToString(h.Sum(nil))
 }

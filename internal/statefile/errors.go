@@ -37,18 +37,14 @@ type Error struct {
 
 // Error returns "statefile: <op> [<file>]: <cause>".
 func (e *Error) Error() string {
-	var b strings.Builder
-	b.WriteString("statefile: ")
-	b.WriteString(e.Op)
+	s := "statefile: " + e.Op
 	if e.Path != "" {
-		b.WriteString(" ")
-		b.WriteString(e.Path)
+		s += " " + e.Path
 	}
 	if e.Err != nil {
-		b.WriteString(": ")
-		b.WriteString(strings.TrimPrefix(e.Err.Error(), "statefile: "))
+		s += ": " + strings.TrimPrefix(e.Err.Error(), "statefile: ")
 	}
-	return b.String()
+	return s
 }
 
 // Unwrap returns the cause.

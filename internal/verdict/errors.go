@@ -212,9 +212,7 @@ func (e *Error) Error() string {
 		b.WriteString("server unreachable")
 	}
 	if e.Attempts > 1 {
-		b.WriteString(" after ")
-		b.WriteString(strconv.Itoa(e.Attempts))
-		b.WriteString(" attempts")
+		b.WriteString(" after " + strconv.Itoa(e.Attempts) + " attempts")
 	}
 	var paren []string
 	if e.Status != 0 {
@@ -224,17 +222,13 @@ func (e *Error) Error() string {
 		paren = append(paren, e.Reason)
 	}
 	if len(paren) > 0 {
-		b.WriteString(" (")
-		b.WriteString(strings.Join(paren, ": "))
-		b.WriteString(")")
+		b.WriteString(" (" + strings.Join(paren, ": ") + ")")
 	}
 	if e.Credentials && e.Category == Unreachable {
-		b.WriteString(": ")
-		b.WriteString(CredentialsCauses)
+		b.WriteString(": " + CredentialsCauses)
 	}
 	if e.Next != "" {
-		b.WriteString("; ")
-		b.WriteString(e.Next)
+		b.WriteString("; " + e.Next)
 	}
 	return b.String()
 }
@@ -296,16 +290,13 @@ func (e *APIError) Error() string {
 	b := head(e.Endpoint)
 	b.WriteString("refused by the licence server")
 	if e.Status != 0 && e.Status != 200 {
-		b.WriteString(" (HTTP ")
-		b.WriteString(strconv.Itoa(e.Status))
-		b.WriteString(")")
+		b.WriteString(" (HTTP " + strconv.Itoa(e.Status) + ")")
 	}
 	msg := e.Message
 	if msg == "" {
 		msg = "no reason given"
 	}
-	b.WriteString(": ")
-	b.WriteString(msg)
+	b.WriteString(": " + msg)
 	return b.String()
 }
 
