@@ -67,25 +67,20 @@ func collect(ctx context.Context, o *options) (*Fingerprint, bool, error) {
 	results := make([]taskResult, len(tasks))
 	finished := make([]bool, len(tasks))
 	ch := make(chan done, len(tasks))
+	runs := make([]taskFunc, len(tasks))
 	pending := 0
 	for i, t := range tasks {
-		run := t.run
-		if o.wrap != nil {
-			run = o.wrap(t.name, run)
+		if runs[i] = t.run; o.wrap != nil {
+			runs[i] = o.wrap(t.name, t.run)
 		}
-		if t.inline {
-			continue
+		if !t.inline {
+			pending++
+			go func() { ch <- done{i, runs[i](tctx)} }()
 		}
-		pending++
-		go func() { ch <- done{i, run(tctx)} }()
 	}
 	for i, t := range tasks {
 		if t.inline {
-			run := t.run
-			if o.wrap != nil {
-				run = o.wrap(t.name, run)
-			}
-			results[i], finished[i] = run(tctx), true
+			results[i], finished[i] = runs[i](tctx), true
 		}
 	}
 wait:

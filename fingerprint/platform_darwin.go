@@ -70,13 +70,11 @@ func darwinCPU(ctx context.Context) taskResult {
 func darwinPlatform(ctx context.Context) taskResult {
 	out, err := exec.CommandContext(ctx, "/usr/sbin/ioreg", "-rd1", "-c", "IOPlatformExpertDevice").Output()
 	if err != nil {
+		r := NotPresent
 		if ctx.Err() != nil {
-			err = ctx.Err()
+			err, r = ctx.Err(), TimedOut
 		}
-		board := missing(NameBoardSerial, srcIoreg, Strong, NotPresent, err)
-		if ctx.Err() != nil {
-			board.Missing.Reason = TimedOut
-		}
+		board := missing(NameBoardSerial, srcIoreg, Strong, r, err)
 		u, uerr := unix.Sysctl("kern.uuid")
 		prod := fromUUID(NameProductUUID, "sysctl kern.uuid", Strong, u, uerr)
 		return firmwareResult(board, prod, nil)

@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
+	"net"
 	"unsafe"
 
 	"golang.org/x/sys/windows"
@@ -41,11 +41,11 @@ const (
 // ProcessorNameString. This avoids WMI (Win32_Processor) and assembly.
 func windowsCPU(context.Context) taskResult {
 	k, err := registry.OpenKey(registry.LOCAL_MACHINE, `HARDWARE\DESCRIPTION\System\CentralProcessor\0`, registry.QUERY_VALUE)
-	if err != nil {
-		return one(missing(NameCPUID, srcWinCPU, Weak, reasonFor(err), err))
+	var ident string
+	if err == nil {
+		defer k.Close()
+		ident, _, err = k.GetStringValue("Identifier")
 	}
-	defer k.Close()
-	ident, _, err := k.GetStringValue("Identifier")
 	if err != nil {
 		return one(missing(NameCPUID, srcWinCPU, Weak, reasonFor(err), err))
 	}
@@ -124,19 +124,12 @@ func windowsMACs(context.Context) taskResult {
 	}
 	var nics []nic
 	for a := (*windows.IpAdapterAddresses)(unsafe.Pointer(&buf[0])); a != nil; a = a.Next {
-		l := int(a.PhysicalAddressLength)
-		if l > len(a.PhysicalAddress) {
-			l = len(a.PhysicalAddress)
-		}
-		mac := make([]string, l)
-		for i := 0; i < l; i++ {
-			mac[i] = fmt.Sprintf("%02x", a.PhysicalAddress[i])
-		}
+		l := min(int(a.PhysicalAddressLength), len(a.PhysicalAddress))
 		friendly := windows.UTF16PtrToString(a.FriendlyName)
 		desc := windows.UTF16PtrToString(a.Description)
 		nics = append(nics, nic{
 			name:    friendly,
-			mac:     strings.Join(mac, ":"),
+			mac:     net.HardwareAddr(a.PhysicalAddress[:l]).String(),
 			assign:  addrUnknown,
 			virtual: windowsVirtualAdapter(a.IfType, friendly, desc),
 		})
