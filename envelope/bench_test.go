@@ -30,28 +30,56 @@ func benchPayload() []byte {
 	return p
 }
 
+// benchPair returns a Sealer and an Opener for a new key pair of kem.
+func benchPair(b *testing.B, kem envelope.KEM, opts ...envelope.Option) (envelope.Sealer, envelope.Opener) {
+	priv, err := envelope.GenerateKey(kem)
+	if err != nil {
+		b.Fatal(err)
+	}
+	s, _ := envelope.NewSealer(priv.Public(), opts...)
+	o, _ := envelope.NewOpener(priv)
+	return s, o
+}
+
+// sealOpen seals pt with s and opens it with o once, returning the reply
+// opener and sealer of the exchange.
+func sealOpen(b *testing.B, s envelope.Sealer, o envelope.Opener, pt []byte) (envelope.ReplyOpener, envelope.ReplySealer) {
+	data, ro, err := sealV(s, apiKey, pt)
+	if err != nil {
+		b.Fatal(err)
+	}
+	_, rs, err := openV(o, apiKey, data)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return ro, rs
+}
+
+// bareSealOpen is sealOpen with bare crypto/hpke, the same suite and an info
+// of the same length.
+func bareSealOpen(b *testing.B, sk hpke.PrivateKey, pt []byte) {
+	kdf, aead := hpke.HKDFSHA256(), hpke.AES256GCM()
+	info := []byte("licensekit-envelope v2 request\x00" + apiKey)
+	ct, err := hpke.Seal(sk.PublicKey(), kdf, aead, info, pt)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := hpke.Open(sk, kdf, aead, info, ct); err != nil {
+		b.Fatal(err)
+	}
+}
+
 // BenchmarkSealOpen_1KiB measures this package's Seal plus Open of 1 KiB
 // (public-key mode, no sealed reply).
 func BenchmarkSealOpen_1KiB(b *testing.B) {
 	for _, k := range benchKEMs {
 		b.Run(k.name, func(b *testing.B) {
-			priv, err := envelope.GenerateKey(k.kem)
-			if err != nil {
-				b.Fatal(err)
-			}
-			s, _ := envelope.NewSealer(priv.Public())
-			o, _ := envelope.NewOpener(priv)
+			s, o := benchPair(b, k.kem)
 			pt := benchPayload()
 			b.ReportAllocs()
 			b.SetBytes(int64(len(pt)))
 			for b.Loop() {
-				data, _, err := sealV(s, apiKey, pt)
-				if err != nil {
-					b.Fatal(err)
-				}
-				if _, _, err := openV(o, apiKey, data); err != nil {
-					b.Fatal(err)
-				}
+				sealOpen(b, s, o, pt)
 			}
 		})
 	}
@@ -66,20 +94,11 @@ func BenchmarkBareHPKE_1KiB(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			pk := sk.PublicKey()
-			kdf, aead := hpke.HKDFSHA256(), hpke.AES256GCM()
-			info := []byte("licensekit-envelope v2 request\x00" + apiKey)
 			pt := benchPayload()
 			b.ReportAllocs()
 			b.SetBytes(int64(len(pt)))
 			for b.Loop() {
-				ct, err := hpke.Seal(pk, kdf, aead, info, pt)
-				if err != nil {
-					b.Fatal(err)
-				}
-				if _, err := hpke.Open(sk, kdf, aead, info, ct); err != nil {
-					b.Fatal(err)
-				}
+				bareSealOpen(b, sk, pt)
 			}
 		})
 	}
@@ -93,38 +112,18 @@ func BenchmarkBareHPKE_1KiB(b *testing.B) {
 func BenchmarkSealOpenVsBare_1KiB(b *testing.B) {
 	for _, k := range benchKEMs {
 		b.Run(k.name, func(b *testing.B) {
-			priv, err := envelope.GenerateKey(k.kem)
-			if err != nil {
-				b.Fatal(err)
-			}
-			s, _ := envelope.NewSealer(priv.Public())
-			o, _ := envelope.NewOpener(priv)
+			s, o := benchPair(b, k.kem)
 			sk, err := k.hpke.GenerateKey()
 			if err != nil {
 				b.Fatal(err)
 			}
-			pk := sk.PublicKey()
-			kdf, aead := hpke.HKDFSHA256(), hpke.AES256GCM()
-			info := []byte("licensekit-envelope v2 request\x00" + apiKey)
 			pt := benchPayload()
 			var ours, bare []time.Duration
 			for b.Loop() {
 				t0 := time.Now()
-				data, _, err := sealV(s, apiKey, pt)
-				if err != nil {
-					b.Fatal(err)
-				}
-				if _, _, err := openV(o, apiKey, data); err != nil {
-					b.Fatal(err)
-				}
+				sealOpen(b, s, o, pt)
 				t1 := time.Now()
-				ct, err := hpke.Seal(pk, kdf, aead, info, pt)
-				if err != nil {
-					b.Fatal(err)
-				}
-				if _, err := hpke.Open(sk, kdf, aead, info, ct); err != nil {
-					b.Fatal(err)
-				}
+				bareSealOpen(b, sk, pt)
 				t2 := time.Now()
 				ours = append(ours, t1.Sub(t0))
 				bare = append(bare, t2.Sub(t1))
@@ -147,23 +146,11 @@ func median(d []time.Duration) time.Duration {
 // BenchmarkSealedRoundTrip_1KiB measures a full exchange with a sealed reply:
 // Seal, Open, SealReply, OpenReply, with 1 KiB each way.
 func BenchmarkSealedRoundTrip_1KiB(b *testing.B) {
-	priv, err := envelope.GenerateKey(envelope.KEMX25519)
-	if err != nil {
-		b.Fatal(err)
-	}
-	s, _ := envelope.NewSealer(priv.Public(), envelope.WithSealedReplies())
-	o, _ := envelope.NewOpener(priv)
+	s, o := benchPair(b, envelope.KEMX25519, envelope.WithSealedReplies())
 	pt := benchPayload()
 	b.ReportAllocs()
 	for b.Loop() {
-		data, ro, err := sealV(s, apiKey, pt)
-		if err != nil {
-			b.Fatal(err)
-		}
-		_, rs, err := openV(o, apiKey, data)
-		if err != nil {
-			b.Fatal(err)
-		}
+		ro, rs := sealOpen(b, s, o, pt)
 		body, err := rs.SealReply(pt)
 		if err != nil {
 			b.Fatal(err)
@@ -184,12 +171,6 @@ func BenchmarkSharedSecretSealOpen_1KiB(b *testing.B) {
 	b.ReportAllocs()
 	b.SetBytes(int64(len(pt)))
 	for b.Loop() {
-		data, _, err := sealV(s, apiKey, pt)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if _, _, err := openV(o, apiKey, data); err != nil {
-			b.Fatal(err)
-		}
+		sealOpen(b, s, o, pt)
 	}
 }

@@ -10,11 +10,11 @@
 // (or SharedSecret) is all a client needs. A vendor's Go server uses it to
 // open requests and seal replies (docs/server.md walks through it):
 //
-//	priv, err := envelope.GenerateKey(envelope.KEMX25519)   // once; keep it secret
-//	pubText := priv.Public().EncodeBase64()                 // ship this in the product
-//	opener, err := envelope.NewOpener(priv)                 // server start-up
-//	plaintext, reply, err := opener.Open(req.Key, req.Data) // each request
-//	body, err := reply.SealReply(answer)                    // when reply.Requested()
+//	priv, err := envelope.GenerateKey(envelope.KEMX25519) // once; keep it secret
+//	pubText := priv.Public().EncodeBase64()               // ship this in the product
+//	opener, err := envelope.NewOpener(priv)               // server start-up
+//	opened, err := opener.Open(envelope.Incoming{Key: req.Key, Data: req.Data, Endpoint: endpoint})
+//	body, err := opened.Reply.SealReply(answer)           // when opened.Reply.Requested()
 //
 // examples/keygen makes and stores a key pair; examples/vendorserver is a
 // complete server handler.
@@ -79,25 +79,15 @@
 // [ParseRejection] recognises it on the client, which treats it as
 // "unreachable" and, for a stale timestamp, corrects its clock offset.
 //
-// # Errors
+// # Errors and keys
 //
-// Every error is an [*Error] with the operation and a short reason. Open
-// errors match exactly one of ErrMalformed, ErrUnauthentic and
-// ErrUnsupportedVersion; Guard.Admit errors match ErrStale, ErrReplayed or
-// ErrInProgress; every OpenReply error matches ErrUnauthentic (and
-// ErrMalformed or ErrUnsupportedVersion where that applies). Seal and
-// SealReply return ErrTooLarge when the envelope would exceed MaxDataSize.
-// Error texts never contain key material, API keys or payloads. Untrusted
-// input never panics: every length is checked before slicing, input is
-// bounded by MaxDataSize, and the parsers are fuzzed.
-//
-// # Keys
-//
-// Keys serialize as kind (1 byte) || KEM id (2 bytes) || the KEM's own
-// serialization, as base64 or as PEM blocks of type "LICENSEKIT HPKE PUBLIC
-// KEY" and "LICENSEKIT HPKE PRIVATE KEY". The key id (8 bytes, shown as hex)
-// only routes a request to a key (see MultiOpener); it is not a secret and
-// not an authenticator.
+// Every error is an [*Error] with the operation, a short reason and a
+// category (see the Err variables); its text never contains key material,
+// API keys or payloads. Untrusted input never panics: every length is
+// checked before slicing, input is bounded by MaxDataSize, and the parsers
+// are fuzzed. FORMAT.md gives the key serialization; the key id only routes
+// a request to a key (see MultiOpener), it is neither a secret nor an
+// authenticator.
 //
 // # Custom schemes
 //
@@ -108,12 +98,8 @@
 //
 // # Test vectors
 //
-// testdata/envelope/public_key_x25519.json, public_key_mlkem768x25519.json
-// and shared_secret.json hold keys, key ids, API keys, endpoints, plaintexts,
-// data values, sealed reply bodies and the expected results, with negative
-// cases for every check (wrong key, wrong API key, another endpoint, altered
-// timestamp, request id or endpoint, stale timestamps, flipped bits,
-// truncation, format 1 and unknown versions, bad base64). From the first
+// testdata/envelope/*.json hold keys, requests, sealed replies and the
+// expected results, with negative cases for every check. From the first
 // release on they are compatibility fixtures: they must keep opening
 // forever.
 package envelope

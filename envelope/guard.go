@@ -89,9 +89,9 @@ type Guard struct {
 	mu      sync.Mutex
 	seq     uint64 // admissions so far
 	entries map[[RequestIDSize]byte]*guardEntry
-	byTime  timeHeap // every entry, oldest timestamp first
+	byTime  indexedHeap[*guardEntry] // every entry, oldest timestamp first
 	parts   map[string]*partition
-	bySize  sizeHeap // every partition, largest first
+	bySize  indexedHeap[*partition] // every partition, largest first, then oldest first
 }
 
 type guardEntry struct {
@@ -147,6 +147,19 @@ func NewGuard(cfg GuardConfig) *Guard {
 		perPart: cfg.PartitionEntries,
 		entries: make(map[[RequestIDSize]byte]*guardEntry),
 		parts:   make(map[string]*partition),
+		byTime: indexedHeap[*guardEntry]{
+			less: func(a, b *guardEntry) bool { return a.ts < b.ts },
+			at:   func(e *guardEntry) *int { return &e.tidx },
+		},
+		bySize: indexedHeap[*partition]{
+			less: func(a, b *partition) bool {
+				if a.n != b.n {
+					return a.n > b.n
+				}
+				return a.n > 0 && a.oldest.seq < b.oldest.seq
+			},
+			at: func(p *partition) *int { return &p.sidx },
+		},
 	}
 }
 
@@ -212,7 +225,7 @@ func (g *Guard) Admit(o *Opened, data string, now time.Time, scope Scope) (*Tick
 		g.removeLocked(p.victim())
 	}
 	if len(g.entries) >= g.max {
-		g.removeLocked(g.bySize[0].victim())
+		g.removeLocked(g.bySize.items[0].victim())
 	}
 	p := g.parts[scope.Partition]
 	if p == nil {
@@ -267,8 +280,8 @@ func (g *Guard) Len() int {
 // pruneLocked forgets ids whose timestamps fell out of the window: a repeat
 // of them is stale anyway.
 func (g *Guard) pruneLocked(nowS int64) {
-	for len(g.byTime) > 0 && g.byTime[0].ts < nowS-g.past {
-		g.removeLocked(g.byTime[0])
+	for len(g.byTime.items) > 0 && g.byTime.items[0].ts < nowS-g.past {
+		g.removeLocked(g.byTime.items[0])
 	}
 }
 
@@ -322,55 +335,30 @@ func (p *partition) unlink(e *guardEntry) {
 	p.n--
 }
 
-// timeHeap orders entries by timestamp, oldest first.
-type timeHeap []*guardEntry
-
-func (h timeHeap) Len() int           { return len(h) }
-func (h timeHeap) Less(i, j int) bool { return h[i].ts < h[j].ts }
-func (h timeHeap) Swap(i, j int) {
-	h[i], h[j] = h[j], h[i]
-	h[i].tidx, h[j].tidx = i, j
-}
-func (h *timeHeap) Push(x any) {
-	e := x.(*guardEntry)
-	e.tidx = len(*h)
-	*h = append(*h, e)
-}
-func (h *timeHeap) Pop() any {
-	old := *h
-	e := old[len(old)-1]
-	old[len(old)-1] = nil
-	*h = old[:len(old)-1]
-	e.tidx = -1
-	return e
+// indexedHeap is a container/heap of items that keep their own index
+// (*at(item), -1 once removed), so that heap.Fix and heap.Remove find them.
+type indexedHeap[T any] struct {
+	items []T
+	less  func(a, b T) bool
+	at    func(T) *int
 }
 
-// sizeHeap orders partitions by size, largest first; among equals, the one
-// whose oldest entry was admitted first.
-type sizeHeap []*partition
-
-func (h sizeHeap) Len() int { return len(h) }
-func (h sizeHeap) Less(i, j int) bool {
-	a, b := h[i], h[j]
-	if a.n != b.n {
-		return a.n > b.n
-	}
-	return a.n > 0 && a.oldest.seq < b.oldest.seq
+func (h *indexedHeap[T]) Len() int           { return len(h.items) }
+func (h *indexedHeap[T]) Less(i, j int) bool { return h.less(h.items[i], h.items[j]) }
+func (h *indexedHeap[T]) Swap(i, j int) {
+	h.items[i], h.items[j] = h.items[j], h.items[i]
+	*h.at(h.items[i]), *h.at(h.items[j]) = i, j
 }
-func (h sizeHeap) Swap(i, j int) {
-	h[i], h[j] = h[j], h[i]
-	h[i].sidx, h[j].sidx = i, j
+func (h *indexedHeap[T]) Push(x any) {
+	*h.at(x.(T)) = len(h.items)
+	h.items = append(h.items, x.(T))
 }
-func (h *sizeHeap) Push(x any) {
-	p := x.(*partition)
-	p.sidx = len(*h)
-	*h = append(*h, p)
-}
-func (h *sizeHeap) Pop() any {
-	old := *h
-	p := old[len(old)-1]
-	old[len(old)-1] = nil
-	*h = old[:len(old)-1]
-	p.sidx = -1
-	return p
+func (h *indexedHeap[T]) Pop() any {
+	var zero T
+	n := len(h.items) - 1
+	x := h.items[n]
+	h.items[n] = zero
+	h.items = h.items[:n]
+	*h.at(x) = -1
+	return x
 }

@@ -104,13 +104,49 @@ func parseTail(b []byte) (requestTail, int, error) {
 	return t, tailFixedLen + n, nil
 }
 
-// checkEndpoint rejects a request sealed for another endpoint than the one
-// it was posted to.
-func checkEndpoint(t *requestTail, in Incoming) error {
-	if t.endpoint != in.Endpoint {
-		return newError("open", "sealed for another endpoint", ErrUnauthentic)
+// sealStart checks req for a Sealer whose header has fixed bytes before the
+// tail and extra bytes after it, and whose envelope adds body bytes before
+// the ciphertext. It returns the tail, the header's length and the
+// envelope's length for a plaintext of ptLen bytes.
+func sealStart(req Request, sealed bool, fixed, extra, body, ptLen int) (requestTail, int, int, error) {
+	tail, err := newTail(req)
+	if err != nil {
+		return requestTail{}, 0, 0, err
 	}
-	return nil
+	hlen := fixed + tail.len() + extra
+	n := hlen + body + ptLen + gcmTagLen
+	if ptLen > MaxDataSize || !encodedFits(n) {
+		return requestTail{}, 0, 0, newError("seal", "plaintext too large", ErrTooLarge)
+	}
+	if req.Carried && !sealed {
+		return requestTail{}, 0, 0, newError("seal", "a carried request needs sealed replies", ErrNotRequested)
+	}
+	return tail, hlen, n, nil
+}
+
+// openStart reads the tail after the fixed header of raw, the mirror of
+// sealStart. It checks the length, the sealed-reply requirement and the
+// endpoint, and returns the tail, the header's length and whether the
+// client asked for a sealed reply.
+func openStart(in Incoming, raw []byte, fixed, extra, body int, requireSealed bool) (requestTail, int, bool, error) {
+	const op = "open"
+	tail, tlen, err := parseTail(raw[fixed:])
+	if err != nil {
+		return requestTail{}, 0, false, err
+	}
+	hlen := fixed + tlen + extra
+	if len(raw) < hlen+body+gcmTagLen {
+		return requestTail{}, 0, false, newError(op, "truncated data", ErrMalformed)
+	}
+	sealed := raw[1]&flagSealedReply != 0
+	if requireSealed && !sealed {
+		return requestTail{}, 0, false, newError(op, "request does not ask for a sealed reply", ErrMalformed)
+	}
+	if tail.endpoint != in.Endpoint {
+		return requestTail{}, 0, false, newError(op, "sealed for another endpoint", ErrUnauthentic)
+	}
+	tail.carried = raw[1]&flagCarried != 0
+	return tail, hlen, sealed, nil
 }
 
 func (t *requestTail) opened(pt []byte, rs ReplySealer) *Opened {

@@ -81,17 +81,9 @@ func (s *hpkeSealer) RepliesAuthenticated() bool { return s.sealed }
 
 func (s *hpkeSealer) Seal(req Request, plaintext []byte) (Sealed, error) {
 	const op = "seal"
-	tail, err := newTail(req)
+	tail, hlen, n, err := sealStart(req, s.sealed, hpkeFixedLen, 0, s.encLen, len(plaintext))
 	if err != nil {
 		return Sealed{}, err
-	}
-	hlen := hpkeFixedLen + tail.len()
-	n := hlen + s.encLen + len(plaintext) + gcmTagLen
-	if len(plaintext) > MaxDataSize || !encodedFits(n) {
-		return Sealed{}, newError(op, "plaintext too large", ErrTooLarge)
-	}
-	if req.Carried && !s.sealed {
-		return Sealed{}, newError(op, "a carried request needs sealed replies", ErrNotRequested)
 	}
 	raw := make([]byte, 0, n)
 	raw = append(raw, s.fixed[:]...)
@@ -140,25 +132,13 @@ func NewOpener(priv *PrivateKey, opts ...Option) (Opener, error) {
 	return &hpkeOpener{priv: priv, encLen: p.encLen, requireSealed: o.sealedReplies}, nil
 }
 
-func (o *hpkeOpener) Open(in Incoming) (*Opened, error) {
-	raw, err := decodeRequest(in.Data)
-	if err != nil {
-		return nil, err
-	}
-	return o.openRaw(in, raw)
-}
+func (o *hpkeOpener) Open(in Incoming) (*Opened, error) { return openData(o, in) }
 
 // precheck validates the fixed header of raw and reports whether it is
 // addressed to this opener's key, without any cryptography.
 func (o *hpkeOpener) precheck(raw []byte) error {
 	const op = "open"
-	if err := checkVersion(raw, versionHPKE); err != nil {
-		return err
-	}
-	if len(raw) < hpkeFixedLen {
-		return newError(op, "truncated header", ErrMalformed)
-	}
-	if err := checkFlags(raw[1]); err != nil {
+	if err := checkFixed(raw, versionHPKE, hpkeFixedLen); err != nil {
 		return err
 	}
 	kem := KEM(binary.BigEndian.Uint16(raw[2:4]))
@@ -169,7 +149,7 @@ func (o *hpkeOpener) precheck(raw []byte) error {
 		return newError(op, "unsupported kem", ErrUnsupportedVersion)
 	}
 	if kem != o.priv.kem || [keyIDLen]byte(raw[8:16]) != o.priv.pub.keyID {
-		return &Error{Op: op, Reason: "unknown key id", Err: ErrUnauthentic, miss: missKey}
+		return errUnknownKey()
 	}
 	return nil
 }
@@ -179,19 +159,8 @@ func (o *hpkeOpener) openRaw(in Incoming, raw []byte) (*Opened, error) {
 	if err := o.precheck(raw); err != nil {
 		return nil, err
 	}
-	tail, tlen, err := parseTail(raw[hpkeFixedLen:])
+	tail, hlen, sealed, err := openStart(in, raw, hpkeFixedLen, 0, o.encLen, o.requireSealed)
 	if err != nil {
-		return nil, err
-	}
-	hlen := hpkeFixedLen + tlen
-	if len(raw) < hlen+o.encLen+gcmTagLen {
-		return nil, newError(op, "truncated data", ErrMalformed)
-	}
-	sealed := raw[1]&flagSealedReply != 0
-	if o.requireSealed && !sealed {
-		return nil, newError(op, "request does not ask for a sealed reply", ErrMalformed)
-	}
-	if err := checkEndpoint(&tail, in); err != nil {
 		return nil, err
 	}
 	header, rest := raw[:hlen], raw[hlen:]
@@ -204,7 +173,6 @@ func (o *hpkeOpener) openRaw(in Incoming, raw []byte) (*Opened, error) {
 	if err != nil {
 		return nil, newError(op, "authentication failed", ErrUnauthentic)
 	}
-	tail.carried = raw[1]&flagCarried != 0
 	if !sealed {
 		return tail.opened(pt, notRequested{}), nil
 	}
@@ -214,6 +182,32 @@ func (o *hpkeOpener) openRaw(in Incoming, raw []byte) (*Opened, error) {
 	}
 	// Copy enc so the reply sealer does not keep the whole request alive.
 	return tail.opened(pt, &replySealer{keys: replyKeys{version: versionReplyHPKE, secret: secret, binding: bytes.Clone(enc)}}), nil
+}
+
+// openData decodes a request's data string and opens it with o.
+func openData(o rawOpener, in Incoming) (*Opened, error) {
+	raw, err := decodeRequest(in.Data)
+	if err != nil {
+		return nil, err
+	}
+	return o.openRaw(in, raw)
+}
+
+// checkFixed checks the version, length and flags of a fixed header of
+// fixedLen bytes at the start of raw.
+func checkFixed(raw []byte, version byte, fixedLen int) error {
+	if err := checkVersion(raw, version); err != nil {
+		return err
+	}
+	if len(raw) < fixedLen {
+		return newError("open", "truncated header", ErrMalformed)
+	}
+	return checkFlags(raw[1])
+}
+
+// errUnknownKey says a request is in this opener's mode but for another key.
+func errUnknownKey() error {
+	return &Error{Op: "open", Reason: "unknown key id", Err: ErrUnauthentic, miss: missKey}
 }
 
 // decodeRequest decodes a request's data string for Open.

@@ -33,32 +33,25 @@ const (
 	aeadAES256GCM uint16 = 0x0002
 )
 
-// kemParams holds the sizes of one KEM's serialized keys and encapsulation.
+// kemParams holds one KEM's implementation and the sizes of its serialized
+// keys and encapsulation.
 type kemParams struct {
 	name    string
 	pubLen  int
 	privLen int
 	encLen  int
+	hpke    func() hpke.KEM
 }
 
 func (k KEM) params() (kemParams, bool) {
 	switch k {
 	case KEMX25519:
-		return kemParams{name: "DHKEM(X25519, HKDF-SHA256)", pubLen: 32, privLen: 32, encLen: 32}, true
+		return kemParams{name: "DHKEM(X25519, HKDF-SHA256)", pubLen: 32, privLen: 32, encLen: 32,
+			hpke: func() hpke.KEM { return hpke.DHKEM(ecdh.X25519()) }}, true
 	case KEMMLKEM768X25519:
-		return kemParams{name: "MLKEM768-X25519", pubLen: 1216, privLen: 32, encLen: 1120}, true
+		return kemParams{name: "MLKEM768-X25519", pubLen: 1216, privLen: 32, encLen: 1120, hpke: hpke.MLKEM768X25519}, true
 	}
 	return kemParams{}, false
-}
-
-func (k KEM) hpke() (hpke.KEM, bool) {
-	switch k {
-	case KEMX25519:
-		return hpke.DHKEM(ecdh.X25519()), true
-	case KEMMLKEM768X25519:
-		return hpke.MLKEM768X25519(), true
-	}
-	return nil, false
 }
 
 // String returns the KEM's name, or "KEM(0x....)" for an unsupported id.
@@ -105,11 +98,11 @@ type PrivateKey struct {
 // GenerateKey returns a new random key pair for kem (KEMX25519 or
 // KEMMLKEM768X25519).
 func GenerateKey(kem KEM) (*PrivateKey, error) {
-	k, ok := kem.hpke()
+	p, ok := kem.params()
 	if !ok {
 		return nil, newError("generate key", "unsupported kem", ErrUnsupportedVersion)
 	}
-	sk, err := k.GenerateKey()
+	sk, err := p.hpke().GenerateKey()
 	if err != nil {
 		return nil, newError("generate key", "key generation failed", err)
 	}
@@ -120,15 +113,14 @@ func GenerateKey(kem KEM) (*PrivateKey, error) {
 // for KEMX25519, 1216 for KEMMLKEM768X25519), for interoperability with keys
 // made by other HPKE implementations.
 func NewPublicKey(kem KEM, raw []byte) (*PublicKey, error) {
-	k, ok := kem.hpke()
+	p, ok := kem.params()
 	if !ok {
 		return nil, newError("parse key", "unsupported kem", ErrUnsupportedVersion)
 	}
-	p, _ := kem.params()
 	if len(raw) != p.pubLen {
 		return nil, newError("parse key", "wrong public key length", ErrMalformed)
 	}
-	pk, err := k.NewPublicKey(raw)
+	pk, err := p.hpke().NewPublicKey(raw)
 	if err != nil {
 		return nil, newError("parse key", "invalid public key", ErrMalformed)
 	}
@@ -138,15 +130,14 @@ func NewPublicKey(kem KEM, raw []byte) (*PublicKey, error) {
 // NewPrivateKey builds a private key from the KEM's raw serialization (32
 // bytes for both supported KEMs; for KEMMLKEM768X25519 it is the seed).
 func NewPrivateKey(kem KEM, raw []byte) (*PrivateKey, error) {
-	k, ok := kem.hpke()
+	p, ok := kem.params()
 	if !ok {
 		return nil, newError("parse key", "unsupported kem", ErrUnsupportedVersion)
 	}
-	p, _ := kem.params()
 	if len(raw) != p.privLen {
 		return nil, newError("parse key", "wrong private key length", ErrMalformed)
 	}
-	sk, err := k.NewPrivateKey(raw)
+	sk, err := p.hpke().NewPrivateKey(raw)
 	if err != nil {
 		return nil, newError("parse key", "invalid private key", ErrMalformed)
 	}
@@ -169,14 +160,8 @@ func newPrivate(kem KEM, sk hpke.PrivateKey) (*PrivateKey, error) {
 // hpkeKeyID is the first 8 bytes of
 // SHA-256("licensekit-envelope v2 key id" || 0x00 || kem_id || pkR).
 func hpkeKeyID(kem KEM, raw []byte) [keyIDLen]byte {
-	h := sha256.New()
-	h.Write([]byte(labelKeyID))
-	h.Write([]byte{0})
-	h.Write(binary.BigEndian.AppendUint16(nil, uint16(kem)))
-	h.Write(raw)
-	var id [keyIDLen]byte
-	copy(id[:], h.Sum(nil))
-	return id
+	sum := sha256.Sum256(append(binary.BigEndian.AppendUint16([]byte(labelKeyID+"\x00"), uint16(kem)), raw...))
+	return [keyIDLen]byte(sum[:keyIDLen])
 }
 
 // KEM returns the key's KEM.
@@ -210,11 +195,13 @@ func (k *PublicKey) EncodeBase64() string {
 // EncodePEM returns a "LICENSEKIT HPKE PUBLIC KEY" PEM block holding
 // MarshalBinary, with informational KEM and Key-Id headers.
 func (k *PublicKey) EncodePEM() []byte {
-	return pem.EncodeToMemory(&pem.Block{
-		Type:    pemPublic,
-		Headers: map[string]string{"KEM": k.kem.String(), "Key-Id": k.KeyID()},
-		Bytes:   marshalKey(kindPublic, k.kem, k.raw),
-	})
+	return encodePEM(pemPublic, k, marshalKey(kindPublic, k.kem, k.raw))
+}
+
+// encodePEM returns a PEM block of type typ holding b, with the
+// informational KEM and Key-Id headers of k.
+func encodePEM(typ string, k *PublicKey, b []byte) []byte {
+	return pem.EncodeToMemory(&pem.Block{Type: typ, Headers: map[string]string{"KEM": k.kem.String(), "Key-Id": k.KeyID()}, Bytes: b})
 }
 
 // String returns a short description: KEM and key id.
@@ -259,11 +246,7 @@ func (k *PrivateKey) EncodePEM() []byte {
 	if err != nil {
 		return nil
 	}
-	return pem.EncodeToMemory(&pem.Block{
-		Type:    pemPrivate,
-		Headers: map[string]string{"KEM": k.kem.String(), "Key-Id": k.KeyID()},
-		Bytes:   b,
-	})
+	return encodePEM(pemPrivate, k.pub, b)
 }
 
 // String returns a description that names the KEM and key id and redacts the

@@ -50,6 +50,11 @@ func (k *replyKeys) aead(replyNonce []byte) (cipher.AEAD, []byte, error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	return gcmFrom(prk)
+}
+
+// gcmFrom derives an AES-256-GCM AEAD ("key") and its nonce ("nonce") from prk.
+func gcmFrom(prk []byte) (cipher.AEAD, []byte, error) {
 	key, err := hkdf.Expand(sha256.New, prk, "key", 32)
 	if err != nil {
 		return nil, nil, err
@@ -59,10 +64,7 @@ func (k *replyKeys) aead(replyNonce []byte) (cipher.AEAD, []byte, error) {
 		return nil, nil, err
 	}
 	a, err := newGCM(key)
-	if err != nil {
-		return nil, nil, err
-	}
-	return a, iv, nil
+	return a, iv, err
 }
 
 func newGCM(key []byte) (cipher.AEAD, error) {

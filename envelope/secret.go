@@ -69,19 +69,11 @@ func (k *secretKeys) perRequest(salt []byte, apiKey string) (cipher.AEAD, []byte
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	key, err := hkdf.Expand(sha256.New, prk, "key", 32)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	iv, err := hkdf.Expand(sha256.New, prk, "nonce", gcmNonceLen)
-	if err != nil {
-		return nil, nil, nil, err
-	}
 	reply, err := hkdf.Expand(sha256.New, prk, "response\x00"+apiKey, replySecretLen)
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	a, err := newGCM(key)
+	a, iv, err := gcmFrom(prk)
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -123,17 +115,9 @@ func (s *secretSealer) RepliesAuthenticated() bool { return s.sealed }
 
 func (s *secretSealer) Seal(req Request, plaintext []byte) (Sealed, error) {
 	const op = "seal"
-	tail, err := newTail(req)
+	tail, hlen, n, err := sealStart(req, s.sealed, secretFixedLen, secretSaltLen, 0, len(plaintext))
 	if err != nil {
 		return Sealed{}, err
-	}
-	hlen := secretFixedLen + tail.len() + secretSaltLen
-	n := hlen + len(plaintext) + gcmTagLen
-	if len(plaintext) > MaxDataSize || !encodedFits(n) {
-		return Sealed{}, newError(op, "plaintext too large", ErrTooLarge)
-	}
-	if req.Carried && !s.sealed {
-		return Sealed{}, newError(op, "a carried request needs sealed replies", ErrNotRequested)
 	}
 	raw := make([]byte, secretFixedLen, n)
 	raw[0] = versionSecret
@@ -178,29 +162,16 @@ func NewSharedSecretOpener(secret []byte, opts ...Option) (Opener, error) {
 	return &secretOpener{keys: keys, requireSealed: buildOptions(opts).sealedReplies}, nil
 }
 
-func (o *secretOpener) Open(in Incoming) (*Opened, error) {
-	raw, err := decodeRequest(in.Data)
-	if err != nil {
-		return nil, err
-	}
-	return o.openRaw(in, raw)
-}
+func (o *secretOpener) Open(in Incoming) (*Opened, error) { return openData(o, in) }
 
 // precheck validates the fixed header of raw and reports whether it is
 // addressed to this opener's secret, without any cryptography.
 func (o *secretOpener) precheck(raw []byte) error {
-	const op = "open"
-	if err := checkVersion(raw, versionSecret); err != nil {
-		return err
-	}
-	if len(raw) < secretFixedLen {
-		return newError(op, "truncated header", ErrMalformed)
-	}
-	if err := checkFlags(raw[1]); err != nil {
+	if err := checkFixed(raw, versionSecret, secretFixedLen); err != nil {
 		return err
 	}
 	if [keyIDLen]byte(raw[2:10]) != o.keys.keyID {
-		return &Error{Op: op, Reason: "unknown key id", Err: ErrUnauthentic, miss: missKey}
+		return errUnknownKey()
 	}
 	return nil
 }
@@ -210,19 +181,8 @@ func (o *secretOpener) openRaw(in Incoming, raw []byte) (*Opened, error) {
 	if err := o.precheck(raw); err != nil {
 		return nil, err
 	}
-	tail, tlen, err := parseTail(raw[secretFixedLen:])
+	tail, hlen, sealed, err := openStart(in, raw, secretFixedLen, secretSaltLen, 0, o.requireSealed)
 	if err != nil {
-		return nil, err
-	}
-	hlen := secretFixedLen + tlen + secretSaltLen
-	if len(raw) < hlen+gcmTagLen {
-		return nil, newError(op, "truncated data", ErrMalformed)
-	}
-	sealed := raw[1]&flagSealedReply != 0
-	if o.requireSealed && !sealed {
-		return nil, newError(op, "request does not ask for a sealed reply", ErrMalformed)
-	}
-	if err := checkEndpoint(&tail, in); err != nil {
 		return nil, err
 	}
 	header := raw[:hlen]
@@ -235,7 +195,6 @@ func (o *secretOpener) openRaw(in Incoming, raw []byte) (*Opened, error) {
 	if err != nil {
 		return nil, newError(op, "authentication failed", ErrUnauthentic)
 	}
-	tail.carried = raw[1]&flagCarried != 0
 	if !sealed {
 		return tail.opened(pt, notRequested{}), nil
 	}

@@ -27,6 +27,11 @@ type cacheEntry struct {
 	expires time.Time // zero: never
 }
 
+// fresh reports whether e holds a result that has not expired.
+func (e *cacheEntry) fresh() bool {
+	return e != nil && (e.expires.IsZero() || time.Now().Before(e.expires))
+}
+
 type cacheCall struct {
 	done chan struct{}
 	fp   *Fingerprint
@@ -44,7 +49,7 @@ func NewCached(ttl time.Duration, opts ...Option) *Cached {
 // collected while ctx ended, since its TimedOut components reflect the caller's deadline rather than
 // the machine. A caller waiting for another caller's collection stops waiting when its own ctx ends.
 func (c *Cached) Collect(ctx context.Context) (*Fingerprint, error) {
-	if e := c.cur.Load(); e != nil && (e.expires.IsZero() || time.Now().Before(e.expires)) {
+	if e := c.cur.Load(); e.fresh() {
 		return e.fp, nil
 	}
 	return c.slow(ctx)
@@ -52,7 +57,7 @@ func (c *Cached) Collect(ctx context.Context) (*Fingerprint, error) {
 
 func (c *Cached) slow(ctx context.Context) (*Fingerprint, error) {
 	c.mu.Lock()
-	if e := c.cur.Load(); e != nil && (e.expires.IsZero() || time.Now().Before(e.expires)) {
+	if e := c.cur.Load(); e.fresh() {
 		c.mu.Unlock()
 		return e.fp, nil
 	}

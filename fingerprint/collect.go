@@ -67,25 +67,20 @@ func collect(ctx context.Context, o *options) (*Fingerprint, bool, error) {
 	results := make([]taskResult, len(tasks))
 	finished := make([]bool, len(tasks))
 	ch := make(chan done, len(tasks))
+	runs := make([]taskFunc, len(tasks))
 	pending := 0
 	for i, t := range tasks {
-		run := t.run
-		if o.wrap != nil {
-			run = o.wrap(t.name, run)
+		if runs[i] = t.run; o.wrap != nil {
+			runs[i] = o.wrap(t.name, t.run)
 		}
-		if t.inline {
-			continue
+		if !t.inline {
+			pending++
+			go func() { ch <- done{i, runs[i](tctx)} }()
 		}
-		pending++
-		go func() { ch <- done{i, run(tctx)} }()
 	}
 	for i, t := range tasks {
 		if t.inline {
-			run := t.run
-			if o.wrap != nil {
-				run = o.wrap(t.name, run)
-			}
-			results[i], finished[i] = run(tctx), true
+			results[i], finished[i] = runs[i](tctx), true
 		}
 	}
 wait:
@@ -132,20 +127,9 @@ func assemble(tasks []task, results []taskResult, finished []bool, timeoutErr er
 	set := map[string]bool{}
 	put := func(c Component) {
 		set[c.Name] = true
-		switch c.Name {
-		case NameCPUID:
-			fp.CPUID = c
-		case NameMBSerial:
-			fp.MBSerial = c
-		case NameMACAddresses:
-			fp.MACAddresses = c
-		case NameVolumeHash:
-			fp.VolumeHash = c
-		case NameHostName:
-			fp.HostName = c
-		case NameIPAddress:
-			fp.IPAddress = c
-		default:
+		if p := fp.field(c.Name); p != nil {
+			*p = c
+		} else {
 			fp.Extra = append(fp.Extra, c)
 		}
 	}
@@ -161,11 +145,7 @@ func assemble(tasks []task, results []taskResult, finished []bool, timeoutErr er
 		}
 		env.merge(results[i].env)
 	}
-	for _, w := range []struct {
-		name string
-		s    Strength
-	}{{NameCPUID, Weak}, {NameMBSerial, Strong}, {NameMACAddresses, Medium}, {NameVolumeHash, Medium},
-		{NameHostName, Weak}, {NameIPAddress, Weak}} {
+	for _, w := range wireFields {
 		if !set[w.name] {
 			put(missing(w.name, "", w.s, Unsupported, errors.New("no source on this platform")))
 		}
@@ -197,8 +177,8 @@ func hashAll(fp *Fingerprint, key []byte) {
 			c.Values = sortUnique(vs)
 		}
 	}
-	for _, c := range []*Component{&fp.CPUID, &fp.MBSerial, &fp.MACAddresses, &fp.VolumeHash, &fp.HostName, &fp.IPAddress} {
-		h(c)
+	for _, w := range wireFields {
+		h(fp.field(w.name))
 	}
 	for i := range fp.Extra {
 		h(&fp.Extra[i])

@@ -25,13 +25,7 @@ func ioregResult(props map[string]string) taskResult {
 	}
 	board := get("IOPlatformSerialNumber", NameBoardSerial, "ioreg IOPlatformSerialNumber", false)
 	prod := get("IOPlatformUUID", NameProductUUID, "ioreg IOPlatformUUID", true)
-	res := taskResult{comps: []Component{mbSerial(board, prod), prod, board}}
-	for _, k := range [...]string{"manufacturer", "model"} {
-		if v := cleanValue(props[k]); !isPlaceholder(v) {
-			res.env.firmware = append(res.env.firmware, v)
-		}
-	}
-	return res
+	return firmwareResult(board, prod, firmwareStrings(props["manufacturer"], props["model"]))
 }
 
 // darwinNICs turns gopsutil interfaces into filter input. Only en* links (Ethernet, Wi-Fi,

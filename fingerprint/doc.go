@@ -68,39 +68,9 @@
 //
 // # Sources per OS
 //
-// Linux reads files, through the root WithRoot names ("/" by default):
-//
-//   - cpu_id: the first processor block of /proc/cpuinfo (the kernel's decoding of CPUID or MIDR);
-//     gopsutil's cpu.Info reads every processor and its cpufreq files instead.
-//   - board_serial, product_uuid: /sys/class/dmi/id/{board_serial,product_uuid}, read directly
-//     because ghw turns "permission denied" and "no such file" alike into "unknown". Without DMI,
-//     on devicetree boards, ghw.baseboard reads the devicetree serial-number. ghw.product supplies
-//     the vendor strings for the hypervisor signal. ghw always runs with WithDisableTools and a
-//     per-call discarding logger, so it starts no processes and writes nothing to stderr.
-//   - machine_id: /etc/machine-id, then /var/lib/dbus/machine-id.
-//   - mac_addresses: /sys/class/net/<if>/{device,address,addr_assign_type}.
-//   - volume_hash: stat("/") device number, /sys/dev/block/<maj>:<min>/uevent, /dev/disk/by-uuid;
-//     else statfs("/").
-//   - environment: /.dockerenv, /run/.containerenv, /var/run/secrets/kubernetes.io,
-//     /proc/self/cgroup, the "hypervisor" CPU flag in /proc/cpuinfo, /sys/hypervisor/type, DMI
-//     vendor strings.
-//
-// Windows uses no WMI (100 ms to seconds per query), so neither ghw nor gopsutil's cpu.Info:
-// cpu_id from HKLM\HARDWARE\DESCRIPTION\System\CentralProcessor\0, board_serial and product_uuid
-// from the raw SMBIOS tables (GetSystemFirmwareTable 'RSMB', types 2 and 1), machine_id from
-// HKLM\SOFTWARE\Microsoft\Cryptography\MachineGuid (64-bit view), mac_addresses from
-// GetAdaptersAddresses (Ethernet and Wi-Fi adapters that are not virtual by name or description),
-// volume_hash from GetVolumeInformationW, the hypervisor signal from SMBIOS vendor strings.
-// Container detection is not implemented on Windows.
-//
-// macOS: cpu_id from gopsutil's cpu.Info (machdep.cpu sysctls), board_serial and product_uuid from
-// one run of ioreg (IOPlatformSerialNumber, IOPlatformUUID; kern.uuid when ioreg fails),
-// mac_addresses from gopsutil's net.Interfaces (en* links; no bus check without IOKit), volume_hash
-// from statfs("/"), the hypervisor signal from kern.hv_vmm_present, the VMM CPU flag and the
-// platform manufacturer.
-//
-// gopsutil's host.Info is never called (it runs lsb_release, 7.5 ms), nor host.HostID (it silently
-// switches from product_uuid to machine-id when not root).
+// docs/fingerprint.md lists where each component comes from on Linux (files below the root WithRoot
+// names, "/" by default), Windows (no WMI) and macOS (no cgo), and which library calls are avoided
+// and why.
 //
 // # Privileges
 //

@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"slices"
 	"strings"
 )
 
@@ -50,40 +52,31 @@ const (
 	Strong
 )
 
+var strengthNames = [...]string{"weak", "medium", "strong"}
+
 // String returns "weak", "medium" or "strong", or "strength(n)" for an invalid value.
 func (s Strength) String() string {
-	switch s {
-	case Weak:
-		return "weak"
-	case Medium:
-		return "medium"
-	case Strong:
-		return "strong"
+	if s < Weak || s > Strong {
+		return fmt.Sprintf("strength(%d)", int(s))
 	}
-	return fmt.Sprintf("strength(%d)", int(s))
+	return strengthNames[s]
 }
 
 // MarshalText encodes s as its String form.
 func (s Strength) MarshalText() ([]byte, error) {
-	switch s {
-	case Weak, Medium, Strong:
-		return []byte(s.String()), nil
+	if s < Weak || s > Strong {
+		return nil, fmt.Errorf("fingerprint: invalid strength %d", int(s))
 	}
-	return nil, fmt.Errorf("fingerprint: invalid strength %d", int(s))
+	return []byte(s.String()), nil
 }
 
 // UnmarshalText decodes the String form of a Strength.
 func (s *Strength) UnmarshalText(b []byte) error {
-	switch string(b) {
-	case "weak":
-		*s = Weak
-	case "medium":
-		*s = Medium
-	case "strong":
-		*s = Strong
-	default:
+	i := slices.Index(strengthNames[:], string(b))
+	if i < 0 {
 		return fmt.Errorf("fingerprint: invalid strength %q", b)
 	}
+	*s = Strength(i)
 	return nil
 }
 
@@ -109,21 +102,14 @@ const (
 	TimedOut
 )
 
+// reasonTexts holds the human phrase and the JSON token of each valid reason, from NeedsPrivilege on.
+var reasonTexts = [...][2]string{{"needs privilege", "needs_privilege"}, {"not present", "not_present"},
+	{"placeholder", "placeholder"}, {"unsupported", "unsupported"}, {"timed out", "timed_out"}}
+
 // text returns the human phrase and the JSON token of a valid reason.
 func (r Reason) text() (human, token string) {
-	switch r {
-	case NeedsPrivilege:
-		return "needs privilege", "needs_privilege"
-	case NotPresent:
-		return "not present", "not_present"
-	case Placeholder:
-		return "placeholder", "placeholder"
-	case Unsupported:
-		return "unsupported", "unsupported"
-	case TimedOut:
-		return "timed out", "timed_out"
-	}
-	return "", ""
+	t := reasonTexts[r-NeedsPrivilege]
+	return t[0], t[1]
 }
 
 func (r Reason) valid() bool { return r >= NeedsPrivilege && r <= TimedOut }
@@ -287,19 +273,8 @@ func (f *Fingerprint) Components() []Component {
 
 // Component returns the component with the given name, and whether it exists in f.
 func (f *Fingerprint) Component(name string) (Component, bool) {
-	switch name {
-	case NameCPUID:
-		return f.CPUID, true
-	case NameMBSerial:
-		return f.MBSerial, true
-	case NameMACAddresses:
-		return f.MACAddresses, true
-	case NameVolumeHash:
-		return f.VolumeHash, true
-	case NameHostName:
-		return f.HostName, true
-	case NameIPAddress:
-		return f.IPAddress, true
+	if p := f.field(name); p != nil {
+		return *p, true
 	}
 	for _, c := range f.Extra {
 		if c.Name == name {
@@ -307,6 +282,32 @@ func (f *Fingerprint) Component(name string) (Component, bool) {
 		}
 	}
 	return Component{}, false
+}
+
+// wireFields are the names of the six wire fields, in Components order, with their strengths.
+var wireFields = [...]struct {
+	name string
+	s    Strength
+}{{NameCPUID, Weak}, {NameMBSerial, Strong}, {NameMACAddresses, Medium}, {NameVolumeHash, Medium},
+	{NameHostName, Weak}, {NameIPAddress, Weak}}
+
+// field returns the wire field called name, or nil when name is not one.
+func (f *Fingerprint) field(name string) *Component {
+	switch name {
+	case NameCPUID:
+		return &f.CPUID
+	case NameMBSerial:
+		return &f.MBSerial
+	case NameMACAddresses:
+		return &f.MACAddresses
+	case NameVolumeHash:
+		return &f.VolumeHash
+	case NameHostName:
+		return &f.HostName
+	case NameIPAddress:
+		return &f.IPAddress
+	}
+	return nil
 }
 
 // StrongCount returns the number of distinct strong identifiers present. mb_serial is counted only
@@ -338,23 +339,16 @@ const digestLabel = "licensekit fp1 digest"
 // list value is joined by ",". Missing components are skipped, so a reason change alone does not
 // change the digest.
 func (f *Fingerprint) Digest() string {
-	h := sha256.New()
-	h.Write([]byte(digestLabel))
-	h.Write([]byte{0})
-	h.Write([]byte("hashed\x00"))
+	hashed := "0"
 	if f.Hashed {
-		h.Write([]byte("1\x00"))
-	} else {
-		h.Write([]byte("0\x00"))
+		hashed = "1"
 	}
+	h := sha256.New()
+	io.WriteString(h, digestLabel+"\x00hashed\x00"+hashed+"\x00")
 	for _, c := range f.Components() {
-		if c.Name == NameIPAddress || !c.Present() {
-			continue
+		if c.Name != NameIPAddress && c.Present() {
+			io.WriteString(h, c.Name+"\x00"+c.text()+"\x00")
 		}
-		h.Write([]byte(c.Name))
-		h.Write([]byte{0})
-		h.Write([]byte(c.text()))
-		h.Write([]byte{0})
 	}
 	return hex.EncodeToString(h.Sum(nil))
 }

@@ -14,8 +14,19 @@ func genericTasks(o *options) []task {
 // hostTask reads host_name with os.Hostname (uname(2) on Unix, GetComputerNameEx on Windows).
 func hostTask() task {
 	return task{name: "host", inline: true, fills: []Component{{Name: NameHostName, Source: "os.Hostname", Strength: Weak}},
-		run: func(context.Context) taskResult { return taskResult{comps: []Component{hostComponent(os.Hostname())}} }}
+		run: func(context.Context) taskResult { return one(hostComponent(os.Hostname())) }}
 }
+
+// firmwareFills are the components of a firmware task, all strong: mb_serial, product_uuid and
+// board_serial, with their sources.
+func firmwareFills(mb, product, board string) []Component {
+	return []Component{{Name: NameMBSerial, Source: mb, Strength: Strong},
+		{Name: NameProductUUID, Source: product, Strength: Strong},
+		{Name: NameBoardSerial, Source: board, Strength: Strong}}
+}
+
+// one is the result of a task that found one component.
+func one(c Component) taskResult { return taskResult{comps: []Component{c}} }
 
 // unsupported returns a component that this OS cannot provide.
 func unsupported(name, why string, s Strength) Component {

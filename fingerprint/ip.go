@@ -26,7 +26,7 @@ func ipTask(o *options) task {
 	}
 	return task{name: "ip", fills: []Component{{Name: NameIPAddress, Source: src, Strength: Weak}},
 		run: func(ctx context.Context) taskResult {
-			return taskResult{comps: []Component{localIP(ctx, o)}}
+			return one(localIP(ctx, o))
 		}}
 }
 

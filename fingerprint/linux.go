@@ -36,19 +36,16 @@ func linuxTasks(fsys sysFS, o *options) []task {
 	return []task{
 		{name: "cpu", fills: []Component{{Name: NameCPUID, Source: "/" + srcCPUInfo, Strength: Weak}},
 			run: func(context.Context) taskResult { return linuxCPU(fsys) }},
-		{name: "dmi", fills: []Component{
-			{Name: NameMBSerial, Source: "/" + srcDMI + "/board_serial", Strength: Strong},
-			{Name: NameProductUUID, Source: "/" + srcDMI + "/product_uuid", Strength: Strong},
-			{Name: NameBoardSerial, Source: "/" + srcDMI + "/board_serial", Strength: Strong}},
+		{name: "dmi", fills: firmwareFills("/"+srcDMI+"/board_serial", "/"+srcDMI+"/product_uuid", "/"+srcDMI+"/board_serial"),
 			run: func(context.Context) taskResult { return linuxDMI(fsys) }},
 		{name: "machine_id", fills: []Component{{Name: NameMachineID, Source: "/etc/machine-id", Strength: Strong}},
-			run: func(context.Context) taskResult { return taskResult{comps: []Component{linuxMachineID(fsys)}} }},
+			run: func(context.Context) taskResult { return one(linuxMachineID(fsys)) }},
 		{name: "mac", fills: []Component{{Name: NameMACAddresses, Source: "/" + srcNet, Strength: Medium}},
-			run: func(context.Context) taskResult { return taskResult{comps: []Component{linuxMACs(fsys)}} }},
+			run: func(context.Context) taskResult { return one(linuxMACs(fsys)) }},
 		{name: "volume", fills: []Component{{Name: NameVolumeHash, Source: "/" + srcByUUID, Strength: Medium}},
-			run: func(context.Context) taskResult { return taskResult{comps: []Component{linuxVolume(fsys)}} }},
+			run: func(context.Context) taskResult { return one(linuxVolume(fsys)) }},
 		{name: "host", inline: true, fills: []Component{{Name: NameHostName, Source: hostSource(fsys), Strength: Weak}},
-			run: func(context.Context) taskResult { return taskResult{comps: []Component{linuxHost(fsys)}} }},
+			run: func(context.Context) taskResult { return one(linuxHost(fsys)) }},
 		{name: "container", run: func(context.Context) taskResult { return taskResult{env: linuxContainer(fsys)} }},
 		ipTask(o),
 	}
@@ -64,7 +61,7 @@ func linuxCPU(fsys sysFS) taskResult {
 	src := "/" + srcCPUInfo
 	b, err := fsys.ReadHead(srcCPUInfo, head)
 	if err != nil {
-		return taskResult{comps: []Component{missing(NameCPUID, src, Weak, reasonFor(err), err)}}
+		return one(missing(NameCPUID, src, Weak, reasonFor(err), err))
 	}
 	info, hv, complete := parseProcCPUInfo(b)
 	if !complete && len(b) == head {
@@ -102,25 +99,22 @@ func ghwArgs(root string) []any {
 // reads the devicetree serial-number. ghw's "unknown" is treated as a placeholder.
 func linuxDMI(fsys sysFS) taskResult {
 	boardSrc, uuidSrc := "/"+srcDMI+"/board_serial", "/"+srcDMI+"/product_uuid"
-	var res taskResult
 	var board, prod Component
+	var fw []string
 	if _, err := fsys.Lstat(srcDMI); err == nil {
 		b, err := fsys.ReadFile(srcDMI + "/board_serial")
 		board = fromString(NameBoardSerial, boardSrc, Strong, string(b), err)
 		u, err := fsys.ReadFile(srcDMI + "/product_uuid")
 		prod = fromUUID(NameProductUUID, uuidSrc, Strong, string(u), err)
-		res.env.firmware = dmiStrings(fsys)
+		fw = dmiStrings(fsys)
 	} else if _, dtErr := fsys.Lstat(srcDevTree); dtErr == nil {
 		prod = missing(NameProductUUID, uuidSrc, Strong, NotPresent, err)
-		var fw []string
 		board, fw = devicetreeBoard(fsys)
-		res.env.firmware = fw
 	} else {
 		prod = missing(NameProductUUID, uuidSrc, Strong, reasonFor(err), err)
 		board = missing(NameBoardSerial, boardSrc, Strong, reasonFor(err), err)
 	}
-	res.comps = []Component{mbSerial(board, prod), prod, board}
-	return res
+	return firmwareResult(board, prod, fw)
 }
 
 // ghwUsable reports whether ghw reads the Linux tree below a root. ghw's Linux sources are built

@@ -1,7 +1,9 @@
 package fingerprint
 
 import (
+	"bytes"
 	"fmt"
+	"maps"
 	"net"
 	"slices"
 	"strings"
@@ -61,7 +63,7 @@ func selectMACs(nics []nic) macSelection {
 		case err != nil || len(hw) != 6:
 			sel.dropped["not a 6-byte address"]++
 			continue
-		case isZero(hw):
+		case bytes.Count(hw, []byte{0}) == len(hw):
 			sel.dropped["zero address"]++
 			continue
 		case hw[0]&1 == 1:
@@ -94,25 +96,11 @@ func (s macSelection) note() string {
 	if len(s.dropped) == 0 {
 		return "no network interface"
 	}
-	keys := make([]string, 0, len(s.dropped))
-	for k := range s.dropped {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	parts := make([]string, len(keys))
-	for i, k := range keys {
-		parts[i] = fmt.Sprintf("%d %s", s.dropped[k], k)
+	var parts []string
+	for _, k := range slices.Sorted(maps.Keys(s.dropped)) {
+		parts = append(parts, fmt.Sprintf("%d %s", s.dropped[k], k))
 	}
 	return "no physical NIC (" + strings.Join(parts, ", ") + ")"
-}
-
-func isZero(b []byte) bool {
-	for _, x := range b {
-		if x != 0 {
-			return false
-		}
-	}
-	return true
 }
 
 func sortUnique(s []string) []string {
@@ -143,14 +131,8 @@ func virtualName(name string) bool {
 	return strings.HasPrefix(l, "ap") && len(l) > 2 && allDigits(l[2:])
 }
 
-func allDigits(s string) bool {
-	for _, r := range s {
-		if r < '0' || r > '9' {
-			return false
-		}
-	}
-	return true
-}
+// allDigits reports whether s holds only ASCII digits (or nothing).
+func allDigits(s string) bool { return strings.Trim(s, "0123456789") == "" }
 
 // Windows interface types (ipifcons.h) that carry physical MAC addresses.
 const (

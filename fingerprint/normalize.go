@@ -69,21 +69,15 @@ const volumeLabel = "licensekit fp1 volume"
 
 // volumeHash returns the hex SHA-256 of volumeLabel, a 0x00 byte and the volume identifier id.
 func volumeHash(id string) string {
-	h := sha256.New()
-	h.Write([]byte(volumeLabel))
-	h.Write([]byte{0})
-	h.Write([]byte(id))
-	return hex.EncodeToString(h.Sum(nil))
+	sum := sha256.Sum256([]byte(volumeLabel + "\x00" + id))
+	return hex.EncodeToString(sum[:])
 }
 
 // hmacHex returns hex HMAC-SHA256(key, "fp1" 0x00 name 0x00 value), the hashed form of one component
 // value under WithHashedIdentifiers.
 func hmacHex(key []byte, name, value string) string {
 	m := hmac.New(sha256.New, key)
-	m.Write([]byte("fp1\x00"))
-	m.Write([]byte(name))
-	m.Write([]byte{0})
-	m.Write([]byte(value))
+	m.Write([]byte("fp1\x00" + name + "\x00" + value))
 	return hex.EncodeToString(m.Sum(nil))
 }
 
@@ -144,6 +138,12 @@ func fromUUID(name, source string, s Strength, raw string, err error) Component 
 		}
 	}
 	return c
+}
+
+// firmwareResult is the result of a firmware task: mb_serial derived from board and product, then
+// product and board, with the firmware strings fw for the hypervisor signal.
+func firmwareResult(board, product Component, fw []string) taskResult {
+	return taskResult{comps: []Component{mbSerial(board, product), product, board}, env: envFacts{firmware: fw}}
 }
 
 // mbSerial derives mb_serial: the board serial when present, else the system (product) UUID; the

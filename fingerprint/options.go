@@ -26,8 +26,8 @@ type options struct {
 	timeout     time.Duration
 	compTimeout time.Duration
 
-	// Test hooks, unexported: fsys replaces the Linux filesystem (and selects the Linux sources on any
-	// OS), wrap wraps each source task, noNet skips ip_address.
+	// Test hooks, set only by the tests (main_test.go): fsys replaces the Linux filesystem (and
+	// selects the Linux sources on any OS), wrap wraps each source task, noNet skips ip_address.
 	fsys  sysFS
 	wrap  func(task string, run taskFunc) taskFunc
 	noNet bool
@@ -92,28 +92,6 @@ func WithComponentTimeout(d time.Duration) Option {
 			o.compTimeout = d
 		}
 	}
-}
-
-// withFS is a test hook: it makes Collect read the Linux sources through fsys.
-func withFS(fsys sysFS) Option {
-	return func(o *options) { o.fsys = fsys }
-}
-
-// withWrap is a test hook: it wraps every source task. Several wraps compose, the last outermost.
-func withWrap(w func(task string, run taskFunc) taskFunc) Option {
-	return func(o *options) {
-		inner := o.wrap
-		if inner == nil {
-			o.wrap = w
-			return
-		}
-		o.wrap = func(task string, run taskFunc) taskFunc { return w(task, inner(task, run)) }
-	}
-}
-
-// withoutNetwork is a test hook: ip_address is reported Unsupported without touching the network.
-func withoutNetwork() Option {
-	return func(o *options) { o.noNet = true }
 }
 
 // taskFunc collects one or more components. It must return promptly once ctx is done when it does

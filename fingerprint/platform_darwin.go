@@ -17,14 +17,11 @@ func platformTasks(o *options) []task {
 	return []task{
 		{name: "cpu", fills: []Component{{Name: NameCPUID, Source: "gopsutil cpu.Info", Strength: Weak}},
 			run: darwinCPU},
-		{name: "ioreg", fills: []Component{
-			{Name: NameMBSerial, Source: srcIoreg, Strength: Strong},
-			{Name: NameProductUUID, Source: srcIoreg, Strength: Strong},
-			{Name: NameBoardSerial, Source: srcIoreg, Strength: Strong}},
+		{name: "ioreg", fills: firmwareFills(srcIoreg, srcIoreg, srcIoreg),
 			run: darwinPlatform},
 		{name: "machine_id", run: func(context.Context) taskResult {
-			return taskResult{comps: []Component{unsupported(NameMachineID,
-				"macOS has no machine id apart from the platform UUID (product_uuid)", Strong)}}
+			return one(unsupported(NameMachineID,
+				"macOS has no machine id apart from the platform UUID (product_uuid)", Strong))
 		}},
 		{name: "mac", fills: []Component{{Name: NameMACAddresses, Source: "gopsutil net.Interfaces", Strength: Medium}},
 			run: darwinMACs},
@@ -73,16 +70,14 @@ func darwinCPU(ctx context.Context) taskResult {
 func darwinPlatform(ctx context.Context) taskResult {
 	out, err := exec.CommandContext(ctx, "/usr/sbin/ioreg", "-rd1", "-c", "IOPlatformExpertDevice").Output()
 	if err != nil {
+		r := NotPresent
 		if ctx.Err() != nil {
-			err = ctx.Err()
+			err, r = ctx.Err(), TimedOut
 		}
-		board := missing(NameBoardSerial, srcIoreg, Strong, NotPresent, err)
-		if ctx.Err() != nil {
-			board.Missing.Reason = TimedOut
-		}
+		board := missing(NameBoardSerial, srcIoreg, Strong, r, err)
 		u, uerr := unix.Sysctl("kern.uuid")
 		prod := fromUUID(NameProductUUID, "sysctl kern.uuid", Strong, u, uerr)
-		return taskResult{comps: []Component{mbSerial(board, prod), prod, board}}
+		return firmwareResult(board, prod, nil)
 	}
 	return ioregResult(parseIoreg(out))
 }
@@ -93,9 +88,9 @@ func darwinMACs(ctx context.Context) taskResult {
 	const src = "gopsutil net.Interfaces"
 	ifs, err := psnet.InterfacesWithContext(ctx)
 	if err != nil {
-		return taskResult{comps: []Component{missing(NameMACAddresses, src, Medium, reasonFor(err), err)}}
+		return one(missing(NameMACAddresses, src, Medium, reasonFor(err), err))
 	}
-	return taskResult{comps: []Component{macComponent(src, selectMACs(darwinNICs(ifs)))}}
+	return one(macComponent(src, selectMACs(darwinNICs(ifs))))
 }
 
 // darwinVolume identifies the root volume by statfs("/") f_fsid. On APFS the fsid is built from the
@@ -104,12 +99,12 @@ func darwinVolume(context.Context) taskResult {
 	const src = "statfs(/).f_fsid"
 	fsid, fstype, err := statfsID("/")
 	if err != nil {
-		return taskResult{comps: []Component{missing(NameVolumeHash, src, Medium, reasonFor(err), err)}}
+		return one(missing(NameVolumeHash, src, Medium, reasonFor(err), err))
 	}
 	if isPlaceholder(fsid) {
-		return taskResult{comps: []Component{missing(NameVolumeHash, src, Medium, Placeholder, errors.New("zero fsid"))}}
+		return one(missing(NameVolumeHash, src, Medium, Placeholder, errors.New("zero fsid")))
 	}
 	c := present(NameVolumeHash, volumeHash("fsid:"+fsid), src+" ("+fstype+")", Medium)
 	c.Weak = true
-	return taskResult{comps: []Component{c}}
+	return one(c)
 }

@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
+	"net"
 	"unsafe"
 
 	"golang.org/x/sys/windows"
@@ -18,10 +18,7 @@ func platformTasks(o *options) []task {
 	return []task{
 		{name: "cpu", fills: []Component{{Name: NameCPUID, Source: srcWinCPU, Strength: Weak}},
 			run: windowsCPU},
-		{name: "smbios", fills: []Component{
-			{Name: NameMBSerial, Source: srcRSMB, Strength: Strong},
-			{Name: NameProductUUID, Source: srcRSMB, Strength: Strong},
-			{Name: NameBoardSerial, Source: srcRSMB, Strength: Strong}},
+		{name: "smbios", fills: firmwareFills(srcRSMB, srcRSMB, srcRSMB),
 			run: windowsSMBIOS},
 		{name: "machine_id", fills: []Component{{Name: NameMachineID, Source: srcMachineGUID, Strength: Strong}},
 			run: windowsMachineID},
@@ -44,21 +41,21 @@ const (
 // ProcessorNameString. This avoids WMI (Win32_Processor) and assembly.
 func windowsCPU(context.Context) taskResult {
 	k, err := registry.OpenKey(registry.LOCAL_MACHINE, `HARDWARE\DESCRIPTION\System\CentralProcessor\0`, registry.QUERY_VALUE)
-	if err != nil {
-		return taskResult{comps: []Component{missing(NameCPUID, srcWinCPU, Weak, reasonFor(err), err)}}
+	var ident string
+	if err == nil {
+		defer k.Close()
+		ident, _, err = k.GetStringValue("Identifier")
 	}
-	defer k.Close()
-	ident, _, err := k.GetStringValue("Identifier")
 	if err != nil {
-		return taskResult{comps: []Component{missing(NameCPUID, srcWinCPU, Weak, reasonFor(err), err)}}
+		return one(missing(NameCPUID, srcWinCPU, Weak, reasonFor(err), err))
 	}
 	vendor, _, _ := k.GetStringValue("VendorIdentifier")
 	brand, _, _ := k.GetStringValue("ProcessorNameString")
 	if id, ok := parseWindowsCPU(ident, vendor, brand).id(); ok {
-		return taskResult{comps: []Component{present(NameCPUID, id, srcWinCPU, Weak)}}
+		return one(present(NameCPUID, id, srcWinCPU, Weak))
 	}
-	return taskResult{comps: []Component{missing(NameCPUID, srcWinCPU, Weak, NotPresent,
-		errors.New("unrecognised processor identifier"))}}
+	return one(missing(NameCPUID, srcWinCPU, Weak, NotPresent,
+		errors.New("unrecognised processor identifier")))
 }
 
 // kernel32 is loaded lazily once; LazyDLL and LazyProc are safe for concurrent use and hold no
@@ -74,7 +71,7 @@ func windowsSMBIOS(context.Context) taskResult {
 		r := reasonFor(err)
 		board := missing(NameBoardSerial, srcRSMB, Strong, r, err)
 		prod := missing(NameProductUUID, srcRSMB, Strong, r, err)
-		return taskResult{comps: []Component{mbSerial(board, prod), prod, board}}
+		return firmwareResult(board, prod, nil)
 	}
 	if err := procGetSystemFirmwareTable.Find(); err != nil {
 		return fail(fmt.Errorf("%w: %v", errors.ErrUnsupported, err))
@@ -100,11 +97,11 @@ func windowsSMBIOS(context.Context) taskResult {
 func windowsMachineID(context.Context) taskResult {
 	k, err := registry.OpenKey(registry.LOCAL_MACHINE, `SOFTWARE\Microsoft\Cryptography`, registry.QUERY_VALUE|registry.WOW64_64KEY)
 	if err != nil {
-		return taskResult{comps: []Component{missing(NameMachineID, srcMachineGUID, Strong, reasonFor(err), err)}}
+		return one(missing(NameMachineID, srcMachineGUID, Strong, reasonFor(err), err))
 	}
 	defer k.Close()
 	v, _, err := k.GetStringValue("MachineGuid")
-	return taskResult{comps: []Component{fromUUID(NameMachineID, srcMachineGUID, Strong, v, err)}}
+	return one(fromUUID(NameMachineID, srcMachineGUID, Strong, v, err))
 }
 
 // windowsMACs lists adapters with GetAdaptersAddresses directly, rather than through gopsutil's
@@ -122,29 +119,22 @@ func windowsMACs(context.Context) taskResult {
 			break
 		}
 		if !errors.Is(err, windows.ERROR_BUFFER_OVERFLOW) || attempt >= 3 {
-			return taskResult{comps: []Component{missing(NameMACAddresses, src, Medium, reasonFor(err), err)}}
+			return one(missing(NameMACAddresses, src, Medium, reasonFor(err), err))
 		}
 	}
 	var nics []nic
 	for a := (*windows.IpAdapterAddresses)(unsafe.Pointer(&buf[0])); a != nil; a = a.Next {
-		l := int(a.PhysicalAddressLength)
-		if l > len(a.PhysicalAddress) {
-			l = len(a.PhysicalAddress)
-		}
-		mac := make([]string, l)
-		for i := 0; i < l; i++ {
-			mac[i] = fmt.Sprintf("%02x", a.PhysicalAddress[i])
-		}
+		l := min(int(a.PhysicalAddressLength), len(a.PhysicalAddress))
 		friendly := windows.UTF16PtrToString(a.FriendlyName)
 		desc := windows.UTF16PtrToString(a.Description)
 		nics = append(nics, nic{
 			name:    friendly,
-			mac:     strings.Join(mac, ":"),
+			mac:     net.HardwareAddr(a.PhysicalAddress[:l]).String(),
 			assign:  addrUnknown,
 			virtual: windowsVirtualAdapter(a.IfType, friendly, desc),
 		})
 	}
-	return taskResult{comps: []Component{macComponent(src, selectMACs(nics))}}
+	return one(macComponent(src, selectMACs(nics)))
 }
 
 // windowsVolume hashes the serial number of the volume holding the Windows directory (normally C:).
@@ -154,20 +144,20 @@ func windowsVolume(context.Context) taskResult {
 		if err == nil {
 			err = errors.New("no windows directory")
 		}
-		return taskResult{comps: []Component{missing(NameVolumeHash, "GetVolumeInformationW", Medium, reasonFor(err), err)}}
+		return one(missing(NameVolumeHash, "GetVolumeInformationW", Medium, reasonFor(err), err))
 	}
 	root := dir[:3] // "C:\"
 	src := "GetVolumeInformationW(" + root + ")"
 	p, err := windows.UTF16PtrFromString(root)
 	if err != nil {
-		return taskResult{comps: []Component{missing(NameVolumeHash, src, Medium, NotPresent, err)}}
+		return one(missing(NameVolumeHash, src, Medium, NotPresent, err))
 	}
 	var serial uint32
 	if err := windows.GetVolumeInformation(p, nil, 0, &serial, nil, nil, nil, 0); err != nil {
-		return taskResult{comps: []Component{missing(NameVolumeHash, src, Medium, reasonFor(err), err)}}
+		return one(missing(NameVolumeHash, src, Medium, reasonFor(err), err))
 	}
 	if serial == 0 {
-		return taskResult{comps: []Component{missing(NameVolumeHash, src, Medium, Placeholder, errors.New("zero volume serial"))}}
+		return one(missing(NameVolumeHash, src, Medium, Placeholder, errors.New("zero volume serial")))
 	}
-	return taskResult{comps: []Component{present(NameVolumeHash, volumeHash(fmt.Sprintf("serial:%08x", serial)), src, Medium)}}
+	return one(present(NameVolumeHash, volumeHash(fmt.Sprintf("serial:%08x", serial)), src, Medium))
 }

@@ -126,7 +126,5 @@ func smbiosResult(info smbiosInfo, src string) taskResult {
 	default:
 		prod = fromUUID(NameProductUUID, src+" type 1", Strong, info.uuid, nil)
 	}
-	res := taskResult{comps: []Component{mbSerial(board, prod), prod, board}}
-	res.env.firmware = firmwareStrings(info.sysVendor, info.sysProduct, info.boardVendor, info.biosVendor)
-	return res
+	return firmwareResult(board, prod, firmwareStrings(info.sysVendor, info.sysProduct, info.boardVendor, info.biosVendor))
 }

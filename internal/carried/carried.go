@@ -122,22 +122,17 @@ func (f *RequestFile) Marshal() ([]byte, error) {
 	if len(f.Requests) == 0 || len(f.Requests) > MaxBlocks {
 		return nil, bad("a request file holds 1 to %d requests", MaxBlocks)
 	}
-	var b bytes.Buffer
-	b.WriteString(RequestMagic + "\n")
-	header(&b, "Product", f.Product)
-	header(&b, "Licence", f.Licence)
-	header(&b, "Created", f.Created.UTC().Format(time.RFC3339))
-	header(&b, "Kind", f.Kind)
+	var blocks []*pem.Block
 	for _, r := range f.Requests {
 		raw, err := base64.StdEncoding.Strict().DecodeString(r.Data)
 		if err != nil || len(raw) == 0 || !validEndpoint(r.Endpoint) {
 			return nil, bad("invalid request")
 		}
-		b.WriteByte('\n')
-		_ = pem.Encode(&b, &pem.Block{Type: requestBlock, Headers: map[string]string{
+		blocks = append(blocks, &pem.Block{Type: requestBlock, Headers: map[string]string{
 			"Endpoint": r.Endpoint, "Request-Id": hex.EncodeToString(r.ID[:])}, Bytes: raw})
 	}
-	return b.Bytes(), nil
+	return encode(RequestMagic, []string{"Product", f.Product, "Licence", f.Licence,
+		"Created", f.Created.UTC().Format(time.RFC3339), "Kind", f.Kind}, blocks), nil
 }
 
 // Marshal returns the text of the reply file.
@@ -145,31 +140,36 @@ func (f *ReplyFile) Marshal() ([]byte, error) {
 	if len(f.Replies) == 0 || len(f.Replies) > MaxBlocks {
 		return nil, bad("a reply file holds 1 to %d replies", MaxBlocks)
 	}
-	var b bytes.Buffer
-	b.WriteString(ReplyMagic + "\n")
-	header(&b, "Product", f.Product)
-	header(&b, "Created", f.Created.UTC().Format(time.RFC3339))
+	var blocks []*pem.Block
 	for _, r := range f.Replies {
 		if len(r.Body) == 0 || !validEndpoint(r.Endpoint) || r.Status < 100 || r.Status > 599 {
 			return nil, bad("invalid reply")
 		}
-		b.WriteByte('\n')
-		_ = pem.Encode(&b, &pem.Block{Type: replyBlock, Headers: map[string]string{
+		blocks = append(blocks, &pem.Block{Type: replyBlock, Headers: map[string]string{
 			"Endpoint": r.Endpoint, "Request-Id": hex.EncodeToString(r.ID[:]), "Status": strconv.Itoa(r.Status)}, Bytes: r.Body})
 	}
-	return b.Bytes(), nil
+	return encode(ReplyMagic, []string{"Product", f.Product, "Created", f.Created.UTC().Format(time.RFC3339)}, blocks), nil
 }
 
-// header writes one "Name: value" line, dropping characters that would
-// break the line.
-func header(b *bytes.Buffer, name, value string) {
-	value = strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f {
-			return -1
-		}
-		return r
-	}, value)
-	b.WriteString(name + ": " + value + "\n")
+// encode writes the magic line, one "Name: value" line per pair of
+// headers (dropping characters that would break the line), then the blocks.
+func encode(magic string, headers []string, blocks []*pem.Block) []byte {
+	var b bytes.Buffer
+	b.WriteString(magic + "\n")
+	for i := 0; i+1 < len(headers); i += 2 {
+		value := strings.Map(func(r rune) rune {
+			if r < 0x20 || r == 0x7f {
+				return -1
+			}
+			return r
+		}, headers[i+1])
+		b.WriteString(headers[i] + ": " + value + "\n")
+	}
+	for _, blk := range blocks {
+		b.WriteByte('\n')
+		_ = pem.Encode(&b, blk)
+	}
+	return b.Bytes()
 }
 
 func validEndpoint(s string) bool {
@@ -197,9 +197,9 @@ func parse(text []byte, magic, blockType string) (*parsed, error) {
 	}
 	text = bytes.ReplaceAll(text, []byte("\r\n"), []byte("\n")) // a mail client's line ends
 	first, rest, _ := bytes.Cut(text, []byte("\n"))
-	if string(bytes.TrimSpace(first)) != magic {
-		if string(bytes.TrimSpace(first)) == RequestMagic || string(bytes.TrimSpace(first)) == ReplyMagic {
-			return nil, bad("this is a %q file, not a %q file", string(bytes.TrimSpace(first)), magic)
+	if got := string(bytes.TrimSpace(first)); got != magic {
+		if got == RequestMagic || got == ReplyMagic {
+			return nil, bad("this is a %q file, not a %q file", got, magic)
 		}
 		return nil, bad("not a licensekit offline file (first line is not %q)", magic)
 	}
@@ -256,22 +256,17 @@ func (p *parsed) created() time.Time {
 	return t
 }
 
-func blockID(blk *pem.Block) ([IDSize]byte, error) {
-	var id [IDSize]byte
-	raw, err := hex.DecodeString(blk.Headers["Request-Id"])
-	if err != nil || len(raw) != IDSize {
-		return id, bad("missing or invalid Request-Id")
-	}
-	copy(id[:], raw)
-	return id, nil
-}
-
-func blockEndpoint(blk *pem.Block) (string, error) {
+// blockHead reads a block's Endpoint and Request-Id headers.
+func blockHead(blk *pem.Block) (string, [IDSize]byte, error) {
 	ep := blk.Headers["Endpoint"]
 	if !validEndpoint(ep) {
-		return "", bad("missing or invalid Endpoint")
+		return "", [IDSize]byte{}, bad("missing or invalid Endpoint")
 	}
-	return ep, nil
+	raw, err := hex.DecodeString(blk.Headers["Request-Id"])
+	if err != nil || len(raw) != IDSize {
+		return "", [IDSize]byte{}, bad("missing or invalid Request-Id")
+	}
+	return ep, [IDSize]byte(raw), nil
 }
 
 // ParseRequestFile parses a request file. Every error matches ErrFormat.
@@ -283,10 +278,7 @@ func ParseRequestFile(text []byte) (*RequestFile, error) {
 	f := &RequestFile{Product: p.headers["Product"], Licence: p.headers["Licence"], Created: p.created(), Kind: p.headers["Kind"]}
 	for _, blk := range p.blocks {
 		var r Request
-		if r.Endpoint, err = blockEndpoint(blk); err != nil {
-			return nil, err
-		}
-		if r.ID, err = blockID(blk); err != nil {
+		if r.Endpoint, r.ID, err = blockHead(blk); err != nil {
 			return nil, err
 		}
 		if len(blk.Bytes) == 0 {
@@ -307,10 +299,7 @@ func ParseReplyFile(text []byte) (*ReplyFile, error) {
 	f := &ReplyFile{Product: p.headers["Product"], Created: p.created()}
 	for _, blk := range p.blocks {
 		var r Reply
-		if r.Endpoint, err = blockEndpoint(blk); err != nil {
-			return nil, err
-		}
-		if r.ID, err = blockID(blk); err != nil {
+		if r.Endpoint, r.ID, err = blockHead(blk); err != nil {
 			return nil, err
 		}
 		st, err := strconv.Atoi(blk.Headers["Status"])

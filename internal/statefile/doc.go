@@ -30,10 +30,10 @@
 //	<slot>.corrupt-<ns>  a state moved aside by Quarantine (three kept)
 //
 // Files that belong to a licence rather than to one client take the base
-// name plus a suffix of their own (a shared session: "<base>.shared");
-// files that belong to one state file take that slot's name plus a suffix
-// (an anti-rollback record: "<slot>.anchor"). Suffixes start with a dot,
-// so they never collide with a slot name.
+// name plus a suffix of their own (a shared session: "<base>-shared");
+// files that belong to one state file take that slot's name plus a dotted
+// suffix (an anti-rollback record: "<slot>.anchor"). No slot name can
+// collide with either.
 //
 // Only regular files are opened. A symlink, FIFO, socket, device or
 // directory where a state file belongs is reported as corrupt without being
@@ -43,52 +43,25 @@
 //
 // # Slots and locking
 //
-// Several processes of one licence may share a state directory. Each takes
-// its own slot: base, base-1, base-2 and so on, up to the number of slots the
-// caller allows. A slot is held by an exclusive, non-blocking OS lock on a
-// companion "<slot>.lock" file: flock(2) on Linux, macOS and the BSDs,
-// LockFileEx on Windows. The lock belongs to an open file, not to a process,
-// so two Files in one process never share a slot either. The OS drops the
-// lock when the process exits, so a crash never leaves a slot stuck. The
-// lock files themselves are never deleted: deleting a lock file while
+// Several processes of one licence may share a state directory; each takes
+// its own slot ([Acquire]) under an exclusive, non-blocking OS lock on
+// "<slot>.lock": flock(2) on Linux, macOS and the BSDs, LockFileEx on
+// Windows. The OS drops the lock when the process exits, so a crash never
+// leaves a slot stuck. Lock files are never deleted: deleting one while
 // another process opens it would let two processes hold "the same" lock.
-//
 // flock over NFS is emulated with per-process POSIX locks on Linux; on such
 // a mount two Files in one process could share a slot. Keep state on a local
 // disk.
 //
-// # Atomic writes
-//
-// [File.Write] writes a temporary file next to the slot (mode 0600), syncs
-// it, closes it, renames it over the slot and then syncs the directory
-// (except on Windows, which has no directory sync). A reader therefore sees
-// the old contents or the new ones, never a mix, even after a power cut. If
-// any step fails the old contents stay and the temporary file is removed; a
-// temporary file left by a crash is removed by the next [Acquire] of that
-// slot. A state file over [MaxSize] bytes is never written and, if found, is
-// reported as corrupt.
-//
-// A file that cannot be read as state is moved aside by [File.Quarantine]
-// to "<slot>.corrupt-<unix nanoseconds>", keeping the three newest copies
-// for diagnosis.
-//
-// # Sealing
-//
-// The container is
-//
-//	"LKST" | version (1) | nonce (12 random bytes) | AES-256-GCM ciphertext | tag (16)
-//
-// with additional data "LKST" | version | aad, so the header and the
-// caller's context are authenticated too. [Open] checks every length before
-// slicing and reports anything wrong (short, altered, wrong key, wrong aad,
-// unknown magic or version) as [ErrCorrupt].
-//
-// Be clear about what this buys. The key is derived from values the client
-// itself knows (product, licence, machine identity), so anyone who reads the
-// SDK and the machine can derive it too. Sealing stops casual tampering, and
-// a state file copied to another machine or edited by hand is rejected; it
-// does not stop a determined reverse engineer. The server stays the
-// authority.
+// [File.Write] replaces a slot atomically (temporary file, sync, rename,
+// directory sync), so a reader sees the old contents or the new ones, never
+// a mix, even after a power cut. [Seal] and [Open] describe the sealed
+// container. Be clear about what sealing buys: the key is derived from
+// values the client itself knows (product, licence, machine identity), so
+// anyone who reads the SDK and the machine can derive it too. Sealing stops
+// casual tampering, and a state file copied to another machine or edited by
+// hand is rejected; it does not stop a determined reverse engineer. The
+// server stays the authority.
 //
 // # Errors
 //
@@ -102,21 +75,6 @@
 // # Shared files
 //
 // [JoinShared] opens a state file that several processes share (shared
-// sessions): [SharedName] names it "<BaseName>-shared", after the
-// product and licence. Every
-// member holds a shared lock on "<name>.members"; one member at a time, the
-// leader, holds an exclusive lock on "<name>.lock" ([Shared.TryLead]) and
-// is the only writer. Writes are atomic as for [File.Write];
-// [Shared.Changed] tells a reader from one stat whether to read again. A
-// leader that stops writing for good gives the lock up with
-// [Shared.Resign] and stays a member. [ReadUnlocked] reads a file that
-// one lock holder writes (the shared state's anti-rollback record) without
-// taking its lock.
-//
-// # Testing
-//
-// Use [NewMemory] where a test needs a state store but not a disk. The
-// package's own tests re-execute the test binary to check the lock between
-// two processes and to crash a writer between its temporary write and the
-// rename.
+// sessions), named by [SharedName]; one member at a time, the leader,
+// writes it (see [Shared]).
 package statefile

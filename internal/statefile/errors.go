@@ -37,34 +37,35 @@ type Error struct {
 
 // Error returns "statefile: <op> [<file>]: <cause>".
 func (e *Error) Error() string {
-	var b strings.Builder
-	b.WriteString("statefile: ")
-	b.WriteString(e.Op)
+	s := "statefile: " + e.Op
 	if e.Path != "" {
-		b.WriteString(" ")
-		b.WriteString(e.Path)
+		s += " " + e.Path
 	}
 	if e.Err != nil {
-		b.WriteString(": ")
-		b.WriteString(strings.TrimPrefix(e.Err.Error(), "statefile: "))
+		s += ": " + strings.TrimPrefix(e.Err.Error(), "statefile: ")
 	}
-	return b.String()
+	return s
 }
 
 // Unwrap returns the cause.
 func (e *Error) Unwrap() error { return e.Err }
 
-// wrap builds an *Error. It replaces an *fs.PathError or *os.LinkError by
-// its operation and cause, so that the message names no directory while
-// errors.Is still sees the operating-system error.
+// wrap builds an *Error whose cause names no directory (see unwrapPath).
 func wrap(op, name string, err error) error {
+	return &Error{Op: op, Path: name, Err: unwrapPath(err)}
+}
+
+// unwrapPath replaces an *fs.PathError or *os.LinkError by its operation and
+// cause, so that the message names no directory while errors.Is still sees
+// the operating-system error.
+func unwrapPath(err error) error {
 	switch e := err.(type) {
 	case *fs.PathError:
-		err = fmt.Errorf("%s: %w", e.Op, e.Err)
+		return fmt.Errorf("%s: %w", e.Op, e.Err)
 	case *os.LinkError:
-		err = fmt.Errorf("%s: %w", e.Op, e.Err)
+		return fmt.Errorf("%s: %w", e.Op, e.Err)
 	}
-	return &Error{Op: op, Path: name, Err: err}
+	return err
 }
 
 // corrupt returns an error matching ErrCorrupt with a detail.

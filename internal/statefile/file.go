@@ -313,14 +313,6 @@ func (f *File) replace(data []byte) (err error) {
 	return os.Rename(tmpPath, f.Path())
 }
 
-// unwrapPath drops the path from an *fs.PathError.
-func unwrapPath(err error) error {
-	if pe, ok := err.(*fs.PathError); ok {
-		return fmt.Errorf("%s: %w", pe.Op, pe.Err)
-	}
-	return err
-}
-
 // Quarantine moves the slot's file aside to "<slot>.corrupt-<unix nanos>"
 // in the same directory and returns that file name. It keeps the three
 // newest quarantined files of the slot and deletes older ones, best effort.

@@ -305,12 +305,18 @@ func TestFileAfterRelease(t *testing.T) {
 	f, err := Acquire(t.TempDir(), "state", 1)
 	require.NoError(t, err)
 	require.NoError(t, f.Write([]byte("x")))
-	require.NoError(t, f.Release())
-	require.NoError(t, f.Release())
-	_, err = f.Read()
+	requireReleased(t, f)
+}
+
+// requireReleased releases s twice and checks that it is closed for use.
+func requireReleased(t *testing.T, s Slot) {
+	t.Helper()
+	require.NoError(t, s.Release())
+	require.NoError(t, s.Release(), "second Release")
+	_, err := s.Read()
 	requireStateErr(t, err, "read", fs.ErrClosed)
-	requireStateErr(t, f.Write([]byte("y")), "write", fs.ErrClosed)
-	_, err = f.Quarantine()
+	requireStateErr(t, s.Write([]byte("y")), "write", fs.ErrClosed)
+	_, err = s.Quarantine()
 	requireStateErr(t, err, "quarantine", fs.ErrClosed)
 }
 
@@ -367,4 +373,55 @@ func TestFileQuarantine(t *testing.T) {
 		assert.Equal(t, []string{"v2", "v3", "v4"}[i], string(b), "contents of %s", name)
 	}
 	assert.Equal(t, []string{"state-1.corrupt-1"}, names(t, dir, "state-1."))
+}
+
+// TestProbe reports held and free slots and their contents, creates
+// nothing, and leaves a held lock with its holder.
+func TestProbe(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	held := acquire(t, dir, 3)
+	require.NoError(t, held.Write([]byte("sealed-bytes")))
+	free, err := Acquire(dir, "state", 3)
+	require.NoError(t, err)
+	require.NoError(t, free.Write([]byte("other")))
+	require.NoError(t, free.Release())
+	before, err := os.ReadDir(dir)
+	require.NoError(t, err)
+
+	infos, err := Probe(dir, "state", 3)
+	require.NoError(t, err)
+	require.Len(t, infos, 3)
+	assert.True(t, infos[0].Held)
+	assert.Equal(t, []byte("sealed-bytes"), infos[0].Data)
+	assert.False(t, infos[1].Held)
+	assert.Equal(t, []byte("other"), infos[1].Data)
+	assert.False(t, infos[2].Held)
+	assert.ErrorIs(t, infos[2].ReadErr, ErrNotExist)
+	for _, in := range infos {
+		assert.NoError(t, in.LockErr)
+	}
+
+	after, err := os.ReadDir(dir)
+	require.NoError(t, err)
+	assert.Equal(t, len(before), len(after), "Probe created or removed a file")
+
+	// The holder keeps its slot; the probed free slot is free again.
+	require.NoError(t, held.Write([]byte("still mine")))
+	assert.Equal(t, 1, acquire(t, dir, 3).Slot())
+}
+
+// TestProbeBadDir: a missing directory and a file in its place.
+func TestProbeBadDir(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	_, err := Probe(filepath.Join(dir, "missing"), "state", 1)
+	assert.ErrorIs(t, err, fs.ErrNotExist)
+	file := filepath.Join(dir, "file")
+	require.NoError(t, os.WriteFile(file, nil, 0o600))
+	_, err = Probe(file, "state", 1)
+	assert.ErrorIs(t, err, ErrNotDir)
+	_, err = Probe(dir, "../x", 1)
+	assert.Error(t, err)
+	assert.False(t, errors.Is(err, ErrNotDir))
 }

@@ -3,7 +3,6 @@
 package statefile
 
 import (
-	"errors"
 	"os"
 
 	"golang.org/x/sys/unix"
@@ -20,44 +19,16 @@ func lockShared(f *os.File) error { return flockNB(f, unix.LOCK_SH) }
 
 // flockNB takes a flock of kind how (LOCK_EX or LOCK_SH) without waiting.
 func flockNB(f *os.File, how int) error {
-	rc, err := f.SyscallConn()
-	if err != nil {
-		return err
-	}
-	var lerr error
-	if err := rc.Control(func(fd uintptr) {
+	return control(f, "flock", unix.EWOULDBLOCK, func(fd uintptr) error {
 		for {
-			lerr = unix.Flock(int(fd), how|unix.LOCK_NB)
-			if lerr != unix.EINTR {
-				return
+			if err := unix.Flock(int(fd), how|unix.LOCK_NB); err != unix.EINTR {
+				return err
 			}
 		}
-	}); err != nil {
-		return err
-	}
-	if errors.Is(lerr, unix.EWOULDBLOCK) {
-		return errBusy
-	}
-	if lerr != nil {
-		return &os.SyscallError{Syscall: "flock", Err: lerr}
-	}
-	return nil
+	})
 }
 
 // unlockFile drops the flock on f. Closing f would drop it too.
 func unlockFile(f *os.File) error {
-	rc, err := f.SyscallConn()
-	if err != nil {
-		return err
-	}
-	var lerr error
-	if err := rc.Control(func(fd uintptr) {
-		lerr = unix.Flock(int(fd), unix.LOCK_UN)
-	}); err != nil {
-		return err
-	}
-	if lerr != nil {
-		return &os.SyscallError{Syscall: "flock", Err: lerr}
-	}
-	return nil
+	return control(f, "flock", nil, func(fd uintptr) error { return unix.Flock(int(fd), unix.LOCK_UN) })
 }

@@ -3,7 +3,6 @@
 package statefile
 
 import (
-	"errors"
 	"os"
 
 	"golang.org/x/sys/windows"
@@ -20,41 +19,16 @@ func lockShared(f *os.File) error { return lockFileEx(f, 0) }
 
 // lockFileEx locks the first byte of f with flags, without waiting.
 func lockFileEx(f *os.File, flags uint32) error {
-	rc, err := f.SyscallConn()
-	if err != nil {
-		return err
-	}
-	var lerr error
-	if err := rc.Control(func(fd uintptr) {
-		lerr = windows.LockFileEx(windows.Handle(fd), flags|windows.LOCKFILE_FAIL_IMMEDIATELY,
+	return control(f, "LockFileEx", windows.ERROR_LOCK_VIOLATION, func(fd uintptr) error {
+		return windows.LockFileEx(windows.Handle(fd), flags|windows.LOCKFILE_FAIL_IMMEDIATELY,
 			0, 1, 0, new(windows.Overlapped))
-	}); err != nil {
-		return err
-	}
-	if errors.Is(lerr, windows.ERROR_LOCK_VIOLATION) {
-		return errBusy
-	}
-	if lerr != nil {
-		return &os.SyscallError{Syscall: "LockFileEx", Err: lerr}
-	}
-	return nil
+	})
 }
 
 // unlockFile releases the lock taken by lockFile. Closing f would release it
 // too, eventually.
 func unlockFile(f *os.File) error {
-	rc, err := f.SyscallConn()
-	if err != nil {
-		return err
-	}
-	var lerr error
-	if err := rc.Control(func(fd uintptr) {
-		lerr = windows.UnlockFileEx(windows.Handle(fd), 0, 1, 0, new(windows.Overlapped))
-	}); err != nil {
-		return err
-	}
-	if lerr != nil {
-		return &os.SyscallError{Syscall: "UnlockFileEx", Err: lerr}
-	}
-	return nil
+	return control(f, "UnlockFileEx", nil, func(fd uintptr) error {
+		return windows.UnlockFileEx(windows.Handle(fd), 0, 1, 0, new(windows.Overlapped))
+	})
 }

@@ -3,7 +3,6 @@ package statefile
 import (
 	"bytes"
 	"errors"
-	"io/fs"
 	"strconv"
 	"sync"
 	"testing"
@@ -72,13 +71,7 @@ func TestSlotConformance(t *testing.T) {
 				requireStateErr(t, err, "read", ErrNotExist)
 			}
 
-			require.NoError(t, s.Release())
-			require.NoError(t, s.Release(), "second Release")
-			_, err = s.Read()
-			requireStateErr(t, err, "read", fs.ErrClosed)
-			requireStateErr(t, s.Write([]byte("x")), "write", fs.ErrClosed)
-			_, err = s.Quarantine()
-			requireStateErr(t, err, "quarantine", fs.ErrClosed)
+			requireReleased(t, s)
 		})
 	}
 }

@@ -22,11 +22,7 @@ const nameLabel = "licensekit state name v1"
 // product is hashed with it so that the name has a fixed length and a fixed
 // alphabet whatever the product identifier holds.
 func BaseName(product, licence string) string {
-	h := sha256.New()
-	h.Write([]byte(nameLabel))
-	h.Write([]byte{0})
-	h.Write(binary.BigEndian.AppendUint64(nil, uint64(len(product))))
-	h.Write([]byte(product))
-	h.Write([]byte(licence))
-	return "lk-" + hex.EncodeToString(h.Sum(nil)[:16])
+	in := binary.BigEndian.AppendUint64([]byte(nameLabel+"\x00"), uint64(len(product)))
+	sum := sha256.Sum256(append(in, product+licence...))
+	return "lk-" + hex.EncodeToString(sum[:16])
 }

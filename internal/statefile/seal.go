@@ -38,8 +38,8 @@ func newAEAD(key []byte) (cipher.AEAD, error) {
 	return cipher.NewGCMWithRandomNonce(block)
 }
 
-// header returns the container header followed by aad: the additional data
-// the tag covers.
+// additionalData returns the container header followed by aad: the
+// additional data the tag covers.
 func additionalData(aad []byte) []byte {
 	ad := make([]byte, 0, headerLen+len(aad))
 	ad = append(ad, magic...)

@@ -75,7 +75,6 @@ func JoinShared(ctx context.Context, dir, name string) (*Shared, error) {
 		_ = member.Close()
 		return nil, err
 	}
-	var timer *time.Timer
 	for {
 		err := lockShared(member)
 		if err == nil {
@@ -84,16 +83,10 @@ func JoinShared(ctx context.Context, dir, name string) (*Shared, error) {
 		if !errors.Is(err, errBusy) {
 			return fail(wrap("join", name+".members", err))
 		}
-		if timer == nil {
-			timer = time.NewTimer(joinPoll)
-			defer timer.Stop()
-		} else {
-			timer.Reset(joinPoll)
-		}
 		select {
 		case <-ctx.Done():
 			return fail(&Error{Op: "join", Path: name, Err: ctx.Err()})
-		case <-timer.C:
+		case <-time.After(joinPoll):
 		}
 	}
 	return &Shared{view: File{dir: dir, name: name}, lead: lead, member: member}, nil

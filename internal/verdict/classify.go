@@ -133,13 +133,16 @@ func classify(in Input) Outcome {
 		// holds a seat.
 		return Outcome{Category: AlreadyEnded}
 	}
-	if rej, ok := parseRejection(status, body); ok {
-		// An envelope-level rejection: the server did not process the
-		// request. Plain and forgeable, so never a verdict.
-		e.Detail = DetailEnvelopeRejected
-		e.Reason = "server rejected the envelope: " + in.Redactor.Text(rej.Code, 64, in.extra()...)
-		e.Cause = &EnvelopeRejection{Endpoint: in.Endpoint, Status: status, Code: rej.Code, ServerTime: rej.ServerTime}
-		return Outcome{Category: Unreachable, Err: e}
+	if status >= 400 {
+		if rej, ok := envelope.ParseRejection(status, body); ok {
+			// An envelope-level rejection (only ever a 4xx or 5xx): the server
+			// did not process the request. Plain and forgeable, so never a
+			// verdict.
+			e.Detail = DetailEnvelopeRejected
+			e.Reason = "server rejected the envelope: " + in.Redactor.Text(rej.Code, 64, in.extra()...)
+			e.Cause = &EnvelopeRejection{Endpoint: in.Endpoint, Status: status, Code: rej.Code, ServerTime: rej.ServerTime}
+			return Outcome{Category: Unreachable, Err: e}
+		}
 	}
 	// A 2xx or a 4xx (other than 407, 408, 429): the licence server's word,
 	// if it is authentic and has the spec's shape.
@@ -240,36 +243,35 @@ func ctxReason(e *Error, err error) {
 // the address dialled: a wrong host or port, or a placeholder address that
 // says what to do (licensetest's unstarted server), shows in the error.
 func netReason(in Input, err error) string {
-	words := netWords(in, err)
-	if op, ok := errors.AsType[*net.OpError](err); ok && op.Op == "dial" && op.Addr != nil {
+	op, dial := errors.AsType[*net.OpError](err)
+	dial = dial && op.Op == "dial"
+	var words string
+	_, dns := errors.AsType[*net.DNSError](err)
+	switch {
+	case errors.Is(err, syscall.ECONNREFUSED):
+		words = "connection refused"
+	case errors.Is(err, syscall.ECONNRESET):
+		words = "connection reset"
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		words = "connection closed"
+	case dns:
+		words = "host name not found"
+	case dial:
+		words = "cannot connect"
+	default:
+		var te *transport.Error
+		if errors.As(err, &te) && te.Err != nil {
+			err = te.Err
+		}
+		if ue, ok := err.(*url.Error); ok {
+			err = ue.Err
+		}
+		return in.Redactor.Text(err.Error(), MaxExcerpt, in.extra()...)
+	}
+	if dial && op.Addr != nil {
 		return words + " dialling " + op.Addr.String()
 	}
 	return words
-}
-
-func netWords(in Input, err error) string {
-	switch {
-	case errors.Is(err, syscall.ECONNREFUSED):
-		return "connection refused"
-	case errors.Is(err, syscall.ECONNRESET):
-		return "connection reset"
-	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
-		return "connection closed"
-	}
-	if _, ok := errors.AsType[*net.DNSError](err); ok {
-		return "host name not found"
-	}
-	if op, ok := errors.AsType[*net.OpError](err); ok && op.Op == "dial" {
-		return "cannot connect"
-	}
-	var te *transport.Error
-	if errors.As(err, &te) && te.Err != nil {
-		err = te.Err
-	}
-	if ue, ok := err.(*url.Error); ok {
-		err = ue.Err
-	}
-	return in.Redactor.Text(err.Error(), MaxExcerpt, in.extra()...)
 }
 
 func certText(err error) string {
@@ -296,15 +298,6 @@ func location(raw string) string {
 // failure is the spec's failure shape.
 type failure struct {
 	msg, time string
-}
-
-// parseRejection is envelope.ParseRejection for a 4xx or 5xx reply: a 2xx
-// or 3xx is never an envelope-level rejection, and is not parsed for one.
-func parseRejection(status int, body []byte) (*envelope.Rejection, bool) {
-	if status < 400 {
-		return nil, false
-	}
-	return envelope.ParseRejection(status, body)
 }
 
 // parseFailure reports whether b is the spec's failure shape: a JSON object

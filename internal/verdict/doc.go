@@ -58,25 +58,12 @@
 // or instance GUID so large that the next request could not be sealed (the
 // client logs that once).
 //
-// # Refusal kinds
+// # Refusal kinds and redaction
 //
-// The spec's "error" is free text, so what a refusal means beyond "no" is
-// decided by Rules: ordered phrases matched as whole words, case and
-// punctuation ignored, first match wins. DefaultRules covers common
-// English wordings; a vendor replaces them with its own table or function.
-// Every refusal matches ErrRefused whatever its kind. Kind.Final says
-// which kinds are saved as the licence's final verdict: all but
-// KindSeatLimit, the capacity kind.
-//
-// # Redaction
-//
-// A Redactor knows the client's fixed secrets (API key, licence key, the
-// shared secret raw, hex and base64) and its live values (the last tokens
-// and session keys), and Classify also removes the request's own payload
-// values of 8 bytes or more. A secret is removed exactly and, when it has
-// 8 letters or digits or more, wherever 8 or more of them appear in a row,
-// in any case and with any separators (see Redactor). Redaction runs
-// before texts are cut to MaxMessage or MaxExcerpt, so a cut never exposes
-// more than 7 characters of a secret. Texts from a transient status are
-// left out of errors altogether.
+// What a refusal means beyond "no" is decided by Rules on the server's free
+// text (see Kind.Final for which kinds are saved). A Redactor removes the
+// client's secrets, and Classify the request's own payload values, before
+// texts are cut to MaxMessage or MaxExcerpt, so a cut never exposes more
+// than 7 characters of a secret. Texts from a transient status are left out
+// of errors altogether.
 package verdict

@@ -91,11 +91,14 @@ const (
 var categoryNames = [...]string{"success", "refused", "unreachable", "client fault", "already ended"}
 
 // String returns the category's name, such as "unreachable".
-func (c Category) String() string {
-	if int(c) < len(categoryNames) {
-		return categoryNames[c]
+func (c Category) String() string { return enumName(categoryNames[:], c, "Category") }
+
+// enumName returns names[v], or "<typ>(<v>)" for a value out of range.
+func enumName[T ~uint8](names []string, v T, typ string) string {
+	if int(v) < len(names) {
+		return names[v]
 	}
-	return "Category(" + strconv.Itoa(int(c)) + ")"
+	return typ + "(" + strconv.Itoa(int(v)) + ")"
 }
 
 // Detail refines the Unreachable and ClientFault categories.
@@ -152,12 +155,7 @@ func (e *EnvelopeRejection) Error() string {
 }
 
 // String returns the detail's name, such as "intercepted".
-func (d Detail) String() string {
-	if int(d) < len(detailNames) {
-		return detailNames[d]
-	}
-	return "Detail(" + strconv.Itoa(int(d)) + ")"
-}
+func (d Detail) String() string { return enumName(detailNames[:], d, "Detail") }
 
 // Error is a failed call that is not a refusal: its Category is Unreachable
 // or ClientFault. Every text in it went through the client's Redactor.
@@ -194,12 +192,7 @@ type Error struct {
 // "license: register_instance: server unreachable after 3 attempts
 // (connection refused); will retry".
 func (e *Error) Error() string {
-	var b strings.Builder
-	b.WriteString("license: ")
-	if e.Endpoint != "" {
-		b.WriteString(e.Endpoint)
-		b.WriteString(": ")
-	}
+	b := head(e.Endpoint)
 	switch {
 	case e.Credentials && e.Category == Unreachable:
 		b.WriteString(credentialsHead)
@@ -219,9 +212,7 @@ func (e *Error) Error() string {
 		b.WriteString("server unreachable")
 	}
 	if e.Attempts > 1 {
-		b.WriteString(" after ")
-		b.WriteString(strconv.Itoa(e.Attempts))
-		b.WriteString(" attempts")
+		b.WriteString(" after " + strconv.Itoa(e.Attempts) + " attempts")
 	}
 	var paren []string
 	if e.Status != 0 {
@@ -231,19 +222,25 @@ func (e *Error) Error() string {
 		paren = append(paren, e.Reason)
 	}
 	if len(paren) > 0 {
-		b.WriteString(" (")
-		b.WriteString(strings.Join(paren, ": "))
-		b.WriteString(")")
+		b.WriteString(" (" + strings.Join(paren, ": ") + ")")
 	}
 	if e.Credentials && e.Category == Unreachable {
-		b.WriteString(": ")
-		b.WriteString(CredentialsCauses)
+		b.WriteString(": " + CredentialsCauses)
 	}
 	if e.Next != "" {
-		b.WriteString("; ")
-		b.WriteString(e.Next)
+		b.WriteString("; " + e.Next)
 	}
 	return b.String()
+}
+
+// head starts an error text: "license: <endpoint>: ", or "license: ".
+func head(endpoint string) *strings.Builder {
+	b := &strings.Builder{}
+	b.WriteString("license: ")
+	if endpoint != "" {
+		b.WriteString(endpoint + ": ")
+	}
+	return b
 }
 
 // Unwrap returns the cause.
@@ -290,24 +287,16 @@ type APIError struct {
 // Error renders "license: <endpoint>: refused by the licence server (HTTP
 // <status>): <message>".
 func (e *APIError) Error() string {
-	var b strings.Builder
-	b.WriteString("license: ")
-	if e.Endpoint != "" {
-		b.WriteString(e.Endpoint)
-		b.WriteString(": ")
-	}
+	b := head(e.Endpoint)
 	b.WriteString("refused by the licence server")
 	if e.Status != 0 && e.Status != 200 {
-		b.WriteString(" (HTTP ")
-		b.WriteString(strconv.Itoa(e.Status))
-		b.WriteString(")")
+		b.WriteString(" (HTTP " + strconv.Itoa(e.Status) + ")")
 	}
 	msg := e.Message
 	if msg == "" {
 		msg = "no reason given"
 	}
-	b.WriteString(": ")
-	b.WriteString(msg)
+	b.WriteString(": " + msg)
 	return b.String()
 }
 

@@ -1,7 +1,7 @@
 package verdict
 
 import (
-	"strconv"
+	"slices"
 	"strings"
 	"unicode"
 )
@@ -28,12 +28,7 @@ const (
 var kindNames = [...]string{"other", "revoked", "seat limit", "expired", "unknown instance"}
 
 // String returns the kind's name, such as "seat limit".
-func (k Kind) String() string {
-	if int(k) < len(kindNames) {
-		return kindNames[k]
-	}
-	return "Kind(" + strconv.Itoa(int(k)) + ")"
-}
+func (k Kind) String() string { return enumName(kindNames[:], k, "Kind") }
 
 // Final reports whether a refusal of this kind is the licence's final
 // verdict, saved so that it outlives a restart and grants no offline time
@@ -144,17 +139,10 @@ func Words(s string) []string {
 // containsPhrase reports whether phrase occurs in words as a contiguous run.
 // An empty phrase never matches.
 func containsPhrase(words, phrase []string) bool {
-	if len(phrase) == 0 {
-		return false
-	}
-outer:
-	for i := 0; i+len(phrase) <= len(words); i++ {
-		for j, p := range phrase {
-			if words[i+j] != p {
-				continue outer
-			}
+	for i := 0; len(phrase) > 0 && i+len(phrase) <= len(words); i++ {
+		if slices.Equal(words[i:i+len(phrase)], phrase) {
+			return true
 		}
-		return true
 	}
 	return false
 }

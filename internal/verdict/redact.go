@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -374,12 +375,12 @@ func (set *runSet) scan(s string, decode bool, spans *[][2]int) bool {
 		if decode {
 			switch {
 			case c == '\\' && i+5 < len(s) && s[i+1] == 'u' && s[i+2] == '0' && s[i+3] == '0':
-				if v, ok := unhex(s[i+4], s[i+5]); ok {
-					c, i = v, i+5
+				if v, err := strconv.ParseUint(s[i+4:i+6], 16, 8); err == nil {
+					c, i = byte(v), i+5
 				}
 			case c == '%' && i+2 < len(s):
-				if v, ok := unhex(s[i+1], s[i+2]); ok {
-					c, i = v, i+2
+				if v, err := strconv.ParseUint(s[i+1:i+3], 16, 8); err == nil {
+					c, i = byte(v), i+2
 				}
 			}
 		}
@@ -405,25 +406,6 @@ func (set *runSet) scan(s string, decode bool, spans *[][2]int) bool {
 		}
 	}
 	return found
-}
-
-// unhex decodes two hex digits.
-func unhex(a, b byte) (byte, bool) {
-	hi, ok1 := hexVal(a)
-	lo, ok2 := hexVal(b)
-	return hi<<4 | lo, ok1 && ok2
-}
-
-func hexVal(c byte) (byte, bool) {
-	switch {
-	case '0' <= c && c <= '9':
-		return c - '0', true
-	case 'a' <= c && c <= 'f':
-		return c - 'a' + 10, true
-	case 'A' <= c && c <= 'F':
-		return c - 'A' + 10, true
-	}
-	return 0, false
 }
 
 // mergeSpans merges two ordered lists of disjoint spans into one.
