@@ -258,7 +258,7 @@ type options struct {
 	classifier RefusalClassifier
 	kinds      RefusalClassifier
 	shared     *SharedSession // WithSharedSession (shared.go)
-	// timeFloor replaces releaseFloor (integrity.go) for tests, whose
+	// timeFloor replaces releaseFloor (calls.go) for tests, whose
 	// synctest bubble starts in 2000; products cannot set it.
 	timeFloor time.Time
 }
