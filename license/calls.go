@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/licensekit/licensekit-go/envelope"
+	"github.com/licensekit/licensekit-go/fingerprint"
 	"github.com/licensekit/licensekit-go/internal/uuid"
 	"github.com/licensekit/licensekit-go/internal/verdict"
 	"github.com/licensekit/licensekit-go/internal/wire"
@@ -138,14 +139,7 @@ func (c *Client) beginLocked(ctx context.Context) error {
 			return err
 		}
 	}
-	req := wire.BeginRequest{
-		ProductGUID:  c.cfg.ProductGUID,
-		LicenseKey:   c.cfg.LicenseKey,
-		InstanceGUID: c.st.InstanceGUID,
-		Machine:      c.machine,
-		UserHash:     c.cfg.UserAttributes,
-		Duration:     int64(c.cfg.SessionDuration / time.Second),
-	}
+	req := c.beginRequest()
 	sent := time.Now()
 	reply, err := exchange(c, ctx, wire.Begin, transport.RetryUnsent, req, wire.DecodeBegin, beginNext)
 	if err != nil && errors.Is(err, ErrUnknownInstance) {
@@ -211,9 +205,8 @@ func extendNext(r *wire.ExtendReply) error {
 
 // extendLocked extends the current session and adopts the reply.
 func (c *Client) extendLocked(ctx context.Context) error {
-	req := wire.ExtendRequest{Token: c.st.Token, Duration: int64(c.cfg.SessionDuration / time.Second)}
 	sent := time.Now()
-	reply, err := exchange(c, ctx, wire.Extend, transport.RetryIdempotent, req, wire.DecodeExtend, extendNext)
+	reply, err := exchange(c, ctx, wire.Extend, transport.RetryIdempotent, c.extendRequest(), wire.DecodeExtend, extendNext)
 	if err != nil {
 		return err
 	}
@@ -256,45 +249,67 @@ func (c *Client) endOrphanLocked(ctx context.Context) {
 // registerLocked sends register_instance for c.machine, which the caller
 // has just filled, and stores the instance.
 func (c *Client) registerLocked(ctx context.Context) error {
-	req := wire.RegisterRequest{
-		ProductGUID: c.cfg.ProductGUID,
-		LicenseKey:  c.cfg.LicenseKey,
-		Machine:     c.machine,
-		Name:        c.cfg.UserName,
-		Email:       c.cfg.UserEmail,
-		UserHash:    c.cfg.UserAttributes,
+	reply, err := exchange(c, ctx, wire.Register, transport.RetryIdempotent, c.registerRequest(), wire.DecodeRegister, registerNext)
+	if err == nil {
+		c.adoptRegister(reply)
 	}
-	reply, err := exchange(c, ctx, wire.Register, transport.RetryIdempotent, req, wire.DecodeRegister, registerNext)
-	if err != nil {
-		return err
-	}
-	c.st.InstanceGUID = reply.GUID
-	c.st.FirstRegisteredAt = reply.FirstRegisteredAt.Raw
+	return err
+}
+
+// adoptRegister stores the instance a register_instance reply names, for
+// the machine c.machine, online or carried.
+func (c *Client) adoptRegister(r *wire.RegisterReply) {
+	c.st.InstanceGUID = r.GUID
+	c.st.FirstRegisteredAt = r.FirstRegisteredAt.Raw
 	c.st.FingerprintDigest = machineDigest(c.machine)
 	c.st.Components = componentDigests(c.machine)
 	if c.st.Sent.IsZero() {
-		c.st.SessionSeconds = reply.ControlOptions.SessionDuration
-		c.st.GraceSeconds = reply.ControlOptions.ValidationGracePeriod
+		c.st.SessionSeconds = r.ControlOptions.SessionDuration
+		c.st.GraceSeconds = r.ControlOptions.ValidationGracePeriod
 	}
-	return nil
+}
+
+// The requests this client sends, online or carried (offline.go).
+func (c *Client) registerRequest() wire.RegisterRequest {
+	return wire.RegisterRequest{ProductGUID: c.cfg.ProductGUID, LicenseKey: c.cfg.LicenseKey, Machine: c.machine,
+		Name: c.cfg.UserName, Email: c.cfg.UserEmail, UserHash: c.cfg.UserAttributes}
+}
+
+func (c *Client) beginRequest() wire.BeginRequest {
+	return wire.BeginRequest{ProductGUID: c.cfg.ProductGUID, LicenseKey: c.cfg.LicenseKey, InstanceGUID: c.st.InstanceGUID,
+		Machine: c.machine, UserHash: c.cfg.UserAttributes, Duration: int64(c.cfg.SessionDuration / time.Second)}
+}
+
+func (c *Client) extendRequest() wire.ExtendRequest {
+	return wire.ExtendRequest{Token: c.st.Token, Duration: int64(c.cfg.SessionDuration / time.Second)}
 }
 
 // machineLocked fills c.machine from the fingerprint. With fewer than two
 // strong components (containers, cloned VMs) the persisted install ID
 // replaces mb_serial, so that the instance stays stable and distinct.
 func (c *Client) machineLocked(ctx context.Context) error {
-	fp, err := c.fp(ctx)
-	if fp == nil {
-		if err == nil {
-			err = errors.New("no fingerprint")
-		}
-		return localFault("fingerprint", err)
+	fp, err := c.fingerprintLocked(ctx)
+	if err != nil {
+		return err
 	}
 	if fp.StrongCount() < 2 && c.st.InstallID == "" {
 		c.st.InstallID = uuid.New()
 	}
 	c.machine = machineOf(fp, c.st.InstallID)
 	return nil
+}
+
+// fingerprintLocked is this machine's fingerprint, or a client fault when
+// the source gives none.
+func (c *Client) fingerprintLocked(ctx context.Context) (*fingerprint.Fingerprint, error) {
+	fp, err := c.fp(ctx)
+	if fp == nil {
+		if err == nil {
+			err = errors.New("no fingerprint")
+		}
+		return nil, localFault("fingerprint", err)
+	}
+	return fp, nil
 }
 
 // machineDigest identifies the registered hardware. The IP address is left

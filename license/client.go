@@ -175,9 +175,7 @@ func New(cfg Config, opts ...Option) (*Client, error) {
 		}
 	}
 	c := &Client{cfg: cfg, opts: o, sealer: sealer}
-	if err := c.setupVerdicts(o.sealer != nil); err != nil {
-		return nil, &configError{errs: []error{err}}
-	}
+	c.setupVerdicts(o.sealer != nil)
 	topts := []transport.Option{
 		transport.WithLogger(o.logger),
 		transport.WithRedactor(func(s string) string { return c.redact.Redact(s) }),
@@ -218,15 +216,17 @@ func New(cfg Config, opts ...Option) (*Client, error) {
 	c.closeDone = make(chan struct{})
 	c.store = newStore(c)
 	if o.shared != nil { // shared mode: shared.go
-		if err := c.initShared(); err != nil {
-			return nil, err
-		}
+		c.sh = &shared{cfg: *o.shared}
+		c.sh.path.Store("")
 	}
 	return c, nil
 }
 
 func newSealer(cfg *Config) (envelope.Sealer, error) {
-	eo := builtinSealerOptions(cfg)
+	var eo []envelope.Option // the built-in sealers: sealed replies unless the vendor opted out
+	if !cfg.InsecureUnsealedReplies {
+		eo = append(eo, envelope.WithSealedReplies())
+	}
 	if len(cfg.SharedSecret) > 0 {
 		return envelope.NewSharedSecretSealer(cfg.SharedSecret, eo...)
 	}
@@ -409,12 +409,9 @@ func (c *Client) loadLocked(ctx context.Context) error {
 	if c.loaded {
 		return nil
 	}
-	fp, err := c.fp(ctx)
-	if fp == nil {
-		if err == nil {
-			err = errors.New("no fingerprint")
-		}
-		return localFault("fingerprint", err)
+	fp, err := c.fingerprintLocked(ctx)
+	if err != nil {
+		return err
 	}
 	p, used, err := c.store.open(ctx, fp)
 	if err != nil {
@@ -423,8 +420,8 @@ func (c *Client) loadLocked(ctx context.Context) error {
 	c.st = p
 	c.orphan = p.Token != ""
 	c.anchor, c.base = time.Now(), used
-	if c.sh != nil && c.store.sharedMode() {
-		c.sh.path.Store(c.store.sharedPath())
+	if c.sharedOn() {
+		c.sh.path.Store(c.store.shared.Path())
 		c.noteRole(c.store.leading())
 	}
 	c.loaded = true

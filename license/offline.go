@@ -140,20 +140,15 @@ func (c *Client) newPendingLocked(ctx context.Context) (*offlinePending, error) 
 	var payload any
 	switch {
 	case c.st.Token != "" && c.offlineLive():
-		kind, ep = carried.KindRefresh, wire.Extend
-		payload = wire.ExtendRequest{Token: c.st.Token, Duration: int64(c.cfg.SessionDuration / time.Second)}
+		kind, ep, payload = carried.KindRefresh, wire.Extend, c.extendRequest()
 	default:
 		if err := c.machineLocked(ctx); err != nil {
 			return nil, err
 		}
 		if c.st.InstanceGUID == "" || c.st.FingerprintDigest != machineDigest(c.machine) {
-			ep = wire.Register
-			payload = wire.RegisterRequest{ProductGUID: c.cfg.ProductGUID, LicenseKey: c.cfg.LicenseKey, Machine: c.machine,
-				Name: c.cfg.UserName, Email: c.cfg.UserEmail, UserHash: c.cfg.UserAttributes}
+			ep, payload = wire.Register, c.registerRequest()
 		} else {
-			ep = wire.Begin
-			payload = wire.BeginRequest{ProductGUID: c.cfg.ProductGUID, LicenseKey: c.cfg.LicenseKey, InstanceGUID: c.st.InstanceGUID,
-				Machine: c.machine, UserHash: c.cfg.UserAttributes, Duration: int64(c.cfg.SessionDuration / time.Second)}
+			ep, payload = wire.Begin, c.beginRequest()
 		}
 	}
 	pr, err := c.sealCarried(ep, payload)
@@ -279,21 +274,17 @@ func (c *Client) applyCarriedLocked(ctx context.Context, pr pendingRequest, rp c
 			if err == nil {
 				err = registerNext(r)
 			}
-			if err == nil {
-				apply = func() { c.adoptCarriedRegister(r) }
-			}
+			apply = func() { c.adoptRegister(r) } // only on a success: r decoded
 			return err
 		case wire.Begin:
 			r, err := wire.DecodeBegin(plain)
 			if err == nil {
 				err = beginNext(r)
 			}
-			if err == nil {
-				apply = func() {
-					c.noteLive(r.Token, r.SessionKey)
-					c.st.Token, c.st.Features = r.Token, r.Features
-					c.adoptCarriedSession(r.Time, r.ControlOptions)
-				}
+			apply = func() {
+				c.noteLive(r.Token, r.SessionKey)
+				c.st.Token, c.st.Features = r.Token, r.Features
+				c.adoptCarriedSession(r.Time, r.ControlOptions)
 			}
 			return err
 		case wire.Extend:
@@ -301,14 +292,12 @@ func (c *Client) applyCarriedLocked(ctx context.Context, pr pendingRequest, rp c
 			if err == nil {
 				err = extendNext(r)
 			}
-			if err == nil {
-				apply = func() {
-					if r.Token != "" {
-						c.noteLive(r.Token)
-						c.st.Token = r.Token
-					}
-					c.adoptCarriedSession(r.Time, r.ControlOptions)
+			apply = func() {
+				if r.Token != "" {
+					c.noteLive(r.Token)
+					c.st.Token = r.Token
 				}
+				c.adoptCarriedSession(r.Time, r.ControlOptions)
 			}
 			return err
 		}
@@ -352,17 +341,6 @@ func (c *Client) applyCarriedLocked(ctx context.Context, pr pendingRequest, rp c
 		return false, out.Err
 	}
 	return false, offlineErr("activate", "the server did not process the request (see the cause); write a new request file", out.Err)
-}
-
-func (c *Client) adoptCarriedRegister(r *wire.RegisterReply) {
-	c.st.InstanceGUID = r.GUID
-	c.st.FirstRegisteredAt = r.FirstRegisteredAt.Raw
-	c.st.FingerprintDigest = machineDigest(c.machine)
-	c.st.Components = componentDigests(c.machine)
-	if c.st.Sent.IsZero() {
-		c.st.SessionSeconds = r.ControlOptions.SessionDuration
-		c.st.GraceSeconds = r.ControlOptions.ValidationGracePeriod
-	}
 }
 
 // adoptCarriedSession records a session the server began or extended when

@@ -120,7 +120,7 @@ func (s *store) unusable(p *persisted, err error) {
 // loadRecord opens the record after the state was loaded (loaded: a state
 // opened), and compares.
 func (s *store) loadRecord(p *persisted, loaded bool) {
-	dir, ok := s.recordLocation()
+	dir, ok := recordLocation(s.opts, true)
 	if !ok {
 		s.log.Warn("no place for the anti-rollback record (no user configuration directory); a restored state directory will not be detected")
 		return
@@ -376,7 +376,7 @@ func (s *store) loadRefusal(p *persisted) {
 	if s.back == nil {
 		return
 	}
-	if dir, ok := s.recordLocation(); ok && s.hasRecord() {
+	if dir, ok := recordLocation(s.opts, true); ok && s.hasRecord() {
 		s.refusalDir = dir
 	} else {
 		s.refusalDir = s.cfg.StateDir

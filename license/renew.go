@@ -93,7 +93,7 @@ func (c *Client) observeLocked(mono, wall time.Time) {
 	}
 	if !c.rolledBack && wall.After(c.st.HighWater) {
 		c.st.HighWater = wall
-		if wall.Sub(c.store.highWaterSaved()) >= highWaterEvery {
+		if wall.Sub(c.store.savedHW) >= highWaterEvery {
 			c.saveLocked(context.Background())
 		}
 	}

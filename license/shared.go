@@ -162,17 +162,9 @@ const (
 // errSharedManual is what explicit session calls return in shared mode.
 var errSharedManual = errors.New("license: Register, BeginSession, ExtendSession and EndSession are not available in shared mode; Start and Close manage the shared session")
 
-// initShared sets up shared mode; New calls it last, with the options
-// checked (options.check).
-func (c *Client) initShared() error {
-	c.sh = &shared{cfg: *c.opts.shared}
-	c.sh.path.Store("")
-	return nil
-}
-
 // sharedOn reports whether this client runs in shared mode with a usable
 // shared file.
-func (c *Client) sharedOn() bool { return c.sh != nil && c.store.sharedMode() }
+func (c *Client) sharedOn() bool { return c.sh != nil && c.store.shared != nil }
 
 // refresh is the follower's check interval for a session of length d.
 func (s *shared) refresh(d time.Duration) time.Duration {
@@ -414,7 +406,7 @@ func (c *Client) sharedMayEndLocked() bool {
 	if !c.sh.cfg.EndOnLastClose {
 		return false
 	}
-	alone, err := c.store.alone()
+	alone, err := c.store.shared.Alone()
 	if err != nil || !alone {
 		return false
 	}

@@ -96,7 +96,7 @@ func (c *Client) startLocked(ctx context.Context) (err error) {
 	if why != nil {
 		err = errors.Join(err, why)
 	}
-	if corrupt := c.store.corruptErr(); corrupt != nil {
+	if corrupt := c.store.corrupt; corrupt != nil {
 		err = errors.Join(err, corrupt)
 	}
 	c.lastErr = err

@@ -305,16 +305,6 @@ func (s *store) tryLead() bool {
 	return lead
 }
 
-// sharedMode reports whether the state is the shared file (shared mode
-// with a usable directory).
-func (s *store) sharedMode() bool { return s.shared != nil }
-
-// highWaterSaved is the high-water mark last saved.
-func (s *store) highWaterSaved() time.Time { return s.savedHW }
-
-// corruptErr says why the state found at open was moved aside, if it was.
-func (s *store) corruptErr() error { return s.corrupt }
-
 // leading reports whether this client renews the shared file.
 func (s *store) leading() bool { return s.shared != nil && s.shared.Leading() }
 
@@ -323,12 +313,6 @@ func (s *store) resign() error {
 	s.releaseSharedRecord()
 	return s.shared.Resign()
 }
-
-// alone reports whether no other process has joined the shared file.
-func (s *store) alone() (bool, error) { return s.shared.Alone() }
-
-// sharedPath is the shared file's path.
-func (s *store) sharedPath() string { return s.shared.Path() }
 
 // release drops every lock the store holds; Close calls it after the last
 // save.
@@ -568,12 +552,9 @@ func openStateWith(keys [][]byte, blob []byte) (p *persisted, err error) {
 // none at all: no WithRollbackRecordDir and no user configuration
 // directory that exists or can be made (no home directory). A directory
 // that exists but refuses is returned: using it then fails, and the store
-// says so (recordErr).
-func (s *store) recordLocation() (dir string, ok bool) { return recordLocation(s.opts, true) }
-
-// recordLocation is store.recordLocation; with create false it makes no
-// directory (inspectState), and a missing configuration directory counts
-// as a location not made yet.
+// says so (recordErr). With create false it makes no directory
+// (inspectState), and a missing configuration directory counts as a
+// location not made yet.
 func recordLocation(o *options, create bool) (dir string, ok bool) {
 	if o.rollbackDir != "" {
 		return o.rollbackDir, true

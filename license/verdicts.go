@@ -24,29 +24,14 @@ func authenticatesReplies(s envelope.Sealer) bool {
 
 // setupVerdicts decides, in New, whether replies must be sealed, and builds
 // the redactor that knows the client's secrets.
-func (c *Client) setupVerdicts(custom bool) error {
-	if custom {
-		c.sealed = authenticatesReplies(c.sealer) && !c.cfg.InsecureUnsealedReplies
-	} else {
-		c.sealed = !c.cfg.InsecureUnsealedReplies
-	}
+func (c *Client) setupVerdicts(custom bool) {
+	c.sealed = !c.cfg.InsecureUnsealedReplies && (!custom || authenticatesReplies(c.sealer))
 	c.redact = verdict.NewRedactor(c.cfg.APIKey, c.cfg.LicenseKey)
 	c.redact.AddSecret(c.cfg.SharedSecret)
-	if c.opts.kinds != nil {
-		c.kinds = c.opts.kinds
-	} else {
+	c.kinds = c.opts.kinds
+	if c.kinds == nil {
 		c.kinds = verdict.DefaultRules().Classify
 	}
-	return nil
-}
-
-// builtinSealerOptions are the envelope options of the built-in sealers:
-// sealed replies unless the vendor opted out.
-func builtinSealerOptions(cfg *Config) []envelope.Option {
-	if cfg.InsecureUnsealedReplies {
-		return nil
-	}
-	return []envelope.Option{envelope.WithSealedReplies()}
 }
 
 // warnInsecure logs, once per client, that replies are not authenticated.
