@@ -142,14 +142,12 @@ func (d *doctor) setProxyFailure(pf *proxyFailure) {
 }
 
 // checkTCP opens a TCP connection to the server, or to its proxy.
-func (d *doctor) checkTCP(ctx context.Context) {
+func (d *doctor) checkTCP(ctx context.Context) Check {
 	switch {
 	case d.target == nil:
-		d.set(skipped(CheckTCP, "the server URL does not parse"))
-		return
+		return skipped(CheckTCP, "the server URL does not parse")
 	case !d.dnsOK && d.proxy == nil:
-		d.set(skipped(CheckTCP, "the server name does not resolve"))
-		return
+		return skipped(CheckTCP, "the server name does not resolve")
 	}
 	cctx, cancel := context.WithTimeout(ctx, d.o.timeout)
 	defer cancel()
@@ -171,7 +169,7 @@ func (d *doctor) checkTCP(ctx context.Context) {
 		conn.Close()
 		c.Verdict, c.Finding = OK, "connected "+how+" in "+roundDur(took)
 	}
-	d.set(c)
+	return c
 }
 
 // roots is the pool the client verifies the server with; nil means the
@@ -189,41 +187,35 @@ func (d *doctor) roots() *x509.CertPool {
 }
 
 // checkTLS shakes hands with the server and examines its chain.
-func (d *doctor) checkTLS(ctx context.Context) {
+func (d *doctor) checkTLS(ctx context.Context) Check {
 	switch {
 	case d.target == nil:
-		d.set(skipped(CheckTLS, "the server URL does not parse"))
-		return
+		return skipped(CheckTLS, "the server URL does not parse")
 	case d.target.Scheme != "https":
-		d.set(skipped(CheckTLS, "the server URL is http: no TLS"))
-		return
+		return skipped(CheckTLS, "the server URL is http: no TLS")
 	}
 	if d.proxyCheck != nil {
-		d.set(skipped(CheckTLS, notCheckedProxy))
-		return
+		return skipped(CheckTLS, notCheckedProxy)
 	}
 	if tc, ok := d.checks[CheckTCP]; ok && tc.Verdict != OK {
-		d.set(skipped(CheckTLS, "no TCP connection: see the tcp check"))
-		return
+		return skipped(CheckTLS, "no TCP connection: see the tcp check")
 	}
 	cctx, cancel := context.WithTimeout(ctx, d.o.timeout)
 	defer cancel()
 	conn, _, err := d.connect(cctx)
 	if err != nil {
-		d.set(Check{ID: CheckTLS, Verdict: Fail, Finding: "cannot connect for the handshake: " + errText(err)})
-		return
+		return Check{ID: CheckTLS, Verdict: Fail, Finding: "cannot connect for the handshake: " + errText(err)}
 	}
 	defer conn.Close()
 	// Verification is done below, step by step, so that the report can
 	// say which part failed; this connection carries no request.
 	tc := tls.Client(conn, &tls.Config{ServerName: d.host, InsecureSkipVerify: true, MinVersion: tls.VersionTLS12}) //nolint:gosec
 	if err := tc.HandshakeContext(cctx); err != nil {
-		d.set(Check{ID: CheckTLS, Verdict: Fail, Finding: "the TLS handshake failed: " + errText(err),
-			Fix: "a server that speaks TLS 1.2 or later must answer on this port; a gateway that does not suggests interception"})
-		return
+		return Check{ID: CheckTLS, Verdict: Fail, Finding: "the TLS handshake failed: " + errText(err),
+			Fix: "a server that speaks TLS 1.2 or later must answer on this port; a gateway that does not suggests interception"}
 	}
 	st := tc.ConnectionState()
-	d.set(d.judgeChain(st.PeerCertificates, tls.VersionName(st.Version)))
+	return d.judgeChain(st.PeerCertificates, tls.VersionName(st.Version))
 }
 
 // judgeChain examines the server's chain against the configured roots,

@@ -55,19 +55,19 @@ func skipped(id, why string) Check { return Check{ID: id, Verdict: Skipped, Find
 // run runs every check and fills the report in order.
 func (d *doctor) run(ctx context.Context) {
 	d.checks = make(map[string]Check, len(checkOrder))
-	d.checkConfig()
+	d.set(d.checkConfig())
 	d.selectProxy()
-	d.checkDNS(ctx)
-	d.checkTCP(ctx)
-	d.checkTLS(ctx)
-	d.checkHTTP(ctx)
-	d.checkProxy()
-	d.checkClock()
+	d.set(d.checkDNS(ctx))
+	d.set(d.checkTCP(ctx))
+	d.set(d.checkTLS(ctx))
+	d.set(d.checkHTTP(ctx))
+	d.set(d.checkProxy())
+	d.set(d.checkClock())
 	d.collectFingerprint(ctx)
-	d.checkState(ctx)
-	d.checkFingerprint()
-	d.checkLicense(ctx)
-	d.checkRoundTrip(ctx)
+	d.set(d.checkState(ctx))
+	d.set(d.checkFingerprint())
+	d.set(d.checkLicense(ctx))
+	d.set(d.checkRoundTrip(ctx))
 	if d.client != nil {
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d.o.timeout)
 		_ = d.client.Close(cctx)
@@ -84,7 +84,7 @@ func (d *doctor) run(ctx context.Context) {
 
 // checkConfig builds the licence client as the product would and reports
 // every problem license.New finds.
-func (d *doctor) checkConfig() {
+func (d *doctor) checkConfig() Check {
 	c := Check{ID: CheckConfig}
 	c.Evidence = append(c.Evidence, configFacts(d.cfg)...)
 	if u, err := url.Parse(d.cfg.ServerURL); err == nil && u.Host != "" && (u.Scheme == "http" || u.Scheme == "https") {
@@ -104,8 +104,7 @@ func (d *doctor) checkConfig() {
 			c.Evidence = append(c.Evidence, Fact{"problem", p})
 		}
 		c.Fix = "correct every problem listed; the product cannot start a licence session until then"
-		d.set(c)
-		return
+		return c
 	}
 	d.client = client
 	d.diag = client.Diagnostics(diag.NewKey())
@@ -115,7 +114,7 @@ func (d *doctor) checkConfig() {
 		c.Finding = "the server URL is plain http: anyone on the path can read and alter the exchange"
 		c.Fix = "use the server's https URL"
 	}
-	d.set(c)
+	return c
 }
 
 // clientOptions are the options of the doctor's licence client: the
@@ -176,17 +175,15 @@ func defaultResolver(ctx context.Context, host string) ([]string, error) {
 }
 
 // checkDNS resolves the server's host through the resolver.
-func (d *doctor) checkDNS(ctx context.Context) {
+func (d *doctor) checkDNS(ctx context.Context) Check {
 	if d.target == nil {
-		d.set(skipped(CheckDNS, "the server URL does not parse"))
-		return
+		return skipped(CheckDNS, "the server URL does not parse")
 	}
 	c := Check{ID: CheckDNS, Evidence: []Fact{{"host", d.host}}}
 	if ip := net.ParseIP(d.host); ip != nil {
 		d.addrs, d.dnsOK = []string{d.host}, true
 		c.Verdict, c.Finding = OK, d.host+" is an IP address; no lookup needed"
-		d.set(c)
-		return
+		return c
 	}
 	rctx, cancel := context.WithTimeout(ctx, d.o.timeout)
 	start := time.Now()
@@ -201,8 +198,7 @@ func (d *doctor) checkDNS(ctx context.Context) {
 		if err != nil {
 			c.Evidence = append(c.Evidence, Fact{"error", errText(err)})
 		}
-		d.set(c)
-		return
+		return c
 	}
 	if err != nil || len(addrs) == 0 {
 		if err == nil {
@@ -212,13 +208,12 @@ func (d *doctor) checkDNS(ctx context.Context) {
 		c.Finding = fmt.Sprintf("the server name %s does not resolve", d.host)
 		c.Evidence = append(c.Evidence, Fact{"error", errText(err)})
 		c.Fix = "check the server URL for typos, and this machine's DNS settings (or hosts file); on a network that allows only a proxy, set HTTPS_PROXY"
-		d.set(c)
-		return
+		return c
 	}
 	d.addrs, d.dnsOK = addrs, true
 	c.Verdict = OK
 	c.Finding = fmt.Sprintf("%s resolves to %s", d.host, strings.Join(limit(addrs, 4), ", "))
-	d.set(c)
+	return c
 }
 
 // selectProxy finds the proxy the client's transport selects for the
@@ -252,10 +247,9 @@ func (d *doctor) selectProxy() {
 // checkProxy reports the proxy selected and whether it passed the
 // request on to the licence server. It runs after the TLS and HTTP checks,
 // which go through the proxy.
-func (d *doctor) checkProxy() {
+func (d *doctor) checkProxy() Check {
 	if d.target == nil {
-		d.set(skipped(CheckProxy, "the server URL does not parse"))
-		return
+		return skipped(CheckProxy, "the server URL does not parse")
 	}
 	c := Check{ID: CheckProxy, Evidence: []Fact{{"selected_by", d.proxySource}}}
 	if d.proxy == nil {
@@ -263,16 +257,14 @@ func (d *doctor) checkProxy() {
 		if isLoopback(d.host) {
 			c.Evidence = append(c.Evidence, Fact{"note", "environment proxies never apply to loopback addresses"})
 		}
-		d.set(c)
-		return
+		return c
 	}
 	c.Evidence = append(c.Evidence, proxyFacts(d.proxy)...)
 	switch {
 	case d.proxyCheck != nil:
 		pc := *d.proxyCheck
 		pc.Evidence = append(c.Evidence, pc.Evidence...)
-		d.set(pc)
-		return
+		return pc
 	case d.probe != nil:
 		cl := classify(d.probe.Err)
 		if cl.gateway() {
@@ -280,27 +272,24 @@ func (d *doctor) checkProxy() {
 			c.Finding = gatewayFinding + ": " + cl.detail
 			c.Evidence = append(c.Evidence, Fact{"status", statusText(cl.status)})
 			c.Fix = gatewayFix(cl.status)
-			d.set(c)
 			// One root cause, one failure: the http check saw the proxy's
 			// answer, not the server's.
 			h := skipped(CheckHTTP, notCheckedProxy)
 			h.Evidence = d.checks[CheckHTTP].Evidence
 			d.set(h)
-			return
+			return c
 		}
 		if cl.answered {
 			c.Verdict, c.Finding = OK, "proxy "+d.proxy.Host+" passes requests on to the licence server"
-			d.set(c)
-			return
+			return c
 		}
 		c.Verdict = Warn
 		c.Finding = "proxy " + d.proxy.Host + " answers, but no reply from the licence server came through it"
 		c.Fix = "see the http check"
-		d.set(c)
-		return
+		return c
 	}
 	c.Verdict, c.Finding = OK, "proxy "+d.proxy.Host+" answers"
-	d.set(c)
+	return c
 }
 
 // proxyFacts describes a proxy URL without its credentials.
@@ -313,17 +302,14 @@ func proxyFacts(p *url.URL) []Fact {
 }
 
 // checkHTTP sends the harmless probe and reads the SDK's verdict on it.
-func (d *doctor) checkHTTP(ctx context.Context) {
+func (d *doctor) checkHTTP(ctx context.Context) Check {
 	switch {
 	case d.client == nil:
-		d.set(skipped(CheckHTTP, "the configuration is rejected; fix it first"))
-		return
+		return skipped(CheckHTTP, "the configuration is rejected; fix it first")
 	case !d.dnsOK && d.proxy == nil:
-		d.set(skipped(CheckHTTP, "the server name does not resolve"))
-		return
+		return skipped(CheckHTTP, "the server name does not resolve")
 	case d.proxyCheck != nil:
-		d.set(skipped(CheckHTTP, notCheckedProxy))
-		return
+		return skipped(CheckHTTP, notCheckedProxy)
 	}
 	pctx, cancel := context.WithTimeout(ctx, d.o.timeout)
 	res := d.diag.Probe(pctx)
@@ -382,7 +368,7 @@ func (d *doctor) checkHTTP(ctx context.Context) {
 		c.Finding = "no answer from the server: " + cl.detail
 		c.Fix = "check that the server is up and that a firewall lets this machine reach it"
 	}
-	d.set(c)
+	return c
 }
 
 // expectedRefusal reports whether a refusal of the probe is the expected
@@ -411,14 +397,12 @@ func gatewayFix(status int) string {
 
 // checkClock compares the server's time in the probe's reply with this
 // machine's.
-func (d *doctor) checkClock() {
+func (d *doctor) checkClock() Check {
 	if pc, ok := d.checks[CheckProxy]; ok && pc.Verdict == Fail {
-		d.set(skipped(CheckClock, notCheckedProxy))
-		return
+		return skipped(CheckClock, notCheckedProxy)
 	}
 	if d.probe == nil || d.probe.ServerTime.IsZero() {
-		d.set(skipped(CheckClock, "no reply from the licence server carried its time"))
-		return
+		return skipped(CheckClock, "no reply from the licence server carried its time")
 	}
 	skew := d.probe.Skew
 	abs := skew.Abs()
@@ -441,7 +425,7 @@ func (d *doctor) checkClock() {
 		c.Verdict = OK
 		c.Finding = fmt.Sprintf("this machine's clock is %s the server's", skewText(skew))
 	}
-	d.set(c)
+	return c
 }
 
 // skewText renders how the local clock stands against the server's, from
