@@ -326,45 +326,36 @@ func (d *doctor) checkHTTP(ctx context.Context) Check {
 	if cl.message != "" {
 		c.Evidence = append(c.Evidence, Fact{"server_message", cl.message})
 	}
+	c.Verdict = Fail // unless the licence server answered as expected
 	switch {
-	case cl.answered:
+	case cl.answered && (res.Err == nil || expectedRefusal(cl.message)):
 		c.Verdict = OK
 		c.Finding = fmt.Sprintf("the licence server answered in %s", roundDur(res.RTT))
-		if res.Err != nil && !expectedRefusal(cl.message) {
-			c.Verdict = Fail
-			c.Finding = fmt.Sprintf("the licence server answered but refused this client: %q", cl.message)
-			c.Fix = "check APIKey and the server key (ServerPublicKey or SharedSecret) against the vendor's settings"
-		}
+	case cl.answered:
+		c.Finding = fmt.Sprintf("the licence server answered but refused this client: %q", cl.message)
+		c.Fix = "check APIKey and the server key (ServerPublicKey or SharedSecret) against the vendor's settings"
 	case cl.fault:
-		c.Verdict = Fail
 		c.Finding = "the request failed on this machine: " + cl.detail
 		c.Fix = "check the server key (ServerPublicKey or SharedSecret) and any custom sealer"
 	case cl.credentials:
-		c.Verdict = Fail
 		c.Finding = fmt.Sprintf("configuration fault: the server answered (HTTP %d) but did not authenticate this client", cl.status)
 		c.Fix = verdict.CredentialsCauses + "; until then the product runs on its offline grace and then stops"
 	case cl.gateway():
-		c.Verdict = Fail
 		c.Finding = gatewayFinding + ": " + cl.detail
 		c.Fix = gatewayFix(cl.status)
 	case cl.why == verdict.DetailUnauthenticated:
-		c.Verdict = Fail
 		c.Finding = "a reply came back that does not open with this client's keys: " + cl.detail
 		c.Fix = "check the server key (ServerPublicKey or SharedSecret); if the keys are right, something on the path answers in the server's place"
 	case cl.why == verdict.DetailTransient:
-		c.Verdict = Fail
 		c.Finding = "the server, or a gateway in front of it, failed: " + cl.detail
 		c.Fix = "retry later; if it persists, the vendor's server or gateway needs attention (offline grace covers the outage)"
 	case cl.why == verdict.DetailMalformed, cl.why == verdict.DetailTooLarge:
-		c.Verdict = Fail
 		c.Finding = "a reply came back that does not follow the v2 spec: " + cl.detail
 		c.Fix = "the server, or something answering in its place, is not a v2 licence server at this URL: check the URL's version path"
 	case cl.why == verdict.DetailTLS:
-		c.Verdict = Fail
 		c.Finding = "the TLS connection to the server is not trusted: " + cl.detail
 		c.Fix = "see the tls check"
 	default:
-		c.Verdict = Fail
 		c.Finding = "no answer from the server: " + cl.detail
 		c.Fix = "check that the server is up and that a firewall lets this machine reach it"
 	}
@@ -412,18 +403,15 @@ func (d *doctor) checkClock() Check {
 		{"skew", skew.Round(time.Second).String() + " (server minus local)"},
 		{"rollback_slack", diag.RollbackSlack.String()},
 	}}
+	c.Verdict, c.Finding = OK, fmt.Sprintf("this machine's clock is %s the server's", skewText(skew))
 	switch {
 	case abs > diag.RollbackSlack:
 		c.Verdict = Fail
-		c.Finding = fmt.Sprintf("this machine's clock is %s the server's, more than the %s the SDK tolerates", skewText(skew), diag.RollbackSlack)
+		c.Finding += fmt.Sprintf(", more than the %s the SDK tolerates", diag.RollbackSlack)
 		c.Fix = "turn on automatic time (NTP) on this machine; setting the clock back also voids offline grace until the server is reached"
 	case abs > time.Minute:
 		c.Verdict = Warn
-		c.Finding = fmt.Sprintf("this machine's clock is %s the server's", skewText(skew))
 		c.Fix = "turn on automatic time (NTP) on this machine"
-	default:
-		c.Verdict = OK
-		c.Finding = fmt.Sprintf("this machine's clock is %s the server's", skewText(skew))
 	}
 	return c
 }
