@@ -92,14 +92,7 @@ func (r *Report) Check(id string) (Check, bool) {
 }
 
 // Failed reports whether any check failed.
-func (r *Report) Failed() bool {
-	for _, c := range r.Checks {
-		if c.Verdict == Fail {
-			return true
-		}
-	}
-	return false
-}
+func (r *Report) Failed() bool { return r.Count(Fail) > 0 }
 
 // Count returns how many checks ended with v.
 func (r *Report) Count(v Verdict) int {

@@ -289,16 +289,11 @@ func (d *doctor) checkFingerprint() Check {
 	}
 	changed = uniq(changed)
 	if regChanged {
-		what := "unknown components"
-		if len(changed) > 0 {
-			what = strings.Join(changed, ", ")
-		}
-		c.Evidence = append(c.Evidence, Fact{"changed_since_registration", what})
+		c.Evidence = append(c.Evidence, Fact{"changed_since_registration", joinOr(changed, "unknown components")})
 	}
-	var sinceBaseline []string
 	if b := d.o.baseline; b != nil {
-		sinceBaseline = d.changedSince(b)
-		c.Evidence = append(c.Evidence, Fact{"changed_since_baseline", strings.Join(append([]string{}, orList(sinceBaseline)...), ", ") + " (baseline bundle of " + b.Created.UTC().Format(time.RFC3339) + ")"})
+		c.Evidence = append(c.Evidence, Fact{"changed_since_baseline",
+			joinOr(d.changedSince(b), "nothing") + " (baseline bundle of " + b.Created.UTC().Format(time.RFC3339) + ")"})
 	}
 	advice := ""
 	switch {
@@ -310,7 +305,7 @@ func (d *doctor) checkFingerprint() Check {
 	switch {
 	case regChanged:
 		c.Verdict = Warn
-		c.Finding = "the hardware identity changed since this machine registered (" + orText(changed) + "): the next start registers it again, which may take a new seat"
+		c.Finding = "the hardware identity changed since this machine registered (" + joinOr(changed, "which components is not recorded") + "): the next start registers it again, which may take a new seat"
 		c.Fix = "expected after a hardware change; otherwise see the changed components. " + advice
 	case strong < 2:
 		c.Verdict = Warn
@@ -325,18 +320,12 @@ func (d *doctor) checkFingerprint() Check {
 	return c
 }
 
-func orText(s []string) string {
+// joinOr joins s with commas, or is none when s is empty.
+func joinOr(s []string, none string) string {
 	if len(s) == 0 {
-		return "which components is not recorded"
+		return none
 	}
 	return strings.Join(s, ", ")
-}
-
-func orList(s []string) []string {
-	if len(s) == 0 {
-		return []string{"nothing"}
-	}
-	return s
 }
 
 func uniq(s []string) []string {
