@@ -231,25 +231,25 @@ func (c *Client) endLocked(ctx context.Context) error {
 	return nil
 }
 
-// endOrphanLocked ends a session a previous run left live, best effort and
-// bounded, so that crashed runs do not leak seats.
-func (c *Client) endOrphanLocked(ctx context.Context) {
+// endOrphanLocked ends a session a previous run left live, bounded, so
+// that crashed runs do not leak seats. On failure the token is kept: the
+// next attempt tries again.
+func (c *Client) endOrphanLocked(ctx context.Context) error {
 	octx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	err := c.endLocked(octx)
 	if err != nil {
-		// Keep the token: the next start tries again.
 		c.log.Warn("could not end orphaned session", "error", err)
 	} else {
 		c.log.Info("ended session orphaned by a previous run")
 	}
-	c.emit(Event{Type: EventOrphanEnded, Reason: err})
+	return err
 }
 
 // registerLocked sends register_instance for c.machine, which the caller
 // has just filled, and stores the instance.
 func (c *Client) registerLocked(ctx context.Context) error {
-	reply, err := exchange(c, ctx, wire.Register, transport.RetryIdempotent, c.registerRequest(), wire.DecodeRegister, registerNext)
+	reply, err := exchange(c, ctx, wire.Register, transport.RetryIdempotent, c.registerRequest(c.machine), wire.DecodeRegister, registerNext)
 	if err == nil {
 		c.adoptRegister(reply)
 	}
@@ -270,8 +270,8 @@ func (c *Client) adoptRegister(r *wire.RegisterReply) {
 }
 
 // The requests this client sends, online or carried (offline.go).
-func (c *Client) registerRequest() wire.RegisterRequest {
-	return wire.RegisterRequest{ProductGUID: c.cfg.ProductGUID, LicenseKey: c.cfg.LicenseKey, Machine: c.machine,
+func (c *Client) registerRequest(m wire.Machine) wire.RegisterRequest {
+	return wire.RegisterRequest{ProductGUID: c.cfg.ProductGUID, LicenseKey: c.cfg.LicenseKey, Machine: m,
 		Name: c.cfg.UserName, Email: c.cfg.UserEmail, UserHash: c.cfg.UserAttributes}
 }
 

@@ -146,7 +146,7 @@ func (c *Client) newPendingLocked(ctx context.Context) (*offlinePending, error) 
 			return nil, err
 		}
 		if c.st.InstanceGUID == "" || c.st.FingerprintDigest != machineDigest(c.machine) {
-			ep, payload = wire.Register, c.registerRequest()
+			ep, payload = wire.Register, c.registerRequest(c.machine)
 		} else {
 			ep, payload = wire.Begin, c.beginRequest()
 		}

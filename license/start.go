@@ -81,7 +81,7 @@ func (c *Client) startLocked(ctx context.Context) (err error) {
 	sctx, cancel := context.WithDeadline(ctx, c.startAt.Add(startCut(c.opts.start.Online)))
 	defer cancel()
 	if c.st.Token != "" && !c.sharedOn() {
-		c.endOrphanLocked(sctx)
+		c.emit(Event{Type: EventOrphanEnded, Reason: c.endOrphanLocked(sctx)}) // best effort: begin either way
 	}
 	err = c.beginLocked(sctx)
 	if err == nil {
@@ -158,17 +158,13 @@ func (c *Client) startedLocked() {
 // not a refusal stops here: the server is not answering.
 func (c *Client) connectLocked(ctx context.Context, atStart bool) error {
 	if c.orphan && c.st.Token != "" {
-		octx, stop := context.WithTimeout(ctx, 5*time.Second)
-		err := c.endLocked(octx)
-		stop()
+		err := c.endOrphanLocked(ctx)
 		if err == nil || atStart {
 			c.emit(Event{Type: EventOrphanEnded, Reason: err})
 		}
 		if err != nil {
-			c.log.Warn("could not end orphaned session", "error", err)
 			return err
 		}
-		c.log.Info("ended session orphaned by a previous run")
 	}
 	c.orphan = false
 	return c.beginLocked(ctx)
