@@ -261,7 +261,7 @@ func serverAddress(raw string) string {
 func (c *Client) Status() Status {
 	s := c.snap.Load()
 	now := time.Now()
-	wall := now
+	wall := now // one clock read, unless a test hook sets the wall clock
 	if c.opts.wall != nil {
 		wall = c.opts.wall()
 	}
@@ -271,10 +271,7 @@ func (c *Client) Status() Status {
 }
 
 // Valid reports whether the licence may be used now (Active or Grace).
-func (c *Client) Valid() bool {
-	s := c.Status()
-	return s.Valid()
-}
+func (c *Client) Valid() bool { return c.Status().Valid() }
 
 // HasFeature reports whether the licence may be used now and its session
 // grants feature name.

@@ -1,12 +1,5 @@
 package license
 
-// This file is the read-only surface that the diagnosis tool (package
-// license/doctor) uses to look inside a client: its fingerprint, a harmless
-// probe of the server, and the saved state (checklicense.go adds the
-// licence check). None of it takes a seat, and none of it changes the saved
-// state. It reaches doctor through Diagnostics and package
-// license/internal/diag, so it is no part of the API a product uses.
-
 import (
 	"context"
 	"crypto/rand"
@@ -39,7 +32,11 @@ func (c *Client) Diagnostics(k diag.Key) diag.Client {
 type diagnostics struct{ c *Client }
 
 func (d diagnostics) Fingerprint(ctx context.Context) (*fingerprint.Fingerprint, error) {
-	return d.c.fingerprint(ctx)
+	fp, err := d.c.fp(ctx)
+	if fp == nil && err == nil {
+		err = errors.New("license: fingerprint source returned nothing")
+	}
+	return fp, err
 }
 func (d diagnostics) Probe(ctx context.Context) diag.ProbeResult { return d.c.probe(ctx) }
 func (d diagnostics) InspectState(ctx context.Context, fp *fingerprint.Fingerprint) (*diag.StateInspection, error) {
@@ -47,16 +44,6 @@ func (d diagnostics) InspectState(ctx context.Context, fp *fingerprint.Fingerpri
 }
 func (d diagnostics) CheckLicense(ctx context.Context, fp *fingerprint.Fingerprint) diag.LicenseCheck {
 	return d.c.checkLicense(ctx, fp)
-}
-
-// fingerprint returns this machine's fingerprint from the client's source
-// (diag.Client.Fingerprint).
-func (c *Client) fingerprint(ctx context.Context) (*fingerprint.Fingerprint, error) {
-	fp, err := c.fp(ctx)
-	if fp == nil && err == nil {
-		err = errors.New("license: fingerprint source returned nothing")
-	}
-	return fp, err
 }
 
 // probe sends one extend_session for a random token that names no session
