@@ -55,7 +55,8 @@ func (c *Client) Register(ctx context.Context) (Registration, error) {
 }
 
 // BeginSession sends begin_session (registering first if this machine has
-// no instance yet) and makes the new session current. It does not start
+// no instance yet or its hardware changed, and once more if the server no
+// longer knows the stored instance) and makes the new session current. It does not start
 // background renewal; Start does.
 func (c *Client) BeginSession(ctx context.Context) error {
 	return c.manual(ctx, func(ctx context.Context) error {
@@ -68,7 +69,8 @@ func (c *Client) BeginSession(ctx context.Context) error {
 }
 
 // ExtendSession sends extend_session for the current session and adopts
-// the reply's token and control options.
+// the reply's token and control options. With no session it returns
+// ErrNotStarted.
 func (c *Client) ExtendSession(ctx context.Context) error {
 	return c.manual(ctx, func(ctx context.Context) error {
 		if c.st.Token == "" {
@@ -79,7 +81,8 @@ func (c *Client) ExtendSession(ctx context.Context) error {
 }
 
 // EndSession sends end_session for the current session and returns the
-// client to Idle. An unknown token counts as already ended. Background
+// client to Idle; with no session it does nothing. An unknown token counts
+// as already ended. Background
 // renewal, if running, begins a new session at its next attempt; to stop
 // for good, use Close.
 func (c *Client) EndSession(ctx context.Context) error {

@@ -321,10 +321,10 @@ func (c *Client) Err() error {
 // ErrUnreachable. ctx bounds Start too; the earlier limit wins.
 //
 // A refusal is returned as an error matching ErrRefused. A failed Start
-// may be retried. ctx bounds only Start itself; the background loop lives
-// until Close. Close cancels a
-// Start in progress, which then returns ErrClosed. Call Close even after a
-// failed Start: it releases the state slot.
+// may be retried; a Start after a successful one, or during one, returns an
+// error. ctx bounds only Start itself; the background loop lives until
+// Close. Close cancels a Start in progress, which then returns ErrClosed.
+// Call Close even after a failed Start: it releases the state slot.
 func (c *Client) Start(ctx context.Context) error {
 	c.life.Lock()
 	switch {

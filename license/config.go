@@ -64,7 +64,8 @@ type Config struct {
 	SessionDuration time.Duration
 
 	// StateDir is where the sealed state file lives. Empty keeps state in
-	// memory only: no offline restart and no orphan cleanup across runs.
+	// memory only (unless WithStateStore keeps it): no offline restart and
+	// no orphan cleanup across runs.
 	StateDir string
 }
 
@@ -209,8 +210,8 @@ type FingerprintSource func(ctx context.Context) (*fingerprint.Fingerprint, erro
 
 // EventHandler receives events. Calls are serial, in order, never
 // concurrent, and never after Close returns. A slow handler never delays
-// renewal: events beyond a buffer of 64 are dropped, and the drops are
-// logged at Warn level with their running count.
+// renewal: events beyond a buffer of 64 are dropped, and the 1st, 2nd,
+// 4th, 8th, ... drop is logged at Warn level with the running count.
 type EventHandler func(Event)
 
 // Retry tunes retries. Zero fields keep their defaults.

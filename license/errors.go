@@ -75,7 +75,7 @@ var (
 	// with, or sealed on another machine. The file is moved aside.
 	ErrStateCorrupt = errors.New("license: persisted state corrupt")
 	// ErrStateLocked reports that every state slot in the state directory is
-	// held by another live client.
+	// held by another live client. It also matches ErrClientFault.
 	ErrStateLocked = errors.New("license: state directory in use")
 	// ErrClosed reports a call on a client after Close.
 	ErrClosed = errors.New("license: client closed")

@@ -51,7 +51,8 @@ var (
 // OfflineError is a failure of the offline ceremony. Its text never carries
 // file content, keys or tokens.
 type OfflineError struct {
-	// Op is "request", "activate", "deactivate" or "exchange".
+	// Op is "request" (OfflineRequest and OfflineDeactivate, and a client
+	// that cannot carry requests), "activate" or "exchange".
 	Op string
 	// Reason says what went wrong and what to do.
 	Reason string

@@ -195,8 +195,8 @@ func WithSalt(salt []byte) Option {
 // salt this machine's identifiers are published under.
 func WithBaseline(b *Bundle) Option { return func(o *options) { o.baseline = b } }
 
-// WithTimeout bounds each network check (default 10 s). Run's ctx bounds
-// the whole run.
+// WithTimeout bounds each network check (default 10 s; the round trip,
+// three calls, three times that). Run's ctx bounds the whole run.
 func WithTimeout(d time.Duration) Option {
 	return func(o *options) {
 		if d > 0 {
