@@ -56,8 +56,8 @@ func (c *Client) Register(ctx context.Context) (Registration, error) {
 
 // BeginSession sends begin_session (registering first if this machine has
 // no instance yet or its hardware changed, and once more if the server no
-// longer knows the stored instance) and makes the new session current. It does not start
-// background renewal; Start does.
+// longer knows the stored instance) and makes the new session current. It
+// does not start background renewal; Start does.
 func (c *Client) BeginSession(ctx context.Context) error {
 	return c.manual(ctx, func(ctx context.Context) error {
 		err := c.beginLocked(ctx)
@@ -82,9 +82,8 @@ func (c *Client) ExtendSession(ctx context.Context) error {
 
 // EndSession sends end_session for the current session and returns the
 // client to Idle; with no session it does nothing. An unknown token counts
-// as already ended. Background
-// renewal, if running, begins a new session at its next attempt; to stop
-// for good, use Close.
+// as already ended. Background renewal, if running, begins a new session at
+// its next attempt; to stop for good, use Close.
 func (c *Client) EndSession(ctx context.Context) error {
 	return c.manual(ctx, func(ctx context.Context) error {
 		if c.st.Token == "" {
@@ -206,6 +205,27 @@ func extendNext(r *wire.ExtendReply) error {
 	return fitsNext(wire.Extend, "token", wire.ExtendRequest{Token: r.Token})
 }
 
+// fitsNext returns a *wire.ProtocolError when the request a reply leads to
+// (next) could not be sealed: a server that hands out a huge token or
+// instance GUID would otherwise make every later call fail on this machine.
+func fitsNext(endpoint, field string, next any) error {
+	b, err := json.Marshal(next)
+	if err == nil && len(b) <= maxPlaintext {
+		return nil
+	}
+	return &wire.ProtocolError{Endpoint: endpoint,
+		Reason: field + " too large: the next request could not be sealed"}
+}
+
+// noteUnsealable logs, once per client, a reply whose values would make the
+// next request too large to seal.
+func (c *Client) noteUnsealable(endpoint string, err error) {
+	if c.warnedUnsealable.CompareAndSwap(false, true) {
+		c.log.Warn("malformed reply: the next request could not be sealed; treating the server as unreachable",
+			"endpoint", endpoint, "reason", c.redact.Text(lastPart(err), verdict.MaxExcerpt))
+	}
+}
+
 // extendLocked extends the current session and adopts the reply.
 func (c *Client) extendLocked(ctx context.Context) error {
 	sent := time.Now()
@@ -247,6 +267,24 @@ func (c *Client) endOrphanLocked(ctx context.Context) error {
 		c.log.Info("ended session orphaned by a previous run")
 	}
 	return err
+}
+
+// connectLocked ends a session a previous run left live, then begins a
+// new one. At Start (atStart) the end is reported as an OrphanEnded event
+// either way; in the loop, only once it succeeded. A failed end that is
+// not a refusal stops here: the server is not answering.
+func (c *Client) connectLocked(ctx context.Context, atStart bool) error {
+	if c.orphan && c.st.Token != "" {
+		err := c.endOrphanLocked(ctx)
+		if err == nil || atStart {
+			c.emit(Event{Type: EventOrphanEnded, Reason: err})
+		}
+		if err != nil {
+			return err
+		}
+	}
+	c.orphan = false
+	return c.beginLocked(ctx)
 }
 
 // registerLocked sends register_instance for c.machine, which the caller
@@ -313,6 +351,56 @@ func (c *Client) fingerprintLocked(ctx context.Context) (*fingerprint.Fingerprin
 		return nil, localFault("fingerprint", err)
 	}
 	return fp, nil
+}
+
+// machineOf is the wire machine a client registers for fp, as
+// machineLocked builds it, with installID standing in for weak hardware.
+func machineOf(fp *fingerprint.Fingerprint, installID string) wire.Machine {
+	m := wire.Machine{
+		IPAddress:    fp.IPAddress.Value,
+		CPUID:        fp.CPUID.Value,
+		MBSerial:     fp.MBSerial.Value,
+		MACAddresses: fp.MACAddresses.Values,
+		VolumeHash:   fp.VolumeHash.Value,
+		HostName:     fp.HostName.Value,
+	}
+	if fp.StrongCount() < 2 {
+		m.MBSerial = "install-" + installID
+	}
+	return m
+}
+
+// componentOrder lists the wire components recorded per component, in
+// wire order. ip_address is left out: it changes with the network.
+var componentOrder = []string{
+	fingerprint.NameCPUID, fingerprint.NameMBSerial, fingerprint.NameMACAddresses,
+	fingerprint.NameVolumeHash, fingerprint.NameHostName,
+}
+
+// componentDigests records each registered wire component as a short
+// labelled SHA-256, so that a later diagnosis can say which one changed.
+// They live only inside the sealed state.
+func componentDigests(m wire.Machine) map[string]string {
+	vals := map[string]string{
+		fingerprint.NameCPUID:      m.CPUID,
+		fingerprint.NameMBSerial:   m.MBSerial,
+		fingerprint.NameVolumeHash: m.VolumeHash,
+		fingerprint.NameHostName:   m.HostName,
+	}
+	macs := ""
+	for i, v := range m.MACAddresses {
+		if i > 0 {
+			macs += ","
+		}
+		macs += v
+	}
+	vals[fingerprint.NameMACAddresses] = macs
+	out := make(map[string]string, len(vals))
+	for name, v := range vals {
+		sum := sha256.Sum256([]byte("licensekit component v1\x00" + name + "\x00" + v))
+		out[name] = hex.EncodeToString(sum[:16])
+	}
+	return out
 }
 
 // machineDigest identifies the registered hardware. The IP address is left

@@ -3,7 +3,6 @@ package license
 import (
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"path/filepath"
@@ -146,54 +145,4 @@ func (c *Client) describeState(s *diag.SavedState, p *persisted, err error, fp *
 			}
 		}
 	}
-}
-
-// machineOf is the wire machine a client registers for fp, as
-// machineLocked builds it, with installID standing in for weak hardware.
-func machineOf(fp *fingerprint.Fingerprint, installID string) wire.Machine {
-	m := wire.Machine{
-		IPAddress:    fp.IPAddress.Value,
-		CPUID:        fp.CPUID.Value,
-		MBSerial:     fp.MBSerial.Value,
-		MACAddresses: fp.MACAddresses.Values,
-		VolumeHash:   fp.VolumeHash.Value,
-		HostName:     fp.HostName.Value,
-	}
-	if fp.StrongCount() < 2 {
-		m.MBSerial = "install-" + installID
-	}
-	return m
-}
-
-// componentOrder lists the wire components recorded per component, in
-// wire order. ip_address is left out: it changes with the network.
-var componentOrder = []string{
-	fingerprint.NameCPUID, fingerprint.NameMBSerial, fingerprint.NameMACAddresses,
-	fingerprint.NameVolumeHash, fingerprint.NameHostName,
-}
-
-// componentDigests records each registered wire component as a short
-// labelled SHA-256, so that a later diagnosis can say which one changed.
-// They live only inside the sealed state.
-func componentDigests(m wire.Machine) map[string]string {
-	vals := map[string]string{
-		fingerprint.NameCPUID:      m.CPUID,
-		fingerprint.NameMBSerial:   m.MBSerial,
-		fingerprint.NameVolumeHash: m.VolumeHash,
-		fingerprint.NameHostName:   m.HostName,
-	}
-	macs := ""
-	for i, v := range m.MACAddresses {
-		if i > 0 {
-			macs += ","
-		}
-		macs += v
-	}
-	vals[fingerprint.NameMACAddresses] = macs
-	out := make(map[string]string, len(vals))
-	for name, v := range vals {
-		sum := sha256.Sum256([]byte("licensekit component v1\x00" + name + "\x00" + v))
-		out[name] = hex.EncodeToString(sum[:16])
-	}
-	return out
 }

@@ -151,21 +151,3 @@ func (c *Client) startedLocked() {
 	c.noteSharedStart(StartBegan)
 	c.log.Info("licence session started", "state", Active, "session_expiry", c.st.Sent.Add(c.session()))
 }
-
-// connectLocked ends a session a previous run left live, then begins a
-// new one. At Start (atStart) the end is reported as an OrphanEnded event
-// either way; in the loop, only once it succeeded. A failed end that is
-// not a refusal stops here: the server is not answering.
-func (c *Client) connectLocked(ctx context.Context, atStart bool) error {
-	if c.orphan && c.st.Token != "" {
-		err := c.endOrphanLocked(ctx)
-		if err == nil || atStart {
-			c.emit(Event{Type: EventOrphanEnded, Reason: err})
-		}
-		if err != nil {
-			return err
-		}
-	}
-	c.orphan = false
-	return c.beginLocked(ctx)
-}

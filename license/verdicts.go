@@ -42,15 +42,6 @@ func (c *Client) warnInsecure() {
 	}
 }
 
-// noteUnsealable logs, once per client, a reply whose values would make the
-// next request too large to seal.
-func (c *Client) noteUnsealable(endpoint string, err error) {
-	if c.warnedUnsealable.CompareAndSwap(false, true) {
-		c.log.Warn("malformed reply: the next request could not be sealed; treating the server as unreachable",
-			"endpoint", endpoint, "reason", c.redact.Text(lastPart(err), verdict.MaxExcerpt))
-	}
-}
-
 // localFault is the error of a local step that failed before or instead
 // of a call ("fingerprint", "open state"): a client fault, or, when the
 // step was cut short by its context, unreachable like a cancelled call.
@@ -86,12 +77,4 @@ func lastPart(err error) string {
 		return s[i+2:]
 	}
 	return s
-}
-
-// finalRefusal reports whether err is a refusal to save as the licence's
-// final verdict: every refusal but a capacity one (RefusalKind.Final). A
-// refusal without an *APIError counts as final.
-func finalRefusal(err error) bool {
-	var api *APIError
-	return !errors.As(err, &api) || api.Kind.Final()
 }
