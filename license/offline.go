@@ -17,14 +17,7 @@ import (
 	"github.com/licensekit/licensekit-go/transport"
 )
 
-// Offline activation (docs/offline-activation.md): a machine that never
-// reaches the server writes a request file (OfflineRequest), a person carries
-// it to an online machine that posts it unchanged (ExchangeOffline, or the
-// vendor's console) and carries the reply file back (ActivateOffline).
-// OfflineDeactivate ends the licence on this machine and writes the
-// end_session file that frees the seat.
-
-// Offline activation errors. Each failure of ActivateOffline, OfflineRequest
+// Offline activation errors (docs/offline-activation.md). Each failure of ActivateOffline, OfflineRequest
 // and OfflineDeactivate that is not the server's verdict is an
 // *OfflineError matching one of these; a failed ActivateOffline changes
 // nothing.

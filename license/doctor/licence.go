@@ -19,11 +19,10 @@ func (d *doctor) serverNotReached() string {
 	return ""
 }
 
-// checkLicense asks the server about the licence without taking a seat
-// (the licence client's licence check): register_instance for a machine the
-// server already knows, which returns its saved instance. On a machine it
-// does not know, nothing is sent and the licence is reported as not
-// checked: the default run never claims a licence it did not check.
+// checkLicense is the licence client's licence check (diag.Client's
+// CheckLicense, which takes no seat). On a machine the server does not
+// know nothing is sent and the licence is reported as not checked: the
+// default run never claims a licence it did not check.
 func (d *doctor) checkLicense(ctx context.Context) Check {
 	switch {
 	case d.client == nil:
