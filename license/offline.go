@@ -183,13 +183,32 @@ func (c *Client) writeRequestFile(w io.Writer, p *offlinePending) error {
 		f.Requests = append(f.Requests, carried.Request{Endpoint: r.Endpoint, ID: id, Data: r.Data})
 	}
 	text, err := f.Marshal()
-	if err != nil {
-		return offlineErr("request", "cannot write the request file", err)
+	return writeFile("request", "request", w, text, err)
+}
+
+// writeFile writes a carried file's text (or reports err, from making it).
+func writeFile(op, what string, w io.Writer, text []byte, err error) error {
+	if err == nil {
+		_, err = w.Write(text)
 	}
-	if _, err := w.Write(text); err != nil {
-		return offlineErr("request", "cannot write the request file", err)
+	if err != nil {
+		return offlineErr(op, "cannot write the "+what+" file", err)
 	}
 	return nil
+}
+
+// readFile reads and parses a carried file, at most carried.MaxFileSize.
+func readFile[F any](op, what string, r io.Reader, parse func([]byte) (F, error)) (F, error) {
+	text, err := io.ReadAll(io.LimitReader(r, carried.MaxFileSize+1))
+	if err != nil {
+		var zero F
+		return zero, offlineErr(op, "cannot read the "+what+" file", err)
+	}
+	f, err := parse(text)
+	if err != nil {
+		return f, offlineErr(op, lastPart(err), errors.Join(ErrOfflineFile, err))
+	}
+	return f, nil
 }
 
 // ActivateOffline applies a reply file that the vendor's server wrote for
@@ -207,13 +226,9 @@ func (c *Client) writeRequestFile(w io.Writer, p *offlinePending) error {
 // run offline. more is true after a register_instance reply: the machine is
 // registered, and the next OfflineRequest file begins the session.
 func (c *Client) ActivateOffline(ctx context.Context, r io.Reader) (more bool, err error) {
-	text, err := io.ReadAll(io.LimitReader(r, carried.MaxFileSize+1))
+	rf, err := readFile("activate", "reply", r, carried.ParseReplyFile)
 	if err != nil {
-		return false, offlineErr("activate", "cannot read the reply file", err)
-	}
-	rf, err := carried.ParseReplyFile(text)
-	if err != nil {
-		return false, offlineErr("activate", lastPart(err), errors.Join(ErrOfflineFile, err))
+		return false, err
 	}
 	err = c.offline(ctx, func(ctx context.Context) error {
 		if err := c.store.anchorErr(); err != nil {
@@ -419,13 +434,9 @@ type ExchangeConfig struct {
 // written.
 func ExchangeOffline(ctx context.Context, cfg ExchangeConfig, r io.Reader, w io.Writer) error {
 	const op = "exchange"
-	text, err := io.ReadAll(io.LimitReader(r, carried.MaxFileSize+1))
+	rf, err := readFile(op, "request", r, carried.ParseRequestFile)
 	if err != nil {
-		return offlineErr(op, "cannot read the request file", err)
-	}
-	rf, err := carried.ParseRequestFile(text)
-	if err != nil {
-		return offlineErr(op, lastPart(err), errors.Join(ErrOfflineFile, err))
+		return err
 	}
 	var topts []transport.Option
 	if cfg.HTTPClient != nil {
@@ -457,12 +468,6 @@ func ExchangeOffline(ctx context.Context, cfg ExchangeConfig, r io.Reader, w io.
 		}
 		out.Replies = append(out.Replies, carried.Reply{Endpoint: q.Endpoint, ID: q.ID, Status: resp.Status, Body: resp.Body})
 	}
-	text, err = out.Marshal()
-	if err != nil {
-		return offlineErr(op, "cannot write the reply file", err)
-	}
-	if _, err := w.Write(text); err != nil {
-		return offlineErr(op, "cannot write the reply file", err)
-	}
-	return nil
+	text, err := out.Marshal()
+	return writeFile(op, "reply", w, text, err)
 }

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 )
@@ -308,35 +309,20 @@ const interceptFix = "a TLS-inspecting firewall or antivirus re-signs the server
 // pin, or names a known TLS-inspection product.
 func (d *doctor) intercepted(certs []*x509.Certificate) (bool, string) {
 	issuer := issuerName(certs[0])
-	if len(d.o.pins) > 0 {
-		want := map[string]bool{}
-		for _, p := range d.o.pins {
-			want[strings.TrimPrefix(p, "sha256/")] = true
-		}
-		found := false
-		for _, cert := range certs {
-			sum := sha256.Sum256(cert.RawSubjectPublicKeyInfo)
-			if want[base64.StdEncoding.EncodeToString(sum[:])] {
-				found = true
-			}
-		}
-		if !found {
-			return true, "no certificate in the chain has a pinned key (issued by " + issuer + ")"
-		}
+	pinned := slices.ContainsFunc(certs, func(cert *x509.Certificate) bool {
+		sum := sha256.Sum256(cert.RawSubjectPublicKeyInfo)
+		pin := base64.StdEncoding.EncodeToString(sum[:])
+		return slices.ContainsFunc(d.o.pins, func(p string) bool { return strings.TrimPrefix(p, "sha256/") == pin })
+	})
+	if len(d.o.pins) > 0 && !pinned {
+		return true, "no certificate in the chain has a pinned key (issued by " + issuer + ")"
 	}
-	if len(d.o.issuers) > 0 {
-		found := false
-		for _, cert := range certs {
-			names := strings.ToLower(cert.Issuer.CommonName + " " + strings.Join(cert.Issuer.Organization, " "))
-			for _, want := range d.o.issuers {
-				if strings.Contains(names, strings.ToLower(want)) {
-					found = true
-				}
-			}
-		}
-		if !found {
-			return true, fmt.Sprintf("issued by %s, not by the expected %s", issuer, strings.Join(d.o.issuers, " or "))
-		}
+	expected := slices.ContainsFunc(certs, func(cert *x509.Certificate) bool {
+		names := strings.ToLower(cert.Issuer.CommonName + " " + strings.Join(cert.Issuer.Organization, " "))
+		return slices.ContainsFunc(d.o.issuers, func(want string) bool { return strings.Contains(names, strings.ToLower(want)) })
+	})
+	if len(d.o.issuers) > 0 && !expected {
+		return true, fmt.Sprintf("issued by %s, not by the expected %s", issuer, strings.Join(d.o.issuers, " or "))
 	}
 	lower := strings.ToLower(issuer)
 	for _, m := range inspectors {
