@@ -63,7 +63,8 @@ type SharedRole uint8
 
 // The roles.
 const (
-	// NotShared: shared mode is off, or Start has not run yet.
+	// NotShared: shared mode is off, Start has not run yet, or the shared
+	// file is unusable (the client then runs unshared, in memory).
 	NotShared SharedRole = iota
 	// Renewer: this process holds the renewer lock, talks to the server and
 	// writes the shared state.
@@ -120,7 +121,8 @@ type SharedStatus struct {
 	Role SharedRole
 	// Start is how Start obtained the licence.
 	Start SharedStart
-	// Path is the shared state file; empty when shared mode is off.
+	// Path is the shared state file; empty when shared mode is off, before
+	// Start, or when the shared file is unusable.
 	Path string
 }
 
