@@ -161,9 +161,6 @@ func New(cfg Config, opts ...Option) (*Client, error) {
 	if o.logger == nil {
 		o.logger = slog.New(slog.DiscardHandler)
 	}
-	if o.rnd == nil {
-		o.rnd = defaultOptions().rnd
-	}
 	o.retry = o.retry.withDefaults()
 	o.start = o.start.withDefaults()
 

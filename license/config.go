@@ -345,13 +345,6 @@ func WithRefusalClassifier(f RefusalClassifier) Option {
 // WithRetry tunes retries and renewal backoff.
 func WithRetry(r Retry) Option { return func(o *options) { o.retry = r } }
 
-func defaultOptions() options {
-	return options{
-		logger: slog.New(slog.DiscardHandler),
-		rnd:    rand.Float64,
-	}
-}
-
 func (r Retry) withDefaults() Retry {
 	if r.Attempts <= 0 {
 		r.Attempts = 3
@@ -379,7 +372,7 @@ func (r Retry) withDefaults() Retry {
 // each pair of settings that exclude each other, is in the one error,
 // which matches ErrInvalidConfig.
 func newOptions(cfg *Config, opts []Option) (options, error) {
-	o := defaultOptions()
+	o := options{logger: slog.New(slog.DiscardHandler), rnd: rand.Float64}
 	var errs []error
 	for i, opt := range opts {
 		if opt == nil {

@@ -105,11 +105,6 @@ func ReadBundle(rd io.Reader) (*Bundle, error) {
 	return &b, nil
 }
 
-func (b *Bundle) salt() []byte {
-	s, _ := hex.DecodeString(b.Salt)
-	return s
-}
-
 // digests returns the salted digests of a component's values: the first 12
 // bytes of HMAC-SHA256(salt, label 0x00 component 0x00 value), hex.
 func digests(salt []byte, component string, values []string) []string {
@@ -148,7 +143,7 @@ func (d *doctor) idDigests(c fingerprint.Component) string {
 // many bundles to link them). What the bundle learns is the comparison
 // itself: one equal-or-not per component, the purpose of the comparison.
 func (d *doctor) changedSince(b *Bundle) []string {
-	salt := b.salt()
+	salt, _ := hex.DecodeString(b.Salt)
 	now := map[string][]string{}
 	for name, vals := range d.idValues {
 		now[name] = digests(salt, name, vals)

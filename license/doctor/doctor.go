@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"errors"
+	"net"
 	"net/http"
 	"net/url"
 	"time"
@@ -232,7 +233,7 @@ func Run(ctx context.Context, cfg license.Config, opts ...Option) (*Report, erro
 		o.clock = time.Now
 	}
 	if o.resolver == nil {
-		o.resolver = defaultResolver
+		o.resolver = net.DefaultResolver.LookupHost
 	}
 	salt := o.salt
 	if len(salt) == 0 {

@@ -169,11 +169,6 @@ func isLoopback(host string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-// defaultResolver is the system resolver.
-func defaultResolver(ctx context.Context, host string) ([]string, error) {
-	return net.DefaultResolver.LookupHost(ctx, host)
-}
-
 // checkDNS resolves the server's host through the resolver.
 func (d *doctor) checkDNS(ctx context.Context) Check {
 	if d.target == nil {
