@@ -90,12 +90,13 @@ var (
 // method matches ErrRefused and the sentinel of its Kind.
 type APIError = verdict.APIError
 
-// Error is a failed call that is not a refusal: its Category is
-// verdict.Unreachable or verdict.ClientFault, and it matches ErrUnreachable
-// or ErrClientFault (and a detail such as ErrIntercepted) accordingly. Its
-// fields are Endpoint, Category, Detail, Status, Attempts, RetryAfter,
-// Reason (short and redacted), Next and Cause (for errors.Is and errors.As;
-// its text is never printed). Error() is one line, such as
+// Error is a failed call that is not a refusal: it matches ErrUnreachable
+// or ErrClientFault, as its Category says (and a detail such as
+// ErrIntercepted or ErrCredentialsRejected). Its fields are Endpoint,
+// Category, Detail, Status, Attempts, RetryAfter, Reason (short and
+// redacted), Next, Cause (for errors.Is and errors.As; its text is never
+// printed) and Credentials (set with ErrCredentialsRejected). Error() is
+// one line, such as
 // "license: register_instance: server unreachable after 3 attempts
 // (connection refused); will retry".
 type Error = verdict.Error
