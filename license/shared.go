@@ -249,20 +249,17 @@ func (c *Client) joinSharedLocked(ctx context.Context) (done bool, err error) {
 			// deadlines still apply.
 			c.orphan = true
 			return false, nil
-		case c.sharedLiveLocked(wall) && lead:
+		case c.sharedLiveLocked(wall):
+			how, msg := StartFollowed, "following the shared session"
+			if lead {
+				how, msg = StartResumed, "shared session resumed; this process renews it"
+			}
 			c.enterLocked(Active, nil)
-			c.sh.start.Store(uint32(StartResumed))
-			c.log.Info("shared session resumed; this process renews it", "state", Active,
-				"session_expiry", c.st.Sent.Add(c.session()))
+			c.sh.start.Store(uint32(how))
+			c.log.Info(msg, "state", Active, "session_expiry", c.st.Sent.Add(c.session()))
 			return true, nil
 		case lead:
 			return false, nil // Start begins; noteSharedStart records how it went
-		case c.sharedLiveLocked(wall):
-			c.enterLocked(Active, nil)
-			c.sh.start.Store(uint32(StartFollowed))
-			c.log.Info("following the shared session", "state", Active,
-				"session_expiry", c.st.Sent.Add(c.session()))
-			return true, nil
 		case c.st.Token != "":
 			// The renewer has a session but cannot renew it: the same
 			// offline rules as the renewer's.
