@@ -382,19 +382,12 @@ var componentOrder = []string{
 // They live only inside the sealed state.
 func componentDigests(m wire.Machine) map[string]string {
 	vals := map[string]string{
-		fingerprint.NameCPUID:      m.CPUID,
-		fingerprint.NameMBSerial:   m.MBSerial,
-		fingerprint.NameVolumeHash: m.VolumeHash,
-		fingerprint.NameHostName:   m.HostName,
+		fingerprint.NameCPUID:        m.CPUID,
+		fingerprint.NameMBSerial:     m.MBSerial,
+		fingerprint.NameMACAddresses: strings.Join(m.MACAddresses, ","),
+		fingerprint.NameVolumeHash:   m.VolumeHash,
+		fingerprint.NameHostName:     m.HostName,
 	}
-	macs := ""
-	for i, v := range m.MACAddresses {
-		if i > 0 {
-			macs += ","
-		}
-		macs += v
-	}
-	vals[fingerprint.NameMACAddresses] = macs
 	out := make(map[string]string, len(vals))
 	for name, v := range vals {
 		sum := sha256.Sum256([]byte("licensekit component v1\x00" + name + "\x00" + v))

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/url"
 	"sync"
@@ -150,13 +151,7 @@ func New(cfg Config, opts ...Option) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	if cfg.UserAttributes != nil {
-		m := make(map[string]string, len(cfg.UserAttributes))
-		for k, v := range cfg.UserAttributes {
-			m[k] = v
-		}
-		cfg.UserAttributes = m
-	}
+	cfg.UserAttributes = maps.Clone(cfg.UserAttributes) // nil stays nil
 	cfg.SharedSecret = append([]byte(nil), cfg.SharedSecret...)
 	if o.logger == nil {
 		o.logger = slog.New(slog.DiscardHandler)

@@ -355,7 +355,10 @@ func issuerName(c *x509.Certificate) string {
 }
 
 func certNames(c *x509.Certificate) string {
-	names := append(append([]string(nil), c.DNSNames...), ipStrings(c.IPAddresses)...)
+	names := slices.Clone(c.DNSNames)
+	for _, ip := range c.IPAddresses {
+		names = append(names, ip.String())
+	}
 	if len(names) == 0 && c.Subject.CommonName != "" {
 		names = []string{c.Subject.CommonName}
 	}
@@ -363,12 +366,4 @@ func certNames(c *x509.Certificate) string {
 		return "no name"
 	}
 	return strings.Join(limit(names, 4), ", ")
-}
-
-func ipStrings(ips []net.IP) []string {
-	out := make([]string, len(ips))
-	for i, ip := range ips {
-		out[i] = ip.String()
-	}
-	return out
 }
