@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/licensekit/licensekit-go/envelope"
+	"github.com/licensekit/licensekit-go/fingerprint"
 	"github.com/licensekit/licensekit-go/internal/uuid"
 	"github.com/licensekit/licensekit-go/internal/verdict"
 	"github.com/licensekit/licensekit-go/internal/wire"
@@ -54,8 +55,9 @@ func (c *Client) Register(ctx context.Context) (Registration, error) {
 }
 
 // BeginSession sends begin_session (registering first if this machine has
-// no instance yet) and makes the new session current. It does not start
-// background renewal; Start does.
+// no instance yet or its hardware changed, and once more if the server no
+// longer knows the stored instance) and makes the new session current. It
+// does not start background renewal; Start does.
 func (c *Client) BeginSession(ctx context.Context) error {
 	return c.manual(ctx, func(ctx context.Context) error {
 		err := c.beginLocked(ctx)
@@ -67,7 +69,8 @@ func (c *Client) BeginSession(ctx context.Context) error {
 }
 
 // ExtendSession sends extend_session for the current session and adopts
-// the reply's token and control options.
+// the reply's token and control options. With no session it returns
+// ErrNotStarted.
 func (c *Client) ExtendSession(ctx context.Context) error {
 	return c.manual(ctx, func(ctx context.Context) error {
 		if c.st.Token == "" {
@@ -78,9 +81,9 @@ func (c *Client) ExtendSession(ctx context.Context) error {
 }
 
 // EndSession sends end_session for the current session and returns the
-// client to Idle. An unknown token counts as already ended. Background
-// renewal, if running, begins a new session at its next attempt; to stop
-// for good, use Close.
+// client to Idle; with no session it does nothing. An unknown token counts
+// as already ended. Background renewal, if running, begins a new session at
+// its next attempt; to stop for good, use Close.
 func (c *Client) EndSession(ctx context.Context) error {
 	return c.manual(ctx, func(ctx context.Context) error {
 		if c.st.Token == "" {
@@ -138,14 +141,7 @@ func (c *Client) beginLocked(ctx context.Context) error {
 			return err
 		}
 	}
-	req := wire.BeginRequest{
-		ProductGUID:  c.cfg.ProductGUID,
-		LicenseKey:   c.cfg.LicenseKey,
-		InstanceGUID: c.st.InstanceGUID,
-		Machine:      c.machine,
-		UserHash:     c.cfg.UserAttributes,
-		Duration:     int64(c.cfg.SessionDuration / time.Second),
-	}
+	req := c.beginRequest()
 	sent := time.Now()
 	reply, err := exchange(c, ctx, wire.Begin, transport.RetryUnsent, req, wire.DecodeBegin, beginNext)
 	if err != nil && errors.Is(err, ErrUnknownInstance) {
@@ -209,11 +205,31 @@ func extendNext(r *wire.ExtendReply) error {
 	return fitsNext(wire.Extend, "token", wire.ExtendRequest{Token: r.Token})
 }
 
+// fitsNext returns a *wire.ProtocolError when the request a reply leads to
+// (next) could not be sealed: a server that hands out a huge token or
+// instance GUID would otherwise make every later call fail on this machine.
+func fitsNext(endpoint, field string, next any) error {
+	b, err := json.Marshal(next)
+	if err == nil && len(b) <= maxPlaintext {
+		return nil
+	}
+	return &wire.ProtocolError{Endpoint: endpoint,
+		Reason: field + " too large: the next request could not be sealed"}
+}
+
+// noteUnsealable logs, once per client, a reply whose values would make the
+// next request too large to seal.
+func (c *Client) noteUnsealable(endpoint string, err error) {
+	if c.warnedUnsealable.CompareAndSwap(false, true) {
+		c.log.Warn("malformed reply: the next request could not be sealed; treating the server as unreachable",
+			"endpoint", endpoint, "reason", c.redact.Text(lastPart(err), verdict.MaxExcerpt))
+	}
+}
+
 // extendLocked extends the current session and adopts the reply.
 func (c *Client) extendLocked(ctx context.Context) error {
-	req := wire.ExtendRequest{Token: c.st.Token, Duration: int64(c.cfg.SessionDuration / time.Second)}
 	sent := time.Now()
-	reply, err := exchange(c, ctx, wire.Extend, transport.RetryIdempotent, req, wire.DecodeExtend, extendNext)
+	reply, err := exchange(c, ctx, wire.Extend, transport.RetryIdempotent, c.extendRequest(), wire.DecodeExtend, extendNext)
 	if err != nil {
 		return err
 	}
@@ -238,63 +254,146 @@ func (c *Client) endLocked(ctx context.Context) error {
 	return nil
 }
 
-// endOrphanLocked ends a session a previous run left live, best effort and
-// bounded, so that crashed runs do not leak seats.
-func (c *Client) endOrphanLocked(ctx context.Context) {
+// endOrphanLocked ends a session a previous run left live, bounded, so
+// that crashed runs do not leak seats. On failure the token is kept: the
+// next attempt tries again.
+func (c *Client) endOrphanLocked(ctx context.Context) error {
 	octx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	err := c.endLocked(octx)
 	if err != nil {
-		// Keep the token: the next start tries again.
 		c.log.Warn("could not end orphaned session", "error", err)
 	} else {
 		c.log.Info("ended session orphaned by a previous run")
 	}
-	c.emit(Event{Type: EventOrphanEnded, Reason: err})
+	return err
+}
+
+// connectLocked ends a session a previous run left live, then begins a
+// new one. At Start (atStart) the end is reported as an OrphanEnded event
+// either way; in the loop, only once it succeeded. A failed end that is
+// not a refusal stops here: the server is not answering.
+func (c *Client) connectLocked(ctx context.Context, atStart bool) error {
+	if c.orphan && c.st.Token != "" {
+		err := c.endOrphanLocked(ctx)
+		if err == nil || atStart {
+			c.emit(Event{Type: EventOrphanEnded, Reason: err})
+		}
+		if err != nil {
+			return err
+		}
+	}
+	c.orphan = false
+	return c.beginLocked(ctx)
 }
 
 // registerLocked sends register_instance for c.machine, which the caller
 // has just filled, and stores the instance.
 func (c *Client) registerLocked(ctx context.Context) error {
-	req := wire.RegisterRequest{
-		ProductGUID: c.cfg.ProductGUID,
-		LicenseKey:  c.cfg.LicenseKey,
-		Machine:     c.machine,
-		Name:        c.cfg.UserName,
-		Email:       c.cfg.UserEmail,
-		UserHash:    c.cfg.UserAttributes,
+	reply, err := exchange(c, ctx, wire.Register, transport.RetryIdempotent, c.registerRequest(c.machine), wire.DecodeRegister, registerNext)
+	if err == nil {
+		c.adoptRegister(reply)
 	}
-	reply, err := exchange(c, ctx, wire.Register, transport.RetryIdempotent, req, wire.DecodeRegister, registerNext)
-	if err != nil {
-		return err
-	}
-	c.st.InstanceGUID = reply.GUID
-	c.st.FirstRegisteredAt = reply.FirstRegisteredAt.Raw
+	return err
+}
+
+// adoptRegister stores the instance a register_instance reply names, for
+// the machine c.machine, online or carried.
+func (c *Client) adoptRegister(r *wire.RegisterReply) {
+	c.st.InstanceGUID = r.GUID
+	c.st.FirstRegisteredAt = r.FirstRegisteredAt.Raw
 	c.st.FingerprintDigest = machineDigest(c.machine)
 	c.st.Components = componentDigests(c.machine)
 	if c.st.Sent.IsZero() {
-		c.st.SessionSeconds = reply.ControlOptions.SessionDuration
-		c.st.GraceSeconds = reply.ControlOptions.ValidationGracePeriod
+		c.st.SessionSeconds = r.ControlOptions.SessionDuration
+		c.st.GraceSeconds = r.ControlOptions.ValidationGracePeriod
 	}
-	return nil
+}
+
+// The requests this client sends, online or carried (offline.go).
+func (c *Client) registerRequest(m wire.Machine) wire.RegisterRequest {
+	return wire.RegisterRequest{ProductGUID: c.cfg.ProductGUID, LicenseKey: c.cfg.LicenseKey, Machine: m,
+		Name: c.cfg.UserName, Email: c.cfg.UserEmail, UserHash: c.cfg.UserAttributes}
+}
+
+func (c *Client) beginRequest() wire.BeginRequest {
+	return wire.BeginRequest{ProductGUID: c.cfg.ProductGUID, LicenseKey: c.cfg.LicenseKey, InstanceGUID: c.st.InstanceGUID,
+		Machine: c.machine, UserHash: c.cfg.UserAttributes, Duration: int64(c.cfg.SessionDuration / time.Second)}
+}
+
+func (c *Client) extendRequest() wire.ExtendRequest {
+	return wire.ExtendRequest{Token: c.st.Token, Duration: int64(c.cfg.SessionDuration / time.Second)}
 }
 
 // machineLocked fills c.machine from the fingerprint. With fewer than two
 // strong components (containers, cloned VMs) the persisted install ID
 // replaces mb_serial, so that the instance stays stable and distinct.
 func (c *Client) machineLocked(ctx context.Context) error {
-	fp, err := c.fp(ctx)
-	if fp == nil {
-		if err == nil {
-			err = errors.New("no fingerprint")
-		}
-		return localFault("fingerprint", err)
+	fp, err := c.fingerprintLocked(ctx)
+	if err != nil {
+		return err
 	}
 	if fp.StrongCount() < 2 && c.st.InstallID == "" {
 		c.st.InstallID = uuid.New()
 	}
 	c.machine = machineOf(fp, c.st.InstallID)
 	return nil
+}
+
+// fingerprintLocked is this machine's fingerprint, or a client fault when
+// the source gives none.
+func (c *Client) fingerprintLocked(ctx context.Context) (*fingerprint.Fingerprint, error) {
+	fp, err := c.fp(ctx)
+	if fp == nil {
+		if err == nil {
+			err = errors.New("no fingerprint")
+		}
+		return nil, localFault("fingerprint", err)
+	}
+	return fp, nil
+}
+
+// machineOf is the wire machine a client registers for fp, as
+// machineLocked builds it, with installID standing in for weak hardware.
+func machineOf(fp *fingerprint.Fingerprint, installID string) wire.Machine {
+	m := wire.Machine{
+		IPAddress:    fp.IPAddress.Value,
+		CPUID:        fp.CPUID.Value,
+		MBSerial:     fp.MBSerial.Value,
+		MACAddresses: fp.MACAddresses.Values,
+		VolumeHash:   fp.VolumeHash.Value,
+		HostName:     fp.HostName.Value,
+	}
+	if fp.StrongCount() < 2 {
+		m.MBSerial = "install-" + installID
+	}
+	return m
+}
+
+// componentOrder lists the wire components recorded per component, in
+// wire order. ip_address is left out: it changes with the network.
+var componentOrder = []string{
+	fingerprint.NameCPUID, fingerprint.NameMBSerial, fingerprint.NameMACAddresses,
+	fingerprint.NameVolumeHash, fingerprint.NameHostName,
+}
+
+// componentDigests records each registered wire component as a short
+// labelled SHA-256, so that a later diagnosis can say which one changed.
+// They live only inside the sealed state.
+func componentDigests(m wire.Machine) map[string]string {
+	vals := map[string]string{
+		fingerprint.NameCPUID:        m.CPUID,
+		fingerprint.NameMBSerial:     m.MBSerial,
+		fingerprint.NameMACAddresses: strings.Join(m.MACAddresses, ","),
+		fingerprint.NameVolumeHash:   m.VolumeHash,
+		fingerprint.NameHostName:     m.HostName,
+	}
+	out := make(map[string]string, len(vals))
+	for name, v := range vals {
+		sum := sha256.Sum256([]byte("licensekit component v1\x00" + name + "\x00" + v))
+		out[name] = hex.EncodeToString(sum[:16])
+	}
+	return out
 }
 
 // machineDigest identifies the registered hardware. The IP address is left
@@ -506,4 +605,145 @@ func (c *Client) noteDeprecation(resp *transport.Response, out verdict.Outcome) 
 	}
 	c.deprec = true
 	c.emit(Event{Type: EventDeprecated, Detail: deprecationNote})
+}
+
+// Request freshness: a request whose reply was lost is resent byte for
+// byte, and a clock offset learned from a stale-timestamp rejection is kept
+// only once the server accepted a request sealed with it.
+
+// releaseFloor is the earliest request timestamp a clock offset may give:
+// the start of this build's release year. A server's time before it is not
+// a real server's. Requests are never stamped more than offsetSpan after it.
+func releaseFloor() time.Time { return time.Date(2026, time.January, 1, 0, 0, 0, 0, time.UTC) }
+
+const offsetSpan = 50 * 365 * 24 * time.Hour
+
+// integrity is the client's request-freshness state, guarded by the
+// client's lock.
+type integrity struct {
+	// offset is added to the wall clock for request timestamps. It is kept
+	// only once a request sealed with it was accepted: its reply was the
+	// server's word (a sealed reply that opened, or, where sealing is off, a
+	// spec-shaped answer). A stale-timestamp rejection, which anyone on the
+	// path can forge, only proposes an offset for one retry. It never moves
+	// a deadline: grace is measured on this machine's clocks alone.
+	offset time.Duration
+	// lost holds, per endpoint, the last sealed request whose reply was
+	// lost (see resendLocked).
+	lost map[string]*lostRequest
+}
+
+// lostRequest is a sealed request that may have reached the server although
+// no answer came back.
+type lostRequest struct {
+	digest [sha256.Size]byte // of the plaintext
+	sealed envelope.Sealed
+	body   []byte
+	offset time.Duration
+	at     time.Time // monotonic: when it was sealed
+}
+
+// resendWithin is how long a lost request is resent rather than sealed
+// again: well inside the servers' freshness window (FORMAT.md), so that
+// the resend is still answered from the replay cache.
+const resendWithin = envelope.DefaultWindow / 2
+
+// resendLocked returns the request to send again for endpoint and the
+// plaintext with digest, if the last one's reply was lost: the server's
+// replay cache answers the same bytes with the stored reply, so a retry
+// after a lost begin_session takes no second seat.
+func (c *Client) resendLocked(endpoint string, digest [sha256.Size]byte) *lostRequest {
+	r := c.integ.lost[endpoint]
+	if r == nil || r.digest != digest || time.Since(r.at) >= resendWithin {
+		return nil
+	}
+	return r
+}
+
+// noteLostLocked remembers a request for resendLocked when its outcome
+// says the server may have processed it without the client learning the
+// answer (any unreachable outcome other than an envelope rejection, which
+// says the server processed nothing), and forgets it otherwise. Requests
+// without a request id (a custom scheme) are never resent.
+func (c *Client) noteLostLocked(endpoint string, r *lostRequest, out verdict.Outcome) {
+	var rej *EnvelopeError
+	if out.Category != verdict.Unreachable || errors.As(out.Err, &rej) || r.sealed.ID == ([envelope.RequestIDSize]byte{}) {
+		delete(c.integ.lost, endpoint)
+		return
+	}
+	if c.integ.lost == nil {
+		c.integ.lost = make(map[string]*lostRequest)
+	}
+	c.integ.lost[endpoint] = r
+}
+
+// plausible reports whether t may stamp a request: not before the
+// release floor, not absurdly far after it.
+func (c *Client) plausible(t time.Time) bool {
+	floor := releaseFloor()
+	if !c.opts.timeFloor.IsZero() {
+		floor = c.opts.timeFloor
+	}
+	return !t.Before(floor) && t.Before(floor.Add(offsetSpan))
+}
+
+// requestTime is the timestamp for a new request, with the kept offset.
+func (c *Client) requestTime() time.Time { return c.stamp(&c.integ.offset) }
+
+// stamp is the wall clock plus *offset. An offset that would give an
+// implausible timestamp is reset to zero first.
+func (c *Client) stamp(offset *time.Duration) time.Time {
+	wall := c.wallNow()
+	if *offset != 0 && !c.plausible(wall.Add(*offset)) {
+		*offset = 0
+	}
+	return wall.Add(*offset)
+}
+
+// afterStaleLocked handles a stale-timestamp rejection that carries the
+// server's time. The first proposes a clock offset, learned from that time,
+// for one more attempt with a fresh envelope (*offset is set; the client
+// keeps it only if that attempt is accepted, see call). A server time that
+// no correct clock gives (before the release floor, or absurdly far ahead)
+// proposes nothing: the one retry uses the offset the client had. The
+// second rejection becomes a *ClockSkewError. Every other outcome passes
+// through.
+func (c *Client) afterStaleLocked(endpoint string, out verdict.Outcome, attempt int, offset *time.Duration) (verdict.Outcome, bool) {
+	var rej *EnvelopeError
+	if out.Category != verdict.Unreachable || !errors.As(out.Err, &rej) || rej.Code != envelope.CodeStale || rej.ServerTime.IsZero() {
+		return out, false
+	}
+	if attempt > 0 {
+		var ve *verdict.Error
+		if errors.As(out.Err, &ve) {
+			ce := *ve
+			ce.Reason = "request timestamp rejected as stale even after correcting the clock offset by " +
+				offset.Round(time.Second).String() + "; check this machine's clock"
+			ce.Cause = errors.Join(&ClockSkewError{Endpoint: endpoint, Offset: *offset, ServerTime: rej.ServerTime}, rej)
+			out.Err = &ce
+		}
+		return out, false
+	}
+	if !c.plausible(rej.ServerTime) {
+		*offset = c.integ.offset
+		c.log.Warn("server rejected the request timestamp with an implausible time of its own; retrying once unchanged",
+			"endpoint", endpoint)
+		return out, true
+	}
+	*offset = rej.ServerTime.Sub(c.wallNow())
+	c.log.Warn("server rejected the request timestamp; retrying once with a corrected clock offset",
+		"endpoint", endpoint, "offset", offset.Round(time.Second).String())
+	return out, true
+}
+
+// acceptedLocked keeps the offset a request was sealed with once the
+// server accepted that request: its outcome is the server's word.
+func (c *Client) acceptedLocked(out verdict.Outcome, offset time.Duration) {
+	switch out.Category {
+	case verdict.Success, verdict.Refused, verdict.AlreadyEnded:
+		if offset != c.integ.offset {
+			c.integ.offset = offset
+			c.log.Info("clock offset confirmed by the server", "offset", offset.Round(time.Second).String())
+		}
+	}
 }

@@ -1,14 +1,9 @@
 package license
 
-// This file is the licence check of the diagnosis tools (package
-// license/doctor): it asks the server about the licence without taking a
-// seat and without creating anything on the server.
-
 import (
 	"context"
 	"errors"
 	"io/fs"
-	"time"
 
 	"github.com/licensekit/licensekit-go/fingerprint"
 	"github.com/licensekit/licensekit-go/internal/wire"
@@ -31,14 +26,7 @@ func (c *Client) checkLicense(ctx context.Context, fp *fingerprint.Fingerprint) 
 		return res
 	}
 	res.SavedInstance = p.InstanceGUID
-	req := wire.RegisterRequest{
-		ProductGUID: c.cfg.ProductGUID,
-		LicenseKey:  c.cfg.LicenseKey,
-		Machine:     machineOf(fp, p.InstallID),
-		Name:        c.cfg.UserName,
-		Email:       c.cfg.UserEmail,
-		UserHash:    c.cfg.UserAttributes,
-	}
+	req := c.registerRequest(machineOf(fp, p.InstallID))
 	res.Checked = true
 	res.Err = c.locked(ctx, func(ctx context.Context) error {
 		reply, err := exchange(c, ctx, wire.Register, transport.RetryIdempotent, req, wire.DecodeRegister, registerNext)
@@ -46,8 +34,7 @@ func (c *Client) checkLicense(ctx context.Context, fp *fingerprint.Fingerprint) 
 			return err
 		}
 		res.InstanceGUID = reply.GUID
-		res.SessionDuration = time.Duration(reply.ControlOptions.SessionDuration) * time.Second
-		res.GracePeriod = time.Duration(reply.ControlOptions.ValidationGracePeriod) * time.Second
+		res.SessionDuration, res.GracePeriod = reply.ControlOptions.Session(), reply.ControlOptions.Grace()
 		return nil
 	})
 	return res

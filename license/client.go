@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/url"
 	"sync"
@@ -150,19 +151,10 @@ func New(cfg Config, opts ...Option) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	if cfg.UserAttributes != nil {
-		m := make(map[string]string, len(cfg.UserAttributes))
-		for k, v := range cfg.UserAttributes {
-			m[k] = v
-		}
-		cfg.UserAttributes = m
-	}
+	cfg.UserAttributes = maps.Clone(cfg.UserAttributes) // nil stays nil
 	cfg.SharedSecret = append([]byte(nil), cfg.SharedSecret...)
 	if o.logger == nil {
 		o.logger = slog.New(slog.DiscardHandler)
-	}
-	if o.rnd == nil {
-		o.rnd = defaultOptions().rnd
 	}
 	o.retry = o.retry.withDefaults()
 	o.start = o.start.withDefaults()
@@ -175,9 +167,7 @@ func New(cfg Config, opts ...Option) (*Client, error) {
 		}
 	}
 	c := &Client{cfg: cfg, opts: o, sealer: sealer}
-	if err := c.setupVerdicts(o.sealer != nil); err != nil {
-		return nil, &configError{errs: []error{err}}
-	}
+	c.setupVerdicts(o.sealer != nil)
 	topts := []transport.Option{
 		transport.WithLogger(o.logger),
 		transport.WithRedactor(func(s string) string { return c.redact.Redact(s) }),
@@ -218,15 +208,17 @@ func New(cfg Config, opts ...Option) (*Client, error) {
 	c.closeDone = make(chan struct{})
 	c.store = newStore(c)
 	if o.shared != nil { // shared mode: shared.go
-		if err := c.initShared(); err != nil {
-			return nil, err
-		}
+		c.sh = &shared{cfg: *o.shared}
+		c.sh.path.Store("")
 	}
 	return c, nil
 }
 
 func newSealer(cfg *Config) (envelope.Sealer, error) {
-	eo := builtinSealerOptions(cfg)
+	var eo []envelope.Option // the built-in sealers: sealed replies unless the vendor opted out
+	if !cfg.InsecureUnsealedReplies {
+		eo = append(eo, envelope.WithSealedReplies())
+	}
 	if len(cfg.SharedSecret) > 0 {
 		return envelope.NewSharedSecretSealer(cfg.SharedSecret, eo...)
 	}
@@ -261,7 +253,7 @@ func serverAddress(raw string) string {
 func (c *Client) Status() Status {
 	s := c.snap.Load()
 	now := time.Now()
-	wall := now
+	wall := now // one clock read, unless a test hook sets the wall clock
 	if c.opts.wall != nil {
 		wall = c.opts.wall()
 	}
@@ -271,10 +263,7 @@ func (c *Client) Status() Status {
 }
 
 // Valid reports whether the licence may be used now (Active or Grace).
-func (c *Client) Valid() bool {
-	s := c.Status()
-	return s.Valid()
-}
+func (c *Client) Valid() bool { return c.Status().Valid() }
 
 // HasFeature reports whether the licence may be used now and its session
 // grants feature name.
@@ -324,10 +313,10 @@ func (c *Client) Err() error {
 // ErrUnreachable. ctx bounds Start too; the earlier limit wins.
 //
 // A refusal is returned as an error matching ErrRefused. A failed Start
-// may be retried. ctx bounds only Start itself; the background loop lives
-// until Close. Close cancels a
-// Start in progress, which then returns ErrClosed. Call Close even after a
-// failed Start: it releases the state slot.
+// may be retried; a Start after a successful one, or during one, returns an
+// error. ctx bounds only Start itself; the background loop lives until
+// Close. Close cancels a Start in progress, which then returns ErrClosed.
+// Call Close even after a failed Start: it releases the state slot.
 func (c *Client) Start(ctx context.Context) error {
 	c.life.Lock()
 	switch {
@@ -409,12 +398,9 @@ func (c *Client) loadLocked(ctx context.Context) error {
 	if c.loaded {
 		return nil
 	}
-	fp, err := c.fp(ctx)
-	if fp == nil {
-		if err == nil {
-			err = errors.New("no fingerprint")
-		}
-		return localFault("fingerprint", err)
+	fp, err := c.fingerprintLocked(ctx)
+	if err != nil {
+		return err
 	}
 	p, used, err := c.store.open(ctx, fp)
 	if err != nil {
@@ -423,8 +409,8 @@ func (c *Client) loadLocked(ctx context.Context) error {
 	c.st = p
 	c.orphan = p.Token != ""
 	c.anchor, c.base = time.Now(), used
-	if c.sh != nil && c.store.sharedMode() {
-		c.sh.path.Store(c.store.sharedPath())
+	if c.sharedOn() {
+		c.sh.path.Store(c.store.shared.Path())
 		c.noteRole(c.store.leading())
 	}
 	c.loaded = true

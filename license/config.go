@@ -64,7 +64,8 @@ type Config struct {
 	SessionDuration time.Duration
 
 	// StateDir is where the sealed state file lives. Empty keeps state in
-	// memory only: no offline restart and no orphan cleanup across runs.
+	// memory only (unless WithStateStore keeps it): no offline restart and
+	// no orphan cleanup across runs.
 	StateDir string
 }
 
@@ -209,8 +210,8 @@ type FingerprintSource func(ctx context.Context) (*fingerprint.Fingerprint, erro
 
 // EventHandler receives events. Calls are serial, in order, never
 // concurrent, and never after Close returns. A slow handler never delays
-// renewal: events beyond a buffer of 64 are dropped, and the drops are
-// logged at Warn level with their running count.
+// renewal: events beyond a buffer of 64 are dropped, and the 1st, 2nd,
+// 4th, 8th, ... drop is logged at Warn level with the running count.
 type EventHandler func(Event)
 
 // Retry tunes retries. Zero fields keep their defaults.
@@ -258,7 +259,7 @@ type options struct {
 	classifier RefusalClassifier
 	kinds      RefusalClassifier
 	shared     *SharedSession // WithSharedSession (shared.go)
-	// timeFloor replaces releaseFloor (integrity.go) for tests, whose
+	// timeFloor replaces releaseFloor (calls.go) for tests, whose
 	// synctest bubble starts in 2000; products cannot set it.
 	timeFloor time.Time
 }
@@ -344,13 +345,6 @@ func WithRefusalClassifier(f RefusalClassifier) Option {
 // WithRetry tunes retries and renewal backoff.
 func WithRetry(r Retry) Option { return func(o *options) { o.retry = r } }
 
-func defaultOptions() options {
-	return options{
-		logger: slog.New(slog.DiscardHandler),
-		rnd:    rand.Float64,
-	}
-}
-
 func (r Retry) withDefaults() Retry {
 	if r.Attempts <= 0 {
 		r.Attempts = 3
@@ -378,7 +372,7 @@ func (r Retry) withDefaults() Retry {
 // each pair of settings that exclude each other, is in the one error,
 // which matches ErrInvalidConfig.
 func newOptions(cfg *Config, opts []Option) (options, error) {
-	o := defaultOptions()
+	o := options{logger: slog.New(slog.DiscardHandler), rnd: rand.Float64}
 	var errs []error
 	for i, opt := range opts {
 		if opt == nil {

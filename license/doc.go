@@ -55,69 +55,57 @@
 //
 // # Renewal and grace
 //
-// The exact semantics, with D = session_duration and G =
-// validation_grace_period from the latest reply:
-//   - A session is valid until sent + D, where sent is the time the
-//     successful begin_session or extend_session request was sent (not the
-//     time the reply arrived).
-//   - Renewal is due at a uniformly random point between 50 % and 70 % of D
-//     after sent, so at most two calls fall in one session. The next renewal
-//     always uses the latest reply's D: the server may change
-//     control_options.
-//   - extend_session may return a new token; the client always uses and
-//     persists the latest one.
+// With D = session_duration and G = validation_grace_period from the latest
+// reply, and sent the time the last successful begin_session or
+// extend_session request was sent (not when its reply arrived):
+//   - The session is valid until sent + D. Renewal is due at a uniformly
+//     random point in [50 %, 70 %) of D after sent, always with the latest
+//     reply's D; extend_session may rotate the token, and the latest one is
+//     used and persisted.
 //   - When the server is unreachable (network error, timeout, 5xx, 429, 408,
-//     or a reply that cannot be trusted), the client retries with full
-//     jitter: U[0.5, 1) × min(cap, 2 s × 2^(n-1)), never less than 100 ms,
-//     never past the next deadline; cap is min(60 s, max(D/10, 5 s)) while
-//     the session is live, min(60 s, max(G/10, 5 s)) in Grace and 5 min in
-//     Expired. Retry-After counts, capped the same way. No renewal call runs
-//     past the next deadline, so state changes are never late. The state stays Active until sent + D,
-//     then Grace until sent + D + G, then Expired. The client keeps trying
-//     throughout; an extend of the old token, or else a fresh begin, returns
-//     it to Active.
+//     or a reply that cannot be trusted), the client retries with equal
+//     jitter: U[0.5, 1) × min(cap, 2 s × 2^(n-1)), never less than 100 ms;
+//     cap is min(60 s, max(D/10, 5 s)) while the session is live,
+//     min(60 s, max(G/10, 5 s)) in Grace and 5 min in Expired. Retry-After
+//     counts, capped the same way. No wait or call runs past the next
+//     deadline, so state changes are never late. The state is Active until
+//     sent + D, Grace until sent + D + G, then Expired; the client keeps
+//     trying, and an extend of the old token, or else a fresh begin,
+//     returns it to Active.
 //   - When the server refuses extend_session, the client ends the old token
-//     (so that it cannot hold a seat) and tries one begin_session. If that
-//     is refused too, the state becomes Refused at once, with no grace, and
-//     the server's message is in the error. A begin_session refused because
-//     the server no longer knows the stored instance registers again once.
+//     (so that it cannot hold a seat) and tries one begin_session; if that
+//     is refused too, the state becomes Refused at once, with no grace. A
+//     begin_session refused because the server no longer knows the stored
+//     instance registers again once.
 //   - Elapsed time is a budget: the budget used before plus monotonic
-//     elapsed time, or wall elapsed time if that is more. It is saved at
-//     every state change and every minute offline, so a restart continues
-//     it. The monotonic clock stops during suspend on Linux and macOS, so
-//     the wall clock counts a suspend; setting the wall clock back never
-//     extends a deadline, within a run or across restarts.
-//   - The highest wall time seen is persisted. A wall clock more than five
-//     minutes before it means the clock was rolled back: offline allowance
-//     is refused (ErrClockRollback) until the server is reached again.
+//     elapsed time, or wall elapsed time if that is more, so a suspend
+//     counts and setting the clock back never extends a deadline. It is
+//     saved at every state change and every minute offline, so a restart
+//     continues it. A wall clock more than five minutes before the highest
+//     wall time seen means the clock was rolled back: offline allowance is
+//     refused (ErrClockRollback) until the server is reached again.
 //
 // Worked example: D = 1 h, G = 24 h, session begun at 00:00, renewal due
 // between 00:30 and 00:42. If the network goes down at 00:40 before the
 // renewal, the client stays Active until 01:00, is in Grace from 01:00 and
 // Expired at 25:00 (01:00 the next day), unless the server answers first.
+// docs/renewal.md has the full schedule.
 //
 // # Persisted state
 //
-// The state file (in Config.StateDir) holds the instance guid,
-// first_registered_at, a digest of the registered hardware, the current
-// token and its times, the control options, the last contact and the
-// wall-time high-water mark. It is sealed with AES-256-GCM under a key
-// derived from the product, the licence key and one machine identifier that
-// any user can read and that does not come and go: machine_id, else (macOS,
-// Windows) product_uuid, else cpu_id with volume_hash. Root-only components
-// (board_serial, product_uuid on Linux, mb_serial) are left out, so a run
-// as another user of the same machine opens the state too. A copied or
-// hand-edited file does not open. This stops casual tampering and copying,
-// not a determined reverse engineer who can read the key derivation out of
-// the binary. Writes are atomic (temp file, fsync, rename). The files are
-// named by product and licence (statefile.BaseName), so licences sharing a
-// StateDir never touch each other's files, and an OS file lock gives each
-// live client of one licence its own slot. Only regular files are opened:
-// a FIFO, device or symlink in the state file's place is moved aside as
-// corrupt, never followed or waited on, and every state I/O honours the
-// context of the call that makes it. A corrupt file is moved aside, reported with an error matching
-// ErrStateCorrupt, and never crashes anything; the client then needs the
-// server.
+// With Config.StateDir set, the client keeps its instance, session token,
+// deadlines, control options, last contact and the wall-time high-water
+// mark in a state file sealed with AES-256-GCM under a key derived from the
+// product, the licence key and one machine identifier any user can read, so
+// a run as another user of the same machine opens it too. A copied or
+// hand-edited file does not open: this stops casual tampering and copying,
+// not a determined reverse engineer. Writes are atomic; files are named by
+// product and licence, so licences sharing a StateDir never touch each
+// other's files, and an OS file lock gives each live client of one licence
+// its own slot. A corrupt file, or anything but a regular file in its place,
+// is moved aside and reported with an error matching ErrStateCorrupt; the
+// client then needs the server. docs/lifecycle.md names the files and the
+// key.
 //
 // A product restarted while offline continues the deadlines it had, never
 // fresh ones: Start makes one attempt per call within a 2 s budget
@@ -128,26 +116,23 @@
 // after 15 s, retries and Retry-After included.
 //
 // A final refusal (a refused begin, or the fresh begin after a refused
-// extend) zeroes the persisted offline allowance and is saved at once: an
-// offline restart after it is not usable (its error matches ErrRefused).
-// A refusal about capacity (RefusalSeatLimit; see RefusalKind.Final)
-// refuses the call but is not saved: the next start asks again.
-// Only an authenticated (sealed) success restores the allowance. Every save
-// also advances a generation counter kept, with the high-water mark, in a
-// small anti-rollback record outside StateDir (see WithRollbackRecordDir);
-// a state restored from a copy is behind it and grants no offline time
+// extend) zeroes the persisted offline allowance and is saved at once, so an
+// offline restart after it fails with an error matching ErrRefused; a
+// capacity refusal (RefusalSeatLimit; see RefusalKind.Final) is not saved.
+// Only an authenticated success restores the allowance. A small
+// anti-rollback record outside StateDir (WithRollbackRecordDir) catches a
+// state restored from a copy, which then grants no offline time
 // (ErrStateRollback) until the server answers. An envelope-level rejection
-// from the server (an envelope sealed for another endpoint, a stale
-// timestamp, a replayed request id) is unreachable with an *EnvelopeError
-// cause, never a refusal; after a stale-timestamp rejection the client
-// corrects its clock offset from the server's time and retries once, and a
-// second one carries a *ClockSkewError matching ErrClockSkew.
+// (a stale timestamp, a replayed request id, ...) is unreachable with an
+// *EnvelopeError cause, never a refusal; after a stale-timestamp rejection
+// the client corrects its clock offset from the server's time and retries
+// once, and a second one carries a *ClockSkewError matching ErrClockSkew.
 // docs/security.md says what these measures stop and what they cannot.
 //
 // On a machine with fewer than two strong hardware components (containers,
-// cloned VMs), the client generates a random install ID, keeps it in the
-// state, and sends "install-<id>" as mb_serial, so the instance stays
-// stable across restarts and distinct from its clones.
+// cloned VMs), the client keeps a random install ID in the state and sends
+// "install-<id>" as mb_serial, so the instance stays stable across restarts
+// and distinct from its clones.
 //
 // # Errors
 //
@@ -165,17 +150,13 @@
 //   - with Config.InsecureUnsealedReplies, a refusal is the spec's failure
 //     shape at 2xx or a 4xx other than 407 and 408.
 //
-// A refusal is an *APIError (errors.As) with the endpoint, HTTP status, the
-// server's message and time (redacted), its Kind and whether it was sealed;
-// its Is method maps it onto ErrRefused and the sentinel of its kind
-// (ErrRevoked, ErrSeatLimit, ErrExpired, ErrUnknownInstance), which
-// whole-word rules on the server's text decide (see DefaultRefusalRules and
-// WithRefusalRules). Any other failure is an *Error that reads as one line,
-// such as "license: register_instance: server unreachable after 3 attempts
-// (connection refused); will retry". Every network text passes one redactor
-// that knows the client's secrets, so no error, log line or event contains
-// the API key, the licence key, the shared secret, a token, the session key
-// or a payload. The full outcome table is in docs/errors.md.
+// A refusal is an *APIError whose Is method also matches the sentinel of
+// its kind (ErrRevoked, ErrSeatLimit, ErrExpired, ErrUnknownInstance; see
+// DefaultRefusalRules); any other failure is an *Error that reads as one
+// line. Every network text passes one redactor that knows the client's
+// secrets, so no error, log line or event contains the API key, the licence
+// key, the shared secret, a token, the session key or a payload. The full
+// outcome table is in docs/errors.md.
 //
 // # Events
 //

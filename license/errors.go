@@ -2,6 +2,7 @@ package license
 
 import (
 	"errors"
+	"time"
 
 	"github.com/licensekit/licensekit-go/internal/verdict"
 )
@@ -74,7 +75,7 @@ var (
 	// with, or sealed on another machine. The file is moved aside.
 	ErrStateCorrupt = errors.New("license: persisted state corrupt")
 	// ErrStateLocked reports that every state slot in the state directory is
-	// held by another live client.
+	// held by another live client. It also matches ErrClientFault.
 	ErrStateLocked = errors.New("license: state directory in use")
 	// ErrClosed reports a call on a client after Close.
 	ErrClosed = errors.New("license: client closed")
@@ -89,12 +90,13 @@ var (
 // method matches ErrRefused and the sentinel of its Kind.
 type APIError = verdict.APIError
 
-// Error is a failed call that is not a refusal: its Category is
-// verdict.Unreachable or verdict.ClientFault, and it matches ErrUnreachable
-// or ErrClientFault (and a detail such as ErrIntercepted) accordingly. Its
-// fields are Endpoint, Category, Detail, Status, Attempts, RetryAfter,
-// Reason (short and redacted), Next and Cause (for errors.Is and errors.As;
-// its text is never printed). Error() is one line, such as
+// Error is a failed call that is not a refusal: it matches ErrUnreachable
+// or ErrClientFault, as its Category says (and a detail such as
+// ErrIntercepted or ErrCredentialsRejected). Its fields are Endpoint,
+// Category, Detail, Status, Attempts, RetryAfter, Reason (short and
+// redacted), Next, Cause (for errors.Is and errors.As; its text is never
+// printed) and Credentials (set with ErrCredentialsRejected). Error() is
+// one line, such as
 // "license: register_instance: server unreachable after 3 attempts
 // (connection refused); will retry".
 type Error = verdict.Error
@@ -179,3 +181,40 @@ func (e *notSentError) Error() string {
 	return "license: " + e.op + ": nothing was sent: the context had already ended (" + e.err.Error() + ")"
 }
 func (e *notSentError) Unwrap() error { return e.err }
+
+// ErrClockSkew matches the error of a call the server rejected as stale
+// twice: once with the machine's clock and once more after the client
+// corrected its clock offset from the server's time. It is in the
+// unreachable category (grace applies); the *ClockSkewError carries the
+// detail.
+var ErrClockSkew = errors.New("license: clock skew")
+
+// EnvelopeError is the server's envelope-level rejection of a request it did
+// not process: the envelope was malformed, did not authenticate, was sealed
+// for another endpoint, was stale or repeated a request id (see
+// envelope/FORMAT.md). It is the Cause of an unreachable *Error: never a
+// licence verdict, since anyone on the path can forge one, and nothing is
+// persisted because of it.
+type EnvelopeError = verdict.EnvelopeRejection
+
+// ClockSkewError reports that the server rejected a request's timestamp
+// even after the client corrected its clock offset once. It is the Cause of
+// an unreachable *Error.
+type ClockSkewError struct {
+	// Endpoint is the v2 endpoint.
+	Endpoint string
+	// Offset is the correction the client applied: the server's time minus
+	// this machine's wall clock, as learned from the first rejection.
+	Offset time.Duration
+	// ServerTime is the server's time in the last rejection.
+	ServerTime time.Time
+}
+
+// Error implements error.
+func (e *ClockSkewError) Error() string {
+	return "license: " + e.Endpoint + ": request timestamp rejected as stale even after correcting the clock offset by " +
+		e.Offset.Round(time.Second).String() + "; check this machine's clock"
+}
+
+// Is reports ErrClockSkew.
+func (e *ClockSkewError) Is(target error) bool { return target == ErrClockSkew }

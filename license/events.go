@@ -32,7 +32,8 @@ const (
 	// clock, as after a suspend; renewal runs at once.
 	EventResumeDetected
 	// EventStateDiscarded: the persisted state was corrupt and was moved
-	// aside, or could not be written.
+	// aside, could not be written, or its directory (or shared file) is
+	// unusable and the client keeps state in memory only; Detail says which.
 	EventStateDiscarded
 	// EventDeprecated: a reply from the licence server carried a
 	// Deprecation or Sunset header, reported once per client. Detail is a
@@ -86,7 +87,8 @@ type Event struct {
 	// SessionDuration and GracePeriod are the control options after a
 	// renewal or a change.
 	SessionDuration, GracePeriod time.Duration
-	// Detail is a short human-readable note, such as a Sunset header.
+	// Detail is a short fixed note in the SDK's words (what Close did, what
+	// to check after a config fault); never text from the network.
 	Detail string
 }
 

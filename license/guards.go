@@ -40,15 +40,3 @@ func (c *Config) checkSizes() []error {
 	}
 	return errs
 }
-
-// fitsNext returns a *wire.ProtocolError when the request a reply leads to
-// (next) could not be sealed: a server that hands out a huge token or
-// instance GUID would otherwise make every later call fail on this machine.
-func fitsNext(endpoint, field string, next any) error {
-	b, err := json.Marshal(next)
-	if err == nil && len(b) <= maxPlaintext {
-		return nil
-	}
-	return &wire.ProtocolError{Endpoint: endpoint,
-		Reason: field + " too large: the next request could not be sealed"}
-}

@@ -1,16 +1,8 @@
 package license
 
-// This file is the read-only surface that the diagnosis tool (package
-// license/doctor) uses to look inside a client: its fingerprint, a harmless
-// probe of the server, and the saved state (checklicense.go adds the
-// licence check). None of it takes a seat, and none of it changes the saved
-// state. It reaches doctor through Diagnostics and package
-// license/internal/diag, so it is no part of the API a product uses.
-
 import (
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"path/filepath"
@@ -39,7 +31,11 @@ func (c *Client) Diagnostics(k diag.Key) diag.Client {
 type diagnostics struct{ c *Client }
 
 func (d diagnostics) Fingerprint(ctx context.Context) (*fingerprint.Fingerprint, error) {
-	return d.c.fingerprint(ctx)
+	fp, err := d.c.fp(ctx)
+	if fp == nil && err == nil {
+		err = errors.New("license: fingerprint source returned nothing")
+	}
+	return fp, err
 }
 func (d diagnostics) Probe(ctx context.Context) diag.ProbeResult { return d.c.probe(ctx) }
 func (d diagnostics) InspectState(ctx context.Context, fp *fingerprint.Fingerprint) (*diag.StateInspection, error) {
@@ -47,16 +43,6 @@ func (d diagnostics) InspectState(ctx context.Context, fp *fingerprint.Fingerpri
 }
 func (d diagnostics) CheckLicense(ctx context.Context, fp *fingerprint.Fingerprint) diag.LicenseCheck {
 	return d.c.checkLicense(ctx, fp)
-}
-
-// fingerprint returns this machine's fingerprint from the client's source
-// (diag.Client.Fingerprint).
-func (c *Client) fingerprint(ctx context.Context) (*fingerprint.Fingerprint, error) {
-	fp, err := c.fp(ctx)
-	if fp == nil && err == nil {
-		err = errors.New("license: fingerprint source returned nothing")
-	}
-	return fp, err
 }
 
 // probe sends one extend_session for a random token that names no session
@@ -159,54 +145,4 @@ func (c *Client) describeState(s *diag.SavedState, p *persisted, err error, fp *
 			}
 		}
 	}
-}
-
-// machineOf is the wire machine a client registers for fp, as
-// machineLocked builds it, with installID standing in for weak hardware.
-func machineOf(fp *fingerprint.Fingerprint, installID string) wire.Machine {
-	m := wire.Machine{
-		IPAddress:    fp.IPAddress.Value,
-		CPUID:        fp.CPUID.Value,
-		MBSerial:     fp.MBSerial.Value,
-		MACAddresses: fp.MACAddresses.Values,
-		VolumeHash:   fp.VolumeHash.Value,
-		HostName:     fp.HostName.Value,
-	}
-	if fp.StrongCount() < 2 {
-		m.MBSerial = "install-" + installID
-	}
-	return m
-}
-
-// componentOrder lists the wire components recorded per component, in
-// wire order. ip_address is left out: it changes with the network.
-var componentOrder = []string{
-	fingerprint.NameCPUID, fingerprint.NameMBSerial, fingerprint.NameMACAddresses,
-	fingerprint.NameVolumeHash, fingerprint.NameHostName,
-}
-
-// componentDigests records each registered wire component as a short
-// labelled SHA-256, so that a later diagnosis can say which one changed.
-// They live only inside the sealed state.
-func componentDigests(m wire.Machine) map[string]string {
-	vals := map[string]string{
-		fingerprint.NameCPUID:      m.CPUID,
-		fingerprint.NameMBSerial:   m.MBSerial,
-		fingerprint.NameVolumeHash: m.VolumeHash,
-		fingerprint.NameHostName:   m.HostName,
-	}
-	macs := ""
-	for i, v := range m.MACAddresses {
-		if i > 0 {
-			macs += ","
-		}
-		macs += v
-	}
-	vals[fingerprint.NameMACAddresses] = macs
-	out := make(map[string]string, len(vals))
-	for name, v := range vals {
-		sum := sha256.Sum256([]byte("licensekit component v1\x00" + name + "\x00" + v))
-		out[name] = hex.EncodeToString(sum[:16])
-	}
-	return out
 }

@@ -17,14 +17,7 @@ import (
 	"github.com/licensekit/licensekit-go/transport"
 )
 
-// Offline activation (docs/offline-activation.md): a machine that never
-// reaches the server writes a request file (OfflineRequest), a person carries
-// it to an online machine that posts it unchanged (ExchangeOffline, or the
-// vendor's console) and carries the reply file back (ActivateOffline).
-// OfflineDeactivate ends the licence on this machine and writes the
-// end_session file that frees the seat.
-
-// Offline activation errors. Each failure of ActivateOffline, OfflineRequest
+// Offline activation errors (docs/offline-activation.md). Each failure of ActivateOffline, OfflineRequest
 // and OfflineDeactivate that is not the server's verdict is an
 // *OfflineError matching one of these; a failed ActivateOffline changes
 // nothing.
@@ -51,7 +44,8 @@ var (
 // OfflineError is a failure of the offline ceremony. Its text never carries
 // file content, keys or tokens.
 type OfflineError struct {
-	// Op is "request", "activate", "deactivate" or "exchange".
+	// Op is "request" (OfflineRequest and OfflineDeactivate, and a client
+	// that cannot carry requests), "activate" or "exchange".
 	Op string
 	// Reason says what went wrong and what to do.
 	Reason string
@@ -140,20 +134,15 @@ func (c *Client) newPendingLocked(ctx context.Context) (*offlinePending, error) 
 	var payload any
 	switch {
 	case c.st.Token != "" && c.offlineLive():
-		kind, ep = carried.KindRefresh, wire.Extend
-		payload = wire.ExtendRequest{Token: c.st.Token, Duration: int64(c.cfg.SessionDuration / time.Second)}
+		kind, ep, payload = carried.KindRefresh, wire.Extend, c.extendRequest()
 	default:
 		if err := c.machineLocked(ctx); err != nil {
 			return nil, err
 		}
 		if c.st.InstanceGUID == "" || c.st.FingerprintDigest != machineDigest(c.machine) {
-			ep = wire.Register
-			payload = wire.RegisterRequest{ProductGUID: c.cfg.ProductGUID, LicenseKey: c.cfg.LicenseKey, Machine: c.machine,
-				Name: c.cfg.UserName, Email: c.cfg.UserEmail, UserHash: c.cfg.UserAttributes}
+			ep, payload = wire.Register, c.registerRequest(c.machine)
 		} else {
-			ep = wire.Begin
-			payload = wire.BeginRequest{ProductGUID: c.cfg.ProductGUID, LicenseKey: c.cfg.LicenseKey, InstanceGUID: c.st.InstanceGUID,
-				Machine: c.machine, UserHash: c.cfg.UserAttributes, Duration: int64(c.cfg.SessionDuration / time.Second)}
+			ep, payload = wire.Begin, c.beginRequest()
 		}
 	}
 	pr, err := c.sealCarried(ep, payload)
@@ -194,13 +183,32 @@ func (c *Client) writeRequestFile(w io.Writer, p *offlinePending) error {
 		f.Requests = append(f.Requests, carried.Request{Endpoint: r.Endpoint, ID: id, Data: r.Data})
 	}
 	text, err := f.Marshal()
-	if err != nil {
-		return offlineErr("request", "cannot write the request file", err)
+	return writeFile("request", "request", w, text, err)
+}
+
+// writeFile writes a carried file's text (or reports err, from making it).
+func writeFile(op, what string, w io.Writer, text []byte, err error) error {
+	if err == nil {
+		_, err = w.Write(text)
 	}
-	if _, err := w.Write(text); err != nil {
-		return offlineErr("request", "cannot write the request file", err)
+	if err != nil {
+		return offlineErr(op, "cannot write the "+what+" file", err)
 	}
 	return nil
+}
+
+// readFile reads and parses a carried file, at most carried.MaxFileSize.
+func readFile[F any](op, what string, r io.Reader, parse func([]byte) (F, error)) (F, error) {
+	text, err := io.ReadAll(io.LimitReader(r, carried.MaxFileSize+1))
+	if err != nil {
+		var zero F
+		return zero, offlineErr(op, "cannot read the "+what+" file", err)
+	}
+	f, err := parse(text)
+	if err != nil {
+		return f, offlineErr(op, lastPart(err), errors.Join(ErrOfflineFile, err))
+	}
+	return f, nil
 }
 
 // ActivateOffline applies a reply file that the vendor's server wrote for
@@ -218,13 +226,9 @@ func (c *Client) writeRequestFile(w io.Writer, p *offlinePending) error {
 // run offline. more is true after a register_instance reply: the machine is
 // registered, and the next OfflineRequest file begins the session.
 func (c *Client) ActivateOffline(ctx context.Context, r io.Reader) (more bool, err error) {
-	text, err := io.ReadAll(io.LimitReader(r, carried.MaxFileSize+1))
+	rf, err := readFile("activate", "reply", r, carried.ParseReplyFile)
 	if err != nil {
-		return false, offlineErr("activate", "cannot read the reply file", err)
-	}
-	rf, err := carried.ParseReplyFile(text)
-	if err != nil {
-		return false, offlineErr("activate", lastPart(err), errors.Join(ErrOfflineFile, err))
+		return false, err
 	}
 	err = c.offline(ctx, func(ctx context.Context) error {
 		if err := c.store.anchorErr(); err != nil {
@@ -279,21 +283,17 @@ func (c *Client) applyCarriedLocked(ctx context.Context, pr pendingRequest, rp c
 			if err == nil {
 				err = registerNext(r)
 			}
-			if err == nil {
-				apply = func() { c.adoptCarriedRegister(r) }
-			}
+			apply = func() { c.adoptRegister(r) } // only on a success: r decoded
 			return err
 		case wire.Begin:
 			r, err := wire.DecodeBegin(plain)
 			if err == nil {
 				err = beginNext(r)
 			}
-			if err == nil {
-				apply = func() {
-					c.noteLive(r.Token, r.SessionKey)
-					c.st.Token, c.st.Features = r.Token, r.Features
-					c.adoptCarriedSession(r.Time, r.ControlOptions)
-				}
+			apply = func() {
+				c.noteLive(r.Token, r.SessionKey)
+				c.st.Token, c.st.Features = r.Token, r.Features
+				c.adoptCarriedSession(r.Time, r.ControlOptions)
 			}
 			return err
 		case wire.Extend:
@@ -301,14 +301,12 @@ func (c *Client) applyCarriedLocked(ctx context.Context, pr pendingRequest, rp c
 			if err == nil {
 				err = extendNext(r)
 			}
-			if err == nil {
-				apply = func() {
-					if r.Token != "" {
-						c.noteLive(r.Token)
-						c.st.Token = r.Token
-					}
-					c.adoptCarriedSession(r.Time, r.ControlOptions)
+			apply = func() {
+				if r.Token != "" {
+					c.noteLive(r.Token)
+					c.st.Token = r.Token
 				}
+				c.adoptCarriedSession(r.Time, r.ControlOptions)
 			}
 			return err
 		}
@@ -352,17 +350,6 @@ func (c *Client) applyCarriedLocked(ctx context.Context, pr pendingRequest, rp c
 		return false, out.Err
 	}
 	return false, offlineErr("activate", "the server did not process the request (see the cause); write a new request file", out.Err)
-}
-
-func (c *Client) adoptCarriedRegister(r *wire.RegisterReply) {
-	c.st.InstanceGUID = r.GUID
-	c.st.FirstRegisteredAt = r.FirstRegisteredAt.Raw
-	c.st.FingerprintDigest = machineDigest(c.machine)
-	c.st.Components = componentDigests(c.machine)
-	if c.st.Sent.IsZero() {
-		c.st.SessionSeconds = r.ControlOptions.SessionDuration
-		c.st.GraceSeconds = r.ControlOptions.ValidationGracePeriod
-	}
 }
 
 // adoptCarriedSession records a session the server began or extended when
@@ -447,13 +434,9 @@ type ExchangeConfig struct {
 // written.
 func ExchangeOffline(ctx context.Context, cfg ExchangeConfig, r io.Reader, w io.Writer) error {
 	const op = "exchange"
-	text, err := io.ReadAll(io.LimitReader(r, carried.MaxFileSize+1))
+	rf, err := readFile(op, "request", r, carried.ParseRequestFile)
 	if err != nil {
-		return offlineErr(op, "cannot read the request file", err)
-	}
-	rf, err := carried.ParseRequestFile(text)
-	if err != nil {
-		return offlineErr(op, lastPart(err), errors.Join(ErrOfflineFile, err))
+		return err
 	}
 	var topts []transport.Option
 	if cfg.HTTPClient != nil {
@@ -485,12 +468,6 @@ func ExchangeOffline(ctx context.Context, cfg ExchangeConfig, r io.Reader, w io.
 		}
 		out.Replies = append(out.Replies, carried.Reply{Endpoint: q.Endpoint, ID: q.ID, Status: resp.Status, Body: resp.Body})
 	}
-	text, err = out.Marshal()
-	if err != nil {
-		return offlineErr(op, "cannot write the reply file", err)
-	}
-	if _, err := w.Write(text); err != nil {
-		return offlineErr(op, "cannot write the reply file", err)
-	}
-	return nil
+	text, err := out.Marshal()
+	return writeFile(op, "reply", w, text, err)
 }

@@ -98,12 +98,18 @@ func (s *store) recordName() string {
 }
 
 func recordName(cfg *Config, where string, slot int) string {
+	return "rb-" + nameDigest("licensekit rollback v1", cfg.ProductGUID, cfg.LicenseKey, where, strconv.Itoa(slot))
+}
+
+// nameDigest is a file name part that shows none of parts: 16 bytes of
+// SHA-256 over each part and a 0 byte, in hex.
+func nameDigest(parts ...string) string {
 	h := sha256.New()
-	for _, p := range []string{"licensekit rollback v1", cfg.ProductGUID, cfg.LicenseKey, where, strconv.Itoa(slot)} {
+	for _, p := range parts {
 		h.Write([]byte(p))
 		h.Write([]byte{0})
 	}
-	return "rb-" + hex.EncodeToString(h.Sum(nil)[:16])
+	return hex.EncodeToString(h.Sum(nil)[:16])
 }
 
 // unusable notes that the record's location refuses: no offline time from
@@ -120,7 +126,7 @@ func (s *store) unusable(p *persisted, err error) {
 // loadRecord opens the record after the state was loaded (loaded: a state
 // opened), and compares.
 func (s *store) loadRecord(p *persisted, loaded bool) {
-	dir, ok := s.recordLocation()
+	dir, ok := recordLocation(s.opts, true)
 	if !ok {
 		s.log.Warn("no place for the anti-rollback record (no user configuration directory); a restored state directory will not be detected")
 		return
@@ -213,16 +219,20 @@ func (s *store) markRestored(p *persisted, gen uint64) {
 }
 
 func openRecord(keys [][]byte, blob []byte) *rollbackRecord {
+	return openSealed(keys, rollbackAAD, blob, func(r *rollbackRecord) bool { return r.Version == rollbackRecordVersion })
+}
+
+// openSealed opens blob with the first of keys that fits and decodes it;
+// nil when it does not open, does not decode or is not current.
+func openSealed[T any](keys [][]byte, aad, blob []byte, current func(*T) bool) *T {
 	for _, k := range keys {
-		plain, err := statefile.Open(k, rollbackAAD, blob)
-		if err != nil {
-			continue
+		if plain, err := statefile.Open(k, aad, blob); err == nil {
+			var v T
+			if json.Unmarshal(plain, &v) != nil || !current(&v) {
+				return nil
+			}
+			return &v
 		}
-		var r rollbackRecord
-		if json.Unmarshal(plain, &r) != nil || r.Version != rollbackRecordVersion {
-			return nil
-		}
-		return &r
 	}
 	return nil
 }
@@ -362,12 +372,7 @@ var refusalAAD = []byte("licensekit licence refusal v1")
 
 // refusalName names the licence's refusal file.
 func refusalName(cfg *Config) string {
-	h := sha256.New()
-	for _, p := range []string{"licensekit refusal v1", cfg.ProductGUID, cfg.LicenseKey} {
-		h.Write([]byte(p))
-		h.Write([]byte{0})
-	}
-	return "rf-" + hex.EncodeToString(h.Sum(nil)[:16])
+	return "rf-" + nameDigest("licensekit refusal v1", cfg.ProductGUID, cfg.LicenseKey)
 }
 
 // loadRefusal reads the licence's refusal and takes it into p when it is
@@ -376,7 +381,7 @@ func (s *store) loadRefusal(p *persisted) {
 	if s.back == nil {
 		return
 	}
-	if dir, ok := s.recordLocation(); ok && s.hasRecord() {
+	if dir, ok := recordLocation(s.opts, true); ok && s.hasRecord() {
 		s.refusalDir = dir
 	} else {
 		s.refusalDir = s.cfg.StateDir
@@ -418,16 +423,7 @@ func (s *store) loadRefusal(p *persisted) {
 // openRefusal opens a licence refusal file; nil when it does not open or
 // is not the current version.
 func openRefusal(keys [][]byte, blob []byte) *refusalFile {
-	for _, k := range keys {
-		if plain, err := statefile.Open(k, refusalAAD, blob); err == nil {
-			var f refusalFile
-			if json.Unmarshal(plain, &f) != nil || f.Version != refusalFileVersion {
-				return nil
-			}
-			return &f
-		}
-	}
-	return nil
+	return openSealed(keys, refusalAAD, blob, func(f *refusalFile) bool { return f.Version == refusalFileVersion })
 }
 
 // writeRefusal keeps the licence's refusal file in step with p after a

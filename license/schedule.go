@@ -170,3 +170,62 @@ func phaseOf(elapsed, session, grace time.Duration) phase {
 		return phaseSpent
 	}
 }
+
+// snapshot is what Status reads: the stored status plus what it needs to
+// recompute the state from the clock.
+type snapshot struct {
+	status Status
+	// anchorMono is the time.Now reading elapsed time is measured from (the
+	// send of the last successful begin or extend, or the load of the
+	// persisted state) and base the budget used by then; anchorWall is the
+	// wall time of the send.
+	anchorMono, anchorWall time.Time
+	base                   time.Duration
+	// session and grace measure from anchor.
+	session, grace time.Duration
+	// timed is set when State follows the deadlines (Active, Grace,
+	// Expired after grace ran out).
+	timed bool
+	// rolledBack is set when the wall clock was found set back: grace is
+	// then refused.
+	rolledBack bool
+}
+
+// at computes the state at mono (a time.Now reading) and wall (the wall
+// clock). Elapsed time is the budget measured on the monotonic clock, or
+// the wall clock's elapsed time if that is more: the wall clock can only
+// shorten what is left. A suspend counts on every OS (the wall clock
+// moves), and setting the clock back never stretches a deadline.
+func (s *snapshot) at(mono, wall time.Time) (State, error) {
+	st := s.status.State
+	if !s.timed {
+		return st, s.status.Reason
+	}
+	ph := phaseOf(elapsedSince(s.anchorMono, s.anchorWall, s.base, mono, wall), s.session, s.grace)
+	switch {
+	case ph == phaseLive:
+		return st, s.status.Reason
+	case s.rolledBack:
+		return Expired, ErrClockRollback
+	case ph == phaseGrace:
+		if st == Active {
+			return Grace, ErrUnreachable
+		}
+		return st, s.status.Reason
+	default:
+		return Expired, ErrGraceExpired
+	}
+}
+
+// elapsedSince measures the time used since the send at anchorWall as
+// max(base + monotonic time since anchorMono, wall time since anchorWall):
+// base is what was used when the monotonic anchor was taken (zero at a
+// send, the persisted budget at a load).
+func elapsedSince(anchorMono, anchorWall time.Time, base time.Duration, mono, wall time.Time) time.Duration {
+	e := wall.Round(0).Sub(anchorWall.Round(0))
+	m := base
+	if !anchorMono.IsZero() {
+		m += mono.Sub(anchorMono)
+	}
+	return max(e, m)
+}

@@ -63,7 +63,8 @@ type SharedRole uint8
 
 // The roles.
 const (
-	// NotShared: shared mode is off, or Start has not run yet.
+	// NotShared: shared mode is off, Start has not run yet, or the shared
+	// file is unusable (the client then runs unshared, in memory).
 	NotShared SharedRole = iota
 	// Renewer: this process holds the renewer lock, talks to the server and
 	// writes the shared state.
@@ -120,7 +121,8 @@ type SharedStatus struct {
 	Role SharedRole
 	// Start is how Start obtained the licence.
 	Start SharedStart
-	// Path is the shared state file; empty when shared mode is off.
+	// Path is the shared state file; empty when shared mode is off, before
+	// Start, or when the shared file is unusable.
 	Path string
 }
 
@@ -162,17 +164,9 @@ const (
 // errSharedManual is what explicit session calls return in shared mode.
 var errSharedManual = errors.New("license: Register, BeginSession, ExtendSession and EndSession are not available in shared mode; Start and Close manage the shared session")
 
-// initShared sets up shared mode; New calls it last, with the options
-// checked (options.check).
-func (c *Client) initShared() error {
-	c.sh = &shared{cfg: *c.opts.shared}
-	c.sh.path.Store("")
-	return nil
-}
-
 // sharedOn reports whether this client runs in shared mode with a usable
 // shared file.
-func (c *Client) sharedOn() bool { return c.sh != nil && c.store.sharedMode() }
+func (c *Client) sharedOn() bool { return c.sh != nil && c.store.shared != nil }
 
 // refresh is the follower's check interval for a session of length d.
 func (s *shared) refresh(d time.Duration) time.Duration {
@@ -255,20 +249,17 @@ func (c *Client) joinSharedLocked(ctx context.Context) (done bool, err error) {
 			// deadlines still apply.
 			c.orphan = true
 			return false, nil
-		case c.sharedLiveLocked(wall) && lead:
+		case c.sharedLiveLocked(wall):
+			how, msg := StartFollowed, "following the shared session"
+			if lead {
+				how, msg = StartResumed, "shared session resumed; this process renews it"
+			}
 			c.enterLocked(Active, nil)
-			c.sh.start.Store(uint32(StartResumed))
-			c.log.Info("shared session resumed; this process renews it", "state", Active,
-				"session_expiry", c.st.Sent.Add(c.session()))
+			c.sh.start.Store(uint32(how))
+			c.log.Info(msg, "state", Active, "session_expiry", c.st.Sent.Add(c.session()))
 			return true, nil
 		case lead:
 			return false, nil // Start begins; noteSharedStart records how it went
-		case c.sharedLiveLocked(wall):
-			c.enterLocked(Active, nil)
-			c.sh.start.Store(uint32(StartFollowed))
-			c.log.Info("following the shared session", "state", Active,
-				"session_expiry", c.st.Sent.Add(c.session()))
-			return true, nil
 		case c.st.Token != "":
 			// The renewer has a session but cannot renew it: the same
 			// offline rules as the renewer's.
@@ -414,7 +405,7 @@ func (c *Client) sharedMayEndLocked() bool {
 	if !c.sh.cfg.EndOnLastClose {
 		return false
 	}
-	alone, err := c.store.alone()
+	alone, err := c.store.shared.Alone()
 	if err != nil || !alone {
 		return false
 	}

@@ -81,7 +81,7 @@ func (c *Client) startLocked(ctx context.Context) (err error) {
 	sctx, cancel := context.WithDeadline(ctx, c.startAt.Add(startCut(c.opts.start.Online)))
 	defer cancel()
 	if c.st.Token != "" && !c.sharedOn() {
-		c.endOrphanLocked(sctx)
+		c.emit(Event{Type: EventOrphanEnded, Reason: c.endOrphanLocked(sctx)}) // best effort: begin either way
 	}
 	err = c.beginLocked(sctx)
 	if err == nil {
@@ -96,7 +96,7 @@ func (c *Client) startLocked(ctx context.Context) (err error) {
 	if why != nil {
 		err = errors.Join(err, why)
 	}
-	if corrupt := c.store.corruptErr(); corrupt != nil {
+	if corrupt := c.store.corrupt; corrupt != nil {
 		err = errors.Join(err, corrupt)
 	}
 	c.lastErr = err
@@ -150,26 +150,4 @@ func (c *Client) startedLocked() {
 	c.enterLocked(Active, nil)
 	c.noteSharedStart(StartBegan)
 	c.log.Info("licence session started", "state", Active, "session_expiry", c.st.Sent.Add(c.session()))
-}
-
-// connectLocked ends a session a previous run left live, then begins a
-// new one. At Start (atStart) the end is reported as an OrphanEnded event
-// either way; in the loop, only once it succeeded. A failed end that is
-// not a refusal stops here: the server is not answering.
-func (c *Client) connectLocked(ctx context.Context, atStart bool) error {
-	if c.orphan && c.st.Token != "" {
-		octx, stop := context.WithTimeout(ctx, 5*time.Second)
-		err := c.endLocked(octx)
-		stop()
-		if err == nil || atStart {
-			c.emit(Event{Type: EventOrphanEnded, Reason: err})
-		}
-		if err != nil {
-			c.log.Warn("could not end orphaned session", "error", err)
-			return err
-		}
-		c.log.Info("ended session orphaned by a previous run")
-	}
-	c.orphan = false
-	return c.beginLocked(ctx)
 }

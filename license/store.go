@@ -305,16 +305,6 @@ func (s *store) tryLead() bool {
 	return lead
 }
 
-// sharedMode reports whether the state is the shared file (shared mode
-// with a usable directory).
-func (s *store) sharedMode() bool { return s.shared != nil }
-
-// highWaterSaved is the high-water mark last saved.
-func (s *store) highWaterSaved() time.Time { return s.savedHW }
-
-// corruptErr says why the state found at open was moved aside, if it was.
-func (s *store) corruptErr() error { return s.corrupt }
-
 // leading reports whether this client renews the shared file.
 func (s *store) leading() bool { return s.shared != nil && s.shared.Leading() }
 
@@ -323,12 +313,6 @@ func (s *store) resign() error {
 	s.releaseSharedRecord()
 	return s.shared.Resign()
 }
-
-// alone reports whether no other process has joined the shared file.
-func (s *store) alone() (bool, error) { return s.shared.Alone() }
-
-// sharedPath is the shared file's path.
-func (s *store) sharedPath() string { return s.shared.Path() }
 
 // release drops every lock the store holds; Close calls it after the last
 // save.
@@ -394,8 +378,9 @@ func (s sharedStore) Discard(context.Context) error {
 }
 
 // withContext runs f and returns its result, or ctx's error as soon as ctx
-// ends, leaving f to finish on its own.
-func withContext[T any](ctx context.Context, f func() (T, error)) (T, error) {
+// ends, leaving f to finish on its own and handing what it returns then to
+// late, if given.
+func withContext[T any](ctx context.Context, f func() (T, error), late ...func(T)) (T, error) {
 	var zero T
 	if err := ctx.Err(); err != nil {
 		return zero, err
@@ -413,6 +398,9 @@ func withContext[T any](ctx context.Context, f func() (T, error)) (T, error) {
 	case r := <-ch:
 		return r.v, r.err
 	case <-ctx.Done():
+		for _, l := range late {
+			go func() { l((<-ch).v) }()
+		}
 		return zero, ctx.Err()
 	}
 }
@@ -420,55 +408,22 @@ func withContext[T any](ctx context.Context, f func() (T, error)) (T, error) {
 // acquireSlot is statefile.Acquire bounded by ctx. A slot acquired after
 // ctx ended is released at once.
 func acquireSlot(ctx context.Context, dir, base string, slots int) (*statefile.File, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	type result struct {
-		f   *statefile.File
-		err error
-	}
-	ch := make(chan result, 1)
-	go func() {
-		f, err := statefile.Acquire(dir, base, slots)
-		ch <- result{f, err}
-	}()
-	select {
-	case r := <-ch:
-		return r.f, r.err
-	case <-ctx.Done():
-		go func() {
-			if r := <-ch; r.f != nil {
-				_ = r.f.Release()
+	return withContext(ctx, func() (*statefile.File, error) { return statefile.Acquire(dir, base, slots) },
+		func(f *statefile.File) {
+			if f != nil {
+				_ = f.Release()
 			}
-		}()
-		return nil, ctx.Err()
-	}
+		})
 }
-
-// The state key. The sealed state must open in every run of the product on
-// this machine, whoever runs it, so its key uses only fingerprint
-// components that need no privilege to read and do not come and go: one
-// machine identifier, the first present of
-//
-//   - machine_id: /etc/machine-id (or D-Bus's copy) on Linux, MachineGuid
-//     on Windows; readable by every user;
-//   - product_uuid, on macOS and Windows only, where it needs no privilege
-//     (on Linux the DMI file is readable by root alone);
-//   - cpu_id and volume_hash together, when neither is present (containers
-//     without a machine-id).
-//
-// board_serial, product_uuid on Linux and mb_serial are left out (root
-// only on Linux), as are mac_addresses (docks, USB adapters, VPNs),
-// host_name and ip_address (renamed, moved). Product and licence are
-// always part of it.
-//
-// This stops casual copying and editing of the state file, not a
-// determined reverse engineer who can run the product under a debugger.
 
 // sealKeys returns the keys the state may be sealed under on this machine,
 // the preferred one first: state is sealed with the first and opened with
 // any, so that state sealed in a run that lacked the machine identifier
-// still opens once it is back.
+// still opens once it is back. Each key takes the product, the licence and
+// one machine identifier that needs no privilege and does not come and go
+// (docs/lifecycle.md, "The state key"): machine_id, else product_uuid off
+// Linux (root-only there), else cpu_id with volume_hash. This stops casual
+// copying and editing, not a reverse engineer with a debugger.
 func sealKeys(cfg *Config, fp *fingerprint.Fingerprint) [][]byte {
 	var keys [][]byte
 	add := func(parts ...string) {
@@ -568,12 +523,9 @@ func openStateWith(keys [][]byte, blob []byte) (p *persisted, err error) {
 // none at all: no WithRollbackRecordDir and no user configuration
 // directory that exists or can be made (no home directory). A directory
 // that exists but refuses is returned: using it then fails, and the store
-// says so (recordErr).
-func (s *store) recordLocation() (dir string, ok bool) { return recordLocation(s.opts, true) }
-
-// recordLocation is store.recordLocation; with create false it makes no
-// directory (inspectState), and a missing configuration directory counts
-// as a location not made yet.
+// says so (recordErr). With create false it makes no directory
+// (inspectState), and a missing configuration directory counts as a
+// location not made yet.
 func recordLocation(o *options, create bool) (dir string, ok bool) {
 	if o.rollbackDir != "" {
 		return o.rollbackDir, true

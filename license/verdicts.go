@@ -24,29 +24,14 @@ func authenticatesReplies(s envelope.Sealer) bool {
 
 // setupVerdicts decides, in New, whether replies must be sealed, and builds
 // the redactor that knows the client's secrets.
-func (c *Client) setupVerdicts(custom bool) error {
-	if custom {
-		c.sealed = authenticatesReplies(c.sealer) && !c.cfg.InsecureUnsealedReplies
-	} else {
-		c.sealed = !c.cfg.InsecureUnsealedReplies
-	}
+func (c *Client) setupVerdicts(custom bool) {
+	c.sealed = !c.cfg.InsecureUnsealedReplies && (!custom || authenticatesReplies(c.sealer))
 	c.redact = verdict.NewRedactor(c.cfg.APIKey, c.cfg.LicenseKey)
 	c.redact.AddSecret(c.cfg.SharedSecret)
-	if c.opts.kinds != nil {
-		c.kinds = c.opts.kinds
-	} else {
+	c.kinds = c.opts.kinds
+	if c.kinds == nil {
 		c.kinds = verdict.DefaultRules().Classify
 	}
-	return nil
-}
-
-// builtinSealerOptions are the envelope options of the built-in sealers:
-// sealed replies unless the vendor opted out.
-func builtinSealerOptions(cfg *Config) []envelope.Option {
-	if cfg.InsecureUnsealedReplies {
-		return nil
-	}
-	return []envelope.Option{envelope.WithSealedReplies()}
 }
 
 // warnInsecure logs, once per client, that replies are not authenticated.
@@ -54,15 +39,6 @@ func (c *Client) warnInsecure() {
 	if c.cfg.InsecureUnsealedReplies && c.warnedInsecure.CompareAndSwap(false, true) {
 		c.log.Warn("InsecureUnsealedReplies is set: replies are not authenticated, so anyone who can redirect " +
 			"this client's traffic can grant or refuse licences; use sealed replies if the server supports them")
-	}
-}
-
-// noteUnsealable logs, once per client, a reply whose values would make the
-// next request too large to seal.
-func (c *Client) noteUnsealable(endpoint string, err error) {
-	if c.warnedUnsealable.CompareAndSwap(false, true) {
-		c.log.Warn("malformed reply: the next request could not be sealed; treating the server as unreachable",
-			"endpoint", endpoint, "reason", c.redact.Text(lastPart(err), verdict.MaxExcerpt))
 	}
 }
 
@@ -101,12 +77,4 @@ func lastPart(err error) string {
 		return s[i+2:]
 	}
 	return s
-}
-
-// finalRefusal reports whether err is a refusal to save as the licence's
-// final verdict: every refusal but a capacity one (RefusalKind.Final). A
-// refusal without an *APIError counts as final.
-func finalRefusal(err error) bool {
-	var api *APIError
-	return !errors.As(err, &api) || api.Kind.Final()
 }

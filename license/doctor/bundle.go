@@ -8,7 +8,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 
@@ -103,11 +105,6 @@ func ReadBundle(rd io.Reader) (*Bundle, error) {
 	return &b, nil
 }
 
-func (b *Bundle) salt() []byte {
-	s, _ := hex.DecodeString(b.Salt)
-	return s
-}
-
 // digests returns the salted digests of a component's values: the first 12
 // bytes of HMAC-SHA256(salt, label 0x00 component 0x00 value), hex.
 func digests(salt []byte, component string, values []string) []string {
@@ -146,13 +143,14 @@ func (d *doctor) idDigests(c fingerprint.Component) string {
 // many bundles to link them). What the bundle learns is the comparison
 // itself: one equal-or-not per component, the purpose of the comparison.
 func (d *doctor) changedSince(b *Bundle) []string {
-	salt := b.salt()
+	salt, _ := hex.DecodeString(b.Salt)
 	now := map[string][]string{}
 	for name, vals := range d.idValues {
 		now[name] = digests(salt, name, vals)
 	}
 	var out []string
-	for _, name := range componentNames(now, b.Identifiers) {
+	names := append(slices.Collect(maps.Keys(now)), slices.Collect(maps.Keys(b.Identifiers))...)
+	for _, name := range uniq(names) {
 		if name == fingerprint.NameIPAddress {
 			continue
 		}
@@ -163,20 +161,6 @@ func (d *doctor) changedSince(b *Bundle) []string {
 	return out
 }
 
-func componentNames(a, b map[string][]string) []string {
-	seen := map[string]bool{}
-	var out []string
-	for _, m := range []map[string][]string{a, b} {
-		for k := range m {
-			if !seen[k] {
-				seen[k] = true
-				out = append(out, k)
-			}
-		}
-	}
-	return uniq(out)
-}
-
 // redactorFor is the SDK's one redactor, loaded with cfg's secrets.
 func redactorFor(cfg license.Config) *verdict.Redactor {
 	r := verdict.NewRedactor(cfg.APIKey, cfg.LicenseKey)
@@ -184,20 +168,16 @@ func redactorFor(cfg license.Config) *verdict.Redactor {
 	return r
 }
 
-// scrub removes every secret from s. It is the last step of every string
-// that enters a report, whatever its source.
-func (d *doctor) scrub(s string) string { return d.redact.Redact(s) }
-
-// scrubReport passes every string of the report through scrub.
+// scrubReport removes every secret from every string of the report: the
+// last step of every string that enters a report, whatever its source.
 func (d *doctor) scrubReport() {
+	scrub := d.redact.Redact
 	for i := range d.rep.Checks {
 		c := &d.rep.Checks[i]
-		c.Finding = d.scrub(c.Finding)
-		c.Fix = d.scrub(c.Fix)
-		for j := range c.Evidence {
-			c.Evidence[j].Name = d.scrub(c.Evidence[j].Name)
-			c.Evidence[j].Value = d.scrub(c.Evidence[j].Value)
+		c.Finding, c.Fix = scrub(c.Finding), scrub(c.Fix)
+		for j, f := range c.Evidence {
+			c.Evidence[j] = Fact{scrub(f.Name), scrub(f.Value)}
 		}
 	}
-	d.rep.Server = d.scrub(d.rep.Server)
+	d.rep.Server = scrub(d.rep.Server)
 }

@@ -22,28 +22,26 @@
 //     name, and interception when [WithExpectedIssuer] or [WithPinnedKeys]
 //     is given (or the issuer is a known TLS-inspection product);
 //   - http: one harmless request (extend_session for a token that names no
-//     session, the licence client's probe) and its round-trip time, judged by
-//     the SDK's own reply classification;
+//     session) and its round-trip time, judged by the SDK's own reply
+//     classification;
 //   - clock: the server's time from that reply: warn past a minute, fail
-//     past the 5 minutes the client tolerates (RollbackSlack);
-//   - state: the state directory exists and is writable, a non-blocking
-//     lock probe per slot (a slot held by a running product is reported,
-//     never waited for or taken over), whether the saved state opens, last
-//     contact, session and grace deadlines, and the saved high-water mark
-//     against the wall clock;
+//     past the 5 minutes the client tolerates;
+//   - state: the state directory is usable, which slots running products
+//     hold (never waited for or taken over), whether the saved state opens,
+//     its deadlines and its high-water mark against the wall clock;
 //   - fingerprint: every component with its source, strength and missing
 //     reason, what changed since the machine registered, and container or
 //     VM advice;
-//   - license: without [Full], the licence client's licence check: one
-//     register_instance, only for a machine the server already registered
-//     (the spec makes it return the existing instance); otherwise the
-//     licence is reported as not checked;
+//   - license: without [Full], one register_instance, only for a machine
+//     the server already registered (the spec makes it return the existing
+//     instance); otherwise the licence is reported as not checked;
 //   - roundtrip: only with [Full], a real register, begin and end.
 //
 // One root cause gives one failing check: when the proxy refuses, the
 // checks that need it are skipped with "not checked: proxy refused".
 // Without [Full] no check takes a seat or creates anything on the server,
-// and none changes the saved state.
+// and none changes the saved state. docs/doctor.md has sample output and
+// what each check fails on.
 //
 // # Support bundle
 //
@@ -51,21 +49,10 @@
 // versions, OS and architecture. The API key, licence key, shared secret
 // and tokens never enter a report; every string of it passes the SDK's
 // redactor, which removes them anyway. Hardware identifiers appear only as
-// HMAC-SHA256 digests keyed with a salt that is fresh for each report and
-// written into the bundle. Bundles made independently therefore cannot be
-// linked to each other or to a machine. To compare two bundles from one
-// machine, make the second with [WithBaseline] (the example's -compare
-// flag): the fingerprint check names every component that differs. The
-// comparison digests this machine's identifiers under the first bundle's
-// salt in memory only; the second bundle has a fresh salt of its own, so
-// that a bundle handed in from elsewhere cannot choose the salt this
-// machine's identifiers are published under.
-//
-// # Testing
-//
-// Every check is tested against a real fault: a proxy that answers 407, an
-// untrusted and an expired certificate, a server clock an hour off, a
-// corrupt state file, a state directory that is a file, a fingerprint
-// fixture with weak components and a name that does not resolve (through
-// the resolver hook, never the real network). See docs/doctor.md.
+// HMAC-SHA256 digests keyed with a salt that is fresh for each report, so
+// bundles made independently cannot be linked to each other or to a
+// machine. To compare two bundles from one machine, make the second with
+// [WithBaseline]: the fingerprint check names every component that differs,
+// and the second bundle still has a fresh salt of its own (see
+// docs/doctor.md for why).
 package doctor

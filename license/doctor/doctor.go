@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"errors"
+	"net"
 	"net/http"
 	"net/url"
 	"time"
@@ -92,14 +93,7 @@ func (r *Report) Check(id string) (Check, bool) {
 }
 
 // Failed reports whether any check failed.
-func (r *Report) Failed() bool {
-	for _, c := range r.Checks {
-		if c.Verdict == Fail {
-			return true
-		}
-	}
-	return false
-}
+func (r *Report) Failed() bool { return r.Count(Fail) > 0 }
 
 // Count returns how many checks ended with v.
 func (r *Report) Count(v Verdict) int {
@@ -202,8 +196,8 @@ func WithSalt(salt []byte) Option {
 // salt this machine's identifiers are published under.
 func WithBaseline(b *Bundle) Option { return func(o *options) { o.baseline = b } }
 
-// WithTimeout bounds each network check (default 10 s). Run's ctx bounds
-// the whole run.
+// WithTimeout bounds each network check (default 10 s; the round trip,
+// three calls, three times that). Run's ctx bounds the whole run.
 func WithTimeout(d time.Duration) Option {
 	return func(o *options) {
 		if d > 0 {
@@ -239,7 +233,7 @@ func Run(ctx context.Context, cfg license.Config, opts ...Option) (*Report, erro
 		o.clock = time.Now
 	}
 	if o.resolver == nil {
-		o.resolver = defaultResolver
+		o.resolver = net.DefaultResolver.LookupHost
 	}
 	salt := o.salt
 	if len(salt) == 0 {

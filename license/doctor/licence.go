@@ -19,26 +19,21 @@ func (d *doctor) serverNotReached() string {
 	return ""
 }
 
-// checkLicense asks the server about the licence without taking a seat
-// (the licence client's licence check): register_instance for a machine the
-// server already knows, which returns its saved instance. On a machine it
-// does not know, nothing is sent and the licence is reported as not
-// checked: the default run never claims a licence it did not check.
-func (d *doctor) checkLicense(ctx context.Context) {
+// checkLicense is the licence client's licence check (diag.Client's
+// CheckLicense, which takes no seat). On a machine the server does not
+// know nothing is sent and the licence is reported as not checked: the
+// default run never claims a licence it did not check.
+func (d *doctor) checkLicense(ctx context.Context) Check {
 	switch {
 	case d.client == nil:
-		d.set(skipped(CheckLicense, "the configuration is rejected; fix it first"))
-		return
+		return skipped(CheckLicense, "the configuration is rejected; fix it first")
 	case d.o.full:
-		d.set(skipped(CheckLicense, "the roundtrip check checks the licence"))
-		return
+		return skipped(CheckLicense, "the roundtrip check checks the licence")
 	case d.fp == nil:
-		d.set(skipped(CheckLicense, "licence not checked: no fingerprint, so this machine's registration is unknown"))
-		return
+		return skipped(CheckLicense, "licence not checked: no fingerprint, so this machine's registration is unknown")
 	}
 	if why := d.serverNotReached(); why != "" {
-		d.set(skipped(CheckLicense, why))
-		return
+		return skipped(CheckLicense, why)
 	}
 	cctx, cancel := context.WithTimeout(ctx, d.o.timeout)
 	res := d.diag.CheckLicense(cctx, d.fp)
@@ -47,8 +42,7 @@ func (d *doctor) checkLicense(ctx context.Context) {
 	if !res.Checked {
 		c.Verdict = Skipped
 		c.Finding = "licence not checked: " + res.NotChecked + "; the full check (Full, -full) checks it and takes a seat for a moment"
-		d.set(c)
-		return
+		return c
 	}
 	c.Evidence = []Fact{
 		{"request", "register_instance for this machine's saved instance (no seat; the server returns the existing instance)"},
@@ -75,5 +69,5 @@ func (d *doctor) checkLicense(ctx context.Context) {
 		c.Finding = "the licence could not be checked: " + errText(res.Err)
 		c.Fix = "see the network checks"
 	}
-	d.set(c)
+	return c
 }

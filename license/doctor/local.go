@@ -27,7 +27,7 @@ func (d *doctor) collectFingerprint(ctx context.Context) {
 }
 
 // checkState examines the state directory and every slot in it.
-func (d *doctor) checkState(ctx context.Context) {
+func (d *doctor) checkState(ctx context.Context) Check {
 	c := Check{ID: CheckState}
 	dir := d.cfg.StateDir
 	if dir != "" {
@@ -38,39 +38,33 @@ func (d *doctor) checkState(ctx context.Context) {
 			c.Verdict = Warn
 			c.Finding = "the state directory does not exist yet; the first start creates it"
 			c.Fix = "nothing, unless this machine has run the product before: then its state was lost, and with it the offline grace"
-			d.set(c)
-			return
+			return c
 		case err != nil:
 			c.Verdict, c.Finding = Fail, "the state directory cannot be examined: "+errText(err)
 			c.Fix = "give the product's user access to " + dir
-			d.set(c)
-			return
+			return c
 		case !st.IsDir():
 			c.Verdict = Fail
 			c.Finding = "the state directory path is a file, not a directory: the product runs on memory-only state (no offline restart)"
 			c.Fix = "move the file away or point StateDir at a directory"
-			d.set(c)
-			return
+			return c
 		}
 		if err := probeWritable(dir); err != nil {
 			c.Verdict = Fail
 			c.Finding = "the state directory is not writable: the product runs on memory-only state (no offline restart)"
 			c.Evidence = append(c.Evidence, Fact{"error", errText(err)})
 			c.Fix = "give the product's user write access to " + dir
-			d.set(c)
-			return
+			return c
 		}
 		c.Evidence = append(c.Evidence, Fact{"writable", "yes"})
 	}
 	switch {
 	case d.client == nil:
 		c.Verdict, c.Finding = Skipped, "the configuration is rejected: the saved state cannot be opened without it"
-		d.set(c)
-		return
+		return c
 	case d.fp == nil:
 		c.Verdict, c.Finding = Skipped, "no fingerprint: the saved state's key cannot be derived"
-		d.set(c)
-		return
+		return c
 	}
 	insp, err := d.diag.InspectState(ctx, d.fp)
 	if err != nil {
@@ -79,22 +73,20 @@ func (d *doctor) checkState(ctx context.Context) {
 		if errors.Is(err, statefile.ErrNotDir) {
 			c.Finding = "the state directory path is not a directory"
 		}
-		d.set(c)
-		return
+		return c
 	}
 	d.state = insp
 	if insp.Dir == "" && !insp.Store {
 		c.Verdict = Warn
 		c.Finding = "no state directory: state lives in memory only, so a restart without the server gets no offline grace"
 		c.Fix = "set Config.StateDir to a directory the product can write, such as os.UserConfigDir()/<vendor>/<product>"
-		d.set(c)
-		return
+		return c
 	}
 	if insp.Store {
 		c.Evidence = append(c.Evidence, Fact{"store", "custom StateStore"})
 	}
 	d.judgeSlots(&c, insp.Slots)
-	d.set(c)
+	return c
 }
 
 // judgeSlots fills c from the slots found.
@@ -257,7 +249,7 @@ func probeWritable(dir string) error {
 
 // checkFingerprint reports every component and how well this machine can
 // be told apart.
-func (d *doctor) checkFingerprint() {
+func (d *doctor) checkFingerprint() Check {
 	c := Check{ID: CheckFingerprint}
 	if d.fp == nil {
 		c.Verdict = Fail
@@ -266,8 +258,7 @@ func (d *doctor) checkFingerprint() {
 			c.Finding += ": " + errText(d.fpErr)
 		}
 		c.Fix = "run the product with access to the machine's hardware facts (see docs/fingerprint)"
-		d.set(c)
-		return
+		return c
 	}
 	fp := d.fp
 	for _, comp := range fp.Components() {
@@ -298,16 +289,11 @@ func (d *doctor) checkFingerprint() {
 	}
 	changed = uniq(changed)
 	if regChanged {
-		what := "unknown components"
-		if len(changed) > 0 {
-			what = strings.Join(changed, ", ")
-		}
-		c.Evidence = append(c.Evidence, Fact{"changed_since_registration", what})
+		c.Evidence = append(c.Evidence, Fact{"changed_since_registration", joinOr(changed, "unknown components")})
 	}
-	var sinceBaseline []string
 	if b := d.o.baseline; b != nil {
-		sinceBaseline = d.changedSince(b)
-		c.Evidence = append(c.Evidence, Fact{"changed_since_baseline", strings.Join(append([]string{}, orList(sinceBaseline)...), ", ") + " (baseline bundle of " + b.Created.UTC().Format(time.RFC3339) + ")"})
+		c.Evidence = append(c.Evidence, Fact{"changed_since_baseline",
+			joinOr(d.changedSince(b), "nothing") + " (baseline bundle of " + b.Created.UTC().Format(time.RFC3339) + ")"})
 	}
 	advice := ""
 	switch {
@@ -319,7 +305,7 @@ func (d *doctor) checkFingerprint() {
 	switch {
 	case regChanged:
 		c.Verdict = Warn
-		c.Finding = "the hardware identity changed since this machine registered (" + orText(changed) + "): the next start registers it again, which may take a new seat"
+		c.Finding = "the hardware identity changed since this machine registered (" + joinOr(changed, "which components is not recorded") + "): the next start registers it again, which may take a new seat"
 		c.Fix = "expected after a hardware change; otherwise see the changed components. " + advice
 	case strong < 2:
 		c.Verdict = Warn
@@ -331,21 +317,15 @@ func (d *doctor) checkFingerprint() {
 		c.Fix = advice
 	}
 	c.Fix = strings.TrimSpace(c.Fix)
-	d.set(c)
+	return c
 }
 
-func orText(s []string) string {
+// joinOr joins s with commas, or is none when s is empty.
+func joinOr(s []string, none string) string {
 	if len(s) == 0 {
-		return "which components is not recorded"
+		return none
 	}
 	return strings.Join(s, ", ")
-}
-
-func orList(s []string) []string {
-	if len(s) == 0 {
-		return []string{"nothing"}
-	}
-	return s
 }
 
 func uniq(s []string) []string {
@@ -381,18 +361,15 @@ func (d *doctor) componentText(c fingerprint.Component) string {
 }
 
 // checkRoundTrip registers, begins and ends a session when Full is set.
-func (d *doctor) checkRoundTrip(ctx context.Context) {
+func (d *doctor) checkRoundTrip(ctx context.Context) Check {
 	switch {
 	case !d.o.full:
-		d.set(skipped(CheckRoundTrip, "not asked for: Full registers, begins and ends a real session (a seat for a moment)"))
-		return
+		return skipped(CheckRoundTrip, "not asked for: Full registers, begins and ends a real session (a seat for a moment)")
 	case d.client == nil:
-		d.set(skipped(CheckRoundTrip, "the configuration is rejected; fix it first"))
-		return
+		return skipped(CheckRoundTrip, "the configuration is rejected; fix it first")
 	}
 	if why := d.serverNotReached(); why != "" {
-		d.set(skipped(CheckRoundTrip, why))
-		return
+		return skipped(CheckRoundTrip, why)
 	}
 	c := Check{ID: CheckRoundTrip}
 	rctx, cancel := context.WithTimeout(ctx, 3*d.o.timeout)
@@ -400,14 +377,12 @@ func (d *doctor) checkRoundTrip(ctx context.Context) {
 	start := time.Now()
 	reg, err := d.client.Register(rctx)
 	if err != nil {
-		d.set(roundTripFailure("register_instance", err))
-		return
+		return roundTripFailure("register_instance", err)
 	}
 	c.Evidence = append(c.Evidence, Fact{"instance", reg.InstanceGUID},
 		Fact{"session_duration", reg.SessionDuration.String()}, Fact{"grace_period", reg.GracePeriod.String()})
 	if err := d.client.BeginSession(rctx); err != nil {
-		d.set(roundTripFailure("begin_session", err))
-		return
+		return roundTripFailure("begin_session", err)
 	}
 	st := d.client.Status()
 	c.Evidence = append(c.Evidence, Fact{"features", orNone(st.Features)})
@@ -415,13 +390,12 @@ func (d *doctor) checkRoundTrip(ctx context.Context) {
 		c.Verdict = Fail
 		c.Finding = "the session began but end_session failed: " + errText(err)
 		c.Fix = "the seat frees itself when the session lapses (" + st.SessionDuration.String() + "); check the http check"
-		d.set(c)
-		return
+		return c
 	}
 	c.Evidence = append(c.Evidence, Fact{"took", roundDur(time.Since(start))})
 	c.Verdict = OK
 	c.Finding = "registered, began and ended a session: the server opens this client's envelope and grants a seat"
-	d.set(c)
+	return c
 }
 
 func roundTripFailure(step string, err error) Check {

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 )
@@ -142,14 +143,12 @@ func (d *doctor) setProxyFailure(pf *proxyFailure) {
 }
 
 // checkTCP opens a TCP connection to the server, or to its proxy.
-func (d *doctor) checkTCP(ctx context.Context) {
+func (d *doctor) checkTCP(ctx context.Context) Check {
 	switch {
 	case d.target == nil:
-		d.set(skipped(CheckTCP, "the server URL does not parse"))
-		return
+		return skipped(CheckTCP, "the server URL does not parse")
 	case !d.dnsOK && d.proxy == nil:
-		d.set(skipped(CheckTCP, "the server name does not resolve"))
-		return
+		return skipped(CheckTCP, "the server name does not resolve")
 	}
 	cctx, cancel := context.WithTimeout(ctx, d.o.timeout)
 	defer cancel()
@@ -171,7 +170,7 @@ func (d *doctor) checkTCP(ctx context.Context) {
 		conn.Close()
 		c.Verdict, c.Finding = OK, "connected "+how+" in "+roundDur(took)
 	}
-	d.set(c)
+	return c
 }
 
 // roots is the pool the client verifies the server with; nil means the
@@ -189,41 +188,35 @@ func (d *doctor) roots() *x509.CertPool {
 }
 
 // checkTLS shakes hands with the server and examines its chain.
-func (d *doctor) checkTLS(ctx context.Context) {
+func (d *doctor) checkTLS(ctx context.Context) Check {
 	switch {
 	case d.target == nil:
-		d.set(skipped(CheckTLS, "the server URL does not parse"))
-		return
+		return skipped(CheckTLS, "the server URL does not parse")
 	case d.target.Scheme != "https":
-		d.set(skipped(CheckTLS, "the server URL is http: no TLS"))
-		return
+		return skipped(CheckTLS, "the server URL is http: no TLS")
 	}
 	if d.proxyCheck != nil {
-		d.set(skipped(CheckTLS, notCheckedProxy))
-		return
+		return skipped(CheckTLS, notCheckedProxy)
 	}
 	if tc, ok := d.checks[CheckTCP]; ok && tc.Verdict != OK {
-		d.set(skipped(CheckTLS, "no TCP connection: see the tcp check"))
-		return
+		return skipped(CheckTLS, "no TCP connection: see the tcp check")
 	}
 	cctx, cancel := context.WithTimeout(ctx, d.o.timeout)
 	defer cancel()
 	conn, _, err := d.connect(cctx)
 	if err != nil {
-		d.set(Check{ID: CheckTLS, Verdict: Fail, Finding: "cannot connect for the handshake: " + errText(err)})
-		return
+		return Check{ID: CheckTLS, Verdict: Fail, Finding: "cannot connect for the handshake: " + errText(err)}
 	}
 	defer conn.Close()
 	// Verification is done below, step by step, so that the report can
 	// say which part failed; this connection carries no request.
 	tc := tls.Client(conn, &tls.Config{ServerName: d.host, InsecureSkipVerify: true, MinVersion: tls.VersionTLS12}) //nolint:gosec
 	if err := tc.HandshakeContext(cctx); err != nil {
-		d.set(Check{ID: CheckTLS, Verdict: Fail, Finding: "the TLS handshake failed: " + errText(err),
-			Fix: "a server that speaks TLS 1.2 or later must answer on this port; a gateway that does not suggests interception"})
-		return
+		return Check{ID: CheckTLS, Verdict: Fail, Finding: "the TLS handshake failed: " + errText(err),
+			Fix: "a server that speaks TLS 1.2 or later must answer on this port; a gateway that does not suggests interception"}
 	}
 	st := tc.ConnectionState()
-	d.set(d.judgeChain(st.PeerCertificates, tls.VersionName(st.Version)))
+	return d.judgeChain(st.PeerCertificates, tls.VersionName(st.Version))
 }
 
 // judgeChain examines the server's chain against the configured roots,
@@ -316,35 +309,20 @@ const interceptFix = "a TLS-inspecting firewall or antivirus re-signs the server
 // pin, or names a known TLS-inspection product.
 func (d *doctor) intercepted(certs []*x509.Certificate) (bool, string) {
 	issuer := issuerName(certs[0])
-	if len(d.o.pins) > 0 {
-		want := map[string]bool{}
-		for _, p := range d.o.pins {
-			want[strings.TrimPrefix(p, "sha256/")] = true
-		}
-		found := false
-		for _, cert := range certs {
-			sum := sha256.Sum256(cert.RawSubjectPublicKeyInfo)
-			if want[base64.StdEncoding.EncodeToString(sum[:])] {
-				found = true
-			}
-		}
-		if !found {
-			return true, "no certificate in the chain has a pinned key (issued by " + issuer + ")"
-		}
+	pinned := slices.ContainsFunc(certs, func(cert *x509.Certificate) bool {
+		sum := sha256.Sum256(cert.RawSubjectPublicKeyInfo)
+		pin := base64.StdEncoding.EncodeToString(sum[:])
+		return slices.ContainsFunc(d.o.pins, func(p string) bool { return strings.TrimPrefix(p, "sha256/") == pin })
+	})
+	if len(d.o.pins) > 0 && !pinned {
+		return true, "no certificate in the chain has a pinned key (issued by " + issuer + ")"
 	}
-	if len(d.o.issuers) > 0 {
-		found := false
-		for _, cert := range certs {
-			names := strings.ToLower(cert.Issuer.CommonName + " " + strings.Join(cert.Issuer.Organization, " "))
-			for _, want := range d.o.issuers {
-				if strings.Contains(names, strings.ToLower(want)) {
-					found = true
-				}
-			}
-		}
-		if !found {
-			return true, fmt.Sprintf("issued by %s, not by the expected %s", issuer, strings.Join(d.o.issuers, " or "))
-		}
+	expected := slices.ContainsFunc(certs, func(cert *x509.Certificate) bool {
+		names := strings.ToLower(cert.Issuer.CommonName + " " + strings.Join(cert.Issuer.Organization, " "))
+		return slices.ContainsFunc(d.o.issuers, func(want string) bool { return strings.Contains(names, strings.ToLower(want)) })
+	})
+	if len(d.o.issuers) > 0 && !expected {
+		return true, fmt.Sprintf("issued by %s, not by the expected %s", issuer, strings.Join(d.o.issuers, " or "))
 	}
 	lower := strings.ToLower(issuer)
 	for _, m := range inspectors {
@@ -377,7 +355,10 @@ func issuerName(c *x509.Certificate) string {
 }
 
 func certNames(c *x509.Certificate) string {
-	names := append(append([]string(nil), c.DNSNames...), ipStrings(c.IPAddresses)...)
+	names := slices.Clone(c.DNSNames)
+	for _, ip := range c.IPAddresses {
+		names = append(names, ip.String())
+	}
 	if len(names) == 0 && c.Subject.CommonName != "" {
 		names = []string{c.Subject.CommonName}
 	}
@@ -385,12 +366,4 @@ func certNames(c *x509.Certificate) string {
 		return "no name"
 	}
 	return strings.Join(limit(names, 4), ", ")
-}
-
-func ipStrings(ips []net.IP) []string {
-	out := make([]string, len(ips))
-	for i, ip := range ips {
-		out[i] = ip.String()
-	}
-	return out
 }

@@ -55,19 +55,19 @@ func skipped(id, why string) Check { return Check{ID: id, Verdict: Skipped, Find
 // run runs every check and fills the report in order.
 func (d *doctor) run(ctx context.Context) {
 	d.checks = make(map[string]Check, len(checkOrder))
-	d.checkConfig()
+	d.set(d.checkConfig())
 	d.selectProxy()
-	d.checkDNS(ctx)
-	d.checkTCP(ctx)
-	d.checkTLS(ctx)
-	d.checkHTTP(ctx)
-	d.checkProxy()
-	d.checkClock()
+	d.set(d.checkDNS(ctx))
+	d.set(d.checkTCP(ctx))
+	d.set(d.checkTLS(ctx))
+	d.set(d.checkHTTP(ctx))
+	d.set(d.checkProxy())
+	d.set(d.checkClock())
 	d.collectFingerprint(ctx)
-	d.checkState(ctx)
-	d.checkFingerprint()
-	d.checkLicense(ctx)
-	d.checkRoundTrip(ctx)
+	d.set(d.checkState(ctx))
+	d.set(d.checkFingerprint())
+	d.set(d.checkLicense(ctx))
+	d.set(d.checkRoundTrip(ctx))
 	if d.client != nil {
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d.o.timeout)
 		_ = d.client.Close(cctx)
@@ -84,7 +84,7 @@ func (d *doctor) run(ctx context.Context) {
 
 // checkConfig builds the licence client as the product would and reports
 // every problem license.New finds.
-func (d *doctor) checkConfig() {
+func (d *doctor) checkConfig() Check {
 	c := Check{ID: CheckConfig}
 	c.Evidence = append(c.Evidence, configFacts(d.cfg)...)
 	if u, err := url.Parse(d.cfg.ServerURL); err == nil && u.Host != "" && (u.Scheme == "http" || u.Scheme == "https") {
@@ -104,8 +104,7 @@ func (d *doctor) checkConfig() {
 			c.Evidence = append(c.Evidence, Fact{"problem", p})
 		}
 		c.Fix = "correct every problem listed; the product cannot start a licence session until then"
-		d.set(c)
-		return
+		return c
 	}
 	d.client = client
 	d.diag = client.Diagnostics(diag.NewKey())
@@ -115,7 +114,7 @@ func (d *doctor) checkConfig() {
 		c.Finding = "the server URL is plain http: anyone on the path can read and alter the exchange"
 		c.Fix = "use the server's https URL"
 	}
-	d.set(c)
+	return c
 }
 
 // clientOptions are the options of the doctor's licence client: the
@@ -170,23 +169,16 @@ func isLoopback(host string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-// defaultResolver is the system resolver.
-func defaultResolver(ctx context.Context, host string) ([]string, error) {
-	return net.DefaultResolver.LookupHost(ctx, host)
-}
-
 // checkDNS resolves the server's host through the resolver.
-func (d *doctor) checkDNS(ctx context.Context) {
+func (d *doctor) checkDNS(ctx context.Context) Check {
 	if d.target == nil {
-		d.set(skipped(CheckDNS, "the server URL does not parse"))
-		return
+		return skipped(CheckDNS, "the server URL does not parse")
 	}
 	c := Check{ID: CheckDNS, Evidence: []Fact{{"host", d.host}}}
 	if ip := net.ParseIP(d.host); ip != nil {
 		d.addrs, d.dnsOK = []string{d.host}, true
 		c.Verdict, c.Finding = OK, d.host+" is an IP address; no lookup needed"
-		d.set(c)
-		return
+		return c
 	}
 	rctx, cancel := context.WithTimeout(ctx, d.o.timeout)
 	start := time.Now()
@@ -201,8 +193,7 @@ func (d *doctor) checkDNS(ctx context.Context) {
 		if err != nil {
 			c.Evidence = append(c.Evidence, Fact{"error", errText(err)})
 		}
-		d.set(c)
-		return
+		return c
 	}
 	if err != nil || len(addrs) == 0 {
 		if err == nil {
@@ -212,13 +203,12 @@ func (d *doctor) checkDNS(ctx context.Context) {
 		c.Finding = fmt.Sprintf("the server name %s does not resolve", d.host)
 		c.Evidence = append(c.Evidence, Fact{"error", errText(err)})
 		c.Fix = "check the server URL for typos, and this machine's DNS settings (or hosts file); on a network that allows only a proxy, set HTTPS_PROXY"
-		d.set(c)
-		return
+		return c
 	}
 	d.addrs, d.dnsOK = addrs, true
 	c.Verdict = OK
 	c.Finding = fmt.Sprintf("%s resolves to %s", d.host, strings.Join(limit(addrs, 4), ", "))
-	d.set(c)
+	return c
 }
 
 // selectProxy finds the proxy the client's transport selects for the
@@ -252,10 +242,9 @@ func (d *doctor) selectProxy() {
 // checkProxy reports the proxy selected and whether it passed the
 // request on to the licence server. It runs after the TLS and HTTP checks,
 // which go through the proxy.
-func (d *doctor) checkProxy() {
+func (d *doctor) checkProxy() Check {
 	if d.target == nil {
-		d.set(skipped(CheckProxy, "the server URL does not parse"))
-		return
+		return skipped(CheckProxy, "the server URL does not parse")
 	}
 	c := Check{ID: CheckProxy, Evidence: []Fact{{"selected_by", d.proxySource}}}
 	if d.proxy == nil {
@@ -263,16 +252,14 @@ func (d *doctor) checkProxy() {
 		if isLoopback(d.host) {
 			c.Evidence = append(c.Evidence, Fact{"note", "environment proxies never apply to loopback addresses"})
 		}
-		d.set(c)
-		return
+		return c
 	}
 	c.Evidence = append(c.Evidence, proxyFacts(d.proxy)...)
 	switch {
 	case d.proxyCheck != nil:
 		pc := *d.proxyCheck
 		pc.Evidence = append(c.Evidence, pc.Evidence...)
-		d.set(pc)
-		return
+		return pc
 	case d.probe != nil:
 		cl := classify(d.probe.Err)
 		if cl.gateway() {
@@ -280,27 +267,24 @@ func (d *doctor) checkProxy() {
 			c.Finding = gatewayFinding + ": " + cl.detail
 			c.Evidence = append(c.Evidence, Fact{"status", statusText(cl.status)})
 			c.Fix = gatewayFix(cl.status)
-			d.set(c)
 			// One root cause, one failure: the http check saw the proxy's
 			// answer, not the server's.
 			h := skipped(CheckHTTP, notCheckedProxy)
 			h.Evidence = d.checks[CheckHTTP].Evidence
 			d.set(h)
-			return
+			return c
 		}
 		if cl.answered {
 			c.Verdict, c.Finding = OK, "proxy "+d.proxy.Host+" passes requests on to the licence server"
-			d.set(c)
-			return
+			return c
 		}
 		c.Verdict = Warn
 		c.Finding = "proxy " + d.proxy.Host + " answers, but no reply from the licence server came through it"
 		c.Fix = "see the http check"
-		d.set(c)
-		return
+		return c
 	}
 	c.Verdict, c.Finding = OK, "proxy "+d.proxy.Host+" answers"
-	d.set(c)
+	return c
 }
 
 // proxyFacts describes a proxy URL without its credentials.
@@ -313,17 +297,14 @@ func proxyFacts(p *url.URL) []Fact {
 }
 
 // checkHTTP sends the harmless probe and reads the SDK's verdict on it.
-func (d *doctor) checkHTTP(ctx context.Context) {
+func (d *doctor) checkHTTP(ctx context.Context) Check {
 	switch {
 	case d.client == nil:
-		d.set(skipped(CheckHTTP, "the configuration is rejected; fix it first"))
-		return
+		return skipped(CheckHTTP, "the configuration is rejected; fix it first")
 	case !d.dnsOK && d.proxy == nil:
-		d.set(skipped(CheckHTTP, "the server name does not resolve"))
-		return
+		return skipped(CheckHTTP, "the server name does not resolve")
 	case d.proxyCheck != nil:
-		d.set(skipped(CheckHTTP, notCheckedProxy))
-		return
+		return skipped(CheckHTTP, notCheckedProxy)
 	}
 	pctx, cancel := context.WithTimeout(ctx, d.o.timeout)
 	res := d.diag.Probe(pctx)
@@ -340,49 +321,40 @@ func (d *doctor) checkHTTP(ctx context.Context) {
 	if cl.message != "" {
 		c.Evidence = append(c.Evidence, Fact{"server_message", cl.message})
 	}
+	c.Verdict = Fail // unless the licence server answered as expected
 	switch {
-	case cl.answered:
+	case cl.answered && (res.Err == nil || expectedRefusal(cl.message)):
 		c.Verdict = OK
 		c.Finding = fmt.Sprintf("the licence server answered in %s", roundDur(res.RTT))
-		if res.Err != nil && !expectedRefusal(cl.message) {
-			c.Verdict = Fail
-			c.Finding = fmt.Sprintf("the licence server answered but refused this client: %q", cl.message)
-			c.Fix = "check APIKey and the server key (ServerPublicKey or SharedSecret) against the vendor's settings"
-		}
+	case cl.answered:
+		c.Finding = fmt.Sprintf("the licence server answered but refused this client: %q", cl.message)
+		c.Fix = "check APIKey and the server key (ServerPublicKey or SharedSecret) against the vendor's settings"
 	case cl.fault:
-		c.Verdict = Fail
 		c.Finding = "the request failed on this machine: " + cl.detail
 		c.Fix = "check the server key (ServerPublicKey or SharedSecret) and any custom sealer"
 	case cl.credentials:
-		c.Verdict = Fail
 		c.Finding = fmt.Sprintf("configuration fault: the server answered (HTTP %d) but did not authenticate this client", cl.status)
 		c.Fix = verdict.CredentialsCauses + "; until then the product runs on its offline grace and then stops"
 	case cl.gateway():
-		c.Verdict = Fail
 		c.Finding = gatewayFinding + ": " + cl.detail
 		c.Fix = gatewayFix(cl.status)
 	case cl.why == verdict.DetailUnauthenticated:
-		c.Verdict = Fail
 		c.Finding = "a reply came back that does not open with this client's keys: " + cl.detail
 		c.Fix = "check the server key (ServerPublicKey or SharedSecret); if the keys are right, something on the path answers in the server's place"
 	case cl.why == verdict.DetailTransient:
-		c.Verdict = Fail
 		c.Finding = "the server, or a gateway in front of it, failed: " + cl.detail
 		c.Fix = "retry later; if it persists, the vendor's server or gateway needs attention (offline grace covers the outage)"
 	case cl.why == verdict.DetailMalformed, cl.why == verdict.DetailTooLarge:
-		c.Verdict = Fail
 		c.Finding = "a reply came back that does not follow the v2 spec: " + cl.detail
 		c.Fix = "the server, or something answering in its place, is not a v2 licence server at this URL: check the URL's version path"
 	case cl.why == verdict.DetailTLS:
-		c.Verdict = Fail
 		c.Finding = "the TLS connection to the server is not trusted: " + cl.detail
 		c.Fix = "see the tls check"
 	default:
-		c.Verdict = Fail
 		c.Finding = "no answer from the server: " + cl.detail
 		c.Fix = "check that the server is up and that a firewall lets this machine reach it"
 	}
-	d.set(c)
+	return c
 }
 
 // expectedRefusal reports whether a refusal of the probe is the expected
@@ -411,14 +383,12 @@ func gatewayFix(status int) string {
 
 // checkClock compares the server's time in the probe's reply with this
 // machine's.
-func (d *doctor) checkClock() {
+func (d *doctor) checkClock() Check {
 	if pc, ok := d.checks[CheckProxy]; ok && pc.Verdict == Fail {
-		d.set(skipped(CheckClock, notCheckedProxy))
-		return
+		return skipped(CheckClock, notCheckedProxy)
 	}
 	if d.probe == nil || d.probe.ServerTime.IsZero() {
-		d.set(skipped(CheckClock, "no reply from the licence server carried its time"))
-		return
+		return skipped(CheckClock, "no reply from the licence server carried its time")
 	}
 	skew := d.probe.Skew
 	abs := skew.Abs()
@@ -428,20 +398,17 @@ func (d *doctor) checkClock() {
 		{"skew", skew.Round(time.Second).String() + " (server minus local)"},
 		{"rollback_slack", diag.RollbackSlack.String()},
 	}}
+	c.Verdict, c.Finding = OK, fmt.Sprintf("this machine's clock is %s the server's", skewText(skew))
 	switch {
 	case abs > diag.RollbackSlack:
 		c.Verdict = Fail
-		c.Finding = fmt.Sprintf("this machine's clock is %s the server's, more than the %s the SDK tolerates", skewText(skew), diag.RollbackSlack)
+		c.Finding += fmt.Sprintf(", more than the %s the SDK tolerates", diag.RollbackSlack)
 		c.Fix = "turn on automatic time (NTP) on this machine; setting the clock back also voids offline grace until the server is reached"
 	case abs > time.Minute:
 		c.Verdict = Warn
-		c.Finding = fmt.Sprintf("this machine's clock is %s the server's", skewText(skew))
 		c.Fix = "turn on automatic time (NTP) on this machine"
-	default:
-		c.Verdict = OK
-		c.Finding = fmt.Sprintf("this machine's clock is %s the server's", skewText(skew))
 	}
-	d.set(c)
+	return c
 }
 
 // skewText renders how the local clock stands against the server's, from

@@ -10,8 +10,8 @@ import (
 )
 
 // WriteText writes the report for people: a header, one line per check
-// with a verdict column, and for every check that is not ok its suggested
-// fix. With evidence it also lists each check's evidence below its line.
+// with a verdict column, and for every check that warns or fails its
+// suggested fix. With evidence it also lists each check's evidence below its line.
 func (r *Report) WriteText(w io.Writer, evidence bool) error {
 	bw := bufio.NewWriter(w)
 	fmt.Fprintf(bw, "licensekit doctor %s: server %s, %s\n\n", transport.Version, r.Server, r.Time.UTC().Format(time.RFC3339))

@@ -66,22 +66,15 @@ type Client interface {
 	InspectState(ctx context.Context, fp *fingerprint.Fingerprint) (*StateInspection, error)
 
 	// CheckLicense asks the server whether it knows the licence, without
-	// taking a seat and without creating anything on the server. It sends
-	// register_instance only when the saved state shows that the server
-	// already registered this machine, with the same hardware and user:
-	// the spec then makes register_instance return the existing instance,
-	// so no instance is created and no session begun. The request carries
-	// what the product's own requests carry (the machine's facts, UserName,
-	// UserEmail, UserAttributes); a server may refresh the instance's
-	// record with them (such as the IP address last seen) and keeps the
-	// request in its replay cache and logs, as for any request. On a
-	// machine the server does not know, register_instance would create an
-	// instance, so CheckLicense sends nothing and says so in NotChecked.
-	//
-	// fp is this machine's fingerprint (see Fingerprint). CheckLicense
-	// reads the saved state without changing it, takes no state slot, and
-	// changes nothing on this machine; it waits for a call of the client in
-	// progress, and ctx bounds the wait and the exchange.
+	// taking a seat and without creating anything on the server: it sends
+	// register_instance (with what the product's own requests carry) only
+	// when the saved state shows that the server already registered this
+	// machine with the same hardware, so the spec makes the server return
+	// the existing instance. Otherwise it sends nothing and says why in
+	// NotChecked. fp is this machine's fingerprint (see Fingerprint). It
+	// changes nothing on this machine and takes no state slot; it waits for
+	// a call of the client in progress, and ctx bounds the wait and the
+	// exchange.
 	CheckLicense(ctx context.Context, fp *fingerprint.Fingerprint) LicenseCheck
 }
 
