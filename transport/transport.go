@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -86,6 +87,8 @@ type Client struct {
 	rand          func() float64
 	redactor      func(string) string
 
+	header http.Header // the headers every request carries
+
 	mu     sync.Mutex
 	warned map[string]struct{} // "<header>\x00<value>" already logged
 }
@@ -141,6 +144,7 @@ func New(baseURL string, opts ...Option) (*Client, error) {
 	if c.rand == nil {
 		c.rand = rand.Float64
 	}
+	c.header = http.Header{"Content-Type": {"application/json"}, "Accept": {"application/json"}, "User-Agent": {c.userAgent}}
 	c.hc, c.rt = buildHTTPClient(&o)
 	return c, nil
 }
@@ -175,39 +179,30 @@ func parseBase(raw string) (string, error) {
 }
 
 // buildHTTPClient returns the http.Client the Client sends through, and the
-// transport under its idle guard.
+// transport under its attemptGuard. The attempt timeout is
+// WithAttemptTimeout, else the caller's http.Client.Timeout, else
+// DefaultAttemptTimeout.
 func buildHTTPClient(o *options) (*http.Client, http.RoundTripper) {
 	var hc http.Client
 	if o.httpClient != nil {
 		hc = *o.httpClient // a copy: the caller's client is never modified
 	}
+	timeout := cmp.Or(o.attemptTimeout, max(hc.Timeout, 0), DefaultAttemptTimeout)
 	rt := hc.Transport
 	switch {
 	case o.roundTripper != nil:
 		rt = o.roundTripper
 	case rt == nil:
-		rt = defaultTransport(o.rootCAs, hcTimeout(o))
+		rt = defaultTransport(o.rootCAs, timeout)
 	default:
 		if t, ok := rt.(*http.Transport); ok {
 			rt = hardenTransport(t, o.rootCAs)
 		}
 	}
-	hc.Timeout = hcTimeout(o)
-	hc.Transport = idleGuard{rt}
+	hc.Timeout = 0 // the attemptGuard's deadline does its job
+	hc.Transport = attemptGuard{rt, timeout}
 	hc.CheckRedirect = refuseRedirect
 	return &hc, rt
-}
-
-// hcTimeout is the attempt timeout: WithAttemptTimeout, else the caller's
-// http.Client.Timeout, else DefaultAttemptTimeout.
-func hcTimeout(o *options) time.Duration {
-	switch {
-	case o.attemptTimeout > 0:
-		return o.attemptTimeout
-	case o.httpClient != nil && o.httpClient.Timeout > 0:
-		return o.httpClient.Timeout
-	}
-	return DefaultAttemptTimeout
 }
 
 // defaultTransport is the transport of a Client built without
@@ -260,13 +255,40 @@ func hardenTransport(orig *http.Transport, pool *x509.CertPool) *http.Transport 
 // it into an ErrRedirect error.
 func refuseRedirect(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 
-// idleGuard hides the transport's CloseIdleConnections from
+// attemptGuard bounds each attempt by the attempt timeout with a context
+// deadline that lasts until the reply body is closed (http.Client.Timeout
+// would start a timer and a goroutine per attempt for a transport it does
+// not know). It also hides the transport's CloseIdleConnections from
 // go-retryablehttp, which calls it on every failed call and would drop the
 // idle connections of concurrent calls (go-retryablehttp#237). Client's own
 // CloseIdleConnections reaches the transport directly.
-type idleGuard struct{ rt http.RoundTripper }
+type attemptGuard struct {
+	rt      http.RoundTripper
+	timeout time.Duration
+}
 
-func (g idleGuard) RoundTrip(r *http.Request) (*http.Response, error) { return g.rt.RoundTrip(r) }
+func (g attemptGuard) RoundTrip(r *http.Request) (*http.Response, error) {
+	ctx, cancel := context.WithTimeout(r.Context(), g.timeout)
+	resp, err := g.rt.RoundTrip(r.WithContext(ctx))
+	if err != nil || resp == nil || resp.Body == nil {
+		cancel()
+		return resp, err
+	}
+	resp.Body = cancelOnClose{resp.Body, cancel}
+	return resp, nil
+}
+
+// cancelOnClose ends an attempt's context when its reply body is closed.
+type cancelOnClose struct {
+	io.ReadCloser
+	cancel context.CancelFunc
+}
+
+func (b cancelOnClose) Close() error {
+	err := b.ReadCloser.Close()
+	b.cancel()
+	return err
+}
 
 // CloseIdleConnections closes the idle keep-alive connections of the
 // Client's transport, if it has any. Calls in flight are not affected. It is
@@ -305,18 +327,16 @@ func (c *Client) Do(ctx context.Context, req Request) (*Response, error) {
 	if err != nil { // unreachable with a validated base and endpoint
 		return nil, &Error{Endpoint: req.Endpoint, Err: fmt.Errorf("%w: %w", ErrInvalidRequest, err)}
 	}
-	hreq.Header.Set("Content-Type", "application/json")
-	hreq.Header.Set("Accept", "application/json")
-	hreq.Header.Set("User-Agent", c.userAgent)
+	hreq.Header = c.header.Clone()
 
-	cl := &call{c: c, endpoint: req.Endpoint, retry: req.Retry, max: budget}
 	// A retryablehttp.Client per call: its RetryMax is a field and its
 	// Backoff gets no context, so per-call policy lives in closures over
 	// cl. It shares the Client's http.Client and never uses its package
-	// defaults or stderr logger.
-	rc := &retryablehttp.Client{
+	// defaults or stderr logger; it gets the logger only when its records
+	// (all demoted to Debug) would be kept.
+	cl := &call{c: c, endpoint: req.Endpoint, retry: req.Retry, max: budget}
+	cl.rc = retryablehttp.Client{
 		HTTPClient:   c.hc,
-		Logger:       c.libLog,
 		RetryWaitMin: c.backoffMin,
 		RetryWaitMax: c.backoffMax,
 		RetryMax:     budget - 1,
@@ -324,7 +344,10 @@ func (c *Client) Do(ctx context.Context, req Request) (*Response, error) {
 		Backoff:      cl.backoff,
 		ErrorHandler: retryablehttp.PassthroughErrorHandler,
 	}
-	resp, err := rc.Do(hreq)
+	if c.libLog.Handler().Enabled(context.Background(), slog.LevelDebug) {
+		cl.rc.Logger = c.libLog // it logs without a context
+	}
+	resp, err := cl.rc.Do(hreq)
 	if err != nil {
 		if resp != nil {
 			resp.Body.Close()
@@ -372,6 +395,7 @@ func validEndpoint(s string) bool {
 // go-retryablehttp calls them from the goroutine running Do, one at a time.
 type call struct {
 	c        *Client
+	rc       retryablehttp.Client
 	endpoint string
 	retry    Retry
 	max      int
@@ -471,27 +495,19 @@ func (cl *call) finish(ctx context.Context, resp *http.Response) (*Response, err
 		Sunset:      resp.Header.Get("Sunset"),
 	}
 	body, err := readCapped(resp, cl.c.maxBytes)
-	e := &Error{
-		Endpoint:   cl.endpoint,
-		Status:     resp.StatusCode,
-		Attempts:   cl.attempts,
-		RetryAfter: cl.retryAfter,
-	}
-	if err != nil {
-		if !errors.Is(err, ErrResponseTooLarge) {
-			err = withCtx(ctx, err)
-		}
-		e.Err = err
-		return r, e
-	}
-	r.Body = body
-	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
+	switch {
+	case err != nil && !errors.Is(err, ErrResponseTooLarge):
+		err = withCtx(ctx, err)
+	case err != nil:
+	case resp.StatusCode >= 200 && resp.StatusCode < 300:
+		r.Body = body
 		return r, nil
+	case resp.StatusCode >= 300 && resp.StatusCode < 400:
+		r.Body, err = body, ErrRedirect
+	default:
+		r.Body = body
 	}
-	if resp.StatusCode >= 300 && resp.StatusCode < 400 {
-		e.Err = ErrRedirect
-	}
-	return r, e
+	return r, &Error{Endpoint: cl.endpoint, Status: resp.StatusCode, Attempts: cl.attempts, RetryAfter: cl.retryAfter, Err: err}
 }
 
 // readCapped reads at most limit bytes of the body. A body that is (or
