@@ -327,7 +327,9 @@ func (c *Client) Do(ctx context.Context, req Request) (*Response, error) {
 	if err != nil { // unreachable with a validated base and endpoint
 		return nil, &Error{Endpoint: req.Endpoint, Err: fmt.Errorf("%w: %w", ErrInvalidRequest, err)}
 	}
-	hreq.Header = c.header.Clone()
+	for k, v := range c.header {
+		hreq.Header[k] = v // shared: one value each, so an append copies
+	}
 
 	// A retryablehttp.Client per call: its RetryMax is a field and its
 	// Backoff gets no context, so per-call policy lives in closures over

@@ -454,6 +454,10 @@ func (t *Timestamp) UnmarshalJSON(b []byte) error {
 		*t = Timestamp{}
 		return nil
 	case len(b) > 0 && b[0] == '"':
+		if s, ok := plainString(b); ok {
+			*t = ParseTimestamp(s)
+			return nil
+		}
 		var s string
 		if err := json.Unmarshal(b, &s); err != nil {
 			return err
@@ -465,6 +469,21 @@ func (t *Timestamp) UnmarshalJSON(b []byte) error {
 		return nil
 	}
 	return errBadTimestamp
+}
+
+// plainString returns the text of the JSON string b when it has no escape
+// and no byte outside ASCII, where it is the bytes between the quotes (a
+// JSON decoder has already checked b). Otherwise ok is false.
+func plainString(b []byte) (s string, ok bool) {
+	if len(b) < 2 || b[len(b)-1] != '"' {
+		return "", false
+	}
+	for _, c := range b[1 : len(b)-1] {
+		if c == '\\' || c == '"' || c < 0x20 || c >= 0x80 {
+			return "", false
+		}
+	}
+	return string(b[1 : len(b)-1]), true
 }
 
 // MarshalJSON writes the raw text back as a JSON string.
