@@ -80,43 +80,29 @@ type Error struct {
 // none was made, the cause when Err is nil (it loses a second
 // "transport: "). With nothing to say it is "transport: failed".
 func (e *Error) Error() string {
-	var b strings.Builder
-	b.WriteString("transport: ")
+	s, head, detail := "transport: ", "", ""
 	if e.Endpoint != "" {
-		b.WriteString(e.Endpoint)
-		b.WriteString(": ")
+		s += e.Endpoint + ": "
 	}
-	sep := ""
 	if e.Status != 0 {
-		b.WriteString("HTTP ")
-		b.WriteString(strconv.Itoa(e.Status))
-		sep = " "
+		head = "HTTP " + strconv.Itoa(e.Status)
 	}
 	if e.Attempts > 0 {
-		b.WriteString(sep)
-		b.WriteString("after ")
-		b.WriteString(strconv.Itoa(e.Attempts))
-		if e.Attempts == 1 {
-			b.WriteString(" attempt")
-		} else {
-			b.WriteString(" attempts")
+		head = strings.TrimPrefix(head+" after "+strconv.Itoa(e.Attempts)+" attempt", " ")
+		if e.Attempts > 1 {
+			head += "s"
 		}
-		sep = ": "
-	} else if sep != "" {
-		sep = ": "
 	}
-	detail := ""
 	if e.Err != nil {
 		detail = strings.TrimPrefix(e.Err.Error(), "transport: ")
 	}
 	switch {
-	case detail != "":
-		b.WriteString(sep)
-		b.WriteString(detail)
-	case sep == "":
-		b.WriteString("failed")
+	case head != "" && detail != "":
+		return s + head + ": " + detail
+	case head+detail != "":
+		return s + head + detail
 	}
-	return b.String()
+	return s + "failed"
 }
 
 // Unwrap returns Err, so errors.Is and errors.As reach the cause (for

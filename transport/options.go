@@ -33,7 +33,7 @@ const (
 type Option func(*options)
 
 type options struct {
-	logger           *slog.Logger
+	log              *slog.Logger
 	httpClient       *http.Client
 	roundTripper     http.RoundTripper
 	rootCAs          *x509.CertPool
@@ -59,7 +59,7 @@ func (o *options) fail(format string, args ...any) {
 // others) are demoted to Debug. Nil (the default) discards all records.
 // Records never hold a body, key, token or URL query.
 func WithLogger(l *slog.Logger) Option {
-	return func(o *options) { o.logger = l }
+	return func(o *options) { o.log = l }
 }
 
 // WithHTTPClient bases the Client on a copy of hc. hc itself is never

@@ -73,21 +73,12 @@ type Response struct {
 //
 // The zero value is not usable; call New.
 type Client struct {
-	base          string // scheme://host/path, no trailing slash
-	hc            *http.Client
-	rt            http.RoundTripper // hc's transport, before the idle guard
-	log           *slog.Logger
-	libLog        *slog.Logger // for go-retryablehttp: log's handler, capped at Debug
-	userAgent     string
-	maxAttempts   int
-	backoffMin    time.Duration
-	backoffMax    time.Duration
-	retryAfterCap time.Duration
-	maxBytes      int64
-	rand          func() float64
-	redactor      func(string) string
-
-	header http.Header // the headers every request carries
+	options        // as given, with the defaults filled in
+	base    string // scheme://host/path, no trailing slash
+	hc      *http.Client
+	rt      http.RoundTripper // hc's transport, under the attempt guard
+	libLog  *slog.Logger      // for go-retryablehttp: log's handler, capped at Debug
+	header  http.Header       // the headers every request carries
 
 	mu     sync.Mutex
 	warned map[string]struct{} // "<header>\x00<value>" already logged
@@ -109,43 +100,26 @@ func New(baseURL string, opts ...Option) (*Client, error) {
 	if err := errors.Join(baseErr, o.validate()); err != nil {
 		return nil, err
 	}
-	c := &Client{
-		base:          base,
-		log:           o.logger,
-		userAgent:     o.userAgent,
-		maxAttempts:   o.maxAttempts,
-		backoffMin:    o.backoffMin,
-		backoffMax:    o.backoffMax,
-		retryAfterCap: o.retryAfterCap,
-		maxBytes:      o.maxBytes,
-		rand:          o.rand,
-		redactor:      o.redactor,
-		warned:        make(map[string]struct{}),
-	}
-	if c.log == nil {
-		c.log = slog.New(slog.DiscardHandler)
+	c := &Client{options: o, base: base, warned: make(map[string]struct{})}
+	c.log = cmp.Or(c.log, slog.New(slog.DiscardHandler))
+	if c.redactor == nil {
+		c.redactor = func(s string) string { return s }
 	}
 	c.libLog = slog.New(debugHandler{c.log.Handler(), c.redactor}).With("component", "go-retryablehttp")
-	if c.userAgent == "" {
-		c.userAgent = "licensekit-go/" + Version + " (" + runtime.GOOS + "/" + runtime.GOARCH + ")"
-	}
-	if c.maxAttempts == 0 {
-		c.maxAttempts = DefaultMaxAttempts
-	}
+	c.userAgent = cmp.Or(c.userAgent, "licensekit-go/"+Version+" ("+runtime.GOOS+"/"+runtime.GOARCH+")")
+	c.maxAttempts = cmp.Or(c.maxAttempts, DefaultMaxAttempts)
 	if c.backoffMin == 0 {
 		c.backoffMin, c.backoffMax = DefaultBackoffMin, DefaultBackoffMax
 	}
-	if !o.retryAfterCapSet {
+	if !c.retryAfterCapSet {
 		c.retryAfterCap = DefaultRetryAfterCap
 	}
-	if c.maxBytes == 0 {
-		c.maxBytes = DefaultMaxResponseBytes
-	}
+	c.maxBytes = cmp.Or(c.maxBytes, DefaultMaxResponseBytes)
 	if c.rand == nil {
 		c.rand = rand.Float64
 	}
 	c.header = http.Header{"Content-Type": {"application/json"}, "Accept": {"application/json"}, "User-Agent": {c.userAgent}}
-	c.hc, c.rt = buildHTTPClient(&o)
+	c.hc, c.rt = buildHTTPClient(&c.options)
 	return c, nil
 }
 
@@ -442,7 +416,7 @@ func (cl *call) checkRetry(ctx context.Context, resp *http.Response, err error) 
 			slog.Int("status", cl.status),
 		}
 		if err != nil {
-			attrs = append(attrs, slog.String("error", text.Clean(c.redact(errText(err)), maxHeaderLen*2)))
+			attrs = append(attrs, slog.String("error", text.Clean(c.redactor(errText(err)), maxHeaderLen*2)))
 		}
 		if retry {
 			attrs = append(attrs, slog.Duration("retry_in", cl.wait))
@@ -546,7 +520,7 @@ func (c *Client) noteDeprecation(ctx context.Context, endpoint string, h http.He
 		c.log.LogAttrs(ctx, slog.LevelWarn, "server announces deprecation",
 			slog.String("endpoint", endpoint),
 			slog.String("header", name),
-			slog.String("value", text.Clean(c.redact(v), maxHeaderLen)))
+			slog.String("value", text.Clean(c.redactor(v), maxHeaderLen)))
 	}
 }
 
@@ -564,14 +538,6 @@ func (c *Client) firstSighting(key string) bool {
 
 // maxHeaderLen bounds a logged header value, in bytes.
 const maxHeaderLen = 128
-
-// redact passes a network text through the WithRedactor function.
-func (c *Client) redact(s string) string {
-	if c.redactor == nil {
-		return s
-	}
-	return c.redactor(s)
-}
 
 // errText is err's message for a log record.
 func errText(err error) string {
@@ -609,12 +575,13 @@ func (d debugHandler) clean(a slog.Attr) slog.Attr {
 	v := a.Value.Resolve()
 	switch v.Kind() {
 	case slog.KindString:
-		return slog.String(a.Key, text.Clean(d.text(v.String()), maxHeaderLen*2))
+		return slog.String(a.Key, text.Clean(d.redact(v.String()), maxHeaderLen*2))
 	case slog.KindAny:
+		s := fmt.Sprint(v.Any())
 		if err, ok := v.Any().(error); ok {
-			return slog.String(a.Key, text.Clean(d.text(errText(err)), maxHeaderLen*2))
+			s = errText(err)
 		}
-		return slog.String(a.Key, text.Clean(d.text(fmt.Sprint(v.Any())), maxHeaderLen*2))
+		return slog.String(a.Key, text.Clean(d.redact(s), maxHeaderLen*2))
 	case slog.KindGroup:
 		attrs := v.Group()
 		cleaned := make([]any, len(attrs))
@@ -624,13 +591,6 @@ func (d debugHandler) clean(a slog.Attr) slog.Attr {
 		return slog.Group(a.Key, cleaned...)
 	}
 	return slog.Attr{Key: a.Key, Value: v}
-}
-
-func (d debugHandler) text(s string) string {
-	if d.redact == nil {
-		return s
-	}
-	return d.redact(s)
 }
 
 func (d debugHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
