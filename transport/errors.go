@@ -147,23 +147,12 @@ func unreachable(status int, err error) bool {
 // certificate (an unknown authority, an invalid or expired certificate, a
 // host name mismatch, unusable system roots). Do never retries such errors.
 func IsCertificateError(err error) bool {
-	if err == nil {
-		return false
-	}
-	if _, ok := errors.AsType[*tls.CertificateVerificationError](err); ok {
-		return true
-	}
-	if _, ok := errors.AsType[x509.UnknownAuthorityError](err); ok {
-		return true
-	}
-	if _, ok := errors.AsType[x509.CertificateInvalidError](err); ok {
-		return true
-	}
-	if _, ok := errors.AsType[x509.HostnameError](err); ok {
-		return true
-	}
-	if _, ok := errors.AsType[x509.SystemRootsError](err); ok {
-		return true
-	}
-	return false
+	return is[*tls.CertificateVerificationError](err) || is[x509.UnknownAuthorityError](err) ||
+		is[x509.CertificateInvalidError](err) || is[x509.HostnameError](err) || is[x509.SystemRootsError](err)
+}
+
+// is reports whether err's chain holds an error of type T.
+func is[T error](err error) bool {
+	_, ok := errors.AsType[T](err)
+	return ok
 }

@@ -66,13 +66,8 @@ func retryable(r Retry, status int, err error) bool {
 // refused). Errors after the connection was up (reset, EOF, timeouts while
 // waiting for the reply) do not qualify.
 func unsent(err error) bool {
-	if _, ok := errors.AsType[*net.DNSError](err); ok {
-		return true
-	}
-	if op, ok := errors.AsType[*net.OpError](err); ok && op.Op == "dial" {
-		return true
-	}
-	return errors.Is(err, syscall.ECONNREFUSED)
+	op, ok := errors.AsType[*net.OpError](err)
+	return is[*net.DNSError](err) || ok && op.Op == "dial" || errors.Is(err, syscall.ECONNREFUSED)
 }
 
 // retryAfter parses a Retry-After header value, either delay seconds

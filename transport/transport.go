@@ -131,23 +131,22 @@ func parseBase(raw string) (string, error) {
 		return "", errors.New("transport: base URL does not parse")
 	}
 	var errs []error
-	if u.Scheme != "http" && u.Scheme != "https" {
-		errs = append(errs, errors.New("transport: base URL scheme must be http or https"))
+	for _, c := range []struct {
+		bad  bool
+		must string
+	}{
+		{u.Scheme != "http" && u.Scheme != "https", "scheme must be http or https"},
+		{u.Host == "" || u.Opaque != "", "needs a host"},
+		{u.User != nil, "must not contain user info"},
+		{u.RawQuery != "" || u.ForceQuery, "must not contain a query"},
+		{u.Fragment != "" || strings.Contains(raw, "#"), "must not contain a fragment"},
+	} {
+		if c.bad {
+			errs = append(errs, errors.New("transport: base URL "+c.must))
+		}
 	}
-	if u.Host == "" || u.Opaque != "" {
-		errs = append(errs, errors.New("transport: base URL needs a host"))
-	}
-	if u.User != nil {
-		errs = append(errs, errors.New("transport: base URL must not contain user info"))
-	}
-	if u.RawQuery != "" || u.ForceQuery {
-		errs = append(errs, errors.New("transport: base URL must not contain a query"))
-	}
-	if u.Fragment != "" || strings.Contains(raw, "#") {
-		errs = append(errs, errors.New("transport: base URL must not contain a fragment"))
-	}
-	if len(errs) > 0 {
-		return "", errors.Join(errs...)
+	if err := errors.Join(errs...); err != nil {
+		return "", err
 	}
 	return strings.TrimRight(u.String(), "/"), nil
 }
@@ -293,10 +292,7 @@ func (c *Client) Do(ctx context.Context, req Request) (*Response, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, &Error{Endpoint: req.Endpoint, Err: err}
 	}
-	budget := req.MaxAttempts
-	if budget == 0 {
-		budget = c.maxAttempts
-	}
+	budget := cmp.Or(req.MaxAttempts, c.maxAttempts)
 	hreq, err := retryablehttp.NewRequestWithContext(ctx, http.MethodPost, c.base+"/"+req.Endpoint, req.Body)
 	if err != nil { // unreachable with a validated base and endpoint
 		return nil, &Error{Endpoint: req.Endpoint, Err: fmt.Errorf("%w: %w", ErrInvalidRequest, err)}
@@ -392,9 +388,7 @@ func (cl *call) checkRetry(ctx context.Context, resp *http.Response, err error) 
 	cl.status, cl.retryAfter, cl.wait = 0, 0, 0
 	if resp != nil {
 		cl.status = resp.StatusCode
-		if d, ok := retryAfter(resp.Header.Get("Retry-After"), time.Now(), c.retryAfterCap); ok {
-			cl.retryAfter = d
-		}
+		cl.retryAfter, _ = retryAfter(resp.Header.Get("Retry-After"), time.Now(), c.retryAfterCap)
 		c.noteDeprecation(ctx, cl.endpoint, resp.Header)
 	}
 	retry := ctx.Err() == nil && cl.attempts < cl.max && retryable(cl.retry, cl.status, err)
@@ -436,19 +430,14 @@ func (cl *call) backoff(_, _ time.Duration, _ int, _ *http.Response) time.Durati
 }
 
 // failure turns a transport error (or ctx.Err() from a wait) into an
-// *Error. The *url.Error layer is dropped: its URL adds nothing to Endpoint.
+// *Error.
 func (cl *call) failure(ctx context.Context, err error) *Error {
-	cause := err
-	if ue, ok := err.(*url.Error); ok {
-		cause = ue.Err
-	}
-	return &Error{
-		Endpoint:   cl.endpoint,
-		Status:     cl.status,
-		Attempts:   cl.attempts,
-		RetryAfter: cl.retryAfter,
-		Err:        withCtx(ctx, cause),
-	}
+	return cl.error(cl.status, withCtx(ctx, unwrapURL(err)))
+}
+
+// error is the call's *Error for the last status and cause err.
+func (cl *call) error(status int, err error) *Error {
+	return &Error{Endpoint: cl.endpoint, Status: status, Attempts: cl.attempts, RetryAfter: cl.retryAfter, Err: err}
 }
 
 // withCtx makes sure an error seen after ctx ended matches ctx.Err().
@@ -483,7 +472,7 @@ func (cl *call) finish(ctx context.Context, resp *http.Response) (*Response, err
 	default:
 		r.Body = body
 	}
-	return r, &Error{Endpoint: cl.endpoint, Status: resp.StatusCode, Attempts: cl.attempts, RetryAfter: cl.retryAfter, Err: err}
+	return r, cl.error(resp.StatusCode, err)
 }
 
 // readCapped reads at most limit bytes of the body. A body that is (or
@@ -540,11 +529,14 @@ func (c *Client) firstSighting(key string) bool {
 const maxHeaderLen = 128
 
 // errText is err's message for a log record.
-func errText(err error) string {
+func errText(err error) string { return unwrapURL(err).Error() }
+
+// unwrapURL drops a *url.Error layer: its URL adds nothing to the endpoint.
+func unwrapURL(err error) error {
 	if ue, ok := err.(*url.Error); ok {
-		err = ue.Err
+		return ue.Err
 	}
-	return err.Error()
+	return err
 }
 
 // debugHandler caps every record at Debug level. go-retryablehttp logs each

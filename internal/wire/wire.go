@@ -104,32 +104,25 @@ type EndRequest struct {
 // mac_addresses and user_hash, as the spec's types require.
 func (r RegisterRequest) MarshalJSON() ([]byte, error) {
 	type plain RegisterRequest
-	r.MACAddresses = nonNilSlice(r.MACAddresses)
-	r.UserHash = nonNilMap(r.UserHash)
+	r.MACAddresses, r.UserHash = nonNil(r.MACAddresses, r.UserHash)
 	return json.Marshal(plain(r))
 }
 
-// MarshalJSON encodes r with an empty array and object in place of nil
-// mac_addresses and user_hash, as the spec's types require.
+// MarshalJSON encodes r like RegisterRequest.MarshalJSON.
 func (r BeginRequest) MarshalJSON() ([]byte, error) {
 	type plain BeginRequest
-	r.MACAddresses = nonNilSlice(r.MACAddresses)
-	r.UserHash = nonNilMap(r.UserHash)
+	r.MACAddresses, r.UserHash = nonNil(r.MACAddresses, r.UserHash)
 	return json.Marshal(plain(r))
 }
 
-func nonNilSlice(s []string) []string {
+func nonNil(s []string, m map[string]string) ([]string, map[string]string) {
 	if s == nil {
-		return []string{}
+		s = []string{}
 	}
-	return s
-}
-
-func nonNilMap(m map[string]string) map[string]string {
 	if m == nil {
-		return map[string]string{}
+		m = map[string]string{}
 	}
-	return m
+	return s, m
 }
 
 // ControlOptions are the server's session controls, in whole seconds.
@@ -359,59 +352,50 @@ func checkControl(endpoint string, c ControlOptions) error {
 	return nil
 }
 
+// decodeReply decodes a success reply of endpoint and applies check.
+func decodeReply[R any](endpoint string, body []byte, check func(*R) error) (*R, error) {
+	r := new(R)
+	if err := decode(endpoint, body, r); err != nil {
+		return nil, err
+	}
+	if err := check(r); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
 // DecodeRegister decodes a register_instance reply. A refusal is a *Failure.
 func DecodeRegister(body []byte) (*RegisterReply, error) {
-	var r RegisterReply
-	if err := decode(Register, body, &r); err != nil {
-		return nil, err
-	}
-	if r.GUID == "" {
-		return nil, &ProtocolError{Endpoint: Register, Reason: "guid missing"}
-	}
-	if err := checkControl(Register, r.ControlOptions); err != nil {
-		return nil, err
-	}
-	return &r, nil
+	return decodeReply(Register, body, func(r *RegisterReply) error {
+		if r.GUID == "" {
+			return &ProtocolError{Endpoint: Register, Reason: "guid missing"}
+		}
+		return checkControl(Register, r.ControlOptions)
+	})
 }
 
 // DecodeBegin decodes a begin_session reply. A refusal is a *Failure.
 func DecodeBegin(body []byte) (*BeginReply, error) {
-	var r BeginReply
-	if err := decode(Begin, body, &r); err != nil {
-		return nil, err
-	}
-	if r.Token == "" {
-		return nil, &ProtocolError{Endpoint: Begin, Reason: "token missing"}
-	}
-	if err := checkControl(Begin, r.ControlOptions); err != nil {
-		return nil, err
-	}
-	return &r, nil
+	return decodeReply(Begin, body, func(r *BeginReply) error {
+		if r.Token == "" {
+			return &ProtocolError{Endpoint: Begin, Reason: "token missing"}
+		}
+		return checkControl(Begin, r.ControlOptions)
+	})
 }
 
 // DecodeExtend decodes an extend_session reply. A refusal is a *Failure. A
 // reply without a token keeps the caller's current token; the caller checks
 // for the empty string.
 func DecodeExtend(body []byte) (*ExtendReply, error) {
-	var r ExtendReply
-	if err := decode(Extend, body, &r); err != nil {
-		return nil, err
-	}
-	if err := checkControl(Extend, r.ControlOptions); err != nil {
-		return nil, err
-	}
-	return &r, nil
+	return decodeReply(Extend, body, func(r *ExtendReply) error { return checkControl(Extend, r.ControlOptions) })
 }
 
 // DecodeEnd decodes an end_session reply. The spec signals failure with HTTP
 // 422, which the caller sees before decoding; a success:false body is a
 // *Failure all the same.
 func DecodeEnd(body []byte) (*EndReply, error) {
-	var r EndReply
-	if err := decode(End, body, &r); err != nil {
-		return nil, err
-	}
-	return &r, nil
+	return decodeReply(End, body, func(*EndReply) error { return nil })
 }
 
 // DecodeFailure decodes a failure body that arrived with an HTTP error
