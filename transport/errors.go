@@ -111,8 +111,20 @@ func (e *Error) Unwrap() error { return e.Err }
 
 // Temporary reports whether the failure is of the unreachable class, that
 // is whether errors.Is(e, ErrUnreachable) holds. A cancelled or expired
-// context counts as unreachable.
-func (e *Error) Temporary() bool { return unreachable(e.Status, e.Err) }
+// context counts as unreachable. It is the single classification rule.
+func (e *Error) Temporary() bool {
+	switch s := e.Status; {
+	case errors.Is(e.Err, ErrInvalidRequest):
+		return false
+	case errors.Is(e.Err, context.Canceled), errors.Is(e.Err, context.DeadlineExceeded):
+		return true
+	case s == 0, s == 408, s == 429, s >= 500: // no reply (network, TLS), or transient
+		return true
+	}
+	// A reply with a final status: unreachable only when its body could
+	// not be taken.
+	return e.Err != nil && e.Err != ErrRedirect
+}
 
 // Is reports whether target is ErrUnreachable or ErrStatus and e belongs to
 // that class. Other targets are matched through Unwrap.
@@ -124,23 +136,6 @@ func (e *Error) Is(target error) bool {
 		return !e.Temporary() && e.Status != 0 && (e.Err == nil || e.Err == ErrRedirect)
 	}
 	return false
-}
-
-// unreachable is the single classification rule behind Temporary and Is.
-func unreachable(status int, err error) bool {
-	switch {
-	case errors.Is(err, ErrInvalidRequest):
-		return false
-	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
-		return true
-	case status == 408, status == 429, status >= 500:
-		return true
-	case status == 0:
-		return true // no reply: network, TLS
-	}
-	// A reply with a final status: unreachable only when its body could
-	// not be taken.
-	return err != nil && err != ErrRedirect
 }
 
 // IsCertificateError reports whether err comes from verifying the server's

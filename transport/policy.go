@@ -83,7 +83,7 @@ func retryAfter(value string, now time.Time, limit time.Duration) (d time.Durati
 	if value == "" {
 		return 0, false
 	}
-	if isDigits(value) {
+	if strings.Trim(value, "0123456789") == "" {
 		secs, err := strconv.ParseInt(value, 10, 64)
 		if err != nil || secs > int64(limit/time.Second) {
 			return limit, true // overflow or above the cap
@@ -99,13 +99,4 @@ func retryAfter(value string, now time.Time, limit time.Duration) (d time.Durati
 		return 0, true
 	}
 	return min(d, limit), true
-}
-
-func isDigits(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return false
-		}
-	}
-	return s != ""
 }

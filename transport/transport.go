@@ -343,21 +343,13 @@ func checkRequest(req Request) error {
 	return nil
 }
 
+// unreserved are the URL characters an endpoint's segments may hold.
+const unreserved = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~"
+
 func validEndpoint(s string) bool {
-	if s == "" {
-		return false
-	}
 	for seg := range strings.SplitSeq(s, "/") {
-		if seg == "" || seg == "." || seg == ".." {
+		if seg == "" || seg == "." || seg == ".." || strings.Trim(seg, unreserved) != "" {
 			return false
-		}
-		for i := 0; i < len(seg); i++ {
-			switch c := seg[i]; {
-			case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9',
-				c == '-', c == '.', c == '_', c == '~':
-			default:
-				return false
-			}
 		}
 	}
 	return true

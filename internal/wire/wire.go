@@ -438,13 +438,11 @@ func (t *Timestamp) UnmarshalJSON(b []byte) error {
 		*t = Timestamp{}
 		return nil
 	case len(b) > 0 && b[0] == '"':
-		if s, ok := plainString(b); ok {
-			*t = ParseTimestamp(s)
-			return nil
-		}
-		var s string
-		if err := json.Unmarshal(b, &s); err != nil {
-			return err
+		s, ok := plainString(b)
+		if !ok {
+			if err := json.Unmarshal(b, &s); err != nil {
+				return err
+			}
 		}
 		*t = ParseTimestamp(s)
 		return nil
