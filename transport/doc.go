@@ -46,14 +46,10 @@
 //
 // # Errors
 //
-// Every failure is a *Error carrying the endpoint, the last HTTP status (0
-// without a reply), the number of attempts and the capped Retry-After. Its
-// Is method puts it in at most one class: ErrUnreachable (no final reply
-// could be taken: network, TLS, timeouts, a cancelled or expired ctx, a body
-// over the cap, and the transient statuses 408, 429 and 5xx) or ErrStatus (a
-// final status outside 2xx). ErrInvalidRequest (nothing sent) is in neither.
-// The package never decides that a reply is a refusal and never parses a
-// body: what a status and body mean is for the caller (the license package
+// Every failure is a *Error, in at most one class: ErrUnreachable (no final
+// reply could be taken) or ErrStatus (a final status outside 2xx). The
+// package never decides that a reply is a refusal and never parses a body:
+// what a status and body mean is for the caller (the license package
 // classifies replies in internal/verdict). Redirects are never followed: a
 // POST body goes only where the caller sent it.
 //
@@ -73,21 +69,17 @@
 //
 // # Logging
 //
-// WithLogger takes a *slog.Logger, also handed to go-retryablehttp; by
-// default nothing is logged. Do logs each attempt at Debug (endpoint,
-// attempt, status, error, retry_in). A reply carrying a Deprecation or
-// Sunset header is logged at Warn once per Client and distinct value (up to
-// 32 distinct values), and the values are exposed on Response.
-// go-retryablehttp's own records ("performing request", "request failed",
-// "retrying request") carry component=go-retryablehttp and the URL, which
-// never has a query; they are all demoted to Debug, since whether a failed
-// attempt matters is for the caller to judge.
+// WithLogger takes a *slog.Logger; by default nothing is logged. Do logs
+// each attempt at Debug (endpoint, attempt, status, error, retry_in), and a
+// Deprecation or Sunset header at Warn once per Client and distinct value
+// (see Response). go-retryablehttp's own records ("performing request",
+// "request failed", "retrying request") carry component=go-retryablehttp and
+// the URL, which never has a query; they are all demoted to Debug.
 //
 // # Testing
 //
-// WithRoundTripper sends requests through any http.RoundTripper instead of
-// the network, for example an http.Handler called in memory. No sockets are
-// involved, so a Client built this way runs inside a testing/synctest
-// bubble, where backoff waits, Retry-After and attempt timeouts take no real
-// time.
+// WithRoundTripper sends requests through any http.RoundTripper, for example
+// an http.Handler called in memory: no sockets are involved, so a Client
+// runs inside a testing/synctest bubble, where waits and attempt timeouts
+// take no real time.
 package transport

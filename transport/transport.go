@@ -402,7 +402,7 @@ func (cl *call) checkRetry(ctx context.Context, resp *http.Response, err error) 
 			slog.Int("status", cl.status),
 		}
 		if err != nil {
-			attrs = append(attrs, slog.String("error", text.Clean(c.redactor(errText(err)), maxHeaderLen*2)))
+			attrs = append(attrs, slog.String("error", text.Clean(c.redactor(unwrapURL(err).Error()), maxHeaderLen*2)))
 		}
 		if retry {
 			attrs = append(attrs, slog.Duration("retry_in", cl.wait))
@@ -520,9 +520,6 @@ func (c *Client) firstSighting(key string) bool {
 // maxHeaderLen bounds a logged header value, in bytes.
 const maxHeaderLen = 128
 
-// errText is err's message for a log record.
-func errText(err error) string { return unwrapURL(err).Error() }
-
 // unwrapURL drops a *url.Error layer: its URL adds nothing to the endpoint.
 func unwrapURL(err error) error {
 	if ue, ok := err.(*url.Error); ok {
@@ -563,7 +560,7 @@ func (d debugHandler) clean(a slog.Attr) slog.Attr {
 	case slog.KindAny:
 		s := fmt.Sprint(v.Any())
 		if err, ok := v.Any().(error); ok {
-			s = errText(err)
+			s = unwrapURL(err).Error()
 		}
 		return slog.String(a.Key, text.Clean(d.redact(s), maxHeaderLen*2))
 	case slog.KindGroup:

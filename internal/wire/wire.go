@@ -312,7 +312,6 @@ func decode(endpoint string, body []byte, v any) error {
 			// Keep the verdict even when error is not a string.
 			f.Message = ""
 		}
-		f.Endpoint = endpoint
 		return f
 	}
 	if err := json.Unmarshal(body, v); err != nil {
