@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 )
 
@@ -187,11 +188,8 @@ func WithRedactor(f func(string) string) Option {
 }
 
 func (o *options) validate() error {
-	for i := 0; i < len(o.userAgent); i++ {
-		if c := o.userAgent[i]; c < 0x20 || c == 0x7f {
-			o.fail("user agent contains a control character")
-			break
-		}
+	if strings.ContainsFunc(o.userAgent, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+		o.fail("user agent contains a control character")
 	}
 	if o.rootCAs != nil {
 		if o.roundTripper != nil {
