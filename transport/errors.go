@@ -80,43 +80,29 @@ type Error struct {
 // none was made, the cause when Err is nil (it loses a second
 // "transport: "). With nothing to say it is "transport: failed".
 func (e *Error) Error() string {
-	var b strings.Builder
-	b.WriteString("transport: ")
+	s, head, detail := "transport: ", "", ""
 	if e.Endpoint != "" {
-		b.WriteString(e.Endpoint)
-		b.WriteString(": ")
+		s += e.Endpoint + ": "
 	}
-	sep := ""
 	if e.Status != 0 {
-		b.WriteString("HTTP ")
-		b.WriteString(strconv.Itoa(e.Status))
-		sep = " "
+		head = "HTTP " + strconv.Itoa(e.Status)
 	}
 	if e.Attempts > 0 {
-		b.WriteString(sep)
-		b.WriteString("after ")
-		b.WriteString(strconv.Itoa(e.Attempts))
-		if e.Attempts == 1 {
-			b.WriteString(" attempt")
-		} else {
-			b.WriteString(" attempts")
+		head = strings.TrimPrefix(head+" after "+strconv.Itoa(e.Attempts)+" attempt", " ")
+		if e.Attempts > 1 {
+			head += "s"
 		}
-		sep = ": "
-	} else if sep != "" {
-		sep = ": "
 	}
-	detail := ""
 	if e.Err != nil {
 		detail = strings.TrimPrefix(e.Err.Error(), "transport: ")
 	}
 	switch {
-	case detail != "":
-		b.WriteString(sep)
-		b.WriteString(detail)
-	case sep == "":
-		b.WriteString("failed")
+	case head != "" && detail != "":
+		return s + head + ": " + detail
+	case head+detail != "":
+		return s + head + detail
 	}
-	return b.String()
+	return s + "failed"
 }
 
 // Unwrap returns Err, so errors.Is and errors.As reach the cause (for
@@ -125,8 +111,20 @@ func (e *Error) Unwrap() error { return e.Err }
 
 // Temporary reports whether the failure is of the unreachable class, that
 // is whether errors.Is(e, ErrUnreachable) holds. A cancelled or expired
-// context counts as unreachable.
-func (e *Error) Temporary() bool { return unreachable(e.Status, e.Err) }
+// context counts as unreachable. It is the single classification rule.
+func (e *Error) Temporary() bool {
+	switch s := e.Status; {
+	case errors.Is(e.Err, ErrInvalidRequest):
+		return false
+	case errors.Is(e.Err, context.Canceled), errors.Is(e.Err, context.DeadlineExceeded):
+		return true
+	case s == 0, s == 408, s == 429, s >= 500: // no reply (network, TLS), or transient
+		return true
+	}
+	// A reply with a final status: unreachable only when its body could
+	// not be taken.
+	return e.Err != nil && e.Err != ErrRedirect
+}
 
 // Is reports whether target is ErrUnreachable or ErrStatus and e belongs to
 // that class. Other targets are matched through Unwrap.
@@ -140,44 +138,16 @@ func (e *Error) Is(target error) bool {
 	return false
 }
 
-// unreachable is the single classification rule behind Temporary and Is.
-func unreachable(status int, err error) bool {
-	switch {
-	case errors.Is(err, ErrInvalidRequest):
-		return false
-	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
-		return true
-	case status == 408, status == 429, status >= 500:
-		return true
-	case status == 0:
-		return true // no reply: network, TLS
-	}
-	// A reply with a final status: unreachable only when its body could
-	// not be taken.
-	return err != nil && err != ErrRedirect
-}
-
 // IsCertificateError reports whether err comes from verifying the server's
 // certificate (an unknown authority, an invalid or expired certificate, a
 // host name mismatch, unusable system roots). Do never retries such errors.
 func IsCertificateError(err error) bool {
-	if err == nil {
-		return false
-	}
-	if _, ok := errors.AsType[*tls.CertificateVerificationError](err); ok {
-		return true
-	}
-	if _, ok := errors.AsType[x509.UnknownAuthorityError](err); ok {
-		return true
-	}
-	if _, ok := errors.AsType[x509.CertificateInvalidError](err); ok {
-		return true
-	}
-	if _, ok := errors.AsType[x509.HostnameError](err); ok {
-		return true
-	}
-	if _, ok := errors.AsType[x509.SystemRootsError](err); ok {
-		return true
-	}
-	return false
+	return is[*tls.CertificateVerificationError](err) || is[x509.UnknownAuthorityError](err) ||
+		is[x509.CertificateInvalidError](err) || is[x509.HostnameError](err) || is[x509.SystemRootsError](err)
+}
+
+// is reports whether err's chain holds an error of type T.
+func is[T error](err error) bool {
+	_, ok := errors.AsType[T](err)
+	return ok
 }

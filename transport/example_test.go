@@ -11,17 +11,23 @@ import (
 	"github.com/licensekit/licensekit-go/transport"
 )
 
-func ExampleClient_Do() {
+// exampleClient returns a Client of a test server that answers every
+// request with status and body, and a function that stops both.
+func exampleClient(status int, body string) (*transport.Client, func()) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		io.WriteString(w, `{"success":true}`)
+		w.WriteHeader(status)
+		io.WriteString(w, body)
 	}))
-	defer srv.Close()
-
 	c, err := transport.New(srv.URL + "/api/v2")
 	if err != nil {
 		panic(err)
 	}
-	defer c.CloseIdleConnections()
+	return c, func() { c.CloseIdleConnections(); srv.Close() }
+}
+
+func ExampleClient_Do() {
+	c, done := exampleClient(http.StatusOK, `{"success":true}`)
+	defer done()
 
 	resp, err := c.Do(context.Background(), transport.Request{
 		Endpoint: "extend_session",
@@ -35,17 +41,8 @@ func ExampleClient_Do() {
 }
 
 func ExampleError() {
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.WriteHeader(http.StatusForbidden)
-		io.WriteString(w, `{"success":false,"error":"license revoked"}`)
-	}))
-	defer srv.Close()
-
-	c, err := transport.New(srv.URL + "/api/v2")
-	if err != nil {
-		panic(err)
-	}
-	defer c.CloseIdleConnections()
+	c, done := exampleClient(http.StatusForbidden, `{"success":false,"error":"license revoked"}`)
+	defer done()
 
 	resp, err := c.Do(context.Background(), transport.Request{
 		Endpoint: "begin_session",

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 )
 
@@ -33,7 +34,7 @@ const (
 type Option func(*options)
 
 type options struct {
-	logger           *slog.Logger
+	log              *slog.Logger
 	httpClient       *http.Client
 	roundTripper     http.RoundTripper
 	rootCAs          *x509.CertPool
@@ -59,7 +60,7 @@ func (o *options) fail(format string, args ...any) {
 // others) are demoted to Debug. Nil (the default) discards all records.
 // Records never hold a body, key, token or URL query.
 func WithLogger(l *slog.Logger) Option {
-	return func(o *options) { o.logger = l }
+	return func(o *options) { o.log = l }
 }
 
 // WithHTTPClient bases the Client on a copy of hc. hc itself is never
@@ -187,11 +188,8 @@ func WithRedactor(f func(string) string) Option {
 }
 
 func (o *options) validate() error {
-	for i := 0; i < len(o.userAgent); i++ {
-		if c := o.userAgent[i]; c < 0x20 || c == 0x7f {
-			o.fail("user agent contains a control character")
-			break
-		}
+	if strings.ContainsFunc(o.userAgent, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+		o.fail("user agent contains a control character")
 	}
 	if o.rootCAs != nil {
 		if o.roundTripper != nil {

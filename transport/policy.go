@@ -66,13 +66,8 @@ func retryable(r Retry, status int, err error) bool {
 // refused). Errors after the connection was up (reset, EOF, timeouts while
 // waiting for the reply) do not qualify.
 func unsent(err error) bool {
-	if _, ok := errors.AsType[*net.DNSError](err); ok {
-		return true
-	}
-	if op, ok := errors.AsType[*net.OpError](err); ok && op.Op == "dial" {
-		return true
-	}
-	return errors.Is(err, syscall.ECONNREFUSED)
+	op, ok := errors.AsType[*net.OpError](err)
+	return is[*net.DNSError](err) || ok && op.Op == "dial" || errors.Is(err, syscall.ECONNREFUSED)
 }
 
 // retryAfter parses a Retry-After header value, either delay seconds
@@ -88,7 +83,7 @@ func retryAfter(value string, now time.Time, limit time.Duration) (d time.Durati
 	if value == "" {
 		return 0, false
 	}
-	if isDigits(value) {
+	if strings.Trim(value, "0123456789") == "" {
 		secs, err := strconv.ParseInt(value, 10, 64)
 		if err != nil || secs > int64(limit/time.Second) {
 			return limit, true // overflow or above the cap
@@ -104,13 +99,4 @@ func retryAfter(value string, now time.Time, limit time.Duration) (d time.Durati
 		return 0, true
 	}
 	return min(d, limit), true
-}
-
-func isDigits(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return false
-		}
-	}
-	return s != ""
 }

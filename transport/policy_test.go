@@ -274,7 +274,8 @@ func TestDefaultTransportHardened(t *testing.T) {
 	assert.Equal(t, uint16(tls.VersionTLS12), tr.TLSClientConfig.MinVersion)
 	assert.NotNil(t, tr.Proxy, "proxy from environment")
 	assert.True(t, tr.ForceAttemptHTTP2)
-	assert.Equal(t, DefaultAttemptTimeout, c.hc.Timeout)
+	assert.Equal(t, DefaultAttemptTimeout, c.hc.Transport.(attemptGuard).timeout)
+	assert.Zero(t, c.hc.Timeout, "the attempt guard bounds each attempt")
 	assert.NotNil(t, c.hc.CheckRedirect)
 }
 
@@ -367,12 +368,12 @@ func TestNewDefaults(t *testing.T) {
 
 	c, err = New("https://x/api/v2", WithHTTPClient(&http.Client{Timeout: 3 * time.Second}))
 	require.NoError(t, err)
-	assert.Equal(t, 3*time.Second, c.hc.Timeout, "caller timeout kept without WithAttemptTimeout")
+	assert.Equal(t, 3*time.Second, c.hc.Transport.(attemptGuard).timeout, "caller timeout kept without WithAttemptTimeout")
 
 	c, err = New("https://x/api/v2", WithHTTPClient(&http.Client{Timeout: 3 * time.Second}),
 		WithAttemptTimeout(time.Second))
 	require.NoError(t, err)
-	assert.Equal(t, time.Second, c.hc.Timeout)
+	assert.Equal(t, time.Second, c.hc.Transport.(attemptGuard).timeout)
 }
 
 func TestRetryString(t *testing.T) {

@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -72,19 +73,12 @@ type Response struct {
 //
 // The zero value is not usable; call New.
 type Client struct {
-	base          string // scheme://host/path, no trailing slash
-	hc            *http.Client
-	rt            http.RoundTripper // hc's transport, before the idle guard
-	log           *slog.Logger
-	libLog        *slog.Logger // for go-retryablehttp: log's handler, capped at Debug
-	userAgent     string
-	maxAttempts   int
-	backoffMin    time.Duration
-	backoffMax    time.Duration
-	retryAfterCap time.Duration
-	maxBytes      int64
-	rand          func() float64
-	redactor      func(string) string
+	options        // as given, with the defaults filled in
+	base    string // scheme://host/path, no trailing slash
+	hc      *http.Client
+	rt      http.RoundTripper // hc's transport, under the attempt guard
+	libLog  *slog.Logger      // for go-retryablehttp: log's handler, capped at Debug
+	header  http.Header       // the headers every request carries
 
 	mu     sync.Mutex
 	warned map[string]struct{} // "<header>\x00<value>" already logged
@@ -106,42 +100,26 @@ func New(baseURL string, opts ...Option) (*Client, error) {
 	if err := errors.Join(baseErr, o.validate()); err != nil {
 		return nil, err
 	}
-	c := &Client{
-		base:          base,
-		log:           o.logger,
-		userAgent:     o.userAgent,
-		maxAttempts:   o.maxAttempts,
-		backoffMin:    o.backoffMin,
-		backoffMax:    o.backoffMax,
-		retryAfterCap: o.retryAfterCap,
-		maxBytes:      o.maxBytes,
-		rand:          o.rand,
-		redactor:      o.redactor,
-		warned:        make(map[string]struct{}),
-	}
-	if c.log == nil {
-		c.log = slog.New(slog.DiscardHandler)
+	c := &Client{options: o, base: base, warned: make(map[string]struct{})}
+	c.log = cmp.Or(c.log, slog.New(slog.DiscardHandler))
+	if c.redactor == nil {
+		c.redactor = func(s string) string { return s }
 	}
 	c.libLog = slog.New(debugHandler{c.log.Handler(), c.redactor}).With("component", "go-retryablehttp")
-	if c.userAgent == "" {
-		c.userAgent = "licensekit-go/" + Version + " (" + runtime.GOOS + "/" + runtime.GOARCH + ")"
-	}
-	if c.maxAttempts == 0 {
-		c.maxAttempts = DefaultMaxAttempts
-	}
+	c.userAgent = cmp.Or(c.userAgent, "licensekit-go/"+Version+" ("+runtime.GOOS+"/"+runtime.GOARCH+")")
+	c.maxAttempts = cmp.Or(c.maxAttempts, DefaultMaxAttempts)
 	if c.backoffMin == 0 {
 		c.backoffMin, c.backoffMax = DefaultBackoffMin, DefaultBackoffMax
 	}
-	if !o.retryAfterCapSet {
+	if !c.retryAfterCapSet {
 		c.retryAfterCap = DefaultRetryAfterCap
 	}
-	if c.maxBytes == 0 {
-		c.maxBytes = DefaultMaxResponseBytes
-	}
+	c.maxBytes = cmp.Or(c.maxBytes, DefaultMaxResponseBytes)
 	if c.rand == nil {
 		c.rand = rand.Float64
 	}
-	c.hc, c.rt = buildHTTPClient(&o)
+	c.header = http.Header{"Content-Type": {"application/json"}, "Accept": {"application/json"}, "User-Agent": {c.userAgent}}
+	c.hc, c.rt = buildHTTPClient(&c.options)
 	return c, nil
 }
 
@@ -153,61 +131,51 @@ func parseBase(raw string) (string, error) {
 		return "", errors.New("transport: base URL does not parse")
 	}
 	var errs []error
-	if u.Scheme != "http" && u.Scheme != "https" {
-		errs = append(errs, errors.New("transport: base URL scheme must be http or https"))
+	for _, c := range []struct {
+		bad  bool
+		must string
+	}{
+		{u.Scheme != "http" && u.Scheme != "https", "scheme must be http or https"},
+		{u.Host == "" || u.Opaque != "", "needs a host"},
+		{u.User != nil, "must not contain user info"},
+		{u.RawQuery != "" || u.ForceQuery, "must not contain a query"},
+		{u.Fragment != "" || strings.Contains(raw, "#"), "must not contain a fragment"},
+	} {
+		if c.bad {
+			errs = append(errs, errors.New("transport: base URL "+c.must))
+		}
 	}
-	if u.Host == "" || u.Opaque != "" {
-		errs = append(errs, errors.New("transport: base URL needs a host"))
-	}
-	if u.User != nil {
-		errs = append(errs, errors.New("transport: base URL must not contain user info"))
-	}
-	if u.RawQuery != "" || u.ForceQuery {
-		errs = append(errs, errors.New("transport: base URL must not contain a query"))
-	}
-	if u.Fragment != "" || strings.Contains(raw, "#") {
-		errs = append(errs, errors.New("transport: base URL must not contain a fragment"))
-	}
-	if len(errs) > 0 {
-		return "", errors.Join(errs...)
+	if err := errors.Join(errs...); err != nil {
+		return "", err
 	}
 	return strings.TrimRight(u.String(), "/"), nil
 }
 
 // buildHTTPClient returns the http.Client the Client sends through, and the
-// transport under its idle guard.
+// transport under its attemptGuard. The attempt timeout is
+// WithAttemptTimeout, else the caller's http.Client.Timeout, else
+// DefaultAttemptTimeout.
 func buildHTTPClient(o *options) (*http.Client, http.RoundTripper) {
 	var hc http.Client
 	if o.httpClient != nil {
 		hc = *o.httpClient // a copy: the caller's client is never modified
 	}
+	timeout := cmp.Or(o.attemptTimeout, max(hc.Timeout, 0), DefaultAttemptTimeout)
 	rt := hc.Transport
 	switch {
 	case o.roundTripper != nil:
 		rt = o.roundTripper
 	case rt == nil:
-		rt = defaultTransport(o.rootCAs, hcTimeout(o))
+		rt = defaultTransport(o.rootCAs, timeout)
 	default:
 		if t, ok := rt.(*http.Transport); ok {
 			rt = hardenTransport(t, o.rootCAs)
 		}
 	}
-	hc.Timeout = hcTimeout(o)
-	hc.Transport = idleGuard{rt}
+	hc.Timeout = 0 // the attemptGuard's deadline does its job
+	hc.Transport = attemptGuard{rt, timeout}
 	hc.CheckRedirect = refuseRedirect
 	return &hc, rt
-}
-
-// hcTimeout is the attempt timeout: WithAttemptTimeout, else the caller's
-// http.Client.Timeout, else DefaultAttemptTimeout.
-func hcTimeout(o *options) time.Duration {
-	switch {
-	case o.attemptTimeout > 0:
-		return o.attemptTimeout
-	case o.httpClient != nil && o.httpClient.Timeout > 0:
-		return o.httpClient.Timeout
-	}
-	return DefaultAttemptTimeout
 }
 
 // defaultTransport is the transport of a Client built without
@@ -260,13 +228,40 @@ func hardenTransport(orig *http.Transport, pool *x509.CertPool) *http.Transport 
 // it into an ErrRedirect error.
 func refuseRedirect(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 
-// idleGuard hides the transport's CloseIdleConnections from
+// attemptGuard bounds each attempt by the attempt timeout with a context
+// deadline that lasts until the reply body is closed (http.Client.Timeout
+// would start a timer and a goroutine per attempt for a transport it does
+// not know). It also hides the transport's CloseIdleConnections from
 // go-retryablehttp, which calls it on every failed call and would drop the
 // idle connections of concurrent calls (go-retryablehttp#237). Client's own
 // CloseIdleConnections reaches the transport directly.
-type idleGuard struct{ rt http.RoundTripper }
+type attemptGuard struct {
+	rt      http.RoundTripper
+	timeout time.Duration
+}
 
-func (g idleGuard) RoundTrip(r *http.Request) (*http.Response, error) { return g.rt.RoundTrip(r) }
+func (g attemptGuard) RoundTrip(r *http.Request) (*http.Response, error) {
+	ctx, cancel := context.WithTimeout(r.Context(), g.timeout)
+	resp, err := g.rt.RoundTrip(r.WithContext(ctx))
+	if err != nil || resp == nil || resp.Body == nil {
+		cancel()
+		return resp, err
+	}
+	resp.Body = cancelOnClose{resp.Body, cancel}
+	return resp, nil
+}
+
+// cancelOnClose ends an attempt's context when its reply body is closed.
+type cancelOnClose struct {
+	io.ReadCloser
+	cancel context.CancelFunc
+}
+
+func (b cancelOnClose) Close() error {
+	err := b.ReadCloser.Close()
+	b.cancel()
+	return err
+}
 
 // CloseIdleConnections closes the idle keep-alive connections of the
 // Client's transport, if it has any. Calls in flight are not affected. It is
@@ -297,26 +292,23 @@ func (c *Client) Do(ctx context.Context, req Request) (*Response, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, &Error{Endpoint: req.Endpoint, Err: err}
 	}
-	budget := req.MaxAttempts
-	if budget == 0 {
-		budget = c.maxAttempts
-	}
+	budget := cmp.Or(req.MaxAttempts, c.maxAttempts)
 	hreq, err := retryablehttp.NewRequestWithContext(ctx, http.MethodPost, c.base+"/"+req.Endpoint, req.Body)
 	if err != nil { // unreachable with a validated base and endpoint
 		return nil, &Error{Endpoint: req.Endpoint, Err: fmt.Errorf("%w: %w", ErrInvalidRequest, err)}
 	}
-	hreq.Header.Set("Content-Type", "application/json")
-	hreq.Header.Set("Accept", "application/json")
-	hreq.Header.Set("User-Agent", c.userAgent)
+	for k, v := range c.header {
+		hreq.Header[k] = v // shared: one value each, so an append copies
+	}
 
-	cl := &call{c: c, endpoint: req.Endpoint, retry: req.Retry, max: budget}
 	// A retryablehttp.Client per call: its RetryMax is a field and its
 	// Backoff gets no context, so per-call policy lives in closures over
 	// cl. It shares the Client's http.Client and never uses its package
-	// defaults or stderr logger.
-	rc := &retryablehttp.Client{
+	// defaults or stderr logger; it gets the logger only when its records
+	// (all demoted to Debug) would be kept.
+	cl := &call{c: c, endpoint: req.Endpoint, retry: req.Retry, max: budget}
+	cl.rc = retryablehttp.Client{
 		HTTPClient:   c.hc,
-		Logger:       c.libLog,
 		RetryWaitMin: c.backoffMin,
 		RetryWaitMax: c.backoffMax,
 		RetryMax:     budget - 1,
@@ -324,7 +316,10 @@ func (c *Client) Do(ctx context.Context, req Request) (*Response, error) {
 		Backoff:      cl.backoff,
 		ErrorHandler: retryablehttp.PassthroughErrorHandler,
 	}
-	resp, err := rc.Do(hreq)
+	if c.libLog.Handler().Enabled(context.Background(), slog.LevelDebug) {
+		cl.rc.Logger = c.libLog // it logs without a context
+	}
+	resp, err := cl.rc.Do(hreq)
 	if err != nil {
 		if resp != nil {
 			resp.Body.Close()
@@ -348,21 +343,13 @@ func checkRequest(req Request) error {
 	return nil
 }
 
+// unreserved are the URL characters an endpoint's segments may hold.
+const unreserved = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~"
+
 func validEndpoint(s string) bool {
-	if s == "" {
-		return false
-	}
 	for seg := range strings.SplitSeq(s, "/") {
-		if seg == "" || seg == "." || seg == ".." {
+		if seg == "" || seg == "." || seg == ".." || strings.Trim(seg, unreserved) != "" {
 			return false
-		}
-		for i := 0; i < len(seg); i++ {
-			switch c := seg[i]; {
-			case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9',
-				c == '-', c == '.', c == '_', c == '~':
-			default:
-				return false
-			}
 		}
 	}
 	return true
@@ -372,6 +359,7 @@ func validEndpoint(s string) bool {
 // go-retryablehttp calls them from the goroutine running Do, one at a time.
 type call struct {
 	c        *Client
+	rc       retryablehttp.Client
 	endpoint string
 	retry    Retry
 	max      int
@@ -392,9 +380,7 @@ func (cl *call) checkRetry(ctx context.Context, resp *http.Response, err error) 
 	cl.status, cl.retryAfter, cl.wait = 0, 0, 0
 	if resp != nil {
 		cl.status = resp.StatusCode
-		if d, ok := retryAfter(resp.Header.Get("Retry-After"), time.Now(), c.retryAfterCap); ok {
-			cl.retryAfter = d
-		}
+		cl.retryAfter, _ = retryAfter(resp.Header.Get("Retry-After"), time.Now(), c.retryAfterCap)
 		c.noteDeprecation(ctx, cl.endpoint, resp.Header)
 	}
 	retry := ctx.Err() == nil && cl.attempts < cl.max && retryable(cl.retry, cl.status, err)
@@ -416,7 +402,7 @@ func (cl *call) checkRetry(ctx context.Context, resp *http.Response, err error) 
 			slog.Int("status", cl.status),
 		}
 		if err != nil {
-			attrs = append(attrs, slog.String("error", text.Clean(c.redact(errText(err)), maxHeaderLen*2)))
+			attrs = append(attrs, slog.String("error", text.Clean(c.redactor(unwrapURL(err).Error()), maxHeaderLen*2)))
 		}
 		if retry {
 			attrs = append(attrs, slog.Duration("retry_in", cl.wait))
@@ -436,19 +422,14 @@ func (cl *call) backoff(_, _ time.Duration, _ int, _ *http.Response) time.Durati
 }
 
 // failure turns a transport error (or ctx.Err() from a wait) into an
-// *Error. The *url.Error layer is dropped: its URL adds nothing to Endpoint.
+// *Error.
 func (cl *call) failure(ctx context.Context, err error) *Error {
-	cause := err
-	if ue, ok := err.(*url.Error); ok {
-		cause = ue.Err
-	}
-	return &Error{
-		Endpoint:   cl.endpoint,
-		Status:     cl.status,
-		Attempts:   cl.attempts,
-		RetryAfter: cl.retryAfter,
-		Err:        withCtx(ctx, cause),
-	}
+	return cl.error(cl.status, withCtx(ctx, unwrapURL(err)))
+}
+
+// error is the call's *Error for the last status and cause err.
+func (cl *call) error(status int, err error) *Error {
+	return &Error{Endpoint: cl.endpoint, Status: status, Attempts: cl.attempts, RetryAfter: cl.retryAfter, Err: err}
 }
 
 // withCtx makes sure an error seen after ctx ended matches ctx.Err().
@@ -471,27 +452,19 @@ func (cl *call) finish(ctx context.Context, resp *http.Response) (*Response, err
 		Sunset:      resp.Header.Get("Sunset"),
 	}
 	body, err := readCapped(resp, cl.c.maxBytes)
-	e := &Error{
-		Endpoint:   cl.endpoint,
-		Status:     resp.StatusCode,
-		Attempts:   cl.attempts,
-		RetryAfter: cl.retryAfter,
-	}
-	if err != nil {
-		if !errors.Is(err, ErrResponseTooLarge) {
-			err = withCtx(ctx, err)
-		}
-		e.Err = err
-		return r, e
-	}
-	r.Body = body
-	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
+	switch {
+	case err != nil && !errors.Is(err, ErrResponseTooLarge):
+		err = withCtx(ctx, err)
+	case err != nil:
+	case resp.StatusCode >= 200 && resp.StatusCode < 300:
+		r.Body = body
 		return r, nil
+	case resp.StatusCode >= 300 && resp.StatusCode < 400:
+		r.Body, err = body, ErrRedirect
+	default:
+		r.Body = body
 	}
-	if resp.StatusCode >= 300 && resp.StatusCode < 400 {
-		e.Err = ErrRedirect
-	}
-	return r, e
+	return r, cl.error(resp.StatusCode, err)
 }
 
 // readCapped reads at most limit bytes of the body. A body that is (or
@@ -528,7 +501,7 @@ func (c *Client) noteDeprecation(ctx context.Context, endpoint string, h http.He
 		c.log.LogAttrs(ctx, slog.LevelWarn, "server announces deprecation",
 			slog.String("endpoint", endpoint),
 			slog.String("header", name),
-			slog.String("value", text.Clean(c.redact(v), maxHeaderLen)))
+			slog.String("value", text.Clean(c.redactor(v), maxHeaderLen)))
 	}
 }
 
@@ -547,20 +520,12 @@ func (c *Client) firstSighting(key string) bool {
 // maxHeaderLen bounds a logged header value, in bytes.
 const maxHeaderLen = 128
 
-// redact passes a network text through the WithRedactor function.
-func (c *Client) redact(s string) string {
-	if c.redactor == nil {
-		return s
-	}
-	return c.redactor(s)
-}
-
-// errText is err's message for a log record.
-func errText(err error) string {
+// unwrapURL drops a *url.Error layer: its URL adds nothing to the endpoint.
+func unwrapURL(err error) error {
 	if ue, ok := err.(*url.Error); ok {
-		err = ue.Err
+		return ue.Err
 	}
-	return err.Error()
+	return err
 }
 
 // debugHandler caps every record at Debug level. go-retryablehttp logs each
@@ -591,12 +556,13 @@ func (d debugHandler) clean(a slog.Attr) slog.Attr {
 	v := a.Value.Resolve()
 	switch v.Kind() {
 	case slog.KindString:
-		return slog.String(a.Key, text.Clean(d.text(v.String()), maxHeaderLen*2))
+		return slog.String(a.Key, text.Clean(d.redact(v.String()), maxHeaderLen*2))
 	case slog.KindAny:
+		s := fmt.Sprint(v.Any())
 		if err, ok := v.Any().(error); ok {
-			return slog.String(a.Key, text.Clean(d.text(errText(err)), maxHeaderLen*2))
+			s = unwrapURL(err).Error()
 		}
-		return slog.String(a.Key, text.Clean(d.text(fmt.Sprint(v.Any())), maxHeaderLen*2))
+		return slog.String(a.Key, text.Clean(d.redact(s), maxHeaderLen*2))
 	case slog.KindGroup:
 		attrs := v.Group()
 		cleaned := make([]any, len(attrs))
@@ -606,13 +572,6 @@ func (d debugHandler) clean(a slog.Attr) slog.Attr {
 		return slog.Group(a.Key, cleaned...)
 	}
 	return slog.Attr{Key: a.Key, Value: v}
-}
-
-func (d debugHandler) text(s string) string {
-	if d.redact == nil {
-		return s
-	}
-	return d.redact(s)
 }
 
 func (d debugHandler) WithAttrs(attrs []slog.Attr) slog.Handler {

@@ -267,6 +267,33 @@ func TestAttemptTimeout(t *testing.T) {
 			})
 		})
 	}
+	// The attempt timeout also covers reading the reply body: a reply whose
+	// body never ends fails when the attempt's deadline passes.
+	t.Run("body", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			rt := rtFunc(func(r *http.Request) (*http.Response, error) {
+				resp := reply(r, 200, nil, "")
+				resp.ContentLength = -1
+				resp.Body = io.NopCloser(ctxReader{r.Context()})
+				return resp, nil
+			})
+			c, err := transport.New(base, transport.WithRoundTripper(rt), transport.WithAttemptTimeout(time.Second))
+			require.NoError(t, err)
+			start := time.Now()
+			_, err = c.Do(t.Context(), transport.Request{Endpoint: "extend_session"})
+			assert.Equal(t, time.Second, time.Since(start))
+			assert.ErrorIs(t, err, context.DeadlineExceeded)
+			assert.ErrorIs(t, err, transport.ErrUnreachable)
+		})
+	})
+}
+
+// ctxReader is a reply body that blocks until ctx ends.
+type ctxReader struct{ ctx context.Context }
+
+func (r ctxReader) Read([]byte) (int, error) {
+	<-r.ctx.Done()
+	return 0, r.ctx.Err()
 }
 
 // TestRetryAfter: the wait is max(backoff, min(Retry-After, cap)) on 429

@@ -104,32 +104,25 @@ type EndRequest struct {
 // mac_addresses and user_hash, as the spec's types require.
 func (r RegisterRequest) MarshalJSON() ([]byte, error) {
 	type plain RegisterRequest
-	r.MACAddresses = nonNilSlice(r.MACAddresses)
-	r.UserHash = nonNilMap(r.UserHash)
+	r.MACAddresses, r.UserHash = nonNil(r.MACAddresses, r.UserHash)
 	return json.Marshal(plain(r))
 }
 
-// MarshalJSON encodes r with an empty array and object in place of nil
-// mac_addresses and user_hash, as the spec's types require.
+// MarshalJSON encodes r like RegisterRequest.MarshalJSON.
 func (r BeginRequest) MarshalJSON() ([]byte, error) {
 	type plain BeginRequest
-	r.MACAddresses = nonNilSlice(r.MACAddresses)
-	r.UserHash = nonNilMap(r.UserHash)
+	r.MACAddresses, r.UserHash = nonNil(r.MACAddresses, r.UserHash)
 	return json.Marshal(plain(r))
 }
 
-func nonNilSlice(s []string) []string {
+func nonNil(s []string, m map[string]string) ([]string, map[string]string) {
 	if s == nil {
-		return []string{}
+		s = []string{}
 	}
-	return s
-}
-
-func nonNilMap(m map[string]string) map[string]string {
 	if m == nil {
-		return map[string]string{}
+		m = map[string]string{}
 	}
-	return m
+	return s, m
 }
 
 // ControlOptions are the server's session controls, in whole seconds.
@@ -319,7 +312,6 @@ func decode(endpoint string, body []byte, v any) error {
 			// Keep the verdict even when error is not a string.
 			f.Message = ""
 		}
-		f.Endpoint = endpoint
 		return f
 	}
 	if err := json.Unmarshal(body, v); err != nil {
@@ -359,59 +351,50 @@ func checkControl(endpoint string, c ControlOptions) error {
 	return nil
 }
 
+// decodeReply decodes a success reply of endpoint and applies check.
+func decodeReply[R any](endpoint string, body []byte, check func(*R) error) (*R, error) {
+	r := new(R)
+	if err := decode(endpoint, body, r); err != nil {
+		return nil, err
+	}
+	if err := check(r); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
 // DecodeRegister decodes a register_instance reply. A refusal is a *Failure.
 func DecodeRegister(body []byte) (*RegisterReply, error) {
-	var r RegisterReply
-	if err := decode(Register, body, &r); err != nil {
-		return nil, err
-	}
-	if r.GUID == "" {
-		return nil, &ProtocolError{Endpoint: Register, Reason: "guid missing"}
-	}
-	if err := checkControl(Register, r.ControlOptions); err != nil {
-		return nil, err
-	}
-	return &r, nil
+	return decodeReply(Register, body, func(r *RegisterReply) error {
+		if r.GUID == "" {
+			return &ProtocolError{Endpoint: Register, Reason: "guid missing"}
+		}
+		return checkControl(Register, r.ControlOptions)
+	})
 }
 
 // DecodeBegin decodes a begin_session reply. A refusal is a *Failure.
 func DecodeBegin(body []byte) (*BeginReply, error) {
-	var r BeginReply
-	if err := decode(Begin, body, &r); err != nil {
-		return nil, err
-	}
-	if r.Token == "" {
-		return nil, &ProtocolError{Endpoint: Begin, Reason: "token missing"}
-	}
-	if err := checkControl(Begin, r.ControlOptions); err != nil {
-		return nil, err
-	}
-	return &r, nil
+	return decodeReply(Begin, body, func(r *BeginReply) error {
+		if r.Token == "" {
+			return &ProtocolError{Endpoint: Begin, Reason: "token missing"}
+		}
+		return checkControl(Begin, r.ControlOptions)
+	})
 }
 
 // DecodeExtend decodes an extend_session reply. A refusal is a *Failure. A
 // reply without a token keeps the caller's current token; the caller checks
 // for the empty string.
 func DecodeExtend(body []byte) (*ExtendReply, error) {
-	var r ExtendReply
-	if err := decode(Extend, body, &r); err != nil {
-		return nil, err
-	}
-	if err := checkControl(Extend, r.ControlOptions); err != nil {
-		return nil, err
-	}
-	return &r, nil
+	return decodeReply(Extend, body, func(r *ExtendReply) error { return checkControl(Extend, r.ControlOptions) })
 }
 
 // DecodeEnd decodes an end_session reply. The spec signals failure with HTTP
 // 422, which the caller sees before decoding; a success:false body is a
 // *Failure all the same.
 func DecodeEnd(body []byte) (*EndReply, error) {
-	var r EndReply
-	if err := decode(End, body, &r); err != nil {
-		return nil, err
-	}
-	return &r, nil
+	return decodeReply(End, body, func(*EndReply) error { return nil })
 }
 
 // DecodeFailure decodes a failure body that arrived with an HTTP error
@@ -454,9 +437,11 @@ func (t *Timestamp) UnmarshalJSON(b []byte) error {
 		*t = Timestamp{}
 		return nil
 	case len(b) > 0 && b[0] == '"':
-		var s string
-		if err := json.Unmarshal(b, &s); err != nil {
-			return err
+		s, ok := plainString(b)
+		if !ok {
+			if err := json.Unmarshal(b, &s); err != nil {
+				return err
+			}
 		}
 		*t = ParseTimestamp(s)
 		return nil
@@ -465,6 +450,21 @@ func (t *Timestamp) UnmarshalJSON(b []byte) error {
 		return nil
 	}
 	return errBadTimestamp
+}
+
+// plainString returns the text of the JSON string b when it has no escape
+// and no byte outside ASCII, where it is the bytes between the quotes (a
+// JSON decoder has already checked b). Otherwise ok is false.
+func plainString(b []byte) (s string, ok bool) {
+	if len(b) < 2 || b[len(b)-1] != '"' {
+		return "", false
+	}
+	for _, c := range b[1 : len(b)-1] {
+		if c == '\\' || c == '"' || c < 0x20 || c >= 0x80 {
+			return "", false
+		}
+	}
+	return string(b[1 : len(b)-1]), true
 }
 
 // MarshalJSON writes the raw text back as a JSON string.
