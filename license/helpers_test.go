@@ -2,7 +2,6 @@ package license
 
 import (
 	"context"
-	"github.com/licensekit/licensekit-go/internal/testhome"
 	"math/rand/v2"
 	"os"
 	"sync"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/licensekit/licensekit-go/fingerprint"
 	"github.com/licensekit/licensekit-go/internal/statefile"
+	"github.com/licensekit/licensekit-go/internal/testhome"
 	"github.com/licensekit/licensekit-go/license/licensetest"
 )
 

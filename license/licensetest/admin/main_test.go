@@ -1,10 +1,11 @@
 package admin_test
 
 import (
-	"github.com/licensekit/licensekit-go/internal/testhome"
 	"testing"
 
 	"go.uber.org/goleak"
+
+	"github.com/licensekit/licensekit-go/internal/testhome"
 )
 
 func TestMain(m *testing.M) {
