@@ -15,7 +15,6 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"path"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -27,6 +26,7 @@ import (
 
 	"github.com/licensekit/licensekit-go/envelope"
 	"github.com/licensekit/licensekit-go/fingerprint"
+	"github.com/licensekit/licensekit-go/internal/leakcheck"
 	"github.com/licensekit/licensekit-go/internal/wire"
 	"github.com/licensekit/licensekit-go/license/licensetest"
 )
@@ -524,44 +524,6 @@ func echoVariants(s string) []string {
 	}
 }
 
-// echoLeak returns a run of at least 8 of secret's letters and digits (case
-// and every other character ignored) left in text outside "[redacted]"
-// markers, reading text as it is and with \u00XX escapes decoded; "" when
-// there is none.
-func echoLeak(text, secret string) string {
-	norm := func(s string, decode bool) string {
-		var b strings.Builder
-		for i := 0; i < len(s); i++ {
-			c := s[i]
-			if decode && c == '\\' && i+5 < len(s) && s[i+1:i+4] == "u00" {
-				if v, err := strconv.ParseUint(s[i+4:i+6], 16, 8); err == nil {
-					c = byte(v)
-					i += 5
-				}
-			}
-			switch {
-			case 'A' <= c && c <= 'Z':
-				b.WriteByte(c + 'a' - 'A')
-			case 'a' <= c && c <= 'z', '0' <= c && c <= '9':
-				b.WriteByte(c)
-			}
-		}
-		return b.String()
-	}
-	sec := norm(secret, false)
-	for piece := range strings.SplitSeq(text, "[redacted]") {
-		for _, decode := range []bool{false, true} {
-			p := norm(piece, decode)
-			for i := 0; i+8 <= len(sec); i++ {
-				if j := strings.Index(p, sec[i:i+8]); j >= 0 {
-					return sec[i:i+8] + " in ..." + p[max(0, j-40):min(len(p), j+48)] + "..."
-				}
-			}
-		}
-	}
-	return ""
-}
-
 // variantEcho is a licence server on loopback that passes requests to the
 // mock until told to fail an endpoint; then it answers with the client's
 // keys and its current session token and session key echoed changed
@@ -768,11 +730,11 @@ func echoVariantsLifecycle(t *testing.T, shared bool) {
 		calls, len(logs), len(sink.events), len(sink.errs), len(secrets))
 	for where, text := range texts {
 		for _, s := range secrets {
-			if leak := echoLeak(text, s); leak != "" {
+			if leak := leakcheck.Find(text, s); leak != "" {
 				t.Errorf("%s hold a run of a secret: %s", where, leak)
 			}
 		}
 	}
-	assert.Empty(t, echoLeak("x "+strings.ToLower(licKey)+" y", "unrelated-secret-value"), "the check itself")
-	assert.NotEmpty(t, echoLeak("x "+strings.ToLower(licKey)+" y", licKey), "the check itself")
+	assert.Empty(t, leakcheck.Find("x "+strings.ToLower(licKey)+" y", "unrelated-secret-value"), "the check itself")
+	assert.NotEmpty(t, leakcheck.Find("x "+strings.ToLower(licKey)+" y", licKey), "the check itself")
 }

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/url"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 
+	"github.com/licensekit/licensekit-go/internal/leakcheck"
 	"github.com/licensekit/licensekit-go/internal/verdict"
 )
 
@@ -119,49 +119,6 @@ func FuzzRedactText(f *testing.F) {
 	})
 }
 
-// leakedRun returns a run of at least 8 of secret's letters and digits
-// (case and every other character ignored) left in text outside the
-// "[redacted]" markers, reading text as it is and with \u00XX escapes
-// decoded; "" when there is none. It is written apart from the redactor,
-// so that the two do not share a mistake.
-func leakedRun(text, secret string) string {
-	norm := func(s string, decode bool) string {
-		var b strings.Builder
-		for i := 0; i < len(s); i++ {
-			c := s[i]
-			if decode && c == '\\' && i+5 < len(s) && s[i+1:i+4] == "u00" {
-				if v, err := strconv.ParseUint(s[i+4:i+6], 16, 8); err == nil {
-					c = byte(v)
-					i += 5
-				}
-			}
-			if ('0' <= c && c <= '9') || ('a' <= c && c <= 'z') || ('A' <= c && c <= 'Z') {
-				b.WriteByte(c | 0x20*byte(boolInt(c >= 'A')))
-			}
-		}
-		return b.String()
-	}
-	sec := norm(secret, false)
-	for piece := range strings.SplitSeq(text, verdict.Redacted) {
-		for _, decode := range []bool{false, true} {
-			p := norm(piece, decode)
-			for i := 0; i+8 <= len(sec); i++ {
-				if strings.Contains(p, sec[i:i+8]) {
-					return sec[i : i+8]
-				}
-			}
-		}
-	}
-	return ""
-}
-
-func boolInt(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
-}
-
 // unicodeEscape writes every byte of s as a \u00XX escape.
 func unicodeEscape(s string) string {
 	var b strings.Builder
@@ -217,7 +174,7 @@ func TestRedactorVariants(t *testing.T) {
 		for name, v := range variants(secret) {
 			text := "server said: " + v + " (code 7)."
 			got := r.Redact(text)
-			if leak := leakedRun(got, secret); leak != "" {
+			if leak := leakcheck.Find(got, secret); leak != "" {
 				t.Errorf("%s of %s: %q kept %q", name, secret, got, leak)
 			}
 			assert.True(t, strings.HasPrefix(got, "server said: "), "%s: %q", name, got)
@@ -268,7 +225,7 @@ func FuzzRedactRuns(f *testing.F) {
 		r := verdict.NewRedactor(secret)
 		r.AddLive(strings.ToLower(secret) + "-live")
 		got := r.Redact(text)
-		if leak := leakedRun(got, secret); leak != "" {
+		if leak := leakcheck.Find(got, secret); leak != "" {
 			t.Fatalf("Redact(%q) with secret %q = %q: kept %q", text, secret, got, leak)
 		}
 	})
