@@ -498,9 +498,7 @@ func TestStateHeldByRunningProduct(t *testing.T) {
 	t.Parallel()
 	e := setup(t, false)
 	fp := strongFP(rawMAC)
-	c, err := license.New(e.cfg, fpSource(fp))
-	require.NoError(t, err)
-	require.NoError(t, c.Start(context.Background()))
+	c := e.startProduct(t, fpSource(fp))
 	t.Cleanup(func() { _ = c.Close(context.Background()) })
 
 	st := check(t, e.run(t, fp), doctor.CheckState)
@@ -584,9 +582,7 @@ func TestStateAfterCloseOffline(t *testing.T) {
 			t.Parallel()
 			e := setup(t, false)
 			fp := strongFP(rawMAC)
-			c, err := license.New(e.cfg, fpSource(fp))
-			require.NoError(t, err)
-			require.NoError(t, c.Start(context.Background()))
+			c := e.startProduct(t, fpSource(fp))
 			if !endReached {
 				e.srv.Inject(licensetest.Fault{Endpoint: licensetest.End, Kind: licensetest.FaultFail, Count: 100, Status: 503})
 			}
@@ -601,9 +597,7 @@ func TestStateAfterCloseOffline(t *testing.T) {
 			assert.Equal(t, wantSession, evidence(st, "session"))
 			assert.True(t, strings.HasPrefix(evidence(st, "offline_start"), "Active until "), evidence(st, "offline_start"))
 
-			next, err := license.New(e.cfg, fpSource(fp))
-			require.NoError(t, err)
-			require.NoError(t, next.Start(context.Background()))
+			next := e.startProduct(t, fpSource(fp))
 			t.Cleanup(func() { _ = next.Close(context.Background()) })
 			assert.Equal(t, license.Active, next.Status().State, "the client does what the doctor said")
 			assert.Contains(t, evidence(st, "offline_start"), next.Status().SessionExpiry.UTC().Format(time.RFC3339))

@@ -125,13 +125,19 @@ func setup(t *testing.T, tlsOn bool, cfg ...*licensetest.Config) *env {
 	}}
 }
 
-// runProduct starts and closes a client once, so that saved state exists.
-func (e *env) runProduct(t *testing.T, opts ...license.Option) {
+// startProduct starts a client; the caller closes it.
+func (e *env) startProduct(t *testing.T, opts ...license.Option) *license.Client {
 	t.Helper()
 	c, err := license.New(e.cfg, opts...)
 	require.NoError(t, err)
 	require.NoError(t, c.Start(context.Background()))
-	require.NoError(t, c.Close(context.Background()))
+	return c
+}
+
+// runProduct starts and closes a client once, so that saved state exists.
+func (e *env) runProduct(t *testing.T, opts ...license.Option) {
+	t.Helper()
+	require.NoError(t, e.startProduct(t, opts...).Close(context.Background()))
 }
 
 // run runs the doctor with a fixed fingerprint source and the given options.
