@@ -118,12 +118,7 @@ func newDispatcher(h EventHandler, log *slog.Logger) *dispatcher {
 // dropped and logged at Warn level with the running count (at the 1st,
 // 2nd, 4th, 8th… drop, so that a storm of drops is not a storm of lines).
 func (d *dispatcher) emit(e Event) {
-	if d == nil || d.handler == nil {
-		return
-	}
-	d.mu.Lock()
-	if d.closed {
-		d.mu.Unlock()
+	if !d.lockOpen() {
 		return
 	}
 	if len(d.queue) >= eventQueueSize {
@@ -143,6 +138,19 @@ func (d *dispatcher) emit(e Event) {
 	case d.wake <- struct{}{}:
 	default:
 	}
+}
+
+// lockOpen locks d if it has a handler and is not closed, and says so.
+func (d *dispatcher) lockOpen() bool {
+	if d == nil || d.handler == nil {
+		return false
+	}
+	d.mu.Lock()
+	if d.closed {
+		d.mu.Unlock()
+		return false
+	}
+	return true
 }
 
 func (d *dispatcher) run() {
@@ -176,12 +184,7 @@ func (d *dispatcher) deliver() int {
 // close delivers what is queued, then stops. After it returns the handler
 // is never called again. Idempotent.
 func (d *dispatcher) close() {
-	if d == nil || d.handler == nil {
-		return
-	}
-	d.mu.Lock()
-	if d.closed {
-		d.mu.Unlock()
+	if !d.lockOpen() {
 		return
 	}
 	d.closed = true
