@@ -67,6 +67,17 @@ func pairs(t testing.TB) []pair {
 	return ps
 }
 
+// inEachPair runs f in a parallel subtest for each pair, with a sealer that
+// asks for sealed replies and an opener.
+func inEachPair(t *testing.T, f func(t *testing.T, p pair, s envelope.Sealer, o envelope.Opener)) {
+	for _, p := range pairs(t) {
+		t.Run(p.name, func(t *testing.T) {
+			t.Parallel()
+			f(t, p, p.sealer(envelope.WithSealedReplies()), p.opener())
+		})
+	}
+}
+
 func TestRoundTrip(t *testing.T) {
 	t.Parallel()
 	for _, p := range pairs(t) {
@@ -154,28 +165,24 @@ func TestWrongKeyRejected(t *testing.T) {
 // go unnoticed, and every failure is one of the three categories.
 func TestTamper(t *testing.T) {
 	t.Parallel()
-	for _, p := range pairs(t) {
-		t.Run(p.name, func(t *testing.T) {
-			t.Parallel()
-			s, o := p.sealer(envelope.WithSealedReplies()), p.opener()
-			data, _, err := sealV(s, apiKey, []byte(plaintext))
-			require.NoError(t, err)
-			raw, err := base64.StdEncoding.DecodeString(data)
-			require.NoError(t, err)
-			for i := range raw {
-				c := bytes.Clone(raw)
-				c[i] ^= 1 << (i % 8)
-				_, _, err := openV(o, apiKey, base64.StdEncoding.EncodeToString(c))
-				require.Error(t, err, "flip in byte %d went unnoticed", i)
-				requireCategory(t, err)
-			}
-			for n := range raw {
-				_, _, err := openV(o, apiKey, base64.StdEncoding.EncodeToString(raw[:n]))
-				require.Error(t, err, "truncation to %d bytes went unnoticed", n)
-				requireCategory(t, err)
-			}
-		})
-	}
+	inEachPair(t, func(t *testing.T, p pair, s envelope.Sealer, o envelope.Opener) {
+		data, _, err := sealV(s, apiKey, []byte(plaintext))
+		require.NoError(t, err)
+		raw, err := base64.StdEncoding.DecodeString(data)
+		require.NoError(t, err)
+		for i := range raw {
+			c := bytes.Clone(raw)
+			c[i] ^= 1 << (i % 8)
+			_, _, err := openV(o, apiKey, base64.StdEncoding.EncodeToString(c))
+			require.Error(t, err, "flip in byte %d went unnoticed", i)
+			requireCategory(t, err)
+		}
+		for n := range raw {
+			_, _, err := openV(o, apiKey, base64.StdEncoding.EncodeToString(raw[:n]))
+			require.Error(t, err, "truncation to %d bytes went unnoticed", n)
+			requireCategory(t, err)
+		}
+	})
 }
 
 func requireCategory(t *testing.T, err error) {
@@ -194,43 +201,39 @@ func requireCategory(t *testing.T, err error) {
 
 func TestReplyTamperAndReplay(t *testing.T) {
 	t.Parallel()
-	for _, p := range pairs(t) {
-		t.Run(p.name, func(t *testing.T) {
-			t.Parallel()
-			s, o := p.sealer(envelope.WithSealedReplies()), p.opener()
-			data1, ro1, err := sealV(s, apiKey, []byte(plaintext))
-			require.NoError(t, err)
-			data2, ro2, err := sealV(s, apiKey, []byte(plaintext))
-			require.NoError(t, err)
-			_, rs1, err := openV(o, apiKey, data1)
-			require.NoError(t, err)
-			_, rs2, err := openV(o, apiKey, data2)
-			require.NoError(t, err)
-			body1, err := rs1.SealReply([]byte(replyText))
-			require.NoError(t, err)
-			body2, err := rs2.SealReply([]byte(replyText))
-			require.NoError(t, err)
+	inEachPair(t, func(t *testing.T, p pair, s envelope.Sealer, o envelope.Opener) {
+		data1, ro1, err := sealV(s, apiKey, []byte(plaintext))
+		require.NoError(t, err)
+		data2, ro2, err := sealV(s, apiKey, []byte(plaintext))
+		require.NoError(t, err)
+		_, rs1, err := openV(o, apiKey, data1)
+		require.NoError(t, err)
+		_, rs2, err := openV(o, apiKey, data2)
+		require.NoError(t, err)
+		body1, err := rs1.SealReply([]byte(replyText))
+		require.NoError(t, err)
+		body2, err := rs2.SealReply([]byte(replyText))
+		require.NoError(t, err)
 
-			// Replayed onto another request.
-			_, err = ro2.OpenReply(body1)
-			require.ErrorIs(t, err, envelope.ErrUnauthentic)
-			_, err = ro1.OpenReply(body2)
-			require.ErrorIs(t, err, envelope.ErrUnauthentic)
+		// Replayed onto another request.
+		_, err = ro2.OpenReply(body1)
+		require.ErrorIs(t, err, envelope.ErrUnauthentic)
+		_, err = ro1.OpenReply(body2)
+		require.ErrorIs(t, err, envelope.ErrUnauthentic)
 
-			// Every bit flip in the sealed reply is caught.
-			raw := replyRaw(t, body1)
-			for i := range raw {
-				c := bytes.Clone(raw)
-				c[i] ^= 1 << (i % 8)
-				_, err := ro1.OpenReply(replyBody(c))
-				require.ErrorIs(t, err, envelope.ErrUnauthentic, "flip in reply byte %d", i)
-			}
-			for n := range raw {
-				_, err := ro1.OpenReply(replyBody(raw[:n]))
-				require.ErrorIs(t, err, envelope.ErrUnauthentic, "reply truncated to %d", n)
-			}
-		})
-	}
+		// Every bit flip in the sealed reply is caught.
+		raw := replyRaw(t, body1)
+		for i := range raw {
+			c := bytes.Clone(raw)
+			c[i] ^= 1 << (i % 8)
+			_, err := ro1.OpenReply(replyBody(c))
+			require.ErrorIs(t, err, envelope.ErrUnauthentic, "flip in reply byte %d", i)
+		}
+		for n := range raw {
+			_, err := ro1.OpenReply(replyBody(raw[:n]))
+			require.ErrorIs(t, err, envelope.ErrUnauthentic, "reply truncated to %d", n)
+		}
+	})
 }
 
 func TestReplyFailsClosed(t *testing.T) {
@@ -329,36 +332,32 @@ func TestSizeLimits(t *testing.T) {
 		envelope.KEMMLKEM768X25519.String(): 16 + hdr + 1120 + 16,
 		"shared secret":                     10 + hdr + 32 + 16,
 	}
-	for _, p := range pairs(t) {
-		t.Run(p.name, func(t *testing.T) {
-			t.Parallel()
-			s, o := p.sealer(envelope.WithSealedReplies()), p.opener()
-			n := maxPlaintext(overheads[p.name])
-			_, _, err := sealV(s, apiKey, make([]byte, n+1))
-			require.ErrorIs(t, err, envelope.ErrTooLarge)
-			data, ro, err := sealV(s, apiKey, make([]byte, n))
-			require.NoError(t, err)
-			require.LessOrEqual(t, len(data), envelope.MaxDataSize)
-			got, rs, err := openV(o, apiKey, data)
-			require.NoError(t, err)
-			require.Len(t, got, n)
+	inEachPair(t, func(t *testing.T, p pair, s envelope.Sealer, o envelope.Opener) {
+		n := maxPlaintext(overheads[p.name])
+		_, _, err := sealV(s, apiKey, make([]byte, n+1))
+		require.ErrorIs(t, err, envelope.ErrTooLarge)
+		data, ro, err := sealV(s, apiKey, make([]byte, n))
+		require.NoError(t, err)
+		require.LessOrEqual(t, len(data), envelope.MaxDataSize)
+		got, rs, err := openV(o, apiKey, data)
+		require.NoError(t, err)
+		require.Len(t, got, n)
 
-			_, _, err = openV(o, apiKey, data+"AAAA")
-			require.ErrorIs(t, err, envelope.ErrMalformed, "data over MaxDataSize")
+		_, _, err = openV(o, apiKey, data+"AAAA")
+		require.ErrorIs(t, err, envelope.ErrMalformed, "data over MaxDataSize")
 
-			// Largest sealed reply: 9+2 bytes of JSON around the base64 of
-			// 1 + 32 + n + 16 bytes.
-			rn := (envelope.MaxDataSize-11)/4*3 - 49
-			_, err = rs.SealReply(make([]byte, rn+1))
-			require.ErrorIs(t, err, envelope.ErrTooLarge)
-			body, err := rs.SealReply(make([]byte, rn))
-			require.NoError(t, err)
-			require.LessOrEqual(t, len(body), envelope.MaxDataSize)
-			out, err := ro.OpenReply(body)
-			require.NoError(t, err)
-			require.Len(t, out, rn)
-		})
-	}
+		// Largest sealed reply: 9+2 bytes of JSON around the base64 of
+		// 1 + 32 + n + 16 bytes.
+		rn := (envelope.MaxDataSize-11)/4*3 - 49
+		_, err = rs.SealReply(make([]byte, rn+1))
+		require.ErrorIs(t, err, envelope.ErrTooLarge)
+		body, err := rs.SealReply(make([]byte, rn))
+		require.NoError(t, err)
+		require.LessOrEqual(t, len(body), envelope.MaxDataSize)
+		out, err := ro.OpenReply(body)
+		require.NoError(t, err)
+		require.Len(t, out, rn)
+	})
 }
 
 func TestConcurrentUse(t *testing.T) {

@@ -94,13 +94,19 @@ func loadVectors(tb testing.TB, name string) *vectorFile {
 	return &vf
 }
 
+// secret decodes the shared secret of a shared-secret vector file.
+func (vf *vectorFile) secret(tb testing.TB) []byte {
+	tb.Helper()
+	secret, err := b64.DecodeString(vf.Secret)
+	require.NoError(tb, err)
+	return secret
+}
+
 // opener builds the server side of a vector file, from PEM for the private key.
 func (vf *vectorFile) opener(tb testing.TB) Opener {
 	tb.Helper()
 	if vf.Mode == "shared-secret" {
-		secret, err := b64.DecodeString(vf.Secret)
-		require.NoError(tb, err)
-		o, err := NewSharedSecretOpener(secret)
+		o, err := NewSharedSecretOpener(vf.secret(tb))
 		require.NoError(tb, err)
 		return o
 	}
@@ -198,9 +204,7 @@ func TestVectors(t *testing.T) {
 func checkVectorKeys(t *testing.T, vf *vectorFile) {
 	t.Helper()
 	if vf.Mode == "shared-secret" {
-		secret, err := b64.DecodeString(vf.Secret)
-		require.NoError(t, err)
-		keys, err := deriveSecretKeys(secret)
+		keys, err := deriveSecretKeys(vf.secret(t))
 		require.NoError(t, err)
 		require.Equal(t, vf.KeyID, fmt.Sprintf("%x", keys.keyID))
 		return
@@ -234,9 +238,8 @@ func checkStableHeader(t *testing.T, vf *vectorFile, v vector) {
 	var s Sealer
 	fixed := hpkeFixedLen
 	if vf.Mode == "shared-secret" {
-		secret, err := b64.DecodeString(vf.Secret)
-		require.NoError(t, err)
-		s, err = NewSharedSecretSealer(secret, sealedOpt(v.SealedReply)...)
+		var err error
+		s, err = NewSharedSecretSealer(vf.secret(t), sealedOpt(v.SealedReply)...)
 		require.NoError(t, err)
 		fixed = secretFixedLen
 	} else {
