@@ -20,6 +20,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/licensekit/licensekit-go/fingerprint"
+	"github.com/licensekit/licensekit-go/internal/testmachine"
 	"github.com/licensekit/licensekit-go/license"
 	"github.com/licensekit/licensekit-go/license/licensetest"
 	"github.com/licensekit/licensekit-go/license/licensetest/admin"
@@ -168,20 +169,6 @@ func (c *httpClient) post(endpoint string) (int, error) {
 	return resp.StatusCode, nil
 }
 
-// scenarioFingerprint is a fixed machine with two strong components.
-func scenarioFingerprint() *fingerprint.Fingerprint {
-	return &fingerprint.Fingerprint{
-		CPUID:        fingerprint.Component{Name: fingerprint.NameCPUID, Value: "cpu-0001", Strength: fingerprint.Weak},
-		MBSerial:     fingerprint.Component{Name: fingerprint.NameMBSerial, Value: "board-0001", Strength: fingerprint.Strong},
-		MACAddresses: fingerprint.Component{Name: fingerprint.NameMACAddresses, Values: []string{"00:1b:21:3a:4f:5c"}, Strength: fingerprint.Medium},
-		VolumeHash:   fingerprint.Component{Name: fingerprint.NameVolumeHash, Value: "9f2c5b0e", Strength: fingerprint.Medium},
-		HostName:     fingerprint.Component{Name: fingerprint.NameHostName, Value: "scenario-box", Strength: fingerprint.Weak},
-		Extra: []fingerprint.Component{
-			{Name: fingerprint.NameMachineID, Value: "5e1f00d1", Strength: fingerprint.Strong},
-		},
-	}
-}
-
 // reasonName names the category of a state change's reason.
 func reasonName(err error) string {
 	if err == nil {
@@ -290,7 +277,7 @@ func runScenario(t *testing.T, file string) string {
 		},
 			license.WithRoundTripper(s.Transport()),
 			license.WithStateStore(&license.MemoryStateStore{}),
-			license.WithFingerprintSource(func(context.Context) (*fingerprint.Fingerprint, error) { return scenarioFingerprint(), nil }),
+			license.WithFingerprintSource(func(context.Context) (*fingerprint.Fingerprint, error) { return testmachine.Fingerprint(), nil }),
 			license.WithTestHooks(license.TestHooks{Rand: func() float64 { return 0.5 }}),
 			license.WithEventHandler(func(e license.Event) {
 				if e.Type != license.EventStateChanged {

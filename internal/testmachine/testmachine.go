@@ -1,0 +1,21 @@
+// Package testmachine is the fixed machine that the SDK's tests, and the
+// examples' tests, run a client on.
+package testmachine
+
+import "github.com/licensekit/licensekit-go/fingerprint"
+
+// Fingerprint returns a new copy of the fixed machine, with two strong
+// components (the board serial and the machine id). A test may change its
+// copy.
+func Fingerprint() *fingerprint.Fingerprint {
+	return &fingerprint.Fingerprint{
+		CPUID:        fingerprint.Component{Name: fingerprint.NameCPUID, Value: "cpu-0001", Strength: fingerprint.Weak},
+		MBSerial:     fingerprint.Component{Name: fingerprint.NameMBSerial, Value: "board-0001", Strength: fingerprint.Strong},
+		MACAddresses: fingerprint.Component{Name: fingerprint.NameMACAddresses, Values: []string{"00:1b:21:3a:4f:5c"}, Strength: fingerprint.Medium},
+		VolumeHash:   fingerprint.Component{Name: fingerprint.NameVolumeHash, Value: "9f2c5b0e", Strength: fingerprint.Medium},
+		HostName:     fingerprint.Component{Name: fingerprint.NameHostName, Value: "scenario-box", Strength: fingerprint.Weak},
+		Extra: []fingerprint.Component{
+			{Name: fingerprint.NameMachineID, Value: "5e1f00d1", Strength: fingerprint.Strong},
+		},
+	}
+}
