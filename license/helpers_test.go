@@ -4,6 +4,7 @@ import (
 	"context"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -16,6 +17,7 @@ import (
 	"github.com/licensekit/licensekit-go/fingerprint"
 	"github.com/licensekit/licensekit-go/internal/statefile"
 	"github.com/licensekit/licensekit-go/internal/testhome"
+	"github.com/licensekit/licensekit-go/internal/testmachine"
 	"github.com/licensekit/licensekit-go/license/licensetest"
 )
 
@@ -39,20 +41,16 @@ const (
 // stateBase is the state file name of the test licence.
 var stateBase = statefile.BaseName(testProduct, testLicense)
 
-// testFingerprint is a fixed machine with two strong components.
+// testFingerprint is the shared test machine with a CPU id and a host name
+// of its own (long enough for the leak checks to look for), an IP address
+// and a board serial.
 func testFingerprint() *fingerprint.Fingerprint {
-	return &fingerprint.Fingerprint{
-		CPUID:        fingerprint.Component{Name: fingerprint.NameCPUID, Value: "genuineintel-000906ea", Strength: fingerprint.Weak},
-		MBSerial:     fingerprint.Component{Name: fingerprint.NameMBSerial, Value: "board-0001", Strength: fingerprint.Strong},
-		MACAddresses: fingerprint.Component{Name: fingerprint.NameMACAddresses, Values: []string{"00:1b:21:3a:4f:5c"}, Strength: fingerprint.Medium},
-		VolumeHash:   fingerprint.Component{Name: fingerprint.NameVolumeHash, Value: "9f2c5b0e", Strength: fingerprint.Medium},
-		HostName:     fingerprint.Component{Name: fingerprint.NameHostName, Value: "build-box", Strength: fingerprint.Weak},
-		IPAddress:    fingerprint.Component{Name: fingerprint.NameIPAddress, Value: "192.0.2.10", Strength: fingerprint.Weak},
-		Extra: []fingerprint.Component{
-			{Name: fingerprint.NameBoardSerial, Value: "board-0001", Strength: fingerprint.Strong},
-			{Name: fingerprint.NameMachineID, Value: "5e1f00d1", Strength: fingerprint.Strong},
-		},
-	}
+	fp := testmachine.Fingerprint()
+	fp.CPUID.Value = "genuineintel-000906ea"
+	fp.HostName.Value = "build-box"
+	fp.IPAddress = fingerprint.Component{Name: fingerprint.NameIPAddress, Value: "192.0.2.10", Strength: fingerprint.Weak}
+	fp.Extra = append([]fingerprint.Component{{Name: fingerprint.NameBoardSerial, Value: "board-0001", Strength: fingerprint.Strong}}, fp.Extra...)
+	return fp
 }
 
 func fixedFingerprint(fp *fingerprint.Fingerprint) Option {
@@ -91,13 +89,7 @@ func (r *recorder) all() []Event {
 
 // transitions returns the StateChanged events.
 func (r *recorder) transitions() []Event {
-	var out []Event
-	for _, e := range r.all() {
-		if e.Type == EventStateChanged {
-			out = append(out, e)
-		}
-	}
-	return out
+	return slices.DeleteFunc(r.all(), func(e Event) bool { return e.Type != EventStateChanged })
 }
 
 func (r *recorder) states() []State {

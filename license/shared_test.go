@@ -201,13 +201,7 @@ func (p *proc) all() []string {
 
 // states returns the "state ..." lines.
 func (p *proc) states() []string {
-	var out []string
-	for _, l := range p.all() {
-		if strings.HasPrefix(l, "state ") {
-			out = append(out, l)
-		}
-	}
-	return out
+	return slices.DeleteFunc(p.all(), func(l string) bool { return !strings.HasPrefix(l, "state ") })
 }
 
 // close closes the child's standard input and waits for a clean exit.
