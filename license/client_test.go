@@ -24,6 +24,7 @@ import (
 
 	"github.com/licensekit/licensekit-go/envelope"
 	"github.com/licensekit/licensekit-go/fingerprint"
+	"github.com/licensekit/licensekit-go/internal/testmachine"
 	"github.com/licensekit/licensekit-go/internal/wire"
 	"github.com/licensekit/licensekit-go/license/internal/diag"
 	"github.com/licensekit/licensekit-go/license/licensetest"
@@ -554,10 +555,10 @@ func TestNewRejectsConflictingOptions(t *testing.T) {
 			[]Option{WithRollbackRecordDir(t.TempDir())},
 			[]string{"WithRollbackRecordDir", "StateDir", "WithStateStore"}},
 		{"root CAs and round tripper", false,
-			[]Option{WithRootCAs(x509.NewCertPool()), WithRoundTripper(airGap{})},
+			[]Option{WithRootCAs(x509.NewCertPool()), WithRoundTripper(testmachine.AirGap{})},
 			[]string{"WithRootCAs", "WithRoundTripper"}},
 		{"nil root CAs and round tripper", false,
-			[]Option{WithRootCAs(nil), WithRoundTripper(airGap{})},
+			[]Option{WithRootCAs(nil), WithRoundTripper(testmachine.AirGap{})},
 			nil}, // a nil pool is no setting: accepted
 	}
 	for _, tc := range tests {

@@ -3,7 +3,6 @@ package license
 import (
 	"bytes"
 	"context"
-	"errors"
 	"flag"
 	"net/http"
 	"os"
@@ -18,20 +17,14 @@ import (
 
 	"github.com/licensekit/licensekit-go/fingerprint"
 	"github.com/licensekit/licensekit-go/internal/carried"
+	"github.com/licensekit/licensekit-go/internal/testmachine"
 )
-
-// airGap is a RoundTripper for a machine without a network.
-type airGap struct{}
-
-func (airGap) RoundTrip(*http.Request) (*http.Response, error) {
-	return nil, errors.New("network is unreachable")
-}
 
 // offlineMachine is a client on an air-gapped machine: its own state, its
 // own fingerprint, no network.
 func (e *env) offlineMachine(fp *fingerprint.Fingerprint, store *MemoryStateStore, extra ...Option) *Client {
 	e.t.Helper()
-	opts := append([]Option{WithRoundTripper(airGap{}), WithStateStore(store), fixedFingerprint(fp), e.wall.option(),
+	opts := append([]Option{WithRoundTripper(testmachine.AirGap{}), WithStateStore(store), fixedFingerprint(fp), e.wall.option(),
 		WithEventHandler(e.rec.handle)}, extra...)
 	c, err := New(e.config(), opts...)
 	require.NoError(e.t, err)
@@ -274,7 +267,7 @@ func TestOfflineRestoreAfterDeactivation(t *testing.T) {
 func TestOfflineUnsupported(t *testing.T) {
 	e := newEnv(t, envConfig{})
 	e.insecure = true
-	c, err := New(e.config(), WithRoundTripper(airGap{}), WithStateStore(&MemoryStateStore{}), fixedFingerprint(e.fp))
+	c, err := New(e.config(), WithRoundTripper(testmachine.AirGap{}), WithStateStore(&MemoryStateStore{}), fixedFingerprint(e.fp))
 	require.NoError(t, err)
 	defer c.Close(context.Background())
 	err = c.OfflineRequest(context.Background(), &bytes.Buffer{})
@@ -282,7 +275,7 @@ func TestOfflineUnsupported(t *testing.T) {
 	assert.True(t, strings.HasPrefix(err.Error(), "license: offline"))
 
 	e.insecure = false
-	c2, err := New(e.config(), WithRoundTripper(airGap{}), fixedFingerprint(e.fp))
+	c2, err := New(e.config(), WithRoundTripper(testmachine.AirGap{}), fixedFingerprint(e.fp))
 	require.NoError(t, err)
 	defer c2.Close(context.Background())
 	require.ErrorIs(t, c2.OfflineRequest(context.Background(), &bytes.Buffer{}), ErrOfflineUnsupported)

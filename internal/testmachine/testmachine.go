@@ -1,8 +1,22 @@
 // Package testmachine is the fixed machine that the SDK's tests, and the
-// examples' tests, run a client on.
+// examples' tests, run a client on, and the network of an air-gapped one.
 package testmachine
 
-import "github.com/licensekit/licensekit-go/fingerprint"
+import (
+	"errors"
+	"net/http"
+
+	"github.com/licensekit/licensekit-go/fingerprint"
+)
+
+// AirGap is the network of an air-gapped machine: an http.RoundTripper
+// whose every request fails at once.
+type AirGap struct{}
+
+// RoundTrip fails.
+func (AirGap) RoundTrip(*http.Request) (*http.Response, error) {
+	return nil, errors.New("network is unreachable")
+}
 
 // Fingerprint returns a new copy of the fixed machine, with two strong
 // components (the board serial and the machine id). A test may change its

@@ -3,7 +3,6 @@ package admin_test
 import (
 	"bytes"
 	"context"
-	"errors"
 	"net/http"
 	"strings"
 	"testing"
@@ -11,16 +10,10 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/licensekit/licensekit-go/internal/testmachine"
 	"github.com/licensekit/licensekit-go/license"
 	"github.com/licensekit/licensekit-go/license/licensetest/admin"
 )
-
-// noNetwork is the network of an air-gapped machine.
-type noNetwork struct{}
-
-func (noNetwork) RoundTrip(*http.Request) (*http.Response, error) {
-	return nil, errors.New("no network")
-}
 
 // upload posts a request file to the console's offline page endpoint.
 func (e *adminEnv) upload(t *testing.T, file []byte, mod func(*http.Request)) (int, http.Header, string) {
@@ -52,7 +45,7 @@ func TestConsoleOfflineExchange(t *testing.T) {
 	ctx := context.Background()
 	c, err := license.New(license.Config{ServerURL: e.s.URL, APIKey: e.s.Info().APIKey, ServerPublicKey: e.s.Info().PublicKey.EncodeBase64(),
 		ProductGUID: product, LicenseKey: key},
-		license.WithRoundTripper(noNetwork{}), license.WithStateStore(&license.MemoryStateStore{}))
+		license.WithRoundTripper(testmachine.AirGap{}), license.WithStateStore(&license.MemoryStateStore{}))
 	require.NoError(t, err)
 	defer c.Close(ctx) //nolint:errcheck // offline
 
