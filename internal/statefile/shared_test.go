@@ -19,6 +19,22 @@ func join(t *testing.T, dir string) *Shared {
 	return s
 }
 
+// leads calls m.TryLead and fails the test on an error.
+func leads(t *testing.T, m *Shared) bool {
+	t.Helper()
+	ok, err := m.TryLead()
+	require.NoError(t, err)
+	return ok
+}
+
+// alone calls m.Alone and fails the test on an error.
+func alone(t *testing.T, m *Shared) bool {
+	t.Helper()
+	ok, err := m.Alone()
+	require.NoError(t, err)
+	return ok
+}
+
 func TestSharedName(t *testing.T) {
 	t.Parallel()
 	a := SharedName("prod", "KEY-1")
@@ -34,14 +50,10 @@ func TestSharedLeadership(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	a, b := join(t, dir), join(t, dir)
-	ok, err := a.TryLead()
-	require.NoError(t, err)
-	assert.True(t, ok)
-	ok, err = b.TryLead()
-	require.NoError(t, err)
-	assert.False(t, ok, "two leaders")
+	assert.True(t, leads(t, a))
+	assert.False(t, leads(t, b), "two leaders")
 	assert.ErrorIs(t, b.Write([]byte("x")), ErrNotLeader)
-	_, err = b.Quarantine()
+	_, err := b.Quarantine()
 	assert.ErrorIs(t, err, ErrNotLeader)
 
 	require.NoError(t, a.Write([]byte("one")))
@@ -54,9 +66,7 @@ func TestSharedLeadership(t *testing.T) {
 
 	require.NoError(t, a.Release())
 	require.NoError(t, a.Release(), "idempotent")
-	ok, err = b.TryLead()
-	require.NoError(t, err)
-	assert.True(t, ok, "leadership passes on")
+	assert.True(t, leads(t, b), "leadership passes on")
 	_, err = a.Read()
 	assert.ErrorIs(t, err, fs.ErrClosed)
 }
@@ -67,16 +77,12 @@ func TestSharedAlone(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	a, b := join(t, dir), join(t, dir)
-	alone, err := a.Alone()
-	require.NoError(t, err)
-	assert.False(t, alone, "b is still a member")
-	alone, err = b.Alone()
-	require.NoError(t, err)
-	assert.True(t, alone, "a left")
+	assert.False(t, alone(t, a), "b is still a member")
+	assert.True(t, alone(t, b), "a left")
 
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
-	_, err = JoinShared(ctx, dir, "shared-x")
+	_, err := JoinShared(ctx, dir, "shared-x")
 	assert.True(t, errors.Is(err, context.DeadlineExceeded), "a newcomer waits for the last member: %v", err)
 	require.NoError(t, b.Release())
 	join(t, dir)
@@ -97,18 +103,12 @@ func TestSharedResign(t *testing.T) {
 	dir := t.TempDir()
 	a, b := join(t, dir), join(t, dir)
 	require.NoError(t, a.Resign(), "not leading: nothing to do")
-	ok, err := a.TryLead()
-	require.NoError(t, err)
-	require.True(t, ok)
+	require.True(t, leads(t, a))
 	require.NoError(t, a.Resign())
 	assert.False(t, a.Leading())
 	assert.ErrorIs(t, a.Write([]byte("x")), ErrNotLeader)
-	ok, err = b.TryLead()
-	require.NoError(t, err)
-	assert.True(t, ok, "another member leads after a resignation")
-	alone, err := b.Alone()
-	require.NoError(t, err)
-	assert.False(t, alone, "the resigned leader is still a member")
+	assert.True(t, leads(t, b), "another member leads after a resignation")
+	assert.False(t, alone(t, b), "the resigned leader is still a member")
 	require.NoError(t, a.Release())
 }
 
