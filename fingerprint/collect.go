@@ -177,8 +177,8 @@ func hashAll(fp *Fingerprint, key []byte) {
 			c.Values = sortUnique(vs)
 		}
 	}
-	for _, w := range wireFields {
-		h(fp.field(w.name))
+	for _, p := range fp.wire() {
+		h(p)
 	}
 	for i := range fp.Extra {
 		h(&fp.Extra[i])

@@ -291,21 +291,17 @@ var wireFields = [...]struct {
 }{{NameCPUID, Weak}, {NameMBSerial, Strong}, {NameMACAddresses, Medium}, {NameVolumeHash, Medium},
 	{NameHostName, Weak}, {NameIPAddress, Weak}}
 
+// wire returns the six wire fields of f, in wireFields order.
+func (f *Fingerprint) wire() [len(wireFields)]*Component {
+	return [...]*Component{&f.CPUID, &f.MBSerial, &f.MACAddresses, &f.VolumeHash, &f.HostName, &f.IPAddress}
+}
+
 // field returns the wire field called name, or nil when name is not one.
 func (f *Fingerprint) field(name string) *Component {
-	switch name {
-	case NameCPUID:
-		return &f.CPUID
-	case NameMBSerial:
-		return &f.MBSerial
-	case NameMACAddresses:
-		return &f.MACAddresses
-	case NameVolumeHash:
-		return &f.VolumeHash
-	case NameHostName:
-		return &f.HostName
-	case NameIPAddress:
-		return &f.IPAddress
+	for i, p := range f.wire() {
+		if wireFields[i].name == name {
+			return p
+		}
 	}
 	return nil
 }
