@@ -279,17 +279,11 @@ func (c *Client) applyCarriedLocked(ctx context.Context, pr pendingRequest, rp c
 	decode := func(plain []byte) error {
 		switch pr.Endpoint {
 		case wire.Register:
-			r, err := wire.DecodeRegister(plain)
-			if err == nil {
-				err = registerNext(r)
-			}
+			r, err := decodeChecked(plain, wire.DecodeRegister, registerNext)
 			apply = func() { c.adoptRegister(r) } // only on a success: r decoded
 			return err
 		case wire.Begin:
-			r, err := wire.DecodeBegin(plain)
-			if err == nil {
-				err = beginNext(r)
-			}
+			r, err := decodeChecked(plain, wire.DecodeBegin, beginNext)
 			apply = func() {
 				c.noteLive(r.Token, r.SessionKey)
 				c.st.Token, c.st.Features = r.Token, r.Features
@@ -297,10 +291,7 @@ func (c *Client) applyCarriedLocked(ctx context.Context, pr pendingRequest, rp c
 			}
 			return err
 		case wire.Extend:
-			r, err := wire.DecodeExtend(plain)
-			if err == nil {
-				err = extendNext(r)
-			}
+			r, err := decodeChecked(plain, wire.DecodeExtend, extendNext)
 			apply = func() {
 				if r.Token != "" {
 					c.noteLive(r.Token)
@@ -350,6 +341,16 @@ func (c *Client) applyCarriedLocked(ctx context.Context, pr pendingRequest, rp c
 		return false, out.Err
 	}
 	return false, offlineErr("activate", "the server did not process the request (see the cause); write a new request file", out.Err)
+}
+
+// decodeChecked decodes a carried reply and checks that the request it
+// leads to can be sealed.
+func decodeChecked[R any](plain []byte, decode func([]byte) (*R, error), next func(*R) error) (*R, error) {
+	r, err := decode(plain)
+	if err == nil {
+		err = next(r)
+	}
+	return r, err
 }
 
 // adoptCarriedSession records a session the server began or extended when
