@@ -3,7 +3,6 @@ package envelope
 import (
 	"encoding/hex"
 	"encoding/json"
-	"flag"
 	"os"
 	"path/filepath"
 	"testing"
@@ -11,8 +10,6 @@ import (
 
 	"github.com/stretchr/testify/require"
 )
-
-var updateCarried = flag.Bool("update-carried", false, "regenerate testdata/envelope/carried.json")
 
 const carriedVectorFile = "carried.json"
 
@@ -43,27 +40,17 @@ type carriedVector struct {
 	Replies     []replyVector `json:"replies,omitempty"`
 }
 
+// opener builds the server side for a vector of the given mode.
 func (f *carriedFile) opener(tb testing.TB, mode string) Opener {
 	tb.Helper()
-	if mode == "shared-secret" {
-		secret, err := b64.DecodeString(f.Secret)
-		require.NoError(tb, err)
-		o, err := NewSharedSecretOpener(secret)
-		require.NoError(tb, err)
-		return o
-	}
-	priv, err := ParsePrivateKey([]byte(f.PrivateKeyPEM))
-	require.NoError(tb, err)
-	o, err := NewOpener(priv)
-	require.NoError(tb, err)
-	return o
+	return (&vectorFile{Mode: mode, Secret: f.Secret, PrivateKeyPEM: f.PrivateKeyPEM}).opener(tb)
 }
 
 // TestCarriedVectors opens every stored carried request, checks the
 // authenticated flag, and opens the stored replies with the stored exported
 // reply opener, as a client does days after writing the request.
 func TestCarriedVectors(t *testing.T) {
-	if *updateCarried {
+	if *update {
 		generateCarried(t)
 	}
 	b, err := os.ReadFile(filepath.Join(vectorDir, carriedVectorFile))
