@@ -24,7 +24,7 @@ import (
 
 	"github.com/licensekit/licensekit-go/envelope"
 	"github.com/licensekit/licensekit-go/fingerprint"
-	"github.com/licensekit/licensekit-go/internal/testmachine"
+	"github.com/licensekit/licensekit-go/internal/testkit"
 	"github.com/licensekit/licensekit-go/internal/wire"
 	"github.com/licensekit/licensekit-go/license/internal/diag"
 	"github.com/licensekit/licensekit-go/license/licensetest"
@@ -555,10 +555,10 @@ func TestNewRejectsConflictingOptions(t *testing.T) {
 			[]Option{WithRollbackRecordDir(t.TempDir())},
 			[]string{"WithRollbackRecordDir", "StateDir", "WithStateStore"}},
 		{"root CAs and round tripper", false,
-			[]Option{WithRootCAs(x509.NewCertPool()), WithRoundTripper(testmachine.AirGap{})},
+			[]Option{WithRootCAs(x509.NewCertPool()), WithRoundTripper(testkit.AirGap{})},
 			[]string{"WithRootCAs", "WithRoundTripper"}},
 		{"nil root CAs and round tripper", false,
-			[]Option{WithRootCAs(nil), WithRoundTripper(testmachine.AirGap{})},
+			[]Option{WithRootCAs(nil), WithRoundTripper(testkit.AirGap{})},
 			nil}, // a nil pool is no setting: accepted
 	}
 	for _, tc := range tests {

@@ -17,7 +17,7 @@ import (
 	"github.com/licensekit/licensekit-go/fingerprint"
 	"github.com/licensekit/licensekit-go/internal/statefile"
 	"github.com/licensekit/licensekit-go/internal/testhome"
-	"github.com/licensekit/licensekit-go/internal/testmachine"
+	"github.com/licensekit/licensekit-go/internal/testkit"
 	"github.com/licensekit/licensekit-go/license/licensetest"
 )
 
@@ -45,7 +45,7 @@ var stateBase = statefile.BaseName(testProduct, testLicense)
 // of its own (long enough for the leak checks to look for), an IP address
 // and a board serial.
 func testFingerprint() *fingerprint.Fingerprint {
-	fp := testmachine.Fingerprint()
+	fp := testkit.Fingerprint()
 	fp.CPUID.Value = "genuineintel-000906ea"
 	fp.HostName.Value = "build-box"
 	fp.IPAddress = fingerprint.Component{Name: fingerprint.NameIPAddress, Value: "192.0.2.10", Strength: fingerprint.Weak}

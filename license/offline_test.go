@@ -17,14 +17,14 @@ import (
 
 	"github.com/licensekit/licensekit-go/fingerprint"
 	"github.com/licensekit/licensekit-go/internal/carried"
-	"github.com/licensekit/licensekit-go/internal/testmachine"
+	"github.com/licensekit/licensekit-go/internal/testkit"
 )
 
 // offlineMachine is a client on an air-gapped machine: its own state, its
 // own fingerprint, no network.
 func (e *env) offlineMachine(fp *fingerprint.Fingerprint, store *MemoryStateStore, extra ...Option) *Client {
 	e.t.Helper()
-	opts := append([]Option{WithRoundTripper(testmachine.AirGap{}), WithStateStore(store), fixedFingerprint(fp), e.wall.option(),
+	opts := append([]Option{WithRoundTripper(testkit.AirGap{}), WithStateStore(store), fixedFingerprint(fp), e.wall.option(),
 		WithEventHandler(e.rec.handle)}, extra...)
 	c, err := New(e.config(), opts...)
 	require.NoError(e.t, err)
@@ -267,7 +267,7 @@ func TestOfflineRestoreAfterDeactivation(t *testing.T) {
 func TestOfflineUnsupported(t *testing.T) {
 	e := newEnv(t, envConfig{})
 	e.insecure = true
-	c, err := New(e.config(), WithRoundTripper(testmachine.AirGap{}), WithStateStore(&MemoryStateStore{}), fixedFingerprint(e.fp))
+	c, err := New(e.config(), WithRoundTripper(testkit.AirGap{}), WithStateStore(&MemoryStateStore{}), fixedFingerprint(e.fp))
 	require.NoError(t, err)
 	defer c.Close(context.Background())
 	err = c.OfflineRequest(context.Background(), &bytes.Buffer{})
@@ -275,7 +275,7 @@ func TestOfflineUnsupported(t *testing.T) {
 	assert.True(t, strings.HasPrefix(err.Error(), "license: offline"))
 
 	e.insecure = false
-	c2, err := New(e.config(), WithRoundTripper(testmachine.AirGap{}), fixedFingerprint(e.fp))
+	c2, err := New(e.config(), WithRoundTripper(testkit.AirGap{}), fixedFingerprint(e.fp))
 	require.NoError(t, err)
 	defer c2.Close(context.Background())
 	require.ErrorIs(t, c2.OfflineRequest(context.Background(), &bytes.Buffer{}), ErrOfflineUnsupported)

@@ -27,6 +27,7 @@ import (
 	"github.com/licensekit/licensekit-go/envelope"
 	"github.com/licensekit/licensekit-go/fingerprint"
 	"github.com/licensekit/licensekit-go/internal/leakcheck"
+	"github.com/licensekit/licensekit-go/internal/testkit"
 	"github.com/licensekit/licensekit-go/internal/wire"
 	"github.com/licensekit/licensekit-go/license/licensetest"
 )
@@ -53,25 +54,6 @@ func randomHex(t *testing.T, n int) string {
 	_, err := rand.Read(b)
 	require.NoError(t, err)
 	return hex.EncodeToString(b)
-}
-
-// lockedBuffer is a bytes.Buffer safe for the concurrent writes of several
-// loggers.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // replyRecorder wraps a RoundTripper and keeps every response body, so the
@@ -138,7 +120,7 @@ func collectStrings(doc []byte, keys map[string]bool, out map[string]bool) {
 
 // secretSink gathers everything the client said: logs, events and errors.
 type secretSink struct {
-	logs   lockedBuffer
+	logs   testkit.LockedBuffer
 	mu     sync.Mutex
 	events []string
 	errs   []string

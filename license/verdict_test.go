@@ -28,6 +28,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/licensekit/licensekit-go/envelope"
+	"github.com/licensekit/licensekit-go/internal/testkit"
 	"github.com/licensekit/licensekit-go/internal/wire"
 	"github.com/licensekit/licensekit-go/license/licensetest"
 )
@@ -121,7 +122,7 @@ func TestFakeServerCannotUnlock(t *testing.T) {
 				cfg.SharedSecret = secret
 			}
 			fake := &scripted{answer: specSuccess("fake-token-1")}
-			var logs lockedBuffer
+			var logs testkit.LockedBuffer
 			logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 
 			c, err := New(cfg, WithRoundTripper(fake), fixedFingerprint(testFingerprint()), WithLogger(logger),
@@ -318,7 +319,7 @@ func TestTokenTooLargeForNextRequest(t *testing.T) {
 	require.NoError(t, err)
 	huge := strings.Repeat("t", 784000)
 	srv := &scripted{opener: opener, answer: specSuccess(huge)}
-	var logs lockedBuffer
+	var logs testkit.LockedBuffer
 	c, err := New(Config{ServerURL: "https://licensing.example/api/v2", APIKey: "api-key-1",
 		ServerPublicKey: priv.Public().EncodeBase64(), ProductGUID: testProduct, LicenseKey: testLicense},
 		WithRoundTripper(srv), fixedFingerprint(testFingerprint()),

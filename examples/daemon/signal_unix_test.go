@@ -3,23 +3,23 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"os"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/licensekit/licensekit-go/internal/testkit"
 )
 
 // TestRunClosesOnSIGTERM sends the test process SIGTERM while the service
 // runs. It is not parallel: the signal would stop every running service.
 func TestRunClosesOnSIGTERM(t *testing.T) {
-	var out syncBuffer
+	var out testkit.LockedBuffer
 	errc := make(chan error, 1)
 	go func() { errc <- run(context.Background(), []string{"-for", "0", "-work", "100ms"}, &out) }()
 	// A unit of work means Start returned, so the signal handler is in place.
@@ -35,24 +35,4 @@ func TestRunClosesOnSIGTERM(t *testing.T) {
 	lines := parseLog(t, out.String())
 	assert.Equal(t, []string{"Idle → Active", "Active → Ended"}, stateChanges(t, lines), out.String())
 	assert.Regexp(t, `"msg":"shutting down","cause":"[^"]*terminated[^"]*"`, out.String())
-}
-
-// syncBuffer is a bytes.Buffer safe for concurrent use.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-// Write appends p.
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-// String returns what was written so far.
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -28,6 +28,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/licensekit/licensekit-go/envelope"
+	"github.com/licensekit/licensekit-go/internal/testkit"
 	"github.com/licensekit/licensekit-go/internal/wire"
 	"github.com/licensekit/licensekit-go/license/licensetest"
 	"github.com/licensekit/licensekit-go/license/licensetest/internal/wiretest"
@@ -285,7 +286,7 @@ func TestConcurrentClients(t *testing.T) {
 
 func TestLoggingKeepsSecrets(t *testing.T) {
 	t.Parallel()
-	var buf wiretest.LockedBuffer
+	var buf testkit.LockedBuffer
 	logger := slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	l := wiretest.License()
 	l.Key = "LICENCE-KEY-SECRET"

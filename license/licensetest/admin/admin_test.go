@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/licensekit/licensekit-go/internal/testkit"
 	"github.com/licensekit/licensekit-go/license/licensetest"
 	"github.com/licensekit/licensekit-go/license/licensetest/admin"
 	"github.com/licensekit/licensekit-go/license/licensetest/internal/wiretest"
@@ -27,12 +28,12 @@ type adminEnv struct {
 	s    *licensetest.Server
 	adm  *admin.Handler
 	base string // http://127.0.0.1:PORT
-	logs *wiretest.LockedBuffer
+	logs *testkit.LockedBuffer
 }
 
 func newAdminEnv(t *testing.T, opts admin.Options) *adminEnv {
 	t.Helper()
-	logs := &wiretest.LockedBuffer{}
+	logs := &testkit.LockedBuffer{}
 	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	s := wiretest.NewServer(t, wiretest.License(), &licensetest.Config{Logger: logger})
 	if opts.Token == "" {

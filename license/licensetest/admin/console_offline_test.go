@@ -10,7 +10,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/licensekit/licensekit-go/internal/testmachine"
+	"github.com/licensekit/licensekit-go/internal/testkit"
 	"github.com/licensekit/licensekit-go/license"
 	"github.com/licensekit/licensekit-go/license/licensetest/admin"
 )
@@ -45,7 +45,7 @@ func TestConsoleOfflineExchange(t *testing.T) {
 	ctx := context.Background()
 	c, err := license.New(license.Config{ServerURL: e.s.URL, APIKey: e.s.Info().APIKey, ServerPublicKey: e.s.Info().PublicKey.EncodeBase64(),
 		ProductGUID: product, LicenseKey: key},
-		license.WithRoundTripper(testmachine.AirGap{}), license.WithStateStore(&license.MemoryStateStore{}))
+		license.WithRoundTripper(testkit.AirGap{}), license.WithStateStore(&license.MemoryStateStore{}))
 	require.NoError(t, err)
 	defer c.Close(ctx) //nolint:errcheck // offline
 

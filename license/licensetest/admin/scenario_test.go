@@ -20,7 +20,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/licensekit/licensekit-go/fingerprint"
-	"github.com/licensekit/licensekit-go/internal/testmachine"
+	"github.com/licensekit/licensekit-go/internal/testkit"
 	"github.com/licensekit/licensekit-go/license"
 	"github.com/licensekit/licensekit-go/license/licensetest"
 	"github.com/licensekit/licensekit-go/license/licensetest/admin"
@@ -277,7 +277,7 @@ func runScenario(t *testing.T, file string) string {
 		},
 			license.WithRoundTripper(s.Transport()),
 			license.WithStateStore(&license.MemoryStateStore{}),
-			license.WithFingerprintSource(func(context.Context) (*fingerprint.Fingerprint, error) { return testmachine.Fingerprint(), nil }),
+			license.WithFingerprintSource(func(context.Context) (*fingerprint.Fingerprint, error) { return testkit.Fingerprint(), nil }),
 			license.WithTestHooks(license.TestHooks{Rand: func() float64 { return 0.5 }}),
 			license.WithEventHandler(func(e license.Event) {
 				if e.Type != license.EventStateChanged {

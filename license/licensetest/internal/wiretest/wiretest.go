@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"sync"
 	"testing"
 	"time"
 
@@ -173,24 +172,6 @@ func NewServer(tb testing.TB, l licensetest.License, cfg ...*licensetest.Config)
 // hour's grace and features "a,b".
 func License() licensetest.License {
 	return licensetest.License{ProductGUID: Product, Key: Key, Seats: 2, SessionDuration: time.Minute, GracePeriod: time.Hour, Features: "a,b"}
-}
-
-// LockedBuffer is a bytes.Buffer safe for concurrent use, for logs.
-type LockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *LockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *LockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // ShortTimeouts make the slow-client tests quick.

@@ -1,10 +1,13 @@
-// Package testmachine is the fixed machine that the SDK's tests, and the
-// examples' tests, run a client on, and the network of an air-gapped one.
-package testmachine
+// Package testkit holds the pieces that the SDK's tests and the examples'
+// tests share: the fixed machine they run a client on, the network of an
+// air-gapped machine, and a buffer for logs written concurrently.
+package testkit
 
 import (
+	"bytes"
 	"errors"
 	"net/http"
+	"sync"
 
 	"github.com/licensekit/licensekit-go/fingerprint"
 )
@@ -32,4 +35,24 @@ func Fingerprint() *fingerprint.Fingerprint {
 			{Name: fingerprint.NameMachineID, Value: "5e1f00d1", Strength: fingerprint.Strong},
 		},
 	}
+}
+
+// LockedBuffer is a bytes.Buffer safe for concurrent use, for logs.
+type LockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+// Write appends p.
+func (l *LockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+// String returns what was written so far.
+func (l *LockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
