@@ -3,11 +3,11 @@ package envelope_test
 import (
 	"crypto/ecdh"
 	"crypto/hpke"
-	"slices"
 	"testing"
 	"time"
 
 	"github.com/licensekit/licensekit-go/envelope"
+	"github.com/licensekit/licensekit-go/internal/testkit"
 )
 
 // The figure that matters is the ratio BenchmarkSealOpen_1KiB /
@@ -128,19 +128,11 @@ func BenchmarkSealOpenVsBare_1KiB(b *testing.B) {
 				ours = append(ours, t1.Sub(t0))
 				bare = append(bare, t2.Sub(t1))
 			}
-			if m := median(bare); m > 0 {
-				b.ReportMetric(float64(median(ours))/float64(m), "x_bare")
+			if m := testkit.Median(bare); m > 0 {
+				b.ReportMetric(float64(testkit.Median(ours))/float64(m), "x_bare")
 			}
 		})
 	}
-}
-
-func median(d []time.Duration) time.Duration {
-	if len(d) == 0 {
-		return 0
-	}
-	slices.Sort(d)
-	return d[len(d)/2]
 }
 
 // BenchmarkSealedRoundTrip_1KiB measures a full exchange with a sealed reply:

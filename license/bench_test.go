@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/licensekit/licensekit-go/envelope"
+	"github.com/licensekit/licensekit-go/internal/testkit"
 	"github.com/licensekit/licensekit-go/internal/wire"
 	"github.com/licensekit/licensekit-go/license/licensetest"
 )
@@ -87,8 +88,8 @@ func BenchmarkStatusVsBaseline(b *testing.B) {
 		t2 := time.Now()
 		ours, base = append(ours, t1.Sub(t0)), append(base, t2.Sub(t1))
 	}
-	if m := medianDuration(base); m > 0 {
-		b.ReportMetric(float64(medianDuration(ours))/float64(m), "x_baseline")
+	if m := testkit.Median(base); m > 0 {
+		b.ReportMetric(float64(testkit.Median(ours))/float64(m), "x_baseline")
 	}
 }
 
@@ -307,23 +308,14 @@ func BenchmarkLifecycleVsBaseline(b *testing.B) {
 			}
 		}
 		l.checkNoLiveSessions(b)
-		ms := float64(medianDuration(sdk))
-		if mb := medianDuration(base); mb > 0 {
+		ms := float64(testkit.Median(sdk))
+		if mb := testkit.Median(base); mb > 0 {
 			b.ReportMetric(ms/float64(mb), "x_baseline")
 		}
-		if md := medianDuration(durable); md > 0 {
+		if md := testkit.Median(durable); md > 0 {
 			b.ReportMetric(ms/float64(md), "x_durable_baseline")
 		}
 	})
-}
-
-// medianDuration returns the median of d (sorting d).
-func medianDuration(d []time.Duration) time.Duration {
-	if len(d) == 0 {
-		return 0
-	}
-	slices.Sort(d)
-	return d[len(d)/2]
 }
 
 // BenchmarkIdleClient reports the heap and goroutines one started, idle
@@ -947,7 +939,7 @@ func BenchmarkRollbackRecordCost(b *testing.B) {
 		c.saveLocked(ctx)
 		plain, with = append(plain, t1.Sub(t0)), append(with, time.Since(t1))
 	}
-	mp, mw := medianDuration(plain), medianDuration(with)
+	mp, mw := testkit.Median(plain), testkit.Median(with)
 	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 	b.ReportMetric(ms(mp), "state-only-ms")
 	b.ReportMetric(ms(mw), "with-record-ms")

@@ -1,13 +1,16 @@
 // Package testkit holds the pieces that the SDK's tests and the examples'
 // tests share: the fixed machine they run a client on, the network of an
-// air-gapped machine, and a buffer for logs written concurrently.
+// air-gapped machine, a buffer for logs written concurrently, and the
+// benchmarks' median.
 package testkit
 
 import (
 	"bytes"
 	"errors"
 	"net/http"
+	"slices"
 	"sync"
+	"time"
 
 	"github.com/licensekit/licensekit-go/fingerprint"
 )
@@ -55,4 +58,13 @@ func (l *LockedBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
+}
+
+// Median returns the median of d, sorting d; 0 when d is empty.
+func Median(d []time.Duration) time.Duration {
+	if len(d) == 0 {
+		return 0
+	}
+	slices.Sort(d)
+	return d[len(d)/2]
 }
