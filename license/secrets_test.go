@@ -26,7 +26,6 @@ import (
 
 	"github.com/licensekit/licensekit-go/envelope"
 	"github.com/licensekit/licensekit-go/fingerprint"
-	"github.com/licensekit/licensekit-go/internal/leakcheck"
 	"github.com/licensekit/licensekit-go/internal/testkit"
 	"github.com/licensekit/licensekit-go/internal/wire"
 	"github.com/licensekit/licensekit-go/license/licensetest"
@@ -712,11 +711,11 @@ func echoVariantsLifecycle(t *testing.T, shared bool) {
 		calls, len(logs), len(sink.events), len(sink.errs), len(secrets))
 	for where, text := range texts {
 		for _, s := range secrets {
-			if leak := leakcheck.Find(text, s); leak != "" {
+			if leak := testkit.FindLeak(text, s); leak != "" {
 				t.Errorf("%s hold a run of a secret: %s", where, leak)
 			}
 		}
 	}
-	assert.Empty(t, leakcheck.Find("x "+strings.ToLower(licKey)+" y", "unrelated-secret-value"), "the check itself")
-	assert.NotEmpty(t, leakcheck.Find("x "+strings.ToLower(licKey)+" y", licKey), "the check itself")
+	assert.Empty(t, testkit.FindLeak("x "+strings.ToLower(licKey)+" y", "unrelated-secret-value"), "the check itself")
+	assert.NotEmpty(t, testkit.FindLeak("x "+strings.ToLower(licKey)+" y", licKey), "the check itself")
 }

@@ -13,7 +13,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 
-	"github.com/licensekit/licensekit-go/internal/leakcheck"
+	"github.com/licensekit/licensekit-go/internal/testkit"
 	"github.com/licensekit/licensekit-go/internal/verdict"
 )
 
@@ -174,7 +174,7 @@ func TestRedactorVariants(t *testing.T) {
 		for name, v := range variants(secret) {
 			text := "server said: " + v + " (code 7)."
 			got := r.Redact(text)
-			if leak := leakcheck.Find(got, secret); leak != "" {
+			if leak := testkit.FindLeak(got, secret); leak != "" {
 				t.Errorf("%s of %s: %q kept %q", name, secret, got, leak)
 			}
 			assert.True(t, strings.HasPrefix(got, "server said: "), "%s: %q", name, got)
@@ -225,7 +225,7 @@ func FuzzRedactRuns(f *testing.F) {
 		r := verdict.NewRedactor(secret)
 		r.AddLive(strings.ToLower(secret) + "-live")
 		got := r.Redact(text)
-		if leak := leakcheck.Find(got, secret); leak != "" {
+		if leak := testkit.FindLeak(got, secret); leak != "" {
 			t.Fatalf("Redact(%q) with secret %q = %q: kept %q", text, secret, got, leak)
 		}
 	})
