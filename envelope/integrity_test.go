@@ -5,8 +5,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/licensekit/licensekit-go/envelope"
 	"github.com/stretchr/testify/require"
+
+	"github.com/licensekit/licensekit-go/envelope"
 )
 
 // TestEndpointBinding: an envelope sealed for one endpoint and posted to

@@ -14,8 +14,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/licensekit/licensekit-go/transport"
 	"github.com/stretchr/testify/require"
+
+	"github.com/licensekit/licensekit-go/transport"
 )
 
 // newServer starts an httptest server that is closed when the test ends.

@@ -23,9 +23,10 @@ import (
 	"testing/synctest"
 	"time"
 
-	"github.com/licensekit/licensekit-go/transport"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/licensekit/licensekit-go/transport"
 )
 
 const base = "http://licensing.test/api/v2"

@@ -5,8 +5,9 @@ import (
 	"testing"
 	"unicode/utf8"
 
-	"github.com/licensekit/licensekit-go/internal/text"
 	"github.com/stretchr/testify/assert"
+
+	"github.com/licensekit/licensekit-go/internal/text"
 )
 
 func TestClean(t *testing.T) {

@@ -4,8 +4,9 @@ import (
 	"regexp"
 	"testing"
 
-	"github.com/licensekit/licensekit-go/internal/uuid"
 	"github.com/stretchr/testify/assert"
+
+	"github.com/licensekit/licensekit-go/internal/uuid"
 )
 
 func TestNew(t *testing.T) {
