@@ -172,6 +172,14 @@ func replyData(body []byte) (string, bool) {
 	if len(body) == 0 || body[0] != '{' {
 		return "", false
 	}
+	// The form sealers write, {"data":"..."} with only printable ASCII and
+	// nothing escaped in the value, is that object as it stands; any other
+	// form is left to encoding/json.
+	if v, ok := bytes.CutPrefix(body, []byte(replyBodyPrefix)); ok {
+		if v, ok := bytes.CutSuffix(v, []byte(replyBodySuffix)); ok && plainString(v) {
+			return string(v), true
+		}
+	}
 	var m map[string]json.RawMessage
 	if err := json.Unmarshal(body, &m); err != nil || len(m) != 1 {
 		return "", false
@@ -185,4 +193,15 @@ func replyData(body []byte) (string, bool) {
 		return "", false
 	}
 	return s, true
+}
+
+// plainString reports whether b is printable ASCII without '"' or '\\': a
+// JSON string's contents that read as they stand.
+func plainString(b []byte) bool {
+	for _, c := range b {
+		if c < 0x20 || c > 0x7e || c == '"' || c == '\\' {
+			return false
+		}
+	}
+	return true
 }
