@@ -309,8 +309,11 @@ func (c *Client) registerLocked(ctx context.Context) error {
 func (c *Client) adoptRegister(r *wire.RegisterReply) {
 	c.st.InstanceGUID = r.GUID
 	c.st.FirstRegisteredAt = r.FirstRegisteredAt.Raw
-	c.st.FingerprintDigest = machineDigest(c.machine)
-	c.st.Components = componentDigests(c.machine)
+	// The components are recorded only with the digest, so an unchanged
+	// digest keeps them as they are.
+	if d := machineDigest(c.machine); d != c.st.FingerprintDigest || c.st.Components == nil {
+		c.st.FingerprintDigest, c.st.Components = d, componentDigests(c.machine)
+	}
 	if c.st.Sent.IsZero() {
 		c.st.SessionSeconds = r.ControlOptions.SessionDuration
 		c.st.GraceSeconds = r.ControlOptions.ValidationGracePeriod
