@@ -5,9 +5,12 @@ import (
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/hkdf"
+	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/json"
+	"hash"
+	"io"
 )
 
 // Sealed replies follow Oblivious HTTP (RFC 9458, section 4.4):
@@ -50,21 +53,32 @@ func (k *replyKeys) aead(replyNonce []byte) (cipher.AEAD, []byte, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	return gcmFrom(prk)
+	return gcmFrom(newExpander(prk))
 }
 
-// gcmFrom derives an AES-256-GCM AEAD ("key") and its nonce ("nonce") from prk.
-func gcmFrom(prk []byte) (cipher.AEAD, []byte, error) {
-	key, err := hkdf.Expand(sha256.New, prk, "key", 32)
-	if err != nil {
-		return nil, nil, err
-	}
-	iv, err := hkdf.Expand(sha256.New, prk, "nonce", gcmNonceLen)
-	if err != nil {
-		return nil, nil, err
-	}
-	a, err := newGCM(key)
+// gcmFrom derives an AES-256-GCM AEAD ("key") and its nonce ("nonce") from
+// e's prk.
+func gcmFrom(e expander) (cipher.AEAD, []byte, error) {
+	iv := e.expand(gcmNonceLen, "nonce")
+	a, err := newGCM(e.expand(32, "key"))
 	return a, iv, err
+}
+
+// expander is HKDF-Expand (RFC 5869) with SHA-256 from one prk, for outputs
+// of at most one hash (32 bytes): the first n bytes of
+// HMAC(prk, info || 0x01). Its one HMAC serves every output.
+type expander struct{ mac hash.Hash }
+
+func newExpander(prk []byte) expander { return expander{mac: hmac.New(sha256.New, prk)} }
+
+// expand returns n (at most 32) bytes for the info made of parts.
+func (e expander) expand(n int, parts ...string) []byte {
+	e.mac.Reset()
+	for _, p := range parts {
+		io.WriteString(e.mac, p)
+	}
+	e.mac.Write([]byte{1})
+	return e.mac.Sum(nil)[:n]
 }
 
 func newGCM(key []byte) (cipher.AEAD, error) {
@@ -172,6 +186,14 @@ func replyData(body []byte) (string, bool) {
 	if len(body) == 0 || body[0] != '{' {
 		return "", false
 	}
+	// The form sealers write, {"data":"..."} with only printable ASCII and
+	// nothing escaped in the value, is that object as it stands; any other
+	// form is left to encoding/json.
+	if v, ok := bytes.CutPrefix(body, []byte(replyBodyPrefix)); ok {
+		if v, ok := bytes.CutSuffix(v, []byte(replyBodySuffix)); ok && plainString(v) {
+			return string(v), true
+		}
+	}
 	var m map[string]json.RawMessage
 	if err := json.Unmarshal(body, &m); err != nil || len(m) != 1 {
 		return "", false
@@ -185,4 +207,15 @@ func replyData(body []byte) (string, bool) {
 		return "", false
 	}
 	return s, true
+}
+
+// plainString reports whether b is printable ASCII without '"' or '\\': a
+// JSON string's contents that read as they stand.
+func plainString(b []byte) bool {
+	for _, c := range b {
+		if c < 0x20 || c > 0x7e || c == '"' || c == '\\' {
+			return false
+		}
+	}
+	return true
 }

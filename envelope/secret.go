@@ -69,11 +69,9 @@ func (k *secretKeys) perRequest(salt []byte, apiKey string) (cipher.AEAD, []byte
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	reply, err := hkdf.Expand(sha256.New, prk, "response\x00"+apiKey, replySecretLen)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	a, iv, err := gcmFrom(prk)
+	e := newExpander(prk)
+	reply := e.expand(replySecretLen, "response\x00", apiKey)
+	a, iv, err := gcmFrom(e)
 	if err != nil {
 		return nil, nil, nil, err
 	}

@@ -194,22 +194,29 @@ func exchange[R any](c *Client, ctx context.Context, endpoint string, retry tran
 
 // The checks that a reply's values fit the request they lead to.
 func registerNext(r *wire.RegisterReply) error {
-	return fitsNext(wire.Register, "guid", wire.BeginRequest{InstanceGUID: r.GUID})
+	return fitsNext(wire.Register, "guid", r.GUID, func() any { return wire.BeginRequest{InstanceGUID: r.GUID} })
 }
 
 func beginNext(r *wire.BeginReply) error {
-	return fitsNext(wire.Begin, "token", wire.ExtendRequest{Token: r.Token})
+	return fitsNext(wire.Begin, "token", r.Token, func() any { return wire.ExtendRequest{Token: r.Token} })
 }
 
 func extendNext(r *wire.ExtendReply) error {
-	return fitsNext(wire.Extend, "token", wire.ExtendRequest{Token: r.Token})
+	return fitsNext(wire.Extend, "token", r.Token, func() any { return wire.ExtendRequest{Token: r.Token} })
 }
 
 // fitsNext returns a *wire.ProtocolError when the request a reply leads to
-// (next) could not be sealed: a server that hands out a huge token or
-// instance GUID would otherwise make every later call fail on this machine.
-func fitsNext(endpoint, field string, next any) error {
-	b, err := json.Marshal(next)
+// (next(), which holds value and nothing else of any size) could not be
+// sealed: a server that hands out a huge token or instance GUID would
+// otherwise make every later call fail on this machine.
+func fitsNext(endpoint, field, value string, next func() any) error {
+	// JSON writes each byte of a string as at most 6 ("\u00XX", or
+	// "\ufffd" for a byte of invalid UTF-8), and the rest of the request
+	// is a few hundred bytes: a value within this bound fits unencoded.
+	if len(value) <= (maxPlaintext-1<<10)/6 {
+		return nil
+	}
+	b, err := json.Marshal(next())
 	if err == nil && len(b) <= maxPlaintext {
 		return nil
 	}
@@ -302,8 +309,11 @@ func (c *Client) registerLocked(ctx context.Context) error {
 func (c *Client) adoptRegister(r *wire.RegisterReply) {
 	c.st.InstanceGUID = r.GUID
 	c.st.FirstRegisteredAt = r.FirstRegisteredAt.Raw
-	c.st.FingerprintDigest = machineDigest(c.machine)
-	c.st.Components = componentDigests(c.machine)
+	// The components are recorded only with the digest, so an unchanged
+	// digest keeps them as they are.
+	if d := machineDigest(c.machine); d != c.st.FingerprintDigest || c.st.Components == nil {
+		c.st.FingerprintDigest, c.st.Components = d, componentDigests(c.machine)
+	}
 	if c.st.Sent.IsZero() {
 		c.st.SessionSeconds = r.ControlOptions.SessionDuration
 		c.st.GraceSeconds = r.ControlOptions.ValidationGracePeriod

@@ -38,7 +38,9 @@ type Input struct {
 	// default. False only when the vendor opted out of sealed replies.
 	Sealed bool
 	// Decode checks and decodes a success plaintext; an error makes the
-	// reply malformed. Nil accepts any JSON object.
+	// reply malformed. It must fail on anything but one valid JSON object
+	// (as json.Unmarshal into a struct does): Classify does not check
+	// again. Nil accepts any JSON object.
 	Decode func(plain []byte) error
 	// Kinds names a refusal's kind from its endpoint and text. Nil uses
 	// DefaultRules.
@@ -167,7 +169,10 @@ func classify(in Input) Outcome {
 			return Outcome{Category: AlreadyEnded} // the server's own 422, whatever it sealed
 		}
 	}
-	obj := isObject(plain)
+	// Whether plain is one JSON object is settled lazily: parseFailure and
+	// Decode each reject invalid JSON themselves, so a success is spared a
+	// separate validating pass.
+	obj := startsObject(plain)
 	if f, ok := parseFailure(plain, obj); ok {
 		kinds := in.Kinds
 		if kinds == nil {
@@ -182,6 +187,19 @@ func classify(in Input) Outcome {
 			Sealed:   in.Sealed,
 		}}
 	}
+	if obj && status < 400 && in.Decode != nil {
+		err := in.Decode(plain)
+		if err == nil {
+			return Outcome{Category: Success, Plain: plain}
+		}
+		if obj = isObject(plain); obj {
+			e.Cause = errors.Join(in.Err, err)
+			e.Detail, e.Reason = DetailMalformed, reasonOf(in, err)
+			return Outcome{Category: Unreachable, Err: e}
+		}
+	} else if obj {
+		obj = isObject(plain)
+	}
 	if !obj || status >= 400 {
 		if in.Sealed || (startsJSON(plain) && !obj) {
 			// It opened, so the licence server sent it: malformed.
@@ -193,13 +211,6 @@ func classify(in Input) Outcome {
 			e.Detail, e.Reason = DetailIntercepted, describe(in, plain)
 		}
 		return Outcome{Category: Unreachable, Err: e}
-	}
-	if in.Decode != nil {
-		if err := in.Decode(plain); err != nil {
-			e.Cause = errors.Join(in.Err, err)
-			e.Detail, e.Reason = DetailMalformed, reasonOf(in, err)
-			return Outcome{Category: Unreachable, Err: e}
-		}
 	}
 	return Outcome{Category: Success, Plain: plain}
 }
@@ -301,7 +312,8 @@ type failure struct {
 }
 
 // parseFailure reports whether b is the spec's failure shape: a JSON object
-// with "success" exactly false and "error" a string. obj is isObject(b).
+// with "success" exactly false and "error" a string. obj is startsObject(b)
+// (the decode below rejects invalid JSON).
 // This is the one failure-body parser of the client.
 func parseFailure(b []byte, obj bool) (failure, bool) {
 	if !obj {
@@ -333,6 +345,12 @@ func parseFailure(b []byte, obj bool) (failure, bool) {
 func isObject(b []byte) bool {
 	b = bytes.TrimSpace(b)
 	return len(b) > 0 && b[0] == '{' && json.Valid(b)
+}
+
+// startsObject reports whether b, spaces aside, starts like a JSON object.
+func startsObject(b []byte) bool {
+	b = bytes.TrimSpace(b)
+	return len(b) > 0 && b[0] == '{'
 }
 
 // v2Keys are the members of v2 replies and of sealed replies.

@@ -66,9 +66,11 @@ type Redactor struct {
 	fixed []string // the fixed secrets, and each printed form of a binary one
 	live  []string // the last maxLive to maxLive+liveSlack live values, oldest first
 	// Derived by rebuild from fixed and live, and extended in place by
-	// AddLive:
+	// AddLive; stale means they lack a change AddLive made, and the next
+	// Redact rebuilds them first.
 	short []string // forms of values too short for runs, longest first
 	runs  runSet   // the 8-character windows of the others
+	stale bool
 }
 
 // NewRedactor returns a Redactor that removes each secret.
@@ -110,22 +112,19 @@ func (r *Redactor) addFixed(s string) {
 func (r *Redactor) AddLive(values ...string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	full := false // whether the derived tables must be rebuilt
 	for _, s := range values {
 		if len(s) < minSecret || slices.Contains(r.live, s) {
 			continue
 		}
 		r.live = append(r.live, s)
 		// A long value extends the windows in place when they have room;
-		// anything else rebuilds them.
-		full = full || !long(s) || !r.runs.add(s)
+		// anything else leaves them to be rebuilt, by the next Redact
+		// (rarely needed: most calls succeed and redact nothing).
+		r.stale = r.stale || !long(s) || !r.runs.add(s)
 	}
 	if over := len(r.live) - maxLive; over > liveSlack {
 		r.live = slices.Delete(r.live, 0, over)
-		full = true
-	}
-	if full {
-		r.rebuild()
+		r.stale = true
 	}
 }
 
@@ -187,6 +186,21 @@ func (r *Redactor) rebuild() {
 	slices.SortStableFunc(short, func(a, b string) int { return len(b) - len(a) })
 	r.short = slices.Clip(slices.Compact(short))
 	r.runs = newRunSet(norm)
+	r.stale = false
+}
+
+// rlockFresh read-locks r, its derived tables rebuilt first if stale.
+func (r *Redactor) rlockFresh() {
+	r.mu.RLock()
+	for r.stale {
+		r.mu.RUnlock()
+		r.mu.Lock()
+		if r.stale {
+			r.rebuild()
+		}
+		r.mu.Unlock()
+		r.mu.RLock()
+	}
 }
 
 // long reports whether s has at least minRun letters and digits, and so
@@ -220,7 +234,7 @@ func (r *Redactor) Redact(s string, extra ...string) string {
 	if r == nil {
 		return s
 	}
-	r.mu.RLock()
+	r.rlockFresh()
 	defer r.mu.RUnlock()
 	s = r.redactRuns(s)
 	for _, x := range r.short {
