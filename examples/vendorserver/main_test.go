@@ -18,13 +18,22 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
-	"github.com/licensekit/licensekit-go/internal/testhome"
-
 	"github.com/licensekit/licensekit-go/envelope"
+	"github.com/licensekit/licensekit-go/internal/testhome"
 	"github.com/licensekit/licensekit-go/license"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(testhome.M(m)) }
+// childEnv, set to 1, makes the test binary run the command instead of the
+// tests, with the arguments after the binary's name (startProcess).
+const childEnv = "VENDORSERVER_TEST_AS_COMMAND"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(childEnv) == "1" {
+		main()
+		return
+	}
+	goleak.VerifyTestMain(testhome.M(m))
+}
 
 const (
 	apiKey     = "ak_test_vendor"

@@ -13,7 +13,8 @@ import (
 	"path/filepath"
 	"time"
 
-	_ "modernc.org/sqlite" // the pure-Go SQLite driver: no cgo, so CGO_ENABLED=0 builds keep working
+	"modernc.org/sqlite" // the pure-Go SQLite driver: no cgo, so CGO_ENABLED=0 builds keep working
+	sqlite3 "modernc.org/sqlite/lib"
 )
 
 // Store keeps the server's state in one SQLite file: licences, registered
@@ -88,17 +89,30 @@ func OpenStore(path string) (*Store, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("vendorserver: database: %w", err)
 	}
-	// WAL lets readers run beside the writer; busy_timeout makes a second
-	// process wait for the lock instead of failing; _txlock=immediate takes
-	// the write lock when a transaction begins, so that two transactions
-	// never both read and then both write.
+	// busy_timeout makes a second process wait for the lock instead of
+	// failing; _txlock=immediate takes the write lock when a transaction
+	// begins, so that two transactions never both read and then both write.
 	dsn := "file:" + (&url.URL{Path: path}).EscapedPath() +
-		"?_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_txlock=immediate"
+		"?_pragma=busy_timeout(5000)&_pragma=synchronous(FULL)&_txlock=immediate"
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return nil, fmt.Errorf("vendorserver: database: %w", err)
 	}
-	if _, err := db.Exec(schema); err != nil {
+	// WAL (kept in the file) lets readers run beside the writer. Switching a
+	// new file to it needs the file to itself, and SQLite answers "busy"
+	// then without waiting, so processes that open a new file at once
+	// (TestProcessesShareOneDatabase) retry for as long as busy_timeout.
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		_, err = db.Exec("PRAGMA journal_mode=WAL")
+		var se *sqlite.Error
+		if !errors.As(err, &se) || se.Code()&0xff != sqlite3.SQLITE_BUSY || time.Now().After(deadline) {
+			break
+		}
+	}
+	if err == nil {
+		_, err = db.Exec(schema)
+	}
+	if err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("vendorserver: database %s: %w", path, err)
 	}
