@@ -251,22 +251,30 @@ func licenceTx(ctx context.Context, tx *sql.Tx, product, key string) (*Licence, 
 
 // Licences lists every licence with its number of live sessions at now.
 func (st *Store) Licences(ctx context.Context, now time.Time) ([]Licence, error) {
-	rows, err := st.db.QueryContext(ctx, `SELECT l.product, l.key, l.features, l.seats, l.session_max, l.revoked,
+	return query(ctx, st.db, `SELECT l.product, l.key, l.features, l.seats, l.session_max, l.revoked,
 		(SELECT COUNT(*) FROM sessions s WHERE s.product = l.product AND s.key = l.key AND s.lapses > ?)
-		FROM licences l ORDER BY l.product, l.key`, now.Unix())
+		FROM licences l ORDER BY l.product, l.key`, func(rows *sql.Rows, l *Licence) error {
+		var secs int64
+		err := rows.Scan(&l.ProductGUID, &l.Key, &l.Features, &l.Seats, &secs, &l.Revoked, &l.LiveSessions)
+		l.Session = time.Duration(secs) * time.Second
+		return err
+	}, now.Unix())
+}
+
+// query runs a SELECT and returns its rows, each read by scan.
+func query[T any](ctx context.Context, db *sql.DB, q string, scan func(*sql.Rows, *T) error, args ...any) ([]T, error) {
+	rows, err := db.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	out := []Licence{}
+	out := []T{}
 	for rows.Next() {
-		var l Licence
-		var secs int64
-		if err := rows.Scan(&l.ProductGUID, &l.Key, &l.Features, &l.Seats, &secs, &l.Revoked, &l.LiveSessions); err != nil {
+		var v T
+		if err := scan(rows, &v); err != nil {
 			return nil, err
 		}
-		l.Session = time.Duration(secs) * time.Second
-		out = append(out, l)
+		out = append(out, v)
 	}
 	return out, rows.Err()
 }
@@ -282,23 +290,13 @@ type Instance struct {
 
 // Instances lists the registered instances.
 func (st *Store) Instances(ctx context.Context) ([]Instance, error) {
-	rows, err := st.db.QueryContext(ctx, `SELECT guid, product, key, host, registered FROM instances
-		ORDER BY registered, guid`)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	out := []Instance{}
-	for rows.Next() {
-		var in Instance
+	return query(ctx, st.db, `SELECT guid, product, key, host, registered FROM instances
+		ORDER BY registered, guid`, func(rows *sql.Rows, in *Instance) error {
 		var reg int64
-		if err := rows.Scan(&in.GUID, &in.ProductGUID, &in.Key, &in.Host, &reg); err != nil {
-			return nil, err
-		}
+		err := rows.Scan(&in.GUID, &in.ProductGUID, &in.Key, &in.Host, &reg)
 		in.Registered = time.Unix(reg, 0).UTC()
-		out = append(out, in)
-	}
-	return out, rows.Err()
+		return err
+	})
 }
 
 // Session is a live session. Its token is not kept (only a hash of it), so
@@ -314,23 +312,13 @@ type Session struct {
 
 // Sessions lists the sessions live at now.
 func (st *Store) Sessions(ctx context.Context, now time.Time) ([]Session, error) {
-	rows, err := st.db.QueryContext(ctx, `SELECT id, product, key, instance, begun, lapses FROM sessions
-		WHERE lapses > ? ORDER BY begun, id`, now.Unix())
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	out := []Session{}
-	for rows.Next() {
-		var s Session
+	return query(ctx, st.db, `SELECT id, product, key, instance, begun, lapses FROM sessions
+		WHERE lapses > ? ORDER BY begun, id`, func(rows *sql.Rows, s *Session) error {
 		var begun, lapses int64
-		if err := rows.Scan(&s.ID, &s.ProductGUID, &s.Key, &s.Instance, &begun, &lapses); err != nil {
-			return nil, err
-		}
+		err := rows.Scan(&s.ID, &s.ProductGUID, &s.Key, &s.Instance, &begun, &lapses)
 		s.Begun, s.Lapses = time.Unix(begun, 0).UTC(), time.Unix(lapses, 0).UTC()
-		out = append(out, s)
-	}
-	return out, rows.Err()
+		return err
+	}, now.Unix())
 }
 
 // FreeSeat ends every session of one instance, so that its seat is free
