@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -268,5 +269,30 @@ func machineFingerprint(n int) license.FingerprintSource {
 			HostName: fingerprint.Component{Name: fingerprint.NameHostName, Value: fmt.Sprint("host-", n), Strength: fingerprint.Weak},
 			Extra:    []fingerprint.Component{{Name: fingerprint.NameMachineID, Value: fmt.Sprint("machine-", n), Strength: fingerprint.Strong}},
 		}, nil
+	}
+}
+
+// TestOpenNewFileAtOnce opens one new database file from three stores at
+// once, sixty times: every open succeeds, although SQLite does not wait
+// for the lock when a new file switches to WAL (OpenStore retries). It is
+// the start of TestProcessesShareOneDatabase in one process, repeated
+// often enough to fail without the retry (one new file in twenty failed).
+func TestOpenNewFileAtOnce(t *testing.T) {
+	dir := t.TempDir()
+	for i := range 60 {
+		path := filepath.Join(dir, fmt.Sprint(i, ".db"))
+		errs := make([]error, 3)
+		var wg sync.WaitGroup
+		for j := range errs {
+			wg.Go(func() {
+				st, err := OpenStore(path)
+				if err == nil {
+					err = st.Close()
+				}
+				errs[j] = err
+			})
+		}
+		wg.Wait()
+		require.NoError(t, errors.Join(errs...), "file %d", i)
 	}
 }
