@@ -127,14 +127,25 @@ func (a *admin) fail(w http.ResponseWriter, err error) {
 	writeJSON(w, status, map[string]string{"error": strings.TrimPrefix(err.Error(), "vendorserver: ")})
 }
 
-// read decodes a bounded JSON body into v.
-func read(r *http.Request, v any) error {
+// read decodes a bounded JSON body into a T; when it cannot, it answers
+// 400 and ok is false.
+func read[T any](a *admin, w http.ResponseWriter, r *http.Request) (v T, ok bool) {
 	dec := json.NewDecoder(io.LimitReader(r.Body, 64<<10))
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return fmt.Errorf("%w: body: %v", ErrBadValue, err)
+	if err := dec.Decode(&v); err != nil {
+		a.fail(w, fmt.Errorf("%w: body: %v", ErrBadValue, err))
+		return v, false
 	}
-	return nil
+	return v, true
+}
+
+// answer writes v, or fails with err.
+func (a *admin) answer(w http.ResponseWriter, v any, err error) {
+	if err != nil {
+		a.fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, v)
 }
 
 func parseSession(s string) (time.Duration, error) {
@@ -160,9 +171,8 @@ func (a *admin) licences(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *admin) issue(w http.ResponseWriter, r *http.Request) {
-	var in licenceJSON
-	if err := read(r, &in); err != nil {
-		a.fail(w, err)
+	in, ok := read[licenceJSON](a, w, r)
+	if !ok {
 		return
 	}
 	l := Licence{ProductGUID: in.Product, Key: in.Key}
@@ -188,9 +198,8 @@ func (a *admin) issue(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *admin) change(w http.ResponseWriter, r *http.Request) {
-	var in licenceJSON
-	if err := read(r, &in); err != nil {
-		a.fail(w, err)
+	in, ok := read[licenceJSON](a, w, r)
+	if !ok {
 		return
 	}
 	var c Change
@@ -223,26 +232,17 @@ func (a *admin) change(w http.ResponseWriter, r *http.Request) {
 
 func (a *admin) sessions(w http.ResponseWriter, r *http.Request) {
 	s, err := a.store.Sessions(r.Context(), a.now())
-	if err != nil {
-		a.fail(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, s)
+	a.answer(w, s, err)
 }
 
 func (a *admin) instances(w http.ResponseWriter, r *http.Request) {
 	in, err := a.store.Instances(r.Context())
-	if err != nil {
-		a.fail(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, in)
+	a.answer(w, in, err)
 }
 
 func (a *admin) free(w http.ResponseWriter, r *http.Request) {
-	var in freeJSON
-	if err := read(r, &in); err != nil {
-		a.fail(w, err)
+	in, ok := read[freeJSON](a, w, r)
+	if !ok {
 		return
 	}
 	if in.Instance == "" {
@@ -250,9 +250,5 @@ func (a *admin) free(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	n, err := a.store.FreeSeat(r.Context(), in.Instance)
-	if err != nil {
-		a.fail(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, freeJSON{Instance: in.Instance, Ended: n})
+	a.answer(w, freeJSON{Instance: in.Instance, Ended: n}, err)
 }

@@ -164,12 +164,7 @@ func printAnswer(w io.Writer, name string, in licenceJSON, out []byte) error {
 		}
 		fmt.Fprintf(tw, "freed: instance %s, %d sessions ended\n", f.Instance, f.Ended)
 	case "licences":
-		var ls []licenceJSON
-		if err := json.Unmarshal(out, &ls); err != nil {
-			return err
-		}
-		fmt.Fprintln(tw, "PRODUCT\tKEY\tFEATURES\tSEATS\tSESSION\tSTATE\tLIVE SESSIONS")
-		for _, l := range ls {
+		return table(tw, out, "PRODUCT\tKEY\tFEATURES\tSEATS\tSESSION\tSTATE\tLIVE SESSIONS", func(l licenceJSON) string {
 			state, seats, features := "active", "no limit", ""
 			if l.Revoked {
 				state = "revoked"
@@ -180,29 +175,32 @@ func printAnswer(w io.Writer, name string, in licenceJSON, out []byte) error {
 			if l.Features != nil {
 				features = *l.Features
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\n", l.Product, l.Key, features, seats, l.Session, state, l.LiveSessions)
-		}
+			return fmt.Sprintf("%s\t%s\t%s\t%s\t%s\t%s\t%d", l.Product, l.Key, features, seats, l.Session, state, l.LiveSessions)
+		})
 	case "sessions":
-		var ss []Session
-		if err := json.Unmarshal(out, &ss); err != nil {
-			return err
-		}
-		fmt.Fprintln(tw, "SESSION\tPRODUCT\tKEY\tINSTANCE\tBEGUN\tLAPSES")
-		for _, s := range ss {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", s.ID, s.ProductGUID, s.Key, s.Instance,
+		return table(tw, out, "SESSION\tPRODUCT\tKEY\tINSTANCE\tBEGUN\tLAPSES", func(s Session) string {
+			return fmt.Sprintf("%s\t%s\t%s\t%s\t%s\t%s", s.ID, s.ProductGUID, s.Key, s.Instance,
 				s.Begun.Format(time.RFC3339), s.Lapses.Format(time.RFC3339))
-		}
+		})
 	case "instances":
-		var is []Instance
-		if err := json.Unmarshal(out, &is); err != nil {
-			return err
-		}
-		fmt.Fprintln(tw, "INSTANCE\tPRODUCT\tKEY\tHOST\tREGISTERED")
-		for _, i := range is {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", i.GUID, i.ProductGUID, i.Key, i.Host, i.Registered.Format(time.RFC3339))
-		}
+		return table(tw, out, "INSTANCE\tPRODUCT\tKEY\tHOST\tREGISTERED", func(i Instance) string {
+			return fmt.Sprintf("%s\t%s\t%s\t%s\t%s", i.GUID, i.ProductGUID, i.Key, i.Host, i.Registered.Format(time.RFC3339))
+		})
 	default:
 		return errors.New("unknown command " + name)
+	}
+	return nil
+}
+
+// table prints out, a JSON list, as a table: header, then a row per item.
+func table[T any](w io.Writer, out []byte, header string, row func(T) string) error {
+	var items []T
+	if err := json.Unmarshal(out, &items); err != nil {
+		return err
+	}
+	fmt.Fprintln(w, header)
+	for _, it := range items {
+		fmt.Fprintln(w, row(it))
 	}
 	return nil
 }

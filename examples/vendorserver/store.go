@@ -13,7 +13,8 @@ import (
 	"path/filepath"
 	"time"
 
-	_ "modernc.org/sqlite" // the pure-Go SQLite driver: no cgo, so CGO_ENABLED=0 builds keep working
+	"modernc.org/sqlite" // the pure-Go SQLite driver: no cgo, so CGO_ENABLED=0 builds keep working
+	sqlite3 "modernc.org/sqlite/lib"
 )
 
 // Store keeps the server's state in one SQLite file: licences, registered
@@ -88,17 +89,30 @@ func OpenStore(path string) (*Store, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("vendorserver: database: %w", err)
 	}
-	// WAL lets readers run beside the writer; busy_timeout makes a second
-	// process wait for the lock instead of failing; _txlock=immediate takes
-	// the write lock when a transaction begins, so that two transactions
-	// never both read and then both write.
+	// busy_timeout makes a second process wait for the lock instead of
+	// failing; _txlock=immediate takes the write lock when a transaction
+	// begins, so that two transactions never both read and then both write.
 	dsn := "file:" + (&url.URL{Path: path}).EscapedPath() +
-		"?_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_txlock=immediate"
+		"?_pragma=busy_timeout(5000)&_pragma=synchronous(FULL)&_txlock=immediate"
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return nil, fmt.Errorf("vendorserver: database: %w", err)
 	}
-	if _, err := db.Exec(schema); err != nil {
+	// WAL (kept in the file) lets readers run beside the writer. Switching a
+	// new file to it needs the file to itself, and SQLite answers "busy"
+	// then without waiting, so processes that open a new file at once
+	// (TestProcessesShareOneDatabase) retry for as long as busy_timeout.
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		_, err = db.Exec("PRAGMA journal_mode=WAL")
+		var se *sqlite.Error
+		if !errors.As(err, &se) || se.Code()&0xff != sqlite3.SQLITE_BUSY || time.Now().After(deadline) {
+			break
+		}
+	}
+	if err == nil {
+		_, err = db.Exec(schema)
+	}
+	if err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("vendorserver: database %s: %w", path, err)
 	}
@@ -237,22 +251,30 @@ func licenceTx(ctx context.Context, tx *sql.Tx, product, key string) (*Licence, 
 
 // Licences lists every licence with its number of live sessions at now.
 func (st *Store) Licences(ctx context.Context, now time.Time) ([]Licence, error) {
-	rows, err := st.db.QueryContext(ctx, `SELECT l.product, l.key, l.features, l.seats, l.session_max, l.revoked,
+	return query(ctx, st.db, `SELECT l.product, l.key, l.features, l.seats, l.session_max, l.revoked,
 		(SELECT COUNT(*) FROM sessions s WHERE s.product = l.product AND s.key = l.key AND s.lapses > ?)
-		FROM licences l ORDER BY l.product, l.key`, now.Unix())
+		FROM licences l ORDER BY l.product, l.key`, func(rows *sql.Rows, l *Licence) error {
+		var secs int64
+		err := rows.Scan(&l.ProductGUID, &l.Key, &l.Features, &l.Seats, &secs, &l.Revoked, &l.LiveSessions)
+		l.Session = time.Duration(secs) * time.Second
+		return err
+	}, now.Unix())
+}
+
+// query runs a SELECT and returns its rows, each read by scan.
+func query[T any](ctx context.Context, db *sql.DB, q string, scan func(*sql.Rows, *T) error, args ...any) ([]T, error) {
+	rows, err := db.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	out := []Licence{}
+	out := []T{}
 	for rows.Next() {
-		var l Licence
-		var secs int64
-		if err := rows.Scan(&l.ProductGUID, &l.Key, &l.Features, &l.Seats, &secs, &l.Revoked, &l.LiveSessions); err != nil {
+		var v T
+		if err := scan(rows, &v); err != nil {
 			return nil, err
 		}
-		l.Session = time.Duration(secs) * time.Second
-		out = append(out, l)
+		out = append(out, v)
 	}
 	return out, rows.Err()
 }
@@ -268,23 +290,13 @@ type Instance struct {
 
 // Instances lists the registered instances.
 func (st *Store) Instances(ctx context.Context) ([]Instance, error) {
-	rows, err := st.db.QueryContext(ctx, `SELECT guid, product, key, host, registered FROM instances
-		ORDER BY registered, guid`)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	out := []Instance{}
-	for rows.Next() {
-		var in Instance
+	return query(ctx, st.db, `SELECT guid, product, key, host, registered FROM instances
+		ORDER BY registered, guid`, func(rows *sql.Rows, in *Instance) error {
 		var reg int64
-		if err := rows.Scan(&in.GUID, &in.ProductGUID, &in.Key, &in.Host, &reg); err != nil {
-			return nil, err
-		}
+		err := rows.Scan(&in.GUID, &in.ProductGUID, &in.Key, &in.Host, &reg)
 		in.Registered = time.Unix(reg, 0).UTC()
-		out = append(out, in)
-	}
-	return out, rows.Err()
+		return err
+	})
 }
 
 // Session is a live session. Its token is not kept (only a hash of it), so
@@ -300,23 +312,13 @@ type Session struct {
 
 // Sessions lists the sessions live at now.
 func (st *Store) Sessions(ctx context.Context, now time.Time) ([]Session, error) {
-	rows, err := st.db.QueryContext(ctx, `SELECT id, product, key, instance, begun, lapses FROM sessions
-		WHERE lapses > ? ORDER BY begun, id`, now.Unix())
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	out := []Session{}
-	for rows.Next() {
-		var s Session
+	return query(ctx, st.db, `SELECT id, product, key, instance, begun, lapses FROM sessions
+		WHERE lapses > ? ORDER BY begun, id`, func(rows *sql.Rows, s *Session) error {
 		var begun, lapses int64
-		if err := rows.Scan(&s.ID, &s.ProductGUID, &s.Key, &s.Instance, &begun, &lapses); err != nil {
-			return nil, err
-		}
+		err := rows.Scan(&s.ID, &s.ProductGUID, &s.Key, &s.Instance, &begun, &lapses)
 		s.Begun, s.Lapses = time.Unix(begun, 0).UTC(), time.Unix(lapses, 0).UTC()
-		out = append(out, s)
-	}
-	return out, rows.Err()
+		return err
+	}, now.Unix())
 }
 
 // FreeSeat ends every session of one instance, so that its seat is free

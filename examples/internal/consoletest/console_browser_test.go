@@ -3,24 +3,20 @@ package consoletest_test
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
-	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/chromedp"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
+	"github.com/licensekit/licensekit-go/examples/internal/browsertest"
 	"github.com/licensekit/licensekit-go/fingerprint"
 	"github.com/licensekit/licensekit-go/internal/testhome"
 	"github.com/licensekit/licensekit-go/license"
@@ -32,54 +28,7 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(testhome.M(m))
 }
 
-// findBrowser returns the path of a Chromium or Chrome, or "". The
-// LICENSETEST_BROWSER environment variable names one explicitly.
-func findBrowser() string {
-	if p := os.Getenv("LICENSETEST_BROWSER"); p != "" {
-		return p
-	}
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "headless-shell", "chrome"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	return ""
-}
-
-// consoleErrors collects what the page reports as errors: uncaught
-// exceptions, console.error calls and failed loads.
-type consoleErrors struct {
-	mu   sync.Mutex
-	msgs []string
-}
-
-func (c *consoleErrors) add(format string, args ...any) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.msgs = append(c.msgs, fmt.Sprintf(format, args...))
-}
-
-func (c *consoleErrors) all() []string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return append([]string(nil), c.msgs...)
-}
-
 func css(sel string) chromedp.CSS { return chromedp.CSS(sel) }
-
-// text waits for an element that sel matches and returns its visible text.
-// It finds and reads the element in one step in the page, because the
-// console re-renders its tables on every live update, which would make a
-// node found by one command stale for the next.
-func text(t *testing.T, ctx context.Context, sel string) string {
-	t.Helper()
-	q, _ := json.Marshal(sel)
-	expr := fmt.Sprintf(`(() => { const e = document.querySelector(%s); return e ? e.innerText : null; })()`, q)
-	s, err := chromedp.Run(ctx, chromedp.Poll[string](expr,
-		chromedp.WithPollingInterval(50*time.Millisecond), chromedp.WithPollingTimeout(20*time.Second)))
-	require.NoError(t, err, sel)
-	return s
-}
 
 // waitState waits for the client to reach want.
 func waitState(t *testing.T, c *license.Client, want license.State, within time.Duration) {
@@ -92,20 +41,6 @@ func waitState(t *testing.T, c *license.Client, want license.State, within time.
 		time.Sleep(20 * time.Millisecond)
 	}
 	t.Fatalf("client state = %s after %s; want %s", c.Status().State, within, want)
-}
-
-// needBrowser returns the path of the browser, or skips the test when there
-// is none; with CI set it fails instead.
-func needBrowser(t *testing.T) string {
-	t.Helper()
-	path := findBrowser()
-	if path == "" {
-		if os.Getenv("CI") != "" {
-			t.Fatal("CI is set and no Chromium was found: install it (apt-get install -y chromium) or set LICENSETEST_BROWSER")
-		}
-		t.Skip("no Chromium found (install chromium or set LICENSETEST_BROWSER)")
-	}
-	return path
 }
 
 // startConsole starts a mock server holding lic and its admin handler on
@@ -137,47 +72,6 @@ func newClient(t *testing.T, s *licensetest.Server, key string, opts ...license.
 	return c
 }
 
-// startBrowser starts headless Chromium at 1280x900 under ctx and collects
-// the page's errors: uncaught exceptions, console.error calls and failed
-// loads from the browser log. The test defers stop, which closes the
-// browser.
-func startBrowser(t *testing.T, ctx context.Context, path string) (bctx context.Context, errs *consoleErrors, stop func()) {
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(path),
-		chromedp.NoSandbox, // CI runs as root
-		chromedp.Headless,
-		chromedp.DisableGPU,
-		chromedp.WindowSize(1280, 900),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-extensions", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.Flag("no-first-run", true),
-		chromedp.UserDataDir(t.TempDir()),
-	)
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(ctx, opts...)
-	bctx, cancelBrowser := chromedp.NewContext(allocCtx)
-	errs = &consoleErrors{}
-	consoleDone := make(chan struct{})
-	messages := chromedp.Console(bctx)
-	go func() {
-		defer close(consoleDone)
-		for m, err := range messages {
-			if err != nil {
-				return
-			}
-			if m.IsException() || m.Type == chromedp.ConsoleError {
-				errs.add("%s", m.String())
-			}
-		}
-	}()
-	return bctx, errs, func() {
-		_ = chromedp.Cancel(bctx)
-		<-consoleDone
-		cancelBrowser()
-		cancelAlloc()
-	}
-}
-
 // TestConsoleInBrowser drives the console in headless Chromium: it opens
 // the console URL with the token, sees a real client's session appear,
 // clicks "Down", sees the failed requests in the log while the client goes
@@ -188,14 +82,14 @@ func startBrowser(t *testing.T, ctx context.Context, path string) (bctx context.
 // LICENSETEST_CONSOLE_SCREENSHOT=path also writes the screenshot there (the
 // one in docs/ was made so).
 func TestConsoleInBrowser(t *testing.T) {
-	browser := needBrowser(t)
+	browser := browsertest.Need(t)
 	t.Parallel()
 
 	s, adm, hs := startConsole(t, licensetest.License{ProductGUID: product, Key: "K-1", Seats: 1,
 		SessionDuration: 2 * time.Second, GracePeriod: 40 * time.Second, Features: "pro"})
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Second)
 	defer cancel()
-	bctx, errs, stop := startBrowser(t, ctx, browser)
+	bctx, errs, stop := browsertest.Start(t, ctx, browser)
 	defer stop()
 
 	// Open the console URL: the token goes into a cookie and out of the
@@ -203,7 +97,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	require.NoError(t, chromedp.Do(bctx,
 		chromedp.Navigate(adm.ConsoleURL(hs.URL)),
 	))
-	assert.Equal(t, "live", text(t, bctx, "#live.on"))
+	assert.Equal(t, "live", browsertest.Text(t, bctx, "#live.on"))
 	location, err := chromedp.Run(bctx, chromedp.Location())
 	require.NoError(t, err)
 	assert.Equal(t, hs.URL+"/admin/", location)
@@ -217,9 +111,9 @@ func TestConsoleInBrowser(t *testing.T) {
 	require.Equal(t, license.Active, c.Status().State)
 
 	// The session appears in the console.
-	sessionRow := text(t, bctx, "#sessions tbody tr")
+	sessionRow := browsertest.Text(t, bctx, "#sessions tbody tr")
 	assert.Contains(t, sessionRow, c.Status().InstanceGUID[:8])
-	assert.Equal(t, "1 / 1", text(t, bctx, "#licences tbody tr td:nth-child(4)"))
+	assert.Equal(t, "1 / 1", browsertest.Text(t, bctx, "#licences tbody tr td:nth-child(4)"))
 
 	// At 1280 px the live sessions table does not scroll sideways, and no
 	// column is cut off by its container.
@@ -259,7 +153,7 @@ func TestConsoleInBrowser(t *testing.T) {
 		chromedp.SetValue(css("#lat-d"), "2s"),
 		chromedp.Click(css("#lat-d ~ button")),
 	))
-	assert.Contains(t, text(t, bctx, "#faults li.active"), "latency 2s")
+	assert.Contains(t, browsertest.Text(t, bctx, "#faults li.active"), "latency 2s")
 	type whereT struct{ Top, Bottom, ScrollY float64 }
 	where, err := chromedp.Run(bctx, chromedp.Evaluate[whereT](`(() => {
 		const r = document.querySelector("#faults").getBoundingClientRect();
@@ -270,7 +164,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	assert.GreaterOrEqual(t, where.Top, 0.0)
 	assert.LessOrEqual(t, where.Bottom, 900.0, "the faults in effect are below the fold at 1280x900")
 	require.NoError(t, chromedp.Do(bctx, chromedp.Click(css("#clear-btn"))))
-	assert.Equal(t, "none", text(t, bctx, "#faults li:not(.active)"))
+	assert.Equal(t, "none", browsertest.Text(t, bctx, "#faults li:not(.active)"))
 
 	// Down (answer 503): the log shows failed requests and the client goes
 	// to Grace.
@@ -278,10 +172,10 @@ func TestConsoleInBrowser(t *testing.T) {
 		chromedp.SetValue(css("#down-mode"), "503"),
 		chromedp.Click(css("#down-btn")),
 	))
-	assert.Equal(t, "down (503)", text(t, bctx, "#server-status.down"))
-	assert.Equal(t, "curl -X POST -H 'Authorization: Bearer $TOKEN' '"+hs.URL+"/admin/down?mode=503'", text(t, bctx, "#down-form .curl"))
+	assert.Equal(t, "down (503)", browsertest.Text(t, bctx, "#server-status.down"))
+	assert.Equal(t, "curl -X POST -H 'Authorization: Bearer $TOKEN' '"+hs.URL+"/admin/down?mode=503'", browsertest.Text(t, bctx, "#down-form .curl"))
 	waitState(t, c, license.Grace, 20*time.Second)
-	failed := text(t, bctx, "#log tbody tr.bad")
+	failed := browsertest.Text(t, bctx, "#log tbody tr.bad")
 	assert.Contains(t, failed, "503")
 	assert.Contains(t, failed, "down (503)")
 
@@ -289,7 +183,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	require.NoError(t, chromedp.Do(bctx,
 		chromedp.Click(css("#up-btn")),
 	))
-	assert.Equal(t, "up", text(t, bctx, "#server-status.up"))
+	assert.Equal(t, "up", browsertest.Text(t, bctx, "#server-status.up"))
 	waitState(t, c, license.Active, 20*time.Second)
 
 	// A scenario started from the console shows as a timeline with its
@@ -298,8 +192,8 @@ func TestConsoleInBrowser(t *testing.T) {
 		chromedp.SetValue(css("#scenario-text"), "at 0s   latency 5ms endpoint=extend\nat 1h   revoke product="+product+" key=K-1\n"),
 		chromedp.Click(css("#scenario-run")),
 	))
-	assert.Equal(t, "at 1h0m0srevoke product="+product+" key=K-1", text(t, bctx, "#timeline li.current"))
-	assert.Contains(t, text(t, bctx, "#timeline li.done"), "latency 5ms endpoint=extend")
+	assert.Equal(t, "at 1h0m0srevoke product="+product+" key=K-1", browsertest.Text(t, bctx, "#timeline li.current"))
+	assert.Contains(t, browsertest.Text(t, bctx, "#timeline li.done"), "latency 5ms endpoint=extend")
 	require.NoError(t, chromedp.Do(bctx, chromedp.Sleep(600*time.Millisecond))) // one more live update
 
 	// Readable without sideways scrolling at 1280x800 and in a narrow
@@ -326,7 +220,7 @@ func TestConsoleInBrowser(t *testing.T) {
 		require.NoError(t, err)
 		require.NoError(t, os.WriteFile(p, narrow, 0o644))
 	}
-	assert.Empty(t, errs.all(), "the console page logged errors")
+	assert.Empty(t, errs.All(), "the console page logged errors")
 }
 
 // product is a product GUID as long as a real one: a short name would hide
@@ -361,7 +255,7 @@ func (airGap) RoundTrip(*http.Request) (*http.Response, error) {
 // (register, then begin), so the page is used twice. With CI set it fails
 // when no browser is installed; otherwise it skips.
 func TestConsoleOfflineInBrowser(t *testing.T) {
-	browserPath := needBrowser(t)
+	browserPath := browsertest.Need(t)
 	t.Parallel()
 
 	s, adm, hs := startConsole(t, licensetest.License{ProductGUID: product, Key: "K-OFFLINE-1", Seats: 1,
@@ -373,7 +267,7 @@ func TestConsoleOfflineInBrowser(t *testing.T) {
 	c := newClient(t, s, "K-OFFLINE-1", license.WithRoundTripper(airGap{}), license.WithRetry(license.Retry{Attempts: 1}))
 	defer c.Close(context.Background()) //nolint:errcheck // offline: Close cannot end the session
 
-	bctx, errs, stop := startBrowser(t, ctx, browserPath)
+	bctx, errs, stop := browsertest.Start(t, ctx, browserPath)
 	defer stop()
 
 	// Open the console with its token, then follow the link to the
@@ -383,12 +277,7 @@ func TestConsoleOfflineInBrowser(t *testing.T) {
 		chromedp.Navigate(adm.ConsoleURL(hs.URL)),
 		chromedp.Click(css("#offline-link")),
 		chromedp.WaitVisible(css("#offline-file")),
-		chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
-			_, err := chromedp.Call(ctx, browser.SetDownloadBehavior, browser.SetDownloadBehaviorParams{
-				Behavior: browser.SetDownloadBehaviorBehaviorAllowAndName, DownloadPath: downloads, EventsEnabled: new(true),
-			})
-			return err
-		}),
+		browsertest.AllowDownloads(downloads),
 	))
 	location, err := chromedp.Run(bctx, chromedp.Location())
 	require.NoError(t, err)
@@ -406,22 +295,11 @@ func TestConsoleOfflineInBrowser(t *testing.T) {
 			chromedp.Click(css("#offline-submit")),
 			chromedp.WaitVisible(css("#offline-download")),
 		))
-		assert.Contains(t, text(t, bctx, "#offline-status"), "Answered request.txt")
-		assert.Contains(t, text(t, bctx, "#offline-summary"), " 200")
+		assert.Contains(t, browsertest.Text(t, bctx, "#offline-status"), "Answered request.txt")
+		assert.Contains(t, browsertest.Text(t, bctx, "#offline-summary"), " 200")
 
 		// And downloads the reply file.
-		progress := chromedp.Events(bctx, browser.DownloadProgress)
-		require.NoError(t, chromedp.Do(bctx, chromedp.Click(css("#offline-download"))))
-		var guid string
-		for ev, err := range progress {
-			require.NoError(t, err)
-			if ev.State == browser.DownloadProgressStateCompleted {
-				guid = ev.GUID
-				break
-			}
-		}
-		reply, err := os.ReadFile(filepath.Join(downloads, guid))
-		require.NoError(t, err)
+		reply := browsertest.Download(t, bctx, downloads, "#offline-download")
 		require.True(t, bytes.HasPrefix(reply, []byte("licensekit offline reply\n")), "%s", reply)
 
 		// Back on the offline machine.
@@ -436,7 +314,7 @@ func TestConsoleOfflineInBrowser(t *testing.T) {
 	assert.True(t, c.HasFeature("pro"))
 	assert.Equal(t, 1, s.SeatsInUse(product, "K-OFFLINE-1"))
 
-	assert.Empty(t, errs.all(), "the offline page logged errors")
+	assert.Empty(t, errs.All(), "the offline page logged errors")
 
 	// A file that is not a request file: the page says so (the browser
 	// logs the 400 it got).
@@ -446,5 +324,5 @@ func TestConsoleOfflineInBrowser(t *testing.T) {
 		chromedp.SetUploadFiles(css("#offline-file"), []string{bad}),
 		chromedp.Click(css("#offline-submit")),
 	))
-	assert.Contains(t, text(t, bctx, "#offline-status.bad-text"), "not a licensekit offline request file")
+	assert.Contains(t, browsertest.Text(t, bctx, "#offline-status.bad-text"), "not a licensekit offline request file")
 }
