@@ -29,6 +29,7 @@ import (
 	"github.com/licensekit/licensekit-go/envelope"
 	"github.com/licensekit/licensekit-go/fingerprint"
 	"github.com/licensekit/licensekit-go/internal/testhome"
+	"github.com/licensekit/licensekit-go/internal/testkit"
 	"github.com/licensekit/licensekit-go/license"
 )
 
@@ -538,13 +539,6 @@ func TestAdminAuth(t *testing.T) {
 	assert.NotContains(t, err.Error(), "wrong-token")
 }
 
-// airGap is the network of a machine that never reaches the server.
-type airGap struct{}
-
-func (airGap) RoundTrip(*http.Request) (*http.Response, error) {
-	return nil, errors.New("network is unreachable")
-}
-
 // TestOfflineActivationThroughAdmin is the vendor's side of the offline
 // ceremony: an air-gapped machine's request files are uploaded to the admin
 // endpoint, answered by the server's own v2 handler, and the reply files
@@ -576,7 +570,7 @@ func TestOfflineActivationThroughAdmin(t *testing.T) {
 	}
 	cfg := config(url, priv.Public(), true)
 	cfg.StateDir = t.TempDir()
-	c, err := license.New(cfg, license.WithRoundTripper(airGap{}))
+	c, err := license.New(cfg, license.WithRoundTripper(testkit.AirGap{}))
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = c.Close(ctx) })
 	next := func() []byte {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/licensekit/licensekit-go/envelope"
 	"github.com/licensekit/licensekit-go/examples/internal/browsertest"
+	"github.com/licensekit/licensekit-go/internal/testkit"
 	"github.com/licensekit/licensekit-go/license"
 )
 
@@ -42,7 +43,7 @@ func TestOfflinePageInBrowser(t *testing.T) {
 	offlineClient := func(pub *envelope.PublicKey) *license.Client {
 		cfg := config(url, pub, true)
 		cfg.StateDir = t.TempDir()
-		c, err := license.New(cfg, license.WithRoundTripper(airGap{}), license.WithRetry(license.Retry{Attempts: 1}))
+		c, err := license.New(cfg, license.WithRoundTripper(testkit.AirGap{}), license.WithRetry(license.Retry{Attempts: 1}))
 		require.NoError(t, err)
 		t.Cleanup(func() { _ = c.Close(context.Background()) })
 		return c

@@ -3,8 +3,6 @@ package consoletest_test
 import (
 	"bytes"
 	"context"
-	"errors"
-	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -19,6 +17,7 @@ import (
 	"github.com/licensekit/licensekit-go/examples/internal/browsertest"
 	"github.com/licensekit/licensekit-go/fingerprint"
 	"github.com/licensekit/licensekit-go/internal/testhome"
+	"github.com/licensekit/licensekit-go/internal/testkit"
 	"github.com/licensekit/licensekit-go/license"
 	"github.com/licensekit/licensekit-go/license/licensetest"
 	"github.com/licensekit/licensekit-go/license/licensetest/admin"
@@ -60,14 +59,14 @@ func startConsole(t *testing.T, lic licensetest.License) (*licensetest.Server, *
 }
 
 // newClient is a real client of s for licence key, on the fixed machine of
-// scenarioFingerprint.
+// testkit.Fingerprint.
 func newClient(t *testing.T, s *licensetest.Server, key string, opts ...license.Option) *license.Client {
 	t.Helper()
 	c, err := license.New(license.Config{
 		ServerURL: s.URL, APIKey: s.Info().APIKey, ServerPublicKey: s.Info().PublicKey.EncodeBase64(),
 		ProductGUID: product, LicenseKey: key, StateDir: t.TempDir(),
 	}, append([]license.Option{license.WithFingerprintSource(
-		func(context.Context) (*fingerprint.Fingerprint, error) { return scenarioFingerprint(), nil })}, opts...)...)
+		func(context.Context) (*fingerprint.Fingerprint, error) { return testkit.Fingerprint(), nil })}, opts...)...)
 	require.NoError(t, err)
 	return c
 }
@@ -227,27 +226,6 @@ func TestConsoleInBrowser(t *testing.T) {
 // a table too narrow for real data.
 const product = "com.example.photo-editor-pro"
 
-// scenarioFingerprint is a fixed machine with two strong components.
-func scenarioFingerprint() *fingerprint.Fingerprint {
-	return &fingerprint.Fingerprint{
-		CPUID:        fingerprint.Component{Name: fingerprint.NameCPUID, Value: "cpu-0001", Strength: fingerprint.Weak},
-		MBSerial:     fingerprint.Component{Name: fingerprint.NameMBSerial, Value: "board-0001", Strength: fingerprint.Strong},
-		MACAddresses: fingerprint.Component{Name: fingerprint.NameMACAddresses, Values: []string{"00:1b:21:3a:4f:5c"}, Strength: fingerprint.Medium},
-		VolumeHash:   fingerprint.Component{Name: fingerprint.NameVolumeHash, Value: "9f2c5b0e", Strength: fingerprint.Medium},
-		HostName:     fingerprint.Component{Name: fingerprint.NameHostName, Value: "scenario-box", Strength: fingerprint.Weak},
-		Extra: []fingerprint.Component{
-			{Name: fingerprint.NameMachineID, Value: "5e1f00d1", Strength: fingerprint.Strong},
-		},
-	}
-}
-
-// airGap is the network of an offline machine.
-type airGap struct{}
-
-func (airGap) RoundTrip(*http.Request) (*http.Response, error) {
-	return nil, errors.New("offline machine: no network")
-}
-
 // TestConsoleOfflineInBrowser drives the console's offline activation page
 // in headless Chromium: a real client on a machine without a network writes
 // its request file, the page uploads it and the browser downloads the reply
@@ -264,7 +242,7 @@ func TestConsoleOfflineInBrowser(t *testing.T) {
 	// The offline machine.
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	c := newClient(t, s, "K-OFFLINE-1", license.WithRoundTripper(airGap{}), license.WithRetry(license.Retry{Attempts: 1}))
+	c := newClient(t, s, "K-OFFLINE-1", license.WithRoundTripper(testkit.AirGap{}), license.WithRetry(license.Retry{Attempts: 1}))
 	defer c.Close(context.Background()) //nolint:errcheck // offline: Close cannot end the session
 
 	bctx, errs, stop := browsertest.Start(t, ctx, browserPath)
