@@ -156,6 +156,8 @@ func rows(t *testing.T) []row {
 		{name: "spec failure at 500", status: 500, body: b(specFailure), want: U},
 		{name: "spec failure at 503 with Retry-After", status: 503, body: b(specFailure), header: h("Retry-After", "30"), want: U},
 		{name: "spec success at 200", status: 200, body: b(successBegin), want: verdict.Success},
+		{name: "spec success after a space", status: 200, body: b(" " + successBegin), want: verdict.Success},
+		{name: "spec success with trailing data", status: 200, body: b(successBegin + "{"), want: U, also: []error{mf}},
 
 		// end_session.
 		{name: "end_session bare 422", endpoint: wire.End, status: 422, want: verdict.AlreadyEnded},
@@ -196,6 +198,8 @@ func rows(t *testing.T) []row {
 		row{name: "403 proxy page, sealed mode", sealed: true, status: 403, body: b(proxyPage), want: U, also: []error{ic}},
 		row{name: "200 captive portal, sealed mode", sealed: true, status: 200, body: b(captivePortal), want: U, also: []error{ic}},
 		row{name: "sealed plaintext not JSON", sealed: true, status: 200, body: p.seal(t, "hello"), want: U, also: []error{mf}},
+		row{name: "sealed success after a space", sealed: true, status: 200, body: p.seal(t, " "+successBegin), want: verdict.Success},
+		row{name: "sealed success with trailing data", sealed: true, status: 200, body: p.seal(t, successBegin+"{"), want: U, also: []error{mf}},
 		row{name: "sealed JSON of another shape", sealed: true, status: 200, body: p.seal(t, otherJSON), want: U, also: []error{mf}},
 		row{name: "sealed success at 403", sealed: true, status: 403, body: p.seal(t, successBegin), want: U, also: []error{mf}},
 		row{name: "end_session sealed 422", endpoint: wire.End, sealed: true, status: 422, body: p.seal(t, specFailure), want: verdict.AlreadyEnded},
