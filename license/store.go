@@ -337,7 +337,7 @@ func (s *store) release() {
 type fileStore struct{ f *statefile.File }
 
 func (s fileStore) Load(ctx context.Context) ([]byte, error) {
-	b, err := withContext(ctx, s.f.Read)
+	b, err := withContext(ctx, s.f.Read, nil)
 	if errors.Is(err, statefile.ErrNotExist) {
 		return nil, ErrNoState
 	}
@@ -345,12 +345,12 @@ func (s fileStore) Load(ctx context.Context) ([]byte, error) {
 }
 
 func (s fileStore) Save(ctx context.Context, data []byte) error {
-	_, err := withContext(ctx, func() (struct{}, error) { return struct{}{}, s.f.Write(data) })
+	_, err := withContext(ctx, func() (struct{}, error) { return struct{}{}, s.f.Write(data) }, nil)
 	return err
 }
 
 func (s fileStore) Discard(ctx context.Context) error {
-	_, err := withContext(ctx, s.f.Quarantine)
+	_, err := withContext(ctx, s.f.Quarantine, nil)
 	return err
 }
 
@@ -379,8 +379,8 @@ func (s sharedStore) Discard(context.Context) error {
 
 // withContext runs f and returns its result, or ctx's error as soon as ctx
 // ends, leaving f to finish on its own and handing what it returns then to
-// late, if given.
-func withContext[T any](ctx context.Context, f func() (T, error), late ...func(T)) (T, error) {
+// late, if not nil.
+func withContext[T any](ctx context.Context, f func() (T, error), late func(T)) (T, error) {
 	var zero T
 	if err := ctx.Err(); err != nil {
 		return zero, err
@@ -398,8 +398,8 @@ func withContext[T any](ctx context.Context, f func() (T, error), late ...func(T
 	case r := <-ch:
 		return r.v, r.err
 	case <-ctx.Done():
-		for _, l := range late {
-			go func() { l((<-ch).v) }()
+		if late != nil {
+			go func() { late((<-ch).v) }()
 		}
 		return zero, ctx.Err()
 	}
