@@ -1,6 +1,7 @@
 package envelope
 
 import (
+	"encoding/json"
 	"errors"
 	"testing"
 )
@@ -112,6 +113,30 @@ func FuzzOpenReply(f *testing.F) {
 					t.Fatalf("OpenReply error %q does not match ErrUnauthentic", err)
 				}
 			}
+		}
+	})
+}
+
+// FuzzReplyDataAgreesWithJSON checks replyData's shortcut for the form
+// sealers write against encoding/json: on any body, replyData finds a data
+// string exactly when the body is a JSON object whose one member is "data"
+// (exact case) holding a JSON string (not null), and finds that string.
+func FuzzReplyDataAgreesWithJSON(f *testing.F) {
+	for _, s := range []string{
+		`{"data":"QUJD"}`, ` {"data":"QUJD"} `, `{"data":"a\"b"}`, `{"data":"\u0041"}`,
+		`{"data":"x","data":"y"}`, `{"Data":"QUJD"}`, `{"data":"QUJD"}x`, `{"data":""}`,
+		`{"data":"é"}`, `{"data":""}`, `{"data":1}`, `{"data":null}`, `{"data": "QUJD"}`, `{"data":"QUJD"`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		got, ok := replyData(body)
+		var m map[string]json.RawMessage
+		var want string
+		wantOK := json.Unmarshal(body, &m) == nil && len(m) == 1 && len(m["data"]) > 0 && m["data"][0] == '"' &&
+			json.Unmarshal(m["data"], &want) == nil
+		if ok != wantOK || got != want {
+			t.Fatalf("replyData(%q) = %q, %v; encoding/json reads %q, %v", body, got, ok, want, wantOK)
 		}
 	})
 }
