@@ -124,7 +124,7 @@ func FuzzOpenReply(f *testing.F) {
 func FuzzReplyDataAgreesWithJSON(f *testing.F) {
 	for _, s := range []string{
 		`{"data":"QUJD"}`, ` {"data":"QUJD"} `, `{"data":"a\"b"}`, `{"data":"\u0041"}`,
-		`{"data":"x","data":"y"}`, `{"Data":"QUJD"}`, `{"data":"QUJD"}x`, `{"data":""}`,
+		`{"data":"x","data":"y"}`, `{"Data":"QUJD"}`, `{"data":"QUJD"}x`, "{\"data\":\"\x01\"}",
 		`{"data":"é"}`, `{"data":""}`, `{"data":1}`, `{"data":null}`, `{"data": "QUJD"}`, `{"data":"QUJD"`,
 	} {
 		f.Add([]byte(s))
