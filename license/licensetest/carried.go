@@ -17,13 +17,6 @@ import (
 // session.
 const carriedPerLicence = 256
 
-// newCarriedGuard returns the replay memory of carried requests: the
-// carried window behind, the ordinary future side, and the same partitions
-// by proof as the server's ordinary Guard.
-func newCarriedGuard() *envelope.Guard {
-	return envelope.NewGuard(envelope.GuardConfig{Window: envelope.CarriedWindow, PartitionEntries: carriedPerLicence})
-}
-
 // admitFresh is the freshness and replay check of an opened request posted
 // to ep: the server's Guard for an ordinary request, the carried Guard for a
 // carried one. Either way an id is remembered only once the request proved

@@ -35,15 +35,7 @@ const (
 
 // String returns "refuse", "reset" or "503".
 func (m DownMode) String() string {
-	switch m {
-	case DownRefuse:
-		return "refuse"
-	case DownReset:
-		return "reset"
-	case DownUnavailable:
-		return "503"
-	}
-	return fmt.Sprintf("DownMode(%d)", int(m))
+	return enumName("DownMode", int(m), "refuse", "reset", "503")
 }
 
 // FaultKind is a kind of injected fault. The zero value is not a valid kind.
@@ -92,12 +84,7 @@ var faultNames = [...]string{
 
 // String returns the fault's name: "fail", "truncate", "garbage", "drop",
 // "cut_body", "replay" or "bad_seal".
-func (k FaultKind) String() string {
-	if k > 0 && int(k) < len(faultNames) {
-		return faultNames[k]
-	}
-	return fmt.Sprintf("FaultKind(%d)", int(k))
-}
+func (k FaultKind) String() string { return enumName("FaultKind", int(k), faultNames[:]...) }
 
 // Fault is a fault to inject with Server.Inject. It is plain data.
 type Fault struct {

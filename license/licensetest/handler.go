@@ -238,47 +238,32 @@ func (s *Server) process(ep string, now time.Time, ts wire.Timestamp, skew time.
 	case Register:
 		req := wire.RegisterRequest{ProductGUID: o.str("product_guid", true), LicenseKey: o.str("license_key", true),
 			Machine: o.machine(), Name: o.str("name", false), Email: o.str("email", false), UserHash: o.strMap("user_hash")}
-		if o.err != nil {
-			return nil, o.err
+		if o.err == nil {
+			return s.store.register(now, ts, skew, &req, uuid.New())
 		}
-		return nilIfErr(s.store.register(now, ts, skew, &req, uuid.New()))
 	case Begin:
 		req := wire.BeginRequest{ProductGUID: o.str("product_guid", true), LicenseKey: o.str("license_key", true),
 			InstanceGUID: o.str("instance_guid", true), Machine: o.machine(), UserHash: o.strMap("user_hash"), Duration: o.seconds("duration")}
-		if o.err != nil {
-			return nil, o.err
+		if o.err == nil {
+			return s.store.begin(now, ts, &req, hook.RandomToken(32), hook.RandomToken(32))
 		}
-		return nilIfErr(s.store.begin(now, ts, &req, hook.RandomToken(32), hook.RandomToken(32)))
 	case Extend:
 		req := wire.ExtendRequest{Token: o.str("token", true), Duration: o.seconds("duration")}
-		if o.err != nil {
-			return nil, o.err
+		if o.err == nil { // the new token is used only with Config.TokenRotation
+			return s.store.extend(now, ts, &req, hook.RandomToken(32))
 		}
-		next := ""
-		if s.cfg.TokenRotation {
-			next = hook.RandomToken(32)
-		}
-		return nilIfErr(s.store.extend(now, ts, &req, next))
 	default:
 		req := wire.EndRequest{Token: o.str("token", true)}
-		if o.err != nil {
-			return nil, o.err
+		if o.err == nil {
+			return s.store.end(now, ts, &req)
 		}
-		return nilIfErr(s.store.end(now, ts, &req))
 	}
-}
-
-// nilIfErr turns a typed nil reply into an untyped nil.
-func nilIfErr[T any](r *T, err *apiError) (any, *apiError) {
-	if err != nil {
-		return nil, err
-	}
-	return r, nil
+	return nil, o.err
 }
 
 // reply builds the reply to a request: reply on success or the failure
-// shape for aerr, sealed when sealer is not nil. An end_session refusal is
-// 422 unless injected.
+// shape for aerr (reply is then ignored), sealed when sealer is not nil. An
+// end_session refusal is 422 unless injected.
 func (s *Server) reply(ep string, ts wire.Timestamp, reply any, aerr *apiError, sealer envelope.ReplySealer, injected bool) outcome {
 	status := http.StatusOK
 	if aerr != nil {

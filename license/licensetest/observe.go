@@ -90,10 +90,7 @@ func (s *Server) Requests() []Request {
 func (l *requestLog) last(n int) ([]Request, int) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	total := 0
-	for _, c := range l.counts {
-		total += c
-	}
+	total := l.count("")
 	if l.max <= 0 {
 		return nil, total + 1
 	}
@@ -104,17 +101,21 @@ func (l *requestLog) last(n int) ([]Request, int) {
 // Count returns how many requests endpoint ("" = all four) has handled since
 // the server was made, counted as Requests counts them but without limit.
 func (s *Server) Count(endpoint string) int {
-	l := s.reqlog
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if endpoint == "" {
-		n := 0
-		for _, c := range l.counts {
-			n += c
-		}
-		return n
+	s.reqlog.mu.Lock()
+	defer s.reqlog.mu.Unlock()
+	return s.reqlog.count(endpoint)
+}
+
+// count is Count. The caller holds mu.
+func (l *requestLog) count(endpoint string) int {
+	if endpoint != "" {
+		return l.counts[endpoint]
 	}
-	return l.counts[endpoint]
+	n := 0
+	for _, c := range l.counts {
+		n += c
+	}
+	return n
 }
 
 // Sessions returns the live sessions, in the order they began. Lapsed
@@ -184,7 +185,7 @@ func (s *Server) AddLicense(l License) error {
 		rec.License = l
 		return nil
 	}
-	st.licenses[id] = &licenseRec{License: l, id: id, exact: make(map[string]*instanceRec)}
+	st.licenses[id] = &licenseRec{License: l, exact: make(map[string]*instanceRec)}
 	return nil
 }
 

@@ -19,15 +19,12 @@ type apiError struct {
 	msg    string
 }
 
-func (e *apiError) Error() string { return e.msg }
-
 func refuse(status int, msg string) *apiError { return &apiError{status: status, msg: msg} }
 
 type licenseID struct{ product, key string }
 
 type licenseRec struct {
 	License
-	id        licenseID
 	live      int // live sessions
 	instances []*instanceRec
 	exact     map[string]*instanceRec

@@ -118,8 +118,10 @@ func NewHandler(s *licensetest.Server, opts Options) *Handler {
 	for _, h := range opts.AllowedHosts {
 		a.hosts = append(a.hosts, normaliseHost(h))
 	}
-	a.mux.HandleFunc("GET /admin/{$}", a.serveConsole)
+	a.mux.HandleFunc("GET /admin/{$}", a.page("index.html"))
 	a.mux.HandleFunc("GET /admin/console/{file}", a.serveAsset)
+	a.mux.HandleFunc("GET /admin/offline", a.page("offline.html"))
+	a.mux.HandleFunc("POST /admin/offline/exchange", a.serveOfflineExchange)
 	a.mux.HandleFunc("GET /admin/state", a.serveState)
 	a.mux.HandleFunc("GET /admin/events", a.serveEvents)
 	a.mux.HandleFunc("GET /admin/requests", a.serveRequests)
@@ -128,7 +130,6 @@ func NewHandler(s *licensetest.Server, opts Options) *Handler {
 	a.mux.HandleFunc("POST /admin/scenario", a.startScenario)
 	a.mux.HandleFunc("POST /admin/scenario/stop", a.stopScenario)
 	a.mux.HandleFunc("POST /admin/{command}", a.serveCommand)
-	a.registerOffline() // console_offline.go
 	return a
 }
 
@@ -367,7 +368,7 @@ func (a *Handler) addAction(text, source string) {
 }
 
 func (a *Handler) serveState(w http.ResponseWriter, _ *http.Request) {
-	writeJSON(w, http.StatusOK, a.state(defaultLogLines))
+	writeJSON(w, http.StatusOK, a.state())
 }
 
 func (a *Handler) serveRequests(w http.ResponseWriter, r *http.Request) {
@@ -413,7 +414,7 @@ func (a *Handler) serveEvents(w http.ResponseWriter, r *http.Request) {
 	var last []byte
 	var lastSent time.Time
 	for {
-		st := a.state(defaultLogLines)
+		st := a.state()
 		now := st.Time
 		st.Time = time.Time{}
 		cmp, _ := json.Marshal(st)
@@ -474,7 +475,7 @@ type adminSession struct {
 	Extensions   int       `json:"extensions"`
 }
 
-func (a *Handler) state(logLines int) adminState {
+func (a *Handler) state() adminState {
 	s := a.s
 	now := s.Now()
 	f := a.in.Faults()
@@ -484,7 +485,7 @@ func (a *Handler) state(logLines int) adminState {
 		Licenses:  licenseInfos(s),
 		Instances: []adminInstance{},
 		Sessions:  []adminSession{},
-		Log:       recentRequests(a.in, logLines),
+		Log:       recentRequests(a.in, defaultLogLines),
 		Scenario:  LatestScenario(s),
 	}
 	for _, ep := range []string{licensetest.Register, licensetest.Begin, licensetest.Extend, licensetest.End} {
@@ -526,20 +527,14 @@ func recentRequests(in hook.Internals, n int) []RequestInfo {
 	reqs := v.([]licensetest.Request)
 	out := make([]RequestInfo, 0, len(reqs))
 	for i, r := range reqs {
-		out = append(out, RequestInfo{
-			Seq: first + i, Time: r.Time, Endpoint: r.Endpoint, Status: r.Status,
-			LatencyMS: float64(r.Latency.Microseconds()) / 1000, Fault: faultName(r.Fault), Down: r.Down, Sealed: r.Sealed,
-		})
+		ri := RequestInfo{Seq: first + i, Time: r.Time, Endpoint: r.Endpoint, Status: r.Status,
+			LatencyMS: float64(r.Latency.Microseconds()) / 1000, Down: r.Down, Sealed: r.Sealed}
+		if r.Fault != 0 {
+			ri.Fault = r.Fault.String()
+		}
+		out = append(out, ri)
 	}
 	return out
-}
-
-// faultName is the name of a fault kind in the request log, or "".
-func faultName(k licensetest.FaultKind) string {
-	if k == 0 {
-		return ""
-	}
-	return k.String()
 }
 
 // LicenseInfo is a licence as the admin API and ClientConfig report it.

@@ -32,16 +32,6 @@ import (
 // replyFileName is the name the page offers the reply file under.
 const replyFileName = "licensekit-reply.txt"
 
-// registerOffline adds the page and its endpoint to the admin mux.
-func (a *Handler) registerOffline() {
-	a.mux.HandleFunc("GET /admin/offline", a.serveOfflinePage)
-	a.mux.HandleFunc("POST /admin/offline/exchange", a.serveOfflineExchange)
-}
-
-func (a *Handler) serveOfflinePage(w http.ResponseWriter, _ *http.Request) {
-	a.serveFile(w, "offline.html", "text/html; charset=utf-8")
-}
-
 // serveOfflineExchange answers an uploaded request file with its reply file,
 // or a JSON error naming what was wrong (nothing is answered in part).
 func (a *Handler) serveOfflineExchange(w http.ResponseWriter, r *http.Request) {

@@ -188,14 +188,6 @@ func (p params) integer(name string, def, lo, hi int) (int, error) {
 	return n, nil
 }
 
-// required returns p[name], which must be present and not empty.
-func (p params) required(name string) (string, error) {
-	if p[name] == "" {
-		return "", badParam("%s is required", name)
-	}
-	return p[name], nil
-}
-
 // endpoints are the accepted values of an endpoint parameter and the v2
 // endpoint each names ("" = all four).
 var endpoints = []option[string]{{"all", ""}, {"register", licensetest.Register}, {"begin", licensetest.Begin},
@@ -206,22 +198,32 @@ func (p params) endpoint() (string, error) { return pick(p, "endpoint", "all", e
 
 // licenseID returns the product and key a licence command names.
 func (p params) licenseID() (string, string, error) {
-	product, err1 := p.required("product")
-	key, err2 := p.required("key")
-	return product, key, errors.Join(err1, err2)
+	var errs []error
+	for _, name := range []string{"product", "key"} {
+		if p[name] == "" {
+			errs = append(errs, badParam("%s is required", name))
+		}
+	}
+	return p["product"], p["key"], errors.Join(errs...)
 }
 
 var (
 	onOff         = []option[bool]{{"1", true}, {"0", false}, {"true", true}, {"false", false}}
-	downModes     = []option[licensetest.DownMode]{{"refuse", licensetest.DownRefuse}, {"reset", licensetest.DownReset}, {"503", licensetest.DownUnavailable}}
-	licenseStates = []option[licensetest.LicenseState]{{"active", licensetest.Active}, {"revoked", licensetest.Revoked}, {"expired", licensetest.Expired}}
-	faultKinds    = func() (opts []option[licensetest.FaultKind]) {
-		for k := licensetest.FaultFail; k <= licensetest.FaultBadSeal; k++ {
-			opts = append(opts, option[licensetest.FaultKind]{k.String(), k})
-		}
-		return opts
-	}()
+	downModes     = enumOptions(licensetest.DownRefuse, licensetest.DownUnavailable)
+	licenseStates = enumOptions(licensetest.Active, licensetest.Expired)
+	faultKinds    = enumOptions(licensetest.FaultFail, licensetest.FaultBadSeal)
 )
+
+// enumOptions are the values lo..hi, each named by its String.
+func enumOptions[T interface {
+	~int
+	String() string
+}](lo, hi T) (opts []option[T]) {
+	for v := lo; v <= hi; v++ {
+		opts = append(opts, option[T]{v.String(), v})
+	}
+	return opts
+}
 
 func parseDown(p params) (func(*controller) error, error) {
 	down, err1 := pick(p, "on", "1", onOff)
