@@ -16,15 +16,11 @@ type DownMode int
 const (
 	// DownRefuse refuses connections: the listening socket is closed, so a
 	// client's dial fails with ECONNREFUSED, as when the server process is
-	// gone. Through Transport, RoundTrip fails with a *net.OpError whose Op is
-	// "dial" and which matches syscall.ECONNREFUSED (WSAECONNREFUSED on
-	// Windows). Match on the Op rather than the errno for portable code.
+	// gone. See Transport for what its RoundTrip returns.
 	DownRefuse DownMode = iota
 	// DownReset accepts connections and resets them without reading the
 	// request or replying, as a crashing server or a broken proxy does. The
-	// client sees a connection reset (or EOF). Through Transport, RoundTrip
-	// fails with a *net.OpError whose Op is "read" and which matches
-	// syscall.ECONNRESET (WSAECONNRESET on Windows).
+	// client sees a connection reset (or EOF), and so does Transport.
 	DownReset
 	// DownUnavailable accepts connections and answers every request with
 	// 503 and the spec's failure body "service unavailable", without
@@ -196,10 +192,10 @@ func (f *faultState) isDown() (bool, DownMode) {
 	return f.down, f.mode
 }
 
-// take consumes one use of the first queued fault for ep. For a FaultReplay
-// it also returns the body to replay; a replay fault with nothing to replay
-// is skipped and kept.
-func (f *faultState) take(ep string) (Fault, []byte, bool) {
+// take consumes one use of the first queued fault for ep, if any (else the
+// zero Fault). For a FaultReplay it also returns the body to replay; a
+// replay fault with nothing to replay is skipped and kept.
+func (f *faultState) take(ep string) (Fault, []byte) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for i, p := range f.queue {
@@ -222,9 +218,9 @@ func (f *faultState) take(ep string) (Fault, []byte, bool) {
 				f.queue = slices.Delete(f.queue, i, i+1)
 			}
 		}
-		return p.Fault, body, true
+		return p.Fault, body
 	}
-	return Fault{}, nil, false
+	return Fault{}, nil
 }
 
 // remember keeps a sealed reply body for FaultReplay.

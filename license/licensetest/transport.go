@@ -29,6 +29,8 @@ import (
 //   - when the request's context ends during added latency, it fails with
 //     the context's error and the request is not processed.
 //
+// Match on the Op rather than the errno for portable code.
+//
 // The RoundTripper is safe for concurrent use and always closes the
 // request body.
 func (s *Server) Transport() http.RoundTripper { return memTransport{s} }

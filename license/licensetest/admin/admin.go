@@ -246,16 +246,8 @@ func (a *Handler) hostAllowed(r *http.Request) bool {
 		return true
 	}
 	ip := net.ParseIP(host)
-	if ip == nil {
-		return false
-	}
-	if ip.IsLoopback() {
-		return true
-	}
-	if la, ok := r.Context().Value(http.LocalAddrContextKey).(*net.TCPAddr); ok && la.IP.Equal(ip) {
-		return true
-	}
-	return false
+	la, _ := r.Context().Value(http.LocalAddrContextKey).(*net.TCPAddr)
+	return ip != nil && (ip.IsLoopback() || la != nil && la.IP.Equal(ip))
 }
 
 // adminReply is the body of a command's reply.
@@ -500,11 +492,8 @@ func (a *Handler) state() adminState {
 			Started: se.Started, Expires: se.Expires, Duration: se.Duration.String(), Extensions: se.Extensions})
 	}
 	a.mu.Lock()
-	st.Actions = slices.Clone(a.actions)
+	st.Actions = append([]adminAction{}, a.actions...)
 	a.mu.Unlock()
-	if st.Actions == nil {
-		st.Actions = []adminAction{}
-	}
 	return st
 }
 

@@ -22,12 +22,6 @@ import (
 // posts each carried request to itself, unchanged, through its own v2
 // handler (so it sees, checks, logs and answers ordinary v2 requests,
 // faults included), and the page offers the reply file for download.
-//
-//	GET  /admin/offline           the page
-//	POST /admin/offline/exchange  body: the request file; reply: the reply file
-//
-// Both sit behind the admin handler's checks (token, host, origin) like
-// the rest of the console.
 
 // replyFileName is the name the page offers the reply file under.
 const replyFileName = "licensekit-reply.txt"

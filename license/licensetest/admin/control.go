@@ -82,14 +82,14 @@ func commandNames() []string { return slices.Sorted(maps.Keys(commands)) }
 
 // check rejects parameters the command does not accept.
 func (cmd *command) check(p params) error {
+	accepted := "it takes none"
+	if len(cmd.accepted) > 0 {
+		accepted = "accepted: " + strings.Join(cmd.accepted, ", ")
+	}
 	var errs []error
 	for _, name := range slices.Sorted(maps.Keys(p)) {
 		if !slices.Contains(cmd.accepted, name) {
-			if len(cmd.accepted) == 0 {
-				errs = append(errs, badParam("%s: unknown parameter %q (it takes none)", cmd.name, name))
-			} else {
-				errs = append(errs, badParam("%s: unknown parameter %q (accepted: %s)", cmd.name, name, strings.Join(cmd.accepted, ", ")))
-			}
+			errs = append(errs, badParam("%s: unknown parameter %q (%s)", cmd.name, name, accepted))
 		}
 	}
 	return errors.Join(errs...)

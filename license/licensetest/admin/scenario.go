@@ -392,10 +392,7 @@ func (a *Handler) startScenario(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusBadRequest, errorReply("licensetest admin: cannot read the scenario: "+err.Error()))
 		return
 	}
-	name := r.URL.Query().Get("name")
-	if name == "" {
-		name = "console"
-	}
+	name := cmp.Or(r.URL.Query().Get("name"), "console")
 	sc, err := ParseScenario(name, strings.NewReader(string(text)))
 	if err != nil {
 		writeJSON(w, http.StatusBadRequest, errorReply(err.Error()))
