@@ -93,7 +93,6 @@ func (g *gate) acceptLoop(ln net.Listener, loopDone chan struct{}) {
 	}
 }
 
-// Accept implements net.Listener.
 func (g *gate) Accept() (net.Conn, error) {
 	select {
 	case c := <-g.conns:
@@ -166,5 +165,4 @@ func abort(c net.Conn) {
 		_ = tc.SetLinger(0)
 	}
 	_ = raw.Close() // no TLS close_notify: the point is an abrupt end
-
 }

@@ -128,17 +128,7 @@ func (s *Server) Sessions() []Session {
 	recs := slices.SortedFunc(maps.Values(st.sessions), func(a, b *sessionRec) int { return cmp.Compare(a.seq, b.seq) })
 	out := make([]Session, 0, len(recs))
 	for _, r := range recs {
-		out = append(out, Session{
-			Token:        r.token,
-			SessionKey:   r.sessionKey,
-			InstanceGUID: r.inst.GUID,
-			ProductGUID:  r.lic.ProductGUID,
-			LicenseKey:   r.lic.Key,
-			Started:      r.started,
-			Expires:      r.expires,
-			Duration:     r.duration,
-			Extensions:   r.extensions,
-		})
+		out = append(out, r.Session)
 	}
 	return out
 }
