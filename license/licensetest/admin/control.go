@@ -54,9 +54,7 @@ func buildCommands() map[string]*command {
 	m := make(map[string]*command)
 	for _, c := range []*command{
 		{name: "down", accepted: []string{"on", "mode", "for"}, bare: "mode", parse: parseDown},
-		{name: "up", parse: func(params) (func(*controller) error, error) {
-			return func(c *controller) error { c.setDown(false, 0, 0); return nil }, nil
-		}},
+		{name: "up", parse: func(params) (func(*controller) error, error) { return up, nil }},
 		{name: "revoke", accepted: []string{"product", "key"}, parse: parseLicenseState(licensetest.Revoked)},
 		{name: "expire", accepted: []string{"product", "key"}, parse: parseLicenseState(licensetest.Expired)},
 		{name: "reinstate", accepted: []string{"product", "key"}, parse: parseLicenseState(licensetest.Active)},
@@ -68,9 +66,7 @@ func buildCommands() map[string]*command {
 		{name: "retry_after", accepted: []string{"endpoint", "d"}, bare: "d", parse: parsePerEndpoint((*licensetest.Server).SetRetryAfter)},
 		{name: "content_type", accepted: []string{"endpoint", "ct"}, bare: "ct", parse: parseContentType},
 		{name: "skew", accepted: []string{"d"}, bare: "d", parse: parseSkew},
-		{name: "clear", parse: func(params) (func(*controller) error, error) {
-			return func(c *controller) error { c.clear(); return nil }, nil
-		}},
+		{name: "clear", parse: func(params) (func(*controller) error, error) { return (*controller).clear, nil }},
 	} {
 		m[c.name] = c
 	}
@@ -351,6 +347,12 @@ type controller struct {
 	stopped bool
 }
 
+// up brings the server up and cancels a timed outage.
+func up(c *controller) error {
+	c.setDown(false, 0, 0)
+	return nil
+}
+
 // setDown takes the server down in mode, for d if d > 0, or brings it up.
 func (c *controller) setDown(down bool, mode licensetest.DownMode, d time.Duration) {
 	c.mu.Lock()
@@ -377,11 +379,12 @@ func (c *controller) setDown(down bool, mode licensetest.DownMode, d time.Durati
 }
 
 // clear removes every fault and cancels a timed outage.
-func (c *controller) clear() {
+func (c *controller) clear() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.stopTimerLocked()
 	c.s.ClearFaults()
+	return nil
 }
 
 // stop cancels a pending timed outage for good. It is idempotent.
