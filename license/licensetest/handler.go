@@ -163,7 +163,8 @@ type early struct {
 	rec Request
 }
 
-// admit reads and opens a request posted to ep and checks its freshness. It
+// admit reads and opens a request posted to ep and checks its freshness and
+// replay (partitioned by store.scope). It
 // returns the opened plaintext, the reply sealer (nil unless the reply must
 // be sealed) and the Guard's ticket, or early when the request is not to be
 // processed.
@@ -189,7 +190,11 @@ func (s *Server) admit(ep string, body io.Reader, now time.Time) ([]byte, envelo
 		}
 		sealer = nil
 	}
-	ticket, cached, err := s.admitFresh(ep, op, in.Data, now)
+	guard := s.guard
+	if op.Carried {
+		guard = s.carried
+	}
+	ticket, cached, err := guard.Admit(op, in.Data, now, s.store.scope(ep, op.Plaintext))
 	switch {
 	case err != nil:
 		return nil, nil, nil, s.rejection(err, now, op.Plaintext)

@@ -40,7 +40,7 @@ type Server struct {
 	cfg    Config // defaults filled in
 	opener envelope.Opener
 	guard  *envelope.Guard
-	// carried remembers carried (offline) request ids: carried.go.
+	// carried remembers carried (offline) request ids (NewUnstartedServer).
 	carried *envelope.Guard
 	store   *store
 	faults  *faultState
@@ -119,7 +119,12 @@ func NewUnstartedServer(cfg *Config) *Server {
 	must(err)
 	s.opener = envelope.MultiOpener(hpkeOpener, secretOpener)
 	s.guard = envelope.NewGuard(envelope.GuardConfig{Window: c.FreshnessWindow, MaxEntries: c.ReplayCache})
-	s.carried = envelope.NewGuard(envelope.GuardConfig{Window: envelope.CarriedWindow, PartitionEntries: carriedPerLicence})
+	// Carried (offline) requests (FORMAT.md "Carried requests") are accepted
+	// up to envelope.CarriedWindow old, so their ids are remembered for that
+	// whole window, at most 256 per licence or session, partitioned as the
+	// ordinary ones; the mock keeps them for its life, a real server in its
+	// database.
+	s.carried = envelope.NewGuard(envelope.GuardConfig{Window: envelope.CarriedWindow, PartitionEntries: 256})
 	return s
 }
 
