@@ -1,6 +1,7 @@
 package licensetest
 
 import (
+	"cmp"
 	"fmt"
 	"net/http"
 	"slices"
@@ -241,21 +242,13 @@ func (s *Server) Inject(f Fault) {
 	if f.Kind < FaultFail || f.Kind > FaultBadSeal {
 		panic(fmt.Sprintf("licensetest: invalid fault kind %d", int(f.Kind)))
 	}
-	p := &pending{Fault: f, left: f.Count}
-	switch {
-	case f.Count == 0:
+	p := &pending{Fault: f, left: max(f.Count, -1)}
+	if f.Count == 0 {
 		p.left = 1
-	case f.Count < 0:
-		p.left = -1
 	}
-	if f.Kind == FaultFail && f.Status == 0 {
-		p.Status = http.StatusServiceUnavailable
-	}
-	if f.Kind == FaultFail && p.Message == "" {
-		p.Message = strings.ToLower(http.StatusText(p.Status))
-		if p.Message == "" {
-			p.Message = "injected failure"
-		}
+	if f.Kind == FaultFail {
+		p.Status = cmp.Or(p.Status, http.StatusServiceUnavailable)
+		p.Message = cmp.Or(p.Message, strings.ToLower(http.StatusText(p.Status)), "injected failure")
 	}
 	s.faults.mu.Lock()
 	s.faults.queue = append(s.faults.queue, p)

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"maps"
@@ -276,7 +277,7 @@ const maxAdminBody = 256 << 10
 func formParams(w http.ResponseWriter, r *http.Request) (params, error) {
 	r.Body = http.MaxBytesReader(w, r.Body, maxAdminBody)
 	if err := r.ParseForm(); err != nil {
-		return nil, badParam("cannot parse the parameters: %v", err)
+		return nil, fmt.Errorf("cannot parse the parameters: %v", err)
 	}
 	p := make(params, len(r.Form))
 	var errs []error
@@ -285,7 +286,7 @@ func formParams(w http.ResponseWriter, r *http.Request) (params, error) {
 			continue
 		}
 		if len(vs) != 1 {
-			errs = append(errs, badParam("%s: given %d times", name, len(vs)))
+			errs = append(errs, fmt.Errorf("%s: given %d times", name, len(vs)))
 			continue
 		}
 		p[name] = vs[0]

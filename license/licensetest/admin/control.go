@@ -19,20 +19,6 @@ import (
 // (POST /admin/NAME?param=value) and scenarios ("at 5m NAME param=value")
 // share them, so both accept exactly the same names and values.
 
-// errBadParam marks a command that was given a missing or unknown parameter
-// or value. The admin API answers it with 400.
-var errBadParam = errors.New("licensetest: bad parameter")
-
-// paramError is a bad parameter; it matches errBadParam.
-type paramError struct{ msg string }
-
-func (e *paramError) Error() string        { return e.msg }
-func (e *paramError) Is(target error) bool { return target == errBadParam }
-
-func badParam(format string, args ...any) error {
-	return &paramError{fmt.Sprintf(format, args...)}
-}
-
 // params are a command's name=value arguments.
 type params map[string]string
 
@@ -85,7 +71,7 @@ func (cmd *command) check(p params) error {
 	var errs []error
 	for _, name := range slices.Sorted(maps.Keys(p)) {
 		if !slices.Contains(cmd.accepted, name) {
-			errs = append(errs, badParam("%s: unknown parameter %q (%s)", cmd.name, name, accepted))
+			errs = append(errs, fmt.Errorf("%s: unknown parameter %q (%s)", cmd.name, name, accepted))
 		}
 	}
 	return errors.Join(errs...)
@@ -149,7 +135,7 @@ func pick[T any](p params, name, def string, opts []option[T]) (T, error) {
 	if !given {
 		return zero, nil
 	}
-	return zero, badParam("%s: unknown value %q (accepted: %s)", name, v, names(opts))
+	return zero, fmt.Errorf("%s: unknown value %q (accepted: %s)", name, v, names(opts))
 }
 
 // duration parses p[name]. A required parameter must be present.
@@ -157,16 +143,16 @@ func (p params) duration(name string, required, negativeOK bool) (time.Duration,
 	v, ok := p[name]
 	if !ok {
 		if required {
-			return 0, badParam("%s is required (a duration such as 30s, 5m or 1h30m)", name)
+			return 0, fmt.Errorf("%s is required (a duration such as 30s, 5m or 1h30m)", name)
 		}
 		return 0, nil
 	}
 	d, err := time.ParseDuration(v)
 	if err != nil {
-		return 0, badParam("%s: %q is not a duration (such as 30s, 5m or 1h30m)", name, v)
+		return 0, fmt.Errorf("%s: %q is not a duration (such as 30s, 5m or 1h30m)", name, v)
 	}
 	if d < 0 && !negativeOK {
-		return 0, badParam("%s: %s is negative", name, v)
+		return 0, fmt.Errorf("%s: %s is negative", name, v)
 	}
 	return d, nil
 }
@@ -179,7 +165,7 @@ func (p params) integer(name string, def, lo, hi int) (int, error) {
 	}
 	n, err := strconv.Atoi(v)
 	if err != nil || n < lo || n > hi {
-		return 0, badParam("%s: %q is not an integer in %d..%d", name, v, lo, hi)
+		return 0, fmt.Errorf("%s: %q is not an integer in %d..%d", name, v, lo, hi)
 	}
 	return n, nil
 }
@@ -197,7 +183,7 @@ func (p params) licenseID() (string, string, error) {
 	var errs []error
 	for _, name := range []string{"product", "key"} {
 		if p[name] == "" {
-			errs = append(errs, badParam("%s is required", name))
+			errs = append(errs, fmt.Errorf("%s is required", name))
 		}
 	}
 	return p["product"], p["key"], errors.Join(errs...)
@@ -255,7 +241,7 @@ func parseAddLicense(p params) (func(*controller) error, error) {
 		return nil, err
 	}
 	if err := hook.CheckDurations(product, key, l.SessionDuration, l.GracePeriod, l.MaxDuration); err != nil {
-		return nil, badParam("%v", err)
+		return nil, fmt.Errorf("%v", err) // one error, so prefixErr prefixes it once
 	}
 	return func(c *controller) error { return c.s.AddLicense(l) }, nil
 }
@@ -268,7 +254,7 @@ func parseControl(p params) (func(*controller) error, error) {
 		return nil, err
 	}
 	if err := hook.CheckDurations(product, key, session, grace, 0); err != nil {
-		return nil, badParam("%v", err)
+		return nil, fmt.Errorf("%v", err)
 	}
 	return func(c *controller) error { return c.s.SetControlOptions(product, key, session, grace) }, nil
 }
@@ -282,7 +268,7 @@ func parseFail(p params) (func(*controller) error, error) {
 		return nil, err
 	}
 	if n == 0 {
-		return nil, badParam("n: 0 fails nothing (want a count, or -1 for every request)")
+		return nil, fmt.Errorf("n: 0 fails nothing (want a count, or -1 for every request)")
 	}
 	f := licensetest.Fault{Endpoint: ep, Kind: licensetest.FaultFail, Count: n, Status: status, Message: p["message"], RetryAfter: ra}
 	return func(c *controller) error { c.s.Inject(f); return nil }, nil
@@ -292,7 +278,7 @@ func parseFault(p params) (func(*controller) error, error) {
 	ep, err1 := p.endpoint()
 	kind, err2 := pick(p, "kind", "", faultKinds)
 	if err2 == nil && kind == 0 {
-		err2 = badParam("kind is required (accepted: %s)", names(faultKinds))
+		err2 = fmt.Errorf("kind is required (accepted: %s)", names(faultKinds))
 	}
 	n, err3 := p.integer("n", 1, -1, 1<<30)
 	status, err4 := p.integer("status", 0, 0, 599)
@@ -300,10 +286,10 @@ func parseFault(p params) (func(*controller) error, error) {
 		return nil, err
 	}
 	if n == 0 {
-		return nil, badParam("n: 0 injects nothing (want a count, or -1 for every request)")
+		return nil, fmt.Errorf("n: 0 injects nothing (want a count, or -1 for every request)")
 	}
 	if status != 0 && status < 100 {
-		return nil, badParam("status: %d is not an HTTP status (100..599)", status)
+		return nil, fmt.Errorf("status: %d is not an HTTP status (100..599)", status)
 	}
 	f := licensetest.Fault{Endpoint: ep, Kind: kind, Count: n, Status: status, Message: p["message"]}
 	return func(c *controller) error { c.s.Inject(f); return nil }, nil
