@@ -115,18 +115,12 @@ func decodeOuter(body []byte) (*wire.Request, bool) {
 		if err != nil || !isStr {
 			return nil, false
 		}
-		switch name {
-		case "key":
-			if seen[0] {
-				return nil, false
-			}
+		switch {
+		case name == "key" && !seen[0]:
 			r.Key, seen[0] = v, true
-		case "data":
-			if seen[1] {
-				return nil, false
-			}
+		case name == "data" && !seen[1]:
 			r.Data, seen[1] = v, true
-		default:
+		default: // another member, or one given twice
 			return nil, false
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"strconv"
 	"strings"
@@ -349,9 +350,7 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h := w.Header()
-	for k, v := range o.header {
-		h[k] = v
-	}
+	maps.Copy(h, o.header)
 	h.Set("Content-Length", strconv.Itoa(len(o.body)))
 	if o.action == actCut {
 		h.Set("Connection", "close")
