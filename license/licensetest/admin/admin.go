@@ -517,12 +517,12 @@ func recentRequests(in hook.Internals, n int) []RequestInfo {
 	reqs := v.([]licensetest.Request)
 	out := make([]RequestInfo, 0, len(reqs))
 	for i, r := range reqs {
-		ri := RequestInfo{Seq: first + i, Time: r.Time, Endpoint: r.Endpoint, Status: r.Status,
-			LatencyMS: float64(r.Latency.Microseconds()) / 1000, Down: r.Down, Sealed: r.Sealed}
+		fault := ""
 		if r.Fault != 0 {
-			ri.Fault = r.Fault.String()
+			fault = r.Fault.String()
 		}
-		out = append(out, ri)
+		out = append(out, RequestInfo{Seq: first + i, Time: r.Time, Endpoint: r.Endpoint, Status: r.Status,
+			LatencyMS: float64(r.Latency.Microseconds()) / 1000, Fault: fault, Down: r.Down, Sealed: r.Sealed})
 	}
 	return out
 }
