@@ -54,10 +54,6 @@ type requestLog struct {
 	counts map[string]int
 }
 
-func newRequestLog(maxRequests int) *requestLog {
-	return &requestLog{max: maxRequests, counts: make(map[string]int)}
-}
-
 func (l *requestLog) add(r Request) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -215,10 +211,7 @@ func (s *Server) SetLicenseState(product, key string, st LicenseState) error {
 	if st < Active || st > Expired {
 		return errInvalidLicense
 	}
-	return s.store.update(product, key, func(l *licenseRec) error {
-		l.State = st
-		return nil
-	})
+	return s.store.update(product, key, func(l *licenseRec) { l.State = st })
 }
 
 // SetControlOptions changes a licence's session duration (zero means
@@ -231,9 +224,8 @@ func (s *Server) SetControlOptions(product, key string, session, grace time.Dura
 	if err := l.normalise(); err != nil {
 		return err
 	}
-	return s.store.update(product, key, func(rec *licenseRec) error {
+	return s.store.update(product, key, func(rec *licenseRec) {
 		rec.SessionDuration = l.SessionDuration
 		rec.GracePeriod = l.GracePeriod
-		return nil
 	})
 }

@@ -108,7 +108,7 @@ func NewUnstartedServer(cfg *Config) *Server {
 		cfg:    c,
 		store:  newStore(c.Match, c.TokenRotation, c.RefusalTexts),
 		faults: newFaultState(),
-		reqlog: newRequestLog(c.MaxRequests),
+		reqlog: &requestLog{max: c.MaxRequests, counts: make(map[string]int)},
 		logger: c.Logger,
 		conns:  make(map[net.Conn]http.ConnState),
 	}

@@ -145,14 +145,16 @@ func (st *store) reap(now time.Time) {
 	}
 }
 
-func (st *store) update(product, key string, f func(*licenseRec) error) error {
+// update calls f on a licence under mu, or returns ErrUnknownLicense.
+func (st *store) update(product, key string, f func(*licenseRec)) error {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	rec := st.licenses[licenseID{product, key}]
 	if rec == nil {
 		return ErrUnknownLicense
 	}
-	return f(rec)
+	f(rec)
+	return nil
 }
 
 // activeLicense reaps at now and finds a licence that is neither revoked
