@@ -28,20 +28,14 @@ type gate struct {
 	closed   bool
 }
 
-// listen opens the first listening socket. The default address falls back to
-// IPv6 loopback when IPv4 is unavailable, as httptest does.
-func listen(addr string) (net.Listener, error) {
+func newGate(addr string) (*gate, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil && addr == "127.0.0.1:0" {
+		// No IPv4: fall back to IPv6 loopback, as httptest does.
 		if ln6, err6 := net.Listen("tcp6", "[::1]:0"); err6 == nil {
-			return ln6, nil
+			ln, err = ln6, nil
 		}
 	}
-	return ln, err
-}
-
-func newGate(addr string) (*gate, error) {
-	ln, err := listen(addr)
 	if err != nil {
 		return nil, err
 	}
