@@ -95,10 +95,10 @@
 //
 // # Testing with synctest
 //
-// Loopback sockets never count as durably blocked inside a testing/synctest
-// bubble, so a client tested there must use Transport, which calls the
-// handler in memory. Create the server inside the bubble with
-// NewUnstartedServer (no listener, no goroutine) and Close it there:
+// A client tested inside a testing/synctest bubble must use Transport, which
+// calls the handler in memory (see there why). Create the server inside the
+// bubble with NewUnstartedServer (no listener, no goroutine) and Close it
+// there:
 //
 //	synctest.Test(t, func(t *testing.T) {
 //		s := licensetest.NewUnstartedServer(nil)
@@ -108,15 +108,11 @@
 //	})
 //
 // A license.Client gets the same with license.WithRoundTripper(s.Transport()),
-// which testclient.Options adds for a server that is not listening. A client
-// built without it dials the placeholder address of URL, whose name says to
-// use Transport, and its error shows that address.
-//
-// The server's default clock is time.Now, which follows the bubble of the
-// goroutine making the request. A server built outside a bubble also serves
-// in-memory requests from inside it, but then Close it only when no request
-// from the bubble is in flight. Use Config.Clock for tests that must move the
-// wall clock by hand.
+// which testclient.Options adds for a server that is not listening; without
+// it, it dials the placeholder address of URL. A server built outside a
+// bubble also serves in-memory requests from inside it, but then Close it
+// only when no request from the bubble is in flight. See Config.Clock for
+// the server's clock.
 //
 // # Admin API, console and scenarios
 //
