@@ -42,35 +42,27 @@ func (o *object) fail(msg string) {
 	}
 }
 
-// member decodes the member name into v if its JSON starts with first.
-func (o *object) member(name string, first byte, want string, v any) {
+// member decodes the member name of o, whose JSON must start with first.
+func member[T any](o *object, name string, first byte, want string) (v T) {
 	if raw, ok := o.m[name]; !ok {
 		o.fail("malformed data: missing field " + name)
-	} else if len(raw) == 0 || raw[0] != first || json.Unmarshal(raw, v) != nil {
+	} else if len(raw) == 0 || raw[0] != first || json.Unmarshal(raw, &v) != nil {
 		o.fail("malformed data: field " + name + " must be " + want)
 	}
+	return v
 }
 
 // str returns a string member; required means it must also be non-empty.
 func (o *object) str(name string, required bool) string {
-	var s string
-	o.member(name, '"', "a string", &s)
+	s := member[string](o, name, '"', "a string")
 	if _, ok := o.m[name]; required && ok && s == "" {
 		o.fail("malformed data: field " + name + " is empty")
 	}
 	return s
 }
 
-func (o *object) strList(name string) []string {
-	var l []string
-	o.member(name, '[', "an array of strings", &l)
-	return l
-}
-
 func (o *object) strMap(name string) map[string]string {
-	var m map[string]string
-	o.member(name, '{', "an object of strings", &m)
-	return m
+	return member[map[string]string](o, name, '{', "an object of strings")
 }
 
 // maxRequestSeconds bounds a requested duration before it is clamped.
@@ -97,7 +89,7 @@ func (o *object) machine() wire.Machine {
 		IPAddress:    o.str("ip_address", false),
 		CPUID:        o.str("cpu_id", false),
 		MBSerial:     o.str("mb_serial", false),
-		MACAddresses: o.strList("mac_addresses"),
+		MACAddresses: member[[]string](o, "mac_addresses", '[', "an array of strings"),
 		VolumeHash:   o.str("volume_hash", false),
 		HostName:     o.str("host_name", false),
 	}
@@ -123,18 +115,12 @@ func decodeOuter(body []byte) (*wire.Request, bool) {
 		if err != nil || !isStr {
 			return nil, false
 		}
-		switch name {
-		case "key":
-			if seen[0] {
-				return nil, false
-			}
+		switch {
+		case name == "key" && !seen[0]:
 			r.Key, seen[0] = v, true
-		case "data":
-			if seen[1] {
-				return nil, false
-			}
+		case name == "data" && !seen[1]:
 			r.Data, seen[1] = v, true
-		default:
+		default: // another member, or one given twice
 			return nil, false
 		}
 	}

@@ -62,10 +62,6 @@
 //   - 409: begin_session would exceed the seat limit ("seat limit");
 //   - 422: every end_session failure, as the spec says.
 //
-// A failure is sealed, like a success, whenever the request asked for a
-// sealed reply and could be opened; the 401s of requests that could not be
-// opened are plain, since the server cannot seal them.
-//
 // register_instance returns the same instance (same guid and
 // first_registered_at) for the same hardware and user; see Match for what
 // "same" means. begin_session needs an instance registered under the same
@@ -83,21 +79,12 @@
 // # Faults
 //
 // Faults make the mock worth using. Inject queues a Fault for one endpoint
-// (Register, Begin, Extend, End) or all four (""): fail with a chosen status
-// (FaultFail), spoil or lose the reply of a processed request
-// (FaultTruncate, FaultGarbage, FaultDrop, FaultCutBody), replay an old
-// sealed reply (FaultReplay) or break a seal (FaultBadSeal). Standing
-// settings change how every request is served until changed back:
-//
-//   - SetDown and SetDownMode: refuse connections (the listening socket is
-//     closed and later rebound on the same address), reset them, or answer
-//     503;
-//   - SetLatency: delay requests (on a timer, so fake time works);
-//   - SetRetryAfter: add a Retry-After header to failures;
-//   - SetContentType: send a wrong Content-Type;
-//   - SetClockSkew: skew the times the server reports.
-//
-// ClearFaults removes them all.
+// (Register, Begin, Extend, End) or all four (""): fail with a chosen status,
+// spoil or lose the reply of a processed request, replay an old sealed reply
+// or break a seal (see FaultKind). SetDown and SetDownMode (refuse
+// connections, reset them or answer 503; see DownMode), SetLatency,
+// SetRetryAfter, SetContentType and SetClockSkew change how every request is
+// served until changed back. ClearFaults removes them all.
 //
 // # Licences and observation
 //
@@ -108,10 +95,10 @@
 //
 // # Testing with synctest
 //
-// Loopback sockets never count as durably blocked inside a testing/synctest
-// bubble, so a client tested there must use Transport, which calls the
-// handler in memory. Create the server inside the bubble with
-// NewUnstartedServer (no listener, no goroutine) and Close it there:
+// A client tested inside a testing/synctest bubble must use Transport, which
+// calls the handler in memory (see there why). Create the server inside the
+// bubble with NewUnstartedServer (no listener, no goroutine) and Close it
+// there:
 //
 //	synctest.Test(t, func(t *testing.T) {
 //		s := licensetest.NewUnstartedServer(nil)
@@ -121,15 +108,11 @@
 //	})
 //
 // A license.Client gets the same with license.WithRoundTripper(s.Transport()),
-// which testclient.Options adds for a server that is not listening. A client
-// built without it dials the placeholder address of URL, whose name says to
-// use Transport, and its error shows that address.
-//
-// The server's default clock is time.Now, which follows the bubble of the
-// goroutine making the request. A server built outside a bubble also serves
-// in-memory requests from inside it, but then Close it only when no request
-// from the bubble is in flight. Use Config.Clock for tests that must move the
-// wall clock by hand.
+// which testclient.Options adds for a server that is not listening; without
+// it, it dials the placeholder address of URL. A server built outside a
+// bubble also serves in-memory requests from inside it, but then Close it
+// only when no request from the bubble is in flight. See Config.Clock for
+// the server's clock.
 //
 // # Admin API, console and scenarios
 //

@@ -1,6 +1,7 @@
 package licensetest
 
 import (
+	"cmp"
 	"fmt"
 	"net/http"
 	"slices"
@@ -16,15 +17,11 @@ type DownMode int
 const (
 	// DownRefuse refuses connections: the listening socket is closed, so a
 	// client's dial fails with ECONNREFUSED, as when the server process is
-	// gone. Through Transport, RoundTrip fails with a *net.OpError whose Op is
-	// "dial" and which matches syscall.ECONNREFUSED (WSAECONNREFUSED on
-	// Windows). Match on the Op rather than the errno for portable code.
+	// gone. See Transport for what its RoundTrip returns.
 	DownRefuse DownMode = iota
 	// DownReset accepts connections and resets them without reading the
 	// request or replying, as a crashing server or a broken proxy does. The
-	// client sees a connection reset (or EOF). Through Transport, RoundTrip
-	// fails with a *net.OpError whose Op is "read" and which matches
-	// syscall.ECONNRESET (WSAECONNRESET on Windows).
+	// client sees a connection reset (or EOF), and so does Transport.
 	DownReset
 	// DownUnavailable accepts connections and answers every request with
 	// 503 and the spec's failure body "service unavailable", without
@@ -35,15 +32,7 @@ const (
 
 // String returns "refuse", "reset" or "503".
 func (m DownMode) String() string {
-	switch m {
-	case DownRefuse:
-		return "refuse"
-	case DownReset:
-		return "reset"
-	case DownUnavailable:
-		return "503"
-	}
-	return fmt.Sprintf("DownMode(%d)", int(m))
+	return enumName("DownMode", int(m), "refuse", "reset", "503")
 }
 
 // FaultKind is a kind of injected fault. The zero value is not a valid kind.
@@ -92,12 +81,7 @@ var faultNames = [...]string{
 
 // String returns the fault's name: "fail", "truncate", "garbage", "drop",
 // "cut_body", "replay" or "bad_seal".
-func (k FaultKind) String() string {
-	if k > 0 && int(k) < len(faultNames) {
-		return faultNames[k]
-	}
-	return fmt.Sprintf("FaultKind(%d)", int(k))
-}
+func (k FaultKind) String() string { return enumName("FaultKind", int(k), faultNames[:]...) }
 
 // Fault is a fault to inject with Server.Inject. It is plain data.
 type Fault struct {
@@ -209,10 +193,10 @@ func (f *faultState) isDown() (bool, DownMode) {
 	return f.down, f.mode
 }
 
-// take consumes one use of the first queued fault for ep. For a FaultReplay
-// it also returns the body to replay; a replay fault with nothing to replay
-// is skipped and kept.
-func (f *faultState) take(ep string) (Fault, []byte, bool) {
+// take consumes one use of the first queued fault for ep, if any (else the
+// zero Fault). For a FaultReplay it also returns the body to replay; a
+// replay fault with nothing to replay is skipped and kept.
+func (f *faultState) take(ep string) (Fault, []byte) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for i, p := range f.queue {
@@ -235,9 +219,9 @@ func (f *faultState) take(ep string) (Fault, []byte, bool) {
 				f.queue = slices.Delete(f.queue, i, i+1)
 			}
 		}
-		return p.Fault, body, true
+		return p.Fault, body
 	}
-	return Fault{}, nil, false
+	return Fault{}, nil
 }
 
 // remember keeps a sealed reply body for FaultReplay.
@@ -258,21 +242,13 @@ func (s *Server) Inject(f Fault) {
 	if f.Kind < FaultFail || f.Kind > FaultBadSeal {
 		panic(fmt.Sprintf("licensetest: invalid fault kind %d", int(f.Kind)))
 	}
-	p := &pending{Fault: f, left: f.Count}
-	switch {
-	case f.Count == 0:
+	p := &pending{Fault: f, left: max(f.Count, -1)}
+	if f.Count == 0 {
 		p.left = 1
-	case f.Count < 0:
-		p.left = -1
 	}
-	if f.Kind == FaultFail && f.Status == 0 {
-		p.Status = http.StatusServiceUnavailable
-	}
-	if f.Kind == FaultFail && p.Message == "" {
-		p.Message = strings.ToLower(http.StatusText(p.Status))
-		if p.Message == "" {
-			p.Message = "injected failure"
-		}
+	if f.Kind == FaultFail {
+		p.Status = cmp.Or(p.Status, http.StatusServiceUnavailable)
+		p.Message = cmp.Or(p.Message, strings.ToLower(http.StatusText(p.Status)), "injected failure")
 	}
 	s.faults.mu.Lock()
 	s.faults.queue = append(s.faults.queue, p)

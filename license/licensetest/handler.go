@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"strconv"
 	"strings"
@@ -91,7 +92,7 @@ func (s *Server) handle(ctx context.Context, method, path string, body io.Reader
 			slog.String("endpoint", ep), slog.Int("status", early.o.status), slog.String("rejected", early.rec.Rejected))
 		return early.o
 	}
-	fault, replay, hasFault := s.faults.take(ep)
+	fault, replay := s.faults.take(ep)
 	rec := Request{Endpoint: ep, Payload: pt, Time: now}
 	if early != nil {
 		// A repeat of an answered request gets the stored reply; faults on
@@ -102,7 +103,7 @@ func (s *Server) handle(ctx context.Context, method, path string, body io.Reader
 
 	var o outcome
 	switch {
-	case hasFault && fault.Kind == FaultFail:
+	case fault.Kind == FaultFail:
 		// An injected failure instead of processing: a retry of the same
 		// request is processed as new.
 		ticket.Forget()
@@ -114,15 +115,12 @@ func (s *Server) handle(ctx context.Context, method, path string, body io.Reader
 		if ra > 0 {
 			o.header.Set("Retry-After", strconv.FormatInt(int64((ra+time.Second-1)/time.Second), 10))
 		}
-	case hasFault && fault.Kind == FaultReplay:
+	case fault.Kind == FaultReplay:
 		// An attacker's old reply: the server processed nothing.
 		ticket.Forget()
 		o = outcome{status: http.StatusOK, header: jsonHeader(), body: bytes.Clone(replay)}
 	case early != nil:
-		o = early.o
-		if hasFault {
-			o = corrupt(o, fault.Kind, rec.Sealed)
-		}
+		o = corrupt(early.o, fault.Kind, rec.Sealed)
 	default:
 		reply, aerr := s.process(ep, now, ts, set.skew, pt)
 		o = s.reply(ep, ts, reply, aerr, sealer, false)
@@ -132,18 +130,14 @@ func (s *Server) handle(ctx context.Context, method, path string, body io.Reader
 			// The reply as the server sent it: a retry of this request gets
 			// it again, whatever a fault does to it on the way.
 			ticket.Done(o.status, o.body)
+			if sealer != nil {
+				s.faults.remember(ep, o.body)
+			}
 		}
-		if sealer != nil && o.status != http.StatusInternalServerError {
-			s.faults.remember(ep, o.body)
-		}
-		if hasFault {
-			o = corrupt(o, fault.Kind, sealer != nil)
-		}
+		o = corrupt(o, fault.Kind, sealer != nil)
 	}
-	rec.Sealed = rec.Sealed || (sealer != nil && o.status != http.StatusInternalServerError) || (hasFault && fault.Kind == FaultReplay)
-	if hasFault {
-		rec.Fault = fault.Kind
-	}
+	rec.Sealed = rec.Sealed || (sealer != nil && o.status != http.StatusInternalServerError) || fault.Kind == FaultReplay
+	rec.Fault = fault.Kind
 	if set.contentType != "" {
 		o.header.Set("Content-Type", set.contentType)
 	}
@@ -170,43 +164,41 @@ type early struct {
 	rec Request
 }
 
-// admit reads and opens a request posted to ep and checks its freshness. It
+// admit reads and opens a request posted to ep and checks its freshness and
+// replay (partitioned by store.scope). It
 // returns the opened plaintext, the reply sealer (nil unless the reply must
 // be sealed) and the Guard's ticket, or early when the request is not to be
 // processed.
 func (s *Server) admit(ep string, body io.Reader, now time.Time) ([]byte, envelope.ReplySealer, *envelope.Ticket, *early) {
 	raw, err := io.ReadAll(io.LimitReader(body, maxRequestBody+1))
-	if err != nil || len(raw) > maxRequestBody {
-		return nil, nil, nil, s.rejection(envelope.ErrMalformed, now)
-	}
 	req, ok := decodeOuter(raw)
-	if !ok {
+	if err != nil || len(raw) > maxRequestBody || !ok {
 		// Not a request body at all: an envelope-level rejection too.
-		return nil, nil, nil, s.rejection(envelope.ErrMalformed, now)
+		return nil, nil, nil, s.rejection(envelope.ErrMalformed, now, nil)
 	}
 	in := envelope.Incoming{Key: req.Key, Data: req.Data, Endpoint: ep}
 	if subtle.ConstantTimeCompare([]byte(req.Key), []byte(s.cfg.APIKey)) != 1 {
-		return nil, nil, nil, s.rejection(envelope.ErrUnauthentic, now)
+		return nil, nil, nil, s.rejection(envelope.ErrUnauthentic, now, nil)
 	}
 	op, err := s.opener.Open(in)
 	if err != nil {
-		return nil, nil, nil, s.rejection(err, now)
+		return nil, nil, nil, s.rejection(err, now, nil)
 	}
 	sealer := op.Reply
 	if !sealer.Requested() {
 		if s.cfg.SealedReplies {
-			e := s.rejection(envelope.ErrMalformed, now)
-			e.rec.Payload = op.Plaintext
-			return nil, nil, nil, e
+			return nil, nil, nil, s.rejection(envelope.ErrMalformed, now, op.Plaintext)
 		}
 		sealer = nil
 	}
-	ticket, cached, err := s.admitFresh(ep, op, in.Data, now)
+	guard := s.guard
+	if op.Carried {
+		guard = s.carried
+	}
+	ticket, cached, err := guard.Admit(op, in.Data, now, s.store.scope(ep, op.Plaintext))
 	switch {
 	case err != nil:
-		e := s.rejection(err, now)
-		e.rec.Payload = op.Plaintext
-		return nil, nil, nil, e
+		return nil, nil, nil, s.rejection(err, now, op.Plaintext)
 	case cached != nil:
 		o := outcome{status: cached.Status, header: jsonHeader(), body: cached.Body}
 		return nil, nil, nil, &early{o: o, rec: Request{Payload: op.Plaintext, Repeat: true, Sealed: sealer != nil}}
@@ -214,15 +206,16 @@ func (s *Server) admit(ep string, body io.Reader, now time.Time) ([]byte, envelo
 	return op.Plaintext, sealer, ticket, nil
 }
 
-// rejection is the plain envelope-level rejection for err.
-func (s *Server) rejection(err error, now time.Time) *early {
+// rejection is the plain envelope-level rejection for err of a request
+// whose opened payload, if any, is pt.
+func (s *Server) rejection(err error, now time.Time, pt []byte) *early {
 	status, body := envelope.RejectionReply(err, now)
 	r, _ := envelope.ParseRejection(status, body)
 	o := outcome{status: status, header: jsonHeader(), body: body}
 	if status == http.StatusServiceUnavailable {
 		o.header.Set("Retry-After", "1")
 	}
-	return &early{o: o, rec: Request{Rejected: r.Code}}
+	return &early{o: o, rec: Request{Rejected: r.Code, Payload: pt}}
 }
 
 // process decodes an opened request strictly and runs it against the
@@ -238,47 +231,32 @@ func (s *Server) process(ep string, now time.Time, ts wire.Timestamp, skew time.
 	case Register:
 		req := wire.RegisterRequest{ProductGUID: o.str("product_guid", true), LicenseKey: o.str("license_key", true),
 			Machine: o.machine(), Name: o.str("name", false), Email: o.str("email", false), UserHash: o.strMap("user_hash")}
-		if o.err != nil {
-			return nil, o.err
+		if o.err == nil {
+			return s.store.register(now, ts, skew, &req, uuid.New())
 		}
-		return nilIfErr(s.store.register(now, ts, skew, &req, uuid.New()))
 	case Begin:
 		req := wire.BeginRequest{ProductGUID: o.str("product_guid", true), LicenseKey: o.str("license_key", true),
 			InstanceGUID: o.str("instance_guid", true), Machine: o.machine(), UserHash: o.strMap("user_hash"), Duration: o.seconds("duration")}
-		if o.err != nil {
-			return nil, o.err
+		if o.err == nil {
+			return s.store.begin(now, ts, &req, hook.RandomToken(32), hook.RandomToken(32))
 		}
-		return nilIfErr(s.store.begin(now, ts, &req, hook.RandomToken(32), hook.RandomToken(32)))
 	case Extend:
 		req := wire.ExtendRequest{Token: o.str("token", true), Duration: o.seconds("duration")}
-		if o.err != nil {
-			return nil, o.err
+		if o.err == nil { // the new token is used only with Config.TokenRotation
+			return s.store.extend(now, ts, &req, hook.RandomToken(32))
 		}
-		next := ""
-		if s.cfg.TokenRotation {
-			next = hook.RandomToken(32)
-		}
-		return nilIfErr(s.store.extend(now, ts, &req, next))
 	default:
 		req := wire.EndRequest{Token: o.str("token", true)}
-		if o.err != nil {
-			return nil, o.err
+		if o.err == nil {
+			return s.store.end(now, ts, &req)
 		}
-		return nilIfErr(s.store.end(now, ts, &req))
 	}
-}
-
-// nilIfErr turns a typed nil reply into an untyped nil.
-func nilIfErr[T any](r *T, err *apiError) (any, *apiError) {
-	if err != nil {
-		return nil, err
-	}
-	return r, nil
+	return nil, o.err
 }
 
 // reply builds the reply to a request: reply on success or the failure
-// shape for aerr, sealed when sealer is not nil. An end_session refusal is
-// 422 unless injected.
+// shape for aerr (reply is then ignored), sealed when sealer is not nil. An
+// end_session refusal is 422 unless injected.
 func (s *Server) reply(ep string, ts wire.Timestamp, reply any, aerr *apiError, sealer envelope.ReplySealer, injected bool) outcome {
 	status := http.StatusOK
 	if aerr != nil {
@@ -307,7 +285,8 @@ func (s *Server) plainFailure(status int, msg string) outcome {
 	return outcome{status: status, header: jsonHeader(), body: body}
 }
 
-// corrupt applies a fault that spoils a processed reply.
+// corrupt applies a fault that spoils a processed reply; other kinds leave
+// it as it is.
 func corrupt(o outcome, kind FaultKind, sealed bool) outcome {
 	switch kind {
 	case FaultTruncate:
@@ -371,9 +350,7 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h := w.Header()
-	for k, v := range o.header {
-		h[k] = v
-	}
+	maps.Copy(h, o.header)
 	h.Set("Content-Length", strconv.Itoa(len(o.body)))
 	if o.action == actCut {
 		h.Set("Connection", "close")

@@ -45,15 +45,16 @@ const (
 
 // String returns "active", "revoked" or "expired".
 func (s LicenseState) String() string {
-	switch s {
-	case Active:
-		return "active"
-	case Revoked:
-		return "revoked"
-	case Expired:
-		return "expired"
+	return enumName("LicenseState", int(s), "active", "revoked", "expired")
+}
+
+// enumName is the String of an enumeration: names[v], or TYPE(v) when v
+// has no name.
+func enumName(typ string, v int, names ...string) string {
+	if v >= 0 && v < len(names) && names[v] != "" {
+		return names[v]
 	}
-	return fmt.Sprintf("LicenseState(%d)", int(s))
+	return fmt.Sprintf("%s(%d)", typ, v)
 }
 
 // License is a product licence the server knows. It is plain data; the

@@ -28,20 +28,14 @@ type gate struct {
 	closed   bool
 }
 
-// listen opens the first listening socket. The default address falls back to
-// IPv6 loopback when IPv4 is unavailable, as httptest does.
-func listen(addr string) (net.Listener, error) {
+func newGate(addr string) (*gate, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil && addr == "127.0.0.1:0" {
+		// No IPv4: fall back to IPv6 loopback, as httptest does.
 		if ln6, err6 := net.Listen("tcp6", "[::1]:0"); err6 == nil {
-			return ln6, nil
+			ln, err = ln6, nil
 		}
 	}
-	return ln, err
-}
-
-func newGate(addr string) (*gate, error) {
-	ln, err := listen(addr)
 	if err != nil {
 		return nil, err
 	}
@@ -93,7 +87,6 @@ func (g *gate) acceptLoop(ln net.Listener, loopDone chan struct{}) {
 	}
 }
 
-// Accept implements net.Listener.
 func (g *gate) Accept() (net.Conn, error) {
 	select {
 	case c := <-g.conns:
@@ -166,5 +159,4 @@ func abort(c net.Conn) {
 		_ = tc.SetLinger(0)
 	}
 	_ = raw.Close() // no TLS close_notify: the point is an abrupt end
-
 }

@@ -54,10 +54,6 @@ type requestLog struct {
 	counts map[string]int
 }
 
-func newRequestLog(maxRequests int) *requestLog {
-	return &requestLog{max: maxRequests, counts: make(map[string]int)}
-}
-
 func (l *requestLog) add(r Request) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -90,10 +86,7 @@ func (s *Server) Requests() []Request {
 func (l *requestLog) last(n int) ([]Request, int) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	total := 0
-	for _, c := range l.counts {
-		total += c
-	}
+	total := l.count("")
 	if l.max <= 0 {
 		return nil, total + 1
 	}
@@ -104,17 +97,21 @@ func (l *requestLog) last(n int) ([]Request, int) {
 // Count returns how many requests endpoint ("" = all four) has handled since
 // the server was made, counted as Requests counts them but without limit.
 func (s *Server) Count(endpoint string) int {
-	l := s.reqlog
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if endpoint == "" {
-		n := 0
-		for _, c := range l.counts {
-			n += c
-		}
-		return n
+	s.reqlog.mu.Lock()
+	defer s.reqlog.mu.Unlock()
+	return s.reqlog.count(endpoint)
+}
+
+// count is Count. The caller holds mu.
+func (l *requestLog) count(endpoint string) int {
+	if endpoint != "" {
+		return l.counts[endpoint]
 	}
-	return l.counts[endpoint]
+	n := 0
+	for _, c := range l.counts {
+		n += c
+	}
+	return n
 }
 
 // Sessions returns the live sessions, in the order they began. Lapsed
@@ -127,17 +124,7 @@ func (s *Server) Sessions() []Session {
 	recs := slices.SortedFunc(maps.Values(st.sessions), func(a, b *sessionRec) int { return cmp.Compare(a.seq, b.seq) })
 	out := make([]Session, 0, len(recs))
 	for _, r := range recs {
-		out = append(out, Session{
-			Token:        r.token,
-			SessionKey:   r.sessionKey,
-			InstanceGUID: r.inst.GUID,
-			ProductGUID:  r.lic.ProductGUID,
-			LicenseKey:   r.lic.Key,
-			Started:      r.started,
-			Expires:      r.expires,
-			Duration:     r.duration,
-			Extensions:   r.extensions,
-		})
+		out = append(out, r.Session)
 	}
 	return out
 }
@@ -184,7 +171,7 @@ func (s *Server) AddLicense(l License) error {
 		rec.License = l
 		return nil
 	}
-	st.licenses[id] = &licenseRec{License: l, id: id, exact: make(map[string]*instanceRec)}
+	st.licenses[id] = &licenseRec{License: l, exact: make(map[string]*instanceRec)}
 	return nil
 }
 
@@ -224,10 +211,7 @@ func (s *Server) SetLicenseState(product, key string, st LicenseState) error {
 	if st < Active || st > Expired {
 		return errInvalidLicense
 	}
-	return s.store.update(product, key, func(l *licenseRec) error {
-		l.State = st
-		return nil
-	})
+	return s.store.update(product, key, func(l *licenseRec) { l.State = st })
 }
 
 // SetControlOptions changes a licence's session duration (zero means
@@ -240,9 +224,8 @@ func (s *Server) SetControlOptions(product, key string, session, grace time.Dura
 	if err := l.normalise(); err != nil {
 		return err
 	}
-	return s.store.update(product, key, func(rec *licenseRec) error {
+	return s.store.update(product, key, func(rec *licenseRec) {
 		rec.SessionDuration = l.SessionDuration
 		rec.GracePeriod = l.GracePeriod
-		return nil
 	})
 }

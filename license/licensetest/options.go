@@ -2,6 +2,7 @@ package licensetest
 
 import (
 	"bytes"
+	"cmp"
 	"log/slog"
 	"time"
 
@@ -94,9 +95,6 @@ type Config struct {
 	Logger *slog.Logger
 }
 
-// defaultMaxRequests is how many requests Requests retains by default.
-const defaultMaxRequests = 10000
-
 // withDefaults returns a copy of in (nil for the zero Config) with the
 // defaults filled in, fresh keys included, and Secret copied.
 func withDefaults(in *Config) Config {
@@ -105,9 +103,7 @@ func withDefaults(in *Config) Config {
 		c = *in
 	}
 	var err error
-	if c.KEM == 0 {
-		c.KEM = envelope.KEMX25519
-	}
+	c.KEM = cmp.Or(c.KEM, envelope.KEMX25519)
 	if c.PrivateKey == nil {
 		c.PrivateKey, err = envelope.GenerateKey(c.KEM)
 		must(err)
@@ -119,12 +115,8 @@ func withDefaults(in *Config) Config {
 	if c.APIKey == "" {
 		c.APIKey = "lt_" + hook.RandomToken(24)
 	}
-	if c.Addr == "" {
-		c.Addr = "127.0.0.1:0"
-	}
-	if c.MaxRequests == 0 {
-		c.MaxRequests = defaultMaxRequests
-	}
+	c.Addr = cmp.Or(c.Addr, "127.0.0.1:0")
+	c.MaxRequests = cmp.Or(c.MaxRequests, 10000)
 	if c.Clock == nil {
 		c.Clock = time.Now
 	}

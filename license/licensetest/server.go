@@ -40,7 +40,7 @@ type Server struct {
 	cfg    Config // defaults filled in
 	opener envelope.Opener
 	guard  *envelope.Guard
-	// carried remembers carried (offline) request ids: carried.go.
+	// carried remembers carried (offline) request ids (NewUnstartedServer).
 	carried *envelope.Guard
 	store   *store
 	faults  *faultState
@@ -59,8 +59,9 @@ type Server struct {
 	cert      *x509.Certificate
 	client    *http.Client
 
-	downMu  sync.Mutex // serialises applyDown and guards applied
-	applied downState  // the state applyDown last logged
+	downMu      sync.Mutex // serialises applyDown and guards the two below
+	appliedDown bool       // the state applyDown last logged
+	appliedMode DownMode
 
 	connMu  sync.Mutex // guards conns and closing
 	conns   map[net.Conn]http.ConnState
@@ -68,25 +69,13 @@ type Server struct {
 	closing bool
 }
 
-// downState is the up/down state of the listener.
-type downState struct {
-	down bool
-	mode DownMode
-}
-
-// unstartedURL is the URL of a server that is not listening. Its host is
-// the IPv6 loopback address, an IP literal so that nothing resolves it: a
-// DNS lookup inside a testing/synctest bubble touches the resolver's
-// process-wide state and can crash the runtime ("send on synctest channel
-// from outside bubble"). Port 9 (discard) is closed on almost every machine,
-// so a client that bypasses Transport fails fast, and the address carries
-// its own advice in the zone: the SDK's errors name the address a failed
-// dial aimed at ("connection refused dialling
-// [::1%unstarted-licensetest.Server-use-its-Transport]:9").
-const unstartedURL = "http://[::1%25" + unstartedZone + "]:9" + BasePath
-
-// unstartedZone is the advice unstartedURL carries.
-const unstartedZone = "unstarted-licensetest.Server-use-its-Transport"
+// unstartedURL is URL before Start (see Server.URL). A DNS lookup inside a
+// testing/synctest bubble touches the resolver's process-wide state and can
+// crash the runtime ("send on synctest channel from outside bubble"), hence
+// the IP literal. Port 9 (discard) is closed on almost every machine, so a
+// client that bypasses Transport fails fast, and its error names the address
+// with the advice in the zone.
+const unstartedURL = "http://[::1%25unstarted-licensetest.Server-use-its-Transport]:9" + BasePath
 
 // NewServer starts and returns a new Server listening on a loopback port
 // (see Config.Addr), configured by cfg (nil for the defaults). The caller
@@ -119,7 +108,7 @@ func NewUnstartedServer(cfg *Config) *Server {
 		cfg:    c,
 		store:  newStore(c.Match, c.TokenRotation, c.RefusalTexts),
 		faults: newFaultState(),
-		reqlog: newRequestLog(c.MaxRequests),
+		reqlog: &requestLog{max: c.MaxRequests, counts: make(map[string]int)},
 		logger: c.Logger,
 		conns:  make(map[net.Conn]http.ConnState),
 	}
@@ -130,7 +119,12 @@ func NewUnstartedServer(cfg *Config) *Server {
 	must(err)
 	s.opener = envelope.MultiOpener(hpkeOpener, secretOpener)
 	s.guard = envelope.NewGuard(envelope.GuardConfig{Window: c.FreshnessWindow, MaxEntries: c.ReplayCache})
-	s.carried = newCarriedGuard()
+	// Carried (offline) requests (FORMAT.md "Carried requests") are accepted
+	// up to envelope.CarriedWindow old, so their ids are remembered for that
+	// whole window, at most 256 per licence or session, partitioned as the
+	// ordinary ones; the mock keeps them for its life, a real server in its
+	// database.
+	s.carried = envelope.NewGuard(envelope.GuardConfig{Window: envelope.CarriedWindow, PartitionEntries: 256})
 	return s
 }
 
@@ -343,8 +337,8 @@ func (s *Server) applyDown() {
 			client.CloseIdleConnections()
 		}
 	}
-	if now := (downState{down, mode}); now != s.applied {
-		s.applied = now
+	if down != s.appliedDown || mode != s.appliedMode {
+		s.appliedDown, s.appliedMode = down, mode
 		s.logger.Info("licensetest: server state", slog.Bool("down", down), slog.String("mode", mode.String()))
 	}
 }

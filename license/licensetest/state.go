@@ -19,15 +19,12 @@ type apiError struct {
 	msg    string
 }
 
-func (e *apiError) Error() string { return e.msg }
-
 func refuse(status int, msg string) *apiError { return &apiError{status: status, msg: msg} }
 
 type licenseID struct{ product, key string }
 
 type licenseRec struct {
 	License
-	id        licenseID
 	live      int // live sessions
 	instances []*instanceRec
 	exact     map[string]*instanceRec
@@ -73,16 +70,10 @@ type instanceRec struct {
 }
 
 type sessionRec struct {
-	token      string
-	sessionKey string
-	inst       *instanceRec
-	lic        *licenseRec
-	started    time.Time
-	expires    time.Time
-	duration   time.Duration
-	extensions int
-	index      int    // in the expiry heap
-	seq        uint64 // issue order
+	Session
+	lic   *licenseRec
+	index int    // in the expiry heap
+	seq   uint64 // issue order
 }
 
 // expiryHeap orders live sessions by expiry, so reaping is O(log n) per
@@ -90,7 +81,7 @@ type sessionRec struct {
 type expiryHeap []*sessionRec
 
 func (h expiryHeap) Len() int           { return len(h) }
-func (h expiryHeap) Less(i, j int) bool { return h[i].expires.Before(h[j].expires) }
+func (h expiryHeap) Less(i, j int) bool { return h[i].Expires.Before(h[j].Expires) }
 func (h expiryHeap) Swap(i, j int) {
 	h[i], h[j] = h[j], h[i]
 	h[i].index = i
@@ -143,25 +134,27 @@ func newStore(match Match, rotate bool, texts RefusalTexts) *store {
 
 // reap ends every session that lapsed at or before now. The caller holds mu.
 func (st *store) reap(now time.Time) {
-	for len(st.expiry) > 0 && !now.Before(st.expiry[0].expires) {
+	for len(st.expiry) > 0 && !now.Before(st.expiry[0].Expires) {
 		s := heap.Pop(&st.expiry).(*sessionRec)
-		delete(st.sessions, s.token)
+		delete(st.sessions, s.Token)
 		s.lic.live--
 		if len(st.lapsed) >= maxLapsed {
 			clear(st.lapsed)
 		}
-		st.lapsed[s.token] = struct{}{}
+		st.lapsed[s.Token] = struct{}{}
 	}
 }
 
-func (st *store) update(product, key string, f func(*licenseRec) error) error {
+// update calls f on a licence under mu, or returns ErrUnknownLicense.
+func (st *store) update(product, key string, f func(*licenseRec)) error {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	rec := st.licenses[licenseID{product, key}]
 	if rec == nil {
 		return ErrUnknownLicense
 	}
-	return f(rec)
+	f(rec)
+	return nil
 }
 
 // activeLicense reaps at now and finds a licence that is neither revoked
@@ -284,14 +277,10 @@ func (st *store) begin(now time.Time, ts wire.Timestamp, req *wire.BeginRequest,
 	}
 	d := lic.effective(req.Duration)
 	s := &sessionRec{
-		token:      token,
-		sessionKey: sessionKey,
-		inst:       inst,
-		lic:        lic,
-		started:    now,
-		expires:    now.Add(d),
-		duration:   d,
-		seq:        st.next(),
+		Session: Session{Token: token, SessionKey: sessionKey, InstanceGUID: inst.GUID, ProductGUID: lic.ProductGUID,
+			LicenseKey: lic.Key, Started: now, Expires: now.Add(d), Duration: d},
+		lic: lic,
+		seq: st.next(),
 	}
 	st.sessions[token] = s
 	heap.Push(&st.expiry, s)
@@ -331,19 +320,19 @@ func (st *store) extend(now time.Time, ts wire.Timestamp, req *wire.ExtendReques
 		return nil, err
 	}
 	d := s.lic.effective(req.Duration)
-	s.duration = d
-	s.expires = now.Add(d)
-	s.extensions++
+	s.Duration = d
+	s.Expires = now.Add(d)
+	s.Extensions++
 	heap.Fix(&st.expiry, s.index)
 	if st.rotate {
-		delete(st.sessions, s.token)
-		s.token = newToken
+		delete(st.sessions, s.Token)
+		s.Token = newToken
 		st.sessions[newToken] = s
 	}
 	return &wire.ExtendReply{
 		Status:         SessionStatus,
 		Time:           ts,
-		Token:          s.token,
+		Token:          s.Token,
 		ControlOptions: s.lic.control(d),
 	}, nil
 }
@@ -356,7 +345,7 @@ func (st *store) end(now time.Time, ts wire.Timestamp, req *wire.EndRequest) (*w
 		return nil, err
 	}
 	heap.Remove(&st.expiry, s.index)
-	delete(st.sessions, s.token)
+	delete(st.sessions, s.Token)
 	s.lic.live--
 	return &wire.EndReply{Time: ts}, nil
 }

@@ -1,6 +1,7 @@
 package licensetest
 
 import (
+	"cmp"
 	"fmt"
 	"net/http"
 )
@@ -56,27 +57,18 @@ type refusals struct {
 
 // seatLimitFor is the refusal of a begin_session with live of seats in use.
 func (r *refusals) seatLimitFor(live, seats int) *apiError {
-	if r.seatLimit != "" {
-		return refuse(http.StatusConflict, r.seatLimit)
-	}
-	return refuse(http.StatusConflict, fmt.Sprintf("seat limit reached: %d of %d seats in use", live, seats))
+	return refuse(http.StatusConflict, cmp.Or(r.seatLimit, fmt.Sprintf("seat limit reached: %d of %d seats in use", live, seats)))
 }
 
 func newRefusals(t RefusalTexts) refusals {
 	d := DefaultRefusalTexts()
-	pick := func(custom, def string) string {
-		if custom != "" {
-			return custom
-		}
-		return def
-	}
 	return refusals{
-		unknownLicense:  refuse(http.StatusForbidden, pick(t.UnknownLicense, d.UnknownLicense)),
-		revoked:         refuse(http.StatusForbidden, pick(t.Revoked, d.Revoked)),
-		expired:         refuse(http.StatusForbidden, pick(t.Expired, d.Expired)),
-		unknownInstance: refuse(http.StatusNotFound, pick(t.UnknownInstance, d.UnknownInstance)),
-		unknownToken:    refuse(http.StatusNotFound, pick(t.UnknownToken, d.UnknownToken)),
-		lapsed:          refuse(http.StatusNotFound, pick(t.Lapsed, d.Lapsed)),
+		unknownLicense:  refuse(http.StatusForbidden, cmp.Or(t.UnknownLicense, d.UnknownLicense)),
+		revoked:         refuse(http.StatusForbidden, cmp.Or(t.Revoked, d.Revoked)),
+		expired:         refuse(http.StatusForbidden, cmp.Or(t.Expired, d.Expired)),
+		unknownInstance: refuse(http.StatusNotFound, cmp.Or(t.UnknownInstance, d.UnknownInstance)),
+		unknownToken:    refuse(http.StatusNotFound, cmp.Or(t.UnknownToken, d.UnknownToken)),
+		lapsed:          refuse(http.StatusNotFound, cmp.Or(t.Lapsed, d.Lapsed)),
 		seatLimit:       t.SeatLimit,
 	}
 }

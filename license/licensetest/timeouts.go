@@ -41,25 +41,23 @@ func DefaultTimeouts() Timeouts {
 	}
 }
 
-// withDefaults fills in the zero fields.
+// withDefaults fills in the fields that are zero (or negative).
 func (t Timeouts) withDefaults() Timeouts {
 	d := DefaultTimeouts()
-	if t.ReadHeader <= 0 {
-		t.ReadHeader = d.ReadHeader
+	return Timeouts{
+		ReadHeader:     positiveOr(t.ReadHeader, d.ReadHeader),
+		Read:           positiveOr(t.Read, d.Read),
+		Write:          positiveOr(t.Write, d.Write),
+		Idle:           positiveOr(t.Idle, d.Idle),
+		MaxHeaderBytes: positiveOr(t.MaxHeaderBytes, d.MaxHeaderBytes),
 	}
-	if t.Read <= 0 {
-		t.Read = d.Read
+}
+
+func positiveOr[T int | time.Duration](v, def T) T {
+	if v <= 0 {
+		return def
 	}
-	if t.Write <= 0 {
-		t.Write = d.Write
-	}
-	if t.Idle <= 0 {
-		t.Idle = d.Idle
-	}
-	if t.MaxHeaderBytes <= 0 {
-		t.MaxHeaderBytes = d.MaxHeaderBytes
-	}
-	return t
+	return v
 }
 
 // Apply sets srv's ReadHeaderTimeout, ReadTimeout, WriteTimeout,

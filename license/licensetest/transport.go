@@ -8,6 +8,7 @@ import (
 	"os"
 	"strconv"
 	"syscall"
+	"testing/iotest"
 )
 
 // Transport returns an in-memory http.RoundTripper that hands each request
@@ -28,6 +29,8 @@ import (
 //   - for FaultCutBody, reading the body fails with io.ErrUnexpectedEOF;
 //   - when the request's context ends during added latency, it fails with
 //     the context's error and the request is not processed.
+//
+// Match on the Op rather than the errno for portable code.
 //
 // The RoundTripper is safe for concurrent use and always closes the
 // request body.
@@ -92,19 +95,12 @@ func (t memTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		Body:          io.NopCloser(bytes.NewReader(o.body)),
 		Request:       req,
 	}
-	if resp.Header == nil {
-		resp.Header = make(http.Header)
-	}
 	resp.Header.Set("Content-Length", strconv.Itoa(len(o.body)))
 	if o.action == actCut {
-		resp.Body = io.NopCloser(io.MultiReader(bytes.NewReader(o.body[:len(o.body)/2]), errReader{io.ErrUnexpectedEOF}))
+		resp.Body = io.NopCloser(io.MultiReader(bytes.NewReader(o.body[:len(o.body)/2]), iotest.ErrReader(io.ErrUnexpectedEOF)))
 	}
 	if req.Method == http.MethodHead {
 		resp.Body = http.NoBody
 	}
 	return resp, nil
 }
-
-type errReader struct{ err error }
-
-func (r errReader) Read([]byte) (int, error) { return 0, r.err }

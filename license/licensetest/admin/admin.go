@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"maps"
@@ -118,8 +119,10 @@ func NewHandler(s *licensetest.Server, opts Options) *Handler {
 	for _, h := range opts.AllowedHosts {
 		a.hosts = append(a.hosts, normaliseHost(h))
 	}
-	a.mux.HandleFunc("GET /admin/{$}", a.serveConsole)
+	a.mux.HandleFunc("GET /admin/{$}", a.page("index.html"))
 	a.mux.HandleFunc("GET /admin/console/{file}", a.serveAsset)
+	a.mux.HandleFunc("GET /admin/offline", a.page("offline.html"))
+	a.mux.HandleFunc("POST /admin/offline/exchange", a.serveOfflineExchange)
 	a.mux.HandleFunc("GET /admin/state", a.serveState)
 	a.mux.HandleFunc("GET /admin/events", a.serveEvents)
 	a.mux.HandleFunc("GET /admin/requests", a.serveRequests)
@@ -128,7 +131,6 @@ func NewHandler(s *licensetest.Server, opts Options) *Handler {
 	a.mux.HandleFunc("POST /admin/scenario", a.startScenario)
 	a.mux.HandleFunc("POST /admin/scenario/stop", a.stopScenario)
 	a.mux.HandleFunc("POST /admin/{command}", a.serveCommand)
-	a.registerOffline() // console_offline.go
 	return a
 }
 
@@ -245,16 +247,8 @@ func (a *Handler) hostAllowed(r *http.Request) bool {
 		return true
 	}
 	ip := net.ParseIP(host)
-	if ip == nil {
-		return false
-	}
-	if ip.IsLoopback() {
-		return true
-	}
-	if la, ok := r.Context().Value(http.LocalAddrContextKey).(*net.TCPAddr); ok && la.IP.Equal(ip) {
-		return true
-	}
-	return false
+	la, _ := r.Context().Value(http.LocalAddrContextKey).(*net.TCPAddr)
+	return ip != nil && (ip.IsLoopback() || la != nil && la.IP.Equal(ip))
 }
 
 // adminReply is the body of a command's reply.
@@ -283,7 +277,7 @@ const maxAdminBody = 256 << 10
 func formParams(w http.ResponseWriter, r *http.Request) (params, error) {
 	r.Body = http.MaxBytesReader(w, r.Body, maxAdminBody)
 	if err := r.ParseForm(); err != nil {
-		return nil, badParam("cannot parse the parameters: %v", err)
+		return nil, fmt.Errorf("cannot parse the parameters: %v", err)
 	}
 	p := make(params, len(r.Form))
 	var errs []error
@@ -292,7 +286,7 @@ func formParams(w http.ResponseWriter, r *http.Request) (params, error) {
 			continue
 		}
 		if len(vs) != 1 {
-			errs = append(errs, badParam("%s: given %d times", name, len(vs)))
+			errs = append(errs, fmt.Errorf("%s: given %d times", name, len(vs)))
 			continue
 		}
 		p[name] = vs[0]
@@ -367,7 +361,7 @@ func (a *Handler) addAction(text, source string) {
 }
 
 func (a *Handler) serveState(w http.ResponseWriter, _ *http.Request) {
-	writeJSON(w, http.StatusOK, a.state(defaultLogLines))
+	writeJSON(w, http.StatusOK, a.state())
 }
 
 func (a *Handler) serveRequests(w http.ResponseWriter, r *http.Request) {
@@ -413,7 +407,7 @@ func (a *Handler) serveEvents(w http.ResponseWriter, r *http.Request) {
 	var last []byte
 	var lastSent time.Time
 	for {
-		st := a.state(defaultLogLines)
+		st := a.state()
 		now := st.Time
 		st.Time = time.Time{}
 		cmp, _ := json.Marshal(st)
@@ -474,7 +468,7 @@ type adminSession struct {
 	Extensions   int       `json:"extensions"`
 }
 
-func (a *Handler) state(logLines int) adminState {
+func (a *Handler) state() adminState {
 	s := a.s
 	now := s.Now()
 	f := a.in.Faults()
@@ -484,7 +478,7 @@ func (a *Handler) state(logLines int) adminState {
 		Licenses:  licenseInfos(s),
 		Instances: []adminInstance{},
 		Sessions:  []adminSession{},
-		Log:       recentRequests(a.in, logLines),
+		Log:       recentRequests(a.in, defaultLogLines),
 		Scenario:  LatestScenario(s),
 	}
 	for _, ep := range []string{licensetest.Register, licensetest.Begin, licensetest.Extend, licensetest.End} {
@@ -499,11 +493,8 @@ func (a *Handler) state(logLines int) adminState {
 			Started: se.Started, Expires: se.Expires, Duration: se.Duration.String(), Extensions: se.Extensions})
 	}
 	a.mu.Lock()
-	st.Actions = slices.Clone(a.actions)
+	st.Actions = append([]adminAction{}, a.actions...)
 	a.mu.Unlock()
-	if st.Actions == nil {
-		st.Actions = []adminAction{}
-	}
 	return st
 }
 
@@ -526,20 +517,14 @@ func recentRequests(in hook.Internals, n int) []RequestInfo {
 	reqs := v.([]licensetest.Request)
 	out := make([]RequestInfo, 0, len(reqs))
 	for i, r := range reqs {
-		out = append(out, RequestInfo{
-			Seq: first + i, Time: r.Time, Endpoint: r.Endpoint, Status: r.Status,
-			LatencyMS: float64(r.Latency.Microseconds()) / 1000, Fault: faultName(r.Fault), Down: r.Down, Sealed: r.Sealed,
-		})
+		fault := ""
+		if r.Fault != 0 {
+			fault = r.Fault.String()
+		}
+		out = append(out, RequestInfo{Seq: first + i, Time: r.Time, Endpoint: r.Endpoint, Status: r.Status,
+			LatencyMS: float64(r.Latency.Microseconds()) / 1000, Fault: fault, Down: r.Down, Sealed: r.Sealed})
 	}
 	return out
-}
-
-// faultName is the name of a fault kind in the request log, or "".
-func faultName(k licensetest.FaultKind) string {
-	if k == 0 {
-		return ""
-	}
-	return k.String()
 }
 
 // LicenseInfo is a licence as the admin API and ClientConfig report it.

@@ -15,25 +15,23 @@ var consoleFiles embed.FS
 // consoleCSP keeps the console to its own origin.
 const consoleCSP = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 
-func (a *Handler) serveConsole(w http.ResponseWriter, _ *http.Request) {
-	a.serveFile(w, "index.html", "text/html; charset=utf-8")
+// page serves the console page name.
+func (a *Handler) page(name string) http.HandlerFunc {
+	return func(w http.ResponseWriter, _ *http.Request) { serveFile(w, name, "text/html; charset=utf-8") }
 }
+
+// assetTypes are the content types of the files below /admin/console/.
+var assetTypes = map[string]string{".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8"}
 
 func (a *Handler) serveAsset(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("file")
-	switch path.Ext(name) {
-	case ".js":
-		a.serveFile(w, name, "text/javascript; charset=utf-8")
-	case ".css":
-		a.serveFile(w, name, "text/css; charset=utf-8")
-	default:
-		writeJSON(w, http.StatusNotFound, errorReply("licensetest admin: no such file"))
-	}
+	serveFile(w, name, assetTypes[path.Ext(name)])
 }
 
-func (a *Handler) serveFile(w http.ResponseWriter, name, ct string) {
+// serveFile serves a file of the console, or 404 when ct is "".
+func serveFile(w http.ResponseWriter, name, ct string) {
 	b, err := consoleFiles.ReadFile("console/" + name)
-	if err != nil {
+	if err != nil || ct == "" {
 		writeJSON(w, http.StatusNotFound, errorReply("licensetest admin: no such file"))
 		return
 	}

@@ -22,25 +22,9 @@ import (
 // posts each carried request to itself, unchanged, through its own v2
 // handler (so it sees, checks, logs and answers ordinary v2 requests,
 // faults included), and the page offers the reply file for download.
-//
-//	GET  /admin/offline           the page
-//	POST /admin/offline/exchange  body: the request file; reply: the reply file
-//
-// Both sit behind the admin handler's checks (token, host, origin) like
-// the rest of the console.
 
 // replyFileName is the name the page offers the reply file under.
 const replyFileName = "licensekit-reply.txt"
-
-// registerOffline adds the page and its endpoint to the admin mux.
-func (a *Handler) registerOffline() {
-	a.mux.HandleFunc("GET /admin/offline", a.serveOfflinePage)
-	a.mux.HandleFunc("POST /admin/offline/exchange", a.serveOfflineExchange)
-}
-
-func (a *Handler) serveOfflinePage(w http.ResponseWriter, _ *http.Request) {
-	a.serveFile(w, "offline.html", "text/html; charset=utf-8")
-}
 
 // serveOfflineExchange answers an uploaded request file with its reply file,
 // or a JSON error naming what was wrong (nothing is answered in part).

@@ -19,20 +19,6 @@ import (
 // (POST /admin/NAME?param=value) and scenarios ("at 5m NAME param=value")
 // share them, so both accept exactly the same names and values.
 
-// errBadParam marks a command that was given a missing or unknown parameter
-// or value. The admin API answers it with 400.
-var errBadParam = errors.New("licensetest: bad parameter")
-
-// paramError is a bad parameter; it matches errBadParam.
-type paramError struct{ msg string }
-
-func (e *paramError) Error() string        { return e.msg }
-func (e *paramError) Is(target error) bool { return target == errBadParam }
-
-func badParam(format string, args ...any) error {
-	return &paramError{fmt.Sprintf(format, args...)}
-}
-
 // params are a command's name=value arguments.
 type params map[string]string
 
@@ -54,9 +40,7 @@ func buildCommands() map[string]*command {
 	m := make(map[string]*command)
 	for _, c := range []*command{
 		{name: "down", accepted: []string{"on", "mode", "for"}, bare: "mode", parse: parseDown},
-		{name: "up", parse: func(params) (func(*controller) error, error) {
-			return func(c *controller) error { c.setDown(false, 0, 0); return nil }, nil
-		}},
+		{name: "up", parse: func(params) (func(*controller) error, error) { return up, nil }},
 		{name: "revoke", accepted: []string{"product", "key"}, parse: parseLicenseState(licensetest.Revoked)},
 		{name: "expire", accepted: []string{"product", "key"}, parse: parseLicenseState(licensetest.Expired)},
 		{name: "reinstate", accepted: []string{"product", "key"}, parse: parseLicenseState(licensetest.Active)},
@@ -68,9 +52,7 @@ func buildCommands() map[string]*command {
 		{name: "retry_after", accepted: []string{"endpoint", "d"}, bare: "d", parse: parsePerEndpoint((*licensetest.Server).SetRetryAfter)},
 		{name: "content_type", accepted: []string{"endpoint", "ct"}, bare: "ct", parse: parseContentType},
 		{name: "skew", accepted: []string{"d"}, bare: "d", parse: parseSkew},
-		{name: "clear", parse: func(params) (func(*controller) error, error) {
-			return func(c *controller) error { c.clear(); return nil }, nil
-		}},
+		{name: "clear", parse: func(params) (func(*controller) error, error) { return (*controller).clear, nil }},
 	} {
 		m[c.name] = c
 	}
@@ -82,14 +64,14 @@ func commandNames() []string { return slices.Sorted(maps.Keys(commands)) }
 
 // check rejects parameters the command does not accept.
 func (cmd *command) check(p params) error {
+	accepted := "it takes none"
+	if len(cmd.accepted) > 0 {
+		accepted = "accepted: " + strings.Join(cmd.accepted, ", ")
+	}
 	var errs []error
 	for _, name := range slices.Sorted(maps.Keys(p)) {
 		if !slices.Contains(cmd.accepted, name) {
-			if len(cmd.accepted) == 0 {
-				errs = append(errs, badParam("%s: unknown parameter %q (it takes none)", cmd.name, name))
-			} else {
-				errs = append(errs, badParam("%s: unknown parameter %q (accepted: %s)", cmd.name, name, strings.Join(cmd.accepted, ", ")))
-			}
+			errs = append(errs, fmt.Errorf("%s: unknown parameter %q (%s)", cmd.name, name, accepted))
 		}
 	}
 	return errors.Join(errs...)
@@ -153,7 +135,7 @@ func pick[T any](p params, name, def string, opts []option[T]) (T, error) {
 	if !given {
 		return zero, nil
 	}
-	return zero, badParam("%s: unknown value %q (accepted: %s)", name, v, names(opts))
+	return zero, fmt.Errorf("%s: unknown value %q (accepted: %s)", name, v, names(opts))
 }
 
 // duration parses p[name]. A required parameter must be present.
@@ -161,16 +143,16 @@ func (p params) duration(name string, required, negativeOK bool) (time.Duration,
 	v, ok := p[name]
 	if !ok {
 		if required {
-			return 0, badParam("%s is required (a duration such as 30s, 5m or 1h30m)", name)
+			return 0, fmt.Errorf("%s is required (a duration such as 30s, 5m or 1h30m)", name)
 		}
 		return 0, nil
 	}
 	d, err := time.ParseDuration(v)
 	if err != nil {
-		return 0, badParam("%s: %q is not a duration (such as 30s, 5m or 1h30m)", name, v)
+		return 0, fmt.Errorf("%s: %q is not a duration (such as 30s, 5m or 1h30m)", name, v)
 	}
 	if d < 0 && !negativeOK {
-		return 0, badParam("%s: %s is negative", name, v)
+		return 0, fmt.Errorf("%s: %s is negative", name, v)
 	}
 	return d, nil
 }
@@ -183,17 +165,9 @@ func (p params) integer(name string, def, lo, hi int) (int, error) {
 	}
 	n, err := strconv.Atoi(v)
 	if err != nil || n < lo || n > hi {
-		return 0, badParam("%s: %q is not an integer in %d..%d", name, v, lo, hi)
+		return 0, fmt.Errorf("%s: %q is not an integer in %d..%d", name, v, lo, hi)
 	}
 	return n, nil
-}
-
-// required returns p[name], which must be present and not empty.
-func (p params) required(name string) (string, error) {
-	if p[name] == "" {
-		return "", badParam("%s is required", name)
-	}
-	return p[name], nil
 }
 
 // endpoints are the accepted values of an endpoint parameter and the v2
@@ -206,22 +180,32 @@ func (p params) endpoint() (string, error) { return pick(p, "endpoint", "all", e
 
 // licenseID returns the product and key a licence command names.
 func (p params) licenseID() (string, string, error) {
-	product, err1 := p.required("product")
-	key, err2 := p.required("key")
-	return product, key, errors.Join(err1, err2)
+	var errs []error
+	for _, name := range []string{"product", "key"} {
+		if p[name] == "" {
+			errs = append(errs, fmt.Errorf("%s is required", name))
+		}
+	}
+	return p["product"], p["key"], errors.Join(errs...)
 }
 
 var (
 	onOff         = []option[bool]{{"1", true}, {"0", false}, {"true", true}, {"false", false}}
-	downModes     = []option[licensetest.DownMode]{{"refuse", licensetest.DownRefuse}, {"reset", licensetest.DownReset}, {"503", licensetest.DownUnavailable}}
-	licenseStates = []option[licensetest.LicenseState]{{"active", licensetest.Active}, {"revoked", licensetest.Revoked}, {"expired", licensetest.Expired}}
-	faultKinds    = func() (opts []option[licensetest.FaultKind]) {
-		for k := licensetest.FaultFail; k <= licensetest.FaultBadSeal; k++ {
-			opts = append(opts, option[licensetest.FaultKind]{k.String(), k})
-		}
-		return opts
-	}()
+	downModes     = enumOptions(licensetest.DownRefuse, licensetest.DownUnavailable)
+	licenseStates = enumOptions(licensetest.Active, licensetest.Expired)
+	faultKinds    = enumOptions(licensetest.FaultFail, licensetest.FaultBadSeal)
 )
+
+// enumOptions are the values lo..hi, each named by its String.
+func enumOptions[T interface {
+	~int
+	String() string
+}](lo, hi T) (opts []option[T]) {
+	for v := lo; v <= hi; v++ {
+		opts = append(opts, option[T]{v.String(), v})
+	}
+	return opts
+}
 
 func parseDown(p params) (func(*controller) error, error) {
 	down, err1 := pick(p, "on", "1", onOff)
@@ -257,7 +241,7 @@ func parseAddLicense(p params) (func(*controller) error, error) {
 		return nil, err
 	}
 	if err := hook.CheckDurations(product, key, l.SessionDuration, l.GracePeriod, l.MaxDuration); err != nil {
-		return nil, badParam("%v", err)
+		return nil, fmt.Errorf("%v", err) // one error, so prefixErr prefixes it once
 	}
 	return func(c *controller) error { return c.s.AddLicense(l) }, nil
 }
@@ -270,7 +254,7 @@ func parseControl(p params) (func(*controller) error, error) {
 		return nil, err
 	}
 	if err := hook.CheckDurations(product, key, session, grace, 0); err != nil {
-		return nil, badParam("%v", err)
+		return nil, fmt.Errorf("%v", err)
 	}
 	return func(c *controller) error { return c.s.SetControlOptions(product, key, session, grace) }, nil
 }
@@ -284,7 +268,7 @@ func parseFail(p params) (func(*controller) error, error) {
 		return nil, err
 	}
 	if n == 0 {
-		return nil, badParam("n: 0 fails nothing (want a count, or -1 for every request)")
+		return nil, fmt.Errorf("n: 0 fails nothing (want a count, or -1 for every request)")
 	}
 	f := licensetest.Fault{Endpoint: ep, Kind: licensetest.FaultFail, Count: n, Status: status, Message: p["message"], RetryAfter: ra}
 	return func(c *controller) error { c.s.Inject(f); return nil }, nil
@@ -294,7 +278,7 @@ func parseFault(p params) (func(*controller) error, error) {
 	ep, err1 := p.endpoint()
 	kind, err2 := pick(p, "kind", "", faultKinds)
 	if err2 == nil && kind == 0 {
-		err2 = badParam("kind is required (accepted: %s)", names(faultKinds))
+		err2 = fmt.Errorf("kind is required (accepted: %s)", names(faultKinds))
 	}
 	n, err3 := p.integer("n", 1, -1, 1<<30)
 	status, err4 := p.integer("status", 0, 0, 599)
@@ -302,10 +286,10 @@ func parseFault(p params) (func(*controller) error, error) {
 		return nil, err
 	}
 	if n == 0 {
-		return nil, badParam("n: 0 injects nothing (want a count, or -1 for every request)")
+		return nil, fmt.Errorf("n: 0 injects nothing (want a count, or -1 for every request)")
 	}
 	if status != 0 && status < 100 {
-		return nil, badParam("status: %d is not an HTTP status (100..599)", status)
+		return nil, fmt.Errorf("status: %d is not an HTTP status (100..599)", status)
 	}
 	f := licensetest.Fault{Endpoint: ep, Kind: kind, Count: n, Status: status, Message: p["message"]}
 	return func(c *controller) error { c.s.Inject(f); return nil }, nil
@@ -349,6 +333,12 @@ type controller struct {
 	stopped bool
 }
 
+// up brings the server up and cancels a timed outage.
+func up(c *controller) error {
+	c.setDown(false, 0, 0)
+	return nil
+}
+
 // setDown takes the server down in mode, for d if d > 0, or brings it up.
 func (c *controller) setDown(down bool, mode licensetest.DownMode, d time.Duration) {
 	c.mu.Lock()
@@ -375,11 +365,12 @@ func (c *controller) setDown(down bool, mode licensetest.DownMode, d time.Durati
 }
 
 // clear removes every fault and cancels a timed outage.
-func (c *controller) clear() {
+func (c *controller) clear() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.stopTimerLocked()
 	c.s.ClearFaults()
+	return nil
 }
 
 // stop cancels a pending timed outage for good. It is idempotent.

@@ -126,13 +126,14 @@ func ParseScenario(name string, r io.Reader) (*Scenario, error) {
 		at, err := time.ParseDuration(words[1])
 		switch {
 		case err != nil:
-			lineErr(line, fmt.Errorf("%q is not a duration (such as 0s, 5m30s or 2h)", words[1]))
-			continue
+			err = fmt.Errorf("%q is not a duration (such as 0s, 5m30s or 2h)", words[1])
 		case at < 0:
-			lineErr(line, fmt.Errorf("at %s is negative", words[1]))
-			continue
+			err = fmt.Errorf("at %s is negative", words[1])
 		case at < last:
-			lineErr(line, fmt.Errorf("at %s comes before the previous step (at %s)", words[1], last))
+			err = fmt.Errorf("at %s comes before the previous step (at %s)", words[1], last)
+		}
+		if err != nil {
+			lineErr(line, err)
 			continue
 		}
 		last = at
@@ -146,7 +147,7 @@ func ParseScenario(name string, r io.Reader) (*Scenario, error) {
 		sc.Steps = append(sc.Steps, step)
 		if end > 0 {
 			ends = append(ends, Step{Line: line, At: at + end, Command: "up", Text: "up (end of down for=" + end.String() + ")",
-				apply: func(c *controller) error { c.setDown(false, 0, 0); return nil }})
+				apply: up})
 		}
 	}
 	if err := in.Err(); err != nil {
@@ -274,10 +275,13 @@ type scenarioTracker struct {
 	prog *ScenarioProgress
 }
 
-func (t *scenarioTracker) update(f func(p *ScenarioProgress)) {
+// update calls f unless a later run than prog's took over the display.
+func (t *scenarioTracker) update(prog *ScenarioProgress, f func()) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	f(t.prog)
+	if t.prog == prog {
+		f()
+	}
 }
 
 // trackerOf returns the scenario tracker of s.
@@ -323,13 +327,10 @@ func RunScenario(ctx context.Context, s *licensetest.Server, sc *Scenario) error
 	tr.mu.Unlock()
 	logger.Info("licensetest: scenario started", slog.String("scenario", sc.Name), slog.Int("steps", len(sc.Steps)))
 	finish := func(err error) error {
-		tr.update(func(p *ScenarioProgress) {
-			if p != prog {
-				return // a later run took over the display
-			}
-			p.Running = false
+		tr.update(prog, func() {
+			prog.Running = false
 			if err != nil {
-				p.Error = err.Error()
+				prog.Error = err.Error()
 			}
 		})
 		if err != nil {
@@ -345,13 +346,10 @@ func RunScenario(ctx context.Context, s *licensetest.Server, sc *Scenario) error
 		}
 		err := st.apply(ctl)
 		ran := s.Now()
-		tr.update(func(p *ScenarioProgress) {
-			if p != prog {
-				return
-			}
-			p.Steps[i].Done, p.Steps[i].Ran, p.Next = true, ran, i+1
+		tr.update(prog, func() {
+			prog.Steps[i].Done, prog.Steps[i].Ran, prog.Next = true, ran, i+1
 			if err != nil {
-				p.Steps[i].Error = err.Error()
+				prog.Steps[i].Error = err.Error()
 			}
 		})
 		if err != nil {
@@ -392,10 +390,7 @@ func (a *Handler) startScenario(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusBadRequest, errorReply("licensetest admin: cannot read the scenario: "+err.Error()))
 		return
 	}
-	name := r.URL.Query().Get("name")
-	if name == "" {
-		name = "console"
-	}
+	name := cmp.Or(r.URL.Query().Get("name"), "console")
 	sc, err := ParseScenario(name, strings.NewReader(string(text)))
 	if err != nil {
 		writeJSON(w, http.StatusBadRequest, errorReply(err.Error()))

@@ -61,10 +61,9 @@ func SharedSecretConfig(srv *licensetest.Server, lic licensetest.License) licens
 // Options returns the options a client of srv needs to reach it:
 //
 //   - for a server that is not listening (NewUnstartedServer without Start),
-//     license.WithRoundTripper(srv.Transport()), the in-memory transport, which
-//     is what a client inside a testing/synctest bubble must use: loopback
-//     sockets never count as durably blocked there, so fake time would not
-//     advance;
+//     license.WithRoundTripper(srv.Transport()), the in-memory transport that a
+//     client inside a testing/synctest bubble must use (see
+//     licensetest.Server.Transport);
 //   - for a started server, license.WithHTTPClient(srv.Client()), which
 //     trusts a TLS server's certificate and uses no proxy.
 //

@@ -54,6 +54,78 @@
     return Math.floor(m / 60) + "h" + String(m % 60).padStart(2, "0") + "m";
   }
 
+  // ---- the fault forms, built from this table rather than repeated markup ----
+
+  // h builds an element with attributes (undefined ones left out) and children.
+  function h(tag, attrs, ...kids) {
+    const e = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs || {})) if (v !== undefined) e.setAttribute(k, v === true ? "" : v);
+    e.append(...kids);
+    return e;
+  }
+
+  const input = (id, label, name, attrs) => [h("label", { for: id }, label), h("input", { id, name, ...attrs })];
+  const select = (id, label, name, attrs, options) => [h("label", { for: id }, label),
+    h("select", { id, name, ...attrs }, ...(options || []).map(([v, text]) => new Option(text, v)))];
+  const endpoint = (id, label) => select(id, label, "endpoint", { class: "endpoint" });
+  const button = (text, attrs) => h("button", { type: "submit", ...attrs }, text);
+  const numeric = (value) => ({ value, size: 4, inputmode: "numeric" });
+
+  // form is a fault form: rows of labelled fields and buttons, and the
+  // equivalent curl command.
+  function form(command, legend, rows, id, legendClass) {
+    return h("form", { class: "control", id, "data-command": command },
+      h("fieldset", null, h("legend", { class: legendClass }, legend),
+        ...rows.map((r) => h("div", { class: "row" }, ...r.flat())),
+        h("code", { class: "curl", "aria-label": "equivalent curl command" })));
+  }
+
+  function faultForms() {
+    const hidden = "visually-hidden";
+    return [
+      form("down", "Server down / up", [
+        [select("down-mode", "Mode", "mode", {}, [["refuse", "refuse connections"], ["reset", "reset connections"], ["503", "answer 503"]]),
+          input("down-for", "For", "for", { placeholder: "e.g. 30s (empty: until up)", size: 12 })],
+        [button("Down", { id: "down-btn", class: "danger" }), button("Up", { id: "up-btn", "data-command": "up", class: "ok" })],
+      ], "down-form"),
+      form("latency", "Latency", [[endpoint("lat-ep", "Endpoint"),
+        input("lat-d", "Delay", "d", { placeholder: "e.g. 2s", size: 8, required: true }), button("Set latency")]]),
+      form("fail", "Fail the next requests", [
+        [endpoint("fail-ep", "Endpoint"), input("fail-n", "Count", "n", numeric(3))],
+        [input("fail-status", "Status", "status", numeric(503)),
+          input("fail-ra", "Retry-After", "retry_after", { placeholder: "e.g. 10s", size: 8 }), button("Fail next")],
+      ]),
+      form("fault", "Spoil the next replies", [[
+        select("fault-kind", "Fault", "kind", {}, [["truncate", "truncate"], ["garbage", "garbage"],
+          ["drop", "drop (reset after processing)"], ["cut_body", "cut body"], ["replay", "replay an old reply"], ["bad_seal", "bad seal"]]),
+        endpoint("fault-ep", "Endpoint"), input("fault-n", "Count", "n", numeric(1)), button("Inject"),
+      ]]),
+      form("revoke", "Licence state and control options", [
+        [select("lic-select", "Licence", undefined, { class: "licence-select" }),
+          h("input", { type: "hidden", name: "product" }), h("input", { type: "hidden", name: "key" })],
+        [button("Revoke", { "data-command": "revoke", class: "danger" }), button("Expire", { "data-command": "expire", class: "danger" }),
+          button("Reinstate", { "data-command": "reinstate", class: "ok" })],
+        [input("ctl-session", "Session", "session", { placeholder: "e.g. 2m", size: 8, "data-only": "control" }),
+          input("ctl-grace", "Grace", "grace", { placeholder: "e.g. 10m", size: 8, "data-only": "control" }),
+          button("Set control options", { "data-command": "control" })],
+      ], "licence-form"),
+      form("license", "Add or change a licence", [
+        [input("add-product", "Product", "product", { size: 10, required: true }),
+          input("add-key", "Key", "key", { size: 10, required: true }),
+          input("add-seats", "Seats", "seats", { size: 3, placeholder: "0 = ∞", inputmode: "numeric" })],
+        [input("add-session", "Session", "session", { size: 6, placeholder: "10m" }),
+          input("add-grace", "Grace", "grace", { size: 6, placeholder: "0s" }),
+          input("add-features", "Features", "features", { size: 10 }), button("Save licence")],
+      ]),
+      form("skew", "Clock skew, Retry-After, Content-Type", [
+        [input("skew-d", "Skew", "d", { placeholder: "e.g. -1h", size: 8, required: true }), button("Set skew")]]),
+      form("retry_after", "Retry-After on injected failures", [[endpoint("ra-ep", "Retry-After at"),
+        input("ra-d", "of", "d", { placeholder: "e.g. 30s", size: 8, required: true }), button("Set Retry-After")]], undefined, hidden),
+      form("content_type", "Content-Type of replies", [[endpoint("ct-ep", "Content-Type at"),
+        input("ct-ct", "as", "ct", { placeholder: "e.g. text/html", size: 12, required: true }), button("Set Content-Type")]], undefined, hidden),
+    ];
+  }
+
   // ---- commands and their curl equivalents ----
 
   function formParams(form, command) {
@@ -292,6 +364,7 @@
   }
 
   document.addEventListener("DOMContentLoaded", () => {
+    $("aside.controls").append(...faultForms());
     setupForms();
     connect();
     setInterval(tick, 1000);

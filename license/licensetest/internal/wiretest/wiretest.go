@@ -6,6 +6,7 @@ package wiretest
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -158,12 +159,8 @@ func NewServer(tb testing.TB, l licensetest.License, cfg ...*licensetest.Config)
 	}
 	s := licensetest.NewServer(c)
 	tb.Cleanup(s.Close)
-	if l.ProductGUID == "" {
-		l.ProductGUID = Product
-	}
-	if l.Key == "" {
-		l.Key = Key
-	}
+	l.ProductGUID = cmp.Or(l.ProductGUID, Product)
+	l.Key = cmp.Or(l.Key, Key)
 	require.NoError(tb, s.AddLicense(l))
 	return s
 }
