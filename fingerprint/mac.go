@@ -40,9 +40,8 @@ type macSelection struct {
 // without a bus device (when the OS can tell: this check comes before the name list because it
 // catches a veth renamed "enp...", which no name list can), links with a virtual interface name,
 // invalid, zero and multicast addresses, and addresses the kernel reports as random or set by user
-// space. Of the
-// rest, universally administered addresses win; when only locally administered ones remain (clouds
-// and microVMs assign those to real virtio devices) they are kept and weak is set.
+// space. Of the rest, universally administered addresses win; when only locally administered ones
+// remain (clouds and microVMs assign those to real virtio devices) they are kept and weak is set.
 func selectMACs(nics []nic) macSelection {
 	sel := macSelection{dropped: map[string]int{}}
 	var uaa, laa []string

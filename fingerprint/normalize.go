@@ -46,7 +46,6 @@ func isPlaceholder(s string) bool {
 			break
 		}
 	}
-	// Only dashes, or one character repeated (including a single character), is filler.
 	return first == -1 || same
 }
 
@@ -152,9 +151,9 @@ func firmwareResult(board, product Component, fw []string) taskResult {
 func mbSerial(board, product Component) Component {
 	switch {
 	case board.Present():
-		return Component{Name: NameMBSerial, Value: board.Value, Source: board.Source, Strength: Strong}
+		return present(NameMBSerial, board.Value, board.Source, Strong)
 	case product.Present():
-		return Component{Name: NameMBSerial, Value: product.Value, Source: product.Source, Strength: Strong}
+		return present(NameMBSerial, product.Value, product.Source, Strong)
 	}
 	pick := board
 	for _, r := range []Reason{NeedsPrivilege, Placeholder} {
@@ -167,11 +166,9 @@ func mbSerial(board, product Component) Component {
 			break
 		}
 	}
-	out := Component{Name: NameMBSerial, Source: pick.Source, Strength: Strong}
+	r, err := NotPresent, error(nil)
 	if pick.Missing != nil {
-		out.Missing = &MissingError{Component: NameMBSerial, Reason: pick.Missing.Reason, Err: pick.Missing.Err}
-	} else {
-		out.Missing = &MissingError{Component: NameMBSerial, Reason: NotPresent}
+		r, err = pick.Missing.Reason, pick.Missing.Err
 	}
-	return out
+	return missing(NameMBSerial, pick.Source, Strong, r, err)
 }

@@ -176,13 +176,12 @@ func WithRand(f func() float64) Option {
 	return func(o *options) { o.rand = f }
 }
 
-// WithRedactor passes every text from the network that the Client logs
-// (a Deprecation or Sunset value, an attempt's error text) through f before
-// it is logged, so that a caller who knows its secrets can remove them. f
-// must be safe for concurrent use. Nil (the default) logs them as they are.
-// Either way every such text (a Deprecation or Sunset value, an attempt's
-// error text, every text in a go-retryablehttp record) is then cleaned of
-// control characters and bounded (internal/text.Clean).
+// WithRedactor passes every text from the network that the Client logs (a
+// Deprecation or Sunset value, an attempt's error text, every text in a
+// go-retryablehttp record) through f before it is logged, so that a caller
+// who knows its secrets can remove them. f must be safe for concurrent use.
+// Nil (the default) logs them as they are. Either way every such text is
+// then cleaned of control characters and bounded (internal/text.Clean).
 func WithRedactor(f func(string) string) Option {
 	return func(o *options) { o.redactor = f }
 }
