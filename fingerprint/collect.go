@@ -20,7 +20,6 @@ type task struct {
 	run    taskFunc
 }
 
-// taskResult is what a task found.
 type taskResult struct {
 	comps []Component
 	env   envFacts

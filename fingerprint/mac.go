@@ -130,7 +130,6 @@ func virtualName(name string) bool {
 	return strings.HasPrefix(l, "ap") && len(l) > 2 && allDigits(l[2:])
 }
 
-// allDigits reports whether s holds only ASCII digits (or nothing).
 func allDigits(s string) bool { return strings.Trim(s, "0123456789") == "" }
 
 // Windows interface types (ipifcons.h) that carry physical MAC addresses.

@@ -80,12 +80,10 @@ func hmacHex(key []byte, name, value string) string {
 	return hex.EncodeToString(m.Sum(nil))
 }
 
-// present returns a present component.
 func present(name, value, source string, s Strength) Component {
 	return Component{Name: name, Value: value, Source: source, Strength: s}
 }
 
-// missing returns a component that is missing for reason r.
 func missing(name, source string, s Strength, r Reason, err error) Component {
 	return Component{Name: name, Source: source, Strength: s,
 		Missing: &MissingError{Component: name, Reason: r, Err: err}}
