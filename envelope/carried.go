@@ -5,9 +5,8 @@ import (
 	"time"
 )
 
-// Carried requests (offline activation). A request a person carries to the
-// server by file sets flag bit 1 of its header; the header is the AEAD's
-// associated data, so the flag is authenticated like the timestamp.
+// flagCarried marks a carried request (Request.Carried) in the authenticated
+// header: FORMAT.md, "Carried requests".
 const flagCarried byte = 0x02
 
 // CarriedWindow is how old a carried request's timestamp may be when a

@@ -6,9 +6,8 @@ import (
 	"time"
 )
 
-// Format 2 version bytes. The high nibble is the format (2 for requests,
-// 0xA for replies), the low nibble the mode, so that no format 2 value can
-// be mistaken for a format 1 mode byte (0x01, 0x02, 0x81, 0x82).
+// Format 2 version bytes (high nibble 2 for requests, 0xA for replies; low
+// nibble the mode) and the sealed-reply flag.
 const (
 	versionHPKE        byte = 0x21
 	versionSecret      byte = 0x22
