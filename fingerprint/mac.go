@@ -46,30 +46,26 @@ func selectMACs(nics []nic) macSelection {
 	sel := macSelection{dropped: map[string]int{}}
 	var uaa, laa []string
 	for _, n := range nics {
+		hw, err := net.ParseMAC(strings.TrimSpace(n.mac))
+		drop := ""
 		switch {
 		case n.virtual:
-			sel.dropped["virtual link"]++
-			continue
+			drop = "virtual link"
 		case n.busKnown && !n.onBus:
-			sel.dropped["no bus device"]++
-			continue
+			drop = "no bus device"
 		case virtualName(n.name):
-			sel.dropped["virtual interface name"]++
-			continue
-		}
-		hw, err := net.ParseMAC(strings.TrimSpace(n.mac))
-		switch {
+			drop = "virtual interface name"
 		case err != nil || len(hw) != 6:
-			sel.dropped["not a 6-byte address"]++
-			continue
+			drop = "not a 6-byte address"
 		case bytes.Count(hw, []byte{0}) == len(hw):
-			sel.dropped["zero address"]++
-			continue
+			drop = "zero address"
 		case hw[0]&1 == 1:
-			sel.dropped["multicast address"]++
-			continue
+			drop = "multicast address"
 		case n.assign == addrRandom || n.assign == addrSet:
-			sel.dropped["random or user-set address"]++
+			drop = "random or user-set address"
+		}
+		if drop != "" {
+			sel.dropped[drop]++
 			continue
 		}
 		if hw[0]&2 == 2 {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io/fs"
 	"strings"
+	"unicode/utf8"
 )
 
 // cleanValue trims spaces, tabs, newlines and NUL bytes (firmware strings and devicetree properties
@@ -33,20 +34,9 @@ func isPlaceholder(s string) bool {
 	}
 	// A single repeated character ("00000000", "FFFFFFFF", "........", "          ") is filler, and so
 	// is an all-zero or all-F UUID (dashes ignored).
-	var first rune = -1
-	same := true
-	for _, r := range l {
-		if r == '-' {
-			continue
-		}
-		if first == -1 {
-			first = r
-		} else if r != first {
-			same = false
-			break
-		}
-	}
-	return first == -1 || same
+	l = strings.ReplaceAll(l, "-", "")
+	first, _ := utf8.DecodeRuneInString(l)
+	return strings.Trim(l, string(first)) == ""
 }
 
 // normalizeUUID returns s as a lowercase 8-4-4-4-12 UUID when s is one (with or without dashes or

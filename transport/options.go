@@ -55,6 +55,14 @@ func (o *options) fail(format string, args ...any) {
 	o.errs = append(o.errs, fmt.Errorf("transport: "+format, args...))
 }
 
+// check reports ok, and records the error format describes when it is false.
+func (o *options) check(ok bool, format string, args ...any) bool {
+	if !ok {
+		o.fail(format, args...)
+	}
+	return ok
+}
+
 // WithLogger sets the logger for the Client and for the go-retryablehttp
 // client under it, whose records (Error level for a failed attempt, among
 // others) are demoted to Debug. Nil (the default) discards all records.
@@ -109,11 +117,9 @@ func WithUserAgent(ua string) Option {
 // retries and waits included. d must be positive.
 func WithAttemptTimeout(d time.Duration) Option {
 	return func(o *options) {
-		if d <= 0 {
-			o.fail("attempt timeout must be positive, got %v", d)
-			return
+		if o.check(d > 0, "attempt timeout must be positive, got %v", d) {
+			o.attemptTimeout = d
 		}
-		o.attemptTimeout = d
 	}
 }
 
@@ -121,11 +127,9 @@ func WithAttemptTimeout(d time.Duration) Option {
 // first try included (default 3). n must be at least 1.
 func WithMaxAttempts(n int) Option {
 	return func(o *options) {
-		if n < 1 {
-			o.fail("max attempts must be at least 1, got %d", n)
-			return
+		if o.check(n >= 1, "max attempts must be at least 1, got %d", n) {
+			o.maxAttempts = n
 		}
-		o.maxAttempts = n
 	}
 }
 
@@ -134,11 +138,9 @@ func WithMaxAttempts(n int) Option {
 // be positive and hi at least lo.
 func WithBackoff(lo, hi time.Duration) Option {
 	return func(o *options) {
-		if lo <= 0 || hi < lo {
-			o.fail("backoff needs 0 < min <= max, got %v..%v", lo, hi)
-			return
+		if o.check(lo > 0 && hi >= lo, "backoff needs 0 < min <= max, got %v..%v", lo, hi) {
+			o.backoffMin, o.backoffMax = lo, hi
 		}
-		o.backoffMin, o.backoffMax = lo, hi
 	}
 }
 
@@ -147,11 +149,9 @@ func WithBackoff(lo, hi time.Duration) Option {
 // Retry-After for waiting. d must not be negative.
 func WithRetryAfterCap(d time.Duration) Option {
 	return func(o *options) {
-		if d < 0 {
-			o.fail("retry-after cap must not be negative, got %v", d)
-			return
+		if o.check(d >= 0, "retry-after cap must not be negative, got %v", d) {
+			o.retryAfterCap, o.retryAfterCapSet = d, true
 		}
-		o.retryAfterCap, o.retryAfterCapSet = d, true
 	}
 }
 
@@ -160,11 +160,9 @@ func WithRetryAfterCap(d time.Duration) Option {
 // be positive.
 func WithMaxResponseBytes(n int64) Option {
 	return func(o *options) {
-		if n <= 0 {
-			o.fail("max response bytes must be positive, got %d", n)
-			return
+		if o.check(n > 0, "max response bytes must be positive, got %d", n) {
+			o.maxBytes = n
 		}
-		o.maxBytes = n
 	}
 }
 
