@@ -34,21 +34,20 @@ const (
 type Option func(*options)
 
 type options struct {
-	log              *slog.Logger
-	httpClient       *http.Client
-	roundTripper     http.RoundTripper
-	rootCAs          *x509.CertPool
-	userAgent        string
-	attemptTimeout   time.Duration // 0: not set
-	maxAttempts      int
-	backoffMin       time.Duration
-	backoffMax       time.Duration
-	retryAfterCap    time.Duration
-	retryAfterCapSet bool
-	maxBytes         int64
-	rand             func() float64
-	redactor         func(string) string
-	errs             []error
+	log            *slog.Logger
+	httpClient     *http.Client
+	roundTripper   http.RoundTripper
+	rootCAs        *x509.CertPool
+	userAgent      string
+	attemptTimeout time.Duration // 0: not set
+	maxAttempts    int
+	backoffMin     time.Duration
+	backoffMax     time.Duration
+	retryAfterCap  time.Duration
+	maxBytes       int64
+	rand           func() float64
+	redactor       func(string) string
+	errs           []error
 }
 
 func (o *options) fail(format string, args ...any) {
@@ -150,7 +149,7 @@ func WithBackoff(lo, hi time.Duration) Option {
 func WithRetryAfterCap(d time.Duration) Option {
 	return func(o *options) {
 		if o.check(d >= 0, "retry-after cap must not be negative, got %v", d) {
-			o.retryAfterCap, o.retryAfterCapSet = d, true
+			o.retryAfterCap = d
 		}
 	}
 }

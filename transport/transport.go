@@ -90,7 +90,8 @@ type Client struct {
 // query or fragment. New reports every problem with baseURL and the options
 // at once (errors joined). It does no I/O and starts no goroutines.
 func New(baseURL string, opts ...Option) (*Client, error) {
-	o := options{}
+	o := options{maxAttempts: DefaultMaxAttempts, backoffMin: DefaultBackoffMin, backoffMax: DefaultBackoffMax,
+		retryAfterCap: DefaultRetryAfterCap, maxBytes: DefaultMaxResponseBytes}
 	for _, opt := range opts {
 		if opt != nil {
 			opt(&o)
@@ -107,14 +108,6 @@ func New(baseURL string, opts ...Option) (*Client, error) {
 	}
 	c.libLog = slog.New(debugHandler{c.log.Handler(), c.redactor}).With("component", "go-retryablehttp")
 	c.userAgent = cmp.Or(c.userAgent, "licensekit-go/"+Version+" ("+runtime.GOOS+"/"+runtime.GOARCH+")")
-	c.maxAttempts = cmp.Or(c.maxAttempts, DefaultMaxAttempts)
-	if c.backoffMin == 0 {
-		c.backoffMin, c.backoffMax = DefaultBackoffMin, DefaultBackoffMax
-	}
-	if !c.retryAfterCapSet {
-		c.retryAfterCap = DefaultRetryAfterCap
-	}
-	c.maxBytes = cmp.Or(c.maxBytes, DefaultMaxResponseBytes)
 	if c.rand == nil {
 		c.rand = rand.Float64
 	}
