@@ -2,6 +2,7 @@ package envelope
 
 import (
 	"bytes"
+	"slices"
 	"time"
 )
 
@@ -69,18 +70,12 @@ func ImportReplyOpener(b []byte) (ReplyOpener, error) {
 		return nil, newError(op, "truncated", ErrMalformed)
 	}
 	v, binding := b[0], b[1+replySecretLen:]
-	ok := false
-	switch v {
-	case versionReplyHPKE:
-		for _, k := range []KEM{KEMX25519, KEMMLKEM768X25519} {
-			if p, _ := k.params(); len(binding) == p.encLen {
-				ok = true
-			}
-		}
-	case versionReplySecret:
-		ok = len(binding) == secretSaltLen
+	isEnc := func(k KEM) bool {
+		p, _ := k.params()
+		return len(binding) == p.encLen
 	}
-	if !ok {
+	if !(v == versionReplySecret && len(binding) == secretSaltLen ||
+		v == versionReplyHPKE && slices.ContainsFunc([]KEM{KEMX25519, KEMMLKEM768X25519}, isEnc)) {
 		return nil, newError(op, "unknown version or binding length", ErrMalformed)
 	}
 	return &replyOpener{keys: replyKeys{
