@@ -2,12 +2,12 @@ package envelope
 
 import (
 	"bytes"
+	"slices"
 	"time"
 )
 
-// Carried requests (offline activation). A request a person carries to the
-// server by file sets flag bit 1 of its header; the header is the AEAD's
-// associated data, so the flag is authenticated like the timestamp.
+// flagCarried marks a carried request (Request.Carried) in the authenticated
+// header: FORMAT.md, "Carried requests".
 const flagCarried byte = 0x02
 
 // CarriedWindow is how old a carried request's timestamp may be when a
@@ -70,18 +70,12 @@ func ImportReplyOpener(b []byte) (ReplyOpener, error) {
 		return nil, newError(op, "truncated", ErrMalformed)
 	}
 	v, binding := b[0], b[1+replySecretLen:]
-	ok := false
-	switch v {
-	case versionReplyHPKE:
-		for _, k := range []KEM{KEMX25519, KEMMLKEM768X25519} {
-			if p, _ := k.params(); len(binding) == p.encLen {
-				ok = true
-			}
-		}
-	case versionReplySecret:
-		ok = len(binding) == secretSaltLen
+	isEnc := func(k KEM) bool {
+		p, _ := k.params()
+		return len(binding) == p.encLen
 	}
-	if !ok {
+	if !(v == versionReplySecret && len(binding) == secretSaltLen ||
+		v == versionReplyHPKE && slices.ContainsFunc([]KEM{KEMX25519, KEMMLKEM768X25519}, isEnc)) {
 		return nil, newError(op, "unknown version or binding length", ErrMalformed)
 	}
 	return &replyOpener{keys: replyKeys{

@@ -3,8 +3,7 @@
 // seals requests and opens replies; the server side opens requests, checks
 // their freshness and seals replies. envelope/FORMAT.md is the normative,
 // byte-exact description of the format (version 2) and of the server-side
-// checks, so that a server in any language can implement it;
-// testdata/envelope/*.json holds the test vectors.
+// checks, so that a server in any language can implement it.
 //
 // A product never calls this package itself: license.Config.ServerPublicKey
 // (or SharedSecret) is all a client needs. A vendor's Go server uses it to

@@ -44,8 +44,7 @@ type GuardConfig struct {
 }
 
 // Scope is what the server established about an opened request before it
-// asks the Guard to admit it. Future request classes (such as offline
-// requests with their own window and durable memory) will be fields here.
+// asks the Guard to admit it.
 type Scope struct {
 	// Partition names the principal the request proved it holds, in the
 	// server's own terms: a licence that exists for the product
@@ -74,11 +73,10 @@ type Scope struct {
 // together at most MaxEntries. Room is made by forgetting, never by
 // rejecting: a full partition forgets its own oldest answered id (its oldest
 // id when none is answered yet), and a full Guard forgets the same way in its
-// largest partition. Whether a
-// request is admitted depends only on its own timestamp, the server's clock
-// and its own id, so no volume of requests from others can make a fresh
-// request stale or rejected. The cost is a bounded replay risk: a forgotten
-// id, replayed inside its window, is processed again.
+// largest partition. Whether a request is admitted depends only on its own
+// timestamp, the server's clock and its own id, so no volume of requests from
+// others can make a fresh request stale or rejected. The cost is a bounded
+// replay risk: a forgotten id, replayed inside its window, is processed again.
 //
 // A Guard is safe for concurrent use; one Guard serves every endpoint of a
 // server.

@@ -6,9 +6,8 @@ import (
 	"time"
 )
 
-// Format 2 version bytes. The high nibble is the format (2 for requests,
-// 0xA for replies), the low nibble the mode, so that no format 2 value can
-// be mistaken for a format 1 mode byte (0x01, 0x02, 0x81, 0x82).
+// Format 2 version bytes (high nibble 2 for requests, 0xA for replies; low
+// nibble the mode) and the sealed-reply flag.
 const (
 	versionHPKE        byte = 0x21
 	versionSecret      byte = 0x22
@@ -18,19 +17,12 @@ const (
 	flagSealedReply byte = 0x01
 )
 
-// requestTail is the part of the header both modes share, after their own
-// leading fields:
-//
-//	offset  size  field
-//	0       8     timestamp, Unix seconds (uint64)
-//	8       16    request id (random)
-//	24      1     L = endpoint length (1..MaxEndpointLen)
-//	25      L     endpoint name (printable ASCII, no space)
-const (
-	tailFixedLen = 8 + RequestIDSize + 1
-)
+// tailFixedLen is the fixed part of the header fields both modes share after
+// their own: timestamp (8), request id and endpoint length (1).
+const tailFixedLen = 8 + RequestIDSize + 1
 
-// requestTail holds the shared header fields of a request.
+// requestTail holds the shared header fields of a request; the endpoint
+// follows tailFixedLen.
 type requestTail struct {
 	time     time.Time
 	id       [RequestIDSize]byte
@@ -104,24 +96,26 @@ func parseTail(b []byte) (requestTail, int, error) {
 	return t, tailFixedLen + n, nil
 }
 
-// sealStart checks req for a Sealer whose header has fixed bytes before the
-// tail and extra bytes after it, and whose envelope adds body bytes before
-// the ciphertext. It returns the tail, the header's length and the
-// envelope's length for a plaintext of ptLen bytes.
-func sealStart(req Request, sealed bool, fixed, extra, body, ptLen int) (requestTail, int, int, error) {
+// sealStart checks req and starts a request: the mode's fixed header (flags
+// at byte 1), then the tail, with room for extra header bytes, body bytes
+// and the ciphertext of ptLen bytes.
+func sealStart(req Request, fixed []byte, extra, body, ptLen int) (requestTail, []byte, error) {
 	tail, err := newTail(req)
 	if err != nil {
-		return requestTail{}, 0, 0, err
+		return requestTail{}, nil, err
 	}
-	hlen := fixed + tail.len() + extra
-	n := hlen + body + ptLen + gcmTagLen
+	n := len(fixed) + tail.len() + extra + body + ptLen + gcmTagLen
 	if ptLen > MaxDataSize || !encodedFits(n) {
-		return requestTail{}, 0, 0, newError("seal", "plaintext too large", ErrTooLarge)
+		return requestTail{}, nil, newError("seal", "plaintext too large", ErrTooLarge)
 	}
-	if req.Carried && !sealed {
-		return requestTail{}, 0, 0, newError("seal", "a carried request needs sealed replies", ErrNotRequested)
+	if req.Carried && fixed[1]&flagSealedReply == 0 {
+		return requestTail{}, nil, newError("seal", "a carried request needs sealed replies", ErrNotRequested)
 	}
-	return tail, hlen, n, nil
+	raw := append(make([]byte, 0, n), fixed...)
+	if req.Carried {
+		raw[1] |= flagCarried
+	}
+	return tail, tail.appendTo(raw), nil
 }
 
 // openStart reads the tail after the fixed header of raw, the mirror of

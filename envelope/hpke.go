@@ -6,21 +6,8 @@ import (
 	"encoding/binary"
 )
 
-// Public-key mode request layout, format 2 (all integers big endian):
-//
-//	offset   size  field
-//	0        1     version = 0x21
-//	1        1     flags: 0x01 = sealed reply requested, 0x02 = carried, other bits zero
-//	2        2     KEM id (0x0020 or 0x647a)
-//	4        2     KDF id (0x0001, HKDF-SHA256)
-//	6        2     AEAD id (0x0002, AES-256-GCM)
-//	8        8     key id
-//	16       8     timestamp, Unix seconds
-//	24       16    request id
-//	40       1     L, endpoint length
-//	41       L     endpoint
-//	41+L     Nenc  enc (32 or 1120 bytes)
-//	41+L+Nenc rest ciphertext = HPKE Seal(aad = bytes 0..40+L, plaintext)
+// Public-key mode: FORMAT.md, "Public-key mode request". The fixed header is
+// version, flags, KEM, KDF and AEAD ids and key id; enc follows the tail.
 const (
 	hpkeFixedLen = 16
 	labelRequest = "licensekit-envelope v2 request"
@@ -81,21 +68,15 @@ func (s *hpkeSealer) RepliesAuthenticated() bool { return s.sealed }
 
 func (s *hpkeSealer) Seal(req Request, plaintext []byte) (Sealed, error) {
 	const op = "seal"
-	tail, hlen, n, err := sealStart(req, s.sealed, hpkeFixedLen, 0, s.encLen, len(plaintext))
+	tail, raw, err := sealStart(req, s.fixed[:], 0, s.encLen, len(plaintext))
 	if err != nil {
 		return Sealed{}, err
 	}
-	raw := make([]byte, 0, n)
-	raw = append(raw, s.fixed[:]...)
-	if req.Carried {
-		raw[1] |= flagCarried
-	}
-	raw = tail.appendTo(raw)
 	enc, sender, err := hpke.NewSender(s.pub.pk, hpke.HKDFSHA256(), hpke.AES256GCM(), requestInfo(req.APIKey))
 	if err != nil {
 		return Sealed{}, newError(op, "hpke setup failed", err)
 	}
-	ct, err := sender.Seal(raw[:hlen], plaintext)
+	ct, err := sender.Seal(raw, plaintext)
 	if err != nil {
 		return Sealed{}, newError(op, "hpke seal failed", err)
 	}
@@ -156,9 +137,6 @@ func (o *hpkeOpener) precheck(raw []byte) error {
 
 func (o *hpkeOpener) openRaw(in Incoming, raw []byte) (*Opened, error) {
 	const op = "open"
-	if err := o.precheck(raw); err != nil {
-		return nil, err
-	}
 	tail, hlen, sealed, err := openStart(in, raw, hpkeFixedLen, 0, o.encLen, o.requireSealed)
 	if err != nil {
 		return nil, err
@@ -188,6 +166,9 @@ func (o *hpkeOpener) openRaw(in Incoming, raw []byte) (*Opened, error) {
 func openData(o rawOpener, in Incoming) (*Opened, error) {
 	raw, err := decodeRequest(in.Data)
 	if err != nil {
+		return nil, err
+	}
+	if err := o.precheck(raw); err != nil {
 		return nil, err
 	}
 	return o.openRaw(in, raw)

@@ -62,9 +62,7 @@ func (k KEM) String() string {
 	return fmt.Sprintf("KEM(%#04x)", uint16(k))
 }
 
-// Key serialization: kind byte, KEM id (2 bytes, big endian), then the KEM's
-// own serialization of the key (RFC 9180 SerializePublicKey /
-// SerializePrivateKey).
+// Key serialization: FORMAT.md, "Keys".
 const (
 	kindPublic  byte = 0x01
 	kindPrivate byte = 0x02

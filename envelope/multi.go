@@ -9,6 +9,7 @@ type rawOpener interface {
 	// precheck validates raw's header without cryptography; nil means raw is
 	// addressed to this opener.
 	precheck(raw []byte) error
+	// openRaw opens raw, which precheck has accepted.
 	openRaw(in Incoming, raw []byte) (*Opened, error)
 }
 
@@ -50,7 +51,11 @@ func (m *multiOpener) Open(in Incoming) (*Opened, error) {
 		var raw []byte
 		raw, err = decodeRequest(in.Data)
 		if err == nil {
-			return m.openRaw(in, raw)
+			o, err := m.pick(raw)
+			if err != nil {
+				return nil, err
+			}
+			return o.openRaw(in, raw)
 		}
 		if len(m.foreign) == 0 {
 			return nil, err
@@ -64,19 +69,6 @@ func (m *multiOpener) Open(in Incoming) (*Opened, error) {
 		}
 	}
 	return nil, err
-}
-
-func (m *multiOpener) precheck(raw []byte) error {
-	_, err := m.pick(raw)
-	return err
-}
-
-func (m *multiOpener) openRaw(in Incoming, raw []byte) (*Opened, error) {
-	o, err := m.pick(raw)
-	if err != nil {
-		return nil, err
-	}
-	return o.openRaw(in, raw)
 }
 
 // pick returns the opener raw is addressed to or, failing that, the most

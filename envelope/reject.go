@@ -8,18 +8,8 @@ import (
 	"time"
 )
 
-// Envelope-level rejections are the server's answers to requests that it did
-// not process because the envelope failed: it did not open, was sealed for
-// another endpoint, was stale, or reused a request id. They are not licence
-// verdicts. They are never sealed (a server that cannot open a request has no
-// key to seal with), so a client must treat them as "server unreachable",
-// never as a refusal, and must never persist them.
-//
-// The body is the spec's failure shape with one extra member:
-//
-//	{"success":false,"time":"<server time, RFC 3339 UTC>","error":"<text>","envelope_error":"<code>"}
-
-// Rejection codes, the value of "envelope_error".
+// Rejection codes, the value of "envelope_error" in an envelope-level
+// rejection (the package doc; FORMAT.md, "Envelope-level rejections").
 const (
 	CodeMalformed   = "malformed"
 	CodeUnsupported = "unsupported_version"

@@ -13,18 +13,8 @@ import (
 	"io"
 )
 
-// Sealed replies follow Oblivious HTTP (RFC 9458, section 4.4):
-//
-//	secret   = HPKE Export("licensekit-envelope v2 response", 32)     (public-key mode)
-//	         | HKDF-Expand(prk_q, "response" || 0x00 || api_key, 32)   (shared-secret mode)
-//	nonce_r  = random(32)
-//	salt     = enc || nonce_r                                         (public-key mode)
-//	         | request_salt || nonce_r                                (shared-secret mode)
-//	prk_r    = HKDF-Extract(SHA-256, salt, secret)
-//	key      = HKDF-Expand(prk_r, "key", 32)
-//	iv       = HKDF-Expand(prk_r, "nonce", 12)
-//	ct       = AES-256-GCM(key, iv, aad = the version byte (0xA1 or 0xA2), plaintext)
-//	data     = version || nonce_r || ct
+// Sealed replies follow Oblivious HTTP (RFC 9458, section 4.4); FORMAT.md,
+// "Sealed replies", gives the derivation. data = version || nonce_r || ct.
 const (
 	labelResponse    = "licensekit-envelope v2 response"
 	replySecretLen   = 32
@@ -94,8 +84,6 @@ type replySealer struct {
 	keys replyKeys
 }
 
-var _ ReplySealer = (*replySealer)(nil)
-
 func (s *replySealer) Requested() bool { return true }
 
 func (s *replySealer) SealReply(plaintext []byte) ([]byte, error) {
@@ -142,8 +130,6 @@ func (plainReply) OpenReply(body []byte) ([]byte, error) { return body, nil }
 type replyOpener struct {
 	keys replyKeys
 }
-
-var _ ReplyOpener = (*replyOpener)(nil)
 
 func (o *replyOpener) OpenReply(body []byte) ([]byte, error) {
 	const op = "open reply"

@@ -8,29 +8,9 @@ import (
 	"crypto/sha256"
 )
 
-// Shared-secret mode request layout, format 2:
-//
-//	offset  size  field
-//	0       1     version = 0x22
-//	1       1     flags: 0x01 = sealed reply requested, 0x02 = carried, other bits zero
-//	2       8     key id = HKDF-Expand(prk, "key id", 8)
-//	10      8     timestamp, Unix seconds
-//	18      16    request id
-//	34      1     L, endpoint length
-//	35      L     endpoint
-//	35+L    32    salt (random)
-//	67+L    rest  ciphertext = AES-256-GCM(key_q, iv_q,
-//	                  aad = bytes 0..66+L || api_key, plaintext)
-//
-// where
-//
-//	prk     = HKDF-Extract(salt = "licensekit-envelope v2 shared secret", ikm = secret)
-//	prk_q   = HKDF-Extract(salt = salt, ikm = HKDF-Expand(prk, "request", 32))
-//	key_q   = HKDF-Expand(prk_q, "key", 32)
-//	iv_q    = HKDF-Expand(prk_q, "nonce", 12)
-//
-// so every request has its own key and the nonce limit of one key does not
-// apply to the secret.
+// Shared-secret mode: FORMAT.md, "Shared-secret mode request" and "Labels".
+// The fixed header is version, flags and key id; the salt follows the tail,
+// and every request derives its own key and nonce from it.
 const (
 	secretFixedLen  = 10
 	secretSaltLen   = 32
@@ -52,15 +32,9 @@ func deriveSecretKeys(secret []byte) (*secretKeys, error) {
 	if err != nil {
 		return nil, newError("new", "key derivation failed", err)
 	}
-	rs, err := hkdf.Expand(sha256.New, prk, "request", 32)
-	if err != nil {
-		return nil, newError("new", "key derivation failed", err)
-	}
-	id, err := hkdf.Expand(sha256.New, prk, "key id", keyIDLen)
-	if err != nil {
-		return nil, newError("new", "key derivation failed", err)
-	}
-	return &secretKeys{requestSecret: rs, keyID: [keyIDLen]byte(id)}, nil
+	e := newExpander(prk)
+	rs := e.expand(32, "request")
+	return &secretKeys{requestSecret: rs, keyID: [keyIDLen]byte(e.expand(keyIDLen, "key id"))}, nil
 }
 
 // perRequest derives one request's AEAD, nonce and reply secret from its salt.
@@ -84,9 +58,26 @@ func secretAAD(header []byte, apiKey string) []byte {
 	return append(aad, apiKey...)
 }
 
-type secretSealer struct {
+// secretMode is both sides of shared-secret mode. sealed is
+// WithSealedReplies: the Sealer asks for sealed replies, the Opener
+// requires them.
+type secretMode struct {
 	keys   *secretKeys
+	fixed  []byte // version, flags and key id
 	sealed bool
+}
+
+func newSecretMode(secret []byte, opts []Option) (*secretMode, error) {
+	keys, err := deriveSecretKeys(secret)
+	if err != nil {
+		return nil, err
+	}
+	m := &secretMode{keys: keys, sealed: buildOptions(opts).sealedReplies}
+	m.fixed = append([]byte{versionSecret, 0}, keys.keyID[:]...)
+	if m.sealed {
+		m.fixed[1] = flagSealedReply
+	}
+	return m, nil
 }
 
 // NewSharedSecretSealer returns the client side of shared-secret mode:
@@ -99,34 +90,25 @@ type secretSealer struct {
 // and seal replies that other installs accept: the secret gives the power to
 // answer as the server. See docs/security.md.
 func NewSharedSecretSealer(secret []byte, opts ...Option) (Sealer, error) {
-	keys, err := deriveSecretKeys(secret)
+	m, err := newSecretMode(secret, opts)
 	if err != nil {
 		return nil, err
 	}
-	return &secretSealer{keys: keys, sealed: buildOptions(opts).sealedReplies}, nil
+	return m, nil
 }
 
 // RepliesAuthenticated reports whether the Sealer was built with
 // WithSealedReplies. In this mode a sealed reply proves that the holder of
 // the shared secret sealed it, which includes every install.
-func (s *secretSealer) RepliesAuthenticated() bool { return s.sealed }
+func (s *secretMode) RepliesAuthenticated() bool { return s.sealed }
 
-func (s *secretSealer) Seal(req Request, plaintext []byte) (Sealed, error) {
+func (s *secretMode) Seal(req Request, plaintext []byte) (Sealed, error) {
 	const op = "seal"
-	tail, hlen, n, err := sealStart(req, s.sealed, secretFixedLen, secretSaltLen, 0, len(plaintext))
+	tail, raw, err := sealStart(req, s.fixed, secretSaltLen, 0, len(plaintext))
 	if err != nil {
 		return Sealed{}, err
 	}
-	raw := make([]byte, secretFixedLen, n)
-	raw[0] = versionSecret
-	if s.sealed {
-		raw[1] = flagSealedReply
-	}
-	if req.Carried {
-		raw[1] |= flagCarried
-	}
-	copy(raw[2:10], s.keys.keyID[:])
-	raw = tail.appendTo(raw)
+	hlen := len(raw) + secretSaltLen
 	raw = raw[:hlen]
 	salt := raw[hlen-secretSaltLen:]
 	if _, err := rand.Read(salt); err != nil {
@@ -144,27 +126,22 @@ func (s *secretSealer) Seal(req Request, plaintext []byte) (Sealed, error) {
 	return Sealed{Key: req.APIKey, Data: b64.EncodeToString(raw), ID: tail.id, Reply: reply}, nil
 }
 
-type secretOpener struct {
-	keys          *secretKeys
-	requireSealed bool
-}
-
 // NewSharedSecretOpener returns the server side of shared-secret mode for
 // secret (at least 32 bytes). The secret is not retained. The Opener is safe
 // for concurrent use.
 func NewSharedSecretOpener(secret []byte, opts ...Option) (Opener, error) {
-	keys, err := deriveSecretKeys(secret)
+	m, err := newSecretMode(secret, opts)
 	if err != nil {
 		return nil, err
 	}
-	return &secretOpener{keys: keys, requireSealed: buildOptions(opts).sealedReplies}, nil
+	return m, nil
 }
 
-func (o *secretOpener) Open(in Incoming) (*Opened, error) { return openData(o, in) }
+func (o *secretMode) Open(in Incoming) (*Opened, error) { return openData(o, in) }
 
 // precheck validates the fixed header of raw and reports whether it is
 // addressed to this opener's secret, without any cryptography.
-func (o *secretOpener) precheck(raw []byte) error {
+func (o *secretMode) precheck(raw []byte) error {
 	if err := checkFixed(raw, versionSecret, secretFixedLen); err != nil {
 		return err
 	}
@@ -174,12 +151,9 @@ func (o *secretOpener) precheck(raw []byte) error {
 	return nil
 }
 
-func (o *secretOpener) openRaw(in Incoming, raw []byte) (*Opened, error) {
+func (o *secretMode) openRaw(in Incoming, raw []byte) (*Opened, error) {
 	const op = "open"
-	if err := o.precheck(raw); err != nil {
-		return nil, err
-	}
-	tail, hlen, sealed, err := openStart(in, raw, secretFixedLen, secretSaltLen, 0, o.requireSealed)
+	tail, hlen, sealed, err := openStart(in, raw, secretFixedLen, secretSaltLen, 0, o.sealed)
 	if err != nil {
 		return nil, err
 	}

@@ -20,7 +20,6 @@ type task struct {
 	run    taskFunc
 }
 
-// taskResult is what a task found.
 type taskResult struct {
 	comps []Component
 	env   envFacts
@@ -67,20 +66,19 @@ func collect(ctx context.Context, o *options) (*Fingerprint, bool, error) {
 	results := make([]taskResult, len(tasks))
 	finished := make([]bool, len(tasks))
 	ch := make(chan done, len(tasks))
-	runs := make([]taskFunc, len(tasks))
 	pending := 0
 	for i, t := range tasks {
-		if runs[i] = t.run; o.wrap != nil {
-			runs[i] = o.wrap(t.name, t.run)
+		if o.wrap != nil {
+			tasks[i].run = o.wrap(t.name, t.run)
 		}
 		if !t.inline {
 			pending++
-			go func() { ch <- done{i, runs[i](tctx)} }()
+			go func() { ch <- done{i, tasks[i].run(tctx)} }()
 		}
 	}
 	for i, t := range tasks {
 		if t.inline {
-			results[i], finished[i] = runs[i](tctx), true
+			results[i], finished[i] = t.run(tctx), true
 		}
 	}
 wait:
@@ -93,11 +91,8 @@ wait:
 			break wait
 		}
 	}
-	timeoutErr := context.Cause(tctx)
-	if timeoutErr == nil {
-		timeoutErr = context.DeadlineExceeded
-	}
-	fp := assemble(tasks, results, finished, timeoutErr)
+	// A task is unfinished only when tctx ended, so its cause is set.
+	fp := assemble(tasks, results, finished, context.Cause(tctx))
 	if o.hashed {
 		hashAll(fp, o.key)
 	}

@@ -3,21 +3,15 @@ package fingerprint
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
 )
 
-// cpuInfo is what an OS reports about its first processor. The cpu_id value is derived from it by id,
-// so the definition is the same on every OS:
-//
-//   - x86: vendor "/" leaf-1 signature "/" brand, e.g. "GenuineIntel/000906ea/Intel(R) Core(TM) i7-8700
-//     CPU @ 3.20GHz". The signature is CPUID leaf 1 EAX (stepping, model, family with their extended
-//     fields) as 8 hex digits, rebuilt from the decoded family/model/stepping the OS reports (the
-//     processor-type bits 12-13 are taken as 0). The APIC id in EBX and the feature bits are left out:
-//     the first differs per core, the second with microcode and hypervisor settings.
-//   - arm64 with MIDR fields (Linux): "arm/" implementer "/" part "/" variant "/" revision in hex.
-//   - arm64 elsewhere: "arm/" and the OS's description; these values differ between OSes.
+// cpuInfo is what an OS reports about its first processor. id derives cpu_id from it, so the
+// definition (the package doc's cpu_id) is the same on every OS. The x86 signature is rebuilt from
+// the decoded family/model/stepping the OS reports, with the processor-type bits 12-13 as 0.
 type cpuInfo struct {
 	x86                             bool
 	vendor                          string
@@ -65,6 +59,14 @@ func (c cpuInfo) id() (string, bool) {
 	return "", false
 }
 
+// component returns cpu_id from c, or why it is missing.
+func (c cpuInfo) component(src, why string) Component {
+	if id, ok := c.id(); ok {
+		return present(NameCPUID, id, src, Weak)
+	}
+	return missing(NameCPUID, src, Weak, NotPresent, errors.New(why))
+}
+
 // parseProcCPUInfo parses the first processor block of Linux /proc/cpuinfo. It also reports whether
 // the x86 "hypervisor" flag (CPUID leaf 1 ECX bit 31, set by every mainstream hypervisor) is present.
 // complete is true when the block's terminating blank line was seen; a caller that read only the
@@ -72,6 +74,8 @@ func (c cpuInfo) id() (string, bool) {
 func parseProcCPUInfo(b []byte) (info cpuInfo, hypervisor, complete bool) {
 	sc := bufio.NewScanner(bytes.NewReader(b))
 	sc.Buffer(make([]byte, 0, 4096), len(b)+1)
+	ints := map[string]*int{"cpu family": &info.family, "model": &info.model, "stepping": &info.stepping,
+		"CPU variant": &info.variant, "CPU part": &info.part, "CPU revision": &info.rev}
 	seen := false
 	for sc.Scan() {
 		line := sc.Text()
@@ -88,15 +92,12 @@ func parseProcCPUInfo(b []byte) (info cpuInfo, hypervisor, complete bool) {
 		}
 		seen = true
 		key, val = strings.TrimSpace(key), strings.TrimSpace(val)
+		if p, ok := ints[key]; ok {
+			*p = atoi(val)
+		}
 		switch key {
 		case "vendor_id":
 			info.x86, info.vendor = true, val
-		case "cpu family":
-			info.family = atoi(val)
-		case "model":
-			info.model = atoi(val)
-		case "stepping":
-			info.stepping = atoi(val)
 		case "model name":
 			info.brand = val
 		case "flags":
@@ -107,12 +108,6 @@ func parseProcCPUInfo(b []byte) (info cpuInfo, hypervisor, complete bool) {
 			}
 		case "CPU implementer":
 			info.midr, info.implementer = true, atoi(val)
-		case "CPU variant":
-			info.variant = atoi(val)
-		case "CPU part":
-			info.part = atoi(val)
-		case "CPU revision":
-			info.rev = atoi(val)
 		}
 	}
 	if info.x86 {

@@ -23,8 +23,9 @@
 // *MissingError with a Reason: NeedsPrivilege, NotPresent, Placeholder, Unsupported or TimedOut.
 // Collect returns the Fingerprint with an error matching ErrNoUsableComponent only when no component
 // other than ip_address has a value. The package's Examples run against machines captured in
-// testdata/fingerprint (WithRoot), so their output is exact. docs/fingerprint.md has the sources
-// per OS as one table.
+// testdata/fingerprint (WithRoot), so their output is exact. docs/fingerprint.md lists where each
+// component comes from on Linux (files below the root WithRoot names, "/" by default), Windows (no
+// WMI) and macOS (no cgo), and which library calls are avoided and why.
 //
 // # Fields
 //
@@ -65,12 +66,6 @@
 // ("To be filled by O.E.M.", "Default string", "System Serial Number", "0123456789", repeated
 // characters, all-zero or all-F UUIDs, 03000200-0400-0500-0006-000700080009, ghw's "unknown",
 // systemd's "uninitialized") are reported as Placeholder, never sent as values.
-//
-// # Sources per OS
-//
-// docs/fingerprint.md lists where each component comes from on Linux (files below the root WithRoot
-// names, "/" by default), Windows (no WMI) and macOS (no cgo), and which library calls are avoided
-// and why.
 //
 // # Privileges
 //
@@ -123,7 +118,7 @@
 //
 // WithRoot points the Linux sources at a directory tree, on any OS, and gives the same fingerprint
 // from the same tree on every OS (volume_hash is then Unsupported: the tree's device and fsid would be
-// the host's). The package's tests use the
-// fixtures in testdata/fingerprint (bare metal, VM, container, unprivileged user, placeholder
-// values, ARM devicetree) and simulate mode-0400 files, device numbers and symlinks without root.
+// the host's). The package's tests use the fixtures in testdata/fingerprint (bare metal, VM,
+// container, unprivileged user, placeholder values, ARM devicetree) and simulate mode-0400 files,
+// device numbers and symlinks without root.
 package fingerprint

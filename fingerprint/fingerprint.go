@@ -27,15 +27,11 @@ const (
 
 // extraRank orders the known extra components in Fingerprint.Extra; unknown names sort last.
 func extraRank(name string) int {
-	switch name {
-	case NameProductUUID:
-		return 0
-	case NameBoardSerial:
-		return 1
-	case NameMachineID:
-		return 2
+	order := [...]string{NameProductUUID, NameBoardSerial, NameMachineID}
+	if i := slices.Index(order[:], name); i >= 0 {
+		return i
 	}
-	return 3
+	return len(order)
 }
 
 // Strength grades how well a component identifies one machine. The zero value is Weak.
@@ -102,15 +98,9 @@ const (
 	TimedOut
 )
 
-// reasonTexts holds the human phrase and the JSON token of each valid reason, from NeedsPrivilege on.
-var reasonTexts = [...][2]string{{"needs privilege", "needs_privilege"}, {"not present", "not_present"},
-	{"placeholder", "placeholder"}, {"unsupported", "unsupported"}, {"timed out", "timed_out"}}
-
-// text returns the human phrase and the JSON token of a valid reason.
-func (r Reason) text() (human, token string) {
-	t := reasonTexts[r-NeedsPrivilege]
-	return t[0], t[1]
-}
+// reasonTokens holds the JSON token of each valid reason, from NeedsPrivilege on; the String form
+// is the token with spaces for underscores.
+var reasonTokens = [...]string{"needs_privilege", "not_present", "placeholder", "unsupported", "timed_out"}
 
 func (r Reason) valid() bool { return r >= NeedsPrivilege && r <= TimedOut }
 
@@ -120,8 +110,7 @@ func (r Reason) String() string {
 	if !r.valid() {
 		return fmt.Sprintf("reason(%d)", int(r))
 	}
-	human, _ := r.text()
-	return human
+	return strings.ReplaceAll(reasonTokens[r-NeedsPrivilege], "_", " ")
 }
 
 // MarshalText encodes r as a snake_case token ("needs_privilege", ...).
@@ -129,14 +118,13 @@ func (r Reason) MarshalText() ([]byte, error) {
 	if !r.valid() {
 		return nil, fmt.Errorf("fingerprint: invalid reason %d", int(r))
 	}
-	_, token := r.text()
-	return []byte(token), nil
+	return []byte(reasonTokens[r-NeedsPrivilege]), nil
 }
 
 // UnmarshalText decodes a token written by MarshalText; the String form is accepted too.
 func (r *Reason) UnmarshalText(b []byte) error {
 	for i := NeedsPrivilege; i <= TimedOut; i++ {
-		if human, token := i.text(); string(b) == token || string(b) == human {
+		if string(b) == reasonTokens[i-NeedsPrivilege] || string(b) == i.String() {
 			*r = i
 			return nil
 		}

@@ -2,6 +2,7 @@ package fingerprint
 
 import (
 	"context"
+	"errors"
 	"os"
 )
 
@@ -30,10 +31,5 @@ func one(c Component) taskResult { return taskResult{comps: []Component{c}} }
 
 // unsupported returns a component that this OS cannot provide.
 func unsupported(name, why string, s Strength) Component {
-	return missing(name, "", s, Unsupported, errorString(why))
+	return missing(name, "", s, Unsupported, errors.New(why))
 }
-
-// errorString is a constant-text error.
-type errorString string
-
-func (e errorString) Error() string { return string(e) }

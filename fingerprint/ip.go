@@ -10,9 +10,8 @@ import (
 	psnet "github.com/shirou/gopsutil/v3/net"
 )
 
-// Default probe addresses for ip_address: documentation addresses (RFC 5737, RFC 3849) that follow
-// the default route. A UDP connect to them only selects a route and a source address; no packet is
-// sent.
+// Default probe addresses for ip_address (see WithServerAddress): documentation addresses (RFC 5737,
+// RFC 3849) that follow the default route.
 const (
 	probeV4 = "192.0.2.1:443"
 	probeV6 = "[2001:db8::1]:443"
@@ -30,10 +29,8 @@ func ipTask(o *options) task {
 		}}
 }
 
-// localIP finds the local address the OS would use to reach the licence server: a UDP "connect"
-// makes the kernel pick a route and source address without sending anything. When that fails (no
-// route), it falls back to the first non-loopback unicast address from gopsutil's net.Interfaces,
-// preferring IPv4 and global addresses.
+// localIP finds the local address the OS would use to reach the licence server (udpLocal). When that
+// fails (no route), it falls back to firstUnicast of gopsutil's net.Interfaces.
 func localIP(ctx context.Context, o *options) Component {
 	if o.noNet {
 		return missing(NameIPAddress, "network", Weak, Unsupported, errors.New("network disabled"))

@@ -52,10 +52,8 @@ func linuxTasks(fsys sysFS, o *options) []task {
 }
 
 // linuxCPU reads cpu_id from the first processor block of /proc/cpuinfo, the kernel's decoding of
-// CPUID leaves 0, 1 and 0x80000002-4 (vendor, family/model/stepping, brand) and of MIDR on arm64.
-// Read directly, not with gopsutil's cpu.Info: that reads the block of every processor plus each
-// processor's cpufreq files, which grows with the core count, while cpu_id needs only the first
-// block. A CPUID instruction would need assembly, which this package avoids.
+// CPUID (or MIDR on arm64): the CPUID instruction would need assembly, and docs/fingerprint.md says
+// why not gopsutil.
 func linuxCPU(fsys sysFS) taskResult {
 	const head = 4096
 	src := "/" + srcCPUInfo
@@ -71,32 +69,20 @@ func linuxCPU(fsys sysFS) taskResult {
 			info, hv, _ = parseProcCPUInfo(b)
 		}
 	}
-	res := taskResult{env: envFacts{hypervisorFlag: hv}}
-	if id, ok := info.id(); ok {
-		res.comps = []Component{present(NameCPUID, id, src, Weak)}
-	} else {
-		res.comps = []Component{missing(NameCPUID, src, Weak, NotPresent, errors.New("no processor signature"))}
-	}
-	return res
+	c := info.component(src, "no processor signature")
+	return taskResult{comps: []Component{c}, env: envFacts{hypervisorFlag: hv}}
 }
 
-// ghwArgs returns the per-call ghw options: the root as chroot, no external tools (ghw would run
-// ethtool and friends), and a discarding logger. The logger is passed per call instead of
-// ghw.WithDisableWarnings because WithDisableWarnings sets a process-wide log level that every other
-// ghw call resets (config.ContextFromEnv), so under concurrency it does not reliably keep ghw's
-// "WARNING" lines off stderr, and it would change the log level of other ghw users in the process.
+// ghwArgs returns the per-call ghw options: the root as chroot, no external tools, and a discarding
+// logger. ghw.WithDisableWarnings is not used: it sets a process-wide log level that every other ghw
+// call resets, so it neither reliably silences ghw nor leaves other ghw users alone.
 func ghwArgs(root string) []any {
 	return []any{ghw.WithChroot(root), ghw.WithDisableTools(), ghw.WithLogger(slog.New(slog.DiscardHandler))}
 }
 
-// linuxDMI reads board_serial and product_uuid and derives mb_serial from them.
-//
-// The two identifiers are read directly from /sys/class/dmi/id, not with ghw: the kernel makes
-// board_serial and product_uuid mode 0400, and ghw answers both "permission denied" and "no such
-// file" with "unknown", so the reason (needs privilege or not present) would be lost. ghw does serve
-// for the world-readable descriptive strings: ghw.product gives the system vendor and product name
-// for the hypervisor signal, and on boards without DMI but with a devicetree (ARM) ghw.baseboard
-// reads the devicetree serial-number. ghw's "unknown" is treated as a placeholder.
+// linuxDMI reads board_serial and product_uuid and derives mb_serial from them. The two mode-0400
+// files are read directly (ghw answers "permission denied" and "no such file" alike with "unknown");
+// ghw serves the vendor strings and, on devicetree boards, the serial (docs/fingerprint.md).
 func linuxDMI(fsys sysFS) taskResult {
 	boardSrc, uuidSrc := "/"+srcDMI+"/board_serial", "/"+srcDMI+"/product_uuid"
 	var board, prod Component
@@ -182,10 +168,9 @@ func linuxMachineID(fsys sysFS) Component {
 	return first
 }
 
-// linuxMACs lists /sys/class/net. Read directly rather than with gopsutil's net.Interfaces (a netlink
-// dump): the filter needs sysfs anyway (the bus-device link and addr_assign_type), and sysfs can be
-// read below a fixture root. A link without a "device" entry is not backed by a bus device (lo,
-// bridges, veth, tun, ifb, ...) and is dropped before its address is read.
+// linuxMACs lists /sys/class/net, which the filter needs anyway and which reads below a root. A link
+// without a "device" entry is not backed by a bus device (lo, bridges, veth, tun, ifb, ...) and is
+// dropped before its address is read.
 func linuxMACs(fsys sysFS) Component {
 	src := "/" + srcNet
 	names, err := fsys.ReadDirNames(srcNet)
@@ -221,13 +206,10 @@ func macComponent(src string, sel macSelection) Component {
 	return c
 }
 
-// linuxVolume identifies the root filesystem. First the filesystem UUID: stat("/") gives the device
-// number, /sys/dev/block/<maj>:<min>/uevent its name, and the /dev/disk/by-uuid link pointing at that
-// name the UUID. Then, without udev links (containers, minimal VMs) or on a filesystem without a
-// block device (overlay, btrfs subvolumes), statfs("/") f_fsid, which ext4, xfs and btrfs derive
-// from their UUID; on other filesystem types that value is marked weak. gopsutil's disk.Partitions is
-// not used: it parses PID 1's mountinfo (slower than one stat, and another mount namespace or
-// EACCES when unprivileged) and returns no filesystem UUID.
+// linuxVolume identifies the root filesystem: by its UUID (stat("/") gives the device number,
+// /sys/dev/block/<maj>:<min>/uevent its name, the /dev/disk/by-uuid link to that name the UUID), else
+// by statfs("/") f_fsid, marked weak unless the filesystem derives it from its UUID. gopsutil's
+// disk.Partitions would parse PID 1's mountinfo and gives no filesystem UUID.
 func linuxVolume(fsys sysFS) Component {
 	if uuid, ok := rootFSUUID(fsys); ok {
 		return present(NameVolumeHash, volumeHash("uuid:"+strings.ToLower(uuid)), "/"+srcByUUID, Medium)

@@ -40,37 +40,32 @@ type macSelection struct {
 // without a bus device (when the OS can tell: this check comes before the name list because it
 // catches a veth renamed "enp...", which no name list can), links with a virtual interface name,
 // invalid, zero and multicast addresses, and addresses the kernel reports as random or set by user
-// space. Of the
-// rest, universally administered addresses win; when only locally administered ones remain (clouds
-// and microVMs assign those to real virtio devices) they are kept and weak is set.
+// space. Of the rest, universally administered addresses win; when only locally administered ones
+// remain (clouds and microVMs assign those to real virtio devices) they are kept and weak is set.
 func selectMACs(nics []nic) macSelection {
 	sel := macSelection{dropped: map[string]int{}}
 	var uaa, laa []string
 	for _, n := range nics {
+		hw, err := net.ParseMAC(strings.TrimSpace(n.mac))
+		drop := ""
 		switch {
 		case n.virtual:
-			sel.dropped["virtual link"]++
-			continue
+			drop = "virtual link"
 		case n.busKnown && !n.onBus:
-			sel.dropped["no bus device"]++
-			continue
+			drop = "no bus device"
 		case virtualName(n.name):
-			sel.dropped["virtual interface name"]++
-			continue
-		}
-		hw, err := net.ParseMAC(strings.TrimSpace(n.mac))
-		switch {
+			drop = "virtual interface name"
 		case err != nil || len(hw) != 6:
-			sel.dropped["not a 6-byte address"]++
-			continue
+			drop = "not a 6-byte address"
 		case bytes.Count(hw, []byte{0}) == len(hw):
-			sel.dropped["zero address"]++
-			continue
+			drop = "zero address"
 		case hw[0]&1 == 1:
-			sel.dropped["multicast address"]++
-			continue
+			drop = "multicast address"
 		case n.assign == addrRandom || n.assign == addrSet:
-			sel.dropped["random or user-set address"]++
+			drop = "random or user-set address"
+		}
+		if drop != "" {
+			sel.dropped[drop]++
 			continue
 		}
 		if hw[0]&2 == 2 {
@@ -131,7 +126,6 @@ func virtualName(name string) bool {
 	return strings.HasPrefix(l, "ap") && len(l) > 2 && allDigits(l[2:])
 }
 
-// allDigits reports whether s holds only ASCII digits (or nothing).
 func allDigits(s string) bool { return strings.Trim(s, "0123456789") == "" }
 
 // Windows interface types (ipifcons.h) that carry physical MAC addresses.

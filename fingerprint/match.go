@@ -60,7 +60,7 @@ func Match(a, b *Fingerprint) (score float64, changed []string) {
 		if a.Hashed != b.Hashed {
 			equal = false
 		} else if ca.Name == NameMACAddresses {
-			matched = overlap(ca.Values, cb.Values)
+			matched = slices.ContainsFunc(ca.Values, func(v string) bool { return slices.Contains(cb.Values, v) })
 		} else {
 			matched = equal
 		}
@@ -76,14 +76,4 @@ func Match(a, b *Fingerprint) (score float64, changed []string) {
 		return 0, changed
 	}
 	return same / total, changed
-}
-
-// overlap reports whether two sorted or unsorted string sets share an element.
-func overlap(a, b []string) bool {
-	for _, x := range a {
-		if slices.Contains(b, x) {
-			return true
-		}
-	}
-	return false
 }

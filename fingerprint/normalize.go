@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io/fs"
 	"strings"
+	"unicode/utf8"
 )
 
 // cleanValue trims spaces, tabs, newlines and NUL bytes (firmware strings and devicetree properties
@@ -33,21 +34,9 @@ func isPlaceholder(s string) bool {
 	}
 	// A single repeated character ("00000000", "FFFFFFFF", "........", "          ") is filler, and so
 	// is an all-zero or all-F UUID (dashes ignored).
-	var first rune = -1
-	same := true
-	for _, r := range l {
-		if r == '-' {
-			continue
-		}
-		if first == -1 {
-			first = r
-		} else if r != first {
-			same = false
-			break
-		}
-	}
-	// Only dashes, or one character repeated (including a single character), is filler.
-	return first == -1 || same
+	l = strings.ReplaceAll(l, "-", "")
+	first, _ := utf8.DecodeRuneInString(l)
+	return strings.Trim(l, string(first)) == ""
 }
 
 // normalizeUUID returns s as a lowercase 8-4-4-4-12 UUID when s is one (with or without dashes or
@@ -81,12 +70,10 @@ func hmacHex(key []byte, name, value string) string {
 	return hex.EncodeToString(m.Sum(nil))
 }
 
-// present returns a present component.
 func present(name, value, source string, s Strength) Component {
 	return Component{Name: name, Value: value, Source: source, Strength: s}
 }
 
-// missing returns a component that is missing for reason r.
 func missing(name, source string, s Strength, r Reason, err error) Component {
 	return Component{Name: name, Source: source, Strength: s,
 		Missing: &MissingError{Component: name, Reason: r, Err: err}}
@@ -152,9 +139,9 @@ func firmwareResult(board, product Component, fw []string) taskResult {
 func mbSerial(board, product Component) Component {
 	switch {
 	case board.Present():
-		return Component{Name: NameMBSerial, Value: board.Value, Source: board.Source, Strength: Strong}
+		return present(NameMBSerial, board.Value, board.Source, Strong)
 	case product.Present():
-		return Component{Name: NameMBSerial, Value: product.Value, Source: product.Source, Strength: Strong}
+		return present(NameMBSerial, product.Value, product.Source, Strong)
 	}
 	pick := board
 	for _, r := range []Reason{NeedsPrivilege, Placeholder} {
@@ -167,11 +154,9 @@ func mbSerial(board, product Component) Component {
 			break
 		}
 	}
-	out := Component{Name: NameMBSerial, Source: pick.Source, Strength: Strong}
+	r, err := NotPresent, error(nil)
 	if pick.Missing != nil {
-		out.Missing = &MissingError{Component: NameMBSerial, Reason: pick.Missing.Reason, Err: pick.Missing.Err}
-	} else {
-		out.Missing = &MissingError{Component: NameMBSerial, Reason: NotPresent}
+		r, err = pick.Missing.Reason, pick.Missing.Err
 	}
-	return out
+	return missing(NameMBSerial, pick.Source, Strong, r, err)
 }

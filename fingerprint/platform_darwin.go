@@ -55,18 +55,13 @@ func darwinCPU(ctx context.Context) taskResult {
 		res.env.hypervisorFlag = true
 	}
 	info := cpuFromSysctl(runtime.GOARCH, i.VendorID, i.Family, i.Model, int(i.Stepping), i.ModelName)
-	if id, ok := info.id(); ok {
-		res.comps = []Component{present(NameCPUID, id, src, Weak)}
-	} else {
-		res.comps = []Component{missing(NameCPUID, src, Weak, NotPresent, errors.New("no processor signature"))}
-	}
+	res.comps = []Component{info.component(src, "no processor signature")}
 	return res
 }
 
-// darwinPlatform reads the platform serial number and UUID from the I/O Registry with one ioreg run
-// (no privilege needed). Without cgo there is no IOKit, and ghw's product source runs ioreg plus
-// system_profiler (seconds) and refuses to run at all with WithDisableTools. When ioreg fails, the
-// platform UUID still comes from the kern.uuid sysctl.
+// darwinPlatform reads the platform serial number and UUID with one ioreg run (no privilege; without
+// cgo there is no IOKit, and ghw's product source also runs system_profiler, taking seconds). When
+// ioreg fails, the platform UUID still comes from the kern.uuid sysctl.
 func darwinPlatform(ctx context.Context) taskResult {
 	out, err := exec.CommandContext(ctx, "/usr/sbin/ioreg", "-rd1", "-c", "IOPlatformExpertDevice").Output()
 	if err != nil {

@@ -11,9 +11,8 @@ import (
 	"golang.org/x/sys/windows/registry"
 )
 
-// platformTasks returns the Windows sources. None of them uses WMI, which costs 100 ms to seconds per
-// query (gopsutil#394), so ghw (WMI for baseboard and product) and gopsutil's cpu.Info (WMI in v3)
-// are not used here.
+// platformTasks returns the Windows sources. None uses WMI (100 ms to seconds per query), so neither
+// ghw nor gopsutil's cpu.Info does.
 func platformTasks(o *options) []task {
 	return []task{
 		{name: "cpu", fills: []Component{{Name: NameCPUID, Source: srcWinCPU, Strength: Weak}},
@@ -37,8 +36,7 @@ const (
 )
 
 // windowsCPU reads the processor identification the kernel stores in the registry at boot from
-// CPUID: Identifier ("Intel64 Family 6 Model 158 Stepping 10"), VendorIdentifier and
-// ProcessorNameString. This avoids WMI (Win32_Processor) and assembly.
+// CPUID (see parseWindowsCPU).
 func windowsCPU(context.Context) taskResult {
 	k, err := registry.OpenKey(registry.LOCAL_MACHINE, `HARDWARE\DESCRIPTION\System\CentralProcessor\0`, registry.QUERY_VALUE)
 	var ident string
@@ -51,11 +49,7 @@ func windowsCPU(context.Context) taskResult {
 	}
 	vendor, _, _ := k.GetStringValue("VendorIdentifier")
 	brand, _, _ := k.GetStringValue("ProcessorNameString")
-	if id, ok := parseWindowsCPU(ident, vendor, brand).id(); ok {
-		return one(present(NameCPUID, id, srcWinCPU, Weak))
-	}
-	return one(missing(NameCPUID, srcWinCPU, Weak, NotPresent,
-		errors.New("unrecognised processor identifier")))
+	return one(parseWindowsCPU(ident, vendor, brand).component(srcWinCPU, "unrecognised processor identifier"))
 }
 
 // kernel32 is loaded lazily once; LazyDLL and LazyProc are safe for concurrent use and hold no

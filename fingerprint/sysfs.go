@@ -80,10 +80,8 @@ func (o osFS) Readlink(name string) (string, error) { return os.Readlink(o.path(
 
 func (o osFS) Lstat(name string) (fs.FileInfo, error) { return os.Lstat(o.path(name)) }
 
-// DevOf and Statfs ask the running kernel about the filesystem holding a path. Below a root other
-// than "/" they report ErrUnsupported: the answer would describe the host filesystem that holds the
-// tree (the checkout of a fixture, on whatever OS runs it), not the machine the tree captures, and
-// would make a fingerprint read from the same tree differ from host to host and OS to OS.
+// DevOf and Statfs ask the running kernel about the filesystem holding a path; below a root other
+// than "/" they report errRootHostFact (see WithRoot).
 func (o osFS) DevOf(name string) (uint32, uint32, error) {
 	if !o.Live() {
 		return 0, 0, &fs.PathError{Op: "stat", Path: o.path(name), Err: errRootHostFact}

@@ -34,25 +34,32 @@ const (
 type Option func(*options)
 
 type options struct {
-	log              *slog.Logger
-	httpClient       *http.Client
-	roundTripper     http.RoundTripper
-	rootCAs          *x509.CertPool
-	userAgent        string
-	attemptTimeout   time.Duration // 0: not set
-	maxAttempts      int
-	backoffMin       time.Duration
-	backoffMax       time.Duration
-	retryAfterCap    time.Duration
-	retryAfterCapSet bool
-	maxBytes         int64
-	rand             func() float64
-	redactor         func(string) string
-	errs             []error
+	log            *slog.Logger
+	httpClient     *http.Client
+	roundTripper   http.RoundTripper
+	rootCAs        *x509.CertPool
+	userAgent      string
+	attemptTimeout time.Duration // 0: not set
+	maxAttempts    int
+	backoffMin     time.Duration
+	backoffMax     time.Duration
+	retryAfterCap  time.Duration
+	maxBytes       int64
+	rand           func() float64
+	redactor       func(string) string
+	errs           []error
 }
 
 func (o *options) fail(format string, args ...any) {
 	o.errs = append(o.errs, fmt.Errorf("transport: "+format, args...))
+}
+
+// check reports ok, and records the error format describes when it is false.
+func (o *options) check(ok bool, format string, args ...any) bool {
+	if !ok {
+		o.fail(format, args...)
+	}
+	return ok
 }
 
 // WithLogger sets the logger for the Client and for the go-retryablehttp
@@ -109,11 +116,9 @@ func WithUserAgent(ua string) Option {
 // retries and waits included. d must be positive.
 func WithAttemptTimeout(d time.Duration) Option {
 	return func(o *options) {
-		if d <= 0 {
-			o.fail("attempt timeout must be positive, got %v", d)
-			return
+		if o.check(d > 0, "attempt timeout must be positive, got %v", d) {
+			o.attemptTimeout = d
 		}
-		o.attemptTimeout = d
 	}
 }
 
@@ -121,11 +126,9 @@ func WithAttemptTimeout(d time.Duration) Option {
 // first try included (default 3). n must be at least 1.
 func WithMaxAttempts(n int) Option {
 	return func(o *options) {
-		if n < 1 {
-			o.fail("max attempts must be at least 1, got %d", n)
-			return
+		if o.check(n >= 1, "max attempts must be at least 1, got %d", n) {
+			o.maxAttempts = n
 		}
-		o.maxAttempts = n
 	}
 }
 
@@ -134,11 +137,9 @@ func WithMaxAttempts(n int) Option {
 // be positive and hi at least lo.
 func WithBackoff(lo, hi time.Duration) Option {
 	return func(o *options) {
-		if lo <= 0 || hi < lo {
-			o.fail("backoff needs 0 < min <= max, got %v..%v", lo, hi)
-			return
+		if o.check(lo > 0 && hi >= lo, "backoff needs 0 < min <= max, got %v..%v", lo, hi) {
+			o.backoffMin, o.backoffMax = lo, hi
 		}
-		o.backoffMin, o.backoffMax = lo, hi
 	}
 }
 
@@ -147,11 +148,9 @@ func WithBackoff(lo, hi time.Duration) Option {
 // Retry-After for waiting. d must not be negative.
 func WithRetryAfterCap(d time.Duration) Option {
 	return func(o *options) {
-		if d < 0 {
-			o.fail("retry-after cap must not be negative, got %v", d)
-			return
+		if o.check(d >= 0, "retry-after cap must not be negative, got %v", d) {
+			o.retryAfterCap = d
 		}
-		o.retryAfterCap, o.retryAfterCapSet = d, true
 	}
 }
 
@@ -160,11 +159,9 @@ func WithRetryAfterCap(d time.Duration) Option {
 // be positive.
 func WithMaxResponseBytes(n int64) Option {
 	return func(o *options) {
-		if n <= 0 {
-			o.fail("max response bytes must be positive, got %d", n)
-			return
+		if o.check(n > 0, "max response bytes must be positive, got %d", n) {
+			o.maxBytes = n
 		}
-		o.maxBytes = n
 	}
 }
 
@@ -176,13 +173,12 @@ func WithRand(f func() float64) Option {
 	return func(o *options) { o.rand = f }
 }
 
-// WithRedactor passes every text from the network that the Client logs
-// (a Deprecation or Sunset value, an attempt's error text) through f before
-// it is logged, so that a caller who knows its secrets can remove them. f
-// must be safe for concurrent use. Nil (the default) logs them as they are.
-// Either way every such text (a Deprecation or Sunset value, an attempt's
-// error text, every text in a go-retryablehttp record) is then cleaned of
-// control characters and bounded (internal/text.Clean).
+// WithRedactor passes every text from the network that the Client logs (a
+// Deprecation or Sunset value, an attempt's error text, every text in a
+// go-retryablehttp record) through f before it is logged, so that a caller
+// who knows its secrets can remove them. f must be safe for concurrent use.
+// Nil (the default) logs them as they are. Either way every such text is
+// then cleaned of control characters and bounded (internal/text.Clean).
 func WithRedactor(f func(string) string) Option {
 	return func(o *options) { o.redactor = f }
 }

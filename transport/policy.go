@@ -76,9 +76,7 @@ func unsent(err error) bool {
 // when the value is empty or malformed. A delay too large for an int64
 // counts as the cap.
 func retryAfter(value string, now time.Time, limit time.Duration) (d time.Duration, ok bool) {
-	if limit < 0 {
-		limit = 0
-	}
+	limit = max(limit, 0)
 	value = strings.TrimSpace(value)
 	if value == "" {
 		return 0, false
@@ -94,9 +92,5 @@ func retryAfter(value string, now time.Time, limit time.Duration) (d time.Durati
 	if err != nil {
 		return 0, false
 	}
-	d = t.Sub(now)
-	if d < 0 {
-		return 0, true
-	}
-	return min(d, limit), true
+	return min(max(t.Sub(now), 0), limit), true
 }

@@ -90,7 +90,8 @@ type Client struct {
 // query or fragment. New reports every problem with baseURL and the options
 // at once (errors joined). It does no I/O and starts no goroutines.
 func New(baseURL string, opts ...Option) (*Client, error) {
-	o := options{}
+	o := options{maxAttempts: DefaultMaxAttempts, backoffMin: DefaultBackoffMin, backoffMax: DefaultBackoffMax,
+		retryAfterCap: DefaultRetryAfterCap, maxBytes: DefaultMaxResponseBytes}
 	for _, opt := range opts {
 		if opt != nil {
 			opt(&o)
@@ -107,14 +108,6 @@ func New(baseURL string, opts ...Option) (*Client, error) {
 	}
 	c.libLog = slog.New(debugHandler{c.log.Handler(), c.redactor}).With("component", "go-retryablehttp")
 	c.userAgent = cmp.Or(c.userAgent, "licensekit-go/"+Version+" ("+runtime.GOOS+"/"+runtime.GOARCH+")")
-	c.maxAttempts = cmp.Or(c.maxAttempts, DefaultMaxAttempts)
-	if c.backoffMin == 0 {
-		c.backoffMin, c.backoffMax = DefaultBackoffMin, DefaultBackoffMax
-	}
-	if !c.retryAfterCapSet {
-		c.retryAfterCap = DefaultRetryAfterCap
-	}
-	c.maxBytes = cmp.Or(c.maxBytes, DefaultMaxResponseBytes)
 	if c.rand == nil {
 		c.rand = rand.Float64
 	}
@@ -151,10 +144,8 @@ func parseBase(raw string) (string, error) {
 	return strings.TrimRight(u.String(), "/"), nil
 }
 
-// buildHTTPClient returns the http.Client the Client sends through, and the
-// transport under its attemptGuard. The attempt timeout is
-// WithAttemptTimeout, else the caller's http.Client.Timeout, else
-// DefaultAttemptTimeout.
+// buildHTTPClient returns the http.Client the Client sends through (see
+// WithHTTPClient), and the transport under its attemptGuard.
 func buildHTTPClient(o *options) (*http.Client, http.RoundTripper) {
 	var hc http.Client
 	if o.httpClient != nil {
@@ -174,7 +165,8 @@ func buildHTTPClient(o *options) (*http.Client, http.RoundTripper) {
 	}
 	hc.Timeout = 0 // the attemptGuard's deadline does its job
 	hc.Transport = attemptGuard{rt, timeout}
-	hc.CheckRedirect = refuseRedirect
+	// A 3xx reply comes back as is; Do turns it into an ErrRedirect error.
+	hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	return &hc, rt
 }
 
@@ -223,10 +215,6 @@ func hardenTransport(orig *http.Transport, pool *x509.CertPool) *http.Transport 
 	}
 	return t
 }
-
-// refuseRedirect makes http.Client return a 3xx reply as is; Do then turns
-// it into an ErrRedirect error.
-func refuseRedirect(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 
 // attemptGuard bounds each attempt by the attempt timeout with a context
 // deadline that lasts until the reply body is closed (http.Client.Timeout
@@ -301,11 +289,9 @@ func (c *Client) Do(ctx context.Context, req Request) (*Response, error) {
 		hreq.Header[k] = v // shared: one value each, so an append copies
 	}
 
-	// A retryablehttp.Client per call: its RetryMax is a field and its
-	// Backoff gets no context, so per-call policy lives in closures over
-	// cl. It shares the Client's http.Client and never uses its package
-	// defaults or stderr logger; it gets the logger only when its records
-	// (all demoted to Debug) would be kept.
+	// A retryablehttp.Client per call (see the package doc): its RetryMax is
+	// a field and its Backoff gets no context, so per-call policy lives in
+	// closures over cl. It gets the logger only when its records are kept.
 	cl := &call{c: c, endpoint: req.Endpoint, retry: req.Retry, max: budget}
 	cl.rc = retryablehttp.Client{
 		HTTPClient:   c.hc,
@@ -324,7 +310,7 @@ func (c *Client) Do(ctx context.Context, req Request) (*Response, error) {
 		if resp != nil {
 			resp.Body.Close()
 		}
-		return nil, cl.failure(ctx, err)
+		return nil, cl.error(cl.status, withCtx(ctx, unwrapURL(err)))
 	}
 	return cl.finish(ctx, resp)
 }
@@ -419,12 +405,6 @@ func (cl *call) checkRetry(ctx context.Context, resp *http.Response, err error) 
 // already chose.
 func (cl *call) backoff(_, _ time.Duration, _ int, _ *http.Response) time.Duration {
 	return cl.wait
-}
-
-// failure turns a transport error (or ctx.Err() from a wait) into an
-// *Error.
-func (cl *call) failure(ctx context.Context, err error) *Error {
-	return cl.error(cl.status, withCtx(ctx, unwrapURL(err)))
 }
 
 // error is the call's *Error for the last status and cause err.
