@@ -285,7 +285,7 @@ func (c *Client) applyCarriedLocked(ctx context.Context, pr pendingRequest, rp c
 		case wire.Begin:
 			r, err := decodeChecked(plain, wire.DecodeBegin, beginNext)
 			apply = func() {
-				c.noteLive(r.Token, r.SessionKey)
+				c.redact.AddLive(r.Token, r.SessionKey)
 				c.st.Token, c.st.Features = r.Token, r.Features
 				c.adoptCarriedSession(r.Time, r.ControlOptions)
 			}
@@ -294,7 +294,7 @@ func (c *Client) applyCarriedLocked(ctx context.Context, pr pendingRequest, rp c
 			r, err := decodeChecked(plain, wire.DecodeExtend, extendNext)
 			apply = func() {
 				if r.Token != "" {
-					c.noteLive(r.Token)
+					c.redact.AddLive(r.Token)
 					c.st.Token = r.Token
 				}
 				c.adoptCarriedSession(r.Time, r.ControlOptions)
@@ -357,7 +357,6 @@ func decodeChecked[R any](plain []byte, decode func([]byte) (*R, error), next fu
 // the carried request reached it: its time is the server's, from the sealed
 // reply, but never later than this machine's clock.
 func (c *Client) adoptCarriedSession(serverTime wire.Timestamp, co wire.ControlOptions) {
-	c.clearRefusalLocked()
 	wall := c.wallNow()
 	sent := wall
 	if serverTime.Valid() && serverTime.Time.Before(wall) {
@@ -368,14 +367,7 @@ func (c *Client) adoptCarriedSession(serverTime wire.Timestamp, co wire.ControlO
 	// passed at activation, then the monotonic clock; the wall clock can
 	// only shorten it. A clock set back before activation gains at most
 	// the time the file was carried, once (docs/security.md).
-	c.anchor, c.base = time.Now(), wall.Sub(sent)
-	c.store.vouched(&c.st) // the server's sealed word, as online
-	c.st.Sent = sent
-	c.st.SessionSeconds = co.SessionDuration
-	c.st.GraceSeconds = co.ValidationGracePeriod
-	c.st.LastContact = sent
-	c.failures, c.retryAfter, c.lastErr = 0, 0, nil
-	c.rolledBack = false
+	c.adoptSessionLocked(time.Now(), wall.Sub(sent), sent, sent, co)
 }
 
 // OfflineDeactivate ends the licence on this machine and writes to w the
