@@ -62,10 +62,9 @@ func offlineErr(op, reason string, err error) error {
 	return &OfflineError{Op: op, Reason: reason, Err: err}
 }
 
-// offlinePending is what the state keeps of the request file this machine
-// wrote last: the sealed requests (so the same file can be written again and
-// the server answers a copy from its memory) and, for each, the reply keys
-// that open its reply. It lives only in the sealed state.
+// offlinePending is the request file this machine wrote last, kept in the
+// sealed state: the sealed requests (to write the same file again) and the
+// reply keys that open their replies.
 type offlinePending struct {
 	Kind     string           `json:"kind"`
 	Created  time.Time        `json:"created"`
@@ -76,8 +75,7 @@ type pendingRequest struct {
 	Endpoint string `json:"endpoint"`
 	ID       string `json:"id"` // hex
 	Data     string `json:"data"`
-	// Opener is envelope.ExportReplyOpener of the request: secret.
-	Opener []byte `json:"opener"`
+	Opener   []byte `json:"opener"` // envelope.ExportReplyOpener: secret
 }
 
 // OfflineRequest writes to w the request file this machine needs next, for
@@ -107,8 +105,7 @@ func (c *Client) OfflineRequest(ctx context.Context, w io.Writer) error {
 	})
 }
 
-// offline runs an offline call like the explicit calls (calls.go): under the
-// client's lock, after loading the state, refusing shared mode.
+// offline runs an offline call as manual runs an explicit one.
 func (c *Client) offline(ctx context.Context, f func(context.Context) error) error {
 	if c.closing.Load() {
 		return ErrClosed
@@ -186,7 +183,7 @@ func (c *Client) writeRequestFile(w io.Writer, p *offlinePending) error {
 	return writeFile("request", "request", w, text, err)
 }
 
-// writeFile writes a carried file's text (or reports err, from making it).
+// writeFile writes a carried file's text, or reports err from making it.
 func writeFile(op, what string, w io.Writer, text []byte, err error) error {
 	if err == nil {
 		_, err = w.Write(text)
@@ -271,8 +268,7 @@ func (c *Client) ActivateOffline(ctx context.Context, r io.Reader) (more bool, e
 	return more, err
 }
 
-// applyCarriedLocked classifies one reply with the one classifier and
-// adopts it.
+// applyCarriedLocked classifies one carried reply and adopts it.
 func (c *Client) applyCarriedLocked(ctx context.Context, pr pendingRequest, rp carried.Reply) (more bool, err error) {
 	ro, _ := envelope.ImportReplyOpener(pr.Opener)
 	var apply func()
@@ -343,8 +339,7 @@ func (c *Client) applyCarriedLocked(ctx context.Context, pr pendingRequest, rp c
 	return false, offlineErr("activate", "the server did not process the request (see the cause); write a new request file", out.Err)
 }
 
-// decodeChecked decodes a carried reply and checks that the request it
-// leads to can be sealed.
+// decodeChecked decodes a carried reply and checks it with next (fitsNext).
 func decodeChecked[R any](plain []byte, decode func([]byte) (*R, error), next func(*R) error) (*R, error) {
 	r, err := decode(plain)
 	if err == nil {
@@ -354,19 +349,17 @@ func decodeChecked[R any](plain []byte, decode func([]byte) (*R, error), next fu
 }
 
 // adoptCarriedSession records a session the server began or extended when
-// the carried request reached it: its time is the server's, from the sealed
-// reply, but never later than this machine's clock.
+// the carried request reached it, at the sealed reply's time but never
+// later than this machine's clock.
 func (c *Client) adoptCarriedSession(serverTime wire.Timestamp, co wire.ControlOptions) {
 	wall := c.wallNow()
 	sent := wall
 	if serverTime.Valid() && serverTime.Time.Before(wall) {
 		sent = serverTime.Time.Round(0)
 	}
-	// The session began on the server at sent. From here on its time is a
-	// budget (persistence: offline time): what the wall clock says had
-	// passed at activation, then the monotonic clock; the wall clock can
-	// only shorten it. A clock set back before activation gains at most
-	// the time the file was carried, once (docs/security.md).
+	// The budget starts at what the wall clock says had passed: a clock set
+	// back before activation gains at most the time the file was carried,
+	// once (docs/security.md).
 	c.adoptSessionLocked(time.Now(), wall.Sub(sent), sent, sent, co)
 }
 
