@@ -422,12 +422,6 @@ func credentialsDigest(cfg *Config) string {
 	return hex.EncodeToString(h.Sum(nil)[:12])
 }
 
-// credentialsChangedLocked reports whether the persisted session was last
-// answered under other credentials than this client's.
-func (c *Client) credentialsChangedLocked() bool {
-	return c.st.Creds != "" && c.st.Creds != credentialsDigest(&c.cfg)
-}
-
 // adoptLocked records a successful begin or extend sent at sent.
 func (c *Client) adoptLocked(sent time.Time, serverTime wire.Timestamp, co wire.ControlOptions) {
 	now, wall := time.Now(), c.wallNow()

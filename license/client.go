@@ -541,11 +541,6 @@ func (c *Client) anchorDeadline(d time.Duration) time.Duration {
 	return d - c.elapsed(time.Now(), c.wallNow())
 }
 
-// phaseLocked is where the persisted session stands now (phaseOf).
-func (c *Client) phaseLocked() phase {
-	return phaseOf(c.elapsed(time.Now(), c.wallNow()), c.session(), c.grace())
-}
-
 func (c *Client) elapsed(mono, wall time.Time) time.Duration {
 	return elapsedSince(c.anchor, c.st.Sent, c.base, mono, wall)
 }

@@ -130,7 +130,7 @@ func (c *Client) newPendingLocked(ctx context.Context) (*offlinePending, error) 
 	var ep string
 	var payload any
 	switch {
-	case c.st.Token != "" && c.offlineLive():
+	case c.st.Token != "" && !c.st.Sent.IsZero() && c.wallNow().Sub(c.st.Sent) < c.session()+c.grace():
 		kind, ep, payload = carried.KindRefresh, wire.Extend, c.extendRequest()
 	default:
 		if err := c.machineLocked(ctx); err != nil {
@@ -147,11 +147,6 @@ func (c *Client) newPendingLocked(ctx context.Context) (*offlinePending, error) 
 		return nil, err
 	}
 	return &offlinePending{Kind: kind, Created: c.wallNow().UTC(), Requests: []pendingRequest{pr}}, nil
-}
-
-// offlineLive reports whether the persisted session still grants time.
-func (c *Client) offlineLive() bool {
-	return !c.st.Sent.IsZero() && c.wallNow().Sub(c.st.Sent) < c.session()+c.grace()
 }
 
 // sealCarried seals one carried request and keeps its reply keys.

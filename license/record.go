@@ -194,17 +194,13 @@ func (s *store) loadRecord(p *persisted, loaded bool) {
 		p.Generation = rec.Generation
 		return
 	}
-	s.markRestored(p, rec.Generation)
-}
-
-// markRestored handles a state behind its record (at generation gen): no
-// offline time, now or after the next save moves the state past the record.
-func (s *store) markRestored(p *persisted, gen uint64) {
+	// Restored from a copy: no offline time, now or after the next save
+	// moves the state past the record.
 	s.restored = true
 	s.log.Warn("persisted state is older than its anti-rollback record (restored from a copy); no offline time until the server answers",
-		"state_generation", p.Generation, "record_generation", gen)
-	p.Generation = gen   // the next save moves past the record
-	p.Sent = time.Time{} // the restored deadlines grant nothing, now or after a save
+		"state_generation", p.Generation, "record_generation", rec.Generation)
+	p.Generation = rec.Generation
+	p.Sent = time.Time{} // the restored deadlines grant nothing
 }
 
 func openRecord(keys [][]byte, blob []byte) *rollbackRecord {

@@ -184,19 +184,13 @@ func (c *Client) renewLocked(ctx context.Context) (stop bool) {
 // refusal saves nothing, so the next start asks the server again. Either
 // way a shared session's renewer stops renewing.
 func (c *Client) refusedLocked(err error) {
-	if finalRefusal(err) {
+	var api *APIError
+	if !errors.As(err, &api) || api.Kind.Final() { // without an *APIError: final
 		c.persistRefusalLocked(err)
 		return
 	}
 	c.log.Info("capacity refusal; not saved, the next start asks the server again", "error", err)
 	c.resignSharedLocked()
-}
-
-// finalRefusal reports whether err is a refusal to save as final
-// (RefusalKind.Final); one without an *APIError counts as final.
-func finalRefusal(err error) bool {
-	var api *APIError
-	return !errors.As(err, &api) || api.Kind.Final()
 }
 
 // refusalRecord is the persisted final refusal: while it is set, the state

@@ -231,7 +231,7 @@ func (c *Client) joinSharedLocked(ctx context.Context) (done bool, err error) {
 		case refusal != nil:
 			c.enterLocked(Refused, refusal)
 			return true, refusal
-		case c.sharedLiveLocked(wall) && lead && c.credentialsChangedLocked():
+		case c.sharedLiveLocked(wall) && lead && c.st.Creds != "" && c.st.Creds != credentialsDigest(&c.cfg):
 			// Other credentials than the server last answered: ask it, ending
 			// the live session first so that a changed key takes no second
 			// seat; a wrong key shows as Status.ConfigFault.

@@ -119,13 +119,9 @@ func (c *Client) startWithAllowanceLocked(ctx context.Context) error {
 	// save at once that this run is offline (see persisted.OfflineOpen).
 	c.noteFailureLocked(err)
 	c.saveLocked(context.Background())
-	st := Active
-	if c.phaseLocked() != phaseLive {
-		st = Grace
-	}
-	reason := error(nil)
-	if st == Grace {
-		reason = err
+	st, reason := Active, error(nil)
+	if phaseOf(c.elapsed(time.Now(), c.wallNow()), c.session(), c.grace()) != phaseLive {
+		st, reason = Grace, err
 	}
 	c.enterLocked(st, reason)
 	c.noteSharedStart(StartOffline)

@@ -148,16 +148,13 @@ func (s *store) open(ctx context.Context, fp *fingerprint.Fingerprint) (p persis
 		return p, 0, nil
 	}
 	used = p.Used
-	if p.OfflineOpen && s.sole() {
-		// The last run saved while offline and did not close: it may have
-		// run up to one save interval past its last save.
+	if p.OfflineOpen && (s.shared == nil || s.shared.Leading()) {
+		// The last run saved while offline and did not close (and no other
+		// client uses the state now): it may have run one save interval on.
 		used += offlineSaveEvery
 	}
 	return p, used, nil
 }
-
-// sole reports whether no other client can be using this state now.
-func (s *store) sole() bool { return s.shared == nil || s.shared.Leading() }
 
 // discard moves a state that does not open aside.
 func (s *store) discard(ctx context.Context, err error) {
