@@ -23,10 +23,8 @@ import (
 // then call Start. All methods are safe for concurrent use; Status is
 // lock-free and allocation-free.
 //
-// A Client is a few owned parts: the store (store.go: everything kept
-// between runs), the schedule (schedule.go: every wait and deadline), the
-// event dispatcher (events.go) and the verdict setup (verdicts.go). Each
-// field names its guard.
+// A Client is a few owned parts (store.go, schedule.go, events.go,
+// verdicts.go); each field names its guard.
 type Client struct {
 	cfg    Config            // immutable after New
 	opts   options           // immutable after New

@@ -14,25 +14,20 @@ import (
 // of the same product and licence that uses the same Config.StateDir shares
 // one licence session, one seat, on the server. See docs/shared-sessions.md.
 //
-// One process at a time is the renewer, chosen by an OS file lock. It
-// renews exactly as a client in normal mode does and writes the sealed
-// shared state (token, deadlines, features, control options) atomically to
+// One process at a time, chosen by an OS file lock, is the renewer: it
+// renews as in normal mode and writes the sealed shared state atomically to
 // one file per product and licence in the state directory. The others are
-// followers: they never call the server, and their Status, Valid and
-// HasFeature are the same lock-free reads as ever, refreshed from the shared
-// state when a stat of its file shows a change. A follower also tries the
-// renewer lock at each check, so that when the renewer exits or dies a
-// follower takes over within one check, long before the next renewal is
-// due. Start in a process that finds a live shared session returns Active
-// with no network call, whether it becomes a follower or, when no other
-// process runs, the renewer that resumes the persisted session.
+// followers: they never call the server, their Status, Valid and HasFeature
+// are the same lock-free reads, refreshed when the file changes, and one of
+// them takes over within one check when the renewer exits or dies. Start
+// that finds a live shared session returns Active with no network call, as
+// a follower or as the renewer that resumes it.
 //
 // The integrity rules apply to every process: the shared file has its own
-// anti-rollback record (written by the renewer, read by all), a clock set
-// back or a restored shared file grants no process a session or grace, and
-// a final refusal of the renewer is written to the shared state, brings
-// every follower to Refused at its next check and frees the renewer lock,
-// so that the next process to start asks the server itself.
+// anti-rollback record, a clock set back or a restored shared file grants
+// no process a session or grace, and a final refusal brings every follower
+// to Refused at its next check and frees the renewer lock, so that the next
+// process to start asks the server itself.
 //
 // The zero value leaves the session to lapse when the last process closes
 // and checks the shared state once a second (at most).

@@ -408,9 +408,6 @@ func sealKeys(cfg *Config, fp *fingerprint.Fingerprint) [][]byte {
 	return keys
 }
 
-// sealKey is the key state is sealed with on this machine.
-func sealKey(cfg *Config, fp *fingerprint.Fingerprint) []byte { return sealKeys(cfg, fp)[0] }
-
 // peekedState is one saved copy of the state as peek found it.
 type peekedState struct {
 	Slot    int
