@@ -8,13 +8,9 @@ import (
 )
 
 // Sentinel errors name the categories a caller acts on. Match them with
-// errors.Is; the typed errors below carry the detail.
-//
-// Every failed call (Start, Register, BeginSession, ExtendSession,
-// EndSession, and each renewal reported in events and Status) matches
-// exactly one of ErrUnreachable, ErrRefused and ErrClientFault; New's
-// errors match ErrInvalidConfig. docs/errors.md has the full table of
-// outcomes, categories and state effects.
+// errors.Is; the typed errors below carry the detail. Every failed call,
+// renewals included, matches exactly one of ErrUnreachable, ErrRefused and
+// ErrClientFault (see the package doc, Errors, and docs/errors.md).
 var (
 	// ErrInvalidConfig matches every problem New finds in a Config.
 	ErrInvalidConfig = errors.New("license: invalid config")
