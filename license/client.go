@@ -45,7 +45,8 @@ type Client struct {
 
 	// sem is a one-slot lock that serialises protocol calls and guards the
 	// session below: unlike a mutex, waiting on it can be cancelled, and
-	// counts as durably blocked under testing/synctest. Immutable after New.
+	// counts as durably blocked under testing/synctest. The channel is
+	// immutable after New.
 	sem chan struct{}
 
 	sessionState // guarded by sem
