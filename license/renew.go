@@ -197,8 +197,8 @@ func (c *Client) refusedLocked(err error) {
 // grants no offline time. Only an authenticated success clears it.
 type refusalRecord struct {
 	At time.Time `json:"at"` // wall time
-	// Message is the APIError's, already redacted; text.Clean only bounds
-	// it to one printable line.
+	// Endpoint and Message are the refusal's; Message is already redacted,
+	// text.Clean only bounds it to one printable line.
 	Endpoint string `json:"endpoint,omitempty"`
 	Message  string `json:"message,omitempty"`
 }
