@@ -103,14 +103,13 @@ func untilDeadline(elapsed, session, grace, limit time.Duration) time.Duration {
 
 // capFor is the retry cap for the phase p.elapsed falls in.
 func capFor(p plan) time.Duration {
-	switch {
-	case p.elapsed < p.session:
+	switch phaseOf(p.elapsed, p.session, p.grace) {
+	case phaseLive:
 		return min(graceCap, max(p.session/10, 5*time.Second))
-	case p.elapsed < p.session+p.grace:
+	case phaseGrace:
 		return min(graceCap, max(p.grace/10, 5*time.Second))
-	default:
-		return expiredCap
 	}
+	return expiredCap
 }
 
 // sleepFor is the renewal loop's sleep: until the next attempt or offline
@@ -135,7 +134,7 @@ const (
 )
 
 // phaseOf is the one answer to "is the session live": Status (snapshot.at),
-// an offline Start, Close's end_session and a shared follower all ask it.
+// an offline Start, the retry cap and a shared follower all ask it.
 func phaseOf(elapsed, session, grace time.Duration) phase {
 	switch {
 	case elapsed < session:
