@@ -114,7 +114,7 @@ func redactURL(s string) string {
 }
 
 // validate reports every problem at once.
-func (c *Config) validate(haveSealer bool) error {
+func (c *Config) validate(haveSealer bool) []error {
 	var errs []error
 	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
 	if err := checkServerURL(c.ServerURL); err != nil {
@@ -154,11 +154,7 @@ func (c *Config) validate(haveSealer bool) error {
 			break
 		}
 	}
-	errs = append(errs, c.checkSizes()...)
-	if len(errs) == 0 {
-		return nil
-	}
-	return &configError{errs: errs}
+	return append(errs, c.checkSizes()...)
 }
 
 // checkServerURL accepts an absolute http or https URL with a host, and
@@ -372,9 +368,7 @@ func newOptions(cfg *Config, opts []Option) (options, error) {
 		}
 		opt(&o)
 	}
-	if err := cfg.validate(o.sealer != nil); err != nil {
-		errs = append(errs, err.(*configError).errs...)
-	}
+	errs = append(errs, cfg.validate(o.sealer != nil)...)
 	errs = append(errs, o.check(cfg)...)
 	if len(errs) > 0 {
 		return o, &configError{errs: errs}
