@@ -155,27 +155,19 @@ func New(cfg Config, opts ...Option) (*Client, error) {
 	}
 	c := &Client{cfg: cfg, opts: o, sealer: sealer}
 	c.setupVerdicts(o.sealer != nil)
-	topts := []transport.Option{
+	tr, err := transport.New(cfg.ServerURL,
 		transport.WithLogger(o.logger),
 		transport.WithRedactor(func(s string) string { return c.redact.Redact(s) }),
 		transport.WithMaxAttempts(o.retry.Attempts),
 		transport.WithAttemptTimeout(o.retry.AttemptTimeout),
 		transport.WithBackoff(o.retry.MinBackoff, o.retry.MaxBackoff),
 		transport.WithRand(o.rnd),
-	}
-	if o.httpClient != nil {
-		topts = append(topts, transport.WithHTTPClient(o.httpClient))
-	}
-	if o.roundTrip != nil {
-		topts = append(topts, transport.WithRoundTripper(o.roundTrip))
-	}
-	if o.rootCAs != nil {
-		topts = append(topts, transport.WithRootCAs(o.rootCAs))
-	}
-	if o.userAgent != "" {
-		topts = append(topts, transport.WithUserAgent(o.userAgent))
-	}
-	tr, err := transport.New(cfg.ServerURL, topts...)
+		// A nil or empty value keeps the transport's default.
+		transport.WithHTTPClient(o.httpClient),
+		transport.WithRoundTripper(o.roundTrip),
+		transport.WithRootCAs(o.rootCAs),
+		transport.WithUserAgent(o.userAgent),
+	)
 	if err != nil {
 		return nil, &configError{errs: []error{err}}
 	}

@@ -419,11 +419,7 @@ func ExchangeOffline(ctx context.Context, cfg ExchangeConfig, r io.Reader, w io.
 	if err != nil {
 		return err
 	}
-	var topts []transport.Option
-	if cfg.HTTPClient != nil {
-		topts = append(topts, transport.WithHTTPClient(cfg.HTTPClient))
-	}
-	tr, err := transport.New(cfg.ServerURL, topts...)
+	tr, err := transport.New(cfg.ServerURL, transport.WithHTTPClient(cfg.HTTPClient)) // nil: the default
 	if err != nil {
 		return offlineErr(op, "invalid server URL", err)
 	}
