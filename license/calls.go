@@ -97,8 +97,8 @@ func (c *Client) EndSession(ctx context.Context) error {
 	})
 }
 
-// manual runs an explicit call: under the client's lock, cancelled by
-// Close, after loading the state.
+// manual runs an explicit call under the client's lock, after loading the
+// state.
 func (c *Client) manual(ctx context.Context, f func(context.Context) error) error {
 	if c.closing.Load() {
 		return ErrClosed
@@ -158,17 +158,17 @@ func (c *Client) beginLocked(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	c.noteLive(reply.Token, reply.SessionKey)
+	c.redact.AddLive(reply.Token, reply.SessionKey)
 	c.st.Token = reply.Token
 	c.st.Features = reply.Features
 	c.adoptLocked(sent, reply.Time, reply.ControlOptions)
 	return nil
 }
 
-// exchange sends one v2 call and returns its decoded reply. next checks
-// that the request the reply leads to can still be sealed. Every failure is
-// an *Error or an *APIError from the one classifier; an end_session that
-// finds the session already ended returns nil, nil.
+// exchange sends one v2 call and returns its decoded reply; next (fitsNext)
+// checks the request the reply leads to. Every failure is an *Error or an
+// *APIError from the one classifier; an end_session that finds the session
+// already ended returns nil, nil.
 func exchange[R any](c *Client, ctx context.Context, endpoint string, retry transport.Retry, payload any,
 	decode func([]byte) (*R, error), next func(*R) error) (*R, error) {
 	var reply *R
@@ -206,13 +206,11 @@ func extendNext(r *wire.ExtendReply) error {
 }
 
 // fitsNext returns a *wire.ProtocolError when the request a reply leads to
-// (next(), which holds value and nothing else of any size) could not be
-// sealed: a server that hands out a huge token or instance GUID would
-// otherwise make every later call fail on this machine.
+// (next(), whose only large part is value) could not be sealed: a huge
+// token or instance GUID would otherwise fail every later call.
 func fitsNext(endpoint, field, value string, next func() any) error {
-	// JSON writes each byte of a string as at most 6 ("\u00XX", or
-	// "\ufffd" for a byte of invalid UTF-8), and the rest of the request
-	// is a few hundred bytes: a value within this bound fits unencoded.
+	// JSON writes a byte as at most 6 ("\u00XX", "\ufffd"), and the rest
+	// of the request is a few hundred bytes.
 	if len(value) <= (maxPlaintext-1<<10)/6 {
 		return nil
 	}
@@ -224,8 +222,7 @@ func fitsNext(endpoint, field, value string, next func() any) error {
 		Reason: field + " too large: the next request could not be sealed"}
 }
 
-// noteUnsealable logs, once per client, a reply whose values would make the
-// next request too large to seal.
+// noteUnsealable logs, once per client, a reply that fails fitsNext.
 func (c *Client) noteUnsealable(endpoint string, err error) {
 	if c.warnedUnsealable.CompareAndSwap(false, true) {
 		c.log.Warn("malformed reply: the next request could not be sealed; treating the server as unreachable",
@@ -241,7 +238,7 @@ func (c *Client) extendLocked(ctx context.Context) error {
 		return err
 	}
 	if reply.Token != "" {
-		c.noteLive(reply.Token)
+		c.redact.AddLive(reply.Token)
 		c.st.Token = reply.Token // the server may rotate it
 	}
 	c.adoptLocked(sent, reply.Time, reply.ControlOptions)
@@ -261,9 +258,8 @@ func (c *Client) endLocked(ctx context.Context) error {
 	return nil
 }
 
-// endOrphanLocked ends a session a previous run left live, bounded, so
-// that crashed runs do not leak seats. On failure the token is kept: the
-// next attempt tries again.
+// endOrphanLocked ends, within 5 s, a session a previous run left live, so
+// that crashed runs do not leak seats. On failure the token is kept.
 func (c *Client) endOrphanLocked(ctx context.Context) error {
 	octx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
@@ -294,8 +290,8 @@ func (c *Client) connectLocked(ctx context.Context, atStart bool) error {
 	return c.beginLocked(ctx)
 }
 
-// registerLocked sends register_instance for c.machine, which the caller
-// has just filled, and stores the instance.
+// registerLocked sends register_instance for c.machine (just filled by the
+// caller) and stores the instance.
 func (c *Client) registerLocked(ctx context.Context) error {
 	reply, err := exchange(c, ctx, wire.Register, transport.RetryIdempotent, c.registerRequest(c.machine), wire.DecodeRegister, registerNext)
 	if err == nil {
@@ -304,13 +300,11 @@ func (c *Client) registerLocked(ctx context.Context) error {
 	return err
 }
 
-// adoptRegister stores the instance a register_instance reply names, for
-// the machine c.machine, online or carried.
+// adoptRegister stores the instance a register_instance reply names for
+// c.machine, online or carried.
 func (c *Client) adoptRegister(r *wire.RegisterReply) {
 	c.st.InstanceGUID = r.GUID
 	c.st.FirstRegisteredAt = r.FirstRegisteredAt.Raw
-	// The components are recorded only with the digest, so an unchanged
-	// digest keeps them as they are.
 	if d := machineDigest(c.machine); d != c.st.FingerprintDigest || c.st.Components == nil {
 		c.st.FingerprintDigest, c.st.Components = d, componentDigests(c.machine)
 	}
@@ -335,9 +329,8 @@ func (c *Client) extendRequest() wire.ExtendRequest {
 	return wire.ExtendRequest{Token: c.st.Token, Duration: int64(c.cfg.SessionDuration / time.Second)}
 }
 
-// machineLocked fills c.machine from the fingerprint. With fewer than two
-// strong components (containers, cloned VMs) the persisted install ID
-// replaces mb_serial, so that the instance stays stable and distinct.
+// machineLocked fills c.machine from the fingerprint, with a persisted
+// install ID for weak hardware (machineOf).
 func (c *Client) machineLocked(ctx context.Context) error {
 	fp, err := c.fingerprintLocked(ctx)
 	if err != nil {
@@ -363,8 +356,9 @@ func (c *Client) fingerprintLocked(ctx context.Context) (*fingerprint.Fingerprin
 	return fp, nil
 }
 
-// machineOf is the wire machine a client registers for fp, as
-// machineLocked builds it, with installID standing in for weak hardware.
+// machineOf is the wire machine registered for fp. With fewer than two
+// strong components (containers, cloned VMs) installID replaces mb_serial,
+// so that the instance stays stable and distinct from its clones.
 func machineOf(fp *fingerprint.Fingerprint, installID string) wire.Machine {
 	m := wire.Machine{
 		IPAddress:    fp.IPAddress.Value,
@@ -380,16 +374,16 @@ func machineOf(fp *fingerprint.Fingerprint, installID string) wire.Machine {
 	return m
 }
 
-// componentOrder lists the wire components recorded per component, in
-// wire order. ip_address is left out: it changes with the network.
+// componentOrder lists the components componentDigests records, in wire
+// order.
 var componentOrder = []string{
 	fingerprint.NameCPUID, fingerprint.NameMBSerial, fingerprint.NameMACAddresses,
 	fingerprint.NameVolumeHash, fingerprint.NameHostName,
 }
 
 // componentDigests records each registered wire component as a short
-// labelled SHA-256, so that a later diagnosis can say which one changed.
-// They live only inside the sealed state.
+// labelled SHA-256 (in the sealed state only), so that a diagnosis can say
+// which one changed.
 func componentDigests(m wire.Machine) map[string]string {
 	vals := map[string]string{
 		fingerprint.NameCPUID:        m.CPUID,
@@ -415,9 +409,8 @@ func machineDigest(m wire.Machine) string {
 	return hex.EncodeToString(sum[:])
 }
 
-// credentialsDigest names the credentials a request is made with (the API
-// key, the server's public key, the shared secret) without holding them: a
-// truncated, domain-separated SHA-256, kept in the sealed state.
+// credentialsDigest names the credentials (API key, public key, shared
+// secret) without holding them: a truncated, domain-separated SHA-256.
 func credentialsDigest(cfg *Config) string {
 	h := sha256.New()
 	for _, part := range [][]byte{[]byte("licensekit credentials v1"), []byte(cfg.APIKey), []byte(cfg.ServerPublicKey), cfg.SharedSecret} {
@@ -429,30 +422,15 @@ func credentialsDigest(cfg *Config) string {
 	return hex.EncodeToString(h.Sum(nil)[:12])
 }
 
-// credentialsChangedLocked reports whether the persisted session was last
-// answered under other credentials than this client's: resuming it without
-// a network call would hide a wrong API key, key or secret.
-func (c *Client) credentialsChangedLocked() bool {
-	return c.st.Creds != "" && c.st.Creds != credentialsDigest(&c.cfg)
-}
-
 // adoptLocked records a successful begin or extend sent at sent.
 func (c *Client) adoptLocked(sent time.Time, serverTime wire.Timestamp, co wire.ControlOptions) {
-	c.clearRefusalLocked()
-	now := time.Now()
+	now, wall := time.Now(), c.wallNow()
 	changed := !c.st.Sent.IsZero() &&
 		(co.SessionDuration != c.st.SessionSeconds || co.ValidationGracePeriod != c.st.GraceSeconds)
-	c.anchor = sent
-	c.st.Sent = c.wallNow().Add(-now.Sub(sent)) // the same instant on the wall clock
-	c.st.SessionSeconds = co.SessionDuration
-	c.st.GraceSeconds = co.ValidationGracePeriod
-	c.st.LastContact = c.wallNow()
-	c.failures, c.retryAfter, c.lastErr = 0, 0, nil
-	c.rolledBack = false
-	c.base = 0
+	// The send on the wall clock, anchored at the send with nothing used.
+	c.adoptSessionLocked(sent, 0, wall.Add(-now.Sub(sent)), wall, co)
 	c.st.Creds = credentialsDigest(&c.cfg)
-	c.store.vouched(&c.st)       // the server answered: a restored or unanchored state is current again
-	c.st.HighWater = c.wallNow() // the server vouched for the time: forget a rollback
+	c.st.HighWater = wall // the server vouched for the time: forget a rollback
 	if serverTime.Valid() {
 		c.skew = serverTime.Time.Sub(c.st.Sent.Add(now.Sub(sent) / 2))
 	}
@@ -462,17 +440,32 @@ func (c *Client) adoptLocked(sent time.Time, serverTime wire.Timestamp, co wire.
 	}
 }
 
-// call seals payload, posts it and hands the outcome to the one classifier.
-// decode checks and decodes a success plaintext.
+// adoptSessionLocked records a session the server began or extended at
+// sent (wall clock), measured from mono with base already used, online or
+// carried.
+func (c *Client) adoptSessionLocked(mono time.Time, base time.Duration, sent, contact time.Time, co wire.ControlOptions) {
+	c.clearRefusalLocked()
+	c.anchor, c.base = mono, base
+	c.st.Sent, c.st.LastContact = sent, contact
+	c.st.SessionSeconds = co.SessionDuration
+	c.st.GraceSeconds = co.ValidationGracePeriod
+	c.failures, c.retryAfter, c.lastErr = 0, 0, nil
+	c.rolledBack = false
+	c.store.vouched(&c.st) // the server answered: a restored or unanchored state is current again
+}
+
+// call seals payload, posts it and hands the outcome to the one classifier,
+// resending a request whose reply was lost and retrying once after a stale
+// timestamp. decode checks and decodes a success plaintext.
 func (c *Client) call(ctx context.Context, endpoint string, retry transport.Retry, payload any,
 	decode func([]byte) error) verdict.Outcome {
 	plain, err := json.Marshal(payload)
 	if err != nil {
 		return clientFault(endpoint, "cannot encode the request", err)
 	}
-	c.noteLive(c.st.Token)   // a token restored from the state file
-	defer clear(plain)       // best effort only: see docs/security.md
-	offset := c.integ.offset // the kept offset; a stale rejection may propose another for one retry
+	c.redact.AddLive(c.st.Token) // a token restored from the state file
+	defer clear(plain)           // best effort only: see docs/security.md
+	offset := c.integ.offset     // the kept offset; a stale rejection may propose another for one retry
 	digest := sha256.Sum256(plain)
 	for attempt := 0; ; attempt++ {
 		req := c.resendLocked(endpoint, digest)
@@ -528,10 +521,9 @@ func (c *Client) sealLocked(endpoint string, plain []byte, digest [sha256.Size]b
 	return &lostRequest{digest: digest, sealed: sd, body: body, offset: *offset, at: at}, nil
 }
 
-// noteConfigFaultLocked records, from the outcome of one call, whether the
-// server authenticates this client. The first rejection is logged at error
-// level and announced with EventConfigFault; any reply that opened (a
-// success or a refusal) clears it.
+// noteConfigFaultLocked records whether the server authenticates this
+// client (Status.ConfigFault): announced once per fault, cleared by any
+// reply that opened.
 func (c *Client) noteConfigFaultLocked(out verdict.Outcome) {
 	switch {
 	case out.Category == verdict.Success || out.Category == verdict.Refused:
@@ -552,9 +544,6 @@ func (c *Client) noteConfigFaultLocked(out verdict.Outcome) {
 	}
 }
 
-// noteLive tells the redactor about values the server issued.
-func (c *Client) noteLive(values ...string) { c.redact.AddLive(values...) }
-
 // clientFault is the outcome of a call that failed before it was sent.
 func clientFault(endpoint, reason string, cause error) verdict.Outcome {
 	return verdict.Outcome{Category: verdict.ClientFault, Err: &Error{Endpoint: endpoint,
@@ -562,9 +551,8 @@ func clientFault(endpoint, reason string, cause error) verdict.Outcome {
 }
 
 // requestBody is the JSON of wire.Request{Key: key, Data: data}, byte for
-// byte as json.Marshal writes it. Built-in envelopes put base64 in both,
-// which needs no escaping: such a body is written directly, sparing
-// encoding/json's reflection on every call.
+// byte as json.Marshal writes it; base64 (the built-in envelopes) needs no
+// escaping, so such a body is written directly, without reflection.
 func requestBody(key, data string) ([]byte, error) {
 	if !jsonPlain(key) || !jsonPlain(data) {
 		return json.Marshal(wire.Request{Key: key, Data: data})
@@ -578,7 +566,7 @@ func requestBody(key, data string) ([]byte, error) {
 }
 
 // jsonPlain reports whether json.Marshal writes s unchanged between its
-// quotes: only letters, digits and base64's "+/=-_.".
+// quotes.
 func jsonPlain(s string) bool {
 	for i := 0; i < len(s); i++ {
 		if !plainByte[s[i]] {
@@ -588,8 +576,7 @@ func jsonPlain(s string) bool {
 	return true
 }
 
-// plainByte marks the bytes jsonPlain accepts. It is never written after
-// initialisation.
+// plainByte marks the bytes jsonPlain accepts: letters, digits, "+/=-_.".
 var plainByte = func() (t [256]bool) {
 	for c := range 256 {
 		t[c] = 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("+/=-_.", byte(c)) >= 0
@@ -600,10 +587,9 @@ var plainByte = func() (t [256]bool) {
 // deprecationNote is EventDeprecated's Detail.
 const deprecationNote = "the licence server announced that the API this client speaks is deprecated; update the product"
 
-// noteDeprecation records, once, that a reply of the licence server (an
-// outcome that is its word) carried a Deprecation or Sunset header. The
-// header is not authenticated, so only the fact is kept, never its text:
-// anyone on the path could have written it (docs/security.md).
+// noteDeprecation records, once, that a reply that is the licence server's
+// word carried a Deprecation or Sunset header; only the fact, never the
+// unauthenticated text (Status.Deprecated).
 func (c *Client) noteDeprecation(resp *transport.Response, out verdict.Outcome) {
 	if resp == nil || c.deprec || (resp.Deprecation == "" && resp.Sunset == "") {
 		return
@@ -617,30 +603,24 @@ func (c *Client) noteDeprecation(resp *transport.Response, out verdict.Outcome) 
 	c.emit(Event{Type: EventDeprecated, Detail: deprecationNote})
 }
 
-// Request freshness: a request whose reply was lost is resent byte for
-// byte, and a clock offset learned from a stale-timestamp rejection is kept
-// only once the server accepted a request sealed with it.
+// Request freshness (docs/security.md).
 
 // releaseFloor is the earliest request timestamp a clock offset may give:
-// the start of this build's release year. A server's time before it is not
-// a real server's. Requests are never stamped more than offsetSpan after it.
+// the start of this build's release year. Requests are never stamped more
+// than offsetSpan after it.
 func releaseFloor() time.Time { return time.Date(2026, time.January, 1, 0, 0, 0, 0, time.UTC) }
 
 const offsetSpan = 50 * 365 * 24 * time.Hour
 
-// integrity is the client's request-freshness state, guarded by the
-// client's lock.
+// integrity is the client's request-freshness state, guarded by sem.
 type integrity struct {
-	// offset is added to the wall clock for request timestamps. It is kept
-	// only once a request sealed with it was accepted: its reply was the
-	// server's word (a sealed reply that opened, or, where sealing is off, a
-	// spec-shaped answer). A stale-timestamp rejection, which anyone on the
-	// path can forge, only proposes an offset for one retry. It never moves
-	// a deadline: grace is measured on this machine's clocks alone.
+	// offset is added to the wall clock for request timestamps, kept only
+	// once the server's word accepted a request sealed with it
+	// (acceptedLocked): a stale-timestamp rejection, which anyone on the
+	// path can forge, only proposes one for one retry. It never moves a
+	// deadline.
 	offset time.Duration
-	// lost holds, per endpoint, the last sealed request whose reply was
-	// lost (see resendLocked).
-	lost map[string]*lostRequest
+	lost   map[string]*lostRequest // per endpoint (resendLocked)
 }
 
 // lostRequest is a sealed request that may have reached the server although
@@ -654,14 +634,12 @@ type lostRequest struct {
 }
 
 // resendWithin is how long a lost request is resent rather than sealed
-// again: well inside the servers' freshness window (FORMAT.md), so that
-// the resend is still answered from the replay cache.
+// again: well inside the servers' freshness window (FORMAT.md).
 const resendWithin = envelope.DefaultWindow / 2
 
 // resendLocked returns the request to send again for endpoint and the
 // plaintext with digest, if the last one's reply was lost: the server's
-// replay cache answers the same bytes with the stored reply, so a retry
-// after a lost begin_session takes no second seat.
+// replay cache answers the same bytes, so a retry takes no second seat.
 func (c *Client) resendLocked(endpoint string, digest [sha256.Size]byte) *lostRequest {
 	r := c.integ.lost[endpoint]
 	if r == nil || r.digest != digest || time.Since(r.at) >= resendWithin {
@@ -670,10 +648,9 @@ func (c *Client) resendLocked(endpoint string, digest [sha256.Size]byte) *lostRe
 	return r
 }
 
-// noteLostLocked remembers a request for resendLocked when its outcome
-// says the server may have processed it without the client learning the
-// answer (any unreachable outcome other than an envelope rejection, which
-// says the server processed nothing), and forgets it otherwise. Requests
+// noteLostLocked remembers a request for resendLocked when the server may
+// have processed it unanswered (unreachable, but not an envelope rejection,
+// which says nothing was processed), and forgets it otherwise. Requests
 // without a request id (a custom scheme) are never resent.
 func (c *Client) noteLostLocked(endpoint string, r *lostRequest, out verdict.Outcome) {
 	var rej *EnvelopeError
@@ -687,8 +664,7 @@ func (c *Client) noteLostLocked(endpoint string, r *lostRequest, out verdict.Out
 	c.integ.lost[endpoint] = r
 }
 
-// plausible reports whether t may stamp a request: not before the
-// release floor, not absurdly far after it.
+// plausible reports whether t may stamp a request (releaseFloor).
 func (c *Client) plausible(t time.Time) bool {
 	floor := releaseFloor()
 	if !c.opts.timeFloor.IsZero() {
@@ -711,13 +687,9 @@ func (c *Client) stamp(offset *time.Duration) time.Time {
 }
 
 // afterStaleLocked handles a stale-timestamp rejection that carries the
-// server's time. The first proposes a clock offset, learned from that time,
-// for one more attempt with a fresh envelope (*offset is set; the client
-// keeps it only if that attempt is accepted, see call). A server time that
-// no correct clock gives (before the release floor, or absurdly far ahead)
-// proposes nothing: the one retry uses the offset the client had. The
-// second rejection becomes a *ClockSkewError. Every other outcome passes
-// through.
+// server's time: the first proposes an offset from that time (nothing, if
+// implausible) for one more attempt with a fresh envelope; the second
+// becomes a *ClockSkewError. Every other outcome passes through.
 func (c *Client) afterStaleLocked(endpoint string, out verdict.Outcome, attempt int, offset *time.Duration) (verdict.Outcome, bool) {
 	var rej *EnvelopeError
 	if out.Category != verdict.Unreachable || !errors.As(out.Err, &rej) || rej.Code != envelope.CodeStale || rej.ServerTime.IsZero() {
@@ -747,7 +719,7 @@ func (c *Client) afterStaleLocked(endpoint string, out verdict.Outcome, attempt 
 }
 
 // acceptedLocked keeps the offset a request was sealed with once the
-// server accepted that request: its outcome is the server's word.
+// server's word answered it.
 func (c *Client) acceptedLocked(out verdict.Outcome, offset time.Duration) {
 	switch out.Category {
 	case verdict.Success, verdict.Refused, verdict.AlreadyEnded:

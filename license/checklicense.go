@@ -11,9 +11,8 @@ import (
 	"github.com/licensekit/licensekit-go/transport"
 )
 
-// checkLicense asks the server whether it knows the licence, without
-// taking a seat and without creating anything on the server
-// (diag.Client.CheckLicense, which says when it sends register_instance).
+// checkLicense is diag.Client.CheckLicense: it takes no seat and creates
+// nothing on the server.
 func (c *Client) checkLicense(ctx context.Context, fp *fingerprint.Fingerprint) diag.LicenseCheck {
 	var res diag.LicenseCheck
 	if fp == nil {
@@ -41,8 +40,7 @@ func (c *Client) checkLicense(ctx context.Context, fp *fingerprint.Fingerprint) 
 }
 
 // registeredState returns the saved state of this machine's registration
-// with the same hardware, read without changing anything, or nil and why
-// there is none.
+// with the same hardware, or nil and why there is none.
 func (c *Client) registeredState(ctx context.Context, fp *fingerprint.Fingerprint) (*persisted, string) {
 	if c.opts.store == nil && c.cfg.StateDir == "" {
 		return nil, "no saved state (no state directory), so this machine's registration is unknown"

@@ -23,10 +23,8 @@ import (
 // then call Start. All methods are safe for concurrent use; Status is
 // lock-free and allocation-free.
 //
-// A Client is a few owned parts: the store (store.go: everything kept
-// between runs), the schedule (schedule.go: every wait and deadline), the
-// event dispatcher (events.go) and the verdict setup (verdicts.go). Each
-// field names its guard.
+// A Client is a few owned parts (store.go, schedule.go, events.go,
+// verdicts.go); each field names its guard.
 type Client struct {
 	cfg    Config            // immutable after New
 	opts   options           // immutable after New
@@ -46,7 +44,7 @@ type Client struct {
 	lifeState // guarded by the mutex life, except closing (atomic): Start and Close
 
 	// sem is a one-slot lock that serialises protocol calls and guards the
-	// session below. Unlike a mutex, waiting on it can be cancelled, and it
+	// session below: unlike a mutex, waiting on it can be cancelled, and
 	// counts as durably blocked under testing/synctest. The channel is
 	// immutable after New.
 	sem chan struct{}
@@ -55,12 +53,10 @@ type Client struct {
 	retryState   // guarded by sem: the schedule's inputs and output
 }
 
-// verdictSetup is how replies are judged (verdicts.go). sealed is true when
-// replies must open as sealed replies; redact knows the client's secrets
-// (it has its own lock); kinds names refusals.
+// verdictSetup is how replies are judged (verdicts.go).
 type verdictSetup struct {
-	sealed           bool
-	redact           *verdict.Redactor
+	sealed           bool              // replies must open as sealed replies
+	redact           *verdict.Redactor // knows the client's secrets; its own lock
 	kinds            func(endpoint, msg string) RefusalKind
 	warnedInsecure   atomic.Bool
 	warnedUnsealable atomic.Bool
@@ -74,15 +70,13 @@ type lifeState struct {
 	startAt  time.Time // when the running Start was called: its budgets count from here
 	closed   bool
 	closing  atomic.Bool // atomic: set by Close before it cancels closeCtx
-	// closeCtx is cancelled by Close: it stops the loop and cancels a Start
-	// or an explicit call in progress. closeCtx and closeNow are immutable
-	// after New.
+	// closeCtx, cancelled by Close, stops the loop and cancels a Start or an
+	// explicit call in progress. closeCtx and closeNow are immutable.
 	closeCtx context.Context
 	closeNow context.CancelFunc
 	loopDone chan struct{}
-	// closeDone is closed when the first Close has finished; closeErr is
-	// its result, which every Close returns (written before closeDone
-	// closes, read after).
+	// closeDone closes when the first Close has finished; closeErr is its
+	// result, written before closeDone closes and read after.
 	closeDone chan struct{}
 	closeErr  error
 }
@@ -93,36 +87,29 @@ type sessionState struct {
 	loaded  bool
 	st      persisted // what the store saves and loads
 	machine wire.Machine
-	// anchor is the time.Now reading from which elapsed offline time is
-	// measured: the send of the last successful begin or extend, or the
-	// load of the persisted state; base is the budget already used then.
-	anchor     time.Time
-	base       time.Duration
-	state      State
-	reason     error
-	rolledBack bool
-	lastErr    error
-	skew       time.Duration
-	integ      integrity
-	deprec     bool
-	// firstRegRaw is the FirstRegisteredAt text the snapshot last parsed.
-	firstRegRaw string
+	// anchor is the time.Now reading elapsed time is measured from (the
+	// last successful send, or the load of the state); base is the budget
+	// already used then (elapsedSince).
+	anchor      time.Time
+	base        time.Duration
+	state       State
+	reason      error
+	rolledBack  bool
+	lastErr     error
+	skew        time.Duration
+	integ       integrity
+	deprec      bool
+	firstRegRaw string // the FirstRegisteredAt text the snapshot last parsed
 	// orphan is set while st.Token is a session a previous run left live:
 	// the next successful contact ends it before beginning anew.
-	orphan bool
-	// attemptCap, when positive, caps the HTTP attempts of each call (1
-	// during a Start bounded by the offline budget).
-	attemptCap int
-	// running is set once the renewal loop runs: from then on a refusal
-	// closes Done for good.
-	running bool
-	// configFault is Status.ConfigFault (configfault.go).
-	configFault error
+	orphan      bool
+	attemptCap  int   // when positive, caps each call's HTTP attempts (offline Start)
+	running     bool  // the renewal loop runs: a refusal closes Done
+	configFault error // Status.ConfigFault
 }
 
-// retryState is what the schedule (schedule.go) reads and writes: the
-// failures since the last success, the server's Retry-After, and when the
-// next attempt is due. Guarded by sem.
+// retryState is what the schedule (schedule.go) reads and writes, guarded
+// by sem.
 type retryState struct {
 	failures   int
 	retryAfter time.Duration
@@ -168,27 +155,19 @@ func New(cfg Config, opts ...Option) (*Client, error) {
 	}
 	c := &Client{cfg: cfg, opts: o, sealer: sealer}
 	c.setupVerdicts(o.sealer != nil)
-	topts := []transport.Option{
+	tr, err := transport.New(cfg.ServerURL,
 		transport.WithLogger(o.logger),
 		transport.WithRedactor(func(s string) string { return c.redact.Redact(s) }),
 		transport.WithMaxAttempts(o.retry.Attempts),
 		transport.WithAttemptTimeout(o.retry.AttemptTimeout),
 		transport.WithBackoff(o.retry.MinBackoff, o.retry.MaxBackoff),
 		transport.WithRand(o.rnd),
-	}
-	if o.httpClient != nil {
-		topts = append(topts, transport.WithHTTPClient(o.httpClient))
-	}
-	if o.roundTrip != nil {
-		topts = append(topts, transport.WithRoundTripper(o.roundTrip))
-	}
-	if o.rootCAs != nil {
-		topts = append(topts, transport.WithRootCAs(o.rootCAs))
-	}
-	if o.userAgent != "" {
-		topts = append(topts, transport.WithUserAgent(o.userAgent))
-	}
-	tr, err := transport.New(cfg.ServerURL, topts...)
+		// A nil or empty value keeps the transport's default.
+		transport.WithHTTPClient(o.httpClient),
+		transport.WithRoundTripper(o.roundTrip),
+		transport.WithRootCAs(o.rootCAs),
+		transport.WithUserAgent(o.userAgent),
+	)
 	if err != nil {
 		return nil, &configError{errs: []error{err}}
 	}
@@ -229,8 +208,8 @@ func newSealer(cfg *Config) (envelope.Sealer, error) {
 	return envelope.NewSealer(pub, eo...)
 }
 
-// serverAddress is the host:port the fingerprint's ip_address probe aims
-// at: the route to the licence server.
+// serverAddress is the licence server's host:port, at which the
+// fingerprint's ip_address probe aims.
 func serverAddress(raw string) string {
 	u, err := url.Parse(raw)
 	if err != nil {
@@ -358,7 +337,7 @@ func (c *Client) Start(ctx context.Context) error {
 }
 
 // locked runs f holding the client's lock, with a context that Close
-// cancels. Waiting for the lock ends with ctx or Close.
+// cancels; so is the wait for the lock.
 func (c *Client) locked(ctx context.Context, f func(context.Context) error) error {
 	cctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -372,9 +351,7 @@ func (c *Client) locked(ctx context.Context, f func(context.Context) error) erro
 	}
 	defer c.unlock()
 	if c.closing.Load() {
-		// Close may let the lock go while it waits (sharedMayEndLocked):
-		// nothing else runs once it has begun.
-		return ErrClosed
+		return ErrClosed // Close may let the lock go while it waits (sharedMayEndLocked)
 	}
 	return f(cctx)
 }
@@ -391,9 +368,8 @@ func (c *Client) lock(ctx context.Context) error {
 
 func (c *Client) unlock() { <-c.sem }
 
-// loadLocked reads the persisted state once, through the store. Offline
-// time from then on is measured on the monotonic clock, from the budget
-// the state had already used.
+// loadLocked reads the persisted state once, through the store, and
+// anchors elapsed time at the budget it had already used.
 func (c *Client) loadLocked(ctx context.Context) error {
 	if c.loaded {
 		return nil
@@ -556,17 +532,12 @@ func (c *Client) anchorDeadline(d time.Duration) time.Duration {
 	return d - c.elapsed(time.Now(), c.wallNow())
 }
 
-// phaseLocked is where the persisted session stands now (phaseOf).
-func (c *Client) phaseLocked() phase {
-	return phaseOf(c.elapsed(time.Now(), c.wallNow()), c.session(), c.grace())
-}
-
 func (c *Client) elapsed(mono, wall time.Time) time.Duration {
 	return elapsedSince(c.anchor, c.st.Sent, c.base, mono, wall)
 }
 
 // enterLocked moves to state st with reason, emitting a StateChanged event
-// and maintaining Done.
+// and closing Done on a running client's refusal.
 func (c *Client) enterLocked(st State, reason error) {
 	prev := c.state
 	c.state, c.reason = st, reason
@@ -574,9 +545,7 @@ func (c *Client) enterLocked(st State, reason error) {
 	if prev == st {
 		return
 	}
-	// Done closes before the event goes out, so that a handler reacting
-	// to the event sees Err and Done agree with it. Only a refusal of a
-	// running client is final; Expired can recover.
+	// Done closes first, so that a handler sees Err agree with the event.
 	if st == Refused && c.running {
 		c.done.Load().close(reason)
 	}
@@ -621,8 +590,7 @@ func (c *Client) publishLocked() {
 		ServerSkew:      c.skew,
 		Deprecated:      c.deprec,
 	}
-	// Parse only what changed: features and the registration time change
-	// far less often than the snapshot is published.
+	// Parse only what changed.
 	if c.st.Features != prev.status.Features {
 		s.status.FeatureSet = wire.ParseFeatures(c.st.Features)
 	}
@@ -647,16 +615,14 @@ func (c *Client) setRenewing(on bool) {
 	c.snap.Store(&s)
 }
 
-// saveLocked saves the state through the store's one save path, with the
-// offline budget used so far. A failure is reported, never fatal.
+// saveLocked saves the state, with the offline budget used so far, through
+// store.save.
 func (c *Client) saveLocked(ctx context.Context) {
 	now, wall := time.Now(), c.wallNow()
 	c.st.Used = 0
 	if !c.st.Sent.IsZero() {
 		c.st.Used = c.elapsed(now, wall)
 	}
-	// A running client that is not reaching the server marks the state, so
-	// that a restart after a crash charges what it may not have saved.
 	c.st.OfflineOpen = c.failures > 0 && c.state != Ended && !c.closing.Load()
 	c.store.save(ctx, &c.st, c.rolledBack, wall)
 }

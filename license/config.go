@@ -94,6 +94,7 @@ func (c Config) String() string { return c.LogValue().String() }
 // GoString redacts as String does, for %#v.
 func (c Config) GoString() string { return "license.Config" + c.String() }
 
+// redact shows only whether s is set.
 func redact(s string) string {
 	if s == "" {
 		return ""
@@ -113,7 +114,7 @@ func redactURL(s string) string {
 }
 
 // validate reports every problem at once.
-func (c *Config) validate(haveSealer bool) error {
+func (c *Config) validate(haveSealer bool) []error {
 	var errs []error
 	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
 	if err := checkServerURL(c.ServerURL); err != nil {
@@ -153,17 +154,12 @@ func (c *Config) validate(haveSealer bool) error {
 			break
 		}
 	}
-	errs = append(errs, c.checkSizes()...)
-	if len(errs) == 0 {
-		return nil
-	}
-	return &configError{errs: errs}
+	return append(errs, c.checkSizes()...)
 }
 
-// checkServerURL accepts an absolute http or https URL with a host, kept
-// exactly as given (its path included), and nothing a copy and paste can
-// slip in unseen: spaces, tabs, newlines and other control or invisible
-// characters anywhere, credentials, a query or a fragment.
+// checkServerURL accepts an absolute http or https URL with a host, and
+// nothing a copy and paste can slip in unseen (spaces, control or invisible
+// characters), nor credentials, a query or a fragment.
 func checkServerURL(raw string) error {
 	if raw == "" {
 		return errors.New("ServerURL is empty")
@@ -246,22 +242,15 @@ type options struct {
 	sealer      envelope.Sealer
 	retry       Retry
 	start       StartBudget
-	// slots is WithStateSlots' count, 0 until New resolves the default:
-	// a count given explicitly is checked against the other persistence
-	// settings, the default is not.
-	slots       int
+	slots       int // 0 until newOptions resolves the default, after check
 	fpOpts      []fingerprint.Option
 	rollbackDir string
-	// rules and classifier are WithRefusalRules' and
-	// WithRefusalClassifier's; New rejects both together and resolves
-	// them into kinds.
+	// rules or classifier (not both) resolve into kinds.
 	rules      RefusalRules
 	classifier RefusalClassifier
 	kinds      RefusalClassifier
 	shared     *SharedSession // WithSharedSession (shared.go)
-	// timeFloor replaces releaseFloor (calls.go) for tests, whose
-	// synctest bubble starts in 2000; products cannot set it.
-	timeFloor time.Time
+	timeFloor  time.Time      // replaces releaseFloor in tests (synctest starts in 2000)
 }
 
 // WithLogger sends the client's logs, and its transport's, to l. The
@@ -367,10 +356,8 @@ func (r Retry) withDefaults() Retry {
 	return r
 }
 
-// newOptions applies opts over the defaults and checks them, with cfg,
-// together: every problem of cfg and of the options, each nil option and
-// each pair of settings that exclude each other, is in the one error,
-// which matches ErrInvalidConfig.
+// newOptions applies opts over the defaults and checks them with cfg:
+// every problem, each nil option and each conflict, is in the one error.
 func newOptions(cfg *Config, opts []Option) (options, error) {
 	o := options{logger: slog.New(slog.DiscardHandler), rnd: rand.Float64}
 	var errs []error
@@ -381,9 +368,7 @@ func newOptions(cfg *Config, opts []Option) (options, error) {
 		}
 		opt(&o)
 	}
-	if err := cfg.validate(o.sealer != nil); err != nil {
-		errs = append(errs, err.(*configError).errs...)
-	}
+	errs = append(errs, cfg.validate(o.sealer != nil)...)
 	errs = append(errs, o.check(cfg)...)
 	if len(errs) > 0 {
 		return o, &configError{errs: errs}
@@ -400,8 +385,8 @@ func newOptions(cfg *Config, opts []Option) (options, error) {
 	return o, nil
 }
 
-// check names every pair of options (or option and Config field) that
-// exclude each other, so that none silently overrides another.
+// check names every pair of settings that exclude each other, so that
+// none silently overrides another.
 func (o *options) check(cfg *Config) []error {
 	var errs []error
 	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }

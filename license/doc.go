@@ -47,11 +47,10 @@
 // run's end_session reached the server. Active then means "within the last
 // granted session", not "a session is open on the server".
 //
-// Renewing is a flag on Status, not a state. Done is terminal, like
-// context.Done: it closes once, when the server refuses a running client or
-// on Close, and never reopens; Err says why. Expired, which recovers when the
-// server answers, shows in Status, Valid and events, not in Done. See
-// docs/lifecycle.md for the start-up budget and the deadline margin.
+// Renewing is a flag on Status, not a state. Done closes once, when the
+// client is finished for good (see Client.Done); Expired recovers and is
+// not an end. See docs/lifecycle.md for the start-up budget and the
+// deadline margin.
 //
 // # Renewal and grace
 //
@@ -99,34 +98,18 @@
 // product, the licence key and one machine identifier any user can read, so
 // a run as another user of the same machine opens it too. A copied or
 // hand-edited file does not open: this stops casual tampering and copying,
-// not a determined reverse engineer. Writes are atomic; files are named by
-// product and licence, so licences sharing a StateDir never touch each
-// other's files, and an OS file lock gives each live client of one licence
-// its own slot. A corrupt file, or anything but a regular file in its place,
-// is moved aside and reported with an error matching ErrStateCorrupt; the
-// client then needs the server. docs/lifecycle.md names the files and the
-// key.
+// not a determined reverse engineer. Writes are atomic. Licences sharing a
+// StateDir never touch each other's files, and each live client of one
+// licence has its own slot (WithStateSlots). A corrupt file is moved aside
+// (ErrStateCorrupt) and the client then needs the server. docs/lifecycle.md
+// names the files and the key.
 //
 // A product restarted while offline continues the deadlines it had, never
-// fresh ones: Start makes one attempt per call within a 2 s budget
-// (WithStartBudget) and returns nil in Active while the previous run's
-// session has not lapsed, then in Grace until the old grace deadline. The
-// loop keeps trying; once the server answers it ends the previous run's
-// session and begins a new one. Without such an allowance Start gives up
-// after 15 s, retries and Retry-After included.
-//
-// A final refusal (a refused begin, or the fresh begin after a refused
-// extend) zeroes the persisted offline allowance and is saved at once, so an
-// offline restart after it fails with an error matching ErrRefused; a
-// capacity refusal (RefusalSeatLimit; see RefusalKind.Final) is not saved.
-// Only an authenticated success restores the allowance. A small
-// anti-rollback record outside StateDir (WithRollbackRecordDir) catches a
-// state restored from a copy, which then grants no offline time
-// (ErrStateRollback) until the server answers. An envelope-level rejection
-// (a stale timestamp, a replayed request id, ...) is unreachable with an
-// *EnvelopeError cause, never a refusal; after a stale-timestamp rejection
-// the client corrects its clock offset from the server's time and retries
-// once, and a second one carries a *ClockSkewError matching ErrClockSkew.
+// fresh ones, within the budgets Start describes. A final refusal is saved
+// at once and only an authenticated success clears it; a capacity refusal
+// is not saved (RefusalKind.Final). A state restored from a copy grants no
+// offline time (ErrStateRollback). An envelope-level rejection is
+// unreachable, never a refusal (EnvelopeError, ErrClockSkew).
 // docs/security.md says what these measures stop and what they cannot.
 //
 // On a machine with fewer than two strong hardware components (containers,
@@ -139,24 +122,14 @@
 // Every failed call matches exactly one category: ErrUnreachable (no word
 // from the licence server; grace applies), ErrRefused (the licence server
 // said no; no grace) or ErrClientFault (the call failed on this machine;
-// grace applies). New's errors match ErrInvalidConfig. One classifier
-// decides, from the transport's outcome and the reply opener:
-//   - replies are sealed by default, and only a reply that opens as a sealed
-//     reply to its own request is the licence server's word; a plain JSON
-//     reply (a fake server), a broken or replayed seal, a proxy page, a 407
-//     or a redirect is unreachable (details ErrUnauthenticated,
-//     ErrIntercepted, ErrMalformedReply);
-//   - 5xx, 429, 408 and 407 are never refusals, whatever the body;
-//   - with Config.InsecureUnsealedReplies, a refusal is the spec's failure
-//     shape at 2xx or a 4xx other than 407 and 408.
-//
-// A refusal is an *APIError whose Is method also matches the sentinel of
-// its kind (ErrRevoked, ErrSeatLimit, ErrExpired, ErrUnknownInstance; see
-// DefaultRefusalRules); any other failure is an *Error that reads as one
-// line. Every network text passes one redactor that knows the client's
-// secrets, so no error, log line or event contains the API key, the licence
-// key, the shared secret, a token, the session key or a payload. The full
-// outcome table is in docs/errors.md.
+// grace applies). New's errors match ErrInvalidConfig. Replies are sealed
+// by default, and only a reply that opens as a sealed reply to its own
+// request is the licence server's word; the sentinels' docs say what each
+// covers. A refusal is an *APIError; any other failure is an *Error that
+// reads as one line. Every network text passes one redactor that knows the
+// client's secrets, so no error, log line or event contains the API key,
+// the licence key, the shared secret, a token, the session key or a
+// payload. The full outcome table is in docs/errors.md.
 //
 // # Events
 //

@@ -8,13 +8,9 @@ import (
 )
 
 // Sentinel errors name the categories a caller acts on. Match them with
-// errors.Is; the typed errors below carry the detail.
-//
-// Every failed call (Start, Register, BeginSession, ExtendSession,
-// EndSession, and each renewal reported in events and Status) matches
-// exactly one of ErrUnreachable, ErrRefused and ErrClientFault; New's
-// errors match ErrInvalidConfig. docs/errors.md has the full table of
-// outcomes, categories and state effects.
+// errors.Is; the typed errors below carry the detail. Every failed call,
+// renewals included, matches exactly one of ErrUnreachable, ErrRefused and
+// ErrClientFault (see the package doc, Errors, and docs/errors.md).
 var (
 	// ErrInvalidConfig matches every problem New finds in a Config.
 	ErrInvalidConfig = errors.New("license: invalid config")
@@ -51,17 +47,12 @@ var (
 	// large to seal. It also matches ErrUnreachable.
 	ErrMalformedReply = verdict.ErrMalformedReply
 
-	// ErrRevoked matches a refusal of kind RefusalRevoked. It also matches
-	// ErrRefused.
-	ErrRevoked = verdict.ErrRevoked
-	// ErrSeatLimit matches a refusal of kind RefusalSeatLimit. It also
-	// matches ErrRefused.
-	ErrSeatLimit = verdict.ErrSeatLimit
-	// ErrExpired matches a refusal of kind RefusalExpired. It also matches
-	// ErrRefused.
-	ErrExpired = verdict.ErrExpired
-	// ErrUnknownInstance matches a refusal of kind RefusalUnknownInstance.
-	// It also matches ErrRefused.
+	// ErrRevoked, ErrSeatLimit, ErrExpired and ErrUnknownInstance match a
+	// refusal of kind RefusalRevoked, RefusalSeatLimit, RefusalExpired and
+	// RefusalUnknownInstance. Each also matches ErrRefused.
+	ErrRevoked         = verdict.ErrRevoked
+	ErrSeatLimit       = verdict.ErrSeatLimit
+	ErrExpired         = verdict.ErrExpired
 	ErrUnknownInstance = verdict.ErrUnknownInstance
 
 	// ErrGraceExpired reports that the session lapsed and the offline grace
@@ -169,9 +160,8 @@ func (e *stateError) Is(target error) bool {
 	return target == e.kind || (e.kind == ErrStateLocked && target == ErrClientFault)
 }
 
-// notSentError reports a call given a context that had already ended:
-// nothing was sent to the server. It matches the context's error
-// (context.Canceled or context.DeadlineExceeded).
+// notSentError reports a call given a context that had already ended. It
+// matches the context's error.
 type notSentError struct {
 	op  string
 	err error

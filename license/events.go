@@ -92,11 +92,10 @@ type Event struct {
 	Detail string
 }
 
-// eventQueueSize bounds the events waiting for a slow handler.
 const eventQueueSize = 64
 
 // dispatcher delivers events to one handler, serially, from its own
-// goroutine, so that the renewal schedule never waits for the handler.
+// goroutine (EventHandler).
 type dispatcher struct {
 	handler EventHandler
 	mu      sync.Mutex
@@ -114,9 +113,7 @@ func newDispatcher(h EventHandler, log *slog.Logger) *dispatcher {
 	return &dispatcher{handler: h, log: log, wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
 }
 
-// emit queues e. It never blocks; when the queue is full the event is
-// dropped and logged at Warn level with the running count (at the 1st,
-// 2nd, 4th, 8th… drop, so that a storm of drops is not a storm of lines).
+// emit queues e without blocking, or drops it (EventHandler).
 func (d *dispatcher) emit(e Event) {
 	if !d.lockOpen() {
 		return
@@ -168,8 +165,7 @@ func (d *dispatcher) run() {
 	}
 }
 
-// deliver hands the queued events to the handler, in order, and reports
-// how many there were.
+// deliver hands the queued events to the handler and counts them.
 func (d *dispatcher) deliver() int {
 	d.mu.Lock()
 	batch := d.queue

@@ -44,7 +44,7 @@ func fuzzStates(tb testing.TB) (key []byte, sealed, plain [][]byte) {
 	}
 	ended := store.Bytes()
 
-	key = sealKey(&cfg, testFingerprint())
+	key = sealKeys(&cfg, testFingerprint())[0]
 	for _, b := range [][]byte{live, ended} {
 		p, err := statefile.Open(key, stateAAD, b)
 		if err != nil {
@@ -198,7 +198,7 @@ func FuzzStartState(f *testing.F) {
 		}
 		cfg := Config{ServerURL: srv.URL, APIKey: srv.Info().APIKey, SharedSecret: srv.Info().Secret,
 			ProductGUID: testProduct, LicenseKey: testLicense}
-		blob, err := statefile.Seal(sealKey(&cfg, testFingerprint()), stateAAD, data)
+		blob, err := statefile.Seal(sealKeys(&cfg, testFingerprint())[0], stateAAD, data)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -271,7 +271,7 @@ func TestOpenStateSecondsFitDuration(t *testing.T) {
 // file's readers plaintexts behind a valid seal, and raw blobs: they never
 // panic, and a record they accept has the current version.
 func FuzzOpenRecord(f *testing.F) {
-	key := sealKey(&Config{ProductGUID: testProduct, LicenseKey: testLicense}, testFingerprint())
+	key := sealKeys(&Config{ProductGUID: testProduct, LicenseKey: testLicense}, testFingerprint())[0]
 	for _, p := range []string{
 		`{"v":2,"generation":3,"high_water":"2026-01-01T00:00:00Z","sent":"2026-01-01T00:00:00Z","used":1000}`,
 		`{"v":1,"generation":3}`, `{"v":2,"used":-5}`, `{"v":1,"refusal":{"at":"2026-01-01T00:00:00Z"}}`,

@@ -8,14 +8,12 @@ import (
 	"github.com/licensekit/licensekit-go/internal/wire"
 )
 
-// Size guards. A request's payload is sealed into a data string of at most
-// envelope.MaxDataSize (1 MiB) bytes of base64, so at most three quarters
-// of that, less the envelope's header and tag, can be plaintext. New keeps
-// the config's share of a request well inside that, and a reply whose
-// values would push the next request over it is malformed.
+// Size guards: a payload is sealed into at most envelope.MaxDataSize (1 MiB)
+// of base64. New keeps the config's share of a request well inside that,
+// and a reply whose values would push the next request over is malformed.
 const (
-	// maxPlaintext is the largest payload every built-in sealer seals, with
-	// room for the largest header (ML-KEM's encapsulated key).
+	// maxPlaintext is the largest payload every built-in sealer seals (the
+	// largest header is ML-KEM's).
 	maxPlaintext = envelope.MaxDataSize/4*3 - 4<<10
 	// machineAllowance is what New leaves for the machine facts, the
 	// instance GUID and the duration.

@@ -45,8 +45,7 @@ func (d diagnostics) CheckLicense(ctx context.Context, fp *fingerprint.Fingerpri
 	return d.c.checkLicense(ctx, fp)
 }
 
-// probe sends one extend_session for a random token that names no session
-// and reports how the server answered (diag.Client.Probe).
+// probe sends one extend_session for a random token (diag.Client.Probe).
 func (c *Client) probe(ctx context.Context) diag.ProbeResult {
 	var res diag.ProbeResult
 	var b [16]byte
@@ -75,8 +74,7 @@ func (c *Client) probe(ctx context.Context) diag.ProbeResult {
 	return res
 }
 
-// inspectState looks at the saved state without changing it
-// (diag.Client.InspectState).
+// inspectState is diag.Client.InspectState.
 func (c *Client) inspectState(ctx context.Context, fp *fingerprint.Fingerprint) (*diag.StateInspection, error) {
 	if fp == nil {
 		return nil, errors.New("license: inspect state: no fingerprint")
@@ -113,7 +111,7 @@ func (c *Client) inspectState(ctx context.Context, fp *fingerprint.Fingerprint) 
 	return insp, nil
 }
 
-// describeState fills s from the opened state p (or its error).
+// describeState fills s from the opened state p, or its error.
 func (c *Client) describeState(s *diag.SavedState, p *persisted, err error, fp *fingerprint.Fingerprint) {
 	if err != nil {
 		s.Err = err

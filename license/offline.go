@@ -62,10 +62,9 @@ func offlineErr(op, reason string, err error) error {
 	return &OfflineError{Op: op, Reason: reason, Err: err}
 }
 
-// offlinePending is what the state keeps of the request file this machine
-// wrote last: the sealed requests (so the same file can be written again and
-// the server answers a copy from its memory) and, for each, the reply keys
-// that open its reply. It lives only in the sealed state.
+// offlinePending is the request file this machine wrote last, kept in the
+// sealed state: the sealed requests (to write the same file again) and the
+// reply keys that open their replies.
 type offlinePending struct {
 	Kind     string           `json:"kind"`
 	Created  time.Time        `json:"created"`
@@ -76,8 +75,7 @@ type pendingRequest struct {
 	Endpoint string `json:"endpoint"`
 	ID       string `json:"id"` // hex
 	Data     string `json:"data"`
-	// Opener is envelope.ExportReplyOpener of the request: secret.
-	Opener []byte `json:"opener"`
+	Opener   []byte `json:"opener"` // envelope.ExportReplyOpener: secret
 }
 
 // OfflineRequest writes to w the request file this machine needs next, for
@@ -107,8 +105,7 @@ func (c *Client) OfflineRequest(ctx context.Context, w io.Writer) error {
 	})
 }
 
-// offline runs an offline call like the explicit calls (calls.go): under the
-// client's lock, after loading the state, refusing shared mode.
+// offline runs an offline call as manual runs an explicit one.
 func (c *Client) offline(ctx context.Context, f func(context.Context) error) error {
 	if c.closing.Load() {
 		return ErrClosed
@@ -133,7 +130,7 @@ func (c *Client) newPendingLocked(ctx context.Context) (*offlinePending, error) 
 	var ep string
 	var payload any
 	switch {
-	case c.st.Token != "" && c.offlineLive():
+	case c.st.Token != "" && !c.st.Sent.IsZero() && c.wallNow().Sub(c.st.Sent) < c.session()+c.grace():
 		kind, ep, payload = carried.KindRefresh, wire.Extend, c.extendRequest()
 	default:
 		if err := c.machineLocked(ctx); err != nil {
@@ -150,11 +147,6 @@ func (c *Client) newPendingLocked(ctx context.Context) (*offlinePending, error) 
 		return nil, err
 	}
 	return &offlinePending{Kind: kind, Created: c.wallNow().UTC(), Requests: []pendingRequest{pr}}, nil
-}
-
-// offlineLive reports whether the persisted session still grants time.
-func (c *Client) offlineLive() bool {
-	return !c.st.Sent.IsZero() && c.wallNow().Sub(c.st.Sent) < c.session()+c.grace()
 }
 
 // sealCarried seals one carried request and keeps its reply keys.
@@ -186,7 +178,7 @@ func (c *Client) writeRequestFile(w io.Writer, p *offlinePending) error {
 	return writeFile("request", "request", w, text, err)
 }
 
-// writeFile writes a carried file's text (or reports err, from making it).
+// writeFile writes a carried file's text, or reports err from making it.
 func writeFile(op, what string, w io.Writer, text []byte, err error) error {
 	if err == nil {
 		_, err = w.Write(text)
@@ -271,8 +263,7 @@ func (c *Client) ActivateOffline(ctx context.Context, r io.Reader) (more bool, e
 	return more, err
 }
 
-// applyCarriedLocked classifies one reply with the one classifier and
-// adopts it.
+// applyCarriedLocked classifies one carried reply and adopts it.
 func (c *Client) applyCarriedLocked(ctx context.Context, pr pendingRequest, rp carried.Reply) (more bool, err error) {
 	ro, _ := envelope.ImportReplyOpener(pr.Opener)
 	var apply func()
@@ -285,7 +276,7 @@ func (c *Client) applyCarriedLocked(ctx context.Context, pr pendingRequest, rp c
 		case wire.Begin:
 			r, err := decodeChecked(plain, wire.DecodeBegin, beginNext)
 			apply = func() {
-				c.noteLive(r.Token, r.SessionKey)
+				c.redact.AddLive(r.Token, r.SessionKey)
 				c.st.Token, c.st.Features = r.Token, r.Features
 				c.adoptCarriedSession(r.Time, r.ControlOptions)
 			}
@@ -294,7 +285,7 @@ func (c *Client) applyCarriedLocked(ctx context.Context, pr pendingRequest, rp c
 			r, err := decodeChecked(plain, wire.DecodeExtend, extendNext)
 			apply = func() {
 				if r.Token != "" {
-					c.noteLive(r.Token)
+					c.redact.AddLive(r.Token)
 					c.st.Token = r.Token
 				}
 				c.adoptCarriedSession(r.Time, r.ControlOptions)
@@ -343,8 +334,7 @@ func (c *Client) applyCarriedLocked(ctx context.Context, pr pendingRequest, rp c
 	return false, offlineErr("activate", "the server did not process the request (see the cause); write a new request file", out.Err)
 }
 
-// decodeChecked decodes a carried reply and checks that the request it
-// leads to can be sealed.
+// decodeChecked decodes a carried reply and checks it with next (fitsNext).
 func decodeChecked[R any](plain []byte, decode func([]byte) (*R, error), next func(*R) error) (*R, error) {
 	r, err := decode(plain)
 	if err == nil {
@@ -354,28 +344,18 @@ func decodeChecked[R any](plain []byte, decode func([]byte) (*R, error), next fu
 }
 
 // adoptCarriedSession records a session the server began or extended when
-// the carried request reached it: its time is the server's, from the sealed
-// reply, but never later than this machine's clock.
+// the carried request reached it, at the sealed reply's time but never
+// later than this machine's clock.
 func (c *Client) adoptCarriedSession(serverTime wire.Timestamp, co wire.ControlOptions) {
-	c.clearRefusalLocked()
 	wall := c.wallNow()
 	sent := wall
 	if serverTime.Valid() && serverTime.Time.Before(wall) {
 		sent = serverTime.Time.Round(0)
 	}
-	// The session began on the server at sent. From here on its time is a
-	// budget (persistence: offline time): what the wall clock says had
-	// passed at activation, then the monotonic clock; the wall clock can
-	// only shorten it. A clock set back before activation gains at most
-	// the time the file was carried, once (docs/security.md).
-	c.anchor, c.base = time.Now(), wall.Sub(sent)
-	c.store.vouched(&c.st) // the server's sealed word, as online
-	c.st.Sent = sent
-	c.st.SessionSeconds = co.SessionDuration
-	c.st.GraceSeconds = co.ValidationGracePeriod
-	c.st.LastContact = sent
-	c.failures, c.retryAfter, c.lastErr = 0, 0, nil
-	c.rolledBack = false
+	// The budget starts at what the wall clock says had passed: a clock set
+	// back before activation gains at most the time the file was carried,
+	// once (docs/security.md).
+	c.adoptSessionLocked(time.Now(), wall.Sub(sent), sent, sent, co)
 }
 
 // OfflineDeactivate ends the licence on this machine and writes to w the
@@ -439,11 +419,7 @@ func ExchangeOffline(ctx context.Context, cfg ExchangeConfig, r io.Reader, w io.
 	if err != nil {
 		return err
 	}
-	var topts []transport.Option
-	if cfg.HTTPClient != nil {
-		topts = append(topts, transport.WithHTTPClient(cfg.HTTPClient))
-	}
-	tr, err := transport.New(cfg.ServerURL, topts...)
+	tr, err := transport.New(cfg.ServerURL, transport.WithHTTPClient(cfg.HTTPClient)) // nil: the default
 	if err != nil {
 		return offlineErr(op, "invalid server URL", err)
 	}

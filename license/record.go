@@ -26,19 +26,15 @@ var ErrStateRollback = errors.New("license: persisted state is older than its an
 // until the server answers again; an online start works as usual.
 var ErrRollbackRecordUnusable = errors.New("license: anti-rollback record unusable")
 
-// The anti-rollback record is a second, small sealed file kept outside
-// StateDir, one per state file (see store for the layout), holding the
-// latest state generation, the wall-time high-water mark and the offline
-// time used since the last send. Restoring the state directory from a
-// backup leaves it ahead of the restored state, which then grants no
-// offline time.
+// rollbackRecord is the anti-rollback record, one per state file (see store
+// for the layout). Restoring the state directory from a backup leaves it
+// ahead of the restored state, which then grants no offline time.
 type rollbackRecord struct {
-	Version    int       `json:"v"`
-	Generation uint64    `json:"generation"`
-	HighWater  time.Time `json:"high_water"`
-	// Sent and Used are the state's: the offline time used since Sent.
-	Sent time.Time     `json:"sent"`
-	Used time.Duration `json:"used"`
+	Version    int           `json:"v"`
+	Generation uint64        `json:"generation"`
+	HighWater  time.Time     `json:"high_water"`
+	Sent       time.Time     `json:"sent"` // the state's Sent and Used
+	Used       time.Duration `json:"used"`
 }
 
 const rollbackRecordVersion = 2
@@ -47,13 +43,12 @@ var rollbackAAD = []byte("licensekit rollback record v1")
 
 // rollbackGuard is the store's handle on its record.
 type rollbackGuard struct {
-	// f is the record's file, locked. In shared mode it is held only by
-	// the renewer, acquired at its first write.
+	// f is the record's file, locked; in shared mode only by the renewer,
+	// from its first write (sharedRecord).
 	f *statefile.File
-	// In shared mode, where the record is: every process reads it without
-	// the lock; seen is the latest generation read from the record or the
-	// shared state, sent the latest send time read from the shared state,
-	// and warned notes that a failure to lock was logged.
+	// In shared mode every process reads the record without the lock; seen
+	// is the latest generation read from it or the shared state, sent the
+	// latest send time read, and warned notes a failure to lock was logged.
 	shared    bool
 	dir, name string
 	seen      uint64
@@ -72,14 +67,14 @@ func WithRollbackRecordDir(dir string) Option {
 	return func(o *options) { o.rollbackDir = dir }
 }
 
-// hasRecord reports whether this state has a record: a file in StateDir,
-// the shared file, or a custom store when WithRollbackRecordDir is given.
+// hasRecord reports whether this state has a record: a state file, or a
+// custom store with WithRollbackRecordDir.
 func (s *store) hasRecord() bool {
 	return s.slot != nil || s.shared != nil || s.opts.rollbackDir != ""
 }
 
-// recordName names the record of one state file: a digest of product,
-// licence, state location and slot, so that no identity shows in the name.
+// recordName names the record of one state file by a digest of product,
+// licence, state location and slot.
 func (s *store) recordName() string {
 	where, slot := "store", 0
 	if s.slot != nil || s.shared != nil {
@@ -113,7 +108,7 @@ func nameDigest(parts ...string) string {
 }
 
 // unusable notes that the record's location refuses: no offline time from
-// the persisted state, and the state saved from now on says so.
+// the persisted state, and the state saved from now on is Unanchored.
 func (s *store) unusable(p *persisted, err error) {
 	if s.recordErr == nil {
 		s.log.Warn("anti-rollback record unusable; no offline time from the saved state until the server answers",
@@ -124,7 +119,7 @@ func (s *store) unusable(p *persisted, err error) {
 }
 
 // loadRecord opens the record after the state was loaded (loaded: a state
-// opened), and compares.
+// opened) and compares them.
 func (s *store) loadRecord(p *persisted, loaded bool) {
 	dir, ok := recordLocation(s.opts, true)
 	if !ok {
@@ -135,8 +130,6 @@ func (s *store) loadRecord(p *persisted, loaded bool) {
 	var blob []byte
 	var err error
 	if s.shared != nil {
-		// Every process reads without the lock; the renewer writes. The
-		// directory must be there or be made.
 		if err = os.MkdirAll(dir, 0o700); err == nil {
 			blob, err = statefile.ReadUnlocked(dir, s.rb.name)
 		}
@@ -151,9 +144,7 @@ func (s *store) loadRecord(p *persisted, loaded bool) {
 	var rec *rollbackRecord
 	switch {
 	case errors.Is(err, statefile.ErrNotExist):
-		// Never had a record here (or it was deleted): create it from the
-		// state.
-		if loaded {
+		if loaded { // deleted: create it again from the state
 			s.log.Info("anti-rollback record missing; re-created from the state")
 		}
 	case err != nil && !errors.Is(err, statefile.ErrCorrupt):
@@ -161,8 +152,8 @@ func (s *store) loadRecord(p *persisted, loaded bool) {
 		return
 	default:
 		if rec = openRecord(s.keys, blob); rec == nil {
-			// Corrupt beyond repair: say so, grant nothing offline until
-			// the server answers, and write a fresh record.
+			// Grant nothing offline until the server answers, and write a
+			// fresh record.
 			s.unusable(p, errors.New("the record does not open"))
 			if s.rb.f != nil {
 				_, _ = s.rb.f.Quarantine()
@@ -203,19 +194,13 @@ func (s *store) loadRecord(p *persisted, loaded bool) {
 		p.Generation = rec.Generation
 		return
 	}
-	s.markRestored(p, rec.Generation)
-}
-
-// markRestored handles a state behind its record (at generation gen): no
-// offline time, and none in what is saved next either, so that a save
-// (which moves the state past the record) cannot turn the restored copy
-// into a current one.
-func (s *store) markRestored(p *persisted, gen uint64) {
+	// Restored from a copy: no offline time, now or after the next save
+	// moves the state past the record.
 	s.restored = true
 	s.log.Warn("persisted state is older than its anti-rollback record (restored from a copy); no offline time until the server answers",
-		"state_generation", p.Generation, "record_generation", gen)
-	p.Generation = gen   // the next save moves past the record
-	p.Sent = time.Time{} // the restored deadlines grant nothing, now or after a save
+		"state_generation", p.Generation, "record_generation", rec.Generation)
+	p.Generation = rec.Generation
+	p.Sent = time.Time{} // the restored deadlines grant nothing
 }
 
 func openRecord(keys [][]byte, blob []byte) *rollbackRecord {
@@ -237,9 +222,8 @@ func openSealed[T any](keys [][]byte, aad, blob []byte, current func(*T) bool) *
 	return nil
 }
 
-// writeRecord stores the state's generation, high-water mark and offline
-// time in the record, after the state itself was saved (a crash between
-// the two leaves the state ahead of its record, which is harmless).
+// writeRecord writes the record after the state itself was saved (a crash
+// between the two leaves the state ahead of its record: harmless).
 func (s *store) writeRecord(p *persisted) {
 	if s.rb == nil {
 		return
@@ -263,12 +247,10 @@ func (s *store) writeRecord(p *persisted) {
 }
 
 // sharedStateBehind reports whether a shared state p just read is older
-// than one this client has already seen (a copy restored under running
-// processes), and otherwise notes it as seen. Older means a lower
-// generation with no newer send time and no newer refusal: a renewer that
-// had to start its state afresh (a corrupt file and no record) still
-// reaches its followers with each contact with the server. A state taken
-// is current: it ends a restored client's restriction.
+// than one already seen (a copy restored under running processes), and
+// otherwise notes it as seen and current. Older means a lower generation
+// with no newer send time and no newer refusal, so that a renewer that
+// started its state afresh still reaches its followers.
 func (s *store) sharedStateBehind(p, cur *persisted) bool {
 	rb := s.rb
 	if rb == nil {
@@ -290,8 +272,7 @@ func (s *store) sharedStateBehind(p, cur *persisted) bool {
 
 // sharedRecord returns the record's locked file for a write, taking the
 // lock at the renewer's first write; nil for a follower or when the lock
-// cannot be had (then the location refuses: said once, and the state saved
-// from now on grants no offline time until the server answers).
+// cannot be had (unusable, said once).
 func (s *store) sharedRecord(p *persisted) *statefile.File {
 	rb := s.rb
 	if !s.shared.Leading() {
@@ -311,8 +292,7 @@ func (s *store) sharedRecord(p *persisted) *statefile.File {
 	return rb.f
 }
 
-// releaseSharedRecord drops the lock on the shared file's record, so that
-// the next renewer can take it.
+// releaseSharedRecord lets the next renewer take the record's lock.
 func (s *store) releaseSharedRecord() {
 	if s.rb != nil && s.rb.shared && s.rb.f != nil {
 		_ = s.rb.f.Release()
@@ -320,10 +300,9 @@ func (s *store) releaseSharedRecord() {
 	}
 }
 
-// inspectRecords looks at the records of the state files named by wheres
-// and slots without creating, locking or moving anything. It returns why
-// their location exists but cannot be used, or nil when it works or has
-// not been made yet.
+// inspectRecords looks at the records of the state files at where and
+// slots, creating, locking and moving nothing, and says why their location
+// cannot be used (nil when it works or has not been made yet).
 func inspectRecords(cfg *Config, o *options, keys [][]byte, where string, slots int) error {
 	dir, ok := recordLocation(o, false)
 	if !ok {
@@ -353,11 +332,10 @@ func inspectRecords(cfg *Config, o *options, keys [][]byte, where string, slots 
 	return nil
 }
 
-// The licence's refusal file: the latest final refusal of this product
-// and licence on this machine, seen by every slot and every process
-// whatever state file it reads. It lives in the record directory (or
-// StateDir when there is none), outside the state files, so that neither
-// another slot nor a restored state directory forgets it.
+// refusalFile is the latest final refusal of this product and licence on
+// this machine, kept in the record directory (or StateDir when there is
+// none), so that neither another slot nor a restored state directory
+// forgets it.
 type refusalFile struct {
 	Version int            `json:"v"`
 	Refusal *refusalRecord `json:"refusal,omitempty"`
@@ -370,13 +348,12 @@ const refusalFileVersion = 1
 
 var refusalAAD = []byte("licensekit licence refusal v1")
 
-// refusalName names the licence's refusal file.
 func refusalName(cfg *Config) string {
 	return "rf-" + nameDigest("licensekit refusal v1", cfg.ProductGUID, cfg.LicenseKey)
 }
 
-// loadRefusal reads the licence's refusal and takes it into p when it is
-// newer than p's own.
+// loadRefusal takes the licence's refusal into p when it is newer than
+// p's own.
 func (s *store) loadRefusal(p *persisted) {
 	if s.back == nil {
 		return
@@ -401,9 +378,8 @@ func (s *store) loadRefusal(p *persisted) {
 	}
 	rf := openRefusal(s.keys, blob)
 	if rf == nil {
-		// Planted or damaged: a refusal may have been erased. No offline
-		// time until the server answers; the next refusal or success
-		// rewrites it.
+		// Planted or damaged: a refusal may have been erased. The next
+		// refusal or success rewrites it.
 		s.log.Warn("the licence's refusal file does not open; no offline time until the server answers")
 		p.Unanchored = true
 		return
@@ -420,16 +396,15 @@ func (s *store) loadRefusal(p *persisted) {
 	}
 }
 
-// openRefusal opens a licence refusal file; nil when it does not open or
-// is not the current version.
+// openRefusal opens a refusal file; nil when it does not open or is not
+// current.
 func openRefusal(keys [][]byte, blob []byte) *refusalFile {
 	return openSealed(keys, refusalAAD, blob, func(f *refusalFile) bool { return f.Version == refusalFileVersion })
 }
 
 // writeRefusal keeps the licence's refusal file in step with p after a
-// save: a new refusal is written; a refusal this client read or wrote and
-// that a sealed success has since cleared is replaced by the time it was
-// cleared.
+// save: a new refusal is written, a cleared one replaced by the time it
+// was cleared.
 func (s *store) writeRefusal(p *persisted) {
 	if s.refusalDir == "" {
 		return
@@ -446,7 +421,7 @@ func (s *store) writeRefusal(p *persisted) {
 	plain, _ := json.Marshal(f)
 	blob, err := statefile.Seal(s.keys[0], refusalAAD, plain)
 	if err == nil {
-		err = s.withRefusalFile(func(file *statefile.File) error { return file.Write(blob) })
+		err = s.writeRefusalFile(blob)
 	}
 	if err != nil {
 		s.log.Warn("could not save the licence's refusal", "error", err)
@@ -455,9 +430,9 @@ func (s *store) writeRefusal(p *persisted) {
 	s.refusal = p.Refusal
 }
 
-// withRefusalFile runs f on the refusal file under its lock, waiting a
+// writeRefusalFile writes the refusal file under its lock, waiting a
 // little for another client of the licence that holds it.
-func (s *store) withRefusalFile(f func(*statefile.File) error) error {
+func (s *store) writeRefusalFile(blob []byte) error {
 	var err error
 	for range 20 {
 		var file *statefile.File
@@ -470,7 +445,7 @@ func (s *store) withRefusalFile(f func(*statefile.File) error) error {
 			return err
 		}
 		defer file.Release()
-		return f(file)
+		return file.Write(blob)
 	}
 	return err
 }

@@ -23,9 +23,7 @@ const offlineSaveEvery = time.Minute
 
 // run is the renewal goroutine. It owns its context, which Close cancels.
 // Each pass updates the state from the deadlines, renews when due, and
-// sleeps until the next attempt, the next deadline or maxSleep, whichever
-// comes first. Attempts are at least minSleep apart (nextAttempt); a sleep
-// may be as short as 1 ms when it ends at a session or grace deadline.
+// sleeps (wakeLocked) without holding the client's lock.
 func (c *Client) run(ctx context.Context) {
 	defer close(c.loopDone)
 	// Shared mode (shared.go): a follower waits here until it becomes the
@@ -181,13 +179,13 @@ func (c *Client) renewLocked(ctx context.Context) (stop bool) {
 	return false
 }
 
-// refusedLocked records the refusal of a begin_session. A final one goes to
-// persistRefusalLocked, the one place that saves a refusal. A capacity
-// refusal saves nothing: the persisted deadlines keep whatever grace they
-// grant and the next start asks the server again. Either way a shared
-// session's renewer stops renewing, so that another process may ask.
+// refusedLocked records the refusal of a begin_session: a final one through
+// persistRefusalLocked, the one place that saves a refusal; a capacity
+// refusal saves nothing, so the next start asks the server again. Either
+// way a shared session's renewer stops renewing.
 func (c *Client) refusedLocked(err error) {
-	if finalRefusal(err) {
+	var api *APIError
+	if !errors.As(err, &api) || api.Kind.Final() { // without an *APIError: final
 		c.persistRefusalLocked(err)
 		return
 	}
@@ -195,32 +193,19 @@ func (c *Client) refusedLocked(err error) {
 	c.resignSharedLocked()
 }
 
-// finalRefusal reports whether err is a refusal to save as the licence's
-// final verdict: every refusal but a capacity one (RefusalKind.Final). A
-// refusal without an *APIError counts as final.
-func finalRefusal(err error) bool {
-	var api *APIError
-	return !errors.As(err, &api) || api.Kind.Final()
-}
-
 // refusalRecord is the persisted final refusal: while it is set, the state
-// grants no offline time, whatever its deadlines say. Only an authenticated
-// success from the server clears it.
+// grants no offline time. Only an authenticated success clears it.
 type refusalRecord struct {
-	// At is the wall time of the refusal.
-	At time.Time `json:"at"`
-	// Endpoint and Message are the refusal's. Message is the APIError's,
-	// which the verdict redactor already cleaned of secrets; text.Clean
-	// only bounds it to one printable line.
+	At time.Time `json:"at"` // wall time
+	// Endpoint and Message are the refusal's; Message is already redacted,
+	// text.Clean only bounds it to one printable line.
 	Endpoint string `json:"endpoint,omitempty"`
 	Message  string `json:"message,omitempty"`
 }
 
-// persistRefusalLocked records a final refusal verdict (a refused begin, or
-// the fresh begin after a refused extend): the offline allowance is zeroed
-// and the state saved at once, so that neither Close nor a crash nor an
-// offline restart brings it back. Intermediate answers (the refused extend
-// itself, end_session's 422) never come here.
+// persistRefusalLocked records a final refusal (of a begin): the offline
+// allowance is zeroed and saved at once, so that neither Close nor a crash
+// nor an offline restart brings it back.
 func (c *Client) persistRefusalLocked(err error) {
 	rec := &refusalRecord{At: c.wallNow()}
 	var api *APIError
@@ -232,15 +217,11 @@ func (c *Client) persistRefusalLocked(err error) {
 	c.st.Sent = time.Time{} // no deadline left to run offline on
 	c.anchor = time.Time{}
 	c.saveLocked(context.Background())
-	// Shared mode: the verdict is in the shared state for every process;
-	// this one stops renewing, so it lets another ask the server.
-	c.resignSharedLocked()
+	c.resignSharedLocked() // shared mode: the verdict is saved; let another process ask
 }
 
-// clearRefusalLocked forgets a persisted refusal after a success. Only a
-// success the client can authenticate (a sealed reply) restores the offline
-// allowance: an unauthenticated one is used for this run, but the state keeps
-// granting nothing offline.
+// clearRefusalLocked forgets a persisted refusal after a success, if the
+// success was authenticated (sealed); an unsealed one serves this run only.
 func (c *Client) clearRefusalLocked() {
 	if c.st.Refusal != nil && c.sealed {
 		c.st.Refusal = nil
@@ -261,8 +242,7 @@ func (c *Client) persistedRefusal() error {
 }
 
 // callTimeoutLocked bounds one renewal call: callBudget, but never past the
-// next deadline (lapse or grace expiry), so that a slow or hung request
-// cannot delay a state change, its event or Done.
+// next deadline, so that a hung request cannot delay a state change.
 func (c *Client) callTimeoutLocked() time.Duration {
 	if c.st.Sent.IsZero() {
 		return callBudget
@@ -300,8 +280,7 @@ func (c *Client) noteFailureLocked(err error) {
 	}
 }
 
-// wakeLocked returns how long to sleep (sleepFor): until the next attempt,
-// the next offline save, the next deadline, or maxSleep.
+// wakeLocked returns how long the loop sleeps (sleepFor).
 func (c *Client) wakeLocked(now time.Time) time.Duration {
 	wall := c.wallNow()
 	elapsed := time.Duration(-1) // no session: no deadline
@@ -311,9 +290,8 @@ func (c *Client) wakeLocked(now time.Time) time.Duration {
 	return sleepFor(c.nextTry.Sub(now), c.offlineSaveDue(now, wall), elapsed, c.session(), c.grace())
 }
 
-// offlineSaveDue is how long until the offline budget must be saved again:
-// every offlineSaveEvery of budget used while the server does not answer.
-// It is maxSleep when the client is not offline.
+// offlineSaveDue is how long until the offline budget must be saved again;
+// maxSleep when the client is not offline.
 func (c *Client) offlineSaveDue(mono, wall time.Time) time.Duration {
 	if c.failures == 0 || c.st.Sent.IsZero() || c.state == Ended {
 		return maxSleep

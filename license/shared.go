@@ -14,25 +14,20 @@ import (
 // of the same product and licence that uses the same Config.StateDir shares
 // one licence session, one seat, on the server. See docs/shared-sessions.md.
 //
-// One process at a time is the renewer, chosen by an OS file lock. It
-// renews exactly as a client in normal mode does and writes the sealed
-// shared state (token, deadlines, features, control options) atomically to
+// One process at a time, chosen by an OS file lock, is the renewer: it
+// renews as in normal mode and writes the sealed shared state atomically to
 // one file per product and licence in the state directory. The others are
-// followers: they never call the server, and their Status, Valid and
-// HasFeature are the same lock-free reads as ever, refreshed from the shared
-// state when a stat of its file shows a change. A follower also tries the
-// renewer lock at each check, so that when the renewer exits or dies a
-// follower takes over within one check, long before the next renewal is
-// due. Start in a process that finds a live shared session returns Active
-// with no network call, whether it becomes a follower or, when no other
-// process runs, the renewer that resumes the persisted session.
+// followers: they never call the server, their Status, Valid and HasFeature
+// are the same lock-free reads, refreshed when the file changes, and one of
+// them takes over within one check when the renewer exits or dies. Start
+// that finds a live shared session returns Active with no network call, as
+// a follower or as the renewer that resumes it.
 //
 // The integrity rules apply to every process: the shared file has its own
-// anti-rollback record (written by the renewer, read by all), a clock set
-// back or a restored shared file grants no process a session or grace, and
-// a final refusal of the renewer is written to the shared state, brings
-// every follower to Refused at its next check and frees the renewer lock,
-// so that the next process to start asks the server itself.
+// anti-rollback record, a clock set back or a restored shared file grants
+// no process a session or grace, and a final refusal brings every follower
+// to Refused at its next check and frees the renewer lock, so that the next
+// process to start asks the server itself.
 //
 // The zero value leaves the session to lapse when the last process closes
 // and checks the shared state once a second (at most).
@@ -137,8 +132,7 @@ func (c *Client) Shared() SharedStatus {
 }
 
 // shared is a client's shared-mode state: its options and, atomic for
-// Shared, its role, how it started and the shared file's path. The shared
-// file itself belongs to the store.
+// Shared, its role, how it started and the shared file's path.
 type shared struct {
 	cfg   SharedSession
 	role  atomic.Uint32
@@ -147,25 +141,21 @@ type shared struct {
 }
 
 const (
-	// sharedMinRefresh and sharedMaxRefresh bound the follower's check.
-	sharedMinRefresh = 10 * time.Millisecond
+	sharedMinRefresh = 10 * time.Millisecond // bounds of the follower's check
 	sharedMaxRefresh = time.Second
-	// sharedJoinPoll is how often Start looks again while the renewer is
-	// still beginning the first session.
+	// Start polls sharedJoinPoll while the renewer begins the first session,
+	// and fails after sharedJoinWait.
 	sharedJoinPoll = 20 * time.Millisecond
-	// sharedJoinWait bounds that wait: a renewer that has no session after
-	// this long is failing, and Start says so.
 	sharedJoinWait = 30 * time.Second
-	// sharedLeadWait bounds how long the last process waits for a leaving
-	// renewer's lock before it ends the session.
+	// sharedLeadWait bounds the last process's wait for a leaving renewer's
+	// lock before it ends the session.
 	sharedLeadWait = time.Second
 )
 
 // errSharedManual is what explicit session calls return in shared mode.
 var errSharedManual = errors.New("license: Register, BeginSession, ExtendSession and EndSession are not available in shared mode; Start and Close manage the shared session")
 
-// sharedOn reports whether this client runs in shared mode with a usable
-// shared file.
+// sharedOn reports shared mode with a usable shared file.
 func (c *Client) sharedOn() bool { return c.sh != nil && c.store.shared != nil }
 
 // refresh is the follower's check interval for a session of length d.
@@ -180,8 +170,7 @@ func (s *shared) refresh(d time.Duration) time.Duration {
 	return max(iv, sharedMinRefresh)
 }
 
-// tryLeadLocked takes the renewer lock if it is free and reports whether
-// this client is the renewer.
+// tryLeadLocked is store.tryLead, published for Shared.
 func (c *Client) tryLeadLocked() bool {
 	lead := c.store.tryLead()
 	c.noteRole(lead)
@@ -197,9 +186,8 @@ func (c *Client) noteRole(lead bool) {
 	}
 }
 
-// resignSharedLocked gives up the renewer lock, and the record's lock
-// before it, when this client stops renewing for good (a final refusal, a
-// failed Start): another process may then renew, and ask the server itself.
+// resignSharedLocked gives up the renewer lock (and the record's) when this
+// client stops renewing for good, so that another process may ask.
 func (c *Client) resignSharedLocked() {
 	if !c.sharedOn() || !c.store.leading() {
 		return
@@ -213,10 +201,9 @@ func (c *Client) resignSharedLocked() {
 }
 
 // joinSharedLocked is Start in shared mode, after loadLocked. It reports
-// done when Start is decided: a live session was resumed or followed, a
-// follower is in grace, or an error. Otherwise this client is the renewer
-// without a live session, and Start goes on to begin one as in normal mode
-// (no orphan is ended: a lapsed shared session needs no end_session).
+// done when Start is decided (a live session resumed or followed, a
+// follower in grace, or an error); otherwise this client is the renewer
+// without a live session, and Start begins one as in normal mode.
 func (c *Client) joinSharedLocked(ctx context.Context) (done bool, err error) {
 	c.orphan = false // a persisted live session is the shared session
 	deadline := time.Now().Add(sharedJoinWait)
@@ -229,9 +216,7 @@ func (c *Client) joinSharedLocked(ctx context.Context) (done bool, err error) {
 			c.refreshSharedLocked(false)
 		}
 		if c.state == Refused {
-			// The renewer was refused while this process waited: the
-			// persisted verdict, without asking again.
-			return true, c.reason
+			return true, c.reason // the renewer was refused meanwhile
 		}
 		wall := c.wallNow()
 		refusal := c.persistedRefusal() // the licence's refusal, whichever client saved it
@@ -241,12 +226,10 @@ func (c *Client) joinSharedLocked(ctx context.Context) (done bool, err error) {
 		case refusal != nil:
 			c.enterLocked(Refused, refusal)
 			return true, refusal
-		case c.sharedLiveLocked(wall) && lead && c.credentialsChangedLocked():
-			// Other credentials than the ones the server last answered: ask
-			// the server (ending the live session first, so that a changed
-			// key takes no second seat) rather than resume in silence; a
-			// wrong key then shows as Status.ConfigFault, and the persisted
-			// deadlines still apply.
+		case c.sharedLiveLocked(wall) && lead && c.st.Creds != "" && c.st.Creds != credentialsDigest(&c.cfg):
+			// Other credentials than the server last answered: ask it, ending
+			// the live session first so that a changed key takes no second
+			// seat; a wrong key shows as Status.ConfigFault.
 			c.orphan = true
 			return false, nil
 		case c.sharedLiveLocked(wall):
@@ -261,8 +244,7 @@ func (c *Client) joinSharedLocked(ctx context.Context) (done bool, err error) {
 		case lead:
 			return false, nil // Start begins; noteSharedStart records how it went
 		case c.st.Token != "":
-			// The renewer has a session but cannot renew it: the same
-			// offline rules as the renewer's.
+			// The renewer cannot renew: the renewer's offline rules.
 			if ok, why := c.offlineAllowanceLocked(); ok {
 				c.enterLocked(Grace, ErrUnreachable)
 				c.sh.start.Store(uint32(StartOffline))
@@ -290,16 +272,15 @@ func (c *Client) joinSharedLocked(ctx context.Context) (done bool, err error) {
 	}
 }
 
-// sharedLiveLocked reports whether the shared state holds a session that
-// is live now on a clock that was not set back.
+// sharedLiveLocked reports whether the shared state holds a live session
+// on a clock that was not set back.
 func (c *Client) sharedLiveLocked(wall time.Time) bool {
 	return c.st.Token != "" && !c.st.Sent.IsZero() && c.st.SessionSeconds > 0 &&
 		!c.clockRolledBack(wall) && !wall.Before(c.st.Sent) &&
 		phaseOf(wall.Sub(c.st.Sent), c.session(), c.grace()) == phaseLive
 }
 
-// noteSharedStart records how Start obtained the licence, after a begin or
-// an offline start in shared mode.
+// noteSharedStart records how Start obtained the licence in shared mode.
 func (c *Client) noteSharedStart(s SharedStart) {
 	if c.sh != nil {
 		c.sh.start.Store(uint32(s))
@@ -307,10 +288,9 @@ func (c *Client) noteSharedStart(s SharedStart) {
 }
 
 // followLoop is the follower's part of the renewal goroutine: at each
-// check it tries the renewer lock, reloads the shared state when its file
-// changed and moves along the deadlines. It returns true when this client
-// has become the renewer (run then renews as in normal mode), false when
-// ctx ended.
+// check it tries the renewer lock, reloads the shared state and moves along
+// the deadlines. It returns true once this client is the renewer, false
+// when it stops.
 func (c *Client) followLoop(ctx context.Context) bool {
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
@@ -353,9 +333,8 @@ func (c *Client) followLoop(ctx context.Context) bool {
 	}
 }
 
-// refreshSharedLocked reloads the shared state when its file changed (or
-// always, with force). A newer send time means the renewer reached the
-// server: the client returns to Active if the session is live.
+// refreshSharedLocked reloads the shared state (store.reload). A newer send
+// time means the renewer reached the server: back to Active if live.
 func (c *Client) refreshSharedLocked(force bool) {
 	p := c.store.reload(force, &c.st)
 	if p == nil {
@@ -366,13 +345,11 @@ func (c *Client) refreshSharedLocked(force bool) {
 	if c.st.HighWater.Before(prev.HighWater) {
 		c.st.HighWater = prev.HighWater
 	}
-	// Another process's budget, measured on this one's monotonic clock
-	// from now.
+	// Another process's budget, measured on this one's clock from now.
 	c.anchor, c.base = time.Now(), p.Used
 	if r := c.st.Refusal; r != nil && (prev.Refusal == nil || !r.At.Equal(prev.Refusal.At)) &&
 		c.state != Refused && c.state != Ended {
-		// The renewer was finally refused and saved the verdict: this
-		// process is refused too, and never renews.
+		// The renewer was finally refused: so is this process.
 		c.resignSharedLocked()
 		c.enterLocked(Refused, c.persistedRefusal())
 		c.log.Warn("licence refused by the server (shared session)", "state", Refused, "error", c.reason)
@@ -393,11 +370,9 @@ func (c *Client) refreshSharedLocked(force bool) {
 	c.publishLocked()
 }
 
-// sharedMayEndLocked is asked by Close before it ends the session. In
-// normal mode it always says yes. In shared mode it says yes only when
-// EndOnLastClose is set, no other process remains and this one holds the
-// renewer lock (a follower that is last takes it over); otherwise the
-// session is handed over or left to lapse.
+// sharedMayEndLocked is asked by Close before it ends the session: always
+// yes in normal mode; in shared mode only with EndOnLastClose, no other
+// process left, and the renewer lock held (a last follower takes it over).
 func (c *Client) sharedMayEndLocked() bool {
 	if !c.sharedOn() {
 		return true
@@ -412,10 +387,9 @@ func (c *Client) sharedMayEndLocked() bool {
 	if c.store.leading() {
 		return true // this client's state is the latest
 	}
-	// A renewer that is leaving may still hold its lock for a moment.
-	// The client's lock is let go while waiting for it, so that nothing
-	// sleeps holding it: the loop has exited, and a call that takes the
-	// lock meanwhile sees closing and returns ErrClosed (locked).
+	// A leaving renewer may hold its lock a moment longer. Nothing sleeps
+	// holding the client's lock: a call that takes it meanwhile sees
+	// closing (locked).
 	deadline := time.Now().Add(sharedLeadWait)
 	timer := time.NewTimer(sharedMinRefresh)
 	defer timer.Stop()
@@ -432,10 +406,9 @@ func (c *Client) sharedMayEndLocked() bool {
 	return true
 }
 
-// sameState reports whether a and b differ at most by a high-water mark
-// that moved less than highWaterEvery and an offline budget that moved less
-// than offlineSaveEvery: the renewer skips such saves (a run that resumes
-// the session and exits writes nothing).
+// sameState reports whether a and b differ at most by a high-water mark and
+// an offline budget that moved less than their save intervals: the renewer
+// skips such saves.
 func sameState(a, b *persisted) bool {
 	if d := b.HighWater.Sub(a.HighWater); d >= highWaterEvery || d < 0 {
 		return false
@@ -452,8 +425,7 @@ func sameState(a, b *persisted) bool {
 }
 
 // sharedError is Start's error when a follower cannot use the shared
-// session. It matches ErrUnreachable: the renewer has not reached the
-// server.
+// session. It matches ErrUnreachable.
 type sharedError struct {
 	msg string
 	err error

@@ -20,12 +20,8 @@ const (
 // context bounds Start as well; the earlier limit wins.
 type StartBudget struct {
 	// Offline bounds Start when the persisted state still grants time
-	// without the server: a session a previous run left live, or offline
-	// grace. Start then makes one HTTP attempt per call and, if the server
-	// has not answered within Offline, returns nil in the state the
-	// persisted deadlines give (Active until the old session lapses, then
-	// Grace) and keeps trying in the background. Default
-	// DefaultOfflineStartBudget (2 s).
+	// without the server (a live session or grace); Client.Start says what
+	// it does then. Default DefaultOfflineStartBudget (2 s).
 	Offline time.Duration
 	// Online bounds Start when there is no such allowance, retries and
 	// Retry-After waits included: a server that hangs or asks to retry in a
@@ -48,16 +44,14 @@ func (b StartBudget) withDefaults() StartBudget {
 // StartBudget.
 func WithStartBudget(b StartBudget) Option { return func(o *options) { o.start = b } }
 
-// startCut is when, after Start was called, it stops waiting for the server
-// within budget b: 2 % of b (at most 25 ms) early, so that cancelling the
-// request in flight and settling the state still end within b.
+// startCut is when Start stops waiting for the server within budget b: 2 %
+// (at most 25 ms) early, so that settling the state still ends within b.
 func startCut(b time.Duration) time.Duration {
 	return b - min(b/50, 25*time.Millisecond)
 }
 
-// startLocked loads the state and connects: bounded by the offline budget
-// when the persisted deadlines still grant time, by the online budget
-// otherwise.
+// startLocked loads the state and connects within the offline or the
+// online budget.
 func (c *Client) startLocked(ctx context.Context) (err error) {
 	defer func() {
 		if err != nil {
@@ -67,9 +61,7 @@ func (c *Client) startLocked(ctx context.Context) (err error) {
 	if err := c.loadLocked(ctx); err != nil {
 		return err
 	}
-	// Shared mode (shared.go) follows or resumes a live shared session
-	// without a network call, and never ends it as an orphan.
-	if c.sharedOn() {
+	if c.sharedOn() { // a live shared session is followed or resumed, never an orphan
 		if done, err := c.joinSharedLocked(ctx); done {
 			return err
 		}
@@ -105,8 +97,7 @@ func (c *Client) startLocked(ctx context.Context) (err error) {
 }
 
 // startWithAllowanceLocked is Start when the persisted deadlines grant time
-// without the server: one HTTP attempt per call within the offline budget,
-// then the persisted state and the background loop take over.
+// without the server: one HTTP attempt per call within the offline budget.
 func (c *Client) startWithAllowanceLocked(ctx context.Context) error {
 	bctx, cancel := context.WithDeadline(ctx, c.startAt.Add(startCut(c.opts.start.Offline)))
 	defer cancel()
@@ -128,13 +119,9 @@ func (c *Client) startWithAllowanceLocked(ctx context.Context) error {
 	// save at once that this run is offline (see persisted.OfflineOpen).
 	c.noteFailureLocked(err)
 	c.saveLocked(context.Background())
-	st := Active
-	if c.phaseLocked() != phaseLive {
-		st = Grace
-	}
-	reason := error(nil)
-	if st == Grace {
-		reason = err
+	st, reason := Active, error(nil)
+	if phaseOf(c.elapsed(time.Now(), c.wallNow()), c.session(), c.grace()) != phaseLive {
+		st, reason = Grace, err
 	}
 	c.enterLocked(st, reason)
 	c.noteSharedStart(StartOffline)

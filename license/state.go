@@ -78,50 +78,34 @@ type persisted struct {
 	InstanceGUID      string `json:"instance_guid,omitempty"`
 	FirstRegisteredAt string `json:"first_registered_at,omitempty"`
 	// Creds is credentialsDigest of the configuration whose requests the
-	// server last answered: a session resumed later under other credentials
-	// (a wrong API key, key or secret) is checked with the server first.
-	Creds string `json:"creds,omitempty"`
-	// FingerprintDigest is fingerprint.Digest of the registered hardware.
-	FingerprintDigest string `json:"fingerprint_digest,omitempty"`
-	// Components holds a digest per registered wire component (see
-	// componentDigests), so that a diagnosis can say which one changed.
-	Components map[string]string `json:"components,omitempty"`
-	// InstallID is the random identity used when the machine has fewer than
-	// two strong components.
-	InstallID string `json:"install_id,omitempty"`
-	// Token is the live session token; empty after a clean end.
-	Token string `json:"token,omitempty"`
+	// server last answered: a session resumed under other credentials is
+	// checked with the server first.
+	Creds             string            `json:"creds,omitempty"`
+	FingerprintDigest string            `json:"fingerprint_digest,omitempty"` // machineDigest
+	Components        map[string]string `json:"components,omitempty"`         // componentDigests
+	InstallID         string            `json:"install_id,omitempty"`         // machineOf
+	Token             string            `json:"token,omitempty"`              // empty after a clean end
 	// Sent is the wall time the last successful begin or extend was sent.
-	Sent time.Time `json:"sent"`
-	// SessionSeconds and GraceSeconds are the control options.
-	SessionSeconds int64  `json:"session_duration"`
-	GraceSeconds   int64  `json:"validation_grace_period"`
-	Features       string `json:"features,omitempty"`
-	// LastContact is the wall time the server last answered.
-	LastContact time.Time `json:"last_contact"`
-	// HighWater is the latest wall time this machine has seen.
-	HighWater time.Time `json:"high_water"`
-	// Refusal is the last final refusal; while set, no offline time.
-	Refusal *refusalRecord `json:"refusal,omitempty"`
-	// Generation counts saves; the anti-rollback record keeps the latest.
-	Generation uint64 `json:"generation,omitempty"`
-	// Used is the offline budget spent since Sent, as the client measured
-	// it (monotonic clock within a run, never less than the wall clock
-	// says) at this save. A restart continues from it, so that a clock set
-	// back cannot give the time back.
+	Sent           time.Time      `json:"sent"`
+	SessionSeconds int64          `json:"session_duration"`
+	GraceSeconds   int64          `json:"validation_grace_period"`
+	Features       string         `json:"features,omitempty"`
+	LastContact    time.Time      `json:"last_contact"` // the server last answered
+	HighWater      time.Time      `json:"high_water"`   // the latest wall time seen
+	Refusal        *refusalRecord `json:"refusal,omitempty"`
+	Generation     uint64         `json:"generation,omitempty"` // counts saves (record.go)
+	// Used is the offline budget spent since Sent at this save
+	// (elapsedSince). A restart continues from it.
 	Used time.Duration `json:"used,omitempty"`
 	// OfflineOpen is set when a running client saved while the server was
 	// not answering, and cleared by Close: a restart that finds it set
-	// charges one save interval (offlineSaveEvery), the most the last run
-	// may have used without saving.
+	// charges offlineSaveEvery, the most the last run may not have saved.
 	OfflineOpen bool `json:"offline_open,omitempty"`
-	// Unanchored is set when the state was saved or loaded while the
-	// anti-rollback record could not be used: it grants no offline time
-	// until the server answers again.
+	// Unanchored: saved or loaded while the record could not be used; no
+	// offline time until the server answers.
 	Unanchored bool `json:"unanchored,omitempty"`
 
-	// Offline is the pending carried request file (offline.go), nil when
-	// none. It holds the reply keys of its requests: secret.
+	// Offline is the pending carried request file (secret: reply keys).
 	Offline *offlinePending `json:"offline,omitempty"`
 }
 
@@ -130,7 +114,7 @@ type persisted struct {
 const stateVersion = 2
 
 // maxStateSeconds bounds persisted control options to a century, as the
-// wire decoder does; two of them still fit a time.Duration.
+// wire decoder does.
 const maxStateSeconds = 100 * 366 * 24 * 3600
 
 // stateAAD binds the sealed state to its purpose.

@@ -354,7 +354,7 @@ func TestOneSavePerStateChange(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: nothing saved: %v", name, err)
 		}
-		p, err := openState(sealKey(&Config{ProductGUID: testProduct, LicenseKey: testLicense}, testFingerprint()), blob)
+		p, err := openState(sealKeys(&Config{ProductGUID: testProduct, LicenseKey: testLicense}, testFingerprint())[0], blob)
 		if err != nil {
 			t.Fatalf("%s: saved state does not open: %v", name, err)
 		}
@@ -925,7 +925,7 @@ func readSealed(t *testing.T, dir, name string, aad []byte) []byte {
 		return nil
 	}
 	require.NoError(t, err)
-	plain, err := statefile.Open(sealKey(&Config{ProductGUID: testProduct, LicenseKey: testLicense}, testFingerprint()), aad, blob)
+	plain, err := statefile.Open(sealKeys(&Config{ProductGUID: testProduct, LicenseKey: testLicense}, testFingerprint())[0], aad, blob)
 	require.NoError(t, err)
 	return plain
 }

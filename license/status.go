@@ -50,9 +50,8 @@ func (s State) Usable() bool { return s == Active || s == Grace }
 // Status is an immutable snapshot of a client. Its slices are shared and
 // must not be modified.
 type Status struct {
-	// State is the current state, computed from the deadlines at the time
-	// Status was called, so it is right even while the renewal goroutine
-	// waits on the network.
+	// State is the current state, computed from the deadlines when Status
+	// was called.
 	State State
 	// Reason says why the client is in State: nil when Active and healthy,
 	// otherwise an error matching one of the sentinels (ErrUnreachable,
@@ -79,11 +78,9 @@ type Status struct {
 	// LastError is the latest failed call's error, nil after a success.
 	LastError error
 	// ConfigFault is set while the server answers but does not
-	// authenticate this client (it matches ErrCredentialsRejected and
-	// names the likely causes: API key, public key, shared secret, key
-	// id). It is a fault for the vendor or the product's configuration, not
-	// a licence verdict: State still follows the offline grace. It is
-	// cleared by the next reply that opens.
+	// authenticate this client (ErrCredentialsRejected names the likely
+	// causes). It is not a licence verdict: State still follows the offline
+	// grace. The next reply that opens clears it.
 	ConfigFault error
 
 	// InstanceGUID and FirstRegisteredAt come from register_instance.
@@ -93,10 +90,8 @@ type Status struct {
 	// the last contact.
 	ServerSkew time.Duration
 	// Deprecated reports that a reply from the licence server carried a
-	// Deprecation or Sunset header: the API this client speaks is to be
-	// retired, so update the product. Only the fact is kept: a header is not
-	// authenticated, so its text (anyone on the path can write it) never
-	// reaches what a product shows its user.
+	// Deprecation or Sunset header: update the product. Only the fact is
+	// kept, never the header's unauthenticated text.
 	Deprecated bool
 }
 

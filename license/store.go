@@ -32,54 +32,36 @@ import (
 //	                       (StateDir when there is no record dir)                                    refusal, and cleared by a sealed success
 //	keys                   derived, never stored                    product, licence, machine id     -
 //
-// <h> is statefile.BaseName(product, licence). The record directory is
-// WithRollbackRecordDir, else os.UserConfigDir()/licensekit/rollback. Every
-// file is sealed (statefile.Seal) with the first of the machine's keys
-// (sealKeys) and opens with any of them; the state, the record and the
-// refusal each carry a format version ("v").
-//
-// The record and the licence refusal live outside StateDir, so that a
-// restore of StateDir leaves them ahead: a state behind its record grants
-// no offline time, and a refusal of the licence reaches every slot and
-// every process, whatever state file it reads. A record location that
-// exists but cannot be used (a file where the directory belongs, no
-// permission, a record that does not open) grants no offline time from
-// the persisted state, says so (ErrRollbackRecordUnusable), and marks the
-// state it saves, so that offline time comes back only after the server
-// has answered again. A machine with no record location at all (no user
-// configuration directory) runs without one, as before its first run.
+// <h> is statefile.BaseName(product, licence); the record directory is
+// recordLocation's. Every file is sealed with the first of the machine's
+// keys (sealKeys), opens with any, and carries a format version ("v"). The
+// record and the refusal live outside StateDir, so that a restore of
+// StateDir leaves them ahead, and a refusal reaches every slot and process
+// (record.go).
 type store struct {
 	cfg  *Config
 	opts *options
 	log  *slog.Logger
 	emit func(Event)
 
-	// keys are the machine's state keys, the sealing one first.
-	keys [][]byte
+	keys [][]byte // the machine's state keys, the sealing one first
 	// back keeps the sealed state bytes: a slot, the shared file or the
 	// vendor's store; nil when state lives in memory only.
-	back StateStore
-	// slot is the locked state file in normal mode with StateDir; shared
-	// is the shared file in shared mode (sharedName names it).
-	slot       *statefile.File
-	shared     *statefile.Shared
+	back       StateStore
+	slot       *statefile.File   // normal mode with StateDir
+	shared     *statefile.Shared // shared mode
 	sharedName string
 
-	// rb is the anti-rollback record, nil when there is none.
-	rb *rollbackGuard
-	// restored is set while the state is older than its record; recordErr
-	// when the record's location exists but cannot be used; corrupt when
-	// the state did not open and was moved aside.
-	restored  bool
-	recordErr error
-	corrupt   error
-	// savedHW is the high-water mark last saved. saved is the state as
-	// last read from or written to the shared file (shared mode only).
-	savedHW    time.Time
+	rb        *rollbackGuard // nil when there is no record
+	restored  bool           // the state is older than its record
+	recordErr error          // the record's location exists but cannot be used
+	corrupt   error          // the state did not open and was moved aside
+	savedHW   time.Time      // the high-water mark last saved
+	// saved is the state last read from or written to the shared file.
 	saved      persisted
 	savedValid bool
 	// refusal is the licence's refusal as last read from or written to its
-	// file; refusalDir is where that file lives ("" for none).
+	// file in refusalDir ("" for none).
 	refusal    *refusalRecord
 	refusalDir string
 }
@@ -166,16 +148,13 @@ func (s *store) open(ctx context.Context, fp *fingerprint.Fingerprint) (p persis
 		return p, 0, nil
 	}
 	used = p.Used
-	if p.OfflineOpen && s.sole() {
-		// The last run saved while offline and did not close: it may have
-		// run up to one save interval past its last save.
+	if p.OfflineOpen && (s.shared == nil || s.shared.Leading()) {
+		// The last run saved while offline and did not close (and no other
+		// client uses the state now): it may have run one save interval on.
 		used += offlineSaveEvery
 	}
 	return p, used, nil
 }
-
-// sole reports whether no other client can be using this state now.
-func (s *store) sole() bool { return s.shared == nil || s.shared.Leading() }
 
 // discard moves a state that does not open aside.
 func (s *store) discard(ctx context.Context, err error) {
@@ -189,10 +168,9 @@ func (s *store) discard(ctx context.Context, err error) {
 
 // save is the one save path: it moves the high-water mark (unless the
 // clock was found set back), bumps the generation, seals and writes the
-// state, then writes its record and the licence's refusal. In shared mode
-// only the renewer saves, and only a state that changed beyond a
-// high-water mark and an offline budget that moved less than their save
-// intervals. A failure is reported, never fatal.
+// state, then its record and the licence's refusal. In shared mode only
+// the renewer saves, and only a changed state (sameState). A failure is
+// reported, never fatal.
 func (s *store) save(ctx context.Context, p *persisted, rolledBack bool, wall time.Time) {
 	if s.back == nil {
 		return
@@ -204,9 +182,7 @@ func (s *store) save(ctx context.Context, p *persisted, rolledBack bool, wall ti
 		return
 	}
 	if s.recordErr != nil {
-		// Saved without a usable record: offline time returns only after
-		// the server has answered (vouched).
-		p.Unanchored = true
+		p.Unanchored = true // until the server answers (vouched)
 	}
 	p.Generation++
 	blob, err := sealState(s.keys[0], p)
@@ -231,9 +207,8 @@ func (s *store) save(ctx context.Context, p *persisted, rolledBack bool, wall ti
 func (s *store) persistent() bool { return s.back != nil }
 
 // anchorErr says why the state as loaded cannot be trusted against its
-// anti-rollback record now: restored from a copy, or a record location
-// that cannot be used. Unlike offlineErr it ignores a past Unanchored mark,
-// which the server's next word (vouched) clears.
+// anti-rollback record now. Unlike offlineErr it ignores a past Unanchored
+// mark.
 func (s *store) anchorErr() error {
 	switch {
 	case s.restored:
@@ -246,22 +221,19 @@ func (s *store) anchorErr() error {
 	return nil
 }
 
-// vouched notes that the server has just answered with a session: a
-// restored or unanchored state is current again.
+// vouched notes that the server has just answered with a session.
 func (s *store) vouched(p *persisted) {
 	s.restored = false
 	p.Unanchored = false
 }
 
-// offlineErr says why the persisted state grants no offline time apart
-// from its deadlines and refusal: restored from a copy, or saved or loaded
-// without a usable anti-rollback record. Nil when it may.
+// offlineErr says why the persisted state grants no offline time, apart
+// from its deadlines and refusal: anchorErr, or an Unanchored mark.
 func (s *store) offlineErr(p *persisted) error {
 	if err := s.anchorErr(); err != nil {
 		return err
 	}
-	switch {
-	case p.Unanchored:
+	if p.Unanchored {
 		return &stateError{kind: ErrRollbackRecordUnusable,
 			msg: "the state was saved while the record could not be used; no offline time until the server answers"}
 	}
@@ -269,8 +241,7 @@ func (s *store) offlineErr(p *persisted) error {
 }
 
 // reload reads the shared file again when it changed (or always, with
-// force), for a follower or a new renewer. It returns the state when it is
-// newer than what this client has seen, nil otherwise.
+// force), and returns it when it is not behind what this client has seen.
 func (s *store) reload(force bool, cur *persisted) *persisted {
 	f := s.shared
 	if !force && !f.Changed() {
@@ -329,11 +300,9 @@ func (s *store) release() {
 	}
 }
 
-// fileStore keeps the state in a locked slot in Config.StateDir, named by
-// statefile.BaseName(ProductGUID, LicenseKey). Every operation honours its
-// context: it returns when ctx ends even if the disk does not answer. The
-// operation itself then finishes in the background; the slot's own lock
-// orders it before any later operation and before Release.
+// fileStore keeps the state in a locked slot in Config.StateDir. Every
+// operation returns when ctx ends even if the disk does not answer; it then
+// finishes in the background, ordered by the slot's own lock.
 type fileStore struct{ f *statefile.File }
 
 func (s fileStore) Load(ctx context.Context) ([]byte, error) {
@@ -355,8 +324,7 @@ func (s fileStore) Discard(ctx context.Context) error {
 }
 
 // sharedStore keeps the state in the shared file: everyone reads it, only
-// the renewer writes it or moves it aside (store.save checks the role
-// first); a follower leaves a corrupt file for the renewer to replace.
+// the renewer writes it (store.save checks) or moves it aside.
 type sharedStore struct{ f *statefile.Shared }
 
 func (s sharedStore) Load(context.Context) ([]byte, error) {
@@ -417,13 +385,8 @@ func acquireSlot(ctx context.Context, dir, base string, slots int) (*statefile.F
 }
 
 // sealKeys returns the keys the state may be sealed under on this machine,
-// the preferred one first: state is sealed with the first and opened with
-// any, so that state sealed in a run that lacked the machine identifier
-// still opens once it is back. Each key takes the product, the licence and
-// one machine identifier that needs no privilege and does not come and go
-// (docs/lifecycle.md, "The state key"): machine_id, else product_uuid off
-// Linux (root-only there), else cpu_id with volume_hash. This stops casual
-// copying and editing, not a reverse engineer with a debugger.
+// the sealing one first; docs/lifecycle.md ("The state key") says which
+// identifiers and why.
 func sealKeys(cfg *Config, fp *fingerprint.Fingerprint) [][]byte {
 	var keys [][]byte
 	add := func(parts ...string) {
@@ -445,29 +408,20 @@ func sealKeys(cfg *Config, fp *fingerprint.Fingerprint) [][]byte {
 	return keys
 }
 
-// sealKey is the key state is sealed with on this machine.
-func sealKey(cfg *Config, fp *fingerprint.Fingerprint) []byte { return sealKeys(cfg, fp)[0] }
-
-// peekedState is one saved copy of the state as peek found it, read
-// without taking it: where it is, whether a running client holds it, and
-// what opened.
+// peekedState is one saved copy of the state as peek found it.
 type peekedState struct {
-	Slot int
-	File string
-	Held bool
-	// Missing is set when nothing is saved there.
-	Missing bool
-	// ReadErr is why the copy could not be read, or is not a state file.
+	Slot    int
+	File    string
+	Held    bool // a running client holds it
+	Missing bool // nothing is saved there
 	ReadErr error
-	// State is the opened state; OpenErr why it did not open.
 	State   *persisted
 	OpenErr error
 }
 
-// peek reads every saved copy of this licence's state (the vendor's store,
-// or each slot of StateDir) and opens it with the machine's keys, changing
-// nothing and taking no lock: the doctor's read. It is the only read of
-// the state besides open.
+// peek reads and opens every saved copy of this licence's state (the
+// vendor's store, or each slot), changing nothing and taking no lock: the
+// doctor's read.
 func (s *store) peek(ctx context.Context, fp *fingerprint.Fingerprint) ([]peekedState, error) {
 	keys := sealKeys(s.cfg, fp)
 	if s.opts.store != nil {
@@ -519,13 +473,10 @@ func openStateWith(keys [][]byte, blob []byte) (p *persisted, err error) {
 	return nil, err
 }
 
-// recordLocation returns the record directory. ok is false when there is
-// none at all: no WithRollbackRecordDir and no user configuration
-// directory that exists or can be made (no home directory). A directory
-// that exists but refuses is returned: using it then fails, and the store
-// says so (recordErr). With create false it makes no directory
-// (inspectState), and a missing configuration directory counts as a
-// location not made yet.
+// recordLocation returns the record directory: WithRollbackRecordDir, else
+// os.UserConfigDir()/licensekit/rollback. ok is false when there is none
+// (no configuration directory that exists or, with create, can be made);
+// a directory that exists but refuses is returned, and fails when used.
 func recordLocation(o *options, create bool) (dir string, ok bool) {
 	if o.rollbackDir != "" {
 		return o.rollbackDir, true

@@ -10,20 +10,15 @@ import (
 	"github.com/licensekit/licensekit-go/internal/verdict"
 )
 
-// replyAuthenticator is how a sealer says whether its reply openers
-// authenticate replies. A sealer without the method does not.
-type replyAuthenticator interface{ RepliesAuthenticated() bool }
-
-// authenticatesReplies reports whether a WithSealer sealer's reply
-// openers authenticate replies; New rejects one that does not unless
-// InsecureUnsealedReplies is set (options.check).
+// authenticatesReplies reports whether a WithSealer sealer says (with a
+// RepliesAuthenticated method) that its reply openers authenticate replies.
 func authenticatesReplies(s envelope.Sealer) bool {
-	ra, ok := s.(replyAuthenticator)
+	ra, ok := s.(interface{ RepliesAuthenticated() bool })
 	return ok && ra.RepliesAuthenticated()
 }
 
 // setupVerdicts decides, in New, whether replies must be sealed, and builds
-// the redactor that knows the client's secrets.
+// the redactor and the refusal classifier.
 func (c *Client) setupVerdicts(custom bool) {
 	c.sealed = !c.cfg.InsecureUnsealedReplies && (!custom || authenticatesReplies(c.sealer))
 	c.redact = verdict.NewRedactor(c.cfg.APIKey, c.cfg.LicenseKey)
@@ -42,9 +37,8 @@ func (c *Client) warnInsecure() {
 	}
 }
 
-// localFault is the error of a local step that failed before or instead
-// of a call ("fingerprint", "open state"): a client fault, or, when the
-// step was cut short by its context, unreachable like a cancelled call.
+// localFault is the error of a local step ("fingerprint", "open state"): a
+// client fault, or unreachable when its context cut it short.
 func localFault(step string, err error) error {
 	e := &Error{Endpoint: step, Category: verdict.ClientFault, Reason: text.Clean(lastPart(err), 120),
 		Next: "will retry", Cause: err}
@@ -57,9 +51,8 @@ func localFault(step string, err error) error {
 	return e
 }
 
-// toCaller returns the error of an explicit call or a failed Start: no
-// background loop retries it, so its text must not promise a retry. The
-// *Error is copied, never changed: Status may hold the same one.
+// toCaller drops the retry promise from an error no loop retries (an
+// explicit call, a failed Start), copying the *Error that Status may hold.
 func toCaller(err error) error {
 	if e, ok := err.(*Error); ok && e.Next != "" {
 		cp := *e
