@@ -775,6 +775,10 @@ func TestProcessesShareOneDatabase(t *testing.T) {
 	require.NoError(t, os.WriteFile(keyFile, priv.EncodePEM(), 0o600))
 	t.Setenv(AdminTokenEnv, adminToken)
 
+	// One attempt per call, so that a failed request shows; each attempt
+	// may take a minute, so that a loaded machine (the whole suite running
+	// under -race) is not mistaken for a failure.
+	slowMachine := license.Retry{Attempts: 1, AttemptTimeout: time.Minute}
 	procs := startProcesses(t, 3, "-listen", "127.0.0.1:0", "-admin", "127.0.0.1:0", "-key-file", keyFile,
 		"-db", db, "-api-key", apiKey)
 	var wg sync.WaitGroup
@@ -815,7 +819,7 @@ func TestProcessesShareOneDatabase(t *testing.T) {
 	newClient := func(key string, machine int) *license.Client {
 		cfg := config("http://"+hosts[0]+"/api/v2", priv.Public(), true)
 		cfg.LicenseKey, cfg.StateDir = key, t.TempDir()
-		c, err := license.New(cfg, license.WithRoundTripper(lb), license.WithRetry(license.Retry{Attempts: 1}),
+		c, err := license.New(cfg, license.WithRoundTripper(lb), license.WithRetry(slowMachine),
 			license.WithFingerprintSource(machineFingerprint(machine)))
 		require.NoError(t, err)
 		t.Cleanup(func() { _ = c.Close(ctx) })
@@ -866,7 +870,7 @@ func TestProcessesShareOneDatabase(t *testing.T) {
 	require.NoError(t, issue(procs[1], "REVOKE", 0))
 	cfg := config("http://"+procs[2].api+"/api/v2", priv.Public(), true)
 	cfg.LicenseKey, cfg.StateDir = "REVOKE", t.TempDir()
-	c, err := license.New(cfg, license.WithRetry(license.Retry{Attempts: 1}), license.WithFingerprintSource(machineFingerprint(200)))
+	c, err := license.New(cfg, license.WithRetry(slowMachine), license.WithFingerprintSource(machineFingerprint(200)))
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = c.Close(ctx) })
 	require.NoError(t, c.Start(ctx))
