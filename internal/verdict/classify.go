@@ -14,6 +14,7 @@ import (
 	"syscall"
 
 	"github.com/licensekit/licensekit-go/envelope"
+	"github.com/licensekit/licensekit-go/internal/text"
 	"github.com/licensekit/licensekit-go/internal/wire"
 	"github.com/licensekit/licensekit-go/transport"
 )
@@ -323,7 +324,7 @@ func parseFailure(b []byte, obj bool) (failure, bool) {
 	// case-insensitively; no non-ASCII letter folds to one of "error"'s)
 	// and unescaped, it is not a failure: most replies are successes, and
 	// this spares them a second decode.
-	if bytes.IndexByte(b, '\\') < 0 && indexFold(b, `"error"`) < 0 {
+	if bytes.IndexByte(b, '\\') < 0 && text.IndexFold(b, `"error"`) < 0 {
 		return failure{}, false
 	}
 	var v struct {
@@ -393,10 +394,10 @@ func describe(in Input, body []byte) string {
 	case startsJSON(t):
 		return "JSON that is not a v2 reply"
 	}
-	if t[0] == '<' || indexFold(t, "<html") >= 0 {
-		if i := indexFold(t, "<title>"); i >= 0 {
+	if t[0] == '<' || text.IndexFold(t, "<html") >= 0 {
+		if i := text.IndexFold(t, "<title>"); i >= 0 {
 			rest := t[i+len("<title>"):]
-			if j := indexFold(rest, "</title>"); j >= 0 {
+			if j := text.IndexFold(rest, "</title>"); j >= 0 {
 				if title := in.Redactor.Text(string(rest[:j]), MaxExcerpt, in.extra()...); title != "" {
 					return "HTML page: " + title
 				}
@@ -405,28 +406,6 @@ func describe(in Input, body []byte) string {
 		return "HTML page"
 	}
 	return "non-JSON body: " + in.Redactor.Text(string(t[:min(len(t), 4*MaxExcerpt)]), MaxExcerpt/2, in.extra()...)
-}
-
-// indexFold is the index of the ASCII pattern pat in b, ignoring ASCII
-// case, or -1. Unlike bytes.ToLower it never changes lengths, so the index
-// is valid in b whatever bytes b holds.
-func indexFold(b []byte, pat string) int {
-	for i := 0; i+len(pat) <= len(b); i++ {
-		j := 0
-		for ; j < len(pat); j++ {
-			c := b[i+j]
-			if 'A' <= c && c <= 'Z' {
-				c += 'a' - 'A'
-			}
-			if c != pat[j] {
-				break
-			}
-		}
-		if j == len(pat) {
-			return i
-		}
-	}
-	return -1
 }
 
 // reasonOf is a decode error's redacted text, without package prefixes.
