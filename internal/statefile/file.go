@@ -137,7 +137,7 @@ func openLock(path string) (*os.File, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := checkRegular(f, nil); err != nil {
+	if _, err := checkRegular(f, nil); err != nil {
 		_ = f.Close()
 		return nil, err
 	}
@@ -149,16 +149,17 @@ var errNotRegular = errors.New("not a regular file")
 
 // checkRegular checks that the open file f is a regular file and, when
 // before is given (an Lstat of its path taken before the open), that it is
-// that same file, so that nothing was swapped in between.
-func checkRegular(f *os.File, before fs.FileInfo) error {
+// that same file, so that nothing was swapped in between. It returns f's
+// FileInfo.
+func checkRegular(f *os.File, before fs.FileInfo) (fs.FileInfo, error) {
 	st, err := f.Stat()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if !st.Mode().IsRegular() || (before != nil && !os.SameFile(before, st)) {
-		return fmt.Errorf("%w (%s)", errNotRegular, st.Mode().Type())
+		return nil, fmt.Errorf("%w (%s)", errNotRegular, st.Mode().Type())
 	}
-	return nil
+	return st, nil
 }
 
 // tempPrefix is the name prefix of the slot's temporary files.
@@ -190,51 +191,51 @@ func (f *File) Path() string { return filepath.Join(f.dir, f.name) }
 
 // Read returns the slot's raw contents. It returns an error matching
 // [ErrNotExist] when nothing has been written, and one matching [ErrCorrupt]
-// when the file is larger than [MaxSize] or not a regular file. Only a
-// regular file is opened: a symlink, FIFO, socket or device at the slot's
-// path is reported as corrupt without being followed or opened for
-// reading, so Read never blocks on one, and [File.Quarantine] moves it
-// aside like any corrupt state.
+// when the file is larger than [MaxSize] or not a regular file (which it
+// never follows or opens for reading, see the package documentation, so
+// Read never blocks on one; [File.Quarantine] moves it aside).
 func (f *File) Read() ([]byte, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.released {
-		return nil, &Error{Op: "read", Path: f.name, Err: fs.ErrClosed}
+		return nil, wrap("read", f.name, fs.ErrClosed)
 	}
+	data, err := f.read()
+	if err != nil {
+		return nil, wrap("read", f.name, err)
+	}
+	return data, nil
+}
+
+func (f *File) read() ([]byte, error) {
 	before, err := os.Lstat(f.Path())
+	if err == nil && !before.Mode().IsRegular() {
+		return nil, corrupt("not a regular file (%s)", before.Mode().Type())
+	}
+	var r *os.File
+	if err == nil {
+		r, err = os.OpenFile(f.Path(), os.O_RDONLY|openFlags, 0)
+	}
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, &Error{Op: "read", Path: f.name, Err: ErrNotExist}
+		return nil, ErrNotExist
 	}
 	if err != nil {
-		return nil, wrap("read", f.name, err)
-	}
-	if !before.Mode().IsRegular() {
-		return nil, &Error{Op: "read", Path: f.name, Err: corrupt("not a regular file (%s)", before.Mode().Type())}
-	}
-	r, err := os.OpenFile(f.Path(), os.O_RDONLY|openFlags, 0)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, &Error{Op: "read", Path: f.name, Err: ErrNotExist}
-	}
-	if err != nil {
-		return nil, wrap("read", f.name, err)
+		return nil, err
 	}
 	defer r.Close()
-	if err := checkRegular(r, before); err != nil {
-		return nil, &Error{Op: "read", Path: f.name, Err: corrupt("%v", err)}
-	}
-	st, err := r.Stat()
+	st, err := checkRegular(r, before)
 	if err != nil {
-		return nil, wrap("read", f.name, err)
+		return nil, corrupt("%v", err)
 	}
 	if st.Size() > MaxSize {
-		return nil, &Error{Op: "read", Path: f.name, Err: corrupt("over %d bytes", MaxSize)}
+		return nil, corrupt("over %d bytes", MaxSize)
 	}
 	data, err := io.ReadAll(io.LimitReader(r, MaxSize+1))
 	if err != nil {
-		return nil, wrap("read", f.name, err)
+		return nil, err
 	}
 	if len(data) > MaxSize {
-		return nil, &Error{Op: "read", Path: f.name, Err: corrupt("over %d bytes", MaxSize)}
+		return nil, corrupt("over %d bytes", MaxSize)
 	}
 	return data, nil
 }
@@ -285,32 +286,25 @@ func (f *File) replace(data []byte) (err error) {
 	if err != nil {
 		return err
 	}
-	tmpPath := tmp.Name()
-	closed := false
 	defer func() {
 		if err != nil {
-			if !closed {
-				_ = tmp.Close()
-			}
-			_ = os.Remove(tmpPath)
+			_ = os.Remove(tmp.Name())
 		}
 	}()
-	if _, err := tmp.Write(data); err != nil {
+	_, err = tmp.Write(data)
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil && f.beforeRename != nil {
+		err = f.beforeRename(tmp.Name())
+	}
+	if err != nil {
 		return err
 	}
-	if err := tmp.Sync(); err != nil {
-		return err
-	}
-	closed = true
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if f.beforeRename != nil {
-		if err := f.beforeRename(tmpPath); err != nil {
-			return err
-		}
-	}
-	return os.Rename(tmpPath, f.Path())
+	return os.Rename(tmp.Name(), f.Path())
 }
 
 // Quarantine moves the slot's file aside to "<slot>.corrupt-<unix nanos>"

@@ -16,9 +16,7 @@ var ErrNotLeader = errors.New("statefile: not the leader of the shared state")
 
 // SharedName returns the file name of the state that the processes of one
 // licence of one product share (shared sessions): [BaseName] followed by
-// "-shared", next to the licence's per-process slots (base, base-1, ...)
-// and never confused with them. The licence key never appears in the name,
-// and two licences never share a file.
+// "-shared", which no slot name can be.
 func SharedName(product, licence string) string { return BaseName(product, licence) + "-shared" }
 
 // Shared is one state file that several processes use together: any of
