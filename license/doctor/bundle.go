@@ -136,12 +136,8 @@ func (d *doctor) idDigests(c fingerprint.Component) string {
 }
 
 // changedSince names the components whose digests differ from the
-// baseline's. It digests this machine's values under the baseline's salt
-// for the comparison only: those digests are dropped, and the report keeps
-// its own salt, so a bundle from elsewhere cannot make this machine publish
-// digests under a salt it chose (one precomputed for a table, or shared by
-// many bundles to link them). What the bundle learns is the comparison
-// itself: one equal-or-not per component, the purpose of the comparison.
+// baseline's. The digests under the baseline's salt serve the comparison
+// only and are dropped (see WithBaseline for why).
 func (d *doctor) changedSince(b *Bundle) []string {
 	salt, _ := hex.DecodeString(b.Salt)
 	now := map[string][]string{}
