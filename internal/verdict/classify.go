@@ -80,12 +80,9 @@ type Outcome struct {
 	Err error
 }
 
-// next is what an unreachable outcome tells the reader.
-const next = "will retry"
-
 // classify is Classify before the credentials mark (credentials.go).
 func classify(in Input) Outcome {
-	e := &Error{Endpoint: in.Endpoint, Category: Unreachable, Next: next, Cause: in.Err}
+	e := &Error{Endpoint: in.Endpoint, Category: Unreachable, Next: "will retry", Cause: in.Err}
 	var te *transport.Error
 	if errors.As(in.Err, &te) {
 		e.Attempts, e.RetryAfter = te.Attempts, te.RetryAfter
@@ -174,7 +171,7 @@ func classify(in Input) Outcome {
 	// Decode each reject invalid JSON themselves, so a success is spared a
 	// separate validating pass.
 	obj := startsObject(plain)
-	if f, ok := parseFailure(plain, obj); ok {
+	if msg, ts, ok := parseFailure(plain, obj); ok {
 		kinds := in.Kinds
 		if kinds == nil {
 			kinds = DefaultRules().Classify
@@ -182,9 +179,9 @@ func classify(in Input) Outcome {
 		return Outcome{Category: Refused, Err: &APIError{
 			Endpoint: in.Endpoint,
 			Status:   status,
-			Message:  in.Redactor.Text(f.msg, MaxMessage, in.extra()...),
-			Time:     in.Redactor.Text(f.time, 64, in.extra()...),
-			Kind:     kinds(in.Endpoint, f.msg),
+			Message:  in.Redactor.Text(msg, MaxMessage, in.extra()...),
+			Time:     in.Redactor.Text(ts, 64, in.extra()...),
+			Kind:     kinds(in.Endpoint, msg),
 			Sealed:   in.Sealed,
 		}}
 	}
@@ -307,25 +304,20 @@ func location(raw string) string {
 	return u.Scheme + "://" + u.Host
 }
 
-// failure is the spec's failure shape.
-type failure struct {
-	msg, time string
-}
-
-// parseFailure reports whether b is the spec's failure shape: a JSON object
-// with "success" exactly false and "error" a string. obj is startsObject(b)
-// (the decode below rejects invalid JSON).
-// This is the one failure-body parser of the client.
-func parseFailure(b []byte, obj bool) (failure, bool) {
+// parseFailure reports whether b is the spec's failure shape, a JSON object
+// with "success" exactly false and "error" a string, and returns its error
+// and time texts. obj is startsObject(b) (the decode below rejects invalid
+// JSON). This is the one failure-body parser of the client.
+func parseFailure(b []byte, obj bool) (msg, time string, ok bool) {
 	if !obj {
-		return failure{}, false
+		return "", "", false
 	}
 	// Without an "error" member, in any case (encoding/json matches names
 	// case-insensitively; no non-ASCII letter folds to one of "error"'s)
 	// and unescaped, it is not a failure: most replies are successes, and
 	// this spares them a second decode.
 	if bytes.IndexByte(b, '\\') < 0 && text.IndexFold(b, `"error"`) < 0 {
-		return failure{}, false
+		return "", "", false
 	}
 	var v struct {
 		Success json.RawMessage `json:"success"`
@@ -333,13 +325,12 @@ func parseFailure(b []byte, obj bool) (failure, bool) {
 		Time    wire.Timestamp  `json:"time"`
 	}
 	if json.Unmarshal(b, &v) != nil || string(v.Success) != "false" {
-		return failure{}, false
+		return "", "", false
 	}
-	var msg string
 	if len(v.Error) == 0 || v.Error[0] != '"' || json.Unmarshal(v.Error, &msg) != nil {
-		return failure{}, false
+		return "", "", false
 	}
-	return failure{msg: msg, time: v.Time.Raw}, true
+	return msg, v.Time.Raw, true
 }
 
 // isObject reports whether b is one JSON object.
