@@ -73,17 +73,11 @@ type File struct {
 // It returns an error matching [ErrLocked] when every slot is held. base
 // must be a plain file name, not a path.
 func Acquire(dir, base string, slots int) (*File, error) {
-	if err := checkBase(base); err != nil {
-		return nil, &Error{Op: "acquire", Err: err}
-	}
-	if dir == "" {
-		return nil, &Error{Op: "acquire", Path: base, Err: errors.New("empty state directory")}
+	if err := makeDir("acquire", dir, base); err != nil {
+		return nil, err
 	}
 	if slots <= 0 {
 		slots = 1
-	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, wrap("acquire", base, err)
 	}
 	for i := range slots {
 		name := slotName(base, i)
@@ -103,6 +97,20 @@ func Acquire(dir, base string, slots int) (*File, error) {
 		return f, nil
 	}
 	return nil, &Error{Op: "acquire", Path: base, Err: ErrLocked}
+}
+
+// makeDir checks base and creates dir (mode 0700, parents included) for op.
+func makeDir(op, dir, base string) error {
+	if err := checkBase(base); err != nil {
+		return &Error{Op: op, Err: err}
+	}
+	if dir == "" {
+		return &Error{Op: op, Path: base, Err: errors.New("empty state directory")}
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return wrap(op, base, err)
+	}
+	return nil
 }
 
 // checkBase rejects a base that is not a plain file name.

@@ -50,14 +50,8 @@ const joinPoll = 10 * time.Millisecond
 // exclusively, see [Shared.Alone]) it waits, until ctx ends. The new member
 // is not the leader; call [Shared.TryLead].
 func JoinShared(ctx context.Context, dir, name string) (*Shared, error) {
-	if err := checkBase(name); err != nil {
-		return nil, &Error{Op: "join", Err: err}
-	}
-	if dir == "" {
-		return nil, &Error{Op: "join", Path: name, Err: errors.New("empty state directory")}
-	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, wrap("join", name, err)
+	if err := makeDir("join", dir, name); err != nil {
+		return nil, err
 	}
 	lead, err := openLock(filepath.Join(dir, name+".lock"))
 	if err != nil {
