@@ -73,8 +73,6 @@ func (in *Input) extra() []string {
 type Outcome struct {
 	// Category is the verdict.
 	Category Category
-	// Plain is the opened reply of a Success.
-	Plain []byte
 	// Err is nil for Success and AlreadyEnded, an *APIError for Refused and
 	// an *Error otherwise.
 	Err error
@@ -188,7 +186,7 @@ func classify(in Input) Outcome {
 	if obj && status < 400 && in.Decode != nil {
 		err := in.Decode(plain)
 		if err == nil {
-			return Outcome{Category: Success, Plain: plain}
+			return Outcome{Category: Success}
 		}
 		if obj = isObject(plain); obj {
 			e.Cause = errors.Join(in.Err, err)
@@ -210,7 +208,7 @@ func classify(in Input) Outcome {
 		}
 		return Outcome{Category: Unreachable, Err: e}
 	}
-	return Outcome{Category: Success, Plain: plain}
+	return Outcome{Category: Success}
 }
 
 // noReply classifies an outcome without a reply.

@@ -194,11 +194,9 @@ func (d *doctor) checkTLS(ctx context.Context) Check {
 		return skipped(CheckTLS, "the server URL does not parse")
 	case d.target.Scheme != "https":
 		return skipped(CheckTLS, "the server URL is http: no TLS")
-	}
-	if d.proxyCheck != nil {
+	case d.proxyCheck != nil:
 		return skipped(CheckTLS, notCheckedProxy)
-	}
-	if tc, ok := d.checks[CheckTCP]; ok && tc.Verdict != OK {
+	case d.checks[CheckTCP].Verdict != OK: // run sets the tcp check first
 		return skipped(CheckTLS, "no TCP connection: see the tcp check")
 	}
 	cctx, cancel := context.WithTimeout(ctx, d.o.timeout)
