@@ -28,7 +28,13 @@ func Clean(s string, n int) string {
 			add++
 		}
 		if b.Len()+add > n {
-			return truncate(b.String(), n) + "…"
+			// Cut on a rune boundary, leaving room for the ellipsis.
+			out := b.String()
+			for len(out) > max(n-len("…"), 0) {
+				_, size := utf8.DecodeLastRuneInString(out)
+				out = out[:len(out)-size]
+			}
+			return out + "…"
 		}
 		if pending {
 			b.WriteByte(' ')
@@ -37,16 +43,6 @@ func Clean(s string, n int) string {
 		b.WriteRune(c)
 	}
 	return b.String()
-}
-
-// truncate cuts s on a rune boundary to leave room for the ellipsis.
-func truncate(s string, n int) string {
-	limit := max(n-len("…"), 0)
-	for len(s) > limit {
-		_, size := utf8.DecodeLastRuneInString(s)
-		s = s[:len(s)-size]
-	}
-	return s
 }
 
 // IndexFold is the index of the lower-case ASCII pattern pat in b, ignoring
