@@ -37,12 +37,10 @@ const (
 	// minPayload is the shortest request value removed.
 	minPayload = 8
 	// maxLive is how many live values (tokens, session keys) are always
-	// remembered: a long run hands out many, and an ended session's token
-	// is worthless, but the last few dozen are kept in case a server echoes
-	// an old one. Up to liveSlack more are kept between trims, so that
-	// adding a value extends the derived tables in place (a few hundred
-	// nanoseconds) instead of rebuilding them (tens of microseconds, on
-	// every begin and extend).
+	// remembered, in case a server echoes an old one. Up to liveSlack more
+	// are kept between trims, so that AddLive extends the derived tables in
+	// place (a few hundred nanoseconds) instead of rebuilding them (tens of
+	// microseconds, on every begin and extend).
 	maxLive   = 64
 	liveSlack = 16
 )
