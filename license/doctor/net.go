@@ -32,18 +32,17 @@ func (e *proxyFailure) Error() string {
 // dialAddrs connects to the first of addrs that answers.
 func (d *doctor) dialAddrs(ctx context.Context, addrs []string, port string) (net.Conn, error) {
 	var dialer net.Dialer
-	var errs []error
-	for _, a := range addrs {
+	first := errors.New("no address to connect to")
+	for i, a := range addrs {
 		conn, err := dialer.DialContext(ctx, "tcp", net.JoinHostPort(a, port))
 		if err == nil {
 			return conn, nil
 		}
-		errs = append(errs, err)
+		if i == 0 {
+			first = err
+		}
 	}
-	if len(errs) == 0 {
-		return nil, errors.New("no address to connect to")
-	}
-	return nil, errs[0]
+	return nil, first
 }
 
 // dialProxy connects to the proxy, resolving its name with the resolver.

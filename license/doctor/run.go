@@ -85,8 +85,7 @@ func (d *doctor) run(ctx context.Context) {
 // checkConfig builds the licence client as the product would and reports
 // every problem license.New finds.
 func (d *doctor) checkConfig() Check {
-	c := Check{ID: CheckConfig}
-	c.Evidence = append(c.Evidence, configFacts(d.cfg)...)
+	c := Check{ID: CheckConfig, Evidence: configFacts(d.cfg)}
 	if u, err := url.Parse(d.cfg.ServerURL); err == nil && u.Host != "" && (u.Scheme == "http" || u.Scheme == "https") {
 		d.target = u
 		d.host = u.Hostname()
