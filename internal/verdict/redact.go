@@ -435,11 +435,9 @@ func mergeSpans(a, b [][2]int) [][2]int {
 	return out
 }
 
-// Text redacts s, then makes it one printable line of at most n bytes:
-// control characters and invalid UTF-8 become spaces, runs of spaces
-// collapse, and a longer text is cut on a rune boundary and ends in "…".
-// Redaction comes first, so a cut can never leave a piece of a secret the
-// redactor would not have recognised.
+// Text redacts s, then makes it one printable line of at most n bytes
+// (text.Clean). Redaction comes first, so a cut can never leave a piece of
+// a secret the redactor would not have recognised.
 func (r *Redactor) Text(s string, n int, extra ...string) string {
 	return text.Clean(r.Redact(s, extra...), n)
 }
