@@ -24,8 +24,7 @@ var (
 // Error describes a failed operation. It never contains a directory path,
 // key or state contents.
 type Error struct {
-	// Op is the operation: "acquire", "read", "write", "quarantine",
-	// "release", "seal" or "open".
+	// Op is the operation, such as "acquire", "read", "write" or "join".
 	Op string
 	// Path is the file name of the slot or lock file involved, without its
 	// directory; empty for Seal and Open.
