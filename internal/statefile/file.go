@@ -22,26 +22,6 @@ const MaxSize = 1 << 20
 // keepCorrupt is how many quarantined copies Quarantine keeps per slot.
 const keepCorrupt = 3
 
-// Slot is a store for one sealed state blob. [*File] and [*Memory]
-// implement it.
-type Slot interface {
-	// Read returns the stored bytes, or an error matching ErrNotExist when
-	// nothing is stored.
-	Read() ([]byte, error)
-	// Write replaces the stored bytes atomically.
-	Write(data []byte) error
-	// Quarantine moves the stored bytes aside and returns a name for them;
-	// it returns "" and nil when nothing is stored.
-	Quarantine() (string, error)
-	// Release gives the store up. It is idempotent.
-	Release() error
-}
-
-var (
-	_ Slot = (*File)(nil)
-	_ Slot = (*Memory)(nil)
-)
-
 // errBusy is returned by lockFile when another open file holds the lock.
 var errBusy = errors.New("lock held elsewhere")
 
