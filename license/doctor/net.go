@@ -129,14 +129,13 @@ func (d *doctor) connect(ctx context.Context) (net.Conn, string, error) {
 // setProxyFailure records a proxy that failed the TCP or TLS step, for the
 // proxy check.
 func (d *doctor) setProxyFailure(pf *proxyFailure) {
-	c := Check{ID: CheckProxy, Verdict: Fail}
+	c := Check{ID: CheckProxy}
 	if pf.status != 0 {
-		c.Finding = gatewayFinding + ": the proxy answered CONNECT with " + statusText(pf.status)
 		c.Evidence = []Fact{{"status", statusText(pf.status)}}
-		c.Fix = gatewayFix(pf.status)
+		c = c.judged(Fail, gatewayFinding+": the proxy answered CONNECT with "+statusText(pf.status), gatewayFix(pf.status))
 	} else {
-		c.Finding = "the proxy " + d.proxy.Host + " does not answer: " + errText(pf.err)
-		c.Fix = "check the proxy settings (" + d.proxySource + ") and that the proxy is up"
+		c = c.judged(Fail, "the proxy "+d.proxy.Host+" does not answer: "+errText(pf.err),
+			"check the proxy settings ("+d.proxySource+") and that the proxy is up")
 	}
 	d.proxyCheck = &c
 }
@@ -159,17 +158,14 @@ func (d *doctor) checkTCP(ctx context.Context) Check {
 	switch {
 	case errors.As(err, &pf):
 		d.setProxyFailure(pf)
-		c.Verdict, c.Finding = Skipped, notCheckedProxy
+		return c.judged(Skipped, notCheckedProxy, "")
 	case err != nil:
-		c.Verdict = Fail
-		c.Finding = fmt.Sprintf("cannot connect to %s: %s", net.JoinHostPort(d.host, d.port), errText(err))
 		c.Evidence = append(c.Evidence, Fact{"error", errText(err)})
-		c.Fix = "check that the server is up and that no firewall blocks this machine from its port " + d.port
-	default:
-		conn.Close()
-		c.Verdict, c.Finding = OK, "connected "+how+" in "+roundDur(took)
+		return c.judged(Fail, fmt.Sprintf("cannot connect to %s: %s", net.JoinHostPort(d.host, d.port), errText(err)),
+			"check that the server is up and that no firewall blocks this machine from its port "+d.port)
 	}
-	return c
+	conn.Close()
+	return c.judged(OK, "connected "+how+" in "+roundDur(took), "")
 }
 
 // roots is the pool the client verifies the server with; nil means the
@@ -221,8 +217,7 @@ func (d *doctor) checkTLS(ctx context.Context) Check {
 func (d *doctor) judgeChain(certs []*x509.Certificate, version string) Check {
 	c := Check{ID: CheckTLS}
 	if len(certs) == 0 {
-		c.Verdict, c.Finding = Fail, "the server sent no certificate"
-		return c
+		return c.judged(Fail, "the server sent no certificate", "")
 	}
 	now := d.o.clock()
 	leaf := certs[0]
@@ -248,22 +243,16 @@ func (d *doctor) judgeChain(certs []*x509.Certificate, version string) Check {
 		}
 		switch {
 		case now.After(cert.NotAfter):
-			c.Verdict = Fail
-			c.Finding = fmt.Sprintf("%s expired on %s", what, cert.NotAfter.UTC().Format("2006-01-02 15:04 MST"))
-			c.Fix = "the vendor must renew the server's certificate; if this machine's clock is wrong, correct it"
-			return c
+			return c.judged(Fail, fmt.Sprintf("%s expired on %s", what, cert.NotAfter.UTC().Format("2006-01-02 15:04 MST")),
+				"the vendor must renew the server's certificate; if this machine's clock is wrong, correct it")
 		case now.Before(cert.NotBefore):
-			c.Verdict = Fail
-			c.Finding = fmt.Sprintf("%s is not valid until %s: this machine's clock may be wrong", what, cert.NotBefore.UTC().Format("2006-01-02 15:04 MST"))
-			c.Fix = "turn on automatic time (NTP) on this machine"
-			return c
+			return c.judged(Fail, fmt.Sprintf("%s is not valid until %s: this machine's clock may be wrong", what, cert.NotBefore.UTC().Format("2006-01-02 15:04 MST")),
+				"turn on automatic time (NTP) on this machine")
 		}
 	}
 	if err := leaf.VerifyHostname(d.host); err != nil {
-		c.Verdict = Fail
-		c.Finding = fmt.Sprintf("the certificate is for %s, not for %s", certNames(leaf), d.host)
-		c.Fix = "use the host name the certificate names in the server URL; a certificate for another name suggests interception or a wrong address"
-		return c
+		return c.judged(Fail, fmt.Sprintf("the certificate is for %s, not for %s", certNames(leaf), d.host),
+			"use the host name the certificate names in the server URL; a certificate for another name suggests interception or a wrong address")
 	}
 	inter := x509.NewCertPool()
 	for _, ic := range certs[1:] {
@@ -273,31 +262,19 @@ func (d *doctor) judgeChain(certs []*x509.Certificate, version string) Check {
 	intercepted, why := d.intercepted(certs)
 	switch {
 	case verr != nil && intercepted:
-		c.Verdict = Fail
-		c.Finding = "the chain is not trusted and looks intercepted: " + why
-		c.Fix = interceptFix
-		return c
+		return c.judged(Fail, "the chain is not trusted and looks intercepted: "+why, interceptFix)
 	case verr != nil:
-		c.Verdict = Fail
-		c.Finding = "the certificate chain is not trusted by the " + roots + ": issued by " + issuer
 		c.Evidence = append(c.Evidence, Fact{"error", errText(verr)})
-		c.Fix = "if the vendor uses a private CA, pass it with WithRootCAs; otherwise something on the path presents its own certificate"
-		return c
+		return c.judged(Fail, "the certificate chain is not trusted by the "+roots+": issued by "+issuer,
+			"if the vendor uses a private CA, pass it with WithRootCAs; otherwise something on the path presents its own certificate")
 	case intercepted:
-		c.Verdict = Fail
-		c.Finding = "the chain looks intercepted: " + why
-		c.Fix = interceptFix
-		return c
+		return c.judged(Fail, "the chain looks intercepted: "+why, interceptFix)
 	}
 	if left := leaf.NotAfter.Sub(now); left < 14*24*time.Hour {
-		c.Verdict = Warn
-		c.Finding = fmt.Sprintf("the certificate is valid but expires in %s", left.Round(time.Hour))
-		c.Fix = "tell the vendor: the server's certificate needs renewing"
-		return c
+		return c.judged(Warn, fmt.Sprintf("the certificate is valid but expires in %s", left.Round(time.Hour)),
+			"tell the vendor: the server's certificate needs renewing")
 	}
-	c.Verdict = OK
-	c.Finding = fmt.Sprintf("verified: issued by %s for %s, valid until %s", issuer, d.host, leaf.NotAfter.UTC().Format("2006-01-02"))
-	return c
+	return c.judged(OK, fmt.Sprintf("verified: issued by %s for %s, valid until %s", issuer, d.host, leaf.NotAfter.UTC().Format("2006-01-02")), "")
 }
 
 const interceptFix = "a TLS-inspecting firewall or antivirus re-signs the server's certificate: ask IT to exempt the licence server's host from TLS inspection"
