@@ -96,34 +96,28 @@ func classify(in Input) Outcome {
 		// The reply started but its body could not be taken.
 		switch {
 		case errors.Is(in.Err, transport.ErrResponseTooLarge):
-			e.Detail, e.Reason = DetailTooLarge, "over the response cap"
+			return e.unreachable(DetailTooLarge, "over the response cap")
 		case isCtx(in.Err):
 			ctxReason(e, in.Err)
-		default:
-			e.Detail, e.Reason = DetailNetwork, "reply cut short"
+			return Outcome{Category: Unreachable, Err: e}
 		}
-		return Outcome{Category: Unreachable, Err: e}
+		return e.unreachable(DetailNetwork, "reply cut short")
 	}
 	body := in.Resp.Body
 	switch {
 	case status >= 500, status == http.StatusTooManyRequests, status == http.StatusRequestTimeout:
-		e.Detail = DetailTransient
 		// Any text in the body is left out: whoever sent it, it is not a
 		// verdict, and "HTTP 503: license revoked" would read like one.
-		e.Reason = strings.ToLower(http.StatusText(status))
-		return Outcome{Category: Unreachable, Err: e}
+		return e.unreachable(DetailTransient, strings.ToLower(http.StatusText(status)))
 	case status == http.StatusProxyAuthRequired:
-		e.Detail, e.Reason = DetailIntercepted, "proxy authentication required"
-		return Outcome{Category: Unreachable, Err: e}
+		return e.unreachable(DetailIntercepted, "proxy authentication required")
 	case status >= 300 && status < 400:
-		e.Detail, e.Reason = DetailIntercepted, "redirect"
 		if loc := location(in.Resp.Header.Get("Location")); loc != "" {
-			e.Reason = "redirect to " + in.Redactor.Text(loc, MaxExcerpt, in.extra()...)
+			return e.unreachable(DetailIntercepted, "redirect to "+in.Redactor.Text(loc, MaxExcerpt, in.extra()...))
 		}
-		return Outcome{Category: Unreachable, Err: e}
+		return e.unreachable(DetailIntercepted, "redirect")
 	case status < 200:
-		e.Detail, e.Reason = DetailIntercepted, "unexpected status"
-		return Outcome{Category: Unreachable, Err: e}
+		return e.unreachable(DetailIntercepted, "unexpected status")
 	case in.Endpoint == wire.End && status == http.StatusUnprocessableEntity && (!in.Sealed || in.Opener == nil):
 		// The spec's only failure form for end_session: the token is gone.
 		// With sealed replies it counts only once it opens (below): a
@@ -136,10 +130,8 @@ func classify(in Input) Outcome {
 			// An envelope-level rejection (only ever a 4xx or 5xx): the server
 			// did not process the request. Plain and forgeable, so never a
 			// verdict.
-			e.Detail = DetailEnvelopeRejected
-			e.Reason = "server rejected the envelope: " + in.Redactor.Text(rej.Code, 64, in.extra()...)
 			e.Cause = &EnvelopeRejection{Endpoint: in.Endpoint, Status: status, Code: rej.Code, ServerTime: rej.ServerTime}
-			return Outcome{Category: Unreachable, Err: e}
+			return e.unreachable(DetailEnvelopeRejected, "server rejected the envelope: "+in.Redactor.Text(rej.Code, 64, in.extra()...))
 		}
 	}
 	// A 2xx or a 4xx (other than 407, 408, 429): the licence server's word,
@@ -151,14 +143,11 @@ func classify(in Input) Outcome {
 			e.Cause = errors.Join(in.Err, err)
 			switch {
 			case looksV2(body):
-				e.Detail = DetailUnauthenticated
-				e.Reason = "did not open as a sealed reply to this request"
+				return e.unreachable(DetailUnauthenticated, "did not open as a sealed reply to this request")
 			case startsJSON(body) && !isObject(body):
-				e.Detail, e.Reason = DetailMalformed, "truncated or invalid JSON"
-			default:
-				e.Detail, e.Reason = DetailIntercepted, describe(in, body)
+				return e.unreachable(DetailMalformed, "truncated or invalid JSON")
 			}
-			return Outcome{Category: Unreachable, Err: e}
+			return e.unreachable(DetailIntercepted, describe(in, body))
 		}
 		plain = p
 		if in.Endpoint == wire.End && status == http.StatusUnprocessableEntity {
@@ -190,25 +179,28 @@ func classify(in Input) Outcome {
 		}
 		if obj = isObject(plain); obj {
 			e.Cause = errors.Join(in.Err, err)
-			e.Detail, e.Reason = DetailMalformed, reasonOf(in, err)
-			return Outcome{Category: Unreachable, Err: e}
+			return e.unreachable(DetailMalformed, reasonOf(in, err))
 		}
 	} else if obj {
 		obj = isObject(plain)
 	}
-	if !obj || status >= 400 {
-		if in.Sealed || (startsJSON(plain) && !obj) {
-			// It opened, so the licence server sent it: malformed.
-			e.Detail, e.Reason = DetailMalformed, "not a v2 reply"
-			if !obj {
-				e.Reason = "truncated or invalid JSON"
-			}
-		} else {
-			e.Detail, e.Reason = DetailIntercepted, describe(in, plain)
-		}
-		return Outcome{Category: Unreachable, Err: e}
+	switch {
+	case obj && status < 400:
+		return Outcome{Category: Success}
+	case !obj && (in.Sealed || startsJSON(plain)):
+		// It opened, so the licence server sent it: malformed.
+		return e.unreachable(DetailMalformed, "truncated or invalid JSON")
+	case in.Sealed:
+		return e.unreachable(DetailMalformed, "not a v2 reply")
 	}
-	return Outcome{Category: Success}
+	return e.unreachable(DetailIntercepted, describe(in, plain))
+}
+
+// unreachable sets e's detail and reason and returns it as an unreachable
+// outcome.
+func (e *Error) unreachable(d Detail, reason string) Outcome {
+	e.Detail, e.Reason = d, reason
+	return Outcome{Category: Unreachable, Err: e}
 }
 
 // noReply classifies an outcome without a reply.
