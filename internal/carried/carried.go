@@ -219,10 +219,7 @@ func parse(text []byte, magic, blockType string) (*parsed, error) {
 		p.headers[strings.TrimSpace(k)] = strings.TrimSpace(v)
 	}
 	blocksText := rest
-	for {
-		if len(bytes.TrimSpace(rest)) == 0 {
-			break
-		}
+	for len(bytes.TrimSpace(rest)) > 0 {
 		rest = bytes.TrimLeft(rest, " \t\n")
 		if !bytes.HasPrefix(rest, []byte("-----BEGIN ")) {
 			return nil, bad("text between blocks")

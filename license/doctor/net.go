@@ -2,6 +2,7 @@ package doctor
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
@@ -47,13 +48,8 @@ func (d *doctor) dialAddrs(ctx context.Context, addrs []string, port string) (ne
 
 // dialProxy connects to the proxy, resolving its name with the resolver.
 func (d *doctor) dialProxy(ctx context.Context) (net.Conn, error) {
-	host, port := d.proxy.Hostname(), d.proxy.Port()
-	if port == "" {
-		port = map[string]string{"https": "443", "socks5": "1080"}[d.proxy.Scheme]
-		if port == "" {
-			port = "80"
-		}
-	}
+	host := d.proxy.Hostname()
+	port := cmp.Or(d.proxy.Port(), map[string]string{"https": "443", "socks5": "1080"}[d.proxy.Scheme], "80")
 	addrs := []string{host}
 	if net.ParseIP(host) == nil {
 		var err error

@@ -1,6 +1,7 @@
 package doctor
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -95,10 +96,7 @@ func (d *doctor) checkConfig() Check {
 	if u, err := url.Parse(d.cfg.ServerURL); err == nil && u.Host != "" && (u.Scheme == "http" || u.Scheme == "https") {
 		d.target = u
 		d.host = u.Hostname()
-		d.port = u.Port()
-		if d.port == "" {
-			d.port = map[string]string{"http": "80", "https": "443"}[u.Scheme]
-		}
+		d.port = cmp.Or(u.Port(), map[string]string{"http": "80", "https": "443"}[u.Scheme])
 	}
 	client, err := license.New(d.cfg, d.clientOptions()...)
 	if err != nil {
