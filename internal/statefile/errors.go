@@ -67,7 +67,6 @@ func unwrapPath(err error) error {
 	return err
 }
 
-// corrupt returns an error matching ErrCorrupt with a detail.
 func corrupt(format string, args ...any) error {
 	return fmt.Errorf("%w: "+format, append([]any{ErrCorrupt}, args...)...)
 }

@@ -104,7 +104,6 @@ func checkBase(base string) error {
 	return nil
 }
 
-// slotName returns base for slot 0 and base-i for slot i.
 func slotName(base string, i int) string {
 	if i == 0 {
 		return base
@@ -150,10 +149,8 @@ func checkRegular(f *os.File, before fs.FileInfo) (fs.FileInfo, error) {
 	return st, nil
 }
 
-// tempPrefix is the name prefix of the slot's temporary files.
 func (f *File) tempPrefix() string { return f.name + ".tmp-" }
 
-// corruptPrefix is the name prefix of the slot's quarantined files.
 func (f *File) corruptPrefix() string { return f.name + ".corrupt-" }
 
 // removeTemps removes the slot's leftover temporary files, best effort.

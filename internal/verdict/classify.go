@@ -196,14 +196,11 @@ func classify(in Input) Outcome {
 	return e.unreachable(DetailIntercepted, describe(in, plain))
 }
 
-// unreachable sets e's detail and reason and returns it as an unreachable
-// outcome.
 func (e *Error) unreachable(d Detail, reason string) Outcome {
 	e.Detail, e.Reason = d, reason
 	return Outcome{Category: Unreachable, Err: e}
 }
 
-// noReply classifies an outcome without a reply.
 func noReply(in Input, e *Error) error {
 	err := in.Err
 	switch {
@@ -323,13 +320,8 @@ func parseFailure(b []byte, obj bool) (msg, time string, ok bool) {
 	return msg, v.Time.Raw, true
 }
 
-// isObject reports whether b is one JSON object.
-func isObject(b []byte) bool {
-	b = bytes.TrimSpace(b)
-	return len(b) > 0 && b[0] == '{' && json.Valid(b)
-}
+func isObject(b []byte) bool { return startsObject(b) && json.Valid(b) }
 
-// startsObject reports whether b, spaces aside, starts like a JSON object.
 func startsObject(b []byte) bool {
 	b = bytes.TrimSpace(b)
 	return len(b) > 0 && b[0] == '{'
@@ -357,7 +349,6 @@ func looksV2(b []byte) bool {
 	return false
 }
 
-// startsJSON reports whether b starts like a JSON object or array.
 func startsJSON(b []byte) bool {
 	b = bytes.TrimSpace(b)
 	return len(b) > 0 && (b[0] == '{' || b[0] == '[')

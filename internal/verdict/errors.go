@@ -71,7 +71,6 @@ var categoryNames = [...]string{"success", "refused", "unreachable", "client fau
 // String returns the category's name, such as "unreachable".
 func (c Category) String() string { return enumName(categoryNames[:], c, "Category") }
 
-// enumName returns names[v], or "<typ>(<v>)" for a value out of range.
 func enumName[T ~uint8](names []string, v T, typ string) string {
 	if int(v) < len(names) {
 		return names[v]

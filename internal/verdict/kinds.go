@@ -40,16 +40,12 @@ func (k Kind) String() string { return enumName(kindNames[:], k, "Kind") }
 // own capacity wordings to KindSeatLimit with its rules.
 func (k Kind) Final() bool { return k != KindSeatLimit }
 
+var kindSentinels = [...]error{KindRevoked: ErrRevoked, KindSeatLimit: ErrSeatLimit, KindExpired: ErrExpired,
+	KindUnknownInstance: ErrUnknownInstance}
+
 func (k Kind) sentinel() error {
-	switch k {
-	case KindRevoked:
-		return ErrRevoked
-	case KindSeatLimit:
-		return ErrSeatLimit
-	case KindExpired:
-		return ErrExpired
-	case KindUnknownInstance:
-		return ErrUnknownInstance
+	if int(k) < len(kindSentinels) {
+		return kindSentinels[k]
 	}
 	return nil
 }

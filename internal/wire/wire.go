@@ -336,7 +336,6 @@ func checkControl(endpoint string, c ControlOptions) error {
 	return nil
 }
 
-// decodeReply decodes a success reply of endpoint and applies check.
 func decodeReply[R any](endpoint string, body []byte, check func(*R) error) (*R, error) {
 	r := new(R)
 	if err := decode(endpoint, body, r); err != nil {

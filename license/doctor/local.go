@@ -207,7 +207,6 @@ func relative(t, now time.Time) string {
 	return "in " + d.String()
 }
 
-// probeWritable creates and removes a file in dir.
 func probeWritable(dir string) error {
 	f, err := os.CreateTemp(dir, ".licensekit-doctor-*")
 	if err != nil {
@@ -282,7 +281,6 @@ func (d *doctor) checkFingerprint() Check {
 	return c.judged(OK, fmt.Sprintf("%d strong identifiers; this machine is told apart reliably", strong), advice)
 }
 
-// joinOr joins s with commas, or is none when s is empty.
 func joinOr(s []string, none string) string {
 	if len(s) == 0 {
 		return none

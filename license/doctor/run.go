@@ -53,7 +53,6 @@ func (d *doctor) set(c Check) { d.checks[c.ID] = c }
 
 func skipped(id, why string) Check { return Check{ID: id, Verdict: Skipped, Finding: why} }
 
-// judged returns c with its verdict, finding and fix set.
 func (c Check) judged(v Verdict, finding, fix string) Check {
 	c.Verdict, c.Finding, c.Fix = v, finding, fix
 	return c
