@@ -36,9 +36,8 @@ type Bundle struct {
 	OS         string `json:"os"`
 	Arch       string `json:"arch"`
 	// Salt keys every identifier digest in the report (hex). It is no
-	// secret, and it is fresh for each report (unless the product chose one
-	// with WithSalt): a bundle handed to WithBaseline never makes a later
-	// report use its salt.
+	// secret, and it is fresh for each report unless the product chose one
+	// with WithSalt (see WithBaseline).
 	Salt string `json:"salt"`
 	// Identifiers maps each fingerprint component to the salted digests
 	// of its values (one per MAC address).
@@ -55,11 +54,8 @@ type Bundle struct {
 // versions, OS and architecture, as one indented JSON document. It holds no
 // secret: the API key, licence key, shared secret and tokens never enter a
 // report, and hardware identifiers appear only as digests, HMAC-SHA256
-// keyed with the report's salt. A fresh salt per report means two bundles
-// cannot be linked, nor an identifier looked up in a table, by anyone who
-// merely holds them; support compares two bundles from one machine by
-// having the second made with WithBaseline(first), which names the
-// components that changed since the first. See docs/doctor.md.
+// keyed with the report's salt. The package documentation and docs/doctor.md
+// say what the salt protects and how support compares two bundles.
 func (r *Report) WriteBundle(w io.Writer) error {
 	b := Bundle{
 		Format:      BundleFormat,
@@ -126,10 +122,6 @@ func (d *doctor) idDigests(c fingerprint.Component) string {
 		vals = []string{c.Value}
 	}
 	out := digests(d.rep.salt, c.Name, vals)
-	if d.rep.identifiers == nil {
-		d.rep.identifiers = map[string][]string{}
-		d.idValues = map[string][]string{}
-	}
 	d.rep.identifiers[c.Name] = out
 	d.idValues[c.Name] = vals
 	return strings.Join(out, ",")
