@@ -16,7 +16,6 @@ import (
 
 	"github.com/licensekit/licensekit-go/fingerprint"
 	"github.com/licensekit/licensekit-go/internal/verdict"
-	"github.com/licensekit/licensekit-go/license"
 	"github.com/licensekit/licensekit-go/transport"
 )
 
@@ -149,17 +148,13 @@ func (d *doctor) changedSince(b *Bundle) []string {
 	return out
 }
 
-// redactorFor is the SDK's one redactor, loaded with cfg's secrets.
-func redactorFor(cfg license.Config) *verdict.Redactor {
-	r := verdict.NewRedactor(cfg.APIKey, cfg.LicenseKey)
-	r.AddSecret(cfg.SharedSecret)
-	return r
-}
-
-// scrubReport removes every secret from every string of the report: the
-// last step of every string that enters a report, whatever its source.
+// scrubReport removes every secret from every string of the report with
+// the SDK's one redactor: the last step of every string that enters a
+// report, whatever its source.
 func (d *doctor) scrubReport() {
-	scrub := d.redact.Redact
+	r := verdict.NewRedactor(d.cfg.APIKey, d.cfg.LicenseKey)
+	r.AddSecret(d.cfg.SharedSecret)
+	scrub := r.Redact
 	for i := range d.rep.Checks {
 		c := &d.rep.Checks[i]
 		c.Finding, c.Fix = scrub(c.Finding), scrub(c.Fix)

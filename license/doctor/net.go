@@ -227,8 +227,8 @@ func (d *doctor) judgeChain(certs []*x509.Certificate, version string) Check {
 		{"valid_until", leaf.NotAfter.UTC().Format(time.RFC3339)},
 		{"chain_length", fmt.Sprint(len(certs))},
 	}
-	roots := "system roots"
-	if d.roots() != nil {
+	pool, roots := d.roots(), "system roots"
+	if pool != nil {
 		roots = "configured roots (WithRootCAs)"
 	}
 	c.Evidence = append(c.Evidence, Fact{"verified_against", roots})
@@ -254,8 +254,8 @@ func (d *doctor) judgeChain(certs []*x509.Certificate, version string) Check {
 	for _, ic := range certs[1:] {
 		inter.AddCert(ic)
 	}
-	_, verr := leaf.Verify(x509.VerifyOptions{Roots: d.roots(), Intermediates: inter, CurrentTime: now})
-	intercepted, why := d.intercepted(certs)
+	_, verr := leaf.Verify(x509.VerifyOptions{Roots: pool, Intermediates: inter, CurrentTime: now})
+	intercepted, why := d.intercepted(certs, issuer)
 	switch {
 	case verr != nil && intercepted:
 		return c.judged(Fail, "the chain is not trusted and looks intercepted: "+why, interceptFix)
@@ -277,8 +277,7 @@ const interceptFix = "a TLS-inspecting firewall or antivirus re-signs the server
 
 // intercepted reports whether the chain misses every expected issuer or
 // pin, or names a known TLS-inspection product.
-func (d *doctor) intercepted(certs []*x509.Certificate) (bool, string) {
-	issuer := issuerName(certs[0])
+func (d *doctor) intercepted(certs []*x509.Certificate, issuer string) (bool, string) {
 	pinned := slices.ContainsFunc(certs, func(cert *x509.Certificate) bool {
 		sum := sha256.Sum256(cert.RawSubjectPublicKeyInfo)
 		pin := base64.StdEncoding.EncodeToString(sum[:])

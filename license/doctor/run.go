@@ -21,7 +21,6 @@ import (
 type doctor struct {
 	o      options
 	cfg    license.Config
-	redact *verdict.Redactor
 	rep    *Report
 	checks map[string]Check
 	// idValues maps each fingerprint component to its raw values, for
