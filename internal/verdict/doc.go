@@ -17,12 +17,6 @@
 // else on the path (a proxy page, a 407, a redirect, a 5xx, an empty body)
 // is Unreachable, and offline grace applies.
 //
-// # Table
-//
-// docs/errors.md ("Outcome → category → state") lists every outcome in the
-// order Classify applies the rules, with its category, detail and state
-// effect; classify follows that order.
-//
 // # Refusal kinds and redaction
 //
 // What a refusal means beyond "no" is decided by Rules on the server's free
