@@ -220,13 +220,11 @@ func (r *Redactor) Redact(s string, extra ...string) string {
 	if s == "" {
 		return s
 	}
-	if len(extra) > 0 {
-		extra = slices.Clone(extra)
-		slices.SortFunc(extra, func(a, b string) int { return len(b) - len(a) })
-		for _, x := range extra {
-			if len(x) >= minPayload {
-				s = strings.ReplaceAll(s, x, Redacted)
-			}
+	extra = slices.Clone(extra)
+	slices.SortFunc(extra, func(a, b string) int { return len(b) - len(a) })
+	for _, x := range extra {
+		if len(x) >= minPayload {
+			s = strings.ReplaceAll(s, x, Redacted)
 		}
 	}
 	if r == nil {

@@ -1,6 +1,7 @@
 package doctor
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -237,11 +238,7 @@ func (d *doctor) checkFingerprint() Check {
 		c.Evidence = append(c.Evidence, Fact{"container", strings.Join(env.ContainerHints, ", ")})
 	}
 	if env.Hypervisor {
-		vendor := env.HypervisorVendor
-		if vendor == "" {
-			vendor = "vendor unknown"
-		}
-		c.Evidence = append(c.Evidence, Fact{"hypervisor", vendor})
+		c.Evidence = append(c.Evidence, Fact{"hypervisor", cmp.Or(env.HypervisorVendor, "vendor unknown")})
 	}
 	strong := fp.StrongCount()
 	c.Evidence = append(c.Evidence, Fact{"strong_identifiers", fmt.Sprint(strong)})

@@ -124,9 +124,7 @@ func (d *doctor) clientOptions() []license.Option {
 	if d.o.roots != nil {
 		opts = append(opts, license.WithRootCAs(d.o.roots))
 	}
-	if d.o.clock != nil {
-		opts = append(opts, license.WithTestHooks(license.TestHooks{WallClock: d.o.clock}))
-	}
+	opts = append(opts, license.WithTestHooks(license.TestHooks{WallClock: d.o.clock})) // Run sets a default clock
 	// One HTTP attempt per call: a diagnosis reports what happens, it does
 	// not retry it away.
 	return append(opts, license.WithRetry(license.Retry{Attempts: 1, AttemptTimeout: d.o.timeout}))
