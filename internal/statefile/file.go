@@ -56,10 +56,7 @@ func Acquire(dir, base string, slots int) (*File, error) {
 	if err := makeDir("acquire", dir, base); err != nil {
 		return nil, err
 	}
-	if slots <= 0 {
-		slots = 1
-	}
-	for i := range slots {
+	for i := range max(slots, 1) {
 		name := slotName(base, i)
 		lf, err := openLock(filepath.Join(dir, name+".lock"))
 		if err != nil {

@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"sort"
+	"slices"
 	"strings"
 	"time"
 
@@ -146,7 +146,7 @@ func (d *doctor) judgeSlots(c Check, slots []diag.SavedState) Check {
 
 // stateFacts describes the most recent saved state.
 func stateFacts(s *diag.SavedState, now time.Time) []Fact {
-	f := []Fact{{"instance", orNone(s.InstanceGUID)}}
+	f := []Fact{{"instance", cmp.Or(s.InstanceGUID, "none")}}
 	at := func(name string, t time.Time) {
 		if t.IsZero() {
 			f = append(f, Fact{name, "none"})
@@ -187,13 +187,6 @@ func offlineStart(s *diag.SavedState, now time.Time) string {
 		return "Grace until " + s.GraceDeadline.UTC().Format(time.RFC3339)
 	}
 	return "needs the server (grace spent)"
-}
-
-func orNone(s string) string {
-	if s == "" {
-		return "none"
-	}
-	return s
 }
 
 // relative renders t against now as "3m0s ago" or "in 2h0m0s".
@@ -286,14 +279,8 @@ func joinOr(s []string, none string) string {
 }
 
 func uniq(s []string) []string {
-	sort.Strings(s)
-	out := s[:0]
-	for i, v := range s {
-		if i == 0 || v != s[i-1] {
-			out = append(out, v)
-		}
-	}
-	return out
+	slices.Sort(s)
+	return slices.Compact(s)
 }
 
 // componentText describes a component without its value: strength, source
@@ -342,7 +329,7 @@ func (d *doctor) checkRoundTrip(ctx context.Context) Check {
 		return roundTripFailure("begin_session", err)
 	}
 	st := d.client.Status()
-	c.Evidence = append(c.Evidence, Fact{"features", orNone(st.Features)})
+	c.Evidence = append(c.Evidence, Fact{"features", cmp.Or(st.Features, "none")})
 	if err := d.client.EndSession(rctx); err != nil {
 		return c.judged(Fail, "the session began but end_session failed: "+errText(err),
 			"the seat frees itself when the session lapses ("+st.SessionDuration.String()+"); check the http check")
