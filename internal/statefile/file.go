@@ -108,11 +108,10 @@ func slotName(base string, i int) string {
 	return base + "-" + strconv.Itoa(i)
 }
 
-// openLock opens or creates a lock file. In a directory the process cannot
-// write, an existing lock file is opened read-only, which is enough to lock
-// it, so that saved state can still be read. Only a regular file is
-// accepted: a FIFO, device or symlink in its place is an error, never a
-// hang.
+// openLock opens or creates a lock file, which must be a regular file. In a
+// directory the process cannot write, an existing lock file is opened
+// read-only, which is enough to lock it, so that saved state can still be
+// read.
 func openLock(path string) (*os.File, error) {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|openFlags, 0o600)
 	if errors.Is(err, fs.ErrPermission) {
@@ -173,9 +172,8 @@ func (f *File) Path() string { return filepath.Join(f.dir, f.name) }
 
 // Read returns the slot's raw contents. It returns an error matching
 // [ErrNotExist] when nothing has been written, and one matching [ErrCorrupt]
-// when the file is larger than [MaxSize] or not a regular file (which it
-// never follows or opens for reading, see the package documentation, so
-// Read never blocks on one; [File.Quarantine] moves it aside).
+// when the file is larger than [MaxSize] or not a regular file (never
+// followed or opened: see the package documentation).
 func (f *File) Read() ([]byte, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
