@@ -102,7 +102,7 @@ func (c *Client) inspectState(ctx context.Context, fp *fingerprint.Fingerprint) 
 		}
 	}
 	for _, ps := range peeks {
-		s := diag.SavedState{Slot: ps.Slot, File: ps.File, Held: ps.Held, Saved: !ps.Missing, Err: ps.ReadErr}
+		s := diag.SavedState{Slot: ps.Slot, Held: ps.Held, Saved: !ps.Missing, Err: ps.ReadErr}
 		if ps.ReadErr == nil && !ps.Missing {
 			c.describeState(&s, ps.State, ps.OpenErr, fp)
 		}
@@ -118,7 +118,6 @@ func (c *Client) describeState(s *diag.SavedState, p *persisted, err error, fp *
 		return
 	}
 	s.InstanceGUID = p.InstanceGUID
-	s.FirstRegisteredAt = wire.ParseTimestamp(p.FirstRegisteredAt).Time
 	s.SessionLive = p.Token != ""
 	s.SessionDuration = time.Duration(p.SessionSeconds) * time.Second
 	s.GracePeriod = time.Duration(p.GraceSeconds) * time.Second

@@ -190,7 +190,6 @@ type parsed struct {
 	blocks  []*pem.Block
 }
 
-// parse reads a file of the given magic and block type.
 func parse(text []byte, magic, blockType string) (*parsed, error) {
 	if len(text) > MaxFileSize {
 		return nil, bad("file larger than %d bytes", MaxFileSize)
@@ -219,10 +218,7 @@ func parse(text []byte, magic, blockType string) (*parsed, error) {
 		p.headers[strings.TrimSpace(k)] = strings.TrimSpace(v)
 	}
 	blocksText := rest
-	for {
-		if len(bytes.TrimSpace(rest)) == 0 {
-			break
-		}
+	for len(bytes.TrimSpace(rest)) > 0 {
 		rest = bytes.TrimLeft(rest, " \t\n")
 		if !bytes.HasPrefix(rest, []byte("-----BEGIN ")) {
 			return nil, bad("text between blocks")
@@ -256,7 +252,6 @@ func (p *parsed) created() time.Time {
 	return t
 }
 
-// blockHead reads a block's Endpoint and Request-Id headers.
 func blockHead(blk *pem.Block) (string, [IDSize]byte, error) {
 	ep := blk.Headers["Endpoint"]
 	if !validEndpoint(ep) {

@@ -7,9 +7,8 @@
 // [Acquire] locks a slot in a state directory and returns a [*File]. A
 // [File] reads and replaces the raw bytes of its slot; [Seal] and [Open]
 // turn the caller's plaintext into the sealed container stored there and
-// back, under a key from [DeriveKey]. [Memory] is an in-memory stand-in with
-// the same behaviour, and [Slot] is the interface both satisfy. The package
-// does not know what the state means: that is the license package's job.
+// back, under a key from [DeriveKey]. The package does not know what the
+// state means: that is the license package's job.
 //
 // # File names
 //
@@ -69,8 +68,8 @@
 // with errors.Is. Every error from this package is a [*Error] naming the
 // operation and the slot's file name (never the directory, key or contents).
 // Operating-system causes stay in the chain, so errors.Is(err,
-// fs.ErrPermission) works. A File or Memory used after Release returns an
-// error matching fs.ErrClosed.
+// fs.ErrPermission) works. A File used after Release returns an error
+// matching fs.ErrClosed.
 //
 // # Shared files
 //

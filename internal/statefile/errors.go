@@ -24,8 +24,7 @@ var (
 // Error describes a failed operation. It never contains a directory path,
 // key or state contents.
 type Error struct {
-	// Op is the operation: "acquire", "read", "write", "quarantine",
-	// "release", "seal" or "open".
+	// Op is the operation, such as "acquire", "read", "write" or "join".
 	Op string
 	// Path is the file name of the slot or lock file involved, without its
 	// directory; empty for Seal and Open.
@@ -68,7 +67,6 @@ func unwrapPath(err error) error {
 	return err
 }
 
-// corrupt returns an error matching ErrCorrupt with a detail.
 func corrupt(format string, args ...any) error {
 	return fmt.Errorf("%w: "+format, append([]any{ErrCorrupt}, args...)...)
 }

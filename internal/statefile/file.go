@@ -22,26 +22,6 @@ const MaxSize = 1 << 20
 // keepCorrupt is how many quarantined copies Quarantine keeps per slot.
 const keepCorrupt = 3
 
-// Slot is a store for one sealed state blob. [*File] and [*Memory]
-// implement it.
-type Slot interface {
-	// Read returns the stored bytes, or an error matching ErrNotExist when
-	// nothing is stored.
-	Read() ([]byte, error)
-	// Write replaces the stored bytes atomically.
-	Write(data []byte) error
-	// Quarantine moves the stored bytes aside and returns a name for them;
-	// it returns "" and nil when nothing is stored.
-	Quarantine() (string, error)
-	// Release gives the store up. It is idempotent.
-	Release() error
-}
-
-var (
-	_ Slot = (*File)(nil)
-	_ Slot = (*Memory)(nil)
-)
-
 // errBusy is returned by lockFile when another open file holds the lock.
 var errBusy = errors.New("lock held elsewhere")
 
@@ -73,19 +53,10 @@ type File struct {
 // It returns an error matching [ErrLocked] when every slot is held. base
 // must be a plain file name, not a path.
 func Acquire(dir, base string, slots int) (*File, error) {
-	if err := checkBase(base); err != nil {
-		return nil, &Error{Op: "acquire", Err: err}
+	if err := makeDir("acquire", dir, base); err != nil {
+		return nil, err
 	}
-	if dir == "" {
-		return nil, &Error{Op: "acquire", Path: base, Err: errors.New("empty state directory")}
-	}
-	if slots <= 0 {
-		slots = 1
-	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, wrap("acquire", base, err)
-	}
-	for i := range slots {
+	for i := range max(slots, 1) {
 		name := slotName(base, i)
 		lf, err := openLock(filepath.Join(dir, name+".lock"))
 		if err != nil {
@@ -105,6 +76,20 @@ func Acquire(dir, base string, slots int) (*File, error) {
 	return nil, &Error{Op: "acquire", Path: base, Err: ErrLocked}
 }
 
+// makeDir checks base and creates dir (mode 0700, parents included) for op.
+func makeDir(op, dir, base string) error {
+	if err := checkBase(base); err != nil {
+		return &Error{Op: op, Err: err}
+	}
+	if dir == "" {
+		return &Error{Op: op, Path: base, Err: errors.New("empty state directory")}
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return wrap(op, base, err)
+	}
+	return nil
+}
+
 // checkBase rejects a base that is not a plain file name.
 func checkBase(base string) error {
 	switch {
@@ -116,7 +101,6 @@ func checkBase(base string) error {
 	return nil
 }
 
-// slotName returns base for slot 0 and base-i for slot i.
 func slotName(base string, i int) string {
 	if i == 0 {
 		return base
@@ -124,11 +108,10 @@ func slotName(base string, i int) string {
 	return base + "-" + strconv.Itoa(i)
 }
 
-// openLock opens or creates a lock file. In a directory the process cannot
-// write, an existing lock file is opened read-only, which is enough to lock
-// it, so that saved state can still be read. Only a regular file is
-// accepted: a FIFO, device or symlink in its place is an error, never a
-// hang.
+// openLock opens or creates a lock file, which must be a regular file. In a
+// directory the process cannot write, an existing lock file is opened
+// read-only, which is enough to lock it, so that saved state can still be
+// read.
 func openLock(path string) (*os.File, error) {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|openFlags, 0o600)
 	if errors.Is(err, fs.ErrPermission) {
@@ -137,7 +120,7 @@ func openLock(path string) (*os.File, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := checkRegular(f, nil); err != nil {
+	if _, err := checkRegular(f, nil); err != nil {
 		_ = f.Close()
 		return nil, err
 	}
@@ -149,22 +132,21 @@ var errNotRegular = errors.New("not a regular file")
 
 // checkRegular checks that the open file f is a regular file and, when
 // before is given (an Lstat of its path taken before the open), that it is
-// that same file, so that nothing was swapped in between.
-func checkRegular(f *os.File, before fs.FileInfo) error {
+// that same file, so that nothing was swapped in between. It returns f's
+// FileInfo.
+func checkRegular(f *os.File, before fs.FileInfo) (fs.FileInfo, error) {
 	st, err := f.Stat()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if !st.Mode().IsRegular() || (before != nil && !os.SameFile(before, st)) {
-		return fmt.Errorf("%w (%s)", errNotRegular, st.Mode().Type())
+		return nil, fmt.Errorf("%w (%s)", errNotRegular, st.Mode().Type())
 	}
-	return nil
+	return st, nil
 }
 
-// tempPrefix is the name prefix of the slot's temporary files.
 func (f *File) tempPrefix() string { return f.name + ".tmp-" }
 
-// corruptPrefix is the name prefix of the slot's quarantined files.
 func (f *File) corruptPrefix() string { return f.name + ".corrupt-" }
 
 // removeTemps removes the slot's leftover temporary files, best effort.
@@ -190,51 +172,50 @@ func (f *File) Path() string { return filepath.Join(f.dir, f.name) }
 
 // Read returns the slot's raw contents. It returns an error matching
 // [ErrNotExist] when nothing has been written, and one matching [ErrCorrupt]
-// when the file is larger than [MaxSize] or not a regular file. Only a
-// regular file is opened: a symlink, FIFO, socket or device at the slot's
-// path is reported as corrupt without being followed or opened for
-// reading, so Read never blocks on one, and [File.Quarantine] moves it
-// aside like any corrupt state.
+// when the file is larger than [MaxSize] or not a regular file (never
+// followed or opened: see the package documentation).
 func (f *File) Read() ([]byte, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.released {
-		return nil, &Error{Op: "read", Path: f.name, Err: fs.ErrClosed}
+		return nil, wrap("read", f.name, fs.ErrClosed)
 	}
+	data, err := f.read()
+	if err != nil {
+		return nil, wrap("read", f.name, err)
+	}
+	return data, nil
+}
+
+func (f *File) read() ([]byte, error) {
 	before, err := os.Lstat(f.Path())
+	if err == nil && !before.Mode().IsRegular() {
+		return nil, corrupt("not a regular file (%s)", before.Mode().Type())
+	}
+	var r *os.File
+	if err == nil {
+		r, err = os.OpenFile(f.Path(), os.O_RDONLY|openFlags, 0)
+	}
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, &Error{Op: "read", Path: f.name, Err: ErrNotExist}
+		return nil, ErrNotExist
 	}
 	if err != nil {
-		return nil, wrap("read", f.name, err)
-	}
-	if !before.Mode().IsRegular() {
-		return nil, &Error{Op: "read", Path: f.name, Err: corrupt("not a regular file (%s)", before.Mode().Type())}
-	}
-	r, err := os.OpenFile(f.Path(), os.O_RDONLY|openFlags, 0)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, &Error{Op: "read", Path: f.name, Err: ErrNotExist}
-	}
-	if err != nil {
-		return nil, wrap("read", f.name, err)
+		return nil, err
 	}
 	defer r.Close()
-	if err := checkRegular(r, before); err != nil {
-		return nil, &Error{Op: "read", Path: f.name, Err: corrupt("%v", err)}
-	}
-	st, err := r.Stat()
+	st, err := checkRegular(r, before)
 	if err != nil {
-		return nil, wrap("read", f.name, err)
+		return nil, corrupt("%v", err)
 	}
 	if st.Size() > MaxSize {
-		return nil, &Error{Op: "read", Path: f.name, Err: corrupt("over %d bytes", MaxSize)}
+		return nil, corrupt("over %d bytes", MaxSize)
 	}
 	data, err := io.ReadAll(io.LimitReader(r, MaxSize+1))
 	if err != nil {
-		return nil, wrap("read", f.name, err)
+		return nil, err
 	}
 	if len(data) > MaxSize {
-		return nil, &Error{Op: "read", Path: f.name, Err: corrupt("over %d bytes", MaxSize)}
+		return nil, corrupt("over %d bytes", MaxSize)
 	}
 	return data, nil
 }
@@ -285,32 +266,25 @@ func (f *File) replace(data []byte) (err error) {
 	if err != nil {
 		return err
 	}
-	tmpPath := tmp.Name()
-	closed := false
 	defer func() {
 		if err != nil {
-			if !closed {
-				_ = tmp.Close()
-			}
-			_ = os.Remove(tmpPath)
+			_ = os.Remove(tmp.Name())
 		}
 	}()
-	if _, err := tmp.Write(data); err != nil {
+	_, err = tmp.Write(data)
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil && f.beforeRename != nil {
+		err = f.beforeRename(tmp.Name())
+	}
+	if err != nil {
 		return err
 	}
-	if err := tmp.Sync(); err != nil {
-		return err
-	}
-	closed = true
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if f.beforeRename != nil {
-		if err := f.beforeRename(tmpPath); err != nil {
-			return err
-		}
-	}
-	return os.Rename(tmpPath, f.Path())
+	return os.Rename(tmp.Name(), f.Path())
 }
 
 // Quarantine moves the slot's file aside to "<slot>.corrupt-<unix nanos>"

@@ -309,7 +309,7 @@ func TestFileAfterRelease(t *testing.T) {
 }
 
 // requireReleased releases s twice and checks that it is closed for use.
-func requireReleased(t *testing.T, s Slot) {
+func requireReleased(t *testing.T, s *File) {
 	t.Helper()
 	require.NoError(t, s.Release())
 	require.NoError(t, s.Release(), "second Release")

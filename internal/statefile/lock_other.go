@@ -13,7 +13,6 @@ func lockFile(*os.File) error {
 	return errors.New("file locking is not supported on " + runtime.GOOS)
 }
 
-// lockShared fails as lockFile does.
 func lockShared(f *os.File) error { return lockFile(f) }
 
 // unlockFile is never reached, since lockFile always fails.

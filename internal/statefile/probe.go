@@ -48,9 +48,7 @@ func Probe(dir, base string, slots int) ([]SlotInfo, error) {
 	if !st.IsDir() {
 		return nil, &Error{Op: "probe", Path: base, Err: ErrNotDir}
 	}
-	if slots <= 0 {
-		slots = 1
-	}
+	slots = max(slots, 1)
 	out := make([]SlotInfo, 0, slots)
 	for i := range slots {
 		name := slotName(base, i)

@@ -102,11 +102,8 @@ func Open(key []byte, aad, blob []byte) ([]byte, error) {
 // the label "licensekit state v1". Each part is length-prefixed, so
 // ("ab", "c") and ("a", "bc") give different keys, and the order of parts
 // matters. The result depends only on the parts: the same parts always give
-// the same key, which is what lets a restarted process open its state.
-//
-// The parts are not secret in any strong sense (the caller passes product,
-// licence and machine identity), so the key binds a state file to its
-// machine and licence rather than hiding it from the machine's owner.
+// the same key, which is what lets a restarted process open its state. The
+// package documentation says what such a key does and does not protect.
 func DeriveKey(parts ...[]byte) []byte {
 	// ikm = label | uint64 count | (uint64 length | part)*. Starting with the
 	// label keeps ikm above the 112 bits that FIPS 140-only mode requires.

@@ -16,9 +16,7 @@ var ErrNotLeader = errors.New("statefile: not the leader of the shared state")
 
 // SharedName returns the file name of the state that the processes of one
 // licence of one product share (shared sessions): [BaseName] followed by
-// "-shared", next to the licence's per-process slots (base, base-1, ...)
-// and never confused with them. The licence key never appears in the name,
-// and two licences never share a file.
+// "-shared", which no slot name can be.
 func SharedName(product, licence string) string { return BaseName(product, licence) + "-shared" }
 
 // Shared is one state file that several processes use together: any of
@@ -52,14 +50,8 @@ const joinPoll = 10 * time.Millisecond
 // exclusively, see [Shared.Alone]) it waits, until ctx ends. The new member
 // is not the leader; call [Shared.TryLead].
 func JoinShared(ctx context.Context, dir, name string) (*Shared, error) {
-	if err := checkBase(name); err != nil {
-		return nil, &Error{Op: "join", Err: err}
-	}
-	if dir == "" {
-		return nil, &Error{Op: "join", Path: name, Err: errors.New("empty state directory")}
-	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, wrap("join", name, err)
+	if err := makeDir("join", dir, name); err != nil {
+		return nil, err
 	}
 	lead, err := openLock(filepath.Join(dir, name+".lock"))
 	if err != nil {

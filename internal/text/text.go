@@ -1,7 +1,8 @@
 // Package text holds the SDK's one sanitiser: every text from the network,
 // or from another program, passes Clean before it reaches an error string,
 // a log line or an event. Clean removes nothing secret; that is the
-// redactor's job (internal/verdict), which runs first.
+// redactor's job (internal/verdict), which runs first. IndexFold is the
+// one case-blind search of raw bytes.
 package text
 
 import (
@@ -27,7 +28,13 @@ func Clean(s string, n int) string {
 			add++
 		}
 		if b.Len()+add > n {
-			return truncate(b.String(), n) + "…"
+			// Cut on a rune boundary, leaving room for the ellipsis.
+			out := b.String()
+			for len(out) > max(n-len("…"), 0) {
+				_, size := utf8.DecodeLastRuneInString(out)
+				out = out[:len(out)-size]
+			}
+			return out + "…"
 		}
 		if pending {
 			b.WriteByte(' ')
@@ -38,12 +45,24 @@ func Clean(s string, n int) string {
 	return b.String()
 }
 
-// truncate cuts s on a rune boundary to leave room for the ellipsis.
-func truncate(s string, n int) string {
-	limit := max(n-len("…"), 0)
-	for len(s) > limit {
-		_, size := utf8.DecodeLastRuneInString(s)
-		s = s[:len(s)-size]
+// IndexFold is the index of the lower-case ASCII pattern pat in b, ignoring
+// ASCII case, or -1. Unlike bytes.ToLower it never changes lengths, so the
+// index is valid in b whatever bytes b holds.
+func IndexFold(b []byte, pat string) int {
+	for i := 0; i+len(pat) <= len(b); i++ {
+		j := 0
+		for ; j < len(pat); j++ {
+			c := b[i+j]
+			if 'A' <= c && c <= 'Z' {
+				c += 'a' - 'A'
+			}
+			if c != pat[j] {
+				break
+			}
+		}
+		if j == len(pat) {
+			return i
+		}
 	}
-	return s
+	return -1
 }

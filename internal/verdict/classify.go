@@ -14,6 +14,7 @@ import (
 	"syscall"
 
 	"github.com/licensekit/licensekit-go/envelope"
+	"github.com/licensekit/licensekit-go/internal/text"
 	"github.com/licensekit/licensekit-go/internal/wire"
 	"github.com/licensekit/licensekit-go/transport"
 )
@@ -72,19 +73,14 @@ func (in *Input) extra() []string {
 type Outcome struct {
 	// Category is the verdict.
 	Category Category
-	// Plain is the opened reply of a Success.
-	Plain []byte
 	// Err is nil for Success and AlreadyEnded, an *APIError for Refused and
 	// an *Error otherwise.
 	Err error
 }
 
-// next is what an unreachable outcome tells the reader.
-const next = "will retry"
-
 // classify is Classify before the credentials mark (credentials.go).
 func classify(in Input) Outcome {
-	e := &Error{Endpoint: in.Endpoint, Category: Unreachable, Next: next, Cause: in.Err}
+	e := &Error{Endpoint: in.Endpoint, Category: Unreachable, Next: "will retry", Cause: in.Err}
 	var te *transport.Error
 	if errors.As(in.Err, &te) {
 		e.Attempts, e.RetryAfter = te.Attempts, te.RetryAfter
@@ -100,34 +96,28 @@ func classify(in Input) Outcome {
 		// The reply started but its body could not be taken.
 		switch {
 		case errors.Is(in.Err, transport.ErrResponseTooLarge):
-			e.Detail, e.Reason = DetailTooLarge, "over the response cap"
+			return e.unreachable(DetailTooLarge, "over the response cap")
 		case isCtx(in.Err):
 			ctxReason(e, in.Err)
-		default:
-			e.Detail, e.Reason = DetailNetwork, "reply cut short"
+			return Outcome{Category: Unreachable, Err: e}
 		}
-		return Outcome{Category: Unreachable, Err: e}
+		return e.unreachable(DetailNetwork, "reply cut short")
 	}
 	body := in.Resp.Body
 	switch {
 	case status >= 500, status == http.StatusTooManyRequests, status == http.StatusRequestTimeout:
-		e.Detail = DetailTransient
 		// Any text in the body is left out: whoever sent it, it is not a
 		// verdict, and "HTTP 503: license revoked" would read like one.
-		e.Reason = strings.ToLower(http.StatusText(status))
-		return Outcome{Category: Unreachable, Err: e}
+		return e.unreachable(DetailTransient, strings.ToLower(http.StatusText(status)))
 	case status == http.StatusProxyAuthRequired:
-		e.Detail, e.Reason = DetailIntercepted, "proxy authentication required"
-		return Outcome{Category: Unreachable, Err: e}
+		return e.unreachable(DetailIntercepted, "proxy authentication required")
 	case status >= 300 && status < 400:
-		e.Detail, e.Reason = DetailIntercepted, "redirect"
 		if loc := location(in.Resp.Header.Get("Location")); loc != "" {
-			e.Reason = "redirect to " + in.Redactor.Text(loc, MaxExcerpt, in.extra()...)
+			return e.unreachable(DetailIntercepted, "redirect to "+in.Redactor.Text(loc, MaxExcerpt, in.extra()...))
 		}
-		return Outcome{Category: Unreachable, Err: e}
+		return e.unreachable(DetailIntercepted, "redirect")
 	case status < 200:
-		e.Detail, e.Reason = DetailIntercepted, "unexpected status"
-		return Outcome{Category: Unreachable, Err: e}
+		return e.unreachable(DetailIntercepted, "unexpected status")
 	case in.Endpoint == wire.End && status == http.StatusUnprocessableEntity && (!in.Sealed || in.Opener == nil):
 		// The spec's only failure form for end_session: the token is gone.
 		// With sealed replies it counts only once it opens (below): a
@@ -140,10 +130,8 @@ func classify(in Input) Outcome {
 			// An envelope-level rejection (only ever a 4xx or 5xx): the server
 			// did not process the request. Plain and forgeable, so never a
 			// verdict.
-			e.Detail = DetailEnvelopeRejected
-			e.Reason = "server rejected the envelope: " + in.Redactor.Text(rej.Code, 64, in.extra()...)
 			e.Cause = &EnvelopeRejection{Endpoint: in.Endpoint, Status: status, Code: rej.Code, ServerTime: rej.ServerTime}
-			return Outcome{Category: Unreachable, Err: e}
+			return e.unreachable(DetailEnvelopeRejected, "server rejected the envelope: "+in.Redactor.Text(rej.Code, 64, in.extra()...))
 		}
 	}
 	// A 2xx or a 4xx (other than 407, 408, 429): the licence server's word,
@@ -155,14 +143,11 @@ func classify(in Input) Outcome {
 			e.Cause = errors.Join(in.Err, err)
 			switch {
 			case looksV2(body):
-				e.Detail = DetailUnauthenticated
-				e.Reason = "did not open as a sealed reply to this request"
+				return e.unreachable(DetailUnauthenticated, "did not open as a sealed reply to this request")
 			case startsJSON(body) && !isObject(body):
-				e.Detail, e.Reason = DetailMalformed, "truncated or invalid JSON"
-			default:
-				e.Detail, e.Reason = DetailIntercepted, describe(in, body)
+				return e.unreachable(DetailMalformed, "truncated or invalid JSON")
 			}
-			return Outcome{Category: Unreachable, Err: e}
+			return e.unreachable(DetailIntercepted, describe(in, body))
 		}
 		plain = p
 		if in.Endpoint == wire.End && status == http.StatusUnprocessableEntity {
@@ -173,7 +158,7 @@ func classify(in Input) Outcome {
 	// Decode each reject invalid JSON themselves, so a success is spared a
 	// separate validating pass.
 	obj := startsObject(plain)
-	if f, ok := parseFailure(plain, obj); ok {
+	if msg, ts, ok := parseFailure(plain, obj); ok {
 		kinds := in.Kinds
 		if kinds == nil {
 			kinds = DefaultRules().Classify
@@ -181,41 +166,41 @@ func classify(in Input) Outcome {
 		return Outcome{Category: Refused, Err: &APIError{
 			Endpoint: in.Endpoint,
 			Status:   status,
-			Message:  in.Redactor.Text(f.msg, MaxMessage, in.extra()...),
-			Time:     in.Redactor.Text(f.time, 64, in.extra()...),
-			Kind:     kinds(in.Endpoint, f.msg),
+			Message:  in.Redactor.Text(msg, MaxMessage, in.extra()...),
+			Time:     in.Redactor.Text(ts, 64, in.extra()...),
+			Kind:     kinds(in.Endpoint, msg),
 			Sealed:   in.Sealed,
 		}}
 	}
 	if obj && status < 400 && in.Decode != nil {
 		err := in.Decode(plain)
 		if err == nil {
-			return Outcome{Category: Success, Plain: plain}
+			return Outcome{Category: Success}
 		}
 		if obj = isObject(plain); obj {
 			e.Cause = errors.Join(in.Err, err)
-			e.Detail, e.Reason = DetailMalformed, reasonOf(in, err)
-			return Outcome{Category: Unreachable, Err: e}
+			return e.unreachable(DetailMalformed, reasonOf(in, err))
 		}
 	} else if obj {
 		obj = isObject(plain)
 	}
-	if !obj || status >= 400 {
-		if in.Sealed || (startsJSON(plain) && !obj) {
-			// It opened, so the licence server sent it: malformed.
-			e.Detail, e.Reason = DetailMalformed, "not a v2 reply"
-			if !obj {
-				e.Reason = "truncated or invalid JSON"
-			}
-		} else {
-			e.Detail, e.Reason = DetailIntercepted, describe(in, plain)
-		}
-		return Outcome{Category: Unreachable, Err: e}
+	switch {
+	case obj && status < 400:
+		return Outcome{Category: Success}
+	case !obj && (in.Sealed || startsJSON(plain)):
+		// It opened, so the licence server sent it: malformed.
+		return e.unreachable(DetailMalformed, "truncated or invalid JSON")
+	case in.Sealed:
+		return e.unreachable(DetailMalformed, "not a v2 reply")
 	}
-	return Outcome{Category: Success, Plain: plain}
+	return e.unreachable(DetailIntercepted, describe(in, plain))
 }
 
-// noReply classifies an outcome without a reply.
+func (e *Error) unreachable(d Detail, reason string) Outcome {
+	e.Detail, e.Reason = d, reason
+	return Outcome{Category: Unreachable, Err: e}
+}
+
 func noReply(in Input, e *Error) error {
 	err := in.Err
 	switch {
@@ -306,25 +291,20 @@ func location(raw string) string {
 	return u.Scheme + "://" + u.Host
 }
 
-// failure is the spec's failure shape.
-type failure struct {
-	msg, time string
-}
-
-// parseFailure reports whether b is the spec's failure shape: a JSON object
-// with "success" exactly false and "error" a string. obj is startsObject(b)
-// (the decode below rejects invalid JSON).
-// This is the one failure-body parser of the client.
-func parseFailure(b []byte, obj bool) (failure, bool) {
+// parseFailure reports whether b is the spec's failure shape, a JSON object
+// with "success" exactly false and "error" a string, and returns its error
+// and time texts. obj is startsObject(b) (the decode below rejects invalid
+// JSON). This is the one failure-body parser of the client.
+func parseFailure(b []byte, obj bool) (msg, time string, ok bool) {
 	if !obj {
-		return failure{}, false
+		return "", "", false
 	}
 	// Without an "error" member, in any case (encoding/json matches names
 	// case-insensitively; no non-ASCII letter folds to one of "error"'s)
 	// and unescaped, it is not a failure: most replies are successes, and
 	// this spares them a second decode.
-	if bytes.IndexByte(b, '\\') < 0 && indexFold(b, `"error"`) < 0 {
-		return failure{}, false
+	if bytes.IndexByte(b, '\\') < 0 && text.IndexFold(b, `"error"`) < 0 {
+		return "", "", false
 	}
 	var v struct {
 		Success json.RawMessage `json:"success"`
@@ -332,22 +312,16 @@ func parseFailure(b []byte, obj bool) (failure, bool) {
 		Time    wire.Timestamp  `json:"time"`
 	}
 	if json.Unmarshal(b, &v) != nil || string(v.Success) != "false" {
-		return failure{}, false
+		return "", "", false
 	}
-	var msg string
 	if len(v.Error) == 0 || v.Error[0] != '"' || json.Unmarshal(v.Error, &msg) != nil {
-		return failure{}, false
+		return "", "", false
 	}
-	return failure{msg: msg, time: v.Time.Raw}, true
+	return msg, v.Time.Raw, true
 }
 
-// isObject reports whether b is one JSON object.
-func isObject(b []byte) bool {
-	b = bytes.TrimSpace(b)
-	return len(b) > 0 && b[0] == '{' && json.Valid(b)
-}
+func isObject(b []byte) bool { return startsObject(b) && json.Valid(b) }
 
-// startsObject reports whether b, spaces aside, starts like a JSON object.
 func startsObject(b []byte) bool {
 	b = bytes.TrimSpace(b)
 	return len(b) > 0 && b[0] == '{'
@@ -375,7 +349,6 @@ func looksV2(b []byte) bool {
 	return false
 }
 
-// startsJSON reports whether b starts like a JSON object or array.
 func startsJSON(b []byte) bool {
 	b = bytes.TrimSpace(b)
 	return len(b) > 0 && (b[0] == '{' || b[0] == '[')
@@ -393,10 +366,10 @@ func describe(in Input, body []byte) string {
 	case startsJSON(t):
 		return "JSON that is not a v2 reply"
 	}
-	if t[0] == '<' || indexFold(t, "<html") >= 0 {
-		if i := indexFold(t, "<title>"); i >= 0 {
+	if t[0] == '<' || text.IndexFold(t, "<html") >= 0 {
+		if i := text.IndexFold(t, "<title>"); i >= 0 {
 			rest := t[i+len("<title>"):]
-			if j := indexFold(rest, "</title>"); j >= 0 {
+			if j := text.IndexFold(rest, "</title>"); j >= 0 {
 				if title := in.Redactor.Text(string(rest[:j]), MaxExcerpt, in.extra()...); title != "" {
 					return "HTML page: " + title
 				}
@@ -405,28 +378,6 @@ func describe(in Input, body []byte) string {
 		return "HTML page"
 	}
 	return "non-JSON body: " + in.Redactor.Text(string(t[:min(len(t), 4*MaxExcerpt)]), MaxExcerpt/2, in.extra()...)
-}
-
-// indexFold is the index of the ASCII pattern pat in b, ignoring ASCII
-// case, or -1. Unlike bytes.ToLower it never changes lengths, so the index
-// is valid in b whatever bytes b holds.
-func indexFold(b []byte, pat string) int {
-	for i := 0; i+len(pat) <= len(b); i++ {
-		j := 0
-		for ; j < len(pat); j++ {
-			c := b[i+j]
-			if 'A' <= c && c <= 'Z' {
-				c += 'a' - 'A'
-			}
-			if c != pat[j] {
-				break
-			}
-		}
-		if j == len(pat) {
-			return i
-		}
-	}
-	return -1
 }
 
 // reasonOf is a decode error's redacted text, without package prefixes.

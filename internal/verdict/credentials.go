@@ -7,14 +7,9 @@ import (
 	"github.com/licensekit/licensekit-go/envelope"
 )
 
-// ErrCredentialsRejected matches an unreachable outcome in which the server
-// answered but did not authenticate this client: an envelope-level
-// "unauthentic" rejection, any other 401, or a 403 in the spec's failure
-// shape that did not open as a sealed reply. A server that cannot open a
-// request (wrong API key, wrong public key, wrong shared secret, unknown key
-// id) answers like this. It is a configuration fault for the vendor to fix,
-// not a licence verdict: anyone on the path can send such a reply, so grace
-// applies as for every unreachable outcome. It also matches ErrUnreachable.
+// ErrCredentialsRejected: the server answered but did not authenticate this
+// client (see credentialsRejected; license documents it). It also matches
+// ErrUnreachable.
 var ErrCredentialsRejected error = &sentinel{"license: the server did not authenticate this client", ErrUnreachable}
 
 // CredentialsCauses names what to check when the server does not
@@ -25,9 +20,11 @@ const credentialsHead = "the server did not authenticate this client"
 
 // Classify turns one call's outcome into exactly one category and one typed
 // error. It is the only place that decides whether a reply is the licence
-// server's word. See the package documentation for the full table. An
-// unreachable outcome in which the server did not authenticate the client
-// is marked (Error.Credentials, ErrCredentialsRejected).
+// server's word. docs/errors.md ("Outcome → category → state") lists every
+// outcome in the order classify applies its rules, with its category,
+// detail and state effect. An unreachable outcome in which the server did
+// not authenticate the client is marked (Error.Credentials,
+// ErrCredentialsRejected).
 func Classify(in Input) Outcome {
 	out := classify(in)
 	if e, ok := out.Err.(*Error); ok && e.Category == Unreachable && credentialsRejected(e) {

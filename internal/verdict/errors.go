@@ -7,56 +7,34 @@ import (
 	"time"
 )
 
-// The categories. Every outcome of a call that is not a success matches
-// exactly one of ErrUnreachable, ErrRefused and ErrClientFault. The license
-// package re-exports them under the same names.
+// The sentinels, re-exported by package license under the same names and
+// documented there (docs/errors.md has the full table). Every outcome of a
+// call that is not a success matches exactly one of the three categories.
 var (
-	// ErrUnreachable matches every outcome that is not the licence server's
-	// own word: network errors, timeouts, 5xx, 429, 408, 407, redirects,
-	// pages a proxy or gateway sent, replies that do not open or do not
-	// parse. Offline grace applies.
+	// ErrUnreachable: not the licence server's own word; grace applies.
 	ErrUnreachable = errors.New("license: server unreachable")
-	// ErrRefused matches a refusal by the licence server: a sealed failure
-	// reply that opened, or (with unsealed replies) the spec's failure shape
-	// at 2xx or a 4xx other than 407 and 408. No grace applies.
+	// ErrRefused: the licence server's own no; no grace applies.
 	ErrRefused = errors.New("license: server refused")
-	// ErrClientFault matches a call that failed on this machine before
-	// anything trustworthy could happen: the request could not be built or
-	// sealed, the fingerprint could not be read, or a custom sealer failed.
-	// The server said nothing, so offline grace applies as for
-	// ErrUnreachable, but the cause is local and retrying alone rarely
-	// fixes it.
+	// ErrClientFault: the call failed on this machine; grace applies.
 	ErrClientFault = errors.New("license: client-side failure")
 )
 
 // Details of ErrUnreachable. Each also matches ErrUnreachable.
 var (
-	// ErrIntercepted matches a reply that a proxy, gateway, captive portal
-	// or firewall sent instead of the licence server: 407, a redirect, or a
-	// 2xx or 4xx body that is not a v2 reply at all (HTML, empty, JSON of
-	// another shape).
+	// ErrIntercepted: a proxy or gateway answered (DetailIntercepted).
 	ErrIntercepted error = &sentinel{"license: a proxy or gateway answered instead of the licence server", ErrUnreachable}
-	// ErrUnauthenticated matches a reply that did not open although sealed
-	// replies are required: a plain JSON reply (what a fake server sends),
-	// a broken or replayed seal, or a reply sealed for another request.
+	// ErrUnauthenticated: a reply did not open (DetailUnauthenticated).
 	ErrUnauthenticated error = &sentinel{"license: unauthenticated reply", ErrUnreachable}
-	// ErrMalformedReply matches a reply that opened (or, unsealed, was
-	// JSON) but does not follow the v2 spec, including a reply whose token
-	// or fields are too large for the next request to be sealed.
+	// ErrMalformedReply: a reply breaks the spec (DetailMalformed or
+	// DetailTooLarge).
 	ErrMalformedReply error = &sentinel{"license: malformed reply", ErrUnreachable}
 )
 
-// Kinds of ErrRefused. Each also matches ErrRefused. Which refusal is which
-// kind is decided by refusal rules (see Rules) on the server's text.
+// Kinds of ErrRefused (see Kind). Each also matches ErrRefused.
 var (
-	// ErrRevoked matches a refusal whose text says the licence was revoked.
-	ErrRevoked error = &sentinel{"license: licence revoked", ErrRefused}
-	// ErrSeatLimit matches a refusal whose text says every seat is in use.
-	ErrSeatLimit error = &sentinel{"license: seat limit reached", ErrRefused}
-	// ErrExpired matches a refusal whose text says the licence expired.
-	ErrExpired error = &sentinel{"license: licence expired", ErrRefused}
-	// ErrUnknownInstance matches a refusal whose text says the server does
-	// not know the product instance (the client registers again, once).
+	ErrRevoked         error = &sentinel{"license: licence revoked", ErrRefused}
+	ErrSeatLimit       error = &sentinel{"license: seat limit reached", ErrRefused}
+	ErrExpired         error = &sentinel{"license: licence expired", ErrRefused}
 	ErrUnknownInstance error = &sentinel{"license: instance unknown to the server", ErrRefused}
 )
 
@@ -93,7 +71,6 @@ var categoryNames = [...]string{"success", "refused", "unreachable", "client fau
 // String returns the category's name, such as "unreachable".
 func (c Category) String() string { return enumName(categoryNames[:], c, "Category") }
 
-// enumName returns names[v], or "<typ>(<v>)" for a value out of range.
 func enumName[T ~uint8](names []string, v T, typ string) string {
 	if int(v) < len(names) {
 		return names[v]

@@ -38,25 +38,14 @@ func (k Kind) String() string { return enumName(kindNames[:], k, "Kind") }
 // network path dropping a reply) can bring about. A capacity refusal refuses
 // the call and saves nothing: the next start asks again. A vendor maps its
 // own capacity wordings to KindSeatLimit with its rules.
-//
-//	kind              final
-//	other             yes
-//	revoked           yes
-//	seat limit        no (capacity)
-//	expired           yes
-//	unknown instance  yes (after one fresh registration)
 func (k Kind) Final() bool { return k != KindSeatLimit }
 
+var kindSentinels = [...]error{KindRevoked: ErrRevoked, KindSeatLimit: ErrSeatLimit, KindExpired: ErrExpired,
+	KindUnknownInstance: ErrUnknownInstance}
+
 func (k Kind) sentinel() error {
-	switch k {
-	case KindRevoked:
-		return ErrRevoked
-	case KindSeatLimit:
-		return ErrSeatLimit
-	case KindExpired:
-		return ErrExpired
-	case KindUnknownInstance:
-		return ErrUnknownInstance
+	if int(k) < len(kindSentinels) {
+		return kindSentinels[k]
 	}
 	return nil
 }
@@ -91,23 +80,8 @@ func (r Rules) Classify(endpoint, msg string) Kind {
 	return KindOther
 }
 
-// DefaultRules returns a fresh copy of the default table. Its phrases are
-// the common English wordings (both "license" and "licence"); a vendor whose
-// server words refusals otherwise supplies its own table or function.
-//
-//	revoked           "revoked", "revocation"
-//	seat limit        "seat limit", "seats in use", "no seats", "no free
-//	                  seats", "all seats", "too many seats",
-//	                  "too many sessions", "session limit"
-//	expired           "license expired", "licence expired", "license has
-//	                  expired", "licence has expired", "license is expired",
-//	                  "licence is expired", "expired license", "expired
-//	                  licence"
-//	unknown instance  "unknown instance", "instance not found", "no such
-//	                  instance", "instance unknown"
-//
-// "session expired" or "session lapsed" is not an expired licence: it is
-// the session the server forgot, a refusal of kind KindOther.
+// DefaultRules returns a fresh copy of the default table: the common
+// English wordings, listed at license.DefaultRefusalRules.
 func DefaultRules() Rules {
 	r := Rules{
 		{Kind: KindRevoked, Phrase: "revoked"},

@@ -37,12 +37,10 @@ const (
 	// minPayload is the shortest request value removed.
 	minPayload = 8
 	// maxLive is how many live values (tokens, session keys) are always
-	// remembered: a long run hands out many, and an ended session's token
-	// is worthless, but the last few dozen are kept in case a server echoes
-	// an old one. Up to liveSlack more are kept between trims, so that
-	// adding a value extends the derived tables in place (a few hundred
-	// nanoseconds) instead of rebuilding them (tens of microseconds, on
-	// every begin and extend).
+	// remembered, in case a server echoes an old one. Up to liveSlack more
+	// are kept between trims, so that AddLive extends the derived tables in
+	// place (a few hundred nanoseconds) instead of rebuilding them (tens of
+	// microseconds, on every begin and extend).
 	maxLive   = 64
 	liveSlack = 16
 )
@@ -222,13 +220,11 @@ func (r *Redactor) Redact(s string, extra ...string) string {
 	if s == "" {
 		return s
 	}
-	if len(extra) > 0 {
-		extra = slices.Clone(extra)
-		slices.SortFunc(extra, func(a, b string) int { return len(b) - len(a) })
-		for _, x := range extra {
-			if len(x) >= minPayload {
-				s = strings.ReplaceAll(s, x, Redacted)
-			}
+	extra = slices.Clone(extra)
+	slices.SortFunc(extra, func(a, b string) int { return len(b) - len(a) })
+	for _, x := range extra {
+		if len(x) >= minPayload {
+			s = strings.ReplaceAll(s, x, Redacted)
 		}
 	}
 	if r == nil {
@@ -437,11 +433,9 @@ func mergeSpans(a, b [][2]int) [][2]int {
 	return out
 }
 
-// Text redacts s, then makes it one printable line of at most n bytes:
-// control characters and invalid UTF-8 become spaces, runs of spaces
-// collapse, and a longer text is cut on a rune boundary and ends in "…".
-// Redaction comes first, so a cut can never leave a piece of a secret the
-// redactor would not have recognised.
+// Text redacts s, then makes it one printable line of at most n bytes
+// (text.Clean). Redaction comes first, so a cut can never leave a piece of
+// a secret the redactor would not have recognised.
 func (r *Redactor) Text(s string, n int, extra ...string) string {
 	return text.Clean(r.Redact(s, extra...), n)
 }

@@ -266,22 +266,7 @@ func mayHaveMember(body []byte, key string) bool {
 			return true
 		}
 	}
-	for i := 0; i+len(key) <= len(body); i++ {
-		j := 0
-		for ; j < len(key); j++ {
-			c := body[i+j]
-			if 'A' <= c && c <= 'Z' {
-				c += 'a' - 'A'
-			}
-			if c != key[j] {
-				break
-			}
-		}
-		if j == len(key) {
-			return true
-		}
-	}
-	return false
+	return text.IndexFold(body, key) >= 0
 }
 
 // decode checks body's outer shape and reports a *Failure for success:false.
@@ -351,7 +336,6 @@ func checkControl(endpoint string, c ControlOptions) error {
 	return nil
 }
 
-// decodeReply decodes a success reply of endpoint and applies check.
 func decodeReply[R any](endpoint string, body []byte, check func(*R) error) (*R, error) {
 	r := new(R)
 	if err := decode(endpoint, body, r); err != nil {

@@ -16,7 +16,6 @@ import (
 
 	"github.com/licensekit/licensekit-go/fingerprint"
 	"github.com/licensekit/licensekit-go/internal/verdict"
-	"github.com/licensekit/licensekit-go/license"
 	"github.com/licensekit/licensekit-go/transport"
 )
 
@@ -36,9 +35,8 @@ type Bundle struct {
 	OS         string `json:"os"`
 	Arch       string `json:"arch"`
 	// Salt keys every identifier digest in the report (hex). It is no
-	// secret, and it is fresh for each report (unless the product chose one
-	// with WithSalt): a bundle handed to WithBaseline never makes a later
-	// report use its salt.
+	// secret, and it is fresh for each report unless the product chose one
+	// with WithSalt (see WithBaseline).
 	Salt string `json:"salt"`
 	// Identifiers maps each fingerprint component to the salted digests
 	// of its values (one per MAC address).
@@ -55,11 +53,8 @@ type Bundle struct {
 // versions, OS and architecture, as one indented JSON document. It holds no
 // secret: the API key, licence key, shared secret and tokens never enter a
 // report, and hardware identifiers appear only as digests, HMAC-SHA256
-// keyed with the report's salt. A fresh salt per report means two bundles
-// cannot be linked, nor an identifier looked up in a table, by anyone who
-// merely holds them; support compares two bundles from one machine by
-// having the second made with WithBaseline(first), which names the
-// components that changed since the first. See docs/doctor.md.
+// keyed with the report's salt. The package documentation and docs/doctor.md
+// say what the salt protects and how support compares two bundles.
 func (r *Report) WriteBundle(w io.Writer) error {
 	b := Bundle{
 		Format:      BundleFormat,
@@ -126,22 +121,14 @@ func (d *doctor) idDigests(c fingerprint.Component) string {
 		vals = []string{c.Value}
 	}
 	out := digests(d.rep.salt, c.Name, vals)
-	if d.rep.identifiers == nil {
-		d.rep.identifiers = map[string][]string{}
-		d.idValues = map[string][]string{}
-	}
 	d.rep.identifiers[c.Name] = out
 	d.idValues[c.Name] = vals
 	return strings.Join(out, ",")
 }
 
 // changedSince names the components whose digests differ from the
-// baseline's. It digests this machine's values under the baseline's salt
-// for the comparison only: those digests are dropped, and the report keeps
-// its own salt, so a bundle from elsewhere cannot make this machine publish
-// digests under a salt it chose (one precomputed for a table, or shared by
-// many bundles to link them). What the bundle learns is the comparison
-// itself: one equal-or-not per component, the purpose of the comparison.
+// baseline's. The digests under the baseline's salt serve the comparison
+// only and are dropped (see WithBaseline for why).
 func (d *doctor) changedSince(b *Bundle) []string {
 	salt, _ := hex.DecodeString(b.Salt)
 	now := map[string][]string{}
@@ -161,17 +148,13 @@ func (d *doctor) changedSince(b *Bundle) []string {
 	return out
 }
 
-// redactorFor is the SDK's one redactor, loaded with cfg's secrets.
-func redactorFor(cfg license.Config) *verdict.Redactor {
-	r := verdict.NewRedactor(cfg.APIKey, cfg.LicenseKey)
-	r.AddSecret(cfg.SharedSecret)
-	return r
-}
-
-// scrubReport removes every secret from every string of the report: the
-// last step of every string that enters a report, whatever its source.
+// scrubReport removes every secret from every string of the report with
+// the SDK's one redactor: the last step of every string that enters a
+// report, whatever its source.
 func (d *doctor) scrubReport() {
-	scrub := d.redact.Redact
+	r := verdict.NewRedactor(d.cfg.APIKey, d.cfg.LicenseKey)
+	r.AddSecret(d.cfg.SharedSecret)
+	scrub := r.Redact
 	for i := range d.rep.Checks {
 		c := &d.rep.Checks[i]
 		c.Finding, c.Fix = scrub(c.Finding), scrub(c.Fix)

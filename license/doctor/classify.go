@@ -8,10 +8,9 @@ import (
 	"github.com/licensekit/licensekit-go/license"
 )
 
-// reading is the doctor's reading of one outcome. It holds the SDK's own
-// classification (internal/verdict): who answered and, when the licence
-// server did not, the verdict.Detail that says why. The doctor keeps no set
-// of reply kinds of its own.
+// reading is the doctor's reading of one outcome, in the SDK's own
+// classification (internal/verdict): the doctor keeps no reply kinds of its
+// own.
 type reading struct {
 	// answered: the licence server itself answered, with a success or a
 	// refusal (an *APIError).
@@ -35,10 +34,9 @@ func (r reading) gateway() bool {
 }
 
 // classify is the one place where the doctor reads a verdict on a reply.
-// It decides nothing itself: the SDK's classifier (internal/verdict, which
-// every call of the client goes through) has already said whether the
-// licence server answered (an *APIError), and if not, why (the Detail and
-// Reason of its *Error). classify only turns that into the doctor's words.
+// It decides nothing: the SDK's classifier has said whether the licence
+// server answered (an *APIError) and if not, why (the *Error's Detail and
+// Reason); classify only puts that in the doctor's words.
 func classify(err error) reading {
 	if err == nil {
 		return reading{answered: true, detail: "the server accepted the request"}

@@ -240,8 +240,9 @@ func Run(ctx context.Context, cfg license.Config, opts ...Option) (*Report, erro
 		salt = make([]byte, 16)
 		_, _ = rand.Read(salt)
 	}
-	d := &doctor{o: o, cfg: cfg, redact: redactorFor(cfg)}
-	d.rep = &Report{Time: o.clock().UTC(), Server: cleanURL(cfg.ServerURL), Full: o.full, salt: salt}
+	d := &doctor{o: o, cfg: cfg, idValues: map[string][]string{}}
+	d.rep = &Report{Time: o.clock().UTC(), Server: cleanURL(cfg.ServerURL), Full: o.full, salt: salt,
+		identifiers: map[string][]string{}}
 	d.run(ctx)
 	d.scrubReport()
 	return d.rep, nil

@@ -38,36 +38,26 @@ func (d *doctor) checkLicense(ctx context.Context) Check {
 	cctx, cancel := context.WithTimeout(ctx, d.o.timeout)
 	res := d.diag.CheckLicense(cctx, d.fp)
 	cancel()
-	c := Check{ID: CheckLicense}
 	if !res.Checked {
-		c.Verdict = Skipped
-		c.Finding = "licence not checked: " + res.NotChecked + "; the full check (Full, -full) checks it and takes a seat for a moment"
-		return c
+		return skipped(CheckLicense, "licence not checked: "+res.NotChecked+"; the full check (Full, -full) checks it and takes a seat for a moment")
 	}
-	c.Evidence = []Fact{
+	c := Check{ID: CheckLicense, Evidence: []Fact{
 		{"request", "register_instance for this machine's saved instance (no seat; the server returns the existing instance)"},
 		{"instance", res.SavedInstance},
-	}
+	}}
 	var api *license.APIError
 	switch {
 	case res.Err == nil && res.InstanceGUID != res.SavedInstance:
-		c.Verdict = Warn
 		c.Evidence = append(c.Evidence, Fact{"server_instance", res.InstanceGUID})
-		c.Finding = "the server knows the licence but no longer matches this machine to its saved instance: the next start uses the instance the server returns"
-		c.Fix = "nothing, unless this repeats: then the server's machine matching or this machine's identity changes between runs (see the fingerprint check)"
+		return c.judged(Warn, "the server knows the licence but no longer matches this machine to its saved instance: the next start uses the instance the server returns",
+			"nothing, unless this repeats: then the server's machine matching or this machine's identity changes between runs (see the fingerprint check)")
 	case res.Err == nil:
-		c.Verdict = OK
 		c.Evidence = append(c.Evidence, Fact{"session_duration", res.SessionDuration.String()}, Fact{"grace_period", res.GracePeriod.String()})
-		c.Finding = "the server knows the licence and this machine's instance (checked with register_instance; no seat taken)"
+		return c.judged(OK, "the server knows the licence and this machine's instance (checked with register_instance; no seat taken)", "")
 	case errors.As(res.Err, &api):
-		c.Verdict = Fail
 		c.Evidence = append(c.Evidence, Fact{"server_message", api.Message})
 		rt := roundTripFailure("register_instance", res.Err)
-		c.Finding, c.Fix = rt.Finding, rt.Fix
-	default:
-		c.Verdict = Fail
-		c.Finding = "the licence could not be checked: " + errText(res.Err)
-		c.Fix = "see the network checks"
+		return c.judged(Fail, rt.Finding, rt.Fix)
 	}
-	return c
+	return c.judged(Fail, "the licence could not be checked: "+errText(res.Err), "see the network checks")
 }

@@ -1,12 +1,13 @@
 package doctor
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
-	"sort"
+	"slices"
 	"strings"
 	"time"
 
@@ -35,62 +36,47 @@ func (d *doctor) checkState(ctx context.Context) Check {
 		st, err := os.Stat(dir)
 		switch {
 		case errors.Is(err, fs.ErrNotExist):
-			c.Verdict = Warn
-			c.Finding = "the state directory does not exist yet; the first start creates it"
-			c.Fix = "nothing, unless this machine has run the product before: then its state was lost, and with it the offline grace"
-			return c
+			return c.judged(Warn, "the state directory does not exist yet; the first start creates it",
+				"nothing, unless this machine has run the product before: then its state was lost, and with it the offline grace")
 		case err != nil:
-			c.Verdict, c.Finding = Fail, "the state directory cannot be examined: "+errText(err)
-			c.Fix = "give the product's user access to " + dir
-			return c
+			return c.judged(Fail, "the state directory cannot be examined: "+errText(err), "give the product's user access to "+dir)
 		case !st.IsDir():
-			c.Verdict = Fail
-			c.Finding = "the state directory path is a file, not a directory: the product runs on memory-only state (no offline restart)"
-			c.Fix = "move the file away or point StateDir at a directory"
-			return c
+			return c.judged(Fail, "the state directory path is a file, not a directory: the product runs on memory-only state (no offline restart)",
+				"move the file away or point StateDir at a directory")
 		}
 		if err := probeWritable(dir); err != nil {
-			c.Verdict = Fail
-			c.Finding = "the state directory is not writable: the product runs on memory-only state (no offline restart)"
 			c.Evidence = append(c.Evidence, Fact{"error", errText(err)})
-			c.Fix = "give the product's user write access to " + dir
-			return c
+			return c.judged(Fail, "the state directory is not writable: the product runs on memory-only state (no offline restart)",
+				"give the product's user write access to "+dir)
 		}
 		c.Evidence = append(c.Evidence, Fact{"writable", "yes"})
 	}
 	switch {
 	case d.client == nil:
-		c.Verdict, c.Finding = Skipped, "the configuration is rejected: the saved state cannot be opened without it"
-		return c
+		return c.judged(Skipped, "the configuration is rejected: the saved state cannot be opened without it", "")
 	case d.fp == nil:
-		c.Verdict, c.Finding = Skipped, "no fingerprint: the saved state's key cannot be derived"
-		return c
+		return c.judged(Skipped, "no fingerprint: the saved state's key cannot be derived", "")
 	}
 	insp, err := d.diag.InspectState(ctx, d.fp)
-	if err != nil {
-		c.Verdict = Fail
-		c.Finding = "the state directory cannot be examined: " + errText(err)
-		if errors.Is(err, statefile.ErrNotDir) {
-			c.Finding = "the state directory path is not a directory"
-		}
-		return c
+	switch {
+	case errors.Is(err, statefile.ErrNotDir):
+		return c.judged(Fail, "the state directory path is not a directory", "")
+	case err != nil:
+		return c.judged(Fail, "the state directory cannot be examined: "+errText(err), "")
 	}
 	d.state = insp
 	if insp.Dir == "" && !insp.Store {
-		c.Verdict = Warn
-		c.Finding = "no state directory: state lives in memory only, so a restart without the server gets no offline grace"
-		c.Fix = "set Config.StateDir to a directory the product can write, such as os.UserConfigDir()/<vendor>/<product>"
-		return c
+		return c.judged(Warn, "no state directory: state lives in memory only, so a restart without the server gets no offline grace",
+			"set Config.StateDir to a directory the product can write, such as os.UserConfigDir()/<vendor>/<product>")
 	}
 	if insp.Store {
 		c.Evidence = append(c.Evidence, Fact{"store", "custom StateStore"})
 	}
-	d.judgeSlots(&c, insp.Slots)
-	return c
+	return d.judgeSlots(c, insp.Slots)
 }
 
-// judgeSlots fills c from the slots found.
-func (d *doctor) judgeSlots(c *Check, slots []diag.SavedState) {
+// judgeSlots judges c from the slots found.
+func (d *doctor) judgeSlots(c Check, slots []diag.SavedState) Check {
 	now := d.o.clock()
 	held, saved := 0, 0
 	var corrupt []string
@@ -132,49 +118,35 @@ func (d *doctor) judgeSlots(c *Check, slots []diag.SavedState) {
 	}
 	switch {
 	case len(corrupt) > 0:
-		c.Verdict = Fail
-		c.Finding = fmt.Sprintf("the saved state in %s does not open: damaged, edited, or sealed for other hardware or another licence", strings.Join(corrupt, ", "))
-		c.Fix = "the next start moves it aside and registers again; offline grace is lost until the server is reached. If the hardware changed, see the fingerprint check"
-		return
+		return c.judged(Fail, fmt.Sprintf("the saved state in %s does not open: damaged, edited, or sealed for other hardware or another licence", strings.Join(corrupt, ", ")),
+			"the next start moves it aside and registers again; offline grace is lost until the server is reached. If the hardware changed, see the fingerprint check")
 	case d.state != nil && d.state.RecordErr != nil:
-		c.Verdict = Fail
 		c.Evidence = append(c.Evidence, Fact{"rollback_record", "unusable: " + errText(d.state.RecordErr)})
-		c.Finding = "the anti-rollback record's location exists but cannot be used (" + errText(d.state.RecordErr) +
-			"): the saved state grants no offline grace; an online start works"
-		c.Fix = "remove what blocks it (a file where its directory belongs, missing permissions) or point license.WithRollbackRecordDir at a usable directory; offline grace returns after the next contact with the server"
-		return
+		return c.judged(Fail, "the anti-rollback record's location exists but cannot be used ("+errText(d.state.RecordErr)+
+			"): the saved state grants no offline grace; an online start works",
+			"remove what blocks it (a file where its directory belongs, missing permissions) or point license.WithRollbackRecordDir at a usable directory; offline grace returns after the next contact with the server")
 	case best != nil && best.Unanchored:
-		c.Verdict = Warn
-		c.Finding = "the saved state was written while the anti-rollback record could not be used: no offline grace until the product reaches the server"
-		c.Fix = "let the product reach the server once"
-		return
+		return c.judged(Warn, "the saved state was written while the anti-rollback record could not be used: no offline grace until the product reaches the server",
+			"let the product reach the server once")
 	case len(slots) > 0 && held == len(slots):
-		c.Verdict = Fail
-		c.Finding = fmt.Sprintf("all %d state slots are held by running products: another start fails with ErrStateLocked", len(slots))
-		c.Fix = "stop a running copy of the product, or allow more copies with license.WithStateSlots"
-		return
+		return c.judged(Fail, fmt.Sprintf("all %d state slots are held by running products: another start fails with ErrStateLocked", len(slots)),
+			"stop a running copy of the product, or allow more copies with license.WithStateSlots")
 	case best != nil && !best.HighWater.IsZero() && now.Before(best.HighWater.Add(-diag.RollbackSlack)):
-		c.Verdict = Fail
-		c.Finding = fmt.Sprintf("the clock is %s behind the latest time this machine had seen: it was set back, and offline grace is refused until the server is reached",
-			best.HighWater.Sub(now).Round(time.Second))
-		c.Fix = "set the clock right (turn on automatic time), then let the product reach the server"
-		return
+		return c.judged(Fail, fmt.Sprintf("the clock is %s behind the latest time this machine had seen: it was set back, and offline grace is refused until the server is reached",
+			best.HighWater.Sub(now).Round(time.Second)),
+			"set the clock right (turn on automatic time), then let the product reach the server")
 	case best != nil && best.SessionLive && !best.GraceDeadline.IsZero() && now.After(best.GraceDeadline) && held == 0:
-		c.Verdict = Warn
-		c.Finding = "the saved session and its offline grace have run out: the product needs the server at its next start"
-		c.Fix = "make sure the product can reach the server (see the network checks)"
-		return
+		return c.judged(Warn, "the saved session and its offline grace have run out: the product needs the server at its next start",
+			"make sure the product can reach the server (see the network checks)")
 	case saved == 0:
-		c.Verdict, c.Finding = OK, "the state directory is usable; no state saved yet (the product has not run here)"
-		return
+		return c.judged(OK, "the state directory is usable; no state saved yet (the product has not run here)", "")
 	}
-	c.Verdict = OK
-	c.Finding = fmt.Sprintf("the state directory is usable and the saved state opens (%d of %d slots in use)", held, len(slots))
+	return c.judged(OK, fmt.Sprintf("the state directory is usable and the saved state opens (%d of %d slots in use)", held, len(slots)), "")
 }
 
 // stateFacts describes the most recent saved state.
 func stateFacts(s *diag.SavedState, now time.Time) []Fact {
-	f := []Fact{{"instance", orNone(s.InstanceGUID)}}
+	f := []Fact{{"instance", cmp.Or(s.InstanceGUID, "none")}}
 	at := func(name string, t time.Time) {
 		if t.IsZero() {
 			f = append(f, Fact{name, "none"})
@@ -217,13 +189,6 @@ func offlineStart(s *diag.SavedState, now time.Time) string {
 	return "needs the server (grace spent)"
 }
 
-func orNone(s string) string {
-	if s == "" {
-		return "none"
-	}
-	return s
-}
-
 // relative renders t against now as "3m0s ago" or "in 2h0m0s".
 func relative(t, now time.Time) string {
 	d := t.Sub(now).Round(time.Second)
@@ -236,7 +201,6 @@ func relative(t, now time.Time) string {
 	return "in " + d.String()
 }
 
-// probeWritable creates and removes a file in dir.
 func probeWritable(dir string) error {
 	f, err := os.CreateTemp(dir, ".licensekit-doctor-*")
 	if err != nil {
@@ -252,13 +216,11 @@ func probeWritable(dir string) error {
 func (d *doctor) checkFingerprint() Check {
 	c := Check{ID: CheckFingerprint}
 	if d.fp == nil {
-		c.Verdict = Fail
-		c.Finding = "the fingerprint cannot be collected"
+		finding := "the fingerprint cannot be collected"
 		if d.fpErr != nil {
-			c.Finding += ": " + errText(d.fpErr)
+			finding += ": " + errText(d.fpErr)
 		}
-		c.Fix = "run the product with access to the machine's hardware facts (see docs/fingerprint)"
-		return c
+		return c.judged(Fail, finding, "run the product with access to the machine's hardware facts (see docs/fingerprint)")
 	}
 	fp := d.fp
 	for _, comp := range fp.Components() {
@@ -269,11 +231,7 @@ func (d *doctor) checkFingerprint() Check {
 		c.Evidence = append(c.Evidence, Fact{"container", strings.Join(env.ContainerHints, ", ")})
 	}
 	if env.Hypervisor {
-		vendor := env.HypervisorVendor
-		if vendor == "" {
-			vendor = "vendor unknown"
-		}
-		c.Evidence = append(c.Evidence, Fact{"hypervisor", vendor})
+		c.Evidence = append(c.Evidence, Fact{"hypervisor", cmp.Or(env.HypervisorVendor, "vendor unknown")})
 	}
 	strong := fp.StrongCount()
 	c.Evidence = append(c.Evidence, Fact{"strong_identifiers", fmt.Sprint(strong)})
@@ -304,23 +262,15 @@ func (d *doctor) checkFingerprint() Check {
 	}
 	switch {
 	case regChanged:
-		c.Verdict = Warn
-		c.Finding = "the hardware identity changed since this machine registered (" + joinOr(changed, "which components is not recorded") + "): the next start registers it again, which may take a new seat"
-		c.Fix = "expected after a hardware change; otherwise see the changed components. " + advice
+		return c.judged(Warn, "the hardware identity changed since this machine registered ("+joinOr(changed, "which components is not recorded")+"): the next start registers it again, which may take a new seat",
+			strings.TrimSpace("expected after a hardware change; otherwise see the changed components. "+advice))
 	case strong < 2:
-		c.Verdict = Warn
-		c.Finding = fmt.Sprintf("fewer than two strong identifiers (%d): the SDK identifies this machine by an install id kept in the state directory", strong)
-		c.Fix = "keep the state directory: losing it makes this a new machine. " + advice
-	default:
-		c.Verdict = OK
-		c.Finding = fmt.Sprintf("%d strong identifiers; this machine is told apart reliably", strong)
-		c.Fix = advice
+		return c.judged(Warn, fmt.Sprintf("fewer than two strong identifiers (%d): the SDK identifies this machine by an install id kept in the state directory", strong),
+			strings.TrimSpace("keep the state directory: losing it makes this a new machine. "+advice))
 	}
-	c.Fix = strings.TrimSpace(c.Fix)
-	return c
+	return c.judged(OK, fmt.Sprintf("%d strong identifiers; this machine is told apart reliably", strong), advice)
 }
 
-// joinOr joins s with commas, or is none when s is empty.
 func joinOr(s []string, none string) string {
 	if len(s) == 0 {
 		return none
@@ -329,14 +279,8 @@ func joinOr(s []string, none string) string {
 }
 
 func uniq(s []string) []string {
-	sort.Strings(s)
-	out := s[:0]
-	for i, v := range s {
-		if i == 0 || v != s[i-1] {
-			out = append(out, v)
-		}
-	}
-	return out
+	slices.Sort(s)
+	return slices.Compact(s)
 }
 
 // componentText describes a component without its value: strength, source
@@ -385,17 +329,13 @@ func (d *doctor) checkRoundTrip(ctx context.Context) Check {
 		return roundTripFailure("begin_session", err)
 	}
 	st := d.client.Status()
-	c.Evidence = append(c.Evidence, Fact{"features", orNone(st.Features)})
+	c.Evidence = append(c.Evidence, Fact{"features", cmp.Or(st.Features, "none")})
 	if err := d.client.EndSession(rctx); err != nil {
-		c.Verdict = Fail
-		c.Finding = "the session began but end_session failed: " + errText(err)
-		c.Fix = "the seat frees itself when the session lapses (" + st.SessionDuration.String() + "); check the http check"
-		return c
+		return c.judged(Fail, "the session began but end_session failed: "+errText(err),
+			"the seat frees itself when the session lapses ("+st.SessionDuration.String()+"); check the http check")
 	}
 	c.Evidence = append(c.Evidence, Fact{"took", roundDur(time.Since(start))})
-	c.Verdict = OK
-	c.Finding = "registered, began and ended a session: the server opens this client's envelope and grants a seat"
-	return c
+	return c.judged(OK, "registered, began and ended a session: the server opens this client's envelope and grants a seat", "")
 }
 
 func roundTripFailure(step string, err error) Check {

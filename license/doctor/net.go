@@ -2,6 +2,7 @@ package doctor
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
@@ -32,29 +33,23 @@ func (e *proxyFailure) Error() string {
 // dialAddrs connects to the first of addrs that answers.
 func (d *doctor) dialAddrs(ctx context.Context, addrs []string, port string) (net.Conn, error) {
 	var dialer net.Dialer
-	var errs []error
-	for _, a := range addrs {
+	first := errors.New("no address to connect to")
+	for i, a := range addrs {
 		conn, err := dialer.DialContext(ctx, "tcp", net.JoinHostPort(a, port))
 		if err == nil {
 			return conn, nil
 		}
-		errs = append(errs, err)
+		if i == 0 {
+			first = err
+		}
 	}
-	if len(errs) == 0 {
-		return nil, errors.New("no address to connect to")
-	}
-	return nil, errs[0]
+	return nil, first
 }
 
 // dialProxy connects to the proxy, resolving its name with the resolver.
 func (d *doctor) dialProxy(ctx context.Context) (net.Conn, error) {
-	host, port := d.proxy.Hostname(), d.proxy.Port()
-	if port == "" {
-		port = map[string]string{"https": "443", "socks5": "1080"}[d.proxy.Scheme]
-		if port == "" {
-			port = "80"
-		}
-	}
+	host := d.proxy.Hostname()
+	port := cmp.Or(d.proxy.Port(), map[string]string{"https": "443", "socks5": "1080"}[d.proxy.Scheme], "80")
 	addrs := []string{host}
 	if net.ParseIP(host) == nil {
 		var err error
@@ -130,14 +125,13 @@ func (d *doctor) connect(ctx context.Context) (net.Conn, string, error) {
 // setProxyFailure records a proxy that failed the TCP or TLS step, for the
 // proxy check.
 func (d *doctor) setProxyFailure(pf *proxyFailure) {
-	c := Check{ID: CheckProxy, Verdict: Fail}
+	c := Check{ID: CheckProxy}
 	if pf.status != 0 {
-		c.Finding = gatewayFinding + ": the proxy answered CONNECT with " + statusText(pf.status)
 		c.Evidence = []Fact{{"status", statusText(pf.status)}}
-		c.Fix = gatewayFix(pf.status)
+		c = c.judged(Fail, gatewayFinding+": the proxy answered CONNECT with "+statusText(pf.status), gatewayFix(pf.status))
 	} else {
-		c.Finding = "the proxy " + d.proxy.Host + " does not answer: " + errText(pf.err)
-		c.Fix = "check the proxy settings (" + d.proxySource + ") and that the proxy is up"
+		c = c.judged(Fail, "the proxy "+d.proxy.Host+" does not answer: "+errText(pf.err),
+			"check the proxy settings ("+d.proxySource+") and that the proxy is up")
 	}
 	d.proxyCheck = &c
 }
@@ -160,17 +154,14 @@ func (d *doctor) checkTCP(ctx context.Context) Check {
 	switch {
 	case errors.As(err, &pf):
 		d.setProxyFailure(pf)
-		c.Verdict, c.Finding = Skipped, notCheckedProxy
+		return c.judged(Skipped, notCheckedProxy, "")
 	case err != nil:
-		c.Verdict = Fail
-		c.Finding = fmt.Sprintf("cannot connect to %s: %s", net.JoinHostPort(d.host, d.port), errText(err))
 		c.Evidence = append(c.Evidence, Fact{"error", errText(err)})
-		c.Fix = "check that the server is up and that no firewall blocks this machine from its port " + d.port
-	default:
-		conn.Close()
-		c.Verdict, c.Finding = OK, "connected "+how+" in "+roundDur(took)
+		return c.judged(Fail, fmt.Sprintf("cannot connect to %s: %s", net.JoinHostPort(d.host, d.port), errText(err)),
+			"check that the server is up and that no firewall blocks this machine from its port "+d.port)
 	}
-	return c
+	conn.Close()
+	return c.judged(OK, "connected "+how+" in "+roundDur(took), "")
 }
 
 // roots is the pool the client verifies the server with; nil means the
@@ -194,11 +185,9 @@ func (d *doctor) checkTLS(ctx context.Context) Check {
 		return skipped(CheckTLS, "the server URL does not parse")
 	case d.target.Scheme != "https":
 		return skipped(CheckTLS, "the server URL is http: no TLS")
-	}
-	if d.proxyCheck != nil {
+	case d.proxyCheck != nil:
 		return skipped(CheckTLS, notCheckedProxy)
-	}
-	if tc, ok := d.checks[CheckTCP]; ok && tc.Verdict != OK {
+	case d.checks[CheckTCP].Verdict != OK: // run sets the tcp check first
 		return skipped(CheckTLS, "no TCP connection: see the tcp check")
 	}
 	cctx, cancel := context.WithTimeout(ctx, d.o.timeout)
@@ -224,8 +213,7 @@ func (d *doctor) checkTLS(ctx context.Context) Check {
 func (d *doctor) judgeChain(certs []*x509.Certificate, version string) Check {
 	c := Check{ID: CheckTLS}
 	if len(certs) == 0 {
-		c.Verdict, c.Finding = Fail, "the server sent no certificate"
-		return c
+		return c.judged(Fail, "the server sent no certificate", "")
 	}
 	now := d.o.clock()
 	leaf := certs[0]
@@ -239,8 +227,8 @@ func (d *doctor) judgeChain(certs []*x509.Certificate, version string) Check {
 		{"valid_until", leaf.NotAfter.UTC().Format(time.RFC3339)},
 		{"chain_length", fmt.Sprint(len(certs))},
 	}
-	roots := "system roots"
-	if d.roots() != nil {
+	pool, roots := d.roots(), "system roots"
+	if pool != nil {
 		roots = "configured roots (WithRootCAs)"
 	}
 	c.Evidence = append(c.Evidence, Fact{"verified_against", roots})
@@ -251,64 +239,45 @@ func (d *doctor) judgeChain(certs []*x509.Certificate, version string) Check {
 		}
 		switch {
 		case now.After(cert.NotAfter):
-			c.Verdict = Fail
-			c.Finding = fmt.Sprintf("%s expired on %s", what, cert.NotAfter.UTC().Format("2006-01-02 15:04 MST"))
-			c.Fix = "the vendor must renew the server's certificate; if this machine's clock is wrong, correct it"
-			return c
+			return c.judged(Fail, fmt.Sprintf("%s expired on %s", what, cert.NotAfter.UTC().Format("2006-01-02 15:04 MST")),
+				"the vendor must renew the server's certificate; if this machine's clock is wrong, correct it")
 		case now.Before(cert.NotBefore):
-			c.Verdict = Fail
-			c.Finding = fmt.Sprintf("%s is not valid until %s: this machine's clock may be wrong", what, cert.NotBefore.UTC().Format("2006-01-02 15:04 MST"))
-			c.Fix = "turn on automatic time (NTP) on this machine"
-			return c
+			return c.judged(Fail, fmt.Sprintf("%s is not valid until %s: this machine's clock may be wrong", what, cert.NotBefore.UTC().Format("2006-01-02 15:04 MST")),
+				"turn on automatic time (NTP) on this machine")
 		}
 	}
 	if err := leaf.VerifyHostname(d.host); err != nil {
-		c.Verdict = Fail
-		c.Finding = fmt.Sprintf("the certificate is for %s, not for %s", certNames(leaf), d.host)
-		c.Fix = "use the host name the certificate names in the server URL; a certificate for another name suggests interception or a wrong address"
-		return c
+		return c.judged(Fail, fmt.Sprintf("the certificate is for %s, not for %s", certNames(leaf), d.host),
+			"use the host name the certificate names in the server URL; a certificate for another name suggests interception or a wrong address")
 	}
 	inter := x509.NewCertPool()
 	for _, ic := range certs[1:] {
 		inter.AddCert(ic)
 	}
-	_, verr := leaf.Verify(x509.VerifyOptions{Roots: d.roots(), Intermediates: inter, CurrentTime: now})
-	intercepted, why := d.intercepted(certs)
+	_, verr := leaf.Verify(x509.VerifyOptions{Roots: pool, Intermediates: inter, CurrentTime: now})
+	intercepted, why := d.intercepted(certs, issuer)
 	switch {
 	case verr != nil && intercepted:
-		c.Verdict = Fail
-		c.Finding = "the chain is not trusted and looks intercepted: " + why
-		c.Fix = interceptFix
-		return c
+		return c.judged(Fail, "the chain is not trusted and looks intercepted: "+why, interceptFix)
 	case verr != nil:
-		c.Verdict = Fail
-		c.Finding = "the certificate chain is not trusted by the " + roots + ": issued by " + issuer
 		c.Evidence = append(c.Evidence, Fact{"error", errText(verr)})
-		c.Fix = "if the vendor uses a private CA, pass it with WithRootCAs; otherwise something on the path presents its own certificate"
-		return c
+		return c.judged(Fail, "the certificate chain is not trusted by the "+roots+": issued by "+issuer,
+			"if the vendor uses a private CA, pass it with WithRootCAs; otherwise something on the path presents its own certificate")
 	case intercepted:
-		c.Verdict = Fail
-		c.Finding = "the chain looks intercepted: " + why
-		c.Fix = interceptFix
-		return c
+		return c.judged(Fail, "the chain looks intercepted: "+why, interceptFix)
 	}
 	if left := leaf.NotAfter.Sub(now); left < 14*24*time.Hour {
-		c.Verdict = Warn
-		c.Finding = fmt.Sprintf("the certificate is valid but expires in %s", left.Round(time.Hour))
-		c.Fix = "tell the vendor: the server's certificate needs renewing"
-		return c
+		return c.judged(Warn, fmt.Sprintf("the certificate is valid but expires in %s", left.Round(time.Hour)),
+			"tell the vendor: the server's certificate needs renewing")
 	}
-	c.Verdict = OK
-	c.Finding = fmt.Sprintf("verified: issued by %s for %s, valid until %s", issuer, d.host, leaf.NotAfter.UTC().Format("2006-01-02"))
-	return c
+	return c.judged(OK, fmt.Sprintf("verified: issued by %s for %s, valid until %s", issuer, d.host, leaf.NotAfter.UTC().Format("2006-01-02")), "")
 }
 
 const interceptFix = "a TLS-inspecting firewall or antivirus re-signs the server's certificate: ask IT to exempt the licence server's host from TLS inspection"
 
 // intercepted reports whether the chain misses every expected issuer or
 // pin, or names a known TLS-inspection product.
-func (d *doctor) intercepted(certs []*x509.Certificate) (bool, string) {
-	issuer := issuerName(certs[0])
+func (d *doctor) intercepted(certs []*x509.Certificate, issuer string) (bool, string) {
 	pinned := slices.ContainsFunc(certs, func(cert *x509.Certificate) bool {
 		sum := sha256.Sum256(cert.RawSubjectPublicKeyInfo)
 		pin := base64.StdEncoding.EncodeToString(sum[:])

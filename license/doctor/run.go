@@ -1,6 +1,7 @@
 package doctor
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -20,7 +21,6 @@ import (
 type doctor struct {
 	o      options
 	cfg    license.Config
-	redact *verdict.Redactor
 	rep    *Report
 	checks map[string]Check
 	// idValues maps each fingerprint component to its raw values, for
@@ -51,6 +51,11 @@ var checkOrder = []string{CheckConfig, CheckDNS, CheckProxy, CheckTCP, CheckTLS,
 func (d *doctor) set(c Check) { d.checks[c.ID] = c }
 
 func skipped(id, why string) Check { return Check{ID: id, Verdict: Skipped, Finding: why} }
+
+func (c Check) judged(v Verdict, finding, fix string) Check {
+	c.Verdict, c.Finding, c.Fix = v, finding, fix
+	return c
+}
 
 // run runs every check and fills the report in order.
 func (d *doctor) run(ctx context.Context) {
@@ -85,36 +90,28 @@ func (d *doctor) run(ctx context.Context) {
 // checkConfig builds the licence client as the product would and reports
 // every problem license.New finds.
 func (d *doctor) checkConfig() Check {
-	c := Check{ID: CheckConfig}
-	c.Evidence = append(c.Evidence, configFacts(d.cfg)...)
+	c := Check{ID: CheckConfig, Evidence: configFacts(d.cfg)}
 	if u, err := url.Parse(d.cfg.ServerURL); err == nil && u.Host != "" && (u.Scheme == "http" || u.Scheme == "https") {
 		d.target = u
 		d.host = u.Hostname()
-		d.port = u.Port()
-		if d.port == "" {
-			d.port = map[string]string{"http": "80", "https": "443"}[u.Scheme]
-		}
+		d.port = cmp.Or(u.Port(), map[string]string{"http": "80", "https": "443"}[u.Scheme])
 	}
 	client, err := license.New(d.cfg, d.clientOptions()...)
 	if err != nil {
 		problems := configProblems(err)
-		c.Verdict = Fail
-		c.Finding = fmt.Sprintf("license.New rejects the configuration: %s", strings.Join(problems, "; "))
 		for _, p := range problems {
 			c.Evidence = append(c.Evidence, Fact{"problem", p})
 		}
-		c.Fix = "correct every problem listed; the product cannot start a licence session until then"
-		return c
+		return c.judged(Fail, fmt.Sprintf("license.New rejects the configuration: %s", strings.Join(problems, "; ")),
+			"correct every problem listed; the product cannot start a licence session until then")
 	}
 	d.client = client
 	d.diag = client.Diagnostics(diag.NewKey())
-	c.Verdict, c.Finding = OK, "license.New accepts the configuration"
 	if d.target != nil && d.target.Scheme == "http" && !isLoopback(d.host) {
-		c.Verdict = Warn
-		c.Finding = "the server URL is plain http: anyone on the path can read and alter the exchange"
-		c.Fix = "use the server's https URL"
+		return c.judged(Warn, "the server URL is plain http: anyone on the path can read and alter the exchange",
+			"use the server's https URL")
 	}
-	return c
+	return c.judged(OK, "license.New accepts the configuration", "")
 }
 
 // clientOptions are the options of the doctor's licence client: the
@@ -127,9 +124,7 @@ func (d *doctor) clientOptions() []license.Option {
 	if d.o.roots != nil {
 		opts = append(opts, license.WithRootCAs(d.o.roots))
 	}
-	if d.o.clock != nil {
-		opts = append(opts, license.WithTestHooks(license.TestHooks{WallClock: d.o.clock}))
-	}
+	opts = append(opts, license.WithTestHooks(license.TestHooks{WallClock: d.o.clock})) // Run sets a default clock
 	// One HTTP attempt per call: a diagnosis reports what happens, it does
 	// not retry it away.
 	return append(opts, license.WithRetry(license.Retry{Attempts: 1, AttemptTimeout: d.o.timeout}))
@@ -177,8 +172,7 @@ func (d *doctor) checkDNS(ctx context.Context) Check {
 	c := Check{ID: CheckDNS, Evidence: []Fact{{"host", d.host}}}
 	if ip := net.ParseIP(d.host); ip != nil {
 		d.addrs, d.dnsOK = []string{d.host}, true
-		c.Verdict, c.Finding = OK, d.host+" is an IP address; no lookup needed"
-		return c
+		return c.judged(OK, d.host+" is an IP address; no lookup needed", "")
 	}
 	rctx, cancel := context.WithTimeout(ctx, d.o.timeout)
 	start := time.Now()
@@ -188,27 +182,21 @@ func (d *doctor) checkDNS(ctx context.Context) Check {
 	if (err != nil || len(addrs) == 0) && d.proxy != nil {
 		// The proxy resolves the server's name, not this machine: on a
 		// network that allows only a proxy the name need not resolve here.
-		c.Verdict = OK
-		c.Finding = fmt.Sprintf("%s does not resolve here, which does not matter: requests go through the proxy %s, which resolves it", d.host, d.proxy.Host)
 		if err != nil {
 			c.Evidence = append(c.Evidence, Fact{"error", errText(err)})
 		}
-		return c
+		return c.judged(OK, fmt.Sprintf("%s does not resolve here, which does not matter: requests go through the proxy %s, which resolves it", d.host, d.proxy.Host), "")
 	}
 	if err != nil || len(addrs) == 0 {
 		if err == nil {
 			err = errors.New("no addresses")
 		}
-		c.Verdict = Fail
-		c.Finding = fmt.Sprintf("the server name %s does not resolve", d.host)
 		c.Evidence = append(c.Evidence, Fact{"error", errText(err)})
-		c.Fix = "check the server URL for typos, and this machine's DNS settings (or hosts file); on a network that allows only a proxy, set HTTPS_PROXY"
-		return c
+		return c.judged(Fail, fmt.Sprintf("the server name %s does not resolve", d.host),
+			"check the server URL for typos, and this machine's DNS settings (or hosts file); on a network that allows only a proxy, set HTTPS_PROXY")
 	}
 	d.addrs, d.dnsOK = addrs, true
-	c.Verdict = OK
-	c.Finding = fmt.Sprintf("%s resolves to %s", d.host, strings.Join(limit(addrs, 4), ", "))
-	return c
+	return c.judged(OK, fmt.Sprintf("%s resolves to %s", d.host, strings.Join(limit(addrs, 4), ", ")), "")
 }
 
 // selectProxy finds the proxy the client's transport selects for the
@@ -248,11 +236,10 @@ func (d *doctor) checkProxy() Check {
 	}
 	c := Check{ID: CheckProxy, Evidence: []Fact{{"selected_by", d.proxySource}}}
 	if d.proxy == nil {
-		c.Verdict, c.Finding = OK, "no proxy: the client connects to the server directly"
 		if isLoopback(d.host) {
 			c.Evidence = append(c.Evidence, Fact{"note", "environment proxies never apply to loopback addresses"})
 		}
-		return c
+		return c.judged(OK, "no proxy: the client connects to the server directly", "")
 	}
 	c.Evidence = append(c.Evidence, proxyFacts(d.proxy)...)
 	switch {
@@ -263,28 +250,20 @@ func (d *doctor) checkProxy() Check {
 	case d.probe != nil:
 		cl := classify(d.probe.Err)
 		if cl.gateway() {
-			c.Verdict = Fail
-			c.Finding = gatewayFinding + ": " + cl.detail
 			c.Evidence = append(c.Evidence, Fact{"status", statusText(cl.status)})
-			c.Fix = gatewayFix(cl.status)
 			// One root cause, one failure: the http check saw the proxy's
 			// answer, not the server's.
 			h := skipped(CheckHTTP, notCheckedProxy)
 			h.Evidence = d.checks[CheckHTTP].Evidence
 			d.set(h)
-			return c
+			return c.judged(Fail, gatewayFinding+": "+cl.detail, gatewayFix(cl.status))
 		}
 		if cl.answered {
-			c.Verdict, c.Finding = OK, "proxy "+d.proxy.Host+" passes requests on to the licence server"
-			return c
+			return c.judged(OK, "proxy "+d.proxy.Host+" passes requests on to the licence server", "")
 		}
-		c.Verdict = Warn
-		c.Finding = "proxy " + d.proxy.Host + " answers, but no reply from the licence server came through it"
-		c.Fix = "see the http check"
-		return c
+		return c.judged(Warn, "proxy "+d.proxy.Host+" answers, but no reply from the licence server came through it", "see the http check")
 	}
-	c.Verdict, c.Finding = OK, "proxy "+d.proxy.Host+" answers"
-	return c
+	return c.judged(OK, "proxy "+d.proxy.Host+" answers", "")
 }
 
 // proxyFacts describes a proxy URL without its credentials.
@@ -321,40 +300,34 @@ func (d *doctor) checkHTTP(ctx context.Context) Check {
 	if cl.message != "" {
 		c.Evidence = append(c.Evidence, Fact{"server_message", cl.message})
 	}
-	c.Verdict = Fail // unless the licence server answered as expected
 	switch {
 	case cl.answered && (res.Err == nil || expectedRefusal(cl.message)):
-		c.Verdict = OK
-		c.Finding = fmt.Sprintf("the licence server answered in %s", roundDur(res.RTT))
+		return c.judged(OK, fmt.Sprintf("the licence server answered in %s", roundDur(res.RTT)), "")
 	case cl.answered:
-		c.Finding = fmt.Sprintf("the licence server answered but refused this client: %q", cl.message)
-		c.Fix = "check APIKey and the server key (ServerPublicKey or SharedSecret) against the vendor's settings"
+		return c.judged(Fail, fmt.Sprintf("the licence server answered but refused this client: %q", cl.message),
+			"check APIKey and the server key (ServerPublicKey or SharedSecret) against the vendor's settings")
 	case cl.fault:
-		c.Finding = "the request failed on this machine: " + cl.detail
-		c.Fix = "check the server key (ServerPublicKey or SharedSecret) and any custom sealer"
+		return c.judged(Fail, "the request failed on this machine: "+cl.detail,
+			"check the server key (ServerPublicKey or SharedSecret) and any custom sealer")
 	case cl.credentials:
-		c.Finding = fmt.Sprintf("configuration fault: the server answered (HTTP %d) but did not authenticate this client", cl.status)
-		c.Fix = verdict.CredentialsCauses + "; until then the product runs on its offline grace and then stops"
+		return c.judged(Fail, fmt.Sprintf("configuration fault: the server answered (HTTP %d) but did not authenticate this client", cl.status),
+			verdict.CredentialsCauses+"; until then the product runs on its offline grace and then stops")
 	case cl.gateway():
-		c.Finding = gatewayFinding + ": " + cl.detail
-		c.Fix = gatewayFix(cl.status)
+		return c.judged(Fail, gatewayFinding+": "+cl.detail, gatewayFix(cl.status))
 	case cl.why == verdict.DetailUnauthenticated:
-		c.Finding = "a reply came back that does not open with this client's keys: " + cl.detail
-		c.Fix = "check the server key (ServerPublicKey or SharedSecret); if the keys are right, something on the path answers in the server's place"
+		return c.judged(Fail, "a reply came back that does not open with this client's keys: "+cl.detail,
+			"check the server key (ServerPublicKey or SharedSecret); if the keys are right, something on the path answers in the server's place")
 	case cl.why == verdict.DetailTransient:
-		c.Finding = "the server, or a gateway in front of it, failed: " + cl.detail
-		c.Fix = "retry later; if it persists, the vendor's server or gateway needs attention (offline grace covers the outage)"
+		return c.judged(Fail, "the server, or a gateway in front of it, failed: "+cl.detail,
+			"retry later; if it persists, the vendor's server or gateway needs attention (offline grace covers the outage)")
 	case cl.why == verdict.DetailMalformed, cl.why == verdict.DetailTooLarge:
-		c.Finding = "a reply came back that does not follow the v2 spec: " + cl.detail
-		c.Fix = "the server, or something answering in its place, is not a v2 licence server at this URL: check the URL's version path"
+		return c.judged(Fail, "a reply came back that does not follow the v2 spec: "+cl.detail,
+			"the server, or something answering in its place, is not a v2 licence server at this URL: check the URL's version path")
 	case cl.why == verdict.DetailTLS:
-		c.Finding = "the TLS connection to the server is not trusted: " + cl.detail
-		c.Fix = "see the tls check"
-	default:
-		c.Finding = "no answer from the server: " + cl.detail
-		c.Fix = "check that the server is up and that a firewall lets this machine reach it"
+		return c.judged(Fail, "the TLS connection to the server is not trusted: "+cl.detail, "see the tls check")
 	}
-	return c
+	return c.judged(Fail, "no answer from the server: "+cl.detail,
+		"check that the server is up and that a firewall lets this machine reach it")
 }
 
 // expectedRefusal reports whether a refusal of the probe is the expected
@@ -391,24 +364,21 @@ func (d *doctor) checkClock() Check {
 		return skipped(CheckClock, "no reply from the licence server carried its time")
 	}
 	skew := d.probe.Skew
-	abs := skew.Abs()
 	c := Check{ID: CheckClock, Evidence: []Fact{
 		{"server_time", d.probe.ServerTime.UTC().Format(time.RFC3339)},
 		{"local_time", d.o.clock().UTC().Format(time.RFC3339)},
 		{"skew", skew.Round(time.Second).String() + " (server minus local)"},
 		{"rollback_slack", diag.RollbackSlack.String()},
 	}}
-	c.Verdict, c.Finding = OK, fmt.Sprintf("this machine's clock is %s the server's", skewText(skew))
+	finding := fmt.Sprintf("this machine's clock is %s the server's", skewText(skew))
 	switch {
-	case abs > diag.RollbackSlack:
-		c.Verdict = Fail
-		c.Finding += fmt.Sprintf(", more than the %s the SDK tolerates", diag.RollbackSlack)
-		c.Fix = "turn on automatic time (NTP) on this machine; setting the clock back also voids offline grace until the server is reached"
-	case abs > time.Minute:
-		c.Verdict = Warn
-		c.Fix = "turn on automatic time (NTP) on this machine"
+	case skew.Abs() > diag.RollbackSlack:
+		return c.judged(Fail, finding+fmt.Sprintf(", more than the %s the SDK tolerates", diag.RollbackSlack),
+			"turn on automatic time (NTP) on this machine; setting the clock back also voids offline grace until the server is reached")
+	case skew.Abs() > time.Minute:
+		return c.judged(Warn, finding, "turn on automatic time (NTP) on this machine")
 	}
-	return c
+	return c.judged(OK, finding, "")
 }
 
 // skewText renders how the local clock stands against the server's, from

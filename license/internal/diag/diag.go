@@ -44,37 +44,30 @@ type Client interface {
 	Fingerprint(ctx context.Context) (*fingerprint.Fingerprint, error)
 
 	// Probe sends one extend_session for a random token that names no
-	// session, with the client's retry settings (package doctor builds its
-	// client with one attempt), and reports how the server answered. No
-	// server acts on such a request: the expected answer is a refusal in
-	// the spec's failure shape ("unknown token"), which shows that the
-	// licence server itself is reached, opens this client's envelope,
-	// accepts its API key and reports its time. Probe takes no seat, does
-	// not load or change the saved state, and works before Start. It waits
-	// for a call of the client in progress; ctx bounds the wait and the
-	// exchange.
+	// session, with the client's retry settings, and reports how the server
+	// answered: the expected answer is a refusal ("unknown token"). It takes
+	// no seat, does not load or change the saved state, and works before
+	// Start. It waits for a call of the client in progress; ctx bounds the
+	// wait and the exchange.
 	Probe(ctx context.Context) ProbeResult
 
 	// InspectState looks at the saved state without changing it: it
 	// creates nothing, takes no lock it keeps, moves no corrupt file aside
-	// and never waits for a lock held by a running client. fp is this
-	// machine's fingerprint (see Fingerprint); it derives the state's
-	// sealing key and is compared with the registered hardware. The error
-	// is for a directory that cannot be looked at (matching
-	// fs.ErrNotExist when it is missing, or statefile's not-a-directory
-	// error); problems of one slot are in its SavedState.Err.
+	// and never waits for a lock held by a running client. fp (see
+	// Fingerprint) derives the sealing key and is compared with the
+	// registered hardware. The error is for a directory that cannot be
+	// looked at (fs.ErrNotExist, statefile.ErrNotDir); problems of one slot
+	// are in its SavedState.Err.
 	InspectState(ctx context.Context, fp *fingerprint.Fingerprint) (*StateInspection, error)
 
-	// CheckLicense asks the server whether it knows the licence, without
-	// taking a seat and without creating anything on the server: it sends
-	// register_instance (with what the product's own requests carry) only
-	// when the saved state shows that the server already registered this
-	// machine with the same hardware, so the spec makes the server return
-	// the existing instance. Otherwise it sends nothing and says why in
-	// NotChecked. fp is this machine's fingerprint (see Fingerprint). It
-	// changes nothing on this machine and takes no state slot; it waits for
-	// a call of the client in progress, and ctx bounds the wait and the
-	// exchange.
+	// CheckLicense asks the server whether it knows the licence, taking no
+	// seat and creating nothing: it sends register_instance only when the
+	// saved state shows that the server already registered this machine
+	// with the same hardware (fp, see Fingerprint), so that the spec makes
+	// the server return the existing instance; otherwise it sends nothing
+	// and says why in NotChecked. It changes nothing on this machine, takes
+	// no state slot, and waits for a call of the client in progress; ctx
+	// bounds the wait and the exchange.
 	CheckLicense(ctx context.Context, fp *fingerprint.Fingerprint) LicenseCheck
 }
 
@@ -88,11 +81,9 @@ type ProbeResult struct {
 	// exchange. It is meaningful only when ServerTime is not zero.
 	Skew time.Duration
 	// Err is the outcome, classified like every reply of the client: a
-	// *license.APIError matching license.ErrRefused when the licence
-	// server answered with a refusal (the expected answer: the token names
-	// no session), an error matching license.ErrUnreachable when no
-	// trustworthy answer arrived, or nil in the unlikely case that the
-	// server accepted the token.
+	// *license.APIError for a refusal (the expected answer), an error
+	// matching license.ErrUnreachable, or nil if the server accepted the
+	// token.
 	Err error
 }
 
@@ -110,8 +101,7 @@ type LicenseCheck struct {
 	SessionDuration, GracePeriod time.Duration
 	// Err is register_instance's outcome, classified like every reply of
 	// the client: nil when the server knows the licence, a
-	// *license.APIError matching license.ErrRefused when it refused it
-	// (unknown, revoked or expired licence), or an error matching
+	// *license.APIError when it refused it, or an error matching
 	// license.ErrUnreachable.
 	Err error
 }
@@ -119,10 +109,8 @@ type LicenseCheck struct {
 // SavedState is one state slot as InspectState found it. Times are wall
 // times as saved; zero means not recorded.
 type SavedState struct {
-	// Slot is the slot index, File the slot's file name (no directory);
-	// both are zero for a custom StateStore.
+	// Slot is the slot index; zero for a custom StateStore.
 	Slot int
-	File string
 	// Held is true when a running client held the slot's lock at the
 	// moment of the inspection. InspectState never waits for it or takes
 	// it over.
@@ -135,10 +123,8 @@ type SavedState struct {
 	// edited, or was sealed for other hardware or another product or
 	// licence.
 	Err error
-	// InstanceGUID is the registered instance, and FirstRegisteredAt when
-	// the server first saw it.
-	InstanceGUID      string
-	FirstRegisteredAt time.Time
+	// InstanceGUID is the registered instance.
+	InstanceGUID string
 	// SessionLive is true when a session was begun and not ended (a
 	// running client, or a crash: the next Start ends it).
 	SessionLive bool
@@ -159,7 +145,7 @@ type SavedState struct {
 	Unanchored bool
 	// HardwareChanged is true when this machine's hardware identity differs
 	// from the one registered; Changed then names the wire components that
-	// differ, or is nil when the state predates per-component records.
+	// differ, or is nil when the state holds no per-component record.
 	HardwareChanged bool
 	Changed         []string
 }
