@@ -32,6 +32,7 @@ import (
 	"os/signal"
 	"sort"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -159,6 +160,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	conns := &unusedConns{m: map[net.Conn]bool{}}
 	servers := []*http.Server{{Handler: srv, ReadHeaderTimeout: 10 * time.Second}}
 	listeners := []net.Listener{ln}
 	fmt.Fprintf(stdout, "licence server for API v2 at http://%s/api/v2\n", ln.Addr())
@@ -186,6 +188,10 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		ctx, cancel = context.WithTimeout(ctx, *duration)
 		defer cancel()
 	}
+	for _, s := range servers {
+		s.ConnState = conns.track
+		s.RegisterOnShutdown(conns.closeAll)
+	}
 	served := make(chan error, len(servers))
 	for i := range servers {
 		go func() { served <- servers[i].Serve(listeners[i]) }()
@@ -197,7 +203,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		pending--
 	case <-ctx.Done():
 	}
-	shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	// Requests in flight get 10 s to finish; connections that never sent a
+	// request are closed at once (unusedConns).
+	shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	for _, s := range servers {
 		if err := s.Shutdown(shutdown); err != nil && failed == nil {
@@ -212,4 +220,33 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintln(stdout, "stopped")
 	return nil
+}
+
+// unusedConns tracks the connections that have not sent a request yet (a
+// client's spare dial, a browser's preconnect, a port scan), so that a stop
+// closes them at once: net/http's Shutdown waits until such a connection
+// is more than 5 s old, which would hold every stop that long and end it in
+// an error.
+type unusedConns struct {
+	mu sync.Mutex
+	m  map[net.Conn]bool
+}
+
+func (u *unusedConns) track(c net.Conn, s http.ConnState) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if s == http.StateNew {
+		u.m[c] = true
+	} else {
+		delete(u.m, c)
+	}
+}
+
+// closeAll runs when Shutdown has closed the listeners.
+func (u *unusedConns) closeAll() {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	for c := range u.m {
+		_ = c.Close()
+	}
 }

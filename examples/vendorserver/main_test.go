@@ -238,6 +238,39 @@ func TestKeyRotation(t *testing.T) {
 	assert.Equal(t, 0, liveSessions(t, srv))
 }
 
+// TestStopsWithAnUnusedConnection: a connection that never sends a request
+// (a client's spare dial, a port scan) does not turn a stop into an error.
+// net/http's Shutdown closes such a connection only once it is more than
+// 5 s old, so the stop must wait longer than that.
+func TestStopsWithAnUnusedConnection(t *testing.T) {
+	priv, _ := newKey(t, envelope.KEMX25519)
+	dir := t.TempDir()
+	keyFile := filepath.Join(dir, "server.key")
+	require.NoError(t, os.WriteFile(keyFile, priv.EncodePEM(), 0o600))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var out, errOut testkit.LockedBuffer
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"-listen", "127.0.0.1:0", "-admin", "", "-key-file", keyFile,
+			"-db", filepath.Join(dir, "vendorserver.db"), "-api-key", apiKey}, &out, &errOut)
+	}()
+	const prefix = "licence server for API v2 at http://"
+	var addr string
+	require.Eventually(t, func() bool {
+		_, rest, ok := strings.Cut(out.String(), prefix)
+		addr, _, _ = strings.Cut(rest, "/")
+		return ok && strings.Contains(out.String(), "public key")
+	}, time.Minute, 10*time.Millisecond, "the server did not start: %s", errOut.String())
+	conn, err := net.Dial("tcp", addr)
+	require.NoError(t, err)
+	defer conn.Close()
+
+	cancel()
+	require.NoError(t, <-done, errOut.String())
+	assert.Contains(t, out.String(), "stopped")
+}
+
 // TestCommand runs the command as a user would, briefly.
 func TestCommand(t *testing.T) {
 	priv, _ := newKey(t, envelope.KEMX25519)
@@ -775,10 +808,6 @@ func TestProcessesShareOneDatabase(t *testing.T) {
 	require.NoError(t, os.WriteFile(keyFile, priv.EncodePEM(), 0o600))
 	t.Setenv(AdminTokenEnv, adminToken)
 
-	// One attempt per call, so that a failed request shows; each attempt
-	// may take a minute, so that a loaded machine (the whole suite running
-	// under -race) is not mistaken for a failure.
-	slowMachine := license.Retry{Attempts: 1, AttemptTimeout: time.Minute}
 	procs := startProcesses(t, 3, "-listen", "127.0.0.1:0", "-admin", "127.0.0.1:0", "-key-file", keyFile,
 		"-db", db, "-api-key", apiKey)
 	var wg sync.WaitGroup
@@ -819,7 +848,7 @@ func TestProcessesShareOneDatabase(t *testing.T) {
 	newClient := func(key string, machine int) *license.Client {
 		cfg := config("http://"+hosts[0]+"/api/v2", priv.Public(), true)
 		cfg.LicenseKey, cfg.StateDir = key, t.TempDir()
-		c, err := license.New(cfg, license.WithRoundTripper(lb), license.WithRetry(slowMachine),
+		c, err := license.New(cfg, license.WithRoundTripper(lb), license.WithRetry(license.Retry{Attempts: 1}),
 			license.WithFingerprintSource(machineFingerprint(machine)))
 		require.NoError(t, err)
 		t.Cleanup(func() { _ = c.Close(ctx) })
@@ -870,7 +899,7 @@ func TestProcessesShareOneDatabase(t *testing.T) {
 	require.NoError(t, issue(procs[1], "REVOKE", 0))
 	cfg := config("http://"+procs[2].api+"/api/v2", priv.Public(), true)
 	cfg.LicenseKey, cfg.StateDir = "REVOKE", t.TempDir()
-	c, err := license.New(cfg, license.WithRetry(slowMachine), license.WithFingerprintSource(machineFingerprint(200)))
+	c, err := license.New(cfg, license.WithRetry(license.Retry{Attempts: 1}), license.WithFingerprintSource(machineFingerprint(200)))
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = c.Close(ctx) })
 	require.NoError(t, c.Start(ctx))
