@@ -2,6 +2,7 @@ package licensetest
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/subtle"
 	"encoding/base64"
@@ -108,11 +109,7 @@ func (s *Server) handle(ctx context.Context, method, path string, body io.Reader
 		// request is processed as new.
 		ticket.Forget()
 		o = s.reply(ep, ts, nil, refuse(fault.Status, fault.Message), sealer, true)
-		ra := set.retryAfter
-		if fault.RetryAfter > 0 {
-			ra = fault.RetryAfter
-		}
-		if ra > 0 {
+		if ra := cmp.Or(max(fault.RetryAfter, 0), set.retryAfter); ra > 0 {
 			o.header.Set("Retry-After", strconv.FormatInt(int64((ra+time.Second-1)/time.Second), 10))
 		}
 	case fault.Kind == FaultReplay:
@@ -227,6 +224,8 @@ func (s *Server) process(ep string, now time.Time, ts wire.Timestamp, skew time.
 	if err != nil {
 		return nil, err
 	}
+	s.store.mu.Lock()
+	defer s.store.mu.Unlock()
 	switch ep {
 	case Register:
 		req := wire.RegisterRequest{ProductGUID: o.str("product_guid", true), LicenseKey: o.str("license_key", true),
@@ -307,23 +306,20 @@ func corrupt(o outcome, kind FaultKind, sealed bool) outcome {
 // sealed reply with its last ciphertext byte flipped, or, for a plain reply,
 // random bytes of a plausible length.
 func badSeal(body []byte, sealed bool) []byte {
+	var v struct {
+		Data string `json:"data"`
+	}
 	var raw []byte
-	if sealed {
-		var v struct {
-			Data string `json:"data"`
-		}
-		if json.Unmarshal(body, &v) == nil {
-			raw, _ = base64.StdEncoding.DecodeString(v.Data)
-		}
+	if sealed && json.Unmarshal(body, &v) == nil {
+		raw, _ = base64.StdEncoding.DecodeString(v.Data)
 	}
 	if len(raw) == 0 {
 		raw = []byte(hook.RandomToken(49 + len(body)))
 	} else {
 		raw[len(raw)-1] ^= 0x01
 	}
-	out, _ := json.Marshal(struct {
-		Data string `json:"data"`
-	}{base64.StdEncoding.EncodeToString(raw)})
+	v.Data = base64.StdEncoding.EncodeToString(raw)
+	out, _ := json.Marshal(v)
 	return out
 }
 

@@ -111,8 +111,8 @@ func NewUnstartedServer(cfg *Config) *Server {
 		reqlog: &requestLog{max: c.MaxRequests, counts: make(map[string]int)},
 		logger: c.Logger,
 		conns:  make(map[net.Conn]http.ConnState),
+		flight: inflight{cancels: make(map[*context.CancelCauseFunc]struct{})},
 	}
-	s.flight.init()
 	hpkeOpener, err := envelope.NewOpener(c.PrivateKey)
 	must(err)
 	secretOpener, err := envelope.NewSharedSecretOpener(c.Secret)
@@ -180,12 +180,12 @@ func (s *Server) startLocked(useTLS bool) {
 	scheme := "http"
 	if useTLS {
 		scheme = "https"
-		cert, tlsCert, err := selfSigned(g.Addr())
+		tlsCert, err := selfSigned(g.Addr())
 		if err != nil {
 			g.Close()
 			must(err)
 		}
-		s.cert = cert
+		s.cert = tlsCert.Leaf
 		if s.client != nil { // Client was called before StartTLS
 			s.client.Transport = s.clientTransport()
 		}
@@ -205,10 +205,10 @@ func (s *Server) startLocked(useTLS bool) {
 }
 
 // selfSigned makes a certificate for the loopback names and addr's host.
-func selfSigned(addr net.Addr) (*x509.Certificate, tls.Certificate, error) {
+func selfSigned(addr net.Addr) (tls.Certificate, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		return nil, tls.Certificate{}, err
+		return tls.Certificate{}, err
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber:          big.NewInt(1),
@@ -227,13 +227,10 @@ func selfSigned(addr net.Addr) (*x509.Certificate, tls.Certificate, error) {
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {
-		return nil, tls.Certificate{}, err
+		return tls.Certificate{}, err
 	}
 	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		return nil, tls.Certificate{}, err
-	}
-	return cert, tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: cert}, nil
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: cert}, err
 }
 
 // Close shuts the server down and blocks until every request in flight has
@@ -287,14 +284,12 @@ func (s *Server) trackConn(c net.Conn, st http.ConnState) {
 	s.connMu.Lock()
 	defer s.connMu.Unlock()
 	switch st {
-	case http.StateNew:
+	case http.StateNew, http.StateActive, http.StateIdle:
+		if st == http.StateNew {
+			s.connWG.Add(1)
+		}
 		s.conns[c] = st
-		s.connWG.Add(1)
-	case http.StateActive:
-		s.conns[c] = st
-	case http.StateIdle:
-		s.conns[c] = st
-		if s.closing {
+		if st == http.StateIdle && s.closing {
 			c.Close()
 		}
 	case http.StateHijacked, http.StateClosed:
@@ -434,8 +429,6 @@ type inflight struct {
 	idle    chan struct{} // made by close when it must wait; closed by the last request
 	cancels map[*context.CancelCauseFunc]struct{}
 }
-
-func (f *inflight) init() { f.cancels = make(map[*context.CancelCauseFunc]struct{}) }
 
 // begin registers a request. It reports false once Close has begun.
 func (f *inflight) begin(parent context.Context) (context.Context, func(), bool) {
