@@ -91,13 +91,11 @@ func (cmd *command) prepare(p params) (func(*controller) error, error) {
 
 // prefixErr puts the command's name before each message of err.
 func prefixErr(name string, err error) error {
-	var errs []error
+	errs := []error{err}
 	if j, ok := err.(interface{ Unwrap() []error }); ok {
 		errs = j.Unwrap()
-	} else {
-		errs = []error{err}
 	}
-	out := make([]error, 0, len(errs))
+	var out []error
 	for _, e := range errs {
 		out = append(out, fmt.Errorf("%s: %w", name, e))
 	}
