@@ -84,23 +84,22 @@ func (s *Server) handle(ctx context.Context, method, path string, body io.Reader
 	ts := wire.Timestamp{Raw: wire.FormatTime(now.Add(set.skew))}
 
 	pt, sealer, ticket, early := s.admit(ep, body, now)
-	if early != nil && !early.rec.Repeat {
+	rec := Request{Payload: pt}
+	if early != nil {
+		rec = early.rec
+	}
+	rec.Endpoint, rec.Time = ep, now
+	if early != nil && !rec.Repeat {
 		// Envelope-level rejections: nothing is processed and no queued
-		// fault is consumed.
-		early.rec.Endpoint, early.rec.Time, early.rec.Status = ep, now, early.o.status
-		s.reqlog.add(early.rec)
+		// fault is consumed. A repeat of an answered request gets the
+		// stored reply below; faults on the path still apply to it.
+		rec.Status = early.o.status
+		s.reqlog.add(rec)
 		s.logger.Debug("licensetest: request rejected",
-			slog.String("endpoint", ep), slog.Int("status", early.o.status), slog.String("rejected", early.rec.Rejected))
+			slog.String("endpoint", ep), slog.Int("status", rec.Status), slog.String("rejected", rec.Rejected))
 		return early.o
 	}
 	fault, replay := s.faults.take(ep)
-	rec := Request{Endpoint: ep, Payload: pt, Time: now}
-	if early != nil {
-		// A repeat of an answered request gets the stored reply; faults on
-		// the path still apply to it.
-		rec = early.rec
-		rec.Endpoint, rec.Time = ep, now
-	}
 
 	var o outcome
 	switch {
