@@ -48,11 +48,11 @@ type Server struct {
 	flight  inflight
 	logger  *slog.Logger
 	slot    hook.Slot // the admin package's state (hook.go)
+	once    sync.Once // runs close
 
 	mu        sync.Mutex // guards the fields below
 	started   bool
 	closed    bool
-	closeDone chan struct{} // closed when the first Close has finished
 	gate      *gate
 	srv       *http.Server
 	serveDone chan struct{}
@@ -239,17 +239,11 @@ func selfSigned(addr net.Addr) (tls.Certificate, error) {
 // Close, connections are refused and Transport fails as a refused dial.
 // Close is idempotent and safe for concurrent use: every call, concurrent
 // or later, returns only after the first has finished.
-func (s *Server) Close() {
+func (s *Server) Close() { s.once.Do(s.close) }
+
+func (s *Server) close() {
 	s.mu.Lock()
-	if s.closed {
-		done := s.closeDone
-		s.mu.Unlock()
-		<-done // every Close returns only after the first has finished
-		return
-	}
 	s.closed = true
-	s.closeDone = make(chan struct{})
-	defer close(s.closeDone)
 	g, srv, serveDone, client := s.gate, s.srv, s.serveDone, s.client
 	s.mu.Unlock()
 
