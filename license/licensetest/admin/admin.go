@@ -301,7 +301,7 @@ func (a *Handler) serveCommand(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p, err := formParams(w, r)
-	var apply func(*controller) error
+	var apply change
 	if err == nil {
 		apply, err = cmd.prepare(p)
 	}
@@ -365,7 +365,8 @@ func (a *Handler) serveRequests(w http.ResponseWriter, r *http.Request) {
 		err = (&command{name: "requests", accepted: []string{"n"}}).check(p)
 	}
 	if err == nil {
-		n, err = p.integer("n", 100, 1, 10000)
+		a := &args{p: p}
+		n, err = a.integer("n", 100, 1, 10000), a.err()
 	}
 	if err != nil {
 		writeJSON(w, http.StatusBadRequest, errorReply(err.Error()))
