@@ -140,17 +140,13 @@ func (s *Server) handle(ctx context.Context, method, path string, body io.Reader
 	rec.Status = o.status
 	rec.Latency = time.Since(start)
 	s.reqlog.add(rec)
-	s.logger.Debug("licensetest: request",
-		slog.String("endpoint", ep), slog.Int("status", o.status),
-		slog.Bool("sealed", rec.Sealed), slog.String("fault", faultName(rec.Fault)))
-	return o
-}
-
-func faultName(k FaultKind) string {
-	if k == 0 {
-		return ""
+	faultName := ""
+	if fault.Kind != 0 {
+		faultName = fault.Kind.String()
 	}
-	return k.String()
+	s.logger.Debug("licensetest: request", slog.String("endpoint", ep), slog.Int("status", o.status),
+		slog.Bool("sealed", rec.Sealed), slog.String("fault", faultName))
+	return o
 }
 
 // early is the answer to a request the server does not process: an

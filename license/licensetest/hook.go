@@ -10,7 +10,8 @@ import (
 func init() {
 	hook.Of = func(v any) hook.Internals {
 		s := v.(*Server)
-		return hook.Internals{Logger: s.logger, Faults: s.faultSnapshot, Requests: s.requestSnapshot, Slot: &s.slot}
+		return hook.Internals{Logger: s.logger, Faults: s.faultSnapshot,
+			Requests: func(n int) (any, int) { return s.reqlog.last(n) }, Slot: &s.slot}
 	}
 	hook.CheckDurations = func(product, key string, session, grace, maxDur time.Duration) error {
 		return (&License{ProductGUID: product, Key: key, SessionDuration: session, GracePeriod: grace, MaxDuration: maxDur}).normalise()
@@ -39,14 +40,4 @@ func (s *Server) faultSnapshot() hook.Faults {
 		}
 	}
 	return out
-}
-
-// requestSnapshot returns the last n retained requests and the sequence
-// number of the first, for the admin package.
-func (s *Server) requestSnapshot(n int) (any, int) {
-	reqs, first := s.reqlog.last(n)
-	if reqs == nil {
-		reqs = []Request{}
-	}
-	return reqs, first
 }

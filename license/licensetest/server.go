@@ -294,17 +294,6 @@ func (s *Server) trackConn(c net.Conn, st http.ConnState) {
 	}
 }
 
-// dropIdle resets every idle connection.
-func (s *Server) dropIdle() {
-	s.connMu.Lock()
-	defer s.connMu.Unlock()
-	for c, st := range s.conns {
-		if st == http.StateIdle {
-			abort(c)
-		}
-	}
-}
-
 // applyDown makes the listener match the down state and mode.
 func (s *Server) applyDown() {
 	s.downMu.Lock()
@@ -321,7 +310,13 @@ func (s *Server) applyDown() {
 		s.logger.Error("licensetest: cannot bring the server back up", slog.Any("error", err))
 	}
 	if down {
-		s.dropIdle()
+		s.connMu.Lock()
+		for c, st := range s.conns {
+			if st == http.StateIdle {
+				abort(c)
+			}
+		}
+		s.connMu.Unlock()
 		if client != nil {
 			client.CloseIdleConnections()
 		}
