@@ -1,6 +1,7 @@
 package licensetest
 
 import (
+	"cmp"
 	"container/heap"
 	"slices"
 	"strconv"
@@ -35,14 +36,7 @@ func (l *licenseRec) effective(reqSeconds int64) time.Duration {
 	if reqSeconds <= 0 {
 		return l.SessionDuration
 	}
-	limit := l.MaxDuration
-	if limit == 0 {
-		limit = l.SessionDuration
-	}
-	if reqSeconds >= int64(limit/time.Second) {
-		return limit
-	}
-	return time.Duration(reqSeconds) * time.Second
+	return min(time.Duration(reqSeconds)*time.Second, cmp.Or(l.MaxDuration, l.SessionDuration))
 }
 
 func (l *licenseRec) control(d time.Duration) wire.ControlOptions {
