@@ -80,7 +80,7 @@ func (t memTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		if err := req.Context().Err(); err != nil {
 			return nil, err
 		}
-		return nil, opError("read", errnoReset)
+		fallthrough
 	case actDrop:
 		return nil, opError("read", errnoReset)
 	}
