@@ -360,15 +360,12 @@ func (a *Handler) serveState(w http.ResponseWriter, _ *http.Request) {
 
 func (a *Handler) serveRequests(w http.ResponseWriter, r *http.Request) {
 	p, err := formParams(w, r)
-	n := 100
 	if err == nil {
 		err = (&command{name: "requests", accepted: []string{"n"}}).check(p)
 	}
-	if err == nil {
-		a := &args{p: p}
-		n, err = a.integer("n", 100, 1, 10000), a.err()
-	}
-	if err != nil {
+	q := &args{p: p}
+	n := q.integer("n", 100, 1, 10000)
+	if err = cmp.Or(err, q.err()); err != nil {
 		writeJSON(w, http.StatusBadRequest, errorReply(err.Error()))
 		return
 	}
