@@ -51,7 +51,6 @@ type Server struct {
 	once    sync.Once // runs close
 
 	mu        sync.Mutex // guards the fields below
-	started   bool
 	closed    bool
 	gate      *gate
 	srv       *http.Server
@@ -161,14 +160,13 @@ func (s *Server) start(useTLS bool) {
 func (s *Server) startLocked(useTLS bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.started || s.closed {
+	if s.gate != nil || s.closed {
 		panic("licensetest: Server already started or closed")
 	}
 	g, err := newGate(s.cfg.Addr)
 	if err != nil {
 		panic(fmt.Sprintf("licensetest: failed to listen on %s: %v", s.cfg.Addr, err))
 	}
-	s.started = true
 	s.gate = g
 	s.srv = &http.Server{
 		Handler:   http.HandlerFunc(s.serveHTTP),
