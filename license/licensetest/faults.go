@@ -237,10 +237,7 @@ func (s *Server) Inject(f Fault) {
 	if f.Kind < FaultFail || f.Kind > FaultBadSeal {
 		panic(fmt.Sprintf("licensetest: invalid fault kind %d", int(f.Kind)))
 	}
-	p := &pending{Fault: f, left: max(f.Count, -1)}
-	if f.Count == 0 {
-		p.left = 1
-	}
+	p := &pending{Fault: f, left: cmp.Or(max(f.Count, -1), 1)}
 	if f.Kind == FaultFail {
 		p.Status = cmp.Or(p.Status, http.StatusServiceUnavailable)
 		p.Message = cmp.Or(p.Message, strings.ToLower(http.StatusText(p.Status)), "injected failure")
