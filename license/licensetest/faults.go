@@ -130,12 +130,6 @@ type faultState struct {
 	lastAny    []byte
 }
 
-func newFaultState() *faultState {
-	f := &faultState{lastSealed: make(map[string][]byte)}
-	f.reset()
-	return f
-}
-
 // reset clears every fault but the remembered sealed replies. The caller
 // holds mu (or owns f).
 func (f *faultState) reset() {

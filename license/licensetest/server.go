@@ -106,7 +106,7 @@ func NewUnstartedServer(cfg *Config) *Server {
 		URL:    unstartedURL,
 		cfg:    c,
 		store:  newStore(c.Match, c.TokenRotation, c.RefusalTexts),
-		faults: newFaultState(),
+		faults: &faultState{endpoints: make(map[string]settings), lastSealed: make(map[string][]byte)},
 		reqlog: &requestLog{max: c.MaxRequests, counts: make(map[string]int)},
 		logger: c.Logger,
 		conns:  make(map[net.Conn]http.ConnState),
