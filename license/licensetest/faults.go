@@ -131,7 +131,7 @@ type faultState struct {
 }
 
 // reset clears every fault but the remembered sealed replies. The caller
-// holds mu (or owns f).
+// holds mu.
 func (f *faultState) reset() {
 	f.down = false
 	f.queue = nil
