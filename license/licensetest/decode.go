@@ -106,10 +106,7 @@ func decodeOuter(body []byte) (*wire.Request, bool) {
 	var r wire.Request
 	var seen [2]bool
 	for d.More() {
-		name, err := d.Token()
-		if err != nil {
-			return nil, false
-		}
+		name, _ := d.Token() // after an error name is nil, which no case accepts
 		val, err := d.Token()
 		v, isStr := val.(string)
 		if err != nil || !isStr {

@@ -110,7 +110,7 @@ type pending struct {
 	left int
 }
 
-// settings are the persistent per-endpoint faults in effect for a request.
+// settings are the persistent faults of an endpoint; skew is the server's.
 type settings struct {
 	latency     time.Duration
 	retryAfter  time.Duration
@@ -120,32 +120,22 @@ type settings struct {
 
 // faultState holds every injected fault. All fields are guarded by mu.
 type faultState struct {
-	mu          sync.Mutex
-	down        bool
-	mode        DownMode
-	queue       []*pending
-	latency     map[string]time.Duration
-	retryAfter  map[string]time.Duration
-	contentType map[string]string
-	skew        time.Duration
-	lastSealed  map[string][]byte
-	lastAny     []byte
-}
-
-func newFaultState() *faultState {
-	f := &faultState{lastSealed: make(map[string][]byte)}
-	f.reset()
-	return f
+	mu         sync.Mutex
+	down       bool
+	mode       DownMode
+	queue      []*pending
+	endpoints  map[string]settings
+	skew       time.Duration
+	lastSealed map[string][]byte
+	lastAny    []byte
 }
 
 // reset clears every fault but the remembered sealed replies. The caller
-// holds mu (or owns f).
+// holds mu.
 func (f *faultState) reset() {
 	f.down = false
 	f.queue = nil
-	f.latency = make(map[string]time.Duration)
-	f.retryAfter = make(map[string]time.Duration)
-	f.contentType = make(map[string]string)
+	f.endpoints = make(map[string]settings)
 	f.skew = 0
 }
 
@@ -161,9 +151,9 @@ func isEndpoint(ep string) bool {
 	return ep == Register || ep == Begin || ep == Extend || ep == End
 }
 
-// setFor calls set, under the faults' lock, for each endpoint endpoint
-// names ("" = all four).
-func (s *Server) setFor(endpoint string, set func(ep string)) {
+// setFor calls set, under the faults' lock, on the settings of each
+// endpoint endpoint names ("" = all four).
+func (s *Server) setFor(endpoint string, set func(*settings)) {
 	checkEndpoint(endpoint)
 	eps := []string{endpoint}
 	if endpoint == "" {
@@ -172,19 +162,18 @@ func (s *Server) setFor(endpoint string, set func(ep string)) {
 	s.faults.mu.Lock()
 	defer s.faults.mu.Unlock()
 	for _, ep := range eps {
-		set(ep)
+		st := s.faults.endpoints[ep]
+		set(&st)
+		s.faults.endpoints[ep] = st
 	}
 }
 
 func (f *faultState) settingsFor(ep string) settings {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return settings{
-		latency:     f.latency[ep],
-		retryAfter:  f.retryAfter[ep],
-		contentType: f.contentType[ep],
-		skew:        f.skew,
-	}
+	st := f.endpoints[ep]
+	st.skew = f.skew
+	return st
 }
 
 func (f *faultState) isDown() (bool, DownMode) {
@@ -242,10 +231,7 @@ func (s *Server) Inject(f Fault) {
 	if f.Kind < FaultFail || f.Kind > FaultBadSeal {
 		panic(fmt.Sprintf("licensetest: invalid fault kind %d", int(f.Kind)))
 	}
-	p := &pending{Fault: f, left: max(f.Count, -1)}
-	if f.Count == 0 {
-		p.left = 1
-	}
+	p := &pending{Fault: f, left: cmp.Or(max(f.Count, -1), 1)}
 	if f.Kind == FaultFail {
 		p.Status = cmp.Or(p.Status, http.StatusServiceUnavailable)
 		p.Message = cmp.Or(p.Message, strings.ToLower(http.StatusText(p.Status)), "injected failure")
@@ -270,7 +256,7 @@ func (s *Server) ClearFaults() {
 // (FaultFail) at endpoint ("" = all four) carry, in whole seconds rounded
 // up. Zero removes it.
 func (s *Server) SetRetryAfter(endpoint string, d time.Duration) {
-	s.setFor(endpoint, func(ep string) { s.faults.retryAfter[ep] = d })
+	s.setFor(endpoint, func(st *settings) { st.retryAfter = d })
 }
 
 // SetLatency delays every request to endpoint ("" = all four) by d before it
@@ -278,14 +264,14 @@ func (s *Server) SetRetryAfter(endpoint string, d time.Duration) {
 // testing/synctest; it ends early, without processing, when the request's
 // context is done, and it is cut short by Close. Zero removes the delay.
 func (s *Server) SetLatency(endpoint string, d time.Duration) {
-	s.setFor(endpoint, func(ep string) { s.faults.latency[ep] = d })
+	s.setFor(endpoint, func(st *settings) { st.latency = d })
 }
 
 // SetContentType makes replies of endpoint ("" = all four) carry the
 // Content-Type ct instead of "application/json", but for envelope-level
 // rejections and the 503s of DownUnavailable. "" restores the default.
 func (s *Server) SetContentType(endpoint, ct string) {
-	s.setFor(endpoint, func(ep string) { s.faults.contentType[ep] = ct })
+	s.setFor(endpoint, func(st *settings) { st.contentType = ct })
 }
 
 // SetClockSkew shifts the times the server reports in its licence replies

@@ -2,6 +2,7 @@ package licensetest
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/subtle"
 	"encoding/base64"
@@ -83,23 +84,22 @@ func (s *Server) handle(ctx context.Context, method, path string, body io.Reader
 	ts := wire.Timestamp{Raw: wire.FormatTime(now.Add(set.skew))}
 
 	pt, sealer, ticket, early := s.admit(ep, body, now)
-	if early != nil && !early.rec.Repeat {
+	rec := Request{Payload: pt}
+	if early != nil {
+		rec = early.rec
+	}
+	rec.Endpoint, rec.Time = ep, now
+	if early != nil && !rec.Repeat {
 		// Envelope-level rejections: nothing is processed and no queued
-		// fault is consumed.
-		early.rec.Endpoint, early.rec.Time, early.rec.Status = ep, now, early.o.status
-		s.reqlog.add(early.rec)
+		// fault is consumed. A repeat of an answered request gets the
+		// stored reply below; faults on the path still apply to it.
+		rec.Status = early.o.status
+		s.reqlog.add(rec)
 		s.logger.Debug("licensetest: request rejected",
-			slog.String("endpoint", ep), slog.Int("status", early.o.status), slog.String("rejected", early.rec.Rejected))
+			slog.String("endpoint", ep), slog.Int("status", rec.Status), slog.String("rejected", rec.Rejected))
 		return early.o
 	}
 	fault, replay := s.faults.take(ep)
-	rec := Request{Endpoint: ep, Payload: pt, Time: now}
-	if early != nil {
-		// A repeat of an answered request gets the stored reply; faults on
-		// the path still apply to it.
-		rec = early.rec
-		rec.Endpoint, rec.Time = ep, now
-	}
 
 	var o outcome
 	switch {
@@ -108,11 +108,7 @@ func (s *Server) handle(ctx context.Context, method, path string, body io.Reader
 		// request is processed as new.
 		ticket.Forget()
 		o = s.reply(ep, ts, nil, refuse(fault.Status, fault.Message), sealer, true)
-		ra := set.retryAfter
-		if fault.RetryAfter > 0 {
-			ra = fault.RetryAfter
-		}
-		if ra > 0 {
+		if ra := cmp.Or(max(fault.RetryAfter, 0), set.retryAfter); ra > 0 {
 			o.header.Set("Retry-After", strconv.FormatInt(int64((ra+time.Second-1)/time.Second), 10))
 		}
 	case fault.Kind == FaultReplay:
@@ -144,17 +140,13 @@ func (s *Server) handle(ctx context.Context, method, path string, body io.Reader
 	rec.Status = o.status
 	rec.Latency = time.Since(start)
 	s.reqlog.add(rec)
-	s.logger.Debug("licensetest: request",
-		slog.String("endpoint", ep), slog.Int("status", o.status),
-		slog.Bool("sealed", rec.Sealed), slog.String("fault", faultName(rec.Fault)))
-	return o
-}
-
-func faultName(k FaultKind) string {
-	if k == 0 {
-		return ""
+	faultName := ""
+	if fault.Kind != 0 {
+		faultName = fault.Kind.String()
 	}
-	return k.String()
+	s.logger.Debug("licensetest: request", slog.String("endpoint", ep), slog.Int("status", o.status),
+		slog.Bool("sealed", rec.Sealed), slog.String("fault", faultName))
+	return o
 }
 
 // early is the answer to a request the server does not process: an
@@ -227,6 +219,8 @@ func (s *Server) process(ep string, now time.Time, ts wire.Timestamp, skew time.
 	if err != nil {
 		return nil, err
 	}
+	s.store.mu.Lock()
+	defer s.store.mu.Unlock()
 	switch ep {
 	case Register:
 		req := wire.RegisterRequest{ProductGUID: o.str("product_guid", true), LicenseKey: o.str("license_key", true),
@@ -307,23 +301,20 @@ func corrupt(o outcome, kind FaultKind, sealed bool) outcome {
 // sealed reply with its last ciphertext byte flipped, or, for a plain reply,
 // random bytes of a plausible length.
 func badSeal(body []byte, sealed bool) []byte {
+	var v struct {
+		Data string `json:"data"`
+	}
 	var raw []byte
-	if sealed {
-		var v struct {
-			Data string `json:"data"`
-		}
-		if json.Unmarshal(body, &v) == nil {
-			raw, _ = base64.StdEncoding.DecodeString(v.Data)
-		}
+	if sealed && json.Unmarshal(body, &v) == nil {
+		raw, _ = base64.StdEncoding.DecodeString(v.Data)
 	}
 	if len(raw) == 0 {
 		raw = []byte(hook.RandomToken(49 + len(body)))
 	} else {
 		raw[len(raw)-1] ^= 0x01
 	}
-	out, _ := json.Marshal(struct {
-		Data string `json:"data"`
-	}{base64.StdEncoding.EncodeToString(raw)})
+	v.Data = base64.StdEncoding.EncodeToString(raw)
+	out, _ := json.Marshal(v)
 	return out
 }
 

@@ -2,7 +2,6 @@ package licensetest
 
 import (
 	"cmp"
-	"maps"
 	"time"
 
 	"github.com/licensekit/licensekit-go/license/licensetest/internal/hook"
@@ -11,7 +10,8 @@ import (
 func init() {
 	hook.Of = func(v any) hook.Internals {
 		s := v.(*Server)
-		return hook.Internals{Logger: s.logger, Faults: s.faultSnapshot, Requests: s.requestSnapshot, Slot: &s.slot}
+		return hook.Internals{Logger: s.logger, Faults: s.faultSnapshot,
+			Requests: func(n int) (any, int) { return s.reqlog.last(n) }, Slot: &s.slot}
 	}
 	hook.CheckDurations = func(product, key string, session, grace, maxDur time.Duration) error {
 		return (&License{ProductGUID: product, Key: key, SessionDuration: session, GracePeriod: grace, MaxDuration: maxDur}).normalise()
@@ -23,32 +23,21 @@ func (s *Server) faultSnapshot() hook.Faults {
 	f := s.faults
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	out := hook.Faults{Down: f.down, Mode: f.mode.String(), Queued: []hook.Queued{}, Latency: positive(f.latency),
-		RetryAfter: positive(f.retryAfter), ContentType: maps.Clone(f.contentType), Skew: f.skew.String()}
-	maps.DeleteFunc(out.ContentType, func(_, ct string) bool { return ct == "" })
+	out := hook.Faults{Down: f.down, Mode: f.mode.String(), Queued: []hook.Queued{}, Latency: map[string]string{},
+		RetryAfter: map[string]string{}, ContentType: map[string]string{}, Skew: f.skew.String()}
 	for _, p := range f.queue {
 		out.Queued = append(out.Queued, hook.Queued{Endpoint: cmp.Or(p.Endpoint, "all"), Kind: p.Kind.String(), Left: p.left, Status: p.Status})
 	}
-	return out
-}
-
-// positive returns the positive durations of m as text.
-func positive(m map[string]time.Duration) map[string]string {
-	out := map[string]string{}
-	for ep, d := range m {
-		if d > 0 {
-			out[ep] = d.String()
+	for ep, st := range f.endpoints {
+		if st.latency > 0 {
+			out.Latency[ep] = st.latency.String()
+		}
+		if st.retryAfter > 0 {
+			out.RetryAfter[ep] = st.retryAfter.String()
+		}
+		if st.contentType != "" {
+			out.ContentType[ep] = st.contentType
 		}
 	}
 	return out
-}
-
-// requestSnapshot returns the last n retained requests and the sequence
-// number of the first, for the admin package.
-func (s *Server) requestSnapshot(n int) (any, int) {
-	reqs, first := s.reqlog.last(n)
-	if reqs == nil {
-		reqs = []Request{}
-	}
-	return reqs, first
 }

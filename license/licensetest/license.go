@@ -92,34 +92,24 @@ var ErrUnknownLicense = errors.New("licensetest: unknown license")
 // SetControlOptions.
 var errInvalidLicense = errors.New("licensetest: invalid license")
 
-func validSeconds(name string, d time.Duration) error {
-	if d < 0 {
-		return fmt.Errorf("%w: %s is negative", errInvalidLicense, name)
-	}
-	if d%time.Second != 0 {
-		return fmt.Errorf("%w: %s is not a whole number of seconds", errInvalidLicense, name)
-	}
-	return nil
-}
-
 func (l *License) normalise() error {
 	var errs []error
-	if l.ProductGUID == "" {
-		errs = append(errs, fmt.Errorf("%w: product GUID is empty", errInvalidLicense))
+	check := func(bad bool, msg string) {
+		if bad {
+			errs = append(errs, fmt.Errorf("%w: %s", errInvalidLicense, msg))
+		}
 	}
-	if l.Key == "" {
-		errs = append(errs, fmt.Errorf("%w: key is empty", errInvalidLicense))
+	check(l.ProductGUID == "", "product GUID is empty")
+	check(l.Key == "", "key is empty")
+	check(l.Seats < 0, "seats is negative")
+	check(l.State < Active || l.State > Expired, "unknown state")
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"session duration", l.SessionDuration}, {"grace period", l.GracePeriod}, {"max duration", l.MaxDuration}} {
+		check(d.v < 0, d.name+" is negative")
+		check(d.v > 0 && d.v%time.Second != 0, d.name+" is not a whole number of seconds")
 	}
-	if l.Seats < 0 {
-		errs = append(errs, fmt.Errorf("%w: seats is negative", errInvalidLicense))
-	}
-	if l.State < Active || l.State > Expired {
-		errs = append(errs, fmt.Errorf("%w: unknown state", errInvalidLicense))
-	}
-	errs = append(errs,
-		validSeconds("session duration", l.SessionDuration),
-		validSeconds("grace period", l.GracePeriod),
-		validSeconds("max duration", l.MaxDuration))
 	if l.SessionDuration == 0 {
 		l.SessionDuration = DefaultSessionDuration
 	}

@@ -17,15 +17,12 @@ import (
 // the same URL.
 type gate struct {
 	addr  net.Addr
-	conns chan net.Conn
-	done  chan struct{}
-	once  sync.Once
 	reset atomic.Bool // reset every accepted connection (DownReset)
 
-	mu       sync.Mutex // guards ln, loopDone, closed
-	ln       net.Listener
-	loopDone chan struct{}
-	closed   bool
+	mu      sync.Mutex    // guards the fields below
+	ln      net.Listener  // nil while the socket is closed
+	changed chan struct{} // closed and replaced whenever ln or closed changes
+	closed  bool
 }
 
 func newGate(addr string) (*gate, error) {
@@ -39,86 +36,67 @@ func newGate(addr string) (*gate, error) {
 	if err != nil {
 		return nil, err
 	}
-	g := &gate{addr: ln.Addr(), conns: make(chan net.Conn), done: make(chan struct{})}
-	g.mu.Lock()
-	g.start(ln)
-	g.mu.Unlock()
-	return g, nil
+	return &gate{addr: ln.Addr(), ln: ln, changed: make(chan struct{})}, nil
 }
 
-// start runs an accept loop on ln. The caller holds mu.
-func (g *gate) start(ln net.Listener) {
-	g.ln = ln
-	g.loopDone = make(chan struct{})
-	go g.acceptLoop(ln, g.loopDone)
-}
-
-func (g *gate) acceptLoop(ln net.Listener, loopDone chan struct{}) {
-	defer close(loopDone)
+// Accept implements net.Listener. While the socket is closed it waits for
+// it to be rebound.
+func (g *gate) Accept() (net.Conn, error) {
 	var backoff time.Duration
 	for {
+		g.mu.Lock()
+		ln, changed, closed := g.ln, g.changed, g.closed
+		g.mu.Unlock()
+		if closed {
+			return nil, net.ErrClosed
+		}
+		if ln == nil {
+			<-changed
+			continue
+		}
 		c, err := ln.Accept()
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return
-			}
+		switch {
+		case errors.Is(err, net.ErrClosed):
+			// Closed by setOpen or Close, which changed ln first.
+		case err != nil:
 			// A temporary failure such as EMFILE: back off as net/http does.
 			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
 			t := time.NewTimer(backoff)
 			select {
 			case <-t.C:
-			case <-g.done:
+			case <-changed:
 				t.Stop()
-				return
 			}
-			continue
-		}
-		backoff = 0
-		if g.reset.Load() {
+		case g.reset.Load():
+			backoff = 0
 			abort(c)
-			continue
+		default:
+			return c, nil
 		}
-		select {
-		case g.conns <- c:
-		case <-g.done:
-			c.Close()
-			return
-		}
-	}
-}
-
-func (g *gate) Accept() (net.Conn, error) {
-	select {
-	case c := <-g.conns:
-		return c, nil
-	case <-g.done:
-		return nil, net.ErrClosed
 	}
 }
 
 // Addr implements net.Listener. It is the same for the life of the gate.
 func (g *gate) Addr() net.Addr { return g.addr }
 
-// Close implements net.Listener: it closes the socket and waits for the
-// accept loop to end. It is idempotent.
+// Close implements net.Listener: it closes the socket. It is idempotent.
 func (g *gate) Close() error {
-	g.once.Do(func() { close(g.done) })
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.closed = true
-	g.stop()
+	g.swap(nil)
 	return nil
 }
 
-// stop closes the socket, if open, and waits for its accept loop. The caller
-// holds mu.
-func (g *gate) stop() {
-	if g.ln == nil {
-		return
+// swap closes the socket, if open, puts ln in its place and wakes Accept.
+// The caller holds mu.
+func (g *gate) swap(ln net.Listener) {
+	if g.ln != nil {
+		g.ln.Close()
 	}
-	g.ln.Close()
-	<-g.loopDone
-	g.ln = nil
+	g.ln = ln
+	close(g.changed)
+	g.changed = make(chan struct{})
 }
 
 // setOpen closes (false) or rebinds (true) the listening socket. Rebinding
@@ -126,21 +104,18 @@ func (g *gate) stop() {
 func (g *gate) setOpen(open bool) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if g.closed {
+	if g.closed || open == (g.ln != nil) {
 		return nil
 	}
 	if !open {
-		g.stop()
-		return nil
-	}
-	if g.ln != nil {
+		g.swap(nil)
 		return nil
 	}
 	var err error
 	for range 100 {
 		var ln net.Listener
 		if ln, err = net.Listen("tcp", g.addr.String()); err == nil {
-			g.start(ln)
+			g.swap(ln)
 			return nil
 		}
 		time.Sleep(20 * time.Millisecond)

@@ -51,12 +51,14 @@ type requestLog struct {
 	mu     sync.Mutex
 	max    int
 	buf    []Request
+	total  int
 	counts map[string]int
 }
 
 func (l *requestLog) add(r Request) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.total++
 	l.counts[r.Endpoint]++
 	if l.max <= 0 {
 		return
@@ -86,32 +88,23 @@ func (s *Server) Requests() []Request {
 func (l *requestLog) last(n int) ([]Request, int) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	total := l.count("")
 	if l.max <= 0 {
-		return nil, total + 1
+		return nil, l.total + 1
 	}
 	start := max(0, len(l.buf)-min(n, l.max))
-	return slices.Clone(l.buf[start:]), total - len(l.buf) + 1 + start
+	return slices.Clone(l.buf[start:]), l.total - len(l.buf) + 1 + start
 }
 
 // Count returns how many requests endpoint ("" = all four) has handled since
 // the server was made, counted as Requests counts them but without limit.
 func (s *Server) Count(endpoint string) int {
-	s.reqlog.mu.Lock()
-	defer s.reqlog.mu.Unlock()
-	return s.reqlog.count(endpoint)
-}
-
-// count is Count. The caller holds mu.
-func (l *requestLog) count(endpoint string) int {
-	if endpoint != "" {
-		return l.counts[endpoint]
+	l := s.reqlog
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if endpoint == "" {
+		return l.total
 	}
-	n := 0
-	for _, c := range l.counts {
-		n += c
-	}
-	return n
+	return l.counts[endpoint]
 }
 
 // Sessions returns the live sessions, in the order they began. Lapsed

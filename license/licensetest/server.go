@@ -48,11 +48,10 @@ type Server struct {
 	flight  inflight
 	logger  *slog.Logger
 	slot    hook.Slot // the admin package's state (hook.go)
+	once    sync.Once // runs close
 
 	mu        sync.Mutex // guards the fields below
-	started   bool
 	closed    bool
-	closeDone chan struct{} // closed when the first Close has finished
 	gate      *gate
 	srv       *http.Server
 	serveDone chan struct{}
@@ -107,12 +106,12 @@ func NewUnstartedServer(cfg *Config) *Server {
 		URL:    unstartedURL,
 		cfg:    c,
 		store:  newStore(c.Match, c.TokenRotation, c.RefusalTexts),
-		faults: newFaultState(),
+		faults: &faultState{endpoints: make(map[string]settings), lastSealed: make(map[string][]byte)},
 		reqlog: &requestLog{max: c.MaxRequests, counts: make(map[string]int)},
 		logger: c.Logger,
 		conns:  make(map[net.Conn]http.ConnState),
+		flight: inflight{cancels: make(map[*context.CancelCauseFunc]struct{})},
 	}
-	s.flight.init()
 	hpkeOpener, err := envelope.NewOpener(c.PrivateKey)
 	must(err)
 	secretOpener, err := envelope.NewSharedSecretOpener(c.Secret)
@@ -161,14 +160,13 @@ func (s *Server) start(useTLS bool) {
 func (s *Server) startLocked(useTLS bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.started || s.closed {
+	if s.gate != nil || s.closed {
 		panic("licensetest: Server already started or closed")
 	}
 	g, err := newGate(s.cfg.Addr)
 	if err != nil {
 		panic(fmt.Sprintf("licensetest: failed to listen on %s: %v", s.cfg.Addr, err))
 	}
-	s.started = true
 	s.gate = g
 	s.srv = &http.Server{
 		Handler:   http.HandlerFunc(s.serveHTTP),
@@ -180,12 +178,12 @@ func (s *Server) startLocked(useTLS bool) {
 	scheme := "http"
 	if useTLS {
 		scheme = "https"
-		cert, tlsCert, err := selfSigned(g.Addr())
+		tlsCert, err := selfSigned(g.Addr())
 		if err != nil {
 			g.Close()
 			must(err)
 		}
-		s.cert = cert
+		s.cert = tlsCert.Leaf
 		if s.client != nil { // Client was called before StartTLS
 			s.client.Transport = s.clientTransport()
 		}
@@ -205,10 +203,10 @@ func (s *Server) startLocked(useTLS bool) {
 }
 
 // selfSigned makes a certificate for the loopback names and addr's host.
-func selfSigned(addr net.Addr) (*x509.Certificate, tls.Certificate, error) {
+func selfSigned(addr net.Addr) (tls.Certificate, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		return nil, tls.Certificate{}, err
+		return tls.Certificate{}, err
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber:          big.NewInt(1),
@@ -227,13 +225,10 @@ func selfSigned(addr net.Addr) (*x509.Certificate, tls.Certificate, error) {
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {
-		return nil, tls.Certificate{}, err
+		return tls.Certificate{}, err
 	}
 	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		return nil, tls.Certificate{}, err
-	}
-	return cert, tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: cert}, nil
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: cert}, err
 }
 
 // Close shuts the server down and blocks until every request in flight has
@@ -242,17 +237,11 @@ func selfSigned(addr net.Addr) (*x509.Certificate, tls.Certificate, error) {
 // Close, connections are refused and Transport fails as a refused dial.
 // Close is idempotent and safe for concurrent use: every call, concurrent
 // or later, returns only after the first has finished.
-func (s *Server) Close() {
+func (s *Server) Close() { s.once.Do(s.close) }
+
+func (s *Server) close() {
 	s.mu.Lock()
-	if s.closed {
-		done := s.closeDone
-		s.mu.Unlock()
-		<-done // every Close returns only after the first has finished
-		return
-	}
 	s.closed = true
-	s.closeDone = make(chan struct{})
-	defer close(s.closeDone)
 	g, srv, serveDone, client := s.gate, s.srv, s.serveDone, s.client
 	s.mu.Unlock()
 
@@ -287,31 +276,18 @@ func (s *Server) trackConn(c net.Conn, st http.ConnState) {
 	s.connMu.Lock()
 	defer s.connMu.Unlock()
 	switch st {
-	case http.StateNew:
+	case http.StateNew, http.StateActive, http.StateIdle:
+		if st == http.StateNew {
+			s.connWG.Add(1)
+		}
 		s.conns[c] = st
-		s.connWG.Add(1)
-	case http.StateActive:
-		s.conns[c] = st
-	case http.StateIdle:
-		s.conns[c] = st
-		if s.closing {
+		if st == http.StateIdle && s.closing {
 			c.Close()
 		}
 	case http.StateHijacked, http.StateClosed:
 		if _, ok := s.conns[c]; ok {
 			delete(s.conns, c)
 			s.connWG.Done()
-		}
-	}
-}
-
-// dropIdle resets every idle connection.
-func (s *Server) dropIdle() {
-	s.connMu.Lock()
-	defer s.connMu.Unlock()
-	for c, st := range s.conns {
-		if st == http.StateIdle {
-			abort(c)
 		}
 	}
 }
@@ -332,7 +308,13 @@ func (s *Server) applyDown() {
 		s.logger.Error("licensetest: cannot bring the server back up", slog.Any("error", err))
 	}
 	if down {
-		s.dropIdle()
+		s.connMu.Lock()
+		for c, st := range s.conns {
+			if st == http.StateIdle {
+				abort(c)
+			}
+		}
+		s.connMu.Unlock()
 		if client != nil {
 			client.CloseIdleConnections()
 		}
@@ -434,8 +416,6 @@ type inflight struct {
 	idle    chan struct{} // made by close when it must wait; closed by the last request
 	cancels map[*context.CancelCauseFunc]struct{}
 }
-
-func (f *inflight) init() { f.cancels = make(map[*context.CancelCauseFunc]struct{}) }
 
 // begin registers a request. It reports false once Close has begun.
 func (f *inflight) begin(parent context.Context) (context.Context, func(), bool) {

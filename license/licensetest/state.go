@@ -1,8 +1,8 @@
 package licensetest
 
 import (
+	"cmp"
 	"container/heap"
-	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -36,14 +36,7 @@ func (l *licenseRec) effective(reqSeconds int64) time.Duration {
 	if reqSeconds <= 0 {
 		return l.SessionDuration
 	}
-	limit := l.MaxDuration
-	if limit == 0 {
-		limit = l.SessionDuration
-	}
-	if reqSeconds >= int64(limit/time.Second) {
-		return limit
-	}
-	return time.Duration(reqSeconds) * time.Second
+	return min(time.Duration(reqSeconds)*time.Second, cmp.Or(l.MaxDuration, l.SessionDuration))
 }
 
 func (l *licenseRec) control(d time.Duration) wire.ControlOptions {
@@ -106,7 +99,7 @@ func (h *expiryHeap) Pop() any {
 // and reported as unknown.
 const maxLapsed = 100000
 
-// store holds the licences, instances and sessions. All methods lock mu.
+// store holds the licences, instances and sessions, guarded by mu.
 type store struct {
 	mu        sync.Mutex
 	match     Match
@@ -180,10 +173,7 @@ func exactKey(m wire.Machine, name, email string) string {
 	slices.Sort(macs)
 	macs = slices.Compact(macs)
 	var b strings.Builder
-	for _, s := range []string{m.CPUID, m.MBSerial, m.VolumeHash, m.HostName, name, email} {
-		b.WriteString(strconv.Quote(s))
-	}
-	for _, s := range macs {
+	for _, s := range append([]string{m.CPUID, m.MBSerial, m.VolumeHash, m.HostName, name, email}, macs...) {
 		b.WriteString(strconv.Quote(s))
 	}
 	return b.String()
@@ -208,9 +198,8 @@ func score(a Machine, b wire.Machine) int {
 	return n
 }
 
+// register, begin, extend and end run a request. The caller holds mu.
 func (st *store) register(now time.Time, ts wire.Timestamp, skew time.Duration, req *wire.RegisterRequest, guid string) (*wire.RegisterReply, *apiError) {
-	st.mu.Lock()
-	defer st.mu.Unlock()
 	lic, err := st.activeLicense(now, req.ProductGUID, req.LicenseKey)
 	if err != nil {
 		return nil, err
@@ -239,13 +228,12 @@ func (st *store) register(now time.Time, ts wire.Timestamp, skew time.Duration, 
 				Machine:           Machine(req.Machine),
 				Name:              req.Name,
 				Email:             req.Email,
-				UserHash:          maps.Clone(req.UserHash),
+				UserHash:          req.UserHash,
 				FirstRegisteredAt: now,
-			},
+			}.clone(),
 			lic: lic,
 			seq: st.next(),
 		}
-		inst.Machine.MACAddresses = slices.Clone(inst.Machine.MACAddresses)
 		lic.instances = append(lic.instances, inst)
 		if _, dup := lic.exact[key]; !dup {
 			lic.exact[key] = inst
@@ -262,8 +250,6 @@ func (st *store) register(now time.Time, ts wire.Timestamp, skew time.Duration, 
 }
 
 func (st *store) begin(now time.Time, ts wire.Timestamp, req *wire.BeginRequest, token, sessionKey string) (*wire.BeginReply, *apiError) {
-	st.mu.Lock()
-	defer st.mu.Unlock()
 	lic, err := st.activeLicense(now, req.ProductGUID, req.LicenseKey)
 	if err != nil {
 		return nil, err
@@ -310,8 +296,6 @@ func (st *store) lookup(now time.Time, token string) (*sessionRec, *apiError) {
 }
 
 func (st *store) extend(now time.Time, ts wire.Timestamp, req *wire.ExtendRequest, newToken string) (*wire.ExtendReply, *apiError) {
-	st.mu.Lock()
-	defer st.mu.Unlock()
 	s, err := st.lookup(now, req.Token)
 	if err != nil {
 		return nil, err
@@ -338,8 +322,6 @@ func (st *store) extend(now time.Time, ts wire.Timestamp, req *wire.ExtendReques
 }
 
 func (st *store) end(now time.Time, ts wire.Timestamp, req *wire.EndRequest) (*wire.EndReply, *apiError) {
-	st.mu.Lock()
-	defer st.mu.Unlock()
 	s, err := st.lookup(now, req.Token)
 	if err != nil {
 		return nil, err

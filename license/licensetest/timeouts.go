@@ -78,10 +78,7 @@ func (t Timeouts) Apply(srv *http.Server) {
 // that time spent opening and sealing on a busy machine never eats into it.
 // Without a real connection (Handler in a recorder) it does nothing.
 func (s *Server) extendDeadlines(w http.ResponseWriter, r *http.Request) (replyReady func()) {
-	ep, ok := endpointOf(r.URL.Path)
-	if !ok {
-		return func() {}
-	}
+	ep, _ := endpointOf(r.URL.Path) // another path has no latency
 	lat := s.faults.settingsFor(ep).latency
 	if lat <= 0 {
 		return func() {}

@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"os"
 	"strconv"
-	"syscall"
 	"testing/iotest"
 )
 
@@ -41,12 +40,14 @@ type memTransport struct{ s *Server }
 // memAddr is the address in the errors of the in-memory transport.
 var memAddr = &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 80}
 
-func opError(op string, errno syscall.Errno) error {
-	syscallName := syscallRead
-	if op == "dial" {
-		syscallName = syscallConnect
-	}
-	return &net.OpError{Op: op, Net: "tcp", Addr: memAddr, Err: os.NewSyscallError(syscallName, errno)}
+// refused and reset are the errors of a refused dial and of a reset
+// connection.
+func refused() error {
+	return &net.OpError{Op: "dial", Net: "tcp", Addr: memAddr, Err: os.NewSyscallError(syscallConnect, errnoRefused)}
+}
+
+func reset() error {
+	return &net.OpError{Op: "read", Net: "tcp", Addr: memAddr, Err: os.NewSyscallError(syscallRead, errnoReset)}
 }
 
 // RoundTrip implements http.RoundTripper.
@@ -65,13 +66,13 @@ func (t memTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	if down, mode := t.s.faults.isDown(); down && mode != DownUnavailable {
 		if mode == DownReset {
-			return nil, opError("read", errnoReset)
+			return nil, reset()
 		}
-		return nil, opError("dial", errnoRefused)
+		return nil, refused()
 	}
 	ctx, done, ok := t.s.flight.begin(req.Context())
 	if !ok {
-		return nil, opError("dial", errnoRefused)
+		return nil, refused()
 	}
 	o := t.s.handle(ctx, req.Method, req.URL.Path, bytes.NewReader(body))
 	done()
@@ -80,9 +81,9 @@ func (t memTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		if err := req.Context().Err(); err != nil {
 			return nil, err
 		}
-		return nil, opError("read", errnoReset)
+		fallthrough
 	case actDrop:
-		return nil, opError("read", errnoReset)
+		return nil, reset()
 	}
 	resp := &http.Response{
 		Status:        strconv.Itoa(o.status) + " " + http.StatusText(o.status),

@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -106,14 +107,11 @@ func NewHandler(s *licensetest.Server, opts Options) *Handler {
 	a := &Handler{
 		s:     s,
 		in:    hook.Of(s),
-		token: opts.Token,
+		token: cmp.Or(opts.Token, hook.RandomToken(24)),
 		mux:   http.NewServeMux(),
 		ctl:   &controller{s: s},
 		cop:   http.NewCrossOriginProtection(),
 		done:  make(chan struct{}),
-	}
-	if a.token == "" {
-		a.token = hook.RandomToken(24)
 	}
 	a.tokenSum = sha256.Sum256([]byte(a.token))
 	for _, h := range opts.AllowedHosts {
@@ -298,11 +296,12 @@ func (a *Handler) serveCommand(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("command")
 	cmd := commands[name]
 	if cmd == nil {
-		writeJSON(w, http.StatusNotFound, errorReply("licensetest admin: unknown command "+strconvQuote(name)+" (accepted: "+strings.Join(commandNames(), ", ")+")"))
+		quoted, _ := json.Marshal(name)
+		writeJSON(w, http.StatusNotFound, errorReply("licensetest admin: unknown command "+string(quoted)+" (accepted: "+strings.Join(commandNames(), ", ")+")"))
 		return
 	}
 	p, err := formParams(w, r)
-	var apply func(*controller) error
+	var apply change
 	if err == nil {
 		apply, err = cmd.prepare(p)
 	}
@@ -320,11 +319,6 @@ func (a *Handler) serveCommand(w http.ResponseWriter, r *http.Request) {
 	a.in.Logger.Info("licensetest: admin command", slog.String("command", name))
 	a.record(name, p)
 	writeJSON(w, http.StatusOK, adminReply{OK: true})
-}
-
-func strconvQuote(s string) string {
-	b, _ := json.Marshal(s)
-	return string(b)
 }
 
 // adminAction is a command the console lists.
@@ -366,14 +360,12 @@ func (a *Handler) serveState(w http.ResponseWriter, _ *http.Request) {
 
 func (a *Handler) serveRequests(w http.ResponseWriter, r *http.Request) {
 	p, err := formParams(w, r)
-	n := 100
 	if err == nil {
 		err = (&command{name: "requests", accepted: []string{"n"}}).check(p)
 	}
-	if err == nil {
-		n, err = p.integer("n", 100, 1, 10000)
-	}
-	if err != nil {
+	q := &args{p: p}
+	n := q.integer("n", 100, 1, 10000)
+	if err = cmp.Or(err, q.err()); err != nil {
 		writeJSON(w, http.StatusBadRequest, errorReply(err.Error()))
 		return
 	}

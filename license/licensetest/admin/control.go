@@ -22,6 +22,9 @@ import (
 // params are a command's name=value arguments.
 type params map[string]string
 
+// change is what a parsed command does to the server.
+type change func(*controller) error
+
 // command is one thing a tester can do to the server.
 type command struct {
 	name string
@@ -30,7 +33,7 @@ type command struct {
 	// bare is the parameter a scenario's bare word sets ("down refuse").
 	bare string
 	// parse checks the parameters and returns the change to make.
-	parse func(p params) (func(c *controller) error, error)
+	parse func(a *args) (change, error)
 }
 
 // commands are every command, by name. It is never changed.
@@ -40,7 +43,7 @@ func buildCommands() map[string]*command {
 	m := make(map[string]*command)
 	for _, c := range []*command{
 		{name: "down", accepted: []string{"on", "mode", "for"}, bare: "mode", parse: parseDown},
-		{name: "up", parse: func(params) (func(*controller) error, error) { return up, nil }},
+		{name: "up", parse: func(*args) (change, error) { return up, nil }},
 		{name: "revoke", accepted: []string{"product", "key"}, parse: parseLicenseState(licensetest.Revoked)},
 		{name: "expire", accepted: []string{"product", "key"}, parse: parseLicenseState(licensetest.Expired)},
 		{name: "reinstate", accepted: []string{"product", "key"}, parse: parseLicenseState(licensetest.Active)},
@@ -52,7 +55,7 @@ func buildCommands() map[string]*command {
 		{name: "retry_after", accepted: []string{"endpoint", "d"}, bare: "d", parse: parsePerEndpoint((*licensetest.Server).SetRetryAfter)},
 		{name: "content_type", accepted: []string{"endpoint", "ct"}, bare: "ct", parse: parseContentType},
 		{name: "skew", accepted: []string{"d"}, bare: "d", parse: parseSkew},
-		{name: "clear", parse: func(params) (func(*controller) error, error) { return (*controller).clear, nil }},
+		{name: "clear", parse: func(*args) (change, error) { return (*controller).clear, nil }},
 	} {
 		m[c.name] = c
 	}
@@ -78,11 +81,11 @@ func (cmd *command) check(p params) error {
 }
 
 // prepare checks p and parses it into the change to make.
-func (cmd *command) prepare(p params) (func(*controller) error, error) {
+func (cmd *command) prepare(p params) (change, error) {
 	if err := cmd.check(p); err != nil {
 		return nil, err
 	}
-	apply, err := cmd.parse(p)
+	apply, err := cmd.parse(&args{p: p})
 	if err != nil {
 		return nil, prefixErr(cmd.name, err)
 	}
@@ -91,13 +94,11 @@ func (cmd *command) prepare(p params) (func(*controller) error, error) {
 
 // prefixErr puts the command's name before each message of err.
 func prefixErr(name string, err error) error {
-	var errs []error
+	errs := []error{err}
 	if j, ok := err.(interface{ Unwrap() []error }); ok {
 		errs = j.Unwrap()
-	} else {
-		errs = []error{err}
 	}
-	out := make([]error, 0, len(errs))
+	var out []error
 	for _, e := range errs {
 		out = append(out, fmt.Errorf("%s: %w", name, e))
 	}
@@ -119,55 +120,68 @@ func names[T any](opts []option[T]) string {
 	return strings.Join(out, ", ")
 }
 
-// pick returns what p[name] stands for among opts or, when p has no name,
-// what def stands for (the zero T when no option is named def).
-func pick[T any](p params, name, def string, opts []option[T]) (T, error) {
-	v, given := p[name]
+// args reads a command's parameters, keeping every problem met.
+type args struct {
+	p    params
+	errs []error
+}
+
+func (a *args) fail(format string, v ...any) { a.errs = append(a.errs, fmt.Errorf(format, v...)) }
+
+// err returns the problems met, joined, or nil.
+func (a *args) err() error { return errors.Join(a.errs...) }
+
+// pick returns what a.p[name] stands for among opts or, when a.p has no
+// name, what def stands for (the zero T when no option is named def).
+func pick[T any](a *args, name, def string, opts []option[T]) (zero T) {
+	v, given := a.p[name]
 	if !given {
 		v = def
 	}
 	for _, o := range opts {
 		if o.name == v {
-			return o.v, nil
+			return o.v
 		}
 	}
-	var zero T
-	if !given {
-		return zero, nil
+	if given {
+		a.fail("%s: unknown value %q (accepted: %s)", name, v, names(opts))
 	}
-	return zero, fmt.Errorf("%s: unknown value %q (accepted: %s)", name, v, names(opts))
+	return zero
 }
 
-// duration parses p[name]. A required parameter must be present.
-func (p params) duration(name string, required, negativeOK bool) (time.Duration, error) {
-	v, ok := p[name]
+// duration parses a.p[name]. A required parameter must be present.
+func (a *args) duration(name string, required, negativeOK bool) time.Duration {
+	v, ok := a.p[name]
 	if !ok {
 		if required {
-			return 0, fmt.Errorf("%s is required (a duration such as 30s, 5m or 1h30m)", name)
+			a.fail("%s is required (a duration such as 30s, 5m or 1h30m)", name)
 		}
-		return 0, nil
+		return 0
 	}
 	d, err := time.ParseDuration(v)
-	if err != nil {
-		return 0, fmt.Errorf("%s: %q is not a duration (such as 30s, 5m or 1h30m)", name, v)
+	switch {
+	case err != nil:
+		a.fail("%s: %q is not a duration (such as 30s, 5m or 1h30m)", name, v)
+	case d < 0 && !negativeOK:
+		a.fail("%s: %s is negative", name, v)
+	default:
+		return d
 	}
-	if d < 0 && !negativeOK {
-		return 0, fmt.Errorf("%s: %s is negative", name, v)
-	}
-	return d, nil
+	return 0
 }
 
-// integer parses p[name] within lo..hi (def when absent).
-func (p params) integer(name string, def, lo, hi int) (int, error) {
-	v, ok := p[name]
+// integer parses a.p[name] within lo..hi (def when absent).
+func (a *args) integer(name string, def, lo, hi int) int {
+	v, ok := a.p[name]
 	if !ok {
-		return def, nil
+		return def
 	}
 	n, err := strconv.Atoi(v)
 	if err != nil || n < lo || n > hi {
-		return 0, fmt.Errorf("%s: %q is not an integer in %d..%d", name, v, lo, hi)
+		a.fail("%s: %q is not an integer in %d..%d", name, v, lo, hi)
+		return 0
 	}
-	return n, nil
+	return n
 }
 
 // endpoints are the accepted values of an endpoint parameter and the v2
@@ -176,17 +190,26 @@ var endpoints = []option[string]{{"all", ""}, {"register", licensetest.Register}
 	{"extend", licensetest.Extend}, {"end", licensetest.End}, {licensetest.Register, licensetest.Register},
 	{licensetest.Begin, licensetest.Begin}, {licensetest.Extend, licensetest.Extend}, {licensetest.End, licensetest.End}}
 
-func (p params) endpoint() (string, error) { return pick(p, "endpoint", "all", endpoints) }
+func (a *args) endpoint() string { return pick(a, "endpoint", "all", endpoints) }
 
 // licenseID returns the product and key a licence command names.
-func (p params) licenseID() (string, string, error) {
-	var errs []error
+func (a *args) licenseID() (string, string) {
 	for _, name := range []string{"product", "key"} {
-		if p[name] == "" {
-			errs = append(errs, fmt.Errorf("%s is required", name))
+		if a.p[name] == "" {
+			a.fail("%s is required", name)
 		}
 	}
-	return p["product"], p["key"], errors.Join(errs...)
+	return a.p["product"], a.p["key"]
+}
+
+// checkDurations records, once the parameters parse, what AddLicense would
+// say of these durations, as one error so that prefixErr prefixes it once.
+func (a *args) checkDurations(product, key string, session, grace, maxDur time.Duration) {
+	if a.errs == nil {
+		if err := hook.CheckDurations(product, key, session, grace, maxDur); err != nil {
+			a.fail("%v", err)
+		}
+	}
 }
 
 var (
@@ -207,120 +230,80 @@ func enumOptions[T interface {
 	return opts
 }
 
-func parseDown(p params) (func(*controller) error, error) {
-	down, err1 := pick(p, "on", "1", onOff)
-	mode, err2 := pick(p, "mode", "refuse", downModes)
-	d, err3 := p.duration("for", false, false)
-	if err := errors.Join(err1, err2, err3); err != nil {
-		return nil, err
-	}
-	return func(c *controller) error { c.setDown(down, mode, d); return nil }, nil
+// The parsers below return their change with a.err(); prepare uses the
+// change only when that is nil.
+
+func parseDown(a *args) (change, error) {
+	down, mode, d := pick(a, "on", "1", onOff), pick(a, "mode", "refuse", downModes), a.duration("for", false, false)
+	return func(c *controller) error { c.setDown(down, mode, d); return nil }, a.err()
 }
 
-func parseLicenseState(st licensetest.LicenseState) func(params) (func(*controller) error, error) {
-	return func(p params) (func(*controller) error, error) {
-		product, key, err := p.licenseID()
-		if err != nil {
-			return nil, err
-		}
-		return func(c *controller) error { return c.s.SetLicenseState(product, key, st) }, nil
+func parseLicenseState(st licensetest.LicenseState) func(*args) (change, error) {
+	return func(a *args) (change, error) {
+		product, key := a.licenseID()
+		return func(c *controller) error { return c.s.SetLicenseState(product, key, st) }, a.err()
 	}
 }
 
-func parseAddLicense(p params) (func(*controller) error, error) {
-	product, key, err0 := p.licenseID()
-	l := licensetest.License{ProductGUID: product, Key: key, Features: p["features"]}
-	var errs [6]error
-	errs[0] = err0
-	l.Seats, errs[1] = p.integer("seats", 0, 0, 1<<30)
-	l.SessionDuration, errs[2] = p.duration("session", false, false)
-	l.GracePeriod, errs[3] = p.duration("grace", false, false)
-	l.MaxDuration, errs[4] = p.duration("max", false, false)
-	l.State, errs[5] = pick(p, "state", "active", licenseStates)
-	if err := errors.Join(errs[:]...); err != nil {
-		return nil, err
-	}
-	if err := hook.CheckDurations(product, key, l.SessionDuration, l.GracePeriod, l.MaxDuration); err != nil {
-		return nil, fmt.Errorf("%v", err) // one error, so prefixErr prefixes it once
-	}
-	return func(c *controller) error { return c.s.AddLicense(l) }, nil
+func parseAddLicense(a *args) (change, error) {
+	product, key := a.licenseID()
+	l := licensetest.License{ProductGUID: product, Key: key, Features: a.p["features"],
+		Seats: a.integer("seats", 0, 0, 1<<30), SessionDuration: a.duration("session", false, false),
+		GracePeriod: a.duration("grace", false, false), MaxDuration: a.duration("max", false, false),
+		State: pick(a, "state", "active", licenseStates)}
+	a.checkDurations(product, key, l.SessionDuration, l.GracePeriod, l.MaxDuration)
+	return func(c *controller) error { return c.s.AddLicense(l) }, a.err()
 }
 
-func parseControl(p params) (func(*controller) error, error) {
-	product, key, err0 := p.licenseID()
-	session, err1 := p.duration("session", true, false)
-	grace, err2 := p.duration("grace", false, false)
-	if err := errors.Join(err0, err1, err2); err != nil {
-		return nil, err
-	}
-	if err := hook.CheckDurations(product, key, session, grace, 0); err != nil {
-		return nil, fmt.Errorf("%v", err)
-	}
-	return func(c *controller) error { return c.s.SetControlOptions(product, key, session, grace) }, nil
+func parseControl(a *args) (change, error) {
+	product, key := a.licenseID()
+	session, grace := a.duration("session", true, false), a.duration("grace", false, false)
+	a.checkDurations(product, key, session, grace, 0)
+	return func(c *controller) error { return c.s.SetControlOptions(product, key, session, grace) }, a.err()
 }
 
-func parseFail(p params) (func(*controller) error, error) {
-	ep, err1 := p.endpoint()
-	n, err2 := p.integer("n", 1, -1, 1<<30)
-	status, err3 := p.integer("status", http.StatusServiceUnavailable, 100, 599)
-	ra, err4 := p.duration("retry_after", false, false)
-	if err := errors.Join(err1, err2, err3, err4); err != nil {
-		return nil, err
+func parseFail(a *args) (change, error) {
+	f := licensetest.Fault{Endpoint: a.endpoint(), Kind: licensetest.FaultFail, Count: a.integer("n", 1, -1, 1<<30),
+		Status:     a.integer("status", http.StatusServiceUnavailable, 100, 599),
+		RetryAfter: a.duration("retry_after", false, false), Message: a.p["message"]}
+	if a.errs == nil && f.Count == 0 {
+		a.fail("n: 0 fails nothing (want a count, or -1 for every request)")
 	}
-	if n == 0 {
-		return nil, fmt.Errorf("n: 0 fails nothing (want a count, or -1 for every request)")
-	}
-	f := licensetest.Fault{Endpoint: ep, Kind: licensetest.FaultFail, Count: n, Status: status, Message: p["message"], RetryAfter: ra}
-	return func(c *controller) error { c.s.Inject(f); return nil }, nil
+	return func(c *controller) error { c.s.Inject(f); return nil }, a.err()
 }
 
-func parseFault(p params) (func(*controller) error, error) {
-	ep, err1 := p.endpoint()
-	kind, err2 := pick(p, "kind", "", faultKinds)
-	if err2 == nil && kind == 0 {
-		err2 = fmt.Errorf("kind is required (accepted: %s)", names(faultKinds))
+func parseFault(a *args) (change, error) {
+	ep, kind := a.endpoint(), pick(a, "kind", "", faultKinds)
+	if _, given := a.p["kind"]; !given {
+		a.fail("kind is required (accepted: %s)", names(faultKinds))
 	}
-	n, err3 := p.integer("n", 1, -1, 1<<30)
-	status, err4 := p.integer("status", 0, 0, 599)
-	if err := errors.Join(err1, err2, err3, err4); err != nil {
-		return nil, err
+	f := licensetest.Fault{Endpoint: ep, Kind: kind, Count: a.integer("n", 1, -1, 1<<30),
+		Status: a.integer("status", 0, 0, 599), Message: a.p["message"]}
+	switch {
+	case a.errs != nil:
+	case f.Count == 0:
+		a.fail("n: 0 injects nothing (want a count, or -1 for every request)")
+	case f.Status != 0 && f.Status < 100:
+		a.fail("status: %d is not an HTTP status (100..599)", f.Status)
 	}
-	if n == 0 {
-		return nil, fmt.Errorf("n: 0 injects nothing (want a count, or -1 for every request)")
-	}
-	if status != 0 && status < 100 {
-		return nil, fmt.Errorf("status: %d is not an HTTP status (100..599)", status)
-	}
-	f := licensetest.Fault{Endpoint: ep, Kind: kind, Count: n, Status: status, Message: p["message"]}
-	return func(c *controller) error { c.s.Inject(f); return nil }, nil
+	return func(c *controller) error { c.s.Inject(f); return nil }, a.err()
 }
 
-func parsePerEndpoint(set func(*licensetest.Server, string, time.Duration)) func(params) (func(*controller) error, error) {
-	return func(p params) (func(*controller) error, error) {
-		ep, err1 := p.endpoint()
-		d, err2 := p.duration("d", true, false)
-		if err := errors.Join(err1, err2); err != nil {
-			return nil, err
-		}
-		return func(c *controller) error { set(c.s, ep, d); return nil }, nil
+func parsePerEndpoint(set func(*licensetest.Server, string, time.Duration)) func(*args) (change, error) {
+	return func(a *args) (change, error) {
+		ep, d := a.endpoint(), a.duration("d", true, false)
+		return func(c *controller) error { set(c.s, ep, d); return nil }, a.err()
 	}
 }
 
-func parseContentType(p params) (func(*controller) error, error) {
-	ep, err := p.endpoint()
-	if err != nil {
-		return nil, err
-	}
-	ct := p["ct"]
-	return func(c *controller) error { c.s.SetContentType(ep, ct); return nil }, nil
+func parseContentType(a *args) (change, error) {
+	ep, ct := a.endpoint(), a.p["ct"]
+	return func(c *controller) error { c.s.SetContentType(ep, ct); return nil }, a.err()
 }
 
-func parseSkew(p params) (func(*controller) error, error) {
-	d, err := p.duration("d", true, true)
-	if err != nil {
-		return nil, err
-	}
-	return func(c *controller) error { c.s.SetClockSkew(d); return nil }, nil
+func parseSkew(a *args) (change, error) {
+	d := a.duration("d", true, true)
+	return func(c *controller) error { c.s.SetClockSkew(d); return nil }, a.err()
 }
 
 // controller applies commands to a server. It owns the timer of a timed

@@ -68,7 +68,7 @@ type Step struct {
 	// "up (end of down for=D)".
 	Text string
 
-	apply func(*controller) error
+	apply change
 }
 
 // ScenarioError is a problem with one line of a scenario: a parse error
@@ -187,11 +187,10 @@ func parseStep(words []string) (Step, time.Duration, error) {
 	}
 	var end time.Duration
 	if cmd.name == "down" && p["for"] != "" {
-		d, err := p.duration("for", false, false)
-		if err != nil {
-			return Step{}, 0, prefixErr(cmd.name, err)
+		a := &args{p: p}
+		if end = a.duration("for", false, false); a.err() != nil {
+			return Step{}, 0, prefixErr(cmd.name, a.err())
 		}
-		end = d
 		delete(p, "for")
 	}
 	apply, err := cmd.prepare(p)

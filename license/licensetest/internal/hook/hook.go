@@ -57,18 +57,14 @@ type Queued struct {
 
 // Slot is a value kept with a server.
 type Slot struct {
-	mu sync.Mutex
-	v  any
+	once sync.Once
+	v    any
 }
 
 // LoadOrStore returns the slot's value, storing make's result first if it
 // is empty.
 func (s *Slot) LoadOrStore(make func() any) any {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.v == nil {
-		s.v = make()
-	}
+	s.once.Do(func() { s.v = make() })
 	return s.v
 }
 
