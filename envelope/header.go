@@ -17,6 +17,16 @@ const (
 	flagSealedReply byte = 0x01
 )
 
+// fixedHeader returns a mode's fixed header: version, flags (the sealed-reply
+// flag when sealed), then the mode's own fields.
+func fixedHeader(version byte, sealed bool, fields ...byte) []byte {
+	h := append([]byte{version, 0}, fields...)
+	if sealed {
+		h[1] = flagSealedReply
+	}
+	return h
+}
+
 // tailFixedLen is the fixed part of the header fields both modes share after
 // their own: timestamp (8), request id and endpoint length (1).
 const tailFixedLen = 8 + RequestIDSize + 1

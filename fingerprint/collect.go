@@ -13,9 +13,9 @@ import (
 type task struct {
 	name string
 	// fills lists the components the task produces (Name, Source, Strength); they are reported as
-	// TimedOut when the task misses its deadline.
-	fills []Component
-	// inline tasks are cheap (one syscall) and run on the calling goroutine.
+	// TimedOut when the task misses its deadline. inline tasks are cheap (one syscall), run on the
+	// calling goroutine and so never miss it: they need no fills.
+	fills  []Component
 	inline bool
 	run    taskFunc
 }

@@ -91,15 +91,6 @@ func darwinMACs(ctx context.Context) taskResult {
 // darwinVolume identifies the root volume by statfs("/") f_fsid. On APFS the fsid is built from the
 // volume's device number rather than its UUID, so the value is marked weak.
 func darwinVolume(context.Context) taskResult {
-	const src = "statfs(/).f_fsid"
 	fsid, fstype, err := statfsID("/")
-	if err != nil {
-		return one(missing(NameVolumeHash, src, Medium, reasonFor(err), err))
-	}
-	if isPlaceholder(fsid) {
-		return one(missing(NameVolumeHash, src, Medium, Placeholder, errors.New("zero fsid")))
-	}
-	c := present(NameVolumeHash, volumeHash("fsid:"+fsid), src+" ("+fstype+")", Medium)
-	c.Weak = true
-	return one(c)
+	return one(fsidVolume(fsid, fstype, err, errors.New("zero fsid"), true))
 }

@@ -99,6 +99,21 @@ func (o osFS) Statfs(name string) (string, string, error) {
 // errRootHostFact is why DevOf and Statfs fail below a root.
 var errRootHostFact = fmt.Errorf("%w below a root: the device and fsid would be the host's", errors.ErrUnsupported)
 
+// fsidVolume builds volume_hash from the statfs("/") f_fsid of a filesystem of type fstype, or says
+// why it is missing (zero is the cause for a zero fsid).
+func fsidVolume(fsid, fstype string, err, zero error, weak bool) Component {
+	const src = "statfs(/).f_fsid"
+	if err != nil {
+		return missing(NameVolumeHash, src, Medium, reasonFor(err), err)
+	}
+	if isPlaceholder(fsid) {
+		return missing(NameVolumeHash, src, Medium, Placeholder, zero)
+	}
+	c := present(NameVolumeHash, volumeHash("fsid:"+fsid), src+" ("+fstype+")", Medium)
+	c.Weak = weak
+	return c
+}
+
 // uuidBackedFS reports whether a filesystem type derives statfs f_fsid from its on-disk UUID, which
 // makes the fsid as stable as the filesystem itself.
 func uuidBackedFS(fstype string) bool {

@@ -535,10 +535,8 @@ func (d debugHandler) Handle(ctx context.Context, r slog.Record) error {
 func (d debugHandler) clean(a slog.Attr) slog.Attr {
 	v := a.Value.Resolve()
 	switch v.Kind() {
-	case slog.KindString:
-		return slog.String(a.Key, text.Clean(d.redact(v.String()), maxHeaderLen*2))
-	case slog.KindAny:
-		s := fmt.Sprint(v.Any())
+	case slog.KindString, slog.KindAny:
+		s := v.String() // fmt.Sprint of an Any value
 		if err, ok := v.Any().(error); ok {
 			s = unwrapURL(err).Error()
 		}
