@@ -1,6 +1,7 @@
 package fingerprint
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"net"
@@ -19,10 +20,7 @@ const (
 
 // ipTask returns the task for ip_address.
 func ipTask(o *options) task {
-	src := "udp connect " + probeV4
-	if o.server != "" {
-		src = "udp connect " + o.server
-	}
+	src := "udp connect " + cmp.Or(o.server, probeV4)
 	return task{name: "ip", fills: []Component{{Name: NameIPAddress, Source: src, Strength: Weak}},
 		run: func(ctx context.Context) taskResult {
 			return one(localIP(ctx, o))

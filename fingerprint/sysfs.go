@@ -1,6 +1,7 @@
 package fingerprint
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -34,12 +35,7 @@ type sysFS interface {
 // osFS reads the real filesystem below root.
 type osFS struct{ root string }
 
-func newOSFS(root string) osFS {
-	if root == "" {
-		root = "/"
-	}
-	return osFS{root: filepath.Clean(root)}
-}
+func newOSFS(root string) osFS { return osFS{root: filepath.Clean(cmp.Or(root, "/"))} }
 
 func (o osFS) path(name string) string {
 	if o.root == "/" {
