@@ -183,12 +183,9 @@ func hashAll(fp *Fingerprint, key []byte) {
 
 // usable reports whether any component other than ip_address has a value.
 func (f *Fingerprint) usable() bool {
-	for _, c := range f.Components() {
-		if c.Name != NameIPAddress && c.Present() {
-			return true
-		}
-	}
-	return false
+	return slices.ContainsFunc(f.Components(), func(c Component) bool {
+		return c.Name != NameIPAddress && c.Present()
+	})
 }
 
 // missingSummary lists each missing component with its reason, e.g. "cpu_id: timed out, ...".
