@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -285,9 +286,7 @@ func (c *Client) Do(ctx context.Context, req Request) (*Response, error) {
 	if err != nil { // unreachable with a validated base and endpoint
 		return nil, &Error{Endpoint: req.Endpoint, Err: fmt.Errorf("%w: %w", ErrInvalidRequest, err)}
 	}
-	for k, v := range c.header {
-		hreq.Header[k] = v // shared: one value each, so an append copies
-	}
+	maps.Copy(hreq.Header, c.header) // shared: one value each, so an append copies
 
 	// A retryablehttp.Client per call (see the package doc): its RetryMax is
 	// a field and its Backoff gets no context, so per-call policy lives in
