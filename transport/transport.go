@@ -208,9 +208,7 @@ func hardenTransport(orig *http.Transport, pool *x509.CertPool) *http.Transport 
 	if t.TLSClientConfig == nil {
 		t.TLSClientConfig = &tls.Config{}
 	}
-	if t.TLSClientConfig.MinVersion < tls.VersionTLS12 {
-		t.TLSClientConfig.MinVersion = tls.VersionTLS12
-	}
+	t.TLSClientConfig.MinVersion = max(t.TLSClientConfig.MinVersion, tls.VersionTLS12)
 	if pool != nil {
 		t.TLSClientConfig.RootCAs = pool
 	}
