@@ -149,7 +149,6 @@ func NewGuard(cfg GuardConfig) *Guard {
 	}
 }
 
-// positiveOr returns v when it is positive, else def.
 func positiveOr[T int | time.Duration](v, def T) T {
 	if v > 0 {
 		return v

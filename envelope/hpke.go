@@ -152,7 +152,6 @@ func (o *hpkeOpener) openRaw(in Incoming, raw []byte) (*Opened, error) {
 	return tail.opened(pt, &replySealer{keys: replyKeys{version: versionReplyHPKE, secret: secret, binding: bytes.Clone(enc)}}), nil
 }
 
-// openData decodes a request's data string and opens it with o.
 func openData(o rawOpener, in Incoming) (*Opened, error) {
 	raw, err := decodeRequest(in.Data)
 	if err != nil {
@@ -181,7 +180,6 @@ func errUnknownKey() error {
 	return &Error{Op: "open", Reason: "unknown key id", Err: ErrUnauthentic, miss: missKey}
 }
 
-// decodeRequest decodes a request's data string for Open.
 func decodeRequest(data string) ([]byte, error) {
 	if len(data) > MaxDataSize {
 		return nil, newError("open", "data too large", ErrMalformed)

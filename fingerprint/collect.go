@@ -181,7 +181,6 @@ func hashAll(fp *Fingerprint, key []byte) {
 	fp.Hashed = true
 }
 
-// usable reports whether any component other than ip_address has a value.
 func (f *Fingerprint) usable() bool {
 	return slices.ContainsFunc(f.Components(), func(c Component) bool {
 		return c.Name != NameIPAddress && c.Present()

@@ -25,7 +25,6 @@ func firmwareFills(mb, product, board string) []Component {
 		{Name: NameBoardSerial, Source: board, Strength: Strong}}
 }
 
-// one is the result of a task that found one component.
 func one(c Component) taskResult { return taskResult{comps: []Component{c}} }
 
 // unsupported returns a component that this OS cannot provide.

@@ -18,7 +18,6 @@ const (
 	probeV6 = "[2001:db8::1]:443"
 )
 
-// ipTask returns the task for ip_address.
 func ipTask(o *options) task {
 	src := "udp connect " + cmp.Or(o.server, probeV4)
 	return task{name: "ip", fills: []Component{{Name: NameIPAddress, Source: src, Strength: Weak}},

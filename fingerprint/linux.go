@@ -193,7 +193,6 @@ func linuxMACs(fsys sysFS) Component {
 	return macComponent(src, selectMACs(nics))
 }
 
-// macComponent turns a selection into the mac_addresses component.
 func macComponent(src string, sel macSelection) Component {
 	if len(sel.values) == 0 {
 		return missing(NameMACAddresses, src, Medium, NotPresent, errors.New(sel.note()))

@@ -12,7 +12,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// platformTasks returns the macOS sources.
 func platformTasks(o *options) []task {
 	return []task{
 		{name: "cpu", fills: []Component{{Name: NameCPUID, Source: "gopsutil cpu.Info", Strength: Weak}},

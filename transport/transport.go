@@ -404,7 +404,6 @@ func (cl *call) backoff(_, _ time.Duration, _ int, _ *http.Response) time.Durati
 	return cl.wait
 }
 
-// error is the call's *Error for the last status and cause err.
 func (cl *call) error(status int, err error) *Error {
 	return &Error{Endpoint: cl.endpoint, Status: status, Attempts: cl.attempts, RetryAfter: cl.retryAfter, Err: err}
 }
