@@ -42,9 +42,7 @@ func localIP(ctx context.Context, o *options) Component {
 		if err == nil {
 			return present(NameIPAddress, ip, "udp connect "+t, Weak)
 		}
-		if firstErr == nil {
-			firstErr = err
-		}
+		firstErr = cmp.Or(firstErr, err)
 		if ctx.Err() != nil {
 			return missing(NameIPAddress, "udp connect "+t, Weak, TimedOut, ctx.Err())
 		}

@@ -1,6 +1,7 @@
 package fingerprint
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"os/exec"
@@ -43,9 +44,7 @@ func darwinCPU(ctx context.Context) taskResult {
 	}
 	infos, err := pscpu.InfoWithContext(ctx)
 	if err != nil || len(infos) == 0 {
-		if err == nil {
-			err = errors.New("no processor reported")
-		}
+		err = cmp.Or(err, errors.New("no processor reported"))
 		res.comps = []Component{missing(NameCPUID, src, Weak, NotPresent, err)}
 		return res
 	}
