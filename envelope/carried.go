@@ -31,15 +31,9 @@ func checkFlags(f byte) error {
 	return nil
 }
 
-// Exported reply opener layout:
-//
-//	offset  size  field
-//	0       1     reply version (0xA1 or 0xA2)
-//	1       32    reply secret
-//	33      n     binding: enc (32 or 1120 bytes) or the request salt (32)
-//
-// It is secret: whoever holds it can open (and, in shared-secret mode, forge)
-// the reply to that one request. Keep it sealed at rest.
+// An exported reply opener is laid out as FORMAT.md, "Carried requests",
+// says. Whoever holds it can open (and, in shared-secret mode, forge) the
+// reply to that one request: keep it sealed at rest.
 
 // ExportReplyOpener returns the bytes that let ImportReplyOpener rebuild r
 // later, in another process: the reply secret and binding of one request.

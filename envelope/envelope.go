@@ -221,24 +221,17 @@ const (
 // not one of the category sentinels.
 func (e *Error) Error() string {
 	s := "envelope: " + e.Op + ": " + e.Reason
-	if e.Err != nil && !isCategory(e.Err) {
-		s += ": " + e.Err.Error()
+	switch e.Err {
+	case nil, ErrMalformed, ErrUnauthentic, ErrUnsupportedVersion, ErrTooLarge,
+		ErrNotRequested, errReplyMalformed, errReplyUnsupported,
+		ErrStale, ErrReplayed, ErrInProgress:
+		return s
 	}
-	return s
+	return s + ": " + e.Err.Error()
 }
 
 // Unwrap returns Err, so errors.Is matches the category.
 func (e *Error) Unwrap() error { return e.Err }
-
-func isCategory(err error) bool {
-	switch err {
-	case ErrMalformed, ErrUnauthentic, ErrUnsupportedVersion, ErrTooLarge,
-		ErrNotRequested, errReplyMalformed, errReplyUnsupported,
-		ErrStale, ErrReplayed, ErrInProgress:
-		return true
-	}
-	return false
-}
 
 func newError(op, reason string, err error) error {
 	return &Error{Op: op, Reason: reason, Err: err}

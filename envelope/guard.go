@@ -124,25 +124,13 @@ type Reply struct {
 // NewGuard returns a Guard with the given configuration; see GuardConfig
 // for the defaults.
 func NewGuard(cfg GuardConfig) *Guard {
-	if cfg.Window <= 0 {
-		cfg.Window = DefaultWindow
-	}
-	if cfg.Future <= 0 {
-		cfg.Future = DefaultFuture
-	}
-	cfg.Future = min(cfg.Future, cfg.Window)
-	if cfg.MaxEntries <= 0 {
-		cfg.MaxEntries = DefaultGuardEntries
-	}
-	if cfg.PartitionEntries <= 0 {
-		cfg.PartitionEntries = DefaultPartitionEntries
-	}
-	cfg.PartitionEntries = min(cfg.PartitionEntries, cfg.MaxEntries)
+	window := positiveOr(cfg.Window, DefaultWindow)
+	maxEntries := positiveOr(cfg.MaxEntries, DefaultGuardEntries)
 	return &Guard{
-		past:    int64(cfg.Window / time.Second),
-		future:  int64(cfg.Future / time.Second),
-		max:     cfg.MaxEntries,
-		perPart: cfg.PartitionEntries,
+		past:    int64(window / time.Second),
+		future:  int64(min(positiveOr(cfg.Future, DefaultFuture), window) / time.Second),
+		max:     maxEntries,
+		perPart: min(positiveOr(cfg.PartitionEntries, DefaultPartitionEntries), maxEntries),
 		entries: make(map[[RequestIDSize]byte]*guardEntry),
 		parts:   make(map[string]*partition),
 		byTime: indexedHeap[*guardEntry]{
@@ -159,6 +147,13 @@ func NewGuard(cfg GuardConfig) *Guard {
 			at: func(p *partition) *int { return &p.sidx },
 		},
 	}
+}
+
+func positiveOr[T int | time.Duration](v, def T) T {
+	if v > 0 {
+		return v
+	}
+	return def
 }
 
 // Window returns how far a request's timestamp may be behind the server's

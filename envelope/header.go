@@ -17,6 +17,16 @@ const (
 	flagSealedReply byte = 0x01
 )
 
+// fixedHeader returns a mode's fixed header: version, flags (the sealed-reply
+// flag when sealed), then the mode's own fields.
+func fixedHeader(version byte, sealed bool, fields ...byte) []byte {
+	h := append([]byte{version, 0}, fields...)
+	if sealed {
+		h[1] = flagSealedReply
+	}
+	return h
+}
+
 // tailFixedLen is the fixed part of the header fields both modes share after
 // their own: timestamp (8), request id and endpoint length (1).
 const tailFixedLen = 8 + RequestIDSize + 1
@@ -62,15 +72,6 @@ func newTail(req Request) (requestTail, error) {
 	return rt, nil
 }
 
-func (t *requestTail) len() int { return tailFixedLen + len(t.endpoint) }
-
-func (t *requestTail) appendTo(b []byte) []byte {
-	b = binary.BigEndian.AppendUint64(b, uint64(t.time.Unix()))
-	b = append(b, t.id[:]...)
-	b = append(b, byte(len(t.endpoint)))
-	return append(b, t.endpoint...)
-}
-
 // parseTail reads the shared header fields at the start of b. It returns the
 // fields and their length, or an error for a truncated or invalid tail.
 func parseTail(b []byte) (requestTail, int, error) {
@@ -104,7 +105,7 @@ func sealStart(req Request, fixed []byte, extra, body, ptLen int) (requestTail, 
 	if err != nil {
 		return requestTail{}, nil, err
 	}
-	n := len(fixed) + tail.len() + extra + body + ptLen + gcmTagLen
+	n := len(fixed) + tailFixedLen + len(tail.endpoint) + extra + body + ptLen + gcmTagLen
 	if ptLen > MaxDataSize || !encodedFits(n) {
 		return requestTail{}, nil, newError("seal", "plaintext too large", ErrTooLarge)
 	}
@@ -115,7 +116,10 @@ func sealStart(req Request, fixed []byte, extra, body, ptLen int) (requestTail, 
 	if req.Carried {
 		raw[1] |= flagCarried
 	}
-	return tail, tail.appendTo(raw), nil
+	raw = binary.BigEndian.AppendUint64(raw, uint64(tail.time.Unix()))
+	raw = append(raw, tail.id[:]...)
+	raw = append(raw, byte(len(tail.endpoint)))
+	return tail, append(raw, tail.endpoint...), nil
 }
 
 // openStart reads the tail after the fixed header of raw, the mirror of

@@ -21,23 +21,10 @@ func requestInfo(key string) []byte {
 	return append(info, key...)
 }
 
-func hpkeFixed(kem KEM, keyID [keyIDLen]byte, sealedReply bool) [hpkeFixedLen]byte {
-	var h [hpkeFixedLen]byte
-	h[0] = versionHPKE
-	if sealedReply {
-		h[1] = flagSealedReply
-	}
-	binary.BigEndian.PutUint16(h[2:4], uint16(kem))
-	binary.BigEndian.PutUint16(h[4:6], kdfHKDFSHA256)
-	binary.BigEndian.PutUint16(h[6:8], aeadAES256GCM)
-	copy(h[8:16], keyID[:])
-	return h
-}
-
 type hpkeSealer struct {
 	pub    *PublicKey
 	encLen int
-	fixed  [hpkeFixedLen]byte
+	fixed  []byte
 	sealed bool
 }
 
@@ -54,10 +41,13 @@ func NewSealer(pub *PublicKey, opts ...Option) (Sealer, error) {
 		return nil, newError("new", "unsupported kem", ErrUnsupportedVersion)
 	}
 	o := buildOptions(opts)
+	suite := binary.BigEndian.AppendUint16(nil, uint16(pub.kem))
+	suite = binary.BigEndian.AppendUint16(suite, kdfHKDFSHA256)
+	suite = binary.BigEndian.AppendUint16(suite, aeadAES256GCM)
 	return &hpkeSealer{
 		pub:    pub,
 		encLen: p.encLen,
-		fixed:  hpkeFixed(pub.kem, pub.keyID, o.sealedReplies),
+		fixed:  fixedHeader(versionHPKE, o.sealedReplies, append(suite, pub.keyID[:]...)...),
 		sealed: o.sealedReplies,
 	}, nil
 }
@@ -68,7 +58,7 @@ func (s *hpkeSealer) RepliesAuthenticated() bool { return s.sealed }
 
 func (s *hpkeSealer) Seal(req Request, plaintext []byte) (Sealed, error) {
 	const op = "seal"
-	tail, raw, err := sealStart(req, s.fixed[:], 0, s.encLen, len(plaintext))
+	tail, raw, err := sealStart(req, s.fixed, 0, s.encLen, len(plaintext))
 	if err != nil {
 		return Sealed{}, err
 	}
@@ -162,7 +152,6 @@ func (o *hpkeOpener) openRaw(in Incoming, raw []byte) (*Opened, error) {
 	return tail.opened(pt, &replySealer{keys: replyKeys{version: versionReplyHPKE, secret: secret, binding: bytes.Clone(enc)}}), nil
 }
 
-// openData decodes a request's data string and opens it with o.
 func openData(o rawOpener, in Incoming) (*Opened, error) {
 	raw, err := decodeRequest(in.Data)
 	if err != nil {
@@ -191,7 +180,6 @@ func errUnknownKey() error {
 	return &Error{Op: "open", Reason: "unknown key id", Err: ErrUnauthentic, miss: missKey}
 }
 
-// decodeRequest decodes a request's data string for Open.
 func decodeRequest(data string) ([]byte, error) {
 	if len(data) > MaxDataSize {
 		return nil, newError("open", "data too large", ErrMalformed)

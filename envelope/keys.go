@@ -322,11 +322,9 @@ func parseKeyText(text []byte, kind byte, pemType string) (KEM, []byte, error) {
 		return 0, nil, newError(op, "truncated key", ErrMalformed)
 	}
 	if bin[0] != kind {
-		if kind == kindPublic && bin[0] == kindPrivate {
-			return 0, nil, newError(op, "got a private key, want a public key", ErrMalformed)
-		}
-		if kind == kindPrivate && bin[0] == kindPublic {
-			return 0, nil, newError(op, "got a public key, want a private key", ErrMalformed)
+		names := map[byte]string{kindPublic: "public", kindPrivate: "private"}
+		if got, ok := names[bin[0]]; ok {
+			return 0, nil, newError(op, "got a "+got+" key, want a "+names[kind]+" key", ErrMalformed)
 		}
 		return 0, nil, newError(op, "unknown key kind", ErrUnsupportedVersion)
 	}

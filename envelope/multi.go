@@ -83,8 +83,7 @@ func (m *multiOpener) pick(raw []byte) (rawOpener, error) {
 			return o, nil
 		}
 		miss := missNone
-		var e *Error
-		if errors.As(err, &e) {
+		if e, ok := errors.AsType[*Error](err); ok {
 			miss = e.miss
 		}
 		if miss < bestMiss {

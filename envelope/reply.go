@@ -50,7 +50,11 @@ func (k *replyKeys) aead(replyNonce []byte) (cipher.AEAD, []byte, error) {
 // e's prk.
 func gcmFrom(e expander) (cipher.AEAD, []byte, error) {
 	iv := e.expand(gcmNonceLen, "nonce")
-	a, err := newGCM(e.expand(32, "key"))
+	block, err := aes.NewCipher(e.expand(32, "key"))
+	if err != nil {
+		return nil, nil, err
+	}
+	a, err := cipher.NewGCM(block)
 	return a, iv, err
 }
 
@@ -69,14 +73,6 @@ func (e expander) expand(n int, parts ...string) []byte {
 	}
 	e.mac.Write([]byte{1})
 	return e.mac.Sum(nil)[:n]
-}
-
-func newGCM(key []byte) (cipher.AEAD, error) {
-	block, err := aes.NewCipher(key)
-	if err != nil {
-		return nil, err
-	}
-	return cipher.NewGCM(block)
 }
 
 // replySealer is the server side of a sealed reply.

@@ -73,10 +73,7 @@ func newSecretMode(secret []byte, opts []Option) (*secretMode, error) {
 		return nil, err
 	}
 	m := &secretMode{keys: keys, sealed: buildOptions(opts).sealedReplies}
-	m.fixed = append([]byte{versionSecret, 0}, keys.keyID[:]...)
-	if m.sealed {
-		m.fixed[1] = flagSealedReply
-	}
+	m.fixed = fixedHeader(versionSecret, m.sealed, keys.keyID[:]...)
 	return m, nil
 }
 

@@ -13,9 +13,9 @@ import (
 type task struct {
 	name string
 	// fills lists the components the task produces (Name, Source, Strength); they are reported as
-	// TimedOut when the task misses its deadline.
-	fills []Component
-	// inline tasks are cheap (one syscall) and run on the calling goroutine.
+	// TimedOut when the task misses its deadline. inline tasks are cheap (one syscall), run on the
+	// calling goroutine and so never miss it: they need no fills.
+	fills  []Component
 	inline bool
 	run    taskFunc
 }
@@ -181,14 +181,10 @@ func hashAll(fp *Fingerprint, key []byte) {
 	fp.Hashed = true
 }
 
-// usable reports whether any component other than ip_address has a value.
 func (f *Fingerprint) usable() bool {
-	for _, c := range f.Components() {
-		if c.Name != NameIPAddress && c.Present() {
-			return true
-		}
-	}
-	return false
+	return slices.ContainsFunc(f.Components(), func(c Component) bool {
+		return c.Name != NameIPAddress && c.Present()
+	})
 }
 
 // missingSummary lists each missing component with its reason, e.g. "cpu_id: timed out, ...".

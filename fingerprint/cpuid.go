@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -101,11 +102,7 @@ func parseProcCPUInfo(b []byte) (info cpuInfo, hypervisor, complete bool) {
 		case "model name":
 			info.brand = val
 		case "flags":
-			for _, f := range strings.Fields(val) {
-				if f == "hypervisor" {
-					hypervisor = true
-				}
-			}
+			hypervisor = hypervisor || slices.Contains(strings.Fields(val), "hypervisor")
 		case "CPU implementer":
 			info.midr, info.implementer = true, atoi(val)
 		}

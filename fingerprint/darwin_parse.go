@@ -13,18 +13,16 @@ import (
 // ioregResult builds board_serial, product_uuid and mb_serial from parsed IOPlatformExpertDevice
 // properties, and the firmware strings for the hypervisor signal.
 func ioregResult(props map[string]string) taskResult {
-	get := func(key, name, src string, uuid bool) Component {
+	get := func(key, name string, from func(string, string, Strength, string, error) Component) Component {
+		src := "ioreg " + key
 		v, ok := props[key]
 		if !ok {
 			return missing(name, src, Strong, NotPresent, errors.New("no "+key+" property"))
 		}
-		if uuid {
-			return fromUUID(name, src, Strong, v, nil)
-		}
-		return fromString(name, src, Strong, v, nil)
+		return from(name, src, Strong, v, nil)
 	}
-	board := get("IOPlatformSerialNumber", NameBoardSerial, "ioreg IOPlatformSerialNumber", false)
-	prod := get("IOPlatformUUID", NameProductUUID, "ioreg IOPlatformUUID", true)
+	board := get("IOPlatformSerialNumber", NameBoardSerial, fromString)
+	prod := get("IOPlatformUUID", NameProductUUID, fromUUID)
 	return firmwareResult(board, prod, firmwareStrings(props["manufacturer"], props["model"]))
 }
 

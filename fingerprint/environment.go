@@ -1,6 +1,7 @@
 package fingerprint
 
 import (
+	"cmp"
 	"slices"
 	"strings"
 )
@@ -16,9 +17,7 @@ type envFacts struct {
 func (e *envFacts) merge(o envFacts) {
 	e.containerHints = append(e.containerHints, o.containerHints...)
 	e.hypervisorFlag = e.hypervisorFlag || o.hypervisorFlag
-	if e.vendorHint == "" {
-		e.vendorHint = o.vendorHint
-	}
+	e.vendorHint = cmp.Or(e.vendorHint, o.vendorHint)
 	e.firmware = append(e.firmware, o.firmware...)
 }
 

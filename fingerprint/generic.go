@@ -14,8 +14,7 @@ func genericTasks(o *options) []task {
 
 // hostTask reads host_name with os.Hostname (uname(2) on Unix, GetComputerNameEx on Windows).
 func hostTask() task {
-	return task{name: "host", inline: true, fills: []Component{{Name: NameHostName, Source: "os.Hostname", Strength: Weak}},
-		run: func(context.Context) taskResult { return one(hostComponent(os.Hostname())) }}
+	return task{name: "host", inline: true, run: func(context.Context) taskResult { return one(hostComponent(os.Hostname())) }}
 }
 
 // firmwareFills are the components of a firmware task, all strong: mb_serial, product_uuid and
@@ -26,7 +25,6 @@ func firmwareFills(mb, product, board string) []Component {
 		{Name: NameBoardSerial, Source: board, Strength: Strong}}
 }
 
-// one is the result of a task that found one component.
 func one(c Component) taskResult { return taskResult{comps: []Component{c}} }
 
 // unsupported returns a component that this OS cannot provide.

@@ -1,6 +1,7 @@
 package fingerprint
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"net"
@@ -17,12 +18,8 @@ const (
 	probeV6 = "[2001:db8::1]:443"
 )
 
-// ipTask returns the task for ip_address.
 func ipTask(o *options) task {
-	src := "udp connect " + probeV4
-	if o.server != "" {
-		src = "udp connect " + o.server
-	}
+	src := "udp connect " + cmp.Or(o.server, probeV4)
 	return task{name: "ip", fills: []Component{{Name: NameIPAddress, Source: src, Strength: Weak}},
 		run: func(ctx context.Context) taskResult {
 			return one(localIP(ctx, o))
@@ -45,9 +42,7 @@ func localIP(ctx context.Context, o *options) Component {
 		if err == nil {
 			return present(NameIPAddress, ip, "udp connect "+t, Weak)
 		}
-		if firstErr == nil {
-			firstErr = err
-		}
+		firstErr = cmp.Or(firstErr, err)
 		if ctx.Err() != nil {
 			return missing(NameIPAddress, "udp connect "+t, Weak, TimedOut, ctx.Err())
 		}

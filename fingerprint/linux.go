@@ -44,8 +44,7 @@ func linuxTasks(fsys sysFS, o *options) []task {
 			run: func(context.Context) taskResult { return one(linuxMACs(fsys)) }},
 		{name: "volume", fills: []Component{{Name: NameVolumeHash, Source: "/" + srcByUUID, Strength: Medium}},
 			run: func(context.Context) taskResult { return one(linuxVolume(fsys)) }},
-		{name: "host", inline: true, fills: []Component{{Name: NameHostName, Source: hostSource(fsys), Strength: Weak}},
-			run: func(context.Context) taskResult { return one(linuxHost(fsys)) }},
+		{name: "host", inline: true, run: func(context.Context) taskResult { return one(linuxHost(fsys)) }},
 		{name: "container", run: func(context.Context) taskResult { return taskResult{env: linuxContainer(fsys)} }},
 		ipTask(o),
 	}
@@ -194,7 +193,6 @@ func linuxMACs(fsys sysFS) Component {
 	return macComponent(src, selectMACs(nics))
 }
 
-// macComponent turns a selection into the mac_addresses component.
 func macComponent(src string, sel macSelection) Component {
 	if len(sel.values) == 0 {
 		return missing(NameMACAddresses, src, Medium, NotPresent, errors.New(sel.note()))
@@ -214,17 +212,8 @@ func linuxVolume(fsys sysFS) Component {
 	if uuid, ok := rootFSUUID(fsys); ok {
 		return present(NameVolumeHash, volumeHash("uuid:"+strings.ToLower(uuid)), "/"+srcByUUID, Medium)
 	}
-	src := "statfs(/).f_fsid"
 	fsid, fstype, err := fsys.Statfs("")
-	if err != nil {
-		return missing(NameVolumeHash, src, Medium, reasonFor(err), err)
-	}
-	if isPlaceholder(fsid) {
-		return missing(NameVolumeHash, src, Medium, Placeholder, fmt.Errorf("%s filesystem reports a zero fsid", fstype))
-	}
-	c := present(NameVolumeHash, volumeHash("fsid:"+fsid), src+" ("+fstype+")", Medium)
-	c.Weak = !uuidBackedFS(fstype)
-	return c
+	return fsidVolume(fsid, fstype, err, fmt.Errorf("%s filesystem reports a zero fsid", fstype), !uuidBackedFS(fstype))
 }
 
 // rootFSUUID finds the filesystem UUID of the root device through /dev/disk/by-uuid.
@@ -256,13 +245,6 @@ func rootFSUUID(fsys sysFS) (string, bool) {
 		}
 	}
 	return "", false
-}
-
-func hostSource(fsys sysFS) string {
-	if fsys.Live() {
-		return "os.Hostname"
-	}
-	return "/" + srcHostname
 }
 
 // linuxHost returns host_name: os.Hostname on the live system, the kernel's hostname file below a

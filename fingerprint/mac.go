@@ -144,15 +144,11 @@ func windowsVirtualAdapter(ifType uint32, friendly, desc string) bool {
 		return true
 	}
 	s := strings.ToLower(friendly + " | " + desc)
-	for _, k := range [...]string{
+	keys := []string{
 		"virtual", "vethernet", "host-only", "virtualbox", "tap-", "tap adapter", "tunnel", "wireguard",
 		"tailscale", "zerotier", "loopback", "bluetooth", "wi-fi direct", "vpn", "npcap", "wan miniport",
 		"teredo", "isatap", "6to4", "pseudo", "docker", "kernel debug", "anyconnect", "fortinet",
 		"openvpn", "ras async",
-	} {
-		if strings.Contains(s, k) {
-			return true
-		}
 	}
-	return false
+	return slices.ContainsFunc(keys, func(k string) bool { return strings.Contains(s, k) })
 }

@@ -35,12 +35,10 @@ func Match(a, b *Fingerprint) (score float64, changed []string) {
 		return 0, nil
 	}
 	counted := func(f *Fingerprint) bool {
-		for _, n := range [...]string{NameBoardSerial, NameProductUUID} {
-			if c, ok := f.Component(n); ok && c.Present() {
-				return true
-			}
-		}
-		return false
+		return slices.ContainsFunc([]string{NameBoardSerial, NameProductUUID}, func(n string) bool {
+			c, ok := f.Component(n)
+			return ok && c.Present()
+		})
 	}
 	mbCounted := counted(a) && counted(b)
 	var total, same float64

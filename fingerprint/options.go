@@ -1,6 +1,7 @@
 package fingerprint
 
 import (
+	"cmp"
 	"context"
 	"time"
 )
@@ -77,21 +78,13 @@ func WithServerAddress(hostport string) Option {
 // Collect waits for the shorter of d and the component timeout, and a caller's context deadline that
 // comes earlier wins.
 func WithTimeout(d time.Duration) Option {
-	return func(o *options) {
-		if d > 0 {
-			o.timeout = d
-		}
-	}
+	return func(o *options) { o.timeout = cmp.Or(max(d, 0), o.timeout) }
 }
 
 // WithComponentTimeout sets the deadline of each component source (default DefaultComponentTimeout).
 // d <= 0 keeps the default. A source that misses it is reported as TimedOut.
 func WithComponentTimeout(d time.Duration) Option {
-	return func(o *options) {
-		if d > 0 {
-			o.compTimeout = d
-		}
-	}
+	return func(o *options) { o.compTimeout = cmp.Or(max(d, 0), o.compTimeout) }
 }
 
 // taskFunc collects one or more components. It must return promptly once ctx is done when it does

@@ -1,6 +1,7 @@
 package fingerprint
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"os/exec"
@@ -12,7 +13,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// platformTasks returns the macOS sources.
 func platformTasks(o *options) []task {
 	return []task{
 		{name: "cpu", fills: []Component{{Name: NameCPUID, Source: "gopsutil cpu.Info", Strength: Weak}},
@@ -44,9 +44,7 @@ func darwinCPU(ctx context.Context) taskResult {
 	}
 	infos, err := pscpu.InfoWithContext(ctx)
 	if err != nil || len(infos) == 0 {
-		if err == nil {
-			err = errors.New("no processor reported")
-		}
+		err = cmp.Or(err, errors.New("no processor reported"))
 		res.comps = []Component{missing(NameCPUID, src, Weak, NotPresent, err)}
 		return res
 	}
@@ -91,15 +89,6 @@ func darwinMACs(ctx context.Context) taskResult {
 // darwinVolume identifies the root volume by statfs("/") f_fsid. On APFS the fsid is built from the
 // volume's device number rather than its UUID, so the value is marked weak.
 func darwinVolume(context.Context) taskResult {
-	const src = "statfs(/).f_fsid"
 	fsid, fstype, err := statfsID("/")
-	if err != nil {
-		return one(missing(NameVolumeHash, src, Medium, reasonFor(err), err))
-	}
-	if isPlaceholder(fsid) {
-		return one(missing(NameVolumeHash, src, Medium, Placeholder, errors.New("zero fsid")))
-	}
-	c := present(NameVolumeHash, volumeHash("fsid:"+fsid), src+" ("+fstype+")", Medium)
-	c.Weak = true
-	return one(c)
+	return one(fsidVolume(fsid, fstype, err, errors.New("zero fsid"), true))
 }

@@ -1,4 +1,3 @@
 package fingerprint
 
-// platformTasks returns the sources of the running system.
 func platformTasks(o *options) []task { return linuxTasks(newOSFS("/"), o) }

@@ -1,6 +1,7 @@
 package fingerprint
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -135,9 +136,7 @@ func windowsMACs(context.Context) taskResult {
 func windowsVolume(context.Context) taskResult {
 	dir, err := windows.GetWindowsDirectory()
 	if err != nil || len(dir) < 3 {
-		if err == nil {
-			err = errors.New("no windows directory")
-		}
+		err = cmp.Or(err, errors.New("no windows directory"))
 		return one(missing(NameVolumeHash, "GetVolumeInformationW", Medium, reasonFor(err), err))
 	}
 	root := dir[:3] // "C:\"

@@ -10,12 +10,11 @@ import (
 // smbiosInfo holds the SMBIOS strings Collect uses: the system (type 1), baseboard (type 2) and BIOS
 // (type 0) structures. Empty strings mean "absent".
 type smbiosInfo struct {
-	major, minor                           int
-	biosVendor                             string
-	sysVendor, sysProduct, sysSerial       string
-	uuid                                   string // lowercase 8-4-4-4-12, "" when absent
-	boardVendor, boardProduct, boardSerial string
-	hasSystem, hasBoard                    bool
+	biosVendor                       string
+	sysVendor, sysProduct, sysSerial string
+	uuid                             string // lowercase 8-4-4-4-12, "" when absent
+	boardVendor, boardSerial         string
+	hasSystem, hasBoard              bool
 }
 
 // srcRSMB is the source of the Windows SMBIOS components.
@@ -42,7 +41,7 @@ func parseRawSMBIOS(b []byte) (smbiosInfo, error) {
 // structure of each type is used. Parsing stops at the end-of-table structure (type 127) or at the
 // end of the data; a structure that runs past the end is an error.
 func parseSMBIOSTable(t []byte, major, minor int) (smbiosInfo, error) {
-	info := smbiosInfo{major: major, minor: minor}
+	var info smbiosInfo
 	var seenBIOS bool
 	for i := 0; i+4 <= len(t); {
 		typ, l := t[i], int(t[i+1])
@@ -85,7 +84,7 @@ func parseSMBIOSTable(t []byte, major, minor int) (smbiosInfo, error) {
 		case 2:
 			if !info.hasBoard {
 				info.hasBoard = true
-				info.boardVendor, info.boardProduct, info.boardSerial = str(0x04), str(0x05), str(0x07)
+				info.boardVendor, info.boardSerial = str(0x04), str(0x07)
 			}
 		case 127:
 			return info, nil

@@ -1,6 +1,7 @@
 package fingerprint
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -34,12 +35,7 @@ type sysFS interface {
 // osFS reads the real filesystem below root.
 type osFS struct{ root string }
 
-func newOSFS(root string) osFS {
-	if root == "" {
-		root = "/"
-	}
-	return osFS{root: filepath.Clean(root)}
-}
+func newOSFS(root string) osFS { return osFS{root: filepath.Clean(cmp.Or(root, "/"))} }
 
 func (o osFS) path(name string) string {
 	if o.root == "/" {
@@ -98,6 +94,21 @@ func (o osFS) Statfs(name string) (string, string, error) {
 
 // errRootHostFact is why DevOf and Statfs fail below a root.
 var errRootHostFact = fmt.Errorf("%w below a root: the device and fsid would be the host's", errors.ErrUnsupported)
+
+// fsidVolume builds volume_hash from the statfs("/") f_fsid of a filesystem of type fstype, or says
+// why it is missing (zero is the cause for a zero fsid).
+func fsidVolume(fsid, fstype string, err, zero error, weak bool) Component {
+	const src = "statfs(/).f_fsid"
+	if err != nil {
+		return missing(NameVolumeHash, src, Medium, reasonFor(err), err)
+	}
+	if isPlaceholder(fsid) {
+		return missing(NameVolumeHash, src, Medium, Placeholder, zero)
+	}
+	c := present(NameVolumeHash, volumeHash("fsid:"+fsid), src+" ("+fstype+")", Medium)
+	c.Weak = weak
+	return c
+}
 
 // uuidBackedFS reports whether a filesystem type derives statfs f_fsid from its on-disk UUID, which
 // makes the fsid as stable as the filesystem itself.

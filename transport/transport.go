@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -207,9 +208,7 @@ func hardenTransport(orig *http.Transport, pool *x509.CertPool) *http.Transport 
 	if t.TLSClientConfig == nil {
 		t.TLSClientConfig = &tls.Config{}
 	}
-	if t.TLSClientConfig.MinVersion < tls.VersionTLS12 {
-		t.TLSClientConfig.MinVersion = tls.VersionTLS12
-	}
+	t.TLSClientConfig.MinVersion = max(t.TLSClientConfig.MinVersion, tls.VersionTLS12)
 	if pool != nil {
 		t.TLSClientConfig.RootCAs = pool
 	}
@@ -285,9 +284,7 @@ func (c *Client) Do(ctx context.Context, req Request) (*Response, error) {
 	if err != nil { // unreachable with a validated base and endpoint
 		return nil, &Error{Endpoint: req.Endpoint, Err: fmt.Errorf("%w: %w", ErrInvalidRequest, err)}
 	}
-	for k, v := range c.header {
-		hreq.Header[k] = v // shared: one value each, so an append copies
-	}
+	maps.Copy(hreq.Header, c.header) // shared: one value each, so an append copies
 
 	// A retryablehttp.Client per call (see the package doc): its RetryMax is
 	// a field and its Backoff gets no context, so per-call policy lives in
@@ -407,7 +404,6 @@ func (cl *call) backoff(_, _ time.Duration, _ int, _ *http.Response) time.Durati
 	return cl.wait
 }
 
-// error is the call's *Error for the last status and cause err.
 func (cl *call) error(status int, err error) *Error {
 	return &Error{Endpoint: cl.endpoint, Status: status, Attempts: cl.attempts, RetryAfter: cl.retryAfter, Err: err}
 }
@@ -535,10 +531,8 @@ func (d debugHandler) Handle(ctx context.Context, r slog.Record) error {
 func (d debugHandler) clean(a slog.Attr) slog.Attr {
 	v := a.Value.Resolve()
 	switch v.Kind() {
-	case slog.KindString:
-		return slog.String(a.Key, text.Clean(d.redact(v.String()), maxHeaderLen*2))
-	case slog.KindAny:
-		s := fmt.Sprint(v.Any())
+	case slog.KindString, slog.KindAny:
+		s := v.String() // fmt.Sprint of an Any value
 		if err, ok := v.Any().(error); ok {
 			s = unwrapURL(err).Error()
 		}

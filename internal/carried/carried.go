@@ -173,15 +173,8 @@ func encode(magic string, headers []string, blocks []*pem.Block) []byte {
 }
 
 func validEndpoint(s string) bool {
-	if len(s) == 0 || len(s) > 64 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if s[i] <= ' ' || s[i] > '~' || s[i] == ':' {
-			return false
-		}
-	}
-	return true
+	invalid := func(r rune) bool { return r <= ' ' || r > '~' || r == ':' }
+	return len(s) > 0 && len(s) <= 64 && !strings.ContainsFunc(s, invalid)
 }
 
 // parsed is the common part of both files.

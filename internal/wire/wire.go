@@ -24,6 +24,7 @@ package wire
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -226,11 +227,7 @@ type Failure struct {
 
 // Error implements error.
 func (f *Failure) Error() string {
-	msg := f.Message
-	if msg == "" {
-		msg = "no reason given"
-	}
-	return "wire: " + f.Endpoint + ": server refused: " + text.Clean(msg, 200)
+	return "wire: " + f.Endpoint + ": server refused: " + text.Clean(cmp.Or(f.Message, "no reason given"), 200)
 }
 
 // ErrProtocol matches every *ProtocolError.
@@ -310,11 +307,7 @@ func decode(endpoint string, body []byte, v any) error {
 func describeJSONError(err error) string {
 	var te *json.UnmarshalTypeError
 	if errors.As(err, &te) {
-		field := te.Field
-		if field == "" {
-			field = "reply"
-		}
-		return fmt.Sprintf("%s: want %s, got JSON %s", field, te.Type, te.Value)
+		return fmt.Sprintf("%s: want %s, got JSON %s", cmp.Or(te.Field, "reply"), te.Type, te.Value)
 	}
 	var se *json.SyntaxError
 	if errors.As(err, &se) {
