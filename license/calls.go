@@ -109,6 +109,12 @@ func (c *Client) manual(ctx context.Context, f func(context.Context) error) erro
 	if err := c.Err(); err != nil {
 		return err // finished for good: refused while running
 	}
+	return c.loadedCall(ctx, f)
+}
+
+// loadedCall runs f under the client's lock after loading the state, and
+// drops the retry promise from its error.
+func (c *Client) loadedCall(ctx context.Context, f func(context.Context) error) error {
 	return toCaller(c.locked(ctx, func(ctx context.Context) error {
 		if err := c.loadLocked(ctx); err != nil {
 			return err

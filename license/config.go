@@ -335,25 +335,21 @@ func WithRefusalClassifier(f RefusalClassifier) Option {
 func WithRetry(r Retry) Option { return func(o *options) { o.retry = r } }
 
 func (r Retry) withDefaults() Retry {
-	if r.Attempts <= 0 {
-		r.Attempts = 3
-	}
-	if r.AttemptTimeout <= 0 {
-		r.AttemptTimeout = 10 * time.Second
-	}
-	if r.MinBackoff <= 0 {
-		r.MinBackoff = 500 * time.Millisecond
-	}
-	if r.MaxBackoff <= 0 {
-		r.MaxBackoff = 10 * time.Second
-	}
-	if r.MaxBackoff < r.MinBackoff {
-		r.MaxBackoff = r.MinBackoff
-	}
-	if r.RenewBackoff <= 0 {
-		r.RenewBackoff = 2 * time.Second
-	}
+	r.Attempts = positiveOr(r.Attempts, 3)
+	r.AttemptTimeout = positiveOr(r.AttemptTimeout, 10*time.Second)
+	r.MinBackoff = positiveOr(r.MinBackoff, 500*time.Millisecond)
+	r.MaxBackoff = max(positiveOr(r.MaxBackoff, 10*time.Second), r.MinBackoff)
+	r.RenewBackoff = positiveOr(r.RenewBackoff, 2*time.Second)
 	return r
+}
+
+// positiveOr is v when it is positive, else def: a zero or negative
+// setting keeps its default.
+func positiveOr[T int | time.Duration](v, def T) T {
+	if v > 0 {
+		return v
+	}
+	return def
 }
 
 // newOptions applies opts over the defaults and checks them with cfg:

@@ -113,15 +113,12 @@ func (c *Client) offline(ctx context.Context, f func(context.Context) error) err
 	if c.sh != nil || !c.sealed {
 		return offlineErr("request", "needs sealed replies and a client not in shared mode", ErrOfflineUnsupported)
 	}
-	return toCaller(c.locked(ctx, func(ctx context.Context) error {
-		if err := c.loadLocked(ctx); err != nil {
-			return err
-		}
+	return c.loadedCall(ctx, func(ctx context.Context) error {
 		if !c.store.persistent() {
 			return offlineErr("request", "needs a persisted state (StateDir or WithStateStore) to keep the request's reply keys", ErrOfflineUnsupported)
 		}
 		return f(ctx)
-	}))
+	})
 }
 
 // newPendingLocked seals the request this machine needs next.

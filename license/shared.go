@@ -160,10 +160,7 @@ func (c *Client) sharedOn() bool { return c.sh != nil && c.store.shared != nil }
 
 // refresh is the follower's check interval for a session of length d.
 func (s *shared) refresh(d time.Duration) time.Duration {
-	iv := s.cfg.RefreshInterval
-	if iv <= 0 {
-		iv = sharedMaxRefresh
-	}
+	iv := positiveOr(s.cfg.RefreshInterval, sharedMaxRefresh)
 	if d > 0 {
 		iv = min(iv, d/10)
 	}

@@ -31,12 +31,8 @@ type StartBudget struct {
 }
 
 func (b StartBudget) withDefaults() StartBudget {
-	if b.Offline <= 0 {
-		b.Offline = DefaultOfflineStartBudget
-	}
-	if b.Online <= 0 {
-		b.Online = DefaultStartTimeout
-	}
+	b.Offline = positiveOr(b.Offline, DefaultOfflineStartBudget)
+	b.Online = positiveOr(b.Online, DefaultStartTimeout)
 	return b
 }
 
