@@ -192,10 +192,7 @@ func exchange[R any](c *Client, ctx context.Context, endpoint string, retry tran
 		reply = r
 		return nil
 	})
-	if out.Err != nil {
-		return nil, out.Err
-	}
-	return reply, nil
+	return reply, out.Err // reply is set only on a success
 }
 
 // The checks that a reply's values fit the request they lead to.
