@@ -1,6 +1,7 @@
 package license
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
@@ -388,16 +389,10 @@ var componentOrder = []string{
 // labelled SHA-256 (in the sealed state only), so that a diagnosis can say
 // which one changed.
 func componentDigests(m wire.Machine) map[string]string {
-	vals := map[string]string{
-		fingerprint.NameCPUID:        m.CPUID,
-		fingerprint.NameMBSerial:     m.MBSerial,
-		fingerprint.NameMACAddresses: strings.Join(m.MACAddresses, ","),
-		fingerprint.NameVolumeHash:   m.VolumeHash,
-		fingerprint.NameHostName:     m.HostName,
-	}
+	vals := [...]string{m.CPUID, m.MBSerial, strings.Join(m.MACAddresses, ","), m.VolumeHash, m.HostName} // componentOrder
 	out := make(map[string]string, len(vals))
-	for name, v := range vals {
-		sum := sha256.Sum256([]byte("licensekit component v1\x00" + name + "\x00" + v))
+	for i, name := range componentOrder {
+		sum := sha256.Sum256([]byte("licensekit component v1\x00" + name + "\x00" + vals[i]))
 		out[name] = hex.EncodeToString(sum[:16])
 	}
 	return out
@@ -669,10 +664,7 @@ func (c *Client) noteLostLocked(endpoint string, r *lostRequest, out verdict.Out
 
 // plausible reports whether t may stamp a request (releaseFloor).
 func (c *Client) plausible(t time.Time) bool {
-	floor := releaseFloor()
-	if !c.opts.timeFloor.IsZero() {
-		floor = c.opts.timeFloor
-	}
+	floor := cmp.Or(c.opts.timeFloor, releaseFloor())
 	return !t.Before(floor) && t.Before(floor.Add(offsetSpan))
 }
 

@@ -1,6 +1,7 @@
 package license
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -177,8 +178,7 @@ func New(cfg Config, opts ...Option) (*Client, error) {
 	c.fp = o.fingerprint
 	if c.fp == nil {
 		fopts := append([]fingerprint.Option{fingerprint.WithServerAddress(serverAddress(cfg.ServerURL))}, o.fpOpts...)
-		cached := fingerprint.NewCached(10*time.Minute, fopts...)
-		c.fp = cached.Collect
+		c.fp = fingerprint.NewCached(10*time.Minute, fopts...).Collect
 	}
 	c.snap.Store(&snapshot{})
 	c.done.Store(&doneSignal{ch: make(chan struct{})})
@@ -627,13 +627,10 @@ func (c *Client) saveLocked(ctx context.Context) {
 	c.store.save(ctx, &c.st, c.rolledBack, wall)
 }
 
+// emit stamps e with the wall clock and, unless set, the current state.
 func (c *Client) emit(e Event) {
-	if e.Time.IsZero() {
-		e.Time = c.wallNow()
-	}
-	if e.State == 0 {
-		e.State = c.state
-	}
+	e.Time = c.wallNow()
+	e.State = cmp.Or(e.State, c.state)
 	c.events.emit(e)
 }
 

@@ -71,11 +71,14 @@ const (
 var roleNames = [...]string{"NotShared", "Renewer", "Follower"}
 
 // String returns the role's name.
-func (r SharedRole) String() string {
-	if int(r) < len(roleNames) {
-		return roleNames[r]
+func (r SharedRole) String() string { return nameOr(roleNames[:], int(r), "SharedRole(?)") }
+
+// nameOr is names[i], or other when i is out of range.
+func nameOr(names []string, i int, other string) string {
+	if i < len(names) {
+		return names[i]
 	}
-	return "SharedRole(?)"
+	return other
 }
 
 // SharedStart says how Start obtained a usable licence in shared mode.
@@ -102,12 +105,7 @@ const (
 var startNames = [...]string{"None", "Began", "Resumed", "Followed", "Offline"}
 
 // String returns the name, such as "Resumed".
-func (s SharedStart) String() string {
-	if int(s) < len(startNames) {
-		return startNames[s]
-	}
-	return "SharedStart(?)"
-}
+func (s SharedStart) String() string { return nameOr(startNames[:], int(s), "SharedStart(?)") }
 
 // SharedStatus describes a client's place in a shared session.
 type SharedStatus struct {
@@ -176,11 +174,11 @@ func (c *Client) tryLeadLocked() bool {
 
 // noteRole publishes the client's role for Shared.
 func (c *Client) noteRole(lead bool) {
+	role := Follower
 	if lead {
-		c.sh.role.Store(uint32(Renewer))
-	} else {
-		c.sh.role.Store(uint32(Follower))
+		role = Renewer
 	}
+	c.sh.role.Store(uint32(role))
 }
 
 // resignSharedLocked gives up the renewer lock (and the record's) when this
