@@ -442,7 +442,9 @@ func (c *Client) adoptLocked(sent time.Time, serverTime wire.Timestamp, co wire.
 // sent (wall clock), measured from mono with base already used, online or
 // carried.
 func (c *Client) adoptSessionLocked(mono time.Time, base time.Duration, sent, contact time.Time, co wire.ControlOptions) {
-	c.clearRefusalLocked()
+	if c.sealed { // an unsealed success serves this run only
+		c.st.Refusal = nil
+	}
 	c.anchor, c.base = mono, base
 	c.st.Sent, c.st.LastContact = sent, contact
 	c.st.SessionSeconds = co.SessionDuration

@@ -15,6 +15,7 @@ import (
 
 	"github.com/licensekit/licensekit-go/envelope"
 	"github.com/licensekit/licensekit-go/fingerprint"
+	"github.com/licensekit/licensekit-go/internal/statefile"
 	"github.com/licensekit/licensekit-go/internal/verdict"
 	"github.com/licensekit/licensekit-go/internal/wire"
 	"github.com/licensekit/licensekit-go/transport"
@@ -185,10 +186,11 @@ func New(cfg Config, opts ...Option) (*Client, error) {
 	c.sem = make(chan struct{}, 1)
 	c.closeCtx, c.closeNow = context.WithCancel(context.Background())
 	c.closeDone = make(chan struct{})
-	c.store = newStore(c)
+	c.store = &store{cfg: &c.cfg, opts: &c.opts, log: c.log, emit: c.emit}
 	if o.shared != nil { // shared mode: shared.go
 		c.sh = &shared{cfg: *o.shared}
 		c.sh.path.Store("")
+		c.store.sharedName = statefile.SharedName(cfg.ProductGUID, cfg.LicenseKey)
 	}
 	return c, nil
 }
@@ -452,10 +454,9 @@ func (c *Client) Close(ctx context.Context) error {
 	c.closing.Store(true)
 	loopDone := c.loopDone
 	c.life.Unlock()
-	err := c.closeFirst(ctx, loopDone)
-	c.closeErr = err
+	c.closeErr = c.closeFirst(ctx, loopDone)
 	close(c.closeDone)
-	return err
+	return c.closeErr
 }
 
 // closeFirst is the work of the first Close.

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/licensekit/licensekit-go/fingerprint"
-	"github.com/licensekit/licensekit-go/internal/statefile"
 	"github.com/licensekit/licensekit-go/internal/wire"
 	"github.com/licensekit/licensekit-go/license/internal/diag"
 	"github.com/licensekit/licensekit-go/transport"
@@ -87,8 +86,7 @@ func (c diagnostics) InspectState(ctx context.Context, fp *fingerprint.Fingerpri
 		}
 	} else if abs, err := filepath.Abs(c.cfg.StateDir); err == nil {
 		if c.opts.shared != nil {
-			insp.RecordErr = inspectRecords(&c.cfg, &c.opts, keys,
-				filepath.Join(abs, statefile.SharedName(c.cfg.ProductGUID, c.cfg.LicenseKey)), 1)
+			insp.RecordErr = inspectRecords(&c.cfg, &c.opts, keys, filepath.Join(abs, c.store.sharedName), 1)
 		} else {
 			insp.RecordErr = inspectRecords(&c.cfg, &c.opts, keys, abs, c.opts.slots)
 		}

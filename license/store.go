@@ -66,14 +66,6 @@ type store struct {
 	refusalDir string
 }
 
-func newStore(c *Client) *store {
-	s := &store{cfg: &c.cfg, opts: &c.opts, log: c.log, emit: c.emit}
-	if c.opts.shared != nil {
-		s.sharedName = statefile.SharedName(c.cfg.ProductGUID, c.cfg.LicenseKey)
-	}
-	return s
-}
-
 // open takes the state's location and reads the state, its record and the
 // licence's refusal, once per client. It returns the state and the offline
 // time it has already used (see persisted.Used). An unusable state
