@@ -125,14 +125,14 @@ func (c *Client) loadedCall(ctx context.Context, f func(context.Context) error) 
 }
 
 func (c *Client) afterManualLocked(err error) error {
-	switch {
-	case err == nil:
+	if err == nil {
 		c.enterLocked(Active, nil)
-	case refused(err):
-		c.lastErr = err
+		return nil
+	}
+	c.lastErr = err
+	if refused(err) {
 		c.enterLocked(Refused, err)
-	default:
-		c.lastErr = err
+	} else {
 		c.publishLocked()
 	}
 	return err
@@ -186,7 +186,10 @@ func exchange[R any](c *Client, ctx context.Context, endpoint string, retry tran
 		}
 		if next != nil {
 			if err := next(r); err != nil {
-				c.noteUnsealable(endpoint, err)
+				if c.warnedUnsealable.CompareAndSwap(false, true) { // logged once per client
+					c.log.Warn("malformed reply: the next request could not be sealed; treating the server as unreachable",
+						"endpoint", endpoint, "reason", c.redact.Text(lastPart(err), verdict.MaxExcerpt))
+				}
 				return err
 			}
 		}
@@ -224,14 +227,6 @@ func fitsNext(endpoint, field, value string, next func() any) error {
 	}
 	return &wire.ProtocolError{Endpoint: endpoint,
 		Reason: field + " too large: the next request could not be sealed"}
-}
-
-// noteUnsealable logs, once per client, a reply that fails fitsNext.
-func (c *Client) noteUnsealable(endpoint string, err error) {
-	if c.warnedUnsealable.CompareAndSwap(false, true) {
-		c.log.Warn("malformed reply: the next request could not be sealed; treating the server as unreachable",
-			"endpoint", endpoint, "reason", c.redact.Text(lastPart(err), verdict.MaxExcerpt))
-	}
 }
 
 // extendLocked extends the current session and adopts the reply.

@@ -148,11 +148,8 @@ func (c *Config) validate(haveSealer bool) []error {
 	} else if c.SessionDuration%time.Second != 0 {
 		bad("SessionDuration must be whole seconds")
 	}
-	for k := range c.UserAttributes {
-		if k == "" {
-			bad("UserAttributes has an empty key")
-			break
-		}
+	if _, ok := c.UserAttributes[""]; ok {
+		bad("UserAttributes has an empty key")
 	}
 	return append(errs, c.checkSizes()...)
 }

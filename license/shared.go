@@ -298,20 +298,16 @@ func (c *Client) followLoop(ctx context.Context) bool {
 		if c.lock(ctx) != nil {
 			return false
 		}
-		if c.store.leading() || c.tryLeadLocked() {
-			c.refreshSharedLocked(true)
-			if c.state == Refused {
-				c.unlock()
-				return false
-			}
-			c.log.Info("shared session: this process is now the renewer", "state", c.state)
-			c.unlock()
-			return true
-		}
-		c.refreshSharedLocked(false)
+		lead := c.store.leading() || c.tryLeadLocked()
+		c.refreshSharedLocked(lead)
 		if c.state == Refused {
 			c.unlock()
 			return false
+		}
+		if lead {
+			c.log.Info("shared session: this process is now the renewer", "state", c.state)
+			c.unlock()
+			return true
 		}
 		now := time.Now()
 		c.observeLocked(now, c.wallNow())
