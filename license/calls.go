@@ -482,7 +482,7 @@ func (c *Client) call(ctx context.Context, endpoint string, retry transport.Retr
 			Opener:   sd.Reply,
 			Sealed:   c.sealed,
 			Decode:   decode,
-			Kinds:    c.kinds,
+			Kinds:    c.opts.kinds,
 			Redactor: c.redact,
 			Payload:  plain, // its values are extracted only if a text is kept
 		})

@@ -59,7 +59,6 @@ type Client struct {
 type verdictSetup struct {
 	sealed           bool              // replies must open as sealed replies
 	redact           *verdict.Redactor // knows the client's secrets; its own lock
-	kinds            func(endpoint, msg string) RefusalKind
 	warnedInsecure   atomic.Bool
 	warnedUnsealable atomic.Bool
 }

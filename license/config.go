@@ -242,7 +242,8 @@ type options struct {
 	slots       int // 0 until newOptions resolves the default, after check
 	fpOpts      []fingerprint.Option
 	rollbackDir string
-	// rules or classifier (not both) resolve into kinds.
+	// rules or classifier (not both), else the default rules, resolve
+	// into kinds.
 	rules      RefusalRules
 	classifier RefusalClassifier
 	kinds      RefusalClassifier
@@ -374,6 +375,8 @@ func newOptions(cfg *Config, opts []Option) (options, error) {
 		o.kinds = o.rules.Classify
 	case o.classifier != nil:
 		o.kinds = o.classifier
+	default:
+		o.kinds = DefaultRefusalRules().Classify
 	}
 	return o, nil
 }

@@ -293,7 +293,7 @@ func (c *Client) applyCarriedLocked(ctx context.Context, pr pendingRequest, rp c
 		Opener:   ro,
 		Sealed:   true,
 		Decode:   decode,
-		Kinds:    c.kinds,
+		Kinds:    c.opts.kinds,
 		Redactor: c.redact,
 	})
 	switch out.Category {
