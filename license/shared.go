@@ -346,17 +346,15 @@ func (c *Client) refreshSharedLocked(force bool) {
 		c.log.Warn("licence refused by the server (shared session)", "state", Refused, "error", c.reason)
 		return
 	}
-	if !c.st.Sent.After(prev.Sent) {
-		c.publishLocked()
-		return
-	}
-	c.failures, c.retryAfter, c.lastErr, c.rolledBack = 0, 0, nil, false
-	if !prev.Sent.IsZero() && (prev.SessionSeconds != c.st.SessionSeconds || prev.GraceSeconds != c.st.GraceSeconds) {
-		c.emit(Event{Type: EventControlOptionsChanged, SessionDuration: c.session(), GracePeriod: c.grace()})
-	}
-	if c.sharedLiveLocked(c.wallNow()) && c.state != Active && c.state != Idle && c.state != Ended {
-		c.enterLocked(Active, nil)
-		return
+	if c.st.Sent.After(prev.Sent) {
+		c.failures, c.retryAfter, c.lastErr, c.rolledBack = 0, 0, nil, false
+		if !prev.Sent.IsZero() && (prev.SessionSeconds != c.st.SessionSeconds || prev.GraceSeconds != c.st.GraceSeconds) {
+			c.emit(Event{Type: EventControlOptionsChanged, SessionDuration: c.session(), GracePeriod: c.grace()})
+		}
+		if c.sharedLiveLocked(c.wallNow()) && c.state != Active && c.state != Idle && c.state != Ended {
+			c.enterLocked(Active, nil)
+			return
+		}
 	}
 	c.publishLocked()
 }
