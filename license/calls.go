@@ -1,6 +1,7 @@
 package license
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
@@ -109,6 +110,12 @@ func (c *Client) manual(ctx context.Context, f func(context.Context) error) erro
 	if err := c.Err(); err != nil {
 		return err // finished for good: refused while running
 	}
+	return c.loadedCall(ctx, f)
+}
+
+// loadedCall runs f under the client's lock after loading the state, and
+// drops the retry promise from its error.
+func (c *Client) loadedCall(ctx context.Context, f func(context.Context) error) error {
 	return toCaller(c.locked(ctx, func(ctx context.Context) error {
 		if err := c.loadLocked(ctx); err != nil {
 			return err
@@ -118,14 +125,14 @@ func (c *Client) manual(ctx context.Context, f func(context.Context) error) erro
 }
 
 func (c *Client) afterManualLocked(err error) error {
-	switch {
-	case err == nil:
+	if err == nil {
 		c.enterLocked(Active, nil)
-	case refused(err):
-		c.lastErr = err
+		return nil
+	}
+	c.lastErr = err
+	if refused(err) {
 		c.enterLocked(Refused, err)
-	default:
-		c.lastErr = err
+	} else {
 		c.publishLocked()
 	}
 	return err
@@ -179,17 +186,17 @@ func exchange[R any](c *Client, ctx context.Context, endpoint string, retry tran
 		}
 		if next != nil {
 			if err := next(r); err != nil {
-				c.noteUnsealable(endpoint, err)
+				if c.warnedUnsealable.CompareAndSwap(false, true) { // logged once per client
+					c.log.Warn("malformed reply: the next request could not be sealed; treating the server as unreachable",
+						"endpoint", endpoint, "reason", c.redact.Text(lastPart(err), verdict.MaxExcerpt))
+				}
 				return err
 			}
 		}
 		reply = r
 		return nil
 	})
-	if out.Err != nil {
-		return nil, out.Err
-	}
-	return reply, nil
+	return reply, out.Err // reply is set only on a success
 }
 
 // The checks that a reply's values fit the request they lead to.
@@ -220,14 +227,6 @@ func fitsNext(endpoint, field, value string, next func() any) error {
 	}
 	return &wire.ProtocolError{Endpoint: endpoint,
 		Reason: field + " too large: the next request could not be sealed"}
-}
-
-// noteUnsealable logs, once per client, a reply that fails fitsNext.
-func (c *Client) noteUnsealable(endpoint string, err error) {
-	if c.warnedUnsealable.CompareAndSwap(false, true) {
-		c.log.Warn("malformed reply: the next request could not be sealed; treating the server as unreachable",
-			"endpoint", endpoint, "reason", c.redact.Text(lastPart(err), verdict.MaxExcerpt))
-	}
 }
 
 // extendLocked extends the current session and adopts the reply.
@@ -385,16 +384,10 @@ var componentOrder = []string{
 // labelled SHA-256 (in the sealed state only), so that a diagnosis can say
 // which one changed.
 func componentDigests(m wire.Machine) map[string]string {
-	vals := map[string]string{
-		fingerprint.NameCPUID:        m.CPUID,
-		fingerprint.NameMBSerial:     m.MBSerial,
-		fingerprint.NameMACAddresses: strings.Join(m.MACAddresses, ","),
-		fingerprint.NameVolumeHash:   m.VolumeHash,
-		fingerprint.NameHostName:     m.HostName,
-	}
+	vals := [...]string{m.CPUID, m.MBSerial, strings.Join(m.MACAddresses, ","), m.VolumeHash, m.HostName} // componentOrder
 	out := make(map[string]string, len(vals))
-	for name, v := range vals {
-		sum := sha256.Sum256([]byte("licensekit component v1\x00" + name + "\x00" + v))
+	for i, name := range componentOrder {
+		sum := sha256.Sum256([]byte("licensekit component v1\x00" + name + "\x00" + vals[i]))
 		out[name] = hex.EncodeToString(sum[:16])
 	}
 	return out
@@ -444,7 +437,9 @@ func (c *Client) adoptLocked(sent time.Time, serverTime wire.Timestamp, co wire.
 // sent (wall clock), measured from mono with base already used, online or
 // carried.
 func (c *Client) adoptSessionLocked(mono time.Time, base time.Duration, sent, contact time.Time, co wire.ControlOptions) {
-	c.clearRefusalLocked()
+	if c.sealed { // an unsealed success serves this run only
+		c.st.Refusal = nil
+	}
 	c.anchor, c.base = mono, base
 	c.st.Sent, c.st.LastContact = sent, contact
 	c.st.SessionSeconds = co.SessionDuration
@@ -487,7 +482,7 @@ func (c *Client) call(ctx context.Context, endpoint string, retry transport.Retr
 			Opener:   sd.Reply,
 			Sealed:   c.sealed,
 			Decode:   decode,
-			Kinds:    c.kinds,
+			Kinds:    c.opts.kinds,
 			Redactor: c.redact,
 			Payload:  plain, // its values are extracted only if a text is kept
 		})
@@ -666,10 +661,7 @@ func (c *Client) noteLostLocked(endpoint string, r *lostRequest, out verdict.Out
 
 // plausible reports whether t may stamp a request (releaseFloor).
 func (c *Client) plausible(t time.Time) bool {
-	floor := releaseFloor()
-	if !c.opts.timeFloor.IsZero() {
-		floor = c.opts.timeFloor
-	}
+	floor := cmp.Or(c.opts.timeFloor, releaseFloor())
 	return !t.Before(floor) && t.Before(floor.Add(offsetSpan))
 }
 

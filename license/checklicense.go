@@ -11,24 +11,19 @@ import (
 	"github.com/licensekit/licensekit-go/transport"
 )
 
-// checkLicense is diag.Client.CheckLicense: it takes no seat and creates
-// nothing on the server.
-func (c *Client) checkLicense(ctx context.Context, fp *fingerprint.Fingerprint) diag.LicenseCheck {
-	var res diag.LicenseCheck
+// CheckLicense takes no seat and creates nothing on the server.
+func (c diagnostics) CheckLicense(ctx context.Context, fp *fingerprint.Fingerprint) diag.LicenseCheck {
 	if fp == nil {
-		res.NotChecked = "no fingerprint"
-		return res
+		return diag.LicenseCheck{NotChecked: "no fingerprint"}
 	}
 	p, why := c.registeredState(ctx, fp)
 	if p == nil {
-		res.NotChecked = why
-		return res
+		return diag.LicenseCheck{NotChecked: why}
 	}
-	res.SavedInstance = p.InstanceGUID
+	res := diag.LicenseCheck{SavedInstance: p.InstanceGUID, Checked: true}
 	req := c.registerRequest(machineOf(fp, p.InstallID))
-	res.Checked = true
 	res.Err = c.locked(ctx, func(ctx context.Context) error {
-		reply, err := exchange(c, ctx, wire.Register, transport.RetryIdempotent, req, wire.DecodeRegister, registerNext)
+		reply, err := exchange(c.Client, ctx, wire.Register, transport.RetryIdempotent, req, wire.DecodeRegister, registerNext)
 		if err != nil {
 			return err
 		}

@@ -1,6 +1,7 @@
 package license
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/licensekit/licensekit-go/envelope"
 	"github.com/licensekit/licensekit-go/fingerprint"
+	"github.com/licensekit/licensekit-go/internal/statefile"
 	"github.com/licensekit/licensekit-go/internal/verdict"
 	"github.com/licensekit/licensekit-go/internal/wire"
 	"github.com/licensekit/licensekit-go/transport"
@@ -57,7 +59,6 @@ type Client struct {
 type verdictSetup struct {
 	sealed           bool              // replies must open as sealed replies
 	redact           *verdict.Redactor // knows the client's secrets; its own lock
-	kinds            func(endpoint, msg string) RefusalKind
 	warnedInsecure   atomic.Bool
 	warnedUnsealable atomic.Bool
 }
@@ -177,18 +178,18 @@ func New(cfg Config, opts ...Option) (*Client, error) {
 	c.fp = o.fingerprint
 	if c.fp == nil {
 		fopts := append([]fingerprint.Option{fingerprint.WithServerAddress(serverAddress(cfg.ServerURL))}, o.fpOpts...)
-		cached := fingerprint.NewCached(10*time.Minute, fopts...)
-		c.fp = cached.Collect
+		c.fp = fingerprint.NewCached(10*time.Minute, fopts...).Collect
 	}
 	c.snap.Store(&snapshot{})
 	c.done.Store(&doneSignal{ch: make(chan struct{})})
 	c.sem = make(chan struct{}, 1)
 	c.closeCtx, c.closeNow = context.WithCancel(context.Background())
 	c.closeDone = make(chan struct{})
-	c.store = newStore(c)
+	c.store = &store{cfg: &c.cfg, opts: &c.opts, log: c.log, emit: c.emit}
 	if o.shared != nil { // shared mode: shared.go
 		c.sh = &shared{cfg: *o.shared}
 		c.sh.path.Store("")
+		c.store.sharedName = statefile.SharedName(cfg.ProductGUID, cfg.LicenseKey)
 	}
 	return c, nil
 }
@@ -452,10 +453,9 @@ func (c *Client) Close(ctx context.Context) error {
 	c.closing.Store(true)
 	loopDone := c.loopDone
 	c.life.Unlock()
-	err := c.closeFirst(ctx, loopDone)
-	c.closeErr = err
+	c.closeErr = c.closeFirst(ctx, loopDone)
 	close(c.closeDone)
-	return err
+	return c.closeErr
 }
 
 // closeFirst is the work of the first Close.
@@ -627,13 +627,10 @@ func (c *Client) saveLocked(ctx context.Context) {
 	c.store.save(ctx, &c.st, c.rolledBack, wall)
 }
 
+// emit stamps e with the wall clock and, unless set, the current state.
 func (c *Client) emit(e Event) {
-	if e.Time.IsZero() {
-		e.Time = c.wallNow()
-	}
-	if e.State == 0 {
-		e.State = c.state
-	}
+	e.Time = c.wallNow()
+	e.State = cmp.Or(e.State, c.state)
 	c.events.emit(e)
 }
 

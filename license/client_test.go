@@ -456,7 +456,7 @@ func TestOfflineRestartAfterClose(t *testing.T) {
 				_ = c.Close(context.Background())
 				e.srv.Inject(licensetest.Fault{Endpoint: "", Kind: licensetest.FaultFail, Count: 1000, Status: 503})
 
-				insp, err := c.inspectState(context.Background(), e.fp)
+				insp, err := diagnostics{c}.InspectState(context.Background(), e.fp)
 				require.NoError(t, err)
 				require.Len(t, insp.Slots, 1)
 				saved := insp.Slots[0]

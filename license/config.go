@@ -148,11 +148,8 @@ func (c *Config) validate(haveSealer bool) []error {
 	} else if c.SessionDuration%time.Second != 0 {
 		bad("SessionDuration must be whole seconds")
 	}
-	for k := range c.UserAttributes {
-		if k == "" {
-			bad("UserAttributes has an empty key")
-			break
-		}
+	if _, ok := c.UserAttributes[""]; ok {
+		bad("UserAttributes has an empty key")
 	}
 	return append(errs, c.checkSizes()...)
 }
@@ -245,7 +242,8 @@ type options struct {
 	slots       int // 0 until newOptions resolves the default, after check
 	fpOpts      []fingerprint.Option
 	rollbackDir string
-	// rules or classifier (not both) resolve into kinds.
+	// rules or classifier (not both), else the default rules, resolve
+	// into kinds.
 	rules      RefusalRules
 	classifier RefusalClassifier
 	kinds      RefusalClassifier
@@ -335,25 +333,21 @@ func WithRefusalClassifier(f RefusalClassifier) Option {
 func WithRetry(r Retry) Option { return func(o *options) { o.retry = r } }
 
 func (r Retry) withDefaults() Retry {
-	if r.Attempts <= 0 {
-		r.Attempts = 3
-	}
-	if r.AttemptTimeout <= 0 {
-		r.AttemptTimeout = 10 * time.Second
-	}
-	if r.MinBackoff <= 0 {
-		r.MinBackoff = 500 * time.Millisecond
-	}
-	if r.MaxBackoff <= 0 {
-		r.MaxBackoff = 10 * time.Second
-	}
-	if r.MaxBackoff < r.MinBackoff {
-		r.MaxBackoff = r.MinBackoff
-	}
-	if r.RenewBackoff <= 0 {
-		r.RenewBackoff = 2 * time.Second
-	}
+	r.Attempts = positiveOr(r.Attempts, 3)
+	r.AttemptTimeout = positiveOr(r.AttemptTimeout, 10*time.Second)
+	r.MinBackoff = positiveOr(r.MinBackoff, 500*time.Millisecond)
+	r.MaxBackoff = max(positiveOr(r.MaxBackoff, 10*time.Second), r.MinBackoff)
+	r.RenewBackoff = positiveOr(r.RenewBackoff, 2*time.Second)
 	return r
+}
+
+// positiveOr is v when it is positive, else def: a zero or negative
+// setting keeps its default.
+func positiveOr[T int | time.Duration](v, def T) T {
+	if v > 0 {
+		return v
+	}
+	return def
 }
 
 // newOptions applies opts over the defaults and checks them with cfg:
@@ -381,6 +375,8 @@ func newOptions(cfg *Config, opts []Option) (options, error) {
 		o.kinds = o.rules.Classify
 	case o.classifier != nil:
 		o.kinds = o.classifier
+	default:
+		o.kinds = DefaultRefusalRules().Classify
 	}
 	return o, nil
 }

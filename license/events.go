@@ -95,100 +95,70 @@ type Event struct {
 const eventQueueSize = 64
 
 // dispatcher delivers events to one handler, serially, from its own
-// goroutine (EventHandler).
+// goroutine (EventHandler), started at the first event.
 type dispatcher struct {
 	handler EventHandler
-	mu      sync.Mutex
-	queue   []Event
-	wake    chan struct{}
-	stop    chan struct{}
+	log     *slog.Logger
+	mu      sync.Mutex // guards started and closed, and every send on queue
+	queue   chan Event
 	done    chan struct{}
 	started bool
 	closed  bool
 	dropped atomic.Int64
-	log     *slog.Logger
 }
 
 func newDispatcher(h EventHandler, log *slog.Logger) *dispatcher {
-	return &dispatcher{handler: h, log: log, wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
+	return &dispatcher{handler: h, log: log, queue: make(chan Event, eventQueueSize), done: make(chan struct{})}
 }
 
 // emit queues e without blocking, or drops it (EventHandler).
 func (d *dispatcher) emit(e Event) {
-	if !d.lockOpen() {
-		return
-	}
-	if len(d.queue) >= eventQueueSize {
-		d.mu.Unlock()
-		if n := d.dropped.Add(1); n&(n-1) == 0 && d.log != nil {
-			d.log.Warn("event handler too slow: event dropped", "event", e.Type.String(), "dropped_so_far", n)
-		}
-		return
-	}
-	d.queue = append(d.queue, e)
-	if !d.started {
-		d.started = true
-		go d.run()
-	}
-	d.mu.Unlock()
-	select {
-	case d.wake <- struct{}{}:
-	default:
-	}
-}
-
-// lockOpen locks d if it has a handler and is not closed, and says so.
-func (d *dispatcher) lockOpen() bool {
 	if d == nil || d.handler == nil {
-		return false
+		return
 	}
 	d.mu.Lock()
 	if d.closed {
 		d.mu.Unlock()
-		return false
+		return
 	}
-	return true
+	if !d.started {
+		d.started = true
+		go d.run()
+	}
+	select {
+	case d.queue <- e:
+		d.mu.Unlock()
+	default:
+		d.mu.Unlock()
+		if n := d.dropped.Add(1); n&(n-1) == 0 && d.log != nil {
+			d.log.Warn("event handler too slow: event dropped", "event", e.Type.String(), "dropped_so_far", n)
+		}
+	}
 }
 
 func (d *dispatcher) run() {
 	defer close(d.done)
-	for {
-		if d.deliver() > 0 {
-			continue
-		}
-		select {
-		case <-d.wake:
-		case <-d.stop:
-			d.deliver() // what was queued before close
-			return
-		}
-	}
-}
-
-// deliver hands the queued events to the handler and counts them.
-func (d *dispatcher) deliver() int {
-	d.mu.Lock()
-	batch := d.queue
-	d.queue = nil
-	d.mu.Unlock()
-	for _, e := range batch {
+	for e := range d.queue {
 		d.handler(e)
 	}
-	return len(batch)
 }
 
 // close delivers what is queued, then stops. After it returns the handler
 // is never called again. Idempotent.
 func (d *dispatcher) close() {
-	if !d.lockOpen() {
+	if d == nil || d.handler == nil {
+		return
+	}
+	d.mu.Lock()
+	if d.closed {
+		d.mu.Unlock()
 		return
 	}
 	d.closed = true
+	close(d.queue)
 	started := d.started
 	d.mu.Unlock()
-	if !started {
-		return
+	if started {
+		<-d.done
 	}
-	close(d.stop)
-	<-d.done
 }

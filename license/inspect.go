@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/licensekit/licensekit-go/fingerprint"
-	"github.com/licensekit/licensekit-go/internal/statefile"
 	"github.com/licensekit/licensekit-go/internal/wire"
 	"github.com/licensekit/licensekit-go/license/internal/diag"
 	"github.com/licensekit/licensekit-go/transport"
@@ -28,25 +27,18 @@ func (c *Client) Diagnostics(k diag.Key) diag.Client {
 }
 
 // diagnostics is a client's diag.Client.
-type diagnostics struct{ c *Client }
+type diagnostics struct{ *Client }
 
-func (d diagnostics) Fingerprint(ctx context.Context) (*fingerprint.Fingerprint, error) {
-	fp, err := d.c.fp(ctx)
+func (c diagnostics) Fingerprint(ctx context.Context) (*fingerprint.Fingerprint, error) {
+	fp, err := c.fp(ctx)
 	if fp == nil && err == nil {
 		err = errors.New("license: fingerprint source returned nothing")
 	}
 	return fp, err
 }
-func (d diagnostics) Probe(ctx context.Context) diag.ProbeResult { return d.c.probe(ctx) }
-func (d diagnostics) InspectState(ctx context.Context, fp *fingerprint.Fingerprint) (*diag.StateInspection, error) {
-	return d.c.inspectState(ctx, fp)
-}
-func (d diagnostics) CheckLicense(ctx context.Context, fp *fingerprint.Fingerprint) diag.LicenseCheck {
-	return d.c.checkLicense(ctx, fp)
-}
 
-// probe sends one extend_session for a random token (diag.Client.Probe).
-func (c *Client) probe(ctx context.Context) diag.ProbeResult {
+// Probe sends one extend_session for a random token.
+func (c diagnostics) Probe(ctx context.Context) diag.ProbeResult {
 	var res diag.ProbeResult
 	var b [16]byte
 	_, _ = rand.Read(b[:])
@@ -54,7 +46,7 @@ func (c *Client) probe(ctx context.Context) diag.ProbeResult {
 	err := c.locked(ctx, func(ctx context.Context) error {
 		sentWall := c.wallNow()
 		sent := time.Now()
-		reply, err := exchange(c, ctx, wire.Extend, transport.RetryIdempotent, req, wire.DecodeExtend, nil)
+		reply, err := exchange(c.Client, ctx, wire.Extend, transport.RetryIdempotent, req, wire.DecodeExtend, nil)
 		res.RTT = time.Since(sent)
 		var ts wire.Timestamp
 		var api *APIError
@@ -74,8 +66,7 @@ func (c *Client) probe(ctx context.Context) diag.ProbeResult {
 	return res
 }
 
-// inspectState is diag.Client.InspectState.
-func (c *Client) inspectState(ctx context.Context, fp *fingerprint.Fingerprint) (*diag.StateInspection, error) {
+func (c diagnostics) InspectState(ctx context.Context, fp *fingerprint.Fingerprint) (*diag.StateInspection, error) {
 	if fp == nil {
 		return nil, errors.New("license: inspect state: no fingerprint")
 	}
@@ -95,8 +86,7 @@ func (c *Client) inspectState(ctx context.Context, fp *fingerprint.Fingerprint) 
 		}
 	} else if abs, err := filepath.Abs(c.cfg.StateDir); err == nil {
 		if c.opts.shared != nil {
-			insp.RecordErr = inspectRecords(&c.cfg, &c.opts, keys,
-				filepath.Join(abs, statefile.SharedName(c.cfg.ProductGUID, c.cfg.LicenseKey)), 1)
+			insp.RecordErr = inspectRecords(&c.cfg, &c.opts, keys, filepath.Join(abs, c.store.sharedName), 1)
 		} else {
 			insp.RecordErr = inspectRecords(&c.cfg, &c.opts, keys, abs, c.opts.slots)
 		}

@@ -113,15 +113,12 @@ func (c *Client) offline(ctx context.Context, f func(context.Context) error) err
 	if c.sh != nil || !c.sealed {
 		return offlineErr("request", "needs sealed replies and a client not in shared mode", ErrOfflineUnsupported)
 	}
-	return toCaller(c.locked(ctx, func(ctx context.Context) error {
-		if err := c.loadLocked(ctx); err != nil {
-			return err
-		}
+	return c.loadedCall(ctx, func(ctx context.Context) error {
 		if !c.store.persistent() {
 			return offlineErr("request", "needs a persisted state (StateDir or WithStateStore) to keep the request's reply keys", ErrOfflineUnsupported)
 		}
 		return f(ctx)
-	}))
+	})
 }
 
 // newPendingLocked seals the request this machine needs next.
@@ -266,33 +263,29 @@ func (c *Client) ActivateOffline(ctx context.Context, r io.Reader) (more bool, e
 // applyCarriedLocked classifies one carried reply and adopts it.
 func (c *Client) applyCarriedLocked(ctx context.Context, pr pendingRequest, rp carried.Reply) (more bool, err error) {
 	ro, _ := envelope.ImportReplyOpener(pr.Opener)
-	var apply func()
-	decode := func(plain []byte) error {
+	var apply func() // only on a success: the reply decoded
+	decode := func(plain []byte) (err error) {
 		switch pr.Endpoint {
 		case wire.Register:
-			r, err := decodeChecked(plain, wire.DecodeRegister, registerNext)
-			apply = func() { c.adoptRegister(r) } // only on a success: r decoded
-			return err
+			apply, err = carriedReply(plain, wire.DecodeRegister, registerNext, c.adoptRegister)
 		case wire.Begin:
-			r, err := decodeChecked(plain, wire.DecodeBegin, beginNext)
-			apply = func() {
+			apply, err = carriedReply(plain, wire.DecodeBegin, beginNext, func(r *wire.BeginReply) {
 				c.redact.AddLive(r.Token, r.SessionKey)
 				c.st.Token, c.st.Features = r.Token, r.Features
 				c.adoptCarriedSession(r.Time, r.ControlOptions)
-			}
-			return err
+			})
 		case wire.Extend:
-			r, err := decodeChecked(plain, wire.DecodeExtend, extendNext)
-			apply = func() {
+			apply, err = carriedReply(plain, wire.DecodeExtend, extendNext, func(r *wire.ExtendReply) {
 				if r.Token != "" {
 					c.redact.AddLive(r.Token)
 					c.st.Token = r.Token
 				}
 				c.adoptCarriedSession(r.Time, r.ControlOptions)
-			}
-			return err
+			})
+		default:
+			err = fmt.Errorf("unexpected endpoint")
 		}
-		return fmt.Errorf("unexpected endpoint")
+		return err
 	}
 	out := verdict.Classify(verdict.Input{
 		Endpoint: pr.Endpoint,
@@ -300,7 +293,7 @@ func (c *Client) applyCarriedLocked(ctx context.Context, pr pendingRequest, rp c
 		Opener:   ro,
 		Sealed:   true,
 		Decode:   decode,
-		Kinds:    c.kinds,
+		Kinds:    c.opts.kinds,
 		Redactor: c.redact,
 	})
 	switch out.Category {
@@ -318,29 +311,28 @@ func (c *Client) applyCarriedLocked(ctx context.Context, pr pendingRequest, rp c
 	case verdict.Refused:
 		// The server's word. A refused begin is final, as online; a
 		// refused register or extend leaves the licence as it was.
-		c.st.Offline = nil
-		if pr.Endpoint == wire.Begin {
-			c.persistRefusalLocked(out.Err)
-		}
-		c.saveLocked(context.WithoutCancel(ctx))
-		c.lastErr = out.Err
-		if pr.Endpoint == wire.Begin {
-			c.enterLocked(Refused, out.Err)
-		} else {
+		c.st.Offline, c.lastErr = nil, out.Err
+		if pr.Endpoint != wire.Begin {
+			c.saveLocked(context.WithoutCancel(ctx))
 			c.publishLocked()
+			return false, out.Err
 		}
+		c.persistRefusalLocked(out.Err)
+		c.saveLocked(context.WithoutCancel(ctx))
+		c.enterLocked(Refused, out.Err)
 		return false, out.Err
 	}
 	return false, offlineErr("activate", "the server did not process the request (see the cause); write a new request file", out.Err)
 }
 
-// decodeChecked decodes a carried reply and checks it with next (fitsNext).
-func decodeChecked[R any](plain []byte, decode func([]byte) (*R, error), next func(*R) error) (*R, error) {
+// carriedReply decodes a carried reply, checks it with next (fitsNext) and
+// returns adopt bound to it.
+func carriedReply[R any](plain []byte, decode func([]byte) (*R, error), next func(*R) error, adopt func(*R)) (func(), error) {
 	r, err := decode(plain)
 	if err == nil {
 		err = next(r)
 	}
-	return r, err
+	return func() { adopt(r) }, err
 }
 
 // adoptCarriedSession records a session the server began or extended when

@@ -367,11 +367,8 @@ func (s *store) loadRefusal(p *persisted) {
 		return
 	}
 	blob, err := statefile.ReadUnlocked(s.refusalDir, refusalName(s.cfg))
-	switch {
-	case errors.Is(err, statefile.ErrNotExist):
-		return
-	case err != nil:
-		if s.recordErr == nil {
+	if err != nil {
+		if s.recordErr == nil && !errors.Is(err, statefile.ErrNotExist) {
 			s.unusable(p, err)
 		}
 		return

@@ -220,14 +220,6 @@ func (c *Client) persistRefusalLocked(err error) {
 	c.resignSharedLocked() // shared mode: the verdict is saved; let another process ask
 }
 
-// clearRefusalLocked forgets a persisted refusal after a success, if the
-// success was authenticated (sealed); an unsealed one serves this run only.
-func (c *Client) clearRefusalLocked() {
-	if c.st.Refusal != nil && c.sealed {
-		c.st.Refusal = nil
-	}
-}
-
 // persistedRefusal explains why a persisted refusal grants no offline time.
 func (c *Client) persistedRefusal() error {
 	r := c.st.Refusal

@@ -63,14 +63,9 @@ func nextAttempt(p plan) time.Duration {
 		wait = at - p.elapsed
 	} else {
 		limit := capFor(p)
-		base := p.base
-		if base <= 0 {
-			base = 2 * time.Second
-		}
+		base := positiveOr(p.base, 2*time.Second)
 		wait = backoff.Wait(min(base, limit), limit, p.failures-1, u)
-		if ra := min(p.retryAfter, limit); ra > wait {
-			wait = ra
-		}
+		wait = max(wait, min(p.retryAfter, limit))
 	}
 	// Keep the deadlines: the last attempt before each falls a margin
 	// ahead of it, when there is room.

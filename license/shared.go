@@ -71,11 +71,14 @@ const (
 var roleNames = [...]string{"NotShared", "Renewer", "Follower"}
 
 // String returns the role's name.
-func (r SharedRole) String() string {
-	if int(r) < len(roleNames) {
-		return roleNames[r]
+func (r SharedRole) String() string { return nameOr(roleNames[:], int(r), "SharedRole(?)") }
+
+// nameOr is names[i], or other when i is out of range.
+func nameOr(names []string, i int, other string) string {
+	if i < len(names) {
+		return names[i]
 	}
-	return "SharedRole(?)"
+	return other
 }
 
 // SharedStart says how Start obtained a usable licence in shared mode.
@@ -102,12 +105,7 @@ const (
 var startNames = [...]string{"None", "Began", "Resumed", "Followed", "Offline"}
 
 // String returns the name, such as "Resumed".
-func (s SharedStart) String() string {
-	if int(s) < len(startNames) {
-		return startNames[s]
-	}
-	return "SharedStart(?)"
-}
+func (s SharedStart) String() string { return nameOr(startNames[:], int(s), "SharedStart(?)") }
 
 // SharedStatus describes a client's place in a shared session.
 type SharedStatus struct {
@@ -160,10 +158,7 @@ func (c *Client) sharedOn() bool { return c.sh != nil && c.store.shared != nil }
 
 // refresh is the follower's check interval for a session of length d.
 func (s *shared) refresh(d time.Duration) time.Duration {
-	iv := s.cfg.RefreshInterval
-	if iv <= 0 {
-		iv = sharedMaxRefresh
-	}
+	iv := positiveOr(s.cfg.RefreshInterval, sharedMaxRefresh)
 	if d > 0 {
 		iv = min(iv, d/10)
 	}
@@ -179,11 +174,11 @@ func (c *Client) tryLeadLocked() bool {
 
 // noteRole publishes the client's role for Shared.
 func (c *Client) noteRole(lead bool) {
+	role := Follower
 	if lead {
-		c.sh.role.Store(uint32(Renewer))
-	} else {
-		c.sh.role.Store(uint32(Follower))
+		role = Renewer
 	}
+	c.sh.role.Store(uint32(role))
 }
 
 // resignSharedLocked gives up the renewer lock (and the record's) when this
@@ -303,20 +298,16 @@ func (c *Client) followLoop(ctx context.Context) bool {
 		if c.lock(ctx) != nil {
 			return false
 		}
-		if c.store.leading() || c.tryLeadLocked() {
-			c.refreshSharedLocked(true)
-			if c.state == Refused {
-				c.unlock()
-				return false
-			}
-			c.log.Info("shared session: this process is now the renewer", "state", c.state)
-			c.unlock()
-			return true
-		}
-		c.refreshSharedLocked(false)
+		lead := c.store.leading() || c.tryLeadLocked()
+		c.refreshSharedLocked(lead)
 		if c.state == Refused {
 			c.unlock()
 			return false
+		}
+		if lead {
+			c.log.Info("shared session: this process is now the renewer", "state", c.state)
+			c.unlock()
+			return true
 		}
 		now := time.Now()
 		c.observeLocked(now, c.wallNow())
@@ -355,17 +346,15 @@ func (c *Client) refreshSharedLocked(force bool) {
 		c.log.Warn("licence refused by the server (shared session)", "state", Refused, "error", c.reason)
 		return
 	}
-	if !c.st.Sent.After(prev.Sent) {
-		c.publishLocked()
-		return
-	}
-	c.failures, c.retryAfter, c.lastErr, c.rolledBack = 0, 0, nil, false
-	if !prev.Sent.IsZero() && (prev.SessionSeconds != c.st.SessionSeconds || prev.GraceSeconds != c.st.GraceSeconds) {
-		c.emit(Event{Type: EventControlOptionsChanged, SessionDuration: c.session(), GracePeriod: c.grace()})
-	}
-	if c.sharedLiveLocked(c.wallNow()) && c.state != Active && c.state != Idle && c.state != Ended {
-		c.enterLocked(Active, nil)
-		return
+	if c.st.Sent.After(prev.Sent) {
+		c.failures, c.retryAfter, c.lastErr, c.rolledBack = 0, 0, nil, false
+		if !prev.Sent.IsZero() && (prev.SessionSeconds != c.st.SessionSeconds || prev.GraceSeconds != c.st.GraceSeconds) {
+			c.emit(Event{Type: EventControlOptionsChanged, SessionDuration: c.session(), GracePeriod: c.grace()})
+		}
+		if c.sharedLiveLocked(c.wallNow()) && c.state != Active && c.state != Idle && c.state != Ended {
+			c.enterLocked(Active, nil)
+			return
+		}
 	}
 	c.publishLocked()
 }

@@ -31,12 +31,8 @@ type StartBudget struct {
 }
 
 func (b StartBudget) withDefaults() StartBudget {
-	if b.Offline <= 0 {
-		b.Offline = DefaultOfflineStartBudget
-	}
-	if b.Online <= 0 {
-		b.Online = DefaultStartTimeout
-	}
+	b.Offline = positiveOr(b.Offline, DefaultOfflineStartBudget)
+	b.Online = positiveOr(b.Online, DefaultStartTimeout)
 	return b
 }
 
@@ -50,8 +46,9 @@ func startCut(b time.Duration) time.Duration {
 	return b - min(b/50, 25*time.Millisecond)
 }
 
-// startLocked loads the state and connects within the offline or the
-// online budget.
+// startLocked loads the state and connects within the offline budget (one
+// HTTP attempt per call) when the persisted deadlines grant time without
+// the server, else within the online budget.
 func (c *Client) startLocked(ctx context.Context) (err error) {
 	defer func() {
 		if err != nil {
@@ -67,23 +64,37 @@ func (c *Client) startLocked(ctx context.Context) (err error) {
 		}
 	}
 	allowed, why := c.offlineAllowanceLocked()
+	budget := c.opts.start.Online
 	if allowed {
-		return c.startWithAllowanceLocked(ctx)
+		budget = c.opts.start.Offline
 	}
-	sctx, cancel := context.WithDeadline(ctx, c.startAt.Add(startCut(c.opts.start.Online)))
+	sctx, cancel := context.WithDeadline(ctx, c.startAt.Add(startCut(budget)))
 	defer cancel()
-	if c.st.Token != "" && !c.sharedOn() {
-		c.emit(Event{Type: EventOrphanEnded, Reason: c.endOrphanLocked(sctx)}) // best effort: begin either way
+	if allowed {
+		c.attemptCap = 1
+		err = c.connectLocked(sctx, true)
+		c.attemptCap = 0
+	} else {
+		if c.st.Token != "" && !c.sharedOn() {
+			c.emit(Event{Type: EventOrphanEnded, Reason: c.endOrphanLocked(sctx)}) // best effort: begin either way
+		}
+		err = c.beginLocked(sctx)
 	}
-	err = c.beginLocked(sctx)
-	if err == nil {
-		c.startedLocked()
+	switch {
+	case err == nil:
+		c.orphan = false
+		c.enterLocked(Active, nil)
+		c.noteSharedStart(StartBegan)
+		c.log.Info("licence session started", "state", Active, "session_expiry", c.st.Sent.Add(c.session()))
 		return nil
-	}
-	if refused(err) {
+	case refused(err):
 		c.refusedLocked(err)
 		c.enterLocked(Refused, err)
 		return err
+	case allowed && errors.Is(ctx.Err(), context.Canceled):
+		return err // the caller gave up, or Close
+	case allowed:
+		return c.startOfflineLocked(err)
 	}
 	if why != nil {
 		err = errors.Join(err, why)
@@ -96,27 +107,11 @@ func (c *Client) startLocked(ctx context.Context) (err error) {
 	return err
 }
 
-// startWithAllowanceLocked is Start when the persisted deadlines grant time
-// without the server: one HTTP attempt per call within the offline budget.
-func (c *Client) startWithAllowanceLocked(ctx context.Context) error {
-	bctx, cancel := context.WithDeadline(ctx, c.startAt.Add(startCut(c.opts.start.Offline)))
-	defer cancel()
-	c.attemptCap = 1
-	err := c.connectLocked(bctx, true)
-	c.attemptCap = 0
-	switch {
-	case err == nil:
-		c.startedLocked()
-		return nil
-	case refused(err):
-		c.refusedLocked(err)
-		c.enterLocked(Refused, err)
-		return err
-	case errors.Is(ctx.Err(), context.Canceled):
-		return err // the caller gave up, or Close
-	}
-	// Unreachable, or out of budget: run on the persisted deadlines, and
-	// save at once that this run is offline (see persisted.OfflineOpen).
+// startOfflineLocked ends a Start that had an offline allowance and did not
+// reach the server (unreachable, or out of budget): the client runs on the
+// persisted deadlines, and saves at once that this run is offline (see
+// persisted.OfflineOpen).
+func (c *Client) startOfflineLocked(err error) error {
 	c.noteFailureLocked(err)
 	c.saveLocked(context.Background())
 	st, reason := Active, error(nil)
@@ -129,12 +124,4 @@ func (c *Client) startWithAllowanceLocked(ctx context.Context) error {
 		"session_expiry", c.st.Sent.Add(c.session()), "grace_deadline", c.st.Sent.Add(c.session()+c.grace()),
 		"error", err)
 	return nil
-}
-
-// startedLocked records a successful connection at Start.
-func (c *Client) startedLocked() {
-	c.orphan = false
-	c.enterLocked(Active, nil)
-	c.noteSharedStart(StartBegan)
-	c.log.Info("licence session started", "state", Active, "session_expiry", c.st.Sent.Add(c.session()))
 }

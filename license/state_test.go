@@ -399,7 +399,7 @@ func TestInspectStateStore(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, envConfig{session: time.Hour, grace: 2 * time.Hour})
 	c := e.newClient(e.config())
-	insp, err := c.inspectState(context.Background(), e.fp)
+	insp, err := diagnostics{c}.InspectState(context.Background(), e.fp)
 	require.NoError(t, err)
 	assert.True(t, insp.Store)
 	require.Len(t, insp.Slots, 1)
@@ -410,7 +410,7 @@ func TestInspectStateStore(t *testing.T) {
 	saved := e.store.Bytes()
 
 	d := e.newClient(e.config())
-	insp, err = d.inspectState(context.Background(), e.fp)
+	insp, err = diagnostics{d}.InspectState(context.Background(), e.fp)
 	require.NoError(t, err)
 	s := insp.Slots[0]
 	require.NoError(t, s.Err)
@@ -425,7 +425,7 @@ func TestInspectStateStore(t *testing.T) {
 	moved := *e.fp
 	moved.MACAddresses.Values = []string{"00:1b:21:ff:ff:ff"}
 	moved.HostName.Value = "renamed-box"
-	insp, err = d.inspectState(context.Background(), &moved)
+	insp, err = diagnostics{d}.InspectState(context.Background(), &moved)
 	require.NoError(t, err)
 	assert.True(t, insp.Slots[0].HardwareChanged)
 	assert.Equal(t, []string{fingerprint.NameMACAddresses, fingerprint.NameHostName}, insp.Slots[0].Changed)
@@ -433,7 +433,7 @@ func TestInspectStateStore(t *testing.T) {
 	// Other strong components: the state is sealed for other hardware.
 	other := *e.fp
 	other.Extra = []fingerprint.Component{{Name: fingerprint.NameMachineID, Value: "another", Strength: fingerprint.Strong}}
-	insp, err = d.inspectState(context.Background(), &other)
+	insp, err = diagnostics{d}.InspectState(context.Background(), &other)
 	require.NoError(t, err)
 	assert.ErrorIs(t, insp.Slots[0].Err, ErrStateCorrupt)
 }
@@ -445,7 +445,7 @@ func TestProbeTakesNoSeat(t *testing.T) {
 	e := newEnv(t, envConfig{})
 	e.srv.SetClockSkew(time.Hour)
 	c := e.newClient(e.config())
-	res := c.probe(context.Background())
+	res := diagnostics{c}.Probe(context.Background())
 	assert.ErrorIs(t, res.Err, ErrRefused)
 	assert.InDelta(t, time.Hour.Seconds(), res.Skew.Seconds(), 2)
 	assert.False(t, res.ServerTime.IsZero())

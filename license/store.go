@@ -66,14 +66,6 @@ type store struct {
 	refusalDir string
 }
 
-func newStore(c *Client) *store {
-	s := &store{cfg: &c.cfg, opts: &c.opts, log: c.log, emit: c.emit}
-	if c.opts.shared != nil {
-		s.sharedName = statefile.SharedName(c.cfg.ProductGUID, c.cfg.LicenseKey)
-	}
-	return s
-}
-
 // open takes the state's location and reads the state, its record and the
 // licence's refusal, once per client. It returns the state and the offline
 // time it has already used (see persisted.Used). An unusable state
@@ -121,7 +113,7 @@ func (s *store) open(ctx context.Context, fp *fingerprint.Fingerprint) (p persis
 	loaded := false
 	blob, err := s.back.Load(ctx)
 	switch {
-	case errors.Is(err, ErrNoState):
+	case errors.Is(err, ErrNoState) || errors.Is(err, statefile.ErrNotExist): // a vendor's store, or a state file
 	case ctx.Err() != nil:
 		// The caller gave up while the state was read: nothing is known
 		// about it, so nothing is discarded. A later Start reads it again.
@@ -305,13 +297,7 @@ func (s *store) release() {
 // finishes in the background, ordered by the slot's own lock.
 type fileStore struct{ f *statefile.File }
 
-func (s fileStore) Load(ctx context.Context) ([]byte, error) {
-	b, err := withContext(ctx, s.f.Read, nil)
-	if errors.Is(err, statefile.ErrNotExist) {
-		return nil, ErrNoState
-	}
-	return b, err
-}
+func (s fileStore) Load(ctx context.Context) ([]byte, error) { return withContext(ctx, s.f.Read, nil) }
 
 func (s fileStore) Save(ctx context.Context, data []byte) error {
 	_, err := withContext(ctx, func() (struct{}, error) { return struct{}{}, s.f.Write(data) }, nil)
@@ -327,13 +313,7 @@ func (s fileStore) Discard(ctx context.Context) error {
 // the renewer writes it (store.save checks) or moves it aside.
 type sharedStore struct{ f *statefile.Shared }
 
-func (s sharedStore) Load(context.Context) ([]byte, error) {
-	b, err := s.f.Read()
-	if errors.Is(err, statefile.ErrNotExist) {
-		return nil, ErrNoState
-	}
-	return b, err
-}
+func (s sharedStore) Load(context.Context) ([]byte, error) { return s.f.Read() }
 
 func (s sharedStore) Save(_ context.Context, data []byte) error { return s.f.Write(data) }
 

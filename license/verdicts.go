@@ -18,15 +18,11 @@ func authenticatesReplies(s envelope.Sealer) bool {
 }
 
 // setupVerdicts decides, in New, whether replies must be sealed, and builds
-// the redactor and the refusal classifier.
+// the redactor.
 func (c *Client) setupVerdicts(custom bool) {
 	c.sealed = !c.cfg.InsecureUnsealedReplies && (!custom || authenticatesReplies(c.sealer))
 	c.redact = verdict.NewRedactor(c.cfg.APIKey, c.cfg.LicenseKey)
 	c.redact.AddSecret(c.cfg.SharedSecret)
-	c.kinds = c.opts.kinds
-	if c.kinds == nil {
-		c.kinds = verdict.DefaultRules().Classify
-	}
 }
 
 // warnInsecure logs, once per client, that replies are not authenticated.
