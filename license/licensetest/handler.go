@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"maps"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -54,7 +55,7 @@ func jsonHeader() http.Header {
 // endpointOf returns the endpoint a URL path names.
 func endpointOf(path string) (string, bool) {
 	ep, ok := strings.CutPrefix(path, BasePath+"/")
-	return ep, ok && isEndpoint(ep)
+	return ep, ok && slices.Contains(wire.Endpoints[:], ep)
 }
 
 // handle answers one request. ctx comes from inflight.begin.
