@@ -317,10 +317,7 @@ func issuerName(c *x509.Certificate) string {
 		}
 		name += c.Issuer.Organization[0]
 	}
-	if name == "" {
-		name = "an unnamed issuer"
-	}
-	return name
+	return cmp.Or(name, "an unnamed issuer")
 }
 
 func certNames(c *x509.Certificate) string {

@@ -188,9 +188,7 @@ func (d *doctor) checkDNS(ctx context.Context) Check {
 		return c.judged(OK, fmt.Sprintf("%s does not resolve here, which does not matter: requests go through the proxy %s, which resolves it", d.host, d.proxy.Host), "")
 	}
 	if err != nil || len(addrs) == 0 {
-		if err == nil {
-			err = errors.New("no addresses")
-		}
+		err = cmp.Or(err, errors.New("no addresses"))
 		c.Evidence = append(c.Evidence, Fact{"error", errText(err)})
 		return c.judged(Fail, fmt.Sprintf("the server name %s does not resolve", d.host),
 			"check the server URL for typos, and this machine's DNS settings (or hosts file); on a network that allows only a proxy, set HTTPS_PROXY")

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/licensekit/licensekit-go/internal/wire"
 )
 
 // DownMode says how a server that is down (SetDown) treats connections. The
@@ -142,13 +144,9 @@ func (f *faultState) reset() {
 // checkEndpoint panics unless ep is "" or a v2 endpoint name: a typo would
 // otherwise make a test silently inject nothing.
 func checkEndpoint(ep string) {
-	if ep != "" && !isEndpoint(ep) {
+	if ep != "" && !slices.Contains(wire.Endpoints[:], ep) {
 		panic(fmt.Sprintf("licensetest: unknown endpoint %q (want %q, %q, %q, %q or \"\")", ep, Register, Begin, Extend, End))
 	}
-}
-
-func isEndpoint(ep string) bool {
-	return ep == Register || ep == Begin || ep == Extend || ep == End
 }
 
 // setFor calls set, under the faults' lock, on the settings of each
@@ -157,7 +155,7 @@ func (s *Server) setFor(endpoint string, set func(*settings)) {
 	checkEndpoint(endpoint)
 	eps := []string{endpoint}
 	if endpoint == "" {
-		eps = []string{Register, Begin, Extend, End}
+		eps = wire.Endpoints[:]
 	}
 	s.faults.mu.Lock()
 	defer s.faults.mu.Unlock()

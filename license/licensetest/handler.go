@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"maps"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -54,7 +55,7 @@ func jsonHeader() http.Header {
 // endpointOf returns the endpoint a URL path names.
 func endpointOf(path string) (string, bool) {
 	ep, ok := strings.CutPrefix(path, BasePath+"/")
-	return ep, ok && isEndpoint(ep)
+	return ep, ok && slices.Contains(wire.Endpoints[:], ep)
 }
 
 // handle answers one request. ctx comes from inflight.begin.
@@ -273,10 +274,8 @@ func (s *Server) reply(ep string, ts wire.Timestamp, reply any, aerr *apiError, 
 
 // plainFailure is a failure reply that is never sealed.
 func (s *Server) plainFailure(status int, msg string) outcome {
-	skew := s.faults.settingsFor("").skew
-	f := &wire.Failure{Success: false, Time: wire.Timestamp{Raw: wire.FormatTime(s.cfg.Clock().Add(skew))}, Message: msg}
-	body, _ := json.Marshal(f)
-	return outcome{status: status, header: jsonHeader(), body: body}
+	ts := wire.Timestamp{Raw: wire.FormatTime(s.cfg.Clock().Add(s.faults.settingsFor("").skew))}
+	return s.reply("", ts, nil, refuse(status, msg), nil, true)
 }
 
 // corrupt applies a fault that spoils a processed reply; other kinds leave

@@ -170,14 +170,9 @@ func (s *Server) AddLicense(l License) error {
 
 // License returns the licence for product and key, with defaults applied.
 func (s *Server) License(product, key string) (License, bool) {
-	st := s.store
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	rec := st.licenses[licenseID{product, key}]
-	if rec == nil {
-		return License{}, false
-	}
-	return rec.License, true
+	var l License
+	err := s.store.update(product, key, func(rec *licenseRec) { l = rec.License })
+	return l, err == nil
 }
 
 // Licenses returns every licence, with defaults applied, ordered by product

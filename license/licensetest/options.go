@@ -112,16 +112,12 @@ func withDefaults(in *Config) Config {
 		c.Secret, err = envelope.GenerateSecret()
 		must(err)
 	}
-	if c.APIKey == "" {
-		c.APIKey = "lt_" + hook.RandomToken(24)
-	}
+	c.APIKey = cmp.Or(c.APIKey, "lt_"+hook.RandomToken(24))
 	c.Addr = cmp.Or(c.Addr, "127.0.0.1:0")
 	c.MaxRequests = cmp.Or(c.MaxRequests, 10000)
 	if c.Clock == nil {
 		c.Clock = time.Now
 	}
-	if c.Logger == nil {
-		c.Logger = slog.New(slog.DiscardHandler)
-	}
+	c.Logger = cmp.Or(c.Logger, slog.New(slog.DiscardHandler))
 	return c
 }

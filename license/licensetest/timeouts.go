@@ -1,6 +1,7 @@
 package licensetest
 
 import (
+	"cmp"
 	"net/http"
 	"time"
 )
@@ -45,19 +46,12 @@ func DefaultTimeouts() Timeouts {
 func (t Timeouts) withDefaults() Timeouts {
 	d := DefaultTimeouts()
 	return Timeouts{
-		ReadHeader:     positiveOr(t.ReadHeader, d.ReadHeader),
-		Read:           positiveOr(t.Read, d.Read),
-		Write:          positiveOr(t.Write, d.Write),
-		Idle:           positiveOr(t.Idle, d.Idle),
-		MaxHeaderBytes: positiveOr(t.MaxHeaderBytes, d.MaxHeaderBytes),
+		ReadHeader:     cmp.Or(max(t.ReadHeader, 0), d.ReadHeader),
+		Read:           cmp.Or(max(t.Read, 0), d.Read),
+		Write:          cmp.Or(max(t.Write, 0), d.Write),
+		Idle:           cmp.Or(max(t.Idle, 0), d.Idle),
+		MaxHeaderBytes: cmp.Or(max(t.MaxHeaderBytes, 0), d.MaxHeaderBytes),
 	}
-}
-
-func positiveOr[T int | time.Duration](v, def T) T {
-	if v <= 0 {
-		return def
-	}
-	return v
 }
 
 // Apply sets srv's ReadHeaderTimeout, ReadTimeout, WriteTimeout,
