@@ -6,6 +6,8 @@ import (
 	"crypto/sha256"
 	"sync"
 	"time"
+
+	"github.com/licensekit/licensekit-go/internal/indexheap"
 )
 
 // Default Guard settings.
@@ -87,9 +89,9 @@ type Guard struct {
 	mu      sync.Mutex
 	seq     uint64 // admissions so far
 	entries map[[RequestIDSize]byte]*guardEntry
-	byTime  indexedHeap[*guardEntry] // every entry, oldest timestamp first
+	byTime  indexheap.Heap[*guardEntry] // every entry, oldest timestamp first
 	parts   map[string]*partition
-	bySize  indexedHeap[*partition] // every partition, largest first, then oldest first
+	bySize  indexheap.Heap[*partition] // every partition, largest first, then oldest first
 }
 
 type guardEntry struct {
@@ -133,18 +135,18 @@ func NewGuard(cfg GuardConfig) *Guard {
 		perPart: min(positiveOr(cfg.PartitionEntries, DefaultPartitionEntries), maxEntries),
 		entries: make(map[[RequestIDSize]byte]*guardEntry),
 		parts:   make(map[string]*partition),
-		byTime: indexedHeap[*guardEntry]{
-			less: func(a, b *guardEntry) bool { return a.ts < b.ts },
-			at:   func(e *guardEntry) *int { return &e.tidx },
+		byTime: indexheap.Heap[*guardEntry]{
+			Before: func(a, b *guardEntry) bool { return a.ts < b.ts },
+			Index:  func(e *guardEntry) *int { return &e.tidx },
 		},
-		bySize: indexedHeap[*partition]{
-			less: func(a, b *partition) bool {
+		bySize: indexheap.Heap[*partition]{
+			Before: func(a, b *partition) bool {
 				if a.n != b.n {
 					return a.n > b.n
 				}
 				return a.n > 0 && a.oldest.seq < b.oldest.seq
 			},
-			at: func(p *partition) *int { return &p.sidx },
+			Index: func(p *partition) *int { return &p.sidx },
 		},
 	}
 }
@@ -218,7 +220,7 @@ func (g *Guard) Admit(o *Opened, data string, now time.Time, scope Scope) (*Tick
 		g.removeLocked(p.victim())
 	}
 	if len(g.entries) >= g.max {
-		g.removeLocked(g.bySize.items[0].victim())
+		g.removeLocked(g.bySize.Items[0].victim())
 	}
 	p := g.parts[scope.Partition]
 	if p == nil {
@@ -273,8 +275,8 @@ func (g *Guard) Len() int {
 // pruneLocked forgets ids whose timestamps fell out of the window: a repeat
 // of them is stale anyway.
 func (g *Guard) pruneLocked(nowS int64) {
-	for len(g.byTime.items) > 0 && g.byTime.items[0].ts < nowS-g.past {
-		g.removeLocked(g.byTime.items[0])
+	for len(g.byTime.Items) > 0 && g.byTime.Items[0].ts < nowS-g.past {
+		g.removeLocked(g.byTime.Items[0])
 	}
 }
 
@@ -326,32 +328,4 @@ func (p *partition) unlink(e *guardEntry) {
 	}
 	e.prev, e.next = nil, nil
 	p.n--
-}
-
-// indexedHeap is a container/heap of items that keep their own index
-// (*at(item), -1 once removed), so that heap.Fix and heap.Remove find them.
-type indexedHeap[T any] struct {
-	items []T
-	less  func(a, b T) bool
-	at    func(T) *int
-}
-
-func (h *indexedHeap[T]) Len() int           { return len(h.items) }
-func (h *indexedHeap[T]) Less(i, j int) bool { return h.less(h.items[i], h.items[j]) }
-func (h *indexedHeap[T]) Swap(i, j int) {
-	h.items[i], h.items[j] = h.items[j], h.items[i]
-	*h.at(h.items[i]), *h.at(h.items[j]) = i, j
-}
-func (h *indexedHeap[T]) Push(x any) {
-	*h.at(x.(T)) = len(h.items)
-	h.items = append(h.items, x.(T))
-}
-func (h *indexedHeap[T]) Pop() any {
-	var zero T
-	n := len(h.items) - 1
-	x := h.items[n]
-	h.items[n] = zero
-	h.items = h.items[:n]
-	*h.at(x) = -1
-	return x
 }

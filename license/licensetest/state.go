@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/licensekit/licensekit-go/envelope"
+	"github.com/licensekit/licensekit-go/internal/indexheap"
 	"github.com/licensekit/licensekit-go/internal/wire"
 )
 
@@ -69,32 +70,6 @@ type sessionRec struct {
 	seq   uint64 // issue order
 }
 
-// expiryHeap orders live sessions by expiry, so reaping is O(log n) per
-// lapsed session.
-type expiryHeap []*sessionRec
-
-func (h expiryHeap) Len() int           { return len(h) }
-func (h expiryHeap) Less(i, j int) bool { return h[i].Expires.Before(h[j].Expires) }
-func (h expiryHeap) Swap(i, j int) {
-	h[i], h[j] = h[j], h[i]
-	h[i].index = i
-	h[j].index = j
-}
-func (h *expiryHeap) Push(x any) {
-	s := x.(*sessionRec)
-	s.index = len(*h)
-	*h = append(*h, s)
-}
-func (h *expiryHeap) Pop() any {
-	old := *h
-	n := len(old)
-	s := old[n-1]
-	old[n-1] = nil
-	s.index = -1
-	*h = old[:n-1]
-	return s
-}
-
 // maxLapsed bounds the memory of lapsed tokens; beyond it they are forgotten
 // and reported as unknown.
 const maxLapsed = 100000
@@ -108,7 +83,7 @@ type store struct {
 	instances map[string]*instanceRec
 	sessions  map[string]*sessionRec
 	lapsed    map[string]struct{}
-	expiry    expiryHeap
+	expiry    indexheap.Heap[*sessionRec] // live sessions, earliest expiry first
 	seq       uint64
 	refuse    refusals
 }
@@ -122,12 +97,16 @@ func newStore(match Match, rotate bool, texts RefusalTexts) *store {
 		instances: make(map[string]*instanceRec),
 		sessions:  make(map[string]*sessionRec),
 		lapsed:    make(map[string]struct{}),
+		expiry: indexheap.Heap[*sessionRec]{
+			Before: func(a, b *sessionRec) bool { return a.Expires.Before(b.Expires) },
+			Index:  func(s *sessionRec) *int { return &s.index },
+		},
 	}
 }
 
 // reap ends every session that lapsed at or before now. The caller holds mu.
 func (st *store) reap(now time.Time) {
-	for len(st.expiry) > 0 && !now.Before(st.expiry[0].Expires) {
+	for st.expiry.Len() > 0 && !now.Before(st.expiry.Items[0].Expires) {
 		s := heap.Pop(&st.expiry).(*sessionRec)
 		delete(st.sessions, s.Token)
 		s.lic.live--
