@@ -35,7 +35,7 @@ type File struct {
 	slot int
 
 	mu       sync.Mutex
-	lock     *os.File // nil once released
+	lock     *os.File
 	released bool
 
 	// beforeRename, when set by a test, runs after the temporary file is
@@ -372,10 +372,8 @@ func (f *File) Release() error {
 		return nil
 	}
 	f.released = true
-	lf := f.lock
-	f.lock = nil
-	err := unlockFile(lf)
-	if cerr := lf.Close(); err == nil {
+	err := unlockFile(f.lock)
+	if cerr := f.lock.Close(); err == nil {
 		err = cerr
 	}
 	if err != nil {
