@@ -34,21 +34,20 @@ func NewKey() Key { return Key{ok: true} }
 // Valid reports whether k came from NewKey.
 func (k Key) Valid() bool { return k.ok }
 
-// Client is a licence client's diagnosis surface.
+// Client is a licence client's diagnosis surface. Probe and CheckLicense
+// wait for a call of the client in progress; ctx bounds the wait and the
+// exchange.
 type Client interface {
 	// Fingerprint returns this machine's fingerprint from the client's
-	// source: the one given with license.WithFingerprintSource, or the
-	// default collector with the options of license.WithFingerprintOptions.
-	// It may block while the hardware is read, bounded by ctx. The result
-	// is shared: treat it as read-only.
+	// source (license.WithFingerprintSource, or the default collector with
+	// license.WithFingerprintOptions). It may block while the hardware is
+	// read, bounded by ctx. The result is shared: treat it as read-only.
 	Fingerprint(ctx context.Context) (*fingerprint.Fingerprint, error)
 
 	// Probe sends one extend_session for a random token that names no
 	// session, with the client's retry settings, and reports how the server
-	// answered: the expected answer is a refusal ("unknown token"). It takes
-	// no seat, does not load or change the saved state, and works before
-	// Start. It waits for a call of the client in progress; ctx bounds the
-	// wait and the exchange.
+	// answered: the expected answer is a refusal ("unknown token"). It does
+	// not load the saved state and works before Start.
 	Probe(ctx context.Context) ProbeResult
 
 	// InspectState looks at the saved state without changing it: it
@@ -60,14 +59,12 @@ type Client interface {
 	// are in its SavedState.Err.
 	InspectState(ctx context.Context, fp *fingerprint.Fingerprint) (*StateInspection, error)
 
-	// CheckLicense asks the server whether it knows the licence, taking no
-	// seat and creating nothing: it sends register_instance only when the
-	// saved state shows that the server already registered this machine
-	// with the same hardware (fp, see Fingerprint), so that the spec makes
-	// the server return the existing instance; otherwise it sends nothing
-	// and says why in NotChecked. It changes nothing on this machine, takes
-	// no state slot, and waits for a call of the client in progress; ctx
-	// bounds the wait and the exchange.
+	// CheckLicense asks the server whether it knows the licence, creating
+	// nothing: it sends register_instance only when the saved state shows
+	// that the server already registered this machine with the same
+	// hardware (fp, see Fingerprint), so that the spec makes the server
+	// return the existing instance; otherwise it sends nothing and says why
+	// in NotChecked. It takes no state slot.
 	CheckLicense(ctx context.Context, fp *fingerprint.Fingerprint) LicenseCheck
 }
 
