@@ -27,8 +27,7 @@ const RollbackSlack time.Duration = 5 * time.Minute
 // only NewKey makes one that does.
 type Key struct{ ok bool }
 
-// NewKey returns a Key that unlocks license.Client.Diagnostics. Being in an
-// internal package, it can be called only under license/.
+// NewKey returns a Key that unlocks license.Client.Diagnostics.
 func NewKey() Key { return Key{ok: true} }
 
 // Valid reports whether k came from NewKey.
@@ -109,8 +108,7 @@ type SavedState struct {
 	// Slot is the slot index; zero for a custom StateStore.
 	Slot int
 	// Held is true when a running client held the slot's lock at the
-	// moment of the inspection. InspectState never waits for it or takes
-	// it over.
+	// moment of the inspection.
 	Held bool
 	// Saved is true when the slot holds saved state, whether or not it
 	// opens.
