@@ -61,10 +61,7 @@ type Input struct {
 func (in *Input) extra() []string {
 	if in.Extra == nil && in.Payload != nil {
 		in.Extra = PayloadValues(in.Payload)
-		in.Payload = nil
-		if in.Extra == nil {
-			in.Extra = []string{}
-		}
+		in.Payload = nil // extracted once, even when it holds no value
 	}
 	return in.Extra
 }

@@ -1,8 +1,7 @@
 // Package diag is what a licence client offers the diagnosis tool (package
 // license/doctor) and nothing else: a harmless probe of the server, a look
-// at the saved state, a licence check that takes no seat, and the
-// machine's fingerprint as the client sees it. None of it takes a seat or
-// changes the saved state.
+// at the saved state, a licence check and the machine's fingerprint as the
+// client sees it. None of it takes a seat or changes the saved state.
 //
 // A client hands these out only through license.Client.Diagnostics, whose
 // argument (a Key) only the SDK's packages under license/ can make, so they
