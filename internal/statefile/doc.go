@@ -44,10 +44,9 @@
 // # Errors
 //
 // [ErrNotExist], [ErrCorrupt] and [ErrLocked] are the categories, matched
-// with errors.Is. Every error is a [*Error] naming the operation and the
-// slot's file name (never the directory, key or contents); operating-system
-// causes stay in the chain, so errors.Is(err, fs.ErrPermission) works. A
-// File used after Release returns an error matching fs.ErrClosed.
+// with errors.Is, inside an [*Error] that names no directory, key or
+// contents. Operating-system causes stay in the chain (fs.ErrPermission,
+// and fs.ErrClosed for a File used after Release).
 //
 // [JoinShared] opens a state file that several processes share (shared
 // sessions), named by [SharedName]; one member at a time, the leader,
