@@ -18,10 +18,9 @@
 // ("<base>-shared"), files of one state file the slot's name plus a dotted
 // suffix ("<slot>.anchor"): no slot name can collide with either.
 //
-// Only regular files are opened. A symlink, FIFO, socket, device or
-// directory where a state file belongs is reported as corrupt without being
-// followed or opened for reading (opens use O_NOFOLLOW and O_NONBLOCK on
-// Unix), so a planted FIFO cannot block a read, and Quarantine moves it
+// Only regular files are opened (openFlags): anything else where a state
+// file belongs reads as corrupt without being followed or opened for
+// reading, so a planted FIFO cannot block a read, and Quarantine moves it
 // aside. A lock file that is not a regular file makes Acquire fail.
 //
 // # Slots and locking
