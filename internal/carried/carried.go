@@ -1,27 +1,8 @@
 // Package carried reads and writes the files of offline activation: the
 // request file a person carries from an offline machine to the vendor, and
 // the reply file carried back. Both are plain text, safe to e-mail: a
-// readable header, then one PEM block (RFC 7468) per request or reply.
-//
-// Request file:
-//
-//	licensekit offline request
-//	Product: <product GUID>
-//	Licence: <masked licence key>
-//	Created: <RFC 3339, UTC>
-//	Kind: activation | refresh | deactivation
-//
-//	-----BEGIN LICENSEKIT CARRIED REQUEST-----
-//	Endpoint: begin_session
-//	Request-Id: <32 lower-case hex digits>
-//
-//	<standard base64 of the envelope: the request's "data" value, wrapped>
-//	-----END LICENSEKIT CARRIED REQUEST-----
-//
-// Reply file: first line "licensekit offline reply", headers Product and
-// Created, then one LICENSEKIT CARRIED REPLY block per request, in the same
-// order, with headers Endpoint, Request-Id (the request's) and Status (the
-// HTTP status), holding the HTTP reply body exactly as the server sent it.
+// readable header, then one PEM block (RFC 7468) per request or reply, as
+// docs/offline-activation.md ("Files") shows.
 //
 // The header lines are informational: nothing in them is authenticated, and
 // the reader decides only from the blocks. The API key is not in the file:

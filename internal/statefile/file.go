@@ -35,7 +35,7 @@ type File struct {
 	slot int
 
 	mu       sync.Mutex
-	lock     *os.File // nil once released
+	lock     *os.File
 	released bool
 
 	// beforeRename, when set by a test, runs after the temporary file is
@@ -120,7 +120,7 @@ func openLock(path string) (*os.File, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, err := checkRegular(f, nil); err != nil {
+	if err := checkRegular(f, nil); err != nil {
 		_ = f.Close()
 		return nil, err
 	}
@@ -132,17 +132,16 @@ var errNotRegular = errors.New("not a regular file")
 
 // checkRegular checks that the open file f is a regular file and, when
 // before is given (an Lstat of its path taken before the open), that it is
-// that same file, so that nothing was swapped in between. It returns f's
-// FileInfo.
-func checkRegular(f *os.File, before fs.FileInfo) (fs.FileInfo, error) {
+// that same file, so that nothing was swapped in between.
+func checkRegular(f *os.File, before fs.FileInfo) error {
 	st, err := f.Stat()
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if !st.Mode().IsRegular() || (before != nil && !os.SameFile(before, st)) {
-		return nil, fmt.Errorf("%w (%s)", errNotRegular, st.Mode().Type())
+		return fmt.Errorf("%w (%s)", errNotRegular, st.Mode().Type())
 	}
-	return st, nil
+	return nil
 }
 
 func (f *File) tempPrefix() string { return f.name + ".tmp-" }
@@ -203,12 +202,8 @@ func (f *File) read() ([]byte, error) {
 		return nil, err
 	}
 	defer r.Close()
-	st, err := checkRegular(r, before)
-	if err != nil {
+	if err := checkRegular(r, before); err != nil {
 		return nil, corrupt("%v", err)
-	}
-	if st.Size() > MaxSize {
-		return nil, corrupt("over %d bytes", MaxSize)
 	}
 	data, err := io.ReadAll(io.LimitReader(r, MaxSize+1))
 	if err != nil {
@@ -372,10 +367,8 @@ func (f *File) Release() error {
 		return nil
 	}
 	f.released = true
-	lf := f.lock
-	f.lock = nil
-	err := unlockFile(lf)
-	if cerr := lf.Close(); err == nil {
+	err := unlockFile(f.lock)
+	if cerr := f.lock.Close(); err == nil {
 		err = cerr
 	}
 	if err != nil {

@@ -11,10 +11,10 @@ import (
 const nameLabel = "licensekit state name v1"
 
 // BaseName returns the base name of the state files of one licence of one
-// product, to pass to [Acquire] as base: see the package documentation for
-// the formula and the files named after it. The licence key is hashed, not
-// written, because it is a secret; the product is hashed with it so that the
-// name has a fixed length and alphabet whatever the product identifier holds.
+// product, to pass to [Acquire] as base (docs/lifecycle.md, "State file
+// naming"). The licence key is hashed, not written, because it is a secret;
+// the product is hashed with it so that the name has a fixed length and
+// alphabet whatever the product identifier holds.
 func BaseName(product, licence string) string {
 	in := binary.BigEndian.AppendUint64([]byte(nameLabel+"\x00"), uint64(len(product)))
 	sum := sha256.Sum256(append(in, product+licence...))

@@ -54,8 +54,7 @@ func Probe(dir, base string, slots int) ([]SlotInfo, error) {
 		name := slotName(base, i)
 		info := SlotInfo{Slot: i, Name: name}
 		info.Held, info.LockErr = probeLock(filepath.Join(dir, name+".lock"))
-		f := &File{dir: dir, name: name, slot: i}
-		info.Data, info.ReadErr = f.Read()
+		info.Data, info.ReadErr = (&File{dir: dir, name: name}).Read()
 		out = append(out, info)
 	}
 	return out, nil

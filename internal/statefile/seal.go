@@ -38,13 +38,9 @@ func newAEAD(key []byte) (cipher.AEAD, error) {
 	return cipher.NewGCMWithRandomNonce(block)
 }
 
-// additionalData returns the container header followed by aad: the
-// additional data the tag covers.
-func additionalData(aad []byte) []byte {
-	ad := make([]byte, 0, headerLen+len(aad))
-	ad = append(ad, magic...)
-	ad = append(ad, version)
-	return append(ad, aad...)
+// header returns the container header, with room for n more bytes.
+func header(n int) []byte {
+	return append(append(make([]byte, 0, headerLen+n), magic...), version)
 }
 
 // Seal encrypts plaintext into a version 1 container:
@@ -61,10 +57,8 @@ func Seal(key []byte, aad, plaintext []byte) ([]byte, error) {
 	if err != nil {
 		return nil, &Error{Op: "seal", Err: err}
 	}
-	out := make([]byte, 0, Overhead+len(plaintext))
-	out = append(out, magic...)
-	out = append(out, version)
-	return aead.Seal(out, nil, plaintext, additionalData(aad)), nil
+	out := header(nonceLen + len(plaintext) + tagLen)
+	return aead.Seal(out, nil, plaintext, append(header(len(aad)), aad...)), nil
 }
 
 // Open checks and decrypts a container made by [Seal] with the same key and
@@ -88,7 +82,7 @@ func Open(key []byte, aad, blob []byte) ([]byte, error) {
 	case len(blob) < Overhead:
 		return nil, &Error{Op: "open", Err: corrupt("truncated (%d bytes, need at least %d)", len(blob), Overhead)}
 	}
-	plaintext, err := aead.Open(nil, nil, blob[headerLen:], additionalData(aad))
+	plaintext, err := aead.Open(nil, nil, blob[headerLen:], append(header(len(aad)), aad...))
 	if err != nil {
 		return nil, &Error{Op: "open", Err: corrupt("authentication failed (altered, or another key or context)")}
 	}
@@ -102,18 +96,12 @@ func Open(key []byte, aad, blob []byte) ([]byte, error) {
 // the label "licensekit state v1". Each part is length-prefixed, so
 // ("ab", "c") and ("a", "bc") give different keys, and the order of parts
 // matters. The result depends only on the parts: the same parts always give
-// the same key, which is what lets a restarted process open its state. The
-// package documentation says what such a key does and does not protect.
+// the same key, which is what lets a restarted process open its state (the
+// package documentation says what such a key does and does not protect).
 func DeriveKey(parts ...[]byte) []byte {
 	// ikm = label | uint64 count | (uint64 length | part)*. Starting with the
 	// label keeps ikm above the 112 bits that FIPS 140-only mode requires.
-	n := len(deriveInfo) + 8
-	for _, p := range parts {
-		n += 8 + len(p)
-	}
-	ikm := make([]byte, 0, n)
-	ikm = append(ikm, deriveInfo...)
-	ikm = binary.BigEndian.AppendUint64(ikm, uint64(len(parts)))
+	ikm := binary.BigEndian.AppendUint64([]byte(deriveInfo), uint64(len(parts)))
 	for _, p := range parts {
 		ikm = binary.BigEndian.AppendUint64(ikm, uint64(len(p)))
 		ikm = append(ikm, p...)

@@ -25,10 +25,8 @@ func SharedName(product, licence string) string { return BaseName(product, licen
 // OS lock on "<name>.members" that every member holds until Release, so
 // that a member can tell whether it is the last one ([Shared.Alone]). The
 // OS drops both locks when a process dies, so a crashed leader is replaced
-// at the next [Shared.TryLead] of another member.
-//
-// Writes are atomic as for [File.Write]: readers see the old contents or
-// the new ones. A Shared is safe for concurrent use.
+// at the next [Shared.TryLead] of another member. A Shared is safe for
+// concurrent use.
 type Shared struct {
 	view File // dir and name; reads and writes without a lock of its own
 

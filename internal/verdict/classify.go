@@ -61,10 +61,7 @@ type Input struct {
 func (in *Input) extra() []string {
 	if in.Extra == nil && in.Payload != nil {
 		in.Extra = PayloadValues(in.Payload)
-		in.Payload = nil
-		if in.Extra == nil {
-			in.Extra = []string{}
-		}
+		in.Payload = nil // extracted once, even when it holds no value
 	}
 	return in.Extra
 }
@@ -255,8 +252,7 @@ func netReason(in Input, err error) string {
 	case dial:
 		words = "cannot connect"
 	default:
-		var te *transport.Error
-		if errors.As(err, &te) && te.Err != nil {
+		if te, ok := errors.AsType[*transport.Error](err); ok && te.Err != nil {
 			err = te.Err
 		}
 		if ue, ok := err.(*url.Error); ok {
@@ -274,8 +270,7 @@ func certText(err error) string {
 	if ce, ok := errors.AsType[*tls.CertificateVerificationError](err); ok && ce.Err != nil {
 		return ce.Err.Error()
 	}
-	var te *transport.Error
-	if errors.As(err, &te) && te.Err != nil {
+	if te, ok := errors.AsType[*transport.Error](err); ok && te.Err != nil {
 		return te.Err.Error()
 	}
 	return err.Error()
@@ -334,9 +329,6 @@ var v2Keys = [...]string{"data", "success", "status", "token", "guid", "session_
 // member: a reply that claims to be the licence server's. Other JSON
 // objects are some proxy's or gateway's.
 func looksV2(b []byte) bool {
-	if !isObject(b) {
-		return false
-	}
 	var m map[string]json.RawMessage
 	if json.Unmarshal(b, &m) != nil {
 		return false

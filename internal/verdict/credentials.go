@@ -19,12 +19,11 @@ const CredentialsCauses = "check the API key, the server public key or shared se
 const credentialsHead = "the server did not authenticate this client"
 
 // Classify turns one call's outcome into exactly one category and one typed
-// error. It is the only place that decides whether a reply is the licence
-// server's word. docs/errors.md ("Outcome → category → state") lists every
-// outcome in the order classify applies its rules, with its category,
-// detail and state effect. An unreachable outcome in which the server did
-// not authenticate the client is marked (Error.Credentials,
-// ErrCredentialsRejected).
+// error (see the package documentation). docs/errors.md ("Outcome →
+// category → state") lists every outcome in the order classify applies its
+// rules, with its category, detail and state effect. An unreachable outcome
+// in which the server did not authenticate the client is marked
+// (Error.Credentials, ErrCredentialsRejected).
 func Classify(in Input) Outcome {
 	out := classify(in)
 	if e, ok := out.Err.(*Error); ok && e.Category == Unreachable && credentialsRejected(e) {

@@ -1,6 +1,7 @@
 package verdict
 
 import (
+	"cmp"
 	"errors"
 	"strconv"
 	"strings"
@@ -269,11 +270,7 @@ func (e *APIError) Error() string {
 	if e.Status != 0 && e.Status != 200 {
 		b.WriteString(" (HTTP " + strconv.Itoa(e.Status) + ")")
 	}
-	msg := e.Message
-	if msg == "" {
-		msg = "no reason given"
-	}
-	b.WriteString(": " + msg)
+	b.WriteString(": " + cmp.Or(e.Message, "no reason given"))
 	return b.String()
 }
 

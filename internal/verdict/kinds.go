@@ -83,22 +83,19 @@ func (r Rules) Classify(endpoint, msg string) Kind {
 // DefaultRules returns a fresh copy of the default table: the common
 // English wordings, listed at license.DefaultRefusalRules.
 func DefaultRules() Rules {
-	r := Rules{
-		{Kind: KindRevoked, Phrase: "revoked"},
-		{Kind: KindRevoked, Phrase: "revocation"},
-	}
-	for _, p := range []string{"seat limit", "seats in use", "no seats", "no free seats",
-		"all seats", "too many seats", "too many sessions", "session limit"} {
-		r = append(r, Rule{Kind: KindSeatLimit, Phrase: p})
-	}
-	for _, l := range []string{"license", "licence"} {
-		for _, p := range []string{l + " expired", l + " has expired", l + " is expired", "expired " + l} {
-			r = append(r, Rule{Kind: KindExpired, Phrase: p})
+	var r Rules
+	add := func(k Kind, phrases ...string) {
+		for _, p := range phrases {
+			r = append(r, Rule{Kind: k, Phrase: p})
 		}
 	}
-	for _, p := range []string{"unknown instance", "instance not found", "no such instance", "instance unknown"} {
-		r = append(r, Rule{Kind: KindUnknownInstance, Phrase: p})
+	add(KindRevoked, "revoked", "revocation")
+	add(KindSeatLimit, "seat limit", "seats in use", "no seats", "no free seats",
+		"all seats", "too many seats", "too many sessions", "session limit")
+	for _, l := range []string{"license", "licence"} {
+		add(KindExpired, l+" expired", l+" has expired", l+" is expired", "expired "+l)
 	}
+	add(KindUnknownInstance, "unknown instance", "instance not found", "no such instance", "instance unknown")
 	return r
 }
 

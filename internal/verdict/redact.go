@@ -28,11 +28,9 @@ const (
 	// ("a", "ok") would mangle every text without protecting anything.
 	minSecret = 4
 	// minRun is the shortest run of a secret's characters removed wherever
-	// it appears, whatever its case and separators. A secret whose
-	// normalised form is shorter is removed only as typed (and escaped):
-	// matched loosely, a 4- to 7-character value would hit ordinary words.
-	// Eight characters of a random key do not occur in prose by chance
-	// (36^8, about 2.8e12, values).
+	// it appears, whatever its case and separators; docs/security.md
+	// ("Errors and logs") says why 8, and why a shorter secret is removed
+	// only as typed (and escaped).
 	minRun = 8
 	// minPayload is the shortest request value removed.
 	minPayload = 8
@@ -52,13 +50,12 @@ const (
 // use; the zero value removes nothing until values are added.
 //
 // A secret is removed in its exact, JSON-escaped and URL-escaped forms and,
-// when its normalised form (ASCII letters and digits, lower-cased, every
-// other character dropped) has at least 8 characters, wherever a run of 8
-// or more of its normalised characters appears in the text's normalised
-// form: upper- or lower-cased, with its dashes stripped or changed to
-// spaces, cut short, glued into other text, or \u00XX- or %XX-escaped.
-// The cost is about one bitmap test per letter or digit of the text; a text
-// holding no secret is returned as it is, without allocating.
+// when its normalised form (ASCII letters and digits, lower-cased) has at
+// least 8 characters, wherever a run of 8 or more of its normalised
+// characters appears in the text's normalised form (docs/security.md,
+// "Errors and logs", lists the echoes this catches). The cost is about one
+// bitmap test per letter or digit; a text holding no secret is returned as
+// it is, without allocating.
 type Redactor struct {
 	mu    sync.RWMutex
 	fixed []string // the fixed secrets, and each printed form of a binary one

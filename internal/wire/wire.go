@@ -1,20 +1,13 @@
 // Package wire holds everything specific to version 2 of the licence server
 // API: endpoint names, request and reply types with the spec's exact JSON
-// names, and tolerant reply decoders.
-//
-// # Overview
-//
-// Keeping every v2 detail here lets a later protocol version sit beside it
-// without touching the client or the mock server, which both import this
-// package.
-//
-// # Decoding
+// names, and tolerant reply decoders. Keeping every v2 detail here lets a
+// later protocol version sit beside it without touching the client or the
+// mock server, which both import this package.
 //
 // The decoders are tolerant where the spec is vague and strict where it
 // matters:
-//   - time and first_registered_at are strings of unstated format; RFC 3339,
-//     "YYYY-MM-DD hh:mm:ss" and Unix seconds are understood, and the raw text
-//     is always kept;
+//   - time and first_registered_at are strings of unstated format, read by
+//     ParseTimestamp, which always keeps the raw text;
 //   - begin_session and extend_session report success with status rather
 //     than success;
 //   - a failure is success:false with error, and decodes to a *Failure;

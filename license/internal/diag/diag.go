@@ -1,8 +1,7 @@
 // Package diag is what a licence client offers the diagnosis tool (package
 // license/doctor) and nothing else: a harmless probe of the server, a look
-// at the saved state, a licence check that takes no seat, and the
-// machine's fingerprint as the client sees it. None of it takes a seat or
-// changes the saved state.
+// at the saved state, a licence check and the machine's fingerprint as the
+// client sees it. None of it takes a seat or changes the saved state.
 //
 // A client hands these out only through license.Client.Diagnostics, whose
 // argument (a Key) only the SDK's packages under license/ can make, so they
@@ -27,28 +26,26 @@ const RollbackSlack time.Duration = 5 * time.Minute
 // only NewKey makes one that does.
 type Key struct{ ok bool }
 
-// NewKey returns a Key that unlocks license.Client.Diagnostics. Being in an
-// internal package, it can be called only under license/.
+// NewKey returns a Key that unlocks license.Client.Diagnostics.
 func NewKey() Key { return Key{ok: true} }
 
 // Valid reports whether k came from NewKey.
 func (k Key) Valid() bool { return k.ok }
 
-// Client is a licence client's diagnosis surface.
+// Client is a licence client's diagnosis surface. Probe and CheckLicense
+// wait for a call of the client in progress; ctx bounds the wait and the
+// exchange.
 type Client interface {
 	// Fingerprint returns this machine's fingerprint from the client's
-	// source: the one given with license.WithFingerprintSource, or the
-	// default collector with the options of license.WithFingerprintOptions.
-	// It may block while the hardware is read, bounded by ctx. The result
-	// is shared: treat it as read-only.
+	// source (license.WithFingerprintSource, or the default collector with
+	// license.WithFingerprintOptions). It may block while the hardware is
+	// read, bounded by ctx. The result is shared: treat it as read-only.
 	Fingerprint(ctx context.Context) (*fingerprint.Fingerprint, error)
 
 	// Probe sends one extend_session for a random token that names no
 	// session, with the client's retry settings, and reports how the server
-	// answered: the expected answer is a refusal ("unknown token"). It takes
-	// no seat, does not load or change the saved state, and works before
-	// Start. It waits for a call of the client in progress; ctx bounds the
-	// wait and the exchange.
+	// answered: the expected answer is a refusal ("unknown token"). It does
+	// not load the saved state and works before Start.
 	Probe(ctx context.Context) ProbeResult
 
 	// InspectState looks at the saved state without changing it: it
@@ -60,14 +57,12 @@ type Client interface {
 	// are in its SavedState.Err.
 	InspectState(ctx context.Context, fp *fingerprint.Fingerprint) (*StateInspection, error)
 
-	// CheckLicense asks the server whether it knows the licence, taking no
-	// seat and creating nothing: it sends register_instance only when the
-	// saved state shows that the server already registered this machine
-	// with the same hardware (fp, see Fingerprint), so that the spec makes
-	// the server return the existing instance; otherwise it sends nothing
-	// and says why in NotChecked. It changes nothing on this machine, takes
-	// no state slot, and waits for a call of the client in progress; ctx
-	// bounds the wait and the exchange.
+	// CheckLicense asks the server whether it knows the licence, creating
+	// nothing: it sends register_instance only when the saved state shows
+	// that the server already registered this machine with the same
+	// hardware (fp, see Fingerprint), so that the spec makes the server
+	// return the existing instance; otherwise it sends nothing and says why
+	// in NotChecked. It takes no state slot.
 	CheckLicense(ctx context.Context, fp *fingerprint.Fingerprint) LicenseCheck
 }
 
@@ -112,8 +107,7 @@ type SavedState struct {
 	// Slot is the slot index; zero for a custom StateStore.
 	Slot int
 	// Held is true when a running client held the slot's lock at the
-	// moment of the inspection. InspectState never waits for it or takes
-	// it over.
+	// moment of the inspection.
 	Held bool
 	// Saved is true when the slot holds saved state, whether or not it
 	// opens.
