@@ -113,12 +113,7 @@ func newDispatcher(h EventHandler, log *slog.Logger) *dispatcher {
 
 // emit queues e without blocking, or drops it (EventHandler).
 func (d *dispatcher) emit(e Event) {
-	if d == nil || d.handler == nil {
-		return
-	}
-	d.mu.Lock()
-	if d.closed {
-		d.mu.Unlock()
+	if !d.lockOpen() {
 		return
 	}
 	if !d.started {
@@ -136,6 +131,19 @@ func (d *dispatcher) emit(e Event) {
 	}
 }
 
+// lockOpen locks d if it has a handler and is not closed, and says so.
+func (d *dispatcher) lockOpen() bool {
+	if d == nil || d.handler == nil {
+		return false
+	}
+	d.mu.Lock()
+	if d.closed {
+		d.mu.Unlock()
+		return false
+	}
+	return true
+}
+
 func (d *dispatcher) run() {
 	defer close(d.done)
 	for e := range d.queue {
@@ -146,12 +154,7 @@ func (d *dispatcher) run() {
 // close delivers what is queued, then stops. After it returns the handler
 // is never called again. Idempotent.
 func (d *dispatcher) close() {
-	if d == nil || d.handler == nil {
-		return
-	}
-	d.mu.Lock()
-	if d.closed {
-		d.mu.Unlock()
+	if !d.lockOpen() {
 		return
 	}
 	d.closed = true
