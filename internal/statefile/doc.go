@@ -21,7 +21,8 @@
 // Only regular files are opened (openFlags): anything else where a state
 // file belongs reads as corrupt without being followed or opened for
 // reading, so a planted FIFO cannot block a read, and Quarantine moves it
-// aside. A lock file that is not a regular file makes Acquire fail.
+// aside. A lock file that is not a regular file makes Acquire fail and
+// Probe report a lock error.
 //
 // # Slots and locking
 //

@@ -67,9 +67,9 @@ var ErrNotDir = errors.New("statefile: state directory is not a directory")
 // probeLock tries the lock at path once and releases it at once. A missing
 // lock file means the slot was never used: not held.
 func probeLock(path string) (held bool, err error) {
-	lf, err := os.OpenFile(path, os.O_RDWR, 0)
+	lf, err := os.OpenFile(path, os.O_RDWR|openFlags, 0)
 	if errors.Is(err, fs.ErrPermission) {
-		lf, err = os.Open(path)
+		lf, err = os.OpenFile(path, os.O_RDONLY|openFlags, 0)
 	}
 	if errors.Is(err, fs.ErrNotExist) {
 		return false, nil
@@ -78,6 +78,9 @@ func probeLock(path string) (held bool, err error) {
 		return false, wrap("probe", filepath.Base(path), err)
 	}
 	defer lf.Close()
+	if err := checkRegular(lf, nil); err != nil {
+		return false, wrap("probe", filepath.Base(path), err)
+	}
 	switch err := lockFile(lf); {
 	case errors.Is(err, errBusy):
 		return true, nil

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -64,4 +65,56 @@ func TestFIFOAsLockFile(t *testing.T) {
 	_, err := Acquire(dir, "state", 1)
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "not a regular file")
+}
+
+// TestProbeSpecialLockFiles puts a FIFO, and symlinks to a held lock file
+// and to a FIFO, where a slot's lock file belongs. Probe reports each as a
+// lock error at once, without blocking or following the link: a link to a
+// held lock must not make the slot look held.
+func TestProbeSpecialLockFiles(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		make func(t *testing.T, path string)
+		want string
+	}{
+		{"fifo", func(t *testing.T, path string) { require.NoError(t, syscall.Mkfifo(path, 0o600)) },
+			"not a regular file"},
+		{"symlink to a held lock", func(t *testing.T, path string) {
+			other := t.TempDir()
+			acquire(t, other, 1)
+			require.NoError(t, os.Symlink(filepath.Join(other, "state.lock"), path))
+		}, ""},
+		{"symlink to a fifo", func(t *testing.T, path string) {
+			target := filepath.Join(t.TempDir(), "fifo")
+			require.NoError(t, syscall.Mkfifo(target, 0o600))
+			require.NoError(t, os.Symlink(target, path))
+		}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			tc.make(t, filepath.Join(dir, "state.lock"))
+			type result struct {
+				infos []SlotInfo
+				err   error
+			}
+			done := make(chan result, 1)
+			go func() {
+				infos, err := Probe(dir, "state", 1)
+				done <- result{infos, err}
+			}()
+			var r result
+			select {
+			case r = <-done:
+			case <-time.After(30 * time.Second):
+				t.Fatal("Probe blocked on a special lock file")
+			}
+			require.NoError(t, r.err)
+			require.Len(t, r.infos, 1)
+			assert.False(t, r.infos[0].Held)
+			require.Error(t, r.infos[0].LockErr)
+			assert.Contains(t, r.infos[0].LockErr.Error(), tc.want)
+		})
+	}
 }

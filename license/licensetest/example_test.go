@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/licensekit/licensekit-go/envelope"
-	"github.com/licensekit/licensekit-go/internal/wire"
 	"github.com/licensekit/licensekit-go/license/licensetest"
 )
 
@@ -32,17 +31,17 @@ func Example() {
 	if err != nil {
 		panic(err)
 	}
-	payload, _ := json.Marshal(wire.RegisterRequest{
-		ProductGUID: "my-app", LicenseKey: "ABCD-1234",
-		Machine: wire.Machine{CPUID: "cpu", MBSerial: "mb", MACAddresses: []string{"00:11:22:33:44:55"},
-			VolumeHash: "vol", HostName: "build-01"},
-		Name: "Ada", Email: "ada@example.com",
+	// The register_instance payload, with the v2 spec's field names.
+	payload, _ := json.Marshal(map[string]any{
+		"product_guid": "my-app", "license_key": "ABCD-1234", "name": "Ada", "email": "ada@example.com",
+		"ip_address": "", "cpu_id": "cpu", "mb_serial": "mb", "volume_hash": "vol", "host_name": "build-01",
+		"mac_addresses": []string{"00:11:22:33:44:55"}, "user_hash": map[string]string{},
 	})
 	sealed, err := sealer.Seal(envelope.Request{APIKey: s.Info().APIKey, Endpoint: licensetest.Register}, payload)
 	if err != nil {
 		panic(err)
 	}
-	body, _ := json.Marshal(wire.Request{Key: sealed.Key, Data: sealed.Data})
+	body, _ := json.Marshal(map[string]string{"key": sealed.Key, "data": sealed.Data})
 	resp, err := s.Client().Post(s.URL+"/"+licensetest.Register, "application/json", bytes.NewReader(body))
 	if err != nil {
 		panic(err)
@@ -53,41 +52,99 @@ func Example() {
 	if err != nil {
 		panic(err)
 	}
-	reply, err := wire.DecodeRegister(plain)
-	if err != nil {
+	var reply struct {
+		Success        bool `json:"success"`
+		ControlOptions struct {
+			SessionDuration       int64 `json:"session_duration"`        // seconds
+			ValidationGracePeriod int64 `json:"validation_grace_period"` // seconds
+		} `json:"control_options"`
+	}
+	if err := json.Unmarshal(plain, &reply); err != nil {
 		panic(err)
 	}
-	fmt.Println(resp.StatusCode, reply.Success, reply.ControlOptions.Session(), reply.ControlOptions.Grace())
+	co := reply.ControlOptions
+	fmt.Println(resp.StatusCode, reply.Success,
+		time.Duration(co.SessionDuration)*time.Second, time.Duration(co.ValidationGracePeriod)*time.Second)
 	fmt.Println(len(s.Instances()), s.Count(licensetest.Register), s.Requests()[0].Sealed)
 	// Output:
 	// 200 true 10m0s 1h0m0s
 	// 1 1 true
 }
 
-// call posts one sealed v2 request and returns the status and reply body.
-func call(s *licensetest.Server, hc *http.Client, endpoint string, payload any) (int, []byte, error) {
+// register is the register_instance payload, with the v2 spec's field
+// names; begin is begin_session's.
+type register struct {
+	ProductGUID string `json:"product_guid"`
+	LicenseKey  string `json:"license_key"`
+	machine
+	Name  string `json:"name"`
+	Email string `json:"email"`
+}
+
+type begin struct {
+	ProductGUID  string `json:"product_guid"`
+	LicenseKey   string `json:"license_key"`
+	InstanceGUID string `json:"instance_guid"`
+	machine
+}
+
+// machine holds the hardware facts and user hash that register_instance and
+// begin_session both carry. The spec wants an array and an object, never
+// null, for mac_addresses and user_hash.
+type machine struct {
+	IPAddress    string            `json:"ip_address"`
+	CPUID        string            `json:"cpu_id"`
+	MBSerial     string            `json:"mb_serial"`
+	MACAddresses []string          `json:"mac_addresses"`
+	VolumeHash   string            `json:"volume_hash"`
+	HostName     string            `json:"host_name"`
+	UserHash     map[string]string `json:"user_hash"`
+}
+
+// pc is the machine the examples run on.
+var pc = machine{CPUID: "cpu", MBSerial: "mb", MACAddresses: []string{"00:11:22:33:44:55"},
+	VolumeHash: "vol", HostName: "build-01", UserHash: map[string]string{}}
+
+// reply holds the members of a v2 reply that the examples read.
+type reply struct {
+	GUID           string `json:"guid"`
+	Token          string `json:"token"`
+	Error          string `json:"error"`
+	ControlOptions struct {
+		SessionDuration int64 `json:"session_duration"` // seconds
+	} `json:"control_options"`
+}
+
+// call posts one sealed v2 request and returns the status and the opened
+// reply.
+func call(s *licensetest.Server, hc *http.Client, endpoint string, payload any) (int, reply, error) {
 	sealer, err := envelope.NewSharedSecretSealer(s.Info().Secret)
 	if err != nil {
-		return 0, nil, err
+		return 0, reply{}, err
 	}
 	pt, _ := json.Marshal(payload)
 	// The request carries the server's clock, which WithClock may fake.
 	sealed, err := sealer.Seal(envelope.Request{APIKey: s.Info().APIKey, Endpoint: endpoint, Time: s.Now()}, pt)
 	if err != nil {
-		return 0, nil, err
+		return 0, reply{}, err
 	}
-	body, _ := json.Marshal(wire.Request{Key: sealed.Key, Data: sealed.Data})
+	body, _ := json.Marshal(map[string]string{"key": sealed.Key, "data": sealed.Data})
 	resp, err := hc.Post(s.URL+"/"+endpoint, "application/json", bytes.NewReader(body))
 	if err != nil {
-		return 0, nil, err
+		return 0, reply{}, err
 	}
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(resp.Body)
 	if err != nil {
-		return resp.StatusCode, nil, err
+		return resp.StatusCode, reply{}, err
 	}
 	plain, err := sealed.Reply.OpenReply(raw)
-	return resp.StatusCode, plain, err
+	if err != nil {
+		return resp.StatusCode, reply{}, err
+	}
+	var r reply
+	err = json.Unmarshal(plain, &r)
+	return resp.StatusCode, r, err
 }
 
 // Inject failures: a 503 with Retry-After, a refused connection, a revoked
@@ -96,24 +153,24 @@ func ExampleServer_Inject() {
 	s := licensetest.NewServer(nil)
 	defer s.Close()
 	_ = s.AddLicense(licensetest.License{ProductGUID: "my-app", Key: "ABCD-1234"})
-	register := wire.RegisterRequest{ProductGUID: "my-app", LicenseKey: "ABCD-1234"}
+	req := register{ProductGUID: "my-app", LicenseKey: "ABCD-1234", machine: pc}
 
 	s.Inject(licensetest.Fault{Endpoint: licensetest.Register, Kind: licensetest.FaultFail, Count: 1, Status: http.StatusServiceUnavailable})
-	status, body, _ := call(s, s.Client(), licensetest.Register, register)
-	fmt.Println(status, wire.DecodeFailure(licensetest.Register, body).Message)
+	status, r, _ := call(s, s.Client(), licensetest.Register, req)
+	fmt.Println(status, r.Error)
 
 	s.SetDown(true)
-	_, _, err := call(s, s.Client(), licensetest.Register, register)
+	_, _, err := call(s, s.Client(), licensetest.Register, req)
 	var dialErr *net.OpError
 	fmt.Println("refused:", errors.As(err, &dialErr) && dialErr.Op == "dial")
 	s.SetDown(false)
 
-	status, _, _ = call(s, s.Client(), licensetest.Register, register)
+	status, _, _ = call(s, s.Client(), licensetest.Register, req)
 	fmt.Println(status)
 
 	_ = s.SetLicenseState("my-app", "ABCD-1234", licensetest.Revoked)
-	status, body, _ = call(s, s.Client(), licensetest.Register, register)
-	fmt.Println(status, wire.DecodeFailure(licensetest.Register, body).Message)
+	status, r, _ = call(s, s.Client(), licensetest.Register, req)
+	fmt.Println(status, r.Error)
 	fmt.Println("requests handled:", s.Count(""))
 	// Output:
 	// 503 service unavailable
@@ -132,19 +189,19 @@ func ExampleServer_Transport() {
 	_ = s.AddLicense(licensetest.License{ProductGUID: "my-app", Key: "ABCD-1234", Seats: 1, SessionDuration: time.Minute})
 	hc := &http.Client{Transport: s.Transport()}
 
-	_, body, _ := call(s, hc, licensetest.Register, wire.RegisterRequest{ProductGUID: "my-app", LicenseKey: "ABCD-1234"})
-	reg, _ := wire.DecodeRegister(body)
-	_, body, _ = call(s, hc, licensetest.Begin, wire.BeginRequest{ProductGUID: "my-app", LicenseKey: "ABCD-1234", InstanceGUID: reg.GUID})
-	begin, _ := wire.DecodeBegin(body)
-	fmt.Println("seats in use:", s.SeatsInUse("my-app", "ABCD-1234"), "session:", begin.ControlOptions.Session())
+	_, reg, _ := call(s, hc, licensetest.Register, register{ProductGUID: "my-app", LicenseKey: "ABCD-1234", machine: pc})
+	session := begin{ProductGUID: "my-app", LicenseKey: "ABCD-1234", InstanceGUID: reg.GUID, machine: pc}
+	_, started, _ := call(s, hc, licensetest.Begin, session)
+	fmt.Println("seats in use:", s.SeatsInUse("my-app", "ABCD-1234"), "session:",
+		time.Duration(started.ControlOptions.SessionDuration)*time.Second)
 
-	status, _, _ := call(s, hc, licensetest.Begin, wire.BeginRequest{ProductGUID: "my-app", LicenseKey: "ABCD-1234", InstanceGUID: reg.GUID})
+	status, _, _ := call(s, hc, licensetest.Begin, session)
 	fmt.Println("second seat:", status)
 
 	now = now.Add(time.Minute) // the session lapses
 	fmt.Println("seats in use:", s.SeatsInUse("my-app", "ABCD-1234"))
-	status, body, _ = call(s, hc, licensetest.Extend, wire.ExtendRequest{Token: begin.Token})
-	fmt.Println(status, wire.DecodeFailure(licensetest.Extend, body).Message)
+	status, r, _ := call(s, hc, licensetest.Extend, map[string]string{"token": started.Token})
+	fmt.Println(status, r.Error)
 	// Output:
 	// seats in use: 1 session: 1m0s
 	// second seat: 409
