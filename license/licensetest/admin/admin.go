@@ -107,11 +107,14 @@ func NewHandler(s *licensetest.Server, opts Options) *Handler {
 	a := &Handler{
 		s:     s,
 		in:    hook.Of(s),
-		token: cmp.Or(opts.Token, hook.RandomToken(24)),
+		token: opts.Token,
 		mux:   http.NewServeMux(),
 		ctl:   &controller{s: s},
 		cop:   http.NewCrossOriginProtection(),
 		done:  make(chan struct{}),
+	}
+	if a.token == "" {
+		a.token = hook.RandomToken(24)
 	}
 	a.tokenSum = sha256.Sum256([]byte(a.token))
 	for _, h := range opts.AllowedHosts {
