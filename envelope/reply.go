@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"hash"
 	"io"
+	"slices"
 )
 
 // Sealed replies follow Oblivious HTTP (RFC 9458, section 4.4); FORMAT.md,
@@ -36,10 +37,7 @@ type replyKeys struct {
 }
 
 func (k *replyKeys) aead(replyNonce []byte) (cipher.AEAD, []byte, error) {
-	salt := make([]byte, 0, len(k.binding)+len(replyNonce))
-	salt = append(salt, k.binding...)
-	salt = append(salt, replyNonce...)
-	prk, err := hkdf.Extract(sha256.New, k.secret, salt)
+	prk, err := hkdf.Extract(sha256.New, k.secret, slices.Concat(k.binding, replyNonce))
 	if err != nil {
 		return nil, nil, err
 	}

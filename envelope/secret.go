@@ -6,6 +6,7 @@ import (
 	"crypto/hkdf"
 	"crypto/rand"
 	"crypto/sha256"
+	"slices"
 )
 
 // Shared-secret mode: FORMAT.md, "Shared-secret mode request" and "Labels".
@@ -53,9 +54,7 @@ func (k *secretKeys) perRequest(salt []byte, apiKey string) (cipher.AEAD, []byte
 }
 
 func secretAAD(header []byte, apiKey string) []byte {
-	aad := make([]byte, 0, len(header)+len(apiKey))
-	aad = append(aad, header...)
-	return append(aad, apiKey...)
+	return slices.Concat(header, []byte(apiKey))
 }
 
 // secretMode is both sides of shared-secret mode. sealed is

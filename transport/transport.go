@@ -292,11 +292,9 @@ func (c *Client) Do(ctx context.Context, req Request) (*Response, error) {
 	cl := &call{c: c, endpoint: req.Endpoint, retry: req.Retry, max: budget}
 	cl.rc = retryablehttp.Client{
 		HTTPClient:   c.hc,
-		RetryWaitMin: c.backoffMin,
-		RetryWaitMax: c.backoffMax,
 		RetryMax:     budget - 1,
 		CheckRetry:   cl.checkRetry,
-		Backoff:      cl.backoff,
+		Backoff:      func(time.Duration, time.Duration, int, *http.Response) time.Duration { return cl.wait },
 		ErrorHandler: retryablehttp.PassthroughErrorHandler,
 	}
 	if c.libLog.Handler().Enabled(context.Background(), slog.LevelDebug) {
@@ -350,7 +348,7 @@ type call struct {
 	attempts   int
 	status     int           // of the last attempt, 0 when it got no reply
 	retryAfter time.Duration // of the last reply, capped
-	wait       time.Duration // decided by checkRetry, handed to backoff
+	wait       time.Duration // decided by checkRetry, handed to Backoff
 }
 
 // checkRetry is the retryablehttp.CheckRetry of the call. It counts the
@@ -396,12 +394,6 @@ func (cl *call) checkRetry(ctx context.Context, resp *http.Response, err error) 
 		c.log.LogAttrs(ctx, slog.LevelDebug, "transport attempt", attrs...)
 	}
 	return retry, nil
-}
-
-// backoff is the retryablehttp.Backoff of the call: the wait checkRetry
-// already chose.
-func (cl *call) backoff(_, _ time.Duration, _ int, _ *http.Response) time.Duration {
-	return cl.wait
 }
 
 func (cl *call) error(status int, err error) *Error {
