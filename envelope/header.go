@@ -40,7 +40,6 @@ type requestTail struct {
 	carried  bool // the carried flag, set by the opener from the fixed header
 }
 
-// validEndpoint reports whether s can be carried in a request header.
 func validEndpoint(s string) bool {
 	if len(s) == 0 || len(s) > MaxEndpointLen {
 		return false
@@ -53,7 +52,6 @@ func validEndpoint(s string) bool {
 	return true
 }
 
-// newTail checks req and draws a request id.
 func newTail(req Request) (requestTail, error) {
 	if !validEndpoint(req.Endpoint) {
 		return requestTail{}, newError("seal", "invalid endpoint name", ErrMalformed)

@@ -13,7 +13,6 @@ const (
 	labelRequest = "licensekit-envelope v2 request"
 )
 
-// requestInfo returns the HPKE info: "licensekit-envelope v2 request" || 0x00 || key.
 func requestInfo(key string) []byte {
 	return []byte(labelRequest + "\x00" + key)
 }
@@ -96,8 +95,6 @@ func NewOpener(priv *PrivateKey, opts ...Option) (Opener, error) {
 
 func (o *hpkeOpener) Open(in Incoming) (*Opened, error) { return openData(o, in) }
 
-// precheck validates the fixed header of raw and reports whether it is
-// addressed to this opener's key, without any cryptography.
 func (o *hpkeOpener) precheck(raw []byte) error {
 	const op = "open"
 	if err := checkFixed(raw, versionHPKE, hpkeFixedLen); err != nil {

@@ -196,8 +196,6 @@ func (k *PublicKey) EncodePEM() []byte {
 	return encodePEM(pemPublic, k, marshalKey(kindPublic, k.kem, k.raw))
 }
 
-// encodePEM returns a PEM block of type typ holding b, with the
-// informational KEM and Key-Id headers of k.
 func encodePEM(typ string, k *PublicKey, b []byte) []byte {
 	return pem.EncodeToMemory(&pem.Block{Type: typ, Headers: map[string]string{"KEM": k.kem.String(), "Key-Id": k.KeyID()}, Bytes: b})
 }

@@ -135,8 +135,6 @@ func NewSharedSecretOpener(secret []byte, opts ...Option) (Opener, error) {
 
 func (o *secretMode) Open(in Incoming) (*Opened, error) { return openData(o, in) }
 
-// precheck validates the fixed header of raw and reports whether it is
-// addressed to this opener's secret, without any cryptography.
 func (o *secretMode) precheck(raw []byte) error {
 	if err := checkFixed(raw, versionSecret, secretFixedLen); err != nil {
 		return err

@@ -17,7 +17,6 @@ type smbiosInfo struct {
 	hasSystem, hasBoard              bool
 }
 
-// srcRSMB is the source of the Windows SMBIOS components.
 const srcRSMB = "GetSystemFirmwareTable(RSMB)"
 
 var errSMBIOS = errors.New("fingerprint: malformed smbios data")

@@ -146,7 +146,6 @@ func IsCertificateError(err error) bool {
 		is[x509.CertificateInvalidError](err) || is[x509.HostnameError](err) || is[x509.SystemRootsError](err)
 }
 
-// is reports whether err's chain holds an error of type T.
 func is[T error](err error) bool {
 	_, ok := errors.AsType[T](err)
 	return ok

@@ -54,7 +54,6 @@ func (o *options) fail(format string, args ...any) {
 	o.errs = append(o.errs, fmt.Errorf("transport: "+format, args...))
 }
 
-// check reports ok, and records the error format describes when it is false.
 func (o *options) check(ok bool, format string, args ...any) bool {
 	if !ok {
 		o.fail(format, args...)

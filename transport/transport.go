@@ -238,7 +238,6 @@ func (g attemptGuard) RoundTrip(r *http.Request) (*http.Response, error) {
 	return resp, nil
 }
 
-// cancelOnClose ends an attempt's context when its reply body is closed.
 type cancelOnClose struct {
 	io.ReadCloser
 	cancel context.CancelFunc
@@ -310,7 +309,6 @@ func (c *Client) Do(ctx context.Context, req Request) (*Response, error) {
 	return cl.finish(ctx, resp)
 }
 
-// checkRequest validates the parts of a Request that Do cannot repair.
 func checkRequest(req Request) error {
 	if !validEndpoint(req.Endpoint) {
 		return fmt.Errorf("%w: endpoint must be unreserved URL path segments", ErrInvalidRequest)
@@ -324,7 +322,6 @@ func checkRequest(req Request) error {
 	return nil
 }
 
-// unreserved are the URL characters an endpoint's segments may hold.
 const unreserved = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~"
 
 func validEndpoint(s string) bool {
@@ -409,7 +406,6 @@ func withCtx(ctx context.Context, err error) error {
 	return fmt.Errorf("%w (last error: %w)", ctxErr, err)
 }
 
-// finish reads the capped body of the final reply and builds the result.
 func (cl *call) finish(ctx context.Context, resp *http.Response) (*Response, error) {
 	defer resp.Body.Close()
 	r := &Response{
@@ -519,7 +515,6 @@ func (d debugHandler) Handle(ctx context.Context, r slog.Record) error {
 	return d.h.Handle(ctx, out)
 }
 
-// clean redacts and bounds the text of one attribute.
 func (d debugHandler) clean(a slog.Attr) slog.Attr {
 	v := a.Value.Resolve()
 	switch v.Kind() {
