@@ -81,9 +81,7 @@ func parseTail(b []byte) (requestTail, int, error) {
 	if secs > 1<<62 {
 		return requestTail{}, 0, newError(op, "timestamp out of range", ErrMalformed)
 	}
-	var t requestTail
-	t.time = time.Unix(int64(secs), 0)
-	copy(t.id[:], b[8:8+RequestIDSize])
+	t := requestTail{time: time.Unix(int64(secs), 0), id: [RequestIDSize]byte(b[8 : 8+RequestIDSize])}
 	n := int(b[tailFixedLen-1])
 	if len(b) < tailFixedLen+n {
 		return requestTail{}, 0, newError(op, "truncated header", ErrMalformed)

@@ -20,8 +20,7 @@ func requestInfo(key string) []byte {
 type hpkeSealer struct {
 	pub    *PublicKey
 	encLen int
-	fixed  []byte
-	sealed bool
+	fixed  []byte // its flags byte says whether replies are sealed
 }
 
 // NewSealer returns the client side of public-key mode: requests are sealed
@@ -41,13 +40,12 @@ func NewSealer(pub *PublicKey, opts ...Option) (Sealer, error) {
 		pub:    pub,
 		encLen: p.encLen,
 		fixed:  fixedHeader(versionHPKE, o.sealedReplies, append(suite, pub.keyID[:]...)...),
-		sealed: o.sealedReplies,
 	}, nil
 }
 
 // RepliesAuthenticated reports whether the Sealer was built with
 // WithSealedReplies.
-func (s *hpkeSealer) RepliesAuthenticated() bool { return s.sealed }
+func (s *hpkeSealer) RepliesAuthenticated() bool { return s.fixed[1]&flagSealedReply != 0 }
 
 func (s *hpkeSealer) Seal(req Request, plaintext []byte) (Sealed, error) {
 	const op = "seal"
@@ -64,7 +62,7 @@ func (s *hpkeSealer) Seal(req Request, plaintext []byte) (Sealed, error) {
 		return Sealed{}, newError(op, "hpke seal failed", err)
 	}
 	var reply ReplyOpener = plainReply{}
-	if s.sealed {
+	if s.RepliesAuthenticated() {
 		secret, err := sender.Export(labelResponse, replySecretLen)
 		if err != nil {
 			return Sealed{}, newError(op, "hpke export failed", err)

@@ -33,8 +33,6 @@ const (
 	aeadAES256GCM uint16 = 0x0002
 )
 
-// kemParams holds one KEM's implementation and the sizes of its serialized
-// keys and encapsulation.
 type kemParams struct {
 	name    string
 	pubLen  int

@@ -34,8 +34,7 @@ func deriveSecretKeys(secret []byte) (*secretKeys, error) {
 		return nil, newError("new", "key derivation failed", err)
 	}
 	e := newExpander(prk)
-	rs := e.expand(32, "request")
-	return &secretKeys{requestSecret: rs, keyID: [keyIDLen]byte(e.expand(keyIDLen, "key id"))}, nil
+	return &secretKeys{requestSecret: e.expand(32, "request"), keyID: [keyIDLen]byte(e.expand(keyIDLen, "key id"))}, nil
 }
 
 // perRequest derives one request's AEAD, nonce and reply secret from its salt.

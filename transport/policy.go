@@ -30,11 +30,8 @@ const (
 
 // String returns "idempotent", "unsent" or "Retry(n)".
 func (r Retry) String() string {
-	switch r {
-	case RetryIdempotent:
-		return "idempotent"
-	case RetryUnsent:
-		return "unsent"
+	if r == RetryIdempotent || r == RetryUnsent {
+		return [...]string{"idempotent", "unsent"}[r]
 	}
 	return "Retry(" + strconv.Itoa(int(r)) + ")"
 }
@@ -44,13 +41,7 @@ func (r Retry) String() string {
 // at the context or the attempt budget.
 func retryable(r Retry, status int, err error) bool {
 	if err != nil {
-		if IsCertificateError(err) {
-			return false
-		}
-		if r == RetryUnsent {
-			return unsent(err)
-		}
-		return true
+		return !IsCertificateError(err) && (r != RetryUnsent || unsent(err))
 	}
 	switch status {
 	case http.StatusTooManyRequests, http.StatusServiceUnavailable:
