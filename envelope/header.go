@@ -17,8 +17,6 @@ const (
 	flagSealedReply byte = 0x01
 )
 
-// fixedHeader returns a mode's fixed header: version, flags (the sealed-reply
-// flag when sealed), then the mode's own fields.
 func fixedHeader(version byte, sealed bool, fields ...byte) []byte {
 	h := append([]byte{version, 0}, fields...)
 	if sealed {

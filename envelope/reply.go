@@ -103,8 +103,6 @@ func (s *replySealer) SealReply(plaintext []byte) ([]byte, error) {
 	return body, nil
 }
 
-// notRequested is the ReplySealer of a request that did not ask for a sealed
-// reply.
 type notRequested struct{}
 
 func (notRequested) Requested() bool { return false }
@@ -113,8 +111,6 @@ func (notRequested) SealReply([]byte) ([]byte, error) {
 	return nil, newError("seal reply", "the client did not ask for a sealed reply", ErrNotRequested)
 }
 
-// plainReply is the ReplyOpener of a request that did not ask for a sealed
-// reply: it returns the body unchanged.
 type plainReply struct{}
 
 func (plainReply) OpenReply(body []byte) ([]byte, error) { return body, nil }

@@ -52,10 +52,8 @@ func retryable(r Retry, status int, err error) bool {
 	return false
 }
 
-// unsent reports whether err proves the request never reached the server:
-// a DNS failure, or any failure while dialing (which includes connection
-// refused). Errors after the connection was up (reset, EOF, timeouts while
-// waiting for the reply) do not qualify.
+// unsent reports whether err proves the request never reached the server
+// (see RetryUnsent).
 func unsent(err error) bool {
 	op, ok := errors.AsType[*net.OpError](err)
 	return is[*net.DNSError](err) || ok && op.Op == "dial" || errors.Is(err, syscall.ECONNREFUSED)

@@ -348,9 +348,8 @@ type call struct {
 	wait       time.Duration // decided by checkRetry, handed to Backoff
 }
 
-// checkRetry is the retryablehttp.CheckRetry of the call. It counts the
-// attempt, logs it, decides whether to retry and computes the wait. It never
-// returns an error, so the last response or transport error passes through
+// checkRetry is the retryablehttp.CheckRetry of the call. It never returns
+// an error, so the last response or transport error passes through
 // unchanged.
 func (cl *call) checkRetry(ctx context.Context, resp *http.Response, err error) (bool, error) {
 	c := cl.c
@@ -525,22 +524,21 @@ func (d debugHandler) clean(a slog.Attr) slog.Attr {
 		}
 		return slog.String(a.Key, text.Clean(d.redact(s), maxHeaderLen*2))
 	case slog.KindGroup:
-		attrs := v.Group()
-		cleaned := make([]any, len(attrs))
-		for i, g := range attrs {
-			cleaned[i] = d.clean(g)
-		}
-		return slog.Group(a.Key, cleaned...)
+		return slog.Attr{Key: a.Key, Value: slog.GroupValue(d.cleanAll(v.Group())...)}
 	}
 	return slog.Attr{Key: a.Key, Value: v}
 }
 
-func (d debugHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
+func (d debugHandler) cleanAll(attrs []slog.Attr) []slog.Attr {
 	cleaned := make([]slog.Attr, len(attrs))
 	for i, a := range attrs {
 		cleaned[i] = d.clean(a)
 	}
-	return debugHandler{d.h.WithAttrs(cleaned), d.redact}
+	return cleaned
+}
+
+func (d debugHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return debugHandler{d.h.WithAttrs(d.cleanAll(attrs)), d.redact}
 }
 
 func (d debugHandler) WithGroup(name string) slog.Handler {
