@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -96,13 +97,10 @@ func (e *Error) Error() string {
 	if e.Err != nil {
 		detail = strings.TrimPrefix(e.Err.Error(), "transport: ")
 	}
-	switch {
-	case head != "" && detail != "":
-		return s + head + ": " + detail
-	case head+detail != "":
-		return s + head + detail
+	if head != "" && detail != "" {
+		head += ": "
 	}
-	return s + "failed"
+	return s + cmp.Or(head+detail, "failed")
 }
 
 // Unwrap returns Err, so errors.Is and errors.As reach the cause (for
