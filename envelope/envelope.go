@@ -255,7 +255,6 @@ func decodeData(s string) ([]byte, bool) {
 	return raw, true
 }
 
-// encodedFits reports whether n raw bytes encode within MaxDataSize.
 func encodedFits(n int) bool {
 	return n >= 0 && n <= (MaxDataSize/4)*3
 }

@@ -210,8 +210,7 @@ func (g *Guard) Admit(o *Opened, data string, now time.Time, scope Scope) (*Tick
 		case !e.done:
 			return nil, nil, newError(op, "first copy of the request still in progress", ErrInProgress)
 		}
-		r := Reply{Status: e.reply.Status, Body: bytes.Clone(e.reply.Body)}
-		return nil, &r, nil
+		return nil, &Reply{Status: e.reply.Status, Body: bytes.Clone(e.reply.Body)}, nil
 	}
 	if scope.Partition == "" {
 		return &Ticket{g: g}, nil, nil

@@ -17,8 +17,6 @@ const (
 	flagSealedReply byte = 0x01
 )
 
-// fixedHeader returns a mode's fixed header: version, flags (the sealed-reply
-// flag when sealed), then the mode's own fields.
 func fixedHeader(version byte, sealed bool, fields ...byte) []byte {
 	h := append([]byte{version, 0}, fields...)
 	if sealed {
@@ -40,7 +38,6 @@ type requestTail struct {
 	carried  bool // the carried flag, set by the opener from the fixed header
 }
 
-// validEndpoint reports whether s can be carried in a request header.
 func validEndpoint(s string) bool {
 	if len(s) == 0 || len(s) > MaxEndpointLen {
 		return false
@@ -53,7 +50,6 @@ func validEndpoint(s string) bool {
 	return true
 }
 
-// newTail checks req and draws a request id.
 func newTail(req Request) (requestTail, error) {
 	if !validEndpoint(req.Endpoint) {
 		return requestTail{}, newError("seal", "invalid endpoint name", ErrMalformed)
@@ -83,9 +79,7 @@ func parseTail(b []byte) (requestTail, int, error) {
 	if secs > 1<<62 {
 		return requestTail{}, 0, newError(op, "timestamp out of range", ErrMalformed)
 	}
-	var t requestTail
-	t.time = time.Unix(int64(secs), 0)
-	copy(t.id[:], b[8:8+RequestIDSize])
+	t := requestTail{time: time.Unix(int64(secs), 0), id: [RequestIDSize]byte(b[8 : 8+RequestIDSize])}
 	n := int(b[tailFixedLen-1])
 	if len(b) < tailFixedLen+n {
 		return requestTail{}, 0, newError(op, "truncated header", ErrMalformed)

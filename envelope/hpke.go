@@ -13,19 +13,14 @@ const (
 	labelRequest = "licensekit-envelope v2 request"
 )
 
-// requestInfo returns the HPKE info: "licensekit-envelope v2 request" || 0x00 || key.
 func requestInfo(key string) []byte {
-	info := make([]byte, 0, len(labelRequest)+1+len(key))
-	info = append(info, labelRequest...)
-	info = append(info, 0)
-	return append(info, key...)
+	return []byte(labelRequest + "\x00" + key)
 }
 
 type hpkeSealer struct {
 	pub    *PublicKey
 	encLen int
-	fixed  []byte
-	sealed bool
+	fixed  []byte // its flags byte says whether replies are sealed
 }
 
 // NewSealer returns the client side of public-key mode: requests are sealed
@@ -36,10 +31,7 @@ func NewSealer(pub *PublicKey, opts ...Option) (Sealer, error) {
 	if pub == nil || pub.pk == nil {
 		return nil, newError("new", "nil public key", ErrMalformed)
 	}
-	p, ok := pub.kem.params()
-	if !ok {
-		return nil, newError("new", "unsupported kem", ErrUnsupportedVersion)
-	}
+	p, _ := pub.kem.params() // a key with pk set was built for a supported KEM
 	o := buildOptions(opts)
 	suite := binary.BigEndian.AppendUint16(nil, uint16(pub.kem))
 	suite = binary.BigEndian.AppendUint16(suite, kdfHKDFSHA256)
@@ -48,13 +40,12 @@ func NewSealer(pub *PublicKey, opts ...Option) (Sealer, error) {
 		pub:    pub,
 		encLen: p.encLen,
 		fixed:  fixedHeader(versionHPKE, o.sealedReplies, append(suite, pub.keyID[:]...)...),
-		sealed: o.sealedReplies,
 	}, nil
 }
 
 // RepliesAuthenticated reports whether the Sealer was built with
 // WithSealedReplies.
-func (s *hpkeSealer) RepliesAuthenticated() bool { return s.sealed }
+func (s *hpkeSealer) RepliesAuthenticated() bool { return s.fixed[1]&flagSealedReply != 0 }
 
 func (s *hpkeSealer) Seal(req Request, plaintext []byte) (Sealed, error) {
 	const op = "seal"
@@ -71,7 +62,7 @@ func (s *hpkeSealer) Seal(req Request, plaintext []byte) (Sealed, error) {
 		return Sealed{}, newError(op, "hpke seal failed", err)
 	}
 	var reply ReplyOpener = plainReply{}
-	if s.sealed {
+	if s.RepliesAuthenticated() {
 		secret, err := sender.Export(labelResponse, replySecretLen)
 		if err != nil {
 			return Sealed{}, newError(op, "hpke export failed", err)
@@ -95,18 +86,13 @@ func NewOpener(priv *PrivateKey, opts ...Option) (Opener, error) {
 	if priv == nil || priv.sk == nil || priv.pub == nil {
 		return nil, newError("new", "nil private key", ErrMalformed)
 	}
-	p, ok := priv.kem.params()
-	if !ok {
-		return nil, newError("new", "unsupported kem", ErrUnsupportedVersion)
-	}
+	p, _ := priv.kem.params() // as in NewSealer
 	o := buildOptions(opts)
 	return &hpkeOpener{priv: priv, encLen: p.encLen, requireSealed: o.sealedReplies}, nil
 }
 
 func (o *hpkeOpener) Open(in Incoming) (*Opened, error) { return openData(o, in) }
 
-// precheck validates the fixed header of raw and reports whether it is
-// addressed to this opener's key, without any cryptography.
 func (o *hpkeOpener) precheck(raw []byte) error {
 	const op = "open"
 	if err := checkFixed(raw, versionHPKE, hpkeFixedLen); err != nil {
@@ -164,10 +150,17 @@ func openData(o rawOpener, in Incoming) (*Opened, error) {
 }
 
 // checkFixed checks the version, length and flags of a fixed header of
-// fixedLen bytes at the start of raw.
+// fixedLen bytes at the start of raw (never empty: see decodeData).
 func checkFixed(raw []byte, version byte, fixedLen int) error {
-	if err := checkVersion(raw, version); err != nil {
-		return err
+	if v := raw[0]; v != version {
+		reason := "unsupported version"
+		switch v {
+		case versionHPKE:
+			reason = "public-key mode data given to a shared-secret opener"
+		case versionSecret:
+			reason = "shared-secret mode data given to a public-key opener"
+		}
+		return &Error{Op: "open", Reason: reason, Err: ErrUnsupportedVersion, miss: missMode}
 	}
 	if len(raw) < fixedLen {
 		return newError("open", "truncated header", ErrMalformed)
@@ -192,21 +185,4 @@ func decodeRequest(data string) ([]byte, error) {
 		return nil, newError("open", "invalid base64", ErrMalformed)
 	}
 	return raw, nil
-}
-
-// checkVersion reports an error unless raw starts with want.
-func checkVersion(raw []byte, want byte) error {
-	if len(raw) == 0 {
-		return newError("open", "empty data", ErrMalformed)
-	}
-	reason := "unsupported version"
-	switch v := raw[0]; {
-	case v == want:
-		return nil
-	case v == versionHPKE:
-		reason = "public-key mode data given to a shared-secret opener"
-	case v == versionSecret:
-		reason = "shared-secret mode data given to a public-key opener"
-	}
-	return &Error{Op: "open", Reason: reason, Err: ErrUnsupportedVersion, miss: missMode}
 }

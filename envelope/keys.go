@@ -33,8 +33,6 @@ const (
 	aeadAES256GCM uint16 = 0x0002
 )
 
-// kemParams holds one KEM's implementation and the sizes of its serialized
-// keys and encapsulation.
 type kemParams struct {
 	name    string
 	pubLen  int
@@ -196,8 +194,6 @@ func (k *PublicKey) EncodePEM() []byte {
 	return encodePEM(pemPublic, k, marshalKey(kindPublic, k.kem, k.raw))
 }
 
-// encodePEM returns a PEM block of type typ holding b, with the
-// informational KEM and Key-Id headers of k.
 func encodePEM(typ string, k *PublicKey, b []byte) []byte {
 	return pem.EncodeToMemory(&pem.Block{Type: typ, Headers: map[string]string{"KEM": k.kem.String(), "Key-Id": k.KeyID()}, Bytes: b})
 }
@@ -229,10 +225,7 @@ func (k *PrivateKey) MarshalBinary() ([]byte, error) {
 // EncodeBase64 returns the standard base64 encoding of MarshalBinary. The
 // result is secret.
 func (k *PrivateKey) EncodeBase64() string {
-	b, err := k.MarshalBinary()
-	if err != nil {
-		return ""
-	}
+	b, _ := k.MarshalBinary() // nil (so "") for a key that cannot be serialized
 	return b64.EncodeToString(b)
 }
 

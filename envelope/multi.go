@@ -57,9 +57,6 @@ func (m *multiOpener) Open(in Incoming) (*Opened, error) {
 			}
 			return o.openRaw(in, raw)
 		}
-		if len(m.foreign) == 0 {
-			return nil, err
-		}
 	}
 	for _, o := range m.foreign {
 		var op *Opened

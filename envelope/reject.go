@@ -42,24 +42,6 @@ type Rejection struct {
 	ServerTime time.Time
 }
 
-// rejectionOf maps an Open or Admit error onto its code, HTTP status and
-// fixed text.
-func rejectionOf(err error) (code string, status int, text string) {
-	switch {
-	case errors.Is(err, ErrStale):
-		return CodeStale, http.StatusUnauthorized, "envelope: timestamp outside the accepted window"
-	case errors.Is(err, ErrReplayed):
-		return CodeReplayed, http.StatusUnauthorized, "envelope: request id replayed"
-	case errors.Is(err, ErrInProgress):
-		return CodeInProgress, http.StatusServiceUnavailable, "envelope: request in progress"
-	case errors.Is(err, ErrUnsupportedVersion):
-		return CodeUnsupported, http.StatusBadRequest, "envelope: unsupported version"
-	case errors.Is(err, ErrMalformed):
-		return CodeMalformed, http.StatusBadRequest, "envelope: malformed request"
-	}
-	return CodeUnauthentic, http.StatusUnauthorized, "envelope: request does not authenticate"
-}
-
 // RejectionReply returns the HTTP status and body a server sends for an
 // error from Open or Guard.Admit, stamped with the server's time now: 400
 // for malformed and unsupported envelopes, 401 for unauthentic ones (wrong
@@ -67,7 +49,19 @@ func rejectionOf(err error) (code string, status int, text string) {
 // replayed ids, 503 for a request still in progress. The body never
 // contains the error's detail.
 func RejectionReply(err error, now time.Time) (status int, body []byte) {
-	code, status, text := rejectionOf(err)
+	code, status, text := CodeUnauthentic, http.StatusUnauthorized, "envelope: request does not authenticate"
+	switch {
+	case errors.Is(err, ErrStale):
+		code, status, text = CodeStale, http.StatusUnauthorized, "envelope: timestamp outside the accepted window"
+	case errors.Is(err, ErrReplayed):
+		code, status, text = CodeReplayed, http.StatusUnauthorized, "envelope: request id replayed"
+	case errors.Is(err, ErrInProgress):
+		code, status, text = CodeInProgress, http.StatusServiceUnavailable, "envelope: request in progress"
+	case errors.Is(err, ErrUnsupportedVersion):
+		code, status, text = CodeUnsupported, http.StatusBadRequest, "envelope: unsupported version"
+	case errors.Is(err, ErrMalformed):
+		code, status, text = CodeMalformed, http.StatusBadRequest, "envelope: malformed request"
+	}
 	body, _ = json.Marshal(struct {
 		Success bool   `json:"success"`
 		Time    string `json:"time"`

@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"hash"
 	"io"
+	"slices"
 )
 
 // Sealed replies follow Oblivious HTTP (RFC 9458, section 4.4); FORMAT.md,
@@ -36,10 +37,7 @@ type replyKeys struct {
 }
 
 func (k *replyKeys) aead(replyNonce []byte) (cipher.AEAD, []byte, error) {
-	salt := make([]byte, 0, len(k.binding)+len(replyNonce))
-	salt = append(salt, k.binding...)
-	salt = append(salt, replyNonce...)
-	prk, err := hkdf.Extract(sha256.New, k.secret, salt)
+	prk, err := hkdf.Extract(sha256.New, k.secret, slices.Concat(k.binding, replyNonce))
 	if err != nil {
 		return nil, nil, err
 	}
@@ -105,8 +103,6 @@ func (s *replySealer) SealReply(plaintext []byte) ([]byte, error) {
 	return body, nil
 }
 
-// notRequested is the ReplySealer of a request that did not ask for a sealed
-// reply.
 type notRequested struct{}
 
 func (notRequested) Requested() bool { return false }
@@ -115,8 +111,6 @@ func (notRequested) SealReply([]byte) ([]byte, error) {
 	return nil, newError("seal reply", "the client did not ask for a sealed reply", ErrNotRequested)
 }
 
-// plainReply is the ReplyOpener of a request that did not ask for a sealed
-// reply: it returns the body unchanged.
 type plainReply struct{}
 
 func (plainReply) OpenReply(body []byte) ([]byte, error) { return body, nil }

@@ -6,6 +6,7 @@ import (
 	"crypto/hkdf"
 	"crypto/rand"
 	"crypto/sha256"
+	"slices"
 )
 
 // Shared-secret mode: FORMAT.md, "Shared-secret mode request" and "Labels".
@@ -33,8 +34,7 @@ func deriveSecretKeys(secret []byte) (*secretKeys, error) {
 		return nil, newError("new", "key derivation failed", err)
 	}
 	e := newExpander(prk)
-	rs := e.expand(32, "request")
-	return &secretKeys{requestSecret: rs, keyID: [keyIDLen]byte(e.expand(keyIDLen, "key id"))}, nil
+	return &secretKeys{requestSecret: e.expand(32, "request"), keyID: [keyIDLen]byte(e.expand(keyIDLen, "key id"))}, nil
 }
 
 // perRequest derives one request's AEAD, nonce and reply secret from its salt.
@@ -53,9 +53,7 @@ func (k *secretKeys) perRequest(salt []byte, apiKey string) (cipher.AEAD, []byte
 }
 
 func secretAAD(header []byte, apiKey string) []byte {
-	aad := make([]byte, 0, len(header)+len(apiKey))
-	aad = append(aad, header...)
-	return append(aad, apiKey...)
+	return slices.Concat(header, []byte(apiKey))
 }
 
 // secretMode is both sides of shared-secret mode. sealed is
@@ -136,8 +134,6 @@ func NewSharedSecretOpener(secret []byte, opts ...Option) (Opener, error) {
 
 func (o *secretMode) Open(in Incoming) (*Opened, error) { return openData(o, in) }
 
-// precheck validates the fixed header of raw and reports whether it is
-// addressed to this opener's secret, without any cryptography.
 func (o *secretMode) precheck(raw []byte) error {
 	if err := checkFixed(raw, versionSecret, secretFixedLen); err != nil {
 		return err

@@ -27,7 +27,6 @@ type cacheEntry struct {
 	expires time.Time // zero: never
 }
 
-// fresh reports whether e holds a result that has not expired.
 func (e *cacheEntry) fresh() bool {
 	return e != nil && (e.expires.IsZero() || time.Now().Before(e.expires))
 }

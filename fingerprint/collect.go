@@ -155,12 +155,8 @@ func assemble(tasks []task, results []taskResult, finished []bool, timeoutErr er
 	return fp
 }
 
-// hashAll replaces every value with its per-product HMAC.
 func hashAll(fp *Fingerprint, key []byte) {
 	h := func(c *Component) {
-		if !c.Present() {
-			return
-		}
 		if c.Value != "" {
 			c.Value = hmacHex(key, c.Name, c.Value)
 		}

@@ -60,7 +60,6 @@ func (c cpuInfo) id() (string, bool) {
 	return "", false
 }
 
-// component returns cpu_id from c, or why it is missing.
 func (c cpuInfo) component(src, why string) Component {
 	if id, ok := c.id(); ok {
 		return present(NameCPUID, id, src, Weak)

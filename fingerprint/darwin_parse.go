@@ -10,8 +10,6 @@ import (
 	psnet "github.com/shirou/gopsutil/v3/net"
 )
 
-// ioregResult builds board_serial, product_uuid and mb_serial from parsed IOPlatformExpertDevice
-// properties, and the firmware strings for the hypervisor signal.
 func ioregResult(props map[string]string) taskResult {
 	get := func(key, name string, from func(string, string, Strength, string, error) Component) Component {
 		src := "ioreg " + key

@@ -21,7 +21,6 @@ func (e *envFacts) merge(o envFacts) {
 	e.firmware = append(e.firmware, o.firmware...)
 }
 
-// environment turns the merged clues into the reported Environment.
 func (e envFacts) environment() Environment {
 	var env Environment
 	if len(e.containerHints) > 0 {

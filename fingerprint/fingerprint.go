@@ -210,7 +210,6 @@ func (c Component) Present() bool {
 	return c.Missing == nil && (c.Value != "" || len(c.Values) > 0)
 }
 
-// text returns the value as one string: Values joined by ",", or Value.
 func (c Component) text() string {
 	if len(c.Values) > 0 {
 		return strings.Join(c.Values, ",")
@@ -284,7 +283,6 @@ func (f *Fingerprint) wire() [len(wireFields)]*Component {
 	return [...]*Component{&f.CPUID, &f.MBSerial, &f.MACAddresses, &f.VolumeHash, &f.HostName, &f.IPAddress}
 }
 
-// field returns the wire field called name, or nil when name is not one.
 func (f *Fingerprint) field(name string) *Component {
 	for i, p := range f.wire() {
 		if wireFields[i].name == name {

@@ -27,7 +27,6 @@ func firmwareFills(mb, product, board string) []Component {
 
 func one(c Component) taskResult { return taskResult{comps: []Component{c}} }
 
-// unsupported returns a component that this OS cannot provide.
 func unsupported(name, why string, s Strength) Component {
 	return missing(name, "", s, Unsupported, errors.New(why))
 }

@@ -31,7 +31,6 @@ const (
 	srcHypervisor = "sys/hypervisor/type"
 )
 
-// linuxTasks returns the source tasks for a Linux system below fsys.
 func linuxTasks(fsys sysFS, o *options) []task {
 	return []task{
 		{name: "cpu", fills: []Component{{Name: NameCPUID, Source: "/" + srcCPUInfo, Strength: Weak}},
@@ -216,7 +215,6 @@ func linuxVolume(fsys sysFS) Component {
 	return fsidVolume(fsid, fstype, err, fmt.Errorf("%s filesystem reports a zero fsid", fstype), !uuidBackedFS(fstype))
 }
 
-// rootFSUUID finds the filesystem UUID of the root device through /dev/disk/by-uuid.
 func rootFSUUID(fsys sysFS) (string, bool) {
 	maj, minor, err := fsys.DevOf("")
 	if err != nil || maj == 0 {
@@ -247,8 +245,6 @@ func rootFSUUID(fsys sysFS) (string, bool) {
 	return "", false
 }
 
-// linuxHost returns host_name: os.Hostname on the live system, the kernel's hostname file below a
-// fixture root.
 func linuxHost(fsys sysFS) Component {
 	if fsys.Live() {
 		return hostComponent(os.Hostname())

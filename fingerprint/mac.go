@@ -29,7 +29,6 @@ type nic struct {
 	virtual         bool // the OS describes the link as virtual or loopback
 }
 
-// macSelection is the outcome of selectMACs.
 type macSelection struct {
 	values  []string       // lowercase colon hex, sorted, unique
 	weak    bool           // only locally administered addresses of real devices were left

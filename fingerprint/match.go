@@ -54,13 +54,10 @@ func Match(a, b *Fingerprint) (score float64, changed []string) {
 		case ca.Name == NameMACAddresses && (ca.Weak || cb.Weak):
 			w = 1
 		}
-		equal, matched := ca.text() == cb.text(), false
-		if a.Hashed != b.Hashed {
-			equal = false
-		} else if ca.Name == NameMACAddresses {
+		equal := a.Hashed == b.Hashed && ca.text() == cb.text()
+		matched := equal
+		if a.Hashed == b.Hashed && ca.Name == NameMACAddresses {
 			matched = slices.ContainsFunc(ca.Values, func(v string) bool { return slices.Contains(cb.Values, v) })
-		} else {
-			matched = equal
 		}
 		total += w
 		if matched {

@@ -56,7 +56,6 @@ func normalizeUUID(s string) (string, bool) {
 // volumeLabel prefixes the input of volume_hash, so the hash cannot be confused with another SHA-256.
 const volumeLabel = "licensekit fp1 volume"
 
-// volumeHash returns the hex SHA-256 of volumeLabel, a 0x00 byte and the volume identifier id.
 func volumeHash(id string) string {
 	sum := sha256.Sum256([]byte(volumeLabel + "\x00" + id))
 	return hex.EncodeToString(sum[:])
@@ -143,20 +142,16 @@ func mbSerial(board, product Component) Component {
 	case product.Present():
 		return present(NameMBSerial, product.Value, product.Source, Strong)
 	}
+	// Neither is present, so both carry a Missing: fromString, fromUUID and missing build them.
 	pick := board
 	for _, r := range []Reason{NeedsPrivilege, Placeholder} {
-		if board.Missing != nil && board.Missing.Reason == r {
-			pick = board
+		if board.Missing.Reason == r {
 			break
 		}
-		if product.Missing != nil && product.Missing.Reason == r {
+		if product.Missing.Reason == r {
 			pick = product
 			break
 		}
 	}
-	r, err := NotPresent, error(nil)
-	if pick.Missing != nil {
-		r, err = pick.Missing.Reason, pick.Missing.Err
-	}
-	return missing(NameMBSerial, pick.Source, Strong, r, err)
+	return missing(NameMBSerial, pick.Source, Strong, pick.Missing.Reason, pick.Missing.Err)
 }

@@ -8,7 +8,6 @@ import (
 
 func fsTypeName(st *unix.Statfs_t) string { return linuxFSType(int64(st.Type)) }
 
-// linuxFSType names a Linux statfs f_type magic number.
 func linuxFSType(magic int64) string {
 	names := map[uint32]string{
 		0xEF53:     "ext4", // ext2, ext3 and ext4 share the magic

@@ -2,6 +2,4 @@
 
 package fingerprint
 
-// platformTasks returns the sources of the running system: only the portable ones, so every other
-// component is reported Unsupported.
 func platformTasks(o *options) []task { return genericTasks(o) }

@@ -17,7 +17,6 @@ type smbiosInfo struct {
 	hasSystem, hasBoard              bool
 }
 
-// srcRSMB is the source of the Windows SMBIOS components.
 const srcRSMB = "GetSystemFirmwareTable(RSMB)"
 
 var errSMBIOS = errors.New("fingerprint: malformed smbios data")
@@ -108,8 +107,6 @@ func smbiosUUID(b []byte, major, minor int) string {
 	return fmt.Sprintf("%x-%x-%x-%x-%x", u[0:4], u[4:6], u[6:8], u[8:10], u[10:16])
 }
 
-// smbiosResult builds board_serial (type 2), product_uuid (type 1) and mb_serial from parsed SMBIOS
-// tables, and the firmware strings for the hypervisor signal.
 func smbiosResult(info smbiosInfo, src string) taskResult {
 	var board, prod Component
 	if info.hasBoard {

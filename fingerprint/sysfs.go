@@ -32,7 +32,6 @@ type sysFS interface {
 	Statfs(name string) (fsid, fstype string, err error)
 }
 
-// osFS reads the real filesystem below root.
 type osFS struct{ root string }
 
 func newOSFS(root string) osFS { return osFS{root: filepath.Clean(cmp.Or(root, "/"))} }

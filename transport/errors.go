@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -96,13 +97,10 @@ func (e *Error) Error() string {
 	if e.Err != nil {
 		detail = strings.TrimPrefix(e.Err.Error(), "transport: ")
 	}
-	switch {
-	case head != "" && detail != "":
-		return s + head + ": " + detail
-	case head+detail != "":
-		return s + head + detail
+	if head != "" && detail != "" {
+		head += ": "
 	}
-	return s + "failed"
+	return s + cmp.Or(head+detail, "failed")
 }
 
 // Unwrap returns Err, so errors.Is and errors.As reach the cause (for
@@ -146,7 +144,6 @@ func IsCertificateError(err error) bool {
 		is[x509.CertificateInvalidError](err) || is[x509.HostnameError](err) || is[x509.SystemRootsError](err)
 }
 
-// is reports whether err's chain holds an error of type T.
 func is[T error](err error) bool {
 	_, ok := errors.AsType[T](err)
 	return ok

@@ -54,7 +54,6 @@ func (o *options) fail(format string, args ...any) {
 	o.errs = append(o.errs, fmt.Errorf("transport: "+format, args...))
 }
 
-// check reports ok, and records the error format describes when it is false.
 func (o *options) check(ok bool, format string, args ...any) bool {
 	if !ok {
 		o.fail(format, args...)
@@ -184,17 +183,13 @@ func WithRedactor(f func(string) string) Option {
 }
 
 func (o *options) validate() error {
-	if strings.ContainsFunc(o.userAgent, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
-		o.fail("user agent contains a control character")
-	}
-	if o.rootCAs != nil {
-		if o.roundTripper != nil {
-			o.fail("WithRootCAs cannot apply to a WithRoundTripper transport")
-		} else if o.httpClient != nil && o.httpClient.Transport != nil {
-			if _, ok := o.httpClient.Transport.(*http.Transport); !ok {
-				o.fail("WithRootCAs needs an *http.Transport, the HTTP client has %T", o.httpClient.Transport)
-			}
-		}
+	o.check(!strings.ContainsFunc(o.userAgent, func(r rune) bool { return r < 0x20 || r == 0x7f }),
+		"user agent contains a control character")
+	if o.rootCAs != nil && o.roundTripper != nil {
+		o.fail("WithRootCAs cannot apply to a WithRoundTripper transport")
+	} else if o.rootCAs != nil && o.httpClient != nil && o.httpClient.Transport != nil {
+		_, ok := o.httpClient.Transport.(*http.Transport)
+		o.check(ok, "WithRootCAs needs an *http.Transport, the HTTP client has %T", o.httpClient.Transport)
 	}
 	return errors.Join(o.errs...)
 }

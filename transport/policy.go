@@ -30,11 +30,8 @@ const (
 
 // String returns "idempotent", "unsent" or "Retry(n)".
 func (r Retry) String() string {
-	switch r {
-	case RetryIdempotent:
-		return "idempotent"
-	case RetryUnsent:
-		return "unsent"
+	if r == RetryIdempotent || r == RetryUnsent {
+		return [...]string{"idempotent", "unsent"}[r]
 	}
 	return "Retry(" + strconv.Itoa(int(r)) + ")"
 }
@@ -44,13 +41,7 @@ func (r Retry) String() string {
 // at the context or the attempt budget.
 func retryable(r Retry, status int, err error) bool {
 	if err != nil {
-		if IsCertificateError(err) {
-			return false
-		}
-		if r == RetryUnsent {
-			return unsent(err)
-		}
-		return true
+		return !IsCertificateError(err) && (r != RetryUnsent || unsent(err))
 	}
 	switch status {
 	case http.StatusTooManyRequests, http.StatusServiceUnavailable:
@@ -61,10 +52,8 @@ func retryable(r Retry, status int, err error) bool {
 	return false
 }
 
-// unsent reports whether err proves the request never reached the server:
-// a DNS failure, or any failure while dialing (which includes connection
-// refused). Errors after the connection was up (reset, EOF, timeouts while
-// waiting for the reply) do not qualify.
+// unsent reports whether err proves the request never reached the server
+// (see RetryUnsent).
 func unsent(err error) bool {
 	op, ok := errors.AsType[*net.OpError](err)
 	return is[*net.DNSError](err) || ok && op.Op == "dial" || errors.Is(err, syscall.ECONNREFUSED)

@@ -238,7 +238,6 @@ func (g attemptGuard) RoundTrip(r *http.Request) (*http.Response, error) {
 	return resp, nil
 }
 
-// cancelOnClose ends an attempt's context when its reply body is closed.
 type cancelOnClose struct {
 	io.ReadCloser
 	cancel context.CancelFunc
@@ -292,11 +291,9 @@ func (c *Client) Do(ctx context.Context, req Request) (*Response, error) {
 	cl := &call{c: c, endpoint: req.Endpoint, retry: req.Retry, max: budget}
 	cl.rc = retryablehttp.Client{
 		HTTPClient:   c.hc,
-		RetryWaitMin: c.backoffMin,
-		RetryWaitMax: c.backoffMax,
 		RetryMax:     budget - 1,
 		CheckRetry:   cl.checkRetry,
-		Backoff:      cl.backoff,
+		Backoff:      func(time.Duration, time.Duration, int, *http.Response) time.Duration { return cl.wait },
 		ErrorHandler: retryablehttp.PassthroughErrorHandler,
 	}
 	if c.libLog.Handler().Enabled(context.Background(), slog.LevelDebug) {
@@ -312,7 +309,6 @@ func (c *Client) Do(ctx context.Context, req Request) (*Response, error) {
 	return cl.finish(ctx, resp)
 }
 
-// checkRequest validates the parts of a Request that Do cannot repair.
 func checkRequest(req Request) error {
 	if !validEndpoint(req.Endpoint) {
 		return fmt.Errorf("%w: endpoint must be unreserved URL path segments", ErrInvalidRequest)
@@ -326,7 +322,6 @@ func checkRequest(req Request) error {
 	return nil
 }
 
-// unreserved are the URL characters an endpoint's segments may hold.
 const unreserved = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~"
 
 func validEndpoint(s string) bool {
@@ -350,12 +345,11 @@ type call struct {
 	attempts   int
 	status     int           // of the last attempt, 0 when it got no reply
 	retryAfter time.Duration // of the last reply, capped
-	wait       time.Duration // decided by checkRetry, handed to backoff
+	wait       time.Duration // decided by checkRetry, handed to Backoff
 }
 
-// checkRetry is the retryablehttp.CheckRetry of the call. It counts the
-// attempt, logs it, decides whether to retry and computes the wait. It never
-// returns an error, so the last response or transport error passes through
+// checkRetry is the retryablehttp.CheckRetry of the call. It never returns
+// an error, so the last response or transport error passes through
 // unchanged.
 func (cl *call) checkRetry(ctx context.Context, resp *http.Response, err error) (bool, error) {
 	c := cl.c
@@ -398,12 +392,6 @@ func (cl *call) checkRetry(ctx context.Context, resp *http.Response, err error) 
 	return retry, nil
 }
 
-// backoff is the retryablehttp.Backoff of the call: the wait checkRetry
-// already chose.
-func (cl *call) backoff(_, _ time.Duration, _ int, _ *http.Response) time.Duration {
-	return cl.wait
-}
-
 func (cl *call) error(status int, err error) *Error {
 	return &Error{Endpoint: cl.endpoint, Status: status, Attempts: cl.attempts, RetryAfter: cl.retryAfter, Err: err}
 }
@@ -417,7 +405,6 @@ func withCtx(ctx context.Context, err error) error {
 	return fmt.Errorf("%w (last error: %w)", ctxErr, err)
 }
 
-// finish reads the capped body of the final reply and builds the result.
 func (cl *call) finish(ctx context.Context, resp *http.Response) (*Response, error) {
 	defer resp.Body.Close()
 	r := &Response{
@@ -527,7 +514,6 @@ func (d debugHandler) Handle(ctx context.Context, r slog.Record) error {
 	return d.h.Handle(ctx, out)
 }
 
-// clean redacts and bounds the text of one attribute.
 func (d debugHandler) clean(a slog.Attr) slog.Attr {
 	v := a.Value.Resolve()
 	switch v.Kind() {
@@ -538,22 +524,21 @@ func (d debugHandler) clean(a slog.Attr) slog.Attr {
 		}
 		return slog.String(a.Key, text.Clean(d.redact(s), maxHeaderLen*2))
 	case slog.KindGroup:
-		attrs := v.Group()
-		cleaned := make([]any, len(attrs))
-		for i, g := range attrs {
-			cleaned[i] = d.clean(g)
-		}
-		return slog.Group(a.Key, cleaned...)
+		return slog.Attr{Key: a.Key, Value: slog.GroupValue(d.cleanAll(v.Group())...)}
 	}
 	return slog.Attr{Key: a.Key, Value: v}
 }
 
-func (d debugHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
+func (d debugHandler) cleanAll(attrs []slog.Attr) []slog.Attr {
 	cleaned := make([]slog.Attr, len(attrs))
 	for i, a := range attrs {
 		cleaned[i] = d.clean(a)
 	}
-	return debugHandler{d.h.WithAttrs(cleaned), d.redact}
+	return cleaned
+}
+
+func (d debugHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return debugHandler{d.h.WithAttrs(d.cleanAll(attrs)), d.redact}
 }
 
 func (d debugHandler) WithGroup(name string) slog.Handler {
