@@ -356,7 +356,12 @@ func (s *Server) clientTransport() *http.Transport {
 // InFlight returns the number of requests being handled right now, through
 // the listener, Handler or Transport: for instance those waiting out added
 // latency. Tests use it to know a request has reached the server.
-func (s *Server) InFlight() int { return s.flight.count() }
+func (s *Server) InFlight() int {
+	f := &s.flight
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.cancels)
+}
 
 // Handler returns the server's HTTP handler, for mounting the mock elsewhere.
 // It serves the API below BasePath and honours every fault; while the server
@@ -437,13 +442,6 @@ func (f *inflight) begin(parent context.Context) (context.Context, func(), bool)
 			f.idle = nil
 		}
 	}, true
-}
-
-// count returns the number of requests in flight.
-func (f *inflight) count() int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return len(f.cancels)
 }
 
 // close refuses new requests, cuts latency short and waits for the rest. It

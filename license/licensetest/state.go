@@ -84,7 +84,7 @@ type store struct {
 	sessions  map[string]*sessionRec
 	lapsed    map[string]struct{}
 	expiry    indexheap.Heap[*sessionRec] // live sessions, earliest expiry first
-	seq       uint64
+	seq       uint64 // the last registration or session issued
 	refuse    refusals
 }
 
@@ -199,6 +199,7 @@ func (st *store) register(now time.Time, ts wire.Timestamp, skew time.Duration, 
 		}
 	}
 	if inst == nil {
+		st.seq++
 		inst = &instanceRec{
 			Instance: Instance{
 				GUID:              guid,
@@ -211,7 +212,7 @@ func (st *store) register(now time.Time, ts wire.Timestamp, skew time.Duration, 
 				FirstRegisteredAt: now,
 			}.clone(),
 			lic: lic,
-			seq: st.next(),
+			seq: st.seq,
 		}
 		lic.instances = append(lic.instances, inst)
 		if _, dup := lic.exact[key]; !dup {
@@ -241,11 +242,12 @@ func (st *store) begin(now time.Time, ts wire.Timestamp, req *wire.BeginRequest,
 		return nil, st.refuse.seatLimitFor(lic.live, lic.Seats)
 	}
 	d := lic.effective(req.Duration)
+	st.seq++
 	s := &sessionRec{
 		Session: Session{Token: token, SessionKey: sessionKey, InstanceGUID: inst.GUID, ProductGUID: lic.ProductGUID,
 			LicenseKey: lic.Key, Started: now, Expires: now.Add(d), Duration: d},
 		lic: lic,
-		seq: st.next(),
+		seq: st.seq,
 	}
 	st.sessions[token] = s
 	heap.Push(&st.expiry, s)
@@ -309,12 +311,6 @@ func (st *store) end(now time.Time, ts wire.Timestamp, req *wire.EndRequest) (*w
 	delete(st.sessions, s.Token)
 	s.lic.live--
 	return &wire.EndReply{Time: ts}, nil
-}
-
-// next returns the next sequence number. The caller holds mu.
-func (st *store) next() uint64 {
-	st.seq++
-	return st.seq
 }
 
 // scope is what an opened request proved before the replay cache admits it
