@@ -73,12 +73,12 @@ func (s *Server) handle(ctx context.Context, method, path string, body io.Reader
 	if down, mode := s.faults.isDown(); down && mode == DownUnavailable {
 		o := s.plainFailure(http.StatusServiceUnavailable, "service unavailable")
 		s.reqlog.add(Request{Endpoint: ep, Time: s.cfg.Clock(), Status: o.status, Down: true, Latency: time.Since(start)})
-		s.logger.Debug("licensetest: request", slog.String("endpoint", ep), slog.Int("status", o.status), slog.Bool("down", true))
+		s.cfg.Logger.Debug("licensetest: request", slog.String("endpoint", ep), slog.Int("status", o.status), slog.Bool("down", true))
 		return o
 	}
 	set := s.faults.settingsFor(ep)
 	if set.latency > 0 && !wait(ctx, set.latency) {
-		s.logger.Debug("licensetest: request abandoned", slog.String("endpoint", ep))
+		s.cfg.Logger.Debug("licensetest: request abandoned", slog.String("endpoint", ep))
 		return outcome{action: actAbandon}
 	}
 	now := s.cfg.Clock()
@@ -96,7 +96,7 @@ func (s *Server) handle(ctx context.Context, method, path string, body io.Reader
 		// stored reply below; faults on the path still apply to it.
 		rec.Status = early.o.status
 		s.reqlog.add(rec)
-		s.logger.Debug("licensetest: request rejected",
+		s.cfg.Logger.Debug("licensetest: request rejected",
 			slog.String("endpoint", ep), slog.Int("status", rec.Status), slog.String("rejected", rec.Rejected))
 		return early.o
 	}
@@ -145,7 +145,7 @@ func (s *Server) handle(ctx context.Context, method, path string, body io.Reader
 	if fault.Kind != 0 {
 		faultName = fault.Kind.String()
 	}
-	s.logger.Debug("licensetest: request", slog.String("endpoint", ep), slog.Int("status", o.status),
+	s.cfg.Logger.Debug("licensetest: request", slog.String("endpoint", ep), slog.Int("status", o.status),
 		slog.Bool("sealed", rec.Sealed), slog.String("fault", faultName))
 	return o
 }
@@ -266,7 +266,7 @@ func (s *Server) reply(ep string, ts wire.Timestamp, reply any, aerr *apiError, 
 		body, err = sealer.SealReply(body)
 	}
 	if err != nil {
-		s.logger.Error("licensetest: cannot encode reply", slog.String("endpoint", ep), slog.Any("error", err))
+		s.cfg.Logger.Error("licensetest: cannot encode reply", slog.String("endpoint", ep), slog.Any("error", err))
 		return s.plainFailure(http.StatusInternalServerError, "internal error")
 	}
 	return outcome{status: status, header: jsonHeader(), body: body}

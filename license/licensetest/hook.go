@@ -10,7 +10,7 @@ import (
 func init() {
 	hook.Of = func(v any) hook.Internals {
 		s := v.(*Server)
-		return hook.Internals{Logger: s.logger, Faults: s.faultSnapshot,
+		return hook.Internals{Logger: s.cfg.Logger, Faults: s.faultSnapshot,
 			Requests: func(n int) (any, int) { return s.reqlog.last(n) }, Slot: &s.slot}
 	}
 	hook.CheckDurations = func(product, key string, session, grace, maxDur time.Duration) error {

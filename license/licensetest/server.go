@@ -46,7 +46,6 @@ type Server struct {
 	faults  *faultState
 	reqlog  *requestLog
 	flight  inflight
-	logger  *slog.Logger
 	slot    hook.Slot // the admin package's state (hook.go)
 	once    sync.Once // runs close
 
@@ -108,7 +107,6 @@ func NewUnstartedServer(cfg *Config) *Server {
 		store:  newStore(c.Match, c.TokenRotation, c.RefusalTexts),
 		faults: &faultState{endpoints: make(map[string]settings), lastSealed: make(map[string][]byte)},
 		reqlog: &requestLog{max: c.MaxRequests, counts: make(map[string]int)},
-		logger: c.Logger,
 		conns:  make(map[net.Conn]http.ConnState),
 		flight: inflight{cancels: make(map[*context.CancelCauseFunc]struct{})},
 	}
@@ -171,7 +169,7 @@ func (s *Server) startLocked(useTLS bool) {
 	s.srv = &http.Server{
 		Handler:   http.HandlerFunc(s.serveHTTP),
 		ConnState: s.trackConn,
-		ErrorLog:  slog.NewLogLogger(s.logger.Handler(), slog.LevelDebug),
+		ErrorLog:  slog.NewLogLogger(s.cfg.Logger.Handler(), slog.LevelDebug),
 	}
 	s.cfg.Timeouts.Apply(s.srv)
 	var ln net.Listener = g
@@ -199,7 +197,7 @@ func (s *Server) startLocked(useTLS bool) {
 		defer close(done)
 		_ = srv.Serve(ln)
 	}(s.srv, s.serveDone)
-	s.logger.Info("licensetest: server started", slog.String("url", s.URL))
+	s.cfg.Logger.Info("licensetest: server started", slog.String("url", s.URL))
 }
 
 // selfSigned makes a certificate for the loopback names and addr's host.
@@ -267,7 +265,7 @@ func (s *Server) close() {
 	if client != nil {
 		client.CloseIdleConnections()
 	}
-	s.logger.Info("licensetest: server closed")
+	s.cfg.Logger.Info("licensetest: server closed")
 }
 
 // trackConn follows connections so that Close can wait for them and SetDown
@@ -305,7 +303,7 @@ func (s *Server) applyDown() {
 	}
 	g.reset.Store(down && mode == DownReset)
 	if err := g.setOpen(!down || mode != DownRefuse); err != nil {
-		s.logger.Error("licensetest: cannot bring the server back up", slog.Any("error", err))
+		s.cfg.Logger.Error("licensetest: cannot bring the server back up", slog.Any("error", err))
 	}
 	if down {
 		s.connMu.Lock()
@@ -321,7 +319,7 @@ func (s *Server) applyDown() {
 	}
 	if down != s.appliedDown || mode != s.appliedMode {
 		s.appliedDown, s.appliedMode = down, mode
-		s.logger.Info("licensetest: server state", slog.Bool("down", down), slog.String("mode", mode.String()))
+		s.cfg.Logger.Info("licensetest: server state", slog.Bool("down", down), slog.String("mode", mode.String()))
 	}
 }
 

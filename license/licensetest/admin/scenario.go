@@ -187,9 +187,9 @@ func parseStep(words []string) (Step, time.Duration, error) {
 	}
 	var end time.Duration
 	if cmd.name == "down" && p["for"] != "" {
-		a := &args{p: p}
+		a := &args{cmd: cmd.name, p: p}
 		if end = a.duration("for", false, false); a.err() != nil {
-			return Step{}, 0, prefixErr(cmd.name, a.err())
+			return Step{}, 0, a.err()
 		}
 		delete(p, "for")
 	}
