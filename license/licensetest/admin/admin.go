@@ -2,7 +2,6 @@ package admin
 
 import (
 	"cmp"
-	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
@@ -89,13 +88,7 @@ type Handler struct {
 	closed  bool
 	actions []adminAction
 	seq     int
-	run     *adminRun
-}
-
-// adminRun is a scenario started through the admin API.
-type adminRun struct {
-	cancel context.CancelFunc
-	done   chan struct{}
+	stopRun func() // stops the scenario started through the admin API and waits for it
 }
 
 // maxActions is how many admin actions the console lists.
@@ -124,11 +117,15 @@ func NewHandler(s *licensetest.Server, opts Options) *Handler {
 	a.mux.HandleFunc("GET /admin/console/{file}", a.serveAsset)
 	a.mux.HandleFunc("GET /admin/offline", a.page("offline.html"))
 	a.mux.HandleFunc("POST /admin/offline/exchange", a.serveOfflineExchange)
-	a.mux.HandleFunc("GET /admin/state", a.serveState)
+	a.mux.HandleFunc("GET /admin/state", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, a.state())
+	})
 	a.mux.HandleFunc("GET /admin/events", a.serveEvents)
 	a.mux.HandleFunc("GET /admin/requests", a.serveRequests)
 	a.mux.HandleFunc("GET /admin/config", a.serveConfig)
-	a.mux.HandleFunc("GET /admin/scenario", a.serveScenario)
+	a.mux.HandleFunc("GET /admin/scenario", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, LatestScenario(a.s))
+	})
 	a.mux.HandleFunc("POST /admin/scenario", a.startScenario)
 	a.mux.HandleFunc("POST /admin/scenario/stop", a.stopScenario)
 	a.mux.HandleFunc("POST /admin/{command}", a.serveCommand)
@@ -155,7 +152,7 @@ func (a *Handler) Close() {
 	a.mu.Lock()
 	a.closed = true
 	a.mu.Unlock()
-	a.stopRun()
+	a.stopScenarioRun()
 }
 
 // ServeHTTP implements http.Handler.
@@ -167,7 +164,7 @@ func (a *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("X-Frame-Options", "DENY")
 	refused := func(reason string, status int, msg string) {
 		a.in.Logger.Warn("licensetest: admin request refused", slog.String("reason", reason), slog.String("path", r.URL.Path))
-		writeJSON(w, status, errorReply("licensetest admin: "+msg))
+		writeJSON(w, status, adminReply{Error: "licensetest admin: " + msg})
 	}
 	if !a.hostAllowed(r) {
 		refused("host", http.StatusForbidden, "host not allowed (use localhost, a loopback address or the listening address)")
@@ -258,8 +255,6 @@ type adminReply struct {
 	Error string `json:"error,omitempty"`
 }
 
-func errorReply(msg string) adminReply { return adminReply{Error: msg} }
-
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	b, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
@@ -300,7 +295,7 @@ func (a *Handler) serveCommand(w http.ResponseWriter, r *http.Request) {
 	cmd := commands[name]
 	if cmd == nil {
 		quoted, _ := json.Marshal(name)
-		writeJSON(w, http.StatusNotFound, errorReply("licensetest admin: unknown command "+string(quoted)+" (accepted: "+strings.Join(commandNames(), ", ")+")"))
+		writeJSON(w, http.StatusNotFound, adminReply{Error: "licensetest admin: unknown command " + string(quoted) + " (accepted: " + strings.Join(commandNames(), ", ") + ")"})
 		return
 	}
 	p, err := formParams(w, r)
@@ -316,7 +311,7 @@ func (a *Handler) serveCommand(w http.ResponseWriter, r *http.Request) {
 		if errors.Is(err, licensetest.ErrUnknownLicense) {
 			status = http.StatusNotFound
 		}
-		writeJSON(w, status, errorReply(err.Error()))
+		writeJSON(w, status, adminReply{Error: err.Error()})
 		return
 	}
 	a.in.Logger.Info("licensetest: admin command", slog.String("command", name))
@@ -357,10 +352,6 @@ func (a *Handler) addAction(text, source string) {
 	}
 }
 
-func (a *Handler) serveState(w http.ResponseWriter, _ *http.Request) {
-	writeJSON(w, http.StatusOK, a.state())
-}
-
 func (a *Handler) serveRequests(w http.ResponseWriter, r *http.Request) {
 	p, err := formParams(w, r)
 	if err == nil {
@@ -369,7 +360,7 @@ func (a *Handler) serveRequests(w http.ResponseWriter, r *http.Request) {
 	q := &args{p: p}
 	n := q.integer("n", 100, 1, 10000)
 	if err = cmp.Or(err, q.err()); err != nil {
-		writeJSON(w, http.StatusBadRequest, errorReply(err.Error()))
+		writeJSON(w, http.StatusBadRequest, adminReply{Error: err.Error()})
 		return
 	}
 	writeJSON(w, http.StatusOK, recentRequests(a.in, n))

@@ -32,7 +32,7 @@ func (a *Handler) serveAsset(w http.ResponseWriter, r *http.Request) {
 func serveFile(w http.ResponseWriter, name, ct string) {
 	b, err := consoleFiles.ReadFile("console/" + name)
 	if err != nil || ct == "" {
-		writeJSON(w, http.StatusNotFound, errorReply("licensetest admin: no such file"))
+		writeJSON(w, http.StatusNotFound, adminReply{Error: "licensetest admin: no such file"})
 		return
 	}
 	h := w.Header()

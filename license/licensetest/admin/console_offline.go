@@ -31,13 +31,13 @@ const replyFileName = "licensekit-reply.txt"
 func (a *Handler) serveOfflineExchange(w http.ResponseWriter, r *http.Request) {
 	text, err := io.ReadAll(http.MaxBytesReader(w, r.Body, carried.MaxFileSize))
 	if err != nil {
-		writeJSON(w, http.StatusRequestEntityTooLarge, errorReply(fmt.Sprintf("licensetest admin: offline: the file is larger than %d bytes", carried.MaxFileSize)))
+		writeJSON(w, http.StatusRequestEntityTooLarge, adminReply{Error: fmt.Sprintf("licensetest admin: offline: the file is larger than %d bytes", carried.MaxFileSize)})
 		return
 	}
 	reply, summary, err := exchangeCarried(r.Context(), a.s, text)
 	if err != nil {
 		a.in.Logger.Info("licensetest: offline exchange failed", slog.String("error", err.Error()))
-		writeJSON(w, http.StatusBadRequest, errorReply("licensetest admin: offline: "+err.Error()))
+		writeJSON(w, http.StatusBadRequest, adminReply{Error: "licensetest admin: offline: " + err.Error()})
 		return
 	}
 	a.in.Logger.Info("licensetest: offline exchange", slog.String("replies", summary))

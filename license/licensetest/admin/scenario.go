@@ -377,42 +377,37 @@ func waitUntil(ctx context.Context, clock func() time.Time, due time.Time) error
 	}
 }
 
-func (a *Handler) serveScenario(w http.ResponseWriter, _ *http.Request) {
-	writeJSON(w, http.StatusOK, LatestScenario(a.s))
-}
-
 // startScenario runs the scenario in the body, replacing one started
 // earlier through the admin API.
 func (a *Handler) startScenario(w http.ResponseWriter, r *http.Request) {
 	text, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxAdminBody))
 	if err != nil {
-		writeJSON(w, http.StatusBadRequest, errorReply("licensetest admin: cannot read the scenario: "+err.Error()))
+		writeJSON(w, http.StatusBadRequest, adminReply{Error: "licensetest admin: cannot read the scenario: " + err.Error()})
 		return
 	}
 	name := cmp.Or(r.URL.Query().Get("name"), "console")
 	sc, err := ParseScenario(name, strings.NewReader(string(text)))
 	if err != nil {
-		writeJSON(w, http.StatusBadRequest, errorReply(err.Error()))
+		writeJSON(w, http.StatusBadRequest, adminReply{Error: err.Error()})
 		return
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	run := &adminRun{cancel: cancel, done: make(chan struct{})}
+	done := make(chan struct{})
 	a.mu.Lock()
 	if a.closed {
 		a.mu.Unlock()
 		cancel()
-		writeJSON(w, http.StatusServiceUnavailable, errorReply("licensetest admin: closed"))
+		writeJSON(w, http.StatusServiceUnavailable, adminReply{Error: "licensetest admin: closed"})
 		return
 	}
-	old := a.run
-	a.run = run
+	stopOld := a.stopRun
+	a.stopRun = func() { cancel(); <-done }
 	a.mu.Unlock()
-	if old != nil {
-		old.cancel()
-		<-old.done
+	if stopOld != nil {
+		stopOld()
 	}
 	go func() {
-		defer close(run.done)
+		defer close(done)
 		_ = RunScenario(ctx, a.s, sc)
 	}()
 	a.addAction("scenario "+name+" started", "admin")
@@ -420,23 +415,20 @@ func (a *Handler) startScenario(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *Handler) stopScenario(w http.ResponseWriter, _ *http.Request) {
-	if a.stopRun() {
+	if a.stopScenarioRun() {
 		a.addAction("scenario stopped", "admin")
 	}
 	writeJSON(w, http.StatusOK, adminReply{OK: true})
 }
 
-// stopRun stops the scenario the admin API started, if any, and waits for
-// it.
-func (a *Handler) stopRun() bool {
+// stopScenarioRun calls and clears stopRun, reporting whether it was set.
+func (a *Handler) stopScenarioRun() bool {
 	a.mu.Lock()
-	run := a.run
-	a.run = nil
+	stop := a.stopRun
+	a.stopRun = nil
 	a.mu.Unlock()
-	if run == nil {
-		return false
+	if stop != nil {
+		stop()
 	}
-	run.cancel()
-	<-run.done
-	return true
+	return stop != nil
 }
