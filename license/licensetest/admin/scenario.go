@@ -112,41 +112,22 @@ func ParseScenario(name string, r io.Reader) (*Scenario, error) {
 			break
 		}
 		words, err := splitWords(in.Text())
-		if err != nil {
-			lineErr(line, err)
+		if err == nil && len(words) == 0 {
 			continue
 		}
-		if len(words) == 0 {
-			continue
-		}
-		if words[0] != "at" || len(words) < 3 {
-			lineErr(line, errors.New(`want "at DURATION COMMAND [name=value ...]"`))
-			continue
-		}
-		at, err := time.ParseDuration(words[1])
-		switch {
-		case err != nil:
-			err = fmt.Errorf("%q is not a duration (such as 0s, 5m30s or 2h)", words[1])
-		case at < 0:
-			err = fmt.Errorf("at %s is negative", words[1])
-		case at < last:
-			err = fmt.Errorf("at %s comes before the previous step (at %s)", words[1], last)
+		var step Step
+		var end time.Duration
+		if err == nil {
+			step, end, err = parseStep(words, &last)
 		}
 		if err != nil {
 			lineErr(line, err)
 			continue
 		}
-		last = at
-		step, end, err := parseStep(words[2:])
-		if err != nil {
-			lineErr(line, err)
-			continue
-		}
-		step.Line, step.At = line, at
-		step.Text = strings.Join(words[2:], " ")
+		step.Line = line
 		sc.Steps = append(sc.Steps, step)
 		if end > 0 {
-			ends = append(ends, Step{Line: line, At: at + end, Command: "up", Text: "up (end of down for=" + end.String() + ")",
+			ends = append(ends, Step{Line: line, At: step.At + end, Command: "up", Text: "up (end of down for=" + end.String() + ")",
 				apply: up})
 		}
 	}
@@ -164,15 +145,29 @@ func ParseScenario(name string, r io.Reader) (*Scenario, error) {
 	return sc, nil
 }
 
-// parseStep parses "COMMAND [word ...]". A down with for=D returns D, for
-// the caller to add the "up".
-func parseStep(words []string) (Step, time.Duration, error) {
-	cmd := commands[words[0]]
+// parseStep parses "at DURATION COMMAND [word ...]", a step that may not
+// come before *last, which it moves to DURATION once that parses. A down
+// with for=D returns D, for the caller to add the "up".
+func parseStep(words []string, last *time.Duration) (Step, time.Duration, error) {
+	if words[0] != "at" || len(words) < 3 {
+		return Step{}, 0, errors.New(`want "at DURATION COMMAND [name=value ...]"`)
+	}
+	at, err := time.ParseDuration(words[1])
+	switch {
+	case err != nil:
+		return Step{}, 0, fmt.Errorf("%q is not a duration (such as 0s, 5m30s or 2h)", words[1])
+	case at < 0:
+		return Step{}, 0, fmt.Errorf("at %s is negative", words[1])
+	case at < *last:
+		return Step{}, 0, fmt.Errorf("at %s comes before the previous step (at %s)", words[1], *last)
+	}
+	*last = at
+	cmd := commands[words[2]]
 	if cmd == nil {
-		return Step{}, 0, fmt.Errorf("unknown command %q (accepted: %s)", words[0], strings.Join(commandNames(), ", "))
+		return Step{}, 0, fmt.Errorf("unknown command %q (accepted: %s)", words[2], strings.Join(commandNames(), ", "))
 	}
 	p := params{}
-	for _, w := range words[1:] {
+	for _, w := range words[3:] {
 		name, value, ok := strings.Cut(w, "=")
 		if !ok {
 			if cmd.bare == "" || p[cmd.bare] != "" {
@@ -197,7 +192,7 @@ func parseStep(words []string) (Step, time.Duration, error) {
 	if err != nil {
 		return Step{}, 0, err
 	}
-	return Step{Command: cmd.name, apply: apply}, end, nil
+	return Step{At: at, Command: cmd.name, Text: strings.Join(words[2:], " "), apply: apply}, end, nil
 }
 
 // splitWords splits a line into words at spaces, honouring double quotes
