@@ -35,7 +35,6 @@ func parseObject(b []byte) (*object, *apiError) {
 	return o, nil
 }
 
-// fail records msg unless a problem was met before.
 func (o *object) fail(msg string) {
 	if o.err == nil {
 		o.err = badRequest(msg)

@@ -52,7 +52,6 @@ func jsonHeader() http.Header {
 	return http.Header{"Content-Type": {"application/json"}}
 }
 
-// endpointOf returns the endpoint a URL path names.
 func endpointOf(path string) (string, bool) {
 	ep, ok := strings.CutPrefix(path, BasePath+"/")
 	return ep, ok && slices.Contains(wire.Endpoints[:], ep)
@@ -158,10 +157,9 @@ type early struct {
 }
 
 // admit reads and opens a request posted to ep and checks its freshness and
-// replay (partitioned by store.scope). It
-// returns the opened plaintext, the reply sealer (nil unless the reply must
-// be sealed) and the Guard's ticket, or early when the request is not to be
-// processed.
+// replay (partitioned by store.scope). It returns the opened plaintext, the
+// reply sealer (nil unless the reply must be sealed) and the Guard's ticket,
+// or early when the request is not to be processed.
 func (s *Server) admit(ep string, body io.Reader, now time.Time) ([]byte, envelope.ReplySealer, *envelope.Ticket, *early) {
 	raw, err := io.ReadAll(io.LimitReader(body, maxRequestBody+1))
 	req, ok := decodeOuter(raw)

@@ -15,7 +15,6 @@ var consoleFiles embed.FS
 // consoleCSP keeps the console to its own origin.
 const consoleCSP = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 
-// page serves the console page name.
 func (a *Handler) page(name string) http.HandlerFunc {
 	return func(w http.ResponseWriter, _ *http.Request) { serveFile(w, name, "text/html; charset=utf-8") }
 }

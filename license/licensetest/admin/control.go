@@ -62,7 +62,6 @@ func buildCommands() map[string]*command {
 	return m
 }
 
-// commandNames returns the command names, sorted.
 func commandNames() []string { return slices.Sorted(maps.Keys(commands)) }
 
 // check rejects parameters the command does not accept.
@@ -94,7 +93,6 @@ type option[T any] struct {
 	v    T
 }
 
-// names lists the options' names, for messages.
 func names[T any](opts []option[T]) string {
 	var out []string
 	for _, o := range opts {
@@ -337,7 +335,6 @@ func (c *controller) setDown(down bool, mode licensetest.DownMode, d time.Durati
 	c.timer = t
 }
 
-// clear removes every fault and cancels a timed outage.
 func (c *controller) clear() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -86,7 +86,6 @@ func (e *ScenarioError) Error() string {
 
 func (e *ScenarioError) Unwrap() error { return e.Err }
 
-// maxScenarioLines bounds a scenario's length.
 const maxScenarioLines = 10000
 
 // ParseScenario reads a scenario (see Scenario for the format). It reports
@@ -278,7 +277,6 @@ func (t *scenarioTracker) update(prog *ScenarioProgress, f func()) {
 	}
 }
 
-// trackerOf returns the scenario tracker of s.
 func trackerOf(s *licensetest.Server) *scenarioTracker {
 	return hook.Of(s).Slot.LoadOrStore(func() any { return &scenarioTracker{} }).(*scenarioTracker)
 }
