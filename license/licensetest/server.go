@@ -243,13 +243,11 @@ func (s *Server) close() {
 	g, srv, serveDone, client := s.gate, s.srv, s.serveDone, s.client
 	s.mu.Unlock()
 
-	s.connMu.Lock()
-	s.closing = true
-	s.connMu.Unlock()
 	if g != nil {
 		g.Close()
 		<-serveDone // no new connections from here on
 		s.connMu.Lock()
+		s.closing = true // trackConn closes the connections that go idle from here on
 		for c, st := range s.conns {
 			if st == http.StateIdle || st == http.StateNew {
 				c.Close()

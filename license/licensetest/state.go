@@ -84,7 +84,7 @@ type store struct {
 	sessions  map[string]*sessionRec
 	lapsed    map[string]struct{}
 	expiry    indexheap.Heap[*sessionRec] // live sessions, earliest expiry first
-	seq       uint64 // the last registration or session issued
+	seq       uint64                      // the last registration or session issued
 	refuse    refusals
 }
 

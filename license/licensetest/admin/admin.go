@@ -456,10 +456,9 @@ type adminSession struct {
 
 func (a *Handler) state() adminState {
 	s := a.s
-	now := s.Now()
 	f := a.in.Faults()
 	st := adminState{
-		Time: now, Down: f.Down, DownMode: f.Mode, Faults: f,
+		Time: s.Now(), Down: f.Down, DownMode: f.Mode, Faults: f,
 		Requests:  map[string]int{"all": s.Count("")},
 		Licenses:  licenseInfos(s),
 		Instances: []adminInstance{},
