@@ -90,9 +90,8 @@ func (s *Server) handle(ctx context.Context, method, path string, body io.Reader
 	}
 	rec.Endpoint, rec.Time = ep, now
 	if early != nil && !rec.Repeat {
-		// Envelope-level rejections: nothing is processed and no queued
-		// fault is consumed. A repeat of an answered request gets the
-		// stored reply below; faults on the path still apply to it.
+		// Envelope-level rejections consume no queued fault (see Inject). A
+		// repeat gets the stored reply below, faults on the path included.
 		rec.Status = early.o.status
 		s.reqlog.add(rec)
 		s.cfg.Logger.Debug("licensetest: request rejected",

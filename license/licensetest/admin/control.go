@@ -32,7 +32,6 @@ type command struct {
 	accepted []string
 	// bare is the parameter a scenario's bare word sets ("down refuse").
 	bare string
-	// parse checks the parameters and returns the change to make.
 	parse func(a *args) (change, error)
 }
 
