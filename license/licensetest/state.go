@@ -47,16 +47,6 @@ func (l *licenseRec) control(d time.Duration) wire.ControlOptions {
 	}
 }
 
-func (l *licenseRec) usable(r *refusals) *apiError {
-	switch l.State {
-	case Revoked:
-		return r.revoked
-	case Expired:
-		return r.expired
-	}
-	return nil
-}
-
 type instanceRec struct {
 	Instance
 	lic *licenseRec
@@ -137,7 +127,7 @@ func (st *store) activeLicense(now time.Time, product, key string) (*licenseRec,
 	if rec == nil {
 		return nil, st.refuse.unknownLicense
 	}
-	if err := rec.usable(&st.refuse); err != nil {
+	if err := st.refuse.state[rec.State]; err != nil {
 		return nil, err
 	}
 	return rec, nil
@@ -281,7 +271,7 @@ func (st *store) extend(now time.Time, ts wire.Timestamp, req *wire.ExtendReques
 	if err != nil {
 		return nil, err
 	}
-	if err := s.lic.usable(&st.refuse); err != nil {
+	if err := st.refuse.state[s.lic.State]; err != nil {
 		return nil, err
 	}
 	d := s.lic.effective(req.Duration)
