@@ -90,7 +90,7 @@ type Fault struct {
 	// Endpoint is the endpoint the fault targets (Register, Begin, Extend or
 	// End); "" targets all four.
 	Endpoint string
-	Kind FaultKind
+	Kind     FaultKind
 	// Count is how many matching requests the fault applies to. Zero means
 	// one; a negative Count applies it to every matching request until
 	// ClearFaults.

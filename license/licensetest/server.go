@@ -118,9 +118,8 @@ func NewUnstartedServer(cfg *Config) *Server {
 	s.guard = envelope.NewGuard(envelope.GuardConfig{Window: c.FreshnessWindow, MaxEntries: c.ReplayCache})
 	// Carried (offline) requests (FORMAT.md "Carried requests") are accepted
 	// up to envelope.CarriedWindow old, so their ids are remembered for that
-	// whole window, at most 256 per licence or session, partitioned as the
-	// ordinary ones; the mock keeps them for its life, a real server in its
-	// database.
+	// whole window, partitioned as the ordinary ones; the mock keeps them for
+	// its life, a real server in its database.
 	s.carried = envelope.NewGuard(envelope.GuardConfig{Window: envelope.CarriedWindow, PartitionEntries: 256})
 	return s
 }

@@ -31,7 +31,7 @@ type command struct {
 	// accepted lists the parameter names, in the order they are documented.
 	accepted []string
 	// bare is the parameter a scenario's bare word sets ("down refuse").
-	bare string
+	bare  string
 	parse func(a *args) (change, error)
 }
 

@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/licensekit/licensekit-go/license/licensetest"
@@ -262,35 +261,27 @@ type StepProgress struct {
 	Error string    `json:"error,omitempty"`
 }
 
-// scenarioTracker holds the progress of the latest run on a Server.
-type scenarioTracker struct {
-	mu   sync.Mutex
-	prog *ScenarioProgress
-}
-
-// update calls f unless a later run than prog's took over the display.
-func (t *scenarioTracker) update(prog *ScenarioProgress, f func()) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.prog == prog {
+// update calls f unless a later run than prog's took over the server's
+// hook.Slot, which holds the progress of its latest run.
+func update(slot *hook.Slot, prog *ScenarioProgress, f func()) {
+	slot.Mu.Lock()
+	defer slot.Mu.Unlock()
+	if slot.V == prog {
 		f()
 	}
-}
-
-func trackerOf(s *licensetest.Server) *scenarioTracker {
-	return hook.Of(s).Slot.LoadOrStore(func() any { return &scenarioTracker{} }).(*scenarioTracker)
 }
 
 // LatestScenario returns the progress of the latest scenario run on s (the
 // one running, or the last one), or nil if none has run. It is a copy.
 func LatestScenario(s *licensetest.Server) *ScenarioProgress {
-	t := trackerOf(s)
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.prog == nil {
+	slot := hook.Of(s).Slot
+	slot.Mu.Lock()
+	defer slot.Mu.Unlock()
+	prog, _ := slot.V.(*ScenarioProgress)
+	if prog == nil {
 		return nil
 	}
-	p := *t.prog
+	p := *prog
 	p.Steps = slices.Clone(p.Steps)
 	return &p
 }
@@ -307,28 +298,27 @@ func LatestScenario(s *licensetest.Server) *ScenarioProgress {
 func RunScenario(ctx context.Context, s *licensetest.Server, sc *Scenario) error {
 	ctl := &controller{s: s}
 	defer ctl.stop()
-	tr := trackerOf(s)
-	logger := hook.Of(s).Logger
+	in := hook.Of(s)
 	start := s.Now()
 	prog := &ScenarioProgress{Name: sc.Name, Started: start, Running: true, Steps: make([]StepProgress, len(sc.Steps))}
 	for i, st := range sc.Steps {
 		prog.Steps[i] = StepProgress{Line: st.Line, At: st.At.String(), Text: st.Text}
 	}
-	tr.mu.Lock()
-	tr.prog = prog
-	tr.mu.Unlock()
-	logger.Info("licensetest: scenario started", slog.String("scenario", sc.Name), slog.Int("steps", len(sc.Steps)))
+	in.Slot.Mu.Lock()
+	in.Slot.V = prog
+	in.Slot.Mu.Unlock()
+	in.Logger.Info("licensetest: scenario started", slog.String("scenario", sc.Name), slog.Int("steps", len(sc.Steps)))
 	finish := func(err error) error {
-		tr.update(prog, func() {
+		update(in.Slot, prog, func() {
 			prog.Running = false
 			if err != nil {
 				prog.Error = err.Error()
 			}
 		})
 		if err != nil {
-			logger.Info("licensetest: scenario ended", slog.String("scenario", sc.Name), slog.String("error", err.Error()))
+			in.Logger.Info("licensetest: scenario ended", slog.String("scenario", sc.Name), slog.String("error", err.Error()))
 		} else {
-			logger.Info("licensetest: scenario done", slog.String("scenario", sc.Name))
+			in.Logger.Info("licensetest: scenario done", slog.String("scenario", sc.Name))
 		}
 		return err
 	}
@@ -338,7 +328,7 @@ func RunScenario(ctx context.Context, s *licensetest.Server, sc *Scenario) error
 		}
 		err := st.apply(ctl)
 		ran := s.Now()
-		tr.update(prog, func() {
+		update(in.Slot, prog, func() {
 			prog.Steps[i].Done, prog.Steps[i].Ran, prog.Next = true, ran, i+1
 			if err != nil {
 				prog.Steps[i].Error = err.Error()
@@ -347,7 +337,7 @@ func RunScenario(ctx context.Context, s *licensetest.Server, sc *Scenario) error
 		if err != nil {
 			return finish(&ScenarioError{Name: sc.Name, Line: st.Line, Err: err})
 		}
-		logger.Info("licensetest: scenario step", slog.String("scenario", sc.Name), slog.Int("line", st.Line),
+		in.Logger.Info("licensetest: scenario step", slog.String("scenario", sc.Name), slog.Int("line", st.Line),
 			slog.String("command", st.Command))
 	}
 	return finish(nil)

@@ -88,8 +88,7 @@ func Options(srv *licensetest.Server) []license.Option {
 // bubble's t, so that the cleanup runs inside the bubble.
 func New(t testing.TB, srv *licensetest.Server, lic licensetest.License, opts ...license.Option) *license.Client {
 	t.Helper()
-	all := append(Options(srv), opts...)
-	c, err := license.New(Config(srv, lic), all...)
+	c, err := license.New(Config(srv, lic), append(Options(srv), opts...)...)
 	if err != nil {
 		t.Fatalf("testclient: license.New: %v", err)
 	}
