@@ -256,8 +256,7 @@ func (st *store) begin(now time.Time, ts wire.Timestamp, req *wire.BeginRequest,
 // mu.
 func (st *store) lookup(now time.Time, token string) (*sessionRec, *apiError) {
 	st.reap(now)
-	s := st.sessions[token]
-	if s != nil {
+	if s := st.sessions[token]; s != nil {
 		return s, nil
 	}
 	if _, ok := st.lapsed[token]; ok {

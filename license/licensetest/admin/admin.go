@@ -91,8 +91,7 @@ type Handler struct {
 	stopRun func() // stops the scenario started through the admin API and waits for it
 }
 
-// maxActions is how many admin actions the console lists.
-const maxActions = 50
+const maxActions = 50 // admin actions the console lists
 
 // NewHandler returns the admin API and console of s. Each call returns a
 // new, independent handler; Close it when done.
@@ -315,7 +314,17 @@ func (a *Handler) serveCommand(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a.in.Logger.Info("licensetest: admin command", slog.String("command", name))
-	a.record(name, p)
+	// The console lists the command, with the licence key and the message
+	// left out.
+	text := name
+	for _, k := range slices.Sorted(maps.Keys(p)) {
+		v := p[k]
+		if k == "key" || k == "message" {
+			v = "…"
+		}
+		text += " " + k + "=" + v
+	}
+	a.addAction(text, "admin")
 	writeJSON(w, http.StatusOK, adminReply{OK: true})
 }
 
@@ -325,21 +334,6 @@ type adminAction struct {
 	Time    time.Time `json:"time"`
 	Command string    `json:"command"`
 	Source  string    `json:"source"`
-}
-
-// record remembers a command for the console, with the licence key and the
-// message left out.
-func (a *Handler) record(name string, p params) {
-	var b strings.Builder
-	b.WriteString(name)
-	for _, k := range slices.Sorted(maps.Keys(p)) {
-		v := p[k]
-		if k == "key" || k == "message" {
-			v = "…"
-		}
-		b.WriteString(" " + k + "=" + v)
-	}
-	a.addAction(b.String(), "admin")
 }
 
 func (a *Handler) addAction(text, source string) {
@@ -368,11 +362,10 @@ func (a *Handler) serveRequests(w http.ResponseWriter, r *http.Request) {
 
 func (a *Handler) serveConfig(w http.ResponseWriter, r *http.Request) {
 	in := ClientConfigOf(a.s)
-	scheme := "http"
+	in.AdminURL = "http://" + r.Host + Path
 	if r.TLS != nil {
-		scheme = "https"
+		in.AdminURL = "https://" + r.Host + Path
 	}
-	in.AdminURL = scheme + "://" + r.Host + Path
 	writeJSON(w, http.StatusOK, in)
 }
 
@@ -419,9 +412,6 @@ func (a *Handler) serveEvents(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// defaultLogLines is how many requests the console shows.
-const defaultLogLines = 100
-
 // adminState is what GET /admin/state and the console's live stream report.
 type adminState struct {
 	Time      time.Time         `json:"time"`
@@ -463,7 +453,7 @@ func (a *Handler) state() adminState {
 		Licenses:  licenseInfos(s),
 		Instances: []adminInstance{},
 		Sessions:  []adminSession{},
-		Log:       recentRequests(a.in, defaultLogLines),
+		Log:       recentRequests(a.in, 100),
 		Scenario:  LatestScenario(s),
 	}
 	for _, ep := range []string{licensetest.Register, licensetest.Begin, licensetest.Extend, licensetest.End} {

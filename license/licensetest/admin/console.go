@@ -19,7 +19,6 @@ func (a *Handler) page(name string) http.HandlerFunc {
 	return func(w http.ResponseWriter, _ *http.Request) { serveFile(w, name, "text/html; charset=utf-8") }
 }
 
-// assetTypes are the content types of the files below /admin/console/.
 var assetTypes = map[string]string{".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8"}
 
 func (a *Handler) serveAsset(w http.ResponseWriter, r *http.Request) {

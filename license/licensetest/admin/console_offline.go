@@ -23,9 +23,6 @@ import (
 // handler (so it sees, checks, logs and answers ordinary v2 requests,
 // faults included), and the page offers the reply file for download.
 
-// replyFileName is the name the page offers the reply file under.
-const replyFileName = "licensekit-reply.txt"
-
 // serveOfflineExchange answers an uploaded request file with its reply file,
 // or a JSON error naming what was wrong (nothing is answered in part).
 func (a *Handler) serveOfflineExchange(w http.ResponseWriter, r *http.Request) {
@@ -44,7 +41,7 @@ func (a *Handler) serveOfflineExchange(w http.ResponseWriter, r *http.Request) {
 	a.addAction("offline exchange: "+summary, "console")
 	h := w.Header()
 	h.Set("Content-Type", "text/plain; charset=utf-8")
-	h.Set("Content-Disposition", `attachment; filename="`+replyFileName+`"`)
+	h.Set("Content-Disposition", `attachment; filename="licensekit-reply.txt"`)
 	_, _ = w.Write(reply)
 }
 

@@ -68,8 +68,7 @@ func SharedSecretConfig(srv *licensetest.Server, lic licensetest.License) licens
 //     trusts a TLS server's certificate and uses no proxy.
 //
 // Append more options after these; a later option of the same kind replaces
-// the earlier one.
-// Call Options after Start, since the choice depends on it.
+// the earlier one. Call Options after Start, since the choice depends on it.
 func Options(srv *licensetest.Server) []license.Option {
 	if srv.Info().Addr == "" {
 		return []license.Option{license.WithRoundTripper(srv.Transport())}
