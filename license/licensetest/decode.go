@@ -14,8 +14,6 @@ import (
 // The request payloads are decoded strictly (Server.process). Error texts
 // name the field, never its value.
 
-func badRequest(msg string) *apiError { return refuse(http.StatusBadRequest, msg) }
-
 // object is a decoded JSON object whose members are read one by one; err
 // keeps the first problem met.
 type object struct {
@@ -26,19 +24,18 @@ type object struct {
 func parseObject(b []byte) (*object, *apiError) {
 	b = bytes.TrimSpace(b)
 	if len(b) == 0 || b[0] != '{' {
-		return nil, badRequest("malformed data: not a JSON object")
+		return nil, refuse(http.StatusBadRequest, "malformed data: not a JSON object")
 	}
 	o := &object{}
 	if err := json.Unmarshal(b, &o.m); err != nil {
-		return nil, badRequest("malformed data: invalid JSON")
+		return nil, refuse(http.StatusBadRequest, "malformed data: invalid JSON")
 	}
 	return o, nil
 }
 
-// fail records msg unless a problem was met before.
 func (o *object) fail(msg string) {
 	if o.err == nil {
-		o.err = badRequest(msg)
+		o.err = refuse(http.StatusBadRequest, msg)
 	}
 }
 

@@ -15,11 +15,10 @@
 //	err := s.AddLicense(licensetest.License{ProductGUID: "app", Key: "K-1", Seats: 2,
 //		SessionDuration: 10 * time.Minute, GracePeriod: time.Hour})
 //
-// A client is configured with s.URL and what s.Info() returns (the API key
-// and either the public key or the secret), and sends its requests with
-// s.Client() (or s.Transport()).
-// Package testclient (license/licensetest/testclient) does that in one call
-// for a license.Client:
+// A client is configured with s.URL and what s.Info() returns (the API key and
+// either the public key or the secret), and sends its requests with s.Client()
+// (or s.Transport()). Package testclient (license/licensetest/testclient) does
+// that in one call for a license.Client:
 //
 //	c := testclient.New(t, s, lic) // Config, the right transport, Close on cleanup
 //

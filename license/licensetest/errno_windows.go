@@ -4,9 +4,7 @@ package licensetest
 
 import "golang.org/x/sys/windows"
 
-// The errnos of a refused dial and of a reset connection, and the system
-// calls named in those errors, as the platform reports them, so that
-// Transport's errors match real ones.
+// The errnos and system call names Windows reports (see errno_other.go).
 const (
 	errnoRefused   = windows.WSAECONNREFUSED
 	errnoReset     = windows.WSAECONNRESET

@@ -90,8 +90,7 @@ type Fault struct {
 	// Endpoint is the endpoint the fault targets (Register, Begin, Extend or
 	// End); "" targets all four.
 	Endpoint string
-	// Kind is what happens.
-	Kind FaultKind
+	Kind     FaultKind
 	// Count is how many matching requests the fault applies to. Zero means
 	// one; a negative Count applies it to every matching request until
 	// ClearFaults.
@@ -104,12 +103,6 @@ type Fault struct {
 	// RetryAfter, when positive, sets the Retry-After header of a FaultFail,
 	// in whole seconds rounded up. It overrides SetRetryAfter.
 	RetryAfter time.Duration
-}
-
-// pending is a queued fault with its remaining uses (-1 = forever).
-type pending struct {
-	Fault
-	left int
 }
 
 // settings are the persistent faults of an endpoint; skew is the server's.
@@ -125,20 +118,11 @@ type faultState struct {
 	mu         sync.Mutex
 	down       bool
 	mode       DownMode
-	queue      []*pending
+	queue      []*Fault // Count is the uses left (-1 = forever)
 	endpoints  map[string]settings
 	skew       time.Duration
 	lastSealed map[string][]byte
 	lastAny    []byte
-}
-
-// reset clears every fault but the remembered sealed replies. The caller
-// holds mu.
-func (f *faultState) reset() {
-	f.down = false
-	f.queue = nil
-	f.endpoints = make(map[string]settings)
-	f.skew = 0
 }
 
 // checkEndpoint panics unless ep is "" or a v2 endpoint name: a typo would
@@ -200,13 +184,13 @@ func (f *faultState) take(ep string) (Fault, []byte) {
 				continue
 			}
 		}
-		if p.left > 0 {
-			p.left--
-			if p.left == 0 {
+		if p.Count > 0 {
+			p.Count--
+			if p.Count == 0 {
 				f.queue = slices.Delete(f.queue, i, i+1)
 			}
 		}
-		return p.Fault, body
+		return *p, body
 	}
 	return Fault{}, nil
 }
@@ -229,13 +213,13 @@ func (s *Server) Inject(f Fault) {
 	if f.Kind < FaultFail || f.Kind > FaultBadSeal {
 		panic(fmt.Sprintf("licensetest: invalid fault kind %d", int(f.Kind)))
 	}
-	p := &pending{Fault: f, left: cmp.Or(max(f.Count, -1), 1)}
+	f.Count = cmp.Or(max(f.Count, -1), 1)
 	if f.Kind == FaultFail {
-		p.Status = cmp.Or(p.Status, http.StatusServiceUnavailable)
-		p.Message = cmp.Or(p.Message, strings.ToLower(http.StatusText(p.Status)), "injected failure")
+		f.Status = cmp.Or(f.Status, http.StatusServiceUnavailable)
+		f.Message = cmp.Or(f.Message, strings.ToLower(http.StatusText(f.Status)), "injected failure")
 	}
 	s.faults.mu.Lock()
-	s.faults.queue = append(s.faults.queue, p)
+	s.faults.queue = append(s.faults.queue, &f)
 	s.faults.mu.Unlock()
 }
 
@@ -244,9 +228,13 @@ func (s *Server) Inject(f Fault) {
 // Content-Type overrides and clock skew. Licences, instances and sessions are
 // untouched.
 func (s *Server) ClearFaults() {
-	s.faults.mu.Lock()
-	s.faults.reset()
-	s.faults.mu.Unlock()
+	f := s.faults
+	f.mu.Lock()
+	f.down = false
+	f.queue = nil
+	f.endpoints = make(map[string]settings)
+	f.skew = 0 // the sealed replies FaultReplay remembers stay
+	f.mu.Unlock()
 	s.applyDown()
 }
 

@@ -52,7 +52,6 @@ func jsonHeader() http.Header {
 	return http.Header{"Content-Type": {"application/json"}}
 }
 
-// endpointOf returns the endpoint a URL path names.
 func endpointOf(path string) (string, bool) {
 	ep, ok := strings.CutPrefix(path, BasePath+"/")
 	return ep, ok && slices.Contains(wire.Endpoints[:], ep)
@@ -73,12 +72,12 @@ func (s *Server) handle(ctx context.Context, method, path string, body io.Reader
 	if down, mode := s.faults.isDown(); down && mode == DownUnavailable {
 		o := s.plainFailure(http.StatusServiceUnavailable, "service unavailable")
 		s.reqlog.add(Request{Endpoint: ep, Time: s.cfg.Clock(), Status: o.status, Down: true, Latency: time.Since(start)})
-		s.logger.Debug("licensetest: request", slog.String("endpoint", ep), slog.Int("status", o.status), slog.Bool("down", true))
+		s.cfg.Logger.Debug("licensetest: request", slog.String("endpoint", ep), slog.Int("status", o.status), slog.Bool("down", true))
 		return o
 	}
 	set := s.faults.settingsFor(ep)
 	if set.latency > 0 && !wait(ctx, set.latency) {
-		s.logger.Debug("licensetest: request abandoned", slog.String("endpoint", ep))
+		s.cfg.Logger.Debug("licensetest: request abandoned", slog.String("endpoint", ep))
 		return outcome{action: actAbandon}
 	}
 	now := s.cfg.Clock()
@@ -91,12 +90,11 @@ func (s *Server) handle(ctx context.Context, method, path string, body io.Reader
 	}
 	rec.Endpoint, rec.Time = ep, now
 	if early != nil && !rec.Repeat {
-		// Envelope-level rejections: nothing is processed and no queued
-		// fault is consumed. A repeat of an answered request gets the
-		// stored reply below; faults on the path still apply to it.
+		// Envelope-level rejections consume no queued fault (see Inject). A
+		// repeat gets the stored reply below, faults on the path included.
 		rec.Status = early.o.status
 		s.reqlog.add(rec)
-		s.logger.Debug("licensetest: request rejected",
+		s.cfg.Logger.Debug("licensetest: request rejected",
 			slog.String("endpoint", ep), slog.Int("status", rec.Status), slog.String("rejected", rec.Rejected))
 		return early.o
 	}
@@ -145,7 +143,7 @@ func (s *Server) handle(ctx context.Context, method, path string, body io.Reader
 	if fault.Kind != 0 {
 		faultName = fault.Kind.String()
 	}
-	s.logger.Debug("licensetest: request", slog.String("endpoint", ep), slog.Int("status", o.status),
+	s.cfg.Logger.Debug("licensetest: request", slog.String("endpoint", ep), slog.Int("status", o.status),
 		slog.Bool("sealed", rec.Sealed), slog.String("fault", faultName))
 	return o
 }
@@ -158,10 +156,9 @@ type early struct {
 }
 
 // admit reads and opens a request posted to ep and checks its freshness and
-// replay (partitioned by store.scope). It
-// returns the opened plaintext, the reply sealer (nil unless the reply must
-// be sealed) and the Guard's ticket, or early when the request is not to be
-// processed.
+// replay (partitioned by store.scope). It returns the opened plaintext, the
+// reply sealer (nil unless the reply must be sealed) and the Guard's ticket,
+// or early when the request is not to be processed.
 func (s *Server) admit(ep string, body io.Reader, now time.Time) ([]byte, envelope.ReplySealer, *envelope.Ticket, *early) {
 	raw, err := io.ReadAll(io.LimitReader(body, maxRequestBody+1))
 	req, ok := decodeOuter(raw)
@@ -266,7 +263,7 @@ func (s *Server) reply(ep string, ts wire.Timestamp, reply any, aerr *apiError, 
 		body, err = sealer.SealReply(body)
 	}
 	if err != nil {
-		s.logger.Error("licensetest: cannot encode reply", slog.String("endpoint", ep), slog.Any("error", err))
+		s.cfg.Logger.Error("licensetest: cannot encode reply", slog.String("endpoint", ep), slog.Any("error", err))
 		return s.plainFailure(http.StatusInternalServerError, "internal error")
 	}
 	return outcome{status: status, header: jsonHeader(), body: body}

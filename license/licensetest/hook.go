@@ -10,7 +10,7 @@ import (
 func init() {
 	hook.Of = func(v any) hook.Internals {
 		s := v.(*Server)
-		return hook.Internals{Logger: s.logger, Faults: s.faultSnapshot,
+		return hook.Internals{Logger: s.cfg.Logger, Faults: s.faultSnapshot,
 			Requests: func(n int) (any, int) { return s.reqlog.last(n) }, Slot: &s.slot}
 	}
 	hook.CheckDurations = func(product, key string, session, grace, maxDur time.Duration) error {
@@ -26,7 +26,7 @@ func (s *Server) faultSnapshot() hook.Faults {
 	out := hook.Faults{Down: f.down, Mode: f.mode.String(), Queued: []hook.Queued{}, Latency: map[string]string{},
 		RetryAfter: map[string]string{}, ContentType: map[string]string{}, Skew: f.skew.String()}
 	for _, p := range f.queue {
-		out.Queued = append(out.Queued, hook.Queued{Endpoint: cmp.Or(p.Endpoint, "all"), Kind: p.Kind.String(), Left: p.left, Status: p.Status})
+		out.Queued = append(out.Queued, hook.Queued{Endpoint: cmp.Or(p.Endpoint, "all"), Kind: p.Kind.String(), Left: p.Count, Status: p.Status})
 	}
 	for ep, st := range f.endpoints {
 		if st.latency > 0 {

@@ -80,8 +80,7 @@ type License struct {
 	MaxDuration time.Duration
 	// Features is sent verbatim as the begin_session reply's features.
 	Features string
-	// State is the licence's state; the zero value is Active.
-	State LicenseState
+	State    LicenseState
 }
 
 // ErrUnknownLicense is returned by the licence methods for a product and key

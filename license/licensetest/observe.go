@@ -26,7 +26,6 @@ type Request struct {
 	// Status is the HTTP status the server answered, or would have answered
 	// for FaultDrop.
 	Status int
-	// Sealed reports whether the reply was sealed.
 	Sealed bool
 	// Fault is the queued fault the request met, or zero.
 	Fault FaultKind
@@ -51,14 +50,13 @@ type requestLog struct {
 	mu     sync.Mutex
 	max    int
 	buf    []Request
-	total  int
-	counts map[string]int
+	counts map[string]int // by endpoint, and "" for all
 }
 
 func (l *requestLog) add(r Request) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.total++
+	l.counts[""]++
 	l.counts[r.Endpoint]++
 	if l.max <= 0 {
 		return
@@ -89,10 +87,10 @@ func (l *requestLog) last(n int) ([]Request, int) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.max <= 0 {
-		return nil, l.total + 1
+		return nil, l.counts[""] + 1
 	}
 	start := max(0, len(l.buf)-min(n, l.max))
-	return slices.Clone(l.buf[start:]), l.total - len(l.buf) + 1 + start
+	return slices.Clone(l.buf[start:]), l.counts[""] - len(l.buf) + 1 + start
 }
 
 // Count returns how many requests endpoint ("" = all four) has handled since
@@ -101,9 +99,6 @@ func (s *Server) Count(endpoint string) int {
 	l := s.reqlog
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if endpoint == "" {
-		return l.total
-	}
 	return l.counts[endpoint]
 }
 

@@ -46,7 +46,6 @@ type Server struct {
 	faults  *faultState
 	reqlog  *requestLog
 	flight  inflight
-	logger  *slog.Logger
 	slot    hook.Slot // the admin package's state (hook.go)
 	once    sync.Once // runs close
 
@@ -108,7 +107,6 @@ func NewUnstartedServer(cfg *Config) *Server {
 		store:  newStore(c.Match, c.TokenRotation, c.RefusalTexts),
 		faults: &faultState{endpoints: make(map[string]settings), lastSealed: make(map[string][]byte)},
 		reqlog: &requestLog{max: c.MaxRequests, counts: make(map[string]int)},
-		logger: c.Logger,
 		conns:  make(map[net.Conn]http.ConnState),
 		flight: inflight{cancels: make(map[*context.CancelCauseFunc]struct{})},
 	}
@@ -120,9 +118,8 @@ func NewUnstartedServer(cfg *Config) *Server {
 	s.guard = envelope.NewGuard(envelope.GuardConfig{Window: c.FreshnessWindow, MaxEntries: c.ReplayCache})
 	// Carried (offline) requests (FORMAT.md "Carried requests") are accepted
 	// up to envelope.CarriedWindow old, so their ids are remembered for that
-	// whole window, at most 256 per licence or session, partitioned as the
-	// ordinary ones; the mock keeps them for its life, a real server in its
-	// database.
+	// whole window, partitioned as the ordinary ones; the mock keeps them for
+	// its life, a real server in its database.
 	s.carried = envelope.NewGuard(envelope.GuardConfig{Window: envelope.CarriedWindow, PartitionEntries: 256})
 	return s
 }
@@ -171,7 +168,7 @@ func (s *Server) startLocked(useTLS bool) {
 	s.srv = &http.Server{
 		Handler:   http.HandlerFunc(s.serveHTTP),
 		ConnState: s.trackConn,
-		ErrorLog:  slog.NewLogLogger(s.logger.Handler(), slog.LevelDebug),
+		ErrorLog:  slog.NewLogLogger(s.cfg.Logger.Handler(), slog.LevelDebug),
 	}
 	s.cfg.Timeouts.Apply(s.srv)
 	var ln net.Listener = g
@@ -199,7 +196,7 @@ func (s *Server) startLocked(useTLS bool) {
 		defer close(done)
 		_ = srv.Serve(ln)
 	}(s.srv, s.serveDone)
-	s.logger.Info("licensetest: server started", slog.String("url", s.URL))
+	s.cfg.Logger.Info("licensetest: server started", slog.String("url", s.URL))
 }
 
 // selfSigned makes a certificate for the loopback names and addr's host.
@@ -245,13 +242,11 @@ func (s *Server) close() {
 	g, srv, serveDone, client := s.gate, s.srv, s.serveDone, s.client
 	s.mu.Unlock()
 
-	s.connMu.Lock()
-	s.closing = true
-	s.connMu.Unlock()
 	if g != nil {
 		g.Close()
 		<-serveDone // no new connections from here on
 		s.connMu.Lock()
+		s.closing = true // trackConn closes the connections that go idle from here on
 		for c, st := range s.conns {
 			if st == http.StateIdle || st == http.StateNew {
 				c.Close()
@@ -267,7 +262,7 @@ func (s *Server) close() {
 	if client != nil {
 		client.CloseIdleConnections()
 	}
-	s.logger.Info("licensetest: server closed")
+	s.cfg.Logger.Info("licensetest: server closed")
 }
 
 // trackConn follows connections so that Close can wait for them and SetDown
@@ -305,7 +300,7 @@ func (s *Server) applyDown() {
 	}
 	g.reset.Store(down && mode == DownReset)
 	if err := g.setOpen(!down || mode != DownRefuse); err != nil {
-		s.logger.Error("licensetest: cannot bring the server back up", slog.Any("error", err))
+		s.cfg.Logger.Error("licensetest: cannot bring the server back up", slog.Any("error", err))
 	}
 	if down {
 		s.connMu.Lock()
@@ -321,7 +316,7 @@ func (s *Server) applyDown() {
 	}
 	if down != s.appliedDown || mode != s.appliedMode {
 		s.appliedDown, s.appliedMode = down, mode
-		s.logger.Info("licensetest: server state", slog.Bool("down", down), slog.String("mode", mode.String()))
+		s.cfg.Logger.Info("licensetest: server state", slog.Bool("down", down), slog.String("mode", mode.String()))
 	}
 }
 
@@ -356,7 +351,12 @@ func (s *Server) clientTransport() *http.Transport {
 // InFlight returns the number of requests being handled right now, through
 // the listener, Handler or Transport: for instance those waiting out added
 // latency. Tests use it to know a request has reached the server.
-func (s *Server) InFlight() int { return s.flight.count() }
+func (s *Server) InFlight() int {
+	f := &s.flight
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.cancels)
+}
 
 // Handler returns the server's HTTP handler, for mounting the mock elsewhere.
 // It serves the API below BasePath and honours every fault; while the server
@@ -437,13 +437,6 @@ func (f *inflight) begin(parent context.Context) (context.Context, func(), bool)
 			f.idle = nil
 		}
 	}, true
-}
-
-// count returns the number of requests in flight.
-func (f *inflight) count() int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return len(f.cancels)
 }
 
 // close refuses new requests, cuts latency short and waits for the rest. It

@@ -47,16 +47,6 @@ func (l *licenseRec) control(d time.Duration) wire.ControlOptions {
 	}
 }
 
-func (l *licenseRec) usable(r *refusals) *apiError {
-	switch l.State {
-	case Revoked:
-		return r.revoked
-	case Expired:
-		return r.expired
-	}
-	return nil
-}
-
 type instanceRec struct {
 	Instance
 	lic *licenseRec
@@ -84,7 +74,7 @@ type store struct {
 	sessions  map[string]*sessionRec
 	lapsed    map[string]struct{}
 	expiry    indexheap.Heap[*sessionRec] // live sessions, earliest expiry first
-	seq       uint64
+	seq       uint64                      // the last registration or session issued
 	refuse    refusals
 }
 
@@ -137,7 +127,7 @@ func (st *store) activeLicense(now time.Time, product, key string) (*licenseRec,
 	if rec == nil {
 		return nil, st.refuse.unknownLicense
 	}
-	if err := rec.usable(&st.refuse); err != nil {
+	if err := st.refuse.state[rec.State]; err != nil {
 		return nil, err
 	}
 	return rec, nil
@@ -199,6 +189,7 @@ func (st *store) register(now time.Time, ts wire.Timestamp, skew time.Duration, 
 		}
 	}
 	if inst == nil {
+		st.seq++
 		inst = &instanceRec{
 			Instance: Instance{
 				GUID:              guid,
@@ -211,7 +202,7 @@ func (st *store) register(now time.Time, ts wire.Timestamp, skew time.Duration, 
 				FirstRegisteredAt: now,
 			}.clone(),
 			lic: lic,
-			seq: st.next(),
+			seq: st.seq,
 		}
 		lic.instances = append(lic.instances, inst)
 		if _, dup := lic.exact[key]; !dup {
@@ -241,11 +232,12 @@ func (st *store) begin(now time.Time, ts wire.Timestamp, req *wire.BeginRequest,
 		return nil, st.refuse.seatLimitFor(lic.live, lic.Seats)
 	}
 	d := lic.effective(req.Duration)
+	st.seq++
 	s := &sessionRec{
 		Session: Session{Token: token, SessionKey: sessionKey, InstanceGUID: inst.GUID, ProductGUID: lic.ProductGUID,
 			LicenseKey: lic.Key, Started: now, Expires: now.Add(d), Duration: d},
 		lic: lic,
-		seq: st.next(),
+		seq: st.seq,
 	}
 	st.sessions[token] = s
 	heap.Push(&st.expiry, s)
@@ -264,8 +256,7 @@ func (st *store) begin(now time.Time, ts wire.Timestamp, req *wire.BeginRequest,
 // mu.
 func (st *store) lookup(now time.Time, token string) (*sessionRec, *apiError) {
 	st.reap(now)
-	s := st.sessions[token]
-	if s != nil {
+	if s := st.sessions[token]; s != nil {
 		return s, nil
 	}
 	if _, ok := st.lapsed[token]; ok {
@@ -279,7 +270,7 @@ func (st *store) extend(now time.Time, ts wire.Timestamp, req *wire.ExtendReques
 	if err != nil {
 		return nil, err
 	}
-	if err := s.lic.usable(&st.refuse); err != nil {
+	if err := st.refuse.state[s.lic.State]; err != nil {
 		return nil, err
 	}
 	d := s.lic.effective(req.Duration)
@@ -309,12 +300,6 @@ func (st *store) end(now time.Time, ts wire.Timestamp, req *wire.EndRequest) (*w
 	delete(st.sessions, s.Token)
 	s.lic.live--
 	return &wire.EndReply{Time: ts}, nil
-}
-
-// next returns the next sequence number. The caller holds mu.
-func (st *store) next() uint64 {
-	st.seq++
-	return st.seq
 }
 
 // scope is what an opened request proved before the replay cache admits it

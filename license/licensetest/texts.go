@@ -51,8 +51,9 @@ func DefaultRefusalTexts() RefusalTexts {
 
 // refusals are a server's refusal replies.
 type refusals struct {
-	unknownLicense, revoked, expired, unknownInstance, unknownToken, lapsed *apiError
-	seatLimit                                                               string
+	unknownLicense, unknownInstance, unknownToken, lapsed *apiError
+	state                                                 [Expired + 1]*apiError // by licence state; nil for Active
+	seatLimit                                             string
 }
 
 // seatLimitFor is the refusal of a begin_session with live of seats in use.
@@ -63,9 +64,11 @@ func (r *refusals) seatLimitFor(live, seats int) *apiError {
 func newRefusals(t RefusalTexts) refusals {
 	d := DefaultRefusalTexts()
 	return refusals{
-		unknownLicense:  refuse(http.StatusForbidden, cmp.Or(t.UnknownLicense, d.UnknownLicense)),
-		revoked:         refuse(http.StatusForbidden, cmp.Or(t.Revoked, d.Revoked)),
-		expired:         refuse(http.StatusForbidden, cmp.Or(t.Expired, d.Expired)),
+		unknownLicense: refuse(http.StatusForbidden, cmp.Or(t.UnknownLicense, d.UnknownLicense)),
+		state: [...]*apiError{
+			Revoked: refuse(http.StatusForbidden, cmp.Or(t.Revoked, d.Revoked)),
+			Expired: refuse(http.StatusForbidden, cmp.Or(t.Expired, d.Expired)),
+		},
 		unknownInstance: refuse(http.StatusNotFound, cmp.Or(t.UnknownInstance, d.UnknownInstance)),
 		unknownToken:    refuse(http.StatusNotFound, cmp.Or(t.UnknownToken, d.UnknownToken)),
 		lapsed:          refuse(http.StatusNotFound, cmp.Or(t.Lapsed, d.Lapsed)),

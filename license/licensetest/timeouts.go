@@ -66,11 +66,10 @@ func (t Timeouts) Apply(srv *http.Server) {
 	srv.MaxHeaderBytes = t.MaxHeaderBytes
 }
 
-// extendDeadlines gives a request that will wait out added latency that
-// much longer to be read and answered, and returns what to call once its
-// reply is ready: the write timeout then counts again from that moment, so
-// that time spent opening and sealing on a busy machine never eats into it.
-// Without a real connection (Handler in a recorder) it does nothing.
+// extendDeadlines adds a request's latency to its deadlines (see Timeouts)
+// and returns what to call once its reply is ready, from when the write
+// timeout counts again, so that opening and sealing on a busy machine never
+// eat into it. Without a real connection it does nothing.
 func (s *Server) extendDeadlines(w http.ResponseWriter, r *http.Request) (replyReady func()) {
 	ep, _ := endpointOf(r.URL.Path) // another path has no latency
 	lat := s.faults.settingsFor(ep).latency

@@ -2,7 +2,6 @@ package admin
 
 import (
 	"cmp"
-	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
@@ -89,17 +88,10 @@ type Handler struct {
 	closed  bool
 	actions []adminAction
 	seq     int
-	run     *adminRun
+	stopRun func() // stops the scenario started through the admin API and waits for it
 }
 
-// adminRun is a scenario started through the admin API.
-type adminRun struct {
-	cancel context.CancelFunc
-	done   chan struct{}
-}
-
-// maxActions is how many admin actions the console lists.
-const maxActions = 50
+const maxActions = 50 // admin actions the console lists
 
 // NewHandler returns the admin API and console of s. Each call returns a
 // new, independent handler; Close it when done.
@@ -124,11 +116,15 @@ func NewHandler(s *licensetest.Server, opts Options) *Handler {
 	a.mux.HandleFunc("GET /admin/console/{file}", a.serveAsset)
 	a.mux.HandleFunc("GET /admin/offline", a.page("offline.html"))
 	a.mux.HandleFunc("POST /admin/offline/exchange", a.serveOfflineExchange)
-	a.mux.HandleFunc("GET /admin/state", a.serveState)
+	a.mux.HandleFunc("GET /admin/state", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, a.state())
+	})
 	a.mux.HandleFunc("GET /admin/events", a.serveEvents)
 	a.mux.HandleFunc("GET /admin/requests", a.serveRequests)
 	a.mux.HandleFunc("GET /admin/config", a.serveConfig)
-	a.mux.HandleFunc("GET /admin/scenario", a.serveScenario)
+	a.mux.HandleFunc("GET /admin/scenario", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, LatestScenario(a.s))
+	})
 	a.mux.HandleFunc("POST /admin/scenario", a.startScenario)
 	a.mux.HandleFunc("POST /admin/scenario/stop", a.stopScenario)
 	a.mux.HandleFunc("POST /admin/{command}", a.serveCommand)
@@ -155,7 +151,7 @@ func (a *Handler) Close() {
 	a.mu.Lock()
 	a.closed = true
 	a.mu.Unlock()
-	a.stopRun()
+	a.stopScenarioRun()
 }
 
 // ServeHTTP implements http.Handler.
@@ -167,7 +163,7 @@ func (a *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("X-Frame-Options", "DENY")
 	refused := func(reason string, status int, msg string) {
 		a.in.Logger.Warn("licensetest: admin request refused", slog.String("reason", reason), slog.String("path", r.URL.Path))
-		writeJSON(w, status, errorReply("licensetest admin: "+msg))
+		writeJSON(w, status, adminReply{Error: "licensetest admin: " + msg})
 	}
 	if !a.hostAllowed(r) {
 		refused("host", http.StatusForbidden, "host not allowed (use localhost, a loopback address or the listening address)")
@@ -258,8 +254,6 @@ type adminReply struct {
 	Error string `json:"error,omitempty"`
 }
 
-func errorReply(msg string) adminReply { return adminReply{Error: msg} }
-
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	b, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
@@ -300,7 +294,7 @@ func (a *Handler) serveCommand(w http.ResponseWriter, r *http.Request) {
 	cmd := commands[name]
 	if cmd == nil {
 		quoted, _ := json.Marshal(name)
-		writeJSON(w, http.StatusNotFound, errorReply("licensetest admin: unknown command "+string(quoted)+" (accepted: "+strings.Join(commandNames(), ", ")+")"))
+		writeJSON(w, http.StatusNotFound, adminReply{Error: "licensetest admin: unknown command " + string(quoted) + " (accepted: " + strings.Join(commandNames(), ", ") + ")"})
 		return
 	}
 	p, err := formParams(w, r)
@@ -316,11 +310,21 @@ func (a *Handler) serveCommand(w http.ResponseWriter, r *http.Request) {
 		if errors.Is(err, licensetest.ErrUnknownLicense) {
 			status = http.StatusNotFound
 		}
-		writeJSON(w, status, errorReply(err.Error()))
+		writeJSON(w, status, adminReply{Error: err.Error()})
 		return
 	}
 	a.in.Logger.Info("licensetest: admin command", slog.String("command", name))
-	a.record(name, p)
+	// The console lists the command, with the licence key and the message
+	// left out.
+	text := name
+	for _, k := range slices.Sorted(maps.Keys(p)) {
+		v := p[k]
+		if k == "key" || k == "message" {
+			v = "…"
+		}
+		text += " " + k + "=" + v
+	}
+	a.addAction(text, "admin")
 	writeJSON(w, http.StatusOK, adminReply{OK: true})
 }
 
@@ -330,21 +334,6 @@ type adminAction struct {
 	Time    time.Time `json:"time"`
 	Command string    `json:"command"`
 	Source  string    `json:"source"`
-}
-
-// record remembers a command for the console, with the licence key and the
-// message left out.
-func (a *Handler) record(name string, p params) {
-	var b strings.Builder
-	b.WriteString(name)
-	for _, k := range slices.Sorted(maps.Keys(p)) {
-		v := p[k]
-		if k == "key" || k == "message" {
-			v = "…"
-		}
-		b.WriteString(" " + k + "=" + v)
-	}
-	a.addAction(b.String(), "admin")
 }
 
 func (a *Handler) addAction(text, source string) {
@@ -357,10 +346,6 @@ func (a *Handler) addAction(text, source string) {
 	}
 }
 
-func (a *Handler) serveState(w http.ResponseWriter, _ *http.Request) {
-	writeJSON(w, http.StatusOK, a.state())
-}
-
 func (a *Handler) serveRequests(w http.ResponseWriter, r *http.Request) {
 	p, err := formParams(w, r)
 	if err == nil {
@@ -369,7 +354,7 @@ func (a *Handler) serveRequests(w http.ResponseWriter, r *http.Request) {
 	q := &args{p: p}
 	n := q.integer("n", 100, 1, 10000)
 	if err = cmp.Or(err, q.err()); err != nil {
-		writeJSON(w, http.StatusBadRequest, errorReply(err.Error()))
+		writeJSON(w, http.StatusBadRequest, adminReply{Error: err.Error()})
 		return
 	}
 	writeJSON(w, http.StatusOK, recentRequests(a.in, n))
@@ -377,11 +362,10 @@ func (a *Handler) serveRequests(w http.ResponseWriter, r *http.Request) {
 
 func (a *Handler) serveConfig(w http.ResponseWriter, r *http.Request) {
 	in := ClientConfigOf(a.s)
-	scheme := "http"
+	in.AdminURL = "http://" + r.Host + Path
 	if r.TLS != nil {
-		scheme = "https"
+		in.AdminURL = "https://" + r.Host + Path
 	}
-	in.AdminURL = scheme + "://" + r.Host + Path
 	writeJSON(w, http.StatusOK, in)
 }
 
@@ -428,9 +412,6 @@ func (a *Handler) serveEvents(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// defaultLogLines is how many requests the console shows.
-const defaultLogLines = 100
-
 // adminState is what GET /admin/state and the console's live stream report.
 type adminState struct {
 	Time      time.Time         `json:"time"`
@@ -465,15 +446,14 @@ type adminSession struct {
 
 func (a *Handler) state() adminState {
 	s := a.s
-	now := s.Now()
 	f := a.in.Faults()
 	st := adminState{
-		Time: now, Down: f.Down, DownMode: f.Mode, Faults: f,
+		Time: s.Now(), Down: f.Down, DownMode: f.Mode, Faults: f,
 		Requests:  map[string]int{"all": s.Count("")},
 		Licenses:  licenseInfos(s),
 		Instances: []adminInstance{},
 		Sessions:  []adminSession{},
-		Log:       recentRequests(a.in, defaultLogLines),
+		Log:       recentRequests(a.in, 100),
 		Scenario:  LatestScenario(s),
 	}
 	for _, ep := range []string{licensetest.Register, licensetest.Begin, licensetest.Extend, licensetest.End} {

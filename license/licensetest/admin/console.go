@@ -15,12 +15,10 @@ var consoleFiles embed.FS
 // consoleCSP keeps the console to its own origin.
 const consoleCSP = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 
-// page serves the console page name.
 func (a *Handler) page(name string) http.HandlerFunc {
 	return func(w http.ResponseWriter, _ *http.Request) { serveFile(w, name, "text/html; charset=utf-8") }
 }
 
-// assetTypes are the content types of the files below /admin/console/.
 var assetTypes = map[string]string{".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8"}
 
 func (a *Handler) serveAsset(w http.ResponseWriter, r *http.Request) {
@@ -32,7 +30,7 @@ func (a *Handler) serveAsset(w http.ResponseWriter, r *http.Request) {
 func serveFile(w http.ResponseWriter, name, ct string) {
 	b, err := consoleFiles.ReadFile("console/" + name)
 	if err != nil || ct == "" {
-		writeJSON(w, http.StatusNotFound, errorReply("licensetest admin: no such file"))
+		writeJSON(w, http.StatusNotFound, adminReply{Error: "licensetest admin: no such file"})
 		return
 	}
 	h := w.Header()

@@ -23,28 +23,25 @@ import (
 // handler (so it sees, checks, logs and answers ordinary v2 requests,
 // faults included), and the page offers the reply file for download.
 
-// replyFileName is the name the page offers the reply file under.
-const replyFileName = "licensekit-reply.txt"
-
 // serveOfflineExchange answers an uploaded request file with its reply file,
 // or a JSON error naming what was wrong (nothing is answered in part).
 func (a *Handler) serveOfflineExchange(w http.ResponseWriter, r *http.Request) {
 	text, err := io.ReadAll(http.MaxBytesReader(w, r.Body, carried.MaxFileSize))
 	if err != nil {
-		writeJSON(w, http.StatusRequestEntityTooLarge, errorReply(fmt.Sprintf("licensetest admin: offline: the file is larger than %d bytes", carried.MaxFileSize)))
+		writeJSON(w, http.StatusRequestEntityTooLarge, adminReply{Error: fmt.Sprintf("licensetest admin: offline: the file is larger than %d bytes", carried.MaxFileSize)})
 		return
 	}
 	reply, summary, err := exchangeCarried(r.Context(), a.s, text)
 	if err != nil {
 		a.in.Logger.Info("licensetest: offline exchange failed", slog.String("error", err.Error()))
-		writeJSON(w, http.StatusBadRequest, errorReply("licensetest admin: offline: "+err.Error()))
+		writeJSON(w, http.StatusBadRequest, adminReply{Error: "licensetest admin: offline: " + err.Error()})
 		return
 	}
 	a.in.Logger.Info("licensetest: offline exchange", slog.String("replies", summary))
 	a.addAction("offline exchange: "+summary, "console")
 	h := w.Header()
 	h.Set("Content-Type", "text/plain; charset=utf-8")
-	h.Set("Content-Disposition", `attachment; filename="`+replyFileName+`"`)
+	h.Set("Content-Disposition", `attachment; filename="licensekit-reply.txt"`)
 	_, _ = w.Write(reply)
 }
 
@@ -63,10 +60,8 @@ func exchangeCarried(ctx context.Context, s *licensetest.Server, text []byte) ([
 	var summary []string
 	for _, q := range rf.Requests {
 		body, _ := json.Marshal(wire.Request{Key: s.Info().APIKey, Data: q.Data})
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://licensetest"+licensetest.BasePath+"/"+q.Endpoint, bytes.NewReader(body))
-		if err != nil {
-			return nil, "", err
-		}
+		// The request file's endpoints are checked, so the URL parses.
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, "http://licensetest"+licensetest.BasePath+"/"+q.Endpoint, bytes.NewReader(body))
 		req.Header.Set("Content-Type", "application/json")
 		resp, err := hc.Do(req)
 		if err != nil {

@@ -31,8 +31,7 @@ type command struct {
 	// accepted lists the parameter names, in the order they are documented.
 	accepted []string
 	// bare is the parameter a scenario's bare word sets ("down refuse").
-	bare string
-	// parse checks the parameters and returns the change to make.
+	bare  string
 	parse func(a *args) (change, error)
 }
 
@@ -62,7 +61,6 @@ func buildCommands() map[string]*command {
 	return m
 }
 
-// commandNames returns the command names, sorted.
 func commandNames() []string { return slices.Sorted(maps.Keys(commands)) }
 
 // check rejects parameters the command does not accept.
@@ -85,24 +83,7 @@ func (cmd *command) prepare(p params) (change, error) {
 	if err := cmd.check(p); err != nil {
 		return nil, err
 	}
-	apply, err := cmd.parse(&args{p: p})
-	if err != nil {
-		return nil, prefixErr(cmd.name, err)
-	}
-	return apply, nil
-}
-
-// prefixErr puts the command's name before each message of err.
-func prefixErr(name string, err error) error {
-	errs := []error{err}
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		errs = j.Unwrap()
-	}
-	var out []error
-	for _, e := range errs {
-		out = append(out, fmt.Errorf("%s: %w", name, e))
-	}
-	return errors.Join(out...)
+	return cmd.parse(&args{cmd: cmd.name, p: p})
 }
 
 // option is an accepted value of a parameter and what it stands for.
@@ -111,7 +92,6 @@ type option[T any] struct {
 	v    T
 }
 
-// names lists the options' names, for messages.
 func names[T any](opts []option[T]) string {
 	var out []string
 	for _, o := range opts {
@@ -120,15 +100,22 @@ func names[T any](opts []option[T]) string {
 	return strings.Join(out, ", ")
 }
 
-// args reads a command's parameters, keeping every problem met.
+// args reads a command's parameters, keeping every problem met, each
+// after the command's name (if any).
 type args struct {
+	cmd  string
 	p    params
 	errs []error
 }
 
-func (a *args) fail(format string, v ...any) { a.errs = append(a.errs, fmt.Errorf(format, v...)) }
+func (a *args) fail(format string, v ...any) {
+	msg := fmt.Sprintf(format, v...)
+	if a.cmd != "" {
+		msg = a.cmd + ": " + msg
+	}
+	a.errs = append(a.errs, errors.New(msg))
+}
 
-// err returns the problems met, joined, or nil.
 func (a *args) err() error { return errors.Join(a.errs...) }
 
 // pick returns what a.p[name] stands for among opts or, when a.p has no
@@ -203,7 +190,7 @@ func (a *args) licenseID() (string, string) {
 }
 
 // checkDurations records, once the parameters parse, what AddLicense would
-// say of these durations, as one error so that prefixErr prefixes it once.
+// say of these durations, as one error so that it is prefixed once.
 func (a *args) checkDurations(product, key string, session, grace, maxDur time.Duration) {
 	if a.errs == nil {
 		if err := hook.CheckDurations(product, key, session, grace, maxDur); err != nil {
@@ -230,8 +217,8 @@ func enumOptions[T interface {
 	return opts
 }
 
-// The parsers below return their change with a.err(); prepare uses the
-// change only when that is nil.
+// The parsers below return their change with a.err(); the change is used
+// only when that is nil.
 
 func parseDown(a *args) (change, error) {
 	down, mode, d := pick(a, "on", "1", onOff), pick(a, "mode", "refuse", downModes), a.duration("for", false, false)
@@ -347,7 +334,6 @@ func (c *controller) setDown(down bool, mode licensetest.DownMode, d time.Durati
 	c.timer = t
 }
 
-// clear removes every fault and cancels a timed outage.
 func (c *controller) clear() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/licensekit/licensekit-go/license/licensetest"
@@ -86,7 +85,6 @@ func (e *ScenarioError) Error() string {
 
 func (e *ScenarioError) Unwrap() error { return e.Err }
 
-// maxScenarioLines bounds a scenario's length.
 const maxScenarioLines = 10000
 
 // ParseScenario reads a scenario (see Scenario for the format). It reports
@@ -112,41 +110,22 @@ func ParseScenario(name string, r io.Reader) (*Scenario, error) {
 			break
 		}
 		words, err := splitWords(in.Text())
-		if err != nil {
-			lineErr(line, err)
+		if err == nil && len(words) == 0 {
 			continue
 		}
-		if len(words) == 0 {
-			continue
-		}
-		if words[0] != "at" || len(words) < 3 {
-			lineErr(line, errors.New(`want "at DURATION COMMAND [name=value ...]"`))
-			continue
-		}
-		at, err := time.ParseDuration(words[1])
-		switch {
-		case err != nil:
-			err = fmt.Errorf("%q is not a duration (such as 0s, 5m30s or 2h)", words[1])
-		case at < 0:
-			err = fmt.Errorf("at %s is negative", words[1])
-		case at < last:
-			err = fmt.Errorf("at %s comes before the previous step (at %s)", words[1], last)
+		var step Step
+		var end time.Duration
+		if err == nil {
+			step, end, err = parseStep(words, &last)
 		}
 		if err != nil {
 			lineErr(line, err)
 			continue
 		}
-		last = at
-		step, end, err := parseStep(words[2:])
-		if err != nil {
-			lineErr(line, err)
-			continue
-		}
-		step.Line, step.At = line, at
-		step.Text = strings.Join(words[2:], " ")
+		step.Line = line
 		sc.Steps = append(sc.Steps, step)
 		if end > 0 {
-			ends = append(ends, Step{Line: line, At: at + end, Command: "up", Text: "up (end of down for=" + end.String() + ")",
+			ends = append(ends, Step{Line: line, At: step.At + end, Command: "up", Text: "up (end of down for=" + end.String() + ")",
 				apply: up})
 		}
 	}
@@ -164,15 +143,29 @@ func ParseScenario(name string, r io.Reader) (*Scenario, error) {
 	return sc, nil
 }
 
-// parseStep parses "COMMAND [word ...]". A down with for=D returns D, for
-// the caller to add the "up".
-func parseStep(words []string) (Step, time.Duration, error) {
-	cmd := commands[words[0]]
+// parseStep parses "at DURATION COMMAND [word ...]", a step that may not
+// come before *last, which it moves to DURATION once that parses. A down
+// with for=D returns D, for the caller to add the "up".
+func parseStep(words []string, last *time.Duration) (Step, time.Duration, error) {
+	if words[0] != "at" || len(words) < 3 {
+		return Step{}, 0, errors.New(`want "at DURATION COMMAND [name=value ...]"`)
+	}
+	at, err := time.ParseDuration(words[1])
+	switch {
+	case err != nil:
+		return Step{}, 0, fmt.Errorf("%q is not a duration (such as 0s, 5m30s or 2h)", words[1])
+	case at < 0:
+		return Step{}, 0, fmt.Errorf("at %s is negative", words[1])
+	case at < *last:
+		return Step{}, 0, fmt.Errorf("at %s comes before the previous step (at %s)", words[1], *last)
+	}
+	*last = at
+	cmd := commands[words[2]]
 	if cmd == nil {
-		return Step{}, 0, fmt.Errorf("unknown command %q (accepted: %s)", words[0], strings.Join(commandNames(), ", "))
+		return Step{}, 0, fmt.Errorf("unknown command %q (accepted: %s)", words[2], strings.Join(commandNames(), ", "))
 	}
 	p := params{}
-	for _, w := range words[1:] {
+	for _, w := range words[3:] {
 		name, value, ok := strings.Cut(w, "=")
 		if !ok {
 			if cmd.bare == "" || p[cmd.bare] != "" {
@@ -187,9 +180,9 @@ func parseStep(words []string) (Step, time.Duration, error) {
 	}
 	var end time.Duration
 	if cmd.name == "down" && p["for"] != "" {
-		a := &args{p: p}
+		a := &args{cmd: cmd.name, p: p}
 		if end = a.duration("for", false, false); a.err() != nil {
-			return Step{}, 0, prefixErr(cmd.name, a.err())
+			return Step{}, 0, a.err()
 		}
 		delete(p, "for")
 	}
@@ -197,7 +190,7 @@ func parseStep(words []string) (Step, time.Duration, error) {
 	if err != nil {
 		return Step{}, 0, err
 	}
-	return Step{Command: cmd.name, apply: apply}, end, nil
+	return Step{At: at, Command: cmd.name, Text: strings.Join(words[2:], " "), apply: apply}, end, nil
 }
 
 // splitWords splits a line into words at spaces, honouring double quotes
@@ -268,36 +261,27 @@ type StepProgress struct {
 	Error string    `json:"error,omitempty"`
 }
 
-// scenarioTracker holds the progress of the latest run on a Server.
-type scenarioTracker struct {
-	mu   sync.Mutex
-	prog *ScenarioProgress
-}
-
-// update calls f unless a later run than prog's took over the display.
-func (t *scenarioTracker) update(prog *ScenarioProgress, f func()) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.prog == prog {
+// update calls f unless a later run than prog's took over the server's
+// hook.Slot, which holds the progress of its latest run.
+func update(slot *hook.Slot, prog *ScenarioProgress, f func()) {
+	slot.Mu.Lock()
+	defer slot.Mu.Unlock()
+	if slot.V == prog {
 		f()
 	}
-}
-
-// trackerOf returns the scenario tracker of s.
-func trackerOf(s *licensetest.Server) *scenarioTracker {
-	return hook.Of(s).Slot.LoadOrStore(func() any { return &scenarioTracker{} }).(*scenarioTracker)
 }
 
 // LatestScenario returns the progress of the latest scenario run on s (the
 // one running, or the last one), or nil if none has run. It is a copy.
 func LatestScenario(s *licensetest.Server) *ScenarioProgress {
-	t := trackerOf(s)
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.prog == nil {
+	slot := hook.Of(s).Slot
+	slot.Mu.Lock()
+	defer slot.Mu.Unlock()
+	prog, _ := slot.V.(*ScenarioProgress)
+	if prog == nil {
 		return nil
 	}
-	p := *t.prog
+	p := *prog
 	p.Steps = slices.Clone(p.Steps)
 	return &p
 }
@@ -314,28 +298,27 @@ func LatestScenario(s *licensetest.Server) *ScenarioProgress {
 func RunScenario(ctx context.Context, s *licensetest.Server, sc *Scenario) error {
 	ctl := &controller{s: s}
 	defer ctl.stop()
-	tr := trackerOf(s)
-	logger := hook.Of(s).Logger
+	in := hook.Of(s)
 	start := s.Now()
 	prog := &ScenarioProgress{Name: sc.Name, Started: start, Running: true, Steps: make([]StepProgress, len(sc.Steps))}
 	for i, st := range sc.Steps {
 		prog.Steps[i] = StepProgress{Line: st.Line, At: st.At.String(), Text: st.Text}
 	}
-	tr.mu.Lock()
-	tr.prog = prog
-	tr.mu.Unlock()
-	logger.Info("licensetest: scenario started", slog.String("scenario", sc.Name), slog.Int("steps", len(sc.Steps)))
+	in.Slot.Mu.Lock()
+	in.Slot.V = prog
+	in.Slot.Mu.Unlock()
+	in.Logger.Info("licensetest: scenario started", slog.String("scenario", sc.Name), slog.Int("steps", len(sc.Steps)))
 	finish := func(err error) error {
-		tr.update(prog, func() {
+		update(in.Slot, prog, func() {
 			prog.Running = false
 			if err != nil {
 				prog.Error = err.Error()
 			}
 		})
 		if err != nil {
-			logger.Info("licensetest: scenario ended", slog.String("scenario", sc.Name), slog.String("error", err.Error()))
+			in.Logger.Info("licensetest: scenario ended", slog.String("scenario", sc.Name), slog.String("error", err.Error()))
 		} else {
-			logger.Info("licensetest: scenario done", slog.String("scenario", sc.Name))
+			in.Logger.Info("licensetest: scenario done", slog.String("scenario", sc.Name))
 		}
 		return err
 	}
@@ -345,7 +328,7 @@ func RunScenario(ctx context.Context, s *licensetest.Server, sc *Scenario) error
 		}
 		err := st.apply(ctl)
 		ran := s.Now()
-		tr.update(prog, func() {
+		update(in.Slot, prog, func() {
 			prog.Steps[i].Done, prog.Steps[i].Ran, prog.Next = true, ran, i+1
 			if err != nil {
 				prog.Steps[i].Error = err.Error()
@@ -354,7 +337,7 @@ func RunScenario(ctx context.Context, s *licensetest.Server, sc *Scenario) error
 		if err != nil {
 			return finish(&ScenarioError{Name: sc.Name, Line: st.Line, Err: err})
 		}
-		logger.Info("licensetest: scenario step", slog.String("scenario", sc.Name), slog.Int("line", st.Line),
+		in.Logger.Info("licensetest: scenario step", slog.String("scenario", sc.Name), slog.Int("line", st.Line),
 			slog.String("command", st.Command))
 	}
 	return finish(nil)
@@ -377,42 +360,37 @@ func waitUntil(ctx context.Context, clock func() time.Time, due time.Time) error
 	}
 }
 
-func (a *Handler) serveScenario(w http.ResponseWriter, _ *http.Request) {
-	writeJSON(w, http.StatusOK, LatestScenario(a.s))
-}
-
 // startScenario runs the scenario in the body, replacing one started
 // earlier through the admin API.
 func (a *Handler) startScenario(w http.ResponseWriter, r *http.Request) {
 	text, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxAdminBody))
 	if err != nil {
-		writeJSON(w, http.StatusBadRequest, errorReply("licensetest admin: cannot read the scenario: "+err.Error()))
+		writeJSON(w, http.StatusBadRequest, adminReply{Error: "licensetest admin: cannot read the scenario: " + err.Error()})
 		return
 	}
 	name := cmp.Or(r.URL.Query().Get("name"), "console")
 	sc, err := ParseScenario(name, strings.NewReader(string(text)))
 	if err != nil {
-		writeJSON(w, http.StatusBadRequest, errorReply(err.Error()))
+		writeJSON(w, http.StatusBadRequest, adminReply{Error: err.Error()})
 		return
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	run := &adminRun{cancel: cancel, done: make(chan struct{})}
+	done := make(chan struct{})
 	a.mu.Lock()
 	if a.closed {
 		a.mu.Unlock()
 		cancel()
-		writeJSON(w, http.StatusServiceUnavailable, errorReply("licensetest admin: closed"))
+		writeJSON(w, http.StatusServiceUnavailable, adminReply{Error: "licensetest admin: closed"})
 		return
 	}
-	old := a.run
-	a.run = run
+	stopOld := a.stopRun
+	a.stopRun = func() { cancel(); <-done }
 	a.mu.Unlock()
-	if old != nil {
-		old.cancel()
-		<-old.done
+	if stopOld != nil {
+		stopOld()
 	}
 	go func() {
-		defer close(run.done)
+		defer close(done)
 		_ = RunScenario(ctx, a.s, sc)
 	}()
 	a.addAction("scenario "+name+" started", "admin")
@@ -420,23 +398,20 @@ func (a *Handler) startScenario(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *Handler) stopScenario(w http.ResponseWriter, _ *http.Request) {
-	if a.stopRun() {
+	if a.stopScenarioRun() {
 		a.addAction("scenario stopped", "admin")
 	}
 	writeJSON(w, http.StatusOK, adminReply{OK: true})
 }
 
-// stopRun stops the scenario the admin API started, if any, and waits for
-// it.
-func (a *Handler) stopRun() bool {
+// stopScenarioRun calls and clears stopRun, reporting whether it was set.
+func (a *Handler) stopScenarioRun() bool {
 	a.mu.Lock()
-	run := a.run
-	a.run = nil
+	stop := a.stopRun
+	a.stopRun = nil
 	a.mu.Unlock()
-	if run == nil {
-		return false
+	if stop != nil {
+		stop()
 	}
-	run.cancel()
-	<-run.done
-	return true
+	return stop != nil
 }

@@ -68,8 +68,7 @@ func SharedSecretConfig(srv *licensetest.Server, lic licensetest.License) licens
 //     trusts a TLS server's certificate and uses no proxy.
 //
 // Append more options after these; a later option of the same kind replaces
-// the earlier one.
-// Call Options after Start, since the choice depends on it.
+// the earlier one. Call Options after Start, since the choice depends on it.
 func Options(srv *licensetest.Server) []license.Option {
 	if srv.Info().Addr == "" {
 		return []license.Option{license.WithRoundTripper(srv.Transport())}
@@ -88,8 +87,7 @@ func Options(srv *licensetest.Server) []license.Option {
 // bubble's t, so that the cleanup runs inside the bubble.
 func New(t testing.TB, srv *licensetest.Server, lic licensetest.License, opts ...license.Option) *license.Client {
 	t.Helper()
-	all := append(Options(srv), opts...)
-	c, err := license.New(Config(srv, lic), all...)
+	c, err := license.New(Config(srv, lic), append(Options(srv), opts...)...)
 	if err != nil {
 		t.Fatalf("testclient: license.New: %v", err)
 	}

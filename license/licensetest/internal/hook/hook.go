@@ -55,17 +55,10 @@ type Queued struct {
 	Status   int    `json:"status,omitempty"`
 }
 
-// Slot is a value kept with a server.
+// Slot is a value kept with a server, guarded by Mu.
 type Slot struct {
-	once sync.Once
-	v    any
-}
-
-// LoadOrStore returns the slot's value, storing make's result first if it
-// is empty.
-func (s *Slot) LoadOrStore(make func() any) any {
-	s.once.Do(func() { s.v = make() })
-	return s.v
+	Mu sync.Mutex
+	V  any
 }
 
 // RandomToken returns n random bytes, unpadded base64url: the server's API
