@@ -92,21 +92,17 @@ func (c diagnostics) InspectState(ctx context.Context, fp *fingerprint.Fingerpri
 		}
 	}
 	for _, ps := range peeks {
-		s := diag.SavedState{Slot: ps.Slot, Held: ps.Held, Saved: !ps.Missing, Err: ps.ReadErr}
-		if ps.ReadErr == nil && !ps.Missing {
-			c.describeState(&s, ps.State, ps.OpenErr, fp)
+		s := diag.SavedState{Slot: ps.Slot, Held: ps.Held, Saved: !ps.Missing, Err: ps.Err}
+		if ps.State != nil {
+			describeState(&s, ps.State, fp)
 		}
 		insp.Slots = append(insp.Slots, s)
 	}
 	return insp, nil
 }
 
-// describeState fills s from the opened state p, or its error.
-func (c *Client) describeState(s *diag.SavedState, p *persisted, err error, fp *fingerprint.Fingerprint) {
-	if err != nil {
-		s.Err = err
-		return
-	}
+// describeState fills s from the opened state p.
+func describeState(s *diag.SavedState, p *persisted, fp *fingerprint.Fingerprint) {
 	s.InstanceGUID = p.InstanceGUID
 	s.SessionLive = p.Token != ""
 	s.SessionDuration = time.Duration(p.SessionSeconds) * time.Second

@@ -1,6 +1,7 @@
 package license
 
 import (
+	"cmp"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -49,7 +50,6 @@ type rollbackGuard struct {
 	// In shared mode every process reads the record without the lock; seen
 	// is the latest generation read from it or the shared state, sent the
 	// latest send time read, and warned notes a failure to lock was logged.
-	shared    bool
 	dir, name string
 	seen      uint64
 	sent      time.Time
@@ -78,13 +78,10 @@ func (s *store) hasRecord() bool {
 func (s *store) recordName() string {
 	where, slot := "store", 0
 	if s.slot != nil || s.shared != nil {
-		abs, err := filepath.Abs(s.cfg.StateDir)
-		if err != nil {
-			abs = s.cfg.StateDir
-		}
-		where = abs
+		abs, _ := filepath.Abs(s.cfg.StateDir)
+		where = cmp.Or(abs, s.cfg.StateDir) // "" when there is no working directory
 		if s.shared != nil {
-			where = filepath.Join(abs, s.sharedName)
+			where = filepath.Join(where, s.sharedName)
 		} else {
 			slot = s.slot.Slot()
 		}
@@ -126,7 +123,7 @@ func (s *store) loadRecord(p *persisted, loaded bool) {
 		s.log.Warn("no place for the anti-rollback record (no user configuration directory); a restored state directory will not be detected")
 		return
 	}
-	s.rb = &rollbackGuard{dir: dir, name: s.recordName(), shared: s.shared != nil}
+	s.rb = &rollbackGuard{dir: dir, name: s.recordName()}
 	var blob []byte
 	var err error
 	if s.shared != nil {
@@ -162,13 +159,13 @@ func (s *store) loadRecord(p *persisted, loaded bool) {
 		}
 	}
 	if rec == nil {
-		if !s.rb.shared || s.shared.Leading() {
+		if s.shared == nil || s.shared.Leading() {
 			s.writeRecord(p)
 		}
 		s.rb.seen, s.rb.sent = p.Generation, p.Sent
 		return
 	}
-	if s.rb.shared && p.Generation < rec.Generation {
+	if s.shared != nil && p.Generation < rec.Generation {
 		// The renewer may have written the state and the record since the
 		// state was read: read it again before judging.
 		if blob, err := s.shared.Read(); err == nil {
@@ -229,7 +226,7 @@ func (s *store) writeRecord(p *persisted) {
 		return
 	}
 	f := s.rb.f
-	if s.rb.shared {
+	if s.shared != nil {
 		if f = s.sharedRecord(p); f == nil {
 			return // a follower, or no lock on the record
 		}
@@ -294,7 +291,7 @@ func (s *store) sharedRecord(p *persisted) *statefile.File {
 
 // releaseSharedRecord lets the next renewer take the record's lock.
 func (s *store) releaseSharedRecord() {
-	if s.rb != nil && s.rb.shared && s.rb.f != nil {
+	if s.rb != nil && s.shared != nil && s.rb.f != nil {
 		_ = s.rb.f.Release()
 		s.rb.f = nil
 	}

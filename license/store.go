@@ -3,7 +3,6 @@ package license
 import (
 	"context"
 	"errors"
-	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -90,7 +89,14 @@ func (s *store) open(ctx context.Context, fp *fingerprint.Fingerprint) (p persis
 		s.back = sharedStore{f: f}
 		s.tryLead()
 	case s.cfg.StateDir != "":
-		f, err := acquireSlot(ctx, s.cfg.StateDir, statefile.BaseName(s.cfg.ProductGUID, s.cfg.LicenseKey), s.opts.slots)
+		// A slot acquired after ctx ended is released at once.
+		f, err := withContext(ctx, func() (*statefile.File, error) {
+			return statefile.Acquire(s.cfg.StateDir, statefile.BaseName(s.cfg.ProductGUID, s.cfg.LicenseKey), s.opts.slots)
+		}, func(f *statefile.File) {
+			if f != nil {
+				_ = f.Release()
+			}
+		})
 		if cerr := ctx.Err(); cerr != nil {
 			return p, 0, localFault("open state", cerr)
 		}
@@ -353,17 +359,6 @@ func withContext[T any](ctx context.Context, f func() (T, error), late func(T)) 
 	}
 }
 
-// acquireSlot is statefile.Acquire bounded by ctx. A slot acquired after
-// ctx ended is released at once.
-func acquireSlot(ctx context.Context, dir, base string, slots int) (*statefile.File, error) {
-	return withContext(ctx, func() (*statefile.File, error) { return statefile.Acquire(dir, base, slots) },
-		func(f *statefile.File) {
-			if f != nil {
-				_ = f.Release()
-			}
-		})
-}
-
 // sealKeys returns the keys the state may be sealed under on this machine,
 // the sealing one first; docs/lifecycle.md ("The state key") says which
 // identifiers and why.
@@ -391,12 +386,10 @@ func sealKeys(cfg *Config, fp *fingerprint.Fingerprint) [][]byte {
 // peekedState is one saved copy of the state as peek found it.
 type peekedState struct {
 	Slot    int
-	File    string
 	Held    bool // a running client holds it
 	Missing bool // nothing is saved there
-	ReadErr error
 	State   *persisted
-	OpenErr error
+	Err     error // why it could not be read or does not open
 }
 
 // peek reads and opens every saved copy of this licence's state (the
@@ -405,15 +398,15 @@ type peekedState struct {
 func (s *store) peek(ctx context.Context, fp *fingerprint.Fingerprint) ([]peekedState, error) {
 	keys := sealKeys(s.cfg, fp)
 	if s.opts.store != nil {
-		ps := peekedState{}
+		var ps peekedState
 		blob, err := s.opts.store.Load(ctx)
 		switch {
 		case errors.Is(err, ErrNoState):
 			ps.Missing = true
 		case err != nil:
-			ps.ReadErr = &stateError{kind: ErrStateCorrupt, msg: "unreadable", err: err}
+			ps.Err = &stateError{kind: ErrStateCorrupt, msg: "unreadable", err: err}
 		default:
-			ps.State, ps.OpenErr = openStateWith(keys, blob)
+			ps.State, ps.Err = openStateWith(keys, blob)
 		}
 		return []peekedState{ps}, nil
 	}
@@ -426,16 +419,16 @@ func (s *store) peek(ctx context.Context, fp *fingerprint.Fingerprint) ([]peeked
 	}
 	out := make([]peekedState, 0, len(infos))
 	for _, in := range infos {
-		ps := peekedState{Slot: in.Slot, File: in.Name, Held: in.Held}
+		ps := peekedState{Slot: in.Slot, Held: in.Held}
 		switch {
 		case errors.Is(in.ReadErr, statefile.ErrNotExist):
 			ps.Missing = true
-		case in.ReadErr != nil && errors.Is(in.ReadErr, statefile.ErrCorrupt):
-			ps.ReadErr = &stateError{kind: ErrStateCorrupt, msg: "not a state file", err: in.ReadErr}
+		case errors.Is(in.ReadErr, statefile.ErrCorrupt):
+			ps.Err = &stateError{kind: ErrStateCorrupt, msg: "not a state file", err: in.ReadErr}
 		case in.ReadErr != nil:
-			ps.ReadErr, ps.Missing = in.ReadErr, errors.Is(in.ReadErr, fs.ErrNotExist)
+			ps.Err = in.ReadErr
 		default:
-			ps.State, ps.OpenErr = openStateWith(keys, in.Data)
+			ps.State, ps.Err = openStateWith(keys, in.Data)
 		}
 		out = append(out, ps)
 	}

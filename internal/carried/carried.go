@@ -271,11 +271,9 @@ func ParseReplyFile(text []byte) (*ReplyFile, error) {
 		if r.Endpoint, r.ID, err = blockHead(blk); err != nil {
 			return nil, err
 		}
-		st, err := strconv.Atoi(blk.Headers["Status"])
-		if err != nil || st < 100 || st > 599 {
+		if r.Status, err = strconv.Atoi(blk.Headers["Status"]); err != nil || r.Status < 100 || r.Status > 599 {
 			return nil, bad("missing or invalid Status")
 		}
-		r.Status = st
 		if len(blk.Bytes) == 0 {
 			return nil, bad("empty reply")
 		}

@@ -67,27 +67,20 @@ var ErrNotDir = errors.New("statefile: state directory is not a directory")
 // probeLock tries the lock at path once and releases it at once. A missing
 // lock file means the slot was never used: not held.
 func probeLock(path string) (held bool, err error) {
-	lf, err := os.OpenFile(path, os.O_RDWR|openFlags, 0)
-	if errors.Is(err, fs.ErrPermission) {
-		lf, err = os.OpenFile(path, os.O_RDONLY|openFlags, 0)
-	}
+	lf, err := openLock(path, 0)
 	if errors.Is(err, fs.ErrNotExist) {
 		return false, nil
 	}
-	if err != nil {
-		return false, wrap("probe", filepath.Base(path), err)
+	if err == nil {
+		defer lf.Close()
+		if err = lockFile(lf); err == nil {
+			err = unlockFile(lf)
+		}
 	}
-	defer lf.Close()
-	if err := checkRegular(lf, nil); err != nil {
-		return false, wrap("probe", filepath.Base(path), err)
-	}
-	switch err := lockFile(lf); {
+	switch {
 	case errors.Is(err, errBusy):
 		return true, nil
 	case err != nil:
-		return false, wrap("probe", filepath.Base(path), err)
-	}
-	if err := unlockFile(lf); err != nil {
 		return false, wrap("probe", filepath.Base(path), err)
 	}
 	return false, nil

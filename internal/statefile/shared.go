@@ -51,19 +51,18 @@ func JoinShared(ctx context.Context, dir, name string) (*Shared, error) {
 	if err := makeDir("join", dir, name); err != nil {
 		return nil, err
 	}
-	lead, err := openLock(filepath.Join(dir, name+".lock"))
+	lead, err := openLock(filepath.Join(dir, name+".lock"), os.O_CREATE)
 	if err != nil {
 		return nil, wrap("join", name+".lock", err)
 	}
-	member, err := openLock(filepath.Join(dir, name+".members"))
-	if err != nil {
-		_ = lead.Close()
-		return nil, wrap("join", name+".members", err)
-	}
+	member, err := openLock(filepath.Join(dir, name+".members"), os.O_CREATE)
 	fail := func(err error) (*Shared, error) {
 		_ = lead.Close()
-		_ = member.Close()
+		_ = member.Close() // nil when its open failed: Close then does nothing
 		return nil, err
+	}
+	if err != nil {
+		return fail(wrap("join", name+".members", err))
 	}
 	for {
 		err := lockShared(member)
