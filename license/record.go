@@ -28,8 +28,7 @@ var ErrStateRollback = errors.New("license: persisted state is older than its an
 var ErrRollbackRecordUnusable = errors.New("license: anti-rollback record unusable")
 
 // rollbackRecord is the anti-rollback record, one per state file (see store
-// for the layout). Restoring the state directory from a backup leaves it
-// ahead of the restored state, which then grants no offline time.
+// for the layout and why it lives apart).
 type rollbackRecord struct {
 	Version    int           `json:"v"`
 	Generation uint64        `json:"generation"`
@@ -45,7 +44,7 @@ var rollbackAAD = []byte("licensekit rollback record v1")
 // rollbackGuard is the store's handle on its record.
 type rollbackGuard struct {
 	// f is the record's file, locked; in shared mode only by the renewer,
-	// from its first write (sharedRecord).
+	// from its first write (writeRecord).
 	f *statefile.File
 	// In shared mode every process reads the record without the lock; seen
 	// is the latest generation read from it or the shared state, sent the
@@ -67,14 +66,10 @@ func WithRollbackRecordDir(dir string) Option {
 	return func(o *options) { o.rollbackDir = dir }
 }
 
-// hasRecord reports whether this state has a record: a state file, or a
-// custom store with WithRollbackRecordDir.
 func (s *store) hasRecord() bool {
 	return s.slot != nil || s.shared != nil || s.opts.rollbackDir != ""
 }
 
-// recordName names the record of one state file by a digest of product,
-// licence, state location and slot.
 func (s *store) recordName() string {
 	where, slot := "store", 0
 	if s.slot != nil || s.shared != nil {
@@ -220,73 +215,34 @@ func openSealed[T any](keys [][]byte, aad, blob []byte, current func(*T) bool) *
 }
 
 // writeRecord writes the record after the state itself was saved (a crash
-// between the two leaves the state ahead of its record: harmless).
+// between the two leaves the state ahead of its record: harmless). In
+// shared mode only the renewer writes it, taking its lock at its first
+// write; a lock it cannot have makes the record unusable, said once.
 func (s *store) writeRecord(p *persisted) {
-	if s.rb == nil {
+	rb := s.rb
+	if rb == nil || s.shared != nil && !s.shared.Leading() {
 		return
 	}
-	f := s.rb.f
-	if s.shared != nil {
-		if f = s.sharedRecord(p); f == nil {
-			return // a follower, or no lock on the record
-		}
-		s.rb.seen = max(s.rb.seen, p.Generation)
-	}
-	plain, _ := json.Marshal(rollbackRecord{Version: rollbackRecordVersion, Generation: p.Generation,
-		HighWater: p.HighWater, Sent: p.Sent, Used: p.Used})
-	blob, err := statefile.Seal(s.keys[0], rollbackAAD, plain)
-	if err == nil {
-		err = f.Write(blob)
-	}
-	if err != nil {
-		s.unusable(p, err)
-	}
-}
-
-// sharedStateBehind reports whether a shared state p just read is older
-// than one already seen (a copy restored under running processes), and
-// otherwise notes it as seen and current. Older means a lower generation
-// with no newer send time and no newer refusal, so that a renewer that
-// started its state afresh still reaches its followers.
-func (s *store) sharedStateBehind(p, cur *persisted) bool {
-	rb := s.rb
-	if rb == nil {
-		return false
-	}
-	newerRefusal := p.Refusal != nil && (cur.Refusal == nil || p.Refusal.At.After(cur.Refusal.At))
-	if p.Generation < rb.seen && !p.Sent.After(rb.sent) && !newerRefusal {
-		s.log.Warn("shared state is older than one already read (restored from a copy); keeping the newer one",
-			"state_generation", p.Generation, "seen_generation", rb.seen)
-		return true
-	}
-	rb.seen = max(rb.seen, p.Generation)
-	if p.Sent.After(rb.sent) {
-		rb.sent = p.Sent
-	}
-	s.restored = false
-	return false
-}
-
-// sharedRecord returns the record's locked file for a write, taking the
-// lock at the renewer's first write; nil for a follower or when the lock
-// cannot be had (unusable, said once).
-func (s *store) sharedRecord(p *persisted) *statefile.File {
-	rb := s.rb
-	if !s.shared.Leading() {
-		return nil
-	}
-	if rb.f == nil {
-		f, err := statefile.Acquire(rb.dir, rb.name, 1)
-		if err != nil {
+	var err error
+	if rb.f == nil { // shared mode, before this renewer's first write
+		if rb.f, err = statefile.Acquire(rb.dir, rb.name, 1); err != nil {
 			if !rb.warned {
 				rb.warned = true
 				s.unusable(p, err)
 			}
-			return nil
+			return
 		}
-		rb.f = f
 	}
-	return rb.f
+	rb.seen = max(rb.seen, p.Generation)
+	plain, _ := json.Marshal(rollbackRecord{Version: rollbackRecordVersion, Generation: p.Generation,
+		HighWater: p.HighWater, Sent: p.Sent, Used: p.Used})
+	blob, err := statefile.Seal(s.keys[0], rollbackAAD, plain)
+	if err == nil {
+		err = rb.f.Write(blob)
+	}
+	if err != nil {
+		s.unusable(p, err)
+	}
 }
 
 // releaseSharedRecord lets the next renewer take the record's lock.
@@ -329,10 +285,8 @@ func inspectRecords(cfg *Config, o *options, keys [][]byte, where string, slots 
 	return nil
 }
 
-// refusalFile is the latest final refusal of this product and licence on
-// this machine, kept in the record directory (or StateDir when there is
-// none), so that neither another slot nor a restored state directory
-// forgets it.
+// refusalFile is the licence's latest final refusal on this machine (see
+// store for where it is kept, and why).
 type refusalFile struct {
 	Version int            `json:"v"`
 	Refusal *refusalRecord `json:"refusal,omitempty"`
@@ -390,8 +344,6 @@ func (s *store) loadRefusal(p *persisted) {
 	}
 }
 
-// openRefusal opens a refusal file; nil when it does not open or is not
-// current.
 func openRefusal(keys [][]byte, blob []byte) *refusalFile {
 	return openSealed(keys, refusalAAD, blob, func(f *refusalFile) bool { return f.Version == refusalFileVersion })
 }

@@ -200,8 +200,6 @@ func (s *store) save(ctx context.Context, p *persisted, rolledBack bool, wall ti
 	s.writeRefusal(p)
 }
 
-// persistent reports whether the state is kept beyond the process (a state
-// file, the shared file or the vendor's StateStore), not in memory only.
 func (s *store) persistent() bool { return s.back != nil }
 
 // anchorErr says why the state as loaded cannot be trusted against its
@@ -239,7 +237,11 @@ func (s *store) offlineErr(p *persisted) error {
 }
 
 // reload reads the shared file again when it changed (or always, with
-// force), and returns it when it is not behind what this client has seen.
+// force), and returns it unless it is behind what this client has seen: a
+// lower generation than one already seen, with no newer send time and no
+// newer refusal (a copy restored under running processes; a renewer that
+// started its state afresh still reaches its followers). What it returns
+// is noted as seen and current.
 func (s *store) reload(force bool, cur *persisted) *persisted {
 	f := s.shared
 	if !force && !f.Changed() {
@@ -257,15 +259,23 @@ func (s *store) reload(force bool, cur *persisted) *persisted {
 		s.log.Warn("shared state does not open; keeping the last one", "error", err)
 		return nil
 	}
-	if s.sharedStateBehind(p, cur) {
-		return nil
+	if rb := s.rb; rb != nil {
+		newerRefusal := p.Refusal != nil && (cur.Refusal == nil || p.Refusal.At.After(cur.Refusal.At))
+		if p.Generation < rb.seen && !p.Sent.After(rb.sent) && !newerRefusal {
+			s.log.Warn("shared state is older than one already read (restored from a copy); keeping the newer one",
+				"state_generation", p.Generation, "seen_generation", rb.seen)
+			return nil
+		}
+		rb.seen = max(rb.seen, p.Generation)
+		if p.Sent.After(rb.sent) {
+			rb.sent = p.Sent
+		}
+		s.restored = false
 	}
 	s.saved, s.savedValid = *p, true
 	return p
 }
 
-// tryLead takes the shared file's renewer lock if it is free and reports
-// whether this client is the renewer.
 func (s *store) tryLead() bool {
 	lead, err := s.shared.TryLead()
 	if err != nil {
@@ -274,7 +284,6 @@ func (s *store) tryLead() bool {
 	return lead
 }
 
-// leading reports whether this client renews the shared file.
 func (s *store) leading() bool { return s.shared != nil && s.shared.Leading() }
 
 // resign gives up the record's lock, then the renewer lock.

@@ -11,8 +11,6 @@ import (
 type SlotInfo struct {
 	// Slot is the slot index: 0 for base, i for base-i.
 	Slot int
-	// Name is the slot's file name, without its directory.
-	Name string
 	// Held is true when another open file held the slot's lock at the
 	// moment of the probe: a running client owns the slot.
 	Held bool
@@ -52,7 +50,7 @@ func Probe(dir, base string, slots int) ([]SlotInfo, error) {
 	out := make([]SlotInfo, 0, slots)
 	for i := range slots {
 		name := slotName(base, i)
-		info := SlotInfo{Slot: i, Name: name}
+		info := SlotInfo{Slot: i}
 		info.Held, info.LockErr = probeLock(filepath.Join(dir, name+".lock"))
 		info.Data, info.ReadErr = (&File{dir: dir, name: name}).Read()
 		out = append(out, info)

@@ -28,14 +28,15 @@ func SharedName(product, licence string) string { return BaseName(product, licen
 // at the next [Shared.TryLead] of another member. A Shared is safe for
 // concurrent use.
 type Shared struct {
-	view File // dir and name; reads and writes without a lock of its own
+	// view reads and writes the file; its released, set only under mu, makes
+	// every method of both fail with fs.ErrClosed after Release.
+	view File
 
-	mu       sync.Mutex
-	lead     *os.File
-	member   *os.File
-	leading  bool
-	released bool
-	seen     fs.FileInfo // the file as of the last Read
+	mu      sync.Mutex
+	lead    *os.File
+	member  *os.File
+	leading bool
+	seen    fs.FileInfo // the file as of the last Read
 }
 
 // joinPoll is how often JoinShared retries while the last member of the
@@ -87,7 +88,7 @@ func JoinShared(ctx context.Context, dir, name string) (*Shared, error) {
 func (s *Shared) TryLead() (bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.released {
+	if s.view.released {
 		return false, &Error{Op: "lead", Path: s.view.name, Err: fs.ErrClosed}
 	}
 	if s.leading {
@@ -110,7 +111,7 @@ func (s *Shared) TryLead() (bool, error) {
 func (s *Shared) Resign() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if !s.leading || s.released {
+	if !s.leading || s.view.released {
 		return nil
 	}
 	s.leading = false
@@ -135,9 +136,6 @@ func (s *Shared) Path() string { return s.view.Path() }
 func (s *Shared) Read() ([]byte, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.released {
-		return nil, &Error{Op: "read", Path: s.view.name, Err: fs.ErrClosed}
-	}
 	// Stat first: a write between the stat and the read only makes the next
 	// Changed report a change that was already read.
 	st, _ := os.Stat(s.view.Path())
@@ -190,7 +188,7 @@ func (s *Shared) Quarantine() (string, error) {
 
 func (s *Shared) leaderLocked(op string) error {
 	switch {
-	case s.released:
+	case s.view.released:
 		return &Error{Op: op, Path: s.view.name, Err: fs.ErrClosed}
 	case !s.leading:
 		return &Error{Op: op, Path: s.view.name, Err: ErrNotLeader}
@@ -208,7 +206,7 @@ func (s *Shared) leaderLocked(op string) error {
 func (s *Shared) Alone() (bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.released {
+	if s.view.released {
 		return false, &Error{Op: "alone", Path: s.view.name, Err: fs.ErrClosed}
 	}
 	if err := unlockFile(s.member); err != nil {
@@ -228,10 +226,10 @@ func (s *Shared) Alone() (bool, error) {
 func (s *Shared) Release() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.released {
+	if s.view.released {
 		return nil
 	}
-	s.released = true
+	s.view.released = true
 	var errs []error
 	if s.leading {
 		s.leading = false
