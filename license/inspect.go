@@ -26,7 +26,6 @@ func (c *Client) Diagnostics(k diag.Key) diag.Client {
 	return diagnostics{c}
 }
 
-// diagnostics is a client's diag.Client.
 type diagnostics struct{ *Client }
 
 func (c diagnostics) Fingerprint(ctx context.Context) (*fingerprint.Fingerprint, error) {
@@ -43,7 +42,7 @@ func (c diagnostics) Probe(ctx context.Context) diag.ProbeResult {
 	var b [16]byte
 	_, _ = rand.Read(b[:])
 	req := wire.ExtendRequest{Token: "licensekit-doctor-probe-" + hex.EncodeToString(b[:])}
-	err := c.locked(ctx, func(ctx context.Context) error {
+	res.Err = c.locked(ctx, func(ctx context.Context) error {
 		sentWall := c.wallNow()
 		sent := time.Now()
 		reply, err := exchange(c.Client, ctx, wire.Extend, transport.RetryIdempotent, req, wire.DecodeExtend, nil)
@@ -62,7 +61,6 @@ func (c diagnostics) Probe(ctx context.Context) diag.ProbeResult {
 		}
 		return err
 	})
-	res.Err = err
 	return res
 }
 

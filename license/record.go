@@ -154,9 +154,7 @@ func (s *store) loadRecord(p *persisted, loaded bool) {
 		}
 	}
 	if rec == nil {
-		if s.shared == nil || s.shared.Leading() {
-			s.writeRecord(p)
-		}
+		s.writeRecord(p) // a follower does not write
 		s.rb.seen, s.rb.sent = p.Generation, p.Sent
 		return
 	}
@@ -180,19 +178,17 @@ func (s *store) loadRecord(p *persisted, loaded bool) {
 	if p.Generation >= rec.Generation {
 		return
 	}
-	if !loaded {
-		// No state (missing or corrupt, said elsewhere): nothing to grant,
-		// nothing restored. The next save moves past the record.
-		p.Generation = rec.Generation
-		return
+	if loaded {
+		// Restored from a copy: no offline time, now or after the next
+		// save moves the state past the record.
+		s.restored = true
+		s.log.Warn("persisted state is older than its anti-rollback record (restored from a copy); no offline time until the server answers",
+			"state_generation", p.Generation, "record_generation", rec.Generation)
+		p.Sent = time.Time{} // the restored deadlines grant nothing
 	}
-	// Restored from a copy: no offline time, now or after the next save
-	// moves the state past the record.
-	s.restored = true
-	s.log.Warn("persisted state is older than its anti-rollback record (restored from a copy); no offline time until the server answers",
-		"state_generation", p.Generation, "record_generation", rec.Generation)
+	// Without a state (missing or corrupt, said elsewhere) nothing is granted
+	// or restored. The next save moves past the record.
 	p.Generation = rec.Generation
-	p.Sent = time.Time{} // the restored deadlines grant nothing
 }
 
 func openRecord(keys [][]byte, blob []byte) *rollbackRecord {

@@ -377,15 +377,12 @@ func (c *Client) sharedMayEndLocked() bool {
 	// holding the client's lock: a call that takes it meanwhile sees
 	// closing (locked).
 	deadline := time.Now().Add(sharedLeadWait)
-	timer := time.NewTimer(sharedMinRefresh)
-	defer timer.Stop()
 	for !c.tryLeadLocked() {
 		if !time.Now().Before(deadline) {
 			return false
 		}
 		c.unlock()
-		timer.Reset(sharedMinRefresh)
-		<-timer.C
+		time.Sleep(sharedMinRefresh)
 		_ = c.lock(context.Background())
 	}
 	c.refreshSharedLocked(true) // the last renewer's final state
