@@ -375,19 +375,14 @@ func (s *store) writeRefusal(p *persisted) {
 // writeRefusalFile writes the refusal file under its lock, waiting a
 // little for another client of the licence that holds it.
 func (s *store) writeRefusalFile(blob []byte) error {
-	var err error
-	for range 20 {
-		var file *statefile.File
+	file, err := statefile.Acquire(s.refusalDir, refusalName(s.cfg), 1)
+	for tries := 1; errors.Is(err, statefile.ErrLocked) && tries < 20; tries++ {
+		time.Sleep(10 * time.Millisecond)
 		file, err = statefile.Acquire(s.refusalDir, refusalName(s.cfg), 1)
-		if errors.Is(err, statefile.ErrLocked) {
-			time.Sleep(10 * time.Millisecond)
-			continue
-		}
-		if err != nil {
-			return err
-		}
-		defer file.Release()
-		return file.Write(blob)
 	}
-	return err
+	if err != nil {
+		return err
+	}
+	defer file.Release()
+	return file.Write(blob)
 }

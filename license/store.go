@@ -226,14 +226,11 @@ func (s *store) vouched(p *persisted) {
 // offlineErr says why the persisted state grants no offline time, apart
 // from its deadlines and refusal: anchorErr, or an Unanchored mark.
 func (s *store) offlineErr(p *persisted) error {
-	if err := s.anchorErr(); err != nil {
+	if err := s.anchorErr(); err != nil || !p.Unanchored {
 		return err
 	}
-	if p.Unanchored {
-		return &stateError{kind: ErrRollbackRecordUnusable,
-			msg: "the state was saved while the record could not be used; no offline time until the server answers"}
-	}
-	return nil
+	return &stateError{kind: ErrRollbackRecordUnusable,
+		msg: "the state was saved while the record could not be used; no offline time until the server answers"}
 }
 
 // reload reads the shared file again when it changed (or always, with

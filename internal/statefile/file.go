@@ -59,19 +59,17 @@ func Acquire(dir, base string, slots int) (*File, error) {
 	for i := range max(slots, 1) {
 		name := slotName(base, i)
 		lf, err := openLock(filepath.Join(dir, name+".lock"), os.O_CREATE)
-		if err != nil {
-			return nil, wrap("acquire", name+".lock", err)
-		}
-		if err := lockFile(lf); err != nil {
-			_ = lf.Close()
-			if errors.Is(err, errBusy) {
-				continue
+		if err == nil {
+			if err = lockFile(lf); err == nil {
+				f := &File{dir: dir, name: name, slot: i, lock: lf}
+				f.removeTemps()
+				return f, nil
 			}
+			_ = lf.Close()
+		}
+		if !errors.Is(err, errBusy) {
 			return nil, wrap("acquire", name+".lock", err)
 		}
-		f := &File{dir: dir, name: name, slot: i, lock: lf}
-		f.removeTemps()
-		return f, nil
 	}
 	return nil, &Error{Op: "acquire", Path: base, Err: ErrLocked}
 }
@@ -334,14 +332,9 @@ func (f *File) pruneCorrupt() {
 	var found []aside
 	for _, e := range entries {
 		suffix, ok := strings.CutPrefix(e.Name(), f.corruptPrefix())
-		if !ok {
-			continue
+		if ns, err := strconv.ParseInt(suffix, 10, 64); ok && err == nil {
+			found = append(found, aside{e.Name(), ns})
 		}
-		ns, err := strconv.ParseInt(suffix, 10, 64)
-		if err != nil {
-			continue
-		}
-		found = append(found, aside{e.Name(), ns})
 	}
 	if len(found) <= keepCorrupt {
 		return

@@ -46,14 +46,12 @@ func Probe(dir, base string, slots int) ([]SlotInfo, error) {
 	if !st.IsDir() {
 		return nil, &Error{Op: "probe", Path: base, Err: ErrNotDir}
 	}
-	slots = max(slots, 1)
-	out := make([]SlotInfo, 0, slots)
-	for i := range slots {
+	out := make([]SlotInfo, max(slots, 1))
+	for i := range out {
 		name := slotName(base, i)
-		info := SlotInfo{Slot: i}
-		info.Held, info.LockErr = probeLock(filepath.Join(dir, name+".lock"))
-		info.Data, info.ReadErr = (&File{dir: dir, name: name}).Read()
-		out = append(out, info)
+		out[i].Slot = i
+		out[i].Held, out[i].LockErr = probeLock(filepath.Join(dir, name+".lock"))
+		out[i].Data, out[i].ReadErr = (&File{dir: dir, name: name}).Read()
 	}
 	return out, nil
 }

@@ -65,11 +65,7 @@ func JoinShared(ctx context.Context, dir, name string) (*Shared, error) {
 	if err != nil {
 		return fail(wrap("join", name+".members", err))
 	}
-	for {
-		err := lockShared(member)
-		if err == nil {
-			break
-		}
+	for err := lockShared(member); err != nil; err = lockShared(member) {
 		if !errors.Is(err, errBusy) {
 			return fail(wrap("join", name+".members", err))
 		}
