@@ -26,7 +26,6 @@ func (c *Client) Diagnostics(k diag.Key) diag.Client {
 	return diagnostics{c}
 }
 
-// diagnostics is a client's diag.Client.
 type diagnostics struct{ *Client }
 
 func (c diagnostics) Fingerprint(ctx context.Context) (*fingerprint.Fingerprint, error) {
@@ -43,7 +42,7 @@ func (c diagnostics) Probe(ctx context.Context) diag.ProbeResult {
 	var b [16]byte
 	_, _ = rand.Read(b[:])
 	req := wire.ExtendRequest{Token: "licensekit-doctor-probe-" + hex.EncodeToString(b[:])}
-	err := c.locked(ctx, func(ctx context.Context) error {
+	res.Err = c.locked(ctx, func(ctx context.Context) error {
 		sentWall := c.wallNow()
 		sent := time.Now()
 		reply, err := exchange(c.Client, ctx, wire.Extend, transport.RetryIdempotent, req, wire.DecodeExtend, nil)
@@ -62,7 +61,6 @@ func (c diagnostics) Probe(ctx context.Context) diag.ProbeResult {
 		}
 		return err
 	})
-	res.Err = err
 	return res
 }
 
@@ -92,21 +90,17 @@ func (c diagnostics) InspectState(ctx context.Context, fp *fingerprint.Fingerpri
 		}
 	}
 	for _, ps := range peeks {
-		s := diag.SavedState{Slot: ps.Slot, Held: ps.Held, Saved: !ps.Missing, Err: ps.ReadErr}
-		if ps.ReadErr == nil && !ps.Missing {
-			c.describeState(&s, ps.State, ps.OpenErr, fp)
+		s := diag.SavedState{Slot: ps.Slot, Held: ps.Held, Saved: !ps.Missing, Err: ps.Err}
+		if ps.State != nil {
+			describeState(&s, ps.State, fp)
 		}
 		insp.Slots = append(insp.Slots, s)
 	}
 	return insp, nil
 }
 
-// describeState fills s from the opened state p, or its error.
-func (c *Client) describeState(s *diag.SavedState, p *persisted, err error, fp *fingerprint.Fingerprint) {
-	if err != nil {
-		s.Err = err
-		return
-	}
+// describeState fills s from the opened state p.
+func describeState(s *diag.SavedState, p *persisted, fp *fingerprint.Fingerprint) {
 	s.InstanceGUID = p.InstanceGUID
 	s.SessionLive = p.Token != ""
 	s.SessionDuration = time.Duration(p.SessionSeconds) * time.Second

@@ -93,13 +93,12 @@ func (c *Client) OfflineRequest(ctx context.Context, w io.Writer) error {
 	return c.offline(ctx, func(ctx context.Context) error {
 		p := c.st.Offline
 		if p == nil || p.Kind == carried.KindDeactivation || c.wallNow().Sub(p.Created) >= envelope.CarriedWindow {
-			np, err := c.newPendingLocked(ctx)
-			if err != nil {
+			var err error
+			if p, err = c.newPendingLocked(ctx); err != nil {
 				return err
 			}
-			c.st.Offline = np
+			c.st.Offline = p
 			c.saveLocked(context.WithoutCancel(ctx))
-			p = np
 		}
 		return c.writeRequestFile(w, p)
 	})

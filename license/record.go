@@ -1,6 +1,7 @@
 package license
 
 import (
+	"cmp"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -27,8 +28,7 @@ var ErrStateRollback = errors.New("license: persisted state is older than its an
 var ErrRollbackRecordUnusable = errors.New("license: anti-rollback record unusable")
 
 // rollbackRecord is the anti-rollback record, one per state file (see store
-// for the layout). Restoring the state directory from a backup leaves it
-// ahead of the restored state, which then grants no offline time.
+// for the layout and why it lives apart).
 type rollbackRecord struct {
 	Version    int           `json:"v"`
 	Generation uint64        `json:"generation"`
@@ -44,12 +44,11 @@ var rollbackAAD = []byte("licensekit rollback record v1")
 // rollbackGuard is the store's handle on its record.
 type rollbackGuard struct {
 	// f is the record's file, locked; in shared mode only by the renewer,
-	// from its first write (sharedRecord).
+	// from its first write (writeRecord).
 	f *statefile.File
 	// In shared mode every process reads the record without the lock; seen
 	// is the latest generation read from it or the shared state, sent the
 	// latest send time read, and warned notes a failure to lock was logged.
-	shared    bool
 	dir, name string
 	seen      uint64
 	sent      time.Time
@@ -67,24 +66,17 @@ func WithRollbackRecordDir(dir string) Option {
 	return func(o *options) { o.rollbackDir = dir }
 }
 
-// hasRecord reports whether this state has a record: a state file, or a
-// custom store with WithRollbackRecordDir.
 func (s *store) hasRecord() bool {
 	return s.slot != nil || s.shared != nil || s.opts.rollbackDir != ""
 }
 
-// recordName names the record of one state file by a digest of product,
-// licence, state location and slot.
 func (s *store) recordName() string {
 	where, slot := "store", 0
 	if s.slot != nil || s.shared != nil {
-		abs, err := filepath.Abs(s.cfg.StateDir)
-		if err != nil {
-			abs = s.cfg.StateDir
-		}
-		where = abs
+		abs, _ := filepath.Abs(s.cfg.StateDir)
+		where = cmp.Or(abs, s.cfg.StateDir) // "" when there is no working directory
 		if s.shared != nil {
-			where = filepath.Join(abs, s.sharedName)
+			where = filepath.Join(where, s.sharedName)
 		} else {
 			slot = s.slot.Slot()
 		}
@@ -126,7 +118,7 @@ func (s *store) loadRecord(p *persisted, loaded bool) {
 		s.log.Warn("no place for the anti-rollback record (no user configuration directory); a restored state directory will not be detected")
 		return
 	}
-	s.rb = &rollbackGuard{dir: dir, name: s.recordName(), shared: s.shared != nil}
+	s.rb = &rollbackGuard{dir: dir, name: s.recordName()}
 	var blob []byte
 	var err error
 	if s.shared != nil {
@@ -162,13 +154,11 @@ func (s *store) loadRecord(p *persisted, loaded bool) {
 		}
 	}
 	if rec == nil {
-		if !s.rb.shared || s.shared.Leading() {
-			s.writeRecord(p)
-		}
+		s.writeRecord(p) // a follower does not write
 		s.rb.seen, s.rb.sent = p.Generation, p.Sent
 		return
 	}
-	if s.rb.shared && p.Generation < rec.Generation {
+	if s.shared != nil && p.Generation < rec.Generation {
 		// The renewer may have written the state and the record since the
 		// state was read: read it again before judging.
 		if blob, err := s.shared.Read(); err == nil {
@@ -188,19 +178,17 @@ func (s *store) loadRecord(p *persisted, loaded bool) {
 	if p.Generation >= rec.Generation {
 		return
 	}
-	if !loaded {
-		// No state (missing or corrupt, said elsewhere): nothing to grant,
-		// nothing restored. The next save moves past the record.
-		p.Generation = rec.Generation
-		return
+	if loaded {
+		// Restored from a copy: no offline time, now or after the next
+		// save moves the state past the record.
+		s.restored = true
+		s.log.Warn("persisted state is older than its anti-rollback record (restored from a copy); no offline time until the server answers",
+			"state_generation", p.Generation, "record_generation", rec.Generation)
+		p.Sent = time.Time{} // the restored deadlines grant nothing
 	}
-	// Restored from a copy: no offline time, now or after the next save
-	// moves the state past the record.
-	s.restored = true
-	s.log.Warn("persisted state is older than its anti-rollback record (restored from a copy); no offline time until the server answers",
-		"state_generation", p.Generation, "record_generation", rec.Generation)
+	// Without a state (missing or corrupt, said elsewhere) nothing is granted
+	// or restored. The next save moves past the record.
 	p.Generation = rec.Generation
-	p.Sent = time.Time{} // the restored deadlines grant nothing
 }
 
 func openRecord(keys [][]byte, blob []byte) *rollbackRecord {
@@ -223,78 +211,39 @@ func openSealed[T any](keys [][]byte, aad, blob []byte, current func(*T) bool) *
 }
 
 // writeRecord writes the record after the state itself was saved (a crash
-// between the two leaves the state ahead of its record: harmless).
+// between the two leaves the state ahead of its record: harmless). In
+// shared mode only the renewer writes it, taking its lock at its first
+// write; a lock it cannot have makes the record unusable, said once.
 func (s *store) writeRecord(p *persisted) {
-	if s.rb == nil {
+	rb := s.rb
+	if rb == nil || s.shared != nil && !s.shared.Leading() {
 		return
 	}
-	f := s.rb.f
-	if s.rb.shared {
-		if f = s.sharedRecord(p); f == nil {
-			return // a follower, or no lock on the record
+	var err error
+	if rb.f == nil { // shared mode, before this renewer's first write
+		if rb.f, err = statefile.Acquire(rb.dir, rb.name, 1); err != nil {
+			if !rb.warned {
+				rb.warned = true
+				s.unusable(p, err)
+			}
+			return
 		}
-		s.rb.seen = max(s.rb.seen, p.Generation)
 	}
+	rb.seen = max(rb.seen, p.Generation)
 	plain, _ := json.Marshal(rollbackRecord{Version: rollbackRecordVersion, Generation: p.Generation,
 		HighWater: p.HighWater, Sent: p.Sent, Used: p.Used})
 	blob, err := statefile.Seal(s.keys[0], rollbackAAD, plain)
 	if err == nil {
-		err = f.Write(blob)
+		err = rb.f.Write(blob)
 	}
 	if err != nil {
 		s.unusable(p, err)
 	}
 }
 
-// sharedStateBehind reports whether a shared state p just read is older
-// than one already seen (a copy restored under running processes), and
-// otherwise notes it as seen and current. Older means a lower generation
-// with no newer send time and no newer refusal, so that a renewer that
-// started its state afresh still reaches its followers.
-func (s *store) sharedStateBehind(p, cur *persisted) bool {
-	rb := s.rb
-	if rb == nil {
-		return false
-	}
-	newerRefusal := p.Refusal != nil && (cur.Refusal == nil || p.Refusal.At.After(cur.Refusal.At))
-	if p.Generation < rb.seen && !p.Sent.After(rb.sent) && !newerRefusal {
-		s.log.Warn("shared state is older than one already read (restored from a copy); keeping the newer one",
-			"state_generation", p.Generation, "seen_generation", rb.seen)
-		return true
-	}
-	rb.seen = max(rb.seen, p.Generation)
-	if p.Sent.After(rb.sent) {
-		rb.sent = p.Sent
-	}
-	s.restored = false
-	return false
-}
-
-// sharedRecord returns the record's locked file for a write, taking the
-// lock at the renewer's first write; nil for a follower or when the lock
-// cannot be had (unusable, said once).
-func (s *store) sharedRecord(p *persisted) *statefile.File {
-	rb := s.rb
-	if !s.shared.Leading() {
-		return nil
-	}
-	if rb.f == nil {
-		f, err := statefile.Acquire(rb.dir, rb.name, 1)
-		if err != nil {
-			if !rb.warned {
-				rb.warned = true
-				s.unusable(p, err)
-			}
-			return nil
-		}
-		rb.f = f
-	}
-	return rb.f
-}
-
 // releaseSharedRecord lets the next renewer take the record's lock.
 func (s *store) releaseSharedRecord() {
-	if s.rb != nil && s.rb.shared && s.rb.f != nil {
+	if s.rb != nil && s.shared != nil && s.rb.f != nil {
 		_ = s.rb.f.Release()
 		s.rb.f = nil
 	}
@@ -332,10 +281,8 @@ func inspectRecords(cfg *Config, o *options, keys [][]byte, where string, slots 
 	return nil
 }
 
-// refusalFile is the latest final refusal of this product and licence on
-// this machine, kept in the record directory (or StateDir when there is
-// none), so that neither another slot nor a restored state directory
-// forgets it.
+// refusalFile is the licence's latest final refusal on this machine (see
+// store for where it is kept, and why).
 type refusalFile struct {
 	Version int            `json:"v"`
 	Refusal *refusalRecord `json:"refusal,omitempty"`
@@ -393,8 +340,6 @@ func (s *store) loadRefusal(p *persisted) {
 	}
 }
 
-// openRefusal opens a refusal file; nil when it does not open or is not
-// current.
 func openRefusal(keys [][]byte, blob []byte) *refusalFile {
 	return openSealed(keys, refusalAAD, blob, func(f *refusalFile) bool { return f.Version == refusalFileVersion })
 }
@@ -430,19 +375,14 @@ func (s *store) writeRefusal(p *persisted) {
 // writeRefusalFile writes the refusal file under its lock, waiting a
 // little for another client of the licence that holds it.
 func (s *store) writeRefusalFile(blob []byte) error {
-	var err error
-	for range 20 {
-		var file *statefile.File
+	file, err := statefile.Acquire(s.refusalDir, refusalName(s.cfg), 1)
+	for tries := 1; errors.Is(err, statefile.ErrLocked) && tries < 20; tries++ {
+		time.Sleep(10 * time.Millisecond)
 		file, err = statefile.Acquire(s.refusalDir, refusalName(s.cfg), 1)
-		if errors.Is(err, statefile.ErrLocked) {
-			time.Sleep(10 * time.Millisecond)
-			continue
-		}
-		if err != nil {
-			return err
-		}
-		defer file.Release()
-		return file.Write(blob)
 	}
-	return err
+	if err != nil {
+		return err
+	}
+	defer file.Release()
+	return file.Write(blob)
 }

@@ -73,7 +73,6 @@ var roleNames = [...]string{"NotShared", "Renewer", "Follower"}
 // String returns the role's name.
 func (r SharedRole) String() string { return nameOr(roleNames[:], int(r), "SharedRole(?)") }
 
-// nameOr is names[i], or other when i is out of range.
 func nameOr(names []string, i int, other string) string {
 	if i < len(names) {
 		return names[i]
@@ -150,7 +149,6 @@ const (
 	sharedLeadWait = time.Second
 )
 
-// errSharedManual is what explicit session calls return in shared mode.
 var errSharedManual = errors.New("license: Register, BeginSession, ExtendSession and EndSession are not available in shared mode; Start and Close manage the shared session")
 
 // sharedOn reports shared mode with a usable shared file.
@@ -275,7 +273,6 @@ func (c *Client) sharedLiveLocked(wall time.Time) bool {
 		phaseOf(wall.Sub(c.st.Sent), c.session(), c.grace()) == phaseLive
 }
 
-// noteSharedStart records how Start obtained the licence in shared mode.
 func (c *Client) noteSharedStart(s SharedStart) {
 	if c.sh != nil {
 		c.sh.start.Store(uint32(s))
@@ -380,15 +377,12 @@ func (c *Client) sharedMayEndLocked() bool {
 	// holding the client's lock: a call that takes it meanwhile sees
 	// closing (locked).
 	deadline := time.Now().Add(sharedLeadWait)
-	timer := time.NewTimer(sharedMinRefresh)
-	defer timer.Stop()
 	for !c.tryLeadLocked() {
 		if !time.Now().Before(deadline) {
 			return false
 		}
 		c.unlock()
-		timer.Reset(sharedMinRefresh)
-		<-timer.C
+		time.Sleep(sharedMinRefresh)
 		_ = c.lock(context.Background())
 	}
 	c.refreshSharedLocked(true) // the last renewer's final state

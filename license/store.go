@@ -3,7 +3,6 @@ package license
 import (
 	"context"
 	"errors"
-	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -90,7 +89,14 @@ func (s *store) open(ctx context.Context, fp *fingerprint.Fingerprint) (p persis
 		s.back = sharedStore{f: f}
 		s.tryLead()
 	case s.cfg.StateDir != "":
-		f, err := acquireSlot(ctx, s.cfg.StateDir, statefile.BaseName(s.cfg.ProductGUID, s.cfg.LicenseKey), s.opts.slots)
+		// A slot acquired after ctx ended is released at once.
+		f, err := withContext(ctx, func() (*statefile.File, error) {
+			return statefile.Acquire(s.cfg.StateDir, statefile.BaseName(s.cfg.ProductGUID, s.cfg.LicenseKey), s.opts.slots)
+		}, func(f *statefile.File) {
+			if f != nil {
+				_ = f.Release()
+			}
+		})
 		if cerr := ctx.Err(); cerr != nil {
 			return p, 0, localFault("open state", cerr)
 		}
@@ -194,8 +200,6 @@ func (s *store) save(ctx context.Context, p *persisted, rolledBack bool, wall ti
 	s.writeRefusal(p)
 }
 
-// persistent reports whether the state is kept beyond the process (a state
-// file, the shared file or the vendor's StateStore), not in memory only.
 func (s *store) persistent() bool { return s.back != nil }
 
 // anchorErr says why the state as loaded cannot be trusted against its
@@ -222,18 +226,19 @@ func (s *store) vouched(p *persisted) {
 // offlineErr says why the persisted state grants no offline time, apart
 // from its deadlines and refusal: anchorErr, or an Unanchored mark.
 func (s *store) offlineErr(p *persisted) error {
-	if err := s.anchorErr(); err != nil {
+	if err := s.anchorErr(); err != nil || !p.Unanchored {
 		return err
 	}
-	if p.Unanchored {
-		return &stateError{kind: ErrRollbackRecordUnusable,
-			msg: "the state was saved while the record could not be used; no offline time until the server answers"}
-	}
-	return nil
+	return &stateError{kind: ErrRollbackRecordUnusable,
+		msg: "the state was saved while the record could not be used; no offline time until the server answers"}
 }
 
 // reload reads the shared file again when it changed (or always, with
-// force), and returns it when it is not behind what this client has seen.
+// force), and returns it unless it is behind what this client has seen: a
+// lower generation than one already seen, with no newer send time and no
+// newer refusal (a copy restored under running processes; a renewer that
+// started its state afresh still reaches its followers). What it returns
+// is noted as seen and current.
 func (s *store) reload(force bool, cur *persisted) *persisted {
 	f := s.shared
 	if !force && !f.Changed() {
@@ -251,15 +256,23 @@ func (s *store) reload(force bool, cur *persisted) *persisted {
 		s.log.Warn("shared state does not open; keeping the last one", "error", err)
 		return nil
 	}
-	if s.sharedStateBehind(p, cur) {
-		return nil
+	if rb := s.rb; rb != nil {
+		newerRefusal := p.Refusal != nil && (cur.Refusal == nil || p.Refusal.At.After(cur.Refusal.At))
+		if p.Generation < rb.seen && !p.Sent.After(rb.sent) && !newerRefusal {
+			s.log.Warn("shared state is older than one already read (restored from a copy); keeping the newer one",
+				"state_generation", p.Generation, "seen_generation", rb.seen)
+			return nil
+		}
+		rb.seen = max(rb.seen, p.Generation)
+		if p.Sent.After(rb.sent) {
+			rb.sent = p.Sent
+		}
+		s.restored = false
 	}
 	s.saved, s.savedValid = *p, true
 	return p
 }
 
-// tryLead takes the shared file's renewer lock if it is free and reports
-// whether this client is the renewer.
 func (s *store) tryLead() bool {
 	lead, err := s.shared.TryLead()
 	if err != nil {
@@ -268,7 +281,6 @@ func (s *store) tryLead() bool {
 	return lead
 }
 
-// leading reports whether this client renews the shared file.
 func (s *store) leading() bool { return s.shared != nil && s.shared.Leading() }
 
 // resign gives up the record's lock, then the renewer lock.
@@ -353,17 +365,6 @@ func withContext[T any](ctx context.Context, f func() (T, error), late func(T)) 
 	}
 }
 
-// acquireSlot is statefile.Acquire bounded by ctx. A slot acquired after
-// ctx ended is released at once.
-func acquireSlot(ctx context.Context, dir, base string, slots int) (*statefile.File, error) {
-	return withContext(ctx, func() (*statefile.File, error) { return statefile.Acquire(dir, base, slots) },
-		func(f *statefile.File) {
-			if f != nil {
-				_ = f.Release()
-			}
-		})
-}
-
 // sealKeys returns the keys the state may be sealed under on this machine,
 // the sealing one first; docs/lifecycle.md ("The state key") says which
 // identifiers and why.
@@ -391,12 +392,10 @@ func sealKeys(cfg *Config, fp *fingerprint.Fingerprint) [][]byte {
 // peekedState is one saved copy of the state as peek found it.
 type peekedState struct {
 	Slot    int
-	File    string
 	Held    bool // a running client holds it
 	Missing bool // nothing is saved there
-	ReadErr error
 	State   *persisted
-	OpenErr error
+	Err     error // why it could not be read or does not open
 }
 
 // peek reads and opens every saved copy of this licence's state (the
@@ -405,15 +404,15 @@ type peekedState struct {
 func (s *store) peek(ctx context.Context, fp *fingerprint.Fingerprint) ([]peekedState, error) {
 	keys := sealKeys(s.cfg, fp)
 	if s.opts.store != nil {
-		ps := peekedState{}
+		var ps peekedState
 		blob, err := s.opts.store.Load(ctx)
 		switch {
 		case errors.Is(err, ErrNoState):
 			ps.Missing = true
 		case err != nil:
-			ps.ReadErr = &stateError{kind: ErrStateCorrupt, msg: "unreadable", err: err}
+			ps.Err = &stateError{kind: ErrStateCorrupt, msg: "unreadable", err: err}
 		default:
-			ps.State, ps.OpenErr = openStateWith(keys, blob)
+			ps.State, ps.Err = openStateWith(keys, blob)
 		}
 		return []peekedState{ps}, nil
 	}
@@ -426,16 +425,16 @@ func (s *store) peek(ctx context.Context, fp *fingerprint.Fingerprint) ([]peeked
 	}
 	out := make([]peekedState, 0, len(infos))
 	for _, in := range infos {
-		ps := peekedState{Slot: in.Slot, File: in.Name, Held: in.Held}
+		ps := peekedState{Slot: in.Slot, Held: in.Held}
 		switch {
 		case errors.Is(in.ReadErr, statefile.ErrNotExist):
 			ps.Missing = true
-		case in.ReadErr != nil && errors.Is(in.ReadErr, statefile.ErrCorrupt):
-			ps.ReadErr = &stateError{kind: ErrStateCorrupt, msg: "not a state file", err: in.ReadErr}
+		case errors.Is(in.ReadErr, statefile.ErrCorrupt):
+			ps.Err = &stateError{kind: ErrStateCorrupt, msg: "not a state file", err: in.ReadErr}
 		case in.ReadErr != nil:
-			ps.ReadErr, ps.Missing = in.ReadErr, errors.Is(in.ReadErr, fs.ErrNotExist)
+			ps.Err = in.ReadErr
 		default:
-			ps.State, ps.OpenErr = openStateWith(keys, in.Data)
+			ps.State, ps.Err = openStateWith(keys, in.Data)
 		}
 		out = append(out, ps)
 	}

@@ -161,6 +161,7 @@ func validEndpoint(s string) bool {
 // parsed is the common part of both files.
 type parsed struct {
 	headers map[string]string
+	created time.Time // zero when the Created header is missing or malformed
 	blocks  []*pem.Block
 }
 
@@ -218,12 +219,8 @@ func parse(text []byte, magic, blockType string) (*parsed, error) {
 	if bytes.Count(blocksText, []byte("-----BEGIN ")) != len(p.blocks) {
 		return nil, bad("truncated or damaged block")
 	}
+	p.created, _ = time.Parse(time.RFC3339, p.headers["Created"])
 	return p, nil
-}
-
-func (p *parsed) created() time.Time {
-	t, _ := time.Parse(time.RFC3339, p.headers["Created"])
-	return t
 }
 
 func blockHead(blk *pem.Block) (string, [IDSize]byte, error) {
@@ -244,7 +241,7 @@ func ParseRequestFile(text []byte) (*RequestFile, error) {
 	if err != nil {
 		return nil, err
 	}
-	f := &RequestFile{Product: p.headers["Product"], Licence: p.headers["Licence"], Created: p.created(), Kind: p.headers["Kind"]}
+	f := &RequestFile{Product: p.headers["Product"], Licence: p.headers["Licence"], Created: p.created, Kind: p.headers["Kind"]}
 	for _, blk := range p.blocks {
 		var r Request
 		if r.Endpoint, r.ID, err = blockHead(blk); err != nil {
@@ -265,17 +262,15 @@ func ParseReplyFile(text []byte) (*ReplyFile, error) {
 	if err != nil {
 		return nil, err
 	}
-	f := &ReplyFile{Product: p.headers["Product"], Created: p.created()}
+	f := &ReplyFile{Product: p.headers["Product"], Created: p.created}
 	for _, blk := range p.blocks {
 		var r Reply
 		if r.Endpoint, r.ID, err = blockHead(blk); err != nil {
 			return nil, err
 		}
-		st, err := strconv.Atoi(blk.Headers["Status"])
-		if err != nil || st < 100 || st > 599 {
+		if r.Status, err = strconv.Atoi(blk.Headers["Status"]); err != nil || r.Status < 100 || r.Status > 599 {
 			return nil, bad("missing or invalid Status")
 		}
-		r.Status = st
 		if len(blk.Bytes) == 0 {
 			return nil, bad("empty reply")
 		}

@@ -8,8 +8,7 @@ import (
 	"strings"
 )
 
-// Sentinel errors. Match them with errors.Is; the errors returned carry
-// them inside an [*Error].
+// Sentinel errors (see the package documentation, "Errors").
 var (
 	// ErrNotExist means no state has been saved in the slot yet.
 	ErrNotExist = errors.New("statefile: no state")

@@ -58,25 +58,22 @@ func Acquire(dir, base string, slots int) (*File, error) {
 	}
 	for i := range max(slots, 1) {
 		name := slotName(base, i)
-		lf, err := openLock(filepath.Join(dir, name+".lock"))
-		if err != nil {
-			return nil, wrap("acquire", name+".lock", err)
-		}
-		if err := lockFile(lf); err != nil {
-			_ = lf.Close()
-			if errors.Is(err, errBusy) {
-				continue
+		lf, err := openLock(filepath.Join(dir, name+".lock"), os.O_CREATE)
+		if err == nil {
+			if err = lockFile(lf); err == nil {
+				f := &File{dir: dir, name: name, slot: i, lock: lf}
+				f.removeTemps()
+				return f, nil
 			}
+			_ = lf.Close()
+		}
+		if !errors.Is(err, errBusy) {
 			return nil, wrap("acquire", name+".lock", err)
 		}
-		f := &File{dir: dir, name: name, slot: i, lock: lf}
-		f.removeTemps()
-		return f, nil
 	}
 	return nil, &Error{Op: "acquire", Path: base, Err: ErrLocked}
 }
 
-// makeDir checks base and creates dir (mode 0700, parents included) for op.
 func makeDir(op, dir, base string) error {
 	if err := checkBase(base); err != nil {
 		return &Error{Op: op, Err: err}
@@ -90,7 +87,6 @@ func makeDir(op, dir, base string) error {
 	return nil
 }
 
-// checkBase rejects a base that is not a plain file name.
 func checkBase(base string) error {
 	switch {
 	case base == "", base == ".", base == "..":
@@ -108,12 +104,12 @@ func slotName(base string, i int) string {
 	return base + "-" + strconv.Itoa(i)
 }
 
-// openLock opens or creates a lock file, which must be a regular file. In a
-// directory the process cannot write, an existing lock file is opened
-// read-only, which is enough to lock it, so that saved state can still be
-// read.
-func openLock(path string) (*os.File, error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|openFlags, 0o600)
+// openLock opens a lock file, which must be a regular file, creating it when
+// create is os.O_CREATE. In a directory the process cannot write, an
+// existing lock file is opened read-only, which is enough to lock it, so
+// that saved state can still be read.
+func openLock(path string, create int) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_RDWR|create|openFlags, 0o600)
 	if errors.Is(err, fs.ErrPermission) {
 		f, err = os.OpenFile(path, os.O_RDONLY|openFlags, 0)
 	}
@@ -127,7 +123,6 @@ func openLock(path string) (*os.File, error) {
 	return f, nil
 }
 
-// errNotRegular reports a state or lock path that is not a regular file.
 var errNotRegular = errors.New("not a regular file")
 
 // checkRegular checks that the open file f is a regular file and, when
@@ -337,14 +332,9 @@ func (f *File) pruneCorrupt() {
 	var found []aside
 	for _, e := range entries {
 		suffix, ok := strings.CutPrefix(e.Name(), f.corruptPrefix())
-		if !ok {
-			continue
+		if ns, err := strconv.ParseInt(suffix, 10, 64); ok && err == nil {
+			found = append(found, aside{e.Name(), ns})
 		}
-		ns, err := strconv.ParseInt(suffix, 10, 64)
-		if err != nil {
-			continue
-		}
-		found = append(found, aside{e.Name(), ns})
 	}
 	if len(found) <= keepCorrupt {
 		return

@@ -11,8 +11,6 @@ import (
 type SlotInfo struct {
 	// Slot is the slot index: 0 for base, i for base-i.
 	Slot int
-	// Name is the slot's file name, without its directory.
-	Name string
 	// Held is true when another open file held the slot's lock at the
 	// moment of the probe: a running client owns the slot.
 	Held bool
@@ -48,14 +46,12 @@ func Probe(dir, base string, slots int) ([]SlotInfo, error) {
 	if !st.IsDir() {
 		return nil, &Error{Op: "probe", Path: base, Err: ErrNotDir}
 	}
-	slots = max(slots, 1)
-	out := make([]SlotInfo, 0, slots)
-	for i := range slots {
+	out := make([]SlotInfo, max(slots, 1))
+	for i := range out {
 		name := slotName(base, i)
-		info := SlotInfo{Slot: i, Name: name}
-		info.Held, info.LockErr = probeLock(filepath.Join(dir, name+".lock"))
-		info.Data, info.ReadErr = (&File{dir: dir, name: name}).Read()
-		out = append(out, info)
+		out[i].Slot = i
+		out[i].Held, out[i].LockErr = probeLock(filepath.Join(dir, name+".lock"))
+		out[i].Data, out[i].ReadErr = (&File{dir: dir, name: name}).Read()
 	}
 	return out, nil
 }
@@ -67,27 +63,20 @@ var ErrNotDir = errors.New("statefile: state directory is not a directory")
 // probeLock tries the lock at path once and releases it at once. A missing
 // lock file means the slot was never used: not held.
 func probeLock(path string) (held bool, err error) {
-	lf, err := os.OpenFile(path, os.O_RDWR|openFlags, 0)
-	if errors.Is(err, fs.ErrPermission) {
-		lf, err = os.OpenFile(path, os.O_RDONLY|openFlags, 0)
-	}
+	lf, err := openLock(path, 0)
 	if errors.Is(err, fs.ErrNotExist) {
 		return false, nil
 	}
-	if err != nil {
-		return false, wrap("probe", filepath.Base(path), err)
+	if err == nil {
+		defer lf.Close()
+		if err = lockFile(lf); err == nil {
+			err = unlockFile(lf)
+		}
 	}
-	defer lf.Close()
-	if err := checkRegular(lf, nil); err != nil {
-		return false, wrap("probe", filepath.Base(path), err)
-	}
-	switch err := lockFile(lf); {
+	switch {
 	case errors.Is(err, errBusy):
 		return true, nil
 	case err != nil:
-		return false, wrap("probe", filepath.Base(path), err)
-	}
-	if err := unlockFile(lf); err != nil {
 		return false, wrap("probe", filepath.Base(path), err)
 	}
 	return false, nil

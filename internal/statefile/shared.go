@@ -28,14 +28,15 @@ func SharedName(product, licence string) string { return BaseName(product, licen
 // at the next [Shared.TryLead] of another member. A Shared is safe for
 // concurrent use.
 type Shared struct {
-	view File // dir and name; reads and writes without a lock of its own
+	// view reads and writes the file; its released, set only under mu, makes
+	// every method of both fail with fs.ErrClosed after Release.
+	view File
 
-	mu       sync.Mutex
-	lead     *os.File
-	member   *os.File
-	leading  bool
-	released bool
-	seen     fs.FileInfo // the file as of the last Read
+	mu      sync.Mutex
+	lead    *os.File
+	member  *os.File
+	leading bool
+	seen    fs.FileInfo // the file as of the last Read
 }
 
 // joinPoll is how often JoinShared retries while the last member of the
@@ -51,25 +52,20 @@ func JoinShared(ctx context.Context, dir, name string) (*Shared, error) {
 	if err := makeDir("join", dir, name); err != nil {
 		return nil, err
 	}
-	lead, err := openLock(filepath.Join(dir, name+".lock"))
+	lead, err := openLock(filepath.Join(dir, name+".lock"), os.O_CREATE)
 	if err != nil {
 		return nil, wrap("join", name+".lock", err)
 	}
-	member, err := openLock(filepath.Join(dir, name+".members"))
-	if err != nil {
-		_ = lead.Close()
-		return nil, wrap("join", name+".members", err)
-	}
+	member, err := openLock(filepath.Join(dir, name+".members"), os.O_CREATE)
 	fail := func(err error) (*Shared, error) {
 		_ = lead.Close()
-		_ = member.Close()
+		_ = member.Close() // nil when its open failed: Close then does nothing
 		return nil, err
 	}
-	for {
-		err := lockShared(member)
-		if err == nil {
-			break
-		}
+	if err != nil {
+		return fail(wrap("join", name+".members", err))
+	}
+	for err := lockShared(member); err != nil; err = lockShared(member) {
 		if !errors.Is(err, errBusy) {
 			return fail(wrap("join", name+".members", err))
 		}
@@ -88,7 +84,7 @@ func JoinShared(ctx context.Context, dir, name string) (*Shared, error) {
 func (s *Shared) TryLead() (bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.released {
+	if s.view.released {
 		return false, &Error{Op: "lead", Path: s.view.name, Err: fs.ErrClosed}
 	}
 	if s.leading {
@@ -111,7 +107,7 @@ func (s *Shared) TryLead() (bool, error) {
 func (s *Shared) Resign() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if !s.leading || s.released {
+	if !s.leading || s.view.released {
 		return nil
 	}
 	s.leading = false
@@ -136,9 +132,6 @@ func (s *Shared) Path() string { return s.view.Path() }
 func (s *Shared) Read() ([]byte, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.released {
-		return nil, &Error{Op: "read", Path: s.view.name, Err: fs.ErrClosed}
-	}
 	// Stat first: a write between the stat and the read only makes the next
 	// Changed report a change that was already read.
 	st, _ := os.Stat(s.view.Path())
@@ -191,7 +184,7 @@ func (s *Shared) Quarantine() (string, error) {
 
 func (s *Shared) leaderLocked(op string) error {
 	switch {
-	case s.released:
+	case s.view.released:
 		return &Error{Op: op, Path: s.view.name, Err: fs.ErrClosed}
 	case !s.leading:
 		return &Error{Op: op, Path: s.view.name, Err: ErrNotLeader}
@@ -209,7 +202,7 @@ func (s *Shared) leaderLocked(op string) error {
 func (s *Shared) Alone() (bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.released {
+	if s.view.released {
 		return false, &Error{Op: "alone", Path: s.view.name, Err: fs.ErrClosed}
 	}
 	if err := unlockFile(s.member); err != nil {
@@ -229,10 +222,10 @@ func (s *Shared) Alone() (bool, error) {
 func (s *Shared) Release() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.released {
+	if s.view.released {
 		return nil
 	}
-	s.released = true
+	s.view.released = true
 	var errs []error
 	if s.leading {
 		s.leading = false
