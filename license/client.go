@@ -52,7 +52,6 @@ type Client struct {
 	sem chan struct{}
 
 	sessionState // guarded by sem
-	retryState   // guarded by sem: the schedule's inputs and output
 }
 
 // verdictSetup is how replies are judged (verdicts.go).
@@ -66,7 +65,6 @@ type verdictSetup struct {
 // lifeState is Start's and Close's bookkeeping, guarded by life.
 type lifeState struct {
 	life     sync.Mutex
-	started  bool
 	starting bool
 	startAt  time.Time // when the running Start was called: its budgets count from here
 	closed   bool
@@ -75,7 +73,7 @@ type lifeState struct {
 	// explicit call in progress. closeCtx and closeNow are immutable.
 	closeCtx context.Context
 	closeNow context.CancelFunc
-	loopDone chan struct{}
+	loopDone chan struct{} // nil until a Start succeeds
 	// closeDone closes when the first Close has finished; closeErr is its
 	// result, written before closeDone closes and read after.
 	closeDone chan struct{}
@@ -107,11 +105,7 @@ type sessionState struct {
 	attemptCap  int   // when positive, caps each call's HTTP attempts (offline Start)
 	running     bool  // the renewal loop runs: a refusal closes Done
 	configFault error // Status.ConfigFault
-}
-
-// retryState is what the schedule (schedule.go) reads and writes, guarded
-// by sem.
-type retryState struct {
+	// The schedule's (schedule.go) inputs and output.
 	failures   int
 	retryAfter time.Duration
 	nextTry    time.Time
@@ -141,11 +135,6 @@ func New(cfg Config, opts ...Option) (*Client, error) {
 	}
 	cfg.UserAttributes = maps.Clone(cfg.UserAttributes) // nil stays nil
 	cfg.SharedSecret = append([]byte(nil), cfg.SharedSecret...)
-	if o.logger == nil {
-		o.logger = slog.New(slog.DiscardHandler)
-	}
-	o.retry = o.retry.withDefaults()
-	o.start = o.start.withDefaults()
 
 	sealer := o.sealer
 	if sealer == nil {
@@ -303,7 +292,7 @@ func (c *Client) Start(ctx context.Context) error {
 	case c.closed:
 		c.life.Unlock()
 		return ErrClosed
-	case c.started || c.starting:
+	case c.loopDone != nil || c.starting:
 		c.life.Unlock()
 		return errors.New("license: already started")
 	}
@@ -327,7 +316,6 @@ func (c *Client) Start(ctx context.Context) error {
 	if err != nil {
 		return toCaller(err) // no loop runs: nothing retries it
 	}
-	c.started = true
 	loopCtx, stop := context.WithCancel(c.closeCtx)
 	c.loopDone = make(chan struct{})
 	go func() {
@@ -499,12 +487,12 @@ func (c *Client) closeFirst(ctx context.Context, loopDone chan struct{}) error {
 		c.emit(Event{Type: EventStateChanged, State: Ended, Previous: prev, Reason: ErrClosed})
 		c.log.Info("licence state changed", "state", Ended, "previous", prev)
 	}
-	detail := "no live session to end"
+	detail, msg := "no live session to end", "client closed; no live session to end"
 	switch {
 	case err != nil:
 		detail = "end_session failed; the next start ends the session"
 	case ended:
-		detail = "session ended"
+		detail, msg = "session ended", "licence session ended"
 	}
 	c.emit(Event{Type: EventEnded, State: c.state, Reason: err, Detail: detail})
 	c.store.release()
@@ -513,13 +501,10 @@ func (c *Client) closeFirst(ctx context.Context, loopDone chan struct{}) error {
 	c.events.close()
 	c.done.Load().close(ErrClosed)
 	c.tr.CloseIdleConnections()
-	switch {
-	case err != nil:
+	if err != nil {
 		c.log.Warn("end_session failed; the next start ends the orphaned session", "error", err)
-	case ended:
-		c.log.Info("licence session ended", "state", Ended)
-	default:
-		c.log.Info("client closed; no live session to end", "state", Ended)
+	} else {
+		c.log.Info(msg, "state", Ended)
 	}
 	return err
 }

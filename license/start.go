@@ -30,12 +30,6 @@ type StartBudget struct {
 	Online time.Duration
 }
 
-func (b StartBudget) withDefaults() StartBudget {
-	b.Offline = positiveOr(b.Offline, DefaultOfflineStartBudget)
-	b.Online = positiveOr(b.Online, DefaultStartTimeout)
-	return b
-}
-
 // WithStartBudget sets how long Start may wait for the server. See
 // StartBudget.
 func WithStartBudget(b StartBudget) Option { return func(o *options) { o.start = b } }
