@@ -486,8 +486,7 @@ func (c *Client) call(ctx context.Context, endpoint string, retry transport.Retr
 			Redactor: c.redact,
 			Payload:  plain, // its values are extracted only if a text is kept
 		})
-		c.acceptedLocked(out, offset)
-		c.noteDeprecation(resp, out)
+		c.answeredLocked(resp, out, offset)
 		c.noteLostLocked(endpoint, req, out)
 		next, again := c.afterStaleLocked(endpoint, out, attempt, &offset)
 		if !again {
@@ -571,7 +570,6 @@ func jsonPlain(s string) bool {
 	return true
 }
 
-// plainByte marks the bytes jsonPlain accepts: letters, digits, "+/=-_.".
 var plainByte = func() (t [256]bool) {
 	for c := range 256 {
 		t[c] = 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("+/=-_.", byte(c)) >= 0
@@ -579,23 +577,25 @@ var plainByte = func() (t [256]bool) {
 	return t
 }()
 
-// deprecationNote is EventDeprecated's Detail.
-const deprecationNote = "the licence server announced that the API this client speaks is deprecated; update the product"
-
-// noteDeprecation records, once, that a reply that is the licence server's
-// word carried a Deprecation or Sunset header; only the fact, never the
-// unauthenticated text (Status.Deprecated).
-func (c *Client) noteDeprecation(resp *transport.Response, out verdict.Outcome) {
-	if resp == nil || c.deprec || (resp.Deprecation == "" && resp.Sunset == "") {
-		return
-	}
+// answeredLocked notes what a reply that is the licence server's word
+// says beside its outcome: the offset its request was sealed with is kept,
+// and a Deprecation or Sunset header is recorded, once; only the fact,
+// never the unauthenticated text (Status.Deprecated).
+func (c *Client) answeredLocked(resp *transport.Response, out verdict.Outcome, offset time.Duration) {
 	switch out.Category {
 	case verdict.Success, verdict.Refused, verdict.AlreadyEnded:
 	default:
 		return
 	}
-	c.deprec = true
-	c.emit(Event{Type: EventDeprecated, Detail: deprecationNote})
+	if offset != c.integ.offset {
+		c.integ.offset = offset
+		c.log.Info("clock offset confirmed by the server", "offset", offset.Round(time.Second).String())
+	}
+	if resp != nil && !c.deprec && (resp.Deprecation != "" || resp.Sunset != "") {
+		c.deprec = true
+		c.emit(Event{Type: EventDeprecated,
+			Detail: "the licence server announced that the API this client speaks is deprecated; update the product"})
+	}
 }
 
 // Request freshness (docs/security.md).
@@ -611,7 +611,7 @@ const offsetSpan = 50 * 365 * 24 * time.Hour
 type integrity struct {
 	// offset is added to the wall clock for request timestamps, kept only
 	// once the server's word accepted a request sealed with it
-	// (acceptedLocked): a stale-timestamp rejection, which anyone on the
+	// (answeredLocked): a stale-timestamp rejection, which anyone on the
 	// path can forge, only proposes one for one retry. It never moves a
 	// deadline.
 	offset time.Duration
@@ -708,16 +708,4 @@ func (c *Client) afterStaleLocked(endpoint string, out verdict.Outcome, attempt 
 	c.log.Warn("server rejected the request timestamp; retrying once with a corrected clock offset",
 		"endpoint", endpoint, "offset", offset.Round(time.Second).String())
 	return out, true
-}
-
-// acceptedLocked keeps the offset a request was sealed with once the
-// server's word answered it.
-func (c *Client) acceptedLocked(out verdict.Outcome, offset time.Duration) {
-	switch out.Category {
-	case verdict.Success, verdict.Refused, verdict.AlreadyEnded:
-		if offset != c.integ.offset {
-			c.integ.offset = offset
-			c.log.Info("clock offset confirmed by the server", "offset", offset.Round(time.Second).String())
-		}
-	}
 }

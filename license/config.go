@@ -177,8 +177,8 @@ type Retry struct {
 	// call (defaults 500 ms and 10 s).
 	MinBackoff, MaxBackoff time.Duration
 	// RenewBackoff is the first wait of the renewal loop after a failed
-	// renewal; it doubles per failure with equal jitter (a
-	// uniform factor in [0.5, 1)) (default 2 s).
+	// renewal; it doubles per failure with equal jitter (a uniform factor
+	// in [0.5, 1)) (default 2 s).
 	RenewBackoff time.Duration
 	// MaxRenewInterval caps the wait between successful renewals
 	// (default none).

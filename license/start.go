@@ -8,11 +8,9 @@ import (
 
 // Start budgets. See WithStartBudget and docs/lifecycle.md.
 const (
-	// DefaultOfflineStartBudget bounds Start when the persisted state still
-	// grants time without the server (a live session or grace).
+	// DefaultOfflineStartBudget is StartBudget.Offline's default.
 	DefaultOfflineStartBudget = 2 * time.Second
-	// DefaultStartTimeout bounds Start when there is no such allowance:
-	// every HTTP attempt, backoff and Retry-After included.
+	// DefaultStartTimeout is StartBudget.Online's default.
 	DefaultStartTimeout = 15 * time.Second
 )
 
