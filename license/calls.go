@@ -181,20 +181,16 @@ func exchange[R any](c *Client, ctx context.Context, endpoint string, retry tran
 	var reply *R
 	out := c.call(ctx, endpoint, retry, payload, func(plain []byte) error {
 		r, err := decode(plain)
-		if err != nil {
-			return err
-		}
-		if next != nil {
-			if err := next(r); err != nil {
-				if c.warnedUnsealable.CompareAndSwap(false, true) { // logged once per client
-					c.log.Warn("malformed reply: the next request could not be sealed; treating the server as unreachable",
-						"endpoint", endpoint, "reason", c.redact.Text(lastPart(err), verdict.MaxExcerpt))
-				}
-				return err
+		if err == nil && next != nil {
+			if err = next(r); err != nil && c.warnedUnsealable.CompareAndSwap(false, true) { // logged once per client
+				c.log.Warn("malformed reply: the next request could not be sealed; treating the server as unreachable",
+					"endpoint", endpoint, "reason", c.redact.Text(lastPart(err), verdict.MaxExcerpt))
 			}
 		}
-		reply = r
-		return nil
+		if err == nil {
+			reply = r
+		}
+		return err
 	})
 	return reply, out.Err // reply is set only on a success
 }
@@ -229,7 +225,6 @@ func fitsNext(endpoint, field, value string, next func() any) error {
 		Reason: field + " too large: the next request could not be sealed"}
 }
 
-// extendLocked extends the current session and adopts the reply.
 func (c *Client) extendLocked(ctx context.Context) error {
 	sent := time.Now()
 	reply, err := exchange(c, ctx, wire.Extend, transport.RetryIdempotent, c.extendRequest(), wire.DecodeExtend, extendNext)
@@ -465,7 +460,6 @@ func (c *Client) call(ctx context.Context, endpoint string, retry transport.Retr
 	for attempt := 0; ; attempt++ {
 		req := c.resendLocked(endpoint, digest)
 		if req == nil || attempt > 0 {
-			var err error
 			if req, err = c.sealLocked(endpoint, plain, digest, &offset); err != nil {
 				return clientFault(endpoint, c.redact.Text(lastPart(err), verdict.MaxExcerpt, verdict.PayloadValues(plain)...), err)
 			}
@@ -473,13 +467,12 @@ func (c *Client) call(ctx context.Context, endpoint string, retry transport.Retr
 			offset = req.offset
 			c.log.Debug("resending the request whose reply was lost", "endpoint", endpoint)
 		}
-		sd := req.sealed
 		resp, err := c.tr.Do(ctx, transport.Request{Endpoint: endpoint, Body: req.body, Retry: retry, MaxAttempts: c.attemptCap})
 		out := verdict.Classify(verdict.Input{
 			Endpoint: endpoint,
 			Resp:     resp,
 			Err:      err,
-			Opener:   sd.Reply,
+			Opener:   req.sealed.Reply,
 			Sealed:   c.sealed,
 			Decode:   decode,
 			Kinds:    c.opts.kinds,

@@ -295,8 +295,7 @@ func (c *Client) Start(ctx context.Context) error {
 	case c.loopDone != nil || c.starting:
 		c.life.Unlock()
 		return errors.New("license: already started")
-	}
-	if err := ctx.Err(); err != nil {
+	case ctx.Err() != nil:
 		c.life.Unlock()
 		return &notSentError{op: "start", err: context.Cause(ctx)}
 	}
@@ -446,7 +445,6 @@ func (c *Client) Close(ctx context.Context) error {
 	return c.closeErr
 }
 
-// closeFirst is the work of the first Close.
 func (c *Client) closeFirst(ctx context.Context, loopDone chan struct{}) error {
 	// Stop the loop, and cancel a Start or explicit call in progress.
 	c.closeNow()
@@ -561,31 +559,28 @@ func (c *Client) publishLocked() {
 		timed:      (c.state == Active || c.state == Grace || c.state == Expired) && !c.st.Sent.IsZero(),
 	}
 	s.status = Status{
-		State:           c.state,
-		Reason:          c.reason,
-		Renewing:        prev.status.Renewing,
-		Features:        c.st.Features,
-		FeatureSet:      prev.status.FeatureSet,
-		SessionDuration: c.session(),
-		GracePeriod:     c.grace(),
-		LastContact:     c.st.LastContact,
-		LastError:       c.lastErr,
-		ConfigFault:     c.configFault,
-		InstanceGUID:    c.st.InstanceGUID,
-		ServerSkew:      c.skew,
-		Deprecated:      c.deprec,
+		State:             c.state,
+		Reason:            c.reason,
+		Renewing:          prev.status.Renewing,
+		Features:          c.st.Features,
+		FeatureSet:        prev.status.FeatureSet,
+		SessionDuration:   c.session(),
+		GracePeriod:       c.grace(),
+		LastContact:       c.st.LastContact,
+		LastError:         c.lastErr,
+		ConfigFault:       c.configFault,
+		InstanceGUID:      c.st.InstanceGUID,
+		FirstRegisteredAt: prev.status.FirstRegisteredAt,
+		ServerSkew:        c.skew,
+		Deprecated:        c.deprec,
 	}
 	// Parse only what changed.
 	if c.st.Features != prev.status.Features {
 		s.status.FeatureSet = wire.ParseFeatures(c.st.Features)
 	}
-	if c.st.FirstRegisteredAt != "" {
-		if c.st.FirstRegisteredAt == c.firstRegRaw {
-			s.status.FirstRegisteredAt = prev.status.FirstRegisteredAt
-		} else {
-			s.status.FirstRegisteredAt = wire.ParseTimestamp(c.st.FirstRegisteredAt).Time
-			c.firstRegRaw = c.st.FirstRegisteredAt
-		}
+	if c.st.FirstRegisteredAt != c.firstRegRaw {
+		s.status.FirstRegisteredAt = wire.ParseTimestamp(c.st.FirstRegisteredAt).Time
+		c.firstRegRaw = c.st.FirstRegisteredAt
 	}
 	if !c.st.Sent.IsZero() {
 		s.status.SessionExpiry = c.st.Sent.Add(c.session())
