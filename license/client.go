@@ -40,8 +40,11 @@ type Client struct {
 
 	verdictSetup // immutable after New, except its once-flags (atomic); verdicts.go
 
-	snap atomic.Pointer[snapshot]   // atomic: what Status reads
-	done atomic.Pointer[doneSignal] // atomic: the current Done channel and why it closed
+	snap atomic.Pointer[snapshot] // atomic: what Status reads
+	// done (Done, Err) is closed for good by finish, whose first cause
+	// stays; both are immutable after New and safe for concurrent use.
+	done   context.Context
+	finish context.CancelCauseFunc
 
 	lifeState // guarded by the mutex life, except closing (atomic): Start and Close
 
@@ -111,20 +114,6 @@ type sessionState struct {
 	nextTry    time.Time
 }
 
-// doneSignal is one Done channel and why it closed.
-type doneSignal struct {
-	ch   chan struct{}
-	once sync.Once
-	err  error
-}
-
-func (d *doneSignal) close(err error) {
-	d.once.Do(func() {
-		d.err = err
-		close(d.ch)
-	})
-}
-
 // New validates cfg and returns a client. It does no I/O and starts no
 // goroutine. Every config problem is reported at once; the error matches
 // ErrInvalidConfig.
@@ -170,7 +159,7 @@ func New(cfg Config, opts ...Option) (*Client, error) {
 		c.fp = fingerprint.NewCached(10*time.Minute, fopts...).Collect
 	}
 	c.snap.Store(&snapshot{})
-	c.done.Store(&doneSignal{ch: make(chan struct{})})
+	c.done, c.finish = context.WithCancelCause(context.Background())
 	c.sem = make(chan struct{}, 1)
 	c.closeCtx, c.closeNow = context.WithCancel(context.Background())
 	c.closeDone = make(chan struct{})
@@ -252,19 +241,16 @@ func (c *Client) HasFeature(name string) bool {
 // in Done. A failed Start does not close Done either: its error says why,
 // and Start may be retried. Once Done has closed, only a new Client can use
 // the licence again.
-func (c *Client) Done() <-chan struct{} { return c.done.Load().ch }
+func (c *Client) Done() <-chan struct{} { return c.done.Done() }
 
 // Err returns nil while Done is open, and then the reason it closed: an
 // error matching ErrRefused (and ErrRevoked, ErrSeatLimit or ErrExpired by
 // the server's message), or ErrClosed. It never changes once set.
 func (c *Client) Err() error {
-	d := c.done.Load()
-	select {
-	case <-d.ch:
-		return d.err
-	default:
+	if c.done.Err() == nil {
 		return nil
 	}
+	return context.Cause(c.done)
 }
 
 // Start loads the persisted state, ends a session orphaned by a previous
@@ -497,7 +483,7 @@ func (c *Client) closeFirst(ctx context.Context, loopDone chan struct{}) error {
 	c.unlock()
 
 	c.events.close()
-	c.done.Load().close(ErrClosed)
+	c.finish(ErrClosed)
 	c.tr.CloseIdleConnections()
 	if err != nil {
 		c.log.Warn("end_session failed; the next start ends the orphaned session", "error", err)
@@ -530,7 +516,7 @@ func (c *Client) enterLocked(st State, reason error) {
 	}
 	// Done closes first, so that a handler sees Err agree with the event.
 	if st == Refused && c.running {
-		c.done.Load().close(reason)
+		c.finish(reason)
 	}
 	c.emit(Event{Type: EventStateChanged, State: st, Previous: prev, Reason: reason,
 		GraceLeft: c.graceLeft()})
