@@ -69,9 +69,8 @@ type verdictSetup struct {
 type lifeState struct {
 	life     sync.Mutex
 	starting bool
-	startAt  time.Time // when the running Start was called: its budgets count from here
-	closed   bool
-	closing  atomic.Bool // atomic: set by Close before it cancels closeCtx
+	startAt  time.Time   // when the running Start was called: its budgets count from here
+	closing  atomic.Bool // set by the first Close (under life too) before it cancels closeCtx
 	// closeCtx, cancelled by Close, stops the loop and cancels a Start or an
 	// explicit call in progress. closeCtx and closeNow are immutable.
 	closeCtx context.Context
@@ -275,7 +274,7 @@ func (c *Client) Err() error {
 func (c *Client) Start(ctx context.Context) error {
 	c.life.Lock()
 	switch {
-	case c.closed:
+	case c.closing.Load():
 		c.life.Unlock()
 		return ErrClosed
 	case c.loopDone != nil || c.starting:
@@ -295,7 +294,7 @@ func (c *Client) Start(ctx context.Context) error {
 	c.life.Lock()
 	defer c.life.Unlock()
 	c.starting = false
-	if c.closed {
+	if c.closing.Load() {
 		return ErrClosed // Close ran meanwhile and ended what Start began
 	}
 	if err != nil {
@@ -417,12 +416,11 @@ func (c *Client) grace() time.Duration   { return time.Duration(c.st.GraceSecond
 // handler.
 func (c *Client) Close(ctx context.Context) error {
 	c.life.Lock()
-	if c.closed {
+	if c.closing.Load() {
 		c.life.Unlock()
 		<-c.closeDone
 		return c.closeErr
 	}
-	c.closed = true
 	c.closing.Store(true)
 	loopDone := c.loopDone
 	c.life.Unlock()
@@ -432,7 +430,6 @@ func (c *Client) Close(ctx context.Context) error {
 }
 
 func (c *Client) closeFirst(ctx context.Context, loopDone chan struct{}) error {
-	// Stop the loop, and cancel a Start or explicit call in progress.
 	c.closeNow()
 	if loopDone != nil {
 		<-loopDone
