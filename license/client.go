@@ -300,12 +300,8 @@ func (c *Client) Start(ctx context.Context) error {
 	if err != nil {
 		return toCaller(err) // no loop runs: nothing retries it
 	}
-	loopCtx, stop := context.WithCancel(c.closeCtx)
 	c.loopDone = make(chan struct{})
-	go func() {
-		defer stop()
-		c.run(loopCtx)
-	}()
+	go c.run(c.closeCtx)
 	return nil
 }
 

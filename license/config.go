@@ -290,8 +290,7 @@ func WithRefusalClassifier(f RefusalClassifier) Option {
 // WithRetry tunes retries and renewal backoff.
 func WithRetry(r Retry) Option { return func(o *options) { o.retry = r } }
 
-// positiveOr is v when it is positive, else def: a zero or negative
-// setting keeps its default.
+// positiveOr is v when it is positive, else def.
 func positiveOr[T int | time.Duration](v, def T) T {
 	if v > 0 {
 		return v

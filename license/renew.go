@@ -21,7 +21,7 @@ const highWaterEvery = 10 * time.Minute
 // that a crash, a clock set back and a restart gain nothing.
 const offlineSaveEvery = time.Minute
 
-// run is the renewal goroutine. It owns its context, which Close cancels.
+// run is the renewal goroutine. Its context is closeCtx, which Close cancels.
 // Each pass updates the state from the deadlines, renews when due, and
 // sleeps (wakeLocked) without holding the client's lock.
 func (c *Client) run(ctx context.Context) {

@@ -88,11 +88,8 @@ func (c *Client) startLocked(ctx context.Context) (err error) {
 	case allowed:
 		return c.startOfflineLocked(err)
 	}
-	if why != nil {
-		err = errors.Join(err, why)
-	}
-	if corrupt := c.store.corrupt; corrupt != nil {
-		err = errors.Join(err, corrupt)
+	if why != nil || c.store.corrupt != nil {
+		err = errors.Join(err, why, c.store.corrupt) // nil ones are left out
 	}
 	c.lastErr = err
 	c.publishLocked()
