@@ -40,11 +40,9 @@ type Client struct {
 
 	verdictSetup // immutable after New, except its once-flags (atomic); verdicts.go
 
-	snap atomic.Pointer[snapshot] // atomic: what Status reads
-	// done (Done, Err) is closed for good by finish, whose first cause
-	// stays; both are immutable after New and safe for concurrent use.
-	done   context.Context
-	finish context.CancelCauseFunc
+	snap   atomic.Pointer[snapshot] // atomic: what Status reads
+	done   context.Context          // immutable after New: closed for good (Done), with why (Err)
+	finish context.CancelCauseFunc  // immutable after New: closes done; the first cause stays
 
 	lifeState // guarded by the mutex life, except closing (atomic): Start and Close
 
