@@ -342,10 +342,7 @@ func (c *Client) machineLocked(ctx context.Context) error {
 func (c *Client) fingerprintLocked(ctx context.Context) (*fingerprint.Fingerprint, error) {
 	fp, err := c.fp(ctx)
 	if fp == nil {
-		if err == nil {
-			err = errors.New("no fingerprint")
-		}
-		return nil, localFault("fingerprint", err)
+		return nil, localFault("fingerprint", cmp.Or(err, errors.New("no fingerprint")))
 	}
 	return fp, nil
 }
@@ -608,7 +605,7 @@ type integrity struct {
 	// path can forge, only proposes one for one retry. It never moves a
 	// deadline.
 	offset time.Duration
-	lost   map[string]*lostRequest // per endpoint (resendLocked)
+	lost   map[string]*lostRequest // per endpoint (resendLocked); made in New
 }
 
 // lostRequest is a sealed request that may have reached the server although
@@ -645,9 +642,6 @@ func (c *Client) noteLostLocked(endpoint string, r *lostRequest, out verdict.Out
 	if out.Category != verdict.Unreachable || errors.As(out.Err, &rej) || r.sealed.ID == ([envelope.RequestIDSize]byte{}) {
 		delete(c.integ.lost, endpoint)
 		return
-	}
-	if c.integ.lost == nil {
-		c.integ.lost = make(map[string]*lostRequest)
 	}
 	c.integ.lost[endpoint] = r
 }

@@ -67,7 +67,6 @@ type verdictSetup struct {
 type lifeState struct {
 	life     sync.Mutex
 	starting bool
-	startAt  time.Time   // when the running Start was called: its budgets count from here
 	closing  atomic.Bool // set by the first Close (under life too) before it cancels closeCtx
 	// closeCtx, cancelled by Close, stops the loop and cancels a Start or an
 	// explicit call in progress. closeCtx and closeNow are immutable.
@@ -158,6 +157,7 @@ func New(cfg Config, opts ...Option) (*Client, error) {
 	c.snap.Store(&snapshot{})
 	c.done, c.finish = context.WithCancelCause(context.Background())
 	c.sem = make(chan struct{}, 1)
+	c.integ.lost = make(map[string]*lostRequest)
 	c.closeCtx, c.closeNow = context.WithCancel(context.Background())
 	c.closeDone = make(chan struct{})
 	c.store = &store{cfg: &c.cfg, opts: &c.opts, log: c.log, emit: c.emit}
@@ -187,10 +187,7 @@ func newSealer(cfg *Config) (envelope.Sealer, error) {
 // serverAddress is the licence server's host:port, at which the
 // fingerprint's ip_address probe aims.
 func serverAddress(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return ""
-	}
+	u, _ := url.Parse(raw) // checkServerURL parsed it already
 	if u.Port() != "" {
 		return u.Host
 	}
@@ -283,11 +280,11 @@ func (c *Client) Start(ctx context.Context) error {
 		return &notSentError{op: "start", err: context.Cause(ctx)}
 	}
 	c.starting = true
-	c.startAt = time.Now()
+	at := time.Now() // Start's budgets count from here
 	c.life.Unlock()
 	c.warnInsecure()
 
-	err := c.locked(ctx, c.startLocked)
+	err := c.locked(ctx, func(ctx context.Context) error { return c.startLocked(ctx, at) })
 
 	c.life.Lock()
 	defer c.life.Unlock()

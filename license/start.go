@@ -40,8 +40,8 @@ func startCut(b time.Duration) time.Duration {
 
 // startLocked loads the state and connects within the offline budget (one
 // HTTP attempt per call) when the persisted deadlines grant time without
-// the server, else within the online budget.
-func (c *Client) startLocked(ctx context.Context) (err error) {
+// the server, else within the online budget, both counted from at.
+func (c *Client) startLocked(ctx context.Context, at time.Time) (err error) {
 	defer func() {
 		if err != nil {
 			c.resignSharedLocked() // shared mode: a client that does not run does not renew
@@ -60,7 +60,7 @@ func (c *Client) startLocked(ctx context.Context) (err error) {
 	if allowed {
 		budget = c.opts.start.Offline
 	}
-	sctx, cancel := context.WithDeadline(ctx, c.startAt.Add(startCut(budget)))
+	sctx, cancel := context.WithDeadline(ctx, at.Add(startCut(budget)))
 	defer cancel()
 	if allowed {
 		c.attemptCap = 1
