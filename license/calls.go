@@ -398,10 +398,9 @@ func machineDigest(m wire.Machine) string {
 // secret) without holding them: a truncated, domain-separated SHA-256.
 func credentialsDigest(cfg *Config) string {
 	h := sha256.New()
+	var n [8]byte
 	for _, part := range [][]byte{[]byte("licensekit credentials v1"), []byte(cfg.APIKey), []byte(cfg.ServerPublicKey), cfg.SharedSecret} {
-		var n [8]byte
-		binary.BigEndian.PutUint64(n[:], uint64(len(part)))
-		h.Write(n[:])
+		h.Write(binary.BigEndian.AppendUint64(n[:0], uint64(len(part))))
 		h.Write(part)
 	}
 	return hex.EncodeToString(h.Sum(nil)[:12])

@@ -241,10 +241,7 @@ func (c *Client) Done() <-chan struct{} { return c.done.Done() }
 // error matching ErrRefused (and ErrRevoked, ErrSeatLimit or ErrExpired by
 // the server's message), or ErrClosed. It never changes once set.
 func (c *Client) Err() error {
-	if c.done.Err() == nil {
-		return nil
-	}
-	return context.Cause(c.done)
+	return context.Cause(c.done) // nil until done is cancelled
 }
 
 // Start loads the persisted state, ends a session orphaned by a previous
