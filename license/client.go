@@ -55,7 +55,7 @@ type Client struct {
 	sessionState // guarded by sem
 }
 
-// verdictSetup is how replies are judged (verdicts.go).
+// verdictSetup is how replies are judged (verdicts.go); New sets it.
 type verdictSetup struct {
 	sealed           bool              // replies must open as sealed replies
 	redact           *verdict.Redactor // knows the client's secrets; its own lock
@@ -129,7 +129,9 @@ func New(cfg Config, opts ...Option) (*Client, error) {
 		}
 	}
 	c := &Client{cfg: cfg, opts: o, sealer: sealer}
-	c.setupVerdicts(o.sealer != nil)
+	c.sealed = !cfg.InsecureUnsealedReplies && (o.sealer == nil || authenticatesReplies(sealer))
+	c.redact = verdict.NewRedactor(cfg.APIKey, cfg.LicenseKey)
+	c.redact.AddSecret(cfg.SharedSecret)
 	tr, err := transport.New(cfg.ServerURL,
 		transport.WithLogger(o.logger),
 		transport.WithRedactor(func(s string) string { return c.redact.Redact(s) }),
