@@ -338,11 +338,10 @@ func newOptions(cfg *Config, opts []Option) (options, error) {
 func (o *options) check(cfg *Config) []error {
 	var errs []error
 	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
-	haveSealer := o.sealer != nil
 	if err := checkServerURL(cfg.ServerURL); err != nil {
 		errs = append(errs, err)
 	}
-	if cfg.APIKey == "" && !haveSealer {
+	if cfg.APIKey == "" && o.sealer == nil {
 		bad("APIKey is empty")
 	}
 	if cfg.ProductGUID == "" {
@@ -351,7 +350,7 @@ func (o *options) check(cfg *Config) []error {
 	if cfg.LicenseKey == "" {
 		bad("LicenseKey is empty")
 	}
-	if !haveSealer {
+	if o.sealer == nil {
 		switch {
 		case cfg.ServerPublicKey == "" && len(cfg.SharedSecret) == 0:
 			bad("one of ServerPublicKey or SharedSecret is required")

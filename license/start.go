@@ -88,8 +88,11 @@ func (c *Client) startLocked(ctx context.Context, at time.Time) (err error) {
 	case allowed:
 		return c.startOfflineLocked(err)
 	}
-	if why != nil || c.store.corrupt != nil {
-		err = errors.Join(err, why, c.store.corrupt) // nil ones are left out
+	if why != nil {
+		err = errors.Join(err, why)
+	}
+	if corrupt := c.store.corrupt; corrupt != nil {
+		err = errors.Join(err, corrupt)
 	}
 	c.lastErr = err
 	c.publishLocked()
