@@ -181,20 +181,16 @@ func exchange[R any](c *Client, ctx context.Context, endpoint string, retry tran
 	var reply *R
 	out := c.call(ctx, endpoint, retry, payload, func(plain []byte) error {
 		r, err := decode(plain)
-		if err != nil {
-			return err
-		}
-		if next != nil {
-			if err := next(r); err != nil {
-				if c.warnedUnsealable.CompareAndSwap(false, true) { // logged once per client
-					c.log.Warn("malformed reply: the next request could not be sealed; treating the server as unreachable",
-						"endpoint", endpoint, "reason", c.redact.Text(lastPart(err), verdict.MaxExcerpt))
-				}
-				return err
+		if err == nil && next != nil {
+			if err = next(r); err != nil && c.warnedUnsealable.CompareAndSwap(false, true) { // logged once per client
+				c.log.Warn("malformed reply: the next request could not be sealed; treating the server as unreachable",
+					"endpoint", endpoint, "reason", c.redact.Text(lastPart(err), verdict.MaxExcerpt))
 			}
 		}
-		reply = r
-		return nil
+		if err == nil {
+			reply = r
+		}
+		return err
 	})
 	return reply, out.Err // reply is set only on a success
 }
@@ -229,7 +225,6 @@ func fitsNext(endpoint, field, value string, next func() any) error {
 		Reason: field + " too large: the next request could not be sealed"}
 }
 
-// extendLocked extends the current session and adopts the reply.
 func (c *Client) extendLocked(ctx context.Context) error {
 	sent := time.Now()
 	reply, err := exchange(c, ctx, wire.Extend, transport.RetryIdempotent, c.extendRequest(), wire.DecodeExtend, extendNext)
@@ -347,10 +342,7 @@ func (c *Client) machineLocked(ctx context.Context) error {
 func (c *Client) fingerprintLocked(ctx context.Context) (*fingerprint.Fingerprint, error) {
 	fp, err := c.fp(ctx)
 	if fp == nil {
-		if err == nil {
-			err = errors.New("no fingerprint")
-		}
-		return nil, localFault("fingerprint", err)
+		return nil, localFault("fingerprint", cmp.Or(err, errors.New("no fingerprint")))
 	}
 	return fp, nil
 }
@@ -406,10 +398,9 @@ func machineDigest(m wire.Machine) string {
 // secret) without holding them: a truncated, domain-separated SHA-256.
 func credentialsDigest(cfg *Config) string {
 	h := sha256.New()
+	var n [8]byte
 	for _, part := range [][]byte{[]byte("licensekit credentials v1"), []byte(cfg.APIKey), []byte(cfg.ServerPublicKey), cfg.SharedSecret} {
-		var n [8]byte
-		binary.BigEndian.PutUint64(n[:], uint64(len(part)))
-		h.Write(n[:])
+		h.Write(binary.BigEndian.AppendUint64(n[:0], uint64(len(part))))
 		h.Write(part)
 	}
 	return hex.EncodeToString(h.Sum(nil)[:12])
@@ -465,7 +456,6 @@ func (c *Client) call(ctx context.Context, endpoint string, retry transport.Retr
 	for attempt := 0; ; attempt++ {
 		req := c.resendLocked(endpoint, digest)
 		if req == nil || attempt > 0 {
-			var err error
 			if req, err = c.sealLocked(endpoint, plain, digest, &offset); err != nil {
 				return clientFault(endpoint, c.redact.Text(lastPart(err), verdict.MaxExcerpt, verdict.PayloadValues(plain)...), err)
 			}
@@ -473,21 +463,19 @@ func (c *Client) call(ctx context.Context, endpoint string, retry transport.Retr
 			offset = req.offset
 			c.log.Debug("resending the request whose reply was lost", "endpoint", endpoint)
 		}
-		sd := req.sealed
 		resp, err := c.tr.Do(ctx, transport.Request{Endpoint: endpoint, Body: req.body, Retry: retry, MaxAttempts: c.attemptCap})
 		out := verdict.Classify(verdict.Input{
 			Endpoint: endpoint,
 			Resp:     resp,
 			Err:      err,
-			Opener:   sd.Reply,
+			Opener:   req.sealed.Reply,
 			Sealed:   c.sealed,
 			Decode:   decode,
 			Kinds:    c.opts.kinds,
 			Redactor: c.redact,
 			Payload:  plain, // its values are extracted only if a text is kept
 		})
-		c.acceptedLocked(out, offset)
-		c.noteDeprecation(resp, out)
+		c.answeredLocked(resp, out, offset)
 		c.noteLostLocked(endpoint, req, out)
 		next, again := c.afterStaleLocked(endpoint, out, attempt, &offset)
 		if !again {
@@ -571,7 +559,6 @@ func jsonPlain(s string) bool {
 	return true
 }
 
-// plainByte marks the bytes jsonPlain accepts: letters, digits, "+/=-_.".
 var plainByte = func() (t [256]bool) {
 	for c := range 256 {
 		t[c] = 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("+/=-_.", byte(c)) >= 0
@@ -579,23 +566,25 @@ var plainByte = func() (t [256]bool) {
 	return t
 }()
 
-// deprecationNote is EventDeprecated's Detail.
-const deprecationNote = "the licence server announced that the API this client speaks is deprecated; update the product"
-
-// noteDeprecation records, once, that a reply that is the licence server's
-// word carried a Deprecation or Sunset header; only the fact, never the
-// unauthenticated text (Status.Deprecated).
-func (c *Client) noteDeprecation(resp *transport.Response, out verdict.Outcome) {
-	if resp == nil || c.deprec || (resp.Deprecation == "" && resp.Sunset == "") {
-		return
-	}
+// answeredLocked notes what a reply that is the licence server's word
+// says beside its outcome: the offset its request was sealed with is kept,
+// and a Deprecation or Sunset header is recorded, once; only the fact,
+// never the unauthenticated text (Status.Deprecated).
+func (c *Client) answeredLocked(resp *transport.Response, out verdict.Outcome, offset time.Duration) {
 	switch out.Category {
 	case verdict.Success, verdict.Refused, verdict.AlreadyEnded:
 	default:
 		return
 	}
-	c.deprec = true
-	c.emit(Event{Type: EventDeprecated, Detail: deprecationNote})
+	if offset != c.integ.offset {
+		c.integ.offset = offset
+		c.log.Info("clock offset confirmed by the server", "offset", offset.Round(time.Second).String())
+	}
+	if resp != nil && !c.deprec && (resp.Deprecation != "" || resp.Sunset != "") {
+		c.deprec = true
+		c.emit(Event{Type: EventDeprecated,
+			Detail: "the licence server announced that the API this client speaks is deprecated; update the product"})
+	}
 }
 
 // Request freshness (docs/security.md).
@@ -611,11 +600,11 @@ const offsetSpan = 50 * 365 * 24 * time.Hour
 type integrity struct {
 	// offset is added to the wall clock for request timestamps, kept only
 	// once the server's word accepted a request sealed with it
-	// (acceptedLocked): a stale-timestamp rejection, which anyone on the
+	// (answeredLocked): a stale-timestamp rejection, which anyone on the
 	// path can forge, only proposes one for one retry. It never moves a
 	// deadline.
 	offset time.Duration
-	lost   map[string]*lostRequest // per endpoint (resendLocked)
+	lost   map[string]*lostRequest // per endpoint (resendLocked); made in New
 }
 
 // lostRequest is a sealed request that may have reached the server although
@@ -652,9 +641,6 @@ func (c *Client) noteLostLocked(endpoint string, r *lostRequest, out verdict.Out
 	if out.Category != verdict.Unreachable || errors.As(out.Err, &rej) || r.sealed.ID == ([envelope.RequestIDSize]byte{}) {
 		delete(c.integ.lost, endpoint)
 		return
-	}
-	if c.integ.lost == nil {
-		c.integ.lost = make(map[string]*lostRequest)
 	}
 	c.integ.lost[endpoint] = r
 }
@@ -708,16 +694,4 @@ func (c *Client) afterStaleLocked(endpoint string, out verdict.Outcome, attempt 
 	c.log.Warn("server rejected the request timestamp; retrying once with a corrected clock offset",
 		"endpoint", endpoint, "offset", offset.Round(time.Second).String())
 	return out, true
-}
-
-// acceptedLocked keeps the offset a request was sealed with once the
-// server's word answered it.
-func (c *Client) acceptedLocked(out verdict.Outcome, offset time.Duration) {
-	switch out.Category {
-	case verdict.Success, verdict.Refused, verdict.AlreadyEnded:
-		if offset != c.integ.offset {
-			c.integ.offset = offset
-			c.log.Info("clock offset confirmed by the server", "offset", offset.Round(time.Second).String())
-		}
-	}
 }

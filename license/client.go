@@ -40,8 +40,9 @@ type Client struct {
 
 	verdictSetup // immutable after New, except its once-flags (atomic); verdicts.go
 
-	snap atomic.Pointer[snapshot]   // atomic: what Status reads
-	done atomic.Pointer[doneSignal] // atomic: the current Done channel and why it closed
+	snap   atomic.Pointer[snapshot] // atomic: what Status reads
+	done   context.Context          // immutable after New: closed for good (Done), with why (Err)
+	finish context.CancelCauseFunc  // immutable after New: closes done; the first cause stays
 
 	lifeState // guarded by the mutex life, except closing (atomic): Start and Close
 
@@ -52,10 +53,9 @@ type Client struct {
 	sem chan struct{}
 
 	sessionState // guarded by sem
-	retryState   // guarded by sem: the schedule's inputs and output
 }
 
-// verdictSetup is how replies are judged (verdicts.go).
+// verdictSetup is how replies are judged (verdicts.go); New sets it.
 type verdictSetup struct {
 	sealed           bool              // replies must open as sealed replies
 	redact           *verdict.Redactor // knows the client's secrets; its own lock
@@ -66,16 +66,13 @@ type verdictSetup struct {
 // lifeState is Start's and Close's bookkeeping, guarded by life.
 type lifeState struct {
 	life     sync.Mutex
-	started  bool
 	starting bool
-	startAt  time.Time // when the running Start was called: its budgets count from here
-	closed   bool
-	closing  atomic.Bool // atomic: set by Close before it cancels closeCtx
+	closing  atomic.Bool // set by the first Close (under life too) before it cancels closeCtx
 	// closeCtx, cancelled by Close, stops the loop and cancels a Start or an
 	// explicit call in progress. closeCtx and closeNow are immutable.
 	closeCtx context.Context
 	closeNow context.CancelFunc
-	loopDone chan struct{}
+	loopDone chan struct{} // nil until a Start succeeds
 	// closeDone closes when the first Close has finished; closeErr is its
 	// result, written before closeDone closes and read after.
 	closeDone chan struct{}
@@ -107,28 +104,10 @@ type sessionState struct {
 	attemptCap  int   // when positive, caps each call's HTTP attempts (offline Start)
 	running     bool  // the renewal loop runs: a refusal closes Done
 	configFault error // Status.ConfigFault
-}
-
-// retryState is what the schedule (schedule.go) reads and writes, guarded
-// by sem.
-type retryState struct {
+	// The schedule's (schedule.go) inputs and output.
 	failures   int
 	retryAfter time.Duration
 	nextTry    time.Time
-}
-
-// doneSignal is one Done channel and why it closed.
-type doneSignal struct {
-	ch   chan struct{}
-	once sync.Once
-	err  error
-}
-
-func (d *doneSignal) close(err error) {
-	d.once.Do(func() {
-		d.err = err
-		close(d.ch)
-	})
 }
 
 // New validates cfg and returns a client. It does no I/O and starts no
@@ -141,11 +120,6 @@ func New(cfg Config, opts ...Option) (*Client, error) {
 	}
 	cfg.UserAttributes = maps.Clone(cfg.UserAttributes) // nil stays nil
 	cfg.SharedSecret = append([]byte(nil), cfg.SharedSecret...)
-	if o.logger == nil {
-		o.logger = slog.New(slog.DiscardHandler)
-	}
-	o.retry = o.retry.withDefaults()
-	o.start = o.start.withDefaults()
 
 	sealer := o.sealer
 	if sealer == nil {
@@ -155,7 +129,9 @@ func New(cfg Config, opts ...Option) (*Client, error) {
 		}
 	}
 	c := &Client{cfg: cfg, opts: o, sealer: sealer}
-	c.setupVerdicts(o.sealer != nil)
+	c.sealed = !cfg.InsecureUnsealedReplies && (o.sealer == nil || authenticatesReplies(sealer))
+	c.redact = verdict.NewRedactor(cfg.APIKey, cfg.LicenseKey)
+	c.redact.AddSecret(cfg.SharedSecret)
 	tr, err := transport.New(cfg.ServerURL,
 		transport.WithLogger(o.logger),
 		transport.WithRedactor(func(s string) string { return c.redact.Redact(s) }),
@@ -181,8 +157,9 @@ func New(cfg Config, opts ...Option) (*Client, error) {
 		c.fp = fingerprint.NewCached(10*time.Minute, fopts...).Collect
 	}
 	c.snap.Store(&snapshot{})
-	c.done.Store(&doneSignal{ch: make(chan struct{})})
+	c.done, c.finish = context.WithCancelCause(context.Background())
 	c.sem = make(chan struct{}, 1)
+	c.integ.lost = make(map[string]*lostRequest)
 	c.closeCtx, c.closeNow = context.WithCancel(context.Background())
 	c.closeDone = make(chan struct{})
 	c.store = &store{cfg: &c.cfg, opts: &c.opts, log: c.log, emit: c.emit}
@@ -212,10 +189,7 @@ func newSealer(cfg *Config) (envelope.Sealer, error) {
 // serverAddress is the licence server's host:port, at which the
 // fingerprint's ip_address probe aims.
 func serverAddress(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return ""
-	}
+	u, _ := url.Parse(raw) // checkServerURL parsed it already
 	if u.Port() != "" {
 		return u.Host
 	}
@@ -263,19 +237,13 @@ func (c *Client) HasFeature(name string) bool {
 // in Done. A failed Start does not close Done either: its error says why,
 // and Start may be retried. Once Done has closed, only a new Client can use
 // the licence again.
-func (c *Client) Done() <-chan struct{} { return c.done.Load().ch }
+func (c *Client) Done() <-chan struct{} { return c.done.Done() }
 
 // Err returns nil while Done is open, and then the reason it closed: an
 // error matching ErrRefused (and ErrRevoked, ErrSeatLimit or ErrExpired by
 // the server's message), or ErrClosed. It never changes once set.
 func (c *Client) Err() error {
-	d := c.done.Load()
-	select {
-	case <-d.ch:
-		return d.err
-	default:
-		return nil
-	}
+	return context.Cause(c.done) // nil until done is cancelled
 }
 
 // Start loads the persisted state, ends a session orphaned by a previous
@@ -300,40 +268,34 @@ func (c *Client) Err() error {
 func (c *Client) Start(ctx context.Context) error {
 	c.life.Lock()
 	switch {
-	case c.closed:
+	case c.closing.Load():
 		c.life.Unlock()
 		return ErrClosed
-	case c.started || c.starting:
+	case c.loopDone != nil || c.starting:
 		c.life.Unlock()
 		return errors.New("license: already started")
-	}
-	if err := ctx.Err(); err != nil {
+	case ctx.Err() != nil:
 		c.life.Unlock()
 		return &notSentError{op: "start", err: context.Cause(ctx)}
 	}
 	c.starting = true
-	c.startAt = time.Now()
+	at := time.Now() // Start's budgets count from here
 	c.life.Unlock()
 	c.warnInsecure()
 
-	err := c.locked(ctx, c.startLocked)
+	err := c.locked(ctx, func(ctx context.Context) error { return c.startLocked(ctx, at) })
 
 	c.life.Lock()
 	defer c.life.Unlock()
 	c.starting = false
-	if c.closed {
+	if c.closing.Load() {
 		return ErrClosed // Close ran meanwhile and ended what Start began
 	}
 	if err != nil {
 		return toCaller(err) // no loop runs: nothing retries it
 	}
-	c.started = true
-	loopCtx, stop := context.WithCancel(c.closeCtx)
 	c.loopDone = make(chan struct{})
-	go func() {
-		defer stop()
-		c.run(loopCtx)
-	}()
+	go c.run(c.closeCtx)
 	return nil
 }
 
@@ -444,12 +406,11 @@ func (c *Client) grace() time.Duration   { return time.Duration(c.st.GraceSecond
 // handler.
 func (c *Client) Close(ctx context.Context) error {
 	c.life.Lock()
-	if c.closed {
+	if c.closing.Load() {
 		c.life.Unlock()
 		<-c.closeDone
 		return c.closeErr
 	}
-	c.closed = true
 	c.closing.Store(true)
 	loopDone := c.loopDone
 	c.life.Unlock()
@@ -458,9 +419,7 @@ func (c *Client) Close(ctx context.Context) error {
 	return c.closeErr
 }
 
-// closeFirst is the work of the first Close.
 func (c *Client) closeFirst(ctx context.Context, loopDone chan struct{}) error {
-	// Stop the loop, and cancel a Start or explicit call in progress.
 	c.closeNow()
 	if loopDone != nil {
 		<-loopDone
@@ -499,27 +458,24 @@ func (c *Client) closeFirst(ctx context.Context, loopDone chan struct{}) error {
 		c.emit(Event{Type: EventStateChanged, State: Ended, Previous: prev, Reason: ErrClosed})
 		c.log.Info("licence state changed", "state", Ended, "previous", prev)
 	}
-	detail := "no live session to end"
+	detail, msg := "no live session to end", "client closed; no live session to end"
 	switch {
 	case err != nil:
 		detail = "end_session failed; the next start ends the session"
 	case ended:
-		detail = "session ended"
+		detail, msg = "session ended", "licence session ended"
 	}
 	c.emit(Event{Type: EventEnded, State: c.state, Reason: err, Detail: detail})
 	c.store.release()
 	c.unlock()
 
 	c.events.close()
-	c.done.Load().close(ErrClosed)
+	c.finish(ErrClosed)
 	c.tr.CloseIdleConnections()
-	switch {
-	case err != nil:
+	if err != nil {
 		c.log.Warn("end_session failed; the next start ends the orphaned session", "error", err)
-	case ended:
-		c.log.Info("licence session ended", "state", Ended)
-	default:
-		c.log.Info("client closed; no live session to end", "state", Ended)
+	} else {
+		c.log.Info(msg, "state", Ended)
 	}
 	return err
 }
@@ -547,7 +503,7 @@ func (c *Client) enterLocked(st State, reason error) {
 	}
 	// Done closes first, so that a handler sees Err agree with the event.
 	if st == Refused && c.running {
-		c.done.Load().close(reason)
+		c.finish(reason)
 	}
 	c.emit(Event{Type: EventStateChanged, State: st, Previous: prev, Reason: reason,
 		GraceLeft: c.graceLeft()})
@@ -576,31 +532,28 @@ func (c *Client) publishLocked() {
 		timed:      (c.state == Active || c.state == Grace || c.state == Expired) && !c.st.Sent.IsZero(),
 	}
 	s.status = Status{
-		State:           c.state,
-		Reason:          c.reason,
-		Renewing:        prev.status.Renewing,
-		Features:        c.st.Features,
-		FeatureSet:      prev.status.FeatureSet,
-		SessionDuration: c.session(),
-		GracePeriod:     c.grace(),
-		LastContact:     c.st.LastContact,
-		LastError:       c.lastErr,
-		ConfigFault:     c.configFault,
-		InstanceGUID:    c.st.InstanceGUID,
-		ServerSkew:      c.skew,
-		Deprecated:      c.deprec,
+		State:             c.state,
+		Reason:            c.reason,
+		Renewing:          prev.status.Renewing,
+		Features:          c.st.Features,
+		FeatureSet:        prev.status.FeatureSet,
+		SessionDuration:   c.session(),
+		GracePeriod:       c.grace(),
+		LastContact:       c.st.LastContact,
+		LastError:         c.lastErr,
+		ConfigFault:       c.configFault,
+		InstanceGUID:      c.st.InstanceGUID,
+		FirstRegisteredAt: prev.status.FirstRegisteredAt,
+		ServerSkew:        c.skew,
+		Deprecated:        c.deprec,
 	}
 	// Parse only what changed.
 	if c.st.Features != prev.status.Features {
 		s.status.FeatureSet = wire.ParseFeatures(c.st.Features)
 	}
-	if c.st.FirstRegisteredAt != "" {
-		if c.st.FirstRegisteredAt == c.firstRegRaw {
-			s.status.FirstRegisteredAt = prev.status.FirstRegisteredAt
-		} else {
-			s.status.FirstRegisteredAt = wire.ParseTimestamp(c.st.FirstRegisteredAt).Time
-			c.firstRegRaw = c.st.FirstRegisteredAt
-		}
+	if c.st.FirstRegisteredAt != c.firstRegRaw {
+		s.status.FirstRegisteredAt = wire.ParseTimestamp(c.st.FirstRegisteredAt).Time
+		c.firstRegRaw = c.st.FirstRegisteredAt
 	}
 	if !c.st.Sent.IsZero() {
 		s.status.SessionExpiry = c.st.Sent.Add(c.session())

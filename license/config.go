@@ -1,6 +1,7 @@
 package license
 
 import (
+	"cmp"
 	"context"
 	"crypto/x509"
 	"errors"
@@ -113,47 +114,6 @@ func redactURL(s string) string {
 	return u.String()
 }
 
-// validate reports every problem at once.
-func (c *Config) validate(haveSealer bool) []error {
-	var errs []error
-	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
-	if err := checkServerURL(c.ServerURL); err != nil {
-		errs = append(errs, err)
-	}
-	if c.APIKey == "" && !haveSealer {
-		bad("APIKey is empty")
-	}
-	if c.ProductGUID == "" {
-		bad("ProductGUID is empty")
-	}
-	if c.LicenseKey == "" {
-		bad("LicenseKey is empty")
-	}
-	if !haveSealer {
-		switch {
-		case c.ServerPublicKey == "" && len(c.SharedSecret) == 0:
-			bad("one of ServerPublicKey or SharedSecret is required")
-		case c.ServerPublicKey != "" && len(c.SharedSecret) > 0:
-			bad("ServerPublicKey and SharedSecret are exclusive")
-		case c.ServerPublicKey != "":
-			if _, err := envelope.ParsePublicKey([]byte(c.ServerPublicKey)); err != nil {
-				bad("ServerPublicKey does not parse")
-			}
-		case len(c.SharedSecret) < envelope.SecretSize:
-			bad("SharedSecret must be at least %d bytes", envelope.SecretSize)
-		}
-	}
-	if c.SessionDuration < 0 {
-		bad("SessionDuration is negative")
-	} else if c.SessionDuration%time.Second != 0 {
-		bad("SessionDuration must be whole seconds")
-	}
-	if _, ok := c.UserAttributes[""]; ok {
-		bad("UserAttributes has an empty key")
-	}
-	return append(errs, c.checkSizes()...)
-}
-
 // checkServerURL accepts an absolute http or https URL with a host, and
 // nothing a copy and paste can slip in unseen (spaces, control or invisible
 // characters), nor credentials, a query or a fragment.
@@ -217,8 +177,8 @@ type Retry struct {
 	// call (defaults 500 ms and 10 s).
 	MinBackoff, MaxBackoff time.Duration
 	// RenewBackoff is the first wait of the renewal loop after a failed
-	// renewal; it doubles per failure with equal jitter (a
-	// uniform factor in [0.5, 1)) (default 2 s).
+	// renewal; it doubles per failure with equal jitter (a uniform factor
+	// in [0.5, 1)) (default 2 s).
 	RenewBackoff time.Duration
 	// MaxRenewInterval caps the wait between successful renewals
 	// (default none).
@@ -242,13 +202,12 @@ type options struct {
 	slots       int // 0 until newOptions resolves the default, after check
 	fpOpts      []fingerprint.Option
 	rollbackDir string
-	// rules or classifier (not both), else the default rules, resolve
-	// into kinds.
-	rules      RefusalRules
-	classifier RefusalClassifier
-	kinds      RefusalClassifier
-	shared     *SharedSession // WithSharedSession (shared.go)
-	timeFloor  time.Time      // replaces releaseFloor in tests (synctest starts in 2000)
+	// WithRefusalClassifier sets kinds; rules (not both), else the
+	// default rules, resolve into it.
+	rules     RefusalRules
+	kinds     RefusalClassifier
+	shared    *SharedSession // WithSharedSession (shared.go)
+	timeFloor time.Time      // replaces releaseFloor in tests (synctest starts in 2000)
 }
 
 // WithLogger sends the client's logs, and its transport's, to l. The
@@ -300,7 +259,6 @@ func WithStateSlots(n int) Option {
 	return func(o *options) { o.slots = max(n, 0) }
 }
 
-// defaultSlots is WithStateSlots' default.
 const defaultSlots = 4
 
 // WithSealer plugs in the envelope scheme of an existing server. Config's
@@ -326,23 +284,13 @@ func WithRefusalRules(rules RefusalRules) Option {
 // must be safe for concurrent use. Nil restores the default rules. It
 // excludes WithRefusalRules.
 func WithRefusalClassifier(f RefusalClassifier) Option {
-	return func(o *options) { o.classifier = f }
+	return func(o *options) { o.kinds = f }
 }
 
 // WithRetry tunes retries and renewal backoff.
 func WithRetry(r Retry) Option { return func(o *options) { o.retry = r } }
 
-func (r Retry) withDefaults() Retry {
-	r.Attempts = positiveOr(r.Attempts, 3)
-	r.AttemptTimeout = positiveOr(r.AttemptTimeout, 10*time.Second)
-	r.MinBackoff = positiveOr(r.MinBackoff, 500*time.Millisecond)
-	r.MaxBackoff = max(positiveOr(r.MaxBackoff, 10*time.Second), r.MinBackoff)
-	r.RenewBackoff = positiveOr(r.RenewBackoff, 2*time.Second)
-	return r
-}
-
-// positiveOr is v when it is positive, else def: a zero or negative
-// setting keeps its default.
+// positiveOr is v when it is positive, else def.
 func positiveOr[T int | time.Duration](v, def T) T {
 	if v > 0 {
 		return v
@@ -352,8 +300,9 @@ func positiveOr[T int | time.Duration](v, def T) T {
 
 // newOptions applies opts over the defaults and checks them with cfg:
 // every problem, each nil option and each conflict, is in the one error.
+// Zero or negative settings then take their defaults.
 func newOptions(cfg *Config, opts []Option) (options, error) {
-	o := options{logger: slog.New(slog.DiscardHandler), rnd: rand.Float64}
+	o := options{rnd: rand.Float64}
 	var errs []error
 	for i, opt := range opts {
 		if opt == nil {
@@ -362,31 +311,69 @@ func newOptions(cfg *Config, opts []Option) (options, error) {
 		}
 		opt(&o)
 	}
-	errs = append(errs, cfg.validate(o.sealer != nil)...)
 	errs = append(errs, o.check(cfg)...)
 	if len(errs) > 0 {
 		return o, &configError{errs: errs}
 	}
-	if o.slots == 0 {
-		o.slots = defaultSlots
-	}
-	switch {
-	case o.rules != nil:
+	o.logger = cmp.Or(o.logger, slog.New(slog.DiscardHandler))
+	o.slots = cmp.Or(o.slots, defaultSlots)
+	if o.rules != nil {
 		o.kinds = o.rules.Classify
-	case o.classifier != nil:
-		o.kinds = o.classifier
-	default:
+	} else if o.kinds == nil {
 		o.kinds = DefaultRefusalRules().Classify
 	}
+	r := &o.retry
+	r.Attempts = positiveOr(r.Attempts, 3)
+	r.AttemptTimeout = positiveOr(r.AttemptTimeout, 10*time.Second)
+	r.MinBackoff = positiveOr(r.MinBackoff, 500*time.Millisecond)
+	r.MaxBackoff = max(positiveOr(r.MaxBackoff, 10*time.Second), r.MinBackoff)
+	r.RenewBackoff = positiveOr(r.RenewBackoff, 2*time.Second)
+	o.start.Offline = positiveOr(o.start.Offline, DefaultOfflineStartBudget)
+	o.start.Online = positiveOr(o.start.Online, DefaultStartTimeout)
 	return o, nil
 }
 
-// check names every pair of settings that exclude each other, so that
-// none silently overrides another.
+// check reports every problem of cfg, and names every pair of settings
+// that exclude each other, so that none silently overrides another.
 func (o *options) check(cfg *Config) []error {
 	var errs []error
 	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
-	if o.rules != nil && o.classifier != nil {
+	if err := checkServerURL(cfg.ServerURL); err != nil {
+		errs = append(errs, err)
+	}
+	if cfg.APIKey == "" && o.sealer == nil {
+		bad("APIKey is empty")
+	}
+	if cfg.ProductGUID == "" {
+		bad("ProductGUID is empty")
+	}
+	if cfg.LicenseKey == "" {
+		bad("LicenseKey is empty")
+	}
+	if o.sealer == nil {
+		switch {
+		case cfg.ServerPublicKey == "" && len(cfg.SharedSecret) == 0:
+			bad("one of ServerPublicKey or SharedSecret is required")
+		case cfg.ServerPublicKey != "" && len(cfg.SharedSecret) > 0:
+			bad("ServerPublicKey and SharedSecret are exclusive")
+		case cfg.ServerPublicKey != "":
+			if _, err := envelope.ParsePublicKey([]byte(cfg.ServerPublicKey)); err != nil {
+				bad("ServerPublicKey does not parse")
+			}
+		case len(cfg.SharedSecret) < envelope.SecretSize:
+			bad("SharedSecret must be at least %d bytes", envelope.SecretSize)
+		}
+	}
+	if cfg.SessionDuration < 0 {
+		bad("SessionDuration is negative")
+	} else if cfg.SessionDuration%time.Second != 0 {
+		bad("SessionDuration must be whole seconds")
+	}
+	if _, ok := cfg.UserAttributes[""]; ok {
+		bad("UserAttributes has an empty key")
+	}
+	cfg.checkSizes(bad)
+	if o.rules != nil && o.kinds != nil {
 		bad("WithRefusalRules and WithRefusalClassifier both set: choose one")
 	}
 	if o.fingerprint != nil && len(o.fpOpts) > 0 {

@@ -2,7 +2,6 @@ package license
 
 import (
 	"encoding/json"
-	"fmt"
 
 	"github.com/licensekit/licensekit-go/envelope"
 	"github.com/licensekit/licensekit-go/internal/wire"
@@ -22,19 +21,17 @@ const (
 	maxAPIKey = 16 << 10
 )
 
-// checkSizes reports config values that cannot fit a request.
-func (c *Config) checkSizes() []error {
-	var errs []error
+// checkSizes reports, through bad, config values that cannot fit a request.
+func (c *Config) checkSizes(bad func(format string, a ...any)) {
 	if len(c.APIKey) > maxAPIKey {
-		errs = append(errs, fmt.Errorf("APIKey is %d bytes; at most %d fit beside the envelope", len(c.APIKey), maxAPIKey))
+		bad("APIKey is %d bytes; at most %d fit beside the envelope", len(c.APIKey), maxAPIKey)
 	}
 	reg, _ := json.Marshal(wire.RegisterRequest{ProductGUID: c.ProductGUID, LicenseKey: c.LicenseKey,
 		Name: c.UserName, Email: c.UserEmail, UserHash: c.UserAttributes})
 	begin, _ := json.Marshal(wire.BeginRequest{ProductGUID: c.ProductGUID, LicenseKey: c.LicenseKey,
 		UserHash: c.UserAttributes})
 	if n, limit := max(len(reg), len(begin)), maxPlaintext-machineAllowance; n > limit {
-		errs = append(errs, fmt.Errorf("ProductGUID, LicenseKey, UserName, UserEmail and UserAttributes take %d bytes "+
-			"in a request; at most %d fit in the 1 MiB envelope", n, limit))
+		bad("ProductGUID, LicenseKey, UserName, UserEmail and UserAttributes take %d bytes "+
+			"in a request; at most %d fit in the 1 MiB envelope", n, limit)
 	}
-	return errs
 }

@@ -268,7 +268,6 @@ func isDone(c *Client) bool {
 // crash would. The state store keeps the live token.
 func crash(c *Client) {
 	c.life.Lock()
-	c.closed = true
 	c.closing.Store(true)
 	done := c.loopDone
 	c.life.Unlock()

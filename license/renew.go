@@ -21,7 +21,7 @@ const highWaterEvery = 10 * time.Minute
 // that a crash, a clock set back and a restart gain nothing.
 const offlineSaveEvery = time.Minute
 
-// run is the renewal goroutine. It owns its context, which Close cancels.
+// run is the renewal goroutine. Its context is closeCtx, which Close cancels.
 // Each pass updates the state from the deadlines, renews when due, and
 // sleeps (wakeLocked) without holding the client's lock.
 func (c *Client) run(ctx context.Context) {
@@ -116,13 +116,17 @@ func (c *Client) observeLocked(mono, wall time.Time) {
 // is refused or there is no session, begin a new one. It reports whether
 // the loop must stop (refused, or the context ended).
 func (c *Client) renewLocked(ctx context.Context) (stop bool) {
-	cctx, cancel := context.WithTimeout(ctx, c.callTimeoutLocked())
+	// One call is bounded by callBudget, but never past the next deadline,
+	// so that a hung request cannot delay a state change.
+	budget := callBudget
+	if !c.st.Sent.IsZero() {
+		budget = untilDeadline(c.elapsed(time.Now(), c.wallNow()), c.session(), c.grace(), callBudget)
+	}
+	cctx, cancel := context.WithTimeout(ctx, budget)
 	defer cancel()
 	c.setRenewing(true)
 	var err error
-	if c.orphan {
-		err = c.connectLocked(cctx, false)
-	} else if c.st.Token != "" {
+	if c.st.Token != "" && !c.orphan {
 		err = c.extendLocked(cctx)
 		if refused(err) {
 			// The server no longer knows the session: end it, best effort,
@@ -134,7 +138,7 @@ func (c *Client) renewLocked(ctx context.Context) (stop bool) {
 			err = c.beginLocked(cctx)
 		}
 	} else {
-		err = c.beginLocked(cctx)
+		err = c.connectLocked(cctx, false) // ends an orphan first
 	}
 	c.setRenewing(false)
 	if ctx.Err() != nil {
@@ -231,15 +235,6 @@ func (c *Client) persistedRefusal() error {
 		msg += " (" + r.Message + ")"
 	}
 	return &stateError{kind: ErrRefused, msg: msg + "; no offline use until the server answers again"}
-}
-
-// callTimeoutLocked bounds one renewal call: callBudget, but never past the
-// next deadline, so that a hung request cannot delay a state change.
-func (c *Client) callTimeoutLocked() time.Duration {
-	if c.st.Sent.IsZero() {
-		return callBudget
-	}
-	return untilDeadline(c.elapsed(time.Now(), c.wallNow()), c.session(), c.grace(), callBudget)
 }
 
 // scheduleLocked sets nextTry from the pure schedule.

@@ -8,11 +8,9 @@ import (
 
 // Start budgets. See WithStartBudget and docs/lifecycle.md.
 const (
-	// DefaultOfflineStartBudget bounds Start when the persisted state still
-	// grants time without the server (a live session or grace).
+	// DefaultOfflineStartBudget is StartBudget.Offline's default.
 	DefaultOfflineStartBudget = 2 * time.Second
-	// DefaultStartTimeout bounds Start when there is no such allowance:
-	// every HTTP attempt, backoff and Retry-After included.
+	// DefaultStartTimeout is StartBudget.Online's default.
 	DefaultStartTimeout = 15 * time.Second
 )
 
@@ -30,12 +28,6 @@ type StartBudget struct {
 	Online time.Duration
 }
 
-func (b StartBudget) withDefaults() StartBudget {
-	b.Offline = positiveOr(b.Offline, DefaultOfflineStartBudget)
-	b.Online = positiveOr(b.Online, DefaultStartTimeout)
-	return b
-}
-
 // WithStartBudget sets how long Start may wait for the server. See
 // StartBudget.
 func WithStartBudget(b StartBudget) Option { return func(o *options) { o.start = b } }
@@ -48,8 +40,8 @@ func startCut(b time.Duration) time.Duration {
 
 // startLocked loads the state and connects within the offline budget (one
 // HTTP attempt per call) when the persisted deadlines grant time without
-// the server, else within the online budget.
-func (c *Client) startLocked(ctx context.Context) (err error) {
+// the server, else within the online budget, both counted from at.
+func (c *Client) startLocked(ctx context.Context, at time.Time) (err error) {
 	defer func() {
 		if err != nil {
 			c.resignSharedLocked() // shared mode: a client that does not run does not renew
@@ -68,7 +60,7 @@ func (c *Client) startLocked(ctx context.Context) (err error) {
 	if allowed {
 		budget = c.opts.start.Offline
 	}
-	sctx, cancel := context.WithDeadline(ctx, c.startAt.Add(startCut(budget)))
+	sctx, cancel := context.WithDeadline(ctx, at.Add(startCut(budget)))
 	defer cancel()
 	if allowed {
 		c.attemptCap = 1

@@ -9,9 +9,8 @@ import "time"
 // needs a wall clock of its own. Nil fields keep the real sources.
 type TestHooks struct {
 	// WallClock replaces the wall clock (time.Now without its monotonic
-	// reading) that the client measures alongside the monotonic clock.
-	// Move it apart from the monotonic clock to simulate a suspend, or
-	// set it back to simulate a clock set back.
+	// reading): move it apart from the monotonic clock to simulate a
+	// suspend, or set it back to simulate a clock set back.
 	WallClock func() time.Time
 	// Rand replaces the source of jitter, a function returning values in
 	// [0, 1), for reproducible schedules.

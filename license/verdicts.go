@@ -17,14 +17,6 @@ func authenticatesReplies(s envelope.Sealer) bool {
 	return ok && ra.RepliesAuthenticated()
 }
 
-// setupVerdicts decides, in New, whether replies must be sealed, and builds
-// the redactor.
-func (c *Client) setupVerdicts(custom bool) {
-	c.sealed = !c.cfg.InsecureUnsealedReplies && (!custom || authenticatesReplies(c.sealer))
-	c.redact = verdict.NewRedactor(c.cfg.APIKey, c.cfg.LicenseKey)
-	c.redact.AddSecret(c.cfg.SharedSecret)
-}
-
 // warnInsecure logs, once per client, that replies are not authenticated.
 func (c *Client) warnInsecure() {
 	if c.cfg.InsecureUnsealedReplies && c.warnedInsecure.CompareAndSwap(false, true) {
