@@ -174,13 +174,12 @@ func classify(in Input) Outcome {
 		if err == nil {
 			return Outcome{Category: Success}
 		}
-		if obj = isObject(plain); obj {
+		if isObject(plain) {
 			e.Cause = errors.Join(in.Err, err)
 			return e.unreachable(DetailMalformed, reasonOf(in, err))
 		}
-	} else if obj {
-		obj = isObject(plain)
 	}
+	obj = obj && isObject(plain)
 	switch {
 	case obj && status < 400:
 		return Outcome{Category: Success}

@@ -357,14 +357,13 @@ func (set *runSet) find(s string, spans *[][2]int) bool {
 	if (found && spans == nil) || (!strings.Contains(s, `\u00`) && !strings.Contains(s, "%")) {
 		return found
 	}
-	if spans == nil {
-		return set.scan(s, true, nil)
-	}
 	var decoded [][2]int
 	if !set.scan(s, true, &decoded) {
 		return found
 	}
-	*spans = mergeSpans(*spans, decoded)
+	if spans != nil {
+		*spans = mergeSpans(*spans, decoded)
+	}
 	return true
 }
 

@@ -17,16 +17,6 @@ import (
 	"github.com/licensekit/licensekit-go/license/internal/diag"
 )
 
-// collectFingerprint reads this machine's fingerprint through the client's
-// source, or the default collector when the configuration is rejected.
-func (d *doctor) collectFingerprint(ctx context.Context) {
-	if d.client != nil {
-		d.fp, d.fpErr = d.diag.Fingerprint(ctx)
-		return
-	}
-	d.fp, d.fpErr = fingerprint.Collect(ctx)
-}
-
 // checkState examines the state directory and every slot in it.
 func (d *doctor) checkState(ctx context.Context) Check {
 	c := Check{ID: CheckState}

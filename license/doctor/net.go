@@ -328,8 +328,5 @@ func certNames(c *x509.Certificate) string {
 	if len(names) == 0 && c.Subject.CommonName != "" {
 		names = []string{c.Subject.CommonName}
 	}
-	if len(names) == 0 {
-		return "no name"
-	}
-	return strings.Join(limit(names, 4), ", ")
+	return joinOr(limit(names, 4), "no name")
 }

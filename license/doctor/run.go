@@ -68,7 +68,11 @@ func (d *doctor) run(ctx context.Context) {
 	d.set(d.checkHTTP(ctx))
 	d.set(d.checkProxy())
 	d.set(d.checkClock())
-	d.collectFingerprint(ctx)
+	if d.client != nil { // the fingerprint the client's source gives, as the product sees it
+		d.fp, d.fpErr = d.diag.Fingerprint(ctx)
+	} else {
+		d.fp, d.fpErr = fingerprint.Collect(ctx)
+	}
 	d.set(d.checkState(ctx))
 	d.set(d.checkFingerprint())
 	d.set(d.checkLicense(ctx))
@@ -79,11 +83,7 @@ func (d *doctor) run(ctx context.Context) {
 		cancel()
 	}
 	for _, id := range checkOrder {
-		c, ok := d.checks[id]
-		if !ok {
-			c = skipped(id, "not run")
-		}
-		d.rep.Checks = append(d.rep.Checks, c)
+		d.rep.Checks = append(d.rep.Checks, d.checks[id]) // every check above sets its id
 	}
 }
 
