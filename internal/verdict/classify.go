@@ -78,8 +78,8 @@ type Outcome struct {
 // classify is Classify before the credentials mark (credentials.go).
 func classify(in Input) Outcome {
 	e := &Error{Endpoint: in.Endpoint, Category: Unreachable, Next: "will retry", Cause: in.Err}
-	var te *transport.Error
-	if errors.As(in.Err, &te) {
+	te, _ := errors.AsType[*transport.Error](in.Err)
+	if te != nil {
 		e.Attempts, e.RetryAfter = te.Attempts, te.RetryAfter
 	} else if in.Resp != nil {
 		e.Attempts = in.Resp.Attempts

@@ -298,12 +298,10 @@ func decode(endpoint string, body []byte, v any) error {
 // describeJSONError turns a decoding error into a reason that names the
 // field and type but never quotes the input.
 func describeJSONError(err error) string {
-	var te *json.UnmarshalTypeError
-	if errors.As(err, &te) {
+	if te, ok := errors.AsType[*json.UnmarshalTypeError](err); ok {
 		return fmt.Sprintf("%s: want %s, got JSON %s", cmp.Or(te.Field, "reply"), te.Type, te.Value)
 	}
-	var se *json.SyntaxError
-	if errors.As(err, &se) {
+	if se, ok := errors.AsType[*json.SyntaxError](err); ok {
 		return fmt.Sprintf("invalid JSON at offset %d", se.Offset)
 	}
 	if errors.Is(err, errBadTimestamp) || errors.Is(err, errBadSeconds) {

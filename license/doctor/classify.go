@@ -1,6 +1,7 @@
 package doctor
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 
@@ -41,20 +42,17 @@ func classify(err error) reading {
 	if err == nil {
 		return reading{answered: true, detail: "the server accepted the request"}
 	}
-	var api *license.APIError
-	if errors.As(err, &api) {
+	if api, ok := errors.AsType[*license.APIError](err); ok {
 		return reading{answered: true, status: api.Status, message: api.Message,
 			detail: "the licence server refused: " + api.Message}
 	}
 	r := reading{detail: errText(err)}
-	var ve *license.Error
-	if !errors.As(err, &ve) {
+	ve, ok := errors.AsType[*license.Error](err)
+	if !ok {
 		return r
 	}
 	r.status, r.why = ve.Status, ve.Detail
-	if ve.Reason != "" {
-		r.detail = ve.Reason
-	}
+	r.detail = cmp.Or(ve.Reason, r.detail)
 	switch {
 	case ve.Category == verdict.ClientFault:
 		r.fault = true
