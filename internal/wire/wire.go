@@ -376,11 +376,10 @@ func DecodeFailure(endpoint string, body []byte) *Failure {
 	if json.Unmarshal(body, &p) != nil || len(p.Error) == 0 {
 		return nil
 	}
-	f := &Failure{}
+	f := &Failure{Endpoint: endpoint}
 	if json.Unmarshal(body, f) != nil {
 		return nil
 	}
-	f.Endpoint = endpoint
 	return f
 }
 

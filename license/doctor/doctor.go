@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"time"
 
 	"github.com/licensekit/licensekit-go/license"
@@ -84,10 +85,8 @@ type Report struct {
 
 // Check returns the check with the given id.
 func (r *Report) Check(id string) (Check, bool) {
-	for _, c := range r.Checks {
-		if c.ID == id {
-			return c, true
-		}
+	if i := slices.IndexFunc(r.Checks, func(c Check) bool { return c.ID == id }); i >= 0 {
+		return r.Checks[i], true
 	}
 	return Check{}, false
 }

@@ -141,7 +141,7 @@ func (d *doctor) checkTCP(ctx context.Context) Check {
 	switch {
 	case d.target == nil:
 		return skipped(CheckTCP, "the server URL does not parse")
-	case !d.dnsOK && d.proxy == nil:
+	case len(d.addrs) == 0 && d.proxy == nil:
 		return skipped(CheckTCP, "the server name does not resolve")
 	}
 	cctx, cancel := context.WithTimeout(ctx, d.o.timeout)

@@ -32,8 +32,7 @@ type doctor struct {
 	target *url.URL    // the parsed ServerURL, nil when it does not parse
 	host   string
 	port   string
-	addrs  []string // the server host's addresses, from the resolver
-	dnsOK  bool
+	addrs  []string // the server host's addresses, from the resolver; none when it did not resolve
 
 	proxy       *url.URL // the proxy selected for the server, nil for none
 	proxySource string
@@ -133,13 +132,10 @@ func (d *doctor) clientOptions() []license.Option {
 // configProblems lists the problems in a license.New error, one each.
 func configProblems(err error) []string {
 	var out []string
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
+	if j, ok := err.(interface{ Unwrap() []error }); ok { // every error of license.New
 		for _, e := range j.Unwrap() {
 			out = append(out, strings.TrimPrefix(e.Error(), "license: "))
 		}
-	}
-	if len(out) == 0 {
-		out = []string{strings.TrimPrefix(err.Error(), "license: invalid config: ")}
 	}
 	return out
 }
@@ -171,7 +167,7 @@ func (d *doctor) checkDNS(ctx context.Context) Check {
 	}
 	c := Check{ID: CheckDNS, Evidence: []Fact{{"host", d.host}}}
 	if ip := net.ParseIP(d.host); ip != nil {
-		d.addrs, d.dnsOK = []string{d.host}, true
+		d.addrs = []string{d.host}
 		return c.judged(OK, d.host+" is an IP address; no lookup needed", "")
 	}
 	rctx, cancel := context.WithTimeout(ctx, d.o.timeout)
@@ -193,7 +189,7 @@ func (d *doctor) checkDNS(ctx context.Context) Check {
 		return c.judged(Fail, fmt.Sprintf("the server name %s does not resolve", d.host),
 			"check the server URL for typos, and this machine's DNS settings (or hosts file); on a network that allows only a proxy, set HTTPS_PROXY")
 	}
-	d.addrs, d.dnsOK = addrs, true
+	d.addrs = addrs
 	return c.judged(OK, fmt.Sprintf("%s resolves to %s", d.host, strings.Join(limit(addrs, 4), ", ")), "")
 }
 
@@ -278,7 +274,7 @@ func (d *doctor) checkHTTP(ctx context.Context) Check {
 	switch {
 	case d.client == nil:
 		return skipped(CheckHTTP, "the configuration is rejected; fix it first")
-	case !d.dnsOK && d.proxy == nil:
+	case len(d.addrs) == 0 && d.proxy == nil:
 		return skipped(CheckHTTP, "the server name does not resolve")
 	case d.proxyCheck != nil:
 		return skipped(CheckHTTP, notCheckedProxy)
