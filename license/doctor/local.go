@@ -65,7 +65,6 @@ func (d *doctor) checkState(ctx context.Context) Check {
 	return d.judgeSlots(c, insp.Slots)
 }
 
-// judgeSlots judges c from the slots found.
 func (d *doctor) judgeSlots(c Check, slots []diag.SavedState) Check {
 	now := d.o.clock()
 	held, saved := 0, 0

@@ -122,20 +122,6 @@ func (d *doctor) connect(ctx context.Context) (net.Conn, string, error) {
 	return conn, "to proxy " + d.proxy.Host, nil
 }
 
-// setProxyFailure records a proxy that failed the TCP or TLS step, for the
-// proxy check.
-func (d *doctor) setProxyFailure(pf *proxyFailure) {
-	c := Check{ID: CheckProxy}
-	if pf.status != 0 {
-		c.Evidence = []Fact{{"status", statusText(pf.status)}}
-		c = c.judged(Fail, gatewayFinding+": the proxy answered CONNECT with "+statusText(pf.status), gatewayFix(pf.status))
-	} else {
-		c = c.judged(Fail, "the proxy "+d.proxy.Host+" does not answer: "+errText(pf.err),
-			"check the proxy settings ("+d.proxySource+") and that the proxy is up")
-	}
-	d.proxyCheck = &c
-}
-
 // checkTCP opens a TCP connection to the server, or to its proxy.
 func (d *doctor) checkTCP(ctx context.Context) Check {
 	switch {
@@ -153,7 +139,15 @@ func (d *doctor) checkTCP(ctx context.Context) Check {
 	var pf *proxyFailure
 	switch {
 	case errors.As(err, &pf):
-		d.setProxyFailure(pf)
+		pc := Check{ID: CheckProxy}
+		if pf.status != 0 {
+			pc.Evidence = []Fact{{"status", statusText(pf.status)}}
+			pc = pc.judged(Fail, gatewayFinding+": the proxy answered CONNECT with "+statusText(pf.status), gatewayFix(pf.status))
+		} else {
+			pc = pc.judged(Fail, "the proxy "+d.proxy.Host+" does not answer: "+errText(pf.err),
+				"check the proxy settings ("+d.proxySource+") and that the proxy is up")
+		}
+		d.proxyCheck = &pc
 		return c.judged(Skipped, notCheckedProxy, "")
 	case err != nil:
 		c.Evidence = append(c.Evidence, Fact{"error", errText(err)})
