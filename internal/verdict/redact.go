@@ -253,19 +253,10 @@ func (r *Redactor) redactRuns(s string) string {
 	}
 	var spans [][2]int
 	r.runs.find(s, &spans)
-	if len(spans) == 0 {
-		return s
+	for _, sp := range slices.Backward(spans) { // from the end, so that earlier spans stay valid
+		s = s[:sp[0]] + Redacted + s[sp[1]:]
 	}
-	var b strings.Builder
-	b.Grow(len(s))
-	at := 0
-	for _, sp := range spans {
-		b.WriteString(s[at:sp[0]])
-		b.WriteString(Redacted)
-		at = sp[1]
-	}
-	b.WriteString(s[at:])
-	return b.String()
+	return s
 }
 
 // runSet finds the 8-character windows of normalised secrets in a text.
