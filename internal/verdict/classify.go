@@ -56,8 +56,6 @@ type Input struct {
 	Payload []byte
 }
 
-// extra returns the request values to remove: Extra, or Payload's values,
-// extracted once.
 func (in *Input) extra() []string {
 	if in.Extra == nil && in.Payload != nil {
 		in.Extra = PayloadValues(in.Payload)

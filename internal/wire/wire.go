@@ -463,12 +463,11 @@ func ParseTimestamp(s string) Timestamp {
 			return ts
 		}
 	}
-	if f, err := strconv.ParseFloat(s, 64); err == nil && !math.IsNaN(f) && !math.IsInf(f, 0) {
-		// Plausible Unix seconds only: 1970 to 2200.
-		if f >= 0 && f < 7258118400 {
-			sec, frac := math.Modf(f)
-			ts.Time = time.Unix(int64(sec), int64(frac*1e9)).UTC()
-		}
+	// Plausible Unix seconds only: 1970 to 2200 (NaN and infinities fail
+	// the bounds).
+	if f, err := strconv.ParseFloat(s, 64); err == nil && f >= 0 && f < 7258118400 {
+		sec, frac := math.Modf(f)
+		ts.Time = time.Unix(int64(sec), int64(frac*1e9)).UTC()
 	}
 	return ts
 }

@@ -195,9 +195,8 @@ func probeWritable(dir string) error {
 	if err != nil {
 		return err
 	}
-	name := f.Name()
 	f.Close()
-	return os.Remove(name)
+	return os.Remove(f.Name())
 }
 
 // checkFingerprint reports every component and how well this machine can

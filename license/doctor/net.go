@@ -212,6 +212,10 @@ func (d *doctor) judgeChain(certs []*x509.Certificate, version string) Check {
 	now := d.o.clock()
 	leaf := certs[0]
 	issuer := issuerName(leaf)
+	pool, roots := d.roots(), "system roots"
+	if pool != nil {
+		roots = "configured roots (WithRootCAs)"
+	}
 	c.Evidence = []Fact{
 		{"tls_version", version},
 		{"subject", leaf.Subject.CommonName},
@@ -220,12 +224,8 @@ func (d *doctor) judgeChain(certs []*x509.Certificate, version string) Check {
 		{"valid_from", leaf.NotBefore.UTC().Format(time.RFC3339)},
 		{"valid_until", leaf.NotAfter.UTC().Format(time.RFC3339)},
 		{"chain_length", fmt.Sprint(len(certs))},
+		{"verified_against", roots},
 	}
-	pool, roots := d.roots(), "system roots"
-	if pool != nil {
-		roots = "configured roots (WithRootCAs)"
-	}
-	c.Evidence = append(c.Evidence, Fact{"verified_against", roots})
 	for i, cert := range certs {
 		what := "the server's certificate"
 		if i > 0 {

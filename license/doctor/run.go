@@ -175,17 +175,15 @@ func (d *doctor) checkDNS(ctx context.Context) Check {
 	addrs, err := d.o.resolver(rctx, d.host)
 	cancel()
 	c.Evidence = append(c.Evidence, Fact{"lookup_time", roundDur(time.Since(start))})
-	if (err != nil || len(addrs) == 0) && d.proxy != nil {
-		// The proxy resolves the server's name, not this machine: on a
-		// network that allows only a proxy the name need not resolve here.
-		if err != nil {
-			c.Evidence = append(c.Evidence, Fact{"error", errText(err)})
-		}
-		return c.judged(OK, fmt.Sprintf("%s does not resolve here, which does not matter: requests go through the proxy %s, which resolves it", d.host, d.proxy.Host), "")
-	}
 	if err != nil || len(addrs) == 0 {
-		err = cmp.Or(err, errors.New("no addresses"))
-		c.Evidence = append(c.Evidence, Fact{"error", errText(err)})
+		if err != nil || d.proxy == nil {
+			c.Evidence = append(c.Evidence, Fact{"error", errText(cmp.Or(err, errors.New("no addresses")))})
+		}
+		if d.proxy != nil {
+			// The proxy resolves the server's name, not this machine: on a
+			// network that allows only a proxy the name need not resolve here.
+			return c.judged(OK, fmt.Sprintf("%s does not resolve here, which does not matter: requests go through the proxy %s, which resolves it", d.host, d.proxy.Host), "")
+		}
 		return c.judged(Fail, fmt.Sprintf("the server name %s does not resolve", d.host),
 			"check the server URL for typos, and this machine's DNS settings (or hosts file); on a network that allows only a proxy, set HTTPS_PROXY")
 	}
@@ -215,9 +213,8 @@ func (d *doctor) selectProxy() {
 	if pick == nil {
 		return
 	}
-	p, err := pick(req)
-	if err == nil && p != nil {
-		d.proxy = p
+	if p, err := pick(req); err == nil {
+		d.proxy = p // nil for none
 	}
 }
 
