@@ -83,7 +83,7 @@ func classify(in Input) Outcome {
 		e.Attempts = in.Resp.Attempts
 	}
 	if in.Resp == nil {
-		return Outcome{Category: e.Category, Err: noReply(in, e)}
+		return noReply(in, e)
 	}
 	status := in.Resp.Status
 	e.Status = status
@@ -93,8 +93,7 @@ func classify(in Input) Outcome {
 		case errors.Is(in.Err, transport.ErrResponseTooLarge):
 			return e.unreachable(DetailTooLarge, "over the response cap")
 		case isCtx(in.Err):
-			ctxReason(e, in.Err)
-			return Outcome{Category: Unreachable, Err: e}
+			return e.ctxEnded(in.Err)
 		}
 		return e.unreachable(DetailNetwork, "reply cut short")
 	}
@@ -195,7 +194,7 @@ func (e *Error) unreachable(d Detail, reason string) Outcome {
 	return Outcome{Category: Unreachable, Err: e}
 }
 
-func noReply(in Input, e *Error) error {
+func noReply(in Input, e *Error) Outcome {
 	err := in.Err
 	switch {
 	case err == nil:
@@ -203,30 +202,28 @@ func noReply(in Input, e *Error) error {
 	case errors.Is(err, transport.ErrInvalidRequest):
 		e.Category, e.Detail, e.Reason, e.Next = ClientFault, DetailUnsealable, "invalid request", ""
 	case isCtx(err):
-		ctxReason(e, err)
+		return e.ctxEnded(err)
 	case transport.IsCertificateError(err):
-		e.Detail = DetailTLS
-		e.Reason = "TLS certificate not trusted: " + in.Redactor.Text(certText(err), MaxExcerpt, in.extra()...)
+		return e.unreachable(DetailTLS, "TLS certificate not trusted: "+in.Redactor.Text(certText(err), MaxExcerpt, in.extra()...))
 	default:
-		e.Detail, e.Reason = DetailNetwork, netReason(in, err)
 		if ne, ok := errors.AsType[net.Error](err); ok && ne.Timeout() {
-			e.Detail, e.Reason = DetailTimeout, "timed out"
+			return e.unreachable(DetailTimeout, "timed out")
 		}
+		return e.unreachable(DetailNetwork, netReason(in, err))
 	}
-	return e
+	return Outcome{Category: ClientFault, Err: e}
 }
 
 func isCtx(err error) bool {
 	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
 }
 
-func ctxReason(e *Error, err error) {
-	e.Detail = DetailTimeout
+func (e *Error) ctxEnded(err error) Outcome {
 	if errors.Is(err, context.Canceled) {
-		e.Reason, e.Next = "cancelled", ""
-		return
+		e.Next = ""
+		return e.unreachable(DetailTimeout, "cancelled")
 	}
-	e.Reason = "timed out"
+	return e.unreachable(DetailTimeout, "timed out")
 }
 
 // netReason names a network failure in a few words and, for a failed dial,

@@ -69,9 +69,7 @@ func normalise(names []string) []string {
 	}
 	slices.Sort(out)
 	out = slices.Compact(out)
-	if len(out) > maxFeatures {
-		out = out[:maxFeatures]
-	}
+	out = out[:min(len(out), maxFeatures)]
 	if len(out) == 0 {
 		return nil
 	}

@@ -209,8 +209,7 @@ func WithTimeout(d time.Duration) Option {
 // returns a report with every check, in the order of the Check constants.
 // By default no check has a side effect on the server or takes a seat: the
 // HTTP check sends one extend_session for a token that names no session,
-// and the state check only looks (see license.Client.InspectState). Full
-// adds a real round trip.
+// and the state check only looks. Full adds a real round trip.
 //
 // Run does not stop at a failed check: a check that needs what failed is
 // reported as Skipped with the reason. The error is for Run itself (a nil

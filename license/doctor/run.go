@@ -400,11 +400,10 @@ func roundDur(d time.Duration) string {
 	return d.Round(time.Microsecond).String()
 }
 
+// statusText is "407 Proxy Authentication Required", or "599" for a status
+// without a text.
 func statusText(status int) string {
-	if t := http.StatusText(status); t != "" {
-		return fmt.Sprintf("%d %s", status, t)
-	}
-	return fmt.Sprint(status)
+	return strings.TrimSpace(fmt.Sprintf("%d %s", status, http.StatusText(status)))
 }
 
 // errText is an error's text for evidence, without repeated prefixes.
