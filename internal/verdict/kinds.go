@@ -63,10 +63,7 @@ type Rules []Rule
 func (r Rules) Classify(endpoint, msg string) Kind {
 	words := Words(msg)
 	for _, rule := range r {
-		if rule.Endpoint != "" && rule.Endpoint != endpoint {
-			continue
-		}
-		if containsPhrase(words, Words(rule.Phrase)) {
+		if (rule.Endpoint == "" || rule.Endpoint == endpoint) && containsPhrase(words, Words(rule.Phrase)) {
 			return rule.Kind
 		}
 	}

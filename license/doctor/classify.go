@@ -13,20 +13,13 @@ import (
 // classification (internal/verdict): the doctor keeps no reply kinds of its
 // own.
 type reading struct {
-	// answered: the licence server itself answered, with a success or a
-	// refusal (an *APIError).
-	answered bool
-	// fault: the request failed on this machine (verdict.ClientFault).
-	fault bool
-	// credentials: the server answered but did not authenticate this
-	// client (license.ErrCredentialsRejected): a configuration fault.
-	credentials bool
-	// why is the SDK's Detail of an unreachable outcome; DetailNone when
-	// there is none (no *license.Error, or no finer reason).
-	why     verdict.Detail
-	status  int    // HTTP status, 0 when none arrived
-	message string // the server's refusal text, already redacted by the SDK
-	detail  string // one phrase for a finding
+	answered    bool           // the licence server answered: a success or an *APIError
+	fault       bool           // the request failed on this machine (verdict.ClientFault)
+	credentials bool           // license.ErrCredentialsRejected: a configuration fault
+	why         verdict.Detail // the *license.Error's Detail; DetailNone without one
+	status      int            // HTTP status, 0 when none arrived
+	message     string         // the server's refusal text, already redacted by the SDK
+	detail      string         // one phrase for a finding
 }
 
 // gateway reports whether a proxy or gateway answered in the server's place.

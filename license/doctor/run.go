@@ -153,11 +153,7 @@ func configFacts(cfg license.Config) []Fact {
 }
 
 func isLoopback(host string) bool {
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
+	return host == "localhost" || net.ParseIP(host).IsLoopback() // a nil IP is not loopback
 }
 
 // checkDNS resolves the server's host through the resolver.
