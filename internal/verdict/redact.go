@@ -123,11 +123,9 @@ func (r *Redactor) AddLive(values ...string) {
 	}
 }
 
-// appendForms appends s and its escaped forms, when long enough.
+// appendForms appends s and its escaped forms; s is never shorter than
+// minSecret (addFixed and AddLive drop such values).
 func appendForms(out []string, s string) []string {
-	if len(s) < minSecret {
-		return out
-	}
 	out = append(out, s)
 	if q, err := json.Marshal(s); err == nil {
 		if e := string(q[1 : len(q)-1]); e != s {

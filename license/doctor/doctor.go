@@ -1,6 +1,7 @@
 package doctor
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/x509"
@@ -198,11 +199,7 @@ func WithBaseline(b *Bundle) Option { return func(o *options) { o.baseline = b }
 // WithTimeout bounds each network check (default 10 s; the round trip,
 // three calls, three times that). Run's ctx bounds the whole run.
 func WithTimeout(d time.Duration) Option {
-	return func(o *options) {
-		if d > 0 {
-			o.timeout = d
-		}
-	}
+	return func(o *options) { o.timeout = cmp.Or(max(d, 0), o.timeout) } // d <= 0 keeps it
 }
 
 // Run diagnoses a licence client built from cfg on this machine and

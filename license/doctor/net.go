@@ -288,10 +288,8 @@ func (d *doctor) intercepted(certs []*x509.Certificate, issuer string) (bool, st
 		return true, fmt.Sprintf("issued by %s, not by the expected %s", issuer, strings.Join(d.o.issuers, " or "))
 	}
 	lower := strings.ToLower(issuer)
-	for _, m := range inspectors {
-		if strings.Contains(lower, m) {
-			return true, "issued by " + issuer + ", a TLS-inspection product"
-		}
+	if slices.ContainsFunc(inspectors, func(m string) bool { return strings.Contains(lower, m) }) {
+		return true, "issued by " + issuer + ", a TLS-inspection product"
 	}
 	return false, ""
 }
