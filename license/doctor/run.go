@@ -228,7 +228,10 @@ func (d *doctor) checkProxy() Check {
 		}
 		return c.judged(OK, "no proxy: the client connects to the server directly", "")
 	}
-	c.Evidence = append(c.Evidence, proxyFacts(d.proxy)...)
+	c.Evidence = append(c.Evidence, Fact{"proxy", d.proxy.Scheme + "://" + d.proxy.Host}) // never its credentials
+	if d.proxy.User != nil {
+		c.Evidence = append(c.Evidence, Fact{"proxy_credentials", "set (not shown)"})
+	}
 	switch {
 	case d.proxyCheck != nil:
 		pc := *d.proxyCheck
@@ -251,15 +254,6 @@ func (d *doctor) checkProxy() Check {
 		return c.judged(Warn, "proxy "+d.proxy.Host+" answers, but no reply from the licence server came through it", "see the http check")
 	}
 	return c.judged(OK, "proxy "+d.proxy.Host+" answers", "")
-}
-
-// proxyFacts describes a proxy URL without its credentials.
-func proxyFacts(p *url.URL) []Fact {
-	f := []Fact{{"proxy", p.Scheme + "://" + p.Host}}
-	if p.User != nil {
-		f = append(f, Fact{"proxy_credentials", "set (not shown)"})
-	}
-	return f
 }
 
 // checkHTTP sends the harmless probe and reads the SDK's verdict on it.
