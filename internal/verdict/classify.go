@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"syscall"
 
@@ -327,12 +328,7 @@ func looksV2(b []byte) bool {
 	if json.Unmarshal(b, &m) != nil {
 		return false
 	}
-	for _, k := range v2Keys {
-		if _, ok := m[k]; ok {
-			return true
-		}
-	}
-	return false
+	return slices.ContainsFunc(v2Keys[:], func(k string) bool { return m[k] != nil }) // a member's raw value is never empty
 }
 
 func startsJSON(b []byte) bool {
