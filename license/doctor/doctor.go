@@ -230,13 +230,12 @@ func Run(ctx context.Context, cfg license.Config, opts ...Option) (*Report, erro
 	if o.resolver == nil {
 		o.resolver = net.DefaultResolver.LookupHost
 	}
-	salt := o.salt
-	if len(salt) == 0 {
-		salt = make([]byte, 16)
-		_, _ = rand.Read(salt)
+	if len(o.salt) == 0 {
+		o.salt = make([]byte, 16)
+		_, _ = rand.Read(o.salt)
 	}
 	d := &doctor{o: o, cfg: cfg, idValues: map[string][]string{}}
-	d.rep = &Report{Time: o.clock().UTC(), Server: cleanURL(cfg.ServerURL), Full: o.full, salt: salt,
+	d.rep = &Report{Time: o.clock().UTC(), Server: cleanURL(cfg.ServerURL), Full: o.full, salt: o.salt,
 		identifiers: map[string][]string{}}
 	d.run(ctx)
 	d.scrubReport()

@@ -210,18 +210,17 @@ func (d *doctor) checkFingerprint() Check {
 		}
 		return c.judged(Fail, finding, "run the product with access to the machine's hardware facts (see docs/fingerprint)")
 	}
-	fp := d.fp
-	for _, comp := range fp.Components() {
+	for _, comp := range d.fp.Components() {
 		c.Evidence = append(c.Evidence, Fact{comp.Name, d.componentText(comp)})
 	}
-	env := fp.Environment
+	env := d.fp.Environment
 	if env.Container {
 		c.Evidence = append(c.Evidence, Fact{"container", strings.Join(env.ContainerHints, ", ")})
 	}
 	if env.Hypervisor {
 		c.Evidence = append(c.Evidence, Fact{"hypervisor", cmp.Or(env.HypervisorVendor, "vendor unknown")})
 	}
-	strong := fp.StrongCount()
+	strong := d.fp.StrongCount()
 	c.Evidence = append(c.Evidence, Fact{"strong_identifiers", fmt.Sprint(strong)})
 	var changed []string
 	regChanged := false
