@@ -16,12 +16,8 @@ import "time"
 // shortens every client's retries to the minimum against a struggling
 // server nor stretches them to the maximum.
 func Wait(lo, hi time.Duration, n int, u float64) time.Duration {
-	if lo <= 0 {
-		lo = 1
-	}
-	if hi < lo {
-		hi = lo
-	}
+	lo = max(lo, 1)
+	hi = max(hi, lo)
 	ceil := lo
 	for i := 0; i < n && ceil < hi; i++ {
 		ceil *= 2

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"syscall"
 
@@ -56,8 +57,6 @@ type Input struct {
 	Payload []byte
 }
 
-// extra returns the request values to remove: Extra, or Payload's values,
-// extracted once.
 func (in *Input) extra() []string {
 	if in.Extra == nil && in.Payload != nil {
 		in.Extra = PayloadValues(in.Payload)
@@ -78,14 +77,14 @@ type Outcome struct {
 // classify is Classify before the credentials mark (credentials.go).
 func classify(in Input) Outcome {
 	e := &Error{Endpoint: in.Endpoint, Category: Unreachable, Next: "will retry", Cause: in.Err}
-	var te *transport.Error
-	if errors.As(in.Err, &te) {
+	te, _ := errors.AsType[*transport.Error](in.Err)
+	if te != nil {
 		e.Attempts, e.RetryAfter = te.Attempts, te.RetryAfter
 	} else if in.Resp != nil {
 		e.Attempts = in.Resp.Attempts
 	}
 	if in.Resp == nil {
-		return Outcome{Category: e.Category, Err: noReply(in, e)}
+		return noReply(in, e)
 	}
 	status := in.Resp.Status
 	e.Status = status
@@ -95,8 +94,7 @@ func classify(in Input) Outcome {
 		case errors.Is(in.Err, transport.ErrResponseTooLarge):
 			return e.unreachable(DetailTooLarge, "over the response cap")
 		case isCtx(in.Err):
-			ctxReason(e, in.Err)
-			return Outcome{Category: Unreachable, Err: e}
+			return e.ctxEnded(in.Err)
 		}
 		return e.unreachable(DetailNetwork, "reply cut short")
 	}
@@ -174,13 +172,12 @@ func classify(in Input) Outcome {
 		if err == nil {
 			return Outcome{Category: Success}
 		}
-		if obj = isObject(plain); obj {
+		if isObject(plain) {
 			e.Cause = errors.Join(in.Err, err)
 			return e.unreachable(DetailMalformed, reasonOf(in, err))
 		}
-	} else if obj {
-		obj = isObject(plain)
 	}
+	obj = obj && isObject(plain)
 	switch {
 	case obj && status < 400:
 		return Outcome{Category: Success}
@@ -198,7 +195,7 @@ func (e *Error) unreachable(d Detail, reason string) Outcome {
 	return Outcome{Category: Unreachable, Err: e}
 }
 
-func noReply(in Input, e *Error) error {
+func noReply(in Input, e *Error) Outcome {
 	err := in.Err
 	switch {
 	case err == nil:
@@ -206,30 +203,28 @@ func noReply(in Input, e *Error) error {
 	case errors.Is(err, transport.ErrInvalidRequest):
 		e.Category, e.Detail, e.Reason, e.Next = ClientFault, DetailUnsealable, "invalid request", ""
 	case isCtx(err):
-		ctxReason(e, err)
+		return e.ctxEnded(err)
 	case transport.IsCertificateError(err):
-		e.Detail = DetailTLS
-		e.Reason = "TLS certificate not trusted: " + in.Redactor.Text(certText(err), MaxExcerpt, in.extra()...)
+		return e.unreachable(DetailTLS, "TLS certificate not trusted: "+in.Redactor.Text(certText(err), MaxExcerpt, in.extra()...))
 	default:
-		e.Detail, e.Reason = DetailNetwork, netReason(in, err)
 		if ne, ok := errors.AsType[net.Error](err); ok && ne.Timeout() {
-			e.Detail, e.Reason = DetailTimeout, "timed out"
+			return e.unreachable(DetailTimeout, "timed out")
 		}
+		return e.unreachable(DetailNetwork, netReason(in, err))
 	}
-	return e
+	return Outcome{Category: ClientFault, Err: e}
 }
 
 func isCtx(err error) bool {
 	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
 }
 
-func ctxReason(e *Error, err error) {
-	e.Detail = DetailTimeout
+func (e *Error) ctxEnded(err error) Outcome {
 	if errors.Is(err, context.Canceled) {
-		e.Reason, e.Next = "cancelled", ""
-		return
+		e.Next = ""
+		return e.unreachable(DetailTimeout, "cancelled")
 	}
-	e.Reason = "timed out"
+	return e.unreachable(DetailTimeout, "timed out")
 }
 
 // netReason names a network failure in a few words and, for a failed dial,
@@ -333,12 +328,7 @@ func looksV2(b []byte) bool {
 	if json.Unmarshal(b, &m) != nil {
 		return false
 	}
-	for _, k := range v2Keys {
-		if _, ok := m[k]; ok {
-			return true
-		}
-	}
-	return false
+	return slices.ContainsFunc(v2Keys[:], func(k string) bool { return m[k] != nil }) // a member's raw value is never empty
 }
 
 func startsJSON(b []byte) bool {

@@ -36,8 +36,7 @@ func Classify(in Input) Outcome {
 // refusal to authenticate the client rather than a failure of the path or
 // of the request's freshness.
 func credentialsRejected(e *Error) bool {
-	var rej *EnvelopeRejection
-	if errors.As(e.Cause, &rej) {
+	if rej, ok := errors.AsType[*EnvelopeRejection](e.Cause); ok {
 		// Stale, replayed, malformed or in-progress requests are not a
 		// credentials problem, whatever their status.
 		return rej.Code == envelope.CodeUnauthentic

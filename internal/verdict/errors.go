@@ -279,5 +279,5 @@ func (e *APIError) Is(target error) bool {
 	if target == ErrRefused {
 		return true
 	}
-	return target != nil && target == e.Kind.sentinel()
+	return target != nil && int(e.Kind) < len(kindSentinels) && target == kindSentinels[e.Kind]
 }

@@ -43,13 +43,6 @@ func (k Kind) Final() bool { return k != KindSeatLimit }
 var kindSentinels = [...]error{KindRevoked: ErrRevoked, KindSeatLimit: ErrSeatLimit, KindExpired: ErrExpired,
 	KindUnknownInstance: ErrUnknownInstance}
 
-func (k Kind) sentinel() error {
-	if int(k) < len(kindSentinels) {
-		return kindSentinels[k]
-	}
-	return nil
-}
-
 // Rule maps refusal texts to a Kind. Phrase matches whole words, in order,
 // ignoring case and punctuation: "seat limit" matches "Seat-limit reached"
 // and "seat limit: 3 of 3", but not "seatlimit" or "loveseat limits".
@@ -70,10 +63,7 @@ type Rules []Rule
 func (r Rules) Classify(endpoint, msg string) Kind {
 	words := Words(msg)
 	for _, rule := range r {
-		if rule.Endpoint != "" && rule.Endpoint != endpoint {
-			continue
-		}
-		if containsPhrase(words, Words(rule.Phrase)) {
+		if (rule.Endpoint == "" || rule.Endpoint == endpoint) && containsPhrase(words, Words(rule.Phrase)) {
 			return rule.Kind
 		}
 	}

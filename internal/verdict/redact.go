@@ -123,11 +123,9 @@ func (r *Redactor) AddLive(values ...string) {
 	}
 }
 
-// appendForms appends s and its escaped forms, when long enough.
+// appendForms appends s and its escaped forms; s is never shorter than
+// minSecret (addFixed and AddLive drop such values).
 func appendForms(out []string, s string) []string {
-	if len(s) < minSecret {
-		return out
-	}
 	out = append(out, s)
 	if q, err := json.Marshal(s); err == nil {
 		if e := string(q[1 : len(q)-1]); e != s {
@@ -253,19 +251,10 @@ func (r *Redactor) redactRuns(s string) string {
 	}
 	var spans [][2]int
 	r.runs.find(s, &spans)
-	if len(spans) == 0 {
-		return s
+	for _, sp := range slices.Backward(spans) { // from the end, so that earlier spans stay valid
+		s = s[:sp[0]] + Redacted + s[sp[1]:]
 	}
-	var b strings.Builder
-	b.Grow(len(s))
-	at := 0
-	for _, sp := range spans {
-		b.WriteString(s[at:sp[0]])
-		b.WriteString(Redacted)
-		at = sp[1]
-	}
-	b.WriteString(s[at:])
-	return b.String()
+	return s
 }
 
 // runSet finds the 8-character windows of normalised secrets in a text.
@@ -357,14 +346,13 @@ func (set *runSet) find(s string, spans *[][2]int) bool {
 	if (found && spans == nil) || (!strings.Contains(s, `\u00`) && !strings.Contains(s, "%")) {
 		return found
 	}
-	if spans == nil {
-		return set.scan(s, true, nil)
-	}
 	var decoded [][2]int
 	if !set.scan(s, true, &decoded) {
 		return found
 	}
-	*spans = mergeSpans(*spans, decoded)
+	if spans != nil {
+		*spans = mergeSpans(*spans, decoded)
+	}
 	return true
 }
 

@@ -23,31 +23,26 @@ func ParseFeatures(s string) []string {
 		return nil
 	}
 	var names []string
-	switch s[0] {
-	case '[':
-		var arr []any
-		if json.Unmarshal([]byte(s), &arr) == nil {
-			for _, v := range arr {
-				if str, ok := v.(string); ok {
-					names = append(names, str)
-				}
+	var arr []any
+	var obj map[string]any
+	switch {
+	case s[0] == '[' && json.Unmarshal([]byte(s), &arr) == nil:
+		for _, v := range arr {
+			if str, ok := v.(string); ok {
+				names = append(names, str)
 			}
-			return normalise(names)
 		}
-	case '{':
-		var obj map[string]any
-		if json.Unmarshal([]byte(s), &obj) == nil {
-			for k, v := range obj {
-				if enabled(v) {
-					names = append(names, k)
-				}
+	case s[0] == '{' && json.Unmarshal([]byte(s), &obj) == nil:
+		for k, v := range obj {
+			if enabled(v) {
+				names = append(names, k)
 			}
-			return normalise(names)
 		}
+	default:
+		names = strings.FieldsFunc(s, func(r rune) bool {
+			return r == ',' || r == ';' || r == ' ' || r == '\t' || r == '\n' || r == '\r'
+		})
 	}
-	names = strings.FieldsFunc(s, func(r rune) bool {
-		return r == ',' || r == ';' || r == ' ' || r == '\t' || r == '\n' || r == '\r'
-	})
 	return normalise(names)
 }
 
@@ -74,9 +69,7 @@ func normalise(names []string) []string {
 	}
 	slices.Sort(out)
 	out = slices.Compact(out)
-	if len(out) > maxFeatures {
-		out = out[:maxFeatures]
-	}
+	out = out[:min(len(out), maxFeatures)]
 	if len(out) == 0 {
 		return nil
 	}

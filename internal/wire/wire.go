@@ -298,12 +298,10 @@ func decode(endpoint string, body []byte, v any) error {
 // describeJSONError turns a decoding error into a reason that names the
 // field and type but never quotes the input.
 func describeJSONError(err error) string {
-	var te *json.UnmarshalTypeError
-	if errors.As(err, &te) {
+	if te, ok := errors.AsType[*json.UnmarshalTypeError](err); ok {
 		return fmt.Sprintf("%s: want %s, got JSON %s", cmp.Or(te.Field, "reply"), te.Type, te.Value)
 	}
-	var se *json.SyntaxError
-	if errors.As(err, &se) {
+	if se, ok := errors.AsType[*json.SyntaxError](err); ok {
 		return fmt.Sprintf("invalid JSON at offset %d", se.Offset)
 	}
 	if errors.Is(err, errBadTimestamp) || errors.Is(err, errBadSeconds) {
@@ -378,11 +376,10 @@ func DecodeFailure(endpoint string, body []byte) *Failure {
 	if json.Unmarshal(body, &p) != nil || len(p.Error) == 0 {
 		return nil
 	}
-	f := &Failure{}
+	f := &Failure{Endpoint: endpoint}
 	if json.Unmarshal(body, f) != nil {
 		return nil
 	}
-	f.Endpoint = endpoint
 	return f
 }
 
@@ -466,12 +463,11 @@ func ParseTimestamp(s string) Timestamp {
 			return ts
 		}
 	}
-	if f, err := strconv.ParseFloat(s, 64); err == nil && !math.IsNaN(f) && !math.IsInf(f, 0) {
-		// Plausible Unix seconds only: 1970 to 2200.
-		if f >= 0 && f < 7258118400 {
-			sec, frac := math.Modf(f)
-			ts.Time = time.Unix(int64(sec), int64(frac*1e9)).UTC()
-		}
+	// Plausible Unix seconds only: 1970 to 2200 (NaN and infinities fail
+	// the bounds).
+	if f, err := strconv.ParseFloat(s, 64); err == nil && f >= 0 && f < 7258118400 {
+		sec, frac := math.Modf(f)
+		ts.Time = time.Unix(int64(sec), int64(frac*1e9)).UTC()
 	}
 	return ts
 }

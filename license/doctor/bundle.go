@@ -131,17 +131,11 @@ func (d *doctor) idDigests(c fingerprint.Component) string {
 // only and are dropped (see WithBaseline for why).
 func (d *doctor) changedSince(b *Bundle) []string {
 	salt, _ := hex.DecodeString(b.Salt)
-	now := map[string][]string{}
-	for name, vals := range d.idValues {
-		now[name] = digests(salt, name, vals)
-	}
 	var out []string
-	names := append(slices.Collect(maps.Keys(now)), slices.Collect(maps.Keys(b.Identifiers))...)
+	names := append(slices.Collect(maps.Keys(d.idValues)), slices.Collect(maps.Keys(b.Identifiers))...)
 	for _, name := range uniq(names) {
-		if name == fingerprint.NameIPAddress {
-			continue
-		}
-		if strings.Join(now[name], ",") != strings.Join(b.Identifiers[name], ",") {
+		now := digests(salt, name, d.idValues[name])
+		if name != fingerprint.NameIPAddress && strings.Join(now, ",") != strings.Join(b.Identifiers[name], ",") {
 			out = append(out, name)
 		}
 	}

@@ -1,6 +1,7 @@
 package doctor
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 
@@ -12,20 +13,13 @@ import (
 // classification (internal/verdict): the doctor keeps no reply kinds of its
 // own.
 type reading struct {
-	// answered: the licence server itself answered, with a success or a
-	// refusal (an *APIError).
-	answered bool
-	// fault: the request failed on this machine (verdict.ClientFault).
-	fault bool
-	// credentials: the server answered but did not authenticate this
-	// client (license.ErrCredentialsRejected): a configuration fault.
-	credentials bool
-	// why is the SDK's Detail of an unreachable outcome; DetailNone when
-	// there is none (no *license.Error, or no finer reason).
-	why     verdict.Detail
-	status  int    // HTTP status, 0 when none arrived
-	message string // the server's refusal text, already redacted by the SDK
-	detail  string // one phrase for a finding
+	answered    bool           // the licence server answered: a success or an *APIError
+	fault       bool           // the request failed on this machine (verdict.ClientFault)
+	credentials bool           // license.ErrCredentialsRejected: a configuration fault
+	why         verdict.Detail // the *license.Error's Detail; DetailNone without one
+	status      int            // HTTP status, 0 when none arrived
+	message     string         // the server's refusal text, already redacted by the SDK
+	detail      string         // one phrase for a finding
 }
 
 // gateway reports whether a proxy or gateway answered in the server's place.
@@ -41,20 +35,17 @@ func classify(err error) reading {
 	if err == nil {
 		return reading{answered: true, detail: "the server accepted the request"}
 	}
-	var api *license.APIError
-	if errors.As(err, &api) {
+	if api, ok := errors.AsType[*license.APIError](err); ok {
 		return reading{answered: true, status: api.Status, message: api.Message,
 			detail: "the licence server refused: " + api.Message}
 	}
 	r := reading{detail: errText(err)}
-	var ve *license.Error
-	if !errors.As(err, &ve) {
+	ve, ok := errors.AsType[*license.Error](err)
+	if !ok {
 		return r
 	}
 	r.status, r.why = ve.Status, ve.Detail
-	if ve.Reason != "" {
-		r.detail = ve.Reason
-	}
+	r.detail = cmp.Or(ve.Reason, r.detail)
 	switch {
 	case ve.Category == verdict.ClientFault:
 		r.fault = true

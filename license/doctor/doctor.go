@@ -1,6 +1,7 @@
 package doctor
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/x509"
@@ -8,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"time"
 
 	"github.com/licensekit/licensekit-go/license"
@@ -84,10 +86,8 @@ type Report struct {
 
 // Check returns the check with the given id.
 func (r *Report) Check(id string) (Check, bool) {
-	for _, c := range r.Checks {
-		if c.ID == id {
-			return c, true
-		}
+	if i := slices.IndexFunc(r.Checks, func(c Check) bool { return c.ID == id }); i >= 0 {
+		return r.Checks[i], true
 	}
 	return Check{}, false
 }
@@ -199,19 +199,14 @@ func WithBaseline(b *Bundle) Option { return func(o *options) { o.baseline = b }
 // WithTimeout bounds each network check (default 10 s; the round trip,
 // three calls, three times that). Run's ctx bounds the whole run.
 func WithTimeout(d time.Duration) Option {
-	return func(o *options) {
-		if d > 0 {
-			o.timeout = d
-		}
-	}
+	return func(o *options) { o.timeout = cmp.Or(max(d, 0), o.timeout) } // d <= 0 keeps it
 }
 
 // Run diagnoses a licence client built from cfg on this machine and
 // returns a report with every check, in the order of the Check constants.
 // By default no check has a side effect on the server or takes a seat: the
 // HTTP check sends one extend_session for a token that names no session,
-// and the state check only looks (see license.Client.InspectState). Full
-// adds a real round trip.
+// and the state check only looks. Full adds a real round trip.
 //
 // Run does not stop at a failed check: a check that needs what failed is
 // reported as Skipped with the reason. The error is for Run itself (a nil
@@ -235,13 +230,12 @@ func Run(ctx context.Context, cfg license.Config, opts ...Option) (*Report, erro
 	if o.resolver == nil {
 		o.resolver = net.DefaultResolver.LookupHost
 	}
-	salt := o.salt
-	if len(salt) == 0 {
-		salt = make([]byte, 16)
-		_, _ = rand.Read(salt)
+	if len(o.salt) == 0 {
+		o.salt = make([]byte, 16)
+		_, _ = rand.Read(o.salt)
 	}
 	d := &doctor{o: o, cfg: cfg, idValues: map[string][]string{}}
-	d.rep = &Report{Time: o.clock().UTC(), Server: cleanURL(cfg.ServerURL), Full: o.full, salt: salt,
+	d.rep = &Report{Time: o.clock().UTC(), Server: cleanURL(cfg.ServerURL), Full: o.full, salt: o.salt,
 		identifiers: map[string][]string{}}
 	d.run(ctx)
 	d.scrubReport()

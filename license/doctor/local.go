@@ -17,16 +17,6 @@ import (
 	"github.com/licensekit/licensekit-go/license/internal/diag"
 )
 
-// collectFingerprint reads this machine's fingerprint through the client's
-// source, or the default collector when the configuration is rejected.
-func (d *doctor) collectFingerprint(ctx context.Context) {
-	if d.client != nil {
-		d.fp, d.fpErr = d.diag.Fingerprint(ctx)
-		return
-	}
-	d.fp, d.fpErr = fingerprint.Collect(ctx)
-}
-
 // checkState examines the state directory and every slot in it.
 func (d *doctor) checkState(ctx context.Context) Check {
 	c := Check{ID: CheckState}
@@ -75,7 +65,6 @@ func (d *doctor) checkState(ctx context.Context) Check {
 	return d.judgeSlots(c, insp.Slots)
 }
 
-// judgeSlots judges c from the slots found.
 func (d *doctor) judgeSlots(c Check, slots []diag.SavedState) Check {
 	now := d.o.clock()
 	held, saved := 0, 0
@@ -206,9 +195,8 @@ func probeWritable(dir string) error {
 	if err != nil {
 		return err
 	}
-	name := f.Name()
 	f.Close()
-	return os.Remove(name)
+	return os.Remove(f.Name())
 }
 
 // checkFingerprint reports every component and how well this machine can
@@ -222,18 +210,17 @@ func (d *doctor) checkFingerprint() Check {
 		}
 		return c.judged(Fail, finding, "run the product with access to the machine's hardware facts (see docs/fingerprint)")
 	}
-	fp := d.fp
-	for _, comp := range fp.Components() {
+	for _, comp := range d.fp.Components() {
 		c.Evidence = append(c.Evidence, Fact{comp.Name, d.componentText(comp)})
 	}
-	env := fp.Environment
+	env := d.fp.Environment
 	if env.Container {
 		c.Evidence = append(c.Evidence, Fact{"container", strings.Join(env.ContainerHints, ", ")})
 	}
 	if env.Hypervisor {
 		c.Evidence = append(c.Evidence, Fact{"hypervisor", cmp.Or(env.HypervisorVendor, "vendor unknown")})
 	}
-	strong := fp.StrongCount()
+	strong := d.fp.StrongCount()
 	c.Evidence = append(c.Evidence, Fact{"strong_identifiers", fmt.Sprint(strong)})
 	var changed []string
 	regChanged := false

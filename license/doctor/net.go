@@ -122,26 +122,12 @@ func (d *doctor) connect(ctx context.Context) (net.Conn, string, error) {
 	return conn, "to proxy " + d.proxy.Host, nil
 }
 
-// setProxyFailure records a proxy that failed the TCP or TLS step, for the
-// proxy check.
-func (d *doctor) setProxyFailure(pf *proxyFailure) {
-	c := Check{ID: CheckProxy}
-	if pf.status != 0 {
-		c.Evidence = []Fact{{"status", statusText(pf.status)}}
-		c = c.judged(Fail, gatewayFinding+": the proxy answered CONNECT with "+statusText(pf.status), gatewayFix(pf.status))
-	} else {
-		c = c.judged(Fail, "the proxy "+d.proxy.Host+" does not answer: "+errText(pf.err),
-			"check the proxy settings ("+d.proxySource+") and that the proxy is up")
-	}
-	d.proxyCheck = &c
-}
-
 // checkTCP opens a TCP connection to the server, or to its proxy.
 func (d *doctor) checkTCP(ctx context.Context) Check {
 	switch {
 	case d.target == nil:
 		return skipped(CheckTCP, "the server URL does not parse")
-	case !d.dnsOK && d.proxy == nil:
+	case len(d.addrs) == 0 && d.proxy == nil:
 		return skipped(CheckTCP, "the server name does not resolve")
 	}
 	cctx, cancel := context.WithTimeout(ctx, d.o.timeout)
@@ -153,7 +139,15 @@ func (d *doctor) checkTCP(ctx context.Context) Check {
 	var pf *proxyFailure
 	switch {
 	case errors.As(err, &pf):
-		d.setProxyFailure(pf)
+		pc := Check{ID: CheckProxy}
+		if pf.status != 0 {
+			pc.Evidence = []Fact{{"status", statusText(pf.status)}}
+			pc = pc.judged(Fail, gatewayFinding+": the proxy answered CONNECT with "+statusText(pf.status), gatewayFix(pf.status))
+		} else {
+			pc = pc.judged(Fail, "the proxy "+d.proxy.Host+" does not answer: "+errText(pf.err),
+				"check the proxy settings ("+d.proxySource+") and that the proxy is up")
+		}
+		d.proxyCheck = &pc
 		return c.judged(Skipped, notCheckedProxy, "")
 	case err != nil:
 		c.Evidence = append(c.Evidence, Fact{"error", errText(err)})
@@ -218,6 +212,10 @@ func (d *doctor) judgeChain(certs []*x509.Certificate, version string) Check {
 	now := d.o.clock()
 	leaf := certs[0]
 	issuer := issuerName(leaf)
+	pool, roots := d.roots(), "system roots"
+	if pool != nil {
+		roots = "configured roots (WithRootCAs)"
+	}
 	c.Evidence = []Fact{
 		{"tls_version", version},
 		{"subject", leaf.Subject.CommonName},
@@ -226,12 +224,8 @@ func (d *doctor) judgeChain(certs []*x509.Certificate, version string) Check {
 		{"valid_from", leaf.NotBefore.UTC().Format(time.RFC3339)},
 		{"valid_until", leaf.NotAfter.UTC().Format(time.RFC3339)},
 		{"chain_length", fmt.Sprint(len(certs))},
+		{"verified_against", roots},
 	}
-	pool, roots := d.roots(), "system roots"
-	if pool != nil {
-		roots = "configured roots (WithRootCAs)"
-	}
-	c.Evidence = append(c.Evidence, Fact{"verified_against", roots})
 	for i, cert := range certs {
 		what := "the server's certificate"
 		if i > 0 {
@@ -294,10 +288,8 @@ func (d *doctor) intercepted(certs []*x509.Certificate, issuer string) (bool, st
 		return true, fmt.Sprintf("issued by %s, not by the expected %s", issuer, strings.Join(d.o.issuers, " or "))
 	}
 	lower := strings.ToLower(issuer)
-	for _, m := range inspectors {
-		if strings.Contains(lower, m) {
-			return true, "issued by " + issuer + ", a TLS-inspection product"
-		}
+	if slices.ContainsFunc(inspectors, func(m string) bool { return strings.Contains(lower, m) }) {
+		return true, "issued by " + issuer + ", a TLS-inspection product"
 	}
 	return false, ""
 }
@@ -328,8 +320,5 @@ func certNames(c *x509.Certificate) string {
 	if len(names) == 0 && c.Subject.CommonName != "" {
 		names = []string{c.Subject.CommonName}
 	}
-	if len(names) == 0 {
-		return "no name"
-	}
-	return strings.Join(limit(names, 4), ", ")
+	return joinOr(limit(names, 4), "no name")
 }

@@ -32,8 +32,7 @@ type doctor struct {
 	target *url.URL    // the parsed ServerURL, nil when it does not parse
 	host   string
 	port   string
-	addrs  []string // the server host's addresses, from the resolver
-	dnsOK  bool
+	addrs  []string // the server host's addresses, from the resolver; none when it did not resolve
 
 	proxy       *url.URL // the proxy selected for the server, nil for none
 	proxySource string
@@ -68,7 +67,11 @@ func (d *doctor) run(ctx context.Context) {
 	d.set(d.checkHTTP(ctx))
 	d.set(d.checkProxy())
 	d.set(d.checkClock())
-	d.collectFingerprint(ctx)
+	if d.client != nil { // the fingerprint the client's source gives, as the product sees it
+		d.fp, d.fpErr = d.diag.Fingerprint(ctx)
+	} else {
+		d.fp, d.fpErr = fingerprint.Collect(ctx)
+	}
 	d.set(d.checkState(ctx))
 	d.set(d.checkFingerprint())
 	d.set(d.checkLicense(ctx))
@@ -79,11 +82,7 @@ func (d *doctor) run(ctx context.Context) {
 		cancel()
 	}
 	for _, id := range checkOrder {
-		c, ok := d.checks[id]
-		if !ok {
-			c = skipped(id, "not run")
-		}
-		d.rep.Checks = append(d.rep.Checks, c)
+		d.rep.Checks = append(d.rep.Checks, d.checks[id]) // every check above sets its id
 	}
 }
 
@@ -133,13 +132,10 @@ func (d *doctor) clientOptions() []license.Option {
 // configProblems lists the problems in a license.New error, one each.
 func configProblems(err error) []string {
 	var out []string
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
+	if j, ok := err.(interface{ Unwrap() []error }); ok { // every error of license.New
 		for _, e := range j.Unwrap() {
 			out = append(out, strings.TrimPrefix(e.Error(), "license: "))
 		}
-	}
-	if len(out) == 0 {
-		out = []string{strings.TrimPrefix(err.Error(), "license: invalid config: ")}
 	}
 	return out
 }
@@ -157,11 +153,7 @@ func configFacts(cfg license.Config) []Fact {
 }
 
 func isLoopback(host string) bool {
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
+	return host == "localhost" || net.ParseIP(host).IsLoopback() // a nil IP is not loopback
 }
 
 // checkDNS resolves the server's host through the resolver.
@@ -171,7 +163,7 @@ func (d *doctor) checkDNS(ctx context.Context) Check {
 	}
 	c := Check{ID: CheckDNS, Evidence: []Fact{{"host", d.host}}}
 	if ip := net.ParseIP(d.host); ip != nil {
-		d.addrs, d.dnsOK = []string{d.host}, true
+		d.addrs = []string{d.host}
 		return c.judged(OK, d.host+" is an IP address; no lookup needed", "")
 	}
 	rctx, cancel := context.WithTimeout(ctx, d.o.timeout)
@@ -179,21 +171,19 @@ func (d *doctor) checkDNS(ctx context.Context) Check {
 	addrs, err := d.o.resolver(rctx, d.host)
 	cancel()
 	c.Evidence = append(c.Evidence, Fact{"lookup_time", roundDur(time.Since(start))})
-	if (err != nil || len(addrs) == 0) && d.proxy != nil {
-		// The proxy resolves the server's name, not this machine: on a
-		// network that allows only a proxy the name need not resolve here.
-		if err != nil {
-			c.Evidence = append(c.Evidence, Fact{"error", errText(err)})
-		}
-		return c.judged(OK, fmt.Sprintf("%s does not resolve here, which does not matter: requests go through the proxy %s, which resolves it", d.host, d.proxy.Host), "")
-	}
 	if err != nil || len(addrs) == 0 {
-		err = cmp.Or(err, errors.New("no addresses"))
-		c.Evidence = append(c.Evidence, Fact{"error", errText(err)})
+		if err != nil || d.proxy == nil {
+			c.Evidence = append(c.Evidence, Fact{"error", errText(cmp.Or(err, errors.New("no addresses")))})
+		}
+		if d.proxy != nil {
+			// The proxy resolves the server's name, not this machine: on a
+			// network that allows only a proxy the name need not resolve here.
+			return c.judged(OK, fmt.Sprintf("%s does not resolve here, which does not matter: requests go through the proxy %s, which resolves it", d.host, d.proxy.Host), "")
+		}
 		return c.judged(Fail, fmt.Sprintf("the server name %s does not resolve", d.host),
 			"check the server URL for typos, and this machine's DNS settings (or hosts file); on a network that allows only a proxy, set HTTPS_PROXY")
 	}
-	d.addrs, d.dnsOK = addrs, true
+	d.addrs = addrs
 	return c.judged(OK, fmt.Sprintf("%s resolves to %s", d.host, strings.Join(limit(addrs, 4), ", ")), "")
 }
 
@@ -219,9 +209,8 @@ func (d *doctor) selectProxy() {
 	if pick == nil {
 		return
 	}
-	p, err := pick(req)
-	if err == nil && p != nil {
-		d.proxy = p
+	if p, err := pick(req); err == nil {
+		d.proxy = p // nil for none
 	}
 }
 
@@ -239,7 +228,10 @@ func (d *doctor) checkProxy() Check {
 		}
 		return c.judged(OK, "no proxy: the client connects to the server directly", "")
 	}
-	c.Evidence = append(c.Evidence, proxyFacts(d.proxy)...)
+	c.Evidence = append(c.Evidence, Fact{"proxy", d.proxy.Scheme + "://" + d.proxy.Host}) // never its credentials
+	if d.proxy.User != nil {
+		c.Evidence = append(c.Evidence, Fact{"proxy_credentials", "set (not shown)"})
+	}
 	switch {
 	case d.proxyCheck != nil:
 		pc := *d.proxyCheck
@@ -264,21 +256,12 @@ func (d *doctor) checkProxy() Check {
 	return c.judged(OK, "proxy "+d.proxy.Host+" answers", "")
 }
 
-// proxyFacts describes a proxy URL without its credentials.
-func proxyFacts(p *url.URL) []Fact {
-	f := []Fact{{"proxy", p.Scheme + "://" + p.Host}}
-	if p.User != nil {
-		f = append(f, Fact{"proxy_credentials", "set (not shown)"})
-	}
-	return f
-}
-
 // checkHTTP sends the harmless probe and reads the SDK's verdict on it.
 func (d *doctor) checkHTTP(ctx context.Context) Check {
 	switch {
 	case d.client == nil:
 		return skipped(CheckHTTP, "the configuration is rejected; fix it first")
-	case !d.dnsOK && d.proxy == nil:
+	case len(d.addrs) == 0 && d.proxy == nil:
 		return skipped(CheckHTTP, "the server name does not resolve")
 	case d.proxyCheck != nil:
 		return skipped(CheckHTTP, notCheckedProxy)
@@ -407,11 +390,10 @@ func roundDur(d time.Duration) string {
 	return d.Round(time.Microsecond).String()
 }
 
+// statusText is "407 Proxy Authentication Required", or "599" for a status
+// without a text.
 func statusText(status int) string {
-	if t := http.StatusText(status); t != "" {
-		return fmt.Sprintf("%d %s", status, t)
-	}
-	return fmt.Sprint(status)
+	return strings.TrimSpace(fmt.Sprintf("%d %s", status, http.StatusText(status)))
 }
 
 // errText is an error's text for evidence, without repeated prefixes.
