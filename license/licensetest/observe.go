@@ -26,6 +26,7 @@ type Request struct {
 	// Status is the HTTP status the server answered, or would have answered
 	// for FaultDrop.
 	Status int
+	// Sealed reports whether the reply was sealed.
 	Sealed bool
 	// Fault is the queued fault the request met, or zero.
 	Fault FaultKind
