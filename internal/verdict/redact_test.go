@@ -260,3 +260,18 @@ func TestRedactorLiveWindow(t *testing.T) {
 	}
 	assert.Equal(t, "first-QWERTYUIOPLKJH", r.Redact("first-QWERTYUIOPLKJH"), "old values drop out")
 }
+
+// A reply that echoes a secret thousands of times is redacted in one copy
+// of the text, not one copy per echo (which would be quadratic in its
+// length).
+func TestRedactorManyEchoes(t *testing.T) {
+	const secret, echoes = "sk-live-0123456789abcdef", 2000
+	r := verdict.NewRedactor(secret)
+	// Upper-cased, so that only the run windows find it, not the exact form.
+	text := strings.Repeat(strings.ToUpper(secret)+" ", echoes)
+	want := strings.Repeat(verdict.Redacted+" ", echoes)
+	assert.Equal(t, want, r.Redact(text))
+	allocs := testing.AllocsPerRun(5, func() { r.Redact(text) })
+	t.Logf("%.0f allocations for %d echoes", allocs, echoes)
+	assert.Less(t, allocs, float64(echoes/20), "the text is copied once per echo")
+}
