@@ -51,6 +51,7 @@ import (
 	"time"
 
 	"github.com/licensekit/licensekit-go/envelope"
+	"github.com/licensekit/licensekit-go/examples/internal/httpstop"
 	"github.com/licensekit/licensekit-go/license/licensetest"
 	"github.com/licensekit/licensekit-go/license/licensetest/admin"
 )
@@ -389,6 +390,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	in.AdminURL = adminBase + admin.Path
 	adminSrv := &http.Server{Handler: adm, ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelDebug)}
 	licensetest.DefaultTimeouts().Apply(adminSrv)
+	httpstop.CloseUnused(adminSrv) // a browser's preconnect does not hold the stop
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- adminSrv.Serve(adminLn) }()
 	defer func() {

@@ -8,7 +8,9 @@ import (
 	"errors"
 	"flag"
 	"io"
+	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -108,26 +110,36 @@ func (w lineWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// startRun runs the command with -json until stop is called, and returns
+// the information it printed; stop returns run's result.
+func startRun(t *testing.T, args ...string) (in info, stop func() error) {
+	t.Helper()
+	out := lineWriter{make(chan []byte, 8)}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, append([]string{"-json"}, args...), out, io.Discard) }()
+	stop = func() error {
+		cancel()
+		return <-done
+	}
+	select {
+	case b := <-out.ch:
+		require.NoError(t, json.Unmarshal(b, &in))
+	case err := <-done:
+		cancel()
+		t.Fatalf("run ended early: %v", err)
+	}
+	return in, stop
+}
+
 func TestRun(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	keyFile := filepath.Join(dir, "server.key")
 	certFile := filepath.Join(dir, "cert.pem")
-	out := lineWriter{make(chan []byte, 1)}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- run(ctx, []string{"-listen", "127.0.0.1:0", "-admin", "127.0.0.1:0", "-json", "-tls",
-			"-cert-out", certFile, "-key-file", keyFile, "-sealed", "-admin-token", "tok-123",
-			"-license", "product=app,key=K,seats=1,session=1m,grace=1h,features=pro"}, out, io.Discard)
-	}()
-	var in info
-	select {
-	case b := <-out.ch:
-		require.NoError(t, json.Unmarshal(b, &in))
-	case err := <-done:
-		t.Fatalf("run ended early: %v", err)
-	}
+	in, stop := startRun(t, "-listen", "127.0.0.1:0", "-admin", "127.0.0.1:0", "-tls",
+		"-cert-out", certFile, "-key-file", keyFile, "-sealed", "-admin-token", "tok-123",
+		"-license", "product=app,key=K,seats=1,session=1m,grace=1h,features=pro")
 	assert.True(t, strings.HasPrefix(in.URL, "https://127.0.0.1:"))
 	assert.Equal(t, "required", in.SealedReplies)
 	assert.Contains(t, in.TLSCertificate, "BEGIN CERTIFICATE")
@@ -177,8 +189,7 @@ func TestRun(t *testing.T) {
 	assert.True(t, st.Down)
 	assert.Equal(t, []admin.LicenseInfo{{ProductGUID: "app", Key: "K", Seats: 1, Session: "1m0s", Grace: "1h0m0s", State: "active", Features: "pro"}}, st.Licenses)
 
-	cancel()
-	require.NoError(t, <-done)
+	require.NoError(t, stop())
 	http.DefaultClient.CloseIdleConnections()
 
 	// A second run reuses the key file and exits by itself with -for.
@@ -197,14 +208,7 @@ func TestRunScenario(t *testing.T) {
 	t.Parallel()
 	file := filepath.Join(t.TempDir(), "s.txt")
 	require.NoError(t, os.WriteFile(file, []byte("at 0s license product=app key=K\nat 0s down 503 for=50ms\n"), 0o600))
-	out := lineWriter{make(chan []byte, 1)}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- run(ctx, []string{"-listen", "127.0.0.1:0", "-admin", "127.0.0.1:0", "-json", "-scenario", file}, out, io.Discard)
-	}()
-	var in info
-	require.NoError(t, json.Unmarshal(<-out.ch, &in))
+	in, stop := startRun(t, "-listen", "127.0.0.1:0", "-admin", "127.0.0.1:0", "-scenario", file)
 	state := func() (bool, *admin.ScenarioProgress) {
 		req, _ := http.NewRequest(http.MethodGet, in.AdminURL+"state", nil)
 		req.Header.Set("Authorization", "Bearer "+in.AdminToken)
@@ -225,8 +229,7 @@ func TestRunScenario(t *testing.T) {
 	_, sc := state()
 	assert.Equal(t, file, sc.Name)
 	assert.Empty(t, sc.Error)
-	cancel()
-	require.NoError(t, <-done)
+	require.NoError(t, stop())
 	http.DefaultClient.CloseIdleConnections()
 
 	bad := filepath.Join(t.TempDir(), "bad.txt")
@@ -268,4 +271,33 @@ func TestAdminTokenFromEnvironment(t *testing.T) {
 	o, err = parseFlags(nil, io.Discard)
 	require.NoError(t, err)
 	assert.Empty(t, o.adminToken, "random at start-up")
+}
+
+// TestStopsWithAnUnusedAdminConnection: a connection to the admin listener
+// that never sends a request (a browser's preconnect to the console) is
+// closed as soon as the server stops; net/http alone would keep it until it
+// is 5 s old and hold the stop that long.
+func TestStopsWithAnUnusedAdminConnection(t *testing.T) {
+	t.Parallel()
+	in, stop := startRun(t, "-listen", "127.0.0.1:0", "-admin", "127.0.0.1:0")
+	u, err := url.Parse(in.AdminURL)
+	require.NoError(t, err)
+	conn, err := net.Dial("tcp", u.Host)
+	require.NoError(t, err)
+	defer conn.Close()
+	// A request on a second connection is answered only after the server
+	// accepted the first one (one accept loop, in order).
+	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	resp, err := client.Get(in.AdminURL + "state")
+	require.NoError(t, err)
+	resp.Body.Close()
+
+	stopped := make(chan error, 1)
+	go func() { stopped <- stop() }()
+	require.NoError(t, conn.SetReadDeadline(time.Now().Add(3*time.Second)))
+	_, err = conn.Read(make([]byte, 1))
+	var ne net.Error
+	require.Error(t, err)
+	assert.False(t, errors.As(err, &ne) && ne.Timeout(), "the unused connection stayed open after the stop: %v", err)
+	require.NoError(t, <-stopped)
 }

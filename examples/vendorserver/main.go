@@ -32,11 +32,11 @@ import (
 	"os/signal"
 	"sort"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
 	"github.com/licensekit/licensekit-go/envelope"
+	"github.com/licensekit/licensekit-go/examples/internal/httpstop"
 	"github.com/licensekit/licensekit-go/examples/internal/vendorfiles"
 )
 
@@ -160,7 +160,6 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	conns := &unusedConns{m: map[net.Conn]bool{}}
 	servers := []*http.Server{{Handler: srv, ReadHeaderTimeout: 10 * time.Second}}
 	listeners := []net.Listener{ln}
 	fmt.Fprintf(stdout, "licence server for API v2 at http://%s/api/v2\n", ln.Addr())
@@ -189,8 +188,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		defer cancel()
 	}
 	for _, s := range servers {
-		s.ConnState = conns.track
-		s.RegisterOnShutdown(conns.closeAll)
+		httpstop.CloseUnused(s)
 	}
 	served := make(chan error, len(servers))
 	for i := range servers {
@@ -204,7 +202,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	case <-ctx.Done():
 	}
 	// Requests in flight get 10 s to finish; connections that never sent a
-	// request are closed at once (unusedConns).
+	// request are closed at once (httpstop).
 	shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	for _, s := range servers {
@@ -220,33 +218,4 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintln(stdout, "stopped")
 	return nil
-}
-
-// unusedConns tracks the connections that have not sent a request yet (a
-// client's spare dial, a browser's preconnect, a port scan), so that a stop
-// closes them at once: net/http's Shutdown waits until such a connection
-// is more than 5 s old, which would hold every stop that long and end it in
-// an error.
-type unusedConns struct {
-	mu sync.Mutex
-	m  map[net.Conn]bool
-}
-
-func (u *unusedConns) track(c net.Conn, s http.ConnState) {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	if s == http.StateNew {
-		u.m[c] = true
-	} else {
-		delete(u.m, c)
-	}
-}
-
-// closeAll runs when Shutdown has closed the listeners.
-func (u *unusedConns) closeAll() {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	for c := range u.m {
-		_ = c.Close()
-	}
 }

@@ -239,9 +239,9 @@ func TestKeyRotation(t *testing.T) {
 }
 
 // TestStopsWithAnUnusedConnection: a connection that never sends a request
-// (a client's spare dial, a port scan) does not turn a stop into an error.
+// (a client's spare dial, a port scan) is closed at once by a stop.
 // net/http's Shutdown closes such a connection only once it is more than
-// 5 s old, so the stop must wait longer than that.
+// 5 s old, which would hold every stop that long.
 func TestStopsWithAnUnusedConnection(t *testing.T) {
 	priv, _ := newKey(t, envelope.KEMX25519)
 	dir := t.TempDir()
@@ -265,8 +265,20 @@ func TestStopsWithAnUnusedConnection(t *testing.T) {
 	conn, err := net.Dial("tcp", addr)
 	require.NoError(t, err)
 	defer conn.Close()
+	// A request on a second connection is answered only after the server
+	// accepted the first one (one accept loop, in order).
+	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	resp, err := client.Get("http://" + addr + "/")
+	require.NoError(t, err)
+	resp.Body.Close()
 
 	cancel()
+	// Closed at the stop, not when it is 5 s old.
+	require.NoError(t, conn.SetReadDeadline(time.Now().Add(3*time.Second)))
+	_, err = conn.Read(make([]byte, 1))
+	var ne net.Error
+	require.Error(t, err)
+	assert.False(t, errors.As(err, &ne) && ne.Timeout(), "the unused connection stayed open after the stop: %v", err)
 	require.NoError(t, <-done, errOut.String())
 	assert.Contains(t, out.String(), "stopped")
 }
