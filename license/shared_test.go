@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -845,4 +846,51 @@ func TestTwoProcessesShareStateDir(t *testing.T) {
 	assert.Equal(t, ends+1, srv.Count(wire.End), "the orphan was ended")
 	assert.Equal(t, 1, srv.SeatsInUse(testProduct, testLicense))
 	require.NoError(t, c.Close(context.Background()))
+}
+
+// TestSharedReloadKeepsTheNewerWord: a follower refuses a shared state with
+// a lower generation than one it has seen (a copy restored under running
+// processes), but not when that state carries newer news: a later send (a
+// renewer that started its state afresh) or a newer refusal. Otherwise a
+// follower would keep an old session while the licence moved on, or miss a
+// refusal.
+func TestSharedReloadKeepsTheNewerWord(t *testing.T) {
+	t0 := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	later := &refusalRecord{At: t0.Add(2 * time.Hour), Endpoint: wire.Begin}
+	for _, tc := range []struct {
+		name string
+		p    persisted
+		want bool
+	}{
+		{"restored copy", persisted{Generation: 5, Sent: t0}, false},
+		{"restored copy, older refusal", persisted{Generation: 5, Sent: t0, Refusal: &refusalRecord{At: t0.Add(-time.Hour)}}, false},
+		{"renewer started afresh", persisted{Generation: 2, Sent: t0.Add(time.Hour)}, true},
+		{"newer refusal", persisted{Generation: 2, Sent: t0.Add(-time.Hour), Refusal: later}, true},
+		{"newer generation", persisted{Generation: 11, Sent: t0}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sh, err := statefile.JoinShared(context.Background(), t.TempDir(), "s")
+			require.NoError(t, err)
+			defer sh.Release()
+			lead, err := sh.TryLead()
+			require.NoError(t, err)
+			require.True(t, lead)
+			key := make([]byte, 32)
+			blob, err := sealState(key, &tc.p)
+			require.NoError(t, err)
+			require.NoError(t, sh.Write(blob))
+
+			s := &store{shared: sh, keys: [][]byte{key}, log: slog.New(slog.DiscardHandler),
+				rb: &rollbackGuard{seen: 10, sent: t0}}
+			cur := &persisted{Generation: 10, Sent: t0, Refusal: &refusalRecord{At: t0.Add(-time.Hour)}}
+			got := s.reload(true, cur)
+			if !tc.want {
+				assert.Nil(t, got, "a state behind what was seen was taken")
+				return
+			}
+			require.NotNil(t, got, "a state with newer news was refused")
+			assert.Equal(t, tc.p.Generation, got.Generation)
+			assert.Equal(t, uint64(max(10, tc.p.Generation)), s.rb.seen)
+		})
+	}
 }

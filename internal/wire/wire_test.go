@@ -227,6 +227,8 @@ func TestParseTimestamp(t *testing.T) {
 		{"-5", time.Time{}},
 		{"1e300", time.Time{}},
 		{"NaN", time.Time{}},
+		{"Inf", time.Time{}},
+		{"-Inf", time.Time{}},
 	}
 	for _, tc := range cases {
 		got := ParseTimestamp(tc.in)
