@@ -894,3 +894,35 @@ func TestSharedReloadKeepsTheNewerWord(t *testing.T) {
 		})
 	}
 }
+
+// TestFollowerNeverWritesTheRecord: in shared mode only the renewer writes,
+// and locks, the anti-rollback record. A follower that took the lock (say,
+// on finding the record missing) would leave the renewer unable to write
+// it, and the renewer's saves would then grant no offline time.
+func TestFollowerNeverWritesTheRecord(t *testing.T) {
+	sh, err := statefile.JoinShared(context.Background(), t.TempDir(), "s")
+	require.NoError(t, err)
+	defer sh.Release()
+	recDir := t.TempDir()
+	s := &store{shared: sh, keys: [][]byte{make([]byte, 32)}, log: slog.New(slog.DiscardHandler),
+		rb: &rollbackGuard{dir: recDir, name: "record"}}
+	p := &persisted{Generation: 3}
+
+	s.writeRecord(p)
+	assert.Nil(t, s.rb.f, "a follower took the record's lock")
+	assert.False(t, p.Unanchored)
+	entries, err := os.ReadDir(recDir)
+	require.NoError(t, err)
+	assert.Empty(t, entries, "a follower wrote the record")
+
+	lead, err := sh.TryLead()
+	require.NoError(t, err)
+	require.True(t, lead)
+	s.writeRecord(p)
+	require.NotNil(t, s.rb.f, "the renewer did not take the record's lock")
+	defer s.releaseSharedRecord()
+	assert.False(t, p.Unanchored)
+	entries, err = os.ReadDir(recDir)
+	require.NoError(t, err)
+	assert.NotEmpty(t, entries, "the renewer did not write the record")
+}
