@@ -142,16 +142,21 @@ func mbSerial(board, product Component) Component {
 	case product.Present():
 		return present(NameMBSerial, product.Value, product.Source, Strong)
 	}
-	// Neither is present, so both carry a Missing: fromString, fromUUID and missing build them.
+	// A component that is not present should carry a Missing; one built
+	// without it (a zero Component) counts as NotPresent rather than panic.
 	pick := board
 	for _, r := range []Reason{NeedsPrivilege, Placeholder} {
-		if board.Missing.Reason == r {
+		if board.Missing != nil && board.Missing.Reason == r {
 			break
 		}
-		if product.Missing.Reason == r {
+		if product.Missing != nil && product.Missing.Reason == r {
 			pick = product
 			break
 		}
 	}
-	return missing(NameMBSerial, pick.Source, Strong, pick.Missing.Reason, pick.Missing.Err)
+	r, err := NotPresent, error(nil)
+	if pick.Missing != nil {
+		r, err = pick.Missing.Reason, pick.Missing.Err
+	}
+	return missing(NameMBSerial, pick.Source, Strong, r, err)
 }

@@ -81,6 +81,7 @@ func TestMBSerial(t *testing.T) {
 		{"privilege beats placeholder", ph(NameBoardSerial, "/b"), priv(NameProductUUID, "/u"), "", "/u", NeedsPrivilege},
 		{"placeholder beats not present", np(NameBoardSerial, "/b"), ph(NameProductUUID, "/u"), "", "/u", Placeholder},
 		{"both absent", np(NameBoardSerial, "/b"), np(NameProductUUID, "/u"), "", "/b", NotPresent},
+		{"zero components, no panic", Component{}, Component{}, "", "", NotPresent},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

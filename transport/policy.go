@@ -28,10 +28,12 @@ const (
 	RetryUnsent
 )
 
+var retryNames = [...]string{RetryIdempotent: "idempotent", RetryUnsent: "unsent"}
+
 // String returns "idempotent", "unsent" or "Retry(n)".
 func (r Retry) String() string {
-	if r == RetryIdempotent || r == RetryUnsent {
-		return [...]string{"idempotent", "unsent"}[r]
+	if r >= 0 && int(r) < len(retryNames) {
+		return retryNames[r]
 	}
 	return "Retry(" + strconv.Itoa(int(r)) + ")"
 }

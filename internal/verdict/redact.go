@@ -357,13 +357,14 @@ func (set *runSet) find(s string, spans *[][2]int) bool {
 	if (found && spans == nil) || (!strings.Contains(s, `\u00`) && !strings.Contains(s, "%")) {
 		return found
 	}
+	if spans == nil { // a yes or no: the scan stops at the first run found
+		return set.scan(s, true, nil)
+	}
 	var decoded [][2]int
 	if !set.scan(s, true, &decoded) {
 		return found
 	}
-	if spans != nil {
-		*spans = mergeSpans(*spans, decoded)
-	}
+	*spans = mergeSpans(*spans, decoded)
 	return true
 }
 
